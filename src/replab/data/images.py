@@ -1,0 +1,50 @@
+"""What every image data set shares once parsed: stratified hold-out splits and the processed layout.
+
+Processed layout (read by every image paper): `train.npz`, `val.npz`, `test.npz` with `x` uint8 (N, 28, 28)
+and `y` int64 (N,), plus `meta.json`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from replab.io import DataError, atomic_dir, read_json, read_npz, write_json, write_npz
+
+SPLITS = ("train", "val", "test")
+
+
+def stratified_holdout(y: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask choosing `per_class` random examples of every class (vectorised: rank within class)."""
+    order = rng.permutation(len(y))
+    ys = y[order]
+    by_class = np.argsort(ys, kind="stable")  # positions grouped by class, shuffled within a class
+    counts = np.bincount(ys)
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    rank = np.empty(len(y), dtype=np.int64)
+    rank[by_class] = np.arange(len(y)) - starts
+    mask = np.zeros(len(y), dtype=bool)
+    mask[order] = rank < per_class
+    return mask
+
+
+def write_image_splits(out_dir: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]], meta: dict) -> None:
+    """Write the processed layout atomically: either the whole directory appears, or nothing changes."""
+    with atomic_dir(out_dir) as tmp:
+        for name, (x, y) in splits.items():
+            write_npz(tmp / f"{name}.npz", x=x.astype(np.uint8), y=y.astype(np.int64))
+        counts = {name: int(len(y)) for name, (_, y) in splits.items()}
+        write_json(tmp / "meta.json", {**meta, "counts": counts})
+
+
+def load_image_splits(data_dir: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
+    """Read a processed image data set: ({split: (x, y)}, meta)."""
+    meta = read_json(data_dir / "meta.json")
+    splits = {}
+    for name in SPLITS:
+        arrays = read_npz(data_dir / f"{name}.npz")
+        if "x" not in arrays or "y" not in arrays or len(arrays["x"]) != len(arrays["y"]):
+            raise DataError(f"{data_dir / name}.npz: expected arrays x and y of equal length")
+        splits[name] = (arrays["x"], arrays["y"])
+    return splits, meta

@@ -1,0 +1,73 @@
+"""Dataset name → how to download and prepare it, and which `data.<name>` params configure it.
+
+Source modules are imported lazily so `replab download mnist5k` never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from replab.params import PARAMS_FILE, ParamError, parse, read_params
+
+RAW_ROOT = Path("data/raw")
+PROCESSED_ROOT = Path("data/processed")
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    kind: str  # "embedded" (offline stand-in) or "real" (pinned download)
+    module: str
+    config: str  # config dataclass name inside `module`
+
+    def load(self):
+        return importlib.import_module(self.module)
+
+    def config_class(self):
+        return getattr(self.load(), self.config)
+
+
+SOURCES = {s.name: s for s in (
+    Source("mnist5k", "embedded", "replab.data.embedded", "Mnist5kConfig"),
+    Source("mnist", "real", "replab.data.mnist", "ImageSourceConfig"),
+    Source("fashion_mnist", "real", "replab.data.mnist", "ImageSourceConfig"),
+)}
+
+
+def get(name: str, where: str = "dataset") -> Source:
+    if name not in SOURCES:
+        raise ParamError(f"{where} = {name!r}: unknown dataset (allowed: {', '.join(SOURCES)})")
+    return SOURCES[name]
+
+
+def load_data_params(name: str, path: str | Path = PARAMS_FILE, params: dict | None = None) -> tuple[Any, int]:
+    """The validated `data.<name>` config and `data.split_seed`."""
+    params = read_params(path) if params is None else params
+    data = params.get("data")
+    if not isinstance(data, dict):
+        raise ParamError(f"{path}: section `data` is missing")
+    split_seed = data.get("split_seed", 0)
+    if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
+        raise ParamError(f"{path}: data.split_seed = {split_seed!r}: must be an integer >= 0")
+    source = get(name, f"{path}: dataset")
+    cfg = parse(source.config_class(), data.get(name) or {}, f"{path}: data.{name}")
+    return cfg, split_seed
+
+
+def download(name: str, progress: bool = True, params_path: str | Path = PARAMS_FILE) -> Path:
+    source = get(name)
+    cfg, _ = load_data_params(name, params_path)
+    raw_dir = RAW_ROOT / name
+    source.load().download(name, cfg, raw_dir, progress=progress)
+    return raw_dir
+
+
+def prepare(name: str, params_path: str | Path = PARAMS_FILE) -> Path:
+    source = get(name)
+    cfg, split_seed = load_data_params(name, params_path)
+    out_dir = PROCESSED_ROOT / name
+    source.load().prepare(name, cfg, RAW_ROOT / name, out_dir, split_seed)
+    return out_dir

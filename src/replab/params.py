@@ -1,0 +1,157 @@
+"""params.yaml → frozen, validated dataclasses.
+
+Each paper module declares its section as a dataclass whose fields carry their limits
+(`param(ge=0)`, `param(choices=...)`). `load_section` checks every key before any work starts and raises
+`ParamError` with one line naming the key path and what is allowed, e.g.
+
+    params.yaml: aae_ssl.lambda_rec = -1.0: must be >= 0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+PARAMS_FILE = "params.yaml"
+T = TypeVar("T")
+
+
+class ParamError(ValueError):
+    """A params.yaml value is missing, of the wrong type, out of range or not an allowed name."""
+
+
+def param(default: Any = dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=None, choices=None,
+          each_choices=None, nonempty: bool = False, doc: str = "") -> Any:
+    """A dataclass field with validation limits (applied to each element for list fields)."""
+    meta = dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices, each_choices=each_choices,
+                nonempty=nonempty, doc=doc)
+    if isinstance(default, list | dict):
+        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def read_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamError(f"{path}: not found (run from the repository root)") from None
+    except yaml.YAMLError as err:
+        raise ParamError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise ParamError(f"{path}: must be a mapping of sections")
+    return data
+
+
+def load_section(cls: type[T], section: str, path: str | Path = PARAMS_FILE,
+                 params: dict[str, Any] | None = None) -> T:
+    """Parse `params[section]` into `cls`, validating every field."""
+    params = read_params(path) if params is None else params
+    if section not in params:
+        raise ParamError(f"{path}: section `{section}` is missing")
+    return parse(cls, params[section], f"{path}: {section}")
+
+
+def parse(cls: type[T], data: Any, where: str) -> T:
+    if not isinstance(data, dict):
+        raise ParamError(f"{where} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ParamError(f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(fields)})")
+    values = {}
+    for name, f in fields.items():
+        key = f"{where}.{name}"
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ParamError(f"{key}: missing (required)")
+            continue
+        values[name] = _convert(hints[name], data[name], key, f.metadata)
+    obj = cls(**values)
+    check = getattr(obj, "check", None)
+    if check is not None:
+        check(where)
+    return obj
+
+
+def _convert(tp: Any, value: Any, key: str, meta: typing.Mapping[str, Any]) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, key, meta)
+    if dataclasses.is_dataclass(tp):
+        return parse(tp, value, key)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ParamError(f"{key} = {value!r}: must be a list")
+        if meta.get("nonempty") and not value:
+            raise ParamError(f"{key}: must list at least one value")
+        elem_meta = dict(meta, choices=meta.get("each_choices") or meta.get("choices"))
+        items = [_convert(args[0], v, f"{key}[{i}]", elem_meta) for i, v in enumerate(value)]
+        if len(set(map(repr, items))) != len(items):
+            raise ParamError(f"{key} = {value!r}: values must be distinct")
+        return items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamError(f"{key} = {value!r}: must be a mapping")
+        return {k: _convert(args[1], v, f"{key}.{k}", {}) for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ParamError(f"{key} = {value!r}: must be true or false")
+    elif tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamError(f"{key} = {value!r}: must be an integer")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ParamError(f"{key} = {value!r}: must be a number")
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ParamError(f"{key} = {value!r}: must be a string")
+    _check_limits(value, key, meta)
+    return value
+
+
+def _check_limits(value: Any, key: str, meta: typing.Mapping[str, Any]) -> None:
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ParamError(f"{key} = {value!r}: not allowed (allowed: {', '.join(map(str, choices))})")
+    for name, ok, text in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
+                           ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<")):
+        bound = meta.get(name)
+        if bound is not None and not ok(value, bound):
+            raise ParamError(f"{key} = {value!r}: must be {text} {bound}")
+
+
+def fail(where: str, message: str) -> typing.NoReturn:
+    """Raise a ParamError for a cross-field check (used by sections' `check` methods)."""
+    raise ParamError(f"{where}.{message}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sections shared by every paper
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    device: str = param("auto", choices=DEVICES, doc="auto picks cuda → mps → cpu")
+    threads: int = param(0, ge=0, doc="torch CPU threads; 0 = all cores")
+    deterministic: bool = param(True, doc="torch deterministic algorithms (same seed → same metrics)")
+    tf32: bool = param(True, doc="allow TF32 matmuls on Ampere+ GPUs")
+    compile: bool = param(False, doc="wrap models in torch.compile (GPU runs)")
+    progress: bool = param(True, doc="tqdm progress bars")
+
+
+def load_runtime(path: str | Path = PARAMS_FILE, params: dict[str, Any] | None = None) -> Runtime:
+    return load_section(Runtime, "runtime", path, params)

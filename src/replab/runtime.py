@@ -1,0 +1,136 @@
+"""Seeding, device choice, threads, determinism and the run metadata stored in every metrics file."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from replab.params import ParamError, Runtime
+
+
+def setup(runtime: Runtime, seed: int):
+    """Seed everything, pick the device, set threads and determinism. Returns the torch.device."""
+    if runtime.deterministic:
+        # cuBLAS needs this before CUDA initialises to give reproducible GEMMs
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    import torch
+
+    device = choose_device(runtime.device)
+    torch.set_num_threads(runtime.threads or os.cpu_count() or 1)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(runtime.deterministic, warn_only=True)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = runtime.tf32
+        torch.backends.cudnn.allow_tf32 = runtime.tf32
+        torch.backends.cudnn.benchmark = not runtime.deterministic
+    return device
+
+
+def choose_device(name: str):
+    """`auto` → cuda, then mps, then cpu. An explicit device that is absent is an error, never a fallback."""
+    import torch
+
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    elif name == "cuda" and not torch.cuda.is_available():
+        raise ParamError("params.yaml: runtime.device = 'cuda': no CUDA device is visible "
+                         "(allowed here: auto, cpu)")
+    elif name == "mps" and not has_mps:
+        raise ParamError("params.yaml: runtime.device = 'mps': MPS is not available (allowed here: auto, cpu)")
+    return torch.device(name)
+
+
+def seeded_generator(seed: int, device=None):
+    """A torch.Generator independent of the global RNG (data subsets, noise) so variants stay comparable."""
+    import torch
+
+    gen = torch.Generator(device=device if device is not None else "cpu")
+    gen.manual_seed(seed)
+    return gen
+
+
+@dataclass
+class RunClock:
+    """Measures wall time and throughput of a training run for the `run` block of metrics files."""
+
+    samples: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, n: int) -> None:
+        self.samples += n
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def run_metadata(device, seed: int, data_source: str, clock: RunClock | None = None) -> dict:
+    """Everything needed to compare runs across machines side by side in `dvc exp show`."""
+    import torch
+
+    if device.type == "cuda":
+        device_name = torch.cuda.get_device_name(device)
+    elif device.type == "mps":
+        device_name = "Apple MPS"
+    else:
+        device_name = platform.processor() or platform.machine()
+    meta = {
+        "device": device.type,
+        "device_name": device_name,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "seed": seed,
+        "data_source": data_source,
+    }
+    if clock is not None:
+        meta["seconds"] = round(clock.seconds, 3)
+        meta["samples_per_s"] = round(clock.samples / max(clock.seconds, 1e-9), 1)
+    return meta
+
+
+def open_live(live_dir, resume: bool = False):
+    """DVCLive for per-step training curves; dvc.yaml is hand-written, and inside `dvc repro`/`exp run`
+    the pipeline (not DVCLive) records the experiment."""
+    from dvclive import Live
+
+    return Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=resume, report=None)
+
+
+def progress(iterable=None, *, enabled: bool = True, **kwargs):
+    """tqdm on stderr, off when `runtime.progress` is false (CI logs)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, disable=not enabled, dynamic_ncols=True, mininterval=1.0, **kwargs)
+
+
+def save_trained(model_dir, state: dict, record: dict) -> None:
+    """Write model.pt (weights + what is needed to rebuild the model) and train.json as one directory swap."""
+    from replab.io import atomic_dir, write_json, write_torch
+
+    with atomic_dir(model_dir) as tmp:
+        write_torch(tmp / "model.pt", state)
+        write_json(tmp / "train.json", record)
+
+
+def load_trained(model_dir, device) -> tuple[dict, dict]:
+    import torch
+
+    from replab.io import DataError, read_json
+
+    path = model_dir / "model.pt"
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing (run the training stage first: `dvc repro`)") from None
+    except Exception as err:  # torch raises several types for corrupt files
+        raise DataError(f"{path}: unreadable checkpoint ({type(err).__name__}: {err})") from None
+    return state, read_json(model_dir / "train.json")
