@@ -55,7 +55,7 @@ class Variant:
 
     @property
     def plots_dir(self) -> Path:
-        return Path("plots") / self.paper / self.key
+        return Path("plots") / self.paper / "variants" / self.key
 
 
 def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: dict[str, str]) -> Variant:

@@ -15,27 +15,39 @@ from replab.io import DataError, atomic_dir, read_json, read_npz, write_json, wr
 SPLITS = ("train", "val", "test")
 
 
-def stratified_holdout(y: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
-    """Boolean mask choosing `per_class` random examples of every class (vectorised: rank within class)."""
-    order = rng.permutation(len(y))
-    ys = y[order]
-    by_class = np.argsort(ys, kind="stable")  # positions grouped by class, shuffled within a class
-    counts = np.bincount(ys)
-    starts = np.repeat(np.cumsum(counts) - counts, counts)
+def shuffled_class_rank(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """For every example, its rank among the examples of its class in a random order (vectorised)."""
+    _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    perm = rng.permutation(len(y))
+    order = perm[np.argsort(inverse[perm], kind="stable")]  # grouped by class, shuffled within each class
     rank = np.empty(len(y), dtype=np.int64)
-    rank[by_class] = np.arange(len(y)) - starts
-    mask = np.zeros(len(y), dtype=bool)
-    mask[order] = rank < per_class
-    return mask
+    rank[order] = np.arange(len(y)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return rank
 
 
-def write_image_splits(out_dir: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]], meta: dict) -> None:
+def stratified_holdout(y: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask choosing `per_class` random examples of every class."""
+    return shuffled_class_rank(y, rng) < per_class
+
+
+def stratified_split(y: np.ndarray, n_val: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, val_idx), both sorted; each class gives val its share of `n_val` (largest remainder)."""
+    _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    exact = counts * n_val / len(y)
+    quota = np.floor(exact).astype(np.int64)
+    quota[np.argsort(quota - exact, kind="stable")[: n_val - quota.sum()]] += 1
+    take = shuffled_class_rank(y, rng) < quota[inverse]
+    return np.flatnonzero(~take), np.flatnonzero(take)
+
+
+def write_image_splits(out_dir: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]], meta: dict) -> dict:
     """Write the processed layout atomically: either the whole directory appears, or nothing changes."""
     with atomic_dir(out_dir) as tmp:
         for name, (x, y) in splits.items():
             write_npz(tmp / f"{name}.npz", x=x.astype(np.uint8), y=y.astype(np.int64))
-        counts = {name: int(len(y)) for name, (_, y) in splits.items()}
-        write_json(tmp / "meta.json", {**meta, "counts": counts})
+        meta = {**meta, "counts": {name: int(len(y)) for name, (_, y) in splits.items()}}
+        write_json(tmp / "meta.json", meta)
+    return meta
 
 
 def load_image_splits(data_dir: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
