@@ -5,6 +5,7 @@
     replab train    <paper> <key> [axis=value ...]   models/<paper>/<key>/, plots/<paper>/curves/<key>/
     replab evaluate <paper> <key> [axis=value ...]   metrics/<paper>/<key>.json, plots/<paper>/<key>/
     replab report                             metrics/<paper>.json, plots/report.md, summary figures
+    replab compose [override ...]             params.yaml from conf/ (e.g. profile=paper)
     replab check                              validate every params section
     replab bench [paper ...]                  training-step throughput
 
@@ -91,6 +92,16 @@ def _variant_command(args, evaluate: bool) -> None:
     (module.evaluate if evaluate else module.train)(cfg, runtime, variant)
 
 
+def _compose(args) -> None:
+    from dvc.utils.hydra import compose_and_dump
+
+    from replab.io import atomic_path
+
+    with atomic_path(PARAMS_FILE, suffix=".yaml") as tmp:
+        compose_and_dump(tmp, str(Path("conf").resolve()), None, "config", "", args.overrides)
+    _check(args)
+
+
 def _check(_args) -> None:
     from replab.data import registry
     from replab.params import load_runtime, load_section, read_params
@@ -111,11 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("download", help="fetch (real) or generate (embedded) a data set")
     p.add_argument("dataset")
-    p.set_defaults(run=lambda a: __import__("replab.data.registry").data.registry.download(a.dataset))
+    p.set_defaults(run=lambda a: importlib.import_module("replab.data.registry").download(a.dataset))
 
     p = sub.add_parser("prepare", help="parse raw files into train/val/test arrays")
     p.add_argument("dataset")
-    p.set_defaults(run=lambda a: __import__("replab.data.registry").data.registry.prepare(a.dataset))
+    p.set_defaults(run=lambda a: importlib.import_module("replab.data.registry").prepare(a.dataset))
 
     for name, evaluate in (("train", False), ("evaluate", True)):
         p = sub.add_parser(name, help=f"{name} one variant of a paper (one dvc matrix item)")
@@ -126,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="summaries per paper and plots/report.md")
     p.set_defaults(run=lambda a: importlib.import_module("replab.report").main())
+
+    p = sub.add_parser("compose", help="rewrite params.yaml from conf/ (as `dvc exp run` does), with overrides")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. profile=paper aae_ssl.lambda_rec=5")
+    p.set_defaults(run=_compose)
 
     p = sub.add_parser("check", help="validate params.yaml")
     p.set_defaults(run=_check)

@@ -1,0 +1,74 @@
+"""Params: composition from conf/, profiles, and one-line validation errors naming the key."""
+
+from __future__ import annotations
+
+import yaml
+
+import pytest
+from conftest import REPO, compose
+
+from replab.cli import main, parse_variant
+from replab.papers import aae_ssl
+from replab.params import ParamError, load_runtime, parse
+
+
+def test_committed_params_equal_composition_of_conf():
+    committed = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert committed == compose(), "params.yaml drifted from conf/: run `replab compose`"
+
+
+def test_paper_profile_uses_real_mnist_full_sweep_and_five_seeds():
+    params = compose("profile=paper")
+    assert params["meta"]["profile"] == "paper"
+    assert params["datasets"] == ["mnist"]
+    assert params["aae_ssl"]["dataset"] == "mnist"
+    assert params["aae_ssl"]["n_labeled"] == [100, 600, 1000, 3000]
+    assert params["aae_ssl"]["seeds"] == [0, 1, 2, 3, 4]
+    assert params["aae_ssl"]["hidden"] == 1000 and params["aae_ssl"]["z_dim"] == 50
+
+
+def test_images_override_switches_every_image_paper():
+    params = compose("images=fashion_mnist", "data.fashion_mnist.mirror=/usr/share/datasets/fashion-mnist")
+    assert params["datasets"] == ["fashion_mnist"]
+    assert params["aae_ssl"]["dataset"] == "fashion_mnist"
+    assert params["data"]["fashion_mnist"]["mirror"] == "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.mark.parametrize("profile", ["quick", "paper", "smoke"])
+def test_every_profile_validates(profile):
+    params = compose(f"profile={profile}")
+    parse(aae_ssl.Config, params["aae_ssl"], "aae_ssl")
+    load_runtime(params=params)
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("lambda_rec", -1, "aae_ssl.lambda_rec = -1.0: must be >= 0"),
+    ("models", ["ae", "vae"], "aae_ssl.models[1] = 'vae': not allowed (allowed: ae, aae_z, aae_yz)"),
+    ("dropout", 1.5, "aae_ssl.dropout = 1.5: must be < 1.0"),
+    ("hidden", "big", "aae_ssl.hidden = 'big': must be an integer"),
+    ("n_labeled", [105], "aae_ssl.n_labeled = 105: must be a multiple of 10"),
+    ("lambda_typo", 1, "aae_ssl.lambda_typo: unknown key"),
+])
+def test_bad_values_name_the_key(key, value, message):
+    section = dict(compose()["aae_ssl"], **{key: value})
+    with pytest.raises(ParamError) as err:
+        parse(aae_ssl.Config, section, "aae_ssl")
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_variant_must_be_in_the_sweep():
+    cfg = parse(aae_ssl.Config, compose()["aae_ssl"], "aae_ssl")
+    variant = parse_variant("aae_ssl", "ae-100-0", ["model=ae", "n_labeled=100", "seed=0"], cfg, aae_ssl.AXES)
+    assert variant.axes == {"model": "ae", "n_labeled": 100, "seed": 0}
+    with pytest.raises(ParamError, match=r"aae_ssl.models: variant model='gan' is not in the sweep"):
+        parse_variant("aae_ssl", "k", ["model=gan", "n_labeled=100", "seed=0"], cfg, aae_ssl.AXES)
+
+
+def test_cli_reports_bad_params_in_one_line(in_tmp, capsys):
+    params = compose()
+    params["runtime"]["device"] = "tpu"
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["check"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: params.yaml: runtime.device = 'tpu': not allowed (allowed: auto, cpu, cuda, mps)")
