@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import compose
 
+from conftest import compose
 from replab.papers import aae_ssl
 from replab.params import ParamError, Runtime, parse
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
-import pytest
 from conftest import REPO, compose
-
 from replab.cli import main, parse_variant
 from replab.papers import aae_ssl
 from replab.params import ParamError, load_runtime, parse
