@@ -82,7 +82,9 @@ def test_same_seed_twice_gives_identical_metrics(repo):
 def test_exp_run_with_a_lambda_changes_metrics(repo):
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "baseline results")
-    sh(repo, "dvc", "exp", "run", "-n", "rec1", "-S", "aae_ssl.lambda_rec=1.0")
+    # Hydra recomposes params.yaml from conf/, so the profile is named again (as a user does)
+    sh(repo, "dvc", "exp", "run", "-n", "rec1", "-S", "profile=smoke", "-S", "runtime.progress=false",
+       "-S", "aae_ssl.lambda_rec=1.0")
     shown = json.loads(sh(repo, "dvc", "exp", "show", "--json").stdout)
     metrics = {}
     for commit in shown:

@@ -258,8 +258,8 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
     lambda_reg = 0.0 if model == "ae" else cfg.lambda_reg
     betas = (cfg.beta1, cfg.beta2)
     autoencoder_params = [*encoder.parameters(), *decoder.parameters()]
-    opt_ae = torch.optim.Adam(autoencoder_params, lr=cfg.lr, betas=betas)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=betas) if disc is not None else None
+    opt_ae = torch.optim.Adam(autoencoder_params, lr=cfg.lr, betas=betas, foreach=True)  # fused over tensors
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=betas, foreach=True) if disc is not None else None
 
     gen = rt.seeded_generator(seed)
     labeled_batches = EndlessBatches(len(x_lab), cfg.batch_labeled, gen, device)
@@ -274,20 +274,24 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
         x = torch.cat([xl, xu])  # one pass so BatchNorm sees labeled and unlabeled images together
         encoder.train(), decoder.train()
 
-        # Discriminator step: prior samples vs encoder outputs (encoder fixed).
+        # One encoder pass per iteration (BatchNorm statistics and dropout masks are drawn once).
+        y_logits, z = encoder(x)
+        y_soft = F.softmax(y_logits, 1)
+
+        # Discriminator step: prior samples vs the (detached) encoder outputs.
         if disc is not None:
-            with torch.no_grad():
-                y_logits, z = encoder(x)
             y_prior, z_prior = prior_sample(len(x), z_dim, device)
-            d_loss = discriminator_loss(disc(y_prior, z_prior), disc(F.softmax(y_logits, 1), z))
+            d_loss = discriminator_loss(disc(y_prior, z_prior), disc(y_soft.detach(), z.detach()))
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             nn.utils.clip_grad_norm_(disc.parameters(), cfg.grad_clip)
             opt_d.step()
 
-        # Encoder/decoder step: Eq. 3 on the labeled batch (1, 7, 1) plus the unlabeled batch (0, 7, 1).
-        y_logits, z = encoder(x)
-        x_rec = decoder(F.softmax(y_logits, 1), z)
+        # Encoder/decoder step against the updated D: Eq. 3 on the labeled batch (1, 7, 1) plus the unlabeled
+        # batch (0, 7, 1).
+        x_rec = decoder(y_soft, z)
+        if disc is not None:
+            disc.requires_grad_(False)  # D is a fixed critic here: no weight gradients to compute
         n = len(xl)
         loss_l, terms_l = batch_objective(cfg, cfg.lambda_nll, lambda_reg, xl, y_logits[:n], z[:n], x_rec[:n],
                                           yl, disc)
@@ -296,6 +300,8 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
         (loss_l + loss_u).backward()
         nn.utils.clip_grad_norm_(autoencoder_params, cfg.grad_clip)
         opt_ae.step()
+        if disc is not None:
+            disc.requires_grad_(True)
         clock.add(len(x))
 
         if it % cfg.eval_every == 0 or it == iterations:
