@@ -1,0 +1,348 @@
+"""`replab bench [paper ...] --steps N`: how fast each paper's real training step runs on this machine.
+
+Per paper, on SYNTHETIC data of the paper's real shapes placed on the device (no download needed):
+
+1. training-step throughput of the paper's own training loop (samples/s, ms per step), timed after 3 warm-up
+   steps and before the loop's final evaluation;
+2. FLOPs of one real training step (`torch.utils.flop_counter.FlopCounterMode`), the achieved GFLOP/s and
+   that as a fraction of this process's measured fp32 matmul throughput (square `torch.mm`, best of a few);
+3. batch-fetch overhead: index slices of on-device tensors (`replab.batches.EndlessBatches`, what the papers
+   use) against a `DataLoader(TensorDataset)` loop over CPU tensors with the copy to the device included.
+
+A paper opts in with `bench_setup(cfg, device) -> BenchCase` in its module; cases for papers that do not
+(yet) have one live here in `BUILTIN_CASES`. The training loop of a case must iterate `rt.progress(...)` once
+per step: bench wraps that iterable to time steps and count FLOPs on the real step, nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from replab import runtime as rt
+from replab.batches import EndlessBatches
+from replab.params import Runtime, load_runtime, load_section
+
+WARMUP_STEPS = 3
+FETCH_MIN_BATCHES = 200  # batch-fetch comparison: max(steps, this) batches per method
+MATMUL_REPEATS = 5
+
+
+class NoBenchmark(LookupError):
+    """The paper has no benchmark case (or is not a paper at all)."""
+
+
+@dataclass
+class BenchCase:
+    """What bench needs from a paper: its real training loop on synthetic, on-device data of real shapes."""
+
+    label: str  # what runs, e.g. "aae_yz Nl=100 hidden=256 z=50"
+    samples_per_step: int  # examples consumed by one training step
+    train: Callable[[int, Runtime], Any]  # run the real loop for n steps; iterates rt.progress once per step
+    x: torch.Tensor  # on-device training inputs, for the batch-fetch comparison
+    y: torch.Tensor  # matching labels (or any per-example tensor)
+    batch_size: int  # the batch size the paper's loop draws
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cases
+
+def synthetic_images(n: int, n_classes: int, device, seed: int = 0, dim: int = 784):
+    """`n` flat images in [0, 1] (quantised to /255 like real uint8 pixels) and class-balanced labels."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, dim), generator=gen, dtype=torch.uint8).float().div_(255.0)
+    y = (torch.arange(n) % n_classes)[torch.randperm(n, generator=gen)]
+    return x.to(device), y.to(device)
+
+
+def aae_ssl_case(cfg, device) -> BenchCase:
+    """The full model AAE(y,z) (encoder, decoder and the joint discriminator) at the configured sizes,
+    through `aae_ssl.fit` on a synthetic MNIST-shaped set (3500 train / 500 val, like mnist5k)."""
+    from replab.papers import aae_ssl
+
+    model = "aae_yz" if "aae_yz" in cfg.models else cfg.models[-1]
+    n_labeled = min(cfg.n_labeled)
+    x_train, y_train = synthetic_images(3500, aae_ssl.N_CLASSES, device, seed=0)
+    x_val, y_val = synthetic_images(500, aae_ssl.N_CLASSES, device, seed=1)
+    data = aae_ssl.Images(x={"train": x_train, "val": x_val}, y={"train": y_train, "val": y_val},
+                          source="synthetic", name="bench")
+
+    def train(iterations: int, runtime: Runtime):
+        run_cfg = dataclasses.replace(cfg, iterations=iterations, eval_every=iterations + 1)
+        return aae_ssl.fit(run_cfg, model, cfg.z_dim, n_labeled, iterations, 0, data, device, runtime)
+
+    return BenchCase(label=f"{model} Nl={n_labeled} hidden={cfg.hidden} z={cfg.z_dim}",
+                     samples_per_step=cfg.batch_labeled + cfg.batch_unlabeled, train=train,
+                     x=x_train, y=y_train, batch_size=cfg.batch_unlabeled)
+
+
+BUILTIN_CASES: dict[str, Callable[[Any, Any], BenchCase]] = {"aae_ssl": aae_ssl_case}
+
+
+def find_case(paper: str) -> tuple[Any, Callable[[Any, Any], BenchCase]]:
+    """(paper module, its bench_setup) — the module's own first, then a built-in one."""
+    from replab.cli import PAPERS
+
+    if paper not in PAPERS:
+        raise NoBenchmark(f"no benchmark for {paper} (unknown paper; known: {', '.join(PAPERS)})")
+    module = importlib.import_module(f"replab.papers.{paper}")
+    setup = getattr(module, "bench_setup", None) or BUILTIN_CASES.get(paper)
+    if setup is None:
+        raise NoBenchmark(f"no benchmark for {paper}")
+    return module, setup
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Measurements
+
+def _sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+class StepProbe:
+    """Wraps a training loop's step iterable: counts FLOPs on the last warm-up step, and times the `steps`
+    steps after the warm-up (start of step warmup+1 → start of the extra final step, which holds the loop's
+    end-of-run evaluation and is not timed)."""
+
+    def __init__(self, warmup: int, steps: int, device):
+        self.warmup, self.steps, self.device = warmup, steps, device
+        self.seen = 0  # steps the loop has started
+        self.hooked = False
+        self.flops: int | None = None
+        self.t0 = self.t1 = None
+
+    @property
+    def iterations(self) -> int:
+        return self.warmup + self.steps + 1
+
+    def wrap(self, iterable: Iterable) -> Iterator:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        for i, item in enumerate(iterable):
+            self.seen = i + 1
+            if i == self.warmup:
+                _sync(self.device)
+                self.t0 = time.perf_counter()
+            elif i == self.warmup + self.steps:
+                _sync(self.device)
+                self.t1 = time.perf_counter()
+            if i == self.warmup - 1:  # warmed up by the earlier steps, not itself timed
+                counter = FlopCounterMode(display=False)
+                with counter:
+                    yield item
+                self.flops = counter.get_total_flops()
+            else:
+                yield item
+
+    @contextlib.contextmanager
+    def attached(self):
+        """Route the first `rt.progress(...)` call (the training loop) through `wrap`."""
+        original = rt.progress
+
+        def progress(iterable=None, **kwargs):
+            if self.hooked or iterable is None:  # only the first loop; later bars pass through untouched
+                return original(iterable, **kwargs)
+            self.hooked = True
+            kwargs.setdefault("total", len(iterable) if hasattr(iterable, "__len__") else None)
+            return original(self.wrap(iterable), **kwargs)
+
+        rt.progress = progress
+        try:
+            yield self
+        finally:
+            rt.progress = original
+
+    def seconds(self) -> float:
+        if self.t0 is None or self.t1 is None or self.flops is None:
+            raise RuntimeError(f"bench: the training loop ran {self.seen} of {self.iterations} steps "
+                               "through rt.progress; it must iterate rt.progress(range(iterations))")
+        return self.t1 - self.t0
+
+
+def matmul_gflops(device, repeats: int = MATMUL_REPEATS) -> tuple[int, float]:
+    """(n, best GFLOP/s) of a square fp32 `torch.mm` of size n (1024 on CPU, 4096 on GPU), under the process's
+    current matmul settings (TF32 on CUDA when runtime.tf32 is true)."""
+    n = 4096 if device.type == "cuda" else 1024
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(device)
+    b = torch.randn(n, n, generator=gen).to(device)
+    out = torch.empty(n, n, device=device)
+    torch.mm(a, b, out=out)  # warm-up (kernel selection, thread pool)
+    _sync(device)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return n, 2 * n**3 / best / 1e9
+
+
+def fetch_index(x: torch.Tensor, y: torch.Tensor, batch_size: int, n_batches: int, device) -> float:
+    """µs per batch: `EndlessBatches` index slices of on-device tensors (as the training loops draw them)."""
+    batches = EndlessBatches(len(x), batch_size, rt.seeded_generator(0), device)
+
+    def draw(k: int):
+        for _ in range(k):
+            i = next(batches)
+            batch = x[i], y[i]
+        _sync(device)
+        return batch
+
+    draw(5)
+    start = time.perf_counter()
+    draw(n_batches)
+    return (time.perf_counter() - start) / n_batches * 1e6
+
+
+def fetch_dataloader(x: torch.Tensor, y: torch.Tensor, batch_size: int, n_batches: int, device) -> float:
+    """µs per batch: `DataLoader(TensorDataset(...), shuffle=True)` over CPU tensors, copy to device included."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    loader = DataLoader(TensorDataset(x.cpu(), y.cpu()), batch_size=batch_size, shuffle=True, drop_last=True,
+                        generator=rt.seeded_generator(0))
+
+    def draw(k: int) -> None:
+        done = 0
+        while done < k:
+            for xb, yb in loader:
+                xb, yb = xb.to(device), yb.to(device)
+                done += 1
+                if done == k:
+                    break
+        _sync(device)
+
+    draw(5)
+    start = time.perf_counter()
+    draw(n_batches)
+    return (time.perf_counter() - start) / n_batches * 1e6
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Entry points
+
+def run_bench(paper: str, steps: int) -> dict:
+    """Benchmark one paper (raises NoBenchmark when it has no case). Reads params.yaml in the working dir."""
+    if steps < 1:
+        raise ValueError(f"bench: steps = {steps}: must be >= 1")
+    module, setup = find_case(paper)
+    cfg = load_section(module.Config, paper)
+    runtime = load_runtime()
+    device = rt.setup(runtime, 0)
+
+    phases = rt.progress(total=4, enabled=runtime.progress, desc=f"bench {paper}", leave=False)
+    phases.set_postfix_str("fp32 matmul")
+    mm_size, mm_gflops = matmul_gflops(device)
+    phases.update()
+
+    phases.set_postfix_str("synthetic data")
+    case = setup(cfg, device)
+    phases.update()
+
+    phases.set_postfix_str(f"{steps} training steps")
+    probe = StepProbe(WARMUP_STEPS, steps, device)
+    with probe.attached():
+        case.train(probe.iterations, runtime)
+    seconds = probe.seconds()
+    phases.update()
+
+    n_fetch = max(steps, FETCH_MIN_BATCHES)
+    phases.set_postfix_str(f"batch fetch ×{n_fetch}")
+    index_us = fetch_index(case.x, case.y, case.batch_size, n_fetch, device)
+    loader_us = fetch_dataloader(case.x, case.y, case.batch_size, n_fetch, device)
+    phases.update()
+    phases.close()
+
+    step_s = seconds / steps
+    achieved = probe.flops / step_s / 1e9
+    return {
+        "paper": paper,
+        "case": case.label,
+        "data": "synthetic",
+        "steps": steps,
+        "warmup_steps": WARMUP_STEPS,
+        "samples_per_step": case.samples_per_step,
+        "ms_per_step": step_s * 1e3,
+        "samples_per_s": case.samples_per_step / step_s,
+        "flops_per_step": int(probe.flops),
+        "gflops_per_s": achieved,
+        "matmul_size": mm_size,
+        "matmul_gflops_per_s": mm_gflops,
+        "matmul_repeats": MATMUL_REPEATS,
+        "fraction_of_matmul": achieved / mm_gflops,
+        "fetch_batches": n_fetch,
+        "fetch_batch_size": case.batch_size,
+        "fetch_index_us": index_us,
+        "fetch_dataloader_us": loader_us,
+        "fetch_speedup": loader_us / index_us,
+        "run": {**rt.run_metadata(device, 0, "synthetic"), "tf32": runtime.tf32,
+                "deterministic": runtime.deterministic, "load_avg_1m": _load_average()},
+    }
+
+
+ROWS = (  # (label, format) per result key
+    ("case", "case", "{}"),
+    ("device", None, "{}"),
+    ("steps timed", "steps", "{} (+{warmup_steps} warm-up)"),
+    ("ms / step", "ms_per_step", "{:.2f}"),
+    ("samples / s", "samples_per_s", "{:,.0f}"),
+    ("GFLOP / step", "flops_per_step", None),
+    ("achieved GFLOP/s", "gflops_per_s", "{:,.1f}"),
+    ("fp32 matmul GFLOP/s", "matmul_gflops_per_s", "{:,.1f} (mm {matmul_size}², best of {matmul_repeats})"),
+    ("fraction of matmul", "fraction_of_matmul", "{:.3g}"),
+    ("fetch: index slice µs/batch", "fetch_index_us", "{:.1f}"),
+    ("fetch: DataLoader µs/batch", "fetch_dataloader_us", "{:.1f}"),
+    ("fetch speed-up", "fetch_speedup", "{:.1f}× ({fetch_batches} batches of {fetch_batch_size})"),
+)
+
+
+def _load_average() -> float | None:
+    """1-minute load average: CPU timings are only comparable on an otherwise idle machine (other processes'
+    threads contending with torch's intra-op pool slow small steps by orders of magnitude)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # not on every platform
+        return None
+
+
+def _cell(result: dict, key: str | None, fmt: str | None) -> str:
+    if key is None:
+        run = result["run"]
+        load = "" if run["load_avg_1m"] is None else f", load {run['load_avg_1m']:.1f}/{os.cpu_count()} cores"
+        return f"{run['device']} {run['device_name']}, {run['threads']} threads{load}"
+    if key == "flops_per_step":
+        return f"{result[key] / 1e9:.4f}"
+    return fmt.format(result[key], **result)
+
+
+def format_table(results: list[dict]) -> str:
+    header = ["metric", *(r["paper"] for r in results)]
+    rows = [[label, *(_cell(r, key, fmt) for r in results)] for label, key, fmt in ROWS]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def main(papers: list[str], steps: int) -> list[dict]:
+    """Benchmark each paper in turn; one line for a paper without a benchmark; then one table on stdout."""
+    results = []
+    for paper in papers:
+        try:
+            results.append(run_bench(paper, steps))
+        except NoBenchmark as err:
+            print(err, flush=True)
+    if results:
+        print(format_table(results))
+    return results

@@ -1,0 +1,60 @@
+"""`replab bench`: one short run of aae_ssl on synthetic data against the repository's params.yaml."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from conftest import REPO
+from replab import bench
+from replab import runtime as rt
+
+NUMBERS = ("ms_per_step", "samples_per_s", "flops_per_step", "gflops_per_s", "matmul_gflops_per_s",
+           "fraction_of_matmul", "fetch_index_us", "fetch_dataloader_us", "fetch_speedup")
+
+
+@pytest.fixture
+def in_repo(monkeypatch):
+    """Repository root (its params.yaml), with torch on one CPU thread: on a busy machine (parallel dvc
+    stages, other tests) a 2-thread intra-op pool waits on descheduled threads and a step takes seconds."""
+    monkeypatch.chdir(REPO)
+    setup, threads_before = rt.setup, torch.get_num_threads()
+
+    def one_thread(runtime, seed):
+        device = setup(runtime, seed)
+        torch.set_num_threads(1)
+        return device
+
+    monkeypatch.setattr(rt, "setup", one_thread)
+    yield
+    torch.set_num_threads(threads_before)
+
+
+def test_bench_aae_ssl_reports_throughput_flops_and_fetch(in_repo):
+    result = bench.run_bench("aae_ssl", steps=3)
+    assert result["paper"] == "aae_ssl"
+    assert result["steps"] == 3 and result["warmup_steps"] == bench.WARMUP_STEPS
+    assert result["data"] == "synthetic"
+    for key in NUMBERS:
+        value = result[key]
+        assert isinstance(value, int | float) and math.isfinite(value) and value > 0, (key, value)
+    assert 0 < result["fraction_of_matmul"] <= 1.5
+    # one AAE(y,z) step is ≈1.2 GFLOP at hidden 256 (quick profile); a miscount would be off by far more
+    assert result["flops_per_step"] > 1e8
+    assert result["samples_per_s"] == pytest.approx(result["samples_per_step"] / result["ms_per_step"] * 1e3)
+    assert result["fetch_speedup"] == pytest.approx(result["fetch_dataloader_us"] / result["fetch_index_us"])
+    assert result["run"]["data_source"] == "synthetic"
+
+    table = bench.format_table([result])
+    assert table.splitlines()[0].split() == ["metric", "aae_ssl"]
+    assert "fraction of matmul" in table
+
+
+def test_unknown_or_unsupported_paper_prints_one_line(in_repo, capsys):
+    assert bench.main(["no_such_paper"], 3) == []
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith("no benchmark for no_such_paper")
+    with pytest.raises(bench.NoBenchmark, match="no benchmark for no_such_paper"):
+        bench.run_bench("no_such_paper", 3)
