@@ -134,3 +134,13 @@ def load_trained(model_dir, device) -> tuple[dict, dict]:
     except Exception as err:  # torch raises several types for corrupt files
         raise DataError(f"{path}: unreadable checkpoint ({type(err).__name__}: {err})") from None
     return state, read_json(model_dir / "train.json")
+
+
+def maybe_compile(module, runtime: Runtime):
+    """`runtime.compile: true` → torch.compile (fewer kernel launches: small GPU models are launch-bound).
+    The caller keeps the original module for state_dict()/evaluation."""
+    if module is None or not runtime.compile:
+        return module
+    import torch
+
+    return torch.compile(module)

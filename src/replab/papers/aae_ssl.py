@@ -261,6 +261,8 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
     opt_ae = torch.optim.Adam(autoencoder_params, lr=cfg.lr, betas=betas, foreach=True)  # fused over tensors
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=betas, foreach=True) if disc is not None else None
 
+    # Training calls go through (optionally) compiled wrappers; weights are shared with the originals.
+    enc_step, dec_step, disc_step = (rt.maybe_compile(m, runtime) for m in (encoder, decoder, disc))
     gen = rt.seeded_generator(seed)
     labeled_batches = EndlessBatches(len(x_lab), cfg.batch_labeled, gen, device)
     unlabeled_batches = EndlessBatches(len(x_unl), cfg.batch_unlabeled, gen, device)
@@ -275,13 +277,13 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
         encoder.train(), decoder.train()
 
         # One encoder pass per iteration (BatchNorm statistics and dropout masks are drawn once).
-        y_logits, z = encoder(x)
+        y_logits, z = enc_step(x)
         y_soft = F.softmax(y_logits, 1)
 
         # Discriminator step: prior samples vs the (detached) encoder outputs.
         if disc is not None:
             y_prior, z_prior = prior_sample(len(x), z_dim, device)
-            d_loss = discriminator_loss(disc(y_prior, z_prior), disc(y_soft.detach(), z.detach()))
+            d_loss = discriminator_loss(disc_step(y_prior, z_prior), disc_step(y_soft.detach(), z.detach()))
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             nn.utils.clip_grad_norm_(disc.parameters(), cfg.grad_clip)
@@ -289,13 +291,13 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
 
         # Encoder/decoder step against the updated D: Eq. 3 on the labeled batch (1, 7, 1) plus the unlabeled
         # batch (0, 7, 1).
-        x_rec = decoder(y_soft, z)
+        x_rec = dec_step(y_soft, z)
         if disc is not None:
             disc.requires_grad_(False)  # D is a fixed critic here: no weight gradients to compute
         n = len(xl)
         loss_l, terms_l = batch_objective(cfg, cfg.lambda_nll, lambda_reg, xl, y_logits[:n], z[:n], x_rec[:n],
-                                          yl, disc)
-        loss_u, terms_u = batch_objective(cfg, 0.0, lambda_reg, xu, y_logits[n:], z[n:], x_rec[n:], None, disc)
+                                          yl, disc_step)
+        loss_u, terms_u = batch_objective(cfg, 0.0, lambda_reg, xu, y_logits[n:], z[n:], x_rec[n:], None, disc_step)
         opt_ae.zero_grad(set_to_none=True)
         (loss_l + loss_u).backward()
         nn.utils.clip_grad_norm_(autoencoder_params, cfg.grad_clip)
