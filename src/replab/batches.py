@@ -22,7 +22,8 @@ def images_to_tensor(x: np.ndarray, device: torch.device, flat: bool = True) -> 
 def index_batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device,
                   drop_last: bool = False) -> Iterator[torch.Tensor]:
     """One epoch of shuffled index batches (indices live on `device`)."""
-    perm = torch.randperm(n, generator=generator).to(device)
+    # drawn where the generator lives: a device generator avoids a host→device copy (and sync) per epoch
+    perm = torch.randperm(n, generator=generator, device=generator.device).to(device)
     stop = n - n % batch_size if drop_last and n >= batch_size else n
     for start in range(0, stop, batch_size):
         yield perm[start:start + batch_size]

@@ -263,7 +263,7 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
 
     # Training calls go through (optionally) compiled wrappers; weights are shared with the originals.
     enc_step, dec_step, disc_step = (rt.maybe_compile(m, runtime) for m in (encoder, decoder, disc))
-    gen = rt.seeded_generator(seed)
+    gen = rt.seeded_generator(seed, device)
     labeled_batches = EndlessBatches(len(x_lab), cfg.batch_labeled, gen, device)
     unlabeled_batches = EndlessBatches(len(x_unl), cfg.batch_unlabeled, gen, device)
     clock = rt.RunClock()
