@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -34,3 +38,29 @@ def in_tmp(tmp_path, monkeypatch):
 def _offline_env():
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """(served directory, base URL) of a loopback HTTP server (the stand-in for a dataset host)."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    root = tmp_path / "srv"
+    root.mkdir()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def closed_port_url() -> str:
+    """A loopback URL nobody listens on: what an unreachable dataset host looks like."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"

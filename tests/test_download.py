@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
 import http.server
 import io
-import socket
 import threading
 import time
 
 import pytest
 
+from conftest import QuietHandler, closed_port_url
 from replab import download
 from replab.download import RemoteFile, fetch, offline_hint
 from replab.io import DataError
@@ -29,33 +28,6 @@ def gz(data: bytes, filename: str = "", mtime: int = 0) -> bytes:
     with gzip.GzipFile(filename=filename, mode="wb", fileobj=buf, mtime=mtime) as fh:
         fh.write(data)
     return buf.getvalue()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server(tmp_path, monkeypatch):
-    """(served directory, base URL) of a loopback HTTP server."""
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    root = tmp_path / "srv"
-    root.mkdir()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                            functools.partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
 
 
 @pytest.fixture
@@ -163,7 +135,7 @@ def test_transient_server_errors_are_retried(tmp_path, monkeypatch):
     monkeypatch.setattr(download.time, "sleep", lambda s: None)
     data, statuses = gz(PAYLOAD), [503, 503, 200]
 
-    class Flaky(_QuietHandler):
+    class Flaky(QuietHandler):
         def do_GET(self):
             status = statuses.pop(0)
             self.send_response(status)

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
-import http.server
 import json
-import socket
 import struct
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import closed_port_url
 from replab.data import mnist
 from replab.download import RemoteFile
 from replab.io import DataError
@@ -38,30 +35,12 @@ def tiny_split(n: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
     return x, rng.permutation(np.arange(n) % 10).astype(np.uint8)
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
-
-
 @pytest.fixture
-def served(tmp_path, monkeypatch):
+def served(server, monkeypatch):
     """Serve the four real-format .gz files from loopback and pin both datasets to them."""
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    root = tmp_path / "srv"
-    root.mkdir()
+    root, base = server
     (x_tr, y_tr), (x_te, y_te) = tiny_split(N_TRAIN, 0), tiny_split(N_TEST, 100)
     arrays = dict(zip(mnist.ROLES, (x_tr, y_tr, x_te, y_te)))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                            functools.partial(_QuietHandler, directory=str(root)))
-    base = f"http://127.0.0.1:{httpd.server_address[1]}/"
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
     for name in mnist.SOURCES:
         pins = {}
         for role, real in mnist.SOURCES[name].items():
@@ -69,9 +48,7 @@ def served(tmp_path, monkeypatch):
             (root / real.name).write_bytes(data)
             pins[role] = RemoteFile(real.name, (base + real.name,), hashlib.sha256(data).hexdigest())
         monkeypatch.setitem(mnist.SOURCES, name, pins)
-    yield root, arrays
-    httpd.shutdown()
-    httpd.server_close()
+    return root, arrays
 
 
 def load(out: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
