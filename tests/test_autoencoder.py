@@ -1,0 +1,207 @@
+"""autoencoder (seed 003): the Keras blog models, losses and measures, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from replab.cli import Variant
+from replab.data.images import write_image_splits
+from replab.io import read_json, read_npz
+from replab.papers import autoencoder as ae
+from replab.params import ParamError, Runtime, parse
+
+# ---------------------------------------------------------------------------------------------------------
+# Models
+
+
+@pytest.mark.parametrize("model, code_shape", [("simple", (32,)), ("deep", (32,)), ("conv", (8, 4, 4)),
+                                               ("denoising", (32, 7, 7))])
+def test_models_map_images_to_images(model, code_shape):
+    net = ae.build(model)
+    x = torch.rand(3, 1, 28, 28)
+    assert net(x).shape == (3, 1, 28, 28)
+    assert net(x.reshape(3, 784)).shape == (3, 784)
+    assert net.encode(x).shape == (3, *code_shape)
+
+
+def test_conv_code_is_the_blogs_4x4x8_and_denoising_7x7x32():
+    assert ae.build("conv").encode(torch.rand(1, 784)).numel() == 128
+    assert ae.build("denoising").encode(torch.rand(1, 784)).numel() == 7 * 7 * 32
+    # the 'valid' Conv16 of the decoder maps 16 → 14 before the last upsampling
+    decoder = ae.build("conv").decoder
+    h = torch.rand(1, 8, 4, 4)
+    for layer in decoder:
+        h = layer(h)
+        if isinstance(layer, torch.nn.Conv2d) and layer.padding == (0, 0):
+            assert h.shape[-2:] == (14, 14)
+    assert h.shape == (1, 1, 28, 28)
+
+
+def test_same_max_pooling_rounds_up_like_keras():
+    x = torch.arange(49.0).reshape(1, 1, 7, 7)
+    out = ae.pool()(x)
+    assert out.shape == (1, 1, 4, 4)
+    assert out[0, 0, 3, 3] == 48.0  # the last window holds only the far corner (TF pads the far edge)
+
+
+def test_keras_initialisation():
+    net = ae.build("deep")
+    for layer in net.modules():
+        if isinstance(layer, torch.nn.Linear):
+            assert torch.all(layer.bias == 0)
+            limit = math.sqrt(6.0 / (layer.in_features + layer.out_features))
+            assert layer.weight.abs().max() <= limit
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Losses and measures
+
+
+def test_bce_is_the_per_pixel_mean_of_keras():
+    logits = torch.tensor([[0.0, math.log(3.0)]])  # sigmoid: 0.5, 0.75
+    target = torch.tensor([[1.0, 0.5]])
+    expected = (-math.log(0.5) - (0.5 * math.log(0.75) + 0.5 * math.log(0.25))) / 2  # 0.765068
+    assert ae.bce_loss(logits, target).item() == pytest.approx(expected, abs=1e-6)
+    assert ae.bce_loss(logits, target).item() == pytest.approx(0.765068, abs=1e-6)
+
+
+def test_psnr_by_hand():
+    target = torch.zeros(2, 4)
+    x = torch.tensor([[0.1] * 4, [0.01] * 4])  # MSE 1e-2 → 20 dB, 1e-4 → 40 dB
+    assert ae.psnr(x, target).tolist() == pytest.approx([20.0, 40.0], abs=1e-4)
+    assert ae.psnr(target, target).tolist() == pytest.approx([100.0, 100.0])  # MSE floored at 1e-10
+
+
+def test_noise_is_clipped_seeded_and_scaled():
+    x = torch.rand(5, 784)
+    a = ae.add_noise(x, 0.5, torch.Generator().manual_seed(3))
+    b = ae.add_noise(x, 0.5, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and a.min() >= 0 and a.max() <= 1 and not torch.equal(a, x)
+    assert torch.equal(ae.add_noise(x, 0.0, torch.Generator().manual_seed(3)), x)
+
+
+def test_roc_auc_by_hand():
+    assert ae.roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == pytest.approx(0.75)
+    assert ae.roc_auc(np.array([1.0, 1.0]), np.array([1, 0])) == pytest.approx(0.5)  # a tie counts ½
+    assert ae.roc_auc(np.array([3.0, 2.0, 1.0]), np.array([1, 0, 0])) == 1.0
+    assert math.isnan(ae.roc_auc(np.array([1.0, 2.0]), np.array([0, 0])))
+    # 2 positives × 3 negatives; pairs won: (0.5 > 0.2, 0.2 ≈ 0.2 tie, 0.5 > 0.1, ...)
+    scores, pos = np.array([0.5, 0.2, 0.2, 0.1, 0.6]), np.array([1, 1, 0, 0, 0])
+    wins = sum((p > n) + 0.5 * (p == n) for p in scores[pos == 1] for n in scores[pos == 0])
+    assert ae.roc_auc(scores, pos) == pytest.approx(wins / 6)
+
+
+def test_anomaly_scoring_ranks_the_badly_reconstructed_images_first():
+    target = torch.tensor([[0.0, 1.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
+    logits = torch.tensor([[-9.0, 9.0], [-9.0, 9.0], [-9.0, 9.0], [0.0, 0.0]])  # reconstructs class "0…1"
+    mse = ae.per_image_error(logits, target, "mse")
+    assert mse[0] < 1e-6 and mse[2].item() == pytest.approx(torch.sigmoid(torch.tensor(9.0)).item() ** 2, abs=1e-6)
+    assert mse[3].item() == pytest.approx(0.25)
+    anomalous = np.array([0, 0, 1, 1])
+    for score in ae.SCORES:
+        assert ae.roc_auc(ae.per_image_error(logits, target, score).numpy(), anomalous) == 1.0
+
+
+def test_config_requires_a_full_schedule_per_model():
+    with pytest.raises(ParamError, match="conv.batch_size: missing"):
+        parse(ae.Config, {"conv": {"epochs": 3}}, "params.yaml: autoencoder")
+    with pytest.raises(ParamError, match="models"):
+        parse(ae.Config, {"models": ["vae"]}, "params.yaml: autoencoder")
+    with pytest.raises(ParamError, match="held_out"):
+        parse(ae.Config, {"anomaly": {"held_out": [10]}}, "params.yaml: autoencoder")
+    with pytest.raises(ParamError, match="anomaly.model"):  # anomaly models see clean inputs
+        parse(ae.Config, {"anomaly": {"model": "denoising"}}, "params.yaml: autoencoder")
+    cfg = parse(ae.Config, {"denoising": {"epochs": 2, "batch_size": 8}}, "params.yaml: autoencoder")
+    assert (cfg.denoising.noise_factor, cfg.schedule("conv").batch_size) == (0.5, 128)  # blog defaults
+
+
+def test_bench_case_times_real_training_steps():
+    from replab import bench
+
+    cfg = parse(ae.Config, {}, "test")
+    case = ae.bench_setup(cfg, torch.device("cpu"))
+    assert case.label == "denoising batch=128" and case.samples_per_step == 128
+    probe = bench.StepProbe(warmup=2, steps=2, device=torch.device("cpu"))
+    with probe.attached():
+        case.train(probe.iterations, Runtime(progress=False))
+    assert probe.seen >= probe.iterations and probe.seconds() > 0
+    assert probe.flops > 1e9  # ≈ 3 × 128 images × 2 × 4.5 M multiply-adds of the 32-channel conv model
+
+
+# ---------------------------------------------------------------------------------------------------------
+# End to end on a tiny generated image set
+
+
+def _tiny_images(tmp_path):
+    rng = np.random.default_rng(0)
+    protos = rng.random((10, 28, 28)) < 0.2  # one random stroke pattern per class
+
+    def split(per_class):
+        y = np.repeat(np.arange(10), per_class)
+        x = protos[y] * rng.integers(150, 256, (len(y), 28, 28)) * (rng.random((len(y), 28, 28)) < 0.9)
+        return x.astype(np.uint8), y
+
+    write_image_splits(tmp_path / "data/processed/mnist5k", {"train": split(6), "val": split(2), "test": split(2)},
+                       {"dataset": "mnist5k", "source": "test"})
+
+
+def _run_all(cfg):
+    runtime = Runtime(progress=False, threads=1)
+    variants = [Variant("autoencoder", ae.variant_key(m, s), {"model": m, "seed": s})
+                for m in cfg.models for s in cfg.seeds] + [Variant("autoencoder", ae.ANOMALY, {})]
+    for v in variants:
+        ae.train(cfg, runtime, v)
+        ae.evaluate(cfg, runtime, v)
+    return {v.key: read_json(v.metrics_path) for v in variants}
+
+
+def _without_timing(metrics):
+    out = json.loads(json.dumps(metrics))
+    for m in out.values():
+        m["run"].pop("seconds"), m["run"].pop("samples_per_s")
+    return out
+
+
+def test_train_evaluate_summarize_end_to_end(tmp_path, monkeypatch):
+    _tiny_images(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    one_epoch = {"epochs": 1, "batch_size": 16}
+    cfg = parse(ae.Config, {"dataset": "mnist5k", "seeds": [0], "simple": one_epoch, "deep": one_epoch,
+                            "conv": one_epoch, "denoising": one_epoch,
+                            "anomaly": {"epochs": 1, "batch_size": 16, "held_out": [0, 3]}}, "test")
+    first = _run_all(cfg)
+
+    simple = first["simple-0"]
+    for key in ("test_loss", "test_mse", "test_psnr", "val_loss", "train_loss", "code_size", "run"):
+        assert key in simple
+    assert simple["code_size"] == 32 and first["conv-0"]["code_size"] == 128
+    assert 0 < simple["test_loss"] < 1
+    assert {"psnr_noisy", "psnr_denoised"} <= set(first["denoising-0"])
+    assert "psnr_noisy" not in simple
+    anomaly = first["anomaly"]
+    assert set(anomaly["roc_auc"]) == {"0", "3"} and 0 <= anomaly["roc_auc_mean"] <= 1
+    rec = read_npz(tmp_path / "plots/autoencoder/variants/denoising-0/reconstructions.npz")
+    assert rec["input"].shape == rec["output"].shape == rec["clean"].shape == (10, 28, 28)
+    assert rec["labels"].tolist() == list(range(10))
+    assert (tmp_path / "plots/autoencoder/curves/simple-0/plots/metrics/loss/test.tsv").exists()
+
+    assert _without_timing(_run_all(cfg)) == _without_timing(first)  # same seed → identical metrics
+
+    section = ae.summarize(cfg, {})
+    s = section.summary
+    assert s["test_loss"]["simple"]["blog"] == ae.BLOG_LOSS["simple"]
+    assert s["test_loss"]["simple"]["mean"] == simple["test_loss"]
+    assert s["test_loss"]["denoising"]["blog"] is None
+    assert set(s["anomaly_roc_auc"]) == {"0", "3", "mean"}
+    assert set(s["claims"]) == {"deep_le_simple_loss", "denoised_psnr_gt_noisy", "anomaly_auc_gt_chance"}
+    assert s["psnr"]["denoised"]["mean"] == first["denoising-0"]["psnr_denoised"]
+    assert s["run"]["data_source"] == "mnist5k (test)"
+    assert "not comparable" in s["test_loss"]["simple"]["verdict"]
+    for name in ("reconstructions_simple", "reconstructions_denoising", "anomaly_roc_auc"):
+        assert (tmp_path / f"plots/autoencoder/summary/{name}.png").exists()
+    assert "| ROC-AUC |" in section.markdown
