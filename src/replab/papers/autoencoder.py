@@ -240,18 +240,13 @@ def fixed_noisy(x: torch.Tensor, cfg: Config, split: str) -> torch.Tensor:
 
 
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve = P(score of a positive > score of a negative), ties counted ½
-    (Mann–Whitney U from average ranks; equals sklearn's roc_auc_score)."""
-    scores = np.asarray(scores, dtype=np.float64)
+    """ROC-AUC of `positive` ranked by `scores` (NaN when a split has one class only)."""
+    from sklearn.metrics import roc_auc_score  # lazy: sklearn costs start-up time in every stage
+
     positive = np.asarray(positive, dtype=bool)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
+    if positive.all() or not positive.any():
         return float("nan")
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    group_rank = np.cumsum(counts) - (counts - 1) / 2.0  # average 1-based rank of each tie group
-    ranks = group_rank[inverse]
-    u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0
-    return float(u / (n_pos * n_neg))
+    return float(roc_auc_score(positive, scores))
 
 
 @torch.no_grad()
