@@ -34,6 +34,8 @@ SOURCES = {s.name: s for s in (
     Source("mnist5k", "embedded", "replab.data.embedded", "Mnist5kConfig"),
     Source("mnist", "real", "replab.data.mnist", "ImageSourceConfig"),
     Source("fashion_mnist", "real", "replab.data.mnist", "ImageSourceConfig"),
+    Source("writers", "embedded", "replab.data.writers", "WritersConfig"),
+    Source("emnist_writers", "real", "replab.data.emnist_writers", "EmnistWritersConfig"),
 )}
 
 
