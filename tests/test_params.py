@@ -8,7 +8,7 @@ import yaml
 from conftest import REPO, compose
 from replab.cli import main, parse_variant
 from replab.papers import aae_ssl
-from replab.params import ParamError, load_runtime, parse
+from replab.params import ParamError, parse
 
 
 def test_committed_params_equal_composition_of_conf():
@@ -19,8 +19,9 @@ def test_committed_params_equal_composition_of_conf():
 def test_paper_profile_uses_real_mnist_full_sweep_and_five_seeds():
     params = compose("profile=paper")
     assert params["meta"]["profile"] == "paper"
-    assert params["datasets"] == ["mnist"]
+    assert params["datasets"] == ["mnist", "emnist_writers"]
     assert params["aae_ssl"]["dataset"] == "mnist"
+    assert params["split_vae"]["dataset"] == "emnist_writers"
     assert params["aae_ssl"]["n_labeled"] == [100, 600, 1000, 3000]
     assert params["aae_ssl"]["seeds"] == [0, 1, 2, 3, 4]
     assert params["aae_ssl"]["hidden"] == 1000 and params["aae_ssl"]["z_dim"] == 50
@@ -28,16 +29,15 @@ def test_paper_profile_uses_real_mnist_full_sweep_and_five_seeds():
 
 def test_images_override_switches_every_image_paper():
     params = compose("images=fashion_mnist", "data.fashion_mnist.mirror=/usr/share/datasets/fashion-mnist")
-    assert params["datasets"] == ["fashion_mnist"]
+    assert params["datasets"] == ["fashion_mnist", "writers"]
     assert params["aae_ssl"]["dataset"] == "fashion_mnist"
     assert params["data"]["fashion_mnist"]["mirror"] == "/usr/share/datasets/fashion-mnist"
 
 
 @pytest.mark.parametrize("profile", ["quick", "paper", "smoke"])
-def test_every_profile_validates(profile):
-    params = compose(f"profile={profile}")
-    parse(aae_ssl.Config, params["aae_ssl"], "aae_ssl")
-    load_runtime(params=params)
+def test_every_profile_validates(profile, in_tmp, capsys):
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose(f"profile={profile}")))
+    assert main(["check"]) == 0, capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [

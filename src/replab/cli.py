@@ -25,7 +25,7 @@ from typing import Any
 from replab.io import DataError
 from replab.params import PARAMS_FILE, ParamError
 
-PAPERS = ("aae_ssl", "autoencoder")
+PAPERS = ("aae_ssl", "split_vae", "autoencoder")
 
 
 def paper_module(name: str):

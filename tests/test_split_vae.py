@@ -1,0 +1,258 @@
+"""split_vae (seed 001): loss terms by hand, clustering measures, the writer subset, a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from replab.cli import Variant
+from replab.io import read_json, read_npz
+from replab.papers import split_vae as sv
+from replab.params import ParamError, Runtime, parse
+
+# ---------------------------------------------------------------------------------------------------------
+# Model and loss terms
+
+
+def test_shapes_and_summed_decoder_paths():
+    model = sv.SplitVAE(hidden=7, latent_dim=3)
+    x = torch.rand(5, 784)
+    mu_a, lv_a, mu_b, lv_b = model.encode(x)
+    assert mu_a.shape == lv_a.shape == mu_b.shape == lv_b.shape == (5, 3)
+    assert model.decode(mu_a, mu_b).shape == (5, 784)
+    assert model.classifier(mu_a).shape == (5, 10)
+    # decoder = W_o (tanh(W_A z_A) + tanh(W_B z_B)) + b_o
+    z_a, z_b = torch.randn(2, 3), torch.randn(2, 3)
+    h = torch.tanh(model.dec_a(z_a)) + torch.tanh(model.dec_b(z_b))
+    assert torch.allclose(model.decode(z_a, z_b), model.dec_out(h))
+    # Chainer's initialisation: zero biases
+    assert all(torch.all(m.bias == 0) for m in model.modules() if isinstance(m, torch.nn.Linear))
+
+
+def test_bernoulli_nll_is_the_per_image_sum():
+    logits = torch.tensor([[0.0, math.log(3.0)], [2.0, -1.0]])  # sigmoid: (0.5, 0.75), (0.881, 0.269)
+    x = torch.tensor([[1.0, 0.5], [0.0, 1.0]])
+    first = -math.log(0.5) - (0.5 * math.log(0.75) + 0.5 * math.log(0.25))  # 1.530135
+    p0, p1 = 1 / (1 + math.exp(-2.0)), 1 / (1 + math.exp(1.0))
+    second = -math.log(1 - p0) - math.log(p1)
+    assert sv.bernoulli_nll(logits, x).tolist() == pytest.approx([first, second], abs=1e-5)
+    assert first == pytest.approx(1.530135, abs=1e-6)
+
+
+def test_gaussian_kl_closed_form():
+    mu = torch.tensor([[0.0, 0.0], [1.0, -2.0]])
+    logvar = torch.tensor([[0.0, 0.0], [math.log(4.0), 0.0]])
+    # ½(μ² + σ² − log σ² − 1) per dimension: (0, 0) and (½(1 + 4 − log 4 − 1), ½ · 4)
+    expected = [0.0, 0.5 * (4.0 - math.log(4.0)) + 2.0]
+    assert sv.gaussian_kl(mu, logvar).tolist() == pytest.approx(expected, abs=1e-6)
+
+
+def test_loss_terms_by_hand():
+    """With logσ² → −∞ the sample is μ exactly; then every term is known in closed form."""
+    torch.manual_seed(0)
+    model = sv.SplitVAE(hidden=4, latent_dim=1)
+    with torch.no_grad():
+        model.heads.weight.zero_()
+        model.heads.bias.copy_(torch.tensor([0.5, -60.0, -1.0, -60.0]))  # μ_A, logσ²_A, μ_B, logσ²_B
+        for layer in (model.dec_a, model.dec_b, model.dec_out, model.classifier):
+            layer.weight.zero_(), layer.bias.zero_()
+        model.dec_out.bias.fill_(math.log(3.0))  # every pixel p = 0.75
+        model.classifier.weight.copy_(torch.tensor([[2.0]] + [[0.0]] * 9))  # logit 1 for digit 0, others 0
+    x = torch.zeros(2, 784)
+    x[0, :392] = 1.0
+    y = torch.tensor([0, 3])
+    terms = sv.loss_terms(model, x, y, c1=2.0, c2=39.0625, generator=torch.Generator().manual_seed(1))
+    rec = (392 * -math.log(0.75) + 392 * -math.log(0.25) + 784 * -math.log(0.25)) / 2
+    kl = lambda m: 0.5 * (m * m + math.exp(-60.0) + 60.0 - 1.0)  # noqa: E731
+    log_z = math.log(math.e + 9)
+    ce = ((log_z - 1.0) + log_z) / 2
+    assert terms["rec"].item() == pytest.approx(rec, rel=1e-5)
+    assert terms["kl_a"].item() == pytest.approx(kl(0.5), rel=1e-5)
+    assert terms["kl_b"].item() == pytest.approx(kl(-1.0), rel=1e-5)
+    assert terms["ce"].item() == pytest.approx(ce, rel=1e-5)
+    assert terms["clf"].item() == pytest.approx(39.0625 * ce, rel=1e-5)
+    assert terms["loss"].item() == pytest.approx(rec + 2.0 * (kl(0.5) + kl(-1.0)) + 39.0625 * ce, rel=1e-5)
+    # eval_terms with k samples is the same here (no noise), and its accuracy uses μ_A
+    ev = sv.eval_terms(model, x, y, 2.0, 39.0625, 3, torch.Generator().manual_seed(2))
+    assert ev["loss"] == pytest.approx(terms["loss"].item(), rel=1e-5)
+    assert ev["digit_accuracy"] == 50.0
+
+
+def test_sampling_uses_sigma_and_the_generator():
+    mu, logvar = torch.zeros(20000, 1), torch.full((20000, 1), math.log(4.0))
+    z = sv.sample(mu, logvar, torch.Generator().manual_seed(0))
+    assert z.std().item() == pytest.approx(2.0, rel=0.03)
+    assert torch.equal(z, sv.sample(mu, logvar, torch.Generator().manual_seed(0)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Measures
+
+
+def test_purity_on_a_hand_made_contingency():
+    writers = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    clusters = np.array([0, 0, 1, 1, 1, 1, 2, 2])
+    # cluster 0: {w0: 2} → 2; cluster 1: {w0: 1, w1: 2, w2: 1} → 2; cluster 2: {w2: 2} → 2 ⇒ 6 / 8
+    assert sv.purity(writers, clusters) == pytest.approx(0.75)
+    assert sv.purity(writers, writers) == 1.0
+    assert sv.purity(writers, np.zeros(8, int)) == pytest.approx(3 / 8)
+
+
+def test_ami_max_and_arithmetic_differ():
+    writers = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
+    clusters = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+    scores = sv.clustering_scores(writers, clusters)
+    assert scores["ami_max"] < scores["ami_arithmetic"]  # max(H) ≥ mean(H): the older normaliser is stricter
+    assert scores["ami_max"] != pytest.approx(scores["ami_arithmetic"], abs=1e-3)
+    perfect = sv.clustering_scores(writers, writers)
+    assert perfect == pytest.approx({"purity": 1.0, "ari": 1.0, "ami_max": 1.0, "ami_arithmetic": 1.0})
+
+
+def test_slant_sign_and_size():
+    img = np.zeros((2, 28, 28), np.float32)
+    for r in range(6, 22):
+        img[0, r, 14] = 1.0  # upright bar
+        img[1, r, 20 - (r - 6) // 2] = 1.0  # top to the right: '/'
+    s = sv.slant(torch.from_numpy(img).reshape(2, 784))
+    assert abs(s[0]) < 1e-9 and s[1] == pytest.approx(0.5, abs=0.05)
+
+
+def test_writer_subset_band_seed_and_all():
+    counts = {0: 50, 1: 60, 2: 80, 3: 100, 4: 101, 5: 70, 6: 90}
+    writers = np.repeat(list(counts), list(counts.values()))
+    sub = parse(sv.Exp2Config, {"n_writers": 3}, "t")
+    chosen = sv.writer_subset(writers, sub)
+    assert len(chosen) == 3 and set(chosen) <= {1, 2, 3, 5, 6} and list(chosen) == sorted(chosen)
+    assert np.array_equal(chosen, sv.writer_subset(writers, sub))  # the subset seed fixes it
+    assert list(sv.writer_subset(writers, parse(sv.Exp2Config, {"n_writers": 0}, "t"))) == list(range(7))
+    with pytest.raises(ParamError, match="exp2.n_writers = 6"):
+        sv.writer_subset(writers, parse(sv.Exp2Config, {"n_writers": 6}, "t"), "writers")
+
+
+def test_config_checks():
+    cfg = parse(sv.Config, {}, "t")
+    assert (cfg.hidden, cfg.c1, cfg.c2, cfg.lr, cfg.batch_size) == (500, 1.0, 39.0625, 1e-3, 256)
+    assert (cfg.exp1.latent_dim, cfg.exp2.latent_dim, cfg.exp2.n_writers) == (1, 10, 100)
+    with pytest.raises(ParamError, match="min_train"):
+        parse(sv.Config, {"exp2": {"min_train": 120}}, "params.yaml: split_vae")
+    with pytest.raises(ParamError, match="experiments"):
+        parse(sv.Config, {"experiments": ["exp3"]}, "params.yaml: split_vae")
+    with pytest.raises(ParamError, match="gmm_covariance_pixels"):
+        parse(sv.Config, {"clustering": {"gmm_covariance_pixels": "none"}}, "params.yaml: split_vae")
+
+
+def test_bench_case_times_real_training_steps():
+    from replab import bench
+
+    cfg = parse(sv.Config, {"hidden": 64}, "test")
+    case = sv.bench_setup(cfg, torch.device("cpu"))
+    assert case.samples_per_step == 256 and "d=10" in case.label
+    probe = bench.StepProbe(warmup=1, steps=2, device=torch.device("cpu"))
+    with probe.attached():
+        case.train(probe.iterations, Runtime(progress=False))
+    assert probe.seen >= probe.iterations and probe.seconds() > 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# End to end on a tiny generated writers set
+
+
+def _tiny_writers(root, n_writers=6, per_writer=(14, 4)):
+    """Random digit prototypes; every writer shifts them by its own offset (a learnable writer style)."""
+    rng = np.random.default_rng(0)
+    protos = (rng.random((10, 28, 28)) < 0.15).astype(np.float32)
+    out = root / "data/processed/writers"
+    out.mkdir(parents=True)
+    for split, n in zip(("train", "test"), per_writer):
+        writer = np.repeat(np.arange(n_writers), n)
+        y = rng.integers(0, 10, len(writer))
+        x = np.stack([np.roll(protos[d], w - n_writers // 2, axis=1) for d, w in zip(y, writer)])
+        x = (x * rng.integers(120, 256, x.shape)).astype(np.uint8)
+        np.savez(out / f"{split}.npz", x=x, y=y.astype(np.int64), writer=writer.astype(np.int64))
+    (out / "meta.json").write_text(json.dumps({"source": "test", "n_writers": n_writers}))
+
+
+def _run_all(cfg):
+    runtime = Runtime(progress=False, threads=1)
+    variants = [Variant("split_vae", sv.variant_key(e, s), {"experiment": e, "seed": s})
+                for e in cfg.experiments for s in cfg.seeds]
+    for v in variants:
+        sv.train(cfg, runtime, v)
+        sv.evaluate(cfg, runtime, v)
+    return {v.key: read_json(v.metrics_path) for v in variants}
+
+
+def _without_timing(metrics):
+    out = json.loads(json.dumps(metrics))
+    for m in out.values():
+        m["run"].pop("seconds"), m["run"].pop("samples_per_s")
+    return out
+
+
+def test_train_evaluate_summarize_end_to_end(tmp_path, monkeypatch):
+    _tiny_writers(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    cfg_dict = {
+        "hidden": 16, "batch_size": 16, "exp1": {"epochs": 1}, "exp2": {"epochs": 1, "latent_dim": 3, "n_writers": 0},
+        "grid": {"size": 4}, "clustering": {"kmeans_n_init": 1, "gmm_max_iter": 5},
+        "tsne": {"max_iter": 250}, "probe_max_iter": 50}
+    cfg = parse(sv.Config, cfg_dict, "test")
+    first = _run_all(cfg)
+
+    exp1, exp2 = first["exp1-0"], first["exp2-0"]
+    assert (exp1["n_train"], exp1["n_test"], exp1["n_writers"], exp1["latent_dim"]) == (84, 24, 6, 1)
+    for key in ("digit_accuracy", "test_loss", "test_rec", "test_kl_a", "test_kl_b", "test_clf", "train_loss",
+                "probe_digit_from_a", "probe_digit_from_b", "slant_r2_from_b", "run"):
+        assert key in exp1
+    assert exp1["test_loss"] == pytest.approx(exp1["test_rec"] + exp1["test_kl_a"] + exp1["test_kl_b"]
+                                              + exp1["test_clf"], rel=1e-6)
+    for split in ("test", "train"):
+        for row in sv.ROWS:
+            for m in (*sv.MEASURES, "converged"):
+                assert f"{split}_{row}_{m}" in exp2
+            assert 0 < exp2[f"{split}_{row}_purity"] <= 1
+    assert {"probe_writer_from_a", "probe_writer_from_b", "writer_chance"} <= set(exp2)
+    assert "test_kmeans_b_purity" not in exp1
+
+    grid = read_npz(tmp_path / "plots/split_vae/variants/exp1-0/grid.npz")
+    assert grid["images"].shape == (4, 4, 28, 28) and grid["a_ticks"][0] < grid["a_ticks"][-1]
+    lat = read_npz(tmp_path / "plots/split_vae/variants/exp1-0/latents.npz")
+    assert lat["a"].shape == lat["b"].shape == (24, 1)
+    tsne = read_npz(tmp_path / "plots/split_vae/variants/exp2-0/tsne.npz")
+    assert tsne["a"].shape == tsne["b"].shape == (24, 2) and len(tsne["writer"]) == 24
+    assert (tmp_path / "plots/split_vae/curves/exp2-0/plots/metrics/loss/train.tsv").exists()
+    assert (tmp_path / "plots/split_vae/curves/exp2-0/plots/metrics/digit_accuracy/test.tsv").exists()
+
+    assert _without_timing(_run_all(cfg)) == _without_timing(first)  # same seed → identical metrics
+
+    section = sv.summarize(cfg, {})
+    s = section.summary
+    assert set(s["claims"]) == {"exp1_a_separates_digits", "exp1_b_holds_more_slant_than_a",
+                                "exp2_digit_accuracy_from_a_ge_90", "exp2_writer_probe_b_gt_a",
+                                "exp2_kmeans_b_beats_pixels_ami", "exp2_kmeans_b_best_on_all_measures"}
+    assert s["exp2"]["clustering"]["test"]["kmeans_b"]["ami_max"]["mean"] == exp2["test_kmeans_b_ami_max"]
+    assert s["article_table"]["kmeans_b"]["ami_max"] == 0.0736 and "verdicts_vs_article" not in s
+    assert s["run"]["data_source"] == "writers (test)"
+    for name in ("exp1_latents", "exp2_tsne"):
+        assert (tmp_path / f"plots/split_vae/summary/{name}.png").stat().st_size > 1000
+    assert "| 3 | K-Means | latent B (3) |" in section.markdown and "0.0736" in section.markdown
+
+    # the same records read as real EMNIST: band verdicts against the article, Δ against the notebook
+    real = sv.summarize(parse(sv.Config, {**cfg_dict, "dataset": "emnist_writers"}, "test"), {})
+    verdicts = real.summary["verdicts_vs_article"]
+    assert set(verdicts) == set(sv.ARTICLE_ROWS)
+    assert verdicts["kmeans_b"]["ami_max"] in ("within band", "better", "worse")
+    assert "not comparable" not in real.markdown and "Band verdicts" in real.markdown
+
+
+def test_exp2_subset_must_exist(tmp_path, monkeypatch):
+    _tiny_writers(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    cfg = parse(sv.Config, {"hidden": 8, "exp2": {"epochs": 1, "n_writers": 4}}, "test")  # band 60–100: none
+    with pytest.raises(ParamError, match="n_writers = 4"):
+        sv.train(cfg, Runtime(progress=False, threads=1),
+                 Variant("split_vae", "exp2-0", {"experiment": "exp2", "seed": 0}))
