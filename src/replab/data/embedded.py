@@ -56,16 +56,19 @@ def _copy_mnist5k(raw_dir: Path) -> None:
         shutil.copyfile(source, tmp)
 
 
-def _prepare_mnist5k(cfg: Mnist5kConfig, raw_dir: Path, out_dir: Path, split_seed: int) -> None:
-    path = raw_dir / MNIST5K_FILE
+def read_mnist5k(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The mnist5k CSV as (x uint8 (5000, 28, 28), y int64); one-line DataError naming the file otherwise."""
     try:
         table = np.loadtxt(path, delimiter=",", dtype=np.int64)
     except (OSError, ValueError, EOFError) as err:
         raise DataError(f"{path}: unreadable ({err})") from None
     if table.shape != (5000, 785):
         raise DataError(f"{path}: expected 5000 rows of 784 pixels + label, got shape {table.shape}")
-    x = table[:, :784].reshape(-1, 28, 28).astype(np.uint8)
-    y = table[:, 784]
+    return table[:, :784].reshape(-1, 28, 28).astype(np.uint8), table[:, 784]
+
+
+def _prepare_mnist5k(cfg: Mnist5kConfig, raw_dir: Path, out_dir: Path, split_seed: int) -> None:
+    x, y = read_mnist5k(raw_dir / MNIST5K_FILE)
     rng = np.random.default_rng(split_seed)
     test = stratified_holdout(y, cfg.test_per_class, rng)
     rest = np.flatnonzero(~test)

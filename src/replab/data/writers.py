@@ -148,13 +148,7 @@ def load_mnist5k(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     actual = sha256_file(path)
     if actual != MNIST5K_SHA256:
         raise DataError(f"{path}: sha256 {actual} != pinned {MNIST5K_SHA256}")
-    try:
-        table = np.loadtxt(path, delimiter=",", dtype=np.int64)
-    except (OSError, ValueError, EOFError) as err:
-        raise DataError(f"{path}: unreadable ({err})") from None
-    if table.shape != (5000, 785):
-        raise DataError(f"{path}: expected 5000 rows of 784 pixels + label, got shape {table.shape}")
-    return table[:, :784].reshape(-1, 28, 28).astype(np.uint8), table[:, 784]
+    return embedded.read_mnist5k(path)
 
 
 def generate(cfg: WritersConfig, x_src: np.ndarray, y_src: np.ndarray) -> dict[str, np.ndarray]:

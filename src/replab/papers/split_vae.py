@@ -69,7 +69,7 @@ from torch import nn
 
 from replab import runtime as rt
 from replab.batches import images_to_tensor, index_batches
-from replab.io import DataError, read_json, read_npz, write_json, write_npz
+from replab.io import DataError, read_npz, write_json, write_npz
 from replab.params import ParamError, fail, param
 
 PAPER = "split_vae"
@@ -201,17 +201,16 @@ class WriterData:
 
 def load_writers(dataset: str, device) -> WriterData:
     from replab.data.registry import PROCESSED_ROOT
+    from replab.data.writers import load_writer_splits
 
     root = PROCESSED_ROOT / dataset
-    meta = read_json(root / "meta.json")
+    splits, meta = load_writer_splits(root)
     arrays = {}
     for split in SPLITS:
-        a = read_npz(root / f"{split}.npz")
-        if not {"x", "y", "writer"} <= set(a) or not len(a["x"]) == len(a["y"]) == len(a["writer"]):
-            raise DataError(f"{root / split}.npz: expected arrays x, y and writer of equal length")
-        if a["x"].shape[1:] != (28, 28):
-            raise DataError(f"{root / split}.npz: x has shape {a['x'].shape}, expected (N, 28, 28)")
-        arrays[split] = a
+        x, y, writer = splits[split]
+        if x.shape[1:] != (28, 28):
+            raise DataError(f"{root / split}.npz: x has shape {x.shape}, expected (N, 28, 28)")
+        arrays[split] = {"x": x, "y": y, "writer": writer}
     return WriterData(
         x={s: images_to_tensor(a["x"], device) for s, a in arrays.items()},
         y={s: torch.from_numpy(a["y"].astype(np.int64)).to(device) for s, a in arrays.items()},
