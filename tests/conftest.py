@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import socket
 import threading
@@ -64,3 +65,24 @@ def closed_port_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}/"
+
+
+def run_variants(module, cfg, variants) -> dict:
+    """Train and evaluate each `replab.cli.Variant` in-process (single thread, no progress bars);
+    returns {key: metrics}."""
+    from replab.io import read_json
+    from replab.params import Runtime
+
+    runtime = Runtime(progress=False, threads=1)
+    for variant in variants:
+        module.train(cfg, runtime, variant)
+        module.evaluate(cfg, runtime, variant)
+    return {v.key: read_json(v.metrics_path) for v in variants}
+
+
+def without_timing(metrics: dict) -> dict:
+    """Per-variant metrics without the wall-clock fields, which differ between identical runs."""
+    out = json.loads(json.dumps(metrics))
+    for record in out.values():
+        record["run"].pop("seconds"), record["run"].pop("samples_per_s")
+    return out

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import run_variants, without_timing
 from replab.cli import Variant
 from replab.data.images import write_image_splits
-from replab.io import read_json, read_npz
+from replab.io import read_npz
 from replab.papers import autoencoder as ae
 from replab.params import ParamError, Runtime, parse
 
@@ -151,20 +151,8 @@ def _tiny_images(tmp_path):
 
 
 def _run_all(cfg):
-    runtime = Runtime(progress=False, threads=1)
-    variants = [Variant("autoencoder", ae.variant_key(m, s), {"model": m, "seed": s})
-                for m in cfg.models for s in cfg.seeds] + [Variant("autoencoder", ae.ANOMALY, {})]
-    for v in variants:
-        ae.train(cfg, runtime, v)
-        ae.evaluate(cfg, runtime, v)
-    return {v.key: read_json(v.metrics_path) for v in variants}
-
-
-def _without_timing(metrics):
-    out = json.loads(json.dumps(metrics))
-    for m in out.values():
-        m["run"].pop("seconds"), m["run"].pop("samples_per_s")
-    return out
+    return run_variants(ae, cfg, [Variant("autoencoder", ae.variant_key(m, s), {"model": m, "seed": s})
+                for m in cfg.models for s in cfg.seeds] + [Variant("autoencoder", ae.ANOMALY, {})])
 
 
 def test_train_evaluate_summarize_end_to_end(tmp_path, monkeypatch):
@@ -190,7 +178,7 @@ def test_train_evaluate_summarize_end_to_end(tmp_path, monkeypatch):
     assert rec["labels"].tolist() == list(range(10))
     assert (tmp_path / "plots/autoencoder/curves/simple-0/plots/metrics/loss/test.tsv").exists()
 
-    assert _without_timing(_run_all(cfg)) == _without_timing(first)  # same seed → identical metrics
+    assert without_timing(_run_all(cfg)) == without_timing(first)  # same seed → identical metrics
 
     section = ae.summarize(cfg, {})
     s = section.summary

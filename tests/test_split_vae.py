@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import run_variants, without_timing
 from replab.cli import Variant
-from replab.io import read_json, read_npz
+from replab.io import read_npz
 from replab.papers import split_vae as sv
 from replab.params import ParamError, Runtime, parse
 
@@ -177,20 +178,8 @@ def _tiny_writers(root, n_writers=6, per_writer=(14, 4)):
 
 
 def _run_all(cfg):
-    runtime = Runtime(progress=False, threads=1)
-    variants = [Variant("split_vae", sv.variant_key(e, s), {"experiment": e, "seed": s})
-                for e in cfg.experiments for s in cfg.seeds]
-    for v in variants:
-        sv.train(cfg, runtime, v)
-        sv.evaluate(cfg, runtime, v)
-    return {v.key: read_json(v.metrics_path) for v in variants}
-
-
-def _without_timing(metrics):
-    out = json.loads(json.dumps(metrics))
-    for m in out.values():
-        m["run"].pop("seconds"), m["run"].pop("samples_per_s")
-    return out
+    return run_variants(sv, cfg, [Variant("split_vae", sv.variant_key(e, s), {"experiment": e, "seed": s})
+                for e in cfg.experiments for s in cfg.seeds])
 
 
 def test_train_evaluate_summarize_end_to_end(tmp_path, monkeypatch):
@@ -227,7 +216,7 @@ def test_train_evaluate_summarize_end_to_end(tmp_path, monkeypatch):
     assert (tmp_path / "plots/split_vae/curves/exp2-0/plots/metrics/loss/train.tsv").exists()
     assert (tmp_path / "plots/split_vae/curves/exp2-0/plots/metrics/digit_accuracy/test.tsv").exists()
 
-    assert _without_timing(_run_all(cfg)) == _without_timing(first)  # same seed → identical metrics
+    assert without_timing(_run_all(cfg)) == without_timing(first)  # same seed → identical metrics
 
     section = sv.summarize(cfg, {})
     s = section.summary
