@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from conftest import compose
+from replab.batches import Images
 from replab.papers import aae_ssl
 from replab.params import ParamError, Runtime, parse
 
@@ -92,11 +93,11 @@ def test_correlation_summaries():
     assert aae_ssl.offdiag_mean_abs(corr) == pytest.approx(1.0 / (144 - 12))
 
 
-def synthetic_images(n=300) -> aae_ssl.Images:
+def synthetic_images(n=300) -> Images:
     gen = torch.Generator().manual_seed(1)
     y = torch.arange(n) % 10
     x = (torch.rand(n, 784, generator=gen) * 0.2 + (torch.arange(784) % 10 == y[:, None]).float() * 0.8)
-    return aae_ssl.Images(x={s: x for s in ("train", "val", "test")}, y={s: y for s in ("train", "val", "test")},
+    return Images(x={s: x for s in ("train", "val", "test")}, y={s: y for s in ("train", "val", "test")},
                           source="synthetic", name="synthetic")
 
 

@@ -7,6 +7,7 @@ each split is moved to the device once, and a batch is an index slice of a seede
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -17,6 +18,27 @@ def images_to_tensor(x: np.ndarray, device: torch.device, flat: bool = True) -> 
     t = torch.from_numpy(np.ascontiguousarray(x)).to(device)
     t = t.float().div_(255.0)
     return t.reshape(len(x), -1) if flat else t.unsqueeze(1)
+
+
+@dataclass
+class Images:
+    """One processed image data set on the device: flat float images in [0, 1] and int64 labels per split."""
+
+    x: dict[str, torch.Tensor]
+    y: dict[str, torch.Tensor]
+    source: str
+    name: str
+
+
+def load_images(dataset: str, device: torch.device) -> Images:
+    """data/processed/<dataset>/ (train/val/test) moved to `device` once."""
+    from replab.data.images import load_image_splits
+    from replab.data.registry import PROCESSED_ROOT
+
+    splits, meta = load_image_splits(PROCESSED_ROOT / dataset)
+    return Images(x={k: images_to_tensor(x, device) for k, (x, _) in splits.items()},
+                  y={k: torch.from_numpy(y).to(device) for k, (_, y) in splits.items()},
+                  source=meta.get("source", "unknown"), name=dataset)
 
 
 def index_batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device,

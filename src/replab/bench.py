@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from replab import runtime as rt
-from replab.batches import EndlessBatches
+from replab.batches import EndlessBatches, Images
 from replab.params import Runtime, load_runtime, load_section
 
 WARMUP_STEPS = 3
@@ -73,7 +73,7 @@ def aae_ssl_case(cfg, device) -> BenchCase:
     n_labeled = min(cfg.n_labeled)
     x_train, y_train = synthetic_images(3500, aae_ssl.N_CLASSES, device, seed=0)
     x_val, y_val = synthetic_images(500, aae_ssl.N_CLASSES, device, seed=1)
-    data = aae_ssl.Images(x={"train": x_train, "val": x_val}, y={"train": y_train, "val": y_val},
+    data = Images(x={"train": x_train, "val": x_val}, y={"train": y_train, "val": y_val},
                           source="synthetic", name="bench")
 
     def train(iterations: int, runtime: Runtime):

@@ -31,9 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from replab import runtime as rt
-from replab.batches import EndlessBatches, images_to_tensor, map_batches
-from replab.data.images import load_image_splits, stratified_holdout
-from replab.data.registry import PROCESSED_ROOT
+from replab.batches import EndlessBatches, Images, load_images, map_batches
+from replab.data.images import stratified_holdout
 from replab.io import write_json, write_npz
 from replab.params import ParamError, fail, param
 
@@ -208,23 +207,6 @@ def batch_objective(cfg: Config, lambda_nll: float, lambda_reg: float, x, y_logi
 
 # ---------------------------------------------------------------------------------------------------------
 # Training
-
-@dataclass
-class Images:
-    """One image data set on the device: flat float images in [0, 1] and int64 labels."""
-
-    x: dict[str, torch.Tensor]
-    y: dict[str, torch.Tensor]
-    source: str
-    name: str
-
-
-def load_images(dataset: str, device) -> Images:
-    splits, meta = load_image_splits(PROCESSED_ROOT / dataset)
-    return Images(x={k: images_to_tensor(x, device) for k, (x, _) in splits.items()},
-                  y={k: torch.from_numpy(y).to(device) for k, (_, y) in splits.items()},
-                  source=meta.get("source", "unknown"), name=dataset)
-
 
 @torch.no_grad()
 def error_rate(encoder: Encoder, x: torch.Tensor, y: torch.Tensor) -> float:

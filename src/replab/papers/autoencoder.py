@@ -48,9 +48,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from replab import runtime as rt
-from replab.batches import index_batches, map_batches
+from replab.batches import Images, index_batches, load_images, map_batches
 from replab.io import DataError, write_json, write_npz
-from replab.papers.aae_ssl import Images, load_images
 from replab.params import param
 
 PAPER = "autoencoder"
