@@ -8,6 +8,8 @@
     replab compose [override ...]             params.yaml from conf/ (e.g. profile=paper)
     replab check                              validate every params section
     replab bench [paper ...]                  training-step throughput
+    replab sweep <paper> key=v1,v2 ... [--run -j N]   queue a param grid as `dvc exp run --queue`
+    replab compare <paper> [exp ...] [--format md|csv]  chosen experiments side by side
 
 Errors in params or data end the command with one line on stderr naming the key or file, exit code 2.
 """
@@ -25,7 +27,7 @@ from typing import Any
 from replab.io import DataError
 from replab.params import PARAMS_FILE, ParamError
 
-PAPERS = ("aae_ssl", "split_vae", "autoencoder")
+PAPERS = ("aae_ssl", "split_vae", "censor", "autoencoder")
 
 
 def paper_module(name: str):
@@ -59,6 +61,13 @@ class Variant:
         return Path("plots") / self.paper / "variants" / self.key
 
 
+def _as_float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: dict[str, str]) -> Variant:
     """`model=ae n_labeled=100 seed=0` → typed values, each checked against its sweep list in params."""
     values: dict[str, Any] = {}
@@ -68,7 +77,7 @@ def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: 
             raise ParamError(f"{paper} variant {item!r}: expected axis=value with axis in {', '.join(axes)}")
         sweep = getattr(cfg, axes[name])
         allowed = sweep if isinstance(sweep, list) else [sweep]
-        matches = [v for v in allowed if str(v) == raw]
+        matches = [v for v in allowed if str(v) == raw or (isinstance(v, float) and _as_float(raw) == v)]
         if not matches:
             raise ParamError(f"{PARAMS_FILE}: {paper}.{axes[name]}: variant {name}={raw!r} is not in the sweep "
                              f"(allowed: {', '.join(map(str, allowed))})")
@@ -88,7 +97,8 @@ def _variant_command(args, evaluate: bool) -> None:
     if args.key in getattr(module, "SPECIAL_KEYS", ()) and not args.axes:
         variant = Variant(args.paper, args.key, {})
     else:
-        variant = parse_variant(args.paper, args.key, args.axes, cfg, module.AXES)
+        axes = module.axes_for(args.key) if hasattr(module, "axes_for") else module.AXES
+        variant = parse_variant(args.paper, args.key, args.axes, cfg, axes)
     (module.evaluate if evaluate else module.train)(cfg, runtime, variant)
 
 
@@ -149,6 +159,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("papers", nargs="*", default=list(PAPERS))
     p.add_argument("--steps", type=int, default=30)
     p.set_defaults(run=lambda a: importlib.import_module("replab.bench").main(a.papers, a.steps))
+
+    p = sub.add_parser("sweep", help="queue a param grid of one paper as DVC experiments (dvc exp run --queue)")
+    p.add_argument("paper")
+    p.add_argument("grid", nargs="+", metavar="key=v1,v2,...",
+                   help="values per key (cartesian product); keys relative to the paper's section or full dotted")
+    p.add_argument("--profile", help="profile named in every run (default: params.yaml's meta.profile)")
+    p.add_argument("--set", dest="fixed", action="append", default=[], metavar="KEY=VALUE",
+                   help="an override shared by every grid point (repeatable)")
+    p.add_argument("--name", help="experiment names <name>-1, <name>-2, ... (default: DVC's random names)")
+    p.add_argument("--run", dest="run_queue", action="store_true",
+                   help="then `dvc queue start -j N` and wait for the results")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="queue workers (at most the CPU cores / GPUs)")
+    p.add_argument("--timeout", type=float, help="with --run: give up waiting after this many seconds")
+    p.add_argument("--dry-run", action="store_true", help="print the dvc commands only")
+    p.set_defaults(run=lambda a: importlib.import_module("replab.compare").sweep(
+        a.paper, a.grid, a.profile, a.fixed, a.name, a.run_queue, a.jobs, a.dry_run, a.timeout))
+
+    p = sub.add_parser("compare", help="chosen experiments of one paper side by side (Markdown or CSV)")
+    p.add_argument("paper")
+    p.add_argument("exps", nargs="*", help="experiment names or revs, `workspace`, `HEAD` (default: all of HEAD)")
+    p.add_argument("--baseline", action="store_true", help="add the HEAD commit as the first row")
+    p.add_argument("-A", "--all-commits", action="store_true", help="look for experiments of every commit")
+    p.add_argument("--format", default="md", choices=["md", "csv"])
+    p.add_argument("--out", help="write the table to this file instead of stdout")
+    p.add_argument("--metrics", help="regex: only the summary metrics whose dotted name matches")
+    p.add_argument("--all-params", action="store_true", help="every param of the paper, not just the differing")
+    p.add_argument("--transpose", action="store_true", help="one column per experiment")
+    p.set_defaults(run=lambda a: importlib.import_module("replab.compare").compare(
+        a.paper, a.exps, a.format, a.out, a.baseline, a.all_commits, a.metrics, a.all_params, a.transpose))
     return parser
 
 

@@ -26,10 +26,11 @@ class ParamError(ValueError):
 
 
 def param(default: Any = dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=None, choices=None,
-          each_choices=None, nonempty: bool = False, doc: str = "") -> Any:
-    """A dataclass field with validation limits (applied to each element for list fields)."""
+          each_choices=None, nonempty: bool = False, distinct: bool = True, doc: str = "") -> Any:
+    """A dataclass field with validation limits (applied to each element for list fields). List values must be
+    distinct (sweep lists) unless `distinct=False` (layer sizes)."""
     meta = dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices, each_choices=each_choices,
-                nonempty=nonempty, doc=doc)
+                nonempty=nonempty, distinct=distinct, doc=doc)
     if isinstance(default, list | dict):
         return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -97,7 +98,7 @@ def _convert(tp: Any, value: Any, key: str, meta: typing.Mapping[str, Any]) -> A
             raise ParamError(f"{key}: must list at least one value")
         elem_meta = dict(meta, choices=meta.get("each_choices") or meta.get("choices"))
         items = [_convert(args[0], v, f"{key}[{i}]", elem_meta) for i, v in enumerate(value)]
-        if len(set(map(repr, items))) != len(items):
+        if meta.get("distinct", True) and len(set(map(repr, items))) != len(items):
             raise ParamError(f"{key} = {value!r}: values must be distinct")
         return items
     if origin is dict:

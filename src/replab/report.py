@@ -91,7 +91,7 @@ def run_summary(records: Iterable[dict]) -> dict[str, Any]:
     if not runs:
         return {}
     devices = sorted({f"{r['device']} ({r['device_name']})" for r in runs})
-    return {"devices": devices, "torch": runs[0]["torch"], "data_source": runs[0]["data_source"],
+    return {"devices": "; ".join(devices), "torch": runs[0]["torch"], "data_source": runs[0]["data_source"],
             "train_seconds_total": round(sum(r.get("seconds", 0.0) for r in runs), 1),
             "samples_per_s_mean": round(sum(r.get("samples_per_s", 0.0) for r in runs) / len(runs), 1)}
 

@@ -36,6 +36,8 @@ SOURCES = {s.name: s for s in (
     Source("fashion_mnist", "real", "replab.data.mnist", "ImageSourceConfig"),
     Source("writers", "embedded", "replab.data.writers", "WritersConfig"),
     Source("emnist_writers", "real", "replab.data.emnist_writers", "EmnistWritersConfig"),
+    Source("har", "embedded", "replab.data.har", "HarConfig"),
+    Source("usc_had", "real", "replab.data.usc_had", "UscHadConfig"),
 )}
 
 

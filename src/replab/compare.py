@@ -1,0 +1,395 @@
+"""`replab sweep` and `replab compare`: queue a param grid of one paper as DVC experiments, and set chosen
+experiments of one paper side by side.
+
+    replab sweep aae_ssl lambda_rec=1,3,7,10 --profile quick           # 4 queued `dvc exp run`s
+    replab sweep aae_ssl lambda_rec=1,7 lambda_reg=0.5,1 --run -j 2    # 2×2 grid, run 2 at a time, wait
+    replab compare aae_ssl rec-1 rec-2 --baseline --format md          # Markdown (or csv) table
+
+Both sit on plain DVC: a sweep is one `dvc exp run --queue -S profile=<p> -S key=value …` per grid point
+(printed, so it can be replayed by hand or sharded across machines), `--run` is `dvc queue start -j N` plus
+polling `dvc queue status`. `compare` resolves names through `dvc exp show --json` and reads each
+experiment's params.yaml and metrics/<paper>.json from its Git commit, so it also shows the experiments
+pulled from other machines (`dvc exp pull`) and the values `dvc exp show` leaves out (lists).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from replab.io import DataError
+from replab.params import PARAMS_FILE, ParamError
+
+QUEUE_DONE = {"Success", "Failed"}
+WORKER_LOGS = ".dvc/tmp/exps/celery/dvc-exp-worker-*.out"
+REFERENCE_KEYS = re.compile(r"^(paper_|article_)")  # the papers' own numbers, the same in every experiment
+
+
+def _papers() -> tuple[str, ...]:
+    from replab.cli import PAPERS
+
+    return PAPERS
+
+
+def _check_paper(paper: str) -> None:
+    if paper not in _papers():
+        raise ParamError(f"paper {paper!r}: unknown (allowed: {', '.join(_papers())})")
+
+
+def _dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(["dvc", *args], capture_output=True, text=True)
+    if check and result.returncode:
+        lines = (result.stderr or result.stdout).strip().splitlines() or ["(no output)"]
+        raise DataError(f"`dvc {shlex.join(args)}` failed: {lines[-1]}")
+    return result
+
+
+def _read_params(path: str | Path = PARAMS_FILE) -> dict:
+    try:
+        return yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        return {}
+
+
+# ---------------------------------------------------------------- sweep
+
+
+def split_values(raw: str) -> list[str]:
+    """`1,3,7` → ['1', '3', '7']; commas inside [...] or {...} belong to the value (`[100,600],[1000]`)."""
+    values, depth, start = [], 0, 0
+    for i, char in enumerate(raw):
+        if char in "[{(":
+            depth += 1
+        elif char in "]})":
+            depth -= 1
+        elif char == "," and depth == 0:
+            values.append(raw[start:i].strip())
+            start = i + 1
+    values.append(raw[start:].strip())
+    if any(v == "" for v in values) or depth != 0:
+        raise ParamError(f"sweep values {raw!r}: expected v1,v2,... (lists in brackets)")
+    return values
+
+
+def qualify(paper: str, key: str, top_level: Sequence[str]) -> str:
+    """A key relative to the paper's section (`lambda_rec`, `exp2.epochs`) or a full dotted key
+    (`aae_ssl.lambda_rec`, `runtime.threads`, `images`) → the full key."""
+    head = key.split(".")[0]
+    if head == paper or head in top_level:
+        return key
+    return f"{paper}.{key}"
+
+
+def _lookup(params: dict, key: str) -> bool:
+    node: Any = params
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def full_key(paper: str, item: str, params: dict | None = None) -> tuple[str, str]:
+    """'lambda_rec=1,7' → ('aae_ssl.lambda_rec', '1,7'); with `params` (params.yaml) the key must exist."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ParamError(f"sweep {item!r}: expected key=value (grid: key=v1,v2,...)")
+    top_level = [k for k in (params or {}) if k != paper] or ["runtime", "data", "images", "meta", "datasets"]
+    full = qualify(paper, key.strip(), top_level)
+    if params and not _lookup(params, full):
+        raise ParamError(f"{PARAMS_FILE}: {full}: no such key (sweep keys are relative to `{paper}:` "
+                         "or full dotted keys)")
+    return full, raw
+
+
+def expand_grid(paper: str, assignments: Sequence[str], params: dict | None = None) -> list[list[str]]:
+    """['lambda_rec=1,7', 'lambda_reg=0.5,1'] → the cartesian product as Hydra overrides per point:
+    [['aae_ssl.lambda_rec=1', 'aae_ssl.lambda_reg=0.5'], ['aae_ssl.lambda_rec=1', 'aae_ssl.lambda_reg=1'], ...].
+    With `params` (params.yaml), every key must exist there."""
+    axes = []
+    for item in assignments:
+        full, raw = full_key(paper, item, params)
+        axes.append([f"{full}={value}" for value in split_values(raw)])
+    return [list(point) for point in itertools.product(*axes)]
+
+
+def queue_commands(points: list[list[str]], profile: str, fixed: Sequence[str] = (),
+                   name: str | None = None) -> list[list[str]]:
+    """One `dvc exp run --queue` per grid point; the profile is named in every run (Hydra recomposes
+    params.yaml from conf/, starting from the default profile)."""
+    commands = []
+    for i, point in enumerate(points, 1):
+        cmd = ["dvc", "exp", "run", "--queue"]
+        if name:
+            cmd += ["-n", f"{name}-{i}"]
+        for override in [f"profile={profile}", *fixed, *point]:
+            cmd += ["-S", override]
+        commands.append(cmd)
+    return commands
+
+
+def queue_status() -> dict[str, str]:
+    """{experiment name: Queued | Running | Success | Failed} from `dvc queue status`."""
+    status = {}
+    for line in _dvc("queue", "status").stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and re.fullmatch(r"[0-9a-f]{7,}", parts[0]):
+            status[parts[1]] = parts[-1]
+    return status
+
+
+def wait_for_queue(names: Sequence[str], timeout: float | None = None, poll: float = 5.0,
+                   grace: float = 60.0) -> dict[str, str]:
+    """Poll `dvc queue status` (each poll is a dvc process: keep it sparse) until every named experiment has
+    finished; returns their states. A name missing from the queue for `grace` seconds is an error."""
+    started = time.monotonic()
+    while True:
+        status = queue_status()
+        states = {n: status.get(n, "?") for n in names}
+        if all(s in QUEUE_DONE for s in states.values()):
+            return states
+        gone = [n for n, s in states.items() if s == "?"]
+        if gone and time.monotonic() - started > grace:
+            raise DataError(f"sweep: {', '.join(gone)} not in `dvc queue status` (removed from the queue?)")
+        if timeout is not None and time.monotonic() - started > timeout:
+            pending = ", ".join(f"{n} ({s})" for n, s in states.items() if s not in QUEUE_DONE)
+            raise DataError(f"sweep: still pending after {timeout:.0f} s: {pending} "
+                            "(see `dvc queue status`; stop with `dvc queue kill <name>`)")
+        time.sleep(poll)
+
+
+def failure_report(name: str, lines: int = 30) -> str:
+    """The tail of a failed queued experiment's log, and where the rest is."""
+    log = _dvc("queue", "logs", name, check=False)
+    tail = "\n".join((log.stdout + log.stderr).strip().splitlines()[-lines:])
+    return (f"--- {name}: last {lines} lines of `dvc queue logs {name}` "
+            f"(Celery worker logs: {WORKER_LOGS}) ---\n{tail}")
+
+
+def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Sequence[str] = (),
+          name: str | None = None, run: bool = False, jobs: int = 1, dry_run: bool = False,
+          timeout: float | None = None) -> list[str]:
+    """Queue the grid (print each command), optionally run the queue and wait. Returns experiment names."""
+    _check_paper(paper)
+    params = _read_params()
+    profile = profile or params.get("meta", {}).get("profile") or "quick"
+    fixed = ["=".join(full_key(paper, item, params)) for item in fixed]
+    commands = queue_commands(expand_grid(paper, grid, params), profile, fixed, name)
+    names = []
+    for cmd in commands:
+        print(shlex.join(cmd), flush=True)
+        if dry_run:
+            continue
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode:
+            raise DataError(f"`{shlex.join(cmd)}` failed: {(result.stderr or result.stdout).strip()}")
+        found = re.search(r"Queued experiment '([^']+)'", result.stdout + result.stderr)
+        if not found:
+            raise DataError(f"`{shlex.join(cmd)}`: no experiment name in its output: {result.stdout.strip()!r}")
+        names.append(found.group(1))
+        print(f"  queued {names[-1]}", flush=True)
+    if dry_run or not run:
+        if not dry_run:
+            print(f"start with: dvc queue start -j {jobs}   (then: dvc queue status, dvc queue logs <name>)")
+        return names
+    print(f"dvc queue start -j {jobs}", flush=True)
+    _dvc("queue", "start", "-j", str(jobs))
+    states = wait_for_queue(names, timeout)
+    failed = [n for n, s in states.items() if s != "Success"]
+    for n in names:
+        print(f"{n}: {states[n]}")
+    if failed:
+        for n in failed:
+            print(failure_report(n), file=sys.stderr)
+        raise DataError(f"sweep: {len(failed)} of {len(names)} experiments failed: {', '.join(failed)} "
+                        f"(`dvc queue logs <name>`; worker logs {WORKER_LOGS})")
+    print(f"compare: replab compare {paper} {' '.join(names)} --baseline")
+    return names
+
+
+# ---------------------------------------------------------------- compare
+
+
+def list_experiments(all_commits: bool = False) -> list[dict[str, Any]]:
+    """Rows of `dvc exp show --json`: {'name', 'rev', 'kind': workspace | baseline | experiment, 'baseline'}."""
+    shown = json.loads(_dvc("exp", "show", "--json", *(["-A"] if all_commits else [])).stdout or "[]")
+    rows = []
+    for commit in shown:
+        rev = commit["rev"]
+        if rev == "workspace":
+            rows.append({"name": "workspace", "rev": "workspace", "kind": "workspace", "baseline": None})
+            continue
+        rows.append({"name": commit.get("name") or rev[:7], "rev": rev, "kind": "baseline", "baseline": rev})
+        for exp in commit.get("experiments") or []:
+            for entry in exp.get("revs") or []:
+                if entry.get("rev") and entry.get("data"):  # queued/running ones have no commit yet
+                    rows.append({"name": entry.get("name") or exp.get("name") or entry["rev"][:7],
+                                 "rev": entry["rev"], "kind": "experiment", "baseline": rev})
+    return rows
+
+
+def resolve(specs: Sequence[str], rows: list[dict[str, Any]], baseline: bool = False) -> list[dict[str, Any]]:
+    """Experiment names, (short) revs, `workspace`, `HEAD` or the branch name → rows of list_experiments.
+    No specs: every experiment of the shown baselines. `baseline`: HEAD's commit first."""
+    chosen: list[dict[str, Any]] = []
+    base = [r for r in rows if r["kind"] == "baseline"]
+    if baseline and base:
+        chosen.append(base[0])
+    if not specs:
+        chosen += [r for r in rows if r["kind"] == "experiment"]
+    for spec in specs:
+        if spec == "HEAD" and base:
+            hits = base[:1]
+        else:
+            hits = [r for r in rows if r["name"] == spec] or \
+                   [r for r in rows if len(spec) >= 4 and r["rev"].startswith(spec)]
+        if not hits:
+            known = ", ".join(r["name"] for r in rows if r["kind"] == "experiment") or "none"
+            raise DataError(f"experiment {spec!r}: not found in `dvc exp show` (experiments: {known}; "
+                            "pulled from elsewhere? `dvc exp pull <git remote> <name>`; other commits: -A)")
+        chosen.append(hits[0])
+    unique, seen = [], set()
+    for row in chosen:
+        if row["rev"] not in seen:
+            unique.append(row)
+            seen.add(row["rev"])
+    return unique
+
+
+def read_at(rev: str, path: str) -> Any:
+    """A JSON/YAML file as of an experiment/commit (`git show rev:path`), or from disk for the workspace."""
+    if rev == "workspace":
+        file = Path(path)
+        text = file.read_text() if file.exists() else None
+    else:
+        shown = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+        text = shown.stdout if shown.returncode == 0 else None
+    if text is None:
+        return None
+    return yaml.safe_load(text)  # JSON is YAML
+
+
+def flatten(value: Any, prefix: str = "", sep: str = ".") -> dict[str, Any]:
+    """Nested dicts → {dotted.key: leaf}; lists become one `a; b` cell."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}{sep}{key}" if prefix else str(key), sep))
+        return out
+    if isinstance(value, list):
+        return {prefix: "; ".join(map(str, value))}
+    return {prefix: value}
+
+
+def _metric_cells(summary: dict, fmt: str, pattern: re.Pattern | None) -> dict[str, Any]:
+    """Flattened summary metrics; {mean, std, n} → one `mean ± std` cell (md) or .mean/.std columns (csv)."""
+    cells: dict[str, Any] = {}
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict) and {"mean", "std"} <= set(node):
+            if fmt == "md":
+                cells[path] = f"{_fmt(node['mean'])} ± {_fmt(node['std'])}"
+            else:
+                cells[f"{path}.mean"], cells[f"{path}.std"] = node["mean"], node["std"]
+        elif isinstance(node, dict):
+            for key, item in node.items():
+                walk(item, f"{path}.{key}" if path else str(key))
+        else:
+            cells.update(flatten(node, path))
+
+    for key, value in summary.items():
+        if key != "run" and not REFERENCE_KEYS.match(key):
+            walk(value, key)
+    if pattern is not None:
+        cells = {k: v for k, v in cells.items() if pattern.search(k)}
+    return cells
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
+    return str(value)
+
+
+def compare_table(paper: str, chosen: list[dict[str, Any]], fmt: str = "md", metrics: str | None = None,
+                  all_params: bool = False) -> tuple[list[str], list[list[Any]]]:
+    """Headers and rows: experiment, rev, profile, the paper's (and runtime) params that differ between the
+    chosen rows (all of them with all_params), the summary metrics of metrics/<paper>.json, and its run block."""
+    pattern = re.compile(metrics) if metrics else None
+    records = []
+    for row in chosen:
+        params = read_at(row["rev"], PARAMS_FILE) or {}
+        summary = read_at(row["rev"], f"metrics/{paper}.json")
+        if summary is None:
+            print(f"warning: {row['name']}: no metrics/{paper}.json", file=sys.stderr)
+        summary = summary or {}
+        section = flatten({paper: params.get(paper, {}), "runtime": params.get("runtime", {})})
+        records.append((row, params.get("meta", {}).get("profile", ""), section,
+                        _metric_cells(summary, fmt, pattern), flatten(summary.get("run", {}), "run")))
+
+    param_keys = list(dict.fromkeys(k for rec in records for k in rec[2]))
+    if not all_params:
+        param_keys = [k for k in param_keys if len({json.dumps(rec[2].get(k), sort_keys=True)
+                                                    for rec in records}) > 1]
+    metric_keys = list(dict.fromkeys(k for rec in records for k in rec[3]))
+    run_keys = list(dict.fromkeys(k for rec in records for k in rec[4]))
+    headers = ["experiment", "rev", "profile", *param_keys, *metric_keys, *run_keys]
+    rows = []
+    for row, profile, section, cells, run in records:
+        rev = row["rev"] if row["rev"] == "workspace" else row["rev"][:7]
+        rows.append([row["name"], rev, profile, *(section.get(k) for k in param_keys),
+                     *(cells.get(k) for k in metric_keys), *(run.get(k) for k in run_keys)])
+    return headers, rows
+
+
+def render(headers: list[str], rows: list[list[Any]], fmt: str = "md", transpose: bool = False) -> str:
+    if transpose:
+        headers, rows = (["field", *(str(r[0]) for r in rows)],
+                         [[h, *(r[i] for r in rows)] for i, h in enumerate(headers) if i > 0])
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(headers)
+        writer.writerows([["" if v is None else v for v in row] for row in rows])
+        return buffer.getvalue()
+    from replab.report import md_table
+
+    def cell(value: Any) -> str:
+        return _fmt(value).replace("|", "\\|") if value is not None else "–"
+
+    return md_table(headers, [[cell(v) for v in row] for row in rows]) + "\n"
+
+
+def compare(paper: str, specs: Sequence[str], fmt: str = "md", out: str | None = None, baseline: bool = False,
+            all_commits: bool = False, metrics: str | None = None, all_params: bool = False,
+            transpose: bool = False) -> str:
+    _check_paper(paper)
+    if fmt not in ("md", "csv"):
+        raise ParamError(f"compare --format {fmt!r}: allowed: md, csv")
+    chosen = resolve(specs, list_experiments(all_commits), baseline)
+    if not chosen:
+        raise DataError("compare: no experiments here (run some, or `dvc exp pull <git remote>`)")
+    text = render(*compare_table(paper, chosen, fmt, metrics, all_params), fmt=fmt, transpose=transpose)
+    if out:
+        from replab.io import atomic_path
+
+        with atomic_path(out, suffix=Path(out).suffix) as tmp:
+            tmp.write_text(text)
+        print(f"wrote {out} ({len(chosen)} experiments)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return text

@@ -1,0 +1,367 @@
+"""Sharing and scaling experiments, on loopback only: a local-directory and an S3 (moto server) DVC remote
+round trip, a queued sweep run with `dvc queue start -j 2`, `dvc exp push`/`pull` between two clones through a
+bare Git remote plus the S3 remote, `replab sweep`/`replab compare`, and `runtime.device: cuda` without a GPU.
+
+Every dvc/git subprocess gets an explicit environment: dummy AWS credentials, AWS config files that do not
+exist, no proxies, no user/system Git or DVC config. The end-to-end tests (marked slow) share one smoke-profile
+`dvc repro` of the committed project (`git archive HEAD`: sharing works on commits, and work in progress
+should not break these tests); three to four minutes on 2 idle cores.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, compose
+from replab.cli import main
+from replab.compare import compare_table, expand_grid, qualify, queue_commands, render, split_values
+from replab.params import ParamError
+
+BUCKET = "replab-remote"
+SWEEP = [1, 2, 3, 4]  # aae_ssl.lambda_rec of the queued sweep (the committed smoke baseline has 7)
+
+
+def sh(cwd: Path, env: dict, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode:
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> dict:
+    """The environment of every subprocess here (and of this process while the module runs, for boto3)."""
+    home = tmp_path_factory.mktemp("env")
+    (home / "gitconfig").write_text("")
+    cleared = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"}
+    values = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k not in cleared}
+    values.update({
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(home / "no-aws-config"), "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-creds"),
+        "AWS_EC2_METADATA_DISABLED": "true", "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+        "GIT_CONFIG_GLOBAL": str(home / "gitconfig"), "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
+        "DVC_GLOBAL_CONFIG_DIR": str(home / "dvc-global"), "DVC_SYSTEM_CONFIG_DIR": str(home / "dvc-system"),
+        "DVC_SITE_CACHE_DIR": str(home / "dvc-site"), "DVC_NO_ANALYTICS": "1", "MPLBACKEND": "Agg",
+    })
+    with pytest.MonkeyPatch.context() as mp:
+        for key in [k for k in os.environ if k.startswith("AWS_") or k in cleared]:
+            mp.delenv(key)
+        for key, value in values.items():
+            mp.setenv(key, value)
+        yield values
+
+
+@pytest.fixture(scope="module")
+def s3(env) -> str:
+    """Endpoint URL of an S3 server (moto) on 127.0.0.1, with an empty bucket."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    assert host == "127.0.0.1"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=BUCKET)
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, env) -> Path:
+    """The committed project in a fresh Git repo, composed with the smoke profile, `dvc repro` once, committed
+    with its results."""
+    root = tmp_path_factory.mktemp("base")
+    archive = subprocess.run(["git", "archive", "HEAD"], cwd=REPO, env=env, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    for name in ("metrics", "plots", "dvc.lock"):
+        path = root / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    sh(root, env, "git", "init", "-q", "-b", "main")
+    sh(root, env, "git", "config", "user.email", "test@example.com")
+    sh(root, env, "git", "config", "user.name", "test")
+    sh(root, env, "replab", "compose", "profile=smoke", "runtime.progress=false")
+    sh(root, env, "git", "add", "-A")
+    sh(root, env, "git", "commit", "-qm", "smoke")  # DVCLive needs a commit
+    sh(root, env, "dvc", "repro")
+    sh(root, env, "git", "add", "-A")
+    sh(root, env, "git", "commit", "-qm", "smoke results")
+    return root
+
+
+def copy_repo(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+def metric_files(repo: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(repo)): p.read_bytes() for p in sorted((repo / "metrics").rglob("*.json"))}
+
+
+def stop_workers(repo: Path, env: dict) -> None:
+    """Stop this repo's Celery queue workers and wait for their processes (by pid file) to end."""
+    sh(repo, env, "dvc", "queue", "stop", "--kill", check=False)
+    pids = []
+    for pid_file in (repo / ".dvc/tmp/exps/celery").glob("dvc-exp-worker-*.pid"):
+        try:
+            pids.append(int(pid_file.read_text().strip()))
+        except (OSError, ValueError):
+            pass
+    deadline = time.monotonic() + 30
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.5)
+        else:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+# ---------------------------------------------------------------- fast: sweep grid, compare table, device
+
+
+def test_sweep_grid_expansion():
+    params = compose("profile=smoke")
+    assert split_values("1,3.5,7") == ["1", "3.5", "7"]
+    assert split_values("[100,600],[1000]") == ["[100,600]", "[1000]"]
+    assert qualify("split_vae", "exp2.epochs", list(params)) == "split_vae.exp2.epochs"
+    assert qualify("aae_ssl", "runtime.threads", list(params)) == "runtime.threads"
+    grid = expand_grid("aae_ssl", ["lambda_rec=1,7", "aae_ssl.lambda_reg=0.5,1"], params)
+    assert grid == [[f"aae_ssl.lambda_rec={rec}", f"aae_ssl.lambda_reg={reg}"] for rec in (1, 7) for reg in (0.5, 1)]
+    commands = queue_commands(grid[:1], "smoke", ["runtime.threads=1"], name="rec")
+    assert commands == [["dvc", "exp", "run", "--queue", "-n", "rec-1", "-S", "profile=smoke",
+                         "-S", "runtime.threads=1", "-S", "aae_ssl.lambda_rec=1", "-S", "aae_ssl.lambda_reg=0.5"]]
+    with pytest.raises(ParamError, match=r"aae_ssl.lambda_typo: no such key"):
+        expand_grid("aae_ssl", ["lambda_typo=1,2"], params)
+    with pytest.raises(ParamError, match="expected v1,v2"):
+        split_values("1,,2")
+
+
+def test_sweep_dry_run_prints_one_queued_run_per_point(in_tmp, capsys):
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose("profile=smoke")))
+    assert main(["sweep", "aae_ssl", "lambda_rec=1,2,3", "--set", "runtime.threads=1", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines == [f"dvc exp run --queue -S profile=smoke -S runtime.threads=1 -S aae_ssl.lambda_rec={v}"
+                     for v in (1, 2, 3)]
+    assert main(["sweep", "nope", "x=1", "--dry-run"]) == 2
+    assert "paper 'nope': unknown" in capsys.readouterr().err
+
+
+def test_compare_table_flattens_summary_params_and_run_block(in_tmp):
+    params = compose("profile=smoke")
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    summary = {"test_error": {"100": {"ae": {"mean": 28.8, "std": 1.7, "n": 2}}}, "paper_test_error": {"x": 1},
+               "dataset": "mnist5k",
+               "run": {"devices": "cpu (x86_64)", "torch": "2.14.1", "train_seconds_total": 62.5}}
+    (in_tmp / "metrics").mkdir()
+    (in_tmp / "metrics/aae_ssl.json").write_text(json.dumps(summary))
+    rows = [{"name": "workspace", "rev": "workspace"}, {"name": "again", "rev": "workspace"}]
+    headers, table = compare_table("aae_ssl", rows, fmt="csv")
+    assert headers == ["experiment", "rev", "profile", "test_error.100.ae.mean", "test_error.100.ae.std", "dataset",
+                       "run.devices", "run.torch", "run.train_seconds_total"]  # no differing params, no paper_*
+    assert table[0] == ["workspace", "workspace", "smoke", 28.8, 1.7, "mnist5k", "cpu (x86_64)", "2.14.1", 62.5]
+    md = render(*compare_table("aae_ssl", rows[:1], fmt="md"), fmt="md")
+    assert "| test_error.100.ae |" in md and "| 28.8 ± 1.7 |" in md
+    transposed = render(headers, table, fmt="md", transpose=True)
+    assert "| field | workspace | again |" in transposed
+    assert "| run.devices | cpu (x86_64) | cpu (x86_64) |" in transposed
+
+
+def test_cuda_without_a_gpu_fails_clearly_instead_of_running_on_cpu(in_tmp, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # also on a GPU machine
+    params = compose("profile=smoke", "runtime.device=cuda", "runtime.progress=false")
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["train", "aae_ssl", "ae-100-0", "model=ae", "n_labeled=100", "seed=0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: params.yaml: runtime.device = 'cuda': no CUDA device is visible (allowed here: auto, cpu)"]
+    assert not (in_tmp / "models").exists() and not (in_tmp / "plots").exists()
+
+
+# ---------------------------------------------------------------- remotes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_remote_round_trip(kind, base, env, tmp_path, request):
+    """push → wipe cache and outputs → pull: `dvc status` clean, and re-evaluating pulled models gives
+    byte-identical metrics."""
+    repo = copy_repo(base, tmp_path / "repo")
+    if kind == "local":
+        sh(repo, env, "dvc", "remote", "add", "-d", "store", str(tmp_path / "dvc-store"))
+    else:
+        endpoint = request.getfixturevalue("s3")
+        sh(repo, env, "dvc", "remote", "add", "-d", "store", f"s3://{BUCKET}/round-trip")
+        sh(repo, env, "dvc", "remote", "modify", "store", "endpointurl", endpoint)
+    before = metric_files(repo)
+    pushed = sh(repo, env, "dvc", "push")
+    assert "pushed" in pushed.stdout
+
+    sh(repo, env, "git", "clean", "-ffdqX")  # every Git-ignored path: .dvc/cache, .dvc/tmp, all cached outputs
+    assert not (repo / ".dvc/cache").exists() and not (repo / "models").exists()
+    assert not (repo / "data/processed").exists()
+
+    pulled = sh(repo, env, "dvc", "pull")
+    assert "added" in pulled.stdout or "fetched" in pulled.stdout
+    assert "Data and pipelines are up to date" in sh(repo, env, "dvc", "status").stdout
+    assert (repo / "models/aae_ssl/aae_yz-100-0/model.pt").stat().st_size > 0
+    sh(repo, env, "dvc", "repro", "--force", "--single-item", "eval_aae_ssl@aae_yz-100-0", "eval_autoencoder@simple-0")
+    assert metric_files(repo) == before
+
+
+# ---------------------------------------------------------------- queued sweep, compare, exp push/pull
+
+
+@pytest.mark.slow
+def test_failed_queued_run_names_its_log_and_the_cause(base, env, tmp_path):
+    """A queued run with `runtime.device=cuda` on a machine without a visible GPU fails (never falls back to
+    the CPU); `replab sweep --run` exits non-zero with the log's tail, and `dvc queue logs` keeps it."""
+    repo = copy_repo(base, tmp_path / "repo")
+    no_gpu = {**env, "CUDA_VISIBLE_DEVICES": ""}
+    try:
+        result = sh(repo, no_gpu, "replab", "sweep", "aae_ssl", "lambda_rec=5", "--set", "runtime.device=cuda",
+                    "--name", "nogpu", "--run", "-j", "1", "--timeout", "300", check=False)
+    finally:
+        stop_workers(repo, no_gpu)
+    cause = "error: params.yaml: runtime.device = 'cuda': no CUDA device is visible"
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "nogpu-1: Failed" in result.stdout
+    assert cause in result.stderr and "dvc queue logs nogpu-1" in result.stderr
+    assert "sweep: 1 of 1 experiments failed: nogpu-1" in result.stderr.strip().splitlines()[-1]
+    assert cause in sh(repo, env, "dvc", "queue", "logs", "nogpu-1").stdout
+
+
+@pytest.fixture(scope="module")
+def swept(base, env, s3, tmp_path_factory):
+    """Clone A: a bare Git remote `origin` and the S3 remote (committed, as a team would), then
+    `replab sweep aae_ssl lambda_rec=1,2,3,4 --run -j 2` (4 queued experiments, 2 workers)."""
+    work = tmp_path_factory.mktemp("sweep")
+    bare = work / "origin.git"
+    sh(work, env, "git", "init", "-q", "--bare", "-b", "main", str(bare))
+    repo = copy_repo(base, work / "a")
+    sh(repo, env, "git", "remote", "add", "origin", str(bare))
+    sh(repo, env, "dvc", "remote", "add", "-d", "shared", f"s3://{BUCKET}/shared")
+    sh(repo, env, "dvc", "remote", "modify", "shared", "endpointurl", s3)
+    sh(repo, env, "git", "add", ".dvc/config")
+    sh(repo, env, "git", "commit", "-qm", "shared DVC remote")
+    sh(repo, env, "git", "push", "-q", "origin", "main")
+    started = time.monotonic()
+    try:
+        result = sh(repo, env, "replab", "sweep", "aae_ssl", f"lambda_rec={','.join(map(str, SWEEP))}",
+                    "--set", "runtime.threads=1", "--name", "rec", "--run", "-j", "2", "--timeout", "900",
+                    check=False)
+        yield repo, bare, result, time.monotonic() - started
+    finally:
+        stop_workers(repo, env)
+
+
+def exp_show(repo: Path, env: dict) -> dict[str, dict]:
+    """{experiment name: {'rev', 'lambda_rec', 'summary'}} from `dvc exp show --json`."""
+    found = {}
+    for commit in json.loads(sh(repo, env, "dvc", "exp", "show", "--json").stdout):
+        for exp in commit.get("experiments") or []:
+            for rev in exp["revs"]:
+                data = rev.get("data") or {}
+                found[rev.get("name")] = {
+                    "rev": rev["rev"],
+                    "lambda_rec": data.get("params", {}).get("params.yaml", {}).get("data", {})
+                    .get("aae_ssl", {}).get("lambda_rec"),
+                    "summary": (data.get("metrics") or {}).get("metrics/aae_ssl.json", {}).get("data")}
+    return found
+
+
+@pytest.mark.slow
+def test_queued_sweep_of_four_runs_two_at_a_time(swept, env):
+    repo, _, result, seconds = swept
+    names = [f"rec-{i}" for i in range(1, len(SWEEP) + 1)]
+    if result.returncode:
+        status = sh(repo, env, "dvc", "queue", "status", check=False).stdout
+        workers = "\n".join(p.read_text()[-3000:] for p in (repo / ".dvc/tmp/exps/celery").glob("*.out"))
+        raise AssertionError(f"sweep failed after {seconds:.0f} s:\n{result.stdout}\n{result.stderr}\n"
+                             f"dvc queue status:\n{status}\nworker logs:\n{workers}")
+    assert [line for line in result.stdout.splitlines() if line.startswith("dvc exp run --queue")] == [
+        f"dvc exp run --queue -n {name} -S profile=smoke -S runtime.threads=1 -S aae_ssl.lambda_rec={v}"
+        for name, v in zip(names, SWEEP)]
+    assert "dvc queue start -j 2" in result.stdout
+    status = sh(repo, env, "dvc", "queue", "status").stdout
+    assert all(any(line.split()[1:2] == [n] and line.endswith("Success") for line in status.splitlines())
+               for n in names), status
+    # two Celery workers served the queue; every experiment has its own metrics
+    assert sorted(p.name for p in (repo / ".dvc/tmp/exps/celery").glob("dvc-exp-worker-*.out")) == [
+        "dvc-exp-worker-1.out", "dvc-exp-worker-2.out"]
+    shown = exp_show(repo, env)
+    assert {n: shown[n]["lambda_rec"] for n in names} == dict(zip(names, SWEEP))
+    for name in names:
+        assert shown[name]["summary"]["test_error"]["100"]["aae_yz"]["n"] == 1
+        assert shown[name]["summary"]["run"]["torch"]  # the run block is selectable in `dvc exp show`
+    log = sh(repo, env, "dvc", "queue", "logs", names[0]).stdout
+    assert "Running stage 'train_aae_ssl@aae_yz-100-0'" in log
+
+
+@pytest.mark.slow
+def test_compare_chosen_experiments_as_csv_and_markdown(swept, env):
+    repo = swept[0]
+    if swept[2].returncode:
+        pytest.skip("the sweep failed (see test_queued_sweep_of_four_runs_two_at_a_time)")
+    sh(repo, env, "replab", "compare", "aae_ssl", "rec-1", "rec-4", "--baseline", "--format", "csv",
+       "--out", "compare.csv")
+    table = list(csv.DictReader(io.StringIO((repo / "compare.csv").read_text())))
+    assert [r["experiment"] for r in table] == ["main", "rec-1", "rec-4"]
+    assert [float(r["aae_ssl.lambda_rec"]) for r in table] == [7.0, 1.0, 4.0]
+    assert [r["runtime.threads"] for r in table] == ["0", "1", "1"]
+    assert all(r["run.devices"] and r["run.torch"] and r["test_error.100.aae_yz.mean"] for r in table)
+    md = sh(repo, env, "replab", "compare", "aae_ssl", "rec-2", "--metrics", "^test_error").stdout
+    assert md.splitlines()[0].startswith("| experiment | rev | profile | test_error.100.ae |")
+    missing = sh(repo, env, "replab", "compare", "aae_ssl", "no-such-exp", check=False)
+    assert missing.returncode == 2 and "experiment 'no-such-exp': not found" in missing.stderr
+
+
+@pytest.mark.slow
+def test_exp_push_pull_between_two_clones(swept, env, tmp_path):
+    """Clone A pushes its sweep (Git refs to the bare remote, outputs to S3); clone B pulls one experiment,
+    sees it with its metrics in `dvc exp show` and applies it with its outputs."""
+    repo_a, bare, result, _ = swept
+    if result.returncode:
+        pytest.skip("the sweep failed (see test_queued_sweep_of_four_runs_two_at_a_time)")
+    pushed = sh(repo_a, env, "dvc", "exp", "push", "origin")
+    assert "Pushed experiment" in pushed.stdout
+    shown_a = exp_show(repo_a, env)
+
+    repo_b = tmp_path / "b"
+    sh(tmp_path, env, "git", "clone", "-q", str(bare), str(repo_b))
+    sh(repo_b, env, "git", "config", "user.email", "b@example.com")
+    sh(repo_b, env, "git", "config", "user.name", "b")
+    listed = sh(repo_b, env, "dvc", "exp", "list", "origin", "--name-only").stdout.split()
+    assert sorted(listed) == [f"rec-{i}" for i in range(1, len(SWEEP) + 1)]
+    sh(repo_b, env, "dvc", "exp", "pull", "origin", "rec-3")
+    shown_b = exp_show(repo_b, env)
+    assert set(shown_b) == {"rec-3"}
+    assert shown_b["rec-3"] == shown_a["rec-3"]  # same commit, params and metrics
+
+    sh(repo_b, env, "dvc", "exp", "apply", "rec-3")
+    assert "Data and pipelines are up to date" in sh(repo_b, env, "dvc", "status").stdout
+    assert yaml.safe_load((repo_b / "params.yaml").read_text())["aae_ssl"]["lambda_rec"] == 3
+    exp_metrics = sh(repo_a, env, "git", "show", f"{shown_a['rec-3']['rev']}:metrics/aae_ssl.json").stdout
+    assert (repo_b / "metrics/aae_ssl.json").read_text() == exp_metrics
+    assert (repo_b / "models/aae_ssl/aae_yz-100-0/model.pt").stat().st_size > 0
+    table = sh(repo_b, env, "replab", "compare", "aae_ssl", "--baseline", "--format", "csv").stdout
+    assert [r["experiment"] for r in csv.DictReader(io.StringIO(table))] == ["main", "rec-3"]
