@@ -19,9 +19,12 @@ def test_committed_params_equal_composition_of_conf():
 def test_paper_profile_uses_real_mnist_full_sweep_and_five_seeds():
     params = compose("profile=paper")
     assert params["meta"]["profile"] == "paper"
-    assert params["datasets"] == ["mnist", "emnist_writers"]
+    assert params["datasets"] == ["mnist", "emnist_writers", "usc_had"]
     assert params["aae_ssl"]["dataset"] == "mnist"
     assert params["split_vae"]["dataset"] == "emnist_writers"
+    assert params["censor"]["dataset"] == "usc_had"
+    assert params["censor"]["lambdas"] == [0.1, 0.2, 0.5, 1.0, 1.5, 2.0, 2.5]
+    assert params["censor"]["adversarial"]["repetitions"] == 30
     assert params["aae_ssl"]["n_labeled"] == [100, 600, 1000, 3000]
     assert params["aae_ssl"]["seeds"] == [0, 1, 2, 3, 4]
     assert params["aae_ssl"]["hidden"] == 1000 and params["aae_ssl"]["z_dim"] == 50
@@ -29,7 +32,7 @@ def test_paper_profile_uses_real_mnist_full_sweep_and_five_seeds():
 
 def test_images_override_switches_every_image_paper():
     params = compose("images=fashion_mnist", "data.fashion_mnist.mirror=/usr/share/datasets/fashion-mnist")
-    assert params["datasets"] == ["fashion_mnist", "writers"]
+    assert params["datasets"] == ["fashion_mnist", "writers", "har"]
     assert params["aae_ssl"]["dataset"] == "fashion_mnist"
     assert params["data"]["fashion_mnist"]["mirror"] == "/usr/share/datasets/fashion-mnist"
 
