@@ -58,3 +58,9 @@ def test_unknown_or_unsupported_paper_prints_one_line(in_repo, capsys):
     assert len(out) == 1 and out[0].startswith("no benchmark for no_such_paper")
     with pytest.raises(bench.NoBenchmark, match="no benchmark for no_such_paper"):
         bench.run_bench("no_such_paper", 3)
+
+
+def test_bench_censor_runs_the_sct_loop(in_repo):
+    result = bench.run_bench("censor", steps=2)
+    assert result["paper"] == "censor" and result["case"].startswith("SCT")
+    assert result["ms_per_step"] > 0 and result["flops_per_step"] > 0
