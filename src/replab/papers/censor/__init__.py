@@ -1,0 +1,80 @@
+"""censor (seed 002): remove user identity from activity features — AFL vs SCT vs LSM.
+
+The seed (Iwasawa et al.'s line of work on wearables) learns an encoder E: x → z that keeps the activity y
+and hides the user s. A label classifier M (logistic regression on z) is trained with E; an adversary tries
+to recover the user from z, and E is post-processed against it:
+
+    AFL (Eq. 1)   min_{E,M} max_D  E[−log q_M(y|z) + λ·log q_D(s|z)]       D: z → s, an MLP
+                  AFL-MLP: D hidden 800; AFL-DNN: D hidden 800-200
+    Eq. 2         D_sim on z' = concat(z1, z2) predicts g = 1 iff s1 = s2:  −E[g·log q + (1 − g)·log(1 − q)]
+    SCT (Eq. 3–4) step 1: train D_sim by Eq. 2 with E fixed; step 2: update E, M to minimise L_y + λ·L_sc,
+                  L_sc = −E[(1 − g)·log q(g|z') + g·log(1 − q(g|z'))]   (Eq. 2 with the labels flipped)
+    LSM (Eq. 5)   step 2 uses L_sim = −[E_{G_np} log q(g|z') + E_{G_nn} log(1 − q(g|z'))] instead of L_sc;
+                  G_np: pairs of different users with the same activity (pulled together),
+                  G_nn: pairs of different users and different activities (kept apart)
+
+    L_y = cross-entropy of M on both samples of a pair (their mean). The CNN baseline is E + M after
+    pretraining, with no adversary.
+
+Networks (the author's 2017 HAR code): E = 3 × (Conv (1, 3) over time, shared across the 6 sensor rows + ReLU
++ max-pool (1, 2) + dropout) with 50 / 40 / 20 filters, then FC 400 + ReLU + dropout (0.5); convolutions
+unpadded as in Chainer (30 → 28 → 14 → 12 → 6 → 4 → 2, so 20 × 6 × 2 = 240 inputs to the FC layer). M: linear
+400 → 12. D: 400 → 800 (→ 200) → users; D_sim: 800 → 800 → 200 → 1; ReLU, no dropout in adversaries.
+
+Optimisation: pretrain E + M with Adam (lr 1e-4, batch 100) for label accuracy; then adversarial post-processing
+with RMSprop (lr 2.5e-5, batch 100): step 1 (adversary, E fixed) and step 2 (E and M) alternate, each on
+200,000 samples (pairs for SCT/LSM), 30 repetitions, for every λ in {0.1, 0.2, 0.5, 1, 1.5, 2, 2.5}.
+
+Measures, after every repetition (the `eval` stage reads the checkpoint of each repetition):
+F_y^v = macro-F1 of M∘E on the seen-user test split, F_y^t = macro-F1 on the unseen users, and the user
+accuracy (Accu) of a freshly trained 800-200 MLP on frozen z (trained on the train split of users 1–10,
+tested on their seen-user split). Fig. 2 plots user accuracy against F_y^v (and F_y^t) for every (λ,
+repetition) point with each method's lower envelope: the lowest user accuracy reached with label F1 no worse
+than a threshold. The seed gives no numbers, only plots and claims; the claims are checked in the report.
+
+Ours where the seed is silent (all params): pretraining epochs; pairs for D_sim are half same-user, half
+different-user; LSM's step-2 pairs are half G_np, half G_nn; dropout is active in pretraining only (the
+adversary is fitted to dropout-free z in step 1, so E stays dropout-free in step 2 too); the adversary
+persists across repetitions; the pretrained model (repetition 0) starts every λ, so the CNN baseline is one
+stage per seed (`cnn-<seed>`); the user probe trains with Adam (lr 1e-3), optionally on a seeded subset.
+
+Read in order: model.py (configuration, data, networks, Eq. 1–5, pair sampling), train.py (pretraining and the
+alternating post-processing), evaluate.py (the measures after every repetition), report.py (Fig. 2, Fig. 3,
+claims). The DVC stages depend on exactly the files they run, so editing the evaluation or the report does not
+retrain.
+"""
+
+from replab.papers.censor.evaluate import evaluate, macro_f1, measure, train_probe
+from replab.papers.censor.model import (
+    AXES,
+    BASELINE,
+    METHODS,
+    PAPER,
+    AdversarialConfig,
+    Config,
+    Encoder,
+    EncoderConfig,
+    PairSampler,
+    ProbeConfig,
+    Windows,
+    afl_encoder_loss,
+    axes_for,
+    build_adversary,
+    build_model,
+    confusion_loss,
+    load_windows,
+    pair_label_loss,
+    similarity_loss,
+    similarity_maximisation_loss,
+    variant_key,
+)
+from replab.papers.censor.report import lower_envelope, summarize
+from replab.papers.censor.train import adversarial_postprocess, bench_setup, pretrain, train
+
+__all__ = [
+    "AXES", "BASELINE", "METHODS", "PAPER", "AdversarialConfig", "Config", "Encoder", "EncoderConfig", "PairSampler",
+    "ProbeConfig", "Windows", "adversarial_postprocess", "afl_encoder_loss", "axes_for", "bench_setup",
+    "build_adversary", "build_model", "confusion_loss", "evaluate", "load_windows", "lower_envelope", "macro_f1",
+    "measure", "pair_label_loss", "pretrain", "similarity_loss", "similarity_maximisation_loss", "summarize", "train",
+    "train_probe", "variant_key",
+]

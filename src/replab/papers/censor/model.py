@@ -1,0 +1,290 @@
+"""censor model: configuration, data on the device, networks (E, M, adversaries), the losses of Eq. 1–5 and the
+pair sampler. The method is described in the package docstring (replab/papers/censor/__init__.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from replab.io import DataError
+from replab.params import fail, param
+
+PAPER = "censor"
+METHODS = ("afl_mlp", "afl_dnn", "sct", "lsm")
+METHOD_LABELS = {"cnn": "CNN (no adversary)", "afl_mlp": "AFL-MLP", "afl_dnn": "AFL-DNN", "sct": "SCT",
+                 "lsm": "LSM"}
+HAR_DATASETS = ("har", "usc_had")
+BASELINE = "cnn"
+# Fig. 2 envelope thresholds: label F1 no worse than the CNN's minus these many points
+ENVELOPE_DROPS = (0.0, 1.0, 2.0, 5.0, 10.0)
+
+# The seed's claims (Fig. 2); it reports no numbers. A reference, checked against ours in the report.
+PAPER_CLAIMS = {
+    "sct_envelope_lowest": "SCT's lower envelope lies lowest (best privacy at equal label F1)",
+    "sct_keeps_fyt": "SCT keeps or improves F_y^t (unseen users) relative to the CNN",
+    "lsm_like_sct_on_fyv": "LSM ≈ SCT on F_y^v",
+    "lsm_like_afl_on_fyt": "LSM ≈ AFL on F_y^t",
+}
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    filters: list[int] = param([50, 40, 20], ge=1, nonempty=True, distinct=False, doc="conv filters per block")
+    kernel: int = param(3, ge=1, doc="temporal kernel (1, k)")
+    pool: int = param(2, ge=1, doc="temporal max-pool (1, p)")
+    fc: int = param(400, ge=1, doc="size of z")
+    dropout: float = param(0.5, ge=0.0, lt=1.0)
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    epochs: int = param(30, ge=1, doc="ours: the seed says only 'pretrain for label accuracy'")
+    lr: float = param(1e-4, gt=0.0, doc="Adam")
+    batch_size: int = param(100, ge=1)
+
+
+@dataclass(frozen=True)
+class AdversarialConfig:
+    lr: float = param(2.5e-5, gt=0.0, doc="RMSprop, both steps")
+    batch_size: int = param(100, ge=1)
+    adversary_samples: int = param(200_000, ge=1, doc="samples (pairs) of step 1 per repetition")
+    encoder_samples: int = param(200_000, ge=1, doc="samples (pairs) of step 2 per repetition")
+    repetitions: int = param(30, ge=1)
+    adversary_hidden: list[int] = param([800], ge=1, nonempty=True, distinct=False, doc="AFL-MLP's D")
+    adversary_hidden_dnn: list[int] = param([800, 200], ge=1, nonempty=True, distinct=False, doc="AFL-DNN's D")
+    similarity_hidden: list[int] = param([800, 200], ge=1, nonempty=True, distinct=False, doc="D_sim")
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """The freshly trained user classifier on frozen z (user accuracy)."""
+
+    hidden: list[int] = param([800, 200], ge=1, nonempty=True, distinct=False)
+    epochs: int = param(10, ge=1, doc="ours: the seed does not say")
+    lr: float = param(1e-3, gt=0.0, doc="Adam (ours)")
+    batch_size: int = param(100, ge=1)
+    max_train: int = param(0, ge=0, doc="train on at most this many windows (a seeded subset); 0 = all (seed)")
+
+
+@dataclass(frozen=True)
+class Config:
+    dataset: str = param("usc_had", choices=HAR_DATASETS)
+    methods: list[str] = param(list(METHODS), each_choices=METHODS, nonempty=True)
+    lambdas: list[float] = param([0.1, 0.2, 0.5, 1.0, 1.5, 2.0, 2.5], ge=0.0, nonempty=True)
+    seeds: list[int] = param([0], ge=0, nonempty=True)
+    encoder: EncoderConfig = param(EncoderConfig())
+    pretrain: PretrainConfig = param(PretrainConfig())
+    adversarial: AdversarialConfig = param(AdversarialConfig())
+    probe: ProbeConfig = param(ProbeConfig())
+
+    def check(self, where: str) -> None:
+        length = 30  # the seed's window; the data params may change it, checked again at load time
+        for _ in self.encoder.filters:
+            length = (length - self.encoder.kernel + 1) // self.encoder.pool
+        if length < 1:
+            fail(where, f"encoder: {len(self.encoder.filters)} blocks of kernel {self.encoder.kernel} and pool "
+                        f"{self.encoder.pool} leave no time steps of a 30-sample window")
+
+
+AXES = {"method": "methods", "lambda": "lambdas", "seed": "seeds"}
+
+
+def axes_for(key: str) -> dict[str, str]:
+    """The CNN baseline (`cnn-<seed>`) has only a seed axis; every other variant is method × λ × seed."""
+    return {"seed": "seeds"} if key.startswith(f"{BASELINE}-") else AXES
+
+
+def variant_key(method: str, lam: float | int | None, seed: int) -> str:
+    """dvc.yaml's ${key} for `matrix: {method, lambda, seed}`, and `cnn-<seed>` for the baseline."""
+    return f"{BASELINE}-{seed}" if method == BASELINE else f"{method}-{lam}-{seed}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data: standardised windows (N, 6, 30) with activity y and user s, on the device
+
+@dataclass
+class Windows:
+    x: dict[str, torch.Tensor]  # split → (N, 1, channels, window)
+    y: dict[str, torch.Tensor]  # activity 0..11
+    s: dict[str, torch.Tensor]  # user 0..13
+    n_activities: int
+    n_users: int  # users of the train split (the adversary's and the probe's classes)
+    source: str
+    name: str
+
+
+def load_windows(dataset: str, device) -> Windows:
+    from replab.data.recordings import load_windows as load_splits
+    from replab.data.registry import PROCESSED_ROOT
+
+    splits, meta = load_splits(PROCESSED_ROOT / dataset)
+    train_users = np.unique(splits["train"]["user"])
+    # users of train/seen re-indexed 0..U-1 for the adversary and the probe (unseen users keep their id:
+    # only the activity is scored on them)
+    remap = np.full(max(int(s["user"].max(initial=0)) for s in splits.values()) + 1, -1, dtype=np.int64)
+    remap[train_users] = np.arange(len(train_users))
+
+    def tensor(a: np.ndarray, dtype=None) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).to(device, dtype)
+
+    x = {k: tensor(v["x"], torch.float32).unsqueeze(1) for k, v in splits.items()}
+    y = {k: tensor(v["activity"]) for k, v in splits.items()}
+    s = {k: tensor(np.where(np.isin(v["user"], train_users), remap[v["user"]], v["user"]))
+         for k, v in splits.items()}
+    return Windows(x, y, s, n_activities=len(meta.get("activities", [])) or int(y["train"].max()) + 1,
+                   n_users=len(train_users), source=meta.get("source", "unknown"), name=dataset)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Networks
+
+class Encoder(nn.Module):
+    """E: (N, 1, channels, window) → z (N, fc). Temporal convolutions shared across the sensor rows."""
+
+    def __init__(self, cfg: EncoderConfig, channels: int, window: int):
+        super().__init__()
+        layers, c_in, length = [], 1, window
+        for c_out in cfg.filters:
+            layers += [nn.Conv2d(c_in, c_out, (1, cfg.kernel)), nn.ReLU(), nn.MaxPool2d((1, cfg.pool)),
+                       nn.Dropout(cfg.dropout)]
+            c_in, length = c_out, (length - cfg.kernel + 1) // cfg.pool
+        if length < 1:
+            raise DataError(f"windows of {window} samples are too short for the encoder (params censor.encoder)")
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.fc = nn.Sequential(nn.Linear(c_in * channels * length, cfg.fc), nn.ReLU(), nn.Dropout(cfg.dropout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers with ReLU between them (none after the last): logits out."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def build_adversary(method: str, cfg: Config, n_users: int) -> nn.Module:
+    z = cfg.encoder.fc
+    if method == "afl_mlp":
+        return mlp([z, *cfg.adversarial.adversary_hidden, n_users])
+    if method == "afl_dnn":
+        return mlp([z, *cfg.adversarial.adversary_hidden_dnn, n_users])
+    return mlp([2 * z, *cfg.adversarial.similarity_hidden, 1])  # D_sim on concat(z1, z2)
+
+
+def build_model(cfg: Config, data: Windows, device) -> tuple[Encoder, nn.Linear]:
+    _, _, channels, window = data.x["train"].shape
+    encoder = Encoder(cfg.encoder, channels, window).to(device)
+    if device.type == "cpu":
+        # oneDNN runs these thin (1, k) convolutions ≈ 2× faster in channels-last (NHWC) layout
+        encoder = encoder.to(memory_format=torch.channels_last)
+    return encoder, nn.Linear(cfg.encoder.fc, data.n_activities).to(device)
+
+
+def snapshot(encoder: nn.Module, classifier: nn.Module) -> dict:
+    return {"encoder": {k: v.detach().clone() for k, v in encoder.state_dict().items()},
+            "classifier": {k: v.detach().clone() for k, v in classifier.state_dict().items()}}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Losses (equation numbers from the seed)
+
+def afl_encoder_loss(label_logits, y, user_logits, s, lam: float) -> torch.Tensor:
+    """Eq. 1, the (E, M) side: −log q_M(y|z) + λ·log q_D(s|z) = CE(y) − λ·CE(s)."""
+    return F.cross_entropy(label_logits, y) - lam * F.cross_entropy(user_logits, s)
+
+
+def similarity_loss(sim_logits: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Eq. 2: −E[g·log q(g|z') + (1 − g)·log(1 − q(g|z'))], q = sigmoid(D_sim(z'))."""
+    return F.binary_cross_entropy_with_logits(sim_logits, g)
+
+
+def confusion_loss(sim_logits: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Eq. 4, L_sc: Eq. 2 with flipped labels, −E[(1 − g)·log q + g·log(1 − q)]."""
+    return F.binary_cross_entropy_with_logits(sim_logits, 1.0 - g)
+
+
+def similarity_maximisation_loss(sim_logits: torch.Tensor, same_activity: torch.Tensor) -> torch.Tensor:
+    """Eq. 5, L_sim over pairs of different users: −[E_{G_np} log q + E_{G_nn} log(1 − q)];
+    G_np (same activity) has target 1 (pulled together), G_nn (different activity) target 0."""
+    return F.binary_cross_entropy_with_logits(sim_logits, same_activity)
+
+
+def pair_label_loss(label_logits1, y1, label_logits2, y2) -> torch.Tensor:
+    """L_y on both samples of a pair (their mean)."""
+    return 0.5 * (F.cross_entropy(label_logits1, y1) + F.cross_entropy(label_logits2, y2))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pair sampling (vectorised, on the device)
+
+class PairSampler:
+    """Draws partners for anchor windows: same user, different user, or different user with the same /
+    a different activity. Same-group partners come from a sorted block; exclusions by resampling."""
+
+    def __init__(self, y: torch.Tensor, s: torch.Tensor, generator: torch.Generator):
+        self.y, self.s, self.gen, self.n = y, s, generator, len(s)
+        self.by_user = torch.argsort(s, stable=True)
+        counts = torch.bincount(s)
+        self.user_count, self.user_start = counts, torch.cumsum(counts, 0) - counts
+        self.by_activity = torch.argsort(y, stable=True)
+        counts = torch.bincount(y)
+        self.act_count, self.act_start = counts, torch.cumsum(counts, 0) - counts
+
+    def _uniform(self, n: int) -> torch.Tensor:
+        return torch.rand(n, generator=self.gen, device=self.gen.device).to(self.s.device)
+
+    def anchors(self, n: int) -> torch.Tensor:
+        return (self._uniform(n) * self.n).long().clamp_max(self.n - 1)
+
+    def _from_block(self, order, start, count, keys) -> torch.Tensor:
+        pos = start[keys] + (self._uniform(len(keys)) * count[keys]).long().clamp_max(count[keys] - 1)
+        return order[pos]
+
+    def same_user(self, i: torch.Tensor) -> torch.Tensor:
+        return self._from_block(self.by_user, self.user_start, self.user_count, self.s[i])
+
+    def _resample(self, i: torch.Tensor, draw, bad) -> torch.Tensor:
+        j = draw(i)
+        for _ in range(1000):
+            wrong = bad(i, j)
+            if not bool(wrong.any()):
+                return j
+            j = torch.where(wrong, draw(i), j)
+        raise DataError("censor pairs: cannot find partners (the train split needs ≥ 2 users and activities "
+                        "shared between users)")
+
+    def other_user(self, i: torch.Tensor) -> torch.Tensor:
+        return self._resample(i, lambda a: self.anchors(len(a)), lambda a, b: self.s[a] == self.s[b])
+
+    def other_user_same_activity(self, i: torch.Tensor) -> torch.Tensor:
+        draw = lambda a: self._from_block(self.by_activity, self.act_start, self.act_count, self.y[a])  # noqa: E731
+        return self._resample(i, draw, lambda a, b: self.s[a] == self.s[b])
+
+    def other_user_other_activity(self, i: torch.Tensor) -> torch.Tensor:
+        return self._resample(i, lambda a: self.anchors(len(a)),
+                              lambda a, b: (self.s[a] == self.s[b]) | (self.y[a] == self.y[b]))
+
+    def user_pairs(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Eq. 2 pairs: half same-user (g = 1), half different-user (g = 0)."""
+        i = self.anchors(n)
+        half = n // 2
+        j = torch.cat([self.same_user(i[:half]), self.other_user(i[half:])])
+        g = torch.cat([torch.ones(half), torch.zeros(n - half)]).to(self.s.device)
+        return i, j, g
+
+    def lsm_pairs(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Eq. 5 pairs, all of different users: half G_np (same activity, target 1), half G_nn (target 0)."""
+        i = self.anchors(n)
+        half = n // 2
+        j = torch.cat([self.other_user_same_activity(i[:half]), self.other_user_other_activity(i[half:])])
+        t = torch.cat([torch.ones(half), torch.zeros(n - half)]).to(self.s.device)
+        return i, j, t

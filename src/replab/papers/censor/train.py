@@ -1,0 +1,184 @@
+"""censor training: pretraining E + M (the CNN baseline), then the alternating adversarial post-processing of
+AFL (Eq. 1), SCT (Eq. 2–4) and LSM (Eq. 5), saving a checkpoint after every repetition."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from replab import runtime as rt
+from replab.batches import EndlessBatches, index_batches, map_batches
+from replab.papers.censor.model import (
+    BASELINE,
+    PAPER,
+    Config,
+    Encoder,
+    PairSampler,
+    Windows,
+    build_adversary,
+    build_model,
+    confusion_loss,
+    load_windows,
+    pair_label_loss,
+    similarity_loss,
+    similarity_maximisation_loss,
+    snapshot,
+    variant_key,
+)
+
+
+def pretrain(cfg: Config, data: Windows, device, runtime, generator, live=None, desc: str = "pretrain"):
+    """E + M for label accuracy (Adam). Returns (encoder, classifier, samples seen)."""
+    encoder, classifier = build_model(cfg, data, device)
+    params = [*encoder.parameters(), *classifier.parameters()]
+    opt = torch.optim.Adam(params, lr=cfg.pretrain.lr)
+    x, y = data.x["train"], data.y["train"]
+    n, pc = len(x), cfg.pretrain
+    steps = math.ceil(n / pc.batch_size)
+    bar = rt.progress(range(pc.epochs), enabled=runtime.progress, desc=desc)
+    for epoch in bar:
+        encoder.train(), classifier.train()
+        total = torch.zeros((), device=device)
+        for idx in index_batches(n, pc.batch_size, generator, device):
+            loss = F.cross_entropy(classifier(encoder(x[idx])), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach()
+        mean = float(total.item() / steps)
+        bar.set_postfix(loss=f"{mean:.4f}")
+        if live is not None:
+            live.step = epoch + 1
+            live.log_metric("pretrain/label_loss", mean)
+            live.make_summary()
+    return encoder, classifier, n * pc.epochs
+
+
+def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encoder, classifier: nn.Module,
+                            data: Windows, device, runtime, generator, live=None, desc: str = ""):
+    """Alternate step 1 (adversary, E fixed) and step 2 (E, M against the adversary) for `repetitions`;
+    returns the checkpoints after each repetition (index 0 = the pretrained model) and samples seen."""
+    ac = cfg.adversarial
+    adversary = build_adversary(method, cfg, data.n_users).to(device)
+    opt_adv = torch.optim.RMSprop(adversary.parameters(), lr=ac.lr)
+    opt_em = torch.optim.RMSprop([*encoder.parameters(), *classifier.parameters()], lr=ac.lr)
+    x, y, s = data.x["train"], data.y["train"], data.s["train"]
+    pairs = PairSampler(y, s, generator)
+    singles = EndlessBatches(len(x), ac.batch_size, generator, device)
+    adversary_steps = max(1, math.ceil(ac.adversary_samples / ac.batch_size))
+    encoder_steps = max(1, math.ceil(ac.encoder_samples / ac.batch_size))
+    similarity = method in ("sct", "lsm")
+    checkpoints, samples = [snapshot(encoder, classifier)], 0
+    bar = rt.progress(range(ac.repetitions), enabled=runtime.progress, desc=desc or f"{method} λ={lam}")
+    for rep in bar:
+        # step 1: the adversary learns to recover the user from z. E is fixed (and without dropout), so z of
+        # every training window is computed once per repetition instead of once per batch.
+        encoder.eval()
+        adversary.train()
+        z_fixed = map_batches(encoder, x)
+        adv_total = torch.zeros((), device=device)
+        for _ in range(adversary_steps):
+            if similarity:
+                i, j, g = pairs.user_pairs(ac.batch_size)
+                loss = similarity_loss(adversary(torch.cat([z_fixed[i], z_fixed[j]], 1)).squeeze(1), g)  # Eq. 2
+            else:
+                idx = next(singles)
+                loss = F.cross_entropy(adversary(z_fixed[idx]), s[idx])  # max_D log q_D(s|z)
+            opt_adv.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_adv.step()
+            adv_total += loss.detach()
+        # step 2: E and M minimise the label loss plus λ times the method's censoring term. E stays without
+        # dropout: the adversary was fitted to dropout-free z, and its gradients are only meaningful there.
+        adversary.eval()
+        label_total, censor_total = torch.zeros((), device=device), torch.zeros((), device=device)
+        for _ in range(encoder_steps):
+            if similarity:
+                i, j, t = pairs.user_pairs(ac.batch_size) if method == "sct" else pairs.lsm_pairs(ac.batch_size)
+                z1, z2 = encoder(x[i]), encoder(x[j])
+                label = pair_label_loss(classifier(z1), y[i], classifier(z2), y[j])
+                sim_logits = adversary(torch.cat([z1, z2], 1)).squeeze(1)
+                censor = confusion_loss(sim_logits, t) if method == "sct" else similarity_maximisation_loss(
+                    sim_logits, t)  # Eq. 4 / Eq. 5
+                loss = label + lam * censor  # Eq. 3
+            else:
+                idx = next(singles)
+                z = encoder(x[idx])
+                label = F.cross_entropy(classifier(z), y[idx])
+                censor = -F.cross_entropy(adversary(z), s[idx])  # λ·log q_D(s|z)
+                loss = label + lam * censor  # Eq. 1
+            opt_em.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_em.step()
+            label_total += label.detach()
+            censor_total += censor.detach()
+        samples += (adversary_steps + encoder_steps) * ac.batch_size * (2 if similarity else 1)
+        checkpoints.append(snapshot(encoder, classifier))
+        logged = {"adversary_loss": adv_total.item() / adversary_steps,
+                  "label_loss": label_total.item() / encoder_steps, "censor_loss": censor_total.item() / encoder_steps}
+        bar.set_postfix({k: f"{v:.3f}" for k, v in logged.items()})
+        if live is not None:
+            live.step = rep + 1
+            for name, value in logged.items():
+                live.log_metric(f"adversarial/{name}", value)
+            live.make_summary()
+    return checkpoints, samples
+
+
+def train(cfg: Config, runtime, variant) -> None:
+    seed = variant.axes["seed"]
+    device = rt.setup(runtime, seed)
+    data = load_windows(cfg.dataset, device)
+    generator = rt.seeded_generator(seed, device)
+    clock = rt.RunClock()
+    source = f"{data.name} ({data.source})"
+    if variant.key.startswith(f"{BASELINE}-"):
+        with rt.open_live(variant.live_dir) as live:
+            encoder, classifier, samples = pretrain(cfg, data, device, runtime, generator, live,
+                                                    desc=f"censor CNN seed={seed}")
+        clock.add(samples)
+        state = {"checkpoints": [snapshot(encoder, classifier)]}
+        record = {"method": BASELINE, "lambda": None, "seed": seed, "epochs": cfg.pretrain.epochs}
+    else:
+        method, lam = variant.axes["method"], variant.axes["lambda"]
+        start, _ = rt.load_trained(Path("models") / PAPER / variant_key(BASELINE, None, seed), device)
+        encoder, classifier = build_model(cfg, data, device)
+        encoder.load_state_dict(start["checkpoints"][0]["encoder"])
+        classifier.load_state_dict(start["checkpoints"][0]["classifier"])
+        with rt.open_live(variant.live_dir) as live:
+            checkpoints, samples = adversarial_postprocess(cfg, method, lam, encoder, classifier, data, device,
+                                                           runtime, generator, live,
+                                                           desc=f"censor {method} λ={lam} seed={seed}")
+        clock.add(samples)
+        state = {"checkpoints": checkpoints}
+        record = {"method": method, "lambda": lam, "seed": seed, "repetitions": cfg.adversarial.repetitions}
+    record["run"] = rt.run_metadata(device, seed, source, clock)
+    rt.save_trained(variant.model_dir, state, record)
+
+
+def bench_setup(cfg: Config, device):
+    """`replab bench`: SCT post-processing on synthetic windows, one batch of step 1 and one of step 2 per timed
+    step (plus the per-repetition z of the fixed encoder, kept small: 1,000 windows)."""
+    from replab.bench import BenchCase
+
+    n, batch = 1000, cfg.adversarial.batch_size
+    gen = rt.seeded_generator(0, device)
+    x = torch.randn(n, 1, 6, 30, generator=gen, device=device)
+    y = torch.randint(0, 12, (n,), generator=gen, device=device)
+    s = torch.randint(0, 10, (n,), generator=gen, device=device)
+    data = Windows({"train": x}, {"train": y}, {"train": s}, 12, 10, "synthetic", "bench")
+
+    def train(iterations: int, runtime):
+        encoder, classifier = build_model(cfg, data, device)
+        # one repetition = one batch of step 1 and one of step 2 (bench times one progress iteration per step)
+        steps_cfg = replace(cfg.adversarial, adversary_samples=batch, encoder_samples=batch, repetitions=iterations)
+        run_cfg = replace(cfg, adversarial=steps_cfg)
+        return adversarial_postprocess(run_cfg, "sct", 1.0, encoder, classifier, data, device, runtime, gen)
+
+    return BenchCase(label=f"SCT batch={batch}", samples_per_step=4 * batch, train=train, x=x.flatten(1), y=y,
+                     batch_size=batch)
