@@ -86,3 +86,17 @@ def without_timing(metrics: dict) -> dict:
     for record in out.values():
         record["run"].pop("seconds"), record["run"].pop("samples_per_s")
     return out
+
+
+def one_line_naming(err: pytest.ExceptionInfo, name: str) -> str:
+    """The message of a raised error, asserted to be one line that names `name` (a file or a param key)."""
+    msg = str(err.value)
+    assert "\n" not in msg and name in msg, msg
+    return msg
+
+
+def load(out: Path, split: str) -> dict:
+    """One split of a processed data set (`<out>/<split>.npz`)."""
+    from replab.io import read_npz
+
+    return read_npz(out / f"{split}.npz")

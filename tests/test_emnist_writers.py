@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from conftest import closed_port_url
+from conftest import closed_port_url, load, one_line_naming
 from replab.data import emnist_writers as ew
 from replab.download import RemoteFile
 from replab.io import DataError
@@ -85,17 +85,6 @@ def pinned(release, monkeypatch):
         monkeypatch.setattr(ew, "ARCHIVE", f)
         return f
     return pin
-
-
-def one_line_naming(err: pytest.ExceptionInfo, name: str) -> str:
-    msg = str(err.value)
-    assert "\n" not in msg and name in msg, msg
-    return msg
-
-
-def load(out: Path, split: str) -> dict[str, np.ndarray]:
-    with np.load(out / f"{split}.npz") as npz:
-        return {k: npz[k] for k in npz.files}
 
 
 # ---------------------------------------------------------------------------------------------------------

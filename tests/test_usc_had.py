@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from conftest import closed_port_url
+from conftest import closed_port_url, load, one_line_naming
 from replab.data import recordings
 from replab.data import usc_had as uh
 from replab.download import RemoteFile
@@ -115,17 +115,6 @@ def release(tmp_path, monkeypatch) -> Release:
 
 
 TINY_CFG = uh.UscHadConfig(train_users=[1, 2], unseen_users=[13])
-
-
-def one_line_naming(err: pytest.ExceptionInfo, name: str) -> str:
-    msg = str(err.value)
-    assert "\n" not in msg and name in msg, msg
-    return msg
-
-
-def load(out: Path, split: str) -> dict[str, np.ndarray]:
-    with np.load(out / f"{split}.npz") as npz:
-        return {k: npz[k] for k in npz.files}
 
 
 def expected_windows(x: np.ndarray, window: int = 30, stride: int = 15) -> np.ndarray:

@@ -273,18 +273,18 @@ class PairSampler:
         return self._resample(i, lambda a: self.anchors(len(a)),
                               lambda a, b: (self.s[a] == self.s[b]) | (self.y[a] == self.y[b]))
 
-    def user_pairs(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Eq. 2 pairs: half same-user (g = 1), half different-user (g = 0)."""
+    def _halves(self, n: int, positive, negative) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """n anchors; the first half paired by `positive` (target 1), the rest by `negative` (target 0)."""
         i = self.anchors(n)
         half = n // 2
-        j = torch.cat([self.same_user(i[:half]), self.other_user(i[half:])])
-        g = torch.cat([torch.ones(half), torch.zeros(n - half)]).to(self.s.device)
-        return i, j, g
+        j = torch.cat([positive(i[:half]), negative(i[half:])])
+        target = torch.cat([torch.ones(half), torch.zeros(n - half)]).to(self.s.device)
+        return i, j, target
+
+    def user_pairs(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Eq. 2 pairs: half same-user (g = 1), half different-user (g = 0)."""
+        return self._halves(n, self.same_user, self.other_user)
 
     def lsm_pairs(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Eq. 5 pairs, all of different users: half G_np (same activity, target 1), half G_nn (target 0)."""
-        i = self.anchors(n)
-        half = n // 2
-        j = torch.cat([self.other_user_same_activity(i[:half]), self.other_user_other_activity(i[half:])])
-        t = torch.cat([torch.ones(half), torch.zeros(n - half)]).to(self.s.device)
-        return i, j, t
+        return self._halves(n, self.other_user_same_activity, self.other_user_other_activity)
