@@ -8,6 +8,7 @@ import http.server
 import io
 import threading
 import time
+import zipfile
 
 import pytest
 
@@ -97,7 +98,7 @@ def test_http_mirror_replaces_pinned_urls(upstream, server, tmp_path):
 
 
 def test_mirror_directory_without_the_file(upstream, tmp_path):
-    with pytest.raises(DataError, match=r"blob\.gz: not found in mirror directory"):
+    with pytest.raises(DataError, match=r"blob\.gz: download failed from \S+blob\.gz \(not found in mirror directory"):
         fetch(upstream, tmp_path / "raw", mirror=str(tmp_path), progress=False)
 
 
@@ -160,3 +161,135 @@ def test_transient_server_errors_are_retried(tmp_path, monkeypatch):
 def test_unsupported_mirror_scheme(upstream, tmp_path):
     with pytest.raises(DataError, match="unsupported scheme"):
         fetch(upstream, tmp_path, mirror="s3://bucket/data", progress=False)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A source that answers with the wrong bytes is skipped like an unreachable one
+
+IDX = "train-images-idx3-ubyte.gz"
+HTML = b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body>try later</body></html>\n"
+
+
+@pytest.fixture
+def two_mirrors(server):
+    """Mirror 1 (`m1/`) and mirror 2 (`m2/`) on the loopback server; mirror 2 serves the right gzip."""
+    root, base = server
+    data = gz(PAYLOAD, filename="train-images-idx3-ubyte", mtime=1_000_000)
+    for m in ("m1", "m2"):
+        (root / m).mkdir()
+    (root / "m2" / IDX).write_bytes(data)
+    f = RemoteFile(IDX, (base + f"m1/{IDX}", base + f"m2/{IDX}"), sha(data), len(data),
+                   content_sha256=sha(PAYLOAD))
+    return root / "m1" / IDX, f, data
+
+
+@pytest.mark.parametrize("bad, reason", [
+    (gz(PAYLOAD[::-1]), "checksum mismatch: decompressed sha256"),  # other bytes, a valid gzip
+    (HTML, "truncated or corrupt gzip"),  # an error page answered with status 200
+    (gz(PAYLOAD, filename="train-images-idx3-ubyte", mtime=1_000_000)[:300], "truncated or corrupt gzip"),
+], ids=["other-bytes", "html-page", "truncated"])
+def test_a_source_with_wrong_bytes_is_skipped_for_the_next(two_mirrors, tmp_path, capsys, bad, reason):
+    first, f, data = two_mirrors
+    first.write_bytes(bad)
+    dest = tmp_path / "raw"
+    assert fetch(f, dest, progress=False).read_bytes() == data  # the file from mirror 2
+    assert sorted(p.name for p in dest.iterdir()) == [IDX]  # no temp file of mirror 1 left behind
+    lines = [line for line in capsys.readouterr().err.splitlines() if "skipped" in line]
+    assert len(lines) == 1 and f.urls[0] in lines[0] and reason in lines[0], lines
+
+
+def test_a_pinned_file_without_content_pin_skips_a_mismatch(two_mirrors, tmp_path, capsys):
+    first, f, data = two_mirrors
+    first.write_bytes(gz(PAYLOAD))  # recompressed: no content pin, so only the file pin decides
+    f = RemoteFile(f.name, f.urls, f.sha256)
+    assert fetch(f, tmp_path, progress=False).read_bytes() == data
+    err = capsys.readouterr().err
+    assert f"skipped {f.urls[0]}: checksum mismatch: sha256 {sha(gz(PAYLOAD))}, expected {f.sha256}" in err
+
+
+def test_every_source_failing_lists_each_with_its_reason(two_mirrors, tmp_path):
+    first, f, _ = two_mirrors
+    first.write_bytes(HTML)
+    (first.parent.parent / "m2" / IDX).write_bytes(gz(PAYLOAD[::-1]))
+    closed = closed_port_url() + IDX
+    f = RemoteFile(f.name, (closed, *f.urls), f.sha256, content_sha256=f.content_sha256)
+    dest = tmp_path / "raw"
+    with pytest.raises(download.FetchError) as err:
+        fetch(f, dest, progress=False, hint=offline_hint("data.mnist.mirror"))
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{IDX}: download failed from {closed} (unreachable); ")
+    assert f"{f.urls[1]} (truncated or corrupt gzip" in msg
+    assert f"{f.urls[2]} (checksum mismatch: decompressed sha256 {sha(PAYLOAD[::-1])}" in msg
+    assert "data.mnist.mirror" in msg  # one source was unreachable: the offline hint applies
+    assert [(x.source, x.unreachable) for x in err.value.failures] == [(closed, True), (f.urls[1], False),
+                                                                       (f.urls[2], False)]
+    assert not err.value.unreachable
+    assert not dest.exists() or list(dest.iterdir()) == []
+    with pytest.raises(download.FetchError) as err:  # all answered, none right: no offline hint
+        fetch(RemoteFile(f.name, f.urls[1:], f.sha256, content_sha256=f.content_sha256), dest, progress=False,
+              hint=offline_hint("data.mnist.mirror"))
+    assert "no network" not in str(err.value) and len(err.value.failures) == 2
+
+
+def test_an_existing_copy_that_fails_is_removed_and_listed(upstream, tmp_path):
+    dest = tmp_path / "raw"
+    dest.mkdir()
+    (dest / "blob.gz").write_bytes(gz(b"stale"))
+    f = RemoteFile(upstream.name, (closed_port_url() + "blob.gz",), upstream.sha256,
+                   content_sha256=upstream.content_sha256)
+    with pytest.raises(download.FetchError) as err:
+        fetch(f, dest, progress=False)
+    assert f"existing {dest / 'blob.gz'} (checksum mismatch: decompressed sha256 {sha(b'stale')}" in str(err.value)
+    assert list(dest.iterdir()) == []  # never left there unverified
+    assert fetch(upstream, dest, progress=False).is_file()
+
+
+@pytest.mark.parametrize("name, bad, reason", [
+    ("data.zip", HTML, "an HTML page, not the file"),
+    ("data.zip", b"PK\x03\x04 not really a zip", "not a zip archive"),
+    ("data.mat", HTML, "an HTML page, not the file"),
+    ("data.mat", b"\x00" * 200, "not a MATLAB .mat file"),
+    ("data.gz", b"Service Unavailable", "truncated or corrupt gzip"),
+    ("data.txt", b"", "empty file"),
+])
+def test_unpinned_files_are_checked_for_their_format(server, tmp_path, capsys, name, bad, reason):
+    root, base = server
+    good = {"data.zip": _zip_bytes(), "data.mat": b"MATLAB 5.0 MAT-file, Platform: GLNXA64" + bytes(100),
+            "data.gz": gz(PAYLOAD), "data.txt": b"one line\n"}[name]
+    for m, data in (("m1", bad), ("m2", good)):
+        (root / m).mkdir()
+        (root / m / name).write_bytes(data)
+    f = RemoteFile(name, (base + f"m1/{name}", base + f"m2/{name}"), None)
+    assert fetch(f, tmp_path / "raw", progress=False).read_bytes() == good
+    assert f"skipped {f.urls[0]}: {reason}" in capsys.readouterr().err
+    with pytest.raises(DataError) as err:  # the same check holds for a copy verified in place
+        download.verify(f, root / "m1" / name)
+    assert reason in str(err.value) and str(root / "m1" / name) in str(err.value)
+
+
+def test_a_files_own_check_makes_a_source_fail(server, tmp_path, capsys):
+    root, base = server
+    for m, members in (("m1", {"readme.txt": b"x"}), ("m2", {"readme.txt": b"x", "data.csv": b"1,2\n"})):
+        (root / m).mkdir()
+        (root / m / "release.zip").write_bytes(_zip_bytes(members))
+
+    def has_data(path):
+        with zipfile.ZipFile(path) as zf:
+            if "data.csv" not in zf.namelist():
+                raise DataError(f"{path}: no data.csv among {len(zf.namelist())} members")
+
+    f = RemoteFile("release.zip", (base + "m1/release.zip", base + "m2/release.zip"), None, check=has_data)
+    path = fetch(f, tmp_path, progress=False)
+    assert zipfile.ZipFile(path).namelist() == ["readme.txt", "data.csv"]
+    assert "no data.csv among 1 members" in capsys.readouterr().err
+    with pytest.raises(download.FetchError, match="no data.csv among 1 members"):
+        fetch(RemoteFile("release.zip", (base + "m1/release.zip",), None, check=has_data), tmp_path / "b",
+              progress=False)
+
+
+def _zip_bytes(members: dict[str, bytes] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in (members or {"a.txt": b"alpha"}).items():
+            zf.writestr(name, data)
+    return buf.getvalue()

@@ -9,6 +9,7 @@ URLs are replaced by a closed loopback port, so no test can reach the real host.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -22,7 +23,6 @@ import scipy.io
 from conftest import closed_port_url, load, one_line_naming
 from replab.data import recordings
 from replab.data import usc_had as uh
-from replab.download import RemoteFile
 from replab.io import DataError
 from replab.params import ParamError, parse
 
@@ -103,7 +103,7 @@ class Release:
 @pytest.fixture(autouse=True)
 def no_real_host(monkeypatch):
     """The pinned URLs point at a closed port: nothing here may reach sipi.usc.edu."""
-    monkeypatch.setattr(uh, "ARCHIVE", RemoteFile(uh.ARCHIVE.name, (closed_port_url() + uh.ARCHIVE.name,), None))
+    monkeypatch.setattr(uh, "ARCHIVE", dataclasses.replace(uh.ARCHIVE, urls=(closed_port_url() + uh.ARCHIVE.name,)))
 
 
 @pytest.fixture
@@ -313,9 +313,8 @@ def check_tiny(release: Release, raw: Path, out: Path, meta: dict) -> None:
 def test_download_over_http_then_prepare(release, server, tmp_path, monkeypatch):
     root, base = server
     (root / uh.ARCHIVE.name).write_bytes(release.zip.read_bytes())
-    monkeypatch.setattr(uh, "ARCHIVE", RemoteFile(uh.ARCHIVE.name, (closed_port_url() + uh.ARCHIVE.name,
-                                                                    base + "missing/USC-HAD.zip",
-                                                                    base + uh.ARCHIVE.name), None))
+    monkeypatch.setattr(uh, "ARCHIVE", dataclasses.replace(uh.ARCHIVE, urls=(
+        closed_port_url() + uh.ARCHIVE.name, base + "missing/USC-HAD.zip", base + uh.ARCHIVE.name)))
     raw, out = tmp_path / "raw", tmp_path / "out"
     assert uh.download("usc_had", TINY_CFG, raw, progress=False) == raw / uh.ROOT
     record = json.loads((raw / uh.RECORD).read_text())
@@ -328,6 +327,48 @@ def test_download_over_http_then_prepare(release, server, tmp_path, monkeypatch)
     before = (raw / uh.ROOT / QUIRK).stat().st_mtime_ns
     uh.download("usc_had", TINY_CFG, raw, progress=False)
     assert (raw / uh.ROOT / QUIRK).stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("first", ["html", "truncated", "other_release", "missing_member"])
+def test_a_source_answering_with_a_bad_archive_is_skipped_for_the_next(release, server, tmp_path, monkeypatch,
+                                                                       capsys, first):
+    """The zip has no pin of its own: a non-zip, broken or different answer still counts as that source failing."""
+    root, base = server
+    for m in ("m1", "m2"):
+        (root / m).mkdir()
+    good = release.zip.read_bytes()
+    if first == "html":
+        bad = b"<!DOCTYPE html><html><body>Service temporarily unavailable</body></html>"
+    elif first == "truncated":
+        bad = good[: len(good) // 2]
+    elif first == "other_release":  # a zip of the same layout whose members differ from the table
+        other = tmp_path / "other"
+        make_tree(other / uh.ROOT, TINY_SUBJECTS, TINY_ACTIVITIES, TINY_TRIALS, np.random.default_rng(8))
+        bad = release_zip(tmp_path / "other.zip", other / uh.ROOT).read_bytes()
+    else:
+        keep = [k for k in release.table if k != QUIRK]
+        with zipfile.ZipFile(tmp_path / "partial.zip", "w") as zf:
+            for k in keep:
+                zf.write(release.tree / k, f"{uh.ROOT}/{k}")
+        bad = (tmp_path / "partial.zip").read_bytes()
+    (root / "m1" / uh.ARCHIVE.name).write_bytes(bad)
+    (root / "m2" / uh.ARCHIVE.name).write_bytes(good)
+    urls = (base + f"m1/{uh.ARCHIVE.name}", base + f"m2/{uh.ARCHIVE.name}")
+    monkeypatch.setattr(uh, "ARCHIVE", dataclasses.replace(uh.ARCHIVE, urls=urls))
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    uh.download("usc_had", TINY_CFG, raw, progress=False)
+    check_tiny(release, raw, out, uh.prepare("usc_had", TINY_CFG, raw, out, split_seed=0))
+    skipped = [line for line in capsys.readouterr().err.splitlines() if "skipped" in line]
+    reason = {"html": "an HTML page", "truncated": "not a zip archive", "other_release": "differs from the pinned",
+              "missing_member": f"member {uh.ROOT}/{QUIRK} missing"}[first]
+    assert len(skipped) == 1 and urls[0] in skipped[0] and reason in skipped[0], skipped
+    # both bad: one error listing each source and its reason, nothing left in raw_dir
+    (root / "m2" / uh.ARCHIVE.name).write_bytes(b"<html>login required</html>")
+    with pytest.raises(DataError) as err:
+        uh.download("usc_had", TINY_CFG, tmp_path / "raw2", progress=False)
+    msg = one_line_naming(err, uh.ARCHIVE.name)
+    assert f"{urls[0]} (" in msg and reason in msg and f"{urls[1]} (an HTML page" in msg
+    assert empty(tmp_path / "raw2")
 
 
 @pytest.mark.parametrize("layout", ["zip_dir", "zip_file_url", "zip_http", "tree_dir", "tree_file_url",
@@ -419,8 +460,8 @@ def test_zip_slip_members_are_rejected(release, tmp_path, evil):
 
 
 def test_offline_fails_fast_naming_the_mirror_param(release, tmp_path, monkeypatch):
-    monkeypatch.setattr(uh, "ARCHIVE", RemoteFile(uh.ARCHIVE.name, (closed_port_url() + uh.ARCHIVE.name,
-                                                                    closed_port_url() + uh.ARCHIVE.name), None))
+    monkeypatch.setattr(uh, "ARCHIVE", dataclasses.replace(uh.ARCHIVE, urls=(
+        closed_port_url() + uh.ARCHIVE.name, closed_port_url() + uh.ARCHIVE.name)))
     raw = tmp_path / "raw"
     start = time.monotonic()
     with pytest.raises(DataError) as err:

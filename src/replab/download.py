@@ -4,6 +4,12 @@ HTTP(S) goes through pooch's `HTTPDownloader` (requests + tqdm progress bar). A 
 a `file://` URL or an `http(s)://` base URL) replaces the pinned URLs, for air-gapped clusters and for
 tests. Every file is written to a temp file beside its target and renamed only once it verified, so
 `dest_dir` never holds a partial or unverified file.
+
+A source fails when it cannot deliver the file (unreachable, HTTP error, not in the mirror directory) and
+equally when it delivers bytes that fail verification (checksum, decompressed checksum, not the archive
+format its name says, an HTML error page, or the file's own `check`): either way one line on stderr says why
+it was skipped and the next source is tried. Only when every source failed does `fetch` raise `FetchError`,
+one line listing each source with its reason.
 """
 
 from __future__ import annotations
@@ -13,8 +19,10 @@ import hashlib
 import shutil
 import sys
 import time
+import zipfile
 import zlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -29,13 +37,42 @@ CONNECT_TIMEOUT = 3.0
 class RemoteFile:
     """One pinned file. `content_sha256` pins a .gz file's decompressed bytes, for mirrors that recompress
     (Debian's packages do): a copy is accepted if either hash matches. `size` is the upstream byte count,
-    informational only since a recompressed copy differs."""
+    informational only since a recompressed copy differs.
+
+    `check(path)`, if given, runs after the pins and the format check on every copy (a downloaded one
+    before it is renamed into place, an existing one before it is reused); it raises DataError whose message
+    says what is wrong with the bytes (e.g. an unpinned archive's members against their own pins). Without
+    any pin, the format implied by the name is still checked (.gz, .zip, .mat) and an HTML page is rejected."""
 
     name: str
     urls: tuple[str, ...]
     sha256: str | None
     size: int | None = None
     content_sha256: str | None = None
+    check: Callable[[Path], None] | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class SourceFailure:
+    """Why one source gave no verified copy. `unreachable`: it delivered nothing (network, HTTP status, not in
+    the mirror directory); otherwise it delivered bytes that failed verification."""
+
+    source: str
+    reason: str
+    unreachable: bool
+
+
+class FetchError(DataError):
+    """Every source of a file failed; `failures` lists each with its reason (the message does too)."""
+
+    def __init__(self, message: str, failures: tuple[SourceFailure, ...]):
+        super().__init__(message)
+        self.failures = failures
+
+    @property
+    def unreachable(self) -> bool:
+        """True when no source delivered any bytes (nothing was rejected on verification)."""
+        return all(f.unreachable for f in self.failures)
 
 
 def offline_hint(key: str) -> str:
@@ -50,58 +87,125 @@ class _Unavailable(Exception):
     """This source could not deliver the file; the next one may."""
 
 
+class _Rejected(Exception):
+    """This source delivered bytes that fail verification; the next one may deliver the right ones."""
+
+
 def fetch(file: RemoteFile, dest_dir: str | Path, mirror: str | None = None, *, progress: bool = True,
           retries: int = 2, timeout: float = 10.0,
           hint: str = offline_hint("the dataset's `mirror` param")) -> Path:
-    """Return `dest_dir/file.name`, verified; download it first unless a verified copy is already there."""
+    """Return `dest_dir/file.name`, verified; download it first unless a verified copy is already there.
+
+    Sources: `mirror` (a directory, file:// or http(s):// base URL) if given, else the pinned `file.urls` in
+    order. A source that is unreachable or whose bytes fail `verify` is skipped with one line on stderr; when
+    all fail, FetchError (a DataError) lists each source and its reason, plus `hint` if any was unreachable.
+    An existing copy that fails verification is deleted first (its reason is listed too)."""
     target = Path(dest_dir) / file.name
+    failures: list[SourceFailure] = []
     if target.is_file():
-        try:
-            verify(file, target)
+        reason = _rejection(file, target)
+        if reason is None:
             return target
-        except DataError:
-            pass  # a stale or damaged copy (e.g. from an interrupted manual copy): fetch it again
+        # a stale or damaged copy (e.g. from an interrupted manual copy): never left behind unverified
+        target.unlink()
+        failures.append(SourceFailure(f"existing {target}", reason, unreachable=False))
+        print(f"{file.name}: existing copy {target} removed: {reason}", file=sys.stderr)
     sources = [_mirror_source(mirror, file.name)] if mirror else list(file.urls)
-    failures = []
-    for source in sources:
+    for i, source in enumerate(sources):
         try:
             with atomic_path(target, suffix=".part") as tmp:
                 if isinstance(source, Path):
-                    _copy_local(source, tmp, file.name)
+                    _copy_local(source, tmp)
                 else:
                     _http_get(source, tmp, progress=progress, retries=retries, timeout=timeout)
-                verify(file, tmp, origin=source)
+                reason = _rejection(file, tmp)
+                if reason is not None:
+                    raise _Rejected(reason)
             return target
-        except _Unavailable as err:
-            failures.append(f"{source} ({err})")
-    raise DataError(f"{file.name}: download failed from {', '.join(failures) or 'no URL'}; {hint}")
+        except (_Unavailable, _Rejected) as err:
+            failures.append(SourceFailure(str(source), str(err), isinstance(err, _Unavailable)))
+            if i + 1 < len(sources):
+                print(f"{file.name}: skipped {source}: {err}; trying the next source", file=sys.stderr)
+    listed = "; ".join(f"{f.source} ({f.reason})" for f in failures) or "no URL"
+    tail = f"; {hint}" if not failures or any(f.unreachable for f in failures) else ""
+    raise FetchError(f"{file.name}: download failed from {listed}{tail}", tuple(failures))
 
 
 def verify(file: RemoteFile, path: str | Path, origin: str | Path | None = None) -> str:
-    """Check `path` against the pins of `file`; return its sha256. DataError (one line) if neither matches."""
+    """Check `path` against the pins (and format / `check`) of `file`; return its sha256.
+
+    DataError (one line naming the file, or `origin` if given) saying what failed."""
     label = f"{file.name} (from {origin})" if origin else str(path)
+    reason = _rejection(file, path)
+    if reason is not None:
+        raise DataError(f"{label}: {reason}")
+    return sha256_file(path)
+
+
+def _rejection(file: RemoteFile, path: str | Path) -> str | None:
+    """Why the bytes at `path` are not `file` (one line), or None when they verify."""
     actual = sha256_file(path)
-    if actual == file.sha256 or (file.sha256 is None and file.content_sha256 is None):
-        return actual
-    if file.name.endswith(".gz"):
-        content = _gunzip_sha256(path, label)  # also catches a truncated archive with a clear message
-        if file.content_sha256 is not None:
-            if content == file.content_sha256:
-                return actual
-            raise DataError(f"{label}: checksum mismatch: decompressed sha256 {content}, "
-                            f"expected {file.content_sha256} (file sha256 {actual})")
-    raise DataError(f"{label}: checksum mismatch: sha256 {actual}, expected {file.sha256}")
+    name = file.name.lower()
+    if actual != file.sha256:
+        pinned = file.sha256 is not None or file.content_sha256 is not None
+        if name.endswith(".gz"):
+            try:
+                content = _gunzip_sha256(path)  # also catches a truncated archive with a clear message
+            except _Rejected as err:
+                return str(err)
+            if file.content_sha256 is not None:
+                if content != file.content_sha256:
+                    return (f"checksum mismatch: decompressed sha256 {content}, expected {file.content_sha256} "
+                            f"(file sha256 {actual})")
+            elif file.sha256 is not None:
+                return f"checksum mismatch: sha256 {actual}, expected {file.sha256}"
+        elif pinned:
+            return f"checksum mismatch: sha256 {actual}, expected {file.sha256}"
+        else:
+            reason = _format_rejection(name, path)
+            if reason is not None:
+                return reason
+    if file.check is not None:
+        try:
+            file.check(Path(path))
+        except DataError as err:
+            return _one_line(err)
+    return None
 
 
-def _gunzip_sha256(path: str | Path, label: str) -> str:
+def _format_rejection(name: str, path: str | Path) -> str | None:
+    """For an unpinned file: is it what its name says (a zip, a MATLAB file), and not an HTML error page?"""
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if not head:
+        return "empty file"
+    if not name.endswith((".html", ".htm")) and head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
+        return "an HTML page, not the file (an error or login page?)"
+    if name.endswith(".zip"):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                if not zf.namelist():
+                    return "an empty zip archive"
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as err:
+            return f"not a zip archive, or truncated ({_one_line(err)})"
+    if name.endswith(".mat") and not head.startswith(b"MATLAB"):
+        return "not a MATLAB .mat file (no `MATLAB` header)"
+    return None
+
+
+def _gunzip_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     try:
         with gzip.open(path, "rb") as fh:
             while block := fh.read(1 << 20):
                 digest.update(block)
     except (EOFError, OSError, zlib.error) as err:
-        raise DataError(f"{label}: truncated or corrupt gzip ({err})") from None
+        raise _Rejected(f"truncated or corrupt gzip ({_one_line(err)})") from None
     return digest.hexdigest()
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _mirror_source(mirror: str, name: str) -> str | Path:
@@ -116,9 +220,9 @@ def _mirror_source(mirror: str, name: str) -> str | Path:
     return Path(mirror).expanduser() / name
 
 
-def _copy_local(src: Path, tmp: Path, name: str) -> None:
+def _copy_local(src: Path, tmp: Path) -> None:
     if not src.is_file():
-        raise DataError(f"{name}: not found in mirror directory {src.parent} (expected {src})")
+        raise _Unavailable(f"not found in mirror directory {src.parent}")
     shutil.copyfile(src, tmp)
 
 

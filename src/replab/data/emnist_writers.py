@@ -39,7 +39,7 @@ from urllib.request import url2pathname
 import numpy as np
 
 from replab.data.writers import CLASS_NAMES, WRITER_SPLITS, write_writer_splits
-from replab.download import RemoteFile, fetch, offline_hint
+from replab.download import FetchError, RemoteFile, fetch, offline_hint
 from replab.io import DataError, atomic_path, read_json, sha256_file, write_json
 from replab.params import param
 
@@ -91,7 +91,7 @@ def download(name: str, cfg: EmnistWritersConfig, raw_dir: Path, progress: bool 
         archive = fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, hint=hint)
     except DataError as err:
         # an http(s) mirror may serve the unpacked file instead; a checksum mismatch is never skipped over
-        if not cfg.mirror or "download failed" not in str(err):
+        if not cfg.mirror or not (isinstance(err, FetchError) and err.unreachable):
             raise
         try:
             fetch(UNPACKED, raw_dir, cfg.mirror, progress=progress, hint=hint)

@@ -15,8 +15,10 @@ the subject from its folder `Subject<k>`; where a file's own fields disagree, me
 Pins: no source publishes the zip's size or sha256, so the archive is verified by its contents: every one of
 the 840 .mat files must match the sha256 list in `usc_had_sha256.txt` (package data), taken from the git-LFS
 pointers of the ader003/PRCIS repository, which commits the unpacked release (an LFS oid is the sha256 of the
-file's bytes). The zip's own sha256 is recorded in `raw_dir/usc-had.json` so it can be pinned later. The host
-was not reachable from here, so the URLs and the list are untested against the live server.
+file's bytes). That check runs inside `fetch` (`ARCHIVE.check`), so a source answering with anything else (an
+error page, a truncated or different zip) counts as that source failing and the next URL is tried. The zip's
+own sha256 is recorded in `raw_dir/usc-had.json` so it can be pinned later. The host was not reachable from
+here, so the URLs and the list are untested against the live server.
 
 `mirror` may hold `USC-HAD.zip` (a directory, file:// or http(s):// URL) or, for a local directory, the
 unpacked tree (`USC-HAD/Subject*/` or `Subject*/` directly). Only the 840 verified .mat files are kept, in
@@ -30,6 +32,7 @@ Processed layout and windowing: see replab.data.recordings (users in `train_user
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import re
@@ -53,6 +56,7 @@ ARCHIVE = RemoteFile(
     "USC-HAD.zip",
     ("https://sipi.usc.edu/had/USC-HAD.zip", "http://sipi.usc.edu/HAD/USC-HAD.zip"),
     None,  # unknown: the archive is verified member by member against MAT_SHA256 (see module docstring)
+    check=lambda path: check_archive(path),  # a source whose zip fails this is skipped for the next one
 )
 ROOT = "USC-HAD"
 RECORD = "usc-had.json"
@@ -345,6 +349,23 @@ def verify_tree(tree: Path, expected: dict[str, str] | None = None) -> None:
             raise _mismatch(str(path), actual, key, table)
 
 
+def check_archive(archive: Path, expected: dict[str, str] | None = None, label: str = ARCHIVE.name) -> None:
+    """Verify a USC-HAD zip without unpacking it: a readable zip with no unsafe member path, holding every .mat
+    file of the table with its pinned sha256. DataError (one line, prefixed `label`) naming the first failure.
+    This is `ARCHIVE.check`, run by `fetch` on every downloaded copy."""
+    table = expected_sha256() if expected is None else expected
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = _table_members(zf, label, table)
+            for key in _ordered(table):
+                with zf.open(members[key]) as src:
+                    actual = _copy_hashed(src)
+                if actual != table[key]:
+                    raise _mismatch(f"{label}: member {members[key]}", actual, key, table)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, OSError) as err:
+        raise DataError(f"{label}: truncated or corrupt zip ({_one_line(err)})") from None
+
+
 def extract_tree(archive: Path, tree: Path, expected: dict[str, str] | None = None) -> Path:
     """Unpack the table's .mat files from `archive` into `tree` (one directory swap), each sha256-checked.
 
@@ -353,11 +374,7 @@ def extract_tree(archive: Path, tree: Path, expected: dict[str, str] | None = No
     table = expected_sha256() if expected is None else expected
     try:
         with zipfile.ZipFile(archive) as zf:
-            members = _member_map(archive, zf.namelist())
-            for key in _ordered(table):
-                if key not in members:
-                    raise DataError(f"{archive}: member {ROOT}/{key} missing (the pinned list has {len(table)} "
-                                    "files); not the complete USC-HAD release")
+            members = _table_members(zf, str(archive), table)
             with atomic_dir(tree) as tmp:
                 for key in _ordered(table):
                     target = tmp / key
@@ -388,7 +405,17 @@ def copy_tree(source: Path, tree: Path, expected: dict[str, str] | None = None) 
     return tree
 
 
-def _member_map(archive: Path, names: list[str]) -> dict[str, str]:
+def _table_members(zf: zipfile.ZipFile, label: str, table: dict[str, str]) -> dict[str, str]:
+    """The member of every table key (after the zip-slip check); DataError naming the first one missing."""
+    members = _member_map(label, zf.namelist())
+    for key in _ordered(table):
+        if key not in members:
+            raise DataError(f"{label}: member {ROOT}/{key} missing (the pinned list has {len(table)} files); "
+                            "not the complete USC-HAD release")
+    return members
+
+
+def _member_map(archive: Path | str, names: list[str]) -> dict[str, str]:
     """{"Subject<k>/a<m>t<n>.mat": member name}, after rejecting unsafe (zip-slip) member paths."""
     members: dict[str, str] = {}
     for name in names:
@@ -405,12 +432,14 @@ def _member_map(archive: Path, names: list[str]) -> dict[str, str]:
     return members
 
 
-def _copy_hashed(src, target: Path) -> str:
+def _copy_hashed(src, target: Path | None = None) -> str:
+    """sha256 of the stream `src`, copied to `target` on the way (only hashed when `target` is None)."""
     digest = hashlib.sha256()
-    with open(target, "wb") as dst:
+    with open(target, "wb") if target is not None else contextlib.nullcontext() as dst:
         while block := src.read(1 << 20):
             digest.update(block)
-            dst.write(block)
+            if dst is not None:
+                dst.write(block)
     return digest.hexdigest()
 
 
