@@ -1,4 +1,5 @@
-"""censor (seed 002): losses by hand, pair sampling, envelope and F1 measures, a tiny end-to-end run."""
+"""censor (seed 002): losses and step-2 objectives by hand, user re-indexing, pair sampling, envelopes and
+the claims on them, F1 measures, a tiny end-to-end run."""
 
 from __future__ import annotations
 
@@ -22,30 +23,121 @@ def test_afl_encoder_loss_is_label_ce_minus_lambda_user_ce():
     label_logits = torch.tensor([[0.0, math.log(3.0)]])  # softmax (0.25, 0.75)
     user_logits = torch.tensor([[math.log(4.0), 0.0, 0.0]])  # softmax (4/6, 1/6, 1/6)
     y, s = torch.tensor([1]), torch.tensor([2])
-    expected = -math.log(0.75) - 0.5 * (-math.log(1 / 6))
-    assert cs.afl_encoder_loss(label_logits, y, user_logits, s, 0.5).item() == pytest.approx(expected, abs=1e-6)
+    objective = cs.afl_encoder_loss(label_logits, y, user_logits, s, 0.5)
+    assert objective.label.item() == pytest.approx(-math.log(0.75), abs=1e-6)
+    assert objective.censor.item() == pytest.approx(math.log(1 / 6), abs=1e-6)  # log q_D(s|z)
+    assert objective.total.item() == pytest.approx(-math.log(0.75) + 0.5 * math.log(1 / 6), abs=1e-6)
 
 
 def test_similarity_and_flipped_confusion_losses():
     logits = torch.tensor([math.log(3.0), 0.0])  # q = 0.75, 0.5
     g = torch.tensor([1.0, 0.0])
     eq2 = -(math.log(0.75) + math.log(0.5)) / 2  # −[g log q + (1 − g) log(1 − q)]
-    eq4 = -(math.log(0.25) + math.log(0.5)) / 2  # −[(1 − g) log q + g log(1 − q)]
+    eq3 = -(math.log(0.25) + math.log(0.5)) / 2  # −[(1 − g) log q + g log(1 − q)]
     assert cs.similarity_loss(logits, g).item() == pytest.approx(eq2, abs=1e-6)
-    assert cs.confusion_loss(logits, g).item() == pytest.approx(eq4, abs=1e-6)
+    assert cs.confusion_loss(logits, g).item() == pytest.approx(eq3, abs=1e-6)
 
 
-def test_similarity_maximisation_pulls_same_activity_pairs_together():
-    logits = torch.tensor([math.log(4.0), math.log(4.0)])  # q = 0.8 for both pairs
-    same_activity = torch.tensor([1.0, 0.0])  # G_np, G_nn
-    expected = -(math.log(0.8) + math.log(0.2)) / 2  # Eq. 5
+def test_similarity_maximisation_is_the_sum_of_two_expectations():
+    # two G_np pairs (q = 0.8, 0.5) and one G_nn pair (q = 0.8): Eq. 5 = mean over G_np + mean over G_nn, not the
+    # mean over all three pairs (that would be −(log 0.8 + log 0.5 + log 0.2) / 3 ≈ 1.0, this is ≈ 1.08 + 0.5)
+    logits = torch.tensor([math.log(4.0), 0.0, math.log(4.0)])
+    same_activity = torch.tensor([1.0, 1.0, 0.0])
+    expected = -(math.log(0.8) + math.log(0.5)) / 2 - math.log(0.2)
     assert cs.similarity_maximisation_loss(logits, same_activity).item() == pytest.approx(expected, abs=1e-6)
 
 
-def test_pair_label_loss_is_the_mean_over_both_samples():
+def test_pair_label_loss_is_the_sum_over_both_samples():
     a, b = torch.tensor([[0.0, 0.0]]), torch.tensor([[math.log(3.0), 0.0]])
-    expected = 0.5 * (-math.log(0.5) - math.log(0.75))
+    expected = -math.log(0.5) - math.log(0.75)  # L_y = −E[log q(y1|z1) + log q(y2|z2)]
     assert cs.pair_label_loss(a, torch.tensor([0]), b, torch.tensor([0])).item() == pytest.approx(expected, abs=1e-6)
+
+
+def _tiny_step2_networks():
+    """z = x (2-d); M's logits = z; D's user logits = (z_0, 0, 0); D_sim's logit = z1_0 of z' = concat(z1, z2)."""
+    classifier = torch.nn.Linear(2, 2, bias=False)
+    adversary = torch.nn.Linear(2, 3, bias=False)
+    similarity = torch.nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        classifier.weight.copy_(torch.eye(2))
+        adversary.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0]]))
+        similarity.weight.copy_(torch.tensor([[1.0, 0.0, 0.0, 0.0]]))
+    ln3 = math.log(3.0)
+    x = torch.tensor([[0.0, ln3], [ln3, 0.0], [0.0, 0.0], [ln3, ln3]])
+    y = torch.tensor([1, 0, 0, 1])  # q_M(y|z) = 0.75, 0.75, 0.5, 0.5
+    s = torch.tensor([2, 0, 1, 1])
+    return torch.nn.Identity(), classifier, adversary, similarity, x, y, s
+
+
+def test_step2_objectives_as_training_computes_them():
+    encoder, classifier, adversary, similarity, x, y, s = _tiny_step2_networks()
+    lam = 0.5
+    # AFL on windows 0, 1: q_D(s|z) = 1/3 (logits 0, 0, 0) and 3/5 (logits ln 3, 0, 0)
+    afl = cs.step2_objective("afl_mlp", lam, encoder, classifier, adversary, x, y, s, torch.tensor([0, 1]))
+    label, censor = -math.log(0.75), (math.log(1 / 3) + math.log(3 / 5)) / 2
+    assert (afl.label.item(), afl.censor.item()) == (pytest.approx(label, abs=1e-6), pytest.approx(censor, abs=1e-6))
+    assert afl.total.item() == pytest.approx(label + lam * censor, abs=1e-6)
+
+    # SCT on pairs (1, 2) with g = 1 and (0, 3) with g = 0; D_sim's q = 0.75 and 0.5
+    batch = (torch.tensor([1, 0]), torch.tensor([2, 3]), torch.tensor([1.0, 0.0]))
+    sct = cs.step2_objective("sct", lam, encoder, classifier, similarity, x, y, s, batch)
+    label = -math.log(0.75) - math.log(0.5)  # the sum over the pair's two samples, averaged over pairs
+    censor = -(math.log(0.25) + math.log(0.5)) / 2  # Eq. 3: flipped labels
+    assert (sct.label.item(), sct.censor.item()) == (pytest.approx(label, abs=1e-6), pytest.approx(censor, abs=1e-6))
+    assert sct.total.item() == pytest.approx(label + lam * censor, abs=1e-6)
+
+    # LSM on two G_np pairs (1, 2), (0, 3) and one G_nn pair (1, 3); q = 0.75, 0.5, 0.75
+    batch = (torch.tensor([1, 0, 1]), torch.tensor([2, 3, 3]), torch.tensor([1.0, 1.0, 0.0]))
+    lsm = cs.step2_objective("lsm", lam, encoder, classifier, similarity, x, y, s, batch)
+    label = -math.log(0.75) - math.log(0.5)
+    censor = -(math.log(0.75) + math.log(0.5)) / 2 - math.log(0.25)  # Eq. 5: E_{G_np} + E_{G_nn}
+    assert (lsm.label.item(), lsm.censor.item()) == (pytest.approx(label, abs=1e-6), pytest.approx(censor, abs=1e-6))
+    assert lsm.total.item() == pytest.approx(label + lam * censor, abs=1e-6)
+
+
+@pytest.mark.parametrize("method", cs.METHODS)
+def test_training_minimises_step2_objective_and_logs_its_terms(method, monkeypatch):
+    """adversarial_postprocess takes its step-2 loss from step2_objective (the function tested above)."""
+    import importlib
+
+    from replab.params import Runtime
+
+    censor_train = importlib.import_module("replab.papers.censor.train")  # the package exports a `train` function
+
+    calls = []
+    real = censor_train.step2_objective
+
+    def spy(*args):
+        calls.append(args[0])
+        return real(*args)
+
+    monkeypatch.setattr(censor_train, "step2_objective", spy)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 1, 2, 8, generator=gen)
+    y, s = torch.arange(40) % 3, (torch.arange(40) // 3) % 4
+    data = cs.Windows({"train": x}, {"train": y}, {"train": s}, 3, 4, "test", "tiny")
+    cfg = parse(cs.Config, {"encoder": {"filters": [2], "fc": 4},
+                            "adversarial": {"batch_size": 10, "adversary_samples": 10, "encoder_samples": 30,
+                                            "repetitions": 2, "adversary_hidden": [4], "adversary_hidden_dnn": [4, 4],
+                                            "similarity_hidden": [4, 4]}}, "censor")
+    encoder, classifier = cs.build_model(cfg, data, torch.device("cpu"))
+
+    class Live:
+        step, logged = 0, {}
+
+        def log_metric(self, name, value):
+            self.logged.setdefault(name, []).append(value)
+
+        def make_summary(self):
+            pass
+
+    live = Live()
+    cs.adversarial_postprocess(cfg, method, 1.0, encoder, classifier, data, torch.device("cpu"),
+                               Runtime(progress=False, threads=1), gen, live)
+    assert calls == [method] * 6  # 3 step-2 batches × 2 repetitions
+    assert len(live.logged["adversarial/label_loss"]) == len(live.logged["adversarial/censor_loss"]) == 2
+    censor = live.logged["adversarial/censor_loss"][0]
+    assert censor < 0 if method.startswith("afl") else censor > 0  # log q_D(s|z) ≤ 0; L_sc, L_sim ≥ 0
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -74,6 +166,28 @@ def test_pair_sampler_fails_clearly_with_one_user():
         pairs.other_user(torch.arange(5))
 
 
+def test_load_windows_reindexes_the_train_users(in_tmp):
+    """Users 2, 4, 7 (0-based ids in the npz files) of train/seen become classes 0, 1, 2 of the adversary and the
+    probe; unseen users (only their activity is scored) keep their ids."""
+    rng = np.random.default_rng(0)
+
+    def split(users, activities):
+        n = len(users)
+        return {"x": rng.normal(size=(n, 6, 30)).astype(np.float32), "activity": np.array(activities),
+                "user": np.array(users), "trial": np.ones(n, dtype=np.int64)}
+
+    splits = {"train": split([7, 2, 4, 2, 7, 4], [0, 1, 2, 3, 4, 5]), "seen": split([4, 7, 2], [0, 1, 2]),
+              "unseen": split([10, 12], [3, 4])}
+    write_windows(in_tmp / "data/processed/har", splits, {"dataset": "har", "source": "test"})
+    data = cs.load_windows("har", torch.device("cpu"))
+    assert data.s["train"].tolist() == [2, 0, 1, 0, 2, 1]
+    assert data.s["seen"].tolist() == [1, 2, 0]
+    assert data.s["unseen"].tolist() == [10, 12]
+    assert data.y["train"].tolist() == [0, 1, 2, 3, 4, 5]
+    assert (data.n_users, data.n_activities) == (3, 12)
+    assert data.x["train"].shape == (6, 1, 6, 30)
+
+
 def test_encoder_shapes_follow_the_unpadded_convolutions():
     enc = cs.Encoder(cs.EncoderConfig(), channels=6, window=30)
     assert enc.fc[0].in_features == 20 * 6 * 2  # 30 → 28 → 14 → 12 → 6 → 4 → 2
@@ -96,6 +210,70 @@ def test_lower_envelope():
     env = cs.lower_envelope(f1, user, np.array([95.0, 90.0, 84.0, 70.0]))
     assert np.isnan(env[0])
     assert env[1:].tolist() == [60.0, 40.0, 20.0]
+
+
+def _envelopes(**curves):
+    """summary["envelope"] from {"<axis>_<method>": five user accuracies (None = no point reaches)}."""
+    env: dict = {"f1_seen": {}, "f1_unseen": {}}
+    for name, values in curves.items():
+        axis, method = ("f1_seen", name[4:]) if name.startswith("fyv_") else ("f1_unseen", name[4:])
+        env[axis][method] = {f"cnn-{d:g}": v for d, v in zip(cs.model.ENVELOPE_DROPS, values, strict=True)}
+    return env
+
+
+def _claims(env, sct_final_fyt=60.0, sct_final_user=30.0):
+    from replab.papers.censor.report import _claims
+
+    cfg = parse(cs.Config, {"lambdas": [0.5]}, "censor")
+    final = {m: {"0.5": {"f1_seen": {"mean": 70.0}, "f1_unseen": {"mean": 55.0}, "user_accuracy": {"mean": 60.0}}}
+             for m in cs.METHODS}
+    final["sct"]["0.5"] = {"f1_seen": {"mean": 68.0}, "f1_unseen": {"mean": sct_final_fyt},
+                           "user_accuracy": {"mean": sct_final_user}}
+    cnn = {"f1_seen": {"mean": 70.0}, "f1_unseen": {"mean": 55.0}, "user_accuracy": {"mean": 60.0}}
+    return _claims(cfg, cnn, {"envelope": env, "final": final})
+
+
+def test_envelope_claims_hold_when_the_curves_match_the_seed():
+    none2 = [None, None]
+    claims, detail = _claims(_envelopes(
+        fyv_afl_mlp=[*none2, 40, 35, 30], fyv_afl_dnn=[None, 45, 42, 36, 31],  # AFL = (–, 45, 40, 35, 30)
+        fyv_sct=[30, 28, 25, 20, 18], fyv_lsm=[31, 29, 26, 21, 19],  # LSM ≈ SCT, both far below AFL
+        fyu_afl_mlp=[40, 38, 35, 30, 28], fyu_afl_dnn=[41, 39, 36, 31, 29],
+        fyu_sct=[30, 28, 25, 20, 18], fyu_lsm=[41, 38, 34, 30, 29]))  # LSM ≈ AFL (at most +1)
+    assert claims == {"sct_envelope_lowest": True, "sct_lsm_at_least_afl": True, "lsm_like_afl_on_fyt": True,
+                      "lsm_beats_afl_on_fyv": True, "lsm_like_sct_on_fyv": True, "sct_keeps_fyt": True,
+                      "sct_minus_20_within_5": True}
+    assert "reached by the first only" in detail["lsm_beats_afl_on_fyv"]  # AFL never reaches the CNN's F_y^v
+
+
+def test_envelope_claims_fail_when_the_curves_do_not():
+    claims, detail = _claims(_envelopes(
+        fyv_afl_mlp=[30, 28, 25, 20, 18], fyv_afl_dnn=[31, 29, 26, 21, 19],
+        fyv_sct=[40, 38, 35, 30, 28], fyv_lsm=[50, 48, 45, 40, 38],  # AFL lowest; LSM 10 above SCT
+        fyu_afl_mlp=[40, 38, 35, 30, 28], fyu_afl_dnn=[40, 38, 35, 30, 28],
+        fyu_sct=[30, 28, 25, 20, 18], fyu_lsm=[None] * 5),  # LSM never reaches AFL's F_y^t: not ≈ AFL
+        sct_final_fyt=50.0, sct_final_user=45.0)  # F_y^t 5 below the CNN, user accuracy only 15 below
+    assert claims == {"sct_envelope_lowest": False, "sct_lsm_at_least_afl": False, "lsm_like_afl_on_fyt": False,
+                      "lsm_beats_afl_on_fyv": False, "lsm_like_sct_on_fyv": False, "sct_keeps_fyt": False,
+                      "sct_minus_20_within_5": False}
+    assert "+10.0 points" in detail["lsm_like_sct_on_fyv"]
+
+
+def test_envelope_claims_are_judged_on_both_axes():
+    """SCT lowest on F_y^v but not on F_y^t (above LSM at one threshold): the claim does not hold."""
+    same = [30, 28, 25, 20, 18]
+    claims, detail = _claims(_envelopes(
+        fyv_afl_mlp=[40] * 5, fyv_afl_dnn=[40] * 5, fyv_sct=same, fyv_lsm=same,
+        fyu_afl_mlp=[40] * 5, fyu_afl_dnn=[40] * 5, fyu_sct=same, fyu_lsm=[30, 28, 25, 19, 18]))
+    assert claims["sct_envelope_lowest"] is False and claims["lsm_like_sct_on_fyv"] is True
+    assert "not below LSM on F_y^t" in detail["sct_envelope_lowest"]
+
+
+def test_envelope_claims_not_checkable_without_points():
+    nothing = [None] * 5
+    claims, _ = _claims(_envelopes(**{f"{a}_{m}": nothing for a in ("fyv", "fyu") for m in cs.METHODS}))
+    assert {k: claims[k] for k in ("sct_envelope_lowest", "lsm_like_afl_on_fyt", "lsm_like_sct_on_fyv")} == {
+        "sct_envelope_lowest": None, "lsm_like_afl_on_fyt": None, "lsm_like_sct_on_fyv": None}
 
 
 def test_variant_keys_and_axes():
@@ -157,7 +335,7 @@ def test_end_to_end_every_method_is_deterministic(in_tmp):
         assert len(rec["history"]["user_accuracy"]) == 3  # the pretrained start + 2 repetitions
         assert rec["history"]["f1_seen"][0] == pytest.approx(cnn["f1_seen"])  # every λ starts from the CNN
         for measure in ("f1_seen", "f1_unseen", "user_accuracy"):
-            assert 0.0 <= rec[measure] <= 100.0
+            assert rec[measure] == rec["history"][measure][-1]  # the top-level measures are the last repetition's
     assert without_timing(run_variants(cs, cfg, variants)) == without_timing(first)
 
     from replab.report import REPORT_PATH  # noqa: F401  (summaries draw into plots/)
@@ -167,3 +345,9 @@ def test_end_to_end_every_method_is_deterministic(in_tmp):
     env = section.summary["envelope"]["f1_seen"]
     assert set(env) == {"thresholds", *cs.METHODS}
     assert "Fig. 2" in section.markdown and (in_tmp / "plots/censor/summary/fig2_tradeoff.png").exists()
+    from replab.papers.censor.report import _claim_texts, claim_words
+
+    lines = section.markdown.splitlines()
+    for claim, holds in section.summary["claims"].items():  # the report's words follow the claim values
+        line = next(ln for ln in lines if ln.startswith(f"- {_claim_texts()[claim]}: "))
+        assert line.startswith(f"- {_claim_texts()[claim]}: **{claim_words(holds)}** (")

@@ -7,14 +7,20 @@ to recover the user from z, and E is post-processed against it:
     AFL (Eq. 1)   min_{E,M} max_D  E[−log q_M(y|z) + λ·log q_D(s|z)]       D: z → s, an MLP
                   AFL-MLP: D hidden 800; AFL-DNN: D hidden 800-200
     Eq. 2         D_sim on z' = concat(z1, z2) predicts g = 1 iff s1 = s2:  −E[g·log q + (1 − g)·log(1 − q)]
-    SCT (Eq. 3–4) step 1: train D_sim by Eq. 2 with E fixed; step 2: update E, M to minimise L_y + λ·L_sc,
-                  L_sc = −E[(1 − g)·log q(g|z') + g·log(1 − q(g|z'))]   (Eq. 2 with the labels flipped)
-    LSM (Eq. 5)   step 2 uses L_sim = −[E_{G_np} log q(g|z') + E_{G_nn} log(1 − q(g|z'))] instead of L_sc;
-                  G_np: pairs of different users with the same activity (pulled together),
-                  G_nn: pairs of different users and different activities (kept apart)
+    SCT           step 1: train D_sim by Eq. 2 with E fixed; step 2: update E, M by
+                  Eq. 4   min_{E,M} L_y + λ·L_sc, with
+                  Eq. 3   L_sc = −E[(1 − g)·log q(g|z') + g·log(1 − q(g|z'))]   (Eq. 2 with the labels flipped)
+                          L_y  = −E[log q_M(y1|z1) + log q_M(y2|z2)]   (the SUM over the pair's two samples)
+    LSM (Eq. 5)   step 2 minimises L_y + λ·L_sim with L_sim = −[E_{G_np} log q(g|z') + E_{G_nn} log(1 − q(g|z'))]
+                  (a SUM of two expectations) instead of L_sc; G_np: pairs of different users with the same
+                  activity (pulled together), G_nn: pairs of different users and different activities (kept apart)
 
-    L_y = cross-entropy of M on both samples of a pair (their mean). The CNN baseline is E + M after
-    pretraining, with no adversary.
+    Batch estimates: every expectation is estimated by the mean over the batch (B windows for AFL, B pairs for
+    SCT and LSM), and a sum of expectations by the sum of those means. So L_y is the batch mean of CE(y1) plus the
+    batch mean of CE(y2) (twice AFL's single-window L_y, as in the seed); L_sc is the mean over B pairs drawn half
+    same-user, half different-user; L_sim is the mean over the B/2 G_np pairs PLUS the mean over the B/2 G_nn
+    pairs (not the mean over all B, which would be half of Eq. 5). With these scales one λ grid means for every
+    method what it means in the seed. The CNN baseline is E + M after pretraining, with no adversary.
 
 Networks (the author's 2017 HAR code): E = 3 × (Conv (1, 3) over time, shared across the 6 sensor rows + ReLU
 + max-pool (1, 2) + dropout) with 50 / 40 / 20 filters, then FC 400 + ReLU + dropout (0.5); convolutions
@@ -38,6 +44,21 @@ adversary is fitted to dropout-free z in step 1, so E stays dropout-free in step
 persists across repetitions; the pretrained model (repetition 0) starts every λ, so the CNN baseline is one
 stage per seed (`cnn-<seed>`); the user probe trains with Adam (lr 1e-3), optionally on a seeded subset.
 
+The seed's ambiguities, and how they are resolved here:
+- "スライド幅 30，重なり率 0.5" (slide width 30, overlap 0.5): read as a 30-sample window with stride 15 (50 %
+  overlap; params `window`, `stride` of replab.data.recordings); on USC-HAD the seed's count of 172,169
+  windows is the check of this reading.
+- "200,000サンプルの学習ごとにステップ 1と 2を交互に 30回" (steps 1 and 2 alternate 30 times, each 200,000 samples):
+  read as 200,000 samples per step, 30 repetitions; for SCT and LSM a sample is a pair.
+- LSM "式 3.1の代わりに" (instead of Eq. 3.1; there is no Eq. 3.1): read as L_sim in place of L_sc (Eq. 3), with
+  L_y and λ kept as in Eq. 4.
+- Step 1 says E is "更新したまま" (kept updating) while D_sim alone is updated: read as E fixed, the sentence's
+  evident intent (the seed's own AFL description fixes E in the adversary's step).
+- The seed names the method both "SCL" and "SCT", and lists SCT among the baselines ("4) SCT: trained by
+  Eq. 4"): one method, SCT; the baselines are CNN, AFL-MLP and AFL-DNN.
+- The claims compare "AFL" while two AFL variants are run: a method is compared with the better (lower)
+  of the AFL-MLP and AFL-DNN envelopes at each threshold (report.py).
+
 Read in order: model.py (configuration, data, networks, Eq. 1–5, pair sampling), train.py (pretraining and the
 alternating post-processing), evaluate.py (the measures after every repetition), report.py (Fig. 2, Fig. 3,
 claims). The DVC stages depend on exactly the files they run, so editing the evaluation or the report does not
@@ -54,6 +75,7 @@ from replab.papers.censor.model import (
     Config,
     Encoder,
     EncoderConfig,
+    Objective,
     PairSampler,
     ProbeConfig,
     Windows,
@@ -63,18 +85,20 @@ from replab.papers.censor.model import (
     build_model,
     confusion_loss,
     load_windows,
+    lsm_encoder_loss,
     pair_label_loss,
+    sct_encoder_loss,
     similarity_loss,
     similarity_maximisation_loss,
     variant_key,
 )
 from replab.papers.censor.report import lower_envelope, summarize
-from replab.papers.censor.train import adversarial_postprocess, bench_setup, pretrain, train
+from replab.papers.censor.train import adversarial_postprocess, bench_setup, pretrain, step2_objective, train
 
 __all__ = [
-    "AXES", "BASELINE", "METHODS", "PAPER", "AdversarialConfig", "Config", "Encoder", "EncoderConfig", "PairSampler",
-    "ProbeConfig", "Windows", "adversarial_postprocess", "afl_encoder_loss", "axes_for", "bench_setup",
-    "build_adversary", "build_model", "confusion_loss", "evaluate", "load_windows", "lower_envelope", "macro_f1",
-    "measure", "pair_label_loss", "pretrain", "similarity_loss", "similarity_maximisation_loss", "summarize", "train",
-    "train_probe", "variant_key",
+    "AXES", "BASELINE", "METHODS", "PAPER", "AdversarialConfig", "Config", "Encoder", "EncoderConfig", "Objective",
+    "PairSampler", "ProbeConfig", "Windows", "adversarial_postprocess", "afl_encoder_loss", "axes_for", "bench_setup",
+    "build_adversary", "build_model", "confusion_loss", "evaluate", "load_windows", "lower_envelope",
+    "lsm_encoder_loss", "macro_f1", "measure", "pair_label_loss", "pretrain", "sct_encoder_loss", "similarity_loss",
+    "similarity_maximisation_loss", "step2_objective", "summarize", "train", "train_probe", "variant_key",
 ]

@@ -4,6 +4,7 @@ pair sampler. The method is described in the package docstring (replab/papers/ce
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -15,19 +16,26 @@ from replab.params import fail, param
 
 PAPER = "censor"
 METHODS = ("afl_mlp", "afl_dnn", "sct", "lsm")
+SIMILARITY_METHODS = ("sct", "lsm")  # adversary D_sim on pairs (Eq. 2); the AFL methods use D on single z
 METHOD_LABELS = {"cnn": "CNN (no adversary)", "afl_mlp": "AFL-MLP", "afl_dnn": "AFL-DNN", "sct": "SCT",
                  "lsm": "LSM"}
 HAR_DATASETS = ("har", "usc_had")
 BASELINE = "cnn"
 # Fig. 2 envelope thresholds: label F1 no worse than the CNN's minus these many points
 ENVELOPE_DROPS = (0.0, 1.0, 2.0, 5.0, 10.0)
+# Envelope comparisons (user-accuracy points, averaged over the thresholds where both methods have a point):
+# "≈" = within this, "better" = lower by more than this, "at least as good" = never higher by more than this
+ENVELOPE_TOLERANCE = 2.0
 
-# The seed's claims (Fig. 2); it reports no numbers. A reference, checked against ours in the report.
+# The seed's claims (Fig. 2 and Sec. 4.2: about the trade-off curves, i.e. the lower envelopes); it reports no
+# numbers. A reference, checked against ours in the report. "AFL" = the better of AFL-MLP / AFL-DNN.
 PAPER_CLAIMS = {
-    "sct_envelope_lowest": "SCT's lower envelope lies lowest (best privacy at equal label F1)",
+    "sct_envelope_lowest": "SCT's lower envelope lies lowest of all methods on both F_y^v and F_y^t",
+    "sct_lsm_at_least_afl": "SCT and LSM are at least as good as AFL (envelopes, both F_y^v and F_y^t)",
+    "lsm_like_afl_on_fyt": "LSM ≈ AFL on F_y^t (envelopes)",
+    "lsm_beats_afl_on_fyv": "LSM better than AFL on F_y^v (envelopes)",
+    "lsm_like_sct_on_fyv": "LSM ≈ SCT on F_y^v (envelopes)",
     "sct_keeps_fyt": "SCT keeps or improves F_y^t (unseen users) relative to the CNN",
-    "lsm_like_sct_on_fyv": "LSM ≈ SCT on F_y^v",
-    "lsm_like_afl_on_fyt": "LSM ≈ AFL on F_y^t",
 }
 
 
@@ -195,32 +203,68 @@ def snapshot(encoder: nn.Module, classifier: nn.Module) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Losses (equation numbers from the seed)
+# Losses, written term by term as the seed writes them (equation numbers from the seed). Each expectation E[·] of
+# the seed is estimated by the mean over the batch's samples (AFL) or pairs (SCT, LSM); a sum of expectations is
+# the sum of those means, never their average, so that one λ means the same strength for every method.
 
-def afl_encoder_loss(label_logits, y, user_logits, s, lam: float) -> torch.Tensor:
-    """Eq. 1, the (E, M) side: −log q_M(y|z) + λ·log q_D(s|z) = CE(y) − λ·CE(s)."""
-    return F.cross_entropy(label_logits, y) - lam * F.cross_entropy(user_logits, s)
+class Objective(NamedTuple):
+    """Step 2's (E, M) objective on one batch: `total` = `label` + λ·`censor` (scalars)."""
+
+    total: torch.Tensor
+    label: torch.Tensor  # L_y
+    censor: torch.Tensor  # the censoring term that λ multiplies
+
+
+def afl_encoder_loss(label_logits, y, user_logits, s, lam: float) -> Objective:
+    """Eq. 1, the (E, M) side: E[−log q_M(y|z) + λ·log q_D(s|z)] over a batch of single windows.
+
+    label_logits (B, activities), y (B,), user_logits (B, users) from D, s (B,). L_y = mean CE(y);
+    censor = mean log q_D(s|z) = −mean CE(s), so minimising it raises D's error."""
+    label = F.cross_entropy(label_logits, y)
+    censor = -F.cross_entropy(user_logits, s)
+    return Objective(label + lam * censor, label, censor)
 
 
 def similarity_loss(sim_logits: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """Eq. 2: −E[g·log q(g|z') + (1 − g)·log(1 − q(g|z'))], q = sigmoid(D_sim(z'))."""
+    """Eq. 2: −E[g·log q(g|z') + (1 − g)·log(1 − q(g|z'))], q = sigmoid(D_sim(z')); sim_logits, g: (B,) over
+    pairs, the expectation estimated by the mean over the batch's pairs."""
     return F.binary_cross_entropy_with_logits(sim_logits, g)
 
 
 def confusion_loss(sim_logits: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """Eq. 4, L_sc: Eq. 2 with flipped labels, −E[(1 − g)·log q + g·log(1 − q)]."""
+    """Eq. 3, L_sc: Eq. 2 with flipped labels, −E[(1 − g)·log q(g|z') + g·log(1 − q(g|z'))] (mean over pairs)."""
     return F.binary_cross_entropy_with_logits(sim_logits, 1.0 - g)
 
 
 def similarity_maximisation_loss(sim_logits: torch.Tensor, same_activity: torch.Tensor) -> torch.Tensor:
-    """Eq. 5, L_sim over pairs of different users: −[E_{G_np} log q + E_{G_nn} log(1 − q)];
-    G_np (same activity) has target 1 (pulled together), G_nn (different activity) target 0."""
-    return F.binary_cross_entropy_with_logits(sim_logits, same_activity)
+    """Eq. 5, L_sim = −[E_{G_np} log q(g|z') + E_{G_nn} log(1 − q(g|z'))] over pairs of different users: the SUM
+    of two expectations, each estimated by the mean over its own pairs. G_np (same activity, `same_activity` = 1)
+    is pulled together, G_nn (different activity, 0) kept apart. An empty group contributes 0."""
+    nll = F.binary_cross_entropy_with_logits(sim_logits, same_activity, reduction="none")
+    np_mask = same_activity > 0.5
+    nn_mask = ~np_mask
+    e_np = (nll * np_mask).sum() / np_mask.sum().clamp_min(1)
+    e_nn = (nll * nn_mask).sum() / nn_mask.sum().clamp_min(1)
+    return e_np + e_nn
 
 
 def pair_label_loss(label_logits1, y1, label_logits2, y2) -> torch.Tensor:
-    """L_y on both samples of a pair (their mean)."""
-    return 0.5 * (F.cross_entropy(label_logits1, y1) + F.cross_entropy(label_logits2, y2))
+    """L_y of SCT / LSM: −E[log q_M(y1|z1) + log q_M(y2|z2)], the SUM over the pair's two samples (the mean over
+    the batch's pairs estimates the expectation)."""
+    return F.cross_entropy(label_logits1, y1) + F.cross_entropy(label_logits2, y2)
+
+
+def sct_encoder_loss(label_logits1, y1, label_logits2, y2, sim_logits, g, lam: float) -> Objective:
+    """Eq. 4: L_y + λ·L_sc on a batch of pairs (g = 1 iff the pair's users are the same)."""
+    label, censor = pair_label_loss(label_logits1, y1, label_logits2, y2), confusion_loss(sim_logits, g)
+    return Objective(label + lam * censor, label, censor)
+
+
+def lsm_encoder_loss(label_logits1, y1, label_logits2, y2, sim_logits, same_activity, lam: float) -> Objective:
+    """LSM's step 2: L_y + λ·L_sim (Eq. 5 in place of Eq. 3; L_y and λ kept, our reading of the seed's "Eq. 3.1")."""
+    label = pair_label_loss(label_logits1, y1, label_logits2, y2)
+    censor = similarity_maximisation_loss(sim_logits, same_activity)
+    return Objective(label + lam * censor, label, censor)
 
 
 # ---------------------------------------------------------------------------------------------------------

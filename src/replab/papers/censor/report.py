@@ -6,7 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.papers.censor.model import BASELINE, ENVELOPE_DROPS, METHOD_LABELS, PAPER, PAPER_CLAIMS, Config, variant_key
+from replab.papers.censor.model import (
+    BASELINE,
+    ENVELOPE_DROPS,
+    ENVELOPE_TOLERANCE,
+    METHOD_LABELS,
+    PAPER,
+    PAPER_CLAIMS,
+    Config,
+    variant_key,
+)
 
 
 def lower_envelope(f1: np.ndarray, user: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -71,9 +80,13 @@ def summarize(cfg: Config, params: dict):
            "at least the CNN's minus the given points:", "",
            report.md_table(["x", "method", *(f"≥ CNN − {d:g}" for d in ENVELOPE_DROPS)], env_rows), ""]
 
-    claims = _claims(cfg, cnn, summary)
+    claims, detail = _claims(cfg, cnn, summary)
     summary["claims"] = claims
-    md += ["Claims:", ""] + [f"- {text}: **{claims[c]}**" for c, text in _claim_texts().items() if c in claims] + [""]
+    md += [f"Claims (envelopes compared at the thresholds above; ≈ within {ENVELOPE_TOLERANCE:g} user-accuracy "
+           f"points on average, better = lower by more than that, at least as good = never higher by more than "
+           "that; AFL = the lower of AFL-MLP and AFL-DNN at each threshold):", ""]
+    md += [f"- {text}: **{claim_words(claims[c])}** ({detail[c]})" for c, text in _claim_texts().items()
+           if c in claims] + [""]
 
     # What happened, in numbers: each method's largest user-accuracy reduction (last repetition, any λ) among the
     # λ whose F_y^v stays within 5 points of the CNN's
@@ -102,42 +115,95 @@ def _claim_texts() -> dict[str, str]:
                                      "≤ 5 points (after the last repetition; the issue's acceptance check)"}
 
 
-def _claims(cfg: Config, cnn: dict, summary: dict) -> dict[str, str]:
-    def verdict(ok: bool) -> str:
-        return "holds" if ok else "does not hold"
+def _envelope(env_axis: dict, method: str) -> np.ndarray:
+    """One method's envelope over the thresholds; +inf where it has no point (no λ reaches that label F1, so
+    it offers no privacy there at all)."""
+    return np.array([np.inf if v is None else v for v in env_axis[method].values()], float)
 
-    claims: dict[str, str] = {}
-    env = summary["envelope"]
-    if "sct" in cfg.methods and len(cfg.methods) > 1:
-        lowest = []
-        for key in env["f1_seen"]["sct"]:
-            values = {m: env["f1_seen"][m][key] for m in cfg.methods if env["f1_seen"][m][key] is not None}
-            if "sct" in values:
-                lowest.append(values["sct"] <= min(values.values()))
-        claims["sct_envelope_lowest"] = (f"{verdict(all(lowest))} (SCT lowest at {sum(lowest)} of {len(lowest)} "
-                                         "thresholds)"
-                                         if lowest else "no SCT point within the thresholds")
+
+def _compare(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, str]:
+    """a − b at the thresholds that a or b reaches (±inf where only one does), and those numbers in words."""
+    reached = np.isfinite(a) | np.isfinite(b)
+    d = a[reached] - b[reached]
+    finite = d[np.isfinite(d)]
+    words = [f"{finite.mean():+.1f} points on average over {len(finite)} thresholds" if len(finite) else
+             "no threshold both reach"]
+    words += [f"{n} reached by {who} only" for n, who in ((int((d == -np.inf).sum()), "the first"),
+                                                         (int((d == np.inf).sum()), "the second")) if n]
+    return d, ", ".join(words)
+
+
+def envelope_claims(methods: list[str], env: dict, tol: float = ENVELOPE_TOLERANCE
+                    ) -> tuple[dict[str, bool | None], dict[str, str]]:
+    """The seed's Fig. 2 claims on the lower envelopes (`summary["envelope"]`: axis → method → threshold → user
+    accuracy, None where no point reaches the threshold). Returns ({claim: holds, or None when no threshold is
+    reached}, {claim: the numbers behind it}). "AFL" is the better (lower) of the AFL variants at each threshold.
+    With d = this method's envelope − the other's at the thresholds either reaches (−inf where only this one
+    does): ≈ means every d finite and |mean d| ≤ tol; better means mean d < −tol; at least as good means every
+    d ≤ tol (ENVELOPE_TOLERANCE, user-accuracy points)."""
+    claims: dict[str, bool | None] = {}
+    detail: dict[str, str] = {}
+    axes = {"f1_seen": "F_y^v", "f1_unseen": "F_y^t"}
+    curves = {x: {m: _envelope(env[x], m) for m in methods} for x in axes}
+    afl_methods = [m for m in ("afl_mlp", "afl_dnn") if m in methods]
+    for x in axes:
+        if afl_methods:
+            curves[x]["afl"] = np.minimum.reduce([curves[x][m] for m in afl_methods])
+    name = {**METHOD_LABELS, "afl": "AFL"}
+
+    def at_least_as_good(x: str, m: str, other: str) -> tuple[bool | None, str]:
+        d, words = _compare(curves[x][m], curves[x][other])
+        return (None if not len(d) else bool((d <= tol).all())), f"{name[m]} − {name[other]} on {axes[x]}: {words}"
+
+    if "sct" in methods and len(methods) > 1:
+        verdicts, words = [], []
+        for x in axes:
+            for other in methods:
+                if other != "sct":
+                    d, w = _compare(curves[x]["sct"], curves[x][other])
+                    verdicts.append(None if not len(d) else bool((d <= 0).all()))
+                    if len(d) and not (d <= 0).all():
+                        words.append(f"not below {name[other]} on {axes[x]} ({w})")
+        claims["sct_envelope_lowest"] = None if None in verdicts else all(verdicts)
+        detail["sct_envelope_lowest"] = "; ".join(words) or "lowest at every threshold any method reaches"
+    if afl_methods and {"sct", "lsm"} & set(methods):
+        pairs = [at_least_as_good(x, m, "afl") for m in ("sct", "lsm") if m in methods for x in axes]
+        claims["sct_lsm_at_least_afl"] = None if any(v is None for v, _ in pairs) else all(v for v, _ in pairs)
+        detail["sct_lsm_at_least_afl"] = "; ".join(w for _, w in pairs)
+    for key, (m, other, x, kind) in {"lsm_like_afl_on_fyt": ("lsm", "afl", "f1_unseen", "≈"),
+                                     "lsm_beats_afl_on_fyv": ("lsm", "afl", "f1_seen", "<"),
+                                     "lsm_like_sct_on_fyv": ("lsm", "sct", "f1_seen", "≈")}.items():
+        if m not in methods or other not in curves[x]:
+            continue
+        d, words = _compare(curves[x][m], curves[x][other])
+        detail[key] = f"{name[m]} − {name[other]} on {axes[x]}: {words}"
+        if not len(d):
+            claims[key] = None
+        elif kind == "≈":
+            claims[key] = bool(np.isfinite(d).all() and abs(d.mean()) <= tol)
+        else:
+            claims[key] = bool(d.mean() < -tol)  # NaN (−inf and +inf mixed) counts as not better
+    return claims, detail
+
+
+def _claims(cfg: Config, cnn: dict, summary: dict) -> tuple[dict[str, bool | None], dict[str, str]]:
+    claims, detail = envelope_claims(list(cfg.methods), summary["envelope"])
     final = summary["final"]
     if "sct" in final:
         best_fyt = max(v["f1_unseen"]["mean"] for v in final["sct"].values())
-        claims["sct_keeps_fyt"] = (f"{verdict(best_fyt >= cnn['f1_unseen']['mean'] - 1.0)} (best SCT F_y^t "
-                                   f"{best_fyt:.1f} vs CNN {cnn['f1_unseen']['mean']:.1f}, tolerance 1 point)")
+        claims["sct_keeps_fyt"] = best_fyt >= cnn["f1_unseen"]["mean"] - 1.0
+        detail["sct_keeps_fyt"] = (f"best SCT F_y^t {best_fyt:.1f} vs CNN {cnn['f1_unseen']['mean']:.1f}, "
+                                   "tolerance 1 point")
         hits = [lam for lam, v in final["sct"].items()
                 if v["user_accuracy"]["mean"] <= cnn["user_accuracy"]["mean"] - 20
                 and v["f1_seen"]["mean"] >= cnn["f1_seen"]["mean"] - 5]
-        claims["sct_minus_20_within_5"] = f"{verdict(bool(hits))}" + (f" (λ = {', '.join(hits)})" if hits else "")
-    if {"sct", "lsm"} <= set(final):
-        gap = _mean_gap(final["lsm"], final["sct"], "f1_seen")
-        claims["lsm_like_sct_on_fyv"] = f"{verdict(gap <= 2.0)} (mean |LSM − SCT| F_y^v over λ: {gap:.1f} points)"
-    afl = [m for m in ("afl_mlp", "afl_dnn") if m in final]
-    if "lsm" in final and afl:
-        gap = min(_mean_gap(final["lsm"], final[m], "f1_unseen") for m in afl)
-        claims["lsm_like_afl_on_fyt"] = f"{verdict(gap <= 2.0)} (mean |LSM − AFL| F_y^t over λ: {gap:.1f} points)"
-    return claims
+        claims["sct_minus_20_within_5"] = bool(hits)
+        detail["sct_minus_20_within_5"] = f"λ = {', '.join(hits)}" if hits else "no λ"
+    return claims, detail
 
 
-def _mean_gap(a: dict, b: dict, measure: str) -> float:
-    return float(np.mean([abs(a[lam][measure]["mean"] - b[lam][measure]["mean"]) for lam in a]))
+def claim_words(holds: bool | None) -> str:
+    return "not checkable" if holds is None else ("holds" if holds else "does not hold")
 
 
 COLORS = {"cnn": "black", "afl_mlp": "tab:blue", "afl_dnn": "tab:green", "sct": "tab:red", "lsm": "tab:purple"}

@@ -1,5 +1,5 @@
 """censor training: pretraining E + M (the CNN baseline), then the alternating adversarial post-processing of
-AFL (Eq. 1), SCT (Eq. 2–4) and LSM (Eq. 5), saving a checkpoint after every repetition."""
+AFL (Eq. 1), SCT (Eq. 2–4) and LSM (Eq. 2, 5), saving a checkpoint after every repetition."""
 
 from __future__ import annotations
 
@@ -16,17 +16,19 @@ from replab.batches import EndlessBatches, index_batches, map_batches
 from replab.papers.censor.model import (
     BASELINE,
     PAPER,
+    SIMILARITY_METHODS,
     Config,
     Encoder,
+    Objective,
     PairSampler,
     Windows,
+    afl_encoder_loss,
     build_adversary,
     build_model,
-    confusion_loss,
     load_windows,
-    pair_label_loss,
+    lsm_encoder_loss,
+    sct_encoder_loss,
     similarity_loss,
-    similarity_maximisation_loss,
     snapshot,
     variant_key,
 )
@@ -59,6 +61,20 @@ def pretrain(cfg: Config, data: Windows, device, runtime, generator, live=None, 
     return encoder, classifier, n * pc.epochs
 
 
+def step2_objective(method: str, lam: float, encoder: nn.Module, classifier: nn.Module, adversary: nn.Module,
+                    x: torch.Tensor, y: torch.Tensor, s: torch.Tensor, batch) -> Objective:
+    """Step 2's objective for (E, M) on one batch, as training minimises it. `batch`: indices (B,) into x, y, s
+    for AFL (Eq. 1); (i, j, t) pairs for SCT (Eq. 4, t = g) and LSM (Eq. 5, t = same activity)."""
+    if method in SIMILARITY_METHODS:
+        i, j, t = batch
+        z1, z2 = encoder(x[i]), encoder(x[j])
+        sim_logits = adversary(torch.cat([z1, z2], 1)).squeeze(1)
+        loss = sct_encoder_loss if method == "sct" else lsm_encoder_loss
+        return loss(classifier(z1), y[i], classifier(z2), y[j], sim_logits, t, lam)
+    z = encoder(x[batch])
+    return afl_encoder_loss(classifier(z), y[batch], adversary(z), s[batch], lam)
+
+
 def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encoder, classifier: nn.Module,
                             data: Windows, device, runtime, generator, live=None, desc: str = ""):
     """Alternate step 1 (adversary, E fixed) and step 2 (E, M against the adversary) for `repetitions`;
@@ -72,7 +88,7 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
     singles = EndlessBatches(len(x), ac.batch_size, generator, device)
     adversary_steps = max(1, math.ceil(ac.adversary_samples / ac.batch_size))
     encoder_steps = max(1, math.ceil(ac.encoder_samples / ac.batch_size))
-    similarity = method in ("sct", "lsm")
+    similarity = method in SIMILARITY_METHODS
     checkpoints, samples = [snapshot(encoder, classifier)], 0
     bar = rt.progress(range(ac.repetitions), enabled=runtime.progress, desc=desc or f"{method} λ={lam}")
     for rep in bar:
@@ -98,25 +114,18 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
         adversary.eval()
         label_total, censor_total = torch.zeros((), device=device), torch.zeros((), device=device)
         for _ in range(encoder_steps):
-            if similarity:
-                i, j, t = pairs.user_pairs(ac.batch_size) if method == "sct" else pairs.lsm_pairs(ac.batch_size)
-                z1, z2 = encoder(x[i]), encoder(x[j])
-                label = pair_label_loss(classifier(z1), y[i], classifier(z2), y[j])
-                sim_logits = adversary(torch.cat([z1, z2], 1)).squeeze(1)
-                censor = confusion_loss(sim_logits, t) if method == "sct" else similarity_maximisation_loss(
-                    sim_logits, t)  # Eq. 4 / Eq. 5
-                loss = label + lam * censor  # Eq. 3
+            if method == "sct":
+                batch = pairs.user_pairs(ac.batch_size)
+            elif method == "lsm":
+                batch = pairs.lsm_pairs(ac.batch_size)
             else:
-                idx = next(singles)
-                z = encoder(x[idx])
-                label = F.cross_entropy(classifier(z), y[idx])
-                censor = -F.cross_entropy(adversary(z), s[idx])  # λ·log q_D(s|z)
-                loss = label + lam * censor  # Eq. 1
+                batch = next(singles)
+            objective = step2_objective(method, lam, encoder, classifier, adversary, x, y, s, batch)
             opt_em.zero_grad(set_to_none=True)
-            loss.backward()
+            objective.total.backward()
             opt_em.step()
-            label_total += label.detach()
-            censor_total += censor.detach()
+            label_total += objective.label.detach()
+            censor_total += objective.censor.detach()
         samples += (adversary_steps + encoder_steps) * ac.batch_size * (2 if similarity else 1)
         checkpoints.append(snapshot(encoder, classifier))
         logged = {"adversary_loss": adv_total.item() / adversary_steps,
