@@ -74,3 +74,84 @@ def test_cli_reports_bad_params_in_one_line(in_tmp, capsys):
     assert main(["check"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == ("error: params.yaml: runtime.device = 'tpu': not allowed (allowed: auto, cpu, cuda, mps)")
+
+
+def _float_leaves(node, path: str):
+    """(dotted key as errors name it, path of keys/indices) of every float in a params subtree."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from ((key, [k, *rest]) for key, rest in _float_leaves(v, f"{path}.{k}"))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from ((key, [i, *rest]) for key, rest in _float_leaves(v, f"{path}[{i}]"))
+    elif isinstance(node, float):
+        yield path, []
+
+
+def _validated_sections(params: dict) -> list[tuple[str, list, object]]:
+    """(dotted root, keys to it, validator of the whole params) of every section replab validates."""
+    from replab.cli import PAPERS, paper_module
+    from replab.data import registry
+    from replab.params import load_runtime, load_section
+
+    roots = [("runtime", ["runtime"], lambda p: load_runtime(params=p))]
+    roots += [(name, [name], lambda p, n=name: load_section(paper_module(n).Config, n, params=p))
+              for name in PAPERS if name in params]
+    roots += [(f"data.{d}", ["data", d], lambda p, d=d: registry.load_data_params(d, params=p))
+              for d in params["datasets"] if d in registry.SOURCES and d in params["data"]]
+    return roots
+
+
+@pytest.mark.parametrize("profile", ["quick", "paper"])
+def test_every_float_param_must_be_finite(profile):
+    """`.inf` passes `> 0` and `.nan` fails no comparison: every float key of every section rejects both."""
+    params = compose(f"profile={profile}")
+    checked = []
+    for dotted, keys, validate in _validated_sections(params):
+        node = params
+        for k in keys:
+            node = node[k]
+        for i, (key, rest) in enumerate(_float_leaves(node, dotted)):
+            bad = float("inf") if i % 2 == 0 else float("nan")
+            changed = yaml.safe_load(yaml.safe_dump(params))
+            target = changed
+            for k in (keys + rest)[:-1]:
+                target = target[k]
+            target[(keys + rest)[-1]] = bad
+            changed = yaml.safe_load(yaml.safe_dump(changed))  # as read back from YAML's .inf / .nan
+            with pytest.raises(ParamError) as err:
+                validate(changed)
+            assert str(err.value) == f"params.yaml: {key} = {bad!r}: must be finite", key
+            checked.append(key)
+    assert len(checked) > 20 and "aae_ssl.lr" in checked and any(k.startswith("data.") for k in checked)
+
+
+def test_infinite_lr_is_one_line_naming_the_key(in_tmp, capsys):
+    text = yaml.safe_dump(compose()).replace("lr: 0.0001\n", "lr: .inf\n", 1)
+    assert "lr: .inf" in text
+    (in_tmp / "params.yaml").write_text(text)
+    assert main(["check"]) == 2
+    assert capsys.readouterr().err == "error: params.yaml: aae_ssl.lr = inf: must be finite\n"
+
+
+def test_finite_check_is_generic():
+    from dataclasses import dataclass
+
+    from replab.params import param
+
+    @dataclass(frozen=True)
+    class Section:
+        a: float = param(1.0, ge=0.0)
+        b: float | None = param(None)
+        c: list[float] = param([1.0], nonempty=True)
+        d: dict[str, float] = param({"x": 1.0})
+        n: int = param(1)
+
+    assert parse(Section, {"a": 2, "b": None, "c": [0.5, 2], "d": {"y": -1e300}}, "s").c == [0.5, 2.0]
+    for data, key in (({"a": float("inf")}, "s.a = inf"), ({"b": float("-inf")}, "s.b = -inf"),
+                      ({"c": [1.0, float("nan")]}, "s.c[1] = nan"), ({"d": {"y": float("nan")}}, "s.d.y = nan")):
+        with pytest.raises(ParamError) as err:
+            parse(Section, data, "s")
+        assert str(err.value) == f"{key}: must be finite"
+    with pytest.raises(ParamError, match=r"s\.n = inf: must be an integer"):
+        parse(Section, {"n": float("inf")}, "s")

@@ -5,11 +5,15 @@ Each paper module declares its section as a dataclass whose fields carry their l
 `ParamError` with one line naming the key path and what is allowed, e.g.
 
     params.yaml: aae_ssl.lambda_rec = -1.0: must be >= 0
+
+Every float (field, list element or mapping value) must be finite: `.inf` and `.nan` are rejected before
+any range check, e.g. `params.yaml: aae_ssl.lr = inf: must be finite`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -115,6 +119,8 @@ def _convert(tp: Any, value: Any, key: str, meta: typing.Mapping[str, Any]) -> A
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ParamError(f"{key} = {value!r}: must be a number")
         value = float(value)
+        if not math.isfinite(value):  # YAML's .inf / .nan pass every range check (inf > 0) or none (nan)
+            raise ParamError(f"{key} = {value!r}: must be finite")
     elif tp is str:
         if not isinstance(value, str):
             raise ParamError(f"{key} = {value!r}: must be a string")
