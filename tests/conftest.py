@@ -100,3 +100,37 @@ def load(out: Path, split: str) -> dict:
     from replab.io import read_npz
 
     return read_npz(out / f"{split}.npz")
+
+
+def sh(cwd: Path, *cmd: str, check: bool = True):
+    """Run a command in `cwd`; with `check`, a failure is an AssertionError carrying its output."""
+    import subprocess
+
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if check and result.returncode:
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def smoke_clone(root: Path, repro: bool = True) -> Path:
+    """The project's files (tracked and untracked, not ignored; no results) in a fresh git repo under `root`,
+    params composed with the smoke profile, committed (DVCLive needs a commit), then `dvc repro` once."""
+    import shutil
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        src = REPO / name
+        if src.is_file() and not name.startswith(("metrics/", "plots/", "dvc.lock")):
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, root / name)
+    sh(root, "git", "init", "-q", "-b", "main")
+    sh(root, "git", "config", "user.email", "test@example.com")
+    sh(root, "git", "config", "user.name", "test")
+    sh(root, "replab", "compose", "profile=smoke", "runtime.progress=false")
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "commit", "-qm", "smoke")
+    if repro:
+        sh(root, "dvc", "repro")
+    return root

@@ -4,46 +4,22 @@ determinism and bad input. Marked slow (about two minutes on 2 cores)."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import sh, smoke_clone
 
 pytestmark = pytest.mark.slow
 
 VOLATILE = {"seconds", "samples_per_s"}
 
 
-def sh(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    if check and result.returncode:
-        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    """The project's files in a fresh git repo, params composed with the smoke profile, committed
-    (DVCLive needs at least one commit), then `dvc repro` once."""
-    root = tmp_path_factory.mktemp("clone")
-    files = sh(REPO, "git", "ls-files", "--cached", "--others", "--exclude-standard").stdout.split()
-    for name in files:
-        src = REPO / name
-        if src.is_file() and not name.startswith(("metrics/", "plots/", "dvc.lock")):
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, root / name)
-    sh(root, "git", "init", "-q", "-b", "main")
-    sh(root, "git", "config", "user.email", "test@example.com")
-    sh(root, "git", "config", "user.name", "test")
-    sh(root, "replab", "compose", "profile=smoke", "runtime.progress=false")
-    sh(root, "git", "add", "-A")
-    sh(root, "git", "commit", "-qm", "smoke")
-    sh(root, "dvc", "repro")
-    return root
+    """The project in a fresh, committed git repo (smoke profile) after `dvc repro` once."""
+    return smoke_clone(tmp_path_factory.mktemp("clone"))
 
 
 def strip_volatile(record):

@@ -9,16 +9,14 @@ Per paper, on SYNTHETIC data of the paper's real shapes placed on the device (no
 3. batch-fetch overhead: index slices of on-device tensors (`replab.batches.EndlessBatches`, what the papers
    use) against a `DataLoader(TensorDataset)` loop over CPU tensors with the copy to the device included.
 
-A paper opts in with `bench_setup(cfg, device) -> BenchCase` in its module; cases for papers that do not
-(yet) have one live here in `BUILTIN_CASES`. The training loop of a case must iterate `rt.progress(...)` once
+A paper opts in with `bench_setup(cfg, device) -> BenchCase` in its train.py (exported by its package).
+The training loop of a case must iterate `rt.progress(...)` once
 per step: bench wraps that iterable to time steps and count FLOPs on the real step, nothing else.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import importlib
 import math
 import os
 import time
@@ -29,7 +27,7 @@ from typing import Any
 import torch
 
 from replab import runtime as rt
-from replab.batches import EndlessBatches, Images
+from replab.batches import EndlessBatches
 from replab.params import Runtime, load_runtime, load_section
 
 WARMUP_STEPS = 3
@@ -64,38 +62,14 @@ def synthetic_images(n: int, n_classes: int, device, seed: int = 0, dim: int = 7
     return x.to(device), y.to(device)
 
 
-def aae_ssl_case(cfg, device) -> BenchCase:
-    """The full model AAE(y,z) (encoder, decoder and the joint discriminator) at the configured sizes,
-    through `aae_ssl.fit` on a synthetic MNIST-shaped set (3500 train / 500 val, like mnist5k)."""
-    from replab.papers import aae_ssl
-
-    model = "aae_yz" if "aae_yz" in cfg.models else cfg.models[-1]
-    n_labeled = min(cfg.n_labeled)
-    x_train, y_train = synthetic_images(3500, aae_ssl.N_CLASSES, device, seed=0)
-    x_val, y_val = synthetic_images(500, aae_ssl.N_CLASSES, device, seed=1)
-    data = Images(x={"train": x_train, "val": x_val}, y={"train": y_train, "val": y_val},
-                          source="synthetic", name="bench")
-
-    def train(iterations: int, runtime: Runtime):
-        run_cfg = dataclasses.replace(cfg, iterations=iterations, eval_every=iterations + 1)
-        return aae_ssl.fit(run_cfg, model, cfg.z_dim, n_labeled, iterations, 0, data, device, runtime)
-
-    return BenchCase(label=f"{model} Nl={n_labeled} hidden={cfg.hidden} z={cfg.z_dim}",
-                     samples_per_step=cfg.batch_labeled + cfg.batch_unlabeled, train=train,
-                     x=x_train, y=y_train, batch_size=cfg.batch_unlabeled)
-
-
-BUILTIN_CASES: dict[str, Callable[[Any, Any], BenchCase]] = {"aae_ssl": aae_ssl_case}
-
-
 def find_case(paper: str) -> tuple[Any, Callable[[Any, Any], BenchCase]]:
-    """(paper module, its bench_setup) — the module's own first, then a built-in one."""
-    from replab.cli import PAPERS
+    """(paper package, its bench_setup)."""
+    from replab.papers import PAPERS, paper_module
 
     if paper not in PAPERS:
         raise NoBenchmark(f"no benchmark for {paper} (unknown paper; known: {', '.join(PAPERS)})")
-    module = importlib.import_module(f"replab.papers.{paper}")
-    setup = getattr(module, "bench_setup", None) or BUILTIN_CASES.get(paper)
+    module = paper_module(paper)
+    setup = getattr(module, "bench_setup", None)
     if setup is None:
         raise NoBenchmark(f"no benchmark for {paper}")
     return module, setup

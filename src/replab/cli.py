@@ -20,72 +20,11 @@ import argparse
 import importlib
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from replab.io import DataError
+from replab.papers import PAPERS, Variant, paper_module, parse_variant
 from replab.params import PARAMS_FILE, ParamError
-
-PAPERS = ("aae_ssl", "split_vae", "censor", "autoencoder")
-
-
-def paper_module(name: str):
-    if name not in PAPERS:
-        raise ParamError(f"paper {name!r}: unknown (allowed: {', '.join(PAPERS)})")
-    return importlib.import_module(f"replab.papers.{name}")
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One point of a paper's sweep (one matrix item in dvc.yaml) and where its files live."""
-
-    paper: str
-    key: str
-    axes: dict[str, Any]
-
-    @property
-    def model_dir(self) -> Path:
-        return Path("models") / self.paper / self.key
-
-    @property
-    def live_dir(self) -> Path:
-        return Path("plots") / self.paper / "curves" / self.key
-
-    @property
-    def metrics_path(self) -> Path:
-        return Path("metrics") / self.paper / f"{self.key}.json"
-
-    @property
-    def plots_dir(self) -> Path:
-        return Path("plots") / self.paper / "variants" / self.key
-
-
-def _as_float(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: dict[str, str]) -> Variant:
-    """`model=ae n_labeled=100 seed=0` → typed values, each checked against its sweep list in params."""
-    values: dict[str, Any] = {}
-    for item in assignments:
-        name, sep, raw = item.partition("=")
-        if not sep or name not in axes:
-            raise ParamError(f"{paper} variant {item!r}: expected axis=value with axis in {', '.join(axes)}")
-        sweep = getattr(cfg, axes[name])
-        allowed = sweep if isinstance(sweep, list) else [sweep]
-        matches = [v for v in allowed if str(v) == raw or (isinstance(v, float) and _as_float(raw) == v)]
-        if not matches:
-            raise ParamError(f"{PARAMS_FILE}: {paper}.{axes[name]}: variant {name}={raw!r} is not in the sweep "
-                             f"(allowed: {', '.join(map(str, allowed))})")
-        values[name] = matches[0]
-    missing = [a for a in axes if a not in values]
-    if missing:
-        raise ParamError(f"{paper} variant: missing {', '.join(f'{a}=…' for a in missing)}")
-    return Variant(paper, key, values)
 
 
 def _variant_command(args, evaluate: bool) -> None:

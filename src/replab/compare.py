@@ -38,7 +38,7 @@ REFERENCE_KEYS = re.compile(r"^(paper_|article_)")  # the papers' own numbers, t
 
 
 def _papers() -> tuple[str, ...]:
-    from replab.cli import PAPERS
+    from replab.papers import PAPERS
 
     return PAPERS
 

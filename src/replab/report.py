@@ -1,14 +1,14 @@
 """The report stage: one summary per paper (metrics/<paper>.json) and plots/report.md, paper vs ours.
 
-Each paper module provides `summarize(cfg, params) -> Section`: it gathers its per-variant metrics for the
-sweep currently in params.yaml (a missing variant is an error, a stale file from another sweep is ignored),
-draws its summary figures under plots/<paper>/summary/, and returns Markdown plus the summary dict. This
-module owns the shared pieces: gathering, mean ± std, Markdown tables, figure saving and the final files.
+Each paper package provides `summarize(cfg, params) -> Section` (its report.py): it gathers its per-variant
+metrics for the sweep currently in params.yaml (a missing variant is an error, a stale file from another sweep
+is ignored), draws its summary figures under plots/<paper>/summary/, and returns Markdown plus the summary
+dict. The papers come from the registry `replab.papers.PAPERS`, in its order. This module owns the shared
+pieces: gathering, mean ± std, Markdown tables, figure saving and the final files.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from replab.io import DataError, atomic_path, read_json, write_json
+from replab.papers import PAPERS, paper_module
 from replab.params import PARAMS_FILE, load_section, read_params
 
 REPORT_PATH = Path("plots/report.md")
@@ -97,14 +98,12 @@ def run_summary(records: Iterable[dict]) -> dict[str, Any]:
 
 
 def main() -> None:
-    from replab.cli import PAPERS
-
     params = read_params()
     sections = []
     for paper in PAPERS:
         if paper not in params:
             continue
-        module = importlib.import_module(f"replab.papers.{paper}")
+        module = paper_module(paper)
         cfg = load_section(module.Config, paper, PARAMS_FILE, params)
         section = module.summarize(cfg, params)
         write_json(Path("metrics") / f"{paper}.json", section.summary)

@@ -1,0 +1,87 @@
+"""The registry of papers and the variant each dvc.yaml matrix item names.
+
+Every paper is a package `replab.papers.<id>` of the same shape, read in this order:
+
+    __init__.py   the docstring that reads against the paper (equations, our defaults and why), public names
+    model.py      config dataclass, data access, networks, losses (equation numbers), the paper's numbers
+    train.py      train(cfg, runtime, variant): fit, save          (training stages depend on model + train)
+    evaluate.py   evaluate(cfg, runtime, variant): metrics, per-variant plot data   (evaluation: model + evaluate)
+    report.py     summarize(cfg, params) -> replab.report.Section   (the report stage: model + report)
+
+A package exports `Config`, `AXES` ({axis: sweep list field}, or `axes_for(key)`), optionally `SPECIAL_KEYS`
+(stages outside the sweep, e.g. `style`), `train`, `evaluate`, `summarize` and optionally `bench_setup`.
+Adding a paper: create its package and append its id to `PAPERS` (the report follows this order).
+This module imports no paper (they load lazily through `paper_module`) and nothing imports `replab.cli`,
+so the import graph of replab has no cycle.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from replab.params import PARAMS_FILE, ParamError
+
+PAPERS: tuple[str, ...] = ("aae_ssl", "split_vae", "censor", "autoencoder")
+
+
+def paper_module(name: str) -> ModuleType:
+    """The package of a registered paper; an unknown name is a ParamError listing the known ones."""
+    if name not in PAPERS:
+        raise ParamError(f"paper {name!r}: unknown (allowed: {', '.join(PAPERS)})")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One point of a paper's sweep (one matrix item in dvc.yaml) and where its files live."""
+
+    paper: str
+    key: str
+    axes: dict[str, Any]
+
+    @property
+    def model_dir(self) -> Path:
+        return Path("models") / self.paper / self.key
+
+    @property
+    def live_dir(self) -> Path:
+        return Path("plots") / self.paper / "curves" / self.key
+
+    @property
+    def metrics_path(self) -> Path:
+        return Path("metrics") / self.paper / f"{self.key}.json"
+
+    @property
+    def plots_dir(self) -> Path:
+        return Path("plots") / self.paper / "variants" / self.key
+
+
+def _as_float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: dict[str, str]) -> Variant:
+    """`model=ae n_labeled=100 seed=0` → typed values, each checked against its sweep list in params."""
+    values: dict[str, Any] = {}
+    for item in assignments:
+        name, sep, raw = item.partition("=")
+        if not sep or name not in axes:
+            raise ParamError(f"{paper} variant {item!r}: expected axis=value with axis in {', '.join(axes)}")
+        sweep = getattr(cfg, axes[name])
+        allowed = sweep if isinstance(sweep, list) else [sweep]
+        matches = [v for v in allowed if str(v) == raw or (isinstance(v, float) and _as_float(raw) == v)]
+        if not matches:
+            raise ParamError(f"{PARAMS_FILE}: {paper}.{axes[name]}: variant {name}={raw!r} is not in the sweep "
+                             f"(allowed: {', '.join(map(str, allowed))})")
+        values[name] = matches[0]
+    missing = [a for a in axes if a not in values]
+    if missing:
+        raise ParamError(f"{paper} variant: missing {', '.join(f'{a}=…' for a in missing)}")
+    return Variant(paper, key, values)

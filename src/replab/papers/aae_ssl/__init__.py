@@ -1,0 +1,61 @@
+"""aae_ssl (seed 000): semi-supervised adversarial autoencoder with a content (y) / style (z) split latent.
+
+The encoder q(y, z | x) splits its code into a 10-way softmax y (content, the class) and a linear z (style).
+ONE discriminator D(y, z) sees both parts and pushes q(y, z) towards p(y)·p(z) — y one-hot of a uniformly
+drawn class, z ~ N(0, I) — which makes y and z independent so that y keeps only the class (Sec. 3.2).
+
+    L = λ_NLL·L_NLL + λ_rec·L_rec + λ_reg·L_reg                               (Eq. 3)
+    L_NLL = −log q(y = label | x)                   labeled batches only       (Eq. 4)
+    L_rec = ‖x − x̃‖²                                                          (Eq. 5)
+    L_reg = GAN value of D on (prior sample) vs (encoder output)               (Eq. 6)
+    (λ_NLL, λ_rec, λ_reg) = (1, 7, 1) on labeled and (0, 7, 1) on unlabeled batches.
+
+Baselines from the same code: AE (λ_reg = 0, no discriminator), AAE(z) (discriminator on z alone).
+
+Our choices where the seed is silent (all params; public evidence in reference/peers.md, musyoku's
+Chainer AAE that the seed's lab is closest to): Adam lr 1e-4, betas (0.1, 0.999); grad-norm clip 5;
+100 labeled + 100 unlabeled images per iteration; one D step per encoder/decoder step; the encoder is
+trained with the non-saturating form −log D(enc); the decoder receives softmax(y); model selection by
+validation error; L_rec is the per-pixel mean (Chainer's mean_squared_error), `rec_reduction: sum` available.
+
+Read in order: model.py (configuration, labeled subset, networks, Eq. 3–6), train.py (the alternating D and
+encoder/decoder steps, model selection), evaluate.py (Table 1 test error, Fig. 3 correlations, Fig. 4 grid),
+report.py (tables, figures, claims). The DVC stages depend on exactly the files they run, so editing the
+evaluation or the report does not retrain.
+"""
+
+from replab.papers.aae_ssl.evaluate import evaluate, latent_correlation, offdiag_mean_abs, style_grid, yz_block_mean_abs
+from replab.papers.aae_ssl.model import (
+    AXES,
+    MODEL_LABELS,
+    MODELS,
+    N_CLASSES,
+    PAPER,
+    PAPER_TABLE1,
+    SPECIAL_KEYS,
+    Config,
+    Decoder,
+    Discriminator,
+    Encoder,
+    StyleConfig,
+    batch_objective,
+    build,
+    discriminator_loss,
+    error_rate,
+    generator_loss,
+    labeled_subset,
+    load_model,
+    prior_sample,
+    reconstruction_loss,
+    variant_key,
+)
+from replab.papers.aae_ssl.report import summarize
+from replab.papers.aae_ssl.train import bench_setup, fit, train
+
+__all__ = [
+    "AXES", "MODELS", "MODEL_LABELS", "N_CLASSES", "PAPER", "PAPER_TABLE1", "SPECIAL_KEYS", "Config", "Decoder",
+    "Discriminator", "Encoder", "StyleConfig", "batch_objective", "bench_setup", "build", "discriminator_loss",
+    "error_rate", "evaluate", "fit", "generator_loss", "labeled_subset", "latent_correlation", "load_model",
+    "offdiag_mean_abs", "prior_sample", "reconstruction_loss", "style_grid", "summarize", "train", "variant_key",
+    "yz_block_mean_abs",
+]

@@ -1,0 +1,233 @@
+"""aae_ssl model: configuration, the class-balanced labeled subset, the networks of Sec. 3.2 (encoder q(y, z | x),
+decoder p(x | y, z), the joint discriminator D(y, z)) and the losses of Eq. 3–6. The method is described in the
+package docstring (replab/papers/aae_ssl/__init__.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from replab import runtime as rt
+from replab.batches import map_batches
+from replab.data.images import stratified_holdout
+from replab.params import ParamError, fail, param
+
+PAPER = "aae_ssl"
+MODELS = ("ae", "aae_z", "aae_yz")
+MODEL_LABELS = {"ae": "AE", "aae_z": "AAE(z)", "aae_yz": "AAE(y,z)"}
+IMAGE_DATASETS = ("mnist5k", "mnist", "fashion_mnist")
+N_CLASSES = 10
+
+# Table 1 of the paper: test error (%) mean ± std. A reference, never written as our result.
+PAPER_TABLE1 = {
+    100: {"ae": (16.11, 1.92), "aae_z": (17.37, 3.62), "aae_yz": (7.07, 2.02)},
+    600: {"ae": (9.46, 0.23), "aae_z": (8.28, 1.78), "aae_yz": (5.77, 0.58)},
+    1000: {"ae": (6.93, 0.28), "aae_z": (7.25, 1.15), "aae_yz": (5.14, 0.54)},
+    3000: {"ae": (4.88, 0.24), "aae_z": (5.17, 0.61), "aae_yz": (4.22, 0.75)},
+}
+MAKHZANI_NL100 = 1.90  # Makhzani et al. AAE, test error % at 100 labels (anchor beyond the seed)
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+    """Fig. 4: an AAE(y,z) with a 2-D z; decode a grid over (z1, z2) with y fixed."""
+
+    z_dim: int = param(2, ge=1, doc="style code size of the Fig. 4 model")
+    n_labeled: int = param(1000, ge=10)
+    iterations: int = param(2000, ge=1)
+    seed: int = param(0, ge=0)
+    grid_range: float = param(30.0, gt=0, doc="z1, z2 swept over −range … +range (seed: 30)")
+    grid_step: float = param(6.0, gt=0, doc="grid spacing (seed: 6 → 11 × 11 images)")
+    digits: list[int] = param([0, 1], ge=0, lt=10, nonempty=True, doc="fixed y = one-hot(digit)")
+
+
+@dataclass(frozen=True)
+class Config:
+    dataset: str = param("mnist5k", choices=IMAGE_DATASETS)
+    models: list[str] = param(list(MODELS), each_choices=MODELS, nonempty=True)
+    n_labeled: list[int] = param([100, 600, 1000], ge=10, nonempty=True, doc="Nl, class-balanced")
+    seeds: list[int] = param([0, 1], ge=0, nonempty=True)
+    hidden: int = param(1000, ge=1, doc="units per hidden layer (encoder, decoder, discriminator)")
+    z_dim: int = param(50, ge=1)
+    dropout: float = param(0.5, ge=0.0, lt=1.0)
+    batchnorm: bool = param(True)
+    lambda_nll: float = param(1.0, ge=0.0, doc="λ_NLL on labeled batches (0 on unlabeled)")
+    lambda_rec: float = param(7.0, ge=0.0)
+    lambda_reg: float = param(1.0, ge=0.0, doc="λ_reg of AAE(z) and AAE(y,z); AE has 0")
+    rec_reduction: str = param("mean", choices=("mean", "sum"))
+    lr: float = param(1e-4, gt=0.0)
+    beta1: float = param(0.1, ge=0.0, lt=1.0)
+    beta2: float = param(0.999, ge=0.0, lt=1.0)
+    grad_clip: float = param(5.0, gt=0.0)
+    batch_labeled: int = param(100, ge=1)
+    batch_unlabeled: int = param(100, ge=1)
+    iterations: int = param(3000, ge=1, doc="one labeled + one unlabeled batch each")
+    eval_every: int = param(250, ge=1, doc="validation error for model selection every N iterations")
+    style: StyleConfig = param(StyleConfig())
+
+    def check(self, where: str) -> None:
+        for nl in self.n_labeled + [self.style.n_labeled]:
+            if nl % N_CLASSES:
+                fail(where, f"n_labeled = {nl}: must be a multiple of {N_CLASSES} (class-balanced subsets)")
+
+
+AXES = {"model": "models", "n_labeled": "n_labeled", "seed": "seeds"}
+SPECIAL_KEYS = ("style",)  # the Fig. 4 model, outside the Table 1 sweep
+
+
+def variant_key(model: str, n_labeled: int, seed: int) -> str:
+    """dvc.yaml's ${key} for the matrix (model, n_labeled, seed)."""
+    return f"{model}-{n_labeled}-{seed}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data: the labeled subset
+
+def labeled_subset(labels: np.ndarray, n_labeled: int, seed: int) -> np.ndarray:
+    """Class-balanced: n_labeled / 10 random images of every class (seeded)."""
+    counts = np.bincount(labels, minlength=N_CLASSES)
+    if n_labeled // N_CLASSES > counts.min():
+        raise ParamError(f"params.yaml: aae_ssl.n_labeled = {n_labeled}: larger than the training set allows "
+                         f"({counts.min()} images in the rarest class; allowed: ≤ {counts.min() * N_CLASSES})")
+    return stratified_holdout(labels, n_labeled // N_CLASSES, np.random.default_rng(seed))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Networks (Sec. 3.2, Fig. 2)
+
+def mlp_block(n_in: int, n_out: int, batchnorm: bool = False, dropout: float = 0.0) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Linear(n_in, n_out)]
+    if batchnorm:
+        layers.append(nn.BatchNorm1d(n_out))
+    layers.append(nn.ReLU())
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return layers
+
+
+class Encoder(nn.Module):
+    """q(y, z | x): 784 → h → h → (y logits 10, z linear)."""
+
+    def __init__(self, hidden: int, z_dim: int, batchnorm: bool, dropout: float):
+        super().__init__()
+        self.body = nn.Sequential(*mlp_block(784, hidden, batchnorm, dropout),
+                                  *mlp_block(hidden, hidden, batchnorm, dropout))
+        self.y_head = nn.Linear(hidden, N_CLASSES)
+        self.z_head = nn.Linear(hidden, z_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.body(x)
+        return self.y_head(h), self.z_head(h)
+
+
+class Decoder(nn.Module):
+    """p(x | y, z): concat(y, z) → h → h → 784, sigmoid (inputs are in [0, 1])."""
+
+    def __init__(self, hidden: int, z_dim: int):
+        super().__init__()
+        self.net = nn.Sequential(*mlp_block(N_CLASSES + z_dim, hidden), *mlp_block(hidden, hidden),
+                                 nn.Linear(hidden, 784), nn.Sigmoid())
+
+    def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([y, z], dim=1))
+
+
+class Discriminator(nn.Module):
+    """One joint D(y, z): y → h, z → h, concat → h → 1 logit of "drawn from the prior".
+    With `use_y=False` it sees z alone (the AAE(z) baseline)."""
+
+    def __init__(self, hidden: int, z_dim: int, use_y: bool):
+        super().__init__()
+        self.use_y = use_y
+        self.z_branch = nn.Sequential(*mlp_block(z_dim, hidden))
+        self.y_branch = nn.Sequential(*mlp_block(N_CLASSES, hidden)) if use_y else None
+        self.head = nn.Sequential(*mlp_block(hidden * (2 if use_y else 1), hidden), nn.Linear(hidden, 1))
+
+    def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        h = self.z_branch(z)
+        if self.use_y:
+            h = torch.cat([self.y_branch(y), h], dim=1)
+        return self.head(h).squeeze(1)
+
+
+def build(model: str, hidden: int, z_dim: int, batchnorm: bool, dropout: float):
+    encoder = Encoder(hidden, z_dim, batchnorm, dropout)
+    decoder = Decoder(hidden, z_dim)
+    disc = None if model == "ae" else Discriminator(hidden, z_dim, use_y=(model == "aae_yz"))
+    return encoder, decoder, disc
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Losses
+
+def prior_sample(n: int, z_dim: int, device, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """y ~ one-hot(Uniform{0..9}), z ~ N(0, I)."""
+    classes = torch.randint(0, N_CLASSES, (n,), device=device, generator=generator)
+    y = F.one_hot(classes, N_CLASSES).float()
+    z = torch.randn(n, z_dim, device=device, generator=generator)
+    return y, z
+
+
+def reconstruction_loss(x_rec: torch.Tensor, x: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Eq. 5, ‖x − x̃‖²: per-pixel mean (Chainer's mean_squared_error) or summed per image."""
+    if reduction == "mean":
+        return F.mse_loss(x_rec, x)
+    return (x_rec - x).pow(2).sum(dim=1).mean()
+
+
+def discriminator_loss(d_prior: torch.Tensor, d_encoded: torch.Tensor) -> torch.Tensor:
+    """Eq. 6 from D's side: maximise log D(prior) + log(1 − D(q)) ⇔ minimise this BCE."""
+    return (F.binary_cross_entropy_with_logits(d_prior, torch.ones_like(d_prior))
+            + F.binary_cross_entropy_with_logits(d_encoded, torch.zeros_like(d_encoded)))
+
+
+def generator_loss(d_encoded: torch.Tensor) -> torch.Tensor:
+    """Eq. 6 from the encoder's side, non-saturating: −log D(q(y, z | x))."""
+    return F.binary_cross_entropy_with_logits(d_encoded, torch.ones_like(d_encoded))
+
+
+def batch_objective(cfg: Config, lambda_nll: float, lambda_reg: float, x, y_logits, z, x_rec, labels, disc):
+    """Eq. 3 for one batch; `labels` is None on an unlabeled batch (λ_NLL = 0 there)."""
+    terms = {"rec": reconstruction_loss(x_rec, x, cfg.rec_reduction)}
+    loss = cfg.lambda_rec * terms["rec"]
+    if labels is not None:
+        terms["nll"] = F.cross_entropy(y_logits, labels)  # Eq. 4
+        loss = loss + lambda_nll * terms["nll"]
+    if disc is not None and lambda_reg > 0:
+        terms["reg"] = generator_loss(disc(F.softmax(y_logits, dim=1), z))
+        loss = loss + lambda_reg * terms["reg"]
+    return loss, terms
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Measure shared by model selection (training) and Table 1 (evaluation)
+
+@torch.no_grad()
+def error_rate(encoder: Encoder, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Test error (%) of argmax q(y | x)."""
+    encoder.eval()
+    pred = map_batches(lambda b: encoder(b)[0].argmax(1), x)
+    return float((pred != y).float().mean().item() * 100.0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Saved models
+
+def arch(cfg: Config, model: str, z_dim: int) -> dict:
+    """What `load_model` needs to rebuild a trained model."""
+    return {"model": model, "hidden": cfg.hidden, "z_dim": z_dim, "batchnorm": cfg.batchnorm,
+            "dropout": cfg.dropout}
+
+
+def load_model(model_dir: Path, device) -> tuple[Encoder, Decoder, dict]:
+    state, record = rt.load_trained(model_dir, device)
+    arch = state["arch"]
+    encoder, decoder, _ = build(arch["model"], arch["hidden"], arch["z_dim"], arch["batchnorm"], arch["dropout"])
+    encoder.load_state_dict(state["encoder"])
+    decoder.load_state_dict(state["decoder"])
+    return encoder.to(device).eval(), decoder.to(device).eval(), record

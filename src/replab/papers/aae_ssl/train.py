@@ -1,0 +1,149 @@
+"""aae_ssl training: one labeled and one unlabeled batch per iteration, a discriminator step on prior samples vs
+encoder outputs, then the encoder/decoder step on Eq. 3; model selection by validation error."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from replab import runtime as rt
+from replab.batches import EndlessBatches, Images, load_images
+from replab.papers.aae_ssl.model import (
+    N_CLASSES,
+    Config,
+    arch,
+    batch_objective,
+    build,
+    discriminator_loss,
+    error_rate,
+    labeled_subset,
+    prior_sample,
+)
+
+
+def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, seed: int,
+        data: Images, device, runtime, live=None):
+    """Train one model; returns (encoder, decoder, best validation record, clock)."""
+    is_labeled = labeled_subset(data.y["train"].cpu().numpy(), n_labeled, seed)
+    x_lab = data.x["train"][torch.from_numpy(is_labeled).to(device)]
+    y_lab = data.y["train"][torch.from_numpy(is_labeled).to(device)]
+    x_unl = data.x["train"][torch.from_numpy(~is_labeled).to(device)]
+    if len(x_unl) == 0:  # every training image labeled: the unlabeled stream reuses them without labels
+        x_unl = x_lab
+
+    encoder, decoder, disc = (m.to(device) if m is not None else None
+                              for m in build(model, cfg.hidden, z_dim, cfg.batchnorm, cfg.dropout))
+    lambda_reg = 0.0 if model == "ae" else cfg.lambda_reg
+    betas = (cfg.beta1, cfg.beta2)
+    autoencoder_params = [*encoder.parameters(), *decoder.parameters()]
+    opt_ae = torch.optim.Adam(autoencoder_params, lr=cfg.lr, betas=betas, foreach=True)  # fused over tensors
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=betas, foreach=True) if disc is not None else None
+
+    # Training calls go through (optionally) compiled wrappers; weights are shared with the originals.
+    enc_step, dec_step, disc_step = (rt.maybe_compile(m, runtime) for m in (encoder, decoder, disc))
+    gen = rt.seeded_generator(seed, device)
+    labeled_batches = EndlessBatches(len(x_lab), cfg.batch_labeled, gen, device)
+    unlabeled_batches = EndlessBatches(len(x_unl), cfg.batch_unlabeled, gen, device)
+    clock = rt.RunClock()
+    best = {"val_error": float("inf"), "iteration": 0}
+    best_state = None
+    bar = rt.progress(range(1, iterations + 1), enabled=runtime.progress, desc=f"aae_ssl {model} Nl={n_labeled}")
+    for it in bar:
+        il, iu = next(labeled_batches), next(unlabeled_batches)
+        xl, yl, xu = x_lab[il], y_lab[il], x_unl[iu]
+        x = torch.cat([xl, xu])  # one pass so BatchNorm sees labeled and unlabeled images together
+        encoder.train(), decoder.train()
+
+        # One encoder pass per iteration (BatchNorm statistics and dropout masks are drawn once).
+        y_logits, z = enc_step(x)
+        y_soft = F.softmax(y_logits, 1)
+
+        # Discriminator step: prior samples vs the (detached) encoder outputs.
+        if disc is not None:
+            y_prior, z_prior = prior_sample(len(x), z_dim, device)
+            d_loss = discriminator_loss(disc_step(y_prior, z_prior), disc_step(y_soft.detach(), z.detach()))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            nn.utils.clip_grad_norm_(disc.parameters(), cfg.grad_clip)
+            opt_d.step()
+
+        # Encoder/decoder step against the updated D: Eq. 3 on the labeled batch (1, 7, 1) plus the unlabeled
+        # batch (0, 7, 1).
+        x_rec = dec_step(y_soft, z)
+        if disc is not None:
+            disc.requires_grad_(False)  # D is a fixed critic here: no weight gradients to compute
+        n = len(xl)
+        loss_l, terms_l = batch_objective(cfg, cfg.lambda_nll, lambda_reg, xl, y_logits[:n], z[:n], x_rec[:n],
+                                          yl, disc_step)
+        loss_u, terms_u = batch_objective(cfg, 0.0, lambda_reg, xu, y_logits[n:], z[n:], x_rec[n:], None, disc_step)
+        opt_ae.zero_grad(set_to_none=True)
+        (loss_l + loss_u).backward()
+        nn.utils.clip_grad_norm_(autoencoder_params, cfg.grad_clip)
+        opt_ae.step()
+        if disc is not None:
+            disc.requires_grad_(True)
+        clock.add(len(x))
+
+        if it % cfg.eval_every == 0 or it == iterations:
+            val_error = error_rate(encoder, data.x["val"], data.y["val"])
+            if val_error < best["val_error"]:
+                best = {"val_error": val_error, "iteration": it}
+                best_state = copy.deepcopy((encoder.state_dict(), decoder.state_dict()))
+            bar.set_postfix(val_error=f"{val_error:.2f}", best=f"{best['val_error']:.2f}")
+            if live is not None:
+                live.step = it
+                live.log_metric("val_error", val_error)
+                live.log_metric("loss/rec", terms_u["rec"].item())
+                live.log_metric("loss/nll", terms_l["nll"].item())
+                if disc is not None:
+                    live.log_metric("loss/discriminator", d_loss.item())
+                    live.log_metric("loss/generator", terms_u["reg"].item())
+                live.make_summary()
+    encoder.load_state_dict(best_state[0])
+    decoder.load_state_dict(best_state[1])
+    return encoder, decoder, best, clock
+
+
+def train(cfg: Config, runtime, variant) -> None:
+    if variant.key == "style":
+        model, z_dim, n_labeled, iterations, seed = ("aae_yz", cfg.style.z_dim, cfg.style.n_labeled,
+                                                     cfg.style.iterations, cfg.style.seed)
+    else:
+        model, n_labeled, seed = variant.axes["model"], variant.axes["n_labeled"], variant.axes["seed"]
+        z_dim, iterations = cfg.z_dim, cfg.iterations
+    device = rt.setup(runtime, seed)
+    data = load_images(cfg.dataset, device)
+    labeled_subset(data.y["train"].cpu().numpy(), n_labeled, seed)  # fail on a bad Nl before any output
+    with rt.open_live(variant.live_dir) as live:
+        encoder, decoder, best, clock = fit(cfg, model, z_dim, n_labeled, iterations, seed, data, device,
+                                            runtime, live)
+    state = {"arch": arch(cfg, model, z_dim), "encoder": encoder.state_dict(), "decoder": decoder.state_dict()}
+    record = {"model": model, "n_labeled": n_labeled, "seed": seed, "iterations": iterations,
+              "best_iteration": best["iteration"], "val_error": best["val_error"],
+              "run": rt.run_metadata(device, seed, f"{data.name} ({data.source})", clock)}
+    rt.save_trained(variant.model_dir, state, record)
+
+
+def bench_setup(cfg: Config, device):
+    """`replab bench`: the full model AAE(y,z) (encoder, decoder and the joint discriminator) at the configured
+    sizes, through `fit` on a synthetic MNIST-shaped set (3500 train / 500 val, like mnist5k)."""
+    from replab.bench import BenchCase, synthetic_images
+
+    model = "aae_yz" if "aae_yz" in cfg.models else cfg.models[-1]
+    n_labeled = min(cfg.n_labeled)
+    x_train, y_train = synthetic_images(3500, N_CLASSES, device, seed=0)
+    x_val, y_val = synthetic_images(500, N_CLASSES, device, seed=1)
+    data = Images(x={"train": x_train, "val": x_val}, y={"train": y_train, "val": y_val}, source="synthetic",
+                  name="bench")
+
+    def train(iterations: int, runtime):
+        run_cfg = dataclasses.replace(cfg, iterations=iterations, eval_every=iterations + 1)
+        return fit(run_cfg, model, cfg.z_dim, n_labeled, iterations, 0, data, device, runtime)
+
+    return BenchCase(label=f"{model} Nl={n_labeled} hidden={cfg.hidden} z={cfg.z_dim}",
+                     samples_per_step=cfg.batch_labeled + cfg.batch_unlabeled, train=train,
+                     x=x_train, y=y_train, batch_size=cfg.batch_unlabeled)

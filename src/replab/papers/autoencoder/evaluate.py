@@ -1,0 +1,91 @@
+"""autoencoder evaluation: test loss, MSE and PSNR, the article's 10-digit figure data, and the anomaly stage's
+per-class ROC-AUC."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from replab import runtime as rt
+from replab.batches import Images, load_images, map_batches
+from replab.io import write_json, write_npz
+from replab.papers.autoencoder.model import (
+    ANOMALY,
+    Config,
+    code_size,
+    fixed_noisy,
+    load_model,
+    mean_loss,
+    per_image_error,
+    psnr,
+    reconstruct,
+)
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """ROC-AUC of `positive` ranked by `scores` (NaN when a split has one class only)."""
+    from sklearn.metrics import roc_auc_score  # lazy: sklearn costs start-up time in every stage
+
+    positive = np.asarray(positive, dtype=bool)
+    if positive.all() or not positive.any():
+        return float("nan")
+    return float(roc_auc_score(positive, scores))
+
+
+def example_indices(y: torch.Tensor) -> torch.Tensor:
+    """The first test image of every class, in class order (the article's 10 digits)."""
+    _, first = np.unique(y.cpu().numpy(), return_index=True)  # classes come back sorted
+    return torch.from_numpy(first).to(y.device)
+
+
+def evaluate(cfg: Config, runtime, variant) -> None:
+    device = rt.setup(runtime, 0)
+    state, record = rt.load_trained(variant.model_dir, device)
+    data = load_images(cfg.dataset, device)
+    if variant.key == ANOMALY:
+        return evaluate_anomaly(cfg, variant, state, record, data, device)
+    model_name = state["arch"]["model"]
+    model = load_model(model_name, state["weights"], device)
+    def inputs(split: str) -> torch.Tensor:
+        return fixed_noisy(data.x[split], cfg, split) if model_name == "denoising" else data.x[split]
+
+    x_test, x_in = data.x["test"], inputs("test")
+    rec = reconstruct(model, x_in)
+    psnr_out = psnr(rec, x_test)
+    metrics = {
+        "test_loss": mean_loss(model, x_in, x_test),  # the blog's "val_loss"
+        "test_mse": float((rec - x_test).pow(2).mean().item()),
+        "test_psnr": float(psnr_out.mean().item()),
+        "val_loss": mean_loss(model, inputs("val"), data.x["val"]),
+        "train_loss": record["final_loss"]["train"],
+        "code_size": code_size(model),
+    }
+    if model_name == "denoising":
+        metrics["psnr_noisy"] = float(psnr(x_in, x_test).mean().item())
+        metrics["psnr_denoised"] = metrics["test_psnr"]
+    idx = example_indices(data.y["test"])
+    digits = {name: t[idx].reshape(-1, 28, 28).cpu().numpy() for name, t in
+              (("input", x_in), ("output", rec), ("clean", x_test))}
+    write_npz(variant.plots_dir / "reconstructions.npz", **digits, labels=data.y["test"][idx].cpu().numpy())
+    write_json(variant.metrics_path, {
+        "model": model_name, "seed": record["seed"], "epochs": record["epochs"],
+        "batch_size": record["batch_size"], **metrics, "dataset": cfg.dataset, "run": record["run"]})
+
+
+def evaluate_anomaly(cfg: Config, variant, state: dict, record: dict, data: Images, device) -> None:
+    """Score every test image by its reconstruction error under the model trained without class k."""
+    x_test, labels = data.x["test"], data.y["test"].cpu().numpy()
+    aucs, all_scores = {}, []
+    for k in record["held_out"]:
+        model = load_model(state["arch"]["model"], state["weights"][str(k)], device)
+        scores = map_batches(lambda b, m=model: per_image_error(m(b), b, cfg.anomaly.score), x_test).cpu().numpy()
+        aucs[str(k)] = roc_auc(scores, labels == k)  # class k is the anomaly (positive)
+        all_scores.append(scores)
+    write_npz(variant.plots_dir / "scores.npz", held_out=np.array(record["held_out"]),
+              scores=np.stack(all_scores), labels=labels,
+              roc_auc=np.array([aucs[str(k)] for k in record["held_out"]]))
+    write_json(variant.metrics_path, {
+        "model": record["model"], "seed": record["seed"], "epochs": record["epochs"],
+        "batch_size": record["batch_size"], "score": cfg.anomaly.score, "held_out": record["held_out"],
+        "roc_auc": aucs, "roc_auc_mean": float(np.mean(list(aucs.values()))), "dataset": cfg.dataset,
+        "run": record["run"]})

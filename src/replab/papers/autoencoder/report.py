@@ -1,0 +1,133 @@
+"""autoencoder report: the loss table beside the blog's numbers, denoising PSNR, anomaly ROC-AUC, the
+reconstruction figures and the qualitative claims."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from replab.papers.autoencoder.model import (
+    ANOMALY,
+    BLOG_LOSS,
+    BLOG_LOSS_TOLERANCE,
+    MODEL_LABELS,
+    PAPER,
+    Config,
+    variant_key,
+)
+
+
+def _holds(ok: bool) -> str:
+    return "holds" if ok else "does not hold"
+
+
+def _reconstruction_figure(npz_path: Path, model: str, out_path: Path) -> str:
+    """The article's screenshot: 10 test digits on the top row, the model's output below."""
+    import matplotlib.pyplot as plt
+
+    from replab import report
+    from replab.io import read_npz
+
+    arrays = read_npz(npz_path)
+    n = len(arrays["labels"])
+    top, bottom = ("noisy input", "denoised") if model == "denoising" else ("input", "reconstruction")
+    fig, axes = plt.subplots(2, n, figsize=(1.1 * n, 2.5), squeeze=False)
+    for j in range(n):
+        for i, (key, label) in enumerate((("input", top), ("output", bottom))):
+            ax = axes[i, j]
+            ax.imshow(arrays[key][j], cmap="gray", vmin=0.0, vmax=1.0)
+            ax.set_xticks([]), ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(label, fontsize=8)
+    fig.suptitle(f"{MODEL_LABELS[model]}: test digits (top) and outputs (bottom)", fontsize=9)
+    return report.save_figure(fig, out_path)
+
+
+def _anomaly_figure(aucs: dict[str, float], mean: float, out_path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    from replab import report
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.bar(list(aucs), list(aucs.values()), color="tab:blue")
+    ax.axhline(0.5, color="gray", ls="--", lw=1, label="chance")
+    ax.axhline(mean, color="tab:red", lw=1, label=f"mean {mean:.3f}")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("held-out class (anomaly)")
+    ax.set_ylabel("ROC-AUC")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return report.save_figure(fig, out_path)
+
+
+def summarize(cfg: Config, params: dict):
+    from replab import report
+
+    keys = {m: [variant_key(m, s) for s in cfg.seeds] for m in cfg.models}
+    records = report.gather(PAPER, [k for ks in keys.values() for k in ks] + [ANOMALY])
+    summary_dir = Path("plots") / PAPER / "summary"
+    real = cfg.dataset == "mnist"
+    summary: dict = {"dataset": cfg.dataset, "test_loss": {}, "test_mse": {}, "test_psnr": {}}
+    rows = []
+    for m in cfg.models:
+        recs = [records[k] for k in keys[m]]
+        loss = report.mean_std([r["test_loss"] for r in recs])
+        blog = BLOG_LOSS.get(m)
+        if blog is None:
+            verdict = "– (no number in the blog)"
+        elif real:
+            verdict = report.band_verdict(loss, (blog, BLOG_LOSS_TOLERANCE))
+        else:
+            verdict = f"not comparable ({cfg.dataset})"
+        summary["test_loss"][m] = {**loss, "blog": blog, "verdict": verdict}
+        summary["test_mse"][m] = report.mean_std([r["test_mse"] for r in recs])
+        summary["test_psnr"][m] = report.mean_std([r["test_psnr"] for r in recs])
+        sched = cfg.schedule(m)
+        rows.append([MODEL_LABELS[m], recs[0]["code_size"], sched.epochs, sched.batch_size,
+                     report.fmt(loss, 4), "–" if blog is None else f"≈ {blog}",
+                     report.fmt(summary["test_mse"][m], 4), report.fmt(summary["test_psnr"][m], 2), verdict])
+    md = [f"Keras blog models on **{cfg.dataset}**, {len(cfg.seeds)} seed(s) each; test loss = per-pixel mean "
+          "BCE on the test set (the blog's validation loss).", "",
+          report.md_table(["model", "code", "epochs", "batch", "test loss (ours)", "blog", "test MSE",
+                           "PSNR dB", "verdict"], rows), ""]
+
+    claims = {}
+    if "simple" in cfg.models and "deep" in cfg.models:
+        claims["deep_le_simple_loss"] = (summary["test_loss"]["deep"]["mean"]
+                                         <= summary["test_loss"]["simple"]["mean"])
+    if "denoising" in cfg.models:
+        recs = [records[k] for k in keys["denoising"]]
+        summary["psnr"] = {"noisy": report.mean_std([r["psnr_noisy"] for r in recs]),
+                           "denoised": report.mean_std([r["psnr_denoised"] for r in recs])}
+        claims["denoised_psnr_gt_noisy"] = summary["psnr"]["denoised"]["mean"] > summary["psnr"]["noisy"]["mean"]
+        md += [f"Denoising (noise factor {cfg.denoising.noise_factor}): PSNR noisy vs clean "
+               f"{report.fmt(summary['psnr']['noisy'])} dB → denoised vs clean "
+               f"{report.fmt(summary['psnr']['denoised'])} dB.", ""]
+
+    anomaly = records[ANOMALY]
+    aucs = {k: float(v) for k, v in anomaly["roc_auc"].items()}
+    summary["anomaly_roc_auc"] = {**aucs, "mean": anomaly["roc_auc_mean"]}
+    claims["anomaly_auc_gt_chance"] = anomaly["roc_auc_mean"] > 0.5
+    mean_auc = anomaly["roc_auc_mean"]
+    figure = _anomaly_figure(aucs, mean_auc, summary_dir / "anomaly_roc_auc.png")
+    md += [f"Anomaly detection ({anomaly['model']} autoencoder, {anomaly['epochs']} epochs, seed "
+           f"{anomaly['seed']}, score = per-image {anomaly['score'].upper()}): ROC-AUC of the held-out class "
+           "(positive) vs the other test images.", "",
+           report.md_table(["held-out class", *aucs, "mean"],
+                           [["ROC-AUC", *(f"{v:.3f}" for v in aucs.values()), f"**{mean_auc:.3f}**"]]),
+           "", f"![anomaly ROC-AUC]({figure})", ""]
+
+    claim_text = {"deep_le_simple_loss": "deep autoencoder reaches a lower test loss than the simple one "
+                                         "(blog ≈ 0.08 vs ≈ 0.09)",
+                  "denoised_psnr_gt_noisy": "the denoising autoencoder raises PSNR over the noisy input",
+                  "anomaly_auc_gt_chance": "reconstruction error flags the unseen class (mean ROC-AUC > 0.5)"}
+    md += ["Qualitative claims:", ""] + [f"- {claim_text[c]}: **{_holds(ok)}**" for c, ok in claims.items()] + [""]
+    summary["claims"] = claims
+
+    md += ["Reconstructions (seed " f"{cfg.seeds[0]}; the article's screenshot layout):", ""]
+    for m in cfg.models:
+        key = variant_key(m, cfg.seeds[0])
+        rel = _reconstruction_figure(Path("plots") / PAPER / "variants" / key / "reconstructions.npz", m,
+                                     summary_dir / f"reconstructions_{m}.png")
+        md += [f"![{m}]({rel})", ""]
+    summary["run"] = report.run_summary(records.values())
+    return report.Section(PAPER, "autoencoder — the basic autoencoder (seed 003, Keras blog)", "\n".join(md),
+                          summary)

@@ -1,0 +1,153 @@
+"""Every paper has the same shape (model, train, evaluate, report), the package has no import cycle and nothing
+imports the CLI, and dvc.yaml's code deps follow the shape: editing an evaluation or a figure never retrains."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, smoke_clone
+from replab.papers import PAPERS
+
+SRC = REPO / "src"
+PACKAGE = SRC / "replab"
+PAPERS_DIR = PACKAGE / "papers"
+SHAPE = ("__init__.py", "model.py", "train.py", "evaluate.py", "report.py")
+MAX_LINES = 400
+# Plumbing every stage goes through (parsing params, atomic writes, dataset lookup) and the tools that are no
+# stage's code: not listed as code deps, so that touching them does not rerun the whole DAG.
+NOT_DEPS = {"replab.io", "replab.params", "replab.data.registry", "replab.bench", "replab.report", "replab.papers"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def module_path(name: str) -> Path:
+    base = SRC.joinpath(*name.split("."))
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def imports(name: str) -> set[str]:
+    """replab modules that `name` imports anywhere in its file (top level or inside functions)."""
+    tree = ast.parse(MODULES[name].read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # `from replab import runtime` imports the module replab.runtime; `from replab.io import x` replab.io
+            subs = {f"{node.module}.{a.name}" for a in node.names} & MODULES.keys()
+            found |= subs or {node.module}
+    return {m for m in found if m in MODULES}
+
+
+def test_every_paper_has_the_same_files_and_public_names():
+    import importlib
+
+    for paper in PAPERS:
+        files = sorted(p.name for p in (PAPERS_DIR / paper).glob("*.py"))
+        assert files == sorted(SHAPE), paper
+        module = importlib.import_module(f"replab.papers.{paper}")
+        assert len((module.__doc__ or "").splitlines()) > 10, f"{paper}: a docstring that reads against the paper"
+        for name in ("Config", "train", "evaluate", "summarize"):
+            assert hasattr(module, name), f"{paper}.{name}"
+    assert {p.name for p in PAPERS_DIR.glob("*.py")} == {"__init__.py"}, "one package per paper"
+
+
+def test_no_file_under_papers_is_long():
+    lines = {str(p.relative_to(REPO)): len(p.read_text().splitlines()) for p in PAPERS_DIR.rglob("*.py")}
+    long = {path: n for path, n in lines.items() if n > MAX_LINES}
+    assert not long
+
+
+def test_nothing_imports_the_cli_and_the_import_graph_has_no_cycle():
+    graph = {name: imports(name) - {name} for name in MODULES}
+    # `python -m replab` (replab/__main__.py) is the command line's other entry point, not a user of it
+    assert not [m for m, deps in graph.items() if "replab.cli" in deps and m != "replab.__main__"]
+    state: dict[str, int] = {}  # 1 = on the DFS stack, 2 = done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                raise AssertionError("import cycle: " + " → ".join(path[path.index(dep):] + [node, dep]))
+            if dep not in state:
+                visit(dep, path + [node])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [])
+
+
+def closure(files: list[str]) -> set[str]:
+    """The shared modules the given paper files import, followed through shared modules (not through plumbing)."""
+    todo = [module_name(REPO / f) for f in files]
+    seen: set[str] = set()
+    while todo:
+        for dep in imports(todo.pop()):
+            if dep not in seen and dep not in NOT_DEPS and not dep.startswith("replab.papers."):
+                seen.add(dep)
+                todo.append(dep)
+    return {str(module_path(m).relative_to(REPO)) for m in seen}
+
+
+def code_deps(stage: dict) -> set[str]:
+    return {d for d in stage.get("deps", []) if d.startswith("src/")}
+
+
+def stages_of(paper: str, prefix: str) -> dict[str, dict]:
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    return {name: s for name, s in stages.items()
+            if name == f"{prefix}_{paper}" or name.startswith(f"{prefix}_{paper}_")}
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+@pytest.mark.parametrize("kind, prefix", [("train", "train"), ("evaluate", "eval")])
+def test_stage_deps_are_the_stage_code_and_the_shared_modules_it_imports(paper, kind, prefix):
+    own = [f"src/replab/papers/{paper}/model.py", f"src/replab/papers/{paper}/{kind}.py"]
+    stages = stages_of(paper, prefix)
+    assert stages, f"no {prefix}_{paper} stage"
+    for name, stage in stages.items():
+        deps = code_deps(stage)
+        other = {f"src/replab/papers/{paper}/{f}" for f in SHAPE} - set(own)
+        assert set(own) <= deps, name
+        assert not deps & other and f"src/replab/papers/{paper}" not in deps and "src/replab/papers" not in deps, name
+        assert closure(own) <= deps, (name, closure(own) - deps)
+
+
+def test_report_depends_on_every_paper_model_and_report():
+    stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["report"]
+    deps = code_deps(stage)
+    for paper in PAPERS:
+        assert {f"src/replab/papers/{paper}/model.py", f"src/replab/papers/{paper}/report.py"} <= deps, paper
+        assert not deps & {f"src/replab/papers/{paper}/train.py", f"src/replab/papers/{paper}/evaluate.py"}, paper
+    assert {"src/replab/report.py", "src/replab/papers/__init__.py"} <= deps
+
+
+@pytest.mark.slow
+def test_editing_evaluation_or_report_code_never_retrains(tmp_path):
+    """After a smoke `dvc repro`, a comment appended to every paper's evaluate.py and report.py puts the
+    evaluation stages and the report out of date, and no training stage."""
+    repo = smoke_clone(tmp_path / "clone")
+    for paper in PAPERS:
+        for name in ("evaluate.py", "report.py"):
+            with open(repo / "src/replab/papers" / paper / name, "a") as f:
+                f.write("# an edit that changes no training\n")
+    status = json.loads(subprocess.run(["dvc", "status", "--json"], cwd=repo, capture_output=True, text=True,
+                                       check=True).stdout)
+    stale = {name.split("@")[0] for name in status}
+    assert not [s for s in stale if s.startswith("train_")], stale
+    assert "report" in stale
+    for paper in PAPERS:
+        assert f"eval_{paper}" in stale or any(s.startswith(f"eval_{paper}_") for s in stale), (paper, stale)
