@@ -1,7 +1,8 @@
-"""Atomic file output and checksums.
+"""Atomic file output, checksums, and the checks on values that enter or leave a file.
 
 Every file replab writes goes through a temp file in the same directory and an `os.replace`, so a stage
-that dies half-way leaves either the old file or nothing, never a truncated one.
+that dies half-way leaves either the old file or nothing, never a truncated one. JSON is written strict:
+NaN / ±inf become null (missing). `require_finite` stops an evaluation on NaN scores with one line.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -21,6 +23,38 @@ import numpy as np
 
 class DataError(RuntimeError):
     """A data file is missing, corrupt or does not match its pinned checksum (message names the file)."""
+
+
+class NonFiniteError(DataError):
+    """Values that must be finite (scores, losses, latents of a trained model) hold NaN or ±inf. A DataError,
+    so the command line reports it as one line (`error: …`, exit 2) instead of a traceback."""
+
+
+def require_finite(values: Any, what: str) -> Any:
+    """Return `values` (numpy array, torch tensor or number) unchanged if every element is finite, else raise
+    NonFiniteError: one line "`what`: k of n values are NaN or infinite (first at flat index i) ...".
+
+    `what` names the variant and the quantity, e.g. "autoencoder anomaly-conv-0: anomaly scores of class 3".
+    Call it before a library that fails on NaN with a traceback (scikit-learn's "Input contains NaN") or
+    crashes (t-SNE)."""
+    if hasattr(values, "detach"):  # a torch tensor, checked where it lives (no torch import here)
+        flat = values.detach().reshape(-1)
+        bad_mask = ~flat.isfinite() if flat.is_floating_point() or flat.is_complex() else None
+        bad = int(bad_mask.sum().item()) if bad_mask is not None else 0
+        first = int(bad_mask.nonzero()[0, 0].item()) if bad else -1
+        total = flat.numel()
+    else:
+        flat = np.asarray(values).reshape(-1)
+        if flat.dtype.kind not in "fc":
+            return values  # integers and booleans are always finite
+        bad_mask = ~np.isfinite(flat)
+        bad = int(bad_mask.sum())
+        first = int(np.argmax(bad_mask)) if bad else -1
+        total = flat.size
+    if bad:
+        raise NonFiniteError(f"{what}: {bad} of {total} values are NaN or infinite (first at flat index {first}); "
+                             "a diverged model? see its training curve")
+    return values
 
 
 @contextlib.contextmanager
@@ -63,24 +97,24 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None  # JSON has no NaN; DVC's metrics parser rejects it
+    if isinstance(value, np.generic | np.ndarray):
+        return _jsonable(value.tolist())  # np.float64(nan) is a float too: convert, then check it below
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # strict JSON has no NaN / Infinity; DVC shows null as missing (`-`), NaN leaks into --json
     return value
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Write `data` as strict JSON (atomically): NaN and ±inf, Python or numpy, become null (= missing)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
+        tmp.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:
+    """Parse a JSON file; a non-standard NaN / Infinity token (from another writer) reads as None (missing)."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(), parse_constant=lambda _token: None)
     except FileNotFoundError:
         raise DataError(f"{path}: missing (run the stage that produces it: `dvc repro`)") from None
     except json.JSONDecodeError as err:

@@ -1,0 +1,76 @@
+"""replab.io: strict JSON for non-finite metrics (also as DVC reads it back) and the finite-values check."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import one_line_naming
+from replab.io import DataError, NonFiniteError, read_json, require_finite, write_json
+
+
+def strict_loads(text: str):
+    """json.loads that refuses the non-standard NaN / Infinity tokens, as strict parsers (and browsers) do."""
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+NON_FINITE = {
+    "test_loss": float("nan"), "np_nan": np.float64("nan"), "np32_inf": np.float32("inf"),
+    "neg_inf": -np.inf, "array": np.array([1.0, np.nan, np.inf]), "nested": {"roc_auc": [0.5, np.float32("nan")]},
+    "tuple": (np.float16("-inf"), 2), "fine": np.float64(0.25), "count": np.int64(3), "flag": np.bool_(True),
+}
+
+
+def test_non_finite_values_are_written_as_strict_json_null(tmp_path):
+    path = tmp_path / "m.json"
+    write_json(path, NON_FINITE)
+    data = strict_loads(path.read_text())
+    assert data == {"test_loss": None, "np_nan": None, "np32_inf": None, "neg_inf": None,
+                    "array": [1.0, None, None], "nested": {"roc_auc": [0.5, None]}, "tuple": [None, 2],
+                    "fine": 0.25, "count": 3, "flag": True}
+    assert read_json(path) == data
+
+
+def test_dvc_metrics_show_reads_them_as_missing(tmp_path):
+    """DVC drops a null metric (shown as `-`); a NaN token would reach `dvc metrics show --json` as NaN."""
+    from dvc.repo import Repo
+
+    repo = Repo.init(tmp_path, no_scm=True)
+    (tmp_path / "dvc.yaml").write_text("metrics:\n  - m.json\n")
+    write_json(tmp_path / "m.json", {"test_loss": np.float64("nan"), "acc": {"mean": 0.5, "std": np.nan}})
+    shown = repo.metrics.show()
+    text = json.dumps(shown, allow_nan=False)  # strict: raises on NaN
+    assert strict_loads(text)
+    (data,) = [v["data"]["m.json"]["data"] for v in shown.values()]
+    assert data == {"acc": {"mean": 0.5}}
+
+
+def test_a_nan_token_from_another_writer_reads_as_missing(tmp_path):
+    (tmp_path / "m.json").write_text('{"a": NaN, "b": [Infinity, -Infinity, 1.5]}')
+    assert read_json(tmp_path / "m.json") == {"a": None, "b": [None, None, 1.5]}
+
+
+@pytest.mark.parametrize("make", [np.asarray, lambda a: torch.tensor(a)], ids=["numpy", "torch"])
+def test_require_finite_names_what_and_counts(make):
+    ok = make([[0.1, 2.0], [3.0, -4.0]])
+    assert require_finite(ok, "x") is ok
+    bad = make([[0.1, float("nan")], [float("inf"), 1.0]])
+    with pytest.raises(NonFiniteError) as err:
+        require_finite(bad, "autoencoder anomaly-conv-0: anomaly scores of class 3")
+    msg = one_line_naming(err, "autoencoder anomaly-conv-0: anomaly scores of class 3")
+    assert "2 of 4 values are NaN or infinite (first at flat index 1)" in msg
+    assert isinstance(err.value, DataError)  # the command line prints it as `error: …`, exit 2
+
+
+def test_require_finite_passes_integers_and_plain_numbers():
+    assert require_finite(np.arange(3), "labels").tolist() == [0, 1, 2]
+    assert require_finite(torch.arange(3), "labels").tolist() == [0, 1, 2]
+    assert require_finite(0.5, "loss") == 0.5
+    with pytest.raises(NonFiniteError, match="loss: 1 of 1 values"):
+        require_finite(float("-inf"), "loss")
