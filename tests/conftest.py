@@ -67,6 +67,28 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/"
 
 
+@pytest.fixture
+def network_attempts(monkeypatch):
+    """Records every HTTP attempt of the downloader (`urls`, one entry per request pooch makes) and every
+    back-off sleep (`sleeps`, seconds asked for; none is slept). "Fails fast" is asserted by counting these:
+    one attempt per unreachable URL and no sleep, not by the clock."""
+    import time
+    from types import SimpleNamespace
+
+    import pooch
+
+    record = SimpleNamespace(urls=[], sleeps=[])
+    real = pooch.HTTPDownloader.__call__
+
+    def call(self, url, output_file, pooch_obj, check_only=False):
+        record.urls.append(url)
+        return real(self, url, output_file, pooch_obj, check_only=check_only)
+
+    monkeypatch.setattr(pooch.HTTPDownloader, "__call__", call)
+    monkeypatch.setattr(time, "sleep", record.sleeps.append)
+    return record
+
+
 def run_variants(module, cfg, variants) -> dict:
     """Train and evaluate each `replab.cli.Variant` in-process (single thread, no progress bars);
     returns {key: metrics}."""
