@@ -1,0 +1,291 @@
+"""attention_vat evaluation: F1 on test (and dev, for Fig. 2), attention–gradient agreement (Pearson r, the
+seed's measure; Kendall τ, Jain & Wallace's), rationale agreement (ERASER's token-soft metrics) and the attention
+maps of a few test sentences for the report's figure.
+
+Gradient importance (Jain & Wallace 2019, §3.1, and their `gradient_mem`): backpropagate Σ σ(ŷ) of a batch to
+the embeddings e [B, T, d] with the graph cut at the attention (the weights held constant, as J&W do); a token's
+importance is |Σ_d ∂σ(ŷ)/∂e ⊙ e|, normalised to sum 1 over the tokens compared. The model runs in eval mode (no
+dropout; J&W's code switches to train mode because cuDNN's RNN backward needs it; we switch cuDNN off for this
+backward instead). Samples do not interact in the network, so one backward gives every sentence's gradient.
+
+Tokens compared: real tokens only, without `<SOS>`/`<EOS>` (J&W's [1:L−1]); a sentence with fewer than two
+such tokens, or a constant attention or importance, has no correlation (counted as undefined, not averaged).
+Rationale agreement: the attention weights as soft token scores against the evidence mask (ERASER movies: human
+evidence; rt_snippets: VADER-lexicon evidence, reported as "lexicon-evidence agreement").
+
+F1 is the positive class's (the attention papers' AllenNLP `F1Measure(positive_label=1)`), predicting positive
+when σ(ŷ) > 0.5. (Their code feeds the raw logit into that metric, which moves the threshold to logit 0.5; we
+use the probability.)
+
+`evaluate(cfg, runtime, variant)` measures one trained variant; with the key `SWEEP_KEY` it measures every
+variant of the sweep in params.yaml in one process: one interpreter and one data load instead of one per
+model (13 models plus the Fig. 2 points, each a few seconds of work; a process start-up costs about as much).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from replab import runtime as rt
+from replab.io import DataError, read_json, read_npz, write_json
+from replab.measures import binary_f1, masked_kendall_tau, masked_pearson, nan_summary, token_soft_metrics
+
+PROCESSED_ROOT = Path("data/processed")
+SWEEP_KEY = "sweep"  # `replab evaluate attention_vat sweep`: every variant of the current sweep
+EXAMPLES = 4  # test sentences whose attention maps the report draws
+EXAMPLE_LENGTH = (6, 16)  # their number of words (short enough to label every token)
+MAX_BATCH_TOKENS = 1 << 15  # padded tokens per evaluation batch (memory bound for long documents)
+EVIDENCE_KIND = {"eraser_movies": "human", "rt_snippets": "lexicon"}
+
+
+@dataclass
+class TextSplit:
+    """One processed split on the device: tokens [N, T] (0-padded), lengths [N], labels [N] (numpy), evidence
+    [N, T] bool (numpy) or None, and `compare` [N, T] bool: the positions the agreement measures use."""
+
+    tokens: torch.Tensor
+    lengths: torch.Tensor
+    labels: np.ndarray
+    evidence: np.ndarray | None
+    compare: np.ndarray
+
+
+@dataclass
+class EvalData:
+    dataset: str
+    dev: TextSplit
+    test: TextSplit
+    vocab: list[str]
+    evidence_kind: str | None  # "human" | "lexicon" | None
+    train_size: int | None  # labeled training sentences (meta.json), the N_l of Fig. 2's x axis
+
+
+def _split(path: Path, specials: list[int], device) -> TextSplit:
+    arrays = read_npz(path)
+    missing = [k for k in ("tokens", "lengths", "labels") if k not in arrays]
+    if missing:
+        raise DataError(f"{path}: missing array(s) {', '.join(missing)} (expected tokens, lengths, labels)")
+    tokens, lengths = arrays["tokens"].astype(np.int64), arrays["lengths"].astype(np.int64)
+    if tokens.ndim != 2 or lengths.shape != (len(tokens),) or len(tokens) == 0:
+        raise DataError(f"{path}: tokens must be [N, T] and lengths [N] with N ≥ 1, got {tokens.shape} and "
+                        f"{lengths.shape}")
+    if lengths.min() < 1 or lengths.max() > tokens.shape[1]:
+        raise DataError(f"{path}: lengths must lie in 1..{tokens.shape[1]}")
+    real = np.arange(tokens.shape[1])[None, :] < lengths[:, None]
+    compare = real & ~np.isin(tokens, specials)
+    evidence = arrays.get("evidence")
+    if evidence is not None:
+        if evidence.shape != tokens.shape:
+            raise DataError(f"{path}: evidence {evidence.shape} must have the tokens' shape {tokens.shape}")
+        evidence = evidence.astype(bool) & compare
+    return TextSplit(torch.from_numpy(tokens).to(device), torch.from_numpy(lengths).to(device),
+                     arrays["labels"].astype(np.int64), evidence, compare)
+
+
+def load_eval_data(dataset: str, device, root: Path = PROCESSED_ROOT) -> EvalData:
+    """dev and test of data/processed/<dataset>/ with the vocabulary and the SOS/EOS ids from meta.json."""
+    folder = root / dataset
+    meta = read_json(folder / "meta.json")
+    special = meta.get("special_ids") or {}
+    specials = [int(special[k]) for k in ("sos", "eos") if special.get(k) is not None]
+    vocab = read_json(folder / "vocab.json")
+    if not isinstance(vocab, list):
+        raise DataError(f"{folder / 'vocab.json'}: must be a JSON list of token strings")
+    dev, test = (_split(folder / f"{name}.npz", specials, device) for name in ("dev", "test"))
+    kind = EVIDENCE_KIND.get(dataset, "evidence") if test.evidence is not None else None
+    train_size = (meta.get("counts") or {}).get("train")
+    return EvalData(dataset, dev, test, vocab, kind, train_size)
+
+
+def length_batches(lengths: np.ndarray, max_tokens: int = MAX_BATCH_TOKENS) -> list[np.ndarray]:
+    """Indices grouped by similar length (sorted), each batch at most `max_tokens` padded tokens."""
+    order = np.argsort(lengths, kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        longest = int(lengths[order[min(len(order), start + 1) - 1]])
+        size = max(1, max_tokens // max(longest, 1))
+        # the longest of the batch is its last element (sorted): shrink until it fits
+        while size > 1 and int(lengths[order[min(len(order), start + size) - 1]]) * size > max_tokens:
+            size //= 2
+        batches.append(order[start:start + size])
+        start += size
+    return batches
+
+
+def gradient_importance(model, tokens: torch.Tensor, lengths: torch.Tensor, compare: torch.Tensor,
+                        detach_attention: bool = True) -> torch.Tensor:
+    """J&W's gradient importance: |Σ_d ∂σ(ŷ)/∂e ⊙ e| per token, normalised to sum 1 over `compare`.
+
+    tokens [B, T] long, lengths [B] long, compare [B, T] bool → [B, T] float (0 outside `compare`; a row whose
+    importance sums to 0 is NaN). `detach_attention`: the graph is cut at the attention (J&W §3.1: "we disconnect
+    the computation graph at the attention module"), so the gradient reaches e only through the BiLSTM states.
+    Uses the model's `encode` (→ embedded, h, scores, mask) and `attend(h, scores, mask)` (→ logit, attention).
+    """
+    with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
+        enc = model.encode(tokens, lengths, dropout=False)
+        scores = enc.scores.detach() if detach_attention else enc.scores
+        logit, _ = model.attend(enc.h, scores, enc.mask)
+        if not enc.embedded.requires_grad:
+            raise RuntimeError("attention_vat model: the embeddings are not on the autograd graph")
+        (grad,) = torch.autograd.grad(torch.sigmoid(logit).sum(), enc.embedded)
+    importance = (grad * enc.embedded.detach()).sum(-1).abs() * compare
+    total = importance.sum(1, keepdim=True)
+    return torch.where(total > 0, importance / total.clamp_min(1e-30), torch.full_like(importance, float("nan")))
+
+
+@dataclass
+class Outputs:
+    """A split's model outputs on the host: probability [N], attention [N, T], importance [N, T] (or None)."""
+
+    probability: np.ndarray
+    attention: np.ndarray
+    importance: np.ndarray | None
+
+
+def run_split(model, split: TextSplit, with_gradients: bool, max_tokens: int = MAX_BATCH_TOKENS) -> Outputs:
+    """Forward (and gradient importance) over a split in length-sorted batches, scattered back to split order."""
+    n, length = split.tokens.shape
+    probability = np.empty(n)
+    attention = np.zeros((n, length))
+    importance = np.zeros((n, length)) if with_gradients else None
+    compare = torch.from_numpy(split.compare).to(split.tokens.device)
+    for idx in length_batches(split.lengths.cpu().numpy(), max_tokens):
+        index = torch.from_numpy(idx).to(split.tokens.device)
+        width = int(split.lengths[index].max())
+        tokens, lengths = split.tokens[index, :width], split.lengths[index]
+        with torch.no_grad():
+            out = model(tokens, lengths)
+        probability[idx] = torch.sigmoid(out.logit.double()).cpu().numpy()
+        attention[idx, :width] = out.attention.double().cpu().numpy()
+        if with_gradients:
+            importance[idx, :width] = gradient_importance(model, tokens, lengths, compare[index, :width]).double() \
+                .cpu().numpy()
+    if not (np.isfinite(probability).all() and np.isfinite(attention).all()):
+        raise DataError("attention_vat model: non-finite prediction or attention (a diverged model)")
+    return Outputs(probability, attention, importance)
+
+
+def agreement(attention: np.ndarray, importance: np.ndarray, compare: np.ndarray) -> dict:
+    """Attention–gradient agreement per sentence, averaged over the sentences where it is defined."""
+    pearson = nan_summary(masked_pearson(attention, np.nan_to_num(importance), compare))
+    kendall = nan_summary(masked_kendall_tau(attention, np.nan_to_num(importance), compare))
+    return {"corr_pearson": pearson["mean"], "corr_kendall": kendall["mean"], "corr_sentences": pearson["defined"],
+            "corr_undefined": pearson["undefined"], "kendall_undefined": kendall["undefined"]}
+
+
+def pick_examples(data: EvalData, count: int = EXAMPLES) -> np.ndarray:
+    """The same test sentences for every variant: the first `count` with EXAMPLE_LENGTH words (and some
+    evidence, where the data set has it); the first sentences at all if too few qualify."""
+    words = data.test.compare.sum(1)
+    ok = (words >= EXAMPLE_LENGTH[0]) & (words <= EXAMPLE_LENGTH[1])
+    if data.test.evidence is not None:
+        ok &= data.test.evidence.any(1)
+    chosen = np.flatnonzero(ok)[:count]
+    return chosen if len(chosen) else np.arange(min(count, len(words)))
+
+
+def examples(data: EvalData, outputs: Outputs, indices: np.ndarray) -> list[dict]:
+    """Words, attention, importance and evidence of the chosen test sentences (only the compared tokens)."""
+    tokens = data.test.tokens.cpu().numpy()
+    rows = []
+    for i in indices:
+        keep = data.test.compare[i]
+        rows.append({
+            "index": int(i), "label": int(data.test.labels[i]), "probability": float(outputs.probability[i]),
+            "words": [data.vocab[t] if 0 <= t < len(data.vocab) else "<?>" for t in tokens[i][keep]],
+            "attention": outputs.attention[i][keep].tolist(),
+            "importance": None if outputs.importance is None else np.nan_to_num(outputs.importance[i][keep]).tolist(),
+            "evidence": None if data.test.evidence is None else data.test.evidence[i][keep].astype(int).tolist()})
+    return rows
+
+
+def measure(model, data: EvalData) -> tuple[dict, list[dict]]:
+    """Every measure of one trained model on dev and test: (metrics, example attention maps)."""
+    model.eval()
+    test = run_split(model, data.test, with_gradients=True)
+    dev = run_split(model, data.dev, with_gradients=False)
+    test_pred, dev_pred = test.probability > 0.5, dev.probability > 0.5
+    metrics = {"f1": 100 * binary_f1(test_pred, data.test.labels),
+               "dev_f1": 100 * binary_f1(dev_pred, data.dev.labels),
+               "accuracy": 100 * float((test_pred == data.test.labels.astype(bool)).mean()),
+               **agreement(test.attention, test.importance, data.test.compare)}
+    if data.test.evidence is not None:
+        metrics["rationale"] = {"evidence": data.evidence_kind,
+                                **token_soft_metrics(data.test.evidence, test.attention, data.test.compare)}
+    return metrics, examples(data, test, pick_examples(data))
+
+
+def sweep_variants(cfg) -> list[tuple[str, dict]]:
+    """(key, axes) of every variant of the sweep in params.yaml, as the dvc.yaml matrices spell the keys:
+    supervised (datasets × methods × seeds), semi-supervised (datasets × semi_methods × seeds) and the Fig. 2
+    stage of each dataset and seed."""
+    from replab.papers.attention_vat.model import fig2_key, variant_key
+
+    out = []
+    for dataset in cfg.datasets:
+        for setting, methods in (("supervised", cfg.methods), ("semi", cfg.semi_methods)):
+            for method in methods:
+                for seed in cfg.seeds:
+                    axes = {"dataset": dataset, "method": method, "setting": setting, "seed": seed}
+                    out.append((variant_key(dataset, method, setting, seed), axes))
+        for seed in cfg.seeds:
+            out.append((fig2_key(dataset, seed), {"dataset": dataset, "seed": seed}))
+    return out
+
+
+def is_fig2(key: str) -> bool:
+    from replab.papers.attention_vat.model import FIG2
+
+    return key.startswith(f"{FIG2}-")
+
+
+def evaluate_variant(variant, data: EvalData, device) -> None:
+    """metrics/attention_vat/<key>.json and plots/attention_vat/variants/<key>/examples.json of one variant."""
+    from replab.papers.attention_vat.model import load_model
+
+    started = time.perf_counter()
+    model, _ = load_model(variant.model_dir, device)
+    record = read_json(variant.model_dir / "train.json")
+    metrics, rows = measure(model, data)
+    write_json(variant.plots_dir / "examples.json", {"dataset": data.dataset, "examples": rows})
+    write_json(variant.metrics_path, {
+        **variant.axes, "n_labeled": record.get("n_labeled", data.train_size),
+        "n_unlabeled": record.get("n_unlabeled", 0), "best_epoch": record.get("best_epoch"),
+        "eps": record.get("eps"), **metrics, "eval_seconds": round(time.perf_counter() - started, 3),
+        "run": record.get("run", {})})
+
+
+def collect_fig2(variant) -> None:
+    """The Fig. 2 stage trains without keeping weights; its curves (the model-selection dev F1 of every method at
+    every N_ul) go to metrics/attention_vat/fig2-<dataset>-<seed>.json, so the report reads metrics only."""
+    record = read_json(variant.model_dir / "train.json")
+    curves = record.get("curves")
+    if not isinstance(curves, dict):
+        raise DataError(f"{variant.model_dir / 'train.json'}: no `curves` (not a Fig. 2 training record)")
+    write_json(variant.metrics_path, {**variant.axes, "n_labeled": record.get("n_labeled"),
+                                      "ratios": record.get("ratios"), "curves": curves, "run": record.get("run", {})})
+
+
+def evaluate(cfg, runtime, variant) -> None:
+    """One variant, or with the key `SWEEP_KEY` every variant of the sweep in params.yaml (one process)."""
+    from replab.papers import Variant
+
+    if variant.key == SWEEP_KEY:
+        targets = [Variant(variant.paper, key, axes) for key, axes in sweep_variants(cfg)]
+    else:
+        targets = [variant]
+    device = rt.setup(runtime, 0)
+    cache: dict[str, EvalData] = {}
+    for target in rt.progress(targets, enabled=runtime.progress, desc="evaluate attention_vat"):
+        if is_fig2(target.key):
+            collect_fig2(target)
+            continue
+        dataset = target.axes["dataset"]
+        if dataset not in cache:
+            cache[dataset] = load_eval_data(dataset, device)
+        evaluate_variant(target, cache[dataset], device)

@@ -1,0 +1,445 @@
+"""attention_vat report: Tables 1a, 1b and 2 and Fig. 2 beside the paper's numbers, the seed's claims, and the
+attention maps of a few test sentences per method.
+
+Each metrics file (evaluate.py) carries its own axes (dataset, method, setting, seed, n_unlabeled), so the tables
+group the records of the current sweep by those. Table 1b, Table 2 and the claims use each semi-supervised
+method at its largest N_ul; Table 2 is the vanilla model and the semi-supervised models, as the seed's text
+says ("vanilla モデルと半教師ありモデル"). A measure that is undefined (e.g. no sentence with a defined
+correlation) shows as "–" with a note and makes the claims that need it "not measured", never a crash.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from replab.papers.attention_vat.model import METHOD_LABELS, METHODS, PAPER, SEMI_METHODS
+
+WORD_LEVEL = ("word_at", "word_iat", "word_vat", "word_ivat")
+OURS = ("attention_vat", "attention_ivat")  # the seed's proposals
+
+# The seed's numbers (references for the report, never our results). Table 1: (F1 %, Pearson r).
+PAPER_TABLE_1A = {
+    "sst": {"vanilla": (79.27, 0.852), "word_at": (79.61, 0.647), "word_iat": (79.57, 0.643),
+            "word_vat": (81.90, 0.651), "word_ivat": (81.98, 0.648), "attention_at": (81.72, 0.852),
+            "attention_iat": (82.20, 0.876), "attention_vat": (82.19, 0.878), "attention_ivat": (82.21, 0.881)},
+    "imdb": {"vanilla": (88.77, 0.788), "word_at": (89.65, 0.838), "word_iat": (89.64, 0.839),
+             "word_vat": (89.79, 0.841), "word_ivat": (89.78, 0.843), "attention_at": (90.00, 0.819),
+             "attention_iat": (90.21, 0.861), "attention_vat": (90.20, 0.859), "attention_ivat": (90.18, 0.857)},
+}
+PAPER_TABLE_1B = {  # semi-supervised; SST N_ul = 50,000, IMDB N_ul = 150,000
+    "sst": {"word_vat": (83.04, 0.779), "word_ivat": (83.07, 0.781), "attention_vat": (83.18, 0.898),
+            "attention_ivat": (83.22, 0.901)},
+    "imdb": {"word_vat": (92.21, 0.853), "word_ivat": (92.30, 0.859), "attention_vat": (92.48, 0.879),
+             "attention_ivat": (92.56, 0.883)},
+}
+PAPER_N_UL = {"sst": 50_000, "imdb": 150_000}
+# Table 2 (ERASER movies): AUPRC, average precision, ROC-AUC
+PAPER_TABLE_2 = {"vanilla": (0.326, 0.395, 0.563), "word_vat": (0.349, 0.413, 0.581),
+                 "word_ivat": (0.350, 0.414, 0.582), "attention_vat": (0.403, 0.477, 0.646),
+                 "attention_ivat": (0.417, 0.489, 0.651)}
+PAPER_TABLE_2_RATIONALE_MODEL = 0.502  # DeYoung et al.'s model optimised for rationales (AUPRC)
+# rt_snippets holds SST's kind of sentence (Rotten Tomatoes snippets): its rows stand beside the SST columns
+PAPER_COLUMN = {"sst": "sst", "imdb": "imdb", "rt_snippets": "sst"}
+RATIONALE_MEASURES = (("auprc", "AUPRC"), ("average_precision", "Avg. Prec."), ("roc_auc_score", "ROC-AUC"))
+
+PAPER_CLAIMS = {
+    "attention_ge_word_semi": "attention-level VAT ≥ word-level VAT in the semi-supervised setting (test F1: "
+                              "Attention VAT ≥ Word VAT and Attention iVAT ≥ Word iVAT)",
+    "attention_higher_corr": "Attention VAT/iVAT give a higher attention–gradient correlation (Pearson r) than "
+                             "vanilla and the word-level methods (supervised and semi-supervised)",
+    "attention_better_rationales": "Attention VAT/iVAT agree better with the rationales than vanilla and word-level "
+                                   "VAT/iVAT (AUPRC, average precision and ROC-AUC)",
+    "f1_rises_with_unlabeled": "dev F1 rises with unlabeled data (largest N_ul above N_ul = smallest, every "
+                               "semi-supervised method)",
+}
+
+
+def is_semi(record: dict) -> bool:
+    return record.get("setting") == "semi"
+
+
+def _finite(value) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def stat(values) -> dict | None:
+    """mean ± std (ddof 1) over the seeds with a defined value; None when none is; `missing` counts the rest."""
+    from replab import report
+
+    values = list(values)
+    ok = [v for v in (_finite(x) for x in values) if v is not None]
+    if not ok:
+        return None
+    return {**report.mean_std(ok), "missing": len(values) - len(ok)}
+
+
+def _mean(s: dict | None) -> float | None:
+    return None if s is None else s["mean"]
+
+
+def _get(record: dict, measure: str):
+    if measure in ("auprc", "average_precision", "roc_auc_score"):
+        return (record.get("rationale") or {}).get(measure)
+    return record.get(measure)
+
+
+def group(records: dict[str, dict]) -> dict:
+    """{dataset: {"supervised": {method: [records]}, "semi": {method: {n_ul: [records]}},
+    "fig2": {method: {n_ul: [dev F1 per seed]}}}}; Fig. 2 records (with `curves`) feed only "fig2"."""
+    out: dict = defaultdict(lambda: {"supervised": defaultdict(list), "semi": defaultdict(lambda: defaultdict(list)),
+                                     "fig2": defaultdict(lambda: defaultdict(list)), "n_labeled": None})
+    for rec in records.values():
+        ds = out[rec["dataset"]]
+        if "curves" in rec:
+            ds["n_labeled"] = ds["n_labeled"] or rec.get("n_labeled")
+            for method, curve in rec["curves"].items():
+                for n_ul, f1 in zip(curve["n_unlabeled"], curve["dev_f1"], strict=True):
+                    ds["fig2"][method][int(n_ul)].append(f1)
+        elif is_semi(rec):
+            ds["semi"][rec["method"]][int(rec.get("n_unlabeled") or 0)].append(rec)
+        else:
+            ds["supervised"][rec["method"]].append(rec)
+            ds["n_labeled"] = ds["n_labeled"] or rec.get("n_labeled")
+    return out
+
+
+def dataset_summary(groups: dict) -> dict:
+    """Per-method statistics of one dataset: table1a, table1b (largest N_ul), table2, fig2 ({method: {N_ul:
+    dev F1 stat}})."""
+    sup, semi = groups["supervised"], groups["semi"]
+    measures = ("f1", "dev_f1", "corr_pearson", "corr_kendall", "auprc", "average_precision", "roc_auc_score")
+
+    def stats(recs):
+        return {m: stat(_get(r, m) for r in recs) for m in measures}
+
+    table1a = {m: stats(recs) for m, recs in sup.items()}
+    table1b, n_ul_used = {}, {}
+    for m, by_nul in semi.items():
+        n_ul_used[m] = max(by_nul)
+        table1b[m] = stats(by_nul[n_ul_used[m]])
+    fig2 = {m: {str(n): stat(values) for n, values in sorted(points.items())} for m, points in groups["fig2"].items()}
+    table2 = {}
+    if "vanilla" in table1a:
+        table2["vanilla"] = {k: table1a["vanilla"][k] for k, _ in RATIONALE_MEASURES}
+    for m in SEMI_METHODS:
+        if m in table1b:
+            table2[m] = {k: table1b[m][k] for k, _ in RATIONALE_MEASURES}
+    every = [r for recs in sup.values() for r in recs]
+    every += [r for by in semi.values() for recs in by.values() for r in recs]
+    evidence = next((r["rationale"].get("evidence") for r in every if r.get("rationale")), None)
+    return {"table1a": table1a, "table1b": table1b, "n_unlabeled": n_ul_used, "table2": table2 if evidence else {},
+            "evidence": evidence, "fig2": fig2, "n_labeled": groups["n_labeled"]}
+
+
+def _verdict(ok: bool | None, detail: str) -> str:
+    words = {True: "holds", False: "does not hold", None: "not measured"}[ok]
+    return f"{words} ({detail})" if detail else words
+
+
+def _fmt_value(v: float | None, digits: int) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
+    """The seed's four claims judged on our numbers (means over seeds): (verdict words, claim_* booleans).
+
+    None = not measured (a method or measure missing or undefined)."""
+    words: dict[str, str] = {}
+    flags: dict[str, bool | None] = {}
+
+    def combine(results: list[bool | None]) -> bool | None:
+        if not results or any(r is None for r in results):
+            return None
+        return all(results)
+
+    # 1. attention-level ≥ word-level, semi-supervised F1
+    results, details = [], []
+    for ds, s in summary.items():
+        t = s["table1b"]
+        for ours, word in (("attention_vat", "word_vat"), ("attention_ivat", "word_ivat")):
+            if ours in t or word in t:
+                a, w = _mean((t.get(ours) or {}).get("f1")), _mean((t.get(word) or {}).get("f1"))
+                results.append(None if a is None or w is None else a >= w)
+                details.append(f"{ds}: {METHOD_LABELS[ours]} {_fmt_value(a, 2)} vs {METHOD_LABELS[word]} "
+                               f"{_fmt_value(w, 2)}")
+    flags["attention_ge_word_semi"] = combine(results)
+    words["attention_ge_word_semi"] = _verdict(flags["attention_ge_word_semi"], "; ".join(details) or "no "
+                                               "semi-supervised runs")
+
+    # 2. correlation: ours above vanilla and word-level, in each setting
+    results, details = [], []
+    for ds, s in summary.items():
+        vanilla = _mean((s["table1a"].get("vanilla") or {}).get("corr_pearson"))
+        for setting, table, others in (("supervised", s["table1a"], ("vanilla", *WORD_LEVEL)),
+                                       ("semi-supervised", s["table1b"], ("word_vat", "word_ivat"))):
+            mine = [_mean((table.get(m) or {}).get("corr_pearson")) for m in OURS if m in table]
+            theirs = {m: _mean((table.get(m) or {}).get("corr_pearson")) for m in others if m in table}
+            if setting == "semi-supervised" and "vanilla" in s["table1a"]:
+                theirs["vanilla"] = vanilla
+            if not mine or not theirs:
+                continue
+            if any(v is None for v in mine) or any(v is None for v in theirs.values()):
+                results.append(None)
+                details.append(f"{ds} {setting}: a correlation is undefined")
+                continue
+            best_other = max(theirs, key=lambda m: theirs[m])
+            results.append(min(mine) > theirs[best_other])
+            details.append(f"{ds} {setting}: lowest of ours {min(mine):.3f} vs best other "
+                           f"{theirs[best_other]:.3f} ({METHOD_LABELS.get(best_other, best_other)})")
+    flags["attention_higher_corr"] = combine(results)
+    words["attention_higher_corr"] = _verdict(flags["attention_higher_corr"], "; ".join(details) or "no runs")
+
+    # 3. rationales: ours above vanilla and word-level VAT/iVAT on every measure
+    results, details = [], []
+    for ds, s in summary.items():
+        t = s["table2"]
+        if not t or not any(m in t for m in OURS):
+            continue
+        for key, label in RATIONALE_MEASURES:
+            mine = [_mean(t[m][key]) for m in OURS if m in t]
+            theirs = [_mean(t[m][key]) for m in ("vanilla", "word_vat", "word_ivat") if m in t]
+            if not theirs:
+                continue
+            if any(v is None for v in mine + theirs):
+                results.append(None)
+                details.append(f"{ds} {label}: undefined")
+                continue
+            results.append(min(mine) > max(theirs))
+            details.append(f"{ds} {label}: lowest of ours {min(mine):.3f} vs best other {max(theirs):.3f}")
+    flags["attention_better_rationales"] = combine(results)
+    words["attention_better_rationales"] = _verdict(flags["attention_better_rationales"],
+                                                    "; ".join(details) or "no data set with rationales")
+
+    # 4. dev F1 rises with N_ul
+    results, details = [], []
+    for ds, s in summary.items():
+        for m, points in s["fig2"].items():
+            if len(points) < 2:
+                continue
+            n_uls = sorted(points, key=int)
+            lo, hi = _mean(points[n_uls[0]]), _mean(points[n_uls[-1]])
+            results.append(None if lo is None or hi is None else hi > lo)
+            details.append(f"{ds} {METHOD_LABELS.get(m, m)}: {_fmt_value(lo, 2)} at N_ul={n_uls[0]} → "
+                           f"{_fmt_value(hi, 2)} at N_ul={n_uls[-1]}")
+    flags["f1_rises_with_unlabeled"] = combine(results)
+    words["f1_rises_with_unlabeled"] = _verdict(flags["f1_rises_with_unlabeled"],
+                                                "; ".join(details) or "fewer than two N_ul points")
+    return words, flags
+
+
+def _cell(s: dict | None, digits: int) -> str:
+    from replab import report
+
+    if s is None:
+        return "–"
+    text = report.fmt(s, digits)
+    return text + (f" ({s['n']} of {s['n'] + s['missing']})" if s.get("missing") else "")
+
+
+def _paper(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def tables_markdown(ds: str, s: dict) -> list[str]:
+    from replab import report
+
+    column = PAPER_COLUMN.get(ds)
+    ref_1a, ref_1b = PAPER_TABLE_1A.get(column, {}), PAPER_TABLE_1B.get(column, {})
+    paper_label = f"paper ({column.upper()})" if column else "paper"
+    md = [f"#### {ds}", ""]
+    rows = []
+    for m in [m for m in METHODS if m in s["table1a"]] + sorted(set(s["table1a"]) - set(METHODS)):
+        t = s["table1a"][m]
+        ref = ref_1a.get(m, (None, None))
+        rows.append([METHOD_LABELS.get(m, m), _cell(t["f1"], 2), _paper(ref[0], 2), _cell(t["corr_pearson"], 3),
+                     _paper(ref[1], 3), _cell(t["corr_kendall"], 3)])
+    if rows:
+        md += ["Table 1a (supervised): test F1 (%) and attention–gradient agreement", "",
+               report.md_table(["model", "F1 ours", f"F1 {paper_label}", "Corr. (Pearson) ours",
+                                f"Corr. {paper_label}", "Kendall τ ours"], rows), ""]
+    rows = []
+    for m in [m for m in SEMI_METHODS if m in s["table1b"]]:
+        t = s["table1b"][m]
+        ref = ref_1b.get(m, (None, None))
+        rows.append([METHOD_LABELS.get(m, m), f"{s['n_unlabeled'][m]:,}", _cell(t["f1"], 2), _paper(ref[0], 2),
+                     _cell(t["corr_pearson"], 3), _paper(ref[1], 3), _cell(t["corr_kendall"], 3)])
+    if rows:
+        paper_nul = f"{PAPER_N_UL[column]:,}" if column in PAPER_N_UL else "–"
+        md += [f"Table 1b (semi-supervised, each method at its largest N_ul; the paper's N_ul: {paper_nul})", "",
+               report.md_table(["model", "N_ul", "F1 ours", f"F1 {paper_label}", "Corr. (Pearson) ours",
+                                f"Corr. {paper_label}", "Kendall τ ours"], rows), ""]
+    if s["table2"]:
+        human = s["evidence"] == "human"
+        name = "rationale agreement (ERASER token-soft metrics)" if human else (
+            "lexicon-evidence agreement (VADER-lexicon tokens as the evidence; ERASER's token-soft formulas, "
+            "not ERASER's data)")
+        rows = []
+        for m, t in s["table2"].items():
+            ref = PAPER_TABLE_2.get(m, (None, None, None))
+            rows.append([METHOD_LABELS.get(m, m), *(f"{_cell(t[k], 3)} / {_paper(r, 3)}"
+                                                     for (k, _), r in zip(RATIONALE_MEASURES, ref, strict=True))])
+        md += [f"Table 2: {name}, ours / paper (ERASER movies)", "",
+               report.md_table(["model", *(label for _, label in RATIONALE_MEASURES)], rows), "",
+               f"Paper: a model optimised for rationales reaches {PAPER_TABLE_2_RATIONALE_MODEL} AUPRC. AUPRC averages "
+               "every document (one without evidence scores 0.5 and one that is all evidence 1.0, whatever the "
+               "attention); average precision and ROC-AUC skip such single-class documents, as ERASER's code does.",
+               ""]
+    return md
+
+
+def sweep_keys(cfg) -> list[str]:
+    """The variant keys of the sweep in params.yaml (as dvc.yaml's matrices spell them)."""
+    from replab.papers.attention_vat.evaluate import sweep_variants
+
+    return [key for key, _ in sweep_variants(cfg)]
+
+
+def summarize(cfg, params: dict):
+    from replab import report
+
+    records = report.gather(PAPER, sweep_keys(cfg))
+    grouped = group(records)
+    summary_dir = Path("plots") / PAPER / "summary"
+    per_ds = {ds: dataset_summary(g) for ds, g in sorted(grouped.items())}
+    words, flags = claims(per_ds)
+    seeds = sorted({r.get("seed") for r in records.values()}, key=str)
+    md = [f"Attention VAT / iVAT against word- and attention-level AT/VAT on "
+          f"{', '.join(f'**{d}**' for d in per_ds)}; {len(seeds)} seed(s) (mean ± std over seeds), "
+          f"{len(records)} trained models. Corr. = Pearson r between the attention weights and J&W's gradient "
+          "importance |∂ŷ/∂e·e| per sentence, averaged (the seed's measure); Kendall τ is J&W's.", ""]
+    if "rt_snippets" in per_ds:
+        md += ["rt_snippets (Rotten Tomatoes snippets, SST's kind of sentence) is the offline stand-in: its rows stand "
+               "beside the paper's SST columns, but the numbers are not comparable (other data, smaller model, fewer "
+               "epochs); the verdicts judge the seed's qualitative claims.", ""]
+    undefined = sum(int(r.get("corr_undefined") or 0) for r in records.values())
+    if undefined:
+        md += [f"Note: {undefined} test sentence(s) over all models have no defined correlation (fewer than two "
+               "words, or constant attention or importance); they are left out of the averages. A value shown as "
+               "\"–\" is undefined for every seed; \"(k of n)\" marks a mean over the k seeds where it is defined.",
+               ""]
+    for ds, s in per_ds.items():
+        md += tables_markdown(ds, s)
+    fig2 = fig2_figure(per_ds, summary_dir / "fig2_unlabeled.png")
+    if fig2:
+        md += ["Fig. 2: dev F1 (the model-selection score) against the amount of unlabeled data N_ul for the "
+               "semi-supervised methods. The paper draws it without numbers: F1 rises up to about 7× the labeled "
+               "count (IMDB's 150,000 is 8.7×).", ""]
+        for ds, s in per_ds.items():
+            n_uls = sorted({int(n) for points in s["fig2"].values() for n in points})
+            if n_uls:
+                n_l = s.get("n_labeled")
+                head = [f"{n:,}" + (f" ({n / n_l:.1f}×)" if n_l else "") for n in n_uls]
+                rows = [[METHOD_LABELS.get(m, m), *(_cell(points.get(str(n)), 2) for n in n_uls)]
+                        for m, points in s["fig2"].items()]
+                md += [f"{ds}: dev F1 (%) at N_ul =", "", report.md_table(["model", *head], rows), ""]
+        md += [f"![Fig. 2]({fig2})", ""]
+    maps = attention_figure(records, summary_dir / "attention_examples.png")
+    if maps:
+        md += ["Attention weights over a few test sentences, one row per method (first seed; semi-supervised methods "
+               "at their largest N_ul; * = evidence token):", "", f"![attention maps]({maps})", ""]
+    md += ["Claims (on our numbers, means over seeds):", ""]
+    md += [f"- {PAPER_CLAIMS[c]}: **{words[c]}**" for c in PAPER_CLAIMS] + [""]
+    summary = {"datasets": per_ds, "claims": words, **{f"claim_{c}": flags[c] for c in PAPER_CLAIMS},
+               "run": report.run_summary(records.values())}
+    return report.Section(PAPER, "attention_vat — virtual adversarial training on attention (seed 004)",
+                          "\n".join(md), summary)
+
+
+COLORS = {"word_vat": "tab:blue", "word_ivat": "tab:cyan", "attention_vat": "tab:red", "attention_ivat": "tab:orange"}
+
+
+def fig2_figure(per_ds: dict, out_path: Path) -> str | None:
+    """dev F1 (mean ± std over seeds) against N_ul, one panel per data set; None when no method has 2 points."""
+    panels = {ds: s["fig2"] for ds, s in per_ds.items() if any(len(p) >= 2 for p in s["fig2"].values())}
+    if not panels:
+        return None
+    import matplotlib.pyplot as plt
+
+    from replab import report
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    for ax, (ds, methods) in zip(axes[0], panels.items(), strict=True):
+        for m, points in methods.items():
+            pts = [(int(n), s) for n, s in points.items() if s is not None]
+            if not pts:
+                continue
+            pts.sort()
+            x = np.array([n for n, _ in pts])
+            y = np.array([s["mean"] for _, s in pts])
+            e = np.array([s["std"] for _, s in pts])
+            ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, color=COLORS.get(m), label=METHOD_LABELS.get(m, m))
+        n_labeled = per_ds[ds].get("n_labeled")
+        if n_labeled:
+            ax.axvline(7 * n_labeled, color="gray", ls=":", lw=0.8)
+            ax.text(7 * n_labeled, ax.get_ylim()[0], " 7×N_l", fontsize=7, color="gray", va="bottom")
+        ax.set_title(ds, fontsize=9)
+        ax.set_xlabel("N_ul (unlabeled sentences)")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("dev F1 (%)")
+    axes[0, -1].legend(fontsize=7)
+    fig.suptitle("Fig. 2: dev F1 vs amount of unlabeled data", fontsize=10)
+    return report.save_figure(fig, out_path)
+
+
+def _example_rows(records: dict[str, dict]) -> tuple[list[str], list[list[dict]]] | tuple[None, None]:
+    """(method labels, per method the examples.json rows) for the first data set and seed."""
+    from replab.io import read_json
+
+    if not records:
+        return None, None
+    records = {k: r for k, r in records.items() if "method" in r}  # not the Fig. 2 curves
+    if not records:
+        return None, None
+    first = min(records.values(), key=lambda r: (str(r["dataset"]), str(r.get("seed"))))
+    chosen: dict[str, tuple[str, dict]] = {}
+    for key, rec in records.items():
+        if rec["dataset"] != first["dataset"] or rec.get("seed") != first.get("seed"):
+            continue
+        label = METHOD_LABELS.get(rec["method"], rec["method"]) + (" (semi)" if is_semi(rec) else "")
+        n_ul = int(rec.get("n_unlabeled") or 0)
+        if label not in chosen or n_ul > int(chosen[label][1].get("n_unlabeled") or 0):
+            chosen[label] = (key, rec)
+    order = [METHOD_LABELS[m] for m in METHODS] + [METHOD_LABELS[m] + " (semi)" for m in SEMI_METHODS]
+    labels = sorted(chosen, key=lambda x: order.index(x) if x in order else len(order))
+    rows = []
+    for label in labels:
+        path = Path("plots") / PAPER / "variants" / chosen[label][0] / "examples.json"
+        rows.append(read_json(path)["examples"] if path.exists() else [])
+    if not any(rows):
+        return None, None
+    return labels, rows
+
+
+def attention_figure(records: dict[str, dict], out_path: Path) -> str | None:
+    """One heat map per example sentence: methods × words, colour = attention weight."""
+    labels, rows = _example_rows(records)
+    if labels is None:
+        return None
+    import matplotlib.pyplot as plt
+
+    from replab import report
+
+    n_examples = max(len(r) for r in rows)
+    reference = next(r for r in rows if len(r) == n_examples)
+    fig, axes = plt.subplots(n_examples, 1, figsize=(9, 0.32 * len(labels) * n_examples + 1.2 * n_examples),
+                             squeeze=False)
+    for j, ax in enumerate(axes[:, 0]):
+        example = reference[j]
+        words = example["words"]
+        grid = np.full((len(labels), len(words)), np.nan)
+        for i, r in enumerate(rows):
+            if j < len(r) and len(r[j]["attention"]) == len(words):
+                grid[i] = r[j]["attention"]
+        ax.imshow(grid, aspect="auto", cmap="Reds", vmin=0, vmax=np.nanmax(grid) if np.isfinite(grid).any() else 1)
+        evidence = example.get("evidence") or [0] * len(words)
+        ax.set_xticks(range(len(words)), [w + ("*" if e else "") for w, e in zip(words, evidence, strict=True)],
+                      rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.set_title(f"test sentence {example['index']} (label {'positive' if example['label'] else 'negative'})",
+                     fontsize=8)
+    fig.tight_layout()
+    return report.save_figure(fig, out_path)
