@@ -112,8 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-j", "--jobs", type=int, default=1, help="queue workers (at most the CPU cores / GPUs)")
     p.add_argument("--timeout", type=float, help="with --run: give up waiting after this many seconds")
     p.add_argument("--dry-run", action="store_true", help="print the dvc commands only")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="queue even though untracked files (which the queued runs would not see) exist")
     p.set_defaults(run=lambda a: importlib.import_module("replab.compare").sweep(
-        a.paper, a.grid, a.profile, a.fixed, a.name, a.run_queue, a.jobs, a.dry_run, a.timeout))
+        a.paper, a.grid, a.profile, a.fixed, a.name, a.run_queue, a.jobs, a.dry_run, a.timeout, a.allow_dirty))
 
     p = sub.add_parser("compare", help="chosen experiments of one paper side by side (Markdown or CSV)")
     p.add_argument("paper")
@@ -131,6 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; `argv=None` (a process entry point: console script, `python src/replab`, `python -m
+    replab`) first makes sure the code running is the enclosing repository's (replab.isolation)."""
+    if argv is None:
+        from replab.isolation import run_own_code
+
+        try:
+            run_own_code(sys.argv[1:])
+        except RuntimeError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
     try:

@@ -178,15 +178,38 @@ def failure_report(name: str, lines: int = 30) -> str:
             f"(Celery worker logs: {WORKER_LOGS}) ---\n{tail}")
 
 
+def unseen_paths(cwd: str | Path | None = None) -> list[str]:
+    """Files a queued run would not see: untracked files Git does not ignore. (`dvc exp run --queue` gives each
+    run the commit plus the workspace's tracked and staged changes, recorded in the experiment's commit; untracked
+    files stay behind, and the run executes its own copy's code, src/replab/__main__.py.)"""
+    result = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "-z"], cwd=cwd,
+                            capture_output=True, text=True)
+    if result.returncode:
+        raise DataError(f"sweep: `git ls-files` failed: {result.stderr.strip() or 'not a Git repository?'}")
+    return sorted(p for p in result.stdout.split("\0") if p)
+
+
+def check_clean(cwd: str | Path | None = None, shown: int = 8) -> None:
+    """Raise DataError naming the untracked files that queued runs would silently lack."""
+    paths = unseen_paths(cwd)
+    if paths:
+        more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+        raise DataError(f"sweep: queued runs would not see these untracked files: {', '.join(paths[:shown])}{more} "
+                        "(`git add` or commit them, or rerun with --allow-dirty)")
+
+
 def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Sequence[str] = (),
           name: str | None = None, run: bool = False, jobs: int = 1, dry_run: bool = False,
-          timeout: float | None = None) -> list[str]:
-    """Queue the grid (print each command), optionally run the queue and wait. Returns experiment names."""
+          timeout: float | None = None, allow_dirty: bool = False) -> list[str]:
+    """Queue the grid (print each command), optionally run the queue and wait. Returns experiment names.
+    Refuses (DataError) when untracked files would be missing from the queued runs, unless `allow_dirty`."""
     _check_paper(paper)
     params = _read_params()
     profile = profile or params.get("meta", {}).get("profile") or "quick"
     fixed = ["=".join(full_key(paper, item, params)) for item in fixed]
     commands = queue_commands(expand_grid(paper, grid, params), profile, fixed, name)
+    if not (dry_run or allow_dirty):
+        check_clean()
     names = []
     for cmd in commands:
         print(shlex.join(cmd), flush=True)
