@@ -220,24 +220,6 @@ def measure(model, data: EvalData) -> tuple[dict, list[dict]]:
     return metrics, examples(data, test, pick_examples(data))
 
 
-def sweep_variants(cfg) -> list[tuple[str, dict]]:
-    """(key, axes) of every variant of the sweep in params.yaml, as the dvc.yaml matrices spell the keys:
-    supervised (datasets × methods × seeds), semi-supervised (datasets × semi_methods × seeds) and the Fig. 2
-    stage of each dataset and seed."""
-    from replab.papers.attention_vat.model import fig2_key, variant_key
-
-    out = []
-    for dataset in cfg.datasets:
-        for setting, methods in (("supervised", cfg.methods), ("semi", cfg.semi_methods)):
-            for method in methods:
-                for seed in cfg.seeds:
-                    axes = {"dataset": dataset, "method": method, "setting": setting, "seed": seed}
-                    out.append((variant_key(dataset, method, setting, seed), axes))
-        for seed in cfg.seeds:
-            out.append((fig2_key(dataset, seed), {"dataset": dataset, "seed": seed}))
-    return out
-
-
 def is_fig2(key: str) -> bool:
     from replab.papers.attention_vat.model import FIG2
 
@@ -274,6 +256,7 @@ def collect_fig2(variant) -> None:
 def evaluate(cfg, runtime, variant) -> None:
     """One variant, or with the key `SWEEP_KEY` every variant of the sweep in params.yaml (one process)."""
     from replab.papers import Variant
+    from replab.papers.attention_vat.model import sweep_variants
 
     if variant.key == SWEEP_KEY:
         targets = [Variant(variant.paper, key, axes) for key, axes in sweep_variants(cfg)]

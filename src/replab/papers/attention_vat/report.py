@@ -62,19 +62,13 @@ def is_semi(record: dict) -> bool:
     return record.get("setting") == "semi"
 
 
-def _finite(value) -> float | None:
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
-
-
 def stat(values) -> dict | None:
     """mean ± std (ddof 1) over the seeds with a defined value; None when none is; `missing` counts the rest."""
     from replab import report
 
     values = list(values)
-    ok = [v for v in (_finite(x) for x in values) if v is not None]
-    if not ok:
-        return None
-    return {**report.mean_std(ok), "missing": len(values) - len(ok)}
+    ok = [float(v) for v in values if isinstance(v, int | float) and math.isfinite(v)]
+    return {**report.mean_std(ok), "missing": len(values) - len(ok)} if ok else None
 
 
 def _mean(s: dict | None) -> float | None:
@@ -82,9 +76,8 @@ def _mean(s: dict | None) -> float | None:
 
 
 def _get(record: dict, measure: str):
-    if measure in ("auprc", "average_precision", "roc_auc_score"):
-        return (record.get("rationale") or {}).get(measure)
-    return record.get(measure)
+    rationale = measure in ("auprc", "average_precision", "roc_auc_score")
+    return (record.get("rationale") or {}).get(measure) if rationale else record.get(measure)
 
 
 def group(records: dict[str, dict]) -> dict:
@@ -135,99 +128,64 @@ def dataset_summary(groups: dict) -> dict:
             "evidence": evidence, "fig2": fig2, "n_labeled": groups["n_labeled"]}
 
 
-def _verdict(ok: bool | None, detail: str) -> str:
-    words = {True: "holds", False: "does not hold", None: "not measured"}[ok]
-    return f"{words} ({detail})" if detail else words
-
-
-def _fmt_value(v: float | None, digits: int) -> str:
+def _num(v: float | None, digits: int) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
+def _compare(where: str, mine: dict[str, float | None], others: dict[str, float | None], digits: int,
+             strict: bool = True) -> tuple[bool | None, str]:
+    """Is the lowest of `mine` above (or, not strict, at least) the highest of `others`? None if a value is
+    undefined. Returns (verdict, detail)."""
+    if any(v is None for v in (*mine.values(), *others.values())):
+        return None, f"{where}: undefined ({', '.join(m for m, v in {**mine, **others}.items() if v is None)})"
+    low, high = min(mine, key=mine.get), max(others, key=others.get)
+    ok = mine[low] > others[high] if strict else mine[low] >= others[high]
+    return ok, (f"{where}: {METHOD_LABELS.get(low, low)} {_num(mine[low], digits)} vs "
+                f"{METHOD_LABELS.get(high, high)} {_num(others[high], digits)}")
+
+
 def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
-    """The seed's four claims judged on our numbers (means over seeds): (verdict words, claim_* booleans).
+    """The seed's four claims judged on our numbers (means over seeds): (verdict words, claim_* booleans; None =
+    not measured: a method or measure missing or undefined)."""
+    checks: dict[str, list[tuple[bool | None, str]]] = {c: [] for c in PAPER_CLAIMS}
 
-    None = not measured (a method or measure missing or undefined)."""
-    words: dict[str, str] = {}
-    flags: dict[str, bool | None] = {}
+    def means(table: dict, methods, measure: str) -> dict[str, float | None]:
+        return {m: _mean(table[m][measure]) for m in methods if m in table}
 
-    def combine(results: list[bool | None]) -> bool | None:
-        if not results or any(r is None for r in results):
-            return None
-        return all(results)
-
-    # 1. attention-level ≥ word-level, semi-supervised F1
-    results, details = [], []
     for ds, s in summary.items():
-        t = s["table1b"]
+        t1a, t1b, t2 = s["table1a"], s["table1b"], s["table2"]
+        # 1. semi-supervised test F1: Attention VAT ≥ Word VAT, Attention iVAT ≥ Word iVAT
         for ours, word in (("attention_vat", "word_vat"), ("attention_ivat", "word_ivat")):
-            if ours in t or word in t:
-                a, w = _mean((t.get(ours) or {}).get("f1")), _mean((t.get(word) or {}).get("f1"))
-                results.append(None if a is None or w is None else a >= w)
-                details.append(f"{ds}: {METHOD_LABELS[ours]} {_fmt_value(a, 2)} vs {METHOD_LABELS[word]} "
-                               f"{_fmt_value(w, 2)}")
-    flags["attention_ge_word_semi"] = combine(results)
-    words["attention_ge_word_semi"] = _verdict(flags["attention_ge_word_semi"], "; ".join(details) or "no "
-                                               "semi-supervised runs")
-
-    # 2. correlation: ours above vanilla and word-level, in each setting
-    results, details = [], []
-    for ds, s in summary.items():
-        vanilla = _mean((s["table1a"].get("vanilla") or {}).get("corr_pearson"))
-        for setting, table, others in (("supervised", s["table1a"], ("vanilla", *WORD_LEVEL)),
-                                       ("semi-supervised", s["table1b"], ("word_vat", "word_ivat"))):
-            mine = [_mean((table.get(m) or {}).get("corr_pearson")) for m in OURS if m in table]
-            theirs = {m: _mean((table.get(m) or {}).get("corr_pearson")) for m in others if m in table}
-            if setting == "semi-supervised" and "vanilla" in s["table1a"]:
-                theirs["vanilla"] = vanilla
-            if not mine or not theirs:
-                continue
-            if any(v is None for v in mine) or any(v is None for v in theirs.values()):
-                results.append(None)
-                details.append(f"{ds} {setting}: a correlation is undefined")
-                continue
-            best_other = max(theirs, key=lambda m: theirs[m])
-            results.append(min(mine) > theirs[best_other])
-            details.append(f"{ds} {setting}: lowest of ours {min(mine):.3f} vs best other "
-                           f"{theirs[best_other]:.3f} ({METHOD_LABELS.get(best_other, best_other)})")
-    flags["attention_higher_corr"] = combine(results)
-    words["attention_higher_corr"] = _verdict(flags["attention_higher_corr"], "; ".join(details) or "no runs")
-
-    # 3. rationales: ours above vanilla and word-level VAT/iVAT on every measure
-    results, details = [], []
-    for ds, s in summary.items():
-        t = s["table2"]
-        if not t or not any(m in t for m in OURS):
-            continue
-        for key, label in RATIONALE_MEASURES:
-            mine = [_mean(t[m][key]) for m in OURS if m in t]
-            theirs = [_mean(t[m][key]) for m in ("vanilla", "word_vat", "word_ivat") if m in t]
-            if not theirs:
-                continue
-            if any(v is None for v in mine + theirs):
-                results.append(None)
-                details.append(f"{ds} {label}: undefined")
-                continue
-            results.append(min(mine) > max(theirs))
-            details.append(f"{ds} {label}: lowest of ours {min(mine):.3f} vs best other {max(theirs):.3f}")
-    flags["attention_better_rationales"] = combine(results)
-    words["attention_better_rationales"] = _verdict(flags["attention_better_rationales"],
-                                                    "; ".join(details) or "no data set with rationales")
-
-    # 4. dev F1 rises with N_ul
-    results, details = [], []
-    for ds, s in summary.items():
+            if ours in t1b and word in t1b:
+                checks["attention_ge_word_semi"].append(_compare(ds, means(t1b, [ours], "f1"),
+                                                                 means(t1b, [word], "f1"), 2, strict=False))
+        # 2. correlation above vanilla and the word-level methods, in each setting
+        vanilla = means(t1a, ["vanilla"], "corr_pearson")
+        for setting, table, others in (("supervised", t1a, {**vanilla, **means(t1a, WORD_LEVEL, "corr_pearson")}),
+                                       ("semi", t1b, {**vanilla, **means(t1b, WORD_LEVEL, "corr_pearson")})):
+            mine = means(table, OURS, "corr_pearson")
+            if mine and others:
+                checks["attention_higher_corr"].append(_compare(f"{ds} {setting}", mine, others, 3))
+        # 3. rationale agreement above vanilla and word-level VAT/iVAT on every measure
+        for key, label in RATIONALE_MEASURES if t2 else ():
+            mine, others = means(t2, OURS, key), means(t2, ("vanilla", "word_vat", "word_ivat"), key)
+            if mine and others:
+                checks["attention_better_rationales"].append(_compare(f"{ds} {label}", mine, others, 3))
+        # 4. dev F1 at the largest N_ul above the smallest (Fig. 2), every method
         for m, points in s["fig2"].items():
-            if len(points) < 2:
-                continue
             n_uls = sorted(points, key=int)
-            lo, hi = _mean(points[n_uls[0]]), _mean(points[n_uls[-1]])
-            results.append(None if lo is None or hi is None else hi > lo)
-            details.append(f"{ds} {METHOD_LABELS.get(m, m)}: {_fmt_value(lo, 2)} at N_ul={n_uls[0]} → "
-                           f"{_fmt_value(hi, 2)} at N_ul={n_uls[-1]}")
-    flags["f1_rises_with_unlabeled"] = combine(results)
-    words["f1_rises_with_unlabeled"] = _verdict(flags["f1_rises_with_unlabeled"],
-                                                "; ".join(details) or "fewer than two N_ul points")
+            if len(n_uls) >= 2:
+                hi, lo = _mean(points[n_uls[-1]]), _mean(points[n_uls[0]])
+                checks["f1_rises_with_unlabeled"].append((
+                    None if hi is None or lo is None else hi > lo,
+                    f"{ds} {METHOD_LABELS.get(m, m)}: {_num(lo, 2)} at N_ul={n_uls[0]} → {_num(hi, 2)} at "
+                    f"N_ul={n_uls[-1]}"))
+    words, flags = {}, {}
+    for c, results in checks.items():
+        verdicts = [ok for ok, _ in results]
+        flags[c] = None if not verdicts or None in verdicts else all(verdicts)
+        word = {True: "holds", False: "does not hold", None: "not measured"}[flags[c]]
+        words[c] = f"{word} ({'; '.join(d for _, d in results) or 'no runs for it'})"
     return words, flags
 
 
@@ -238,10 +196,6 @@ def _cell(s: dict | None, digits: int) -> str:
         return "–"
     text = report.fmt(s, digits)
     return text + (f" ({s['n']} of {s['n'] + s['missing']})" if s.get("missing") else "")
-
-
-def _paper(value: float | None, digits: int) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def tables_markdown(ds: str, s: dict) -> list[str]:
@@ -255,8 +209,8 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
     for m in [m for m in METHODS if m in s["table1a"]] + sorted(set(s["table1a"]) - set(METHODS)):
         t = s["table1a"][m]
         ref = ref_1a.get(m, (None, None))
-        rows.append([METHOD_LABELS.get(m, m), _cell(t["f1"], 2), _paper(ref[0], 2), _cell(t["corr_pearson"], 3),
-                     _paper(ref[1], 3), _cell(t["corr_kendall"], 3)])
+        rows.append([METHOD_LABELS.get(m, m), _cell(t["f1"], 2), _num(ref[0], 2), _cell(t["corr_pearson"], 3),
+                     _num(ref[1], 3), _cell(t["corr_kendall"], 3)])
     if rows:
         md += ["Table 1a (supervised): test F1 (%) and attention–gradient agreement", "",
                report.md_table(["model", "F1 ours", f"F1 {paper_label}", "Corr. (Pearson) ours",
@@ -265,8 +219,8 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
     for m in [m for m in SEMI_METHODS if m in s["table1b"]]:
         t = s["table1b"][m]
         ref = ref_1b.get(m, (None, None))
-        rows.append([METHOD_LABELS.get(m, m), f"{s['n_unlabeled'][m]:,}", _cell(t["f1"], 2), _paper(ref[0], 2),
-                     _cell(t["corr_pearson"], 3), _paper(ref[1], 3), _cell(t["corr_kendall"], 3)])
+        rows.append([METHOD_LABELS.get(m, m), f"{s['n_unlabeled'][m]:,}", _cell(t["f1"], 2), _num(ref[0], 2),
+                     _cell(t["corr_pearson"], 3), _num(ref[1], 3), _cell(t["corr_kendall"], 3)])
     if rows:
         paper_nul = f"{PAPER_N_UL[column]:,}" if column in PAPER_N_UL else "–"
         md += [f"Table 1b (semi-supervised, each method at its largest N_ul; the paper's N_ul: {paper_nul})", "",
@@ -280,7 +234,7 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
         rows = []
         for m, t in s["table2"].items():
             ref = PAPER_TABLE_2.get(m, (None, None, None))
-            rows.append([METHOD_LABELS.get(m, m), *(f"{_cell(t[k], 3)} / {_paper(r, 3)}"
+            rows.append([METHOD_LABELS.get(m, m), *(f"{_cell(t[k], 3)} / {_num(r, 3)}"
                                                      for (k, _), r in zip(RATIONALE_MEASURES, ref, strict=True))])
         md += [f"Table 2: {name}, ours / paper (ERASER movies)", "",
                report.md_table(["model", *(label for _, label in RATIONALE_MEASURES)], rows), "",
@@ -293,7 +247,7 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
 
 def sweep_keys(cfg) -> list[str]:
     """The variant keys of the sweep in params.yaml (as dvc.yaml's matrices spell them)."""
-    from replab.papers.attention_vat.evaluate import sweep_variants
+    from replab.papers.attention_vat.model import sweep_variants
 
     return [key for key, _ in sweep_variants(cfg)]
 

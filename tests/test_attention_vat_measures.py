@@ -1,0 +1,328 @@
+"""attention_vat measures, evaluation and report: ERASER token-soft metrics against hand-computed values,
+Pearson/Kendall against scipy, gradient importance against autograd, the claims' verdicts both ways."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from replab.measures import (
+    binary_f1,
+    masked_kendall_tau,
+    masked_pearson,
+    nan_summary,
+    token_soft_metrics,
+    token_soft_per_document,
+)
+from replab.papers.attention_vat import evaluate as ev
+from replab.papers.attention_vat import report as rp
+from replab.papers.attention_vat.model import AttentionClassifier
+
+# ---------------------------------------------------------------------------------------------------------
+# ERASER token-soft metrics
+
+
+def _docs(rows):
+    """[(truth, scores)] of different lengths → padded truth, scores (padding scored highest: must not count),
+    mask."""
+    length = max(len(t) for t, _ in rows)
+    truth = np.zeros((len(rows), length), bool)
+    scores = np.full((len(rows), length), 99.0)
+    mask = np.zeros((len(rows), length), bool)
+    for i, (t, s) in enumerate(rows):
+        truth[i, :len(t)], scores[i, :len(s)], mask[i, :len(t)] = t, s, True
+    return truth, scores, mask
+
+
+def test_token_soft_hand_computed():
+    truth, scores, mask = _docs([
+        ([1, 0, 1, 0], [0.4, 0.3, 0.2, 0.1]),  # PR points (R, P): (.5, 1), (.5, .5), (1, 2/3), (1, .5)
+        ([1, 0, 0], [0.5, 0.5, 0.1]),          # a tie: one threshold for the first two tokens
+        ([0, 0], [0.9, 0.1]),                  # no evidence: single class
+        ([1], [0.3]),                          # all evidence: single class
+    ])
+    per_doc = token_soft_per_document(truth, scores, mask)
+    # AUPRC: trapezoids from (0, 1): .5·1 + 0 + .5·(.5 + 2/3)/2 = 19/24; tie doc: 1·(1 + .5)/2 = .75;
+    # no-evidence doc: recall 1 at every threshold (scikit-learn ≥ 1.1) → (1 − 0)·(0 + 1)/2 = .5; all evidence 1
+    np.testing.assert_allclose(per_doc["auprc"], [19 / 24, 0.75, 0.5, 1.0])
+    # AP = Σ ΔR·P: .5·1 + .5·2/3 = 5/6; tie doc 1·.5
+    np.testing.assert_allclose(per_doc["average_precision"][:2], [5 / 6, 0.5])
+    # ROC-AUC = P(score_pos > score_neg) + ½ P(tie): 3/4; tie doc (.5 + 1)/2
+    np.testing.assert_allclose(per_doc["roc_auc"][:2], [0.75, 0.75])
+    assert per_doc["single_class"].tolist() == [False, False, True, True]
+    assert np.isnan(per_doc["average_precision"][2:]).all() and np.isnan(per_doc["roc_auc"][2:]).all()
+
+    agg = token_soft_metrics(truth, scores, mask)
+    assert agg["auprc"] == pytest.approx((19 / 24 + 0.75 + 0.5 + 1.0) / 4)  # every document (ERASER's _auprc)
+    assert agg["average_precision"] == pytest.approx((5 / 6 + 0.5) / 2)  # single-class documents skipped
+    assert agg["roc_auc_score"] == pytest.approx(0.75)
+    assert (agg["documents"], agg["single_class_documents"], agg["documents_without_evidence"]) == (4, 2, 1)
+
+
+@pytest.mark.filterwarnings("ignore:No positive class found")
+def test_token_soft_matches_scikit_learn_with_ties():
+    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
+
+    rng = np.random.default_rng(0)
+    rows = [(rng.random(n) < 0.3, rng.integers(0, 4, n) / 4) for n in rng.integers(1, 15, 100)]
+    per_doc = token_soft_per_document(*_docs(rows))
+    for i, (t, s) in enumerate(rows):
+        precision, recall, _ = precision_recall_curve(t, s)
+        assert per_doc["auprc"][i] == pytest.approx(auc(recall, precision), abs=1e-12)
+        if t.any() and not t.all():
+            assert per_doc["average_precision"][i] == pytest.approx(average_precision_score(t, s), abs=1e-12)
+            assert per_doc["roc_auc"][i] == pytest.approx(roc_auc_score(t, s), abs=1e-12)
+
+
+def test_token_soft_rejects_bad_input():
+    truth, scores, mask = _docs([([1, 0], [0.2, np.nan])])
+    with pytest.raises(ValueError, match="non-finite"):
+        token_soft_metrics(truth, scores, mask)
+    with pytest.raises(ValueError, match="no tokens"):
+        token_soft_metrics(np.zeros((1, 2), bool), np.zeros((1, 2)), np.zeros((1, 2), bool))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pearson / Kendall per row against scipy
+
+
+def test_pearson_and_kendall_match_scipy():
+    from scipy.stats import kendalltau, pearsonr
+
+    rng = np.random.default_rng(1)
+    n, length = 300, 11
+    lengths = rng.integers(1, length + 1, n)
+    mask = np.arange(length)[None, :] < lengths[:, None]
+    x = np.round(rng.random((n, length)), 1)  # ties in x
+    y = x + rng.normal(0, 0.3, (n, length))
+    y[:20] = 0.25  # constant rows: undefined
+    x[mask == 0] = 1e6  # padding must not count
+    r, tau = masked_pearson(x, y, mask), masked_kendall_tau(x, y, mask, max_elements=500)  # several chunks
+    defined = 0
+    for i in range(n):
+        k = lengths[i]
+        if k < 2 or np.ptp(y[i, :k]) == 0 or np.ptp(x[i, :k]) == 0:
+            assert np.isnan(r[i]) and np.isnan(tau[i])
+            continue
+        defined += 1
+        assert r[i] == pytest.approx(pearsonr(x[i, :k], y[i, :k])[0], abs=1e-9)
+        assert tau[i] == pytest.approx(kendalltau(x[i, :k], y[i, :k])[0], abs=1e-12)
+    assert defined > 200
+    summary = nan_summary(r)
+    assert summary["defined"] == defined and summary["undefined"] == n - defined
+    assert summary["mean"] == pytest.approx(np.nanmean(r))
+
+
+def test_binary_f1_positive_class():
+    # TP 2, FP 1, FN 1 → 2·2 / (4 + 1 + 1)
+    assert binary_f1([1, 1, 1, 0, 0], [1, 1, 0, 1, 0]) == pytest.approx(4 / 6)
+    assert binary_f1([0, 0], [0, 0]) == 0.0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Gradient importance on the attention_vat network (small sizes)
+
+
+def _tiny_model(vocab=12, dtype=torch.float32):
+    torch.manual_seed(0)
+    return AttentionClassifier(vocab, embedding_dim=6, hidden=5, attention_dim=4).to(dtype).eval()
+
+
+def _toy_batch(seed=0, n=7, length=9, vocab=12):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, length + 1, (n,), generator=g)
+    lengths[0] = length
+    tokens = torch.randint(2, vocab, (n, length), generator=g)
+    tokens[torch.arange(length)[None, :] >= lengths[:, None]] = 0
+    return tokens, lengths
+
+
+@pytest.mark.parametrize("detach_attention", [True, False])
+def test_gradient_importance_matches_autograd_per_sentence(detach_attention):
+    model = _tiny_model(dtype=torch.double)
+    tokens, lengths = _toy_batch()
+    compare = torch.arange(tokens.shape[1])[None, :] < lengths[:, None]
+    compare[:, 0] = False  # e.g. an SOS position: left out of the comparison
+    batch = ev.gradient_importance(model, tokens, lengths, compare, detach_attention=detach_attention)
+    checked = 0
+    for i in range(len(tokens)):
+        k = int(lengths[i])
+        # this one sentence, unpadded: ∂σ(ŷ)/∂e = ∂σ(ŷ)/∂r at a zero perturbation r added to e
+        r = torch.zeros(1, k, 6, dtype=torch.double, requires_grad=True)
+        enc = model.encode(tokens[i:i + 1, :k], lengths[i:i + 1], r, dropout=False)
+        scores = enc.scores.detach() if detach_attention else enc.scores
+        (grad,) = torch.autograd.grad(torch.sigmoid(model.attend(enc.h, scores, enc.mask)[0]).sum(), r)
+        raw = (grad * model.embedding(tokens[i:i + 1, :k]).detach()).sum(-1).abs()[0] * compare[i, :k]
+        if raw.sum() == 0:  # a one-token sentence without its first position: nothing to compare
+            assert torch.isnan(batch[i]).all()
+            continue
+        torch.testing.assert_close(batch[i, :k], raw / raw.sum())
+        assert (batch[i, k:] == 0).all()
+        assert batch[i, compare[i]].sum().item() == pytest.approx(1.0)
+        checked += 1
+    assert checked >= 5
+
+
+def test_gradient_importance_cut_at_the_attention_differs():
+    model = _tiny_model(dtype=torch.double)
+    tokens, lengths = _toy_batch()
+    compare = torch.arange(tokens.shape[1])[None, :] < lengths[:, None]
+    cut = ev.gradient_importance(model, tokens, lengths, compare, detach_attention=True)
+    full = ev.gradient_importance(model, tokens, lengths, compare, detach_attention=False)
+    assert not torch.allclose(cut[0], full[0])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# measure() on a tiny processed data set in the real format
+
+
+def _write_processed(root: Path, name="rt_snippets", vocab_size=12, sos_eos=True, seed=0):
+    rng = np.random.default_rng(seed)
+    vocab = ["<pad>", "<unk>", "<SOS>", "<EOS>"] + [f"w{i}" for i in range(vocab_size - 4)]
+    folder = root / name
+    folder.mkdir(parents=True)
+    for split, n in (("train", 20), ("dev", 10), ("test", 12)):
+        words = rng.integers(7, 12, n)  # 7..11 words + SOS/EOS
+        length = int(words.max()) + 2
+        tokens = np.zeros((n, length), np.int64)
+        evidence = np.zeros((n, length), np.uint8)
+        for i, w in enumerate(words):
+            tokens[i, 0], tokens[i, 1:w + 1], tokens[i, w + 1] = 2, rng.integers(4, vocab_size, w), 3
+            evidence[i, 1:w + 1] = rng.random(w) < 0.3
+        np.savez(folder / f"{split}.npz", tokens=tokens, lengths=words + 2, labels=rng.integers(0, 2, n),
+                 evidence=evidence)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "meta.json").write_text(json.dumps({"counts": {"train": 20, "dev": 10, "test": 12},
+                                                  "special_ids": {"pad": 0, "unk": 1, "sos": 2, "eos": 3}}))
+    return folder
+
+
+def test_measure_on_real_format(tmp_path):
+    _write_processed(tmp_path)
+    data = ev.load_eval_data("rt_snippets", torch.device("cpu"), root=tmp_path)
+    assert data.evidence_kind == "lexicon" and data.train_size == 20
+    # SOS/EOS and padding are never compared
+    tokens = data.test.tokens.numpy()
+    assert not data.test.compare[np.isin(tokens, [0, 2, 3])].any()
+    model = _tiny_model()
+    metrics, rows = ev.measure(model, data)
+    with torch.no_grad():
+        prob = torch.sigmoid(model(data.test.tokens, data.test.lengths).logit).numpy()
+    assert metrics["f1"] == pytest.approx(100 * binary_f1(prob > 0.5, data.test.labels))
+    assert metrics["corr_sentences"] + metrics["corr_undefined"] == 12
+    assert -1 <= metrics["corr_pearson"] <= 1 and -1 <= metrics["corr_kendall"] <= 1
+    assert metrics["rationale"]["evidence"] == "lexicon" and metrics["rationale"]["documents"] == 12
+    assert 0 <= metrics["rationale"]["auprc"] <= 1
+    assert len(rows) == ev.EXAMPLES and all(len(r["words"]) == len(r["attention"]) for r in rows)
+    assert all(not w.startswith("<") for r in rows for w in r["words"])
+    # batching by length gives the same numbers as one batch
+    outputs_small = ev.run_split(model, data.test, with_gradients=True, max_tokens=16)
+    outputs_big = ev.run_split(model, data.test, with_gradients=True, max_tokens=1 << 20)
+    np.testing.assert_allclose(outputs_small.attention, outputs_big.attention, atol=1e-6)
+    np.testing.assert_allclose(outputs_small.importance, outputs_big.importance, atol=1e-6)
+
+
+def test_load_eval_data_names_the_bad_file(tmp_path):
+    folder = _write_processed(tmp_path)
+    np.savez(folder / "test.npz", tokens=np.zeros((2, 3), np.int64), lengths=np.array([1, 5]),
+             labels=np.array([0, 1]))
+    from replab.io import DataError
+
+    with pytest.raises(DataError, match=r"test\.npz: lengths must lie in 1\.\.3"):
+        ev.load_eval_data("rt_snippets", torch.device("cpu"), root=tmp_path)
+
+
+def test_length_batches_cover_every_index_once():
+    lengths = np.array([5, 1, 300, 7, 7, 2, 40])
+    batches = ev.length_batches(lengths, max_tokens=64)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    assert all(len(b) == 1 or lengths[b].max() * len(b) <= 64 for b in batches)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The report: tables, NaN handling and every claim both ways
+
+
+def _record(method, f1, corr, setting="supervised", n_ul=0, seed=0, dev_f1=None, rationale=None, ds="rt_snippets"):
+    rec = {"dataset": ds, "method": method, "setting": setting, "seed": seed, "n_unlabeled": n_ul, "n_labeled": 100,
+           "f1": f1, "dev_f1": f1 if dev_f1 is None else dev_f1, "corr_pearson": corr, "corr_kendall": corr / 2,
+           "corr_undefined": 0, "run": {"device": "cpu", "device_name": "x", "torch": "t", "python": "p",
+                                        "data_source": "d", "seconds": 1.0, "samples_per_s": 1.0}}
+    if rationale is not None:
+        rec["rationale"] = {"evidence": "lexicon", "auprc": rationale, "average_precision": rationale,
+                            "roc_auc_score": rationale}
+    return rec
+
+
+def _records(ours_better: bool) -> dict[str, dict]:
+    """A constructed sweep: the attention-level methods ahead on every measure (or behind)."""
+    up = 1 if ours_better else -1
+    recs = {}
+    for m in rp.METHODS:
+        mine = m in rp.OURS
+        recs[f"{m}-sup"] = _record(m, 80 + (2 * up if mine else 0), 0.6 + (0.2 * up if mine else 0),
+                                   rationale=0.4 + (0.1 * up if mine else 0))
+    for m in rp.SEMI_METHODS:
+        mine = m in rp.OURS
+        recs[f"{m}-semi"] = _record(m, 81 + (2 * up if mine else 0), 0.6 + (0.2 * up if mine else 0), "semi", 700,
+                                    rationale=0.4 + (0.1 * up if mine else 0))
+    recs["fig2"] = {"dataset": "rt_snippets", "seed": 0, "n_labeled": 100, "run": recs["vanilla-sup"]["run"],
+                    "curves": {m: {"n_unlabeled": [0, 300, 700], "dev_f1": [78.0, 78 + up, 78 + 2 * up]}
+                               for m in rp.SEMI_METHODS}}
+    return recs
+
+
+@pytest.mark.parametrize("ours_better", [True, False])
+def test_claims_follow_the_numbers(ours_better):
+    per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(_records(ours_better)).items()}
+    words, flags = rp.claims(per_ds)
+    assert set(flags) == set(rp.PAPER_CLAIMS)
+    for c in rp.PAPER_CLAIMS:
+        assert flags[c] is ours_better
+        assert words[c].startswith("holds" if ours_better else "does not hold")
+    assert per_ds["rt_snippets"]["n_unlabeled"] == {m: 700 for m in rp.SEMI_METHODS}
+
+
+def test_claims_not_measured_when_undefined():
+    recs = _records(True)
+    for rec in recs.values():
+        rec["corr_pearson"] = None  # every sentence undefined (e.g. constant attention)
+    per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
+    words, flags = rp.claims(per_ds)
+    assert flags["attention_higher_corr"] is None and words["attention_higher_corr"].startswith("not measured")
+    assert flags["attention_ge_word_semi"] is True
+    md = "\n".join(rp.tables_markdown("rt_snippets", per_ds["rt_snippets"]))
+    assert "| Vanilla | 80.00 ± 0.00 | 79.27 | – | 0.852 |" in md
+
+
+@pytest.mark.parametrize("ours_better", [True, False])
+def test_summarize_writes_tables_figures_and_claims(in_tmp, monkeypatch, ours_better):
+    from replab.io import write_json
+
+    recs = _records(ours_better)
+    recs["vanilla-sup-1"] = {**recs["vanilla-sup"], "seed": 1, "f1": 82.0}
+    for key, rec in recs.items():
+        write_json(Path("metrics/attention_vat") / f"{key}.json", rec)
+        if key == "fig2":
+            continue
+        write_json(Path("plots/attention_vat/variants") / key / "examples.json", {"examples": [
+            {"index": 3, "label": 1, "probability": 0.7, "words": ["a", "fine", "film"],
+             "attention": [0.2, 0.5, 0.3], "importance": [0.1, 0.8, 0.1], "evidence": [0, 1, 0]}]})
+    monkeypatch.setattr(rp, "sweep_keys", lambda cfg: list(recs))
+    section = rp.summarize(SimpleNamespace(), {})
+    summary, md = section.summary, section.markdown
+    for c in rp.PAPER_CLAIMS:
+        assert summary[f"claim_{c}"] is ours_better
+        assert f"{rp.PAPER_CLAIMS[c]}: **{'holds' if ours_better else 'does not hold'}" in md
+    assert "| Vanilla | 81.00 ± 1.41 | 79.27 |" in md  # two seeds: mean ± sample std, paper's SST beside
+    assert "lexicon-evidence agreement" in md and "Table 1b" in md and "Fig. 2" in md
+    assert Path("plots/attention_vat/summary/fig2_unlabeled.png").stat().st_size > 0
+    assert Path("plots/attention_vat/summary/attention_examples.png").stat().st_size > 0
+    table1a = summary["datasets"]["rt_snippets"]["table1a"]
+    assert table1a["vanilla"]["f1"]["n"] == 2
+    json.dumps(summary)  # what the report stage writes to metrics/attention_vat.json
