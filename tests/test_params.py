@@ -19,7 +19,9 @@ def test_committed_params_equal_composition_of_conf():
 def test_paper_profile_uses_real_mnist_full_sweep_and_five_seeds():
     params = compose("profile=paper")
     assert params["meta"]["profile"] == "paper"
-    assert params["datasets"] == ["mnist", "emnist_writers", "usc_had"]
+    assert params["datasets"] == ["mnist", "emnist_writers", "usc_had", "lm1b", "fasttext", "sst", "imdb",
+                                  "eraser_movies"]
+    assert params["attention_vat"]["dataset"] == "sst" and params["data"]["sst"]["unlabeled"] == "lm1b"
     assert params["aae_ssl"]["dataset"] == "mnist"
     assert params["split_vae"]["dataset"] == "emnist_writers"
     assert params["censor"]["dataset"] == "usc_had"
@@ -32,7 +34,7 @@ def test_paper_profile_uses_real_mnist_full_sweep_and_five_seeds():
 
 def test_images_override_switches_every_image_paper():
     params = compose("images=fashion_mnist", "data.fashion_mnist.mirror=/usr/share/datasets/fashion-mnist")
-    assert params["datasets"] == ["fashion_mnist", "writers", "har"]
+    assert params["datasets"] == ["fashion_mnist", "writers", "har", "rt_snippets"]
     assert params["aae_ssl"]["dataset"] == "fashion_mnist"
     assert params["data"]["fashion_mnist"]["mirror"] == "/usr/share/datasets/fashion-mnist"
 

@@ -38,6 +38,12 @@ SOURCES = {s.name: s for s in (
     Source("emnist_writers", "real", "replab.data.emnist_writers", "EmnistWritersConfig"),
     Source("har", "embedded", "replab.data.har", "HarConfig"),
     Source("usc_had", "real", "replab.data.usc_had", "UscHadConfig"),
+    Source("rt_snippets", "embedded", "replab.data.rt_snippets", "RtSnippetsConfig"),
+    Source("sst", "real", "replab.data.sst", "SstConfig"),
+    Source("imdb", "real", "replab.data.imdb", "ImdbConfig"),
+    Source("eraser_movies", "real", "replab.data.eraser", "EraserMoviesConfig"),
+    Source("lm1b", "real", "replab.data.lm1b", "Lm1bConfig"),
+    Source("fasttext", "real", "replab.data.fasttext", "FasttextConfig"),
 )}
 
 

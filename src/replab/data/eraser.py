@@ -1,0 +1,154 @@
+"""eraser_movies, real source: ERASER's movie reviews with token-level human rationales.
+
+`movies.tar.gz` (3,899,487 bytes, sha256 pinned; shared/reference/datasets.md §F), read as a stream:
+`movies/{train,val,test}.jsonl` (1,600 / 200 / 199 annotations) and `movies/docs/<docid>` (one sentence per
+line, PTB-style tokens separated by spaces). An annotation is
+`{"annotation_id", "classification": "NEG"|"POS", "evidences": [[{"docid", "start_token", "end_token", …}, …],
+…], "query", "query_type"}`; `annotation_id` is the docid (movies has no `docids` key).
+
+Tokens: the document flattened as ERASER's `load_flattened_documents` does (all lines, each split on " ",
+empty tokens dropped), kept as they are (only lowercased for the vocabulary) so evidence indices stay valid;
+no `<SOS>`/`<EOS>`. Evidence mask: the union over every evidence of every group of
+`[start_token, end_token)` (end exclusive), as ERASER's `PositionScoredDocument` builds the truth vector.
+Quirks, counted in meta.json: annotations with an empty `evidences` list are kept with an all-zero mask
+(ERASER's metric scores such a document against an all-False truth); a repeated `annotation_id` within a
+split is dropped (the first kept). An evidence span outside its document is a DataError naming the file.
+Splits: ERASER's train / val (written as dev) / test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from replab.data.text import EMBEDDINGS, fasttext_rows, fit_vocab, write_text_splits
+from replab.download import RemoteFile, fetch, offline_hint
+from replab.io import DataError, sha256_file
+from replab.params import param
+
+ARCHIVE = RemoteFile(
+    "movies.tar.gz",
+    ("https://www.eraserbenchmark.com/zipped/movies.tar.gz", "http://www.eraserbenchmark.com/zipped/movies.tar.gz"),
+    "66e18d4e6c9df9e9f5544572b0bfe92a39673f74ecbfc3859b46cedb2f5b2dee",  # TFDS movie_rationales, HF
+    size=3_899_487,
+)
+SPLIT_FILES = {"train": "train.jsonl", "dev": "val.jsonl", "test": "test.jsonl"}
+LABELS = {"NEG": 0, "POS": 1}
+_MEMBER = re.compile(r"(?:^|/)movies/(train\.jsonl|val\.jsonl|test\.jsonl|docs/[^/]+)$")
+
+
+@dataclass(frozen=True)
+class EraserMoviesConfig:
+    mirror: str | None = param(None, doc="directory, file:// or http(s):// URL holding movies.tar.gz")
+    lowercase: bool = param(True, doc="lowercase tokens for the vocabulary (positions unchanged)")
+    min_df: int = param(1, ge=1, doc="vocabulary: minimum document frequency on train")
+    embeddings: str = param("random", choices=list(EMBEDDINGS), doc="fasttext: wiki.simple rows of the vocabulary")
+    embedding_seed: int = param(0, ge=0, doc="seeds the random rows of words fastText lacks")
+
+
+def download(name: str, cfg: EraserMoviesConfig, raw_dir: Path, progress: bool = True) -> Path:
+    return fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, hint=offline_hint(f"data.{name}.mirror"))
+
+
+def read_archive(archive: Path) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
+    """({split: annotation dicts}, {docid: flattened tokens}) streamed from movies.tar.gz."""
+    annotations, docs = {}, {}
+    try:
+        with tarfile.open(archive, mode="r|gz") as tar:
+            for member in tar:
+                match = _MEMBER.search(member.name)
+                if match is None or not member.isfile():
+                    continue
+                data = tar.extractfile(member).read().decode("utf-8")
+                key = match.group(1)
+                if key.startswith("docs/"):
+                    docs[key[5:]] = [tok for line in data.splitlines() for tok in line.split(" ") if tok]
+                else:
+                    annotations[key] = _jsonl(data, f"{archive}:{member.name}")
+    except (tarfile.TarError, EOFError, OSError, zlib.error, UnicodeDecodeError) as err:
+        raise DataError(f"{archive}: truncated or not a gzip tar ({' '.join(str(err).split())})") from None
+    for file in SPLIT_FILES.values():
+        if file not in annotations:
+            raise DataError(f"{archive}: has no movies/{file}")
+    return {split: annotations[file] for split, file in SPLIT_FILES.items()}, docs
+
+
+def _jsonl(data: str, where: str) -> list[dict]:
+    rows = []
+    for i, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{where}: line {i}: not JSON ({err.msg})") from None
+        if not isinstance(row, dict) or row.get("classification") not in LABELS or "annotation_id" not in row \
+                or not isinstance(row.get("evidences"), list):
+            raise DataError(f"{where}: line {i}: expected annotation_id, classification NEG|POS and evidences")
+        rows.append(row)
+    return rows
+
+
+def evidence_mask(row: dict, n_tokens: int, where: str) -> np.ndarray:
+    """Union of every evidence span [start_token, end_token) of every group, as a bool [n_tokens] mask."""
+    mask = np.zeros(n_tokens, dtype=bool)
+    for group in row["evidences"]:
+        for ev in group:
+            start, end = ev.get("start_token"), ev.get("end_token")
+            if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= n_tokens):
+                raise DataError(f"{where}: {row['annotation_id']}: evidence [{start}, {end}) outside the "
+                                f"document's {n_tokens} tokens")
+            mask[start:end] = True
+    return mask
+
+
+def prepare(name: str, cfg: EraserMoviesConfig, raw_dir: Path, out_dir: Path, split_seed: int) -> dict:
+    """ERASER movies → the processed text layout with `evidence` masks; `split_seed` unused."""
+    raw_dir = Path(raw_dir)
+    archive = raw_dir / ARCHIVE.name
+    if not archive.is_file():
+        raise DataError(f"{archive}: missing (run `replab download {name}` first)")
+    if (actual := sha256_file(archive)) != ARCHIVE.sha256:
+        raise DataError(f"{archive}: sha256 {actual}, expected {ARCHIVE.sha256} (download it again)")
+    annotations, docs = read_archive(archive)
+    splits, quirks, rationale_rate = {}, {"empty_evidence": {}, "duplicate_rows_dropped": {}}, {}
+    for split, rows in annotations.items():
+        where = f"{archive}:movies/{SPLIT_FILES[split]}"
+        seen, kept = set(), []
+        for row in rows:
+            if row["annotation_id"] in seen:
+                continue
+            seen.add(row["annotation_id"])
+            kept.append(row)
+        quirks["duplicate_rows_dropped"][split] = len(rows) - len(kept)
+        quirks["empty_evidence"][split] = sum(not r["evidences"] for r in kept)
+        tokens, masks = [], []
+        for row in kept:
+            docid = (row.get("docids") or [row["annotation_id"]])[0]
+            if docid not in docs:
+                raise DataError(f"{where}: {row['annotation_id']}: document movies/docs/{docid} missing")
+            doc = docs[docid]
+            tokens.append([t.lower() for t in doc] if cfg.lowercase else list(doc))
+            masks.append(evidence_mask(row, len(doc), where))
+        splits[split] = {"docs": tokens, "labels": np.array([LABELS[r["classification"]] for r in kept]),
+                         "evidence": masks}
+        rationale_rate[split] = round(float(np.concatenate(masks).mean()), 4) if masks else 0.0
+    vocab = fit_vocab(splits["train"]["docs"], cfg.min_df, sos_eos=False)
+    embeddings, emb_meta = None, {"kind": "random (initialised by the model)"}
+    if cfg.embeddings == "fasttext":
+        from replab.data.fasttext import VEC
+
+        embeddings, emb_meta = fasttext_rows(raw_dir.parent / "fasttext" / VEC.name, vocab, cfg.embedding_seed)
+    meta = {"dataset": name, "source": "real: ERASER movies (Zaidan et al. rationales)",
+            "sha256": {ARCHIVE.name: ARCHIVE.sha256}, "raw_counts": {k: len(v) for k, v in annotations.items()},
+            "paper_counts": {"train": 1600, "dev": 200, "test": 199}, "quirks": quirks,
+            "evidence": {"kind": "human token-level rationales (union of evidence groups, end exclusive)",
+                         "token_rate": rationale_rate},
+            "embeddings": emb_meta, "labels": {"0": "NEG", "1": "POS"}}
+    return write_text_splits(Path(out_dir), splits, vocab, meta, sos_eos=False, embeddings=embeddings)

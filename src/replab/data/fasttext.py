@@ -1,0 +1,67 @@
+"""fasttext, real source (optional): the 300-d fastText `wiki.simple.vec` word vectors J&W initialise with.
+
+Pinned URL: Facebook's `dl.fbaipublicfiles.com/fasttext/vectors-wiki/wiki.simple.vec` (the S3 bucket the
+older loaders name is listed second). No published checksum was found (datasets.md has none; the public
+loaders pin only the URL), so the first verified download records its sha256 in `fasttext.json` and every
+later use checks the file against that record; set `sha256` to pin a known copy. Format: a header
+"<count> <dim>", then "<word> <dim floats>" per line, UTF-8. The text sets keep only the rows of their own
+vocabulary (`embeddings: fasttext`; replab.data.text.fasttext_rows).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from replab.download import RemoteFile, fetch, offline_hint
+from replab.io import DataError, atomic_dir, read_json, sha256_file, write_json
+from replab.params import param
+
+VEC = RemoteFile(
+    "wiki.simple.vec",
+    ("https://dl.fbaipublicfiles.com/fasttext/vectors-wiki/wiki.simple.vec",
+     "https://s3-us-west-1.amazonaws.com/fasttext-vectors/wiki.simple.vec"),
+    None,  # no published checksum: recorded at first download (module docstring)
+)
+RECORD = "fasttext.json"
+
+
+@dataclass(frozen=True)
+class FasttextConfig:
+    mirror: str | None = param(None, doc="directory, file:// or http(s):// URL holding wiki.simple.vec")
+    sha256: str | None = param(None, doc="pin for wiki.simple.vec (none is published; null: record at download)")
+
+
+def download(name: str, cfg: FasttextConfig, raw_dir: Path, progress: bool = True) -> Path:
+    raw_dir = Path(raw_dir)
+    path = fetch(dataclasses.replace(VEC, sha256=cfg.sha256), raw_dir, cfg.mirror, progress=progress,
+                 hint=offline_hint(f"data.{name}.mirror"))
+    _header(path)
+    write_json(raw_dir / RECORD, {"sha256": sha256_file(path), "pinned": cfg.sha256 is not None})
+    return path
+
+
+def _header(path: Path) -> tuple[int, int]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            count, dim = (int(v) for v in fh.readline().split())
+    except (OSError, ValueError, UnicodeDecodeError):
+        raise DataError(f"{path}: line 1: expected the fastText header '<count> <dim>'") from None
+    return count, dim
+
+
+def prepare(name: str, cfg: FasttextConfig, raw_dir: Path, out_dir: Path, split_seed: int) -> dict:
+    """meta.json (header, sha256); the rows are taken per vocabulary by the text sets' prepare stages."""
+    path = Path(raw_dir) / VEC.name
+    if not path.is_file():
+        raise DataError(f"{path}: missing (run `replab download {name}` first)")
+    recorded = read_json(Path(raw_dir) / RECORD)["sha256"]
+    if (actual := sha256_file(path)) != recorded:
+        raise DataError(f"{path}: sha256 {actual} differs from {recorded} recorded at download; download again")
+    count, dim = _header(path)
+    meta = {"dataset": name, "source": "real: fastText wiki.simple.vec", "sha256": {VEC.name: actual},
+            "pinned": cfg.sha256 is not None, "vectors": count, "dim": dim}
+    with atomic_dir(out_dir) as tmp:
+        write_json(tmp / "meta.json", meta)
+    return meta

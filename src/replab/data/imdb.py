@@ -1,0 +1,143 @@
+"""imdb, real source: the Large Movie Review Dataset (aclImdb), split by Jain & Wallace's recipe.
+
+`aclImdb_v1.tar.gz` (84,125,825 bytes, sha256 pinned; shared/reference/datasets.md §E):
+`aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt` (12,500 each; pos rating >= 7, neg <= 4) and
+`aclImdb/train/unsup/<id>_0.txt` (50,000). The tarball is read as a stream (`tarfile` "r|gz"): only the
+members a split needs are read, into memory; nothing is unpacked to disk. `<br />` is replaced by a space.
+
+J&W's split (preprocess/IMDB/IMDB.ipynb, HEAD 607eb50), rebuilt on aclImdb: reviews with fewer than
+`max_tokens` (400) tokens; train → 80 % train / 20 % dev with scikit-learn's `train_test_split(…,
+train_size=0.8, random_state=1378)`; test → the 20 % `train_test_split(…, train_size=0.2, random_state=1378)`;
+vocabulary min_df 10 on train, `<SOS> … <EOS>`; at load time their `filterbylength` (min_length 6, and the
+longest review of every split dropped under `filter: faithful`). The paper reports 17,186 / 4,294 / 4,353.
+Our counts differ because J&W started from Keras' `imdb_full.pkl` (rank-indexed words in its own document
+order and tokenisation: apostrophes kept, so "don't" is one token where `\\W` splits it), which is not
+reachable here: the < 400 cut and the seeded split then select other documents. Documents are ordered by
+(pos before neg, numeric id) before splitting; meta.json reports our counts beside the paper's.
+"""
+
+from __future__ import annotations
+
+import re
+import tarfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from replab.data.text import (
+    EMBEDDINGS,
+    POOLS,
+    fasttext_rows,
+    fit_vocab,
+    jw_length_filter,
+    jw_tokenize,
+    pool_docs,
+    write_text_splits,
+)
+from replab.download import RemoteFile, fetch, offline_hint
+from replab.io import DataError, sha256_file
+from replab.params import param
+
+ARCHIVE = RemoteFile(
+    "aclImdb_v1.tar.gz",
+    ("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
+     "http://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
+     "https://bj.bcebos.com/dataset/imdb%2FaclImdb_v1.tar.gz"),
+    "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe",  # TFDS imdb_reviews, HF dataset_infos
+    size=84_125_825,
+)
+REVIEW = re.compile(r"(?:^|/)aclImdb/((?:train|test)/(?:pos|neg)|train/unsup)/(\d+)_(\d+)\.txt$")
+PAPER_COUNTS = {"train": 17186, "dev": 4294, "test": 4353}
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ImdbConfig:
+    mirror: str | None = param(None, doc="directory, file:// or http(s):// URL holding aclImdb_v1.tar.gz")
+    max_tokens: int = param(400, ge=1, doc="J&W keep reviews with fewer tokens than this")
+    random_state: int = param(1378, ge=0, doc="J&W's train_test_split random_state")
+    filter: str = param("faithful", choices=["faithful", "min_length", "none"], doc="J&W's load-time filter")
+    min_length: int = param(6, ge=0, doc="keep reviews with more than this many tokens")
+    min_df: int = param(10, ge=1, doc="vocabulary: minimum document frequency on train (J&W: 10)")
+    unlabeled: str = param("lm1b", choices=list(POOLS), doc="unlabeled pool: lm1b sample or aclImdb unsup")
+    n_unlabeled: int = param(150_000, ge=0, doc="texts drawn from the pool (0 = all); paper: 150,000")
+    pool_seed: int = param(0, ge=0, doc="seeds the draw from the pool and random embedding rows")
+    embeddings: str = param("random", choices=list(EMBEDDINGS), doc="fasttext: wiki.simple rows of the vocabulary")
+
+
+def download(name: str, cfg: ImdbConfig, raw_dir: Path, progress: bool = True) -> Path:
+    return fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, hint=offline_hint(f"data.{name}.mirror"))
+
+
+def read_reviews(archive: Path, dirs: tuple[str, ...]) -> dict[tuple[str, int], tuple[str, int]]:
+    """{(dir, id): (text with <br /> removed, rating)} of the reviews under `dirs` (e.g. "train/pos"),
+    streamed from the tarball. DataError naming the archive (and member) if it is truncated, not a gzip tar,
+    or a rating contradicts its folder."""
+    out = {}
+    try:
+        with tarfile.open(archive, mode="r|gz") as tar:
+            for member in tar:
+                match = REVIEW.search(member.name)
+                if match is None or not member.isfile() or match.group(1) not in dirs:
+                    continue
+                folder, rating = match.group(1), int(match.group(3))
+                ok = {"pos": rating >= 7, "neg": 1 <= rating <= 4, "unsup": rating == 0}[folder.split("/")[1]]
+                if not ok:
+                    raise DataError(f"{archive}: {member.name}: rating {rating} contradicts its folder")
+                text = tar.extractfile(member).read().decode("utf-8")
+                out[(folder, int(match.group(2)))] = (_BR.sub(" ", text), rating)
+    except (tarfile.TarError, EOFError, OSError, zlib.error, UnicodeDecodeError) as err:
+        raise DataError(f"{archive}: truncated or not a gzip tar ({' '.join(str(err).split())})") from None
+    missing = [d for d in dirs if not any(k[0] == d for k in out)]
+    if missing:
+        raise DataError(f"{archive}: no reviews under aclImdb/{missing[0]}/")
+    return out
+
+
+def _labeled(reviews: dict, part: str) -> tuple[list[list[str]], np.ndarray]:
+    keys = sorted((k for k in reviews if k[0].startswith(part)), key=lambda k: (k[0].endswith("neg"), k[1]))
+    return jw_tokenize(reviews[k][0] for k in keys), np.array([k[0].endswith("pos") for k in keys], dtype=np.int64)
+
+
+def prepare(name: str, cfg: ImdbConfig, raw_dir: Path, out_dir: Path, split_seed: int) -> dict:
+    """aclImdb → J&W's splits → the processed text layout; `split_seed` unused (J&W's random_state)."""
+    from sklearn.model_selection import train_test_split
+
+    raw_dir = Path(raw_dir)
+    archive = raw_dir / ARCHIVE.name
+    if not archive.is_file():
+        raise DataError(f"{archive}: missing (run `replab download {name}` first)")
+    if (actual := sha256_file(archive)) != ARCHIVE.sha256:
+        raise DataError(f"{archive}: sha256 {actual}, expected {ARCHIVE.sha256} (download it again)")
+    reviews = read_reviews(archive, ("train/pos", "train/neg", "test/pos", "test/neg"))
+    (tr_docs, tr_y), (te_docs, te_y) = _labeled(reviews, "train"), _labeled(reviews, "test")
+    short_tr = [i for i, d in enumerate(tr_docs) if len(d) < cfg.max_tokens]
+    short_te = [i for i, d in enumerate(te_docs) if len(d) < cfg.max_tokens]
+    train_idx, dev_idx = train_test_split(short_tr, train_size=0.8, random_state=cfg.random_state)
+    test_idx, _ = train_test_split(short_te, train_size=0.2, random_state=cfg.random_state)
+    splits, before = {}, {}
+    for split, docs, y, idx in (("train", tr_docs, tr_y, train_idx), ("dev", tr_docs, tr_y, dev_idx),
+                                ("test", te_docs, te_y, test_idx)):
+        chosen = [docs[i] for i in idx]
+        kept = jw_length_filter(np.array([len(d) for d in chosen]), cfg.min_length, cfg.filter)
+        before[split] = len(chosen)
+        splits[split] = {"docs": [d for d, k in zip(chosen, kept, strict=True) if k], "labels": y[idx][kept]}
+    vocab = fit_vocab(splits["train"]["docs"], cfg.min_df, sos_eos=True)
+    unlabeled, pool_meta = pool_docs(cfg.unlabeled, raw_dir.parent, cfg.n_unlabeled, cfg.pool_seed,
+                                     f"data.{name}.unlabeled")
+    embeddings, emb_meta = None, {"kind": "random (initialised by the model)"}
+    if cfg.embeddings == "fasttext":
+        from replab.data.fasttext import VEC
+
+        embeddings, emb_meta = fasttext_rows(raw_dir.parent / "fasttext" / VEC.name, vocab, cfg.pool_seed)
+    meta = {"dataset": name, "source": "real: aclImdb v1, Jain & Wallace's split recipe rebuilt",
+            "sha256": {ARCHIVE.name: ARCHIVE.sha256}, "reviews": {"train": len(tr_docs), "test": len(te_docs)},
+            "under_max_tokens": {"train": len(short_tr), "test": len(short_te)},
+            "counts_before_filter": before, "filter": cfg.filter, "min_length": cfg.min_length,
+            "paper_counts": PAPER_COUNTS,
+            "why_counts_differ": "J&W split Keras' imdb_full.pkl (its own order and tokens); ours is aclImdb",
+            "unlabeled_pool": pool_meta, "embeddings": emb_meta, "labels": {"0": "neg (<= 4)", "1": "pos (>= 7)"}}
+    return write_text_splits(Path(out_dir), splits, vocab, meta, sos_eos=True, unlabeled=unlabeled,
+                             embeddings=embeddings)

@@ -1,0 +1,141 @@
+"""sst, real source: the Stanford Sentiment Treebank, binary, as Jain & Wallace prepare it.
+
+`trainDevTestTrees_PTB.zip` (789,539 bytes, sha256 pinned; shared/reference/datasets.md §D) holds
+`trees/{train,dev,test}.txt`: one PTB-bracketed tree per line, `(3 (2 It) (4 (2 's) …))`, the root's label
+(0–4) first, brackets in the text escaped as `-LRB-` / `-RRB-`.
+
+Parser: a small regular-expression reader, tested on real-format lines, instead of nltk's
+`BracketParseCorpusReader`: SST escapes every bracket inside the text, so a leaf is exactly
+`(<label> <token>)` with no parenthesis or space in the token, and J&W only need the root label and the
+leaves in order. nltk (a large dependency) would buy nothing here; a line whose brackets do not balance or
+that does not start with a label is a one-line DataError naming the file and line.
+
+Jain & Wallace (preprocess/SST/SST.ipynb, Trainers/DatasetBC.py): root sentences only, neutral (2) dropped,
+label >= 3 → 1 (positive), 6,920 / 872 / 1,821; text cleaned and tokenised (replab.data.text); vocabulary fit
+on train (min_df 1) with `<SOS> … <EOS>`. Their load-time `filterbylength` (`filter`):
+`faithful` (default) keeps more than `min_length` (5) tokens *and* fewer than the split's longest, so the
+longest sentence of every split is silently dropped: 6,355 / 821 / 1,725. `min_length` keeps only the length
+bound; `none` keeps all. Dev is SST's own dev split.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from replab.data.text import (
+    EMBEDDINGS,
+    POOLS,
+    fasttext_rows,
+    fit_vocab,
+    jw_length_filter,
+    jw_tokenize,
+    pool_docs,
+    write_text_splits,
+)
+from replab.download import RemoteFile, fetch, offline_hint
+from replab.io import DataError, sha256_file
+from replab.params import param
+
+ARCHIVE = RemoteFile(
+    "trainDevTestTrees_PTB.zip",
+    ("https://nlp.stanford.edu/sentiment/trainDevTestTrees_PTB.zip",
+     "http://nlp.stanford.edu/sentiment/trainDevTestTrees_PTB.zip"),
+    "5c613a4f673fc74097d523a2c83f38e0cc462984d847b82c7aaf36b01cbbbfcc",  # HF datasets/sst dataset_infos.json
+    size=789_539,
+)
+MEMBERS = {"train": "trees/train.txt", "dev": "trees/dev.txt", "test": "trees/test.txt"}
+PAPER_COUNTS = {"before_filter": {"train": 6920, "dev": 872, "test": 1821},
+                "faithful": {"train": 6355, "dev": 821, "test": 1725}}  # datasets.md §D (J&W's csv recomputed)
+_ROOT = re.compile(r"\((\d) ")
+_LEAF = re.compile(r"\(\d+ ([^()\s]+)\)")
+
+
+@dataclass(frozen=True)
+class SstConfig:
+    mirror: str | None = param(None, doc="directory, file:// or http(s):// URL holding trainDevTestTrees_PTB.zip")
+    filter: str = param("faithful", choices=["faithful", "min_length", "none"],
+                        doc="J&W's load-time length filter (faithful drops every split's longest sentence)")
+    min_length: int = param(5, ge=0, doc="keep sentences with more than this many tokens")
+    unlabeled: str = param("lm1b", choices=list(POOLS), doc="unlabeled pool for the semi-supervised methods")
+    n_unlabeled: int = param(50_000, ge=0, doc="texts drawn from the pool (0 = all); paper: 50,000")
+    pool_seed: int = param(0, ge=0, doc="seeds the draw from the pool and random embedding rows")
+    embeddings: str = param("random", choices=list(EMBEDDINGS), doc="fasttext: wiki.simple rows of the vocabulary")
+
+
+def download(name: str, cfg: SstConfig, raw_dir: Path, progress: bool = True) -> Path:
+    return fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, hint=offline_hint(f"data.{name}.mirror"))
+
+
+def parse_tree(line: str, where: str) -> tuple[int, list[str]]:
+    """(root label 0–4, leaf tokens) of one PTB-bracketed SST line."""
+    root = _ROOT.match(line)
+    if root is None or line.count("(") != line.count(")") or not line.rstrip().endswith(")"):
+        raise DataError(f"{where}: not a PTB-bracketed tree with a root label: {line[:60]!r}")
+    leaves = _LEAF.findall(line)
+    if not leaves:
+        raise DataError(f"{where}: tree has no leaves: {line[:60]!r}")
+    return int(root.group(1)), leaves
+
+
+def read_trees(archive: Path) -> dict[str, tuple[np.ndarray, list[str]]]:
+    """{split: (root labels int64 [N], texts)} from the zip; leaves joined by spaces (J&W)."""
+    out = {}
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for split, member in MEMBERS.items():
+                try:
+                    lines = zf.read(member).decode("utf-8").splitlines()
+                except KeyError:
+                    raise DataError(f"{archive}: has no member {member}") from None
+                labels, texts = [], []
+                for i, line in enumerate(lines, 1):
+                    if line.strip():
+                        label, leaves = parse_tree(line, f"{archive}:{member}:{i}")
+                        labels.append(label)
+                        texts.append(" ".join(leaves))
+                out[split] = (np.array(labels, dtype=np.int64), texts)
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, UnicodeDecodeError) as err:
+        raise DataError(f"{archive}: not a readable zip ({err})") from None
+    return out
+
+
+def prepare(name: str, cfg: SstConfig, raw_dir: Path, out_dir: Path, split_seed: int) -> dict:
+    """J&W's binary SST → the processed text layout (replab.data.text); `split_seed` unused (SST's splits)."""
+    raw_dir = Path(raw_dir)
+    archive = raw_dir / ARCHIVE.name
+    if not archive.is_file():
+        raise DataError(f"{archive}: missing (run `replab download {name}` first)")
+    if (actual := sha256_file(archive)) != ARCHIVE.sha256:
+        raise DataError(f"{archive}: sha256 {actual}, expected {ARCHIVE.sha256} (download it again)")
+    splits, counts = {}, {"trees": {}, "binary": {}}
+    for split, (labels, texts) in read_trees(archive).items():
+        keep = labels != 2
+        docs = jw_tokenize(t for t, k in zip(texts, keep, strict=True) if k)
+        y = (labels[keep] >= 3).astype(np.int64)
+        lengths = np.array([len(d) for d in docs])
+        kept = jw_length_filter(lengths, cfg.min_length, cfg.filter)
+        counts["trees"][split], counts["binary"][split] = len(labels), int(keep.sum())
+        splits[split] = {"docs": [d for d, k in zip(docs, kept, strict=True) if k], "labels": y[kept]}
+    vocab = fit_vocab(splits["train"]["docs"], 1, sos_eos=True)
+    unlabeled, pool_meta = pool_docs(cfg.unlabeled, raw_dir.parent, cfg.n_unlabeled, cfg.pool_seed,
+                                     f"data.{name}.unlabeled")
+    embeddings, emb_meta = None, {"kind": "random (initialised by the model)"}
+    if cfg.embeddings == "fasttext":
+        from replab.data.fasttext import VEC
+
+        embeddings, emb_meta = fasttext_rows(raw_dir.parent / "fasttext" / VEC.name, vocab, cfg.pool_seed)
+    meta = {"dataset": name, "source": "real: Stanford Sentiment Treebank (PTB trees), Jain & Wallace binary",
+            "sha256": {ARCHIVE.name: ARCHIVE.sha256}, "filter": cfg.filter, "min_length": cfg.min_length,
+            "counts_before_filter": counts["binary"], "trees": counts["trees"],
+            "quirks": {"dropped_by_length_filter": {k: counts["binary"][k] - len(v["labels"])
+                                                     for k, v in splits.items()}},
+            "paper_counts": PAPER_COUNTS, "unlabeled_pool": pool_meta, "embeddings": emb_meta,
+            "labels": {"0": "negative (root 0-1)", "1": "positive (root 3-4)"}}
+    return write_text_splits(Path(out_dir), splits, vocab, meta, sos_eos=True, unlabeled=unlabeled,
+                             embeddings=embeddings)

@@ -1,0 +1,241 @@
+"""What every text data set shares once parsed: tokenisation, a train-fitted vocabulary, padded id arrays.
+
+Processed layout (read by attention_vat), `data/processed/<name>/`:
+  train.npz, dev.npz, test.npz   `tokens` int64 [N, T] (0-padded on the right, T = the split's longest),
+                                  `lengths` int64 [N] (>= 1), `labels` int64 [N] (0 negative, 1 positive),
+                                  `evidence` uint8 [N, T] where the source has rationales (1 = evidence token)
+  unlabeled.npz                   `tokens`, `lengths` (the semi-supervised pool, same vocabulary)
+  vocab.json                      token strings, index = id; 0 "<pad>", 1 "<unk>" (+ "<SOS>", "<EOS>")
+  embeddings.npy                  float32 [V, 300] rows aligned with vocab.json (only with fastText)
+  meta.json                       source, checksums, counts, class balance, vocabulary size, mean length,
+                                  quirks counted, special ids {"pad", "unk", "sos", "eos"}
+
+Jain & Wallace's recipe (successar/AttentionExplanation, preprocess/SST and Trainers/DatasetBC.py):
+`-LRB-` removed, `-RRB-` → space, `re.sub(r"\\W", " ")`, whitespace collapsed, lowercased, then spaCy's
+tokenizer. After the `\\W` substitution only letters, digits and `_` are left, so spaCy's split equals a
+whitespace split except for its few tokenizer exceptions ("cannot" → "can not", "gonna" → "gon na"); we
+split on whitespace and do not depend on spaCy. The vocabulary (CountVectorizer, `min_df`) is fit on train
+only; every sequence is wrapped in `<SOS> … <EOS>` where J&W do so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from replab.io import DataError, atomic_dir, sha256_file, write_json, write_npz
+
+PAD, UNK, SOS, EOS = "<pad>", "<unk>", "<SOS>", "<EOS>"
+SPLITS = ("train", "dev", "test")
+_NON_WORD = re.compile(r"\W+")
+_PTB_BRACKETS = re.compile(r"-LRB-|-RRB-")
+
+
+def jw_clean(text: str) -> str:
+    """J&W's SST/IMDB cleaning of one text: brackets tokens out, non-word characters to spaces, lowercased."""
+    text = _PTB_BRACKETS.sub(lambda m: "" if m.group() == "-LRB-" else " ", text)
+    return _NON_WORD.sub(" ", text).strip().lower()
+
+
+def jw_tokenize(texts: Iterable[str]) -> list[list[str]]:
+    """Token lists of `texts` under J&W's recipe (see the module docstring)."""
+    return [jw_clean(t).split() for t in texts]
+
+
+def fit_vocab(train: Sequence[Sequence[str]], min_df: int = 1, sos_eos: bool = False) -> list[str]:
+    """Vocabulary fit on the training token lists: specials first, then tokens occurring in at least
+    `min_df` documents, by document frequency (descending), ties alphabetical (deterministic)."""
+    import pandas as pd
+
+    specials = [PAD, UNK] + ([SOS, EOS] if sos_eos else [])
+    docs = pd.Series([sorted(set(doc)) for doc in train], dtype=object).explode().dropna()
+    df = docs.value_counts()
+    df = df[(df >= min_df) & ~df.index.isin(specials)]
+    order = np.lexsort((df.index.to_numpy(dtype=str), -df.to_numpy()))
+    return specials + df.index.to_numpy(dtype=str)[order].tolist()
+
+
+def special_ids(vocab: Sequence[str]) -> dict[str, int | None]:
+    index = {tok: i for i, tok in enumerate(vocab[:4])}
+    return {"pad": 0, "unk": 1, "sos": index.get(SOS), "eos": index.get(EOS)}
+
+
+def encode(docs: Sequence[Sequence[str]], vocab: Sequence[str], sos_eos: bool = False,
+           where: str = "text") -> tuple[np.ndarray, np.ndarray]:
+    """(tokens int64 [N, T] 0-padded, lengths int64 [N]); unknown tokens → 1, `<SOS>`/`<EOS>` added when
+    `sos_eos`. Vectorised: one pandas index lookup over all tokens. An empty document is an error."""
+    import pandas as pd
+
+    lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
+    if len(docs) and lengths.min() == 0:
+        raise DataError(f"{where}: document {int(np.argmin(lengths))} has no tokens after cleaning")
+    flat = [tok for doc in docs for tok in doc]
+    ids = pd.Index(list(vocab)).get_indexer(flat).astype(np.int64) if flat else np.zeros(0, np.int64)
+    ids[ids < 0] = 1
+    if sos_eos:
+        sos, eos = vocab.index(SOS), vocab.index(EOS)
+        starts = np.cumsum(lengths) - lengths
+        # interleaved per document, so that at a shared index EOS of one precedes SOS of the next
+        # (np.insert keeps the given order of equal indices)
+        ids = np.insert(ids, np.stack([starts, starts + lengths], 1).ravel(), np.tile([sos, eos], len(docs)))
+        lengths = lengths + 2
+    return pad(ids, lengths), lengths
+
+
+def pad(flat: np.ndarray, lengths: np.ndarray, dtype=np.int64) -> np.ndarray:
+    """Scatter the concatenated sequences `flat` into a right-padded [N, max(lengths)] array of zeros."""
+    out = np.zeros((len(lengths), int(lengths.max()) if len(lengths) else 0), dtype=dtype)
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    cols = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out[rows, cols] = flat
+    return out
+
+
+def pad_masks(masks: Sequence[np.ndarray], sos_eos: bool = False) -> np.ndarray:
+    """Per-document boolean token masks → uint8 [N, T] aligned with `encode` (0 on SOS/EOS and padding)."""
+    if sos_eos:
+        masks = [np.concatenate([[False], m, [False]]) for m in masks]
+    lengths = np.fromiter((len(m) for m in masks), dtype=np.int64, count=len(masks))
+    flat = np.concatenate(masks) if masks else np.zeros(0, bool)
+    return pad(flat.astype(np.uint8), lengths, dtype=np.uint8)
+
+
+def jw_length_filter(lengths: np.ndarray, min_length: int, mode: str) -> np.ndarray:
+    """Keep-mask of J&W's `filterbylength` (DatasetBC.py), on token counts without SOS/EOS.
+
+    faithful: `min_length < len < max(len)`: `max_length=None` becomes the split's maximum with a strict
+    `<`, so the longest document(s) of every split are silently dropped (the quirk, kept by default);
+    min_length: only `len > min_length`; none: keep everything."""
+    if mode == "none" or len(lengths) == 0:
+        return np.ones(len(lengths), dtype=bool)
+    keep = lengths > min_length
+    if mode == "faithful":
+        keep &= lengths < lengths.max()
+    return keep
+
+
+def write_text_splits(out_dir: Path, splits: dict[str, dict], vocab: list[str], meta: dict, *,
+                      sos_eos: bool, unlabeled: Sequence[Sequence[str]] | None = None,
+                      embeddings: np.ndarray | None = None) -> dict:
+    """Encode and write the processed layout atomically (the whole directory appears, or nothing changes).
+
+    `splits[name]` = {"docs": token lists, "labels": int array, optional "evidence": bool masks per doc}."""
+    counts, balance, mean_len = {}, {}, {}
+    with atomic_dir(out_dir) as tmp:
+        for name, split in splits.items():
+            tokens, lengths = encode(split["docs"], vocab, sos_eos, where=f"{meta['dataset']} {name}")
+            labels = np.asarray(split["labels"], dtype=np.int64)
+            arrays = {"tokens": tokens, "lengths": lengths, "labels": labels}
+            if "evidence" in split:
+                arrays["evidence"] = pad_masks(split["evidence"], sos_eos)
+                assert arrays["evidence"].shape == tokens.shape
+            write_npz(tmp / f"{name}.npz", **arrays)
+            counts[name] = int(len(labels))
+            balance[name] = {"negative": int((labels == 0).sum()), "positive": int((labels == 1).sum())}
+            mean_len[name] = round(float(lengths.mean()), 2) if len(lengths) else 0.0
+        if unlabeled is not None:
+            tokens, lengths = encode(unlabeled, vocab, sos_eos, where=f"{meta['dataset']} unlabeled")
+            write_npz(tmp / "unlabeled.npz", tokens=tokens, lengths=lengths)
+            counts["unlabeled"] = int(len(lengths))
+            mean_len["unlabeled"] = round(float(lengths.mean()), 2) if len(lengths) else 0.0
+        if embeddings is not None:
+            np.save(tmp / "embeddings.npy", embeddings.astype(np.float32))
+        write_json(tmp / "vocab.json", vocab)
+        known = set(vocab)
+        unk = {name: round(float(np.mean([tok not in known for doc in s["docs"][:2000] for tok in doc] or [0.0])), 4)
+               for name, s in splits.items() if name != "train"}
+        meta = {**meta, "counts": counts, "class_balance": balance, "vocab_size": len(vocab),
+                "mean_length": mean_len, "mean_length_counts_sos_eos": sos_eos,
+                "oov_rate_first_2000": unk, "special_ids": special_ids(vocab)}
+        write_json(tmp / "meta.json", meta)
+    return meta
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Unlabeled pools and pretrained embeddings shared by the real text sets (sst, imdb, eraser_movies)
+
+POOLS = ("none", "lm1b", "imdb_unsup")
+EMBEDDINGS = ("random", "fasttext")
+
+
+def pool_docs(pool: str, raw_root: Path, n: int, seed: int, where: str) -> tuple[list[list[str]] | None, dict]:
+    """Token lists of the unlabeled pool `pool` (None for "none"): `n` seeded-random texts (0 = all) from
+    `raw_root/lm1b` (the 1 % sample, replab.data.lm1b) or the aclImdb `unsup` reviews (replab.data.imdb),
+    cleaned by J&W's recipe; plus a meta record (source file, sha256, sizes)."""
+    if pool == "none":
+        return None, {"pool": "none"}
+    if pool == "lm1b":
+        from replab.data.lm1b import SAMPLE
+
+        path = raw_root / "lm1b" / SAMPLE
+        if not path.is_file():
+            raise DataError(f"{path}: missing; {where} = lm1b needs `replab download lm1b` first "
+                            "(lm1b must be listed in `datasets`)")
+        texts = read_lines(path)
+    elif pool == "imdb_unsup":
+        from replab.data.imdb import ARCHIVE, read_reviews
+
+        path = raw_root / "imdb" / ARCHIVE.name
+        if not path.is_file():
+            raise DataError(f"{path}: missing; {where} = imdb_unsup needs `replab download imdb` first")
+        texts = [t for t, _ in read_reviews(path, ("train/unsup",)).values()]
+    else:
+        raise DataError(f"{where} = {pool!r}: unknown pool (allowed: {', '.join(POOLS)})")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(texts))
+    docs = [d for d in jw_tokenize(texts[i] for i in order) if d]
+    docs = docs[:n] if n else docs
+    return docs, {"pool": pool, "file": str(path), "sha256": sha256_file(path), "available": len(texts),
+                  "used": len(docs), "seed": seed}
+
+
+def read_lines(path: Path) -> list[str]:
+    """Non-empty lines of a UTF-8 text file; one-line DataError naming it otherwise."""
+    try:
+        return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: unreadable ({err})") from None
+
+
+def fasttext_rows(path: Path, vocab: Sequence[str], seed: int = 0) -> tuple[np.ndarray, dict]:
+    """float32 [V, d] rows of a fastText `.vec` (header "<count> <dim>", then "<word> <d floats>") for the
+    words of `vocab` only, streamed line by line; words without a vector get N(0, std of the found rows)
+    (seeded), `<pad>` gets zeros. DataError naming the file on a malformed header or row."""
+    index = {tok: i for i, tok in enumerate(vocab)}
+    try:
+        fh = open(path, encoding="utf-8", errors="strict")
+    except OSError as err:
+        raise DataError(f"{path}: unreadable ({err}); run `replab download fasttext`") from None
+    with fh:
+        try:
+            header = fh.readline().split()
+            count, dim = int(header[0]), int(header[1])
+        except (ValueError, IndexError, UnicodeDecodeError):
+            raise DataError(f"{path}: line 1: expected the header '<count> <dim>'") from None
+        out = np.zeros((len(vocab), dim), dtype=np.float32)
+        found = np.zeros(len(vocab), dtype=bool)
+        lineno = 1
+        try:
+            for n, line in enumerate(fh, 2):
+                lineno = n
+                word, _, rest = line.rstrip("\n").rstrip(" ").partition(" ")
+                i = index.get(word)
+                if i is None:
+                    continue
+                row = np.array(rest.split(" "), dtype=np.float32)
+                if row.shape != (dim,) or not np.isfinite(row).all():
+                    raise ValueError(f"{row.size} values")
+                out[i], found[i] = row, True
+        except (ValueError, UnicodeDecodeError) as err:
+            raise DataError(f"{path}: line {lineno}: not '<word> <{dim} floats>' ({err})") from None
+    if lineno - 1 != count:
+        raise DataError(f"{path}: header announces {count} vectors, file has {lineno - 1} (truncated?)")
+    missing = ~found
+    missing[0] = False  # <pad> stays zero
+    std = float(out[found].std()) if found.any() else 1.0
+    out[missing] = np.random.default_rng(seed).normal(0.0, std, size=(int(missing.sum()), dim))
+    return out, {"file": str(path), "sha256": sha256_file(path), "dim": dim, "vectors_in_file": count,
+                 "vocab_found": int(found.sum()), "vocab_random": int(missing.sum())}

