@@ -9,6 +9,7 @@
     replab check                              validate every params section
     replab bench [paper ...]                  training-step throughput
     replab sweep <paper> key=v1,v2 ... [--run -j N]   queue a param grid as `dvc exp run --queue`
+    replab sweep <paper> key=v1,v2 ... --executor slurm [--collect]   the grid as a SLURM job array
     replab compare <paper> [exp ...] [--format md|csv]  chosen experiments side by side
 
 Errors in params or data end the command with one line on stderr naming the key or file, exit code 2.
@@ -65,6 +66,21 @@ def _check(_args) -> None:
     print(f"{PARAMS_FILE}: ok")
 
 
+def _sweep(a) -> None:
+    if a.executor == "queue":
+        if a.collect or a.only_failed:
+            raise ParamError("sweep --collect / --only-failed: only with --executor slurm (queue: --run)")
+        if not a.grid:
+            raise ParamError("sweep: give the grid as key=v1,v2,...")
+        importlib.import_module("replab.compare").sweep(
+            a.paper, a.grid, a.profile, a.fixed, a.name, a.run_queue, a.jobs, a.dry_run, a.timeout, a.allow_dirty)
+        return
+    slurm = importlib.import_module("replab.slurm")
+    slurm.sweep(a.paper, a.grid, a.profile, a.fixed, a.name,
+                slurm.Resources(a.partition, a.time, a.cpus_per_task, a.gres), a.dry_run, a.collect,
+                a.only_failed, a.allow_dirty, a.git_remote, a.scratch, a.timeout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="replab", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -101,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="queue a param grid of one paper as DVC experiments (dvc exp run --queue)")
     p.add_argument("paper")
-    p.add_argument("grid", nargs="+", metavar="key=v1,v2,...",
+    p.add_argument("grid", nargs="*", metavar="key=v1,v2,...",
                    help="values per key (cartesian product); keys relative to the paper's section or full dotted")
     p.add_argument("--profile", help="profile named in every run (default: params.yaml's meta.profile)")
     p.add_argument("--set", dest="fixed", action="append", default=[], metavar="KEY=VALUE",
@@ -114,8 +130,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the dvc commands only")
     p.add_argument("--allow-dirty", action="store_true",
                    help="queue even though untracked files (which the queued runs would not see) exist")
-    p.set_defaults(run=lambda a: importlib.import_module("replab.compare").sweep(
-        a.paper, a.grid, a.profile, a.fixed, a.name, a.run_queue, a.jobs, a.dry_run, a.timeout, a.allow_dirty))
+    p.add_argument("--executor", choices=["queue", "slurm"], default="queue",
+                   help="queue: `dvc exp run --queue` here; slurm: an sbatch job array (replab.slurm)")
+    slurm = p.add_argument_group("--executor slurm")
+    slurm.add_argument("--partition", help="sbatch --partition")
+    slurm.add_argument("--time", help="sbatch --time per job (e.g. 2:00:00)")
+    slurm.add_argument("--cpus-per-task", type=int, help="sbatch --cpus-per-task")
+    slurm.add_argument("--gres", help="sbatch --gres of each array task, e.g. gpu:1")
+    slurm.add_argument("--collect", action="store_true",
+                       help="wait for the array, `dvc exp pull` its experiments, compare them, name failed points "
+                            "(without a grid: of the earlier sweep --name)")
+    slurm.add_argument("--only-failed", action="store_true", help="resubmit the failed points of sweep --name")
+    slurm.add_argument("--git-remote", default="origin", help="Git remote the tasks push experiments to")
+    slurm.add_argument("--scratch", help="where tasks clone the commit, on the node (default: $TMPDIR or /tmp)")
+    p.set_defaults(run=_sweep)
 
     p = sub.add_parser("compare", help="chosen experiments of one paper side by side (Markdown or CSV)")
     p.add_argument("paper")

@@ -125,6 +125,17 @@ def expand_grid(paper: str, assignments: Sequence[str], params: dict | None = No
     return [list(point) for point in itertools.product(*axes)]
 
 
+def plan_grid(paper: str, grid: Sequence[str], profile: str | None = None,
+              fixed: Sequence[str] = ()) -> tuple[str, list[str], list[list[str]]]:
+    """(profile, fixed overrides, grid points) of a sweep, checked against params.yaml; the profile defaults to
+    params.yaml's meta.profile. Shared by the queue and SLURM executors."""
+    _check_paper(paper)
+    params = _read_params()
+    profile = profile or params.get("meta", {}).get("profile") or "quick"
+    fixed = ["=".join(full_key(paper, item, params)) for item in fixed]
+    return profile, fixed, expand_grid(paper, grid, params)
+
+
 def queue_commands(points: list[list[str]], profile: str, fixed: Sequence[str] = (),
                    name: str | None = None) -> list[list[str]]:
     """One `dvc exp run --queue` per grid point; the profile is named in every run (Hydra recomposes
@@ -178,24 +189,33 @@ def failure_report(name: str, lines: int = 30) -> str:
             f"(Celery worker logs: {WORKER_LOGS}) ---\n{tail}")
 
 
-def unseen_paths(cwd: str | Path | None = None) -> list[str]:
+def unseen_paths(cwd: str | Path | None = None, committed: bool = False) -> list[str]:
     """Files a queued run would not see: untracked files Git does not ignore. (`dvc exp run --queue` gives each
     run the commit plus the workspace's tracked and staged changes, recorded in the experiment's commit; untracked
-    files stay behind, and the run executes its own copy's code, src/replab/__main__.py.)"""
-    result = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "-z"], cwd=cwd,
-                            capture_output=True, text=True)
-    if result.returncode:
-        raise DataError(f"sweep: `git ls-files` failed: {result.stderr.strip() or 'not a Git repository?'}")
-    return sorted(p for p in result.stdout.split("\0") if p)
+    files stay behind, and the run executes its own copy's code, src/replab/__main__.py.) With `committed`
+    (runs that clone the commit, as SLURM tasks do), also tracked files changed or staged since HEAD."""
+    commands = [["ls-files", "--others", "--exclude-standard", "-z"]]
+    if committed:
+        commands.append(["diff", "HEAD", "--name-only", "-z"])
+    paths = set()
+    for args in commands:
+        result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+        if result.returncode:
+            raise DataError(f"sweep: `git {args[0]}` failed: {result.stderr.strip() or 'not a Git repository?'}")
+        paths.update(p for p in result.stdout.split("\0") if p)
+    return sorted(paths)
 
 
-def check_clean(cwd: str | Path | None = None, shown: int = 8) -> None:
-    """Raise DataError naming the untracked files that queued runs would silently lack."""
-    paths = unseen_paths(cwd)
+def check_clean(cwd: str | Path | None = None, shown: int = 8, committed: bool = False) -> None:
+    """Raise DataError naming the untracked files that queued runs would silently lack (with `committed`: every
+    uncommitted change, which runs of the commit alone lack)."""
+    paths = unseen_paths(cwd, committed)
     if paths:
         more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
-        raise DataError(f"sweep: queued runs would not see these untracked files: {', '.join(paths[:shown])}{more} "
-                        "(`git add` or commit them, or rerun with --allow-dirty)")
+        what = "runs of the commit would not see these uncommitted changes" if committed else \
+            "queued runs would not see these untracked files"
+        hint = "commit them" if committed else "`git add` or commit them"
+        raise DataError(f"sweep: {what}: {', '.join(paths[:shown])}{more} ({hint}, or rerun with --allow-dirty)")
 
 
 def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Sequence[str] = (),
@@ -203,11 +223,8 @@ def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Se
           timeout: float | None = None, allow_dirty: bool = False) -> list[str]:
     """Queue the grid (print each command), optionally run the queue and wait. Returns experiment names.
     Refuses (DataError) when untracked files would be missing from the queued runs, unless `allow_dirty`."""
-    _check_paper(paper)
-    params = _read_params()
-    profile = profile or params.get("meta", {}).get("profile") or "quick"
-    fixed = ["=".join(full_key(paper, item, params)) for item in fixed]
-    commands = queue_commands(expand_grid(paper, grid, params), profile, fixed, name)
+    profile, fixed, points = plan_grid(paper, grid, profile, fixed)
+    commands = queue_commands(points, profile, fixed, name)
     if not (dry_run or allow_dirty):
         check_clean()
     names = []

@@ -153,7 +153,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 @dataclasses.dataclass(frozen=True)
 class Runtime:
     device: str = param("auto", choices=DEVICES, doc="auto picks cuda → mps → cpu")
-    threads: int = param(0, ge=0, doc="torch CPU threads; 0 = all cores")
+    threads: int = param(0, ge=0, doc="torch CPU threads; 0 = the CPUs available (runtime.available_cpus)")
     deterministic: bool = param(True, doc="torch deterministic algorithms (same seed → same metrics)")
     tf32: bool = param(True, doc="allow TF32 matmuls on Ampere+ GPUs")
     compile: bool = param(False, doc="wrap models in torch.compile (GPU runs)")

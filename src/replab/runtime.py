@@ -13,6 +13,17 @@ import numpy as np
 from replab.params import ParamError, Runtime
 
 
+def available_cpus() -> int:
+    """The CPUs this process may use: SLURM's `--cpus-per-task` inside a job (SLURM_CPUS_PER_TASK; without
+    CPU binding the affinity mask is the whole node), else the affinity mask (cgroups, taskset), else all cores."""
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit() and int(slurm) > 0:
+        return int(slurm)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def setup(runtime: Runtime, seed: int):
     """Seed everything, pick the device, set threads and determinism. Returns the torch.device."""
     if runtime.deterministic:
@@ -21,7 +32,7 @@ def setup(runtime: Runtime, seed: int):
     import torch
 
     device = choose_device(runtime.device)
-    torch.set_num_threads(runtime.threads or os.cpu_count() or 1)
+    torch.set_num_threads(runtime.threads or available_cpus())
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
