@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.data.text import EMBEDDINGS, fasttext_rows, fit_vocab, write_text_splits
+from replab.data.text import EMBEDDINGS, embeddings_for, fit_vocab, pinned_raw, write_text_splits
 from replab.download import RemoteFile, fetch, offline_hint
-from replab.io import DataError, sha256_file
+from replab.io import DataError
 from replab.params import param
 
 ARCHIVE = RemoteFile(
@@ -111,11 +111,7 @@ def evidence_mask(row: dict, n_tokens: int, where: str) -> np.ndarray:
 def prepare(name: str, cfg: EraserMoviesConfig, raw_dir: Path, out_dir: Path, split_seed: int) -> dict:
     """ERASER movies → the processed text layout with `evidence` masks; `split_seed` unused."""
     raw_dir = Path(raw_dir)
-    archive = raw_dir / ARCHIVE.name
-    if not archive.is_file():
-        raise DataError(f"{archive}: missing (run `replab download {name}` first)")
-    if (actual := sha256_file(archive)) != ARCHIVE.sha256:
-        raise DataError(f"{archive}: sha256 {actual}, expected {ARCHIVE.sha256} (download it again)")
+    archive = pinned_raw(raw_dir / ARCHIVE.name, ARCHIVE.sha256, name)
     annotations, docs = read_archive(archive)
     splits, quirks, rationale_rate = {}, {"empty_evidence": {}, "duplicate_rows_dropped": {}}, {}
     for split, rows in annotations.items():
@@ -140,11 +136,7 @@ def prepare(name: str, cfg: EraserMoviesConfig, raw_dir: Path, out_dir: Path, sp
                          "evidence": masks}
         rationale_rate[split] = round(float(np.concatenate(masks).mean()), 4) if masks else 0.0
     vocab = fit_vocab(splits["train"]["docs"], cfg.min_df, sos_eos=False)
-    embeddings, emb_meta = None, {"kind": "random (initialised by the model)"}
-    if cfg.embeddings == "fasttext":
-        from replab.data.fasttext import VEC
-
-        embeddings, emb_meta = fasttext_rows(raw_dir.parent / "fasttext" / VEC.name, vocab, cfg.embedding_seed)
+    embeddings, emb_meta = embeddings_for(cfg.embeddings, raw_dir.parent, vocab, cfg.embedding_seed)
     meta = {"dataset": name, "source": "real: ERASER movies (Zaidan et al. rationales)",
             "sha256": {ARCHIVE.name: ARCHIVE.sha256}, "raw_counts": {k: len(v) for k, v in annotations.items()},
             "paper_counts": {"train": 1600, "dev": 200, "test": 199}, "quirks": quirks,

