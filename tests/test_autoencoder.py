@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -193,3 +194,58 @@ def test_train_evaluate_summarize_end_to_end(tmp_path, monkeypatch):
     for name in ("reconstructions_simple", "reconstructions_denoising", "anomaly_roc_auc"):
         assert (tmp_path / f"plots/autoencoder/summary/{name}.png").exists()
     assert "| ROC-AUC |" in section.markdown
+
+    # a diverged run (NaN test loss) and an undefined ROC-AUC (one-class split): – and a note, no crash
+    from replab import report
+    from replab.io import read_json, write_json
+
+    broken = {**simple, "test_loss": float("nan"), "test_psnr": float("inf")}
+    write_json(tmp_path / "metrics/autoencoder/simple-0.json", broken)
+    auc = read_json(tmp_path / "metrics/autoencoder/anomaly.json")
+    write_json(tmp_path / "metrics/autoencoder/anomaly.json",
+               {**auc, "roc_auc": {**auc["roc_auc"], "3": float("nan")}, "roc_auc_mean": auc["roc_auc"]["0"]})
+    report._GATHERED.clear()
+    section = ae.summarize(cfg, {})
+    s = section.summary
+    assert {k: s["test_loss"]["simple"][k] for k in ("mean", "std", "n", "missing")} == \
+        {"mean": None, "std": None, "n": 0, "missing": 1}
+    assert s["test_psnr"]["simple"]["mean"] is None and s["test_mse"]["simple"]["mean"] == simple["test_mse"]
+    assert s["claims"]["deep_le_simple_loss"] is None and s["anomaly_roc_auc"]["3"] is None
+    assert s["anomaly_roc_auc"]["mean"] == auc["roc_auc"]["0"]
+    assert f"| {ae.MODEL_LABELS['simple']} | 32 | 1 | 16 | – | ≈ 0.09 |" in section.markdown
+    assert f"| ROC-AUC | {auc['roc_auc']['0']:.3f} | – |" in section.markdown
+    assert "not testable (missing values)" in section.markdown
+    assert report.missing_note("autoencoder").endswith(
+        "`simple-0`: test_loss; `simple-0`: test_psnr; `anomaly`: roc_auc.3.")
+
+
+def test_nan_anomaly_scores_stop_evaluation_with_one_line(tmp_path, monkeypatch, capsys):
+    """scikit-learn's roc_auc_score would end in a `ValueError: Input contains NaN.` traceback."""
+    import yaml
+
+    from replab.cli import main
+    from replab.io import NonFiniteError
+    ae_evaluate = importlib.import_module("replab.papers.autoencoder.evaluate")  # the module, not the function
+
+    _tiny_images(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    cfg = parse(ae.Config, {"dataset": "mnist5k", "seeds": [0], "models": ["simple"],
+                            "simple": {"epochs": 1, "batch_size": 16},
+                            "anomaly": {"epochs": 1, "batch_size": 16, "held_out": [3]}}, "test")
+    anomaly = Variant("autoencoder", ae.ANOMALY, {})
+    ae.train(cfg, Runtime(progress=False, threads=1), anomaly)
+    monkeypatch.setattr(ae_evaluate, "per_image_error", lambda out, x, score: torch.full((len(x),), float("nan")))
+    with pytest.raises(NonFiniteError) as err:
+        ae.evaluate(cfg, Runtime(progress=False, threads=1), anomaly)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("autoencoder anomaly: anomaly scores of the model without class 3: ")
+    assert "NaN or infinite" in msg and not (tmp_path / "metrics/autoencoder/anomaly.json").exists()
+    # through the command line: one `error:` line, exit 2
+    params = {"autoencoder": {"dataset": "mnist5k", "seeds": [0], "models": ["simple"],
+                              "simple": {"epochs": 1, "batch_size": 16},
+                              "anomaly": {"epochs": 1, "batch_size": 16, "held_out": [3]}},
+              "runtime": {"progress": False, "threads": 1}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["evaluate", "autoencoder", ae.ANOMALY]) == 2
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert err_lines[-1].startswith("error: autoencoder anomaly: anomaly scores of the model without class 3: ")

@@ -22,6 +22,9 @@ def test_paper_profile_uses_real_mnist_full_sweep_and_five_seeds():
     assert params["datasets"] == ["mnist", "emnist_writers", "usc_had", "lm1b", "fasttext", "sst", "imdb",
                                   "eraser_movies"]
     assert params["attention_vat"]["dataset"] == "sst" and params["data"]["sst"]["unlabeled"] == "lm1b"
+    # sst / imdb mirror data.lm1b's sample params, so a new sample reruns their prepare stages
+    sample = compose("profile=paper", "data.lm1b.fraction=0.02")["data"]
+    assert sample["sst"]["lm1b_fraction"] == sample["imdb"]["lm1b_fraction"] == 0.02
     assert params["aae_ssl"]["dataset"] == "mnist"
     assert params["split_vae"]["dataset"] == "emnist_writers"
     assert params["censor"]["dataset"] == "usc_had"

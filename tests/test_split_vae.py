@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -245,3 +246,32 @@ def test_exp2_subset_must_exist(tmp_path, monkeypatch):
     with pytest.raises(ParamError, match="n_writers = 4"):
         sv.train(cfg, Runtime(progress=False, threads=1),
                  Variant("split_vae", "exp2-0", {"experiment": "exp2", "seed": 0}))
+
+
+def test_tsne_of_constant_latents_is_skipped_without_calling_tsne(tmp_path, monkeypatch):
+    """Identical rows (a collapsed latent) crash scikit-learn's TSNE with a segfault: never call it on them."""
+    import sklearn.manifold
+
+    class NoTSNE:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("TSNE must not be called on degenerate latents")
+
+    monkeypatch.setattr(sklearn.manifold, "TSNE", NoTSNE)
+    cfg = parse(sv.Config, {}, "test").tsne
+    xy, reason = sv.tsne_embed(np.full((40, 10), 0.3, np.float32), cfg, 0)
+    assert xy is None and "all 40 points are identical" in reason
+    xy, reason = sv.tsne_embed(np.zeros((3, 10)), cfg, 0)
+    assert xy is None and "fewer than 5" in reason
+
+    # the report draws the skipped panels as a note; the other latent's panels stay
+    from replab.io import write_npz
+    from replab.papers.split_vae.report import _tsne_figure
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    write_npz(tmp_path / "plots/split_vae/variants/exp2-0/tsne.npz", b=rng.normal(size=(12, 2)),
+              a_skipped=np.array(reason), digit=rng.integers(0, 10, 12), writer=rng.integers(0, 3, 12),
+              index=np.arange(12))
+    path, skipped = _tsne_figure(Path("plots/split_vae/variants/exp2-0"), Path("plots/split_vae/summary/exp2_tsne.png"))
+    assert skipped == {"A": reason} and path == "split_vae/summary/exp2_tsne.png"
+    assert (tmp_path / "plots" / path).stat().st_size > 1000

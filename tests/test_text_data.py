@@ -274,6 +274,7 @@ def sst_zip(server, monkeypatch):
 def write_pool_and_vectors(raw_root: Path) -> None:
     (raw_root / "lm1b").mkdir(parents=True)
     (raw_root / "lm1b" / lm1b.SAMPLE).write_text("The film , too , was fine .\nA man walks .\n\nNo way !\n")
+    (raw_root / "lm1b" / lm1b.RECORD).write_text(json.dumps({"fraction": 0.01, "seed": 0}))
     (raw_root / "fasttext").mkdir(parents=True)
     (raw_root / "fasttext" / "wiki.simple.vec").write_text(
         "3 4\nfilm 0.1 0.2 0.3 0.4\nzebra 1 1 1 1\ngreat -0.5 0.5 -0.5 0.5\n")
@@ -302,6 +303,11 @@ def test_sst_download_and_prepare_jw_recipe(sst_zip, tmp_path):
     none = sst.prepare("sst", sst.SstConfig(filter="none", unlabeled="none"), raw_root / "sst", tmp_path / "o2", 0)
     assert {k: none["counts"][k] for k in ("train", "dev", "test")} == {"train": 5, "dev": 3, "test": 2}
     assert not (tmp_path / "o2" / "unlabeled.npz").exists()
+    # a sample drawn with other data.lm1b params than the ones data.sst mirrors: refused, nothing written
+    with pytest.raises(DataError) as err:
+        sst.prepare("sst", dataclasses.replace(cfg, lm1b_seed=7), raw_root / "sst", tmp_path / "o3", 0)
+    one_line_naming(err, lm1b.SAMPLE)
+    assert not (tmp_path / "o3").exists()
 
 
 def test_sst_wrong_checksum_truncated_zip_and_missing_pool(sst_zip, tmp_path, monkeypatch):

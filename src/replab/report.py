@@ -5,6 +5,11 @@ metrics for the sweep currently in params.yaml (a missing variant is an error, a
 is ignored), draws its summary figures under plots/<paper>/summary/, and returns Markdown plus the summary
 dict. The papers come from the registry `replab.papers.PAPERS`, in its order. This module owns the shared
 pieces: gathering, mean ± std, Markdown tables, figure saving and the final files.
+
+Missing values: a metric that was NaN or infinite in a run is null in its JSON (replab.io.write_json). Every
+helper here takes None / NaN / inf as missing: `mean_std` skips and counts it (mean None when nothing is left),
+`fmt` shows "–", `greater` gives None (not testable). Values read through `Records.stats` / `Records.value`
+are noted, and the report adds one note per paper naming each variant and metric that was missing.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from replab.params import PARAMS_FILE, load_section, read_params
 REPORT_PATH = Path("plots/report.md")
 
 
+MISSING = "–"
+
+
 @dataclass
 class Section:
     paper: str
@@ -30,7 +38,36 @@ class Section:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def gather(paper: str, keys: Iterable[str]) -> dict[str, dict]:
+class Records(dict):
+    """{variant key: its metrics/<paper>/<key>.json} of one paper, as `gather` returns it.
+
+    `stats` / `value` read metrics from it and note each missing one (null, NaN or inf) with its variant, so
+    the report can say which runs lacked which metric."""
+
+    def __init__(self, paper: str, records: dict[str, dict]):
+        super().__init__(records)
+        self.paper = paper
+        self.missing: list[tuple[str, str]] = []  # (variant key, metric), in the order met
+
+    def value(self, key: str, metric: str) -> float | None:
+        """records[key][metric] as a float (`metric` may be dotted: "roc_auc.3"); None, noted, if missing."""
+        node: Any = self[key]
+        for part in metric.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        number = finite(node)
+        if number is None and (key, metric) not in self.missing:
+            self.missing.append((key, metric))
+        return number
+
+    def stats(self, keys: Iterable[str], metric: str) -> dict[str, Any]:
+        """mean_std of `metric` over the variants `keys` (seeds); missing values are skipped and noted."""
+        return mean_std([self.value(k, metric) for k in keys])
+
+
+_GATHERED: dict[str, list[Records]] = {}  # per paper, what `gather` returned during this report
+
+
+def gather(paper: str, keys: Iterable[str]) -> Records:
     """metrics/<paper>/<key>.json for exactly these keys (the current sweep)."""
     found, missing = {}, []
     for key in keys:
@@ -42,22 +79,95 @@ def gather(paper: str, keys: Iterable[str]) -> dict[str, dict]:
     if missing:
         raise DataError(f"{missing[0]}: missing ({len(missing)} variant(s) of the current sweep not evaluated; "
                         "run `dvc repro`)")
-    return found
+    records = Records(paper, found)
+    _GATHERED.setdefault(paper, []).append(records)
+    return records
 
 
-def mean_std(values: Sequence[float]) -> dict[str, float]:
-    """Mean and sample standard deviation (ddof = 1, as papers report over seeds); std 0 for one seed."""
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return {"mean": mean, "std": std, "n": n}
+def missing_note(paper: str) -> str:
+    """One Markdown paragraph naming every (variant, metric) read as missing for `paper`; "" if none."""
+    items = list(dict.fromkeys(m for records in _GATHERED.get(paper, []) for m in records.missing))
+    if not items:
+        return ""
+    listed = "; ".join(f"`{key}`: {metric}" for key, metric in items)
+    return (f"Missing values ({len(items)}; NaN or infinite in the run, written as null, shown as {MISSING} and "
+            f"left out of means): {listed}.")
 
 
-def fmt(stat: dict[str, float] | tuple[float, float] | None, digits: int = 2) -> str:
+def finite(value: Any) -> float | None:
+    """`value` as a float if it is a finite number, else None (None, NaN, ±inf, a non-number: missing)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def mean_std(values: Sequence[float | None]) -> dict[str, Any]:
+    """Mean and sample standard deviation (ddof = 1, as papers report over seeds); std 0 for one seed.
+
+    None / NaN / inf values are missing: skipped, and counted in "missing" (key present only then); with no
+    value left, mean and std are None (null in the summary JSON, "–" in tables)."""
+    present = [v for v in map(finite, values) if v is not None]
+    n, lost = len(present), len(values) - len(present)
+    if n == 0:
+        return {"mean": None, "std": None, "n": 0, "missing": lost}
+    mean = sum(present) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in present) / (n - 1)) if n > 1 else 0.0
+    return {"mean": mean, "std": std, "n": n, **({"missing": lost} if lost else {})}
+
+
+def fmt(stat: dict[str, Any] | tuple[float, float] | None, digits: int = 2) -> str:
+    """"mean ± std"; "–" when missing; "(n of N)" appended when some seeds' values were missing."""
     if stat is None:
-        return "–"
+        return MISSING
     mean, std = (stat["mean"], stat["std"]) if isinstance(stat, dict) else stat
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    if finite(mean) is None:
+        return MISSING
+    text = f"{mean:.{digits}f} ± {finite(std) or 0.0:.{digits}f}"
+    lost = stat.get("missing", 0) if isinstance(stat, dict) else 0
+    return f"{text} ({stat['n']} of {stat['n'] + lost})" if lost else text
+
+
+def greater(a: dict[str, Any] | float | None, b: dict[str, Any] | float | None) -> bool | None:
+    """mean(a) > mean(b) for stats dicts or plain numbers; None (not testable) when either is missing."""
+    x, y = (finite(v["mean"] if isinstance(v, dict) else v) for v in (a, b))
+    return None if x is None or y is None else x > y
+
+
+def all_hold(verdicts: Iterable[bool | None]) -> bool | None:
+    """Three-valued AND of claim verdicts: False if any fails, else None (not testable) if any is None
+    (a missing value), else True. None as well when there is no verdict at all."""
+    verdicts = list(verdicts)
+    if False in verdicts:
+        return False
+    return None if not verdicts or None in verdicts else True
+
+
+def plot_values(values: Iterable[Any]) -> list[float]:
+    """Numbers for matplotlib: a missing value (None, NaN, inf) becomes NaN, which leaves a gap in the line."""
+    return [math.nan if finite(v) is None else float(v) for v in values]
+
+
+def embedding_skip_reason(x: Any, min_points: int = 5) -> str | None:
+    """Why a 2-D embedding (t-SNE) of the rows of `x` (N, D) must not be computed, or None when it can be.
+
+    Degenerate inputs: NaN / inf values; fewer than `min_points` rows; rows identical up to rounding (spread
+    max_j (max_i x_ij − min_i x_ij) ≤ 1e-9 · max(1, max |x|)), e.g. the latents of a collapsed model. On those
+    scikit-learn's TSNE divides by a zero standard deviation in its PCA initialisation and its Barnes–Hut tree
+    then crashes the whole process (a segfault, no exception), so the check must come first. Numpy only."""
+    import numpy as np
+
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        return f"expected a 2-D array (points × features), got shape {x.shape}"
+    if len(x) < min_points:
+        return f"{len(x)} point(s), fewer than {min_points}"
+    bad = int((~np.isfinite(x)).any(axis=1).sum())
+    if bad:
+        return f"{bad} of {len(x)} points hold NaN or infinite values"
+    spread = float(np.ptp(x, axis=0).max()) if x.shape[1] else 0.0
+    if spread <= 1e-9 * max(1.0, float(np.abs(x).max())):
+        return f"all {len(x)} points are identical up to rounding (spread {spread:.3g}): nothing to embed"
+    return None
 
 
 def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -66,8 +176,11 @@ def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def band_verdict(ours: dict[str, float], paper: tuple[float, float], lower_is_better: bool = True) -> str:
-    """On real data: within the paper's mean ± 2·(paper std + our std) band, or better / worse."""
+def band_verdict(ours: dict[str, Any], paper: tuple[float, float], lower_is_better: bool = True) -> str:
+    """On real data: within the paper's mean ± 2·(paper std + our std) band, or better / worse; "– (missing)"
+    when our value is missing."""
+    if finite(ours.get("mean")) is None:
+        return f"{MISSING} (missing)"
     tolerance = 2 * (paper[1] + ours["std"])
     diff = ours["mean"] - paper[0]
     if abs(diff) <= tolerance:
@@ -99,6 +212,7 @@ def run_summary(records: Iterable[dict]) -> dict[str, Any]:
 
 def main() -> None:
     params = read_params()
+    _GATHERED.clear()
     sections = []
     for paper in PAPERS:
         if paper not in params:
@@ -106,6 +220,9 @@ def main() -> None:
         module = paper_module(paper)
         cfg = load_section(module.Config, paper, PARAMS_FILE, params)
         section = module.summarize(cfg, params)
+        note = missing_note(paper)
+        if note:
+            section.markdown = f"{section.markdown.rstrip()}\n\n{note}\n"
         write_json(Path("metrics") / f"{paper}.json", section.summary)
         sections.append(section)
     profile = params.get("meta", {}).get("profile", "?")

@@ -65,6 +65,8 @@ class ImdbConfig:
     unlabeled: str = param("lm1b", choices=list(POOLS), doc="unlabeled pool: lm1b sample or aclImdb unsup")
     n_unlabeled: int = param(150_000, ge=0, doc="texts drawn from the pool (0 = all); paper: 150,000")
     pool_seed: int = param(0, ge=0, doc="seeds the draw from the pool and random embedding rows")
+    lm1b_fraction: float = param(0.01, gt=0.0, le=1.0, doc="= data.lm1b.fraction (so DVC reruns on a new sample)")
+    lm1b_seed: int = param(0, ge=0, doc="= data.lm1b.seed (checked against the sample's record)")
     embeddings: str = param("random", choices=list(EMBEDDINGS), doc="fasttext: wiki.simple rows of the vocabulary")
 
 
@@ -123,7 +125,7 @@ def prepare(name: str, cfg: ImdbConfig, raw_dir: Path, out_dir: Path, split_seed
         splits[split] = {"docs": [d for d, k in zip(chosen, kept, strict=True) if k], "labels": y[idx][kept]}
     vocab = fit_vocab(splits["train"]["docs"], cfg.min_df, sos_eos=True)
     unlabeled, pool_meta = pool_docs(cfg.unlabeled, raw_dir.parent, cfg.n_unlabeled, cfg.pool_seed,
-                                     f"data.{name}.unlabeled")
+                                     f"data.{name}.unlabeled", {"fraction": cfg.lm1b_fraction, "seed": cfg.lm1b_seed})
     embeddings, emb_meta = embeddings_for(cfg.embeddings, raw_dir.parent, vocab, cfg.pool_seed)
     meta = {"dataset": name, "source": "real: aclImdb v1, Jain & Wallace's split recipe rebuilt",
             "sha256": {ARCHIVE.name: ARCHIVE.sha256}, "reviews": {"train": len(tr_docs), "test": len(te_docs)},

@@ -66,6 +66,8 @@ class SstConfig:
     unlabeled: str = param("lm1b", choices=list(POOLS), doc="unlabeled pool for the semi-supervised methods")
     n_unlabeled: int = param(50_000, ge=0, doc="texts drawn from the pool (0 = all); paper: 50,000")
     pool_seed: int = param(0, ge=0, doc="seeds the draw from the pool and random embedding rows")
+    lm1b_fraction: float = param(0.01, gt=0.0, le=1.0, doc="= data.lm1b.fraction (so DVC reruns on a new sample)")
+    lm1b_seed: int = param(0, ge=0, doc="= data.lm1b.seed (checked against the sample's record)")
     embeddings: str = param("random", choices=list(EMBEDDINGS), doc="fasttext: wiki.simple rows of the vocabulary")
 
 
@@ -121,7 +123,7 @@ def prepare(name: str, cfg: SstConfig, raw_dir: Path, out_dir: Path, split_seed:
         splits[split] = {"docs": [d for d, k in zip(docs, kept, strict=True) if k], "labels": y[kept]}
     vocab = fit_vocab(splits["train"]["docs"], 1, sos_eos=True)
     unlabeled, pool_meta = pool_docs(cfg.unlabeled, raw_dir.parent, cfg.n_unlabeled, cfg.pool_seed,
-                                     f"data.{name}.unlabeled")
+                                     f"data.{name}.unlabeled", {"fraction": cfg.lm1b_fraction, "seed": cfg.lm1b_seed})
     embeddings, emb_meta = embeddings_for(cfg.embeddings, raw_dir.parent, vocab, cfg.pool_seed)
     meta = {"dataset": name, "source": "real: Stanford Sentiment Treebank (PTB trees), Jain & Wallace binary",
             "sha256": {ARCHIVE.name: ARCHIVE.sha256}, "filter": cfg.filter, "min_length": cfg.min_length,

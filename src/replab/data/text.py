@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.io import DataError, atomic_dir, sha256_file, write_json, write_npz
+from replab.io import DataError, atomic_dir, read_json, sha256_file, write_json, write_npz
 
 PAD, UNK, SOS, EOS = "<pad>", "<unk>", "<SOS>", "<EOS>"
 SPLITS = ("train", "dev", "test")
@@ -172,19 +172,27 @@ POOLS = ("none", "lm1b", "imdb_unsup")
 EMBEDDINGS = ("random", "fasttext")
 
 
-def pool_docs(pool: str, raw_root: Path, n: int, seed: int, where: str) -> tuple[list[list[str]] | None, dict]:
+def pool_docs(pool: str, raw_root: Path, n: int, seed: int, where: str,
+              lm1b_sample: dict | None = None) -> tuple[list[list[str]] | None, dict]:
     """Token lists of the unlabeled pool `pool` (None for "none"): `n` seeded-random texts (0 = all) from
     `raw_root/lm1b` (the 1 % sample, replab.data.lm1b) or the aclImdb `unsup` reviews (replab.data.imdb),
-    cleaned by J&W's recipe; plus a meta record (source file, sha256, sizes)."""
+    cleaned by J&W's recipe; plus a meta record (source file, sha256, sizes).
+
+    `lm1b_sample` ({"fraction", "seed"}: the data set's mirror of `data.lm1b`, so that DVC reruns its prepare
+    stage when the sample changes) must match the sample's record, else a DataError says to re-run lm1b."""
     if pool == "none":
         return None, {"pool": "none"}
     if pool == "lm1b":
-        from replab.data.lm1b import SAMPLE
+        from replab.data.lm1b import RECORD, SAMPLE
 
         path = raw_root / "lm1b" / SAMPLE
         if not path.is_file():
             raise DataError(f"{path}: missing; {where} = lm1b needs `replab download lm1b` first "
                             "(lm1b must be listed in `datasets`)")
+        record = read_json(raw_root / "lm1b" / RECORD)
+        if lm1b_sample is not None and {k: record.get(k) for k in lm1b_sample} != lm1b_sample:
+            raise DataError(f"{path}: sampled with {({k: record.get(k) for k in lm1b_sample})}, {where} expects "
+                            f"{lm1b_sample}; run `dvc repro download@lm1b` first")
         texts = read_lines(path)
     elif pool == "imdb_unsup":
         from replab.data.imdb import ARCHIVE, read_reviews

@@ -8,7 +8,7 @@ import torch
 
 from replab import runtime as rt
 from replab.batches import Images, load_images, map_batches
-from replab.io import write_json, write_npz
+from replab.io import require_finite, write_json, write_npz
 from replab.papers.autoencoder.model import (
     ANOMALY,
     Config,
@@ -30,6 +30,13 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     if positive.all() or not positive.any():
         return float("nan")
     return float(roc_auc_score(positive, scores))
+
+
+def _defined_mean(values: list[float]) -> float:
+    """Mean of the finite values; NaN (null in the JSON) when none is."""
+    finite = np.asarray(values, np.float64)
+    finite = finite[np.isfinite(finite)]
+    return float(finite.mean()) if finite.size else float("nan")
 
 
 def example_indices(y: torch.Tensor) -> torch.Tensor:
@@ -79,6 +86,7 @@ def evaluate_anomaly(cfg: Config, variant, state: dict, record: dict, data: Imag
     for k in record["held_out"]:
         model = load_model(state["arch"]["model"], state["weights"][str(k)], device)
         scores = map_batches(lambda b, m=model: per_image_error(m(b), b, cfg.anomaly.score), x_test).cpu().numpy()
+        require_finite(scores, f"{variant.paper} {variant.key}: anomaly scores of the model without class {k}")
         aucs[str(k)] = roc_auc(scores, labels == k)  # class k is the anomaly (positive)
         all_scores.append(scores)
     write_npz(variant.plots_dir / "scores.npz", held_out=np.array(record["held_out"]),
@@ -87,5 +95,6 @@ def evaluate_anomaly(cfg: Config, variant, state: dict, record: dict, data: Imag
     write_json(variant.metrics_path, {
         "model": record["model"], "seed": record["seed"], "epochs": record["epochs"],
         "batch_size": record["batch_size"], "score": cfg.anomaly.score, "held_out": record["held_out"],
-        "roc_auc": aucs, "roc_auc_mean": float(np.mean(list(aucs.values()))), "dataset": cfg.dataset,
+        # NaN (one-class split) is written as null; the mean is over the classes where ROC-AUC is defined
+        "roc_auc": aucs, "roc_auc_mean": _defined_mean(list(aucs.values())), "dataset": cfg.dataset,
         "run": record["run"]})

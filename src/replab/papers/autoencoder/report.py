@@ -16,8 +16,8 @@ from replab.papers.autoencoder.model import (
 )
 
 
-def _holds(ok: bool) -> str:
-    return "holds" if ok else "does not hold"
+def _holds(ok: bool | None) -> str:
+    return "not testable (missing values)" if ok is None else ("holds" if ok else "does not hold")
 
 
 def _reconstruction_figure(npz_path: Path, model: str, out_path: Path) -> str:
@@ -42,15 +42,17 @@ def _reconstruction_figure(npz_path: Path, model: str, out_path: Path) -> str:
     return report.save_figure(fig, out_path)
 
 
-def _anomaly_figure(aucs: dict[str, float], mean: float, out_path: Path) -> str:
+def _anomaly_figure(aucs: dict[str, float | None], mean: float | None, out_path: Path) -> str:
+    """Bars of the per-class ROC-AUC (a missing class has no bar) and the mean line (absent if missing)."""
     import matplotlib.pyplot as plt
 
     from replab import report
 
     fig, ax = plt.subplots(figsize=(6, 3))
-    ax.bar(list(aucs), list(aucs.values()), color="tab:blue")
+    ax.bar(list(aucs), [float("nan") if v is None else v for v in aucs.values()], color="tab:blue")
     ax.axhline(0.5, color="gray", ls="--", lw=1, label="chance")
-    ax.axhline(mean, color="tab:red", lw=1, label=f"mean {mean:.3f}")
+    if mean is not None:
+        ax.axhline(mean, color="tab:red", lw=1, label=f"mean {mean:.3f}")
     ax.set_ylim(0, 1)
     ax.set_xlabel("held-out class (anomaly)")
     ax.set_ylabel("ROC-AUC")
@@ -69,7 +71,7 @@ def summarize(cfg: Config, params: dict):
     rows = []
     for m in cfg.models:
         recs = [records[k] for k in keys[m]]
-        loss = report.mean_std([r["test_loss"] for r in recs])
+        loss = records.stats(keys[m], "test_loss")
         blog = BLOG_LOSS.get(m)
         if blog is None:
             verdict = "– (no number in the blog)"
@@ -78,8 +80,8 @@ def summarize(cfg: Config, params: dict):
         else:
             verdict = f"not comparable ({cfg.dataset})"
         summary["test_loss"][m] = {**loss, "blog": blog, "verdict": verdict}
-        summary["test_mse"][m] = report.mean_std([r["test_mse"] for r in recs])
-        summary["test_psnr"][m] = report.mean_std([r["test_psnr"] for r in recs])
+        summary["test_mse"][m] = records.stats(keys[m], "test_mse")
+        summary["test_psnr"][m] = records.stats(keys[m], "test_psnr")
         sched = cfg.schedule(m)
         rows.append([MODEL_LABELS[m], recs[0]["code_size"], sched.epochs, sched.batch_size,
                      report.fmt(loss, 4), "–" if blog is None else f"≈ {blog}",
@@ -91,28 +93,29 @@ def summarize(cfg: Config, params: dict):
 
     claims = {}
     if "simple" in cfg.models and "deep" in cfg.models:
-        claims["deep_le_simple_loss"] = (summary["test_loss"]["deep"]["mean"]
-                                         <= summary["test_loss"]["simple"]["mean"])
+        deep_gt_simple = report.greater(summary["test_loss"]["deep"], summary["test_loss"]["simple"])
+        claims["deep_le_simple_loss"] = None if deep_gt_simple is None else not deep_gt_simple
     if "denoising" in cfg.models:
-        recs = [records[k] for k in keys["denoising"]]
-        summary["psnr"] = {"noisy": report.mean_std([r["psnr_noisy"] for r in recs]),
-                           "denoised": report.mean_std([r["psnr_denoised"] for r in recs])}
-        claims["denoised_psnr_gt_noisy"] = summary["psnr"]["denoised"]["mean"] > summary["psnr"]["noisy"]["mean"]
+        summary["psnr"] = {"noisy": records.stats(keys["denoising"], "psnr_noisy"),
+                           "denoised": records.stats(keys["denoising"], "psnr_denoised")}
+        claims["denoised_psnr_gt_noisy"] = report.greater(summary["psnr"]["denoised"], summary["psnr"]["noisy"])
         md += [f"Denoising (noise factor {cfg.denoising.noise_factor}): PSNR noisy vs clean "
                f"{report.fmt(summary['psnr']['noisy'])} dB → denoised vs clean "
                f"{report.fmt(summary['psnr']['denoised'])} dB.", ""]
 
     anomaly = records[ANOMALY]
-    aucs = {k: float(v) for k, v in anomaly["roc_auc"].items()}
-    summary["anomaly_roc_auc"] = {**aucs, "mean": anomaly["roc_auc_mean"]}
-    claims["anomaly_auc_gt_chance"] = anomaly["roc_auc_mean"] > 0.5
-    mean_auc = anomaly["roc_auc_mean"]
+    # a class whose ROC-AUC is undefined (one-class split: null) is shown as – and left out of the mean
+    aucs = {k: records.value(ANOMALY, f"roc_auc.{k}") for k in anomaly["roc_auc"]}
+    mean_auc = records.value(ANOMALY, "roc_auc_mean")  # over the defined classes (evaluate.py)
+    summary["anomaly_roc_auc"] = {**aucs, "mean": mean_auc}
+    claims["anomaly_auc_gt_chance"] = report.greater(mean_auc, 0.5)
     figure = _anomaly_figure(aucs, mean_auc, summary_dir / "anomaly_roc_auc.png")
     md += [f"Anomaly detection ({anomaly['model']} autoencoder, {anomaly['epochs']} epochs, seed "
            f"{anomaly['seed']}, score = per-image {anomaly['score'].upper()}): ROC-AUC of the held-out class "
            "(positive) vs the other test images.", "",
            report.md_table(["held-out class", *aucs, "mean"],
-                           [["ROC-AUC", *(f"{v:.3f}" for v in aucs.values()), f"**{mean_auc:.3f}**"]]),
+                           [["ROC-AUC", *(report.MISSING if v is None else f"{v:.3f}" for v in aucs.values()),
+                             report.MISSING if mean_auc is None else f"**{mean_auc:.3f}**"]]),
            "", f"![anomaly ROC-AUC]({figure})", ""]
 
     claim_text = {"deep_le_simple_loss": "deep autoencoder reaches a lower test loss than the simple one "

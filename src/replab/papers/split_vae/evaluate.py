@@ -3,13 +3,14 @@ and decoded grid, Experiment II's writer clustering and t-SNE."""
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
 import torch
 
 from replab import runtime as rt
-from replab.io import DataError, write_json, write_npz
+from replab.io import DataError, require_finite, write_json, write_npz
 from replab.papers.split_vae.model import (
     EVAL_NOISE_SEED,
     ROWS,
@@ -143,14 +144,19 @@ def decoded_grid(model: SplitVAE, a_ticks: np.ndarray, b_ticks: np.ndarray, devi
     return images.reshape(len(b_ticks), len(a_ticks), 28, 28).cpu().numpy()
 
 
-def tsne_embed(z: np.ndarray, cfg: TsneConfig, seed: int) -> np.ndarray:
+def tsne_embed(z: np.ndarray, cfg: TsneConfig, seed: int) -> tuple[np.ndarray | None, str | None]:
+    """(t-SNE embedding (N, 2), None), or (None, why it was skipped) for degenerate latents (NaN, too few
+    points, all rows identical: scikit-learn would crash the process on those)."""
     from sklearn.manifold import TSNE
 
-    if len(z) < 5:
-        return np.zeros((len(z), 2))
+    from replab.report import embedding_skip_reason
+
+    reason = embedding_skip_reason(z)
+    if reason is not None:
+        return None, reason
     perplexity = min(cfg.perplexity, (len(z) - 1) / 3.0)
     return TSNE(n_components=2, perplexity=perplexity, max_iter=cfg.max_iter, init="pca",
-                random_state=seed).fit_transform(z)
+                random_state=seed).fit_transform(z), None
 
 
 def evaluate(cfg: Config, runtime, variant) -> None:
@@ -164,6 +170,9 @@ def evaluate(cfg: Config, runtime, variant) -> None:
     test = eval_terms(model, data.x["test"], data.y["test"], cfg.c1, cfg.c2, cfg.eval_samples,
                       rt.seeded_generator(EVAL_NOISE_SEED, device))
     mu = {s: latents(model, data.x[s]) for s in SPLITS}  # (μ_A, μ_B) per split
+    for split in SPLITS:  # probes, K-Means and t-SNE would fail on NaN with a traceback (or crash)
+        for name, i in (("A", 0), ("B", 1)):
+            require_finite(mu[split][i], f"{variant.paper} {variant.key}: latent μ_{name} of the {split} split")
     slants = {s: slant(data.x[s]) for s in SPLITS}
     d, w = data.digit, data.writer
     metrics: dict = {"experiment": experiment, "seed": seed, "epochs": record["epochs"],
@@ -201,7 +210,15 @@ def evaluate(cfg: Config, runtime, variant) -> None:
         write_npz(variant.plots_dir / "latents.npz", **{f"{s}_{n}": mu[s][i] for s in SPLITS
                                                         for n, i in (("a", 0), ("b", 1))},
                   **{f"{s}_digit": d[s] for s in SPLITS}, **{f"{s}_writer": w[s] for s in SPLITS})
-        write_npz(variant.plots_dir / "tsne.npz", a=tsne_embed(mu["test"][0][pick], cfg.tsne, seed),
-                  b=tsne_embed(mu["test"][1][pick], cfg.tsne, seed), digit=d["test"][pick], writer=w["test"][pick],
+        embedded = {}
+        for name, i in (("a", 0), ("b", 1)):
+            xy, reason = tsne_embed(mu["test"][i][pick], cfg.tsne, seed)
+            if reason is None:
+                embedded[name] = xy
+            else:  # the report draws this panel as a note instead
+                embedded[f"{name}_skipped"] = np.array(reason)
+                print(f"{variant.paper} {variant.key}: t-SNE of latent {name.upper()} skipped: {reason}",
+                      file=sys.stderr)
+        write_npz(variant.plots_dir / "tsne.npz", **embedded, digit=d["test"][pick], writer=w["test"][pick],
                   index=pick)
     write_json(variant.metrics_path, {**metrics, "dataset": cfg.dataset, "run": record["run"]})

@@ -57,7 +57,8 @@ def _exp1_figure(variant_dir: Path, out_path: Path, seed: int) -> str:
     return report.save_figure(fig, out_path)
 
 
-def _tsne_figure(variant_dir: Path, out_path: Path) -> str:
+def _tsne_figure(variant_dir: Path, out_path: Path) -> tuple[str, dict[str, str]]:
+    """The 2 × 2 t-SNE figure (A, B × coloured by digit, writer) and {latent: why its panels were skipped}."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,13 +69,21 @@ def _tsne_figure(variant_dir: Path, out_path: Path) -> str:
     t = read_npz(variant_dir / "tsne.npz")
     writer_codes = np.unique(t["writer"], return_inverse=True)[1]
     fig, axes = plt.subplots(2, 2, figsize=(10, 9.5))
+    skipped = {}
     for i, latent in enumerate(("a", "b")):
+        if latent not in t:  # degenerate latents: evaluate.py skipped the embedding and said why
+            skipped[latent.upper()] = str(t.get(f"{latent}_skipped", "no embedding"))
+            for ax in axes[i]:
+                ax.text(0.5, 0.5, f"t-SNE of latent {latent.upper()} skipped:\n{skipped[latent.upper()]}",
+                        ha="center", va="center", wrap=True, fontsize=9, transform=ax.transAxes)
+                ax.set(xticks=[], yticks=[])
+            continue
         xy = t[latent]
         axes[i, 0].scatter(xy[:, 0], xy[:, 1], c=t["digit"], cmap="tab10", vmin=-0.5, vmax=9.5, s=5)
         axes[i, 1].scatter(xy[:, 0], xy[:, 1], c=writer_codes, cmap="nipy_spectral", s=5)
         for j, by in enumerate(("digit", "writer")):
             axes[i, j].set(title=f"t-SNE of latent {latent.upper()}, coloured by {by}", xticks=[], yticks=[])
-    return report.save_figure(fig, out_path)
+    return report.save_figure(fig, out_path), skipped
 
 
 def summarize(cfg: Config, params: dict):
@@ -87,16 +96,10 @@ def summarize(cfg: Config, params: dict):
     real = cfg.dataset == "emnist_writers"
 
     def stat(experiment: str, metric: str):
-        values = [records[k].get(metric) for k in keys[experiment]]
-        if any(v is None for v in values):
-            return None
-        return report.mean_std(values)
+        """mean ± std over seeds; None when any seed's value is missing (each noted in the report)."""
+        stats = records.stats(keys[experiment], metric)
+        return None if stats.get("missing") else stats
 
-    def greater(a: dict | None, b: dict | float | None) -> bool | None:
-        """mean(a) > mean(b); None (not testable) when a measure is missing (NaN in a metrics file)."""
-        if a is None or b is None:
-            return None
-        return bool(a["mean"] > (b if isinstance(b, float) else b["mean"]))
 
     summary: dict = {"dataset": cfg.dataset}
     claims: dict[str, bool | None] = {}
@@ -112,8 +115,8 @@ def summarize(cfg: Config, params: dict):
                                            "slant_r2_from_a", "slant_r2_from_b", "digit_chance",
                                            *(f"{s}_{t}" for s in SPLITS for t in TERMS))}
         summary["exp1"] = e1
-        claims["exp1_a_separates_digits"] = greater(e1["digit_accuracy"], e1["probe_digit_from_b"])
-        claims["exp1_b_holds_more_slant_than_a"] = greater(e1["slant_r2_from_b"], e1["slant_r2_from_a"])
+        claims["exp1_a_separates_digits"] = report.greater(e1["digit_accuracy"], e1["probe_digit_from_b"])
+        claims["exp1_b_holds_more_slant_than_a"] = report.greater(e1["slant_r2_from_b"], e1["slant_r2_from_a"])
         figure = _exp1_figure(variants_dir / variant_key("exp1", first), summary_dir / "exp1_latents.png", first)
         rows = [["digit accuracy (%)", f"classifier on A: {report.fmt(e1['digit_accuracy'])}",
                  f"linear probe on B: {report.fmt(e1['probe_digit_from_b'])}",
@@ -150,11 +153,11 @@ def summarize(cfg: Config, params: dict):
         summary["article_table"] = ARTICLE_TABLE
         acc = e2["digit_accuracy"]
         claims["exp2_digit_accuracy_from_a_ge_90"] = None if acc is None else acc["mean"] >= DIGIT_ACCURACY_CLAIM
-        claims["exp2_writer_probe_b_gt_a"] = greater(e2["probes"]["writer_from_b"], e2["probes"]["writer_from_a"])
+        claims["exp2_writer_probe_b_gt_a"] = report.greater(e2["probes"]["writer_from_b"], e2["probes"]["writer_from_a"])
         primary = "test" if "test" in cfg.clustering.splits else cfg.clustering.splits[0]
         cl = e2["clustering"][primary]
-        claims["exp2_kmeans_b_beats_pixels_ami"] = greater(cl["kmeans_b"]["ami_max"], cl["kmeans_pixels"]["ami_max"])
-        wins = [greater(cl["kmeans_b"][m], cl[r][m]) for m in ("purity", "ari", "ami_max")
+        claims["exp2_kmeans_b_beats_pixels_ami"] = report.greater(cl["kmeans_b"]["ami_max"], cl["kmeans_pixels"]["ami_max"])
+        wins = [report.greater(cl["kmeans_b"][m], cl[r][m]) for m in ("purity", "ari", "ami_max")
                 for r in ARTICLE_ROWS if r != "kmeans_b"]
         claims["exp2_kmeans_b_best_on_all_measures"] = None if None in wins else all(wins)
         verdicts = {}
@@ -198,8 +201,10 @@ def summarize(cfg: Config, params: dict):
                                  report.fmt(p["writer_chance"])],
                                 ["digit", report.fmt(p["digit_from_a"]), report.fmt(p["digit_from_b"]),
                                  report.fmt(p["digit_chance"])]]), ""]
-        figure = _tsne_figure(variants_dir / variant_key("exp2", first), summary_dir / "exp2_tsne.png")
+        figure, skipped = _tsne_figure(variants_dir / variant_key("exp2", first), summary_dir / "exp2_tsne.png")
         md += [f"![t-SNE of A and B]({figure})", ""]
+        md += [f"t-SNE of latent {latent} (`{variant_key('exp2', first)}`) skipped: {why}." for latent, why
+               in skipped.items()] + ([""] if skipped else [])
 
     claim_text = {
         "exp1_a_separates_digits": "Exp I: A is discriminative for the digit (classifier accuracy on 1-D A > a "

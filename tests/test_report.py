@@ -1,0 +1,122 @@
+"""replab.report: missing (null / NaN / inf) metrics never crash the report; they show as – with a note."""
+
+from __future__ import annotations
+
+import math
+import sys
+import types
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from replab import report
+from replab.io import write_json
+
+
+def test_mean_std_by_hand():
+    s = report.mean_std([1.0, 2.0, 4.0])
+    assert s["mean"] == pytest.approx(7 / 3) and s["n"] == 3 and "missing" not in s
+    assert s["std"] == pytest.approx(math.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2) / 2))
+    assert report.mean_std([5]) == {"mean": 5.0, "std": 0.0, "n": 1}
+
+
+def test_mean_std_skips_and_counts_missing_values():
+    """A diverged run's `"test_loss": null` used to end the report with a TypeError in the sum."""
+    s = report.mean_std([1.0, None, float("nan"), 3.0, float("inf"), np.float64("nan")])
+    assert s == {"mean": 2.0, "std": pytest.approx(math.sqrt(2)), "n": 2, "missing": 4}
+    assert report.mean_std([None, float("nan")]) == {"mean": None, "std": None, "n": 0, "missing": 2}
+
+
+def test_fmt_shows_missing_as_a_dash_and_partial_counts():
+    assert report.fmt(report.mean_std([None])) == "–"
+    assert report.fmt(None) == "–"
+    assert report.fmt(report.mean_std([1.0, None, 3.0])) == "2.00 ± 1.41 (2 of 3)"
+    assert report.fmt(report.mean_std([1.0, 3.0]), 1) == "2.0 ± 1.4"
+    assert report.fmt((float("nan"), 0.1)) == "–"
+
+
+def test_verdicts_and_claims_with_missing_values():
+    missing, some = report.mean_std([None]), report.mean_std([0.2, 0.4])
+    assert report.band_verdict(missing, (0.1, 0.01)) == "– (missing)"
+    assert report.band_verdict(some, (0.3, 0.0)) == "within band"
+    assert report.greater(some, 0.25) is True and report.greater(0.1, some) is False
+    assert report.greater(missing, some) is None and report.greater(some, None) is None
+    assert report.greater(float("nan"), 0.5) is None
+    assert report.all_hold([True, True]) is True
+    assert report.all_hold([True, None]) is None and report.all_hold([None, False]) is False
+    assert report.all_hold([]) is None
+    assert report.plot_values([1, None, float("inf"), 2.5])[::3] == [1.0, 2.5]
+    assert all(math.isnan(v) for v in report.plot_values([None, float("inf")]))
+
+
+def test_records_note_each_missing_variant_and_metric(in_tmp):
+    write_json(in_tmp / "metrics/toy/a-0.json", {"test_loss": float("nan"), "roc_auc": {"3": np.float64("nan"),
+                                                                                      "5": 0.75}})
+    write_json(in_tmp / "metrics/toy/a-1.json", {"test_loss": 0.5, "roc_auc": {"3": 0.5, "5": 0.25}})
+    records = report.gather("toy", ["a-0", "a-1"])
+    assert records.stats(["a-0", "a-1"], "test_loss") == {"mean": 0.5, "std": 0.0, "n": 1, "missing": 1}
+    assert records.value("a-0", "roc_auc.5") == 0.75 and records.value("a-0", "roc_auc.3") is None
+    assert records.value("a-1", "no_such_metric") is None
+    note = report.missing_note("toy")
+    assert note.startswith("Missing values (3; NaN or infinite in the run")
+    assert "`a-0`: test_loss; `a-0`: roc_auc.3; `a-1`: no_such_metric." in note
+    assert report.missing_note("other") == ""
+
+
+def test_the_report_stage_survives_a_diverged_run_and_names_it(in_tmp, monkeypatch):
+    """End to end through report.main: a NaN loss and an undefined ROC-AUC become – and one note."""
+
+    @dataclass(frozen=True)
+    class Config:
+        seeds: list[int]
+
+    def summarize(cfg, params):
+        records = report.gather("toy", [f"m-{s}" for s in cfg.seeds] + ["anomaly"])
+        loss = records.stats([f"m-{s}" for s in cfg.seeds], "test_loss")
+        auc = records.value("anomaly", "roc_auc_mean")
+        md = report.md_table(["model", "test loss", "ROC-AUC"], [["m", report.fmt(loss, 4),
+                                                                    report.fmt((auc, 0.0)) if auc else "–"]])
+        return report.Section("toy", "toy paper", md, {"test_loss": loss, "roc_auc": auc,
+                                                        "claim": report.greater(auc, 0.5)})
+
+    module = types.ModuleType("replab.papers.toy")
+    module.Config, module.summarize = Config, summarize
+    monkeypatch.setitem(sys.modules, "replab.papers.toy", module)
+    monkeypatch.setattr(report, "PAPERS", ("toy",))
+    monkeypatch.setattr(report, "paper_module", lambda name: module)
+    monkeypatch.setattr(report, "REPORT_PATH", in_tmp / "plots/report.md")
+    (in_tmp / "params.yaml").write_text("toy:\n  seeds: [0, 1]\nmeta:\n  profile: quick\n")
+    write_json(in_tmp / "metrics/toy/m-0.json", {"test_loss": float("nan")})  # diverged
+    write_json(in_tmp / "metrics/toy/m-1.json", {"test_loss": float("nan")})
+    write_json(in_tmp / "metrics/toy/anomaly.json", {"roc_auc_mean": float("nan")})  # one-class split
+    report.main()
+    text = (in_tmp / "plots/report.md").read_text()
+    assert "| m | – | – |" in text
+    assert ("Missing values (3; NaN or infinite in the run, written as null, shown as – and left out of means): "
+            "`m-0`: test_loss; `m-1`: test_loss; `anomaly`: roc_auc_mean.") in text
+    import json
+
+    summary = json.loads((in_tmp / "metrics/toy.json").read_text(),
+                         parse_constant=lambda c: pytest.fail(f"non-strict JSON token {c}"))
+    assert summary == {"test_loss": {"mean": None, "std": None, "n": 0, "missing": 2}, "roc_auc": None,
+                       "claim": None}
+
+
+@pytest.mark.parametrize("x, reason", [
+    (np.ones((50, 8)), "all 50 points are identical"),  # constant latents: TSNE segfaults on these
+    (np.full((40, 3), 0.25) + np.random.default_rng(0).normal(size=(40, 3)) * 1e-150, "identical up to rounding"),
+    (np.zeros((4, 8)), "4 point(s), fewer than 5"),
+    (np.where(np.eye(6, 3) > 0, np.nan, 1.0 + np.arange(18).reshape(6, 3)), "3 of 6 points hold NaN"),
+    (np.arange(10.0), "expected a 2-D array"),
+])
+def test_degenerate_embedding_inputs_are_detected(x, reason):
+    assert reason in report.embedding_skip_reason(x)
+
+
+def test_ordinary_latents_may_be_embedded():
+    rng = np.random.default_rng(1)
+    assert report.embedding_skip_reason(rng.normal(size=(30, 4))) is None
+    two_clusters = np.repeat(rng.normal(size=(2, 4)), 15, axis=0)  # collapsed but not constant: fine for TSNE
+    assert report.embedding_skip_reason(two_clusters) is None
+    assert report.embedding_skip_reason(1e6 + rng.normal(size=(30, 4))) is None
