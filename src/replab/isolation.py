@@ -37,16 +37,15 @@ def imported_package() -> Path:
 
 def run_own_code(argv: list[str]) -> None:
     """Return when the imported replab is the enclosing repository's (or there is none); otherwise replace this
-    process by the same command on the repository's code, with a note on stderr. Raises RuntimeError when even
-    the re-executed process imports other code (e.g. a `sitecustomize` forcing another path)."""
+    process by the same command on the repository's code (quietly: stderr stays the command's own, one line per
+    error). Raises RuntimeError when even the re-executed process imports other code (e.g. a `sitecustomize`
+    forcing another path)."""
     package = repo_package()
     if package is None or package == imported_package():
         return
     if os.environ.get(REEXEC_ENV) == str(package):
         raise RuntimeError(f"replab: this repository's code is {package}, but {imported_package()} is imported "
                            f"(check PYTHONPATH); run `python {package.relative_to(package.parents[1])} …` instead")
-    print(f"replab: running the code of {package.parents[1]} (the installed replab is {imported_package()})",
-          file=sys.stderr, flush=True)
     os.environ[REEXEC_ENV] = str(package)
     # `-c` rather than the package's __main__.py, so that checkouts of commits without one still work
     boot = ("import sys; sys.path[0] = sys.argv.pop(1); from replab.cli import main; sys.exit(main())")
