@@ -527,3 +527,14 @@ def test_fasttext_rows_of_the_vocabulary_only_and_bad_files(tmp_path):
     raw = tmp_path / "raw"
     fasttext.download("fasttext", fasttext.FasttextConfig(mirror=str(tmp_path)), raw, progress=False)
     assert fasttext.prepare("fasttext", fasttext.FasttextConfig(), raw, tmp_path / "out", 0)["vectors"] == 1
+
+
+def test_pool_draws_seeded_texts_within_the_labeled_length(tmp_path):
+    write_pool_and_vectors(tmp_path)
+    (tmp_path / "lm1b" / lm1b.SAMPLE).write_text("A man walks .\n" + "very " * 30 + "long .\nNo way !\n")
+    docs, meta = text.pool_docs("lm1b", tmp_path, 0, 0, "data.sst.unlabeled", {"fraction": 0.01, "seed": 0},
+                                max_tokens=5)
+    assert sorted(docs) == [["a", "man", "walks"], ["no", "way"]] and meta["available"] == 3 and meta["used"] == 2
+    first, _ = text.pool_docs("lm1b", tmp_path, 1, 0, "data.sst.unlabeled")
+    assert first == text.pool_docs("lm1b", tmp_path, 1, 0, "data.sst.unlabeled")[0] and len(first) == 1
+    assert text.pool_docs("none", tmp_path, 0, 0, "x") == (None, {"pool": "none"})

@@ -123,7 +123,8 @@ def prepare(name: str, cfg: SstConfig, raw_dir: Path, out_dir: Path, split_seed:
         splits[split] = {"docs": [d for d, k in zip(docs, kept, strict=True) if k], "labels": y[kept]}
     vocab = fit_vocab(splits["train"]["docs"], 1, sos_eos=True)
     unlabeled, pool_meta = pool_docs(cfg.unlabeled, raw_dir.parent, cfg.n_unlabeled, cfg.pool_seed,
-                                     f"data.{name}.unlabeled", {"fraction": cfg.lm1b_fraction, "seed": cfg.lm1b_seed})
+                                     f"data.{name}.unlabeled", {"fraction": cfg.lm1b_fraction, "seed": cfg.lm1b_seed},
+                                     max_tokens=max(len(d) for d in splits["train"]["docs"]))
     embeddings, emb_meta = embeddings_for(cfg.embeddings, raw_dir.parent, vocab, cfg.pool_seed)
     meta = {"dataset": name, "source": "real: Stanford Sentiment Treebank (PTB trees), Jain & Wallace binary",
             "sha256": {ARCHIVE.name: ARCHIVE.sha256}, "filter": cfg.filter, "min_length": cfg.min_length,

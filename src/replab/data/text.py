@@ -172,14 +172,16 @@ POOLS = ("none", "lm1b", "imdb_unsup")
 EMBEDDINGS = ("random", "fasttext")
 
 
-def pool_docs(pool: str, raw_root: Path, n: int, seed: int, where: str,
-              lm1b_sample: dict | None = None) -> tuple[list[list[str]] | None, dict]:
+def pool_docs(pool: str, raw_root: Path, n: int, seed: int, where: str, lm1b_sample: dict | None = None,
+              max_tokens: int = 0) -> tuple[list[list[str]] | None, dict]:
     """Token lists of the unlabeled pool `pool` (None for "none"): `n` seeded-random texts (0 = all) from
     `raw_root/lm1b` (the 1 % sample, replab.data.lm1b) or the aclImdb `unsup` reviews (replab.data.imdb),
     cleaned by J&W's recipe; plus a meta record (source file, sha256, sizes).
 
     `lm1b_sample` ({"fraction", "seed"}: the data set's mirror of `data.lm1b`, so that DVC reruns its prepare
-    stage when the sample changes) must match the sample's record, else a DataError says to re-run lm1b."""
+    stage when the sample changes) must match the sample's record, else a DataError says to re-run lm1b.
+    Texts longer than `max_tokens` (if > 0; the labeled train set's longest) are skipped, so that padding the
+    pool to its longest text stays within the labeled data's range (an LM1B line can run to hundreds of tokens)."""
     if pool == "none":
         return None, {"pool": "none"}
     if pool == "lm1b":
@@ -206,9 +208,11 @@ def pool_docs(pool: str, raw_root: Path, n: int, seed: int, where: str,
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(texts))
     # tokenise lazily in the seeded order and stop at n: the lm1b sample has ~300k sentences, a pool needs fewer
-    docs = list(itertools.islice((d for d in map(lambda i: jw_clean(texts[i]).split(), order) if d), n or None))
+    limit = max_tokens or float("inf")
+    docs = list(itertools.islice((d for d in map(lambda i: jw_clean(texts[i]).split(), order) if 0 < len(d) <= limit),
+                                 n or None))
     return docs, {"pool": pool, "file": str(path), "sha256": sha256_file(path), "available": len(texts),
-                  "used": len(docs), "seed": seed}
+                  "used": len(docs), "max_tokens": max_tokens or None, "seed": seed}
 
 
 def embeddings_for(kind: str, raw_root: Path, vocab: Sequence[str], seed: int) -> tuple[np.ndarray | None, dict]:
