@@ -162,6 +162,35 @@ def test_window_counts_and_cut_windows_match_a_naive_loop(window, stride):
     assert np.array_equal(x, np.array(xs).reshape(-1, 6, window)) and got_owner.tolist() == owner
 
 
+def test_short_recordings_are_counted_and_named():
+    names = ["r0", "r1", "r2", "r3", "r4"]
+    assert recordings.short_recordings(names, np.array([29, 30, 0, 100, 5]), 30) == \
+        {"count": 3, "window": 30, "names": ["r0", "r2", "r4"]}
+    assert recordings.short_recordings(names[:2], np.array([30, 31]), 30) == {"count": 0, "window": 30, "names": []}
+
+
+def test_prepare_says_which_recordings_give_no_window(release, tmp_path, capsys):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    uh.download("usc_had", uh.UscHadConfig(mirror=str(release.dir)), raw, progress=False)
+    capsys.readouterr()
+    meta = uh.prepare("usc_had", TINY_CFG, raw, out, split_seed=0)
+    assert meta["short_recordings"] == {"count": 1, "window": 30, "names": [SHORT]}
+    assert ("usc_had: 1 of 12 recordings are shorter than one window (30 samples) and give no window: "
+            f"{SHORT}") in capsys.readouterr().err
+    # a larger window: every recording shorter than it is named, in subject / activity / trial order
+    wide = uh.UscHadConfig(train_users=[1, 2], unseen_users=[13], window=100, stride=50)
+    meta = uh.prepare("usc_had", wide, raw, tmp_path / "wide", split_seed=0)
+    lengths = {k: len(x) for k, x in release.signals.items()}
+    expected = [k for k in sorted(release.table, key=uh._parse_key) if lengths[k] < 100]
+    assert meta["short_recordings"] == {"count": len(expected), "window": 100, "names": expected}
+    assert meta["windows_total"] == sum(formula(n, 100, 50) for n in lengths.values())
+    assert f"give no window: {', '.join(expected)}" in capsys.readouterr().err
+    # nothing short: nothing said
+    meta = uh.prepare("usc_had", uh.UscHadConfig(train_users=[1, 2], unseen_users=[13], window=20, stride=10),
+                      raw, tmp_path / "narrow", split_seed=0)
+    assert meta["short_recordings"]["count"] == 0 and "no window" not in capsys.readouterr().err
+
+
 def test_cut_windows_of_nothing():
     x, owner = recordings.cut_windows([], 30, 15)
     assert x.shape == (0, 6, 30) and owner.shape == (0,)
@@ -291,6 +320,7 @@ def check_tiny(release: Release, raw: Path, out: Path, meta: dict) -> None:
     assert meta["users"] == {"train": [1, 2], "seen": [1, 2], "unseen": [13]}
     assert meta["source"] == "real" and meta["dataset"] == "usc_had" and meta["sampling_rate_hz"] == 100
     assert meta["recordings"] == 12 and meta["sha256"]["files_checked"] == 12 and meta["sha256"]["all_match"]
+    assert meta["short_recordings"] == {"count": 1, "window": 30, "names": [SHORT]}  # 29 rows: no window
     assert meta["field_disagreements"] == {QUIRK: {"activity_number": 0}}
     assert meta["activity_numbr_typo"] == [f"Subject13/a{a}t{t}.mat" for a in (1, 11) for t in (1, 4)]
     assert meta["subjects"]["13"] == {"recordings": 4, "age": 33, "height_cm": 173, "weight_kg": 63}

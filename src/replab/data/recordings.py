@@ -11,7 +11,7 @@ split measures seen users, the unseen split generalisation).
 
 Processed layout: `train.npz`, `seen.npz`, `unseen.npz`, each with `x` float32 (N, channels, window),
 `activity` int64 0..11, `user` int64 (subject number − 1), `trial` int64 (1-based); `meta.json` with counts,
-activity names, users and the windowing.
+activity names, users and the windowing (and, for a real source, the recordings too short for one window).
 """
 
 from __future__ import annotations
@@ -60,6 +60,13 @@ def window_counts(lengths: np.ndarray, window: int, stride: int) -> np.ndarray:
     """Windows per recording: floor((T − window) / stride) + 1, or 0 when T < window."""
     lengths = np.asarray(lengths, dtype=np.int64)
     return np.where(lengths >= window, (lengths - window) // stride + 1, 0)
+
+
+def short_recordings(names: list[str], lengths: np.ndarray, window: int) -> dict:
+    """The recordings shorter than one window, which give no window at all: {"count", "window", "names"}
+    (names in the given order), for meta.json and the prepare stage's log."""
+    short = np.flatnonzero(np.asarray(lengths, dtype=np.int64) < window)
+    return {"count": int(len(short)), "window": int(window), "names": [names[i] for i in short]}
 
 
 def cut_windows(recordings: list[np.ndarray], window: int, stride: int) -> tuple[np.ndarray, np.ndarray]:

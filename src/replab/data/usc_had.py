@@ -27,7 +27,9 @@ unpacking, and an archive that fails verification is deleted too, so it is fetch
 `USC-HAD.zip` copied into `raw_dir` by hand is used as is, verified the same way). Archive members with
 absolute or `..` paths are rejected before anything is written.
 
-Processed layout and windowing: see replab.data.recordings (users in `train_users` ∪ `unseen_users` only).
+Processed layout and windowing: see replab.data.recordings (users in `train_users` ∪ `unseen_users` only). A
+recording shorter than one window gives no window; prepare names such recordings on stderr and in meta.json
+(`short_recordings`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import functools
 import hashlib
 import re
 import struct
+import sys
 import zipfile
 import zlib
 from collections import Counter
@@ -47,7 +50,14 @@ from urllib.request import url2pathname
 
 import numpy as np
 
-from replab.data.recordings import CHANNELS, N_USERS, WindowingConfig, split_windows, write_windows
+from replab.data.recordings import (
+    CHANNELS,
+    N_USERS,
+    WindowingConfig,
+    short_recordings,
+    split_windows,
+    write_windows,
+)
 from replab.download import RemoteFile, fetch, offline_hint
 from replab.io import DataError, atomic_dir, read_json, sha256_file, write_json
 from replab.params import param
@@ -197,6 +207,10 @@ def prepare(name: str, cfg: UscHadConfig, raw_dir: Path, out_dir: Path, split_se
     splits = split_windows(cfg, signals, np.array(activity), np.array(user), np.array(trial), split_seed)
     record = read_json(raw_dir / RECORD) if (raw_dir / RECORD).is_file() else {}
     lengths = np.array([len(s) for s in signals])
+    short = short_recordings(keys, lengths, cfg.window)
+    if short["count"]:  # they contribute nothing to any split: say so rather than drop them silently
+        print(f"{name}: {short['count']} of {len(keys)} recordings are shorter than one window ({cfg.window} "
+              f"samples) and give no window: {', '.join(short['names'])}", file=sys.stderr)
     meta = {
         "dataset": name, "source": "real", "sampling_rate_hz": SAMPLING_RATE_HZ,
         "windowing": {"window": cfg.window, "stride": cfg.stride, "seen_fraction": cfg.seen_fraction,
@@ -205,6 +219,7 @@ def prepare(name: str, cfg: UscHadConfig, raw_dir: Path, out_dir: Path, split_se
         "recordings": len(keys), "samples": int(lengths.sum()),
         "recording_length": {"min": int(lengths.min()), "max": int(lengths.max()),
                              "mean": round(float(lengths.mean()), 1)},
+        "short_recordings": short,
         "sha256": {"files_checked": len(table), "all_match": True, "table": _table_name(),
                    "archive": record.get("archive_sha256"), "origin": record.get("origin")},
         "labels": "activity from the file name a<m>t<n>.mat, subject from the folder Subject<k>",
