@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from replab import report
-from replab.io import write_json
+from replab.io import DataError, write_json
 
 
 def test_mean_std_by_hand():
@@ -120,3 +120,25 @@ def test_ordinary_latents_may_be_embedded():
     two_clusters = np.repeat(rng.normal(size=(2, 4)), 15, axis=0)  # collapsed but not constant: fine for TSNE
     assert report.embedding_skip_reason(two_clusters) is None
     assert report.embedding_skip_reason(1e6 + rng.normal(size=(30, 4))) is None
+
+
+def test_gather_names_the_first_missing_variant_and_counts_them(in_tmp):
+    write_json(in_tmp / "metrics/toy/a-0.json", {"test_loss": 0.5})
+    with pytest.raises(DataError) as err:
+        report.gather("toy", ["a-0", "a-1", "a-2"])
+    assert str(err.value) == ("metrics/toy/a-1.json: missing (2 variant(s) of the current sweep not evaluated; run "
+                              "`dvc repro`)")
+    write_json(in_tmp / "metrics/toy/stale-9.json", {"test_loss": 1.0})  # another sweep's file is ignored
+    assert list(report.gather("toy", ["a-0"])) == ["a-0"]
+
+
+@pytest.mark.parametrize(("ours", "paper", "lower_is_better", "verdict"), [
+    ((7.0, 0.5), (7.07, 2.02), True, "within band"),  # |Δ| 0.07 ≤ 2·(2.02 + 0.5)
+    ((7.0, 0.5), (12.0, 1.0), True, "better"),  # 5 below, band 3
+    ((15.5, 0.5), (12.0, 1.0), True, "worse"),  # 3.5 above, band 3
+    ((15.5, 0.5), (12.0, 1.0), False, "better"),  # higher is better (purity, AMI)
+    ((15.0, 0.5), (12.0, 1.0), True, "within band"),  # exactly on the band's edge
+])
+def test_band_verdict_both_ways(ours, paper, lower_is_better, verdict):
+    stat = {"mean": ours[0], "std": ours[1], "n": 2}
+    assert report.band_verdict(stat, paper, lower_is_better) == verdict
