@@ -213,3 +213,32 @@ def test_real_mnist_cells_carry_band_verdicts_both_ways(in_tmp):
     cells = {nl: [c.strip() for c in row.split("|")[2:-1]] for nl, row in rows.items()}
     assert cells["100"][1] == "16.50 ± 0.71 (within band)" and cells["100"][5] == "20.20 ± 0.28 (worse)"
     assert cells["600"][3] == "1.10 ± 0.14 (better)" and cells["600"][0] == "9.46 ± 0.23"  # paper | ours pairs
+
+
+def test_a_diverged_run_shows_as_missing_and_is_named(in_tmp):
+    """NaN test errors (null in the JSON) used to end the report stage with a TypeError in mean_std."""
+    from replab import report
+    from replab.io import write_json
+
+    errors = {"ae": {100: [20.0, 22.0], 600: [float("nan"), float("nan")]},
+              "aae_z": {100: [25.0, 23.0], 600: [9.0, 9.5]},
+              "aae_yz": {100: [8.0, float("nan")], 600: [6.0, 7.0]}}
+    flat = _corr(np.full((60, 60), 0.05))
+    cfg = _constructed_sweep(in_tmp, errors, {m: flat for m in errors})
+    write_json(in_tmp / "metrics/aae_ssl/style.json", {"test_error": float("inf")})
+    report._GATHERED.clear()
+    section = aae_ssl.summarize(cfg, {})
+    s = section.summary
+    assert s["test_error"]["600"]["ae"] == {"mean": None, "std": None, "n": 0, "missing": 2}
+    assert s["test_error"]["100"]["aae_yz"] == {"mean": 8.0, "std": 0.0, "n": 1, "missing": 1}
+    # at Nl = 100 AAE(y,z) (one seed) still beats both; at 600 the AE comparison is not testable
+    assert s["aae_yz_beats_ae_at_smallest_nl"] is True and s["claim_aae_yz_beats_baselines"] is None
+    rows = {ln.split("|")[1].strip(): ln for ln in section.markdown.splitlines() if ln.startswith("| 600 |")}
+    assert "| – |" in rows["600"] and "? (missing) AE, < AAE(z)" in rows["600"]
+    assert "8.00 ± 0.00 (1 of 2)" in section.markdown and "Test error of this model: – %." in section.markdown
+    table1, _ = _claim_lines(section.markdown)
+    assert "not testable (models or values missing)" in table1
+    assert report.missing_note("aae_ssl") == (
+        "Missing values (3; NaN or infinite in the run, written as null, shown as – and left out of means): "
+        f"`{aae_ssl.variant_key('aae_yz', 100, 1)}`: test_error; `{aae_ssl.variant_key('ae', 600, 0)}`: test_error; "
+        f"`{aae_ssl.variant_key('ae', 600, 1)}`: test_error.")

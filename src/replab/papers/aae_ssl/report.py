@@ -23,8 +23,8 @@ def summarize(cfg: Config, params: dict):
     real = cfg.dataset == "mnist"
     summary_dir = Path("plots/aae_ssl/summary")
 
-    def stat(model, nl, metric="test_error"):
-        return report.mean_std([records[variant_key(model, nl, s)][metric] for s in cfg.seeds])
+    def stat(model, nl, metric="test_error"):  # a missing (NaN) value is left out, shown and noted
+        return records.stats([variant_key(model, nl, s) for s in cfg.seeds], metric)
 
     ours = {nl: {m: stat(m, nl) for m in cfg.models} for nl in cfg.n_labeled}
 
@@ -37,13 +37,14 @@ def summarize(cfg: Config, params: dict):
             verdict = f" ({report.band_verdict(ours[nl][m], paper)})" if real and paper else ""
             row += [report.fmt(paper), report.fmt(ours[nl][m]) + verdict]
         if {"ae", "aae_yz"} <= set(cfg.models):
-            beats = {b: ours[nl]["aae_yz"]["mean"] < ours[nl][b]["mean"] for b in ("ae", "aae_z") if b in cfg.models}
+            # AAE(y,z) < b; None (not testable) when either test error is missing
+            beats = {b: report.greater(ours[nl][b], ours[nl]["aae_yz"]) for b in ("ae", "aae_z") if b in cfg.models}
             verdicts[str(nl)] = beats
-            row.append(", ".join(f"{'<' if ok else '≥'} {MODEL_LABELS[b]}" for b, ok in beats.items()))
+            row.append(", ".join(f"{_SIGN[ok]} {MODEL_LABELS[b]}" for b, ok in beats.items()))
         rows.append(row)
     headers = ["Nl"] + [f"{MODEL_LABELS[m]} {who}" for m in cfg.models for who in ("paper", "ours")]
     headers.append("AAE(y,z) vs baselines")
-    claim_holds = all(all(v.values()) for v in verdicts.values()) if verdicts else None
+    claim_holds = report.all_hold(ok for v in verdicts.values() for ok in v.values())
     smallest = min(cfg.n_labeled)
     yz_beats_ae_smallest = verdicts.get(str(smallest), {}).get("ae")
 
@@ -51,8 +52,9 @@ def summarize(cfg: Config, params: dict):
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for i, m in enumerate(cfg.models):
         color = f"C{i}"
-        ax.errorbar(cfg.n_labeled, [ours[nl][m]["mean"] for nl in cfg.n_labeled],
-                    yerr=[ours[nl][m]["std"] for nl in cfg.n_labeled], marker="o", color=color, capsize=3,
+        ax.errorbar(cfg.n_labeled, report.plot_values(ours[nl][m]["mean"] for nl in cfg.n_labeled),
+                    yerr=report.plot_values(ours[nl][m]["std"] for nl in cfg.n_labeled), marker="o", color=color,
+                    capsize=3,
                     label=f"{MODEL_LABELS[m]} (ours, {cfg.dataset})")
         paper_nl = sorted(PAPER_TABLE1)
         ax.plot(paper_nl, [PAPER_TABLE1[nl][m][0] for nl in paper_nl], ls="--", color=color, alpha=0.6,
@@ -109,7 +111,7 @@ def summarize(cfg: Config, params: dict):
         report.md_table(headers, rows),
         "",
         f"Claim \"AAE(y,z) beats AE and AAE(z) at every Nl\": {claim_text}. At the smallest Nl ({smallest}) "
-        f"AAE(y,z) {'is' if yz_beats_ae_smallest else 'is not'} below AE "
+        f"AAE(y,z) {_IS[yz_beats_ae_smallest]} below AE "
         f"({report.fmt(ours[smallest].get('aae_yz'))} vs {report.fmt(ours[smallest].get('ae'))}). "
         f"Makhzani et al.'s AAE reaches {MAKHZANI_NL100} % at Nl = 100 on MNIST (anchor beyond the paper).",
         "",
@@ -135,7 +137,7 @@ def summarize(cfg: Config, params: dict):
         "",
         "Paper: with the digit (y) fixed, the typeface changes as z moves, and the same z gives a similar change "
         "for both digits (e.g. both slanted at the lower-right z). "
-        f"Test error of this model: {style_model_test_error():.2f} %.",
+        f"Test error of this model: {_percent(style_model_test_error())} %.",
         "",
         f"![style grid]({style_png})",
     ])
@@ -154,6 +156,14 @@ def summarize(cfg: Config, params: dict):
     return report.Section("aae_ssl", "aae_ssl: semi-supervised AAE with content/style split (seed 000)", md, summary)
 
 
+_SIGN = {True: "<", False: "≥", None: "? (missing)"}  # AAE(y,z) vs a baseline in Table 1's last column
+_IS = {True: "is", False: "is not", None: "cannot be compared (missing values)"}
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
 def offdiag_fraction_below(corr: np.ndarray, threshold: float) -> float:
     """Fraction of the off-diagonal entries of a correlation matrix (n, n) with |corr| < threshold (Fig. 3's
     "components near 0")."""
@@ -163,16 +173,20 @@ def offdiag_fraction_below(corr: np.ndarray, threshold: float) -> float:
 def fig3_more_near_zero(near_zero: dict[str, dict]) -> bool | None:
     """The seed's Fig. 3 claim: AAE(y,z)'s matrix has more components near 0 than AE's (mean over seeds of the
     fraction below the threshold); None when either model is missing."""
+    from replab import report
+
     if not {"ae", "aae_yz"} <= set(near_zero):
         return None
-    return near_zero["aae_yz"]["mean"] > near_zero["ae"]["mean"]
+    return report.greater(near_zero["aae_yz"], near_zero["ae"])
 
 
 def claim_words(holds: bool | None) -> str:
-    return {True: "**holds**", False: "**does not hold**", None: "not testable (models missing)"}[holds]
+    return {True: "**holds**", False: "**does not hold**", None: "not testable (models or values missing)"}[holds]
 
 
-def style_model_test_error() -> float:
+def style_model_test_error() -> float | None:
+    """The style model's test error (%); None when missing (NaN in its run)."""
+    from replab import report
     from replab.io import read_json
 
-    return float(read_json(Path("metrics/aae_ssl/style.json"))["test_error"])
+    return report.finite(read_json(Path("metrics/aae_ssl/style.json")).get("test_error"))
