@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -22,7 +23,17 @@ import yaml
 
 from conftest import REPO, compose
 from replab.cli import main
-from replab.slurm import Resources, Sweep, array_script, array_spec, data_configurations, data_script, task_states
+from replab.params import ParamError
+from replab.slurm import (
+    Resources,
+    Sweep,
+    array_script,
+    array_spec,
+    check_name,
+    data_configurations,
+    data_script,
+    task_states,
+)
 
 DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol")
 SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
@@ -113,6 +124,8 @@ def test_array_spec_and_resource_validation():
         Resources(cpus_per_task=0)
     with pytest.raises(Exception, match="--partition 'a b': allowed"):
         Resources(partition="a b")
+    with pytest.raises(ParamError, match=r"--name 'c2; rm': allowed: letters, digits"):
+        check_name("c2; rm")
 
 
 def test_only_data_overrides_reach_the_data_job(monkeypatch):
@@ -363,8 +376,8 @@ def test_slurm_sweep_of_four_points(repo, env, swept):
     assert all(s and s["run"]["torch"] for s in summaries), summaries
     assert len({json.dumps(s["exp1"], sort_keys=True) for s in summaries}) == len(GRID)  # c2 changed the runs
     # ... and `replab compare` printed them beside the baseline
-    table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
-    assert [line.split("|")[1].strip() for line in table[2:]] == ["main", *names]
+    table = [line for line in result.stdout.splitlines() if line.startswith("| ")]  # header and rows
+    assert [line.split("|")[1].strip() for line in table[1:]] == ["main", *names]
     print(f"SLURM sweep of {len(GRID)} points: {seconds:.0f} s")
 
 
@@ -378,8 +391,10 @@ def test_slurm_sweep_names_the_failed_point_and_its_log(repo, env, swept):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: sweep bad: 1 of 2 grid points failed: bad-2 (split_vae.c2=-1) log {log} "), last
     assert "--only-failed" in last
-    assert f"--- bad-2 (split_vae.c2=-1): exit status 1; log: {log}" in result.stderr
-    assert "split_vae.c2" in log.read_text() and "split_vae.c2" in result.stderr  # the cause, in the tail
+    assert re.search(rf"^--- bad-2 \(split_vae.c2=-1\): exit status [1-9][0-9]*; log: {re.escape(str(log))}$",
+                     result.stderr, re.M), result.stderr
+    cause = "error: params.yaml: split_vae.c2 = -1.0: must be >= 0.0"
+    assert cause in log.read_text() and cause in result.stderr  # the cause, in the log's tail
     assert "bad-1" in exp_show(repo, env) and "bad-2" not in exp_show(repo, env)
     # resubmitting only the failed point: an array of that point alone
     again = sh(repo, env, "replab", "sweep", "split_vae", "--executor", "slurm", "--name", "bad", "--only-failed",

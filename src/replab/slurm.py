@@ -25,6 +25,7 @@ environment; the scratch directory (`--scratch`, default `$TMPDIR` or /tmp on th
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -206,13 +207,13 @@ def _dvc(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["dvc", *args], capture_output=True, text=True)
 
 
-def git_remote_url(remote: str) -> str:
-    """The URL of a Git remote; a local path relative to the repository becomes absolute (tasks run elsewhere)."""
+def git_remote_url(remote: str, root: Path) -> str:
+    """The URL of a Git remote; a local path becomes absolute (the tasks run in other directories)."""
     url = _git("remote", "get-url", remote, check=False)
     if not url:
         raise DataError(f"sweep: Git remote {remote!r}: not configured (the tasks push their experiments there; "
                         f"`git remote add {remote} <url>`, or --git-remote NAME)")
-    local = Path(url).expanduser()
+    local = root / Path(url).expanduser()  # an absolute path stays itself
     return str(local.resolve()) if "://" not in url and ":" not in url.split("/")[0] and local.exists() else url
 
 
@@ -245,17 +246,24 @@ def data_configurations(points: list[list[str]], profile: str, fixed: Sequence[s
     return [list(c) for c in configs]
 
 
+def check_name(name: str) -> str:
+    """A sweep name becomes experiment names, job names and a directory: letters, digits, `_`, `.`, `-`."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ParamError(f"sweep --name {name!r}: allowed: letters, digits, _ . - (starting with a letter or digit)")
+    return name
+
+
 def plan(paper: str, grid: Sequence[str], profile: str | None, fixed: Sequence[str], name: str | None,
          git_remote: str = "origin", scratch: str | None = None) -> Sweep:
     profile, fixed, points = plan_grid(paper, grid, profile, fixed)
-    name = name or f"{paper}-{datetime.now():%m%d-%H%M%S}"
+    name = check_name(name or f"{paper}-{datetime.now():%m%d-%H%M%S}")
     root = Path(_git("rev-parse", "--show-toplevel"))
     cache = _dvc("cache", "dir")
     if cache.returncode:
         raise DataError(f"sweep: `dvc cache dir` failed: {cache.stderr.strip()} (run in the DVC repository)")
     env = sys.prefix if sys.prefix != sys.base_prefix else None
     return Sweep(paper=paper, name=name, commit=_git("rev-parse", "HEAD"), repo=str(root),
-                 cache=str(Path(cache.stdout.strip()).resolve()), git_remote=git_remote_url(git_remote),
+                 cache=str(Path(cache.stdout.strip()).resolve()), git_remote=git_remote_url(git_remote, root),
                  dvc_remote=bool(_dvc("remote", "default").stdout.strip()), profile=profile, fixed=fixed,
                  points=points, data=data_configurations(points, profile, fixed),
                  scratch=scratch or "${TMPDIR:-/tmp}", python_env=env)
@@ -282,7 +290,7 @@ def save(sweep: Sweep) -> None:
 
 
 def load(name: str) -> Sweep:
-    path = Path(_git("rev-parse", "--show-toplevel")) / SWEEPS_DIR / name / MANIFEST
+    path = Path(_git("rev-parse", "--show-toplevel")) / SWEEPS_DIR / check_name(name) / MANIFEST
     if not path.is_file():
         known = sorted(p.parent.name for p in path.parents[1].glob(f"*/{MANIFEST}"))
         raise DataError(f"{path}: no SLURM sweep named {name!r} here (sweeps: {', '.join(known) or 'none'})")
@@ -310,7 +318,11 @@ def submit(sweep: Sweep, resources: Resources, indices: Sequence[int] | None = N
     data_id = _sbatch(paths["data"])
     sweep.jobs.append({"kind": "data", "id": data_id, "indices": []})
     save(sweep)
-    array_id = _sbatch(paths["array"], f"--dependency=afterok:{data_id}", "--kill-on-invalid-dep=yes")
+    try:
+        array_id = _sbatch(paths["array"], f"--dependency=afterok:{data_id}", "--kill-on-invalid-dep=yes")
+    except DataError:
+        subprocess.run(["scancel", data_id], capture_output=True)  # a data job for no array
+        raise
     sweep.jobs.append({"kind": "array", "id": array_id, "indices": indices})
     save(sweep)
     print(f"submitted data job {data_id} ({len(sweep.data)} data configuration(s)) and job array "
@@ -327,7 +339,7 @@ def submit(sweep: Sweep, resources: Resources, indices: Sequence[int] | None = N
 
 def queued(job_ids: Sequence[str]) -> set[str]:
     """Which of these jobs (array job ids count for all their tasks) `squeue` still lists."""
-    result = subprocess.run(["squeue", "-h", "-o", "%F %i"], capture_output=True, text=True)
+    result = subprocess.run(["squeue", "--me", "-h", "-o", "%F %i"], capture_output=True, text=True)
     if result.returncode:
         raise DataError(f"`squeue` failed: {(result.stderr or result.stdout).strip()}")
     listed = {word for line in result.stdout.splitlines() for word in line.split()}
