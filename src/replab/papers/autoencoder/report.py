@@ -79,7 +79,7 @@ def summarize(cfg: Config, params: dict):
             verdict = report.band_verdict(loss, (blog, BLOG_LOSS_TOLERANCE))
         else:
             verdict = f"not comparable ({cfg.dataset})"
-        summary["test_loss"][m] = {**loss, "blog": blog, "verdict": verdict}
+        summary["test_loss"][m] = {**loss, "verdict": verdict}  # the blog's number stays in the report text
         summary["test_mse"][m] = records.stats(keys[m], "test_mse")
         summary["test_psnr"][m] = records.stats(keys[m], "test_psnr")
         sched = cfg.schedule(m)
