@@ -134,6 +134,19 @@ def sh(cwd: Path, *cmd: str, check: bool = True):
     return result
 
 
+def isolated_env(home: Path) -> dict[str, str]:
+    """Environment values that keep git and dvc subprocesses off the user's and the system's config: an empty
+    global Git config and DVC's config/site directories under `home`, a fixed Git identity, no analytics."""
+    (home / "gitconfig").write_text("")
+    return {
+        "GIT_CONFIG_GLOBAL": str(home / "gitconfig"), "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
+        "DVC_GLOBAL_CONFIG_DIR": str(home / "dvc-global"), "DVC_SYSTEM_CONFIG_DIR": str(home / "dvc-system"),
+        "DVC_SITE_CACHE_DIR": str(home / "dvc-site"), "DVC_NO_ANALYTICS": "1", "MPLBACKEND": "Agg",
+    }
+
+
 def smoke_clone(root: Path, repro: bool = True) -> Path:
     """The project's files (tracked and untracked, not ignored; no results) in a fresh git repo under `root`,
     params composed with the smoke profile, committed (DVCLive needs a commit), then `dvc repro` once."""

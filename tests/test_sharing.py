@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, compose
+from conftest import REPO, compose, isolated_env
 from replab.cli import main
 from replab.compare import compare_table, expand_grid, qualify, queue_commands, render, split_values
 from replab.params import ParamError
@@ -43,18 +43,13 @@ def sh(cwd: Path, env: dict, *cmd: str, check: bool = True) -> subprocess.Comple
 def env(tmp_path_factory) -> dict:
     """The environment of every subprocess here (and of this process while the module runs, for boto3)."""
     home = tmp_path_factory.mktemp("env")
-    (home / "gitconfig").write_text("")
     cleared = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"}
     values = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k not in cleared}
     values.update({
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_CONFIG_FILE": str(home / "no-aws-config"), "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-creds"),
         "AWS_EC2_METADATA_DISABLED": "true", "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-        "GIT_CONFIG_GLOBAL": str(home / "gitconfig"), "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
-        "DVC_GLOBAL_CONFIG_DIR": str(home / "dvc-global"), "DVC_SYSTEM_CONFIG_DIR": str(home / "dvc-system"),
-        "DVC_SITE_CACHE_DIR": str(home / "dvc-site"), "DVC_NO_ANALYTICS": "1", "MPLBACKEND": "Agg",
+        **isolated_env(home),
     })
     with pytest.MonkeyPatch.context() as mp:
         for key in [k for k in os.environ if k.startswith("AWS_") or k in cleared]:

@@ -9,6 +9,8 @@ with SLURM_CONF pointing at it, waits for `sinfo` to show the node idle, and sto
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -21,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, compose
+from conftest import REPO, compose, isolated_env, sh, smoke_clone
 from replab.cli import main
 from replab.params import ParamError
 from replab.slurm import (
@@ -41,13 +43,6 @@ GRID = [10, 20, 30, 40]  # split_vae.c2 of the 4-point sweep
 # every point: Experiment I only (the cheapest split_vae run), one thread per task, and writers data that
 # differs from the committed baseline's, so the data job has to prepare it (once)
 FIXED = ["split_vae.experiments=[exp1]", "data.writers.jitter=0.1", "runtime.threads=1"]
-
-
-def sh(cwd: Path, env: dict, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and result.returncode:
-        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 # ---------------------------------------------------------------- fast: scripts, records, reports
@@ -164,11 +159,12 @@ def test_sweep_slurm_refuses_uncommitted_changes_and_dry_run_prints_both_scripts
     repo = tmp_path / "repo"
     shutil.copytree(REPO / "conf", repo / "conf")
     (repo / "params.yaml").write_text(yaml.safe_dump(compose("profile=smoke")))
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     for cmd in (["git", "init", "-q", "-b", "main"], ["dvc", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "x"],
                 ["git", "remote", "add", "origin", str(tmp_path / "origin.git")]):
-        sh(repo, env, *cmd)
+        sh(repo, *cmd)
     (tmp_path / "origin.git").mkdir()
     monkeypatch.chdir(repo)
     (repo / "params.yaml").write_text((repo / "params.yaml").read_text() + "\n")  # a tracked change
@@ -268,46 +264,29 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, cluster) -> dict:
-    """Every subprocess's environment: the cluster's SLURM_CONF, no user/system Git or DVC config."""
-    home = tmp_path_factory.mktemp("env")
-    (home / "gitconfig").write_text("")
-    values = dict(os.environ)
-    values.update({
-        "SLURM_CONF": cluster, "PATH": SBIN,
-        "GIT_CONFIG_GLOBAL": str(home / "gitconfig"), "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
-        "DVC_GLOBAL_CONFIG_DIR": str(home / "dvc-global"), "DVC_SYSTEM_CONFIG_DIR": str(home / "dvc-system"),
-        "DVC_SITE_CACHE_DIR": str(home / "dvc-site"), "DVC_NO_ANALYTICS": "1", "MPLBACKEND": "Agg",
-        "TMPDIR": str(tmp_path_factory.mktemp("scratch")),
-    })
-    return values
+def env(tmp_path_factory, cluster):
+    """This process's environment while the module runs (the subprocesses inherit it): the cluster's
+    SLURM_CONF, the SLURM commands on PATH, scratch space of its own, no user/system Git or DVC config."""
+    values = {"SLURM_CONF": cluster, "PATH": SBIN, "TMPDIR": str(tmp_path_factory.mktemp("scratch")),
+              **isolated_env(tmp_path_factory.mktemp("env"))}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in values.items():
+            mp.setenv(key, value)
+        yield values
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, env) -> Path:
-    """The committed project with the smoke profile's results (its DVC cache is the cache the jobs share), a
-    bare Git remote `origin` and a local DVC remote."""
+    """The project with the smoke profile's results committed (its DVC cache is the cache the jobs share), a
+    bare Git remote `origin` and a local DVC remote (in .dvc/config: the tasks clone it)."""
     work = tmp_path_factory.mktemp("sweep")
-    root = work / "repo"
-    root.mkdir()
-    archive = subprocess.run(["git", "archive", "HEAD"], cwd=REPO, env=env, capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
-    for name in ("metrics", "plots", "dvc.lock"):
-        path = root / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    sh(work, env, "git", "init", "-q", "--bare", "-b", "main", str(work / "origin.git"))
-    sh(root, env, "git", "init", "-q", "-b", "main")
-    sh(root, env, "git", "remote", "add", "origin", str(work / "origin.git"))
-    sh(root, env, "dvc", "remote", "add", "-d", "store", str(work / "dvc-store"))
-    sh(root, env, "replab", "compose", "profile=smoke", "runtime.progress=false")
-    sh(root, env, "git", "add", "-A")
-    sh(root, env, "git", "commit", "-qm", "smoke")  # DVCLive needs a commit
-    sh(root, env, "dvc", "repro")
-    sh(root, env, "git", "add", "-A")
-    sh(root, env, "git", "commit", "-qm", "smoke results")
-    sh(root, env, "git", "push", "-q", "origin", "main")
+    root = smoke_clone(work / "repo")
+    sh(work, "git", "init", "-q", "--bare", "-b", "main", str(work / "origin.git"))
+    sh(root, "git", "remote", "add", "origin", str(work / "origin.git"))
+    sh(root, "dvc", "remote", "add", "-d", "store", str(work / "dvc-store"))
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "commit", "-qm", "smoke results, remotes")
+    sh(root, "git", "push", "-q", "origin", "main")
     return root
 
 
@@ -317,24 +296,16 @@ def sweep_cmd(name: str, values, *extra: str) -> list[str]:
             "--cpus-per-task", "1", "--time", "20:00", "--collect", "--timeout", "900", *extra]
 
 
-def exp_show(repo: Path, env: dict) -> dict[str, dict]:
-    """{experiment name: {'c2', 'summary'}} from `dvc exp show --json`."""
-    found = {}
-    for commit in json.loads(sh(repo, env, "dvc", "exp", "show", "--json").stdout):
-        for exp in commit.get("experiments") or []:
-            for rev in exp["revs"]:
-                data = rev.get("data") or {}
-                found[rev.get("name")] = {
-                    "c2": data.get("params", {}).get("params.yaml", {}).get("data", {})
-                    .get("split_vae", {}).get("c2"),
-                    "summary": (data.get("metrics") or {}).get("metrics/split_vae.json", {}).get("data")}
-    return found
+def exp_show(repo: Path) -> dict[str, dict[str, str]]:
+    """The rows of `dvc exp show --csv` by experiment name (the baseline rows have none)."""
+    rows = csv.DictReader(io.StringIO(sh(repo, "dvc", "exp", "show", "--csv").stdout))
+    return {row["Experiment"]: row for row in rows if row["Experiment"]}
 
 
 @pytest.fixture(scope="module")
 def swept(repo, env):
     started = time.monotonic()
-    result = sh(repo, env, *sweep_cmd("c2", GRID), check=False)
+    result = sh(repo, *sweep_cmd("c2", GRID), check=False)
     return result, time.monotonic() - started
 
 
@@ -353,7 +324,7 @@ def test_slurm_sweep_of_four_points(repo, env, swept):
     data_job, array_job = (job["id"] for job in record["jobs"])
     assert record["jobs"][1]["indices"] == [1, 2, 3, 4]
     # every array task succeeded (its own exit status), in its own clone of the commit, on that clone's code
-    head = sh(repo, env, "git", "rev-parse", "HEAD").stdout.strip()
+    head = sh(repo, "git", "rev-parse", "HEAD").stdout.strip()
     for i in range(1, len(GRID) + 1):
         assert (repo / f".dvc/tmp/slurm/c2/status/{i}-{array_job}").read_text().strip() == "0"
         log = logged[f"{i}-{array_job}.log"]
@@ -370,11 +341,11 @@ def test_slurm_sweep_of_four_points(repo, env, swept):
         assert "Running stage 'prepare@" not in log and "Running stage 'download@" not in log
         assert "Stage 'prepare@writers' is cached - skipping run, checking out outputs" in log
     # pulled into the submitting repository: dvc exp show lists them with their params and metrics
-    shown = exp_show(repo, env)
-    assert {n: shown[n]["c2"] for n in names} == dict(zip(names, GRID))
-    summaries = [shown[n]["summary"] for n in names]
-    assert all(s and s["run"]["torch"] for s in summaries), summaries
-    assert len({json.dumps(s["exp1"], sort_keys=True) for s in summaries}) == len(GRID)  # c2 changed the runs
+    shown = exp_show(repo)
+    assert {n: float(shown[n]["split_vae.c2"]) for n in names} == dict(zip(names, GRID))
+    assert all(shown[n]["metrics/split_vae.json:run.torch"] for n in names)
+    losses = {float(shown[n]["exp1.train_loss.mean"]) for n in names}
+    assert len(losses) == len(GRID)  # each run's own metrics: c2 weighs a term of the training loss
     # ... and `replab compare` printed them beside the baseline
     table = [line for line in result.stdout.splitlines() if line.startswith("| ")]  # header and rows
     assert [line.split("|")[1].strip() for line in table[1:]] == ["main", *names]
@@ -383,7 +354,7 @@ def test_slurm_sweep_of_four_points(repo, env, swept):
 
 @pytest.mark.slow
 def test_slurm_sweep_names_the_failed_point_and_its_log(repo, env, swept):
-    result = sh(repo, env, *sweep_cmd("bad", [50, -1]), check=False)
+    result = sh(repo, *sweep_cmd("bad", [50, -1]), check=False)
     record = json.loads((repo / ".dvc/tmp/slurm/bad/sweep.json").read_text())
     array_job = record["jobs"][1]["id"]
     log = repo / f".dvc/tmp/slurm/bad/logs/2-{array_job}.log"
@@ -395,8 +366,9 @@ def test_slurm_sweep_names_the_failed_point_and_its_log(repo, env, swept):
                      result.stderr, re.M), result.stderr
     cause = "error: params.yaml: split_vae.c2 = -1.0: must be >= 0.0"
     assert cause in log.read_text() and cause in result.stderr  # the cause, in the log's tail
-    assert "bad-1" in exp_show(repo, env) and "bad-2" not in exp_show(repo, env)
+    shown = exp_show(repo)
+    assert "bad-1" in shown and "bad-2" not in shown
     # resubmitting only the failed point: an array of that point alone
-    again = sh(repo, env, "replab", "sweep", "split_vae", "--executor", "slurm", "--name", "bad", "--only-failed",
+    again = sh(repo, "replab", "sweep", "split_vae", "--executor", "slurm", "--name", "bad", "--only-failed",
                "--dry-run")
     assert "#SBATCH --array=2\n" in again.stdout and "2) point=(" in again.stdout and "1) point=(" not in again.stdout
