@@ -150,7 +150,6 @@ def summarize(cfg: Config, params: dict):
         e2["clustering"] = {split: {row: {m: stat("exp2", f"{split}_{row}_{m}") for m in MEASURES} for row in ROWS}
                             for split in cfg.clustering.splits}
         summary["exp2"] = e2
-        summary["article_table"] = ARTICLE_TABLE
         acc = e2["digit_accuracy"]
         claims["exp2_digit_accuracy_from_a_ge_90"] = None if acc is None else acc["mean"] >= DIGIT_ACCURACY_CLAIM
         claims["exp2_writer_probe_b_gt_a"] = report.greater(e2["probes"]["writer_from_b"], e2["probes"]["writer_from_a"])
