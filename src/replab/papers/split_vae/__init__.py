@@ -1,8 +1,11 @@
 """split_vae (seed 001): a VAE with two bottlenecks, A (digit, supervised) and B (the rest: writer, style).
 
-The seed (a Qiita article by @29Takuya, 2018, Japanese; its notebook is takuya29/wvae, reference/peers.md §2)
-splits the latent code of a VAE on EMNIST digits into A, which feeds a digit classifier, and B, which has no
-supervision and should keep what the reconstruction needs besides the digit — the writer's style (§2 提案モデル).
+The seed (a Qiita article by @29Takuya, Japanese, undated; it links its notebook as github.com/29Takuya/wvae,
+read here as takuya29/wvae, reference/peers.md §2) splits the latent code of a VAE on EMNIST digits into A, which
+feeds a digit classifier, and B, which has no supervision and should keep what the reconstruction needs besides
+the digit — the writer's style (§2 提案モデル). The article gives neither a year nor training settings: the
+architecture's sizes, C1, C2, the optimiser, batch 256 and the 50 epochs are the notebook's (HEAD 59367ed,
+2018-04-29), not the article's.
 
     encoder   h = tanh(W·x + b), x ∈ [0, 1]^784, h ∈ R^500;  μ_A, logσ²_A, μ_B, logσ²_B = four linear heads of h
     sample    z_A = μ_A + σ_A·ε,  z_B = μ_B + σ_B·ε                     (k = 1 sample per image in training)
@@ -13,7 +16,7 @@ supervision and should keep what the reconstruction needs besides the digit — 
       KL_·  = Σ_dims ½(μ² + σ² − log σ² − 1)                           per-image sum, batch mean
       CE    = batch-mean softmax cross-entropy of the digit
       C1 = 1; C2 = 10000 / 256 = 39.0625 (the notebook writes C2·CE/batchsize with C2 = 10000 and Chainer's CE
-      already a batch mean); Adam lr 1e-3 (Chainer defaults otherwise), batch 256, 50 epochs.
+      already a batch mean); Adam lr 1e-3 (Chainer defaults otherwise), batch 256, 50 epochs (all the notebook's).
 
 Experiment I (実験Ⅰ): 1-D A and 1-D B on all the data; the test latents drawn as a scatter (x = A, y = B)
 coloured by digit, and images decoded over a grid of the same (A, B) plane. Claims: A is discriminative for
@@ -53,6 +56,18 @@ Our choices where the sources are silent (all params unless stated):
   biases); the four encoder heads are one Linear(500 → 4·d) layer (the same initial distribution and
   function as four separate heads); the last partial batch of an epoch is kept at the same weights (the
   notebook's C2/batchsize weighs it differently); the notebook's unused covariance term C3 is not ported.
+
+The article's ambiguities, and how they are resolved here:
+- which split Exp II clusters is not stated: test primary, train reported too (above);
+- "筆者:100人 一人あたり 60~100枚程度" (100 writers, about 60–100 images each) gives no selection rule: writers
+  with `min_train`…`max_train` training images, drawn with `subset_seed`;
+- the table's AMI is scikit-learn 0.19's (normaliser "max"); today's default ("arithmetic") is reported beside it;
+- "row 3 is best" is read over rows 1–4 and all three measures, as the article words it, although in its own
+  table row 4 does not beat row 1 on purity (SPEC);
+- "Latent Variable B … 文字の傾き" (B looks like slant) is a visual reading: measured here as the R² of a
+  second-moment shear from A and from B;
+- the article's data is EMNIST digits with writer ids; the quick profile uses the `writers` stand-in
+  (mnist5k digits in per-writer styles), whose numbers are not comparable with the article's.
 
 Read in order: model.py (configuration, data and writer subset, the model, loss terms), train.py (the training
 loop), evaluate.py (losses, probes, slant, clustering, grid, t-SNE), report.py (tables, figures, claims). The DVC
