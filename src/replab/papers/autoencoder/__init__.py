@@ -1,9 +1,12 @@
 """autoencoder (seed 003): the basic autoencoder of the Keras blog, its uses, and the article's figure.
 
-The seed (a Qiita note, 2020) runs F. Chollet's "Building Autoencoders in Keras" simple autoencoder on MNIST
-(784 → 32 → 784, 50 epochs, its screenshot: 10 test digits on top, their reconstructions below) and names
-three uses: dimensionality reduction, anomaly detection by reconstruction error, denoising. We port the blog's
-models to PyTorch (reference/peers.md §4 holds the blog's settings and its reported losses):
+The seed (a Qiita note, 2020-12-07) runs the Keras page's simple autoencoder — read as F. Chollet's "Building
+Autoencoders in Keras" blog; the note names only "the Keras page" — on MNIST (784 → 32 → 784, 50 epochs, its
+screenshot: 10 test digits on top, their reconstructions below). It names the autoencoder's uses: dimensionality
+reduction (feature extraction), anomaly detection by the input–output difference, denoising, and in passing data
+generation with a variational autoencoder and classification / clustering of the data. We port the blog's models
+to PyTorch (reference/peers.md §4 holds the blog's settings and its reported losses) and measure the first three
+uses; generation and classification / clustering on the code are not reproduced here:
 
     simple      784 → Dense 32 ReLU → Dense 784 sigmoid                     50 epochs, batch 256, ≈ 0.09
     deep        784-128-64-32-64-128-784, ReLU, sigmoid output                100 epochs, batch 256, ≈ 0.08
@@ -28,6 +31,10 @@ noisy vs clean and of denoised vs clean, mean over the test images.
 
 Models return logits; the sigmoid is applied by `reconstruct` and folded into the loss
 (BCE-with-logits, which is what tf.keras computes for a sigmoid output layer).
+
+The article's figure: which 10 test digits its screenshot shows is not stated; the blog's code plots the first 10
+test images. Ours is a choice: the first test image of each class, 0 to 9 (`example_indices`), so that every
+digit appears once in the reconstruction figures.
 
 Our choices where the sources are silent (all params): the anomaly models are the simple autoencoder with
 the blog's 50 epochs, scored by per-image MSE (`anomaly.score: bce` available), one seed; three seeds per

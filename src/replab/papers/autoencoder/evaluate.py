@@ -40,7 +40,8 @@ def _defined_mean(values: list[float]) -> float:
 
 
 def example_indices(y: torch.Tensor) -> torch.Tensor:
-    """The first test image of every class, in class order (the article's 10 digits)."""
+    """The first test image of every class, in class order: our choice for the figure's 10 digits (the article does
+    not say which it shows; the blog's code plots the first 10 test images)."""
     _, first = np.unique(y.cpu().numpy(), return_index=True)  # classes come back sorted
     return torch.from_numpy(first).to(y.device)
 
