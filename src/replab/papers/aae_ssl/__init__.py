@@ -18,6 +18,24 @@ Chainer AAE that the seed's lab is closest to): Adam lr 1e-4, betas (0.1, 0.999)
 trained with the non-saturating form −log D(enc); the decoder receives softmax(y); model selection by
 validation error; L_rec is the per-pixel mean (Chainer's mean_squared_error), `rec_reduction: sum` available.
 
+Fig. 3's measure: the seed reads its two heatmaps as "AAE(y,z) has more components near 0 than AE" — a count.
+The report gives the fraction of off-diagonal entries with |corr| < `corr_threshold` (ours, 0.1) as the claim's
+measure, mean over seeds, with the mean |corr| off the diagonal and in the y–z block beside it.
+
+The seed's ambiguities, and how they are resolved here:
+- the prior of y is "一様分布" (a uniform distribution): read as a one-hot vector of a uniformly drawn class, as
+  public AAE code does (a continuous uniform would not match the softmax y the discriminator also sees);
+- Eq. 4 is written as Σ_i Σ_j I(y_i = j)·log P(y_i|x_i) with no sign or normaliser: read as the cross-entropy,
+  batch mean; Eq. 5's ‖x − x̃‖² has no reduction: the per-pixel mean (Chainer's mean_squared_error), `sum`
+  available;
+- Eq. 6 is the GAN value and the text says the encoder learns "to make D output 1": the non-saturating form;
+- the validation split is "for deciding hyperparameters": we also select the model (iteration) by it;
+- the dropout rate, the optimiser and the batch sizes are not given (the defaults above, from peers.md);
+- Table 1's ± is over an unstated number of runs: the paper profile runs 5 seeds;
+- Fig. 3 does not say which Nl or split it shows: the test split at the smallest Nl of the sweep;
+- Fig. 4 does not say which Nl its 2-D-z model used: `style.n_labeled` (1,000, ours); its grid is the seed's
+  (z1, z2 from −30 to 30, step 6).
+
 Read in order: model.py (configuration, labeled subset, networks, Eq. 3–6), train.py (the alternating D and
 encoder/decoder steps, model selection), evaluate.py (Table 1 test error, Fig. 3 correlations, Fig. 4 grid),
 report.py (tables, figures, claims). The DVC stages depend on exactly the files they run, so editing the
