@@ -510,17 +510,17 @@ def test_lm1b_sample_is_seeded_streamed_and_training_only(tmp_path, monkeypatch)
 def test_fasttext_rows_of_the_vocabulary_only_and_bad_files(tmp_path):
     vec = tmp_path / "wiki.simple.vec"
     vec.write_text("4 3\n, 0 0 1\nthe 1 2 3\nfilm 4 5 6\nzebra 7 8 9\n")
-    rows, info = text.fasttext_rows(vec, ["<pad>", "<unk>", "film", "the", "unseen"])
+    rows, info = fasttext.vocab_rows(vec, ["<pad>", "<unk>", "film", "the", "unseen"])
     assert rows.shape == (5, 3) and not rows[0].any()
     assert rows[2].tolist() == [4, 5, 6] and rows[3].tolist() == [1, 2, 3]
     assert info["vocab_found"] == 2 and info["vocab_random"] == 2  # <unk> and "unseen"
     vec.write_text("5 3\n, 0 0 1\nthe 1 2 3\n")
     with pytest.raises(DataError) as err:
-        text.fasttext_rows(vec, ["<pad>", "<unk>", "the"])
+        fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the"])
     one_line_naming(err, str(vec))
     vec.write_text("2 3\nthe 1 2\nfilm 4 5 6\n")
     with pytest.raises(DataError) as err:
-        text.fasttext_rows(vec, ["<pad>", "<unk>", "the"])
+        fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the"])
     one_line_naming(err, str(vec))
     # the download stage: a mirror copy, its sha256 recorded, then checked by prepare
     vec.write_text("1 3\nthe 1 2 3\n")
@@ -532,9 +532,10 @@ def test_fasttext_rows_of_the_vocabulary_only_and_bad_files(tmp_path):
 def test_pool_draws_seeded_texts_within_the_labeled_length(tmp_path):
     write_pool_and_vectors(tmp_path)
     (tmp_path / "lm1b" / lm1b.SAMPLE).write_text("A man walks .\n" + "very " * 30 + "long .\nNo way !\n")
-    docs, meta = text.pool_docs("lm1b", tmp_path, 0, 0, "data.sst.unlabeled", {"fraction": 0.01, "seed": 0},
-                                max_tokens=5)
+    expect = {"fraction": 0.01, "seed": 0}
+    docs, meta = imdb.unlabeled_pool("lm1b", tmp_path, "data.sst.unlabeled", expect, 0, 0, max_tokens=5)
     assert sorted(docs) == [["a", "man", "walks"], ["no", "way"]] and meta["available"] == 3 and meta["used"] == 2
-    first, _ = text.pool_docs("lm1b", tmp_path, 1, 0, "data.sst.unlabeled")
-    assert first == text.pool_docs("lm1b", tmp_path, 1, 0, "data.sst.unlabeled")[0] and len(first) == 1
-    assert text.pool_docs("none", tmp_path, 0, 0, "x") == (None, {"pool": "none"})
+    first, _ = imdb.unlabeled_pool("lm1b", tmp_path, "data.sst.unlabeled", expect, 1, 0, 0)
+    assert first == imdb.unlabeled_pool("lm1b", tmp_path, "data.sst.unlabeled", expect, 1, 0, 0)[0]
+    assert len(first) == 1
+    assert imdb.unlabeled_pool("none", tmp_path, "x", expect, 0, 0, 0) == (None, {"pool": "none"})

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.data.text import EMBEDDINGS, embeddings_for, fit_vocab, pinned_raw, write_text_splits
+from replab.data.fasttext import embeddings_for
+from replab.data.text import EMBEDDINGS, fit_vocab, pinned_raw, write_text_splits
 from replab.download import RemoteFile, fetch, offline_hint
 from replab.io import DataError
 from replab.params import param

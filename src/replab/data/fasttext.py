@@ -11,8 +11,11 @@ vocabulary (`embeddings: fasttext`; replab.data.text.fasttext_rows).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from replab.download import RemoteFile, fetch, offline_hint
 from replab.io import DataError, atomic_dir, read_json, sha256_file, write_json
@@ -65,3 +68,56 @@ def prepare(name: str, cfg: FasttextConfig, raw_dir: Path, out_dir: Path, split_
     with atomic_dir(out_dir) as tmp:
         write_json(tmp / "meta.json", meta)
     return meta
+
+
+def embeddings_for(kind: str, raw_root: Path, vocab: Sequence[str], seed: int) -> tuple[np.ndarray | None, dict]:
+    """Embedding rows for `vocab` by a text set's `embeddings` param: None for "random" (the model initialises
+    them), or the fastText rows from `raw_root/fasttext` (fasttext must be in `datasets`)."""
+    if kind == "random":
+        return None, {"kind": "random (initialised by the model)"}
+    path = raw_root / "fasttext" / VEC.name
+    if not path.is_file():
+        raise DataError(f"{path}: missing; embeddings = fasttext needs `replab download fasttext` first")
+    rows, meta = vocab_rows(path, vocab, seed)
+    return rows, {"kind": "fasttext", **meta}
+
+
+def vocab_rows(path: Path, vocab: Sequence[str], seed: int = 0) -> tuple[np.ndarray, dict]:
+    """float32 [V, d] rows of a fastText `.vec` (header "<count> <dim>", then "<word> <d floats>") for the
+    words of `vocab` only, streamed line by line; words without a vector get N(0, std of the found rows)
+    (seeded), `<pad>` gets zeros. DataError naming the file on a malformed header or row."""
+    index = {tok: i for i, tok in enumerate(vocab)}
+    try:
+        fh = open(path, encoding="utf-8", errors="strict")
+    except OSError as err:
+        raise DataError(f"{path}: unreadable ({err}); run `replab download fasttext`") from None
+    with fh:
+        try:
+            header = fh.readline().split()
+            count, dim = int(header[0]), int(header[1])
+        except (ValueError, IndexError, UnicodeDecodeError):
+            raise DataError(f"{path}: line 1: expected the header '<count> <dim>'") from None
+        out = np.zeros((len(vocab), dim), dtype=np.float32)
+        found = np.zeros(len(vocab), dtype=bool)
+        lineno = 1
+        try:
+            for n, line in enumerate(fh, 2):
+                lineno = n
+                word, _, rest = line.rstrip("\n").rstrip(" ").partition(" ")
+                i = index.get(word)
+                if i is None:
+                    continue
+                row = np.array(rest.split(" "), dtype=np.float32)
+                if row.shape != (dim,) or not np.isfinite(row).all():
+                    raise ValueError(f"{row.size} values")
+                out[i], found[i] = row, True
+        except (ValueError, UnicodeDecodeError) as err:
+            raise DataError(f"{path}: line {lineno}: not '<word> <{dim} floats>' ({err})") from None
+    if lineno - 1 != count:
+        raise DataError(f"{path}: header announces {count} vectors, file has {lineno - 1} (truncated?)")
+    missing = ~found
+    missing[0] = False  # <pad> stays zero
+    std = float(out[found].std()) if found.any() else 1.0
+    out[missing] = np.random.default_rng(seed).normal(0.0, std, size=(int(missing.sum()), dim))
+    return out, {"file": str(path), "sha256": sha256_file(path), "dim": dim, "vectors_in_file": count,
+                 "vocab_found": int(found.sum()), "vocab_random": int(missing.sum())}

@@ -26,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from replab.data.fasttext import embeddings_for
+from replab.data.lm1b import read_sample
 from replab.data.text import (
     EMBEDDINGS,
     POOLS,
-    embeddings_for,
     fit_vocab,
     jw_length_filter,
     jw_tokenize,
@@ -99,6 +100,22 @@ def read_reviews(archive: Path, dirs: tuple[str, ...]) -> dict[tuple[str, int], 
     return out
 
 
+def unlabeled_pool(pool: str, raw_root: Path, where: str, lm1b_expect: dict, n: int, seed: int,
+                   max_tokens: int) -> tuple[list[list[str]] | None, dict]:
+    """The unlabeled pool of a text set by its `unlabeled` param (replab.data.text.pool_docs): none, the lm1b
+    sample (replab.data.lm1b.read_sample) or aclImdb's 50,000 `unsup` reviews from `raw_root/imdb`."""
+    if pool == "none":
+        return None, {"pool": "none"}
+    if pool == "lm1b":
+        texts, path = read_sample(raw_root, lm1b_expect, where)
+    else:
+        path = raw_root / "imdb" / ARCHIVE.name
+        if not path.is_file():
+            raise DataError(f"{path}: missing; {where} = imdb_unsup needs `replab download imdb` first")
+        texts = [t for t, _ in read_reviews(path, ("train/unsup",)).values()]
+    return pool_docs(pool, texts, path, n, seed, max_tokens)
+
+
 def _labeled(reviews: dict, part: str) -> tuple[list[list[str]], np.ndarray]:
     keys = sorted((k for k in reviews if k[0].startswith(part)), key=lambda k: (k[0].endswith("neg"), k[1]))
     return jw_tokenize(reviews[k][0] for k in keys), np.array([k[0].endswith("pos") for k in keys], dtype=np.int64)
@@ -124,9 +141,9 @@ def prepare(name: str, cfg: ImdbConfig, raw_dir: Path, out_dir: Path, split_seed
         before[split] = len(chosen)
         splits[split] = {"docs": [d for d, k in zip(chosen, kept, strict=True) if k], "labels": y[idx][kept]}
     vocab = fit_vocab(splits["train"]["docs"], cfg.min_df, sos_eos=True)
-    unlabeled, pool_meta = pool_docs(cfg.unlabeled, raw_dir.parent, cfg.n_unlabeled, cfg.pool_seed,
-                                     f"data.{name}.unlabeled", {"fraction": cfg.lm1b_fraction, "seed": cfg.lm1b_seed},
-                                     max_tokens=max(len(d) for d in splits["train"]["docs"]))
+    unlabeled, pool_meta = unlabeled_pool(cfg.unlabeled, raw_dir.parent, f"data.{name}.unlabeled",
+                                          {"fraction": cfg.lm1b_fraction, "seed": cfg.lm1b_seed}, cfg.n_unlabeled,
+                                          cfg.pool_seed, max(len(d) for d in splits["train"]["docs"]))
     embeddings, emb_meta = embeddings_for(cfg.embeddings, raw_dir.parent, vocab, cfg.pool_seed)
     meta = {"dataset": name, "source": "real: aclImdb v1, Jain & Wallace's split recipe rebuilt",
             "sha256": {ARCHIVE.name: ARCHIVE.sha256}, "reviews": {"train": len(tr_docs), "test": len(te_docs)},

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from replab.data.text import read_lines
 from replab.download import RemoteFile, fetch, offline_hint
 from replab.io import DataError, atomic_dir, atomic_path, read_json, sha256_file, write_json
 from replab.params import param
@@ -105,6 +106,21 @@ def sample_tarball(archive: Path, target: Path, fraction: float, seed: int, expe
     finally:
         bar.close()
     return {"shards": len(seen), "sentences": total, "sampled": kept}
+
+
+def read_sample(raw_root: Path, expect: dict, where: str) -> tuple[list[str], Path]:
+    """(sentences, path) of the sample under `raw_root/lm1b` as a text set's unlabeled pool. `expect`
+    ({"fraction", "seed"}: the text set's mirror of `data.lm1b`, so that DVC reruns its prepare stage when the
+    sample changes) must match the sample's record, else a one-line DataError says to re-run lm1b."""
+    path = raw_root / "lm1b" / SAMPLE
+    if not path.is_file():
+        raise DataError(f"{path}: missing; {where} = lm1b needs `replab download lm1b` first "
+                        "(lm1b must be listed in `datasets`)")
+    record = read_json(raw_root / "lm1b" / RECORD)
+    got = {k: record.get(k) for k in expect}
+    if got != expect:
+        raise DataError(f"{path}: sampled with {got}, {where} expects {expect}; run `dvc repro download@lm1b`")
+    return read_lines(path), path
 
 
 def prepare(name: str, cfg: Lm1bConfig, raw_dir: Path, out_dir: Path, split_seed: int) -> dict:

@@ -28,15 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
+from replab.data.fasttext import embeddings_for
+from replab.data.imdb import unlabeled_pool
 from replab.data.text import (
     EMBEDDINGS,
     POOLS,
-    embeddings_for,
     fit_vocab,
     jw_length_filter,
     jw_tokenize,
     pinned_raw,
-    pool_docs,
     write_text_splits,
 )
 from replab.download import RemoteFile, fetch, offline_hint
@@ -122,9 +122,9 @@ def prepare(name: str, cfg: SstConfig, raw_dir: Path, out_dir: Path, split_seed:
         counts["trees"][split], counts["binary"][split] = len(labels), int(keep.sum())
         splits[split] = {"docs": [d for d, k in zip(docs, kept, strict=True) if k], "labels": y[kept]}
     vocab = fit_vocab(splits["train"]["docs"], 1, sos_eos=True)
-    unlabeled, pool_meta = pool_docs(cfg.unlabeled, raw_dir.parent, cfg.n_unlabeled, cfg.pool_seed,
-                                     f"data.{name}.unlabeled", {"fraction": cfg.lm1b_fraction, "seed": cfg.lm1b_seed},
-                                     max_tokens=max(len(d) for d in splits["train"]["docs"]))
+    unlabeled, pool_meta = unlabeled_pool(cfg.unlabeled, raw_dir.parent, f"data.{name}.unlabeled",
+                                          {"fraction": cfg.lm1b_fraction, "seed": cfg.lm1b_seed}, cfg.n_unlabeled,
+                                          cfg.pool_seed, max(len(d) for d in splits["train"]["docs"]))
     embeddings, emb_meta = embeddings_for(cfg.embeddings, raw_dir.parent, vocab, cfg.pool_seed)
     meta = {"dataset": name, "source": "real: Stanford Sentiment Treebank (PTB trees), Jain & Wallace binary",
             "sha256": {ARCHIVE.name: ARCHIVE.sha256}, "filter": cfg.filter, "min_length": cfg.min_length,

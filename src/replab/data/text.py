@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.io import DataError, atomic_dir, read_json, sha256_file, write_json, write_npz
+from replab.io import DataError, atomic_dir, sha256_file, write_json, write_npz
 
 PAD, UNK, SOS, EOS = "<pad>", "<unk>", "<SOS>", "<EOS>"
 SPLITS = ("train", "dev", "test")
@@ -166,67 +166,25 @@ def pinned_raw(path: Path, sha256: str, name: str) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Unlabeled pools and pretrained embeddings shared by the real text sets (sst, imdb, eraser_movies)
+# Unlabeled pools shared by the real text sets (the readers are in replab.data.lm1b and replab.data.imdb)
 
 POOLS = ("none", "lm1b", "imdb_unsup")
 EMBEDDINGS = ("random", "fasttext")
 
 
-def pool_docs(pool: str, raw_root: Path, n: int, seed: int, where: str, lm1b_sample: dict | None = None,
-              max_tokens: int = 0) -> tuple[list[list[str]] | None, dict]:
-    """Token lists of the unlabeled pool `pool` (None for "none"): `n` seeded-random texts (0 = all) from
-    `raw_root/lm1b` (the 1 % sample, replab.data.lm1b) or the aclImdb `unsup` reviews (replab.data.imdb),
-    cleaned by J&W's recipe; plus a meta record (source file, sha256, sizes).
-
-    `lm1b_sample` ({"fraction", "seed"}: the data set's mirror of `data.lm1b`, so that DVC reruns its prepare
-    stage when the sample changes) must match the sample's record, else a DataError says to re-run lm1b.
-    Texts longer than `max_tokens` (if > 0; the labeled train set's longest) are skipped, so that padding the
-    pool to its longest text stays within the labeled data's range (an LM1B line can run to hundreds of tokens)."""
-    if pool == "none":
-        return None, {"pool": "none"}
-    if pool == "lm1b":
-        from replab.data.lm1b import RECORD, SAMPLE
-
-        path = raw_root / "lm1b" / SAMPLE
-        if not path.is_file():
-            raise DataError(f"{path}: missing; {where} = lm1b needs `replab download lm1b` first "
-                            "(lm1b must be listed in `datasets`)")
-        record = read_json(raw_root / "lm1b" / RECORD)
-        if lm1b_sample is not None and {k: record.get(k) for k in lm1b_sample} != lm1b_sample:
-            raise DataError(f"{path}: sampled with {({k: record.get(k) for k in lm1b_sample})}, {where} expects "
-                            f"{lm1b_sample}; run `dvc repro download@lm1b` first")
-        texts = read_lines(path)
-    elif pool == "imdb_unsup":
-        from replab.data.imdb import ARCHIVE, read_reviews
-
-        path = raw_root / "imdb" / ARCHIVE.name
-        if not path.is_file():
-            raise DataError(f"{path}: missing; {where} = imdb_unsup needs `replab download imdb` first")
-        texts = [t for t, _ in read_reviews(path, ("train/unsup",)).values()]
-    else:
-        raise DataError(f"{where} = {pool!r}: unknown pool (allowed: {', '.join(POOLS)})")
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(texts))
-    # tokenise lazily in the seeded order and stop at n: the lm1b sample has ~300k sentences, a pool needs fewer
+def pool_docs(pool: str, texts: Sequence[str], path: Path, n: int, seed: int,
+              max_tokens: int = 0) -> tuple[list[list[str]], dict]:
+    """Token lists of `n` seeded-random `texts` (0 = all) of the unlabeled pool `pool` read from `path`,
+    cleaned by J&W's recipe, plus a meta record (source file, sha256, sizes). Texts longer than `max_tokens`
+    (if > 0; the labeled train set's longest) are skipped, so that padding the pool to its longest text stays
+    within the labeled data's range (an LM1B line can run to hundreds of tokens). Tokenised lazily in the
+    seeded order up to `n`: the lm1b sample has ~300k sentences, a pool needs fewer."""
+    order = np.random.default_rng(seed).permutation(len(texts))
     limit = max_tokens or float("inf")
     docs = list(itertools.islice((d for d in map(lambda i: jw_clean(texts[i]).split(), order) if 0 < len(d) <= limit),
                                  n or None))
     return docs, {"pool": pool, "file": str(path), "sha256": sha256_file(path), "available": len(texts),
                   "used": len(docs), "max_tokens": max_tokens or None, "seed": seed}
-
-
-def embeddings_for(kind: str, raw_root: Path, vocab: Sequence[str], seed: int) -> tuple[np.ndarray | None, dict]:
-    """Embedding rows for `vocab` by `embeddings` param: None for "random" (the model initialises them), or
-    the fastText rows from `raw_root/fasttext` (replab.data.fasttext; it must be in `datasets`)."""
-    if kind == "random":
-        return None, {"kind": "random (initialised by the model)"}
-    from replab.data.fasttext import VEC
-
-    path = raw_root / "fasttext" / VEC.name
-    if not path.is_file():
-        raise DataError(f"{path}: missing; embeddings = fasttext needs `replab download fasttext` first")
-    rows, meta = fasttext_rows(path, vocab, seed)
-    return rows, {"kind": "fasttext", **meta}
 
 
 def read_lines(path: Path) -> list[str]:
@@ -235,44 +193,3 @@ def read_lines(path: Path) -> list[str]:
         return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: unreadable ({err})") from None
-
-
-def fasttext_rows(path: Path, vocab: Sequence[str], seed: int = 0) -> tuple[np.ndarray, dict]:
-    """float32 [V, d] rows of a fastText `.vec` (header "<count> <dim>", then "<word> <d floats>") for the
-    words of `vocab` only, streamed line by line; words without a vector get N(0, std of the found rows)
-    (seeded), `<pad>` gets zeros. DataError naming the file on a malformed header or row."""
-    index = {tok: i for i, tok in enumerate(vocab)}
-    try:
-        fh = open(path, encoding="utf-8", errors="strict")
-    except OSError as err:
-        raise DataError(f"{path}: unreadable ({err}); run `replab download fasttext`") from None
-    with fh:
-        try:
-            header = fh.readline().split()
-            count, dim = int(header[0]), int(header[1])
-        except (ValueError, IndexError, UnicodeDecodeError):
-            raise DataError(f"{path}: line 1: expected the header '<count> <dim>'") from None
-        out = np.zeros((len(vocab), dim), dtype=np.float32)
-        found = np.zeros(len(vocab), dtype=bool)
-        lineno = 1
-        try:
-            for n, line in enumerate(fh, 2):
-                lineno = n
-                word, _, rest = line.rstrip("\n").rstrip(" ").partition(" ")
-                i = index.get(word)
-                if i is None:
-                    continue
-                row = np.array(rest.split(" "), dtype=np.float32)
-                if row.shape != (dim,) or not np.isfinite(row).all():
-                    raise ValueError(f"{row.size} values")
-                out[i], found[i] = row, True
-        except (ValueError, UnicodeDecodeError) as err:
-            raise DataError(f"{path}: line {lineno}: not '<word> <{dim} floats>' ({err})") from None
-    if lineno - 1 != count:
-        raise DataError(f"{path}: header announces {count} vectors, file has {lineno - 1} (truncated?)")
-    missing = ~found
-    missing[0] = False  # <pad> stays zero
-    std = float(out[found].std()) if found.any() else 1.0
-    out[missing] = np.random.default_rng(seed).normal(0.0, std, size=(int(missing.sum()), dim))
-    return out, {"file": str(path), "sha256": sha256_file(path), "dim": dim, "vectors_in_file": count,
-                 "vocab_found": int(found.sum()), "vocab_random": int(missing.sum())}
