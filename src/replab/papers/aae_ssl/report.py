@@ -111,7 +111,7 @@ def summarize(cfg: Config, params: dict):
         report.md_table(headers, rows),
         "",
         f"Claim \"AAE(y,z) beats AE and AAE(z) at every Nl\": {claim_text}. At the smallest Nl ({smallest}) "
-        f"AAE(y,z) {_IS[yz_beats_ae_smallest]} below AE "
+        f"AAE(y,z) {_BELOW[yz_beats_ae_smallest]} AE "
         f"({report.fmt(ours[smallest].get('aae_yz'))} vs {report.fmt(ours[smallest].get('ae'))}). "
         f"Makhzani et al.'s AAE reaches {MAKHZANI_NL100} % at Nl = 100 on MNIST (anchor beyond the paper).",
         "",
@@ -157,7 +157,7 @@ def summarize(cfg: Config, params: dict):
 
 
 _SIGN = {True: "<", False: "≥", None: "? (missing)"}  # AAE(y,z) vs a baseline in Table 1's last column
-_IS = {True: "is", False: "is not", None: "cannot be compared (missing values)"}
+_BELOW = {True: "is below", False: "is not below", None: "cannot be compared (missing values) with"}
 
 
 def _percent(value: float | None) -> str:
