@@ -29,8 +29,7 @@ import numpy as np
 from replab.data.fasttext import embeddings_for
 from replab.data.lm1b import read_sample
 from replab.data.text import (
-    EMBEDDINGS,
-    POOLS,
+    JwTextConfig,
     fit_vocab,
     jw_length_filter,
     jw_tokenize,
@@ -56,19 +55,14 @@ _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
-class ImdbConfig:
-    mirror: str | None = param(None, doc="directory, file:// or http(s):// URL holding aclImdb_v1.tar.gz")
+class ImdbConfig(JwTextConfig):
+    """`data.imdb`: the shared J&W text params (replab.data.text.JwTextConfig) and their IMDB split recipe."""
+
     max_tokens: int = param(400, ge=1, doc="J&W keep reviews with fewer tokens than this")
     random_state: int = param(1378, ge=0, doc="J&W's train_test_split random_state")
-    filter: str = param("faithful", choices=["faithful", "min_length", "none"], doc="J&W's load-time filter")
-    min_length: int = param(6, ge=0, doc="keep reviews with more than this many tokens")
+    min_length: int = param(6, ge=0, doc="keep reviews with more than this many tokens (J&W: 6)")
     min_df: int = param(10, ge=1, doc="vocabulary: minimum document frequency on train (J&W: 10)")
-    unlabeled: str = param("lm1b", choices=list(POOLS), doc="unlabeled pool: lm1b sample or aclImdb unsup")
     n_unlabeled: int = param(150_000, ge=0, doc="texts drawn from the pool (0 = all); paper: 150,000")
-    pool_seed: int = param(0, ge=0, doc="seeds the draw from the pool and random embedding rows")
-    lm1b_fraction: float = param(0.01, gt=0.0, le=1.0, doc="= data.lm1b.fraction (so DVC reruns on a new sample)")
-    lm1b_seed: int = param(0, ge=0, doc="= data.lm1b.seed (checked against the sample's record)")
-    embeddings: str = param("random", choices=list(EMBEDDINGS), doc="fasttext: wiki.simple rows of the vocabulary")
 
 
 def download(name: str, cfg: ImdbConfig, raw_dir: Path, progress: bool = True) -> Path:

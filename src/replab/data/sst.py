@@ -30,18 +30,9 @@ import numpy as np
 
 from replab.data.fasttext import embeddings_for
 from replab.data.imdb import unlabeled_pool
-from replab.data.text import (
-    EMBEDDINGS,
-    POOLS,
-    fit_vocab,
-    jw_length_filter,
-    jw_tokenize,
-    pinned_raw,
-    write_text_splits,
-)
+from replab.data.text import JwTextConfig, fit_vocab, jw_length_filter, jw_tokenize, pinned_raw, write_text_splits
 from replab.download import RemoteFile, fetch, offline_hint
 from replab.io import DataError
-from replab.params import param
 
 ARCHIVE = RemoteFile(
     "trainDevTestTrees_PTB.zip",
@@ -58,17 +49,8 @@ _LEAF = re.compile(r"\(\d+ ([^()\s]+)\)")
 
 
 @dataclass(frozen=True)
-class SstConfig:
-    mirror: str | None = param(None, doc="directory, file:// or http(s):// URL holding trainDevTestTrees_PTB.zip")
-    filter: str = param("faithful", choices=["faithful", "min_length", "none"],
-                        doc="J&W's load-time length filter (faithful drops every split's longest sentence)")
-    min_length: int = param(5, ge=0, doc="keep sentences with more than this many tokens")
-    unlabeled: str = param("lm1b", choices=list(POOLS), doc="unlabeled pool for the semi-supervised methods")
-    n_unlabeled: int = param(50_000, ge=0, doc="texts drawn from the pool (0 = all); paper: 50,000")
-    pool_seed: int = param(0, ge=0, doc="seeds the draw from the pool and random embedding rows")
-    lm1b_fraction: float = param(0.01, gt=0.0, le=1.0, doc="= data.lm1b.fraction (so DVC reruns on a new sample)")
-    lm1b_seed: int = param(0, ge=0, doc="= data.lm1b.seed (checked against the sample's record)")
-    embeddings: str = param("random", choices=list(EMBEDDINGS), doc="fasttext: wiki.simple rows of the vocabulary")
+class SstConfig(JwTextConfig):
+    """`data.sst`: the shared J&W text params (replab.data.text.JwTextConfig); N_ul 50,000 in the paper."""
 
 
 def download(name: str, cfg: SstConfig, raw_dir: Path, progress: bool = True) -> Path:

@@ -23,11 +23,13 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from replab.io import DataError, atomic_dir, sha256_file, write_json, write_npz
+from replab.params import param
 
 PAD, UNK, SOS, EOS = "<pad>", "<unk>", "<SOS>", "<EOS>"
 SPLITS = ("train", "dev", "test")
@@ -170,6 +172,24 @@ def pinned_raw(path: Path, sha256: str, name: str) -> Path:
 
 POOLS = ("none", "lm1b", "imdb_unsup")
 EMBEDDINGS = ("random", "fasttext")
+
+
+@dataclass(frozen=True)
+class JwTextConfig:
+    """Params shared by the real labeled text sets that follow Jain & Wallace (sst, imdb): mirror, their
+    load-time length filter, the unlabeled pool and the embeddings. `lm1b_fraction` / `lm1b_seed` mirror
+    `data.lm1b` in conf/ (interpolated), so that DVC reruns the set's prepare stage on a new lm1b sample."""
+
+    mirror: str | None = param(None, doc="directory, file:// or http(s):// URL holding the pinned archive")
+    filter: str = param("faithful", choices=["faithful", "min_length", "none"],
+                        doc="J&W's load-time length filter (faithful also drops every split's longest text)")
+    min_length: int = param(5, ge=0, doc="keep texts with more than this many tokens")
+    unlabeled: str = param("lm1b", choices=list(POOLS), doc="unlabeled pool for the semi-supervised methods")
+    n_unlabeled: int = param(50_000, ge=0, doc="texts drawn from the pool (0 = all)")
+    pool_seed: int = param(0, ge=0, doc="seeds the draw from the pool and random embedding rows")
+    lm1b_fraction: float = param(0.01, gt=0.0, le=1.0, doc="= data.lm1b.fraction (so DVC reruns on a new sample)")
+    lm1b_seed: int = param(0, ge=0, doc="= data.lm1b.seed (checked against the sample's record)")
+    embeddings: str = param("random", choices=list(EMBEDDINGS), doc="fasttext: wiki.simple rows of the vocabulary")
 
 
 def pool_docs(pool: str, texts: Sequence[str], path: Path, n: int, seed: int,
