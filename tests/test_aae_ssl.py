@@ -243,3 +243,22 @@ def test_a_diverged_run_shows_as_missing_and_is_named(in_tmp):
         "Missing values (3; NaN or infinite in the run, written as null, shown as – and left out of means): "
         f"`{aae_ssl.variant_key('aae_yz', 100, 1)}`: test_error; `{aae_ssl.variant_key('ae', 600, 0)}`: test_error; "
         f"`{aae_ssl.variant_key('ae', 600, 1)}`: test_error.")
+
+
+def test_nan_latent_codes_are_not_shown_as_uncorrelated():
+    """np.nan_to_num would turn the correlations of NaN codes into 0, the look of a perfect Fig. 3."""
+    from replab.io import NonFiniteError
+
+    def diverged(batch):
+        n = len(batch)
+        return torch.full((n, 10), float("nan")), torch.zeros(n, 4)
+
+    with pytest.raises(NonFiniteError) as err:
+        aae_ssl.latent_correlation(diverged, torch.rand(6, 784), "aae_ssl aae_yz-100-0")
+    assert str(err.value).startswith("aae_ssl aae_yz-100-0: latent codes (z, softmax y) of the test images: 60 of 84")
+
+    def healthy(batch):
+        return torch.randn(len(batch), 10, generator=torch.Generator().manual_seed(len(batch))), batch[:, :4]
+
+    corr = aae_ssl.latent_correlation(healthy, torch.rand(6, 784))
+    assert corr.shape == (14, 14) and np.isfinite(corr).all()

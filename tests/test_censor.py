@@ -351,3 +351,29 @@ def test_end_to_end_every_method_is_deterministic(in_tmp):
     for claim, holds in section.summary["claims"].items():  # the report's words follow the claim values
         line = next(ln for ln in lines if ln.startswith(f"- {_claim_texts()[claim]}: "))
         assert line.startswith(f"- {_claim_texts()[claim]}: **{claim_words(holds)}** (")
+
+
+def test_nan_features_stop_the_measure_with_one_line_naming_the_checkpoint():
+    """A diverged encoder gives NaN features; argmax over them would pass silently as class 0."""
+    import importlib
+
+    from replab.io import NonFiniteError
+
+    censor_evaluate = importlib.import_module("replab.papers.censor.evaluate")  # the package exports a function
+    gen = torch.Generator().manual_seed(0)
+    x = {k: torch.randn(12, 1, 2, 8, generator=gen) for k in ("train", "seen", "unseen")}
+    y = {k: torch.arange(12) % 3 for k in x}
+    s = {k: (torch.arange(12) // 3) % 4 for k in x}
+    data = cs.Windows(x, y, s, 3, 4, "test", "tiny")
+    cfg = parse(cs.Config, {"encoder": {"filters": [2], "fc": 4}, "probe": {"hidden": [4], "epochs": 1}}, "censor")
+    encoder, classifier = cs.build_model(cfg, data, torch.device("cpu"))
+    broken = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+              for k, v in encoder.state_dict().items()}
+    checkpoint = {"encoder": broken, "classifier": classifier.state_dict()}
+    with pytest.raises(NonFiniteError) as err:
+        censor_evaluate.measure(cfg, checkpoint, data, torch.device("cpu"), 0, "censor sct-1.0-0 (checkpoint 2)")
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("censor sct-1.0-0 (checkpoint 2): features z of the seen split: ")
+    healthy = censor_evaluate.measure(cfg, {"encoder": encoder.state_dict(), "classifier": classifier.state_dict()},
+                                      data, torch.device("cpu"), 0)
+    assert 0 <= healthy["user_accuracy"] <= 100

@@ -8,18 +8,19 @@ import torch.nn.functional as F
 
 from replab import runtime as rt
 from replab.batches import load_images, map_batches
-from replab.io import write_json, write_npz
+from replab.io import require_finite, write_json, write_npz
 from replab.papers.aae_ssl.model import N_CLASSES, Config, Decoder, Encoder, error_rate, load_model
 
 
 @torch.no_grad()
-def latent_correlation(encoder: Encoder, x: torch.Tensor) -> np.ndarray:
-    """Pearson correlation of the latent variables (z…, y…) over the test images (Fig. 3)."""
+def latent_correlation(encoder: Encoder, x: torch.Tensor, what: str = "aae_ssl") -> np.ndarray:
+    """Pearson correlation of the latent variables (z…, y…) over the test images (Fig. 3). NaN codes (a diverged
+    model) raise NonFiniteError naming `what`: nan_to_num below would otherwise show them as "uncorrelated"."""
     def code(batch: torch.Tensor) -> torch.Tensor:
         y_logits, z = encoder(batch)
         return torch.cat([z, F.softmax(y_logits, 1)], 1)
 
-    codes = map_batches(code, x)
+    codes = require_finite(map_batches(code, x), f"{what}: latent codes (z, softmax y) of the test images")
     corr = np.corrcoef(codes.double().cpu().numpy(), rowvar=False)
     return np.nan_to_num(corr)  # a constant unit has no correlation; show it as 0
 
@@ -57,7 +58,7 @@ def evaluate(cfg: Config, runtime, variant) -> None:
         write_npz(variant.plots_dir / "style_grid.npz", **grids)
         metrics = {"test_error": error_rate(encoder, data.x["test"], data.y["test"])}
     else:
-        corr = latent_correlation(encoder, data.x["test"])
+        corr = latent_correlation(encoder, data.x["test"], f"{variant.paper} {variant.key}")
         write_npz(variant.plots_dir / "latent_corr.npz", corr=corr)
         metrics = {"test_error": error_rate(encoder, data.x["test"], data.y["test"]),
                    "val_error": record["val_error"], "latent_corr_yz_mean_abs": yz_block_mean_abs(corr),

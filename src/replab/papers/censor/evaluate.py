@@ -10,7 +10,7 @@ from torch import nn
 
 from replab import runtime as rt
 from replab.batches import index_batches, map_batches
-from replab.io import write_json, write_npz
+from replab.io import require_finite, write_json, write_npz
 from replab.papers.censor.model import Config, ProbeConfig, Windows, build_model, load_windows, mlp
 
 
@@ -40,12 +40,15 @@ def train_probe(cfg: ProbeConfig, z: torch.Tensor, s: torch.Tensor, n_users: int
 
 
 @torch.no_grad()
-def measure(cfg: Config, checkpoint: dict, data: Windows, device, seed: int) -> dict[str, float]:
+def measure(cfg: Config, checkpoint: dict, data: Windows, device, seed: int, what: str = "censor") -> dict[str, float]:
+    """F1 and user accuracy of one checkpoint. `what` names it in the error raised when its features z hold NaN
+    (argmax over NaN would pass silently as class 0)."""
     encoder, classifier = build_model(cfg, data, device)
     encoder.load_state_dict(checkpoint["encoder"])
     classifier.load_state_dict(checkpoint["classifier"])
     encoder.eval(), classifier.eval()
-    z = {k: map_batches(encoder, data.x[k]) for k in ("seen", "unseen")}
+    z = {k: require_finite(map_batches(encoder, data.x[k]), f"{what}: features z of the {k} split")
+         for k in ("seen", "unseen")}
     pred = {k: map_batches(classifier, z[k]).argmax(1) for k in ("seen", "unseen")}
     generator = rt.seeded_generator(seed, device)
     x_train, s_train = data.x["train"], data.s["train"]
@@ -67,8 +70,9 @@ def evaluate(cfg: Config, runtime, variant) -> None:
     device = rt.setup(runtime, seed)
     state, record = rt.load_trained(variant.model_dir, device)
     data = load_windows(cfg.dataset, device)
-    history = [measure(cfg, ckpt, data, device, seed)
-               for ckpt in rt.progress(state["checkpoints"], enabled=runtime.progress, desc=f"evaluate {variant.key}")]
+    history = [measure(cfg, ckpt, data, device, seed, f"{variant.paper} {variant.key} (checkpoint {i})")
+               for i, ckpt in enumerate(rt.progress(state["checkpoints"], enabled=runtime.progress,
+                                                    desc=f"evaluate {variant.key}"))]
     curves = {name: [h[name] for h in history] for name in history[0]}
     write_npz(variant.plots_dir / "history.npz", repetition=np.arange(len(history)),
               **{k: np.array(v) for k, v in curves.items()})
