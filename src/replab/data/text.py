@@ -4,7 +4,8 @@ Processed layout (read by attention_vat), `data/processed/<name>/`:
   train.npz, dev.npz, test.npz   `tokens` int64 [N, T] (0-padded on the right, T = the split's longest),
                                   `lengths` int64 [N] (>= 1), `labels` int64 [N] (0 negative, 1 positive),
                                   `evidence` uint8 [N, T] where the source has rationales (1 = evidence token)
-  unlabeled.npz                   `tokens`, `lengths` (the semi-supervised pool, same vocabulary)
+  unlabeled.npz                   `tokens`, `lengths` (the semi-supervised pool, same vocabulary; absent for
+                                  eraser_movies and when a set's `unlabeled` param is `none`)
   vocab.json                      token strings, index = id; 0 "<pad>", 1 "<unk>" (+ "<SOS>", "<EOS>")
   embeddings.npy                  float32 [V, 300] rows aligned with vocab.json (only with fastText)
   meta.json                       source, checksums, counts, class balance, vocabulary size, mean length,
