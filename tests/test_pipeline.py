@@ -3,7 +3,12 @@ determinism and bad input. Marked slow (about two minutes on 2 cores)."""
 
 from __future__ import annotations
 
+import html
 import json
+import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -106,3 +111,105 @@ def test_bad_input_fails_fast_with_one_line_and_no_output(repo, tmp_path):
         assert bad.returncode == 2 and "mnist_5k.csv.gz" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     finally:
         raw.write_bytes(saved)
+
+
+# ---------------------------------------------------------------- dvc plots: the training curves
+
+VEGA_DIR = Path(os.environ.get("REPLAB_VEGA_DIR")
+                or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "replab" / "vega")
+# Recorded in the page itself (headless Chromium's log does not say a message's level): errors, uncaught
+# exceptions and rejected promises (vegaEmbed's), and warnings, in <pre> elements `--dump-dom` prints.
+CONSOLE_PROBE = """<script>
+const seen = {error: [], warn: []};
+function note(kind, text) {
+  seen[kind].push(String(text));
+  const pre = document.getElementById("console-" + kind);
+  if (pre) pre.textContent = JSON.stringify(seen[kind]);
+}
+for (const kind of ["error", "warn"]) {
+  const original = console[kind];
+  console[kind] = (...args) => { note(kind, args.join(" ")); original.apply(console, args); };
+}
+addEventListener("error", e => note("error", e.message));
+addEventListener("unhandledrejection", e => note("error", e.reason));
+addEventListener("DOMContentLoaded", () => {
+  for (const kind of ["error", "warn"]) {
+    const pre = document.body.appendChild(document.createElement("pre"));
+    pre.id = "console-" + kind;
+    pre.textContent = JSON.stringify(seen[kind]);
+  }
+});
+</script>"""
+# vega-embed 6.18 compares the spec's `$schema` (`v5`) with its own full version and notes a mismatch
+VERSION_NOTE = re.compile(r"^The (input|compiled) spec uses Vega(-Lite)? v5, but (the )?current version")
+
+
+def offline_page(index: Path) -> str | None:
+    """Point the page's Vega scripts (dvc-render loads them from a CDN) at local copies (read as UTF-8, as the
+    CDN serves them) and add the console probe; returns why not, when a copy is missing."""
+    from dvc_render.vega import VegaRenderer
+
+    html = index.read_text()
+    for url, name in re.findall(r'src="(https://cdn\.jsdelivr\.net/npm/([^"/]+))"', VegaRenderer.SCRIPTS):
+        local = VEGA_DIR / f"{name}.js"
+        if not local.is_file():
+            return f"{local} missing (.ci/run fetches {name} with npm; REPLAB_VEGA_DIR points elsewhere)"
+        html = html.replace(url, local.as_uri())
+    index.write_text(html.replace("<head>", '<head>\n<meta charset="utf-8">\n' + CONSOLE_PROBE, 1))
+    return None
+
+
+def test_dvc_plots_show_every_papers_training_curves(repo, tmp_path):
+    """`dvc plots show`/`diff` read only plottable files (no errors); each paper's curves are one chart per metric
+    with its variants overlaid; the HTML page draws every chart in headless Chromium with no console error."""
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "results with curves", check=False)  # nothing new when committed before
+    papers = sorted(p.parent.name for p in repo.glob("plots/*/curves"))
+    assert {"aae_ssl", "autoencoder", "split_vae", "censor"} <= set(papers)
+
+    shown = json.loads(sh(repo, "dvc", "plots", "show", "--json").stdout)
+    assert not shown.get("errors"), shown["errors"]
+    curves = {k: v for k, v in shown["data"].items() if k.startswith("plots/curves/")}
+    for paper in papers:
+        variants = {p.name for p in (repo / "plots" / paper / "curves").iterdir() if p.is_dir()}
+        charts = [v[0]["content"] for k, v in curves.items() if k.startswith(f"plots/curves/{paper}/")]
+        assert charts, f"{paper}: no training-curve chart"
+        drawn = {row["variant"] for chart in charts for row in chart["data"]["values"]}
+        assert drawn == variants, paper
+        assert all(chart["encoding"]["color"]["field"] == "variant" for chart in charts)
+    val_error = curves["plots/curves/aae_ssl/val_error.tsv"][0]["content"]
+    assert {row["variant"] for row in val_error["data"]["values"]} == {"ae-100-0", "aae_yz-100-0", "style"}
+    assert val_error["encoding"]["y"]["field"] == "val_error" and val_error["encoding"]["x"]["field"] == "step"
+
+    diff = json.loads(sh(repo, "dvc", "plots", "diff", "HEAD", "--json").stdout)
+    assert not diff.get("errors"), diff["errors"]
+    assert {row["rev"] for row in diff["data"]["plots/curves/aae_ssl/val_error.tsv"][0]["content"]["data"]
+            ["values"]} == {"workspace", "HEAD"}
+
+    out = tmp_path / "page"
+    sh(repo, "dvc", "plots", "show", "-o", str(out))
+    index = out / "index.html"
+    charts = len(re.findall(r"vegaEmbed\(", index.read_text()))
+    assert charts == sum(1 for v in shown["data"].values() if v[0]["type"] == "vega")
+    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)),
+                   None)
+    if browser is None:
+        pytest.skip("no Chromium (Debian: apt-get install chromium; .ci/run installs it as root)")
+    missing = offline_page(index)
+    if missing:
+        pytest.skip(missing)
+    page = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=30000",
+                           "--dump-dom", index.as_uri()], capture_output=True, text=True, timeout=300)
+    dom = page.stdout
+    logged = {kind: re.search(rf'<pre id="console-{kind}">(.*?)</pre>', dom, re.S) for kind in ("error", "warn")}
+    assert logged["error"] and logged["warn"], f"the page did not load:\n{page.stderr[-3000:]}"
+    errors = json.loads(html.unescape(logged["error"].group(1)))
+    warnings = [w for w in json.loads(html.unescape(logged["warn"].group(1))) if not VERSION_NOTE.match(w)]
+    assert errors == [] and warnings == []
+    # vega-embed draws each chart into a <canvas class="marks"> inside the chart's own div
+    ids = re.findall(r'<div id = "([^"]+)">\s*<script', index.read_text())
+    assert len(ids) == charts
+    blank = [i for i in ids if not re.search(rf'<div id="{i}" class="vega-embed[^"]*"><div class="chart-wrapper"'
+                                             r'[^>]*><canvas [^>]*class="marks"', dom)]
+    assert blank == []
+    assert all(any(i.startswith(f"plots_curves_{paper}_") for i in ids) for paper in papers)

@@ -1,0 +1,119 @@
+"""The `curves` stage: one training-curve file per paper and metric, every variant overlaid, for `dvc plots`.
+
+Each training stage logs its curves with DVCLive under `plots/<paper>/curves/<variant>/`: one TSV per metric,
+`plots/metrics/<name>.tsv` with the columns `step <last part of name>` (DVCLive's format; `timestamp` first when
+logged with timestamps), beside a summary `metrics.json` that DVC cannot plot. DVC reads a plot directory file
+by file, and a top-level plot definition cannot list the variants of a matrix (it expands no globs), so this
+stage gathers them:
+
+    plots/curves/<paper>/<name>.tsv      columns: variant, step, <name>     (name may contain `/`: subfolders)
+
+dvc.yaml declares `plots/curves` once (template `.dvc/plots/variants.json`: one line per variant, the revision
+as the dash pattern in `dvc plots diff`), so any paper whose stages log through DVCLive there is covered.
+Non-finite values (a diverged run) are left out of the lines and counted on stderr.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from replab.io import DataError, atomic_dir
+
+CURVES_ROOT = Path("plots/curves")
+
+
+def live_root(paper: str) -> Path:
+    return Path("plots") / paper / "curves"
+
+
+def current_variants(paper: str) -> list[str] | None:
+    """The variants whose DVCLive directory is an output of a stage of this repository's dvc.yaml (as expanded
+    for the params in force), so curves left on disk by an earlier sweep are not drawn; None outside a DVC
+    repository."""
+    try:
+        from dvc.exceptions import NotDvcRepoError
+        from dvc.repo import Repo
+    except ImportError:  # pragma: no cover - dvc is a runtime requirement
+        return None
+    root = live_root(paper).resolve()
+    try:
+        with Repo(".") as repo:
+            paths = [Path(out.fs_path) for out in repo.index.outs]
+    except NotDvcRepoError:
+        return None
+    return sorted(p.name for p in paths if p.parent == root)
+
+
+def read_live_tsv(path: Path) -> tuple[str, list[tuple[float, float]]]:
+    """A DVCLive metric file → (value column name, [(step, value), ...]). Raises DataError naming the file when
+    it is not DVCLive's format."""
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle, delimiter="\t"))
+    if not rows or rows[0][:-1] not in (["step"], ["timestamp", "step"]):
+        raise DataError(f"{path}: not a DVCLive metric file (expected the header `[timestamp] step <name>`)")
+    step = len(rows[0]) - 2
+    points = []
+    for line, row in enumerate(rows[1:], 2):
+        try:
+            points.append((float(row[step]), float(row[step + 1])))
+        except (ValueError, IndexError):
+            raise DataError(f"{path}:{line}: expected a step and a number, got {row!r}") from None
+    return rows[0][-1], points
+
+
+def gather(paper: str, variants: list[str] | None = None) -> dict[str, list[tuple[str, float, float]]]:
+    """{metric name (path below plots/metrics, no suffix): [(variant, step, value), ...]} over the variants
+    (default: every directory under plots/<paper>/curves/), in variant then step order; non-finite values
+    dropped (counted on stderr). Raises DataError when a named variant has no curves."""
+    base = live_root(paper)
+    if variants is None:
+        variants = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+    curves: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
+    dropped: dict[str, int] = defaultdict(int)
+    for variant in variants:
+        metrics_dir = base / variant / "plots" / "metrics"
+        files = sorted(metrics_dir.rglob("*.tsv")) if metrics_dir.is_dir() else []
+        if not files:
+            raise DataError(f"{metrics_dir}: no DVCLive curves (*.tsv) for variant {variant!r} of {paper}")
+        for file in files:
+            name = file.relative_to(metrics_dir).with_suffix("").as_posix()
+            _, points = read_live_tsv(file)
+            for step, value in points:
+                if math.isfinite(value):
+                    curves[name].append((variant, step, value))
+                else:
+                    dropped[f"{variant}: {name}"] += 1
+    for what, count in dropped.items():
+        print(f"curves: {paper} {what}: {count} non-finite value(s) left out", file=sys.stderr)
+    return dict(curves)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def write(paper: str, curves: dict[str, list[tuple[str, float, float]]], out_root: Path = CURVES_ROOT) -> Path:
+    """Write plots/curves/<paper>/<name>.tsv (variant, step, <name>) as a whole (atomic). Returns the folder."""
+    out = out_root / paper
+    with atomic_dir(out) as tmp:
+        for name, rows in curves.items():
+            path = tmp / f"{name}.tsv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("w", newline="") as handle:
+                writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+                writer.writerow(["variant", "step", name])
+                writer.writerows([variant, _number(step), _number(value)] for variant, step, value in rows)
+    return out
+
+
+def main(paper: str) -> None:
+    curves = gather(paper, current_variants(paper))
+    if not curves:
+        raise DataError(f"{live_root(paper)}: no training curves of {paper} (run its training stages first)")
+    out = write(paper, curves)
+    variants = len({row[0] for rows in curves.values() for row in rows})
+    print(f"{out}: {len(curves)} curves over {variants} variants", file=sys.stderr)

@@ -1,0 +1,103 @@
+"""The curves stage: DVCLive metric files of every variant → one overlaid file per paper and metric."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, one_line_naming
+from replab.curves import current_variants, gather, read_live_tsv, write
+from replab.io import DataError
+
+
+def log_variant(root: Path, paper: str, variant: str, values: dict[str, list[float]]) -> None:
+    """Curves written by DVCLive itself (the format the training stages produce), as `replab train` logs them."""
+    from dvclive import Live
+
+    steps = max(len(v) for v in values.values())
+    with Live(str(root / "plots" / paper / "curves" / variant), dvcyaml=False, save_dvc_exp=False,
+              report=None) as live:
+        for i in range(steps):
+            for name, series in values.items():
+                if i < len(series):
+                    live.log_metric(name, series[i])
+            live.next_step()
+
+
+@pytest.fixture
+def two_variants(in_tmp):
+    log_variant(in_tmp, "p", "ae-0", {"loss/rec": [1.5, 0.75, 0.5], "val_error": [0.25, 0.125, 0.1]})
+    log_variant(in_tmp, "p", "aae-0", {"loss/rec": [2.0, float("nan"), 1.0]})
+    return in_tmp
+
+
+def test_overlay_per_metric_from_dvclive_files(two_variants, capsys):
+    curves = gather("p")
+    assert curves == {
+        "loss/rec": [("aae-0", 0, 2.0), ("aae-0", 2, 1.0), ("ae-0", 0, 1.5), ("ae-0", 1, 0.75), ("ae-0", 2, 0.5)],
+        "val_error": [("ae-0", 0, 0.25), ("ae-0", 1, 0.125), ("ae-0", 2, 0.1)],
+    }
+    assert capsys.readouterr().err.splitlines() == ["curves: p aae-0: loss/rec: 1 non-finite value(s) left out"]
+    out = write("p", curves)
+    assert (out / "loss/rec.tsv").read_text() == (
+        "variant\tstep\tloss/rec\naae-0\t0\t2\naae-0\t2\t1\nae-0\t0\t1.5\nae-0\t1\t0.75\nae-0\t2\t0.5\n")
+    assert (out / "val_error.tsv").read_text().splitlines()[1:] == ["ae-0\t0\t0.25", "ae-0\t1\t0.125", "ae-0\t2\t0.1"]
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["rec.tsv", "val_error.tsv"]
+
+
+def test_only_the_named_variants_and_rewrite_drops_old_files(two_variants):
+    assert set(gather("p", ["ae-0"])) == {"loss/rec", "val_error"}
+    write("p", gather("p"))
+    out = write("p", gather("p", ["aae-0"]))
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.tsv")) == ["loss/rec.tsv"]
+
+
+def test_a_variant_without_curves_is_an_error_naming_its_folder(two_variants):
+    with pytest.raises(DataError) as err:
+        gather("p", ["ae-0", "gone-0"])
+    one_line_naming(err, "plots/p/curves/gone-0/plots/metrics")
+
+
+def test_a_file_not_in_dvclive_format_is_an_error_naming_it(in_tmp):
+    path = in_tmp / "m.tsv"
+    path.write_text("step,loss\n0,1\n")
+    with pytest.raises(DataError) as err:
+        read_live_tsv(path)
+    one_line_naming(err, str(path))
+    path.write_text("step\tloss\n0\tabc\n")
+    with pytest.raises(DataError) as err:
+        read_live_tsv(path)
+    one_line_naming(err, f"{path}:2")
+    path.write_text("timestamp\tstep\tloss\n1\t0\tinf\n2\t1\t0.5\n")  # Live.log_metric(..., timestamp=True)
+    name, points = read_live_tsv(path)
+    assert name == "loss" and points[1] == (1.0, 0.5) and math.isinf(points[0][1])
+
+
+def test_current_variants_follow_the_expanded_matrix_not_stale_folders(in_tmp):
+    subprocess.run(["dvc", "init", "-q", "--no-scm"], cwd=in_tmp, check=True)
+    (in_tmp / "params.yaml").write_text("p:\n  seeds: [0, 1]\n")
+    (in_tmp / "dvc.yaml").write_text(
+        "stages:\n  train:\n    matrix:\n      seed: ${p.seeds}\n    cmd: 'true'\n"
+        "    outs:\n      - plots/p/curves/${key}\n      - models/p/${key}\n"
+        "  other:\n    cmd: 'true'\n    outs:\n      - plots/q/curves/x\n")
+    for name in ("0", "1", "7"):  # 7: left on disk by an earlier sweep
+        (in_tmp / "plots/p/curves" / name).mkdir(parents=True)
+    assert current_variants("p") == ["0", "1"]
+    assert current_variants("q") == ["x"]
+
+
+def test_outside_a_dvc_repository_every_folder_counts(in_tmp):
+    assert current_variants("p") is None
+
+
+def test_the_plots_template_is_valid_vega_lite_with_dvc_anchors():
+    template = json.loads((REPO / ".dvc/plots/variants.json").read_text())
+    text = json.dumps(template)
+    for anchor in ("DATA", "X", "Y", "TITLE", "X_LABEL", "Y_LABEL"):
+        assert f"<DVC_METRIC_{anchor}>" in text
+    assert template["encoding"]["color"]["field"] == "variant"
+    assert template["$schema"].endswith("vega-lite/v5.json")
