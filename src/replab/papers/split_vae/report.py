@@ -152,10 +152,12 @@ def summarize(cfg: Config, params: dict):
         summary["exp2"] = e2
         acc = e2["digit_accuracy"]
         claims["exp2_digit_accuracy_from_a_ge_90"] = None if acc is None else acc["mean"] >= DIGIT_ACCURACY_CLAIM
-        claims["exp2_writer_probe_b_gt_a"] = report.greater(e2["probes"]["writer_from_b"], e2["probes"]["writer_from_a"])
+        claims["exp2_writer_probe_b_gt_a"] = report.greater(e2["probes"]["writer_from_b"],
+                                                            e2["probes"]["writer_from_a"])
         primary = "test" if "test" in cfg.clustering.splits else cfg.clustering.splits[0]
         cl = e2["clustering"][primary]
-        claims["exp2_kmeans_b_beats_pixels_ami"] = report.greater(cl["kmeans_b"]["ami_max"], cl["kmeans_pixels"]["ami_max"])
+        claims["exp2_kmeans_b_beats_pixels_ami"] = report.greater(cl["kmeans_b"]["ami_max"],
+                                                                  cl["kmeans_pixels"]["ami_max"])
         wins = [report.greater(cl["kmeans_b"][m], cl[r][m]) for m in ("purity", "ari", "ami_max")
                 for r in ARTICLE_ROWS if r != "kmeans_b"]
         claims["exp2_kmeans_b_best_on_all_measures"] = None if None in wins else all(wins)
