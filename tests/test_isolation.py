@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,27 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, compose
+from conftest import REPO, compose, sh, smoke_clone
 
 PROBE = "import pathlib; pathlib.Path({marker!r}).write_text(__file__)\n"
-
-
-def sh(cwd: Path, *cmd: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-    if check and result.returncode:
-        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def copy_project(dst: Path) -> Path:
-    """The project's tracked and untracked (not ignored) files, without results."""
-    files = sh(REPO, "git", "ls-files", "--cached", "--others", "--exclude-standard").stdout.split()
-    for name in files:
-        src = REPO / name
-        if src.is_file() and not name.startswith(("metrics/", "plots/", "dvc.lock")):
-            (dst / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / name)
-    return dst
 
 
 def plant_probe(package: Path, marker: Path) -> None:
@@ -89,9 +70,9 @@ def test_replab_in_its_own_checkout_does_not_reexecute(tmp_path):
     assert result.stdout.startswith("usage: replab") and result.stderr == ""
 
 
-def test_code_that_stays_foreign_after_reexecution_fails_in_one_line(checkout):
-    env = {**os.environ, "REPLAB_REEXEC": str((checkout / "src/replab").resolve())}
-    result = sh(checkout, "replab", "--help", env=env, check=False)
+def test_code_that_stays_foreign_after_reexecution_fails_in_one_line(checkout, monkeypatch):
+    monkeypatch.setenv("REPLAB_REEXEC", str((checkout / "src/replab").resolve()))
+    result = sh(checkout, "replab", "--help", check=False)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.splitlines() == [
         f"error: replab: this repository's code is {(checkout / 'src/replab').resolve()}, but "
@@ -108,10 +89,11 @@ def sweep_repo(tmp_path, monkeypatch) -> tuple[Path, Path]:
     repo.mkdir()
     (repo / "params.yaml").write_text(yaml.safe_dump(compose("profile=smoke")))
     (repo / ".gitignore").write_text("/ignored/\n")
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@e"}
+    for name, value in (("NAME", "test"), ("EMAIL", "test@example.com")):
+        for role in ("AUTHOR", "COMMITTER"):
+            monkeypatch.setenv(f"GIT_{role}_{name}", value)
     for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "params"]):
-        sh(repo, *cmd, env=env)
+        sh(repo, *cmd)
     calls = tmp_path / "dvc-calls"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -167,17 +149,12 @@ def project(tmp_path_factory) -> Path:
     """The project in a fresh committed Git repo (smoke profile), nothing run yet. Its `src/` is what this
     environment imports for `replab` (PYTHONPATH, set while the module runs), as `pip install -e .` in a user's
     clone makes it: the workspace whose code a queued run must not import."""
-    root = copy_project(tmp_path_factory.mktemp("iso") / "repo")
+    root = tmp_path_factory.mktemp("iso")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PYTHONPATH", str(root / "src"))
+        smoke_clone(root, repro=False)
         imported = sh(root, sys.executable, "-c", "import replab; print(replab.__file__)").stdout.strip()
         assert imported == str(root / "src/replab/__init__.py")
-        sh(root, "git", "init", "-q", "-b", "main")
-        sh(root, "git", "config", "user.email", "test@example.com")
-        sh(root, "git", "config", "user.name", "test")
-        sh(root, "replab", "compose", "profile=smoke", "runtime.progress=false")
-        sh(root, "git", "add", "-A")
-        sh(root, "git", "commit", "-qm", "smoke")
         yield root
 
 
