@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -75,3 +76,79 @@ class EndlessBatches:
 def map_batches(fn, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
     """Apply `fn` to `x` in chunks (evaluation over a whole split without running out of memory)."""
     return torch.cat([fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Token sequences (processed text sets: replab/data/text.py's layout)
+
+@dataclass
+class TextData:
+    """One processed text set on the device: per split tokens int64 [N, T] (0-padded on the right), lengths
+    int64 [N] (≥ 1) and, for train/dev/test, labels float32 [N] in {0, 1}; the unlabeled pool if prepared."""
+
+    tokens: dict[str, torch.Tensor]
+    lengths: dict[str, torch.Tensor]
+    labels: dict[str, torch.Tensor]
+    vocab_size: int
+    special_ids: dict
+    embeddings: torch.Tensor | None  # float32 [V, d] fastText rows, or None
+    source: str
+    name: str
+
+    @property
+    def n_unlabeled(self) -> int:
+        return len(self.lengths["unlabeled"]) if "unlabeled" in self.lengths else 0
+
+
+def load_text(dataset: str, device: torch.device, unlabeled_max_length: int = 0, root: Path | None = None) -> TextData:
+    """data/processed/<dataset>/ → tensors on `device`: train/dev/test, the unlabeled pool (cut to
+    `unlabeled_max_length` tokens if > 0) and embeddings.npy if the set was prepared with fastText rows.
+    Malformed arrays raise DataError naming the file."""
+    from replab.data.registry import PROCESSED_ROOT
+    from replab.io import DataError, read_json, read_npz
+
+    folder = (root or PROCESSED_ROOT) / dataset
+    meta = read_json(folder / "meta.json")
+    vocab_size = len(read_json(folder / "vocab.json"))
+    tokens, lengths, labels = {}, {}, {}
+    for split in ("train", "dev", "test", "unlabeled"):
+        path = folder / f"{split}.npz"
+        if split == "unlabeled" and not path.exists():
+            continue
+        arrays = read_npz(path)
+        for key in ("tokens", "lengths", *(("labels",) if split != "unlabeled" else ())):
+            if key not in arrays:
+                raise DataError(f"{path}: no `{key}` array (expected tokens, lengths, labels)")
+        t, n = arrays["tokens"].astype(np.int64), arrays["lengths"].astype(np.int64)
+        if t.ndim != 2 or n.shape != (len(t),) or (len(n) and (n.min() < 1 or n.max() > t.shape[1])):
+            raise DataError(f"{path}: tokens [N, T] and lengths [N] with 1 <= length <= T expected")
+        if t.size and (t.min() < 0 or t.max() >= vocab_size):
+            raise DataError(f"{path}: token ids outside the vocabulary of {vocab_size} (vocab.json)")
+        if split == "unlabeled" and unlabeled_max_length:
+            t, n = t[:, :unlabeled_max_length], np.minimum(n, unlabeled_max_length)
+        tokens[split] = torch.from_numpy(np.ascontiguousarray(t)).to(device)
+        lengths[split] = torch.from_numpy(n).to(device)
+        if split != "unlabeled":
+            y = arrays["labels"]
+            if y.shape != (len(t),) or not np.isin(y, (0, 1)).all():
+                raise DataError(f"{path}: labels must be [N] of 0/1")
+            labels[split] = torch.from_numpy(y.astype(np.float32)).to(device)
+    table, path = None, folder / "embeddings.npy"
+    if path.exists():
+        w = np.load(path)
+        if w.ndim != 2 or len(w) != vocab_size or not np.isfinite(w).all():
+            raise DataError(f"{path}: expected finite float [{vocab_size}, d] rows aligned with vocab.json")
+        table = torch.from_numpy(w.astype(np.float32)).to(device)
+    return TextData(tokens, lengths, labels, vocab_size, meta.get("special_ids", {"pad": 0, "unk": 1}), table,
+                    meta.get("source", "unknown"), dataset)
+
+
+def take_batch(tokens: torch.Tensor, lengths: torch.Tensor, idx: torch.Tensor, *more) -> tuple:
+    """Rows `idx` of one or more (tokens, lengths) pools, stacked and cut to the batch's longest sequence
+    (padding columns beyond it cost RNN steps and change nothing). `more` = further (tokens, lengths, idx)."""
+    parts = [(tokens[idx], lengths[idx])]
+    for t, n, i in zip(more[0::3], more[1::3], more[2::3], strict=True):
+        parts.append((t[i], n[i]))
+    length = int(max(int(n.max()) for _, n in parts if len(n)))
+    toks = torch.cat([torch.nn.functional.pad(t[:, :length], (0, max(0, length - t.shape[1]))) for t, _ in parts])
+    return toks, torch.cat([n for _, n in parts])

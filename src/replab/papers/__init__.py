@@ -25,7 +25,7 @@ from typing import Any
 
 from replab.params import PARAMS_FILE, ParamError
 
-PAPERS: tuple[str, ...] = ("aae_ssl", "split_vae", "censor", "autoencoder")
+PAPERS: tuple[str, ...] = ("aae_ssl", "split_vae", "censor", "autoencoder", "attention_vat")
 
 
 def paper_module(name: str) -> ModuleType:

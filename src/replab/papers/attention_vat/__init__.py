@@ -1,0 +1,117 @@
+"""attention_vat (seed 004): virtual adversarial training on attention (Attention VAT / iVAT) against word- and
+attention-level AT/VAT.
+
+The seed (Kitada & Iyatomi, Japanese; the English version is arXiv 2104.08763) applies VAT to the attention
+scores of a BiLSTM classifier (Jain & Wallace's binary-classification model, Appendix A):
+
+    model     w_t = embedding of x_t (d = 300); h_t = BiLSTM(w_t, h_{t−1}) (128 per direction, m = 256);
+              ã_t = cᵀ tanh(W h_t + b) (W ∈ R^{d'×m}, d' = 128);  a = softmax(ã)              (Eq. 11)
+              h_a = Σ_t a_t h_t;  ŷ = σ(Dec(h_a))
+    loss      L(X_ã, y) = −(1/|D|) Σ log p(y | X_ã)                                          (Eq. 12)
+    VAT       L_VAT = (1/|D′|) Σ_{X ∈ D′} KL(p(·|X_ã) ‖ p(·|X_{ã+r_VAT})),  D′ = labeled + unlabeled (Eq. 1, 3)
+              r_VAT = argmax_{‖r‖₂ ≤ ε} KL(p(·|X_ã) ‖ p(·|X_{ã+r}));  ã_vadv = ã + r_VAT       (Eq. 2, 4)
+    iVAT      d_t = (ã_t − ã_k)_{k=1..T};  d̄_t = d_t / ‖d_t‖₂;  r(α_t) = α_tᵀ d̄_t;  r(α) = (r(α_t))_t
+              r_iVAT = argmax_{‖r‖₂ ≤ ε} KL(p(·|X_ã) ‖ p(·|X_{ã+r(α)}));  ã_ivadv = ã + r_iVAT (Eq. 5–9)
+    training  L̃ = L(X_ã, y) + λ·L_VAT(X_ã, X_ã_vadv)                                         (Eq. 10)
+
+Baselines from the same code (Appendix B), all with λ and a norm ε: Vanilla; Word AT (Miyato 2016: FGM on the
+embeddings, r = ε·g/‖g‖, g = ∂L/∂w); Word iAT (Sato et al. 2018: r restricted to directions towards the k
+nearest words' embeddings); Word VAT (Miyato 2017) and Word iVAT (Sato) — the VAT objective on the embeddings;
+Attention AT / iAT (Kitada & Iyatomi 2021: the label loss's adversarial direction on ã). Supervised setting:
+the nine methods; semi-supervised: Word VAT / iVAT and Attention VAT / iVAT with an unlabeled pool (Table 1b;
+Appendix B lists "Word AT" there, a slip: AT has no unlabeled term, Table 1b says Word VAT).
+
+How each equation is computed here (model.py, train.py):
+- Perturbation shapes: embeddings r [B, T, d], attention scores r [B, T]. Every direction is zeroed on padding
+  and L2-normalised per sentence over its real tokens (jointly over T and d, as Miyato's `_scale_l2`), so each
+  sentence gets a perturbation of norm exactly ε (Eq. 2: ‖r‖₂ ≤ ε; the maximiser lies on the sphere).
+- AT: g = ∂L/∂(w or ã) at r = 0, r_adv = ε·g/‖g‖, second term NLL(X + r_adv, y). The AT code's quirk (the
+  clean loss's parameter gradient counted twice, peers.md §5) is not reproduced: the parameter gradient is
+  that of Eq. 10.
+- VAT (Eq. 2 by power iteration, Miyato 2017): d ~ N(0, I) per sentence, K times g = ∂KL/∂r at r = ξ·d/‖d‖,
+  d = g; r_VAT = ε·d/‖d‖; the clean prediction p(·|X_ã) is held fixed (detached) in every KL (Eq. 3).
+- iAT / iVAT (Sato et al. 2018; Eq. 5–8): r(α)_t = Σ_k α_{t,k} dir_{t,k}. Words: dir_{t,k} = unit vector from
+  w_t to its k-th nearest word (cosine, recomputed every epoch, pad/unk/self excluded). Attention: the scalar
+  directions d̄_{t,k} of Eq. 5–6 over the real tokens k of the same sentence (Kitada's public iAT code takes
+  differences across the batch, normalised over the other-example axis — a quirk that makes a sentence's
+  perturbation depend on its batch; we follow the seed's within-sentence Eq. 5). ∂L/∂α_{t,k} = ⟨dir_{t,k}, g_t⟩;
+  α is that gradient L2-normalised per token over k (Sato's code; param `alpha_norm: token`), r = ε·r(α)/‖r(α)‖.
+  iAT takes g at r = 0 from the label loss; iVAT starts its power iteration at α = 1/k (Sato's code), i.e. at
+  the mean direction, and takes g from the KL. Note for attention: with one scalar per token, per-token
+  normalisation makes every token's share equal in size, r_t ∝ sign(g_t) (a sign-gradient step in the scores);
+  normalising α over the whole sentence instead (`alpha_norm: sentence`) gives back Attention VAT's / AT's
+  direction exactly, since ‖d̄_t‖ = 1 — Eq. 5–8 differ from Eq. 2 only through such a choice.
+- Attention methods perturb ã only, so their extra passes reuse the clean BiLSTM states and recompute the
+  softmax, pooling and output layer (the cheapest exact implementation); word methods re-encode.
+- Semi-supervised batches: each step draws `batch_size` labeled sentences (one epoch = one pass over the
+  labeled set) and `batch_unlabeled` sentences from the first N_ul of a seeded permutation of the pool (Miyato's
+  separate unlabeled stream of the same batch size; the subsets are nested across N_ul for one seed). The NLL
+  uses the labeled rows; L_VAT averages over all rows of the batch (Eq. 1 over D′).
+- Padding: sequences are right-padded; the forward LSTM reads them as they are and the backward LSTM reads each
+  sentence reversed within its length, so padding never reaches a real token's state; the softmax is masked
+  (attention exactly 0 on padding), and perturbations are zeroed there. Changing padding ids changes nothing.
+
+Our choices where the seed is silent (all params; no public code of the VAT paper exists, peers.md §5):
+- K = 1 power iteration and ξ = 0.1 (Miyato's text VAT), λ = 1 (Eq. 10; the AT code's `lam_adv`).
+- ε: 5.0 on the embeddings (Miyato, "optimal on IMDB"), 15.0 for Word iAT/iVAT (Sato); on the attention
+  scores the seed gives none (`eps_attention`, default 1.0: ã is O(1) per token, so ε = 1 moves a 20-token
+  sentence's scores by about 0.2 each); the paper profile leaves it to a sweep (`replab sweep attention_vat
+  eps_attention=…`) and the report states the value used.
+- Dropout: the AT code's classifier has none, so `dropout` defaults to 0. When set (on the embeddings), the
+  perturbed passes run without it by default (`dropout_in_perturbed: false`) and the clean reference of the
+  word-level KL is a dropout-free pass too, so the KL measures the perturbation, not two dropout masks (the
+  noise Sato's code has, enricivi/adversarial_training_methods#4). Attention-level perturbed passes reuse the
+  clean pass's states, so they share its mask by construction.
+- Embeddings: random N(0, 1) rows (offline) or fastText rows from embeddings.npy when the data set was prepared
+  with them (`data.<name>.embeddings: fasttext`, the authors' wiki.simple); no Miyato-style normalisation.
+- Loss: plain NLL (Eq. 12); the AT code's class-balancing `pos_weight` is not used. Adam (amsgrad) lr 1e-3,
+  batch 32, 8 epochs, weight decay 0 (the AT code: 1e-5 on encoder and output, param `weight_decay`).
+- Model selection: the epoch with the best dev F1 (positive class, as the papers' AllenNLP F1Measure; the AT
+  code selects on dev AUC). Its dev F1 is also Fig. 2's "validation score" (the seed does not name the metric).
+- N_ul: the whole prepared pool by default (`data.sst.n_unlabeled` = 50,000, `data.imdb.n_unlabeled` = 150,000:
+  the paper's values); `n_unlabeled` caps it. Fig. 2 trains each method of `fig2.methods` at N_ul = ratio × N_l
+  for `fig2.ratios` (0 … 7) in one stage per dataset and seed (no weights kept; dev F1 per point in train.json).
+- Table 2 (rationales) is the seed's unnamed "semi-supervised" model: the paper profile trains every method on
+  eraser_movies as well (its pool: the dataset's own, if prepared), and the evaluation scores them all.
+
+Variants (dvc.yaml matrix keys): `<dataset>-<method>-supervised-<seed>`, `<dataset>-<method>-semi-<seed>`,
+`fig2-<dataset>-<seed>`; evaluation: `evaluate-<dataset>` (every variant of a dataset in one process).
+
+Read in order: model.py (configuration, data, the network, Eq. 1–12 and the perturbations), train.py (one step
+of each method, the epoch loop with model selection, Fig. 2), evaluate.py (F1, attention–gradient agreement,
+rationale agreement), report.py (Tables 1a, 1b, 2, Fig. 2, the claims). The training stages depend on model.py
+and train.py only.
+"""
+
+from replab.papers.attention_vat.evaluate import evaluate
+from replab.papers.attention_vat.model import (
+    AXES,
+    EVALUATE_ALL,
+    FIG2,
+    METHOD_LABELS,
+    METHODS,
+    PAPER,
+    SEMI_METHODS,
+    SETTINGS,
+    AttentionClassifier,
+    Config,
+    Fig2Config,
+    Output,
+    axes_for,
+    fig2_key,
+    kl_binary,
+    load_model,
+    nll,
+    save_model,
+    sweep_variants,
+    variant_key,
+)
+from replab.papers.attention_vat.report import summarize
+from replab.papers.attention_vat.train import fit, train, training_loss
+
+__all__ = [
+    "AXES", "EVALUATE_ALL", "FIG2", "METHODS", "METHOD_LABELS", "PAPER", "SEMI_METHODS", "SETTINGS",
+    "AttentionClassifier", "Config", "Fig2Config", "Output", "axes_for", "evaluate", "fig2_key", "fit",
+    "kl_binary", "load_model", "nll", "save_model", "summarize", "sweep_variants", "train",
+    "training_loss", "variant_key",
+]

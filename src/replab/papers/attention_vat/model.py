@@ -1,0 +1,370 @@
+"""attention_vat model: configuration, text data on the device, the BiLSTM + additive-attention classifier
+(Appendix A, Eq. 11–12) and the perturbations of the nine methods (Eq. 1–10). The method and our choices are
+described in the package docstring (replab/papers/attention_vat/__init__.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from replab.batches import TextData
+from replab.io import DataError
+from replab.params import param
+
+PAPER = "attention_vat"
+TEXT_DATASETS = ("rt_snippets", "sst", "imdb", "eraser_movies")
+METHODS = ("vanilla", "word_at", "word_iat", "word_vat", "word_ivat",
+           "attention_at", "attention_iat", "attention_vat", "attention_ivat")
+SEMI_METHODS = ("word_vat", "word_ivat", "attention_vat", "attention_ivat")
+SETTINGS = ("supervised", "semi")
+METHOD_LABELS = {"vanilla": "Vanilla", "word_at": "Word AT", "word_iat": "Word iAT", "word_vat": "Word VAT",
+                 "word_ivat": "Word iVAT", "attention_at": "Attention AT", "attention_iat": "Attention iAT",
+                 "attention_vat": "Attention VAT", "attention_ivat": "Attention iVAT"}
+FIG2 = "fig2"  # key prefix of the Fig. 2 stage: fig2-<dataset>-<seed>
+EVALUATE_ALL = "evaluate"  # key prefix of the evaluation stage: evaluate-<dataset> (every variant of a dataset)
+ALPHA_NORMS = ("token", "sentence")
+TINY = 1e-12  # guards the L2 normalisations against all-zero gradients
+
+
+@dataclass(frozen=True)
+class Fig2Config:
+    """Fig. 2: dev F1 against the amount of unlabeled data, for the semi-supervised methods."""
+
+    methods: list[str] = param(list(SEMI_METHODS), each_choices=SEMI_METHODS, nonempty=True)
+    ratios: list[float] = param([0.0, 1.0, 3.0, 5.0, 7.0], ge=0.0, nonempty=True,
+                                doc="N_ul as multiples of the labeled count N_l (seed: 0 … ≈ 7×)")
+    epochs: int = param(0, ge=0, doc="0 = attention_vat.epochs")
+
+
+@dataclass(frozen=True)
+class Config:
+    dataset: str = param("sst", choices=TEXT_DATASETS, doc="the data set the pipeline prepares for this paper")
+    datasets: list[str] = param(["sst"], each_choices=TEXT_DATASETS, nonempty=True,
+                                doc="the matrix axis: every data set trained on (each must be in `datasets:`)")
+    methods: list[str] = param(list(METHODS), each_choices=METHODS, nonempty=True, doc="supervised setting")
+    semi_methods: list[str] = param(list(SEMI_METHODS), each_choices=SEMI_METHODS, nonempty=True,
+                                    doc="semi-supervised setting (Table 1b)")
+    seeds: list[int] = param([0], ge=0, nonempty=True)
+    embedding_dim: int = param(300, ge=1)
+    hidden: int = param(128, ge=1, doc="BiLSTM units per direction")
+    attention_dim: int = param(128, ge=1, doc="d' of W ∈ R^{d'×m} in ã_t = cᵀ tanh(W h_t + b)")
+    dropout: float = param(0.0, ge=0.0, lt=1.0, doc="on the embeddings; ours (the AT code's model has none)")
+    dropout_in_perturbed: bool = param(False, doc="dropout also in the perturbed passes (Sato's code) or not")
+    epochs: int = param(8, ge=1)
+    batch_size: int = param(32, ge=1)
+    batch_unlabeled: int = param(32, ge=1, doc="unlabeled rows per step, semi-supervised (Miyato: = batch)")
+    lr: float = param(1e-3, gt=0.0, doc="Adam (amsgrad)")
+    amsgrad: bool = param(True)
+    weight_decay: float = param(0.0, ge=0.0, doc="the AT code: 1e-5 on encoder and output; the seed: none")
+    lam: float = param(1.0, ge=0.0, doc="λ of Eq. 10")
+    eps_word: float = param(5.0, gt=0.0, doc="‖r‖₂ of Word AT / VAT (Miyato)")
+    eps_word_interpretable: float = param(15.0, gt=0.0, doc="‖r‖₂ of Word iAT / iVAT (Sato)")
+    eps_attention: float = param(1.0, gt=0.0, doc="‖r‖₂ on the attention scores (all four attention methods)")
+    xi: float = param(0.1, gt=0.0, doc="power-iteration step ξ (Miyato's finite difference)")
+    power_iterations: int = param(1, ge=1, doc="K")
+    neighbours: int = param(10, ge=1, doc="k nearest words of Word iAT / iVAT (Sato)")
+    alpha_norm: str = param("token", choices=ALPHA_NORMS,
+                            doc="iAT/iVAT: α's gradient normalised per token over its directions (Sato) or "
+                                "over the whole sentence")
+    n_unlabeled: int = param(0, ge=0, doc="N_ul of the semi setting; 0 = the whole prepared pool "
+                                          "(data.<name>.n_unlabeled: the paper's 50,000 SST / 150,000 IMDB)")
+    unlabeled_max_length: int = param(0, ge=0, doc="truncate pool sequences to this many tokens; 0 = keep")
+    fig2: Fig2Config = param(Fig2Config())
+
+    @property
+    def settings(self) -> list[str]:
+        """The setting axis's values (the CLI checks a variant's `setting=` against this)."""
+        return list(SETTINGS)
+
+    def eps_for(self, method: str) -> float:
+        if method.startswith("attention_"):
+            return self.eps_attention
+        return self.eps_word_interpretable if method in ("word_iat", "word_ivat") else self.eps_word
+
+
+def _semi(key: str) -> bool:
+    return "-semi-" in key
+
+
+AXES = {"dataset": "datasets", "method": "methods", "setting": "settings", "seed": "seeds"}
+
+
+def axes_for(key: str) -> dict[str, str]:
+    """Keys: `<dataset>-<method>-supervised-<seed>` (method from `methods`), `<dataset>-<method>-semi-<seed>`
+    (from `semi_methods`), `fig2-<dataset>-<seed>` (every Fig. 2 point of one dataset and seed), and
+    `evaluate-<dataset>` (the evaluation of every variant of one dataset in one process)."""
+    if key.startswith(f"{FIG2}-"):
+        return {"dataset": "datasets", "seed": "seeds"}
+    if key.startswith(f"{EVALUATE_ALL}-"):
+        return {"dataset": "datasets"}
+    return {**AXES, "method": "semi_methods"} if _semi(key) else AXES
+
+
+def variant_key(dataset: str, method: str, setting: str, seed: int) -> str:
+    """dvc.yaml's ${key} of `matrix: {dataset, method, setting, seed}`."""
+    return f"{dataset}-{method}-{setting}-{seed}"
+
+
+def fig2_key(dataset: str, seed: int) -> str:
+    return f"{FIG2}-{dataset}-{seed}"
+
+
+def sweep_variants(cfg: Config) -> list[tuple[str, dict]]:
+    """(key, axes) of every variant in params.yaml, as dvc.yaml spells the keys: supervised (datasets × methods ×
+    seeds), semi-supervised (datasets × semi_methods × seeds), Fig. 2 (datasets × seeds). Their evaluation writes
+    metrics/attention_vat/<dataset>/<key>.json (one evaluation stage per dataset)."""
+    out = [(variant_key(d, m, setting, s), {"dataset": d, "method": m, "setting": setting, "seed": s})
+           for d in cfg.datasets for setting, methods in (("supervised", cfg.methods), ("semi", cfg.semi_methods))
+           for m in methods for s in cfg.seeds]
+    return out + [(fig2_key(d, s), {"dataset": d, "seed": s}) for d in cfg.datasets for s in cfg.seeds]
+
+
+def real_mask(lengths: torch.Tensor, length: int) -> torch.Tensor:
+    """bool [B, T]: True on the first `lengths[b]` positions (real tokens), False on padding."""
+    return torch.arange(length, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def reverse_within_length(lengths: torch.Tensor, length: int) -> torch.Tensor:
+    """int64 [B, T]: position t ↦ lengths[b] − 1 − t on real tokens, t on padding (an involution)."""
+    t = torch.arange(length, device=lengths.device)[None, :]
+    return torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)
+
+
+def gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x [B, T, C] reordered along time by index [B, T]."""
+    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[2]))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The network (Appendix A)
+
+class Output(NamedTuple):
+    logit: torch.Tensor  # [B] pre-sigmoid; ŷ = σ(logit) = p(y = 1 | X)
+    attention: torch.Tensor  # [B, T] a = masked softmax(ã + r) (Eq. 11), exactly 0 on padding
+    scores: torch.Tensor  # [B, T] ã (before softmax, without r), 0 on padding
+    embedded: torch.Tensor  # [B, T, d] word embeddings w_t (before r and dropout): ∂ŷ/∂e by autograd
+    mask: torch.Tensor  # [B, T] bool, True on real tokens
+
+
+class Encoded(NamedTuple):
+    embedded: torch.Tensor  # [B, T, d]
+    h: torch.Tensor  # [B, T, 2·hidden] BiLSTM states, 0 on padding
+    scores: torch.Tensor  # [B, T] ã, 0 on padding
+    mask: torch.Tensor  # [B, T] bool
+
+
+class AttentionClassifier(nn.Module):
+    """Embedding (d) → 1-layer BiLSTM (hidden per direction) → additive attention ã_t = cᵀ tanh(W h_t + b) →
+    masked softmax (Eq. 11) → h_a = Σ_t a_t h_t → Linear → logit (σ gives ŷ). Padding never reaches a real
+    token's state, the attention or a gradient (see `encode`)."""
+
+    def __init__(self, vocab_size: int, embedding_dim: int = 300, hidden: int = 128, attention_dim: int = 128,
+                 dropout: float = 0.0, pad_id: int = 0, embeddings: torch.Tensor | None = None):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
+        if embeddings is not None:
+            if tuple(embeddings.shape) != (vocab_size, embedding_dim):
+                raise DataError(f"embeddings.npy is {tuple(embeddings.shape)}, the model needs "
+                                f"({vocab_size}, {embedding_dim}) (attention_vat.embedding_dim)")
+            with torch.no_grad():
+                self.embedding.weight.copy_(embeddings)
+                self.embedding.weight[pad_id].zero_()
+        # the two directions of the BiLSTM (Enc): the backward one reads each sentence reversed within its length
+        self.lstm_forward = nn.LSTM(embedding_dim, hidden, batch_first=True)
+        self.lstm_backward = nn.LSTM(embedding_dim, hidden, batch_first=True)
+        self.attention_w = nn.Linear(2 * hidden, attention_dim)  # W, b
+        self.attention_c = nn.Linear(attention_dim, 1, bias=False)  # c
+        self.decoder = nn.Linear(2 * hidden, 1)  # Dec
+        self.dropout = nn.Dropout(dropout)
+        self.pad_id = pad_id
+
+    def encode(self, tokens: torch.Tensor, lengths: torch.Tensor, r_emb: torch.Tensor | None = None,
+               dropout: bool = True) -> Encoded:
+        """tokens int64 [B, T], lengths int64 [B] (≥ 1), r_emb [B, T, d] added to the embeddings (0 on padding
+        is enforced here) → embeddings, BiLSTM states, attention scores ã and the mask."""
+        length = tokens.shape[1]
+        mask = real_mask(lengths, length)
+        embedded = self.embedding(tokens)
+        x = embedded if r_emb is None else embedded + r_emb * mask[..., None]
+        if dropout:
+            x = self.dropout(x)
+        # Right padding comes after every real token in the forward direction, and after every real token of the
+        # within-length reversal in the backward one, so it never reaches a real position's state (a packed
+        # sequence does the same at about twice the cost on CPU).
+        rev = reverse_within_length(lengths, length)
+        h_forward = self.lstm_forward(x)[0]
+        h_backward = self.lstm_backward(gather_time(x, rev))[0]
+        h = torch.cat([h_forward, gather_time(h_backward, rev)], dim=2) * mask[..., None]
+        scores = self.attention_c(torch.tanh(self.attention_w(h))).squeeze(-1)  # ã_t = cᵀ tanh(W h_t + b)
+        return Encoded(embedded, h, scores.masked_fill(~mask, 0.0), mask)
+
+    def attend(self, h: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor,
+               r_score: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logit [B], attention [B, T]) from states and scores, with r_score [B, T] added to ã (Eq. 4 / 9)."""
+        s = scores if r_score is None else scores + r_score
+        a = torch.softmax(s.masked_fill(~mask, float("-inf")), dim=1)  # Eq. 11; exp(−inf) = 0 on padding
+        pooled = torch.bmm(a.unsqueeze(1), h).squeeze(1)  # h_a = Σ_t a_t h_t
+        return self.decoder(pooled).squeeze(-1), a
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, *, r_emb: torch.Tensor | None = None,
+                r_score: torch.Tensor | None = None, dropout: bool = True) -> Output:
+        enc = self.encode(tokens, lengths, r_emb, dropout)
+        logit, attention = self.attend(enc.h, enc.scores, enc.mask, r_score)
+        return Output(logit, attention, enc.scores, enc.embedded, enc.mask)
+
+
+def model_config(cfg: Config, data: TextData) -> dict:
+    """What rebuilds the network (saved beside the weights)."""
+    return {"vocab_size": data.vocab_size, "embedding_dim": cfg.embedding_dim, "hidden": cfg.hidden,
+            "attention_dim": cfg.attention_dim, "dropout": cfg.dropout, "pad_id": int(data.special_ids.get("pad", 0))}
+
+
+def build_model(cfg: Config, data: TextData, device) -> AttentionClassifier:
+    return AttentionClassifier(**model_config(cfg, data), embeddings=data.embeddings).to(device)
+
+
+def save_model(model: AttentionClassifier, cfg_dict: dict, model_dir, record: dict | None = None) -> None:
+    """models/attention_vat/<key>/: model.pt ({"config", "state_dict"}) and train.json, as one directory swap."""
+    from replab import runtime as rt
+
+    state = {"config": cfg_dict, "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+    rt.save_trained(Path(model_dir), state, record or {})
+
+
+def load_model(model_dir, device) -> tuple[AttentionClassifier, dict]:
+    """(the trained network in eval mode on `device`, its config dict) from `save_model`'s directory."""
+    from replab import runtime as rt
+
+    state, _ = rt.load_trained(Path(model_dir), device)
+    try:
+        model = AttentionClassifier(**state["config"]).to(device)
+        model.load_state_dict(state["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as err:
+        raise DataError(f"{Path(model_dir) / 'model.pt'}: not an attention_vat model ({err})") from None
+    return model.eval(), state["config"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Losses
+
+def nll(logit: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Eq. 12: −(1/|D|) Σ log p(y | X_ã), Bernoulli with p = σ(logit); batch mean."""
+    return F.binary_cross_entropy_with_logits(logit, y)
+
+
+def kl_binary(ref_logit: torch.Tensor, logit: torch.Tensor) -> torch.Tensor:
+    """Eq. 3, batch mean: KL(p(·|X_ã) ‖ p(·|X_ã+r)) for Bernoulli outputs, p = σ(ref_logit) held fixed."""
+    p = torch.sigmoid(ref_logit)
+    log_p, log_1p = F.logsigmoid(ref_logit), F.logsigmoid(-ref_logit)
+    log_q, log_1q = F.logsigmoid(logit), F.logsigmoid(-logit)
+    return (p * (log_p - log_q) + (1 - p) * (log_1p - log_1q)).mean()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Perturbations. Shapes: embeddings r [B, T, d]; attention scores r [B, T]. Every direction is zeroed on
+# padding and L2-normalised per sentence over its real tokens (jointly over T and d, as Miyato's _scale_l2).
+
+def normalize_per_sentence(v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """v / ‖v‖₂ per sentence over the real tokens (and the embedding dim, if any); 0 on padding and where v = 0."""
+    m = mask if v.dim() == 2 else mask[..., None]
+    v = v * m
+    norm = v.flatten(1).norm(dim=1).clamp_min(TINY)
+    return v / norm.view(-1, *([1] * (v.dim() - 1)))
+
+
+def random_direction(like: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """A unit-norm Gaussian direction per sentence (VAT's starting point), 0 on padding."""
+    d = torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+    return normalize_per_sentence(d, mask)
+
+
+def at_perturbation(grad: torch.Tensor, mask: torch.Tensor, eps: float) -> torch.Tensor:
+    """Word AT (Miyato 2016) / Attention AT: r_adv = ε·g/‖g‖₂ per sentence, g = ∂L/∂(embeddings or ã)."""
+    return eps * normalize_per_sentence(grad, mask)
+
+
+def nearest_neighbours(weight: torch.Tensor, k: int, exclude: tuple[int, ...] = (0, 1),
+                       chunk: int = 2048) -> torch.Tensor:
+    """int64 [V, k]: the k nearest words of each vocabulary entry by cosine similarity (Sato et al. 2018),
+    the word itself and the `exclude` ids (pad, unk) never chosen. Computed in row chunks (V × V never held)."""
+    w = F.normalize(weight.detach(), dim=1)
+    vocab = len(w)
+    k = min(k, vocab - 1 - len(exclude))
+    if k < 1:
+        raise DataError(f"the vocabulary of {vocab} words is too small for nearest-neighbour directions")
+    out = []
+    for start in range(0, vocab, chunk):
+        sim = w[start:start + chunk] @ w.T
+        rows = torch.arange(start, start + len(sim), device=w.device)
+        sim[torch.arange(len(sim), device=w.device), rows] = float("-inf")
+        sim[:, list(exclude)] = float("-inf")
+        out.append(sim.topk(k, dim=1).indices)
+    return torch.cat(out)
+
+
+def word_directions(tokens: torch.Tensor, weight: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
+    """[B, T, k, d]: unit directions from each word's embedding towards its k nearest words' embeddings,
+    dir_{t,k} = (w_{nn_k(x_t)} − w_{x_t}) / ‖·‖₂ (Sato et al. 2018), treated as constants."""
+    w = weight.detach()
+    diff = w[neighbours[tokens]] - w[tokens].unsqueeze(2)
+    return F.normalize(diff, dim=-1)
+
+
+def attention_differences(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[B, T, T]: Eq. 5–6, d̄_t = d_t / ‖d_t‖₂ with d_t = (ã_t − ã_k)_{k=1..T} over the real tokens k of the same
+    sentence (0 for padding k and padding t; 0 where all of a sentence's scores are equal). Constants."""
+    s = scores.detach()
+    pair = mask[:, :, None] & mask[:, None, :]
+    d = (s[:, :, None] - s[:, None, :]) * pair
+    return d / d.norm(dim=2, keepdim=True).clamp_min(TINY)
+
+
+def combine_directions(grad: torch.Tensor, directions: torch.Tensor, mask: torch.Tensor,
+                       alpha_norm: str = "token") -> tuple[torch.Tensor, torch.Tensor]:
+    """Interpretable perturbation from a gradient g w.r.t. the perturbation (Sato et al. 2018; seed Eq. 7–8).
+
+    Words: g [B, T, d], directions [B, T, K, d]; attention: g [B, T], directions d̄ [B, T, T] (one scalar
+    direction per pair, Eq. 5–6). r(α)_t = Σ_k α_{t,k} dir_{t,k} (Eq. 7), so ∂L/∂α_{t,k} = ⟨dir_{t,k}, g_t⟩; α is
+    that gradient L2-normalised per token over k (`token`, Sato's code) or over the whole sentence (`sentence`).
+    Returns (the unit-norm direction r(α) / ‖r(α)‖₂ per sentence, α [B, T, K])."""
+    scalar = grad.dim() == 2
+    g = grad.unsqueeze(-1) if scalar else grad  # [B, T, d]
+    dirs = directions.unsqueeze(-1) if scalar else directions  # [B, T, K, d]
+    g_alpha = torch.einsum("btkd,btd->btk", dirs, g) * mask[..., None]
+    if alpha_norm == "token":
+        alpha = g_alpha / g_alpha.norm(dim=2, keepdim=True).clamp_min(TINY)
+    else:
+        alpha = g_alpha / g_alpha.flatten(1).norm(dim=1).clamp_min(TINY).view(-1, 1, 1)
+    r = torch.einsum("btk,btkd->btd", alpha, dirs)
+    return normalize_per_sentence(r.squeeze(-1) if scalar else r, mask), alpha
+
+
+def uniform_alpha_direction(directions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """iVAT's starting point: α_{t,k} = 1/K for every direction (Sato's code), normalised per sentence."""
+    scalar = directions.dim() == 3  # attention [B, T, T] vs words [B, T, K, d]
+    if scalar:
+        k = mask.sum(1).clamp_min(1).to(directions.dtype).view(-1, 1)
+        r = directions.sum(2) / k
+    else:
+        r = directions.mean(2)
+    return normalize_per_sentence(r, mask)
+
+
+def vat_perturbation(kl_at, start: torch.Tensor, mask: torch.Tensor, eps: float, xi: float, iterations: int,
+                     directions: torch.Tensor | None = None, alpha_norm: str = "token") -> torch.Tensor:
+    """Eq. 2 / 8 by power iteration (Miyato et al. 2017): from the unit direction `start` (random for VAT,
+    uniform α for iVAT), K times g = ∂KL(p(·|X) ‖ p(·|X + ξ·d))/∂r, d = g / ‖g‖ (VAT) or the α-combination of
+    the directions (iVAT, Eq. 7); returns r = ε·d. `kl_at(r)` computes the KL of the perturbed pass with the
+    clean prediction held fixed; only ∂/∂r is taken here (no parameter gradient)."""
+    d = start
+    for _ in range(iterations):
+        r = (xi * d).requires_grad_(True)
+        (g,) = torch.autograd.grad(kl_at(r), r)
+        d = normalize_per_sentence(g, mask) if directions is None else combine_directions(
+            g, directions, mask, alpha_norm)[0]
+    return eps * d.detach()

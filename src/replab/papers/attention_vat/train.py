@@ -1,0 +1,252 @@
+"""attention_vat training: one step of each of the nine methods (Eq. 10 with the perturbations of model.py),
+the epoch loop with model selection on dev F1, the per-variant stage and the Fig. 2 stage (dev F1 against N_ul)."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import replace
+
+import torch
+
+from replab import runtime as rt
+from replab.batches import EndlessBatches, TextData, index_batches, load_text, take_batch
+from replab.io import DataError, atomic_dir, require_finite, write_json
+from replab.papers.attention_vat.model import (
+    FIG2,
+    PAPER,
+    AttentionClassifier,
+    Config,
+    at_perturbation,
+    attention_differences,
+    build_model,
+    combine_directions,
+    kl_binary,
+    model_config,
+    nearest_neighbours,
+    nll,
+    random_direction,
+    save_model,
+    uniform_alpha_direction,
+    vat_perturbation,
+    word_directions,
+)
+
+EVAL_BATCH = 512
+
+
+def perturbation_loss(model: AttentionClassifier, cfg: Config, method: str, tokens: torch.Tensor,
+                      lengths: torch.Tensor, enc, logit: torch.Tensor, y: torch.Tensor, label_loss: torch.Tensor,
+                      generator: torch.Generator | None, neighbours: torch.Tensor | None) -> torch.Tensor:
+    """The second term of Eq. 10 for `method` on a batch whose clean pass is `enc`/`logit` (its first len(y) rows
+    are labeled). AT/iAT: NLL at X + r_adv (labeled rows); VAT/iVAT: KL(p(·|X) ‖ p(·|X + r_vadv)) over all rows.
+
+    Attention methods perturb ã only, so their extra passes reuse the clean BiLSTM states (the softmax,
+    pooling and output layer are all that is recomputed); word methods re-encode the perturbed embeddings."""
+    level, kind = method.split("_")
+    eps, mask = cfg.eps_for(method), enc.mask
+    if level == "attention":
+        h_fixed, scores_fixed = enc.h.detach(), enc.scores.detach()
+
+        def logit_at(r):  # power iteration: ∂/∂r only
+            return model.attend(h_fixed, scores_fixed, mask, r)[0]
+
+        def adversarial_logit(r):  # the loss term: gradients reach every parameter through h and ã
+            return model.attend(enc.h, enc.scores, mask, r)[0]
+        base = enc.scores
+        directions = attention_differences(enc.scores, mask) if kind in ("iat", "ivat") else None
+        reference = logit.detach()  # the clean pass itself (same dropout mask as the perturbed passes)
+    else:
+        drop = cfg.dropout_in_perturbed
+
+        def logit_at(r):
+            e = model.encode(tokens, lengths, r, dropout=drop)
+            return model.attend(e.h, e.scores, e.mask)[0]
+        adversarial_logit = logit_at
+        base = enc.embedded
+        directions = (word_directions(tokens, model.embedding.weight, neighbours)
+                      if kind in ("iat", "ivat") else None)
+        if model.dropout.p > 0 and not drop:
+            with torch.no_grad():  # the KL compares perturbed and clean passes without dropout noise
+                reference = model(tokens, lengths, dropout=False).logit
+        else:
+            reference = logit.detach()
+
+    if kind in ("at", "iat"):
+        (grad,) = torch.autograd.grad(label_loss, base, retain_graph=True)  # ∂L/∂(embeddings or ã)
+        n = len(y)
+        if kind == "at":
+            r = at_perturbation(grad, mask, eps)
+        else:
+            r = eps * combine_directions(grad, directions, mask, cfg.alpha_norm)[0]
+        return nll(adversarial_logit(r.detach())[:n], y)
+
+    def kl_at(r):
+        return kl_binary(reference, logit_at(r))
+    start = (random_direction(base, mask, generator) if kind == "vat"
+             else uniform_alpha_direction(directions, mask))
+    r = vat_perturbation(kl_at, start, mask, eps, cfg.xi, cfg.power_iterations,
+                         directions if kind == "ivat" else None, cfg.alpha_norm)
+    return kl_binary(reference, adversarial_logit(r))  # Eq. 1 (batch mean over labeled + unlabeled rows)
+
+
+def training_loss(model: AttentionClassifier, cfg: Config, method: str, tokens: torch.Tensor,
+                  lengths: torch.Tensor, y: torch.Tensor, generator=None, neighbours=None):
+    """Eq. 10: L(X, y) + λ·L_adv; rows beyond len(y) are unlabeled (VAT methods only). Returns (total, NLL, adv)."""
+    enc = model.encode(tokens, lengths)
+    logit, _ = model.attend(enc.h, enc.scores, enc.mask)
+    label_loss = nll(logit[:len(y)], y)  # Eq. 12
+    if method == "vanilla":
+        return label_loss, label_loss, torch.zeros((), device=logit.device)
+    adv = perturbation_loss(model, cfg, method, tokens, lengths, enc, logit, y, label_loss, generator, neighbours)
+    return label_loss + cfg.lam * adv, label_loss, adv
+
+
+@torch.no_grad()
+def predict_logits(model: AttentionClassifier, tokens: torch.Tensor, lengths: torch.Tensor,
+                   batch_size: int = EVAL_BATCH) -> torch.Tensor:
+    """[N] logits of a whole split, in chunks cut to each chunk's longest sequence."""
+    model.eval()
+    out = []
+    for start in range(0, len(lengths), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(lengths)), device=lengths.device)
+        t, n = take_batch(tokens, lengths, idx)
+        out.append(model(t, n).logit)
+    return torch.cat(out)
+
+
+def dev_f1(model: AttentionClassifier, data: TextData) -> float:
+    """F1 (%) of the positive class on dev (AllenNLP's F1Measure, as the attention papers' code reports)."""
+    from replab.measures import binary_f1
+
+    pred = (predict_logits(model, data.tokens["dev"], data.lengths["dev"]) > 0).cpu().numpy()
+    return 100.0 * binary_f1(pred, data.labels["dev"].cpu().numpy())
+
+
+def unlabeled_subset(data: TextData, n_unlabeled: int, seed: int, device) -> torch.Tensor | None:
+    """Indices of the first N_ul rows of a seeded permutation of the pool (nested across N_ul for one seed)."""
+    if n_unlabeled == 0:
+        return None
+    if n_unlabeled > data.n_unlabeled:
+        raise DataError(f"data/processed/{data.name}/unlabeled.npz: {data.n_unlabeled:,} sequences, fewer than "
+                        f"N_ul = {n_unlabeled:,} (attention_vat.n_unlabeled / fig2.ratios)")
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randperm(data.n_unlabeled, generator=gen)[:n_unlabeled].to(device)
+
+
+def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, device, runtime,
+        epochs: int | None = None, live=None, prefix: str = "", desc: str = ""):
+    """Train one model; keep the epoch with the best dev F1. Returns (model, record)."""
+    torch.manual_seed(seed)
+    model = build_model(cfg, data, device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, amsgrad=cfg.amsgrad, weight_decay=cfg.weight_decay)
+    generator = rt.seeded_generator(seed, device)
+    tokens, lengths, y = data.tokens["train"], data.lengths["train"], data.labels["train"]
+    pool = unlabeled_subset(data, n_unlabeled, seed, device)
+    unlabeled = EndlessBatches(len(pool), cfg.batch_unlabeled, generator, device) if pool is not None else None
+    epochs = epochs or cfg.epochs
+    interpretable_words = method in ("word_iat", "word_ivat")
+    steps_per_epoch = math.ceil(len(y) / cfg.batch_size)
+    best = {"dev_f1": -1.0, "epoch": 0}
+    best_state, history, train_seconds, steps = None, [], 0.0, 0
+    bar = rt.progress(range(epochs), enabled=runtime.progress, desc=desc or method)
+    for epoch in bar:
+        # Sato et al.: the k nearest words are recomputed from the current embeddings every epoch
+        neighbours = nearest_neighbours(model.embedding.weight, cfg.neighbours) if interpretable_words else None
+        model.train()
+        totals = torch.zeros(3, device=device)
+        started = time.perf_counter()
+        for idx in index_batches(len(y), cfg.batch_size, generator, device):
+            if unlabeled is not None:
+                t, n = take_batch(tokens, lengths, idx, data.tokens["unlabeled"], data.lengths["unlabeled"],
+                                  pool[next(unlabeled)])
+            else:
+                t, n = take_batch(tokens, lengths, idx)
+            loss, label_loss, adv = training_loss(model, cfg, method, t, n, y[idx], generator, neighbours)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            totals += torch.stack([loss.detach(), label_loss.detach(), adv.detach()])
+        means = (totals / steps_per_epoch).tolist()
+        train_seconds += time.perf_counter() - started
+        steps += steps_per_epoch
+        require_finite(totals, f"attention_vat {desc or method}: training losses of epoch {epoch + 1}")
+        f1 = dev_f1(model, data)
+        history.append({"epoch": epoch + 1, "loss": means[0], "nll": means[1], "adv": means[2], "dev_f1": f1})
+        if f1 > best["dev_f1"]:
+            best = {"dev_f1": f1, "epoch": epoch + 1}
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        bar.set_postfix(loss=f"{means[0]:.4f}", dev_f1=f"{f1:.2f}", best=f"{best['dev_f1']:.2f}")
+        if live is not None:
+            live.step = epoch + 1
+            for name, value in (("loss", means[0]), ("nll", means[1]), ("adv", means[2]), ("dev_f1", f1)):
+                live.log_metric(f"{prefix}{name}", value)
+            live.make_summary()
+    model.load_state_dict(best_state)
+    rows = len(y) + (min(cfg.batch_unlabeled, len(pool)) * steps_per_epoch if pool is not None else 0)
+    record = {"method": method, "n_labeled": len(y), "n_unlabeled": n_unlabeled, "epochs": epochs,
+              "best_epoch": best["epoch"], "dev_f1": best["dev_f1"], "history": history,
+              "steps": steps, "seconds_per_step": train_seconds / max(steps, 1), "rows_per_epoch": rows}
+    return model, record
+
+
+def train(cfg: Config, runtime, variant) -> None:
+    seed, dataset = variant.axes["seed"], variant.axes["dataset"]
+    device = rt.setup(runtime, seed)
+    clock = rt.RunClock()
+    if variant.key.startswith(f"{FIG2}-"):
+        return train_fig2(cfg, runtime, variant, device, clock)
+    method, setting = variant.axes["method"], variant.axes["setting"]
+    data = load_text(dataset, device, cfg.unlabeled_max_length)
+    if setting == "semi" and data.n_unlabeled == 0:
+        # e.g. eraser_movies, prepared without a pool: the VAT term on the labeled data only, recorded as N_ul = 0
+        print(f"attention_vat {variant.key}: data/processed/{dataset} has no unlabeled pool; semi-supervised "
+              "training uses N_ul = 0", file=sys.stderr)
+    n_unlabeled = (cfg.n_unlabeled or data.n_unlabeled) if setting == "semi" else 0
+    with rt.open_live(variant.live_dir) as live:
+        model, record = fit(cfg, method, data, n_unlabeled, seed, device, runtime, live=live,
+                            desc=f"attention_vat {variant.key}")
+    clock.add(record["rows_per_epoch"] * record["epochs"])
+    record = {"dataset": dataset, "setting": setting, "seed": seed, **record,
+              "eps": cfg.eps_for(method) if method != "vanilla" else None,
+              "run": rt.run_metadata(device, seed, f"{data.name} ({data.source})", clock)}
+    save_model(model, model_config(cfg, data), variant.model_dir, record)
+
+
+def fig2_points(cfg: Config, n_labeled: int, pool: int) -> list[int]:
+    """N_ul of each Fig. 2 point: ratio × N_l, capped by the pool (duplicates after capping dropped)."""
+    points = sorted({min(round(r * n_labeled), pool) for r in cfg.fig2.ratios})
+    return points
+
+
+def train_fig2(cfg: Config, runtime, variant, device, clock) -> None:
+    """Fig. 2 of one dataset and seed: every semi-supervised method of `fig2.methods` trained at each N_ul;
+    the model-selection dev F1 of each is the figure's y value (the seed's 'validation score'). Writes
+    train.json (no weights) into the variant's model directory."""
+    seed, dataset = variant.axes["seed"], variant.axes["dataset"]
+    data = load_text(dataset, device, cfg.unlabeled_max_length)
+    n_labeled = len(data.labels["train"])
+    points = fig2_points(cfg, n_labeled, data.n_unlabeled)
+    run_cfg = replace(cfg, epochs=cfg.fig2.epochs or cfg.epochs)
+    curves: dict[str, dict] = {}
+    with rt.open_live(variant.live_dir) as live:
+        for method in cfg.fig2.methods:
+            curves[method] = {"n_unlabeled": [], "dev_f1": [], "best_epoch": [], "seconds_per_step": []}
+            for n_ul in points:
+                _, record = fit(run_cfg, method, data, n_ul, seed, device, runtime,
+                                desc=f"attention_vat fig2 {dataset} {method} N_ul={n_ul}")
+                clock.add(record["rows_per_epoch"] * record["epochs"])
+                for name in ("n_unlabeled", "dev_f1", "best_epoch", "seconds_per_step"):
+                    curves[method][name].append(record[name])
+                live.step = n_ul
+                live.log_metric(f"{method}/dev_f1", record["dev_f1"])
+        live.make_summary()
+    record = {"dataset": dataset, "seed": seed, "n_labeled": n_labeled, "epochs": run_cfg.epochs,
+              "ratios": cfg.fig2.ratios, "curves": curves,
+              "run": rt.run_metadata(device, seed, f"{data.name} ({data.source})", clock)}
+    with atomic_dir(variant.model_dir) as tmp:
+        write_json(tmp / "train.json", record)
+
+
+__all__ = ["PAPER", "fit", "perturbation_loss", "predict_logits", "train", "training_loss"]

@@ -1,0 +1,338 @@
+"""attention_vat (seed 004): the network's padding handling, the perturbations of the nine methods (Eq. 1–10)
+against hand computations, and a tiny deterministic end-to-end run of every method."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import without_timing
+from replab.io import read_json
+from replab.papers import Variant, parse_variant
+from replab.params import ParamError, Runtime, parse
+
+M = importlib.import_module("replab.papers.attention_vat.model")
+T = importlib.import_module("replab.papers.attention_vat.train")
+
+VOCAB = 30
+
+
+def _model(seed=0, dtype=torch.double, **kw):
+    torch.manual_seed(seed)
+    return M.AttentionClassifier(VOCAB, embedding_dim=8, hidden=6, attention_dim=5, **kw).to(dtype)
+
+
+def _batch(seed=0, n=6, length=9, pad_id=0):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(2, length + 1, (n,), generator=g)
+    lengths[0] = length
+    tokens = torch.randint(2, VOCAB, (n, length), generator=g)
+    tokens[~M.real_mask(lengths, length)] = pad_id
+    y = torch.randint(0, 2, (n,), generator=g).double()
+    return tokens, lengths, y
+
+
+def _cfg(**kw):
+    return parse(M.Config, {"dataset": "rt_snippets", "datasets": ["rt_snippets"], "embedding_dim": 8, "hidden": 6,
+                            "attention_dim": 5, **kw}, "attention_vat")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The network: padding never matters
+
+
+def test_bilstm_equals_a_packed_bidirectional_lstm():
+    """The masked BiLSTM (backward direction reversed within each length) gives exactly the states of PyTorch's
+    packed bidirectional LSTM with the same weights, 0 on padding."""
+    model = _model()
+    tokens, lengths, _ = _batch()
+    ref = nn.LSTM(8, 6, batch_first=True, bidirectional=True).double()
+    with torch.no_grad():
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            getattr(ref, name).copy_(getattr(model.lstm_forward, name))
+            getattr(ref, f"{name}_reverse").copy_(getattr(model.lstm_backward, name))
+    e = model.embedding(tokens)
+    packed = nn.utils.rnn.pack_padded_sequence(e, lengths, batch_first=True, enforce_sorted=False)
+    expected, _ = nn.utils.rnn.pad_packed_sequence(ref(packed)[0], batch_first=True, total_length=tokens.shape[1])
+    h = model.encode(tokens, lengths).h
+    torch.testing.assert_close(h, expected, rtol=0, atol=1e-12)
+
+
+def test_attention_is_zero_on_padding_and_sums_to_one():
+    out = _model()(*_batch()[:2])
+    assert bool((out.attention[~out.mask] == 0).all()) and bool((out.scores[~out.mask] == 0).all())
+    torch.testing.assert_close(out.attention.sum(1), torch.ones(len(out.logit), dtype=torch.double))
+
+
+@pytest.mark.parametrize("method", M.METHODS)
+def test_no_method_perturbs_or_attends_to_padding(method):
+    """Other ids in the padding positions and extra padding columns: the same loss (Eq. 10), the same parameter
+    gradients, and (for the perturbation itself) nothing added on padding."""
+    cfg = _cfg(neighbours=3)
+    tokens, lengths, y = _batch()
+    other = tokens.clone()
+    pad = ~M.real_mask(lengths, tokens.shape[1])
+    other[pad] = torch.randint(2, VOCAB, (int(pad.sum()),), generator=torch.Generator().manual_seed(5))
+    wider = torch.cat([other, torch.randint(2, VOCAB, (len(tokens), 3))], dim=1)
+    results = []
+    for toks in (tokens, other, wider):
+        model = _model()
+        neighbours = M.nearest_neighbours(model.embedding.weight, cfg.neighbours)
+        loss = T.training_loss(model, cfg, method, toks, lengths, y, torch.Generator().manual_seed(1), neighbours)[0]
+        loss.backward()
+        results.append((loss.detach(), {k: p.grad.clone() for k, p in model.named_parameters()}))
+    (l0, g0), (l1, g1), (l2, g2) = results
+    torch.testing.assert_close(l1, l0, rtol=0, atol=0)
+    for k in g0:
+        torch.testing.assert_close(g1[k], g0[k], rtol=0, atol=0)
+    if "vat" not in method:  # VAT's random start is drawn over [B, T]: a wider batch draws other numbers
+        torch.testing.assert_close(l2, l0, rtol=1e-10, atol=1e-12)
+        for k in g0:
+            torch.testing.assert_close(g2[k], g0[k], rtol=1e-8, atol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Perturbations against hand computations
+
+
+def _per_sentence_norms(r, lengths):
+    mask = M.real_mask(lengths, r.shape[1])
+    flat = (r * (mask if r.dim() == 2 else mask[..., None])).flatten(1)
+    return flat.norm(dim=1), mask
+
+
+def test_at_perturbation_is_eps_g_over_norm_per_sentence():
+    model = _model()
+    tokens, lengths, y = _batch()
+    enc = model.encode(tokens, lengths)
+    logit, _ = model.attend(enc.h, enc.scores, enc.mask)
+    loss = M.nll(logit, y)
+    g_word, g_score = torch.autograd.grad(loss, (enc.embedded, enc.scores))
+    for g, eps in ((g_word, 5.0), (g_score, 1.0)):
+        r = M.at_perturbation(g, enc.mask, eps)
+        for b in range(len(tokens)):
+            k = int(lengths[b])
+            gb = g[b, :k].numpy()
+            np.testing.assert_allclose(r[b, :k].numpy(), eps * gb / np.linalg.norm(gb), rtol=1e-12)
+            assert bool((r[b, k:] == 0).all())
+    # the NLL gradient at padding is 0 anyway; the normalisation never spreads r there
+
+
+def _kl_closures(model, tokens, lengths, level):
+    with torch.no_grad():
+        enc = model.encode(tokens, lengths)
+        ref = model.attend(enc.h, enc.scores, enc.mask)[0]
+    if level == "attention":
+        return lambda r: M.kl_binary(ref, model.attend(enc.h, enc.scores, enc.mask, r)[0]), enc
+    return lambda r: M.kl_binary(ref, model(tokens, lengths, r_emb=r).logit), enc
+
+
+@pytest.mark.parametrize("level", ["word", "attention"])
+def test_vat_perturbation_has_norm_eps_and_beats_random_directions(level):
+    model = _model(seed=3)
+    tokens, lengths, _ = _batch(seed=2)
+    kl_at, enc = _kl_closures(model, tokens, lengths, level)
+    base = enc.embedded if level == "word" else enc.scores
+    eps = 2.0 if level == "word" else 1.0
+    gen = torch.Generator().manual_seed(0)
+    r = M.vat_perturbation(kl_at, M.random_direction(base, enc.mask, gen), enc.mask, eps, xi=1e-3, iterations=2)
+    norms, mask = _per_sentence_norms(r, lengths)
+    torch.testing.assert_close(norms, torch.full_like(norms, eps))
+    assert bool((r[~mask] == 0).all())
+    kl_vat = kl_at(r).item()
+    random_kls = [kl_at(eps * M.random_direction(base, enc.mask, gen)).item() for _ in range(20)]
+    assert kl_vat > max(random_kls) > 0
+
+
+def test_attention_differences_by_hand():
+    scores = torch.tensor([[1.0, 2.0, 4.0, 0.0]], dtype=torch.double)
+    mask = torch.tensor([[True, True, True, False]])
+    d = M.attention_differences(scores, mask)
+    # d_1 = (0, −1, −3, pad) / √10, d_2 = (1, 0, −2) / √5, d_3 = (3, 2, 0) / √13 (Eq. 5–6); padding row/column 0
+    expected = torch.tensor([[[0, -1, -3, 0], [1, 0, -2, 0], [3, 2, 0, 0], [0, 0, 0, 0]]], dtype=torch.double)
+    expected[0, :3] /= torch.tensor([math.sqrt(10), math.sqrt(5), math.sqrt(13)], dtype=torch.double)[:, None]
+    torch.testing.assert_close(d, expected)
+
+
+@pytest.mark.parametrize("alpha_norm", ["token", "sentence"])
+def test_attention_ivat_lies_in_the_span_of_the_difference_vectors(alpha_norm):
+    """Eq. 5–9: α_t lies in the span of d̄_t (it is ∂KL/∂α_t = g_t·d̄_t, normalised), r_t = α_tᵀ d̄_t (Eq. 7),
+    ‖r‖₂ = ε per sentence, 0 on padding. Per-token normalisation gives |r_t| equal over the real tokens."""
+    model = _model(seed=4)
+    tokens, lengths, _ = _batch(seed=3)
+    kl_at, enc = _kl_closures(model, tokens, lengths, "attention")
+    d_bar = M.attention_differences(enc.scores, enc.mask)
+    start = M.uniform_alpha_direction(d_bar, enc.mask)
+    eps, xi = 1.5, 0.1
+    r = M.vat_perturbation(kl_at, start, enc.mask, eps, xi, 1, d_bar, alpha_norm)
+    # the same step by hand: the gradient at ξ·start, α from it, then Eq. 7
+    r0 = (xi * start).requires_grad_(True)
+    (g,) = torch.autograd.grad(kl_at(r0), r0)
+    _, alpha = M.combine_directions(g, d_bar, enc.mask, alpha_norm)
+    norms, mask = _per_sentence_norms(r, lengths)
+    torch.testing.assert_close(norms, torch.full_like(norms, eps))
+    assert bool((r[~mask] == 0).all())
+    for b in range(len(tokens)):
+        k = int(lengths[b])
+        dd, aa = d_bar[b, :k, :k].numpy(), alpha[b, :k, :k].numpy()
+        for t in range(k):
+            # α_t ∥ d̄_t: the rank of [α_t; d̄_t] is 1
+            assert np.linalg.matrix_rank(np.stack([aa[t], dd[t]]), tol=1e-9) == 1
+        eq7 = (aa * dd).sum(1)  # r(α_t) = α_tᵀ d̄_t
+        np.testing.assert_allclose(r[b, :k].numpy(), eps * eq7 / np.linalg.norm(eq7), rtol=1e-9, atol=1e-12)
+        if alpha_norm == "token":
+            np.testing.assert_allclose(np.abs(r[b, :k].numpy()), eps / math.sqrt(k), rtol=1e-9)
+
+
+def test_word_directions_point_to_the_k_nearest_embeddings():
+    torch.manual_seed(0)
+    weight = torch.randn(VOCAB, 8, dtype=torch.double)
+    k = 4
+    nn_ids = M.nearest_neighbours(weight, k, chunk=7)  # chunked like a large vocabulary
+    w = weight.numpy() / np.linalg.norm(weight.numpy(), axis=1, keepdims=True)
+    sim = w @ w.T
+    np.fill_diagonal(sim, -np.inf)
+    sim[:, [0, 1]] = -np.inf  # pad and unk are never neighbours
+    np.testing.assert_array_equal(nn_ids.numpy(), np.argsort(-sim, axis=1, kind="stable")[:, :k])
+    tokens, lengths, _ = _batch()
+    dirs = M.word_directions(tokens, weight, nn_ids)
+    b, t = 1, 0
+    for j in range(k):
+        diff = weight[nn_ids[tokens[b, t], j]] - weight[tokens[b, t]]
+        torch.testing.assert_close(dirs[b, t, j], diff / diff.norm())
+
+
+@pytest.mark.parametrize("kind", ["iat", "ivat"])
+def test_word_iat_and_ivat_perturb_only_towards_neighbours(kind):
+    """Each token's r_t is a combination of its k neighbour directions (least-squares residual 0); norm ε."""
+    cfg = _cfg(neighbours=3)
+    model = _model()
+    tokens, lengths, y = _batch()
+    nn_ids = M.nearest_neighbours(model.embedding.weight, 3)
+    dirs = M.word_directions(tokens, model.embedding.weight, nn_ids)
+    enc = model.encode(tokens, lengths)
+    if kind == "iat":
+        loss = M.nll(model.attend(enc.h, enc.scores, enc.mask)[0], y)
+        (g,) = torch.autograd.grad(loss, enc.embedded)
+        r = cfg.eps_word_interpretable * M.combine_directions(g, dirs, enc.mask)[0]
+    else:
+        kl_at, _ = _kl_closures(model, tokens, lengths, "word")
+        r = M.vat_perturbation(kl_at, M.uniform_alpha_direction(dirs, enc.mask), enc.mask,
+                               cfg.eps_word_interpretable, cfg.xi, 1, dirs)
+    norms, mask = _per_sentence_norms(r, lengths)
+    torch.testing.assert_close(norms, torch.full_like(norms, cfg.eps_word_interpretable))
+    for b in range(len(tokens)):
+        for t in range(int(lengths[b])):
+            basis = dirs[b, t].detach().numpy().T  # [d, k]
+            coef, *_ = np.linalg.lstsq(basis, r[b, t].detach().numpy(), rcond=None)
+            np.testing.assert_allclose(basis @ coef, r[b, t].detach().numpy(), atol=1e-9)
+
+
+def test_kl_binary_by_hand():
+    ref, logit = torch.tensor([math.log(3.0)]), torch.tensor([0.0])  # p = 0.75, q = 0.5
+    expected = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+    assert M.kl_binary(ref, logit).item() == pytest.approx(expected, abs=1e-7)
+    assert M.kl_binary(ref, ref).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_variant_axes_and_keys():
+    cfg = _cfg(semi_methods=["attention_vat"])
+    key = M.variant_key("rt_snippets", "attention_vat", "semi", 0)
+    v = parse_variant("attention_vat", key, ["dataset=rt_snippets", "method=attention_vat", "setting=semi", "seed=0"],
+                      cfg, M.axes_for(key))
+    assert v.axes == {"dataset": "rt_snippets", "method": "attention_vat", "setting": "semi", "seed": 0}
+    with pytest.raises(ParamError, match="semi_methods"):  # word_at has no semi-supervised variant
+        parse_variant("attention_vat", "rt_snippets-word_at-semi-0",
+                      ["dataset=rt_snippets", "method=word_at", "setting=semi", "seed=0"], cfg,
+                      M.axes_for("rt_snippets-word_at-semi-0"))
+    assert M.axes_for("fig2-rt_snippets-0") == {"dataset": "datasets", "seed": "seeds"}
+    keys = [k for k, _ in M.sweep_variants(cfg)]
+    assert len(keys) == 9 + 1 + 1 and keys[-1] == "fig2-rt_snippets-0"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# End to end: every method, both settings and Fig. 2 on a tiny processed data set (the interface's format)
+
+
+def _write_text_set(root, name="rt_snippets", vocab=40):
+    """train/dev/test/unlabeled.npz, vocab.json, meta.json: the sentiment is carried by a few cue words."""
+    rng = np.random.default_rng(0)
+    folder = root / name
+    folder.mkdir(parents=True)
+
+    def split(n, labeled=True):
+        lengths = rng.integers(3, 11, n)
+        tokens = np.zeros((n, lengths.max()), np.int64)
+        labels = rng.integers(0, 2, n)
+        for i, k in enumerate(lengths):
+            tokens[i, :k] = rng.integers(6, vocab, k)
+            tokens[i, rng.integers(0, k)] = 2 + labels[i] * 2 + rng.integers(0, 2)  # cues 2,3 (neg) / 4,5 (pos)
+        arrays = {"tokens": tokens, "lengths": lengths.astype(np.int64)}
+        if labeled:
+            arrays["labels"] = labels.astype(np.int64)
+        return arrays
+    for name_, n in (("train", 48), ("dev", 24), ("test", 24)):
+        np.savez(folder / f"{name_}.npz", **split(n))
+    np.savez(folder / "unlabeled.npz", **split(150, labeled=False))
+    (folder / "vocab.json").write_text(json.dumps(["<pad>", "<unk>"] + [f"w{i}" for i in range(2, vocab)]))
+    (folder / "meta.json").write_text(json.dumps({"source": "test", "special_ids": {"pad": 0, "unk": 1}}))
+
+
+def test_end_to_end_every_method_is_deterministic(in_tmp):
+    _write_text_set(in_tmp / "data/processed")
+    cfg = _cfg(epochs=2, batch_size=16, batch_unlabeled=16, neighbours=3, n_unlabeled=64,
+               fig2={"methods": ["attention_vat"], "ratios": [0.0, 1.0, 2.0]})
+    runtime = Runtime(progress=False, threads=1)
+    variants = [Variant("attention_vat", key, axes) for key, axes in M.sweep_variants(cfg)]
+    assert len(variants) == 9 + 4 + 1
+
+    def run():
+        for v in variants:
+            T.train(cfg, runtime, v)
+        return {v.key: read_json(v.model_dir / "train.json") for v in variants}
+
+    first = run()
+    for key, rec in first.items():
+        if key.startswith("fig2-"):
+            assert rec["curves"]["attention_vat"]["n_unlabeled"] == [0, 48, 96]
+            continue
+        assert rec["n_labeled"] == 48 and len(rec["history"]) == 2 and 0 <= rec["dev_f1"] <= 100
+        assert rec["n_unlabeled"] == (64 if rec["setting"] == "semi" else 0)
+        assert math.isfinite(rec["history"][-1]["loss"])
+        if rec["method"] != "vanilla":
+            assert rec["history"][0]["adv"] > 0  # the second term of Eq. 10 is there
+        model, config = M.load_model(variants[0].model_dir.parent / key, torch.device("cpu"))
+        assert config["vocab_size"] == 40 and not model.training
+    # the semi-supervised run differs from the supervised one of the same method (the pool is used)
+    assert first["rt_snippets-attention_vat-semi-0"]["history"] != first["rt_snippets-attention_vat-supervised-0"][
+        "history"]
+
+    def strip(records):
+        out = {}
+        for key, rec in records.items():
+            rec = dict(rec)
+            rec.pop("seconds_per_step", None)
+            if "curves" in rec:
+                rec["curves"] = {m: {k: v for k, v in c.items() if k != "seconds_per_step"}
+                                 for m, c in rec["curves"].items()}
+            out[key] = rec
+        return without_timing(out)
+    assert strip(run()) == strip(first)
+
+
+def test_semi_setting_without_a_pool_trains_with_n_ul_zero(in_tmp, capsys):
+    """A data set prepared without a pool (eraser_movies): the VAT term on the labeled rows, recorded N_ul = 0."""
+    _write_text_set(in_tmp / "data/processed")
+    (in_tmp / "data/processed/rt_snippets/unlabeled.npz").unlink()
+    cfg = _cfg(epochs=1, semi_methods=["word_vat"])
+    axes = {"dataset": "rt_snippets", "method": "word_vat", "setting": "semi", "seed": 0}
+    variant = Variant("attention_vat", M.variant_key(**axes), axes)
+    T.train(cfg, Runtime(progress=False, threads=1), variant)
+    assert read_json(variant.model_dir / "train.json")["n_unlabeled"] == 0
+    assert "no unlabeled pool" in capsys.readouterr().err
