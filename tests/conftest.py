@@ -147,9 +147,10 @@ def isolated_env(home: Path) -> dict[str, str]:
     }
 
 
-def smoke_clone(root: Path, repro: bool = True) -> Path:
+def smoke_clone(root: Path, repro: bool = True, overrides: tuple[str, ...] = ()) -> Path:
     """The project's files (tracked and untracked, not ignored; no results) in a fresh git repo under `root`,
-    params composed with the smoke profile, committed (DVCLive needs a commit), then `dvc repro` once."""
+    params composed with the smoke profile (and `overrides`), committed (DVCLive needs a commit), then
+    `dvc repro` once."""
     import shutil
     import subprocess
 
@@ -163,7 +164,7 @@ def smoke_clone(root: Path, repro: bool = True) -> Path:
     sh(root, "git", "init", "-q", "-b", "main")
     sh(root, "git", "config", "user.email", "test@example.com")
     sh(root, "git", "config", "user.name", "test")
-    sh(root, "replab", "compose", "profile=smoke", "runtime.progress=false")
+    sh(root, "replab", "compose", "profile=smoke", "runtime.progress=false", *overrides)
     sh(root, "git", "add", "-A")
     sh(root, "git", "commit", "-qm", "smoke")
     if repro:

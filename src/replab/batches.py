@@ -53,23 +53,36 @@ def index_batches(n: int, batch_size: int, generator: torch.Generator, device: t
 
 
 class EndlessBatches:
-    """Index batches drawn epoch after epoch, for pairing a small labeled set with a large unlabeled one."""
+    """Index batches drawn epoch after epoch (full batches only), for pairing a small labeled set with a large
+    unlabeled one. `state_dict()` / `load_state_dict()` hold the current epoch's permutation and position, so a
+    resumed run draws the same batches (the generator's state is saved by its owner)."""
 
     def __init__(self, n: int, batch_size: int, generator: torch.Generator, device: torch.device):
         if n <= 0:
             raise ValueError("EndlessBatches needs at least one example")
         self.n, self.batch_size, self.generator, self.device = n, min(batch_size, n), generator, device
-        self._it: Iterator[torch.Tensor] = iter(())
+        self.stop = n - n % self.batch_size  # drop the last partial batch of every epoch
+        self.perm: torch.Tensor | None = None
+        self.pos = 0
 
     def __iter__(self) -> EndlessBatches:
         return self
 
     def __next__(self) -> torch.Tensor:
-        batch = next(self._it, None)
-        if batch is None:
-            self._it = index_batches(self.n, self.batch_size, self.generator, self.device, drop_last=True)
-            batch = next(self._it)
+        if self.perm is None or self.pos >= self.stop:
+            # drawn where the generator lives, as index_batches does: the same stream of batches
+            self.perm = torch.randperm(self.n, generator=self.generator, device=self.generator.device).to(self.device)
+            self.pos = 0
+        batch = self.perm[self.pos:self.pos + self.batch_size]
+        self.pos += self.batch_size
         return batch
+
+    def state_dict(self) -> dict:
+        return {"perm": self.perm, "pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        perm = state["perm"]
+        self.perm, self.pos = (None if perm is None else perm.to(self.device)), int(state["pos"])
 
 
 @torch.no_grad()

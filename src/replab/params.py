@@ -158,6 +158,8 @@ class Runtime:
     tf32: bool = param(True, doc="allow TF32 matmuls on Ampere+ GPUs")
     compile: bool = param(False, doc="wrap models in torch.compile (GPU runs)")
     progress: bool = param(True, doc="tqdm progress bars")
+    checkpoint_every: float = param(300.0, ge=0.0, doc="seconds between training checkpoints (taken at the next "
+                                    "iteration / epoch boundary; 0 = at every one); a killed stage resumes there")
 
 
 def load_runtime(path: str | Path = PARAMS_FILE, params: dict[str, Any] | None = None) -> Runtime:

@@ -160,3 +160,31 @@ def maybe_compile(module, runtime: Runtime):
     import torch
 
     return torch.compile(module)
+
+
+class LossGuard:
+    """Stops a diverged run: `update(step, loss)` after every step records, on the device and without a sync, the
+    first step whose loss is not finite; `check()` (at logging and checkpoint points, and before saving) reads
+    that flag once and raises ParamError naming the variant, the step and the param to look at, e.g.
+    `aae_ssl aae_yz-100-0: loss is nan at iteration 37 (lower aae_ssl.lr?)`."""
+
+    def __init__(self, what: str, device, hint: str = ""):
+        import torch
+
+        self.what, self.hint = what, hint
+        self.first = torch.full((), -1, dtype=torch.long, device=device)  # first non-finite step (−1: none)
+        self.value = torch.zeros((), device=device)  # the loss at that step
+
+    def update(self, step: int, *losses) -> None:
+        import torch
+
+        loss = torch.stack([x.detach().float().reshape(()) for x in losses]).sum()
+        new = ~torch.isfinite(loss) & (self.first < 0)
+        self.first = torch.where(new, step, self.first)
+        self.value = torch.where(new, loss, self.value)
+
+    def check(self) -> None:
+        first = int(self.first.item())
+        if first >= 0:
+            hint = f" ({self.hint})" if self.hint else ""
+            raise ParamError(f"{self.what}: loss is {float(self.value.item())} at iteration {first}{hint}")

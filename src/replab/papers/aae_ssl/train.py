@@ -12,6 +12,7 @@ from torch import nn
 
 from replab import runtime as rt
 from replab.batches import EndlessBatches, Images, load_images
+from replab.checkpoint import Checkpoints
 from replab.papers.aae_ssl.model import (
     N_CLASSES,
     Config,
@@ -26,8 +27,10 @@ from replab.papers.aae_ssl.model import (
 
 
 def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, seed: int,
-        data: Images, device, runtime, live=None):
-    """Train one model; returns (encoder, decoder, best validation record, clock)."""
+        data: Images, device, runtime, live=None, ckpt=None, name: str = ""):
+    """Train one model; returns (encoder, decoder, best validation record, clock). With `ckpt`
+    (replab.checkpoint.Checkpoints) it resumes from and periodically saves the loop's state; a non-finite loss
+    stops the run (ParamError naming `name` and the iteration)."""
     is_labeled = labeled_subset(data.y["train"].cpu().numpy(), n_labeled, seed)
     x_lab = data.x["train"][torch.from_numpy(is_labeled).to(device)]
     y_lab = data.y["train"][torch.from_numpy(is_labeled).to(device)]
@@ -48,10 +51,27 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
     gen = rt.seeded_generator(seed, device)
     labeled_batches = EndlessBatches(len(x_lab), cfg.batch_labeled, gen, device)
     unlabeled_batches = EndlessBatches(len(x_unl), cfg.batch_unlabeled, gen, device)
-    clock = rt.RunClock()
+    clock = rt.RunClock() if ckpt is None else ckpt.track(rt.RunClock())
     best = {"val_error": float("inf"), "iteration": 0}
     best_state = None
-    bar = rt.progress(range(1, iterations + 1), enabled=runtime.progress, desc=f"aae_ssl {model} Nl={n_labeled}")
+    guard = rt.LossGuard(f"aae_ssl {name or model}", device, hint="lower aae_ssl.lr?")
+    modules = {"encoder": encoder, "decoder": decoder, "disc": disc, "opt_ae": opt_ae, "opt_d": opt_d,
+               "labeled_batches": labeled_batches, "unlabeled_batches": unlabeled_batches}
+    start = 1
+    if ckpt is not None and (saved := ckpt.resume("fit")) is not None:
+        for key, module in modules.items():
+            if module is not None:
+                module.load_state_dict(saved[key])
+        gen.set_state(saved["generator"])
+        best, best_state, start = saved["best"], saved["best_state"], saved["iteration"] + 1
+        clock.samples = saved["samples"]
+
+    def state() -> dict:
+        return {**{k: m.state_dict() for k, m in modules.items() if m is not None}, "generator": gen.get_state(),
+                "best": best, "best_state": best_state, "iteration": it, "samples": clock.samples}
+
+    bar = rt.progress(range(start, iterations + 1), initial=start - 1, total=iterations, enabled=runtime.progress,
+                      desc=f"aae_ssl {model} Nl={n_labeled}")
     for it in bar:
         il, iu = next(labeled_batches), next(unlabeled_batches)
         xl, yl, xu = x_lab[il], y_lab[il], x_unl[iu]
@@ -87,8 +107,11 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
         if disc is not None:
             disc.requires_grad_(True)
         clock.add(len(x))
+        guard.update(it, loss_l + loss_u, *([d_loss] if disc is not None else []))
+
 
         if it % cfg.eval_every == 0 or it == iterations:
+            guard.check()
             val_error = error_rate(encoder, data.x["val"], data.y["val"])
             if val_error < best["val_error"]:
                 best = {"val_error": val_error, "iteration": it}
@@ -103,6 +126,9 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
                     live.log_metric("loss/discriminator", d_loss.item())
                     live.log_metric("loss/generator", terms_u["reg"].item())
                 live.make_summary()
+        if ckpt is not None:
+            ckpt.maybe_save("fit", state, guard, where=f"iteration {it}")
+    guard.check()
     encoder.load_state_dict(best_state[0])
     decoder.load_state_dict(best_state[1])
     return encoder, decoder, best, clock
@@ -118,14 +144,16 @@ def train(cfg: Config, runtime, variant) -> None:
     device = rt.setup(runtime, seed)
     data = load_images(cfg.dataset, device)
     labeled_subset(data.y["train"].cpu().numpy(), n_labeled, seed)  # fail on a bad Nl before any output
-    with rt.open_live(variant.live_dir) as live:
+    ckpt = Checkpoints(variant, cfg, runtime)
+    with ckpt.open_live() as live:
         encoder, decoder, best, clock = fit(cfg, model, z_dim, n_labeled, iterations, seed, data, device,
-                                            runtime, live)
+                                            runtime, live, ckpt, name=variant.key)
     state = {"arch": arch(cfg, model, z_dim), "encoder": encoder.state_dict(), "decoder": decoder.state_dict()}
     record = {"model": model, "n_labeled": n_labeled, "seed": seed, "iterations": iterations,
               "best_iteration": best["iteration"], "val_error": best["val_error"],
               "run": rt.run_metadata(device, seed, f"{data.name} ({data.source})", clock)}
     rt.save_trained(variant.model_dir, state, record)
+    ckpt.finish()
 
 
 def bench_setup(cfg: Config, device):

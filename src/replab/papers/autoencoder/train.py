@@ -9,6 +9,7 @@ import torch
 
 from replab import runtime as rt
 from replab.batches import Images, index_batches, load_images
+from replab.checkpoint import Checkpoints
 from replab.io import DataError
 from replab.papers.autoencoder.model import (
     ANOMALY,
@@ -27,9 +28,11 @@ from replab.papers.autoencoder.model import (
 
 def fit(cfg: Config, model_name: str, schedule: Schedule, x_in: torch.Tensor, target: torch.Tensor,
         curves: dict[str, tuple[torch.Tensor, torch.Tensor]], generator: torch.Generator, device, runtime,
-        live=None, prefix: str = "", desc: str = "") -> tuple[AutoEncoder, dict, int]:
+        live=None, prefix: str = "", desc: str = "", ckpt=None, name: str = "") -> tuple[AutoEncoder, dict, int]:
     """Keras `fit(x_in, target, epochs, batch_size, shuffle=True)`; after every epoch, logs the epoch's training
-    loss and the loss on each `curves` split. Returns (model, last epoch's losses, samples seen)."""
+    loss and the loss on each `curves` split. Returns (model, last epoch's losses, samples seen). With `ckpt`
+    (replab.checkpoint.Checkpoints) it resumes from and saves the loop's state at epoch ends; a non-finite loss
+    stops the run (ParamError naming `name` and the iteration)."""
     model = place(build(model_name), device)
     step_model = rt.maybe_compile(model, runtime)  # shares its weights with `model`
     # fused: one kernel for all parameters (2.6× faster steps on CPU for these small models; same update rule)
@@ -37,24 +40,38 @@ def fit(cfg: Config, model_name: str, schedule: Schedule, x_in: torch.Tensor, ta
                            fused=device.type in ("cpu", "cuda"))
     n = len(x_in)
     steps_per_epoch = math.ceil(n / schedule.batch_size)
+    guard = rt.LossGuard(f"autoencoder {name or model_name}", device, hint="lower autoencoder.lr?")
+    loop, first, last = f"fit/{prefix}", 1, {}
+    if ckpt is not None and (saved := ckpt.resume(loop)) is not None:
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["opt"])
+        generator.set_state(saved["generator"])
+        first, last = saved["epoch"] + 1, saved["last"]
 
     def batches():
-        for epoch in range(1, schedule.epochs + 1):
+        for epoch in range(first, schedule.epochs + 1):
             for idx in index_batches(n, schedule.batch_size, generator, device):
                 yield epoch, idx
 
-    bar = rt.progress(batches(), total=schedule.epochs * steps_per_epoch, enabled=runtime.progress,
+    def state() -> dict:
+        return {"model": model.state_dict(), "opt": opt.state_dict(), "generator": generator.get_state(),
+                "epoch": epoch, "last": last}
+
+    done = (first - 1) * steps_per_epoch
+    bar = rt.progress(batches(), initial=done, total=schedule.epochs * steps_per_epoch, enabled=runtime.progress,
                       desc=desc or model_name)
-    total, last = torch.zeros((), device=device), {}
+    total = torch.zeros((), device=device)
     model.train()
-    for step, (epoch, idx) in enumerate(bar, 1):
+    for step, (epoch, idx) in enumerate(bar, done + 1):
         loss = bce_loss(step_model(x_in[idx]), target[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        guard.update(step, loss)
         total += loss.detach() * len(idx)  # Keras' epoch loss: the sample-weighted mean of batch losses
         if step % steps_per_epoch:
             continue
+        guard.check()
         last = {"train": float(total.item() / n)}
         total.zero_()
         last.update({split: mean_loss(model, xi, xt) for split, (xi, xt) in curves.items()})
@@ -65,6 +82,9 @@ def fit(cfg: Config, model_name: str, schedule: Schedule, x_in: torch.Tensor, ta
             for split, value in last.items():
                 live.log_metric(f"{prefix}loss/{split}", value)
             live.make_summary()
+        if ckpt is not None:
+            ckpt.maybe_save(loop, state, where=f"epoch {epoch}")
+    guard.check()
     return model, last, n * schedule.epochs
 
 
@@ -87,15 +107,18 @@ def train(cfg: Config, runtime, variant) -> None:
     data = load_images(cfg.dataset, device)
     generator = rt.seeded_generator(seed)
     x_in, curves = model_inputs(cfg, model_name, data, generator)
-    clock = rt.RunClock()
-    with rt.open_live(variant.live_dir) as live:
+    ckpt = Checkpoints(variant, cfg, runtime)
+    clock = ckpt.track(rt.RunClock())
+    with ckpt.open_live() as live:
         model, last, samples = fit(cfg, model_name, schedule, x_in, data.x["train"], curves, generator, device,
-                                   runtime, live, desc=f"autoencoder {model_name} seed={seed}")
+                                   runtime, live, desc=f"autoencoder {model_name} seed={seed}", ckpt=ckpt,
+                                   name=variant.key)
     clock.add(samples)
     state = {"arch": {"model": model_name}, "weights": model.state_dict()}
     record = {"model": model_name, "seed": seed, "epochs": schedule.epochs, "batch_size": schedule.batch_size,
               "final_loss": last, "run": rt.run_metadata(device, seed, f"{data.name} ({data.source})", clock)}
     rt.save_trained(variant.model_dir, state, record)
+    ckpt.finish()
 
 
 def held_out_classes(cfg: Config, data: Images) -> list[int]:
@@ -113,10 +136,17 @@ def train_anomaly(cfg: Config, runtime, variant) -> None:
     device = rt.setup(runtime, acfg.seed)
     data = load_images(cfg.dataset, device)
     classes = held_out_classes(cfg, data)
-    clock = rt.RunClock()
-    weights, final = {}, {}
-    with rt.open_live(variant.live_dir) as live:
+    ckpt = Checkpoints(variant, cfg, runtime)
+    clock = ckpt.track(rt.RunClock())
+    # the finished class models are the outer loop's state: saved with every checkpoint of the next class's fit
+    done = ckpt.resumed_context
+    weights, final = done.get("weights", {}), done.get("final", {})
+    ckpt.context = {"weights": weights, "final": final}
+    with ckpt.open_live() as live:
         for k in classes:
+            if str(k) in weights:  # trained before the kill (every class starts from the seed: skipping is exact)
+                clock.add(len(data.x["train"][data.y["train"] != k]) * schedule.epochs)
+                continue
             # Every class model starts from the same seed: its result does not depend on the held_out list.
             torch.manual_seed(acfg.seed)
             generator = rt.seeded_generator(acfg.seed)
@@ -126,7 +156,7 @@ def train_anomaly(cfg: Config, runtime, variant) -> None:
             curves = {"val_normal": (val_normal, val_normal)}
             model, last, samples = fit(cfg, acfg.model, schedule, x_train, x_train, curves, generator, device,
                                        runtime, live, prefix=f"held_out_{k}/",
-                                       desc=f"autoencoder anomaly: held out {k}")
+                                       desc=f"autoencoder anomaly: held out {k}", ckpt=ckpt, name=f"{ANOMALY} {k}")
             clock.add(samples)
             weights[str(k)] = model.state_dict()
             final[str(k)] = last
@@ -135,6 +165,7 @@ def train_anomaly(cfg: Config, runtime, variant) -> None:
               "held_out": classes, "final_loss": final,
               "run": rt.run_metadata(device, acfg.seed, f"{data.name} ({data.source})", clock)}
     rt.save_trained(variant.model_dir, state, record)
+    ckpt.finish()
 
 
 def bench_setup(cfg: Config, device):

@@ -13,6 +13,7 @@ from torch import nn
 
 from replab import runtime as rt
 from replab.batches import EndlessBatches, index_batches, map_batches
+from replab.checkpoint import Checkpoints
 from replab.papers.censor.model import (
     BASELINE,
     PAPER,
@@ -34,30 +35,49 @@ from replab.papers.censor.model import (
 )
 
 
-def pretrain(cfg: Config, data: Windows, device, runtime, generator, live=None, desc: str = "pretrain"):
-    """E + M for label accuracy (Adam). Returns (encoder, classifier, samples seen)."""
+def pretrain(cfg: Config, data: Windows, device, runtime, generator, live=None, desc: str = "pretrain", ckpt=None,
+             name: str = ""):
+    """E + M for label accuracy (Adam). Returns (encoder, classifier, samples seen). With `ckpt`
+    (replab.checkpoint.Checkpoints) it resumes from and saves its state at epoch ends; a non-finite loss stops
+    the run (ParamError naming `name` and the iteration)."""
     encoder, classifier = build_model(cfg, data, device)
     params = [*encoder.parameters(), *classifier.parameters()]
     opt = torch.optim.Adam(params, lr=cfg.pretrain.lr)
     x, y = data.x["train"], data.y["train"]
     n, pc = len(x), cfg.pretrain
     steps = math.ceil(n / pc.batch_size)
-    bar = rt.progress(range(pc.epochs), enabled=runtime.progress, desc=desc)
+    guard = rt.LossGuard(f"censor {name or desc}", device, hint="lower censor.pretrain.lr?")
+    first = 0
+    if ckpt is not None and (saved := ckpt.resume("pretrain")) is not None:
+        for key, module in (("encoder", encoder), ("classifier", classifier), ("opt", opt)):
+            module.load_state_dict(saved[key])
+        generator.set_state(saved["generator"])
+        first = saved["epoch"] + 1
+
+    def state() -> dict:
+        return {"encoder": encoder.state_dict(), "classifier": classifier.state_dict(), "opt": opt.state_dict(),
+                "generator": generator.get_state(), "epoch": epoch}
+
+    bar = rt.progress(range(first, pc.epochs), initial=first, total=pc.epochs, enabled=runtime.progress, desc=desc)
     for epoch in bar:
         encoder.train(), classifier.train()
         total = torch.zeros((), device=device)
-        for idx in index_batches(n, pc.batch_size, generator, device):
+        for step, idx in enumerate(index_batches(n, pc.batch_size, generator, device), epoch * steps + 1):
             loss = F.cross_entropy(classifier(encoder(x[idx])), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            guard.update(step, loss)
             total += loss.detach()
+        guard.check()
         mean = float(total.item() / steps)
         bar.set_postfix(loss=f"{mean:.4f}")
         if live is not None:
             live.step = epoch + 1
             live.log_metric("pretrain/label_loss", mean)
             live.make_summary()
+        if ckpt is not None:
+            ckpt.maybe_save("pretrain", state, where=f"epoch {epoch + 1}")
     return encoder, classifier, n * pc.epochs
 
 
@@ -76,9 +96,12 @@ def step2_objective(method: str, lam: float, encoder: nn.Module, classifier: nn.
 
 
 def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encoder, classifier: nn.Module,
-                            data: Windows, device, runtime, generator, live=None, desc: str = ""):
+                            data: Windows, device, runtime, generator, live=None, desc: str = "", ckpt=None,
+                            name: str = ""):
     """Alternate step 1 (adversary, E fixed) and step 2 (E, M against the adversary) for `repetitions`;
-    returns the checkpoints after each repetition (index 0 = the pretrained model) and samples seen."""
+    returns the checkpoints after each repetition (index 0 = the pretrained model) and samples seen. With
+    `ckpt` (replab.checkpoint.Checkpoints) it resumes from and saves its state after a repetition; a non-finite
+    loss stops the run (ParamError naming `name` and the iteration)."""
     ac = cfg.adversarial
     adversary = build_adversary(method, cfg, data.n_users).to(device)
     opt_adv = torch.optim.RMSprop(adversary.parameters(), lr=ac.lr)
@@ -90,7 +113,23 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
     encoder_steps = max(1, math.ceil(ac.encoder_samples / ac.batch_size))
     similarity = method in SIMILARITY_METHODS
     checkpoints, samples = [snapshot(encoder, classifier)], 0
-    bar = rt.progress(range(ac.repetitions), enabled=runtime.progress, desc=desc or f"{method} λ={lam}")
+    guard = rt.LossGuard(f"censor {name or method}", device, hint="lower censor.adversarial.lr?")
+    modules = {"encoder": encoder, "classifier": classifier, "adversary": adversary, "opt_adv": opt_adv,
+               "opt_em": opt_em, "singles": singles}
+    first = 0
+    if ckpt is not None and (saved := ckpt.resume("adversarial")) is not None:
+        for key, module in modules.items():
+            module.load_state_dict(saved[key])
+        generator.set_state(saved["generator"])
+        checkpoints, samples, first = saved["checkpoints"], saved["samples"], saved["repetition"] + 1
+
+    def state() -> dict:
+        return {**{k: m.state_dict() for k, m in modules.items()}, "generator": generator.get_state(),
+                "checkpoints": checkpoints, "samples": samples, "repetition": rep}
+
+    steps_per_rep = adversary_steps + encoder_steps
+    bar = rt.progress(range(first, ac.repetitions), initial=first, total=ac.repetitions, enabled=runtime.progress,
+                      desc=desc or f"{method} λ={lam}")
     for rep in bar:
         # step 1: the adversary learns to recover the user from z. E is fixed (and without dropout), so z of
         # every training window is computed once per repetition instead of once per batch.
@@ -98,7 +137,7 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
         adversary.train()
         z_fixed = map_batches(encoder, x)
         adv_total = torch.zeros((), device=device)
-        for _ in range(adversary_steps):
+        for step in range(rep * steps_per_rep + 1, rep * steps_per_rep + adversary_steps + 1):
             if similarity:
                 i, j, g = pairs.user_pairs(ac.batch_size)
                 loss = similarity_loss(adversary(torch.cat([z_fixed[i], z_fixed[j]], 1)).squeeze(1), g)  # Eq. 2
@@ -108,12 +147,13 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
             opt_adv.zero_grad(set_to_none=True)
             loss.backward()
             opt_adv.step()
+            guard.update(step, loss)
             adv_total += loss.detach()
         # step 2: E and M minimise the label loss plus λ times the method's censoring term. E stays without
         # dropout: the adversary was fitted to dropout-free z, and its gradients are only meaningful there.
         adversary.eval()
         label_total, censor_total = torch.zeros((), device=device), torch.zeros((), device=device)
-        for _ in range(encoder_steps):
+        for step in range(rep * steps_per_rep + adversary_steps + 1, (rep + 1) * steps_per_rep + 1):
             if method == "sct":
                 batch = pairs.user_pairs(ac.batch_size)
             elif method == "lsm":
@@ -124,18 +164,22 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
             opt_em.zero_grad(set_to_none=True)
             objective.total.backward()
             opt_em.step()
+            guard.update(step, objective.total)
             label_total += objective.label.detach()
             censor_total += objective.censor.detach()
         samples += (adversary_steps + encoder_steps) * ac.batch_size * (2 if similarity else 1)
         checkpoints.append(snapshot(encoder, classifier))
+        guard.check()
         logged = {"adversary_loss": adv_total.item() / adversary_steps,
                   "label_loss": label_total.item() / encoder_steps, "censor_loss": censor_total.item() / encoder_steps}
         bar.set_postfix({k: f"{v:.3f}" for k, v in logged.items()})
         if live is not None:
             live.step = rep + 1
-            for name, value in logged.items():
-                live.log_metric(f"adversarial/{name}", value)
+            for term, value in logged.items():
+                live.log_metric(f"adversarial/{term}", value)
             live.make_summary()
+        if ckpt is not None:
+            ckpt.maybe_save("adversarial", state, where=f"repetition {rep + 1}")
     return checkpoints, samples
 
 
@@ -144,12 +188,13 @@ def train(cfg: Config, runtime, variant) -> None:
     device = rt.setup(runtime, seed)
     data = load_windows(cfg.dataset, device)
     generator = rt.seeded_generator(seed, device)
-    clock = rt.RunClock()
+    ckpt = Checkpoints(variant, cfg, runtime)
+    clock = ckpt.track(rt.RunClock())
     source = f"{data.name} ({data.source})"
     if variant.key.startswith(f"{BASELINE}-"):
-        with rt.open_live(variant.live_dir) as live:
+        with ckpt.open_live() as live:
             encoder, classifier, samples = pretrain(cfg, data, device, runtime, generator, live,
-                                                    desc=f"censor CNN seed={seed}")
+                                                    desc=f"censor CNN seed={seed}", ckpt=ckpt, name=variant.key)
         clock.add(samples)
         state = {"checkpoints": [snapshot(encoder, classifier)]}
         record = {"method": BASELINE, "lambda": None, "seed": seed, "epochs": cfg.pretrain.epochs}
@@ -159,15 +204,17 @@ def train(cfg: Config, runtime, variant) -> None:
         encoder, classifier = build_model(cfg, data, device)
         encoder.load_state_dict(start["checkpoints"][0]["encoder"])
         classifier.load_state_dict(start["checkpoints"][0]["classifier"])
-        with rt.open_live(variant.live_dir) as live:
+        with ckpt.open_live() as live:
             checkpoints, samples = adversarial_postprocess(cfg, method, lam, encoder, classifier, data, device,
                                                            runtime, generator, live,
-                                                           desc=f"censor {method} λ={lam} seed={seed}")
+                                                           desc=f"censor {method} λ={lam} seed={seed}", ckpt=ckpt,
+                                                           name=variant.key)
         clock.add(samples)
         state = {"checkpoints": checkpoints}
         record = {"method": method, "lambda": lam, "seed": seed, "repetitions": cfg.adversarial.repetitions}
     record["run"] = rt.run_metadata(device, seed, source, clock)
     rt.save_trained(variant.model_dir, state, record)
+    ckpt.finish()
 
 
 def bench_setup(cfg: Config, device):

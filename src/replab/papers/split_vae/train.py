@@ -9,6 +9,7 @@ import torch
 
 from replab import runtime as rt
 from replab.batches import index_batches
+from replab.checkpoint import Checkpoints
 from replab.papers.split_vae.model import (
     EVAL_NOISE_SEED,
     N_CLASSES,
@@ -24,33 +25,47 @@ from replab.papers.split_vae.model import (
 
 def fit(cfg: Config, latent_dim: int, epochs: int, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
         device, runtime, curve: tuple[torch.Tensor, torch.Tensor] | None = None, live=None,
-        desc: str = "split_vae") -> tuple[SplitVAE, dict, int]:
+        desc: str = "split_vae", ckpt=None, name: str = "") -> tuple[SplitVAE, dict, int]:
     """Adam on shuffled batches (the last one partial) for `epochs` epochs. After every epoch: the epoch's
     mean training terms and, on `curve` (the test split), the one-sample terms and the digit accuracy.
-    Returns (model, last epoch's record, samples seen)."""
+    Returns (model, last epoch's record, samples seen). With `ckpt` (replab.checkpoint.Checkpoints) it resumes
+    from and saves the loop's state at epoch ends; a non-finite loss stops the run (ParamError naming `name`)."""
     model = SplitVAE(cfg.hidden, latent_dim).to(device)
     step_model = rt.maybe_compile(model, runtime)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=device.type in ("cpu", "cuda"))
     n = len(x)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
+    guard = rt.LossGuard(f"split_vae {name or desc}", device, hint="lower split_vae.lr?")
+    first, last = 1, {}
+    if ckpt is not None and (saved := ckpt.resume("fit")) is not None:
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["opt"])
+        generator.set_state(saved["generator"])
+        first, last = saved["epoch"] + 1, saved["last"]
+
+    def state() -> dict:
+        return {"model": model.state_dict(), "opt": opt.state_dict(), "generator": generator.get_state(),
+                "epoch": epoch, "last": last}
 
     def batches():
-        for epoch in range(1, epochs + 1):
+        for epoch in range(first, epochs + 1):
             for idx in index_batches(n, cfg.batch_size, generator, device):
                 yield epoch, idx
 
-    bar = rt.progress(batches(), total=epochs * steps_per_epoch, enabled=runtime.progress, desc=desc)
+    done = (first - 1) * steps_per_epoch
+    bar = rt.progress(batches(), initial=done, total=epochs * steps_per_epoch, enabled=runtime.progress, desc=desc)
     sums = torch.zeros(len(TERMS), device=device)
-    last: dict = {}
     model.train()
-    for step, (epoch, idx) in enumerate(bar, 1):
+    for step, (epoch, idx) in enumerate(bar, done + 1):
         terms = loss_terms(step_model, x[idx], y[idx], cfg.c1, cfg.c2, generator)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         opt.step()
+        guard.update(step, terms["loss"])
         sums += torch.stack([terms[t].detach() for t in TERMS]) * len(idx)
         if step % steps_per_epoch:
             continue
+        guard.check()
         last = {"train": dict(zip(TERMS, (sums / n).tolist()))}
         sums.zero_()
         if curve is not None:
@@ -60,9 +75,12 @@ def fit(cfg: Config, latent_dim: int, epochs: int, x: torch.Tensor, y: torch.Ten
         if live is not None:
             live.step = epoch
             for split, values in last.items():
-                for name, value in values.items():
-                    live.log_metric(f"{name}/{split}", value)
+                for term, value in values.items():
+                    live.log_metric(f"{term}/{split}", value)
             live.make_summary()
+        if ckpt is not None:
+            ckpt.maybe_save("fit", state, where=f"epoch {epoch}")
+    guard.check()
     return model, last, n * epochs
 
 
@@ -72,11 +90,12 @@ def train(cfg: Config, runtime, variant) -> None:
     device = rt.setup(runtime, seed)
     data, writers = experiment_data(cfg, experiment, load_writers(cfg.dataset, device), device)
     generator = rt.seeded_generator(seed, device)
-    clock = rt.RunClock()
-    with rt.open_live(variant.live_dir) as live:
+    ckpt = Checkpoints(variant, cfg, runtime)
+    clock = ckpt.track(rt.RunClock())
+    with ckpt.open_live() as live:
         model, last, samples = fit(cfg, ecfg.latent_dim, ecfg.epochs, data.x["train"], data.y["train"], generator,
                                    device, runtime, (data.x["test"], data.y["test"]), live,
-                                   desc=f"split_vae {experiment} seed={seed}")
+                                   desc=f"split_vae {experiment} seed={seed}", ckpt=ckpt, name=variant.key)
     clock.add(samples)
     state = {"arch": {"hidden": cfg.hidden, "latent_dim": ecfg.latent_dim}, "weights": model.state_dict()}
     record = {"experiment": experiment, "seed": seed, "epochs": ecfg.epochs, "batch_size": cfg.batch_size,
@@ -84,6 +103,7 @@ def train(cfg: Config, runtime, variant) -> None:
               "n_test": len(data.digit["test"]), "writers": writers.tolist() if experiment == "exp2" else None,
               "final": last, "run": rt.run_metadata(device, seed, f"{data.name} ({data.source})", clock)}
     rt.save_trained(variant.model_dir, state, record)
+    ckpt.finish()
 
 
 def bench_setup(cfg: Config, device):

@@ -1,0 +1,180 @@
+"""Resume after a kill (replab.checkpoint): SIGKILL a training stage mid-run, rerun `dvc repro`, and get the
+metrics and the DVCLive curves of an uninterrupted run; a changed param discards the checkpoint; a diverging
+loss stops with one line. The kill tests run the smoke profile in a temporary clone (slow)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import sh, smoke_clone
+from replab import runtime as rt
+from replab.batches import EndlessBatches
+from replab.checkpoint import Checkpoints, rng_state, set_rng_state
+from replab.papers import Variant
+from replab.params import ParamError, Runtime
+
+VOLATILE = {"seconds", "samples_per_s"}
+# (training stage, its evaluation stage, paper, key): every kind of training loop — iterations (aae_ssl),
+# epochs (autoencoder, split_vae, censor pretraining), per-class models (anomaly), repetitions (censor AFL/SCT)
+CASES = [
+    ("train_aae_ssl@ae-100-0", "eval_aae_ssl@ae-100-0", "aae_ssl", "ae-100-0"),
+    ("train_autoencoder@simple-0", "eval_autoencoder@simple-0", "autoencoder", "simple-0"),
+    ("train_autoencoder_anomaly", "eval_autoencoder_anomaly", "autoencoder", "anomaly"),
+    ("train_split_vae@exp1-0", "eval_split_vae@exp1-0", "split_vae", "exp1-0"),
+    ("train_censor_cnn@0", "eval_censor_cnn@0", "censor", "cnn-0"),
+    ("train_censor@sct-1.0-0", "eval_censor@sct-1.0-0", "censor", "sct-1.0-0"),
+]
+# enough checkpoints per stage that a kill after the first one lands mid-run
+LONGER = ("runtime.checkpoint_every=0", "aae_ssl.iterations=60", "autoencoder.simple.epochs=4",
+          "autoencoder.anomaly.epochs=3", "split_vae.exp1.epochs=4", "censor.pretrain.epochs=4",
+          "censor.adversarial.repetitions=4")
+
+
+def strip_volatile(record):
+    if isinstance(record, dict):
+        return {k: strip_volatile(v) for k, v in record.items() if k not in VOLATILE}
+    return record
+
+
+def curves(live_dir: Path) -> dict[str, list[list[str]]]:
+    """DVCLive's TSV curves without the timestamp column: {file: rows of (step, value)}."""
+    out = {}
+    for tsv in sorted((live_dir / "plots" / "metrics").rglob("*.tsv")):
+        rows = [line.split("\t") for line in tsv.read_text().splitlines()]
+        keep = [i for i, name in enumerate(rows[0]) if name != "timestamp"]
+        out[str(tsv.relative_to(live_dir))] = [[r[i] for i in keep] for r in rows]
+    return out
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    return smoke_clone(tmp_path_factory.mktemp("resume"), repro=False, overrides=LONGER)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("train, evaluate, paper, key", CASES, ids=[c[0] for c in CASES])
+def test_killed_stage_resumes_to_the_metrics_of_an_uninterrupted_run(repo, train, evaluate, paper, key):
+    metrics, ckpt = repo / "metrics" / paper / f"{key}.json", repo / "checkpoints" / paper / key / "checkpoint.pt"
+    live = repo / "plots" / paper / "curves" / key
+    sh(repo, "dvc", "repro", evaluate)
+    reference, reference_curves = json.loads(metrics.read_text()), curves(live)
+    assert not ckpt.exists() and ckpt.parent.is_dir()  # a finished stage leaves no checkpoint
+
+    kill_after_first_checkpoint(repo, train, ckpt)
+
+    resumed = sh(repo, "dvc", "repro", evaluate)
+    assert "resuming from" in resumed.stdout + resumed.stderr
+    assert strip_volatile(json.loads(metrics.read_text())) == strip_volatile(reference)
+    assert curves(live) == reference_curves  # DVCLive continued its curves, no step lost or repeated
+    assert not ckpt.exists()
+    assert "up to date" in sh(repo, "dvc", "status", train).stdout
+
+
+@contextlib.contextmanager
+def changed_params(repo: Path, section: str, **values):
+    """params.yaml of the clone with `section`'s values replaced, restored afterwards."""
+    path = repo / "params.yaml"
+    before = path.read_text()
+    params = yaml.safe_load(before)
+    params[section].update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        yield
+    finally:
+        path.write_text(before)
+
+
+def kill_after_first_checkpoint(repo: Path, stage: str, ckpt: Path) -> None:
+    run = subprocess.Popen(["dvc", "repro", "--force", "--single-item", stage], cwd=repo, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not ckpt.exists() and run.poll() is None:
+        time.sleep(0.01)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    assert ckpt.exists(), f"{stage} finished before its first checkpoint: nothing was killed mid-run"
+
+
+@pytest.mark.slow
+def test_a_changed_param_discards_the_checkpoint(repo):
+    ckpt = repo / "checkpoints/aae_ssl/ae-100-0/checkpoint.pt"
+    kill_after_first_checkpoint(repo, "train_aae_ssl@ae-100-0", ckpt)
+    with changed_params(repo, "aae_ssl", lr=0.0002):
+        rerun = sh(repo, "dvc", "repro", "--single-item", "train_aae_ssl@ae-100-0")
+    out = rerun.stdout + rerun.stderr
+    assert "discarded" in out and "resuming from" not in out
+
+
+@pytest.mark.slow
+def test_diverging_run_stops_with_one_line_and_writes_no_model(repo):
+    model_dir = repo / "models/aae_ssl/aae_yz-100-0"
+    with changed_params(repo, "aae_ssl", lr=1e30):
+        bad = sh(repo, "replab", "train", "aae_ssl", "aae_yz-100-0", "model=aae_yz", "n_labeled=100", "seed=0",
+                 check=False)
+    assert bad.returncode == 2
+    last = bad.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"error: aae_ssl aae_yz-100-0: loss is (nan|inf|-inf) at iteration \d+ \(lower aae_ssl\.lr\?\)",
+                        last), bad.stderr
+    assert not model_dir.exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The machinery, in-process
+
+
+def test_rng_state_round_trip_restores_every_generator():
+    import random
+
+    rt.setup(Runtime(progress=False, threads=1), 3)
+    saved = rng_state()
+    first = (random.random(), np.random.rand(), torch.rand(1).item())
+    set_rng_state(saved)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
+
+
+def test_endless_batches_resume_mid_epoch():
+    gen = torch.Generator().manual_seed(0)
+    batches = EndlessBatches(10, 3, gen, torch.device("cpu"))
+    for _ in range(4):  # into the second epoch (3 full batches per epoch)
+        next(batches)
+    state, gen_state = batches.state_dict(), gen.get_state()
+    expected = [next(batches).tolist() for _ in range(5)]
+    gen2 = torch.Generator().manual_seed(123)
+    gen2.set_state(gen_state)
+    again = EndlessBatches(10, 3, gen2, torch.device("cpu"))
+    again.load_state_dict(state)
+    assert [next(again).tolist() for _ in range(5)] == expected
+
+
+def test_checkpoint_of_other_params_or_code_is_discarded(in_tmp):
+    from replab.papers.aae_ssl import Config
+
+    variant, runtime = Variant("aae_ssl", "ae-100-0", {"model": "ae"}), Runtime(checkpoint_every=0)
+    logs = []
+    first = Checkpoints(variant, Config(), runtime, log=logs.append)
+    first.save("fit", {"iteration": 7}, where="iteration 7")
+    same = Checkpoints(variant, Config(), runtime, log=logs.append)
+    assert same.resume("fit") == {"iteration": 7} and "resuming from" in logs[-1]
+    assert same.resume("other loop") is None
+    changed = Checkpoints(variant, Config(lr=2e-4), runtime, log=logs.append)
+    assert not changed.resuming and "discarded" in logs[-1] and not first.path.exists()
+
+
+def test_diverging_loss_stops_with_one_line_naming_variant_and_iteration(in_tmp):
+    guard = rt.LossGuard("aae_ssl aae_yz-100-0", torch.device("cpu"), hint="lower aae_ssl.lr?")
+    for step, value in enumerate([1.0, 2.0, float("nan"), float("inf")], 1):
+        guard.update(step, torch.tensor(value))
+    with pytest.raises(ParamError) as err:
+        guard.check()
+    assert str(err.value) == "aae_ssl aae_yz-100-0: loss is nan at iteration 3 (lower aae_ssl.lr?)"
