@@ -151,7 +151,11 @@ def test_gradient_importance_matches_autograd_per_sentence(detach_attention):
     tokens, lengths = _toy_batch()
     compare = torch.arange(tokens.shape[1])[None, :] < lengths[:, None]
     compare[:, 0] = False  # e.g. an SOS position: left out of the comparison
-    batch = ev.gradient_importance(model, tokens, lengths, compare, detach_attention=detach_attention)
+    batch, logit, attention = ev.gradient_importance(model, tokens, lengths, compare, detach_attention=detach_attention)
+    with torch.no_grad():  # the same pass gives the prediction and the attention
+        out = model(tokens, lengths)
+    torch.testing.assert_close(logit, out.logit)
+    torch.testing.assert_close(attention, out.attention)
     checked = 0
     for i in range(len(tokens)):
         k = int(lengths[i])
@@ -175,8 +179,8 @@ def test_gradient_importance_cut_at_the_attention_differs():
     model = _tiny_model(dtype=torch.double)
     tokens, lengths = _toy_batch()
     compare = torch.arange(tokens.shape[1])[None, :] < lengths[:, None]
-    cut = ev.gradient_importance(model, tokens, lengths, compare, detach_attention=True)
-    full = ev.gradient_importance(model, tokens, lengths, compare, detach_attention=False)
+    cut = ev.gradient_importance(model, tokens, lengths, compare, detach_attention=True)[0]
+    full = ev.gradient_importance(model, tokens, lengths, compare, detach_attention=False)[0]
     assert not torch.allclose(cut[0], full[0])
 
 
@@ -329,3 +333,39 @@ def test_summarize_writes_tables_figures_and_claims(in_tmp, monkeypatch, ours_be
     table1a = summary["datasets"]["rt_snippets"]["table1a"]
     assert table1a["vanilla"]["f1"]["n"] == 2
     json.dumps(summary)  # what the report stage writes to metrics/attention_vat.json
+
+
+def test_evaluate_every_variant_of_a_dataset_then_report(in_tmp):
+    """The eval stage's route: `evaluate-<dataset>` measures each trained variant of the sweep (and copies the
+    Fig. 2 curves) into metrics/attention_vat/<dataset>/; the report reads exactly those."""
+    from replab.io import read_json, write_json
+    from replab.papers import Variant
+    from replab.papers.attention_vat.model import Config, save_model, sweep_variants
+    from replab.params import Runtime
+
+    _write_processed(in_tmp / "data/processed")
+    cfg = Config(datasets=["rt_snippets"], methods=["vanilla", "attention_vat"], semi_methods=["attention_vat"],
+                 seeds=[0])
+    model = _tiny_model()
+    config = {"vocab_size": 12, "embedding_dim": 6, "hidden": 5, "attention_dim": 4}
+    run = _record("vanilla", 0, 0)["run"]
+    for key, axes in sweep_variants(cfg):
+        if key.startswith("fig2-"):
+            write_json(Path("models/attention_vat") / key / "train.json", {
+                "dataset": "rt_snippets", "seed": 0, "n_labeled": 20, "ratios": [0.0, 1.0],
+                "curves": {"attention_vat": {"n_unlabeled": [0, 20], "dev_f1": [60.0, 65.0]}}, "run": run})
+        else:
+            save_model(model, config, Path("models/attention_vat") / key,
+                       {"n_labeled": 20, "n_unlabeled": 20 if axes["setting"] == "semi" else 0, "run": run})
+    ev.evaluate(cfg, Runtime(progress=False, threads=1),
+                Variant("attention_vat", "evaluate-rt_snippets", {"dataset": "rt_snippets"}))
+    metrics = read_json("metrics/attention_vat/rt_snippets/rt_snippets-vanilla-supervised-0.json")
+    assert metrics["method"] == "vanilla" and metrics["setting"] == "supervised" and metrics["n_unlabeled"] == 0
+    assert metrics["rationale"]["documents"] == 12 and 0 <= metrics["f1"] <= 100
+    assert Path("plots/attention_vat/variants/rt_snippets/rt_snippets-vanilla-supervised-0/examples.json").exists()
+    assert read_json("metrics/attention_vat/rt_snippets/fig2-rt_snippets-0.json")["curves"]["attention_vat"][
+        "dev_f1"] == [60.0, 65.0]
+    section = rp.summarize(cfg, {})
+    assert section.summary["claim_f1_rises_with_unlabeled"] is True  # 60 → 65 on the curve written above
+    assert section.summary["datasets"]["rt_snippets"]["fig2"]["attention_vat"]["20"]["mean"] == 65.0
+    assert "| Vanilla |" in section.markdown and "| Attention VAT | 20 |" in section.markdown

@@ -17,9 +17,10 @@ F1 is the positive class's (the attention papers' AllenNLP `F1Measure(positive_l
 when σ(ŷ) > 0.5. (Their code feeds the raw logit into that metric, which moves the threshold to logit 0.5; we
 use the probability.)
 
-`evaluate(cfg, runtime, variant)` measures one trained variant; with the key `SWEEP_KEY` it measures every
-variant of the sweep in params.yaml in one process: one interpreter and one data load instead of one per
-model (13 models plus the Fig. 2 points, each a few seconds of work; a process start-up costs about as much).
+`evaluate(cfg, runtime, variant)` measures one trained variant; with the key `evaluate-<dataset>` it measures every
+variant of that dataset in params.yaml in one process (dvc.yaml's eval stage): one interpreter start and one data
+load instead of one per model (13 models and the Fig. 2 curves, each a few seconds of work; a process start-up
+costs about as much).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from replab.io import DataError, read_json, read_npz, write_json
 from replab.measures import binary_f1, masked_kendall_tau, masked_pearson, nan_summary, token_soft_metrics
 
 PROCESSED_ROOT = Path("data/processed")
-SWEEP_KEY = "sweep"  # `replab evaluate attention_vat sweep`: every variant of the current sweep
 EXAMPLES = 4  # test sentences whose attention maps the report draws
 EXAMPLE_LENGTH = (6, 16)  # their number of words (short enough to label every token)
 MAX_BATCH_TOKENS = 1 << 15  # padded tokens per evaluation batch (memory bound for long documents)
@@ -118,24 +118,26 @@ def length_batches(lengths: np.ndarray, max_tokens: int = MAX_BATCH_TOKENS) -> l
 
 
 def gradient_importance(model, tokens: torch.Tensor, lengths: torch.Tensor, compare: torch.Tensor,
-                        detach_attention: bool = True) -> torch.Tensor:
+                        detach_attention: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """J&W's gradient importance: |Σ_d ∂σ(ŷ)/∂e ⊙ e| per token, normalised to sum 1 over `compare`.
 
-    tokens [B, T] long, lengths [B] long, compare [B, T] bool → [B, T] float (0 outside `compare`; a row whose
-    importance sums to 0 is NaN). `detach_attention`: the graph is cut at the attention (J&W §3.1: "we disconnect
-    the computation graph at the attention module"), so the gradient reaches e only through the BiLSTM states.
-    Uses the model's `encode` (→ embedded, h, scores, mask) and `attend(h, scores, mask)` (→ logit, attention).
+    tokens [B, T] long, lengths [B] long, compare [B, T] bool → (importance [B, T] (0 outside `compare`; NaN rows
+    where it sums to 0), logit [B], attention [B, T]) — the pass that gives the gradient also gives the
+    prediction. `detach_attention`: the graph is cut at the attention (J&W §3.1: "we disconnect the computation
+    graph at the attention module"), so the gradient reaches e only through the BiLSTM states. Uses the model's
+    `encode` (→ embedded, h, scores, mask) and `attend(h, scores, mask)` (→ logit, attention).
     """
     with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
         enc = model.encode(tokens, lengths, dropout=False)
         scores = enc.scores.detach() if detach_attention else enc.scores
-        logit, _ = model.attend(enc.h, scores, enc.mask)
+        logit, attention = model.attend(enc.h, scores, enc.mask)
         if not enc.embedded.requires_grad:
             raise RuntimeError("attention_vat model: the embeddings are not on the autograd graph")
         (grad,) = torch.autograd.grad(torch.sigmoid(logit).sum(), enc.embedded)
     importance = (grad * enc.embedded.detach()).sum(-1).abs() * compare
     total = importance.sum(1, keepdim=True)
-    return torch.where(total > 0, importance / total.clamp_min(1e-30), torch.full_like(importance, float("nan")))
+    importance = torch.where(total > 0, importance / total.clamp_min(1e-30), torch.full_like(importance, float("nan")))
+    return importance, logit.detach(), attention.detach()
 
 
 @dataclass
@@ -148,7 +150,8 @@ class Outputs:
 
 
 def run_split(model, split: TextSplit, with_gradients: bool, max_tokens: int = MAX_BATCH_TOKENS) -> Outputs:
-    """Forward (and gradient importance) over a split in length-sorted batches, scattered back to split order."""
+    """Predictions and attention (and gradient importance) over a split in length-sorted batches, scattered back to
+    split order."""
     n, length = split.tokens.shape
     probability = np.empty(n)
     attention = np.zeros((n, length))
@@ -158,13 +161,15 @@ def run_split(model, split: TextSplit, with_gradients: bool, max_tokens: int = M
         index = torch.from_numpy(idx).to(split.tokens.device)
         width = int(split.lengths[index].max())
         tokens, lengths = split.tokens[index, :width], split.lengths[index]
-        with torch.no_grad():
-            out = model(tokens, lengths)
-        probability[idx] = torch.sigmoid(out.logit.double()).cpu().numpy()
-        attention[idx, :width] = out.attention.double().cpu().numpy()
         if with_gradients:
-            importance[idx, :width] = gradient_importance(model, tokens, lengths, compare[index, :width]).double() \
-                .cpu().numpy()
+            imp, logit, att = gradient_importance(model, tokens, lengths, compare[index, :width])
+            importance[idx, :width] = imp.double().cpu().numpy()
+        else:
+            with torch.no_grad():
+                out = model(tokens, lengths)
+            logit, att = out.logit, out.attention
+        probability[idx] = torch.sigmoid(logit.double()).cpu().numpy()
+        attention[idx, :width] = att.double().cpu().numpy()
     if not (np.isfinite(probability).all() and np.isfinite(attention).all()):
         raise DataError("attention_vat model: non-finite prediction or attention (a diverged model)")
     return Outputs(probability, attention, importance)
@@ -220,52 +225,69 @@ def measure(model, data: EvalData) -> tuple[dict, list[dict]]:
     return metrics, examples(data, test, pick_examples(data))
 
 
-def is_fig2(key: str) -> bool:
-    from replab.papers.attention_vat.model import FIG2
+@dataclass(frozen=True)
+class Target:
+    """One trained variant and where its evaluation goes: metrics/attention_vat/<dataset>/<key>.json and
+    plots/attention_vat/variants/<dataset>/<key>/ (one evaluation stage per dataset owns its folder)."""
 
-    return key.startswith(f"{FIG2}-")
+    key: str
+    axes: dict
+
+    @property
+    def model_dir(self) -> Path:
+        return Path("models") / "attention_vat" / self.key
+
+    @property
+    def metrics_path(self) -> Path:
+        return Path("metrics") / "attention_vat" / self.axes["dataset"] / f"{self.key}.json"
+
+    @property
+    def plots_dir(self) -> Path:
+        return Path("plots") / "attention_vat" / "variants" / self.axes["dataset"] / self.key
 
 
-def evaluate_variant(variant, data: EvalData, device) -> None:
-    """metrics/attention_vat/<key>.json and plots/attention_vat/variants/<key>/examples.json of one variant."""
+def evaluate_variant(target: Target, data: EvalData, device) -> None:
+    """Every measure of one trained variant → its metrics JSON and examples.json (the report's attention maps)."""
     from replab.papers.attention_vat.model import load_model
 
     started = time.perf_counter()
-    model, _ = load_model(variant.model_dir, device)
-    record = read_json(variant.model_dir / "train.json")
+    model, _ = load_model(target.model_dir, device)
+    record = read_json(target.model_dir / "train.json")
     metrics, rows = measure(model, data)
-    write_json(variant.plots_dir / "examples.json", {"dataset": data.dataset, "examples": rows})
-    write_json(variant.metrics_path, {
-        **variant.axes, "n_labeled": record.get("n_labeled", data.train_size),
+    write_json(target.plots_dir / "examples.json", {"dataset": data.dataset, "examples": rows})
+    write_json(target.metrics_path, {
+        **target.axes, "n_labeled": record.get("n_labeled", data.train_size),
         "n_unlabeled": record.get("n_unlabeled", 0), "best_epoch": record.get("best_epoch"),
         "eps": record.get("eps"), **metrics, "eval_seconds": round(time.perf_counter() - started, 3),
-        "run": record.get("run", {})})
+        **({"run": record["run"]} if record.get("run") else {})})
 
 
-def collect_fig2(variant) -> None:
+def collect_fig2(target: Target) -> None:
     """The Fig. 2 stage trains without keeping weights; its curves (the model-selection dev F1 of every method at
-    every N_ul) go to metrics/attention_vat/fig2-<dataset>-<seed>.json, so the report reads metrics only."""
-    record = read_json(variant.model_dir / "train.json")
+    every N_ul) are copied into the metrics, so the report reads metrics only."""
+    record = read_json(target.model_dir / "train.json")
     curves = record.get("curves")
     if not isinstance(curves, dict):
-        raise DataError(f"{variant.model_dir / 'train.json'}: no `curves` (not a Fig. 2 training record)")
-    write_json(variant.metrics_path, {**variant.axes, "n_labeled": record.get("n_labeled"),
-                                      "ratios": record.get("ratios"), "curves": curves, "run": record.get("run", {})})
+        raise DataError(f"{target.model_dir / 'train.json'}: no `curves` (not a Fig. 2 training record)")
+    write_json(target.metrics_path, {**target.axes, "n_labeled": record.get("n_labeled"),
+                                     "ratios": record.get("ratios"), "curves": curves,
+                                     **({"run": record["run"]} if record.get("run") else {})})
 
 
 def evaluate(cfg, runtime, variant) -> None:
-    """One variant, or with the key `SWEEP_KEY` every variant of the sweep in params.yaml (one process)."""
-    from replab.papers import Variant
-    from replab.papers.attention_vat.model import sweep_variants
+    """One variant, or with the key `evaluate-<dataset>` every variant of that dataset in params.yaml (one
+    process: one interpreter start and one data load instead of one per model)."""
+    from replab.papers.attention_vat.model import EVALUATE_ALL, FIG2, sweep_variants
 
-    if variant.key == SWEEP_KEY:
-        targets = [Variant(variant.paper, key, axes) for key, axes in sweep_variants(cfg)]
+    if variant.key.startswith(f"{EVALUATE_ALL}-"):
+        dataset = variant.axes["dataset"]
+        targets = [Target(key, axes) for key, axes in sweep_variants(cfg) if axes["dataset"] == dataset]
     else:
-        targets = [variant]
+        targets = [Target(variant.key, variant.axes)]
     device = rt.setup(runtime, 0)
     cache: dict[str, EvalData] = {}
     for target in rt.progress(targets, enabled=runtime.progress, desc="evaluate attention_vat"):
-        if is_fig2(target.key):
+        if target.key.startswith(f"{FIG2}-"):
             collect_fig2(target)
             continue
         dataset = target.axes["dataset"]
