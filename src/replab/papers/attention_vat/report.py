@@ -246,10 +246,10 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
 
 
 def sweep_keys(cfg) -> list[str]:
-    """The variant keys of the sweep in params.yaml (as dvc.yaml's matrices spell them)."""
+    """The metrics files of the sweep in params.yaml, relative to metrics/attention_vat/: <dataset>/<key>."""
     from replab.papers.attention_vat.model import sweep_variants
 
-    return [key for key, _ in sweep_variants(cfg)]
+    return [f"{axes['dataset']}/{key}" for key, axes in sweep_variants(cfg)]
 
 
 def summarize(cfg, params: dict):
