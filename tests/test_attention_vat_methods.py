@@ -303,6 +303,7 @@ def test_end_to_end_every_method_is_deterministic(in_tmp):
             assert rec["curves"]["attention_vat"]["n_unlabeled"] == [0, 48, 96]
             continue
         assert rec["n_labeled"] == 48 and len(rec["history"]) == 2 and 0 <= rec["dev_f1"] <= 100
+        assert rec["dev_auc"] == max(h["dev_auc"] for h in rec["history"])  # the selected epoch (dev AUC)
         assert rec["n_unlabeled"] == (64 if rec["setting"] == "semi" else 0)
         assert math.isfinite(rec["history"][-1]["loss"])
         if rec["method"] != "vanilla":

@@ -66,8 +66,10 @@ Our choices where the seed is silent (all params; no public code of the VAT pape
   with them (`data.<name>.embeddings: fasttext`, the authors' wiki.simple); no Miyato-style normalisation.
 - Loss: plain NLL (Eq. 12); the AT code's class-balancing `pos_weight` is not used. Adam (amsgrad) lr 1e-3,
   batch 32, 8 epochs, weight decay 0 (the AT code: 1e-5 on encoder and output, param `weight_decay`).
-- Model selection: the epoch with the best dev F1 (positive class, as the papers' AllenNLP F1Measure; the AT
-  code selects on dev AUC). Its dev F1 is also Fig. 2's "validation score" (the seed does not name the metric).
+- Model selection: the epoch with the best dev ROC-AUC (the AT code's `+auc`; param `selection: auc | f1`).
+  The positive-class F1 the papers report rewards predicting everything positive on a balanced dev set (F1 =
+  2p/(1+p)), so selecting on it keeps undertrained epochs. The selected epoch's dev F1 is Fig. 2's "validation
+  score" (the seed does not name the metric); dev accuracy and AUC are recorded beside it.
 - N_ul: the whole prepared pool by default (`data.sst.n_unlabeled` = 50,000, `data.imdb.n_unlabeled` = 150,000:
   the paper's values); `n_unlabeled` caps it. Fig. 2 trains each method of `fig2.methods` at N_ul = ratio × N_l
   for `fig2.ratios` (0 … 7) in one stage per dataset and seed (no weights kept; dev F1 per point in train.json).

@@ -56,6 +56,7 @@ class Config:
     dropout: float = param(0.0, ge=0.0, lt=1.0, doc="on the embeddings; ours (the AT code's model has none)")
     dropout_in_perturbed: bool = param(False, doc="dropout also in the perturbed passes (Sato's code) or not")
     epochs: int = param(8, ge=1)
+    selection: str = param("auc", choices=("auc", "f1"), doc="dev metric of model selection (the AT code: AUC)")
     batch_size: int = param(32, ge=1)
     batch_unlabeled: int = param(32, ge=1, doc="unlabeled rows per step, semi-supervised (Miyato: = batch)")
     lr: float = param(1e-3, gt=0.0, doc="Adam (amsgrad)")

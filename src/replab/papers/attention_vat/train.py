@@ -1,5 +1,6 @@
 """attention_vat training: one step of each of the nine methods (Eq. 10 with the perturbations of model.py),
-the epoch loop with model selection on dev F1, the per-variant stage and the Fig. 2 stage (dev F1 against N_ul)."""
+the epoch loop with model selection on dev (AUC by default), the per-variant stage and the Fig. 2 stage (dev F1
+against N_ul)."""
 
 from __future__ import annotations
 
@@ -116,12 +117,17 @@ def predict_logits(model: AttentionClassifier, tokens: torch.Tensor, lengths: to
     return torch.cat(out)
 
 
-def dev_f1(model: AttentionClassifier, data: TextData) -> float:
-    """F1 (%) of the positive class on dev (AllenNLP's F1Measure, as the attention papers' code reports)."""
+def dev_scores(model: AttentionClassifier, data: TextData) -> dict[str, float]:
+    """On dev: F1 (%) of the positive class (AllenNLP's F1Measure, which the attention papers report), accuracy (%)
+    and ROC-AUC (the AT code's model-selection metric, `+auc`)."""
+    from sklearn.metrics import roc_auc_score
+
     from replab.measures import binary_f1
 
-    pred = (predict_logits(model, data.tokens["dev"], data.lengths["dev"]) > 0).cpu().numpy()
-    return 100.0 * binary_f1(pred, data.labels["dev"].cpu().numpy())
+    logit = predict_logits(model, data.tokens["dev"], data.lengths["dev"]).double().cpu().numpy()
+    y = data.labels["dev"].cpu().numpy()
+    return {"dev_f1": 100.0 * binary_f1(logit > 0, y), "dev_accuracy": 100.0 * float(((logit > 0) == y).mean()),
+            "dev_auc": float(roc_auc_score(y, logit)) if 0 < y.sum() < len(y) else float("nan")}
 
 
 def unlabeled_subset(data: TextData, n_unlabeled: int, seed: int, device) -> torch.Tensor | None:
@@ -137,7 +143,7 @@ def unlabeled_subset(data: TextData, n_unlabeled: int, seed: int, device) -> tor
 
 def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, device, runtime,
         epochs: int | None = None, live=None, prefix: str = "", desc: str = ""):
-    """Train one model; keep the epoch with the best dev F1. Returns (model, record)."""
+    """Train one model; keep the epoch with the best dev `selection` score (AUC or F1). Returns (model, record)."""
     torch.manual_seed(seed)
     model = build_model(cfg, data, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, amsgrad=cfg.amsgrad, weight_decay=cfg.weight_decay)
@@ -148,7 +154,7 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
     epochs = epochs or cfg.epochs
     interpretable_words = method in ("word_iat", "word_ivat")
     steps_per_epoch = math.ceil(len(y) / cfg.batch_size)
-    best = {"dev_f1": -1.0, "epoch": 0}
+    best = {"score": -math.inf, "epoch": 0}
     best_state, history, train_seconds, steps = None, [], 0.0, 0
     bar = rt.progress(range(epochs), enabled=runtime.progress, desc=desc or method)
     for epoch in bar:
@@ -172,21 +178,25 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
         train_seconds += time.perf_counter() - started
         steps += steps_per_epoch
         require_finite(totals, f"attention_vat {desc or method}: training losses of epoch {epoch + 1}")
-        f1 = dev_f1(model, data)
-        history.append({"epoch": epoch + 1, "loss": means[0], "nll": means[1], "adv": means[2], "dev_f1": f1})
-        if f1 > best["dev_f1"]:
-            best = {"dev_f1": f1, "epoch": epoch + 1}
+        dev = dev_scores(model, data)
+        history.append({"epoch": epoch + 1, "loss": means[0], "nll": means[1], "adv": means[2], **dev})
+        score = dev[f"dev_{cfg.selection}"]
+        score = -math.inf if math.isnan(score) else score  # AUC is undefined on a single-class dev set
+        if best_state is None or score > best["score"]:
+            best = {"score": score, "epoch": epoch + 1, **dev}
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        bar.set_postfix(loss=f"{means[0]:.4f}", dev_f1=f"{f1:.2f}", best=f"{best['dev_f1']:.2f}")
+        bar.set_postfix(loss=f"{means[0]:.4f}", dev_f1=f"{dev['dev_f1']:.2f}", dev_auc=f"{dev['dev_auc']:.3f}",
+                        best_epoch=best["epoch"])
         if live is not None:
             live.step = epoch + 1
-            for name, value in (("loss", means[0]), ("nll", means[1]), ("adv", means[2]), ("dev_f1", f1)):
+            for name, value in (("loss", means[0]), ("nll", means[1]), ("adv", means[2]), *dev.items()):
                 live.log_metric(f"{prefix}{name}", value)
             live.make_summary()
     model.load_state_dict(best_state)
     rows = len(y) + (min(cfg.batch_unlabeled, len(pool)) * steps_per_epoch if pool is not None else 0)
     record = {"method": method, "n_labeled": len(y), "n_unlabeled": n_unlabeled, "epochs": epochs,
-              "best_epoch": best["epoch"], "dev_f1": best["dev_f1"], "history": history,
+              "best_epoch": best["epoch"], "selection": cfg.selection, "dev_f1": best["dev_f1"],
+              "dev_accuracy": best["dev_accuracy"], "dev_auc": best["dev_auc"], "history": history,
               "steps": steps, "seconds_per_step": train_seconds / max(steps, 1), "rows_per_epoch": rows}
     return model, record
 
@@ -232,12 +242,13 @@ def train_fig2(cfg: Config, runtime, variant, device, clock) -> None:
     curves: dict[str, dict] = {}
     with rt.open_live(variant.live_dir) as live:
         for method in cfg.fig2.methods:
-            curves[method] = {"n_unlabeled": [], "dev_f1": [], "best_epoch": [], "seconds_per_step": []}
+            curves[method] = {"n_unlabeled": [], "dev_f1": [], "dev_accuracy": [], "dev_auc": [], "best_epoch": [],
+                              "seconds_per_step": []}
             for n_ul in points:
                 _, record = fit(run_cfg, method, data, n_ul, seed, device, runtime,
                                 desc=f"attention_vat fig2 {dataset} {method} N_ul={n_ul}")
                 clock.add(record["rows_per_epoch"] * record["epochs"])
-                for name in ("n_unlabeled", "dev_f1", "best_epoch", "seconds_per_step"):
+                for name in curves[method]:
                     curves[method][name].append(record[name])
                 live.step = n_ul
                 live.log_metric(f"{method}/dev_f1", record["dev_f1"])
