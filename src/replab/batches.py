@@ -113,10 +113,11 @@ class TextData:
         return len(self.lengths["unlabeled"]) if "unlabeled" in self.lengths else 0
 
 
-def load_text(dataset: str, device: torch.device, unlabeled_max_length: int = 0, root: Path | None = None) -> TextData:
+def load_text(dataset: str, device: torch.device, unlabeled_max_length: int = 0, root: Path | None = None,
+              splits: tuple[str, ...] = ("train", "dev", "test", "unlabeled")) -> TextData:
     """data/processed/<dataset>/ → tensors on `device`: train/dev/test, the unlabeled pool (cut to
-    `unlabeled_max_length` tokens if > 0) and embeddings.npy if the set was prepared with fastText rows.
-    Malformed arrays raise DataError naming the file."""
+    `unlabeled_max_length` tokens if > 0) and embeddings.npy if the set was prepared with fastText rows; `splits`
+    limits what is loaded (evaluation needs dev and test only). Malformed arrays raise DataError naming the file."""
     from replab.data.registry import PROCESSED_ROOT
     from replab.io import DataError, read_json, read_npz
 
@@ -124,7 +125,7 @@ def load_text(dataset: str, device: torch.device, unlabeled_max_length: int = 0,
     meta = read_json(folder / "meta.json")
     vocab_size = len(read_json(folder / "vocab.json"))
     tokens, lengths, labels = {}, {}, {}
-    for split in ("train", "dev", "test", "unlabeled"):
+    for split in splits:
         path = folder / f"{split}.npz"
         if split == "unlabeled" and not path.exists():
             continue

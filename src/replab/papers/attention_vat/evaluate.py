@@ -36,7 +36,6 @@ from replab import runtime as rt
 from replab.io import DataError, read_json, read_npz, write_json
 from replab.measures import binary_f1, masked_kendall_tau, masked_pearson, nan_summary, token_soft_metrics
 
-PROCESSED_ROOT = Path("data/processed")
 EXAMPLES = 4  # test sentences whose attention maps the report draws
 EXAMPLE_LENGTH = (6, 16)  # their number of words (short enough to label every token)
 MAX_BATCH_TOKENS = 1 << 15  # padded tokens per evaluation batch (memory bound for long documents)
@@ -65,41 +64,31 @@ class EvalData:
     train_size: int | None  # labeled training sentences (meta.json), the N_l of Fig. 2's x axis
 
 
-def _split(path: Path, specials: list[int], device) -> TextSplit:
-    arrays = read_npz(path)
-    missing = [k for k in ("tokens", "lengths", "labels") if k not in arrays]
-    if missing:
-        raise DataError(f"{path}: missing array(s) {', '.join(missing)} (expected tokens, lengths, labels)")
-    tokens, lengths = arrays["tokens"].astype(np.int64), arrays["lengths"].astype(np.int64)
-    if tokens.ndim != 2 or lengths.shape != (len(tokens),) or len(tokens) == 0:
-        raise DataError(f"{path}: tokens must be [N, T] and lengths [N] with N ≥ 1, got {tokens.shape} and "
-                        f"{lengths.shape}")
-    if lengths.min() < 1 or lengths.max() > tokens.shape[1]:
-        raise DataError(f"{path}: lengths must lie in 1..{tokens.shape[1]}")
-    real = np.arange(tokens.shape[1])[None, :] < lengths[:, None]
-    compare = real & ~np.isin(tokens, specials)
-    evidence = arrays.get("evidence")
-    if evidence is not None:
-        if evidence.shape != tokens.shape:
-            raise DataError(f"{path}: evidence {evidence.shape} must have the tokens' shape {tokens.shape}")
-        evidence = evidence.astype(bool) & compare
-    return TextSplit(torch.from_numpy(tokens).to(device), torch.from_numpy(lengths).to(device),
-                     arrays["labels"].astype(np.int64), evidence, compare)
+def load_eval_data(dataset: str, device, root: Path | None = None) -> EvalData:
+    """dev and test of data/processed/<dataset>/ (replab.batches.load_text checks the arrays) with their evidence
+    masks, the vocabulary and the SOS/EOS ids of meta.json."""
+    from replab.batches import load_text
+    from replab.data.registry import PROCESSED_ROOT
 
-
-def load_eval_data(dataset: str, device, root: Path = PROCESSED_ROOT) -> EvalData:
-    """dev and test of data/processed/<dataset>/ with the vocabulary and the SOS/EOS ids from meta.json."""
-    folder = root / dataset
-    meta = read_json(folder / "meta.json")
-    special = meta.get("special_ids") or {}
-    specials = [int(special[k]) for k in ("sos", "eos") if special.get(k) is not None]
+    folder = (root or PROCESSED_ROOT) / dataset
+    text = load_text(dataset, device, root=root, splits=("dev", "test"))
+    specials = [int(text.special_ids[k]) for k in ("sos", "eos") if text.special_ids.get(k) is not None]
     vocab = read_json(folder / "vocab.json")
-    if not isinstance(vocab, list):
-        raise DataError(f"{folder / 'vocab.json'}: must be a JSON list of token strings")
-    dev, test = (_split(folder / f"{name}.npz", specials, device) for name in ("dev", "test"))
-    kind = EVIDENCE_KIND.get(dataset, "evidence") if test.evidence is not None else None
-    train_size = (meta.get("counts") or {}).get("train")
-    return EvalData(dataset, dev, test, vocab, kind, train_size)
+    splits = {}
+    for name in ("dev", "test"):
+        tokens, lengths = text.tokens[name], text.lengths[name]
+        real = (torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths[:, None]).cpu().numpy()
+        compare = real & ~np.isin(tokens.cpu().numpy(), specials)
+        evidence = read_npz(folder / f"{name}.npz").get("evidence")
+        if evidence is not None:
+            if evidence.shape != tuple(tokens.shape):
+                raise DataError(f"{folder / f'{name}.npz'}: evidence {evidence.shape} must have the tokens' shape "
+                                f"{tuple(tokens.shape)}")
+            evidence = evidence.astype(bool) & compare
+        splits[name] = TextSplit(tokens, lengths, text.labels[name].cpu().numpy().astype(np.int64), evidence, compare)
+    kind = EVIDENCE_KIND.get(dataset, "evidence") if splits["test"].evidence is not None else None
+    train_size = (read_json(folder / "meta.json").get("counts") or {}).get("train")
+    return EvalData(dataset, splits["dev"], splits["test"], vocab, kind, train_size)
 
 
 def length_batches(lengths: np.ndarray, max_tokens: int = MAX_BATCH_TOKENS) -> list[np.ndarray]:
