@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -337,3 +338,42 @@ def test_semi_setting_without_a_pool_trains_with_n_ul_zero(in_tmp, capsys):
     T.train(cfg, Runtime(progress=False, threads=1), variant)
     assert read_json(variant.model_dir / "train.json")["n_unlabeled"] == 0
     assert "no unlabeled pool" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("key", ["rt_snippets-word_ivat-semi-0", "fig2-rt_snippets-0"])
+def test_a_killed_run_resumes_to_the_uninterrupted_result(in_tmp, monkeypatch, capsys, key):
+    """Checkpoints at every epoch (runtime.checkpoint_every = 0); a run stopped in its third evaluation resumes
+    from the last checkpoint to the record of an uninterrupted run (the unlabeled stream and RNGs included)."""
+    _write_text_set(in_tmp / "data/processed")
+    cfg = _cfg(epochs=3, batch_size=16, batch_unlabeled=16, neighbours=3, n_unlabeled=64, semi_methods=["word_ivat"],
+               fig2={"methods": ["attention_vat"], "ratios": [0.0, 1.0]})
+    runtime = Runtime(progress=False, threads=1, checkpoint_every=0)
+    axes = dict(zip(("dataset", "seed"), ("rt_snippets", 0), strict=True)) if key.startswith("fig2") else {
+        "dataset": "rt_snippets", "method": "word_ivat", "setting": "semi", "seed": 0}
+    variant = Variant("attention_vat", key, axes)
+    T.train(cfg, runtime, variant)
+    uninterrupted = read_json(variant.model_dir / "train.json")
+
+    calls, real = {"n": 0}, T.dev_scores
+
+    def stop_at_third(model, data):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # the kill, after two saved epochs
+        return real(model, data)
+    monkeypatch.setattr(T, "dev_scores", stop_at_third)
+    shutil.rmtree(variant.model_dir)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(cfg, runtime, variant)
+    assert (in_tmp / "checkpoints/attention_vat" / key / "checkpoint.pt").exists()
+    monkeypatch.setattr(T, "dev_scores", real)
+    capsys.readouterr()
+    T.train(cfg, runtime, variant)
+    assert "resuming from" in capsys.readouterr().err
+    resumed = read_json(variant.model_dir / "train.json")
+    for rec in (uninterrupted, resumed):
+        rec.pop("run"), rec.pop("seconds_per_step", None)
+        for c in rec.get("curves", {}).values():
+            c.pop("seconds_per_step")
+    assert resumed == uninterrupted
+    assert not (in_tmp / "checkpoints/attention_vat" / key / "checkpoint.pt").exists()

@@ -13,7 +13,8 @@ import torch
 
 from replab import runtime as rt
 from replab.batches import EndlessBatches, TextData, index_batches, load_text, take_batch
-from replab.io import DataError, atomic_dir, require_finite, write_json
+from replab.checkpoint import Checkpoints
+from replab.io import DataError, atomic_dir, write_json
 from replab.papers.attention_vat.model import (
     FIG2,
     PAPER,
@@ -126,7 +127,7 @@ def dev_scores(model: AttentionClassifier, data: TextData) -> dict[str, float]:
 
     logit = predict_logits(model, data.tokens["dev"], data.lengths["dev"]).double().cpu().numpy()
     y = data.labels["dev"].cpu().numpy()
-    return {"dev_f1": 100.0 * binary_f1(logit > 0, y), "dev_accuracy": 100.0 * float(((logit > 0) == y).mean()),
+    return {"dev_f1": 100.0 * float(binary_f1(logit > 0, y)), "dev_accuracy": 100.0 * float(((logit > 0) == y).mean()),
             "dev_auc": float(roc_auc_score(y, logit)) if 0 < y.sum() < len(y) else float("nan")}
 
 
@@ -142,8 +143,10 @@ def unlabeled_subset(data: TextData, n_unlabeled: int, seed: int, device) -> tor
 
 
 def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, device, runtime,
-        epochs: int | None = None, live=None, prefix: str = "", desc: str = ""):
-    """Train one model; keep the epoch with the best dev `selection` score (AUC or F1). Returns (model, record)."""
+        epochs: int | None = None, live=None, prefix: str = "", desc: str = "", ckpt=None, loop: str = "fit"):
+    """Train one model; keep the epoch with the best dev `selection` score (AUC or F1). Returns (model, record).
+    With `ckpt` (replab.checkpoint.Checkpoints) it resumes from and saves its state at epoch ends under `loop`;
+    a non-finite loss stops the run (ParamError naming the variant and the step)."""
     torch.manual_seed(seed)
     model = build_model(cfg, data, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, amsgrad=cfg.amsgrad, weight_decay=cfg.weight_decay)
@@ -155,15 +158,32 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
     interpretable_words = method in ("word_iat", "word_ivat")
     steps_per_epoch = math.ceil(len(y) / cfg.batch_size)
     best = {"score": -math.inf, "epoch": 0}
-    best_state, history, train_seconds, steps = None, [], 0.0, 0
-    bar = rt.progress(range(epochs), enabled=runtime.progress, desc=desc or method)
+    best_state, history, train_seconds, steps, first = None, [], 0.0, 0, 0
+    guard = rt.LossGuard(f"attention_vat {desc or method}", device, hint="lower attention_vat.lr or ε?")
+    if ckpt is not None and (saved := ckpt.resume(loop)) is not None:
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["opt"])
+        generator.set_state(saved["generator"])
+        if unlabeled is not None:
+            unlabeled.load_state_dict(saved["unlabeled"])
+        best, best_state, history = saved["best"], saved["best_state"], saved["history"]
+        train_seconds, steps, first = saved["train_seconds"], saved["steps"], saved["epoch"] + 1
+
+    def state() -> dict:
+        return {"model": model.state_dict(), "opt": opt.state_dict(), "generator": generator.get_state(),
+                **({"unlabeled": unlabeled.state_dict()} if unlabeled is not None else {}), "best": best,
+                "best_state": best_state, "history": history, "train_seconds": train_seconds, "steps": steps,
+                "epoch": epoch}
+
+    bar = rt.progress(range(first, epochs), initial=first, total=epochs, enabled=runtime.progress,
+                      desc=desc or method)
     for epoch in bar:
         # Sato et al.: the k nearest words are recomputed from the current embeddings every epoch
         neighbours = nearest_neighbours(model.embedding.weight, cfg.neighbours) if interpretable_words else None
         model.train()
         totals = torch.zeros(3, device=device)
         started = time.perf_counter()
-        for idx in index_batches(len(y), cfg.batch_size, generator, device):
+        for step, idx in enumerate(index_batches(len(y), cfg.batch_size, generator, device), steps + 1):
             if unlabeled is not None:
                 t, n = take_batch(tokens, lengths, idx, data.tokens["unlabeled"], data.lengths["unlabeled"],
                                   pool[next(unlabeled)])
@@ -174,10 +194,11 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
             loss.backward()
             opt.step()
             totals += torch.stack([loss.detach(), label_loss.detach(), adv.detach()])
+            guard.update(step, loss)
         means = (totals / steps_per_epoch).tolist()
         train_seconds += time.perf_counter() - started
         steps += steps_per_epoch
-        require_finite(totals, f"attention_vat {desc or method}: training losses of epoch {epoch + 1}")
+        guard.check()
         dev = dev_scores(model, data)
         history.append({"epoch": epoch + 1, "loss": means[0], "nll": means[1], "adv": means[2], **dev})
         score = dev[f"dev_{cfg.selection}"]
@@ -192,6 +213,8 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
             for name, value in (("loss", means[0]), ("nll", means[1]), ("adv", means[2]), *dev.items()):
                 live.log_metric(f"{prefix}{name}", value)
             live.make_summary()
+        if ckpt is not None:
+            ckpt.maybe_save(loop, state, guard, where=f"epoch {epoch + 1}")
     model.load_state_dict(best_state)
     rows = len(y) + (min(cfg.batch_unlabeled, len(pool)) * steps_per_epoch if pool is not None else 0)
     record = {"method": method, "n_labeled": len(y), "n_unlabeled": n_unlabeled, "epochs": epochs,
@@ -204,9 +227,10 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
 def train(cfg: Config, runtime, variant) -> None:
     seed, dataset = variant.axes["seed"], variant.axes["dataset"]
     device = rt.setup(runtime, seed)
-    clock = rt.RunClock()
+    ckpt = Checkpoints(variant, cfg, runtime)  # resumes a killed run of the same params and code
+    clock = ckpt.track(rt.RunClock())
     if variant.key.startswith(f"{FIG2}-"):
-        return train_fig2(cfg, runtime, variant, device, clock)
+        return train_fig2(cfg, runtime, variant, device, clock, ckpt)
     method, setting = variant.axes["method"], variant.axes["setting"]
     data = load_text(dataset, device, cfg.unlabeled_max_length)
     if setting == "semi" and data.n_unlabeled == 0:
@@ -214,14 +238,15 @@ def train(cfg: Config, runtime, variant) -> None:
         print(f"attention_vat {variant.key}: data/processed/{dataset} has no unlabeled pool; semi-supervised "
               "training uses N_ul = 0", file=sys.stderr)
     n_unlabeled = (cfg.n_unlabeled or data.n_unlabeled) if setting == "semi" else 0
-    with rt.open_live(variant.live_dir) as live:
+    with ckpt.open_live() as live:
         model, record = fit(cfg, method, data, n_unlabeled, seed, device, runtime, live=live,
-                            desc=f"attention_vat {variant.key}")
+                            desc=f"attention_vat {variant.key}", ckpt=ckpt)
     clock.add(record["rows_per_epoch"] * record["epochs"])
     record = {"dataset": dataset, "setting": setting, "seed": seed, **record,
               "eps": cfg.eps_for(method) if method != "vanilla" else None,
               "run": rt.run_metadata(device, seed, f"{data.name} ({data.source})", clock)}
     save_model(model, model_config(cfg, data), variant.model_dir, record)
+    ckpt.finish()
 
 
 def fig2_points(cfg: Config, n_labeled: int, pool: int) -> list[int]:
@@ -230,7 +255,7 @@ def fig2_points(cfg: Config, n_labeled: int, pool: int) -> list[int]:
     return points
 
 
-def train_fig2(cfg: Config, runtime, variant, device, clock) -> None:
+def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
     """Fig. 2 of one dataset and seed: every semi-supervised method of `fig2.methods` trained at each N_ul;
     the model-selection dev F1 of each is the figure's y value (the seed's 'validation score'). Writes
     train.json (no weights) into the variant's model directory."""
@@ -239,14 +264,17 @@ def train_fig2(cfg: Config, runtime, variant, device, clock) -> None:
     n_labeled = len(data.labels["train"])
     points = fig2_points(cfg, n_labeled, data.n_unlabeled)
     run_cfg = replace(cfg, epochs=cfg.fig2.epochs or cfg.epochs)
-    curves: dict[str, dict] = {}
-    with rt.open_live(variant.live_dir) as live:
+    curves: dict[str, dict] = ckpt.resumed_context.get("curves", {})  # the points finished before a kill
+    ckpt.context["curves"] = curves
+    with ckpt.open_live() as live:
         for method in cfg.fig2.methods:
-            curves[method] = {"n_unlabeled": [], "dev_f1": [], "dev_accuracy": [], "dev_auc": [], "best_epoch": [],
-                              "seconds_per_step": []}
+            curves.setdefault(method, {"n_unlabeled": [], "dev_f1": [], "dev_accuracy": [], "dev_auc": [],
+                                       "best_epoch": [], "seconds_per_step": []})
             for n_ul in points:
-                _, record = fit(run_cfg, method, data, n_ul, seed, device, runtime,
-                                desc=f"attention_vat fig2 {dataset} {method} N_ul={n_ul}")
+                if n_ul in curves[method]["n_unlabeled"]:
+                    continue
+                _, record = fit(run_cfg, method, data, n_ul, seed, device, runtime, ckpt=ckpt,
+                                loop=f"{method} N_ul={n_ul}", desc=f"attention_vat fig2 {dataset} {method} N_ul={n_ul}")
                 clock.add(record["rows_per_epoch"] * record["epochs"])
                 for name in curves[method]:
                     curves[method][name].append(record[name])
@@ -258,6 +286,7 @@ def train_fig2(cfg: Config, runtime, variant, device, clock) -> None:
               "run": rt.run_metadata(device, seed, f"{data.name} ({data.source})", clock)}
     with atomic_dir(variant.model_dir) as tmp:
         write_json(tmp / "train.json", record)
+    ckpt.finish()
 
 
 __all__ = ["PAPER", "fit", "perturbation_loss", "predict_logits", "train", "training_loss"]
