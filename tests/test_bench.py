@@ -12,7 +12,9 @@ from replab import bench
 from replab import runtime as rt
 
 NUMBERS = ("ms_per_step", "samples_per_s", "flops_per_step", "gflops_per_s", "matmul_gflops_per_s",
-           "fraction_of_matmul", "fetch_index_us", "fetch_dataloader_us", "fetch_speedup")
+           "fraction_of_matmul", "fetch_index_us", "fetch_dataloader_us", "fetch_speedup", "peer_ms_per_step",
+           "peer_samples_per_s", "peer_fraction_of_matmul", "peer_ratio")
+PAPERS_WITH_PEERS = ("aae_ssl", "split_vae", "censor", "autoencoder")
 
 
 @pytest.fixture
@@ -46,7 +48,36 @@ def test_bench_aae_ssl_reports_throughput_flops_and_fetch(in_repo):
 
     table = bench.format_table([result])
     assert table.splitlines()[0].split() == ["metric", "aae_ssl"]
-    assert "fraction of matmul" in table
+    assert "fraction of matmul" in table and "replab ÷ peer" in table
+
+
+@pytest.mark.parametrize("paper", PAPERS_WITH_PEERS[1:])
+def test_bench_runs_each_papers_loop_and_its_peer(in_repo, paper, monkeypatch):
+    monkeypatch.setattr(bench, "FETCH_MIN_BATCHES", 2)
+    result = bench.run_bench(paper, steps=1)
+    for key in NUMBERS:
+        value = result[key]
+        assert isinstance(value, int | float) and math.isfinite(value) and value > 0, (paper, key, value)
+
+
+def test_bench_profile_and_json(in_repo, tmp_path, monkeypatch, capsys):
+    """`--profile paper` reads the paper profile's sizes (hidden 1000 for aae_ssl) without touching params.yaml;
+    `--json` writes the table's results."""
+    from replab.io import read_json
+    from replab.params import ParamError
+
+    params = bench.profile_params("paper")
+    assert params["meta"]["profile"] == "paper" and params["aae_ssl"]["hidden"] == 1000
+    captured = {}
+    monkeypatch.setattr(bench, "run_bench", lambda paper, steps, params, profile: captured.update(
+        paper=paper, hidden=params["aae_ssl"]["hidden"], profile=profile) or {"paper": paper, "x": 1.5})
+    monkeypatch.setattr(bench, "format_table", lambda results: "table")
+    out = tmp_path / "bench.json"
+    bench.main(["aae_ssl"], 2, "paper", str(out))
+    assert captured == {"paper": "aae_ssl", "hidden": 1000, "profile": "paper"}
+    assert read_json(out) == {"profile": "paper", "steps": 2, "results": [{"paper": "aae_ssl", "x": 1.5}]}
+    with pytest.raises(ParamError, match="no conf/profile/nonesuch.yaml"):
+        bench.profile_params("nonesuch")
 
 
 def test_unknown_or_unsupported_paper_prints_one_line(in_repo, capsys):
@@ -83,15 +114,32 @@ def test_bench_numbers_from_a_toy_case_and_a_fake_clock(in_repo, monkeypatch):
         return bench.BenchCase(label="toy", samples_per_step=8, train=train, x=torch.zeros(64, 3),
                                y=torch.zeros(64), batch_size=8)
 
+    peer_steps = []
+
+    def toy_peer(cfg, case, device):
+        while True:
+            peer_steps.append(1)
+            bench.time.perf_counter()  # the peer's step reads the clock twice more: 3 ticks per step
+            bench.time.perf_counter()
+            yield
+
     ticks = iter(range(10_000))
     monkeypatch.setattr(bench, "time", SimpleNamespace(perf_counter=lambda: next(ticks) * 1e-3))
     monkeypatch.setattr(bench, "find_case", lambda paper: (censor, toy_setup))
+    monkeypatch.setattr(bench, "find_peer", lambda paper: toy_peer)
     result = bench.run_bench("censor", steps=4)
-    assert len(steps_run) == bench.WARMUP_STEPS + 4 + 1  # warm-up, timed steps, the untimed final step
+    # per round: warm-up, timed steps, the untimed final step
+    assert len(steps_run) == bench.ROUNDS * (bench.WARMUP_STEPS + 4 + 1)
+    assert len(peer_steps) == bench.ROUNDS * (bench.WARMUP_STEPS + 4)
     assert result["flops_per_step"] == 2 * 8 * 16 * 4  # one step's FLOPs, not the loop's
-    assert result["ms_per_step"] == pytest.approx(1.0 / 4)  # t1 − t0 = one tick (1 ms) over 4 steps
-    assert result["samples_per_s"] == pytest.approx(8 / 0.25e-3)
+    assert result["ms_per_step"] == pytest.approx(1.0)  # one clock reading per step: one tick (1 ms) each
+    assert result["ms_per_step_mean"] == pytest.approx(1.0)
+    assert result["samples_per_s"] == pytest.approx(8 / 1e-3)
     assert result["matmul_gflops_per_s"] == pytest.approx(2 * 1024**3 / 1e-3 / 1e9)  # best of one-tick repeats
-    assert result["fraction_of_matmul"] == pytest.approx((1024 / 0.25e-3) / (2 * 1024**3 / 1e-3))
+    assert result["fraction_of_matmul"] == pytest.approx((1024 / 1e-3) / (2 * 1024**3 / 1e-3))
+    assert result["peer_ms_per_step"] == pytest.approx(3.0)
+    assert result["peer_samples_per_s"] == pytest.approx(8 / 3e-3)
+    assert result["peer_ratio"] == pytest.approx(3.0)  # replab's samples/s over the peer's
+    assert result["peer_fraction_of_matmul"] == pytest.approx((1024 / 3e-3) / (2 * 1024**3 / 1e-3))
     n = result["fetch_batches"]
     assert n == bench.FETCH_MIN_BATCHES and result["fetch_index_us"] == pytest.approx(1e3 / n)

@@ -2,14 +2,21 @@
 
 Per paper, on SYNTHETIC data of the paper's real shapes placed on the device (no download needed):
 
-1. training-step throughput of the paper's own training loop (samples/s, ms per step), timed after 3 warm-up
-   steps and before the loop's final evaluation;
+1. training-step throughput of the paper's own training loop (samples/s, median ms per step: other processes'
+   load stretches single steps; the mean is reported beside it), timed after 3 warm-up steps and before the
+   loop's final evaluation;
 2. FLOPs of one real training step (`torch.utils.flop_counter.FlopCounterMode`), the achieved GFLOP/s and
    that as a fraction of this process's measured fp32 matmul throughput (square `torch.mm`, best of a few);
 3. batch-fetch overhead: index slices of on-device tensors (`replab.batches.EndlessBatches`, what the papers
    use) against a `DataLoader(TensorDataset)` loop over CPU tensors with the copy to the device included.
 
-A paper opts in with `bench_setup(cfg, device) -> BenchCase` in its train.py (exported by its package).
+4. the same step written as a plain PyTorch peer loop (`replab.peers`: DataLoader over TensorDataset, default
+   optimiser settings) run in the same process on the same data: its samples/s, fraction of matmul, and
+   replab's speed-up over it (`peer_ratio`, samples/s of replab ÷ the peer's).
+
+`--profile quick|paper` benchmarks the sizes of that profile (conf/ composed in memory with `profile=<name>`;
+params.yaml is not touched); without it, params.yaml's. `--json PATH` writes the results for comparison across
+machines. A paper opts in with `bench_setup(cfg, device) -> BenchCase` in its train.py (exported by its package).
 The training loop of a case must iterate `rt.progress(...)` once
 per step: bench wraps that iterable to time steps and count FLOPs on the real step, nothing else.
 """
@@ -19,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -28,11 +36,12 @@ import torch
 
 from replab import runtime as rt
 from replab.batches import EndlessBatches
-from replab.params import Runtime, load_runtime, load_section
+from replab.params import ParamError, Runtime, load_runtime, load_section
 
 WARMUP_STEPS = 3
 FETCH_MIN_BATCHES = 200  # batch-fetch comparison: max(steps, this) batches per method
 MATMUL_REPEATS = 5
+ROUNDS = 2  # replab's loop and the peer loop alternate this many times
 
 
 class NoBenchmark(LookupError):
@@ -96,6 +105,7 @@ class StepProbe:
         self.hooked = False
         self.flops: int | None = None
         self.t0 = self.t1 = None
+        self.stamps: list[float] = []  # start of each timed step and of the step after the last
 
     @property
     def iterations(self) -> int:
@@ -106,12 +116,12 @@ class StepProbe:
 
         for i, item in enumerate(iterable):
             self.seen = i + 1
-            if i == self.warmup:
+            if self.warmup <= i <= self.warmup + self.steps:
                 _sync(self.device)
-                self.t0 = time.perf_counter()
-            elif i == self.warmup + self.steps:
-                _sync(self.device)
-                self.t1 = time.perf_counter()
+                self.stamps.append(time.perf_counter())
+                self.t0 = self.stamps[0]
+                if i == self.warmup + self.steps:
+                    self.t1 = self.stamps[-1]
             if i == self.warmup - 1:  # warmed up by the earlier steps, not itself timed
                 counter = FlopCounterMode(display=False)
                 with counter:
@@ -143,6 +153,11 @@ class StepProbe:
             raise RuntimeError(f"bench: the training loop ran {self.seen} of {self.iterations} steps "
                                "through rt.progress; it must iterate rt.progress(range(iterations))")
         return self.t1 - self.t0
+
+    def step_times(self) -> list[float]:
+        """Seconds of each timed step."""
+        self.seconds()  # the same check
+        return [b - a for a, b in zip(self.stamps, self.stamps[1:])]
 
 
 def matmul_gflops(device, repeats: int = MATMUL_REPEATS) -> tuple[int, float]:
@@ -207,13 +222,57 @@ def fetch_dataloader(x: torch.Tensor, y: torch.Tensor, batch_size: int, n_batche
 # ---------------------------------------------------------------------------------------------------------
 # Entry points
 
-def run_bench(paper: str, steps: int) -> dict:
-    """Benchmark one paper (raises NoBenchmark when it has no case). Reads params.yaml in the working dir."""
+def profile_params(profile: str | None) -> dict | None:
+    """params of `profile` (conf/ composed in memory, as `replab compose profile=<profile>` would write them);
+    None for params.yaml as it is."""
+    if profile is None:
+        return None
+    import tempfile
+    from pathlib import Path
+
+    from dvc.utils.hydra import compose_and_dump
+
+    from replab.params import read_params
+
+    conf = Path("conf")
+    if not (conf / "profile" / f"{profile}.yaml").is_file():
+        known = sorted(p.stem for p in (conf / "profile").glob("*.yaml"))
+        raise ParamError(f"bench --profile {profile}: no conf/profile/{profile}.yaml (known: {', '.join(known)})")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "params.yaml"
+        compose_and_dump(out, str(conf.resolve()), None, "config", "", [f"profile={profile}"])
+        return read_params(out)
+
+
+def time_peer(peer: Iterator[None], warmup: int, steps: int, device) -> tuple[float, list[float]]:
+    """(total, each step's) seconds of `steps` steps of a peer loop (one `next` per step) after `warmup`
+    untimed ones."""
+    for _ in range(warmup):
+        next(peer)
+    _sync(device)
+    stamps = [time.perf_counter()]
+    for _ in range(steps):
+        next(peer)
+        _sync(device)
+        stamps.append(time.perf_counter())
+    return stamps[-1] - stamps[0], [b - a for a, b in zip(stamps, stamps[1:])]
+
+
+def find_peer(paper: str) -> Callable | None:
+    """The paper's plain PyTorch peer loop (replab.peers), or None."""
+    from replab.peers import PEERS
+
+    return PEERS.get(paper)
+
+
+def run_bench(paper: str, steps: int, params: dict | None = None, profile: str | None = None) -> dict:
+    """Benchmark one paper (raises NoBenchmark when it has no case). Reads `params` (default: params.yaml in
+    the working dir)."""
     if steps < 1:
         raise ValueError(f"bench: steps = {steps}: must be >= 1")
     module, setup = find_case(paper)
-    cfg = load_section(module.Config, paper)
-    runtime = load_runtime()
+    cfg = load_section(module.Config, paper, params=params)
+    runtime = load_runtime(params=params)
     device = rt.setup(runtime, 0)
 
     phases = rt.progress(total=4, enabled=runtime.progress, desc=f"bench {paper}", leave=False)
@@ -225,11 +284,23 @@ def run_bench(paper: str, steps: int) -> dict:
     case = setup(cfg, device)
     phases.update()
 
-    phases.set_postfix_str(f"{steps} training steps")
-    probe = StepProbe(WARMUP_STEPS, steps, device)
-    with probe.attached():
-        case.train(probe.iterations, runtime)
-    seconds = probe.seconds()
+    phases.set_postfix_str(f"{ROUNDS} × {steps} training steps")
+    peer_loop = find_peer(paper)
+    seconds = peer_seconds = 0.0
+    step_times, peer_times = [], []
+    flops = None
+    for _ in range(ROUNDS):  # replab and the peer alternate, so a change in the machine's load hits both
+        probe = StepProbe(WARMUP_STEPS, steps, device)
+        with probe.attached():
+            case.train(probe.iterations, runtime)
+        seconds += probe.seconds()
+        step_times += probe.step_times()
+        flops = probe.flops if flops is None else flops
+        if peer_loop is not None:
+            torch.manual_seed(0)
+            total, times = time_peer(peer_loop(cfg, case, device), WARMUP_STEPS, steps, device)
+            peer_seconds += total
+            peer_times += times
     phases.update()
 
     n_fetch = max(steps, FETCH_MIN_BATCHES)
@@ -239,18 +310,29 @@ def run_bench(paper: str, steps: int) -> dict:
     phases.update()
     phases.close()
 
-    step_s = seconds / steps
-    achieved = probe.flops / step_s / 1e9
+    # The median step: other processes' load (a shared machine) stretches a few steps by orders of magnitude
+    step_s = statistics.median(step_times)
+    achieved = flops / step_s / 1e9
+    peer = dict.fromkeys(("peer_ms_per_step", "peer_ms_per_step_mean", "peer_samples_per_s",
+                          "peer_fraction_of_matmul", "peer_ratio"))
+    if peer_times:
+        peer_s = statistics.median(peer_times)
+        peer = {"peer_ms_per_step": peer_s * 1e3, "peer_ms_per_step_mean": peer_seconds / len(peer_times) * 1e3,
+                "peer_samples_per_s": case.samples_per_step / peer_s,
+                "peer_fraction_of_matmul": flops / peer_s / 1e9 / mm_gflops, "peer_ratio": peer_s / step_s}
     return {
         "paper": paper,
+        "profile": profile,
         "case": case.label,
         "data": "synthetic",
         "steps": steps,
+        "rounds": ROUNDS,
         "warmup_steps": WARMUP_STEPS,
         "samples_per_step": case.samples_per_step,
         "ms_per_step": step_s * 1e3,
+        "ms_per_step_mean": seconds / len(step_times) * 1e3,
         "samples_per_s": case.samples_per_step / step_s,
-        "flops_per_step": int(probe.flops),
+        "flops_per_step": int(flops),
         "gflops_per_s": achieved,
         "matmul_size": mm_size,
         "matmul_gflops_per_s": mm_gflops,
@@ -261,6 +343,7 @@ def run_bench(paper: str, steps: int) -> dict:
         "fetch_index_us": index_us,
         "fetch_dataloader_us": loader_us,
         "fetch_speedup": loader_us / index_us,
+        **peer,
         "run": {**rt.run_metadata(device, 0, "synthetic"), "tf32": runtime.tf32,
                 "deterministic": runtime.deterministic, "load_avg_1m": _load_average()},
     }
@@ -269,13 +352,17 @@ def run_bench(paper: str, steps: int) -> dict:
 ROWS = (  # (label, format) per result key
     ("case", "case", "{}"),
     ("device", None, "{}"),
-    ("steps timed", "steps", "{} (+{warmup_steps} warm-up)"),
-    ("ms / step", "ms_per_step", "{:.2f}"),
+    ("steps timed", "steps", "{rounds} × {} (+{warmup_steps} warm-up), each"),
+    ("ms / step (median)", "ms_per_step", "{:.2f} (mean {ms_per_step_mean:.2f})"),
     ("samples / s", "samples_per_s", "{:,.0f}"),
     ("GFLOP / step", "flops_per_step", None),
     ("achieved GFLOP/s", "gflops_per_s", "{:,.1f}"),
     ("fp32 matmul GFLOP/s", "matmul_gflops_per_s", "{:,.1f} (mm {matmul_size}², best of {matmul_repeats})"),
     ("fraction of matmul", "fraction_of_matmul", "{:.3g}"),
+    ("peer loop ms / step (median)", "peer_ms_per_step", "{:.2f} (mean {peer_ms_per_step_mean:.2f})"),
+    ("peer loop samples / s", "peer_samples_per_s", "{:,.0f}"),
+    ("peer fraction of matmul", "peer_fraction_of_matmul", "{:.3g}"),
+    ("replab ÷ peer (samples/s)", "peer_ratio", "{:.2f}×"),
     ("fetch: index slice µs/batch", "fetch_index_us", "{:.1f}"),
     ("fetch: DataLoader µs/batch", "fetch_dataloader_us", "{:.1f}"),
     ("fetch speed-up", "fetch_speedup", "{:.1f}× ({fetch_batches} batches of {fetch_batch_size})"),
@@ -298,6 +385,8 @@ def _cell(result: dict, key: str | None, fmt: str | None) -> str:
         return f"{run['device']} {run['device_name']}, {run['threads']} threads{load}"
     if key == "flops_per_step":
         return f"{result[key] / 1e9:.4f}"
+    if result.get(key, 0) is None:
+        return "–"
     return fmt.format(result[key], **result)
 
 
@@ -309,14 +398,22 @@ def format_table(results: list[dict]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-def main(papers: list[str], steps: int) -> list[dict]:
-    """Benchmark each paper in turn; one line for a paper without a benchmark; then one table on stdout."""
+def main(papers: list[str], steps: int, profile: str | None = None, json_path: str | None = None) -> list[dict]:
+    """Benchmark each paper in turn; one line for a paper without a benchmark; then one table on stdout (and
+    the results as JSON at `json_path`)."""
+    params = profile_params(profile)
     results = []
     for paper in papers:
         try:
-            results.append(run_bench(paper, steps))
+            results.append(run_bench(paper, steps, params, profile))
         except NoBenchmark as err:
             print(err, flush=True)
     if results:
+        if profile is not None:
+            print(f"profile: {profile}")
         print(format_table(results))
+    if json_path is not None:
+        from replab.io import write_json
+
+        write_json(json_path, {"profile": profile, "steps": steps, "results": results})
     return results

@@ -8,7 +8,7 @@
     replab report                             metrics/<paper>.json, plots/report.md, summary figures
     replab compose [override ...]             params.yaml from conf/ (e.g. profile=paper)
     replab check                              validate every params section
-    replab bench [paper ...]                  training-step throughput
+    replab bench [paper ...] [--profile quick|paper] [--json PATH]   training-step throughput vs a peer loop
     replab sweep <paper> key=v1,v2 ... [--run -j N]   queue a param grid as `dvc exp run --queue`
     replab sweep <paper> key=v1,v2 ... --executor slurm [--collect]   the grid as a SLURM job array
     replab compare <paper> [exp ...] [--format md|csv]  chosen experiments side by side
@@ -118,7 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="training-step throughput per paper")
     p.add_argument("papers", nargs="*", default=list(PAPERS))
     p.add_argument("--steps", type=int, default=30)
-    p.set_defaults(run=lambda a: importlib.import_module("replab.bench").main(a.papers, a.steps))
+    p.add_argument("--profile", help="sizes of conf/profile/<name>.yaml, e.g. quick or paper (default: params.yaml)")
+    p.add_argument("--json", dest="json_path", metavar="PATH", help="also write the results as JSON")
+    p.set_defaults(run=lambda a: importlib.import_module("replab.bench").main(a.papers, a.steps, a.profile,
+                                                                               a.json_path))
 
     p = sub.add_parser("sweep", help="queue a param grid of one paper as DVC experiments (dvc exp run --queue)")
     p.add_argument("paper")

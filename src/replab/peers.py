@@ -1,0 +1,142 @@
+"""Plain PyTorch peer loops for `replab bench`: each paper's training step as a researcher would write it.
+
+Same networks (built by the paper's model.py), same losses and the same batch sizes as the paper's loop, but
+the textbook way: a `DataLoader(TensorDataset(...), shuffle=True)` over CPU tensors with the copy to the device
+in the loop, `torch.optim.<Opt>(params, lr=...)` with PyTorch's defaults, `zero_grad()`, `backward()`, `step()`.
+No logging, no `.item()` per step: the peer is the fastest naive loop, not a straw man.
+
+Each peer is a generator: `peer(cfg, case, device)` yields once after every training step, forever; bench
+times a number of those steps. `case` is the paper's `replab.bench.BenchCase` (its synthetic data and sizes).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+def loader(*tensors: torch.Tensor, batch_size: int, seed: int = 0) -> Iterator[list[torch.Tensor]]:
+    """Batches epoch after epoch (full batches only) from a shuffled DataLoader over CPU copies of `tensors`."""
+    data = TensorDataset(*(t.cpu() for t in tensors))
+    batches = DataLoader(data, batch_size=min(batch_size, len(data)), shuffle=True, drop_last=True,
+                         generator=torch.Generator().manual_seed(seed))
+    return itertools.chain.from_iterable(itertools.repeat(batches))
+
+
+def aae_ssl(cfg, case, device) -> Iterator[None]:
+    """AAE(y, z): D step on prior samples vs encoder outputs, then the Eq. 3 step on a labeled + unlabeled batch."""
+    from replab.papers.aae_ssl.model import batch_objective, build, discriminator_loss, prior_sample
+
+    model = "aae_yz" if "aae_yz" in cfg.models else cfg.models[-1]
+    n_labeled = min(cfg.n_labeled)
+    encoder, decoder, disc = (m.to(device) if m is not None else None
+                              for m in build(model, cfg.hidden, cfg.z_dim, cfg.batchnorm, cfg.dropout))
+    lambda_reg = 0.0 if model == "ae" else cfg.lambda_reg
+    params = [*encoder.parameters(), *decoder.parameters()]
+    opt_ae = torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)) if disc else None
+    labeled = loader(case.x[:n_labeled], case.y[:n_labeled], batch_size=cfg.batch_labeled)
+    unlabeled = loader(case.x[n_labeled:], batch_size=cfg.batch_unlabeled, seed=1)
+    encoder.train(), decoder.train()
+    for (xl, yl), (xu,) in zip(labeled, unlabeled):
+        xl, yl, xu = xl.to(device), yl.to(device), xu.to(device)
+        x = torch.cat([xl, xu])
+        y_logits, z = encoder(x)
+        y_soft = F.softmax(y_logits, 1)
+        if disc is not None:
+            y_prior, z_prior = prior_sample(len(x), cfg.z_dim, device)
+            d_loss = discriminator_loss(disc(y_prior, z_prior), disc(y_soft.detach(), z.detach()))
+            opt_d.zero_grad()
+            d_loss.backward()
+            nn.utils.clip_grad_norm_(disc.parameters(), cfg.grad_clip)
+            opt_d.step()
+        x_rec = decoder(y_soft, z)
+        n = len(xl)
+        loss_l, _ = batch_objective(cfg, cfg.lambda_nll, lambda_reg, xl, y_logits[:n], z[:n], x_rec[:n], yl, disc)
+        loss_u, _ = batch_objective(cfg, 0.0, lambda_reg, xu, y_logits[n:], z[n:], x_rec[n:], None, disc)
+        opt_ae.zero_grad()
+        (loss_l + loss_u).backward()
+        nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt_ae.step()
+        yield
+
+
+def split_vae(cfg, case, device) -> Iterator[None]:
+    """Experiment II's SplitVAE: one-sample objective rec + C1·(KL_A + KL_B) + C2·CE, Adam."""
+    from replab.papers.split_vae.model import SplitVAE, loss_terms
+
+    model = SplitVAE(cfg.hidden, cfg.exp2.latent_dim).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    noise = torch.Generator(device=device).manual_seed(0)
+    model.train()
+    for xb, yb in loader(case.x, case.y, batch_size=cfg.batch_size):
+        loss = loss_terms(model, xb.to(device), yb.to(device), cfg.c1, cfg.c2, noise)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        yield
+
+
+def censor(cfg, case, device) -> Iterator[None]:
+    """SCT: per step, z of every window under the fixed encoder, one RMSprop step of D_sim on (z_i, z_j) pairs
+    (Eq. 2), then one step of E and M on Eq. 4. Pairs: two shuffled loaders, g = [same user]."""
+    from replab.papers.censor.model import Encoder, build_adversary, sct_encoder_loss, similarity_loss
+
+    x, y = case.x.reshape(-1, 1, 6, 30), case.y  # bench's synthetic windows: 6 sensor rows × 30 samples
+    s = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(0)).to(device)  # 10 users
+    encoder = Encoder(cfg.encoder, x.shape[2], x.shape[3]).to(device)
+    classifier = nn.Linear(cfg.encoder.fc, int(y.max()) + 1).to(device)
+    adversary = build_adversary("sct", cfg, int(s.max()) + 1).to(device)
+    lr = cfg.adversarial.lr
+    opt_adv = torch.optim.RMSprop(adversary.parameters(), lr=lr)
+    opt_em = torch.optim.RMSprop([*encoder.parameters(), *classifier.parameters()], lr=lr)
+    batch = cfg.adversarial.batch_size
+    first = loader(x, y, s, batch_size=batch)
+    second = loader(x, y, s, batch_size=batch, seed=1)
+    x_all = x.to(device)
+    for (x1, y1, s1), (x2, y2, s2) in zip(first, second):
+        x1, y1, s1, x2, y2, s2 = (t.to(device) for t in (x1, y1, s1, x2, y2, s2))
+        g = (s1 == s2).float()
+        encoder.eval()
+        with torch.no_grad():
+            z_all = torch.cat([encoder(x_all[i:i + 2048]) for i in range(0, len(x_all), 2048)])
+        i = torch.randint(0, len(z_all), (2, batch), device=device)
+        adversary.train()
+        loss = similarity_loss(adversary(torch.cat([z_all[i[0]], z_all[i[1]]], 1)).squeeze(1),
+                               (s[i[0]] == s[i[1]]).float())
+        opt_adv.zero_grad()
+        loss.backward()
+        opt_adv.step()
+        adversary.eval()
+        z1, z2 = encoder(x1), encoder(x2)
+        objective = sct_encoder_loss(classifier(z1), y1, classifier(z2), y2,
+                                     adversary(torch.cat([z1, z2], 1)).squeeze(1), g, 1.0)
+        opt_em.zero_grad()
+        objective.total.backward()
+        opt_em.step()
+        yield
+
+
+def autoencoder(cfg, case, device) -> Iterator[None]:
+    """The swept model with the largest step (the denoising conv model when swept): Keras-style Adam on BCE."""
+    from replab.papers.autoencoder.model import bce_loss, build
+
+    name = "denoising" if "denoising" in cfg.models else cfg.models[-1]
+    model = build(name).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+    model.train()
+    for (xb,) in loader(case.x, batch_size=case.batch_size):
+        xb = xb.to(device)
+        loss = bce_loss(model(xb), xb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        yield
+
+
+PEERS = {"aae_ssl": aae_ssl, "split_vae": split_vae, "censor": censor, "autoencoder": autoencoder}
