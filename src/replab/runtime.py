@@ -121,11 +121,22 @@ def open_live(live_dir, resume: bool = False):
     return Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=resume, report=None)
 
 
+LOG_INTERVAL_S = 30.0  # stderr not a terminal (DVC's logs, SLURM files): one bar line per this many seconds
+
+
 def progress(iterable=None, *, enabled: bool = True, **kwargs):
-    """tqdm on stderr, off when `runtime.progress` is false (CI logs)."""
+    """tqdm on stderr, off when `runtime.progress` is false. On a terminal the bar redraws every second; into a
+    file or pipe (DVC's stage logs) each redraw would be one more partial-bar line, so it writes one line every
+    `LOG_INTERVAL_S` seconds (and the final one), fixed width."""
+    import sys
+
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, disable=not enabled, dynamic_ncols=True, mininterval=1.0, **kwargs)
+    if sys.stderr.isatty():
+        kwargs = {"dynamic_ncols": True, "mininterval": 1.0, **kwargs}
+    else:
+        kwargs = {"ncols": 100, "mininterval": LOG_INTERVAL_S, "maxinterval": LOG_INTERVAL_S, **kwargs}
+    return tqdm(iterable, disable=not enabled, **kwargs)
 
 
 def save_trained(model_dir, state: dict, record: dict) -> None:

@@ -1,0 +1,42 @@
+"""Progress bars in logs: into a file (DVC's stage logs are not a terminal) a bar writes a line now and then,
+not one partial line per redraw."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from replab import runtime as rt
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def bar_lines(stream: io.StringIO) -> list[str]:
+    return [line for line in re.split(r"[\r\n]", stream.getvalue()) if line.strip()]
+
+
+def test_bar_into_a_log_file_writes_its_first_and_final_state_only(monkeypatch):
+    log = io.StringIO()
+    monkeypatch.setattr("sys.stderr", log)
+    bar = rt.progress(range(5000), desc="train", file=log)
+    assert bar.mininterval == rt.LOG_INTERVAL_S >= 10 and not bar.dynamic_ncols
+    list(bar)
+    lines = bar_lines(log)
+    # the opening 0 % line and the closing 100 % line; 5,000 quick steps stay far inside LOG_INTERVAL_S
+    assert len(lines) == 2 and "5000/5000" in lines[-1]
+    assert all(len(line) <= 100 for line in lines)
+
+
+def test_bar_on_a_terminal_redraws_and_a_disabled_bar_writes_nothing(monkeypatch):
+    term = Terminal()
+    monkeypatch.setattr("sys.stderr", term)
+    bar = rt.progress(range(3), desc="train", file=term)
+    assert bar.mininterval == 1.0 and bar.dynamic_ncols
+    list(bar)
+    off = io.StringIO()
+    monkeypatch.setattr("sys.stderr", off)
+    list(rt.progress(range(3), enabled=False, file=off))
+    assert off.getvalue() == ""
