@@ -299,6 +299,20 @@ def test_claims_follow_the_numbers(ours_better):
     assert per_ds["rt_snippets"]["n_unlabeled"] == {m: 700 for m in rp.SEMI_METHODS}
 
 
+def test_a_margin_within_the_seed_noise_is_no_win():
+    recs = _records(True)
+    for key, rec in list(recs.items()):  # a second seed: ours +0.2 / −0.2 around the others' 0.6 → mean 0.7, std 0.28
+        if "curves" not in rec:
+            second = {**rec, "seed": 1}
+            if rec["method"] in rp.OURS:
+                rec["corr_pearson"], second["corr_pearson"] = 0.9, 0.5
+            recs[f"{key}-1"] = second
+    per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
+    words, flags = rp.claims(per_ds)
+    assert flags["attention_higher_corr"] is False and "within the noise" in words["attention_higher_corr"]
+    assert flags["attention_ge_word_semi"] is True
+
+
 def test_claims_not_measured_when_undefined():
     recs = _records(True)
     for rec in recs.values():

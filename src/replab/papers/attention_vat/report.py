@@ -1,12 +1,10 @@
 """attention_vat report: Tables 1a, 1b and 2 and Fig. 2 beside the paper's numbers, the seed's claims, and the
 attention maps of a few test sentences per method.
 
-Each metrics file (evaluate.py) carries its own axes (dataset, method, setting, seed, n_unlabeled), so the tables
-group the records of the current sweep by those. Table 1b, Table 2 and the claims use each semi-supervised
-method at its largest N_ul; Table 2 is the vanilla model and the semi-supervised models, as the seed's text
-says ("vanilla モデルと半教師ありモデル"). A measure that is undefined (e.g. no sentence with a defined
-correlation) shows as "–" with a note and makes the claims that need it "not measured", never a crash.
-"""
+Each metrics file (evaluate.py) carries its axes (dataset, method, setting, seed, n_unlabeled); the tables group
+the current sweep's records by those. Table 2 is the vanilla model and the semi-supervised models, as the seed's
+text says ("vanilla モデルと半教師ありモデル"). An undefined measure shows as "–" with a note and makes the
+claims that need it "not measured". A claim of "better" needs a margin beyond the noise (the std over seeds)."""
 
 from __future__ import annotations
 
@@ -132,16 +130,20 @@ def _num(v: float | None, digits: int) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
-def _compare(where: str, mine: dict[str, float | None], others: dict[str, float | None], digits: int,
+def _compare(where: str, mine: dict[str, dict | None], others: dict[str, dict | None], digits: int,
              strict: bool = True) -> tuple[bool | None, str]:
-    """Is the lowest of `mine` above (or, not strict, at least) the highest of `others`? None if a value is
-    undefined. Returns (verdict, detail)."""
+    """The lowest mean of `mine` against the highest of `others` (label → mean ± std stat): strict, above them by
+    more than the noise (the larger std over seeds, at least half the printed precision); not strict, not below
+    by more than the noise. None if a value is undefined. Returns (verdict, detail)."""
     if any(v is None for v in (*mine.values(), *others.values())):
         return None, f"{where}: undefined ({', '.join(m for m, v in {**mine, **others}.items() if v is None)})"
-    low, high = min(mine, key=mine.get), max(others, key=others.get)
-    ok = mine[low] > others[high] if strict else mine[low] >= others[high]
-    return ok, (f"{where}: {METHOD_LABELS.get(low, low)} {_num(mine[low], digits)} vs "
-                f"{METHOD_LABELS.get(high, high)} {_num(others[high], digits)}")
+    low = min(mine, key=lambda m: mine[m]["mean"])
+    high = max(others, key=lambda m: others[m]["mean"])
+    margin = mine[low]["mean"] - others[high]["mean"]
+    noise = max(mine[low]["std"], others[high]["std"], 0.5 * 10 ** -digits)
+    ok = margin > noise if strict else margin >= -noise
+    note = f", a difference within the noise ±{noise:.{digits + 1}f}" if abs(margin) <= noise else ""
+    return ok, f"{where}: {low} {_num(mine[low]['mean'], digits)} vs {high} {_num(others[high]['mean'], digits)}{note}"
 
 
 def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
@@ -149,37 +151,36 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
     not measured: a method or measure missing or undefined)."""
     checks: dict[str, list[tuple[bool | None, str]]] = {c: [] for c in PAPER_CLAIMS}
 
-    def means(table: dict, methods, measure: str) -> dict[str, float | None]:
-        return {m: _mean(table[m][measure]) for m in methods if m in table}
+    def stats(table: dict, methods, measure: str) -> dict[str, dict | None]:
+        return {METHOD_LABELS.get(m, m): table[m][measure] for m in methods if m in table}
 
     for ds, s in summary.items():
         t1a, t1b, t2 = s["table1a"], s["table1b"], s["table2"]
         # 1. semi-supervised test F1: Attention VAT ≥ Word VAT, Attention iVAT ≥ Word iVAT
         for ours, word in (("attention_vat", "word_vat"), ("attention_ivat", "word_ivat")):
             if ours in t1b and word in t1b:
-                checks["attention_ge_word_semi"].append(_compare(ds, means(t1b, [ours], "f1"),
-                                                                 means(t1b, [word], "f1"), 2, strict=False))
+                checks["attention_ge_word_semi"].append(_compare(ds, stats(t1b, [ours], "f1"),
+                                                                 stats(t1b, [word], "f1"), 2, strict=False))
         # 2. correlation above vanilla and the word-level methods, in each setting
-        vanilla = means(t1a, ["vanilla"], "corr_pearson")
-        for setting, table, others in (("supervised", t1a, {**vanilla, **means(t1a, WORD_LEVEL, "corr_pearson")}),
-                                       ("semi", t1b, {**vanilla, **means(t1b, WORD_LEVEL, "corr_pearson")})):
-            mine = means(table, OURS, "corr_pearson")
+        vanilla = stats(t1a, ["vanilla"], "corr_pearson")
+        for setting, table, others in (("supervised", t1a, {**vanilla, **stats(t1a, WORD_LEVEL, "corr_pearson")}),
+                                       ("semi", t1b, {**vanilla, **stats(t1b, WORD_LEVEL, "corr_pearson")})):
+            mine = stats(table, OURS, "corr_pearson")
             if mine and others:
                 checks["attention_higher_corr"].append(_compare(f"{ds} {setting}", mine, others, 3))
         # 3. rationale agreement above vanilla and word-level VAT/iVAT on every measure
         for key, label in RATIONALE_MEASURES if t2 else ():
-            mine, others = means(t2, OURS, key), means(t2, ("vanilla", "word_vat", "word_ivat"), key)
+            mine, others = stats(t2, OURS, key), stats(t2, ("vanilla", "word_vat", "word_ivat"), key)
             if mine and others:
                 checks["attention_better_rationales"].append(_compare(f"{ds} {label}", mine, others, 3))
         # 4. dev F1 at the largest N_ul above the smallest (Fig. 2), every method
         for m, points in s["fig2"].items():
             n_uls = sorted(points, key=int)
             if len(n_uls) >= 2:
-                hi, lo = _mean(points[n_uls[-1]]), _mean(points[n_uls[0]])
-                checks["f1_rises_with_unlabeled"].append((
-                    None if hi is None or lo is None else hi > lo,
-                    f"{ds} {METHOD_LABELS.get(m, m)}: {_num(lo, 2)} at N_ul={n_uls[0]} → {_num(hi, 2)} at "
-                    f"N_ul={n_uls[-1]}"))
+                label = METHOD_LABELS.get(m, m)
+                checks["f1_rises_with_unlabeled"].append(_compare(
+                    ds, {f"{label} at N_ul={n_uls[-1]}": points[n_uls[-1]]},
+                    {f"at N_ul={n_uls[0]}": points[n_uls[0]]}, 2))
     words, flags = {}, {}
     for c, results in checks.items():
         verdicts = [ok for ok, _ in results]
