@@ -377,3 +377,11 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(in_tmp, monkeypatch, c
             c.pop("seconds_per_step")
     assert resumed == uninterrupted
     assert not (in_tmp / "checkpoints/attention_vat" / key / "checkpoint.pt").exists()
+
+
+def test_bench_case_runs_the_training_loop():
+    cfg = _cfg(batch_size=8, batch_unlabeled=4)
+    case = T.bench_setup(cfg, torch.device("cpu"))
+    assert case.samples_per_step == 12 and case.batch_size == 8
+    model = case.train(2, Runtime(progress=False, threads=1))
+    assert isinstance(model, M.AttentionClassifier)

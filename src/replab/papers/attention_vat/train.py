@@ -289,4 +289,30 @@ def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
     ckpt.finish()
 
 
-__all__ = ["PAPER", "fit", "perturbation_loss", "predict_logits", "train", "training_loss"]
+def bench_setup(cfg: Config, device):
+    """`replab bench`: semi-supervised Attention VAT at the profile's sizes through `fit` on synthetic sentences
+    (vocabulary 6,500, 5–40 tokens, rt_snippets-like): one "epoch" is one step over `batch_size` labeled and
+    `batch_unlabeled` pool rows, plus its dev pass over 8 sentences (timed with the step)."""
+    from replab.bench import BenchCase
+
+    gen = rt.seeded_generator(0, device)
+    n, vocab, length = 2000, 6500, 40
+    lengths = torch.randint(5, length + 1, (n,), generator=gen, device=device)
+    tokens = torch.randint(4, vocab, (n, length), generator=gen, device=device)
+    tokens = tokens * (torch.arange(length, device=device)[None, :] < lengths[:, None])
+    y = torch.randint(0, 2, (n,), generator=gen, device=device).float()
+    y[:2] = torch.tensor([0.0, 1.0], device=device)  # both classes in the dev rows (AUC defined)
+    b = cfg.batch_size
+    data = TextData({"train": tokens[:b], "dev": tokens[:8], "unlabeled": tokens}, {
+        "train": lengths[:b], "dev": lengths[:8], "unlabeled": lengths}, {"train": y[:b], "dev": y[:8]}, vocab,
+        {"pad": 0, "unk": 1}, None, "synthetic", "bench")
+
+    def train(iterations: int, runtime):
+        return fit(cfg, "attention_vat", data, n, 0, device, runtime, epochs=iterations)[0]
+
+    return BenchCase(label=f"Attention VAT semi batch={b}+{cfg.batch_unlabeled} d={cfg.embedding_dim} "
+                           f"h={cfg.hidden}", samples_per_step=b + cfg.batch_unlabeled, train=train, x=tokens,
+                     y=y, batch_size=b)
+
+
+__all__ = ["PAPER", "bench_setup", "fit", "perturbation_loss", "predict_logits", "train", "training_loss"]
