@@ -330,7 +330,7 @@ def fig2_figure(per_ds: dict, out_path: Path) -> str | None:
         n_labeled = per_ds[ds].get("n_labeled")
         if n_labeled:
             ax.axvline(7 * n_labeled, color="gray", ls=":", lw=0.8)
-            ax.text(7 * n_labeled, ax.get_ylim()[0], " 7×N_l", fontsize=7, color="gray", va="bottom")
+            ax.text(7 * n_labeled, ax.get_ylim()[0], "7×N_l ", fontsize=7, color="gray", va="bottom", ha="right")
         ax.set_title(ds, fontsize=9)
         ax.set_xlabel("N_ul (unlabeled sentences)")
         ax.grid(alpha=0.3)
