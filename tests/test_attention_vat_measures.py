@@ -387,3 +387,75 @@ def test_evaluate_every_variant_of_a_dataset_then_report(in_tmp):
     assert section.summary["claim_f1_rises_with_unlabeled"] is True  # 60 → 65 on the curve written above
     assert section.summary["datasets"]["rt_snippets"]["fig2"]["attention_vat"]["20"]["mean"] == 65.0
     assert "| Vanilla |" in section.markdown and "| Attention VAT | 20 |" in section.markdown
+    linear = read_json("metrics/attention_vat/rt_snippets/linear_baseline.json")  # ours, beside the networks
+    assert linear["n_labeled"] == 20 and 0 <= linear["dev_auc"] <= 1
+    assert "Diagnosis (rt_snippets, ours)" in section.markdown
+    assert 0 <= metrics["dev_auc"] <= 1 and 0 <= metrics["auc"] <= 1
+
+
+def _write_keyword_set(root: Path) -> Path:
+    """A processed set in the real layout whose label is whether the word w0 occurs (every word seen in train)."""
+    rng = np.random.default_rng(3)
+    vocab = ["<pad>", "<unk>", "<SOS>", "<EOS>"] + [f"w{i}" for i in range(8)]
+    folder = root / "rt_snippets"
+    folder.mkdir(parents=True)
+    for split, n in (("train", 60), ("dev", 30), ("test", 40)):
+        words = rng.integers(3, 7, n)
+        tokens = np.zeros((n, int(words.max()) + 2), np.int64)
+        labels = np.arange(n) % 2 if split != "dev" else (np.arange(n) % 3 == 0).astype(np.int64)
+        for i, w in enumerate(words):
+            body = rng.integers(5, 12, w)  # w1..w7
+            body[rng.integers(w)] = 4 if labels[i] else body[0]  # w0 marks a positive sentence
+            tokens[i, 0], tokens[i, 1:w + 1], tokens[i, w + 1] = 2, body, 3
+        np.savez(folder / f"{split}.npz", tokens=tokens, lengths=words + 2, labels=labels)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    return folder
+
+
+def test_linear_baseline_matches_sklearn_on_the_words(tmp_path):
+    """The baseline on token ids equals scikit-learn's TfidfVectorizer + LogisticRegression on the sentences
+    written out as words (an independent route); the keyword set is separable; all-positive F1 is 2p/(1+p)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    folder = _write_keyword_set(tmp_path)
+    out = ev.linear_baseline("rt_snippets", root=tmp_path)
+    vocab = json.loads((folder / "vocab.json").read_text())
+
+    def texts(split):
+        a = np.load(folder / f"{split}.npz")
+        return [" ".join(vocab[t] for t in row[:n]) for row, n in zip(a["tokens"], a["lengths"])], a["labels"]
+
+    (xtr, ytr), (xd, yd), (xt, yt) = texts("train"), texts("dev"), texts("test")
+    vec = TfidfVectorizer(sublinear_tf=True, token_pattern=r"\S+", lowercase=False).fit(xtr)
+    clf = LogisticRegression(C=1.0, max_iter=2000).fit(vec.transform(xtr), ytr)
+    assert out["n_labeled"] == 60
+    assert out["dev_auc"] == pytest.approx(roc_auc_score(yd, clf.decision_function(vec.transform(xd))), abs=1e-6)
+    assert out["auc"] == pytest.approx(roc_auc_score(yt, clf.decision_function(vec.transform(xt))), abs=1e-6)
+    assert out["auc"] == 1.0 and out["accuracy"] == 100.0
+    p = yd.mean()  # 10 of 30 positive
+    assert out["dev_f1_all_positive"] == pytest.approx(100 * 2 * p / (1 + p))
+
+
+def test_linear_baseline_one_class_train_is_an_error(tmp_path):
+    from replab.io import DataError
+
+    folder = _write_keyword_set(tmp_path)
+    a = dict(np.load(folder / "train.npz"))
+    np.savez(folder / "train.npz", **{**a, "labels": np.zeros_like(a["labels"])})
+    with pytest.raises(DataError, match=r"train\.npz: one class only"):
+        ev.linear_baseline("rt_snippets", root=tmp_path)
+
+
+def test_diagnosis_compares_the_networks_with_the_linear_model():
+    recs = _records(True)
+    for rec in recs.values():
+        if "method" in rec:
+            rec["dev_auc"] = 0.70 if rec["method"] == "vanilla" else 0.65
+    s = rp.dataset_summary(rp.group(recs)["rt_snippets"])
+    linear = {"n_labeled": 100, "dev_auc": 0.75, "f1": 78.0, "dev_f1_all_positive": 68.2}
+    text = rp.diagnosis_markdown("rt_snippets", s, linear)[0]
+    assert "dev AUC 0.650–0.700 and test F1 80.00–83.00" in text and "reaches dev ROC-AUC 0.750" in text
+    assert "Every network stays 0.050 AUC below the linear model" in text
+    assert "reach the linear model" in rp.diagnosis_markdown("rt_snippets", s, {**linear, "dev_auc": 0.705})[0]

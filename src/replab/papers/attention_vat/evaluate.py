@@ -207,11 +207,60 @@ def measure(model, data: EvalData) -> tuple[dict, list[dict]]:
     metrics = {"f1": 100 * binary_f1(test_pred, data.test.labels),
                "dev_f1": 100 * binary_f1(dev_pred, data.dev.labels),
                "accuracy": 100 * float((test_pred == data.test.labels.astype(bool)).mean()),
+               "auc": roc_auc(data.test.labels, test.probability), "dev_auc": roc_auc(data.dev.labels, dev.probability),
                **agreement(test.attention, test.importance, data.test.compare)}
     if data.test.evidence is not None:
         metrics["rationale"] = {"evidence": data.evidence_kind,
                                 **token_soft_metrics(data.test.evidence, test.attention, data.test.compare)}
     return metrics, examples(data, test, pick_examples(data))
+
+
+def roc_auc(labels: np.ndarray, score: np.ndarray) -> float:
+    """ROC-AUC of `score` for the positive class; NaN on a single-class split."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, score)) if 0 < labels.sum() < len(labels) else float("nan")
+
+
+def bag_of_words(path: Path, vocab_size: int):
+    """Token counts [N, vocab_size] (scipy CSR) of a processed split's real tokens, and its labels [N]: the same
+    vocabulary and tokens as the network's input (train-fit vocabulary, <unk> for unseen words)."""
+    from scipy.sparse import csr_matrix
+
+    arrays = read_npz(path)
+    tokens, lengths = arrays["tokens"], arrays["lengths"]
+    real = np.arange(tokens.shape[1])[None, :] < lengths[:, None]
+    rows = np.repeat(np.arange(len(tokens)), real.sum(1))
+    counts = csr_matrix((np.ones(len(rows)), (rows, tokens[real])), shape=(len(tokens), vocab_size))
+    counts.sum_duplicates()
+    return counts, arrays["labels"].astype(np.int64)
+
+
+def linear_baseline(dataset: str, root: Path | None = None) -> dict:
+    """Ours, a reference for what the labeled data allow (no paper reports it): sublinear TF-IDF bag of words →
+    logistic regression (scikit-learn defaults, C = 1, not tuned), fit on the processed train split with the
+    network's vocabulary, scored on dev and test (F1 and accuracy in %, ROC-AUC). Also the dev F1 of predicting
+    every sentence positive, 2p/(1+p), which the positive-class F1 rewards."""
+    from sklearn.feature_extraction.text import TfidfTransformer
+    from sklearn.linear_model import LogisticRegression
+
+    from replab.data.registry import PROCESSED_ROOT
+
+    folder = (root or PROCESSED_ROOT) / dataset
+    vocab_size = len(read_json(folder / "vocab.json"))
+    (x_train, y_train), *held = (bag_of_words(folder / f"{s}.npz", vocab_size) for s in ("train", "dev", "test"))
+    if len(np.unique(y_train)) < 2:
+        raise DataError(f"{folder / 'train.npz'}: one class only; the linear baseline needs both")
+    tfidf = TfidfTransformer(sublinear_tf=True).fit(x_train)
+    clf = LogisticRegression(C=1.0, max_iter=2000).fit(tfidf.transform(x_train), y_train)
+    out = {"model": "TF-IDF logistic regression (ours)", "n_labeled": int(len(y_train))}
+    for split, (x, y) in zip(("dev", "test"), held):
+        score = clf.decision_function(tfidf.transform(x))
+        prefix = "dev_" if split == "dev" else ""
+        out |= {f"{prefix}f1": 100 * float(binary_f1(score > 0, y)),
+                f"{prefix}accuracy": 100 * float(((score > 0) == y).mean()), f"{prefix}auc": roc_auc(y, score)}
+    out["dev_f1_all_positive"] = 100 * float(binary_f1(np.ones(len(held[0][1]), dtype=bool), held[0][1]))
+    return out
 
 
 @dataclass(frozen=True)
@@ -271,6 +320,7 @@ def evaluate(cfg, runtime, variant) -> None:
     if variant.key.startswith(f"{EVALUATE_ALL}-"):
         dataset = variant.axes["dataset"]
         targets = [Target(key, axes) for key, axes in sweep_variants(cfg) if axes["dataset"] == dataset]
+        write_json(Path("metrics") / "attention_vat" / dataset / "linear_baseline.json", linear_baseline(dataset))
     else:
         targets = [Target(variant.key, variant.axes)]
     device = rt.setup(runtime, 0)
