@@ -140,6 +140,67 @@ def test_training_minimises_step2_objective_and_logs_its_terms(method, monkeypat
     assert censor < 0 if method.startswith("afl") else censor > 0  # log q_D(s|z) ≤ 0; L_sc, L_sim ≥ 0
 
 
+def _user_readable_windows(n_users: int = 4, per_user: int = 50) -> cs.Windows:
+    """Windows whose user is a constant per-channel offset pattern (linearly readable from x, so from z of an
+    untrained encoder), activities random: a pair of windows is same-user iff their patterns match."""
+    gen = torch.Generator().manual_seed(0)
+    s = torch.arange(n_users).repeat_interleave(per_user)
+    pattern = 3 * torch.randn(n_users, 2, 1, generator=gen)
+    x = (pattern[s] + 0.1 * torch.randn(len(s), 2, 8, generator=gen)).unsqueeze(1)
+    y = torch.randint(0, 3, (len(s),), generator=gen)
+    return cs.Windows({"train": x}, {"train": y}, {"train": s}, 3, n_users, "test", "toy")
+
+
+def _step1(data: cs.Windows, adversary_samples: int) -> dict[str, list[float]]:
+    from replab.params import Runtime
+
+    cfg = parse(cs.Config, {"encoder": {"filters": [4], "fc": 16, "dropout": 0.0},
+                            "adversarial": {"lr": 0.001, "batch_size": 50, "adversary_samples": adversary_samples,
+                                            "encoder_samples": 50, "repetitions": 2, "similarity_hidden": [32, 16]}},
+                  "censor")
+    torch.manual_seed(0)
+    encoder, classifier = cs.build_model(cfg, data, torch.device("cpu"))
+    _, _, history = cs.adversarial_postprocess(cfg, "sct", 0.0, encoder, classifier, data, torch.device("cpu"),
+                                               Runtime(progress=False, threads=1), torch.Generator().manual_seed(0))
+    return history
+
+
+def test_similarity_adversary_learns_pairs_when_the_user_is_readable():
+    """Step 1 of SCT trains D_sim (Eq. 2) on concat(z1, z2) of half same-user / half different-user pairs: where the
+    user is readable from z, its loss falls far below ln 2 and its pair accuracy far above 50 % (a sampler with
+    wrong labels, a flipped target or an adversary not updated would stay at chance)."""
+    history = _step1(_user_readable_windows(), adversary_samples=5_000)
+    assert len(history["adversary_loss"]) == len(history["adversary_accuracy"]) == 2  # one per repetition
+    assert history["adversary_loss"][-1] < 0.3 < math.log(2)
+    assert history["adversary_accuracy"][-1] > 90
+
+
+def test_similarity_adversary_stays_at_chance_when_users_are_indistinguishable():
+    """The same run with every window of one pattern: nothing tells the users apart, D_sim's loss stays ≈ ln 2."""
+    data = _user_readable_windows()
+    data.x["train"] = data.x["train"][data.s["train"] == 0].repeat(4, 1, 1, 1)
+    history = _step1(data, adversary_samples=2_000)
+    assert history["adversary_loss"][-1] == pytest.approx(math.log(2), abs=0.02)
+
+
+def test_report_says_why_when_dsim_did_not_learn():
+    """The report's sentence on D_sim follows the logged step-1 losses, both ways."""
+    from replab.papers.censor.report import similarity_adversary
+
+    cfg = parse(cs.Config, {"adversarial": {"adversary_samples": 10_000, "repetitions": 3}}, "censor")
+
+    def rec(loss, accuracy):
+        return {"step1": {"adversary_loss": [0.70, loss], "adversary_accuracy": [50.0, accuracy]}}
+
+    stats, why = similarity_adversary({"sct": [rec(0.690, 54.0)], "lsm": [rec(0.67, 57.0)], "afl_mlp": [rec(2, 30)]},
+                                      cfg)
+    assert set(stats) == {"sct", "lsm"} and not stats["sct"]["learned"] and stats["lsm"]["learned"]
+    assert why.startswith("Why SCT barely censor") and "SCT 0.690 nats, pair accuracy 54.0 %" in why
+    assert "LSM" not in why and "300 step-1 batches of 100 pairs" in why
+    stats, why = similarity_adversary({"sct": [rec(0.60, 66.0), rec(0.62, 64.0)]}, cfg)
+    assert stats["sct"]["adversary_loss"] == pytest.approx(0.61) and stats["sct"]["learned"] and why is None
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Pairs, encoder shapes, measures
 
@@ -336,6 +397,8 @@ def test_end_to_end_every_method_is_deterministic(in_tmp):
         assert rec["history"]["f1_seen"][0] == pytest.approx(cnn["f1_seen"])  # every λ starts from the CNN
         for measure in ("f1_seen", "f1_unseen", "user_accuracy"):
             assert rec[measure] == rec["history"][measure][-1]  # the top-level measures are the last repetition's
+        assert [len(v) for v in rec["step1"].values()] == [2, 2]  # D's step-1 loss and accuracy per repetition
+    assert "step1" not in cnn
     assert without_timing(run_variants(cs, cfg, variants)) == without_timing(first)
 
     from replab.report import REPORT_PATH  # noqa: F401  (summaries draw into plots/)
@@ -345,6 +408,10 @@ def test_end_to_end_every_method_is_deterministic(in_tmp):
     env = section.summary["envelope"]["f1_seen"]
     assert set(env) == {"thresholds", *cs.METHODS}
     assert "Fig. 2" in section.markdown and (in_tmp / "plots/censor/summary/fig2_tradeoff.png").exists()
+    dsim = section.summary["similarity_adversary"]
+    assert set(dsim) == {"sct", "lsm"}
+    assert dsim["sct"]["adversary_loss"] == pytest.approx(first["sct-1.0-0"]["step1"]["adversary_loss"][-1])
+    assert ("D_sim did not learn" in section.markdown) == (not all(v["learned"] for v in dsim.values()))
     from replab.papers.censor.report import _claim_texts, claim_words
 
     lines = section.markdown.splitlines()

@@ -59,6 +59,25 @@ The seed's ambiguities, and how they are resolved here:
 - The claims compare "AFL" while two AFL variants are run: a method is compared with the better (lower)
   of the AFL-MLP and AFL-DNN envelopes at each threshold (report.py).
 
+Why D_sim barely learns at the quick profile's scale (measured on the `har` stand-in, quick params, from the
+12-epoch CNN; D_sim = the seed's 800-800-200-1 MLP, batches of 100 pairs). The code is not the cause: the pairs
+are half same-user, g = 1 iff s1 = s2 (float targets, Eq. 2's polarity), z is computed without gradient in step 1,
+and D_sim learns a toy problem where the user is readable from z (tests/test_censor.py). Nor is it the data: the
+user is in z (a fresh 800-200 probe: 46 % user accuracy with the quick probe, 65 % with 10 epochs on all 8,168
+windows; chance 10 %), and pairs are comparable through it (P(s1 = s2) from the probe's posteriors separates
+same-user pairs with AUC 0.75 / 0.89), though not by plain distance (cosine of z: AUC 0.51). It is the scale: on
+frozen features, D_sim alone reaches 54 % pair accuracy (AUC 0.56, BCE 0.690 ≈ ln 2) after the 300 step-1
+batches a quick run gives it (3 repetitions × 100) at RMSprop 2.5e-4, 63.5 % (AUC 0.69) after 1,000 and 67 %
+(AUC 0.74, about the quick probe's) after 2,000 at 1e-3; a larger lr does not shorten this (3e-3: 59 % after
+1,200; Adam 1e-3 / 3e-4: 63 / 65 % after 1,200), and the seed's 2.5e-5 gets there
+within the seed's first repetition (53.5 / 56.7 / 61.8 % after 300 / 1,000 / 2,000 batches). Inside SCT (λ = 2.5, 3 repetitions) D_sim's step-1 loss per
+repetition is 0.700 / 0.692 / 0.685 with 10,000 step-1 pairs per repetition (user accuracy 48 → 46 %), 0.685 /
+0.677 / 0.674 with 40,000 (45 → 39 %) and 0.657 / 0.631 / 0.612 with 100,000 (44 → 38 %, pair accuracy 64 %);
+the quick probe's own spread is ≈ ±3 points. The seed gives D_sim 2,000 batches per repetition, 60,000 in all.
+A quick profile with enough step-1 batches (≥ 40,000 pairs per repetition) would
+need ≈ 2× its censor training (D_sim's step costs about half an SCT step-2 step), so the quick profile keeps
+10,000. The report says so, from the logged step-1 losses, whenever D_sim's loss stays near ln 2.
+
 Read in order: model.py (configuration, data, networks, Eq. 1–5, pair sampling), train.py (pretraining and the
 alternating post-processing), evaluate.py (the measures after every repetition), report.py (Fig. 2, Fig. 3,
 claims). The DVC stages depend on exactly the files they run, so editing the evaluation or the report does not

@@ -76,7 +76,10 @@ def evaluate(cfg: Config, runtime, variant) -> None:
     curves = {name: [h[name] for h in history] for name in history[0]}
     write_npz(variant.plots_dir / "history.npz", repetition=np.arange(len(history)),
               **{k: np.array(v) for k, v in curves.items()})
+    # step 1's adversary loss / accuracy per repetition (absent for the CNN baseline): the report reads them to say
+    # whether the adversary learned at all
+    step1 = {"step1": record["step1"]} if "step1" in record else {}
     write_json(variant.metrics_path, {
         "method": record["method"], "lambda": record["lambda"], "seed": seed, **history[-1],
-        "history": curves, "chance_user_accuracy": 100 / data.n_users, "dataset": cfg.dataset,
+        "history": curves, **step1, "chance_user_accuracy": 100 / data.n_users, "dataset": cfg.dataset,
         "counts": {k: len(v) for k, v in data.y.items()}, "run": record["run"]})

@@ -99,7 +99,10 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
                             data: Windows, device, runtime, generator, live=None, desc: str = "", ckpt=None,
                             name: str = ""):
     """Alternate step 1 (adversary, E fixed) and step 2 (E, M against the adversary) for `repetitions`;
-    returns the checkpoints after each repetition (index 0 = the pretrained model) and samples seen. With
+    returns the checkpoints after each repetition (index 0 = the pretrained model), samples seen and step 1's
+    history per repetition: `adversary_loss` (mean step-1 loss: Eq. 2's BCE for D_sim, ln 2 ≈ 0.693 at chance;
+    the user CE for AFL's D) and `adversary_accuracy` (% of step-1 pairs / windows D got right, on its
+    training batches before each update; 50 % is chance for D_sim). With
     `ckpt` (replab.checkpoint.Checkpoints) it resumes from and saves its state after a repetition; a non-finite
     loss stops the run (ParamError naming `name` and the iteration)."""
     ac = cfg.adversarial
@@ -113,6 +116,7 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
     encoder_steps = max(1, math.ceil(ac.encoder_samples / ac.batch_size))
     similarity = method in SIMILARITY_METHODS
     checkpoints, samples = [snapshot(encoder, classifier)], 0
+    history: dict[str, list[float]] = {"adversary_loss": [], "adversary_accuracy": []}
     guard = rt.LossGuard(f"censor {name or method}", device, hint="lower censor.adversarial.lr?")
     modules = {"encoder": encoder, "classifier": classifier, "adversary": adversary, "opt_adv": opt_adv,
                "opt_em": opt_em, "singles": singles}
@@ -122,10 +126,11 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
             module.load_state_dict(saved[key])
         generator.set_state(saved["generator"])
         checkpoints, samples, first = saved["checkpoints"], saved["samples"], saved["repetition"] + 1
+        history = saved["history"]
 
     def state() -> dict:
         return {**{k: m.state_dict() for k, m in modules.items()}, "generator": generator.get_state(),
-                "checkpoints": checkpoints, "samples": samples, "repetition": rep}
+                "checkpoints": checkpoints, "samples": samples, "history": history, "repetition": rep}
 
     steps_per_rep = adversary_steps + encoder_steps
     bar = rt.progress(range(first, ac.repetitions), initial=first, total=ac.repetitions, enabled=runtime.progress,
@@ -136,14 +141,18 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
         encoder.eval()
         adversary.train()
         z_fixed = map_batches(encoder, x)
-        adv_total = torch.zeros((), device=device)
+        adv_total, adv_correct = torch.zeros((), device=device), torch.zeros((), device=device)
         for step in range(rep * steps_per_rep + 1, rep * steps_per_rep + adversary_steps + 1):
             if similarity:
                 i, j, g = pairs.user_pairs(ac.batch_size)
-                loss = similarity_loss(adversary(torch.cat([z_fixed[i], z_fixed[j]], 1)).squeeze(1), g)  # Eq. 2
+                logits = adversary(torch.cat([z_fixed[i], z_fixed[j]], 1)).squeeze(1)
+                loss = similarity_loss(logits, g)  # Eq. 2
+                adv_correct += ((logits > 0) == (g > 0.5)).sum()
             else:
                 idx = next(singles)
-                loss = F.cross_entropy(adversary(z_fixed[idx]), s[idx])  # max_D log q_D(s|z)
+                logits = adversary(z_fixed[idx])
+                loss = F.cross_entropy(logits, s[idx])  # max_D log q_D(s|z)
+                adv_correct += (logits.argmax(1) == s[idx]).sum()
             opt_adv.zero_grad(set_to_none=True)
             loss.backward()
             opt_adv.step()
@@ -170,7 +179,10 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
         samples += (adversary_steps + encoder_steps) * ac.batch_size * (2 if similarity else 1)
         checkpoints.append(snapshot(encoder, classifier))
         guard.check()
-        logged = {"adversary_loss": adv_total.item() / adversary_steps,
+        history["adversary_loss"].append(adv_total.item() / adversary_steps)
+        history["adversary_accuracy"].append(100 * adv_correct.item() / (adversary_steps * ac.batch_size))
+        logged = {"adversary_loss": history["adversary_loss"][-1],
+                  "adversary_accuracy": history["adversary_accuracy"][-1],
                   "label_loss": label_total.item() / encoder_steps, "censor_loss": censor_total.item() / encoder_steps}
         bar.set_postfix({k: f"{v:.3f}" for k, v in logged.items()})
         if live is not None:
@@ -180,7 +192,7 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
             live.make_summary()
         if ckpt is not None:
             ckpt.maybe_save("adversarial", state, where=f"repetition {rep + 1}")
-    return checkpoints, samples
+    return checkpoints, samples, history
 
 
 def train(cfg: Config, runtime, variant) -> None:
@@ -205,13 +217,13 @@ def train(cfg: Config, runtime, variant) -> None:
         encoder.load_state_dict(start["checkpoints"][0]["encoder"])
         classifier.load_state_dict(start["checkpoints"][0]["classifier"])
         with ckpt.open_live() as live:
-            checkpoints, samples = adversarial_postprocess(cfg, method, lam, encoder, classifier, data, device,
-                                                           runtime, generator, live,
-                                                           desc=f"censor {method} λ={lam} seed={seed}", ckpt=ckpt,
-                                                           name=variant.key)
+            checkpoints, samples, history = adversarial_postprocess(
+                cfg, method, lam, encoder, classifier, data, device, runtime, generator, live,
+                desc=f"censor {method} λ={lam} seed={seed}", ckpt=ckpt, name=variant.key)
         clock.add(samples)
         state = {"checkpoints": checkpoints}
-        record = {"method": method, "lambda": lam, "seed": seed, "repetitions": cfg.adversarial.repetitions}
+        record = {"method": method, "lambda": lam, "seed": seed, "repetitions": cfg.adversarial.repetitions,
+                  "step1": history}
     record["run"] = rt.run_metadata(device, seed, source, clock)
     rt.save_trained(variant.model_dir, state, record)
     ckpt.finish()
