@@ -14,7 +14,7 @@ from replab import runtime as rt
 NUMBERS = ("ms_per_step", "samples_per_s", "flops_per_step", "gflops_per_s", "matmul_gflops_per_s",
            "fraction_of_matmul", "fetch_index_us", "fetch_dataloader_us", "fetch_speedup", "peer_ms_per_step",
            "peer_samples_per_s", "peer_fraction_of_matmul", "peer_ratio")
-PAPERS_WITH_PEERS = ("aae_ssl", "split_vae", "censor", "autoencoder")
+PAPERS_WITH_PEERS = ("aae_ssl", "split_vae", "censor", "autoencoder", "attention_vat")
 
 
 @pytest.fixture

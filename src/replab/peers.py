@@ -139,4 +139,32 @@ def autoencoder(cfg, case, device) -> Iterator[None]:
         yield
 
 
-PEERS = {"aae_ssl": aae_ssl, "split_vae": split_vae, "censor": censor, "autoencoder": autoencoder}
+def attention_vat(cfg, case, device) -> Iterator[None]:
+    """Semi-supervised Attention VAT (Eq. 10): a labeled batch and an unlabeled pool batch per step, Adam."""
+    from replab.batches import TextData
+    from replab.papers.attention_vat.model import build_model
+    from replab.papers.attention_vat.train import training_loss
+
+    tokens, y = case.x, case.y
+    lengths = (tokens > 0).sum(1)  # bench's synthetic sentences: ids ≥ 4, 0-padded on the right
+    data = TextData({"train": tokens}, {"train": lengths}, {"train": y}, int(tokens.max()) + 1,
+                    {"pad": 0, "unk": 1}, None, "synthetic", "bench")
+    model = build_model(cfg, data, device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, amsgrad=cfg.amsgrad, weight_decay=cfg.weight_decay)
+    noise = torch.Generator(device=device).manual_seed(0)
+    labeled = loader(tokens[:cfg.batch_size], lengths[:cfg.batch_size], y[:cfg.batch_size],
+                     batch_size=cfg.batch_size)
+    unlabeled = loader(tokens, lengths, batch_size=cfg.batch_unlabeled, seed=1)
+    model.train()
+    for (tl, nl, yl), (tu, nu) in zip(labeled, unlabeled):
+        t, n = torch.cat([tl, tu]).to(device), torch.cat([nl, nu]).to(device)
+        t = t[:, :int(n.max())]  # the batch's longest sentence
+        loss, _, _ = training_loss(model, cfg, "attention_vat", t, n, yl.to(device), noise)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        yield
+
+
+PEERS = {"aae_ssl": aae_ssl, "split_vae": split_vae, "censor": censor, "autoencoder": autoencoder,
+         "attention_vat": attention_vat}
