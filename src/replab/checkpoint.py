@@ -9,7 +9,7 @@ metrics as an uninterrupted run — and DVCLive continues its curves (`resume=Tr
 other params or other training code is discarded: its fingerprint is the sha256 of the paper's params section,
 the variant, the runtime settings that change results, and the paper's model.py + train.py.
 
-    checkpoints/<paper>/<key>/checkpoint.pt    (dvc.yaml: `persist: true, cache: false`; deleted once the
+    checkpoints/<paper>/<key>/checkpoint.pt    (dvc.yaml: `persist: true`, cached; emptied once the
                                                trained model is saved, so a finished stage leaves an empty dir)
 
 Usage in a paper's train.py (attention_vat: the same lines):
