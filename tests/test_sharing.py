@@ -180,6 +180,16 @@ def test_compare_table_flattens_summary_params_and_run_block(in_tmp):
     assert "| run.devices | cpu (x86_64) | cpu (x86_64) |" in transposed
 
 
+def test_compare_shows_a_metric_missing_in_every_seed_as_the_report_does(in_tmp):
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose("profile=smoke")))
+    (in_tmp / "metrics").mkdir()
+    summary = {"test_error": {"100": {"ae": {"mean": None, "std": None, "n": 0, "missing": 2},
+                                      "aae_yz": {"mean": 22.5, "std": 0.5, "n": 2}}}}
+    (in_tmp / "metrics/aae_ssl.json").write_text(json.dumps(summary))
+    md = render(*compare_table("aae_ssl", [{"name": "workspace", "rev": "workspace"}], fmt="md"), fmt="md")
+    assert "| – | 22.5 ± 0.5 |" in md and " ± |" not in md
+
+
 def test_cuda_without_a_gpu_fails_clearly_instead_of_running_on_cpu(in_tmp, capsys, monkeypatch):
     import torch
 

@@ -340,7 +340,9 @@ def _metric_cells(summary: dict, fmt: str, pattern: re.Pattern | None) -> dict[s
     def walk(node: Any, path: str) -> None:
         if isinstance(node, dict) and {"mean", "std"} <= set(node):
             if fmt == "md":
-                cells[path] = f"{_fmt(node['mean'])} ± {_fmt(node['std'])}"
+                # a metric missing in every seed (NaN written as null) reads as the report's "–"
+                cells[path] = ("–" if node["mean"] is None
+                               else f"{_fmt(node['mean'])} ± {_fmt(node['std'])}")
             else:
                 cells[f"{path}.mean"], cells[f"{path}.std"] = node["mean"], node["std"]
         elif isinstance(node, dict):
