@@ -133,6 +133,14 @@ def greater(a: dict[str, Any] | float | None, b: dict[str, Any] | float | None) 
     return None if x is None or y is None else x > y
 
 
+def verdict_words(holds: bool | None, missing: str, bold: bool = False) -> str:
+    """A claim's verdict in the report's words: holds / does not hold, or `missing` when it is not testable."""
+    if holds is None:
+        return missing
+    words = "holds" if holds else "does not hold"
+    return f"**{words}**" if bold else words
+
+
 def all_hold(verdicts: Iterable[bool | None]) -> bool | None:
     """Three-valued AND of claim verdicts: False if any fails, else None (not testable) if any is None
     (a missing value), else True. None as well when there is no verdict at all."""

@@ -181,7 +181,9 @@ def fig3_more_near_zero(near_zero: dict[str, dict]) -> bool | None:
 
 
 def claim_words(holds: bool | None) -> str:
-    return {True: "**holds**", False: "**does not hold**", None: "not testable (models or values missing)"}[holds]
+    from replab import report
+
+    return report.verdict_words(holds, "not testable (models or values missing)", bold=True)
 
 
 def style_model_test_error() -> float | None:

@@ -17,7 +17,9 @@ from replab.papers.autoencoder.model import (
 
 
 def _holds(ok: bool | None) -> str:
-    return "not testable (missing values)" if ok is None else ("holds" if ok else "does not hold")
+    from replab import report
+
+    return report.verdict_words(ok, "not testable (missing values)")
 
 
 def _reconstruction_figure(npz_path: Path, model: str, out_path: Path) -> str:

@@ -70,7 +70,8 @@ frozen features, D_sim alone reaches 54 % pair accuracy (AUC 0.56, BCE 0.690 ≈
 batches a quick run gives it (3 repetitions × 100) at RMSprop 2.5e-4, 63.5 % (AUC 0.69) after 1,000 and 67 %
 (AUC 0.74, about the quick probe's) after 2,000 at 1e-3; a larger lr does not shorten this (3e-3: 59 % after
 1,200; Adam 1e-3 / 3e-4: 63 / 65 % after 1,200), and the seed's 2.5e-5 gets there
-within the seed's first repetition (53.5 / 56.7 / 61.8 % after 300 / 1,000 / 2,000 batches). Inside SCT (λ = 2.5, 3 repetitions) D_sim's step-1 loss per
+within the seed's first repetition (53.5 / 56.7 / 61.8 % after 300 / 1,000 / 2,000 batches). Inside SCT
+(λ = 2.5, 3 repetitions) D_sim's step-1 loss per
 repetition is 0.700 / 0.692 / 0.685 with 10,000 step-1 pairs per repetition (user accuracy 48 → 46 %), 0.685 /
 0.677 / 0.674 with 40,000 (45 → 39 %) and 0.657 / 0.631 / 0.612 with 100,000 (44 → 38 %, pair accuracy 64 %);
 the quick probe's own spread is ≈ ±3 points. The seed gives D_sim 2,000 batches per repetition, 60,000 in all.

@@ -246,7 +246,9 @@ def _claims(cfg: Config, cnn: dict, summary: dict) -> tuple[dict[str, bool | Non
 
 
 def claim_words(holds: bool | None) -> str:
-    return "not checkable" if holds is None else ("holds" if holds else "does not hold")
+    from replab import report
+
+    return report.verdict_words(holds, "not checkable")
 
 
 COLORS = {"cnn": "black", "afl_mlp": "tab:blue", "afl_dnn": "tab:green", "sct": "tab:red", "lsm": "tab:purple"}

@@ -25,7 +25,9 @@ from replab.papers.split_vae.model import (
 
 
 def _holds(ok: bool | None) -> str:
-    return {True: "**holds**", False: "**does not hold**", None: "not testable (experiment not run)"}[ok]
+    from replab import report
+
+    return report.verdict_words(ok, "not testable (experiment not run)", bold=True)
 
 
 def _exp1_figure(variant_dir: Path, out_path: Path, seed: int) -> str:
