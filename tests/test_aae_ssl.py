@@ -45,17 +45,36 @@ def test_batch_objective_weights_the_terms_as_eq3():
     labels = torch.tensor([0, 1, 2, 3, 4])
     z = torch.randn(5, cfg.z_dim)
     disc = aae_ssl.Discriminator(8, cfg.z_dim, use_y=True)
-    loss, terms = aae_ssl.batch_objective(cfg, 1.0, 1.0, x, logits, z, x_rec, labels, disc)
+    d_logits = disc(torch.softmax(logits, 1), z)
+    loss, terms = aae_ssl.batch_objective(cfg, 1.0, 1.0, x, logits, x_rec, labels, d_logits)
     rec = ((x - x_rec) ** 2).mean()
     nll = -torch.log_softmax(logits, 1)[torch.arange(5), labels].mean()
-    d = torch.sigmoid(disc(torch.softmax(logits, 1), z))
-    reg = -torch.log(d).mean()
+    reg = -torch.log(torch.sigmoid(d_logits)).mean()
     assert loss.item() == pytest.approx((7 * rec + nll + reg).item(), rel=1e-5)
     # unlabeled batch: (λ_NLL, λ_rec, λ_reg) = (0, 7, 1); AE: no discriminator term at all
-    loss_u, terms_u = aae_ssl.batch_objective(cfg, 0.0, 1.0, x, logits, z, x_rec, None, disc)
+    loss_u, terms_u = aae_ssl.batch_objective(cfg, 0.0, 1.0, x, logits, x_rec, None, d_logits)
     assert "nll" not in terms_u and loss_u.item() == pytest.approx((7 * rec + reg).item(), rel=1e-5)
-    loss_ae, terms_ae = aae_ssl.batch_objective(cfg, 1.0, 0.0, x, logits, z, x_rec, labels, None)
+    loss_ae, terms_ae = aae_ssl.batch_objective(cfg, 1.0, 0.0, x, logits, x_rec, labels, None)
     assert set(terms_ae) == {"rec", "nll"} and loss_ae.item() == pytest.approx((7 * rec + nll).item(), rel=1e-5)
+
+
+def test_iteration_objective_equals_the_two_batch_objectives_with_one_pass_through_d():
+    """One D pass over the labeled and unlabeled rows gives the labeled batch's Eq. 3 (1, 7, 1) plus the unlabeled
+    batch's (0, 7, 1), each computed from its own D pass."""
+    cfg = tiny_cfg(lambda_rec=7.0, lambda_nll=1.0, lambda_reg=1.0)
+    torch.manual_seed(1)
+    x, x_rec, logits, z = torch.rand(7, 784), torch.rand(7, 784), torch.randn(7, 10), torch.randn(7, cfg.z_dim)
+    labels = torch.tensor([3, 1, 4])
+    disc = aae_ssl.Discriminator(8, cfg.z_dim, use_y=True)
+    loss, terms_l, terms_u = aae_ssl.iteration_objective(cfg, 1.0, x, logits, z, x_rec, labels, disc)
+    d_l, d_u = disc(torch.softmax(logits[:3], 1), z[:3]), disc(torch.softmax(logits[3:], 1), z[3:])
+    loss_l, _ = aae_ssl.batch_objective(cfg, 1.0, 1.0, x[:3], logits[:3], x_rec[:3], labels, d_l)
+    loss_u, _ = aae_ssl.batch_objective(cfg, 0.0, 1.0, x[3:], logits[3:], x_rec[3:], None, d_u)
+    assert loss.item() == pytest.approx((loss_l + loss_u).item(), rel=1e-6)
+    assert set(terms_l) == {"rec", "nll", "reg"} and set(terms_u) == {"rec", "reg"}
+    # the AE (no D) has no regularisation term
+    _, terms_ae, _ = aae_ssl.iteration_objective(cfg, 0.0, x, logits, z, x_rec, labels, None)
+    assert set(terms_ae) == {"rec", "nll"}
 
 
 def test_models_and_discriminator_inputs():

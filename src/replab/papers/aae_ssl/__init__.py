@@ -42,7 +42,14 @@ report.py (tables, figures, claims). The DVC stages depend on exactly the files 
 evaluation or the report does not retrain.
 """
 
-from replab.papers.aae_ssl.evaluate import evaluate, latent_correlation, offdiag_mean_abs, style_grid, yz_block_mean_abs
+from replab.papers.aae_ssl.evaluate import (
+    all_variants,
+    evaluate,
+    latent_correlation,
+    offdiag_mean_abs,
+    style_grid,
+    yz_block_mean_abs,
+)
 from replab.papers.aae_ssl.model import (
     AXES,
     MODEL_LABELS,
@@ -61,6 +68,7 @@ from replab.papers.aae_ssl.model import (
     discriminator_loss,
     error_rate,
     generator_loss,
+    iteration_objective,
     labeled_subset,
     load_model,
     prior_sample,
@@ -72,8 +80,8 @@ from replab.papers.aae_ssl.train import bench_setup, fit, train
 
 __all__ = [
     "AXES", "MODELS", "MODEL_LABELS", "N_CLASSES", "PAPER", "PAPER_TABLE1", "SPECIAL_KEYS", "Config", "Decoder",
-    "Discriminator", "Encoder", "StyleConfig", "batch_objective", "bench_setup", "build", "discriminator_loss",
-    "error_rate", "evaluate", "fit", "generator_loss", "labeled_subset", "latent_correlation", "load_model",
-    "offdiag_mean_abs", "prior_sample", "reconstruction_loss", "style_grid", "summarize", "train", "variant_key",
-    "yz_block_mean_abs",
+    "Discriminator", "Encoder", "StyleConfig", "all_variants", "batch_objective", "bench_setup", "build",
+    "discriminator_loss", "error_rate", "evaluate", "fit", "generator_loss", "iteration_objective", "labeled_subset",
+    "latent_correlation", "load_model", "offdiag_mean_abs", "prior_sample", "reconstruction_loss", "style_grid",
+    "summarize", "train", "variant_key", "yz_block_mean_abs",
 ]

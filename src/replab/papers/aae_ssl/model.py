@@ -193,17 +193,30 @@ def generator_loss(d_encoded: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(d_encoded, torch.ones_like(d_encoded))
 
 
-def batch_objective(cfg: Config, lambda_nll: float, lambda_reg: float, x, y_logits, z, x_rec, labels, disc):
-    """Eq. 3 for one batch; `labels` is None on an unlabeled batch (λ_NLL = 0 there)."""
+def batch_objective(cfg: Config, lambda_nll: float, lambda_reg: float, x, y_logits, x_rec, labels, d_encoded):
+    """Eq. 3 for one batch; `labels` is None on an unlabeled batch (λ_NLL = 0 there); `d_encoded` are D's logits
+    on this batch's (softmax(y), z), or None without a regularisation term (AE)."""
     terms = {"rec": reconstruction_loss(x_rec, x, cfg.rec_reduction)}
     loss = cfg.lambda_rec * terms["rec"]
     if labels is not None:
         terms["nll"] = F.cross_entropy(y_logits, labels)  # Eq. 4
         loss = loss + lambda_nll * terms["nll"]
-    if disc is not None and lambda_reg > 0:
-        terms["reg"] = generator_loss(disc(F.softmax(y_logits, dim=1), z))
+    if d_encoded is not None and lambda_reg > 0:
+        terms["reg"] = generator_loss(d_encoded)
         loss = loss + lambda_reg * terms["reg"]
     return loss, terms
+
+
+def iteration_objective(cfg: Config, lambda_reg: float, x, y_logits, z, x_rec, labels, disc):
+    """Eq. 3 of one iteration: the labeled batch (rows :len(labels), weights λ_NLL, λ_rec, λ_reg) plus the unlabeled
+    one (0, λ_rec, λ_reg). D sees both batches in one pass (it has no batch statistics, so this equals one pass
+    per batch, with fewer, larger matrix products). Returns (loss, labeled terms, unlabeled terms)."""
+    n = len(labels)
+    d_encoded = disc(F.softmax(y_logits, dim=1), z) if disc is not None and lambda_reg > 0 else None
+    d_l, d_u = (None, None) if d_encoded is None else (d_encoded[:n], d_encoded[n:])
+    loss_l, terms_l = batch_objective(cfg, cfg.lambda_nll, lambda_reg, x[:n], y_logits[:n], x_rec[:n], labels, d_l)
+    loss_u, terms_u = batch_objective(cfg, 0.0, lambda_reg, x[n:], y_logits[n:], x_rec[n:], None, d_u)
+    return loss_l + loss_u, terms_l, terms_u
 
 
 # ---------------------------------------------------------------------------------------------------------

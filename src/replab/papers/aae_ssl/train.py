@@ -17,10 +17,10 @@ from replab.papers.aae_ssl.model import (
     N_CLASSES,
     Config,
     arch,
-    batch_objective,
     build,
     discriminator_loss,
     error_rate,
+    iteration_objective,
     labeled_subset,
     prior_sample,
 )
@@ -43,8 +43,10 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
     lambda_reg = 0.0 if model == "ae" else cfg.lambda_reg
     betas = (cfg.beta1, cfg.beta2)
     autoencoder_params = [*encoder.parameters(), *decoder.parameters()]
-    opt_ae = torch.optim.Adam(autoencoder_params, lr=cfg.lr, betas=betas, foreach=True)  # fused over tensors
-    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=betas, foreach=True) if disc is not None else None
+    # fused: one kernel for all parameters (the same update rule; the unfused update was 9 % of a paper-size step)
+    fused = device.type in ("cpu", "cuda")
+    opt_ae = torch.optim.Adam(autoencoder_params, lr=cfg.lr, betas=betas, fused=fused)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=betas, fused=fused) if disc is not None else None
 
     # Training calls go through (optionally) compiled wrappers; weights are shared with the originals.
     enc_step, dec_step, disc_step = (rt.maybe_compile(m, runtime) for m in (encoder, decoder, disc))
@@ -82,10 +84,11 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
         y_logits, z = enc_step(x)
         y_soft = F.softmax(y_logits, 1)
 
-        # Discriminator step: prior samples vs the (detached) encoder outputs.
+        # Discriminator step: prior samples vs the (detached) encoder outputs, in one pass through D.
         if disc is not None:
             y_prior, z_prior = prior_sample(len(x), z_dim, device)
-            d_loss = discriminator_loss(disc_step(y_prior, z_prior), disc_step(y_soft.detach(), z.detach()))
+            d = disc_step(torch.cat([y_prior, y_soft.detach()]), torch.cat([z_prior, z.detach()]))
+            d_loss = discriminator_loss(d[:len(x)], d[len(x):])
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             nn.utils.clip_grad_norm_(disc.parameters(), cfg.grad_clip)
@@ -96,18 +99,15 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
         x_rec = dec_step(y_soft, z)
         if disc is not None:
             disc.requires_grad_(False)  # D is a fixed critic here: no weight gradients to compute
-        n = len(xl)
-        loss_l, terms_l = batch_objective(cfg, cfg.lambda_nll, lambda_reg, xl, y_logits[:n], z[:n], x_rec[:n],
-                                          yl, disc_step)
-        loss_u, terms_u = batch_objective(cfg, 0.0, lambda_reg, xu, y_logits[n:], z[n:], x_rec[n:], None, disc_step)
+        loss, terms_l, terms_u = iteration_objective(cfg, lambda_reg, x, y_logits, z, x_rec, yl, disc_step)
         opt_ae.zero_grad(set_to_none=True)
-        (loss_l + loss_u).backward()
+        loss.backward()
         nn.utils.clip_grad_norm_(autoencoder_params, cfg.grad_clip)
         opt_ae.step()
         if disc is not None:
             disc.requires_grad_(True)
         clock.add(len(x))
-        guard.update(it, loss_l + loss_u, *([d_loss] if disc is not None else []))
+        guard.update(it, loss, *([d_loss] if disc is not None else []))
 
 
         if it % cfg.eval_every == 0 or it == iterations:
