@@ -40,3 +40,17 @@ def test_bar_on_a_terminal_redraws_and_a_disabled_bar_writes_nothing(monkeypatch
     monkeypatch.setattr("sys.stderr", off)
     list(rt.progress(range(3), enabled=False, file=off))
     assert off.getvalue() == ""
+
+
+def test_postfix_updates_in_a_log_file_wait_for_the_next_line(monkeypatch):
+    """A loop that sets its postfix at every validation point writes no extra partial lines into a log."""
+    log = io.StringIO()
+    monkeypatch.setattr("sys.stderr", log)
+    bar = rt.progress(range(600), desc="train", file=log)
+    for it in bar:
+        if it % 50 == 0:
+            bar.set_postfix(val_error=f"{it / 10:.2f}")
+            bar.set_postfix_str(f"step {it}")
+            bar.set_description(f"train {it}")
+    lines = bar_lines(log)
+    assert len(lines) == 2 and "600/600" in lines[-1] and "step 550" in lines[-1] and "train 550" in lines[-1]

@@ -127,16 +127,40 @@ LOG_INTERVAL_S = 30.0  # stderr not a terminal (DVC's logs, SLURM files): one ba
 def progress(iterable=None, *, enabled: bool = True, **kwargs):
     """tqdm on stderr, off when `runtime.progress` is false. On a terminal the bar redraws every second; into a
     file or pipe (DVC's stage logs) each redraw would be one more partial-bar line, so it writes one line every
-    `LOG_INTERVAL_S` seconds (and the final one), fixed width."""
+    `LOG_INTERVAL_S` seconds (and the final one), fixed width, and `set_postfix`/`set_description` update the
+    next line instead of writing one of their own."""
     import sys
 
     from tqdm.auto import tqdm
 
     if sys.stderr.isatty():
-        kwargs = {"dynamic_ncols": True, "mininterval": 1.0, **kwargs}
-    else:
-        kwargs = {"ncols": 100, "mininterval": LOG_INTERVAL_S, "maxinterval": LOG_INTERVAL_S, **kwargs}
-    return tqdm(iterable, disable=not enabled, **kwargs)
+        return tqdm(iterable, disable=not enabled, **{"dynamic_ncols": True, "mininterval": 1.0, **kwargs})
+    kwargs = {"ncols": 100, "mininterval": LOG_INTERVAL_S, "maxinterval": LOG_INTERVAL_S, **kwargs}
+    return _log_bar(tqdm)(iterable, disable=not enabled, **kwargs)
+
+
+_LOG_BARS: dict[type, type] = {}
+
+
+def _log_bar(tqdm: type) -> type:
+    """tqdm whose postfix and description changes wait for the next timed line (tqdm redraws on each by default:
+    a training loop that sets its postfix at every validation would add a partial line each time)."""
+    if tqdm not in _LOG_BARS:
+        class LogBar(tqdm):
+            def set_postfix(self, ordered_dict=None, refresh=False, **kwargs):
+                super().set_postfix(ordered_dict, refresh=False, **kwargs)
+
+            def set_postfix_str(self, s="", refresh=False):
+                super().set_postfix_str(s, refresh=False)
+
+            def set_description(self, desc=None, refresh=False):
+                super().set_description(desc, refresh=False)
+
+            def set_description_str(self, desc=None, refresh=False):
+                super().set_description_str(desc, refresh=False)
+
+        _LOG_BARS[tqdm] = LogBar
+    return _LOG_BARS[tqdm]
 
 
 def save_trained(model_dir, state: dict, record: dict) -> None:
