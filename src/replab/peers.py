@@ -163,8 +163,7 @@ def attention_vat(cfg, case, device) -> Iterator[None]:
     model = build_model(cfg, data, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, amsgrad=cfg.amsgrad, weight_decay=cfg.weight_decay)
     noise = torch.Generator(device=device).manual_seed(0)
-    labeled = loader(tokens[:cfg.batch_size], lengths[:cfg.batch_size], y[:cfg.batch_size],
-                     batch_size=cfg.batch_size)
+    labeled = loader(tokens, lengths, y, batch_size=cfg.batch_size)
     unlabeled = loader(tokens, lengths, batch_size=cfg.batch_unlabeled, seed=1)
     model.train()
     for (tl, nl, yl), (tu, nu) in zip(labeled, unlabeled):
