@@ -77,6 +77,20 @@ def test_iteration_objective_equals_the_two_batch_objectives_with_one_pass_throu
     assert set(terms_ae) == {"rec", "nll"}
 
 
+def test_dropout_keeps_units_with_probability_1_minus_p_scaled_and_is_identity_in_eval():
+    torch.manual_seed(0)
+    drop, x = aae_ssl.model.Dropout(0.5), torch.ones(400, 1000)
+    y = drop(x)
+    kept = y != 0
+    assert set(y.unique().tolist()) == {0.0, 2.0}  # inverted dropout: kept units × 1/(1 − p)
+    assert abs(kept.float().mean().item() - 0.5) < 0.005  # 400,000 draws: 10 standard deviations
+    x.requires_grad_(True)
+    (drop(x) * 3).sum().backward()  # the gradient passes the kept units only, with the same scale
+    assert set(x.grad.unique().tolist()) <= {0.0, 6.0}
+    drop.eval()
+    assert torch.equal(drop(x), x)
+
+
 def test_models_and_discriminator_inputs():
     enc, dec, disc = aae_ssl.build("aae_yz", 16, 6, batchnorm=True, dropout=0.5)
     y_logits, z = enc(torch.rand(3, 784))

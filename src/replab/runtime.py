@@ -197,6 +197,23 @@ def maybe_compile(module, runtime: Runtime):
     return torch.compile(module)
 
 
+def clip_grad_norm_(parameters, max_norm: float):
+    """`torch.nn.utils.clip_grad_norm_` (L2 over all gradients; scale them by max_norm / norm when the norm is
+    larger); returns the total norm. On the CPU, where reading the norm costs no device sync, gradients that need
+    no clipping are left untouched instead of being multiplied by 1 (that rescale was 2 % of a paper-size aae_ssl
+    step); elsewhere it is the library call."""
+    import torch
+
+    params = [p for p in parameters if p.grad is not None]
+    if not params or params[0].device.type != "cpu":
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+    grads = [p.grad for p in params]
+    total = torch.nn.utils.get_total_norm(grads)
+    if not total <= max_norm:  # also rescales (to NaN) when the norm is not finite, as the library call does
+        torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
+    return total
+
+
 class LossGuard:
     """Stops a diverged run: `update(step, loss)` after every step records, on the device and without a sync, the
     first step whose loss is not finite; `check()` (at logging and checkpoint points, and before saving) reads

@@ -102,13 +102,24 @@ def labeled_subset(labels: np.ndarray, n_labeled: int, seed: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------
 # Networks (Sec. 3.2, Fig. 2)
 
+class Dropout(nn.Dropout):
+    """nn.Dropout (inverted: kept units scaled by 1/(1 − p)) whose mask comes from `torch.rand` ≥ p instead of
+    `bernoulli_`: the same distribution from the same global RNG, 2.6× faster on CPU for these 1000-wide layers
+    (bernoulli_ was 5 % of a paper-size step)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        return x * ((torch.rand_like(x) >= self.p) * (1.0 / (1.0 - self.p)))
+
+
 def mlp_block(n_in: int, n_out: int, batchnorm: bool = False, dropout: float = 0.0) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Linear(n_in, n_out)]
     if batchnorm:
         layers.append(nn.BatchNorm1d(n_out))
     layers.append(nn.ReLU())
     if dropout:
-        layers.append(nn.Dropout(dropout))
+        layers.append(Dropout(dropout))
     return layers
 
 

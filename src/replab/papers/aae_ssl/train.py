@@ -8,7 +8,6 @@ import dataclasses
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from replab import runtime as rt
 from replab.batches import EndlessBatches, Images, load_images
@@ -91,7 +90,7 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
             d_loss = discriminator_loss(d[:len(x)], d[len(x):])
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
-            nn.utils.clip_grad_norm_(disc.parameters(), cfg.grad_clip)
+            rt.clip_grad_norm_(disc.parameters(), cfg.grad_clip)
             opt_d.step()
 
         # Encoder/decoder step against the updated D: Eq. 3 on the labeled batch (1, 7, 1) plus the unlabeled
@@ -102,7 +101,7 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
         loss, terms_l, terms_u = iteration_objective(cfg, lambda_reg, x, y_logits, z, x_rec, yl, disc_step)
         opt_ae.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(autoencoder_params, cfg.grad_clip)
+        rt.clip_grad_norm_(autoencoder_params, cfg.grad_clip)
         opt_ae.step()
         if disc is not None:
             disc.requires_grad_(True)
