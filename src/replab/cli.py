@@ -4,7 +4,7 @@
     replab prepare  <dataset>                 data/processed/<dataset>/
     replab train    <paper> <key> [axis=value ...]   models/<paper>/<key>/, plots/<paper>/curves/<key>/
     replab evaluate <paper> <key> [axis=value ...]   metrics/<paper>/<key>.json, plots/<paper>/<key>/
-    replab curves   <paper>                   plots/curves/<paper>/<metric>.tsv (variants overlaid)
+    replab curves   <paper> ...               plots/curves/<paper>/<metric>.tsv (variants overlaid)
     replab report                             metrics/<paper>.json, plots/report.md, summary figures
     replab compose [override ...]             params.yaml from conf/ (e.g. profile=paper)
     replab check                              validate every params section
@@ -101,9 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("axes", nargs="*", help="axis=value for each sweep axis of the paper")
         p.set_defaults(run=lambda a, e=evaluate: _variant_command(a, e))
 
-    p = sub.add_parser("curves", help="a paper's DVCLive training curves, variants overlaid, for `dvc plots`")
-    p.add_argument("paper")
-    p.set_defaults(run=lambda a: importlib.import_module("replab.curves").main(a.paper))
+    p = sub.add_parser("curves", help="papers' DVCLive training curves, variants overlaid, for `dvc plots`")
+    p.add_argument("papers", nargs="+", metavar="paper")
+    p.set_defaults(run=lambda a: [importlib.import_module("replab.curves").main(paper) for paper in a.papers])
 
     p = sub.add_parser("report", help="summaries per paper and plots/report.md")
     p.set_defaults(run=lambda a: importlib.import_module("replab.report").main())
