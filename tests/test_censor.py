@@ -420,6 +420,90 @@ def test_end_to_end_every_method_is_deterministic(in_tmp):
         assert line.startswith(f"- {_claim_texts()[claim]}: **{claim_words(holds)}** (")
 
 
+TINY_CFG = {
+    "dataset": "har", "methods": ["sct"], "lambdas": [1.0], "seeds": [0],
+    "encoder": {"filters": [4, 4], "fc": 16},
+    "pretrain": {"epochs": 2, "lr": 0.003, "batch_size": 20},
+    "adversarial": {"lr": 0.001, "batch_size": 20, "adversary_samples": 40, "encoder_samples": 40, "repetitions": 2,
+                    "adversary_hidden": [8], "adversary_hidden_dnn": [8, 4], "similarity_hidden": [8, 4]},
+    "probe": {"hidden": [8, 4], "epochs": 2, "batch_size": 20}}
+
+
+def _random_windows(n: int = 240, users: int = 4, activities: int = 3) -> cs.Windows:
+    gen = torch.Generator().manual_seed(0)
+    x = {k: torch.randn(n, 1, 2, 8, generator=gen) for k in ("train", "seen", "unseen")}
+    y = {k: torch.randint(0, activities, (n,), generator=gen) for k in x}
+    s = {k: torch.randint(0, users, (n,), generator=gen) for k in x}
+    return cs.Windows(x, y, s, activities, users, "test", "random")
+
+
+def test_user_probe_is_seeded_by_seed_and_checkpoint_not_by_what_ran_before():
+    """The same checkpoint measured before or after another one (the global RNG anywhere) gives the same numbers:
+    the probe's initial weights come from (seed, checkpoint index), never from the global RNG, which it leaves
+    untouched."""
+    import importlib
+
+    censor_evaluate = importlib.import_module("replab.papers.censor.evaluate")
+    data = _random_windows()
+    cfg = parse(cs.Config, {"encoder": {"filters": [2], "fc": 8}, "probe": {"hidden": [16], "epochs": 2,
+                                                                         "batch_size": 40}}, "censor")
+    checkpoints = {}
+    for name, seed in (("a", 1), ("b", 2)):
+        torch.manual_seed(seed)
+        encoder, classifier = cs.build_model(cfg, data, torch.device("cpu"))
+        checkpoints[name] = {"encoder": encoder.state_dict(), "classifier": classifier.state_dict()}
+
+    def measured(order: str, global_seed: int) -> dict:
+        torch.manual_seed(global_seed)
+        return {name: censor_evaluate.measure(cfg, checkpoints[name], data, torch.device("cpu"), 0, index=1)
+                for name in order}
+
+    first = measured("ab", 0)
+    assert measured("ba", 123) == first
+    state = torch.get_rng_state()
+    z, users = torch.randn(40, 8, generator=torch.Generator().manual_seed(0)), torch.arange(40) % 4
+    probes = [censor_evaluate.train_probe(cfg.probe, z, users, 4, torch.Generator().manual_seed(0), init)
+              for init in (7, 7, 8)]
+    assert torch.equal(torch.get_rng_state(), state)
+    weights = [torch.cat([p.flatten() for p in probe.parameters()]) for probe in probes]
+    assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
+    assert censor_evaluate.probe_init_seed(0, 1) != censor_evaluate.probe_init_seed(0, 2)
+    assert censor_evaluate.probe_init_seed(0, 1) != censor_evaluate.probe_init_seed(1, 1)
+
+
+def test_evaluation_stage_measures_every_variant_as_alone_and_drops_stale_files(in_tmp):
+    """`replab evaluate censor all` (the stage) gives every variant the numbers it gets evaluated alone, in
+    either order, and leaves exactly one metrics file and one plot folder per variant of params.yaml."""
+    import yaml
+
+    from replab.io import read_json
+    from replab.params import Runtime
+
+    _tiny_windows(in_tmp)
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump({"censor": TINY_CFG}))
+    cfg = parse(cs.Config, TINY_CFG, "censor")
+    variants = [Variant("censor", "cnn-0", {"seed": 0}),
+                Variant("censor", "sct-1.0-0", {"method": "sct", "lambda": 1.0, "seed": 0})]
+    assert [v.key for v in cs.all_variants(cfg)] == [v.key for v in variants]
+    runtime = Runtime(progress=False, threads=1)
+    for variant in variants:
+        cs.train(cfg, runtime, variant)
+
+    def measured(order) -> dict:
+        for variant in order:
+            cs.evaluate(cfg, runtime, variant)
+        return {v.key: read_json(v.metrics_path) for v in variants}
+
+    alone = measured(variants)
+    assert measured(variants[::-1]) == alone
+    (in_tmp / "metrics/censor/lsm-9.0-0.json").write_text("{}")  # a variant no longer in params.yaml
+    (in_tmp / "plots/censor/variants/lsm-9.0-0").mkdir()
+    cs.evaluate(cfg, runtime, Variant("censor", "all", {}))
+    assert {v.key: read_json(v.metrics_path) for v in variants} == alone
+    assert sorted(p.name for p in (in_tmp / "metrics/censor").iterdir()) == ["cnn-0.json", "sct-1.0-0.json"]
+    assert sorted(p.name for p in (in_tmp / "plots/censor/variants").iterdir()) == ["cnn-0", "sct-1.0-0"]
+
+
 def test_nan_features_stop_the_measure_with_one_line_naming_the_checkpoint():
     """A diverged encoder gives NaN features; argmax over them would pass silently as class 0."""
     import importlib

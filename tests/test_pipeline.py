@@ -55,7 +55,7 @@ def test_status_clean_and_second_repro_runs_nothing(repo):
 
 def test_same_seed_twice_gives_identical_metrics(repo):
     before = json.loads((repo / "metrics/aae_ssl/aae_yz-100-0.json").read_text())
-    sh(repo, "dvc", "repro", "--force", "--single-item", "train_aae_ssl@aae_yz-100-0", "eval_aae_ssl@aae_yz-100-0")
+    sh(repo, "dvc", "repro", "--force", "--single-item", "train_aae_ssl@aae_yz-100-0", "eval_aae_ssl")
     after = json.loads((repo / "metrics/aae_ssl/aae_yz-100-0.json").read_text())
     assert strip_volatile(before) == strip_volatile(after)
 

@@ -26,15 +26,15 @@ from replab.papers import Variant
 from replab.params import ParamError, Runtime
 
 VOLATILE = {"seconds", "samples_per_s"}
-# (training stage, its evaluation stage, paper, key): every kind of training loop — iterations (aae_ssl),
+# (training stage, its paper's evaluation stage, paper, key): every kind of training loop — iterations (aae_ssl),
 # epochs (autoencoder, split_vae, censor pretraining), per-class models (anomaly), repetitions (censor AFL/SCT)
 CASES = [
-    ("train_aae_ssl@ae-100-0", "eval_aae_ssl@ae-100-0", "aae_ssl", "ae-100-0"),
-    ("train_autoencoder@simple-0", "eval_autoencoder@simple-0", "autoencoder", "simple-0"),
-    ("train_autoencoder_anomaly", "eval_autoencoder_anomaly", "autoencoder", "anomaly"),
-    ("train_split_vae@exp1-0", "eval_split_vae@exp1-0", "split_vae", "exp1-0"),
-    ("train_censor_cnn@0", "eval_censor_cnn@0", "censor", "cnn-0"),
-    ("train_censor@sct-1.0-0", "eval_censor@sct-1.0-0", "censor", "sct-1.0-0"),
+    ("train_aae_ssl@ae-100-0", "eval_aae_ssl", "aae_ssl", "ae-100-0"),
+    ("train_autoencoder@simple-0", "eval_autoencoder", "autoencoder", "simple-0"),
+    ("train_autoencoder_anomaly", "eval_autoencoder", "autoencoder", "anomaly"),
+    ("train_split_vae@exp1-0", "eval_split_vae", "split_vae", "exp1-0"),
+    ("train_censor_cnn@0", "eval_censor", "censor", "cnn-0"),
+    ("train_censor@sct-1.0-0", "eval_censor", "censor", "sct-1.0-0"),
 ]
 # enough checkpoints per stage that a kill after the first one lands mid-run
 LONGER = ("runtime.checkpoint_every=0", "aae_ssl.iterations=60", "autoencoder.simple.epochs=4",

@@ -126,6 +126,66 @@ def test_stage_deps_are_the_stage_code_and_the_shared_modules_it_imports(paper, 
         assert closure(own) <= deps, (name, closure(own) - deps)
 
 
+@pytest.mark.parametrize("paper", [p for p in PAPERS if p != "attention_vat"])
+def test_one_evaluation_stage_measures_every_trained_variant(paper):
+    """`eval_<paper>` runs `replab evaluate <paper> all`: the paper's all_variants names exactly the models its
+    training stages write (DVC's matrix items, resolved from the committed params.yaml); the stage depends on all
+    of them and on the sweep lists, and owns the paper's metrics and variant-plot folders."""
+    from dvc.repo import Repo
+
+    from replab.papers import paper_module
+    from replab.params import load_section, read_params
+
+    module = paper_module(paper)
+    with Repo(str(REPO)) as repo:
+        stages = list(repo.index.stages)
+    trained = {str(out.def_path) for stage in stages if stage.name.startswith(f"train_{paper}")
+               for out in stage.outs if str(out.def_path).startswith(f"models/{paper}/")}
+    cfg = load_section(module.Config, paper, params=read_params(REPO / "params.yaml"))
+    assert {str(v.model_dir) for v in module.all_variants(cfg)} == trained
+    evaluations = {name: s for name, s in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].items()
+                   if name.startswith(f"eval_{paper}")}
+    assert list(evaluations) == [f"eval_{paper}"]
+    stage = evaluations[f"eval_{paper}"]
+    assert "matrix" not in stage and stage["cmd"] == f"python src/replab evaluate {paper} all"
+    assert f"models/{paper}" in stage["deps"]
+    assert {f"{paper}.{field}" for field in module.AXES.values()} <= set(stage["params"])
+    outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage["outs"]]
+    assert outs == [f"metrics/{paper}", f"plots/{paper}/variants"]
+
+
+def test_evaluating_all_replaces_the_paper_folders_only_once_every_variant_is_written(in_tmp):
+    from replab.io import write_json
+    from replab.papers import Variant, evaluate_each
+
+    def write(variant: Variant) -> None:
+        write_json(variant.metrics_path, {"key": variant.key})
+        variant.plots_dir.mkdir(parents=True)
+
+    def names(folder: str) -> list[str]:
+        return sorted(p.name for p in (in_tmp / folder).iterdir())
+
+    write_json(in_tmp / "metrics/x/gone.json", {})  # a variant no longer in params.yaml
+    (in_tmp / "plots/x/variants/gone").mkdir(parents=True)
+    variants = [Variant("x", key, {}) for key in ("a", "b")]
+    every = Variant("x", "all", {})
+
+    def fails_on_b(variant: Variant) -> None:
+        if variant.key == "b":
+            raise RuntimeError("killed")
+        write(variant)
+
+    with pytest.raises(RuntimeError):
+        evaluate_each(every, variants, fails_on_b, progress=False)
+    assert names("metrics/x") == ["gone.json"] and names("plots/x/variants") == ["gone"]
+    assert names("metrics") == ["x"] and names("plots/x") == ["variants"]  # no temporary folder left
+    evaluate_each(every, variants, write, progress=False)
+    assert names("metrics/x") == ["a.json", "b.json"] and names("plots/x/variants") == ["a", "b"]
+    assert names("metrics") == ["x"] and names("plots/x") == ["variants"]
+    evaluate_each(Variant("x", "c", {}), variants, write, progress=False)  # one variant: in place
+    assert names("metrics/x") == ["a.json", "b.json", "c.json"]
+
+
 def test_report_depends_on_every_paper_model_and_report():
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["report"]
     deps = code_deps(stage)

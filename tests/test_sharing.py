@@ -229,7 +229,7 @@ def test_remote_round_trip(kind, base, env, tmp_path, request):
     assert "added" in pulled.stdout or "fetched" in pulled.stdout
     assert "Data and pipelines are up to date" in sh(repo, env, "dvc", "status").stdout
     assert (repo / "models/aae_ssl/aae_yz-100-0/model.pt").stat().st_size > 0
-    sh(repo, env, "dvc", "repro", "--force", "--single-item", "eval_aae_ssl@aae_yz-100-0", "eval_autoencoder@simple-0")
+    sh(repo, env, "dvc", "repro", "--force", "--single-item", "eval_aae_ssl", "eval_autoencoder")
     assert metric_files(repo) == before
 
 

@@ -3,7 +3,8 @@
     replab download <dataset>                 data/raw/<dataset>/
     replab prepare  <dataset>                 data/processed/<dataset>/
     replab train    <paper> <key> [axis=value ...]   models/<paper>/<key>/, plots/<paper>/curves/<key>/
-    replab evaluate <paper> <key> [axis=value ...]   metrics/<paper>/<key>.json, plots/<paper>/<key>/
+    replab evaluate <paper> <key> [axis=value ...]   metrics/<paper>/<key>.json, plots/<paper>/variants/<key>/
+    replab evaluate <paper> all               the same for every variant in params.yaml (one process)
     replab curves   <paper> ...               plots/curves/<paper>/<metric>.tsv (variants overlaid)
     replab report                             metrics/<paper>.json, plots/report.md, summary figures
     replab compose [override ...]             params.yaml from conf/ (e.g. profile=paper)
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 
 from replab.io import DataError
-from replab.papers import PAPERS, Variant, paper_module, parse_variant
+from replab.papers import EVALUATE_ALL, PAPERS, Variant, paper_module, parse_variant
 from replab.params import PARAMS_FILE, ParamError
 
 
@@ -35,7 +36,8 @@ def _variant_command(args, evaluate: bool) -> None:
     module = paper_module(args.paper)
     cfg = load_section(module.Config, args.paper)
     runtime = load_runtime()
-    if args.key in getattr(module, "SPECIAL_KEYS", ()) and not args.axes:
+    every = evaluate and args.key == EVALUATE_ALL and hasattr(module, "all_variants")
+    if (every or args.key in getattr(module, "SPECIAL_KEYS", ())) and not args.axes:
         variant = Variant(args.paper, args.key, {})
     else:
         axes = module.axes_for(args.key) if hasattr(module, "axes_for") else module.AXES
@@ -95,9 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=lambda a: importlib.import_module("replab.data.registry").prepare(a.dataset))
 
     for name, evaluate in (("train", False), ("evaluate", True)):
-        p = sub.add_parser(name, help=f"{name} one variant of a paper (one dvc matrix item)")
+        p = sub.add_parser(name, help=f"{name} one variant of a paper (one dvc matrix item)"
+                           + (", or `all` of them" if evaluate else ""))
         p.add_argument("paper")
-        p.add_argument("key", help="variant key, as dvc.yaml's ${key}")
+        p.add_argument("key", help="variant key, as dvc.yaml's ${key}" + (" (or `all`)" if evaluate else ""))
         p.add_argument("axes", nargs="*", help="axis=value for each sweep axis of the paper")
         p.set_defaults(run=lambda a, e=evaluate: _variant_command(a, e))
 

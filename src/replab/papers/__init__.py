@@ -9,7 +9,9 @@ Every paper is a package `replab.papers.<id>` of the same shape, read in this or
     report.py     summarize(cfg, params) -> replab.report.Section   (the report stage: model + report)
 
 A package exports `Config`, `AXES` ({axis: sweep list field}, or `axes_for(key)`), optionally `SPECIAL_KEYS`
-(stages outside the sweep, e.g. `style`), `train`, `evaluate`, `summarize` and optionally `bench_setup`.
+(stages outside the sweep, e.g. `style`), `train`, `evaluate`, `summarize` and optionally `bench_setup`, and
+`all_variants(cfg)` where one evaluation stage measures every variant (`replab evaluate <paper> all`,
+`evaluate_each`).
 Adding a paper: create its package and append its id to `PAPERS` (the report follows this order).
 This module imports no paper (they load lazily through `paper_module`) and nothing imports `replab.cli`,
 so the import graph of replab has no cycle.
@@ -18,7 +20,8 @@ so the import graph of replab has no cycle.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,6 +29,7 @@ from typing import Any
 from replab.params import PARAMS_FILE, ParamError
 
 PAPERS: tuple[str, ...] = ("aae_ssl", "split_vae", "censor", "autoencoder", "attention_vat")
+EVALUATE_ALL = "all"  # `replab evaluate <paper> all`: every variant of params.yaml in one process (evaluate_each)
 
 
 def paper_module(name: str) -> ModuleType:
@@ -42,6 +46,8 @@ class Variant:
     paper: str
     key: str
     axes: dict[str, Any]
+    metrics_dir: Path | None = None  # where its metrics JSON goes instead of metrics/<paper>/ (evaluate_each)
+    variants_dir: Path | None = None  # where its plot data goes instead of plots/<paper>/variants/
 
     @property
     def model_dir(self) -> Path:
@@ -53,11 +59,29 @@ class Variant:
 
     @property
     def metrics_path(self) -> Path:
-        return Path("metrics") / self.paper / f"{self.key}.json"
+        return (self.metrics_dir or Path("metrics") / self.paper) / f"{self.key}.json"
 
     @property
     def plots_dir(self) -> Path:
-        return Path("plots") / self.paper / "variants" / self.key
+        return (self.variants_dir or Path("plots") / self.paper / "variants") / self.key
+
+
+def evaluate_each(variant: Variant, variants: list[Variant], evaluate_one: Callable[[Variant], None],
+                  progress: bool = True) -> None:
+    """`evaluate_one(variant)`; with the key `all` (dvc.yaml's evaluation stage), `evaluate_one` of every variant
+    in `variants` (the paper's `all_variants(cfg)`) in this process, written into fresh copies of metrics/<paper>/
+    and plots/<paper>/variants/ that replace the old folders only once every variant is measured: a killed stage
+    leaves the old files, and no file of a variant no longer in params.yaml survives."""
+    if variant.key != EVALUATE_ALL:
+        evaluate_one(variant)
+        return
+    from replab.io import atomic_dir
+    from replab.runtime import progress as progress_bar
+
+    paper = variant.paper
+    with atomic_dir(Path("metrics") / paper) as metrics, atomic_dir(Path("plots") / paper / "variants") as plots:
+        for each in progress_bar(variants, enabled=progress, desc=f"evaluate {paper}", unit="variant"):
+            evaluate_one(replace(each, metrics_dir=metrics, variants_dir=plots))
 
 
 def _as_float(text: str) -> float | None:

@@ -7,9 +7,19 @@ import torch
 import torch.nn.functional as F
 
 from replab import runtime as rt
-from replab.batches import load_images, map_batches
+from replab.batches import Images, load_images, map_batches
 from replab.io import require_finite, write_json, write_npz
-from replab.papers.aae_ssl.model import N_CLASSES, Config, Decoder, Encoder, error_rate, load_model
+from replab.papers import Variant, evaluate_each
+from replab.papers.aae_ssl.model import (
+    N_CLASSES,
+    PAPER,
+    Config,
+    Decoder,
+    Encoder,
+    error_rate,
+    load_model,
+    variant_key,
+)
 
 
 @torch.no_grad()
@@ -48,10 +58,23 @@ def style_grid(decoder: Decoder, z_dim: int, digit: int, grid_range: float, step
     return decoder(y, z).reshape(len(ticks), len(ticks), 28, 28).cpu().numpy()
 
 
+def all_variants(cfg: Config) -> list[Variant]:
+    """Every trained variant of params.yaml, as the training stages name them: the Table 1 sweep (models ×
+    n_labeled × seeds) and `style` (the evaluation stage measures them all in one process)."""
+    return [Variant(PAPER, variant_key(m, n, s), {"model": m, "n_labeled": n, "seed": s})
+            for m in cfg.models for n in cfg.n_labeled for s in cfg.seeds] + [Variant(PAPER, "style", {})]
+
+
 def evaluate(cfg: Config, runtime, variant) -> None:
+    """One variant, or with the key `all` every variant of params.yaml (one process, one data load)."""
+    device = rt.setup(runtime, 0)
+    data = load_images(cfg.dataset, device)
+    evaluate_each(variant, all_variants(cfg), lambda v: evaluate_variant(cfg, runtime, v, data), runtime.progress)
+
+
+def evaluate_variant(cfg: Config, runtime, variant, data: Images) -> None:
     device = rt.setup(runtime, 0)
     encoder, decoder, record = load_model(variant.model_dir, device)
-    data = load_images(cfg.dataset, device)
     if variant.key == "style":
         grids = {f"digit_{d}": style_grid(decoder, cfg.style.z_dim, d, cfg.style.grid_range, cfg.style.grid_step,
                                           device) for d in cfg.style.digits}

@@ -53,7 +53,7 @@ figures, claims). The DVC stages depend on exactly the files they run, so editin
 does not retrain.
 """
 
-from replab.papers.autoencoder.evaluate import evaluate, evaluate_anomaly, example_indices, roc_auc
+from replab.papers.autoencoder.evaluate import all_variants, evaluate, evaluate_anomaly, example_indices, roc_auc
 from replab.papers.autoencoder.model import (
     ANOMALY,
     AXES,
@@ -93,8 +93,8 @@ from replab.papers.autoencoder.train import bench_setup, fit, held_out_classes, 
 __all__ = [
     "ANOMALY", "AXES", "BLOG_LOSS", "MODELS", "MODEL_LABELS", "N_CLASSES", "PAPER", "SCORES", "SPECIAL_KEYS",
     "AnomalyConfig", "AutoEncoder", "Config", "ConvAutoEncoder", "DenoisingSchedule", "Schedule", "add_noise",
-    "bce_loss", "bench_setup", "build", "code_size", "conv3", "evaluate", "evaluate_anomaly", "example_indices",
-    "fit", "fixed_noisy", "held_out_classes", "keras_init_", "load_model", "mean_loss", "model_inputs",
-    "per_image_error", "place", "pool", "psnr", "reconstruct", "roc_auc", "summarize", "train", "train_anomaly",
-    "up", "variant_key",
+    "all_variants", "bce_loss", "bench_setup", "build", "code_size", "conv3", "evaluate", "evaluate_anomaly",
+    "example_indices", "fit", "fixed_noisy", "held_out_classes", "keras_init_", "load_model", "mean_loss",
+    "model_inputs", "per_image_error", "place", "pool", "psnr", "reconstruct", "roc_auc", "summarize", "train",
+    "train_anomaly", "up", "variant_key",
 ]

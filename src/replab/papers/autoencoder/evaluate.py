@@ -9,8 +9,10 @@ import torch
 from replab import runtime as rt
 from replab.batches import Images, load_images, map_batches
 from replab.io import require_finite, write_json, write_npz
+from replab.papers import Variant, evaluate_each
 from replab.papers.autoencoder.model import (
     ANOMALY,
+    PAPER,
     Config,
     code_size,
     fixed_noisy,
@@ -19,6 +21,7 @@ from replab.papers.autoencoder.model import (
     per_image_error,
     psnr,
     reconstruct,
+    variant_key,
 )
 
 
@@ -46,10 +49,23 @@ def example_indices(y: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(first).to(y.device)
 
 
+def all_variants(cfg: Config) -> list[Variant]:
+    """Every trained variant of params.yaml, as the training stages name them: models × seeds and `anomaly` (the
+    evaluation stage measures them all in one process)."""
+    return [Variant(PAPER, variant_key(m, s), {"model": m, "seed": s}) for m in cfg.models for s in cfg.seeds] + [
+        Variant(PAPER, ANOMALY, {})]
+
+
 def evaluate(cfg: Config, runtime, variant) -> None:
+    """One variant, or with the key `all` every variant of params.yaml (one process, one data load)."""
+    device = rt.setup(runtime, 0)
+    data = load_images(cfg.dataset, device)
+    evaluate_each(variant, all_variants(cfg), lambda v: evaluate_variant(cfg, runtime, v, data), runtime.progress)
+
+
+def evaluate_variant(cfg: Config, runtime, variant, data: Images) -> None:
     device = rt.setup(runtime, 0)
     state, record = rt.load_trained(variant.model_dir, device)
-    data = load_images(cfg.dataset, device)
     if variant.key == ANOMALY:
         return evaluate_anomaly(cfg, variant, state, record, data, device)
     model_name = state["arch"]["model"]

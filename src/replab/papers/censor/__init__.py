@@ -85,7 +85,7 @@ claims). The DVC stages depend on exactly the files they run, so editing the eva
 retrain.
 """
 
-from replab.papers.censor.evaluate import evaluate, macro_f1, measure, train_probe
+from replab.papers.censor.evaluate import all_variants, evaluate, macro_f1, measure, probe_init_seed, train_probe
 from replab.papers.censor.model import (
     AXES,
     BASELINE,
@@ -117,8 +117,9 @@ from replab.papers.censor.train import adversarial_postprocess, bench_setup, pre
 
 __all__ = [
     "AXES", "BASELINE", "METHODS", "PAPER", "AdversarialConfig", "Config", "Encoder", "EncoderConfig", "Objective",
-    "PairSampler", "ProbeConfig", "Windows", "adversarial_postprocess", "afl_encoder_loss", "axes_for", "bench_setup",
-    "build_adversary", "build_model", "confusion_loss", "evaluate", "load_windows", "lower_envelope",
-    "lsm_encoder_loss", "macro_f1", "measure", "pair_label_loss", "pretrain", "sct_encoder_loss", "similarity_loss",
-    "similarity_maximisation_loss", "step2_objective", "summarize", "train", "train_probe", "variant_key",
+    "PairSampler", "ProbeConfig", "Windows", "adversarial_postprocess", "afl_encoder_loss", "all_variants",
+    "axes_for", "bench_setup", "build_adversary", "build_model", "confusion_loss", "evaluate", "load_windows",
+    "lower_envelope", "lsm_encoder_loss", "macro_f1", "measure", "pair_label_loss", "pretrain", "probe_init_seed",
+    "sct_encoder_loss", "similarity_loss", "similarity_maximisation_loss", "step2_objective", "summarize", "train",
+    "train_probe", "variant_key",
 ]

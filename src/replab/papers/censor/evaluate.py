@@ -1,7 +1,13 @@
 """censor evaluation, after every repetition: F_y^v and F_y^t (macro-F1 of M∘E on seen / unseen users) and the
-user accuracy of a freshly trained 800-200 MLP on frozen z."""
+user accuracy of a freshly trained 800-200 MLP on frozen z.
+
+The probe is seeded per checkpoint: its training windows and batch order from the variant's seed, its initial
+weights from (seed, checkpoint index) (`probe_init_seed`), never from the global RNG, so the same checkpoint
+gives the same user accuracy whether it is measured alone or after other variants in one process."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -11,7 +17,19 @@ from torch import nn
 from replab import runtime as rt
 from replab.batches import index_batches, map_batches
 from replab.io import require_finite, write_json, write_npz
-from replab.papers.censor.model import Config, ProbeConfig, Windows, build_model, load_windows, mlp
+from replab.papers import EVALUATE_ALL, Variant, evaluate_each
+from replab.papers.censor.model import (
+    BASELINE,
+    PAPER,
+    Config,
+    ProbeConfig,
+    Windows,
+    build_model,
+    load_windows,
+    mlp,
+    variant_key,
+)
+from replab.params import read_params
 
 
 def macro_f1(pred: torch.Tensor, y: torch.Tensor, n_classes: int) -> float:
@@ -25,9 +43,39 @@ def macro_f1(pred: torch.Tensor, y: torch.Tensor, n_classes: int) -> float:
     return float(f1[present].mean().item()) if bool(present.any()) else 0.0
 
 
-def train_probe(cfg: ProbeConfig, z: torch.Tensor, s: torch.Tensor, n_users: int, generator) -> nn.Module:
-    """A fresh 800-200 MLP on frozen features, for the user accuracy."""
-    probe = mlp([z.shape[1], *cfg.hidden, n_users]).to(z.device)
+def probe_init_seed(seed: int, index: int) -> int:
+    """The seed of the user probe's initial weights at checkpoint `index` of a variant with `seed`: fixed by these
+    two alone, so a checkpoint's user accuracy does not depend on what was measured before it in the process."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+@dataclass
+class ProbeData:
+    """The windows the probe trains on (all of train, or a subset of `probe.max_train` drawn with the variant's
+    seed) and the state of that seed's generator after the draw, where every checkpoint's batch order starts."""
+
+    x: torch.Tensor
+    s: torch.Tensor
+    generator_state: torch.Tensor
+
+
+def probe_data(cfg: Config, data: Windows, seed: int, device) -> ProbeData:
+    generator = rt.seeded_generator(seed, device)
+    x_train, s_train = data.x["train"], data.s["train"]
+    if 0 < cfg.probe.max_train < len(x_train):
+        subset = torch.randperm(len(x_train), generator=generator, device=generator.device)[:cfg.probe.max_train]
+        x_train, s_train = x_train[subset.to(device)], s_train[subset.to(device)]
+    return ProbeData(x_train, s_train, generator.get_state())
+
+
+def train_probe(cfg: ProbeConfig, z: torch.Tensor, s: torch.Tensor, n_users: int, generator,
+                init_seed: int) -> nn.Module:
+    """A fresh 800-200 MLP on frozen features, for the user accuracy; its initial weights are drawn from
+    `init_seed` (the global RNG is left as it was), its batch order from `generator`."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        probe = mlp([z.shape[1], *cfg.hidden, n_users])
+    probe = probe.to(z.device)
     opt = torch.optim.Adam(probe.parameters(), lr=cfg.lr)
     probe.train()
     for _ in range(cfg.epochs):
@@ -40,39 +88,56 @@ def train_probe(cfg: ProbeConfig, z: torch.Tensor, s: torch.Tensor, n_users: int
 
 
 @torch.no_grad()
-def measure(cfg: Config, checkpoint: dict, data: Windows, device, seed: int, what: str = "censor") -> dict[str, float]:
-    """F1 and user accuracy of one checkpoint. `what` names it in the error raised when its features z hold NaN
-    (argmax over NaN would pass silently as class 0)."""
+def measure(cfg: Config, checkpoint: dict, data: Windows, device, seed: int, what: str = "censor", index: int = 0,
+            probe: ProbeData | None = None) -> dict[str, float]:
+    """F1 and user accuracy of checkpoint `index` of a variant with `seed`. `what` names it in the error raised when
+    its features z hold NaN (argmax over NaN would pass silently as class 0). `probe`: the probe's windows
+    (`probe_data`, the same for every checkpoint of the variant), drawn here when not given."""
     encoder, classifier = build_model(cfg, data, device)
     encoder.load_state_dict(checkpoint["encoder"])
     classifier.load_state_dict(checkpoint["classifier"])
     encoder.eval(), classifier.eval()
+    probe = probe or probe_data(cfg, data, seed, device)
     z = {k: require_finite(map_batches(encoder, data.x[k]), f"{what}: features z of the {k} split")
          for k in ("seen", "unseen")}
     pred = {k: map_batches(classifier, z[k]).argmax(1) for k in ("seen", "unseen")}
+    z_train = map_batches(encoder, probe.x)  # only the windows the probe trains on
     generator = rt.seeded_generator(seed, device)
-    x_train, s_train = data.x["train"], data.s["train"]
-    if 0 < cfg.probe.max_train < len(x_train):
-        subset = torch.randperm(len(x_train), generator=generator, device=generator.device)[:cfg.probe.max_train]
-        x_train, s_train = x_train[subset.to(device)], s_train[subset.to(device)]
-    z_train = map_batches(encoder, x_train)  # only the windows the probe trains on
+    generator.set_state(probe.generator_state)
     with torch.enable_grad():
-        probe = train_probe(cfg.probe, z_train, s_train, data.n_users, generator)
-    user_pred = map_batches(probe, z["seen"]).argmax(1)
+        user_probe = train_probe(cfg.probe, z_train, probe.s, data.n_users, generator, probe_init_seed(seed, index))
+    user_pred = map_batches(user_probe, z["seen"]).argmax(1)
     return {"f1_seen": 100 * macro_f1(pred["seen"], data.y["seen"], data.n_activities),  # F_y^v
             "f1_unseen": 100 * macro_f1(pred["unseen"], data.y["unseen"], data.n_activities),  # F_y^t
             "user_accuracy": 100 * float((user_pred == data.s["seen"]).double().mean().item()),
             "label_accuracy_seen": 100 * float((pred["seen"] == data.y["seen"]).double().mean().item())}
 
 
+def all_variants(cfg: Config, raw_lambdas: list | None = None) -> list[Variant]:
+    """Every trained variant of params.yaml, as the training stages name them: the CNN baseline per seed, then
+    methods × lambdas × seeds (the evaluation stage measures them all in one process). `raw_lambdas`: the values
+    as params.yaml writes them, which name DVC's matrix items (`1` and `1.0` are different keys)."""
+    raw = cfg.lambdas if raw_lambdas is None else raw_lambdas
+    return [Variant(PAPER, variant_key(BASELINE, None, s), {"seed": s}) for s in cfg.seeds] + [
+        Variant(PAPER, variant_key(m, key, s), {"method": m, "lambda": lam, "seed": s})
+        for m in cfg.methods for lam, key in zip(cfg.lambdas, raw, strict=True) for s in cfg.seeds]
+
+
 def evaluate(cfg: Config, runtime, variant) -> None:
+    """One variant, or with the key `all` every variant of params.yaml (one process, one data load)."""
+    device = rt.setup(runtime, 0)
+    data = load_windows(cfg.dataset, device)
+    variants = all_variants(cfg, read_params()[PAPER]["lambdas"]) if variant.key == EVALUATE_ALL else []
+    evaluate_each(variant, variants, lambda v: evaluate_variant(cfg, runtime, v, data), runtime.progress)
+
+
+def evaluate_variant(cfg: Config, runtime, variant, data: Windows) -> None:
     seed = variant.axes["seed"]
     device = rt.setup(runtime, seed)
     state, record = rt.load_trained(variant.model_dir, device)
-    data = load_windows(cfg.dataset, device)
-    history = [measure(cfg, ckpt, data, device, seed, f"{variant.paper} {variant.key} (checkpoint {i})")
-               for i, ckpt in enumerate(rt.progress(state["checkpoints"], enabled=runtime.progress,
-                                                    desc=f"evaluate {variant.key}"))]
+    probe = probe_data(cfg, data, seed, device)
+    history = [measure(cfg, ckpt, data, device, seed, f"{variant.paper} {variant.key} (checkpoint {i})", i, probe)
+               for i, ckpt in enumerate(state["checkpoints"])]
     curves = {name: [h[name] for h in history] for name in history[0]}
     write_npz(variant.plots_dir / "history.npz", repetition=np.arange(len(history)),
               **{k: np.array(v) for k, v in curves.items()})

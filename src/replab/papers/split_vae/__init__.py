@@ -75,6 +75,7 @@ stages depend on exactly the files they run, so editing the evaluation or the re
 """
 
 from replab.papers.split_vae.evaluate import (
+    all_variants,
     cluster,
     clustering_scores,
     clustering_table,
@@ -124,7 +125,7 @@ from replab.papers.split_vae.train import bench_setup, fit, train
 __all__ = [
     "ARTICLE_ROWS", "ARTICLE_TABLE", "AXES", "EXPERIMENTS", "MEASURES", "PAPER", "ROWS", "SPECIAL_KEYS", "TERMS",
     "ClusteringConfig", "Config", "Exp2Config", "ExperimentConfig", "GridConfig", "SplitVAE", "TsneConfig",
-    "WriterData", "bench_setup", "bernoulli_nll", "cluster", "clustering_scores", "clustering_table",
+    "WriterData", "all_variants", "bench_setup", "bernoulli_nll", "cluster", "clustering_scores", "clustering_table",
     "decoded_grid", "eval_terms", "evaluate", "experiment_data", "fit", "gaussian_kl", "latents", "load_model",
     "load_writers", "loss_terms", "majority_share", "probe_accuracy", "purity", "restrict", "sample", "slant",
     "slant_r2", "summarize", "train", "tsne_embed", "variant_key", "writer_subset",

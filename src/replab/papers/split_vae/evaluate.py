@@ -11,8 +11,10 @@ import torch
 
 from replab import runtime as rt
 from replab.io import DataError, require_finite, write_json, write_npz
+from replab.papers import Variant, evaluate_each
 from replab.papers.split_vae.model import (
     EVAL_NOISE_SEED,
+    PAPER,
     ROWS,
     SPLITS,
     TERMS,
@@ -20,11 +22,13 @@ from replab.papers.split_vae.model import (
     Config,
     SplitVAE,
     TsneConfig,
+    WriterData,
     eval_terms,
     experiment_data,
     latents,
     load_model,
     load_writers,
+    variant_key,
 )
 
 # ---------------------------------------------------------------------------------------------------------
@@ -159,11 +163,32 @@ def tsne_embed(z: np.ndarray, cfg: TsneConfig, seed: int) -> tuple[np.ndarray | 
                 random_state=seed).fit_transform(z), None
 
 
+def all_variants(cfg: Config) -> list[Variant]:
+    """Every trained variant of params.yaml (experiments × seeds), as the training stages name them."""
+    return [Variant(PAPER, variant_key(e, s), {"experiment": e, "seed": s}) for e in cfg.experiments
+            for s in cfg.seeds]
+
+
 def evaluate(cfg: Config, runtime, variant) -> None:
+    """One variant, or with the key `all` every variant of params.yaml (one process, one data load; each
+    experiment's writer subset is taken once)."""
+    device = rt.setup(runtime, 0)
+    loaded = load_writers(cfg.dataset, device)
+    subsets: dict[str, tuple[WriterData, np.ndarray]] = {}
+
+    def one(v) -> None:
+        experiment = v.axes["experiment"]
+        if experiment not in subsets:
+            subsets[experiment] = experiment_data(cfg, experiment, loaded, device)
+        evaluate_variant(cfg, runtime, v, *subsets[experiment])
+
+    evaluate_each(variant, all_variants(cfg), one, runtime.progress)
+
+
+def evaluate_variant(cfg: Config, runtime, variant, data: WriterData, writers: np.ndarray) -> None:
     experiment, seed = variant.axes["experiment"], variant.axes["seed"]
     device = rt.setup(runtime, seed)
     state, record = rt.load_trained(variant.model_dir, device)
-    data, writers = experiment_data(cfg, experiment, load_writers(cfg.dataset, device), device)
     if record.get("writers") is not None and record["writers"] != writers.tolist():
         raise DataError(f"{variant.model_dir}: trained on another writer subset (run `dvc repro` to retrain)")
     model = load_model(state, device)
