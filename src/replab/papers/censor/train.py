@@ -87,10 +87,14 @@ def step2_objective(method: str, lam: float, encoder: nn.Module, classifier: nn.
     for AFL (Eq. 1); (i, j, t) pairs for SCT (Eq. 4, t = g) and LSM (Eq. 5, t = same activity)."""
     if method in SIMILARITY_METHODS:
         i, j, t = batch
-        z1, z2 = encoder(x[i]), encoder(x[j])
+        # both windows of every pair in one pass through E and M (E runs without dropout in step 2, so rows are
+        # independent: the same z as two passes, with half the operator launches)
+        z = encoder(x[torch.cat([i, j])])
+        z1, z2 = z.chunk(2)
+        logits1, logits2 = classifier(z).chunk(2)
         sim_logits = adversary(torch.cat([z1, z2], 1)).squeeze(1)
         loss = sct_encoder_loss if method == "sct" else lsm_encoder_loss
-        return loss(classifier(z1), y[i], classifier(z2), y[j], sim_logits, t, lam)
+        return loss(logits1, y[i], logits2, y[j], sim_logits, t, lam)
     z = encoder(x[batch])
     return afl_encoder_loss(classifier(z), y[batch], adversary(z), s[batch], lam)
 
