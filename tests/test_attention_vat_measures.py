@@ -358,7 +358,7 @@ def test_evaluate_every_variant_of_a_dataset_then_report(in_tmp):
     Fig. 2 curves) into metrics/attention_vat/<dataset>/; the report reads exactly those."""
     from replab.io import read_json, write_json
     from replab.papers import Variant
-    from replab.papers.attention_vat.model import Config, save_model, sweep_variants
+    from replab.papers.attention_vat.model import Config, save_model, sweep_variants, variant_dir
     from replab.params import Runtime
 
     _write_processed(in_tmp / "data/processed")
@@ -368,12 +368,13 @@ def test_evaluate_every_variant_of_a_dataset_then_report(in_tmp):
     config = {"vocab_size": 12, "embedding_dim": 6, "hidden": 5, "attention_dim": 4}
     run = _record("vanilla", 0, 0)["run"]
     for key, axes in sweep_variants(cfg):
+        folder = Path("models/attention_vat") / variant_dir(key, axes)  # <dataset>-<setting>-<seed>/<key>/
         if key.startswith("fig2-"):
-            write_json(Path("models/attention_vat") / key / "train.json", {
+            write_json(folder / "train.json", {
                 "dataset": "rt_snippets", "seed": 0, "n_labeled": 20, "ratios": [0.0, 1.0],
                 "curves": {"attention_vat": {"n_unlabeled": [0, 20], "dev_f1": [60.0, 65.0]}}, "run": run})
         else:
-            save_model(model, config, Path("models/attention_vat") / key,
+            save_model(model, config, folder,
                        {"n_labeled": 20, "n_unlabeled": 20 if axes["setting"] == "semi" else 0, "run": run})
     ev.evaluate(cfg, Runtime(progress=False, threads=1),
                 Variant("attention_vat", "evaluate-rt_snippets", {"dataset": "rt_snippets"}))

@@ -7,6 +7,7 @@ import importlib
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -255,6 +256,15 @@ def test_variant_axes_and_keys():
     assert M.axes_for("fig2-rt_snippets-0") == {"dataset": "datasets", "seed": "seeds"}
     keys = [k for k, _ in M.sweep_variants(cfg)]
     assert len(keys) == 9 + 1 + 1 and keys[-1] == "fig2-rt_snippets-0"
+    # a training stage: every method of one setting, each in its own subfolder named by the variant key
+    stage = M.group_key("rt_snippets", "semi", 0)
+    assert stage == "rt_snippets-semi-0"
+    assert parse_variant("attention_vat", stage, ["dataset=rt_snippets", "setting=semi", "seed=0"], cfg,
+                         M.axes_for(stage)).axes == {"dataset": "rt_snippets", "setting": "semi", "seed": 0}
+    assert M.variant_dir(key, v.axes).as_posix() == "rt_snippets-semi-0/rt_snippets-attention_vat-semi-0"
+    assert M.variant_dir("fig2-rt_snippets-0", {"dataset": "rt_snippets", "seed": 0}).as_posix() == "fig2-rt_snippets-0"
+    with pytest.raises(ParamError, match="every method of a setting"):
+        T.train(cfg, Runtime(progress=False, threads=1), v)  # one method alone is no training stage
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -285,18 +295,33 @@ def _write_text_set(root, name="rt_snippets", vocab=40):
     (folder / "meta.json").write_text(json.dumps({"source": "test", "special_ids": {"pad": 0, "unk": 1}}))
 
 
+def _stage(setting: str) -> Variant:
+    """The training stage of one setting (every method of it) on rt_snippets, seed 0."""
+    return Variant("attention_vat", M.group_key("rt_snippets", setting, 0),
+                   {"dataset": "rt_snippets", "setting": setting, "seed": 0})
+
+
+FIG2_STAGE = Variant("attention_vat", "fig2-rt_snippets-0", {"dataset": "rt_snippets", "seed": 0})
+
+
+def _folder(key: str, axes: dict) -> Path:
+    return Path("models/attention_vat") / M.variant_dir(key, axes)
+
+
 def test_end_to_end_every_method_is_deterministic(in_tmp):
     _write_text_set(in_tmp / "data/processed")
     cfg = _cfg(epochs=2, batch_size=16, batch_unlabeled=16, neighbours=3, n_unlabeled=64,
                fig2={"methods": ["attention_vat"], "ratios": [0.0, 1.0, 2.0]})
     runtime = Runtime(progress=False, threads=1)
-    variants = [Variant("attention_vat", key, axes) for key, axes in M.sweep_variants(cfg)]
+    variants = M.sweep_variants(cfg)
     assert len(variants) == 9 + 4 + 1
 
     def run():
-        for v in variants:
-            T.train(cfg, runtime, v)
-        return {v.key: read_json(v.model_dir / "train.json") for v in variants}
+        for stage in (_stage("supervised"), _stage("semi"), FIG2_STAGE):
+            T.train(cfg, runtime, stage)
+        assert sorted(p.name for p in (in_tmp / "models/attention_vat").iterdir()) == [
+            "fig2-rt_snippets-0", "rt_snippets-semi-0", "rt_snippets-supervised-0"]
+        return {key: read_json(_folder(key, axes) / "train.json") for key, axes in variants}
 
     first = run()
     for key, rec in first.items():
@@ -309,7 +334,7 @@ def test_end_to_end_every_method_is_deterministic(in_tmp):
         assert math.isfinite(rec["history"][-1]["loss"])
         if rec["method"] != "vanilla":
             assert rec["history"][0]["adv"] > 0  # the second term of Eq. 10 is there
-        model, config = M.load_model(variants[0].model_dir.parent / key, torch.device("cpu"))
+        model, config = M.load_model(_folder(key, dict(variants)[key]), torch.device("cpu"))
         assert config["vocab_size"] == 40 and not model.training
     # the semi-supervised run differs from the supervised one of the same method (the pool is used)
     assert first["rt_snippets-attention_vat-semi-0"]["history"] != first["rt_snippets-attention_vat-supervised-0"][
@@ -333,49 +358,88 @@ def test_semi_setting_without_a_pool_trains_with_n_ul_zero(in_tmp, capsys):
     _write_text_set(in_tmp / "data/processed")
     (in_tmp / "data/processed/rt_snippets/unlabeled.npz").unlink()
     cfg = _cfg(epochs=1, semi_methods=["word_vat"])
-    axes = {"dataset": "rt_snippets", "method": "word_vat", "setting": "semi", "seed": 0}
-    variant = Variant("attention_vat", M.variant_key(**axes), axes)
-    T.train(cfg, Runtime(progress=False, threads=1), variant)
-    assert read_json(variant.model_dir / "train.json")["n_unlabeled"] == 0
+    T.train(cfg, Runtime(progress=False, threads=1), _stage("semi"))
+    assert read_json(_stage("semi").model_dir / "rt_snippets-word_vat-semi-0/train.json")["n_unlabeled"] == 0
     assert "no unlabeled pool" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("key", ["rt_snippets-word_ivat-semi-0", "fig2-rt_snippets-0"])
-def test_a_killed_run_resumes_to_the_uninterrupted_result(in_tmp, monkeypatch, capsys, key):
-    """Checkpoints at every epoch (runtime.checkpoint_every = 0); a run stopped in its third evaluation resumes
-    from the last checkpoint to the record of an uninterrupted run (the unlabeled stream and RNGs included)."""
+def test_a_method_trained_after_others_in_one_process_equals_it_trained_alone(in_tmp):
+    """A training stage trains every method of its setting in one process: each method's weights and record are
+    those of the method trained alone (nothing carries over from the methods before it: global RNG, the batch
+    generator, the data). Dropout on, so the global RNG is drawn from."""
     _write_text_set(in_tmp / "data/processed")
-    cfg = _cfg(epochs=3, batch_size=16, batch_unlabeled=16, neighbours=3, n_unlabeled=64, semi_methods=["word_ivat"],
-               fig2={"methods": ["attention_vat"], "ratios": [0.0, 1.0]})
+    runtime = Runtime(progress=False, threads=1)
+
+    def trained(methods: list[str]) -> dict:
+        cfg = _cfg(epochs=2, batch_size=16, batch_unlabeled=16, neighbours=3, n_unlabeled=64, dropout=0.2,
+                   semi_methods=methods)
+        T.train(cfg, runtime, _stage("semi"))
+        folders = {m: _stage("semi").model_dir / M.variant_key("rt_snippets", m, "semi", 0) for m in methods}
+        assert sorted(p.name for p in _stage("semi").model_dir.iterdir()) == sorted(p.name for p in folders.values())
+        records = without_timing({m: _untimed(read_json(f / "train.json")) for m, f in folders.items()})
+        return {m: (records[m], torch.load(f / "model.pt", weights_only=True)["state_dict"])
+                for m, f in folders.items()}
+
+    together = trained(["word_ivat", "attention_vat"])
+    for method in ("attention_vat", "word_ivat"):
+        record, weights = trained([method])[method]
+        assert together[method][0] == record
+        assert together[method][1].keys() == weights.keys()
+        assert all(torch.equal(together[method][1][k], weights[k]) for k in weights), method
+
+
+def _untimed(record: dict) -> dict:
+    record = dict(record)
+    record.pop("seconds_per_step", None)
+    for curve in record.get("curves", {}).values():
+        curve.pop("seconds_per_step", None)
+    return record
+
+
+@pytest.mark.parametrize("key", ["rt_snippets-semi-0", "fig2-rt_snippets-0"])
+def test_a_killed_run_resumes_to_the_uninterrupted_result(in_tmp, monkeypatch, capsys, key):
+    """Checkpoints at every epoch (runtime.checkpoint_every = 0); a stage killed in the second epoch of its second
+    fit (method, or Fig. 2 point) resumes from the last checkpoint to the records and DVCLive curves of an
+    uninterrupted run (the unlabeled stream and RNGs included), without training the first fit again."""
+    _write_text_set(in_tmp / "data/processed")
+    cfg = _cfg(epochs=3, batch_size=16, batch_unlabeled=16, neighbours=3, n_unlabeled=64,
+               semi_methods=["word_ivat", "attention_vat"], fig2={"methods": ["attention_vat"], "ratios": [0.0, 1.0]})
     runtime = Runtime(progress=False, threads=1, checkpoint_every=0)
-    axes = dict(zip(("dataset", "seed"), ("rt_snippets", 0), strict=True)) if key.startswith("fig2") else {
-        "dataset": "rt_snippets", "method": "word_ivat", "setting": "semi", "seed": 0}
-    variant = Variant("attention_vat", key, axes)
+    variant = FIG2_STAGE if key.startswith("fig2") else _stage("semi")
+
+    def results() -> dict:
+        records = {str(p.relative_to(variant.model_dir)): _untimed(read_json(p))
+                   for p in sorted(variant.model_dir.rglob("train.json"))}
+        for rec in records.values():
+            rec.pop("run")
+        curves = {str(p.relative_to(variant.live_dir)): p.read_text()
+                  for p in sorted(variant.live_dir.rglob("*")) if p.is_file()}
+        return {"records": records, "curves": curves}
+
     T.train(cfg, runtime, variant)
-    uninterrupted = read_json(variant.model_dir / "train.json")
+    uninterrupted = results()
+    assert len(uninterrupted["records"]) == (1 if key.startswith("fig2") else 2)
 
     calls, real = {"n": 0}, T.dev_scores
 
-    def stop_at_third(model, data):
+    def stop_at_fifth(model, data):
         calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt  # the kill, after two saved epochs
+        if calls["n"] == 5:
+            raise KeyboardInterrupt  # the kill: 3 epochs of the first fit and 1 of the second saved
         return real(model, data)
-    monkeypatch.setattr(T, "dev_scores", stop_at_third)
+    monkeypatch.setattr(T, "dev_scores", stop_at_fifth)
     shutil.rmtree(variant.model_dir)
     with pytest.raises(KeyboardInterrupt):
         T.train(cfg, runtime, variant)
     assert (in_tmp / "checkpoints/attention_vat" / key / "checkpoint.pt").exists()
-    monkeypatch.setattr(T, "dev_scores", real)
+    shutil.rmtree(variant.model_dir, ignore_errors=True)  # as DVC does before it reruns the stage
+    shutil.rmtree(variant.live_dir)
+    calls["n"] = -100  # no more stops
     capsys.readouterr()
     T.train(cfg, runtime, variant)
     assert "resuming from" in capsys.readouterr().err
-    resumed = read_json(variant.model_dir / "train.json")
-    for rec in (uninterrupted, resumed):
-        rec.pop("run"), rec.pop("seconds_per_step", None)
-        for c in rec.get("curves", {}).values():
-            c.pop("seconds_per_step")
-    assert resumed == uninterrupted
+    assert calls["n"] == -100 + 2  # the second fit's last two epochs only
+    assert results() == uninterrupted
     assert not (in_tmp / "checkpoints/attention_vat" / key / "checkpoint.pt").exists()
 
 

@@ -90,6 +90,25 @@ def test_current_variants_follow_the_expanded_matrix_not_stale_folders(in_tmp):
     assert current_variants("q") == ["x"]
 
 
+def test_a_stage_that_trains_several_variants_holds_their_folders(in_tmp):
+    """attention_vat: a stage trains several variants into one output folder, one DVCLive folder per variant
+    inside it; each variant is named by its own folder (in name order), stale stage folders are not drawn."""
+    log_variant(in_tmp, "p", "s-0/b-s-0", {"loss": [2.0]})
+    log_variant(in_tmp, "p", "s-0/a-s-0", {"loss": [1.0, 0.5]})
+    log_variant(in_tmp, "p", "fig-0", {"f1": [3.0]})
+    log_variant(in_tmp, "p", "s-7/a-s-7", {"loss": [9.0]})  # left on disk by an earlier sweep
+    assert gather("p", ["s-0/a-s-0", "s-0/b-s-0", "fig-0"]) == {
+        "loss": [("a-s-0", 0, 1.0), ("a-s-0", 1, 0.5), ("b-s-0", 0, 2.0)], "f1": [("fig-0", 0, 3.0)]}
+    assert [v for v, _, _ in gather("p")["loss"]] == ["a-s-0", "a-s-0", "a-s-7", "b-s-0"]
+    subprocess.run(["dvc", "init", "-q", "--no-scm"], cwd=in_tmp, check=True)
+    (in_tmp / "params.yaml").write_text("p:\n  seeds: [0]\n")
+    (in_tmp / "dvc.yaml").write_text(
+        "stages:\n  train:\n    matrix:\n      seed: ${p.seeds}\n    cmd: 'true'\n"
+        "    outs:\n      - plots/p/curves/s-${key}\n"
+        "  fig:\n    cmd: 'true'\n    outs:\n      - plots/p/curves/fig-0\n")
+    assert current_variants("p") == ["s-0/a-s-0", "s-0/b-s-0", "fig-0"]
+
+
 def test_outside_a_dvc_repository_every_folder_counts(in_tmp):
     assert current_variants("p") is None
 

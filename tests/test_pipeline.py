@@ -171,7 +171,8 @@ def test_dvc_plots_show_every_papers_training_curves(repo, tmp_path):
     assert not shown.get("errors"), shown["errors"]
     curves = {k: v for k, v in shown["data"].items() if k.startswith("plots/curves/")}
     for paper in papers:
-        variants = {p.name for p in (repo / "plots" / paper / "curves").iterdir() if p.is_dir()}
+        # one DVCLive folder (with its metrics.json) per variant; attention_vat's are inside their stage's folder
+        variants = {p.parent.name for p in (repo / "plots" / paper / "curves").glob("**/metrics.json")}
         charts = [v[0]["content"] for k, v in curves.items() if k.startswith(f"plots/curves/{paper}/")]
         assert charts, f"{paper}: no training-curve chart"
         drawn = {row["variant"] for chart in charts for row in chart["data"]["values"]}

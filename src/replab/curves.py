@@ -8,6 +8,10 @@ stage gathers them:
 
     plots/curves/<paper>/<name>.tsv      columns: variant, step, <name>     (name may contain `/`: subfolders)
 
+A stage that trains several variants in one process (attention_vat: every method of a setting) has one output
+folder holding a DVCLive folder per variant, `plots/<paper>/curves/<stage key>/<variant>/`; the variant's name
+is its own folder's.
+
 dvc.yaml declares `plots/curves` once (template `.dvc/plots/variants.json`: one line per variant, the revision
 as the dash pattern in `dvc plots diff`), so any paper whose stages log through DVCLive there is covered.
 Non-finite values (a diverged run) are left out of the lines and counted on stderr.
@@ -30,10 +34,28 @@ def live_root(paper: str) -> Path:
     return Path("plots") / paper / "curves"
 
 
+def is_live_dir(folder: Path) -> bool:
+    """A DVCLive folder (its summary metrics.json or its plots/), not a folder of them."""
+    return (folder / "metrics.json").is_file() or (folder / "plots").is_dir()
+
+
+def variant_paths(base: Path, outputs: list[str]) -> list[str]:
+    """The variants' folders, relative to `base`, of the output folders `outputs` (relative to `base`): an output
+    that is a DVCLive folder, or else each DVCLive folder one level below it (a stage that trains several
+    variants); an output with neither stays as it is (gather then names it). In variant-name order."""
+    found = []
+    for out in outputs:
+        folder = base / out
+        inner = [] if is_live_dir(folder) or not folder.is_dir() else sorted(p for p in folder.iterdir()
+                                                                            if p.is_dir() and is_live_dir(p))
+        found += [f"{out}/{p.name}" for p in inner] or [out]
+    return sorted(found, key=lambda v: (v.rsplit("/", 1)[-1], v))
+
+
 def current_variants(paper: str) -> list[str] | None:
     """The variants whose DVCLive directory is an output of a stage of this repository's dvc.yaml (as expanded
-    for the params in force), so curves left on disk by an earlier sweep are not drawn; None outside a DVC
-    repository."""
+    for the params in force), or lies one level below one, so curves left on disk by an earlier sweep are not
+    drawn: paths relative to plots/<paper>/curves/. None outside a DVC repository."""
     try:
         from dvc.exceptions import NotDvcRepoError
         from dvc.repo import Repo
@@ -45,7 +67,7 @@ def current_variants(paper: str) -> list[str] | None:
             paths = [Path(out.fs_path) for out in repo.index.outs]
     except NotDvcRepoError:
         return None
-    return sorted(p.name for p in paths if p.parent == root)
+    return variant_paths(live_root(paper), [p.name for p in paths if p.parent == root])
 
 
 def read_live_tsv(path: Path) -> tuple[str, list[tuple[float, float]]]:
@@ -67,15 +89,17 @@ def read_live_tsv(path: Path) -> tuple[str, list[tuple[float, float]]]:
 
 def gather(paper: str, variants: list[str] | None = None) -> dict[str, list[tuple[str, float, float]]]:
     """{metric name (path below plots/metrics, no suffix): [(variant, step, value), ...]} over the variants
-    (default: every directory under plots/<paper>/curves/), in variant then step order; non-finite values
-    dropped (counted on stderr). Raises DataError when a named variant has no curves."""
+    (paths relative to plots/<paper>/curves/, named by their last part; default: every DVCLive directory there
+    or one level below), in variant then step order; non-finite values dropped (counted on stderr). Raises
+    DataError when a named variant has no curves."""
     base = live_root(paper)
     if variants is None:
-        variants = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+        variants = variant_paths(base, sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else [])
     curves: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
     dropped: dict[str, int] = defaultdict(int)
-    for variant in variants:
-        metrics_dir = base / variant / "plots" / "metrics"
+    for path in variants:
+        variant = path.rsplit("/", 1)[-1]
+        metrics_dir = base / path / "plots" / "metrics"
         files = sorted(metrics_dir.rglob("*.tsv")) if metrics_dir.is_dir() else []
         if not files:
             raise DataError(f"{metrics_dir}: no DVCLive curves (*.tsv) for variant {variant!r} of {paper}")

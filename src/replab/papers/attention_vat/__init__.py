@@ -97,7 +97,10 @@ by √(32/300). Why its results are weak, measured in-process (one thread, dev R
   random ‖r‖ = 1 (30) on ã gives a KL of 2e-4 (0.04): the attention-level term regularises weakly at this size,
   whatever ε (the word-level VAT term is about 0.1).
 
-Variants (dvc.yaml matrix keys): `<dataset>-<method>-supervised-<seed>`, `<dataset>-<method>-semi-<seed>`,
+Variants: `<dataset>-<method>-supervised-<seed>`, `<dataset>-<method>-semi-<seed>`, `fig2-<dataset>-<seed>`
+(the names of metrics, curves and report rows). Stages (dvc.yaml matrix keys): `<dataset>-supervised-<seed>` and
+`<dataset>-semi-<seed>` train every method of the setting in one process (one start-up: torch, DVCLive, the data
+load, DVC's bookkeeping; not one per method), one subfolder per variant in models/attention_vat/<stage key>/;
 `fig2-<dataset>-<seed>`; evaluation: `evaluate-<dataset>` (every variant of a dataset in one process).
 
 Read in order: model.py (configuration, data, the network, Eq. 1–12 and the perturbations), train.py (one step
@@ -122,11 +125,13 @@ from replab.papers.attention_vat.model import (
     Output,
     axes_for,
     fig2_key,
+    group_key,
     kl_binary,
     load_model,
     nll,
     save_model,
     sweep_variants,
+    variant_dir,
     variant_key,
 )
 from replab.papers.attention_vat.report import summarize
@@ -135,6 +140,6 @@ from replab.papers.attention_vat.train import bench_setup, fit, train, training_
 __all__ = [
     "AXES", "EVALUATE_ALL", "FIG2", "METHODS", "METHOD_LABELS", "PAPER", "SEMI_METHODS", "SETTINGS",
     "AttentionClassifier", "Config", "bench_setup", "Fig2Config", "Output", "axes_for", "evaluate", "fig2_key", "fit",
-    "kl_binary", "load_model", "nll", "save_model", "summarize", "sweep_variants", "train",
-    "training_loss", "variant_key",
+    "group_key", "kl_binary", "load_model", "nll", "save_model", "summarize", "sweep_variants", "train",
+    "training_loss", "variant_dir", "variant_key",
 ]

@@ -266,14 +266,18 @@ def linear_baseline(dataset: str, root: Path | None = None) -> dict:
 @dataclass(frozen=True)
 class Target:
     """One trained variant and where its evaluation goes: metrics/attention_vat/<dataset>/<key>.json and
-    plots/attention_vat/variants/<dataset>/<key>/ (one evaluation stage per dataset owns its folder)."""
+    plots/attention_vat/variants/<dataset>/<key>/ (one evaluation stage per dataset owns its folder). Its model
+    is in models/attention_vat/<dataset>-<setting>-<seed>/<key>/ (the folder of the stage that trained every
+    method of the setting), a Fig. 2 record in models/attention_vat/<key>/."""
 
     key: str
     axes: dict
 
     @property
     def model_dir(self) -> Path:
-        return Path("models") / "attention_vat" / self.key
+        from replab.papers.attention_vat.model import variant_dir
+
+        return Path("models") / "attention_vat" / variant_dir(self.key, self.axes)
 
     @property
     def metrics_path(self) -> Path:

@@ -97,18 +97,39 @@ AXES = {"dataset": "datasets", "method": "methods", "setting": "settings", "seed
 
 def axes_for(key: str) -> dict[str, str]:
     """Keys: `<dataset>-<method>-supervised-<seed>` (method from `methods`), `<dataset>-<method>-semi-<seed>`
-    (from `semi_methods`), `fig2-<dataset>-<seed>` (every Fig. 2 point of one dataset and seed), and
-    `evaluate-<dataset>` (the evaluation of every variant of one dataset in one process)."""
+    (from `semi_methods`), `<dataset>-<setting>-<seed>` (a training stage: every method of the setting),
+    `fig2-<dataset>-<seed>` (every Fig. 2 point of one dataset and seed), and `evaluate-<dataset>` (the
+    evaluation of every variant of one dataset in one process). Data set and method names have no `-`."""
     if key.startswith(f"{FIG2}-"):
         return {"dataset": "datasets", "seed": "seeds"}
     if key.startswith(f"{EVALUATE_ALL}-"):
         return {"dataset": "datasets"}
+    if key.count("-") == 2:
+        return {"dataset": "datasets", "setting": "settings", "seed": "seeds"}
     return {**AXES, "method": "semi_methods"} if _semi(key) else AXES
 
 
 def variant_key(dataset: str, method: str, setting: str, seed: int) -> str:
-    """dvc.yaml's ${key} of `matrix: {dataset, method, setting, seed}`."""
+    """The key naming one trained method everywhere (metrics, curves, report): dataset-method-setting-seed."""
     return f"{dataset}-{method}-{setting}-{seed}"
+
+
+def group_key(dataset: str, setting: str, seed: int) -> str:
+    """dvc.yaml's ${key} of a training stage, `matrix: {dataset, setting, seed}`: one process trains every method
+    of the setting (`methods` or `semi_methods`), so a process start-up is paid once, not once per method."""
+    return f"{dataset}-{setting}-{seed}"
+
+
+def setting_methods(cfg: Config, setting: str) -> list[str]:
+    return list(cfg.semi_methods if setting == "semi" else cfg.methods)
+
+
+def variant_dir(key: str, axes: dict) -> Path:
+    """A variant's folder below models/attention_vat/ (and plots/attention_vat/curves/): <group>/<key>/ for a
+    trained method (its stage writes the group folder, one subfolder per method), <key>/ for Fig. 2."""
+    if "method" not in axes:
+        return Path(key)
+    return Path(group_key(axes["dataset"], axes["setting"], axes["seed"])) / key
 
 
 def fig2_key(dataset: str, seed: int) -> str:
@@ -116,9 +137,10 @@ def fig2_key(dataset: str, seed: int) -> str:
 
 
 def sweep_variants(cfg: Config) -> list[tuple[str, dict]]:
-    """(key, axes) of every variant in params.yaml, as dvc.yaml spells the keys: supervised (datasets × methods ×
-    seeds), semi-supervised (datasets × semi_methods × seeds), Fig. 2 (datasets × seeds). Their evaluation writes
-    metrics/attention_vat/<dataset>/<key>.json (one evaluation stage per dataset)."""
+    """(key, axes) of every trained variant in params.yaml: supervised (datasets × methods × seeds),
+    semi-supervised (datasets × semi_methods × seeds), Fig. 2 (datasets × seeds). Their models are in
+    models/attention_vat/<variant_dir>, their evaluation in metrics/attention_vat/<dataset>/<key>.json (one
+    evaluation stage per dataset)."""
     out = [(variant_key(d, m, setting, s), {"dataset": d, "method": m, "setting": setting, "seed": s})
            for d in cfg.datasets for setting, methods in (("supervised", cfg.methods), ("semi", cfg.semi_methods))
            for m in methods for s in cfg.seeds]
@@ -229,11 +251,13 @@ def build_model(cfg: Config, data: TextData, device) -> AttentionClassifier:
     return AttentionClassifier(**model_config(cfg, data), embeddings=data.embeddings).to(device)
 
 
-def save_model(model: AttentionClassifier, cfg_dict: dict, model_dir, record: dict | None = None) -> None:
-    """models/attention_vat/<key>/: model.pt ({"config", "state_dict"}) and train.json, as one directory swap."""
+def save_model(model: AttentionClassifier | dict, cfg_dict: dict, model_dir, record: dict | None = None) -> None:
+    """A variant's model folder: model.pt ({"config", "state_dict"}) and train.json, as one directory swap.
+    `model` may also be its state_dict."""
     from replab import runtime as rt
 
-    state = {"config": cfg_dict, "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+    weights = model.state_dict() if isinstance(model, nn.Module) else model
+    state = {"config": cfg_dict, "state_dict": {k: v.detach().clone() for k, v in weights.items()}}
     rt.save_trained(Path(model_dir), state, record or {})
 
 

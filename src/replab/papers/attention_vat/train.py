@@ -1,9 +1,10 @@
 """attention_vat training: one step of each of the nine methods (Eq. 10 with the perturbations of model.py),
-the epoch loop with model selection on dev (AUC by default), the per-variant stage and the Fig. 2 stage (dev F1
-against N_ul)."""
+the epoch loop with model selection on dev (AUC by default), the stage that trains every method of a setting
+(one process per dataset × setting × seed) and the Fig. 2 stage (dev F1 against N_ul)."""
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -30,10 +31,13 @@ from replab.papers.attention_vat.model import (
     nll,
     random_direction,
     save_model,
+    setting_methods,
     uniform_alpha_direction,
+    variant_key,
     vat_perturbation,
     word_directions,
 )
+from replab.params import ParamError
 
 EVAL_BATCH = 512
 
@@ -234,27 +238,57 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
 
 
 def train(cfg: Config, runtime, variant) -> None:
-    seed, dataset = variant.axes["seed"], variant.axes["dataset"]
+    """One training stage: `<dataset>-<setting>-<seed>` (every method of the setting, `train_group`) or
+    `fig2-<dataset>-<seed>` (`train_fig2`)."""
+    if "method" in variant.axes:
+        raise ParamError(f"attention_vat {variant.key}: a training stage trains every method of a setting; its key "
+                         "is <dataset>-<setting>-<seed> (dataset=… setting=… seed=…, methods from "
+                         "attention_vat.methods / semi_methods) or fig2-<dataset>-<seed>")
+    seed = variant.axes["seed"]
     device = rt.setup(runtime, seed)
     ckpt = Checkpoints(variant, cfg, runtime)  # resumes a killed run of the same params and code
-    clock = ckpt.track(rt.RunClock())
     if variant.key.startswith(f"{FIG2}-"):
-        return train_fig2(cfg, runtime, variant, device, clock, ckpt)
-    method, setting = variant.axes["method"], variant.axes["setting"]
+        return train_fig2(cfg, runtime, variant, device, ckpt.track(rt.RunClock()), ckpt)
+    return train_group(cfg, runtime, variant, device, ckpt)
+
+
+def train_group(cfg: Config, runtime, variant, device, ckpt) -> None:
+    """Every method of the variant's setting (`methods`, or `semi_methods` with the unlabeled pool) for one
+    dataset and seed, in this process: one data load, and per method its own fit (seeded afresh: the same model
+    as a process of its own), DVCLive curves in plots/attention_vat/curves/<group>/<key>/ and, once all are
+    trained, model.pt + train.json in models/attention_vat/<group>/<key>/ (the group folder as one swap).
+    Methods finished by the last checkpoint before a kill are kept in it (weights, record): not trained again."""
+    seed, dataset, setting = variant.axes["seed"], variant.axes["dataset"], variant.axes["setting"]
     data = load_text(dataset, device, cfg.unlabeled_max_length)
     if setting == "semi" and data.n_unlabeled == 0:
         # e.g. eraser_movies, prepared without a pool: the VAT term on the labeled data only, recorded as N_ul = 0
         print(f"attention_vat {variant.key}: data/processed/{dataset} has no unlabeled pool; semi-supervised "
               "training uses N_ul = 0", file=sys.stderr)
     n_unlabeled = (cfg.n_unlabeled or data.n_unlabeled) if setting == "semi" else 0
-    with ckpt.open_live() as live:
-        model, record = fit(cfg, method, data, n_unlabeled, seed, device, runtime, live=live,
-                            desc=f"attention_vat {variant.key}", ckpt=ckpt)
-    clock.add(record["rows_per_epoch"] * record["epochs"])
-    record = {"dataset": dataset, "setting": setting, "seed": seed, **record,
-              "eps": cfg.eps_for(method) if method != "vanilla" else None,
-              "run": rt.run_metadata(device, seed, f"{data.name} ({data.source})", clock)}
-    save_model(model, model_config(cfg, data), variant.model_dir, record)
+    done: dict[str, dict] = ckpt.resumed_context.get("done", {})  # {key: {"weights", "record"}} before a kill
+    ckpt.context["done"] = done
+    interrupted = ckpt.loaded["loop"] if ckpt.resuming else None  # the method a kill stopped mid-fit
+    methods = setting_methods(cfg, setting)
+    for method in rt.progress(methods, enabled=runtime.progress, desc=f"attention_vat {variant.key}", unit="method"):
+        key = variant_key(dataset, method, setting, seed)
+        if key in done:
+            continue
+        clock = ckpt.track(rt.RunClock()) if method == interrupted else rt.RunClock()  # + its time before the kill
+        ckpt.clock = clock
+        with rt.open_live(ckpt.live_dir / key, resume=method == interrupted) as live:
+            model, record = fit(cfg, method, data, n_unlabeled, seed, device, runtime, live=live,
+                                desc=f"attention_vat {key}", ckpt=ckpt, loop=method)
+        clock.add(record["rows_per_epoch"] * record["epochs"])
+        record = {"dataset": dataset, "setting": setting, "seed": seed, **record,
+                  "eps": cfg.eps_for(method) if method != "vanilla" else None,
+                  "run": rt.run_metadata(device, seed, f"{data.name} ({data.source})", clock)}
+        done[key] = {"weights": {k: v.detach().clone() for k, v in model.state_dict().items()},
+                     "record": json.loads(json.dumps(record))}  # plain types: the checkpoint loads weights_only
+    config = model_config(cfg, data)
+    with atomic_dir(variant.model_dir) as tmp:
+        for method in methods:
+            key = variant_key(dataset, method, setting, seed)
+            save_model(done[key]["weights"], config, tmp / key, done[key]["record"])
     ckpt.finish()
 
 
