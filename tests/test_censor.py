@@ -496,6 +496,9 @@ def test_evaluation_stage_measures_every_variant_as_alone_and_drops_stale_files(
 
     alone = measured(variants)
     assert measured(variants[::-1]) == alone
+    # checkpoint 0 of every method is the pretrained CNN: the same measures, user accuracy included
+    assert {m: v[0] for m, v in alone["sct-1.0-0"]["history"].items()} == {
+        m: alone["cnn-0"][m] for m in alone["cnn-0"]["history"]}
     (in_tmp / "metrics/censor/lsm-9.0-0.json").write_text("{}")  # a variant no longer in params.yaml
     (in_tmp / "plots/censor/variants/lsm-9.0-0").mkdir()
     cs.evaluate(cfg, runtime, Variant("censor", "all", {}))

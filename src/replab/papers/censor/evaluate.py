@@ -7,6 +7,7 @@ gives the same user accuracy whether it is measured alone or after other variant
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,21 +124,43 @@ def all_variants(cfg: Config, raw_lambdas: list | None = None) -> list[Variant]:
         for m in cfg.methods for lam, key in zip(cfg.lambdas, raw, strict=True) for s in cfg.seeds]
 
 
+def checkpoint_digest(checkpoint: dict) -> str:
+    """sha256 of a checkpoint's weights (names and values), whatever their memory layout or device."""
+    digest = hashlib.sha256()
+    for part in ("encoder", "classifier"):
+        for name, tensor in sorted(checkpoint[part].items()):
+            digest.update(f"{part}.{name}".encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def evaluate(cfg: Config, runtime, variant) -> None:
-    """One variant, or with the key `all` every variant of params.yaml (one process, one data load)."""
+    """One variant, or with the key `all` every variant of params.yaml (one process, one data load). A checkpoint
+    met again is not measured again: every variant of a seed starts from the same pretrained CNN (its checkpoint
+    0), and its measures depend only on its weights, the seed and the checkpoint index."""
     device = rt.setup(runtime, 0)
     data = load_windows(cfg.dataset, device)
     variants = all_variants(cfg, read_params()[PAPER]["lambdas"]) if variant.key == EVALUATE_ALL else []
-    evaluate_each(variant, variants, lambda v: evaluate_variant(cfg, runtime, v, data), runtime.progress)
+    measured: dict[tuple[int, int, str], dict[str, float]] = {}
+    evaluate_each(variant, variants, lambda v: evaluate_variant(cfg, runtime, v, data, measured), runtime.progress)
 
 
-def evaluate_variant(cfg: Config, runtime, variant, data: Windows) -> None:
+def evaluate_variant(cfg: Config, runtime, variant, data: Windows,
+                     measured: dict[tuple[int, int, str], dict[str, float]] | None = None) -> None:
+    """The measures after every repetition → metrics JSON and history.npz. `measured`: measures by (seed,
+    checkpoint index, checkpoint_digest), shared between the variants of one process."""
     seed = variant.axes["seed"]
     device = rt.setup(runtime, seed)
     state, record = rt.load_trained(variant.model_dir, device)
     probe = probe_data(cfg, data, seed, device)
-    history = [measure(cfg, ckpt, data, device, seed, f"{variant.paper} {variant.key} (checkpoint {i})", i, probe)
-               for i, ckpt in enumerate(state["checkpoints"])]
+    measured = {} if measured is None else measured
+    history = []
+    for i, ckpt in enumerate(state["checkpoints"]):
+        key = (seed, i, checkpoint_digest(ckpt))
+        if key not in measured:
+            measured[key] = measure(cfg, ckpt, data, device, seed, f"{variant.paper} {variant.key} (checkpoint {i})",
+                                    i, probe)
+        history.append(measured[key])
     curves = {name: [h[name] for h in history] for name in history[0]}
     write_npz(variant.plots_dir / "history.npz", repetition=np.arange(len(history)),
               **{k: np.array(v) for k, v in curves.items()})
