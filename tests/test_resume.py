@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -119,6 +120,8 @@ def test_a_changed_param_discards_the_checkpoint(repo):
 @pytest.mark.slow
 def test_diverging_run_stops_with_one_line_and_writes_no_model(repo):
     model_dir = repo / "models/aae_ssl/aae_yz-100-0"
+    sh(repo, "dvc", "repro", "prepare@mnist5k")  # the data (up to date after the tests above)
+    shutil.rmtree(model_dir, ignore_errors=True)  # trained by `dvc repro eval_aae_ssl` above
     with changed_params(repo, "aae_ssl", lr=1e30):
         bad = sh(repo, "replab", "train", "aae_ssl", "aae_yz-100-0", "model=aae_yz", "n_labeled=100", "seed=0",
                  check=False)
