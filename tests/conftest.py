@@ -170,3 +170,20 @@ def smoke_clone(root: Path, repro: bool = True, overrides: tuple[str, ...] = ())
     if repro:
         sh(root, "dvc", "repro")
     return root
+
+
+def copy_repo(src: Path, dst: Path) -> Path:
+    """A full copy of a repository at `dst`: working tree, Git history, DVC cache and run cache (symlinks kept).
+    DVC rehashes the copy's outputs on its first command; nothing in it points back at `src`."""
+    import shutil
+
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def smoke_baseline(tmp_path_factory) -> Path:
+    """`smoke_clone` after its one `dvc repro` (results not committed), made once per session and shared by the
+    end-to-end tests that start from the smoke profile's results. Read-only by convention: a test that changes
+    anything works on its own `copy_repo` of it."""
+    return smoke_clone(tmp_path_factory.mktemp("smoke-baseline"))

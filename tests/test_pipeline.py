@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import sh, smoke_clone
+from conftest import copy_repo, sh
 
 pytestmark = pytest.mark.slow
 
@@ -22,9 +22,10 @@ VOLATILE = {"seconds", "samples_per_s"}
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    """The project in a fresh, committed git repo (smoke profile) after `dvc repro` once."""
-    return smoke_clone(tmp_path_factory.mktemp("clone"))
+def repo(smoke_baseline, tmp_path_factory) -> Path:
+    """The project in a fresh, committed git repo (smoke profile) after `dvc repro` once: a copy of the
+    session's smoke baseline, which these tests change."""
+    return copy_repo(smoke_baseline, tmp_path_factory.mktemp("clone") / "repo")
 
 
 def strip_volatile(record):

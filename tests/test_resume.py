@@ -19,7 +19,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import sh, smoke_clone
+from conftest import copy_repo, sh
 from replab import runtime as rt
 from replab.batches import EndlessBatches
 from replab.checkpoint import Checkpoints, rng_state, set_rng_state
@@ -60,8 +60,13 @@ def curves(live_dir: Path) -> dict[str, list[list[str]]]:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    return smoke_clone(tmp_path_factory.mktemp("resume"), repro=False, overrides=LONGER)
+def repo(smoke_baseline, tmp_path_factory) -> Path:
+    """A copy of the session's smoke baseline with params.yaml recomposed with LONGER and committed: its data
+    stages stay up to date, the training stages of every case here are out of date."""
+    root = copy_repo(smoke_baseline, tmp_path_factory.mktemp("resume") / "repo")
+    sh(root, "replab", "compose", "profile=smoke", "runtime.progress=false", *LONGER)
+    sh(root, "git", "commit", "-qm", "longer runs", "--", "params.yaml")
+    return root
 
 
 @pytest.mark.slow

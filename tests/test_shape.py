@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, smoke_clone
+from conftest import REPO, copy_repo
 from replab.papers import PAPERS
 
 SRC = REPO / "src"
@@ -196,10 +196,10 @@ def test_report_depends_on_every_paper_model_and_report():
 
 
 @pytest.mark.slow
-def test_editing_evaluation_or_report_code_never_retrains(tmp_path):
-    """After a smoke `dvc repro`, a comment appended to every paper's evaluate.py and report.py puts the
-    evaluation stages and the report out of date, and no training stage."""
-    repo = smoke_clone(tmp_path / "clone")
+def test_editing_evaluation_or_report_code_never_retrains(smoke_baseline, tmp_path):
+    """After a smoke `dvc repro` (a copy of the session's smoke baseline), a comment appended to every paper's
+    evaluate.py and report.py puts the evaluation stages and the report out of date, and no training stage."""
+    repo = copy_repo(smoke_baseline, tmp_path / "clone")
     for paper in PAPERS:
         for name in ("evaluate.py", "report.py"):
             with open(repo / "src/replab/papers" / paper / name, "a") as f:

@@ -3,9 +3,8 @@ round trip, a queued sweep run with `dvc queue start -j 2`, `dvc exp push`/`pull
 bare Git remote plus the S3 remote, `replab sweep`/`replab compare`, and `runtime.device: cuda` without a GPU.
 
 Every dvc/git subprocess gets an explicit environment: dummy AWS credentials, AWS config files that do not
-exist, no proxies, no user/system Git or DVC config. The end-to-end tests (marked slow) share one smoke-profile
-`dvc repro` of the committed project (`git archive HEAD`: sharing works on commits, and work in progress
-should not break these tests); three to four minutes on 2 idle cores.
+exist, no proxies, no user/system Git or DVC config. The end-to-end tests (marked slow) start from copies of
+the session's smoke baseline (conftest.py: one smoke-profile `dvc repro`), committed with its results.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import csv
 import io
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -23,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, compose, isolated_env
+from conftest import compose, copy_repo, isolated_env
 from replab.cli import main
 from replab.compare import compare_table, expand_grid, qualify, queue_commands, render, split_values
 from replab.params import ParamError
@@ -76,30 +74,13 @@ def s3(env) -> str:
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory, env) -> Path:
-    """The committed project in a fresh Git repo, composed with the smoke profile, `dvc repro` once, committed
-    with its results."""
-    root = tmp_path_factory.mktemp("base")
-    archive = subprocess.run(["git", "archive", "HEAD"], cwd=REPO, env=env, capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
-    for name in ("metrics", "plots", "dvc.lock"):
-        path = root / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    sh(root, env, "git", "init", "-q", "-b", "main")
-    sh(root, env, "git", "config", "user.email", "test@example.com")
-    sh(root, env, "git", "config", "user.name", "test")
-    sh(root, env, "replab", "compose", "profile=smoke", "runtime.progress=false")
-    sh(root, env, "git", "add", "-A")
-    sh(root, env, "git", "commit", "-qm", "smoke")  # DVCLive needs a commit
-    sh(root, env, "dvc", "repro")
+def base(smoke_baseline, tmp_path_factory, env) -> Path:
+    """The project in a fresh Git repo, composed with the smoke profile, `dvc repro` once (a copy of the
+    session's smoke baseline), committed with its results."""
+    root = copy_repo(smoke_baseline, tmp_path_factory.mktemp("base") / "repo")
     sh(root, env, "git", "add", "-A")
     sh(root, env, "git", "commit", "-qm", "smoke results")
     return root
-
-
-def copy_repo(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst, symlinks=True)
-    return dst
 
 
 def metric_files(repo: Path) -> dict[str, bytes]:

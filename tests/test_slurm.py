@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, compose, isolated_env, sh, smoke_clone
+from conftest import REPO, compose, copy_repo, isolated_env, sh
 from replab.cli import main
 from replab.params import ParamError
 from replab.slurm import (
@@ -276,11 +276,12 @@ def env(tmp_path_factory, cluster):
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory, env) -> Path:
-    """The project with the smoke profile's results committed (its DVC cache is the cache the jobs share), a
-    bare Git remote `origin` and a local DVC remote (in .dvc/config: the tasks clone it)."""
+def repo(tmp_path_factory, env, request) -> Path:
+    """The project with the smoke profile's results committed (a copy of the session's smoke baseline, asked
+    for once the cluster is up; its DVC cache is the cache the jobs share), a bare Git remote `origin` and a
+    local DVC remote (in .dvc/config: the tasks clone it)."""
     work = tmp_path_factory.mktemp("sweep")
-    root = smoke_clone(work / "repo")
+    root = copy_repo(request.getfixturevalue("smoke_baseline"), work / "repo")
     sh(work, "git", "init", "-q", "--bare", "-b", "main", str(work / "origin.git"))
     sh(root, "git", "remote", "add", "origin", str(work / "origin.git"))
     sh(root, "dvc", "remote", "add", "-d", "store", str(work / "dvc-store"))
