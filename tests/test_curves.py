@@ -77,13 +77,20 @@ def test_a_file_not_in_dvclive_format_is_an_error_naming_it(in_tmp):
     assert name == "loss" and points[1] == (1.0, 0.5) and math.isinf(points[0][1])
 
 
-def test_current_variants_follow_the_expanded_matrix_not_stale_folders(in_tmp):
-    subprocess.run(["dvc", "init", "-q", "--no-scm"], cwd=in_tmp, check=True)
-    (in_tmp / "params.yaml").write_text("p:\n  seeds: [0, 1]\n")
-    (in_tmp / "dvc.yaml").write_text(
+def dvc_project(root, seeds: str, train_outs: str, other: str) -> None:
+    """A DVC project (no Git) whose `train` stage is a matrix over `p.seeds`, with outputs `train_outs` (YAML list
+    items), beside one more stage `other` (`name: out`)."""
+    subprocess.run(["dvc", "init", "-q", "--no-scm"], cwd=root, check=True)
+    (root / "params.yaml").write_text(f"p:\n  seeds: {seeds}\n")
+    name, out = other.split(": ")
+    (root / "dvc.yaml").write_text(
         "stages:\n  train:\n    matrix:\n      seed: ${p.seeds}\n    cmd: 'true'\n"
-        "    outs:\n      - plots/p/curves/${key}\n      - models/p/${key}\n"
-        "  other:\n    cmd: 'true'\n    outs:\n      - plots/q/curves/x\n")
+        f"    outs:\n{train_outs}  {name}:\n    cmd: 'true'\n    outs:\n      - {out}\n")
+
+
+def test_current_variants_follow_the_expanded_matrix_not_stale_folders(in_tmp):
+    dvc_project(in_tmp, "[0, 1]", "      - plots/p/curves/${key}\n      - models/p/${key}\n",
+                "other: plots/q/curves/x")
     for name in ("0", "1", "7"):  # 7: left on disk by an earlier sweep
         (in_tmp / "plots/p/curves" / name).mkdir(parents=True)
     assert current_variants("p") == ["0", "1"]
@@ -100,12 +107,7 @@ def test_a_stage_that_trains_several_variants_holds_their_folders(in_tmp):
     assert gather("p", ["s-0/a-s-0", "s-0/b-s-0", "fig-0"]) == {
         "loss": [("a-s-0", 0, 1.0), ("a-s-0", 1, 0.5), ("b-s-0", 0, 2.0)], "f1": [("fig-0", 0, 3.0)]}
     assert [v for v, _, _ in gather("p")["loss"]] == ["a-s-0", "a-s-0", "a-s-7", "b-s-0"]
-    subprocess.run(["dvc", "init", "-q", "--no-scm"], cwd=in_tmp, check=True)
-    (in_tmp / "params.yaml").write_text("p:\n  seeds: [0]\n")
-    (in_tmp / "dvc.yaml").write_text(
-        "stages:\n  train:\n    matrix:\n      seed: ${p.seeds}\n    cmd: 'true'\n"
-        "    outs:\n      - plots/p/curves/s-${key}\n"
-        "  fig:\n    cmd: 'true'\n    outs:\n      - plots/p/curves/fig-0\n")
+    dvc_project(in_tmp, "[0]", "      - plots/p/curves/s-${key}\n", "fig: plots/p/curves/fig-0")
     assert current_variants("p") == ["s-0/a-s-0", "s-0/b-s-0", "fig-0"]
 
 
