@@ -121,6 +121,7 @@ def group_key(dataset: str, setting: str, seed: int) -> str:
 
 
 def setting_methods(cfg: Config, setting: str) -> list[str]:
+    """The methods trained in `setting`: `semi_methods` with the unlabeled pool, else `methods`."""
     return list(cfg.semi_methods if setting == "semi" else cfg.methods)
 
 
@@ -142,8 +143,8 @@ def sweep_variants(cfg: Config) -> list[tuple[str, dict]]:
     models/attention_vat/<variant_dir>, their evaluation in metrics/attention_vat/<dataset>/<key>.json (one
     evaluation stage per dataset)."""
     out = [(variant_key(d, m, setting, s), {"dataset": d, "method": m, "setting": setting, "seed": s})
-           for d in cfg.datasets for setting, methods in (("supervised", cfg.methods), ("semi", cfg.semi_methods))
-           for m in methods for s in cfg.seeds]
+           for d in cfg.datasets for setting in ("supervised", "semi") for m in setting_methods(cfg, setting)
+           for s in cfg.seeds]
     return out + [(fig2_key(d, s), {"dataset": d, "seed": s}) for d in cfg.datasets for s in cfg.seeds]
 
 
