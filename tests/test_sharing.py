@@ -141,6 +141,61 @@ def test_sweep_dry_run_prints_one_queued_run_per_point(in_tmp, capsys):
     assert "paper 'nope': unknown" in capsys.readouterr().err
 
 
+class LostCollection:
+    """`dvc exp show` and `dvc exp run --temp` for rerun_uncollected: `shown` experiments exist; a rerun adds its
+    name (or not, with `lose_again`). Every command run is recorded."""
+
+    def __init__(self, shown, lose_again=False):
+        self.shown, self.lose_again, self.ran = set(shown), lose_again, []
+
+    def list_experiments(self):
+        return [{"name": "main", "kind": "baseline"}, *({"name": n, "kind": "experiment"} for n in self.shown)]
+
+    def run(self, cmd, **kwargs):
+        self.ran.append(cmd)
+        if not self.lose_again:
+            self.shown.add(cmd[cmd.index("-n") + 1])
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+
+def test_sweep_reruns_an_experiment_the_queue_reported_but_lost(in_tmp, monkeypatch, capsys):
+    """DVC's queue can report Success for an experiment whose collection failed in its worker (no Git ref, absent
+    from `dvc exp show`: seen with two workers). The sweep runs exactly the lost one again, `--temp` under the same
+    name, and says why, quoting the worker log's traceback."""
+    from replab import compare
+
+    log = Path(".dvc/tmp/exps/celery/dvc-exp-worker-2.out")
+    log.parent.mkdir(parents=True)
+    log.write_text("[2026-11-30 09:57:01] ERROR/MainProcess Failed to collect experiment\nTraceback (most recent "
+                   "call last):\nscmrepo.exceptions.SCMError: cannot lock ref\n")
+    dvc = LostCollection({"rec-1", "rec-3"})
+    monkeypatch.setattr(compare, "list_experiments", dvc.list_experiments)
+    monkeypatch.setattr(compare.subprocess, "run", dvc.run)
+    commands = queue_commands([[f"aae_ssl.lambda_rec={v}"] for v in (1, 2, 3)], "smoke", name="rec")
+    compare.rerun_uncollected(["rec-1", "rec-2", "rec-3"], commands)
+    assert dvc.ran == [["dvc", "exp", "run", "--temp", "-n", "rec-2", "-S", "profile=smoke",
+                        "-S", "aae_ssl.lambda_rec=2"]]
+    err = capsys.readouterr().err
+    assert "reported rec-2 as Success but did not collect it" in err
+    assert "SCMError: cannot lock ref" in err
+
+
+def test_sweep_keeps_the_queues_name_of_an_unnamed_lost_experiment_and_fails_if_lost_again(in_tmp, monkeypatch):
+    from replab import compare
+    from replab.io import DataError
+
+    dvc = LostCollection({"bushy-mace"}, lose_again=True)
+    monkeypatch.setattr(compare, "list_experiments", dvc.list_experiments)
+    monkeypatch.setattr(compare.subprocess, "run", dvc.run)
+    commands = queue_commands([["aae_ssl.lambda_rec=1"], ["aae_ssl.lambda_rec=2"]], "smoke")
+    with pytest.raises(DataError) as err:
+        compare.rerun_uncollected(["bushy-mace", "pied-kite"], commands)
+    assert dvc.ran == [["dvc", "exp", "run", "--temp", "-n", "pied-kite", "-S", "profile=smoke",
+                        "-S", "aae_ssl.lambda_rec=2"]]
+    assert str(err.value) == ("sweep: still missing from `dvc exp show` after a rerun: pied-kite "
+                              "(worker logs: .dvc/tmp/exps/celery/dvc-exp-worker-*.out)")
+
+
 def test_compare_table_flattens_summary_params_and_run_block(in_tmp):
     params = compose("profile=smoke")
     (in_tmp / "params.yaml").write_text(yaml.safe_dump(params))

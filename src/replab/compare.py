@@ -189,6 +189,51 @@ def failure_report(name: str, lines: int = 30) -> str:
             f"(Celery worker logs: {WORKER_LOGS}) ---\n{tail}")
 
 
+def collection_errors(lines: int = 20) -> str:
+    """The tail of the first 'Failed to collect experiment' traceback in the Celery worker logs, or ''. (DVC's
+    worker logs a failed collection and still reports the task as Success.)"""
+    for log in sorted(Path().glob(WORKER_LOGS)):
+        text = log.read_text(errors="replace").splitlines()
+        hits = [i for i, line in enumerate(text) if "Failed to collect experiment" in line]
+        if hits:
+            return f"{log}:\n" + "\n".join(text[hits[0]:hits[0] + lines])
+    return ""
+
+
+def uncollected(names: Sequence[str]) -> list[str]:
+    """The names among `names` that no experiment in `dvc exp show` carries."""
+    shown = {row["name"] for row in list_experiments() if row["kind"] == "experiment"}
+    return [n for n in names if n not in shown]
+
+
+def rerun_uncollected(names: Sequence[str], commands: Sequence[Sequence[str]]) -> None:
+    """Experiments the queue reported as Success but never collected (no Git ref, absent from `dvc exp show`;
+    a race between DVC's queue workers): run each again, one at a time, as `dvc exp run --temp` under the same
+    name (the same isolated copy under .dvc/tmp/exps/, collected by the same process). Raises DataError naming
+    any still missing."""
+    lost = uncollected(names)
+    if not lost:
+        return
+    why = collection_errors()
+    print(f"sweep: the queue reported {', '.join(lost)} as Success but did not collect "
+          f"{'it' if len(lost) == 1 else 'them'} into this repository"
+          + (f"; the worker log says:\n{why}\n" if why else f" (no traceback in {WORKER_LOGS}); ")
+          + "running again, one at a time, with `dvc exp run --temp`", file=sys.stderr, flush=True)
+    for n in lost:
+        cmd = ["--temp" if arg == "--queue" else arg for arg in commands[list(names).index(n)]]
+        if "-n" not in cmd:
+            cmd[4:4] = ["-n", n]  # after `dvc exp run --temp`: keep the name the queue gave it
+        print(shlex.join(cmd), flush=True)
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["(no output)"]
+            raise DataError(f"sweep: rerunning {n} failed: `{shlex.join(cmd)}`: {tail[0]}")
+    still = uncollected(names)
+    if still:
+        raise DataError(f"sweep: still missing from `dvc exp show` after a rerun: {', '.join(still)} "
+                        f"(worker logs: {WORKER_LOGS})")
+
+
 def unseen_paths(cwd: str | Path | None = None, committed: bool = False) -> list[str]:
     """Files a queued run would not see: untracked files Git does not ignore. (`dvc exp run --queue` gives each
     run the commit plus the workspace's tracked and staged changes, recorded in the experiment's commit; untracked
@@ -255,6 +300,7 @@ def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Se
             print(failure_report(n), file=sys.stderr)
         raise DataError(f"sweep: {len(failed)} of {len(names)} experiments failed: {', '.join(failed)} "
                         f"(`dvc queue logs <name>`; worker logs {WORKER_LOGS})")
+    rerun_uncollected(names, commands)
     print(f"compare: replab compare {paper} {' '.join(names)} --baseline")
     return names
 
