@@ -6,6 +6,7 @@ import functools
 import http.server
 import json
 import os
+import shutil
 import socket
 import threading
 from pathlib import Path
@@ -151,7 +152,6 @@ def smoke_clone(root: Path, repro: bool = True, overrides: tuple[str, ...] = ())
     """The project's files (tracked and untracked, not ignored; no results) in a fresh git repo under `root`,
     params composed with the smoke profile (and `overrides`), committed (DVCLive needs a commit), then
     `dvc repro` once."""
-    import shutil
     import subprocess
 
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
@@ -175,8 +175,6 @@ def smoke_clone(root: Path, repro: bool = True, overrides: tuple[str, ...] = ())
 def copy_repo(src: Path, dst: Path) -> Path:
     """A full copy of a repository at `dst`: working tree, Git history, DVC cache and run cache (symlinks kept).
     DVC rehashes the copy's outputs on its first command; nothing in it points back at `src`."""
-    import shutil
-
     shutil.copytree(src, dst, symlinks=True)
     return dst
 
@@ -185,5 +183,19 @@ def copy_repo(src: Path, dst: Path) -> Path:
 def smoke_baseline(tmp_path_factory) -> Path:
     """`smoke_clone` after its one `dvc repro` (results not committed), made once per session and shared by the
     end-to-end tests that start from the smoke profile's results. Read-only by convention: a test that changes
-    anything works on its own `copy_repo` of it."""
-    return smoke_clone(tmp_path_factory.mktemp("smoke-baseline"))
+    anything works on its own `copy_repo` of it. Under pytest-xdist every worker gets the same one: the first
+    to ask builds it in the run's shared temporary directory under a file lock (pytest-xdist's recipe for
+    session fixtures), the others wait for it."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # a plain `pytest` process (no -n)
+        return smoke_clone(tmp_path_factory.mktemp("smoke-baseline"))
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent / "smoke-baseline"
+    done = shared.with_name("smoke-baseline.done")
+    with FileLock(f"{shared}.lock"):
+        if not done.exists():
+            shutil.rmtree(shared, ignore_errors=True)
+            shared.mkdir()
+            smoke_clone(shared)
+            done.touch()
+    return shared
