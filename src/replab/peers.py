@@ -1,8 +1,9 @@
 """Plain PyTorch peer loops for `replab bench`: each paper's training step as a researcher would write it.
 
 Same networks (built by the paper's model.py), same losses and the same batch sizes as the paper's loop, but
-the textbook way: a `DataLoader(TensorDataset(...), shuffle=True)` over CPU tensors with the copy to the device
-in the loop, `torch.optim.<Opt>(params, lr=...)` with PyTorch's defaults, `zero_grad()`, `backward()`, `step()`.
+the textbook way: PyTorch's own loss functions where replab has faster kernels of them (replab.losses), a
+`DataLoader(TensorDataset(...), shuffle=True)` over CPU tensors with the copy to the device in the loop,
+`torch.optim.<Opt>(params, lr=...)` with PyTorch's defaults, `zero_grad()`, `backward()`, `step()`.
 No logging, no `.item()` per step: the peer is the fastest naive loop, not a straw man.
 
 Each peer is a generator: `peer(cfg, case, device)` yields once after every training step, forever; bench
@@ -70,14 +71,19 @@ def aae_ssl(cfg, case, device) -> Iterator[None]:
 
 def split_vae(cfg, case, device) -> Iterator[None]:
     """Experiment II's SplitVAE: one-sample objective rec + C1·(KL_A + KL_B) + C2·CE, Adam."""
-    from replab.papers.split_vae.model import SplitVAE, loss_terms
+    from replab.papers.split_vae.model import SplitVAE, gaussian_kl, sample
 
     model = SplitVAE(cfg.hidden, cfg.exp2.latent_dim).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     noise = torch.Generator(device=device).manual_seed(0)
     model.train()
     for xb, yb in loader(case.x, case.y, batch_size=cfg.batch_size):
-        loss = loss_terms(model, xb.to(device), yb.to(device), cfg.c1, cfg.c2, noise)["loss"]
+        xb, yb = xb.to(device), yb.to(device)
+        mu_a, lv_a, mu_b, lv_b = model.encode(xb)
+        z_a, z_b = sample(mu_a, lv_a, noise), sample(mu_b, lv_b, noise)
+        rec = F.binary_cross_entropy_with_logits(model.decode(z_a, z_b), xb, reduction="none").sum(1).mean()
+        kl = gaussian_kl(mu_a, lv_a).mean() + gaussian_kl(mu_b, lv_b).mean()
+        loss = rec + cfg.c1 * kl + cfg.c2 * F.cross_entropy(model.classifier(z_a), yb)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -126,7 +132,7 @@ def censor(cfg, case, device) -> Iterator[None]:
 
 def autoencoder(cfg, case, device) -> Iterator[None]:
     """The swept model with the largest step (the denoising conv model when swept): Keras-style Adam on BCE."""
-    from replab.papers.autoencoder.model import bce_loss, build
+    from replab.papers.autoencoder.model import build
 
     name = "denoising" if "denoising" in cfg.models else cfg.models[-1]
     model = build(name).to(device)
@@ -134,7 +140,7 @@ def autoencoder(cfg, case, device) -> Iterator[None]:
     model.train()
     for (xb,) in loader(case.x, batch_size=case.batch_size):
         xb = xb.to(device)
-        loss = bce_loss(model(xb), xb)
+        loss = F.binary_cross_entropy_with_logits(model(xb), xb)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from replab import runtime as rt
 from replab.batches import map_batches
+from replab.losses import bce_with_logits
 from replab.params import param
 
 PAPER = "autoencoder"
@@ -170,13 +170,13 @@ def build(model: str) -> AutoEncoder:
 
 def bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Keras `binary_crossentropy` on a sigmoid output: per-pixel mean BCE (targets in [0, 1])."""
-    return F.binary_cross_entropy_with_logits(logits, target)
+    return bce_with_logits(logits, target).mean()
 
 
 def per_image_error(logits: torch.Tensor, target: torch.Tensor, score: str) -> torch.Tensor:
     """Reconstruction error of each image (mean over its pixels): the anomaly score."""
     if score == "bce":
-        err = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        err = bce_with_logits(logits, target)
     else:
         err = (torch.sigmoid(logits) - target).pow(2)
     return err.reshape(len(err), -1).mean(1)

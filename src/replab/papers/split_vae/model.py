@@ -14,6 +14,7 @@ from torch import nn
 
 from replab.batches import images_to_tensor
 from replab.io import DataError
+from replab.losses import bce_with_logits
 from replab.params import ParamError, fail, param
 
 PAPER = "split_vae"
@@ -236,7 +237,7 @@ def sample(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator) -
 
 def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Per-image Σ_pixels −log Bernoulli(x | sigmoid(logits)) (Chainer's bernoulli_nll, per row)."""
-    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
+    return bce_with_logits(logits, x).sum(1)
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
