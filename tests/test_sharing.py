@@ -10,6 +10,7 @@ the session's smoke baseline (conftest.py: one smoke-profile `dvc repro`), commi
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -142,42 +143,50 @@ def test_sweep_dry_run_prints_one_queued_run_per_point(in_tmp, capsys):
 
 
 class LostCollection:
-    """`dvc exp show` and `dvc exp run --temp` for rerun_uncollected: `shown` experiments exist; a rerun adds its
-    name (or not, with `lose_again`). Every command run is recorded."""
+    """Git refs and `dvc exp run --temp` for rerun_uncollected: `collected` experiments have refs on the queued
+    commit; a rerun adds its name (or not, with `lose_again`). Every command run is recorded."""
 
-    def __init__(self, shown, lose_again=False):
-        self.shown, self.lose_again, self.ran = set(shown), lose_again, []
+    def __init__(self, collected, lose_again=False):
+        self.collected, self.lose_again, self.ran = set(collected), lose_again, []
 
-    def list_experiments(self):
-        return [{"name": "main", "kind": "baseline"}, *({"name": n, "kind": "experiment"} for n in self.shown)]
+    def install(self, monkeypatch, compare, head="ab" * 20, diff="d" * 64):
+        monkeypatch.setattr(compare, "collected_names", lambda baseline: set(self.collected)
+                            if baseline == "ab" * 20 else set())
+        monkeypatch.setattr(compare, "workspace_state", lambda: (head, diff))
+        monkeypatch.setattr(compare.subprocess, "run", self.run)
 
     def run(self, cmd, **kwargs):
         self.ran.append(cmd)
         if not self.lose_again:
-            self.shown.add(cmd[cmd.index("-n") + 1])
+            self.collected.add(cmd[cmd.index("-n") + 1])
         return subprocess.CompletedProcess(cmd, 0, "", "")
+
+
+QUEUED = ("ab" * 20, "d" * 64)  # (HEAD, sha256 of the tracked changes) when the sweep was queued
 
 
 def test_sweep_reruns_an_experiment_the_queue_reported_but_lost(in_tmp, monkeypatch, capsys):
     """DVC's queue can report Success for an experiment whose collection failed in its worker (no Git ref, absent
     from `dvc exp show`: seen with two workers). The sweep runs exactly the lost one again, `--temp` under the same
-    name, and says why, quoting the worker log's traceback."""
+    name, and says why, quoting this sweep's traceback from the worker log (not an older one above it)."""
     from replab import compare
 
     log = Path(".dvc/tmp/exps/celery/dvc-exp-worker-2.out")
     log.parent.mkdir(parents=True)
-    log.write_text("[2026-11-30 09:57:01] ERROR/MainProcess Failed to collect experiment\nTraceback (most recent "
-                   "call last):\nscmrepo.exceptions.SCMError: cannot lock ref\n")
+    log.write_text("ERROR Failed to collect experiment\nscmrepo.exceptions.SCMError: an earlier sweep's\n")
+    before = compare.worker_log_sizes()
+    with log.open("a") as f:
+        f.write("[2026-11-30 09:57:01] ERROR/MainProcess Failed to collect experiment\nTraceback (most recent "
+                "call last):\nscmrepo.exceptions.SCMError: cannot lock ref\n")
     dvc = LostCollection({"rec-1", "rec-3"})
-    monkeypatch.setattr(compare, "list_experiments", dvc.list_experiments)
-    monkeypatch.setattr(compare.subprocess, "run", dvc.run)
+    dvc.install(monkeypatch, compare)
     commands = queue_commands([[f"aae_ssl.lambda_rec={v}"] for v in (1, 2, 3)], "smoke", name="rec")
-    compare.rerun_uncollected(["rec-1", "rec-2", "rec-3"], commands)
+    compare.rerun_uncollected(["rec-1", "rec-2", "rec-3"], commands, QUEUED, before)
     assert dvc.ran == [["dvc", "exp", "run", "--temp", "-n", "rec-2", "-S", "profile=smoke",
                         "-S", "aae_ssl.lambda_rec=2"]]
     err = capsys.readouterr().err
     assert "reported rec-2 as Success but did not collect it" in err
-    assert "SCMError: cannot lock ref" in err
+    assert "SCMError: cannot lock ref" in err and "an earlier sweep's" not in err
 
 
 def test_sweep_keeps_the_queues_name_of_an_unnamed_lost_experiment_and_fails_if_lost_again(in_tmp, monkeypatch):
@@ -185,15 +194,46 @@ def test_sweep_keeps_the_queues_name_of_an_unnamed_lost_experiment_and_fails_if_
     from replab.io import DataError
 
     dvc = LostCollection({"bushy-mace"}, lose_again=True)
-    monkeypatch.setattr(compare, "list_experiments", dvc.list_experiments)
-    monkeypatch.setattr(compare.subprocess, "run", dvc.run)
+    dvc.install(monkeypatch, compare)
     commands = queue_commands([["aae_ssl.lambda_rec=1"], ["aae_ssl.lambda_rec=2"]], "smoke")
     with pytest.raises(DataError) as err:
-        compare.rerun_uncollected(["bushy-mace", "pied-kite"], commands)
+        compare.rerun_uncollected(["bushy-mace", "pied-kite"], commands, QUEUED, {})
     assert dvc.ran == [["dvc", "exp", "run", "--temp", "-n", "pied-kite", "-S", "profile=smoke",
                         "-S", "aae_ssl.lambda_rec=2"]]
     assert str(err.value) == ("sweep: still missing from `dvc exp show` after a rerun: pied-kite "
                               "(worker logs: .dvc/tmp/exps/celery/dvc-exp-worker-*.out)")
+
+
+def test_sweep_does_not_rerun_a_lost_experiment_once_head_or_tracked_files_changed(in_tmp, monkeypatch):
+    """A commit or an edit made while the queue ran: a rerun would not be the experiment that was queued, so the
+    sweep names the lost one and the command to run from the queued state, and runs nothing."""
+    from replab import compare
+    from replab.io import DataError
+
+    dvc = LostCollection({"rec-1"})
+    dvc.install(monkeypatch, compare, diff="e" * 64)  # tracked files edited since queueing
+    commands = queue_commands([["aae_ssl.lambda_rec=1"], ["aae_ssl.lambda_rec=2"]], "smoke", name="rec")
+    with pytest.raises(DataError) as err:
+        compare.rerun_uncollected(["rec-1", "rec-2"], commands, QUEUED, {})
+    assert dvc.ran == []
+    assert str(err.value) == (
+        "sweep: lost rec-2, and HEAD or the tracked files changed since they were queued on abababa, so they are "
+        "not rerun here; from that state run: dvc exp run --temp -n rec-2 -S profile=smoke -S aae_ssl.lambda_rec=2")
+
+
+def test_collected_names_are_the_experiment_refs_of_the_queued_commit(in_tmp):
+    from replab.compare import collected_names
+
+    sh_plain = functools.partial(subprocess.run, check=True, capture_output=True)
+    sh_plain(["git", "init", "-q"])
+    sh_plain(["git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "--allow-empty", "-m", "a"])
+    first = sh_plain(["git", "rev-parse", "HEAD"], text=True).stdout.strip()
+    sh_plain(["git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "--allow-empty", "-m", "b"])
+    second = sh_plain(["git", "rev-parse", "HEAD"], text=True).stdout.strip()
+    for base, name in ((first, "rec-1"), (first, "rec-2"), (second, "rec-3")):
+        sh_plain(["git", "update-ref", f"refs/exps/{base[:2]}/{base[2:]}/{name}", second])
+    assert collected_names(first) == {"rec-1", "rec-2"}
+    assert collected_names(second) == {"rec-3"}
 
 
 def test_compare_table_flattens_summary_params_and_run_block(in_tmp):

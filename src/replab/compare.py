@@ -15,6 +15,7 @@ pulled from other machines (`dvc exp pull`) and the values `dvc exp show` leaves
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import itertools
 import json
@@ -189,46 +190,76 @@ def failure_report(name: str, lines: int = 30) -> str:
             f"(Celery worker logs: {WORKER_LOGS}) ---\n{tail}")
 
 
-def collection_errors(lines: int = 20) -> str:
-    """The tail of the first 'Failed to collect experiment' traceback in the Celery worker logs, or ''. (DVC's
-    worker logs a failed collection and still reports the task as Success.)"""
+def worker_log_sizes() -> dict[str, int]:
+    """{Celery worker log: its size in bytes} now; DVC appends to these logs across sweeps."""
+    return {str(log): log.stat().st_size for log in sorted(Path().glob(WORKER_LOGS))}
+
+
+def collection_errors(since: dict[str, int], lines: int = 20) -> str:
+    """The last 'Failed to collect experiment' traceback written to the Celery worker logs after the sizes in
+    `since` (worker_log_sizes before `dvc queue start`), or ''. DVC's worker logs a failed collection and still
+    reports the task as Success."""
     for log in sorted(Path().glob(WORKER_LOGS)):
-        text = log.read_text(errors="replace").splitlines()
+        with log.open("rb") as f:
+            f.seek(since.get(str(log), 0))
+            text = f.read().decode(errors="replace").splitlines()
         hits = [i for i, line in enumerate(text) if "Failed to collect experiment" in line]
         if hits:
-            return f"{log}:\n" + "\n".join(text[hits[0]:hits[0] + lines])
+            return f"{log}:\n" + "\n".join(text[hits[-1]:hits[-1] + lines])
     return ""
 
 
-def uncollected(names: Sequence[str]) -> list[str]:
-    """The names among `names` that no experiment in `dvc exp show` carries."""
-    shown = {row["name"] for row in list_experiments() if row["kind"] == "experiment"}
-    return [n for n in names if n not in shown]
+def workspace_state() -> tuple[str, str]:
+    """(HEAD's commit, sha256 of `git diff HEAD --binary`): what a queued or `--temp` run is given (the commit
+    plus the tracked changes)."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    diff = subprocess.run(["git", "diff", "HEAD", "--binary"], capture_output=True)
+    if head.returncode or diff.returncode:
+        raise DataError(f"sweep: `git rev-parse HEAD` / `git diff HEAD` failed: {head.stderr.strip() or 'no commit?'}")
+    return head.stdout.strip(), hashlib.sha256(diff.stdout).hexdigest()
 
 
-def rerun_uncollected(names: Sequence[str], commands: Sequence[Sequence[str]]) -> None:
-    """Experiments the queue reported as Success but never collected (no Git ref, absent from `dvc exp show`;
-    a race between DVC's queue workers): run each again, one at a time, as `dvc exp run --temp` under the same
-    name (the same isolated copy under .dvc/tmp/exps/, collected by the same process). Raises DataError naming
-    any still missing."""
-    lost = uncollected(names)
+def collected_names(baseline: str) -> set[str]:
+    """Names of the experiments DVC has collected on the commit `baseline`: its Git refs
+    refs/exps/<sha[:2]>/<sha[2:]>/<name> (what `dvc exp show` lists, read without a dvc process)."""
+    prefix = f"refs/exps/{baseline[:2]}/{baseline[2:]}/"
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", prefix], capture_output=True, text=True)
+    if refs.returncode:
+        raise DataError(f"sweep: `git for-each-ref {prefix}` failed: {refs.stderr.strip()}")
+    return {ref[len(prefix):] for ref in refs.stdout.split()}
+
+
+def rerun_uncollected(names: Sequence[str], commands: Sequence[Sequence[str]], queued: tuple[str, str],
+                      logs: dict[str, int]) -> None:
+    """Experiments the queue reported as Success but never collected (no Git ref on the commit they were queued
+    on, `queued` = workspace_state() then; seen with two workers): when HEAD and the tracked files are still as
+    they were queued, run each again, one at a time, as `dvc exp run --temp` under the same name (a fresh copy of
+    the same commit and changes under .dvc/tmp/exps/, collected by that process); otherwise, or if one is still
+    missing, DataError naming them. `logs`: worker_log_sizes() before the queue started."""
+    lost = [n for n in names if n not in collected_names(queued[0])]
     if not lost:
         return
-    why = collection_errors()
-    print(f"sweep: the queue reported {', '.join(lost)} as Success but did not collect "
-          f"{'it' if len(lost) == 1 else 'them'} into this repository"
-          + (f"; the worker log says:\n{why}\n" if why else f" (no traceback in {WORKER_LOGS}); ")
-          + "running again, one at a time, with `dvc exp run --temp`", file=sys.stderr, flush=True)
+    reruns = []
     for n in lost:
         cmd = ["--temp" if arg == "--queue" else arg for arg in commands[list(names).index(n)]]
         if "-n" not in cmd:
             cmd[4:4] = ["-n", n]  # after `dvc exp run --temp`: keep the name the queue gave it
-        print(shlex.join(cmd), flush=True)
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode:
-            tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["(no output)"]
-            raise DataError(f"sweep: rerunning {n} failed: `{shlex.join(cmd)}`: {tail[0]}")
-    still = uncollected(names)
+        reruns.append(cmd)
+    why = collection_errors(logs)
+    print(f"sweep: the queue reported {', '.join(lost)} as Success but did not collect "
+          f"{'it' if len(lost) == 1 else 'them'} into this repository"
+          + (f"; the worker log says:\n{why}" if why else f" (no traceback in {WORKER_LOGS})"),
+          file=sys.stderr, flush=True)
+    if workspace_state() != queued:
+        raise DataError(f"sweep: lost {', '.join(lost)}, and HEAD or the tracked files changed since they were "
+                        f"queued on {queued[0][:7]}, so they are not rerun here; from that state run: "
+                        + "; ".join(shlex.join(cmd) for cmd in reruns))
+    for n, cmd in zip(lost, reruns):
+        print(f"running {n} again (the same commit and changes): {shlex.join(cmd)}", file=sys.stderr, flush=True)
+        code = subprocess.run(cmd).returncode  # DVC's own output and progress go straight to the terminal/log
+        if code:
+            raise DataError(f"sweep: rerunning {n} failed (exit {code}; its output is above): {shlex.join(cmd)}")
+    still = [n for n in lost if n not in collected_names(queued[0])]
     if still:
         raise DataError(f"sweep: still missing from `dvc exp show` after a rerun: {', '.join(still)} "
                         f"(worker logs: {WORKER_LOGS})")
@@ -272,6 +303,7 @@ def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Se
     commands = queue_commands(points, profile, fixed, name)
     if not (dry_run or allow_dirty):
         check_clean()
+    queued = workspace_state() if run and not dry_run else ("", "")
     names = []
     for cmd in commands:
         print(shlex.join(cmd), flush=True)
@@ -290,6 +322,7 @@ def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Se
             print(f"start with: dvc queue start -j {jobs}   (then: dvc queue status, dvc queue logs <name>)")
         return names
     print(f"dvc queue start -j {jobs}", flush=True)
+    logs = worker_log_sizes()
     _dvc("queue", "start", "-j", str(jobs))
     states = wait_for_queue(names, timeout)
     failed = [n for n, s in states.items() if s != "Success"]
@@ -300,7 +333,7 @@ def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Se
             print(failure_report(n), file=sys.stderr)
         raise DataError(f"sweep: {len(failed)} of {len(names)} experiments failed: {', '.join(failed)} "
                         f"(`dvc queue logs <name>`; worker logs {WORKER_LOGS})")
-    rerun_uncollected(names, commands)
+    rerun_uncollected(names, commands, queued, logs)
     print(f"compare: replab compare {paper} {' '.join(names)} --baseline")
     return names
 
