@@ -47,3 +47,17 @@ def test_bce_with_logits_refuses_a_target_that_needs_a_gradient_or_another_shape
         bce_with_logits(logits, torch.zeros(2, 3, requires_grad=True))
     with pytest.raises(ValueError, match=r"target shape \(3,\) != logits shape \(2, 3\)"):
         bce_with_logits(logits, torch.zeros(3))
+
+
+def test_bce_with_logits_under_torch_func_grad_and_vmap():
+    """Seeds trained together (torch.func ensembling) take per-model gradients through vmap."""
+    g = torch.Generator().manual_seed(1)
+    logits, target = torch.randn(3, 5, generator=g), torch.rand(3, 5, generator=g)
+    per_row = torch.func.vmap(torch.func.grad(lambda z, x: bce_with_logits(z, x).sum()))(logits, target)
+    assert torch.allclose(per_row, torch.sigmoid(logits) - target)
+
+
+def test_bce_with_logits_leaves_half_precision_to_pytorch():
+    logits, target = torch.randn(4, 6).half(), torch.rand(4, 6).half()
+    assert torch.equal(bce_with_logits(logits, target),
+                       F.binary_cross_entropy_with_logits(logits, target, reduction="none"))

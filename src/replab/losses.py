@@ -14,11 +14,17 @@ import torch.nn.functional as F
 
 
 class _BCEWithLogits(torch.autograd.Function):
+    # forward + setup_context (not ctx in forward) and a generated vmap rule: torch.func (grad, vmap) can use it
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(logits, target)
-        # log(1 + u) for u = e^−|l| ∈ (0, 1]: within 6e-8 of log1p(u), the float32 spacing of 1
+    def forward(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        # log(1 + u) for u = e^−|l| ∈ (0, 1]: within 6e-8 of log1p(u) (half the float32 spacing at 1)
         return logits.clamp_min(0) - logits * target + torch.log(1 + torch.exp(-logits.abs()))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(*inputs)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
@@ -28,13 +34,14 @@ class _BCEWithLogits(torch.autograd.Function):
 
 def bce_with_logits(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Elementwise binary cross-entropy −[x·log σ(l) + (1 − x)·log(1 − σ(l))] of logits l against targets
-    x ∈ [0, 1], both of one shape; no reduction (nats per element). On the CPU the same as
-    `F.binary_cross_entropy_with_logits(l, x, reduction="none")` to float32 rounding (of terms of size |l|, which
-    cancel for soft targets; plus at most 6e-8), with the same gradient σ(l) − x; elsewhere that function. Targets are data: a target that requires a gradient is a ValueError."""
-    if logits.device.type != "cpu":
-        return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    x ∈ [0, 1], both of one shape; no reduction (nats per element). For float32/float64 on the CPU the same as
+    `F.binary_cross_entropy_with_logits(l, x, reduction="none")` to rounding (of terms of size |l|, which cancel
+    for soft targets; plus at most 6e-8), with the same gradient σ(l) − x; otherwise that function. Targets are
+    data: a target that requires a gradient, or of another shape, is a ValueError."""
     if target.requires_grad:
         raise ValueError("bce_with_logits: the target requires a gradient (targets are data; detach it)")
     if target.shape != logits.shape:
         raise ValueError(f"bce_with_logits: target shape {tuple(target.shape)} != logits shape {tuple(logits.shape)}")
+    if logits.device.type != "cpu" or logits.dtype not in (torch.float32, torch.float64):
+        return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     return _BCEWithLogits.apply(logits, target)
