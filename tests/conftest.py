@@ -191,11 +191,25 @@ def smoke_baseline(tmp_path_factory) -> Path:
     from filelock import FileLock
 
     shared = tmp_path_factory.getbasetemp().parent / "smoke-baseline"
-    done = shared.with_name("smoke-baseline.done")
+    done, failed = shared.with_name("smoke-baseline.done"), shared.with_name("smoke-baseline.failed")
     with FileLock(f"{shared}.lock"):
+        if failed.exists():  # one failure is enough: the other workers report it instead of building again
+            pytest.fail(f"the smoke baseline failed to build in another worker:\n{failed.read_text()}")
         if not done.exists():
             shutil.rmtree(shared, ignore_errors=True)
             shared.mkdir()
-            smoke_clone(shared)
+            try:
+                smoke_clone(shared)
+            except BaseException as err:
+                failed.write_text(str(err))
+                raise
             done.touch()
     return shared
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`: one worker per CPU this process may use (SLURM allocation, affinity mask), not per core of the
+    host as pytest-xdist counts them."""
+    from replab.runtime import available_cpus
+
+    return available_cpus()
