@@ -322,7 +322,7 @@ def test_claims_not_measured_when_undefined():
     assert flags["attention_higher_corr"] is None and words["attention_higher_corr"].startswith("not measured")
     assert flags["attention_ge_word_semi"] is True
     md = "\n".join(rp.tables_markdown("rt_snippets", per_ds["rt_snippets"]))
-    assert "| Vanilla | 80.00 ± 0.00 | 79.27 | – | 0.852 |" in md
+    assert "| Vanilla | 80.00 | 79.27 | – | 0.852 |" in md
 
 
 @pytest.mark.parametrize("ours_better", [True, False])

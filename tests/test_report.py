@@ -34,6 +34,16 @@ def test_fmt_shows_missing_as_a_dash_and_partial_counts():
     assert report.fmt(report.mean_std([1.0, None, 3.0])) == "2.00 ± 1.41 (2 of 3)"
     assert report.fmt(report.mean_std([1.0, 3.0]), 1) == "2.0 ± 1.4"
     assert report.fmt((float("nan"), 0.1)) == "–"
+    assert report.fmt(report.mean_std([0.136])) == "0.14"  # one seed: no "± 0.00"
+    assert report.fmt(report.mean_std([8.0, None])) == "8.00 (1 of 2)"
+
+
+def test_greater_calls_float_equal_means_a_tie():
+    """aae_ssl's Table 1 at Nl = 1000 once read "AAE(y,z) < AAE(z)" and the claim held on means 12.049999833 vs
+    12.050000206: the same error counts, averaged in float32."""
+    assert report.greater({"mean": 12.050000206}, {"mean": 12.049999833}) is False
+    assert report.greater(12.049999833, 12.050000206) is False
+    assert report.greater(12.06, 12.05) is True and report.greater(1e-9, 0.0) is True
 
 
 def test_verdicts_and_claims_with_missing_values():

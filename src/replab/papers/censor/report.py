@@ -103,7 +103,7 @@ def summarize(cfg: Config, params: dict):
         ok = [cnn["user_accuracy"]["mean"] - v["user_accuracy"]["mean"] for v in summary["final"][m].values()
               if v["f1_seen"]["mean"] >= cnn["f1_seen"]["mean"] - 5]
         summary["user_reduction_within_5"][m] = max(ok) if ok else None
-    reductions = ", ".join(f"{METHOD_LABELS[m]} {'–' if r is None else f'{r:.1f}'}"
+    reductions = ", ".join(f"{METHOD_LABELS[m]} {_reduction_words(r)}"
                            for m, r in summary["user_reduction_within_5"].items())
     md += [f"What happened: the largest user-accuracy reduction (points, vs the CNN's "
            f"{cnn['user_accuracy']['mean']:.1f} %) with F_y^v within 5 points of the CNN's, per method: {reductions} "
@@ -142,7 +142,8 @@ def similarity_adversary(records: dict[str, list[dict]], cfg: Config) -> tuple[d
     numbers = "; ".join(f"{METHOD_LABELS[m]} {stats[m]['adversary_loss']:.3f} nats, pair accuracy "
                         f"{stats[m]['adversary_accuracy']:.1f} %" for m in failed)
     names = " and ".join(METHOD_LABELS[m] for m in failed)
-    return stats, (f"Why {names} barely censor here: D_sim did not learn. Its step-1 loss in the last repetition "
+    verb = "censors" if len(failed) == 1 else "censor"
+    return stats, (f"Why {names} barely {verb} here: D_sim did not learn. Its step-1 loss in the last repetition "
                    f"stayed within {SIMILARITY_CHANCE_MARGIN:g} of ln 2 = {math.log(2):.3f} (a constant guess; "
                    f"chance = 50 % of the half same-user pairs) — {numbers} — after {batches(ac):,} step-1 batches of "
                    f"{ac.batch_size} pairs at RMSprop lr {ac.lr:g}, so {names}'s step 2 had next to "
@@ -152,10 +153,17 @@ def similarity_adversary(records: dict[str, list[dict]], cfg: Config) -> tuple[d
                    f"{batches(AdversarialConfig()):,}; censor module docstring).")
 
 
+def _reduction_words(points: float | None) -> str:
+    """A user-accuracy reduction in points for the report: '–' (no λ qualifies), the reduction, or the rise."""
+    if points is None:
+        return "–"
+    return f"{points:.1f}" if points >= 0 else f"none (user accuracy {-points:.1f} points higher)"
+
+
 def _claim_texts() -> dict[str, str]:
     return {**PAPER_CLAIMS,
             "sct_minus_20_within_5": "SCT lowers user accuracy by ≥ 20 points vs the CNN at some λ while F_y^v drops "
-                                     "≤ 5 points (after the last repetition; the issue's acceptance check)"}
+                                     "≤ 5 points (after the last repetition; a target of ours, not the paper's)"}
 
 
 def _envelope(env_axis: dict, method: str) -> np.ndarray:
