@@ -458,5 +458,5 @@ def test_diagnosis_compares_the_networks_with_the_linear_model():
     linear = {"n_labeled": 100, "dev_auc": 0.75, "f1": 78.0, "dev_f1_all_positive": 68.2}
     text = rp.diagnosis_markdown("rt_snippets", s, linear)[0]
     assert "dev AUC 0.650–0.700 and test F1 80.00–83.00" in text and "reaches dev ROC-AUC 0.750" in text
-    assert "Every network stays 0.050 AUC below the linear model" in text
+    assert "Every network stays at least 0.050 AUC below the linear model" in text
     assert "reach the linear model" in rp.diagnosis_markdown("rt_snippets", s, {**linear, "dev_auc": 0.705})[0]
