@@ -102,7 +102,8 @@ def summarize(cfg: Config, params: dict):
     claim_text = claim_words(claim_holds)
     md = "\n".join([
         f"Seed 000. Data: {cfg.dataset}; {len(cfg.seeds)} seed(s); {cfg.iterations} iterations; hidden "
-        f"{cfg.hidden}, z {cfg.z_dim}; λ = ({cfg.lambda_nll:g}, {cfg.lambda_rec:g}, {cfg.lambda_reg:g}).",
+        f"{cfg.hidden}, z {cfg.z_dim}; Eq. 3's λ_nll, λ_rec, λ_reg = {cfg.lambda_nll:g}, {cfg.lambda_rec:g}, "
+        f"{cfg.lambda_reg:g}.",
         "",
         "### Table 1: test error (%)",
         "",
