@@ -418,6 +418,13 @@ def test_end_to_end_every_method_is_deterministic(in_tmp):
     for claim, holds in section.summary["claims"].items():  # the report's words follow the claim values
         line = next(ln for ln in lines if ln.startswith(f"- {_claim_texts()[claim]}: "))
         assert line.startswith(f"- {_claim_texts()[claim]}: **{claim_words(holds)}** (")
+    # two repetitions of 40 pairs: D_sim stays at chance, so no claim on SCT or LSM is checkable (they would test
+    # the failed adversary, not the method); the claims on AFL alone keep their verdicts
+    assert not dsim["sct"]["learned"] and not dsim["lsm"]["learned"]
+    on_similarity = [c for c in section.summary["claims"] if {"sct", "lsm"} & set(c.split("_"))]
+    assert on_similarity and all(section.summary["claims"][c] is None for c in on_similarity)
+    assert all("did not learn (below)" in next(ln for ln in lines if ln.startswith(f"- {_claim_texts()[c]}: "))
+               for c in on_similarity)
 
 
 TINY_CFG = {

@@ -85,14 +85,21 @@ def summarize(cfg: Config, params: dict):
            report.md_table(["x", "method", *(f"≥ CNN − {d:g}" for d in ENVELOPE_DROPS)], env_rows), ""]
 
     claims, detail = _claims(cfg, cnn, summary)
+    summary["similarity_adversary"], why = similarity_adversary(
+        {m: [records[k] for ks in keys[m].values() for k in ks] for m in cfg.methods}, cfg)
+    for c in claims:  # a claim on a method whose D_sim never learned tests the failed adversary, not the method
+        failed = [METHOD_LABELS[m] for m, v in summary["similarity_adversary"].items()
+                  if not v["learned"] and m in c.split("_")]
+        if failed:
+            was = "" if claims[c] is None else f"would read {claim_words(claims[c])}, but "
+            detail[c] += f"; {was}D_sim of {' and '.join(failed)} did not learn (below)"
+            claims[c] = None
     summary["claims"] = claims
     md += [f"Claims (envelopes compared at the thresholds above; ≈ within {ENVELOPE_TOLERANCE:g} user-accuracy "
            f"points on average, better = lower by more than that, at least as good = never higher by more than "
            "that; AFL = the lower of AFL-MLP and AFL-DNN at each threshold):", ""]
     md += [f"- {text}: **{claim_words(claims[c])}** ({detail[c]})" for c, text in _claim_texts().items()
            if c in claims] + [""]
-    summary["similarity_adversary"], why = similarity_adversary(
-        {m: [records[k] for ks in keys[m].values() for k in ks] for m in cfg.methods}, cfg)
     if why:
         md += [why, ""]
 
