@@ -325,6 +325,20 @@ def test_claims_not_measured_when_undefined():
     assert "| Vanilla | 80.00 | 79.27 | – | 0.852 |" in md
 
 
+def test_table2_says_when_the_evidence_ranking_is_at_chance():
+    def table2(auc_of):
+        recs = _records(True)
+        for rec in recs.values():
+            if "rationale" in rec:
+                rec["rationale"]["roc_auc_score"] = auc_of(rec["method"])
+        per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
+        return "\n".join(rp.tables_markdown("rt_snippets", per_ds["rt_snippets"]))
+
+    at_chance = table2(lambda m: 0.515 if m in rp.OURS else 0.485)
+    assert "Ours rank the evidence tokens at chance (ROC-AUC 0.485–0.515 ≈ 0.5)." in at_chance
+    assert "at chance" not in table2(lambda m: 0.62 if m in rp.OURS else 0.49)
+
+
 @pytest.mark.parametrize("ours_better", [True, False])
 def test_summarize_writes_tables_figures_and_claims(in_tmp, monkeypatch, ours_better):
     from replab.io import write_json

@@ -241,6 +241,10 @@ def test_train_evaluate_summarize_end_to_end(tmp_path, monkeypatch):
     assert set(verdicts) == set(sv.ARTICLE_ROWS)
     assert verdicts["kmeans_b"]["ami_max"] in ("within band", "better", "worse")
     assert "not comparable" not in real.markdown and "Band verdicts" in real.markdown
+    # the notebook's losses: a Δ column only where the data are EMNIST, not a column of "not comparable"
+    assert "| split | term | ours | notebook | Δ |" in real.markdown
+    assert "| split | term | ours | notebook |\n" in section.markdown
+    assert "no Δ: writers is not EMNIST" in section.markdown
     _claims_follow_constructed_metrics(tmp_path, cfg, first)
 
 
