@@ -239,9 +239,10 @@ def rerun_uncollected(names: Sequence[str], commands: Sequence[Sequence[str]], q
     lost = [n for n in names if n not in collected_names(queued[0])]
     if not lost:
         return
+    queued_as = dict(zip(names, commands, strict=True))
     reruns = []
     for n in lost:
-        cmd = ["--temp" if arg == "--queue" else arg for arg in commands[list(names).index(n)]]
+        cmd = ["--temp" if arg == "--queue" else arg for arg in queued_as[n]]
         if "-n" not in cmd:
             cmd[4:4] = ["-n", n]  # after `dvc exp run --temp`: keep the name the queue gave it
         reruns.append(cmd)

@@ -1,9 +1,8 @@
-"""attention_vat report: Tables 1a, 1b and 2 and Fig. 2 beside the paper's numbers, the seed's claims, and the
-attention maps of a few test sentences per method. Each metrics file (evaluate.py) carries its axes (dataset,
-method, setting, seed, n_unlabeled); the tables group the current sweep's records by those. Table 2 is the vanilla
-model and the semi-supervised models, as the seed's text says ("vanilla モデルと半教師ありモデル"). An undefined
-measure shows as "–" with a note and makes the claims that need it "not measured". A claim of "better" needs a
-margin beyond the noise (the std over seeds)."""
+"""attention_vat report: Tables 1a, 1b, 2 and Fig. 2 beside the paper's numbers, the seed's claims, attention maps
+of a few test sentences per method. Each metrics file (evaluate.py) carries its axes (dataset, method, setting,
+seed, n_unlabeled); the tables group the current sweep's records by those. Table 2 is the vanilla model and the
+semi-supervised models, as the seed's text says ("vanilla モデルと半教師ありモデル"). An undefined measure shows
+as "–" with a note and makes the claims needing it "not measured"; "better" needs a margin beyond the seeds' std."""
 
 from __future__ import annotations
 
@@ -221,7 +220,7 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
         human = s["evidence"] == "human"
         name = "rationale agreement (ERASER token-soft metrics)" if human else ("lexicon-evidence agreement "
                 "(VADER-lexicon tokens as the evidence; ERASER's token-soft formulas, not ERASER's data)")
-        aucs = [t["roc_auc_score"]["mean"] for t in s["table2"].values() if (t.get("roc_auc_score") or {}).get("mean")]
+        aucs = [a for t in s["table2"].values() if (a := (t.get("roc_auc_score") or {}).get("mean")) is not None]
         chance = (f" Ours rank the evidence tokens at chance (ROC-AUC {min(aucs):.3f}–{max(aucs):.3f} ≈ 0.5)."
                   if aucs and max(abs(a - 0.5) for a in aucs) < 0.05 else "")
         rows = []
@@ -246,7 +245,8 @@ def diagnosis_markdown(ds: str, s: dict, linear: dict) -> list[str]:
         return []
     auc, f1 = ([t[k]["mean"] for t in rows] for k in ("dev_auc", "f1"))
     gap = linear["dev_auc"] - max(auc)
-    all_positive = ", ".join(f"{k[:-16]} F1 {v:.2f}" for k, v in linear.items() if k.endswith("_f1_all_positive"))
+    all_positive = ", ".join(f"{k.removesuffix('_f1_all_positive')} F1 {v:.2f}" for k, v in linear.items()
+                             if k.endswith("_f1_all_positive"))
     return [f"Diagnosis ({ds}, ours): on the same {linear['n_labeled']:,} labeled sentences and vocabulary a TF-IDF "
             f"logistic regression (untuned) reaches dev ROC-AUC {linear['dev_auc']:.3f} and test F1 {linear['f1']:.2f} "
             f"(every sentence predicted positive: {all_positive}); our networks reach dev "
