@@ -1,7 +1,7 @@
 """Plain PyTorch peer loops for `replab bench`: each paper's training step as a researcher would write it.
 
 Same networks (built by the paper's model.py), same losses and the same batch sizes as the paper's loop, but
-the textbook way: PyTorch's own loss functions where replab has faster kernels of them (replab.losses), a
+the textbook way: PyTorch's own loss functions where replab has faster kernels of them (replab.functional), a
 `DataLoader(TensorDataset(...), shuffle=True)` over CPU tensors with the copy to the device in the loop,
 `torch.optim.<Opt>(params, lr=...)` with PyTorch's defaults, `zero_grad()`, `backward()`, `step()`.
 No logging, no `.item()` per step: the peer is the fastest naive loop, not a straw man.
@@ -79,9 +79,11 @@ def split_vae(cfg, case, device) -> Iterator[None]:
     model.train()
     for xb, yb in loader(case.x, case.y, batch_size=cfg.batch_size):
         xb, yb = xb.to(device), yb.to(device)
-        mu_a, lv_a, mu_b, lv_b = model.encode(xb)
+        # the model's layers with torch.tanh (replab's SplitVAE.encode/decode use replab.functional.tanh)
+        mu_a, lv_a, mu_b, lv_b = model.heads(torch.tanh(model.enc(xb))).chunk(4, dim=1)
         z_a, z_b = sample(mu_a, lv_a, noise), sample(mu_b, lv_b, noise)
-        rec = F.binary_cross_entropy_with_logits(model.decode(z_a, z_b), xb, reduction="none").sum(1).mean()
+        logits = model.dec_out(torch.tanh(model.dec_a(z_a)) + torch.tanh(model.dec_b(z_b)))
+        rec = F.binary_cross_entropy_with_logits(logits, xb, reduction="none").sum(1).mean()
         kl = gaussian_kl(mu_a, lv_a).mean() + gaussian_kl(mu_b, lv_b).mean()
         loss = rec + cfg.c1 * kl + cfg.c2 * F.cross_entropy(model.classifier(z_a), yb)
         opt.zero_grad()

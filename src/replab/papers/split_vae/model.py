@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from replab.batches import images_to_tensor
+from replab.functional import bce_with_logits, tanh
 from replab.io import DataError
-from replab.losses import bce_with_logits
 from replab.params import ParamError, fail, param
 
 PAPER = "split_vae"
@@ -222,11 +222,11 @@ class SplitVAE(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(μ_A, logσ²_A, μ_B, logσ²_B)."""
-        return tuple(self.heads(torch.tanh(self.enc(x))).chunk(4, dim=1))
+        return tuple(self.heads(tanh(self.enc(x))).chunk(4, dim=1))
 
     def decode(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
         """Pixel logits: the A and B paths are summed after their tanh."""
-        return self.dec_out(torch.tanh(self.dec_a(z_a)) + torch.tanh(self.dec_b(z_b)))
+        return self.dec_out(tanh(self.dec_a(z_a)) + tanh(self.dec_b(z_b)))
 
 
 def sample(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""replab.losses: the CPU binary cross-entropy against hand-computed values and PyTorch's own function."""
+"""replab.functional: the CPU binary cross-entropy and tanh against hand-computed values and PyTorch's own functions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from replab.losses import bce_with_logits
+from replab.functional import bce_with_logits, tanh
 
 
 def test_bce_with_logits_hand_computed_values():
@@ -26,9 +26,9 @@ def test_bce_with_logits_matches_pytorch_in_value_and_gradient():
     (grad_ours,) = torch.autograd.grad(ours.sum(1).mean(), logits)
     theirs = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     (grad_theirs,) = torch.autograd.grad(theirs.sum(1).mean(), logits)
-    # both sum terms of size |l| that cancel (soft targets): float32 rounding of those, plus 6e-8 from
-    # log(1 + u) for log1p(u)
-    bound = 2.5 * torch.finfo(torch.float32).eps * torch.maximum(logits.abs(), theirs.abs()) + 6e-8
+    # both sum terms of size |l| that cancel (soft targets): float32 rounding of those, plus 1.3e-7 from
+    # −log σ(|l|) for log1p(e^−|l|)
+    bound = 2.5 * torch.finfo(torch.float32).eps * torch.maximum(logits.abs(), theirs.abs()) + 1.3e-7
     assert ((ours - theirs).abs() <= bound).all()
     assert torch.allclose(grad_ours, grad_theirs, rtol=0, atol=1e-9)
 
@@ -61,3 +61,29 @@ def test_bce_with_logits_leaves_half_precision_to_pytorch():
     logits, target = torch.randn(4, 6).half(), torch.rand(4, 6).half()
     assert torch.equal(bce_with_logits(logits, target),
                        F.binary_cross_entropy_with_logits(logits, target, reduction="none"))
+
+
+def test_tanh_hand_computed_values_and_limits():
+    a = torch.tensor([0.0, 0.5, -2.0, 30.0, -30.0, math.inf, -math.inf])
+    expected = [0.0, math.tanh(0.5), math.tanh(-2.0), 1.0, -1.0, 1.0, -1.0]
+    assert tanh(a).tolist() == pytest.approx(expected, abs=2.4e-7)
+    assert tanh(torch.tensor([math.nan])).isnan().all()  # NaN stays NaN, never a number
+
+
+def test_tanh_matches_pytorch_within_two_ulp_of_one_and_its_gradient_is_one_minus_tanh_squared():
+    g = torch.Generator().manual_seed(2)
+    a = (torch.randn(256, 500, generator=g) * 3).requires_grad_()
+    ours, theirs = tanh(a), torch.tanh(a)
+    assert (ours - theirs).abs().max() <= 2 * torch.finfo(torch.float32).eps
+    (grad,) = torch.autograd.grad(ours.sum(), a)
+    assert torch.allclose(grad, 1 - ours.detach() ** 2, rtol=0, atol=1e-7)
+    a64 = torch.tensor([-3.0, -0.2, 0.0, 0.4, 5.0], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(tanh, (a64,))
+
+
+def test_tanh_under_torch_func_and_on_other_dtypes():
+    a = torch.randn(3, 4, generator=torch.Generator().manual_seed(3))
+    per_row = torch.func.vmap(torch.func.grad(lambda v: tanh(v).sum()))(a)
+    assert torch.allclose(per_row, 1 - tanh(a) ** 2)
+    half = a.half()
+    assert torch.equal(tanh(half), torch.tanh(half))
