@@ -66,3 +66,23 @@ def test_keep_freed_memory_lets_a_per_step_buffer_reuse_its_pages():
     pages = (64 << 20) // resource.getpagesize()
     assert faults("default") >= 5 * pages  # the reason for the setting
     assert faults("keep") < pages // 4
+
+
+def test_setup_keeps_deterministic_algorithms_without_the_nan_fill_of_new_tensors():
+    from replab.params import Runtime
+
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    try:
+        rt.setup(Runtime(device="cpu", deterministic=True, progress=False, threads=1), 0)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.utils.deterministic.fill_uninitialized_memory is False
+        # the same seed draws the same numbers: what deterministic mode is for
+        a = torch.rand(3)
+        rt.setup(Runtime(device="cpu", deterministic=True, progress=False, threads=1), 0)
+        assert torch.equal(a, torch.rand(3))
+    finally:
+        torch.set_num_threads(threads)
+        torch._C._set_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.utils.deterministic.fill_uninitialized_memory = fill

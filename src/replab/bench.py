@@ -12,7 +12,9 @@ Per paper, on SYNTHETIC data of the paper's real shapes placed on the device (no
 
 4. the same step written as a plain PyTorch peer loop (`replab.peers`: DataLoader over TensorDataset, default
    optimiser settings) run in the same process on the same data: its samples/s, fraction of matmul, and
-   replab's speed-up over it (`peer_ratio`, samples/s of replab ÷ the peer's).
+   replab's speed-up over it (`peer_ratio`, samples/s of replab ÷ the peer's). The process's settings from
+   `rt.setup` (threads, deterministic mode, glibc keeping freed blocks: `rt.keep_freed_memory`) hold for both
+   loops, so the ratio measures the loops, not those settings.
 
 `--profile quick|paper` benchmarks the sizes of that profile (conf/ composed in memory with `profile=<name>`;
 params.yaml is not touched); without it, params.yaml's. `--json PATH` writes the results for comparison across
@@ -344,8 +346,10 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         "fetch_dataloader_us": loader_us,
         "fetch_speedup": loader_us / index_us,
         **peer,
+        # process-wide settings, the same for replab's loop and the peer's (rt.setup applies them to both)
         "run": {**rt.run_metadata(device, 0, "synthetic"), "tf32": runtime.tf32,
-                "deterministic": runtime.deterministic, "load_avg_1m": _load_average()},
+                "deterministic": runtime.deterministic, "keep_freed_memory": rt.keep_freed_memory(),
+                "load_avg_1m": _load_average()},
     }
 
 

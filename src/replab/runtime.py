@@ -43,6 +43,11 @@ def setup(runtime: Runtime, seed: int):
         # The public call also configures torch._inductor, whose import costs ~1.5 s per stage process;
         # without torch.compile only this switch matters.
         torch._C._set_deterministic_algorithms(runtime.deterministic, warn_only=True)
+    # Deterministic mode by default also fills every new tensor with NaN, so that a kernel reading memory it never
+    # wrote is at least reproducible; PyTorch's docs (torch.utils.deterministic) advise turning that off for valid
+    # programs. Every tensor here is written before it is read (the committed metrics are the same without it),
+    # and the fill cost 7 % of an attention_vat step: a 30 MB memset of oneDNN's LSTM workspace per call.
+    torch.utils.deterministic.fill_uninitialized_memory = False
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = runtime.tf32
         torch.backends.cudnn.allow_tf32 = runtime.tf32
@@ -59,10 +64,10 @@ def keep_freed_memory() -> bool:
     By default glibc serves a block above its mmap threshold (128 KiB, adapting up to 32 MiB) by a fresh mmap that
     is unmapped on free, and returns free memory at the heap's top beyond its trim threshold, so a large tensor
     allocated every step faults in each of its 4 KiB pages every step. `mallopt` raising M_MMAP_THRESHOLD and
-    M_TRIM_THRESHOLD keeps freed blocks in the heap: CPU training steps at paper sizes of censor 61 → 37 ms and
-    attention_vat 50 → 35 ms (quick sizes: 62 → 33 ms, 8.1 → 7.0 ms), the other papers unchanged, peak memory
-    +1–6 %. PyTorch's CPU tuning guide recommends jemalloc or tcmalloc for the same reason; this needs no preload.
-    Returns whether glibc took both settings."""
+    M_TRIM_THRESHOLD keeps freed blocks in the heap: CPU training steps (2 threads, medians of 90) at paper sizes
+    of censor 55 → 32 ms and attention_vat 45 → 32 ms (quick sizes: 57 → 33 ms, 7.5 → 6.9 ms), the other papers
+    unchanged, peak memory +1–6 %. PyTorch's CPU tuning guide recommends jemalloc or tcmalloc for the same
+    reason; this needs no preload. Returns whether glibc took both settings."""
     import ctypes
     import sys
 
