@@ -143,3 +143,19 @@ def test_bench_numbers_from_a_toy_case_and_a_fake_clock(in_repo, monkeypatch):
     assert result["peer_fraction_of_matmul"] == pytest.approx((1024 / 3e-3) / (2 * 1024**3 / 1e-3))
     n = result["fetch_batches"]
     assert n == bench.FETCH_MIN_BATCHES and result["fetch_index_us"] == pytest.approx(1e3 / n)
+
+
+def test_split_vae_peer_forward_is_the_models_with_torch_tanh():
+    """The peer writes SplitVAE's forward with torch.tanh; a change to the model must show here, not silently
+    change what bench compares against."""
+    from replab.papers.split_vae.model import SplitVAE, sample
+    from replab.peers import split_vae_forward
+
+    torch.manual_seed(0)
+    model, x = SplitVAE(hidden=20, latent_dim=3), torch.rand(6, 784)
+    logits, moments, z_a = split_vae_forward(model, x, torch.Generator().manual_seed(1))
+    noise = torch.Generator().manual_seed(1)
+    mu_a, lv_a, mu_b, lv_b = model.encode(x)
+    z = sample(mu_a, lv_a, noise), sample(mu_b, lv_b, noise)
+    for ours, peers in zip((model.decode(*z), mu_a, lv_a, mu_b, lv_b, z[0]), (logits, *moments, z_a)):
+        assert torch.allclose(ours, peers, rtol=0, atol=1e-6)  # replab.functional.tanh: within 2.4e-7

@@ -26,9 +26,9 @@ def test_bce_with_logits_matches_pytorch_in_value_and_gradient():
     (grad_ours,) = torch.autograd.grad(ours.sum(1).mean(), logits)
     theirs = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     (grad_theirs,) = torch.autograd.grad(theirs.sum(1).mean(), logits)
-    # both sum terms of size |l| that cancel (soft targets): float32 rounding of those, plus 1.3e-7 from
+    # both sum terms of size |l| that cancel (soft targets): float32 rounding of those, plus 1.4e-7 from
     # −log σ(|l|) for log1p(e^−|l|)
-    bound = 2.5 * torch.finfo(torch.float32).eps * torch.maximum(logits.abs(), theirs.abs()) + 1.3e-7
+    bound = 2.5 * torch.finfo(torch.float32).eps * torch.maximum(logits.abs(), theirs.abs()) + 1.4e-7
     assert ((ours - theirs).abs() <= bound).all()
     assert torch.allclose(grad_ours, grad_theirs, rtol=0, atol=1e-9)
 
@@ -66,7 +66,7 @@ def test_bce_with_logits_leaves_half_precision_to_pytorch():
 def test_tanh_hand_computed_values_and_limits():
     a = torch.tensor([0.0, 0.5, -2.0, 30.0, -30.0, math.inf, -math.inf])
     expected = [0.0, math.tanh(0.5), math.tanh(-2.0), 1.0, -1.0, 1.0, -1.0]
-    assert tanh(a).tolist() == pytest.approx(expected, abs=2.4e-7)
+    assert tanh(a).tolist() == pytest.approx(expected, rel=0, abs=2.4e-7)
     assert tanh(torch.tensor([math.nan])).isnan().all()  # NaN stays NaN, never a number
 
 
@@ -83,6 +83,7 @@ def test_tanh_matches_pytorch_within_two_ulp_of_one_and_its_gradient_is_one_minu
 
 def test_tanh_under_torch_func_and_on_other_dtypes():
     a = torch.randn(3, 4, generator=torch.Generator().manual_seed(3))
+    assert type(tanh(a.clone().requires_grad_()).grad_fn).__name__ == "_TanhBackward"  # ours, not torch.tanh's
     per_row = torch.func.vmap(torch.func.grad(lambda v: tanh(v).sum()))(a)
     assert torch.allclose(per_row, 1 - tanh(a) ** 2)
     half = a.half()

@@ -69,9 +69,20 @@ def aae_ssl(cfg, case, device) -> Iterator[None]:
         yield
 
 
+def split_vae_forward(model, x: torch.Tensor, noise: torch.Generator):
+    """SplitVAE's encode → sample → decode written with torch.tanh on the model's layers (replab's
+    SplitVAE.encode/decode use replab.functional.tanh): (pixel logits, (μ_A, logσ²_A, μ_B, logσ²_B), z_A)."""
+    from replab.papers.split_vae.model import sample
+
+    mu_a, lv_a, mu_b, lv_b = model.heads(torch.tanh(model.enc(x))).chunk(4, dim=1)
+    z_a, z_b = sample(mu_a, lv_a, noise), sample(mu_b, lv_b, noise)
+    logits = model.dec_out(torch.tanh(model.dec_a(z_a)) + torch.tanh(model.dec_b(z_b)))
+    return logits, (mu_a, lv_a, mu_b, lv_b), z_a
+
+
 def split_vae(cfg, case, device) -> Iterator[None]:
     """Experiment II's SplitVAE: one-sample objective rec + C1·(KL_A + KL_B) + C2·CE, Adam."""
-    from replab.papers.split_vae.model import SplitVAE, gaussian_kl, sample
+    from replab.papers.split_vae.model import SplitVAE, gaussian_kl
 
     model = SplitVAE(cfg.hidden, cfg.exp2.latent_dim).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -79,10 +90,7 @@ def split_vae(cfg, case, device) -> Iterator[None]:
     model.train()
     for xb, yb in loader(case.x, case.y, batch_size=cfg.batch_size):
         xb, yb = xb.to(device), yb.to(device)
-        # the model's layers with torch.tanh (replab's SplitVAE.encode/decode use replab.functional.tanh)
-        mu_a, lv_a, mu_b, lv_b = model.heads(torch.tanh(model.enc(xb))).chunk(4, dim=1)
-        z_a, z_b = sample(mu_a, lv_a, noise), sample(mu_b, lv_b, noise)
-        logits = model.dec_out(torch.tanh(model.dec_a(z_a)) + torch.tanh(model.dec_b(z_b)))
+        logits, (mu_a, lv_a, mu_b, lv_b), z_a = split_vae_forward(model, xb, noise)
         rec = F.binary_cross_entropy_with_logits(logits, xb, reduction="none").sum(1).mean()
         kl = gaussian_kl(mu_a, lv_a).mean() + gaussian_kl(mu_b, lv_b).mean()
         loss = rec + cfg.c1 * kl + cfg.c2 * F.cross_entropy(model.classifier(z_a), yb)

@@ -43,10 +43,12 @@ def setup(runtime: Runtime, seed: int):
         # The public call also configures torch._inductor, whose import costs ~1.5 s per stage process;
         # without torch.compile only this switch matters.
         torch._C._set_deterministic_algorithms(runtime.deterministic, warn_only=True)
-    # Deterministic mode by default also fills every new tensor with NaN, so that a kernel reading memory it never
-    # wrote is at least reproducible; PyTorch's docs (torch.utils.deterministic) advise turning that off for valid
-    # programs. Every tensor here is written before it is read (the committed metrics are the same without it),
-    # and the fill cost 7 % of an attention_vat step: a 30 MB memset of oneDNN's LSTM workspace per call.
+    # Deterministic mode by default also fills every uninitialised allocation (torch.empty*, resize_) with NaN
+    # (integers with their maximum), so that a kernel reading memory it never wrote is at least reproducible;
+    # PyTorch's docs (torch.utils.deterministic) advise turning that off for valid programs. Every tensor here is
+    # written before it is read (the committed metrics are the same without it), and the fill cost 7 % of an
+    # attention_vat step: a 30 MB memset of oneDNN's LSTM workspace per call. (Without deterministic mode there
+    # is no fill either way.)
     torch.utils.deterministic.fill_uninitialized_memory = False
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = runtime.tf32
@@ -55,8 +57,9 @@ def setup(runtime: Runtime, seed: int):
     return device
 
 
-MMAP_THRESHOLD = 256 << 20  # bytes: blocks up to this size come from the heap, not a fresh mmap each
+MMAP_THRESHOLDS = (256 << 20, 32 << 20)  # bytes: blocks up to this come from the heap (older glibc takes ≤ 32 MiB)
 TRIM_THRESHOLD = 512 << 20  # bytes of free memory at the heap's top that glibc keeps instead of returning
+MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
 
 
 def keep_freed_memory() -> bool:
@@ -67,16 +70,23 @@ def keep_freed_memory() -> bool:
     M_TRIM_THRESHOLD keeps freed blocks in the heap: CPU training steps (2 threads, medians of 90) at paper sizes
     of censor 55 → 32 ms and attention_vat 45 → 32 ms (quick sizes: 57 → 33 ms, 7.5 → 6.9 ms), the other papers
     unchanged, peak memory +1–6 %. PyTorch's CPU tuning guide recommends jemalloc or tcmalloc for the same
-    reason; this needs no preload. Returns whether glibc took both settings."""
+    reason; this needs no preload. Left alone (False) when the environment sets malloc itself (MALLOC_*_,
+    GLIBC_TUNABLES, another allocator in LD_PRELOAD). Returns whether glibc took the settings; the trim threshold
+    is set only after an mmap threshold was taken (setting it alone would freeze glibc's adaptive threshold at
+    128 KiB, worse than the default)."""
     import ctypes
     import sys
 
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         return False
+    if any(os.environ.get(name) for name in MALLOC_ENV) or "malloc" in os.environ.get("LD_PRELOAD", ""):
+        return False  # the user chose: jemalloc, tcmalloc and mimalloc all have "malloc" in their names
     libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-    took = [libc.mallopt(m_mmap_threshold, MMAP_THRESHOLD), libc.mallopt(m_trim_threshold, TRIM_THRESHOLD)]
-    return all(took)
+    if not any(libc.mallopt(m_mmap_threshold, size) for size in MMAP_THRESHOLDS):
+        return False
+    return bool(libc.mallopt(m_trim_threshold, TRIM_THRESHOLD))
 
 
 def choose_device(name: str):
