@@ -153,13 +153,13 @@ class LostCollection:
         monkeypatch.setattr(compare, "collected_names", lambda baseline: set(self.collected)
                             if baseline == "ab" * 20 else set())
         monkeypatch.setattr(compare, "workspace_state", lambda: (head, diff))
-        monkeypatch.setattr(compare.subprocess, "run", self.run)
+        monkeypatch.setattr(compare, "run_until", self.run)
 
-    def run(self, cmd, **kwargs):
+    def run(self, cmd, deadline):
         self.ran.append(cmd)
         if not self.lose_again:
             self.collected.add(cmd[cmd.index("-n") + 1])
-        return subprocess.CompletedProcess(cmd, 0, "", "")
+        return 0
 
 
 QUEUED = ("ab" * 20, "d" * 64)  # (HEAD, sha256 of the tracked changes) when the sweep was queued
@@ -219,6 +219,51 @@ def test_sweep_does_not_rerun_a_lost_experiment_once_head_or_tracked_files_chang
     assert str(err.value) == (
         "sweep: lost rec-2, and HEAD or the tracked files changed since they were queued on abababa, so they are "
         "not rerun here; from that state run: dvc exp run --temp -n rec-2 -S profile=smoke -S aae_ssl.lambda_rec=2")
+
+
+def test_sweep_timeout_covers_the_reruns_of_lost_experiments(in_tmp, monkeypatch):
+    """`--timeout` is the whole sweep's: past it, no rerun starts, and the error names what is left to run."""
+    import time
+
+    from replab import compare
+    from replab.io import DataError
+
+    dvc = LostCollection({"rec-1"})
+    dvc.install(monkeypatch, compare)
+    commands = queue_commands([[f"aae_ssl.lambda_rec={v}"] for v in (1, 2, 3)], "smoke", name="rec")
+    with pytest.raises(DataError) as err:
+        compare.rerun_uncollected(["rec-1", "rec-2", "rec-3"], commands, QUEUED, {}, deadline=time.monotonic())
+    assert dvc.ran == []
+    assert str(err.value) == (
+        "sweep: --timeout reached before rec-2, rec-3 ran again to the end; from that state run: "
+        "dvc exp run --temp -n rec-2 -S profile=smoke -S aae_ssl.lambda_rec=2; "
+        "dvc exp run --temp -n rec-3 -S profile=smoke -S aae_ssl.lambda_rec=3")
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="reads /proc")
+def test_run_until_stops_the_command_and_the_process_it_started_at_the_deadline(tmp_path):
+    """A rerun is `dvc exp run`, which starts the stage command as its own child: both must stop at the deadline."""
+    import sys
+    import time
+
+    from replab.compare import run_until
+
+    pid_file = tmp_path / "grandchild.pid"
+    parent = ("import subprocess, sys, time; "
+              "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+              f"open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(60)")
+    started = time.monotonic()
+    assert run_until([sys.executable, "-c", parent], deadline=started + 3, grace=5) is None
+    assert time.monotonic() - started < 20
+    grandchild = int(pid_file.read_text())
+    for _ in range(50):  # SIGINT reaches the whole group; the grandchild dies with it (or is left a zombie)
+        status = Path(f"/proc/{grandchild}/status")
+        if not status.exists() or "State:\tZ" in status.read_text():
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the command's child {grandchild} outlived the deadline")
+    assert run_until([sys.executable, "-c", "raise SystemExit(3)"], deadline=None) == 3
 
 
 def test_collected_names_are_the_experiment_refs_of_the_queued_commit(in_tmp):

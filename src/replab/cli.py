@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", dest="run_queue", action="store_true",
                    help="then `dvc queue start -j N` and wait for the results")
     p.add_argument("-j", "--jobs", type=int, default=1, help="queue workers (at most the CPU cores / GPUs)")
-    p.add_argument("--timeout", type=float, help="with --run: give up waiting after this many seconds")
+    p.add_argument("--timeout", type=float, help="with --run: give up after this many seconds (the queue and any "
+                   "reruns of lost experiments together)")
     p.add_argument("--dry-run", action="store_true", help="print the dvc commands only")
     p.add_argument("--allow-dirty", action="store_true",
                    help="queue even though untracked files (which the queued runs would not see) exist")

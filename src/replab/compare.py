@@ -19,8 +19,10 @@ import hashlib
 import io
 import itertools
 import json
+import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -229,13 +231,35 @@ def collected_names(baseline: str) -> set[str]:
     return {ref[len(prefix):] for ref in refs.stdout.split()}
 
 
+def run_until(cmd: Sequence[str], deadline: float | None, grace: float = 60.0) -> int | None:
+    """Run `cmd` (its output straight to the terminal/log) until it exits or `deadline` (time.monotonic()) passes;
+    then send its process group SIGINT, as Ctrl-C would (DVC stops the stage command and cleans up its copy), and
+    SIGKILL after `grace` seconds. Returns the exit status, or None when the deadline stopped it."""
+    proc = subprocess.Popen(cmd, start_new_session=True)  # its own group: the stage command DVC starts goes too
+    try:
+        return proc.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        for sig, wait in ((signal.SIGINT, grace), (signal.SIGKILL, None)):
+            try:
+                os.killpg(proc.pid, sig)
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+            except ProcessLookupError:  # the group is gone already
+                break
+        return None
+
+
 def rerun_uncollected(names: Sequence[str], commands: Sequence[Sequence[str]], queued: tuple[str, str],
-                      logs: dict[str, int]) -> None:
+                      logs: dict[str, int], deadline: float | None = None) -> None:
     """Experiments the queue reported as Success but never collected (no Git ref on the commit they were queued
     on, `queued` = workspace_state() then; seen with two workers): when HEAD and the tracked files are still as
     they were queued, run each again, one at a time, as `dvc exp run --temp` under the same name (a fresh copy of
     the same commit and changes under .dvc/tmp/exps/, collected by that process); otherwise, or if one is still
-    missing, DataError naming them. `logs`: worker_log_sizes() before the queue started."""
+    missing, DataError naming them. `logs`: worker_log_sizes() before the queue started; `deadline`
+    (time.monotonic(), from `sweep --timeout`): a rerun still going then is stopped, and DataError names the runs
+    not done and their commands."""
     lost = [n for n in names if n not in collected_names(queued[0])]
     if not lost:
         return
@@ -255,9 +279,15 @@ def rerun_uncollected(names: Sequence[str], commands: Sequence[Sequence[str]], q
         raise DataError(f"sweep: lost {', '.join(lost)}, and HEAD or the tracked files changed since they were "
                         f"queued on {queued[0][:7]}, so they are not rerun here; from that state run: "
                         + "; ".join(shlex.join(cmd) for cmd in reruns))
-    for n, cmd in zip(lost, reruns):
-        print(f"running {n} again (the same commit and changes): {shlex.join(cmd)}", file=sys.stderr, flush=True)
-        code = subprocess.run(cmd).returncode  # DVC's own output and progress go straight to the terminal/log
+    for i, (n, cmd) in enumerate(zip(lost, reruns)):
+        if deadline is not None and time.monotonic() >= deadline:
+            code = None
+        else:
+            print(f"running {n} again (the same commit and changes): {shlex.join(cmd)}", file=sys.stderr, flush=True)
+            code = run_until(cmd, deadline)
+        if code is None:
+            raise DataError(f"sweep: --timeout reached before {', '.join(lost[i:])} ran again to the end; from "
+                            "that state run: " + "; ".join(shlex.join(c) for c in reruns[i:]))
         if code:
             raise DataError(f"sweep: rerunning {n} failed (exit {code}; its output is above): {shlex.join(cmd)}")
     still = [n for n in lost if n not in collected_names(queued[0])]
@@ -324,6 +354,7 @@ def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Se
         return names
     print(f"dvc queue start -j {jobs}", flush=True)
     logs = worker_log_sizes()
+    deadline = None if timeout is None else time.monotonic() + timeout  # the queue and any reruns together
     _dvc("queue", "start", "-j", str(jobs))
     states = wait_for_queue(names, timeout)
     failed = [n for n, s in states.items() if s != "Success"]
@@ -334,7 +365,7 @@ def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Se
             print(failure_report(n), file=sys.stderr)
         raise DataError(f"sweep: {len(failed)} of {len(names)} experiments failed: {', '.join(failed)} "
                         f"(`dvc queue logs <name>`; worker logs {WORKER_LOGS})")
-    rerun_uncollected(names, commands, queued, logs)
+    rerun_uncollected(names, commands, queued, logs, deadline)
     print(f"compare: replab compare {paper} {' '.join(names)} --baseline")
     return names
 
