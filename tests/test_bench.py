@@ -80,12 +80,22 @@ def test_bench_profile_and_json(in_repo, tmp_path, monkeypatch, capsys):
         bench.profile_params("nonesuch")
 
 
-def test_unknown_or_unsupported_paper_prints_one_line(in_repo, capsys):
-    assert bench.main(["no_such_paper"], 3) == []
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1 and out[0].startswith("no benchmark for no_such_paper")
+def test_unknown_paper_or_bad_steps_is_one_line_error_before_anything_runs(in_repo, capsys, tmp_path,
+                                                                          monkeypatch):
+    from replab.cli import main as cli
+
+    ran = []
+    monkeypatch.setattr(bench, "run_bench", lambda *a, **k: ran.append(a))
+    out = tmp_path / "bench.json"
+    assert cli(["bench", "split_vae", "no_such_paper", "--json", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: bench: unknown paper 'no_such_paper' (known: aae_ssl, split_vae, censor, autoencoder, "
+                   "attention_vat)"]
+    assert cli(["bench", "split_vae", "--steps", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: bench --steps 0: must be at least 1"
+    assert ran == [] and not out.exists()  # split_vae did not run first; no JSON of nothing
     with pytest.raises(bench.NoBenchmark, match="no benchmark for no_such_paper"):
-        bench.run_bench("no_such_paper", 3)
+        bench.find_case("no_such_paper")
 
 
 def test_bench_censor_runs_the_sct_loop(in_repo):

@@ -271,7 +271,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
     """Benchmark one paper (raises NoBenchmark when it has no case). Reads `params` (default: params.yaml in
     the working dir)."""
     if steps < 1:
-        raise ValueError(f"bench: steps = {steps}: must be >= 1")
+        raise ParamError(f"bench --steps {steps}: must be at least 1")
     module, setup = find_case(paper)
     cfg = load_section(module.Config, paper, params=params)
     runtime = load_runtime(params=params)
@@ -349,6 +349,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         # process-wide settings, the same for replab's loop and the peer's (rt.setup applies them to both)
         "run": {**rt.run_metadata(device, 0, "synthetic"), "tf32": runtime.tf32,
                 "deterministic": runtime.deterministic, "keep_freed_memory": rt.keep_freed_memory(),
+                "fill_uninitialized_memory": torch.utils.deterministic.fill_uninitialized_memory,
                 "load_avg_1m": _load_average()},
     }
 
@@ -404,7 +405,14 @@ def format_table(results: list[dict]) -> str:
 
 def main(papers: list[str], steps: int, profile: str | None = None, json_path: str | None = None) -> list[dict]:
     """Benchmark each paper in turn; one line for a paper without a benchmark; then one table on stdout (and
-    the results as JSON at `json_path`)."""
+    the results as JSON at `json_path`). An unknown paper or `steps` < 1 is a ParamError before anything runs."""
+    from replab.papers import PAPERS
+
+    unknown = [p for p in papers if p not in PAPERS]
+    if unknown:
+        raise ParamError(f"bench: unknown paper {', '.join(map(repr, unknown))} (known: {', '.join(PAPERS)})")
+    if steps < 1:
+        raise ParamError(f"bench --steps {steps}: must be at least 1")
     params = profile_params(profile)
     results = []
     for paper in papers:
