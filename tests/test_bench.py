@@ -47,8 +47,12 @@ def test_bench_aae_ssl_reports_throughput_flops_and_fetch(in_repo):
     assert result["run"]["data_source"] == "synthetic"
 
     table = bench.format_table([result])
-    assert table.splitlines()[0].split() == ["metric", "aae_ssl"]
+    assert table.splitlines()[0] == f"device: cpu {result['run']['device_name']}, {result['run']['threads']} threads"
+    assert table.splitlines()[1].split() == ["metric", "aae_ssl"]
     assert "fraction of matmul" in table and "replab ÷ peer" in table
+    other = {**result, "paper": "gpu_run", "run": {**result["run"], "device": "cuda", "device_name": "H200"}}
+    rows = bench.format_table([result, other]).splitlines()
+    assert rows[0].split()[0] == "metric" and rows[3].split()[:2] == ["device", "cpu"]  # a row once devices differ
 
 
 @pytest.mark.parametrize("paper", PAPERS_WITH_PEERS[1:])

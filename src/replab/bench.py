@@ -356,7 +356,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
 
 ROWS = (  # (label, format) per result key
     ("case", "case", "{}"),
-    ("device", None, "{}"),
+    ("load (1 min average)", "load", None),
     ("steps timed", "steps", "{rounds} × {} (+{warmup_steps} warm-up), each"),
     ("ms / step (median)", "ms_per_step", "{:.2f} (mean {ms_per_step_mean:.2f})"),
     ("samples / s", "samples_per_s", "{:,.0f}"),
@@ -383,11 +383,15 @@ def _load_average() -> float | None:
         return None
 
 
-def _cell(result: dict, key: str | None, fmt: str | None) -> str:
-    if key is None:
-        run = result["run"]
-        load = "" if run["load_avg_1m"] is None else f", load {run['load_avg_1m']:.1f}/{os.cpu_count()} cores"
-        return f"{run['device']} {run['device_name']}, {run['threads']} threads{load}"
+def _device(result: dict) -> str:
+    run = result["run"]
+    return f"{run['device']} {run['device_name']}, {run['threads']} threads"
+
+
+def _cell(result: dict, key: str, fmt: str | None) -> str:
+    if key == "load":
+        load = result["run"]["load_avg_1m"]
+        return "–" if load is None else f"{load:.1f} on {os.cpu_count()} cores (incl. bench)"
     if key == "flops_per_step":
         return f"{result[key] / 1e9:.4f}"
     if result.get(key, 0) is None:
@@ -396,11 +400,16 @@ def _cell(result: dict, key: str | None, fmt: str | None) -> str:
 
 
 def format_table(results: list[dict]) -> str:
+    """One column per paper; the device above the table when every paper ran on the same one, else a row."""
+    devices = [_device(r) for r in results]
     header = ["metric", *(r["paper"] for r in results)]
     rows = [[label, *(_cell(r, key, fmt) for r in results)] for label, key, fmt in ROWS]
+    if len(set(devices)) > 1:
+        rows.insert(1, ["device", *devices])
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+    top = [f"device: {devices[0]}"] if len(set(devices)) == 1 else []
+    return "\n".join([*top, line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
 def main(papers: list[str], steps: int, profile: str | None = None, json_path: str | None = None) -> list[dict]:
