@@ -24,8 +24,8 @@ def in_repo(monkeypatch):
     monkeypatch.chdir(REPO)
     setup, threads_before = rt.setup, torch.get_num_threads()
 
-    def one_thread(runtime, seed):
-        device = setup(runtime, seed)
+    def one_thread(runtime, seed, **kwargs):
+        device = setup(runtime, seed, **kwargs)
         torch.set_num_threads(1)
         return device
 
@@ -173,3 +173,20 @@ def test_split_vae_peer_forward_is_the_models_with_torch_tanh():
     z = sample(mu_a, lv_a, noise), sample(mu_b, lv_b, noise)
     for ours, peers in zip((model.decode(*z), mu_a, lv_a, mu_b, lv_b, z[0]), (logits, *moments, z_a)):
         assert torch.allclose(ours, peers, rtol=0, atol=1e-6)  # replab.functional.tanh: within 2.4e-7
+
+
+def test_bench_process_defaults_runs_without_replabs_process_settings(in_repo, monkeypatch):
+    """`--process-defaults` measures what rt.setup's malloc and NaN-fill settings are worth: neither may apply."""
+    calls = []
+    monkeypatch.setattr(rt, "keep_freed_memory", lambda: calls.append("mallopt") or True)
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    try:
+        plain = bench.run_bench("split_vae", steps=1)
+        assert calls and plain["run"]["keep_freed_memory"] is True
+        assert plain["run"]["fill_uninitialized_memory"] is False
+        calls.clear()
+        defaults = bench.run_bench("split_vae", steps=1, process_defaults=True)
+        assert calls == [] and defaults["run"]["keep_freed_memory"] is False
+        assert defaults["run"]["fill_uninitialized_memory"] is True
+    finally:
+        torch.utils.deterministic.fill_uninitialized_memory = fill

@@ -14,7 +14,9 @@ Per paper, on SYNTHETIC data of the paper's real shapes placed on the device (no
    optimiser settings) run in the same process on the same data: its samples/s, fraction of matmul, and
    replab's speed-up over it (`peer_ratio`, samples/s of replab ÷ the peer's). The process's settings from
    `rt.setup` (threads, deterministic mode, glibc keeping freed blocks: `rt.keep_freed_memory`) hold for both
-   loops, so the ratio measures the loops, not those settings.
+   loops, so the ratio measures the loops, not those settings. `--process-defaults` runs without the last two
+   (glibc's malloc defaults, deterministic mode's NaN fill): its step times beside a plain run's measure them.
+   Use a fresh process for it: glibc's malloc settings cannot be undone once set.
 
 `--profile quick|paper` benchmarks the sizes of that profile (conf/ composed in memory with `profile=<name>`;
 params.yaml is not touched); without it, params.yaml's. `--json PATH` writes the results for comparison across
@@ -267,7 +269,8 @@ def find_peer(paper: str) -> Callable | None:
     return PEERS.get(paper)
 
 
-def run_bench(paper: str, steps: int, params: dict | None = None, profile: str | None = None) -> dict:
+def run_bench(paper: str, steps: int, params: dict | None = None, profile: str | None = None,
+              process_defaults: bool = False) -> dict:
     """Benchmark one paper (raises NoBenchmark when it has no case). Reads `params` (default: params.yaml in
     the working dir)."""
     if steps < 1:
@@ -275,7 +278,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
     module, setup = find_case(paper)
     cfg = load_section(module.Config, paper, params=params)
     runtime = load_runtime(params=params)
-    device = rt.setup(runtime, 0)
+    device = rt.setup(runtime, 0, process_settings=not process_defaults)
 
     phases = rt.progress(total=4, enabled=runtime.progress, desc=f"bench {paper}", leave=False)
     phases.set_postfix_str("fp32 matmul")
@@ -348,7 +351,8 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         **peer,
         # process-wide settings, the same for replab's loop and the peer's (rt.setup applies them to both)
         "run": {**rt.run_metadata(device, 0, "synthetic"), "tf32": runtime.tf32,
-                "deterministic": runtime.deterministic, "keep_freed_memory": rt.keep_freed_memory(),
+                "deterministic": runtime.deterministic,
+                "keep_freed_memory": not process_defaults and rt.keep_freed_memory(),  # (idempotent)
                 "fill_uninitialized_memory": torch.utils.deterministic.fill_uninitialized_memory,
                 "load_avg_1m": _load_average()},
     }
@@ -412,7 +416,8 @@ def format_table(results: list[dict]) -> str:
     return "\n".join([*top, line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-def main(papers: list[str], steps: int, profile: str | None = None, json_path: str | None = None) -> list[dict]:
+def main(papers: list[str], steps: int, profile: str | None = None, json_path: str | None = None,
+         process_defaults: bool = False) -> list[dict]:
     """Benchmark each paper in turn; one line for a paper without a benchmark; then one table on stdout (and
     the results as JSON at `json_path`). An unknown paper or `steps` < 1 is a ParamError before anything runs."""
     from replab.papers import PAPERS
@@ -426,7 +431,7 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
     results = []
     for paper in papers:
         try:
-            results.append(run_bench(paper, steps, params, profile))
+            results.append(run_bench(paper, steps, params, profile, process_defaults))
         except NoBenchmark as err:
             print(err, flush=True)
     if results:

@@ -9,7 +9,8 @@
     replab report                             metrics/<paper>.json, plots/report.md, summary figures
     replab compose [override ...]             params.yaml from conf/ (e.g. profile=paper)
     replab check                              validate every params section
-    replab bench [paper ...] [--profile quick|paper] [--json PATH]   training-step throughput vs a peer loop
+    replab bench [paper ...] [--profile quick|paper] [--json PATH] [--process-defaults]
+                                                   training-step throughput vs a peer loop
     replab sweep <paper> key=v1,v2 ... [--run -j N]   queue a param grid as `dvc exp run --queue`
     replab sweep <paper> key=v1,v2 ... --executor slurm [--collect]   the grid as a SLURM job array
     replab compare <paper> [exp ...] [--format md|csv]  chosen experiments side by side
@@ -123,8 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--profile", help="sizes of conf/profile/<name>.yaml, e.g. quick or paper (default: params.yaml)")
     p.add_argument("--json", dest="json_path", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--process-defaults", action="store_true",
+                   help="without replab's process settings (glibc malloc keeping freed blocks, no NaN fill of new "
+                        "tensors), to measure them")
     p.set_defaults(run=lambda a: importlib.import_module("replab.bench").main(a.papers, a.steps, a.profile,
-                                                                               a.json_path))
+                                                                               a.json_path, a.process_defaults))
 
     p = sub.add_parser("sweep", help="queue a param grid of one paper as DVC experiments (dvc exp run --queue)")
     p.add_argument("paper")

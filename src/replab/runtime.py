@@ -24,15 +24,18 @@ def available_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def setup(runtime: Runtime, seed: int):
-    """Seed everything, pick the device, set threads and determinism. Returns the torch.device."""
+def setup(runtime: Runtime, seed: int, process_settings: bool = True):
+    """Seed everything, pick the device, set threads and determinism. Returns the torch.device. With
+    `process_settings` (always, but in `replab bench --process-defaults`, which measures them) also glibc's malloc
+    keeping freed blocks and deterministic mode without its NaN fill (below)."""
     if runtime.deterministic:
         # cuBLAS needs this before CUDA initialises to give reproducible GEMMs
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     import torch
 
     device = choose_device(runtime.device)
-    keep_freed_memory()
+    if process_settings:
+        keep_freed_memory()
     torch.set_num_threads(runtime.threads or available_cpus())
     random.seed(seed)
     np.random.seed(seed)
@@ -49,7 +52,7 @@ def setup(runtime: Runtime, seed: int):
     # written before it is read (the committed metrics are the same without it), and the fill cost 7 % of an
     # attention_vat step: a 30 MB memset of oneDNN's LSTM workspace per call. (Without deterministic mode there
     # is no fill either way.)
-    torch.utils.deterministic.fill_uninitialized_memory = False
+    torch.utils.deterministic.fill_uninitialized_memory = not process_settings
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = runtime.tf32
         torch.backends.cudnn.allow_tf32 = runtime.tf32
