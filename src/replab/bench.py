@@ -271,10 +271,8 @@ def find_peer(paper: str) -> Callable | None:
 
 def run_bench(paper: str, steps: int, params: dict | None = None, profile: str | None = None,
               process_defaults: bool = False) -> dict:
-    """Benchmark one paper (raises NoBenchmark when it has no case). Reads `params` (default: params.yaml in
-    the working dir)."""
-    if steps < 1:
-        raise ParamError(f"bench --steps {steps}: must be at least 1")
+    """Benchmark one paper (raises NoBenchmark when it has no case) for `steps` ≥ 1 (`main` checks it). Reads
+    `params` (default: params.yaml in the working dir)."""
     module, setup = find_case(paper)
     cfg = load_section(module.Config, paper, params=params)
     runtime = load_runtime(params=params)
@@ -406,13 +404,14 @@ def _cell(result: dict, key: str, fmt: str | None) -> str:
 def format_table(results: list[dict]) -> str:
     """One column per paper; the device above the table when every paper ran on the same one, else a row."""
     devices = [_device(r) for r in results]
+    one_device = len(set(devices)) == 1
     header = ["metric", *(r["paper"] for r in results)]
     rows = [[label, *(_cell(r, key, fmt) for r in results)] for label, key, fmt in ROWS]
-    if len(set(devices)) > 1:
+    if not one_device:
         rows.insert(1, ["device", *devices])
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-    top = [f"device: {devices[0]}"] if len(set(devices)) == 1 else []
+    top = [f"device: {devices[0]}"] if one_device else []
     return "\n".join([*top, line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 

@@ -14,6 +14,7 @@ pulled from other machines (`dvc exp pull`) and the values `dvc exp show` leaves
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -239,16 +240,16 @@ def run_until(cmd: Sequence[str], deadline: float | None, grace: float = 60.0) -
     try:
         return proc.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
-        for sig, wait in ((signal.SIGINT, grace), (signal.SIGKILL, None)):
-            try:
-                os.killpg(proc.pid, sig)
-                proc.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-            except ProcessLookupError:  # the group is gone already
-                break
-        return None
+        pass
+    with contextlib.suppress(ProcessLookupError):  # the group may be gone already
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return None
 
 
 def rerun_uncollected(names: Sequence[str], commands: Sequence[Sequence[str]], queued: tuple[str, str],

@@ -18,6 +18,11 @@ import torch
 import torch.nn.functional as F
 
 
+def _ours_here(x: torch.Tensor) -> bool:
+    """Our kernels for float32/float64 on the CPU; PyTorch's elsewhere (one fused launch on GPUs, half precision)."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+
+
 class _BCEWithLogits(torch.autograd.Function):
     # forward + setup_context (not ctx in forward) and a generated vmap rule: torch.func (grad, vmap) can use it
     generate_vmap_rule = True
@@ -60,9 +65,7 @@ def tanh(a: torch.Tensor) -> torch.Tensor:
     2 ulp of 1 (2.4e-7 in float32) of `torch.tanh` in absolute terms, not relative: near a = 0 the result is a
     difference of two numbers near 1 (tanh(1e-8) gives 0, and tanh(−a) = −tanh(a) only to that 2.4e-7); the
     gradient is 1 − tanh²(a) of that value. Otherwise `torch.tanh`."""
-    if a.device.type != "cpu" or a.dtype not in (torch.float32, torch.float64):
-        return torch.tanh(a)
-    return _Tanh.apply(a)
+    return _Tanh.apply(a) if _ours_here(a) else torch.tanh(a)
 
 
 def bce_with_logits(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -75,6 +78,6 @@ def bce_with_logits(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise ValueError("bce_with_logits: the target requires a gradient (targets are data; detach it)")
     if target.shape != logits.shape:
         raise ValueError(f"bce_with_logits: target shape {tuple(target.shape)} != logits shape {tuple(logits.shape)}")
-    if logits.device.type != "cpu" or logits.dtype not in (torch.float32, torch.float64):
-        return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    return _BCEWithLogits.apply(logits, target)
+    if _ours_here(logits):
+        return _BCEWithLogits.apply(logits, target)
+    return F.binary_cross_entropy_with_logits(logits, target, reduction="none")

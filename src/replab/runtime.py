@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -78,7 +79,6 @@ def keep_freed_memory() -> bool:
     is set only after an mmap threshold was taken (setting it alone would freeze glibc's adaptive threshold at
     128 KiB, worse than the default)."""
     import ctypes
-    import sys
 
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         return False
@@ -172,8 +172,6 @@ def progress(iterable=None, *, enabled: bool = True, **kwargs):
     file or pipe (DVC's stage logs) each redraw would be one more partial-bar line, so it writes one line every
     `LOG_INTERVAL_S` seconds (and the final one), fixed width, and `set_postfix`/`set_description` update the
     next line instead of writing one of their own."""
-    import sys
-
     from tqdm.auto import tqdm
 
     if sys.stderr.isatty():
