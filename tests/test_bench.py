@@ -176,6 +176,53 @@ def test_split_vae_peer_forward_is_the_models_with_torch_tanh():
         assert torch.allclose(ours, peers, rtol=0, atol=1e-6)  # replab.functional.tanh: within 2.4e-7
 
 
+def test_attention_vat_peer_packed_bilstm_is_the_models_encoder():
+    """The peer runs the BiLSTM as the papers' code does (PackedSequence, one bidirectional nn.LSTM); it must be
+    the same function as AttentionClassifier.encode (within-length reversal over two LSTMs), gradients included."""
+    from replab.papers.attention_vat.model import AttentionClassifier, real_mask
+    from replab.peers import PackedBiLSTMClassifier
+
+    torch.manual_seed(0)
+    model = AttentionClassifier(vocab_size=50, embedding_dim=8, hidden=6, attention_dim=5)
+    peer = PackedBiLSTMClassifier(model)
+    lengths = torch.tensor([7, 3, 1, 5])
+    tokens = torch.randint(2, 50, (4, 7)) * real_mask(lengths, 7)
+    ours, theirs = model.encode(tokens, lengths), peer.encode(tokens, lengths)
+    for a, b in zip(ours, theirs):
+        assert a.shape == b.shape and torch.allclose(a, b, rtol=0, atol=1e-6)
+    assert theirs.h[1, 3:].abs().max() == 0 and theirs.scores[2, 1:].abs().max() == 0  # padding stays 0
+    trained = {name.split(".")[0] for name, _ in peer.named_parameters()}
+    assert trained == {"embedding", "lstm", "attention_w", "attention_c", "decoder"}  # not the unused two LSTMs
+    grads = []
+    for net in (model, peer):
+        net.zero_grad()
+        enc = net.encode(tokens, lengths)
+        net.attend(enc.h, enc.scores, enc.mask)[0].sum().backward()
+        grads.append((net.embedding.weight.grad.clone(), net.attention_w.weight.grad.clone()))
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=0, atol=1e-5)
+    assert torch.allclose(peer.lstm.weight_ih_l0_reverse.grad, model.lstm_backward.weight_ih_l0.grad, atol=1e-5)
+
+
+def test_peer_networks_use_pytorchs_own_layers_with_the_same_parameters():
+    from replab.functional import Linear
+    from replab.papers.aae_ssl.model import Dropout, build
+    from replab.peers import textbook
+
+    encoder = build("aae_yz", 12, 2, False, 0.3)[0]
+    before = dict(encoder.named_parameters())
+    assert {Linear, Dropout} <= {type(m) for m in encoder.modules()}
+    x = torch.rand(5, 784)
+    expected = encoder.eval()(x)
+    assert textbook(encoder) is encoder
+    kinds = {type(m) for m in encoder.modules()}
+    assert Linear not in kinds and Dropout not in kinds and {torch.nn.Linear, torch.nn.Dropout} <= kinds
+    assert all(p is before[name] for name, p in encoder.named_parameters())  # shared, not copied
+    assert [m.p for m in encoder.modules() if isinstance(m, torch.nn.Dropout)] == [0.3, 0.3]
+    for ours, plain in zip(expected, encoder(x)):
+        assert torch.allclose(ours, plain, rtol=0, atol=1e-5)
+
+
 def test_bench_process_defaults_runs_without_replabs_process_settings(in_repo, monkeypatch):
     """`--process-defaults` measures what rt.setup's malloc and NaN-fill settings are worth: neither may apply."""
     calls = []
@@ -191,3 +238,38 @@ def test_bench_process_defaults_runs_without_replabs_process_settings(in_repo, m
         assert defaults["run"]["fill_uninitialized_memory"] is True
     finally:
         torch.utils.deterministic.fill_uninitialized_memory = fill
+
+
+def test_flop_count_includes_onednn_lstm_layers():
+    """FlopCounterMode misses oneDNN's LSTM kernels; bench adds them: 2·T·B·4h·(in + h) forward, twice that
+    backward (T = 7, B = 4, in = 5, h = 3: 2·28·12·8 = 5,376 and 10,752)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(5, 3, batch_first=True)
+    x = torch.randn(4, 7, 5)
+    counter = FlopCounterMode(display=False, custom_mapping=bench.ONEDNN_FLOPS)
+    with counter:
+        out = lstm(x)[0]
+    if not any("mkldnn_rnn_layer" in str(op) for op in counter.get_flop_counts()["Global"]):
+        pytest.skip("this build's CPU LSTM does not run through oneDNN")
+    assert counter.get_total_flops() == 5376
+    with counter:
+        out.sum().backward()
+    assert counter.get_total_flops() == 10752
+
+
+def test_flop_count_includes_replabs_onednn_linear_layers():
+    """x [5, 7] · W [3, 7]ᵀ: 2·5·7·3 = 210 FLOPs forward; ∂x and ∂W are 210 each."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from replab.functional import linear
+
+    x, weight = torch.randn(5, 7, requires_grad=True), torch.randn(3, 7, requires_grad=True)
+    counter = FlopCounterMode(display=False, custom_mapping=bench.ONEDNN_FLOPS)
+    with counter:
+        out = linear(x, weight)
+    assert counter.get_total_flops() == 210
+    with counter:
+        out.sum().backward()
+    assert counter.get_total_flops() == 420

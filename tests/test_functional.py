@@ -1,4 +1,5 @@
-"""replab.functional: the CPU binary cross-entropy and tanh against hand-computed values and PyTorch's own functions."""
+"""replab.functional: the CPU binary cross-entropy, tanh and linear layer against hand-computed values and PyTorch's
+own functions."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from replab.functional import bce_with_logits, tanh
+from replab.functional import Linear, bce_with_logits, linear, tanh
+
+ONEDNN = torch.backends.mkldnn.is_available()
 
 
 def test_bce_with_logits_hand_computed_values():
@@ -88,3 +91,71 @@ def test_tanh_under_torch_func_and_on_other_dtypes():
     assert torch.allclose(per_row, 1 - tanh(a) ** 2)
     half = a.half()
     assert torch.equal(tanh(half), torch.tanh(half))
+
+
+def test_linear_hand_computed_values():
+    x = torch.tensor([[1.0, 2.0], [0.0, -1.0]])
+    weight = torch.tensor([[1.0, 0.0], [2.0, 3.0], [-1.0, 1.0]])
+    out = linear(x, weight, torch.tensor([0.5, 0.0, -1.0]))
+    assert out.tolist() == [[1.5, 8.0, 0.0], [0.5, -3.0, -2.0]]
+    assert linear(x, weight).tolist() == [[1.0, 8.0, 1.0], [0.0, -3.0, -1.0]]
+
+
+@pytest.mark.skipif(not ONEDNN, reason="this PyTorch build has no oneDNN")
+@pytest.mark.parametrize("shape", [(37, 300), (4, 9, 256), (300,)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_matches_pytorch_in_values_and_every_gradient(shape, bias):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(*shape, generator=g).requires_grad_()
+    weight = torch.randn(129, shape[-1], generator=g).mul_(0.1).requires_grad_()
+    b = torch.randn(129, generator=g).requires_grad_() if bias else None
+    inputs = (x, weight, *([b] if bias else []))
+    ours, theirs = linear(x, weight, b), F.linear(x, weight, b)
+    assert type(ours.grad_fn).__name__ == "_OneDNNLinearBackward"  # the oneDNN path ran, not the fallback
+    assert ours.shape == theirs.shape and torch.allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    upstream = torch.randn(theirs.shape, generator=g)
+    for a, c in zip(torch.autograd.grad(ours, inputs, upstream), torch.autograd.grad(theirs, inputs, upstream)):
+        assert torch.allclose(a, c, rtol=1e-5, atol=1e-4)
+    # a loss whose upstream gradient is an expanded (stride-0) tensor, and a transposed input
+    for a, c in zip(torch.autograd.grad(linear(x, weight, b).sum(), inputs),
+                    torch.autograd.grad(F.linear(x, weight, b).sum(), inputs)):
+        assert torch.allclose(a, c, rtol=1e-5, atol=1e-4)
+    xt = torch.randn(shape[-1], 5, generator=g).t()
+    assert torch.allclose(linear(xt, weight, b), F.linear(xt, weight, b), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not ONEDNN, reason="this PyTorch build has no oneDNN")
+def test_linear_computes_only_the_gradients_asked_for_and_is_deterministic():
+    g = torch.Generator().manual_seed(1)
+    x, weight = torch.randn(50, 64, generator=g), torch.randn(32, 64, generator=g)
+    frozen_input = torch.autograd.grad(linear(x, weight.requires_grad_()).sum(), weight)[0]  # no ∂x (data)
+    assert torch.allclose(frozen_input, x.sum(0).expand(32, -1), rtol=1e-5, atol=1e-4)
+    critic = weight.detach()  # a fixed critic (aae_ssl's D in the generator term): ∂x only
+    (grad_x,) = torch.autograd.grad(linear(x.requires_grad_(), critic).sum(), x)
+    assert torch.allclose(grad_x, critic.sum(0).expand(50, -1), rtol=1e-5, atol=1e-4)
+    assert torch.equal(linear(x, weight), linear(x, weight))  # bitwise, run to run
+
+
+def test_linear_falls_back_to_pytorch_off_the_onednn_path():
+    x, weight = torch.randn(3, 4, dtype=torch.float64, requires_grad=True), torch.randn(2, 4, dtype=torch.float64)
+    assert type(linear(x, weight).grad_fn).__name__ == "MmBackward0"  # float64: PyTorch's
+    assert torch.autograd.gradcheck(lambda a: linear(a, weight), (x,))
+    enabled = torch.backends.mkldnn.enabled
+    try:
+        torch.backends.mkldnn.enabled = False  # the user's switch for PyTorch's oneDNN use
+        assert "OneDNN" not in type(linear(x.float(), weight.float()).grad_fn).__name__
+    finally:
+        torch.backends.mkldnn.enabled = enabled
+    with pytest.raises(RuntimeError):  # PyTorch's own shape error
+        linear(torch.randn(3, 5), torch.randn(2, 4))
+
+
+def test_linear_module_is_an_nn_linear_with_the_same_state():
+    torch.manual_seed(0)
+    ours = Linear(6, 3)
+    torch.manual_seed(0)
+    plain = torch.nn.Linear(6, 3)
+    assert isinstance(ours, torch.nn.Linear) and ours.state_dict().keys() == plain.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), plain.state_dict().values()))
+    x = torch.randn(2, 6)
+    assert torch.allclose(ours(x), plain(x), rtol=1e-6, atol=1e-6)

@@ -5,8 +5,9 @@ Per paper, on SYNTHETIC data of the paper's real shapes placed on the device (no
 1. training-step throughput of the paper's own training loop (samples/s, median ms per step: other processes'
    load stretches single steps; the mean is reported beside it), timed after 3 warm-up steps and before the
    loop's final evaluation;
-2. FLOPs of one real training step (`torch.utils.flop_counter.FlopCounterMode`), the achieved GFLOP/s and
-   that as a fraction of this process's measured fp32 matmul throughput (square `torch.mm`, best of a few);
+2. FLOPs of one real training step (`torch.utils.flop_counter.FlopCounterMode`, plus the oneDNN kernels it does
+   not count: `ONEDNN_FLOPS`), the achieved GFLOP/s and that as a fraction of this process's measured fp32 matmul
+   throughput (a square matrix product, best of a few, by the kernel replab's linear layers use);
 3. batch-fetch overhead: index slices of on-device tensors (`replab.batches.EndlessBatches`, what the papers
    use) against a `DataLoader(TensorDataset)` loop over CPU tensors with the copy to the device included.
 
@@ -98,6 +99,30 @@ def _sync(device) -> None:
         torch.mps.synchronize()
 
 
+def rnn_layer_flops(input_shape, w_ih_shape, w_hh_shape, *args, out_shape=None, **kwargs) -> int:
+    """Matrix-product FLOPs of one oneDNN RNN layer's forward (`aten.mkldnn_rnn_layer`, PyTorch's CPU LSTM):
+    input [T, B, in] (or [B, T, in]), W_ih [G, in], W_hh [G, h] with G gate rows (4h for an LSTM) →
+    2·T·B·G·(in + h), what `mm` would count for the input projection and the T recurrent products."""
+    steps = math.prod(input_shape[:-1])
+    return 2 * steps * w_ih_shape[0] * (w_ih_shape[1] + w_hh_shape[1])
+
+
+def rnn_layer_backward_flops(input_shape, w_ih_shape, w_hh_shape, *args, out_shape=None, **kwargs) -> int:
+    """`aten.mkldnn_rnn_layer_backward`: gradients of the input, the hidden state and both weights, twice the
+    forward's products."""
+    return 2 * rnn_layer_flops(input_shape, w_ih_shape, w_hh_shape)
+
+
+def onednn_linear_flops(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+    """`mkldnn._linear_pointwise` (replab.functional.linear): x [..., in] · W [out, in]ᵀ → 2·rows·in·out."""
+    return 2 * math.prod(x_shape[:-1]) * x_shape[-1] * w_shape[0]
+
+
+ONEDNN_FLOPS = {torch.ops.aten.mkldnn_rnn_layer: rnn_layer_flops,
+                torch.ops.aten.mkldnn_rnn_layer_backward: rnn_layer_backward_flops,
+                torch.ops.mkldnn._linear_pointwise: onednn_linear_flops}
+
+
 class StepProbe:
     """Wraps a training loop's step iterable: counts FLOPs on the last warm-up step, and times the `steps`
     steps after the warm-up (start of step warmup+1 → start of the extra final step, which holds the loop's
@@ -127,7 +152,7 @@ class StepProbe:
                 if i == self.warmup + self.steps:
                     self.t1 = self.stamps[-1]
             if i == self.warmup - 1:  # warmed up by the earlier steps, not itself timed
-                counter = FlopCounterMode(display=False)
+                counter = FlopCounterMode(display=False, custom_mapping=ONEDNN_FLOPS)
                 with counter:
                     yield item
                 self.flops = counter.get_total_flops()
@@ -164,23 +189,32 @@ class StepProbe:
         return [b - a for a, b in zip(self.stamps, self.stamps[1:])]
 
 
-def matmul_gflops(device, repeats: int = MATMUL_REPEATS) -> tuple[int, float]:
-    """(n, best GFLOP/s) of a square fp32 `torch.mm` of size n (1024 on CPU, 4096 on GPU), under the process's
-    current matmul settings (TF32 on CUDA when runtime.tf32 is true)."""
+def matmul_gflops(device, repeats: int = MATMUL_REPEATS) -> tuple[int, dict[str, float]]:
+    """(n, {kernel: best GFLOP/s}) of a square fp32 product of size n (1024 on CPU, 4096 on GPU) by `torch.mm`
+    (PyTorch's BLAS; TF32 on CUDA when runtime.tf32 is true) and, where replab's linear layers use it, by
+    oneDNN's matmul (`replab.functional.linear`, float32 on the CPU)."""
+    from replab import functional
+
     n = 4096 if device.type == "cuda" else 1024
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=gen).to(device)
     b = torch.randn(n, n, generator=gen).to(device)
     out = torch.empty(n, n, device=device)
-    torch.mm(a, b, out=out)  # warm-up (kernel selection, thread pool)
-    _sync(device)
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b, out=out)
+    kernels = {"torch.mm": lambda: torch.mm(a, b, out=out)}
+    if functional._onednn_linear_here(a):
+        kernels["oneDNN"] = lambda: functional.linear(a, b)  # a · bᵀ: the same FLOPs
+    results = {}
+    for name, product in kernels.items():
+        product()  # warm-up (kernel selection, thread pool)
         _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return n, 2 * n**3 / best / 1e9
+        best = math.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            product()
+            _sync(device)
+            best = min(best, time.perf_counter() - start)
+        results[name] = 2 * n**3 / best / 1e9
+    return n, results
 
 
 def fetch_index(x: torch.Tensor, y: torch.Tensor, batch_size: int, n_batches: int, device) -> float:
@@ -280,7 +314,9 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
 
     phases = rt.progress(total=4, enabled=runtime.progress, desc=f"bench {paper}", leave=False)
     phases.set_postfix_str("fp32 matmul")
-    mm_size, mm_gflops = matmul_gflops(device)
+    mm_size, mm_kernels = matmul_gflops(device)
+    mm_kernel = max(mm_kernels, key=mm_kernels.get)  # the fastest fp32 product this process can run
+    mm_gflops = mm_kernels[mm_kernel]
     phases.update()
 
     phases.set_postfix_str("synthetic data")
@@ -339,6 +375,8 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         "gflops_per_s": achieved,
         "matmul_size": mm_size,
         "matmul_gflops_per_s": mm_gflops,
+        "matmul_kernel": mm_kernel,
+        "matmul_kernels_gflops_per_s": mm_kernels,
         "matmul_repeats": MATMUL_REPEATS,
         "fraction_of_matmul": achieved / mm_gflops,
         "fetch_batches": n_fetch,
@@ -364,7 +402,8 @@ ROWS = (  # (label, format) per result key
     ("samples / s", "samples_per_s", "{:,.0f}"),
     ("GFLOP / step", "flops_per_step", None),
     ("achieved GFLOP/s", "gflops_per_s", "{:,.1f}"),
-    ("fp32 matmul GFLOP/s", "matmul_gflops_per_s", "{:,.1f} (mm {matmul_size}², best of {matmul_repeats})"),
+    ("fp32 matmul GFLOP/s", "matmul_gflops_per_s",
+     "{:,.1f} ({matmul_kernel} {matmul_size}², best of {matmul_repeats})"),
     ("fraction of matmul", "fraction_of_matmul", "{:.3g}"),
     ("peer loop ms / step (median)", "peer_ms_per_step", "{:.2f} (mean {peer_ms_per_step_mean:.2f})"),
     ("peer loop samples / s", "peer_samples_per_s", "{:,.0f}"),

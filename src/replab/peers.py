@@ -1,7 +1,10 @@
 """Plain PyTorch peer loops for `replab bench`: each paper's training step as a researcher would write it.
 
-Same networks (built by the paper's model.py), same losses and the same batch sizes as the paper's loop, but
-the textbook way: PyTorch's own loss functions where replab has faster kernels of them (replab.functional), a
+Same networks (the paper's model.py builds their layers and initial weights), same losses and the same batch
+sizes as the paper's loop, but the textbook way: PyTorch's own functions and modules where replab has faster
+versions of them (`textbook`: `nn.Linear` on PyTorch's BLAS for replab.functional's oneDNN `Linear`, `nn.Dropout`
+for aae_ssl's; PyTorch's losses and tanh for replab.functional's; attention_vat's BiLSTM over padded sentences as
+a bidirectional `nn.LSTM` on a `PackedSequence`, as the attention papers' code runs it), a
 `DataLoader(TensorDataset(...), shuffle=True)` over CPU tensors with the copy to the device in the loop,
 `torch.optim.<Opt>(params, lr=...)` with PyTorch's defaults, `zero_grad()`, `backward()`, `step()`.
 No logging, no `.item()` per step: the peer is the fastest naive loop, not a straw man.
@@ -35,7 +38,7 @@ def aae_ssl(cfg, case, device) -> Iterator[None]:
 
     model = "aae_yz" if "aae_yz" in cfg.models else cfg.models[-1]
     n_labeled = min(cfg.n_labeled)
-    encoder, decoder, disc = (m.to(device) if m is not None else None
+    encoder, decoder, disc = (textbook(m.to(device)) if m is not None else None
                               for m in build(model, cfg.hidden, cfg.z_dim, cfg.batchnorm, cfg.dropout))
     lambda_reg = 0.0 if model == "ae" else cfg.lambda_reg
     params = [*encoder.parameters(), *decoder.parameters()]
@@ -69,6 +72,25 @@ def aae_ssl(cfg, case, device) -> Iterator[None]:
         yield
 
 
+def textbook(module: nn.Module) -> nn.Module:
+    """`module` with replab's faster layers replaced, in place, by PyTorch's own of the same parameters:
+    `replab.functional.Linear` (oneDNN's matmul) by `nn.Linear` (PyTorch's BLAS), aae_ssl's `Dropout` (mask from
+    `torch.rand`) by `nn.Dropout` (`bernoulli_`). Returns `module`."""
+    from replab.functional import Linear
+    from replab.papers.aae_ssl.model import Dropout
+
+    for name, child in module.named_children():
+        if isinstance(child, Linear):
+            plain = nn.Linear(child.in_features, child.out_features, bias=child.bias is not None, device="meta")
+            plain.weight, plain.bias = child.weight, child.bias  # the same Parameters: shared, not copied
+            setattr(module, name, plain)
+        elif isinstance(child, Dropout):
+            setattr(module, name, nn.Dropout(child.p).train(child.training))
+        else:
+            textbook(child)
+    return module
+
+
 def split_vae_forward(model, x: torch.Tensor, noise: torch.Generator):
     """SplitVAE's encode → sample → decode written with torch.tanh on the model's layers (replab's
     SplitVAE.encode/decode use replab.functional.tanh): (pixel logits, (μ_A, logσ²_A, μ_B, logσ²_B), z_A)."""
@@ -84,7 +106,7 @@ def split_vae(cfg, case, device) -> Iterator[None]:
     """Experiment II's SplitVAE: one-sample objective rec + C1·(KL_A + KL_B) + C2·CE, Adam."""
     from replab.papers.split_vae.model import SplitVAE, gaussian_kl
 
-    model = SplitVAE(cfg.hidden, cfg.exp2.latent_dim).to(device)
+    model = textbook(SplitVAE(cfg.hidden, cfg.exp2.latent_dim).to(device))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     noise = torch.Generator(device=device).manual_seed(0)
     model.train()
@@ -107,9 +129,9 @@ def censor(cfg, case, device) -> Iterator[None]:
 
     x, y = case.x.reshape(-1, 1, 6, 30), case.y  # bench's synthetic windows: 6 sensor rows × 30 samples
     s = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(0)).to(device)  # 10 users
-    encoder = Encoder(cfg.encoder, x.shape[2], x.shape[3]).to(device)
+    encoder = textbook(Encoder(cfg.encoder, x.shape[2], x.shape[3]).to(device))
     classifier = nn.Linear(cfg.encoder.fc, int(y.max()) + 1).to(device)
-    adversary = build_adversary("sct", cfg, int(s.max()) + 1).to(device)
+    adversary = textbook(build_adversary("sct", cfg, int(s.max()) + 1).to(device))
     lr = cfg.adversarial.lr
     opt_adv = torch.optim.RMSprop(adversary.parameters(), lr=lr)
     opt_em = torch.optim.RMSprop([*encoder.parameters(), *classifier.parameters()], lr=lr)
@@ -145,7 +167,7 @@ def autoencoder(cfg, case, device) -> Iterator[None]:
     from replab.papers.autoencoder.model import build
 
     name = "denoising" if "denoising" in cfg.models else cfg.models[-1]
-    model = build(name).to(device)
+    model = textbook(build(name).to(device))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
     model.train()
     for (xb,) in loader(case.x, batch_size=case.batch_size):
@@ -155,6 +177,38 @@ def autoencoder(cfg, case, device) -> Iterator[None]:
         loss.backward()
         opt.step()
         yield
+
+
+class PackedBiLSTMClassifier(nn.Module):
+    """attention_vat's classifier with its BiLSTM written as the attention papers' code writes it (Jain & Wallace's
+    EncoderRNN): `pack_padded_sequence` → one bidirectional `nn.LSTM` → `pad_packed_sequence`. It takes the
+    embedding, attention and output layers of `model` (an AttentionClassifier) and copies its two LSTMs' weights, so
+    it computes the same function (`encode` matches AttentionClassifier.encode to float rounding)."""
+
+    def __init__(self, model):
+        super().__init__()
+        forward, backward = model.lstm_forward, model.lstm_backward
+        self.embedding, self.dropout = model.embedding, model.dropout
+        self.lstm = nn.LSTM(forward.input_size, forward.hidden_size, batch_first=True, bidirectional=True)
+        with torch.no_grad():
+            for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+                getattr(self.lstm, name).copy_(getattr(forward, name))
+                getattr(self.lstm, f"{name}_reverse").copy_(getattr(backward, name))
+        self.attention_w, self.attention_c, self.decoder = model.attention_w, model.attention_c, model.decoder
+        self.attend = model.attend  # softmax, pooling and output layer: plain PyTorch already
+
+    def encode(self, tokens: torch.Tensor, lengths: torch.Tensor):
+        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+        from replab.papers.attention_vat.model import Encoded, real_mask
+
+        length = tokens.shape[1]
+        mask = real_mask(lengths, length)
+        embedded = self.embedding(tokens)
+        packed = pack_padded_sequence(self.dropout(embedded), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        h = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=length)[0]  # 0 on padding
+        scores = self.attention_c(torch.tanh(self.attention_w(h))).squeeze(-1)
+        return Encoded(embedded, h, scores.masked_fill(~mask, 0.0), mask)
 
 
 def attention_vat(cfg, case, device) -> Iterator[None]:
@@ -176,7 +230,7 @@ def attention_vat(cfg, case, device) -> Iterator[None]:
     lengths = (tokens > 0).sum(1)  # bench's synthetic sentences: ids ≥ 4, 0-padded on the right
     data = TextData({"train": tokens}, {"train": lengths}, {"train": y}, int(tokens.max()) + 1,
                     {"pad": 0, "unk": 1}, None, "synthetic", "bench")
-    model = build_model(cfg, data, device)
+    model = PackedBiLSTMClassifier(textbook(build_model(cfg, data, device))).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, amsgrad=cfg.amsgrad, weight_decay=cfg.weight_decay)
     noise = torch.Generator(device=device).manual_seed(0)
     labeled = loader(tokens, lengths, y, batch_size=cfg.batch_size)

@@ -15,6 +15,7 @@ from torch import nn
 from replab import runtime as rt
 from replab.batches import map_batches
 from replab.data.images import stratified_holdout
+from replab.functional import Linear
 from replab.params import ParamError, fail, param
 
 PAPER = "aae_ssl"
@@ -114,7 +115,7 @@ class Dropout(nn.Dropout):
 
 
 def mlp_block(n_in: int, n_out: int, batchnorm: bool = False, dropout: float = 0.0) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Linear(n_in, n_out)]
+    layers: list[nn.Module] = [Linear(n_in, n_out)]
     if batchnorm:
         layers.append(nn.BatchNorm1d(n_out))
     layers.append(nn.ReLU())
@@ -130,8 +131,8 @@ class Encoder(nn.Module):
         super().__init__()
         self.body = nn.Sequential(*mlp_block(784, hidden, batchnorm, dropout),
                                   *mlp_block(hidden, hidden, batchnorm, dropout))
-        self.y_head = nn.Linear(hidden, N_CLASSES)
-        self.z_head = nn.Linear(hidden, z_dim)
+        self.y_head = Linear(hidden, N_CLASSES)
+        self.z_head = Linear(hidden, z_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.body(x)
@@ -144,7 +145,7 @@ class Decoder(nn.Module):
     def __init__(self, hidden: int, z_dim: int):
         super().__init__()
         self.net = nn.Sequential(*mlp_block(N_CLASSES + z_dim, hidden), *mlp_block(hidden, hidden),
-                                 nn.Linear(hidden, 784), nn.Sigmoid())
+                                 Linear(hidden, 784), nn.Sigmoid())
 
     def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([y, z], dim=1))
@@ -159,7 +160,7 @@ class Discriminator(nn.Module):
         self.use_y = use_y
         self.z_branch = nn.Sequential(*mlp_block(z_dim, hidden))
         self.y_branch = nn.Sequential(*mlp_block(N_CLASSES, hidden)) if use_y else None
-        self.head = nn.Sequential(*mlp_block(hidden * (2 if use_y else 1), hidden), nn.Linear(hidden, 1))
+        self.head = nn.Sequential(*mlp_block(hidden * (2 if use_y else 1), hidden), Linear(hidden, 1))
 
     def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         h = self.z_branch(z)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from replab.batches import TextData
+from replab.functional import Linear
 from replab.io import DataError
 from replab.params import param
 
@@ -201,9 +202,9 @@ class AttentionClassifier(nn.Module):
         # the two directions of the BiLSTM (Enc): the backward one reads each sentence reversed within its length
         self.lstm_forward = nn.LSTM(embedding_dim, hidden, batch_first=True)
         self.lstm_backward = nn.LSTM(embedding_dim, hidden, batch_first=True)
-        self.attention_w = nn.Linear(2 * hidden, attention_dim)  # W, b
-        self.attention_c = nn.Linear(attention_dim, 1, bias=False)  # c
-        self.decoder = nn.Linear(2 * hidden, 1)  # Dec
+        self.attention_w = Linear(2 * hidden, attention_dim)  # W, b
+        self.attention_c = Linear(attention_dim, 1, bias=False)  # c
+        self.decoder = Linear(2 * hidden, 1)  # Dec
         self.dropout = nn.Dropout(dropout)
         self.pad_id = pad_id
 

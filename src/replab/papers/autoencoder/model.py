@@ -11,7 +11,7 @@ from torch import nn
 
 from replab import runtime as rt
 from replab.batches import map_batches
-from replab.functional import bce_with_logits
+from replab.functional import Linear, bce_with_logits
 from replab.params import param
 
 PAPER = "autoencoder"
@@ -148,11 +148,11 @@ def place(model: AutoEncoder, device) -> AutoEncoder:
 
 def build(model: str) -> AutoEncoder:
     if model == "simple":
-        return AutoEncoder(nn.Sequential(nn.Linear(784, 32), nn.ReLU()), nn.Linear(32, 784))
+        return AutoEncoder(nn.Sequential(Linear(784, 32), nn.ReLU()), Linear(32, 784))
     if model == "deep":
         return AutoEncoder(
-            nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU()),
-            nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 784)))
+            nn.Sequential(Linear(784, 128), nn.ReLU(), Linear(128, 64), nn.ReLU(), Linear(64, 32), nn.ReLU()),
+            nn.Sequential(Linear(32, 64), nn.ReLU(), Linear(64, 128), nn.ReLU(), Linear(128, 784)))
     if model == "conv":
         return ConvAutoEncoder(
             nn.Sequential(*conv3(1, 16), pool(), *conv3(16, 8), pool(), *conv3(8, 8), pool()),  # (8, 4, 4)

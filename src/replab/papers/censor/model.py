@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from replab.functional import Linear
 from replab.io import DataError
 from replab.params import fail, param
 
@@ -166,7 +167,7 @@ class Encoder(nn.Module):
         if length < 1:
             raise DataError(f"windows of {window} samples are too short for the encoder (params censor.encoder)")
         self.features = nn.Sequential(*layers, nn.Flatten())
-        self.fc = nn.Sequential(nn.Linear(c_in * channels * length, cfg.fc), nn.ReLU(), nn.Dropout(cfg.dropout))
+        self.fc = nn.Sequential(Linear(c_in * channels * length, cfg.fc), nn.ReLU(), nn.Dropout(cfg.dropout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))
@@ -176,7 +177,7 @@ def mlp(sizes: list[int]) -> nn.Sequential:
     """Linear layers with ReLU between them (none after the last): logits out."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers.append(nn.Linear(a, b))
+        layers.append(Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
@@ -191,13 +192,13 @@ def build_adversary(method: str, cfg: Config, n_users: int) -> nn.Module:
     return mlp([2 * z, *cfg.adversarial.similarity_hidden, 1])  # D_sim on concat(z1, z2)
 
 
-def build_model(cfg: Config, data: Windows, device) -> tuple[Encoder, nn.Linear]:
+def build_model(cfg: Config, data: Windows, device) -> tuple[Encoder, Linear]:
     _, _, channels, window = data.x["train"].shape
     encoder = Encoder(cfg.encoder, channels, window).to(device)
     if device.type == "cpu":
         # oneDNN runs these thin (1, k) convolutions ≈ 2× faster in channels-last (NHWC) layout
         encoder = encoder.to(memory_format=torch.channels_last)
-    return encoder, nn.Linear(cfg.encoder.fc, data.n_activities).to(device)
+    return encoder, Linear(cfg.encoder.fc, data.n_activities).to(device)
 
 
 def snapshot(encoder: nn.Module, classifier: nn.Module) -> dict:

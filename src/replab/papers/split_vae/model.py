@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from replab.batches import images_to_tensor
-from replab.functional import bce_with_logits, tanh
+from replab.functional import Linear, bce_with_logits, tanh
 from replab.io import DataError
 from replab.params import ParamError, fail, param
 
@@ -212,12 +212,12 @@ class SplitVAE(nn.Module):
     def __init__(self, hidden: int, latent_dim: int):
         super().__init__()
         self.latent_dim = latent_dim
-        self.enc = nn.Linear(N_PIXELS, hidden)
-        self.heads = nn.Linear(hidden, 4 * latent_dim)  # μ_A, logσ²_A, μ_B, logσ²_B
-        self.dec_a = nn.Linear(latent_dim, hidden)
-        self.dec_b = nn.Linear(latent_dim, hidden)
-        self.dec_out = nn.Linear(hidden, N_PIXELS)
-        self.classifier = nn.Linear(latent_dim, N_CLASSES)
+        self.enc = Linear(N_PIXELS, hidden)
+        self.heads = Linear(hidden, 4 * latent_dim)  # μ_A, logσ²_A, μ_B, logσ²_B
+        self.dec_a = Linear(latent_dim, hidden)
+        self.dec_b = Linear(latent_dim, hidden)
+        self.dec_out = Linear(hidden, N_PIXELS)
+        self.classifier = Linear(latent_dim, N_CLASSES)
         lecun_init_(self)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
