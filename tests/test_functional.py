@@ -9,9 +9,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from replab import functional
 from replab.functional import Linear, bce_with_logits, linear, tanh
 
 ONEDNN = torch.backends.mkldnn.is_available()
+
+
+@pytest.fixture
+def any_size(monkeypatch):
+    """oneDNN's path for the small products of these tests too (replab uses it from ONEDNN_MIN_MACS up)."""
+    monkeypatch.setattr(functional, "ONEDNN_MIN_MACS", 0)
 
 
 def test_bce_with_logits_hand_computed_values():
@@ -104,7 +111,7 @@ def test_linear_hand_computed_values():
 @pytest.mark.skipif(not ONEDNN, reason="this PyTorch build has no oneDNN")
 @pytest.mark.parametrize("shape", [(37, 300), (4, 9, 256), (300,)])
 @pytest.mark.parametrize("bias", [True, False])
-def test_linear_matches_pytorch_in_values_and_every_gradient(shape, bias):
+def test_linear_matches_pytorch_in_values_and_every_gradient(shape, bias, any_size):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(*shape, generator=g).requires_grad_()
     weight = torch.randn(129, shape[-1], generator=g).mul_(0.1).requires_grad_()
@@ -125,7 +132,7 @@ def test_linear_matches_pytorch_in_values_and_every_gradient(shape, bias):
 
 
 @pytest.mark.skipif(not ONEDNN, reason="this PyTorch build has no oneDNN")
-def test_linear_computes_only_the_gradients_asked_for_and_is_deterministic():
+def test_linear_computes_only_the_gradients_asked_for_and_is_deterministic(any_size):
     g = torch.Generator().manual_seed(1)
     x, weight = torch.randn(50, 64, generator=g), torch.randn(32, 64, generator=g)
     frozen_input = torch.autograd.grad(linear(x, weight.requires_grad_()).sum(), weight)[0]  # no ∂x (data)
@@ -136,7 +143,15 @@ def test_linear_computes_only_the_gradients_asked_for_and_is_deterministic():
     assert torch.equal(linear(x, weight), linear(x, weight))  # bitwise, run to run
 
 
-def test_linear_falls_back_to_pytorch_off_the_onednn_path():
+@pytest.mark.skipif(not ONEDNN, reason="this PyTorch build has no oneDNN")
+def test_linear_uses_onednn_from_its_size_threshold_up():
+    rows = functional.ONEDNN_MIN_MACS // (64 * 32)  # x [rows, 64] · W [32, 64]ᵀ: exactly the threshold
+    weight = torch.randn(32, 64, requires_grad=True)
+    assert type(linear(torch.randn(rows, 64), weight).grad_fn).__name__ == "_OneDNNLinearBackward"
+    assert type(linear(torch.randn(rows - 1, 64), weight).grad_fn).__name__ != "_OneDNNLinearBackward"
+
+
+def test_linear_falls_back_to_pytorch_off_the_onednn_path(any_size):
     x, weight = torch.randn(3, 4, dtype=torch.float64, requires_grad=True), torch.randn(2, 4, dtype=torch.float64)
     assert type(linear(x, weight).grad_fn).__name__ == "MmBackward0"  # float64: PyTorch's
     assert torch.autograd.gradcheck(lambda a: linear(a, weight), (x,))

@@ -152,3 +152,11 @@ def test_gather_names_the_first_missing_variant_and_counts_them(in_tmp):
 def test_band_verdict_both_ways(ours, paper, lower_is_better, verdict):
     stat = {"mean": ours[0], "std": ours[1], "n": 2}
     assert report.band_verdict(stat, paper, lower_is_better) == verdict
+
+
+def test_within_spread_flags_differences_the_seeds_spread_covers():
+    close, far = {"mean": 12.05, "std": 0.07, "n": 3}, {"mean": 12.10, "std": 0.71, "n": 3}
+    assert report.within_spread(close, far) and report.within_spread(far, close)  # 0.05 < 0.71
+    assert not report.within_spread({"mean": 23.2, "std": 2.12, "n": 3}, {"mean": 28.95, "std": 0.78, "n": 3})
+    assert not report.within_spread({**close, "n": 1}, far)  # one seed: no spread to compare against
+    assert not report.within_spread(None, far) and not report.within_spread({**close, "mean": None}, far)

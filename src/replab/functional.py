@@ -7,7 +7,8 @@ CPUs of other vendors: 190–210 GFLOP/s here for the papers' layer shapes and f
 CPU's instruction set, not its vendor: 430–480 GFLOP/s for the same products. So every fully connected layer
 of the papers computes y = x·Wᵀ + b, ∂x = ∂y·W and ∂W = ∂yᵀ·x with oneDNN's matmul (PyTorch's
 `mkldnn._linear_pointwise`, the kernel its own compiler emits for CPU linear layers) when oneDNN is usable
-(`torch.backends.mkldnn`), for float32 on the CPU; a paper-size aae_ssl step went from 66 to 37 ms.
+(`torch.backends.mkldnn`), for float32 on the CPU, and the product is large enough to pay for oneDNN's ≈ 30 µs
+more per call (`ONEDNN_MIN_MACS`); a paper-size aae_ssl step went from 66 to 40 ms.
 
 `bce_with_logits`: PyTorch's `F.binary_cross_entropy_with_logits` evaluates log σ(l) through log1p, whose CPU
 kernel is not vectorised: 1.0 ms for one 256 × 784 batch of pixel logits against 0.09 ms for `log` (2 threads),
@@ -25,6 +26,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# Below this many multiply-adds per product (rows × in × out) MKL's lower call overhead wins: fwd + bwd of
+# 200×60×256 (3.1 M) took 161 µs by MKL, 189 µs by oneDNN; 200×256×256 (13 M) 452 µs against 329 µs.
+ONEDNN_MIN_MACS = 1 << 23
 
 
 def _onednn_linear_here(x: torch.Tensor) -> bool:
@@ -67,10 +72,12 @@ class _OneDNNLinear(torch.autograd.Function):
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """`F.linear`: x [..., in] · weight [out, in]ᵀ + bias [out] → [..., out]. For float32 on the CPU with oneDNN
-    usable its matmul computes the products of the forward and backward passes (to float rounding the same
-    values as PyTorch's, deterministic for a fixed thread count; `torch.func` transforms are not supported on
-    this path); otherwise `F.linear`. Shapes are checked as `F.linear` checks them (RuntimeError)."""
-    if not _onednn_linear_here(x) or x.dim() == 0 or x.shape[-1] != weight.shape[-1] or weight.dim() != 2:
+    usable and at least ONEDNN_MIN_MACS multiply-adds, oneDNN's matmul computes the products of the forward and
+    backward passes (to float rounding the same values as PyTorch's, deterministic for a fixed thread count;
+    `torch.func` transforms are not supported on this path); otherwise `F.linear`. Shapes are checked as
+    `F.linear` checks them (RuntimeError)."""
+    if (not _onednn_linear_here(x) or x.dim() == 0 or weight.dim() != 2 or x.shape[-1] != weight.shape[-1]
+            or x.numel() * weight.shape[0] < ONEDNN_MIN_MACS):
         return F.linear(x, weight, bias)  # also raises PyTorch's own errors for mismatched shapes
     return _OneDNNLinear.apply(x, weight, bias)
 

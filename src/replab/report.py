@@ -139,6 +139,18 @@ def greater(a: dict[str, Any] | float | None, b: dict[str, Any] | float | None) 
     return x > y and not math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-12)
 
 
+def within_spread(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """True when two stats dicts (≥ 2 seeds each) differ in mean by less than the larger of their standard
+    deviations: a difference the seeds' own spread covers, which a float-rounding change of training (another
+    matmul kernel, another machine) can reverse. False when either is missing or has one seed."""
+    if not a or not b or a.get("n", 0) < 2 or b.get("n", 0) < 2:
+        return False
+    values = [finite(v) for v in (a["mean"], b["mean"], a["std"], b["std"])]
+    if None in values:
+        return False
+    return abs(values[0] - values[1]) < max(values[2], values[3])
+
+
 def verdict_words(holds: bool | None, missing: str, bold: bool = False) -> str:
     """A claim's verdict in the report's words: holds / does not hold, or `missing` when it is not testable."""
     if holds is None:
