@@ -259,16 +259,19 @@ def test_flop_count_includes_onednn_lstm_layers():
     assert counter.get_total_flops() == 10752
 
 
-def test_flop_count_includes_replabs_onednn_linear_layers():
+def test_flop_count_includes_replabs_onednn_linear_layers(monkeypatch):
     """x [5, 7] · W [3, 7]ᵀ: 2·5·7·3 = 210 FLOPs forward; ∂x and ∂W are 210 each."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from replab.functional import linear
+    from replab import functional
 
+    monkeypatch.setattr(functional, "ONEDNN_MIN_MACS", 0)  # oneDNN's path for this small product too
     x, weight = torch.randn(5, 7, requires_grad=True), torch.randn(3, 7, requires_grad=True)
     counter = FlopCounterMode(display=False, custom_mapping=bench.ONEDNN_FLOPS)
     with counter:
-        out = linear(x, weight)
+        out = functional.linear(x, weight)
+    if torch.backends.mkldnn.is_available():
+        assert "mkldnn._linear_pointwise" in {str(op) for op in counter.get_flop_counts()["Global"]}
     assert counter.get_total_flops() == 210
     with counter:
         out.sum().backward()

@@ -174,3 +174,35 @@ def test_linear_module_is_an_nn_linear_with_the_same_state():
     assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), plain.state_dict().values()))
     x = torch.randn(2, 6)
     assert torch.allclose(ours(x), plain(x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.skipif(not ONEDNN, reason="this PyTorch build has no oneDNN")
+def test_linear_edge_cases_match_pytorch_or_take_its_path(any_size):
+    g = torch.Generator().manual_seed(2)
+    x, weight = torch.randn(6, 8, generator=g), torch.randn(32, 8, generator=g)
+    strided_bias = torch.arange(64.0)[::2]  # a view oneDNN would read as packed: copied first
+    assert torch.allclose(linear(x, weight, strided_bias), F.linear(x, weight, strided_bias), atol=1e-5)
+    for bias in (torch.tensor([3.0]).expand(32), torch.ones(1), torch.ones(6, 32), torch.ones(32, dtype=torch.float64)):
+        try:
+            expected = F.linear(x, weight, bias)
+        except RuntimeError:
+            with pytest.raises(RuntimeError):  # PyTorch's own error, not oneDNN's
+                linear(x, weight, bias)
+            continue
+        assert torch.allclose(linear(x, weight, bias), expected, atol=1e-5)
+    assert linear(torch.randn(0, 8), weight).shape == (0, 32)  # no rows
+    # once differentiable: a second derivative raises instead of coming out wrong
+    xg = x.clone().requires_grad_()
+    (grad,) = torch.autograd.grad(linear(xg, weight.requires_grad_()).pow(2).sum(), xg, create_graph=True)
+    with pytest.raises(RuntimeError):
+        grad.sum().backward()
+    # torch.func transforms take PyTorch's path
+    batched = torch.func.vmap(lambda rows: linear(rows, weight))(torch.randn(3, 6, 8, generator=g))
+    assert batched.shape == (3, 6, 32)
+    # a frozen weight: ∂x needs only W, so x is not kept and may change in place after the call, as with F.linear
+    leaf = torch.randn(6, 8, generator=g, requires_grad=True)
+    hidden = leaf * 2
+    out = linear(hidden, weight.detach())
+    hidden.add_(1.0)
+    (grad_leaf,) = torch.autograd.grad(out.sum(), leaf)
+    assert torch.allclose(grad_leaf, 2 * weight.detach().sum(0).expand(6, -1), atol=1e-5)

@@ -7,7 +7,8 @@ Per paper, on SYNTHETIC data of the paper's real shapes placed on the device (no
    loop's final evaluation;
 2. FLOPs of one real training step (`torch.utils.flop_counter.FlopCounterMode`, plus the oneDNN kernels it does
    not count: `ONEDNN_FLOPS`), the achieved GFLOP/s and that as a fraction of this process's measured fp32 matmul
-   throughput (a square matrix product, best of a few, by the kernel replab's linear layers use);
+   throughput (a square matrix product, best of a few, by the faster of `torch.mm` and the oneDNN kernel of
+   replab's linear layers);
 3. batch-fetch overhead: index slices of on-device tensors (`replab.batches.EndlessBatches`, what the papers
    use) against a `DataLoader(TensorDataset)` loop over CPU tensors with the copy to the device included.
 
@@ -113,8 +114,11 @@ def rnn_layer_backward_flops(input_shape, w_ih_shape, w_hh_shape, *args, out_sha
     return 2 * rnn_layer_flops(input_shape, w_ih_shape, w_hh_shape)
 
 
-def onednn_linear_flops(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
-    """`mkldnn._linear_pointwise` (replab.functional.linear): x [..., in] · W [out, in]ᵀ → 2·rows·in·out."""
+def onednn_linear_flops(x_shape, *args, out_shape=None, **kwargs) -> int:
+    """`mkldnn._linear_pointwise` (replab.functional.linear): x [..., in] · W [out, in]ᵀ → 2·rows·in·out. W is
+    its second argument (x, W, bias, attr, scalars, algorithm), the third in the `.binary` overload that
+    torch.compile's fusions emit (x, other, W, bias, attr)."""
+    w_shape = args[1] if len(args) == 4 else args[0]
     return 2 * math.prod(x_shape[:-1]) * x_shape[-1] * w_shape[0]
 
 
@@ -201,7 +205,7 @@ def matmul_gflops(device, repeats: int = MATMUL_REPEATS) -> tuple[int, dict[str,
     b = torch.randn(n, n, generator=gen).to(device)
     out = torch.empty(n, n, device=device)
     kernels = {"torch.mm": lambda: torch.mm(a, b, out=out)}
-    if functional._onednn_linear_here(a):
+    if functional._onednn_linear_here(a, b, None):
         kernels["oneDNN"] = lambda: functional.linear(a, b)  # a · bᵀ: the same FLOPs
     results = {}
     for name, product in kernels.items():

@@ -32,37 +32,47 @@ from torch import nn
 ONEDNN_MIN_MACS = 1 << 23
 
 
-def _onednn_linear_here(x: torch.Tensor) -> bool:
-    """oneDNN's matmul for float32 on the CPU when PyTorch's oneDNN is built in and enabled (a user's
-    `torch.backends.mkldnn.flags(enabled=False)` turns it off here too), and not inside `torch.compile` (which
-    chooses its own kernels)."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available()
-            and torch.backends.mkldnn.enabled and not torch.compiler.is_compiling())
+def _onednn_linear_here(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """oneDNN's product for a float32 CPU layer of at least ONEDNN_MIN_MACS multiply-adds with a plain [out]
+    bias (or none), when PyTorch's oneDNN is built in and enabled (a user's `torch.backends.mkldnn.enabled = False`
+    turns it off here too), and not inside `torch.compile` (which chooses its own kernels) or a `torch.func`
+    transform (vmap, jvp: the custom Function has no rule for them)."""
+    return (x.dim() >= 1 and weight.dim() == 2 and x.shape[-1] == weight.shape[-1]
+            and x.numel() * weight.shape[0] >= max(ONEDNN_MIN_MACS, 1)  # (no rows: PyTorch's)
+            and x.device.type == "cpu" and x.dtype == torch.float32
+            and weight.dtype == torch.float32 and weight.device.type == "cpu"
+            and (bias is None or (bias.dtype == torch.float32 and tuple(bias.shape) == (weight.shape[0],)))
+            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+            and not torch.compiler.is_compiling() and not torch._C._are_functorch_transforms_active())
 
 
 def _onednn_mm_t(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """a [M, K] · b [N, K]ᵀ (+ bias [N]) → [M, N] by oneDNN; a and b may be transposed views (no copy)."""
+    """a [M, K] · b [N, K]ᵀ (+ bias [N], contiguous) → [M, N] by oneDNN's inner-product primitive; b may be a
+    transposed view (read in place); a transposed `a` is copied by the op."""
     return torch.ops.mkldnn._linear_pointwise(a, b, bias, "none", [], "")
 
 
 class _OneDNNLinear(torch.autograd.Function):
     @staticmethod
     def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        bias = bias.contiguous() if bias is not None else None  # oneDNN reads the bias as a packed array
         return _onednn_mm_t(x.reshape(-1, x.shape[-1]), weight, bias).view(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
         x, weight, bias = inputs
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
+        # only what a requested gradient reads: ∂x needs W, ∂W needs x (as PyTorch's own linear keeps)
+        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, weight if ctx.needs_input_grad[0] else None)
+        ctx.has_bias, ctx.x_shape = bias is not None, x.shape
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # a second derivative raises instead of coming out wrong
     def backward(ctx, grad: torch.Tensor):
         x, weight = ctx.saved_tensors
         grad2 = grad.reshape(-1, grad.shape[-1])
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:  # ∂x = ∂y·W = ∂y·(Wᵀ)ᵀ
-            grad_x = _onednn_mm_t(grad2, weight.t()).view(x.shape)
+            grad_x = _onednn_mm_t(grad2, weight.t()).view(ctx.x_shape)
         if ctx.needs_input_grad[1]:  # ∂W = ∂yᵀ·x = ∂yᵀ·(xᵀ)ᵀ
             grad_weight = _onednn_mm_t(grad2.t(), x.reshape(-1, x.shape[-1]).t())
         if ctx.has_bias and ctx.needs_input_grad[2]:
@@ -71,14 +81,14 @@ class _OneDNNLinear(torch.autograd.Function):
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """`F.linear`: x [..., in] · weight [out, in]ᵀ + bias [out] → [..., out]. For float32 on the CPU with oneDNN
-    usable and at least ONEDNN_MIN_MACS multiply-adds, oneDNN's matmul computes the products of the forward and
-    backward passes (to float rounding the same values as PyTorch's, deterministic for a fixed thread count;
-    `torch.func` transforms are not supported on this path); otherwise `F.linear`. Shapes are checked as
-    `F.linear` checks them (RuntimeError)."""
-    if (not _onednn_linear_here(x) or x.dim() == 0 or weight.dim() != 2 or x.shape[-1] != weight.shape[-1]
-            or x.numel() * weight.shape[0] < ONEDNN_MIN_MACS):
-        return F.linear(x, weight, bias)  # also raises PyTorch's own errors for mismatched shapes
+    """`F.linear`: x [..., in] · weight [out, in]ᵀ + bias [out] → [..., out]. Where `_onednn_linear_here` (float32
+    CPU layers of at least ONEDNN_MIN_MACS multiply-adds) oneDNN computes the products of the forward and backward
+    passes: to float rounding the same values as PyTorch's, deterministic for a fixed thread count, once
+    differentiable (a double backward raises). Its backward computes ∂W whenever W requires a gradient, also
+    under `torch.autograd.grad(..., inputs)` for other inputs (PyTorch's own linear skips it there): freeze the
+    parameters for such passes. Otherwise, and for every shape or dtype error, `F.linear`."""
+    if not _onednn_linear_here(x, weight, bias):
+        return F.linear(x, weight, bias)
     return _OneDNNLinear.apply(x, weight, bias)
 
 
