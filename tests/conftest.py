@@ -11,8 +11,14 @@ import socket
 import threading
 from pathlib import Path
 
+import dvc.logger  # noqa: F401  (see below)
 import pytest
 import yaml
+
+# Importing dvc binds its log handlers to the sys.stdout/stderr of that moment (and colorama wraps them). Imported
+# first inside a test that captures output (capsys), they would keep that test's streams, closed afterwards, and
+# the next DVC log line in another test fails ("I/O operation on closed file"). Imported here, they bind to the
+# session's capture streams, which stay open.
 
 REPO = Path(__file__).resolve().parents[1]
 

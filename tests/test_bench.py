@@ -276,3 +276,15 @@ def test_flop_count_includes_replabs_onednn_linear_layers(monkeypatch):
     with counter:
         out.sum().backward()
     assert counter.get_total_flops() == 420
+
+
+def test_bench_checks_the_json_path_before_running(tmp_path, monkeypatch):
+    ran = []
+    monkeypatch.setattr(bench, "run_bench", lambda *a, **k: ran.append(a) or {})
+    (tmp_path / "file").write_text("x")
+    for bad, why in ((tmp_path, "is a directory"), (tmp_path / "file" / "out.json", "is not a directory")):
+        with pytest.raises(bench.ParamError, match=why) as err:
+            bench.main(["aae_ssl"], 1, json_path=str(bad))
+        assert "\n" not in str(err.value) and f"--json {bad}" in str(err.value)
+    assert ran == []
+    bench.check_writable(str(tmp_path / "new" / "dir" / "out.json"))  # missing folders are created later

@@ -206,3 +206,19 @@ def test_linear_edge_cases_match_pytorch_or_take_its_path(any_size):
     hidden.add_(1.0)
     (grad_leaf,) = torch.autograd.grad(out.sum(), leaf)
     assert torch.allclose(grad_leaf, 2 * weight.detach().sum(0).expand(6, -1), atol=1e-5)
+
+
+@pytest.mark.skipif(not ONEDNN, reason="this PyTorch build has no oneDNN")
+def test_linear_keeps_one_graph_under_torch_compile_and_leaves_forward_ad_and_autocast_to_pytorch(any_size):
+    net = torch.nn.Sequential(Linear(16, 8), torch.nn.ReLU(), Linear(8, 4))
+    x = torch.randn(5, 16)
+    explained = torch._dynamo.explain(net)(x)
+    assert explained.graph_count == 1 and explained.graph_break_count == 0
+    from torch.autograd import forward_ad
+
+    weight, tangent = torch.randn(4, 16), torch.randn(5, 16)
+    with forward_ad.dual_level():
+        out = linear(forward_ad.make_dual(x, tangent), weight)
+        assert torch.allclose(forward_ad.unpack_dual(out).tangent, tangent @ weight.t(), atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert linear(x, weight).dtype == F.linear(x, weight).dtype == torch.bfloat16

@@ -74,3 +74,20 @@ def test_require_finite_passes_integers_and_plain_numbers():
     assert require_finite(0.5, "loss") == 0.5
     with pytest.raises(NonFiniteError, match="loss: 1 of 1 values"):
         require_finite(float("-inf"), "loss")
+
+
+def test_atomic_outputs_get_the_mode_open_and_mkdir_would_give(tmp_path):
+    """mkstemp / mkdtemp create 0600 / 0700 entries; shared results keep the usual umask-based modes."""
+    import os
+
+    from replab.io import atomic_dir
+
+    mask = os.umask(0o022)
+    try:
+        write_json(tmp_path / "out" / "m.json", {"a": 1})
+        with atomic_dir(tmp_path / "model") as tmp:
+            (tmp / "w.txt").write_text("x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "out" / "m.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "model").stat().st_mode & 0o777 == 0o755

@@ -458,10 +458,29 @@ def format_table(results: list[dict]) -> str:
     return "\n".join([*top, line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
+def check_writable(path: str) -> None:
+    """ParamError unless a file can be written at `path` (`--json`), so a bad path fails before the benchmark."""
+    import os
+    from pathlib import Path
+
+    target = Path(path)
+    parent = next((p for p in target.absolute().parents if p.exists()), None)
+    if target.is_dir():
+        problem = "is a directory"
+    elif parent is not None and not parent.is_dir():
+        problem = f"{parent} is not a directory"
+    elif parent is None or not os.access(parent, os.W_OK | os.X_OK):
+        problem = f"{parent} is not writable"
+    else:
+        return
+    raise ParamError(f"bench --json {path}: {problem} (give a file path to write the results to)")
+
+
 def main(papers: list[str], steps: int, profile: str | None = None, json_path: str | None = None,
          process_defaults: bool = False) -> list[dict]:
     """Benchmark each paper in turn; one line for a paper without a benchmark; then one table on stdout (and
-    the results as JSON at `json_path`). An unknown paper or `steps` < 1 is a ParamError before anything runs."""
+    the results as JSON at `json_path`). An unknown paper, `steps` < 1 or a `json_path` that cannot be written is
+    a ParamError before anything runs."""
     from replab.papers import PAPERS
 
     unknown = [p for p in papers if p not in PAPERS]
@@ -469,6 +488,8 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
         raise ParamError(f"bench: unknown paper {', '.join(map(repr, unknown))} (known: {', '.join(PAPERS)})")
     if steps < 1:
         raise ParamError(f"bench --steps {steps}: must be at least 1")
+    if json_path is not None:
+        check_writable(json_path)
     params = profile_params(profile)
     results = []
     for paper in papers:

@@ -2,10 +2,10 @@
 an AVX-512 machine, an AMD EPYC, torch 2.14).
 
 `linear` / `Linear`: PyTorch's CPU matrix products go to its BLAS, Intel MKL, which runs generic AVX2 code on
-CPUs of other vendors: 190–210 GFLOP/s here for the papers' layer shapes and for a 1024² `torch.mm`. oneDNN
+CPUs of other vendors: 190–220 GFLOP/s here for the papers' layer shapes and for a 1024² `torch.mm`. oneDNN
 (MKL-DNN, shipped in the same wheel and already behind PyTorch's CPU convolutions and LSTMs) dispatches on the
 CPU's instruction set, not its vendor: 430–480 GFLOP/s for the same products. So every fully connected layer
-of the papers computes y = x·Wᵀ + b, ∂x = ∂y·W and ∂W = ∂yᵀ·x with oneDNN's matmul (PyTorch's
+of the papers computes y = x·Wᵀ + b, ∂x = ∂y·W and ∂W = ∂yᵀ·x with oneDNN's inner product (PyTorch's
 `mkldnn._linear_pointwise`, the kernel its own compiler emits for CPU linear layers) when oneDNN is usable
 (`torch.backends.mkldnn`), for float32 on the CPU, and the product is large enough to pay for oneDNN's ≈ 30 µs
 more per call (`ONEDNN_MIN_MACS`); a paper-size aae_ssl step went from 66 to 40 ms.
@@ -35,15 +35,20 @@ ONEDNN_MIN_MACS = 1 << 23
 def _onednn_linear_here(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
     """oneDNN's product for a float32 CPU layer of at least ONEDNN_MIN_MACS multiply-adds with a plain [out]
     bias (or none), when PyTorch's oneDNN is built in and enabled (a user's `torch.backends.mkldnn.enabled = False`
-    turns it off here too), and not inside `torch.compile` (which chooses its own kernels) or a `torch.func`
-    transform (vmap, jvp: the custom Function has no rule for them)."""
-    return (x.dim() >= 1 and weight.dim() == 2 and x.shape[-1] == weight.shape[-1]
+    turns it off here too), outside CPU autocast, and not for `torch.func` transforms or forward-mode AD (the
+    custom Function has no rule for them). `linear` asks `torch.compiler.is_compiling()` first: inside
+    `torch.compile` the compiler chooses its own kernels, and the checks here would break its graph."""
+    if not (x.dim() >= 1 and weight.dim() == 2 and x.shape[-1] == weight.shape[-1]
             and x.numel() * weight.shape[0] >= max(ONEDNN_MIN_MACS, 1)  # (no rows: PyTorch's)
             and x.device.type == "cpu" and x.dtype == torch.float32
             and weight.dtype == torch.float32 and weight.device.type == "cpu"
             and (bias is None or (bias.dtype == torch.float32 and tuple(bias.shape) == (weight.shape[0],)))
             and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-            and not torch.compiler.is_compiling() and not torch._C._are_functorch_transforms_active())
+            and not torch.is_autocast_enabled("cpu") and not torch._C._are_functorch_transforms_active()):
+        return False
+    from torch.autograd.forward_ad import unpack_dual
+
+    return all(t is None or unpack_dual(t).tangent is None for t in (x, weight, bias))
 
 
 def _onednn_mm_t(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -87,7 +92,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     differentiable (a double backward raises). Its backward computes ∂W whenever W requires a gradient, also
     under `torch.autograd.grad(..., inputs)` for other inputs (PyTorch's own linear skips it there): freeze the
     parameters for such passes. Otherwise, and for every shape or dtype error, `F.linear`."""
-    if not _onednn_linear_here(x, weight, bias):
+    if torch.compiler.is_compiling() or not _onednn_linear_here(x, weight, bias):
         return F.linear(x, weight, bias)
     return _OneDNNLinear.apply(x, weight, bias)
 
