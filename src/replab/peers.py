@@ -4,7 +4,8 @@ Same networks (the paper's model.py builds their layers and initial weights), sa
 sizes as the paper's loop, but the textbook way: PyTorch's own functions and modules where replab has faster
 versions of them (`textbook`: `nn.Linear` on PyTorch's BLAS for replab.functional's oneDNN `Linear`, `nn.Dropout`
 for aae_ssl's; PyTorch's losses and tanh for replab.functional's; attention_vat's BiLSTM over padded sentences as
-a bidirectional `nn.LSTM` on a `PackedSequence`, as the attention papers' code runs it), a
+a bidirectional `nn.LSTM` on a `PackedSequence`, as the attention papers' code runs it; PyTorch's default
+NCHW layout for the convolutional models, which replab moves to channels-last on the CPU), a
 `DataLoader(TensorDataset(...), shuffle=True)` over CPU tensors with the copy to the device in the loop,
 `torch.optim.<Opt>(params, lr=...)` with PyTorch's defaults, `zero_grad()`, `backward()`, `step()`.
 No logging, no `.item()` per step: the peer is the fastest naive loop, not a straw man.
