@@ -209,6 +209,7 @@ def test_linear_edge_cases_match_pytorch_or_take_its_path(any_size):
 
 
 @pytest.mark.skipif(not ONEDNN, reason="this PyTorch build has no oneDNN")
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")  # torch's own autocast import
 def test_linear_keeps_one_graph_under_torch_compile_and_leaves_forward_ad_and_autocast_to_pytorch(any_size):
     net = torch.nn.Sequential(Linear(16, 8), torch.nn.ReLU(), Linear(8, 4))
     x = torch.randn(5, 16)

@@ -81,6 +81,21 @@ def test_cli_reports_bad_params_in_one_line(in_tmp, capsys):
     assert err == ("error: params.yaml: runtime.device = 'tpu': not allowed (allowed: auto, cpu, cuda, mps)")
 
 
+def test_check_and_sweep_name_an_unknown_profile_in_one_line(in_tmp, capsys):
+    from replab.compare import plan_grid
+
+    (in_tmp / "conf" / "profile").mkdir(parents=True)
+    (in_tmp / "conf" / "profile" / "quick.yaml").write_text("# @package _global_\n")
+    params = compose()
+    params["meta"]["profile"] = "nosuch"
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["check"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: params.yaml: meta.profile = 'nosuch': no conf/profile/nosuch.yaml (known: quick)")
+    with pytest.raises(ParamError, match=r"^sweep --profile big: no conf/profile/big.yaml \(known: quick\)$"):
+        plan_grid("aae_ssl", ["lambda_rec=1,2"], profile="big")
+
+
 def _float_leaves(node, path: str):
     """(dotted key as errors name it, path of keys/indices) of every float in a params subtree."""
     if isinstance(node, dict):

@@ -274,12 +274,10 @@ def profile_params(profile: str | None) -> dict | None:
 
     from dvc.utils.hydra import compose_and_dump
 
-    from replab.params import read_params
+    from replab.params import check_profile, read_params
 
     conf = Path("conf")
-    if not (conf / "profile" / f"{profile}.yaml").is_file():
-        known = sorted(p.stem for p in (conf / "profile").glob("*.yaml"))
-        raise ParamError(f"bench --profile {profile}: no conf/profile/{profile}.yaml (known: {', '.join(known)})")
+    check_profile(profile, f"bench --profile {profile}", conf)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "params.yaml"
         compose_and_dump(out, str(conf.resolve()), None, "config", "", [f"profile={profile}"])

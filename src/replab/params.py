@@ -147,6 +147,18 @@ def fail(where: str, message: str) -> typing.NoReturn:
 # ---------------------------------------------------------------------------------------------------------
 # Sections shared by every paper
 
+def check_profile(name: str, where: str, conf: str | Path = "conf", *, no_conf_ok: bool = False) -> None:
+    """ParamError unless `name` is a profile: a conf/profile/<name>.yaml (what Hydra composes with profile=<name>).
+    `where` starts the message: the option or param key that gave it, e.g. "bench --profile nosuch". With
+    `no_conf_ok`, a directory without conf/profile/ (params.yaml alone) is not checked."""
+    profiles = Path(conf) / "profile"
+    if no_conf_ok and not profiles.is_dir():
+        return
+    if not (profiles / f"{name}.yaml").is_file():
+        known = ", ".join(sorted(p.stem for p in profiles.glob("*.yaml"))) or "none"
+        raise ParamError(f"{where}: no {profiles}/{name}.yaml (known: {known})")
+
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
