@@ -152,6 +152,11 @@ def test_bench_numbers_from_a_toy_case_and_a_fake_clock(in_repo, monkeypatch):
     assert result["samples_per_s"] == pytest.approx(8 / 1e-3)
     assert result["matmul_gflops_per_s"] == pytest.approx(2 * 1024**3 / 1e-3 / 1e9)  # best of one-tick repeats
     assert result["fraction_of_matmul"] == pytest.approx((1024 / 1e-3) / (2 * 1024**3 / 1e-3))
+    assert result["fraction_of_torch_mm"] == pytest.approx(result["fraction_of_matmul"])  # every product 1 tick
+    faster = {**result, "matmul_kernel": "oneDNN", "fraction_of_matmul": 0.5, "fraction_of_torch_mm": 1.1}
+    assert bench._cell(faster, "fraction_of_matmul", "{:.3g}") == "0.5 (1.1 of torch.mm)"
+    blas = {**faster, "matmul_kernel": "torch.mm", "fraction_of_torch_mm": 0.5}
+    assert bench._cell(blas, "fraction_of_matmul", "{:.3g}") == "0.5"  # the reference already is torch.mm
     assert result["peer_ms_per_step"] == pytest.approx(3.0)
     assert result["peer_samples_per_s"] == pytest.approx(8 / 3e-3)
     assert result["peer_ratio"] == pytest.approx(3.0)  # replab's samples/s over the peer's

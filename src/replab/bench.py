@@ -381,6 +381,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         "matmul_kernels_gflops_per_s": mm_kernels,
         "matmul_repeats": MATMUL_REPEATS,
         "fraction_of_matmul": achieved / mm_gflops,
+        "fraction_of_torch_mm": achieved / mm_kernels["torch.mm"],  # the BLAS reference, for other machines
         "fetch_batches": n_fetch,
         "fetch_batch_size": case.batch_size,
         "fetch_index_us": index_us,
@@ -439,7 +440,10 @@ def _cell(result: dict, key: str, fmt: str | None) -> str:
         return f"{result[key] / 1e9:.4f}"
     if result.get(key, 0) is None:
         return "–"
-    return fmt.format(result[key], **result)
+    text = fmt.format(result[key], **result)
+    if key == "fraction_of_matmul" and result.get("matmul_kernel", "torch.mm") != "torch.mm":
+        text += f" ({result['fraction_of_torch_mm']:.3g} of torch.mm)"  # where the BLAS is not the fastest
+    return text
 
 
 def format_table(results: list[dict]) -> str:
