@@ -205,7 +205,7 @@ def matmul_gflops(device, repeats: int = MATMUL_REPEATS) -> tuple[int, dict[str,
     b = torch.randn(n, n, generator=gen).to(device)
     out = torch.empty(n, n, device=device)
     kernels = {"torch.mm": lambda: torch.mm(a, b, out=out)}
-    if functional._onednn_linear_here(a, b, None):
+    if functional.uses_onednn(a, b, None):
         kernels["oneDNN"] = lambda: functional.linear(a, b)  # a · bᵀ: the same FLOPs
     results = {}
     for name, product in kernels.items():

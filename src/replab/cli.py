@@ -58,12 +58,11 @@ def _compose(args) -> None:
 
 def _check(_args) -> None:
     from replab.data import registry
-    from replab.params import check_profile, load_runtime, load_section, read_params
+    from replab.params import check_meta_profile, load_runtime, load_section, read_params
 
     params = read_params()
     load_runtime(params=params)
-    if (profile := params.get("meta", {}).get("profile")) is not None:
-        check_profile(str(profile), f"{PARAMS_FILE}: meta.profile = {profile!r}", no_conf_ok=True)
+    check_meta_profile(params)
     for name in params.get("datasets", []):
         registry.load_data_params(name, params=params)
     for paper in PAPERS:

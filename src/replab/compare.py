@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from replab.io import DataError
-from replab.params import PARAMS_FILE, ParamError, check_profile
+from replab.params import PARAMS_FILE, ParamError, check_meta_profile, check_profile
 
 QUEUE_DONE = {"Success", "Failed"}
 WORKER_LOGS = ".dvc/tmp/exps/celery/dvc-exp-worker-*.out"
@@ -135,10 +135,11 @@ def plan_grid(paper: str, grid: Sequence[str], profile: str | None = None,
     params.yaml's meta.profile. Shared by the queue and SLURM executors."""
     _check_paper(paper)
     params = _read_params()
-    given = profile is not None
+    if profile is not None:
+        check_profile(profile, f"sweep --profile {profile}")
+    else:
+        check_meta_profile(params)
     profile = profile or params.get("meta", {}).get("profile") or "quick"
-    where = f"sweep --profile {profile}" if given else f"{PARAMS_FILE}: meta.profile = {profile!r}"
-    check_profile(str(profile), where, no_conf_ok=not given)
     fixed = ["=".join(full_key(paper, item, params)) for item in fixed]
     return profile, fixed, expand_grid(paper, grid, params)
 

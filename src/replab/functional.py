@@ -26,18 +26,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.forward_ad import unpack_dual
 
 # Below this many multiply-adds per product (rows × in × out) MKL's lower call overhead wins: fwd + bwd of
 # 200×60×256 (3.1 M) took 161 µs by MKL, 189 µs by oneDNN; 200×256×256 (13 M) 452 µs against 329 µs.
 ONEDNN_MIN_MACS = 1 << 23
 
 
-def _onednn_linear_here(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
-    """oneDNN's product for a float32 CPU layer of at least ONEDNN_MIN_MACS multiply-adds with a plain [out]
-    bias (or none), when PyTorch's oneDNN is built in and enabled (a user's `torch.backends.mkldnn.enabled = False`
-    turns it off here too), outside CPU autocast, and not for `torch.func` transforms or forward-mode AD (the
-    custom Function has no rule for them). `linear` asks `torch.compiler.is_compiling()` first: inside
-    `torch.compile` the compiler chooses its own kernels, and the checks here would break its graph."""
+def uses_onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Whether `linear(x, weight, bias)` outside `torch.compile` takes oneDNN's product: for a float32 CPU layer of
+    at least ONEDNN_MIN_MACS multiply-adds with a plain [out] bias (or none), when PyTorch's oneDNN is built in and
+    enabled (a user's `torch.backends.mkldnn.enabled = False` turns it off here too), outside CPU autocast, and not
+    for `torch.func` transforms or forward-mode AD (the custom Function has no rule for them). `linear` asks
+    `torch.compiler.is_compiling()` first: inside `torch.compile` the compiler chooses its own kernels, and the
+    checks here would break its graph."""
     if not (x.dim() >= 1 and weight.dim() == 2 and x.shape[-1] == weight.shape[-1]
             and x.numel() * weight.shape[0] >= max(ONEDNN_MIN_MACS, 1)  # (no rows: PyTorch's)
             and x.device.type == "cpu" and x.dtype == torch.float32
@@ -46,8 +48,6 @@ def _onednn_linear_here(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
             and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
             and not torch.is_autocast_enabled("cpu") and not torch._C._are_functorch_transforms_active()):
         return False
-    from torch.autograd.forward_ad import unpack_dual
-
     return all(t is None or unpack_dual(t).tangent is None for t in (x, weight, bias))
 
 
@@ -86,13 +86,13 @@ class _OneDNNLinear(torch.autograd.Function):
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """`F.linear`: x [..., in] · weight [out, in]ᵀ + bias [out] → [..., out]. Where `_onednn_linear_here` (float32
+    """`F.linear`: x [..., in] · weight [out, in]ᵀ + bias [out] → [..., out]. Where `uses_onednn` (float32
     CPU layers of at least ONEDNN_MIN_MACS multiply-adds) oneDNN computes the products of the forward and backward
     passes: to float rounding the same values as PyTorch's, deterministic for a fixed thread count, once
     differentiable (a double backward raises). Its backward computes ∂W whenever W requires a gradient, also
     under `torch.autograd.grad(..., inputs)` for other inputs (PyTorch's own linear skips it there): freeze the
     parameters for such passes. Otherwise, and for every shape or dtype error, `F.linear`."""
-    if torch.compiler.is_compiling() or not _onednn_linear_here(x, weight, bias):
+    if torch.compiler.is_compiling() or not uses_onednn(x, weight, bias):
         return F.linear(x, weight, bias)
     return _OneDNNLinear.apply(x, weight, bias)
 

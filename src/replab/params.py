@@ -159,6 +159,12 @@ def check_profile(name: str, where: str, conf: str | Path = "conf", *, no_conf_o
         raise ParamError(f"{where}: no {profiles}/{name}.yaml (known: {known})")
 
 
+def check_meta_profile(params: dict[str, Any]) -> None:
+    """`check_profile` of params.yaml's meta.profile, when it names one and the directory has conf/profile/."""
+    if (profile := params.get("meta", {}).get("profile")) is not None:
+        check_profile(str(profile), f"{PARAMS_FILE}: meta.profile = {profile!r}", no_conf_ok=True)
+
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
