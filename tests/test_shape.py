@@ -211,3 +211,22 @@ def test_editing_evaluation_or_report_code_never_retrains(smoke_baseline, tmp_pa
     assert "report" in stale
     for paper in PAPERS:
         assert f"eval_{paper}" in stale or any(s.startswith(f"eval_{paper}_") for s in stale), (paper, stale)
+
+
+def test_a_text_set_is_prepared_after_every_raw_set_it_may_read(tmp_path):
+    """prepare@sst reads the lm1b pool and the fastText vectors (or aclImdb's unsup reviews) by its params, besides
+    data/raw/sst: each such download must come before it in DVC's graph, or a fresh `dvc repro` may run it first."""
+    from dvc.repo import Repo
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    for name in ("dvc.yaml", "params.yaml"):
+        (tmp_path / name).write_text((REPO / name).read_text())
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["datasets"] = ["mnist5k", "lm1b", "fasttext", "sst", "imdb"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    Repo.init(str(tmp_path))
+    with Repo(str(tmp_path)) as repo:
+        graph = repo.index.graph  # edges point from a stage to the stages it depends on
+        stages = {stage.name: stage for stage in graph}
+        upstream = {stage.name for stage in graph.successors(stages["prepare@sst"])}
+    assert {"download@sst", "download@lm1b", "download@fasttext", "download@imdb"} <= upstream
