@@ -230,3 +230,13 @@ def test_a_text_set_is_prepared_after_every_raw_set_it_may_read(tmp_path):
         stages = {stage.name: stage for stage in graph}
         upstream = {stage.name for stage in graph.successors(stages["prepare@sst"])}
     assert {"download@sst", "download@lm1b", "download@fasttext", "download@imdb"} <= upstream
+
+
+def test_training_stages_rerun_when_runtime_compile_changes_where_it_applies():
+    """`dvc exp run -S runtime.compile=true` retrains every paper that trains through torch.compile and leaves
+    attention_vat, which trains eagerly (and says so), alone."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        if name.startswith("train_"):
+            listed = {"runtime.compile", "runtime.compile_mode"} & set(stage.get("params", []))
+            assert listed == (set() if "attention_vat" in name else {"runtime.compile", "runtime.compile_mode"}), name

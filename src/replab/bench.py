@@ -391,6 +391,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         # process-wide settings, the same for replab's loop and the peer's (rt.setup applies them to both)
         "run": {**rt.run_metadata(device, 0, "synthetic"), "tf32": runtime.tf32,
                 "deterministic": runtime.deterministic,
+                "compile": runtime.compile_mode if runtime.compile else False,  # replab's loop (attention_vat: eager)
                 "keep_freed_memory": not process_defaults and rt.keep_freed_memory(),  # (idempotent)
                 "fill_uninitialized_memory": torch.utils.deterministic.fill_uninitialized_memory,
                 "load_avg_1m": _load_average()},

@@ -166,6 +166,8 @@ def check_meta_profile(params: dict[str, Any]) -> None:
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# torch.compile's modes; reduce-overhead also captures the compiled graphs as CUDA graphs on a GPU
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,7 +176,10 @@ class Runtime:
     threads: int = param(0, ge=0, doc="torch CPU threads; 0 = the CPUs available (runtime.available_cpus)")
     deterministic: bool = param(True, doc="torch deterministic algorithms (same seed → same metrics)")
     tf32: bool = param(True, doc="allow TF32 matmuls on Ampere+ GPUs")
-    compile: bool = param(False, doc="wrap models in torch.compile (GPU runs)")
+    compile: bool = param(False, doc="train through torch.compile'd models (aae_ssl, split_vae, censor, autoencoder; "
+                          "attention_vat trains eagerly): fewer kernel launches for GPU runs")
+    compile_mode: str = param("default", choices=COMPILE_MODES,
+                              doc="torch.compile mode; reduce-overhead replays CUDA graphs on GPUs (no effect on CPUs)")
     progress: bool = param(True, doc="tqdm progress bars")
     checkpoint_every: float = param(300.0, ge=0.0, doc="seconds between training checkpoints (taken at the next "
                                     "iteration / epoch boundary; 0 = at every one); a killed stage resumes there")

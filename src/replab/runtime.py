@@ -229,13 +229,20 @@ def load_trained(model_dir, device) -> tuple[dict, dict]:
 
 
 def maybe_compile(module, runtime: Runtime):
-    """`runtime.compile: true` → torch.compile (fewer kernel launches: small GPU models are launch-bound).
-    The caller keeps the original module for state_dict()/evaluation."""
+    """`runtime.compile: true` → `torch.compile(module, mode=runtime.compile_mode)`: a module, sharing its weights,
+    or a function that calls modules (fewer kernel launches: small GPU models are launch-bound; `reduce-overhead`
+    replays the compiled forward and backward graphs as CUDA graphs). The caller trains through the wrapper and
+    keeps the module for state_dict() and evaluation; a wrapped module's other methods are not compiled. With
+    `runtime.deterministic` the compiled code draws dropout masks and other random numbers from PyTorch's eager
+    generator (Inductor's `fallback_random`; by default it has its own), so the numbers equal the eager ones to
+    float rounding (tests/test_runtime.py)."""
     if module is None or not runtime.compile:
         return module
     import torch
+    import torch._inductor.config
 
-    return torch.compile(module)
+    torch._inductor.config.fallback_random = runtime.deterministic
+    return torch.compile(module, mode=runtime.compile_mode)
 
 
 def clip_grad_norm_(parameters, max_norm: float):

@@ -8,6 +8,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from dataclasses import replace
 
 import torch
@@ -151,6 +152,10 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
     """Train one model; keep the epoch with the best dev `selection` score (AUC or F1). Returns (model, record).
     With `ckpt` (replab.checkpoint.Checkpoints) it resumes from and saves its state at epoch ends under `loop`;
     a non-finite loss stops the run (ParamError naming the variant and the step)."""
+    if runtime.compile:  # said once per process (Python's default warning filter), never silently ignored
+        warnings.warn("attention_vat trains eagerly: runtime.compile is not applied (its oneDNN BiLSTM and VAT's "
+                      "inner autograd.grad break torch.compile's graph, and each batch's length would recompile it)",
+                      stacklevel=2)
     torch.manual_seed(seed)
     model = build_model(cfg, data, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, amsgrad=cfg.amsgrad, weight_decay=cfg.weight_decay,

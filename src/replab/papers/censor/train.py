@@ -41,6 +41,8 @@ def pretrain(cfg: Config, data: Windows, device, runtime, generator, live=None, 
     (replab.checkpoint.Checkpoints) it resumes from and saves its state at epoch ends; a non-finite loss stops
     the run (ParamError naming `name` and the iteration)."""
     encoder, classifier = build_model(cfg, data, device)
+    # training calls go through (optionally) compiled wrappers that share the originals' weights
+    enc_step, cls_step = rt.maybe_compile(encoder, runtime), rt.maybe_compile(classifier, runtime)
     params = [*encoder.parameters(), *classifier.parameters()]
     opt = torch.optim.Adam(params, lr=cfg.pretrain.lr)
     x, y = data.x["train"], data.y["train"]
@@ -63,7 +65,7 @@ def pretrain(cfg: Config, data: Windows, device, runtime, generator, live=None, 
         encoder.train(), classifier.train()
         total = torch.zeros((), device=device)
         for step, idx in enumerate(index_batches(n, pc.batch_size, generator, device), epoch * steps + 1):
-            loss = F.cross_entropy(classifier(encoder(x[idx])), y[idx])
+            loss = F.cross_entropy(cls_step(enc_step(x[idx])), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -111,6 +113,7 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
     loss stops the run (ParamError naming `name` and the iteration)."""
     ac = cfg.adversarial
     adversary = build_adversary(method, cfg, data.n_users).to(device)
+    enc_step, cls_step, adv_step = (rt.maybe_compile(m, runtime) for m in (encoder, classifier, adversary))
     opt_adv = torch.optim.RMSprop(adversary.parameters(), lr=ac.lr)
     opt_em = torch.optim.RMSprop([*encoder.parameters(), *classifier.parameters()], lr=ac.lr)
     x, y, s = data.x["train"], data.y["train"], data.s["train"]
@@ -149,12 +152,12 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
         for step in range(rep * steps_per_rep + 1, rep * steps_per_rep + adversary_steps + 1):
             if similarity:
                 i, j, g = pairs.user_pairs(ac.batch_size)
-                logits = adversary(torch.cat([z_fixed[i], z_fixed[j]], 1)).squeeze(1)
+                logits = adv_step(torch.cat([z_fixed[i], z_fixed[j]], 1)).squeeze(1)
                 loss = similarity_loss(logits, g)  # Eq. 2
                 adv_correct += ((logits > 0) == (g > 0.5)).sum()
             else:
                 idx = next(singles)
-                logits = adversary(z_fixed[idx])
+                logits = adv_step(z_fixed[idx])
                 loss = F.cross_entropy(logits, s[idx])  # max_D log q_D(s|z)
                 adv_correct += (logits.argmax(1) == s[idx]).sum()
             opt_adv.zero_grad(set_to_none=True)
@@ -173,7 +176,7 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
                 batch = pairs.lsm_pairs(ac.batch_size)
             else:
                 batch = next(singles)
-            objective = step2_objective(method, lam, encoder, classifier, adversary, x, y, s, batch)
+            objective = step2_objective(method, lam, enc_step, cls_step, adv_step, x, y, s, batch)
             opt_em.zero_grad(set_to_none=True)
             objective.total.backward()
             opt_em.step()

@@ -232,6 +232,11 @@ class SplitVAE(nn.Module):
 def sample(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """z = μ + σ·ε (Chainer's F.gaussian); ε drawn from `generator` (on the tensors' device)."""
     eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return reparameterize(mu, logvar, eps)
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """z = μ + σ·ε for a given standard normal ε of μ's shape."""
     return mu + torch.exp(0.5 * logvar) * eps
 
 
@@ -246,10 +251,20 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def loss_terms(model: SplitVAE, x: torch.Tensor, y: torch.Tensor, c1: float, c2: float,
-               generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """One-sample batch objective: loss = rec + C1·(KL_A + KL_B) + C2·CE, every term a batch mean."""
+               generator: torch.Generator, objective=None) -> dict[str, torch.Tensor]:
+    """One-sample batch objective: loss = rec + C1·(KL_A + KL_B) + C2·CE, every term a batch mean. ε_A then ε_B
+    [B, latent] are drawn from `generator` before `objective` (default `batch_objective`, or its torch.compile'd
+    wrapper: a graph cannot take a generator) computes the terms."""
+    shape = (len(x), model.latent_dim)
+    eps_a, eps_b = (torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype) for _ in range(2))
+    return (objective or batch_objective)(model, x, y, eps_a, eps_b, c1, c2)
+
+
+def batch_objective(model: SplitVAE, x: torch.Tensor, y: torch.Tensor, eps_a: torch.Tensor, eps_b: torch.Tensor,
+                    c1: float, c2: float) -> dict[str, torch.Tensor]:
+    """`loss_terms` for given noise ε_A, ε_B [B, latent]."""
     mu_a, lv_a, mu_b, lv_b = model.encode(x)
-    z_a, z_b = sample(mu_a, lv_a, generator), sample(mu_b, lv_b, generator)
+    z_a, z_b = reparameterize(mu_a, lv_a, eps_a), reparameterize(mu_b, lv_b, eps_b)
     rec = bernoulli_nll(model.decode(z_a, z_b), x).mean()
     kl_a, kl_b = gaussian_kl(mu_a, lv_a).mean(), gaussian_kl(mu_b, lv_b).mean()
     ce = F.cross_entropy(model.classifier(z_a), y)

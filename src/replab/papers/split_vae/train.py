@@ -16,6 +16,7 @@ from replab.papers.split_vae.model import (
     TERMS,
     Config,
     SplitVAE,
+    batch_objective,
     eval_terms,
     experiment_data,
     load_writers,
@@ -31,7 +32,7 @@ def fit(cfg: Config, latent_dim: int, epochs: int, x: torch.Tensor, y: torch.Ten
     Returns (model, last epoch's record, samples seen). With `ckpt` (replab.checkpoint.Checkpoints) it resumes
     from and saves the loop's state at epoch ends; a non-finite loss stops the run (ParamError naming `name`)."""
     model = SplitVAE(cfg.hidden, latent_dim).to(device)
-    step_model = rt.maybe_compile(model, runtime)
+    objective = rt.maybe_compile(batch_objective, runtime)  # the terms after the noise draws (a graph takes no RNG)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=device.type in ("cpu", "cuda"))
     n = len(x)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
@@ -57,7 +58,7 @@ def fit(cfg: Config, latent_dim: int, epochs: int, x: torch.Tensor, y: torch.Ten
     sums = torch.zeros(len(TERMS), device=device)
     model.train()
     for step, (epoch, idx) in enumerate(bar, done + 1):
-        terms = loss_terms(step_model, x[idx], y[idx], cfg.c1, cfg.c2, generator)
+        terms = loss_terms(model, x[idx], y[idx], cfg.c1, cfg.c2, generator, objective)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         opt.step()
