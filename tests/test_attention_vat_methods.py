@@ -256,14 +256,24 @@ def test_variant_axes_and_keys():
     assert M.axes_for("fig2-rt_snippets-0") == {"dataset": "datasets", "seed": "seeds"}
     keys = [k for k, _ in M.sweep_variants(cfg)]
     assert len(keys) == 9 + 1 + 1 and keys[-1] == "fig2-rt_snippets-0"
-    # a training stage: every method of one setting, each in its own subfolder named by the variant key
-    stage = M.group_key("rt_snippets", "semi", 0)
-    assert stage == "rt_snippets-semi-0"
-    assert parse_variant("attention_vat", stage, ["dataset=rt_snippets", "setting=semi", "seed=0"], cfg,
-                         M.axes_for(stage)).axes == {"dataset": "rt_snippets", "setting": "semi", "seed": 0}
-    assert M.variant_dir(key, v.axes).as_posix() == "rt_snippets-semi-0/rt_snippets-attention_vat-semi-0"
+    # a training stage: every method of one family in one setting, each in its own subfolder named by the variant
+    stage = M.group_key("rt_snippets", "semi", "attention", 0)
+    assert stage == "rt_snippets-semi-attention-0"
+    assert parse_variant("attention_vat", stage, ["dataset=rt_snippets", "setting=semi", "family=attention", "seed=0"],
+                         cfg, M.axes_for(stage)).axes == {"dataset": "rt_snippets", "setting": "semi",
+                                                          "family": "attention", "seed": 0}
+    with pytest.raises(ParamError, match="families"):
+        parse_variant("attention_vat", "rt_snippets-semi-char-0",
+                      ["dataset=rt_snippets", "setting=semi", "family=char", "seed=0"], cfg,
+                      M.axes_for("rt_snippets-semi-char-0"))
+    # "vanilla" is a method and a family: a variant key has a method where a stage key has its setting
+    assert M.axes_for("rt_snippets-vanilla-supervised-0") == M.AXES
+    assert M.axes_for("rt_snippets-supervised-vanilla-0")["family"] == "families"
+    assert M.variant_dir(key, v.axes).as_posix() == "rt_snippets-semi-attention-0/rt_snippets-attention_vat-semi-0"
+    assert [M.method_family(m) for m in M.METHODS] == ["vanilla"] + ["word"] * 4 + ["attention"] * 4
+    assert M.setting_methods(_cfg(), "supervised", "word") == ["word_at", "word_iat", "word_vat", "word_ivat"]
     assert M.variant_dir("fig2-rt_snippets-0", {"dataset": "rt_snippets", "seed": 0}).as_posix() == "fig2-rt_snippets-0"
-    with pytest.raises(ParamError, match="every method of a setting"):
+    with pytest.raises(ParamError, match="every method of one family in a setting"):
         T.train(cfg, Runtime(progress=False, threads=1), v)  # one method alone is no training stage
 
 
@@ -295,10 +305,14 @@ def _write_text_set(root, name="rt_snippets", vocab=40):
     (folder / "meta.json").write_text(json.dumps({"source": "test", "special_ids": {"pad": 0, "unk": 1}}))
 
 
-def _stage(setting: str) -> Variant:
-    """The training stage of one setting (every method of it) on rt_snippets, seed 0."""
-    return Variant("attention_vat", M.group_key("rt_snippets", setting, 0),
-                   {"dataset": "rt_snippets", "setting": setting, "seed": 0})
+def _stage(setting: str, family: str) -> Variant:
+    """The training stage of one family in one setting (every method of it) on rt_snippets, seed 0."""
+    return Variant("attention_vat", M.group_key("rt_snippets", setting, family, 0),
+                   {"dataset": "rt_snippets", "setting": setting, "family": family, "seed": 0})
+
+
+GROUPS = [("supervised", "vanilla"), ("supervised", "word"), ("supervised", "attention"), ("semi", "word"),
+          ("semi", "attention")]
 
 
 FIG2_STAGE = Variant("attention_vat", "fig2-rt_snippets-0", {"dataset": "rt_snippets", "seed": 0})
@@ -317,10 +331,11 @@ def test_end_to_end_every_method_is_deterministic(in_tmp):
     assert len(variants) == 9 + 4 + 1
 
     def run():
-        for stage in (_stage("supervised"), _stage("semi"), FIG2_STAGE):
+        for stage in [_stage(*group) for group in GROUPS] + [FIG2_STAGE]:
             T.train(cfg, runtime, stage)
         assert sorted(p.name for p in (in_tmp / "models/attention_vat").iterdir()) == [
-            "fig2-rt_snippets-0", "rt_snippets-semi-0", "rt_snippets-supervised-0"]
+            "fig2-rt_snippets-0", "rt_snippets-semi-attention-0", "rt_snippets-semi-word-0",
+            "rt_snippets-supervised-attention-0", "rt_snippets-supervised-vanilla-0", "rt_snippets-supervised-word-0"]
         return {key: read_json(_folder(key, axes) / "train.json") for key, axes in variants}
 
     first = run()
@@ -358,14 +373,14 @@ def test_semi_setting_without_a_pool_trains_with_n_ul_zero(in_tmp, capsys):
     _write_text_set(in_tmp / "data/processed")
     (in_tmp / "data/processed/rt_snippets/unlabeled.npz").unlink()
     cfg = _cfg(epochs=1, semi_methods=["word_vat"])
-    T.train(cfg, Runtime(progress=False, threads=1), _stage("semi"))
-    assert read_json(_stage("semi").model_dir / "rt_snippets-word_vat-semi-0/train.json")["n_unlabeled"] == 0
+    T.train(cfg, Runtime(progress=False, threads=1), _stage("semi", "word"))
+    assert read_json(_stage("semi", "word").model_dir / "rt_snippets-word_vat-semi-0/train.json")["n_unlabeled"] == 0
     assert "no unlabeled pool" in capsys.readouterr().err
 
 
 def test_a_method_trained_after_others_in_one_process_equals_it_trained_alone(in_tmp):
-    """A training stage trains every method of its setting in one process: each method's weights and record are
-    those of the method trained alone (nothing carries over from the methods before it: global RNG, the batch
+    """A training stage trains every method of its family and setting in one process: each method's weights and
+    record are those of the method trained alone (nothing carries over from the methods before it: global RNG, the batch
     generator, the data). Dropout on, so the global RNG is drawn from."""
     _write_text_set(in_tmp / "data/processed")
     runtime = Runtime(progress=False, threads=1)
@@ -373,15 +388,16 @@ def test_a_method_trained_after_others_in_one_process_equals_it_trained_alone(in
     def trained(methods: list[str]) -> dict:
         cfg = _cfg(epochs=2, batch_size=16, batch_unlabeled=16, neighbours=3, n_unlabeled=64, dropout=0.2,
                    semi_methods=methods)
-        T.train(cfg, runtime, _stage("semi"))
-        folders = {m: _stage("semi").model_dir / M.variant_key("rt_snippets", m, "semi", 0) for m in methods}
-        assert sorted(p.name for p in _stage("semi").model_dir.iterdir()) == sorted(p.name for p in folders.values())
+        stage = _stage("semi", "word")
+        T.train(cfg, runtime, stage)
+        folders = {m: stage.model_dir / M.variant_key("rt_snippets", m, "semi", 0) for m in methods}
+        assert sorted(p.name for p in stage.model_dir.iterdir()) == sorted(p.name for p in folders.values())
         records = without_timing({m: _untimed(read_json(f / "train.json")) for m, f in folders.items()})
         return {m: (records[m], torch.load(f / "model.pt", weights_only=True)["state_dict"])
                 for m, f in folders.items()}
 
-    together = trained(["word_ivat", "attention_vat"])
-    for method in ("attention_vat", "word_ivat"):
+    together = trained(["word_ivat", "word_vat"])
+    for method in ("word_vat", "word_ivat"):
         record, weights = trained([method])[method]
         assert together[method][0] == record
         assert together[method][1].keys() == weights.keys()
@@ -396,16 +412,16 @@ def _untimed(record: dict) -> dict:
     return record
 
 
-@pytest.mark.parametrize("key", ["rt_snippets-semi-0", "fig2-rt_snippets-0"])
+@pytest.mark.parametrize("key", ["rt_snippets-semi-word-0", "fig2-rt_snippets-0"])
 def test_a_killed_run_resumes_to_the_uninterrupted_result(in_tmp, monkeypatch, capsys, key):
     """Checkpoints at every epoch (runtime.checkpoint_every = 0); a stage killed in the second epoch of its second
     fit (method, or Fig. 2 point) resumes from the last checkpoint to the records and DVCLive curves of an
     uninterrupted run (the unlabeled stream and RNGs included), without training the first fit again."""
     _write_text_set(in_tmp / "data/processed")
     cfg = _cfg(epochs=3, batch_size=16, batch_unlabeled=16, neighbours=3, n_unlabeled=64,
-               semi_methods=["word_ivat", "attention_vat"], fig2={"methods": ["attention_vat"], "ratios": [0.0, 1.0]})
+               semi_methods=["word_ivat", "word_vat"], fig2={"methods": ["attention_vat"], "ratios": [0.0, 1.0]})
     runtime = Runtime(progress=False, threads=1, checkpoint_every=0)
-    variant = FIG2_STAGE if key.startswith("fig2") else _stage("semi")
+    variant = FIG2_STAGE if key.startswith("fig2") else _stage("semi", "word")
 
     def results() -> dict:
         records = {str(p.relative_to(variant.model_dir)): _untimed(read_json(p))
@@ -449,3 +465,14 @@ def test_bench_case_runs_the_training_loop():
     assert case.samples_per_step == 12 and case.batch_size == 8
     model = case.train(2, Runtime(progress=False, threads=1))
     assert isinstance(model, M.AttentionClassifier)
+
+
+def test_a_family_without_methods_in_the_list_writes_empty_stage_folders(in_tmp, capsys):
+    """methods: [vanilla, attention_vat] leaves the supervised word stage nothing to train: it says so and writes
+    its declared outputs (model and curve folders) empty, so DVC's run completes."""
+    _write_text_set(in_tmp / "data/processed")
+    stage = _stage("supervised", "word")
+    T.train(_cfg(epochs=1, methods=["vanilla", "attention_vat"]), Runtime(progress=False, threads=1), stage)
+    assert "no word method in attention_vat.methods" in capsys.readouterr().err
+    assert stage.model_dir.is_dir() and not any(stage.model_dir.iterdir())
+    assert stage.live_dir.is_dir() and not any(stage.live_dir.iterdir())

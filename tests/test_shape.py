@@ -240,3 +240,23 @@ def test_training_stages_rerun_when_runtime_compile_changes_where_it_applies():
         if name.startswith("train_"):
             listed = {"runtime.compile", "runtime.compile_mode"} & set(stage.get("params", []))
             assert listed == (set() if "attention_vat" in name else {"runtime.compile", "runtime.compile_mode"}), name
+
+
+def test_an_attention_vat_stage_lists_the_perturbation_params_of_its_family_only():
+    """An ε sweep retrains only the methods it perturbs: ε_attention reruns the attention stages (and Fig. 2,
+    whose methods span both families), ε_word the word stages, neither the vanilla one."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    reads = {"vanilla": set(),
+             "word": {"lam", "eps_word", "eps_word_interpretable", "neighbours", "dropout_in_perturbed", "xi",
+                      "power_iterations", "alpha_norm"},
+             "attention": {"lam", "eps_attention", "xi", "power_iterations", "alpha_norm"}}
+    adversarial = set().union(*reads.values())
+    families = {}
+    for name, stage in stages.items():
+        if name.startswith("train_attention_vat") and "family" in stage.get("matrix", {}):
+            (family,) = stage["matrix"]["family"]
+            params = {p.removeprefix("attention_vat.") for p in stage["params"]}
+            assert params & adversarial == reads[family], name
+            families.setdefault(family, set()).update(stage["matrix"]["setting"])
+    assert families == {"vanilla": {"supervised"}, "word": {"supervised", "semi"},
+                        "attention": {"supervised", "semi"}}

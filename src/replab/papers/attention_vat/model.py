@@ -23,6 +23,8 @@ METHODS = ("vanilla", "word_at", "word_iat", "word_vat", "word_ivat",
            "attention_at", "attention_iat", "attention_vat", "attention_ivat")
 SEMI_METHODS = ("word_vat", "word_ivat", "attention_vat", "attention_ivat")
 SETTINGS = ("supervised", "semi")
+# What a method perturbs decides the params it reads; a training stage trains one family (an ε sweep retrains one)
+FAMILIES = ("vanilla", "word", "attention")
 METHOD_LABELS = {"vanilla": "Vanilla", "word_at": "Word AT", "word_iat": "Word iAT", "word_vat": "Word VAT",
                  "word_ivat": "Word iVAT", "attention_at": "Attention AT", "attention_iat": "Attention iAT",
                  "attention_vat": "Attention VAT", "attention_ivat": "Attention iVAT"}
@@ -70,18 +72,20 @@ class Config:
     xi: float = param(0.1, gt=0.0, doc="power-iteration step ξ (Miyato's finite difference)")
     power_iterations: int = param(1, ge=1, doc="K")
     neighbours: int = param(10, ge=1, doc="k nearest words of Word iAT / iVAT (Sato)")
-    alpha_norm: str = param("token", choices=ALPHA_NORMS,
-                            doc="iAT/iVAT: α's gradient normalised per token over its directions (Sato) or "
-                                "over the whole sentence")
+    alpha_norm: str = param("token", choices=ALPHA_NORMS, doc="iAT/iVAT: α's gradient normalised per token over "
+                            "its directions (Sato) or over the whole sentence")
     n_unlabeled: int = param(0, ge=0, doc="N_ul of the semi setting; 0 = the whole prepared pool "
                                           "(data.<name>.n_unlabeled: the paper's 50,000 SST / 150,000 IMDB)")
     unlabeled_max_length: int = param(0, ge=0, doc="truncate pool sequences to this many tokens; 0 = keep")
     fig2: Fig2Config = param(Fig2Config())
 
     @property
-    def settings(self) -> list[str]:
-        """The setting axis's values (the CLI checks a variant's `setting=` against this)."""
+    def settings(self) -> list[str]:  # the setting axis's values (the CLI checks `setting=` against them)
         return list(SETTINGS)
+
+    @property
+    def families(self) -> list[str]:  # the family axis's values of a training stage (the CLI checks `family=`)
+        return list(FAMILIES)
 
     def eps_for(self, method: str) -> float:
         if method.startswith("attention_"):
@@ -89,25 +93,25 @@ class Config:
         return self.eps_word_interpretable if method in ("word_iat", "word_ivat") else self.eps_word
 
 
-def _semi(key: str) -> bool:
-    return "-semi-" in key
-
-
 AXES = {"dataset": "datasets", "method": "methods", "setting": "settings", "seed": "seeds"}
+GROUP_AXES = {"dataset": "datasets", "setting": "settings", "family": "families", "seed": "seeds"}
 
 
 def axes_for(key: str) -> dict[str, str]:
-    """Keys: `<dataset>-<method>-supervised-<seed>` (method from `methods`), `<dataset>-<method>-semi-<seed>`
-    (from `semi_methods`), `<dataset>-<setting>-<seed>` (a training stage: every method of the setting),
-    `fig2-<dataset>-<seed>` (every Fig. 2 point of one dataset and seed), and `evaluate-<dataset>` (the
-    evaluation of every variant of one dataset in one process). Data set and method names have no `-`."""
+    """Keys: `<dataset>-<method>-supervised|semi-<seed>` (method from `methods` | `semi_methods`), a training stage
+    `<dataset>-<setting>-<family>-<seed>`, `fig2-<dataset>-<seed>` (every Fig. 2 point of one dataset and seed),
+    `evaluate-<dataset>` (every variant of one dataset). Names have no `-`; stage keys have no method there."""
     if key.startswith(f"{FIG2}-"):
         return {"dataset": "datasets", "seed": "seeds"}
     if key.startswith(f"{EVALUATE_ALL}-"):
         return {"dataset": "datasets"}
-    if key.count("-") == 2:
-        return {"dataset": "datasets", "setting": "settings", "seed": "seeds"}
-    return {**AXES, "method": "semi_methods"} if _semi(key) else AXES
+    if key.count("-") == 3 and key.split("-")[1] in SETTINGS:
+        return GROUP_AXES
+    return {**AXES, "method": "semi_methods"} if "-semi-" in key else AXES
+
+
+def method_family(method: str) -> str:  # its entry of FAMILIES: vanilla, or the level it perturbs (word_vat → word)
+    return method.split("_")[0]
 
 
 def variant_key(dataset: str, method: str, setting: str, seed: int) -> str:
@@ -115,15 +119,15 @@ def variant_key(dataset: str, method: str, setting: str, seed: int) -> str:
     return f"{dataset}-{method}-{setting}-{seed}"
 
 
-def group_key(dataset: str, setting: str, seed: int) -> str:
-    """dvc.yaml's ${key} of a training stage, `matrix: {dataset, setting, seed}`: one process trains every method
-    of the setting (`methods` or `semi_methods`), so a process start-up is paid once, not once per method."""
-    return f"{dataset}-{setting}-{seed}"
+def group_key(dataset: str, setting: str, family: str, seed: int) -> str:
+    """dvc.yaml's ${key} of a training stage: one process, every method of one family in the setting."""
+    return f"{dataset}-{setting}-{family}-{seed}"
 
 
-def setting_methods(cfg: Config, setting: str) -> list[str]:
-    """The methods trained in `setting`: `semi_methods` with the unlabeled pool, else `methods`."""
-    return list(cfg.semi_methods if setting == "semi" else cfg.methods)
+def setting_methods(cfg: Config, setting: str, family: str | None = None) -> list[str]:
+    """The methods trained in `setting` (`semi_methods` with the unlabeled pool, else `methods`) [of `family`]."""
+    methods = cfg.semi_methods if setting == "semi" else cfg.methods
+    return [m for m in methods if family is None or method_family(m) == family]
 
 
 def variant_dir(key: str, axes: dict) -> Path:
@@ -131,18 +135,17 @@ def variant_dir(key: str, axes: dict) -> Path:
     trained method (its stage writes the group folder, one subfolder per method), <key>/ for Fig. 2."""
     if "method" not in axes:
         return Path(key)
-    return Path(group_key(axes["dataset"], axes["setting"], axes["seed"])) / key
+    return Path(group_key(axes["dataset"], axes["setting"], method_family(axes["method"]), axes["seed"])) / key
 
 
-def fig2_key(dataset: str, seed: int) -> str:
+def fig2_key(dataset: str, seed: int) -> str:  # the Fig. 2 stage and variant of one dataset and seed
     return f"{FIG2}-{dataset}-{seed}"
 
 
 def sweep_variants(cfg: Config) -> list[tuple[str, dict]]:
-    """(key, axes) of every trained variant in params.yaml: supervised (datasets × methods × seeds),
-    semi-supervised (datasets × semi_methods × seeds), Fig. 2 (datasets × seeds). Their models are in
-    models/attention_vat/<variant_dir>, their evaluation in metrics/attention_vat/<dataset>/<key>.json (one
-    evaluation stage per dataset)."""
+    """(key, axes) of every trained variant in params.yaml: datasets × methods × seeds supervised, × semi_methods
+    × seeds semi-supervised, Fig. 2 datasets × seeds. Models in models/attention_vat/<variant_dir>, evaluations in
+    metrics/attention_vat/<dataset>/<key>.json."""
     out = [(variant_key(d, m, setting, s), {"dataset": d, "method": m, "setting": setting, "seed": s})
            for d in cfg.datasets for setting in ("supervised", "semi") for m in setting_methods(cfg, setting)
            for s in cfg.seeds]

@@ -243,12 +243,13 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
 
 
 def train(cfg: Config, runtime, variant) -> None:
-    """One training stage: `<dataset>-<setting>-<seed>` (every method of the setting, `train_group`) or
-    `fig2-<dataset>-<seed>` (`train_fig2`)."""
+    """One training stage: `<dataset>-<setting>-<family>-<seed>` (every method of one family in the setting,
+    `train_group`) or `fig2-<dataset>-<seed>` (`train_fig2`)."""
     if "method" in variant.axes:
-        raise ParamError(f"attention_vat {variant.key}: a training stage trains every method of a setting; its key "
-                         "is <dataset>-<setting>-<seed> (dataset=… setting=… seed=…, methods from "
-                         "attention_vat.methods / semi_methods) or fig2-<dataset>-<seed>")
+        raise ParamError(f"attention_vat {variant.key}: a training stage trains every method of one family in a "
+                         "setting; its key is <dataset>-<setting>-<family>-<seed> (dataset=… setting=… family=… "
+                         "seed=…, family one of vanilla, word, attention; methods from attention_vat.methods / "
+                         "semi_methods) or fig2-<dataset>-<seed>")
     seed = variant.axes["seed"]
     device = rt.setup(runtime, seed)
     ckpt = Checkpoints(variant, cfg, runtime)  # resumes a killed run of the same params and code
@@ -258,12 +259,17 @@ def train(cfg: Config, runtime, variant) -> None:
 
 
 def train_group(cfg: Config, runtime, variant, device, ckpt) -> None:
-    """Every method of the variant's setting (`methods`, or `semi_methods` with the unlabeled pool) for one
-    dataset and seed, in this process: one data load, and per method its own fit (seeded afresh: the same model
+    """Every method of the variant's family in its setting (`methods`, or `semi_methods` with the unlabeled pool)
+    for one dataset and seed, in this process: one data load, and per method its own fit (seeded afresh: the same model
     as a process of its own), DVCLive curves in plots/attention_vat/curves/<group>/<key>/ and, once all are
     trained, model.pt + train.json in models/attention_vat/<group>/<key>/ (the group folder as one swap).
     Methods finished by the last checkpoint before a kill are kept in it (weights, record): not trained again."""
     seed, dataset, setting = variant.axes["seed"], variant.axes["dataset"], variant.axes["setting"]
+    methods = setting_methods(cfg, setting, variant.axes["family"])
+    if not methods:  # e.g. no word method in the list: the stage's (empty) folder says that nothing was trained
+        print(f"attention_vat {variant.key}: no {variant.axes['family']} method in attention_vat."
+              f"{'semi_methods' if setting == 'semi' else 'methods'}; nothing to train", file=sys.stderr)
+        ckpt.live_dir.mkdir(parents=True, exist_ok=True)  # a declared output, like the model folder
     data = load_text(dataset, device, cfg.unlabeled_max_length)
     if setting == "semi" and data.n_unlabeled == 0:
         # e.g. eraser_movies, prepared without a pool: the VAT term on the labeled data only, recorded as N_ul = 0
@@ -273,7 +279,6 @@ def train_group(cfg: Config, runtime, variant, device, ckpt) -> None:
     done: dict[str, dict] = ckpt.resumed_context.get("done", {})  # {key: {"weights", "record"}} before a kill
     ckpt.context["done"] = done
     interrupted = ckpt.loaded["loop"] if ckpt.resuming else None  # the method a kill stopped mid-fit
-    methods = setting_methods(cfg, setting)
     for method in rt.progress(methods, enabled=runtime.progress, desc=f"attention_vat {variant.key}", unit="method"):
         key = variant_key(dataset, method, setting, seed)
         if key in done:
