@@ -185,7 +185,7 @@ def test_similarity_adversary_stays_at_chance_when_users_are_indistinguishable()
 
 def test_report_says_why_when_dsim_did_not_learn():
     """The report's sentence on D_sim follows the logged step-1 losses, both ways."""
-    from replab.papers.censor.report import similarity_adversary
+    from replab.papers.censor.report import adversary_margins, similarity_adversary
 
     cfg = parse(cs.Config, {"adversarial": {"adversary_samples": 10_000, "repetitions": 3}}, "censor")
 
@@ -197,6 +197,9 @@ def test_report_says_why_when_dsim_did_not_learn():
     assert set(stats) == {"sct", "lsm"} and not stats["sct"]["learned"] and stats["lsm"]["learned"]
     assert why.startswith("Why SCT barely censor") and "SCT 0.690 nats, pair accuracy 54.0 %" in why
     assert "LSM" not in why and "300 step-1 batches of 100 pairs" in why
+    assert adversary_margins(stats) == ("D_sim's mean step-1 loss in the last repetition (learned = below ln 2 − 0.01 "
+                                        "= 0.6831 nats): SCT 0.6900 (did not learn, 0.0069 above), LSM 0.6700 "
+                                        "(learned, 0.0131 below).")
     stats, why = similarity_adversary({"sct": [rec(0.60, 66.0), rec(0.62, 64.0)]}, cfg)
     assert stats["sct"]["adversary_loss"] == pytest.approx(0.61) and stats["sct"]["learned"] and why is None
 

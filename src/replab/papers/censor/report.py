@@ -100,6 +100,8 @@ def summarize(cfg: Config, params: dict):
            "that; AFL = the lower of AFL-MLP and AFL-DNN at each threshold):", ""]
     md += [f"- {text}: **{claim_words(claims[c])}** ({detail[c]})" for c, text in _claim_texts().items()
            if c in claims] + [""]
+    if summary["similarity_adversary"]:
+        md += [adversary_margins(summary["similarity_adversary"]), ""]
     if why:
         md += [why, ""]
 
@@ -122,6 +124,17 @@ def summarize(cfg: Config, params: dict):
     summary["run"] = report.run_summary(records.values())
     return report.Section(PAPER, "censor — AFL vs SCT vs LSM: remove the user, keep the activity (seed 002)",
                           "\n".join(md), summary)
+
+
+def adversary_margins(stats: dict) -> str:
+    """How far each similarity method's D_sim loss is from the "learned" threshold, so that a verdict decided by
+    less than float rounding across machines (a thousandth of a nat) reads as the coin flip it is."""
+    threshold = math.log(2) - SIMILARITY_CHANCE_MARGIN
+    words = [f"{METHOD_LABELS[m]} {v['adversary_loss']:.4f} ("
+             + (f"learned, {threshold - v['adversary_loss']:.4f} below" if v["learned"] else
+                f"did not learn, {v['adversary_loss'] - threshold:.4f} above") + ")" for m, v in stats.items()]
+    return (f"D_sim's mean step-1 loss in the last repetition (learned = below ln 2 − {SIMILARITY_CHANCE_MARGIN:g} = "
+            f"{threshold:.4f} nats): {', '.join(words)}.")
 
 
 def similarity_adversary(records: dict[str, list[dict]], cfg: Config) -> tuple[dict, str | None]:
