@@ -293,3 +293,24 @@ def test_bench_checks_the_json_path_before_running(tmp_path, monkeypatch):
         assert "\n" not in str(err.value) and f"--json {bad}" in str(err.value)
     assert ran == []
     bench.check_writable(str(tmp_path / "new" / "dir" / "out.json"))  # missing folders are created later
+
+
+@pytest.mark.slow
+def test_bench_compile_runs_replabs_loop_through_torch_compile(in_repo, tmp_path, capsys):
+    """`replab bench --compile MODE`: replab's loop compiled (graphs made, the mode in the JSON), the peer eager;
+    an unknown mode is a one-line error before anything runs."""
+    from torch._dynamo.utils import counters
+
+    from replab.io import read_json
+
+    torch._dynamo.reset()
+    counters.clear()
+    out = tmp_path / "bench.json"
+    (result,) = bench.main(["split_vae"], 1, json_path=str(out), compile_mode="reduce-overhead")
+    assert counters["stats"]["unique_graphs"] > 0
+    assert result["run"]["compile"] == "reduce-overhead" and result["peer_ratio"] > 0
+    assert read_json(out)["results"][0]["run"]["compile"] == "reduce-overhead"
+    assert "torch.compile, mode reduce-overhead" in capsys.readouterr().out
+    with pytest.raises(bench.ParamError, match="bench --compile fast: unknown mode"):
+        bench.main(["split_vae"], 1, compile_mode="fast")
+    assert bench.run_bench("split_vae", 1)["run"]["compile"] is False

@@ -30,6 +30,7 @@ per step: bench wraps that iterable to time steps and count FLOPs on the real st
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import statistics
@@ -42,7 +43,7 @@ import torch
 
 from replab import runtime as rt
 from replab.batches import EndlessBatches
-from replab.params import ParamError, Runtime, load_runtime, load_section
+from replab.params import COMPILE_MODES, ParamError, Runtime, load_runtime, load_section
 
 WARMUP_STEPS = 3
 FETCH_MIN_BATCHES = 200  # batch-fetch comparison: max(steps, this) batches per method
@@ -306,12 +307,15 @@ def find_peer(paper: str) -> Callable | None:
 
 
 def run_bench(paper: str, steps: int, params: dict | None = None, profile: str | None = None,
-              process_defaults: bool = False) -> dict:
+              process_defaults: bool = False, compile_mode: str | None = None) -> dict:
     """Benchmark one paper (raises NoBenchmark when it has no case) for `steps` ≥ 1 (`main` checks it). Reads
-    `params` (default: params.yaml in the working dir)."""
+    `params` (default: params.yaml in the working dir); `compile_mode` sets runtime.compile (true) and
+    runtime.compile_mode for replab's loop (the peer stays eager; compiling happens in the warm-up steps)."""
     module, setup = find_case(paper)
     cfg = load_section(module.Config, paper, params=params)
     runtime = load_runtime(params=params)
+    if compile_mode is not None:
+        runtime = dataclasses.replace(runtime, compile=True, compile_mode=compile_mode)
     device = rt.setup(runtime, 0, process_settings=not process_defaults)
 
     phases = rt.progress(total=4, enabled=runtime.progress, desc=f"bench {paper}", leave=False)
@@ -480,7 +484,7 @@ def check_writable(path: str) -> None:
 
 
 def main(papers: list[str], steps: int, profile: str | None = None, json_path: str | None = None,
-         process_defaults: bool = False) -> list[dict]:
+         process_defaults: bool = False, compile_mode: str | None = None) -> list[dict]:
     """Benchmark each paper in turn; one line for a paper without a benchmark; then one table on stdout (and
     the results as JSON at `json_path`). An unknown paper, `steps` < 1 or a `json_path` that cannot be written is
     a ParamError before anything runs."""
@@ -491,18 +495,22 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
         raise ParamError(f"bench: unknown paper {', '.join(map(repr, unknown))} (known: {', '.join(PAPERS)})")
     if steps < 1:
         raise ParamError(f"bench --steps {steps}: must be at least 1")
+    if compile_mode is not None and compile_mode not in COMPILE_MODES:
+        raise ParamError(f"bench --compile {compile_mode}: unknown mode (known: {', '.join(COMPILE_MODES)})")
     if json_path is not None:
         check_writable(json_path)
     params = profile_params(profile)
     results = []
     for paper in papers:
         try:
-            results.append(run_bench(paper, steps, params, profile, process_defaults))
+            results.append(run_bench(paper, steps, params, profile, process_defaults, compile_mode))
         except NoBenchmark as err:
             print(err, flush=True)
     if results:
         if profile is not None:
             print(f"profile: {profile}")
+        if compile_mode is not None:
+            print(f"replab's loop through torch.compile, mode {compile_mode} (the peer's eager)")
         print(format_table(results))
     if json_path is not None:
         from replab.io import write_json

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from replab.io import DataError
 from replab.papers import EVALUATE_ALL, PAPERS, Variant, paper_module, parse_variant
-from replab.params import PARAMS_FILE, ParamError
+from replab.params import COMPILE_MODES, PARAMS_FILE, ParamError
 
 
 def _variant_command(args, evaluate: bool) -> None:
@@ -128,8 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--process-defaults", action="store_true",
                    help="without replab's process settings (glibc malloc keeping freed blocks, no NaN fill of new "
                         "tensors), to measure them")
-    p.set_defaults(run=lambda a: importlib.import_module("replab.bench").main(a.papers, a.steps, a.profile,
-                                                                               a.json_path, a.process_defaults))
+    p.add_argument("--compile", dest="compile_mode", metavar="MODE", choices=COMPILE_MODES,
+                   help="replab's loop through torch.compile in this mode (runtime.compile / compile_mode; "
+                        f"{', '.join(COMPILE_MODES)}; reduce-overhead = CUDA graphs on a GPU)")
+    p.set_defaults(run=lambda a: importlib.import_module("replab.bench").main(
+        a.papers, a.steps, a.profile, a.json_path, a.process_defaults, a.compile_mode))
 
     p = sub.add_parser("sweep", help="queue a param grid of one paper as DVC experiments (dvc exp run --queue)")
     p.add_argument("paper")
