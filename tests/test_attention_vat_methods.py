@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from conftest import without_timing
-from replab.io import read_json
+from replab.io import DataError, read_json
 from replab.papers import Variant, parse_variant
 from replab.params import ParamError, Runtime, parse
 
@@ -476,3 +476,22 @@ def test_a_family_without_methods_in_the_list_writes_empty_stage_folders(in_tmp,
     assert "no word method in attention_vat.methods" in capsys.readouterr().err
     assert stage.model_dir.is_dir() and not any(stage.model_dir.iterdir())
     assert stage.live_dir.is_dir() and not any(stage.live_dir.iterdir())
+
+
+@pytest.mark.parametrize("key, axes, message", [
+    ("evaluate-rt_snippets", {"dataset": "rt_snippets"}, "a training stage trains every method of one family"),
+    ("rt_snippets-semi-vanilla-0", {"dataset": "rt_snippets", "setting": "semi", "family": "vanilla", "seed": 0},
+     "the semi setting has no vanilla method"),
+])
+def test_a_key_that_is_no_training_stage_is_a_one_line_error_that_writes_nothing(in_tmp, key, axes, message):
+    _write_text_set(in_tmp / "data/processed")
+    with pytest.raises(ParamError, match=message) as err:
+        T.train(_cfg(epochs=1), Runtime(progress=False, threads=1), Variant("attention_vat", key, axes))
+    assert "\n" not in str(err.value)
+    assert not any((in_tmp / folder).exists() for folder in ("models", "checkpoints", "plots"))
+
+
+def test_a_stage_whose_data_is_missing_leaves_no_checkpoint_folder(in_tmp):
+    with pytest.raises(DataError, match="data/processed/rt_snippets"):
+        T.train(_cfg(epochs=1), Runtime(progress=False, threads=1), _stage("supervised", "word"))
+    assert not (in_tmp / "checkpoints").exists()

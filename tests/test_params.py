@@ -72,6 +72,49 @@ def test_variant_must_be_in_the_sweep():
         parse_variant("aae_ssl", "k", ["model=gan", "n_labeled=100", "seed=0"], cfg, aae_ssl.AXES)
 
 
+def test_variant_key_must_be_its_axes_and_each_axis_given_once():
+    """A key that disagrees with its axes would train one variant into another's folder (the key names the
+    folder, the axes what is trained); a repeated axis would let the last value win silently."""
+    cfg = parse(aae_ssl.Config, compose()["aae_ssl"], "aae_ssl")
+    with pytest.raises(ParamError, match=r"aae_ssl variant ae-100-0: the key does not match its axes \(model=aae_z "
+                                         r"n_labeled=100 seed=0 give aae_z-100-0\)"):
+        parse_variant("aae_ssl", "ae-100-0", ["model=aae_z", "n_labeled=100", "seed=0"], cfg, aae_ssl.AXES)
+    with pytest.raises(ParamError, match=r"aae_ssl variant ae-100-0: model= given twice \(model=ae, model=aae_z\)"):
+        parse_variant("aae_ssl", "ae-100-0", ["model=ae", "n_labeled=100", "seed=0", "model=aae_z"], cfg,
+                      aae_ssl.AXES)
+    # the axes in another order on the command line, or after a prefix in the key, are the same variant
+    assert parse_variant("aae_ssl", "ae-100-0", ["seed=0", "model=ae", "n_labeled=100"], cfg, aae_ssl.AXES).axes == {
+        "seed": 0, "model": "ae", "n_labeled": 100}
+    assert parse_variant("aae_ssl", "x-ae-100-0", ["model=ae", "n_labeled=100", "seed=0"], cfg, aae_ssl.AXES)
+
+
+def test_every_train_and_evaluate_stage_of_dvc_yaml_names_its_own_variant():
+    """Each resolved stage command `python src/replab train|evaluate <paper> <key> axis=value …` parses: its key
+    is its axes (the check above holds for every stage DVC runs)."""
+    import shlex
+
+    from dvc.repo import Repo
+
+    from conftest import REPO
+    from replab.cli import command_variant
+    from replab.papers import paper_module
+    from replab.params import load_section
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    checked = 0
+    with Repo(str(REPO)) as repo:
+        for stage in repo.index.stages:
+            argv = shlex.split(stage.cmd) if isinstance(stage.cmd, str) else []
+            if argv[2:3] not in (["train"], ["evaluate"]):
+                continue
+            paper, key, assignments = argv[3], argv[4], argv[5:]
+            cfg = load_section(paper_module(paper).Config, paper, params=params)
+            variant = command_variant(paper, key, assignments, cfg, argv[2] == "evaluate")
+            assert variant.key == key, stage.addressing
+            checked += 1
+    assert checked >= 40
+
+
 def test_cli_reports_bad_params_in_one_line(in_tmp, capsys):
     params = compose()
     params["runtime"]["device"] = "tpu"
@@ -79,6 +122,20 @@ def test_cli_reports_bad_params_in_one_line(in_tmp, capsys):
     assert main(["check"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == ("error: params.yaml: runtime.device = 'tpu': not allowed (allowed: auto, cpu, cuda, mps)")
+
+
+def test_compose_with_a_bad_override_leaves_params_yaml_as_it_was(in_tmp, capsys):
+    import shutil
+
+    shutil.copytree(REPO / "conf", in_tmp / "conf")
+    before = (REPO / "params.yaml").read_text()
+    (in_tmp / "params.yaml").write_text(before)
+    assert main(["compose", "runtime.compile_mode=fast"]) == 2
+    assert "runtime.compile_mode = 'fast': not allowed" in capsys.readouterr().err
+    assert (in_tmp / "params.yaml").read_text() == before
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["conf", "params.yaml"]  # no temp file left
+    assert main(["compose", "runtime.compile_mode=reduce-overhead"]) == 0
+    assert yaml.safe_load((in_tmp / "params.yaml").read_text())["runtime"]["compile_mode"] == "reduce-overhead"
 
 
 def test_check_and_sweep_name_an_unknown_profile_in_one_line(in_tmp, capsys):

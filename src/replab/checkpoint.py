@@ -57,7 +57,7 @@ def fingerprint(variant, cfg, runtime) -> str:
     what = {
         "paper": variant.paper, "key": variant.key, "axes": variant.axes,
         "cfg": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else cfg,
-        "runtime": {k: getattr(runtime, k) for k in ("device", "deterministic", "tf32", "compile")},
+        "runtime": {k: getattr(runtime, k) for k in ("device", "deterministic", "tf32", "compile", "compile_mode")},
         "code": code,
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
@@ -126,7 +126,6 @@ class Checkpoints:
         self.clock = None
         self._last = time.monotonic()
         self.loaded = self._load()
-        self.dir.mkdir(parents=True, exist_ok=True)  # the DVC output exists even before the first checkpoint
         if self.loaded is not None:
             write_tree(self.live_dir, self.loaded["live"])  # DVC removed the curves before rerunning the stage
 
@@ -203,8 +202,10 @@ class Checkpoints:
         self.path.unlink(missing_ok=True)
 
     def finish(self) -> None:
-        """The trained model is saved: the checkpoint is no longer needed (the output directory stays)."""
+        """The trained model is saved: the checkpoint is no longer needed (the output directory stays, or is made:
+        it is a DVC output; not made earlier, so that a stage failing before its first checkpoint leaves none)."""
         self.discard()
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.loaded = None
 
 

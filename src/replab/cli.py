@@ -28,7 +28,7 @@ from pathlib import Path
 
 from replab.io import DataError
 from replab.papers import EVALUATE_ALL, PAPERS, Variant, paper_module, parse_variant
-from replab.params import COMPILE_MODES, PARAMS_FILE, ParamError
+from replab.params import COMPILE_MODES, PARAMS_FILE, ParamError, read_params
 
 
 def _variant_command(args, evaluate: bool) -> None:
@@ -37,13 +37,19 @@ def _variant_command(args, evaluate: bool) -> None:
     module = paper_module(args.paper)
     cfg = load_section(module.Config, args.paper)
     runtime = load_runtime()
-    every = evaluate and args.key == EVALUATE_ALL and hasattr(module, "all_variants")
-    if (every or args.key in getattr(module, "SPECIAL_KEYS", ())) and not args.axes:
-        variant = Variant(args.paper, args.key, {})
-    else:
-        axes = module.axes_for(args.key) if hasattr(module, "axes_for") else module.AXES
-        variant = parse_variant(args.paper, args.key, args.axes, cfg, axes)
+    variant = command_variant(args.paper, args.key, args.axes, cfg, evaluate)
     (module.evaluate if evaluate else module.train)(cfg, runtime, variant)
+
+
+def command_variant(paper: str, key: str, assignments: list[str], cfg, evaluate: bool) -> Variant:
+    """The variant of `replab train|evaluate <paper> <key> axis=value …`: a special key (or `all` to evaluate)
+    without axes, else `parse_variant` against the key's axes."""
+    module = paper_module(paper)
+    every = evaluate and key == EVALUATE_ALL and hasattr(module, "all_variants")
+    if (every or key in getattr(module, "SPECIAL_KEYS", ())) and not assignments:
+        return Variant(paper, key, {})
+    axes = module.axes_for(key) if hasattr(module, "axes_for") else module.AXES
+    return parse_variant(paper, key, assignments, cfg, axes)
 
 
 def _compose(args) -> None:
@@ -53,14 +59,18 @@ def _compose(args) -> None:
 
     with atomic_path(PARAMS_FILE, suffix=".yaml") as tmp:
         compose_and_dump(tmp, str(Path("conf").resolve()), None, "config", "", args.overrides)
-    _check(args)
+        check_params(read_params(tmp))  # a bad override leaves params.yaml as it was
 
 
 def _check(_args) -> None:
-    from replab.data import registry
-    from replab.params import check_meta_profile, load_runtime, load_section, read_params
+    check_params(read_params())
 
-    params = read_params()
+
+def check_params(params: dict) -> None:
+    """Every section of a params.yaml dict (runtime, meta.profile, datasets, papers): ParamError on the first fault."""
+    from replab.data import registry
+    from replab.params import check_meta_profile, load_runtime, load_section
+
     load_runtime(params=params)
     check_meta_profile(params)
     for name in params.get("datasets", []):

@@ -92,12 +92,18 @@ def _as_float(text: str) -> float | None:
 
 
 def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: dict[str, str]) -> Variant:
-    """`model=ae n_labeled=100 seed=0` → typed values, each checked against its sweep list in params."""
+    """`model=ae n_labeled=100 seed=0` → typed values, each checked against its sweep list in params. Each axis
+    once; the key must be the values joined by `-` in the axes' order (dvc.yaml's matrix ${key}), or end with
+    them after a prefix (`fig2-<dataset>-<seed>`), so that a variant never trains into another's folder."""
     values: dict[str, Any] = {}
+    raws: dict[str, str] = {}
     for item in assignments:
         name, sep, raw = item.partition("=")
         if not sep or name not in axes:
             raise ParamError(f"{paper} variant {item!r}: expected axis=value with axis in {', '.join(axes)}")
+        if name in raws:
+            raise ParamError(f"{paper} variant {key}: {name}= given twice ({name}={raws[name]}, {item})")
+        raws[name] = raw
         sweep = getattr(cfg, axes[name])
         allowed = sweep if isinstance(sweep, list) else [sweep]
         matches = [v for v in allowed if str(v) == raw or (isinstance(v, float) and _as_float(raw) == v)]
@@ -108,4 +114,8 @@ def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: 
     missing = [a for a in axes if a not in values]
     if missing:
         raise ParamError(f"{paper} variant: missing {', '.join(f'{a}=…' for a in missing)}")
+    joined = "-".join(raws[a] for a in axes)
+    if joined and key != joined and not key.endswith(f"-{joined}"):
+        raise ParamError(f"{paper} variant {key}: the key does not match its axes "
+                         f"({' '.join(f'{a}={raws[a]}' for a in axes)} give {joined})")
     return Variant(paper, key, values)

@@ -19,7 +19,9 @@ from replab.checkpoint import Checkpoints
 from replab.io import DataError, atomic_dir, write_json
 from replab.papers.attention_vat.model import (
     FIG2,
+    METHODS,
     PAPER,
+    SEMI_METHODS,
     AttentionClassifier,
     Config,
     at_perturbation,
@@ -27,6 +29,7 @@ from replab.papers.attention_vat.model import (
     build_model,
     combine_directions,
     kl_binary,
+    method_family,
     model_config,
     nearest_neighbours,
     nll,
@@ -245,11 +248,15 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
 def train(cfg: Config, runtime, variant) -> None:
     """One training stage: `<dataset>-<setting>-<family>-<seed>` (every method of one family in the setting,
     `train_group`) or `fig2-<dataset>-<seed>` (`train_fig2`)."""
-    if "method" in variant.axes:
+    if "method" in variant.axes or "seed" not in variant.axes:  # a method's or the evaluation's key
         raise ParamError(f"attention_vat {variant.key}: a training stage trains every method of one family in a "
                          "setting; its key is <dataset>-<setting>-<family>-<seed> (dataset=… setting=… family=… "
                          "seed=…, family one of vanilla, word, attention; methods from attention_vat.methods / "
                          "semi_methods) or fig2-<dataset>-<seed>")
+    setting, family = variant.axes.get("setting"), variant.axes.get("family")
+    if family and family not in {method_family(m) for m in (SEMI_METHODS if setting == "semi" else METHODS)}:
+        raise ParamError(f"attention_vat {variant.key}: the {setting} setting has no {family} method (semi-"
+                         "supervised methods are word_* and attention_*), so there is no such stage")
     seed = variant.axes["seed"]
     device = rt.setup(runtime, seed)
     ckpt = Checkpoints(variant, cfg, runtime)  # resumes a killed run of the same params and code
@@ -265,9 +272,10 @@ def train_group(cfg: Config, runtime, variant, device, ckpt) -> None:
     trained, model.pt + train.json in models/attention_vat/<group>/<key>/ (the group folder as one swap).
     Methods finished by the last checkpoint before a kill are kept in it (weights, record): not trained again."""
     seed, dataset, setting = variant.axes["seed"], variant.axes["dataset"], variant.axes["setting"]
-    methods = setting_methods(cfg, setting, variant.axes["family"])
+    family = variant.axes["family"]
+    methods = setting_methods(cfg, setting, family)
     if not methods:  # e.g. no word method in the list: the stage's (empty) folder says that nothing was trained
-        print(f"attention_vat {variant.key}: no {variant.axes['family']} method in attention_vat."
+        print(f"attention_vat {variant.key}: no {family} method in attention_vat."
               f"{'semi_methods' if setting == 'semi' else 'methods'}; nothing to train", file=sys.stderr)
         ckpt.live_dir.mkdir(parents=True, exist_ok=True)  # a declared output, like the model folder
     data = load_text(dataset, device, cfg.unlabeled_max_length)
