@@ -92,7 +92,7 @@ def test_current_variants_follow_the_expanded_matrix_not_stale_folders(in_tmp):
     dvc_project(in_tmp, "[0, 1]", "      - plots/p/curves/${key}\n      - models/p/${key}\n",
                 "other: plots/q/curves/x")
     for name in ("0", "1", "7"):  # 7: left on disk by an earlier sweep
-        (in_tmp / "plots/p/curves" / name).mkdir(parents=True)
+        log_variant(in_tmp, "p", name, {"loss": [1.0]})
     assert current_variants("p") == ["0", "1"]
     assert current_variants("q") == ["x"]
 
@@ -109,6 +109,11 @@ def test_a_stage_that_trains_several_variants_holds_their_folders(in_tmp):
     assert [v for v, _, _ in gather("p")["loss"]] == ["a-s-0", "a-s-0", "a-s-7", "b-s-0"]
     dvc_project(in_tmp, "[0]", "      - plots/p/curves/s-${key}\n", "fig: plots/p/curves/fig-0")
     assert current_variants("p") == ["s-0/a-s-0", "s-0/b-s-0", "fig-0"]
+    # a stage with nothing to train (attention_vat's family without methods) leaves its folder empty: no variant
+    (in_tmp / "plots/p/curves/s-0/a-s-0").rename(in_tmp / "a-s-0")
+    (in_tmp / "plots/p/curves/s-0/b-s-0").rename(in_tmp / "b-s-0")
+    assert current_variants("p") == ["fig-0"]
+    assert gather("p", current_variants("p")) == {"f1": [("fig-0", 0, 3.0)]}
 
 
 def test_outside_a_dvc_repository_every_folder_counts(in_tmp):

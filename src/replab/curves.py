@@ -42,10 +42,13 @@ def is_live_dir(folder: Path) -> bool:
 def variant_paths(base: Path, outputs: list[str]) -> list[str]:
     """The variants' folders, relative to `base`, of the output folders `outputs` (relative to `base`): an output
     that is a DVCLive folder, or else each DVCLive folder one level below it (a stage that trains several
-    variants); an output with neither stays as it is (gather then names it). In variant-name order."""
+    variants); an empty folder holds no variant (a stage with nothing to train: attention_vat's family without
+    methods); an output with none of these stays as it is (gather then names it). In variant-name order."""
     found = []
     for out in outputs:
         folder = base / out
+        if folder.is_dir() and not any(folder.iterdir()):
+            continue
         inner = [] if is_live_dir(folder) or not folder.is_dir() else sorted(p for p in folder.iterdir()
                                                                             if p.is_dir() and is_live_dir(p))
         found += [f"{out}/{p.name}" for p in inner] or [out]
