@@ -73,13 +73,15 @@ def test_bench_profile_and_json(in_repo, tmp_path, monkeypatch, capsys):
     params = bench.profile_params("paper")
     assert params["meta"]["profile"] == "paper" and params["aae_ssl"]["hidden"] == 1000
     captured = {}
-    monkeypatch.setattr(bench, "run_bench", lambda paper, steps, params, profile, process_defaults: captured.update(
-        paper=paper, hidden=params["aae_ssl"]["hidden"], profile=profile, process_defaults=process_defaults)
-        or {"paper": paper, "x": 1.5})
+    monkeypatch.setattr(bench, "run_bench", lambda paper, steps, params, profile, process_defaults, compile_mode:
+                        captured.update(paper=paper, hidden=params["aae_ssl"]["hidden"], profile=profile,
+                                        process_defaults=process_defaults, compile_mode=compile_mode)
+                        or {"paper": paper, "x": 1.5})
     monkeypatch.setattr(bench, "format_table", lambda results: "table")
     out = tmp_path / "bench.json"
     bench.main(["aae_ssl"], 2, "paper", str(out))
-    assert captured == {"paper": "aae_ssl", "hidden": 1000, "profile": "paper", "process_defaults": False}
+    assert captured == {"paper": "aae_ssl", "hidden": 1000, "profile": "paper", "process_defaults": False,
+                        "compile_mode": None}
     assert read_json(out) == {"profile": "paper", "steps": 2, "results": [{"paper": "aae_ssl", "x": 1.5}]}
     with pytest.raises(ParamError, match="no conf/profile/nonesuch.yaml"):
         bench.profile_params("nonesuch")
