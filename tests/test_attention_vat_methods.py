@@ -495,3 +495,12 @@ def test_a_stage_whose_data_is_missing_leaves_no_checkpoint_folder(in_tmp):
     with pytest.raises(DataError, match="data/processed/rt_snippets"):
         T.train(_cfg(epochs=1), Runtime(progress=False, threads=1), _stage("supervised", "word"))
     assert not (in_tmp / "checkpoints").exists()
+
+
+def test_evaluating_a_training_stage_key_is_a_one_line_error(in_tmp):
+    """A stage key names a folder of several variants, not a model: evaluate says which keys it takes."""
+    from replab.papers.attention_vat.evaluate import evaluate
+
+    with pytest.raises(ParamError, match="a training stage's key, not a variant; evaluate <dataset>-<method>"):
+        evaluate(_cfg(), Runtime(progress=False, threads=1), _stage("supervised", "word"))
+    assert not (in_tmp / "metrics").exists()

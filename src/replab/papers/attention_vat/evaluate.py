@@ -35,6 +35,7 @@ import torch
 from replab import runtime as rt
 from replab.io import DataError, read_json, read_npz, write_json
 from replab.measures import binary_f1, masked_kendall_tau, masked_pearson, nan_summary, token_soft_metrics
+from replab.params import ParamError
 
 EXAMPLES = 4  # test sentences whose attention maps the report draws
 EXAMPLE_LENGTH = (6, 16)  # their number of words (short enough to label every token)
@@ -322,6 +323,9 @@ def evaluate(cfg, runtime, variant) -> None:
     process: one interpreter start and one data load instead of one per model)."""
     from replab.papers.attention_vat.model import EVALUATE_ALL, FIG2, sweep_variants
 
+    if "family" in variant.axes:
+        raise ParamError(f"attention_vat {variant.key}: a training stage's key, not a variant; evaluate "
+                         "<dataset>-<method>-<setting>-<seed>, fig2-<dataset>-<seed> or evaluate-<dataset>")
     if variant.key.startswith(f"{EVALUATE_ALL}-"):
         dataset = variant.axes["dataset"]
         targets = [Target(key, axes) for key, axes in sweep_variants(cfg) if axes["dataset"] == dataset]
