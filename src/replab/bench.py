@@ -37,6 +37,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -271,7 +272,6 @@ def profile_params(profile: str | None) -> dict | None:
     if profile is None:
         return None
     import tempfile
-    from pathlib import Path
 
     from dvc.utils.hydra import compose_and_dump
 
@@ -467,9 +467,6 @@ def format_table(results: list[dict]) -> str:
 
 def check_writable(path: str) -> None:
     """ParamError unless a file can be written at `path` (`--json`), so a bad path fails before the benchmark."""
-    import os
-    from pathlib import Path
-
     target = Path(path)
     parent = next((p for p in target.absolute().parents if p.exists()), None)
     if target.is_dir():
