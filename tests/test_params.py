@@ -232,3 +232,44 @@ def test_finite_check_is_generic():
         assert str(err.value) == f"{key}: must be finite"
     with pytest.raises(ParamError, match=r"s\.n = inf: must be an integer"):
         parse(Section, {"n": float("inf")}, "s")
+
+
+def test_values_dvc_exp_run_writes_read_as_dvc_reads_them(in_tmp, capsys):
+    """`dvc exp run -S` rewrites params.yaml with DVC's YAML 1.2 writer: replab must train with the value DVC
+    shows. PyYAML read `lr: 1e-05` (what `-S aae_ssl.lr=1e-5` writes) as the string '1e-05' and stopped the
+    experiment, and `compile: yes` as true while `dvc exp show` showed the string 'yes'."""
+    from dvc.utils.hydra import apply_overrides
+
+    from replab.params import load_section
+
+    (in_tmp / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    apply_overrides("params.yaml", ["aae_ssl.lr=1e-5"])
+    assert "lr: 1e-05\n" in (in_tmp / "params.yaml").read_text()  # DVC's spelling, no decimal point
+    cfg = load_section(aae_ssl.Config, "aae_ssl")
+    assert cfg.lr == 1e-5 and isinstance(cfg.lr, float)
+    apply_overrides("params.yaml", ["runtime.compile=yes"])
+    assert main(["check"]) == 2
+    assert capsys.readouterr().err == "error: params.yaml: runtime.compile = 'yes': must be true or false\n"
+
+
+@pytest.mark.parametrize("scalar", ["1e-05", "2.5e-05", "yes", "No", "on", "OFF", "010", "0o10", "0x1F", "1:20",
+                                    ".5", "1_000", "~", "null", "True", ".inf", "-.Inf", ".NaN", "'1e-05'"])
+def test_every_scalar_reads_as_dvc_reads_it(scalar):
+    import math
+
+    from dvc.utils.serialize import parse_yaml as dvc_parse_yaml
+
+    from replab.io import parse_yaml
+
+    ours, dvcs = parse_yaml(f"a: {scalar}\n")["a"], dvc_parse_yaml(f"a: {scalar}\n", "params.yaml")["a"]
+    assert type(ours) is type(dvcs) and (ours == dvcs or (math.isnan(ours) and math.isnan(dvcs))), scalar
+
+
+def test_a_repeated_key_is_one_line_naming_the_file(in_tmp, capsys):
+    """PyYAML kept the last of two `lr:` keys silently; DVC refuses the file, and so does replab."""
+    text = (REPO / "params.yaml").read_text().replace("  lr: 0.0001\n", "  lr: 0.0001\n  lr: 0.1\n", 1)
+    (in_tmp / "params.yaml").write_text(text)
+    assert main(["check"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: params.yaml: not valid YAML (") and err.count("\n") == 1
+    assert 'found duplicate key "lr"' in err and "at line" in err

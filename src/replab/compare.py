@@ -31,10 +31,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from replab.io import DataError
-from replab.params import PARAMS_FILE, ParamError, check_meta_profile, check_profile
+from replab.io import DataError, parse_yaml
+from replab.params import PARAMS_FILE, ParamError, check_meta_profile, check_profile, read_params
 
 QUEUE_DONE = {"Success", "Failed"}
 WORKER_LOGS = ".dvc/tmp/exps/celery/dvc-exp-worker-*.out"
@@ -61,10 +59,7 @@ def _dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def _read_params(path: str | Path = PARAMS_FILE) -> dict:
-    try:
-        return yaml.safe_load(Path(path).read_text()) or {}
-    except FileNotFoundError:
-        return {}
+    return read_params(path) if Path(path).exists() else {}
 
 
 # ---------------------------------------------------------------- sweep
@@ -434,7 +429,7 @@ def read_at(rev: str, path: str) -> Any:
         text = shown.stdout if shown.returncode == 0 else None
     if text is None:
         return None
-    return yaml.safe_load(text)  # JSON is YAML
+    return parse_yaml(text)  # JSON is YAML (1.2)
 
 
 def flatten(value: Any, prefix: str = "", sep: str = ".") -> dict[str, Any]:

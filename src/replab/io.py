@@ -131,6 +131,31 @@ def read_json(path: str | os.PathLike) -> Any:
         raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
 
 
+class YAMLSyntaxError(ValueError):
+    """Text that is not valid YAML 1.2 (or repeats a key); the message is one line."""
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text → Python values, read exactly as DVC reads params.yaml (ruamel.yaml's safe loader, YAML 1.2).
+
+    PyYAML (YAML 1.1) disagrees with DVC on values DVC itself writes: `dvc exp run -S lr=1e-5` stores `1e-05`,
+    a float to DVC and the string '1e-05' to PyYAML; `yes`/`on`/`off` are booleans to PyYAML and strings to DVC;
+    `010` is 8 to PyYAML and 10 to DVC. Reading with DVC's parser makes the value a stage trains with the value
+    `dvc exp show` and `dvc params diff` show. A repeated key is an error (PyYAML keeps the last silently).
+
+    Raises `YAMLSyntaxError` with the parser's message on one line.
+    """
+    from ruamel.yaml import YAML, YAMLError
+
+    try:
+        return YAML(typ="safe").load(text)
+    except YAMLError as err:
+        # ruamel's messages span lines and end with a pointer to its docs; a one-line error keeps the essentials
+        message = " ".join(str(err).split("To suppress this check")[0].split())
+        message = message.replace('in "<unicode string>", line', "at line")
+        raise YAMLSyntaxError(message) from None
+
+
 def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:

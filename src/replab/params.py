@@ -19,7 +19,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
+from replab.io import YAMLSyntaxError, parse_yaml
 
 PARAMS_FILE = "params.yaml"
 T = TypeVar("T")
@@ -43,10 +43,10 @@ def param(default: Any = dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=N
 def read_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = parse_yaml(path.read_text())
     except FileNotFoundError:
         raise ParamError(f"{path}: not found (run from the repository root)") from None
-    except yaml.YAMLError as err:
+    except YAMLSyntaxError as err:
         raise ParamError(f"{path}: not valid YAML ({err})") from None
     if not isinstance(data, dict):
         raise ParamError(f"{path}: must be a mapping of sections")

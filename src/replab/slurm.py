@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from replab.compare import check_clean, compare, plan_grid
-from replab.io import DataError, atomic_path, read_json
+from replab.io import DataError, atomic_path, parse_yaml, read_json
 from replab.params import ParamError
 
 SWEEPS_DIR = Path(".dvc/tmp/slurm")  # git-ignored (.dvc/.gitignore: /tmp)
@@ -219,7 +219,6 @@ def git_remote_url(remote: str, root: Path) -> str:
 
 def _data_key(overrides: Sequence[str], out: Path) -> str:
     """The composed `datasets` list and `data` section (what the download/prepare stages read) as one string."""
-    import yaml
     from dvc.utils.hydra import compose_and_dump
 
     try:
@@ -227,7 +226,7 @@ def _data_key(overrides: Sequence[str], out: Path) -> str:
     except Exception as err:  # Hydra's errors name the override; keep them on one line
         raise ParamError(f"sweep {' '.join(overrides)}: conf/ does not compose: {' '.join(str(err).split())}") \
             from None
-    params = yaml.safe_load(out.read_text()) or {}
+    params = parse_yaml(out.read_text()) or {}
     return json.dumps([params.get("datasets"), params.get("data")], sort_keys=True)
 
 
