@@ -273,3 +273,20 @@ def test_a_repeated_key_is_one_line_naming_the_file(in_tmp, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: params.yaml: not valid YAML (") and err.count("\n") == 1
     assert 'found duplicate key "lr"' in err and "at line" in err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["bench", "--compile", "fast"], "error: replab bench: argument --compile: invalid choice: 'fast' (choose from "
+     "'default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs') (see replab bench -h)\n"),
+    (["bench", "--steps", "x"],
+     "error: replab bench: argument --steps: invalid int value: 'x' (see replab bench -h)\n"),
+    (["trian"], "error: replab: argument command: invalid choice: 'trian' (choose from 'download', 'prepare', "
+     "'train', 'evaluate', 'curves', 'report', 'compose', 'check', 'bench', 'sweep', 'compare') (see replab -h)\n"),
+])
+def test_a_command_line_usage_error_is_one_line(argv, expected, capsys):
+    """argparse printed its whole usage before the error (4 lines for a bad `bench --compile`)."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    out = capsys.readouterr()
+    assert out.err == expected and out.out == ""

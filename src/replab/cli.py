@@ -24,6 +24,7 @@ import argparse
 import importlib
 import sys
 import time
+import typing
 from pathlib import Path
 
 from replab.io import DataError
@@ -96,8 +97,17 @@ def _sweep(a) -> None:
                 a.only_failed, a.allow_dirty, a.git_remote, a.scratch, a.timeout)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line like every other replab error (argparse prints the whole usage
+    first): `error: replab bench: argument --compile: invalid choice: 'fast' (choose from …) (see replab bench -h)`.
+    Subcommand parsers are of the same class."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"error: {self.prog}: {' '.join(message.split())} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="replab", description=__doc__.split("\n")[0])
+    parser = Parser(prog="replab", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("download", help="fetch (real) or generate (embedded) a data set")
