@@ -290,3 +290,11 @@ def test_a_command_line_usage_error_is_one_line(argv, expected, capsys):
     assert exit_.value.code == 2
     out = capsys.readouterr()
     assert out.err == expected and out.out == ""
+
+
+def test_train_all_says_it_is_an_evaluation_key(monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    assert main(["train", "attention_vat", "all"]) == 2  # was "missing dataset=…, method=…": not a training key
+    assert capsys.readouterr().err == (
+        "error: train attention_vat all: `all` is for `replab evaluate`; training is one stage per variant "
+        "(`dvc repro --glob 'train_attention_vat*'`, or one of `dvc stage list`)\n")
