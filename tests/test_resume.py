@@ -113,6 +113,17 @@ def kill_after_first_checkpoint(repo: Path, stage: str, ckpt: Path) -> None:
 
 
 @pytest.mark.slow
+def test_the_same_dvc_exp_run_resumes_a_killed_stage(repo):
+    """`dvc exp run` forces the workspace to dvc.lock's outputs before running: a checkpoint folder that was a
+    `persist: true` output went back to its recorded empty state, so the rerun silently started over."""
+    ckpt = repo / "checkpoints/aae_ssl/ae-100-0/checkpoint.pt"
+    kill_after_first_checkpoint(repo, "train_aae_ssl@ae-100-0", ckpt)
+    rerun = sh(repo, "dvc", "exp", "run", "train_aae_ssl@ae-100-0")
+    assert "resuming from checkpoints/aae_ssl/ae-100-0/checkpoint.pt" in rerun.stdout + rerun.stderr
+    assert not ckpt.exists()
+
+
+@pytest.mark.slow
 def test_a_changed_param_discards_the_checkpoint(repo):
     ckpt = repo / "checkpoints/aae_ssl/ae-100-0/checkpoint.pt"
     kill_after_first_checkpoint(repo, "train_aae_ssl@ae-100-0", ckpt)

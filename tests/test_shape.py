@@ -260,3 +260,34 @@ def test_an_attention_vat_stage_lists_the_perturbation_params_of_its_family_only
             families.setdefault(family, set()).update(stage["matrix"]["setting"])
     assert families == {"vanilla": {"supervised"}, "word": {"supervised", "semi"},
                         "attention": {"supervised", "semi"}}
+
+
+def test_every_stage_runs_after_the_params_check():
+    """DVC deletes a stage's outputs before its command starts: a bad value (`dvc exp run -S autoencoder.seeds=[]`)
+    rejected only by the evaluation stage that reads it deleted metrics/autoencoder/*.json. So every stage descends
+    from check_params, which reads every param."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    with Repo(str(REPO)) as repo:
+        graph = repo.index.graph  # edges point from a stage to the stages it depends on
+        stages = {stage.addressing: stage for stage in graph}
+        check = stages.pop("check_params")
+        assert [(dep.def_path, dep.params) for dep in check.params] == [("params.yaml", [])]  # every param
+        orphans = [name for name, stage in stages.items() if not nx.has_path(graph, stage, check)]
+    assert not orphans and len(stages) > 40, orphans
+
+
+@pytest.mark.slow
+def test_a_bad_value_stops_the_pipeline_before_any_stage_deletes_its_outputs(smoke_baseline, tmp_path):
+    repo = copy_repo(smoke_baseline, tmp_path / "clone")
+    before = {p: p.read_bytes() for p in (repo / "metrics/autoencoder").glob("*.json")}
+    assert before
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["autoencoder"]["seeds"] = []  # read first by eval_autoencoder, which deleted its metrics before failing
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = subprocess.run(["dvc", "repro"], cwd=repo, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "error: params.yaml: autoencoder.seeds: must list at least one value" in result.stdout + result.stderr
+    assert {p: p.read_bytes() for p in (repo / "metrics/autoencoder").glob("*.json")} == before
+    assert (repo / "models/autoencoder").is_dir() and any((repo / "models/autoencoder").iterdir())

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import compose, copy_repo, isolated_env
+from conftest import REPO, compose, copy_repo, isolated_env
 from replab.cli import main
 from replab.compare import compare_table, expand_grid, qualify, queue_commands, render, split_values
 from replab.params import ParamError
@@ -305,10 +305,12 @@ def test_compare_shows_a_metric_missing_in_every_seed_as_the_report_does(in_tmp)
     (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose("profile=smoke")))
     (in_tmp / "metrics").mkdir()
     summary = {"test_error": {"100": {"ae": {"mean": None, "std": None, "n": 0, "missing": 2},
-                                      "aae_yz": {"mean": 22.5, "std": 0.5, "n": 2}}}}
+                                      "aae_yz": {"mean": 22.5, "std": 0.5, "n": 2},
+                                      "aae_z": {"mean": 24.25, "std": 0.0, "n": 1}}}}
     (in_tmp / "metrics/aae_ssl.json").write_text(json.dumps(summary))
     md = render(*compare_table("aae_ssl", [{"name": "workspace", "rev": "workspace"}], fmt="md"), fmt="md")
     assert "| – | 22.5 ± 0.5 |" in md and " ± |" not in md
+    assert "| 24.25 |" in md and "± 0 " not in md  # one seed: its value alone, as the report shows it
 
 
 def test_cuda_without_a_gpu_fails_clearly_instead_of_running_on_cpu(in_tmp, capsys, monkeypatch):
@@ -491,3 +493,25 @@ def test_exp_push_pull_between_two_clones(swept, env, tmp_path):
     assert (repo_b / "models/aae_ssl/aae_yz-100-0/model.pt").stat().st_size > 0
     table = sh(repo_b, env, "replab", "compare", "aae_ssl", "--baseline", "--format", "csv").stdout
     assert [r["experiment"] for r in csv.DictReader(io.StringIO(table))] == ["main", "rec-3"]
+
+
+@pytest.mark.parametrize("grid, message", [
+    ("simple.epochs=abc,5", "error: sweep autoencoder.simple.epochs=abc: params.yaml: autoencoder.simple.epochs = "
+     "'abc': must be an integer\n"),
+    ("simple.epochs=5.5", "error: sweep autoencoder.simple.epochs=5.5: params.yaml: autoencoder.simple.epochs = "
+     "5.5: must be an integer\n"),
+    ("runtime.compile=yes", "error: sweep runtime.compile=yes: params.yaml: runtime.compile = 'yes': must be true "
+     "or false\n"),
+    ("simple.epochs=5,5", "error: sweep 'simple.epochs=5,5': values must be distinct (a repeated value queues the "
+     "same run twice)\n"),
+])
+@pytest.mark.parametrize("with_conf", [True, False], ids=["conf", "params.yaml alone"])
+def test_sweep_checks_every_value_before_queueing_anything(grid, message, with_conf, in_tmp, capsys):
+    """A bad value used to be queued (exit 0) and fail later inside a worker."""
+    import shutil
+
+    if with_conf:
+        shutil.copytree(REPO / "conf", in_tmp / "conf")
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose("profile=smoke")))
+    assert main(["sweep", "autoencoder", grid, "--dry-run"]) == 2
+    assert capsys.readouterr() == (("", message))

@@ -1,4 +1,4 @@
-"""Resume after a kill: periodic checkpoints of one training stage, in a `persist: true` DVC output.
+"""Resume after a kill: periodic checkpoints of one training stage, beside (not among) its DVC outputs.
 
 A training loop saves at its safe points (the end of an iteration, an epoch, a repetition), at most every
 `runtime.checkpoint_every` seconds, everything it needs to continue exactly: module and optimiser states, its
@@ -9,8 +9,12 @@ metrics as an uninterrupted run — and DVCLive continues its curves (`resume=Tr
 other params or other training code is discarded: its fingerprint is the sha256 of the paper's params section,
 the variant, the runtime settings that change results, and the paper's model.py + train.py.
 
-    checkpoints/<paper>/<key>/checkpoint.pt    (dvc.yaml: `persist: true`, cached; emptied once the
-                                               trained model is saved, so a finished stage leaves an empty dir)
+    checkpoints/<paper>/<key>/checkpoint.pt    (git-ignored, not a dvc.yaml output; deleted once the trained
+                                               model is saved)
+
+Not an output, not even a `persist: true` one: `dvc exp run`, `dvc checkout` and `dvc exp apply` force the workspace
+to dvc.lock's outputs first, which reset a persistent folder to the empty one recorded there and so deleted the
+checkpoint of the very run being repeated; DVC never touches an undeclared file.
 
 Usage in a paper's train.py (attention_vat: the same lines):
 

@@ -120,7 +120,10 @@ def expand_grid(paper: str, assignments: Sequence[str], params: dict | None = No
     axes = []
     for item in assignments:
         full, raw = full_key(paper, item, params)
-        axes.append([f"{full}={value}" for value in split_values(raw)])
+        values = split_values(raw)
+        if len(set(values)) != len(values):
+            raise ParamError(f"sweep {item!r}: values must be distinct (a repeated value queues the same run twice)")
+        axes.append([f"{full}={value}" for value in values])
     return [list(point) for point in itertools.product(*axes)]
 
 
@@ -136,7 +139,46 @@ def plan_grid(paper: str, grid: Sequence[str], profile: str | None = None,
         check_meta_profile(params)
     profile = profile or params.get("meta", {}).get("profile") or "quick"
     fixed = ["=".join(full_key(paper, item, params)) for item in fixed]
-    return profile, fixed, expand_grid(paper, grid, params)
+    points = expand_grid(paper, grid, params)
+    check_points(profile, fixed, points)
+    return profile, fixed, points
+
+
+def point_params(out: Path, profile: str, overrides: Sequence[str]) -> dict:
+    """params.yaml of one sweep point, written at `out` as its `dvc exp run -S` will write it (composed from conf/
+    with `profile=<profile>` first; params.yaml with the overrides applied where there is no conf/), and read back.
+    ParamError, one line, when the overrides do not compose."""
+    import shutil
+
+    from dvc.utils.hydra import apply_overrides, compose_and_dump
+
+    try:
+        if Path("conf").is_dir():
+            compose_and_dump(out, str(Path("conf").resolve()), None, "config", "",
+                             [f"profile={profile}", *overrides])
+        else:
+            shutil.copyfile(PARAMS_FILE, out)
+            apply_overrides(out, list(overrides))
+    except Exception as err:  # Hydra's errors name the override; keep them on one line
+        raise ParamError(f"sweep {' '.join(overrides)}: conf/ does not compose: {' '.join(str(err).split())}") \
+            from None
+    return read_params(out)
+
+
+def check_points(profile: str, fixed: Sequence[str], points: list[list[str]]) -> None:
+    """Validate every param of each grid point's params.yaml (`point_params`, then `replab check`): a bad value is
+    one line before anything is queued, not a failed run in a worker."""
+    import tempfile
+
+    from replab.papers import check_params
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for point in points:
+            params = point_params(Path(tmp) / PARAMS_FILE, profile, [*fixed, *point])  # names the overrides itself
+            try:
+                check_params(params)
+            except ParamError as err:
+                raise ParamError(f"sweep {' '.join(point) or '(no grid)'}: {err}") from None
 
 
 def queue_commands(points: list[list[str]], profile: str, fixed: Sequence[str] = (),
@@ -451,8 +493,9 @@ def _metric_cells(summary: dict, fmt: str, pattern: re.Pattern | None) -> dict[s
     def walk(node: Any, path: str) -> None:
         if isinstance(node, dict) and {"mean", "std"} <= set(node):
             if fmt == "md":
-                # a metric missing in every seed (NaN written as null) reads as the report's "–"
-                cells[path] = ("–" if node["mean"] is None
+                # as in the report: a metric missing in every seed (NaN written as null) reads "–", and one seed
+                # shows its value alone (a std of 0 would read as no spread)
+                cells[path] = ("–" if node["mean"] is None else _fmt(node["mean"]) if node.get("n") == 1
                                else f"{_fmt(node['mean'])} ± {_fmt(node['std'])}")
             else:
                 cells[f"{path}.mean"], cells[f"{path}.std"] = node["mean"], node["std"]

@@ -36,8 +36,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from replab.compare import check_clean, compare, plan_grid
-from replab.io import DataError, atomic_path, parse_yaml, read_json
+from replab.compare import check_clean, compare, plan_grid, point_params
+from replab.io import DataError, atomic_path, read_json
 from replab.params import ParamError
 
 SWEEPS_DIR = Path(".dvc/tmp/slurm")  # git-ignored (.dvc/.gitignore: /tmp)
@@ -217,16 +217,9 @@ def git_remote_url(remote: str, root: Path) -> str:
     return str(local.resolve()) if "://" not in url and ":" not in url.split("/")[0] and local.exists() else url
 
 
-def _data_key(overrides: Sequence[str], out: Path) -> str:
+def _data_key(profile: str, overrides: Sequence[str], out: Path) -> str:
     """The composed `datasets` list and `data` section (what the download/prepare stages read) as one string."""
-    from dvc.utils.hydra import compose_and_dump
-
-    try:
-        compose_and_dump(out, str(Path("conf").resolve()), None, "config", "", list(overrides))
-    except Exception as err:  # Hydra's errors name the override; keep them on one line
-        raise ParamError(f"sweep {' '.join(overrides)}: conf/ does not compose: {' '.join(str(err).split())}") \
-            from None
-    params = parse_yaml(out.read_text()) or {}
+    params = point_params(out, profile, overrides)
     return json.dumps([params.get("datasets"), params.get("data")], sort_keys=True)
 
 
@@ -238,9 +231,9 @@ def data_configurations(points: list[list[str]], profile: str, fixed: Sequence[s
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "params.yaml"
-        base = _data_key([f"profile={profile}", *fixed], out)
+        base = _data_key(profile, fixed, out)
         values = dict.fromkeys(o for point in points for o in point)
-        relevant = {o: _data_key([f"profile={profile}", *fixed, o], out) != base for o in values}
+        relevant = {o: _data_key(profile, [*fixed, o], out) != base for o in values}
     configs = dict.fromkeys(tuple(o for o in point if relevant[o]) for point in points)
     return [list(c) for c in configs]
 

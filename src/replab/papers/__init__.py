@@ -39,6 +39,22 @@ def paper_module(name: str) -> ModuleType:
     return importlib.import_module(f"{__name__}.{name}")
 
 
+def check_params(params: dict) -> None:
+    """Every section of a params.yaml dict (runtime, meta.profile, the datasets' data params, each paper's
+    section): ParamError, one line naming the key, on the first fault. What `replab check` and the check_params
+    stage run, and what `replab sweep` runs on each grid point before queueing it."""
+    from replab.data import registry
+    from replab.params import check_meta_profile, load_runtime, load_section
+
+    load_runtime(params=params)
+    check_meta_profile(params)
+    for name in params.get("datasets", []):
+        registry.load_data_params(name, params=params)
+    for paper in PAPERS:
+        if paper in params:
+            load_section(paper_module(paper).Config, paper, params=params)
+
+
 @dataclass(frozen=True)
 class Variant:
     """One point of a paper's sweep (one matrix item in dvc.yaml) and where its files live."""
