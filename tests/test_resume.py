@@ -76,7 +76,7 @@ def test_killed_stage_resumes_to_the_metrics_of_an_uninterrupted_run(repo, train
     live = repo / "plots" / paper / "curves" / key
     sh(repo, "dvc", "repro", evaluate)
     reference, reference_curves = json.loads(metrics.read_text()), curves(live)
-    assert not ckpt.exists() and ckpt.parent.is_dir()  # a finished stage leaves no checkpoint
+    assert not ckpt.parent.exists()  # a finished stage leaves no checkpoint, nor its folder
 
     kill_after_first_checkpoint(repo, train, ckpt)
 
@@ -197,3 +197,29 @@ def test_diverging_loss_stops_with_one_line_naming_variant_and_iteration(in_tmp)
     with pytest.raises(ParamError) as err:
         guard.check()
     assert str(err.value) == "aae_ssl aae_yz-100-0: loss is nan at iteration 3 (lower aae_ssl.lr?)"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fast: what a checkpoint's fingerprint covers
+
+
+def test_a_checkpoint_of_other_data_is_not_resumed(in_tmp):
+    """The fingerprint covered params, runtime and code but not the data: a run killed with `-S
+    data.writers.shear=0.3` resumed, rerun at the default shear, 274 of its 300 epochs trained on the other data."""
+    from replab.checkpoint import fingerprint
+    from replab.papers import aae_ssl
+
+    cfg, runtime = aae_ssl.Config(dataset="mnist5k"), Runtime()
+    variant = Variant("aae_ssl", "ae-100-0", {"model": "ae", "n_labeled": 100, "seed": 0})
+    processed = in_tmp / "data/processed/mnist5k"
+    processed.mkdir(parents=True)
+    (processed / "train.npz").write_bytes(b"shear 0.4")
+    before = fingerprint(variant, cfg, runtime)
+    assert fingerprint(variant, cfg, runtime) == before  # deterministic
+    (processed / "train.npz").write_bytes(b"shear 0.3")
+    assert fingerprint(variant, cfg, runtime) != before
+    (processed / "train.npz").write_bytes(b"shear 0.4")
+    assert fingerprint(variant, cfg, runtime) == before
+    (in_tmp / "data/processed/writers").mkdir()  # another data set changes nothing
+    (in_tmp / "data/processed/writers/train.npz").write_bytes(b"x")
+    assert fingerprint(variant, cfg, runtime) == before

@@ -504,6 +504,8 @@ def test_exp_push_pull_between_two_clones(swept, env, tmp_path):
      "or false\n"),
     ("simple.epochs=5,5", "error: sweep 'simple.epochs=5,5': values must be distinct (a repeated value queues the "
      "same run twice)\n"),
+    ("lr=0.001,1e-3", "error: sweep autoencoder.lr=1e-3: the same params.yaml as autoencoder.lr=0.001 (one run queued "
+     "twice)\n"),
 ])
 @pytest.mark.parametrize("with_conf", [True, False], ids=["conf", "params.yaml alone"])
 def test_sweep_checks_every_value_before_queueing_anything(grid, message, with_conf, in_tmp, capsys):
@@ -515,3 +517,14 @@ def test_sweep_checks_every_value_before_queueing_anything(grid, message, with_c
     (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose("profile=smoke")))
     assert main(["sweep", "autoencoder", grid, "--dry-run"]) == 2
     assert capsys.readouterr() == (("", message))
+
+
+def test_sweep_refuses_a_key_given_twice(in_tmp, capsys):
+    """`lambda_rec=1,3 lambda_rec=5 --set lambda_rec=abc` queued two runs of lambda_rec=5 (the last override wins),
+    and the masked `abc` was never checked."""
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose("profile=smoke")))
+    for argv in (["lambda_rec=1,3", "lambda_rec=5"], ["lambda_rec=1,3", "aae_ssl.lambda_rec=7"],
+                 ["lambda_rec=1,3", "--set", "lambda_rec=abc"]):
+        assert main(["sweep", "aae_ssl", *argv, "--dry-run"]) == 2
+        assert capsys.readouterr() == ("", "error: sweep: aae_ssl.lambda_rec given twice (grid and --set keys must "
+                                           "each appear once)\n")

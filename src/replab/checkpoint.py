@@ -7,7 +7,7 @@ CUDA) and a copy of the variant's DVCLive files. Rerun with the same params (`dv
 stage resumes from the last checkpoint — on the same machine with deterministic algorithms, to the same final
 metrics as an uninterrupted run — and DVCLive continues its curves (`resume=True`). A checkpoint written for
 other params or other training code is discarded: its fingerprint is the sha256 of the paper's params section,
-the variant, the runtime settings that change results, and the paper's model.py + train.py.
+the variant, the runtime settings that change results, the paper's model.py + train.py and the processed data.
 
     checkpoints/<paper>/<key>/checkpoint.pt    (git-ignored, not a dvc.yaml output; deleted once the trained
                                                model is saved)
@@ -55,14 +55,32 @@ def code_files(paper: str) -> list[Path]:
     return [root / "model.py", root / "train.py"]
 
 
+def data_digest(variant, cfg) -> dict[str, str | None]:
+    """{dataset: sha256 over data/processed/<dataset>'s files (relative path + content), None when absent} for the
+    data sets a variant trains on (its `dataset` axis or its section's `dataset`). The data params alone would miss
+    a changed download; a checkpoint trained on other data (`-S data.writers.shear=0.3`, then killed, then rerun
+    without it) resumed as if it were this run's."""
+    from replab.io import sha256_file
+
+    names = {variant.axes.get("dataset"), getattr(cfg, "dataset", None)} - {None}
+    digests: dict[str, str | None] = {}
+    for name in sorted(names):
+        root = Path("data/processed") / str(name)
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+        digests[name] = hashlib.sha256(json.dumps([[str(p.relative_to(root)), sha256_file(p)] for p in files])
+                                       .encode()).hexdigest() if files else None
+    return digests
+
+
 def fingerprint(variant, cfg, runtime) -> str:
-    """sha256 of what determines a training run: params section, variant, result-relevant runtime, code."""
+    """sha256 of what determines a training run: params section, variant, result-relevant runtime, code, data."""
     code = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in code_files(variant.paper) if p.exists()}
     what = {
         "paper": variant.paper, "key": variant.key, "axes": variant.axes,
         "cfg": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else cfg,
         "runtime": {k: getattr(runtime, k) for k in ("device", "deterministic", "tf32", "compile", "compile_mode")},
         "code": code,
+        "data": data_digest(variant, cfg),
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -206,10 +224,14 @@ class Checkpoints:
         self.path.unlink(missing_ok=True)
 
     def finish(self) -> None:
-        """The trained model is saved: the checkpoint is no longer needed (the output directory stays, or is made:
-        it is a DVC output; not made earlier, so that a stage failing before its first checkpoint leaves none)."""
+        """The trained model is saved: the checkpoint is no longer needed, nor its folder (and the paper's, once
+        empty)."""
         self.discard()
-        self.dir.mkdir(parents=True, exist_ok=True)
+        for folder in (self.dir, self.dir.parent):
+            try:
+                folder.rmdir()
+            except OSError:  # absent, or still holding another variant's checkpoint
+                break
         self.loaded = None
 
 

@@ -139,6 +139,10 @@ def plan_grid(paper: str, grid: Sequence[str], profile: str | None = None,
         check_meta_profile(params)
     profile = profile or params.get("meta", {}).get("profile") or "quick"
     fixed = ["=".join(full_key(paper, item, params)) for item in fixed]
+    keys = [o.partition("=")[0] for o in fixed] + [full_key(paper, item, params)[0] for item in grid]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:  # the last override wins: the earlier values would be queued and silently not run
+        raise ParamError(f"sweep: {repeated[0]} given twice (grid and --set keys must each appear once)")
     points = expand_grid(paper, grid, params)
     check_points(profile, fixed, points)
     return profile, fixed, points
@@ -172,13 +176,18 @@ def check_points(profile: str, fixed: Sequence[str], points: list[list[str]]) ->
 
     from replab.papers import check_params
 
+    seen: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for point in points:
             params = point_params(Path(tmp) / PARAMS_FILE, profile, [*fixed, *point])  # names the overrides itself
+            where = f"sweep {' '.join(point) or '(no grid)'}"
             try:
                 check_params(params)
             except ParamError as err:
-                raise ParamError(f"sweep {' '.join(point) or '(no grid)'}: {err}") from None
+                raise ParamError(f"{where}: {err}") from None
+            same = seen.setdefault(json.dumps(params, sort_keys=True), point)
+            if same is not point:  # `1,1.0` or `[100],[ 100]`: different text, one run
+                raise ParamError(f"{where}: the same params.yaml as {' '.join(same)} (one run queued twice)")
 
 
 def queue_commands(points: list[list[str]], profile: str, fixed: Sequence[str] = (),
