@@ -331,7 +331,10 @@ def submit(sweep: Sweep, resources: Resources, indices: Sequence[int] | None = N
 
 def queued(job_ids: Sequence[str]) -> set[str]:
     """Which of these jobs (array job ids count for all their tasks) `squeue` still lists."""
-    result = subprocess.run(["squeue", "--me", "-h", "-o", "%F %i"], capture_output=True, text=True)
+    try:
+        result = subprocess.run(["squeue", "--me", "-h", "-o", "%F %i"], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise DataError("`squeue` not found: collect a SLURM sweep on a node of its cluster") from None
     if result.returncode:
         raise DataError(f"`squeue` failed: {(result.stderr or result.stdout).strip()}")
     listed = {word for line in result.stdout.splitlines() for word in line.split()}
@@ -340,13 +343,18 @@ def queued(job_ids: Sequence[str]) -> set[str]:
 
 def slurm_state(job: str) -> str | None:
     """A finished job's state from accounting (`sacct`), or from the controller's memory (`scontrol`)."""
-    result = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"], capture_output=True, text=True)
-    if result.returncode == 0 and result.stdout.strip():
-        return result.stdout.split()[0]
-    result = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True)
-    for word in result.stdout.split():
-        if word.startswith("JobState="):
-            return word.partition("=")[2]
+    for cmd in (["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"], ["scontrol", "-o", "show", "job", job]):
+        try:
+            result = subprocess.run(cmd, capture_output=True, text=True)
+        except FileNotFoundError:  # a login node without accounting tools: the state stays unknown
+            continue
+        if result.returncode or not result.stdout.strip():
+            continue
+        if cmd[0] == "sacct":
+            return result.stdout.split()[0]
+        for word in result.stdout.split():
+            if word.startswith("JobState="):
+                return word.partition("=")[2]
     return None
 
 
