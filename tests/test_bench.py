@@ -47,7 +47,9 @@ def test_bench_aae_ssl_reports_throughput_flops_and_fetch(in_repo):
     assert result["run"]["data_source"] == "synthetic"
 
     table = bench.format_table([result])
-    assert table.splitlines()[0] == f"device: cpu {result['run']['device_name']}, {result['run']['threads']} threads"
+    run = result["run"]
+    first = f"device: cpu {run['device_name']}, {run['cpu_capability']}, {run['threads']} threads"
+    assert table.splitlines()[0] == first
     assert table.splitlines()[1].split() == ["metric", "aae_ssl"]
     assert "fraction of matmul" in table and "replab ÷ peer" in table
     other = {**result, "paper": "gpu_run", "run": {**result["run"], "device": "cuda", "device_name": "H200"}}

@@ -39,7 +39,7 @@ def test_repro_writes_metrics_report_and_figures(repo):
     assert set(summary["test_error"]["100"]) == {"ae", "aae_yz"}
     assert summary["run"]["devices"] and summary["dataset"] == "mnist5k"
     variant = json.loads((repo / "metrics/aae_ssl/aae_yz-100-0.json").read_text())
-    assert {"device", "device_name", "torch", "python", "seconds", "samples_per_s", "seed",
+    assert {"device", "device_name", "cpu_capability", "torch", "python", "seconds", "samples_per_s", "seed",
             "data_source"} <= set(variant["run"])
     report = (repo / "plots/report.md").read_text()
     assert "Table 1" in report and "aae_ssl/summary/fig4_style_grid.png" in report

@@ -199,3 +199,18 @@ def test_runtime_compile_trains_through_torch_compile_with_the_eager_numbers(pap
             assert off.sum() <= max(1, off.numel() // 1000), f"{int(off.sum())} of {off.numel()} weights differ"
         else:
             assert torch.equal(a, b)
+
+
+def test_run_block_names_the_cpu_model_and_its_simd_level(tmp_path):
+    """CPU results differ between SIMD levels (AVX2 vs AVX512 rounding) for the same seed: the run block says
+    which the run had. `platform.processor()` is empty on Linux, so the name comes from /proc/cpuinfo."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\nflags\t\t: avx2\n\n"
+                       "processor\t: 1\nmodel name\t: AMD EPYC 7B13\n")
+    assert rt.cpu_name(cpuinfo) == "AMD EPYC 7B13"
+    assert rt.cpu_name(tmp_path / "missing") == (platform.processor() or platform.machine())
+    meta = rt.run_metadata(torch.device("cpu"), seed=0, data_source="synthetic")
+    assert meta["device_name"] == rt.cpu_name() and meta["device_name"]
+    assert meta["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert rt.device_label(meta) == f"{meta['device_name']}, {meta['cpu_capability']}"
+    assert rt.device_label({**meta, "device": "cuda", "device_name": "NVIDIA H200"}) == "NVIDIA H200"

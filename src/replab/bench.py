@@ -434,7 +434,7 @@ def _load_average() -> float | None:
 
 def _device(result: dict) -> str:
     run = result["run"]
-    return f"{run['device']} {run['device_name']}, {run['threads']} threads"
+    return f"{run['device']} {rt.device_label(run)}, {run['threads']} threads"
 
 
 def _cell(result: dict, key: str, fmt: str | None) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 from replab.io import DataError, atomic_path, read_json, write_json
 from replab.papers import PAPERS, paper_module
 from replab.params import PARAMS_FILE, load_section, read_params
+from replab.runtime import device_label
 
 REPORT_PATH = Path("plots/report.md")
 
@@ -230,7 +231,7 @@ def run_summary(records: Iterable[dict]) -> dict[str, Any]:
     runs = [r["run"] for r in records if "run" in r]
     if not runs:
         return {}
-    devices = sorted({f"{r['device']} ({r['device_name']})" for r in runs})
+    devices = sorted({f"{r['device']} ({device_label(r)})" for r in runs})
     return {"devices": "; ".join(devices), "torch": runs[0]["torch"], "data_source": runs[0]["data_source"],
             "train_seconds_total": round(sum(r.get("seconds", 0.0) for r in runs), 1),
             "samples_per_s_mean": round(sum(r.get("samples_per_s", 0.0) for r in runs) / len(runs), 1)}

@@ -8,6 +8,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -131,6 +132,19 @@ class RunClock:
         return time.perf_counter() - self.started
 
 
+def cpu_name(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's model name ("AMD EPYC 7B13") from Linux's /proc/cpuinfo; elsewhere Python's platform fields
+    (`platform.processor()` is empty on Linux)."""
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run_metadata(device, seed: int, data_source: str, clock: RunClock | None = None) -> dict:
     """Everything needed to compare runs across machines side by side in `dvc exp show`."""
     import torch
@@ -140,10 +154,13 @@ def run_metadata(device, seed: int, data_source: str, clock: RunClock | None = N
     elif device.type == "mps":
         device_name = "Apple MPS"
     else:
-        device_name = platform.processor() or platform.machine()
+        device_name = cpu_name()
     meta = {
         "device": device.type,
         "device_name": device_name,
+        # the SIMD level PyTorch's and oneDNN's CPU kernels dispatch to: their float rounding, so the CPU results,
+        # differ between levels (AVX2 vs AVX512) for the same seed
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
@@ -154,6 +171,13 @@ def run_metadata(device, seed: int, data_source: str, clock: RunClock | None = N
         meta["seconds"] = round(clock.seconds, 3)
         meta["samples_per_s"] = round(clock.samples / max(clock.seconds, 1e-9), 1)
     return meta
+
+
+def device_label(run: dict) -> str:
+    """A run block's device name, with the CPU's SIMD level for CPU runs ("AMD EPYC 7B13, AVX2"): CPU results are
+    comparable between machines of the same level only."""
+    simd = run.get("cpu_capability") if run["device"] == "cpu" else None
+    return f"{run['device_name']}, {simd}" if simd else run["device_name"]
 
 
 def open_live(live_dir, resume: bool = False):
