@@ -341,20 +341,23 @@ def queued(job_ids: Sequence[str]) -> set[str]:
     return {j for j in job_ids if j in listed}
 
 
+def _output(cmd: list[str]) -> str:
+    """A SLURM query's stdout; empty when it failed or the tool is missing (a login node without accounting)."""
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True)
+    except FileNotFoundError:
+        return ""
+    return "" if result.returncode else result.stdout
+
+
 def slurm_state(job: str) -> str | None:
     """A finished job's state from accounting (`sacct`), or from the controller's memory (`scontrol`)."""
-    for cmd in (["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"], ["scontrol", "-o", "show", "job", job]):
-        try:
-            result = subprocess.run(cmd, capture_output=True, text=True)
-        except FileNotFoundError:  # a login node without accounting tools: the state stays unknown
-            continue
-        if result.returncode or not result.stdout.strip():
-            continue
-        if cmd[0] == "sacct":
-            return result.stdout.split()[0]
-        for word in result.stdout.split():
-            if word.startswith("JobState="):
-                return word.partition("=")[2]
+    accounted = _output(["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"]).split()
+    if accounted:
+        return accounted[0]
+    for word in _output(["scontrol", "-o", "show", "job", job]).split():
+        if word.startswith("JobState="):
+            return word.partition("=")[2]
     return None
 
 
