@@ -219,3 +219,75 @@ def test_run_block_names_the_cpu_model_and_its_simd_level(tmp_path):
     assert meta["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert rt.device_label(meta) == f"{meta['device_name']}, {meta['cpu_capability']}"
     assert rt.device_label({**meta, "device": "cuda", "device_name": "NVIDIA H200"}) == "NVIDIA H200"
+
+
+def adam_and_rmsprop_runs(make_optimizer) -> list[torch.Tensor]:
+    """Three steps of each optimizer setting the papers use on one small model; the weights and state after."""
+    out = []
+    for cls, kwargs in [(torch.optim.Adam, {"lr": 1e-2, "betas": (0.1, 0.999), "fused": True}),
+                        (torch.optim.Adam, {"lr": 1e-2, "amsgrad": True, "weight_decay": 1e-4}),
+                        (torch.optim.RMSprop, {"lr": 1e-3})]:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 3))
+        x = torch.randn(16, 5)
+        opt = make_optimizer(cls, model.parameters(), **kwargs)
+        for _ in range(3):
+            opt.zero_grad(set_to_none=True)
+            model(x).square().mean().backward()
+            opt.step()
+        state = opt.state_dict()
+        opt.load_state_dict(state)
+        out += [*model.parameters(), *(t for s in state["state"].values() for t in s.values())]
+    return out
+
+
+OPTIMIZER_PROBE = """
+import sys, torch
+from replab import runtime as rt
+sys.path.insert(0, sys.argv[1])
+from test_runtime import adam_and_rmsprop_runs
+ours = adam_and_rmsprop_runs(rt.optimizer)
+print("torch._dynamo" in sys.modules)
+theirs = adam_and_rmsprop_runs(lambda cls, params, **kw: cls(params, **kw))
+print(all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True)))
+"""
+
+
+def test_optimizer_is_pytorchs_without_importing_torch_dynamo():
+    """`rt.optimizer(torch.optim.X, …)` gives PyTorch's weights and state bit for bit (fused, amsgrad + weight
+    decay, RMSprop; state_dict round trip) without importing torch._dynamo, whose import is seconds of every
+    training process's start-up; PyTorch's own optimizer imports it on its first use, which the probe shows."""
+    out = subprocess.run([sys.executable, "-c", OPTIMIZER_PROBE, os.path.dirname(__file__)], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["False", "True"]
+    opt = rt.optimizer(torch.optim.Adam, [torch.nn.Parameter(torch.zeros(2))], lr=1e-3)
+    assert isinstance(opt, torch.optim.Adam) and type(opt).__name__ == "Adam"
+    with pytest.raises(ValueError, match="Invalid learning rate"):
+        rt.optimizer(torch.optim.Adam, [torch.nn.Parameter(torch.zeros(2))], lr=-1.0)
+
+
+TRAINING_PROBE = """
+import sys, yaml
+from pathlib import Path
+from replab import runtime as rt
+from replab.bench import find_case
+from replab.params import Runtime, load_section
+params = yaml.safe_load(Path(sys.argv[1]).read_text())
+runtime = Runtime(device="cpu", threads=1, progress=False)
+for paper in sys.argv[2:]:
+    module, setup = find_case(paper)
+    setup(load_section(module.Config, paper, params=params), rt.setup(runtime, 0)).train(2, runtime)
+    print(paper, "torch._dynamo" in sys.modules)
+"""
+
+
+@pytest.mark.slow
+def test_no_paper_training_imports_torch_dynamo():
+    """Two training steps of every paper (bench's case: the paper's own step and optimizers) leave torch._dynamo
+    unimported: a paper that builds `torch.optim.X(…)` directly pays its import at start-up again."""
+    from conftest import REPO
+    from replab.papers import PAPERS
+
+    out = subprocess.run([sys.executable, "-c", TRAINING_PROBE, str(REPO / "params.yaml"), *PAPERS],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == [f"{paper} False" for paper in PAPERS]

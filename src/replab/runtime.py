@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import random
@@ -267,6 +268,37 @@ def maybe_compile(module, runtime: Runtime):
 
     torch._inductor.config.fallback_random = runtime.deterministic
     return torch.compile(module, mode=runtime.compile_mode)
+
+
+def optimizer(optimizer_class, params, **kwargs):
+    """`optimizer_class(params, **kwargs)` for a `torch.optim` optimizer (Adam, RMSprop, …): the same update
+    kernels, state_dict and hooks, without the torch.compile guards PyTorch wraps around `step`,
+    `add_param_group`, `zero_grad` and `(load_)state_dict`. Those guards import `torch._dynamo` on first use,
+    2.5–5 s of a training process's start-up on 2 CPU cores (sympy, torch.fx, FSDP) for graph breaks that do
+    nothing outside a compiled region; replab compiles models (`maybe_compile`), never an optimizer step.
+    Raises what `optimizer_class` raises for bad arguments."""
+    return _eager_optimizer_class(optimizer_class)(params, **kwargs)
+
+
+@functools.cache
+def _eager_optimizer_class(optimizer_class: type) -> type:
+    import inspect
+
+    import torch
+
+    def unguarded(name: str):  # the method as written, under the guard decorators (each keeps __wrapped__)
+        return inspect.unwrap(next(c.__dict__[name] for c in optimizer_class.__mro__ if name in c.__dict__))
+
+    step = unguarded("step")
+
+    @functools.wraps(step)
+    def eager_step(self, *args, **kwargs):  # the no-grad mode of torch's guard, without its graph breaks
+        with torch.set_grad_enabled(self.defaults["differentiable"]):
+            return step(self, *args, **kwargs)
+
+    methods = {name: unguarded(name) for name in ("add_param_group", "zero_grad", "state_dict", "load_state_dict")}
+    return type(optimizer_class.__name__, (optimizer_class,),
+                {**methods, "step": eager_step, "__module__": __name__, "__qualname__": optimizer_class.__name__})
 
 
 def clip_grad_norm_(parameters, max_norm: float):

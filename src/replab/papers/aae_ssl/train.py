@@ -44,8 +44,9 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
     autoencoder_params = [*encoder.parameters(), *decoder.parameters()]
     # fused: one kernel for all parameters (the same update rule; the unfused update was 9 % of a paper-size step)
     fused = device.type in ("cpu", "cuda")
-    opt_ae = torch.optim.Adam(autoencoder_params, lr=cfg.lr, betas=betas, fused=fused)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=betas, fused=fused) if disc is not None else None
+    opt_ae = rt.optimizer(torch.optim.Adam, autoencoder_params, lr=cfg.lr, betas=betas, fused=fused)
+    opt_d = (rt.optimizer(torch.optim.Adam, disc.parameters(), lr=cfg.lr, betas=betas, fused=fused)
+             if disc is not None else None)
 
     # Training calls go through (optionally) compiled wrappers; weights are shared with the originals.
     enc_step, dec_step, disc_step = (rt.maybe_compile(m, runtime) for m in (encoder, decoder, disc))

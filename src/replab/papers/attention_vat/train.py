@@ -161,8 +161,8 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
                       stacklevel=2)
     torch.manual_seed(seed)
     model = build_model(cfg, data, device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, amsgrad=cfg.amsgrad, weight_decay=cfg.weight_decay,
-                           fused=device.type in ("cpu", "cuda"))  # one kernel for all parameters
+    opt = rt.optimizer(torch.optim.Adam, model.parameters(), lr=cfg.lr, amsgrad=cfg.amsgrad,
+                       weight_decay=cfg.weight_decay, fused=device.type in ("cpu", "cuda"))  # one kernel: all params
     generator = rt.seeded_generator(seed, device)
     tokens, lengths, y = data.tokens["train"], data.lengths["train"], data.labels["train"]
     pool = unlabeled_subset(data, n_unlabeled, seed, device)

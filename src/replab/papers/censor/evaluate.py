@@ -77,7 +77,7 @@ def train_probe(cfg: ProbeConfig, z: torch.Tensor, s: torch.Tensor, n_users: int
         torch.manual_seed(init_seed)
         probe = mlp([z.shape[1], *cfg.hidden, n_users])
     probe = probe.to(z.device)
-    opt = torch.optim.Adam(probe.parameters(), lr=cfg.lr)
+    opt = rt.optimizer(torch.optim.Adam, probe.parameters(), lr=cfg.lr)
     probe.train()
     for _ in range(cfg.epochs):
         for idx in index_batches(len(z), cfg.batch_size, generator, z.device):

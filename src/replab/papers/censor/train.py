@@ -44,7 +44,7 @@ def pretrain(cfg: Config, data: Windows, device, runtime, generator, live=None, 
     # training calls go through (optionally) compiled wrappers that share the originals' weights
     enc_step, cls_step = rt.maybe_compile(encoder, runtime), rt.maybe_compile(classifier, runtime)
     params = [*encoder.parameters(), *classifier.parameters()]
-    opt = torch.optim.Adam(params, lr=cfg.pretrain.lr)
+    opt = rt.optimizer(torch.optim.Adam, params, lr=cfg.pretrain.lr)
     x, y = data.x["train"], data.y["train"]
     n, pc = len(x), cfg.pretrain
     steps = math.ceil(n / pc.batch_size)
@@ -114,8 +114,8 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
     ac = cfg.adversarial
     adversary = build_adversary(method, cfg, data.n_users).to(device)
     enc_step, cls_step, adv_step = (rt.maybe_compile(m, runtime) for m in (encoder, classifier, adversary))
-    opt_adv = torch.optim.RMSprop(adversary.parameters(), lr=ac.lr)
-    opt_em = torch.optim.RMSprop([*encoder.parameters(), *classifier.parameters()], lr=ac.lr)
+    opt_adv = rt.optimizer(torch.optim.RMSprop, adversary.parameters(), lr=ac.lr)
+    opt_em = rt.optimizer(torch.optim.RMSprop, [*encoder.parameters(), *classifier.parameters()], lr=ac.lr)
     x, y, s = data.x["train"], data.y["train"], data.s["train"]
     pairs = PairSampler(y, s, generator)
     singles = EndlessBatches(len(x), ac.batch_size, generator, device)

@@ -33,7 +33,7 @@ def fit(cfg: Config, latent_dim: int, epochs: int, x: torch.Tensor, y: torch.Ten
     from and saves the loop's state at epoch ends; a non-finite loss stops the run (ParamError naming `name`)."""
     model = SplitVAE(cfg.hidden, latent_dim).to(device)
     objective = rt.maybe_compile(batch_objective, runtime)  # the terms after the noise draws (a graph takes no RNG)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=device.type in ("cpu", "cuda"))
+    opt = rt.optimizer(torch.optim.Adam, model.parameters(), lr=cfg.lr, fused=device.type in ("cpu", "cuda"))
     n = len(x)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     guard = rt.LossGuard(f"split_vae {name or desc}", device, hint="lower split_vae.lr?")
