@@ -274,7 +274,8 @@ def test_flop_count_includes_replabs_onednn_linear_layers(monkeypatch):
 
     from replab import functional
 
-    monkeypatch.setattr(functional, "ONEDNN_MIN_MACS", 0)  # oneDNN's path for this small product too
+    monkeypatch.setattr(functional, "ONEDNN_MIN_MACS", 0)  # oneDNN's path for this small product too,
+    monkeypatch.setattr(functional, "ONEDNN_LINEAR", True)  # on any x86 CPU
     x, weight = torch.randn(5, 7, requires_grad=True), torch.randn(3, 7, requires_grad=True)
     counter = FlopCounterMode(display=False, custom_mapping=bench.ONEDNN_FLOPS)
     with counter:

@@ -214,6 +214,7 @@ def test_run_block_names_the_cpu_model_and_its_simd_level(tmp_path):
                        "processor\t: 1\nmodel name\t: AMD EPYC 7B13\n")
     assert rt.cpu_name(cpuinfo) == "AMD EPYC 7B13"
     assert rt.cpu_name(tmp_path / "missing") == (platform.processor() or platform.machine())
+    assert (rt.cpu_vendor(cpuinfo), rt.cpu_vendor(tmp_path / "missing")) == ("AuthenticAMD", "")
     meta = rt.run_metadata(torch.device("cpu"), seed=0, data_source="synthetic")
     assert meta["device_name"] == rt.cpu_name() and meta["device_name"]
     assert meta["cpu_capability"] == torch.backends.cpu.get_cpu_capability()

@@ -4,11 +4,15 @@ an AVX-512 machine, an AMD EPYC, torch 2.14).
 `linear` / `Linear`: PyTorch's CPU matrix products go to its BLAS, Intel MKL, which runs generic AVX2 code on
 CPUs of other vendors: 190–220 GFLOP/s here for the papers' layer shapes and for a 1024² `torch.mm`. oneDNN
 (MKL-DNN, shipped in the same wheel and already behind PyTorch's CPU convolutions and LSTMs) dispatches on the
-CPU's instruction set, not its vendor: 430–480 GFLOP/s for the same products. So every fully connected layer
-of the papers computes y = x·Wᵀ + b, ∂x = ∂y·W and ∂W = ∂yᵀ·x with oneDNN's inner product (PyTorch's
-`mkldnn._linear_pointwise`, the kernel its own compiler emits for CPU linear layers) when oneDNN is usable
-(`torch.backends.mkldnn`), for float32 on the CPU, and the product is large enough to pay for oneDNN's ≈ 30 µs
-more per call (`ONEDNN_MIN_MACS`); a paper-size aae_ssl step went from 66 to 40 ms.
+CPU's instruction set, not its vendor: 430–480 GFLOP/s for the same products. So on such CPUs
+(`ONEDNN_LINEAR`: MKL is PyTorch's BLAS and the x86 CPU is not Intel's) every fully connected layer of the papers
+computes y = x·Wᵀ + b, ∂x = ∂y·W and ∂W = ∂yᵀ·x with oneDNN's inner product (PyTorch's `mkldnn._linear_pointwise`,
+the kernel its own compiler emits for CPU linear layers) when oneDNN is usable (`torch.backends.mkldnn`), for
+float32 on the CPU, and the product is large enough to pay for oneDNN's ≈ 30 µs more per call
+(`ONEDNN_MIN_MACS`); a paper-size aae_ssl step went from 66 to 40 ms. On an Intel Xeon (AVX-512, 2 threads) MKL
+is the faster of the two for every layer shape of the papers (forward + backward 10–45 % less time than oneDNN's:
+256 × 500 → 500 2.4 against 3.1 ms), so there, and wherever MKL is not PyTorch's BLAS or the vendor is unknown,
+the layers keep `F.linear`.
 
 `bce_with_logits`: PyTorch's `F.binary_cross_entropy_with_logits` evaluates log σ(l) through log1p, whose CPU
 kernel is not vectorised: 1.0 ms for one 256 × 784 batch of pixel logits against 0.09 ms for `log` (2 threads),
@@ -33,14 +37,29 @@ from torch.autograd.forward_ad import unpack_dual
 ONEDNN_MIN_MACS = 1 << 23
 
 
+def mkl_runs_generic_code(vendor: str | None = None) -> bool:
+    """Whether PyTorch's CPU matrix products run on MKL's code for CPUs of other vendors: MKL is this PyTorch's
+    BLAS (`torch.backends.mkl`, the x86 wheels) and the CPU's vendor (`runtime.cpu_vendor()` unless given) is
+    known and not "GenuineIntel"."""
+    from replab.runtime import cpu_vendor
+
+    vendor = cpu_vendor() if vendor is None else vendor
+    return torch.backends.mkl.is_available() and vendor not in ("", "GenuineIntel")
+
+
+# Decided once per process, from the machine alone (never from timings), so that a run's kernels and with them its
+# float rounding are the same every time on one machine
+ONEDNN_LINEAR = mkl_runs_generic_code()
+
+
 def uses_onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
-    """Whether `linear(x, weight, bias)` outside `torch.compile` takes oneDNN's product: for a float32 CPU layer of
-    at least ONEDNN_MIN_MACS multiply-adds with a plain [out] bias (or none), when PyTorch's oneDNN is built in and
-    enabled (a user's `torch.backends.mkldnn.enabled = False` turns it off here too), outside CPU autocast, and not
-    for `torch.func` transforms or forward-mode AD (the custom Function has no rule for them). `linear` asks
-    `torch.compiler.is_compiling()` first: inside `torch.compile` the compiler chooses its own kernels, and the
-    checks here would break its graph."""
-    if not (x.dim() >= 1 and weight.dim() == 2 and x.shape[-1] == weight.shape[-1]
+    """Whether `linear(x, weight, bias)` outside `torch.compile` takes oneDNN's product: where `ONEDNN_LINEAR`, for
+    a float32 CPU layer of at least ONEDNN_MIN_MACS multiply-adds with a plain [out] bias (or none), when PyTorch's
+    oneDNN is built in and enabled (a user's `torch.backends.mkldnn.enabled = False` turns it off here too),
+    outside CPU autocast, and not for `torch.func` transforms or forward-mode AD (the custom Function has no rule
+    for them). `linear` asks `torch.compiler.is_compiling()` first: inside `torch.compile` the compiler chooses its
+    own kernels, and the checks here would break its graph."""
+    if not (ONEDNN_LINEAR and x.dim() >= 1 and weight.dim() == 2 and x.shape[-1] == weight.shape[-1]
             and x.numel() * weight.shape[0] >= max(ONEDNN_MIN_MACS, 1)  # (no rows: PyTorch's)
             and x.device.type == "cpu" and x.dtype == torch.float32
             and weight.dtype == torch.float32 and weight.device.type == "cpu"
@@ -86,12 +105,12 @@ class _OneDNNLinear(torch.autograd.Function):
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """`F.linear`: x [..., in] · weight [out, in]ᵀ + bias [out] → [..., out]. Where `uses_onednn` (float32
-    CPU layers of at least ONEDNN_MIN_MACS multiply-adds) oneDNN computes the products of the forward and backward
-    passes: to float rounding the same values as PyTorch's, deterministic for a fixed thread count, once
-    differentiable (a double backward raises). Its backward computes ∂W whenever W requires a gradient, also
-    under `torch.autograd.grad(..., inputs)` for other inputs (PyTorch's own linear skips it there): freeze the
-    parameters for such passes. Otherwise, and for every shape or dtype error, `F.linear`."""
+    """`F.linear`: x [..., in] · weight [out, in]ᵀ + bias [out] → [..., out]. Where `uses_onednn` (CPUs where
+    MKL runs its generic code; float32 CPU layers of at least ONEDNN_MIN_MACS multiply-adds) oneDNN computes the
+    products of the forward and backward passes: to float rounding the same values as PyTorch's, deterministic for
+    a fixed thread count, once differentiable (a double backward raises). Its backward computes ∂W whenever W
+    requires a gradient, also under `torch.autograd.grad(..., inputs)` for other inputs (PyTorch's own linear skips
+    it there): freeze the parameters for such passes. Otherwise, and for every shape or dtype error, `F.linear`."""
     if torch.compiler.is_compiling() or not uses_onednn(x, weight, bias):
         return F.linear(x, weight, bias)
     return _OneDNNLinear.apply(x, weight, bias)

@@ -133,17 +133,28 @@ class RunClock:
         return time.perf_counter() - self.started
 
 
-def cpu_name(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
-    """The CPU's model name ("AMD EPYC 7B13") from Linux's /proc/cpuinfo; elsewhere Python's platform fields
-    (`platform.processor()` is empty on Linux)."""
+def _cpuinfo_field(key: str, cpuinfo: str | Path) -> str:
+    """The first non-empty `key` of Linux's /proc/cpuinfo ("" when there is none or no such file)."""
     try:
         for line in Path(cpuinfo).read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and value.strip():
+            name, _, value = line.partition(":")
+            if name.strip() == key and value.strip():
                 return value.strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return ""
+
+
+def cpu_name(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's model name ("AMD EPYC 7B13") from Linux's /proc/cpuinfo; elsewhere Python's platform fields
+    (`platform.processor()` is empty on Linux)."""
+    return _cpuinfo_field("model name", cpuinfo) or platform.processor() or platform.machine()
+
+
+def cpu_vendor(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The x86 CPU's vendor string ("GenuineIntel", "AuthenticAMD", …: /proc/cpuinfo's `vendor_id`, CPUID's); ""
+    where Linux does not say (other systems, other architectures)."""
+    return _cpuinfo_field("vendor_id", cpuinfo)
 
 
 def run_metadata(device, seed: int, data_source: str, clock: RunClock | None = None) -> dict:
