@@ -284,9 +284,9 @@ def maybe_compile(module, runtime: Runtime):
 def optimizer(optimizer_class, params, **kwargs):
     """`optimizer_class(params, **kwargs)` for a `torch.optim` optimizer (Adam, RMSprop, …): the same update
     kernels, state_dict and hooks, without the torch.compile guards PyTorch wraps around `step`,
-    `add_param_group`, `zero_grad` and `(load_)state_dict`. Those guards import `torch._dynamo` on first use,
-    2.5–5 s of a training process's start-up on 2 CPU cores (sympy, torch.fx, FSDP) for graph breaks that do
-    nothing outside a compiled region; replab compiles models (`maybe_compile`), never an optimizer step.
+    `add_param_group`, `zero_grad` and `(load_)state_dict`. Those guards import `torch._dynamo` on first use
+    (sympy, torch.fx, FSDP: 2.5 s of a training process's start-up on a 2-core Intel Xeon) for graph breaks that
+    do nothing outside a compiled region; replab compiles models (`maybe_compile`), never an optimizer step.
     Raises what `optimizer_class` raises for bad arguments."""
     return _eager_optimizer_class(optimizer_class)(params, **kwargs)
 
