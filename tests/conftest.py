@@ -7,6 +7,7 @@ import http.server
 import json
 import os
 import shutil
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -185,32 +186,117 @@ def copy_repo(src: Path, dst: Path) -> Path:
     return dst
 
 
-@pytest.fixture(scope="session")
-def smoke_baseline(tmp_path_factory) -> Path:
-    """`smoke_clone` after its one `dvc repro` (results not committed), made once per session and shared by the
-    end-to-end tests that start from the smoke profile's results. Read-only by convention: a test that changes
-    anything works on its own `copy_repo` of it. Under pytest-xdist every worker gets the same one: the first
-    to ask builds it in the run's shared temporary directory under a file lock (pytest-xdist's recipe for
-    session fixtures), the others wait for it."""
-    if not os.environ.get("PYTEST_XDIST_WORKER"):  # a plain `pytest` process (no -n)
-        return smoke_clone(tmp_path_factory.mktemp("smoke-baseline"))
+# The smoke baseline: one `dvc repro` of the smoke profile (33 stages, about 140 s of one core), shared by the
+# end-to-end tests. It is built in the background from the session's start, while the workers run the other
+# files, and those end-to-end files run last, heaviest first (seconds of one worker on a 2-core machine in
+# brackets), so that no worker sits waiting for the baseline and the longest files do not start last.
+BASELINE_FILES_HEAVIEST_FIRST = ("test_sharing.py",  # (380: a queued sweep of 4 experiments, S3 and Git remotes)
+                                 "test_resume.py",  # (250: kill and resume a stage of every kind of loop)
+                                 "test_slurm.py",  # (250: a 4-point sweep on a one-node SLURM cluster)
+                                 "test_pipeline.py",  # (120)
+                                 "test_shape.py")  # (10)
+
+
+def uses_smoke_baseline(item: pytest.Item) -> bool:
+    return "smoke_baseline" in getattr(item, "fixturenames", ())
+
+
+def pytest_configure(config) -> None:
+    # pytest-xdist's --dist loadfile would hand out the files in order of their number of tests; keep the order
+    # of pytest_collection_modifyitems below
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(session, config, items: list[pytest.Item]) -> None:
+    """Files that use the smoke baseline (or are listed in BASELINE_FILES_HEAVIEST_FIRST) after all others, in
+    that list's order (unlisted ones last), each with its slow tests first: pytest-xdist hands a worker its next
+    file once at most two of its tests are left to run, so those two are quick ones, and a worker in its last
+    long test does not take a file that the other worker, soon idle, would have run. The other files, and the
+    order of tests within a group, are kept."""
+    late = {item.path.name for item in items if uses_smoke_baseline(item)} | set(BASELINE_FILES_HEAVIEST_FIRST)
+    rank = {name: i + 1 for i, name in enumerate(BASELINE_FILES_HEAVIEST_FIRST)}
+
+    def key(item: pytest.Item) -> tuple[int, int]:
+        if item.path.name not in late:
+            return 0, 0
+        return rank.get(item.path.name, len(rank) + 1), 0 if item.get_closest_marker("slow") else 1
+
+    items.sort(key=key)
+
+
+def baseline_paths(tmp_path_factory) -> dict[str, Path]:
+    """Where the session's smoke baseline lives: in the run's shared temporary directory (every pytest-xdist
+    worker's basetemp is a folder of it), with its lock, its log and its done/failed/started markers beside it."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "smoke-baseline"
+    return {"repo": shared, **{kind: shared.with_name(f"smoke-baseline.{kind}")
+                                for kind in ("lock", "log", "done", "failed", "started")}}
+
+
+def build_smoke_baseline(paths: dict[str, Path]) -> None:
+    """`smoke_clone` into paths["repo"] under the lock, once per run: whoever takes the lock first (the background
+    builder or a test) builds it, the others find it done (or failed: one failure is reported by every test
+    that asks, not built again)."""
     from filelock import FileLock
 
-    shared = tmp_path_factory.getbasetemp().parent / "smoke-baseline"
-    done, failed = shared.with_name("smoke-baseline.done"), shared.with_name("smoke-baseline.failed")
-    with FileLock(f"{shared}.lock"):
-        if failed.exists():  # one failure is enough: the other workers report it instead of building again
-            pytest.fail(f"the smoke baseline failed to build in another worker:\n{failed.read_text()}")
-        if not done.exists():
-            shutil.rmtree(shared, ignore_errors=True)
-            shared.mkdir()
-            try:
-                smoke_clone(shared)
-            except BaseException as err:
-                failed.write_text(str(err))
-                raise
-            done.touch()
-    return shared
+    with FileLock(paths["lock"]):
+        if paths["failed"].exists() or paths["done"].exists():
+            return
+        shutil.rmtree(paths["repo"], ignore_errors=True)  # a build killed half-way (its session ended first)
+        paths["repo"].mkdir()
+        try:
+            smoke_clone(paths["repo"])
+        except BaseException as err:
+            paths["failed"].write_text(str(err))
+            raise
+        paths["done"].touch()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _smoke_baseline_in_background(request, tmp_path_factory, _offline_env):
+    """Starts building the smoke baseline in a background process when the session has tests that use it (the
+    first worker to get here does; the others see its `started` marker). At the end of the session that started
+    it, a builder still running is stopped: no test is waiting for it then, or one that is takes the lock and
+    builds it itself."""
+    import subprocess
+    import sys
+
+    if not any(uses_smoke_baseline(item) for item in request.session.items):
+        yield
+        return
+    paths = baseline_paths(tmp_path_factory)
+    try:
+        with open(paths["started"], "x"):
+            pass
+    except FileExistsError:
+        yield
+        return
+    code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import conftest; "
+            "conftest.build_smoke_baseline({k: Path(v) for k, v in zip(sys.argv[2::2], sys.argv[3::2])})")
+    with open(paths["log"], "w") as log:
+        builder = subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).parent),
+                                    *(str(x) for kv in paths.items() for x in kv)],
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield
+    finally:
+        if builder.poll() is None:
+            os.killpg(builder.pid, signal.SIGKILL)  # its whole group: dvc repro and the stage it runs
+            builder.wait()
+
+
+@pytest.fixture(scope="session")
+def smoke_baseline(tmp_path_factory) -> Path:
+    """`smoke_clone` after its one `dvc repro` (results not committed), made once per run and shared by the
+    end-to-end tests that start from the smoke profile's results (under pytest-xdist every worker gets the same
+    one). Read-only by convention: a test that changes anything works on its own `copy_repo` of it. Usually
+    built in the background (`_smoke_baseline_in_background`); this waits for it, or builds it itself."""
+    paths = baseline_paths(tmp_path_factory)
+    build_smoke_baseline(paths)
+    if paths["failed"].exists():
+        pytest.fail(f"the smoke baseline failed to build:\n{paths['failed'].read_text()}")
+    return paths["repo"]
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
