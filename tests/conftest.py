@@ -215,8 +215,8 @@ def pytest_collection_modifyitems(session, config, items: list[pytest.Item]) -> 
     file once at most two of its tests are left to run, so those two are quick ones, and a worker in its last
     long test does not take a file that the other worker, soon idle, would have run. The other files, and the
     order of tests within a group, are kept."""
-    late = {item.path.name for item in items if uses_smoke_baseline(item)} | set(BASELINE_FILES_HEAVIEST_FIRST)
     rank = {name: i + 1 for i, name in enumerate(BASELINE_FILES_HEAVIEST_FIRST)}
+    late = rank.keys() | {item.path.name for item in items if uses_smoke_baseline(item)}
 
     def key(item: pytest.Item) -> tuple[int, int]:
         if item.path.name not in late:
@@ -226,13 +226,17 @@ def pytest_collection_modifyitems(session, config, items: list[pytest.Item]) -> 
     items.sort(key=key)
 
 
-def baseline_paths(tmp_path_factory) -> dict[str, Path]:
+def baseline_repo(tmp_path_factory) -> Path:
     """Where the session's smoke baseline lives: in the run's shared temporary directory (every pytest-xdist
-    worker's basetemp is a folder of it), with its lock, its log and its done/failed/started markers beside it."""
+    worker's basetemp is a folder of it)."""
     base = tmp_path_factory.getbasetemp()
-    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "smoke-baseline"
-    return {"repo": shared, **{kind: shared.with_name(f"smoke-baseline.{kind}")
-                                for kind in ("lock", "log", "done", "failed", "started")}}
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "smoke-baseline"
+
+
+def baseline_paths(repo: Path) -> dict[str, Path]:
+    """The baseline `repo` and, beside it, its lock, its build log and its done/failed/started markers."""
+    return {"repo": repo, **{kind: repo.with_name(f"{repo.name}.{kind}")
+                              for kind in ("lock", "log", "done", "failed", "started")}}
 
 
 def build_smoke_baseline(paths: dict[str, Path]) -> None:
@@ -266,7 +270,7 @@ def _smoke_baseline_in_background(request, tmp_path_factory, _offline_env):
     if not any(uses_smoke_baseline(item) for item in request.session.items):
         yield
         return
-    paths = baseline_paths(tmp_path_factory)
+    paths = baseline_paths(baseline_repo(tmp_path_factory))
     try:
         with open(paths["started"], "x"):
             pass
@@ -274,10 +278,9 @@ def _smoke_baseline_in_background(request, tmp_path_factory, _offline_env):
         yield
         return
     code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import conftest; "
-            "conftest.build_smoke_baseline({k: Path(v) for k, v in zip(sys.argv[2::2], sys.argv[3::2])})")
+            "conftest.build_smoke_baseline(conftest.baseline_paths(Path(sys.argv[2])))")
     with open(paths["log"], "w") as log:
-        builder = subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).parent),
-                                    *(str(x) for kv in paths.items() for x in kv)],
+        builder = subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).parent), str(paths["repo"])],
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield
@@ -294,7 +297,7 @@ def smoke_baseline(tmp_path_factory) -> Path:
     end-to-end tests that start from the smoke profile's results (under pytest-xdist every worker gets the same
     one). Read-only by convention: a test that changes anything works on its own `copy_repo` of it. Usually
     built in the background (`_smoke_baseline_in_background`); this waits for it, or builds it itself."""
-    paths = baseline_paths(tmp_path_factory)
+    paths = baseline_paths(baseline_repo(tmp_path_factory))
     build_smoke_baseline(paths)
     if paths["failed"].exists():
         pytest.fail(f"the smoke baseline failed to build:\n{paths['failed'].read_text()}")
