@@ -13,7 +13,8 @@ from replab import runtime as rt
 
 NUMBERS = ("ms_per_step", "samples_per_s", "flops_per_step", "gflops_per_s", "matmul_gflops_per_s",
            "fraction_of_matmul", "fetch_index_us", "fetch_dataloader_us", "fetch_speedup", "peer_ms_per_step",
-           "peer_samples_per_s", "peer_fraction_of_matmul", "peer_ratio")
+           "peer_samples_per_s", "peer_fraction_of_matmul", "peer_ratio", "kernel_calls", "kernels_alone_ms",
+           "kernels_alone_fraction_of_matmul", "step_over_kernels_alone")
 PAPERS_WITH_PEERS = ("aae_ssl", "split_vae", "censor", "autoencoder", "attention_vat")
 
 
@@ -161,6 +162,10 @@ def test_bench_numbers_from_a_toy_case_and_a_fake_clock(in_repo, monkeypatch):
     assert bench._cell(faster, "fraction_of_matmul", "{:.3g}") == "0.5 (1.1 of torch.mm)"
     blas = {**faster, "matmul_kernel": "torch.mm", "fraction_of_torch_mm": 0.5}
     assert bench._cell(blas, "fraction_of_matmul", "{:.3g}") == "0.5"  # the reference already is torch.mm
+    assert result["kernel_calls"] == 1  # the step's one mm, replayed alone: one tick per repeat
+    assert result["kernels_alone_ms"] == pytest.approx(1.0)
+    assert result["kernels_alone_fraction_of_matmul"] == pytest.approx(result["fraction_of_matmul"])
+    assert result["step_over_kernels_alone"] == pytest.approx(1.0)
     assert result["peer_ms_per_step"] == pytest.approx(3.0)
     assert result["peer_samples_per_s"] == pytest.approx(8 / 3e-3)
     assert result["peer_ratio"] == pytest.approx(3.0)  # replab's samples/s over the peer's
@@ -319,3 +324,36 @@ def test_bench_compile_runs_replabs_loop_through_torch_compile(in_repo, tmp_path
     with pytest.raises(bench.ParamError, match="bench --compile fast: unknown mode"):
         bench.main(["split_vae"], 1, compile_mode="fast")
     assert bench.run_bench("split_vae", 1)["run"]["compile"] is False
+
+
+def test_kernel_recorder_replays_a_steps_flop_kernels_alone():
+    """A step of a linear layer, a convolution and a batched product, forward and backward: the recorder keeps
+    exactly the calls FlopCounterMode counts, with their layouts (a transposed weight stays transposed), and
+    replaying them counts the same FLOPs again, on fresh tensors, with nothing else run."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    linear, conv = torch.nn.Linear(6, 4), torch.nn.Conv1d(2, 3, kernel_size=3)
+    x, signal, a, b = torch.randn(5, 6), torch.randn(5, 2, 9), torch.randn(2, 3, 4), torch.randn(2, 4, 7)
+
+    def step():
+        loss = linear(x).relu().sum() + conv(signal).tanh().sum() + torch.bmm(a, b).sum()
+        loss.backward()
+
+    counter = FlopCounterMode(display=False, custom_mapping=bench.ONEDNN_FLOPS)
+    recorder = bench.KernelRecorder(counter.flop_registry)
+    with counter, recorder:
+        step()
+    ops = [str(func) for func, _, _ in recorder.calls]
+    assert sorted(ops) == sorted(["aten.addmm.default", "aten.convolution.default", "aten.bmm.default",
+                                  "aten.mm.default", "aten.convolution_backward.default"])  # ∂W of linear
+    addmm_args = next(args for func, args, _ in recorder.calls if str(func) == "aten.addmm.default")
+    assert addmm_args[0] == bench.TensorSpec((4,), (1,), torch.float32)  # the bias
+    assert addmm_args[2] == bench.TensorSpec((6, 4), (1, 6), torch.float32)  # Wᵀ: a transposed view
+
+    replay = FlopCounterMode(display=False, custom_mapping=bench.ONEDNN_FLOPS)
+    with replay:
+        seconds = bench.kernels_alone_seconds(recorder.calls, torch.device("cpu"), repeats=1)
+    assert seconds > 0
+    assert replay.get_total_flops() == 2 * counter.get_total_flops()  # the untimed run and the one repeat
+    assert bench.kernels_alone_seconds([], torch.device("cpu")) == 0.0

@@ -8,7 +8,9 @@ Per paper, on SYNTHETIC data of the paper's real shapes placed on the device (no
 2. FLOPs of one real training step (`torch.utils.flop_counter.FlopCounterMode`, plus the oneDNN kernels it does
    not count: `ONEDNN_FLOPS`), the achieved GFLOP/s and that as a fraction of this process's measured fp32 matmul
    throughput (a square matrix product, best of a few, by the faster of `torch.mm` and the oneDNN kernel of
-   replab's linear layers);
+   replab's linear layers), then the ceiling of that fraction for this step's shapes: the FLOP-counted kernels of that same step
+   (matrix products, convolutions, oneDNN's linear and LSTM layers; `KernelRecorder`) replayed alone, back to back
+   on fresh tensors of the recorded layouts (`kernels_alone_seconds`), and the step's time over theirs;
 3. batch-fetch overhead: index slices of on-device tensors (`replab.batches.EndlessBatches`, what the papers
    use) against a `DataLoader(TensorDataset)` loop over CPU tensors with the copy to the device included.
 
@@ -41,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_map_only
 
 from replab import runtime as rt
 from replab.batches import EndlessBatches
@@ -49,6 +53,7 @@ from replab.params import COMPILE_MODES, ParamError, Runtime, load_runtime, load
 WARMUP_STEPS = 3
 FETCH_MIN_BATCHES = 200  # batch-fetch comparison: max(steps, this) batches per method
 MATMUL_REPEATS = 5
+KERNEL_REPEATS = 10  # replays of a step's FLOP kernels alone (best of): a few ms to 0.1 s each
 ROUNDS = 2  # replab's loop and the peer loop alternate this many times
 
 
@@ -129,6 +134,71 @@ ONEDNN_FLOPS = {torch.ops.aten.mkldnn_rnn_layer: rnn_layer_flops,
                 torch.ops.mkldnn._linear_pointwise: onednn_linear_flops}
 
 
+@dataclass(frozen=True)
+class TensorSpec:
+    """Layout of one recorded kernel argument: a fresh tensor of it is made for the replay."""
+
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    dtype: torch.dtype
+
+    @classmethod
+    def of(cls, t: torch.Tensor) -> TensorSpec:
+        return cls(tuple(t.shape), tuple(t.stride()), t.dtype)
+
+    def make(self, device, gen: torch.Generator) -> torch.Tensor:
+        """Standard normal values for floating types, zeros otherwise (index-like arguments stay in range);
+        strides as recorded, broadcast (stride 0) dimensions included."""
+        numel = 1 + sum((n - 1) * s for n, s in zip(self.shape, self.stride)) if all(self.shape) else 0
+        if self.dtype.is_floating_point:
+            base = torch.randn(numel, generator=gen, dtype=self.dtype).to(device)
+        else:
+            base = torch.zeros(numel, dtype=self.dtype, device=device)
+        return base.as_strided(self.shape, self.stride)
+
+
+class KernelRecorder(TorchDispatchMode):
+    """Records each call of an op in `ops` (the OpOverloadPackets FlopCounterMode counts: matrix products,
+    convolutions, oneDNN's linear and LSTM layers) with its arguments' layouts, for `kernels_alone_seconds`:
+    the step's FLOP-bearing kernels run back to back with nothing else in between."""
+
+    def __init__(self, ops: Iterable):
+        super().__init__()
+        self.ops = frozenset(ops)
+        self.calls: list[tuple[Any, tuple, dict]] = []  # (OpOverload, args, kwargs) with TensorSpec for tensors
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func._overloadpacket in self.ops:
+            self.calls.append((func, *tree_map_only(torch.Tensor, TensorSpec.of, (args, kwargs))))
+        return func(*args, **kwargs)
+
+
+def kernels_alone_seconds(calls: list[tuple[Any, tuple, dict]], device, repeats: int = KERNEL_REPEATS) -> float:
+    """Best-of-`repeats` seconds of the recorded `calls` (KernelRecorder) run back to back on fresh tensors of
+    their recorded layouts (after one untimed run): the time a training step's FLOPs take on this machine's
+    kernels for these shapes, the ceiling of the step's own throughput. 0.0 for no calls."""
+    if not calls:
+        return 0.0
+    gen = torch.Generator().manual_seed(0)
+    made = [(func, *tree_map_only(TensorSpec, lambda spec: spec.make(device, gen), (args, kwargs)))
+            for func, args, kwargs in calls]
+
+    def run() -> None:
+        with torch.no_grad():
+            for func, args, kwargs in made:
+                func(*args, **kwargs)
+        _sync(device)
+
+    run()
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 class StepProbe:
     """Wraps a training loop's step iterable: counts FLOPs on the last warm-up step, and times the `steps`
     steps after the warm-up (start of step warmup+1 → start of the extra final step, which holds the loop's
@@ -139,6 +209,7 @@ class StepProbe:
         self.seen = 0  # steps the loop has started
         self.hooked = False
         self.flops: int | None = None
+        self.kernel_calls: list = []  # the FLOP-counted step's kernels (KernelRecorder.calls)
         self.t0 = self.t1 = None
         self.stamps: list[float] = []  # start of each timed step and of the step after the last
 
@@ -159,9 +230,11 @@ class StepProbe:
                     self.t1 = self.stamps[-1]
             if i == self.warmup - 1:  # warmed up by the earlier steps, not itself timed
                 counter = FlopCounterMode(display=False, custom_mapping=ONEDNN_FLOPS)
-                with counter:
+                recorder = KernelRecorder(counter.flop_registry)
+                with counter, recorder:
                     yield item
                 self.flops = counter.get_total_flops()
+                self.kernel_calls = recorder.calls
             else:
                 yield item
 
@@ -318,7 +391,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         runtime = dataclasses.replace(runtime, compile=True, compile_mode=compile_mode)
     device = rt.setup(runtime, 0, process_settings=not process_defaults)
 
-    phases = rt.progress(total=4, enabled=runtime.progress, desc=f"bench {paper}", leave=False)
+    phases = rt.progress(total=5, enabled=runtime.progress, desc=f"bench {paper}", leave=False)
     phases.set_postfix_str("fp32 matmul")
     mm_size, mm_kernels = matmul_gflops(device)
     mm_kernel = max(mm_kernels, key=mm_kernels.get)  # the fastest fp32 product this process can run
@@ -333,7 +406,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
     peer_loop = find_peer(paper)
     seconds = peer_seconds = 0.0
     step_times, peer_times = [], []
-    flops = None
+    flops = kernel_calls = None
     for _ in range(ROUNDS):  # replab and the peer alternate, so a change in the machine's load hits both
         probe = StepProbe(WARMUP_STEPS, steps, device)
         with probe.attached():
@@ -341,11 +414,16 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         seconds += probe.seconds()
         step_times += probe.step_times()
         flops = probe.flops if flops is None else flops
+        kernel_calls = probe.kernel_calls if kernel_calls is None else kernel_calls
         if peer_loop is not None:
             torch.manual_seed(0)
             total, times = time_peer(peer_loop(cfg, case, device), WARMUP_STEPS, steps, device)
             peer_seconds += total
             peer_times += times
+    phases.update()
+
+    phases.set_postfix_str(f"the step's {len(kernel_calls)} FLOP kernels alone")
+    kernels_s = kernels_alone_seconds(kernel_calls, device)
     phases.update()
 
     n_fetch = max(steps, FETCH_MIN_BATCHES)
@@ -386,6 +464,12 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         "matmul_repeats": MATMUL_REPEATS,
         "fraction_of_matmul": achieved / mm_gflops,
         "fraction_of_torch_mm": achieved / mm_kernels["torch.mm"],  # the BLAS reference, for other machines
+        # the step's FLOP-counted kernels alone (same shapes, nothing between them): the ceiling of the above
+        "kernel_calls": len(kernel_calls),
+        "kernel_repeats": KERNEL_REPEATS,
+        "kernels_alone_ms": kernels_s * 1e3,
+        "kernels_alone_fraction_of_matmul": flops / kernels_s / 1e9 / mm_gflops if kernels_s else None,
+        "step_over_kernels_alone": step_s / kernels_s if kernels_s else None,
         "fetch_batches": n_fetch,
         "fetch_batch_size": case.batch_size,
         "fetch_index_us": index_us,
@@ -413,6 +497,10 @@ ROWS = (  # (label, format) per result key
     ("fp32 matmul GFLOP/s", "matmul_gflops_per_s",
      "{:,.1f} ({matmul_kernel} {matmul_size}², best of {matmul_repeats})"),
     ("fraction of matmul", "fraction_of_matmul", "{:.3g}"),
+    ("its FLOP kernels alone ms", "kernels_alone_ms",
+     "{:.2f} ({kernel_calls} calls, best of {kernel_repeats})"),
+    ("  … fraction of matmul (ceiling)", "kernels_alone_fraction_of_matmul", "{:.3g}"),
+    ("  … step ÷ kernels alone", "step_over_kernels_alone", "{:.2f}×"),
     ("peer loop ms / step (median)", "peer_ms_per_step", "{:.2f} (mean {peer_ms_per_step_mean:.2f})"),
     ("peer loop samples / s", "peer_samples_per_s", "{:,.0f}"),
     ("peer fraction of matmul", "peer_fraction_of_matmul", "{:.3g}"),
