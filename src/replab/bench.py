@@ -8,9 +8,10 @@ Per paper, on SYNTHETIC data of the paper's real shapes placed on the device (no
 2. FLOPs of one real training step (`torch.utils.flop_counter.FlopCounterMode`, plus the oneDNN kernels it does
    not count: `ONEDNN_FLOPS`), the achieved GFLOP/s and that as a fraction of this process's measured fp32 matmul
    throughput (a square matrix product, best of a few, by the faster of `torch.mm` and the oneDNN kernel of
-   replab's linear layers), then the ceiling of that fraction for this step's shapes: the FLOP-counted kernels of that same step
-   (matrix products, convolutions, oneDNN's linear and LSTM layers; `KernelRecorder`) replayed alone, back to back
-   on fresh tensors of the recorded layouts (`kernels_alone_seconds`), and the step's time over theirs;
+   replab's linear layers), then the ceiling of that fraction for this step's shapes: the FLOP-counted kernels
+   of that same step (matrix products, convolutions, oneDNN's linear and LSTM layers; `KernelRecorder`) replayed
+   alone, back to back on fresh tensors of the recorded layouts (`kernels_alone_seconds`), and the step's time
+   over theirs;
 3. batch-fetch overhead: index slices of on-device tensors (`replab.batches.EndlessBatches`, what the papers
    use) against a `DataLoader(TensorDataset)` loop over CPU tensors with the copy to the device included.
 
