@@ -22,6 +22,14 @@ import yaml
 # the next DVC log line in another test fails ("I/O operation on closed file"). Imported here, they bind to the
 # session's capture streams, which stay open.
 
+# pytest-xdist runs one worker per CPU, and most end-to-end tests start DVC stages that run torch with one thread
+# per CPU (runtime.threads: 0): two such processes on two cores. GNU OpenMP's barriers (PyTorch's, MKL's and
+# oneDNN's thread pools in the PyPI wheels) spin while a sibling thread is descheduled, burning the core the other
+# process needs: two smoke-profile `dvc repro -f` side by side on 2 cores took 588 s each, against 141 s with
+# passive waits (one alone: 134 s spinning, 128 s passive). Set before torch is imported anywhere in the session;
+# stages, DVC and the queue's workers inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 REPO = Path(__file__).resolve().parents[1]
 
 
