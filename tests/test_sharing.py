@@ -24,7 +24,7 @@ import yaml
 
 from conftest import REPO, compose, copy_repo, isolated_env
 from replab.cli import main
-from replab.compare import compare_table, expand_grid, qualify, queue_commands, render, split_values
+from replab.compare import compare_table, expand_grid, qualify, queue_commands, render, share_cpus, split_values
 from replab.params import ParamError
 
 BUCKET = "replab-remote"
@@ -140,6 +140,28 @@ def test_sweep_dry_run_prints_one_queued_run_per_point(in_tmp, capsys):
                      for v in (1, 2, 3)]
     assert main(["sweep", "nope", "x=1", "--dry-run"]) == 2
     assert "paper 'nope': unknown" in capsys.readouterr().err
+
+
+def test_sweep_shares_the_cpus_among_its_queue_workers(in_tmp, capsys, monkeypatch):
+    """-j N workers on one machine: each run gets CPUs ÷ N threads unless the sweep or params.yaml chose."""
+    from replab import runtime
+
+    params = compose("profile=smoke")
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setattr(runtime, "available_cpus", lambda: 8)
+    assert main(["sweep", "aae_ssl", "lambda_rec=1,2", "-j", "3", "--dry-run"]) == 0
+    assert capsys.readouterr().out.strip().splitlines() == [
+        "runtime.threads=2: 3 queue workers share this machine's CPUs (--set runtime.threads=N to choose)",
+        *(f"dvc exp run --queue -S profile=smoke -S runtime.threads=2 -S aae_ssl.lambda_rec={v}" for v in (1, 2))]
+
+    points = [["aae_ssl.lambda_rec=1"]]
+    assert share_cpus([], points, 2, params, cpus=2) == ["runtime.threads=1"]
+    assert share_cpus([], points, 4, params, cpus=2) == ["runtime.threads=1"]  # never 0 (= every CPU)
+    assert share_cpus([], points, 1, params, cpus=2) == []  # one worker: all CPUs, as without a sweep
+    assert share_cpus(["runtime.threads=3"], points, 2, params, cpus=8) == ["runtime.threads=3"]
+    assert share_cpus([], [["runtime.threads=1"], ["runtime.threads=2"]], 2, params, cpus=8) == []
+    chosen = {**params, "runtime": {**params["runtime"], "threads": 4}}
+    assert share_cpus([], points, 2, chosen, cpus=8) == []
 
 
 class LostCollection:
