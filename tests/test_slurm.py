@@ -106,10 +106,16 @@ def test_data_script_prepares_each_data_configuration_once_without_a_gpu(tmp_pat
 def test_threads_zero_means_the_cpus_slurm_gives_the_task(monkeypatch):
     from replab.runtime import available_cpus
 
-    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
-    assert available_cpus() == 3
-    monkeypatch.delenv("SLURM_CPUS_PER_TASK")
-    assert available_cpus() == len(os.sched_getaffinity(0))
+    mask = len(os.sched_getaffinity(0))
+    monkeypatch.setenv("SLURM_CPUS_ON_NODE", "1")  # the job's CPUs on this node
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+    assert available_cpus() == 1
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", str(mask + 8))  # never more than the affinity mask holds
+    assert available_cpus() == mask
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK")  # an array task without --cpus-per-task: SLURM gave it 1
+    assert available_cpus() == 1
+    monkeypatch.delenv("SLURM_CPUS_ON_NODE")  # outside SLURM: the affinity mask
+    assert available_cpus() == mask
 
 
 def test_array_spec_and_resource_validation():

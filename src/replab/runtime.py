@@ -17,14 +17,16 @@ from replab.params import ParamError, Runtime
 
 
 def available_cpus() -> int:
-    """The CPUs this process may use: SLURM's `--cpus-per-task` inside a job (SLURM_CPUS_PER_TASK; without
-    CPU binding the affinity mask is the whole node), else the affinity mask (cgroups, taskset), else all cores."""
-    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
-    if slurm.isdigit() and int(slurm) > 0:
-        return int(slurm)
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    """The CPUs this process may use: the affinity mask (cgroups, taskset; else all cores), and inside a SLURM job
+    at most what SLURM allocated: `--cpus-per-task` (SLURM_CPUS_PER_TASK), else the job's CPUs on this node
+    (SLURM_CPUS_ON_NODE: 1 for an array task without --cpus-per-task). Without CPU binding the affinity mask is
+    the whole node, and tasks sharing it would each start a thread per core."""
+    mask = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    for name in ("SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"):
+        slurm = os.environ.get(name, "")
+        if slurm.isdigit() and int(slurm) > 0:
+            return min(int(slurm), mask)
+    return mask
 
 
 def setup(runtime: Runtime, seed: int, process_settings: bool = True):
