@@ -19,8 +19,8 @@ from replab.params import ParamError, Runtime
 def available_cpus() -> int:
     """The CPUs this process may use: the affinity mask (cgroups, taskset; else all cores), and inside a SLURM job
     at most what SLURM allocated: `--cpus-per-task` (SLURM_CPUS_PER_TASK), else the job's CPUs on this node
-    (SLURM_CPUS_ON_NODE: 1 for an array task without --cpus-per-task). Without CPU binding the affinity mask is
-    the whole node, and tasks sharing it would each start a thread per core."""
+    (SLURM_CPUS_ON_NODE: one CPU or core for an array task without --cpus-per-task). Without CPU binding the
+    affinity mask is the whole node, and tasks sharing it would each start a thread per core."""
     mask = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     for name in ("SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"):
         slurm = os.environ.get(name, "")
