@@ -154,6 +154,9 @@ def test_sweep_shares_the_cpus_among_its_queue_workers(in_tmp, capsys, monkeypat
         "runtime.threads=2: 3 queue workers share this machine's CPUs (--set runtime.threads=N to choose)",
         *(f"dvc exp run --queue -S profile=smoke -S runtime.threads=2 -S aae_ssl.lambda_rec={v}" for v in (1, 2))]
 
+    assert main(["sweep", "aae_ssl", "lambda_rec=1,2", "-j", "0", "--dry-run"]) == 2
+    assert "sweep -j 0: allowed: an integer >= 1" in capsys.readouterr().err
+
     points = [["aae_ssl.lambda_rec=1"]]
     assert share_cpus([], points, 2, params, cpus=2) == ["runtime.threads=1"]
     assert share_cpus([], points, 4, params, cpus=2) == ["runtime.threads=1"]  # never 0 (= every CPU)

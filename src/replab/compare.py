@@ -399,6 +399,8 @@ def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Se
           timeout: float | None = None, allow_dirty: bool = False) -> list[str]:
     """Queue the grid (print each command), optionally run the queue and wait. Returns experiment names.
     Refuses (DataError) when untracked files would be missing from the queued runs, unless `allow_dirty`."""
+    if jobs < 1:
+        raise ParamError(f"sweep -j {jobs}: allowed: an integer >= 1 (queue workers)")
     profile, fixed, points = plan_grid(paper, grid, profile, fixed)
     shared = share_cpus(fixed, points, jobs, _read_params())
     if shared != fixed:
