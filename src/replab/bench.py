@@ -135,6 +135,20 @@ ONEDNN_FLOPS = {torch.ops.aten.mkldnn_rnn_layer: rnn_layer_flops,
                 torch.ops.mkldnn._linear_pointwise: onednn_linear_flops}
 
 
+def best_seconds(run: Callable[[], Any], device, repeats: int) -> float:
+    """Fastest of `repeats` timed calls of `run` (each until the device is done), after one untimed call (kernel
+    selection, the thread pool)."""
+    run()
+    _sync(device)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     """Layout of one recorded kernel argument: a fresh tensor of it is made for the replay."""
@@ -189,15 +203,8 @@ def kernels_alone_seconds(calls: list[tuple[Any, tuple, dict]], device, repeats:
         with torch.no_grad():
             for func, args, kwargs in made:
                 func(*args, **kwargs)
-        _sync(device)
 
-    run()
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return best
+    return best_seconds(run, device, repeats)
 
 
 class StepProbe:
@@ -283,18 +290,7 @@ def matmul_gflops(device, repeats: int = MATMUL_REPEATS) -> tuple[int, dict[str,
     kernels = {"torch.mm": lambda: torch.mm(a, b, out=out)}
     if functional.uses_onednn(a, b, None):
         kernels["oneDNN"] = lambda: functional.linear(a, b)  # a · bᵀ: the same FLOPs
-    results = {}
-    for name, product in kernels.items():
-        product()  # warm-up (kernel selection, thread pool)
-        _sync(device)
-        best = math.inf
-        for _ in range(repeats):
-            start = time.perf_counter()
-            product()
-            _sync(device)
-            best = min(best, time.perf_counter() - start)
-        results[name] = 2 * n**3 / best / 1e9
-    return n, results
+    return n, {name: 2 * n**3 / best_seconds(product, device, repeats) / 1e9 for name, product in kernels.items()}
 
 
 def fetch_index(x: torch.Tensor, y: torch.Tensor, batch_size: int, n_batches: int, device) -> float:
