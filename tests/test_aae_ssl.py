@@ -295,3 +295,52 @@ def test_nan_latent_codes_are_not_shown_as_uncorrelated():
 
     corr = aae_ssl.latent_correlation(healthy, torch.rand(6, 784))
     assert corr.shape == (14, 14) and np.isfinite(corr).all()
+
+
+def train_alone_and_together(cfg, model: str, seeds: list[int]):
+    data, runtime, cpu = synthetic_images(), Runtime(progress=False), torch.device("cpu")
+    alone = []
+    for seed in seeds:
+        torch.manual_seed(seed)  # what rt.setup does in the seed's own training process
+        encoder, decoder, best, _ = aae_ssl.fit(cfg, model, cfg.z_dim, 100, cfg.iterations, seed, data, cpu, runtime)
+        alone.append((encoder, decoder, best))
+    together, clock = aae_ssl.fit_seeds(cfg, model, cfg.z_dim, 100, cfg.iterations, seeds, data, cpu, runtime)
+    assert clock.samples == len(seeds) * cfg.iterations * (cfg.batch_labeled + cfg.batch_unlabeled)
+    return alone, together
+
+
+def max_differences(a: torch.nn.Module, b: torch.nn.Module) -> dict[str, float]:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    return {k: (sa[k].double() - sb[k].double()).abs().max().item() for k in sa}
+
+
+@pytest.mark.parametrize("model", ["aae_yz", "aae_z", "ae"])
+def test_seeds_trained_together_equal_each_seed_trained_alone(model):
+    """Each seed in fit_seeds gets fit's labeled subset, batches, initial weights, dropout masks and prior samples:
+    without BatchNorm every weight agrees up to the rounding of batched against single matrix products, and the
+    model selection picks the same iteration with the same validation error."""
+    cfg = tiny_cfg(iterations=12, eval_every=4, batchnorm=False, dropout=0.5)
+    alone, together = train_alone_and_together(cfg, model, [0, 3])
+    for (enc_a, dec_a, best_a), (enc_t, dec_t, best_t) in zip(alone, together):
+        assert best_t == best_a
+        for name, diff in {**max_differences(enc_a, enc_t), **max_differences(dec_a, dec_t)}.items():
+            assert diff < 1e-6, name
+    # the seeds themselves differ (a seed that ignored its own stream would copy seed 0)
+    assert max(max_differences(together[0][0], together[1][0]).values()) > 1e-2
+
+
+def test_seeds_trained_together_with_batchnorm():
+    """With BatchNorm the Linear bias in front of it has a true gradient of 0: Adam scales its rounding-noise
+    gradient into lr-sized steps of either sign, so that bias (and the running mean that follows it) drifts apart
+    between batched and single products; BatchNorm cancels it in training. Every other weight, the running
+    variances and the model selection agree."""
+    cfg = tiny_cfg(iterations=12, eval_every=4, batchnorm=True, dropout=0.5)
+    alone, together = train_alone_and_together(cfg, "aae_yz", [1, 2])
+    for (enc_a, dec_a, best_a), (enc_t, dec_t, best_t) in zip(alone, together):
+        assert best_t == best_a
+        before_batchnorm = {"body.0.bias", "body.4.bias", "body.1.running_mean", "body.5.running_mean"}
+        encoder_diff = max_differences(enc_a, enc_t)
+        assert before_batchnorm <= encoder_diff.keys()
+        for name, diff in {**max_differences(dec_a, dec_t), **encoder_diff}.items():
+            assert diff < (cfg.iterations * cfg.lr * 10 if name in before_batchnorm else 1e-6), name

@@ -76,15 +76,16 @@ def test_bench_profile_and_json(in_repo, tmp_path, monkeypatch, capsys):
     params = bench.profile_params("paper")
     assert params["meta"]["profile"] == "paper" and params["aae_ssl"]["hidden"] == 1000
     captured = {}
-    monkeypatch.setattr(bench, "run_bench", lambda paper, steps, params, profile, process_defaults, compile_mode:
+    monkeypatch.setattr(bench, "run_bench",
+                        lambda paper, steps, params, profile, process_defaults, compile_mode, seeds:
                         captured.update(paper=paper, hidden=params["aae_ssl"]["hidden"], profile=profile,
-                                        process_defaults=process_defaults, compile_mode=compile_mode)
+                                        process_defaults=process_defaults, compile_mode=compile_mode, seeds=seeds)
                         or {"paper": paper, "x": 1.5})
     monkeypatch.setattr(bench, "format_table", lambda results: "table")
     out = tmp_path / "bench.json"
     bench.main(["aae_ssl"], 2, "paper", str(out))
     assert captured == {"paper": "aae_ssl", "hidden": 1000, "profile": "paper", "process_defaults": False,
-                        "compile_mode": None}
+                        "compile_mode": None, "seeds": None}
     assert read_json(out) == {"profile": "paper", "steps": 2, "results": [{"paper": "aae_ssl", "x": 1.5}]}
     with pytest.raises(ParamError, match="no conf/profile/nonesuch.yaml"):
         bench.profile_params("nonesuch")
@@ -103,9 +104,26 @@ def test_unknown_paper_or_bad_steps_is_one_line_error_before_anything_runs(in_re
                    "attention_vat)"]
     assert cli(["bench", "split_vae", "--steps", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: bench --steps 0: must be at least 1"
+    assert cli(["bench", "aae_ssl", "--seeds", "1"]) == 2
+    assert capsys.readouterr().err.strip() == "error: bench --seeds 1: must be at least 2 (seeds trained together)"
     assert ran == [] and not out.exists()  # split_vae did not run first; no JSON of nothing
     with pytest.raises(bench.NoBenchmark, match="no benchmark for no_such_paper"):
         bench.find_case("no_such_paper")
+
+
+def test_bench_seeds_together_times_the_batched_loop_beside_the_single_seed_step(in_repo, monkeypatch, capsys):
+    """`--seeds 2`: aae_ssl's step of 2 seeds trained together (fit_seeds) against 2 single-seed steps; a paper
+    without a batched loop shows "–", and a table without --seeds has no such rows."""
+    monkeypatch.setattr(bench, "FETCH_MIN_BATCHES", 2)
+    aae, split = bench.main(["aae_ssl", "split_vae"], 1, seeds=2)
+    assert aae["seeds_together"] == 2 and aae["seeds_ms_per_step"] > 0
+    assert aae["seeds_speedup"] == pytest.approx(2 * aae["ms_per_step"] / aae["seeds_ms_per_step"])
+    assert aae["seeds_samples_per_s"] == pytest.approx(2 * aae["samples_per_step"] / aae["seeds_ms_per_step"] * 1e3)
+    assert split["seeds_together"] is None and split["seeds_speedup"] is None
+    rows = capsys.readouterr().out.splitlines()
+    together = next(row for row in rows if row.startswith("seeds together ms / step"))
+    assert "(2 seeds, " in together and together.split()[-1] == "–"
+    assert "seeds together" not in bench.format_table([split])
 
 
 def test_bench_censor_runs_the_sct_loop(in_repo):

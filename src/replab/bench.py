@@ -23,6 +23,9 @@ Per paper, on SYNTHETIC data of the paper's real shapes placed on the device (no
    (glibc's malloc defaults, deterministic mode's NaN fill): its step times beside a plain run's measure them.
    Use a fresh process for it: glibc's malloc settings cannot be undone once set.
 
+`--seeds N` (papers whose case has `train_seeds`: aae_ssl) also times the step of N seeds trained together as
+one batched model (`replab.ensemble`) against N single-seed steps one after another (`seeds_speedup`).
+
 `--profile quick|paper` benchmarks the sizes of that profile (conf/ composed in memory with `profile=<name>`;
 params.yaml is not touched); without it, params.yaml's. `--json PATH` writes the results for comparison across
 machines. A paper opts in with `bench_setup(cfg, device) -> BenchCase` in its train.py (exported by its package).
@@ -72,6 +75,8 @@ class BenchCase:
     x: torch.Tensor  # on-device training inputs, for the batch-fetch comparison
     y: torch.Tensor  # matching labels (or any per-example tensor)
     batch_size: int  # the batch size the paper's loop draws
+    # the loop with n seeds trained together (replab.ensemble), for n steps: train_seeds(steps, n, runtime)
+    train_seeds: Callable[[int, int, Runtime], Any] | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -212,8 +217,8 @@ class StepProbe:
     steps after the warm-up (start of step warmup+1 → start of the extra final step, which holds the loop's
     end-of-run evaluation and is not timed)."""
 
-    def __init__(self, warmup: int, steps: int, device):
-        self.warmup, self.steps, self.device = warmup, steps, device
+    def __init__(self, warmup: int, steps: int, device, count_flops: bool = True):
+        self.warmup, self.steps, self.device, self.count_flops = warmup, steps, device, count_flops
         self.seen = 0  # steps the loop has started
         self.hooked = False
         self.flops: int | None = None
@@ -236,7 +241,7 @@ class StepProbe:
                 self.t0 = self.stamps[0]
                 if i == self.warmup + self.steps:
                     self.t1 = self.stamps[-1]
-            if i == self.warmup - 1:  # warmed up by the earlier steps, not itself timed
+            if i == self.warmup - 1 and self.count_flops:  # warmed up by the earlier steps, not itself timed
                 counter = FlopCounterMode(display=False, custom_mapping=ONEDNN_FLOPS)
                 recorder = KernelRecorder(counter.flop_registry)
                 with counter, recorder:
@@ -265,7 +270,7 @@ class StepProbe:
             rt.progress = original
 
     def seconds(self) -> float:
-        if self.t0 is None or self.t1 is None or self.flops is None:
+        if self.t0 is None or self.t1 is None or (self.count_flops and self.flops is None):
             raise RuntimeError(f"bench: the training loop ran {self.seen} of {self.iterations} steps "
                                "through rt.progress; it must iterate rt.progress(range(iterations))")
         return self.t1 - self.t0
@@ -377,10 +382,11 @@ def find_peer(paper: str) -> Callable | None:
 
 
 def run_bench(paper: str, steps: int, params: dict | None = None, profile: str | None = None,
-              process_defaults: bool = False, compile_mode: str | None = None) -> dict:
+              process_defaults: bool = False, compile_mode: str | None = None, seeds: int | None = None) -> dict:
     """Benchmark one paper (raises NoBenchmark when it has no case) for `steps` ≥ 1 (`main` checks it). Reads
     `params` (default: params.yaml in the working dir); `compile_mode` sets runtime.compile (true) and
-    runtime.compile_mode for replab's loop (the peer stays eager; compiling happens in the warm-up steps)."""
+    runtime.compile_mode for replab's loop (the peer stays eager; compiling happens in the warm-up steps);
+    `seeds` ≥ 2 also times that many seeds trained together where the case can (`BenchCase.train_seeds`)."""
     module, setup = find_case(paper)
     cfg = load_section(module.Config, paper, params=params)
     runtime = load_runtime(params=params)
@@ -401,8 +407,12 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
 
     phases.set_postfix_str(f"{ROUNDS} × {steps} training steps")
     peer_loop = find_peer(paper)
+    together = seeds if seeds is not None and case.train_seeds is not None else None
+    if together is not None and device.type not in ("cpu", "cuda"):
+        raise ParamError(f"bench --seeds {seeds}: seeds trained together run on cpu or cuda, not {device.type} "
+                         "(runtime.device)")
     seconds = peer_seconds = 0.0
-    step_times, peer_times = [], []
+    step_times, peer_times, together_times = [], [], []
     flops = kernel_calls = None
     for _ in range(ROUNDS):  # replab and the peer alternate, so a change in the machine's load hits both
         probe = StepProbe(WARMUP_STEPS, steps, device)
@@ -417,6 +427,11 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
             total, times = time_peer(peer_loop(cfg, case, device), WARMUP_STEPS, steps, device)
             peer_seconds += total
             peer_times += times
+        if together is not None:  # eager, like the single-seed loop without --compile
+            probe = StepProbe(WARMUP_STEPS, steps, device, count_flops=False)
+            with probe.attached():
+                case.train_seeds(probe.iterations, together, runtime)
+            together_times += probe.step_times()
     phases.update()
 
     phases.set_postfix_str(f"the step's {len(kernel_calls)} FLOP kernels alone")
@@ -440,6 +455,12 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         peer = {"peer_ms_per_step": peer_s * 1e3, "peer_ms_per_step_mean": peer_seconds / len(peer_times) * 1e3,
                 "peer_samples_per_s": case.samples_per_step / peer_s,
                 "peer_fraction_of_matmul": flops / peer_s / 1e9 / mm_gflops, "peer_ratio": peer_s / step_s}
+    seeds_result = dict.fromkeys(("seeds_ms_per_step", "seeds_samples_per_s", "seeds_speedup"))
+    if together_times:
+        together_s = statistics.median(together_times)
+        seeds_result = {"seeds_ms_per_step": together_s * 1e3,
+                        "seeds_samples_per_s": together * case.samples_per_step / together_s,
+                        "seeds_speedup": together * step_s / together_s}  # ÷ the same seeds one after another
     return {
         "paper": paper,
         "profile": profile,
@@ -473,6 +494,8 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         "fetch_dataloader_us": loader_us,
         "fetch_speedup": loader_us / index_us,
         **peer,
+        "seeds_together": together,
+        **seeds_result,
         # process-wide settings, the same for replab's loop and the peer's (rt.setup applies them to both)
         "run": {**rt.run_metadata(device, 0, "synthetic"), "tf32": runtime.tf32,
                 "deterministic": runtime.deterministic,
@@ -502,6 +525,9 @@ ROWS = (  # (label, format) per result key
     ("peer loop samples / s", "peer_samples_per_s", "{:,.0f}"),
     ("peer fraction of matmul", "peer_fraction_of_matmul", "{:.3g}"),
     ("replab ÷ peer (samples/s)", "peer_ratio", "{:.2f}×"),
+    ("seeds together ms / step", "seeds_ms_per_step",
+     "{:.2f} ({seeds_together} seeds, {seeds_samples_per_s:,.0f} samples/s)"),
+    ("  … ÷ one seed after another", "seeds_speedup", "{:.2f}×"),
     ("fetch: index slice µs/batch", "fetch_index_us", "{:.1f}"),
     ("fetch: DataLoader µs/batch", "fetch_dataloader_us", "{:.1f}"),
     ("fetch speed-up", "fetch_speedup", "{:.1f}× ({fetch_batches} batches of {fetch_batch_size})"),
@@ -541,7 +567,8 @@ def format_table(results: list[dict]) -> str:
     devices = [_device(r) for r in results]
     one_device = len(set(devices)) == 1
     header = ["metric", *(r["paper"] for r in results)]
-    rows = [[label, *(_cell(r, key, fmt) for r in results)] for label, key, fmt in ROWS]
+    rows = [[label, *(_cell(r, key, fmt) for r in results)] for label, key, fmt in ROWS
+            if not key.startswith("seeds_") or any(r.get("seeds_together") for r in results)]
     if not one_device:
         rows.insert(1, ["device", *devices])
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -566,7 +593,7 @@ def check_writable(path: str) -> None:
 
 
 def main(papers: list[str], steps: int, profile: str | None = None, json_path: str | None = None,
-         process_defaults: bool = False, compile_mode: str | None = None) -> list[dict]:
+         process_defaults: bool = False, compile_mode: str | None = None, seeds: int | None = None) -> list[dict]:
     """Benchmark each paper in turn; one line for a paper without a benchmark; then one table on stdout (and
     the results as JSON at `json_path`). An unknown paper, `steps` < 1 or a `json_path` that cannot be written is
     a ParamError before anything runs."""
@@ -577,6 +604,8 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
         raise ParamError(f"bench: unknown paper {', '.join(map(repr, unknown))} (known: {', '.join(PAPERS)})")
     if steps < 1:
         raise ParamError(f"bench --steps {steps}: must be at least 1")
+    if seeds is not None and seeds < 2:
+        raise ParamError(f"bench --seeds {seeds}: must be at least 2 (seeds trained together)")
     if compile_mode is not None and compile_mode not in COMPILE_MODES:
         raise ParamError(f"bench --compile {compile_mode}: unknown mode (known: {', '.join(COMPILE_MODES)})")
     if json_path is not None:
@@ -585,7 +614,7 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
     results = []
     for paper in papers:
         try:
-            results.append(run_bench(paper, steps, params, profile, process_defaults, compile_mode))
+            results.append(run_bench(paper, steps, params, profile, process_defaults, compile_mode, seeds))
         except NoBenchmark as err:
             print(err, flush=True)
     if results:

@@ -9,7 +9,7 @@
     replab report                             metrics/<paper>.json, plots/report.md, summary figures
     replab compose [override ...]             params.yaml from conf/ (e.g. profile=paper)
     replab check                              validate every params section
-    replab bench [paper ...] [--profile quick|paper] [--json PATH] [--process-defaults]
+    replab bench [paper ...] [--profile quick|paper] [--json PATH] [--process-defaults] [--seeds N]
                                                    training-step throughput vs a peer loop
     replab sweep <paper> key=v1,v2 ... [--run -j N]   queue a param grid as `dvc exp run --queue`
     replab sweep <paper> key=v1,v2 ... --executor slurm [--collect]   the grid as a SLURM job array
@@ -151,8 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", dest="compile_mode", metavar="MODE", choices=COMPILE_MODES,
                    help="replab's loop through torch.compile in this mode (runtime.compile / compile_mode; "
                         f"{', '.join(COMPILE_MODES)}; reduce-overhead = CUDA graphs on a GPU)")
+    p.add_argument("--seeds", type=int, metavar="N",
+                   help="also time N ≥ 2 seeds trained together as one vmap-batched model (aae_ssl) against N "
+                        "single-seed steps")
     p.set_defaults(run=lambda a: importlib.import_module("replab.bench").main(
-        a.papers, a.steps, a.profile, a.json_path, a.process_defaults, a.compile_mode))
+        a.papers, a.steps, a.profile, a.json_path, a.process_defaults, a.compile_mode, a.seeds))
 
     p = sub.add_parser("sweep", help="queue a param grid of one paper as DVC experiments (dvc exp run --queue)")
     p.add_argument("paper")

@@ -4,6 +4,7 @@ package docstring (replab/papers/aae_ssl/__init__.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,12 +107,15 @@ def labeled_subset(labels: np.ndarray, n_labeled: int, seed: int) -> np.ndarray:
 class Dropout(nn.Dropout):
     """nn.Dropout (inverted: kept units scaled by 1/(1 − p)) whose mask comes from `torch.rand` ≥ p instead of
     `bernoulli_`: the same distribution from the same global RNG, 2.6× faster on CPU for these 1000-wide layers
-    (bernoulli_ was 5 % of a paper-size step)."""
+    (bernoulli_ was 5 % of a paper-size step). `uniform` (x's shape, in [0, 1)) replaces the draw: seeds trained
+    together (`fit_seeds`) draw each seed's noise from that seed's own stream."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, uniform: torch.Tensor | None = None) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        return x * ((torch.rand_like(x) >= self.p) * (1.0 / (1.0 - self.p)))
+        if uniform is None:
+            uniform = torch.rand_like(x)
+        return x * ((uniform >= self.p) * (1.0 / (1.0 - self.p)))
 
 
 def mlp_block(n_in: int, n_out: int, batchnorm: bool = False, dropout: float = 0.0) -> list[nn.Module]:
@@ -133,9 +137,16 @@ class Encoder(nn.Module):
                                   *mlp_block(hidden, hidden, batchnorm, dropout))
         self.y_head = Linear(hidden, N_CLASSES)
         self.z_head = Linear(hidden, z_dim)
+        self.n_dropout = sum(isinstance(m, Dropout) for m in self.body)  # layers that draw noise in training
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.body(x)
+    def forward(self, x: torch.Tensor,
+                dropout_noise: Sequence[torch.Tensor] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+        """(y logits [B, 10], z [B, z_dim]) of images x [B, 784]. `dropout_noise`: given, one uniform draw
+        [B, hidden] per dropout layer in order (`n_dropout`) instead of the global RNG's."""
+        noise = iter(dropout_noise)
+        h = x
+        for layer in self.body:
+            h = layer(h, next(noise, None)) if isinstance(layer, Dropout) else layer(h)
         return self.y_head(h), self.z_head(h)
 
 

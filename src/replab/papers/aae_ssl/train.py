@@ -6,12 +6,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from replab import runtime as rt
 from replab.batches import EndlessBatches, Images, load_images
 from replab.checkpoint import Checkpoints
+from replab.ensemble import Stacked, clip_grad_norm_per_seed, global_stream
 from replab.papers.aae_ssl.model import (
     N_CLASSES,
     Config,
@@ -134,6 +136,102 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
     return encoder, decoder, best, clock
 
 
+def fit_seeds(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, seeds: list[int],
+              data: Images, device, runtime):
+    """`fit` for several seeds at once, trained together as one batched model (`replab.ensemble`). Each seed gets
+    the labeled subset, batches, initial weights, dropout masks and prior samples that `fit` gets in a process
+    seeded with `torch.manual_seed(seed)` (`rt.setup`), so the results equal `fit`'s up to the rounding of batched
+    matrix products. Returns ([(encoder, decoder, best validation record)] in `seeds` order, clock over all
+    seeds' samples). Eager only, without checkpoints or DVCLive (those are `fit`'s); CPU or CUDA."""
+    labels = data.y["train"].cpu().numpy()
+    subsets = [labeled_subset(labels, n_labeled, seed) for seed in seeds]
+    rows_lab = torch.stack([torch.from_numpy(np.flatnonzero(m)) for m in subsets]).to(device)  # [S, Nl]
+    # every training image labeled: the unlabeled stream reuses them without labels (as in `fit`)
+    rows_unl = (torch.stack([torch.from_numpy(np.flatnonzero(~m)) for m in subsets]).to(device)
+                if (~subsets[0]).any() else rows_lab)
+    nets, streams = [], []
+    for seed in seeds:
+        torch.manual_seed(seed)  # `fit` builds its networks from the global RNG right after rt.setup(seed) ...
+        nets.append([m.to(device) if m is not None else None
+                     for m in build(model, cfg.hidden, z_dim, cfg.batchnorm, cfg.dropout)])
+        streams.append(global_stream(device))  # ... and then draws its dropout masks and prior samples from it
+    encoder, decoder = Stacked([n[0] for n in nets]), Stacked([n[1] for n in nets])
+    disc = Stacked([n[2] for n in nets]) if model != "ae" else None
+    lambda_reg = 0.0 if model == "ae" else cfg.lambda_reg
+    betas, fused = (cfg.beta1, cfg.beta2), device.type in ("cpu", "cuda")
+    autoencoder_params = [*encoder.parameters(), *decoder.parameters()]
+    opt_ae = rt.optimizer(torch.optim.Adam, autoencoder_params, lr=cfg.lr, betas=betas, fused=fused)
+    opt_d = (rt.optimizer(torch.optim.Adam, disc.parameters(), lr=cfg.lr, betas=betas, fused=fused)
+             if disc is not None else None)
+    gens = [rt.seeded_generator(seed, device) for seed in seeds]
+    labeled_batches = [EndlessBatches(rows_lab.shape[1], cfg.batch_labeled, g, device) for g in gens]
+    unlabeled_batches = [EndlessBatches(rows_unl.shape[1], cfg.batch_unlabeled, g, device) for g in gens]
+    n_noise, hidden = nets[0][0].n_dropout, cfg.hidden
+    clock = rt.RunClock()
+    best = [{"val_error": float("inf"), "iteration": 0} for _ in seeds]
+    best_state: list = [None] * len(seeds)
+    guard = rt.LossGuard(f"aae_ssl {model} Nl={n_labeled} seeds {seeds}", device, hint="lower aae_ssl.lr?")
+
+    def objective(critic: dict, x, y_logits, z, x_rec, yl):  # one seed's Eq. 3, vmapped over the seeds
+        return iteration_objective(cfg, lambda_reg, x, y_logits, z, x_rec, yl,
+                                   disc.one_seed(critic, {}) if disc is not None else None)
+
+    bar = rt.progress(range(1, iterations + 1), total=iterations, enabled=runtime.progress,
+                      desc=f"aae_ssl {model} Nl={n_labeled} {len(seeds)} seeds together")
+    for it in bar:
+        # each seed's batches, as rows of the training set: [S, B]
+        rl = rows_lab.gather(1, torch.stack([next(b) for b in labeled_batches]))
+        ru = rows_unl.gather(1, torch.stack([next(b) for b in unlabeled_batches]))
+        x = torch.cat([data.x["train"][rl], data.x["train"][ru]], 1)
+        yl, b2 = data.y["train"][rl], x.shape[1]
+        draw = lambda shape: torch.stack([torch.rand(shape, generator=g, device=device) for g in streams])
+        dropout_noise = tuple(draw((b2, hidden)) for _ in range(n_noise))
+        encoder.train(), decoder.train()
+        y_logits, z = encoder(x, dropout_noise)
+        y_soft = F.softmax(y_logits, -1)
+
+        if disc is not None:
+            y_prior, z_prior = (torch.stack(t) for t in zip(*(prior_sample(b2, z_dim, device, g) for g in streams)))
+            d = disc(torch.cat([y_prior, y_soft.detach()], 1), torch.cat([z_prior, z.detach()], 1))
+            d_loss = torch.func.vmap(discriminator_loss)(d[:, :b2], d[:, b2:])
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.sum().backward()  # seeds share no weights: the sum's gradient is each seed's own
+            clip_grad_norm_per_seed(disc.parameters(), cfg.grad_clip)
+            opt_d.step()
+
+        x_rec = decoder(y_soft, z)
+        critic = disc.detached() if disc is not None else {}  # D is a fixed critic here (after its update)
+        loss, terms_l, terms_u = torch.func.vmap(objective)(critic, x, y_logits, z, x_rec, yl)
+        opt_ae.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        clip_grad_norm_per_seed(autoencoder_params, cfg.grad_clip)
+        opt_ae.step()
+        clock.add(b2 * len(seeds))
+        guard.update(it, loss.sum(), *([d_loss.sum()] if disc is not None else []))
+
+        if it % cfg.eval_every == 0 or it == iterations:
+            guard.check()
+            for s, val_error in enumerate(stacked_error_rates(encoder, data.x["val"], data.y["val"])):
+                if val_error < best[s]["val_error"]:
+                    best[s] = {"val_error": val_error, "iteration": it}
+                    best_state[s] = (encoder.state_dict(s), decoder.state_dict(s))
+            bar.set_postfix(best=" ".join(f"{b['val_error']:.2f}" for b in best))
+    guard.check()
+    for (enc, dec, _), state in zip(nets, best_state):
+        enc.load_state_dict(state[0])
+        dec.load_state_dict(state[1])
+    return [(n[0], n[1], b) for n, b in zip(nets, best)], clock
+
+
+@torch.no_grad()
+def stacked_error_rates(encoder: Stacked, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2048) -> list[float]:
+    """`error_rate` (%) of every seed's encoder on one split x [N, 784], y [N]."""
+    encoder.eval()
+    pred = torch.cat([encoder(x[i:i + batch_size], in_dims=(None,))[0].argmax(-1)
+                      for i in range(0, len(x), batch_size)], 1)
+    return [e * 100.0 for e in (pred != y).float().mean(1).tolist()]
+
+
 def train(cfg: Config, runtime, variant) -> None:
     if variant.key == "style":
         model, z_dim, n_labeled, iterations, seed = ("aae_yz", cfg.style.z_dim, cfg.style.n_labeled,
@@ -172,6 +270,11 @@ def bench_setup(cfg: Config, device):
         run_cfg = dataclasses.replace(cfg, iterations=iterations, eval_every=iterations + 1)
         return fit(run_cfg, model, cfg.z_dim, n_labeled, iterations, 0, data, device, runtime)
 
+    def train_seeds(iterations: int, n_seeds: int, runtime):
+        run_cfg = dataclasses.replace(cfg, iterations=iterations, eval_every=iterations + 1)
+        return fit_seeds(run_cfg, model, cfg.z_dim, n_labeled, iterations, list(range(n_seeds)), data, device,
+                         runtime)
+
     return BenchCase(label=f"{model} Nl={n_labeled} hidden={cfg.hidden} z={cfg.z_dim}",
                      samples_per_step=cfg.batch_labeled + cfg.batch_unlabeled, train=train,
-                     x=x_train, y=y_train, batch_size=cfg.batch_unlabeled)
+                     x=x_train, y=y_train, batch_size=cfg.batch_unlabeled, train_seeds=train_seeds)
