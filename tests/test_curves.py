@@ -127,3 +127,11 @@ def test_the_plots_template_is_valid_vega_lite_with_dvc_anchors():
         assert f"<DVC_METRIC_{anchor}>" in text
     assert template["encoding"]["color"]["field"] == "variant"
     assert template["$schema"].endswith("vega-lite/v5.json")
+
+
+def test_curves_of_an_unknown_paper_name_the_known_ones(capsys):
+    from replab.cli import main
+
+    assert main(["curves", "nosuch"]) == 2
+    assert capsys.readouterr().err == ("error: paper 'nosuch': unknown (allowed: aae_ssl, split_vae, censor, "
+                                       "autoencoder, attention_vat)\n")

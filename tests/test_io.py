@@ -91,3 +91,55 @@ def test_atomic_outputs_get_the_mode_open_and_mkdir_would_give(tmp_path):
         os.umask(mask)
     assert (tmp_path / "out" / "m.json").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "model").stat().st_mode & 0o777 == 0o755
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_the_next_write_removes_a_killed_writers_leftovers(tmp_path):
+    """A stage killed mid-write (kill -9) left `.<name>.*.tmp` files and folders that nothing removed: they showed
+    in `git status` and stopped `replab sweep` as untracked files."""
+    import os
+    import socket
+
+    from replab.io import atomic_dir, atomic_path, is_leftover
+
+    host, dead = socket.gethostname(), _dead_pid()
+    target, folder = tmp_path / "train.json", tmp_path / "metrics"
+    killed_file = tmp_path / f".train.json.{host}-{dead}.abcd1234.tmp"
+    killed_dir = tmp_path / f".metrics.{host}-{dead}.x_y12345.tmp"
+    running = tmp_path / f".train.json.{host}-{os.getpid()}.live1234.tmp"  # a writer still at work
+    elsewhere = tmp_path / f".train.json.other-node-{dead}.abcd1234.tmp"  # another host's (shared file system)
+    other_target = tmp_path / f".other.json.{host}-{dead}.abcd1234.tmp"
+    for path in (killed_file, running, elsewhere, other_target):
+        path.write_text("half")
+    (killed_dir / "sub").mkdir(parents=True)
+    assert all(is_leftover(p) for p in (killed_file, killed_dir / "sub", running, elsewhere))
+    assert not is_leftover(tmp_path / "train.json") and not is_leftover(tmp_path / ".gitignore")
+
+    with atomic_path(target) as tmp:
+        tmp.write_text("{}")
+    with atomic_dir(folder) as tmp:
+        (tmp / "a.json").write_text("{}")
+    assert not killed_file.exists() and not killed_dir.exists()
+    assert running.exists() and elsewhere.exists() and other_target.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [running.name, elsewhere.name, other_target.name, "train.json", "metrics"])
+
+
+def test_sweep_names_leftovers_of_a_killed_write_as_such(tmp_path, monkeypatch):
+    from replab import compare
+    from replab.io import DataError
+
+    monkeypatch.setattr(compare, "unseen_paths", lambda cwd, committed: [
+        "metrics/.autoencoder.gpz4q7j7.tmp/simple-0.json", "notes.txt"])
+    with pytest.raises(DataError) as err:
+        compare.check_clean()
+    assert str(err.value) == ("sweep: leftovers of a killed write: metrics/.autoencoder.gpz4q7j7.tmp/simple-0.json "
+                              "(delete them, or rerun the stage that writes there: its next write removes them)")

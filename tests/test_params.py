@@ -298,3 +298,47 @@ def test_train_all_says_it_is_an_evaluation_key(monkeypatch, capsys):
     assert capsys.readouterr().err == (
         "error: train attention_vat all: `all` is for `replab evaluate`; training is one stage per variant "
         "(`dvc repro --glob 'train_attention_vat*'`, or one of `dvc stage list`)\n")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("profile=nosuch", "error: compose profile=nosuch: no conf/profile/nosuch.yaml (known: paper, quick, smoke)"),
+    ("aae_ssl.lambda_recc=1", "error: compose aae_ssl.lambda_recc=1: conf/ does not compose: Could not override "
+                              "'aae_ssl.lambda_recc'. To append to your config use +aae_ssl.lambda_recc=1"),
+    ("aae_ssl.lr=${oops}", "error: compose aae_ssl.lr=${oops}: conf/ does not compose: Interpolation key 'oops' "
+                           "not found"),
+])
+def test_compose_reports_hydras_errors_in_one_line(override, message, in_tmp, capsys):
+    """Hydra raised a 57-line traceback for an unknown key, profile or interpolation."""
+    import shutil
+
+    shutil.copytree(REPO / "conf", in_tmp / "conf")
+    before = (REPO / "params.yaml").read_text()
+    (in_tmp / "params.yaml").write_text(before)
+    assert main(["compose", override]) == 2
+    assert capsys.readouterr().err == message + "\n"
+    assert (in_tmp / "params.yaml").read_text() == before
+
+
+def _without(params: dict, key: str) -> dict:
+    return {k: v for k, v in params.items() if k != key}
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: {**p, "aae_sl": {}}, "params.yaml: aae_sl: unknown section (allowed: meta, runtime, images, datasets, "
+                                    "data, aae_ssl, split_vae, censor, autoencoder, attention_vat)"),
+    (lambda p: _without(p, "censor"), "params.yaml: section `censor` is missing (`replab compose` writes every "
+                                      "section)"),
+    (lambda p: _without(p, "datasets"), "params.yaml: section `datasets` is missing (`replab compose` writes every "
+                                        "section)"),
+    (lambda p: {**p, "meta": []}, "params.yaml: meta = []: must be a mapping (meta.profile: the profile composed)"),
+    (lambda p: {**p, "meta": None}, "params.yaml: meta = None: must be a mapping (meta.profile: the profile composed)"),
+    (lambda p: {**p, "datasets": "mnist5k"}, "params.yaml: datasets = 'mnist5k': must be a non-empty list of data "
+                                             "set names"),
+    (lambda p: {**p, "data": {**p["data"], "mnist5k": []}}, "params.yaml: data.mnist5k must be a mapping, got list"),
+    (lambda p: {**p, "data": {**p["data"], "mnist5k": 0}}, "params.yaml: data.mnist5k must be a mapping, got int"),
+])
+def test_check_refuses_a_malformed_section(edit, message, in_tmp, capsys):
+    """These passed `replab check` (or raised AttributeError) and failed later, at DVC's render or in a stage."""
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(edit(compose())))
+    assert main(["check"]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"

@@ -251,3 +251,39 @@ def test_a_checkpoint_of_other_data_is_not_resumed(in_tmp):
     (in_tmp / "data/processed/writers").mkdir()  # another data set changes nothing
     (in_tmp / "data/processed/writers/train.npz").write_bytes(b"x")
     assert fingerprint(variant, cfg, runtime) == before
+
+
+def test_a_checkpoint_that_is_not_replabs_is_discarded_and_a_missing_key_is_one_line(in_tmp):
+    from replab.io import DataError
+    from replab.papers.aae_ssl import Config
+
+    variant, runtime = Variant("aae_ssl", "ae-100-0", {"model": "ae"}), Runtime(checkpoint_every=0)
+    logs = []
+    first = Checkpoints(variant, Config(), runtime, log=logs.append)
+    first.path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save([1, 2, 3], first.path)
+    again = Checkpoints(variant, Config(), runtime, log=logs.append)
+    assert not again.resuming and logs[-1].endswith("not a replab checkpoint, discarded; starting over")
+    assert not first.path.exists()
+
+    again.save("fit", {"iteration": 7}, where="iteration 7")
+    saved = Checkpoints(variant, Config(), runtime, log=logs.append).resume("fit")
+    assert saved["iteration"] == 7
+    with pytest.raises(DataError) as err:
+        saved["opt_ae"]
+    assert str(err.value) == (f"{first.path}: checkpoint lacks 'opt_ae' (written by other code?); delete it to "
+                              "start over")
+
+
+def test_a_model_with_a_non_finite_weight_is_not_saved(in_tmp):
+    from replab.io import NonFiniteError
+
+    weights = {"encoder": {"w": torch.ones(2, 2), "steps": torch.tensor(3)}, "decoder": [torch.zeros(1)]}
+    weights["encoder"]["w"][1, 0] = float("nan")
+    with pytest.raises(NonFiniteError) as err:
+        rt.save_trained(Path("models") / "m", weights, {"val_error": 1.0})
+    assert str(err.value).startswith("models/m: model.pt encoder.w: 1 of 4 values are NaN or infinite")
+    assert not (in_tmp / "models").exists() or not any((in_tmp / "models").rglob("*"))
+    weights["encoder"]["w"][1, 0] = 0.0
+    rt.save_trained(Path("models") / "m", weights, {"val_error": 1.0})
+    assert (in_tmp / "models" / "m" / "model.pt").exists()

@@ -531,6 +531,8 @@ def test_exp_push_pull_between_two_clones(swept, env, tmp_path):
      "same run twice)\n"),
     ("lr=0.001,1e-3", "error: sweep autoencoder.lr=1e-3: the same params.yaml as autoencoder.lr=0.001 (one run queued "
      "twice)\n"),
+    ("lr=1,1.0", "error: sweep autoencoder.lr=1.0: the same params.yaml as autoencoder.lr=1 (one run queued "
+     "twice)\n"),
 ])
 @pytest.mark.parametrize("with_conf", [True, False], ids=["conf", "params.yaml alone"])
 def test_sweep_checks_every_value_before_queueing_anything(grid, message, with_conf, in_tmp, capsys):
@@ -553,3 +555,18 @@ def test_sweep_refuses_a_key_given_twice(in_tmp, capsys):
         assert main(["sweep", "aae_ssl", *argv, "--dry-run"]) == 2
         assert capsys.readouterr() == ("", "error: sweep: aae_ssl.lambda_rec given twice (grid and --set keys must "
                                            "each appear once)\n")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--timeout", "nan"], "error: sweep --timeout nan: allowed: a number of seconds > 0\n"),
+    (["--timeout", "-5"], "error: sweep --timeout -5.0: allowed: a number of seconds > 0\n"),
+    (["--name", "a b"], "error: sweep --name 'a b': allowed: letters, digits, _ . - (starting with a letter or "
+                        "digit)\n"),
+    (["--name", "a/b"], "error: sweep --name 'a/b': allowed: letters, digits, _ . - (starting with a letter or "
+                        "digit)\n"),
+])
+def test_sweep_refuses_a_bad_timeout_or_name_before_queueing(argv, message, in_tmp, capsys):
+    """`--timeout nan` disabled the timeout silently; a name with a space or a slash reached `dvc exp run -n`."""
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose("profile=smoke")))
+    assert main(["sweep", "aae_ssl", "lambda_rec=1,2", *argv, "--dry-run"]) == 2
+    assert capsys.readouterr() == ("", message)

@@ -132,6 +132,23 @@ def write_tree(root: Path, files: dict[str, str]) -> None:
         path.write_text(text)
 
 
+SAVED_KEYS = {"fingerprint", "loop", "where", "state", "context", "rng", "live"}  # what `Checkpoints.save` writes
+
+
+class SavedState(dict):
+    """A checkpoint's loop state; a key the loop expects but the file lacks is one DataError line naming the file
+    (a checkpoint edited or written by other code under the same fingerprint), not a KeyError traceback."""
+
+    def __init__(self, state: dict, path: Path):
+        super().__init__(state)
+        self.path = path
+
+    def __missing__(self, key):
+        from replab.io import DataError
+
+        raise DataError(f"{self.path}: checkpoint lacks {key!r} (written by other code?); delete it to start over")
+
+
 class Checkpoints:
     """Periodic, resumable training state of one variant (see the module docstring)."""
 
@@ -162,6 +179,10 @@ class Checkpoints:
             self.log(f"{self.path}: unreadable checkpoint ({type(err).__name__}), discarded; starting over")
             self.discard()
             return None
+        if not isinstance(loaded, dict) or not SAVED_KEYS <= loaded.keys():
+            self.log(f"{self.path}: not a replab checkpoint, discarded; starting over")
+            self.discard()
+            return None
         if loaded.get("fingerprint") != self.fingerprint:
             self.log(f"{self.path}: written for other params or training code, discarded; starting over")
             self.discard()
@@ -189,7 +210,7 @@ class Checkpoints:
         if self.loaded is None or self.loaded["loop"] != loop:
             return None
         set_rng_state(self.loaded["rng"])
-        return self.loaded["state"]
+        return SavedState(self.loaded["state"], self.path)
 
     def track(self, clock):
         """Count the training time before the kill in this RunClock (`run.seconds` of the metrics); returns it.

@@ -25,7 +25,6 @@ import importlib
 import sys
 import time
 import typing
-from pathlib import Path
 
 from replab.io import DataError
 from replab.papers import EVALUATE_ALL, PAPERS, Variant, check_params, paper_module, parse_variant
@@ -57,12 +56,11 @@ def command_variant(paper: str, key: str, assignments: list[str], cfg, evaluate:
 
 
 def _compose(args) -> None:
-    from dvc.utils.hydra import compose_and_dump
-
+    from replab.compare import compose
     from replab.io import atomic_path
 
     with atomic_path(PARAMS_FILE, suffix=".yaml") as tmp:
-        compose_and_dump(tmp, str(Path("conf").resolve()), None, "config", "", args.overrides)
+        compose(tmp, args.overrides, f"compose {' '.join(args.overrides)}".rstrip())
         check_params(read_params(tmp))  # a bad override leaves params.yaml as it was
     print(f"{PARAMS_FILE}: ok")
 

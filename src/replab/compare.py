@@ -20,6 +20,7 @@ import hashlib
 import io
 import itertools
 import json
+import math
 import os
 import re
 import shlex
@@ -31,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from replab.io import DataError, parse_yaml
+from replab.io import DataError, is_leftover, parse_yaml
 from replab.params import PARAMS_FILE, ParamError, check_meta_profile, check_profile, read_params
 
 QUEUE_DONE = {"Success", "Failed"}
@@ -154,19 +155,33 @@ def point_params(out: Path, profile: str, overrides: Sequence[str]) -> dict:
     ParamError, one line, when the overrides do not compose."""
     import shutil
 
-    from dvc.utils.hydra import apply_overrides, compose_and_dump
+    from dvc.utils.hydra import apply_overrides
 
     try:
         if Path("conf").is_dir():
-            compose_and_dump(out, str(Path("conf").resolve()), None, "config", "",
-                             [f"profile={profile}", *overrides])
+            compose(out, [f"profile={profile}", *overrides], f"sweep {' '.join(overrides)}")
         else:
             shutil.copyfile(PARAMS_FILE, out)
             apply_overrides(out, list(overrides))
-    except Exception as err:  # Hydra's errors name the override; keep them on one line
-        raise ParamError(f"sweep {' '.join(overrides)}: conf/ does not compose: {' '.join(str(err).split())}") \
-            from None
+    except ParamError:
+        raise
+    except Exception as err:  # DVC's override parser names the override; keep it on one line
+        raise ParamError(f"sweep {' '.join(overrides)}: {' '.join(str(err).split())}") from None
     return read_params(out)
+
+
+def compose(out: str | Path, overrides: Sequence[str], where: str) -> None:
+    """Write params.yaml composed from conf/ with Hydra `overrides` (as `dvc exp run -S` does) to `out`. Hydra's
+    errors (an unknown key or profile, a bad interpolation) are one ParamError line starting with `where`."""
+    from dvc.utils.hydra import compose_and_dump
+
+    for override in overrides:
+        if override.startswith("profile="):
+            check_profile(override.partition("=")[2], where)
+    try:
+        compose_and_dump(out, str(Path("conf").resolve()), None, "config", "", list(overrides))
+    except Exception as err:  # Hydra's errors name the override; keep them on one line
+        raise ParamError(f"{where}: conf/ does not compose: {' '.join(str(err).split())}") from None
 
 
 def check_points(profile: str, fixed: Sequence[str], points: list[list[str]]) -> None:
@@ -185,9 +200,34 @@ def check_points(profile: str, fixed: Sequence[str], points: list[list[str]]) ->
                 check_params(params)
             except ParamError as err:
                 raise ParamError(f"{where}: {err}") from None
-            same = seen.setdefault(json.dumps(params, sort_keys=True), point)
+            same = seen.setdefault(json.dumps(_numbers_as_floats(params), sort_keys=True), point)
             if same is not point:  # `1,1.0` or `[100],[ 100]`: different text, one run
                 raise ParamError(f"{where}: the same params.yaml as {' '.join(same)} (one run queued twice)")
+
+
+def _numbers_as_floats(value: Any) -> Any:
+    """`value` with every int as a float: a float param's `1` and `1.0` are the same run (an int param refuses
+    1.0, so no two distinct valid params.yaml files meet here)."""
+    if isinstance(value, dict):
+        return {k: _numbers_as_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers_as_floats(v) for v in value]
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def check_name(name: str) -> str:
+    """A sweep name becomes experiment names (and, on SLURM, job names and a directory): letters, digits, `_`,
+    `.`, `-`."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ParamError(f"sweep --name {name!r}: allowed: letters, digits, _ . - (starting with a letter or digit)")
+    return name
+
+
+def check_timeout(timeout: float | None) -> float | None:
+    """`sweep --timeout`: a finite number of seconds > 0, or None (wait as long as it takes)."""
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise ParamError(f"sweep --timeout {timeout}: allowed: a number of seconds > 0")
+    return timeout
 
 
 def share_cpus(fixed: Sequence[str], points: list[list[str]], jobs: int, params: dict,
@@ -386,6 +426,11 @@ def check_clean(cwd: str | Path | None = None, shown: int = 8, committed: bool =
     """Raise DataError naming the untracked files that queued runs would silently lack (with `committed`: every
     uncommitted change, which runs of the commit alone lack)."""
     paths = unseen_paths(cwd, committed)
+    leftovers = [p for p in paths if is_leftover(p)]
+    if leftovers:
+        more = f" and {len(leftovers) - shown} more" if len(leftovers) > shown else ""
+        raise DataError(f"sweep: leftovers of a killed write: {', '.join(leftovers[:shown])}{more} (delete them, "
+                        "or rerun the stage that writes there: its next write removes them)")
     if paths:
         more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
         what = "runs of the commit would not see these uncommitted changes" if committed else \
@@ -401,6 +446,9 @@ def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Se
     Refuses (DataError) when untracked files would be missing from the queued runs, unless `allow_dirty`."""
     if jobs < 1:
         raise ParamError(f"sweep -j {jobs}: allowed: an integer >= 1 (queue workers)")
+    if name is not None:
+        check_name(name)
+    check_timeout(timeout)
     profile, fixed, points = plan_grid(paper, grid, profile, fixed)
     shared = share_cpus(fixed, points, jobs, _read_params())
     if shared != fixed:

@@ -138,6 +138,9 @@ def write(paper: str, curves: dict[str, list[tuple[str, float, float]]], out_roo
 
 
 def main(paper: str) -> None:
+    from replab.papers import paper_module
+
+    paper_module(paper)  # an unknown paper: one line listing the known ones
     curves = gather(paper, current_variants(paper))
     if not curves:
         raise DataError(f"{live_root(paper)}: no training curves of {paper} (run its training stages first)")

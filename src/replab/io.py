@@ -8,11 +8,14 @@ NaN / ±inf become null (missing). `require_finite` stops an evaluation on NaN s
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import math
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,10 +69,12 @@ def _umask() -> int:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temp path beside `path`; on success rename it onto `path`, on error delete it."""
+    """Yield a temp path beside `path`; on success rename it onto `path`, on error delete it. A process killed
+    in between (kill -9, a lost node) cannot delete its temp file: the next successful write of `path` on this
+    host removes it (`remove_leftovers`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp" + suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -77,16 +82,18 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         if tmp.exists():
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 → the mode open() would have given
         os.replace(tmp, path)
+        remove_leftovers(path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a fresh temp directory beside `path`; on success it replaces `path` as a whole."""
+    """Yield a fresh temp directory beside `path`; on success it replaces `path` as a whole (and removes a killed
+    writer's leftovers, as `atomic_path` does)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 → the mode mkdir would have given
@@ -98,8 +105,51 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
+        remove_leftovers(path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# A temp name: .<target name>.<host>-<pid>.<8 random characters of mkstemp>.tmp[<suffix>] (before the writer
+# was in the name: without <host>-<pid>.)
+_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp(?:\.[A-Za-z0-9]+)?")
+
+
+def _host_prefix(path: Path) -> str:
+    return f".{path.name}.{socket.gethostname()}-"
+
+
+def _temp_prefix(path: Path) -> str:
+    return f"{_host_prefix(path)}{os.getpid()}."
+
+
+def is_leftover(path: str | os.PathLike) -> bool:
+    """Whether `path` is, or lies in, a temp file or directory of `atomic_path` / `atomic_dir`."""
+    return any(_TEMP_NAME.fullmatch(part) for part in Path(path).parts)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_leftovers(path: Path) -> None:
+    """Delete the temp files and directories beside `path` that writers of `path` on this host left when they
+    were killed (their process is gone). Another host's, or a live process's, are left alone."""
+    prefix = _host_prefix(path)
+    ours = re.compile(rf"{re.escape(prefix)}(\d+)\.[a-z0-9_]{{8}}\.tmp(?:\.[A-Za-z0-9]+)?")
+    for sibling in path.parent.glob(f"{glob.escape(prefix)}*.tmp*"):
+        found = ours.fullmatch(sibling.name)
+        if found and not _running(int(found[1])):
+            if sibling.is_dir() and not sibling.is_symlink():
+                shutil.rmtree(sibling, ignore_errors=True)
+            else:
+                sibling.unlink(missing_ok=True)
 
 
 def _jsonable(value: Any) -> Any:

@@ -161,7 +161,10 @@ def check_profile(name: str, where: str, conf: str | Path = "conf", *, no_conf_o
 
 def check_meta_profile(params: dict[str, Any]) -> None:
     """`check_profile` of params.yaml's meta.profile, when it names one and the directory has conf/profile/."""
-    if (profile := params.get("meta", {}).get("profile")) is not None:
+    meta = params.get("meta", {})
+    if not isinstance(meta, dict):
+        raise ParamError(f"{PARAMS_FILE}: meta = {meta!r}: must be a mapping (meta.profile: the profile composed)")
+    if (profile := meta.get("profile")) is not None:
         check_profile(str(profile), f"{PARAMS_FILE}: meta.profile = {profile!r}", no_conf_ok=True)
 
 

@@ -25,7 +25,6 @@ environment; the scratch directory (`--scratch`, default `$TMPDIR` or /tmp on th
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from replab.compare import check_clean, compare, plan_grid, point_params
+from replab.compare import check_clean, check_name, check_timeout, compare, plan_grid, point_params
 from replab.io import DataError, atomic_path, read_json
 from replab.params import ParamError
 
@@ -238,13 +237,6 @@ def data_configurations(points: list[list[str]], profile: str, fixed: Sequence[s
     return [list(c) for c in configs]
 
 
-def check_name(name: str) -> str:
-    """A sweep name becomes experiment names, job names and a directory: letters, digits, `_`, `.`, `-`."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise ParamError(f"sweep --name {name!r}: allowed: letters, digits, _ . - (starting with a letter or digit)")
-    return name
-
-
 def plan(paper: str, grid: Sequence[str], profile: str | None, fixed: Sequence[str], name: str | None,
          git_remote: str = "origin", scratch: str | None = None) -> Sweep:
     profile, fixed, points = plan_grid(paper, grid, profile, fixed)
@@ -440,6 +432,7 @@ def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Se
           git_remote: str = "origin", scratch: str | None = None, timeout: float | None = None,
           poll: float = 10.0) -> Sweep:
     """Submit a grid (or, with no grid and a name, collect / resubmit an earlier sweep)."""
+    check_timeout(timeout)
     if only_failed or (collect_results and not grid):
         if grid:
             raise ParamError("sweep --only-failed: give --name of an earlier sweep, not a grid")

@@ -63,7 +63,7 @@ def load_data_params(name: str, path: str | Path = PARAMS_FILE, params: dict | N
     if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
         raise ParamError(f"{path}: data.split_seed = {split_seed!r}: must be an integer >= 0")
     source = get(name, f"{path}: dataset")
-    cfg = parse(source.config_class(), data.get(name) or {}, f"{path}: data.{name}")
+    cfg = parse(source.config_class(), data.get(name, {}), f"{path}: data.{name}")  # absent: the defaults
     return cfg, split_seed
 
 

@@ -39,6 +39,10 @@ def paper_module(name: str) -> ModuleType:
     return importlib.import_module(f"{__name__}.{name}")
 
 
+# params.yaml's sections besides one per paper (`images` is conf/'s name for the image set, used in `datasets`)
+SHARED_SECTIONS = ("meta", "runtime", "images", "datasets", "data")
+
+
 def check_params(params: dict) -> None:
     """Every section of a params.yaml dict (runtime, meta.profile, the datasets' data params, each paper's
     section): ParamError, one line naming the key, on the first fault. What `replab check` and the check_params
@@ -46,13 +50,22 @@ def check_params(params: dict) -> None:
     from replab.data import registry
     from replab.params import check_meta_profile, load_runtime, load_section
 
+    allowed = (*SHARED_SECTIONS, *PAPERS)
+    unknown = [key for key in params if key not in allowed]
+    if unknown:
+        raise ParamError(f"{PARAMS_FILE}: {unknown[0]}: unknown section (allowed: {', '.join(allowed)})")
+    missing = [key for key in allowed if key not in params]
+    if missing:  # dvc.yaml's ${…} read every section
+        raise ParamError(f"{PARAMS_FILE}: section `{missing[0]}` is missing (`replab compose` writes every section)")
     load_runtime(params=params)
     check_meta_profile(params)
-    for name in params.get("datasets", []):
+    datasets = params["datasets"]
+    if not isinstance(datasets, list) or not datasets:
+        raise ParamError(f"{PARAMS_FILE}: datasets = {datasets!r}: must be a non-empty list of data set names")
+    for name in datasets:
         registry.load_data_params(name, params=params)
     for paper in PAPERS:
-        if paper in params:
-            load_section(paper_module(paper).Config, paper, params=params)
+        load_section(paper_module(paper).Config, paper, params=params)
 
 
 @dataclass(frozen=True)
