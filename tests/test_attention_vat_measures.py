@@ -240,11 +240,11 @@ def test_load_eval_data_names_the_bad_file(tmp_path):
              labels=np.array([0, 1]))
     from replab.io import DataError
 
-    with pytest.raises(DataError, match=r"test\.npz: tokens \[N, T\] and lengths \[N\] with 1 <= length <= T"):
+    with pytest.raises(DataError, match=r"test\.npz: lengths holds 5 at row 1 \(allowed: 1 … 3, the tokens' width T\)"):
         ev.load_eval_data("rt_snippets", torch.device("cpu"), root=tmp_path)
     np.savez(folder / "test.npz", tokens=np.full((2, 3), 4), lengths=np.array([1, 3]), labels=np.array([0, 1]),
              evidence=np.zeros((2, 4), np.uint8))
-    with pytest.raises(DataError, match=r"test\.npz: evidence \(2, 4\) must have the tokens' shape \(2, 3\)"):
+    with pytest.raises(DataError, match=r"test\.npz: evidence has shape \(2, 4\) \(expected \(N, 3\)\)"):
         ev.load_eval_data("rt_snippets", torch.device("cpu"), root=tmp_path)
 
 

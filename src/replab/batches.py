@@ -119,38 +119,28 @@ def load_text(dataset: str, device: torch.device, unlabeled_max_length: int = 0,
     `unlabeled_max_length` tokens if > 0) and embeddings.npy if the set was prepared with fastText rows; `splits`
     limits what is loaded (evaluation needs dev and test only). Malformed arrays raise DataError naming the file."""
     from replab.data.registry import PROCESSED_ROOT
-    from replab.io import DataError, read_json, read_npz
+    from replab.data.text import load_text_split, read_vocab
+    from replab.io import DataError, read_json, read_npy
 
     folder = (root or PROCESSED_ROOT) / dataset
-    meta = read_json(folder / "meta.json")
-    vocab_size = len(read_json(folder / "vocab.json"))
+    meta = read_json(folder / "meta.json", expect=dict, stage=f"prepare@{dataset}")
+    vocab_size = len(read_vocab(folder))
     tokens, lengths, labels = {}, {}, {}
     for split in splits:
-        path = folder / f"{split}.npz"
-        if split == "unlabeled" and not path.exists():
+        if split == "unlabeled" and not (folder / "unlabeled.npz").exists():
             continue
-        arrays = read_npz(path)
-        for key in ("tokens", "lengths", *(("labels",) if split != "unlabeled" else ())):
-            if key not in arrays:
-                raise DataError(f"{path}: no `{key}` array (expected tokens, lengths, labels)")
+        arrays = load_text_split(folder, split, vocab_size)  # ids within the vocabulary, 1 <= length <= T, 0/1
         t, n = arrays["tokens"].astype(np.int64), arrays["lengths"].astype(np.int64)
-        if t.ndim != 2 or n.shape != (len(t),) or (len(n) and (n.min() < 1 or n.max() > t.shape[1])):
-            raise DataError(f"{path}: tokens [N, T] and lengths [N] with 1 <= length <= T expected")
-        if t.size and (t.min() < 0 or t.max() >= vocab_size):
-            raise DataError(f"{path}: token ids outside the vocabulary of {vocab_size} (vocab.json)")
         if split == "unlabeled" and unlabeled_max_length:
             t, n = t[:, :unlabeled_max_length], np.minimum(n, unlabeled_max_length)
         tokens[split] = torch.from_numpy(np.ascontiguousarray(t)).to(device)
         lengths[split] = torch.from_numpy(n).to(device)
         if split != "unlabeled":
-            y = arrays["labels"]
-            if y.shape != (len(t),) or not np.isin(y, (0, 1)).all():
-                raise DataError(f"{path}: labels must be [N] of 0/1")
-            labels[split] = torch.from_numpy(y.astype(np.float32)).to(device)
+            labels[split] = torch.from_numpy(arrays["labels"].astype(np.float32)).to(device)
     table, path = None, folder / "embeddings.npy"
     if path.exists():
-        w = np.load(path)
-        if w.ndim != 2 or len(w) != vocab_size or not np.isfinite(w).all():
+        w = read_npy(path, stage=f"prepare@{dataset}")
+        if w.ndim != 2 or len(w) != vocab_size or w.dtype.kind != "f" or not np.isfinite(w).all():
             raise DataError(f"{path}: expected finite float [{vocab_size}, d] rows aligned with vocab.json")
         table = torch.from_numpy(w.astype(np.float32)).to(device)
     return TextData(tokens, lengths, labels, vocab_size, meta.get("special_ids", {"pad": 0, "unk": 1}), table,

@@ -17,6 +17,8 @@ import re
 import shutil
 import socket
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,13 +35,13 @@ class NonFiniteError(DataError):
     so the command line reports it as one line (`error: …`, exit 2) instead of a traceback."""
 
 
-def require_finite(values: Any, what: str) -> Any:
+def require_finite(values: Any, what: str, hint: str = "a diverged model? see its training curve") -> Any:
     """Return `values` (numpy array, torch tensor or number) unchanged if every element is finite, else raise
-    NonFiniteError: one line "`what`: k of n values are NaN or infinite (first at flat index i) ...".
+    NonFiniteError: one line "`what`: k of n values are NaN or infinite (first at flat index i); `hint`".
 
     `what` names the variant and the quantity, e.g. "autoencoder anomaly-conv-0: anomaly scores of class 3".
     Call it before a library that fails on NaN with a traceback (scikit-learn's "Input contains NaN") or
-    crashes (t-SNE)."""
+    crashes (t-SNE); data read from a file pass their own `hint` (what must be finite)."""
     if hasattr(values, "detach"):  # a torch tensor, checked where it lives (no torch import here)
         flat = values.detach().reshape(-1)
         bad_mask = ~flat.isfinite() if flat.is_floating_point() or flat.is_complex() else None
@@ -56,7 +58,7 @@ def require_finite(values: Any, what: str) -> Any:
         total = flat.size
     if bad:
         raise NonFiniteError(f"{what}: {bad} of {total} values are NaN or infinite (first at flat index {first}); "
-                             "a diverged model? see its training curve")
+                             f"{hint}")
     return values
 
 
@@ -170,15 +172,33 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
         tmp.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    """Parse a JSON file; a non-standard NaN / Infinity token (from another writer) reads as None (missing)."""
+def rerun_hint(stage: str = "") -> str:
+    """How to rewrite a damaged output: `dvc repro -f <stage>` when the stage is known."""
+    return f"run `dvc repro -f {stage}`" if stage else "rerun the stage that writes it: `dvc repro -f <stage>`"
+
+
+_JSON_KINDS = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+               float: "a number", type(None): "null"}
+
+
+def read_json(path: str | os.PathLike, expect: type | None = None, stage: str = "") -> Any:
+    """Parse a JSON file; a non-standard NaN / Infinity token (from another writer) reads as None (missing).
+    With `expect` (dict or list), any other top-level value is a DataError naming the file; `stage` (the DVC
+    stage that writes it, e.g. "prepare@mnist5k") goes into the hint of that error."""
     path = Path(path)
     try:
-        return json.loads(path.read_text(), parse_constant=lambda _token: None)
+        value = json.loads(path.read_text(), parse_constant=lambda _token: None)
     except FileNotFoundError:
         raise DataError(f"{path}: missing (run the stage that produces it: `dvc repro`)") from None
     except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+        raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})"
+                        + (f"; {rerun_hint(stage)}" if stage else "")) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: unreadable ({err}); {rerun_hint(stage)}") from None
+    if expect is not None and not isinstance(value, expect):
+        raise DataError(f"{path}: top level is {_JSON_KINDS.get(type(value), type(value).__name__)}, expected "
+                        f"{_JSON_KINDS.get(expect, expect.__name__)}; {rerun_hint(stage)}")
+    return value
 
 
 class YAMLSyntaxError(ValueError):
@@ -212,15 +232,85 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
             np.savez_compressed(fh, **arrays)
 
 
-def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+# what np.load raises on a damaged file: a cut or overwritten zip (BadZipFile, EOFError), a corrupt deflate
+# stream (zlib.error), a bad header or pickled objects (ValueError), a directory or no permission (OSError)
+_UNREADABLE = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError)
+
+
+def read_npz(path: str | os.PathLike, stage: str = "") -> dict[str, np.ndarray]:
+    """Every array of an .npz file, read at once; a missing, truncated or foreign file is a one-line DataError
+    naming it (`stage`: the DVC stage that writes it, for the hint)."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with open(path, "rb") as fh:
+            if fh.read(2) != b"PK":  # else np.load tries other formats and reports the wrong one (pickle)
+                raise zipfile.BadZipFile("no zip header")
+        npz = np.load(path, allow_pickle=False)
+        with npz:
             return {k: npz[k] for k in npz.files}
     except FileNotFoundError:
         raise DataError(f"{path}: missing (run the stage that produces it: `dvc repro`)") from None
-    except (ValueError, OSError, EOFError) as err:
-        raise DataError(f"{path}: not a readable .npz ({err})") from None
+    except _UNREADABLE as err:
+        raise DataError(f"{path}: truncated or not an .npz archive ({' '.join(str(err).split())}); "
+                        f"{rerun_hint(stage)}") from None
+
+
+def read_npy(path: str | os.PathLike, stage: str = "") -> np.ndarray:
+    """One .npy array; a missing, truncated or foreign file is a one-line DataError naming it."""
+    path = Path(path)
+    try:
+        value = np.load(path, allow_pickle=False)
+        if not isinstance(value, np.ndarray):
+            value.close()
+            raise ValueError("an .npz archive")
+        return value
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing (run the stage that produces it: `dvc repro`)") from None
+    except _UNREADABLE as err:
+        raise DataError(f"{path}: truncated or not an .npy array ({' '.join(str(err).split())}); "
+                        f"{rerun_hint(stage)}") from None
+
+
+_DTYPES = {"integer": "iu", "float": "f"}  # a kind of dtype; any other `dtype` is one exact numpy dtype
+
+
+def npz_array(path: str | os.PathLike, arrays: dict[str, np.ndarray], key: str, *, dtype: str,
+              shape: tuple[int | str, ...], noun: str, row: str, values: tuple[int | None, int | None] | None = None,
+              of: str = "", like: str | None = None, nonempty: bool = False) -> np.ndarray:
+    """`arrays[key]` (read from the file `path`) if it has the expected form, else a one-line DataError naming
+    the file, the array and what is allowed. Checked in this order, each over the whole array (vectorised):
+
+    present · finite (float arrays; `noun` says what must be, e.g. "pixels") · `dtype` ("uint8", "float32", …
+    exactly, or "integer" / "float" for any of that kind) · `shape` (ints must match, names such as "N" are any
+    size: ("N", 28, 28)) · as many rows as `arrays[like]` (one per `row`, e.g. "image") · at least one row if
+    `nonempty` · every value within `values` = (low, high), inclusive, None = unbounded (`of` explains them).
+    """
+    if key not in arrays:
+        raise DataError(f"{path}: array `{key}` missing (has {', '.join(f'`{k}`' for k in arrays) or 'none'})")
+    a = arrays[key]
+    if a.dtype.kind in "fc":
+        require_finite(a, f"{path}: {key}", hint=f"{noun} must be finite")
+    low, high = values if values is not None else (None, None)
+    allowed = (f"{low} … {high}" if low is not None and high is not None else f"≥ {low}" if low is not None
+               else f"≤ {high}" if high is not None else "")
+    kinds = _DTYPES.get(dtype)
+    if a.dtype.kind not in kinds if kinds else a.dtype != np.dtype(dtype):
+        raise DataError(f"{path}: {key} is {a.dtype} (expected {dtype} {noun}{' ' + allowed if allowed else ''})")
+    if a.ndim != len(shape) or any(isinstance(s, int) and s != n for s, n in zip(shape, a.shape, strict=True)):
+        expected = "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+        raise DataError(f"{path}: {key} has shape {a.shape} (expected {expected})")
+    if like is not None and len(a) != len(arrays[like]):
+        raise DataError(f"{path}: {key} has {len(a)} rows, {like} has {len(arrays[like])} (one per {row})")
+    if nonempty and len(a) == 0:
+        raise DataError(f"{path}: {key} has 0 rows (expected at least one {row})")
+    # min and max first: the (rare) mask of offending values is only built when there is one
+    if a.size and ((low is not None and a.min() < low) or (high is not None and a.max() > high)):
+        flat = a.reshape(-1)
+        bad = (flat < low if low is not None else False) | (flat > high if high is not None else False)
+        first = int(np.argmax(bad))
+        at = int(np.unravel_index(first, a.shape)[0])
+        raise DataError(f"{path}: {key} holds {flat[first]} at row {at} (allowed: {allowed}{', ' + of if of else ''})")
+    return a
 
 
 def write_torch(path: str | os.PathLike, obj: Any) -> None:

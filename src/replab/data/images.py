@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.io import DataError, atomic_dir, read_json, read_npz, write_json, write_npz
+from replab.io import atomic_dir, npz_array, read_json, read_npz, write_json, write_npz
 
 SPLITS = ("train", "val", "test")
+N_CLASSES = 10  # every image set here (mnist5k, mnist, fashion_mnist) has ten classes
 
 
 def shuffled_class_rank(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -40,23 +41,43 @@ def stratified_split(y: np.ndarray, n_val: int, rng: np.random.Generator) -> tup
     return np.flatnonzero(~take), np.flatnonzero(take)
 
 
+def check_image_split(path: Path, arrays: dict[str, np.ndarray], n_classes: int = N_CLASSES,
+                      nonempty: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of one split of the processed layout if x is uint8 (N, 28, 28), N ≥ 1 if `nonempty`, and y int (N,)
+    in 0 … n_classes - 1; else a one-line DataError naming `path`, the array and what is allowed."""
+    x = npz_array(path, arrays, "x", dtype="uint8", shape=("N", 28, 28), noun="pixels", row="image",
+                  values=(0, 255), nonempty=nonempty)
+    y = npz_array(path, arrays, "y", dtype="integer", shape=("N",), noun="class labels", row="image",
+                  values=(0, n_classes - 1), like="x")
+    return x, y
+
+
+def meta_classes(meta: dict) -> int:
+    """Classes of a processed image set: the length of meta.json's class_names (ten if it has none)."""
+    names = meta.get("class_names")
+    return len(names) if isinstance(names, list) and names else N_CLASSES
+
+
 def write_image_splits(out_dir: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]], meta: dict) -> dict:
-    """Write the processed layout atomically: either the whole directory appears, or nothing changes."""
+    """Write the processed layout atomically: either the whole directory appears, or nothing changes. Every split
+    is checked as `load_image_splits` will check it, so a bad one stops the prepare stage instead (an empty split
+    is written; training refuses it)."""
     with atomic_dir(out_dir) as tmp:
         for name, (x, y) in splits.items():
-            write_npz(tmp / f"{name}.npz", x=x.astype(np.uint8), y=y.astype(np.int64))
+            arrays = {"x": x.astype(np.uint8), "y": y.astype(np.int64)}
+            check_image_split(Path(out_dir) / f"{name}.npz", arrays, meta_classes(meta), nonempty=False)
+            write_npz(tmp / f"{name}.npz", **arrays)
         meta = {**meta, "counts": {name: int(len(y)) for name, (_, y) in splits.items()}}
         write_json(tmp / "meta.json", meta)
     return meta
 
 
 def load_image_splits(data_dir: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
-    """Read a processed image data set: ({split: (x, y)}, meta)."""
-    meta = read_json(data_dir / "meta.json")
-    splits = {}
-    for name in SPLITS:
-        arrays = read_npz(data_dir / f"{name}.npz")
-        if "x" not in arrays or "y" not in arrays or len(arrays["x"]) != len(arrays["y"]):
-            raise DataError(f"{data_dir / name}.npz: expected arrays x and y of equal length")
-        splits[name] = (arrays["x"], arrays["y"])
+    """Read a processed image data set: ({split: (x, y)}, meta), every split checked (`check_image_split`)."""
+    data_dir = Path(data_dir)
+    stage = f"prepare@{data_dir.name}"
+    meta = read_json(data_dir / "meta.json", expect=dict, stage=stage)
+    splits = {name: check_image_split(data_dir / f"{name}.npz", read_npz(data_dir / f"{name}.npz", stage=stage),
+                                      meta_classes(meta))
+              for name in SPLITS}
     return splits, meta

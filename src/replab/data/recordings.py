@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.io import DataError, atomic_dir, read_json, read_npz, write_json, write_npz
+from replab.io import DataError, atomic_dir, npz_array, read_json, read_npz, write_json, write_npz
 from replab.params import fail, param
 
 ACTIVITIES = ("Walking Forward", "Walking Left", "Walking Right", "Walking Upstairs", "Walking Downstairs",
@@ -105,8 +105,38 @@ def split_windows(cfg: WindowingConfig, recordings: list[np.ndarray], activity: 
             for name, m in masks.items()}
 
 
+def check_window_split(path: Path, arrays: dict[str, np.ndarray],
+                       shape: tuple[int | str, int | str] = ("channels", "window"),
+                       nonempty: bool = True) -> dict[str, np.ndarray]:
+    """The arrays of one split if x is finite float (N, channels, window), N ≥ 1 if `nonempty` (`shape`: the
+    train split's channels and window, which every split must share), activity int (N,) in 0 … 11, user int (N,)
+    in 0 … 13 and trial, if present, int (N,) ≥ 1; else a one-line DataError naming `path`, the array and what
+    is allowed."""
+    npz_array(path, arrays, "x", dtype="float", shape=("N", *shape), noun="sensor values", row="window",
+              nonempty=nonempty)
+    npz_array(path, arrays, "activity", dtype="integer", shape=("N",), noun="activity ids", row="window",
+              values=(0, len(ACTIVITIES) - 1), like="x")
+    npz_array(path, arrays, "user", dtype="integer", shape=("N",), noun="user ids", row="window",
+              values=(0, N_USERS - 1), like="x", of="subject number - 1")
+    if "trial" in arrays:
+        npz_array(path, arrays, "trial", dtype="integer", shape=("N",), noun="trial numbers", row="window",
+                  values=(1, None), like="x")
+    return arrays
+
+
+def check_windows(data_dir: Path, splits: dict[str, dict[str, np.ndarray]], nonempty: bool = True) -> None:
+    """Every split checked (`check_window_split`), all with the train split's channels and window length."""
+    shape = ("channels", "window")
+    for name, arrays in splits.items():
+        check_window_split(Path(data_dir) / f"{name}.npz", arrays, shape, nonempty)
+        shape = arrays["x"].shape[1:]
+
+
 def write_windows(out_dir: Path, splits: dict[str, dict[str, np.ndarray]], meta: dict) -> dict:
-    """train/seen/unseen.npz + meta.json as one directory swap; returns the full meta."""
+    """train/seen/unseen.npz + meta.json as one directory swap; returns the full meta. The splits are checked
+    as `load_windows` will check them, so bad windows stop the prepare stage instead (a split without windows,
+    which tiny test configs give, is written; training refuses it)."""
+    check_windows(out_dir, splits, nonempty=False)
     counts = {name: int(len(s["x"])) for name, s in splits.items()}
     users = {name: sorted(int(u) + 1 for u in np.unique(s["user"])) for name, s in splits.items()}
     meta = {**meta, "counts": counts, "windows_total": sum(counts.values()), "users": users,
@@ -119,13 +149,14 @@ def write_windows(out_dir: Path, splits: dict[str, dict[str, np.ndarray]], meta:
 
 
 def load_windows(data_dir: Path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
-    """The processed splits of a HAR source; DataError naming the file when something is missing."""
+    """The processed splits of a HAR source, checked (`check_windows`); DataError naming the file when something
+    is missing or malformed."""
+    data_dir = Path(data_dir)
+    stage = f"prepare@{data_dir.name}"
     meta_path = data_dir / "meta.json"
     if not meta_path.exists():
         raise DataError(f"{meta_path}: missing (run `dvc repro` to prepare the data)")
-    splits = {name: read_npz(data_dir / f"{name}.npz") for name in SPLITS}
-    for name, arrays in splits.items():
-        missing = {"x", "activity", "user"} - set(arrays)
-        if missing:
-            raise DataError(f"{data_dir / f'{name}.npz'}: array {sorted(missing)[0]!r} missing")
-    return splits, read_json(meta_path)
+    meta = read_json(meta_path, expect=dict, stage=stage)
+    splits = {name: read_npz(data_dir / f"{name}.npz", stage=stage) for name in SPLITS}
+    check_windows(data_dir, splits)
+    return splits, meta

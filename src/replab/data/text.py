@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.io import DataError, atomic_dir, sha256_file, write_json, write_npz
+from replab.io import DataError, atomic_dir, npz_array, read_json, read_npz, sha256_file, write_json, write_npz
 from replab.params import param
 
 PAD, UNK, SOS, EOS = "<pad>", "<unk>", "<SOS>", "<EOS>"
@@ -121,6 +121,37 @@ def jw_length_filter(lengths: np.ndarray, min_length: int, mode: str) -> np.ndar
     return keep
 
 
+def check_text_split(path: Path, arrays: dict[str, np.ndarray], vocab_size: int, labeled: bool = True,
+                     nonempty: bool = True) -> dict[str, np.ndarray]:
+    """The arrays of one split if tokens is int [N, T] of ids 0 … vocab_size - 1, lengths int [N] in 1 … T, and,
+    when `labeled`, N ≥ 1 (if `nonempty`) and labels int [N] of 0/1 and evidence (if present) 0/1 of the tokens'
+    shape; else a one-line DataError naming `path`, the array and what is allowed."""
+    tokens = npz_array(path, arrays, "tokens", dtype="integer", shape=("N", "T"), noun="token ids", row="text",
+                       values=(0, vocab_size - 1), of=f"the {vocab_size} ids of vocab.json",
+                       nonempty=labeled and nonempty)
+    npz_array(path, arrays, "lengths", dtype="integer", shape=("N",), noun="lengths", row="text",
+              values=(1, tokens.shape[1]), of="the tokens' width T", like="tokens")
+    if labeled:
+        npz_array(path, arrays, "labels", dtype="integer", shape=("N",), noun="labels", row="text", values=(0, 1),
+                  like="tokens")
+        if "evidence" in arrays:
+            npz_array(path, arrays, "evidence", dtype="integer", shape=("N", tokens.shape[1]), noun="evidence marks",
+                      row="text", values=(0, 1), like="tokens")
+    return arrays
+
+
+def load_text_split(folder: Path, split: str, vocab_size: int) -> dict[str, np.ndarray]:
+    """`folder`/`split`.npz of a processed text set, checked (`check_text_split`; `unlabeled` has no labels)."""
+    path = Path(folder) / f"{split}.npz"
+    return check_text_split(path, read_npz(path, stage=f"prepare@{Path(folder).name}"), vocab_size,
+                            labeled=split != "unlabeled")
+
+
+def read_vocab(folder: Path) -> list[str]:
+    """vocab.json of a processed text set: a JSON array (of token strings)."""
+    return read_json(Path(folder) / "vocab.json", expect=list, stage=f"prepare@{Path(folder).name}")
+
+
 def write_text_splits(out_dir: Path, splits: dict[str, dict], vocab: list[str], meta: dict, *,
                       sos_eos: bool, unlabeled: Sequence[Sequence[str]] | None = None,
                       embeddings: np.ndarray | None = None) -> dict:
@@ -135,13 +166,15 @@ def write_text_splits(out_dir: Path, splits: dict[str, dict], vocab: list[str], 
             arrays = {"tokens": tokens, "lengths": lengths, "labels": labels}
             if "evidence" in split:
                 arrays["evidence"] = pad_masks(split["evidence"], sos_eos)
-                assert arrays["evidence"].shape == tokens.shape
+            check_text_split(Path(out_dir) / f"{name}.npz", arrays, len(vocab), nonempty=False)
             write_npz(tmp / f"{name}.npz", **arrays)
             counts[name] = int(len(labels))
             balance[name] = {"negative": int((labels == 0).sum()), "positive": int((labels == 1).sum())}
             mean_len[name] = round(float(lengths.mean()), 2) if len(lengths) else 0.0
         if unlabeled is not None:
             tokens, lengths = encode(unlabeled, vocab, sos_eos, where=f"{meta['dataset']} unlabeled")
+            check_text_split(Path(out_dir) / "unlabeled.npz", {"tokens": tokens, "lengths": lengths}, len(vocab),
+                             labeled=False)
             write_npz(tmp / "unlabeled.npz", tokens=tokens, lengths=lengths)
             counts["unlabeled"] = int(len(lengths))
             mean_len["unlabeled"] = round(float(lengths.mean()), 2) if len(lengths) else 0.0

@@ -46,8 +46,18 @@ import numpy as np
 
 from replab.data import embedded
 from replab.data.embedded import MNIST5K_FILE, MNIST5K_SHA256
-from replab.data.images import shuffled_class_rank
-from replab.io import DataError, atomic_dir, read_json, read_npz, sha256_file, write_json, write_npz
+from replab.data.images import check_image_split, shuffled_class_rank
+from replab.io import (
+    DataError,
+    atomic_dir,
+    npz_array,
+    read_json,
+    read_npz,
+    rerun_hint,
+    sha256_file,
+    write_json,
+    write_npz,
+)
 from replab.params import fail, param
 
 STYLE_PARAMS = ("shear", "rotation", "scale", "stroke", "dx", "dy")
@@ -283,15 +293,30 @@ def moment_slant(x: np.ndarray) -> np.ndarray:
 # Processed layout shared by `writers` and `emnist_writers`
 
 
+def check_writer_split(path: Path, arrays: dict[str, np.ndarray], n_writers: int | None,
+                       nonempty: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, writer) of one split if x and y are a valid image split (`images.check_image_split`: uint8
+    (N, 28, 28), N ≥ 1 if `nonempty`, digits 0 … 9) and writer is int (N,) in 0 … n_writers - 1 (≥ 0 when
+    n_writers is None); else a one-line DataError naming `path`, the array and what is allowed."""
+    x, y = check_image_split(path, arrays, len(CLASS_NAMES), nonempty)
+    writer = npz_array(path, arrays, "writer", dtype="integer", shape=("N",), noun="writer ids", row="image",
+                       values=(0, n_writers - 1 if n_writers is not None else None), like="x",
+                       of="meta.json n_writers" if n_writers is not None else "")
+    return x, y, writer
+
+
 def write_writer_splits(out_dir: Path, splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], meta: dict,
                         extra: dict[str, dict[str, np.ndarray]] | None = None) -> dict:
-    """Write {split: (x, y, writer)} + meta.json (+ extra .npz files) into `out_dir` atomically."""
+    """Write {split: (x, y, writer)} + meta.json (+ extra .npz files) into `out_dir` atomically; every split is
+    checked as `load_writer_splits` will check it."""
     n_writers = int(max((int(w.max()) + 1 for _, _, w in splits.values() if len(w)), default=0))
     meta = {**meta, "n_writers": n_writers, "counts": {s: int(len(y)) for s, (_, y, _) in splits.items()}}
     with atomic_dir(out_dir) as tmp:
         for split, (x, y, writer) in splits.items():
-            write_npz(tmp / f"{split}.npz", x=np.asarray(x, dtype=np.uint8), y=np.asarray(y, dtype=np.int64),
-                      writer=np.asarray(writer, dtype=np.int64))
+            arrays = {"x": np.asarray(x, dtype=np.uint8), "y": np.asarray(y, dtype=np.int64),
+                      "writer": np.asarray(writer, dtype=np.int64)}
+            check_writer_split(Path(out_dir) / f"{split}.npz", arrays, n_writers, nonempty=False)
+            write_npz(tmp / f"{split}.npz", **arrays)
         for filename, arrays in (extra or {}).items():
             write_npz(tmp / filename, **arrays)
         write_json(tmp / "meta.json", meta)
@@ -299,13 +324,16 @@ def write_writer_splits(out_dir: Path, splits: dict[str, tuple[np.ndarray, np.nd
 
 
 def load_writer_splits(data_dir: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], dict]:
-    """Read a processed writers data set: ({split: (x, y, writer)}, meta)."""
+    """Read a processed writers data set: ({split: (x, y, writer)}, meta), every split checked
+    (`check_writer_split`, against meta.json's n_writers when it has one)."""
     data_dir = Path(data_dir)
-    meta = read_json(data_dir / "meta.json")
-    splits = {}
-    for split in WRITER_SPLITS:
-        a = read_npz(data_dir / f"{split}.npz")
-        if not {"x", "y", "writer"} <= set(a) or not len(a["x"]) == len(a["y"]) == len(a["writer"]):
-            raise DataError(f"{data_dir / split}.npz: expected arrays x, y and writer of equal length")
-        splits[split] = (a["x"], a["y"], a["writer"])
+    stage = f"prepare@{data_dir.name}"
+    meta = read_json(data_dir / "meta.json", expect=dict, stage=stage)
+    n_writers = meta.get("n_writers")
+    if n_writers is not None and (isinstance(n_writers, bool) or not isinstance(n_writers, int) or n_writers < 1):
+        raise DataError(f"{data_dir / 'meta.json'}: n_writers = {n_writers!r} (expected an integer ≥ 1); "
+                        f"{rerun_hint(stage)}")
+    splits = {split: check_writer_split(data_dir / f"{split}.npz", read_npz(data_dir / f"{split}.npz", stage=stage),
+                                        n_writers)
+              for split in WRITER_SPLITS}
     return splits, meta

@@ -33,7 +33,8 @@ import numpy as np
 import torch
 
 from replab import runtime as rt
-from replab.io import DataError, read_json, read_npz, write_json
+from replab.data.text import load_text_split, read_vocab
+from replab.io import DataError, read_json, write_json
 from replab.measures import binary_f1, masked_kendall_tau, masked_pearson, nan_summary, token_soft_metrics
 from replab.params import ParamError
 
@@ -74,21 +75,18 @@ def load_eval_data(dataset: str, device, root: Path | None = None) -> EvalData:
     folder = (root or PROCESSED_ROOT) / dataset
     text = load_text(dataset, device, root=root, splits=("dev", "test"))
     specials = [int(text.special_ids[k]) for k in ("sos", "eos") if text.special_ids.get(k) is not None]
-    vocab = read_json(folder / "vocab.json")
+    vocab = read_vocab(folder)
     splits = {}
     for name in ("dev", "test"):
         tokens, lengths = text.tokens[name], text.lengths[name]
         real = (torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths[:, None]).cpu().numpy()
         compare = real & ~np.isin(tokens.cpu().numpy(), specials)
-        evidence = read_npz(folder / f"{name}.npz").get("evidence")
+        evidence = load_text_split(folder, name, len(vocab)).get("evidence")  # 0/1 of the tokens' shape
         if evidence is not None:
-            if evidence.shape != tuple(tokens.shape):
-                raise DataError(f"{folder / f'{name}.npz'}: evidence {evidence.shape} must have the tokens' shape "
-                                f"{tuple(tokens.shape)}")
             evidence = evidence.astype(bool) & compare
         splits[name] = TextSplit(tokens, lengths, text.labels[name].cpu().numpy().astype(np.int64), evidence, compare)
     kind = EVIDENCE_KIND.get(dataset, "evidence") if splits["test"].evidence is not None else None
-    train_size = (read_json(folder / "meta.json").get("counts") or {}).get("train")
+    train_size = (read_json(folder / "meta.json", expect=dict).get("counts") or {}).get("train")
     return EvalData(dataset, splits["dev"], splits["test"], vocab, kind, train_size)
 
 
@@ -228,7 +226,7 @@ def bag_of_words(path: Path, vocab_size: int):
     vocabulary and tokens as the network's input (train-fit vocabulary, <unk> for unseen words)."""
     from scipy.sparse import csr_matrix
 
-    arrays = read_npz(path)
+    arrays = load_text_split(path.parent, path.stem, vocab_size)  # ids < vocab_size, 1 <= length <= T, 0/1
     tokens, lengths = arrays["tokens"], arrays["lengths"]
     real = np.arange(tokens.shape[1])[None, :] < lengths[:, None]
     rows = np.repeat(np.arange(len(tokens)), real.sum(1))
@@ -248,7 +246,7 @@ def linear_baseline(dataset: str, root: Path | None = None) -> dict:
     from replab.data.registry import PROCESSED_ROOT
 
     folder = (root or PROCESSED_ROOT) / dataset
-    vocab_size = len(read_json(folder / "vocab.json"))
+    vocab_size = len(read_vocab(folder))
     (x_train, y_train), *held = (bag_of_words(folder / f"{s}.npz", vocab_size) for s in ("train", "dev", "test"))
     if len(np.unique(y_train)) < 2:
         raise DataError(f"{folder / 'train.npz'}: one class only; the linear baseline needs both")
