@@ -299,6 +299,36 @@ def test_claims_follow_the_numbers(ours_better):
     assert per_ds["rt_snippets"]["n_unlabeled"] == {m: 700 for m in rp.SEMI_METHODS}
 
 
+def test_a_constant_classifier_is_marked_in_the_f1_column():
+    """Word AT predicted every test sentence positive: its F1 (the constant classifier's 76.56) topped Table 1a
+    unmarked."""
+    recs = _records(True)
+    for rec in recs.values():
+        if "curves" not in rec:
+            rec["predicted_positive"] = 100.0 if rec["method"] == "word_at" else 55.0
+    per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
+    md = "\n".join(rp.tables_markdown("rt_snippets", per_ds["rt_snippets"])).splitlines()
+    word_at = next(line for line in md if line.startswith("| Word AT |"))
+    assert word_at.startswith("| Word AT | 80.00 (all positive†) |")
+    assert sum("(all positive†)" in line for line in md) == 1 and rp.CONSTANT_NOTE in md
+    recs["word_at-sup-1"] = {**recs["word_at-sup"], "seed": 1, "predicted_positive": 97.0}  # one seed learned
+    per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
+    assert not any("†" in line for line in rp.tables_markdown("rt_snippets", per_ds["rt_snippets"]))
+
+
+def test_a_failed_claim_lists_the_comparisons_that_fail_it_apart_from_those_that_hold():
+    """Fig. 2's claim failed on Word VAT alone, and the report listed Attention VAT's rise beside it as if both
+    were against the claim."""
+    recs = _records(True)
+    recs["fig2"]["curves"]["word_vat"]["dev_f1"] = [78.0, 76.0, 74.0]
+    per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
+    words, flags = rp.claims(per_ds)
+    assert flags["f1_rises_with_unlabeled"] is False
+    fails, holds = words["f1_rises_with_unlabeled"].split("; holds: ")
+    assert fails == "does not hold (fails: rt_snippets: Word VAT at N_ul=700 74.00 vs at N_ul=0 78.00"
+    assert "Attention VAT at N_ul=700 80.00 vs at N_ul=0 78.00" in holds and "Word VAT" not in holds
+
+
 def test_a_margin_within_the_seed_noise_is_no_win():
     recs = _records(True)
     for key, rec in list(recs.items()):  # a second seed: ours +0.2 / −0.2 around the others' 0.6 → mean 0.7, std 0.28

@@ -183,6 +183,10 @@ def test_bench_numbers_from_a_toy_case_and_a_fake_clock(in_repo, monkeypatch):
     assert result["kernel_calls"] == 1  # the step's one mm, replayed alone: one tick per repeat
     assert result["kernels_alone_ms"] == pytest.approx(1.0)
     assert result["kernels_alone_fraction_of_matmul"] == pytest.approx(result["fraction_of_matmul"])
+    key, fmt = "kernels_alone_fraction_of_matmul", "{:.3g}"
+    assert bench._cell({**result, key: 0.8}, key, fmt) == "0.8"
+    assert bench._cell({**result, key: 1.23}, key, fmt) == ("1.23 (above 1: the square product ran slower than these "
+                                                             "kernels, e.g. under load; rerun when idle)")
     assert result["step_over_kernels_alone"] == pytest.approx(1.0)
     assert result["peer_ms_per_step"] == pytest.approx(3.0)
     assert result["peer_samples_per_s"] == pytest.approx(8 / 3e-3)

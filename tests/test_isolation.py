@@ -224,3 +224,24 @@ def test_temporary_experiment_runs_its_copys_code(project, tmp_path):
     finally:
         sh(project, "git", "checkout", "--", "src/replab/__init__.py")
         (project / "src/replab/_probe.py").unlink()
+
+
+def test_a_dry_run_notes_the_untracked_files_a_real_run_would_stop_at(sweep_repo, capsys):
+    from replab.cli import main
+
+    repo, calls = sweep_repo
+    (repo / "plots-out").mkdir()
+    (repo / "plots-out" / "index.html").write_text("<html>\n")
+    assert main(["sweep", "aae_ssl", "lambda_rec=1,2", "--dry-run"]) == 0
+    out = capsys.readouterr()
+    assert len(out.out.strip().splitlines()) == 2 and not calls.exists()
+    assert out.err == ("note: a real run would stop here: sweep: queued runs would not see these untracked files: "
+                       "plots-out/index.html (`git add` or commit them, or rerun with --allow-dirty)\n")
+    (repo / "plots-out" / "index.html").unlink()
+    (repo / ".gitignore").write_text((REPO / ".gitignore").read_text())
+    sh(repo, "git", "commit", "-qam", "the repository's .gitignore")
+    for written in ("plots-diff/index.html", "compare.csv", "bench-paper.json"):  # README's example outputs
+        (repo / written).parent.mkdir(exist_ok=True)
+        (repo / written).write_text("x\n")
+    assert main(["sweep", "aae_ssl", "lambda_rec=1,2", "--dry-run"]) == 0
+    assert capsys.readouterr().err == ""

@@ -342,3 +342,21 @@ def test_check_refuses_a_malformed_section(edit, message, in_tmp, capsys):
     (in_tmp / "params.yaml").write_text(yaml.safe_dump(edit(compose())))
     assert main(["check"]) == 2
     assert capsys.readouterr().err == f"error: {message}\n"
+
+
+def test_the_check_params_stage_stops_a_device_this_machine_lacks(in_tmp, capsys, monkeypatch):
+    """`dvc exp run -S runtime.device=cuda` on a machine without a GPU passed check_params, and the first training
+    stage failed after DVC had deleted its outputs. The stage (`check --marker`) runs where the stages will train;
+    a plain `replab check` (a sweep planned on a login node for GPU nodes) does not look at this machine."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    params = compose()
+    params["runtime"]["device"] = "cuda"
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["check"]) == 0
+    capsys.readouterr()
+    assert main(["check", "--marker", "data/params.checked"]) == 2
+    assert capsys.readouterr().err == ("error: params.yaml: runtime.device = 'cuda': no CUDA device is visible "
+                                       "(allowed here: auto, cpu)\n")
+    assert not (in_tmp / "data" / "params.checked").exists()

@@ -557,6 +557,8 @@ def _cell(result: dict, key: str, fmt: str | None) -> str:
     if result.get(key, 0) is None:
         return "–"
     text = fmt.format(result[key], **result)
+    if key == "kernels_alone_fraction_of_matmul" and result[key] > 1:  # no ceiling: the reference is off
+        text += " (above 1: the square product ran slower than these kernels, e.g. under load; rerun when idle)"
     if key == "fraction_of_matmul" and result.get("matmul_kernel", "torch.mm") != "torch.mm":
         text += f" ({result['fraction_of_torch_mm']:.3g} of torch.mm)"  # where the BLAS is not the fastest
     return text

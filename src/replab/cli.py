@@ -69,7 +69,16 @@ CHECKED = "params.yaml passed `replab check`\n"  # constant: a passing check cha
 
 
 def _check(args) -> None:
-    check_params(read_params())
+    params = read_params()
+    check_params(params)
+    if args.marker:  # the check_params stage runs where the stages will train: a device it lacks stops it here
+        from replab.params import load_runtime
+
+        device = load_runtime(params=params).device
+        if device not in ("auto", "cpu"):
+            from replab.runtime import choose_device
+
+            choose_device(device)
     print(f"{PARAMS_FILE}: ok")
     if args.marker:
         from replab.io import atomic_path
@@ -135,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="validate params.yaml")
     p.add_argument("--marker", metavar="PATH", help="then write PATH (dvc.yaml's check_params stage: every stage "
-                   "runs after it, so a bad value stops `dvc repro` before any stage deletes its outputs)")
+                   "runs after it, so a bad value, or a runtime.device this machine lacks, stops `dvc repro` "
+                   "before any stage deletes its outputs)")
     p.set_defaults(run=_check)
 
     p = sub.add_parser("bench", help="training-step throughput per paper")

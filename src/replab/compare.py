@@ -422,6 +422,10 @@ def unseen_paths(cwd: str | Path | None = None, committed: bool = False) -> list
     return sorted(paths)
 
 
+class UnseenFiles(DataError):
+    """Files in the workspace that the runs a sweep starts would not see (`check_clean`)."""
+
+
 def check_clean(cwd: str | Path | None = None, shown: int = 8, committed: bool = False) -> None:
     """Raise DataError naming the untracked files that queued runs would silently lack (with `committed`: every
     uncommitted change, which runs of the commit alone lack)."""
@@ -429,14 +433,14 @@ def check_clean(cwd: str | Path | None = None, shown: int = 8, committed: bool =
     leftovers = [p for p in paths if is_leftover(p)]
     if leftovers:
         more = f" and {len(leftovers) - shown} more" if len(leftovers) > shown else ""
-        raise DataError(f"sweep: leftovers of a killed write: {', '.join(leftovers[:shown])}{more} (delete them, "
+        raise UnseenFiles(f"sweep: leftovers of a killed write: {', '.join(leftovers[:shown])}{more} (delete them, "
                         "or rerun the stage that writes there: its next write removes them)")
     if paths:
         more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
         what = "runs of the commit would not see these uncommitted changes" if committed else \
             "queued runs would not see these untracked files"
         hint = "commit them" if committed else "`git add` or commit them"
-        raise DataError(f"sweep: {what}: {', '.join(paths[:shown])}{more} ({hint}, or rerun with --allow-dirty)")
+        raise UnseenFiles(f"sweep: {what}: {', '.join(paths[:shown])}{more} ({hint}, or rerun with --allow-dirty)")
 
 
 def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Sequence[str] = (),
@@ -455,8 +459,13 @@ def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Se
         print(f"{shared[-1]}: {jobs} queue workers share this machine's CPUs (--set runtime.threads=N to choose)",
               flush=True)
     commands = queue_commands(points, profile, shared, name)
-    if not (dry_run or allow_dirty):
-        check_clean()
+    if not allow_dirty:
+        try:
+            check_clean()
+        except UnseenFiles as err:
+            if not dry_run:
+                raise
+            print(f"note: a real run would stop here: {err}", file=sys.stderr, flush=True)
     queued = workspace_state() if run and not dry_run else ("", "")
     names = []
     for cmd in commands:

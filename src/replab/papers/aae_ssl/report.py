@@ -48,6 +48,9 @@ def summarize(cfg: Config, params: dict):
     close_calls = [f"at Nl = {nl} AAE(y,z) {report.fmt(ours[nl]['aae_yz'])} vs {MODEL_LABELS[b]} "
                    f"{report.fmt(ours[nl][b])}" for nl in cfg.n_labeled for b in verdicts.get(str(nl), {})
                    if report.within_spread(ours[nl]["aae_yz"], ours[nl][b])]
+    failures = [f"at Nl = {nl} AAE(y,z) {report.fmt(ours[int(nl)]['aae_yz'])} vs {MODEL_LABELS[b]} "
+                f"{report.fmt(ours[int(nl)][b])}" for nl, beats in verdicts.items() for b, ok in beats.items()
+                if ok is False]
     smallest = min(cfg.n_labeled)
     yz_beats_ae_smallest = verdicts.get(str(smallest), {}).get("ae")
 
@@ -114,7 +117,9 @@ def summarize(cfg: Config, params: dict):
         "",
         report.md_table(headers, rows),
         "",
-        f"Claim \"AAE(y,z) beats AE and AAE(z) at every Nl\": {claim_text}. At the smallest Nl ({smallest}) "
+        f"Claim \"AAE(y,z) beats AE and AAE(z) at every Nl\": {claim_text}"
+        + (f", AAE(y,z) is not below: {'; '.join(failures)}" if failures else "")
+        + f". At the smallest Nl ({smallest}) "
         f"AAE(y,z) {_BELOW[yz_beats_ae_smallest]} AE "
         f"({report.fmt(ours[smallest].get('aae_yz'))} vs {report.fmt(ours[smallest].get('ae'))}). "
         f"Makhzani et al.'s AAE reaches {MAKHZANI_NL100} % at Nl = 100 on MNIST (anchor beyond the paper)."

@@ -206,6 +206,8 @@ def measure(model, data: EvalData) -> tuple[dict, list[dict]]:
     metrics = {"f1": 100 * binary_f1(test_pred, data.test.labels),
                "dev_f1": 100 * binary_f1(dev_pred, data.dev.labels),
                "accuracy": 100 * float((test_pred == data.test.labels.astype(bool)).mean()),
+               # 100 or 0: a constant classifier at the 0.5 threshold, whose F1 is no learned result
+               "predicted_positive": 100 * float(test_pred.mean()),
                "auc": roc_auc(data.test.labels, test.probability), "dev_auc": roc_auc(data.dev.labels, dev.probability),
                **agreement(test.attention, test.importance, data.test.compare)}
     if data.test.evidence is not None:

@@ -95,7 +95,8 @@ def dataset_summary(groups: dict) -> dict:
     """Per-method statistics of one dataset: table1a, table1b (largest N_ul), table2, fig2 ({method: {N_ul:
     dev F1 stat}})."""
     sup, semi = groups["supervised"], groups["semi"]
-    measures = ("f1", "dev_f1", "dev_auc", "corr_pearson", "corr_kendall", *(k for k, _ in RATIONALE_MEASURES))
+    measures = ("f1", "dev_f1", "dev_auc", "corr_pearson", "corr_kendall", "predicted_positive",
+                *(k for k, _ in RATIONALE_MEASURES))
 
     def stats(recs):
         return {m: stat(_get(r, m) for r in recs) for m in measures}
@@ -179,7 +180,11 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
         verdicts = [ok for ok, _ in results]
         flags[c] = None if not verdicts or None in verdicts else all(verdicts)
         word = {True: "holds", False: "does not hold", None: "not measured"}[flags[c]]
-        words[c] = f"{word} ({'; '.join(d for _, d in results) or 'no runs for it'})"
+        if flags[c] is False:  # the comparisons that fail it first, then those that hold
+            failing, holding = ([d for ok, d in results if ok is want] for want in (False, True))
+            words[c] = f"{word} (fails: {'; '.join(failing)}" + (f"; holds: {'; '.join(holding)})" if holding else ")")
+        else:
+            words[c] = f"{word} ({'; '.join(d for _, d in results) or 'no runs for it'})"
     return words, flags
 
 
@@ -188,6 +193,17 @@ def _cell(s: dict | None, digits: int) -> str:
         return "–"
     text = report.fmt(s, digits)
     return text + (f" ({s['n']} of {s['n'] + s['missing']})" if s.get("missing") else "")
+
+
+def _f1_cell(t: dict) -> str:
+    """Test F1, marked when every seed's classifier predicts one class for every test sentence."""
+    share = t.get("predicted_positive")
+    constant = share is not None and not share.get("missing") and share["std"] == 0 and share["mean"] in (0.0, 100.0)
+    return _cell(t["f1"], 2) + (f" (all {'positive' if share['mean'] else 'negative'}†)" if constant else "")
+
+
+CONSTANT_NOTE = ("† every test sentence falls on one side of the 0.5 threshold (in every seed): the F1 is the "
+                 "constant classifier's, not a learned result (its ranking: dev ROC-AUC in the diagnosis below).")
 
 
 def tables_markdown(ds: str, s: dict) -> list[str]:
@@ -199,23 +215,25 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
     for m in [m for m in METHODS if m in s["table1a"]] + sorted(set(s["table1a"]) - set(METHODS)):
         t = s["table1a"][m]
         ref = ref_1a.get(m, (None, None))
-        rows.append([METHOD_LABELS.get(m, m), _cell(t["f1"], 2), _num(ref[0], 2), _cell(t["corr_pearson"], 3),
+        rows.append([METHOD_LABELS.get(m, m), _f1_cell(t), _num(ref[0], 2), _cell(t["corr_pearson"], 3),
                      _num(ref[1], 3), _cell(t["corr_kendall"], 3)])
     if rows:
         md += ["Table 1a (supervised): test F1 (%) and attention–gradient agreement", "",
                report.md_table(["model", "F1 ours", f"F1 {paper_label}", "Corr. (Pearson) ours",
                                 f"Corr. {paper_label}", "Kendall τ ours"], rows), ""]
+        md += [CONSTANT_NOTE, ""] if any("†" in row[1] for row in rows) else []
     rows = []
     for m in [m for m in SEMI_METHODS if m in s["table1b"]]:
         t = s["table1b"][m]
         ref = ref_1b.get(m, (None, None))
-        rows.append([METHOD_LABELS.get(m, m), f"{s['n_unlabeled'][m]:,}", _cell(t["f1"], 2), _num(ref[0], 2),
+        rows.append([METHOD_LABELS.get(m, m), f"{s['n_unlabeled'][m]:,}", _f1_cell(t), _num(ref[0], 2),
                      _cell(t["corr_pearson"], 3), _num(ref[1], 3), _cell(t["corr_kendall"], 3)])
     if rows:
         paper_nul = f"{PAPER_N_UL[column]:,}" if column in PAPER_N_UL else "–"
         md += [f"Table 1b (semi-supervised, each method at its largest N_ul; the paper's N_ul: {paper_nul})", "",
                report.md_table(["model", "N_ul", "F1 ours", f"F1 {paper_label}", "Corr. (Pearson) ours",
                                 f"Corr. {paper_label}", "Kendall τ ours"], rows), ""]
+        md += [CONSTANT_NOTE, ""] if any("†" in row[2] for row in rows) else []
     if s["table2"]:
         human = s["evidence"] == "human"
         name = "rationale agreement (ERASER token-soft metrics)" if human else ("lexicon-evidence agreement "
