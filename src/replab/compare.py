@@ -462,10 +462,11 @@ def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Se
     if not allow_dirty:
         try:
             check_clean()
-        except UnseenFiles as err:
+        except DataError as err:  # a dry run outside a Git repository, too, only prints what it would queue
             if not dry_run:
                 raise
-            print(f"note: a real run would stop here: {err}", file=sys.stderr, flush=True)
+            if isinstance(err, UnseenFiles):
+                print(f"note: a real run would stop here: {err}", file=sys.stderr, flush=True)
     queued = workspace_state() if run and not dry_run else ("", "")
     names = []
     for cmd in commands:

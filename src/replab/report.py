@@ -152,6 +152,31 @@ def within_spread(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
     return abs(values[0] - values[1]) < max(values[2], values[3])
 
 
+def beats(where: str, mine: dict[str, dict | None], others: dict[str, dict | None], digits: int,
+          strict: bool = True) -> tuple[bool | None, str]:
+    """The lowest mean of `mine` against the highest of `others` (label → mean ± std stat): strict, above them by
+    more than the noise (the larger std over seeds, at least half the printed precision); not strict, not below
+    by more than the noise. None if a value is undefined. Returns (verdict, detail)."""
+    if any(v is None for v in (*mine.values(), *others.values())):
+        return None, f"{where}: undefined ({', '.join(m for m, v in {**mine, **others}.items() if v is None)})"
+    low = min(mine, key=lambda m: mine[m]["mean"])
+    high = max(others, key=lambda m: others[m]["mean"])
+    margin = mine[low]["mean"] - others[high]["mean"]
+    noise = max(mine[low]["std"], others[high]["std"], 0.5 * 10 ** -digits)
+    ok = margin > noise if strict else margin >= -noise
+    note = f", a difference within the noise ±{noise:.{digits + 1}f}" if abs(margin) <= noise else ""
+    return ok, f"{where}: {low} {mine[low]['mean']:.{digits}f} vs {high} {others[high]['mean']:.{digits}f}{note}"
+
+
+def claim_detail(results: Sequence[tuple[bool | None, str]]) -> str:
+    """The details of a claim's comparisons ((verdict, detail) each, as `beats` gives them): when one fails, the
+    failing ones first and the holding ones apart, so that a comparison that holds never reads as evidence against."""
+    if not any(ok is False for ok, _ in results):
+        return "; ".join(d for _, d in results)
+    failing, holding = ([d for ok, d in results if ok is want] for want in (False, True))
+    return f"fails: {'; '.join(failing)}" + (f"; holds: {'; '.join(holding)}" if holding else "")
+
+
 def verdict_words(holds: bool | None, missing: str, bold: bool = False) -> str:
     """A claim's verdict in the report's words: holds / does not hold, or `missing` when it is not testable."""
     if holds is None:

@@ -124,22 +124,6 @@ def _num(v: float | None, digits: int) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
-def _compare(where: str, mine: dict[str, dict | None], others: dict[str, dict | None], digits: int,
-             strict: bool = True) -> tuple[bool | None, str]:
-    """The lowest mean of `mine` against the highest of `others` (label → mean ± std stat): strict, above them by
-    more than the noise (the larger std over seeds, at least half the printed precision); not strict, not below
-    by more than the noise. None if a value is undefined. Returns (verdict, detail)."""
-    if any(v is None for v in (*mine.values(), *others.values())):
-        return None, f"{where}: undefined ({', '.join(m for m, v in {**mine, **others}.items() if v is None)})"
-    low = min(mine, key=lambda m: mine[m]["mean"])
-    high = max(others, key=lambda m: others[m]["mean"])
-    margin = mine[low]["mean"] - others[high]["mean"]
-    noise = max(mine[low]["std"], others[high]["std"], 0.5 * 10 ** -digits)
-    ok = margin > noise if strict else margin >= -noise
-    note = f", a difference within the noise ±{noise:.{digits + 1}f}" if abs(margin) <= noise else ""
-    return ok, f"{where}: {low} {_num(mine[low]['mean'], digits)} vs {high} {_num(others[high]['mean'], digits)}{note}"
-
-
 def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
     """The seed's four claims judged on our numbers (means over seeds): (verdict words, claim_* booleans; None =
     not measured: a method or measure missing or undefined)."""
@@ -153,7 +137,7 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
         # 1. semi-supervised test F1: Attention VAT ≥ Word VAT, Attention iVAT ≥ Word iVAT
         for ours, word in (("attention_vat", "word_vat"), ("attention_ivat", "word_ivat")):
             if ours in t1b and word in t1b:
-                checks["attention_ge_word_semi"].append(_compare(ds, stats(t1b, [ours], "f1"),
+                checks["attention_ge_word_semi"].append(report.beats(ds, stats(t1b, [ours], "f1"),
                                                                  stats(t1b, [word], "f1"), 2, strict=False))
         # 2. correlation above vanilla and the word-level methods, in each setting
         vanilla = stats(t1a, ["vanilla"], "corr_pearson")
@@ -161,18 +145,18 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
                                        ("semi", t1b, {**vanilla, **stats(t1b, WORD_LEVEL, "corr_pearson")})):
             mine = stats(table, OURS, "corr_pearson")
             if mine and others:
-                checks["attention_higher_corr"].append(_compare(f"{ds} {setting}", mine, others, 3))
+                checks["attention_higher_corr"].append(report.beats(f"{ds} {setting}", mine, others, 3))
         # 3. rationale agreement above vanilla and word-level VAT/iVAT on every measure
         for key, label in RATIONALE_MEASURES if t2 else ():
             mine, others = stats(t2, OURS, key), stats(t2, ("vanilla", "word_vat", "word_ivat"), key)
             if mine and others:
-                checks["attention_better_rationales"].append(_compare(f"{ds} {label}", mine, others, 3))
+                checks["attention_better_rationales"].append(report.beats(f"{ds} {label}", mine, others, 3))
         # 4. dev F1 at the largest N_ul above the smallest (Fig. 2), every method
         for m, points in s["fig2"].items():
             n_uls = sorted(points, key=int)
             if len(n_uls) >= 2:
                 label = METHOD_LABELS.get(m, m)
-                checks["f1_rises_with_unlabeled"].append(_compare(
+                checks["f1_rises_with_unlabeled"].append(report.beats(
                     ds, {f"{label} at N_ul={n_uls[-1]}": points[n_uls[-1]]},
                     {f"at N_ul={n_uls[0]}": points[n_uls[0]]}, 2))
     words, flags = {}, {}
@@ -180,11 +164,7 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
         verdicts = [ok for ok, _ in results]
         flags[c] = None if not verdicts or None in verdicts else all(verdicts)
         word = {True: "holds", False: "does not hold", None: "not measured"}[flags[c]]
-        if flags[c] is False:  # the comparisons that fail it first, then those that hold
-            failing, holding = ([d for ok, d in results if ok is want] for want in (False, True))
-            words[c] = f"{word} (fails: {'; '.join(failing)}" + (f"; holds: {'; '.join(holding)})" if holding else ")")
-        else:
-            words[c] = f"{word} ({'; '.join(d for _, d in results) or 'no runs for it'})"
+        words[c] = f"{word} ({report.claim_detail(results) or 'no runs for it'})"
     return words, flags
 
 
