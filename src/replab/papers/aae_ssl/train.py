@@ -174,7 +174,10 @@ def fit_seeds(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: i
 
     def objective(critic: dict, x, y_logits, z, x_rec, yl):  # one seed's Eq. 3, vmapped over the seeds
         return iteration_objective(cfg, lambda_reg, x, y_logits, z, x_rec, yl,
-                                   disc.one_seed(critic, {}) if disc is not None else None)
+                                   disc.one_seed(critic, {}) if disc is not None else None)[0]
+
+    def uniform(shape) -> torch.Tensor:  # [S, *shape]: each seed's draw from its own stream
+        return torch.stack([torch.rand(shape, generator=g, device=device) for g in streams])
 
     bar = rt.progress(range(1, iterations + 1), total=iterations, enabled=runtime.progress,
                       desc=f"aae_ssl {model} Nl={n_labeled} {len(seeds)} seeds together")
@@ -184,8 +187,7 @@ def fit_seeds(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: i
         ru = rows_unl.gather(1, torch.stack([next(b) for b in unlabeled_batches]))
         x = torch.cat([data.x["train"][rl], data.x["train"][ru]], 1)
         yl, b2 = data.y["train"][rl], x.shape[1]
-        draw = lambda shape: torch.stack([torch.rand(shape, generator=g, device=device) for g in streams])
-        dropout_noise = tuple(draw((b2, hidden)) for _ in range(n_noise))
+        dropout_noise = tuple(uniform((b2, hidden)) for _ in range(n_noise))
         encoder.train(), decoder.train()
         y_logits, z = encoder(x, dropout_noise)
         y_soft = F.softmax(y_logits, -1)
@@ -201,7 +203,7 @@ def fit_seeds(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: i
 
         x_rec = decoder(y_soft, z)
         critic = disc.detached() if disc is not None else {}  # D is a fixed critic here (after its update)
-        loss, terms_l, terms_u = torch.func.vmap(objective)(critic, x, y_logits, z, x_rec, yl)
+        loss = torch.func.vmap(objective)(critic, x, y_logits, z, x_rec, yl)  # [S]
         opt_ae.zero_grad(set_to_none=True)
         loss.sum().backward()
         clip_grad_norm_per_seed(autoencoder_params, cfg.grad_clip)
