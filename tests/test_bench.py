@@ -104,8 +104,14 @@ def test_unknown_paper_or_bad_steps_is_one_line_error_before_anything_runs(in_re
                    "attention_vat)"]
     assert cli(["bench", "split_vae", "--steps", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: bench --steps 0: must be at least 1"
-    assert cli(["bench", "aae_ssl", "--seeds", "1"]) == 2
-    assert capsys.readouterr().err.strip() == "error: bench --seeds 1: must be at least 2 (seeds trained together)"
+    for n in ("1", "99999999999"):
+        assert cli(["bench", "aae_ssl", "--seeds", n]) == 2
+        assert capsys.readouterr().err.strip() == (f"error: bench --seeds {n}: allowed: 2 … 100 (seeds of one variant "
+                                                   "trained together)")
+    assert cli(["bench", "aae_ssl", "--seeds", "2", "--compile", "default"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: bench --seeds with --compile default: seeds trained together "
+                                               "run eagerly, so their step would be compared with a compiled one; "
+                                               "give one of the two")
     assert ran == [] and not out.exists()  # split_vae did not run first; no JSON of nothing
     with pytest.raises(bench.NoBenchmark, match="no benchmark for no_such_paper"):
         bench.find_case("no_such_paper")
@@ -121,6 +127,7 @@ def test_bench_seeds_together_times_the_batched_loop_beside_the_single_seed_step
     assert aae["seeds_samples_per_s"] == pytest.approx(2 * aae["samples_per_step"] / aae["seeds_ms_per_step"] * 1e3)
     assert split["seeds_together"] is None and split["seeds_speedup"] is None
     rows = capsys.readouterr().out.splitlines()
+    assert "bench split_vae: no loop of seeds trained together (--seeds: aae_ssl)" in rows
     together = next(row for row in rows if row.startswith("seeds together ms / step"))
     assert "(2 seeds, " in together and together.split()[-1] == "–"
     assert "seeds together" not in bench.format_table([split])

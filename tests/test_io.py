@@ -120,14 +120,18 @@ def test_the_next_write_removes_a_killed_writers_leftovers(tmp_path):
     for path in (killed_file, running, elsewhere, other_target):
         path.write_text("half")
     (killed_dir / "sub").mkdir(parents=True)
-    assert all(is_leftover(p) for p in (killed_file, killed_dir / "sub", running, elsewhere))
-    assert not is_leftover(tmp_path / "train.json") and not is_leftover(tmp_path / ".gitignore")
+    assert all(is_leftover(p) for p in (killed_file, killed_dir / "sub", elsewhere))
+    assert not is_leftover(running)  # a write in progress
+    for name in ("train.json", ".gitignore", ".notes.backup12.tmp"):  # a user's file that only looks like one
+        assert not is_leftover(tmp_path / name)
+    huge = tmp_path / f".train.json.{host}-99999999999999999999999.abcd1234.tmp"  # no process id at all
+    huge.write_text("half")
 
     with atomic_path(target) as tmp:
         tmp.write_text("{}")
     with atomic_dir(folder) as tmp:
         (tmp / "a.json").write_text("{}")
-    assert not killed_file.exists() and not killed_dir.exists()
+    assert not killed_file.exists() and not killed_dir.exists() and not huge.exists()
     assert running.exists() and elsewhere.exists() and other_target.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [running.name, elsewhere.name, other_target.name, "train.json", "metrics"])
@@ -138,8 +142,9 @@ def test_sweep_names_leftovers_of_a_killed_write_as_such(tmp_path, monkeypatch):
     from replab.io import DataError
 
     monkeypatch.setattr(compare, "unseen_paths", lambda cwd, committed: [
-        "metrics/.autoencoder.gpz4q7j7.tmp/simple-0.json", "notes.txt"])
+        "metrics/.autoencoder.node7-4242.gpz4q7j7.tmp/simple-0.json", "notes.txt"])
     with pytest.raises(DataError) as err:
         compare.check_clean()
-    assert str(err.value) == ("sweep: leftovers of a killed write: metrics/.autoencoder.gpz4q7j7.tmp/simple-0.json "
-                              "(delete them, or rerun the stage that writes there: its next write removes them)")
+    assert str(err.value) == ("sweep: leftovers of a killed write (or of one on another host): metrics/.autoencoder."
+                              "node7-4242.gpz4q7j7.tmp/simple-0.json (delete them; on this host the next write of the "
+                              "same file also removes them)")

@@ -181,10 +181,11 @@ def test_bad_writer_split_is_refused_on_load(writer_dir, case):
 
 def test_writer_truncated_npz_and_bad_meta(writer_dir):
     meta = json.loads((writer_dir / "meta.json").read_text())
-    (writer_dir / "meta.json").write_text(json.dumps({**meta, "n_writers": "four"}))
-    refuses(lambda: writers.load_writer_splits(writer_dir),
-            f"{writer_dir / 'meta.json'}: n_writers = 'four' (expected an integer ≥ 1); run `dvc repro -f "
-            "prepare@writers`")
+    for bad in ("four", None):  # null (or NaN, read as null) was let through and failed later in int()
+        (writer_dir / "meta.json").write_text(json.dumps({**meta, "n_writers": bad}))
+        refuses(lambda: writers.load_writer_splits(writer_dir),
+                f"{writer_dir / 'meta.json'}: n_writers = {bad!r} (expected an integer ≥ 1); run `dvc repro -f "
+                "prepare@writers`")
     (writer_dir / "meta.json").write_text('"writers"')
     refuses(lambda: writers.load_writer_splits(writer_dir),
             f"{writer_dir / 'meta.json'}: top level is a string, expected an object; run `dvc repro -f "
@@ -336,6 +337,8 @@ def test_bad_text_split_is_refused_on_load(text_dir, case):
 
 
 def test_text_loads_valid_data_unchanged(text_dir):
+    path = text_dir / "test.npz"  # 0/1 evidence marks stored as booleans are as good as uint8
+    save(path, {**arrays_of(path), "evidence": arrays_of(path)["evidence"].astype(bool)})
     data = load_all(text_dir)()
     stored = arrays_of(text_dir / "train.npz")
     assert data.tokens["train"].tolist() == stored["tokens"].tolist()

@@ -59,6 +59,7 @@ FETCH_MIN_BATCHES = 200  # batch-fetch comparison: max(steps, this) batches per 
 MATMUL_REPEATS = 5
 KERNEL_REPEATS = 10  # replays of a step's FLOP kernels alone (best of): a few ms to 0.1 s each
 ROUNDS = 2  # replab's loop and the peer loop alternate this many times
+MAX_SEEDS = 100  # bench --seeds: a variant's seeds (the papers use 2 to 10)
 
 
 class NoBenchmark(LookupError):
@@ -408,6 +409,8 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
     phases.set_postfix_str(f"{ROUNDS} × {steps} training steps")
     peer_loop = find_peer(paper)
     together = seeds if seeds is not None and case.train_seeds is not None else None
+    if seeds is not None and together is None:
+        print(f"bench {paper}: no loop of seeds trained together (--seeds: aae_ssl)", flush=True)
     if together is not None and device.type not in ("cpu", "cuda"):
         raise ParamError(f"bench --seeds {seeds}: seeds trained together run on cpu or cuda, not {device.type} "
                          "(runtime.device)")
@@ -429,8 +432,12 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
             peer_times += times
         if together is not None:  # eager, like the single-seed loop without --compile
             probe = StepProbe(WARMUP_STEPS, steps, device, count_flops=False)
-            with probe.attached():
-                case.train_seeds(probe.iterations, together, runtime)
+            try:
+                with probe.attached():
+                    case.train_seeds(probe.iterations, together, runtime)
+            except (MemoryError, torch.OutOfMemoryError):
+                raise ParamError(f"bench --seeds {together}: {paper}'s {together} seeds do not fit in {device.type} "
+                                 "memory (give fewer)") from None
             together_times += probe.step_times()
     phases.update()
 
@@ -606,8 +613,11 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
         raise ParamError(f"bench: unknown paper {', '.join(map(repr, unknown))} (known: {', '.join(PAPERS)})")
     if steps < 1:
         raise ParamError(f"bench --steps {steps}: must be at least 1")
-    if seeds is not None and seeds < 2:
-        raise ParamError(f"bench --seeds {seeds}: must be at least 2 (seeds trained together)")
+    if seeds is not None and not 2 <= seeds <= MAX_SEEDS:
+        raise ParamError(f"bench --seeds {seeds}: allowed: 2 … {MAX_SEEDS} (seeds of one variant trained together)")
+    if seeds is not None and compile_mode is not None:
+        raise ParamError(f"bench --seeds with --compile {compile_mode}: seeds trained together run eagerly, so "
+                         "their step would be compared with a compiled one; give one of the two")
     if compile_mode is not None and compile_mode not in COMPILE_MODES:
         raise ParamError(f"bench --compile {compile_mode}: unknown mode (known: {', '.join(COMPILE_MODES)})")
     if json_path is not None:

@@ -433,8 +433,9 @@ def check_clean(cwd: str | Path | None = None, shown: int = 8, committed: bool =
     leftovers = [p for p in paths if is_leftover(p)]
     if leftovers:
         more = f" and {len(leftovers) - shown} more" if len(leftovers) > shown else ""
-        raise UnseenFiles(f"sweep: leftovers of a killed write: {', '.join(leftovers[:shown])}{more} (delete them, "
-                        "or rerun the stage that writes there: its next write removes them)")
+        raise UnseenFiles(f"sweep: leftovers of a killed write (or of one on another host): "
+                          f"{', '.join(leftovers[:shown])}{more} (delete them; on this host the next write of the "
+                          "same file also removes them)")
     if paths:
         more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
         what = "runs of the commit would not see these uncommitted changes" if committed else \

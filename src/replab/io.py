@@ -112,9 +112,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-# A temp name: .<target name>.<host>-<pid>.<8 random characters of mkstemp>.tmp[<suffix>] (before the writer
-# was in the name: without <host>-<pid>.)
-_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp(?:\.[A-Za-z0-9]+)?")
+# A temp name: .<target name>.<host>-<pid>.<8 random characters of mkstemp>.tmp[<suffix>]
+_TEMP_NAME = re.compile(r"\..+\.(?P<host>[^/]+)-(?P<pid>\d+)\.[a-z0-9_]{8}\.tmp(?:\.[A-Za-z0-9]+)?")
 
 
 def _host_prefix(path: Path) -> str:
@@ -126,14 +125,17 @@ def _temp_prefix(path: Path) -> str:
 
 
 def is_leftover(path: str | os.PathLike) -> bool:
-    """Whether `path` is, or lies in, a temp file or directory of `atomic_path` / `atomic_dir`."""
-    return any(_TEMP_NAME.fullmatch(part) for part in Path(path).parts)
+    """Whether `path` is, or lies in, a temp file or directory of `atomic_path` / `atomic_dir` that no running
+    process on this host is writing (a killed writer's, or another host's)."""
+    host = socket.gethostname()
+    return any((found := _TEMP_NAME.fullmatch(part)) and not (found["host"] == host and _running(int(found["pid"])))
+               for part in Path(path).parts)
 
 
 def _running(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # gone, or no process id at all
         return False
     except PermissionError:  # another user's process
         return True
@@ -142,7 +144,15 @@ def _running(pid: int) -> bool:
 
 def remove_leftovers(path: Path) -> None:
     """Delete the temp files and directories beside `path` that writers of `path` on this host left when they
-    were killed (their process is gone). Another host's, or a live process's, are left alone."""
+    were killed (their process is gone). Another host's, or a live process's, are left alone. Never raises: the
+    write it follows has succeeded."""
+    try:
+        _remove_leftovers(path)
+    except OSError:
+        pass
+
+
+def _remove_leftovers(path: Path) -> None:
     prefix = _host_prefix(path)
     ours = re.compile(rf"{re.escape(prefix)}(\d+)\.[a-z0-9_]{{8}}\.tmp(?:\.[A-Za-z0-9]+)?")
     for sibling in path.parent.glob(f"{glob.escape(prefix)}*.tmp*"):
@@ -294,6 +304,8 @@ def npz_array(path: str | os.PathLike, arrays: dict[str, np.ndarray], key: str, 
     allowed = (f"{low} … {high}" if low is not None and high is not None else f"≥ {low}" if low is not None
                else f"≤ {high}" if high is not None else "")
     kinds = _DTYPES.get(dtype)
+    if kinds == "iu" and values == (0, 1):  # 0/1 marks may be stored as booleans
+        kinds += "b"
     if a.dtype.kind not in kinds if kinds else a.dtype != np.dtype(dtype):
         raise DataError(f"{path}: {key} is {a.dtype} (expected {dtype} {noun}{' ' + allowed if allowed else ''})")
     if a.ndim != len(shape) or any(isinstance(s, int) and s != n for s, n in zip(shape, a.shape, strict=True)):

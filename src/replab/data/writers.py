@@ -329,8 +329,8 @@ def load_writer_splits(data_dir: Path) -> tuple[dict[str, tuple[np.ndarray, np.n
     data_dir = Path(data_dir)
     stage = f"prepare@{data_dir.name}"
     meta = read_json(data_dir / "meta.json", expect=dict, stage=stage)
-    n_writers = meta.get("n_writers")
-    if n_writers is not None and (isinstance(n_writers, bool) or not isinstance(n_writers, int) or n_writers < 1):
+    n_writers = meta.get("n_writers")  # absent: the writer ids are only checked to be ≥ 0
+    if "n_writers" in meta and (isinstance(n_writers, bool) or not isinstance(n_writers, int) or n_writers < 1):
         raise DataError(f"{data_dir / 'meta.json'}: n_writers = {n_writers!r} (expected an integer ≥ 1); "
                         f"{rerun_hint(stage)}")
     splits = {split: check_writer_split(data_dir / f"{split}.npz", read_npz(data_dir / f"{split}.npz", stage=stage),
