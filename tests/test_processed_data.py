@@ -39,6 +39,15 @@ def refuses(load, message: str) -> None:
     one_line_naming(err, message.split(": ")[0])
 
 
+def corrupt_then_load(folder, case, load) -> None:
+    """A case (split, mutate its arrays, expected message for the file's path): rewrite folder/<split>.npz with
+    the mutated arrays, then `load()` must refuse it in that one line."""
+    split, mutate, message = case
+    path = folder / f"{split}.npz"
+    save(path, mutate(arrays_of(path)))
+    refuses(load, message(path))
+
+
 def non_finite(path, key: str, n_bad: int, total: int, first: int, noun: str) -> str:
     return (f"{path}: {key}: {n_bad} of {total} values are NaN or infinite (first at flat index {first}); "
             f"{noun} must be finite")
@@ -104,10 +113,7 @@ IMAGE_CASES = {
 
 @pytest.mark.parametrize("case", IMAGE_CASES)
 def test_bad_image_split_is_refused_on_load(image_dir, case):
-    split, mutate, message = IMAGE_CASES[case]
-    path = image_dir / f"{split}.npz"
-    save(path, mutate(arrays_of(path)))
-    refuses(lambda: images.load_image_splits(image_dir), message(path))
+    corrupt_then_load(image_dir, IMAGE_CASES[case], lambda: images.load_image_splits(image_dir))
 
 
 def test_valid_image_splits_load_unchanged(image_dir):
@@ -173,10 +179,7 @@ WRITER_CASES = {
 
 @pytest.mark.parametrize("case", WRITER_CASES)
 def test_bad_writer_split_is_refused_on_load(writer_dir, case):
-    split, mutate, message = WRITER_CASES[case]
-    path = writer_dir / f"{split}.npz"
-    save(path, mutate(arrays_of(path)))
-    refuses(lambda: writers.load_writer_splits(writer_dir), message(path))
+    corrupt_then_load(writer_dir, WRITER_CASES[case], lambda: writers.load_writer_splits(writer_dir))
 
 
 def test_writer_truncated_npz_and_bad_meta(writer_dir):
@@ -251,10 +254,7 @@ HAR_CASES = {
 
 @pytest.mark.parametrize("case", HAR_CASES)
 def test_bad_window_split_is_refused_on_load(har_dir, case):
-    split, mutate, message = HAR_CASES[case]
-    path = har_dir / f"{split}.npz"
-    save(path, mutate(arrays_of(path)))
-    refuses(lambda: recordings.load_windows(har_dir), message(path))
+    corrupt_then_load(har_dir, HAR_CASES[case], lambda: recordings.load_windows(har_dir))
 
 
 def test_har_truncated_npz_and_list_meta(har_dir):
@@ -330,10 +330,7 @@ TEXT_CASES = {
 
 @pytest.mark.parametrize("case", TEXT_CASES)
 def test_bad_text_split_is_refused_on_load(text_dir, case):
-    split, mutate, message = TEXT_CASES[case]
-    path = text_dir / f"{split}.npz"
-    save(path, mutate(arrays_of(path)))
-    refuses(load_all(text_dir), message(path))
+    corrupt_then_load(text_dir, TEXT_CASES[case], load_all(text_dir))
 
 
 def test_text_loads_valid_data_unchanged(text_dir):

@@ -7,7 +7,7 @@ each split is moved to the device once, and a batch is an index slice of a seede
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +97,8 @@ def map_batches(fn, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
 @dataclass
 class TextData:
     """One processed text set on the device: per split tokens int64 [N, T] (0-padded on the right), lengths
-    int64 [N] (≥ 1) and, for train/dev/test, labels float32 [N] in {0, 1}; the unlabeled pool if prepared."""
+    int64 [N] (≥ 1) and, for train/dev/test, labels float32 [N] in {0, 1}; the unlabeled pool if prepared; the
+    evidence marks (host 0/1 arrays [N, T]) of the splits that have them."""
 
     tokens: dict[str, torch.Tensor]
     lengths: dict[str, torch.Tensor]
@@ -107,6 +108,7 @@ class TextData:
     embeddings: torch.Tensor | None  # float32 [V, d] fastText rows, or None
     source: str
     name: str
+    evidence: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_unlabeled(self) -> int:
@@ -125,7 +127,7 @@ def load_text(dataset: str, device: torch.device, unlabeled_max_length: int = 0,
     folder = (root or PROCESSED_ROOT) / dataset
     meta = read_json(folder / "meta.json", expect=dict, stage=f"prepare@{dataset}")
     vocab_size = len(read_vocab(folder))
-    tokens, lengths, labels = {}, {}, {}
+    tokens, lengths, labels, evidence = {}, {}, {}, {}
     for split in splits:
         if split == "unlabeled" and not (folder / "unlabeled.npz").exists():
             continue
@@ -137,6 +139,8 @@ def load_text(dataset: str, device: torch.device, unlabeled_max_length: int = 0,
         lengths[split] = torch.from_numpy(n).to(device)
         if split != "unlabeled":
             labels[split] = torch.from_numpy(arrays["labels"].astype(np.float32)).to(device)
+        if "evidence" in arrays:
+            evidence[split] = arrays["evidence"]
     table, path = None, folder / "embeddings.npy"
     if path.exists():
         w = read_npy(path, stage=f"prepare@{dataset}")
@@ -144,7 +148,7 @@ def load_text(dataset: str, device: torch.device, unlabeled_max_length: int = 0,
             raise DataError(f"{path}: expected finite float [{vocab_size}, d] rows aligned with vocab.json")
         table = torch.from_numpy(w.astype(np.float32)).to(device)
     return TextData(tokens, lengths, labels, vocab_size, meta.get("special_ids", {"pad": 0, "unk": 1}), table,
-                    meta.get("source", "unknown"), dataset)
+                    meta.get("source", "unknown"), dataset, evidence)
 
 
 def take_batch(tokens: torch.Tensor, lengths: torch.Tensor, idx: torch.Tensor, *more) -> tuple:

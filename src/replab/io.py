@@ -113,7 +113,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 
 
 # A temp name: .<target name>.<host>-<pid>.<8 random characters of mkstemp>.tmp[<suffix>]
-_TEMP_NAME = re.compile(r"\..+\.(?P<host>[^/]+)-(?P<pid>\d+)\.[a-z0-9_]{8}\.tmp(?:\.[A-Za-z0-9]+)?")
+_TEMP_TAIL = r"(?P<pid>\d+)\.[a-z0-9_]{8}\.tmp(?:\.[A-Za-z0-9]+)?"  # after `<host>-`
+_TEMP_NAME = re.compile(r"\..+\.(?P<host>[^/]+)-" + _TEMP_TAIL)
 
 
 def _host_prefix(path: Path) -> str:
@@ -154,10 +155,10 @@ def remove_leftovers(path: Path) -> None:
 
 def _remove_leftovers(path: Path) -> None:
     prefix = _host_prefix(path)
-    ours = re.compile(rf"{re.escape(prefix)}(\d+)\.[a-z0-9_]{{8}}\.tmp(?:\.[A-Za-z0-9]+)?")
+    ours = re.compile(re.escape(prefix) + _TEMP_TAIL)
     for sibling in path.parent.glob(f"{glob.escape(prefix)}*.tmp*"):
         found = ours.fullmatch(sibling.name)
-        if found and not _running(int(found[1])):
+        if found and not _running(int(found["pid"])):
             if sibling.is_dir() and not sibling.is_symlink():
                 shutil.rmtree(sibling, ignore_errors=True)
             else:

@@ -27,6 +27,15 @@ from replab.papers.aae_ssl.model import (
 )
 
 
+def adam_optimizers(cfg: Config, autoencoder_params: list, disc, device):
+    """(Adam over the encoder and decoder, Adam over D or None without one), with cfg's lr and β's. Fused: one
+    kernel for all parameters (the same update rule; the unfused update was 9 % of a paper-size step)."""
+    kwargs = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2), "fused": device.type in ("cpu", "cuda")}
+    opt_ae = rt.optimizer(torch.optim.Adam, autoencoder_params, **kwargs)
+    opt_d = rt.optimizer(torch.optim.Adam, disc.parameters(), **kwargs) if disc is not None else None
+    return opt_ae, opt_d
+
+
 def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, seed: int,
         data: Images, device, runtime, live=None, ckpt=None, name: str = ""):
     """Train one model; returns (encoder, decoder, best validation record, clock). With `ckpt`
@@ -42,13 +51,8 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
     encoder, decoder, disc = (m.to(device) if m is not None else None
                               for m in build(model, cfg.hidden, z_dim, cfg.batchnorm, cfg.dropout))
     lambda_reg = 0.0 if model == "ae" else cfg.lambda_reg
-    betas = (cfg.beta1, cfg.beta2)
     autoencoder_params = [*encoder.parameters(), *decoder.parameters()]
-    # fused: one kernel for all parameters (the same update rule; the unfused update was 9 % of a paper-size step)
-    fused = device.type in ("cpu", "cuda")
-    opt_ae = rt.optimizer(torch.optim.Adam, autoencoder_params, lr=cfg.lr, betas=betas, fused=fused)
-    opt_d = (rt.optimizer(torch.optim.Adam, disc.parameters(), lr=cfg.lr, betas=betas, fused=fused)
-             if disc is not None else None)
+    opt_ae, opt_d = adam_optimizers(cfg, autoencoder_params, disc, device)
 
     # Training calls go through (optionally) compiled wrappers; weights are shared with the originals.
     enc_step, dec_step, disc_step = (rt.maybe_compile(m, runtime) for m in (encoder, decoder, disc))
@@ -158,11 +162,8 @@ def fit_seeds(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: i
     encoder, decoder = Stacked([n[0] for n in nets]), Stacked([n[1] for n in nets])
     disc = Stacked([n[2] for n in nets]) if model != "ae" else None
     lambda_reg = 0.0 if model == "ae" else cfg.lambda_reg
-    betas, fused = (cfg.beta1, cfg.beta2), device.type in ("cpu", "cuda")
     autoencoder_params = [*encoder.parameters(), *decoder.parameters()]
-    opt_ae = rt.optimizer(torch.optim.Adam, autoencoder_params, lr=cfg.lr, betas=betas, fused=fused)
-    opt_d = (rt.optimizer(torch.optim.Adam, disc.parameters(), lr=cfg.lr, betas=betas, fused=fused)
-             if disc is not None else None)
+    opt_ae, opt_d = adam_optimizers(cfg, autoencoder_params, disc, device)
     gens = [rt.seeded_generator(seed, device) for seed in seeds]
     labeled_batches = [EndlessBatches(rows_lab.shape[1], cfg.batch_labeled, g, device) for g in gens]
     unlabeled_batches = [EndlessBatches(rows_unl.shape[1], cfg.batch_unlabeled, g, device) for g in gens]

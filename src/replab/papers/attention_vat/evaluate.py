@@ -81,7 +81,7 @@ def load_eval_data(dataset: str, device, root: Path | None = None) -> EvalData:
         tokens, lengths = text.tokens[name], text.lengths[name]
         real = (torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths[:, None]).cpu().numpy()
         compare = real & ~np.isin(tokens.cpu().numpy(), specials)
-        evidence = load_text_split(folder, name, len(vocab)).get("evidence")  # 0/1 of the tokens' shape
+        evidence = text.evidence.get(name)  # 0/1 of the tokens' shape
         if evidence is not None:
             evidence = evidence.astype(bool) & compare
         splits[name] = TextSplit(tokens, lengths, text.labels[name].cpu().numpy().astype(np.int64), evidence, compare)
