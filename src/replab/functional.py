@@ -14,15 +14,19 @@ is the faster of the two for every layer shape of the papers (forward + backward
 256 × 500 → 500 2.4 against 3.1 ms), so there, and wherever MKL is not PyTorch's BLAS or the vendor is unknown,
 the layers keep `F.linear`.
 
-`bce_with_logits`: PyTorch's `F.binary_cross_entropy_with_logits` evaluates log σ(l) through log1p, whose CPU
-kernel is not vectorised: 1.0 ms for one 256 × 784 batch of pixel logits against 0.09 ms for `log` (2 threads),
-11 % of a paper-size split_vae step. The same loss is max(l, 0) − x·l − log σ(|l|) with the exact gradient
-σ(l) − x, in vectorised kernels: 0.3 ms forward and backward against 1.2 ms. Other devices keep PyTorch's
-fused kernel (one launch instead of five matters more there than the arithmetic).
+`bce_with_logits`: PyTorch's `F.binary_cross_entropy_with_logits` evaluates log σ(l) through log1p, which on the
+AMD EPYC ran MKL's generic code: 1.0 ms for one 256 × 784 batch of pixel logits against 0.09 ms for `log` (2
+threads), 11 % of a paper-size split_vae step. The same loss is max(l, 0) − x·l − log σ(|l|) with the exact
+gradient σ(l) − x, in vectorised kernels: 0.3 ms forward and backward against 1.2 ms.
 
-`tanh`: `torch.tanh` takes 138 µs for a 256 × 500 activation against 17 µs for `torch.sigmoid`; tanh(a) =
-2σ(2a) − 1 takes 35 µs, with the gradient (1 − tanh²) from PyTorch's own `tanh_backward` kernel. split_vae's
-three tanh layers were 0.4 ms of a 9 ms paper-size step (forward) and its peer's are still.
+`tanh`: `torch.tanh` took 138 µs there for a 256 × 500 activation against 17 µs for `torch.sigmoid`; tanh(a) =
+2σ(2a) − 1 takes 35 µs, with the gradient (1 − tanh²) from PyTorch's own `tanh_backward` kernel.
+
+Both sigmoid forms are used only where `SIGMOID_FORMS` (the same machine fact as `ONEDNN_LINEAR`: PyTorch's tanh,
+log1p and log call MKL's vector maths). On an Intel Xeon (AVX-512, 2 threads) MKL's kernels are the faster ones:
+forward + backward of the 256 × 784 loss 0.56 against 0.84 ms, of a 256 × 500 tanh 0.11 against 0.33 ms, and the
+paper-size split_vae step over its peer 1.29–1.46× against 1.11–1.18× (three alternating runs each). There, on
+other devices (one fused launch matters more than the arithmetic) and for half precision, both are PyTorch's.
 """
 
 from __future__ import annotations
@@ -50,6 +54,10 @@ def mkl_runs_generic_code(vendor: str | None = None) -> bool:
 # Decided once per process, from the machine alone (never from timings), so that a run's kernels and with them its
 # float rounding are the same every time on one machine
 ONEDNN_LINEAR = mkl_runs_generic_code()
+# PyTorch's CPU tanh, log, log1p and exp call MKL's vector maths (VML, ATen's `*_vml_cpu` kernels) wherever MKL is
+# built in, and it runs the same generic code there; sigmoid is ATen's own vectorised kernel. So the sigmoid forms
+# of `tanh` and `bce_with_logits` pay exactly where MKL's products do not (on an Intel Xeon they cost 1.5–3×).
+SIGMOID_FORMS = mkl_runs_generic_code()
 
 
 def uses_onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
@@ -124,8 +132,9 @@ class Linear(nn.Linear):
 
 
 def _ours_here(x: torch.Tensor) -> bool:
-    """Our kernels for float32/float64 on the CPU; PyTorch's elsewhere (one fused launch on GPUs, half precision)."""
-    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+    """Our sigmoid forms for float32/float64 on a CPU where `SIGMOID_FORMS`; PyTorch's elsewhere (its VML kernels on
+    Intel CPUs, one fused launch on GPUs, half precision)."""
+    return SIGMOID_FORMS and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
 
 
 class _BCEWithLogits(torch.autograd.Function):
@@ -166,19 +175,19 @@ class _Tanh(torch.autograd.Function):
 
 
 def tanh(a: torch.Tensor) -> torch.Tensor:
-    """Elementwise hyperbolic tangent, any shape. For float32/float64 on the CPU computed as 2σ(2a) − 1: within
-    2 ulp of 1 (2.4e-7 in float32) of `torch.tanh` in absolute terms, not relative: near a = 0 the result is a
-    difference of two numbers near 1 (tanh(1e-8) gives 0, and tanh(−a) = −tanh(a) only to that 2.4e-7); the
-    gradient is 1 − tanh²(a) of that value. Otherwise `torch.tanh`."""
+    """Elementwise hyperbolic tangent, any shape. For float32/float64 on the CPU where `SIGMOID_FORMS` computed as
+    2σ(2a) − 1: within 2 ulp of 1 (2.4e-7 in float32) of `torch.tanh` in absolute terms, not relative: near a = 0
+    the result is a difference of two numbers near 1 (tanh(1e-8) gives 0, and tanh(−a) = −tanh(a) only to that
+    2.4e-7); the gradient is 1 − tanh²(a) of that value. Otherwise `torch.tanh`."""
     return _Tanh.apply(a) if _ours_here(a) else torch.tanh(a)
 
 
 def bce_with_logits(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Elementwise binary cross-entropy −[x·log σ(l) + (1 − x)·log(1 − σ(l))] of logits l against targets
-    x ∈ [0, 1], both of one shape; no reduction (nats per element). For float32/float64 on the CPU the same as
-    `F.binary_cross_entropy_with_logits(l, x, reduction="none")` to rounding (of terms of size |l|, which cancel
-    for soft targets; plus at most 1.4e-7), with the same gradient σ(l) − x; otherwise that function. Targets are
-    data: a target that requires a gradient, or of another shape, is a ValueError."""
+    x ∈ [0, 1], both of one shape; no reduction (nats per element). For float32/float64 on the CPU where
+    `SIGMOID_FORMS` the same as `F.binary_cross_entropy_with_logits(l, x, reduction="none")` to rounding (of terms
+    of size |l|, which cancel for soft targets; plus at most 1.4e-7), with the same gradient σ(l) − x; otherwise
+    that function. Targets are data: a target that requires a gradient, or of another shape, is a ValueError."""
     if target.requires_grad:
         raise ValueError("bce_with_logits: the target requires a gradient (targets are data; detach it)")
     if target.shape != logits.shape:
