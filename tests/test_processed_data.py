@@ -15,8 +15,8 @@ import torch
 import yaml
 
 from conftest import one_line_naming
-from replab.batches import load_text
 from replab.data import images, recordings, text, writers
+from replab.data.text import load_text
 from replab.io import DataError, read_npy, read_npz
 
 # ---------------------------------------------------------------------------------------------------------

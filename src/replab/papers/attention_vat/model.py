@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from replab.batches import TextData
+from replab.data.text import TextData
 from replab.functional import Linear
 from replab.io import DataError
 from replab.params import param

@@ -14,8 +14,9 @@ from dataclasses import replace
 import torch
 
 from replab import runtime as rt
-from replab.batches import EndlessBatches, TextData, index_batches, load_text, take_batch
+from replab.batches import EndlessBatches, index_batches, take_batch
 from replab.checkpoint import Checkpoints
+from replab.data.text import TextData, load_text
 from replab.io import DataError, atomic_dir, write_json
 from replab.papers.attention_vat.model import (
     FIG2,

@@ -8,8 +8,9 @@ import math
 import torch
 
 from replab import runtime as rt
-from replab.batches import Images, index_batches, load_images
+from replab.batches import index_batches
 from replab.checkpoint import Checkpoints
+from replab.data.images import Images, load_images
 from replab.io import DataError
 from replab.papers.autoencoder.model import (
     ANOMALY,
