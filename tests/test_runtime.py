@@ -292,3 +292,77 @@ def test_no_paper_training_imports_torch_dynamo():
     out = subprocess.run([sys.executable, "-c", TRAINING_PROBE, str(REPO / "params.yaml"), *PAPERS],
                          capture_output=True, text=True, check=True).stdout.splitlines()
     assert out == [f"{paper} False" for paper in PAPERS]
+
+
+def fake_proc(root, tree: dict[int, tuple[int, list[str]]]):
+    """A /proc of {pid: (ppid, argv)}: `stat` as Linux writes it (the command name in parentheses may hold spaces
+    and parentheses) and NUL-separated `cmdline`."""
+    for pid, (ppid, argv) in tree.items():
+        (root / str(pid)).mkdir()
+        (root / str(pid) / "stat").write_text(f"{pid} (py (x) y) S {ppid} {pid} {pid} 0 -1 4194560 0 0\n")
+        (root / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    (root / "self").mkdir()  # not a process
+    return root
+
+
+def worker(node: str) -> list[str]:
+    return ["/venv/bin/python3", "/venv/bin/dvc", "exp", "queue-worker", node]
+
+
+def test_dvc_queue_workers_counts_the_workers_of_a_queued_stage_and_none_outside(tmp_path, monkeypatch):
+    """The chain DVC 3 runs a queued stage in (worker → `dvc exp exec-run` → the stage): the distinct worker
+    nodes on the machine, any repository's, one worker's duplicate process counted once; 0 outside a worker."""
+    monkeypatch.setattr(os, "getpid", lambda: 40)
+    tree = {10: (1, worker("dvc-exp-1dca85-1@localhost")), 11: (1, worker("dvc-exp-1dca85-2@localhost")),
+            12: (11, worker("dvc-exp-1dca85-2@localhost")), 13: (1, worker("dvc-exp-77aa01-1@localhost")),
+            30: (10, ["/venv/bin/python3", "/venv/bin/dvc", "exp", "exec-run", "--infofile", "x.run"]),
+            40: (30, ["python", "src/replab", "train", "aae_ssl", "ae-100-0"]),
+            50: (1, ["bash"]), 51: (50, ["python", "src/replab", "train"])}
+    proc = fake_proc(tmp_path, tree)
+    assert rt.dvc_queue_workers(proc) == 3
+    monkeypatch.setattr(os, "getpid", lambda: 51)  # `dvc repro` in a shell beside the queue: not sharing
+    assert rt.dvc_queue_workers(proc) == 0
+    assert rt.dvc_queue_workers(tmp_path / "absent") == 0  # no /proc (macOS, Windows): cannot tell
+
+
+@pytest.mark.parametrize("cpus, workers, threads", [(2, 0, 2), (2, 1, 2), (2, 2, 1), (2, 3, 1), (16, 3, 5)])
+def test_default_threads_share_the_cpus_among_the_queue_workers(monkeypatch, cpus, workers, threads):
+    monkeypatch.setattr(rt, "available_cpus", lambda: cpus)
+    monkeypatch.setattr(rt, "dvc_queue_workers", lambda: workers)
+    assert rt.default_threads() == threads
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_stages_of_experiments_queued_by_hand_see_their_workers(tmp_path):
+    """Two experiments queued by hand and `dvc queue start -j 2` (README's example), against real DVC: each
+    stage finds itself under a worker (1 or 2 running, as the second starts); `dvc repro` in the workspace 0."""
+    import json
+
+    from conftest import REPO, sh
+
+    (tmp_path / "probe.py").write_text(f"import json, sys\nsys.path.insert(0, {str(REPO / 'src')!r})\n"
+                                       "from replab.runtime import dvc_queue_workers\n"
+                                       "json.dump({'workers': dvc_queue_workers()}, open('w.json', 'w'))\n")
+    (tmp_path / "dvc.yaml").write_text("stages:\n  probe:\n    cmd: python probe.py\n    deps: [probe.py]\n"
+                                       "    params: [x]\n    metrics: [{w.json: {cache: false}}]\n")
+    (tmp_path / "params.yaml").write_text("x: 1\n")
+    sh(tmp_path, "git", "init", "-q")
+    sh(tmp_path, "dvc", "init", "-q")
+    sh(tmp_path, "dvc", "repro")
+    assert json.loads((tmp_path / "w.json").read_text()) == {"workers": 0}
+    sh(tmp_path, "git", "add", "-A")
+    sh(tmp_path, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "probe")
+    for x in (2, 3):
+        sh(tmp_path, "dvc", "exp", "run", "--queue", "-S", f"x={x}", "-n", f"q{x}")
+    try:
+        sh(tmp_path, "dvc", "queue", "start", "-j", "2")
+        from test_isolation import wait_done
+
+        assert [wait_done(tmp_path, f"q{x}", timeout=300) for x in (2, 3)] == ["Success", "Success"]
+        shown = json.loads(sh(tmp_path, "dvc", "exp", "show", "--json").stdout)
+        found = {r["name"]: r["data"]["metrics"]["w.json"]["data"]["workers"]
+                 for c in shown for e in c.get("experiments") or [] for r in e["revs"] if r.get("name")}
+        assert set(found) == {"q2", "q3"} and set(found.values()) <= {1, 2}, found
+    finally:
+        sh(tmp_path, "dvc", "queue", "stop", "--kill", check=False)

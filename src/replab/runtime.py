@@ -29,6 +29,54 @@ def available_cpus() -> int:
     return mask
 
 
+def _cmdline(proc: Path, pid: str) -> list[str]:
+    return (proc / pid / "cmdline").read_bytes().decode(errors="replace").split("\0")
+
+
+def _worker_node(args: list[str]) -> str | None:
+    """The node name of a `dvc exp queue-worker <node>` command line (DVC's celery queue), else None."""
+    for i in range(len(args) - 2):
+        if args[i] == "exp" and args[i + 1] == "queue-worker":
+            return args[i + 2]
+    return None
+
+
+def dvc_queue_workers(proc: Path = Path("/proc")) -> int:
+    """How many DVC queue workers run on this machine, any repository's (`dvc queue start -j N` starts N processes
+    `dvc exp queue-worker dvc-exp-<repo>-<i>@localhost`), when this process runs under one of them (a stage of a
+    queued experiment: worker → `dvc exp exec-run` → the stage), else 0. Reads Linux's /proc; 0 where it
+    cannot tell. A worker whose queue ran dry exits, so the count follows the runs still going."""
+    try:
+        pid, under_worker = str(os.getpid()), False
+        for _ in range(64):  # up the parent chain
+            if _worker_node(_cmdline(proc, pid)):
+                under_worker = True
+                break
+            pid = (proc / pid / "stat").read_text().rsplit(")", 1)[1].split()[1]  # after "(comm)": state, ppid
+            if pid in ("0", "1"):
+                break
+        if not under_worker:
+            return 0
+        nodes = set()
+        for entry in proc.iterdir():
+            if entry.name.isdigit():
+                try:
+                    nodes.add(_worker_node(_cmdline(proc, entry.name)))
+                except OSError:  # a process that ended meanwhile, or another user's
+                    continue
+        return max(1, len(nodes - {None}))
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def default_threads() -> int:
+    """`runtime.threads: 0`: the CPUs this process may use (`available_cpus`) shared among the DVC queue workers
+    it runs under (`dvc_queue_workers`), at least 1. `dvc queue start -j N` by hand would otherwise start N runs
+    with a thread per core each, and GNU OpenMP's spinning barriers make such runs 10–40× slower (README,
+    "Queued sweeps")."""
+    return max(1, available_cpus() // max(1, dvc_queue_workers()))
+
+
 def setup(runtime: Runtime, seed: int, process_settings: bool = True):
     """Seed everything, pick the device, set threads and determinism. Returns the torch.device. With
     `process_settings` (always, but in `replab bench --process-defaults`, which measures them) also glibc's malloc
@@ -41,7 +89,7 @@ def setup(runtime: Runtime, seed: int, process_settings: bool = True):
     device = choose_device(runtime.device)
     if process_settings:
         keep_freed_memory()
-    torch.set_num_threads(runtime.threads or available_cpus())
+    torch.set_num_threads(runtime.threads or default_threads())
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
