@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import compose
-from replab.data.images import Images
+from replab.loaders.images import Images
 from replab.papers import aae_ssl
 from replab.params import ParamError, Runtime, parse
 

@@ -78,6 +78,9 @@ def test_bce_with_logits_refuses_a_target_that_needs_a_gradient_or_another_shape
         bce_with_logits(logits, torch.zeros(2, 3, requires_grad=True))
     with pytest.raises(ValueError, match=r"target shape \(3,\) != logits shape \(2, 3\)"):
         bce_with_logits(logits, torch.zeros(3))
+    for integral in (torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.bool)):  # PyTorch's raises
+        with pytest.raises(ValueError, match="target dtype torch.(int64|bool)"):
+            bce_with_logits(logits, integral)
 
 
 def test_bce_with_logits_under_torch_func_grad_and_vmap():

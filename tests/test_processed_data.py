@@ -16,8 +16,8 @@ import yaml
 
 from conftest import one_line_naming
 from replab.data import images, recordings, text, writers
-from replab.data.text import load_text
 from replab.io import DataError, read_npy, read_npz
+from replab.loaders.text import load_text
 
 # ---------------------------------------------------------------------------------------------------------
 # helpers

@@ -309,48 +309,66 @@ def worker(node: str) -> list[str]:
     return ["/venv/bin/python3", "/venv/bin/dvc", "exp", "queue-worker", node]
 
 
-def test_dvc_queue_workers_counts_the_workers_of_a_queued_stage_and_none_outside(tmp_path, monkeypatch):
-    """The chain DVC 3 runs a queued stage in (worker → `dvc exp exec-run` → the stage): the distinct worker
-    nodes on the machine, any repository's, one worker's duplicate process counted once; 0 outside a worker."""
+def queue_start(*jobs: str) -> list[str]:  # the forked daemon of `dvc queue start` keeps its command line
+    return ["/venv/bin/python3", "/venv/bin/dvc", "queue", "start", *jobs]
+
+
+@pytest.mark.parametrize("starter, jobs", [(queue_start("-j", "2"), 2), (queue_start("--jobs=3"), 3),
+                                           (queue_start("-j4"), 4), (queue_start(), 1),
+                                           (["dvc", "exp", "run", "--run-all", "--jobs", "2"], 2),
+                                           (queue_start("-j", "²"), 0), (["bash"], 0)])
+def test_dvc_queue_jobs_reads_the_n_of_the_queue_a_stage_runs_under(tmp_path, monkeypatch, starter, jobs):
+    """The chain DVC 3 runs a queued stage in: `dvc queue start -j N`'s daemon → worker → `dvc exp exec-run` → the
+    stage. The queue's N, however many workers are alive (an idle one exits only at DVC's next poll: counting
+    them made a lone queued run's threads, and so its rounding, a race); 0 for a parent that is no DVC command."""
     monkeypatch.setattr(os, "getpid", lambda: 40)
-    tree = {10: (1, worker("dvc-exp-1dca85-1@localhost")), 11: (1, worker("dvc-exp-1dca85-2@localhost")),
-            12: (11, worker("dvc-exp-1dca85-2@localhost")), 13: (1, worker("dvc-exp-77aa01-1@localhost")),
+    tree = {9: (1, starter), 10: (9, worker("dvc-exp-1dca85-1@localhost")),
             30: (10, ["/venv/bin/python3", "/venv/bin/dvc", "exp", "exec-run", "--infofile", "x.run"]),
-            40: (30, ["python", "src/replab", "train", "aae_ssl", "ae-100-0"]),
-            50: (1, ["bash"]), 51: (50, ["python", "src/replab", "train"])}
+            40: (30, ["python", "src/replab", "train", "aae_ssl", "ae-100-0"])}
+    assert rt.dvc_queue_jobs(fake_proc(tmp_path, tree)) == jobs
+
+
+def test_dvc_queue_jobs_is_0_outside_a_queue_worker_and_where_it_cannot_tell(tmp_path, monkeypatch):
+    tree = {9: (1, queue_start("-j", "2")), 10: (9, worker("dvc-exp-1dca85-1@localhost")),
+            50: (1, ["bash"]), 51: (50, ["python", "src/replab", "train"]),  # `dvc repro` beside the queue
+            60: (9, ["grep", "exp", "queue-worker", "foo"]), 61: (60, ["python"]),  # no worker node: not DVC's
+            70: (71, ["python"]), 71: (70, ["python"])}  # a loop in the parent chain
     proc = fake_proc(tmp_path, tree)
-    assert rt.dvc_queue_workers(proc) == 3
-    monkeypatch.setattr(os, "getpid", lambda: 51)  # `dvc repro` in a shell beside the queue: not sharing
-    assert rt.dvc_queue_workers(proc) == 0
-    assert rt.dvc_queue_workers(tmp_path / "absent") == 0  # no /proc (macOS, Windows): cannot tell
+    (proc / "10" / "stat").write_bytes(b"10 (dvc \xff) S 9 0 0\n")  # comm bytes need not be UTF-8
+    for pid, expected in [(51, 0), (61, 0), (70, 0)]:
+        monkeypatch.setattr(os, "getpid", lambda pid=pid: pid)
+        assert rt.dvc_queue_jobs(proc) == expected
+    monkeypatch.setattr(os, "getpid", lambda: 10)
+    assert rt.dvc_queue_jobs(str(proc)) == 2  # a path as str works too
+    assert rt.dvc_queue_jobs(tmp_path / "absent") == 0  # no /proc (macOS, Windows)
 
 
-@pytest.mark.parametrize("cpus, workers, threads", [(2, 0, 2), (2, 1, 2), (2, 2, 1), (2, 3, 1), (16, 3, 5)])
-def test_default_threads_share_the_cpus_among_the_queue_workers(monkeypatch, cpus, workers, threads):
+@pytest.mark.parametrize("cpus, jobs, threads", [(2, 0, 2), (2, 1, 2), (2, 2, 1), (2, 3, 1), (16, 3, 5)])
+def test_default_threads_share_the_cpus_among_the_queue_workers(monkeypatch, cpus, jobs, threads):
     monkeypatch.setattr(rt, "available_cpus", lambda: cpus)
-    monkeypatch.setattr(rt, "dvc_queue_workers", lambda: workers)
+    monkeypatch.setattr(rt, "dvc_queue_jobs", lambda: jobs)
     assert rt.default_threads() == threads
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_stages_of_experiments_queued_by_hand_see_their_workers(tmp_path):
+def test_stages_of_experiments_queued_by_hand_see_their_queues_n(tmp_path):
     """Two experiments queued by hand and `dvc queue start -j 2` (README's example), against real DVC: each
-    stage finds itself under a worker (1 or 2 running, as the second starts); `dvc repro` in the workspace 0."""
+    stage finds the queue's 2; `dvc repro` in the workspace 0."""
     import json
 
     from conftest import REPO, sh
 
     (tmp_path / "probe.py").write_text(f"import json, sys\nsys.path.insert(0, {str(REPO / 'src')!r})\n"
-                                       "from replab.runtime import dvc_queue_workers\n"
-                                       "json.dump({'workers': dvc_queue_workers()}, open('w.json', 'w'))\n")
+                                       "from replab.runtime import dvc_queue_jobs\n"
+                                       "json.dump({'jobs': dvc_queue_jobs()}, open('w.json', 'w'))\n")
     (tmp_path / "dvc.yaml").write_text("stages:\n  probe:\n    cmd: python probe.py\n    deps: [probe.py]\n"
                                        "    params: [x]\n    metrics: [{w.json: {cache: false}}]\n")
     (tmp_path / "params.yaml").write_text("x: 1\n")
     sh(tmp_path, "git", "init", "-q")
     sh(tmp_path, "dvc", "init", "-q")
     sh(tmp_path, "dvc", "repro")
-    assert json.loads((tmp_path / "w.json").read_text()) == {"workers": 0}
+    assert json.loads((tmp_path / "w.json").read_text()) == {"jobs": 0}
     sh(tmp_path, "git", "add", "-A")
     sh(tmp_path, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "probe")
     for x in (2, 3):
@@ -361,8 +379,8 @@ def test_stages_of_experiments_queued_by_hand_see_their_workers(tmp_path):
 
         assert [wait_done(tmp_path, f"q{x}", timeout=300) for x in (2, 3)] == ["Success", "Success"]
         shown = json.loads(sh(tmp_path, "dvc", "exp", "show", "--json").stdout)
-        found = {r["name"]: r["data"]["metrics"]["w.json"]["data"]["workers"]
+        found = {r["name"]: r["data"]["metrics"]["w.json"]["data"]["jobs"]
                  for c in shown for e in c.get("experiments") or [] for r in e["revs"] if r.get("name")}
-        assert set(found) == {"q2", "q3"} and set(found.values()) <= {1, 2}, found
+        assert found == {"q2": 2, "q3": 2}, found
     finally:
         sh(tmp_path, "dvc", "queue", "stop", "--kill", check=False)

@@ -194,6 +194,9 @@ def test_report_depends_on_every_paper_model_and_report():
         assert {f"src/replab/papers/{paper}/model.py", f"src/replab/papers/{paper}/report.py"} <= deps, paper
         assert not deps & {f"src/replab/papers/{paper}/train.py", f"src/replab/papers/{paper}/evaluate.py"}, paper
     assert {"src/replab/report.py", "src/replab/papers/__init__.py"} <= deps
+    own = sorted(d for d in deps if d.startswith("src/replab/papers/") and not d.endswith("__init__.py"))
+    shared = deps - set(own) - {"src/replab/report.py", "src/replab/papers/__init__.py"}
+    assert shared == closure([*own, "src/replab/report.py"])  # the shared modules the paper files import, exactly
 
 
 @pytest.mark.slow

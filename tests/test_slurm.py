@@ -116,6 +116,9 @@ def test_threads_zero_means_the_cpus_slurm_gives_the_task(monkeypatch):
     assert available_cpus() == 1
     monkeypatch.delenv("SLURM_CPUS_ON_NODE")  # outside SLURM: the affinity mask
     assert available_cpus() == mask
+    for junk in ("²", "0", "-2", "two", ""):  # not a CPU count ("²".isdigit() is True): ignored, never a traceback
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", junk)
+        assert available_cpus() == mask
 
 
 def test_array_spec_and_resource_validation():

@@ -234,7 +234,8 @@ def share_cpus(fixed: Sequence[str], points: list[list[str]], jobs: int, params:
                cpus: int | None = None) -> list[str]:
     """`fixed`, plus `runtime.threads=<cpus ÷ jobs>` (at least 1) when `jobs` > 1 queue workers will share this
     machine's `cpus` (default: runtime.available_cpus) and neither the sweep (--set or grid) nor params.yaml
-    chose a thread count (runtime.threads: 0 = every CPU for every run). N workers with a thread per CPU each
+    chose a thread count (a stage at runtime.threads: 0 would take the same share: runtime.default_threads; the
+    explicit value shows in every `dvc exp run --queue` line the sweep prints). N workers with a thread per CPU each
     oversubscribe the cores, and GNU OpenMP's barriers spin while a sibling thread waits for its core: two
     smoke-profile `dvc repro -f` side by side on 2 cores took 588 s each with 2 threads, 145 s with 1."""
     keys = {o.partition("=")[0] for o in [*fixed, *itertools.chain.from_iterable(points)]}

@@ -214,7 +214,7 @@ class PackedBiLSTMClassifier(nn.Module):
 
 def attention_vat(cfg, case, device) -> Iterator[None]:
     """Semi-supervised Attention VAT (Eq. 10): a labeled batch and an unlabeled pool batch per step, Adam."""
-    from replab.data.text import TextData
+    from replab.loaders.text import TextData
     from replab.papers.attention_vat.model import build_model, kl_binary, nll, random_direction, vat_perturbation
 
     def loss_fn(t, n, yl):  # Eq. 10 with Attention VAT (Eq. 1-4), written from the model's own pieces

@@ -6,6 +6,7 @@ import functools
 import os
 import platform
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,57 +25,72 @@ def available_cpus() -> int:
     mask = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     for name in ("SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"):
         slurm = os.environ.get(name, "")
-        if slurm.isdigit() and int(slurm) > 0:
+        if slurm.isascii() and slurm.isdigit() and int(slurm) > 0:  # ("²".isdigit() is True)
             return min(int(slurm), mask)
     return mask
+
+
+# DVC's celery queue: `dvc queue start -j N` (also `dvc exp run --run-all -j N`) forks a daemon per worker, which
+# keeps its command line and runs `dvc exp queue-worker dvc-exp-<repo hash>-<i>@localhost`; a worker runs one
+# experiment at a time through `dvc exp exec-run`, whose children are the stages (DVC 3.x, dvc_task.proc).
+_WORKER_NODE = re.compile(r"dvc-exp-[0-9a-f]+-\d+@")
 
 
 def _cmdline(proc: Path, pid: str) -> list[str]:
     return (proc / pid / "cmdline").read_bytes().decode(errors="replace").split("\0")
 
 
-def _worker_node(args: list[str]) -> str | None:
-    """The node name of a `dvc exp queue-worker <node>` command line (DVC's celery queue), else None."""
-    for i in range(len(args) - 2):
-        if args[i] == "exp" and args[i + 1] == "queue-worker":
-            return args[i + 2]
-    return None
+def _parent(proc: Path, pid: str) -> str:
+    # /proc/<pid>/stat: "pid (comm) state ppid …"; comm may hold spaces, parentheses and non-UTF-8 bytes
+    return (proc / pid / "stat").read_bytes().rsplit(b")", 1)[1].split()[1].decode()
 
 
-def dvc_queue_workers(proc: Path = Path("/proc")) -> int:
-    """How many DVC queue workers run on this machine, any repository's (`dvc queue start -j N` starts N processes
-    `dvc exp queue-worker dvc-exp-<repo>-<i>@localhost`), when this process runs under one of them (a stage of a
-    queued experiment: worker → `dvc exp exec-run` → the stage), else 0. Reads Linux's /proc; 0 where it
-    cannot tell. A worker whose queue ran dry exits, so the count follows the runs still going."""
+def _is_worker(args: list[str]) -> bool:
+    return any(a == "exp" and b == "queue-worker" and _WORKER_NODE.match(c)
+               for a, b, c in zip(args, args[1:], args[2:]))
+
+
+def _jobs(args: list[str]) -> int | None:
+    """N of a `dvc queue start` / `dvc exp run` command line's `-j N`, `-jN`, `--jobs N` or `--jobs=N` (1 when
+    absent, DVC's default), None for any other command."""
+    if not ({"queue", "start"} <= set(args) or {"exp", "run"} <= set(args)):
+        return None
+    for i, arg in enumerate(args):
+        value = (args[i + 1] if arg in ("-j", "--jobs") and i + 1 < len(args) else arg[7:]
+                 if arg.startswith("--jobs=") else arg[2:] if arg.startswith("-j") else None)
+        if value is not None:
+            return int(value) if value.isascii() and value.isdigit() and int(value) > 0 else None
+    return 1
+
+
+def dvc_queue_jobs(proc: Path | str = Path("/proc")) -> int:
+    """N of the `dvc queue start -j N` (or `dvc exp run --run-all -j N`) whose worker this process runs under (a
+    stage of a queued experiment: worker → `dvc exp exec-run` → the stage), read from the command line of the
+    worker's parent; 0 outside a queue worker or where it cannot tell (no Linux /proc, a worker whose parent is
+    gone or unreadable). The queue's N, not the workers alive when the stage starts: an idle worker exits only
+    at DVC's next poll, and a count taken then would make a run's thread count, and with it its float rounding,
+    depend on timing."""
+    proc = Path(proc)
     try:
-        pid, under_worker = str(os.getpid()), False
-        for _ in range(64):  # up the parent chain
-            if _worker_node(_cmdline(proc, pid)):
-                under_worker = True
-                break
-            pid = (proc / pid / "stat").read_text().rsplit(")", 1)[1].split()[1]  # after "(comm)": state, ppid
+        pid = str(os.getpid())
+        for _ in range(256):  # up the parent chain
+            if _is_worker(_cmdline(proc, pid)):
+                return _jobs(_cmdline(proc, _parent(proc, pid))) or 0
+            pid = _parent(proc, pid)
             if pid in ("0", "1"):
-                break
-        if not under_worker:
-            return 0
-        nodes = set()
-        for entry in proc.iterdir():
-            if entry.name.isdigit():
-                try:
-                    nodes.add(_worker_node(_cmdline(proc, entry.name)))
-                except OSError:  # a process that ended meanwhile, or another user's
-                    continue
-        return max(1, len(nodes - {None}))
+                return 0
     except (OSError, IndexError, ValueError):
-        return 0
+        pass
+    return 0
 
 
 def default_threads() -> int:
-    """`runtime.threads: 0`: the CPUs this process may use (`available_cpus`) shared among the DVC queue workers
-    it runs under (`dvc_queue_workers`), at least 1. `dvc queue start -j N` by hand would otherwise start N runs
-    with a thread per core each, and GNU OpenMP's spinning barriers make such runs several times slower than with
-    the cores shared out (two smoke pipelines on 2 cores: 588 against 145 s each; README, "Queued sweeps")."""
-    return max(1, available_cpus() // max(1, dvc_queue_workers()))
+    """`runtime.threads: 0`: the CPUs this process may use (`available_cpus`), shared among the N workers of the
+    DVC queue it runs under (`dvc_queue_jobs`), at least 1. `dvc queue start -j N` by hand would otherwise start
+    N runs with a thread per core each, and GNU OpenMP's spinning barriers make such runs several times slower
+    than with the cores shared out (two smoke pipelines on 2 cores: 588 against 145 s each; README, "Queued
+    sweeps")."""
+    return max(1, available_cpus() // max(1, dvc_queue_jobs()))
 
 
 def setup(runtime: Runtime, seed: int, process_settings: bool = True):

@@ -1,5 +1,5 @@
 """What every image data set shares once parsed: stratified hold-out splits and the processed layout, written
-(`write_image_splits`), read (`load_image_splits`) and moved to the device (`load_images`) here alone.
+(`write_image_splits`) and read (`load_image_splits`) here alone (`replab.loaders.images` moves it to the device).
 
 Processed layout (read by every image paper): `train.npz`, `val.npz`, `test.npz` with `x` uint8 (N, 28, 28)
 and `y` int64 (N,), plus `meta.json`.
@@ -7,16 +7,11 @@ and `y` int64 (N,), plus `meta.json`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from replab.io import atomic_dir, npz_array, read_json, read_npz, write_json, write_npz
-
-if TYPE_CHECKING:
-    import torch
 
 SPLITS = ("train", "val", "test")
 N_CLASSES = 10  # every image set here (mnist5k, mnist, fashion_mnist) has ten classes
@@ -87,26 +82,3 @@ def load_image_splits(data_dir: Path) -> tuple[dict[str, tuple[np.ndarray, np.nd
                                       meta_classes(meta))
               for name in SPLITS}
     return splits, meta
-
-
-@dataclass
-class Images:
-    """One processed image data set on the device: flat float images in [0, 1] and int64 labels per split."""
-
-    x: dict[str, torch.Tensor]
-    y: dict[str, torch.Tensor]
-    source: str
-    name: str
-
-
-def load_images(dataset: str, device: torch.device) -> Images:
-    """data/processed/<dataset>/ (train/val/test) moved to `device` once."""
-    import torch  # here, not at the top: the prepare stages that write this layout never need torch
-
-    from replab.batches import images_to_tensor
-    from replab.data.registry import PROCESSED_ROOT
-
-    splits, meta = load_image_splits(PROCESSED_ROOT / dataset)
-    return Images(x={k: images_to_tensor(x, device) for k, (x, _) in splits.items()},
-                  y={k: torch.from_numpy(y).to(device) for k, (_, y) in splits.items()},
-                  source=meta.get("source", "unknown"), name=dataset)

@@ -1,5 +1,6 @@
 """What every text data set shares once parsed: tokenisation, a train-fitted vocabulary, padded id arrays; the
-processed layout written (`write_text_splits`), read (`load_text_split`) and moved to the device (`load_text`).
+processed layout written (`write_text_splits`) and read (`load_text_split`; `replab.loaders.text` moves it to the
+device).
 
 Processed layout (read by attention_vat), `data/processed/<name>/`:
   train.npz, dev.npz, test.npz   `tokens` int64 [N, T] (0-padded on the right, T = the split's longest),
@@ -25,17 +26,13 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from replab.io import DataError, atomic_dir, npz_array, read_json, read_npz, sha256_file, write_json, write_npz
 from replab.params import param
-
-if TYPE_CHECKING:
-    import torch
 
 PAD, UNK, SOS, EOS = "<pad>", "<unk>", "<SOS>", "<EOS>"
 SPLITS = ("train", "dev", "test")
@@ -155,64 +152,6 @@ def load_text_split(folder: Path, split: str, vocab_size: int) -> dict[str, np.n
 def read_vocab(folder: Path) -> list[str]:
     """vocab.json of a processed text set: a JSON array (of token strings)."""
     return read_json(Path(folder) / "vocab.json", expect=list, stage=f"prepare@{Path(folder).name}")
-
-
-@dataclass
-class TextData:
-    """One processed text set on the device: per split tokens int64 [N, T] (0-padded on the right), lengths
-    int64 [N] (≥ 1) and, for train/dev/test, labels float32 [N] in {0, 1}; the unlabeled pool if prepared; the
-    evidence marks (host 0/1 arrays [N, T]) of the splits that have them."""
-
-    tokens: dict[str, torch.Tensor]
-    lengths: dict[str, torch.Tensor]
-    labels: dict[str, torch.Tensor]
-    vocab_size: int
-    special_ids: dict
-    embeddings: torch.Tensor | None  # float32 [V, d] fastText rows, or None
-    source: str
-    name: str
-    evidence: dict[str, np.ndarray] = field(default_factory=dict)
-
-    @property
-    def n_unlabeled(self) -> int:
-        return len(self.lengths["unlabeled"]) if "unlabeled" in self.lengths else 0
-
-
-def load_text(dataset: str, device: torch.device, unlabeled_max_length: int = 0, root: Path | None = None,
-              splits: tuple[str, ...] = ("train", "dev", "test", "unlabeled")) -> TextData:
-    """data/processed/<dataset>/ → tensors on `device`: train/dev/test, the unlabeled pool (cut to
-    `unlabeled_max_length` tokens if > 0) and embeddings.npy if the set was prepared with fastText rows; `splits`
-    limits what is loaded (evaluation needs dev and test only). Malformed arrays raise DataError naming the file."""
-    import torch  # here, not at the top: the prepare stages that write this layout never need torch
-
-    from replab.data.registry import PROCESSED_ROOT
-    from replab.io import read_npy
-
-    folder = (root or PROCESSED_ROOT) / dataset
-    meta = read_json(folder / "meta.json", expect=dict, stage=f"prepare@{dataset}")
-    vocab_size = len(read_vocab(folder))
-    tokens, lengths, labels, evidence = {}, {}, {}, {}
-    for split in splits:
-        if split == "unlabeled" and not (folder / "unlabeled.npz").exists():
-            continue
-        arrays = load_text_split(folder, split, vocab_size)  # ids within the vocabulary, 1 <= length <= T, 0/1
-        t, n = arrays["tokens"].astype(np.int64), arrays["lengths"].astype(np.int64)
-        if split == "unlabeled" and unlabeled_max_length:
-            t, n = t[:, :unlabeled_max_length], np.minimum(n, unlabeled_max_length)
-        tokens[split] = torch.from_numpy(np.ascontiguousarray(t)).to(device)
-        lengths[split] = torch.from_numpy(n).to(device)
-        if split != "unlabeled":
-            labels[split] = torch.from_numpy(arrays["labels"].astype(np.float32)).to(device)
-        if "evidence" in arrays:
-            evidence[split] = arrays["evidence"]
-    table, path = None, folder / "embeddings.npy"
-    if path.exists():
-        w = read_npy(path, stage=f"prepare@{dataset}")
-        if w.ndim != 2 or len(w) != vocab_size or w.dtype.kind != "f" or not np.isfinite(w).all():
-            raise DataError(f"{path}: expected finite float [{vocab_size}, d] rows aligned with vocab.json")
-        table = torch.from_numpy(w.astype(np.float32)).to(device)
-    return TextData(tokens, lengths, labels, vocab_size, meta.get("special_ids", {"pad": 0, "unk": 1}), table,
-                    meta.get("source", "unknown"), dataset, evidence)
 
 
 def write_text_splits(out_dir: Path, splits: dict[str, dict], vocab: list[str], meta: dict, *,

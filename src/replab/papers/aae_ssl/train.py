@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from replab import runtime as rt
 from replab.batches import EndlessBatches
 from replab.checkpoint import Checkpoints
-from replab.data.images import Images, load_images
 from replab.ensemble import Stacked, clip_grad_norm_per_seed, global_stream
+from replab.loaders.images import Images, load_images
 from replab.papers.aae_ssl.model import (
     N_CLASSES,
     Config,

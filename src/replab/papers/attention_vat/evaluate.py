@@ -67,10 +67,10 @@ class EvalData:
 
 
 def load_eval_data(dataset: str, device, root: Path | None = None) -> EvalData:
-    """dev and test of data/processed/<dataset>/ (replab.data.text.load_text checks the arrays) with their evidence
+    """dev and test of data/processed/<dataset>/ (replab.loaders.text.load_text checks the arrays) with their evidence
     masks, the vocabulary and the SOS/EOS ids of meta.json."""
     from replab.data.registry import PROCESSED_ROOT
-    from replab.data.text import load_text
+    from replab.loaders.text import load_text
 
     folder = (root or PROCESSED_ROOT) / dataset
     text = load_text(dataset, device, root=root, splits=("dev", "test"))

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from replab.data.text import TextData
 from replab.functional import Linear
 from replab.io import DataError
+from replab.loaders.text import TextData
 from replab.params import param
 
 PAPER = "attention_vat"

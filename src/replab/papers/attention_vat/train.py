@@ -16,8 +16,8 @@ import torch
 from replab import runtime as rt
 from replab.batches import EndlessBatches, index_batches, take_batch
 from replab.checkpoint import Checkpoints
-from replab.data.text import TextData, load_text
 from replab.io import DataError, atomic_dir, write_json
+from replab.loaders.text import TextData, load_text
 from replab.papers.attention_vat.model import (
     FIG2,
     METHODS,

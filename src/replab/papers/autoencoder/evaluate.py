@@ -8,8 +8,8 @@ import torch
 
 from replab import runtime as rt
 from replab.batches import map_batches
-from replab.data.images import Images, load_images
 from replab.io import require_finite, write_json, write_npz
+from replab.loaders.images import Images, load_images
 from replab.papers import Variant, evaluate_each
 from replab.papers.autoencoder.model import (
     ANOMALY,

@@ -10,8 +10,8 @@ import torch
 from replab import runtime as rt
 from replab.batches import index_batches
 from replab.checkpoint import Checkpoints
-from replab.data.images import Images, load_images
 from replab.io import DataError
+from replab.loaders.images import Images, load_images
 from replab.papers.autoencoder.model import (
     ANOMALY,
     N_CLASSES,

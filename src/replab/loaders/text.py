@@ -1,0 +1,67 @@
+"""A text data set's processed layout (`replab.data.text`) on the device: padded token ids, lengths, labels, the
+unlabeled pool and the optional embedding rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from replab.data.registry import PROCESSED_ROOT
+from replab.data.text import load_text_split, read_vocab
+from replab.io import DataError, read_json, read_npy
+
+
+@dataclass
+class TextData:
+    """One processed text set on the device: per split tokens int64 [N, T] (0-padded on the right), lengths
+    int64 [N] (≥ 1) and, for train/dev/test, labels float32 [N] in {0, 1}; the unlabeled pool if prepared; the
+    evidence marks (host 0/1 arrays [N, T]) of the splits that have them."""
+
+    tokens: dict[str, torch.Tensor]
+    lengths: dict[str, torch.Tensor]
+    labels: dict[str, torch.Tensor]
+    vocab_size: int
+    special_ids: dict
+    embeddings: torch.Tensor | None  # float32 [V, d] fastText rows, or None
+    source: str
+    name: str
+    evidence: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n_unlabeled(self) -> int:
+        return len(self.lengths["unlabeled"]) if "unlabeled" in self.lengths else 0
+
+
+def load_text(dataset: str, device: torch.device, unlabeled_max_length: int = 0, root: Path | None = None,
+              splits: tuple[str, ...] = ("train", "dev", "test", "unlabeled")) -> TextData:
+    """data/processed/<dataset>/ → tensors on `device`: train/dev/test, the unlabeled pool (cut to
+    `unlabeled_max_length` tokens if > 0) and embeddings.npy if the set was prepared with fastText rows; `splits`
+    limits what is loaded (evaluation needs dev and test only). Malformed arrays raise DataError naming the file."""
+    folder = (root or PROCESSED_ROOT) / dataset
+    meta = read_json(folder / "meta.json", expect=dict, stage=f"prepare@{dataset}")
+    vocab_size = len(read_vocab(folder))
+    tokens, lengths, labels, evidence = {}, {}, {}, {}
+    for split in splits:
+        if split == "unlabeled" and not (folder / "unlabeled.npz").exists():
+            continue
+        arrays = load_text_split(folder, split, vocab_size)  # ids within the vocabulary, 1 <= length <= T, 0/1
+        t, n = arrays["tokens"].astype(np.int64), arrays["lengths"].astype(np.int64)
+        if split == "unlabeled" and unlabeled_max_length:
+            t, n = t[:, :unlabeled_max_length], np.minimum(n, unlabeled_max_length)
+        tokens[split] = torch.from_numpy(np.ascontiguousarray(t)).to(device)
+        lengths[split] = torch.from_numpy(n).to(device)
+        if split != "unlabeled":
+            labels[split] = torch.from_numpy(arrays["labels"].astype(np.float32)).to(device)
+        if "evidence" in arrays:
+            evidence[split] = arrays["evidence"]
+    table, path = None, folder / "embeddings.npy"
+    if path.exists():
+        w = read_npy(path, stage=f"prepare@{dataset}")
+        if w.ndim != 2 or len(w) != vocab_size or w.dtype.kind != "f" or not np.isfinite(w).all():
+            raise DataError(f"{path}: expected finite float [{vocab_size}, d] rows aligned with vocab.json")
+        table = torch.from_numpy(w.astype(np.float32)).to(device)
+    return TextData(tokens, lengths, labels, vocab_size, meta.get("special_ids", {"pad": 0, "unk": 1}), table,
+                    meta.get("source", "unknown"), dataset, evidence)
