@@ -315,6 +315,9 @@ def queue_start(*jobs: str) -> list[str]:  # the forked daemon of `dvc queue sta
 
 @pytest.mark.parametrize("starter, jobs", [(queue_start("-j", "2"), 2), (queue_start("--jobs=3"), 3),
                                            (queue_start("-j4"), 4), (queue_start(), 1),
+                                           (queue_start("-j=2"), 2), (queue_start("--job", "2"), 2),
+                                           (queue_start("--jo=3"), 3), (queue_start("-j", "2", "--jobs", "3"), 3),
+                                           (queue_start("-j", "0"), 0), (queue_start("-j"), 0),
                                            (["dvc", "exp", "run", "--run-all", "--jobs", "2"], 2),
                                            (queue_start("-j", "²"), 0), (["bash"], 0)])
 def test_dvc_queue_jobs_reads_the_n_of_the_queue_a_stage_runs_under(tmp_path, monkeypatch, starter, jobs):

@@ -1,8 +1,8 @@
 """Shuffled index batches over data sets held whole on the device.
 
 The data sets here fit in device memory, so a DataLoader with workers only adds copies and process start-up:
-each split is moved to the device once (`replab.data.images.load_images`, `replab.data.text.load_text`, a paper's
-own loader), and a batch is an index slice of a seeded `randperm`. Nothing here reads a data layout, so a change
+each split is moved to the device once (`replab.loaders.images.load_images`, `replab.loaders.text.load_text`, a
+paper's own loader), and a batch is an index slice of a seeded `randperm`. Nothing here reads a data layout, so a change
 to one data set's files reruns only the stages that read it.
 """
 

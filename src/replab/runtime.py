@@ -51,16 +51,19 @@ def _is_worker(args: list[str]) -> bool:
 
 
 def _jobs(args: list[str]) -> int | None:
-    """N of a `dvc queue start` / `dvc exp run` command line's `-j N`, `-jN`, `--jobs N` or `--jobs=N` (1 when
-    absent, DVC's default), None for any other command."""
+    """N of a `dvc queue start` / `dvc exp run` command line as DVC's argparse reads it: `-j N`, `-jN`, `-j=N`,
+    `--jobs N`, `--jobs=N` or an unambiguous prefix of `--jobs` (`--job 2`), the last one winning; 1 when absent
+    (DVC's default); None for any other command or a value that is no positive integer."""
     if not ({"queue", "start"} <= set(args) or {"exp", "run"} <= set(args)):
         return None
+    jobs: str | None = "1"
     for i, arg in enumerate(args):
-        value = (args[i + 1] if arg in ("-j", "--jobs") and i + 1 < len(args) else arg[7:]
-                 if arg.startswith("--jobs=") else arg[2:] if arg.startswith("-j") else None)
-        if value is not None:
-            return int(value) if value.isascii() and value.isdigit() and int(value) > 0 else None
-    return 1
+        name, eq, inline = arg.partition("=")
+        if name == "-j" or (len(name) >= 3 and "--jobs".startswith(name)):
+            jobs = inline if eq else args[i + 1] if i + 1 < len(args) else None
+        elif arg.startswith("-j") and not arg.startswith("--"):  # -jN
+            jobs = arg[2:]
+    return int(jobs) if jobs and jobs.isascii() and jobs.isdigit() and int(jobs) > 0 else None
 
 
 def dvc_queue_jobs(proc: Path | str = Path("/proc")) -> int:
@@ -69,7 +72,8 @@ def dvc_queue_jobs(proc: Path | str = Path("/proc")) -> int:
     worker's parent; 0 outside a queue worker or where it cannot tell (no Linux /proc, a worker whose parent is
     gone or unreadable). The queue's N, not the workers alive when the stage starts: an idle worker exits only
     at DVC's next poll, and a count taken then would make a run's thread count, and with it its float rounding,
-    depend on timing."""
+    depend on timing. Workers added to a running queue by a second `dvc queue start -j M` read M while the first
+    ones keep N, and an N above the experiments queued leaves cores idle: start a queue once, with its N."""
     proc = Path(proc)
     try:
         pid = str(os.getpid())
