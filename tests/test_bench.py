@@ -53,9 +53,21 @@ def test_bench_aae_ssl_reports_throughput_flops_and_fetch(in_repo):
     assert table.splitlines()[0] == first
     assert table.splitlines()[1].split() == ["metric", "aae_ssl"]
     assert "fraction of matmul" in table and "replab ÷ peer" in table
+    kernels = next(row for row in table.splitlines() if row.startswith("replab's CPU kernels"))
+    assert kernels.split(None, 3)[3] == result["cpu_kernels"] == bench.cpu_kernels()
     other = {**result, "paper": "gpu_run", "run": {**result["run"], "device": "cuda", "device_name": "H200"}}
     rows = bench.format_table([result, other]).splitlines()
     assert rows[0].split()[0] == "metric" and rows[3].split()[:2] == ["device", "cpu"]  # a row once devices differ
+
+
+def test_bench_names_the_cpu_kernels_replab_takes_here(monkeypatch):
+    from replab import functional
+
+    for onednn, sigmoid, expected in [(True, True, "oneDNN linear, sigmoid-form tanh/BCE"),
+                                      (False, False, "PyTorch's linear, PyTorch's tanh/BCE")]:
+        monkeypatch.setattr(functional, "ONEDNN_LINEAR", onednn)
+        monkeypatch.setattr(functional, "SIGMOID_FORMS", sigmoid)
+        assert bench.cpu_kernels() == expected
 
 
 @pytest.mark.parametrize("paper", PAPERS_WITH_PEERS[1:])

@@ -501,6 +501,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         "fetch_dataloader_us": loader_us,
         "fetch_speedup": loader_us / index_us,
         **peer,
+        "cpu_kernels": cpu_kernels() if device.type == "cpu" else None,
         "seeds_together": together,
         **seeds_result,
         # process-wide settings, the same for replab's loop and the peer's (rt.setup applies them to both)
@@ -515,6 +516,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
 
 ROWS = (  # (label, format) per result key
     ("case", "case", "{}"),
+    ("replab's CPU kernels", "cpu_kernels", "{}"),
     ("load (1 min average)", "load", None),
     ("steps timed", "steps", "{rounds} × {} (+{warmup_steps} warm-up), each"),
     ("ms / step (median)", "ms_per_step", "{:.2f} (mean {ms_per_step_mean:.2f})"),
@@ -539,6 +541,17 @@ ROWS = (  # (label, format) per result key
     ("fetch: DataLoader µs/batch", "fetch_dataloader_us", "{:.1f}"),
     ("fetch speed-up", "fetch_speedup", "{:.1f}× ({fetch_batches} batches of {fetch_batch_size})"),
 )
+
+
+def cpu_kernels() -> str:
+    """Which CPU kernels replab's loops take on this machine (`replab.functional`: decided by the CPU's vendor and
+    PyTorch's BLAS, never a timing), so a table from another machine says what it compared: linear layers on
+    oneDNN or on PyTorch's BLAS, tanh and the pixel BCE as sigmoid forms or PyTorch's own."""
+    from replab import functional
+
+    linear = "oneDNN linear" if functional.ONEDNN_LINEAR else "PyTorch's linear"
+    elementwise = "sigmoid-form tanh/BCE" if functional.SIGMOID_FORMS else "PyTorch's tanh/BCE"
+    return f"{linear}, {elementwise}"
 
 
 def _load_average() -> float | None:
