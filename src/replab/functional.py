@@ -57,7 +57,7 @@ ONEDNN_LINEAR = mkl_runs_generic_code()
 # PyTorch's CPU tanh, log, log1p and exp call MKL's vector maths (VML, ATen's `*_vml_cpu` kernels) wherever MKL is
 # built in, and it runs the same generic code there; sigmoid is ATen's own vectorised kernel. So the sigmoid forms
 # of `tanh` and `bce_with_logits` pay exactly where MKL's products do not (on an Intel Xeon they cost 1.5–3×).
-SIGMOID_FORMS = mkl_runs_generic_code()
+SIGMOID_FORMS = ONEDNN_LINEAR
 
 
 def uses_onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:

@@ -17,6 +17,12 @@ import numpy as np
 from replab.params import ParamError, Runtime
 
 
+def positive_int(text: str | None) -> int | None:
+    """`text` as a count ≥ 1 when it is one written in ASCII digits, else None ("²".isdigit() is True, int("²")
+    raises)."""
+    return int(text) if text and text.isascii() and text.isdigit() and int(text) > 0 else None
+
+
 def available_cpus() -> int:
     """The CPUs this process may use: the affinity mask (cgroups, taskset; else all cores), and inside a SLURM job
     at most what SLURM allocated: `--cpus-per-task` (SLURM_CPUS_PER_TASK), else the job's CPUs on this node
@@ -24,9 +30,8 @@ def available_cpus() -> int:
     affinity mask is the whole node, and tasks sharing it would each start a thread per core."""
     mask = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     for name in ("SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"):
-        slurm = os.environ.get(name, "")
-        if slurm.isascii() and slurm.isdigit() and int(slurm) > 0:  # ("²".isdigit() is True)
-            return min(int(slurm), mask)
+        if count := positive_int(os.environ.get(name, "")):
+            return min(count, mask)
     return mask
 
 
@@ -63,7 +68,7 @@ def _jobs(args: list[str]) -> int | None:
             jobs = inline if eq else args[i + 1] if i + 1 < len(args) else None
         elif arg.startswith("-j") and not arg.startswith("--"):  # -jN
             jobs = arg[2:]
-    return int(jobs) if jobs and jobs.isascii() and jobs.isdigit() and int(jobs) > 0 else None
+    return positive_int(jobs)
 
 
 def dvc_queue_jobs(proc: Path | str = Path("/proc")) -> int:
