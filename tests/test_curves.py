@@ -116,6 +116,25 @@ def test_a_stage_that_trains_several_variants_holds_their_folders(in_tmp):
     assert gather("p", current_variants("p")) == {"f1": [("fig-0", 0, 3.0)]}
 
 
+def test_the_command_writes_every_named_paper_without_importing_torch(in_tmp):
+    """`replab curves aae_ssl censor`: both papers' files from one read of dvc.yaml, stale folders left out, and
+    no paper module (so no torch: the stage runs in every experiment) imported; an unknown paper is one line
+    listing the known ones, before anything is written."""
+    dvc_project(in_tmp, "[0]", "      - plots/aae_ssl/curves/ae-${key}\n", "other: plots/censor/curves/sct-0")
+    log_variant(in_tmp, "aae_ssl", "ae-0", {"loss": [1.0]})
+    log_variant(in_tmp, "aae_ssl", "ae-7", {"loss": [9.0]})  # left on disk by an earlier sweep
+    log_variant(in_tmp, "censor", "sct-0", {"f1": [0.5, 0.25]})
+    code = ("import sys; from replab.cli import main; code = main(); "
+            "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(code)")
+    run = subprocess.run(["python", "-c", code, "curves", "aae_ssl", "censor"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert (in_tmp / "plots/curves/aae_ssl/loss.tsv").read_text() == "variant\tstep\tloss\nae-0\t0\t1\n"
+    assert (in_tmp / "plots/curves/censor/f1.tsv").read_text().splitlines()[1:] == ["sct-0\t0\t0.5", "sct-0\t1\t0.25"]
+    bad = subprocess.run(["python", "-c", code, "curves", "censor", "cencor"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "error: paper 'cencor': unknown (allowed: aae_ssl, split_vae, censor, autoencoder, attention_vat)"]
+
+
 def test_outside_a_dvc_repository_every_folder_counts(in_tmp):
     assert current_variants("p") is None
 

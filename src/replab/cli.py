@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("curves", help="papers' DVCLive training curves, variants overlaid, for `dvc plots`")
     p.add_argument("papers", nargs="+", metavar="paper")
-    p.set_defaults(run=lambda a: [importlib.import_module("replab.curves").main(paper) for paper in a.papers])
+    p.set_defaults(run=lambda a: importlib.import_module("replab.curves").main(a.papers))
 
     p = sub.add_parser("report", help="summaries per paper and plots/report.md")
     p.set_defaults(run=lambda a: importlib.import_module("replab.report").main())

@@ -55,21 +55,29 @@ def variant_paths(base: Path, outputs: list[str]) -> list[str]:
     return sorted(found, key=lambda v: (v.rsplit("/", 1)[-1], v))
 
 
-def current_variants(paper: str) -> list[str] | None:
-    """The variants whose DVCLive directory is an output of a stage of this repository's dvc.yaml (as expanded
-    for the params in force), or lies one level below one, so curves left on disk by an earlier sweep are not
-    drawn: paths relative to plots/<paper>/curves/. None outside a DVC repository."""
+def dvc_outputs() -> list[Path] | None:
+    """The outputs of every stage of this repository's dvc.yaml (as expanded for the params in force), absolute;
+    None outside a DVC repository. Building DVC's index takes about half a second: read it once per process."""
     try:
         from dvc.exceptions import NotDvcRepoError
         from dvc.repo import Repo
     except ImportError:  # pragma: no cover - dvc is a runtime requirement
         return None
-    root = live_root(paper).resolve()
     try:
         with Repo(".") as repo:
-            paths = [Path(out.fs_path) for out in repo.index.outs]
+            return [Path(out.fs_path) for out in repo.index.outs]
     except NotDvcRepoError:
         return None
+
+
+def current_variants(paper: str, outputs: list[Path] | None = None) -> list[str] | None:
+    """The variants whose DVCLive directory is an output of a stage of this repository's dvc.yaml (`outputs`,
+    default `dvc_outputs()`), or lies one level below one, so curves left on disk by an earlier sweep are not
+    drawn: paths relative to plots/<paper>/curves/. None outside a DVC repository."""
+    paths = dvc_outputs() if outputs is None else outputs
+    if paths is None:
+        return None
+    root = live_root(paper).resolve()
     return variant_paths(live_root(paper), [p.name for p in paths if p.parent == root])
 
 
@@ -137,13 +145,17 @@ def write(paper: str, curves: dict[str, list[tuple[str, float, float]]], out_roo
     return out
 
 
-def main(paper: str) -> None:
-    from replab.papers import paper_module
+def main(papers: list[str]) -> None:
+    """Write every named paper's curve files (one DVC index read for all)."""
+    from replab.papers import check_paper
 
-    paper_module(paper)  # an unknown paper: one line listing the known ones
-    curves = gather(paper, current_variants(paper))
-    if not curves:
-        raise DataError(f"{live_root(paper)}: no training curves of {paper} (run its training stages first)")
-    out = write(paper, curves)
-    variants = len({row[0] for rows in curves.values() for row in rows})
-    print(f"{out}: {len(curves)} curves over {variants} variants", file=sys.stderr)
+    for paper in papers:  # an unknown paper: one line listing the known ones (no paper imported: no torch here)
+        check_paper(paper)
+    outputs = dvc_outputs()
+    for paper in papers:
+        curves = gather(paper, None if outputs is None else current_variants(paper, outputs))
+        if not curves:
+            raise DataError(f"{live_root(paper)}: no training curves of {paper} (run its training stages first)")
+        out = write(paper, curves)
+        variants = len({row[0] for rows in curves.values() for row in rows})
+        print(f"{out}: {len(curves)} curves over {variants} variants", file=sys.stderr)

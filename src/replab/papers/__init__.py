@@ -32,11 +32,16 @@ PAPERS: tuple[str, ...] = ("aae_ssl", "split_vae", "censor", "autoencoder", "att
 EVALUATE_ALL = "all"  # `replab evaluate <paper> all`: every variant of params.yaml in one process (evaluate_each)
 
 
-def paper_module(name: str) -> ModuleType:
-    """The package of a registered paper; an unknown name is a ParamError listing the known ones."""
+def check_paper(name: str) -> str:
+    """`name` if it is a registered paper, else a ParamError listing the known ones (imports no paper)."""
     if name not in PAPERS:
         raise ParamError(f"paper {name!r}: unknown (allowed: {', '.join(PAPERS)})")
-    return importlib.import_module(f"{__name__}.{name}")
+    return name
+
+
+def paper_module(name: str) -> ModuleType:
+    """The package of a registered paper; an unknown name is a ParamError listing the known ones."""
+    return importlib.import_module(f"{__name__}.{check_paper(name)}")
 
 
 # params.yaml's sections besides one per paper (`images` is conf/'s name for the image set, used in `datasets`)
