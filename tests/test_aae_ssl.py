@@ -347,3 +347,15 @@ def test_seeds_trained_together_with_batchnorm():
         assert before_batchnorm <= encoder_diff.keys()
         for name, diff in {**max_differences(dec_a, dec_t), **encoder_diff}.items():
             assert diff < (cfg.iterations * cfg.lr * 10 if name in before_batchnorm else 1e-6), name
+
+
+def test_report_quotes_a_failing_comparison_within_the_spread_once():
+    """Table 1's claim line quoted the failing comparisons, then the same ones again as within the seeds' spread."""
+    from replab.papers.aae_ssl.report import _close_call_list
+
+    a, b = "at Nl = 1000 AAE(y,z) 13.20 vs AE 12.10", "at Nl = 1000 AAE(y,z) 13.20 vs AAE(z) 12.05"
+    c = "at Nl = 100 AAE(y,z) 23.05 vs AE 23.50"  # within the spread, and AAE(y,z) below: not a failure
+    assert _close_call_list([a, b], [a, b]) == ["every failing comparison above"]
+    assert _close_call_list([a, c], [a]) == ["the failing comparison above", c]
+    assert _close_call_list([a, c], [a, b]) == ["of the failing comparisons above, " + a, c]
+    assert _close_call_list([c], [a]) == [c]

@@ -112,7 +112,7 @@ def test_unknown_paper_or_bad_steps_is_one_line_error_before_anything_runs(in_re
     out = tmp_path / "bench.json"
     assert cli(["bench", "split_vae", "no_such_paper", "--json", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: bench: unknown paper 'no_such_paper' (known: aae_ssl, split_vae, censor, autoencoder, "
+    assert err == ["error: bench: unknown paper 'no_such_paper' (allowed: aae_ssl, split_vae, censor, autoencoder, "
                    "attention_vat)"]
     assert cli(["bench", "split_vae", "--steps", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: bench --steps 0: must be at least 1"

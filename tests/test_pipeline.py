@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import copy_repo, sh
+from conftest import REPO, copy_repo, sh
 
 pytestmark = pytest.mark.slow
 
@@ -187,6 +187,13 @@ def test_dvc_plots_show_every_papers_training_curves(repo, tmp_path):
     assert not diff.get("errors"), diff["errors"]
     assert {row["rev"] for row in diff["data"]["plots/curves/aae_ssl/val_error.tsv"][0]["content"]["data"]
             ["values"]} == {"workspace", "HEAD"}
+    # README's `dvc plots diff … --targets dvc.yaml::plots/curves`: each chart once, as the variants template draws
+    # it (a bare `--targets plots/curves` matches the TSV files too: every chart twice, the copy by revision)
+    target = "dvc.yaml::plots/curves"
+    assert f"--targets {target} " in (REPO / "README.md").read_text()
+    targeted = json.loads(sh(repo, "dvc", "plots", "diff", "HEAD", "--targets", target, "--json").stdout)
+    assert sorted(targeted["data"]) == sorted(k for k in diff["data"] if k.startswith("plots/curves/"))
+    assert all(v[0]["content"]["encoding"]["color"]["field"] == "variant" for v in targeted["data"].values())
 
     out = tmp_path / "page"
     sh(repo, "dvc", "plots", "show", "-o", str(out))

@@ -326,6 +326,25 @@ def test_compare_table_flattens_summary_params_and_run_block(in_tmp):
     assert "| run.devices | cpu (x86_64) | cpu (x86_64) |" in transposed
 
 
+def test_compare_metrics_filter_is_checked_before_any_experiment_is_read(in_tmp, capsys):
+    """`--metrics '['` was a traceback (re.error); a pattern that matches no metric printed a table of run
+    columns alone. Both are one line naming the option: the bad pattern before DVC is asked for experiments."""
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose("profile=smoke")))
+    (in_tmp / "metrics").mkdir()
+    summary = {"test_error": {"100": {"ae": {"mean": 28.8, "std": 1.7, "n": 2}}}, "dataset": "mnist5k"}
+    (in_tmp / "metrics/aae_ssl.json").write_text(json.dumps(summary))
+    rows = [{"name": "workspace", "rev": "workspace"}]
+    assert compare_table("aae_ssl", rows, fmt="csv", metrics=r"^test_error\.")[0][3:] == [
+        "test_error.100.ae.mean", "test_error.100.ae.std"]
+    with pytest.raises(ParamError) as err:
+        compare_table("aae_ssl", rows, metrics="^nomatch")
+    assert str(err.value) == ("compare --metrics '^nomatch': matches no summary metric of metrics/aae_ssl.json (its "
+                              "names: test_error.100.ae, dataset, …)")
+    assert main(["compare", "aae_ssl", "no-such-exp", "--metrics", "["]) == 2  # not a DVC repository either
+    assert capsys.readouterr().err == ("error: compare --metrics '[': not a regular expression (unterminated "
+                                       "character set at position 0)\n")
+
+
 def test_compare_shows_a_metric_missing_in_every_seed_as_the_report_does(in_tmp):
     (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose("profile=smoke")))
     (in_tmp / "metrics").mkdir()
@@ -533,6 +552,13 @@ def test_exp_push_pull_between_two_clones(swept, env, tmp_path):
      "twice)\n"),
     ("lr=1,1.0", "error: sweep autoencoder.lr=1.0: the same params.yaml as autoencoder.lr=1 (one run queued "
      "twice)\n"),
+    # malformed lists name their key (they used to quote the values alone)
+    ("simple.epochs=1,,3", "error: sweep autoencoder.simple.epochs=1,,3: expected autoencoder.simple.epochs=v1,v2,... "
+     "(no empty value; lists in brackets, closed)\n"),
+    ("simple.epochs=", "error: sweep autoencoder.simple.epochs=: expected autoencoder.simple.epochs=v1,v2,... "
+     "(no empty value; lists in brackets, closed)\n"),
+    ("anomaly.held_out=[0,1", "error: sweep autoencoder.anomaly.held_out=[0,1: expected "
+     "autoencoder.anomaly.held_out=v1,v2,... (no empty value; lists in brackets, closed)\n"),
 ])
 @pytest.mark.parametrize("with_conf", [True, False], ids=["conf", "params.yaml alone"])
 def test_sweep_checks_every_value_before_queueing_anything(grid, message, with_conf, in_tmp, capsys):

@@ -96,7 +96,7 @@ def find_case(paper: str) -> tuple[Any, Callable[[Any, Any], BenchCase]]:
     from replab.papers import PAPERS, paper_module
 
     if paper not in PAPERS:
-        raise NoBenchmark(f"no benchmark for {paper} (unknown paper; known: {', '.join(PAPERS)})")
+        raise NoBenchmark(f"no benchmark for {paper} (unknown paper; allowed: {', '.join(PAPERS)})")
     module = paper_module(paper)
     setup = getattr(module, "bench_setup", None)
     if setup is None:
@@ -623,7 +623,7 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
 
     unknown = [p for p in papers if p not in PAPERS]
     if unknown:
-        raise ParamError(f"bench: unknown paper {', '.join(map(repr, unknown))} (known: {', '.join(PAPERS)})")
+        raise ParamError(f"bench: unknown paper {', '.join(map(repr, unknown))} (allowed: {', '.join(PAPERS)})")
     if steps < 1:
         raise ParamError(f"bench --steps {steps}: must be at least 1")
     if seeds is not None and not 2 <= seeds <= MAX_SEEDS:
@@ -632,7 +632,7 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
         raise ParamError(f"bench --seeds with --compile {compile_mode}: seeds trained together run eagerly, so "
                          "their step would be compared with a compiled one; give one of the two")
     if compile_mode is not None and compile_mode not in COMPILE_MODES:
-        raise ParamError(f"bench --compile {compile_mode}: unknown mode (known: {', '.join(COMPILE_MODES)})")
+        raise ParamError(f"bench --compile {compile_mode}: unknown mode (allowed: {', '.join(COMPILE_MODES)})")
     if json_path is not None:
         check_writable(json_path)
     params = profile_params(profile)

@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                            + (", or `all` of them" if evaluate else ""))
         p.add_argument("paper")
         p.add_argument("key", help="variant key, as dvc.yaml's ${key}" + (" (or `all`)" if evaluate else ""))
-        p.add_argument("axes", nargs="*", help="axis=value for each sweep axis of the paper")
+        p.add_argument("axes", nargs="*", default=[], help="axis=value for each sweep axis of the paper")
         p.set_defaults(run=lambda a, e=evaluate: _variant_command(a, e))
 
     p = sub.add_parser("curves", help="papers' DVCLive training curves, variants overlaid, for `dvc plots`")
@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="queue a param grid of one paper as DVC experiments (dvc exp run --queue)")
     p.add_argument("paper")
-    p.add_argument("grid", nargs="*", metavar="key=v1,v2,...",
+    p.add_argument("grid", nargs="*", default=[], metavar="key=v1,v2,...",
                    help="values per key (cartesian product); keys relative to the paper's section or full dotted")
     p.add_argument("--profile", help="profile named in every run (default: params.yaml's meta.profile)")
     p.add_argument("--set", dest="fixed", action="append", default=[], metavar="KEY=VALUE",
@@ -198,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="chosen experiments of one paper side by side (Markdown or CSV)")
     p.add_argument("paper")
-    p.add_argument("exps", nargs="*", help="experiment names or revs, `workspace`, `HEAD` (default: all of HEAD)")
+    p.add_argument("exps", nargs="*", default=[],
+                   help="experiment names or revs, `workspace`, `HEAD` (default: all of HEAD)")
     p.add_argument("--baseline", action="store_true", help="add the HEAD commit as the first row")
     p.add_argument("-A", "--all-commits", action="store_true", help="look for experiments of every commit")
     p.add_argument("--format", default="md", choices=["md", "csv"])

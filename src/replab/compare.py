@@ -66,8 +66,9 @@ def _read_params(path: str | Path = PARAMS_FILE) -> dict:
 # ---------------------------------------------------------------- sweep
 
 
-def split_values(raw: str) -> list[str]:
-    """`1,3,7` → ['1', '3', '7']; commas inside [...] or {...} belong to the value (`[100,600],[1000]`)."""
+def split_values(raw: str, key: str = "") -> list[str]:
+    """`1,3,7` → ['1', '3', '7']; commas inside [...] or {...} belong to the value (`[100,600],[1000]`). A
+    ParamError naming `key` (the grid's key) when a value is empty or a bracket is unclosed."""
     values, depth, start = [], 0, 0
     for i, char in enumerate(raw):
         if char in "[{(":
@@ -79,7 +80,8 @@ def split_values(raw: str) -> list[str]:
             start = i + 1
     values.append(raw[start:].strip())
     if any(v == "" for v in values) or depth != 0:
-        raise ParamError(f"sweep values {raw!r}: expected v1,v2,... (lists in brackets)")
+        raise ParamError(f"sweep {key + '=' if key else ''}{raw}: expected {key + '=' if key else ''}v1,v2,... "
+                         "(no empty value; lists in brackets, closed)")
     return values
 
 
@@ -121,7 +123,7 @@ def expand_grid(paper: str, assignments: Sequence[str], params: dict | None = No
     axes = []
     for item in assignments:
         full, raw = full_key(paper, item, params)
-        values = split_values(raw)
+        values = split_values(raw, full)
         if len(set(values)) != len(values):
             raise ParamError(f"sweep {item!r}: values must be distinct (a repeated value queues the same run twice)")
         axes.append([f"{full}={value}" for value in values])
@@ -579,7 +581,7 @@ def flatten(value: Any, prefix: str = "", sep: str = ".") -> dict[str, Any]:
     return {prefix: value}
 
 
-def _metric_cells(summary: dict, fmt: str, pattern: re.Pattern | None) -> dict[str, Any]:
+def _metric_cells(summary: dict, fmt: str) -> dict[str, Any]:
     """Flattened summary metrics; {mean, std, n} → one `mean ± std` cell (md) or .mean/.std columns (csv)."""
     cells: dict[str, Any] = {}
 
@@ -601,8 +603,6 @@ def _metric_cells(summary: dict, fmt: str, pattern: re.Pattern | None) -> dict[s
     for key, value in summary.items():
         if key != "run" and not REFERENCE_KEYS.match(key):
             walk(value, key)
-    if pattern is not None:
-        cells = {k: v for k, v in cells.items() if pattern.search(k)}
     return cells
 
 
@@ -614,11 +614,21 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def metrics_pattern(metrics: str | None) -> re.Pattern | None:
+    """`compare --metrics` as a compiled regex (None: every metric); ParamError naming the option otherwise."""
+    if not metrics:
+        return None
+    try:
+        return re.compile(metrics)
+    except re.error as err:
+        raise ParamError(f"compare --metrics {metrics!r}: not a regular expression ({err})") from None
+
+
 def compare_table(paper: str, chosen: list[dict[str, Any]], fmt: str = "md", metrics: str | None = None,
                   all_params: bool = False) -> tuple[list[str], list[list[Any]]]:
     """Headers and rows: experiment, rev, profile, the paper's (and runtime) params that differ between the
     chosen rows (all of them with all_params), the summary metrics of metrics/<paper>.json, and its run block."""
-    pattern = re.compile(metrics) if metrics else None
+    pattern = metrics_pattern(metrics)
     records = []
     for row in chosen:
         params = read_at(row["rev"], PARAMS_FILE) or {}
@@ -628,13 +638,19 @@ def compare_table(paper: str, chosen: list[dict[str, Any]], fmt: str = "md", met
         summary = summary or {}
         section = flatten({paper: params.get(paper, {}), "runtime": params.get("runtime", {})})
         records.append((row, params.get("meta", {}).get("profile", ""), section,
-                        _metric_cells(summary, fmt, pattern), flatten(summary.get("run", {}), "run")))
+                        _metric_cells(summary, fmt), flatten(summary.get("run", {}), "run")))
 
     param_keys = list(dict.fromkeys(k for rec in records for k in rec[2]))
     if not all_params:
         param_keys = [k for k in param_keys if len({json.dumps(rec[2].get(k), sort_keys=True)
                                                     for rec in records}) > 1]
     metric_keys = list(dict.fromkeys(k for rec in records for k in rec[3]))
+    if pattern is not None:
+        matched = [k for k in metric_keys if pattern.search(k)]
+        if metric_keys and not matched:
+            raise ParamError(f"compare --metrics {metrics!r}: matches no summary metric of metrics/{paper}.json "
+                             f"(its names: {', '.join(metric_keys[:3])}, …)")
+        metric_keys = matched
     run_keys = list(dict.fromkeys(k for rec in records for k in rec[4]))
     headers = ["experiment", "rev", "profile", *param_keys, *metric_keys, *run_keys]
     rows = []
@@ -669,6 +685,7 @@ def compare(paper: str, specs: Sequence[str], fmt: str = "md", out: str | None =
     _check_paper(paper)
     if fmt not in ("md", "csv"):
         raise ParamError(f"compare --format {fmt!r}: allowed: md, csv")
+    metrics_pattern(metrics)  # a bad regex fails before any experiment is read
     chosen = resolve(specs, list_experiments(all_commits), baseline)
     if not chosen:
         raise DataError("compare: no experiments here (run some, or `dvc exp pull <git remote>`)")

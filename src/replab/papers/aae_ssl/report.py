@@ -10,6 +10,18 @@ import numpy as np
 from replab.papers.aae_ssl.model import MAKHZANI_NL100, MODEL_LABELS, N_CLASSES, PAPER_TABLE1, Config, variant_key
 
 
+def _close_call_list(close_calls: list[str], failures: list[str]) -> list[str]:
+    """The comparisons within the seeds' spread, those already quoted as failures named by reference (not twice)."""
+    repeated = [c for c in close_calls if c in failures]
+    if not repeated:
+        return close_calls
+    if len(repeated) == len(failures):
+        named = "the failing comparison above" if len(failures) == 1 else "every failing comparison above"
+    else:
+        named = "of the failing comparisons above, " + "; ".join(repeated)
+    return [named, *(c for c in close_calls if c not in failures)]
+
+
 def summarize(cfg: Config, params: dict):
     import matplotlib
 
@@ -125,7 +137,7 @@ def summarize(cfg: Config, params: dict):
         f"Makhzani et al.'s AAE reaches {MAKHZANI_NL100} % at Nl = 100 on MNIST (anchor beyond the paper)."
         + (f" Within the seeds' spread (the means differ by less than the larger standard deviation, so more seeds "
            f"would be needed to settle it, and a float-rounding change of training can reverse it): "
-           f"{'; '.join(close_calls)}." if close_calls else ""),
+           f"{'; '.join(_close_call_list(close_calls, failures))}." if close_calls else ""),
         "",
         f"![test error vs Nl]({error_png})",
         "",

@@ -123,7 +123,7 @@ def summarize(cfg: Config, params: dict):
         figure = _exp1_figure(variants_dir / variant_key("exp1", first), summary_dir / "exp1_latents.png", first)
         rows = [["digit accuracy (%)", f"classifier on A: {report.fmt(e1['digit_accuracy'])}",
                  f"linear probe on B: {report.fmt(e1['probe_digit_from_b'])}",
-                 f"chance {report.fmt(e1['digit_chance'])}"],
+                 f"chance (train majority): {report.fmt(e1['digit_chance'])}"],
                 ["slant R² (test)", f"from A: {report.fmt(e1['slant_r2_from_a'], 3)}",
                  f"from B: {report.fmt(e1['slant_r2_from_b'], 3)}", ""]]
         loss_rows = []
@@ -204,7 +204,7 @@ def summarize(cfg: Config, params: dict):
                    "2 × our std.", ""]
         p = e2["probes"]
         md += ["Linear probes (logistic regression on standardised μ, fit on train, test accuracy %):", "",
-               report.md_table(["target", "from A", "from B", "chance (majority)"],
+               report.md_table(["target", "from A", "from B", "chance (train majority)"],
                                [["writer", report.fmt(p["writer_from_a"]), report.fmt(p["writer_from_b"]),
                                  report.fmt(p["writer_chance"])],
                                 ["digit", report.fmt(p["digit_from_a"]), report.fmt(p["digit_from_b"]),
