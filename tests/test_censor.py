@@ -307,7 +307,7 @@ def test_envelope_claims_hold_when_the_curves_match_the_seed():
     assert claims == {"sct_envelope_lowest": True, "sct_lsm_at_least_afl": True, "lsm_like_afl_on_fyt": True,
                       "lsm_beats_afl_on_fyv": True, "lsm_like_sct_on_fyv": True, "sct_keeps_fyt": True,
                       "sct_minus_20_within_5": True}
-    assert "reached by the first only" in detail["lsm_beats_afl_on_fyv"]  # AFL never reaches the CNN's F_y^v
+    assert "1 reached by LSM only" in detail["lsm_beats_afl_on_fyv"]  # AFL never reaches the CNN's F_y^v
 
 
 def test_envelope_claims_fail_when_the_curves_do_not():

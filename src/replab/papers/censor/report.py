@@ -192,15 +192,17 @@ def _envelope(env_axis: dict, method: str) -> np.ndarray:
     return np.array([np.inf if v is None else v for v in env_axis[method].values()], float)
 
 
-def _compare(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, str]:
-    """a − b at the thresholds that a or b reaches (±inf where only one does), and those numbers in words."""
+def _compare(a: np.ndarray, b: np.ndarray, first: str = "the first", second: str = "the second"
+             ) -> tuple[np.ndarray, str]:
+    """a − b at the thresholds that a or b reaches (±inf where only one does), and those numbers in words (a's and
+    b's names: `first`, `second`)."""
     reached = np.isfinite(a) | np.isfinite(b)
     d = a[reached] - b[reached]
     finite = d[np.isfinite(d)]
     words = [f"{finite.mean():+.1f} points on average over {len(finite)} thresholds" if len(finite) else
              "no threshold both reach"]
-    words += [f"{n} reached by {who} only" for n, who in ((int((d == -np.inf).sum()), "the first"),
-                                                         (int((d == np.inf).sum()), "the second")) if n]
+    words += [f"{n} reached by {who} only" for n, who in ((int((d == -np.inf).sum()), first),
+                                                         (int((d == np.inf).sum()), second)) if n]
     return d, ", ".join(words)
 
 
@@ -223,7 +225,7 @@ def envelope_claims(methods: list[str], env: dict, tol: float = ENVELOPE_TOLERAN
     name = {**METHOD_LABELS, "afl": "AFL"}
 
     def at_least_as_good(x: str, m: str, other: str) -> tuple[bool | None, str]:
-        d, words = _compare(curves[x][m], curves[x][other])
+        d, words = _compare(curves[x][m], curves[x][other], name[m], name[other])
         return (None if not len(d) else bool((d <= tol).all())), f"{name[m]} − {name[other]} on {axes[x]}: {words}"
 
     if "sct" in methods and len(methods) > 1:
@@ -231,7 +233,7 @@ def envelope_claims(methods: list[str], env: dict, tol: float = ENVELOPE_TOLERAN
         for x in axes:
             for other in methods:
                 if other != "sct":
-                    d, w = _compare(curves[x]["sct"], curves[x][other])
+                    d, w = _compare(curves[x]["sct"], curves[x][other], name["sct"], name[other])
                     verdicts.append(None if not len(d) else bool((d <= 0).all()))
                     if len(d) and not (d <= 0).all():
                         words.append(f"not below {name[other]} on {axes[x]} ({w})")
@@ -246,7 +248,7 @@ def envelope_claims(methods: list[str], env: dict, tol: float = ENVELOPE_TOLERAN
                                      "lsm_like_sct_on_fyv": ("lsm", "sct", "f1_seen", "≈")}.items():
         if m not in methods or other not in curves[x]:
             continue
-        d, words = _compare(curves[x][m], curves[x][other])
+        d, words = _compare(curves[x][m], curves[x][other], name[m], name[other])
         detail[key] = f"{name[m]} − {name[other]} on {axes[x]}: {words}"
         if not len(d):
             claims[key] = None
