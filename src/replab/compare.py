@@ -80,8 +80,8 @@ def split_values(raw: str, key: str = "") -> list[str]:
             start = i + 1
     values.append(raw[start:].strip())
     if any(v == "" for v in values) or depth != 0:
-        raise ParamError(f"sweep {key + '=' if key else ''}{raw}: expected {key + '=' if key else ''}v1,v2,... "
-                         "(no empty value; lists in brackets, closed)")
+        named = f"{key}=" if key else ""
+        raise ParamError(f"sweep {named}{raw}: expected {named}v1,v2,... (no empty value; lists in brackets, closed)")
     return values
 
 

@@ -87,7 +87,7 @@ def dvc_queue_jobs(proc: Path | str = Path("/proc")) -> int:
                 return _jobs(_cmdline(proc, _parent(proc, pid))) or 0
             pid = _parent(proc, pid)
             if pid in ("0", "1"):
-                return 0
+                break
     except (OSError, IndexError, ValueError):
         pass
     return 0
