@@ -97,6 +97,18 @@ def test_bce_with_logits_leaves_half_precision_to_pytorch():
                        F.binary_cross_entropy_with_logits(logits, target, reduction="none"))
 
 
+def test_bce_with_logits_of_two_dtypes_is_pytorchs_own(monkeypatch):
+    """PyTorch gives a float64-logit, float32-target loss the target's dtype; the sigmoid form would promote."""
+    monkeypatch.setattr(functional, "SIGMOID_FORMS", True)
+    g = torch.Generator().manual_seed(5)
+    logits, target = torch.randn(4, 6, generator=g), torch.rand(4, 6, generator=g)
+    for l, x in ((logits.double(), target), (logits, target.double())):
+        theirs = F.binary_cross_entropy_with_logits(l, x, reduction="none")
+        assert bce_with_logits(l, x).dtype == theirs.dtype
+        assert torch.equal(bce_with_logits(l, x), theirs)
+    assert bce_with_logits(logits, target).dtype == torch.float32  # one dtype: still the sigmoid form's
+
+
 def test_where_mkl_is_fast_tanh_and_bce_are_pytorchs_own(monkeypatch):
     """On an Intel CPU PyTorch's VML kernels beat the sigmoid forms (tanh 26 against 106 µs for 256 × 500), so
     there both functions are PyTorch's, bit for bit and with PyTorch's backward."""

@@ -187,7 +187,8 @@ def bce_with_logits(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     x ∈ [0, 1], both of one shape; no reduction (nats per element). For float32/float64 on the CPU where
     `SIGMOID_FORMS` the same as `F.binary_cross_entropy_with_logits(l, x, reduction="none")` to rounding (of terms
     of size |l|, which cancel for soft targets; plus at most 1.4e-7) for finite logits, with the same gradient
-    σ(l) − x; otherwise that function. (An infinite logit gives NaN on either path for some targets: PyTorch's for
+    σ(l) − x; otherwise (and for logits and targets of two dtypes, whose result PyTorch gives the target's dtype)
+    that function. (An infinite logit gives NaN on either path for some targets: PyTorch's for
     −inf, ours for +inf; the training loops stop on a non-finite loss.) Targets are data: a target that requires
     a gradient, is not floating point, or has another shape is a ValueError on either path."""
     if target.requires_grad:
@@ -196,6 +197,6 @@ def bce_with_logits(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"bce_with_logits: target dtype {target.dtype} (allowed: a floating-point dtype)")
     if target.shape != logits.shape:
         raise ValueError(f"bce_with_logits: target shape {tuple(target.shape)} != logits shape {tuple(logits.shape)}")
-    if _ours_here(logits):
+    if _ours_here(logits) and target.dtype == logits.dtype:
         return _BCEWithLogits.apply(logits, target)
     return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
