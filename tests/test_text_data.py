@@ -294,6 +294,8 @@ def test_sst_download_and_prepare_jw_recipe(sst_zip, tmp_path):
     words = [" ".join(vocab[i] for i in row[:n]) for row, n in zip(tr["tokens"], tr["lengths"], strict=True)]
     assert words == ["<SOS> a great moving film indeed today <EOS>", "<SOS> a dull dull and lifeless mess <EOS>",
                      "<SOS> this one s fine with me <EOS>"]
+    # J&W fit the vocabulary on the whole train split, before the load-time filter dropped these two sentences
+    assert {"short", "longest"} <= set(vocab) and "worst" not in vocab  # "worst": test only
     assert tr["labels"].tolist() == [1, 0, 1] and "evidence" not in tr
     assert load(tmp_path / "out", "unlabeled")["lengths"].tolist() and meta["counts"]["unlabeled"] == 2
     emb = np.load(tmp_path / "out" / "embeddings.npy")
@@ -441,6 +443,16 @@ def test_eraser_evidence_union_and_quirks(server, tmp_path, monkeypatch):
     vocab = json.loads((tmp_path / "out" / "vocab.json").read_text())
     assert [vocab[i] for i in tr["tokens"][0][3:10]] == ["bad", ".", "the", "plot", "did", "n't", "work"]
     assert meta["special_ids"]["sos"] is None
+    assert meta["unlabeled_pool"] == {"pool": "none"} and not (tmp_path / "out" / "unlabeled.npz").exists()
+    # Table 2's semi-supervised models: the lm1b pool as sst's, in the set's vocabulary, without SOS / EOS
+    write_pool_and_vectors(tmp_path / "raw")
+    cfg = eraser.EraserMoviesConfig(unlabeled="lm1b", n_unlabeled=0)
+    meta = eraser.prepare("eraser_movies", cfg, raw, tmp_path / "pooled", 0)
+    pool = load(tmp_path / "pooled", "unlabeled")
+    assert meta["unlabeled_pool"]["pool"] == "lm1b" and meta["counts"]["unlabeled"] == 3  # the blank line skipped
+    words = sorted(" ".join(vocab[i] for i in row[:n]) for row, n in zip(pool["tokens"], pool["lengths"], strict=True))
+    # J&W's cleaning drops the punctuation; the rest is read in the set's vocabulary ("was", "fine" not in it)
+    assert words == ["<unk> <unk>", "a <unk> <unk>", "the film too <unk> <unk>"]
 
 
 def test_eraser_bad_span_truncated_archive_and_bad_json(tmp_path):

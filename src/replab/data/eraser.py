@@ -13,7 +13,9 @@ no `<SOS>`/`<EOS>`. Evidence mask: the union over every evidence of every group 
 Quirks, counted in meta.json: annotations with an empty `evidences` list are kept with an all-zero mask
 (ERASER's metric scores such a document against an all-False truth); a repeated `annotation_id` within a
 split is dropped (the first kept). An evidence span outside its document is a DataError naming the file.
-Splits: ERASER's train / val (written as dev) / test.
+Splits: ERASER's train / val (written as dev) / test. Unlabeled pool (`unlabeled`, for Table 2's
+semi-supervised models): none by default, or lm1b's sample / aclImdb's unsup reviews, drawn as for sst and imdb
+(`replab.data.imdb.unlabeled_pool`); its texts are cleaned by J&W's recipe, ERASER's tokens are not.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from replab.data.fasttext import embeddings_for
-from replab.data.text import EMBEDDINGS, fit_vocab, pinned_raw, write_text_splits
+from replab.data.imdb import unlabeled_pool
+from replab.data.text import EMBEDDINGS, POOLS, fit_vocab, pinned_raw, write_text_splits
 from replab.download import RemoteFile, fetch, offline_hint
 from replab.io import DataError
 from replab.params import param
@@ -51,6 +54,12 @@ class EraserMoviesConfig:
     min_df: int = param(1, ge=1, doc="vocabulary: minimum document frequency on train")
     embeddings: str = param("random", choices=list(EMBEDDINGS), doc="fasttext: wiki.simple rows of the vocabulary")
     embedding_seed: int = param(0, ge=0, doc="seeds the random rows of words fastText lacks")
+    # Table 2's semi-supervised models need a pool; the seed names only SST's and IMDB's (1 % of lm1b)
+    unlabeled: str = param("none", choices=list(POOLS), doc="unlabeled pool for the semi-supervised methods")
+    n_unlabeled: int = param(50_000, ge=0, doc="texts drawn from the pool (0 = all)")
+    pool_seed: int = param(0, ge=0, doc="seeds the draw from the pool")
+    lm1b_fraction: float = param(0.01, gt=0.0, le=1.0, doc="= data.lm1b.fraction (so DVC reruns on a new sample)")
+    lm1b_seed: int = param(0, ge=0, doc="= data.lm1b.seed (checked against the sample's record)")
 
 
 def download(name: str, cfg: EraserMoviesConfig, raw_dir: Path, progress: bool = True) -> Path:
@@ -137,11 +146,15 @@ def prepare(name: str, cfg: EraserMoviesConfig, raw_dir: Path, out_dir: Path, sp
                          "evidence": masks}
         rationale_rate[split] = round(float(np.concatenate(masks).mean()), 4) if masks else 0.0
     vocab = fit_vocab(splits["train"]["docs"], cfg.min_df, sos_eos=False)
+    unlabeled, pool_meta = unlabeled_pool(cfg.unlabeled, raw_dir.parent, f"data.{name}.unlabeled",
+                                          {"fraction": cfg.lm1b_fraction, "seed": cfg.lm1b_seed}, cfg.n_unlabeled,
+                                          cfg.pool_seed, max(len(d) for d in splits["train"]["docs"]))
     embeddings, emb_meta = embeddings_for(cfg.embeddings, raw_dir.parent, vocab, cfg.embedding_seed)
     meta = {"dataset": name, "source": "real: ERASER movies (Zaidan et al. rationales)",
             "sha256": {ARCHIVE.name: ARCHIVE.sha256}, "raw_counts": {k: len(v) for k, v in annotations.items()},
             "paper_counts": {"train": 1600, "dev": 200, "test": 199}, "quirks": quirks,
             "evidence": {"kind": "human token-level rationales (union of evidence groups, end exclusive)",
                          "token_rate": rationale_rate},
-            "embeddings": emb_meta, "labels": {"0": "NEG", "1": "POS"}}
-    return write_text_splits(Path(out_dir), splits, vocab, meta, sos_eos=False, embeddings=embeddings)
+            "unlabeled_pool": pool_meta, "embeddings": emb_meta, "labels": {"0": "NEG", "1": "POS"}}
+    return write_text_splits(Path(out_dir), splits, vocab, meta, sos_eos=False, unlabeled=unlabeled,
+                             embeddings=embeddings)

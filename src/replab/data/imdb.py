@@ -127,14 +127,15 @@ def prepare(name: str, cfg: ImdbConfig, raw_dir: Path, out_dir: Path, split_seed
     short_te = [i for i, d in enumerate(te_docs) if len(d) < cfg.max_tokens]
     train_idx, dev_idx = train_test_split(short_tr, train_size=0.8, random_state=cfg.random_state)
     test_idx, _ = train_test_split(short_te, train_size=0.2, random_state=cfg.random_state)
-    splits, before = {}, {}
+    splits, before, unfiltered = {}, {}, {}
     for split, docs, y, idx in (("train", tr_docs, tr_y, train_idx), ("dev", tr_docs, tr_y, dev_idx),
                                 ("test", te_docs, te_y, test_idx)):
         chosen = [docs[i] for i in idx]
         kept = jw_length_filter(np.array([len(d) for d in chosen]), cfg.min_length, cfg.filter)
-        before[split] = len(chosen)
+        before[split], unfiltered[split] = len(chosen), chosen
         splits[split] = {"docs": [d for d, k in zip(chosen, kept, strict=True) if k], "labels": y[idx][kept]}
-    vocab = fit_vocab(splits["train"]["docs"], cfg.min_df, sos_eos=True)
+    # J&W fit the vocabulary on the whole train split when preprocessing; the length filter runs later, at load time
+    vocab = fit_vocab(unfiltered["train"], cfg.min_df, sos_eos=True)
     unlabeled, pool_meta = unlabeled_pool(cfg.unlabeled, raw_dir.parent, f"data.{name}.unlabeled",
                                           {"fraction": cfg.lm1b_fraction, "seed": cfg.lm1b_seed}, cfg.n_unlabeled,
                                           cfg.pool_seed, max(len(d) for d in splits["train"]["docs"]))

@@ -94,16 +94,18 @@ def prepare(name: str, cfg: SstConfig, raw_dir: Path, out_dir: Path, split_seed:
     """J&W's binary SST → the processed text layout (replab.data.text); `split_seed` unused (SST's splits)."""
     raw_dir = Path(raw_dir)
     archive = pinned_raw(raw_dir / ARCHIVE.name, ARCHIVE.sha256, name)
-    splits, counts = {}, {"trees": {}, "binary": {}}
+    splits, counts, unfiltered = {}, {"trees": {}, "binary": {}}, {}
     for split, (labels, texts) in read_trees(archive).items():
         keep = labels != 2
         docs = jw_tokenize(t for t, k in zip(texts, keep, strict=True) if k)
         y = (labels[keep] >= 3).astype(np.int64)
         lengths = np.array([len(d) for d in docs])
         kept = jw_length_filter(lengths, cfg.min_length, cfg.filter)
+        unfiltered[split] = docs
         counts["trees"][split], counts["binary"][split] = len(labels), int(keep.sum())
         splits[split] = {"docs": [d for d, k in zip(docs, kept, strict=True) if k], "labels": y[kept]}
-    vocab = fit_vocab(splits["train"]["docs"], 1, sos_eos=True)
+    # J&W fit the vocabulary on the whole train split when preprocessing; the length filter runs later, at load time
+    vocab = fit_vocab(unfiltered["train"], 1, sos_eos=True)
     unlabeled, pool_meta = unlabeled_pool(cfg.unlabeled, raw_dir.parent, f"data.{name}.unlabeled",
                                           {"fraction": cfg.lm1b_fraction, "seed": cfg.lm1b_seed}, cfg.n_unlabeled,
                                           cfg.pool_seed, max(len(d) for d in splits["train"]["docs"]))

@@ -32,9 +32,10 @@ How each equation is computed here (model.py, train.py):
   d = g; r_VAT = ε·d/‖d‖; the clean prediction p(·|X_ã) is held fixed (detached) in every KL (Eq. 3).
 - iAT / iVAT (Sato et al. 2018; Eq. 5–8): r(α)_t = Σ_k α_{t,k} dir_{t,k}. Words: dir_{t,k} = unit vector from
   w_t to its k-th nearest word (cosine, recomputed every epoch, pad/unk/self excluded). Attention: the scalar
-  directions d̄_{t,k} of Eq. 5–6 over the real tokens k of the same sentence (Kitada's public iAT code takes
-  differences across the batch, normalised over the other-example axis — a quirk that makes a sentence's
-  perturbation depend on its batch; we follow the seed's within-sentence Eq. 5). ∂L/∂α_{t,k} = ⟨dir_{t,k}, g_t⟩;
+  directions d̄_{t,k} of Eq. 5–6 over the real tokens k of the same sentence (Kitada's public iAT code builds
+  differences across the batch, but its α starts at 0, so they never reach its perturbation, which is
+  −ε·g/‖g‖ over the tokens: Attention AT's direction reversed, the loss-decreasing one; we follow the seed's
+  within-sentence Eq. 5 and the ascent of Eq. 8). ∂L/∂α_{t,k} = ⟨dir_{t,k}, g_t⟩;
   α is that gradient L2-normalised per token over k (Sato's code; param `alpha_norm: token`), r = ε·r(α)/‖r(α)‖.
   iAT takes g at r = 0 from the label loss; iVAT starts its power iteration at α = 1/k (Sato's code), i.e. at
   the mean direction, and takes g from the KL. Note for attention: with one scalar per token, per-token
@@ -74,7 +75,9 @@ Our choices where the seed is silent (all params; no public code of the VAT pape
   the paper's values); `n_unlabeled` caps it. Fig. 2 trains each method of `fig2.methods` at N_ul = ratio × N_l
   for `fig2.ratios` (0 … 7) in one stage per dataset and seed (no weights kept; dev F1 per point in train.json).
 - Table 2 (rationales) is the seed's unnamed "semi-supervised" model: the paper profile trains every method on
-  eraser_movies as well (its pool: the dataset's own, if prepared), and the evaluation scores them all.
+  eraser_movies as well, and the evaluation scores them all. Its pool: `data.eraser_movies.unlabeled` (the seed
+  names none; the paper profile takes SST's, lm1b at N_ul = 50,000); without one the semi-supervised methods
+  train at N_ul = 0 (the VAT term on the labeled sentences alone), and Table 2 gives N_ul.
 
 Quick profile (conf/profile/quick.yaml; all ours): rt_snippets, d = 32, BiLSTM 32, attention 32, batch 64, lr 3e-3,
 4 epochs, N_l = 2,000 of the training movies' 9,562 labeled snippets (`data.rt_snippets.n_labeled`), N_ul = 13,000
