@@ -504,3 +504,55 @@ def test_diagnosis_compares_the_networks_with_the_linear_model():
     assert "dev AUC 0.650–0.700 and test F1 80.00–83.00" in text and "reaches dev ROC-AUC 0.750" in text
     assert "Every network stays at least 0.050 AUC below the linear model" in text
     assert "reach the linear model" in rp.diagnosis_markdown("rt_snippets", s, {**linear, "dev_auc": 0.705})[0]
+
+
+def test_report_states_the_perturbation_settings_and_the_word_eps_scale():
+    """SPEC: ε on the attention scores is ours to choose, so the report states it (and ξ, K, λ, α's normalisation);
+    the word ε is set beside the embedding rows it moves: ε/√T per token against their mean norm."""
+    recs = _records(True)
+    for rec in recs.values():
+        if "method" in rec:
+            rec["eps"] = {"vanilla": None, "word_iat": 4.9, "word_ivat": 4.9}.get(
+                rec["method"], 1.6 if rec["method"].startswith("word_") else 1.0)
+    recs["vanilla-sup"].update(embedding_norm=2.5, mean_length=16.0)
+    cfg = SimpleNamespace(xi=0.1, power_iterations=1, lam=1.0, alpha_norm="token")
+    (text, _) = rp.settings_markdown(cfg, recs)
+    assert ("= 1 (Attention AT, Attention iAT, Attention VAT, Attention iVAT); 1.6 (Word AT, Word VAT); "
+            "4.9 (Word iAT, Word iVAT); ξ = 0.1, K = 1, λ = 1; iAT/iVAT normalise α per token") in text
+    assert "sign-gradient step" in text
+    # 1.6 / √16 = 0.40 and 4.9 / √16 = 1.225 per token, against rows of mean norm 2.5
+    assert "rt_snippets: rows of mean norm 2.50, ε/√T = 0.40 / 1.23 at its mean T = 16" in text
+    sentence = rp.settings_markdown(SimpleNamespace(**{**vars(cfg), "alpha_norm": "sentence"}), recs)[0]
+    assert "over the sentence (`alpha_norm: sentence`)" in sentence and "sign-gradient" not in sentence
+    assert rp.settings_markdown(cfg, _records(True)) == []  # records without ε (older runs): no line
+
+
+def test_table2_gives_the_semi_supervised_models_n_ul_and_says_when_there_was_no_pool():
+    recs = _records(True)
+    per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
+    assert "the semi-supervised models at N_ul = 700" in "\n".join(rp.tables_markdown("rt_snippets",
+                                                                                       per_ds["rt_snippets"]))
+    for rec in recs.values():
+        if rec.get("setting") == "semi":
+            rec["n_unlabeled"] = 0  # e.g. eraser_movies prepared without a pool
+    per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
+    md = "\n".join(rp.tables_markdown("rt_snippets", per_ds["rt_snippets"]))
+    assert "the semi-supervised models at N_ul = 0 (no unlabeled pool prepared" in md
+
+
+def test_a_mean_over_some_seeds_is_marked_once():
+    recs = _records(True)
+    recs["vanilla-sup-1"] = {**recs["vanilla-sup"], "seed": 1, "corr_pearson": None}
+    per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
+    md = "\n".join(rp.tables_markdown("rt_snippets", per_ds["rt_snippets"]))
+    vanilla = next(line for line in md.splitlines() if line.startswith("| Vanilla |"))
+    assert vanilla.count("(1 of 2)") == 1, vanilla
+
+
+def test_embedding_scale_counts_every_real_token_and_no_padding():
+    embedding = torch.nn.Embedding(4, 2, padding_idx=0)
+    with torch.no_grad():
+        embedding.weight.copy_(torch.tensor([[9.0, 9.0], [3.0, 4.0], [0.0, 1.0], [6.0, 8.0]]))  # norms –, 5, 1, 10
+    split = SimpleNamespace(tokens=torch.tensor([[1, 1, 3], [2, 0, 0]]), lengths=torch.tensor([3, 1]))
+    scale = ev.embedding_scale(SimpleNamespace(embedding=embedding), split)
+    assert scale == {"embedding_norm": pytest.approx((5 + 5 + 10 + 1) / 4), "mean_length": 2.0}

@@ -102,10 +102,10 @@ def test_bce_with_logits_of_two_dtypes_is_pytorchs_own(monkeypatch):
     monkeypatch.setattr(functional, "SIGMOID_FORMS", True)
     g = torch.Generator().manual_seed(5)
     logits, target = torch.randn(4, 6, generator=g), torch.rand(4, 6, generator=g)
-    for l, x in ((logits.double(), target), (logits, target.double())):
-        theirs = F.binary_cross_entropy_with_logits(l, x, reduction="none")
-        assert bce_with_logits(l, x).dtype == theirs.dtype
-        assert torch.equal(bce_with_logits(l, x), theirs)
+    for z, x in ((logits.double(), target), (logits, target.double())):
+        theirs = F.binary_cross_entropy_with_logits(z, x, reduction="none")
+        assert bce_with_logits(z, x).dtype == theirs.dtype
+        assert torch.equal(bce_with_logits(z, x), theirs)
     assert bce_with_logits(logits, target).dtype == torch.float32  # one dtype: still the sigmoid form's
 
 

@@ -209,11 +209,21 @@ def measure(model, data: EvalData) -> tuple[dict, list[dict]]:
                # 100 or 0: a constant classifier at the 0.5 threshold, whose F1 is no learned result
                "predicted_positive": 100 * float(test_pred.mean()),
                "auc": roc_auc(data.test.labels, test.probability), "dev_auc": roc_auc(data.dev.labels, dev.probability),
-               **agreement(test.attention, test.importance, data.test.compare)}
+               **agreement(test.attention, test.importance, data.test.compare), **embedding_scale(model, data.test)}
     if data.test.evidence is not None:
         metrics["rationale"] = {"evidence": data.evidence_kind,
                                 **token_soft_metrics(data.test.evidence, test.attention, data.test.compare)}
     return metrics, examples(data, test, pick_examples(data))
+
+
+@torch.no_grad()
+def embedding_scale(model, split: TextSplit) -> dict[str, float]:
+    """What the embedding ε is measured against: the mean L2 norm of the embedding rows of a split's real tokens
+    (frequency-weighted: every token counted) and the mean sentence length T; a word perturbation of norm ε per
+    sentence moves each token by about ε/√T."""
+    mask = torch.arange(split.tokens.shape[1], device=split.tokens.device) < split.lengths[:, None]
+    norms = model.embedding.weight.norm(dim=1)[split.tokens[mask]]
+    return {"embedding_norm": float(norms.mean()), "mean_length": float(split.lengths.float().mean())}
 
 
 def roc_auc(labels: np.ndarray, score: np.ndarray) -> float:

@@ -1,8 +1,8 @@
 """attention_vat report: Tables 1a, 1b, 2 and Fig. 2 beside the paper's numbers, the seed's claims, attention maps
-of a few test sentences per method. Each metrics file (evaluate.py) carries its axes (dataset, method, setting,
-seed, n_unlabeled); the tables group the current sweep's records by those. Table 2 is the vanilla model and the
-semi-supervised models, as the seed's text says ("vanilla モデルと半教師ありモデル"). An undefined measure shows
-as "–" with a note and makes the claims needing it "not measured"; "better" needs a margin beyond the seeds' std."""
+of a few test sentences per method. Each metrics file (evaluate.py) carries its axes (dataset, method, setting, seed,
+n_unlabeled), by which the tables group the sweep's records. Table 2: the vanilla and the semi-supervised models
+("vanilla モデルと半教師ありモデル"). An undefined measure shows as "–" with a note and makes the claims needing it
+"not measured"; "better" needs a margin beyond the seeds' std."""
 
 from __future__ import annotations
 
@@ -55,10 +55,6 @@ PAPER_CLAIMS = {
 }
 
 
-def is_semi(record: dict) -> bool:
-    return record.get("setting") == "semi"
-
-
 def stat(values) -> dict | None:
     """mean ± std (ddof 1) over the seeds with a defined value; None when none is; `missing` counts the rest."""
     values = list(values)
@@ -83,7 +79,7 @@ def group(records: dict[str, dict]) -> dict:
             for method, curve in rec["curves"].items():
                 for n_ul, f1 in zip(curve["n_unlabeled"], curve["dev_f1"], strict=True):
                     ds["fig2"][method][int(n_ul)].append(f1)
-        elif is_semi(rec):
+        elif rec.get("setting") == "semi":
             ds["semi"][rec["method"]][int(rec.get("n_unlabeled") or 0)].append(rec)
         else:
             ds["supervised"][rec["method"]].append(rec)
@@ -168,18 +164,11 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
     return words, flags
 
 
-def _cell(s: dict | None, digits: int) -> str:
-    if s is None:
-        return "–"
-    text = report.fmt(s, digits)
-    return text + (f" ({s['n']} of {s['n'] + s['missing']})" if s.get("missing") else "")
-
-
 def _f1_cell(t: dict) -> str:
     """Test F1, marked when every seed's classifier predicts one class for every test sentence."""
     share = t.get("predicted_positive")
     constant = share is not None and not share.get("missing") and share["std"] == 0 and share["mean"] in (0.0, 100.0)
-    return _cell(t["f1"], 2) + (f" (all {'positive' if share['mean'] else 'negative'}†)" if constant else "")
+    return report.fmt(t["f1"], 2) + (f" (all {'positive' if share['mean'] else 'negative'}†)" if constant else "")
 
 
 CONSTANT_NOTE = ("† every test sentence falls on one side of the 0.5 threshold (in every seed): the F1 is the "
@@ -191,29 +180,25 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
     ref_1a, ref_1b = PAPER_TABLE_1A.get(column, {}), PAPER_TABLE_1B.get(column, {})
     paper_label = f"paper ({column.upper()})" if column else "paper"
     md = [f"#### {ds}", ""]
-    rows = []
-    for m in [m for m in METHODS if m in s["table1a"]] + sorted(set(s["table1a"]) - set(METHODS)):
-        t = s["table1a"][m]
-        ref = ref_1a.get(m, (None, None))
-        rows.append([METHOD_LABELS.get(m, m), _f1_cell(t), _num(ref[0], 2), _cell(t["corr_pearson"], 3),
-                     _num(ref[1], 3), _cell(t["corr_kendall"], 3)])
+
+    def row(m: str, t: dict, ref: tuple, *n_ul: str) -> list[str]:
+        return [METHOD_LABELS.get(m, m), *n_ul, _f1_cell(t), _num(ref[0], 2), report.fmt(t["corr_pearson"], 3),
+                _num(ref[1], 3), report.fmt(t["corr_kendall"], 3)]
+
+    head = ["F1 ours", f"F1 {paper_label}", "Corr. (Pearson) ours", f"Corr. {paper_label}", "Kendall τ ours"]
+    supervised = [m for m in METHODS if m in s["table1a"]] + sorted(set(s["table1a"]) - set(METHODS))
+    rows = [row(m, s["table1a"][m], ref_1a.get(m, (None, None))) for m in supervised]
     if rows:
         md += ["Table 1a (supervised): test F1 (%) and attention–gradient agreement", "",
-               report.md_table(["model", "F1 ours", f"F1 {paper_label}", "Corr. (Pearson) ours",
-                                f"Corr. {paper_label}", "Kendall τ ours"], rows), ""]
-        md += [CONSTANT_NOTE, ""] if any("†" in row[1] for row in rows) else []
-    rows = []
-    for m in [m for m in SEMI_METHODS if m in s["table1b"]]:
-        t = s["table1b"][m]
-        ref = ref_1b.get(m, (None, None))
-        rows.append([METHOD_LABELS.get(m, m), f"{s['n_unlabeled'][m]:,}", _f1_cell(t), _num(ref[0], 2),
-                     _cell(t["corr_pearson"], 3), _num(ref[1], 3), _cell(t["corr_kendall"], 3)])
+               report.md_table(["model", *head], rows), ""]
+        md += [CONSTANT_NOTE, ""] if any("†" in r[1] for r in rows) else []
+    rows = [row(m, s["table1b"][m], ref_1b.get(m, (None, None)), f"{s['n_unlabeled'][m]:,}")
+            for m in SEMI_METHODS if m in s["table1b"]]
     if rows:
         paper_nul = f"{PAPER_N_UL[column]:,}" if column in PAPER_N_UL else "–"
         md += [f"Table 1b (semi-supervised, each method at its largest N_ul; the paper's N_ul: {paper_nul})", "",
-               report.md_table(["model", "N_ul", "F1 ours", f"F1 {paper_label}", "Corr. (Pearson) ours",
-                                f"Corr. {paper_label}", "Kendall τ ours"], rows), ""]
-        md += [CONSTANT_NOTE, ""] if any("†" in row[2] for row in rows) else []
+               report.md_table(["model", "N_ul", *head], rows), ""]
+        md += [CONSTANT_NOTE, ""] if any("†" in r[2] for r in rows) else []
     if s["table2"]:
         human = s["evidence"] == "human"
         name = "rationale agreement (ERASER token-soft metrics)" if human else ("lexicon-evidence agreement "
@@ -224,9 +209,12 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
         rows = []
         for m, t in s["table2"].items():
             ref = PAPER_TABLE_2.get(m, (None, None, None))
-            rows.append([METHOD_LABELS.get(m, m), *(f"{_cell(t[k], 3)} / {_num(r, 3)}"
+            rows.append([METHOD_LABELS.get(m, m), *(f"{report.fmt(t[k], 3)} / {_num(r, 3)}"
                                                      for (k, _), r in zip(RATIONALE_MEASURES, ref, strict=True))])
-        md += [f"Table 2: {name}, ours / paper (ERASER movies)", "",
+        n_uls = sorted({s["n_unlabeled"][m] for m in s["table2"] if m in s["n_unlabeled"]})
+        semi = f"; the semi-supervised models at N_ul = {' / '.join(f'{n:,}' for n in n_uls)}" if n_uls else ""
+        semi += " (no unlabeled pool prepared: the VAT term on the labeled sentences alone)" if 0 in n_uls else ""
+        md += [f"Table 2: {name}, ours / paper (ERASER movies){semi}", "",
                report.md_table(["model", *(label for _, label in RATIONALE_MEASURES)], rows), "",
                f"Paper: a model optimised for rationales reaches {PAPER_TABLE_2_RATIONALE_MODEL} AUPRC. AUPRC averages "
                "every document (one without evidence scores 0.5 and one that is all evidence 1.0, whatever the "
@@ -256,6 +244,28 @@ def diagnosis_markdown(ds: str, s: dict, linear: dict) -> list[str]:
                 if gap > 0.01 else "The networks reach the linear model: the labeled data do not cap them here."), ""]
 
 
+def settings_markdown(cfg, records: dict[str, dict]) -> list[str]:
+    """The perturbation settings the models were trained with (the seed gives no ε for the attention scores: SPEC
+    asks for the choice to be reported) and the word ε beside the size of the embedding rows it moves."""
+    eps: dict[float, list[str]] = defaultdict(list)  # ε → the methods trained with it
+    for m in METHODS:
+        for e in sorted({r["eps"] for r in records.values() if r.get("method") == m and r.get("eps")}):
+            eps[e].append(METHOD_LABELS.get(m, m))
+    if not eps:  # records of older runs carry no ε
+        return []
+    word = sorted({r["eps"] for r in records.values() if str(r.get("method")).startswith("word_") and r.get("eps")})
+    vanilla = sorted((r["dataset"], r["embedding_norm"], r["mean_length"]) for r in records.values()
+                     if r.get("method") == "vanilla" and r.get("embedding_norm") and word)
+    scale = "; ".join(f"{ds}: rows of mean norm {norm:.2f}, ε/√T = " + " / ".join(f"{e / t ** 0.5:.2f}" for e in word)
+                      + f" at its mean T = {t:.0f}" for ds, norm, t in vanilla)
+    alpha = ("per token (`alpha_norm: token`): on the attention scores a sign-gradient step, |r_t| = ε/√T"
+             if cfg.alpha_norm == "token" else "over the sentence (`alpha_norm: sentence`): AT's/VAT's direction")
+    groups = "; ".join(f"{e:g} ({', '.join(ms)})" for e, ms in sorted(eps.items()))
+    return [f"Perturbations: ε, the norm of r per sentence over its real tokens, = {groups}; ξ = {cfg.xi:g}, K = "
+            f"{cfg.power_iterations}, λ = {cfg.lam:g}; iAT/iVAT normalise α {alpha}."
+            + (f" Word ε against the embeddings (vanilla's, test tokens) — {scale}." if scale else ""), ""]
+
+
 def sweep_keys(cfg) -> list[str]:
     """The metrics files of the sweep in params.yaml, relative to metrics/attention_vat/: <dataset>/<key>."""
     from replab.papers.attention_vat.model import sweep_variants
@@ -265,15 +275,15 @@ def sweep_keys(cfg) -> list[str]:
 
 def summarize(cfg, params: dict):
     records = report.gather(PAPER, sweep_keys(cfg))
-    grouped = group(records)
     summary_dir = Path("plots") / PAPER / "summary"
-    per_ds = {ds: dataset_summary(g) for ds, g in sorted(grouped.items())}
+    per_ds = {ds: dataset_summary(g) for ds, g in sorted(group(records).items())}
     words, flags = claims(per_ds)
     seeds = sorted({r.get("seed") for r in records.values()}, key=str)
     md = [f"Attention VAT / iVAT against word- and attention-level AT/VAT on "
           f"{', '.join(f'**{d}**' for d in per_ds)}; {len(seeds)} seed(s) (mean ± std over seeds), "
           f"{len(records)} trained models. Corr. = Pearson r between the attention weights and J&W's gradient "
           "importance |∂ŷ/∂e·e| per sentence, averaged (the seed's measure); Kendall τ is J&W's.", ""]
+    md += settings_markdown(cfg, records)
     if "rt_snippets" in per_ds:
         md += ["rt_snippets (Rotten Tomatoes snippets, SST's kind of sentence) is the offline stand-in: its rows stand "
                "beside the paper's SST columns, but the numbers are not comparable (other data, smaller model, fewer "
@@ -298,7 +308,7 @@ def summarize(cfg, params: dict):
             if n_uls:
                 n_l = s.get("n_labeled")
                 head = [f"{n:,}" + (f" ({n / n_l:.1f}×)" if n_l else "") for n in n_uls]
-                rows = [[METHOD_LABELS.get(m, m), *(_cell(points.get(str(n)), 2) for n in n_uls)]
+                rows = [[METHOD_LABELS.get(m, m), *(report.fmt(points.get(str(n)), 2) for n in n_uls)]
                         for m, points in s["fig2"].items()]
                 md += [f"{ds}: dev F1 (%) at N_ul =", "", report.md_table(["model", *head], rows), ""]
         md += [f"![Fig. 2]({fig2})", ""]
@@ -327,11 +337,9 @@ def fig2_figure(per_ds: dict, out_path: Path) -> str | None:
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
     for ax, (ds, methods) in zip(axes[0], panels.items(), strict=True):
         for m, points in methods.items():
-            pts = sorted((int(n), s["mean"], s["std"]) for n, s in points.items() if s is not None)
-            if not pts:
-                continue
-            x, y, e = np.array(pts).T
-            ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, color=COLORS.get(m), label=METHOD_LABELS.get(m, m))
+            if pts := sorted((int(n), s["mean"], s["std"]) for n, s in points.items() if s is not None):
+                x, y, e = np.array(pts).T
+                ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, color=COLORS.get(m), label=METHOD_LABELS[m])
         n_labeled = per_ds[ds].get("n_labeled")
         if n_labeled:
             ax.axvline(7 * n_labeled, color="gray", ls=":", lw=0.8)
@@ -346,28 +354,21 @@ def fig2_figure(per_ds: dict, out_path: Path) -> str | None:
 
 
 def _example_rows(records: dict[str, dict]) -> tuple[list[str], list[list[dict]]] | tuple[None, None]:
-    """(method labels, per method the examples.json rows) for the first data set and seed."""
+    """(method labels, each one's examples.json rows): first data set and seed, semi methods at their largest N_ul."""
     records = {k: r for k, r in records.items() if "method" in r}  # not the Fig. 2 curves
     if not records:
         return None, None
     first = min(records.values(), key=lambda r: (str(r["dataset"]), str(r.get("seed"))))
-    chosen: dict[str, tuple[str, dict]] = {}
-    for key, rec in records.items():
-        if rec["dataset"] != first["dataset"] or rec.get("seed") != first.get("seed"):
-            continue
-        label = METHOD_LABELS.get(rec["method"], rec["method"]) + (" (semi)" if is_semi(rec) else "")
-        n_ul = int(rec.get("n_unlabeled") or 0)
-        if label not in chosen or n_ul > int(chosen[label][1].get("n_unlabeled") or 0):
-            chosen[label] = (key, rec)
+    chosen: dict[str, str] = {}  # label → key
+    for key, rec in sorted(records.items(), key=lambda kv: int(kv[1].get("n_unlabeled") or 0)):  # largest last
+        if (rec["dataset"], rec.get("seed")) == (first["dataset"], first.get("seed")):
+            semi = " (semi)" if rec.get("setting") == "semi" else ""
+            chosen[METHOD_LABELS.get(rec["method"], rec["method"]) + semi] = key
     order = [METHOD_LABELS[m] for m in METHODS] + [METHOD_LABELS[m] + " (semi)" for m in SEMI_METHODS]
     labels = sorted(chosen, key=lambda x: order.index(x) if x in order else len(order))
-    rows = []
-    for label in labels:
-        path = Path("plots") / PAPER / "variants" / chosen[label][0] / "examples.json"
-        rows.append(read_json(path)["examples"] if path.exists() else [])
-    if not any(rows):
-        return None, None
-    return labels, rows
+    paths = [Path("plots") / PAPER / "variants" / chosen[label] / "examples.json" for label in labels]
+    rows = [read_json(path)["examples"] if path.exists() else [] for path in paths]
+    return (labels, rows) if any(rows) else (None, None)
 
 
 def attention_figure(records: dict[str, dict], out_path: Path) -> str | None:
