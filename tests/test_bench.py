@@ -398,3 +398,34 @@ def test_kernel_recorder_replays_a_steps_flop_kernels_alone():
     assert seconds > 0
     assert replay.get_total_flops() == 2 * counter.get_total_flops()  # the untimed run and the one repeat
     assert bench.kernels_alone_seconds([], torch.device("cpu")) == 0.0
+
+
+@pytest.mark.parametrize("paper", ("aae_ssl", "split_vae", "censor", "autoencoder"))
+def test_compiled_loops_mark_each_iteration_for_cuda_graphs(in_repo, paper, monkeypatch):
+    """Under `reduce-overhead` PyTorch starts a CUDA-graph generation at the first compiled call after any
+    backward, freeing the last one's outputs: aae_ssl reads the encoder's z after D's backward, censor runs the
+    adversary's backward between compiled calls. So every compiled training loop marks its iterations itself
+    (`rt.new_iteration`), once per optimiser step, and an eager one never does."""
+    import dataclasses
+
+    from replab.params import load_runtime, load_section
+
+    calls = []
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: calls.append(1))
+    monkeypatch.setattr(rt, "maybe_compile", lambda module, runtime: module)  # the loop as compiled, without Inductor
+    module, setup = bench.find_case(paper)
+    runtime = dataclasses.replace(load_runtime(), progress=False)
+    case = setup(load_section(module.Config, paper), rt.setup(runtime, 0))
+    steps = []
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    hook = register_optimizer_step_post_hook(lambda *args: steps.append(1))
+    try:
+        case.train(2, runtime)
+        assert calls == [] and steps
+        steps.clear()
+        case.train(2, dataclasses.replace(runtime, compile=True))
+    finally:
+        hook.remove()
+    per_step = {"aae_ssl": 2}.get(paper, 1)  # aae_ssl: D's and the autoencoder's optimiser in one iteration
+    assert len(calls) * per_step == len(steps) > 0

@@ -365,6 +365,19 @@ def maybe_compile(module, runtime: Runtime):
     return torch.compile(module, mode=runtime.compile_mode)
 
 
+def new_iteration(runtime: Runtime) -> None:
+    """Marks the start of a training iteration for torch.compile's CUDA graphs (`compile_mode: reduce-overhead`).
+    Unmarked, PyTorch starts a new graph generation at the first compiled call after any backward and frees the
+    previous generation's outputs: an iteration that runs a compiled module, then another network's backward (a
+    discriminator's or an adversary's step), then reads the first module's outputs would read overwritten memory
+    ("accessing tensor output of CUDAGraphs that has been overwritten by a subsequent run"). Once a loop marks its
+    iterations, generations start only here. A no-op unless `runtime.compile`; on a CPU it only moves a counter."""
+    if runtime.compile:
+        import torch
+
+        torch.compiler.cudagraph_mark_step_begin()
+
+
 def optimizer(optimizer_class, params, **kwargs):
     """`optimizer_class(params, **kwargs)` for a `torch.optim` optimizer (Adam, RMSprop, …): the same update
     kernels, state_dict and hooks, without the torch.compile guards PyTorch wraps around `step`,

@@ -82,6 +82,7 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
     bar = rt.progress(range(start, iterations + 1), initial=start - 1, total=iterations, enabled=runtime.progress,
                       desc=f"aae_ssl {model} Nl={n_labeled}")
     for it in bar:
+        rt.new_iteration(runtime)  # D's backward runs between the encoder's outputs and their use
         il, iu = next(labeled_batches), next(unlabeled_batches)
         xl, yl, xu = x_lab[il], y_lab[il], x_unl[iu]
         x = torch.cat([xl, xu])  # one pass so BatchNorm sees labeled and unlabeled images together

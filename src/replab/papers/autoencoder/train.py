@@ -64,6 +64,7 @@ def fit(cfg: Config, model_name: str, schedule: Schedule, x_in: torch.Tensor, ta
     total = torch.zeros((), device=device)
     model.train()
     for step, (epoch, idx) in enumerate(bar, done + 1):
+        rt.new_iteration(runtime)
         loss = bce_loss(step_model(x_in[idx]), target[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -65,6 +65,7 @@ def pretrain(cfg: Config, data: Windows, device, runtime, generator, live=None, 
         encoder.train(), classifier.train()
         total = torch.zeros((), device=device)
         for step, idx in enumerate(index_batches(n, pc.batch_size, generator, device), epoch * steps + 1):
+            rt.new_iteration(runtime)
             loss = F.cross_entropy(cls_step(enc_step(x[idx])), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -150,6 +151,7 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
         z_fixed = map_batches(encoder, x)
         adv_total, adv_correct = torch.zeros((), device=device), torch.zeros((), device=device)
         for step in range(rep * steps_per_rep + 1, rep * steps_per_rep + adversary_steps + 1):
+            rt.new_iteration(runtime)
             if similarity:
                 i, j, g = pairs.user_pairs(ac.batch_size)
                 logits = adv_step(torch.cat([z_fixed[i], z_fixed[j]], 1)).squeeze(1)
@@ -168,8 +170,10 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
         # step 2: E and M minimise the label loss plus λ times the method's censoring term. E stays without
         # dropout: the adversary was fitted to dropout-free z, and its gradients are only meaningful there.
         adversary.eval()
+        adversary.requires_grad_(False)  # a fixed critic here: no weight gradients to compute (step 1 refits it)
         label_total, censor_total = torch.zeros((), device=device), torch.zeros((), device=device)
         for step in range(rep * steps_per_rep + adversary_steps + 1, (rep + 1) * steps_per_rep + 1):
+            rt.new_iteration(runtime)
             if method == "sct":
                 batch = pairs.user_pairs(ac.batch_size)
             elif method == "lsm":
@@ -183,6 +187,7 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
             guard.update(step, objective.total)
             label_total += objective.label.detach()
             censor_total += objective.censor.detach()
+        adversary.requires_grad_(True)
         samples += (adversary_steps + encoder_steps) * ac.batch_size * (2 if similarity else 1)
         checkpoints.append(snapshot(encoder, classifier))
         guard.check()

@@ -58,6 +58,7 @@ def fit(cfg: Config, latent_dim: int, epochs: int, x: torch.Tensor, y: torch.Ten
     sums = torch.zeros(len(TERMS), device=device)
     model.train()
     for step, (epoch, idx) in enumerate(bar, done + 1):
+        rt.new_iteration(runtime)
         terms = loss_terms(model, x[idx], y[idx], cfg.c1, cfg.c2, generator, objective)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
