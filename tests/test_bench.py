@@ -98,7 +98,8 @@ def test_bench_profile_and_json(in_repo, tmp_path, monkeypatch, capsys):
     bench.main(["aae_ssl"], 2, "paper", str(out))
     assert captured == {"paper": "aae_ssl", "hidden": 1000, "profile": "paper", "process_defaults": False,
                         "compile_mode": None, "seeds": None}
-    assert read_json(out) == {"profile": "paper", "steps": 2, "results": [{"paper": "aae_ssl", "x": 1.5}]}
+    assert read_json(out) == {"profile": "paper", "steps": 2, "results": [{"paper": "aae_ssl", "x": 1.5}],
+                              "failed": []}
     with pytest.raises(ParamError, match="no conf/profile/nonesuch.yaml"):
         bench.profile_params("nonesuch")
 
@@ -138,6 +139,14 @@ def test_bench_seeds_together_times_the_batched_loop_beside_the_single_seed_step
     assert aae["seeds_speedup"] == pytest.approx(2 * aae["ms_per_step"] / aae["seeds_ms_per_step"])
     assert aae["seeds_samples_per_s"] == pytest.approx(2 * aae["samples_per_step"] / aae["seeds_ms_per_step"] * 1e3)
     assert split["seeds_together"] is None and split["seeds_speedup"] is None
+    # Table 1 projected: models × N_l × seeds runs of `iterations` steps; seeds together: a half share each
+    cfg = bench.load_section(bench.find_case("aae_ssl")[0].Config, "aae_ssl")
+    runs = len(cfg.models) * len(cfg.n_labeled) * len(cfg.seeds)
+    assert (aae["sweep"], aae["sweep_runs"], aae["sweep_steps_per_run"]) == ("Table 1", runs, cfg.iterations)
+    assert aae["sweep_hours"] == pytest.approx(runs * cfg.iterations * aae["ms_per_step"] / 1e3 / 3600)
+    assert aae["sweep_hours_seeds_together"] == pytest.approx(
+        runs * cfg.iterations * aae["seeds_ms_per_step"] / 1e3 / 2 / 3600)
+    assert split["sweep_hours"] is None and "sweep at this step" not in bench.format_table([split])
     rows = capsys.readouterr().out.splitlines()
     assert "bench split_vae: no loop of seeds trained together (--seeds: aae_ssl)" in rows
     together = next(row for row in rows if row.startswith("seeds together ms / step"))
@@ -169,7 +178,7 @@ def test_bench_numbers_from_a_toy_case_and_a_fake_clock(in_repo, monkeypatch):
                 steps_run.append(1)
 
         return bench.BenchCase(label="toy", samples_per_step=8, train=train, x=torch.zeros(64, 3),
-                               y=torch.zeros(64), batch_size=8)
+                               y=torch.zeros(64), batch_size=8, sweep=("toy sweep", 6, 1000))
 
     peer_steps = []
 
@@ -207,6 +216,10 @@ def test_bench_numbers_from_a_toy_case_and_a_fake_clock(in_repo, monkeypatch):
     assert bench._cell({**result, key: 1.23}, key, fmt) == ("1.23 (above 1: the square product ran slower than these "
                                                              "kernels, e.g. under load; rerun when idle)")
     assert result["step_over_kernels_alone"] == pytest.approx(1.0)
+    # the sweep projected from the 1 ms step: 6 runs × 1,000 steps = 6 s of training steps
+    assert result["sweep_hours"] == pytest.approx(6 / 3600) and result["sweep_hours_seeds_together"] is None
+    row = next(r for r in bench.format_table([result]).splitlines() if r.startswith("sweep at this step"))
+    assert row.endswith("0.00 h: toy sweep, 6 runs × 1,000 steps (training steps only)")
     assert result["peer_ms_per_step"] == pytest.approx(3.0)
     assert result["peer_samples_per_s"] == pytest.approx(8 / 3e-3)
     assert result["peer_ratio"] == pytest.approx(3.0)  # replab's samples/s over the peer's
@@ -314,6 +327,50 @@ def test_flop_count_includes_onednn_lstm_layers():
     assert counter.get_total_flops() == 10752
 
 
+def test_flop_count_of_cudnn_rnn_calls_and_no_replay_of_them():
+    """CUDA's LSTM is one `_cudnn_rnn` call for every layer and direction (weights in groups of weight_stride0:
+    W_ih, W_hh, b_ih, b_hh), which FlopCounterMode does not count. 2 layers × 2 directions, in = 5, h = 3, T·B =
+    28: layer 1 2·28·12·(5 + 3) = 5,376 per direction, layer 2 (in = 6) 2·28·12·9 = 6,048; backward twice."""
+    layer1, layer2 = [(12, 5), (12, 3), (12,), (12,)], [(12, 6), (12, 3), (12,), (12,)]
+    weights = [torch.Size(s) for s in layer1 * 2 + layer2 * 2]
+    assert bench.cudnn_rnn_flops(torch.Size([7, 4, 5]), weights, 4) == 2 * 5376 + 2 * 6048
+    assert bench.cudnn_rnn_backward_flops(torch.Size([7, 4, 5]), weights, 4) == 2 * (2 * 5376 + 2 * 6048)
+    no_bias = [w for i, w in enumerate(weights) if i % 4 < 2]
+    assert bench.cudnn_rnn_flops(torch.Size([28, 5]), no_bias, 2) == 2 * 5376 + 2 * 6048  # packed: Σ lengths rows
+    assert {torch.ops.aten._cudnn_rnn, torch.ops.aten._cudnn_rnn_backward} <= set(bench.ONEDNN_FLOPS)
+    # its cuDNN weight buffer, reserve space and dropout state cannot be stood in for: the step has no
+    # "kernels alone" time rather than one that leaves out its LSTM
+    mm = (torch.ops.aten.mm.default, (bench.TensorSpec((4, 4), (4, 1), torch.float32),) * 2, {})
+    assert bench.kernels_alone_seconds([mm], torch.device("cpu"), repeats=1) > 0
+    assert bench.kernels_alone_seconds([mm, (torch.ops.aten._cudnn_rnn.default, (), {})], torch.device("cpu")) is None
+
+
+def test_a_failing_paper_stops_no_other_and_the_json_keeps_what_ran(tmp_path, monkeypatch, capsys):
+    """One paper's bench raising (a loop never run on this device) is reported with its traceback; the others
+    still run, the JSON is written after every paper, and the command then exits 1 naming the failed ones."""
+    from replab.cli import main as cli
+    from replab.io import read_json
+
+    def run_bench(paper, *args):
+        if paper == "censor":
+            raise RuntimeError("accessing tensor output of CUDAGraphs that has been overwritten\nby a subsequent run")
+        return {"paper": paper, "x": 1.0}
+
+    monkeypatch.setattr(bench, "run_bench", run_bench)
+    monkeypatch.setattr(bench, "format_table", lambda results: "table of " + " ".join(r["paper"] for r in results))
+    out = tmp_path / "bench.json"
+    assert cli(["bench", "aae_ssl", "censor", "autoencoder", "--json", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "table of aae_ssl autoencoder" in captured.out
+    assert "Traceback" in captured.err and "bench censor: failed (RuntimeError: accessing" in captured.err
+    assert captured.err.strip().splitlines()[-1] == ("error: bench: 1 paper(s) failed: censor (tracebacks above; "
+                                                     "the JSON lists them)")
+    assert read_json(out) == {"profile": None, "steps": 30, "results": [{"paper": "aae_ssl", "x": 1.0},
+                                                                       {"paper": "autoencoder", "x": 1.0}],
+                              "failed": [{"paper": "censor", "error": "RuntimeError: accessing tensor output of "
+                                          "CUDAGraphs that has been overwritten by a subsequent run"}]}
+
+
 def test_flop_count_includes_replabs_onednn_linear_layers(monkeypatch):
     """x [5, 7] · W [3, 7]ᵀ: 2·5·7·3 = 210 FLOPs forward; ∂x and ∂W are 210 each."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -359,12 +416,17 @@ def test_bench_compile_runs_replabs_loop_through_torch_compile(in_repo, tmp_path
     out = tmp_path / "bench.json"
     (result,) = bench.main(["split_vae"], 1, json_path=str(out), compile_mode="reduce-overhead")
     assert counters["stats"]["unique_graphs"] > 0
+    assert result["compile_counters"] == {"graphs": counters["stats"]["unique_graphs"],
+                                          "cudagraph_skips": counters["inductor"]["cudagraph_skips"]}
+    assert "torch.compile graphs" in bench.format_table([result])
     assert result["run"]["compile"] == "reduce-overhead" and result["peer_ratio"] > 0
     assert read_json(out)["results"][0]["run"]["compile"] == "reduce-overhead"
     assert "torch.compile, mode reduce-overhead" in capsys.readouterr().out
     with pytest.raises(bench.ParamError, match="bench --compile fast: unknown mode"):
         bench.main(["split_vae"], 1, compile_mode="fast")
-    assert bench.run_bench("split_vae", 1)["run"]["compile"] is False
+    eager = bench.run_bench("split_vae", 1)
+    assert eager["run"]["compile"] is False and eager["compile_counters"] is None
+    assert "torch.compile graphs" not in bench.format_table([eager])
 
 
 def test_kernel_recorder_replays_a_steps_flop_kernels_alone():

@@ -40,7 +40,9 @@ import dataclasses
 import math
 import os
 import statistics
+import sys
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +54,7 @@ from torch.utils._pytree import tree_map_only
 
 from replab import runtime as rt
 from replab.batches import EndlessBatches
+from replab.io import PartialFailure, write_json
 from replab.params import COMPILE_MODES, ParamError, Runtime, load_runtime, load_section
 
 WARMUP_STEPS = 3
@@ -78,6 +81,8 @@ class BenchCase:
     batch_size: int  # the batch size the paper's loop draws
     # the loop with n seeds trained together (replab.ensemble), for n steps: train_seeds(steps, n, runtime)
     train_seeds: Callable[[int, int, Runtime], Any] | None = None
+    # the profile's sweep this step stands for, to project its training time: (name, runs, steps per run)
+    sweep: tuple[str, int, int] | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -136,9 +141,28 @@ def onednn_linear_flops(x_shape, *args, out_shape=None, **kwargs) -> int:
     return 2 * math.prod(x_shape[:-1]) * x_shape[-1] * w_shape[0]
 
 
+def cudnn_rnn_flops(input_shape, weight_shapes, weight_stride0, *args, out_shape=None, **kwargs) -> int:
+    """`aten._cudnn_rnn` (PyTorch's CUDA LSTM/GRU, every layer and direction in one call): weights come in groups
+    of `weight_stride0` per layer and direction, W_ih [G, in] and W_hh [G, h] first → Σ 2·steps·G·(in + h), steps
+    = T·B (Σ lengths of a packed input), as `rnn_layer_flops` per group."""
+    return sum(rnn_layer_flops(input_shape, weight_shapes[k], weight_shapes[k + 1])
+               for k in range(0, len(weight_shapes), weight_stride0))
+
+
+def cudnn_rnn_backward_flops(input_shape, weight_shapes, weight_stride0, *args, out_shape=None, **kwargs) -> int:
+    """`aten._cudnn_rnn_backward`: twice the forward's products, as `rnn_layer_backward_flops`."""
+    return 2 * cudnn_rnn_flops(input_shape, weight_shapes, weight_stride0)
+
+
+# FLOP-bearing kernels that FlopCounterMode's registry lacks (oneDNN's on the CPU, cuDNN's RNN on CUDA)
 ONEDNN_FLOPS = {torch.ops.aten.mkldnn_rnn_layer: rnn_layer_flops,
                 torch.ops.aten.mkldnn_rnn_layer_backward: rnn_layer_backward_flops,
-                torch.ops.mkldnn._linear_pointwise: onednn_linear_flops}
+                torch.ops.mkldnn._linear_pointwise: onednn_linear_flops,
+                torch.ops.aten._cudnn_rnn: cudnn_rnn_flops,
+                torch.ops.aten._cudnn_rnn_backward: cudnn_rnn_backward_flops}
+# counted, not replayed alone: their arguments hold cuDNN's packed weight buffer, reserve space and dropout state,
+# which fresh random tensors do not stand in for
+NOT_REPLAYED = frozenset({torch.ops.aten._cudnn_rnn, torch.ops.aten._cudnn_rnn_backward})
 
 
 def best_seconds(run: Callable[[], Any], device, repeats: int) -> float:
@@ -195,12 +219,16 @@ class KernelRecorder(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
-def kernels_alone_seconds(calls: list[tuple[Any, tuple, dict]], device, repeats: int = KERNEL_REPEATS) -> float:
+def kernels_alone_seconds(calls: list[tuple[Any, tuple, dict]], device,
+                          repeats: int = KERNEL_REPEATS) -> float | None:
     """Best-of-`repeats` seconds of the recorded `calls` (KernelRecorder) run back to back on fresh tensors of
     their recorded layouts (after one untimed run): the time a training step's FLOPs take on this machine's
-    kernels for these shapes, the ceiling of the step's own throughput. 0.0 for no calls."""
+    kernels for these shapes, the ceiling of the step's own throughput. 0.0 for no calls; None when a call
+    cannot be replayed (`NOT_REPLAYED`: the kernels alone would leave out some of the step's FLOPs)."""
     if not calls:
         return 0.0
+    if any(func._overloadpacket in NOT_REPLAYED for func, _, _ in calls):
+        return None
     gen = torch.Generator().manual_seed(0)
     made = [(func, *tree_map_only(TensorSpec, lambda spec: spec.make(device, gen), (args, kwargs)))
             for func, args, kwargs in calls]
@@ -299,9 +327,18 @@ def matmul_gflops(device, repeats: int = MATMUL_REPEATS) -> tuple[int, dict[str,
     return n, {name: 2 * n**3 / best_seconds(product, device, repeats) / 1e9 for name, product in kernels.items()}
 
 
+def compile_counters() -> dict[str, int]:
+    """torch.compile's running totals that say whether a compiled loop ran as intended: graphs made, and CUDA
+    graphs Inductor declined to record (it only warns: inputs mutated in place, CPU tensors in a CUDA graph), so
+    a `reduce-overhead` result that replayed fewer CUDA graphs than it compiled says so."""
+    from torch._dynamo.utils import counters
+
+    return {"graphs": counters["stats"]["unique_graphs"], "cudagraph_skips": counters["inductor"]["cudagraph_skips"]}
+
+
 def fetch_index(x: torch.Tensor, y: torch.Tensor, batch_size: int, n_batches: int, device) -> float:
     """µs per batch: `EndlessBatches` index slices of on-device tensors (as the training loops draw them)."""
-    batches = EndlessBatches(len(x), batch_size, rt.seeded_generator(0), device)
+    batches = EndlessBatches(len(x), batch_size, rt.seeded_generator(0, device), device)  # as the loops seed it
 
     def draw(k: int):
         for _ in range(k):
@@ -394,6 +431,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
     if compile_mode is not None:
         runtime = dataclasses.replace(runtime, compile=True, compile_mode=compile_mode)
     device = rt.setup(runtime, 0, process_settings=not process_defaults)
+    compiled_before = compile_counters() if runtime.compile else None
 
     phases = rt.progress(total=5, enabled=runtime.progress, desc=f"bench {paper}", leave=False)
     phases.set_postfix_str("fp32 matmul")
@@ -441,6 +479,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
             together_times += probe.step_times()
     phases.update()
 
+    compiled = None if compiled_before is None else {k: v - compiled_before[k] for k, v in compile_counters().items()}
     phases.set_postfix_str(f"the step's {len(kernel_calls)} FLOP kernels alone")
     kernels_s = kernels_alone_seconds(kernel_calls, device)
     phases.update()
@@ -462,12 +501,20 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         peer = {"peer_ms_per_step": peer_s * 1e3, "peer_ms_per_step_mean": peer_seconds / len(peer_times) * 1e3,
                 "peer_samples_per_s": case.samples_per_step / peer_s,
                 "peer_fraction_of_matmul": flops / peer_s / 1e9 / mm_gflops, "peer_ratio": peer_s / step_s}
+    sweep = dict.fromkeys(("sweep", "sweep_runs", "sweep_steps_per_run", "sweep_hours", "sweep_hours_seeds_together"))
+    if case.sweep is not None:  # a projection from the measured step (training steps only), never a measurement
+        name, runs, per_run = case.sweep
+        sweep = {"sweep": name, "sweep_runs": runs, "sweep_steps_per_run": per_run,
+                 "sweep_hours": runs * per_run * step_s / 3600, "sweep_hours_seeds_together": None}
     seeds_result = dict.fromkeys(("seeds_ms_per_step", "seeds_samples_per_s", "seeds_speedup"))
     if together_times:
         together_s = statistics.median(together_times)
         seeds_result = {"seeds_ms_per_step": together_s * 1e3,
                         "seeds_samples_per_s": together * case.samples_per_step / together_s,
                         "seeds_speedup": together * step_s / together_s}  # ÷ the same seeds one after another
+        if case.sweep is not None:  # each run costs a 1/together share of the batched step
+            sweep["sweep_hours_seeds_together"] = sweep["sweep_runs"] * sweep["sweep_steps_per_run"] * together_s \
+                / together / 3600
     return {
         "paper": paper,
         "profile": profile,
@@ -492,7 +539,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         # the step's FLOP-counted kernels alone (same shapes, nothing between them): the ceiling of the above
         "kernel_calls": len(kernel_calls),
         "kernel_repeats": KERNEL_REPEATS,
-        "kernels_alone_ms": kernels_s * 1e3,
+        "kernels_alone_ms": kernels_s * 1e3 if kernels_s is not None else None,
         "kernels_alone_fraction_of_matmul": flops / kernels_s / 1e9 / mm_gflops if kernels_s else None,
         "step_over_kernels_alone": step_s / kernels_s if kernels_s else None,
         "fetch_batches": n_fetch,
@@ -504,6 +551,8 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         "cpu_kernels": cpu_kernels() if device.type == "cpu" else None,
         "seeds_together": together,
         **seeds_result,
+        **sweep,
+        "compile_counters": compiled,  # replab's loop under torch.compile: graphs made, CUDA graphs skipped
         # process-wide settings, the same for replab's loop and the peer's (rt.setup applies them to both)
         "run": {**rt.run_metadata(device, 0, "synthetic"), "tf32": runtime.tf32,
                 "deterministic": runtime.deterministic,
@@ -526,6 +575,7 @@ ROWS = (  # (label, format) per result key
     ("fp32 matmul GFLOP/s", "matmul_gflops_per_s",
      "{:,.1f} ({matmul_kernel} {matmul_size}², best of {matmul_repeats})"),
     ("fraction of matmul", "fraction_of_matmul", "{:.3g}"),
+    ("torch.compile graphs", "compile_counters", "{graphs} (CUDA graphs skipped: {cudagraph_skips})"),
     ("its FLOP kernels alone ms", "kernels_alone_ms",
      "{:.2f} ({kernel_calls} calls, best of {kernel_repeats})"),
     ("  … fraction of matmul (ceiling)", "kernels_alone_fraction_of_matmul", "{:.3g}"),
@@ -537,6 +587,9 @@ ROWS = (  # (label, format) per result key
     ("seeds together ms / step", "seeds_ms_per_step",
      "{:.2f} ({seeds_together} seeds, {seeds_samples_per_s:,.0f} samples/s)"),
     ("  … ÷ one seed after another", "seeds_speedup", "{:.2f}×"),
+    ("sweep at this step (projected)", "sweep_hours",
+     "{:.2f} h: {sweep}, {sweep_runs} runs × {sweep_steps_per_run:,} steps (training steps only)"),
+    ("  … seeds trained together", "sweep_hours_seeds_together", "{:.2f} h"),
     ("fetch: index slice µs/batch", "fetch_index_us", "{:.1f}"),
     ("fetch: DataLoader µs/batch", "fetch_dataloader_us", "{:.1f}"),
     ("fetch speed-up", "fetch_speedup", "{:.1f}× ({fetch_batches} batches of {fetch_batch_size})"),
@@ -576,6 +629,8 @@ def _cell(result: dict, key: str, fmt: str | None) -> str:
         return f"{result[key] / 1e9:.4f}"
     if result.get(key, 0) is None:
         return "–"
+    if key == "compile_counters":
+        return fmt.format(**result[key])
     text = fmt.format(result[key], **result)
     if key == "kernels_alone_fraction_of_matmul" and result[key] > 1:  # no ceiling: the reference is off
         text += " (above 1: the square product ran slower than these kernels, e.g. under load; rerun when idle)"
@@ -589,8 +644,10 @@ def format_table(results: list[dict]) -> str:
     devices = [_device(r) for r in results]
     one_device = len(set(devices)) == 1
     header = ["metric", *(r["paper"] for r in results)]
+    shown = {"seeds_": "seeds_together", "compile_": "compile_counters",  # rows of an option: only when it ran
+             "sweep_": "sweep", "sweep_hours_seeds": "sweep_hours_seeds_together"}
     rows = [[label, *(_cell(r, key, fmt) for r in results)] for label, key, fmt in ROWS
-            if not key.startswith("seeds_") or any(r.get("seeds_together") for r in results)]
+            if not any(key.startswith(p) and not any(r.get(k) for r in results) for p, k in shown.items())]
     if not one_device:
         rows.insert(1, ["device", *devices])
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -636,20 +693,26 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
     if json_path is not None:
         check_writable(json_path)
     params = profile_params(profile)
-    results = []
+    results, failed = [], []
     for paper in papers:
         try:
             results.append(run_bench(paper, steps, params, profile, process_defaults, compile_mode, seeds))
         except NoBenchmark as err:
             print(err, flush=True)
+        except Exception as err:  # one paper's failure (e.g. on a device its loop was never run on) stops no other
+            traceback.print_exc()
+            failed.append({"paper": paper, "error": f"{type(err).__name__}: {' '.join(str(err).split())}"})
+            print(f"bench {paper}: failed ({failed[-1]['error'][:300]}); going on with the others", file=sys.stderr,
+                  flush=True)
+        if json_path is not None:  # after every paper: a later failure or a kill loses none of these
+            write_json(json_path, {"profile": profile, "steps": steps, "results": results, "failed": failed})
     if results:
         if profile is not None:
             print(f"profile: {profile}")
         if compile_mode is not None:
             print(f"replab's loop through torch.compile, mode {compile_mode} (the peer's eager)")
         print(format_table(results))
-    if json_path is not None:
-        from replab.io import write_json
-
-        write_json(json_path, {"profile": profile, "steps": steps, "results": results})
+    if failed:
+        raise PartialFailure(f"bench: {len(failed)} paper(s) failed: {', '.join(f['paper'] for f in failed)} "
+                          f"(tracebacks above{'; the JSON lists them' if json_path else ''})")
     return results

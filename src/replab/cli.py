@@ -26,7 +26,7 @@ import sys
 import time
 import typing
 
-from replab.io import DataError
+from replab.io import DataError, PartialFailure
 from replab.papers import EVALUATE_ALL, PAPERS, Variant, check_params, paper_module, parse_variant
 from replab.params import COMPILE_MODES, PARAMS_FILE, ParamError, read_params
 
@@ -230,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ParamError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except PartialFailure as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -30,6 +30,10 @@ class DataError(RuntimeError):
     """A data file is missing, corrupt or does not match its pinned checksum (message names the file)."""
 
 
+class PartialFailure(RuntimeError):
+    """Some items of a command (papers of `replab bench`) failed; the others' results were written. Exit status 1."""
+
+
 class NonFiniteError(DataError):
     """Values that must be finite (scores, losses, latents of a trained model) hold NaN or ±inf. A DataError,
     so the command line reports it as one line (`error: …`, exit 2) instead of a traceback."""
