@@ -126,6 +126,19 @@ def test_at_perturbation_is_eps_g_over_norm_per_sentence():
     # the NLL gradient at padding is 0 anyway; the normalisation never spreads r there
 
 
+def test_a_gradient_too_small_to_square_still_gives_a_perturbation_of_norm_eps():
+    """The squares of a 1e-25 gradient underflow in float32 (‖g‖ = 0): divided by its max |g| first (Miyato's
+    _scale_l2), the sentence still gets its direction at norm ε; ordinary gradients are normalised as before."""
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    g = torch.tensor([[3e-25, -4e-25, 7.0], [3.0, 4.0, 0.0]])
+    assert float(g[0, :2].norm()) == 0.0  # what a plain normalisation would divide by
+    assert torch.allclose(M.at_perturbation(g, mask, 2.0), torch.tensor([[1.2, -1.6, 0.0], [1.2, 1.6, 0.0]]))
+    g_word = g[..., None].expand(-1, -1, 4)  # [B, T, d]: normalised jointly over T and d
+    assert torch.allclose(M.at_perturbation(g_word, mask, 2.0), torch.tensor(
+        [[0.6, -0.8, 0.0], [0.6, 0.8, 0.0]])[..., None].expand(-1, -1, 4))
+    assert not M.at_perturbation(torch.zeros(2, 3), mask, 2.0).any()  # no gradient: no perturbation
+
+
 def _kl_closures(model, tokens, lengths, level):
     with torch.no_grad():
         enc = model.encode(tokens, lengths)

@@ -87,10 +87,9 @@ class Config:
     def families(self) -> list[str]:  # the family axis's values of a training stage (the CLI checks `family=`)
         return list(FAMILIES)
 
-    def eps_for(self, method: str) -> float:
-        if method.startswith("attention_"):
-            return self.eps_attention
-        return self.eps_word_interpretable if method in ("word_iat", "word_ivat") else self.eps_word
+    def eps_for(self, method: str) -> float:  # ‖r‖₂ of the method's perturbation
+        return (self.eps_attention if method.startswith("attention_") else
+                self.eps_word_interpretable if method in ("word_iat", "word_ivat") else self.eps_word)
 
 
 AXES = {"dataset": "datasets", "method": "methods", "setting": "settings", "seed": "seeds"}
@@ -219,8 +218,7 @@ class AttentionClassifier(nn.Module):
         mask = real_mask(lengths, length)
         embedded = self.embedding(tokens)
         x = embedded if r_emb is None else embedded + r_emb * mask[..., None]
-        if dropout:
-            x = self.dropout(x)
+        x = self.dropout(x) if dropout else x
         # Right padding comes after every real token in the forward direction, and after every real token of the
         # within-length reversal in the backward one, so it never reaches a real position's state (a packed
         # sequence does the same at about twice the cost on CPU).
@@ -257,8 +255,7 @@ def build_model(cfg: Config, data: TextData, device) -> AttentionClassifier:
 
 
 def save_model(model: AttentionClassifier | dict, cfg_dict: dict, model_dir, record: dict | None = None) -> None:
-    """A variant's model folder: model.pt ({"config", "state_dict"}) and train.json, as one directory swap.
-    `model` may also be its state_dict."""
+    """A variant's model folder: model.pt ({"config", "state_dict"}; `model` may be its state_dict) and train.json."""
     from replab import runtime as rt
 
     weights = model.state_dict() if isinstance(model, nn.Module) else model
@@ -300,11 +297,14 @@ def kl_binary(ref_logit: torch.Tensor, logit: torch.Tensor) -> torch.Tensor:
 # padding and L2-normalised per sentence over its real tokens (jointly over T and d, as Miyato's _scale_l2).
 
 def normalize_per_sentence(v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """v / ‖v‖₂ per sentence over the real tokens (and the embedding dim, if any); 0 on padding and where v = 0."""
-    m = mask if v.dim() == 2 else mask[..., None]
-    v = v * m
-    norm = v.flatten(1).norm(dim=1).clamp_min(TINY)
-    return v / norm.view(-1, *([1] * (v.dim() - 1)))
+    """v / ‖v‖₂ per sentence over the real tokens (and the embedding dim, if any); 0 on padding and where v = 0.
+    Where v's squares underflow (a batch-mean KL's gradient at a saturated output), v is first divided by its
+    max |v|, as Miyato's _scale_l2 does, so that the direction has norm 1 there too."""
+    v, shape = v * (mask if v.dim() == 2 else mask[..., None]), (-1, *([1] * (v.dim() - 1)))
+    norm = v.flatten(1).norm(dim=1)
+    scaled = v / v.flatten(1).abs().amax(dim=1).clamp_min(torch.finfo(v.dtype).tiny).view(shape)  # max |v| → 1
+    rescued = scaled / scaled.flatten(1).norm(dim=1).clamp_min(TINY).view(shape)
+    return torch.where((norm < 1e-15).view(shape), rescued, v / norm.clamp_min(TINY).view(shape))
 
 
 def random_direction(like: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
