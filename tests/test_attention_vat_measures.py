@@ -20,7 +20,7 @@ from replab.measures import (
     token_soft_metrics,
     token_soft_per_document,
 )
-from replab.papers.attention_vat.model import AttentionClassifier
+from replab.papers.attention_vat.model import AttentionClassifier, Config
 
 # the package exports the functions evaluate() and summarize(); these tests need their modules
 ev = importlib.import_module("replab.papers.attention_vat.evaluate")
@@ -383,7 +383,7 @@ def test_summarize_writes_tables_figures_and_claims(in_tmp, monkeypatch, ours_be
             {"index": 3, "label": 1, "probability": 0.7, "words": ["a", "fine", "film"],
              "attention": [0.2, 0.5, 0.3], "importance": [0.1, 0.8, 0.1], "evidence": [0, 1, 0]}]})
     monkeypatch.setattr(rp, "sweep_keys", lambda cfg: list(recs))
-    section = rp.summarize(SimpleNamespace(), {})
+    section = rp.summarize(Config(), {})  # the defaults; sweep_keys is the constructed sweep above
     summary, md = section.summary, section.markdown
     for c in rp.PAPER_CLAIMS:
         assert summary[f"claim_{c}"] is ours_better
@@ -515,13 +515,15 @@ def test_report_states_the_perturbation_settings_and_the_word_eps_scale():
             rec["eps"] = {"vanilla": None, "word_iat": 4.9, "word_ivat": 4.9}.get(
                 rec["method"], 1.6 if rec["method"].startswith("word_") else 1.0)
     recs["vanilla-sup"].update(embedding_norm=2.5, mean_length=16.0)
+    recs["vanilla-sup-1"] = {**recs["vanilla-sup"], "seed": 1, "embedding_norm": 3.5}  # a second seed
     cfg = SimpleNamespace(xi=0.1, power_iterations=1, lam=1.0, alpha_norm="token")
     (text, _) = rp.settings_markdown(cfg, recs)
     assert ("= 1 (Attention AT, Attention iAT, Attention VAT, Attention iVAT); 1.6 (Word AT, Word VAT); "
             "4.9 (Word iAT, Word iVAT); ξ = 0.1, K = 1, λ = 1; iAT/iVAT normalise α per token") in text
     assert "sign-gradient step" in text
-    # 1.6 / √16 = 0.40 and 4.9 / √16 = 1.225 per token, against rows of mean norm 2.5
-    assert "rt_snippets: rows of mean norm 2.50, ε/√T = 0.40 / 1.23 at its mean T = 16" in text
+    # 1.6 / √16 = 0.40 and 4.9 / √16 = 1.225 per token, against rows of mean norm 3.0 (the seeds' mean), once
+    assert "rt_snippets: rows of mean norm 3.00, mean T = 16, ε/√T per token 1.6 → 0.40, 4.9 → 1.23." in text
+    assert text.count("rt_snippets:") == 1
     sentence = rp.settings_markdown(SimpleNamespace(**{**vars(cfg), "alpha_norm": "sentence"}), recs)[0]
     assert "over the sentence (`alpha_norm: sentence`)" in sentence and "sign-gradient" not in sentence
     assert rp.settings_markdown(cfg, _records(True)) == []  # records without ε (older runs): no line
@@ -538,6 +540,10 @@ def test_table2_gives_the_semi_supervised_models_n_ul_and_says_when_there_was_no
     per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
     md = "\n".join(rp.tables_markdown("rt_snippets", per_ds["rt_snippets"]))
     assert "the semi-supervised models at N_ul = 0 (no unlabeled pool prepared" in md
+    recs["word_vat-semi"]["n_unlabeled"] = 700  # one method with a pool: no such remark
+    per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
+    md = "\n".join(rp.tables_markdown("rt_snippets", per_ds["rt_snippets"]))
+    assert "at N_ul = 0 / 700" in md and "no unlabeled pool" not in md
 
 
 def test_a_mean_over_some_seeds_is_marked_once():

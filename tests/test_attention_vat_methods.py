@@ -137,6 +137,15 @@ def test_a_gradient_too_small_to_square_still_gives_a_perturbation_of_norm_eps()
     assert torch.allclose(M.at_perturbation(g_word, mask, 2.0), torch.tensor(
         [[0.6, -0.8, 0.0], [0.6, 0.8, 0.0]])[..., None].expand(-1, -1, 4))
     assert not M.at_perturbation(torch.zeros(2, 3), mask, 2.0).any()  # no gradient: no perturbation
+    for scale in (1e-13, 1e-14, 1e-20):  # between the underflow and the 1e-12 guard too
+        r = M.at_perturbation(g * scale, mask, 2.0)
+        assert torch.allclose(r.norm(dim=1), torch.tensor([2.0, 2.0])), scale
+    # iAT on the attention scores at a saturated output: still the sign step ε·sign(g_t)/√T (alpha_norm: token)
+    scores = torch.tensor([[0.3, -1.0, 2.0, 0.5]])
+    g_att, full = torch.tensor([[1.0, -0.01, 0.5, 2.0]]), torch.ones(1, 4, dtype=torch.bool)
+    for scale in (1.0, 1e-20):
+        direction, _ = M.combine_directions(g_att * scale, M.attention_differences(scores, full), full)
+        assert torch.allclose(direction, torch.tensor([[0.5, -0.5, 0.5, 0.5]]), atol=1e-6), scale
 
 
 def _kl_closures(model, tokens, lengths, level):

@@ -139,13 +139,15 @@ def test_bench_seeds_together_times_the_batched_loop_beside_the_single_seed_step
     assert aae["seeds_speedup"] == pytest.approx(2 * aae["ms_per_step"] / aae["seeds_ms_per_step"])
     assert aae["seeds_samples_per_s"] == pytest.approx(2 * aae["samples_per_step"] / aae["seeds_ms_per_step"] * 1e3)
     assert split["seeds_together"] is None and split["seeds_speedup"] is None
-    # Table 1 projected: models × N_l × seeds runs of `iterations` steps; seeds together: a half share each
+    # Table 1 projected: models × N_l × seeds runs of `iterations` steps; seeds together: each variant's seeds in
+    # batched groups of 2 (3 seeds: 2 groups, the second of one seed but at the batched step's cost)
     cfg = bench.load_section(bench.find_case("aae_ssl")[0].Config, "aae_ssl")
-    runs = len(cfg.models) * len(cfg.n_labeled) * len(cfg.seeds)
+    variants, runs = len(cfg.models) * len(cfg.n_labeled), len(cfg.models) * len(cfg.n_labeled) * len(cfg.seeds)
     assert (aae["sweep"], aae["sweep_runs"], aae["sweep_steps_per_run"]) == ("Table 1", runs, cfg.iterations)
     assert aae["sweep_hours"] == pytest.approx(runs * cfg.iterations * aae["ms_per_step"] / 1e3 / 3600)
-    assert aae["sweep_hours_seeds_together"] == pytest.approx(
-        runs * cfg.iterations * aae["seeds_ms_per_step"] / 1e3 / 2 / 3600)
+    groups = variants * -(-len(cfg.seeds) // 2)
+    hours = groups * cfg.iterations * aae["seeds_ms_per_step"] / 3.6e6
+    assert len(cfg.seeds) >= 2 and aae["sweep_hours_seeds_together"] == pytest.approx(hours)
     assert split["sweep_hours"] is None and "sweep at this step" not in bench.format_table([split])
     rows = capsys.readouterr().out.splitlines()
     assert "bench split_vae: no loop of seeds trained together (--seeds: aae_ssl)" in rows
@@ -178,7 +180,7 @@ def test_bench_numbers_from_a_toy_case_and_a_fake_clock(in_repo, monkeypatch):
                 steps_run.append(1)
 
         return bench.BenchCase(label="toy", samples_per_step=8, train=train, x=torch.zeros(64, 3),
-                               y=torch.zeros(64), batch_size=8, sweep=("toy sweep", 6, 1000))
+                               y=torch.zeros(64), batch_size=8, sweep=("toy sweep", 2, 3, 1000))
 
     peer_steps = []
 
@@ -335,6 +337,12 @@ def test_flop_count_of_cudnn_rnn_calls_and_no_replay_of_them():
     weights = [torch.Size(s) for s in layer1 * 2 + layer2 * 2]
     assert bench.cudnn_rnn_flops(torch.Size([7, 4, 5]), weights, 4) == 2 * 5376 + 2 * 6048
     assert bench.cudnn_rnn_backward_flops(torch.Size([7, 4, 5]), weights, 4) == 2 * (2 * 5376 + 2 * 6048)
+    rest = [None] * 18  # weight_buf … reserve, then output_mask (∂input, ∂hx, ∂cx, ∂weights)
+    assert bench.cudnn_rnn_backward_flops(torch.Size([7, 4, 5]), weights, 4, *rest, [True, True, True, True]) \
+        == 2 * (2 * 5376 + 2 * 6048)
+    # VAT's ∂KL/∂r: input gradients only, the forward's products once
+    assert bench.cudnn_rnn_backward_flops(torch.Size([7, 4, 5]), weights, 4, *rest, [True, False, False, False]) \
+        == 2 * 5376 + 2 * 6048
     no_bias = [w for i, w in enumerate(weights) if i % 4 < 2]
     assert bench.cudnn_rnn_flops(torch.Size([28, 5]), no_bias, 2) == 2 * 5376 + 2 * 6048  # packed: Σ lengths rows
     assert {torch.ops.aten._cudnn_rnn, torch.ops.aten._cudnn_rnn_backward} <= set(bench.ONEDNN_FLOPS)
@@ -343,6 +351,20 @@ def test_flop_count_of_cudnn_rnn_calls_and_no_replay_of_them():
     mm = (torch.ops.aten.mm.default, (bench.TensorSpec((4, 4), (4, 1), torch.float32),) * 2, {})
     assert bench.kernels_alone_seconds([mm], torch.device("cpu"), repeats=1) > 0
     assert bench.kernels_alone_seconds([mm, (torch.ops.aten._cudnn_rnn.default, (), {})], torch.device("cpu")) is None
+
+
+def test_bad_input_inside_a_papers_bench_is_still_the_one_line_error(monkeypatch, capsys):
+    """A ParamError from within run_bench (e.g. --seeds that do not fit in memory) is bad input, not a failed
+    measurement: one line, exit status 2, no traceback."""
+    from replab.cli import main as cli
+
+    def run_bench(paper, *args):
+        raise bench.ParamError("bench --seeds 100: aae_ssl's 100 seeds do not fit in cpu memory (give fewer)")
+
+    monkeypatch.setattr(bench, "run_bench", run_bench)
+    assert cli(["bench", "aae_ssl", "censor", "--seeds", "100"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: bench --seeds 100: aae_ssl's 100 seeds do not fit in cpu memory (give fewer)\n"
 
 
 def test_a_failing_paper_stops_no_other_and_the_json_keeps_what_ran(tmp_path, monkeypatch, capsys):

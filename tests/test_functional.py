@@ -274,3 +274,15 @@ def test_linear_keeps_one_graph_under_torch_compile_and_leaves_forward_ad_and_au
         assert torch.allclose(forward_ad.unpack_dual(out).tangent, tangent @ weight.t(), atol=1e-5)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert linear(x, weight).dtype == F.linear(x, weight).dtype == torch.bfloat16
+
+
+def test_rescale_underflowing_rows_touches_only_rows_too_small_to_square():
+    from replab.functional import rescale_underflowing_rows
+
+    v = torch.tensor([[3.0, -4.0], [3e-25, -4e-25], [0.0, 0.0], [3e-13, 4e-13]])
+    out = rescale_underflowing_rows(v)
+    assert torch.equal(out[0], v[0])  # an ordinary row: bit for bit
+    assert torch.allclose(out[1], torch.tensor([0.75, -1.0])) and float(v[1].norm()) == 0.0  # its squares underflow
+    assert torch.equal(out[2], v[2])  # zero stays zero
+    assert torch.allclose(out[3], torch.tensor([0.75, 1.0]))  # below the 1e-12 guard of the normalisation after it
+    assert torch.equal(rescale_underflowing_rows(v[3:], tiny=1e-14), v[3:])  # the threshold is the caller's guard

@@ -54,7 +54,7 @@ from torch.utils._pytree import tree_map_only
 
 from replab import runtime as rt
 from replab.batches import EndlessBatches
-from replab.io import PartialFailure, write_json
+from replab.io import DataError, PartialFailure, write_json
 from replab.params import COMPILE_MODES, ParamError, Runtime, load_runtime, load_section
 
 WARMUP_STEPS = 3
@@ -81,8 +81,9 @@ class BenchCase:
     batch_size: int  # the batch size the paper's loop draws
     # the loop with n seeds trained together (replab.ensemble), for n steps: train_seeds(steps, n, runtime)
     train_seeds: Callable[[int, int, Runtime], Any] | None = None
-    # the profile's sweep this step stands for, to project its training time: (name, runs, steps per run)
-    sweep: tuple[str, int, int] | None = None
+    # the profile's sweep this step stands for, to project its training time: (name, variants, seeds of each,
+    # steps per run)
+    sweep: tuple[str, int, int, int] | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -150,8 +151,11 @@ def cudnn_rnn_flops(input_shape, weight_shapes, weight_stride0, *args, out_shape
 
 
 def cudnn_rnn_backward_flops(input_shape, weight_shapes, weight_stride0, *args, out_shape=None, **kwargs) -> int:
-    """`aten._cudnn_rnn_backward`: twice the forward's products, as `rnn_layer_backward_flops`."""
-    return 2 * cudnn_rnn_flops(input_shape, weight_shapes, weight_stride0)
+    """`aten._cudnn_rnn_backward`: the forward's products once for the gradients of the input and hidden states
+    and once for the weights', each only where its last argument, output_mask (∂input, ∂hx, ∂cx, ∂weights), asks
+    for it (VAT's ∂KL/∂r needs no weight gradient)."""
+    mask = args[-1] if args and isinstance(args[-1], list | tuple) else [True] * 4
+    return (any(mask[:3]) + bool(mask[3])) * cudnn_rnn_flops(input_shape, weight_shapes, weight_stride0)
 
 
 # FLOP-bearing kernels that FlopCounterMode's registry lacks (oneDNN's on the CPU, cuDNN's RNN on CUDA)
@@ -503,18 +507,18 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
                 "peer_fraction_of_matmul": flops / peer_s / 1e9 / mm_gflops, "peer_ratio": peer_s / step_s}
     sweep = dict.fromkeys(("sweep", "sweep_runs", "sweep_steps_per_run", "sweep_hours", "sweep_hours_seeds_together"))
     if case.sweep is not None:  # a projection from the measured step (training steps only), never a measurement
-        name, runs, per_run = case.sweep
-        sweep = {"sweep": name, "sweep_runs": runs, "sweep_steps_per_run": per_run,
-                 "sweep_hours": runs * per_run * step_s / 3600, "sweep_hours_seeds_together": None}
+        name, variants, n_seeds, per_run = case.sweep
+        sweep = {"sweep": name, "sweep_runs": variants * n_seeds, "sweep_steps_per_run": per_run,
+                 "sweep_hours": variants * n_seeds * per_run * step_s / 3600, "sweep_hours_seeds_together": None}
     seeds_result = dict.fromkeys(("seeds_ms_per_step", "seeds_samples_per_s", "seeds_speedup"))
     if together_times:
         together_s = statistics.median(together_times)
         seeds_result = {"seeds_ms_per_step": together_s * 1e3,
                         "seeds_samples_per_s": together * case.samples_per_step / together_s,
                         "seeds_speedup": together * step_s / together_s}  # ÷ the same seeds one after another
-        if case.sweep is not None:  # each run costs a 1/together share of the batched step
-            sweep["sweep_hours_seeds_together"] = sweep["sweep_runs"] * sweep["sweep_steps_per_run"] * together_s \
-                / together / 3600
+        _, variants, n_seeds, per_run = case.sweep or ("", 0, 0, 0)
+        if n_seeds >= together:  # each variant's seeds in groups of `together` (a smaller last group: an upper bound)
+            sweep["sweep_hours_seeds_together"] = variants * math.ceil(n_seeds / together) * per_run * together_s / 3600
     return {
         "paper": paper,
         "profile": profile,
@@ -699,6 +703,8 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
             results.append(run_bench(paper, steps, params, profile, process_defaults, compile_mode, seeds))
         except NoBenchmark as err:
             print(err, flush=True)
+        except (ParamError, DataError):  # bad input (params, --seeds): the one-line error, as before any run
+            raise
         except Exception as err:  # one paper's failure (e.g. on a device its loop was never run on) stops no other
             traceback.print_exc()
             failed.append({"paper": paper, "error": f"{type(err).__name__}: {' '.join(str(err).split())}"})

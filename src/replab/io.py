@@ -31,7 +31,8 @@ class DataError(RuntimeError):
 
 
 class PartialFailure(RuntimeError):
-    """Some items of a command (papers of `replab bench`) failed; the others' results were written. Exit status 1."""
+    """Some or all items of a command (papers of `replab bench`) failed after it started; whatever succeeded was
+    printed and written. Exit status 1 (bad input is a ParamError or DataError instead, exit status 2)."""
 
 
 class NonFiniteError(DataError):

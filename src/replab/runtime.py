@@ -370,8 +370,9 @@ def new_iteration(runtime: Runtime) -> None:
     Unmarked, PyTorch starts a new graph generation at the first compiled call after any backward and frees the
     previous generation's outputs: an iteration that runs a compiled module, then another network's backward (a
     discriminator's or an adversary's step), then reads the first module's outputs would read overwritten memory
-    ("accessing tensor output of CUDAGraphs that has been overwritten by a subsequent run"). Once a loop marks its
-    iterations, generations start only here. A no-op unless `runtime.compile`; on a CPU it only moves a counter."""
+    ("accessing tensor output of CUDAGraphs that has been overwritten by a subsequent run"). Once any loop marks
+    its iterations, generations start only at marks, for the rest of the process (every compiled loop of replab
+    marks). A no-op unless `runtime.compile`; on a CPU it only moves a counter."""
     if runtime.compile:
         import torch
 

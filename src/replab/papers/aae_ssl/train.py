@@ -280,9 +280,9 @@ def bench_setup(cfg: Config, device):
         return fit_seeds(run_cfg, model, cfg.z_dim, n_labeled, iterations, list(range(n_seeds)), data, device,
                          runtime)
 
-    # Table 1 at this profile: every model × N_l × seed for cfg.iterations (AE's and AAE(z)'s steps cost less)
-    runs = len(cfg.models) * len(cfg.n_labeled) * len(cfg.seeds)
+    # Table 1 at this profile: every model × N_l, each seed, for cfg.iterations (AE's and AAE(z)'s steps cost less)
+    variants = len(cfg.models) * len(cfg.n_labeled)
     return BenchCase(label=f"{model} Nl={n_labeled} hidden={cfg.hidden} z={cfg.z_dim}",
                      samples_per_step=cfg.batch_labeled + cfg.batch_unlabeled, train=train,
                      x=x_train, y=y_train, batch_size=cfg.batch_unlabeled, train_seeds=train_seeds,
-                     sweep=("Table 1", runs, cfg.iterations))
+                     sweep=("Table 1", variants, len(cfg.seeds), cfg.iterations))

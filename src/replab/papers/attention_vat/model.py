@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from replab.functional import Linear
+from replab.functional import Linear, rescale_underflowing_rows
 from replab.io import DataError
 from replab.loaders.text import TextData
 from replab.params import param
@@ -298,13 +298,9 @@ def kl_binary(ref_logit: torch.Tensor, logit: torch.Tensor) -> torch.Tensor:
 
 def normalize_per_sentence(v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """v / ‖v‖₂ per sentence over the real tokens (and the embedding dim, if any); 0 on padding and where v = 0.
-    Where v's squares underflow (a batch-mean KL's gradient at a saturated output), v is first divided by its
-    max |v|, as Miyato's _scale_l2 does, so that the direction has norm 1 there too."""
-    v, shape = v * (mask if v.dim() == 2 else mask[..., None]), (-1, *([1] * (v.dim() - 1)))
-    norm = v.flatten(1).norm(dim=1)
-    scaled = v / v.flatten(1).abs().amax(dim=1).clamp_min(torch.finfo(v.dtype).tiny).view(shape)  # max |v| → 1
-    rescued = scaled / scaled.flatten(1).norm(dim=1).clamp_min(TINY).view(shape)
-    return torch.where((norm < 1e-15).view(shape), rescued, v / norm.clamp_min(TINY).view(shape))
+    A sentence's v whose squares underflow is first divided by its max |v| (rescale_underflowing_rows)."""
+    v = rescale_underflowing_rows(v * (mask if v.dim() == 2 else mask[..., None]), TINY)
+    return v / v.flatten(1).norm(dim=1).clamp_min(TINY).view(-1, *([1] * (v.dim() - 1)))
 
 
 def random_direction(like: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -363,7 +359,7 @@ def combine_directions(grad: torch.Tensor, directions: torch.Tensor, mask: torch
     that gradient L2-normalised per token over k (`token`, Sato's code) or over the whole sentence (`sentence`).
     Returns (the unit-norm direction r(α) / ‖r(α)‖₂ per sentence, α [B, T, K])."""
     scalar = grad.dim() == 2
-    g = grad.unsqueeze(-1) if scalar else grad  # [B, T, d]
+    g = rescale_underflowing_rows(grad.unsqueeze(-1) if scalar else grad, TINY)  # [B, T, d]; α's norms below
     dirs = directions.unsqueeze(-1) if scalar else directions  # [B, T, K, d]
     g_alpha = torch.einsum("btkd,btd->btk", dirs, g) * mask[..., None]
     if alpha_norm == "token":

@@ -213,7 +213,7 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
                                                      for (k, _), r in zip(RATIONALE_MEASURES, ref, strict=True))])
         n_uls = sorted({s["n_unlabeled"][m] for m in s["table2"] if m in s["n_unlabeled"]})
         semi = f"; the semi-supervised models at N_ul = {' / '.join(f'{n:,}' for n in n_uls)}" if n_uls else ""
-        semi += " (no unlabeled pool prepared: the VAT term on the labeled sentences alone)" if 0 in n_uls else ""
+        semi += " (no unlabeled pool prepared: the VAT term on the labeled sentences alone)" if n_uls == [0] else ""
         md += [f"Table 2: {name}, ours / paper (ERASER movies){semi}", "",
                report.md_table(["model", *(label for _, label in RATIONALE_MEASURES)], rows), "",
                f"Paper: a model optimised for rationales reaches {PAPER_TABLE_2_RATIONALE_MODEL} AUPRC. AUPRC averages "
@@ -251,19 +251,19 @@ def settings_markdown(cfg, records: dict[str, dict]) -> list[str]:
     for m in METHODS:
         for e in sorted({r["eps"] for r in records.values() if r.get("method") == m and r.get("eps")}):
             eps[e].append(METHOD_LABELS.get(m, m))
-    if not eps:  # records of older runs carry no ε
-        return []
     word = sorted({r["eps"] for r in records.values() if str(r.get("method")).startswith("word_") and r.get("eps")})
-    vanilla = sorted((r["dataset"], r["embedding_norm"], r["mean_length"]) for r in records.values()
-                     if r.get("method") == "vanilla" and r.get("embedding_norm") and word)
-    scale = "; ".join(f"{ds}: rows of mean norm {norm:.2f}, ε/√T = " + " / ".join(f"{e / t ** 0.5:.2f}" for e in word)
-                      + f" at its mean T = {t:.0f}" for ds, norm, t in vanilla)
+    vanilla = defaultdict(list)  # dataset → (row norm, mean T) of each seed's vanilla model
+    for r in (r for r in records.values() if r.get("method") == "vanilla" and r.get("embedding_norm") and word):
+        vanilla[r["dataset"]].append((r["embedding_norm"], r["mean_length"]))
+    scale = "; ".join(f"{ds}: rows of mean norm {norm:.2f}, mean T = {t:.0f}, ε/√T per token " + ", ".join(
+        f"{e:g} → {e / t ** 0.5:.2f}" for e in word) for ds, (norm, t) in
+        sorted((ds, np.mean(v, axis=0)) for ds, v in vanilla.items()))
     alpha = ("per token (`alpha_norm: token`): on the attention scores a sign-gradient step, |r_t| = ε/√T"
              if cfg.alpha_norm == "token" else "over the sentence (`alpha_norm: sentence`): AT's/VAT's direction")
     groups = "; ".join(f"{e:g} ({', '.join(ms)})" for e, ms in sorted(eps.items()))
     return [f"Perturbations: ε, the norm of r per sentence over its real tokens, = {groups}; ξ = {cfg.xi:g}, K = "
             f"{cfg.power_iterations}, λ = {cfg.lam:g}; iAT/iVAT normalise α {alpha}."
-            + (f" Word ε against the embeddings (vanilla's, test tokens) — {scale}." if scale else ""), ""]
+            + (f" Word ε beside the embeddings (vanilla, test tokens) — {scale}." if scale else ""), ""] if eps else []
 
 
 def sweep_keys(cfg) -> list[str]:
@@ -292,8 +292,7 @@ def summarize(cfg, params: dict):
     if undefined:
         md += [f"Note: {undefined} test sentence(s) over all models have no defined correlation (fewer than two "
                "words, or constant attention or importance); they are left out of the averages. A value shown as "
-               "\"–\" is undefined for every seed; \"(k of n)\" marks a mean over the k seeds where it is defined.",
-               ""]
+               "\"–\" is undefined for every seed; \"(k of n)\" marks a mean over the k seeds where it is defined.", ""]
     for ds, s in per_ds.items():
         md += tables_markdown(ds, s)
         if (linear := Path("metrics") / PAPER / ds / "linear_baseline.json").exists():
@@ -339,7 +338,8 @@ def fig2_figure(per_ds: dict, out_path: Path) -> str | None:
         for m, points in methods.items():
             if pts := sorted((int(n), s["mean"], s["std"]) for n, s in points.items() if s is not None):
                 x, y, e = np.array(pts).T
-                ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, color=COLORS.get(m), label=METHOD_LABELS[m])
+                ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, color=COLORS.get(m),
+                            label=METHOD_LABELS.get(m, m))
         n_labeled = per_ds[ds].get("n_labeled")
         if n_labeled:
             ax.axvline(7 * n_labeled, color="gray", ls=":", lw=0.8)
