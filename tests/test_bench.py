@@ -148,7 +148,7 @@ def test_bench_seeds_together_times_the_batched_loop_beside_the_single_seed_step
     groups = variants * -(-len(cfg.seeds) // 2)
     hours = groups * cfg.iterations * aae["seeds_ms_per_step"] / 3.6e6
     assert len(cfg.seeds) >= 2 and aae["sweep_hours_seeds_together"] == pytest.approx(hours)
-    assert split["sweep_hours"] is None and "sweep at this step" not in bench.format_table([split])
+    assert split["sweep_hours"] is None and "sweep's training steps" not in bench.format_table([split])
     rows = capsys.readouterr().out.splitlines()
     assert "bench split_vae: no loop of seeds trained together (--seeds: aae_ssl)" in rows
     together = next(row for row in rows if row.startswith("seeds together ms / step"))
@@ -220,8 +220,8 @@ def test_bench_numbers_from_a_toy_case_and_a_fake_clock(in_repo, monkeypatch):
     assert result["step_over_kernels_alone"] == pytest.approx(1.0)
     # the sweep projected from the 1 ms step: 6 runs × 1,000 steps = 6 s of training steps
     assert result["sweep_hours"] == pytest.approx(6 / 3600) and result["sweep_hours_seeds_together"] is None
-    row = next(r for r in bench.format_table([result]).splitlines() if r.startswith("sweep at this step"))
-    assert row.endswith("0.00 h: toy sweep, 6 runs × 1,000 steps (training steps only)")
+    row = next(r for r in bench.format_table([result]).splitlines() if r.startswith("sweep's training steps"))
+    assert row.endswith("0.00 h (toy sweep: 6 × 1,000)")  # runs × steps per run
     assert result["peer_ms_per_step"] == pytest.approx(3.0)
     assert result["peer_samples_per_s"] == pytest.approx(8 / 3e-3)
     assert result["peer_ratio"] == pytest.approx(3.0)  # replab's samples/s over the peer's
