@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -353,6 +354,28 @@ def test_flop_count_of_cudnn_rnn_calls_and_no_replay_of_them():
     assert bench.kernels_alone_seconds([mm, (torch.ops.aten._cudnn_rnn.default, (), {})], torch.device("cpu")) is None
 
 
+def test_seeds_together_projection_counts_groups_and_the_seeds_left_over():
+    """12 variants × 5 seeds in groups of 2 at 183.5 ms a batched step (92.7 ms a single one), 50,000 steps: two
+    full groups, and the fifth seed alone (92.7 ms, cheaper than a group's 183.5) = 12 × 0.4597 s × 50,000."""
+    assert bench.seeds_together_hours(12, 5, 50_000, 2, 0.1835, 0.0927) == pytest.approx(12 * 0.4597 * 50_000 / 3600)
+    # fewer seeds than the batch: them alone, at the cheaper of their single steps and the measured batch
+    assert bench.seeds_together_hours(12, 2, 600, 5, 0.1, 0.03) == pytest.approx(12 * 0.06 * 600 / 3600)
+    assert bench.seeds_together_hours(12, 2, 600, 5, 0.05, 0.03) == pytest.approx(12 * 0.05 * 600 / 3600)
+
+
+def test_json_path_is_written_to_before_the_run_and_a_paper_named_twice_runs_once(tmp_path, monkeypatch):
+    """os.access says yes for root on /proc: check_writable writes a file to be sure."""
+    with pytest.raises(bench.ParamError, match=r"bench --json /proc/x.json: /proc is not writable \("):
+        bench.check_writable("/proc/x.json")
+    bench.check_writable(str(tmp_path / "out.json"))
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone
+    ran = []
+    monkeypatch.setattr(bench, "run_bench", lambda paper, *a: ran.append(paper) or {"paper": paper})
+    monkeypatch.setattr(bench, "format_table", lambda results: "")
+    bench.main(["aae_ssl", "censor", "aae_ssl"], 1)
+    assert ran == ["aae_ssl", "censor"]
+
+
 def test_bad_input_inside_a_papers_bench_is_still_the_one_line_error(monkeypatch, capsys):
     """A ParamError from within run_bench (e.g. --seeds that do not fit in memory) is bad input, not a failed
     measurement: one line, exit status 2, no traceback."""
@@ -449,6 +472,20 @@ def test_bench_compile_runs_replabs_loop_through_torch_compile(in_repo, tmp_path
     eager = bench.run_bench("split_vae", 1)
     assert eager["run"]["compile"] is False and eager["compile_counters"] is None
     assert "torch.compile graphs" not in bench.format_table([eager])
+
+
+def test_the_flop_counted_step_of_a_compiled_module_does_not_warn_about_the_counters_hooks():
+    """FlopCounterMode's global module hooks made torch.compile warn, once per compiled module, that hooks fire an
+    extra time: harmless for the one counted step, alarming in a GPU run's log."""
+    torch._dynamo.reset()
+    module = torch.compile(torch.nn.Linear(3, 2), backend="eager")  # the warning is Dynamo's, any backend
+    probe = bench.StepProbe(warmup=1, steps=1, device=torch.device("cpu"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in probe.wrap(range(probe.iterations)):
+            module(torch.ones(4, 3)).sum().backward()
+    assert probe.flops == 2 * (2 * 4 * 3 * 2)  # forward and ∂W of the counted step (the input needs no ∂x)
+    assert not [w for w in caught if "global hooks" in str(w.message)]
 
 
 def test_kernel_recorder_replays_a_steps_flop_kernels_alone():

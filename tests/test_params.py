@@ -336,6 +336,14 @@ def _without(params: dict, key: str) -> dict:
                                              "set names"),
     (lambda p: {**p, "data": {**p["data"], "mnist5k": []}}, "params.yaml: data.mnist5k must be a mapping, got list"),
     (lambda p: {**p, "data": {**p["data"], "mnist5k": 0}}, "params.yaml: data.mnist5k must be a mapping, got int"),
+    # sets the quick profile does not prepare are checked too: a typo there passed until a profile used them
+    (lambda p: {**p, "data": {**p["data"], "eraser_movies": {**p["data"]["eraser_movies"], "unlabeled": "bogus"}}},
+     "params.yaml: data.eraser_movies.unlabeled = 'bogus': not allowed (allowed: none, lm1b, imdb_unsup)"),
+    (lambda p: {**p, "data": {**p["data"], "sst": {**p["data"]["sst"], "n_unlabeled": -3}}},
+     "params.yaml: data.sst.n_unlabeled = -3: must be >= 0"),
+    (lambda p: {**p, "data": {**p["data"], "eraser": {}}}, "params.yaml: data.eraser: unknown data set (allowed: "
+     "split_seed, mnist5k, mnist, fashion_mnist, writers, emnist_writers, har, usc_had, rt_snippets, sst, imdb, "
+     "eraser_movies, lm1b, fasttext)"),
 ])
 def test_check_refuses_a_malformed_section(edit, message, in_tmp, capsys):
     """These passed `replab check` (or raised AttributeError) and failed later, at DVC's render or in a stage."""

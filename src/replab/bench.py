@@ -41,8 +41,10 @@ import math
 import os
 import statistics
 import sys
+import tempfile
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,7 +279,10 @@ class StepProbe:
             if i == self.warmup - 1 and self.count_flops:  # warmed up by the earlier steps, not itself timed
                 counter = FlopCounterMode(display=False, custom_mapping=ONEDNN_FLOPS)
                 recorder = KernelRecorder(counter.flop_registry)
-                with counter, recorder:
+                with counter, recorder, warnings.catch_warnings():
+                    # the counter's global module hooks make torch.compile warn that hooks fire an extra time:
+                    # harmless for one counted step (no recompile), alarming in a log
+                    warnings.filterwarnings("ignore", message=r"Using `torch.compile\(module\)` when there are global")
                     yield item
                 self.flops = counter.get_total_flops()
                 self.kernel_calls = recorder.calls
@@ -329,6 +334,16 @@ def matmul_gflops(device, repeats: int = MATMUL_REPEATS) -> tuple[int, dict[str,
     if functional.uses_onednn(a, b, None):
         kernels["oneDNN"] = lambda: functional.linear(a, b)  # a · bᵀ: the same FLOPs
     return n, {name: 2 * n**3 / best_seconds(product, device, repeats) / 1e9 for name, product in kernels.items()}
+
+
+def seeds_together_hours(variants: int, n_seeds: int, steps: int, together: int, together_s: float,
+                         step_s: float) -> float:
+    """Hours of a sweep's training steps with each variant's `n_seeds` seeds trained in batched groups of
+    `together` (`together_s` a step), the seeds left over (n_seeds mod together) at the cheaper of one more batched
+    group and their single-seed steps (`step_s` each): an upper bound where a smaller batch is cheaper."""
+    full, left = divmod(n_seeds, together)
+    per_variant = full * together_s + (min(left * step_s, together_s) if left else 0.0)
+    return variants * per_variant * steps / 3600
 
 
 def compile_counters() -> dict[str, int]:
@@ -516,9 +531,10 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         seeds_result = {"seeds_ms_per_step": together_s * 1e3,
                         "seeds_samples_per_s": together * case.samples_per_step / together_s,
                         "seeds_speedup": together * step_s / together_s}  # ÷ the same seeds one after another
-        _, variants, n_seeds, per_run = case.sweep or ("", 0, 0, 0)
-        if n_seeds >= together:  # each variant's seeds in groups of `together` (a smaller last group: an upper bound)
-            sweep["sweep_hours_seeds_together"] = variants * math.ceil(n_seeds / together) * per_run * together_s / 3600
+        if case.sweep is not None:
+            _, variants, n_seeds, per_run = case.sweep
+            sweep["sweep_hours_seeds_together"] = seeds_together_hours(variants, n_seeds, per_run, together,
+                                                                       together_s, step_s)
     return {
         "paper": paper,
         "profile": profile,
@@ -571,7 +587,7 @@ ROWS = (  # (label, format) per result key
     ("case", "case", "{}"),
     ("replab's CPU kernels", "cpu_kernels", "{}"),
     ("load (1 min average)", "load", None),
-    ("steps timed", "steps", "{rounds} × {} (+{warmup_steps} warm-up), each"),
+    ("steps timed", "steps", "{rounds} × {} (+{warmup_steps} warm-up), replab's loop and the peer's each"),
     ("ms / step (median)", "ms_per_step", "{:.2f} (mean {ms_per_step_mean:.2f})"),
     ("samples / s", "samples_per_s", "{:,.0f}"),
     ("GFLOP / step", "flops_per_step", None),
@@ -590,9 +606,9 @@ ROWS = (  # (label, format) per result key
     ("replab ÷ peer (samples/s)", "peer_ratio", "{:.2f}×"),
     ("seeds together ms / step", "seeds_ms_per_step",
      "{:.2f} ({seeds_together} seeds, {seeds_samples_per_s:,.0f} samples/s)"),
-    ("  … ÷ one seed after another", "seeds_speedup", "{:.2f}×"),
+    ("  … speed-up over one seed after another", "seeds_speedup", "{:.2f}× (samples/s)"),
     ("sweep's training steps (projected)", "sweep_hours", "{:.2f} h ({sweep}: {sweep_runs} × {sweep_steps_per_run:,})"),
-    ("  … seeds trained together", "sweep_hours_seeds_together", "{:.2f} h"),
+    ("  … seeds trained together", "sweep_hours_seeds_together", "{:.2f} h (groups of {seeds_together})"),
     ("fetch: index slice µs/batch", "fetch_index_us", "{:.1f}"),
     ("fetch: DataLoader µs/batch", "fetch_dataloader_us", "{:.1f}"),
     ("fetch speed-up", "fetch_speedup", "{:.1f}× ({fetch_batches} batches of {fetch_batch_size})"),
@@ -670,7 +686,11 @@ def check_writable(path: str) -> None:
     elif parent is None or not os.access(parent, os.W_OK | os.X_OK):
         problem = f"{parent} is not writable"
     else:
-        return
+        try:  # os.access says yes for root, and on special filesystems (/proc): write one to be sure
+            with tempfile.NamedTemporaryFile(dir=parent, prefix=".replab-bench-"):
+                return
+        except OSError as err:
+            problem = f"{parent} is not writable ({err.strerror})"
     raise ParamError(f"bench --json {path}: {problem} (give a file path to write the results to)")
 
 
@@ -681,6 +701,7 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
     a ParamError before anything runs."""
     from replab.papers import PAPERS
 
+    papers = list(dict.fromkeys(papers))  # a paper named twice is benchmarked once
     unknown = [p for p in papers if p not in PAPERS]
     if unknown:
         raise ParamError(f"bench: unknown paper {', '.join(map(repr, unknown))} (allowed: {', '.join(PAPERS)})")
@@ -710,7 +731,10 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
             print(f"bench {paper}: failed ({failed[-1]['error'][:300]}); going on with the others", file=sys.stderr,
                   flush=True)
         if json_path is not None:  # after every paper: a later failure or a kill loses none of these
-            write_json(json_path, {"profile": profile, "steps": steps, "results": results, "failed": failed})
+            try:
+                write_json(json_path, {"profile": profile, "steps": steps, "results": results, "failed": failed})
+            except OSError as err:
+                raise ParamError(f"bench --json {json_path}: cannot be written ({err.strerror})") from None
     if results:
         if profile is not None:
             print(f"profile: {profile}")
