@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -418,13 +419,18 @@ def test_evaluate_every_variant_of_a_dataset_then_report(in_tmp):
                 "dataset": "rt_snippets", "seed": 0, "n_labeled": 20, "ratios": [0.0, 1.0],
                 "curves": {"attention_vat": {"n_unlabeled": [0, 20], "dev_f1": [60.0, 65.0]}}, "run": run})
         else:
-            save_model(model, config, folder,
-                       {"n_labeled": 20, "n_unlabeled": 20 if axes["setting"] == "semi" else 0, "run": run})
+            eps = None if axes["method"] == "vanilla" else cfg.eps_for(axes["method"])
+            save_model(model, config, folder, {"n_labeled": 20, "n_unlabeled": 20 if axes["setting"] == "semi" else 0,
+                                               "eps": eps, "run": run})
     ev.evaluate(cfg, Runtime(progress=False, threads=1),
                 Variant("attention_vat", "evaluate-rt_snippets", {"dataset": "rt_snippets"}))
     metrics = read_json("metrics/attention_vat/rt_snippets/rt_snippets-vanilla-supervised-0.json")
     assert metrics["method"] == "vanilla" and metrics["setting"] == "supervised" and metrics["n_unlabeled"] == 0
     assert metrics["rationale"]["documents"] == 12 and 0 <= metrics["f1"] <= 100
+    assert "eps_share" not in metrics  # vanilla perturbs nothing
+    vat = read_json("metrics/attention_vat/rt_snippets/rt_snippets-attention_vat-semi-0.json")
+    assert vat["eps_per_token"] == pytest.approx(cfg.eps_attention / vat["mean_length"] ** 0.5)
+    assert vat["eps_share"] == pytest.approx(vat["eps_per_token"] / vat["score_spread"])  # the scores it moves
     assert Path("plots/attention_vat/variants/rt_snippets/rt_snippets-vanilla-supervised-0/examples.json").exists()
     assert read_json("metrics/attention_vat/rt_snippets/fig2-rt_snippets-0.json")["curves"]["attention_vat"][
         "dev_f1"] == [60.0, 65.0]
@@ -506,26 +512,29 @@ def test_diagnosis_compares_the_networks_with_the_linear_model():
     assert "reach the linear model" in rp.diagnosis_markdown("rt_snippets", s, {**linear, "dev_auc": 0.705})[0]
 
 
-def test_report_states_the_perturbation_settings_and_the_word_eps_scale():
-    """SPEC: ε on the attention scores is ours to choose, so the report states it (and ξ, K, λ, α's normalisation);
-    the word ε is set beside the embedding rows it moves: ε/√T per token against their mean norm."""
+def test_report_states_the_perturbation_settings_and_each_eps_against_what_it_moves():
+    """SPEC: ε on the attention scores is ours to choose, so the report states it (and ξ, K, λ, α's normalisation),
+    each ε with its per-token RMS size and its share of what it moves (evaluate.py: the model's own embedding rows
+    or score spread), averaged over the models trained with it."""
     recs = _records(True)
+    sizes = {"attention": (1.0, 0.25, 0.5), "word_iat": (4.9, 1.225, 0.3), "word_ivat": (4.9, 1.225, 0.3),
+             "word": (1.6, 0.4, 0.1)}
     for rec in recs.values():
-        if "method" in rec:
-            rec["eps"] = {"vanilla": None, "word_iat": 4.9, "word_ivat": 4.9}.get(
-                rec["method"], 1.6 if rec["method"].startswith("word_") else 1.0)
-    recs["vanilla-sup"].update(embedding_norm=2.5, mean_length=16.0)
-    recs["vanilla-sup-1"] = {**recs["vanilla-sup"], "seed": 1, "embedding_norm": 3.5}  # a second seed
+        if rec.get("method", "vanilla") != "vanilla":
+            key = next(k for k in sizes if rec["method"] == k or rec["method"].startswith(k + "_"))
+            rec["eps"], rec["eps_per_token"], rec["eps_share"] = sizes[key]
+    recs["word_at-sup"]["eps_share"] = 0.2  # the mean over a group's models: (0.2 + 0.1 + 0.1) / 3
     cfg = SimpleNamespace(xi=0.1, power_iterations=1, lam=1.0, alpha_norm="token")
     (text, _) = rp.settings_markdown(cfg, recs)
-    assert ("= 1 (Attention AT, Attention iAT, Attention VAT, Attention iVAT); 1.6 (Word AT, Word VAT); "
-            "4.9 (Word iAT, Word iVAT); ξ = 0.1, K = 1, λ = 1; iAT/iVAT normalise α per token") in text
-    assert "sign-gradient step" in text
-    # 1.6 / √16 = 0.40 and 4.9 / √16 = 1.225 per token, against rows of mean norm 3.0 (the seeds' mean), once
-    assert "rt_snippets: rows of mean norm 3.00, mean T = 16, ε/√T per token 1.6 → 0.40, 4.9 → 1.23." in text
-    assert text.count("rt_snippets:") == 1
+    assert ("ε = 1 for Attention AT, Attention iAT, Attention VAT, Attention iVAT (0.25 per token in RMS, 50% of "
+            "the scores’ spread); 1.6 for Word AT, Word VAT (0.40 per token in RMS, 13% of an embedding row); 4.9 "
+            "for Word iAT, Word iVAT (1.23 per token in RMS, 30% of an embedding row); ξ = 0.1, K = 1, λ = 1; "
+            "iAT/iVAT normalise α per token (`alpha_norm: token`): on the attention scores a sign-gradient step") \
+        in text
     sentence = rp.settings_markdown(SimpleNamespace(**{**vars(cfg), "alpha_norm": "sentence"}), recs)[0]
     assert "over the sentence (`alpha_norm: sentence`)" in sentence and "sign-gradient" not in sentence
+    del recs["word_at-sup"]["eps_share"]  # a record of an older evaluation: ε without its size
+    assert "1.6 for Word AT, Word VAT;" in rp.settings_markdown(cfg, recs)[0]
     assert rp.settings_markdown(cfg, _records(True)) == []  # records without ε (older runs): no line
 
 
@@ -555,10 +564,14 @@ def test_a_mean_over_some_seeds_is_marked_once():
     assert vanilla.count("(1 of 2)") == 1, vanilla
 
 
-def test_embedding_scale_counts_every_real_token_and_no_padding():
+def test_perturbation_scale_counts_every_real_token_and_no_padding():
     embedding = torch.nn.Embedding(4, 2, padding_idx=0)
     with torch.no_grad():
         embedding.weight.copy_(torch.tensor([[9.0, 9.0], [3.0, 4.0], [0.0, 1.0], [6.0, 8.0]]))  # norms –, 5, 1, 10
     split = SimpleNamespace(tokens=torch.tensor([[1, 1, 3], [2, 0, 0]]), lengths=torch.tensor([3, 1]))
-    scale = ev.embedding_scale(SimpleNamespace(embedding=embedding), split)
-    assert scale == {"embedding_norm": pytest.approx((5 + 5 + 10 + 1) / 4), "mean_length": 2.0}
+    # sentence 0: scores (0, ln 2, ln 4) + any shift → weights 1/7, 2/7, 4/7; sentence 1 (one token) has no spread
+    attention = np.array([[1 / 7, 2 / 7, 4 / 7], [1.0, 0.0, 0.0]])
+    scale = ev.perturbation_scale(SimpleNamespace(embedding=embedding), split, attention)
+    spread = float(np.std([0.0, math.log(2), math.log(4)]))
+    assert scale == {"embedding_norm": pytest.approx((5 + 5 + 10 + 1) / 4), "mean_length": 2.0,
+                     "score_spread": pytest.approx(spread)}

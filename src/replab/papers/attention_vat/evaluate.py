@@ -209,7 +209,8 @@ def measure(model, data: EvalData) -> tuple[dict, list[dict]]:
                # 100 or 0: a constant classifier at the 0.5 threshold, whose F1 is no learned result
                "predicted_positive": 100 * float(test_pred.mean()),
                "auc": roc_auc(data.test.labels, test.probability), "dev_auc": roc_auc(data.dev.labels, dev.probability),
-               **agreement(test.attention, test.importance, data.test.compare), **embedding_scale(model, data.test)}
+               **agreement(test.attention, test.importance, data.test.compare),
+               **perturbation_scale(model, data.test, test.attention)}
     if data.test.evidence is not None:
         metrics["rationale"] = {"evidence": data.evidence_kind,
                                 **token_soft_metrics(data.test.evidence, test.attention, data.test.compare)}
@@ -217,13 +218,21 @@ def measure(model, data: EvalData) -> tuple[dict, list[dict]]:
 
 
 @torch.no_grad()
-def embedding_scale(model, split: TextSplit) -> dict[str, float]:
-    """What the embedding ε is measured against: the mean L2 norm of the embedding rows of a split's real tokens
-    (frequency-weighted: every token counted) and the mean sentence length T; a word perturbation of norm ε per
-    sentence moves each token by about ε/√T."""
+def perturbation_scale(model, split: TextSplit, attention: np.ndarray) -> dict[str, float]:
+    """What the methods' ε are set against, on a split's real tokens: the mean L2 norm of their embedding rows
+    (every token counted), the mean sentence length T, and the spread of the attention scores ã: their standard
+    deviation within a sentence, averaged over sentences of 2+ tokens (from the weights a [N, T]: ã_t − mean ã =
+    log a_t − mean log a, the softmax being shift-invariant). A perturbation of norm ε per sentence moves each
+    token by ε/√T in root mean square."""
     mask = torch.arange(split.tokens.shape[1], device=split.tokens.device) < split.lengths[:, None]
     norms = model.embedding.weight.norm(dim=1)[split.tokens[mask]]
-    return {"embedding_norm": float(norms.mean()), "mean_length": float(split.lengths.float().mean())}
+    lengths = split.lengths.cpu().numpy()
+    real = np.arange(attention.shape[1])[None, :] < lengths[:, None]
+    log_a = np.where(real, np.log(np.clip(attention, np.finfo(np.float64).tiny, None)), 0.0)
+    centred = np.where(real, log_a - log_a.sum(1, keepdims=True) / lengths[:, None], 0.0)
+    spread = np.sqrt((centred ** 2).sum(1) / lengths)[lengths > 1]
+    return {"embedding_norm": float(norms.mean()), "mean_length": float(lengths.mean()),
+            "score_spread": float(spread.mean()) if len(spread) else float("nan")}
 
 
 def roc_auc(labels: np.ndarray, score: np.ndarray) -> float:
@@ -308,6 +317,10 @@ def evaluate_variant(target: Target, data: EvalData, device) -> None:
     model, _ = load_model(target.model_dir, device)
     record = read_json(target.model_dir / "train.json")
     metrics, rows = measure(model, data)
+    if eps := record.get("eps"):  # ε per token in RMS, against this model's own embedding rows or score spread
+        metrics["eps_per_token"] = eps / metrics["mean_length"] ** 0.5
+        metrics["eps_share"] = metrics["eps_per_token"] / metrics[
+            "score_spread" if target.axes["method"].startswith("attention_") else "embedding_norm"]
     write_json(target.plots_dir / "examples.json", {"dataset": data.dataset, "examples": rows})
     write_json(target.metrics_path, {
         **target.axes, "n_labeled": record.get("n_labeled", data.train_size),

@@ -209,16 +209,18 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
         rows = []
         for m, t in s["table2"].items():
             ref = PAPER_TABLE_2.get(m, (None, None, None))
-            rows.append([METHOD_LABELS.get(m, m), *(f"{report.fmt(t[k], 3)} / {_num(r, 3)}"
-                                                     for (k, _), r in zip(RATIONALE_MEASURES, ref, strict=True))])
+            rows.append([METHOD_LABELS.get(m, m) + (" (semi)" if m != "vanilla" else ""),
+                         *(f"{report.fmt(t[k], 3)} / {_num(r, 3)}" for (k, _), r in zip(RATIONALE_MEASURES, ref,
+                                                                                         strict=True))])
         n_uls = sorted({s["n_unlabeled"][m] for m in s["table2"] if m in s["n_unlabeled"]})
         semi = f"; the semi-supervised models at N_ul = {' / '.join(f'{n:,}' for n in n_uls)}" if n_uls else ""
         semi += " (no unlabeled pool prepared: the VAT term on the labeled sentences alone)" if n_uls == [0] else ""
         md += [f"Table 2: {name}, ours / paper (ERASER movies){semi}", "",
                report.md_table(["model", *(label for _, label in RATIONALE_MEASURES)], rows), "",
                f"Paper: a model optimised for rationales reaches {PAPER_TABLE_2_RATIONALE_MODEL} AUPRC. AUPRC averages "
-               "every document (one without evidence scores 0.5 and one that is all evidence 1.0, whatever the "
-               "attention); average precision and ROC-AUC skip such single-class documents, as ERASER's code does."
+               "every document, as ERASER's score_soft_tokens does (sklearn's precision_recall_curve + auc: one "
+               "without evidence scores 0.5 and one that is all evidence 1.0, whatever the attention); average "
+               "precision and ROC-AUC skip such single-class documents, as ERASER's code does."
                + chance, ""]
     return md
 
@@ -246,24 +248,21 @@ def diagnosis_markdown(ds: str, s: dict, linear: dict) -> list[str]:
 
 def settings_markdown(cfg, records: dict[str, dict]) -> list[str]:
     """The perturbation settings the models were trained with (the seed gives no ε for the attention scores: SPEC
-    asks for the choice to be reported) and the word ε beside the size of the embedding rows it moves."""
-    eps: dict[float, list[str]] = defaultdict(list)  # ε → the methods trained with it
+    asks for the choice to be reported), each ε beside what it moves: per token ε/√T in RMS, and that as a share of
+    the model's own embedding rows (word methods) or of its scores' within-sentence spread (evaluate.py)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)  # (ε, perturbs the scores) → the records trained with it
     for m in METHODS:
-        for e in sorted({r["eps"] for r in records.values() if r.get("method") == m and r.get("eps")}):
-            eps[e].append(METHOD_LABELS.get(m, m))
-    word = sorted({r["eps"] for r in records.values() if str(r.get("method")).startswith("word_") and r.get("eps")})
-    vanilla = defaultdict(list)  # dataset → (row norm, mean T) of each seed's vanilla model
-    for r in (r for r in records.values() if r.get("method") == "vanilla" and r.get("embedding_norm") and word):
-        vanilla[r["dataset"]].append((r["embedding_norm"], r["mean_length"]))
-    scale = "; ".join(f"{ds}: rows of mean norm {norm:.2f}, mean T = {t:.0f}, ε/√T per token " + ", ".join(
-        f"{e:g} → {e / t ** 0.5:.2f}" for e in word) for ds, (norm, t) in
-        sorted((ds, np.mean(v, axis=0)) for ds, v in vanilla.items()))
+        for r in (r for r in records.values() if r.get("method") == m and r.get("eps")):
+            groups[r["eps"], m.startswith("attention_")].append(r)
+    parts = [f"{e:g} for {', '.join(dict.fromkeys(METHOD_LABELS[r['method']] for r in recs))}" + (
+        f" ({np.mean([r['eps_per_token'] for r in recs]):.2f} per token in RMS, "
+        f"{np.mean([r['eps_share'] for r in recs]):.0%} of {'the scores’ spread' if scores else 'an embedding row'})"
+        if all(r.get("eps_share") is not None for r in recs) else "") for (e, scores), recs in sorted(groups.items())]
     alpha = ("per token (`alpha_norm: token`): on the attention scores a sign-gradient step, |r_t| = ε/√T"
              if cfg.alpha_norm == "token" else "over the sentence (`alpha_norm: sentence`): AT's/VAT's direction")
-    groups = "; ".join(f"{e:g} ({', '.join(ms)})" for e, ms in sorted(eps.items()))
-    return [f"Perturbations: ε, the norm of r per sentence over its real tokens, = {groups}; ξ = {cfg.xi:g}, K = "
-            f"{cfg.power_iterations}, λ = {cfg.lam:g}; iAT/iVAT normalise α {alpha}."
-            + (f" Word ε beside the embeddings (vanilla, test tokens) — {scale}." if scale else ""), ""] if eps else []
+    return [f"Perturbations (ε: the norm of r per sentence, over its real tokens): ε = {'; '.join(parts)}; "
+            f"ξ = {cfg.xi:g}, K = {cfg.power_iterations}, λ = {cfg.lam:g}; iAT/iVAT normalise α {alpha}.", ""] \
+        if groups else []
 
 
 def sweep_keys(cfg) -> list[str]:
@@ -280,8 +279,9 @@ def summarize(cfg, params: dict):
     words, flags = claims(per_ds)
     seeds = sorted({r.get("seed") for r in records.values()}, key=str)
     md = [f"Attention VAT / iVAT against word- and attention-level AT/VAT on "
-          f"{', '.join(f'**{d}**' for d in per_ds)}; {len(seeds)} seed(s) (mean ± std over seeds), "
-          f"{len(records)} trained models. Corr. = Pearson r between the attention weights and J&W's gradient "
+          f"{', '.join(f'**{d}**' for d in per_ds)}; " + (f"{len(seeds)} seeds (mean ± std over seeds), " if len(
+              seeds) > 1 else "1 seed, ") + f"{sum('method' in r for r in records.values())} trained models (and "
+          "Fig. 2's runs). Corr. = Pearson r between the attention weights and J&W's gradient "
           "importance |∂ŷ/∂e·e| per sentence, averaged (the seed's measure); Kendall τ is J&W's.", ""]
     md += settings_markdown(cfg, records)
     if "rt_snippets" in per_ds:
