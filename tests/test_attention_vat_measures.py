@@ -526,11 +526,16 @@ def test_report_states_the_perturbation_settings_and_each_eps_against_what_it_mo
     recs["word_at-sup"]["eps_share"] = 0.2  # the mean over a group's models: (0.2 + 0.1 + 0.1) / 3
     cfg = SimpleNamespace(xi=0.1, power_iterations=1, lam=1.0, alpha_norm="token")
     (text, _) = rp.settings_markdown(cfg, recs)
-    assert ("ε = 1 for Attention AT, Attention iAT, Attention VAT, Attention iVAT (0.25 per token in RMS, 50% of "
-            "the scores’ spread); 1.6 for Word AT, Word VAT (0.40 per token in RMS, 13% of an embedding row); 4.9 "
-            "for Word iAT, Word iVAT (1.23 per token in RMS, 30% of an embedding row); ξ = 0.1, K = 1, λ = 1; "
-            "iAT/iVAT normalise α per token (`alpha_norm: token`): on the attention scores a sign-gradient step") \
-        in text
+    assert ("ε = 1 for Attention AT, Attention iAT, Attention VAT, Attention iVAT (rt_snippets 0.25 per token in "
+            "RMS, 50% of the score spread); 1.6 for Word AT, Word VAT (rt_snippets 0.40 per token in RMS, 13% of a "
+            "row); 4.9 for Word iAT, Word iVAT (rt_snippets 1.23 per token in RMS, 30% of a row); ξ = 0.1, K = 1, "
+            "λ = 1; iAT/iVAT normalise α per token (`alpha_norm: token`): on the attention scores a sign-gradient "
+            "step") in text
+    # a second data set of long documents: its sizes stand beside the first's, never averaged with them
+    recs["word_at-sup-imdb"] = {**recs["word_at-sup"], "dataset": "imdb", "eps_per_token": 0.1, "eps_share": 0.02}
+    assert "1.6 for Word AT, Word VAT (imdb 0.10 per token in RMS, 2% of a row; rt_snippets 0.40 per token in RMS, " \
+        "13% of a row)" in rp.settings_markdown(cfg, recs)[0]
+    del recs["word_at-sup-imdb"]
     sentence = rp.settings_markdown(SimpleNamespace(**{**vars(cfg), "alpha_norm": "sentence"}), recs)[0]
     assert "over the sentence (`alpha_norm: sentence`)" in sentence and "sign-gradient" not in sentence
     del recs["word_at-sup"]["eps_share"]  # a record of an older evaluation: ε without its size

@@ -256,6 +256,7 @@ class StepProbe:
         self.warmup, self.steps, self.device, self.count_flops = warmup, steps, device, count_flops
         self.seen = 0  # steps the loop has started
         self.hooked = False
+        self.wrapped: Iterator | None = None  # the loop's step iterable, once `attached` routed it through `wrap`
         self.flops: int | None = None
         self.kernel_calls: list = []  # the FLOP-counted step's kernels (KernelRecorder.calls)
         self.t0 = self.t1 = None
@@ -299,13 +300,16 @@ class StepProbe:
                 return original(iterable, **kwargs)
             self.hooked = True
             kwargs.setdefault("total", len(iterable) if hasattr(iterable, "__len__") else None)
-            return original(self.wrap(iterable), **kwargs)
+            self.wrapped = self.wrap(iterable)
+            return original(self.wrapped, **kwargs)
 
         rt.progress = progress
         try:
             yield self
         finally:
             rt.progress = original
+            if self.wrapped is not None:  # a loop that raised mid-step: leave the FLOP counter and warning filter
+                self.wrapped.close()  # now, not whenever the garbage collector finds the generator
 
     def seconds(self) -> float:
         if self.t0 is None or self.t1 is None or (self.count_flops and self.flops is None):
@@ -608,7 +612,7 @@ ROWS = (  # (label, format) per result key
      "{:.2f} ({seeds_together} seeds, {seeds_samples_per_s:,.0f} samples/s)"),
     ("  … speed-up over one seed after another", "seeds_speedup", "{:.2f}× (samples/s)"),
     ("sweep's training steps (projected)", "sweep_hours", "{:.2f} h ({sweep}: {sweep_runs} × {sweep_steps_per_run:,})"),
-    ("  … seeds trained together", "sweep_hours_seeds_together", "{:.2f} h (groups of {seeds_together})"),
+    ("  … seeds trained together", "sweep_hours_seeds_together", "{:.2f} h (groups of up to {seeds_together})"),
     ("fetch: index slice µs/batch", "fetch_index_us", "{:.1f}"),
     ("fetch: DataLoader µs/batch", "fetch_dataloader_us", "{:.1f}"),
     ("fetch speed-up", "fetch_speedup", "{:.1f}× ({fetch_batches} batches of {fetch_batch_size})"),
@@ -733,8 +737,10 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
         if json_path is not None:  # after every paper: a later failure or a kill loses none of these
             try:
                 write_json(json_path, {"profile": profile, "steps": steps, "results": results, "failed": failed})
-            except OSError as err:
-                raise ParamError(f"bench --json {json_path}: cannot be written ({err.strerror})") from None
+            except OSError as err:  # e.g. a full disk mid-run: the table of what ran still comes below
+                failed.append({"paper": "(JSON)", "error": f"{json_path}: cannot be written ({err.strerror or err})"})
+                print(f"bench --json {json_path}: cannot be written ({err.strerror or err}); stopping", file=sys.stderr)
+                break
     if results:
         if profile is not None:
             print(f"profile: {profile}")

@@ -228,7 +228,8 @@ def perturbation_scale(model, split: TextSplit, attention: np.ndarray) -> dict[s
     norms = model.embedding.weight.norm(dim=1)[split.tokens[mask]]
     lengths = split.lengths.cpu().numpy()
     real = np.arange(attention.shape[1])[None, :] < lengths[:, None]
-    log_a = np.where(real, np.log(np.clip(attention, np.finfo(np.float64).tiny, None)), 0.0)
+    # the weights came from a float32 softmax: an underflowed one stands at float32's floor, not float64's
+    log_a = np.where(real, np.log(np.clip(attention, np.finfo(np.float32).smallest_subnormal, None)), 0.0)
     centred = np.where(real, log_a - log_a.sum(1, keepdims=True) / lengths[:, None], 0.0)
     spread = np.sqrt((centred ** 2).sum(1) / lengths)[lengths > 1]
     return {"embedding_norm": float(norms.mean()), "mean_length": float(lengths.mean()),
@@ -319,8 +320,8 @@ def evaluate_variant(target: Target, data: EvalData, device) -> None:
     metrics, rows = measure(model, data)
     if eps := record.get("eps"):  # ε per token in RMS, against this model's own embedding rows or score spread
         metrics["eps_per_token"] = eps / metrics["mean_length"] ** 0.5
-        metrics["eps_share"] = metrics["eps_per_token"] / metrics[
-            "score_spread" if target.axes["method"].startswith("attention_") else "embedding_norm"]
+        scale = metrics["score_spread" if target.axes["method"].startswith("attention_") else "embedding_norm"]
+        metrics["eps_share"] = metrics["eps_per_token"] / scale if scale > 1e-12 else float("nan")  # constant ã
     write_json(target.plots_dir / "examples.json", {"dataset": data.dataset, "examples": rows})
     write_json(target.metrics_path, {
         **target.axes, "n_labeled": record.get("n_labeled", data.train_size),

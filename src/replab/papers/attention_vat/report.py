@@ -151,9 +151,8 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
         for m, points in s["fig2"].items():
             n_uls = sorted(points, key=int)
             if len(n_uls) >= 2:
-                label = METHOD_LABELS.get(m, m)
                 checks["f1_rises_with_unlabeled"].append(report.beats(
-                    ds, {f"{label} at N_ul={n_uls[-1]}": points[n_uls[-1]]},
+                    ds, {f"{METHOD_LABELS.get(m, m)} at N_ul={n_uls[-1]}": points[n_uls[-1]]},
                     {f"at N_ul={n_uls[0]}": points[n_uls[0]]}, 2))
     words, flags = {}, {}
     for c, results in checks.items():
@@ -238,8 +237,7 @@ def diagnosis_markdown(ds: str, s: dict, linear: dict) -> list[str]:
     return [f"Diagnosis ({ds}, ours): on the same {linear['n_labeled']:,} labeled sentences and vocabulary a TF-IDF "
             f"logistic regression (untuned) reaches dev ROC-AUC {linear['dev_auc']:.3f} and test F1 {linear['f1']:.2f} "
             f"(for scale, the constant classifier that calls every sentence positive: {all_positive}); our "
-            f"networks reach dev "
-            f"AUC {min(auc):.3f}–{max(auc):.3f} and test F1 {min(f1):.2f}–{max(f1):.2f}. " + (
+            f"networks reach dev AUC {min(auc):.3f}–{max(auc):.3f} and test F1 {min(f1):.2f}–{max(f1):.2f}. " + (
                 f"Every network stays at least {gap:.3f} AUC below the linear model: the amount of labeled data, "
                 "not the code, limits this run (the network learns a synthetic keyword task to 100 % and fits "
                 "its training set; its dev AUC and the linear model's rise with the labeled count: package docstring)."
@@ -247,17 +245,21 @@ def diagnosis_markdown(ds: str, s: dict, linear: dict) -> list[str]:
 
 
 def settings_markdown(cfg, records: dict[str, dict]) -> list[str]:
-    """The perturbation settings the models were trained with (the seed gives no ε for the attention scores: SPEC
-    asks for the choice to be reported), each ε beside what it moves: per token ε/√T in RMS, and that as a share of
-    the model's own embedding rows (word methods) or of its scores' within-sentence spread (evaluate.py)."""
+    """The perturbation settings the models were trained with (SPEC: the attention ε is ours, report it), each ε per
+    data set as ε/√T per token (RMS) and its share of the model's embedding rows or score spread (evaluate.py)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)  # (ε, perturbs the scores) → the records trained with it
     for m in METHODS:
         for r in (r for r in records.values() if r.get("method") == m and r.get("eps")):
             groups[r["eps"], m.startswith("attention_")].append(r)
-    parts = [f"{e:g} for {', '.join(dict.fromkeys(METHOD_LABELS[r['method']] for r in recs))}" + (
-        f" ({np.mean([r['eps_per_token'] for r in recs]):.2f} per token in RMS, "
-        f"{np.mean([r['eps_share'] for r in recs]):.0%} of {'the scores’ spread' if scores else 'an embedding row'})"
-        if all(r.get("eps_share") is not None for r in recs) else "") for (e, scores), recs in sorted(groups.items())]
+    parts = []
+    for (e, scores), recs in sorted(groups.items()):  # sizes per data set: the mean over its models and seeds
+        per_ds = {ds: [r for r in recs if r["dataset"] == ds] for ds in sorted({r["dataset"] for r in recs})}
+        of = "the score spread" if scores else "a row"
+        sizes = "; ".join(f"{ds} {np.mean([r['eps_per_token'] for r in rs]):.2f} per token in RMS, "
+                          f"{np.nanmean([r['eps_share'] for r in rs]):.0%} of {of}"
+                          for ds, rs in per_ds.items() if all(r.get("eps_share") is not None for r in rs))
+        labels = ", ".join(dict.fromkeys(METHOD_LABELS[r["method"]] for r in recs))
+        parts.append(f"{e:g} for {labels}" + (f" ({sizes})" if sizes else ""))
     alpha = ("per token (`alpha_norm: token`): on the attention scores a sign-gradient step, |r_t| = ε/√T"
              if cfg.alpha_norm == "token" else "over the sentence (`alpha_norm: sentence`): AT's/VAT's direction")
     return [f"Perturbations (ε: the norm of r per sentence, over its real tokens): ε = {'; '.join(parts)}; "
@@ -305,8 +307,7 @@ def summarize(cfg, params: dict):
         for ds, s in per_ds.items():
             n_uls = sorted({int(n) for points in s["fig2"].values() for n in points})
             if n_uls:
-                n_l = s.get("n_labeled")
-                head = [f"{n:,}" + (f" ({n / n_l:.1f}×)" if n_l else "") for n in n_uls]
+                head = [f"{n:,}" + (f" ({n / s['n_labeled']:.1f}×)" if s.get("n_labeled") else "") for n in n_uls]
                 rows = [[METHOD_LABELS.get(m, m), *(report.fmt(points.get(str(n)), 2) for n in n_uls)]
                         for m, points in s["fig2"].items()]
                 md += [f"{ds}: dev F1 (%) at N_ul =", "", report.md_table(["model", *head], rows), ""]
@@ -340,8 +341,7 @@ def fig2_figure(per_ds: dict, out_path: Path) -> str | None:
                 x, y, e = np.array(pts).T
                 ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, color=COLORS.get(m),
                             label=METHOD_LABELS.get(m, m))
-        n_labeled = per_ds[ds].get("n_labeled")
-        if n_labeled:
+        if n_labeled := per_ds[ds].get("n_labeled"):
             ax.axvline(7 * n_labeled, color="gray", ls=":", lw=0.8)
             ax.text(7 * n_labeled, ax.get_ylim()[0], "7×N_l ", fontsize=7, color="gray", va="bottom", ha="right")
         ax.set_title(ds, fontsize=9)
