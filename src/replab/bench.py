@@ -524,21 +524,19 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         peer = {"peer_ms_per_step": peer_s * 1e3, "peer_ms_per_step_mean": peer_seconds / len(peer_times) * 1e3,
                 "peer_samples_per_s": case.samples_per_step / peer_s,
                 "peer_fraction_of_matmul": flops / peer_s / 1e9 / mm_gflops, "peer_ratio": peer_s / step_s}
+    seeds_result = dict.fromkeys(("seeds_ms_per_step", "seeds_samples_per_s", "seeds_speedup"))
+    together_s = statistics.median(together_times) if together_times else None
+    if together_s is not None:
+        seeds_result = {"seeds_ms_per_step": together_s * 1e3,
+                        "seeds_samples_per_s": together * case.samples_per_step / together_s,
+                        "seeds_speedup": together * step_s / together_s}  # ÷ the same seeds one after another
     sweep = dict.fromkeys(("sweep", "sweep_runs", "sweep_steps_per_run", "sweep_hours", "sweep_hours_seeds_together"))
     if case.sweep is not None:  # a projection from the measured step (training steps only), never a measurement
         name, variants, n_seeds, per_run = case.sweep
         sweep = {"sweep": name, "sweep_runs": variants * n_seeds, "sweep_steps_per_run": per_run,
-                 "sweep_hours": variants * n_seeds * per_run * step_s / 3600, "sweep_hours_seeds_together": None}
-    seeds_result = dict.fromkeys(("seeds_ms_per_step", "seeds_samples_per_s", "seeds_speedup"))
-    if together_times:
-        together_s = statistics.median(together_times)
-        seeds_result = {"seeds_ms_per_step": together_s * 1e3,
-                        "seeds_samples_per_s": together * case.samples_per_step / together_s,
-                        "seeds_speedup": together * step_s / together_s}  # ÷ the same seeds one after another
-        if case.sweep is not None:
-            _, variants, n_seeds, per_run = case.sweep
-            sweep["sweep_hours_seeds_together"] = seeds_together_hours(variants, n_seeds, per_run, together,
-                                                                       together_s, step_s)
+                 "sweep_hours": variants * n_seeds * per_run * step_s / 3600,
+                 "sweep_hours_seeds_together": None if together_s is None else seeds_together_hours(
+                     variants, n_seeds, per_run, together, together_s, step_s)}
     return {
         "paper": paper,
         "profile": profile,
@@ -739,7 +737,7 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
                 write_json(json_path, {"profile": profile, "steps": steps, "results": results, "failed": failed})
             except OSError as err:  # e.g. a full disk mid-run: the table of what ran still comes below
                 failed.append({"paper": "(JSON)", "error": f"{json_path}: cannot be written ({err.strerror or err})"})
-                print(f"bench --json {json_path}: cannot be written ({err.strerror or err}); stopping", file=sys.stderr)
+                print(f"bench --json {failed[-1]['error']}; stopping", file=sys.stderr)
                 break
     if results:
         if profile is not None:

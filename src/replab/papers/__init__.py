@@ -70,13 +70,12 @@ def check_params(params: dict) -> None:
     for name in datasets:
         registry.load_data_params(name, params=params)
     data = params.get("data") if isinstance(params.get("data"), dict) else {}
-    unknown = [key for key in data if key != "split_seed" and key not in registry.SOURCES]
-    if unknown:
-        raise ParamError(f"{PARAMS_FILE}: data.{unknown[0]}: unknown data set (allowed: split_seed, "
-                         f"{', '.join(registry.SOURCES)})")
-    for name in data:  # the sets this profile does not prepare too: a typo there is found now, not on switching
-        if name in registry.SOURCES and name not in datasets:
-            registry.load_data_params(name, params=params)
+    for name in (key for key in data if key not in datasets and key != "split_seed"):
+        # the sets this profile does not prepare too: a typo there is found now, not on switching profiles
+        if name not in registry.SOURCES:
+            raise ParamError(f"{PARAMS_FILE}: data.{name}: unknown data set (allowed: split_seed, "
+                             f"{', '.join(registry.SOURCES)})")
+        registry.load_data_params(name, params=params)
     for paper in PAPERS:
         load_section(paper_module(paper).Config, paper, params=params)
 

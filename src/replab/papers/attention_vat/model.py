@@ -299,8 +299,11 @@ def kl_binary(ref_logit: torch.Tensor, logit: torch.Tensor) -> torch.Tensor:
 def normalize_per_sentence(v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """v / ‖v‖₂ per sentence over the real tokens (and the embedding dim, if any); 0 on padding and where v = 0.
     A sentence's v whose squares underflow is first divided by its max |v| (rescale_underflowing_rows)."""
-    v = rescale_underflowing_rows(v * (mask if v.dim() == 2 else mask[..., None]), TINY)
-    return v / v.flatten(1).norm(dim=1).clamp_min(TINY).view(-1, *([1] * (v.dim() - 1)))
+    v = v * (mask if v.dim() == 2 else mask[..., None])
+    norm = v.flatten(1).norm(dim=1)
+    if (rescued := rescale_underflowing_rows(v, TINY, norm)) is not v:  # the rare sentence too small to square
+        v, norm = rescued, rescued.flatten(1).norm(dim=1)
+    return v / norm.clamp_min(TINY).view(-1, *([1] * (v.dim() - 1)))
 
 
 def random_direction(like: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

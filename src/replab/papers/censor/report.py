@@ -192,8 +192,7 @@ def _envelope(env_axis: dict, method: str) -> np.ndarray:
     return np.array([np.inf if v is None else v for v in env_axis[method].values()], float)
 
 
-def _compare(a: np.ndarray, b: np.ndarray, first: str = "the first", second: str = "the second"
-             ) -> tuple[np.ndarray, str]:
+def _compare(a: np.ndarray, b: np.ndarray, first: str, second: str) -> tuple[np.ndarray, str]:
     """a − b at the thresholds that a or b reaches (±inf where only one does), and those numbers in words (a's and
     b's names: `first`, `second`)."""
     reached = np.isfinite(a) | np.isfinite(b)
