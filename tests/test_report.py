@@ -38,6 +38,11 @@ def test_fmt_shows_missing_as_a_dash_and_partial_counts():
     assert report.fmt(report.mean_std([8.0, None])) == "8.00 (1 of 2)"
 
 
+def test_num_prints_one_value_or_a_dash():
+    assert report.num(0.8523, 3) == "0.852" and report.num(7, 2) == "7.00"
+    assert [report.num(v) for v in (None, float("nan"), float("inf"), "x", True)] == ["–"] * 5
+
+
 def test_greater_calls_float_equal_means_a_tie():
     """aae_ssl's Table 1 at Nl = 1000 once read "AAE(y,z) < AAE(z)" and the claim held on means 12.049999833 vs
     12.050000206: the same error counts, averaged in float32."""

@@ -116,6 +116,13 @@ def mean_std(values: Sequence[float | None]) -> dict[str, Any]:
     return {"mean": mean, "std": std, "n": n, **({"missing": lost} if lost else {})}
 
 
+def num(value: Any, digits: int = 2) -> str:
+    """One number with `digits` decimals (a paper's reference value, a single measure); MISSING for None, NaN, ±inf
+    or a non-number."""
+    number = finite(value)
+    return MISSING if number is None else f"{number:.{digits}f}"
+
+
 def fmt(stat: dict[str, Any] | tuple[float, float] | None, digits: int = 2) -> str:
     """"mean ± std"; the mean alone for one seed (a std of 0 would read as no variance); "–" when missing;
     "(n of N)" appended when some seeds' values were missing."""

@@ -161,7 +161,7 @@ def summarize(cfg: Config, params: dict):
         "",
         "Paper: with the digit (y) fixed, the typeface changes as z moves, and the same z gives a similar change "
         "for both digits (e.g. both slanted at the lower-right z). "
-        f"Test error of this model: {_percent(style_model_test_error())} %.",
+        f"Test error of this model: {report.num(style_model_test_error())} %.",
         "",
         f"![style grid]({style_png})",
     ])
@@ -182,10 +182,6 @@ def summarize(cfg: Config, params: dict):
 
 _SIGN = {True: "<", False: "≥", None: "? (missing)"}  # AAE(y,z) vs a baseline in Table 1's last column
 _BELOW = {True: "is below", False: "is not below", None: "cannot be compared (missing values) with"}
-
-
-def _percent(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
 
 
 def offdiag_fraction_below(corr: np.ndarray, threshold: float) -> float:

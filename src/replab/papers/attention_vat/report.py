@@ -44,6 +44,9 @@ PAPER_COLUMN = {"sst": "sst", "imdb": "imdb", "rt_snippets": "sst"}
 RATIONALE_MEASURES = (("auprc", "AUPRC"), ("average_precision", "Avg. Prec."), ("roc_auc_score", "ROC-AUC"))
 
 PAPER_CLAIMS = {
+    "attention_f1_supervised": "supervised test F1: Attention VAT/iVAT above vanilla and Word AT/iAT",
+    "vat_as_at_supervised": "supervised: Attention VAT/iVAT on a par with Attention AT/iAT in test F1 and Pearson r "
+                            "(the seed's 同等/同程度; not below the better of them by more than the noise)",
     "attention_ge_word_semi": "attention-level VAT ≥ word-level VAT in the semi-supervised setting (test F1: "
                               "Attention VAT ≥ Word VAT and Attention iVAT ≥ Word iVAT)",
     "attention_higher_corr": "Attention VAT/iVAT give a higher attention–gradient correlation (Pearson r) than "
@@ -63,8 +66,7 @@ def stat(values) -> dict | None:
 
 
 def _get(record: dict, measure: str):
-    rationale = measure in ("auprc", "average_precision", "roc_auc_score")
-    return (record.get("rationale") or {}).get(measure) if rationale else record.get(measure)
+    return (record.get("rationale") or {} if measure in dict(RATIONALE_MEASURES) else record).get(measure)
 
 
 def group(records: dict[str, dict]) -> dict:
@@ -116,12 +118,8 @@ def dataset_summary(groups: dict) -> dict:
             "evidence": evidence, "fig2": fig2, "n_labeled": groups["n_labeled"]}
 
 
-def _num(v: float | None, digits: int) -> str:
-    return "–" if v is None else f"{v:.{digits}f}"
-
-
 def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
-    """The seed's four claims judged on our numbers (means over seeds): (verdict words, claim_* booleans; None =
+    """The seed's claims judged on our numbers (means over seeds): (verdict words, claim_* booleans; None =
     not measured: a method or measure missing or undefined)."""
     checks: dict[str, list[tuple[bool | None, str]]] = {c: [] for c in PAPER_CLAIMS}
 
@@ -130,37 +128,39 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
 
     for ds, s in summary.items():
         t1a, t1b, t2 = s["table1a"], s["table1b"], s["table2"]
-        # 1. semi-supervised test F1: Attention VAT ≥ Word VAT, Attention iVAT ≥ Word iVAT
+        # supervised test F1 above vanilla and word AT/iAT; F1 and r on a par with attention AT/iAT (Sec. 4, 5.1)
+        if (mine := stats(t1a, OURS, "f1")) and (others := stats(t1a, ("vanilla", "word_at", "word_iat"), "f1")):
+            checks["attention_f1_supervised"].append(report.beats(ds, mine, others, 2))
+        for measure, label, digits in (("f1", "F1", 2), ("corr_pearson", "r", 3)):
+            if (mine := stats(t1a, OURS, measure)) and (at := stats(t1a, ("attention_at", "attention_iat"), measure)):
+                checks["vat_as_at_supervised"].append(report.beats(f"{ds} {label}", mine, at, digits, strict=False))
+        # semi-supervised test F1: Attention VAT ≥ Word VAT, Attention iVAT ≥ Word iVAT
         for ours, word in (("attention_vat", "word_vat"), ("attention_ivat", "word_ivat")):
             if ours in t1b and word in t1b:
                 checks["attention_ge_word_semi"].append(report.beats(ds, stats(t1b, [ours], "f1"),
                                                                  stats(t1b, [word], "f1"), 2, strict=False))
-        # 2. correlation above vanilla and the word-level methods, in each setting
+        # correlation above vanilla and the word-level methods, in each setting
         vanilla = stats(t1a, ["vanilla"], "corr_pearson")
         for setting, table, others in (("supervised", t1a, {**vanilla, **stats(t1a, WORD_LEVEL, "corr_pearson")}),
                                        ("semi", t1b, {**vanilla, **stats(t1b, WORD_LEVEL, "corr_pearson")})):
             mine = stats(table, OURS, "corr_pearson")
             if mine and others:
                 checks["attention_higher_corr"].append(report.beats(f"{ds} {setting}", mine, others, 3))
-        # 3. rationale agreement above vanilla and word-level VAT/iVAT on every measure
+        # rationale agreement above vanilla and word-level VAT/iVAT on every measure
         for key, label in RATIONALE_MEASURES if t2 else ():
             mine, others = stats(t2, OURS, key), stats(t2, ("vanilla", "word_vat", "word_ivat"), key)
             if mine and others:
                 checks["attention_better_rationales"].append(report.beats(f"{ds} {label}", mine, others, 3))
-        # 4. dev F1 at the largest N_ul above the smallest (Fig. 2), every method
+        # dev F1 at the largest N_ul above the smallest (Fig. 2), every method
         for m, points in s["fig2"].items():
             n_uls = sorted(points, key=int)
             if len(n_uls) >= 2:
                 checks["f1_rises_with_unlabeled"].append(report.beats(
                     ds, {f"{METHOD_LABELS.get(m, m)} at N_ul={n_uls[-1]}": points[n_uls[-1]]},
                     {f"at N_ul={n_uls[0]}": points[n_uls[0]]}, 2))
-    words, flags = {}, {}
-    for c, results in checks.items():
-        verdicts = [ok for ok, _ in results]
-        flags[c] = None if not verdicts or None in verdicts else all(verdicts)
-        word = {True: "holds", False: "does not hold", None: "not measured"}[flags[c]]
-        words[c] = f"{word} ({report.claim_detail(results) or 'no runs for it'})"
-    return words, flags
+    flags = {c: report.all_hold(ok for ok, _ in results) for c, results in checks.items()}
+    return {c: f"{report.verdict_words(flags[c], 'not measured')} ({report.claim_detail(results) or 'no runs for it'})"
+            for c, results in checks.items()}, flags
 
 
 def _f1_cell(t: dict) -> str:
@@ -181,8 +181,8 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
     md = [f"#### {ds}", ""]
 
     def row(m: str, t: dict, ref: tuple, *n_ul: str) -> list[str]:
-        return [METHOD_LABELS.get(m, m), *n_ul, _f1_cell(t), _num(ref[0], 2), report.fmt(t["corr_pearson"], 3),
-                _num(ref[1], 3), report.fmt(t["corr_kendall"], 3)]
+        return [METHOD_LABELS.get(m, m), *n_ul, _f1_cell(t), report.num(ref[0], 2),
+                report.fmt(t["corr_pearson"], 3), report.num(ref[1], 3), report.fmt(t["corr_kendall"], 3)]
 
     head = ["F1 ours", f"F1 {paper_label}", "Corr. (Pearson) ours", f"Corr. {paper_label}", "Kendall τ ours"]
     supervised = [m for m in METHODS if m in s["table1a"]] + sorted(set(s["table1a"]) - set(METHODS))
@@ -209,8 +209,8 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
         for m, t in s["table2"].items():
             ref = PAPER_TABLE_2.get(m, (None, None, None))
             rows.append([METHOD_LABELS.get(m, m) + (" (semi)" if m != "vanilla" else ""),
-                         *(f"{report.fmt(t[k], 3)} / {_num(r, 3)}" for (k, _), r in zip(RATIONALE_MEASURES, ref,
-                                                                                         strict=True))])
+                         *(f"{report.fmt(t[k], 3)} / {report.num(r, 3)}"
+                           for (k, _), r in zip(RATIONALE_MEASURES, ref, strict=True))])
         n_uls = sorted({s["n_unlabeled"][m] for m in s["table2"] if m in s["n_unlabeled"]})
         semi = f"; the semi-supervised models at N_ul = {' / '.join(f'{n:,}' for n in n_uls)}" if n_uls else ""
         semi += " (no unlabeled pool prepared: the VAT term on the labeled sentences alone)" if n_uls == [0] else ""

@@ -116,7 +116,7 @@ def summarize(cfg: Config, params: dict):
            f"{anomaly['seed']}, score = per-image {anomaly['score'].upper()}): ROC-AUC of the held-out class "
            "(positive) vs the other test images.", "",
            report.md_table(["held-out class", *aucs, "mean"],
-                           [["ROC-AUC", *(report.MISSING if v is None else f"{v:.3f}" for v in aucs.values()),
+                           [["ROC-AUC", *(report.num(v, 3) for v in aucs.values()),
                              report.MISSING if mean_auc is None else f"**{mean_auc:.3f}**"]]),
            "", f"![anomaly ROC-AUC]({figure})", ""]
 
