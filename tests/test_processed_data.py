@@ -295,6 +295,20 @@ def text_dir(tmp_path):
     return out
 
 
+def test_a_cut_pool_sequence_ends_in_eos_again(tmp_path):
+    """`unlabeled_max_length` cut the pool's long sequences and with them their <EOS>: the VAT term saw sequences
+    of a form no labeled one has."""
+    vocab = ["<pad>", "<unk>", "<SOS>", "<EOS>", "good", "bad", "film"]
+    docs = [["good", "film"], ["bad", "film"]]
+    splits = {name: {"docs": docs, "labels": [1, 0]} for name in text.SPLITS}
+    text.write_text_splits(tmp_path / "rt_snippets", splits, vocab, {"dataset": "rt_snippets", "source": "test"},
+                           sos_eos=True, unlabeled=[["good", "bad", "film", "film", "bad"], ["film"]])
+    data = load_text("rt_snippets", torch.device("cpu"), unlabeled_max_length=4, root=tmp_path)
+    assert data.tokens["unlabeled"].tolist() == [[2, 4, 5, 3], [2, 6, 3, 0]]  # <SOS> good bad <EOS>; untouched
+    assert data.lengths["unlabeled"].tolist() == [4, 3]
+    assert data.tokens["train"].tolist() == [[2, 4, 6, 3], [2, 5, 6, 3]]  # labeled splits are never cut
+
+
 def load_all(folder):
     return lambda: load_text(folder.name, torch.device("cpu"), root=folder.parent)
 

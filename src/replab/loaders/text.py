@@ -38,10 +38,12 @@ class TextData:
 def load_text(dataset: str, device: torch.device, unlabeled_max_length: int = 0, root: Path | None = None,
               splits: tuple[str, ...] = ("train", "dev", "test", "unlabeled")) -> TextData:
     """data/processed/<dataset>/ → tensors on `device`: train/dev/test, the unlabeled pool (cut to
-    `unlabeled_max_length` tokens if > 0) and embeddings.npy if the set was prepared with fastText rows; `splits`
+    `unlabeled_max_length` tokens if > 0; a cut sequence of a set wrapped in <SOS> … <EOS> ends in <EOS> again, as
+    every sequence the model sees does) and embeddings.npy if the set was prepared with fastText rows; `splits`
     limits what is loaded (evaluation needs dev and test only). Malformed arrays raise DataError naming the file."""
     folder = (root or PROCESSED_ROOT) / dataset
     meta = read_json(folder / "meta.json", expect=dict, stage=f"prepare@{dataset}")
+    special_ids = meta.get("special_ids", {"pad": 0, "unk": 1})
     vocab_size = len(read_vocab(folder))
     tokens, lengths, labels, evidence = {}, {}, {}, {}
     for split in splits:
@@ -50,7 +52,10 @@ def load_text(dataset: str, device: torch.device, unlabeled_max_length: int = 0,
         arrays = load_text_split(folder, split, vocab_size)  # ids within the vocabulary, 1 <= length <= T, 0/1
         t, n = arrays["tokens"].astype(np.int64), arrays["lengths"].astype(np.int64)
         if split == "unlabeled" and unlabeled_max_length:
-            t, n = t[:, :unlabeled_max_length], np.minimum(n, unlabeled_max_length)
+            cut = n > unlabeled_max_length
+            t, n = t[:, :unlabeled_max_length].copy(), np.minimum(n, unlabeled_max_length)
+            if special_ids.get("eos") is not None:
+                t[cut, unlabeled_max_length - 1] = special_ids["eos"]
         tokens[split] = torch.from_numpy(np.ascontiguousarray(t)).to(device)
         lengths[split] = torch.from_numpy(n).to(device)
         if split != "unlabeled":
@@ -63,5 +68,5 @@ def load_text(dataset: str, device: torch.device, unlabeled_max_length: int = 0,
         if w.ndim != 2 or len(w) != vocab_size or w.dtype.kind != "f" or not np.isfinite(w).all():
             raise DataError(f"{path}: expected finite float [{vocab_size}, d] rows aligned with vocab.json")
         table = torch.from_numpy(w.astype(np.float32)).to(device)
-    return TextData(tokens, lengths, labels, vocab_size, meta.get("special_ids", {"pad": 0, "unk": 1}), table,
+    return TextData(tokens, lengths, labels, vocab_size, special_ids, table,
                     meta.get("source", "unknown"), dataset, evidence)

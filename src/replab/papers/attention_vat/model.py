@@ -76,7 +76,7 @@ class Config:
                             "its directions (Sato) or over the whole sentence")
     n_unlabeled: int = param(0, ge=0, doc="N_ul of the semi setting; 0 = the whole prepared pool "
                                           "(data.<name>.n_unlabeled: the paper's 50,000 SST / 150,000 IMDB)")
-    unlabeled_max_length: int = param(0, ge=0, doc="truncate pool sequences to this many tokens; 0 = keep")
+    unlabeled_max_length: int = param(0, ge=0, doc="cut pool sequences to this many tokens, <EOS> kept last; 0 = keep")
     fig2: Fig2Config = param(Fig2Config())
 
     @property
