@@ -344,6 +344,25 @@ def _without(params: dict, key: str) -> dict:
     (lambda p: {**p, "data": {**p["data"], "eraser": {}}}, "params.yaml: data.eraser: unknown data set (allowed: "
      "split_seed, mnist5k, mnist, fashion_mnist, writers, emnist_writers, har, usc_had, rt_snippets, sst, imdb, "
      "eraser_movies, lm1b, fasttext)"),
+    # a deleted key ran on the code's default (attention_vat.lr 1e-3, not quick's 3e-3) with no word
+    (lambda p: {**p, "attention_vat": _without(p["attention_vat"], "lr")},
+     "params.yaml: attention_vat.lr: missing (params.yaml sets every key: `replab compose profile=<name>` writes "
+     "them all, `dvc exp run -S` edits them)"),
+    (lambda p: {**p, "aae_ssl": {**p["aae_ssl"], "style": _without(p["aae_ssl"]["style"], "z_dim")}},
+     "params.yaml: aae_ssl.style.z_dim: missing (params.yaml sets every key: `replab compose profile=<name>` writes "
+     "them all, `dvc exp run -S` edits them)"),
+    (lambda p: {**p, "runtime": _without(p["runtime"], "threads")},
+     "params.yaml: runtime.threads: missing (params.yaml sets every key: `replab compose profile=<name>` writes "
+     "them all, `dvc exp run -S` edits them)"),
+    # a set no stage prepares passed check, compose and sweep, and failed in the training stage
+    (lambda p: {**p, "attention_vat": {**p["attention_vat"], "datasets": ["rt_snippets", "sst"]}},
+     "params.yaml: attention_vat.datasets = ['rt_snippets', 'sst']: sst is not in `datasets` (no stage prepares "
+     "it; add it there: now mnist5k, writers, har, rt_snippets)"),
+    (lambda p: {**p, "censor": {**p["censor"], "dataset": "usc_had"}},
+     "params.yaml: censor.dataset = 'usc_had': usc_had is not in `datasets` (no stage prepares it; add it there: "
+     "now mnist5k, writers, har, rt_snippets)"),
+    (lambda p: {**p, "aae_ssl": {**p["aae_ssl"], "seeds": [0, 2**31]}},
+     "params.yaml: aae_ssl.seeds[1] = 2147483648: must be <= 2147483647"),
 ])
 def test_check_refuses_a_malformed_section(edit, message, in_tmp, capsys):
     """These passed `replab check` (or raised AttributeError) and failed later, at DVC's render or in a stage."""
@@ -368,3 +387,14 @@ def test_the_check_params_stage_stops_a_device_this_machine_lacks(in_tmp, capsys
     assert capsys.readouterr().err == ("error: params.yaml: runtime.device = 'cuda': no CUDA device is visible "
                                        "(allowed here: auto, cpu)\n")
     assert not (in_tmp / "data" / "params.checked").exists()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda path: path.write_bytes(b"runtime: {}\n\xff\xfe"), "params.yaml: not UTF-8 text (byte 12: invalid "
+                                                                 "start byte)"),
+    (lambda path: path.mkdir(), "params.yaml: cannot be read (Is a directory)"),
+])
+def test_an_unreadable_params_yaml_is_one_line(make, message, in_tmp, capsys):
+    make(in_tmp / "params.yaml")
+    assert main(["check"]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"

@@ -23,6 +23,9 @@ from replab.io import YAMLSyntaxError, parse_yaml
 
 PARAMS_FILE = "params.yaml"
 T = TypeVar("T")
+# The largest seed a param may hold (`le=SEED_MAX`): NumPy's RandomState takes seeds below 2**32, and the headroom
+# covers the small offsets added to a seed for separate streams
+SEED_MAX = 2**31 - 1
 
 
 class ParamError(ValueError):
@@ -43,11 +46,15 @@ def param(default: Any = dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=N
 def read_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     path = Path(path)
     try:
-        data = parse_yaml(path.read_text())
+        data = parse_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ParamError(f"{path}: not found (run from the repository root)") from None
     except YAMLSyntaxError as err:
         raise ParamError(f"{path}: not valid YAML ({err})") from None
+    except UnicodeDecodeError as err:
+        raise ParamError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason})") from None
+    except OSError as err:  # a directory, no permission
+        raise ParamError(f"{path}: cannot be read ({err.strerror or err})") from None
     if not isinstance(data, dict):
         raise ParamError(f"{path}: must be a mapping of sections")
     return data
@@ -137,6 +144,22 @@ def _check_limits(value: Any, key: str, meta: typing.Mapping[str, Any]) -> None:
         bound = meta.get(name)
         if bound is not None and not ok(value, bound):
             raise ParamError(f"{key} = {value!r}: must be {text} {bound}")
+
+
+def missing_key(cls: type, data: Any, where: str) -> str | None:
+    """The first field of `cls` (nested sections included) that the mapping `data` does not set, as a key path
+    under `where`; None when every one is set. `parse` fills an absent key with the code's default, which need
+    not be the profile's (`check_params` requires params.yaml to set every key)."""
+    if not isinstance(data, dict):
+        return None
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            return f"{where}.{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]) and (inner := missing_key(hints[f.name], data[f.name],
+                                                                              f"{where}.{f.name}")):
+            return inner
+    return None
 
 
 def fail(where: str, message: str) -> typing.NoReturn:

@@ -53,7 +53,7 @@ def check_params(params: dict) -> None:
     section): ParamError, one line naming the key, on the first fault. What `replab check` and the check_params
     stage run, and what `replab sweep` runs on each grid point before queueing it."""
     from replab.data import registry
-    from replab.params import check_meta_profile, load_runtime, load_section
+    from replab.params import Runtime, check_meta_profile, load_runtime, load_section, missing_key
 
     allowed = (*SHARED_SECTIONS, *PAPERS)
     unknown = [key for key in params if key not in allowed]
@@ -76,8 +76,24 @@ def check_params(params: dict) -> None:
             raise ParamError(f"{PARAMS_FILE}: data.{name}: unknown data set (allowed: split_seed, "
                              f"{', '.join(registry.SOURCES)})")
         registry.load_data_params(name, params=params)
+    prepared = set(datasets)
     for paper in PAPERS:
-        load_section(paper_module(paper).Config, paper, params=params)
+        cfg = load_section(paper_module(paper).Config, paper, params=params)
+        for key in ("dataset", "datasets"):  # the sets a paper reads must be ones the pipeline prepares
+            named = getattr(cfg, key, None)
+            if named is not None and (absent := [n for n in ([named] if isinstance(named, str) else named)
+                                                 if n not in prepared]):
+                raise ParamError(f"{PARAMS_FILE}: {paper}.{key} = {named!r}: {absent[0]} is not in `datasets` "
+                                 f"(no stage prepares it; add it there: now {', '.join(datasets)})")
+    # every key set: an absent one would run on the code's default, not the profile's (`replab compose` writes all)
+    sections = [(paper_module(paper).Config, params[paper], paper) for paper in PAPERS]
+    sections += [(Runtime, params["runtime"], "runtime")]
+    sections += [(registry.get(name).config_class(), section, f"data.{name}") for name, section in data.items()
+                 if name != "split_seed"]
+    for cls, section, where in sections:
+        if key := missing_key(cls, section, where):
+            raise ParamError(f"{PARAMS_FILE}: {key}: missing (params.yaml sets every key: `replab compose "
+                             f"profile=<name>` writes them all, `dvc exp run -S` edits them)")
 
 
 @dataclass(frozen=True)

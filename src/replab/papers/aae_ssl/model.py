@@ -17,7 +17,7 @@ from replab import runtime as rt
 from replab.batches import map_batches
 from replab.data.images import stratified_holdout
 from replab.functional import Linear
-from replab.params import ParamError, fail, param
+from replab.params import SEED_MAX, ParamError, fail, param
 
 PAPER = "aae_ssl"
 MODELS = ("ae", "aae_z", "aae_yz")
@@ -42,7 +42,7 @@ class StyleConfig:
     z_dim: int = param(2, ge=1, doc="style code size of the Fig. 4 model")
     n_labeled: int = param(1000, ge=10)
     iterations: int = param(2000, ge=1)
-    seed: int = param(0, ge=0)
+    seed: int = param(0, ge=0, le=SEED_MAX)
     grid_range: float = param(30.0, gt=0, doc="z1, z2 swept over −range … +range (seed: 30)")
     grid_step: float = param(6.0, gt=0, doc="grid spacing (seed: 6 → 11 × 11 images)")
     digits: list[int] = param([0, 1], ge=0, lt=10, nonempty=True, doc="fixed y = one-hot(digit)")
@@ -53,7 +53,7 @@ class Config:
     dataset: str = param("mnist5k", choices=IMAGE_DATASETS)
     models: list[str] = param(list(MODELS), each_choices=MODELS, nonempty=True)
     n_labeled: list[int] = param([100, 600, 1000], ge=10, nonempty=True, doc="Nl, class-balanced")
-    seeds: list[int] = param([0, 1], ge=0, nonempty=True)
+    seeds: list[int] = param([0, 1], ge=0, le=SEED_MAX, nonempty=True)
     hidden: int = param(1000, ge=1, doc="units per hidden layer (encoder, decoder, discriminator)")
     z_dim: int = param(50, ge=1)
     dropout: float = param(0.5, ge=0.0, lt=1.0)

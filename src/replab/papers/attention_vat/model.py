@@ -15,7 +15,7 @@ from torch import nn
 from replab.functional import Linear, rescale_underflowing_rows
 from replab.io import DataError
 from replab.loaders.text import TextData
-from replab.params import param
+from replab.params import SEED_MAX, param
 
 PAPER = "attention_vat"
 TEXT_DATASETS = ("rt_snippets", "sst", "imdb", "eraser_movies")
@@ -52,7 +52,7 @@ class Config:
     methods: list[str] = param(list(METHODS), each_choices=METHODS, nonempty=True, doc="supervised setting")
     semi_methods: list[str] = param(list(SEMI_METHODS), each_choices=SEMI_METHODS, nonempty=True,
                                     doc="semi-supervised setting (Table 1b)")
-    seeds: list[int] = param([0], ge=0, nonempty=True)
+    seeds: list[int] = param([0], ge=0, le=SEED_MAX, nonempty=True)
     embedding_dim: int = param(300, ge=1)
     hidden: int = param(128, ge=1, doc="BiLSTM units per direction")
     attention_dim: int = param(128, ge=1, doc="d' of W ∈ R^{d'×m} in ã_t = cᵀ tanh(W h_t + b)")

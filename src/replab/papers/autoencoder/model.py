@@ -12,7 +12,7 @@ from torch import nn
 from replab import runtime as rt
 from replab.batches import map_batches
 from replab.functional import Linear, bce_with_logits
-from replab.params import param
+from replab.params import SEED_MAX, param
 
 PAPER = "autoencoder"
 MODELS = ("simple", "deep", "conv", "denoising")
@@ -45,7 +45,7 @@ class DenoisingSchedule(Schedule):
     """The denoising model's schedule and its noise (kept here so that only this model depends on it)."""
 
     noise_factor: float = param(0.5, ge=0.0, doc="noisy = clip(x + factor·N(0, 1), 0, 1)")
-    noise_seed: int = param(0, ge=0, doc="noise of the test/validation images (the same for every seed)")
+    noise_seed: int = param(0, ge=0, le=SEED_MAX, doc="noise of the test/validation images (the same for every seed)")
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class AnomalyConfig:
     batch_size: int = param(256, ge=1)
     held_out: list[int] = param(list(range(N_CLASSES)), ge=0, lt=N_CLASSES, nonempty=True,
                                 doc="classes held out in turn (positives of the ROC)")
-    seed: int = param(0, ge=0)
+    seed: int = param(0, ge=0, le=SEED_MAX)
     score: str = param("mse", choices=SCORES, doc="per-image reconstruction error: mean squared or BCE")
 
 
@@ -65,7 +65,7 @@ class AnomalyConfig:
 class Config:
     dataset: str = param("mnist5k", choices=IMAGE_DATASETS)
     models: list[str] = param(list(MODELS), each_choices=MODELS, nonempty=True)
-    seeds: list[int] = param([0, 1, 2], ge=0, nonempty=True)
+    seeds: list[int] = param([0, 1, 2], ge=0, le=SEED_MAX, nonempty=True)
     simple: Schedule = param(Schedule(epochs=50, batch_size=256))
     deep: Schedule = param(Schedule(epochs=100, batch_size=256))
     conv: Schedule = param(Schedule(epochs=50, batch_size=128))

@@ -13,7 +13,7 @@ from torch import nn
 
 from replab.functional import Linear
 from replab.io import DataError
-from replab.params import fail, param
+from replab.params import SEED_MAX, fail, param
 
 PAPER = "censor"
 METHODS = ("afl_mlp", "afl_dnn", "sct", "lsm")
@@ -87,7 +87,7 @@ class Config:
     dataset: str = param("usc_had", choices=HAR_DATASETS)
     methods: list[str] = param(list(METHODS), each_choices=METHODS, nonempty=True)
     lambdas: list[float] = param([0.1, 0.2, 0.5, 1.0, 1.5, 2.0, 2.5], ge=0.0, nonempty=True)
-    seeds: list[int] = param([0], ge=0, nonempty=True)
+    seeds: list[int] = param([0], ge=0, le=SEED_MAX, nonempty=True)
     encoder: EncoderConfig = param(EncoderConfig())
     pretrain: PretrainConfig = param(PretrainConfig())
     adversarial: AdversarialConfig = param(AdversarialConfig())

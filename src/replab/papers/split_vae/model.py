@@ -14,7 +14,7 @@ from torch import nn
 
 from replab.batches import images_to_tensor
 from replab.functional import Linear, bce_with_logits, tanh
-from replab.params import ParamError, fail, param
+from replab.params import SEED_MAX, ParamError, fail, param
 
 PAPER = "split_vae"
 EXPERIMENTS = ("exp1", "exp2")
@@ -61,7 +61,7 @@ class Exp2Config(ExperimentConfig):
     n_writers: int = param(100, ge=0, doc="writers in the subset (article: 100); 0 = all writers, no band")
     min_train: int = param(60, ge=1, doc="eligible writers have min_train … max_train training images")
     max_train: int = param(100, ge=1)
-    subset_seed: int = param(0, ge=0, doc="draws the subset (the same for every seed)")
+    subset_seed: int = param(0, ge=0, le=SEED_MAX, doc="draws the subset (the same for every seed)")
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class TsneConfig:
 class Config:
     dataset: str = param("writers", choices=WRITER_DATASETS, doc="embedded writers | EMNIST digits + writer ids")
     experiments: list[str] = param(list(EXPERIMENTS), each_choices=EXPERIMENTS, nonempty=True)
-    seeds: list[int] = param([0], ge=0, nonempty=True)
+    seeds: list[int] = param([0], ge=0, le=SEED_MAX, nonempty=True)
     hidden: int = param(500, ge=1, doc="encoder/decoder hidden units (notebook: 500)")
     c1: float = param(1.0, ge=0.0, doc="weight of KL_A + KL_B")
     c2: float = param(39.0625, ge=0.0, doc="weight of the batch-mean digit CE (notebook: 10000 / 256)")
