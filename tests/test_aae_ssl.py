@@ -359,3 +359,16 @@ def test_report_quotes_a_failing_comparison_within_the_spread_once():
     assert _close_call_list([a, c], [a]) == ["the failing comparison above", c]
     assert _close_call_list([a, c], [a, b]) == ["of the failing comparisons above, " + a, c]
     assert _close_call_list([c], [a]) == [c]
+
+
+def test_report_without_the_evaluations_plot_data_names_the_file(in_tmp):
+    """`replab report` in a fresh clone (metrics in git, the eval stage's npz not pulled) ended in numpy's
+    FileNotFoundError traceback."""
+    from replab.io import DataError
+
+    errors = {"ae": {100: [20.0, 22.0], 600: [10.0, 11.0]}, "aae_z": {100: [25.0, 23.0], 600: [9.0, 9.5]},
+              "aae_yz": {100: [8.0, 9.0], 600: [6.0, 7.0]}}
+    cfg = _constructed_sweep(in_tmp, errors, {m: _corr(np.zeros((60, 60))) for m in ("ae", "aae_z", "aae_yz")})
+    (in_tmp / "plots/aae_ssl/variants/ae-100-0/latent_corr.npz").unlink()
+    with pytest.raises(DataError, match=r"^plots/aae_ssl/variants/ae-100-0/latent_corr.npz: missing \(run the stage"):
+        aae_ssl.summarize(cfg, {})

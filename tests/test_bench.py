@@ -365,8 +365,8 @@ def test_seeds_together_projection_counts_groups_and_the_seeds_left_over():
 def test_json_path_is_written_to_before_the_run_and_a_paper_named_twice_runs_once(tmp_path, monkeypatch):
     """os.access says yes for root on /proc: check_writable writes a file to be sure."""
     with pytest.raises(bench.ParamError, match=r"bench --json /proc/x.json: /proc is not writable \("):
-        bench.check_writable("/proc/x.json")
-    bench.check_writable(str(tmp_path / "out.json"))
+        bench.check_writable("/proc/x.json", "bench --json")
+    bench.check_writable(str(tmp_path / "out.json"), "bench --json")
     assert list(tmp_path.iterdir()) == []  # the probe file is gone
     ran = []
     monkeypatch.setattr(bench, "run_bench", lambda paper, *a: ran.append(paper) or {"paper": paper})
@@ -480,7 +480,8 @@ def test_bench_checks_the_json_path_before_running(tmp_path, monkeypatch):
             bench.main(["aae_ssl"], 1, json_path=str(bad))
         assert "\n" not in str(err.value) and f"--json {bad}" in str(err.value)
     assert ran == []
-    bench.check_writable(str(tmp_path / "new" / "dir" / "out.json"))  # missing folders are created later
+    # missing folders are created later
+    bench.check_writable(str(tmp_path / "new" / "dir" / "out.json"), "bench --json")
 
 
 @pytest.mark.slow

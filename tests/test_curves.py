@@ -72,6 +72,10 @@ def test_a_file_not_in_dvclive_format_is_an_error_naming_it(in_tmp):
     with pytest.raises(DataError) as err:
         read_live_tsv(path)
     one_line_naming(err, f"{path}:2")
+    path.write_bytes(b"step\tloss\n0\t\xff\n")  # was UnicodeDecodeError's traceback
+    with pytest.raises(DataError, match="not UTF-8 text at byte 12") as err:
+        read_live_tsv(path)
+    one_line_naming(err, str(path))
     path.write_text("timestamp\tstep\tloss\n1\t0\tinf\n2\t1\t0.5\n")  # Live.log_metric(..., timestamp=True)
     name, points = read_live_tsv(path)
     assert name == "loss" and points[1] == (1.0, 0.5) and math.isinf(points[0][1])

@@ -398,3 +398,26 @@ def test_an_unreadable_params_yaml_is_one_line(make, message, in_tmp, capsys):
     make(in_tmp / "params.yaml")
     assert main(["check"]) == 2
     assert capsys.readouterr().err == f"error: {message}\n"
+
+
+def test_running_out_of_memory_is_one_line_and_other_errors_still_raise(monkeypatch, capsys):
+    """attention_vat.embedding_dim = 100000000000 passed check and the stage ended in the allocator's traceback."""
+    import torch
+
+    from replab import cli
+
+    def allocate(args):
+        torch.empty(10**15)  # 4 PB: PyTorch's CPU allocator refuses it (a RuntimeError)
+
+    monkeypatch.setattr(cli, "_check", allocate)
+    assert main(["check"]) == 2
+    assert capsys.readouterr().err == (
+        "error: out of memory (tried to allocate 4000000000000000 bytes): the sizes in params.yaml (batch sizes, "
+        "hidden and embedding sizes, data set sizes) are too large for this device's memory\n")
+
+    def other(args):
+        raise RuntimeError("a bug, not memory")
+
+    monkeypatch.setattr(cli, "_check", other)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["check"])

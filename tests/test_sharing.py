@@ -596,3 +596,14 @@ def test_sweep_refuses_a_bad_timeout_or_name_before_queueing(argv, message, in_t
     (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose("profile=smoke")))
     assert main(["sweep", "aae_ssl", "lambda_rec=1,2", *argv, "--dry-run"]) == 2
     assert capsys.readouterr() == ("", message)
+
+
+@pytest.mark.parametrize("out, problem", [(".", "is a directory"), ("/proc/x.md", "/proc is not writable (")])
+def test_compare_out_is_checked_before_any_experiment_is_read(out, problem, in_tmp, capsys, monkeypatch):
+    """`compare --out /proc/x.md` or `--out plots` read every experiment and then ended in a traceback."""
+    from replab import compare
+
+    monkeypatch.setattr(compare, "list_experiments", lambda *a: pytest.fail("experiments read before --out"))
+    assert main(["compare", "aae_ssl", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: compare --out {out}: {problem}") and err.count("\n") == 1

@@ -41,7 +41,6 @@ import math
 import os
 import statistics
 import sys
-import tempfile
 import time
 import traceback
 import warnings
@@ -56,7 +55,7 @@ from torch.utils._pytree import tree_map_only
 
 from replab import runtime as rt
 from replab.batches import EndlessBatches
-from replab.io import DataError, PartialFailure, write_json
+from replab.io import DataError, PartialFailure, check_writable, write_json
 from replab.params import COMPILE_MODES, ParamError, Runtime, load_runtime, load_section
 
 WARMUP_STEPS = 3
@@ -677,25 +676,6 @@ def format_table(results: list[dict]) -> str:
     return "\n".join([*top, line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-def check_writable(path: str) -> None:
-    """ParamError unless a file can be written at `path` (`--json`), so a bad path fails before the benchmark."""
-    target = Path(path)
-    parent = next((p for p in target.absolute().parents if p.exists()), None)
-    if target.is_dir():
-        problem = "is a directory"
-    elif parent is not None and not parent.is_dir():
-        problem = f"{parent} is not a directory"
-    elif parent is None or not os.access(parent, os.W_OK | os.X_OK):
-        problem = f"{parent} is not writable"
-    else:
-        try:  # os.access says yes for root, and on special filesystems (/proc): write one to be sure
-            with tempfile.NamedTemporaryFile(dir=parent, prefix=".replab-bench-"):
-                return
-        except OSError as err:
-            problem = f"{parent} is not writable ({err.strerror})"
-    raise ParamError(f"bench --json {path}: {problem} (give a file path to write the results to)")
-
-
 def main(papers: list[str], steps: int, profile: str | None = None, json_path: str | None = None,
          process_defaults: bool = False, compile_mode: str | None = None, seeds: int | None = None) -> list[dict]:
     """Benchmark each paper in turn; one line for a paper without a benchmark; then one table on stdout (and
@@ -717,7 +697,7 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
     if compile_mode is not None and compile_mode not in COMPILE_MODES:
         raise ParamError(f"bench --compile {compile_mode}: unknown mode (allowed: {', '.join(COMPILE_MODES)})")
     if json_path is not None:
-        check_writable(json_path)
+        check_writable(json_path, "bench --json")
     params = profile_params(profile)
     results, failed = [], []
     for paper in papers:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 import time
 import typing
@@ -212,6 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def out_of_memory(err: BaseException) -> str | None:
+    """One line for an allocation that failed (Python's MemoryError, PyTorch's CPU allocator, CUDA/MPS out of
+    memory: usually sizes in params.yaml too large for the device); None for any other error."""
+    text = " ".join(str(err).split())
+    if not (isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in text or "out of memory" in text.lower()):
+        return None
+    tried = re.search(r"(?:you )?tried to allocate ([\d.]+ ?[KMGTP]?i?B|\d+ bytes)", text)
+    return (f"out of memory{f' (tried to allocate {tried.group(1)})' if tried else ''}: the sizes in params.yaml "
+            "(batch sizes, hidden and embedding sizes, data set sizes) are too large for this device's memory")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; `argv=None` (a process entry point: console script, `python src/replab`, `python -m
     replab`) first makes sure the code running is the enclosing repository's (replab.isolation)."""
@@ -236,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as err:  # torch.OutOfMemoryError is a RuntimeError
+        if (message := out_of_memory(err)) is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     if args.command in ("train", "evaluate", "report"):
         print(f"{args.command} finished in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return 0

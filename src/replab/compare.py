@@ -686,6 +686,10 @@ def compare(paper: str, specs: Sequence[str], fmt: str = "md", out: str | None =
     if fmt not in ("md", "csv"):
         raise ParamError(f"compare --format {fmt!r}: allowed: md, csv")
     metrics_pattern(metrics)  # a bad regex fails before any experiment is read
+    if out:
+        from replab.io import check_writable
+
+        check_writable(out, "compare --out")
     chosen = resolve(specs, list_experiments(all_commits), baseline)
     if not chosen:
         raise DataError("compare: no experiments here (run some, or `dvc exp pull <git remote>`)")

@@ -84,8 +84,11 @@ def current_variants(paper: str, outputs: list[Path] | None = None) -> list[str]
 def read_live_tsv(path: Path) -> tuple[str, list[tuple[float, float]]]:
     """A DVCLive metric file → (value column name, [(step, value), ...]). Raises DataError naming the file when
     it is not DVCLive's format."""
-    with path.open(newline="") as handle:
-        rows = list(csv.reader(handle, delimiter="\t"))
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle, delimiter="\t"))
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not a DVCLive metric file (not UTF-8 text at byte {err.start})") from None
     if not rows or rows[0][:-1] not in (["step"], ["timestamp", "step"]):
         raise DataError(f"{path}: not a DVCLive metric file (expected the header `[timestamp] step <name>`)")
     step = len(rows[0]) - 2

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from replab.io import read_npz
 from replab.papers.aae_ssl.model import MAKHZANI_NL100, MODEL_LABELS, N_CLASSES, PAPER_TABLE1, Config, variant_key
 
 
@@ -85,7 +86,7 @@ def summarize(cfg: Config, params: dict):
     corr_models = [m for m in ("ae", "aae_yz") if m in cfg.models]
     fig, axes = plt.subplots(1, len(corr_models), figsize=(4.8 * len(corr_models), 4.2), squeeze=False)
     for ax, m in zip(axes[0], corr_models):
-        corr = np.load(Path("plots/aae_ssl/variants") / variant_key(m, smallest, cfg.seeds[0]) / "latent_corr.npz")
+        corr = read_npz(Path("plots/aae_ssl/variants") / variant_key(m, smallest, cfg.seeds[0]) / "latent_corr.npz")
         image = ax.imshow(corr["corr"], cmap="RdBu_r", vmin=-1, vmax=1)
         n_z = corr["corr"].shape[0] - N_CLASSES
         ax.axhline(n_z - 0.5, color="k", lw=0.6), ax.axvline(n_z - 0.5, color="k", lw=0.6)
@@ -95,14 +96,14 @@ def summarize(cfg: Config, params: dict):
     # the seed's measure is a count ("more components near 0"): the fraction of off-diagonal entries with
     # |corr| < corr_threshold, from every seed's matrix; the mean |corr| and the y–z block stand beside it
     near_zero = {m: report.mean_std([offdiag_fraction_below(
-        np.load(Path("plots/aae_ssl/variants") / variant_key(m, smallest, s) / "latent_corr.npz")["corr"],
+        read_npz(Path("plots/aae_ssl/variants") / variant_key(m, smallest, s) / "latent_corr.npz")["corr"],
         cfg.corr_threshold) for s in cfg.seeds]) for m in cfg.models}
     yz_corr = {m: stat(m, smallest, "latent_corr_yz_mean_abs") for m in cfg.models}
     offdiag_corr = {m: stat(m, smallest, "latent_corr_offdiag_mean_abs") for m in cfg.models}
     fig3_claim = fig3_more_near_zero(near_zero)
 
     # Fig. 4: style grids of the 2-D z model
-    grids = np.load(Path("plots/aae_ssl/variants/style/style_grid.npz"))
+    grids = read_npz(Path("plots/aae_ssl/variants/style/style_grid.npz"))
     fig, axes = plt.subplots(1, len(cfg.style.digits), figsize=(4.5 * len(cfg.style.digits), 4.6), squeeze=False)
     for ax, d in zip(axes[0], cfg.style.digits):
         g = grids[f"digit_{d}"]
