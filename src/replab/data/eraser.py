@@ -12,7 +12,10 @@ no `<SOS>`/`<EOS>`. Evidence mask: the union over every evidence of every group 
 `[start_token, end_token)` (end exclusive), as ERASER's `PositionScoredDocument` builds the truth vector.
 Quirks, counted in meta.json: annotations with an empty `evidences` list are kept with an all-zero mask
 (ERASER's metric scores such a document against an all-False truth); a repeated `annotation_id` within a
-split is dropped (the first kept). An evidence span outside its document is a DataError naming the file.
+split is dropped (the first kept). A record of another shape (an evidence group that is not a list, an evidence
+that is not an object with integer `start_token` / `end_token`, a non-string `annotation_id`, `docids` that
+is not a list of strings) is a DataError naming the file and line; an evidence span outside its document, a
+document left without tokens or a split without both classes one naming the file (and member).
 Splits: ERASER's train / val (written as dev) / test. Unlabeled pool (`unlabeled`, for Table 2's
 semi-supervised models): none by default, or lm1b's sample / aclImdb's unsup reviews, drawn as for sst and imdb
 (`replab.data.imdb.unlabeled_pool`); its texts are cleaned by J&W's recipe, ERASER's tokens are not.
@@ -31,10 +34,10 @@ import numpy as np
 
 from replab.data.fasttext import embeddings_for
 from replab.data.imdb import unlabeled_pool
-from replab.data.text import EMBEDDINGS, POOLS, fit_vocab, pinned_raw, write_text_splits
+from replab.data.text import EMBEDDINGS, POOLS, fit_vocab, pinned_raw, require_both_classes, utf8, write_text_splits
 from replab.download import RemoteFile, fetch, offline_hint
 from replab.io import DataError
-from replab.params import param
+from replab.params import SEED_MAX, param
 
 ARCHIVE = RemoteFile(
     "movies.tar.gz",
@@ -53,13 +56,13 @@ class EraserMoviesConfig:
     lowercase: bool = param(True, doc="lowercase tokens for the vocabulary (positions unchanged)")
     min_df: int = param(1, ge=1, doc="vocabulary: minimum document frequency on train")
     embeddings: str = param("random", choices=list(EMBEDDINGS), doc="fasttext: wiki.simple rows of the vocabulary")
-    embedding_seed: int = param(0, ge=0, doc="seeds the random rows of words fastText lacks")
+    embedding_seed: int = param(0, ge=0, le=SEED_MAX, doc="seeds the random rows of words fastText lacks")
     # Table 2's semi-supervised models need a pool; the seed names only SST's and IMDB's (1 % of lm1b)
     unlabeled: str = param("none", choices=list(POOLS), doc="unlabeled pool for the semi-supervised methods")
     n_unlabeled: int = param(50_000, ge=0, doc="texts drawn from the pool (0 = all)")
-    pool_seed: int = param(0, ge=0, doc="seeds the draw from the pool")
+    pool_seed: int = param(0, ge=0, le=SEED_MAX, doc="seeds the draw from the pool")
     lm1b_fraction: float = param(0.01, gt=0.0, le=1.0, doc="= data.lm1b.fraction (so DVC reruns on a new sample)")
-    lm1b_seed: int = param(0, ge=0, doc="= data.lm1b.seed (checked against the sample's record)")
+    lm1b_seed: int = param(0, ge=0, le=SEED_MAX, doc="= data.lm1b.seed (checked against the sample's record)")
 
 
 def download(name: str, cfg: EraserMoviesConfig, raw_dir: Path, progress: bool = True) -> Path:
@@ -75,13 +78,13 @@ def read_archive(archive: Path) -> tuple[dict[str, list[dict]], dict[str, list[s
                 match = _MEMBER.search(member.name)
                 if match is None or not member.isfile():
                     continue
-                data = tar.extractfile(member).read().decode("utf-8")
+                data = utf8(tar.extractfile(member).read(), f"{archive}:{member.name}")
                 key = match.group(1)
                 if key.startswith("docs/"):
                     docs[key[5:]] = [tok for line in data.splitlines() for tok in line.split(" ") if tok]
                 else:
                     annotations[key] = _jsonl(data, f"{archive}:{member.name}")
-    except (tarfile.TarError, EOFError, OSError, zlib.error, UnicodeDecodeError) as err:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
         raise DataError(f"{archive}: truncated or not a gzip tar ({' '.join(str(err).split())})") from None
     for file in SPLIT_FILES.values():
         if file not in annotations:
@@ -98,11 +101,38 @@ def _jsonl(data: str, where: str) -> list[dict]:
             row = json.loads(line)
         except json.JSONDecodeError as err:
             raise DataError(f"{where}: line {i}: not JSON ({err.msg})") from None
-        if not isinstance(row, dict) or row.get("classification") not in LABELS or "annotation_id" not in row \
-                or not isinstance(row.get("evidences"), list):
-            raise DataError(f"{where}: line {i}: expected annotation_id, classification NEG|POS and evidences")
-        rows.append(row)
+        rows.append(_annotation(row, f"{where}: line {i}"))
     return rows
+
+
+def _shown(value) -> str:
+    return json.dumps(value)[:40]
+
+
+def _annotation(row, where: str) -> dict:
+    """`row` if it has the shape of an ERASER annotation (module docstring), else a one-line DataError naming
+    `where` (file and line) and the first part out of shape: later steps hash, index and slice with these."""
+    if not isinstance(row, dict) or not isinstance(row.get("classification"), str) \
+            or row["classification"] not in LABELS or "annotation_id" not in row \
+            or not isinstance(row.get("evidences"), list):
+        raise DataError(f"{where}: expected annotation_id, classification NEG|POS and evidences")
+    if not isinstance(row["annotation_id"], str) or not row["annotation_id"]:
+        raise DataError(f"{where}: annotation_id is {_shown(row['annotation_id'])}, expected a docid string")
+    docids = row.get("docids")
+    if docids is not None and not (isinstance(docids, list) and all(isinstance(d, str) and d for d in docids)):
+        raise DataError(f"{where}: docids is {_shown(docids)}, expected a list of docid strings (or null)")
+    for g, group in enumerate(row["evidences"]):
+        if not isinstance(group, list):
+            raise DataError(f"{where}: evidences[{g}] is {_shown(group)}, expected a list (a group of evidences)")
+        for e, ev in enumerate(group):
+            if not isinstance(ev, dict):
+                raise DataError(f"{where}: evidences[{g}][{e}] is {_shown(ev)}, expected an object with "
+                                "start_token and end_token")
+            for key in ("start_token", "end_token"):
+                if isinstance(ev.get(key), bool) or not isinstance(ev.get(key), int):
+                    raise DataError(f"{where}: evidences[{g}][{e}].{key} is {_shown(ev.get(key))}, expected an "
+                                    "integer token index")
+    return row
 
 
 def evidence_mask(row: dict, n_tokens: int, where: str) -> np.ndarray:
@@ -134,7 +164,7 @@ def prepare(name: str, cfg: EraserMoviesConfig, raw_dir: Path, out_dir: Path, sp
             kept.append(row)
         quirks["duplicate_rows_dropped"][split] = len(rows) - len(kept)
         quirks["empty_evidence"][split] = sum(not r["evidences"] for r in kept)
-        tokens, masks = [], []
+        tokens, masks, names = [], [], []
         for row in kept:
             docid = (row.get("docids") or [row["annotation_id"]])[0]
             if docid not in docs:
@@ -142,8 +172,10 @@ def prepare(name: str, cfg: EraserMoviesConfig, raw_dir: Path, out_dir: Path, sp
             doc = docs[docid]
             tokens.append([t.lower() for t in doc] if cfg.lowercase else list(doc))
             masks.append(evidence_mask(row, len(doc), where))
-        splits[split] = {"docs": tokens, "labels": np.array([LABELS[r["classification"]] for r in kept]),
-                         "evidence": masks}
+            names.append(f"{archive}:movies/docs/{docid}")
+        labels = np.array([LABELS[r["classification"]] for r in kept], dtype=np.int64)
+        require_both_classes(labels, split, where, noun="annotations")  # before train's longest is taken
+        splits[split] = {"docs": tokens, "labels": labels, "evidence": masks, "names": names}
         rationale_rate[split] = round(float(np.concatenate(masks).mean()), 4) if masks else 0.0
     vocab = fit_vocab(splits["train"]["docs"], cfg.min_df, sos_eos=False)
     unlabeled, pool_meta = unlabeled_pool(cfg.unlabeled, raw_dir.parent, f"data.{name}.unlabeled",

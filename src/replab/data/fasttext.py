@@ -4,8 +4,10 @@ Pinned URL: Facebook's `dl.fbaipublicfiles.com/fasttext/vectors-wiki/wiki.simple
 older loaders name is listed second). No published checksum was found (datasets.md has none; the public
 loaders pin only the URL), so the first verified download records its sha256 in `fasttext.json` and every
 later use checks the file against that record; set `sha256` to pin a known copy. Format: a header
-"<count> <dim>", then "<word> <dim floats>" per line, UTF-8. The text sets keep only the rows of their own
-vocabulary (`embeddings: fasttext`; replab.data.text.fasttext_rows).
+"<count> <dim>" (count >= 0, dim >= 1), then "<word> <dim floats>" per line, UTF-8. The text sets keep only the
+rows of their own vocabulary (`embeddings: fasttext`; `vocab_rows`); a row of theirs with another number of
+values or a NaN / inf, a non-UTF-8 line anywhere, or a record that is not {"sha256": …} is a one-line DataError
+naming the file and line (or key).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from replab.data.text import record_fields, utf8
 from replab.download import RemoteFile, fetch, offline_hint
 from replab.io import DataError, atomic_dir, read_json, sha256_file, write_json
 from replab.params import param
@@ -46,11 +49,23 @@ def download(name: str, cfg: FasttextConfig, raw_dir: Path, progress: bool = Tru
 
 
 def _header(path: Path) -> tuple[int, int]:
+    """(count, dim) of the header of the .vec file `path`."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            count, dim = (int(v) for v in fh.readline().split())
-    except (OSError, ValueError, UnicodeDecodeError):
-        raise DataError(f"{path}: line 1: expected the fastText header '<count> <dim>'") from None
+        with open(path, "rb") as fh:
+            return _parse_header(fh.readline(), path)
+    except OSError as err:
+        raise DataError(f"{path}: unreadable ({err}); run `replab download fasttext`") from None
+
+
+def _parse_header(raw: bytes, path: Path) -> tuple[int, int]:
+    """(count >= 0, dim >= 1) of the header line `raw` (bytes: a later line's encoding is that line's fault)."""
+    line = utf8(raw, str(path))
+    try:
+        count, dim = (int(v) for v in line.split())
+    except ValueError:  # not two fields, or not integers
+        raise DataError(f"{path}: line 1: expected the fastText header '<count> <dim>', got {line[:40]!r}") from None
+    if count < 0 or dim < 1:
+        raise DataError(f"{path}: line 1: header '{count} {dim}' (allowed: count >= 0, dim >= 1)")
     return count, dim
 
 
@@ -59,7 +74,9 @@ def prepare(name: str, cfg: FasttextConfig, raw_dir: Path, out_dir: Path, split_
     path = Path(raw_dir) / VEC.name
     if not path.is_file():
         raise DataError(f"{path}: missing (run `replab download {name}` first)")
-    recorded = read_json(Path(raw_dir) / RECORD)["sha256"]
+    record = Path(raw_dir) / RECORD
+    stage = f"download@{name}"
+    recorded = record_fields(record, read_json(record, expect=dict, stage=stage), {"sha256": str}, stage)["sha256"]
     if (actual := sha256_file(path)) != recorded:
         raise DataError(f"{path}: sha256 {actual} differs from {recorded} recorded at download; download again")
     count, dim = _header(path)
@@ -88,31 +105,30 @@ def vocab_rows(path: Path, vocab: Sequence[str], seed: int = 0) -> tuple[np.ndar
     (seeded), `<pad>` gets zeros. DataError naming the file on a malformed header or row."""
     index = {tok: i for i, tok in enumerate(vocab)}
     try:
-        fh = open(path, encoding="utf-8", errors="strict")
+        fh = open(path, "rb")  # decoded line by line, so that an error names its own line
     except OSError as err:
         raise DataError(f"{path}: unreadable ({err}); run `replab download fasttext`") from None
     with fh:
-        try:
-            header = fh.readline().split()
-            count, dim = int(header[0]), int(header[1])
-        except (ValueError, IndexError, UnicodeDecodeError):
-            raise DataError(f"{path}: line 1: expected the header '<count> <dim>'") from None
+        count, dim = _parse_header(fh.readline(), path)
         out = np.zeros((len(vocab), dim), dtype=np.float32)
         found = np.zeros(len(vocab), dtype=bool)
         lineno = 1
-        try:
-            for n, line in enumerate(fh, 2):
-                lineno = n
-                word, _, rest = line.rstrip("\n").rstrip(" ").partition(" ")
-                i = index.get(word)
-                if i is None:
-                    continue
-                row = np.array(rest.split(" "), dtype=np.float32)
-                if row.shape != (dim,) or not np.isfinite(row).all():
-                    raise ValueError(f"{row.size} values")
-                out[i], found[i] = row, True
-        except (ValueError, UnicodeDecodeError) as err:
-            raise DataError(f"{path}: line {lineno}: not '<word> <{dim} floats>' ({err})") from None
+        for lineno, raw in enumerate(fh, 2):
+            word, _, rest = utf8(raw, str(path), lineno).rstrip("\n").rstrip(" ").partition(" ")
+            i = index.get(word)
+            if i is None:
+                continue
+            values = rest.split(" ")
+            if len(values) != dim:
+                raise DataError(f"{path}: line {lineno}: {word!r} has {len(values)} values, the header says {dim}")
+            try:
+                row = np.array(values, dtype=np.float32)
+            except ValueError as err:
+                raise DataError(f"{path}: line {lineno}: not '<word> <{dim} floats>' ({err})") from None
+            if not np.isfinite(row).all():
+                raise DataError(f"{path}: line {lineno}: {word!r} has a NaN or infinite value (vectors must be "
+                                "finite)")
+            out[i], found[i] = row, True
     if lineno - 1 != count:
         raise DataError(f"{path}: header announces {count} vectors, file has {lineno - 1} (truncated?)")
     missing = ~found

@@ -81,7 +81,7 @@ import numpy as np
 
 from replab.data.recordings import ACTIVITIES, CHANNELS, N_USERS, WindowingConfig, split_windows, write_windows
 from replab.io import DataError, read_json, read_npz, write_json, write_npz
-from replab.params import fail, param
+from replab.params import SEED_MAX, fail, param
 
 RAW_FILE = "har.npz"
 FS = 100.0  # Hz
@@ -186,7 +186,7 @@ def _pulses() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 class HarConfig(WindowingConfig):
     """Windowing (shared with usc_had) plus the stand-in's generator."""
 
-    seed: int = param(0, ge=0, doc="seeds users, trials and noise")
+    seed: int = param(0, ge=0, le=SEED_MAX, doc="seeds users, trials and noise")
     trials: int = param(5, ge=1, le=20, doc="recordings per user and activity (USC-HAD: 5)")
     seconds: float = param(4.0, gt=0.0, le=120.0, doc="mean recording length in seconds at 100 Hz")
     length_jitter: float = param(0.1, ge=0.0, lt=1.0, doc="recording length × U(1 − j, 1 + j)")

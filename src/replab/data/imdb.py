@@ -13,11 +13,14 @@ longest review of every split dropped under `filter: faithful`). The paper repor
 Our counts differ because J&W started from Keras' `imdb_full.pkl` (rank-indexed words in its own document
 order and tokenisation: apostrophes kept, so "don't" is one token where `\\W` splits it), which is not
 reachable here: the < 400 cut and the seeded split then select other documents. Documents are ordered by
-(pos before neg, numeric id) before splitting; meta.json reports our counts beside the paper's.
+(pos before neg, numeric id) before splitting; meta.json reports our counts beside the paper's. Every split
+must keep both classes after the cut, the split and the length filter (else a one-line error naming the params
+that emptied it, or the archive).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import tarfile
 import zlib
@@ -35,11 +38,13 @@ from replab.data.text import (
     jw_tokenize,
     pinned_raw,
     pool_docs,
+    require_both_classes,
+    utf8,
     write_text_splits,
 )
 from replab.download import RemoteFile, fetch, offline_hint
 from replab.io import DataError
-from replab.params import param
+from replab.params import ParamError, param
 
 ARCHIVE = RemoteFile(
     "aclImdb_v1.tar.gz",
@@ -69,10 +74,10 @@ def download(name: str, cfg: ImdbConfig, raw_dir: Path, progress: bool = True) -
     return fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, hint=offline_hint(f"data.{name}.mirror"))
 
 
-def read_reviews(archive: Path, dirs: tuple[str, ...]) -> dict[tuple[str, int], tuple[str, int]]:
-    """{(dir, id): (text with <br /> removed, rating)} of the reviews under `dirs` (e.g. "train/pos"),
-    streamed from the tarball. DataError naming the archive (and member) if it is truncated, not a gzip tar,
-    or a rating contradicts its folder."""
+def read_reviews(archive: Path, dirs: tuple[str, ...]) -> dict[tuple[str, int], tuple[str, int, str]]:
+    """{(dir, id): (text with <br /> removed, rating, member name)} of the reviews under `dirs` (e.g.
+    "train/pos"), streamed from the tarball. DataError naming the archive (and member) if it is truncated, not a
+    gzip tar, a member is not UTF-8, or a rating contradicts its folder."""
     out = {}
     try:
         with tarfile.open(archive, mode="r|gz") as tar:
@@ -84,9 +89,9 @@ def read_reviews(archive: Path, dirs: tuple[str, ...]) -> dict[tuple[str, int], 
                 ok = {"pos": rating >= 7, "neg": 1 <= rating <= 4, "unsup": rating == 0}[folder.split("/")[1]]
                 if not ok:
                     raise DataError(f"{archive}: {member.name}: rating {rating} contradicts its folder")
-                text = tar.extractfile(member).read().decode("utf-8")
-                out[(folder, int(match.group(2)))] = (_BR.sub(" ", text), rating)
-    except (tarfile.TarError, EOFError, OSError, zlib.error, UnicodeDecodeError) as err:
+                text = utf8(tar.extractfile(member).read(), f"{archive}:{member.name}")
+                out[(folder, int(match.group(2)))] = (_BR.sub(" ", text), rating, member.name)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
         raise DataError(f"{archive}: truncated or not a gzip tar ({' '.join(str(err).split())})") from None
     missing = [d for d in dirs if not any(k[0] == d for k in out)]
     if missing:
@@ -106,34 +111,59 @@ def unlabeled_pool(pool: str, raw_root: Path, where: str, lm1b_expect: dict, n: 
         path = raw_root / "imdb" / ARCHIVE.name
         if not path.is_file():
             raise DataError(f"{path}: missing; {where} = imdb_unsup needs `replab download imdb` first")
-        texts = [t for t, _ in read_reviews(path, ("train/unsup",)).values()]
+        texts = [t for t, *_ in read_reviews(path, ("train/unsup",)).values()]
     return pool_docs(pool, texts, path, n, seed, max_tokens)
 
 
-def _labeled(reviews: dict, part: str) -> tuple[list[list[str]], np.ndarray]:
+def _labeled(reviews: dict, part: str, archive: Path) -> tuple[list[list[str]], np.ndarray, list[str]]:
+    """(token lists, labels, "<archive>:<member>" of each) of the reviews of `part` (train or test), in order."""
     keys = sorted((k for k in reviews if k[0].startswith(part)), key=lambda k: (k[0].endswith("neg"), k[1]))
-    return jw_tokenize(reviews[k][0] for k in keys), np.array([k[0].endswith("pos") for k in keys], dtype=np.int64)
+    return (jw_tokenize(reviews[k][0] for k in keys), np.array([k[0].endswith("pos") for k in keys], dtype=np.int64),
+            [f"{archive}:{reviews[k][2]}" for k in keys])
+
+
+def _seeded_split(idx: list[int], y: np.ndarray, train_size: float, random_state: int, archive: Path, part: str,
+                  params: str) -> tuple[list[int], list[int]]:
+    """J&W's `train_test_split(idx, train_size=…, random_state=…)` of the reviews `idx` of aclImdb's `part`
+    (train or test) left by the cut `params`; a one-line error first if they lack a class or are too few for a
+    non-empty first part (scikit-learn keeps floor(train_size × n))."""
+    from sklearn.model_selection import train_test_split
+
+    require_both_classes(y[idx], f"aclImdb/{part}", str(archive), noun="reviews", before=y, params=params)
+    if math.floor(train_size * len(idx)) == 0:
+        few = f"too few to split {train_size:g} / {1 - train_size:g} (the first part would be empty)"
+        if len(idx) < len(y):
+            raise ParamError(f"{params}: leaves {len(idx)} reviews of {archive}:aclImdb/{part}, {few}")
+        raise DataError(f"{archive}: aclImdb/{part} holds {len(idx)} reviews, {few}")
+    return train_test_split(idx, train_size=train_size, random_state=random_state)
 
 
 def prepare(name: str, cfg: ImdbConfig, raw_dir: Path, out_dir: Path, split_seed: int) -> dict:
     """aclImdb → J&W's splits → the processed text layout; `split_seed` unused (J&W's random_state)."""
-    from sklearn.model_selection import train_test_split
-
     raw_dir = Path(raw_dir)
     archive = pinned_raw(raw_dir / ARCHIVE.name, ARCHIVE.sha256, name)
     reviews = read_reviews(archive, ("train/pos", "train/neg", "test/pos", "test/neg"))
-    (tr_docs, tr_y), (te_docs, te_y) = _labeled(reviews, "train"), _labeled(reviews, "test")
+    (tr_docs, tr_y, tr_names), (te_docs, te_y, te_names) = (_labeled(reviews, "train", archive),
+                                                            _labeled(reviews, "test", archive))
     short_tr = [i for i, d in enumerate(tr_docs) if len(d) < cfg.max_tokens]
     short_te = [i for i, d in enumerate(te_docs) if len(d) < cfg.max_tokens]
-    train_idx, dev_idx = train_test_split(short_tr, train_size=0.8, random_state=cfg.random_state)
-    test_idx, _ = train_test_split(short_te, train_size=0.2, random_state=cfg.random_state)
+    cut = f"data.{name}.max_tokens = {cfg.max_tokens}"
+    train_idx, dev_idx = _seeded_split(short_tr, tr_y, 0.8, cfg.random_state, archive, "train", cut)
+    test_idx, _ = _seeded_split(short_te, te_y, 0.2, cfg.random_state, archive, "test", cut)
     splits, before, unfiltered = {}, {}, {}
-    for split, docs, y, idx in (("train", tr_docs, tr_y, train_idx), ("dev", tr_docs, tr_y, dev_idx),
-                                ("test", te_docs, te_y, test_idx)):
+    for split, docs, y, names, idx in (("train", tr_docs, tr_y, tr_names, train_idx),
+                                       ("dev", tr_docs, tr_y, tr_names, dev_idx),
+                                       ("test", te_docs, te_y, te_names, test_idx)):
         chosen = [docs[i] for i in idx]
         kept = jw_length_filter(np.array([len(d) for d in chosen]), cfg.min_length, cfg.filter)
+        # checked before anything else uses the split (the pool's length bound is train's longest)
+        require_both_classes(y[idx][kept], split, f"{archive}:aclImdb/{'test' if split == 'test' else 'train'}",
+                             noun="reviews", before=y[idx], params=f"data.{name}.filter = {cfg.filter}, "
+                             f"data.{name}.min_length = {cfg.min_length}",
+                             hint=f"split by data.{name}.random_state = {cfg.random_state}")
         before[split], unfiltered[split] = len(chosen), chosen
-        splits[split] = {"docs": [d for d, k in zip(chosen, kept, strict=True) if k], "labels": y[idx][kept]}
+        splits[split] = {"docs": [d for d, k in zip(chosen, kept, strict=True) if k], "labels": y[idx][kept],
+                         "names": [names[i] for i, k in zip(idx, kept, strict=True) if k]}
     # J&W fit the vocabulary on the whole train split when preprocessing; the length filter runs later, at load time
     vocab = fit_vocab(unfiltered["train"], cfg.min_df, sos_eos=True)
     unlabeled, pool_meta = unlabeled_pool(cfg.unlabeled, raw_dir.parent, f"data.{name}.unlabeled",

@@ -11,7 +11,9 @@ with probability `fraction` (1 % in the paper: "a random 1 % of the One Billion 
 a generator seeded by `seed` and the shard's name, so the sample does not depend on member order. The sample
 (`lm1b_sample.txt`, about 300k sentences) is written atomically with a record of its counts; the 1.7 GB
 tarball is deleted unless `keep_archive`. prepare: counts and mean length of the sample (meta.json); the text
-sets' prepare stages draw their pools from the sample (replab.data.text.pool_docs).
+sets' prepare stages draw their pools from the sample (replab.data.text.pool_docs). The record
+(`lm1b_sample.json`) is a JSON object {"fraction", "seed", "shards", "sentences", "sampled", "archive_sha256",
+"sha256"}; one of another shape, or a key missing, is a one-line DataError naming it (download resamples).
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.data.text import read_lines
+from replab.data.text import read_lines, read_text, record_fields, utf8
 from replab.download import RemoteFile, fetch, offline_hint
 from replab.io import DataError, atomic_dir, atomic_path, read_json, sha256_file, write_json
-from replab.params import param
+from replab.params import SEED_MAX, param
 
 ARCHIVE = RemoteFile(
     "1-billion-word-language-modeling-benchmark-r13output.tar.gz",
@@ -40,13 +42,15 @@ SAMPLE = "lm1b_sample.txt"
 RECORD = "lm1b_sample.json"
 SHARD = re.compile(r"(?:^|/)training-monolingual\.tokenized\.shuffled/(news\.en-\d{5}-of-00100)$")
 TRAIN_SHARDS = 99
+STAGE = "download@lm1b"  # the DVC stage that writes the sample and its record
+FIELDS = {"fraction": float, "seed": int, "shards": int, "sentences": int, "sampled": int, "sha256": str}
 
 
 @dataclass(frozen=True)
 class Lm1bConfig:
     mirror: str | None = param(None, doc="directory, file:// or http(s):// URL holding the tarball")
     fraction: float = param(0.01, gt=0.0, le=1.0, doc="share of training sentences kept (paper: 1 %)")
-    seed: int = param(0, ge=0, doc="seeds the sample (per shard)")
+    seed: int = param(0, ge=0, le=SEED_MAX, doc="seeds the sample (per shard)")
     keep_archive: bool = param(False, doc="keep the 1.7 GB tarball in data/raw/lm1b after sampling")
     expected_shards: int = param(TRAIN_SHARDS, ge=1, doc="training shards the tarball must hold")
 
@@ -57,7 +61,10 @@ def download(name: str, cfg: Lm1bConfig, raw_dir: Path, progress: bool = True) -
     target, record = raw_dir / SAMPLE, raw_dir / RECORD
     wanted = {"fraction": cfg.fraction, "seed": cfg.seed}
     if target.is_file() and record.is_file():
-        rec = read_json(record)
+        try:
+            rec = read_json(record, expect=dict)
+        except DataError:  # a damaged record says nothing about the sample: draw it again (what rerunning asks)
+            rec = {}
         if {k: rec.get(k) for k in wanted} == wanted and rec.get("sha256") == sha256_file(target):
             return target
     archive = fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, hint=offline_hint(f"data.{name}.mirror"))
@@ -91,7 +98,7 @@ def sample_tarball(archive: Path, target: Path, fraction: float, seed: int, expe
                 if not member.isfile() or match is None:
                     continue
                 shard = match.group(1)
-                lines = tar.extractfile(member).read().decode("utf-8").splitlines()
+                lines = utf8(tar.extractfile(member).read(), f"{archive}:{member.name}").splitlines()
                 keep = _shard_rng(seed, shard).random(len(lines)) < fraction
                 chosen = np.asarray(lines, dtype=object)[keep]
                 out.write("\n".join(chosen) + "\n" if len(chosen) else "")
@@ -101,7 +108,7 @@ def sample_tarball(archive: Path, target: Path, fraction: float, seed: int, expe
             out.flush()
             if len(seen) < expected_shards:
                 raise DataError(f"{archive}: holds {len(seen)} training shards, expected {expected_shards}")
-    except (tarfile.TarError, EOFError, OSError, zlib.error, UnicodeDecodeError) as err:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
         raise DataError(f"{archive}: truncated or not a gzip tar ({' '.join(str(err).split())})") from None
     finally:
         bar.close()
@@ -116,8 +123,10 @@ def read_sample(raw_root: Path, expect: dict, where: str) -> tuple[list[str], Pa
     if not path.is_file():
         raise DataError(f"{path}: missing; {where} = lm1b needs `replab download lm1b` first "
                         "(lm1b must be listed in `datasets`)")
-    record = read_json(raw_root / "lm1b" / RECORD)
-    got = {k: record.get(k) for k in expect}
+    record_path = raw_root / "lm1b" / RECORD
+    record = record_fields(record_path, read_json(record_path, expect=dict, stage=STAGE),
+                           {k: FIELDS[k] for k in expect}, STAGE)
+    got = {k: record[k] for k in expect}
     if got != expect:
         raise DataError(f"{path}: sampled with {got}, {where} expects {expect}; run `dvc repro download@lm1b`")
     return read_lines(path), path
@@ -129,10 +138,10 @@ def prepare(name: str, cfg: Lm1bConfig, raw_dir: Path, out_dir: Path, split_seed
     path = raw_dir / SAMPLE
     if not path.is_file():
         raise DataError(f"{path}: missing (run `replab download {name}` first)")
-    rec = read_json(raw_dir / RECORD)
-    if rec.get("sha256") != (actual := sha256_file(path)):
+    rec = record_fields(raw_dir / RECORD, read_json(raw_dir / RECORD, expect=dict, stage=STAGE), FIELDS, STAGE)
+    if rec["sha256"] != (actual := sha256_file(path)):
         raise DataError(f"{path}: sha256 {actual} differs from its record {raw_dir / RECORD}; download again")
-    lengths = np.array([len(line.split()) for line in path.read_text(encoding="utf-8").splitlines()])
+    lengths = np.array([len(line.split()) for line in read_text(path).splitlines()])
     meta = {"dataset": name, "source": "real: One Billion Word benchmark, training shards", "sha256":
             {ARCHIVE.name: ARCHIVE.sha256, SAMPLE: actual}, "fraction": rec["fraction"], "seed": rec["seed"],
             "counts": {"shards": rec["shards"], "sentences": rec["sentences"], "sampled": rec["sampled"]},

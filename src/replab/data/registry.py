@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from replab.params import PARAMS_FILE, ParamError, parse, read_params
+from replab.params import PARAMS_FILE, SEED_MAX, ParamError, parse, read_params
 
 RAW_ROOT = Path("data/raw")
 PROCESSED_ROOT = Path("data/processed")
@@ -60,8 +60,8 @@ def load_data_params(name: str, path: str | Path = PARAMS_FILE, params: dict | N
     if not isinstance(data, dict):
         raise ParamError(f"{path}: section `data` is missing")
     split_seed = data.get("split_seed", 0)
-    if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
-        raise ParamError(f"{path}: data.split_seed = {split_seed!r}: must be an integer >= 0")
+    if isinstance(split_seed, bool) or not isinstance(split_seed, int) or not 0 <= split_seed <= SEED_MAX:
+        raise ParamError(f"{path}: data.split_seed = {split_seed!r}: must be an integer from 0 to {SEED_MAX}")
     source = get(name, f"{path}: dataset")
     cfg = parse(source.config_class(), data.get(name, {}), f"{path}: data.{name}")  # absent: the defaults
     return cfg, split_seed

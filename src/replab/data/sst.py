@@ -4,11 +4,14 @@
 `trees/{train,dev,test}.txt`: one PTB-bracketed tree per line, `(3 (2 It) (4 (2 's) …))`, the root's label
 (0–4) first, brackets in the text escaped as `-LRB-` / `-RRB-`.
 
-Parser: a small regular-expression reader, tested on real-format lines, instead of nltk's
+Parser: a small strict reader of the bracket tokens, tested on real-format lines, instead of nltk's
 `BracketParseCorpusReader`: SST escapes every bracket inside the text, so a leaf is exactly
 `(<label> <token>)` with no parenthesis or space in the token, and J&W only need the root label and the
-leaves in order. nltk (a large dependency) would buy nothing here; a line whose brackets do not balance or
-that does not start with a label is a one-line DataError naming the file and line.
+leaves in order. nltk (a large dependency) would buy nothing here. Each line must hold exactly one well-nested
+tree whose every node is `(<label> <token>)` or `(<label> <node> …)` with a label 0–4; anything else (an
+unclosed or extra bracket, a label 7, two trees on one line) is a one-line DataError naming the file and line.
+Every split must keep both classes after the neutral drop and the length filter (else a one-line error naming
+the member, or the params that emptied it).
 
 Jain & Wallace (preprocess/SST/SST.ipynb, Trainers/DatasetBC.py): root sentences only, neutral (2) dropped,
 label >= 3 → 1 (positive), 6,920 / 872 / 1,821; text cleaned and tokenised (replab.data.text); vocabulary fit
@@ -30,7 +33,16 @@ import numpy as np
 
 from replab.data.fasttext import embeddings_for
 from replab.data.imdb import unlabeled_pool
-from replab.data.text import JwTextConfig, fit_vocab, jw_length_filter, jw_tokenize, pinned_raw, write_text_splits
+from replab.data.text import (
+    JwTextConfig,
+    fit_vocab,
+    jw_length_filter,
+    jw_tokenize,
+    pinned_raw,
+    require_both_classes,
+    utf8,
+    write_text_splits,
+)
 from replab.download import RemoteFile, fetch, offline_hint
 from replab.io import DataError
 
@@ -44,8 +56,9 @@ ARCHIVE = RemoteFile(
 MEMBERS = {"train": "trees/train.txt", "dev": "trees/dev.txt", "test": "trees/test.txt"}
 PAPER_COUNTS = {"before_filter": {"train": 6920, "dev": 872, "test": 1821},
                 "faithful": {"train": 6355, "dev": 821, "test": 1725}}  # datasets.md §D (J&W's csv recomputed)
-_ROOT = re.compile(r"\((\d) ")
-_LEAF = re.compile(r"\(\d+ ([^()\s]+)\)")
+_TOKEN = re.compile(r"[()]|[^\s()]+")  # a bracket, or a label / word (SST escapes brackets in the text)
+_LABELS = ("0", "1", "2", "3", "4")
+_EMPTY, _LEAF, _INNER = 0, 1, 2  # what an open node holds so far: nothing, one word, subtrees
 
 
 @dataclass(frozen=True)
@@ -58,34 +71,74 @@ def download(name: str, cfg: SstConfig, raw_dir: Path, progress: bool = True) ->
 
 
 def parse_tree(line: str, where: str) -> tuple[int, list[str]]:
-    """(root label 0–4, leaf tokens) of one PTB-bracketed SST line."""
-    root = _ROOT.match(line)
-    if root is None or line.count("(") != line.count(")") or not line.rstrip().endswith(")"):
-        raise DataError(f"{where}: not a PTB-bracketed tree with a root label: {line[:60]!r}")
-    leaves = _LEAF.findall(line)
-    if not leaves:
-        raise DataError(f"{where}: tree has no leaves: {line[:60]!r}")
-    return int(root.group(1)), leaves
+    """(root label 0–4, leaf tokens) of one PTB-bracketed SST line, read strictly: exactly one well-nested tree,
+    every node `(<label> <word>)` or `(<label> <node> …)` with a label 0–4; else a one-line DataError naming
+    `where` (file and line) and the first fault."""
+    def bad(problem: str) -> DataError:
+        return DataError(f"{where}: {problem} (expected one PTB-bracketed tree, labels 0–4): {line[:60]!r}")
+
+    tokens = _TOKEN.findall(line)
+    if not tokens or tokens[0] != "(":
+        raise bad("does not start with '('")
+    stack, leaves, root, closed, pos = [], [], -1, False, 0
+    while pos < len(tokens):
+        tok = tokens[pos]
+        if tok == "(":
+            if closed:
+                raise bad("a second tree after the first one closed")
+            if stack and stack[-1] == _LEAF:
+                raise bad("a node holds both a word and subtrees")
+            if pos + 1 == len(tokens):
+                raise bad("a '(' ends the line")
+            label = tokens[pos + 1]
+            if label not in _LABELS:
+                raise bad(f"node label {label!r} is not 0–4")
+            if stack:
+                stack[-1] = _INNER
+            else:
+                root = int(label)
+            stack.append(_EMPTY)
+            pos += 2
+            continue
+        if tok == ")":
+            if not stack:
+                raise bad("a ')' closes no node")
+            if stack.pop() == _EMPTY:
+                raise bad("an empty node")
+            closed = not stack
+        elif not stack:
+            raise bad(f"word {tok!r} outside the tree")
+        elif stack[-1] != _EMPTY:
+            raise bad(f"word {tok!r} beside another word or subtree (a leaf is '(<label> <word>)')")
+        else:
+            stack[-1] = _LEAF
+            leaves.append(tok)
+        pos += 1
+    if stack:
+        raise bad(f"{len(stack)} unclosed '('")
+    return root, leaves
 
 
-def read_trees(archive: Path) -> dict[str, tuple[np.ndarray, list[str]]]:
-    """{split: (root labels int64 [N], texts)} from the zip; leaves joined by spaces (J&W)."""
+def read_trees(archive: Path) -> dict[str, tuple[np.ndarray, list[str], list[str]]]:
+    """{split: (root labels int64 [N], texts, sources)} from the zip; leaves joined by spaces (J&W); a source
+    is "<archive>:<member>:<line>" (for errors about that sentence later)."""
     out = {}
     try:
         with zipfile.ZipFile(archive) as zf:
             for split, member in MEMBERS.items():
                 try:
-                    lines = zf.read(member).decode("utf-8").splitlines()
+                    lines = utf8(zf.read(member), f"{archive}:{member}").splitlines()
                 except KeyError:
                     raise DataError(f"{archive}: has no member {member}") from None
-                labels, texts = [], []
+                labels, texts, sources = [], [], []
                 for i, line in enumerate(lines, 1):
                     if line.strip():
                         label, leaves = parse_tree(line, f"{archive}:{member}:{i}")
                         labels.append(label)
                         texts.append(" ".join(leaves))
-                out[split] = (np.array(labels, dtype=np.int64), texts)
-    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, UnicodeDecodeError) as err:
+                        sources.append(f"{archive}:{member}:{i}")
+                out[split] = (np.array(labels, dtype=np.int64), texts, sources)
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as err:
         raise DataError(f"{archive}: not a readable zip ({err})") from None
     return out
 
@@ -95,15 +148,20 @@ def prepare(name: str, cfg: SstConfig, raw_dir: Path, out_dir: Path, split_seed:
     raw_dir = Path(raw_dir)
     archive = pinned_raw(raw_dir / ARCHIVE.name, ARCHIVE.sha256, name)
     splits, counts, unfiltered = {}, {"trees": {}, "binary": {}}, {}
-    for split, (labels, texts) in read_trees(archive).items():
+    for split, (labels, texts, sources) in read_trees(archive).items():
         keep = labels != 2
         docs = jw_tokenize(t for t, k in zip(texts, keep, strict=True) if k)
+        names = [s for s, k in zip(sources, keep, strict=True) if k]
         y = (labels[keep] >= 3).astype(np.int64)
         lengths = np.array([len(d) for d in docs])
         kept = jw_length_filter(lengths, cfg.min_length, cfg.filter)
+        # checked before anything else uses the split (the pool's length bound is train's longest)
+        require_both_classes(y[kept], split, f"{archive}:{MEMBERS[split]}", noun="non-neutral sentences", before=y,
+                             params=f"data.{name}.filter = {cfg.filter}, data.{name}.min_length = {cfg.min_length}")
         unfiltered[split] = docs
         counts["trees"][split], counts["binary"][split] = len(labels), int(keep.sum())
-        splits[split] = {"docs": [d for d, k in zip(docs, kept, strict=True) if k], "labels": y[kept]}
+        splits[split] = {"docs": [d for d, k in zip(docs, kept, strict=True) if k], "labels": y[kept],
+                         "names": [s for s, k in zip(names, kept, strict=True) if k]}
     # J&W fit the vocabulary on the whole train split when preprocessing; the length filter runs later, at load time
     vocab = fit_vocab(unfiltered["train"], 1, sos_eos=True)
     unlabeled, pool_meta = unlabeled_pool(cfg.unlabeled, raw_dir.parent, f"data.{name}.unlabeled",

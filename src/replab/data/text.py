@@ -4,7 +4,8 @@ device).
 
 Processed layout (read by attention_vat), `data/processed/<name>/`:
   train.npz, dev.npz, test.npz   `tokens` int64 [N, T] (0-padded on the right, T = the split's longest),
-                                  `lengths` int64 [N] (>= 1), `labels` int64 [N] (0 negative, 1 positive),
+                                  `lengths` int64 [N] (>= 1), `labels` int64 [N] (0 negative, 1 positive;
+                                  both classes in every split, N >= 2),
                                   `evidence` uint8 [N, T] where the source has rationales (1 = evidence token)
   unlabeled.npz                   `tokens`, `lengths` (the semi-supervised pool, same vocabulary; absent for
                                   eraser_movies and when a set's `unlabeled` param is `none`)
@@ -24,6 +25,8 @@ only; every sequence is wrapped in `<SOS> … <EOS>` where J&W do so.
 from __future__ import annotations
 
 import itertools
+import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,8 +34,18 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.io import DataError, atomic_dir, npz_array, read_json, read_npz, sha256_file, write_json, write_npz
-from replab.params import param
+from replab.io import (
+    DataError,
+    atomic_dir,
+    npz_array,
+    read_json,
+    read_npz,
+    rerun_hint,
+    sha256_file,
+    write_json,
+    write_npz,
+)
+from replab.params import SEED_MAX, ParamError, param
 
 PAD, UNK, SOS, EOS = "<pad>", "<unk>", "<SOS>", "<EOS>"
 SPLITS = ("train", "dev", "test")
@@ -70,14 +83,17 @@ def special_ids(vocab: Sequence[str]) -> dict[str, int | None]:
 
 
 def encode(docs: Sequence[Sequence[str]], vocab: Sequence[str], sos_eos: bool = False,
-           where: str = "text") -> tuple[np.ndarray, np.ndarray]:
+           where: str = "text", names: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(tokens int64 [N, T] 0-padded, lengths int64 [N]); unknown tokens → 1, `<SOS>`/`<EOS>` added when
-    `sos_eos`. Vectorised: one pandas index lookup over all tokens. An empty document is an error."""
+    `sos_eos`. Vectorised: one pandas index lookup over all tokens. An empty document is an error naming
+    `where` and, if given, its source in `names` (one per document: file, archive member, line)."""
     import pandas as pd
 
     lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
     if len(docs) and lengths.min() == 0:
-        raise DataError(f"{where}: document {int(np.argmin(lengths))} has no tokens after cleaning")
+        i = int(np.argmin(lengths))
+        raise DataError(f"{names[i]}: no tokens after cleaning ({where}, document {i})" if names is not None
+                        else f"{where}: document {i} has no tokens after cleaning")
     flat = [tok for doc in docs for tok in doc]
     ids = pd.Index(list(vocab)).get_indexer(flat).astype(np.int64) if flat else np.zeros(0, np.int64)
     ids[ids < 0] = 1
@@ -150,8 +166,20 @@ def load_text_split(folder: Path, split: str, vocab_size: int) -> dict[str, np.n
 
 
 def read_vocab(folder: Path) -> list[str]:
-    """vocab.json of a processed text set: a JSON array (of token strings)."""
-    return read_json(Path(folder) / "vocab.json", expect=list, stage=f"prepare@{Path(folder).name}")
+    """vocab.json of a processed text set: a JSON array of distinct token strings, "<pad>" and "<unk>" first
+    (ids 0 and 1, which the arrays use whatever the data); else a one-line DataError naming the file."""
+    path, stage = Path(folder) / "vocab.json", f"prepare@{Path(folder).name}"
+    vocab = read_json(path, expect=list, stage=stage)
+    if vocab[:2] != [PAD, UNK]:  # an empty array too: the arrays' ids would then have no allowed value
+        got = f"starts with {json.dumps(vocab[:2])[:60]}" if vocab else "is empty"
+        raise DataError(f"{path}: {got}, expected [\"{PAD}\", \"{UNK}\", …] (ids 0 and 1); {rerun_hint(stage)}")
+    if (bad := next((i for i, tok in enumerate(vocab) if not isinstance(tok, str)), None)) is not None:
+        raise DataError(f"{path}: entry {bad} is {json.dumps(vocab[bad])[:40]}, expected a token string; "
+                        f"{rerun_hint(stage)}")
+    if len(set(vocab)) != len(vocab):
+        raise DataError(f"{path}: {len(vocab) - len(set(vocab))} repeated tokens (each id needs its own); "
+                        f"{rerun_hint(stage)}")
+    return vocab
 
 
 def write_text_splits(out_dir: Path, splits: dict[str, dict], vocab: list[str], meta: dict, *,
@@ -159,11 +187,16 @@ def write_text_splits(out_dir: Path, splits: dict[str, dict], vocab: list[str], 
                       embeddings: np.ndarray | None = None) -> dict:
     """Encode and write the processed layout atomically (the whole directory appears, or nothing changes).
 
-    `splits[name]` = {"docs": token lists, "labels": int array, optional "evidence": bool masks per doc}."""
+    `splits[name]` = {"docs": token lists, "labels": int array, optional "evidence": bool masks per doc,
+    optional "names": the source of each doc (file, archive member, line) for errors}. Each labeled split must
+    hold both classes (`require_both_classes`)."""
     counts, balance, mean_len = {}, {}, {}
+    for name, split in splits.items():  # the prepare stages check with their files named; this catches the rest
+        require_both_classes(split["labels"], name, meta["dataset"])
     with atomic_dir(out_dir) as tmp:
         for name, split in splits.items():
-            tokens, lengths = encode(split["docs"], vocab, sos_eos, where=f"{meta['dataset']} {name}")
+            tokens, lengths = encode(split["docs"], vocab, sos_eos, where=f"{meta['dataset']} {name}",
+                                     names=split.get("names"))
             labels = np.asarray(split["labels"], dtype=np.int64)
             arrays = {"tokens": tokens, "lengths": lengths, "labels": labels}
             if "evidence" in split:
@@ -191,6 +224,47 @@ def write_text_splits(out_dir: Path, splits: dict[str, dict], vocab: list[str], 
                 "oov_rate_first_2000": unk, "special_ids": special_ids(vocab)}
         write_json(tmp / "meta.json", meta)
     return meta
+
+
+def require_both_classes(labels: Sequence[int] | np.ndarray, split: str, source: str, *, noun: str = "texts",
+                         before: Sequence[int] | np.ndarray | None = None, params: str = "", hint: str = "") -> None:
+    """Return if the labeled `split` holds `noun` of both classes (0 and 1): training needs both, and model
+    selection by dev AUC and the test AUC are undefined on one (an empty split is the extreme case).
+
+    Else a one-line error. When `before` (the split's labels before a filter set by params, e.g. the length
+    filter) still held both classes, the filter is what emptied it: a ParamError naming `params` (the keys and
+    their values). Otherwise a DataError naming `source` (the file, archive member or data set the split comes
+    from), followed by `hint` (what else decides the split)."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=2)[:2]
+    if counts.all():
+        return
+    held = (f"no {noun}" if not counts.any() else
+            f"only {'positive' if counts[1] else 'negative'} {noun} ({int(counts.sum())})")
+    need = "train, dev and test each need both classes"
+    if before is not None and np.bincount(np.asarray(before, dtype=np.int64), minlength=2)[:2].all():
+        raise ParamError(f"{params}: leaves the {split} split of {source} with {held}, of {len(before)} before "
+                         f"it; {need}")
+    raise DataError(f"{source}: the {split} split holds {held}; {need}{f' ({hint})' if hint else ''}")
+
+
+_FIELD_KINDS = {str: "a string", int: "an integer", float: "a finite number"}
+
+
+def record_fields(path: Path, record: dict, fields: dict[str, type], stage: str) -> dict:
+    """`record` (a JSON object read from `path`, written by the DVC stage `stage`) if every key of `fields` is
+    present with a value of its kind (str, int, or float = any finite number; a boolean is neither), else a
+    one-line DataError naming the file and the key."""
+    for key, kind in fields.items():
+        if key not in record:
+            raise DataError(f"{path}: key `{key}` missing (has {', '.join(f'`{k}`' for k in record) or 'none'}); "
+                            f"{rerun_hint(stage)}")
+        value = record[key]
+        ok = (not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+              if kind is float else not isinstance(value, bool) and isinstance(value, kind))
+        if not ok:  # a NaN written by another tool reads as null (read_json): refused here
+            raise DataError(f"{path}: `{key}` is {json.dumps(value)[:40]}, expected {_FIELD_KINDS[kind]}; "
+                            f"{rerun_hint(stage)}")
+    return record
 
 
 def pinned_raw(path: Path, sha256: str, name: str) -> Path:
@@ -222,9 +296,9 @@ class JwTextConfig:
     min_length: int = param(5, ge=0, doc="keep texts with more than this many tokens")
     unlabeled: str = param("lm1b", choices=list(POOLS), doc="unlabeled pool for the semi-supervised methods")
     n_unlabeled: int = param(50_000, ge=0, doc="texts drawn from the pool (0 = all)")
-    pool_seed: int = param(0, ge=0, doc="seeds the draw from the pool and random embedding rows")
+    pool_seed: int = param(0, ge=0, le=SEED_MAX, doc="seeds the draw from the pool and random embedding rows")
     lm1b_fraction: float = param(0.01, gt=0.0, le=1.0, doc="= data.lm1b.fraction (so DVC reruns on a new sample)")
-    lm1b_seed: int = param(0, ge=0, doc="= data.lm1b.seed (checked against the sample's record)")
+    lm1b_seed: int = param(0, ge=0, le=SEED_MAX, doc="= data.lm1b.seed (checked against the sample's record)")
     embeddings: str = param("random", choices=list(EMBEDDINGS), doc="fasttext: wiki.simple rows of the vocabulary")
 
 
@@ -243,9 +317,25 @@ def pool_docs(pool: str, texts: Sequence[str], path: Path, n: int, seed: int,
                   "used": len(docs), "max_tokens": max_tokens or None, "seed": seed}
 
 
+def utf8(data: bytes, where: str, first_line: int = 1) -> str:
+    """`data` (the bytes of a file or archive member `where`, starting at line `first_line`) decoded as UTF-8;
+    else a one-line DataError naming `where`, the line and the offending byte (not the codec's position)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = first_line + data.count(b"\n", 0, err.start)
+        raise DataError(f"{where}: line {line}: not UTF-8 text (byte 0x{data[err.start]:02x})") from None
+
+
+def read_text(path: Path) -> str:
+    """The whole of a UTF-8 text file; one-line DataError naming it (and the line of a non-UTF-8 byte)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise DataError(f"{path}: unreadable ({err})") from None
+    return utf8(data, str(path))
+
+
 def read_lines(path: Path) -> list[str]:
     """Non-empty lines of a UTF-8 text file; one-line DataError naming it otherwise."""
-    try:
-        return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: unreadable ({err})") from None
+    return [line for line in read_text(path).splitlines() if line.strip()]

@@ -58,7 +58,7 @@ from replab.io import (
     write_json,
     write_npz,
 )
-from replab.params import fail, param
+from replab.params import SEED_MAX, fail, param
 
 STYLE_PARAMS = ("shear", "rotation", "scale", "stroke", "dx", "dy")
 WRITER_SPLITS = ("train", "test")
@@ -73,7 +73,7 @@ class WritersConfig:
     images_per_writer: int = param(80, ge=20, doc="digits per writer, classes balanced (article: 60–100)")
     test_fraction: float = param(0.1, gt=0.0, lt=0.5, doc="share of each writer's digits in the test split "
                                                           "(article: 1,030 of 9,700 ≈ 0.106)")
-    seed: int = param(0, ge=0, doc="seeds styles, digit draws, jitter and the split")
+    seed: int = param(0, ge=0, le=SEED_MAX, doc="seeds styles, digit draws, jitter and the split")
     shear: float = param(0.4, ge=0.0, le=1.0, doc="per-writer slant: x' = x + k·y with k ~ U(-shear, shear)")
     rotation: float = param(10.0, ge=0.0, le=45.0, doc="per-writer rotation in degrees ~ U(-rotation, rotation)")
     scale_min: float = param(0.8, ge=0.5, le=1.5, doc="per-writer size ~ U(scale_min, scale_max)")
