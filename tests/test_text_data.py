@@ -312,6 +312,10 @@ def test_sst_download_and_prepare_jw_recipe(sst_zip, tmp_path):
         sst.prepare("sst", dataclasses.replace(cfg, lm1b_seed=7), raw_root / "sst", tmp_path / "o3", 0)
     one_line_naming(err, lm1b.SAMPLE)
     assert not (tmp_path / "o3").exists()
+    # more texts asked than the pool holds (3 non-empty lines): an error, not a smaller N_ul in silence
+    with pytest.raises(ParamError, match=r"^data\.sst\.n_unlabeled = 4: the lm1b pool holds 3 texts of 1 to 6 tokens"):
+        sst.prepare("sst", dataclasses.replace(cfg, n_unlabeled=4), raw_root / "sst", tmp_path / "o4", 0)
+    assert not (tmp_path / "o4").exists()
 
 
 def test_sst_wrong_checksum_truncated_zip_and_missing_pool(sst_zip, tmp_path, monkeypatch):

@@ -102,7 +102,8 @@ def read_reviews(archive: Path, dirs: tuple[str, ...]) -> dict[tuple[str, int], 
 def unlabeled_pool(pool: str, raw_root: Path, where: str, lm1b_expect: dict, n: int, seed: int,
                    max_tokens: int) -> tuple[list[list[str]] | None, dict]:
     """The unlabeled pool of a text set by its `unlabeled` param (replab.data.text.pool_docs): none, the lm1b
-    sample (replab.data.lm1b.read_sample) or aclImdb's 50,000 `unsup` reviews from `raw_root/imdb`."""
+    sample (replab.data.lm1b.read_sample) or aclImdb's 50,000 `unsup` reviews from `raw_root/imdb`. A pool with
+    fewer usable texts than `n` is a ParamError naming the set's n_unlabeled (not a smaller N_ul in silence)."""
     if pool == "none":
         return None, {"pool": "none"}
     if pool == "lm1b":
@@ -112,7 +113,12 @@ def unlabeled_pool(pool: str, raw_root: Path, where: str, lm1b_expect: dict, n: 
         if not path.is_file():
             raise DataError(f"{path}: missing; {where} = imdb_unsup needs `replab download imdb` first")
         texts = [t for t, *_ in read_reviews(path, ("train/unsup",)).values()]
-    return pool_docs(pool, texts, path, n, seed, max_tokens)
+    docs, meta = pool_docs(pool, texts, path, n, seed, max_tokens)
+    if n and len(docs) < n:  # fewer than asked would be a smaller N_ul than the run's params say
+        raise ParamError(f"{where.removesuffix('.unlabeled')}.n_unlabeled = {n:,}: the {pool} pool holds "
+                         f"{len(docs):,} texts of 1 to {max_tokens or 'any'} tokens after J&W's cleaning ({path}; "
+                         f"allowed: at most {len(docs):,}, or 0 = all)")
+    return docs, meta
 
 
 def _labeled(reviews: dict, part: str, archive: Path) -> tuple[list[list[str]], np.ndarray, list[str]]:
