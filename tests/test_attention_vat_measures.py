@@ -427,32 +427,49 @@ def test_summarize_writes_tables_figures_and_claims(in_tmp, monkeypatch, ours_be
     json.dumps(summary)  # what the report stage writes to metrics/attention_vat.json
 
 
-def test_evaluate_every_variant_of_a_dataset_then_report(in_tmp):
-    """The eval stage's route: `evaluate-<dataset>` measures each trained variant of the sweep (and copies the
-    Fig. 2 curves) into metrics/attention_vat/<dataset>/; the report reads exactly those."""
-    from replab.io import read_json, write_json
-    from replab.papers import Variant
-    from replab.papers.attention_vat.model import Config, save_model, sweep_variants, variant_dir
-    from replab.params import Runtime
+TINY_CONFIG = {"vocab_size": 12, "embedding_dim": 6, "hidden": 5, "attention_dim": 4}  # _tiny_model's
 
-    _write_processed(in_tmp / "data/processed")
+
+def _write_trained(root: Path):
+    """A scratch tree of the eval stage's inputs: data/processed/rt_snippets and, for the sweep of two supervised
+    methods and one semi-supervised one (seed 0), a trained model per variant and the Fig. 2 record. → its cfg."""
+    from replab.io import write_json
+    from replab.papers.attention_vat.model import Config, save_model, sweep_variants, variant_dir
+
+    _write_processed(root / "data/processed")
     cfg = Config(datasets=["rt_snippets"], methods=["vanilla", "attention_vat"], semi_methods=["attention_vat"],
                  seeds=[0])
     model = _tiny_model()
-    config = {"vocab_size": 12, "embedding_dim": 6, "hidden": 5, "attention_dim": 4}
     run = _record("vanilla", 0, 0)["run"]
     for key, axes in sweep_variants(cfg):
-        folder = Path("models/attention_vat") / variant_dir(key, axes)  # <dataset>-<setting>-<seed>/<key>/
+        folder = root / "models/attention_vat" / variant_dir(key, axes)  # <dataset>-<setting>-<seed>/<key>/
         if key.startswith("fig2-"):
             write_json(folder / "train.json", {
                 "dataset": "rt_snippets", "seed": 0, "n_labeled": 20, "ratios": [0.0, 1.0],
                 "curves": {"attention_vat": {"n_unlabeled": [0, 20], "dev_f1": [60.0, 65.0]}}, "run": run})
         else:
             eps = None if axes["method"] == "vanilla" else cfg.eps_for(axes["method"])
-            save_model(model, config, folder, {"n_labeled": 20, "n_unlabeled": 20 if axes["setting"] == "semi" else 0,
-                                               "eps": eps, "run": run})
+            save_model(model, TINY_CONFIG, folder, {"n_labeled": 20, "n_unlabeled": 20 if axes["setting"] == "semi"
+                                                    else 0, "eps": eps, "run": run})
+    return cfg
+
+
+def _evaluate_dataset(cfg) -> None:
+    """The eval stage of rt_snippets: `replab evaluate attention_vat evaluate-rt_snippets dataset=rt_snippets`."""
+    from replab.papers import Variant
+    from replab.params import Runtime
+
     ev.evaluate(cfg, Runtime(progress=False, threads=1),
                 Variant("attention_vat", "evaluate-rt_snippets", {"dataset": "rt_snippets"}))
+
+
+def test_evaluate_every_variant_of_a_dataset_then_report(in_tmp):
+    """The eval stage's route: `evaluate-<dataset>` measures each trained variant of the sweep (and copies the
+    Fig. 2 curves) into metrics/attention_vat/<dataset>/; the report reads exactly those."""
+    from replab.io import read_json
+
+    cfg = _write_trained(in_tmp)
+    _evaluate_dataset(cfg)
     metrics = read_json("metrics/attention_vat/rt_snippets/rt_snippets-vanilla-supervised-0.json")
     assert metrics["method"] == "vanilla" and metrics["setting"] == "supervised" and metrics["n_unlabeled"] == 0
     assert metrics["rationale"]["documents"] == 12 and 0 <= metrics["f1"] <= 100
@@ -471,6 +488,126 @@ def test_evaluate_every_variant_of_a_dataset_then_report(in_tmp):
     assert linear["n_labeled"] == 20 and 0 <= linear["dev_auc"] <= 1
     assert "Diagnosis (rt_snippets, ours)" in section.markdown
     assert 0 <= metrics["dev_auc"] <= 1 and 0 <= metrics["auc"] <= 1
+
+
+def _files(*folders: str) -> dict[str, bytes]:
+    """Every file below the folders (relative path → contents)."""
+    return {str(f): f.read_bytes() for folder in folders for f in sorted(Path(folder).rglob("*")) if f.is_file()}
+
+
+OUTS = ("metrics/attention_vat/rt_snippets", "plots/attention_vat/variants/rt_snippets")  # dvc.yaml's eval outs
+
+
+DIVERGED = Path("models/attention_vat/rt_snippets-semi-attention-0/rt_snippets-attention_vat-semi-0/model.pt")
+
+
+def _diverge(model_pt: Path) -> None:
+    """A NaN weight in a saved model, as a diverged training run leaves it."""
+    state = torch.load(model_pt, weights_only=True)
+    state["state_dict"]["decoder.weight"][0, 0] = float("nan")
+    torch.save(state, model_pt)
+
+
+def test_a_failed_evaluation_leaves_every_old_output(in_tmp):
+    """A model that fails the evaluation (here a diverged one) stops the stage with the metrics and plot folders
+    exactly as the last run left them (none half rewritten), and no temp folder beside them."""
+    from replab.io import DataError
+
+    cfg = _write_trained(in_tmp)
+    _evaluate_dataset(cfg)
+    before = _files(*OUTS)
+    assert "metrics/attention_vat/rt_snippets/linear_baseline.json" in before and len(before) == 2 * 3 + 2
+    _diverge(DIVERGED)
+    with pytest.raises(DataError):
+        _evaluate_dataset(cfg)
+    assert _files(*OUTS) == before
+    assert sorted(p.name for p in Path("metrics/attention_vat").iterdir()) == ["rt_snippets"]
+    assert sorted(p.name for p in Path("plots/attention_vat/variants").iterdir()) == ["rt_snippets"]
+
+
+def test_a_diverged_model_is_named_by_its_file_and_variant(in_tmp):
+    from replab.io import DataError
+    from replab.papers import Variant
+    from replab.params import Runtime
+
+    cfg = _write_trained(in_tmp)
+    _diverge(DIVERGED)
+    key = "rt_snippets-attention_vat-semi-0"
+    with pytest.raises(DataError) as err:  # one variant alone: `replab evaluate attention_vat <key> axis=…`
+        ev.evaluate(cfg, Runtime(progress=False, threads=1), Variant("attention_vat", key, {
+            "dataset": "rt_snippets", "method": "attention_vat", "setting": "semi", "seed": 0}))
+    assert str(err.value).startswith(f"{DIVERGED} ({key}), test split: predictions: 12 of 12 values are NaN")
+    assert "\n" not in str(err.value) and not Path("metrics").exists()
+
+
+def test_evaluating_fewer_variants_leaves_no_file_of_the_dropped_ones(in_tmp):
+    """The stage's folders are replaced whole: a variant no longer in params.yaml (here Attention VAT supervised)
+    keeps neither metrics nor plot data, and nothing else left in the folders survives either."""
+    from dataclasses import replace
+
+    cfg = _write_trained(in_tmp)
+    _evaluate_dataset(cfg)
+    Path(OUTS[0], "stray.json").write_text("{}")
+    _evaluate_dataset(replace(cfg, methods=["vanilla"]))
+    names = sorted(Path(f).name for f in _files(OUTS[0]))
+    assert names == ["fig2-rt_snippets-0.json", "linear_baseline.json", "rt_snippets-attention_vat-semi-0.json",
+                     "rt_snippets-vanilla-supervised-0.json"]
+    assert sorted(p.name for p in Path(OUTS[1]).iterdir()) == ["rt_snippets-attention_vat-semi-0",
+                                                                "rt_snippets-vanilla-supervised-0"]
+
+
+def _saved(folder: Path, config: dict | None = None, weights: dict | None = None, record=None) -> Path:
+    """A model folder as save_model writes it, with `config` / `weights` / train.json contents replaced."""
+    from replab.papers.attention_vat.model import save_model
+
+    save_model(weights or _tiny_model(), config or TINY_CONFIG, folder, {"n_labeled": 20})
+    if record is not None:
+        (folder / "train.json").write_text(json.dumps(record))
+    return folder
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"config": {**TINY_CONFIG, "pad_id": 99999}}, r"model\.pt: config\.pad_id = 99999: must be < vocab_size \(12\)"),
+    ({"config": {**TINY_CONFIG, "hidden": "5"}}, r"model\.pt: config\.hidden = '5': must be an integer"),
+    ({"config": {**TINY_CONFIG, "dropout": float("nan")}}, r"model\.pt: config\.dropout = nan: must be finite"),
+    ({"config": {**TINY_CONFIG, "layers": 2}}, r"model\.pt: config\.layers: unknown key"),
+    ({"config": {**TINY_CONFIG, "vocab_size": 13}},  # trained on another vocabulary
+     r"model\.pt: config\.vocab_size = 13, but the data's vocab\.json has 12"),
+    ({"weights": {**_tiny_model().state_dict(), "embedding.weight": torch.zeros(13, 6)}},  # torch: two lines
+     r"model\.pt: not an attention_vat model \(Error\(s\) in loading .* size mismatch for embedding\.weight"),
+    ({"record": []}, r"train\.json: record must be a mapping, got list"),
+    ({"record": {"eps": "5"}}, r"train\.json: record\.eps = '5': must be a number"),
+])
+def test_a_corrupt_model_folder_is_a_one_line_error_naming_the_file(tmp_path, change, message):
+    from replab.io import DataError
+
+    folder = _saved(tmp_path / "m", **change)
+    with pytest.raises(DataError, match=message) as err:
+        ev.load_variant(folder, 12, torch.device("cpu"))
+    assert "\n" not in str(err.value) and "\t" not in str(err.value)
+    model, record = ev.load_variant(_saved(tmp_path / "ok"), 12, torch.device("cpu"))  # the unchanged folder loads
+    assert record.n_labeled == 20 and record.eps is None and not model.training
+
+
+@pytest.mark.parametrize("curve, message", [
+    ({"n_unlabeled": [0, 20], "dev_f1": [60.0, None]}, r"curves\.attention_vat\.dev_f1\[1\] = None: must be a number"),
+    ({"n_unlabeled": [0, 20], "dev_f1": [60.0, 165.0]}, r"curves\.attention_vat\.dev_f1\[1\] = 165\.0: must be <= 100"),
+    ({"n_unlabeled": [0, 20], "dev_f1": [60.0]}, r"curves\.attention_vat\.dev_f1: 1 values for 2 N_ul"),
+    ({"dev_f1": [60.0]}, r"curves\.attention_vat\.n_unlabeled: missing"),
+])
+def test_a_fig2_curve_with_a_null_or_bad_value_is_refused_naming_the_file(in_tmp, curve, message):
+    """A null dev F1 (or NaN, which reads as null) would reach the report's Fig. 2 as a silent "–"."""
+    from replab.io import DataError, write_json
+
+    key, axes = "fig2-rt_snippets-0", {"dataset": "rt_snippets", "seed": 0}
+    folder = in_tmp / "models/attention_vat" / key
+    write_json(folder / "train.json", {"n_labeled": 20, "curves": {"attention_vat": curve}})
+    with pytest.raises(DataError, match=rf"{key}/train\.json: {message}") as err:
+        ev.collect_fig2(key, axes, folder, in_tmp / "metrics")
+    assert "\n" not in str(err.value) and not (in_tmp / "metrics").exists()
+    (folder / "train.json").write_text('{"curves": {"attention_vat": {"n_unlabeled": [0], "dev_f1": [NaN]}}}')
+    with pytest.raises(DataError, match=r"dev_f1\[0\] = None: must be a number"):
+        ev.collect_fig2(key, axes, folder, in_tmp / "metrics")
 
 
 def _write_keyword_set(root: Path) -> Path:

@@ -526,3 +526,70 @@ def test_evaluating_a_training_stage_key_is_a_one_line_error(in_tmp):
     with pytest.raises(ParamError, match="a training stage's key, not a variant; evaluate <dataset>-<method>"):
         evaluate(_cfg(), Runtime(progress=False, threads=1), _stage("supervised", "word"))
     assert not (in_tmp / "metrics").exists()
+
+
+@pytest.mark.parametrize("special_ids, message", [
+    ({"pad": 5000000, "unk": 1}, r"special_ids\.pad = 5000000: must be a token id in 0 … 39 \(vocab\.json's words\);"),
+    ("x", r"special_ids = 'x': expected an object \{name: token id\}"),
+    ({"pad": 0, "unk": True}, r"special_ids\.unk = True: must be a token id"),
+    ({"pad": 0, "eos": "3"}, r"special_ids\.eos = '3': must be a token id in 0 … 39 \(vocab\.json's words\) or null"),
+    ({"pad": None}, r"special_ids\.pad = None: must be a token id"),
+    ({"pad": 0, "bos": 2}, r"special_ids\.bos: unknown \(allowed: pad, unk, sos, eos\)"),
+])
+def test_bad_special_ids_in_meta_json_are_a_one_line_error_naming_it(in_tmp, special_ids, message):
+    """meta.json's special_ids index the embedding table (pad: its padding row) and end cut pool sequences; a bad
+    one failed deep in torch (AssertionError) or on `.get` (AttributeError) at training."""
+    from replab.loaders.text import load_text
+
+    _write_text_set(in_tmp / "data/processed")
+    meta = in_tmp / "data/processed/rt_snippets/meta.json"
+    meta.write_text(json.dumps({"source": "test", "special_ids": special_ids}))
+    with pytest.raises(DataError, match=r"rt_snippets/meta\.json: " + message) as err:
+        load_text("rt_snippets", torch.device("cpu"), root=in_tmp / "data/processed")
+    assert "\n" not in str(err.value) and "prepare@rt_snippets" in str(err.value)
+    with pytest.raises(DataError, match=r"meta\.json: special_ids"):  # the training stage stops on it too
+        T.train(_cfg(epochs=1), Runtime(progress=False, threads=1), _stage("supervised", "vanilla"))
+    meta.write_text(json.dumps({"special_ids": {"pad": 0, "unk": 1, "sos": None, "eos": None}}))  # no SOS/EOS
+    assert load_text("rt_snippets", torch.device("cpu"), root=in_tmp / "data/processed").special_ids["eos"] is None
+
+
+@pytest.mark.parametrize("key, assignments", [("all", []), ("garbage", []), ("garbage", ["family=word"])])
+def test_a_bad_key_names_the_keys_train_and_evaluate_take(key, assignments):
+    """`replab evaluate attention_vat all` and `replab train attention_vat garbage` asked for method=…, which no
+    stage takes: the message names the real forms (a stage's family=, the eval stage's evaluate-<dataset>)."""
+    with pytest.raises(ParamError) as err:
+        parse_variant("attention_vat", key, assignments, _cfg(), M.axes_for(key))
+    message = str(err.value)
+    assert "attention_vat's keys: `train <dataset>-<setting>-<family>-<seed> dataset=… setting=… family=… seed=…`, " \
+           "`train fig2-<dataset>-<seed> dataset=… seed=…`" in message
+    assert "`evaluate evaluate-<dataset> dataset=…`" in message and "\n" not in message
+
+
+def test_papers_whose_keys_are_their_axes_keep_their_message():
+    from replab.papers import paper_module
+    from replab.params import parse as parse_section
+
+    aae = paper_module("aae_ssl")
+    with pytest.raises(ParamError) as err:
+        parse_variant("aae_ssl", "all", [], parse_section(aae.Config, {}, "aae_ssl"), aae.AXES)
+    assert str(err.value) == "aae_ssl variant all: missing model=…, n_labeled=…, seed=…"
+
+
+def test_more_neighbours_than_the_vocabulary_holds_is_a_param_error():
+    """neighbours = 10⁶ was clamped to the vocabulary without a word, and one epoch ran for minutes."""
+    weight = torch.randn(VOCAB, 8)
+    assert M.nearest_neighbours(weight, VOCAB - 3).shape == (VOCAB, VOCAB - 3)  # every word but itself, pad, unk
+    for k in (VOCAB - 2, 10**6, 0):
+        with pytest.raises(ParamError, match=rf"^attention_vat\.neighbours = {k:,}: the vocabulary of {VOCAB} words "
+                                             rf"has {VOCAB - 3} others to choose from \(allowed: 1 … {VOCAB - 3}\)$"):
+            M.nearest_neighbours(weight, k)
+
+
+def test_fig2_points_above_the_pool_are_capped_and_said(capsys):
+    cfg = _cfg(fig2={"ratios": [0.0, 1.0, 7.0, 100.0]})
+    from replab.papers.attention_vat.train import fig2_points
+
+    assert fig2_points(cfg, 100, 500) == [0, 100, 500]
+    assert capsys.readouterr().err == ("attention_vat Fig. 2: fig2.ratios 7, 100 × N_l = 100 ask for more than the "
+                                       "pool's 500 unlabeled sequences: trained at 500\n")
+    assert fig2_points(cfg, 10, 5000) == [0, 10, 70, 1000] and capsys.readouterr().err == ""

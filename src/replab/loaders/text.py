@@ -1,5 +1,5 @@
 """A text data set's processed layout (`replab.data.text`) on the device: padded token ids, lengths, labels, the
-unlabeled pool and the optional embedding rows."""
+unlabeled pool and the optional embedding rows; and a split as bag-of-words counts (for a linear model)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import torch
 
 from replab.data.registry import PROCESSED_ROOT
 from replab.data.text import load_text_split, read_vocab
-from replab.io import DataError, read_json, read_npy
+from replab.io import DataError, read_json, read_npy, rerun_hint
+
+SPECIAL_NAMES = ("pad", "unk", "sos", "eos")  # meta.json's special_ids (replab.data.text.special_ids)
 
 
 @dataclass
@@ -43,8 +45,9 @@ def load_text(dataset: str, device: torch.device, unlabeled_max_length: int = 0,
     limits what is loaded (evaluation needs dev and test only). Malformed arrays raise DataError naming the file."""
     folder = (root or PROCESSED_ROOT) / dataset
     meta = read_json(folder / "meta.json", expect=dict, stage=f"prepare@{dataset}")
-    special_ids = meta.get("special_ids", {"pad": 0, "unk": 1})
     vocab_size = len(read_vocab(folder))
+    special_ids = check_special_ids(meta.get("special_ids", {"pad": 0, "unk": 1}), vocab_size,
+                                    folder / "meta.json", f"prepare@{dataset}")
     tokens, lengths, labels, evidence = {}, {}, {}, {}
     for split in splits:
         if split == "unlabeled" and not (folder / "unlabeled.npz").exists():
@@ -70,3 +73,35 @@ def load_text(dataset: str, device: torch.device, unlabeled_max_length: int = 0,
         table = torch.from_numpy(w.astype(np.float32)).to(device)
     return TextData(tokens, lengths, labels, vocab_size, special_ids, table,
                     meta.get("source", "unknown"), dataset, evidence)
+
+
+def check_special_ids(special_ids, vocab_size: int, path: Path, stage: str) -> dict:
+    """meta.json's `special_ids` if it is {name: id} with names of SPECIAL_NAMES and ids of vocab.json's words
+    (`sos` / `eos` null for a set without them), else a one-line DataError naming the file: the ids index the
+    embedding table (`pad` is its padding row) and end cut sequences, where torch would fail with an assertion."""
+    if not isinstance(special_ids, dict):
+        raise DataError(f"{path}: special_ids = {special_ids!r}: expected an object {{name: token id}} "
+                        f"(names {', '.join(SPECIAL_NAMES)}); {rerun_hint(stage)}")
+    for name, value in special_ids.items():
+        if name not in SPECIAL_NAMES:
+            raise DataError(f"{path}: special_ids.{name}: unknown (allowed: {', '.join(SPECIAL_NAMES)}); "
+                            f"{rerun_hint(stage)}")
+        if not (value is None and name in ("sos", "eos")) and (
+                isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < vocab_size):
+            raise DataError(f"{path}: special_ids.{name} = {value!r}: must be a token id in 0 … {vocab_size - 1} "
+                            f"(vocab.json's words){' or null' if name in ('sos', 'eos') else ''}; {rerun_hint(stage)}")
+    return special_ids
+
+
+def bag_of_words(path: Path, vocab_size: int):
+    """Token counts [N, vocab_size] (scipy CSR) of a processed split's real tokens, and its labels [N]: the same
+    vocabulary and tokens as the network's input (train-fit vocabulary, <unk> for unseen words)."""
+    from scipy.sparse import csr_matrix
+
+    arrays = load_text_split(path.parent, path.stem, vocab_size)  # ids < vocab_size, 1 <= length <= T, 0/1
+    tokens, lengths = arrays["tokens"], arrays["lengths"]
+    real = np.arange(tokens.shape[1])[None, :] < lengths[:, None]
+    rows = np.repeat(np.arange(len(tokens)), real.sum(1))
+    counts = csr_matrix((np.ones(len(rows)), (rows, tokens[real])), shape=(len(tokens), vocab_size))
+    counts.sum_duplicates()
+    return counts, arrays["labels"].astype(np.int64)

@@ -141,6 +141,33 @@ def evaluate_each(variant: Variant, variants: list[Variant], evaluate_one: Calla
             evaluate_one(replace(each, metrics_dir=metrics, variants_dir=plots))
 
 
+def parse_record(cls: type, data: Any, where: str, partial: bool = True) -> Any:
+    """`data` read from a file (a model's config, a training record) as the dataclass `cls`, whose fields are
+    `replab.params.param`s, through `replab.params.parse`: a wrong type, a value out of range, or null or NaN where
+    a number must be is a one-line DataError naming `where` (the file) and the key. `partial`: keys that are not
+    fields of `cls` are ignored (else an error)."""
+    import dataclasses
+
+    from replab.io import DataError
+    from replab.params import parse
+
+    if partial and isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k in {f.name for f in dataclasses.fields(cls)}}
+    try:
+        return parse(cls, data, where)
+    except ParamError as err:
+        raise DataError(f"{err}; rerun the stage that wrote it") from None
+
+
+def key_forms(paper: str) -> str:
+    """'; <paper>'s keys: `train …`, `evaluate …`' where the paper's train.py / evaluate.py list the keys they take
+    (`KEYS`: a paper whose keys are not simply its axes' values joined, e.g. attention_vat's stage keys); '' for
+    the others (their keys are what parse_variant's message already says)."""
+    forms = [f"`{command} {form}`" for command in ("train", "evaluate") if paper in PAPERS
+             for form in getattr(importlib.import_module(f"{__name__}.{paper}.{command}"), "KEYS", ())]
+    return f"; {paper}'s keys: {', '.join(forms)}" if forms else ""
+
+
 def _as_float(text: str) -> float | None:
     try:
         return float(text)
@@ -157,7 +184,8 @@ def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: 
     for item in assignments:
         name, sep, raw = item.partition("=")
         if not sep or name not in axes:
-            raise ParamError(f"{paper} variant {item!r}: expected axis=value with axis in {', '.join(axes)}")
+            raise ParamError(f"{paper} variant {item!r}: expected axis=value with axis in {', '.join(axes)}"
+                             + key_forms(paper))
         if name in raws:
             raise ParamError(f"{paper} variant {key}: {name}= given twice ({name}={raws[name]}, {item})")
         raws[name] = raw
@@ -170,9 +198,9 @@ def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: 
         values[name] = matches[0]
     missing = [a for a in axes if a not in values]
     if missing:
-        raise ParamError(f"{paper} variant: missing {', '.join(f'{a}=…' for a in missing)}")
+        raise ParamError(f"{paper} variant {key}: missing {', '.join(f'{a}=…' for a in missing)}" + key_forms(paper))
     joined = "-".join(raws[a] for a in axes)
     if joined and key != joined and not key.endswith(f"-{joined}"):
         raise ParamError(f"{paper} variant {key}: the key does not match its axes "
-                         f"({' '.join(f'{a}={raws[a]}' for a in axes)} give {joined})")
+                         f"({' '.join(f'{a}={raws[a]}' for a in axes)} give {joined})" + key_forms(paper))
     return Variant(paper, key, values)

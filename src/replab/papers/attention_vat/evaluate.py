@@ -20,28 +20,33 @@ use the probability.)
 `evaluate(cfg, runtime, variant)` measures one trained variant; with the key `evaluate-<dataset>` it measures every
 variant of that dataset in params.yaml in one process (dvc.yaml's eval stage): one interpreter start and one data
 load instead of one per model (13 models and the Fig. 2 curves, each a few seconds of work; a process start-up
-costs about as much).
+costs about as much), written into fresh copies of its folders that replace the old ones whole at the end.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from replab import runtime as rt
-from replab.data.text import load_text_split, read_vocab
-from replab.io import DataError, read_json, write_json
+from replab.data.text import read_vocab
+from replab.io import DataError, atomic_dir, read_json, require_finite, write_json
 from replab.measures import binary_f1, masked_kendall_tau, masked_pearson, nan_summary, token_soft_metrics
-from replab.params import ParamError
+from replab.papers import parse_record
+from replab.params import ParamError, fail, param
 
 EXAMPLES = 4  # test sentences whose attention maps the report draws
 EXAMPLE_LENGTH = (6, 16)  # their number of words (short enough to label every token)
 MAX_BATCH_TOKENS = 1 << 15  # padded tokens per evaluation batch (memory bound for long documents)
 EVIDENCE_KIND = {"eraser_movies": "human", "rt_snippets": "lexicon"}
+KEYS = ("<dataset>-<method>-<setting>-<seed> dataset=… method=… setting=… seed=…", "fig2-<dataset>-<seed> dataset=… "
+        "seed=…", "evaluate-<dataset> dataset=…")  # the keys it takes, named on a bad one (papers.parse_variant)
 
 
 @dataclass
@@ -137,9 +142,10 @@ class Outputs:
     importance: np.ndarray | None
 
 
-def run_split(model, split: TextSplit, with_gradients: bool, max_tokens: int = MAX_BATCH_TOKENS) -> Outputs:
+def run_split(model, split: TextSplit, with_gradients: bool, max_tokens: int = MAX_BATCH_TOKENS,
+              what: str = "attention_vat model") -> Outputs:
     """Predictions and attention (and gradient importance) over a split in length-sorted batches, scattered back to
-    split order."""
+    split order. Non-finite ones (a diverged model) are a NonFiniteError naming `what` (the model and split)."""
     n, length = split.tokens.shape
     probability = np.empty(n)
     attention = np.zeros((n, length))
@@ -158,8 +164,8 @@ def run_split(model, split: TextSplit, with_gradients: bool, max_tokens: int = M
             logit, att = out.logit, out.attention
         probability[idx] = torch.sigmoid(logit.double()).cpu().numpy()
         attention[idx, :width] = att.double().cpu().numpy()
-    if not (np.isfinite(probability).all() and np.isfinite(attention).all()):
-        raise DataError("attention_vat model: non-finite prediction or attention (a diverged model)")
+    require_finite(probability, f"{what}: predictions")
+    require_finite(attention, f"{what}: attention weights")
     return Outputs(probability, attention, importance)
 
 
@@ -197,11 +203,12 @@ def examples(data: EvalData, outputs: Outputs, indices: np.ndarray) -> list[dict
     return rows
 
 
-def measure(model, data: EvalData) -> tuple[dict, list[dict]]:
-    """Every measure of one trained model on dev and test: (metrics, example attention maps)."""
+def measure(model, data: EvalData, what: str = "attention_vat model") -> tuple[dict, list[dict]]:
+    """Every measure of one trained model on dev and test: (metrics, example attention maps). `what` names the
+    model in an error."""
     model.eval()
-    test = run_split(model, data.test, with_gradients=True)
-    dev = run_split(model, data.dev, with_gradients=False)
+    test = run_split(model, data.test, with_gradients=True, what=f"{what}, test split")
+    dev = run_split(model, data.dev, with_gradients=False, what=f"{what}, dev split")
     test_pred, dev_pred = test.probability > 0.5, dev.probability > 0.5
     metrics = {"f1": 100 * binary_f1(test_pred, data.test.labels),
                "dev_f1": 100 * binary_f1(dev_pred, data.dev.labels),
@@ -243,20 +250,6 @@ def roc_auc(labels: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(labels, score)) if 0 < labels.sum() < len(labels) else float("nan")
 
 
-def bag_of_words(path: Path, vocab_size: int):
-    """Token counts [N, vocab_size] (scipy CSR) of a processed split's real tokens, and its labels [N]: the same
-    vocabulary and tokens as the network's input (train-fit vocabulary, <unk> for unseen words)."""
-    from scipy.sparse import csr_matrix
-
-    arrays = load_text_split(path.parent, path.stem, vocab_size)  # ids < vocab_size, 1 <= length <= T, 0/1
-    tokens, lengths = arrays["tokens"], arrays["lengths"]
-    real = np.arange(tokens.shape[1])[None, :] < lengths[:, None]
-    rows = np.repeat(np.arange(len(tokens)), real.sum(1))
-    counts = csr_matrix((np.ones(len(rows)), (rows, tokens[real])), shape=(len(tokens), vocab_size))
-    counts.sum_duplicates()
-    return counts, arrays["labels"].astype(np.int64)
-
-
 def linear_baseline(dataset: str, root: Path | None = None) -> dict:
     """Ours, a reference for what the labeled data allow (no paper reports it): sublinear TF-IDF bag of words →
     logistic regression (scikit-learn defaults, C = 1, not tuned), fit on the processed train split with the
@@ -266,6 +259,7 @@ def linear_baseline(dataset: str, root: Path | None = None) -> dict:
     from sklearn.linear_model import LogisticRegression
 
     from replab.data.registry import PROCESSED_ROOT
+    from replab.loaders.text import bag_of_words
 
     folder = (root or PROCESSED_ROOT) / dataset
     vocab_size = len(read_vocab(folder))
@@ -285,84 +279,122 @@ def linear_baseline(dataset: str, root: Path | None = None) -> dict:
     return out
 
 
-@dataclass(frozen=True)
-class Target:
-    """One trained variant and where its evaluation goes: metrics/attention_vat/<dataset>/<key>.json and
-    plots/attention_vat/variants/<dataset>/<key>/ (one evaluation stage per dataset owns its folder). Its model
-    is in models/attention_vat/<dataset>-<setting>-<seed>/<key>/ (the folder of the stage that trained every
-    method of the setting), a Fig. 2 record in models/attention_vat/<key>/."""
+@dataclass
+class SavedConfig:
+    """model.pt's `config` (model.model_config), checked before it builds the network (torch asserts on pad_id)."""
 
-    key: str
-    axes: dict
+    vocab_size: int = param(ge=1)
+    embedding_dim: int = param(ge=1)
+    hidden: int = param(ge=1)
+    attention_dim: int = param(ge=1)
+    dropout: float = param(0.0, ge=0.0, lt=1.0)
+    pad_id: int = param(0, ge=0)
 
-    @property
-    def model_dir(self) -> Path:
-        from replab.papers.attention_vat.model import variant_dir
-
-        return Path("models") / "attention_vat" / variant_dir(self.key, self.axes)
-
-    @property
-    def metrics_path(self) -> Path:
-        return Path("metrics") / "attention_vat" / self.axes["dataset"] / f"{self.key}.json"
-
-    @property
-    def plots_dir(self) -> Path:
-        return Path("plots") / "attention_vat" / "variants" / self.axes["dataset"] / self.key
+    def check(self, where: str) -> None:
+        if self.pad_id >= self.vocab_size:
+            fail(where, f"pad_id = {self.pad_id}: must be < vocab_size ({self.vocab_size}), a row of the embeddings")
 
 
-def evaluate_variant(target: Target, data: EvalData, device) -> None:
-    """Every measure of one trained variant → its metrics JSON and examples.json (the report's attention maps)."""
-    from replab.papers.attention_vat.model import load_model
+@dataclass
+class TrainRecord:
+    """What the metrics copy from a train.json (its other fields are not read); Fig2Curve checks each curve."""
 
+    n_labeled: int | None = param(None, ge=1)
+    n_unlabeled: int = param(0, ge=0)
+    best_epoch: int | None = param(None, ge=0)
+    eps: float | None = param(None, gt=0.0)
+    ratios: list[float] | None = param(None, ge=0.0)
+    curves: dict[str, dict[str, Any]] | None = None
+    run: dict[str, Any] | None = None
+
+
+@dataclass
+class Fig2Curve:
+    """What the report reads of one method's Fig. 2 curve (train.train_fig2): the dev F1 at each N_ul."""
+
+    n_unlabeled: list[int] = param(ge=0, nonempty=True)
+    dev_f1: list[float] = param(ge=0.0, le=100.0, distinct=False)
+
+    def check(self, where: str) -> None:
+        if len(self.dev_f1) != len(self.n_unlabeled):
+            fail(where, f"dev_f1: {len(self.dev_f1)} values for {len(self.n_unlabeled)} N_ul")
+
+
+def load_variant(model_dir: Path, vocab_size: int, device):
+    """(the network in eval mode, its TrainRecord) of a variant's folder: model.pt's config is checked (SavedConfig,
+    and against the vocabulary it is evaluated on) before the network is built."""
+    from replab.papers.attention_vat.model import AttentionClassifier
+
+    path, (state, record) = model_dir / "model.pt", rt.load_trained(model_dir, device)
+    config = parse_record(SavedConfig, state.get("config") if isinstance(state, dict) else state, f"{path}: config",
+                          partial=False)
+    if config.vocab_size != vocab_size:
+        raise DataError(f"{path}: config.vocab_size = {config.vocab_size}, but the data's vocab.json has {vocab_size} "
+                        "words (trained on other data? rerun its training stage)")
+    try:
+        model = AttentionClassifier(**asdict(config)).to(device)
+        model.load_state_dict(state["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:  # torch's size mismatch spans lines
+        raise DataError(f"{path}: not an attention_vat model ({' '.join(str(err).split())})") from None
+    return model.eval(), parse_record(TrainRecord, record, f"{model_dir / 'train.json'}: record")
+
+
+def evaluate_variant(key: str, axes: dict, folder: Path, data: EvalData, device, metrics: Path, plots: Path) -> None:
+    """Every measure of one trained variant (its model in `folder`) → `metrics`/<key>.json and
+    `plots`/<key>/examples.json (the report's attention maps)."""
     started = time.perf_counter()
-    model, _ = load_model(target.model_dir, device)
-    record = read_json(target.model_dir / "train.json")
-    metrics, rows = measure(model, data)
-    if eps := record.get("eps"):  # ε per token in RMS, against this model's own embedding rows or score spread
-        metrics["eps_per_token"] = eps / metrics["mean_length"] ** 0.5
-        scale = metrics["score_spread" if target.axes["method"].startswith("attention_") else "embedding_norm"]
-        metrics["eps_share"] = metrics["eps_per_token"] / scale if scale > 1e-12 else float("nan")  # constant ã
-    write_json(target.plots_dir / "examples.json", {"dataset": data.dataset, "examples": rows})
-    write_json(target.metrics_path, {
-        **target.axes, "n_labeled": record.get("n_labeled", data.train_size),
-        "n_unlabeled": record.get("n_unlabeled", 0), "best_epoch": record.get("best_epoch"),
-        "eps": record.get("eps"), **metrics, "eval_seconds": round(time.perf_counter() - started, 3),
-        **({"run": record["run"]} if record.get("run") else {})})
+    model, record = load_variant(folder, len(data.vocab), device)
+    measures, rows = measure(model, data, f"{folder / 'model.pt'} ({key})")
+    if eps := record.eps:  # ε per token in RMS, against this model's own embedding rows or score spread
+        measures["eps_per_token"] = eps / measures["mean_length"] ** 0.5
+        scale = measures["score_spread" if axes["method"].startswith("attention_") else "embedding_norm"]
+        measures["eps_share"] = measures["eps_per_token"] / scale if scale > 1e-12 else float("nan")  # constant ã
+    write_json(plots / key / "examples.json", {"dataset": data.dataset, "examples": rows})
+    write_json(metrics / f"{key}.json", {
+        **axes, "n_labeled": record.n_labeled or data.train_size, "n_unlabeled": record.n_unlabeled,
+        "best_epoch": record.best_epoch, "eps": eps, **measures,
+        "eval_seconds": round(time.perf_counter() - started, 3), **({"run": record.run} if record.run else {})})
 
 
-def collect_fig2(target: Target) -> None:
+def collect_fig2(key: str, axes: dict, folder: Path, metrics: Path) -> None:
     """The Fig. 2 stage trains without keeping weights; its curves (the model-selection dev F1 of every method at
-    every N_ul) are copied into the metrics, so the report reads metrics only."""
-    record = read_json(target.model_dir / "train.json")
-    curves = record.get("curves")
-    if not isinstance(curves, dict):
-        raise DataError(f"{target.model_dir / 'train.json'}: no `curves` (not a Fig. 2 training record)")
-    write_json(target.metrics_path, {**target.axes, "n_labeled": record.get("n_labeled"),
-                                     "ratios": record.get("ratios"), "curves": curves,
-                                     **({"run": record["run"]} if record.get("run") else {})})
+    every N_ul) are copied into `metrics`/<key>.json, so the report reads metrics only. A null, NaN or out-of-range
+    value there is an error naming the file (the report would show a silent "–")."""
+    path = folder / "train.json"
+    record = parse_record(TrainRecord, read_json(path), f"{path}: record")
+    if record.curves is None:
+        raise DataError(f"{path}: no `curves` (not a Fig. 2 training record)")
+    for method, curve in record.curves.items():
+        parse_record(Fig2Curve, curve, f"{path}: curves.{method}")
+    write_json(metrics / f"{key}.json", {**axes, "n_labeled": record.n_labeled, "ratios": record.ratios,
+                                         "curves": record.curves, **({"run": record.run} if record.run else {})})
 
 
 def evaluate(cfg, runtime, variant) -> None:
-    """One variant, or with the key `evaluate-<dataset>` every variant of that dataset in params.yaml (one
-    process: one interpreter start and one data load instead of one per model)."""
-    from replab.papers.attention_vat.model import EVALUATE_ALL, FIG2, sweep_variants
+    """One variant into metrics/attention_vat/<dataset>/<key>.json and plots/attention_vat/variants/<dataset>/<key>/,
+    or with the key `evaluate-<dataset>` every variant of that dataset in params.yaml (one process: one interpreter
+    start and one data load instead of one per model) into fresh copies of both folders (the stage's outs) that
+    replace the old ones only once every variant is measured: a failed or killed stage leaves the old files, and no
+    file of a variant no longer in params.yaml survives."""
+    from replab.papers.attention_vat.model import EVALUATE_ALL, FIG2, PAPER, sweep_variants, variant_dir
 
     if "family" in variant.axes:
         raise ParamError(f"attention_vat {variant.key}: a training stage's key, not a variant; evaluate "
-                         "<dataset>-<method>-<setting>-<seed>, fig2-<dataset>-<seed> or evaluate-<dataset>")
-    if variant.key.startswith(f"{EVALUATE_ALL}-"):
-        dataset = variant.axes["dataset"]
-        targets = [Target(key, axes) for key, axes in sweep_variants(cfg) if axes["dataset"] == dataset]
-        write_json(Path("metrics") / "attention_vat" / dataset / "linear_baseline.json", linear_baseline(dataset))
-    else:
-        targets = [Target(variant.key, variant.axes)]
-    device = rt.setup(runtime, 0)
-    cache: dict[str, EvalData] = {}
-    for target in rt.progress(targets, enabled=runtime.progress, desc="evaluate attention_vat"):
-        if target.key.startswith(f"{FIG2}-"):
-            collect_fig2(target)
-            continue
-        dataset = target.axes["dataset"]
-        if dataset not in cache:
-            cache[dataset] = load_eval_data(dataset, device)
-        evaluate_variant(target, cache[dataset], device)
+                         + ", ".join(KEYS))
+    dataset, every = variant.axes["dataset"], variant.key.startswith(f"{EVALUATE_ALL}-")
+    variants = [(k, a) for k, a in sweep_variants(cfg) if a["dataset"] == dataset] if every else [
+        (variant.key, variant.axes)]
+    linear = linear_baseline(dataset) if every else None
+    device, data, swap = rt.setup(runtime, 0), None, atomic_dir if every else nullcontext
+    metrics, plots = Path("metrics") / PAPER / dataset, Path("plots") / PAPER / "variants" / dataset
+    with swap(metrics) as metrics, swap(plots) as plots:  # fresh copies, or (one variant) the folders themselves
+        if every:
+            write_json(metrics / "linear_baseline.json", linear)
+        for key, axes in rt.progress(variants, enabled=runtime.progress, desc="evaluate attention_vat"):
+            # models/attention_vat/<dataset>-<setting>-<family>-<seed>/<key>/ (its stage's folder), fig2: <key>/
+            folder = Path("models") / PAPER / variant_dir(key, axes)
+            if key.startswith(f"{FIG2}-"):
+                collect_fig2(key, axes, folder, metrics)
+                continue
+            data = data or load_eval_data(dataset, device)  # one dataset: loaded once
+            evaluate_variant(key, axes, folder, data, device, metrics, plots)

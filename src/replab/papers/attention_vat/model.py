@@ -15,7 +15,7 @@ from torch import nn
 from replab.functional import Linear, rescale_underflowing_rows
 from replab.io import DataError
 from replab.loaders.text import TextData
-from replab.params import SEED_MAX, param
+from replab.params import SEED_MAX, ParamError, param
 
 PAPER = "attention_vat"
 TEXT_DATASETS = ("rt_snippets", "sst", "imdb", "eraser_movies")
@@ -322,10 +322,10 @@ def nearest_neighbours(weight: torch.Tensor, k: int, exclude: tuple[int, ...] = 
     """int64 [V, k]: the k nearest words of each vocabulary entry by cosine similarity (Sato et al. 2018),
     the word itself and the `exclude` ids (pad, unk) never chosen. Computed in row chunks (V × V never held)."""
     w = F.normalize(weight.detach(), dim=1)
-    vocab = len(w)
-    k = min(k, vocab - 1 - len(exclude))
-    if k < 1:
-        raise DataError(f"the vocabulary of {vocab} words is too small for nearest-neighbour directions")
+    vocab, others = len(w), len(w) - 1 - len(exclude)  # (not clamped: 10⁶ neighbours ran for minutes, unasked)
+    if not 1 <= k <= others:
+        raise ParamError(f"attention_vat.neighbours = {k:,}: the vocabulary of {vocab:,} words has {others:,} others "
+                         f"to choose from (allowed: 1 … {max(others, 1):,})")
     out = []
     for start in range(0, vocab, chunk):
         sim = w[start:start + chunk] @ w.T

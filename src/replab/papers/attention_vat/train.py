@@ -45,6 +45,9 @@ from replab.papers.attention_vat.model import (
 from replab.params import ParamError
 
 EVAL_BATCH = 512
+# the keys `replab train attention_vat` takes (replab.papers.parse_variant names them on a bad one)
+KEYS = ("<dataset>-<setting>-<family>-<seed> dataset=… setting=… family=… seed=…",
+        "fig2-<dataset>-<seed> dataset=… seed=…")
 
 
 def perturbation_loss(model: AttentionClassifier, cfg: Config, method: str, tokens: torch.Tensor,
@@ -312,9 +315,13 @@ def train_group(cfg: Config, runtime, variant, device, ckpt) -> None:
 
 
 def fig2_points(cfg: Config, n_labeled: int, pool: int) -> list[int]:
-    """N_ul of each Fig. 2 point: ratio × N_l, capped by the pool (duplicates after capping dropped)."""
-    points = sorted({min(round(r * n_labeled), pool) for r in cfg.fig2.ratios})
-    return points
+    """N_ul of each Fig. 2 point: ratio × N_l, capped by the pool (duplicates after capping dropped; said on
+    stderr, and the report gives each point's N_ul and its ratio)."""
+    asked = {r: round(r * n_labeled) for r in cfg.fig2.ratios}
+    if capped := [r for r, n in asked.items() if n > pool]:
+        print(f"attention_vat Fig. 2: fig2.ratios {', '.join(f'{r:g}' for r in capped)} × N_l = {n_labeled:,} ask "
+              f"for more than the pool's {pool:,} unlabeled sequences: trained at {pool:,}", file=sys.stderr)
+    return sorted({min(n, pool) for n in asked.values()})
 
 
 def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
