@@ -294,10 +294,14 @@ def test_a_command_line_usage_error_is_one_line(argv, expected, capsys):
 
 def test_train_all_says_it_is_an_evaluation_key(monkeypatch, capsys):
     monkeypatch.chdir(REPO)
-    assert main(["train", "attention_vat", "all"]) == 2  # was "missing dataset=…, method=…": not a training key
+    assert main(["train", "aae_ssl", "all"]) == 2  # was "missing model=…, n_labeled=…": not a training key
     assert capsys.readouterr().err == (
-        "error: train attention_vat all: `all` is for `replab evaluate`; training is one stage per variant "
-        "(`dvc repro --glob 'train_attention_vat*'`, or one of `dvc stage list`)\n")
+        "error: train aae_ssl all: `all` is for `replab evaluate`; training is one stage per variant "
+        "(`dvc repro --glob 'train_aae_ssl*'`, or one of `dvc stage list`)\n")
+    # attention_vat evaluates per data set (`evaluate-<dataset>`), it has no `all`: its keys are named instead
+    assert main(["train", "attention_vat", "all"]) == 2
+    err = capsys.readouterr().err
+    assert "is for `replab evaluate`" not in err and "`evaluate evaluate-<dataset> dataset=…`" in err
 
 
 @pytest.mark.parametrize("override, message", [

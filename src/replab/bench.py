@@ -55,8 +55,8 @@ from torch.utils._pytree import tree_map_only
 
 from replab import runtime as rt
 from replab.batches import EndlessBatches
-from replab.io import DataError, PartialFailure, check_writable, write_json
-from replab.params import COMPILE_MODES, ParamError, Runtime, load_runtime, load_section
+from replab.io import DataError, PartialFailure, write_json
+from replab.params import COMPILE_MODES, ParamError, Runtime, check_writable, load_runtime, load_section
 
 WARMUP_STEPS = 3
 FETCH_MIN_BATCHES = 200  # batch-fetch comparison: max(steps, this) batches per method

@@ -46,7 +46,7 @@ def command_variant(paper: str, key: str, assignments: list[str], cfg, evaluate:
     """The variant of `replab train|evaluate <paper> <key> axis=value …`: a special key (or `all` to evaluate)
     without axes, else `parse_variant` against the key's axes."""
     module = paper_module(paper)
-    if key == EVALUATE_ALL and not evaluate:
+    if key == EVALUATE_ALL and not evaluate and hasattr(module, "all_variants"):
         raise ParamError(f"train {paper} {key}: `{key}` is for `replab evaluate`; training is one stage per variant "
                          f"(`dvc repro --glob 'train_{paper}*'`, or one of `dvc stage list`)")
     every = evaluate and key == EVALUATE_ALL and hasattr(module, "all_variants")

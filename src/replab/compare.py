@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from replab.io import DataError, is_leftover, parse_yaml
-from replab.params import PARAMS_FILE, ParamError, check_meta_profile, check_profile, read_params
+from replab.params import PARAMS_FILE, ParamError, check_meta_profile, check_profile, check_writable, read_params
 
 QUEUE_DONE = {"Success", "Failed"}
 WORKER_LOGS = ".dvc/tmp/exps/celery/dvc-exp-worker-*.out"
@@ -687,8 +687,6 @@ def compare(paper: str, specs: Sequence[str], fmt: str = "md", out: str | None =
         raise ParamError(f"compare --format {fmt!r}: allowed: md, csv")
     metrics_pattern(metrics)  # a bad regex fails before any experiment is read
     if out:
-        from replab.io import check_writable
-
         check_writable(out, "compare --out")
     chosen = resolve(specs, list_experiments(all_commits), baseline)
     if not chosen:

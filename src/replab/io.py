@@ -253,28 +253,6 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 _UNREADABLE = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError)
 
 
-def check_writable(path: str, option: str) -> None:
-    """ParamError unless a file can be written at `path`, the value of the command-line `option` (e.g. "bench
-    --json"), so that a bad path fails before the work whose result it is for."""
-    from replab.params import ParamError  # (replab.params imports this module)
-
-    target = Path(path)
-    parent = next((p for p in target.absolute().parents if p.exists()), None)
-    if target.is_dir():
-        problem = "is a directory"
-    elif parent is not None and not parent.is_dir():
-        problem = f"{parent} is not a directory"
-    elif parent is None or not os.access(parent, os.W_OK | os.X_OK):
-        problem = f"{parent} is not writable"
-    else:
-        try:  # os.access says yes for root, and on special filesystems (/proc): write one to be sure
-            with tempfile.NamedTemporaryFile(dir=parent, prefix=".replab-"):
-                return
-        except OSError as err:
-            problem = f"{parent} is not writable ({err.strerror})"
-    raise ParamError(f"{option} {path}: {problem} (give a file path to write to)")
-
-
 def read_npz(path: str | os.PathLike, stage: str = "") -> dict[str, np.ndarray]:
     """Every array of an .npz file, read at once; a missing, truncated or foreign file is a one-line DataError
     naming it (`stage`: the DVC stage that writes it, for the hint)."""

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import tempfile
 import types
 import typing
 from pathlib import Path
@@ -160,6 +162,26 @@ def missing_key(cls: type, data: Any, where: str) -> str | None:
                                                                               f"{where}.{f.name}")):
             return inner
     return None
+
+
+def check_writable(path: str, option: str) -> None:
+    """ParamError unless a file can be written at `path`, the value of the command-line `option` (e.g. "bench
+    --json"), so that a bad path fails before the work whose result it is for."""
+    target = Path(path)
+    parent = next((p for p in target.absolute().parents if p.exists()), None)
+    if target.is_dir():
+        problem = "is a directory"
+    elif parent is not None and not parent.is_dir():
+        problem = f"{parent} is not a directory"
+    elif parent is None or not os.access(parent, os.W_OK | os.X_OK):
+        problem = f"{parent} is not writable"
+    else:
+        try:  # os.access says yes for root, and on special filesystems (/proc): write one to be sure
+            with tempfile.NamedTemporaryFile(dir=parent, prefix=".replab-"):
+                return
+        except OSError as err:
+            problem = f"{parent} is not writable ({err.strerror})"
+    raise ParamError(f"{option} {path}: {problem} (give a file path to write to)")
 
 
 def fail(where: str, message: str) -> typing.NoReturn:
