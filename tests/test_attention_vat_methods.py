@@ -593,3 +593,19 @@ def test_fig2_points_above_the_pool_are_capped_and_said(capsys):
     assert capsys.readouterr().err == ("attention_vat Fig. 2: fig2.ratios 7, 100 × N_l = 100 ask for more than the "
                                        "pool's 500 unlabeled sequences: trained at 500\n")
     assert fig2_points(cfg, 10, 5000) == [0, 10, 70, 1000] and capsys.readouterr().err == ""
+
+
+def test_pretrained_rows_of_another_size_and_a_diverged_loss_name_the_params(in_tmp):
+    from replab.loaders.text import load_text
+
+    _write_text_set(in_tmp / "data/processed")
+    data = load_text("rt_snippets", torch.device("cpu"), root=in_tmp / "data/processed")
+    data.embeddings = torch.zeros(data.vocab_size, 300)  # fastText's 300-d rows; the params say 8
+    with pytest.raises(ParamError, match=r"^attention_vat\.embedding_dim = 8: data/processed/rt_snippets/"
+                                         r"embeddings\.npy holds 300-d rows \(pretrained; set it to that\)$"):
+        M.build_model(_cfg(), data, torch.device("cpu"))
+    # λ = 1e308: the message named "attention_vat attention_vat …" and suggested the lr or ε only
+    cfg = _cfg(epochs=1, batch_size=16, lam=1e308, eps_attention=1e30)
+    with pytest.raises(ParamError, match=r"^attention_vat rt_snippets-attention_at-supervised-0: loss is (nan|inf) at "
+                                         r"iteration \d+ \(lower attention_vat\.lr, an ε or lam\?\)$"):
+        T.train(cfg, Runtime(progress=False, threads=1), _stage("supervised", "attention"))

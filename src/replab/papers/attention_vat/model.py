@@ -194,10 +194,7 @@ class AttentionClassifier(nn.Module):
                  dropout: float = 0.0, pad_id: int = 0, embeddings: torch.Tensor | None = None):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
-        if embeddings is not None:
-            if tuple(embeddings.shape) != (vocab_size, embedding_dim):
-                raise DataError(f"embeddings.npy is {tuple(embeddings.shape)}, the model needs "
-                                f"({vocab_size}, {embedding_dim}) (attention_vat.embedding_dim)")
+        if embeddings is not None:  # [vocab_size, embedding_dim] (build_model checks the data's against the params)
             with torch.no_grad():
                 self.embedding.weight.copy_(embeddings)
                 self.embedding.weight[pad_id].zero_()
@@ -251,6 +248,9 @@ def model_config(cfg: Config, data: TextData) -> dict:
 
 
 def build_model(cfg: Config, data: TextData, device) -> AttentionClassifier:
+    if data.embeddings is not None and data.embeddings.shape[1] != cfg.embedding_dim:  # (rows: load_text checks)
+        raise ParamError(f"attention_vat.embedding_dim = {cfg.embedding_dim}: data/processed/{data.name}/"
+                         f"embeddings.npy holds {data.embeddings.shape[1]}-d rows (pretrained; set it to that)")
     return AttentionClassifier(**model_config(cfg, data), embeddings=data.embeddings).to(device)
 
 

@@ -176,7 +176,7 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
     steps_per_epoch = math.ceil(len(y) / cfg.batch_size)
     best = {"score": -math.inf, "epoch": 0}
     best_state, history, train_seconds, steps, first = None, [], 0.0, 0, 0
-    guard = rt.LossGuard(f"attention_vat {desc or method}", device, hint="lower attention_vat.lr or ε?")
+    guard = rt.LossGuard(desc or f"attention_vat {method}", device, hint="lower attention_vat.lr, an ε or lam?")
     if ckpt is not None and (saved := ckpt.resume(loop)) is not None:
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["opt"])
