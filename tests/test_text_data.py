@@ -499,13 +499,18 @@ def lm1b_files(n_shards: int = 3) -> dict[str, bytes]:
     return files
 
 
-def test_lm1b_sample_is_seeded_streamed_and_training_only(tmp_path, monkeypatch):
+def lm1b_mirror(tmp_path, monkeypatch) -> tuple[lm1b.Lm1bConfig, Path]:
+    """(a config reading the lm1b fixture archive from a local mirror, the raw folder to download it to)."""
     srv = tmp_path / "srv"
     srv.mkdir()
     archive = targz(srv / lm1b.ARCHIVE.name, lm1b_files())
     monkeypatch.setattr(lm1b, "ARCHIVE", dataclasses.replace(lm1b.ARCHIVE, sha256=sha(archive.read_bytes())))
-    cfg = lm1b.Lm1bConfig(mirror=str(srv), fraction=0.25, seed=3, expected_shards=3)
-    raw = tmp_path / "raw" / "lm1b"
+    return lm1b.Lm1bConfig(mirror=str(srv), fraction=0.25, seed=3, expected_shards=3), tmp_path / "raw" / "lm1b"
+
+
+def test_lm1b_sample_is_seeded_streamed_and_training_only(tmp_path, monkeypatch):
+    cfg, raw = lm1b_mirror(tmp_path, monkeypatch)
+    archive = tmp_path / "srv" / lm1b.ARCHIVE.name
     lm1b.download("lm1b", cfg, raw, progress=False)
     assert sorted(p.name for p in raw.iterdir()) == [lm1b.RECORD, lm1b.SAMPLE]  # the tarball is deleted
     sample = (raw / lm1b.SAMPLE).read_text().splitlines()
@@ -772,12 +777,7 @@ def test_lm1b_record_and_sample_of_the_wrong_shape(tmp_path):
 
 
 def test_lm1b_download_resamples_over_a_damaged_record(tmp_path, monkeypatch):
-    srv = tmp_path / "srv"
-    srv.mkdir()
-    archive = targz(srv / lm1b.ARCHIVE.name, lm1b_files())
-    monkeypatch.setattr(lm1b, "ARCHIVE", dataclasses.replace(lm1b.ARCHIVE, sha256=sha(archive.read_bytes())))
-    cfg = lm1b.Lm1bConfig(mirror=str(srv), fraction=0.25, seed=3, expected_shards=3)
-    raw = tmp_path / "raw" / "lm1b"
+    cfg, raw = lm1b_mirror(tmp_path, monkeypatch)
     raw.mkdir(parents=True)
     (raw / lm1b.SAMPLE).write_text("stale\n")
     (raw / lm1b.RECORD).write_text("[]")
