@@ -367,6 +367,9 @@ def _without(params: dict, key: str) -> dict:
      "now mnist5k, writers, har, rt_snippets)"),
     (lambda p: {**p, "aae_ssl": {**p["aae_ssl"], "seeds": [0, 2**31]}},
      "params.yaml: aae_ssl.seeds[1] = 2147483648: must be <= 2147483647"),
+    # 100,000 passed and every training stage died in a segfault (OpenMP), with no message
+    (lambda p: {**p, "runtime": {**p["runtime"], "threads": 100_000}},
+     "params.yaml: runtime.threads = 100000: must be <= 1024"),
 ])
 def test_check_refuses_a_malformed_section(edit, message, in_tmp, capsys):
     """These passed `replab check` (or raised AttributeError) and failed later, at DVC's render or in a stage."""

@@ -28,6 +28,9 @@ T = TypeVar("T")
 # The largest seed a param may hold (`le=SEED_MAX`): NumPy's RandomState takes seeds below 2**32, and the headroom
 # covers the small offsets added to a seed for separate streams
 SEED_MAX = 2**31 - 1
+# runtime.threads' limit: OpenMP could not start 20,000 threads here and crashed the process at 100,000 (no CPU
+# has this many cores; a larger value is a typo)
+MAX_THREADS = 1024
 
 
 class ParamError(ValueError):
@@ -221,7 +224,8 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 @dataclasses.dataclass(frozen=True)
 class Runtime:
     device: str = param("auto", choices=DEVICES, doc="auto picks cuda → mps → cpu")
-    threads: int = param(0, ge=0, doc="torch CPU threads; 0 = the CPUs ÷ DVC queue workers (default_threads)")
+    threads: int = param(0, ge=0, le=MAX_THREADS,
+                         doc="torch CPU threads; 0 = the CPUs ÷ DVC queue workers (default_threads)")
     deterministic: bool = param(True, doc="torch deterministic algorithms (same seed → same metrics)")
     tf32: bool = param(True, doc="allow TF32 matmuls on Ampere+ GPUs")
     compile: bool = param(False, doc="train through torch.compile'd models (aae_ssl, split_vae, censor, autoencoder; "
