@@ -291,3 +291,75 @@ def _zip_bytes(members: dict[str, bytes] | None = None) -> bytes:
         for name, data in (members or {"a.txt": b"alpha"}).items():
             zf.writestr(name, data)
     return buf.getvalue()
+
+
+def test_a_trickling_host_fails_at_the_deadline_in_one_line(tmp_path):
+    """The per-read timeout never fired on a host sending a byte every few seconds: the download hung."""
+    import time
+
+    data = gz(PAYLOAD)
+    stop = threading.Event()
+
+    class Trickle(QuietHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            for byte in data:
+                if stop.wait(0.2):
+                    return
+                try:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                except OSError:
+                    return
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        f = RemoteFile("blob.gz", (f"http://127.0.0.1:{httpd.server_address[1]}/blob.gz",), sha(data))
+        start = time.monotonic()
+        with pytest.raises(DataError) as err:
+            fetch(f, tmp_path / "raw", progress=False, timeout=5.0, deadline=1.5)
+        assert time.monotonic() - start < 10
+        msg = str(err.value)
+        assert msg.startswith("blob.gz: download failed from ") and "1.5 s deadline" in msg and "\n" not in msg
+        assert "no network?" not in msg
+        assert not (tmp_path / "raw").exists() or list((tmp_path / "raw").iterdir()) == []
+    finally:
+        stop.set()
+        httpd.shutdown()
+        httpd.server_close()
+    assert download.default_deadline(None) == download.DEADLINE_UNSIZED_S
+    assert download.default_deadline(64 * 1024 * 100) == download.DEADLINE_BASE_S + 100
+
+
+def test_a_local_mirror_without_the_file_says_so_not_no_network(upstream, tmp_path):
+    with pytest.raises(DataError) as err:
+        fetch(upstream, tmp_path / "raw", mirror=str(tmp_path), progress=False, hint=offline_hint("data.x.mirror"))
+    msg = str(err.value)
+    assert "no network?" not in msg and "the file is missing from the mirror" in msg and "\n" not in msg
+
+
+def test_sigterm_during_a_download_leaves_no_part_file(upstream, tmp_path):
+    """A SIGTERM mid-write left `.part` temp files until the next success."""
+    import os
+    import signal as sig
+
+    def killed(src, tmp):
+        tmp.write_bytes(b"partial")
+        os.kill(os.getpid(), sig.SIGTERM)
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "blob.gz").write_bytes(b"x")
+    orig = download._copy_local
+    download._copy_local = killed
+    try:
+        with pytest.raises(SystemExit) as err:
+            fetch(upstream, tmp_path / "raw", mirror=str(mirror), progress=False)
+    finally:
+        download._copy_local = orig
+    assert err.value.code == 143
+    assert list((tmp_path / "raw").iterdir()) == []
+    assert sig.getsignal(sig.SIGTERM) == sig.SIG_DFL

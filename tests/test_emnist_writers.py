@@ -330,3 +330,38 @@ def test_pinned_archive():
     assert ew.ARCHIVE.name == "matlab.zip" and len(ew.ARCHIVE.sha256) == 64
     assert any("nist.gov" in url for url in ew.ARCHIVE.urls)
     assert all(url.endswith("/matlab.zip") for url in ew.ARCHIVE.urls)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_non_finite_writers_are_refused_naming_the_field(tmp_path, bad):
+    """±inf == round(±inf) passed the integer test; both became INT64_MIN and merged into one writer."""
+    n = len(TRAIN_WRITERS)
+    train = split_struct(upright_images(n, 0), TRAIN_WRITERS)
+    test = split_struct(upright_images(len(TEST_WRITERS), 100), TEST_WRITERS)
+    writers = TRAIN_WRITERS.astype(np.float64)
+    writers[[2, 5]] = [bad, -bad]
+    path = tmp_path / "inf.mat"
+    scipy.io.savemat(path, {"dataset": {"train": {**train, "writers": writers.reshape(n, 1)}, "test": test}})
+    with pytest.raises(DataError) as err:
+        ew.read_emnist_mat(path)
+    msg = one_line_naming(err, str(path))
+    assert "`dataset.train.writers`" in msg and "at row 2" in msg and "-9223372036854775808" not in msg
+    labels = np.full((n, 1), np.inf)
+    scipy.io.savemat(path, {"dataset": {"train": {**train, "labels": labels}, "test": test}})
+    with pytest.raises(DataError) as err:
+        ew.read_emnist_mat(path)
+    msg = one_line_naming(err, str(path))
+    assert "`dataset.train.labels`" in msg and "-9223372036854775808" not in msg
+
+
+def test_prepare_refuses_a_test_split_without_train_writers(tmp_path):
+    """Test writers absent from train gave a 0-image test split (exit 0)."""
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    train = split_struct(upright_images(len(TRAIN_WRITERS), 0), TRAIN_WRITERS)
+    test = split_struct(upright_images(3, 100), np.array([12, 13, 14]))
+    scipy.io.savemat(raw / ew.MAT_FILE, {"dataset": {"train": train, "test": test}})
+    with pytest.raises(DataError) as err:
+        ew.prepare("emnist_writers", ew.EmnistWritersConfig(), raw, out, 0)
+    assert "test split would be empty" in one_line_naming(err, str(raw / ew.MAT_FILE))
+    assert not out.exists()

@@ -161,3 +161,46 @@ def test_activity_and_user_are_learnable():
     activity_off, user_off = scores(dataclasses.replace(cfg, tempo=0.0, harmonics=0.0, orientation=0.0,
                                                         user_noise=0.0))
     assert activity_off > 0.5 and user_off < 0.15  # ≈ 0.72 and 0.08
+
+
+def _raw_cases():
+    def edit(**changes):
+        return lambda a: {**a, **{k: v(a) for k, v in changes.items()}}
+
+    return {
+        "activity one short": (edit(activity=lambda a: a["activity"][:-1]), "activity has"),
+        "float lengths": (edit(lengths=lambda a: a["lengths"].astype(np.float64)), "lengths is float64"),
+        "0-d signal": (edit(signal=lambda a: np.float32(1.0)), "signal has shape ()"),
+        "complex signal": (edit(signal=lambda a: a["signal"].astype(np.complex64)), "signal is complex64"),
+        "user 0": (edit(user=lambda a: np.where(np.arange(len(a["user"])) == 3, 0, a["user"])),
+                   "user holds 0 at row 3 (allowed: 1 … 14"),
+        "user 15": (edit(user=lambda a: np.where(np.arange(len(a["user"])) == 2, 15, a["user"])),
+                    "user holds 15 at row 2"),
+        "negative length": (edit(lengths=lambda a: np.r_[-a["lengths"][:1], a["lengths"][1:]]),
+                            "lengths holds"),
+        "1e300 in float64": (edit(signal=lambda a: np.where(np.arange(len(a["signal"]))[:, None] == 5, 1e300,
+                                                             a["signal"].astype(np.float64))),
+                             "signal (as float32): 6 of"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_raw_cases()) + ["meta []"])
+def test_prepare_refuses_bad_raw_arrays_in_one_line(tmp_path, case):
+    """Bad raw har arrays gave tracebacks, dropped recordings, or inf windows (censor then blamed the lr)."""
+    cfg = har.HarConfig(trials=1, seconds=1.0)
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    har.download("har", cfg, raw)
+    path = raw / har.RAW_FILE
+    if case == "meta []":
+        (raw / "meta.json").write_text("[]")
+        path, expected = raw / "meta.json", "top level is an array, expected an object"
+    else:
+        mutate, expected = _raw_cases()[case]
+        with np.load(path) as npz:
+            arrays = mutate({k: npz[k] for k in npz.files})
+        np.savez_compressed(path, **arrays)
+    with pytest.raises(DataError) as err:
+        har.prepare("har", cfg, raw, out, 0)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: ") and expected in msg and "\n" not in msg
+    assert not out.exists()

@@ -184,3 +184,43 @@ def test_real_pins_accept_debian_fashion_mnist(tmp_path):
     x, y = load(tmp_path / "out", "val")
     assert x.shape == (10000, 28, 28)
     np.testing.assert_array_equal(np.bincount(y), np.full(10, 1000))
+
+
+@pytest.mark.parametrize("dims", [(2**31, 2**31, 4), (2**32 - 1,) * 3])
+def test_read_idx_huge_dims_give_one_line_with_the_exact_size(tmp_path, dims):
+    """np.prod overflowed: (2^31, 2^31, 4) raised a ValueError traceback, (2^32-1)^3 stated a wrong size."""
+    path = tmp_path / "huge-idx3-ubyte"
+    path.write_bytes(struct.pack(">HBB", 0, 0x08, 3) + struct.pack(">3I", *dims) + b"\0" * 10)
+    with pytest.raises(DataError) as err:
+        mnist.read_idx(path)
+    expected = 16 + dims[0] * dims[1] * dims[2]
+    assert str(err.value) == f"{path}: 26 bytes, expected {expected} for an IDX array of shape {dims}"
+
+
+@pytest.mark.parametrize("case", ["no test images", "a class missing from train", "a class missing from test"])
+def test_prepare_refuses_empty_test_split_or_missing_class(served, tmp_path, case):
+    """0 test images or a class absent from a split were prepared without a word (exit 0)."""
+    root, arrays = served
+    (x_tr, y_tr), (x_te, y_te) = (arrays["train_images"], arrays["train_labels"]), (arrays["test_images"],
+                                                                                  arrays["test_labels"])
+    if case == "no test images":
+        x_te, y_te = x_te[:0], y_te[:0]
+    elif case == "a class missing from train":
+        y_tr = np.where(y_tr == 7, 1, y_tr).astype(np.uint8)
+    else:
+        y_te = np.where(y_te == 7, 1, y_te).astype(np.uint8)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    pins = {}
+    for role, arr in zip(mnist.ROLES, (x_tr, y_tr, x_te, y_te)):
+        f = mnist.SOURCES["mnist"][role]
+        (raw / f.name).write_bytes(gzip.compress(idx_bytes(arr), mtime=0))
+        pins[role] = RemoteFile(f.name, f.urls, None)
+    mnist.SOURCES["mnist"] = pins
+    role = "train_labels" if "train" in case else "test_labels"
+    with pytest.raises(DataError) as err:
+        mnist.prepare("mnist", mnist.ImageSourceConfig(val_size=20), raw, tmp_path / "out", 0)
+    msg = str(err.value)
+    assert msg.startswith(str(raw / pins[role].name)) and "\n" not in msg
+    assert ("0 labels" if case == "no test images" else "no image of class 7") in msg
+    assert not (tmp_path / "out").exists()

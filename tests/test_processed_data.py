@@ -124,6 +124,27 @@ def test_valid_image_splits_load_unchanged(image_dir):
     assert meta["counts"] == {"train": 30, "val": 10, "test": 20}
 
 
+@pytest.mark.parametrize("dtype", [np.int32, np.int8, np.uint16, np.uint64])
+def test_labels_of_another_integer_dtype_load_as_int64(image_dir, writer_dir, har_dir, dtype):
+    """Labels saved as another integer dtype passed the checks, then cross-entropy crashed (target not Long)."""
+    for split in images.SPLITS:
+        a = arrays_of(image_dir / f"{split}.npz")
+        save(image_dir / f"{split}.npz", {**a, "y": a["y"].astype(dtype)})
+    for split, (_, y) in images.load_image_splits(image_dir)[0].items():
+        assert y.dtype == np.int64 and np.array_equal(y, arrays_of(image_dir / f"{split}.npz")["y"])
+    for split in writers.WRITER_SPLITS:
+        a = arrays_of(writer_dir / f"{split}.npz")
+        save(writer_dir / f"{split}.npz", {**a, "y": a["y"].astype(dtype), "writer": a["writer"].astype(dtype)})
+    for _, y, writer in writers.load_writer_splits(writer_dir)[0].values():
+        assert y.dtype == np.int64 and writer.dtype == np.int64
+    for split in recordings.SPLITS:
+        a = arrays_of(har_dir / f"{split}.npz")
+        save(har_dir / f"{split}.npz", {**a, **{k: a[k].astype(dtype) for k in ("activity", "user", "trial")}})
+    for arrays in recordings.load_windows(har_dir)[0].values():
+        assert all(arrays[k].dtype == np.int64 for k in ("activity", "user", "trial"))
+        torch.nn.functional.cross_entropy(torch.zeros(len(arrays["x"]), 12), torch.from_numpy(arrays["activity"]))
+
+
 def test_truncated_npz_and_non_object_meta_are_refused(image_dir):
     truncate(image_dir / "val.npz")
     refuses(lambda: images.load_image_splits(image_dir),

@@ -671,3 +671,23 @@ def test_windowing_gives_the_count_its_formula_predicts_on_a_full_size_tree(tmp_
             assert np.allclose(flat[index], xs, atol=1e-5) and index == sorted(index), (k, name)
             matched += index
         assert sorted(matched) == list(range(len(hand))), k
+
+
+def test_prepare_refuses_huge_readings_at_the_raw_file_and_a_record_that_is_not_an_object(release, tmp_path,
+                                                                                          monkeypatch, recwarn):
+    """Finite 1e306 readings became NaN in standardise and were blamed on the processed file after warnings;
+    usc-had.json holding [] gave an AttributeError."""
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    uh.download("usc_had", uh.UscHadConfig(mirror=str(release.tree)), raw, progress=False)
+    (raw / uh.RECORD).write_text("[]")
+    with pytest.raises(DataError) as err:
+        uh.prepare("usc_had", TINY_CFG, raw, out, 0)
+    assert "top level is an array, expected an object" in one_line_naming(err, str(raw / uh.RECORD))
+    huge = signal(np.random.default_rng(8), 60)
+    huge[4, 2] = 1e306
+    path = write_mat(raw / uh.ROOT / "Subject1/a1t1.mat", fields(1, 1, 1, huge))
+    monkeypatch.setitem(release.table, "Subject1/a1t1.mat", sha(path))
+    with pytest.raises(DataError) as err:
+        uh.prepare("usc_had", TINY_CFG, raw, out, 0)
+    assert "holds 1e+306 at row 5" in one_line_naming(err, str(path))
+    assert not out.exists() and not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

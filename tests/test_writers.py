@@ -199,3 +199,35 @@ def test_prepare_names_a_missing_or_altered_source(raw, tmp_path):
         wr.prepare("writers", wr.WritersConfig(), tmp_path, tmp_path / "out", 0)
     assert str(tmp_path / MNIST5K_FILE) in str(err.value) and "\n" not in str(err.value)
     assert not (tmp_path / "out").exists()
+
+
+def _mnist5k_with(raw: Path, tmp_path: Path, edit) -> Path:
+    """A copy of the pinned CSV with `edit(table)` applied (written gzipped, so not the pin any more)."""
+    import gzip
+
+    table = np.loadtxt(raw / MNIST5K_FILE, delimiter=",", dtype=np.int64)
+    edit(table)
+    path = tmp_path / MNIST5K_FILE
+    with gzip.open(path, "wt") as fh:
+        np.savetxt(fh, table, fmt="%d", delimiter=",")
+    return path
+
+
+def test_mnist5k_prepare_checks_the_pin_and_the_raw_values(raw, tmp_path):
+    """prepare@mnist5k never checked the pin; 300 became 44, -1 became 255, a label 11 blamed test.npz."""
+    from replab.data import embedded
+
+    cfg = embedded.Mnist5kConfig()
+    edits = {"pixel 300 at line 4, column 101": lambda t: t.__setitem__((3, 100), 300),
+             "pixel -1 at line 1, column 1": lambda t: t.__setitem__((0, 0), -1),
+             "label 11 at line 8, column 785": lambda t: t.__setitem__((7, 784), 11),
+             "no image of class 3": lambda t: t.__setitem__((t[:, 784] == 3, 784), 4)}
+    for expected, edit in edits.items():
+        path = _mnist5k_with(raw, tmp_path, edit)
+        with pytest.raises(DataError, match="^" + str(path) + ": .*" + expected) as err:
+            embedded.read_mnist5k(path)
+        assert "\n" not in str(err.value)
+        out = tmp_path / "out"
+        with pytest.raises(DataError, match=r"sha256 .*expected the pinned") as err:
+            embedded.prepare("mnist5k", cfg, tmp_path, out, 0)
+        assert str(path) in str(err.value) and not out.exists()

@@ -10,6 +10,13 @@ equally when it delivers bytes that fail verification (checksum, decompressed ch
 format its name says, an HTML error page, or the file's own `check`): either way one line on stderr says why
 it was skipped and the next source is tried. Only when every source failed does `fetch` raise `FetchError`,
 one line listing each source with its reason.
+
+Deadline: requests' timeout bounds each read, so a host that trickles a byte every few seconds would never
+time out. Each source therefore also gets an overall deadline (`fetch(deadline=…)`; by default
+`default_deadline(file.size)`: DEADLINE_BASE_S plus the pinned size at DEADLINE_MIN_RATE bytes/s, or
+DEADLINE_UNSIZED_S for an unsized file); past it the connection is shut and the source fails with one line.
+A SIGTERM while a file is being written (in the main thread, with no handler of the caller's) exits through
+the same cleanup as an error, so no `.part` temp file is left behind.
 """
 
 from __future__ import annotations
@@ -17,11 +24,15 @@ from __future__ import annotations
 import gzip
 import hashlib
 import shutil
+import signal
+import socket
 import sys
+import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -31,6 +42,15 @@ from replab.io import DataError, atomic_path, sha256_file
 
 # Short connect timeout: with no network every pinned host must fail within seconds, not minutes.
 CONNECT_TIMEOUT = 3.0
+# Overall deadline per file and source (all its attempts): generous, only meant to end a stalled transfer.
+DEADLINE_BASE_S = 600.0
+DEADLINE_MIN_RATE = 64 * 1024  # bytes/s: the slowest a pinned file's transfer may average
+DEADLINE_UNSIZED_S = 3600.0
+
+
+def default_deadline(size: int | None) -> float:
+    """Seconds one source may take for a file of `size` bytes (None: unknown): see the module docstring."""
+    return DEADLINE_UNSIZED_S if not size else DEADLINE_BASE_S + size / DEADLINE_MIN_RATE
 
 
 @dataclass(frozen=True)
@@ -60,6 +80,7 @@ class SourceFailure:
     source: str
     reason: str
     unreachable: bool
+    missing: bool = False  # a local mirror (directory) without the file: no network involved, no offline hint
 
 
 class FetchError(DataError):
@@ -91,15 +112,39 @@ class _Rejected(Exception):
     """This source delivered bytes that fail verification; the next one may deliver the right ones."""
 
 
+class _Missing(_Unavailable):
+    """A local mirror directory does not hold the file."""
+
+
+@contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """While a file is written: SIGTERM raises SystemExit (status 143) so that `atomic_path` deletes its temp
+    file. Only in the main thread and only when SIGTERM still has its default action (a caller's handler wins)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def fetch(file: RemoteFile, dest_dir: str | Path, mirror: str | None = None, *, progress: bool = True,
-          retries: int = 2, timeout: float = 10.0,
+          retries: int = 2, timeout: float = 10.0, deadline: float | None = None,
           hint: str = offline_hint("the dataset's `mirror` param")) -> Path:
     """Return `dest_dir/file.name`, verified; download it first unless a verified copy is already there.
 
     Sources: `mirror` (a directory, file:// or http(s):// base URL) if given, else the pinned `file.urls` in
     order. A source that is unreachable or whose bytes fail `verify` is skipped with one line on stderr; when
     all fail, FetchError (a DataError) lists each source and its reason, plus `hint` if any was unreachable.
-    An existing copy that fails verification is deleted first (its reason is listed too)."""
+    An existing copy that fails verification is deleted first (its reason is listed too). `timeout` bounds each
+    read, `deadline` (seconds; default `default_deadline(file.size)`) the whole transfer from one source."""
+    deadline = default_deadline(file.size) if deadline is None else deadline
     target = Path(dest_dir) / file.name
     failures: list[SourceFailure] = []
     if target.is_file():
@@ -113,21 +158,25 @@ def fetch(file: RemoteFile, dest_dir: str | Path, mirror: str | None = None, *, 
     sources = [_mirror_source(mirror, file.name)] if mirror else list(file.urls)
     for i, source in enumerate(sources):
         try:
-            with atomic_path(target, suffix=".part") as tmp:
+            with _terminate_cleanly(), atomic_path(target, suffix=".part") as tmp:
                 if isinstance(source, Path):
                     _copy_local(source, tmp)
                 else:
-                    _http_get(source, tmp, progress=progress, retries=retries, timeout=timeout)
+                    _http_get(source, tmp, progress=progress, retries=retries, timeout=timeout, deadline=deadline)
                 reason = _rejection(file, tmp)
                 if reason is not None:
                     raise _Rejected(reason)
             return target
         except (_Unavailable, _Rejected) as err:
-            failures.append(SourceFailure(str(source), str(err), isinstance(err, _Unavailable)))
+            failures.append(SourceFailure(str(source), str(err), isinstance(err, _Unavailable),
+                                          missing=isinstance(err, _Missing)))
             if i + 1 < len(sources):
                 print(f"{file.name}: skipped {source}: {err}; trying the next source", file=sys.stderr)
     listed = "; ".join(f"{f.source} ({f.reason})" for f in failures) or "no URL"
-    tail = f"; {hint}" if not failures or any(f.unreachable for f in failures) else ""
+    if failures and all(f.missing for f in failures if f.unreachable) and any(f.missing for f in failures):
+        tail = "; the file is missing from the mirror: copy it there or set the `mirror` param to where it is"
+    else:
+        tail = f"; {hint}" if not failures or any(f.unreachable for f in failures) else ""
     raise FetchError(f"{file.name}: download failed from {listed}{tail}", tuple(failures))
 
 
@@ -222,20 +271,69 @@ def _mirror_source(mirror: str, name: str) -> str | Path:
 
 def _copy_local(src: Path, tmp: Path) -> None:
     if not src.is_file():
-        raise _Unavailable(f"not found in mirror directory {src.parent}")
+        raise _Missing(f"not found in mirror directory {src.parent}")
     shutil.copyfile(src, tmp)
 
 
-def _http_get(url: str, tmp: Path, *, progress: bool, retries: int, timeout: float) -> None:
+class _Watchdog:
+    """Shuts the connection of the response in flight once `deadline` (a time.monotonic() value) passes: a
+    blocked read then returns, and `expired` tells the caller why. (A server that stalls before its headers is
+    only bounded by the per-read timeout.)"""
+
+    def __init__(self, deadline: float):
+        self.deadline, self.expired, self.response = deadline, False, None
+        self._lock = threading.Lock()
+
+    def hook(self, response, *args, **kwargs):  # requests' "response" hook: headers read, body not yet
+        with self._lock:
+            self.response = response
+            if self.expired:
+                self._shut()
+        return response
+
+    def _shut(self) -> None:
+        raw = getattr(self.response, "raw", None)
+        sock = getattr(getattr(raw, "_connection", None), "sock", None)
+        if sock is None:  # urllib3 released the connection: reach the socket through the body stream
+            sock = getattr(getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None), "_sock", None)
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except (AttributeError, OSError):
+            pass
+
+    @contextmanager
+    def armed(self) -> Iterator[None]:
+        timer = threading.Timer(max(self.deadline - time.monotonic(), 0.0), self._expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            if self.response is not None:
+                self._shut()
+
+
+def _http_get(url: str, tmp: Path, *, progress: bool, retries: int, timeout: float,
+              deadline: float = DEADLINE_UNSIZED_S) -> None:
     import pooch
     import requests
 
-    downloader = pooch.HTTPDownloader(progressbar=progress, timeout=(min(CONNECT_TIMEOUT, timeout), timeout))
+    watchdog = _Watchdog(time.monotonic() + deadline)
+    downloader = pooch.HTTPDownloader(progressbar=progress, timeout=(min(CONNECT_TIMEOUT, timeout), timeout),
+                                      hooks={"response": watchdog.hook})
     for attempt in range(retries + 1):
         if progress:
             print(f"fetching {url}", file=sys.stderr)
         try:
-            downloader(url, str(tmp), None)
+            with watchdog.armed():
+                downloader(url, str(tmp), None)
+            if watchdog.expired:  # the shut connection may end the stream without an error
+                raise requests.Timeout()
             return
         except requests.HTTPError as err:
             status = err.response.status_code
@@ -246,12 +344,16 @@ def _http_get(url: str, tmp: Path, *, progress: bool, retries: int, timeout: flo
         except requests.ConnectionError as err:
             # No byte arrived (refused, unresolvable, connect timeout, TLS failure): the host is unreachable,
             # so move on to the next URL at once; this is what keeps an offline run failing in seconds.
-            if not tmp.is_file() or tmp.stat().st_size == 0:
+            if not watchdog.expired and (not tmp.is_file() or tmp.stat().st_size == 0):
                 raise _Unavailable(_REASONS.get(type(err).__name__, "unreachable")) from None
             reason = "connection lost"  # requests reports a stalled stream as ConnectionError too
         except (requests.Timeout, requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError) as err:
             reason = type(err).__name__
+        if watchdog.expired:
+            done = tmp.stat().st_size if tmp.is_file() else 0
+            raise _Rejected(f"not complete within the {deadline:g} s deadline ({done} bytes received; a stalled "
+                            "or very slow host)") from None
         if attempt < retries:
             time.sleep(min(2.0**attempt, 8.0))
     raise _Unavailable(f"{reason} after {retries + 1} attempts")

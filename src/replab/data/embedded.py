@@ -64,11 +64,30 @@ def read_mnist5k(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: unreadable ({err})") from None
     if table.shape != (5000, 785):
         raise DataError(f"{path}: expected 5000 rows of 784 pixels + label, got shape {table.shape}")
-    return table[:, :784].reshape(-1, 28, 28).astype(np.uint8), table[:, 784]
+    pixels, labels = table[:, :784], table[:, 784]
+    for what, values, high, col in (("pixel", pixels, 255, None), ("label", labels, 9, 785)):
+        bad = (values < 0) | (values > high)
+        if bad.any():  # a uint8 cast would wrap 300 to 44 and -1 to 255; a label 11 fails later, elsewhere
+            row, c = np.unravel_index(int(np.argmax(bad)), values.shape) if values.ndim == 2 else (
+                int(np.argmax(bad)), col - 1)
+            raise DataError(f"{path}: {what} {values[bad][0]} at line {row + 1}, column {c + 1} "
+                            f"(allowed: 0 … {high})")
+    if missing := sorted(set(range(10)) - set(np.unique(labels).tolist())):
+        raise DataError(f"{path}: no image of class {', '.join(map(str, missing))} (expected all of 0 … 9)")
+    return pixels.reshape(-1, 28, 28).astype(np.uint8), labels
+
+
+def pinned_mnist5k(path: Path) -> Path:
+    """`path`, the raw mnist5k CSV, if it matches the pin meta.json records; else a one-line DataError."""
+    if not path.is_file():
+        raise DataError(f"{path}: missing (run `replab download mnist5k` first)")
+    if (actual := sha256_file(path)) != MNIST5K_SHA256:
+        raise DataError(f"{path}: sha256 {actual}, expected the pinned {MNIST5K_SHA256} (download it again)")
+    return path
 
 
 def _prepare_mnist5k(cfg: Mnist5kConfig, raw_dir: Path, out_dir: Path, split_seed: int) -> None:
-    x, y = read_mnist5k(raw_dir / MNIST5K_FILE)
+    x, y = read_mnist5k(pinned_mnist5k(Path(raw_dir) / MNIST5K_FILE))
     rng = np.random.default_rng(split_seed)
     test = stratified_holdout(y, cfg.test_per_class, rng)
     rest = np.flatnonzero(~test)

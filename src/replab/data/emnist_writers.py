@@ -123,6 +123,9 @@ def prepare(name: str, cfg: EmnistWritersConfig, raw_dir: Path, out_dir: Path, s
     data = read_emnist_mat(path)
     (x_tr, y_tr, w_tr), (x_te, y_te, w_te) = data["train"], data["test"]
     w_tr, w_te, keep = reindex_writers(w_tr, w_te)
+    if not keep.any():  # an empty test split would be written and only refused at training
+        raise DataError(f"{path}: no image of `dataset.test` ({len(y_te)}) is by a writer of `dataset.train` "
+                        f"({len(y_tr)} images); the test split would be empty")
     splits = {"train": (x_tr, y_tr, w_tr), "test": (x_te[keep], y_te[keep], w_te)}
     sha = {MAT_FILE: actual}
     if recorded is not None and (archive := read_json(raw_dir / RECORD).get("archive_sha256")):
@@ -201,8 +204,18 @@ def _column(values: np.ndarray, n: int, path: Path, where: str) -> np.ndarray:
     if values.size != n or (values.ndim == 2 and 1 not in values.shape) or values.ndim > 2:
         raise DataError(f"{path}: `{where}` has shape {values.shape}, expected {n}×1 (one per image)")
     flat = values.reshape(-1)
-    if not np.issubdtype(flat.dtype, np.number) or (flat.size and not np.all(flat == np.round(flat))):
+    if not np.issubdtype(flat.dtype, np.number) or np.iscomplexobj(flat):
         raise DataError(f"{path}: `{where}` must hold integers, got {flat.dtype}")
+    if flat.dtype.kind == "f":  # ±inf == round(±inf), and both cast to INT64_MIN: refuse them before the int test
+        bad = ~np.isfinite(flat)
+        if bad.any():
+            first = int(np.argmax(bad))
+            raise DataError(f"{path}: `{where}` holds {flat[first]} at row {first} ({int(bad.sum())} of {flat.size} "
+                            "values NaN or infinite; expected integers)")
+        if flat.size and (not np.all(flat == np.round(flat)) or np.abs(flat).max() >= 2.0 ** 63):
+            raise DataError(f"{path}: `{where}` must hold integers (within ±2^63), got {flat.dtype}")
+    elif flat.dtype == np.uint64 and flat.size and flat.max() > np.iinfo(np.int64).max:
+        raise DataError(f"{path}: `{where}` holds {flat.max()} (beyond the int64 range)")
     return flat.astype(np.int64)
 
 

@@ -80,7 +80,7 @@ from pathlib import Path
 import numpy as np
 
 from replab.data.recordings import ACTIVITIES, CHANNELS, N_USERS, WindowingConfig, split_windows, write_windows
-from replab.io import DataError, read_json, read_npz, write_json, write_npz
+from replab.io import DataError, npz_array, read_json, read_npz, require_finite, write_json, write_npz
 from replab.params import SEED_MAX, fail, param
 
 RAW_FILE = "har.npz"
@@ -256,12 +256,25 @@ def load_raw(raw_dir: Path) -> dict:
         raise DataError(f"{path if not path.is_file() else raw_dir / 'meta.json'}: missing "
                         "(run the download stage first)")
     arrays = read_npz(path)
-    missing = {"signal", "lengths", "activity", "user", "trial"} - set(arrays)
-    if missing:
-        raise DataError(f"{path}: array {sorted(missing)[0]!r} missing")
-    if int(arrays["lengths"].sum()) != len(arrays["signal"]) or arrays["signal"].shape[1:] != (len(CHANNELS),):
-        raise DataError(f"{path}: signal of shape {arrays['signal'].shape} does not match the lengths")
-    return {**arrays, "meta": read_json(raw_dir / "meta.json")}
+    meta = read_json(raw_dir / "meta.json", expect=dict, stage="download@har")
+    per = dict(row="recording", like="lengths")
+    lengths = npz_array(path, arrays, "lengths", dtype="integer", shape=("R",), noun="recording lengths",
+                        row="recording", values=(1, None), nonempty=True, of="samples per recording")
+    activity = npz_array(path, arrays, "activity", dtype="integer", shape=("R",), noun="activity ids",
+                         values=(1, N_ACTIVITIES), of="1-based", **per)
+    user = npz_array(path, arrays, "user", dtype="integer", shape=("R",), noun="user ids",
+                     values=(1, N_USERS), of="1-based subject numbers", **per)
+    trial = npz_array(path, arrays, "trial", dtype="integer", shape=("R",), noun="trial numbers",
+                      values=(1, None), **per)
+    signal = npz_array(path, arrays, "signal", dtype="float", shape=("T", len(CHANNELS)), noun="sensor values",
+                       row="sample")
+    if (total := int(lengths.sum(dtype=object))) != len(signal):  # Python ints: no overflow
+        raise DataError(f"{path}: signal has {len(signal)} samples, the lengths sum to {total}")
+    with np.errstate(over="ignore"):  # the windows' dtype: a finite float64 may overflow to ±inf, refused next
+        signal = signal.astype(np.float32, copy=False)
+    require_finite(signal, f"{path}: signal (as float32)", hint="sensor values must be finite and within float32")
+    arrays = {**arrays, "signal": signal, "lengths": lengths, "activity": activity, "user": user, "trial": trial}
+    return {**arrays, "meta": meta}
 
 
 # ---------------------------------------------------------------------------------------------------------

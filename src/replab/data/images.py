@@ -45,12 +45,13 @@ def stratified_split(y: np.ndarray, n_val: int, rng: np.random.Generator) -> tup
 def check_image_split(path: Path, arrays: dict[str, np.ndarray], n_classes: int = N_CLASSES,
                       nonempty: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) of one split of the processed layout if x is uint8 (N, 28, 28), N ≥ 1 if `nonempty`, and y int (N,)
-    in 0 … n_classes - 1; else a one-line DataError naming `path`, the array and what is allowed."""
+    in 0 … n_classes - 1; else a one-line DataError naming `path`, the array and what is allowed. y is returned
+    as int64 whatever its integer dtype in the file (torch's cross-entropy wants Long targets)."""
     x = npz_array(path, arrays, "x", dtype="uint8", shape=("N", 28, 28), noun="pixels", row="image",
                   values=(0, 255), nonempty=nonempty)
     y = npz_array(path, arrays, "y", dtype="integer", shape=("N",), noun="class labels", row="image",
                   values=(0, n_classes - 1), like="x")
-    return x, y
+    return x, y.astype(np.int64, copy=False)  # in range, so the conversion is exact
 
 
 def meta_classes(meta: dict) -> int:

@@ -8,6 +8,7 @@ mirror directory.
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +98,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(raw) < header:
         raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes, need {header})")
     dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    expected = header + int(np.prod(dims)) * dtype.itemsize
+    expected = header + math.prod(dims) * dtype.itemsize  # Python ints: np.prod wraps at 2^63
     if len(raw) != expected:
         raise DataError(f"{path}: {len(raw)} bytes, expected {expected} for an IDX array of shape {dims}")
     arr = np.frombuffer(raw, dtype, offset=header).reshape(dims)
@@ -119,6 +120,13 @@ def prepare(name: str, cfg: ImageSourceConfig, raw_dir: Path, out_dir: Path, spl
     sha = {f.name: verify(f, paths[role]) for role, f in files.items()}  # pins hold for what we parse
     x_train, y_train = _images_labels(paths["train_images"], paths["train_labels"], len(CLASS_NAMES[name]))
     x_test, y_test = _images_labels(paths["test_images"], paths["test_labels"], len(CLASS_NAMES[name]))
+    n_classes = len(CLASS_NAMES[name])
+    for role, y in (("train_labels", y_train), ("test_labels", y_test)):
+        if not len(y):  # an empty split would be written and only refused when a paper trains on it
+            raise DataError(f"{paths[role]}: 0 labels (expected images of every class 0..{n_classes - 1})")
+        if missing := sorted(set(range(n_classes)) - set(np.unique(y).tolist())):
+            raise DataError(f"{paths[role]}: no image of class {', '.join(map(str, missing))} "
+                            f"(expected every class 0..{n_classes - 1})")
     if cfg.val_size >= len(y_train):
         raise ParamError(f"data.{name}.val_size = {cfg.val_size}: must be < {len(y_train)} "
                          "(the number of training images)")

@@ -110,8 +110,8 @@ def check_window_split(path: Path, arrays: dict[str, np.ndarray],
                        nonempty: bool = True) -> dict[str, np.ndarray]:
     """The arrays of one split if x is finite float (N, channels, window), N ≥ 1 if `nonempty` (`shape`: the
     train split's channels and window, which every split must share), activity int (N,) in 0 … 11, user int (N,)
-    in 0 … 13 and trial, if present, int (N,) ≥ 1; else a one-line DataError naming `path`, the array and what
-    is allowed."""
+    in 0 … 13 and trial, if present, int (N,) ≥ 1 (all three made int64 in `arrays`, as torch wants class targets);
+    else a one-line DataError naming `path`, the array and what is allowed."""
     npz_array(path, arrays, "x", dtype="float", shape=("N", *shape), noun="sensor values", row="window",
               nonempty=nonempty)
     npz_array(path, arrays, "activity", dtype="integer", shape=("N",), noun="activity ids", row="window",
@@ -121,6 +121,9 @@ def check_window_split(path: Path, arrays: dict[str, np.ndarray],
     if "trial" in arrays:
         npz_array(path, arrays, "trial", dtype="integer", shape=("N",), noun="trial numbers", row="window",
                   values=(1, None), like="x")
+    for key in ("activity", "user", "trial"):  # in range, so exact: int64 whatever the file's integer dtype
+        if key in arrays:
+            arrays[key] = arrays[key].astype(np.int64, copy=False)
     return arrays
 
 

@@ -70,6 +70,7 @@ ARCHIVE = RemoteFile(
 )
 ROOT = "USC-HAD"
 RECORD = "usc-had.json"
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 SHA_TABLE = "usc_had_sha256.txt"
 SAMPLING_RATE_HZ = 100
 N_ACTIVITIES, N_TRIALS = 12, 5
@@ -205,7 +206,7 @@ def prepare(name: str, cfg: UscHadConfig, raw_dir: Path, out_dir: Path, split_se
         trial.append(meta["trial"])
         metas.append((key, meta))
     splits = split_windows(cfg, signals, np.array(activity), np.array(user), np.array(trial), split_seed)
-    record = read_json(raw_dir / RECORD) if (raw_dir / RECORD).is_file() else {}
+    record = read_json(raw_dir / RECORD, expect=dict, stage=f"download@{name}") if (raw_dir / RECORD).is_file() else {}
     lengths = np.array([len(s) for s in signals])
     short = short_recordings(keys, lengths, cfg.window)
     if short["count"]:  # they contribute nothing to any split: say so rather than drop them silently
@@ -273,6 +274,10 @@ def read_recording(path: str | Path) -> tuple[np.ndarray, dict]:
     if not np.isfinite(signal).all():
         row = int(np.argwhere(~np.isfinite(signal))[0, 0])
         raise DataError(f"{path}: `sensor_readings` holds NaN or infinite values (first at row {row + 1})")
+    if (peak := float(np.abs(signal).max())) > _FLOAT32_MAX:  # would be ±inf in the float32 windows (and
+        row = int(np.argwhere(np.abs(signal) > _FLOAT32_MAX)[0, 0])  # overflows standardise's variance to NaN)
+        raise DataError(f"{path}: `sensor_readings` holds {peak:g} at row {row + 1} (allowed: finite values within "
+                        f"float32's ±{_FLOAT32_MAX:.3g}, the windows' dtype)")
     typo = "activity_number" not in mat and "activity_numbr" in mat
     height, weight = _quantity(mat.get("height"), "cm"), _quantity(mat.get("weight"), "kg")
     meta = {

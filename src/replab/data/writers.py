@@ -302,7 +302,7 @@ def check_writer_split(path: Path, arrays: dict[str, np.ndarray], n_writers: int
     writer = npz_array(path, arrays, "writer", dtype="integer", shape=("N",), noun="writer ids", row="image",
                        values=(0, n_writers - 1 if n_writers is not None else None), like="x",
                        of="meta.json n_writers" if n_writers is not None else "")
-    return x, y, writer
+    return x, y, writer.astype(np.int64, copy=False)  # ids in range: int64 whatever the file's integer dtype
 
 
 def write_writer_splits(out_dir: Path, splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], meta: dict,
