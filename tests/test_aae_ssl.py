@@ -372,3 +372,62 @@ def test_report_without_the_evaluations_plot_data_names_the_file(in_tmp):
     (in_tmp / "plots/aae_ssl/variants/ae-100-0/latent_corr.npz").unlink()
     with pytest.raises(DataError, match=r"^plots/aae_ssl/variants/ae-100-0/latent_corr.npz: missing \(run the stage"):
         aae_ssl.summarize(cfg, {})
+
+
+def _save_aae(folder, model="ae", hidden=8, record=None):
+    from replab import runtime as rt
+    from replab.papers.aae_ssl.model import build
+
+    encoder, decoder, _ = build(model, hidden, 2, False, 0.0)
+    state = {"arch": {"model": model, "hidden": hidden, "z_dim": 2, "batchnorm": False, "dropout": 0.0},
+             "encoder": encoder.state_dict(), "decoder": decoder.state_dict()}
+    rt.save_trained(folder, state, record or {"model": model, "n_labeled": 100, "seed": 0, "best_iteration": 1,
+                                              "val_error": 5.0, "run": {}})
+    return state
+
+
+def test_load_model_refuses_another_variants_or_damaged_files_with_one_line(in_tmp):
+    """model.pt / train.json of another variant, a wrong shape, a missing arch, a record of the wrong type or a
+    damaged model.pt: a one-line DataError naming the file (runtime.load_trained, aae_ssl.model.load_model)."""
+    from replab.io import DataError, write_json
+    from replab.papers.aae_ssl.model import load_model
+
+    folder, axes = in_tmp / "models/aae_ssl/ae-100-0", {"model": "ae", "n_labeled": 100, "seed": 0}
+    state = _save_aae(folder)
+    assert load_model(folder, "cpu", axes)[2]["model"] == "ae"
+
+    def fails(pattern: str) -> None:
+        with pytest.raises(DataError, match=pattern) as err:
+            load_model(folder, "cpu", axes)
+        assert "\n" not in str(err.value)
+
+    for key, value in [("n_labeled", "100"), ("seed", None), ("model", "nosuch")]:
+        write_json(folder / "train.json", {"model": "ae", "n_labeled": 100, "seed": 0, key: value})
+        fails(rf"^{folder}/train.json: {key} = .*, but this variant's is")
+    write_json(folder / "train.json", [])
+    fails(rf"^{folder}/train.json: top level is an array, expected an object")
+    write_json(folder / "train.json", {"model": "ae", "n_labeled": 100, "seed": 0})
+    _save_aae(in_tmp / "other", "aae_yz", record={"model": "aae_yz", "n_labeled": 1000, "seed": 0})
+    (folder / "model.pt").write_bytes((in_tmp / "other/model.pt").read_bytes())  # another variant's weights
+    fails(rf"^{folder}/model.pt: not a aae_ssl model of this config \(ValueError: arch.model = 'aae_yz', but")
+    torch.save({**state, "arch": {**state["arch"], "hidden": 9}}, folder / "model.pt")
+    fails(rf"^{folder}/model.pt: not a aae_ssl model of this config \(RuntimeError: Error\(s\) in loading")
+    torch.save({k: v for k, v in state.items() if k != "arch"}, folder / "model.pt")
+    fails(rf"^{folder}/model.pt: arch: missing")
+    torch.save([1, 2], folder / "model.pt")
+    fails(rf"^{folder}/model.pt: holds a list, not a model's dict")
+    for content, detail in [(b"", "an empty file"), (bytes(range(256)) * 4, "not a torch zip archive")]:
+        (folder / "model.pt").write_bytes(content)
+        fails(rf"^{folder}/model.pt: truncated or not a model file \({detail}\); rerun the training stage$")
+
+
+def test_evaluation_record_values_are_checked(in_tmp):
+    """train.json's values the metrics copy (run, best_iteration) are parsed: a one-line DataError, not a KeyError."""
+    from replab.io import DataError
+    from replab.papers import parse_record
+    from replab.papers.aae_ssl.evaluate import TrainRecord
+
+    good = {"model": "ae", "n_labeled": 100, "seed": 0, "best_iteration": 3, "val_error": 5.0, "run": {}}
+    assert parse_record(TrainRecord, good, "train.json").best_iteration == 3
+    with pytest.raises(DataError, match=r"^train.json.run: missing"):
+        parse_record(TrainRecord, {k: v for k, v in good.items() if k != "run"}, "train.json")

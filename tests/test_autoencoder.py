@@ -291,3 +291,14 @@ def test_nan_anomaly_scores_stop_evaluation_with_one_line(tmp_path, monkeypatch,
     assert main(["evaluate", "autoencoder", ae.ANOMALY]) == 2
     err_lines = capsys.readouterr().err.strip().splitlines()
     assert err_lines[-1].startswith("error: autoencoder anomaly: anomaly scores of the model without class 3: ")
+
+
+def test_load_model_refuses_an_unknown_arch_or_wrong_weights_with_one_line(tmp_path):
+    from replab.io import DataError
+    from replab.papers.autoencoder.model import build, load_model
+
+    weights = build("simple").state_dict()
+    for name, bad in (("nosuch", weights), ("deep", weights), ("simple", None)):
+        with pytest.raises(DataError, match=r"model.pt: not a autoencoder model of this config") as err:
+            load_model(name, bad, "cpu", tmp_path / "model.pt")
+        assert "\n" not in str(err.value)

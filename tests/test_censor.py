@@ -541,3 +541,17 @@ def test_nan_features_stop_the_measure_with_one_line_naming_the_checkpoint():
     healthy = censor_evaluate.measure(cfg, {"encoder": encoder.state_dict(), "classifier": classifier.state_dict()},
                                       data, torch.device("cpu"), 0)
     assert 0 <= healthy["user_accuracy"] <= 100
+
+
+def test_another_variants_model_is_not_credited_to_this_one(tmp_path):
+    """afl_mlp's folder copied into sct's: train.json's method is not the variant's → one-line DataError."""
+    from replab import runtime as rt
+    from replab.io import DataError
+
+    folder = tmp_path / "models/censor/sct-0.2-0"
+    rt.save_trained(folder, {"checkpoints": []}, {"method": "afl_mlp", "lambda": 0.2, "seed": 0, "run": {}})
+    assert rt.load_trained(folder, "cpu", ("checkpoints",), {"method": "afl_mlp", "lambda": 0.2, "seed": 0})
+    with pytest.raises(DataError, match=r"train.json: method = 'afl_mlp', but this variant's is 'sct'"):
+        rt.load_trained(folder, "cpu", ("checkpoints",), {"method": "sct", "lambda": 0.2, "seed": 0})
+    with pytest.raises(DataError, match=r"model.pt: weights: missing"):
+        rt.load_trained(folder, "cpu", ("weights",))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import sys
 import types
 from dataclasses import dataclass
@@ -72,10 +73,11 @@ def test_records_note_each_missing_variant_and_metric(in_tmp):
     records = report.gather("toy", ["a-0", "a-1"])
     assert records.stats(["a-0", "a-1"], "test_loss") == {"mean": 0.5, "std": 0.0, "n": 1, "missing": 1}
     assert records.value("a-0", "roc_auc.5") == 0.75 and records.value("a-0", "roc_auc.3") is None
-    assert records.value("a-1", "no_such_metric") is None
+    with pytest.raises(DataError, match=r"^metrics/toy/a-1.json: no_such_metric: missing \(run `dvc repro"):
+        records.value("a-1", "no_such_metric")
     note = report.missing_note("toy")
-    assert note.startswith("Missing values (3; NaN or infinite in the run")
-    assert "`a-0`: test_loss; `a-0`: roc_auc.3; `a-1`: no_such_metric." in note
+    assert note.startswith("Missing values (2; NaN or infinite in the run")
+    assert "`a-0`: test_loss; `a-0`: roc_auc.3." in note
     assert report.missing_note("other") == ""
 
 
@@ -165,3 +167,41 @@ def test_within_spread_flags_differences_the_seeds_spread_covers():
     assert not report.within_spread({"mean": 23.2, "std": 2.12, "n": 3}, {"mean": 28.95, "std": 0.78, "n": 3})
     assert not report.within_spread({**close, "n": 1}, far)  # one seed: no spread to compare against
     assert not report.within_spread(None, far) and not report.within_spread({**close, "mean": None}, far)
+
+
+def test_damaged_metrics_files_are_one_line_errors_naming_file_and_key(in_tmp, monkeypatch):
+    """A top-level array, a missing or wrong-typed key, an overflowing number: DataError, never a traceback and
+    never "NaN or infinite in the run"."""
+    write_json(in_tmp / "metrics/toy/arr.json", [])
+    with pytest.raises(DataError, match=r"^metrics/toy/arr.json: top level is an array, expected an object"):
+        report.gather("toy", ["arr"])
+    write_json(in_tmp / "metrics/toy/a-0.json", {"test_error": "x", "big": 1e308, "roc_auc": [0.5], "run": None,
+                                                 "history": 5})
+    records = report.gather("toy", ["a-0"])
+    for metric, message in [("test_error", "test_error = 'x': not a number"), ("big", "big = 1e+308: out of range"),
+                            ("roc_auc.3", "roc_auc: an array, expected an object"), ("nosuch", "nosuch: missing")]:
+        with pytest.raises(DataError, match=rf"^metrics/toy/a-0.json: {re.escape(message)}"):
+            records.stats(["a-0"], metric)
+    with pytest.raises(DataError, match=r"^metrics/toy/a-0.json: run: null, expected an object"):
+        report.run_summary(records.values())
+    with pytest.raises(DataError, match=r"^metrics/toy/a-0.json: missing_key: missing"):
+        records["a-0"]["missing_key"]
+
+    @dataclass(frozen=True)
+    class Config:
+        seeds: list[int]
+
+    def summarize(cfg, params):  # reads a value of the wrong type directly (history holds 5, not an object)
+        return report.gather("toy", ["a-0"])["a-0"]["history"]["f1_seen"]
+
+    module = types.ModuleType("replab.papers.toy")
+    module.Config, module.summarize = Config, summarize
+    monkeypatch.setattr(report, "PAPERS", ("toy",))
+    monkeypatch.setattr(report, "paper_module", lambda name: module)
+    monkeypatch.setattr(report, "REPORT_PATH", in_tmp / "plots/report.md")
+    (in_tmp / "params.yaml").write_text("toy:\n  seeds: [0]\nmeta:\n  profile: quick\n")
+    with pytest.raises(DataError) as err:
+        report.main()
+    assert str(err.value).startswith("metrics/toy/a-0.json: history: wrong type or range for the toy report "
+                                     "(TypeError: 'int' object is not subscriptable)")
+    assert "\n" not in str(err.value) and not (in_tmp / "plots/report.md").exists()

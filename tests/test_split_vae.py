@@ -330,3 +330,16 @@ def test_tsne_of_constant_latents_is_skipped_without_calling_tsne(tmp_path, monk
     path, skipped = _tsne_figure(Path("plots/split_vae/variants/exp2-0"), Path("plots/split_vae/summary/exp2_tsne.png"))
     assert skipped == {"A": reason} and path == "split_vae/summary/exp2_tsne.png"
     assert (tmp_path / "plots" / path).stat().st_size > 1000
+
+
+def test_load_model_refuses_a_wrong_shape_or_arch_with_one_line(tmp_path):
+    """A model.pt of another shape or without arch: one-line DataError naming it, not torch's multi-line error."""
+    from replab.io import DataError
+    from replab.papers.split_vae.model import SplitVAE, load_model
+
+    state = {"arch": {"hidden": 16, "latent_dim": 2}, "weights": SplitVAE(16, 2).state_dict()}
+    assert load_model(state, "cpu", tmp_path / "model.pt").latent_dim == 2
+    for bad in ({**state, "arch": {"hidden": 16, "latent_dim": 3}}, {"weights": state["weights"]}, [1]):
+        with pytest.raises(DataError, match=r"model.pt: not a split_vae model of this config") as err:
+            load_model(bad, "cpu", tmp_path / "model.pt")
+        assert "\n" not in str(err.value)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from replab.io import DataError, atomic_path, read_json, write_json
+from replab.io import DataError, atomic_path, read_json, rerun_hint, write_json
 from replab.papers import PAPERS, paper_module
 from replab.params import PARAMS_FILE, load_section, read_params
 from replab.runtime import device_label
@@ -39,11 +39,47 @@ class Section:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+_LAST_READ: list[str] = []  # "<file>: <key>" of the last metrics value a report read (named when it breaks)
+
+
+class Record(dict):
+    """One metrics file's object (nested objects too): a missing key is a one-line DataError naming the file and
+    the key, and every read is remembered, so that a value of the wrong type met later is named (`main`)."""
+
+    def __init__(self, data: dict, path: Path, prefix: str = ""):
+        super().__init__({k: _wrap(v, path, f"{prefix}{k}") for k, v in data.items()})
+        self.path, self.prefix = path, prefix
+
+    def __getitem__(self, key):
+        where = f"{self.path}: {self.prefix}{key}"
+        _LAST_READ[:] = [where]
+        if key not in self:
+            raise DataError(f"{where}: missing ({_rerun(self.path)})")
+        return super().__getitem__(key)
+
+
+def _wrap(value: Any, path: Path, key: str) -> Any:
+    if isinstance(value, dict):
+        return Record(value, path, f"{key}.")
+    if isinstance(value, list):
+        return [_wrap(v, path, f"{key}.{i}") for i, v in enumerate(value)]
+    return value
+
+
+def _rerun(path: Path) -> str:
+    """The hint of a damaged metrics/<paper>/<key>.json: its paper's evaluation stage."""
+    return rerun_hint(f"eval_{path.parent.name}") if path.parent.parent.name == "metrics" else rerun_hint()
+
+
+MAX_MAGNITUDE = 1e100  # a metric beyond this cannot be averaged (overflow): a damaged file, not a measure
+
+
 class Records(dict):
     """{variant key: its metrics/<paper>/<key>.json} of one paper, as `gather` returns it.
 
     `stats` / `value` read metrics from it and note each missing one (null, NaN or inf) with its variant, so
-    the report can say which runs lacked which metric."""
+    the report can say which runs lacked which metric. A key that is absent, or a value that is not a number or
+    null, is a one-line DataError naming the file and the key."""
 
     def __init__(self, paper: str, records: dict[str, dict]):
         super().__init__(records)
@@ -53,9 +89,22 @@ class Records(dict):
     def value(self, key: str, metric: str) -> float | None:
         """records[key][metric] as a float (`metric` may be dotted: "roc_auc.3"); None, noted, if missing."""
         node: Any = self[key]
-        for part in metric.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
+        path = getattr(node, "path", Path("metrics") / self.paper / f"{key}.json")
+        _LAST_READ[:] = [f"{path}: {metric}"]
+        parts = metric.split(".")
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict):
+                raise DataError(f"{path}: {'.'.join(parts[:i])}: {_kind(node)}, expected an object ({_rerun(path)})")
+            if part not in node:
+                raise DataError(f"{path}: {'.'.join(parts[:i + 1])}: missing ({_rerun(path)})")
+            node = dict.__getitem__(node, part)
+        if node is not None and (isinstance(node, bool) or not isinstance(node, int | float)):
+            raise DataError(f"{path}: {metric} = {_short(node)}: not a number (allowed: a number, or null when "
+                            f"missing; {_rerun(path)})")
         number = finite(node)
+        if number is not None and abs(number) > MAX_MAGNITUDE:
+            raise DataError(f"{path}: {metric} = {node!r}: out of range (allowed: |value| ≤ {MAX_MAGNITUDE:g}, or "
+                            f"null; {_rerun(path)})")
         if number is None and (key, metric) not in self.missing:
             self.missing.append((key, metric))
         return number
@@ -65,16 +114,26 @@ class Records(dict):
         return mean_std([self.value(k, metric) for k in keys])
 
 
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
 _GATHERED: dict[str, list[Records]] = {}  # per paper, what `gather` returned during this report
 
 
 def gather(paper: str, keys: Iterable[str]) -> Records:
-    """metrics/<paper>/<key>.json for exactly these keys (the current sweep)."""
+    """metrics/<paper>/<key>.json for exactly these keys (the current sweep); each must hold an object."""
     found, missing = {}, []
     for key in keys:
         path = Path("metrics") / paper / f"{key}.json"
         if path.exists():
-            found[key] = read_json(path)
+            found[key] = Record(read_json(path, expect=dict, stage=f"eval_{paper}"), path)
         else:
             missing.append(str(path))
     if missing:
@@ -260,13 +319,26 @@ def save_figure(fig, path: str | Path) -> str:
 
 def run_summary(records: Iterable[dict]) -> dict[str, Any]:
     """Where and how fast the variants ran (from the `run` block every metrics file carries)."""
-    runs = [r["run"] for r in records if "run" in r]
+    runs = []
+    for r in records:
+        if "run" in r:
+            run, path = r["run"], getattr(r, "path", "a metrics file")
+            if not isinstance(run, dict):
+                raise DataError(f"{path}: run: {_kind(run)}, expected an object ({_rerun(Path(path))})")
+            for name in ("seconds", "samples_per_s"):
+                if not isinstance(run.get(name, 0.0), int | float) or isinstance(run.get(name), bool):
+                    raise DataError(f"{path}: run.{name} = {_short(run[name])}: not a number ({_rerun(Path(path))})")
+            runs.append(run)
     if not runs:
         return {}
     devices = sorted({f"{r['device']} ({device_label(r)})" for r in runs})
     return {"devices": "; ".join(devices), "torch": runs[0]["torch"], "data_source": runs[0]["data_source"],
             "train_seconds_total": round(sum(r.get("seconds", 0.0) for r in runs), 1),
             "samples_per_s_mean": round(sum(r.get("samples_per_s", 0.0) for r in runs) / len(runs), 1)}
+
+
+# what a report's reading of a metrics value of the wrong type raises: named as bad input, with the last key read
+BAD_VALUE_ERRORS = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError, ZeroDivisionError)
 
 
 def main() -> None:
@@ -278,7 +350,16 @@ def main() -> None:
             continue
         module = paper_module(paper)
         cfg = load_section(module.Config, paper, PARAMS_FILE, params)
-        section = module.summarize(cfg, params)
+        _LAST_READ.clear()
+        try:
+            section = module.summarize(cfg, params)
+        except BAD_VALUE_ERRORS as err:
+            # a value of the wrong type or range in a metrics file (a list where a number belongs, null where an
+            # object does): one line naming the last file and key read, with the error, not a traceback
+            where = _LAST_READ[0] if _LAST_READ else f"metrics/{paper}/"
+            detail = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+            raise DataError(f"{where}: wrong type or range for the {paper} report ({detail}); "
+                            f"{rerun_hint(f'eval_{paper}')}") from None
         note = missing_note(paper)
         if note:
             section.markdown = f"{section.markdown.rstrip()}\n\n{note}\n"

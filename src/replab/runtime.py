@@ -333,19 +333,76 @@ def save_trained(model_dir, state: dict, record: dict) -> None:
         write_json(tmp / "train.json", record)
 
 
-def load_trained(model_dir, device) -> tuple[dict, dict]:
+def _read_model_file(path: Path, device):
+    """torch.load of a model.pt (weights only); a missing or damaged file is a one-line DataError naming it."""
+    import zipfile
+
     import torch
 
-    from replab.io import DataError, read_json
+    from replab.io import DataError
 
-    path = model_dir / "model.pt"
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        return torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise DataError(f"{path}: missing (run the training stage first: `dvc repro`)") from None
-    except Exception as err:  # torch raises several types for corrupt files
-        raise DataError(f"{path}: unreadable checkpoint ({type(err).__name__}: {err})") from None
-    return state, read_json(model_dir / "train.json")
+    except Exception as err:  # torch raises several types, with multi-line advice, for damaged files
+        if path.is_dir():
+            detail = "a directory"
+        elif path.stat().st_size == 0:
+            detail = "an empty file"
+        elif not zipfile.is_zipfile(path):
+            detail = "not a torch zip archive"
+        else:
+            detail = f"{type(err).__name__}: {' '.join(str(err).split('.')[0].split())[:120]}"
+        raise DataError(f"{path}: truncated or not a model file ({detail}); rerun the training stage") from None
+
+
+def _same(value, expected) -> bool:
+    """A train.json value equals a variant's axis value (1 and 1.0 alike; "100", null or true never equal 100)."""
+    def number(v) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+    if number(value) and number(expected):
+        return value == expected
+    return type(value) is type(expected) and value == expected
+
+
+def load_trained(model_dir, device, state_keys: tuple[str, ...] = (), axes: dict | None = None) -> tuple[dict, dict]:
+    """(model.pt's dict, train.json's dict) of a trained variant's folder. One-line DataError naming the file when
+    either is damaged, model.pt lacks one of `state_keys`, or train.json's `axes` values (model, n_labeled, seed,
+    …) are not the variant's: another variant's files are never evaluated and credited to this one."""
+    from replab.io import DataError, read_json
+
+    model_dir = Path(model_dir)
+    path = model_dir / "model.pt"
+    state = _read_model_file(path, device)
+    hint = "rerun the training stage"
+    if not isinstance(state, dict):
+        raise DataError(f"{path}: holds a {type(state).__name__}, not a model's dict; {hint}")
+    missing = [k for k in state_keys if k not in state]
+    if missing:
+        raise DataError(f"{path}: {missing[0]}: missing (a model.pt holds {', '.join(state_keys)}); {hint}")
+    record = read_json(model_dir / "train.json", expect=dict)
+    for axis, expected in (axes or {}).items():
+        if axis not in record:
+            raise DataError(f"{model_dir / 'train.json'}: {axis}: missing (this variant's is {expected!r}); {hint}")
+        if not _same(record[axis], expected):
+            raise DataError(f"{model_dir / 'train.json'}: {axis} = {record[axis]!r}, but this variant's is "
+                            f"{expected!r} (another variant's files in {model_dir}?); {hint}")
+    return state, record
+
+
+MODEL_ERRORS = (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError)  # of a damaged arch/weights
+
+
+def model_error(path, paper: str, err: Exception):
+    """The one-line DataError for a model.pt whose arch or weights do not build a `paper` network (torch's size
+    mismatch message spans lines): raise it `from None` in a `load_model`'s `except MODEL_ERRORS`."""
+    from replab.io import DataError
+
+    text = " ".join(str(err).split())
+    text = text if len(text) <= 240 else text[:240] + "…"
+    return DataError(f"{path}: not a {paper} model of this config ({type(err).__name__}: {text}); rerun the "
+                     "training stage")
 
 
 def maybe_compile(module, runtime: Runtime):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -10,8 +13,9 @@ from replab import runtime as rt
 from replab.batches import map_batches
 from replab.io import require_finite, write_json, write_npz
 from replab.loaders.images import Images, load_images
-from replab.papers import Variant, evaluate_each
+from replab.papers import Variant, evaluate_each, parse_record
 from replab.papers.aae_ssl.model import (
+    MODELS,
     N_CLASSES,
     PAPER,
     Config,
@@ -21,6 +25,19 @@ from replab.papers.aae_ssl.model import (
     load_model,
     variant_key,
 )
+from replab.params import param
+
+
+@dataclass
+class TrainRecord:
+    """What the metrics copy from a train.json (train.train); its other keys are not read."""
+
+    model: str = param(choices=MODELS)
+    n_labeled: int = param(ge=1)
+    seed: int = param(ge=0)
+    best_iteration: int = param(ge=0)
+    run: dict[str, Any] = param()
+    val_error: float | None = param(None, ge=0.0, le=100.0)
 
 
 @torch.no_grad()
@@ -75,7 +92,9 @@ def evaluate(cfg: Config, runtime, variant) -> None:
 
 def evaluate_variant(cfg: Config, runtime, variant, data: Images) -> None:
     device = rt.setup(runtime, 0)
-    encoder, decoder, record = load_model(variant.model_dir, device)
+    axes = variant.axes or {"model": "aae_yz", "n_labeled": cfg.style.n_labeled, "seed": cfg.style.seed}  # style
+    encoder, decoder, record = load_model(variant.model_dir, device, axes)
+    record = parse_record(TrainRecord, record, str(variant.model_dir / "train.json"))
     if variant.key == "style":
         grids = {f"digit_{d}": style_grid(decoder, cfg.style.z_dim, d, cfg.style.grid_range, cfg.style.grid_step,
                                           device) for d in cfg.style.digits}
@@ -85,8 +104,8 @@ def evaluate_variant(cfg: Config, runtime, variant, data: Images) -> None:
         corr = latent_correlation(encoder, data.x["test"], f"{variant.paper} {variant.key}")
         write_npz(variant.plots_dir / "latent_corr.npz", corr=corr)
         metrics = {"test_error": error_rate(encoder, data.x["test"], data.y["test"]),
-                   "val_error": record["val_error"], "latent_corr_yz_mean_abs": yz_block_mean_abs(corr),
+                   "val_error": record.val_error, "latent_corr_yz_mean_abs": yz_block_mean_abs(corr),
                    "latent_corr_offdiag_mean_abs": offdiag_mean_abs(corr)}
     write_json(variant.metrics_path, {
-        "model": record["model"], "n_labeled": record["n_labeled"], "seed": record["seed"], **metrics,
-        "best_iteration": record["best_iteration"], "dataset": cfg.dataset, "run": record["run"]})
+        "model": record.model, "n_labeled": record.n_labeled, "seed": record.seed, **metrics,
+        "best_iteration": record.best_iteration, "dataset": cfg.dataset, "run": record.run})

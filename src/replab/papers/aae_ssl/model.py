@@ -262,10 +262,18 @@ def arch(cfg: Config, model: str, z_dim: int) -> dict:
             "dropout": cfg.dropout}
 
 
-def load_model(model_dir: Path, device) -> tuple[Encoder, Decoder, dict]:
-    state, record = rt.load_trained(model_dir, device)
-    arch = state["arch"]
-    encoder, decoder, _ = build(arch["model"], arch["hidden"], arch["z_dim"], arch["batchnorm"], arch["dropout"])
-    encoder.load_state_dict(state["encoder"])
-    decoder.load_state_dict(state["decoder"])
+def load_model(model_dir: Path, device, axes: dict | None = None) -> tuple[Encoder, Decoder, dict]:
+    """(encoder, decoder, train.json) of a variant's folder; `axes` (model, n_labeled, seed) must match train.json
+    and arch.model (runtime.load_trained): one-line DataError naming the file otherwise."""
+    path = Path(model_dir) / "model.pt"
+    state, record = rt.load_trained(model_dir, device, ("arch", "encoder", "decoder"), axes)
+    try:
+        arch = state["arch"]
+        if arch["model"] != record.get("model"):
+            raise ValueError(f"arch.model = {arch['model']!r}, but train.json's model is {record.get('model')!r}")
+        encoder, decoder, _ = build(arch["model"], arch["hidden"], arch["z_dim"], arch["batchnorm"], arch["dropout"])
+        encoder.load_state_dict(state["encoder"])
+        decoder.load_state_dict(state["decoder"])
+    except rt.MODEL_ERRORS as err:
+        raise rt.model_error(path, PAPER, err) from None
     return encoder.to(device).eval(), decoder.to(device).eval(), record

@@ -212,4 +212,6 @@ def style_model_test_error() -> float | None:
     from replab import report
     from replab.io import read_json
 
-    return report.finite(read_json(Path("metrics/aae_ssl/style.json")).get("test_error"))
+    path = Path("metrics/aae_ssl/style.json")
+    record = report.Record(read_json(path, expect=dict, stage="eval_aae_ssl"), path)
+    return report.Records("aae_ssl", {"style": record}).value("style", "test_error")

@@ -3,6 +3,9 @@ per-class ROC-AUC."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -10,7 +13,7 @@ from replab import runtime as rt
 from replab.batches import map_batches
 from replab.io import require_finite, write_json, write_npz
 from replab.loaders.images import Images, load_images
-from replab.papers import Variant, evaluate_each
+from replab.papers import Variant, evaluate_each, parse_record
 from replab.papers.autoencoder.model import (
     ANOMALY,
     PAPER,
@@ -24,6 +27,25 @@ from replab.papers.autoencoder.model import (
     reconstruct,
     variant_key,
 )
+from replab.params import fail, param
+
+
+@dataclass
+class TrainRecord:
+    """What evaluation reads of a train.json (train.train / train.train_anomaly); its axes are checked by
+    runtime.load_trained, its other keys are not read."""
+
+    model: str = param()
+    seed: int = param(ge=0)
+    epochs: int = param(ge=1)
+    batch_size: int = param(ge=1)
+    run: dict[str, Any] = param()
+    final_loss: dict[str, Any] = param()
+    held_out: list[int] | None = param(None, ge=0, nonempty=True)
+
+    def check(self, where: str) -> None:
+        if self.held_out is None and not isinstance(self.final_loss.get("train"), int | float | None):
+            fail(where, "final_loss.train: not a number (allowed: a number or null)")
 
 
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -66,11 +88,17 @@ def evaluate(cfg: Config, runtime, variant) -> None:
 
 def evaluate_variant(cfg: Config, runtime, variant, data: Images) -> None:
     device = rt.setup(runtime, 0)
-    state, record = rt.load_trained(variant.model_dir, device)
+    axes = variant.axes if variant.key != ANOMALY else {"model": cfg.anomaly.model, "seed": cfg.anomaly.seed}
+    path = variant.model_dir / "model.pt"
+    state, record = rt.load_trained(variant.model_dir, device, ("arch", "weights"), axes)
+    record = parse_record(TrainRecord, record, str(variant.model_dir / "train.json"))
+    model_name = state["arch"].get("model") if isinstance(state["arch"], dict) else None
+    if model_name != record.model:
+        raise rt.model_error(path, PAPER, ValueError(f"arch.model = {model_name!r}, but train.json's model is "
+                                                     f"{record.model!r}"))
     if variant.key == ANOMALY:
         return evaluate_anomaly(cfg, variant, state, record, data, device)
-    model_name = state["arch"]["model"]
-    model = load_model(model_name, state["weights"], device)
+    model = load_model(model_name, state["weights"], device, path)
     def inputs(split: str) -> torch.Tensor:
         return fixed_noisy(data.x[split], cfg, split) if model_name == "denoising" else data.x[split]
 
@@ -82,7 +110,7 @@ def evaluate_variant(cfg: Config, runtime, variant, data: Images) -> None:
         "test_mse": float((rec - x_test).pow(2).mean().item()),
         "test_psnr": float(psnr_out.mean().item()),
         "val_loss": mean_loss(model, inputs("val"), data.x["val"]),
-        "train_loss": record["final_loss"]["train"],
+        "train_loss": record.final_loss.get("train"),
         "code_size": code_size(model),
     }
     if model_name == "denoising":
@@ -93,26 +121,31 @@ def evaluate_variant(cfg: Config, runtime, variant, data: Images) -> None:
               (("input", x_in), ("output", rec), ("clean", x_test))}
     write_npz(variant.plots_dir / "reconstructions.npz", **digits, labels=data.y["test"][idx].cpu().numpy())
     write_json(variant.metrics_path, {
-        "model": model_name, "seed": record["seed"], "epochs": record["epochs"],
-        "batch_size": record["batch_size"], **metrics, "dataset": cfg.dataset, "run": record["run"]})
+        "model": model_name, "seed": record.seed, "epochs": record.epochs,
+        "batch_size": record.batch_size, **metrics, "dataset": cfg.dataset, "run": record.run})
 
 
-def evaluate_anomaly(cfg: Config, variant, state: dict, record: dict, data: Images, device) -> None:
+def evaluate_anomaly(cfg: Config, variant, state: dict, record: TrainRecord, data: Images, device) -> None:
     """Score every test image by its reconstruction error under the model trained without class k."""
     x_test, labels = data.x["test"], data.y["test"].cpu().numpy()
     aucs, all_scores = {}, []
-    for k in record["held_out"]:
-        model = load_model(state["arch"]["model"], state["weights"][str(k)], device)
+    path, weights = variant.model_dir / "model.pt", state["weights"]
+    if record.held_out is None:
+        raise rt.model_error(variant.model_dir / "train.json", PAPER, KeyError("held_out"))
+    for k in record.held_out:
+        if not isinstance(weights, dict) or str(k) not in weights:
+            raise rt.model_error(path, PAPER, KeyError(f"weights.{k}: missing (train.json's held_out has {k})"))
+        model = load_model(record.model, weights[str(k)], device, path)
         scores = map_batches(lambda b, m=model: per_image_error(m(b), b, cfg.anomaly.score), x_test).cpu().numpy()
         require_finite(scores, f"{variant.paper} {variant.key}: anomaly scores of the model without class {k}")
         aucs[str(k)] = roc_auc(scores, labels == k)  # class k is the anomaly (positive)
         all_scores.append(scores)
-    write_npz(variant.plots_dir / "scores.npz", held_out=np.array(record["held_out"]),
+    write_npz(variant.plots_dir / "scores.npz", held_out=np.array(record.held_out),
               scores=np.stack(all_scores), labels=labels,
-              roc_auc=np.array([aucs[str(k)] for k in record["held_out"]]))
+              roc_auc=np.array([aucs[str(k)] for k in record.held_out]))
     write_json(variant.metrics_path, {
-        "model": record["model"], "seed": record["seed"], "epochs": record["epochs"],
-        "batch_size": record["batch_size"], "score": cfg.anomaly.score, "held_out": record["held_out"],
+        "model": record.model, "seed": record.seed, "epochs": record.epochs,
+        "batch_size": record.batch_size, "score": cfg.anomaly.score, "held_out": record.held_out,
         # NaN (one-class split) is written as null; the mean is over the classes where ROC-AUC is defined
         "roc_auc": aucs, "roc_auc_mean": _defined_mean(list(aucs.values())), "dataset": cfg.dataset,
-        "run": record["run"]})
+        "run": record.run})

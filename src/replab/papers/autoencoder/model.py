@@ -223,7 +223,14 @@ def code_size(model: AutoEncoder) -> int:
     return int(model.encode(torch.zeros(1, 784, device=param.device)).numel())
 
 
-def load_model(model_name: str, weights: dict, device) -> AutoEncoder:
-    model = build(model_name)
-    model.load_state_dict(weights)
+def load_model(model_name: str, weights: dict, device, path="model.pt") -> AutoEncoder:
+    """The network `model_name` with `weights` (from model.pt, `path`): a bad name or weights are a one-line
+    DataError naming `path`."""
+    try:
+        if model_name not in MODELS:
+            raise ValueError(f"arch.model = {model_name!r} (allowed: {', '.join(MODELS)})")
+        model = build(model_name)
+        model.load_state_dict(weights)
+    except rt.MODEL_ERRORS as err:
+        raise rt.model_error(path, PAPER, err) from None
     return place(model, device).eval()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from torch import nn
 from replab import runtime as rt
 from replab.batches import index_batches, map_batches
 from replab.io import require_finite, write_json, write_npz
-from replab.papers import EVALUATE_ALL, Variant, evaluate_each
+from replab.papers import EVALUATE_ALL, Variant, evaluate_each, parse_record
 from replab.papers.censor.model import (
     BASELINE,
     PAPER,
@@ -30,7 +31,7 @@ from replab.papers.censor.model import (
     mlp,
     variant_key,
 )
-from replab.params import read_params
+from replab.params import param, read_params
 
 
 def macro_f1(pred: torch.Tensor, y: torch.Tensor, n_classes: int) -> float:
@@ -134,6 +135,28 @@ def checkpoint_digest(checkpoint: dict) -> str:
     return digest.hexdigest()
 
 
+@dataclass
+class TrainRecord:
+    """What the metrics copy from a train.json besides its axes (runtime.load_trained checks those)."""
+
+    run: dict[str, Any] = param()
+
+
+def check_checkpoints(cfg: Config, checkpoints: Any, data: Windows, device, path) -> None:
+    """model.pt's checkpoints: a non-empty list of {encoder, classifier} weights this config's networks load
+    (a one-line DataError naming `path` otherwise, before anything is measured)."""
+    try:
+        if not isinstance(checkpoints, list) or not checkpoints:
+            raise TypeError(f"checkpoints is {type(checkpoints).__name__}, expected a non-empty list")
+        encoder, classifier = build_model(cfg, data, device)
+        for ckpt in checkpoints:
+            encoder.load_state_dict(ckpt["encoder"])
+            classifier.load_state_dict(ckpt["classifier"])
+            checkpoint_digest(ckpt)
+    except rt.MODEL_ERRORS as err:
+        raise rt.model_error(path, PAPER, err) from None
+
+
 def evaluate(cfg: Config, runtime, variant) -> None:
     """One variant, or with the key `all` every variant of params.yaml (one process, one data load). A checkpoint
     met again is not measured again: every variant of a seed starts from the same pretrained CNN (its checkpoint
@@ -151,7 +174,10 @@ def evaluate_variant(cfg: Config, runtime, variant, data: Windows,
     checkpoint index, checkpoint_digest), shared between the variants of one process."""
     seed = variant.axes["seed"]
     device = rt.setup(runtime, seed)
-    state, record = rt.load_trained(variant.model_dir, device)
+    axes = {"method": variant.axes.get("method", BASELINE), "lambda": variant.axes.get("lambda"), "seed": seed}
+    state, record = rt.load_trained(variant.model_dir, device, ("checkpoints",), axes)
+    run = parse_record(TrainRecord, record, str(variant.model_dir / "train.json")).run
+    check_checkpoints(cfg, state["checkpoints"], data, device, variant.model_dir / "model.pt")
     probe = probe_data(cfg, data, seed, device)
     measured = {} if measured is None else measured
     history = []
@@ -170,4 +196,4 @@ def evaluate_variant(cfg: Config, runtime, variant, data: Windows,
     write_json(variant.metrics_path, {
         "method": record["method"], "lambda": record["lambda"], "seed": seed, **history[-1],
         "history": curves, **step1, "chance_user_accuracy": 100 / data.n_users, "dataset": cfg.dataset,
-        "counts": {k: len(v) for k, v in data.y.items()}, "run": record["run"]})
+        "counts": {k: len(v) for k, v in data.y.items()}, "run": run})

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import sys
 import warnings
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from replab import runtime as rt
 from replab.io import DataError, require_finite, write_json, write_npz
-from replab.papers import Variant, evaluate_each
+from replab.papers import Variant, evaluate_each, parse_record
 from replab.papers.split_vae.model import (
     EVAL_NOISE_SEED,
     PAPER,
@@ -30,6 +32,7 @@ from replab.papers.split_vae.model import (
     load_writers,
     variant_key,
 )
+from replab.params import fail, param
 
 # ---------------------------------------------------------------------------------------------------------
 # Measures
@@ -148,6 +151,25 @@ def decoded_grid(model: SplitVAE, a_ticks: np.ndarray, b_ticks: np.ndarray, devi
     return images.reshape(len(b_ticks), len(a_ticks), 28, 28).cpu().numpy()
 
 
+@dataclass
+class TrainRecord:
+    """What evaluation reads of a train.json (train.train); its other keys are not read."""
+
+    epochs: int = param(ge=1)
+    latent_dim: int = param(ge=1)
+    final: dict[str, Any] = param()
+    run: dict[str, Any] = param()
+    writers: list[int] | None = param(None, ge=0)
+
+    def check(self, where: str) -> None:
+        train = self.final.get("train")
+        bad = next((t for t in TERMS if not isinstance(train, dict) or t not in train
+                    or not (train[t] is None or isinstance(train[t], int | float) and not isinstance(train[t], bool))),
+                   None)
+        if bad is not None:
+            fail(where, f"final.train.{bad}: missing or not a number (allowed: a number or null)")
+
+
 def tsne_embed(z: np.ndarray, cfg: TsneConfig, seed: int) -> tuple[np.ndarray | None, str | None]:
     """(t-SNE embedding (N, 2), None), or (None, why it was skipped) for degenerate latents (NaN, too few
     points, all rows identical: scikit-learn would crash the process on those)."""
@@ -188,10 +210,11 @@ def evaluate(cfg: Config, runtime, variant) -> None:
 def evaluate_variant(cfg: Config, runtime, variant, data: WriterData, writers: np.ndarray) -> None:
     experiment, seed = variant.axes["experiment"], variant.axes["seed"]
     device = rt.setup(runtime, seed)
-    state, record = rt.load_trained(variant.model_dir, device)
-    if record.get("writers") is not None and record["writers"] != writers.tolist():
+    state, record = rt.load_trained(variant.model_dir, device, ("arch", "weights"), variant.axes)
+    record = parse_record(TrainRecord, record, str(variant.model_dir / "train.json"))
+    if record.writers is not None and record.writers != writers.tolist():
         raise DataError(f"{variant.model_dir}: trained on another writer subset (run `dvc repro` to retrain)")
-    model = load_model(state, device)
+    model = load_model(state, device, variant.model_dir / "model.pt")
     test = eval_terms(model, data.x["test"], data.y["test"], cfg.c1, cfg.c2, cfg.eval_samples,
                       rt.seeded_generator(EVAL_NOISE_SEED, device))
     mu = {s: latents(model, data.x[s]) for s in SPLITS}  # (μ_A, μ_B) per split
@@ -200,11 +223,11 @@ def evaluate_variant(cfg: Config, runtime, variant, data: WriterData, writers: n
             require_finite(mu[split][i], f"{variant.paper} {variant.key}: latent μ_{name} of the {split} split")
     slants = {s: slant(data.x[s]) for s in SPLITS}
     d, w = data.digit, data.writer
-    metrics: dict = {"experiment": experiment, "seed": seed, "epochs": record["epochs"],
-                     "latent_dim": record["latent_dim"], "n_writers": len(writers), "n_train": len(d["train"]),
+    metrics: dict = {"experiment": experiment, "seed": seed, "epochs": record.epochs,
+                     "latent_dim": record.latent_dim, "n_writers": len(writers), "n_train": len(d["train"]),
                      "n_test": len(d["test"]), "digit_accuracy": test["digit_accuracy"]}
     metrics.update({f"test_{t}": test[t] for t in TERMS})
-    metrics.update({f"train_{t}": record["final"]["train"][t] for t in TERMS})
+    metrics.update({f"train_{t}": record.final["train"][t] for t in TERMS})
     for name, i in (("a", 0), ("b", 1)):
         metrics[f"probe_digit_from_{name}"] = probe_accuracy(mu["train"][i], d["train"], mu["test"][i], d["test"],
                                                              cfg.probe_max_iter)
@@ -246,4 +269,4 @@ def evaluate_variant(cfg: Config, runtime, variant, data: WriterData, writers: n
                       file=sys.stderr)
         write_npz(variant.plots_dir / "tsne.npz", **embedded, digit=d["test"][pick], writer=w["test"][pick],
                   index=pick)
-    write_json(variant.metrics_path, {**metrics, "dataset": cfg.dataset, "run": record["run"]})
+    write_json(variant.metrics_path, {**metrics, "dataset": cfg.dataset, "run": record.run})

@@ -307,8 +307,13 @@ def latents(model: SplitVAE, x: torch.Tensor, batch_size: int = 4096) -> tuple[n
     return mu_a.double().cpu().numpy(), mu_b.double().cpu().numpy()
 
 
-def load_model(state: dict, device) -> SplitVAE:
-    model = SplitVAE(state["arch"]["hidden"], state["arch"]["latent_dim"])
-    model.load_state_dict(state["weights"])
-    return model.to(device).eval()
+def load_model(state: dict, device, path="model.pt") -> SplitVAE:
+    """The network of a model.pt dict (`path` names it): a damaged arch or weights are a one-line DataError."""
+    from replab import runtime as rt
 
+    try:
+        model = SplitVAE(state["arch"]["hidden"], state["arch"]["latent_dim"])
+        model.load_state_dict(state["weights"])
+    except rt.MODEL_ERRORS as err:
+        raise rt.model_error(path, PAPER, err) from None
+    return model.to(device).eval()
