@@ -81,6 +81,31 @@ def test_a_file_not_in_dvclive_format_is_an_error_naming_it(in_tmp):
     assert name == "loss" and points[1] == (1.0, 0.5) and math.isinf(points[0][1])
 
 
+
+@pytest.mark.parametrize("text, where, message", [
+    ("step\tloss\n0\t1\nnan\t0.5\n", 3, "step 'nan' is not a finite number"),
+    ("step\tloss\n0\t1\ninf\t0.5\n", 3, "step 'inf' is not a finite number"),
+    ("step\tloss\n0\t1\textra\n", 2, "expected 2 columns (step loss), got 3"),
+    ("timestamp\tstep\tloss\n1\t-inf\t0.5\n", 2, "step '-inf' is not a finite number"),
+], ids=["nan-step", "inf-step", "extra-column", "timestamped-inf-step"])
+def test_a_non_finite_step_or_an_extra_column_is_an_error_naming_file_and_line(in_tmp, text, where, message):
+    path = in_tmp / "m.tsv"
+    path.write_text(text)
+    with pytest.raises(DataError) as err:
+        read_live_tsv(path)
+    one_line_naming(err, f"{path}:{where}")
+    assert message in str(err.value)
+
+
+def test_a_directory_named_like_a_metric_file_is_an_error_naming_it(two_variants):
+    folder = Path("plots/p/curves/ae-0/plots/metrics/acc.tsv")
+    folder.mkdir(parents=True)
+    with pytest.raises(DataError) as err:
+        gather("p", ["ae-0"])
+    one_line_naming(err, str(folder))
+    assert "a directory" in str(err.value)
+
+
 def dvc_project(root, seeds: str, train_outs: str, other: str) -> None:
     """A DVC project (no Git) whose `train` stage is a matrix over `p.seeds`, with outputs `train_outs` (YAML list
     items), beside one more stage `other` (`name: out`)."""

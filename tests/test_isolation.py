@@ -245,3 +245,36 @@ def test_a_dry_run_notes_the_untracked_files_a_real_run_would_stop_at(sweep_repo
         (repo / written).write_text("x\n")
     assert main(["sweep", "aae_ssl", "lambda_rec=1,2", "--dry-run"]) == 0
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("marker", ["folder", "/proc/nope/x"], ids=["a-directory", "under-proc"])
+def test_check_refuses_an_unwritable_marker_in_one_line(tmp_path, monkeypatch, capsys, marker):
+    from replab.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    assert main(["check", "--marker", marker]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: check --marker {marker}: ") and err.count("\n") == 1, err
+    assert "(give a file path to write to)" in err and list(tmp_path.iterdir()) == [tmp_path / "folder"]
+
+
+@pytest.mark.parametrize("key, assignments, expected", [
+    ("cnn-x", ["seed=0"], "(seed=0 give cnn-0)"),  # a special key with a prefix: the full key expected
+    ("fig2-x-0", ["dataset=rt", "seed=0"], "(dataset=rt seed=0 give fig2-rt-0)"),
+    ("x", ["dataset=rt", "seed=0"], "(dataset=rt seed=0 give rt-0)"),
+    ("a-b-c-d", ["dataset=rt", "seed=0"], "(dataset=rt seed=0 give a-b-rt-0)"),
+])
+def test_a_variant_key_that_does_not_match_its_axes_names_the_expected_key(key, assignments, expected):
+    from types import SimpleNamespace
+
+    from replab.papers import parse_variant
+    from replab.params import ParamError
+
+    cfg, axes = SimpleNamespace(datasets=["rt"], seeds=[0, 1]), {"dataset": "datasets", "seed": "seeds"}
+    if len(assignments) == 1:
+        axes = {"seed": "seeds"}
+    with pytest.raises(ParamError) as err:
+        parse_variant("p", key, assignments, cfg, axes)
+    assert str(err.value) == f"p variant {key}: the key does not match its axes {expected}"
+    assert parse_variant("p", expected.rsplit(" ", 1)[1][:-1], assignments, cfg, axes).axes["seed"] == 0

@@ -287,3 +287,124 @@ def test_a_model_with_a_non_finite_weight_is_not_saved(in_tmp):
     weights["encoder"]["w"][1, 0] = 0.0
     rt.save_trained(Path("models") / "m", weights, {"val_error": 1.0})
     assert (in_tmp / "models" / "m" / "model.pt").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fast: an unusable checkpoint is discarded with one line, never a traceback
+
+
+def _checkpoints(logs):
+    from replab.papers.aae_ssl import Config
+
+    variant, runtime = Variant("aae_ssl", "ae-100-0", {"model": "ae"}), Runtime(checkpoint_every=0)
+    return Checkpoints(variant, Config(), runtime, log=logs.append)
+
+
+def _tampered(logs, **changes):
+    """Save a valid checkpoint, rewrite some of its entries, and load it again."""
+    first = _checkpoints(logs)
+    first.save("fit", {"iteration": 7, "encoder": {"w": torch.ones(2)}}, where="iteration 7")
+    saved = torch.load(first.path, weights_only=True)
+    saved.update(changes)
+    torch.save(saved, first.path)
+    return first.path, _checkpoints(logs)
+
+
+def test_a_checkpoint_that_is_a_directory_is_discarded_with_one_line(in_tmp):
+    logs = []
+    path = _checkpoints(logs).path
+    (path / "inside").mkdir(parents=True)
+    again = _checkpoints(logs)
+    assert not again.resuming and not path.exists()
+    assert logs == [f"{path}: unusable checkpoint: not a file, discarded; starting over"]
+
+
+@pytest.mark.parametrize("changes, why", [
+    ({"state": [1, 2]}, "'state' is a list, not a dict"),
+    ({"rng": {}}, "'rng' does not restore (KeyError"),
+    ({"live": [1]}, "'live' is a list, not a dict"),
+    ({"seconds": "abc"}, "'seconds' is 'abc', not a finite number >= 0"),
+    ({"seconds": float("nan")}, "'seconds' is nan"),
+    ({"state": {"encoder": {"w": torch.tensor([1.0, float("nan")])}}}, "state.encoder.w holds NaN or infinite"),
+    ({"context": {"best": [torch.tensor(float("inf"))]}}, "context.best.0 holds NaN or infinite"),
+    ({"live": {"../../../../tmp/x/escaped.txt": "x"}}, "is not a relative path inside the live dir"),
+    ({"live": {"/tmp/escaped.txt": "x"}}, "is not a relative path inside the live dir"),
+], ids=["state-list", "rng-empty", "live-list", "seconds-str", "seconds-nan", "nan-weight", "inf-context",
+        "live-dotdot", "live-absolute"])
+def test_a_checkpoint_with_bad_contents_is_discarded_with_one_line(in_tmp, changes, why):
+    logs = []
+    rng_before = torch.get_rng_state()
+    path, again = _tampered(logs, **changes)
+    assert not again.resuming and not path.exists() and again.resume("fit") is None
+    assert len(logs) == 1 and logs[0].startswith(f"{path}: unusable checkpoint: ") and why in logs[0], logs
+    assert logs[0].endswith(", discarded; starting over") and "\n" not in logs[0]
+    assert torch.equal(torch.get_rng_state(), rng_before)  # checking the RNG state leaves the RNGs alone
+    assert not (in_tmp.parent / "escaped.txt").exists() and not Path("/tmp/escaped.txt").exists()
+
+
+def test_a_live_file_name_through_a_link_out_of_the_live_dir_is_refused(in_tmp):
+    logs = []
+    outside = in_tmp / "outside"
+    outside.mkdir()
+    live_dir = Path(_checkpoints(logs).live_dir)
+    live_dir.mkdir(parents=True)
+    (live_dir / "link").symlink_to(outside)
+    path, again = _tampered(logs, live={"link/escaped.txt": "x"})
+    assert not again.resuming and "leads outside the live dir" in logs[-1] and not (outside / "escaped.txt").exists()
+
+
+def test_a_valid_checkpoint_still_resumes_with_its_live_files(in_tmp):
+    logs = []
+    path, again = _tampered(logs, live={"plots/metrics/loss.tsv": "step\tloss\n0\t1.0\n"}, seconds=3.5)
+    assert again.resuming and again.resume("fit")["iteration"] == 7
+    assert (Path(again.live_dir) / "plots/metrics/loss.tsv").read_text() == "step\tloss\n0\t1.0\n"
+
+
+def test_a_checkpoint_with_non_finite_tensors_is_never_saved(in_tmp):
+    from replab.io import NonFiniteError
+
+    logs = []
+    ckpt = _checkpoints(logs)
+    with pytest.raises(NonFiniteError) as err:
+        ckpt.save("fit", {"encoder": {"w": torch.tensor([0.0, float("nan")])}}, where="iteration 1080")
+    assert str(err.value).startswith(f"{ckpt.path}: not saved, state.encoder.w holds NaN or infinite values")
+    assert not ckpt.path.exists()
+    ckpt.save("fit", {"encoder": {"w": torch.zeros(2)}, "best": {"val_error": float("inf")}})  # floats: bookkeeping
+    assert ckpt.path.exists()
+
+
+def test_a_saved_state_that_does_not_load_into_the_modules_is_discarded_with_one_line(in_tmp):
+    """A tensor of another shape: load_state_dict's RuntimeError traceback; a generator state that is not one:
+    set_state's. Both are one DataError line, and the checkpoint is gone so that the rerun starts over."""
+    from replab.io import DataError
+
+    logs = []
+    first = _checkpoints(logs)
+    first.save("fit", {"model": torch.nn.Linear(2, 3).state_dict(), "generator": torch.zeros(3, dtype=torch.uint8)})
+
+    def fit(ckpt, module, restore_generator=False):
+        with ckpt.open_live():
+            saved = ckpt.resume("fit")
+            module.load_state_dict(saved["model"])
+            if restore_generator:
+                torch.Generator().set_state(saved["generator"])
+            ckpt.maybe_save("fit", lambda: {"model": module.state_dict()})
+
+    for module, restore_generator, kind in ((torch.nn.Linear(2, 2), False, "RuntimeError: Error(s) in loading "),
+                                            (torch.nn.Linear(2, 3), True, "RuntimeError: ")):
+        ckpt = _checkpoints(logs)
+        assert ckpt.resuming
+        with pytest.raises(DataError) as err:
+            fit(ckpt, module, restore_generator)
+        message = str(err.value)
+        assert message.startswith(f"{ckpt.path}: unusable checkpoint: its state does not load into the aae_ssl "
+                                  f"ae-100-0 loop ({kind}") and "\n" not in message
+        assert message.endswith("discarded; rerun to start over") and not ckpt.path.exists()
+        first.save("fit", {"model": torch.nn.Linear(2, 3).state_dict(), "generator": torch.zeros(3, dtype=torch.uint8)})
+    # an error once the loop runs (after its first maybe_save) is not the checkpoint's: raised as it is, file kept
+    ckpt = _checkpoints(logs)
+    with pytest.raises(RuntimeError, match="later"), ckpt.open_live():
+        torch.nn.Linear(2, 3).load_state_dict(ckpt.resume("fit")["model"])
+        ckpt.maybe_save("fit", lambda: {"model": torch.nn.Linear(2, 3).state_dict()})
+        raise RuntimeError("later")
+    assert ckpt.path.exists()

@@ -202,6 +202,78 @@ def test_sweep_slurm_refuses_uncommitted_changes_and_dry_run_prints_both_scripts
     assert "only with --executor slurm" in capsys.readouterr().err
 
 
+
+@pytest.mark.parametrize("option, value, allowed", [
+    ("time", "abc", "SLURM's time formats"), ("time", "-1", "SLURM's time formats"),
+    ("time", "1:2:3:4", "SLURM's time formats"), ("time", "2-", "SLURM's time formats"),
+    ("partition", "a;b", "letters, digits and _ . -"), ("partition", "gpu,", "letters, digits and _ . -"),
+])
+def test_a_bad_time_or_partition_is_one_line_naming_the_option(option, value, allowed):
+    with pytest.raises(ParamError) as err:
+        Resources(**{option: value})
+    assert str(err.value).startswith(f"sweep --{option} {value!r}: allowed: ") and allowed in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("value", ["20", "20:00", "2:00:00", "1-0", "1-12:00", "1-12:00:00", "UNLIMITED", "0"])
+def test_every_slurm_time_format_is_accepted(value):
+    assert Resources(time=value, partition="gpu_a-1.x,cpu").directives()[1] == f"#SBATCH --time={value}"
+
+
+@pytest.mark.parametrize("scratch", ["relative/dir", "./x", "~/x", "/x/\"$(rm -rf ~)\"", "/a/../b", "$(pwd)/x"])
+def test_a_scratch_that_is_not_an_absolute_path_is_refused(scratch, capsys):
+    assert main(["sweep", "split_vae", "c2=1,2", "--executor", "slurm", "--scratch", scratch, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: sweep --scratch {scratch!r}: allowed: an absolute path") and err.count("\n") == 1
+
+
+def test_absolute_or_variable_scratch_paths_pass():
+    from replab.slurm import check_scratch
+
+    for scratch in ("/scratch/x", "$TMPDIR/x", "${TMPDIR:-/tmp}", "/scratch/$USER"):
+        assert check_scratch(scratch) == scratch
+
+
+@pytest.mark.parametrize("extra, option", [(["--run"], "--run"), (["-j", "4"], "-j/--jobs")])
+def test_queue_options_are_refused_with_the_slurm_executor(extra, option, capsys):
+    assert main(["sweep", "split_vae", "c2=1,2", "--executor", "slurm", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: sweep {option}: only with --executor queue") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("fail_at", [1, 2], ids=["data-job", "array"])
+def test_a_failed_sbatch_is_one_line_and_leaves_nothing_behind(tmp_path, monkeypatch, fail_at):
+    from replab.io import DataError
+    from replab.slurm import submit
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    count, cancelled = tmp_path / "count", tmp_path / "cancelled"
+    (bin_dir / "sbatch").write_text(
+        f"#!/bin/bash\necho x >> {count}\nif [ $(wc -l < {count}) -ge {fail_at} ]; then\n"
+        "  echo 'sbatch: error: Batch job submission failed:' >&2\n  echo 'Invalid partition name specified' >&2\n"
+        "  exit 1\nfi\necho 41\n")
+    (bin_dir / "scancel").write_text(f"#!/bin/bash\necho \"$@\" > {cancelled}\n")
+    for tool in ("sbatch", "scancel"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    sweep = make_sweep(tmp_path)
+    with pytest.raises(DataError) as err:
+        submit(sweep, Resources())
+    script = sweep.directory / ("data-1.sh" if fail_at == 1 else "array-1.sh")
+    assert str(err.value) == (f"`sbatch {script}` failed: sbatch: error: Batch job submission failed: Invalid "
+                              "partition name specified")
+    assert not sweep.directory.exists() and not sweep.directory.parent.exists() and sweep.jobs == []
+    assert (cancelled.exists() and cancelled.read_text().strip() == "41") == (fail_at == 2)
+    # a resubmission into an existing sweep's folder removes only its own scripts
+    sweep.directory.mkdir(parents=True)
+    (sweep.directory / "sweep.json").write_text("{}")
+    count.unlink()
+    with pytest.raises(DataError):
+        submit(sweep, Resources())
+    assert [p.name for p in sweep.directory.rglob("*") if p.is_file()] == ["sweep.json"]
+
+
 # ---------------------------------------------------------------- a real SLURM cluster
 
 

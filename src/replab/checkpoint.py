@@ -34,14 +34,17 @@ saved with every checkpoint and returned by `ckpt.resumed_context`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import random
+import shutil
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -125,14 +128,76 @@ def read_tree(root: Path) -> dict[str, str]:
     return files
 
 
+def live_name_problem(root: Path, rel: str) -> str | None:
+    """Why `rel`, a DVCLive file name restored from a checkpoint, may not be written under `root` (absolute, empty,
+    `..`, or through a link out of it), or None."""
+    parts = PurePosixPath(rel.replace("\\", "/")).parts
+    if not rel or PurePosixPath(rel).is_absolute() or Path(rel).is_absolute() or ".." in parts or "\0" in rel:
+        return "is not a relative path inside the live dir"
+    base = root.resolve()
+    if not (base / rel).resolve().is_relative_to(base):
+        return "leads outside the live dir"
+    return None
+
+
+def non_finite(value, where: str) -> str | None:
+    """The place (`state.encoder.w`) of the first floating-point tensor in nested dicts/lists/tuples holding NaN or
+    ±inf, or None. Python floats are bookkeeping (an initial best of inf) and not checked."""
+    if isinstance(value, dict | list | tuple):
+        for key, item in (value.items() if isinstance(value, dict) else enumerate(value)):
+            if (bad := non_finite(item, f"{where}.{key}")) is not None:
+                return bad
+    elif hasattr(value, "is_floating_point") and (value.is_floating_point() or value.is_complex()):
+        if not bool(value.isfinite().all()):
+            return where
+    return None
+
+
+def restorable(state: Any) -> None:
+    """Raise unless `state` restores the global RNGs (set_rng_state); the RNGs are left as they were (the CUDA
+    ones are only checked for their type: setting them would initialise CUDA)."""
+    import torch
+
+    cuda = state.get("cuda", [])
+    if not isinstance(cuda, list | tuple) or not all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8
+                                                     for t in cuda):
+        raise TypeError("'cuda' is not a list of byte tensors")
+    before = rng_state()
+    before.pop("cuda", None)
+    try:
+        set_rng_state({key: value for key, value in state.items() if key != "cuda"})
+    finally:
+        set_rng_state(before)
+
+
 def write_tree(root: Path, files: dict[str, str]) -> None:
     for rel, text in files.items():
+        if live_name_problem(root, rel) is not None:  # a checkpoint's names are checked when it is loaded
+            raise ValueError(f"{root}: refusing to write {rel!r} outside it")
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
 
 
 SAVED_KEYS = {"fingerprint", "loop", "where", "state", "context", "rng", "live"}  # what `Checkpoints.save` writes
+
+
+def restore_failure(err: BaseException, loop_code) -> bool:
+    """Whether `err` was raised loading a saved state: inside a `load_state_dict` (modules, optimisers, batch
+    iterators) or directly in the loop function that called `resume` (`loop_code`: a C call like
+    Generator.set_state). replab's own one-line errors and running out of memory are not."""
+    from replab.io import DataError
+    from replab.params import ParamError
+
+    if isinstance(err, DataError | ParamError | MemoryError) or type(err).__name__ == "OutOfMemoryError" \
+            or "out of memory" in str(err).lower():
+        return False
+    frames = []
+    tb = err.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code)
+        tb = tb.tb_next
+    return any(code.co_name == "load_state_dict" for code in frames) or (bool(frames) and frames[-1] is loop_code)
 
 
 class SavedState(dict):
@@ -163,6 +228,7 @@ class Checkpoints:
         self.context: dict[str, Any] = {}
         self.saved = 0
         self.clock = None
+        self._restoring = None  # the code object of the function that called `resume`, until its first maybe_save
         self._last = time.monotonic()
         self.loaded = self._load()
         if self.loaded is not None:
@@ -171,24 +237,53 @@ class Checkpoints:
     def _load(self) -> dict | None:
         import torch
 
-        if not self.path.exists():
+        if not self.path.exists() and not self.path.is_symlink():
             return None
+        if not self.path.is_file():
+            return self._reject("not a file")
         try:
             loaded = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises several types for unreadable files
-            self.log(f"{self.path}: unreadable checkpoint ({type(err).__name__}), discarded; starting over")
-            self.discard()
-            return None
+            return self._reject(f"unreadable checkpoint ({type(err).__name__})", prefix=False)
         if not isinstance(loaded, dict) or not SAVED_KEYS <= loaded.keys():
-            self.log(f"{self.path}: not a replab checkpoint, discarded; starting over")
-            self.discard()
-            return None
+            return self._reject("not a replab checkpoint", prefix=False)
         if loaded.get("fingerprint") != self.fingerprint:
-            self.log(f"{self.path}: written for other params or training code, discarded; starting over")
-            self.discard()
-            return None
+            return self._reject("written for other params or training code", prefix=False)
+        if (problem := self._problem(loaded)) is not None:
+            return self._reject(problem)
         self.log(f"{self.name}: resuming from {self.path} ({loaded['loop']}, {loaded['where']})")
         return loaded
+
+    def _reject(self, why: str, prefix: bool = True) -> None:
+        """Log one line saying why the checkpoint is unusable, remove it (file or whatever is there) and return None:
+        training starts over."""
+        self.log(f"{self.path}: {'unusable checkpoint: ' if prefix else ''}{why}, discarded; starting over")
+        self.discard()
+        return None
+
+    def _problem(self, loaded: dict) -> str | None:
+        """What makes a checkpoint with a matching fingerprint unusable (wrong structure, a DVCLive file name outside
+        the live dir, a NaN or infinite tensor, RNG states that do not restore), or None."""
+        for key, kind in (("loop", str), ("where", str), ("state", dict), ("context", dict), ("rng", dict),
+                          ("live", dict)):
+            if not isinstance(loaded[key], kind):
+                return f"{key!r} is a {type(loaded[key]).__name__}, not a {kind.__name__}"
+        seconds = loaded.get("seconds", 0.0)
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds) \
+                or seconds < 0:
+            return f"'seconds' is {seconds!r}, not a finite number >= 0"
+        for rel, text in loaded["live"].items():
+            if not isinstance(rel, str) or not isinstance(text, str):
+                return f"'live' holds {rel!r}: {type(text).__name__} (file names and texts must be strings)"
+            if (problem := live_name_problem(self.live_dir, rel)) is not None:
+                return f"'live' file name {rel!r} {problem}"
+        if (where := non_finite(loaded["state"], "state") or non_finite(loaded["context"], "context")) is not None:
+            return f"{where} holds NaN or infinite values"
+        try:
+            restorable(loaded["rng"])
+        except Exception as err:  # random, numpy and torch raise several types for a bad state
+            return f"'rng' does not restore ({type(err).__name__}: {' '.join(str(err).split())[:100]})"
+        return None
 
     @property
     def resuming(self) -> bool:
@@ -198,11 +293,33 @@ class Checkpoints:
     def resumed_context(self) -> dict[str, Any]:
         return self.loaded["context"] if self.loaded is not None else {}
 
+    @contextlib.contextmanager
     def open_live(self):
-        """DVCLive on the variant's curves, continuing them when resuming."""
+        """DVCLive on the variant's curves, continuing them when resuming. A saved state that does not load into
+        the loop's modules (a tensor of another shape: `load_state_dict`'s RuntimeError, a generator state that
+        does not restore), raised inside this block between `resume` and the loop's first `maybe_save`, discards
+        the checkpoint and is one DataError line saying why (the rerun starts over) instead of a traceback."""
         from replab import runtime as rt
 
-        return rt.open_live(self.live_dir, resume=self.resuming)
+        with rt.open_live(self.live_dir, resume=self.resuming) as live:
+            try:
+                yield live
+            except Exception as err:
+                if self._restoring is None or not restore_failure(err, self._restoring):
+                    raise
+                raise self.unusable(err) from None
+
+    def unusable(self, err: BaseException):
+        """Discard the checkpoint whose state failed to load into the modules (`err`); the DataError to raise."""
+        from replab.io import DataError
+
+        self._restoring = None
+        self.discard()
+        self.loaded = None
+        why = " ".join(str(err).split())
+        return DataError(f"{self.path}: unusable checkpoint: its state does not load into the {self.name} loop "
+                         f"({type(err).__name__}: {why[:300]}{'…' if len(why) > 300 else ''}), discarded; rerun to "
+                         "start over")
 
     def resume(self, loop: str) -> dict | None:
         """The saved state of `loop` when the checkpoint was taken inside it (restoring the global RNGs), else
@@ -210,6 +327,7 @@ class Checkpoints:
         if self.loaded is None or self.loaded["loop"] != loop:
             return None
         set_rng_state(self.loaded["rng"])
+        self._restoring = sys._getframe(1).f_code  # the loop loading the state into its modules (open_live)
         return SavedState(self.loaded["state"], self.path)
 
     def track(self, clock):
@@ -225,6 +343,7 @@ class Checkpoints:
 
     def maybe_save(self, loop: str, state: Callable[[], dict], guard=None, where: str = "") -> bool:
         """At a safe point of `loop`: when due, check the loss (`guard`) and save `state()`. True if saved."""
+        self._restoring = None  # the loop runs: the saved state loaded
         if not self.due():
             return False
         if guard is not None:
@@ -233,8 +352,13 @@ class Checkpoints:
         return True
 
     def save(self, loop: str, state: dict, where: str = "") -> None:
-        from replab.io import write_torch
+        """Write the checkpoint; a NaN or infinite tensor in `state` or the context is a NonFiniteError (one line
+        naming the checkpoint and the tensor) and nothing is written: a rerun would resume the diverged run."""
+        from replab.io import NonFiniteError, write_torch
 
+        if (bad := non_finite(state, "state") or non_finite(self.context, "context")) is not None:
+            raise NonFiniteError(f"{self.path}: not saved, {bad} holds NaN or infinite values ({self.name}, {loop}"
+                                 f"{', ' + where if where else ''}); a diverged run? see its training curve")
         write_torch(self.path, {"fingerprint": self.fingerprint, "loop": loop, "where": where, "state": state,
                                 "context": self.context, "rng": rng_state(), "live": read_tree(self.live_dir),
                                 "seconds": self.clock.seconds if self.clock is not None else 0.0})
@@ -242,7 +366,10 @@ class Checkpoints:
         self._last = time.monotonic()
 
     def discard(self) -> None:
-        self.path.unlink(missing_ok=True)
+        if self.path.is_dir() and not self.path.is_symlink():
+            shutil.rmtree(self.path, ignore_errors=True)
+        else:
+            self.path.unlink(missing_ok=True)
 
     def finish(self) -> None:
         """The trained model is saved: the checkpoint is no longer needed, nor its folder (and the paper's, once

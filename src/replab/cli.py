@@ -70,6 +70,10 @@ CHECKED = "params.yaml passed `replab check`\n"  # constant: a passing check cha
 
 
 def _check(args) -> None:
+    if args.marker:  # a marker that cannot be written fails before the check, as one line naming it
+        from replab.params import check_writable
+
+        check_writable(args.marker, "check --marker")
     params = read_params()
     check_params(params)
     if args.marker:  # the check_params stage runs where the stages will train: a device it lacks stops it here
@@ -95,8 +99,12 @@ def _sweep(a) -> None:
         if not a.grid:
             raise ParamError("sweep: give the grid as key=v1,v2,...")
         importlib.import_module("replab.compare").sweep(
-            a.paper, a.grid, a.profile, a.fixed, a.name, a.run_queue, a.jobs, a.dry_run, a.timeout, a.allow_dirty)
+            a.paper, a.grid, a.profile, a.fixed, a.name, a.run_queue, 1 if a.jobs is None else a.jobs, a.dry_run,
+            a.timeout, a.allow_dirty)
         return
+    if a.run_queue or a.jobs is not None:
+        raise ParamError(f"sweep {'--run' if a.run_queue else '-j/--jobs'}: only with --executor queue (slurm: the "
+                         "array runs every point; --collect waits for the results)")
     slurm = importlib.import_module("replab.slurm")
     slurm.sweep(a.paper, a.grid, a.profile, a.fixed, a.name,
                 slurm.Resources(a.partition, a.time, a.cpus_per_task, a.gres), a.dry_run, a.collect,
@@ -176,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="experiment names <name>-1, <name>-2, ... (default: DVC's random names)")
     p.add_argument("--run", dest="run_queue", action="store_true",
                    help="then `dvc queue start -j N` and wait for the results")
-    p.add_argument("-j", "--jobs", type=int, default=1, help="queue workers (at most the CPU cores / GPUs)")
+    p.add_argument("-j", "--jobs", type=int, help="queue workers (at most the CPU cores / GPUs; default 1)")
     p.add_argument("--timeout", type=float, help="with --run: give up after this many seconds (the queue and any "
                    "reruns of lost experiments together)")
     p.add_argument("--dry-run", action="store_true", help="print the dvc commands only")

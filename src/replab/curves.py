@@ -82,22 +82,33 @@ def current_variants(paper: str, outputs: list[Path] | None = None) -> list[str]
 
 
 def read_live_tsv(path: Path) -> tuple[str, list[tuple[float, float]]]:
-    """A DVCLive metric file → (value column name, [(step, value), ...]). Raises DataError naming the file when
-    it is not DVCLive's format."""
+    """A DVCLive metric file → (value column name, [(step, value), ...]). Raises DataError naming the file (and
+    line) when it is not DVCLive's format: a row with other columns than the header's, a step that is not a finite
+    number. Values may be NaN or ±inf (a diverged run: `gather` leaves them out and counts them)."""
+    if path.is_dir():
+        raise DataError(f"{path}: a directory, not a DVCLive metric file (expected a TSV `[timestamp] step <name>`)")
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.reader(handle, delimiter="\t"))
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not a DVCLive metric file (not UTF-8 text at byte {err.start})") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror or type(err).__name__})") from None
     if not rows or rows[0][:-1] not in (["step"], ["timestamp", "step"]):
         raise DataError(f"{path}: not a DVCLive metric file (expected the header `[timestamp] step <name>`)")
     step = len(rows[0]) - 2
     points = []
     for line, row in enumerate(rows[1:], 2):
+        if len(row) != len(rows[0]):
+            raise DataError(f"{path}:{line}: expected {len(rows[0])} columns ({' '.join(rows[0])}), got {len(row)}: "
+                            f"{row!r}")
         try:
-            points.append((float(row[step]), float(row[step + 1])))
-        except (ValueError, IndexError):
+            point = float(row[step]), float(row[step + 1])
+        except ValueError:
             raise DataError(f"{path}:{line}: expected a step and a number, got {row!r}") from None
+        if not math.isfinite(point[0]):
+            raise DataError(f"{path}:{line}: step {row[step]!r} is not a finite number")
+        points.append(point)
     return rows[0][-1], points
 
 

@@ -24,8 +24,11 @@ environment; the scratch directory (`--scratch`, default `$TMPDIR` or /tmp on th
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -44,6 +47,25 @@ MANIFEST = "sweep.json"
 DONE = "done"  # collect: every job of the sweep has left the queue
 
 
+# sbatch --time: minutes, minutes:seconds, hours:minutes:seconds, days-hours, days-hours:minutes,
+# days-hours:minutes:seconds; UNLIMITED / INFINITE for no limit
+TIME = re.compile(r"\d+(:\d+){0,2}|\d+-\d+(:\d+){0,2}|(?i:unlimited|infinite)")
+PARTITION = re.compile(r"[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*")
+# --scratch: an absolute path on the node, or one that starts with an environment variable set there ($TMPDIR);
+# it is written into the job scripts inside double quotes, so no quote, backslash or command substitution
+SCRATCH = re.compile(r"(/|\$[A-Za-z_]|\$\{[A-Za-z_])[^\"`\\\n]*")
+
+
+def check_scratch(scratch: str | None) -> str | None:
+    """`scratch` unless it is not an absolute path on the nodes (a relative one would be cloned into and then
+    never removed: each job's cleanup runs `cd /` first); a ParamError line otherwise."""
+    if scratch is not None and (not SCRATCH.fullmatch(scratch) or "$(" in scratch or "/../" in f"{scratch}/"):
+        raise ParamError(f"sweep --scratch {scratch!r}: allowed: an absolute path on the nodes (e.g. /scratch/x), "
+                         "or one starting with an environment variable of the job ($TMPDIR/x); no quotes, "
+                         "backslashes, `..` or $(...)")
+    return scratch
+
+
 @dataclass(frozen=True)
 class Resources:
     """What each job asks SLURM for (`sbatch` options); None leaves the cluster's default."""
@@ -60,6 +82,12 @@ class Resources:
             value = getattr(self, key)
             if value is not None and (not value.strip() or any(c.isspace() for c in value)):
                 raise ParamError(f"sweep --{key.replace('_', '-')} {value!r}: allowed: one word without spaces")
+        if self.time is not None and not TIME.fullmatch(self.time):
+            raise ParamError(f"sweep --time {self.time!r}: allowed: SLURM's time formats MM, MM:SS, HH:MM:SS, "
+                             "D-HH, D-HH:MM, D-HH:MM:SS (non-negative integers), or UNLIMITED")
+        if self.partition is not None and not PARTITION.fullmatch(self.partition):
+            raise ParamError(f"sweep --partition {self.partition!r}: allowed: partition names of letters, digits and "
+                             "_ . - (several separated by commas)")
 
     def directives(self, gpu: bool = True) -> list[str]:
         options = [("partition", self.partition), ("time", self.time), ("cpus-per-task", self.cpus_per_task)]
@@ -263,8 +291,11 @@ def _sbatch(script: Path, *options: str) -> str:
         raise DataError("sweep --executor slurm: `sbatch` not found (run on a SLURM login node, or use the "
                         "queue executor)") from None
     if result.returncode:
-        raise DataError(f"`sbatch {script}` failed: {(result.stderr or result.stdout).strip()}")
-    return result.stdout.strip().split(";")[0]
+        raise DataError(f"`sbatch {script}` failed: {' '.join((result.stderr or result.stdout).split())}")
+    job = result.stdout.strip().split(";")[0]
+    if not job.isdigit():
+        raise DataError(f"`sbatch {script}` printed no job id: {' '.join(result.stdout.split())[:200]!r}")
+    return job
 
 
 def save(sweep: Sweep) -> None:
@@ -294,19 +325,31 @@ def submit(sweep: Sweep, resources: Resources, indices: Sequence[int] | None = N
         print(f"# sbatch --parsable {paths['data']}\n"
               f"# sbatch --parsable --dependency=afterok:<data job> --kill-on-invalid-dep=yes {paths['array']}")
         return sweep
-    for sub in ("logs", "status"):
-        (sweep.directory / sub).mkdir(parents=True, exist_ok=True)
-    for kind, text in scripts.items():
-        with atomic_path(paths[kind], suffix=".sh") as tmp:
-            tmp.write_text(text)
-    data_id = _sbatch(paths["data"])
-    sweep.jobs.append({"kind": "data", "id": data_id, "indices": []})
-    save(sweep)
+    created = not sweep.directory.exists()
+    jobs = list(sweep.jobs)
     try:
-        array_id = _sbatch(paths["array"], f"--dependency=afterok:{data_id}", "--kill-on-invalid-dep=yes")
-    except DataError:
-        subprocess.run(["scancel", data_id], capture_output=True)  # a data job for no array
+        for sub in ("logs", "status"):
+            (sweep.directory / sub).mkdir(parents=True, exist_ok=True)
+        for kind, text in scripts.items():
+            with atomic_path(paths[kind], suffix=".sh") as tmp:
+                tmp.write_text(text)
+        data_id = _sbatch(paths["data"])
+        try:
+            array_id = _sbatch(paths["array"], f"--dependency=afterok:{data_id}", "--kill-on-invalid-dep=yes")
+        except BaseException:
+            subprocess.run(["scancel", data_id], capture_output=True)  # a data job for no array
+            raise
+    except BaseException:  # nothing submitted: remove what this submission wrote
+        if created:
+            shutil.rmtree(sweep.directory, ignore_errors=True)
+            with contextlib.suppress(OSError):  # .dvc/tmp/slurm, when this was its first sweep
+                sweep.directory.parent.rmdir()
+        else:
+            for path in paths.values():
+                path.unlink(missing_ok=True)
+        sweep.jobs[:] = jobs
         raise
+    sweep.jobs.append({"kind": "data", "id": data_id, "indices": []})
     sweep.jobs.append({"kind": "array", "id": array_id, "indices": indices})
     save(sweep)
     print(f"submitted data job {data_id} ({len(sweep.data)} data configuration(s)) and job array "
@@ -433,6 +476,7 @@ def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Se
           poll: float = 10.0) -> Sweep:
     """Submit a grid (or, with no grid and a name, collect / resubmit an earlier sweep)."""
     check_timeout(timeout)
+    check_scratch(scratch)
     if only_failed or (collect_results and not grid):
         if grid:
             raise ParamError("sweep --only-failed: give --name of an earlier sweep, not a grid")

@@ -201,6 +201,8 @@ def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: 
         raise ParamError(f"{paper} variant {key}: missing {', '.join(f'{a}=…' for a in missing)}" + key_forms(paper))
     joined = "-".join(raws[a] for a in axes)
     if joined and key != joined and not key.endswith(f"-{joined}"):
+        parts, count = key.split("-"), joined.count("-") + 1  # a key longer than the axes' values has a prefix
+        expected = "-".join([*parts[:-count], joined]) if len(parts) > count else joined
         raise ParamError(f"{paper} variant {key}: the key does not match its axes "
-                         f"({' '.join(f'{a}={raws[a]}' for a in axes)} give {joined})" + key_forms(paper))
+                         f"({' '.join(f'{a}={raws[a]}' for a in axes)} give {expected})" + key_forms(paper))
     return Variant(paper, key, values)
