@@ -575,7 +575,7 @@ def _saved(folder: Path, config: dict | None = None, weights: dict | None = None
      r"model\.pt: config\.vocab_size = 13, but the data's vocab\.json has 12"),
     ({"weights": {**_tiny_model().state_dict(), "embedding.weight": torch.zeros(13, 6)}},  # torch: two lines
      r"model\.pt: not an attention_vat model \(Error\(s\) in loading .* size mismatch for embedding\.weight"),
-    ({"record": []}, r"train\.json: record must be a mapping, got list"),
+    ({"record": []}, r"train\.json: top level is an array, expected an object"),
     ({"record": {"eps": "5"}}, r"train\.json: record\.eps = '5': must be a number"),
 ])
 def test_a_corrupt_model_folder_is_a_one_line_error_naming_the_file(tmp_path, change, message):
