@@ -141,16 +141,12 @@ def live_name_problem(root: Path, rel: str) -> str | None:
 
 
 def non_finite(value, where: str) -> str | None:
-    """The place (`state.encoder.w`) of the first floating-point tensor in nested dicts/lists/tuples holding NaN or
-    ±inf, or None. Python floats are bookkeeping (an initial best of inf) and not checked."""
-    if isinstance(value, dict | list | tuple):
-        for key, item in (value.items() if isinstance(value, dict) else enumerate(value)):
-            if (bad := non_finite(item, f"{where}.{key}")) is not None:
-                return bad
-    elif hasattr(value, "is_floating_point") and (value.is_floating_point() or value.is_complex()):
-        if not bool(value.isfinite().all()):
-            return where
-    return None
+    """The place (`state.encoder.w`) of the first tensor in `value` holding NaN or ±inf, or None
+    (replab.io.first_non_finite)."""
+    from replab.io import first_non_finite
+
+    bad = first_non_finite(value, where)
+    return None if bad is None else bad[0]
 
 
 def restorable(state: Any) -> None:

@@ -67,6 +67,20 @@ def require_finite(values: Any, what: str, hint: str = "a diverged model? see it
     return values
 
 
+def first_non_finite(value: Any, where: str = "") -> tuple[str, Any] | None:
+    """(its place, e.g. "state.encoder.w", the tensor) of the first floating-point or complex tensor in nested
+    dicts/lists/tuples `value` (a state dict, a checkpoint) holding NaN or ±inf; None when there is none. Python
+    floats are bookkeeping (an initial best of inf) and not checked."""
+    if isinstance(value, dict | list | tuple):
+        for key, item in (value.items() if isinstance(value, dict) else enumerate(value)):
+            if (bad := first_non_finite(item, f"{where}.{key}" if where else str(key))) is not None:
+                return bad
+    elif hasattr(value, "is_floating_point") and (value.is_floating_point() or value.is_complex()):
+        if not bool(value.isfinite().all()):
+            return where, value
+    return None
+
+
 def _umask() -> int:
     """The process's file-creation mask (read by setting it and restoring it at once)."""
     mask = os.umask(0o022)

@@ -318,16 +318,11 @@ def _log_bar(tqdm: type) -> type:
 def save_trained(model_dir, state: dict, record: dict) -> None:
     """Write model.pt (weights + what is needed to rebuild the model) and train.json as one directory swap. A
     weight that is NaN or ±inf is a NonFiniteError naming the model and the tensor: nothing is written."""
-    from replab.io import atomic_dir, require_finite, write_json, write_torch
+    from replab.io import atomic_dir, first_non_finite, require_finite, write_json, write_torch
 
-    def check(value, where: str) -> None:
-        if isinstance(value, dict | list | tuple):
-            for key, item in (value.items() if isinstance(value, dict) else enumerate(value)):
-                check(item, f"{where}.{key}" if where else str(key))
-        elif hasattr(value, "is_floating_point") and value.is_floating_point():
-            require_finite(value, f"{model_dir}: model.pt {where}")
-
-    check(state, "")
+    if (bad := first_non_finite(state)) is not None:
+        place, tensor = bad
+        require_finite(tensor, f"{model_dir}: model.pt {place}")
     with atomic_dir(model_dir) as tmp:
         write_torch(tmp / "model.pt", state)
         write_json(tmp / "train.json", record)
