@@ -481,6 +481,45 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(in_tmp, monkeypatch, c
     assert not (in_tmp / "checkpoints/attention_vat" / key / "checkpoint.pt").exists()
 
 
+
+def test_a_saved_state_of_another_shape_stops_the_group_with_one_line(in_tmp, monkeypatch):
+    """A checkpoint of the per-method loop whose weights no longer fit the model (here: one tensor of another
+    shape) is one DataError line naming the checkpoint, which is discarded so that the rerun starts over; the
+    curves of that method are opened through the checkpoint like every other paper's."""
+    from replab.io import DataError
+
+    _write_text_set(in_tmp / "data/processed")
+    cfg = _cfg(epochs=2, batch_size=16, batch_unlabeled=16, neighbours=3, n_unlabeled=64,
+               semi_methods=["word_ivat", "word_vat"])
+    runtime = Runtime(progress=False, threads=1, checkpoint_every=0)
+    variant = _stage("semi", "word")
+    real, calls = T.dev_scores, {"n": 0}
+
+    def stop_at_third(model, data):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # the second method's first epoch saved
+        return real(model, data)
+    monkeypatch.setattr(T, "dev_scores", stop_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(cfg, runtime, variant)
+    path = in_tmp / "checkpoints/attention_vat/rt_snippets-semi-word-0/checkpoint.pt"
+    saved = torch.load(path, weights_only=True)
+    weights = saved["state"]["model"]
+    name = next(iter(weights))
+    weights[name] = torch.zeros(*weights[name].shape[:-1], weights[name].shape[-1] + 1)
+    torch.save(saved, path)
+    monkeypatch.setattr(T, "dev_scores", real)
+    with pytest.raises(DataError) as err:
+        T.train(cfg, runtime, variant)
+    message = str(err.value)
+    assert message.startswith(f"{Path('checkpoints/attention_vat/rt_snippets-semi-word-0/checkpoint.pt')}: "
+                              "unusable checkpoint: its state does not load into the ") and "\n" not in message
+    assert "size mismatch" in message and message.endswith("discarded; rerun to start over")
+    assert not path.exists()
+    T.train(cfg, runtime, variant)  # the rerun starts over
+    assert len(list(variant.model_dir.rglob("model.pt"))) == 2
+
 def test_bench_case_runs_the_training_loop():
     cfg = _cfg(batch_size=8, batch_unlabeled=4)
     case = T.bench_setup(cfg, torch.device("cpu"))

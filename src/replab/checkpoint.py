@@ -290,14 +290,17 @@ class Checkpoints:
         return self.loaded["context"] if self.loaded is not None else {}
 
     @contextlib.contextmanager
-    def open_live(self):
-        """DVCLive on the variant's curves, continuing them when resuming. A saved state that does not load into
-        the loop's modules (a tensor of another shape: `load_state_dict`'s RuntimeError, a generator state that
-        does not restore), raised inside this block between `resume` and the loop's first `maybe_save`, discards
-        the checkpoint and is one DataError line saying why (the rerun starts over) instead of a traceback."""
+    def open_live(self, sub: str | None = None, resume: bool | None = None):
+        """DVCLive on the variant's curves (`sub`: a folder of its own in them, for a stage that trains several
+        models), continuing them when resuming (`resume`: whether this one was the one interrupted; default
+        whether there is a checkpoint). A saved state that does not load into the loop's modules (a tensor of
+        another shape: `load_state_dict`'s RuntimeError, a generator state that does not restore), raised inside
+        this block between `resume` and the loop's first `maybe_save`, discards the checkpoint and is one
+        DataError line saying why (the rerun starts over) instead of a traceback."""
         from replab import runtime as rt
 
-        with rt.open_live(self.live_dir, resume=self.resuming) as live:
+        live_dir = self.live_dir / sub if sub is not None else self.live_dir
+        with rt.open_live(live_dir, resume=self.resuming if resume is None else resume) as live:
             try:
                 yield live
             except Exception as err:

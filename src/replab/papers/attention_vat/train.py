@@ -297,7 +297,7 @@ def train_group(cfg: Config, runtime, variant, device, ckpt) -> None:
             continue
         clock = ckpt.track(rt.RunClock()) if method == interrupted else rt.RunClock()  # + its time before the kill
         ckpt.clock = clock
-        with rt.open_live(ckpt.live_dir / key, resume=method == interrupted) as live:
+        with ckpt.open_live(key, resume=method == interrupted) as live:
             model, record = fit(cfg, method, data, n_unlabeled, seed, device, runtime, live=live,
                                 desc=f"attention_vat {key}", ckpt=ckpt, loop=method)
         clock.add(record["rows_per_epoch"] * record["epochs"])
