@@ -663,11 +663,11 @@ def test_a_split_of_one_class_is_refused(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
-def test_real_rt_snippets_splits_hold_both_classes():
-    """The quick and smoke profiles' rt_snippets (default and n_labeled 2,000) pass the both-classes rule."""
-    raw = Path(__file__).resolve().parents[1] / "data" / "raw" / "rt_snippets"
-    if not (raw / rt_snippets.CORPUS.name).is_file():
-        pytest.skip("data/raw/rt_snippets not downloaded")
+@pytest.mark.slow
+def test_real_rt_snippets_splits_hold_both_classes(smoke_baseline):
+    """The quick and smoke profiles' rt_snippets (default and n_labeled 2,000) pass the both-classes rule, on the
+    real corpus the smoke run downloaded."""
+    raw = smoke_baseline / "data" / "raw" / "rt_snippets"
     import tempfile
 
     for cfg in (rt_snippets.RtSnippetsConfig(), rt_snippets.RtSnippetsConfig(n_labeled=2000)):

@@ -33,8 +33,10 @@ def index_batches(n: int, batch_size: int, generator: torch.Generator, device: t
 
 class EndlessBatches:
     """Index batches drawn epoch after epoch (full batches only), for pairing a small labeled set with a large
-    unlabeled one. `state_dict()` / `load_state_dict()` hold the current epoch's permutation and position, so a
-    resumed run draws the same batches (the generator's state is saved by its owner)."""
+    unlabeled one. A `batch_size` above `n` draws all `n` each step (e.g. a Fig. 2 point whose N_ul is below
+    the unlabeled batch: the paper's batch cannot be drawn without repeats). `state_dict()` / `load_state_dict()`
+    hold the current epoch's permutation and position, so a resumed run draws the same batches (the generator's
+    state is saved by its owner)."""
 
     def __init__(self, n: int, batch_size: int, generator: torch.Generator, device: torch.device):
         if n <= 0:
