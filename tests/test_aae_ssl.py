@@ -216,6 +216,11 @@ def test_claims_hold_on_a_sweep_built_to_match_the_seed(in_tmp):
     assert s["latent_corr_offdiag_mean_abs"]["aae_yz"]["mean"] > s["latent_corr_offdiag_mean_abs"]["ae"]["mean"]
     table1, fig3 = _claim_lines(section.markdown)
     assert "**holds**" in table1 and fig3.endswith("**holds**.")
+    assert s["aae_yz_lead_over_baselines"] == {"100": pytest.approx(21.0 - 8.5), "600": pytest.approx(9.25 - 6.5)}
+    assert s["claim_lead_larger_at_smaller_nl"] is True
+    assert ('"… by more at smaller Nl" (AAE(y,z)\'s lead over the better baseline, in points, larger at the '
+            "smallest Nl than at the largest): **holds** (Nl = 100: 12.50, Nl = 600: 2.75; paper 100: 9.04, 600: "
+            "2.51, 1000: 1.79, 3000: 0.66)") in table1
     assert not [k for k in s if k.startswith("paper")]  # Table 1's numbers are references, not metrics
     assert "16.11 ± 1.92" in section.markdown  # … shown beside ours in the report
 
@@ -235,6 +240,23 @@ def test_claims_fail_on_a_sweep_built_against_the_seed(in_tmp):
     # the sentence names where it fails (Nl = 600), not only the smallest Nl, where it holds
     assert table1.startswith('Claim "AAE(y,z) beats AE and AAE(z) at every Nl": **does not hold**, AAE(y,z) is not '
                              "below: at Nl = 600 AAE(y,z) 7.00 ± 0.00 vs AAE(z) 6.25 ± 0.35. At the smallest Nl (100)")
+
+
+def test_lead_over_the_baselines_by_nl():
+    """Table 1's "by more at smaller Nl", on the paper's own means (leads 9.04, 2.51, 1.79, 0.66 points: holds),
+    a lead that grows with Nl (does not hold), a missing mean at an end and a single Nl (not testable)."""
+    from replab.papers.aae_ssl.report import PAPER_MEANS, baseline_margins, margin_shrinks
+
+    models = ["ae", "aae_z", "aae_yz"]
+    paper = baseline_margins(PAPER_MEANS, models)
+    assert paper == {100: pytest.approx(16.11 - 7.07), 600: pytest.approx(8.28 - 5.77),
+                     1000: pytest.approx(6.93 - 5.14), 3000: pytest.approx(4.88 - 4.22)}
+    assert margin_shrinks(paper) is True
+    growing = {100: {"ae": 10.0, "aae_z": 12.0, "aae_yz": 9.5}, 1000: {"ae": 6.0, "aae_z": 5.0, "aae_yz": 3.0}}
+    assert baseline_margins(growing, models) == {100: 0.5, 1000: 2.0} and margin_shrinks({100: 0.5, 1000: 2.0}) is False
+    missing = {**growing, 1000: {"ae": 6.0, "aae_z": None, "aae_yz": 3.0}}
+    assert margin_shrinks(baseline_margins(missing, models)) is None
+    assert margin_shrinks({100: 3.0}) is None and baseline_margins(growing, ["ae", "aae_z"]) == {}
 
 
 def test_real_mnist_cells_carry_band_verdicts_both_ways(in_tmp):

@@ -197,11 +197,17 @@ def test_report_says_why_when_dsim_did_not_learn():
     assert set(stats) == {"sct", "lsm"} and not stats["sct"]["learned"] and stats["lsm"]["learned"]
     assert why.startswith("Why SCT barely censor") and "SCT 0.690 nats, pair accuracy 54.0 %" in why
     assert "LSM" not in why and "300 step-1 batches of 100 pairs" in why
-    assert adversary_margins(stats) == ("D_sim's mean step-1 loss in the last repetition (learned = below ln 2 − 0.01 "
-                                        "= 0.6831 nats): SCT 0.6900 (did not learn, 0.0069 above), LSM 0.6700 "
-                                        "(learned, 0.0131 below).")
+    assert adversary_margins(stats) == ("D_sim's mean step-1 loss in its best repetition, averaged over the method's "
+                                        "runs (learned = below ln 2 − 0.01 = 0.6831 nats): SCT 0.6900 (did not "
+                                        "learn, 0.0069 above), LSM 0.6700 (learned, 0.0131 below).")
     stats, why = similarity_adversary({"sct": [rec(0.60, 66.0), rec(0.62, 64.0)]}, cfg)
     assert stats["sct"]["adversary_loss"] == pytest.approx(0.61) and stats["sct"]["learned"] and why is None
+    # a censor that works: D_sim learned on the pretrained z (first repetition), then E's step 2 drove it back to
+    # ln 2. That is the method succeeding, not an adversary that failed: judged on the best repetition
+    succeeded = {"step1": {"adversary_loss": [0.55, 0.69, 0.70], "adversary_accuracy": [72.0, 52.0, 49.0]}}
+    stats, why = similarity_adversary({"sct": [succeeded, rec(0.60, 66.0)]}, cfg)
+    assert stats["sct"] == {"adversary_loss": pytest.approx((0.55 + 0.60) / 2),
+                            "adversary_accuracy": pytest.approx((72.0 + 66.0) / 2), "learned": True} and why is None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -413,7 +419,7 @@ def test_end_to_end_every_method_is_deterministic(in_tmp):
     assert "Fig. 2" in section.markdown and (in_tmp / "plots/censor/summary/fig2_tradeoff.png").exists()
     dsim = section.summary["similarity_adversary"]
     assert set(dsim) == {"sct", "lsm"}
-    assert dsim["sct"]["adversary_loss"] == pytest.approx(first["sct-1.0-0"]["step1"]["adversary_loss"][-1])
+    assert dsim["sct"]["adversary_loss"] == pytest.approx(min(first["sct-1.0-0"]["step1"]["adversary_loss"]))
     assert ("D_sim did not learn" in section.markdown) == (not all(v["learned"] for v in dsim.values()))
     from replab.papers.censor.report import _claim_texts, claim_words
 

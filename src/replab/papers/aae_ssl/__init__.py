@@ -16,7 +16,10 @@ Our choices where the seed is silent (all params; public evidence in reference/p
 Chainer AAE that the seed's lab is closest to): Adam lr 1e-4, betas (0.1, 0.999); grad-norm clip 5;
 100 labeled + 100 unlabeled images per iteration; one D step per encoder/decoder step; the encoder is
 trained with the non-saturating form −log D(enc); the decoder receives softmax(y); model selection by
-validation error; L_rec is the per-pixel mean (Chainer's mean_squared_error), `rec_reduction: sum` available.
+validation error; L_rec is the per-pixel mean (Chainer's mean_squared_error), `rec_reduction: sum` available;
+training length 50,000 iterations (`iterations`: 100 passes over the 50k unlabeled images), a compute budget, not
+evidence: musyoku's codes ran 1M–5M iterations at the same lr 1e-4 and β1 0.1, so at paper scale Table 1 may be
+read before its models converge (validation error selects the iteration; a longer run is `-S aae_ssl.iterations`).
 
 Fig. 3's measure: the seed reads its two heatmaps as "AAE(y,z) has more components near 0 than AE" — a count.
 The report gives the fraction of off-diagonal entries with |corr| < `corr_threshold` (ours, 0.1) as the claim's

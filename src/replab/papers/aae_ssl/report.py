@@ -66,6 +66,8 @@ def summarize(cfg: Config, params: dict):
                 if ok is False]
     smallest = min(cfg.n_labeled)
     yz_beats_ae_smallest = verdicts.get(str(smallest), {}).get("ae")
+    margins = baseline_margins(ours, cfg.models)
+    trend_holds = margin_shrinks(margins)
 
     # Test error vs Nl, ours beside the paper
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
@@ -136,6 +138,11 @@ def summarize(cfg: Config, params: dict):
         f"AAE(y,z) {_BELOW[yz_beats_ae_smallest]} AE "
         f"({report.fmt(ours[smallest].get('aae_yz'))} vs {report.fmt(ours[smallest].get('ae'))}). "
         f"Makhzani et al.'s AAE reaches {MAKHZANI_NL100} % at Nl = 100 on MNIST (anchor beyond the paper)."
+        + f" Claim \"… by more at smaller Nl\" (AAE(y,z)'s lead over the better baseline, in points, larger at "
+        f"the smallest Nl than at the largest): {claim_words(trend_holds)}"
+        + (f" ({', '.join(f'Nl = {nl}: {report.num(m)}' for nl, m in margins.items())}; paper "
+           f"{', '.join(f'{nl}: {m:.2f}' for nl, m in baseline_margins(PAPER_MEANS, cfg.models).items())})"
+           if margins else "") + "."
         + (f" Within the seeds' spread (the means differ by less than the larger standard deviation, so more seeds "
            f"would be needed to settle it, and a float-rounding change of training can reverse it): "
            f"{'; '.join(_close_call_list(close_calls, failures))}." if close_calls else ""),
@@ -169,6 +176,8 @@ def summarize(cfg: Config, params: dict):
     summary = {
         "test_error": {str(nl): ours[nl] for nl in cfg.n_labeled},
         "claim_aae_yz_beats_baselines": claim_holds,
+        "aae_yz_lead_over_baselines": {str(nl): m for nl, m in margins.items()},
+        "claim_lead_larger_at_smaller_nl": trend_holds,
         "aae_yz_beats_ae_at_smallest_nl": yz_beats_ae_smallest,
         "latent_corr_offdiag_fraction_near_zero": near_zero,
         "corr_threshold": cfg.corr_threshold,
@@ -180,6 +189,35 @@ def summarize(cfg: Config, params: dict):
     }
     return report.Section("aae_ssl", "aae_ssl: semi-supervised AAE with content/style split (seed 000)", md, summary)
 
+
+def baseline_margins(means: dict, models: list[str]) -> dict[int, float | None]:
+    """{Nl: the better baseline's test error − AAE(y,z)'s} in points (positive = AAE(y,z) leads), from
+    {Nl: {model: mean_std dict or a mean}}; {} without AAE(y,z) or a baseline, None where a mean is missing."""
+    from replab import report
+
+    baselines = [b for b in ("ae", "aae_z") if b in models]
+    if "aae_yz" not in models or not baselines:
+        return {}
+    out = {}
+    for nl in sorted(means):
+        mean = {m: report.finite(v["mean"] if isinstance(v, dict) else v) for m, v in means[nl].items()}
+        errors = [mean.get(b) for b in baselines]
+        out[nl] = (None if None in errors or mean.get("aae_yz") is None
+                   else float(min(errors) - mean["aae_yz"]))
+    return out
+
+
+def margin_shrinks(margins: dict[int, float | None]) -> bool | None:
+    """Table 1's "by more at smaller Nl": the lead at the smallest Nl above that at the largest; None (not
+    testable) with fewer than two Nl or a missing value at either end."""
+    if len(margins) < 2:
+        return None
+    first, last = margins[min(margins)], margins[max(margins)]
+    return None if first is None or last is None else first > last
+
+
+# Table 1's means, {Nl: {model: test error %}}
+PAPER_MEANS = {nl: {m: v[0] for m, v in row.items()} for nl, row in PAPER_TABLE1.items()}
 
 _SIGN = {True: "<", False: "≥", None: "? (missing)"}  # AAE(y,z) vs a baseline in Table 1's last column
 _BELOW = {True: "is below", False: "is not below", None: "cannot be compared (missing values) with"}

@@ -28,7 +28,7 @@ ENVELOPE_DROPS = (0.0, 1.0, 2.0, 5.0, 10.0)
 # "≈" = within this, "better" = lower by more than this, "at least as good" = never higher by more than this
 ENVELOPE_TOLERANCE = 2.0
 # D_sim "did not learn" when its mean step-1 loss (Eq. 2, BCE over half same-user / half different-user pairs) in
-# the last repetition is within this many nats of ln 2, the loss of a constant guess (pair accuracy ≈ 50–54 %)
+# every repetition is within this many nats of ln 2, the loss of a constant guess (pair accuracy ≈ 50–54 %)
 SIMILARITY_CHANCE_MARGIN = 0.01
 
 # The seed's claims (Fig. 2 and Sec. 4.2: about the trade-off curves, i.e. the lower envelopes); it reports no
