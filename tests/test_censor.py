@@ -210,6 +210,17 @@ def test_report_says_why_when_dsim_did_not_learn():
                             "adversary_accuracy": pytest.approx((72.0 + 66.0) / 2), "learned": True} and why is None
 
 
+def test_windows_are_checked_against_the_seeds_count():
+    """USC-HAD's windows over every split (train, seen, unseen) beside the seed's 172,169."""
+    from replab.papers.censor.report import windows_check
+
+    assert windows_check({"train": 140_000, "seen": 15_569, "unseen": 16_600}) == (
+        "Windows over every split: 172,169; the seed counts 172,169 (the same), the check of our reading of its "
+        "windowing.")
+    assert "1,000 fewer, -0.58 %" in windows_check({"train": 171_169})
+    assert "831 more, +0.48 %" in windows_check({"train": 173_000})
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Pairs, encoder shapes, measures
 

@@ -30,6 +30,8 @@ ENVELOPE_TOLERANCE = 2.0
 # D_sim "did not learn" when its mean step-1 loss (Eq. 2, BCE over half same-user / half different-user pairs) in
 # every repetition is within this many nats of ln 2, the loss of a constant guess (pair accuracy ≈ 50–54 %)
 SIMILARITY_CHANCE_MARGIN = 0.01
+# USC-HAD's windows in the seed (window 30, stride 15 over every recording): the check of our windowing there
+SEED_WINDOWS = 172_169
 
 # The seed's claims (Fig. 2 and Sec. 4.2: about the trade-off curves, i.e. the lower envelopes); it reports no
 # numbers. A reference, checked against ours in the report. "AFL" = the better of AFL-MLP / AFL-DNN.

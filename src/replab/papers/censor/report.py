@@ -14,6 +14,7 @@ from replab.papers.censor.model import (
     METHOD_LABELS,
     PAPER,
     PAPER_CLAIMS,
+    SEED_WINDOWS,
     SIMILARITY_CHANCE_MARGIN,
     SIMILARITY_METHODS,
     AdversarialConfig,
@@ -65,6 +66,7 @@ def summarize(cfg: Config, params: dict):
           "F1 = macro-F1 in %, user accuracy of a "
           f"fresh {'-'.join(map(str, cfg.probe.hidden))} "
           f"MLP on frozen z (chance {summary['chance_user_accuracy']:.1f} %). The seed gives no numbers.", "",
+          *([windows_check(records[cnn_keys[0]]["counts"]), ""] if cfg.dataset == "usc_had" else []),
           "After the last repetition, mean ± std over seeds:", "",
           report.md_table(["method", "λ", "F_y^v", "F_y^t", "user accuracy"], rows), ""]
 
@@ -124,6 +126,17 @@ def summarize(cfg: Config, params: dict):
     summary["run"] = report.run_summary(records.values())
     return report.Section(PAPER, "censor — AFL vs SCT vs LSM: remove the user, keep the activity (seed 002)",
                           "\n".join(md), summary)
+
+
+def windows_check(counts: dict) -> str:
+    """Our USC-HAD windows (every split, `counts` of a metrics record) against the seed's 172,169, the count that
+    decides the reading of "スライド幅 30，重なり率 0.5" as window 30, stride 15."""
+    total = sum(int(n) for n in counts.values())
+    gap = total - SEED_WINDOWS
+    words = ("the same" if gap == 0 else
+             f"{abs(gap):,} {'more' if gap > 0 else 'fewer'}, {100 * gap / SEED_WINDOWS:+.2f} %")
+    return (f"Windows over every split: {total:,}; the seed counts {SEED_WINDOWS:,} ({words}), the check of our "
+            "reading of its windowing.")
 
 
 def adversary_margins(stats: dict) -> str:
