@@ -690,8 +690,9 @@ def test_report_states_the_perturbation_settings_and_each_eps_against_what_it_mo
             key = next(k for k in sizes if rec["method"] == k or rec["method"].startswith(k + "_"))
             rec["eps"], rec["eps_per_token"], rec["eps_share"] = sizes[key]
     recs["word_at-sup"]["eps_share"] = 0.2  # the mean over a group's models: (0.2 + 0.1 + 0.1) / 3
-    cfg = SimpleNamespace(xi=0.1, power_iterations=1, lam=1.0, alpha_norm="token")
+    cfg = SimpleNamespace(xi=0.1, power_iterations=1, lam=1.0, alpha_norm="token", selection="auc")
     (text, _) = rp.settings_markdown(cfg, recs)
+    assert "best dev" not in text  # one ε, not chosen
     assert ("ε = 1 for Attention AT, Attention iAT, Attention VAT, Attention iVAT (rt_snippets 0.25 per token in "
             "RMS, 50% of the score spread); 1.6 for Word AT, Word VAT (rt_snippets 0.40 per token in RMS, 13% of a "
             "row); 4.9 for Word iAT, Word iVAT (rt_snippets 1.23 per token in RMS, 30% of a row); ξ = 0.1, K = 1, "
@@ -702,6 +703,12 @@ def test_report_states_the_perturbation_settings_and_each_eps_against_what_it_mo
     assert "1.6 for Word AT, Word VAT (imdb 0.10 per token in RMS, 2% of a row; rt_snippets 0.40 per token in RMS, " \
         "13% of a row)" in rp.settings_markdown(cfg, recs)[0]
     del recs["word_at-sup-imdb"]
+    # eps_attention_grid: each attention model's ε chosen on dev; the grid is said once, the choices as above
+    chosen = {k: {**r, "eps_selection": {"dev": {"1": 0.7, "3": 0.71}}} for k, r in recs.items()
+              if r.get("method", "").startswith("attention_")}
+    text = rp.settings_markdown(cfg, {**recs, **chosen})[0]
+    assert "(rt_snippets 0.25 per token in RMS, 50% of the score spread); 1.6 for Word AT" in text
+    assert "30% of a row); the attention ε of each model: its best dev auc of 1, 3; ξ = 0.1" in text
     sentence = rp.settings_markdown(SimpleNamespace(**{**vars(cfg), "alpha_norm": "sentence"}), recs)[0]
     assert "over the sentence (`alpha_norm: sentence`)" in sentence and "sign-gradient" not in sentence
     del recs["word_at-sup"]["eps_share"]  # a record of an older evaluation: ε without its size

@@ -482,6 +482,56 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(in_tmp, monkeypatch, c
 
 
 
+
+def test_eps_grid_keeps_each_attention_method_best_on_dev_and_resumes_mid_grid(in_tmp, monkeypatch):
+    """`eps_attention_grid`: every attention method trained at each ε (its curves in <key>@eps=<ε>/), the model
+    with the best dev AUC kept: bit for bit the model trained at that ε alone, its record giving the ε and every
+    ε's dev score. A kill in the middle of the grid resumes to the same models without retraining the ε's done."""
+    _write_text_set(in_tmp / "data/processed")
+    runtime = Runtime(progress=False, threads=1, checkpoint_every=0)
+    methods = ["vanilla", "attention_at", "attention_vat"]
+    stage = _stage("supervised", "attention")
+    grid = [0.5, 4.0]
+
+    def trained(**kw) -> dict:
+        shutil.rmtree(stage.model_dir, ignore_errors=True)
+        T.train(_cfg(epochs=2, batch_size=16, methods=methods, **kw), runtime, stage)
+        out = {}
+        for key in (M.variant_key("rt_snippets", m, "supervised", 0) for m in ("attention_at", "attention_vat")):
+            record = _untimed(read_json(stage.model_dir / key / "train.json"))
+            record.pop("run")
+            out[key] = (record, torch.load(stage.model_dir / key / "model.pt", weights_only=True)["state_dict"])
+        return out
+
+    with_grid = trained(eps_attention_grid=grid)
+    live = sorted(p.name for p in stage.live_dir.iterdir())
+    assert live == sorted(f"rt_snippets-{m}-supervised-0@eps={e:g}" for m in ("attention_at", "attention_vat")
+                          for e in grid)  # vanilla is another family's stage
+    for key, (record, weights) in with_grid.items():
+        record = dict(record)
+        dev = record.pop("eps_selection")["dev"]
+        assert set(dev) == {"0.5", "4"} and record["eps"] == float(max(dev, key=dev.get))  # a tie: the first
+        assert record["dev_auc"] == max(dev.values())
+        alone, alone_weights = trained(eps_attention=record["eps"])[key]
+        assert alone == record and all(torch.equal(alone_weights[k], weights[k]) for k in weights), key
+
+    calls, real = {"n": 0}, T.dev_scores
+
+    def stop_at_sixth(model, data):  # 2 epochs per fit: attention_at at both ε, then attention_vat's first ε
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return real(model, data)
+    monkeypatch.setattr(T, "dev_scores", stop_at_sixth)
+    shutil.rmtree(stage.live_dir)
+    with pytest.raises(KeyboardInterrupt):
+        trained(eps_attention_grid=grid)
+    calls["n"] = -100
+    resumed = trained(eps_attention_grid=grid)
+    assert calls["n"] == -100 + 1 + 2  # attention_vat's first ε: its last epoch; its second ε: both
+    for key, (record, weights) in with_grid.items():
+        assert resumed[key][0] == record and all(torch.equal(resumed[key][1][k], weights[k]) for k in weights)
+
 def test_a_saved_state_of_another_shape_stops_the_group_with_one_line(in_tmp, monkeypatch):
     """A checkpoint of the per-method loop whose weights no longer fit the model (here: one tensor of another
     shape) is one DataError line naming the checkpoint, which is discarded so that the rerun starts over; the

@@ -253,8 +253,8 @@ def test_an_attention_vat_stage_lists_the_perturbation_params_of_its_family_only
     reads = {"vanilla": set(),
              "word": {"lam", "eps_word", "eps_word_interpretable", "neighbours", "dropout_in_perturbed", "xi",
                       "power_iterations", "alpha_norm"},
-             "attention": {"lam", "eps_attention", "xi", "power_iterations", "alpha_norm"}}
-    adversarial = set().union(*reads.values())
+             "attention": {"lam", "eps_attention", "eps_attention_grid", "xi", "power_iterations", "alpha_norm"}}
+    adversarial = set().union(*reads.values())  # Fig. 2 (both families) trains at eps_attention, never a grid
     families = {}
     for name, stage in stages.items():
         if name.startswith("train_attention_vat") and "family" in stage.get("matrix", {}):

@@ -98,6 +98,20 @@ def synthetic_images(n: int, n_classes: int, device, seed: int = 0, dim: int = 7
     return x.to(device), y.to(device)
 
 
+def synthetic_sentences(n: int, vocab: int, max_length: int, device, seed: int = 0):
+    """`n` right-padded token rows [n, max_length] (ids 4 … vocab − 1, 0 = padding; ids below 4 left to the
+    special tokens) of 5 … max_length tokens, their lengths [n] and float labels [n] (the first two 0 and 1, so
+    that any leading slice holds both classes and its ROC-AUC is defined), drawn on `device`."""
+    from replab.runtime import seeded_generator
+
+    gen = seeded_generator(seed, device)
+    lengths = torch.randint(5, max_length + 1, (n,), generator=gen, device=device)
+    tokens = torch.randint(4, vocab, (n, max_length), generator=gen, device=device)
+    y = torch.randint(0, 2, (n,), generator=gen, device=device).float()
+    y[:2] = torch.tensor([0.0, 1.0], device=device)
+    return tokens * (torch.arange(max_length, device=device)[None, :] < lengths[:, None]), lengths, y
+
+
 def find_case(paper: str) -> tuple[Any, Callable[[Any, Any], BenchCase]]:
     """(paper package, its bench_setup)."""
     from replab.papers import PAPERS, paper_module

@@ -56,8 +56,12 @@ Our choices where the seed is silent (all params; no public code of the VAT pape
 - K = 1 power iteration and ξ = 0.1 (Miyato's text VAT), λ = 1 (Eq. 10; the AT code's `lam_adv`).
 - ε: 5.0 on the embeddings (Miyato, "optimal on IMDB"), 15.0 for Word iAT/iVAT (Sato); on the attention
   scores the seed gives none (`eps_attention`, default 1.0: ã is O(1) per token, so ε = 1 moves a 20-token
-  sentence's scores by about 0.2 each); the paper profile leaves it to a sweep (`replab sweep attention_vat
-  eps_attention=…`) and the report states the value used.
+  sentence's scores by about 0.2 each). SPEC: a swept param, the choice reported. `eps_attention_grid` (the
+  paper profile: 1, 3, 10) trains every attention method of a stage at each ε and keeps the model with the best
+  dev `selection` score, as the epoch is chosen; its record and metrics give every ε's dev score
+  (`eps_selection`), the report each model's ε. Fig. 2 trains at `eps_attention` (a grid at each N_ul would
+  multiply its cost by the grid's size). A DVC-level sweep (`replab sweep attention_vat eps_attention=…`)
+  compares whole runs instead.
 - Dropout: the AT code's classifier has none, so `dropout` defaults to 0. When set (on the embeddings), the
   perturbed passes run without it by default (`dropout_in_perturbed: false`) and the clean reference of the
   word-level KL is a dropout-free pass too, so the KL measures the perturbation, not two dropout masks (the

@@ -17,10 +17,9 @@ F1 is the positive class's (the attention papers' AllenNLP `F1Measure(positive_l
 when σ(ŷ) > 0.5. (Their code feeds the raw logit into that metric, which moves the threshold to logit 0.5; we
 use the probability.)
 
-`evaluate(cfg, runtime, variant)` measures one trained variant; with the key `evaluate-<dataset>` it measures every
-variant of that dataset in params.yaml in one process (dvc.yaml's eval stage): one interpreter start and one data
-load instead of one per model (13 models and the Fig. 2 curves, each a few seconds of work; a process start-up
-costs about as much), written into fresh copies of its folders that replace the old ones whole at the end.
+`evaluate(cfg, runtime, variant)` measures one trained variant; `evaluate-<dataset>` every variant of that dataset
+in one process (dvc.yaml's eval stage: one start-up and data load, not one per model, each a few seconds of work),
+written into fresh copies of its folders that replace the old ones whole at the end.
 """
 
 from __future__ import annotations
@@ -303,6 +302,7 @@ class TrainRecord:
     n_unlabeled: int = param(0, ge=0)
     best_epoch: int | None = param(None, ge=0)
     eps: float | None = param(None, gt=0.0)
+    eps_selection: dict[str, Any] | None = None  # train_group with eps_attention_grid: {"dev": {ε: dev score}}
     ratios: list[float] | None = param(None, ge=0.0)
     curves: dict[str, dict[str, Any]] | None = None
     run: dict[str, Any] | None = None
@@ -351,9 +351,9 @@ def evaluate_variant(key: str, axes: dict, folder: Path, data: EvalData, device,
         measures["eps_share"] = measures["eps_per_token"] / scale if scale > 1e-12 else float("nan")  # constant ã
     write_json(plots / key / "examples.json", {"dataset": data.dataset, "examples": rows})
     write_json(metrics / f"{key}.json", {
-        **axes, "n_labeled": record.n_labeled or data.train_size, "n_unlabeled": record.n_unlabeled,
-        "best_epoch": record.best_epoch, "eps": eps, **measures,
-        "eval_seconds": round(time.perf_counter() - started, 3), **({"run": record.run} if record.run else {})})
+        **axes, "n_labeled": record.n_labeled or data.train_size, "n_unlabeled": record.n_unlabeled, "eps": eps,
+        "best_epoch": record.best_epoch, **measures, "eval_seconds": round(time.perf_counter() - started, 3),
+        **{k: v for k, v in (("eps_selection", record.eps_selection), ("run", record.run)) if v}})
 
 
 def collect_fig2(key: str, axes: dict, folder: Path, metrics: Path) -> None:

@@ -1,6 +1,5 @@
 """attention_vat model: configuration, text data on the device, the BiLSTM + additive-attention classifier
-(Appendix A, Eq. 11–12) and the perturbations of the nine methods (Eq. 1–10). The method and our choices are
-described in the package docstring (replab/papers/attention_vat/__init__.py)."""
+(Appendix A, Eq. 11–12) and the perturbations of the nine methods (Eq. 1–10); our choices: package docstring."""
 
 from __future__ import annotations
 
@@ -69,6 +68,8 @@ class Config:
     eps_word: float = param(5.0, gt=0.0, doc="‖r‖₂ of Word AT / VAT (Miyato)")
     eps_word_interpretable: float = param(15.0, gt=0.0, doc="‖r‖₂ of Word iAT / iVAT (Sato)")
     eps_attention: float = param(1.0, gt=0.0, doc="‖r‖₂ on the attention scores (all four attention methods)")
+    eps_attention_grid: list[float] = param([], gt=0.0, doc="ε's each attention method is trained at, keeping the "
+                                            "best on dev (`selection`); [] = eps_attention alone")
     xi: float = param(0.1, gt=0.0, doc="power-iteration step ξ (Miyato's finite difference)")
     power_iterations: int = param(1, ge=1, doc="K")
     neighbours: int = param(10, ge=1, doc="k nearest words of Word iAT / iVAT (Sato)")

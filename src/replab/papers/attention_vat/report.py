@@ -1,8 +1,7 @@
 """attention_vat report: Tables 1a, 1b, 2 and Fig. 2 beside the paper's numbers, the seed's claims, attention maps
-of a few test sentences per method. Each metrics file (evaluate.py) carries its axes (dataset, method, setting, seed,
-n_unlabeled), by which the tables group the sweep's records. Table 2: the vanilla and the semi-supervised models
-("vanilla モデルと半教師ありモデル"). An undefined measure shows as "–" with a note and makes the claims needing it
-"not measured"; "better" needs a margin beyond the seeds' std."""
+of a few test sentences per method; the tables group the metrics files (evaluate.py) by their axes. Table 2: the
+vanilla and semi-supervised models ("vanilla モデルと半教師ありモデル"). An undefined measure shows as "–" with a
+note and makes the claims needing it "not measured"; "better" needs a margin beyond the seeds' std."""
 
 from __future__ import annotations
 
@@ -90,8 +89,7 @@ def group(records: dict[str, dict]) -> dict:
 
 
 def dataset_summary(groups: dict) -> dict:
-    """Per-method statistics of one dataset: table1a, table1b (largest N_ul), table2, fig2 ({method: {N_ul:
-    dev F1 stat}})."""
+    """Per-method statistics of a dataset: table1a, table1b (largest N_ul), table2, fig2 ({method: {N_ul: F1}})."""
     sup, semi = groups["supervised"], groups["semi"]
     measures = ("f1", "dev_f1", "dev_auc", "corr_pearson", "corr_kendall", "predicted_positive",
                 *(k for k, _ in RATIONALE_MEASURES))
@@ -248,9 +246,8 @@ def settings_markdown(cfg, records: dict[str, dict]) -> list[str]:
     """The perturbation settings the models were trained with (SPEC: the attention ε is ours, report it), each ε per
     data set as ε/√T per token (RMS) and its share of the model's embedding rows or score spread (evaluate.py)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)  # (ε, perturbs the scores) → the records trained with it
-    for m in METHODS:
-        for r in (r for r in records.values() if r.get("method") == m and r.get("eps")):
-            groups[r["eps"], m.startswith("attention_")].append(r)
+    for r in (r for m in METHODS for r in records.values() if r.get("method") == m and r.get("eps")):
+        groups[r["eps"], r["method"].startswith("attention_")].append(r)
     parts = []
     for (e, scores), recs in sorted(groups.items()):  # sizes per data set: the mean over its models and seeds
         per_ds = {ds: [r for r in recs if r["dataset"] == ds] for ds in sorted({r["dataset"] for r in recs})}
@@ -262,7 +259,10 @@ def settings_markdown(cfg, records: dict[str, dict]) -> list[str]:
         parts.append(f"{e:g} for {labels}" + (f" ({sizes})" if sizes else ""))
     alpha = ("per token (`alpha_norm: token`): on the attention scores a sign-gradient step, |r_t| = ε/√T"
              if cfg.alpha_norm == "token" else "over the sentence (`alpha_norm: sentence`): AT's/VAT's direction")
-    return [f"Perturbations (ε: the norm of r per sentence, over its real tokens): ε = {'; '.join(parts)}; "
+    grid = sorted({float(e) for r in records.values() for e in (r.get("eps_selection") or {}).get("dev", {})})
+    chosen = (f"; the attention ε of each model: its best dev {cfg.selection} of "
+              f"{', '.join(map('{:g}'.format, grid))}") * (len(grid) > 0)
+    return [f"Perturbations (ε: the norm of r per sentence, over its real tokens): ε = {'; '.join(parts)}{chosen}; "
             f"ξ = {cfg.xi:g}, K = {cfg.power_iterations}, λ = {cfg.lam:g}; iAT/iVAT normalise α {alpha}.", ""] \
         if groups else []
 

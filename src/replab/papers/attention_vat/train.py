@@ -273,8 +273,10 @@ def train_group(cfg: Config, runtime, variant, device, ckpt) -> None:
     """Every method of the variant's family in its setting (`methods`, or `semi_methods` with the unlabeled pool)
     for one dataset and seed, in this process: one data load, and per method its own fit (seeded afresh: the same model
     as a process of its own), DVCLive curves in plots/attention_vat/curves/<group>/<key>/ and, once all are
-    trained, model.pt + train.json in models/attention_vat/<group>/<key>/ (the group folder as one swap).
-    Methods finished by the last checkpoint before a kill are kept in it (weights, record): not trained again."""
+    trained, model.pt + train.json in models/attention_vat/<group>/<key>/ (the group folder as one swap). With
+    `eps_attention_grid` each attention method is trained at every ε (curves in <key>@eps=<ε>/) and the model best
+    on dev kept, its record giving every ε's dev score (`eps_selection`). Methods (and ε's) finished by the last
+    checkpoint before a kill are kept in it (weights, record): not trained again."""
     seed, dataset, setting = variant.axes["seed"], variant.axes["dataset"], variant.axes["setting"]
     family = variant.axes["family"]
     methods = setting_methods(cfg, setting, family)
@@ -289,23 +291,38 @@ def train_group(cfg: Config, runtime, variant, device, ckpt) -> None:
               "training uses N_ul = 0", file=sys.stderr)
     n_unlabeled = (cfg.n_unlabeled or data.n_unlabeled) if setting == "semi" else 0
     done: dict[str, dict] = ckpt.resumed_context.get("done", {})  # {key: {"weights", "record"}} before a kill
-    ckpt.context["done"] = done
-    interrupted = ckpt.loaded["loop"] if ckpt.resuming else None  # the method a kill stopped mid-fit
-    for method in rt.progress(methods, enabled=runtime.progress, desc=f"attention_vat {variant.key}", unit="method"):
-        key = variant_key(dataset, method, setting, seed)
-        if key in done:
-            continue
-        clock = ckpt.track(rt.RunClock()) if method == interrupted else rt.RunClock()  # + its time before the kill
+    search: dict[str, dict] = ckpt.resumed_context.get("eps_search", {})  # {key: {ε: dev score}, key@best: …}
+    ckpt.context.update(done=done, eps_search=search)
+    interrupted = ckpt.loaded["loop"] if ckpt.resuming else None  # the method (@ε) a kill stopped mid-fit
+
+    def train_one(run_cfg: Config, method: str, name: str) -> dict:  # its curves and checkpoint loop: `name`
+        clock = ckpt.track(rt.RunClock()) if name == interrupted else rt.RunClock()  # + its time before the kill
         ckpt.clock = clock
-        with ckpt.open_live(key, resume=method == interrupted) as live:
-            model, record = fit(cfg, method, data, n_unlabeled, seed, device, runtime, live=live,
-                                desc=f"attention_vat {key}", ckpt=ckpt, loop=method)
+        with ckpt.open_live(name, resume=name == interrupted) as live:
+            model, record = fit(run_cfg, method, data, n_unlabeled, seed, device, runtime, live=live,
+                                desc=f"attention_vat {name}", ckpt=ckpt, loop=name)
         clock.add(record["rows_per_epoch"] * record["epochs"])
         record = {"dataset": dataset, "setting": setting, "seed": seed, **record,
-                  "eps": cfg.eps_for(method) if method != "vanilla" else None,
+                  "eps": run_cfg.eps_for(method) if method != "vanilla" else None,
                   "run": rt.run_metadata(device, seed, f"{data.name} ({data.source})", clock)}
-        done[key] = {"weights": {k: v.detach().clone() for k, v in model.state_dict().items()},
-                     "record": json.loads(json.dumps(record))}  # plain types: the checkpoint loads weights_only
+        return {"weights": {k: v.detach().clone() for k, v in model.state_dict().items()},
+                "record": json.loads(json.dumps(record))}  # plain types: the checkpoint loads weights_only
+
+    grid = cfg.eps_attention_grid if family == "attention" else []
+    for method in rt.progress(methods, enabled=runtime.progress, desc=f"attention_vat {variant.key}", unit="method"):
+        key = variant_key(dataset, method, setting, seed)
+        if key not in done and not grid:
+            done[key] = train_one(cfg, method, key)
+        if key in done:
+            continue
+        for eps in [e for e in grid if f"{e:g}" not in search.get(key, {})]:
+            trained = train_one(replace(cfg, eps_attention=eps), method, f"{key}@eps={eps:g}")
+            score = trained["record"][f"dev_{cfg.selection}"]
+            search.setdefault(key, {})[f"{eps:g}"] = score = -math.inf if math.isnan(score) else score
+            if key + "@best" not in search or score > search[key + "@best"]["score"]:
+                search[key + "@best"] = {"score": score, **trained}
+        best = search.pop(key + "@best")  # the best on dev, and in its record every ε's dev score
+        done[key] = {**best, "record": {**best["record"], "eps_selection": {"dev": search.pop(key)}}}
     config = model_config(cfg, data)
     with atomic_dir(variant.model_dir) as tmp:
         for method in methods:
@@ -363,22 +380,13 @@ def bench_setup(cfg: Config, device):
     (vocabulary 6,500, 5–40 tokens, rt_snippets-like): one epoch of as many labeled batches as bench asks steps,
     each with a batch of `batch_unlabeled` rows of a 2,000-sentence pool; the epoch's dev pass over 8 sentences
     comes after the last step (not timed)."""
-    from replab.bench import BenchCase
+    from replab.bench import BenchCase, synthetic_sentences
 
     b, pool, vocab, length = cfg.batch_size, 2000, 6500, 40
-
-    def sentences(n: int, seed: int):
-        gen = rt.seeded_generator(seed, device)
-        lengths = torch.randint(5, length + 1, (n,), generator=gen, device=device)
-        tokens = torch.randint(4, vocab, (n, length), generator=gen, device=device)
-        y = torch.randint(0, 2, (n,), generator=gen, device=device).float()
-        y[:2] = torch.tensor([0.0, 1.0], device=device)  # both classes in the dev rows (AUC defined)
-        return tokens * (torch.arange(length, device=device)[None, :] < lengths[:, None]), lengths, y
-
-    unl_tokens, unl_lengths, y_pool = sentences(pool, 0)
+    unl_tokens, unl_lengths, y_pool = synthetic_sentences(pool, vocab, length, device, seed=0)
 
     def train(iterations: int, runtime):
-        tokens, lengths, y = sentences(iterations * b, 1)
+        tokens, lengths, y = synthetic_sentences(iterations * b, vocab, length, device, seed=1)
         data = TextData({"train": tokens, "dev": tokens[:8], "unlabeled": unl_tokens},
                         {"train": lengths, "dev": lengths[:8], "unlabeled": unl_lengths},
                         {"train": y, "dev": y[:8]}, vocab, {"pad": 0, "unk": 1}, None, "synthetic", "bench")
