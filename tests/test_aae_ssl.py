@@ -242,6 +242,25 @@ def test_claims_fail_on_a_sweep_built_against_the_seed(in_tmp):
                              "below: at Nl = 600 AAE(y,z) 7.00 ± 0.00 vs AAE(z) 6.25 ± 0.35. At the smallest Nl (100)")
 
 
+def test_a_failure_against_both_baselines_is_one_phrase_per_nl(in_tmp):
+    errors = {"ae": {100: [20.0, 22.0], 600: [6.0, 6.0]}, "aae_z": {100: [25.0, 23.0], 600: [6.5, 6.5]},
+              "aae_yz": {100: [8.0, 9.0], 600: [7.0, 7.0]}}
+    flat = _corr(np.full((60, 60), 0.05))
+    table1, _ = _claim_lines(aae_ssl.summarize(_constructed_sweep(in_tmp, errors, {m: flat for m in errors}), {})
+                             .markdown)
+    assert "is not below: at Nl = 600 AAE(y,z) 7.00 ± 0.00 vs AE 6.00 ± 0.00 and AAE(z) 6.50 ± 0.00. At" in table1
+
+
+def test_the_data_note_names_real_and_embedded_sets(in_tmp):
+    """Fashion-MNIST is real data (not the paper's MNIST): never called embedded, as mnist5k is."""
+    errors = {m: {100: [20.0, 21.0], 600: [10.0, 11.0]} for m in ("ae", "aae_z", "aae_yz")}
+    flat = _corr(np.full((60, 60), 0.05))
+    for dataset, note in (("fashion_mnist", "Real **fashion_mnist** (not comparable"),
+                          ("mnist5k", "Embedded **mnist5k** (not comparable")):
+        cfg = _constructed_sweep(in_tmp, errors, {m: flat for m in errors}, dataset=dataset)
+        assert note in aae_ssl.summarize(cfg, {}).markdown
+
+
 def test_lead_over_the_baselines_by_nl():
     """Table 1's "by more at smaller Nl", on the paper's own means (leads 9.04, 2.51, 1.79, 0.66 points: holds),
     a lead that grows with Nl (does not hold), a missing mean at an end and a single Nl (not testable)."""

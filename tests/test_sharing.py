@@ -379,10 +379,11 @@ def test_remote_round_trip(kind, base, env, tmp_path, request):
     byte-identical metrics."""
     repo = copy_repo(base, tmp_path / "repo")
     if kind == "local":
-        sh(repo, env, "dvc", "remote", "add", "-d", "store", str(tmp_path / "dvc-store"))
+        # -f: the clone may carry a committed remote of that name (README advises committing one)
+        sh(repo, env, "dvc", "remote", "add", "-f", "-d", "store", str(tmp_path / "dvc-store"))
     else:
         endpoint = request.getfixturevalue("s3")
-        sh(repo, env, "dvc", "remote", "add", "-d", "store", f"s3://{BUCKET}/round-trip")
+        sh(repo, env, "dvc", "remote", "add", "-f", "-d", "store", f"s3://{BUCKET}/round-trip")
         sh(repo, env, "dvc", "remote", "modify", "store", "endpointurl", endpoint)
     before = metric_files(repo)
     pushed = sh(repo, env, "dvc", "push")
@@ -431,7 +432,7 @@ def swept(base, env, s3, tmp_path_factory):
     sh(work, env, "git", "init", "-q", "--bare", "-b", "main", str(bare))
     repo = copy_repo(base, work / "a")
     sh(repo, env, "git", "remote", "add", "origin", str(bare))
-    sh(repo, env, "dvc", "remote", "add", "-d", "shared", f"s3://{BUCKET}/shared")
+    sh(repo, env, "dvc", "remote", "add", "-f", "-d", "shared", f"s3://{BUCKET}/shared")
     sh(repo, env, "dvc", "remote", "modify", "shared", "endpointurl", s3)
     sh(repo, env, "git", "add", ".dvc/config")
     sh(repo, env, "git", "commit", "-qm", "shared DVC remote")

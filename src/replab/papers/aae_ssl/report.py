@@ -58,12 +58,13 @@ def summarize(cfg: Config, params: dict):
     headers = ["Nl"] + [f"{MODEL_LABELS[m]} {who}" for m in cfg.models for who in ("paper", "ours")]
     headers.append("AAE(y,z) vs baselines")
     claim_holds = report.all_hold(ok for v in verdicts.values() for ok in v.values())
-    close_calls = [f"at Nl = {nl} AAE(y,z) {report.fmt(ours[nl]['aae_yz'])} vs {MODEL_LABELS[b]} "
-                   f"{report.fmt(ours[nl][b])}" for nl in cfg.n_labeled for b in verdicts.get(str(nl), {})
-                   if report.within_spread(ours[nl]["aae_yz"], ours[nl][b])]
-    failures = [f"at Nl = {nl} AAE(y,z) {report.fmt(ours[int(nl)]['aae_yz'])} vs {MODEL_LABELS[b]} "
-                f"{report.fmt(ours[int(nl)][b])}" for nl, beats in verdicts.items() for b, ok in beats.items()
-                if ok is False]
+    def against(nl: int, baselines: list[str]) -> list[str]:  # one phrase per Nl, its baselines joined
+        return [f"at Nl = {nl} AAE(y,z) {report.fmt(ours[nl]['aae_yz'])} vs " + " and ".join(
+            f"{MODEL_LABELS[b]} {report.fmt(ours[nl][b])}" for b in baselines)] if baselines else []
+    close_calls = [c for nl in cfg.n_labeled for c in against(nl, [
+        b for b in verdicts.get(str(nl), {}) if report.within_spread(ours[nl]["aae_yz"], ours[nl][b])])]
+    failures = [c for nl in cfg.n_labeled for c in against(nl, [
+        b for b, ok in verdicts.get(str(nl), {}).items() if ok is False])]
     smallest = min(cfg.n_labeled)
     yz_beats_ae_smallest = verdicts.get(str(smallest), {}).get("ae")
     margins = baseline_margins(ours, cfg.models)
@@ -118,7 +119,10 @@ def summarize(cfg: Config, params: dict):
     if real:
         data_note = "Real MNIST: each cell reads paper | ours (mean ± std over seeds) and the band verdict."
     else:
-        data_note = (f"Embedded **{cfg.dataset}** (not comparable with the paper's MNIST numbers): the verdict is the "
+        from replab.data.registry import SOURCES
+
+        kind = "Embedded" if SOURCES[cfg.dataset].kind == "embedded" else "Real"  # e.g. fashion_mnist: real, not MNIST
+        data_note = (f"{kind} **{cfg.dataset}** (not comparable with the paper's MNIST numbers): the verdict is the "
                      "paper's claim that AAE(y,z) has a lower test error than both baselines at every Nl.")
     claim_text = claim_words(claim_holds)
     md = "\n".join([
@@ -187,7 +191,7 @@ def summarize(cfg: Config, params: dict):
         "dataset": cfg.dataset,
         "run": report.run_summary(records.values()),
     }
-    return report.Section("aae_ssl", "aae_ssl: semi-supervised AAE with content/style split (seed 000)", md, summary)
+    return report.Section("aae_ssl", "aae_ssl — semi-supervised AAE with content/style split (seed 000)", md, summary)
 
 
 def baseline_margins(means: dict, models: list[str]) -> dict[int, float | None]:

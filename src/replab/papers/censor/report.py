@@ -67,7 +67,8 @@ def summarize(cfg: Config, params: dict):
           f"fresh {'-'.join(map(str, cfg.probe.hidden))} "
           f"MLP on frozen z (chance {summary['chance_user_accuracy']:.1f} %). The seed gives no numbers.", "",
           *([windows_check(records[cnn_keys[0]]["counts"]), ""] if cfg.dataset == "usc_had" else []),
-          "After the last repetition, mean ± std over seeds:", "",
+          "After the last repetition, " + (f"mean ± std over {len(cfg.seeds)} seeds:" if len(cfg.seeds) > 1 else
+                                           "one seed (no ±):"), "",
           report.md_table(["method", "λ", "F_y^v", "F_y^t", "user accuracy"], rows), ""]
 
     # Fig. 2 envelopes: thresholds relative to the CNN's F1 (x = F_y^v and x = F_y^t)
