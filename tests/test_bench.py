@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import pytest
@@ -586,3 +587,47 @@ def test_compiled_loops_mark_each_iteration_for_cuda_graphs(in_repo, paper, monk
         hook.remove()
     per_step = {"aae_ssl": 2}.get(paper, 1)  # aae_ssl: D's and the autoencoder's optimiser in one iteration
     assert len(calls) * per_step == len(steps) > 0
+
+
+def test_bench_hides_the_case_loops_bars(monkeypatch, capsys):
+    """The timed loop on synthetic data (and any other bar it opens) writes no bar of its own: its validation
+    postfix (aae_ssl's val_error near chance) would read as training gone wrong."""
+    probe = bench.StepProbe(warmup=1, steps=2, device=torch.device("cpu"), count_flops=False)
+    with probe.attached():
+        bar = rt.progress(range(probe.iterations), desc="aae_ssl", enabled=True, mininterval=0, miniters=1)
+        for _ in bar:
+            bar.set_postfix(val_error="91.80")
+            list(rt.progress(range(2), desc="evaluate", enabled=True, mininterval=0, miniters=1))
+    assert probe.seen == probe.iterations and probe.seconds() > 0
+    assert capsys.readouterr().err == ""
+    list(rt.progress(range(2), desc="after", mininterval=0, miniters=1))  # detached: bars show again
+    assert "after: 100% 2/2" in capsys.readouterr().err
+
+
+def test_bench_phase_bar_in_a_log_ends_complete_once(in_repo, monkeypatch, capsys):
+    """Into a log (stderr not a terminal) bench's phase bar ends on one line at its total; no bar of the paper's
+    training loop shows."""
+    monkeypatch.setattr(bench, "FETCH_MIN_BATCHES", 2)
+    monkeypatch.setattr(rt, "LOG_INTERVAL_S", 0.0)  # every phase a line
+    bench.run_bench("aae_ssl", steps=1)
+    err = capsys.readouterr().err
+    assert "\r" not in err and "val_error" not in err
+    bars = [line for line in err.splitlines() if re.search(r"\d+/\d+ \[", line)]
+    assert bars and all(line.startswith("bench aae_ssl: ") for line in bars), bars
+    total = f"{bench.PHASES}/{bench.PHASES}"
+    assert [line for line in bars if total in line] == [bars[-1]]
+    assert bars[-1].startswith(f"bench aae_ssl: 100% {total} [") and bars[-1].endswith(", done]")
+
+
+def test_bench_help_describes_every_option_with_its_default(capsys):
+    from replab.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["bench"]
+    options = [a for a in sub._actions if a.dest != "help"]
+    assert all(a.help for a in options), [a.dest for a in options if not a.help]
+    with pytest.raises(SystemExit):
+        sub.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    steps = next(a for a in options if a.dest == "steps")
+    assert steps.default == 30 and "(default: 30)" in text
+    assert f"after {bench.WARMUP_STEPS} warm-up steps" in text and f"{bench.ROUNDS} rounds" in text

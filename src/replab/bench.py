@@ -64,6 +64,7 @@ MATMUL_REPEATS = 5
 KERNEL_REPEATS = 10  # replays of a step's FLOP kernels alone (best of): a few ms to 0.1 s each
 ROUNDS = 2  # replab's loop and the peer loop alternate this many times
 MAX_SEEDS = 100  # bench --seeds: a variant's seeds (the papers use 2 to 10)
+PHASES = 5  # run_bench's phase bar: matmul, synthetic data, training steps, kernels alone, batch fetch
 
 
 class NoBenchmark(LookupError):
@@ -305,11 +306,14 @@ class StepProbe:
 
     @contextlib.contextmanager
     def attached(self):
-        """Route the first `rt.progress(...)` call (the training loop) through `wrap`."""
+        """Route the first `rt.progress(...)` call (the training loop) through `wrap`. Every bar the case opens
+        meanwhile is hidden: a timing run on synthetic data, whose loss and validation postfix (e.g. aae_ssl's
+        val_error near chance) would read as training gone wrong; bench's own phase bar says what runs."""
         original = rt.progress
 
         def progress(iterable=None, **kwargs):
-            if self.hooked or iterable is None:  # only the first loop; later bars pass through untouched
+            kwargs["enabled"] = False
+            if self.hooked or iterable is None:  # only the first loop; later bars pass through
                 return original(iterable, **kwargs)
             self.hooked = True
             kwargs.setdefault("total", len(iterable) if hasattr(iterable, "__len__") else None)
@@ -469,7 +473,8 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
     device = rt.setup(runtime, 0, process_settings=not process_defaults)
     compiled_before = compile_counters() if runtime.compile else None
 
-    phases = rt.progress(total=5, enabled=runtime.progress, desc=f"bench {paper}", leave=False)
+    # one update per phase below, so the bar ends at PHASES/PHASES (in a log, also its last line)
+    phases = rt.progress(total=PHASES, enabled=runtime.progress, desc=f"bench {paper}", leave=False, unit="phase")
     phases.set_postfix_str("fp32 matmul")
     mm_size, mm_kernels = matmul_gflops(device)
     mm_kernel = max(mm_kernels, key=mm_kernels.get)  # the fastest fp32 product this process can run
@@ -480,7 +485,6 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
     case = setup(cfg, device)
     phases.update()
 
-    phases.set_postfix_str(f"{ROUNDS} × {steps} training steps")
     peer_loop = find_peer(paper)
     together = seeds if seeds is not None and case.train_seeds is not None else None
     if seeds is not None and together is None:
@@ -491,7 +495,9 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
     seconds = peer_seconds = 0.0
     step_times, peer_times, together_times = [], [], []
     flops = kernel_calls = None
-    for _ in range(ROUNDS):  # replab and the peer alternate, so a change in the machine's load hits both
+    for r in range(ROUNDS):  # replab and the peer alternate, so a change in the machine's load hits both
+        timing = f"round {r + 1}/{ROUNDS}: {steps} timed training steps (synthetic data)"
+        phases.set_postfix_str(f"{timing}, replab's loop")
         probe = StepProbe(WARMUP_STEPS, steps, device)
         with probe.attached():
             case.train(probe.iterations, runtime)
@@ -500,11 +506,13 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         flops = probe.flops if flops is None else flops
         kernel_calls = probe.kernel_calls if kernel_calls is None else kernel_calls
         if peer_loop is not None:
+            phases.set_postfix_str(f"{timing}, peer loop")
             torch.manual_seed(0)
             total, times = time_peer(peer_loop(cfg, case, device), WARMUP_STEPS, steps, device)
             peer_seconds += total
             peer_times += times
         if together is not None:  # eager, like the single-seed loop without --compile
+            phases.set_postfix_str(f"{timing}, {together} seeds together")
             probe = StepProbe(WARMUP_STEPS, steps, device, count_flops=False)
             try:
                 with probe.attached():
@@ -524,6 +532,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
     phases.set_postfix_str(f"batch fetch ×{n_fetch}")
     index_us = fetch_index(case.x, case.y, case.batch_size, n_fetch, device)
     loader_us = fetch_dataloader(case.x, case.y, case.batch_size, n_fetch, device)
+    phases.set_postfix_str("done")
     phases.update()
     phases.close()
 

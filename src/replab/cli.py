@@ -158,19 +158,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_check)
 
     p = sub.add_parser("bench", help="training-step throughput per paper")
-    p.add_argument("papers", nargs="*", default=list(PAPERS))
-    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("papers", nargs="*", default=list(PAPERS), metavar="paper",
+                   help=f"papers to benchmark, one after another (default: all: {', '.join(PAPERS)})")
+    p.add_argument("--steps", type=int, default=30, metavar="N",
+                   help="timed training steps per round, after 3 warm-up steps; each paper runs 2 rounds of its "
+                        "loop and its peer loop (default: %(default)s)")
     p.add_argument("--profile", help="sizes of conf/profile/<name>.yaml, e.g. quick or paper (default: params.yaml)")
-    p.add_argument("--json", dest="json_path", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--json", dest="json_path", metavar="PATH",
+                   help="also write the results as JSON, after every paper (default: none)")
     p.add_argument("--process-defaults", action="store_true",
                    help="without replab's process settings (glibc malloc keeping freed blocks, no NaN fill of new "
                         "tensors), to measure them")
     p.add_argument("--compile", dest="compile_mode", metavar="MODE", choices=COMPILE_MODES,
                    help="replab's loop through torch.compile in this mode (runtime.compile / compile_mode; "
-                        f"{', '.join(COMPILE_MODES)}; reduce-overhead = CUDA graphs on a GPU)")
+                        f"{', '.join(COMPILE_MODES)}; reduce-overhead = CUDA graphs on a GPU; without it: eager)")
     p.add_argument("--seeds", type=int, metavar="N",
                    help="also time N ≥ 2 seeds trained together as one vmap-batched model (aae_ssl) against N "
-                        "single-seed steps")
+                        "single-seed steps (default: off)")
     p.set_defaults(run=lambda a: importlib.import_module("replab.bench").main(
         a.papers, a.steps, a.profile, a.json_path, a.process_defaults, a.compile_mode, a.seeds))
 

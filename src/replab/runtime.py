@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
@@ -278,16 +279,26 @@ def open_live(live_dir, resume: bool = False):
 LOG_INTERVAL_S = 30.0  # stderr not a terminal (DVC's logs, SLURM files): one bar line per this many seconds
 
 
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
 def progress(iterable=None, *, enabled: bool = True, **kwargs):
-    """tqdm on stderr, off when `runtime.progress` is false. On a terminal the bar redraws every second; into a
-    file or pipe (DVC's stage logs) each redraw would be one more partial-bar line, so it writes one line every
-    `LOG_INTERVAL_S` seconds (and the final one), fixed width, and `set_postfix`/`set_description` update the
-    next line instead of writing one of their own."""
+    """tqdm on stderr, off when `runtime.progress` is false. On a terminal the bar redraws in place every second,
+    as wide as the terminal. Into a file or pipe (DVC's stage logs, `dvc repro > log 2>&1`, SLURM files) every
+    redraw is a line of its own ending in a newline (no carriage returns, no padding), at most one every
+    `LOG_INTERVAL_S` seconds plus the final state once; the line has no bar graphic and no width limit, so a long
+    postfix stays whole (`desc: 42% 42/100 [elapsed<remaining, rate, postfix]`); `set_postfix`/`set_description`
+    update the next line instead of writing one of their own."""
     from tqdm.auto import tqdm
 
-    if sys.stderr.isatty():
+    if _is_terminal(kwargs.get("file") or sys.stderr):
         return tqdm(iterable, disable=not enabled, **{"dynamic_ncols": True, "mininterval": 1.0, **kwargs})
-    kwargs = {"ncols": 100, "mininterval": LOG_INTERVAL_S, "maxinterval": LOG_INTERVAL_S, **kwargs}
+    # ncols 0: tqdm's stats-only line (no bar, never trimmed)
+    kwargs = {"ncols": 0, "mininterval": LOG_INTERVAL_S, "maxinterval": LOG_INTERVAL_S, **kwargs}
     return _log_bar(tqdm)(iterable, disable=not enabled, **kwargs)
 
 
@@ -295,10 +306,41 @@ _LOG_BARS: dict[type, type] = {}
 
 
 def _log_bar(tqdm: type) -> type:
-    """tqdm whose postfix and description changes wait for the next timed line (tqdm redraws on each by default:
-    a training loop that sets its postfix at every validation would add a partial line each time)."""
+    """tqdm for a log: each display is one appended line (tqdm's own rewrites one line with '\\r' and pads it,
+    which a log file keeps as one ever longer line); nested bars take no cursor moves; closing writes the final
+    state unless the last line already showed it (tqdm repeats it), also for `leave=False` (nothing to erase in a
+    log); postfix and description changes wait for the next timed line (tqdm redraws on each by default: a training
+    loop that sets its postfix at every validation would add a line each time)."""
     if tqdm not in _LOG_BARS:
         class LogBar(tqdm):
+            _logged = None  # (n, description, postfix) of the last line written
+
+            def _state(self) -> tuple:
+                return self.n, self.desc, self.postfix
+
+            def display(self, msg=None, pos=None):
+                if msg == "":  # tqdm clearing the line: nothing to erase in a log
+                    return False
+                self.fp.write((self.__str__() if msg is None else msg).rstrip() + "\n")
+                getattr(self.fp, "flush", lambda: None)()
+                self._logged = self._state()
+                return True
+
+            def clear(self, nolock=False):
+                pass
+
+            def close(self):
+                if getattr(self, "disable", True):  # closed, or __init__ failed
+                    return
+                shown = hasattr(self, "sp") and self.last_print_t >= self.start_t + self.delay  # as tqdm's close
+                if shown and self._logged != self._state():
+                    with self._lock:
+                        self._ema_dt = lambda: None  # the overall rate, as tqdm's closing line
+                        with contextlib.suppress(ValueError):  # a closed log file: nothing to write into
+                            self.display()
+                self.leave = False  # the final line is written: tqdm's close only tidies up
+                super().close()
+
             def set_postfix(self, ordered_dict=None, refresh=False, **kwargs):
                 super().set_postfix(ordered_dict, refresh=False, **kwargs)
 
