@@ -63,7 +63,7 @@ def _compose(args) -> None:
     with atomic_path(PARAMS_FILE, suffix=".yaml") as tmp:
         compose(tmp, args.overrides, f"compose {' '.join(args.overrides)}".rstrip())
         check_params(read_params(tmp))  # a bad override leaves params.yaml as it was
-    print(f"{PARAMS_FILE}: ok")
+    print(f"{PARAMS_FILE}: rewritten from conf/ ({' '.join(args.overrides) or 'no overrides'}) and checked")
 
 
 CHECKED = "params.yaml passed `replab check`\n"  # constant: a passing check changes no downstream stage's deps
@@ -84,7 +84,7 @@ def _check(args) -> None:
             from replab.runtime import choose_device
 
             choose_device(device)
-    print(f"{PARAMS_FILE}: ok")
+    print(f"{PARAMS_FILE}: rewritten from conf/ ({' '.join(args.overrides) or 'no overrides'}) and checked")
     if args.marker:
         from replab.io import atomic_path
 
@@ -133,8 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=lambda a: importlib.import_module("replab.data.registry").prepare(a.dataset))
 
     for name, evaluate in (("train", False), ("evaluate", True)):
-        p = sub.add_parser(name, help=f"{name} one variant of a paper (one dvc matrix item)"
-                           + (", or `all` of them" if evaluate else ""))
+        p = sub.add_parser(name, help=f"{name} one dvc matrix item of a paper: one variant"
+                           + (", or every variant (`all`; attention_vat: `evaluate-<dataset>`)" if evaluate else
+                              " (attention_vat: every method of one family, `<dataset>-<setting>-<family>-<seed>`)"))
         p.add_argument("paper")
         p.add_argument("key", help="variant key, as dvc.yaml's ${key}" + (" (or `all`)" if evaluate else ""))
         p.add_argument("axes", nargs="*", default=[], help="axis=value for each sweep axis of the paper")
