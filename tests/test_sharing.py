@@ -320,7 +320,12 @@ def test_compare_table_flattens_summary_params_and_run_block(in_tmp):
                        "run.devices", "run.torch", "run.train_seconds_total"]  # no differing params, no paper_*
     assert table[0] == ["workspace", "workspace", "smoke", 28.8, 1.7, "mnist5k", "cpu (x86_64)", "2.14.1", 62.5]
     md = render(*compare_table("aae_ssl", rows[:1], fmt="md"), fmt="md")
-    assert "| test_error.100.ae |" in md and "| 28.8 ± 1.7 |" in md
+    assert "| test_error.100.ae |" in md and "| 28.80 ± 1.70 |" in md  # the std at the mean's decimals
+    from replab.compare import _mean_std
+
+    assert [_mean_std(*v) for v in ((12.1, 0.28284271), (0.84312, 0.0123), (0.0, 0.5), (123456.0, 7.0),
+                                     (None, 1.0))] == ["12.10 ± 0.28", "0.8431 ± 0.0123", "0.0000 ± 0.5000",
+                                                       "123456 ± 7", " ± 1"]
     transposed = render(headers, table, fmt="md", transpose=True)
     assert "| field | workspace | again |" in transposed
     assert "| run.devices | cpu (x86_64) | cpu (x86_64) |" in transposed
@@ -353,7 +358,7 @@ def test_compare_shows_a_metric_missing_in_every_seed_as_the_report_does(in_tmp)
                                       "aae_z": {"mean": 24.25, "std": 0.0, "n": 1}}}}
     (in_tmp / "metrics/aae_ssl.json").write_text(json.dumps(summary))
     md = render(*compare_table("aae_ssl", [{"name": "workspace", "rev": "workspace"}], fmt="md"), fmt="md")
-    assert "| – | 22.5 ± 0.5 |" in md and " ± |" not in md
+    assert "| – | 22.50 ± 0.50 |" in md and " ± |" not in md
     assert "| 24.25 |" in md and "± 0 " not in md  # one seed: its value alone, as the report shows it
 
 

@@ -591,7 +591,7 @@ def _metric_cells(summary: dict, fmt: str) -> dict[str, Any]:
                 # as in the report: a metric missing in every seed (NaN written as null) reads "–", and one seed
                 # shows its value alone (a std of 0 would read as no spread)
                 cells[path] = ("–" if node["mean"] is None else _fmt(node["mean"]) if node.get("n") == 1
-                               else f"{_fmt(node['mean'])} ± {_fmt(node['std'])}")
+                               else _mean_std(node["mean"], node["std"]))
             else:
                 cells[f"{path}.mean"], cells[f"{path}.std"] = node["mean"], node["std"]
         elif isinstance(node, dict):
@@ -604,6 +604,16 @@ def _metric_cells(summary: dict, fmt: str) -> dict[str, Any]:
         if key != "run" and not REFERENCE_KEYS.match(key):
             walk(value, key)
     return cells
+
+
+def _mean_std(mean: Any, std: Any) -> str:
+    """'mean ± std', the mean at 4 significant digits and the std at the same decimals (12.10 ± 0.28, not
+    12.1 ± 0.2828); as `_fmt` each where either is not a finite number."""
+    numbers = [v for v in (mean, std) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)]
+    if len(numbers) < 2 or abs(mean) >= 1e4:
+        return f"{_fmt(mean)} ± {_fmt(std)}"
+    decimals = max(0, 3 - math.floor(math.log10(abs(mean)))) if mean else 4
+    return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
 def _fmt(value: Any) -> str:
