@@ -209,15 +209,15 @@ def test_claims_hold_on_a_sweep_built_to_match_the_seed(in_tmp):
                                               "aae_yz": _corr(sparse)})
     section = aae_ssl.summarize(cfg, {})
     s = section.summary
-    assert s["claim_aae_yz_beats_baselines"] is True and s["aae_yz_beats_ae_at_smallest_nl"] is True
-    assert s["claim_fig3_aae_yz_more_near_zero_than_ae"] is True
+    assert s["claims"]["aae_yz_beats_baselines"] is True and s["aae_yz_beats_ae_at_smallest_nl"] is True
+    assert s["claims"]["fig3_aae_yz_more_near_zero_than_ae"] is True
     near = s["latent_corr_offdiag_fraction_near_zero"]
     assert near["ae"]["mean"] == 0.0 and near["aae_yz"]["mean"] == pytest.approx(np.mean(sparse[i != j] == 0))
     assert s["latent_corr_offdiag_mean_abs"]["aae_yz"]["mean"] > s["latent_corr_offdiag_mean_abs"]["ae"]["mean"]
     table1, fig3 = _claim_lines(section.markdown)
     assert "**holds**" in table1 and fig3.endswith("**holds**.")
     assert s["aae_yz_lead_over_baselines"] == {"100": pytest.approx(21.0 - 8.5), "600": pytest.approx(9.25 - 6.5)}
-    assert s["claim_lead_larger_at_smaller_nl"] is True
+    assert s["claims"]["lead_larger_at_smaller_nl"] is True
     assert ('"… by more at smaller Nl" (AAE(y,z)\'s lead over the better baseline, in points, larger at the '
             "smallest Nl than at the largest): **holds** (Nl = 100: 12.50, Nl = 600: 2.75; paper 100: 9.04, 600: "
             "2.51, 1000: 1.79, 3000: 0.66)") in table1
@@ -233,8 +233,8 @@ def test_claims_fail_on_a_sweep_built_against_the_seed(in_tmp):
                                               "aae_yz": _corr(np.full((60, 60), 0.2))})
     section = aae_ssl.summarize(cfg, {})
     s = section.summary
-    assert s["claim_aae_yz_beats_baselines"] is False and s["aae_yz_beats_ae_at_smallest_nl"] is True
-    assert s["claim_fig3_aae_yz_more_near_zero_than_ae"] is False
+    assert s["claims"]["aae_yz_beats_baselines"] is False and s["aae_yz_beats_ae_at_smallest_nl"] is True
+    assert s["claims"]["fig3_aae_yz_more_near_zero_than_ae"] is False
     table1, fig3 = _claim_lines(section.markdown)
     assert "**does not hold**" in table1 and fig3.endswith("**does not hold**.")
     # the sentence names where it fails (Nl = 600), not only the smallest Nl, where it holds
@@ -309,7 +309,7 @@ def test_a_diverged_run_shows_as_missing_and_is_named(in_tmp):
     assert s["test_error"]["600"]["ae"] == {"mean": None, "std": None, "n": 0, "missing": 2}
     assert s["test_error"]["100"]["aae_yz"] == {"mean": 8.0, "std": 0.0, "n": 1, "missing": 1}
     # at Nl = 100 AAE(y,z) (one seed) still beats both; at 600 the AE comparison is not testable
-    assert s["aae_yz_beats_ae_at_smallest_nl"] is True and s["claim_aae_yz_beats_baselines"] is None
+    assert s["aae_yz_beats_ae_at_smallest_nl"] is True and s["claims"]["aae_yz_beats_baselines"] is None
     rows = {ln.split("|")[1].strip(): ln for ln in section.markdown.splitlines() if ln.startswith("| 600 |")}
     assert "| – |" in rows["600"] and "? (missing) AE, < AAE(z)" in rows["600"]
     assert "8.00 (1 of 2)" in section.markdown and "Test error of this model: – %." in section.markdown

@@ -416,7 +416,7 @@ def test_summarize_writes_tables_figures_and_claims(in_tmp, monkeypatch, ours_be
     section = rp.summarize(Config(), {})  # the defaults; sweep_keys is the constructed sweep above
     summary, md = section.summary, section.markdown
     for c in rp.PAPER_CLAIMS:
-        assert summary[f"claim_{c}"] is ours_better
+        assert summary["claims"][c] is ours_better
         assert f"{rp.PAPER_CLAIMS[c]}: **{'holds' if ours_better else 'does not hold'}" in md
     assert "| Vanilla | 80.25 ± 0.35 | 79.27 |" in md  # two seeds: mean ± sample std, paper's SST beside
     assert "lexicon-evidence agreement" in md and "Table 1b" in md and "Fig. 2" in md
@@ -481,7 +481,7 @@ def test_evaluate_every_variant_of_a_dataset_then_report(in_tmp):
     assert read_json("metrics/attention_vat/rt_snippets/fig2-rt_snippets-0.json")["curves"]["attention_vat"][
         "dev_f1"] == [60.0, 65.0]
     section = rp.summarize(cfg, {})
-    assert section.summary["claim_f1_rises_with_unlabeled"] is True  # 60 → 65 on the curve written above
+    assert section.summary["claims"]["f1_rises_with_unlabeled"] is True  # 60 → 65 on the curve written above
     assert section.summary["datasets"]["rt_snippets"]["fig2"]["attention_vat"]["20"]["mean"] == 65.0
     assert "| Vanilla |" in section.markdown and "| Attention VAT | 20 |" in section.markdown
     linear = read_json("metrics/attention_vat/rt_snippets/linear_baseline.json")  # ours, beside the networks

@@ -46,6 +46,11 @@ def test_repro_writes_metrics_report_and_figures(repo):
     for png in ("table1_test_error.png", "fig3_latent_correlation.png", "fig4_style_grid.png"):
         assert (repo / "plots/aae_ssl/summary" / png).stat().st_size > 1000
     assert list((repo / "plots/aae_ssl/curves/aae_yz-100-0/plots/metrics").glob("val_error.tsv"))
+    # every paper's summary gives its claims in one form, `claims.<name>`: true, false or null (not testable),
+    # so that `dvc exp show` / `replab compare` line them up across papers
+    for paper in ("aae_ssl", "split_vae", "censor", "autoencoder", "attention_vat"):
+        claims = json.loads((repo / f"metrics/{paper}.json").read_text())["claims"]
+        assert claims and all(v is None or isinstance(v, bool) for v in claims.values()), paper
 
 
 def test_status_clean_and_second_repro_runs_nothing(repo):

@@ -318,7 +318,7 @@ def summarize(cfg, params: dict):
                "at their largest N_ul; * = evidence token):", "", f"![attention maps]({maps})", ""]
     md += ["Claims (on our numbers, means over seeds):", ""]
     md += [f"- {PAPER_CLAIMS[c]}: **{words[c]}**" for c in PAPER_CLAIMS] + [""]
-    summary = {"datasets": per_ds, "claims": words, **{f"claim_{c}": flags[c] for c in PAPER_CLAIMS},
+    summary = {"datasets": per_ds, "claims": {c: flags[c] for c in PAPER_CLAIMS}, "claim_verdicts": words,
                "run": report.run_summary(records.values())}
     return report.Section(PAPER, "attention_vat — virtual adversarial training on attention (seed 004)",
                           "\n".join(md), summary)
