@@ -261,6 +261,23 @@ def test_the_data_note_names_real_and_embedded_sets(in_tmp):
         assert note in aae_ssl.summarize(cfg, {}).markdown
 
 
+def test_error_rate_is_exact_from_the_count():
+    """67 wrong of 500 is 13.4 %, not float32's 13.399999588727951; the stacked seeds' rates likewise."""
+    from replab.papers.aae_ssl.train import stacked_error_rates
+
+    class Fixed:  # an encoder that predicts class 0 for rows starting with 0, else 1 (3 seeds stacked: in_dims)
+        def eval(self):
+            return self
+
+        def __call__(self, x, in_dims=None):
+            logits = torch.stack([torch.zeros(len(x)), (x[:, 0] > 0).float()], 1)
+            return (logits if in_dims is None else logits.expand(3, *logits.shape)), None
+    x = torch.cat([torch.zeros(67, 784), torch.ones(433, 784)])
+    y = torch.ones(500, dtype=torch.int64)
+    assert aae_ssl.error_rate(Fixed(), x, y) == 13.4
+    assert stacked_error_rates(Fixed(), x, y) == [13.4, 13.4, 13.4]
+
+
 def test_lead_over_the_baselines_by_nl():
     """Table 1's "by more at smaller Nl", on the paper's own means (leads 9.04, 2.51, 1.79, 0.66 points: holds),
     a lead that grows with Nl (does not hold), a missing mean at an end and a single Nl (not testable)."""

@@ -247,10 +247,11 @@ def iteration_objective(cfg: Config, lambda_reg: float, x, y_logits, z, x_rec, l
 
 @torch.no_grad()
 def error_rate(encoder: Encoder, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Test error (%) of argmax q(y | x)."""
+    """Test error (%) of argmax q(y | x): 100 × errors / N from the integer count (a float32 mean read 13.4 % as
+    13.399999588727951 in every metrics file and table)."""
     encoder.eval()
     pred = map_batches(lambda b: encoder(b)[0].argmax(1), x)
-    return float((pred != y).float().mean().item() * 100.0)
+    return 100.0 * int((pred != y).sum()) / len(y)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -234,7 +234,7 @@ def stacked_error_rates(encoder: Stacked, x: torch.Tensor, y: torch.Tensor, batc
     encoder.eval()
     pred = torch.cat([encoder(x[i:i + batch_size], in_dims=(None,))[0].argmax(-1)
                       for i in range(0, len(x), batch_size)], 1)
-    return [e * 100.0 for e in (pred != y).float().mean(1).tolist()]
+    return [100.0 * errors / len(y) for errors in (pred != y).sum(1).tolist()]
 
 
 def train(cfg: Config, runtime, variant) -> None:
