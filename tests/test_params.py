@@ -46,6 +46,7 @@ def test_images_override_switches_every_image_paper():
 def test_every_profile_validates(profile, in_tmp, capsys):
     (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose(f"profile={profile}")))
     assert main(["check"]) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out == "params.yaml: ok\n"
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [
@@ -134,7 +135,10 @@ def test_compose_with_a_bad_override_leaves_params_yaml_as_it_was(in_tmp, capsys
     assert "runtime.compile_mode = 'fast': not allowed" in capsys.readouterr().err
     assert (in_tmp / "params.yaml").read_text() == before
     assert sorted(p.name for p in in_tmp.iterdir()) == ["conf", "params.yaml"]  # no temp file left
+    capsys.readouterr()
     assert main(["compose", "runtime.compile_mode=reduce-overhead"]) == 0
+    assert capsys.readouterr().out == ("params.yaml: rewritten from conf/ (runtime.compile_mode=reduce-overhead) "
+                                       "and checked\n")
     assert yaml.safe_load((in_tmp / "params.yaml").read_text())["runtime"]["compile_mode"] == "reduce-overhead"
 
 

@@ -84,7 +84,7 @@ def _check(args) -> None:
             from replab.runtime import choose_device
 
             choose_device(device)
-    print(f"{PARAMS_FILE}: rewritten from conf/ ({' '.join(args.overrides) or 'no overrides'}) and checked")
+    print(f"{PARAMS_FILE}: ok")
     if args.marker:
         from replab.io import atomic_path
 
