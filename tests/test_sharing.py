@@ -190,6 +190,19 @@ class LostCollection:
 QUEUED = ("ab" * 20, "d" * 64)  # (HEAD, sha256 of the tracked changes) when the sweep was queued
 
 
+def test_waiting_for_the_queue_says_where_it_stands(monkeypatch, capsys):
+    """`sweep --run` waits silently no more: a line when the counts change (and every say_every seconds)."""
+    from replab import compare
+
+    polls = iter([{"a": "Queued", "b": "Queued"}, {"a": "Running", "b": "Queued"}, {"a": "Running", "b": "Queued"},
+                  {"a": "Success", "b": "Running"}, {"a": "Success", "b": "Failed"}])
+    monkeypatch.setattr(compare, "queue_status", lambda: next(polls))
+    assert compare.wait_for_queue(["a", "b"], poll=0) == {"a": "Success", "b": "Failed"}
+    lines = [ln.rsplit(", after", 1)[0] for ln in capsys.readouterr().err.splitlines()]
+    assert lines == ["sweep: 0 of 2 finished, 2 Queued", "sweep: 0 of 2 finished, 1 Queued, 1 Running",
+                     "sweep: 1 of 2 finished (1 Success), 1 Running", "sweep: 2 of 2 finished (1 Failed, 1 Success)"]
+
+
 def test_sweep_reruns_an_experiment_the_queue_reported_but_lost(in_tmp, monkeypatch, capsys):
     """DVC's queue can report Success for an experiment whose collection failed in its worker (no Git ref, absent
     from `dvc exp show`: seen with two workers). The sweep runs exactly the lost one again, `--temp` under the same

@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -277,13 +278,23 @@ def queue_status() -> dict[str, str]:
 
 
 def wait_for_queue(names: Sequence[str], timeout: float | None = None, poll: float = 5.0,
-                   grace: float = 60.0) -> dict[str, str]:
+                   grace: float = 60.0, say_every: float = 60.0) -> dict[str, str]:
     """Poll `dvc queue status` (each poll is a dvc process: keep it sparse) until every named experiment has
-    finished; returns their states. A name missing from the queue for `grace` seconds is an error."""
-    started = time.monotonic()
+    finished; returns their states. A line on stderr whenever the counts change, and every `say_every` seconds
+    (`sweep: 1 of 3 finished (1 Success), 2 Running, after 95 s`): the queue's runs print nothing here. A name
+    missing from the queue for `grace` seconds is an error."""
+    started, said, last = time.monotonic(), None, -math.inf
     while True:
         status = queue_status()
         states = {n: status.get(n, "?") for n in names}
+        counts = dict(sorted(Counter(states.values()).items()))
+        if counts != said or time.monotonic() - last >= say_every:
+            done = {k: v for k, v in counts.items() if k in QUEUE_DONE}
+            print(f"sweep: {sum(done.values())} of {len(names)} finished"
+                  + (f" ({', '.join(f'{v} {k}' for k, v in done.items())})" if done else "")
+                  + "".join(f", {v} {k}" for k, v in counts.items() if k not in QUEUE_DONE)
+                  + f", after {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+            said, last = counts, time.monotonic()
         if all(s in QUEUE_DONE for s in states.values()):
             return states
         gone = [n for n, s in states.items() if s == "?"]
