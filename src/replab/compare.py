@@ -620,8 +620,8 @@ def _metric_cells(summary: dict, fmt: str) -> dict[str, Any]:
 def _mean_std(mean: Any, std: Any) -> str:
     """'mean ± std', the mean at 4 significant digits and the std at the same decimals (12.10 ± 0.28, not
     12.1 ± 0.2828); as `_fmt` each where either is not a finite number."""
-    numbers = [v for v in (mean, std) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)]
-    if len(numbers) < 2 or abs(mean) >= 1e4:
+    finite = all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in (mean, std))
+    if not finite or abs(mean) >= 1e4:
         return f"{_fmt(mean)} ± {_fmt(std)}"
     decimals = max(0, 3 - math.floor(math.log10(abs(mean)))) if mean else 4
     return f"{mean:.{decimals}f} ± {std:.{decimals}f}"

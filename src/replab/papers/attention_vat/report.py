@@ -261,7 +261,7 @@ def settings_markdown(cfg, records: dict[str, dict]) -> list[str]:
              if cfg.alpha_norm == "token" else "over the sentence (`alpha_norm: sentence`): AT's/VAT's direction")
     grid = sorted({float(e) for r in records.values() for e in (r.get("eps_selection") or {}).get("dev", {})})
     chosen = (f"; the attention ε of each model: its best dev {cfg.selection} of "
-              f"{', '.join(map('{:g}'.format, grid))}") * (len(grid) > 0)
+              f"{', '.join(map('{:g}'.format, grid))}") if grid else ""
     return [f"Perturbations (ε: the norm of r per sentence, over its real tokens): ε = {'; '.join(parts)}{chosen}; "
             f"ξ = {cfg.xi:g}, K = {cfg.power_iterations}, λ = {cfg.lam:g}; iAT/iVAT normalise α {alpha}.", ""] \
         if groups else []

@@ -291,7 +291,7 @@ def train_group(cfg: Config, runtime, variant, device, ckpt) -> None:
               "training uses N_ul = 0", file=sys.stderr)
     n_unlabeled = (cfg.n_unlabeled or data.n_unlabeled) if setting == "semi" else 0
     done: dict[str, dict] = ckpt.resumed_context.get("done", {})  # {key: {"weights", "record"}} before a kill
-    search: dict[str, dict] = ckpt.resumed_context.get("eps_search", {})  # {key: {ε: dev score}, key@best: …}
+    search: dict[str, dict] = ckpt.resumed_context.get("eps_search", {})  # {key: {"dev": {ε: score}, "best"}}
     ckpt.context.update(done=done, eps_search=search)
     interrupted = ckpt.loaded["loop"] if ckpt.resuming else None  # the method (@ε) a kill stopped mid-fit
 
@@ -315,14 +315,14 @@ def train_group(cfg: Config, runtime, variant, device, ckpt) -> None:
             done[key] = train_one(cfg, method, key)
         if key in done:
             continue
-        for eps in [e for e in grid if f"{e:g}" not in search.get(key, {})]:
+        tried = search.setdefault(key, {"dev": {}, "best": None})  # the ε's trained so far, the best of them
+        for eps in [e for e in grid if f"{e:g}" not in tried["dev"]]:
             trained = train_one(replace(cfg, eps_attention=eps), method, f"{key}@eps={eps:g}")
-            score = trained["record"][f"dev_{cfg.selection}"]
-            search.setdefault(key, {})[f"{eps:g}"] = score = -math.inf if math.isnan(score) else score
-            if key + "@best" not in search or score > search[key + "@best"]["score"]:
-                search[key + "@best"] = {"score": score, **trained}
-        best = search.pop(key + "@best")  # the best on dev, and in its record every ε's dev score
-        done[key] = {**best, "record": {**best["record"], "eps_selection": {"dev": search.pop(key)}}}
+            score = -math.inf if math.isnan(s := trained["record"][f"dev_{cfg.selection}"]) else s
+            tried["best"] = trained if tried["best"] is None or score > max(tried["dev"].values()) else tried["best"]
+            tried["dev"][f"{eps:g}"] = score
+        best = search.pop(key)["best"]  # the best on dev; its record gives every ε's dev score
+        done[key] = {**best, "record": {**best["record"], "eps_selection": {"dev": tried["dev"]}}}
     config = model_config(cfg, data)
     with atomic_dir(variant.model_dir) as tmp:
         for method in methods:
