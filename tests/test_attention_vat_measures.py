@@ -18,6 +18,7 @@ from replab.measures import (
     masked_kendall_tau,
     masked_pearson,
     nan_summary,
+    percent,
     token_soft_metrics,
     token_soft_per_document,
 )
@@ -126,6 +127,16 @@ def test_binary_f1_positive_class():
     # TP 2, FP 1, FN 1 → 2·2 / (4 + 1 + 1)
     assert binary_f1([1, 1, 1, 0, 0], [1, 1, 0, 1, 0]) == pytest.approx(4 / 6)
     assert binary_f1([0, 0], [0, 0]) == 0.0
+
+
+def test_percent_is_exact_from_the_count():
+    # 55 of 400: 100·mean gives 13.750000000000002 (split_vae's writer probe printed it); the count gives 13.75
+    hits = np.arange(400) < 55
+    assert 100 * float(hits.mean()) != 13.75
+    assert percent(hits) == 13.75
+    assert percent(torch.from_numpy(hits)) == 13.75  # a torch tensor: the same count
+    assert percent(torch.ones(3, dtype=torch.bool)) == 100.0
+    assert math.isnan(percent(np.zeros(0, dtype=bool)))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ and for text models excluding SOS/EOS). Per-row results are NaN where the measur
 positions, a constant row); the aggregates skip those rows and count them, so an undefined value never passes
 silently as a number. Non-finite inputs inside the mask raise ValueError.
 
+- `percent`: the share of true entries in %, from the integer count.
 - `binary_f1`: F1 of the positive class (AllenNLP's `F1Measure(positive_label=1)`, which the attention
   papers' code reports).
 - `masked_pearson`, `masked_kendall_tau`: per-row Pearson r and Kendall τ-b (`scipy.stats.pearsonr` /
@@ -26,6 +27,14 @@ def _check(name: str, values: np.ndarray, mask: np.ndarray) -> None:
         raise ValueError(f"{name}: shape {values.shape} does not match the mask's {mask.shape}")
     if not np.isfinite(values[mask]).all():
         raise ValueError(f"{name}: non-finite values at masked positions")
+
+
+def percent(hits) -> float:
+    """The share of true entries in % (an accuracy): 100·count/N from the integer count, so that 55 of 400 is
+    13.75 and not 100·mean's 13.750000000000002. hits: [N] bool, a numpy array or a torch tensor on any device;
+    NaN when N = 0."""
+    n = hits.numel() if hasattr(hits, "numel") else np.size(hits)
+    return 100 * int(hits.sum()) / n if n else float("nan")
 
 
 def binary_f1(pred, labels) -> float:

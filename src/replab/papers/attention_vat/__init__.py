@@ -31,7 +31,9 @@ How each equation is computed here (model.py, train.py):
 - VAT (Eq. 2 by power iteration, Miyato 2017): d ~ N(0, I) per sentence, K times g = ∂KL/∂r at r = ξ·d/‖d‖,
   d = g; r_VAT = ε·d/‖d‖; the clean prediction p(·|X_ã) is held fixed (detached) in every KL (Eq. 3).
 - iAT / iVAT (Sato et al. 2018; Eq. 5–8): r(α)_t = Σ_k α_{t,k} dir_{t,k}. Words: dir_{t,k} = unit vector from
-  w_t to its k-th nearest word (cosine, recomputed every epoch, pad/unk/self excluded). Attention: the scalar
+  w_t to its k-th nearest word (cosine, recomputed every epoch, pad/unk/self excluded; Sato's code skips only the
+  word itself, so <SOS>/<EOS> stay candidates here as there: they are vocabulary entries with trained
+  embeddings, and pad's zero vector or unk's catch-all would give no word's direction). Attention: the scalar
   directions d̄_{t,k} of Eq. 5–6 over the real tokens k of the same sentence (Kitada's public iAT code builds
   differences across the batch, but its α starts at 0, so they never reach its perturbation, which is
   −ε·g/‖g‖ over the tokens: Attention AT's direction reversed, the loss-decreasing one; we follow the seed's

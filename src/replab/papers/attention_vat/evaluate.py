@@ -36,7 +36,7 @@ import torch
 from replab import runtime as rt
 from replab.data.text import read_vocab
 from replab.io import DataError, atomic_dir, read_json, require_finite, write_json
-from replab.measures import binary_f1, masked_kendall_tau, masked_pearson, nan_summary, token_soft_metrics
+from replab.measures import binary_f1, masked_kendall_tau, masked_pearson, nan_summary, percent, token_soft_metrics
 from replab.papers import parse_record
 from replab.params import ParamError, fail, param
 
@@ -211,9 +211,9 @@ def measure(model, data: EvalData, what: str = "attention_vat model") -> tuple[d
     test_pred, dev_pred = test.probability > 0.5, dev.probability > 0.5
     metrics = {"f1": 100 * binary_f1(test_pred, data.test.labels),
                "dev_f1": 100 * binary_f1(dev_pred, data.dev.labels),
-               "accuracy": 100 * float((test_pred == data.test.labels.astype(bool)).mean()),
+               "accuracy": percent(test_pred == data.test.labels.astype(bool)),
                # 100 or 0: a constant classifier at the 0.5 threshold, whose F1 is no learned result
-               "predicted_positive": 100 * float(test_pred.mean()),
+               "predicted_positive": percent(test_pred),
                "auc": roc_auc(data.test.labels, test.probability), "dev_auc": roc_auc(data.dev.labels, dev.probability),
                **agreement(test.attention, test.importance, data.test.compare),
                **perturbation_scale(model, data.test, test.attention)}
@@ -272,7 +272,7 @@ def linear_baseline(dataset: str, root: Path | None = None) -> dict:
         score = clf.decision_function(tfidf.transform(x))
         prefix = "dev_" if split == "dev" else ""
         out |= {f"{prefix}f1": 100 * float(binary_f1(score > 0, y)),
-                f"{prefix}accuracy": 100 * float(((score > 0) == y).mean()), f"{prefix}auc": roc_auc(y, score)}
+                f"{prefix}accuracy": percent((score > 0) == y), f"{prefix}auc": roc_auc(y, score)}
     for split, (_, y) in zip(("dev", "test"), held):
         out[f"{split}_f1_all_positive"] = 100 * float(binary_f1(np.ones(len(y), dtype=bool), y))
     return out

@@ -135,11 +135,11 @@ def dev_scores(model: AttentionClassifier, data: TextData) -> dict[str, float]:
     and ROC-AUC (the AT code's model-selection metric, `+auc`)."""
     from sklearn.metrics import roc_auc_score
 
-    from replab.measures import binary_f1
+    from replab.measures import binary_f1, percent
 
     logit = predict_logits(model, data.tokens["dev"], data.lengths["dev"]).double().cpu().numpy()
     y = data.labels["dev"].cpu().numpy()
-    return {"dev_f1": 100.0 * float(binary_f1(logit > 0, y)), "dev_accuracy": 100.0 * float(((logit > 0) == y).mean()),
+    return {"dev_f1": 100.0 * float(binary_f1(logit > 0, y)), "dev_accuracy": percent((logit > 0) == y),
             "dev_auc": float(roc_auc_score(y, logit)) if 0 < y.sum() < len(y) else float("nan")}
 
 

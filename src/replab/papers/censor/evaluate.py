@@ -19,6 +19,7 @@ from torch import nn
 from replab import runtime as rt
 from replab.batches import index_batches, map_batches
 from replab.io import require_finite, write_json, write_npz
+from replab.measures import percent
 from replab.papers import EVALUATE_ALL, Variant, evaluate_each, parse_record
 from replab.papers.censor.model import (
     BASELINE,
@@ -111,8 +112,8 @@ def measure(cfg: Config, checkpoint: dict, data: Windows, device, seed: int, wha
     user_pred = map_batches(user_probe, z["seen"]).argmax(1)
     return {"f1_seen": 100 * macro_f1(pred["seen"], data.y["seen"], data.n_activities),  # F_y^v
             "f1_unseen": 100 * macro_f1(pred["unseen"], data.y["unseen"], data.n_activities),  # F_y^t
-            "user_accuracy": 100 * float((user_pred == data.s["seen"]).double().mean().item()),
-            "label_accuracy_seen": 100 * float((pred["seen"] == data.y["seen"]).double().mean().item())}
+            "user_accuracy": percent(user_pred == data.s["seen"]),
+            "label_accuracy_seen": percent(pred["seen"] == data.y["seen"])}
 
 
 def all_variants(cfg: Config, raw_lambdas: list | None = None) -> list[Variant]:

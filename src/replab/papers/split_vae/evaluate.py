@@ -13,6 +13,7 @@ import torch
 
 from replab import runtime as rt
 from replab.io import DataError, require_finite, write_json, write_npz
+from replab.measures import percent
 from replab.papers import Variant, evaluate_each, parse_record
 from replab.papers.split_vae.model import (
     EVAL_NOISE_SEED,
@@ -97,7 +98,7 @@ def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter)).fit(train_x, train_y)
-    return float(100.0 * (clf.predict(test_x) == test_y).mean())
+    return percent(clf.predict(test_x) == test_y)
 
 
 @torch.no_grad()
@@ -132,7 +133,7 @@ def slant_r2(train_z: np.ndarray, train_s: np.ndarray, test_z: np.ndarray, test_
 def majority_share(train_y: np.ndarray, test_y: np.ndarray) -> float:
     """Accuracy (%) of always predicting the most frequent training label (the probes' chance level)."""
     values, counts = np.unique(train_y, return_counts=True)
-    return float(100.0 * (test_y == values[counts.argmax()]).mean()) if len(test_y) else float("nan")
+    return percent(test_y == values[counts.argmax()])
 
 
 # ---------------------------------------------------------------------------------------------------------
