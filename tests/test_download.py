@@ -363,3 +363,15 @@ def test_sigterm_during_a_download_leaves_no_part_file(upstream, tmp_path):
     assert err.value.code == 143
     assert list((tmp_path / "raw").iterdir()) == []
     assert sig.getsignal(sig.SIGTERM) == sig.SIG_DFL
+
+
+@pytest.mark.parametrize("command", ["download", "prepare"])
+def test_download_and_prepare_help_list_every_data_set(command, capsys):
+    from replab.cli import build_parser
+    from replab.data.registry import SOURCES
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(f"{name} ({source.kind})" in text for name, source in SOURCES.items()), text
+    assert "mnist5k (embedded)" in text and "usc_had (real)" in text

@@ -112,8 +112,24 @@ def test_every_train_and_evaluate_stage_of_dvc_yaml_names_its_own_variant():
             cfg = load_section(paper_module(paper).Config, paper, params=params)
             variant = command_variant(paper, key, assignments, cfg, argv[2] == "evaluate")
             assert variant.key == key, stage.addressing
+            # the same variant from the key alone (`replab train aae_ssl ae-100-0`): its axes read off the key
+            assert command_variant(paper, key, [], cfg, argv[2] == "evaluate") == variant, stage.addressing
             checked += 1
     assert checked >= 40
+
+
+def test_axes_read_off_a_key_are_checked_as_given_ones():
+    from replab.cli import command_variant
+    from replab.papers import paper_module
+    from replab.params import load_section
+
+    cfg = load_section(paper_module("aae_ssl").Config, "aae_ssl", params=compose())
+    assert command_variant("aae_ssl", "ae-100-0", [], cfg, False).axes == {"model": "ae", "n_labeled": 100, "seed": 0}
+    with pytest.raises(ParamError, match=r"^params.yaml: aae_ssl.n_labeled: variant n_labeled='7' is not in the "
+                                         r"sweep \(allowed: "):
+        command_variant("aae_ssl", "ae-7-0", [], cfg, False)
+    with pytest.raises(ParamError, match=r"^aae_ssl variant ae-100: missing model=…, n_labeled=…, seed=…$"):
+        command_variant("aae_ssl", "ae-100", [], cfg, False)  # too few parts: nothing read off
 
 
 def test_cli_reports_bad_params_in_one_line(in_tmp, capsys):

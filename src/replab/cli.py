@@ -44,7 +44,8 @@ def _variant_command(args, evaluate: bool) -> None:
 
 def command_variant(paper: str, key: str, assignments: list[str], cfg, evaluate: bool) -> Variant:
     """The variant of `replab train|evaluate <paper> <key> axis=value …`: a special key (or `all` to evaluate)
-    without axes, else `parse_variant` against the key's axes."""
+    without axes, else `parse_variant` against the key's axes. Without axis=value arguments the axes are read off
+    the key's last `-`-separated parts (`ae-100-0` → model=ae n_labeled=100 seed=0), and checked as given ones."""
     module = paper_module(paper)
     if key == EVALUATE_ALL and not evaluate and hasattr(module, "all_variants"):
         raise ParamError(f"train {paper} {key}: `{key}` is for `replab evaluate`; training is one stage per variant "
@@ -53,6 +54,8 @@ def command_variant(paper: str, key: str, assignments: list[str], cfg, evaluate:
     if (every or key in getattr(module, "SPECIAL_KEYS", ())) and not assignments:
         return Variant(paper, key, {})
     axes = module.axes_for(key) if hasattr(module, "axes_for") else module.AXES
+    if not assignments and len(parts := key.split("-")) >= len(axes):
+        assignments = [f"{axis}={value}" for axis, value in zip(axes, parts[len(parts) - len(axes):])]
     return parse_variant(paper, key, assignments, cfg, axes)
 
 
@@ -124,12 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="replab", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
+    from replab.data.registry import SOURCES  # names and kinds only: a source's module loads when it runs
+
+    datasets = "one of: " + ", ".join(f"{name} ({source.kind})" for name, source in SOURCES.items())
     p = sub.add_parser("download", help="fetch (real) or generate (embedded) a data set")
-    p.add_argument("dataset")
+    p.add_argument("dataset", help=datasets)
     p.set_defaults(run=lambda a: importlib.import_module("replab.data.registry").download(a.dataset))
 
     p = sub.add_parser("prepare", help="parse raw files into train/val/test arrays")
-    p.add_argument("dataset")
+    p.add_argument("dataset", help=datasets)
     p.set_defaults(run=lambda a: importlib.import_module("replab.data.registry").prepare(a.dataset))
 
     for name, evaluate in (("train", False), ("evaluate", True)):
@@ -138,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                               " (attention_vat: every method of one family, `<dataset>-<setting>-<family>-<seed>`)"))
         p.add_argument("paper")
         p.add_argument("key", help="variant key, as dvc.yaml's ${key}" + (" (or `all`)" if evaluate else ""))
-        p.add_argument("axes", nargs="*", default=[], help="axis=value for each sweep axis of the paper")
+        p.add_argument("axes", nargs="*", default=[], help="axis=value for each sweep axis of the paper (default: read "
+                       "off the key, e.g. ae-100-0 → model=ae n_labeled=100 seed=0)")
         p.set_defaults(run=lambda a, e=evaluate: _variant_command(a, e))
 
     p = sub.add_parser("curves", help="papers' DVCLive training curves, variants overlaid, for `dvc plots`")
