@@ -148,3 +148,17 @@ def test_sweep_names_leftovers_of_a_killed_write_as_such(tmp_path, monkeypatch):
     assert str(err.value) == ("sweep: leftovers of a killed write (or of one on another host): metrics/.autoencoder."
                               "node7-4242.gpz4q7j7.tmp/simple-0.json (delete them; on this host the next write of the "
                               "same file also removes them)")
+
+
+def test_write_torch_gives_the_same_bytes_for_the_same_object(tmp_path):
+    """torch.save given a path names the archive after it: written through atomic_path's random temporary name,
+    equal weights had different bytes (a new md5 in dvc.lock, downstream stages rerun) on every run."""
+    from replab.io import write_torch
+
+    state = {"weight": torch.arange(6.0).reshape(2, 3), "config": {"hidden": 3}}
+    write_torch(tmp_path / "a" / "model.pt", state)
+    write_torch(tmp_path / "b" / "model.pt", state)
+    write_torch(tmp_path / "other.pt", state)
+    first = (tmp_path / "a" / "model.pt").read_bytes()
+    assert first == (tmp_path / "b" / "model.pt").read_bytes() == (tmp_path / "other.pt").read_bytes()
+    assert torch.equal(torch.load(tmp_path / "other.pt")["weight"], state["weight"])

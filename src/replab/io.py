@@ -346,10 +346,13 @@ def npz_array(path: str | os.PathLike, arrays: dict[str, np.ndarray], key: str, 
 
 
 def write_torch(path: str | os.PathLike, obj: Any) -> None:
+    """torch.save `obj` to `path` atomically; the same `obj` gives the same bytes wherever it is written (saved
+    through a file object: given a path, torch.save names the archive's folder after it, and here that is the
+    temporary file's random name, so equal weights got a new md5 in dvc.lock on every run)."""
     import torch
 
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path, suffix=".pt") as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
