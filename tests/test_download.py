@@ -62,7 +62,7 @@ def test_wrong_checksum_names_file_and_leaves_nothing(upstream, tmp_path):
         fetch(bad, dest, progress=False)
     msg = str(err.value)
     assert "blob.gz" in msg and "0" * 64 in msg and upstream.sha256 in msg and "\n" not in msg
-    assert list(dest.iterdir()) == []
+    assert not dest.exists() or list(dest.iterdir()) == []
 
 
 def test_corrupt_existing_copy_is_replaced(upstream, tmp_path):
@@ -80,7 +80,7 @@ def test_truncated_gzip_is_rejected(server, tmp_path, content_pin):
     with pytest.raises(DataError, match="blob.gz") as err:
         fetch(f, tmp_path / "raw", progress=False)
     assert "truncated" in str(err.value) and "\n" not in str(err.value)
-    assert list((tmp_path / "raw").iterdir()) == []
+    assert not (tmp_path / "raw").exists() or list((tmp_path / "raw").iterdir()) == []
 
 
 @pytest.mark.parametrize("as_url", [False, True], ids=["directory", "file-url"])
@@ -120,7 +120,7 @@ def test_unreachable_fails_fast_with_hint(tmp_path, network_attempts):
     urls = (closed_port_url() + "blob.gz", closed_port_url() + "blob.gz")
     f = RemoteFile("blob.gz", urls, "0" * 64)
     with pytest.raises(DataError) as err:
-        fetch(f, tmp_path / "raw", progress=False, hint=offline_hint("data.mnist.mirror"))
+        fetch(f, tmp_path / "raw", progress=False, key="data.mnist.mirror")
     assert network_attempts.urls == list(urls) and network_attempts.sleeps == []  # one try per host, no back-off
     msg = str(err.value)
     assert msg.startswith("blob.gz: download failed from ") and "\n" not in msg
@@ -213,7 +213,7 @@ def test_every_source_failing_lists_each_with_its_reason(two_mirrors, tmp_path):
     f = RemoteFile(f.name, (closed, *f.urls), f.sha256, content_sha256=f.content_sha256)
     dest = tmp_path / "raw"
     with pytest.raises(download.FetchError) as err:
-        fetch(f, dest, progress=False, hint=offline_hint("data.mnist.mirror"))
+        fetch(f, dest, progress=False, key="data.mnist.mirror")
     msg = str(err.value)
     assert "\n" not in msg and msg.startswith(f"{IDX}: download failed from {closed} (unreachable); ")
     assert f"{f.urls[1]} (truncated or corrupt gzip" in msg
@@ -225,7 +225,7 @@ def test_every_source_failing_lists_each_with_its_reason(two_mirrors, tmp_path):
     assert not dest.exists() or list(dest.iterdir()) == []
     with pytest.raises(download.FetchError) as err:  # all answered, none right: no offline hint
         fetch(RemoteFile(f.name, f.urls[1:], f.sha256, content_sha256=f.content_sha256), dest, progress=False,
-              hint=offline_hint("data.mnist.mirror"))
+              key="data.mnist.mirror")
     assert "no network" not in str(err.value) and len(err.value.failures) == 2
 
 
@@ -336,7 +336,7 @@ def test_a_trickling_host_fails_at_the_deadline_in_one_line(tmp_path):
 
 def test_a_local_mirror_without_the_file_says_so_not_no_network(upstream, tmp_path):
     with pytest.raises(DataError) as err:
-        fetch(upstream, tmp_path / "raw", mirror=str(tmp_path), progress=False, hint=offline_hint("data.x.mirror"))
+        fetch(upstream, tmp_path / "raw", mirror=str(tmp_path), progress=False, key="data.x.mirror")
     msg = str(err.value)
     assert "no network?" not in msg and "the file is missing from the mirror" in msg and "\n" not in msg
 
@@ -375,3 +375,85 @@ def test_download_and_prepare_help_list_every_data_set(command, capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert all(f"{name} ({source.kind})" in text for name, source in SOURCES.items()), text
     assert "mnist5k (embedded)" in text and "usc_had (real)" in text
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A mirror param that is not a directory, an empty one, and what a failed download leaves behind
+
+MNIST_NAMES = ("train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+               "t10k-labels-idx1-ubyte.gz")
+
+
+@pytest.mark.parametrize("as_url", [False, True], ids=["directory", "file-url"])
+def test_a_mirror_directory_that_does_not_exist_says_so(upstream, tmp_path, as_url):
+    """A missing mirror directory was reported as "not found in mirror directory", as if it existed."""
+    from replab.data import mnist
+
+    gone = tmp_path / "nonexistent" / "dir"
+    mirror = gone.as_uri() if as_url else str(gone)
+    with pytest.raises(DataError) as err:
+        fetch(upstream, tmp_path / "raw", mirror=mirror, progress=False, key="data.x.mirror")
+    assert str(err.value) == f"data.x.mirror: mirror directory {gone} does not exist"
+    with pytest.raises(DataError) as err:
+        mnist.download("mnist", mnist.ImageSourceConfig(mirror=mirror), tmp_path / "raw", progress=False)
+    assert str(err.value) == f"data.mnist.mirror: mirror directory {gone} does not exist"
+    assert not (tmp_path / "raw").exists()
+
+
+@pytest.mark.parametrize("as_url", [False, True], ids=["directory", "file-url"])
+def test_a_mirror_that_is_a_file_says_so(upstream, server, tmp_path, as_url):
+    """A regular file given as the mirror was reported as a directory lacking the file."""
+    from replab.data import mnist
+
+    file = server[0] / "blob.gz"
+    mirror = file.as_uri() if as_url else str(file)
+    with pytest.raises(DataError) as err:
+        fetch(upstream, tmp_path / "raw", mirror=mirror, progress=False, key="data.x.mirror")
+    assert str(err.value) == f"data.x.mirror: {file} is a file, not a directory (give the directory holding blob.gz)"
+    with pytest.raises(DataError) as err:
+        mnist.download("mnist", mnist.ImageSourceConfig(mirror=mirror), tmp_path / "raw", progress=False)
+    assert str(err.value) == (f"data.mnist.mirror: {file} is a file, not a directory (give the directory holding "
+                              f"{MNIST_NAMES})")
+    assert not (tmp_path / "raw").exists()
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "usc_had", "sst", "rt_snippets", "emnist_writers"])
+def test_an_empty_mirror_param_is_rejected(name, value):
+    """`mirror: ''` passed `replab check` and silently meant "no mirror": the download went to the network."""
+    from replab.data import registry
+    from replab.params import ParamError
+
+    params = {"data": {"split_seed": 0, name: {"mirror": value}}}
+    with pytest.raises(ParamError) as err:
+        registry.load_data_params(name, params=params)
+    assert str(err.value) == f"params.yaml: data.{name}.mirror = {value!r}: empty; omit it or use null for none"
+    for ok in (None, "/some/dir"):  # null (no mirror) and a path still pass
+        params["data"][name]["mirror"] = ok
+        assert registry.load_data_params(name, params=params)[0].mirror == ok
+
+
+def test_a_failed_download_leaves_no_directory_it_created(upstream, tmp_path):
+    """A failed download left an empty data/raw/<name>/ (and its parents) behind."""
+    from replab.data import mnist
+
+    unreachable = RemoteFile("blob.gz", (closed_port_url() + "blob.gz",), upstream.sha256)
+    dest = tmp_path / "data" / "raw" / "mnist"
+    with pytest.raises(DataError) as err:
+        fetch(unreachable, dest, progress=False, key="data.mnist.mirror")
+    assert str(err.value) == (f"blob.gz: download failed from {unreachable.urls[0]} (unreachable); "
+                              f"{offline_hint('data.mnist.mirror')}")
+    assert not (tmp_path / "data").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError) as err:
+        mnist.download("mnist", mnist.ImageSourceConfig(mirror=str(empty)), dest, progress=False)
+    name = "train-images-idx3-ubyte.gz"
+    assert str(err.value) == (f"{name}: download failed from {empty / name} (not found in mirror directory {empty}); "
+                              "the file is missing from the mirror: copy it there or set the `mirror` param to "
+                              "where it is")
+    assert not (tmp_path / "data").exists()
+    dest.mkdir(parents=True)  # a directory that existed before stays
+    with pytest.raises(DataError):
+        fetch(upstream, dest, mirror=str(empty), progress=False)
+    assert dest.is_dir() and list(dest.iterdir()) == []

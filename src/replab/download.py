@@ -136,16 +136,21 @@ def _terminate_cleanly() -> Iterator[None]:
 
 def fetch(file: RemoteFile, dest_dir: str | Path, mirror: str | None = None, *, progress: bool = True,
           retries: int = 2, timeout: float = 10.0, deadline: float | None = None,
-          hint: str = offline_hint("the dataset's `mirror` param")) -> Path:
+          key: str = "the dataset's `mirror` param") -> Path:
     """Return `dest_dir/file.name`, verified; download it first unless a verified copy is already there.
 
     Sources: `mirror` (a directory, file:// or http(s):// base URL) if given, else the pinned `file.urls` in
     order. A source that is unreachable or whose bytes fail `verify` is skipped with one line on stderr; when
-    all fail, FetchError (a DataError) lists each source and its reason, plus `hint` if any was unreachable.
+    all fail, FetchError (a DataError) lists each source and its reason, plus how to set the mirror param `key`
+    (e.g. data.mnist.mirror) if any was unreachable.
     An existing copy that fails verification is deleted first (its reason is listed too). `timeout` bounds each
-    read, `deadline` (seconds; default `default_deadline(file.size)`) the whole transfer from one source."""
+    read, `deadline` (seconds; default `default_deadline(file.size)`) the whole transfer from one source.
+    A local `mirror` that does not exist or is a file is a DataError naming `key` (`check_mirror`). On failure a
+    `dest_dir` (and parents) that this call created is removed again if it is left empty."""
     deadline = default_deadline(file.size) if deadline is None else deadline
+    check_mirror(mirror, key, (file.name,))
     target = Path(dest_dir) / file.name
+    created = _missing_dirs(target.parent)  # removed again if nothing was fetched into them
     failures: list[SourceFailure] = []
     if target.is_file():
         reason = _rejection(file, target)
@@ -176,8 +181,46 @@ def fetch(file: RemoteFile, dest_dir: str | Path, mirror: str | None = None, *, 
     if failures and all(f.missing for f in failures if f.unreachable) and any(f.missing for f in failures):
         tail = "; the file is missing from the mirror: copy it there or set the `mirror` param to where it is"
     else:
-        tail = f"; {hint}" if not failures or any(f.unreachable for f in failures) else ""
+        tail = f"; {offline_hint(key)}" if not failures or any(f.unreachable for f in failures) else ""
+    _remove_empty(created)
     raise FetchError(f"{file.name}: download failed from {listed}{tail}", tuple(failures))
+
+
+def check_mirror(mirror: str | None, key: str, names: tuple[str, ...]) -> None:
+    """A local mirror (a directory or file:// URL) must be an existing directory: else DataError, one line naming
+    `key` (the param's path) and, for a file, the `names` it should hold. No mirror or an http(s) one: no check."""
+    root = local_root(mirror) if mirror else None
+    if root is None or root.is_dir():
+        return
+    if not root.exists():
+        raise DataError(f"{key}: mirror directory {root} does not exist")
+    raise DataError(f"{key}: {root} is a file, not a directory (give the directory holding {', '.join(names)})")
+
+
+def local_root(mirror: str) -> Path | None:
+    """The directory of a local mirror (a path or file:// URL, `~` expanded); None for a URL of another scheme."""
+    scheme = urlparse(mirror).scheme
+    if scheme == "file":
+        return Path(url2pathname(urlparse(mirror).path))
+    return None if "://" in mirror or scheme in ("http", "https") else Path(mirror).expanduser()
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """`path` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not path.exists() and path.parent != path:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def _remove_empty(dirs: list[Path]) -> None:
+    """Remove each of `dirs` (deepest first) that is empty; stop at the first that is not (or is gone)."""
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:
+            return
 
 
 def verify(file: RemoteFile, path: str | Path, origin: str | Path | None = None) -> str:
@@ -258,15 +301,13 @@ def _one_line(err: BaseException) -> str:
 
 
 def _mirror_source(mirror: str, name: str) -> str | Path:
-    scheme = urlparse(mirror).scheme
-    if scheme in ("http", "https"):
+    if urlparse(mirror).scheme in ("http", "https"):
         return f"{mirror.rstrip('/')}/{name}"
-    if scheme == "file":
-        return Path(url2pathname(urlparse(mirror).path)) / name
-    if "://" in mirror:
+    root = local_root(mirror)
+    if root is None:
         raise DataError(f"{name}: mirror {mirror!r} has an unsupported scheme (use a directory, file:// "
                         "or http(s)://)")
-    return Path(mirror).expanduser() / name
+    return root / name
 
 
 def _copy_local(src: Path, tmp: Path) -> None:

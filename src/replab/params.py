@@ -40,7 +40,8 @@ class ParamError(ValueError):
 def param(default: Any = dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=None, choices=None,
           each_choices=None, nonempty: bool = False, distinct: bool = True, doc: str = "") -> Any:
     """A dataclass field with validation limits (applied to each element for list fields). List values must be
-    distinct (sweep lists) unless `distinct=False` (layer sizes)."""
+    distinct (sweep lists) unless `distinct=False` (layer sizes). `nonempty`: a list must hold a value, a string a
+    non-blank one."""
     meta = dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices, each_choices=each_choices,
                 nonempty=nonempty, distinct=distinct, doc=doc)
     if isinstance(default, list | dict):
@@ -136,6 +137,8 @@ def _convert(tp: Any, value: Any, key: str, meta: typing.Mapping[str, Any]) -> A
     elif tp is str:
         if not isinstance(value, str):
             raise ParamError(f"{key} = {value!r}: must be a string")
+        if meta.get("nonempty") and not value.strip():  # '' would read as "none" (e.g. no mirror) without a word
+            raise ParamError(f"{key} = {value!r}: empty; omit it or use null for none")
     _check_limits(value, key, meta)
     return value
 

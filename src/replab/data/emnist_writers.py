@@ -34,12 +34,11 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 import numpy as np
 
 from replab.data.writers import CLASS_NAMES, WRITER_SPLITS, write_writer_splits
-from replab.download import FetchError, RemoteFile, fetch, offline_hint
+from replab.download import FetchError, RemoteFile, check_mirror, fetch, local_root, offline_hint
 from replab.io import DataError, atomic_path, read_json, sha256_file, write_json
 from replab.params import param
 
@@ -60,7 +59,7 @@ UNPACKED = RemoteFile(MAT_FILE, (), None)
 
 @dataclass(frozen=True)
 class EmnistWritersConfig:
-    mirror: str | None = param(None, doc="directory, file:// or http(s):// URL holding matlab.zip or "
+    mirror: str | None = param(None, nonempty=True, doc="directory, file:// or http(s):// URL holding matlab.zip or "
                                          "emnist-digits.mat (replaces the pinned URLs)")
 
 
@@ -77,7 +76,9 @@ def download(name: str, cfg: EmnistWritersConfig, raw_dir: Path, progress: bool 
         if recorded is not None and recorded == sha256_file(target):
             return target  # extracted earlier and unchanged since
         target.unlink()  # unknown provenance (no or stale record): obtain it again
-    hint = offline_hint(f"data.{name}.mirror")
+    key = f"data.{name}.mirror"
+    hint = offline_hint(key)
+    check_mirror(cfg.mirror, key, (ARCHIVE.name, MAT_FILE))
     local = _local_mirror(cfg.mirror)
     if local is not None and local.name == MAT_FILE:  # a local mirror of the unpacked release: just copy
         with atomic_path(target, suffix=".part") as tmp:
@@ -88,13 +89,13 @@ def download(name: str, cfg: EmnistWritersConfig, raw_dir: Path, progress: bool 
         raise DataError(f"{MAT_FILE}: mirror {cfg.mirror} holds neither {ARCHIVE.name} nor {MAT_FILE} "
                         f"(nor {MEMBER}); {hint}")
     try:
-        archive = fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, hint=hint)
+        archive = fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, key=key)
     except DataError as err:
         # an http(s) mirror may serve the unpacked file instead; a checksum mismatch is never skipped over
         if not cfg.mirror or not (isinstance(err, FetchError) and err.unreachable):
             raise
         try:
-            fetch(UNPACKED, raw_dir, cfg.mirror, progress=progress, hint=hint)
+            fetch(UNPACKED, raw_dir, cfg.mirror, progress=progress, key=key)
         except DataError:
             raise DataError(f"{MAT_FILE}: mirror {cfg.mirror} serves neither {ARCHIVE.name} nor {MAT_FILE} "
                             f"(or is unreachable); {hint}") from None
@@ -252,10 +253,9 @@ def extract_digits(archive: Path, target: Path) -> Path:
 
 def _local_mirror(mirror: str | None) -> Path | None:
     """In a local mirror (directory or file://): its matlab.zip, else its unpacked digits file, else None."""
-    scheme = urlparse(mirror).scheme if mirror else None
-    if scheme not in ("", "file"):
+    root = local_root(mirror) if mirror else None
+    if root is None:
         return None
-    root = Path(url2pathname(urlparse(mirror).path)) if scheme == "file" else Path(mirror).expanduser()
     return next((p for p in (root / ARCHIVE.name, root / MAT_FILE, root / MEMBER) if p.is_file()), None)
 
 

@@ -35,7 +35,7 @@ import numpy as np
 from replab.data.fasttext import embeddings_for
 from replab.data.imdb import unlabeled_pool
 from replab.data.text import EMBEDDINGS, POOLS, fit_vocab, pinned_raw, require_both_classes, utf8, write_text_splits
-from replab.download import RemoteFile, fetch, offline_hint
+from replab.download import RemoteFile, fetch
 from replab.io import DataError
 from replab.params import SEED_MAX, param
 
@@ -52,7 +52,7 @@ _MEMBER = re.compile(r"(?:^|/)movies/(train\.jsonl|val\.jsonl|test\.jsonl|docs/[
 
 @dataclass(frozen=True)
 class EraserMoviesConfig:
-    mirror: str | None = param(None, doc="directory, file:// or http(s):// URL holding movies.tar.gz")
+    mirror: str | None = param(None, nonempty=True, doc="directory, file:// or http(s):// URL holding movies.tar.gz")
     lowercase: bool = param(True, doc="lowercase tokens for the vocabulary (positions unchanged)")
     min_df: int = param(1, ge=1, doc="vocabulary: minimum document frequency on train")
     embeddings: str = param("random", choices=list(EMBEDDINGS), doc="fasttext: wiki.simple rows of the vocabulary")
@@ -66,7 +66,7 @@ class EraserMoviesConfig:
 
 
 def download(name: str, cfg: EraserMoviesConfig, raw_dir: Path, progress: bool = True) -> Path:
-    return fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, hint=offline_hint(f"data.{name}.mirror"))
+    return fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, key=f"data.{name}.mirror")
 
 
 def read_archive(archive: Path) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from replab.data.text import record_fields, utf8
-from replab.download import RemoteFile, fetch, offline_hint
+from replab.download import RemoteFile, fetch
 from replab.io import DataError, atomic_dir, read_json, sha256_file, write_json
 from replab.params import param
 
@@ -35,14 +35,14 @@ RECORD = "fasttext.json"
 
 @dataclass(frozen=True)
 class FasttextConfig:
-    mirror: str | None = param(None, doc="directory, file:// or http(s):// URL holding wiki.simple.vec")
+    mirror: str | None = param(None, nonempty=True, doc="directory, file:// or http(s):// URL holding wiki.simple.vec")
     sha256: str | None = param(None, doc="pin for wiki.simple.vec (none is published; null: record at download)")
 
 
 def download(name: str, cfg: FasttextConfig, raw_dir: Path, progress: bool = True) -> Path:
     raw_dir = Path(raw_dir)
     path = fetch(dataclasses.replace(VEC, sha256=cfg.sha256), raw_dir, cfg.mirror, progress=progress,
-                 hint=offline_hint(f"data.{name}.mirror"))
+                 key=f"data.{name}.mirror")
     _header(path)
     write_json(raw_dir / RECORD, {"sha256": sha256_file(path), "pinned": cfg.sha256 is not None})
     return path

@@ -42,7 +42,7 @@ from replab.data.text import (
     utf8,
     write_text_splits,
 )
-from replab.download import RemoteFile, fetch, offline_hint
+from replab.download import RemoteFile, fetch
 from replab.io import DataError
 from replab.params import ParamError, param
 
@@ -71,7 +71,7 @@ class ImdbConfig(JwTextConfig):
 
 
 def download(name: str, cfg: ImdbConfig, raw_dir: Path, progress: bool = True) -> Path:
-    return fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, hint=offline_hint(f"data.{name}.mirror"))
+    return fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, key=f"data.{name}.mirror")
 
 
 def read_reviews(archive: Path, dirs: tuple[str, ...]) -> dict[tuple[str, int], tuple[str, int, str]]:

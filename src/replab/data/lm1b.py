@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from replab.data.text import read_lines, read_text, record_fields, utf8
-from replab.download import RemoteFile, fetch, offline_hint
+from replab.download import RemoteFile, fetch
 from replab.io import DataError, atomic_dir, atomic_path, read_json, sha256_file, write_json
 from replab.params import SEED_MAX, param
 
@@ -48,7 +48,7 @@ FIELDS = {"fraction": float, "seed": int, "shards": int, "sentences": int, "samp
 
 @dataclass(frozen=True)
 class Lm1bConfig:
-    mirror: str | None = param(None, doc="directory, file:// or http(s):// URL holding the tarball")
+    mirror: str | None = param(None, nonempty=True, doc="directory, file:// or http(s):// URL holding the tarball")
     fraction: float = param(0.01, gt=0.0, le=1.0, doc="share of training sentences kept (paper: 1 %)")
     seed: int = param(0, ge=0, le=SEED_MAX, doc="seeds the sample (per shard)")
     keep_archive: bool = param(False, doc="keep the 1.7 GB tarball in data/raw/lm1b after sampling")
@@ -67,7 +67,7 @@ def download(name: str, cfg: Lm1bConfig, raw_dir: Path, progress: bool = True) -
             rec = {}
         if {k: rec.get(k) for k in wanted} == wanted and rec.get("sha256") == sha256_file(target):
             return target
-    archive = fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, hint=offline_hint(f"data.{name}.mirror"))
+    archive = fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, key=f"data.{name}.mirror")
     stats = sample_tarball(archive, target, cfg.fraction, cfg.seed, cfg.expected_shards, progress=progress)
     write_json(record, {**wanted, **stats, "archive_sha256": ARCHIVE.sha256, "sha256": sha256_file(target)})
     if not cfg.keep_archive:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from replab.data.images import stratified_split, write_image_splits
-from replab.download import RemoteFile, fetch, offline_hint, verify
+from replab.download import RemoteFile, check_mirror, fetch, verify
 from replab.io import DataError
 from replab.params import ParamError, param
 
@@ -71,8 +71,8 @@ CLASS_NAMES = {
 
 @dataclass(frozen=True)
 class ImageSourceConfig:
-    mirror: str | None = param(None, doc="directory, file:// or http(s):// URL holding the dataset's files "
-                                         "(replaces the pinned URLs; for machines without internet)")
+    mirror: str | None = param(None, nonempty=True, doc="directory, file:// or http(s):// URL holding the dataset's "
+                               "files (replaces the pinned URLs; for machines without internet)")
     val_size: int = param(10000, ge=1, doc="training images held out, stratified by class, for validation")
 
 
@@ -106,8 +106,10 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 
 def download(name: str, cfg: ImageSourceConfig, raw_dir: Path, progress: bool = True) -> list[Path]:
-    hint = offline_hint(f"data.{name}.mirror")
-    return [fetch(f, raw_dir, cfg.mirror, progress=progress, hint=hint) for f in _sources(name).values()]
+    key = f"data.{name}.mirror"
+    check_mirror(cfg.mirror, key, _NAMES)
+    return [fetch(f, raw_dir, cfg.mirror, progress=progress, key=key)
+            for f in _sources(name).values()]
 
 
 def prepare(name: str, cfg: ImageSourceConfig, raw_dir: Path, out_dir: Path, split_seed: int) -> dict:

