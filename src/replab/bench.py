@@ -64,6 +64,9 @@ MATMUL_REPEATS = 5
 KERNEL_REPEATS = 10  # replays of a step's FLOP kernels alone (best of): a few ms to 0.1 s each
 ROUNDS = 2  # replab's loop and the peer loop alternate this many times
 MAX_SEEDS = 100  # bench --seeds: a variant's seeds (the papers use 2 to 10)
+# bench --steps: twice the longest training run of the papers (aae_ssl's 50,000 iterations); 10**20 reached a C
+# size (OverflowError) as a failed paper, not a one-line error
+MAX_STEPS = 100_000
 PHASES = 5  # run_bench's phase bar: matmul, synthetic data, training steps, kernels alone, batch fetch
 
 
@@ -702,16 +705,16 @@ def format_table(results: list[dict]) -> str:
 def main(papers: list[str], steps: int, profile: str | None = None, json_path: str | None = None,
          process_defaults: bool = False, compile_mode: str | None = None, seeds: int | None = None) -> list[dict]:
     """Benchmark each paper in turn; one line for a paper without a benchmark; then one table on stdout (and
-    the results as JSON at `json_path`). An unknown paper, `steps` < 1 or a `json_path` that cannot be written is
-    a ParamError before anything runs."""
+    the results as JSON at `json_path`). An unknown paper, `steps` outside 1 … MAX_STEPS, `seeds` outside 2 …
+    MAX_SEEDS or a `json_path` that cannot be written is a ParamError before anything runs."""
     from replab.papers import PAPERS
 
     papers = list(dict.fromkeys(papers))  # a paper named twice is benchmarked once
     unknown = [p for p in papers if p not in PAPERS]
     if unknown:
         raise ParamError(f"bench: unknown paper {', '.join(map(repr, unknown))} (allowed: {', '.join(PAPERS)})")
-    if steps < 1:
-        raise ParamError(f"bench --steps {steps}: must be at least 1")
+    if not 1 <= steps <= MAX_STEPS:
+        raise ParamError(f"bench --steps {steps}: allowed: 1 … {MAX_STEPS} (timed steps per round)")
     if seeds is not None and not 2 <= seeds <= MAX_SEEDS:
         raise ParamError(f"bench --seeds {seeds}: allowed: 2 … {MAX_SEEDS} (seeds of one variant trained together)")
     if seeds is not None and compile_mode is not None:

@@ -27,13 +27,14 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from replab.io import DataError, is_leftover, parse_yaml
+from replab.io import DataError, is_leftover, read_json
 from replab.params import PARAMS_FILE, ParamError, check_meta_profile, check_profile, check_writable, read_params
 
 QUEUE_DONE = {"Success", "Failed"}
@@ -52,8 +53,19 @@ def _check_paper(paper: str) -> None:
         raise ParamError(f"paper {paper!r}: unknown (allowed: {', '.join(_papers())})")
 
 
-def _dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(["dvc", *args], capture_output=True, text=True)
+def _dvc(*args: str, check: bool = True, detached: bool = False) -> subprocess.CompletedProcess:
+    """`dvc <args>`, its output captured; DataError with its last line if it fails (`check`). `detached`: for a
+    command that leaves processes running (`dvc queue start`'s workers): its output goes through a temporary file,
+    not pipes, which the workers would inherit and hold open, so that waiting for the pipes' end waited for the
+    whole queue (and `--run` said nothing until every experiment had finished)."""
+    if detached:
+        with tempfile.TemporaryFile("w+") as out:
+            code = subprocess.run(["dvc", *args], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                  text=True).returncode
+            out.seek(0)
+            result = subprocess.CompletedProcess(["dvc", *args], code, out.read(), "")
+    else:
+        result = subprocess.run(["dvc", *args], capture_output=True, text=True)
     if check and result.returncode:
         lines = (result.stderr or result.stdout).strip().splitlines() or ["(no output)"]
         raise DataError(f"`dvc {shlex.join(args)}` failed: {lines[-1]}")
@@ -503,7 +515,7 @@ def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Se
     print(f"dvc queue start -j {jobs}", flush=True)
     logs = worker_log_sizes()
     deadline = None if timeout is None else time.monotonic() + timeout  # the queue and any reruns together
-    _dvc("queue", "start", "-j", str(jobs))
+    _dvc("queue", "start", "-j", str(jobs), detached=True)
     states = wait_for_queue(names, timeout)
     failed = [n for n, s in states.items() if s != "Success"]
     for n in names:
@@ -567,17 +579,38 @@ def resolve(specs: Sequence[str], rows: list[dict[str, Any]], baseline: bool = F
     return unique
 
 
-def read_at(rev: str, path: str) -> Any:
-    """A JSON/YAML file as of an experiment/commit (`git show rev:path`), or from disk for the workspace."""
-    if rev == "workspace":
-        file = Path(path)
-        text = file.read_text() if file.exists() else None
-    else:
-        shown = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
-        text = shown.stdout if shown.returncode == 0 else None
-    if text is None:
+def _where(row: dict[str, Any]) -> str:
+    """How a row is named in errors and notes: `workspace`, `rec-1 (a1b2c3d)`, or the short rev alone."""
+    if row["rev"] == "workspace":
+        return "workspace"
+    rev = row["rev"][:7]
+    return f"{row['name']} ({rev})" if row.get("name") and row["name"] != rev else rev
+
+
+def _read_summary(path: Path) -> dict:
+    """metrics/<paper>.json (the report stage writes it) as the rest of replab reads JSON: NaN / ±Infinity as None."""
+    return read_json(path, expect=dict, stage="report")
+
+
+def read_at(row: dict[str, Any], path: str) -> dict | None:
+    """params.yaml or metrics/<paper>.json as of the row's experiment/commit (`git show rev:path`), or from disk for
+    the workspace; None when the file is not there. Read by the project's readers, `read_params` (ParamError) and
+    `read_json` (DataError), so a file that does not parse is their one line, naming the file and, at a commit,
+    `_where` it was read (`metrics/aae_ssl.json at rec-1 (a1b2c3d): not valid JSON (…)`)."""
+    reader = read_params if path.endswith((".yaml", ".yml")) else _read_summary
+    if row["rev"] == "workspace":
+        return reader(Path(path)) if Path(path).exists() else None
+    shown = subprocess.run(["git", "show", f"{row['rev']}:{path}"], capture_output=True)  # bytes: the reader decodes
+    if shown.returncode:
         return None
-    return parse_yaml(text)  # JSON is YAML (1.2)
+    with tempfile.TemporaryDirectory(prefix="replab-compare-") as tmp:
+        file = Path(tmp) / Path(path).name
+        file.write_bytes(shown.stdout)
+        try:
+            return reader(file)
+        except (DataError, ParamError) as err:  # the readers' messages start with the file read: name the commit's
+            message = str(err).removeprefix(str(file))
+            raise type(err)(f"{path} at {_where(row)}{message}") from None
 
 
 def flatten(value: Any, prefix: str = "", sep: str = ".") -> dict[str, Any]:
@@ -592,29 +625,44 @@ def flatten(value: Any, prefix: str = "", sep: str = ".") -> dict[str, Any]:
     return {prefix: value}
 
 
-def _metric_cells(summary: dict, fmt: str) -> dict[str, Any]:
-    """Flattened summary metrics; {mean, std, n} → one `mean ± std` cell (md) or .mean/.std columns (csv)."""
+def _finite(value: Any) -> Any:
+    """`value`, or None (missing) for a float NaN / ±inf (read_json leaves 1e999 as inf)."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _metric_cells(summary: dict, fmt: str) -> tuple[dict[str, Any], list[str]]:
+    """Flattened summary metrics; {mean, std, n} → one `mean ± std` cell (md) or .mean/.std columns (csv). Also the
+    cells (their keys) holding a missing value: null, NaN or ±inf in the file, shown as – (md) or empty (csv)."""
     cells: dict[str, Any] = {}
+    missing: list[str] = []
 
     def walk(node: Any, path: str) -> None:
         if isinstance(node, dict) and {"mean", "std"} <= set(node):
+            mean, std = _finite(node["mean"]), _finite(node["std"])
             if fmt == "md":
                 # as in the report: a metric missing in every seed (NaN written as null) reads "–", and one seed
                 # shows its value alone (a std of 0 would read as no spread)
-                cells[path] = ("–" if node["mean"] is None else _fmt(node["mean"]) if node.get("n") == 1
-                               else _mean_std(node["mean"], node["std"]))
+                one = node.get("n") == 1
+                cells[path] = ("–" if mean is None else _fmt(mean) if one
+                               else f"{_fmt(mean)} ± –" if std is None else _mean_std(mean, std))
+                if mean is None or (std is None and not one):
+                    missing.append(path)
             else:
-                cells[f"{path}.mean"], cells[f"{path}.std"] = node["mean"], node["std"]
+                cells[f"{path}.mean"], cells[f"{path}.std"] = mean, std
+                missing.extend(f"{path}.{k}" for k, v in (("mean", mean), ("std", std)) if v is None)
         elif isinstance(node, dict):
             for key, item in node.items():
                 walk(item, f"{path}.{key}" if path else str(key))
         else:
-            cells.update(flatten(node, path))
+            for key, value in flatten(node, path).items():
+                cells[key] = _finite(value)
+                if cells[key] is None:
+                    missing.append(key)
 
     for key, value in summary.items():
         if key != "run" and not REFERENCE_KEYS.match(key):
             walk(value, key)
-    return cells
+    return cells, missing
 
 
 def _mean_std(mean: Any, std: Any) -> str:
@@ -646,20 +694,28 @@ def metrics_pattern(metrics: str | None) -> re.Pattern | None:
 
 
 def compare_table(paper: str, chosen: list[dict[str, Any]], fmt: str = "md", metrics: str | None = None,
-                  all_params: bool = False) -> tuple[list[str], list[list[Any]]]:
+                  all_params: bool = False, notes: list[str] | None = None) -> tuple[list[str], list[list[Any]]]:
     """Headers and rows: experiment, rev, profile, the paper's (and runtime) params that differ between the
-    chosen rows (all of them with all_params), the summary metrics of metrics/<paper>.json, and its run block."""
+    chosen rows (all of them with all_params), the summary metrics of metrics/<paper>.json, and its run block.
+
+    A row without metrics/<paper>.json has empty metric cells (– in Markdown), and so has a missing value (null,
+    NaN or ±inf in the file): one line per row says which, appended to `notes` (`compare` prints them). DataError
+    when no row has the file or one does not parse (ParamError for a params.yaml that does not)."""
     pattern = metrics_pattern(metrics)
-    records = []
+    summary_file = f"metrics/{paper}.json"
+    records, absent = [], []
     for row in chosen:
-        params = read_at(row["rev"], PARAMS_FILE) or {}
-        summary = read_at(row["rev"], f"metrics/{paper}.json")
+        params = read_at(row, PARAMS_FILE) or {}
+        summary = read_at(row, summary_file)
         if summary is None:
-            print(f"warning: {row['name']}: no metrics/{paper}.json", file=sys.stderr)
+            absent.append(_where(row))
         summary = summary or {}
         section = flatten({paper: params.get(paper, {}), "runtime": params.get("runtime", {})})
         records.append((row, params.get("meta", {}).get("profile", ""), section,
-                        _metric_cells(summary, fmt), flatten(summary.get("run", {}), "run")))
+                        *_metric_cells(summary, fmt), flatten(summary.get("run", {}), "run")))
+    if len(absent) == len(chosen):  # a table of – alone: say so instead
+        raise DataError(f"{summary_file}: missing in every chosen experiment ({', '.join(absent)}) "
+                        "(run `dvc repro report`)")
 
     param_keys = list(dict.fromkeys(k for rec in records for k in rec[2]))
     if not all_params:
@@ -672,17 +728,27 @@ def compare_table(paper: str, chosen: list[dict[str, Any]], fmt: str = "md", met
             raise ParamError(f"compare --metrics {metrics!r}: matches no summary metric of metrics/{paper}.json "
                              f"(its names: {', '.join(metric_keys[:3])}, …)")
         metric_keys = matched
-    run_keys = list(dict.fromkeys(k for rec in records for k in rec[4]))
+    run_keys = list(dict.fromkeys(k for rec in records for k in rec[5]))
     headers = ["experiment", "rev", "profile", *param_keys, *metric_keys, *run_keys]
     rows = []
-    for row, profile, section, cells, run in records:
+    for row, profile, section, cells, missing, run in records:
         rev = row["rev"] if row["rev"] == "workspace" else row["rev"][:7]
         rows.append([row["name"], rev, profile, *(section.get(k) for k in param_keys),
                      *(cells.get(k) for k in metric_keys), *(run.get(k) for k in run_keys)])
+        if notes is None:
+            continue
+        if _where(row) in absent:
+            notes.append(f"{_where(row)}: {summary_file} missing (run `dvc repro report`)")
+        elif shown := [k for k in missing if k in metric_keys]:
+            listed = ", ".join(shown[:5]) + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")
+            notes.append(f"{_where(row)}: {len(shown)} value{'s' * (len(shown) > 1)} missing in {summary_file} "
+                         f"(null or not finite there; {'shown as –' if fmt == 'md' else 'empty cells'}): {listed}")
     return headers, rows
 
 
-def render(headers: list[str], rows: list[list[Any]], fmt: str = "md", transpose: bool = False) -> str:
+def render(headers: list[str], rows: list[list[Any]], fmt: str = "md", transpose: bool = False,
+           notes: Sequence[str] = ()) -> str:
+    """The table as CSV or Markdown; Markdown lists `notes` under it (CSV has no place for them)."""
     if transpose:
         headers, rows = (["field", *(str(r[0]) for r in rows)],
                          [[h, *(r[i] for r in rows)] for i, h in enumerate(headers) if i > 0])
@@ -697,7 +763,8 @@ def render(headers: list[str], rows: list[list[Any]], fmt: str = "md", transpose
     def cell(value: Any) -> str:
         return _fmt(value).replace("|", "\\|") if value is not None else "–"
 
-    return md_table(headers, [[cell(v) for v in row] for row in rows]) + "\n"
+    table = md_table(headers, [[cell(v) for v in row] for row in rows]) + "\n"
+    return table + "".join(f"\n- {note}" for note in notes) + "\n" * bool(notes)
 
 
 def compare(paper: str, specs: Sequence[str], fmt: str = "md", out: str | None = None, baseline: bool = False,
@@ -708,11 +775,16 @@ def compare(paper: str, specs: Sequence[str], fmt: str = "md", out: str | None =
         raise ParamError(f"compare --format {fmt!r}: allowed: md, csv")
     metrics_pattern(metrics)  # a bad regex fails before any experiment is read
     if out:
-        check_writable(out, "compare --out")
+        check_writable(out, "compare --out")  # missing folders are made, as for bench --json
     chosen = resolve(specs, list_experiments(all_commits), baseline)
     if not chosen:
         raise DataError("compare: no experiments here (run some, or `dvc exp pull <git remote>`)")
-    text = render(*compare_table(paper, chosen, fmt, metrics, all_params), fmt=fmt, transpose=transpose)
+    notes: list[str] = []
+    headers, rows = compare_table(paper, chosen, fmt, metrics, all_params, notes)
+    text = render(headers, rows, fmt=fmt, transpose=transpose, notes=notes)
+    if fmt == "csv" or out:  # not in the printed table: say them here
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
     if out:
         from replab.io import atomic_path
 

@@ -1,0 +1,152 @@
+"""`replab compare` on bad input: a malformed or missing metrics/<paper>.json (in the workspace or at a commit),
+NaN / ±inf in it, and an --out path in a folder that does not exist. Each is one line or a note, never a traceback,
+a NaN cell or a silent row of –.
+
+Experiments are commits of a temporary Git repository; `list_experiments` (`dvc exp show`) is replaced by rows
+naming them, so no DVC repository is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import compose, isolated_env
+from replab import compare
+from replab.cli import main
+from replab.io import DataError
+
+SUMMARY = {"test_error": {"100": {"ae": {"mean": 28.95, "std": 0.92, "n": 2},
+                                  "aae_yz": {"mean": 23.05, "std": 2.33, "n": 2}}},
+           "dataset": "mnist5k", "run": {"devices": "cpu"}}
+WORKSPACE = {"name": "workspace", "rev": "workspace", "kind": "workspace", "baseline": None}
+
+
+@pytest.fixture
+def repo(in_tmp, monkeypatch):
+    """A Git repository (the current directory) with a smoke params.yaml; `rows` are what `dvc exp show` lists."""
+    home = in_tmp.parent / f"{in_tmp.name}-home"
+    home.mkdir()
+    for key, value in isolated_env(home).items():
+        monkeypatch.setenv(key, value)
+    subprocess.run(["git", "init", "-q"], check=True)
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose("profile=smoke")))
+    (in_tmp / "metrics").mkdir()
+    rows = [WORKSPACE]
+    monkeypatch.setattr(compare, "list_experiments", lambda all_commits=False: rows)
+    return rows
+
+
+def commit(name: str, kind: str = "experiment") -> dict:
+    """Commit the directory as it is; its row of `dvc exp show`."""
+    subprocess.run(["git", "add", "-A"], check=True)
+    subprocess.run(["git", "commit", "-qm", name], check=True)
+    rev = subprocess.run(["git", "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    return {"name": name, "rev": rev, "kind": kind, "baseline": rev}
+
+
+def test_malformed_summary_in_the_workspace_is_one_line_naming_it(repo, capsys):
+    """`{bad` ended in a traceback (YAMLSyntaxError from compare.read_at), exit status 1."""
+    summary = Path("metrics/aae_ssl.json")
+    summary.write_text("{bad")
+    assert main(["compare", "aae_ssl", "workspace"]) == 2
+    assert capsys.readouterr() == ("", "error: metrics/aae_ssl.json: not valid JSON (Expecting property name enclosed "
+                                       "in double quotes at line 1); run `dvc repro -f report`\n")
+    summary.write_text("[1, 2]")  # valid JSON, but not a summary
+    assert main(["compare", "aae_ssl", "workspace"]) == 2
+    assert capsys.readouterr().err == ("error: metrics/aae_ssl.json: top level is an array, expected an object; run "
+                                       "`dvc repro -f report`\n")
+
+
+def test_malformed_files_at_a_commit_name_the_experiment_and_rev(repo, capsys):
+    Path("metrics/aae_ssl.json").write_text("{bad")
+    bad = commit("rec-1")
+    Path("params.yaml").write_text("aae_ssl: [unclosed\n")
+    Path("metrics/aae_ssl.json").write_text(json.dumps(SUMMARY))
+    bad_params = commit("rec-2")
+    repo += [bad, bad_params]
+    assert main(["compare", "aae_ssl", "rec-1"]) == 2
+    assert capsys.readouterr() == ("", f"error: metrics/aae_ssl.json at rec-1 ({bad['rev'][:7]}): not valid JSON "
+                                       "(Expecting property name enclosed in double quotes at line 1); run "
+                                       "`dvc repro -f report`\n")
+    assert main(["compare", "aae_ssl", "rec-2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: params.yaml at rec-2 ({bad_params['rev'][:7]}): not valid YAML (") and \
+        err.count("\n") == 1
+
+
+def test_nan_and_infinity_in_the_summary_show_as_missing_with_a_note(repo, capsys):
+    """compare read the summary as YAML: a NaN mean printed `NaN ± 0.9192`, exit status 0, no word of it."""
+    text = json.dumps(SUMMARY).replace('"mean": 28.95', '"mean": NaN').replace('"std": 2.33', '"std": Infinity')
+    Path("metrics/aae_ssl.json").write_text(text.replace('"dataset"', '"ratio": -1e999, "dataset"'))
+    assert main(["compare", "aae_ssl", "workspace"]) == 0
+    out, err = capsys.readouterr()
+    assert not re.search(r"nan|inf", out, re.IGNORECASE), out
+    row = next(line for line in out.splitlines() if line.startswith("| workspace |"))
+    assert row == "| workspace | workspace | smoke | – | 23.05 ± – | – | mnist5k | cpu |"
+    assert out.endswith("\n\n- workspace: 3 values missing in metrics/aae_ssl.json (null or not finite there; shown "
+                        "as –): test_error.100.ae, test_error.100.aae_yz, ratio\n")
+    assert main(["compare", "aae_ssl", "workspace", "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    assert "\nworkspace,workspace,smoke,,0.92,23.05,,,mnist5k,cpu\n" in out and not re.search("nan|inf", out, re.I)
+    assert err == ("note: workspace: 3 values missing in metrics/aae_ssl.json (null or not finite there; empty "
+                   "cells): test_error.100.ae.mean, test_error.100.aae_yz.std, ratio\n")
+
+
+def test_a_missing_summary_is_noted_under_its_column_or_one_line_when_none_has_one(repo, capsys):
+    """A deleted metrics/aae_ssl.json gave a row of – and exit status 0, with nothing saying why."""
+    Path("metrics/aae_ssl.json").write_text(json.dumps(SUMMARY))
+    repo.insert(0, commit("main", kind="baseline"))
+    Path("metrics/aae_ssl.json").unlink()
+    assert main(["compare", "aae_ssl", "workspace", "--baseline"]) == 0
+    out, err = capsys.readouterr()
+    assert "| main |" in out and "| 28.95 ± 0.92 |" in out and err == ""
+    assert out.endswith("\n\n- workspace: metrics/aae_ssl.json missing (run `dvc repro report`)\n")
+    assert main(["compare", "aae_ssl", "workspace", "--baseline", "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    assert "note" not in out and err == "note: workspace: metrics/aae_ssl.json missing (run `dvc repro report`)\n"
+    assert main(["compare", "aae_ssl", "workspace"]) == 2
+    assert capsys.readouterr() == ("", "error: metrics/aae_ssl.json: missing in every chosen experiment (workspace) "
+                                       "(run `dvc repro report`)\n")
+    subprocess.run(["git", "rm", "-q", "metrics/aae_ssl.json"], check=True)
+    repo.append(commit("rec-1"))  # absent at a commit: named with its rev
+    assert main(["compare", "aae_ssl", "rec-1", "--baseline"]) == 0
+    assert capsys.readouterr().out.endswith(f"\n\n- rec-1 ({repo[-1]['rev'][:7]}): metrics/aae_ssl.json missing "
+                                            "(run `dvc repro report`)\n")
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_starting_the_queue_returns_while_its_workers_run(tmp_path, monkeypatch, code):
+    """`dvc queue start` leaves workers running that inherit its stdout: read through pipes, the call waited for
+    them all (sweep --run printed nothing until the whole queue had finished, and --timeout never fired)."""
+    import os
+    import stat
+
+    fake = tmp_path / "bin" / "dvc"
+    fake.parent.mkdir()
+    alive = tmp_path / "worker.pid"
+    # a `dvc` that starts a "worker" holding its stdout for 60 s, prints a line and exits with `code`
+    fake.write_text(f"#!/bin/sh\n(sleep 60 & echo $! > {alive}; wait) &\necho started workers\nexit {code}\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    try:
+        if code:
+            with pytest.raises(DataError, match=r"^`dvc queue start -j 2` failed: started workers$"):
+                compare._dvc("queue", "start", "-j", "2", detached=True)
+        else:
+            assert compare._dvc("queue", "start", "-j", "2", detached=True).stdout == "started workers\n"
+        for _ in range(100):  # the worker writes its pid right after it starts
+            if alive.exists() and alive.read_text().strip():
+                break
+            time.sleep(0.05)
+        worker = int(alive.read_text())
+        os.kill(worker, 0)  # still running: the call did not wait for it
+    finally:
+        if alive.exists() and alive.read_text().strip():
+            subprocess.run(["kill", alive.read_text().strip()], check=False)
