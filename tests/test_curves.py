@@ -175,6 +175,11 @@ def test_the_plots_template_is_valid_vega_lite_with_dvc_anchors():
         assert f"<DVC_METRIC_{anchor}>" in text
     assert template["encoding"]["color"]["field"] == "variant"
     assert template["$schema"].endswith("vega-lite/v5.json")
+    # `dvc plots diff`: 20 colours (aae_ssl has 13 variants, attention_vat 14: the default 10 repeated), and the
+    # revision legend drawn as the dash patterns it stands for (the default drew every revision as the same dot)
+    assert template["encoding"]["color"]["scale"]["scheme"] == "category20"
+    dash = template["encoding"]["strokeDash"]
+    assert dash["field"] == "rev" and dash["legend"]["symbolType"] == "stroke"
 
 
 def test_curves_of_an_unknown_paper_name_the_known_ones(capsys):

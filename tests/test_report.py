@@ -205,3 +205,13 @@ def test_damaged_metrics_files_are_one_line_errors_naming_file_and_key(in_tmp, m
     assert str(err.value).startswith("metrics/toy/a-0.json: history: wrong type or range for the toy report "
                                      "(TypeError: 'int' object is not subscriptable)")
     assert "\n" not in str(err.value) and not (in_tmp / "plots/report.md").exists()
+
+
+def test_the_run_summary_names_the_thread_counts_the_variants_were_trained_with():
+    """runtime.threads is no training stage's param: DVC's run cache can restore a stage trained with another count
+    (a queued run's share), so the summary says what the variants' metrics record, not what params.yaml asks."""
+    run = {"device": "cpu", "device_name": "x", "cpu_capability": "AVX2", "torch": "2", "data_source": "d",
+           "seconds": 1.0, "samples_per_s": 10.0}
+    assert report.run_summary([{"run": {**run, "threads": 2}}, {"run": {**run, "threads": 2}}])["threads"] == "2"
+    assert report.run_summary([{"run": {**run, "threads": 2}}, {"run": {**run, "threads": 1}}])["threads"] == "1, 2"
+    assert report.run_summary([{"run": run}])["threads"] == "?"  # a record without the count

@@ -318,7 +318,9 @@ def save_figure(fig, path: str | Path) -> str:
 
 
 def run_summary(records: Iterable[dict]) -> dict[str, Any]:
-    """Where and how fast the variants ran (from the `run` block every metrics file carries)."""
+    """Where and how fast the variants ran (from the `run` block every metrics file carries). `threads`: the torch
+    CPU thread counts they were trained with, e.g. "2" or "1, 2", which can differ from params.yaml's
+    `runtime.threads`: it is no training stage's param, so DVC's run cache restores a stage trained with another."""
     runs = []
     for r in records:
         if "run" in r:
@@ -332,7 +334,9 @@ def run_summary(records: Iterable[dict]) -> dict[str, Any]:
     if not runs:
         return {}
     devices = sorted({f"{r['device']} ({device_label(r)})" for r in runs})
-    return {"devices": "; ".join(devices), "torch": runs[0]["torch"], "data_source": runs[0]["data_source"],
+    threads = sorted({r["threads"] for r in runs if isinstance(r.get("threads"), int)})
+    return {"devices": "; ".join(devices), "threads": ", ".join(map(str, threads)) or "?",
+            "torch": runs[0]["torch"], "data_source": runs[0]["data_source"],
             "train_seconds_total": round(sum(r.get("seconds", 0.0) for r in runs), 1),
             "samples_per_s_mean": round(sum(r.get("samples_per_s", 0.0) for r in runs) / len(runs), 1)}
 
