@@ -117,6 +117,9 @@ def test_labeled_subset_is_class_balanced_and_seeded():
     assert not np.array_equal(subset, aae_ssl.labeled_subset(labels, 100, seed=4))
     with pytest.raises(ParamError, match=r"aae_ssl.n_labeled = 400: larger than the training set allows"):
         aae_ssl.labeled_subset(labels, 400, seed=0)
+    with pytest.raises(ParamError, match=r"^params.yaml: aae_ssl.style.n_labeled = 400: larger than the training set "
+                                         r"allows \(30 images in the rarest class; allowed: ≤ 300\)$"):
+        aae_ssl.labeled_subset(labels, 400, seed=0, key="style.n_labeled")
 
 
 def test_correlation_summaries():

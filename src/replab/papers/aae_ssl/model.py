@@ -75,9 +75,9 @@ class Config:
     style: StyleConfig = param(StyleConfig())
 
     def check(self, where: str) -> None:
-        for nl in self.n_labeled + [self.style.n_labeled]:
+        for key, nl in [("n_labeled", nl) for nl in self.n_labeled] + [("style.n_labeled", self.style.n_labeled)]:
             if nl % N_CLASSES:
-                fail(where, f"n_labeled = {nl}: must be a multiple of {N_CLASSES} (class-balanced subsets)")
+                fail(where, f"{key} = {nl}: must be a multiple of {N_CLASSES} (class-balanced subsets)")
 
 
 AXES = {"model": "models", "n_labeled": "n_labeled", "seed": "seeds"}
@@ -92,11 +92,12 @@ def variant_key(model: str, n_labeled: int, seed: int) -> str:
 # ---------------------------------------------------------------------------------------------------------
 # Data: the labeled subset
 
-def labeled_subset(labels: np.ndarray, n_labeled: int, seed: int) -> np.ndarray:
-    """Class-balanced: n_labeled / 10 random images of every class (seeded)."""
+def labeled_subset(labels: np.ndarray, n_labeled: int, seed: int, key: str = "n_labeled") -> np.ndarray:
+    """Class-balanced: n_labeled / 10 random images of every class (seeded). `key`: the param that gave n_labeled
+    (`n_labeled` or `style.n_labeled`), named in the ParamError when the rarest class has too few images."""
     counts = np.bincount(labels, minlength=N_CLASSES)
     if n_labeled // N_CLASSES > counts.min():
-        raise ParamError(f"params.yaml: aae_ssl.n_labeled = {n_labeled}: larger than the training set allows "
+        raise ParamError(f"params.yaml: aae_ssl.{key} = {n_labeled}: larger than the training set allows "
                          f"({counts.min()} images in the rarest class; allowed: ≤ {counts.min() * N_CLASSES})")
     return stratified_holdout(labels, n_labeled // N_CLASSES, np.random.default_rng(seed))
 

@@ -246,7 +246,9 @@ def train(cfg: Config, runtime, variant) -> None:
         z_dim, iterations = cfg.z_dim, cfg.iterations
     device = rt.setup(runtime, seed)
     data = load_images(cfg.dataset, device)
-    labeled_subset(data.y["train"].cpu().numpy(), n_labeled, seed)  # fail on a bad Nl before any output
+    # fail on a bad Nl before any output
+    labeled_subset(data.y["train"].cpu().numpy(), n_labeled, seed, "style.n_labeled" if variant.key == "style" else
+                   "n_labeled")
     ckpt = Checkpoints(variant, cfg, runtime)
     with ckpt.open_live() as live:
         encoder, decoder, best, clock = fit(cfg, model, z_dim, n_labeled, iterations, seed, data, device,
