@@ -617,6 +617,9 @@ def test_a_fig2_curve_with_a_null_or_bad_value_is_refused_naming_the_file(in_tmp
         ev.collect_fig2(key, axes, folder, in_tmp / "metrics")
     assert "\n" not in str(err.value) and not (in_tmp / "metrics").exists()
     (folder / "train.json").write_text('{"curves": {"attention_vat": {"n_unlabeled": [0], "dev_f1": [NaN]}}}')
+    with pytest.raises(DataError, match=r"train\.json: holds the number NaN, which replab never writes"):
+        ev.collect_fig2(key, axes, folder, in_tmp / "metrics")
+    (folder / "train.json").write_text('{"curves": {"attention_vat": {"n_unlabeled": [0], "dev_f1": [null]}}}')
     with pytest.raises(DataError, match=r"dev_f1\[0\] = None: must be a number"):
         ev.collect_fig2(key, axes, folder, in_tmp / "metrics")
 

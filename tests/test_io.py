@@ -51,9 +51,20 @@ def test_dvc_metrics_show_reads_them_as_missing(tmp_path):
     assert data == {"acc": {"mean": 0.5}}
 
 
-def test_a_nan_token_from_another_writer_reads_as_missing(tmp_path):
-    (tmp_path / "m.json").write_text('{"a": NaN, "b": [Infinity, -Infinity, 1.5]}')
-    assert read_json(tmp_path / "m.json") == {"a": None, "b": [None, None, 1.5]}
+def test_a_non_finite_number_is_an_error_or_for_metrics_missing(tmp_path):
+    """replab writes a missing value as null: a NaN / Infinity token or 1e999 in a record (a hand-edited
+    train.json's val_error) passed on as null in the metrics without a word. Metrics readers count it as missing."""
+    (tmp_path / "m.json").write_text('{"a": NaN, "b": [Infinity, -Infinity, 1.5, 1e999]}')
+    assert read_json(tmp_path / "m.json", non_finite="missing") == {"a": None, "b": [None, None, 1.5, None]}
+    with pytest.raises(DataError) as err:
+        read_json(tmp_path / "m.json", stage="train_x")
+    assert str(err.value) == (f"{tmp_path / 'm.json'}: holds the number NaN, which replab never writes (a missing "
+                              "value is null); run `dvc repro -f train_x`")
+    (tmp_path / "big.json").write_text('{"val_error": 1e999}')
+    with pytest.raises(DataError, match=r"big.json: holds the number 1e999, "):
+        read_json(tmp_path / "big.json")
+    (tmp_path / "ok.json").write_text('{"val_error": 12.5, "n": 3, "none": null}')
+    assert read_json(tmp_path / "ok.json") == {"val_error": 12.5, "n": 3, "none": None}
 
 
 @pytest.mark.parametrize("make", [np.asarray, lambda a: torch.tensor(a)], ids=["numpy", "torch"])

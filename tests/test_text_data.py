@@ -763,9 +763,9 @@ def test_lm1b_record_and_sample_of_the_wrong_shape(tmp_path):
         lm1b.prepare("lm1b", lm1b.Lm1bConfig(), raw, tmp_path / "out", 0)
     assert "key `shards` missing" in one_line_naming(err, str(raw / lm1b.RECORD))
     (raw / lm1b.RECORD).write_text(json.dumps({**good, "fraction": "NaN"}).replace('"NaN"', "NaN"))
-    with pytest.raises(DataError) as err:  # a NaN reads as null: refused, not passed on
+    with pytest.raises(DataError) as err:  # a NaN: refused, not passed on
         lm1b.read_sample(tmp_path / "raw", expect, "data.sst.unlabeled")
-    assert "`fraction` is null" in one_line_naming(err, str(raw / lm1b.RECORD))
+    assert "holds the number NaN" in one_line_naming(err, str(raw / lm1b.RECORD))
     (raw / lm1b.SAMPLE).write_bytes(b"A man walks .\nNo \xe9 way !\n")
     (raw / lm1b.RECORD).write_text(json.dumps({**good, "sha256": sha((raw / lm1b.SAMPLE).read_bytes())}))
     for call in (lambda: lm1b.read_sample(tmp_path / "raw", expect, "data.sst.unlabeled"),

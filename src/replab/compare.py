@@ -589,7 +589,7 @@ def _where(row: dict[str, Any]) -> str:
 
 def _read_summary(path: Path) -> dict:
     """metrics/<paper>.json (the report stage writes it) as the rest of replab reads JSON: NaN / ±Infinity as None."""
-    return read_json(path, expect=dict, stage="report")
+    return read_json(path, expect=dict, stage="report", non_finite="missing")
 
 
 def read_at(row: dict[str, Any], path: str) -> dict | None:

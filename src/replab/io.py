@@ -211,13 +211,35 @@ _JSON_KINDS = {dict: "an object", list: "an array", str: "a string", bool: "a bo
                float: "a number", type(None): "null"}
 
 
-def read_json(path: str | os.PathLike, expect: type | None = None, stage: str = "") -> Any:
-    """Parse a JSON file; a non-standard NaN / Infinity token (from another writer) reads as None (missing).
-    With `expect` (dict or list), any other top-level value is a DataError naming the file; `stage` (the DVC
-    stage that writes it, e.g. "prepare@mnist5k") goes into the hint of that error."""
+class _NonFiniteToken(ValueError):
+    pass
+
+
+def _non_finite(token: str, missing: bool) -> None:
+    if not missing:
+        raise _NonFiniteToken(token)
+
+
+def _finite_float(text: str, missing: bool) -> float | None:
+    value = float(text)  # 1e999 parses as inf
+    return value if math.isfinite(value) else _non_finite(text, missing)
+
+
+def read_json(path: str | os.PathLike, expect: type | None = None, stage: str = "",
+              non_finite: str = "error") -> Any:
+    """Parse a JSON file. A non-finite number (the non-standard NaN / Infinity tokens, or 1e999) is a DataError
+    naming the file (`non_finite="error"`: replab writes a missing value as null, so such a number in a record or
+    meta.json is damage, never a value to carry on), or reads as None (`"missing"`: metrics files, whose readers
+    show and count missing values). With `expect` (dict or list), any other top-level value is a DataError naming
+    the file; `stage` (the DVC stage that writes it, e.g. "prepare@mnist5k") goes into the hint of that error."""
     path = Path(path)
+    missing = non_finite == "missing"
     try:
-        value = json.loads(path.read_text(), parse_constant=lambda _token: None)
+        value = json.loads(path.read_text(), parse_constant=lambda token: _non_finite(token, missing),
+                           parse_float=lambda text: _finite_float(text, missing))
+    except _NonFiniteToken as err:
+        raise DataError(f"{path}: holds the number {err}, which replab never writes (a missing value is null); "
+                        f"{rerun_hint(stage)}") from None
     except FileNotFoundError:
         raise DataError(f"{path}: missing (run the stage that produces it: `dvc repro`)") from None
     except json.JSONDecodeError as err:

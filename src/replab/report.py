@@ -133,7 +133,7 @@ def gather(paper: str, keys: Iterable[str]) -> Records:
     for key in keys:
         path = Path("metrics") / paper / f"{key}.json"
         if path.exists():
-            found[key] = Record(read_json(path, expect=dict, stage=f"eval_{paper}"), path)
+            found[key] = Record(read_json(path, expect=dict, stage=f"eval_{paper}", non_finite="missing"), path)
         else:
             missing.append(str(path))
     if missing:

@@ -254,5 +254,5 @@ def style_model_test_error() -> float | None:
     from replab.io import read_json
 
     path = Path("metrics/aae_ssl/style.json")
-    record = report.Record(read_json(path, expect=dict, stage="eval_aae_ssl"), path)
+    record = report.Record(read_json(path, expect=dict, stage="eval_aae_ssl", non_finite="missing"), path)
     return report.Records("aae_ssl", {"style": record}).value("style", "test_error")
