@@ -55,6 +55,7 @@ def test_every_profile_validates(profile, in_tmp, capsys):
     ("dropout", 1.5, "aae_ssl.dropout = 1.5: must be < 1.0"),
     ("hidden", "big", "aae_ssl.hidden = 'big': must be an integer"),
     ("n_labeled", [105], "aae_ssl.n_labeled = 105: must be a multiple of 10"),
+    ("eval_every", 10**6, "aae_ssl.eval_every = 1000000: more than iterations = "),  # no model selection at all
     ("style", {**compose()["aae_ssl"]["style"], "n_labeled": 999}, "aae_ssl.style.n_labeled = 999: must be a "
                                                                    "multiple of 10"),  # the style model's own key
     ("lambda_typo", 1, "aae_ssl.lambda_typo: unknown key"),

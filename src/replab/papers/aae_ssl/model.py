@@ -78,6 +78,10 @@ class Config:
         for key, nl in [("n_labeled", nl) for nl in self.n_labeled] + [("style.n_labeled", self.style.n_labeled)]:
             if nl % N_CLASSES:
                 fail(where, f"{key} = {nl}: must be a multiple of {N_CLASSES} (class-balanced subsets)")
+        for key, iterations in (("iterations", self.iterations), ("style.iterations", self.style.iterations)):
+            if self.eval_every > iterations:  # the model selection would see the last iteration only
+                fail(where, f"eval_every = {self.eval_every}: more than {key} = {iterations} (allowed: 1 … "
+                            f"{iterations}; the validation error picks the model among every eval_every-th)")
 
 
 AXES = {"model": "models", "n_labeled": "n_labeled", "seed": "seeds"}
