@@ -284,10 +284,16 @@ def test_variant_axes_and_keys():
     assert parse_variant("attention_vat", stage, ["dataset=rt_snippets", "setting=semi", "family=attention", "seed=0"],
                          cfg, M.axes_for(stage)).axes == {"dataset": "rt_snippets", "setting": "semi",
                                                           "family": "attention", "seed": 0}
-    with pytest.raises(ParamError, match="families"):
+    # families and settings are fixed by the code, not params.yaml keys: the message names the variant, not a key
+    with pytest.raises(ParamError, match=r"^attention_vat variant rt_snippets-semi-char-0: family='char' is not in the "
+                                         r"sweep \(allowed: vanilla, word, attention\)$"):
         parse_variant("attention_vat", "rt_snippets-semi-char-0",
                       ["dataset=rt_snippets", "setting=semi", "family=char", "seed=0"], cfg,
                       M.axes_for("rt_snippets-semi-char-0"))
+    with pytest.raises(ParamError, match=r"^params.yaml: attention_vat.seeds: variant seed='7' is not in the sweep"):
+        parse_variant("attention_vat", "rt_snippets-semi-word-7",
+                      ["dataset=rt_snippets", "setting=semi", "family=word", "seed=7"], cfg,
+                      M.axes_for("rt_snippets-semi-word-7"))
     # "vanilla" is a method and a family: a variant key has a method where a stage key has its setting
     assert M.axes_for("rt_snippets-vanilla-supervised-0") == M.AXES
     assert M.axes_for("rt_snippets-supervised-vanilla-0")["family"] == "families"

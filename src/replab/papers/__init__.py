@@ -168,6 +168,13 @@ def key_forms(paper: str) -> str:
     return f"; {paper}'s keys: {', '.join(forms)}" if forms else ""
 
 
+def _field_names(cfg: Any) -> set[str]:
+    """The params.yaml keys of a paper's config (its dataclass fields; not its derived properties)."""
+    import dataclasses
+
+    return {f.name for f in dataclasses.fields(cfg)} if dataclasses.is_dataclass(cfg) else set(vars(cfg))
+
+
 def _as_float(text: str) -> float | None:
     try:
         return float(text)
@@ -193,8 +200,10 @@ def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: 
         allowed = sweep if isinstance(sweep, list) else [sweep]
         matches = [v for v in allowed if str(v) == raw or (isinstance(v, float) and _as_float(raw) == v)]
         if not matches:
-            raise ParamError(f"{PARAMS_FILE}: {paper}.{axes[name]}: variant {name}={raw!r} is not in the sweep "
-                             f"(allowed: {', '.join(map(str, allowed))})")
+            # a sweep list of params.yaml, or an axis the code fixes (attention_vat's settings and families)
+            where = (f"{PARAMS_FILE}: {paper}.{axes[name]}: variant" if axes[name] in _field_names(cfg)
+                     else f"{paper} variant {key}:")
+            raise ParamError(f"{where} {name}={raw!r} is not in the sweep (allowed: {', '.join(map(str, allowed))})")
         values[name] = matches[0]
     missing = [a for a in axes if a not in values]
     if missing:
