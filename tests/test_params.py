@@ -361,6 +361,8 @@ def _without(params: dict, key: str) -> dict:
     (lambda p: {**p, "meta": None}, "params.yaml: meta = None: must be a mapping (meta.profile: the profile composed)"),
     (lambda p: {**p, "datasets": "mnist5k"}, "params.yaml: datasets = 'mnist5k': must be a non-empty list of data "
                                              "set names"),
+    (lambda p: {**p, "datasets": ["mnist5k", "writers", "mnist5k"]}, "params.yaml: datasets = ['mnist5k', 'writers', "
+                                                                    "'mnist5k']: values must be distinct"),
     (lambda p: {**p, "data": {**p["data"], "mnist5k": []}}, "params.yaml: data.mnist5k must be a mapping, got list"),
     (lambda p: {**p, "data": {**p["data"], "mnist5k": 0}}, "params.yaml: data.mnist5k must be a mapping, got int"),
     # sets the quick profile does not prepare are checked too: a typo there passed until a profile used them

@@ -67,6 +67,8 @@ def check_params(params: dict) -> None:
     datasets = params["datasets"]
     if not isinstance(datasets, list) or not datasets:
         raise ParamError(f"{PARAMS_FILE}: datasets = {datasets!r}: must be a non-empty list of data set names")
+    if len(set(map(str, datasets))) != len(datasets):  # dvc.yaml's foreach would name two stages alike
+        raise ParamError(f"{PARAMS_FILE}: datasets = {datasets!r}: values must be distinct")
     for name in datasets:
         registry.load_data_params(name, params=params)
     data = params.get("data") if isinstance(params.get("data"), dict) else {}
