@@ -156,6 +156,21 @@ def test_truncated_npz_and_non_object_meta_are_refused(image_dir):
             "run `dvc repro -f prepare@mnist5k`")
 
 
+def test_a_meta_json_of_another_set_or_with_one_class_is_named(image_dir):
+    """A meta.json copied from another set passed; one listing a single class was blamed on train.npz's y."""
+    meta = json.loads((image_dir / "meta.json").read_text())
+    (image_dir / "meta.json").write_text(json.dumps({**meta, "dataset": "har"}))
+    refuses(lambda: images.load_image_splits(image_dir),
+            f"{image_dir / 'meta.json'}: dataset = 'har', but the folder is mnist5k's (a meta.json of another set); "
+            "run `dvc repro -f prepare@mnist5k`")
+    (image_dir / "meta.json").write_text(json.dumps({**meta, "class_names": ["0"]}))
+    refuses(lambda: images.load_image_splits(image_dir),
+            f"{image_dir / 'meta.json'}: class_names = ['0']: expected a list of two or more names; "
+            "run `dvc repro -f prepare@mnist5k`")
+    (image_dir / "meta.json").write_text(json.dumps(meta))
+    assert images.load_image_splits(image_dir)[1] == meta
+
+
 def test_prepare_refuses_labels_out_of_range_and_writes_nothing(tmp_path):
     x = np.zeros((4, 28, 28), np.uint8)
     with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'set' / 'train.npz'}: y holds 10 at row 3 "

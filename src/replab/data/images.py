@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.io import atomic_dir, npz_array, read_json, read_npz, write_json, write_npz
+from replab.io import DataError, atomic_dir, npz_array, read_json, read_npz, rerun_hint, write_json, write_npz
 
 SPLITS = ("train", "val", "test")
 N_CLASSES = 10  # every image set here (mnist5k, mnist, fashion_mnist) has ten classes
@@ -60,6 +60,20 @@ def meta_classes(meta: dict) -> int:
     return len(names) if isinstance(names, list) and names else N_CLASSES
 
 
+def check_image_meta(meta: dict, path: Path, stage: str) -> dict:
+    """`meta` (read from `path`, a processed set's meta.json) if its `dataset` names the folder it is in and its
+    `class_names` (where given) list two or more names; else DataError naming `path`: a meta.json copied from another
+    set, or one class too few, would otherwise be blamed on the arrays (`y holds 5 … (allowed: 0 … 0)`)."""
+    if meta.get("dataset", path.parent.name) != path.parent.name:
+        raise DataError(f"{path}: dataset = {meta['dataset']!r}, but the folder is {path.parent.name}'s (a meta.json "
+                        f"of another set); {rerun_hint(stage)}")
+    names = meta.get("class_names")
+    if names is not None and not (isinstance(names, list) and len(names) >= 2
+                                  and all(isinstance(n, str) for n in names)):
+        raise DataError(f"{path}: class_names = {names!r}: expected a list of two or more names; {rerun_hint(stage)}")
+    return meta
+
+
 def write_image_splits(out_dir: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]], meta: dict) -> dict:
     """Write the processed layout atomically: either the whole directory appears, or nothing changes. Every split
     is checked as `load_image_splits` will check it, so a bad one stops the prepare stage instead (an empty split
@@ -78,7 +92,8 @@ def load_image_splits(data_dir: Path) -> tuple[dict[str, tuple[np.ndarray, np.nd
     """Read a processed image data set: ({split: (x, y)}, meta), every split checked (`check_image_split`)."""
     data_dir = Path(data_dir)
     stage = f"prepare@{data_dir.name}"
-    meta = read_json(data_dir / "meta.json", expect=dict, stage=stage)
+    meta = check_image_meta(read_json(data_dir / "meta.json", expect=dict, stage=stage), data_dir / "meta.json",
+                            stage)
     splits = {name: check_image_split(data_dir / f"{name}.npz", read_npz(data_dir / f"{name}.npz", stage=stage),
                                       meta_classes(meta))
               for name in SPLITS}
