@@ -385,35 +385,23 @@ MNIST_NAMES = ("train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-ima
 
 
 @pytest.mark.parametrize("as_url", [False, True], ids=["directory", "file-url"])
-def test_a_mirror_directory_that_does_not_exist_says_so(upstream, tmp_path, as_url):
-    """A missing mirror directory was reported as "not found in mirror directory", as if it existed."""
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_a_mirror_that_is_no_directory_says_which(upstream, server, tmp_path, as_url, kind):
+    """A missing mirror directory, or a regular file given as the mirror, was reported as "not found in mirror
+    directory", as if a directory existed and lacked the file."""
     from replab.data import mnist
 
-    gone = tmp_path / "nonexistent" / "dir"
-    mirror = gone.as_uri() if as_url else str(gone)
-    with pytest.raises(DataError) as err:
-        fetch(upstream, tmp_path / "raw", mirror=mirror, progress=False, key="data.x.mirror")
-    assert str(err.value) == f"data.x.mirror: mirror directory {gone} does not exist"
-    with pytest.raises(DataError) as err:
-        mnist.download("mnist", mnist.ImageSourceConfig(mirror=mirror), tmp_path / "raw", progress=False)
-    assert str(err.value) == f"data.mnist.mirror: mirror directory {gone} does not exist"
-    assert not (tmp_path / "raw").exists()
-
-
-@pytest.mark.parametrize("as_url", [False, True], ids=["directory", "file-url"])
-def test_a_mirror_that_is_a_file_says_so(upstream, server, tmp_path, as_url):
-    """A regular file given as the mirror was reported as a directory lacking the file."""
-    from replab.data import mnist
-
-    file = server[0] / "blob.gz"
-    mirror = file.as_uri() if as_url else str(file)
-    with pytest.raises(DataError) as err:
-        fetch(upstream, tmp_path / "raw", mirror=mirror, progress=False, key="data.x.mirror")
-    assert str(err.value) == f"data.x.mirror: {file} is a file, not a directory (give the directory holding blob.gz)"
-    with pytest.raises(DataError) as err:
-        mnist.download("mnist", mnist.ImageSourceConfig(mirror=mirror), tmp_path / "raw", progress=False)
-    assert str(err.value) == (f"data.mnist.mirror: {file} is a file, not a directory (give the directory holding "
-                              f"{MNIST_NAMES})")
+    path = tmp_path / "nonexistent" / "dir" if kind == "missing" else server[0] / "blob.gz"
+    mirror = path.as_uri() if as_url else str(path)
+    for call, key, names in [
+        (lambda: fetch(upstream, tmp_path / "raw", mirror=mirror, progress=False, key="data.x.mirror"),
+         "data.x.mirror", "blob.gz"),
+        (lambda: mnist.download("mnist", mnist.ImageSourceConfig(mirror=mirror), tmp_path / "raw", progress=False),
+         "data.mnist.mirror", MNIST_NAMES)]:
+        with pytest.raises(DataError) as err:
+            call()
+        assert str(err.value) == (f"{key}: mirror directory {path} does not exist" if kind == "missing" else
+                                  f"{key}: {path} is a file, not a directory (give the directory holding {names})")
     assert not (tmp_path / "raw").exists()
 
 
