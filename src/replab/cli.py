@@ -233,15 +233,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def out_of_memory(err: BaseException) -> str | None:
+def out_of_memory(err: BaseException, section: str = "") -> str | None:
     """One line for an allocation that failed (Python's MemoryError, PyTorch's CPU allocator, CUDA/MPS out of
-    memory: usually sizes in params.yaml too large for the device); None for any other error."""
+    memory: usually sizes in params.yaml too large for the device); None for any other error. `section`: the
+    params.yaml section whose sizes the command read (`data.writers`, `aae_ssl`), named in the line."""
     text = " ".join(str(err).split())
     if not (isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError"
             or "can't allocate memory" in text or "out of memory" in text.lower()):
         return None
     tried = re.search(r"(?:you )?tried to allocate ([\d.]+ ?[KMGTP]?i?B|\d+ bytes)", text)
-    return (f"out of memory{f' (tried to allocate {tried.group(1)})' if tried else ''}: the sizes in params.yaml "
+    where = f"params.yaml's {section} sizes" if section else "the sizes in params.yaml"
+    return (f"out of memory{f' (tried to allocate {tried.group(1)})' if tried else ''}: {where} "
             "(batch sizes, hidden and embedding sizes, data set sizes) are too large for this device's memory")
 
 
@@ -270,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except (MemoryError, RuntimeError) as err:  # torch.OutOfMemoryError is a RuntimeError
-        if (message := out_of_memory(err)) is None:
+        section = (f"data.{args.dataset}" if args.command in ("download", "prepare") else
+                   getattr(args, "paper", "") if args.command in ("train", "evaluate") else "")
+        if (message := out_of_memory(err, section)) is None:
             raise
         print(f"error: {message}", file=sys.stderr)
         return 2
