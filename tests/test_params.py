@@ -453,3 +453,128 @@ def test_running_out_of_memory_is_one_line_and_other_errors_still_raise(monkeypa
     monkeypatch.setattr(cli, "_check", other)
     with pytest.raises(RuntimeError, match="a bug"):
         main(["check"])
+    # a stage's command names the section whose sizes it read
+    assert cli.out_of_memory(MemoryError(), "data.writers") == (
+        "out of memory: params.yaml's data.writers sizes (batch sizes, hidden and embedding sizes, data set sizes) are "
+        "too large for this device's memory")
+    monkeypatch.setattr("replab.data.registry.prepare", lambda name: allocate(None))
+    assert main(["prepare", "writers"]) == 2
+    assert "error: out of memory (tried to allocate 4000000000000000 bytes): params.yaml's data.writers sizes" in (
+        capsys.readouterr().err)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Upper bounds: an absurd size or count fails at `replab check`, not deep inside PyTorch
+
+# int params (key path as errors name it, list fields too) that may go without an upper bound, each with the reason.
+# None at present: a size param takes `le=MAX_SIZE`, a count `le=MAX_COUNT`, a seed `le=SEED_MAX` (replab.params).
+UNBOUNDED_INT_PARAMS: dict[str, str] = {}
+
+
+def _int_fields(cls, where: str):
+    """(key path, field) of every int and list[int] field of the dataclass `cls`, nested sections included."""
+    import dataclasses
+    import types
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):  # int | None
+            tp = next(a for a in typing.get_args(tp) if a is not type(None))
+        if dataclasses.is_dataclass(tp):
+            yield from _int_fields(tp, f"{where}.{f.name}")
+        elif tp is int or (typing.get_origin(tp) is list and typing.get_args(tp) == (int,)):
+            yield f"{where}.{f.name}", f
+
+
+def _config_sections() -> list[tuple[str, type]]:
+    """(section as errors name it, config class) of every paper and every data source."""
+    from replab.data import registry
+    from replab.papers import PAPERS, paper_module
+
+    return ([(paper, paper_module(paper).Config) for paper in PAPERS]
+            + [(f"data.{name}", source.config_class()) for name, source in registry.SOURCES.items()])
+
+
+def test_every_int_param_has_an_upper_bound():
+    """`aae_ssl.hidden: 99999999999999999999999` passed `replab check` (ge=1 and no upper bound) and the training
+    stage died in PyTorch ("Storage size calculation overflowed"). Every int param of the papers' and the data
+    sources' sections (nested sections and list[int] elements too), with a lower bound (`ge`/`gt`) or without,
+    has a finite upper one (`le`/`lt`) or is exempted in UNBOUNDED_INT_PARAMS with its reason."""
+    from replab.params import SEED_MAX
+
+    checked, unbounded = [], []
+    for section, cls in _config_sections():
+        for key, f in _int_fields(cls, section):
+            checked.append(key)
+            upper = next((f.metadata[b] for b in ("le", "lt") if f.metadata.get(b) is not None), None)
+            if upper is None:
+                if key not in UNBOUNDED_INT_PARAMS:
+                    unbounded.append(key)
+            else:  # finite and within any index type (the largest in use: SEED_MAX = 2**31 - 1)
+                assert isinstance(upper, int) and upper <= SEED_MAX, f"{key}: upper bound {upper!r}"
+    assert not unbounded, (f"int params without an upper bound (give them le=MAX_SIZE, le=MAX_COUNT or le=SEED_MAX "
+                           f"from replab.params, or a reason in UNBOUNDED_INT_PARAMS): {', '.join(unbounded)}")
+    assert set(UNBOUNDED_INT_PARAMS) <= set(checked), "UNBOUNDED_INT_PARAMS names a key that is no int param"
+    assert {"aae_ssl.hidden", "aae_ssl.style.iterations", "censor.encoder.filters", "censor.adversarial.batch_size",
+            "attention_vat.fig2.epochs", "split_vae.exp2.n_writers", "data.usc_had.window",
+            "data.imdb.random_state"} <= set(checked)
+    assert len(checked) > 80
+
+
+def test_an_absurd_hidden_size_is_one_line_at_check():
+    """The fault as reported: `aae_ssl.hidden: 10**23` in a composed params dict."""
+    from conftest import one_line_naming
+    from replab.papers import check_params
+    from replab.params import MAX_SIZE
+
+    params = compose()
+    params["aae_ssl"]["hidden"] = 10**23
+    with pytest.raises(ParamError) as err:
+        check_params(params)
+    assert one_line_naming(err, "aae_ssl.hidden") == (
+        f"params.yaml: aae_ssl.hidden = 100000000000000000000000: must be <= {MAX_SIZE}")
+
+
+@pytest.mark.parametrize(("keys", "value", "message"), [
+    (("censor", "encoder", "filters", 1), 10**23, "censor.encoder.filters[1] = 100000000000000000000000: "
+                                                  "must be <= 1048576"),
+    (("attention_vat", "batch_unlabeled"), 2**20 + 1, "attention_vat.batch_unlabeled = 1048577: must be <= 1048576"),
+    (("attention_vat", "fig2", "ratios", 1), 1e300, "attention_vat.fig2.ratios[1] = 1e+300: must be <= 1000000000"),
+    (("aae_ssl", "style", "iterations"), 10**10, "aae_ssl.style.iterations = 10000000000: must be <= 1000000000"),
+    (("aae_ssl", "style", "grid_step"), 1e-300, "aae_ssl.style.grid_step = 1e-300: must be >= 0.01"),
+    (("split_vae", "grid", "size"), 10**23, "split_vae.grid.size = 100000000000000000000000: must be <= 1048576"),
+    (("data", "har", "window"), 10**23, "data.har.window = 100000000000000000000000: must be <= 1048576"),
+    (("data", "imdb", "random_state"), 2**32, "data.imdb.random_state = 4294967296: must be <= 2147483647"),
+])
+def test_absurd_sizes_and_counts_are_one_line_at_check(keys, value, message, in_tmp, capsys):
+    """Through `replab check` on a params.yaml: nested sections, list elements, data sections, a float count."""
+    params = compose()
+    node = params
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = value
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["check"]) == 2
+    assert capsys.readouterr().err == f"error: params.yaml: {message}\n"
+
+
+@pytest.mark.parametrize("profile", ["quick", "paper", "smoke"])
+def test_profiles_sit_well_inside_the_size_and_count_bounds(profile):
+    """The bounds are generous: every size and count of every profile is at most 1/100 of MAX_SIZE / MAX_COUNT."""
+    from replab.params import MAX_COUNT, MAX_SIZE
+
+    params = compose(f"profile={profile}")
+    checked = 0
+    for section, cls in _config_sections():
+        for key, f in _int_fields(cls, section):
+            if f.metadata.get("le") not in (MAX_SIZE, MAX_COUNT):
+                continue
+            value = params
+            for part in key.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            for v in value if isinstance(value, list) else [value]:
+                assert v is None or v * 100 <= f.metadata["le"], f"{profile}: {key} = {v}"
+                checked += v is not None
+    assert checked > 50

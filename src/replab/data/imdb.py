@@ -44,7 +44,7 @@ from replab.data.text import (
 )
 from replab.download import RemoteFile, fetch
 from replab.io import DataError
-from replab.params import ParamError, param
+from replab.params import MAX_COUNT, MAX_SIZE, SEED_MAX, ParamError, param
 
 ARCHIVE = RemoteFile(
     "aclImdb_v1.tar.gz",
@@ -63,11 +63,11 @@ _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 class ImdbConfig(JwTextConfig):
     """`data.imdb`: the shared J&W text params (replab.data.text.JwTextConfig) and their IMDB split recipe."""
 
-    max_tokens: int = param(400, ge=1, doc="J&W keep reviews with fewer tokens than this")
-    random_state: int = param(1378, ge=0, doc="J&W's train_test_split random_state")
-    min_length: int = param(6, ge=0, doc="keep reviews with more than this many tokens (J&W: 6)")
-    min_df: int = param(10, ge=1, doc="vocabulary: minimum document frequency on train (J&W: 10)")
-    n_unlabeled: int = param(150_000, ge=0, doc="texts drawn from the pool (0 = all); paper: 150,000")
+    max_tokens: int = param(400, ge=1, le=MAX_SIZE, doc="J&W keep reviews with fewer tokens than this")
+    random_state: int = param(1378, ge=0, le=SEED_MAX, doc="J&W's train_test_split random_state")
+    min_length: int = param(6, ge=0, le=MAX_SIZE, doc="keep reviews with more than this many tokens (J&W: 6)")
+    min_df: int = param(10, ge=1, le=MAX_COUNT, doc="vocabulary: minimum document frequency on train (J&W: 10)")
+    n_unlabeled: int = param(150_000, ge=0, le=MAX_COUNT, doc="texts drawn from the pool (0 = all); paper: 150,000")
 
 
 def download(name: str, cfg: ImdbConfig, raw_dir: Path, progress: bool = True) -> Path:

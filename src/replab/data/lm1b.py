@@ -30,7 +30,7 @@ import numpy as np
 from replab.data.text import read_lines, read_text, record_fields, utf8
 from replab.download import RemoteFile, fetch
 from replab.io import DataError, atomic_dir, atomic_path, read_json, sha256_file, write_json
-from replab.params import SEED_MAX, param
+from replab.params import MAX_COUNT, SEED_MAX, param
 
 ARCHIVE = RemoteFile(
     "1-billion-word-language-modeling-benchmark-r13output.tar.gz",
@@ -52,7 +52,7 @@ class Lm1bConfig:
     fraction: float = param(0.01, gt=0.0, le=1.0, doc="share of training sentences kept (paper: 1 %)")
     seed: int = param(0, ge=0, le=SEED_MAX, doc="seeds the sample (per shard)")
     keep_archive: bool = param(False, doc="keep the 1.7 GB tarball in data/raw/lm1b after sampling")
-    expected_shards: int = param(TRAIN_SHARDS, ge=1, doc="training shards the tarball must hold")
+    expected_shards: int = param(TRAIN_SHARDS, ge=1, le=MAX_COUNT, doc="training shards the tarball must hold")
 
 
 def download(name: str, cfg: Lm1bConfig, raw_dir: Path, progress: bool = True) -> Path:

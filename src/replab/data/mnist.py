@@ -18,7 +18,7 @@ import numpy as np
 from replab.data.images import stratified_split, write_image_splits
 from replab.download import RemoteFile, check_mirror, fetch, verify
 from replab.io import DataError
-from replab.params import ParamError, param
+from replab.params import MAX_COUNT, ParamError, param
 
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 _NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
@@ -73,7 +73,8 @@ CLASS_NAMES = {
 class ImageSourceConfig:
     mirror: str | None = param(None, nonempty=True, doc="directory, file:// or http(s):// URL holding the dataset's "
                                "files (replaces the pinned URLs; for machines without internet)")
-    val_size: int = param(10000, ge=1, doc="training images held out, stratified by class, for validation")
+    val_size: int = param(10000, ge=1, le=MAX_COUNT,
+                          doc="training images held out, stratified by class, for validation")
 
 
 # IDX type codes (third magic byte) → big-endian numpy dtype

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from replab.io import DataError, atomic_dir, npz_array, read_json, read_npz, write_json, write_npz
-from replab.params import fail, param
+from replab.params import MAX_SIZE, fail, param
 
 ACTIVITIES = ("Walking Forward", "Walking Left", "Walking Right", "Walking Upstairs", "Walking Downstairs",
               "Running Forward", "Jumping Up", "Sitting", "Standing", "Sleeping", "Elevator Up", "Elevator Down")
@@ -35,8 +35,8 @@ N_USERS = 14
 class WindowingConfig:
     """How recordings become windows and which users go where (shared by every HAR source)."""
 
-    window: int = param(30, ge=2, doc="samples per window (0.3 s at 100 Hz)")
-    stride: int = param(15, ge=1, doc="samples between window starts")
+    window: int = param(30, ge=2, le=MAX_SIZE, doc="samples per window (0.3 s at 100 Hz)")
+    stride: int = param(15, ge=1, le=MAX_SIZE, doc="samples between window starts")
     train_users: list[int] = param(list(range(1, 11)), ge=1, le=N_USERS, nonempty=True,
                                    doc="subjects split into train / seen-user test")
     unseen_users: list[int] = param([11, 12, 13, 14], ge=1, le=N_USERS, nonempty=True,

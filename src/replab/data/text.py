@@ -45,7 +45,7 @@ from replab.io import (
     write_json,
     write_npz,
 )
-from replab.params import SEED_MAX, ParamError, param
+from replab.params import MAX_COUNT, MAX_SIZE, SEED_MAX, ParamError, param
 
 PAD, UNK, SOS, EOS = "<pad>", "<unk>", "<SOS>", "<EOS>"
 SPLITS = ("train", "dev", "test")
@@ -294,9 +294,9 @@ class JwTextConfig:
                                doc="directory, file:// or http(s):// URL holding the pinned archive")
     filter: str = param("faithful", choices=["faithful", "min_length", "none"],
                         doc="J&W's load-time length filter (faithful also drops every split's longest text)")
-    min_length: int = param(5, ge=0, doc="keep texts with more than this many tokens")
+    min_length: int = param(5, ge=0, le=MAX_SIZE, doc="keep texts with more than this many tokens")
     unlabeled: str = param("lm1b", choices=list(POOLS), doc="unlabeled pool for the semi-supervised methods")
-    n_unlabeled: int = param(50_000, ge=0, doc="texts drawn from the pool (0 = all)")
+    n_unlabeled: int = param(50_000, ge=0, le=MAX_COUNT, doc="texts drawn from the pool (0 = all)")
     pool_seed: int = param(0, ge=0, le=SEED_MAX, doc="seeds the draw from the pool and random embedding rows")
     lm1b_fraction: float = param(0.01, gt=0.0, le=1.0, doc="= data.lm1b.fraction (so DVC reruns on a new sample)")
     lm1b_seed: int = param(0, ge=0, le=SEED_MAX, doc="= data.lm1b.seed (checked against the sample's record)")

@@ -58,7 +58,7 @@ from replab.io import (
     write_json,
     write_npz,
 )
-from replab.params import SEED_MAX, fail, param
+from replab.params import MAX_SIZE, SEED_MAX, fail, param
 
 STYLE_PARAMS = ("shear", "rotation", "scale", "stroke", "dx", "dy")
 WRITER_SPLITS = ("train", "test")
@@ -69,8 +69,8 @@ _CHUNK = 8192  # images rendered at once: bounds the warp's temporaries (≈ 60 
 
 @dataclass(frozen=True)
 class WritersConfig:
-    n_writers: int = param(50, ge=40, doc="synthetic writers (the article's subset: 100)")
-    images_per_writer: int = param(80, ge=20, doc="digits per writer, classes balanced (article: 60–100)")
+    n_writers: int = param(50, ge=40, le=MAX_SIZE, doc="synthetic writers (the article's subset: 100)")
+    images_per_writer: int = param(80, ge=20, le=MAX_SIZE, doc="digits per writer, classes balanced (article: 60–100)")
     test_fraction: float = param(0.1, gt=0.0, lt=0.5, doc="share of each writer's digits in the test split "
                                                           "(article: 1,030 of 9,700 ≈ 0.106)")
     seed: int = param(0, ge=0, le=SEED_MAX, doc="seeds styles, digit draws, jitter and the split")

@@ -17,7 +17,7 @@ from replab import runtime as rt
 from replab.batches import map_batches
 from replab.data.images import stratified_holdout
 from replab.functional import Linear
-from replab.params import SEED_MAX, ParamError, fail, param
+from replab.params import MAX_COUNT, MAX_SIZE, SEED_MAX, ParamError, fail, param
 
 PAPER = "aae_ssl"
 MODELS = ("ae", "aae_z", "aae_yz")
@@ -39,12 +39,13 @@ MAKHZANI_NL100 = 1.90  # Makhzani et al. AAE, test error % at 100 labels (anchor
 class StyleConfig:
     """Fig. 4: an AAE(y,z) with a 2-D z; decode a grid over (z1, z2) with y fixed."""
 
-    z_dim: int = param(2, ge=1, doc="style code size of the Fig. 4 model")
-    n_labeled: int = param(1000, ge=10)
-    iterations: int = param(2000, ge=1)
+    z_dim: int = param(2, ge=1, le=MAX_SIZE, doc="style code size of the Fig. 4 model")
+    n_labeled: int = param(1000, ge=10, le=MAX_COUNT)
+    iterations: int = param(2000, ge=1, le=MAX_COUNT)
     seed: int = param(0, ge=0, le=SEED_MAX)
-    grid_range: float = param(30.0, gt=0, doc="z1, z2 swept over −range … +range (seed: 30)")
-    grid_step: float = param(6.0, gt=0, doc="grid spacing (seed: 6 → 11 × 11 images)")
+    grid_range: float = param(30.0, gt=0, le=1000.0, doc="z1, z2 swept over −range … +range (seed: 30)")
+    grid_step: float = param(6.0, ge=0.01, doc="grid spacing (seed: 6 → 11 × 11 images); the limits keep a "
+                             "side, 2 · grid_range / grid_step + 1 images, ≤ 200,001")
     digits: list[int] = param([0, 1], ge=0, lt=10, nonempty=True, doc="fixed y = one-hot(digit)")
 
 
@@ -52,10 +53,10 @@ class StyleConfig:
 class Config:
     dataset: str = param("mnist5k", choices=IMAGE_DATASETS)
     models: list[str] = param(list(MODELS), each_choices=MODELS, nonempty=True)
-    n_labeled: list[int] = param([100, 600, 1000], ge=10, nonempty=True, doc="Nl, class-balanced")
+    n_labeled: list[int] = param([100, 600, 1000], ge=10, le=MAX_COUNT, nonempty=True, doc="Nl, class-balanced")
     seeds: list[int] = param([0, 1], ge=0, le=SEED_MAX, nonempty=True)
-    hidden: int = param(1000, ge=1, doc="units per hidden layer (encoder, decoder, discriminator)")
-    z_dim: int = param(50, ge=1)
+    hidden: int = param(1000, ge=1, le=MAX_SIZE, doc="units per hidden layer (encoder, decoder, discriminator)")
+    z_dim: int = param(50, ge=1, le=MAX_SIZE)
     dropout: float = param(0.5, ge=0.0, lt=1.0)
     batchnorm: bool = param(True)
     lambda_nll: float = param(1.0, ge=0.0, doc="λ_NLL on labeled batches (0 on unlabeled)")
@@ -66,10 +67,10 @@ class Config:
     beta1: float = param(0.1, ge=0.0, lt=1.0)
     beta2: float = param(0.999, ge=0.0, lt=1.0)
     grad_clip: float = param(5.0, gt=0.0)
-    batch_labeled: int = param(100, ge=1)
-    batch_unlabeled: int = param(100, ge=1)
-    iterations: int = param(3000, ge=1, doc="one labeled + one unlabeled batch each")
-    eval_every: int = param(250, ge=1, doc="validation error for model selection every N iterations")
+    batch_labeled: int = param(100, ge=1, le=MAX_SIZE)
+    batch_unlabeled: int = param(100, ge=1, le=MAX_SIZE)
+    iterations: int = param(3000, ge=1, le=MAX_COUNT, doc="one labeled + one unlabeled batch each")
+    eval_every: int = param(250, ge=1, le=MAX_COUNT, doc="validation error for model selection every N iterations")
     corr_threshold: float = param(0.1, gt=0.0, lt=1.0, doc="Fig. 3: an off-diagonal |corr| below this counts as "
                                   "'near 0' (ours; the seed counts components near 0 without a number)")
     style: StyleConfig = param(StyleConfig())

@@ -14,7 +14,7 @@ from torch import nn
 from replab.functional import Linear, rescale_underflowing_rows
 from replab.io import DataError
 from replab.loaders.text import TextData
-from replab.params import SEED_MAX, ParamError, param
+from replab.params import MAX_COUNT, MAX_SIZE, SEED_MAX, ParamError, param
 
 PAPER = "attention_vat"
 TEXT_DATASETS = ("rt_snippets", "sst", "imdb", "eraser_movies")
@@ -38,9 +38,9 @@ class Fig2Config:
     """Fig. 2: dev F1 against the amount of unlabeled data, for the semi-supervised methods."""
 
     methods: list[str] = param(list(SEMI_METHODS), each_choices=SEMI_METHODS, nonempty=True)
-    ratios: list[float] = param([0.0, 1.0, 3.0, 5.0, 7.0], ge=0.0, nonempty=True,
+    ratios: list[float] = param([0.0, 1.0, 3.0, 5.0, 7.0], ge=0.0, le=MAX_COUNT, nonempty=True,
                                 doc="N_ul as multiples of the labeled count N_l (seed: 0 … ≈ 7×)")
-    epochs: int = param(0, ge=0, doc="0 = attention_vat.epochs")
+    epochs: int = param(0, ge=0, le=MAX_COUNT, doc="0 = attention_vat.epochs")
 
 
 @dataclass(frozen=True)
@@ -52,15 +52,15 @@ class Config:
     semi_methods: list[str] = param(list(SEMI_METHODS), each_choices=SEMI_METHODS, nonempty=True,
                                     doc="semi-supervised setting (Table 1b)")
     seeds: list[int] = param([0], ge=0, le=SEED_MAX, nonempty=True)
-    embedding_dim: int = param(300, ge=1)
-    hidden: int = param(128, ge=1, doc="BiLSTM units per direction")
-    attention_dim: int = param(128, ge=1, doc="d' of W ∈ R^{d'×m} in ã_t = cᵀ tanh(W h_t + b)")
+    embedding_dim: int = param(300, ge=1, le=MAX_SIZE)
+    hidden: int = param(128, ge=1, le=MAX_SIZE, doc="BiLSTM units per direction")
+    attention_dim: int = param(128, ge=1, le=MAX_SIZE, doc="d' of W ∈ R^{d'×m} in ã_t = cᵀ tanh(W h_t + b)")
     dropout: float = param(0.0, ge=0.0, lt=1.0, doc="on the embeddings; ours (the AT code's model has none)")
     dropout_in_perturbed: bool = param(False, doc="dropout also in the perturbed passes (Sato's code) or not")
-    epochs: int = param(8, ge=1)
+    epochs: int = param(8, ge=1, le=MAX_COUNT)
     selection: str = param("auc", choices=("auc", "f1"), doc="dev metric of model selection (the AT code: AUC)")
-    batch_size: int = param(32, ge=1)
-    batch_unlabeled: int = param(32, ge=1, doc="unlabeled rows per step, semi-supervised (Miyato: = batch)")
+    batch_size: int = param(32, ge=1, le=MAX_SIZE)
+    batch_unlabeled: int = param(32, ge=1, le=MAX_SIZE, doc="unlabeled rows per semi-supervised step (Miyato: = batch)")
     lr: float = param(1e-3, gt=0.0, doc="Adam (amsgrad)")
     amsgrad: bool = param(True)
     weight_decay: float = param(0.0, ge=0.0, doc="the AT code: 1e-5 on encoder and output; the seed: none")
@@ -71,13 +71,13 @@ class Config:
     eps_attention_grid: list[float] = param([], gt=0.0, doc="ε's each attention method is trained at, keeping the "
                                             "best on dev (`selection`); [] = eps_attention alone")
     xi: float = param(0.1, gt=0.0, doc="power-iteration step ξ (Miyato's finite difference)")
-    power_iterations: int = param(1, ge=1, doc="K")
-    neighbours: int = param(10, ge=1, doc="k nearest words of Word iAT / iVAT (Sato)")
+    power_iterations: int = param(1, ge=1, le=MAX_COUNT, doc="K")
+    neighbours: int = param(10, ge=1, le=MAX_SIZE, doc="k nearest words of Word iAT / iVAT (Sato)")
     alpha_norm: str = param("token", choices=ALPHA_NORMS, doc="iAT/iVAT: α's gradient normalised per token over "
                             "its directions (Sato) or over the whole sentence")
-    n_unlabeled: int = param(0, ge=0, doc="N_ul of the semi setting; 0 = the whole prepared pool "
-                                          "(data.<name>.n_unlabeled: the paper's 50,000 SST / 150,000 IMDB)")
-    unlabeled_max_length: int = param(0, ge=0, doc="cut pool sequences to this many tokens, <EOS> kept last; 0 = keep")
+    n_unlabeled: int = param(0, ge=0, le=MAX_COUNT, doc="N_ul of the semi setting; 0 = the whole prepared pool "
+                             "(data.<name>.n_unlabeled: the paper's 50,000 SST / 150,000 IMDB)")
+    unlabeled_max_length: int = param(0, ge=0, le=MAX_SIZE, doc="tokens per pool sequence, <EOS> kept last; 0 = no cut")
     fig2: Fig2Config = param(Fig2Config())
 
     @property

@@ -12,7 +12,7 @@ from torch import nn
 from replab import runtime as rt
 from replab.batches import map_batches
 from replab.functional import Linear, bce_with_logits
-from replab.params import SEED_MAX, param
+from replab.params import MAX_COUNT, MAX_SIZE, SEED_MAX, param
 
 PAPER = "autoencoder"
 MODELS = ("simple", "deep", "conv", "denoising")
@@ -36,8 +36,8 @@ ANOMALY_MODELS = ("simple", "deep", "conv")  # clean-input models (the article's
 class Schedule:
     """How long and in what batches one model trains (every key required: each model has its own)."""
 
-    epochs: int = param(ge=1)
-    batch_size: int = param(ge=1)
+    epochs: int = param(ge=1, le=MAX_COUNT)
+    batch_size: int = param(ge=1, le=MAX_SIZE)
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,8 @@ class AnomalyConfig:
     """Anomaly detection by reconstruction error: one model per held-out class, trained without it."""
 
     model: str = param("simple", choices=ANOMALY_MODELS, doc="architecture of the per-class models")
-    epochs: int = param(50, ge=1, doc="blog's simple autoencoder: 50")
-    batch_size: int = param(256, ge=1)
+    epochs: int = param(50, ge=1, le=MAX_COUNT, doc="blog's simple autoencoder: 50")
+    batch_size: int = param(256, ge=1, le=MAX_SIZE)
     held_out: list[int] = param(list(range(N_CLASSES)), ge=0, lt=N_CLASSES, nonempty=True,
                                 doc="classes held out in turn (positives of the ROC)")
     seed: int = param(0, ge=0, le=SEED_MAX)

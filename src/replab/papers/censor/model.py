@@ -13,7 +13,7 @@ from torch import nn
 
 from replab.functional import Linear
 from replab.io import DataError
-from replab.params import SEED_MAX, fail, param
+from replab.params import MAX_COUNT, MAX_SIZE, SEED_MAX, fail, param
 
 PAPER = "censor"
 METHODS = ("afl_mlp", "afl_dnn", "sct", "lsm")
@@ -47,41 +47,44 @@ PAPER_CLAIMS = {
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    filters: list[int] = param([50, 40, 20], ge=1, nonempty=True, distinct=False, doc="conv filters per block")
-    kernel: int = param(3, ge=1, doc="temporal kernel (1, k)")
-    pool: int = param(2, ge=1, doc="temporal max-pool (1, p)")
-    fc: int = param(400, ge=1, doc="size of z")
+    filters: list[int] = param([50, 40, 20], ge=1, le=MAX_SIZE, nonempty=True, distinct=False,
+                               doc="conv filters per block")
+    kernel: int = param(3, ge=1, le=MAX_SIZE, doc="temporal kernel (1, k)")
+    pool: int = param(2, ge=1, le=MAX_SIZE, doc="temporal max-pool (1, p)")
+    fc: int = param(400, ge=1, le=MAX_SIZE, doc="size of z")
     dropout: float = param(0.5, ge=0.0, lt=1.0)
 
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    epochs: int = param(30, ge=1, doc="ours: the seed says only 'pretrain for label accuracy'")
+    epochs: int = param(30, ge=1, le=MAX_COUNT, doc="ours: the seed says only 'pretrain for label accuracy'")
     lr: float = param(1e-4, gt=0.0, doc="Adam")
-    batch_size: int = param(100, ge=1)
+    batch_size: int = param(100, ge=1, le=MAX_SIZE)
 
 
 @dataclass(frozen=True)
 class AdversarialConfig:
     lr: float = param(2.5e-5, gt=0.0, doc="RMSprop, both steps")
-    batch_size: int = param(100, ge=1)
-    adversary_samples: int = param(200_000, ge=1, doc="samples (pairs) of step 1 per repetition")
-    encoder_samples: int = param(200_000, ge=1, doc="samples (pairs) of step 2 per repetition")
-    repetitions: int = param(30, ge=1)
-    adversary_hidden: list[int] = param([800], ge=1, nonempty=True, distinct=False, doc="AFL-MLP's D")
-    adversary_hidden_dnn: list[int] = param([800, 200], ge=1, nonempty=True, distinct=False, doc="AFL-DNN's D")
-    similarity_hidden: list[int] = param([800, 200], ge=1, nonempty=True, distinct=False, doc="D_sim")
+    batch_size: int = param(100, ge=1, le=MAX_SIZE)
+    adversary_samples: int = param(200_000, ge=1, le=MAX_COUNT, doc="samples (pairs) of step 1 per repetition")
+    encoder_samples: int = param(200_000, ge=1, le=MAX_COUNT, doc="samples (pairs) of step 2 per repetition")
+    repetitions: int = param(30, ge=1, le=MAX_COUNT)
+    adversary_hidden: list[int] = param([800], ge=1, le=MAX_SIZE, nonempty=True, distinct=False, doc="AFL-MLP's D")
+    adversary_hidden_dnn: list[int] = param([800, 200], ge=1, le=MAX_SIZE, nonempty=True, distinct=False,
+                                            doc="AFL-DNN's D")
+    similarity_hidden: list[int] = param([800, 200], ge=1, le=MAX_SIZE, nonempty=True, distinct=False, doc="D_sim")
 
 
 @dataclass(frozen=True)
 class ProbeConfig:
     """The freshly trained user classifier on frozen z (user accuracy)."""
 
-    hidden: list[int] = param([800, 200], ge=1, nonempty=True, distinct=False)
-    epochs: int = param(10, ge=1, doc="ours: the seed does not say")
+    hidden: list[int] = param([800, 200], ge=1, le=MAX_SIZE, nonempty=True, distinct=False)
+    epochs: int = param(10, ge=1, le=MAX_COUNT, doc="ours: the seed does not say")
     lr: float = param(1e-3, gt=0.0, doc="Adam (ours)")
-    batch_size: int = param(100, ge=1)
-    max_train: int = param(0, ge=0, doc="train on at most this many windows (a seeded subset); 0 = all (seed)")
+    batch_size: int = param(100, ge=1, le=MAX_SIZE)
+    max_train: int = param(0, ge=0, le=MAX_COUNT,
+                           doc="train on at most this many windows (a seeded subset); 0 = all (seed)")
 
 
 @dataclass(frozen=True)

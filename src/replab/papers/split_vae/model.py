@@ -14,7 +14,7 @@ from torch import nn
 
 from replab.batches import images_to_tensor
 from replab.functional import Linear, bce_with_logits, tanh
-from replab.params import SEED_MAX, ParamError, fail, param
+from replab.params import MAX_COUNT, MAX_SIZE, SEED_MAX, ParamError, fail, param
 
 PAPER = "split_vae"
 EXPERIMENTS = ("exp1", "exp2")
@@ -50,17 +50,18 @@ DIGIT_ACCURACY_CLAIM = 90.0  # % (our threshold for "A is discriminative", exp2'
 class ExperimentConfig:
     """One experiment's latents and schedule. Experiment I (the 2-D picture) trains on all the data."""
 
-    latent_dim: int = param(1, ge=1, doc="size of A and of B (article: 1 each in Experiment I, 10 in II)")
-    epochs: int = param(50, ge=1, doc="notebook: 50 (the article: Experiment II as Experiment I)")
+    latent_dim: int = param(1, ge=1, le=MAX_SIZE, doc="size of A and of B (article: 1 each in Experiment I, 10 in II)")
+    epochs: int = param(50, ge=1, le=MAX_COUNT, doc="notebook: 50 (the article: Experiment II as Experiment I)")
 
 
 @dataclass(frozen=True)
 class Exp2Config(ExperimentConfig):
     """Experiment II: writer clustering on a writer subset."""
 
-    n_writers: int = param(100, ge=0, doc="writers in the subset (article: 100); 0 = all writers, no band")
-    min_train: int = param(60, ge=1, doc="eligible writers have min_train … max_train training images")
-    max_train: int = param(100, ge=1)
+    n_writers: int = param(100, ge=0, le=MAX_COUNT,
+                           doc="writers in the subset (article: 100); 0 = all writers, no band")
+    min_train: int = param(60, ge=1, le=MAX_COUNT, doc="eligible writers have min_train … max_train training images")
+    max_train: int = param(100, ge=1, le=MAX_COUNT)
     subset_seed: int = param(0, ge=0, le=SEED_MAX, doc="draws the subset (the same for every seed)")
 
 
@@ -68,7 +69,7 @@ class Exp2Config(ExperimentConfig):
 class GridConfig:
     """Experiment I's decoded grid over the (A, B) plane."""
 
-    size: int = param(15, ge=2, doc="images per axis")
+    size: int = param(15, ge=2, le=MAX_SIZE, doc="images per axis")
     quantile: float = param(0.01, ge=0.0, lt=0.5, doc="spans the [q, 1 − q] quantiles of the test μ_A, μ_B")
 
 
@@ -76,17 +77,17 @@ class GridConfig:
 class ClusteringConfig:
     splits: list[str] = param(["test", "train"], each_choices=SPLITS, nonempty=True,
                               doc="splits clustered (test is the primary result)")
-    kmeans_n_init: int = param(10, ge=1, doc="K-Means restarts (scikit-learn 0.19 default: 10)")
+    kmeans_n_init: int = param(10, ge=1, le=MAX_COUNT, doc="K-Means restarts (scikit-learn 0.19 default: 10)")
     gmm_covariance_pixels: str = param("diag", choices=COVARIANCES, doc="ours: full is degenerate on 784-D")
     gmm_covariance_latent: str = param("full", choices=COVARIANCES, doc="scikit-learn default")
-    gmm_max_iter: int = param(100, ge=1, doc="EM iterations (scikit-learn default: 100)")
+    gmm_max_iter: int = param(100, ge=1, le=MAX_COUNT, doc="EM iterations (scikit-learn default: 100)")
 
 
 @dataclass(frozen=True)
 class TsneConfig:
-    points: int = param(2000, ge=10, doc="at most this many test images (seeded subsample)")
+    points: int = param(2000, ge=10, le=MAX_COUNT, doc="at most this many test images (seeded subsample)")
     perplexity: float = param(30.0, gt=0.0, doc="scikit-learn default (capped at (n − 1)/3)")
-    max_iter: int = param(1000, ge=250, doc="scikit-learn default")
+    max_iter: int = param(1000, ge=250, le=MAX_COUNT, doc="scikit-learn default")
 
 
 @dataclass(frozen=True)
@@ -94,18 +95,18 @@ class Config:
     dataset: str = param("writers", choices=WRITER_DATASETS, doc="embedded writers | EMNIST digits + writer ids")
     experiments: list[str] = param(list(EXPERIMENTS), each_choices=EXPERIMENTS, nonempty=True)
     seeds: list[int] = param([0], ge=0, le=SEED_MAX, nonempty=True)
-    hidden: int = param(500, ge=1, doc="encoder/decoder hidden units (notebook: 500)")
+    hidden: int = param(500, ge=1, le=MAX_SIZE, doc="encoder/decoder hidden units (notebook: 500)")
     c1: float = param(1.0, ge=0.0, doc="weight of KL_A + KL_B")
     c2: float = param(39.0625, ge=0.0, doc="weight of the batch-mean digit CE (notebook: 10000 / 256)")
     lr: float = param(1e-3, gt=0.0, doc="Adam α (Chainer defaults otherwise)")
-    batch_size: int = param(256, ge=1)
+    batch_size: int = param(256, ge=1, le=MAX_SIZE)
     exp1: ExperimentConfig = param(ExperimentConfig(latent_dim=1))
     exp2: Exp2Config = param(Exp2Config(latent_dim=10))
-    eval_samples: int = param(10, ge=1, doc="MC samples per image for the test losses (notebook: 10)")
+    eval_samples: int = param(10, ge=1, le=MAX_SIZE, doc="MC samples per image for the test losses (notebook: 10)")
     grid: GridConfig = param(GridConfig())
     clustering: ClusteringConfig = param(ClusteringConfig())
     tsne: TsneConfig = param(TsneConfig())
-    probe_max_iter: int = param(1000, ge=1, doc="logistic-regression iterations of the linear probes")
+    probe_max_iter: int = param(1000, ge=1, le=MAX_COUNT, doc="logistic-regression iterations of the linear probes")
 
     def check(self, where: str) -> None:
         if self.exp2.min_train > self.exp2.max_train:
