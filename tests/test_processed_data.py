@@ -160,7 +160,7 @@ def test_a_meta_json_of_another_set_or_with_one_class_is_named(image_dir):
     """A meta.json copied from another set passed; one listing a single class was blamed on train.npz's y."""
     meta = json.loads((image_dir / "meta.json").read_text())
     (image_dir / "meta.json").write_text(json.dumps({**meta, "dataset": "har"}))
-    refuses(lambda: images.load_image_splits(image_dir),
+    refuses(lambda: images.load_image_splits(image_dir, "mnist5k"),  # the loader names the set it loads
             f"{image_dir / 'meta.json'}: dataset = 'har', but the folder is mnist5k's (a meta.json of another set); "
             "run `dvc repro -f prepare@mnist5k`")
     (image_dir / "meta.json").write_text(json.dumps({**meta, "class_names": ["0"]}))

@@ -60,13 +60,14 @@ def meta_classes(meta: dict) -> int:
     return len(names) if isinstance(names, list) and names else N_CLASSES
 
 
-def check_image_meta(meta: dict, path: Path, stage: str) -> dict:
-    """`meta` (read from `path`, a processed set's meta.json) if its `dataset` names the folder it is in and its
-    `class_names` (where given) list two or more names; else DataError naming `path`: a meta.json copied from another
-    set, or one class too few, would otherwise be blamed on the arrays (`y holds 5 … (allowed: 0 … 0)`)."""
-    if meta.get("dataset", path.parent.name) != path.parent.name:
-        raise DataError(f"{path}: dataset = {meta['dataset']!r}, but the folder is {path.parent.name}'s (a meta.json "
-                        f"of another set); {rerun_hint(stage)}")
+def check_image_meta(meta: dict, path: Path, stage: str, dataset: str | None = None) -> dict:
+    """`meta` (read from `path`, a processed set's meta.json) if its `dataset` is `dataset` (when given: the set the
+    caller loads) and its `class_names` (where given) list two or more names; else DataError naming `path`: a
+    meta.json copied from another set, or one class too few, would otherwise be blamed on the arrays (`y holds 5 …
+    (allowed: 0 … 0)`)."""
+    if dataset is not None and meta.get("dataset", dataset) != dataset:
+        raise DataError(f"{path}: dataset = {meta['dataset']!r}, but the folder is {dataset}'s (a meta.json of "
+                        f"another set); {rerun_hint(stage)}")
     names = meta.get("class_names")
     if names is not None and not (isinstance(names, list) and len(names) >= 2
                                   and all(isinstance(n, str) for n in names)):
@@ -88,12 +89,16 @@ def write_image_splits(out_dir: Path, splits: dict[str, tuple[np.ndarray, np.nda
     return meta
 
 
-def load_image_splits(data_dir: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
-    """Read a processed image data set: ({split: (x, y)}, meta), every split checked (`check_image_split`)."""
+Splits = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def load_image_splits(data_dir: Path, dataset: str | None = None) -> tuple[Splits, dict]:
+    """Read a processed image data set: ({split: (x, y)}, meta), every split checked (`check_image_split`) and
+    meta.json by `check_image_meta` (its `dataset` against `dataset`, the set the caller loads, when given)."""
     data_dir = Path(data_dir)
     stage = f"prepare@{data_dir.name}"
     meta = check_image_meta(read_json(data_dir / "meta.json", expect=dict, stage=stage), data_dir / "meta.json",
-                            stage)
+                            stage, dataset)
     splits = {name: check_image_split(data_dir / f"{name}.npz", read_npz(data_dir / f"{name}.npz", stage=stage),
                                       meta_classes(meta))
               for name in SPLITS}

@@ -23,7 +23,7 @@ class Images:
 
 def load_images(dataset: str, device: torch.device) -> Images:
     """data/processed/<dataset>/ (train/val/test) moved to `device` once."""
-    splits, meta = load_image_splits(PROCESSED_ROOT / dataset)
+    splits, meta = load_image_splits(PROCESSED_ROOT / dataset, dataset)
     return Images(x={k: images_to_tensor(x, device) for k, (x, _) in splits.items()},
                   y={k: torch.from_numpy(y).to(device) for k, (_, y) in splits.items()},
                   source=meta.get("source", "unknown"), name=dataset)
