@@ -588,7 +588,7 @@ def _where(row: dict[str, Any]) -> str:
 
 
 def _read_summary(path: Path) -> dict:
-    """metrics/<paper>.json (the report stage writes it) as the rest of replab reads JSON: NaN / ±Infinity as None."""
+    """metrics/<paper>.json (the report stage writes it) as the report reads it: NaN / ±Infinity as None (missing)."""
     return read_json(path, expect=dict, stage="report", non_finite="missing")
 
 
