@@ -1,6 +1,6 @@
-"""`replab compare` on bad input: a malformed or missing metrics/<paper>.json (in the workspace or at a commit),
-NaN / ±inf in it, and an --out path in a folder that does not exist. Each is one line or a note, never a traceback,
-a NaN cell or a silent row of –.
+"""`replab compare` on bad input: a malformed or missing metrics/<paper>.json (in the workspace or at a commit) and
+NaN / ±inf in it, each one line or a note, never a traceback, a NaN cell or a silent row of –; and `replab sweep
+--run`'s start of the DVC queue, which must return while the queue's workers run.
 
 Experiments are commits of a temporary Git repository; `list_experiments` (`dvc exp show`) is replaced by rows
 naming them, so no DVC repository is needed.
