@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import sys
@@ -215,3 +216,35 @@ def test_the_run_summary_names_the_thread_counts_the_variants_were_trained_with(
     assert report.run_summary([{"run": {**run, "threads": 2}}, {"run": {**run, "threads": 2}}])["threads"] == "2"
     assert report.run_summary([{"run": {**run, "threads": 2}}, {"run": {**run, "threads": 1}}])["threads"] == "1, 2"
     assert report.run_summary([{"run": run}])["threads"] == "?"  # a record without the count
+
+
+def test_a_later_papers_bad_metrics_leave_every_summary_as_it_was(in_tmp, monkeypatch):
+    """report.main wrote each paper's summary as it went: a failure in the second paper left the first's summary
+    new and plots/report.md old."""
+
+    @dataclass(frozen=True)
+    class Config:
+        seeds: list[int]
+
+    def good(cfg, params):
+        return report.Section("one", "one", "text", {"value": 2.0})
+
+    def bad(cfg, params):
+        raise DataError("metrics/two/a-0.json: damaged")
+
+    modules = {}
+    for name, summarize in (("one", good), ("two", bad)):
+        modules[name] = types.ModuleType(f"replab.papers.{name}")
+        modules[name].Config, modules[name].summarize = Config, summarize
+    monkeypatch.setattr(report, "PAPERS", ("one", "two"))
+    monkeypatch.setattr(report, "paper_module", modules.__getitem__)
+    monkeypatch.setattr(report, "REPORT_PATH", in_tmp / "plots/report.md")
+    (in_tmp / "params.yaml").write_text("one:\n  seeds: [0]\ntwo:\n  seeds: [0]\nmeta:\n  profile: quick\n")
+    write_json(in_tmp / "metrics/one.json", {"value": 1.0})
+    with pytest.raises(DataError, match="metrics/two/a-0.json: damaged"):
+        report.main()
+    assert json.loads((in_tmp / "metrics/one.json").read_text()) == {"value": 1.0}
+    assert not (in_tmp / "plots/report.md").exists()
+    monkeypatch.setattr(modules["two"], "summarize", good)
+    report.main()
+    assert json.loads((in_tmp / "metrics/one.json").read_text()) == {"value": 2.0}

@@ -348,7 +348,7 @@ BAD_VALUE_ERRORS = (TypeError, ValueError, KeyError, IndexError, AttributeError,
 def main() -> None:
     params = read_params()
     _GATHERED.clear()
-    sections = []
+    sections, summaries = [], {}
     for paper in PAPERS:
         if paper not in params:
             continue
@@ -367,8 +367,11 @@ def main() -> None:
         note = missing_note(paper)
         if note:
             section.markdown = f"{section.markdown.rstrip()}\n\n{note}\n"
-        write_json(Path("metrics") / f"{paper}.json", section.summary)
         sections.append(section)
+        summaries[paper] = section.summary
+    # the summaries once every paper's is built: a later paper's bad metrics file leaves all of them as they were
+    for paper, summary in summaries.items():
+        write_json(Path("metrics") / f"{paper}.json", summary)
     profile = params.get("meta", {}).get("profile", "?")
     header = [
         "# replab report: paper vs reproduced",
