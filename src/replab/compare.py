@@ -625,20 +625,16 @@ def flatten(value: Any, prefix: str = "", sep: str = ".") -> dict[str, Any]:
     return {prefix: value}
 
 
-def _finite(value: Any) -> Any:
-    """`value`, or None (missing) for a float NaN / ±inf (read_json leaves 1e999 as inf)."""
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
 def _metric_cells(summary: dict, fmt: str) -> tuple[dict[str, Any], list[str]]:
     """Flattened summary metrics; {mean, std, n} → one `mean ± std` cell (md) or .mean/.std columns (csv). Also the
-    cells (their keys) holding a missing value: null, NaN or ±inf in the file, shown as – (md) or empty (csv)."""
+    cells (their keys) holding a missing value: null in the file, or NaN / ±inf, which `_read_summary` reads as null;
+    shown as – (md) or empty (csv)."""
     cells: dict[str, Any] = {}
     missing: list[str] = []
 
     def walk(node: Any, path: str) -> None:
         if isinstance(node, dict) and {"mean", "std"} <= set(node):
-            mean, std = _finite(node["mean"]), _finite(node["std"])
+            mean, std = node["mean"], node["std"]
             if fmt == "md":
                 # as in the report: a metric missing in every seed (NaN written as null) reads "–", and one seed
                 # shows its value alone (a std of 0 would read as no spread)
@@ -654,10 +650,9 @@ def _metric_cells(summary: dict, fmt: str) -> tuple[dict[str, Any], list[str]]:
             for key, item in node.items():
                 walk(item, f"{path}.{key}" if path else str(key))
         else:
-            for key, value in flatten(node, path).items():
-                cells[key] = _finite(value)
-                if cells[key] is None:
-                    missing.append(key)
+            flat = flatten(node, path)
+            cells.update(flat)
+            missing.extend(key for key, value in flat.items() if value is None)
 
     for key, value in summary.items():
         if key != "run" and not REFERENCE_KEYS.match(key):

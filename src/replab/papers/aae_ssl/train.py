@@ -241,14 +241,13 @@ def train(cfg: Config, runtime, variant) -> None:
     if variant.key == "style":
         model, z_dim, n_labeled, iterations, seed = ("aae_yz", cfg.style.z_dim, cfg.style.n_labeled,
                                                      cfg.style.iterations, cfg.style.seed)
+        n_labeled_key = "style.n_labeled"
     else:
         model, n_labeled, seed = variant.axes["model"], variant.axes["n_labeled"], variant.axes["seed"]
-        z_dim, iterations = cfg.z_dim, cfg.iterations
+        z_dim, iterations, n_labeled_key = cfg.z_dim, cfg.iterations, "n_labeled"
     device = rt.setup(runtime, seed)
     data = load_images(cfg.dataset, device)
-    # fail on a bad Nl before any output
-    labeled_subset(data.y["train"].cpu().numpy(), n_labeled, seed, "style.n_labeled" if variant.key == "style" else
-                   "n_labeled")
+    labeled_subset(data.y["train"].cpu().numpy(), n_labeled, seed, n_labeled_key)  # a bad Nl fails before any output
     ckpt = Checkpoints(variant, cfg, runtime)
     with ckpt.open_live() as live:
         encoder, decoder, best, clock = fit(cfg, model, z_dim, n_labeled, iterations, seed, data, device,
