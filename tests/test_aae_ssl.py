@@ -398,11 +398,15 @@ def test_seeds_trained_together_with_batchnorm():
     """With BatchNorm the Linear bias in front of it has a true gradient of 0: Adam scales its rounding-noise
     gradient into lr-sized steps of either sign, so that bias (and the running mean that follows it) drifts apart
     between batched and single products; BatchNorm cancels it in training. Every other weight, the running
-    variances and the model selection agree."""
+    variances and the selected iteration agree. In evaluation the drifted running means (about 1e-4) can flip a
+    validation image on the decision boundary: on an AMD EPYC (AVX2) one of the 300 did, on an Intel Xeon (AVX-512)
+    none, so the validation errors agree to one image."""
     cfg = tiny_cfg(iterations=12, eval_every=4, batchnorm=True, dropout=0.5)
     alone, together = train_alone_and_together(cfg, "aae_yz", [1, 2])
+    one_image = 100 / len(synthetic_images().y["val"])  # points of validation error
     for (enc_a, dec_a, best_a), (enc_t, dec_t, best_t) in zip(alone, together):
-        assert best_t == best_a
+        assert best_t["iteration"] == best_a["iteration"]
+        assert abs(best_t["val_error"] - best_a["val_error"]) <= one_image + 1e-9
         before_batchnorm = {"body.0.bias", "body.4.bias", "body.1.running_mean", "body.5.running_mean"}
         encoder_diff = max_differences(enc_a, enc_t)
         assert before_batchnorm <= encoder_diff.keys()

@@ -301,7 +301,8 @@ def test_variant_axes_and_keys():
     assert [M.method_family(m) for m in M.METHODS] == ["vanilla"] + ["word"] * 4 + ["attention"] * 4
     assert M.setting_methods(_cfg(), "supervised", "word") == ["word_at", "word_iat", "word_vat", "word_ivat"]
     assert M.variant_dir("fig2-rt_snippets-0", {"dataset": "rt_snippets", "seed": 0}).as_posix() == "fig2-rt_snippets-0"
-    with pytest.raises(ParamError, match="every method of one family in a setting"):
+    with pytest.raises(ParamError, match=r"every method of one family \(vanilla, word, attention\) in a setting; "
+                                             r"its key is <dataset>-<setting>-<family>-<seed> dataset=…"):
         T.train(cfg, Runtime(progress=False, threads=1), v)  # one method alone is no training stage
 
 
@@ -675,8 +676,9 @@ def test_more_neighbours_than_the_vocabulary_holds_is_a_param_error():
     weight = torch.randn(VOCAB, 8)
     assert M.nearest_neighbours(weight, VOCAB - 3).shape == (VOCAB, VOCAB - 3)  # every word but itself, pad, unk
     for k in (VOCAB - 2, 10**6, 0):
-        with pytest.raises(ParamError, match=rf"^attention_vat\.neighbours = {k:,}: the vocabulary of {VOCAB} words "
-                                             rf"has {VOCAB - 3} others to choose from \(allowed: 1 … {VOCAB - 3}\)$"):
+        with pytest.raises(ParamError, match=rf"^params\.yaml: attention_vat\.neighbours = {k:,}: the vocabulary of "
+                                             rf"{VOCAB} words has {VOCAB - 3} others to choose from "
+                                             rf"\(allowed: 1 … {VOCAB - 3}\)$"):
             M.nearest_neighbours(weight, k)
 
 
@@ -696,8 +698,8 @@ def test_pretrained_rows_of_another_size_and_a_diverged_loss_name_the_params(in_
     _write_text_set(in_tmp / "data/processed")
     data = load_text("rt_snippets", torch.device("cpu"), root=in_tmp / "data/processed")
     data.embeddings = torch.zeros(data.vocab_size, 300)  # fastText's 300-d rows; the params say 8
-    with pytest.raises(ParamError, match=r"^attention_vat\.embedding_dim = 8: data/processed/rt_snippets/"
-                                         r"embeddings\.npy holds 300-d rows \(pretrained; set it to that\)$"):
+    with pytest.raises(ParamError, match=r"^params\.yaml: attention_vat\.embedding_dim = 8: data/processed/"
+                                         r"rt_snippets/embeddings\.npy has 300-d pretrained rows \(allowed: 300\)$"):
         M.build_model(_cfg(), data, torch.device("cpu"))
     # λ = 1e308: the message named "attention_vat attention_vat …" and suggested the lr or ε only
     cfg = _cfg(epochs=1, batch_size=16, lam=1e308, eps_attention=1e30)

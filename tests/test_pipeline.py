@@ -119,6 +119,27 @@ def test_bad_input_fails_fast_with_one_line_and_no_output(repo, tmp_path):
         raw.write_bytes(saved)
 
 
+def test_a_limit_of_the_prepared_data_stops_dvc_repro_before_any_training_output_is_deleted(repo):
+    """`split_vae.exp2.n_writers` above the prepared writers passes check_params (it depends on the data), so the
+    Experiment II stage found it only after DVC had deleted its model and curves. The check_data stage stops
+    `dvc repro` first; once the value is set back, nothing but the two check stages runs again."""
+    model = repo / "models/split_vae/exp2-0/model.pt"
+    before, original = model.read_bytes(), (repo / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["split_vae"]["exp2"]["n_writers"] = 51  # the smoke writers: 50 with 60–100 training images
+    try:
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        bad = sh(repo, "dvc", "repro", check=False)
+        assert bad.returncode != 0
+        assert "split_vae.exp2.n_writers = 51: data/processed/writers has 50 writers" in bad.stdout + bad.stderr
+        assert "Running stage 'train_split_vae" not in bad.stdout
+        assert model.read_bytes() == before and (repo / "plots/split_vae/curves/exp2-0").is_dir()
+    finally:
+        (repo / "params.yaml").write_text(original)
+    again = sh(repo, "dvc", "repro")  # the check stages rerun or come back from the run cache; nothing else runs
+    assert set(re.findall(r"Running stage '([^']+)'", again.stdout)) <= {"check_data", "check_params"}
+    assert "Data and pipelines are up to date" in sh(repo, "dvc", "status").stdout
+
 # ---------------------------------------------------------------- dvc plots: the training curves
 
 VEGA_DIR = Path(os.environ.get("REPLAB_VEGA_DIR")

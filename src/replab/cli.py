@@ -70,6 +70,7 @@ def _compose(args) -> None:
 
 
 CHECKED = "params.yaml passed `replab check`\n"  # constant: a passing check changes no downstream stage's deps
+CHECKED_DATA = "params.yaml passed `replab check --data` on data/processed/\n"
 
 
 def _check(args) -> None:
@@ -79,6 +80,10 @@ def _check(args) -> None:
         check_writable(args.marker, "check --marker")
     params = read_params()
     check_params(params)
+    if args.data:
+        from replab.papers import check_data
+
+        check_data(params)
     if args.marker:  # the check_params stage runs where the stages will train: a device it lacks stops it here
         from replab.params import load_runtime
 
@@ -87,12 +92,12 @@ def _check(args) -> None:
             from replab.runtime import choose_device
 
             choose_device(device)
-    print(f"{PARAMS_FILE}: ok")
+    print(f"{PARAMS_FILE}: ok{' with the prepared data' if args.data else ''}")
     if args.marker:
         from replab.io import atomic_path
 
         with atomic_path(args.marker) as tmp:
-            tmp.write_text(CHECKED)
+            tmp.write_text(CHECKED_DATA if args.data else CHECKED)
 
 
 def _sweep(a) -> None:
@@ -163,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--marker", metavar="PATH", help="then write PATH (dvc.yaml's check_params stage: every stage "
                    "runs after it, so a bad value, or a runtime.device this machine lacks, stops `dvc repro` "
                    "before any stage deletes its outputs)")
+    p.add_argument("--data", action="store_true", help="also check the limits that depend on the prepared data "
+                   "(data/processed/: class counts, writers, vocabulary, pool sizes, window lengths), as training "
+                   "would; dvc.yaml's check_data stage, after prepare and before any training stage")
     p.set_defaults(run=_check)
 
     p = sub.add_parser("bench", help="training-step throughput per paper")

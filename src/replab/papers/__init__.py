@@ -9,7 +9,8 @@ Every paper is a package `replab.papers.<id>` of the same shape, read in this or
     report.py     summarize(cfg, params) -> replab.report.Section   (the report stage: model + report)
 
 A package exports `Config`, `AXES` ({axis: sweep list field}, or `axes_for(key)`), optionally `SPECIAL_KEYS`
-(stages outside the sweep, e.g. `style`), `train`, `evaluate`, `summarize` and optionally `bench_setup`, and
+(stages outside the sweep, e.g. `style`), `train`, `check_data` (its train.py: the limits of its params that depend
+on the prepared data), `evaluate`, `summarize` and optionally `bench_setup`, and
 `all_variants(cfg)` where one evaluation stage measures every variant (`replab evaluate <paper> all`,
 `evaluate_each`).
 Adding a paper: create its package and append its id to `PAPERS` (the report follows this order).
@@ -96,6 +97,19 @@ def check_params(params: dict) -> None:
         if key := missing_key(cls, section, where):
             raise ParamError(f"{PARAMS_FILE}: {key}: missing (params.yaml sets every key: `replab compose "
                              f"profile=<name>` writes them all, `dvc exp run -S` edits them)")
+
+
+def check_data(params: dict) -> None:
+    """The limits of params.yaml that depend on the prepared data under data/processed/ (class counts, writers,
+    vocabulary, pool sizes, window lengths): each paper's `check_data(cfg)` loads the data its training loads, on
+    the CPU, and runs the checks its training runs on it. What `replab check --data` and the check_data stage run,
+    after `prepare` and before any training stage: DVC deletes a stage's outputs before its command starts, so a
+    limit found by the training stage would cost that stage's results. ParamError or DataError, one line."""
+    from replab.params import load_section
+
+    for paper in PAPERS:
+        module = paper_module(paper)
+        module.check_data(load_section(module.Config, paper, params=params))
 
 
 @dataclass(frozen=True)

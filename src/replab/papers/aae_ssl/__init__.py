@@ -79,11 +79,11 @@ from replab.papers.aae_ssl.model import (
     variant_key,
 )
 from replab.papers.aae_ssl.report import summarize
-from replab.papers.aae_ssl.train import bench_setup, fit, fit_seeds, train
+from replab.papers.aae_ssl.train import bench_setup, check_data, fit, fit_seeds, train
 
 __all__ = [
     "AXES", "MODELS", "MODEL_LABELS", "N_CLASSES", "PAPER", "PAPER_TABLE1", "SPECIAL_KEYS", "Config", "Decoder",
-    "Discriminator", "Encoder", "StyleConfig", "all_variants", "batch_objective", "bench_setup", "build",
+    "Discriminator", "Encoder", "StyleConfig", "all_variants", "batch_objective", "bench_setup", "build", "check_data",
     "discriminator_loss", "error_rate", "evaluate", "fit", "fit_seeds", "generator_loss", "iteration_objective",
     "labeled_subset", "latent_correlation", "load_model", "offdiag_mean_abs", "prior_sample", "reconstruction_loss",
     "style_grid", "summarize", "train", "variant_key", "yz_block_mean_abs",

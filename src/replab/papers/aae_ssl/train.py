@@ -260,6 +260,14 @@ def train(cfg: Config, runtime, variant) -> None:
     ckpt.finish()
 
 
+def check_data(cfg: Config) -> None:
+    """The check_data stage's part (`replab.papers.check_data`): the class-balanced subsets of `n_labeled` (the
+    largest) and `style.n_labeled` drawn from the prepared training set, `labeled_subset`'s limit."""
+    labels = load_images(cfg.dataset, torch.device("cpu")).y["train"].numpy()
+    for key, n_labeled in (("n_labeled", max(cfg.n_labeled)), ("style.n_labeled", cfg.style.n_labeled)):
+        labeled_subset(labels, n_labeled, 0, key)
+
+
 def bench_setup(cfg: Config, device):
     """`replab bench`: the full model AAE(y,z) (encoder, decoder and the joint discriminator) at the configured
     sizes, through `fit` on a synthetic MNIST-shaped set (3500 train / 500 val, like mnist5k)."""

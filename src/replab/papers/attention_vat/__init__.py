@@ -145,11 +145,11 @@ from replab.papers.attention_vat.model import (
     variant_key,
 )
 from replab.papers.attention_vat.report import summarize
-from replab.papers.attention_vat.train import bench_setup, fit, train, training_loss
+from replab.papers.attention_vat.train import bench_setup, check_data, fit, train, training_loss
 
 __all__ = [
     "AXES", "EVALUATE_ALL", "FIG2", "METHODS", "METHOD_LABELS", "PAPER", "SEMI_METHODS", "SETTINGS",
-    "AttentionClassifier", "Config", "bench_setup", "Fig2Config", "Output", "axes_for", "evaluate", "fig2_key", "fit",
-    "group_key", "kl_binary", "load_model", "nll", "save_model", "summarize", "sweep_variants", "train",
-    "training_loss", "variant_dir", "variant_key",
+    "AttentionClassifier", "Config", "Fig2Config", "Output", "axes_for", "bench_setup", "check_data", "evaluate",
+    "fig2_key", "fit", "group_key", "kl_binary", "load_model", "nll", "save_model", "summarize", "sweep_variants",
+    "train", "training_loss", "variant_dir", "variant_key",
 ]

@@ -249,9 +249,9 @@ def model_config(cfg: Config, data: TextData) -> dict:
 
 
 def build_model(cfg: Config, data: TextData, device) -> AttentionClassifier:
-    if data.embeddings is not None and data.embeddings.shape[1] != cfg.embedding_dim:  # (rows: load_text checks)
-        raise ParamError(f"attention_vat.embedding_dim = {cfg.embedding_dim}: data/processed/{data.name}/"
-                         f"embeddings.npy holds {data.embeddings.shape[1]}-d rows (pretrained; set it to that)")
+    if data.embeddings is not None and (d := data.embeddings.shape[1]) != cfg.embedding_dim:  # (rows: load_text)
+        raise ParamError(f"params.yaml: attention_vat.embedding_dim = {cfg.embedding_dim}: data/processed/"
+                         f"{data.name}/embeddings.npy has {d}-d pretrained rows (allowed: {d})")
     return AttentionClassifier(**model_config(cfg, data), embeddings=data.embeddings).to(device)
 
 
@@ -318,23 +318,23 @@ def at_perturbation(grad: torch.Tensor, mask: torch.Tensor, eps: float) -> torch
     return eps * normalize_per_sentence(grad, mask)
 
 
-def nearest_neighbours(weight: torch.Tensor, k: int, exclude: tuple[int, ...] = (0, 1),
-                       chunk: int = 2048) -> torch.Tensor:
-    """int64 [V, k]: the k nearest words of each vocabulary entry by cosine similarity (Sato et al. 2018),
-    the word itself and the `exclude` ids (pad, unk) never chosen. Computed in row chunks (V × V never held)."""
+def nearest_neighbours(weight: torch.Tensor, k: int, exclude: tuple[int, ...] = (0, 1), chunk: int = 2048,
+                       check_only: bool = False) -> torch.Tensor:
+    """int64 [V, k]: the k nearest words of each vocabulary entry by cosine similarity (Sato et al. 2018), the word
+    itself and the `exclude` ids (pad, unk) never chosen, in row chunks. `check_only`: k's range alone, [0, k]."""
     w = F.normalize(weight.detach(), dim=1)
     vocab, others = len(w), len(w) - 1 - len(exclude)  # (not clamped: 10⁶ neighbours ran for minutes, unasked)
     if not 1 <= k <= others:
-        raise ParamError(f"attention_vat.neighbours = {k:,}: the vocabulary of {vocab:,} words has {others:,} others "
-                         f"to choose from (allowed: 1 … {max(others, 1):,})")
+        raise ParamError(f"params.yaml: attention_vat.neighbours = {k:,}: the vocabulary of {vocab:,} words has "
+                         f"{others:,} others to choose from (allowed: 1 … {max(others, 1):,})")
     out = []
-    for start in range(0, vocab, chunk):
+    for start in range(0, 0 if check_only else vocab, chunk):
         sim = w[start:start + chunk] @ w.T
         rows = torch.arange(start, start + len(sim), device=w.device)
         sim[torch.arange(len(sim), device=w.device), rows] = float("-inf")
         sim[:, list(exclude)] = float("-inf")
         out.append(sim.topk(k, dim=1).indices)
-    return torch.cat(out)
+    return torch.cat(out) if out else torch.zeros(0, k, dtype=torch.long, device=w.device)
 
 
 def word_directions(tokens: torch.Tensor, weight: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:

@@ -16,12 +16,13 @@ import torch
 from replab import runtime as rt
 from replab.batches import EndlessBatches, index_batches, take_batch
 from replab.checkpoint import Checkpoints
-from replab.io import DataError, atomic_dir, write_json
+from replab.io import atomic_dir, write_json
 from replab.loaders.text import TextData, load_text
+from replab.measures import binary_f1, percent
 from replab.papers.attention_vat.model import (
+    FAMILIES,
     FIG2,
     METHODS,
-    PAPER,
     SEMI_METHODS,
     AttentionClassifier,
     Config,
@@ -96,8 +97,7 @@ def perturbation_loss(model: AttentionClassifier, cfg: Config, method: str, toke
             r = eps * combine_directions(grad, directions, mask, cfg.alpha_norm)[0]
         return nll(adversarial_logit(r.detach())[:n], y)
 
-    def kl_at(r):
-        return kl_binary(reference, logit_at(r))
+    kl_at = lambda r: kl_binary(reference, logit_at(r))
     start = (random_direction(base, mask, generator) if kind == "vat"
              else uniform_alpha_direction(directions, mask))
     r = vat_perturbation(kl_at, start, mask, eps, cfg.xi, cfg.power_iterations,
@@ -122,20 +122,14 @@ def predict_logits(model: AttentionClassifier, tokens: torch.Tensor, lengths: to
                    batch_size: int = EVAL_BATCH) -> torch.Tensor:
     """[N] logits of a whole split, in chunks cut to each chunk's longest sequence."""
     model.eval()
-    out = []
-    for start in range(0, len(lengths), batch_size):
-        idx = torch.arange(start, min(start + batch_size, len(lengths)), device=lengths.device)
-        t, n = take_batch(tokens, lengths, idx)
-        out.append(model(t, n).logit)
-    return torch.cat(out)
+    chunks = torch.arange(len(lengths), device=lengths.device).split(batch_size)
+    return torch.cat([model(*take_batch(tokens, lengths, idx)).logit for idx in chunks])
 
 
 def dev_scores(model: AttentionClassifier, data: TextData) -> dict[str, float]:
     """On dev: F1 (%) of the positive class (AllenNLP's F1Measure, which the attention papers report), accuracy (%)
     and ROC-AUC (the AT code's model-selection metric, `+auc`)."""
-    from sklearn.metrics import roc_auc_score
-
-    from replab.measures import binary_f1, percent
+    from sklearn.metrics import roc_auc_score  # (slow to import: only the training stages need it)
 
     logit = predict_logits(model, data.tokens["dev"], data.lengths["dev"]).double().cpu().numpy()
     y = data.labels["dev"].cpu().numpy()
@@ -147,9 +141,9 @@ def unlabeled_subset(data: TextData, n_unlabeled: int, seed: int, device) -> tor
     """Indices of the first N_ul rows of a seeded permutation of the pool (nested across N_ul for one seed)."""
     if n_unlabeled == 0:
         return None
-    if n_unlabeled > data.n_unlabeled:
-        raise DataError(f"data/processed/{data.name}/unlabeled.npz: {data.n_unlabeled:,} sequences, fewer than "
-                        f"N_ul = {n_unlabeled:,} (attention_vat.n_unlabeled / fig2.ratios)")
+    if n_unlabeled > data.n_unlabeled:  # (Fig. 2 caps its N_ul: fig2_points)
+        raise ParamError(f"params.yaml: attention_vat.n_unlabeled = {n_unlabeled:,}: data/processed/{data.name} has "
+                         f"{data.n_unlabeled:,} unlabeled sequences (allowed: 0 = all … {data.n_unlabeled:,})")
     gen = torch.Generator().manual_seed(seed)
     return torch.randperm(data.n_unlabeled, generator=gen)[:n_unlabeled].to(device)
 
@@ -160,9 +154,8 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
     With `ckpt` (replab.checkpoint.Checkpoints) it resumes from and saves its state at epoch ends under `loop`;
     a non-finite loss stops the run (ParamError naming the variant and the step)."""
     if runtime.compile:  # said once per process (Python's default warning filter), never silently ignored
-        warnings.warn("attention_vat trains eagerly: runtime.compile is not applied (its oneDNN BiLSTM and VAT's "
-                      "inner autograd.grad break torch.compile's graph, and each batch's length would recompile it)",
-                      stacklevel=2)
+        warnings.warn("attention_vat trains eagerly, without runtime.compile (its oneDNN BiLSTM and VAT's inner "
+                      "autograd.grad break the graph; each batch's length would recompile it)", stacklevel=2)
     torch.manual_seed(seed)
     model = build_model(cfg, data, device)
     opt = rt.optimizer(torch.optim.Adam, model.parameters(), lr=cfg.lr, amsgrad=cfg.amsgrad,
@@ -249,18 +242,27 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
     return model, record
 
 
+def check_data(cfg: Config) -> None:
+    """The check_data stage's part (`replab.papers.check_data`), per set of `datasets`: `embedding_dim` against its
+    pretrained rows, `neighbours` within its vocabulary (Word iAT / iVAT) and `n_unlabeled` within its pool."""
+    for dataset in cfg.datasets:
+        data = load_text(dataset, torch.device("cpu"), splits=("train", "unlabeled"))
+        weight = build_model(cfg, data, "cpu").embedding.weight
+        if {"word_iat", "word_ivat"} & {*cfg.methods, *cfg.semi_methods, *cfg.fig2.methods}:
+            nearest_neighbours(weight, cfg.neighbours, check_only=True)
+        unlabeled_subset(data, cfg.n_unlabeled, 0, "cpu")
+
+
 def train(cfg: Config, runtime, variant) -> None:
     """One training stage: `<dataset>-<setting>-<family>-<seed>` (every method of one family in the setting,
     `train_group`) or `fig2-<dataset>-<seed>` (`train_fig2`)."""
     if "method" in variant.axes or "seed" not in variant.axes:  # a method's or the evaluation's key
-        raise ParamError(f"attention_vat {variant.key}: a training stage trains every method of one family in a "
-                         "setting; its key is <dataset>-<setting>-<family>-<seed> (dataset=… setting=… family=… "
-                         "seed=…, family one of vanilla, word, attention; methods from attention_vat.methods / "
-                         "semi_methods) or fig2-<dataset>-<seed>")
+        raise ParamError(f"attention_vat {variant.key}: a training stage trains every method of one family "
+                         f"({', '.join(FAMILIES)}) in a setting; its key is {' or '.join(KEYS)}")
     setting, family = variant.axes.get("setting"), variant.axes.get("family")
     if family and family not in {method_family(m) for m in (SEMI_METHODS if setting == "semi" else METHODS)}:
-        raise ParamError(f"attention_vat {variant.key}: the {setting} setting has no {family} method (semi-"
-                         "supervised methods are word_* and attention_*), so there is no such stage")
+        raise ParamError(f"attention_vat {variant.key}: the {setting} setting has no {family} method (semi-supervised "
+                         "methods are word_* and attention_*): no such stage")
     seed = variant.axes["seed"]
     device = rt.setup(runtime, seed)
     ckpt = Checkpoints(variant, cfg, runtime)  # resumes a killed run of the same params and code
@@ -271,12 +273,11 @@ def train(cfg: Config, runtime, variant) -> None:
 
 def train_group(cfg: Config, runtime, variant, device, ckpt) -> None:
     """Every method of the variant's family in its setting (`methods`, or `semi_methods` with the unlabeled pool)
-    for one dataset and seed, in this process: one data load, and per method its own fit (seeded afresh: the same model
-    as a process of its own), DVCLive curves in plots/attention_vat/curves/<group>/<key>/ and, once all are
-    trained, model.pt + train.json in models/attention_vat/<group>/<key>/ (the group folder as one swap). With
-    `eps_attention_grid` each attention method is trained at every ε (curves in <key>@eps=<ε>/) and the model best
-    on dev kept, its record giving every ε's dev score (`eps_selection`). Methods (and ε's) finished by the last
-    checkpoint before a kill are kept in it (weights, record): not trained again."""
+    for one dataset and seed, in this process: one data load, per method its own fit (seeded afresh: the model of a
+    process of its own), DVCLive curves in plots/attention_vat/curves/<group>/<key>/, then model.pt + train.json in
+    models/attention_vat/<group>/<key>/ (the group folder as one swap). With `eps_attention_grid` each attention
+    method is trained at every ε (curves in <key>@eps=<ε>/), the best on dev kept, its record giving every ε's dev
+    score (`eps_selection`). Methods (and ε's) finished before a kill are kept in the checkpoint, not retrained."""
     seed, dataset, setting = variant.axes["seed"], variant.axes["dataset"], variant.axes["setting"]
     family = variant.axes["family"]
     methods = setting_methods(cfg, setting, family)
@@ -376,10 +377,9 @@ def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
 
 
 def bench_setup(cfg: Config, device):
-    """`replab bench`: semi-supervised Attention VAT at the profile's sizes through `fit` on synthetic sentences
-    (vocabulary 6,500, 5–40 tokens, rt_snippets-like): one epoch of as many labeled batches as bench asks steps,
-    each with a batch of `batch_unlabeled` rows of a 2,000-sentence pool; the epoch's dev pass over 8 sentences
-    comes after the last step (not timed)."""
+    """`replab bench`: semi-supervised Attention VAT at the profile's sizes through `fit` on synthetic rt_snippets-like
+    sentences (vocabulary 6,500, 5–40 tokens): one epoch of bench's steps, each a labeled batch plus `batch_unlabeled`
+    rows of a 2,000-sentence pool; the epoch's dev pass (8 sentences) comes after the last step, untimed."""
     from replab.bench import BenchCase, synthetic_sentences
 
     b, pool, vocab, length = cfg.batch_size, 2000, 6500, 40
@@ -396,5 +396,3 @@ def bench_setup(cfg: Config, device):
                            f"h={cfg.hidden}", samples_per_step=b + cfg.batch_unlabeled, train=train, x=unl_tokens,
                      y=y_pool, batch_size=b)
 
-
-__all__ = ["PAPER", "bench_setup", "fit", "perturbation_loss", "predict_logits", "train", "training_loss"]

@@ -90,13 +90,21 @@ from replab.papers.autoencoder.model import (
     variant_key,
 )
 from replab.papers.autoencoder.report import summarize
-from replab.papers.autoencoder.train import bench_setup, fit, held_out_classes, model_inputs, train, train_anomaly
+from replab.papers.autoencoder.train import (
+    bench_setup,
+    check_data,
+    fit,
+    held_out_classes,
+    model_inputs,
+    train,
+    train_anomaly,
+)
 
 __all__ = [
     "ANOMALY", "AXES", "BLOG_LOSS", "MODELS", "MODEL_LABELS", "N_CLASSES", "PAPER", "SCORES", "SPECIAL_KEYS",
     "AnomalyConfig", "AutoEncoder", "Config", "ConvAutoEncoder", "DenoisingSchedule", "Schedule", "add_noise",
-    "all_variants", "bce_loss", "bench_setup", "build", "code_size", "conv3", "evaluate", "evaluate_anomaly",
-    "example_indices", "fit", "fixed_noisy", "held_out_classes", "keras_init_", "load_model", "mean_loss",
-    "model_inputs", "per_image_error", "place", "pool", "psnr", "reconstruct", "roc_auc", "summarize", "train",
-    "train_anomaly", "up", "variant_key",
+    "all_variants", "bce_loss", "bench_setup", "build", "check_data", "code_size", "conv3", "evaluate",
+    "evaluate_anomaly", "example_indices", "fit", "fixed_noisy", "held_out_classes", "keras_init_", "load_model",
+    "mean_loss", "model_inputs", "per_image_error", "place", "pool", "psnr", "reconstruct", "roc_auc", "summarize",
+    "train", "train_anomaly", "up", "variant_key",
 ]

@@ -170,6 +170,12 @@ def train_anomaly(cfg: Config, runtime, variant) -> None:
     ckpt.finish()
 
 
+def check_data(cfg: Config) -> None:
+    """The check_data stage's part (`replab.papers.check_data`): every class of `anomaly.held_out` has training and
+    test images in the prepared set (`held_out_classes`)."""
+    held_out_classes(cfg, load_images(cfg.dataset, torch.device("cpu")))
+
+
 def bench_setup(cfg: Config, device):
     """`replab bench`: the sweep's costliest training loop (the denoising conv model when swept) at its batch
     size, on synthetic MNIST-shaped images (≈ 3500, like mnist5k), without the per-epoch test curve."""

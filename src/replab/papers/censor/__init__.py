@@ -113,12 +113,19 @@ from replab.papers.censor.model import (
     variant_key,
 )
 from replab.papers.censor.report import lower_envelope, summarize
-from replab.papers.censor.train import adversarial_postprocess, bench_setup, pretrain, step2_objective, train
+from replab.papers.censor.train import (
+    adversarial_postprocess,
+    bench_setup,
+    check_data,
+    pretrain,
+    step2_objective,
+    train,
+)
 
 __all__ = [
     "AXES", "BASELINE", "METHODS", "PAPER", "AdversarialConfig", "Config", "Encoder", "EncoderConfig", "Objective",
-    "PairSampler", "ProbeConfig", "Windows", "adversarial_postprocess", "afl_encoder_loss", "all_variants",
-    "axes_for", "bench_setup", "build_adversary", "build_model", "confusion_loss", "evaluate", "load_windows",
+    "PairSampler", "ProbeConfig", "Windows", "adversarial_postprocess", "afl_encoder_loss", "all_variants", "axes_for",
+    "bench_setup", "build_adversary", "build_model", "check_data", "confusion_loss", "evaluate", "load_windows",
     "lower_envelope", "lsm_encoder_loss", "macro_f1", "measure", "pair_label_loss", "pretrain", "probe_init_seed",
     "sct_encoder_loss", "similarity_loss", "similarity_maximisation_loss", "step2_objective", "summarize", "train",
     "train_probe", "variant_key",

@@ -99,7 +99,7 @@ class Config:
     probe: ProbeConfig = param(ProbeConfig())
 
     def check(self, where: str) -> None:
-        length = 30  # the seed's window; the data params may change it, checked again at load time
+        length = 30  # the seed's window; the data params may change it: checked against the data by check_data
         for _ in self.encoder.filters:
             length = (length - self.encoder.kernel + 1) // self.encoder.pool
         if length < 1:
@@ -170,7 +170,9 @@ class Encoder(nn.Module):
                        nn.Dropout(cfg.dropout)]
             c_in, length = c_out, (length - cfg.kernel + 1) // cfg.pool
         if length < 1:
-            raise DataError(f"windows of {window} samples are too short for the encoder (params censor.encoder)")
+            raise DataError(f"windows of {window} samples are too short for the encoder: censor.encoder's "
+                            f"{len(cfg.filters)} blocks of kernel {cfg.kernel} and pool {cfg.pool} leave no time step "
+                            "(allowed: a longer data.<set>.window, or fewer or smaller blocks)")
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.fc = nn.Sequential(Linear(c_in * channels * length, cfg.fc), nn.ReLU(), nn.Dropout(cfg.dropout))
 
@@ -291,6 +293,24 @@ class PairSampler:
         self.by_activity = torch.argsort(y, stable=True)
         counts = torch.bincount(y)
         self.act_count, self.act_start = counts, torch.cumsum(counts, 0) - counts
+
+    def check(self, lsm: bool) -> None:
+        """DataError unless every training window has the partners its pairs need: a window of another user (Eq. 2,
+        SCT and LSM's step 1) and, for LSM's Eq. 5 pairs, one of another user with the same activity and one of
+        another user and activity. Deterministic: `_resample` finds a missing partner only by failing 1000 draws."""
+        seen = torch.zeros(int(self.s.max()) + 1, int(self.y.max()) + 1, dtype=torch.bool, device=self.s.device)
+        seen[self.s, self.y] = True  # (user, activity) with a window
+        users = int(seen.any(1).sum())
+        other_both = seen.sum() - seen.sum(1)[self.s] - seen.sum(0)[self.y] + 1  # per window: (user, activity) cells
+        if users < 2:
+            lack = f"windows of {users} user only, and Eq. 2 pairs each with a window of another user"
+        elif lsm and bool((seen.sum(0)[self.y] < 2).any()):
+            lack = "an activity of one user only, and Eq. 5 pairs each window with another user's of its activity"
+        elif lsm and bool((other_both < 1).any()):
+            lack = "a window that no other user's window of another activity can pair with (Eq. 5)"
+        else:
+            return
+        raise DataError(f"censor pairs: the train split has {lack} (data.<set>.train_users; censor.methods)")
 
     def _uniform(self, n: int) -> torch.Tensor:
         return torch.rand(n, generator=self.gen, device=self.gen.device).to(self.s.device)

@@ -123,6 +123,8 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
     adversary_steps = max(1, math.ceil(ac.adversary_samples / ac.batch_size))
     encoder_steps = max(1, math.ceil(ac.encoder_samples / ac.batch_size))
     similarity = method in SIMILARITY_METHODS
+    if similarity:
+        pairs.check(lsm=method == "lsm")
     checkpoints, samples = [snapshot(encoder, classifier)], 0
     history: dict[str, list[float]] = {"adversary_loss": [], "adversary_accuracy": []}
     guard = rt.LossGuard(f"censor {name or method}", device, hint="lower censor.adversarial.lr?")
@@ -239,6 +241,15 @@ def train(cfg: Config, runtime, variant) -> None:
     record["run"] = rt.run_metadata(device, seed, source, clock)
     rt.save_trained(variant.model_dir, state, record)
     ckpt.finish()
+
+
+def check_data(cfg: Config) -> None:
+    """The check_data stage's part (`replab.papers.check_data`): the prepared windows are long enough for
+    `encoder` (`build_model`), and SCT / LSM find partners for every training window (`PairSampler.check`)."""
+    data, cpu = load_windows(cfg.dataset, torch.device("cpu")), torch.device("cpu")
+    build_model(cfg, data, cpu)
+    for method in [m for m in cfg.methods if m in SIMILARITY_METHODS]:
+        PairSampler(data.y["train"], data.s["train"], torch.Generator()).check(lsm=method == "lsm")
 
 
 def bench_setup(cfg: Config, device):

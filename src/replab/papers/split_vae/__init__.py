@@ -120,13 +120,13 @@ from replab.papers.split_vae.model import (
     writer_subset,
 )
 from replab.papers.split_vae.report import summarize
-from replab.papers.split_vae.train import bench_setup, fit, train
+from replab.papers.split_vae.train import bench_setup, check_data, fit, train
 
 __all__ = [
     "ARTICLE_ROWS", "ARTICLE_TABLE", "AXES", "EXPERIMENTS", "MEASURES", "PAPER", "ROWS", "SPECIAL_KEYS", "TERMS",
     "ClusteringConfig", "Config", "Exp2Config", "ExperimentConfig", "GridConfig", "SplitVAE", "TsneConfig",
-    "WriterData", "all_variants", "bench_setup", "bernoulli_nll", "cluster", "clustering_scores", "clustering_table",
-    "decoded_grid", "eval_terms", "evaluate", "experiment_data", "fit", "gaussian_kl", "latents", "load_model",
-    "load_writers", "loss_terms", "majority_share", "probe_accuracy", "purity", "restrict", "sample", "slant",
-    "slant_r2", "summarize", "train", "tsne_embed", "variant_key", "writer_subset",
+    "WriterData", "all_variants", "bench_setup", "bernoulli_nll", "check_data", "cluster", "clustering_scores",
+    "clustering_table", "decoded_grid", "eval_terms", "evaluate", "experiment_data", "fit", "gaussian_kl", "latents",
+    "load_model", "load_writers", "loss_terms", "majority_share", "probe_accuracy", "purity", "restrict", "sample",
+    "slant", "slant_r2", "summarize", "train", "tsne_embed", "variant_key", "writer_subset",
 ]

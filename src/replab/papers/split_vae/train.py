@@ -21,6 +21,7 @@ from replab.papers.split_vae.model import (
     experiment_data,
     load_writers,
     loss_terms,
+    writer_subset,
 )
 
 
@@ -106,6 +107,12 @@ def train(cfg: Config, runtime, variant) -> None:
               "final": last, "run": rt.run_metadata(device, seed, f"{data.name} ({data.source})", clock)}
     rt.save_trained(variant.model_dir, state, record)
     ckpt.finish()
+
+
+def check_data(cfg: Config) -> None:
+    """The check_data stage's part (`replab.papers.check_data`): Experiment II's `exp2.n_writers` among the prepared
+    set's writers with `exp2.min_train` … `max_train` training images (`writer_subset`)."""
+    writer_subset(load_writers(cfg.dataset, torch.device("cpu")).writer["train"], cfg.exp2, cfg.dataset)
 
 
 def bench_setup(cfg: Config, device):
