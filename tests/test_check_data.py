@@ -108,15 +108,30 @@ def test_a_held_out_class_missing_from_the_prepared_test_split(prepared):
     assert one_line_naming(err, "autoencoder.anomaly.held_out").startswith("data/processed/mnist5k: class 1 ")
 
 
-def test_windows_too_short_for_the_encoder(prepared):
-    """censor.encoder passes check_params against the seed's 30-sample window, but the prepared windows are 10
-    samples (another data.har.window): 2 blocks of kernel 5 and pool 2 leave none."""
+def test_the_encoder_is_checked_against_the_prepared_windows(prepared):
+    """censor.encoder against the windows prepare wrote (another data.har.window): 2 blocks of kernel 5 and pool 2
+    take 16 samples to 6, then to 1; 15 samples to 5, then to none."""
     for split in ("train", "seen", "unseen"):
-        edit_split("har", split, lambda a: a.update(x=np.ascontiguousarray(a["x"][..., :10])))
-    prepared["censor"]["encoder"].update(kernel=5, pool=2)
+        edit_split("har", split, lambda a: a.update(x=np.ascontiguousarray(a["x"][..., :15])))
+    prepared["censor"]["encoder"].update(filters=[8, 8], kernel=5, pool=2)
     with pytest.raises(DataError) as err:
         check_data(prepared)
-    assert one_line_naming(err, "censor.encoder").startswith("windows of 10 samples are too short for the encoder")
+    assert one_line_naming(err, "data.har.window") == (
+        "data/processed/har: windows of 15 samples are too short for censor.encoder (2 blocks of kernel 5 and pool 2 "
+        "need 16; allowed: data.har.window ≥ 16, or fewer or smaller blocks)")
+    for split in ("train", "seen", "unseen"):  # 16 samples: 12 → 6 → 2 → 1
+        edit_split("har", split, lambda a: a.update(x=np.concatenate([a["x"], a["x"][..., :1]], axis=-1)))
+    check_data(prepared)
+
+
+def test_a_deep_encoder_on_long_windows_passes_check_params():
+    """4 blocks of kernel 3 and pool 2 need 46 samples: refused by check_params against a hard-coded 30-sample
+    window although data.har.window was 60."""
+    from conftest import compose
+    from replab.papers import check_params
+
+    check_params(compose("profile=smoke", "data.har.window=60", "data.har.stride=30",
+                         "censor.encoder.filters=[8,8,8,8]"))
 
 
 def test_similarity_methods_need_partners_for_every_window(prepared):
@@ -129,17 +144,18 @@ def test_similarity_methods_need_partners_for_every_window(prepared):
         prepared["censor"].update(methods=methods)
         with pytest.raises(DataError) as err:
             check_data(prepared)
-        return one_line_naming(err, "data.<set>.train_users")
+        return one_line_naming(err, "data.har.train_users")
 
     users(lambda a: np.where(a["activity"] % 2 == 0, 1, 2))  # two users, no activity shared
     prepared["censor"].update(methods=["afl_mlp", "sct"])
     check_data(prepared)
-    assert refused(["lsm"]) == ("censor pairs: the train split has an activity of one user only, and Eq. 5 pairs each "
-                                "window with another user's of its activity (data.<set>.train_users; censor.methods)")
+    assert refused(["lsm"]) == ("data/processed/har/train.npz: censor pairs: the train split has an activity of one "
+                                "user only, and Eq. 5 pairs each window with another user's of its activity "
+                                "(data.har.train_users; censor.methods)")
     edit_split("har", "train", lambda a: a.update(activity=np.zeros_like(a["activity"]),
                                                   user=np.arange(len(a["user"])) % 2 + 1))  # one activity, two users
-    assert refused(["lsm"]).startswith("censor pairs: the train split has a window that no other user's window of "
-                                       "another activity can pair with (Eq. 5)")
+    assert refused(["lsm"]).startswith("data/processed/har/train.npz: censor pairs: the train split has a window "
+                                       "that no other user's window of another activity can pair with (Eq. 5)")
     users(lambda a: np.ones_like(a["user"]))
-    assert refused(["sct"]).startswith("censor pairs: the train split has windows of 1 user only, and Eq. 2 pairs "
-                                       "each with a window of another user")
+    assert refused(["sct"]).startswith("data/processed/har/train.npz: censor pairs: the train split has windows of "
+                                       "1 user only, and Eq. 2 pairs each with a window of another user")

@@ -13,7 +13,7 @@ from torch import nn
 
 from replab.functional import Linear
 from replab.io import DataError
-from replab.params import MAX_COUNT, MAX_SIZE, SEED_MAX, fail, param
+from replab.params import MAX_COUNT, MAX_SIZE, SEED_MAX, param
 
 PAPER = "censor"
 METHODS = ("afl_mlp", "afl_dnn", "sct", "lsm")
@@ -98,13 +98,6 @@ class Config:
     adversarial: AdversarialConfig = param(AdversarialConfig())
     probe: ProbeConfig = param(ProbeConfig())
 
-    def check(self, where: str) -> None:
-        length = 30  # the seed's window; the data params may change it: checked against the data by check_data
-        for _ in self.encoder.filters:
-            length = (length - self.encoder.kernel + 1) // self.encoder.pool
-        if length < 1:
-            fail(where, f"encoder: {len(self.encoder.filters)} blocks of kernel {self.encoder.kernel} and pool "
-                        f"{self.encoder.pool} leave no time steps of a 30-sample window")
 
 
 AXES = {"method": "methods", "lambda": "lambdas", "seed": "seeds"}
@@ -162,17 +155,20 @@ def load_windows(dataset: str, device) -> Windows:
 class Encoder(nn.Module):
     """E: (N, 1, channels, window) → z (N, fc). Temporal convolutions shared across the sensor rows."""
 
-    def __init__(self, cfg: EncoderConfig, channels: int, window: int):
+    def __init__(self, cfg: EncoderConfig, channels: int, window: int, dataset: str = "<set>"):
         super().__init__()
         layers, c_in, length = [], 1, window
         for c_out in cfg.filters:
             layers += [nn.Conv2d(c_in, c_out, (1, cfg.kernel)), nn.ReLU(), nn.MaxPool2d((1, cfg.pool)),
                        nn.Dropout(cfg.dropout)]
             c_in, length = c_out, (length - cfg.kernel + 1) // cfg.pool
-        if length < 1:
-            raise DataError(f"windows of {window} samples are too short for the encoder: censor.encoder's "
-                            f"{len(cfg.filters)} blocks of kernel {cfg.kernel} and pool {cfg.pool} leave no time step "
-                            "(allowed: a longer data.<set>.window, or fewer or smaller blocks)")
+        if length < 1:  # the shortest window: each block inverted, from one time step back (conv k, then pool p)
+            shortest = 1
+            for _ in cfg.filters:
+                shortest = shortest * cfg.pool + cfg.kernel - 1
+            raise DataError(f"data/processed/{dataset}: windows of {window} samples are too short for censor.encoder "
+                            f"({len(cfg.filters)} blocks of kernel {cfg.kernel} and pool {cfg.pool} need "
+                            f"{shortest}; allowed: data.{dataset}.window ≥ {shortest}, or fewer or smaller blocks)")
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.fc = nn.Sequential(Linear(c_in * channels * length, cfg.fc), nn.ReLU(), nn.Dropout(cfg.dropout))
 
@@ -201,7 +197,7 @@ def build_adversary(method: str, cfg: Config, n_users: int) -> nn.Module:
 
 def build_model(cfg: Config, data: Windows, device) -> tuple[Encoder, Linear]:
     _, _, channels, window = data.x["train"].shape
-    encoder = Encoder(cfg.encoder, channels, window).to(device)
+    encoder = Encoder(cfg.encoder, channels, window, data.name).to(device)
     if device.type == "cpu":
         # oneDNN runs these thin (1, k) convolutions ≈ 2× faster in channels-last (NHWC) layout
         encoder = encoder.to(memory_format=torch.channels_last)
@@ -294,7 +290,7 @@ class PairSampler:
         counts = torch.bincount(y)
         self.act_count, self.act_start = counts, torch.cumsum(counts, 0) - counts
 
-    def check(self, lsm: bool) -> None:
+    def check(self, lsm: bool, dataset: str = "<set>") -> None:
         """DataError unless every training window has the partners its pairs need: a window of another user (Eq. 2,
         SCT and LSM's step 1) and, for LSM's Eq. 5 pairs, one of another user with the same activity and one of
         another user and activity. Deterministic: `_resample` finds a missing partner only by failing 1000 draws."""
@@ -310,7 +306,8 @@ class PairSampler:
             lack = "a window that no other user's window of another activity can pair with (Eq. 5)"
         else:
             return
-        raise DataError(f"censor pairs: the train split has {lack} (data.<set>.train_users; censor.methods)")
+        raise DataError(f"data/processed/{dataset}/train.npz: censor pairs: the train split has {lack} "
+                        f"(data.{dataset}.train_users; censor.methods)")
 
     def _uniform(self, n: int) -> torch.Tensor:
         return torch.rand(n, generator=self.gen, device=self.gen.device).to(self.s.device)

@@ -124,7 +124,7 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
     encoder_steps = max(1, math.ceil(ac.encoder_samples / ac.batch_size))
     similarity = method in SIMILARITY_METHODS
     if similarity:
-        pairs.check(lsm=method == "lsm")
+        pairs.check(lsm=method == "lsm", dataset=data.name)
     checkpoints, samples = [snapshot(encoder, classifier)], 0
     history: dict[str, list[float]] = {"adversary_loss": [], "adversary_accuracy": []}
     guard = rt.LossGuard(f"censor {name or method}", device, hint="lower censor.adversarial.lr?")
@@ -249,7 +249,7 @@ def check_data(cfg: Config) -> None:
     data, cpu = load_windows(cfg.dataset, torch.device("cpu")), torch.device("cpu")
     build_model(cfg, data, cpu)
     for method in [m for m in cfg.methods if m in SIMILARITY_METHODS]:
-        PairSampler(data.y["train"], data.s["train"], torch.Generator()).check(lsm=method == "lsm")
+        PairSampler(data.y["train"], data.s["train"], torch.Generator()).check(method == "lsm", cfg.dataset)
 
 
 def bench_setup(cfg: Config, device):
