@@ -30,16 +30,20 @@ def sigmoid_forms(monkeypatch):
     monkeypatch.setattr(functional, "SIGMOID_FORMS", True)
 
 
-@pytest.mark.parametrize("vendor, mkl, expected", [("AuthenticAMD", True, True), ("HygonGenuine", True, True),
-                                                   ("GenuineIntel", True, False), ("", True, False),
-                                                   ("AuthenticAMD", False, False)])
-def test_onednn_takes_the_linear_layers_where_mkl_runs_its_generic_code(monkeypatch, vendor, mkl, expected):
-    """oneDNN's inner product ran twice MKL's speed on an AMD EPYC and 10–45 % slower on an Intel Xeon; without
-    MKL (aarch64 wheels) or a known vendor PyTorch's own choice stands. Decided by the machine, never a timing."""
-    assert functional.ONEDNN_LINEAR is functional.mkl_runs_generic_code()  # this machine's, decided at import
+@pytest.mark.parametrize("vendor, mkl, capability, expected", [
+    ("AuthenticAMD", True, "AVX512", True), ("HygonGenuine", True, "AVX512", True),
+    ("AuthenticAMD", True, "AVX2", False), ("GenuineIntel", True, "AVX512", False), ("", True, "AVX512", False),
+    ("AuthenticAMD", False, "AVX512", False), ("AuthenticAMD", True, "DEFAULT", False)])
+def test_onednn_takes_the_linear_layers_where_it_outruns_mkls_generic_code(monkeypatch, vendor, mkl, capability,
+                                                                            expected):
+    """oneDNN's inner product ran twice MKL's speed on an AMD EPYC with AVX-512 (MKL's generic code is AVX2), about
+    as fast or up to 33 % slower on an AVX2-only AMD EPYC, and 10–45 % slower on an Intel Xeon; without MKL (aarch64
+    wheels) or a known vendor PyTorch's own choice stands. Decided by the machine, never a timing."""
+    assert functional.ONEDNN_LINEAR is functional.onednn_outruns_mkl()  # this machine's, decided at import
     assert SIGMOID_FORMS_AT_IMPORT is functional.ONEDNN_LINEAR  # MKL's VML runs the same generic code
     monkeypatch.setattr(torch.backends.mkl, "is_available", lambda: mkl)
-    assert functional.mkl_runs_generic_code(vendor) is expected
+    assert functional.mkl_runs_generic_code(vendor) is (mkl and vendor not in ("", "GenuineIntel"))
+    assert functional.onednn_outruns_mkl(vendor, capability) is expected
 
 
 def test_bce_with_logits_hand_computed_values():

@@ -4,8 +4,9 @@ an AVX-512 machine, an AMD EPYC, torch 2.14).
 `linear` / `Linear`: PyTorch's CPU matrix products go to its BLAS, Intel MKL, which runs generic AVX2 code on
 CPUs of other vendors: 190–220 GFLOP/s here for the papers' layer shapes and for a 1024² `torch.mm`. oneDNN
 (MKL-DNN, shipped in the same wheel and already behind PyTorch's CPU convolutions and LSTMs) dispatches on the
-CPU's instruction set, not its vendor: 430–480 GFLOP/s for the same products. So on such CPUs
-(`ONEDNN_LINEAR`: MKL is PyTorch's BLAS and the x86 CPU is not Intel's) every fully connected layer of the papers
+CPU's instruction set, not its vendor: 430–480 GFLOP/s for the same products. So on such CPUs with AVX-512
+(`ONEDNN_LINEAR`: MKL is PyTorch's BLAS, the x86 CPU is not Intel's and has AVX-512; on an AVX2-only AMD EPYC both
+run AVX2 code and oneDNN gains nothing: `onednn_outruns_mkl`) every fully connected layer of the papers
 computes y = x·Wᵀ + b, ∂x = ∂y·W and ∂W = ∂yᵀ·x with oneDNN's inner product (PyTorch's `mkldnn._linear_pointwise`,
 the kernel its own compiler emits for CPU linear layers) when oneDNN is usable (`torch.backends.mkldnn`), for
 float32 on the CPU, and the product is large enough to pay for oneDNN's ≈ 30 µs more per call
@@ -54,9 +55,20 @@ def mkl_runs_generic_code(vendor: str | None = None) -> bool:
     return torch.backends.mkl.is_available() and vendor not in ("", "GenuineIntel")
 
 
+def onednn_outruns_mkl(vendor: str | None = None, capability: str | None = None) -> bool:
+    """Whether oneDNN's kernels outrun MKL's on this CPU: MKL runs its generic code (`mkl_runs_generic_code`), which
+    is AVX2 code, and the CPU has AVX-512 (`torch.backends.cpu.get_cpu_capability()` unless `capability` is given),
+    which oneDNN dispatches on. On an AMD EPYC with AVX2 only both libraries run AVX2 code and nothing is gained
+    (2 threads: forward + backward of 256 × 784 → 500 and 256 × 500 → 784 within 3 %, of 200 × 1000 → 1000 and
+    200 × 1000 → 784 14 % and 33 % slower by oneDNN; the sigmoid-form loss 1.5× and tanh 1.2× slower than PyTorch's;
+    paper-size aae_ssl and split_vae steps 6–8 % faster without either)."""
+    capability = torch.backends.cpu.get_cpu_capability() if capability is None else capability
+    return mkl_runs_generic_code(vendor) and capability.startswith("AVX512")
+
+
 # Decided once per process, from the machine alone (never from timings), so that a run's kernels and with them its
 # float rounding are the same every time on one machine
-ONEDNN_LINEAR = mkl_runs_generic_code()
+ONEDNN_LINEAR = onednn_outruns_mkl()
 # PyTorch's CPU tanh, log, log1p and exp call MKL's vector maths (VML, ATen's `*_vml_cpu` kernels) wherever MKL is
 # built in, and it runs the same generic code there; sigmoid is ATen's own vectorised kernel. So the sigmoid forms
 # of `tanh` and `bce_with_logits` pay exactly where MKL's products do not (on an Intel Xeon they cost 1.5–3×).
