@@ -12,6 +12,7 @@ import torch
 from conftest import run_variants, without_timing
 from replab.cli import Variant, parse_variant
 from replab.data.recordings import WindowingConfig, split_windows, write_windows
+from replab.io import DataError
 from replab.papers import censor as cs
 from replab.params import ParamError, parse
 
@@ -381,9 +382,17 @@ def test_variant_keys_and_axes():
         parse_variant("censor", "sct-3-0", ["method=sct", "lambda=3", "seed=0"], cfg, cs.AXES)
 
 
-def test_config_rejects_an_encoder_that_leaves_no_time_steps():
-    with pytest.raises(ParamError, match=r"censor\.encoder"):
-        parse(cs.Config, {"encoder": {"filters": [8, 8, 8, 8, 8]}}, "censor")
+def test_an_encoder_that_leaves_no_time_steps_names_the_shortest_window():
+    """5 blocks of kernel 3 and pool 2 take 94 samples to 1 and 93 to none. Checked against the prepared windows
+    (build_model, the check_data stage), not in the config: a hard-coded 30-sample window refused deep encoders
+    that a longer data.<set>.window fits."""
+    encoder = parse(cs.EncoderConfig, {"filters": [8, 8, 8, 8, 8]}, "censor.encoder")
+    parse(cs.Config, {"encoder": {"filters": [8, 8, 8, 8, 8]}}, "censor")
+    with pytest.raises(DataError) as err:
+        cs.Encoder(encoder, channels=6, window=93, dataset="har")
+    assert str(err.value) == ("data/processed/har: windows of 93 samples are too short for censor.encoder (5 blocks of "
+                              "kernel 3 and pool 2 need 94; allowed: data.har.window ≥ 94, or fewer or smaller blocks)")
+    assert cs.Encoder(encoder, channels=6, window=94, dataset="har")(torch.zeros(2, 1, 6, 94)).shape == (2, 400)
 
 
 # ---------------------------------------------------------------------------------------------------------
