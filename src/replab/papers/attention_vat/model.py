@@ -322,19 +322,19 @@ def nearest_neighbours(weight: torch.Tensor, k: int, exclude: tuple[int, ...] = 
                        check_only: bool = False) -> torch.Tensor:
     """int64 [V, k]: the k nearest words of each vocabulary entry by cosine similarity (Sato et al. 2018), the word
     itself and the `exclude` ids (pad, unk) never chosen, in row chunks. `check_only`: k's range alone, [0, k]."""
-    w = F.normalize(weight.detach(), dim=1)
-    vocab, others = len(w), len(w) - 1 - len(exclude)  # (not clamped: 10⁶ neighbours ran for minutes, unasked)
+    vocab, others = len(weight), len(weight) - 1 - len(exclude)  # (not clamped: 10⁶ neighbours ran for minutes)
     if not 1 <= k <= others:
         raise ParamError(f"params.yaml: attention_vat.neighbours = {k:,}: the vocabulary of {vocab:,} words has "
                          f"{others:,} others to choose from (allowed: 1 … {max(others, 1):,})")
-    out = []
-    for start in range(0, 0 if check_only else vocab, chunk):
+    if check_only:  # the check_data stage: k's range alone, no similarity computed
+        return torch.zeros(0, k, dtype=torch.long, device=weight.device)
+    w, out = F.normalize(weight.detach(), dim=1), []
+    for start in range(0, vocab, chunk):
         sim = w[start:start + chunk] @ w.T
-        rows = torch.arange(start, start + len(sim), device=w.device)
-        sim[torch.arange(len(sim), device=w.device), rows] = float("-inf")
+        sim.diagonal(start).fill_(float("-inf"))  # each row's own word: entry (i, start + i)
         sim[:, list(exclude)] = float("-inf")
         out.append(sim.topk(k, dim=1).indices)
-    return torch.cat(out) if out else torch.zeros(0, k, dtype=torch.long, device=w.device)
+    return torch.cat(out)
 
 
 def word_directions(tokens: torch.Tensor, weight: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:

@@ -296,11 +296,11 @@ class PairSampler:
         another user and activity. Deterministic: `_resample` finds a missing partner only by failing 1000 draws."""
         seen = torch.zeros(int(self.s.max()) + 1, int(self.y.max()) + 1, dtype=torch.bool, device=self.s.device)
         seen[self.s, self.y] = True  # (user, activity) with a window
-        users = int(seen.any(1).sum())
-        other_both = seen.sum() - seen.sum(1)[self.s] - seen.sum(0)[self.y] + 1  # per window: (user, activity) cells
+        users, users_of_activity = int(seen.any(1).sum()), seen.sum(0)[self.y]  # the latter per window
+        other_both = seen.sum() - seen.sum(1)[self.s] - users_of_activity + 1  # per window: (user, activity) cells
         if users < 2:
             lack = f"windows of {users} user only, and Eq. 2 pairs each with a window of another user"
-        elif lsm and bool((seen.sum(0)[self.y] < 2).any()):
+        elif lsm and bool((users_of_activity < 2).any()):
             lack = "an activity of one user only, and Eq. 5 pairs each window with another user's of its activity"
         elif lsm and bool((other_both < 1).any()):
             lack = "a window that no other user's window of another activity can pair with (Eq. 5)"

@@ -246,10 +246,11 @@ def train(cfg: Config, runtime, variant) -> None:
 def check_data(cfg: Config) -> None:
     """The check_data stage's part (`replab.papers.check_data`): the prepared windows are long enough for
     `encoder` (`build_model`), and SCT / LSM find partners for every training window (`PairSampler.check`)."""
-    data, cpu = load_windows(cfg.dataset, torch.device("cpu")), torch.device("cpu")
+    cpu = torch.device("cpu")
+    data = load_windows(cfg.dataset, cpu)
     build_model(cfg, data, cpu)
-    for method in [m for m in cfg.methods if m in SIMILARITY_METHODS]:
-        PairSampler(data.y["train"], data.s["train"], torch.Generator()).check(method == "lsm", cfg.dataset)
+    if similarity := [m for m in cfg.methods if m in SIMILARITY_METHODS]:  # LSM's check includes SCT's
+        PairSampler(data.y["train"], data.s["train"], torch.Generator()).check("lsm" in similarity, data.name)
 
 
 def bench_setup(cfg: Config, device):
