@@ -104,6 +104,50 @@ def test_atomic_outputs_get_the_mode_open_and_mkdir_would_give(tmp_path):
     assert (tmp_path / "model").stat().st_mode & 0o777 == 0o755
 
 
+def test_atomic_writes_never_replace_a_device_pipe_or_socket_and_replace_a_link_not_its_target(tmp_path):
+    """An output path that is, or links to, a named pipe, a device (/dev/null, /dev/stdout as root) or a socket
+    would become a plain file by the final rename: refused as one line before anything is written. A link to a
+    regular file is replaced by the new file and its target left alone (DVC's symlink cache links outputs to
+    read-only cache files)."""
+    import os
+    import socket
+
+    from replab.io import atomic_dir, atomic_path, not_a_regular_file
+    from replab.params import ParamError, check_writable
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "to_fifo").symlink_to(fifo)
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "sock"))
+    try:
+        for name, kind in (("fifo", "a named pipe"), ("to_fifo", "a named pipe"), ("sock", "a socket")):
+            path = tmp_path / name
+            assert not_a_regular_file(path) == kind
+            with pytest.raises(DataError, match=f"^{path}: is {kind}, not a file") as err:
+                with atomic_path(path) as tmp:
+                    tmp.write_text("x")
+            one_line_naming(err, str(path))
+            with pytest.raises(DataError, match=f"is {kind}, not a folder"):
+                with atomic_dir(path):
+                    pass
+            with pytest.raises(ParamError, match=f"^bench --json {path}: is {kind} "):
+                check_writable(str(path), "bench --json")
+    finally:
+        sock.close()
+    assert not_a_regular_file("/dev/null") == "a device" and not_a_regular_file(tmp_path / "none") is None
+    with pytest.raises(ParamError, match="^check --marker: empty path"):
+        check_writable("", "check --marker")
+    assert fifo.is_fifo() and (tmp_path / "to_fifo").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "sock", "to_fifo"]  # no temp file left
+    target = tmp_path / "real.json"
+    target.write_text("{}")
+    (tmp_path / "link.json").symlink_to(target)
+    write_json(tmp_path / "link.json", {"a": 1})
+    assert not (tmp_path / "link.json").is_symlink() and read_json(tmp_path / "link.json") == {"a": 1}
+    assert target.read_text() == "{}"
+
+
 def _dead_pid() -> int:
     import subprocess
     import sys

@@ -74,7 +74,7 @@ CHECKED_DATA = "params.yaml passed `replab check --data` on data/processed/\n"
 
 
 def _check(args) -> None:
-    if args.marker:  # a marker that cannot be written fails before the check, as one line naming it
+    if args.marker is not None:  # a marker that cannot be written fails before the check, as one line naming it
         from replab.params import check_writable
 
         check_writable(args.marker, "check --marker")
@@ -84,7 +84,7 @@ def _check(args) -> None:
         from replab.papers import check_data
 
         check_data(params)
-    if args.marker:  # the check_params stage runs where the stages will train: a device it lacks stops it here
+    if args.marker is not None:  # the check_params stage runs where the stages will train: a device it lacks stops it here
         from replab.params import load_runtime
 
         device = load_runtime(params=params).device
@@ -93,7 +93,7 @@ def _check(args) -> None:
 
             choose_device(device)
     print(f"{PARAMS_FILE}: ok{' with the prepared data' if args.data else ''}")
-    if args.marker:
+    if args.marker is not None:
         from replab.io import atomic_path
 
         with atomic_path(args.marker) as tmp:

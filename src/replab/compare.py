@@ -769,7 +769,7 @@ def compare(paper: str, specs: Sequence[str], fmt: str = "md", out: str | None =
     if fmt not in ("md", "csv"):
         raise ParamError(f"compare --format {fmt!r}: allowed: md, csv")
     metrics_pattern(metrics)  # a bad regex fails before any experiment is read
-    if out:
+    if out is not None:
         check_writable(out, "compare --out")  # missing folders are made, as for bench --json
     chosen = resolve(specs, list_experiments(all_commits), baseline)
     if not chosen:

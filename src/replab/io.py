@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
 import zipfile
 import zlib
@@ -88,12 +89,30 @@ def _umask() -> int:
     return mask
 
 
+def not_a_regular_file(path: str | os.PathLike) -> str | None:
+    """What `path` is when it exists and is not a regular file, or a link to one (a directory, a device such as
+    /dev/null, a named pipe, a socket): an atomic write would replace it with a plain file. None otherwise
+    (a regular file, a link to one, a dangling link, nothing)."""
+    try:
+        mode = os.stat(path).st_mode  # follows links: /dev/stdout → /proc/self/fd/1 → a pipe or terminal
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return ("a directory" if stat.S_ISDIR(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temp path beside `path`; on success rename it onto `path`, on error delete it. A process killed
     in between (kill -9, a lost node) cannot delete its temp file: the next successful write of `path` on this
-    host removes it (`remove_leftovers`)."""
+    host removes it (`remove_leftovers`). A symbolic link at `path` is replaced by the new file, never written
+    through (DVC's symlink and hardlink caches link outputs to read-only cache files); a `path` that is, or links
+    to, something other than a regular file (a device, a pipe) is a DataError before anything is written."""
     path = Path(path)
+    if (kind := not_a_regular_file(path)) is not None:
+        raise DataError(f"{path}: is {kind}, not a file; replab writes files only (give a file path)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp" + suffix, dir=path.parent)
     os.close(fd)
@@ -111,8 +130,10 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temp directory beside `path`; on success it replaces `path` as a whole (and removes a killed
-    writer's leftovers, as `atomic_path` does)."""
+    writer's leftovers, as `atomic_path` does). A device, pipe or socket at `path` is a DataError, as there."""
     path = Path(path)
+    if (kind := not_a_regular_file(path)) not in (None, "a directory"):
+        raise DataError(f"{path}: is {kind}, not a folder; replab writes folders of files only (give a folder path)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
     try:

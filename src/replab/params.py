@@ -21,7 +21,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from replab.io import YAMLSyntaxError, parse_yaml
+from replab.io import YAMLSyntaxError, not_a_regular_file, parse_yaml
 
 PARAMS_FILE = "params.yaml"
 T = TypeVar("T")
@@ -182,10 +182,12 @@ def missing_key(cls: type, data: Any, where: str) -> str | None:
 def check_writable(path: str, option: str) -> None:
     """ParamError unless a file can be written at `path`, the value of the command-line `option` (e.g. "bench
     --json"), so that a bad path fails before the work whose result it is for."""
+    if not str(path).strip():
+        raise ParamError(f"{option}: empty path (give a file path to write to)")
     target = Path(path)
     parent = next((p for p in target.absolute().parents if p.exists()), None)
-    if target.is_dir():
-        problem = "is a directory"
+    if (kind := not_a_regular_file(target)) is not None:
+        problem = f"is {kind}"
     elif parent is not None and not parent.is_dir():
         problem = f"{parent} is not a directory"
     elif parent is None or not os.access(parent, os.W_OK | os.X_OK):
