@@ -84,7 +84,7 @@ def _check(args) -> None:
         from replab.papers import check_data
 
         check_data(params)
-    if args.marker is not None:  # the check_params stage runs where the stages will train: a device it lacks stops it here
+    if args.marker is not None:  # check_params runs where the stages will train: a device it lacks stops it here
         from replab.params import load_runtime
 
         device = load_runtime(params=params).device
