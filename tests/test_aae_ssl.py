@@ -474,9 +474,9 @@ def test_load_model_refuses_another_variants_or_damaged_files_with_one_line(in_t
     write_json(folder / "train.json", {"model": "ae", "n_labeled": 100, "seed": 0})
     _save_aae(in_tmp / "other", "aae_yz", record={"model": "aae_yz", "n_labeled": 1000, "seed": 0})
     (folder / "model.pt").write_bytes((in_tmp / "other/model.pt").read_bytes())  # another variant's weights
-    fails(rf"^{folder}/model.pt: not a aae_ssl model of this config \(ValueError: arch.model = 'aae_yz', but")
+    fails(rf"^{folder}/model.pt: not a model of aae_ssl with this config \(ValueError: arch.model = 'aae_yz', but")
     torch.save({**state, "arch": {**state["arch"], "hidden": 9}}, folder / "model.pt")
-    fails(rf"^{folder}/model.pt: not a aae_ssl model of this config \(RuntimeError: Error\(s\) in loading")
+    fails(rf"^{folder}/model.pt: not a model of aae_ssl with this config \(RuntimeError: Error\(s\) in loading")
     torch.save({k: v for k, v in state.items() if k != "arch"}, folder / "model.pt")
     fails(rf"^{folder}/model.pt: arch: missing")
     torch.save([1, 2], folder / "model.pt")

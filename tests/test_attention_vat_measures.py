@@ -412,7 +412,7 @@ def test_table2_says_when_the_evidence_ranking_is_at_chance():
 
 @pytest.mark.parametrize("ours_better", [True, False])
 def test_summarize_writes_tables_figures_and_claims(in_tmp, monkeypatch, ours_better):
-    from replab.io import write_json
+    from replab.io import DataError, write_json
 
     recs = _records(ours_better)
     recs["vanilla-sup-1"] = {**recs["vanilla-sup"], "seed": 1, "f1": 80.5}
@@ -436,6 +436,14 @@ def test_summarize_writes_tables_figures_and_claims(in_tmp, monkeypatch, ours_be
     table1a = summary["datasets"]["rt_snippets"]["table1a"]
     assert table1a["vanilla"]["f1"]["n"] == 2
     json.dumps(summary)  # what the report stage writes to metrics/attention_vat.json
+    # every evaluated variant writes its examples: a damaged or missing file is named, never silently skipped
+    examples = Path("plots/attention_vat/variants/vanilla-sup/examples.json")
+    examples.write_text("{}")
+    with pytest.raises(DataError, match=rf"^{examples}: examples: missing \(rerun"):
+        rp.summarize(Config(), {})
+    examples.unlink()
+    with pytest.raises(DataError, match=rf"^{examples}: missing \(run the stage"):
+        rp.summarize(Config(), {})
 
 
 TINY_CONFIG = {"vocab_size": 12, "embedding_dim": 6, "hidden": 5, "attention_dim": 4}  # _tiny_model's

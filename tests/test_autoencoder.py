@@ -299,6 +299,6 @@ def test_load_model_refuses_an_unknown_arch_or_wrong_weights_with_one_line(tmp_p
 
     weights = build("simple").state_dict()
     for name, bad in (("nosuch", weights), ("deep", weights), ("simple", None)):
-        with pytest.raises(DataError, match=r"model.pt: not a autoencoder model of this config") as err:
+        with pytest.raises(DataError, match=r"model.pt: not a model of autoencoder with this config") as err:
             load_model(name, bad, "cpu", tmp_path / "model.pt")
         assert "\n" not in str(err.value)

@@ -4,6 +4,7 @@ the claims on them, F1 measures, a tiny end-to-end run."""
 from __future__ import annotations
 
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -594,3 +595,11 @@ def test_another_variants_model_is_not_credited_to_this_one(tmp_path):
         rt.load_trained(folder, "cpu", ("checkpoints",), {"method": "sct", "lambda": 0.2, "seed": 0})
     with pytest.raises(DataError, match=r"model.pt: weights: missing"):
         rt.load_trained(folder, "cpu", ("weights",))
+    # model.pt alone copied in from another variant (λ = 1.0), or edited: its train.json's sha256 no longer matches
+    other = tmp_path / "models/censor/afl_mlp-1.0-0"
+    rt.save_trained(other, {"checkpoints": [1]}, {"method": "afl_mlp", "lambda": 1.0, "seed": 0, "run": {}})
+    shutil.copyfile(other / "model.pt", folder / "model.pt")
+    with pytest.raises(DataError, match=rf"^{folder}/model.pt: not the model.pt its train.json was written with "
+                                        r"\(sha256 [0-9a-f]{12}…, train.json's model_sha256 [0-9a-f]{12}…\)"):
+        rt.load_trained(folder, "cpu", ("checkpoints",), {"method": "afl_mlp", "lambda": 0.2, "seed": 0})
+    assert rt.load_trained(other, "cpu", ("checkpoints",))[0] == {"checkpoints": [1]}

@@ -340,6 +340,6 @@ def test_load_model_refuses_a_wrong_shape_or_arch_with_one_line(tmp_path):
     state = {"arch": {"hidden": 16, "latent_dim": 2}, "weights": SplitVAE(16, 2).state_dict()}
     assert load_model(state, "cpu", tmp_path / "model.pt").latent_dim == 2
     for bad in ({**state, "arch": {"hidden": 16, "latent_dim": 3}}, {"weights": state["weights"]}, [1]):
-        with pytest.raises(DataError, match=r"model.pt: not a split_vae model of this config") as err:
+        with pytest.raises(DataError, match=r"model.pt: not a model of split_vae with this config") as err:
             load_model(bad, "cpu", tmp_path / "model.pt")
         assert "\n" not in str(err.value)

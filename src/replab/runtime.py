@@ -358,16 +358,17 @@ def _log_bar(tqdm: type) -> type:
 
 
 def save_trained(model_dir, state: dict, record: dict) -> None:
-    """Write model.pt (weights + what is needed to rebuild the model) and train.json as one directory swap. A
-    weight that is NaN or ±inf is a NonFiniteError naming the model and the tensor: nothing is written."""
-    from replab.io import atomic_dir, first_non_finite, require_finite, write_json, write_torch
+    """Write model.pt (weights + what is needed to rebuild the model) and train.json as one directory swap;
+    train.json also gets model.pt's sha256 (`model_sha256`), which `load_trained` checks. A weight that is NaN or
+    ±inf is a NonFiniteError naming the model and the tensor: nothing is written."""
+    from replab.io import atomic_dir, first_non_finite, require_finite, sha256_file, write_json, write_torch
 
     if (bad := first_non_finite(state)) is not None:
         place, tensor = bad
         require_finite(tensor, f"{model_dir}: model.pt {place}")
     with atomic_dir(model_dir) as tmp:
         write_torch(tmp / "model.pt", state)
-        write_json(tmp / "train.json", record)
+        write_json(tmp / "train.json", {**record, "model_sha256": sha256_file(tmp / "model.pt")})
 
 
 def _read_model_file(path: Path, device):
@@ -405,9 +406,11 @@ def _same(value, expected) -> bool:
 
 def load_trained(model_dir, device, state_keys: tuple[str, ...] = (), axes: dict | None = None) -> tuple[dict, dict]:
     """(model.pt's dict, train.json's dict) of a trained variant's folder. One-line DataError naming the file when
-    either is damaged, model.pt lacks one of `state_keys`, or train.json's `axes` values (model, n_labeled, seed,
-    …) are not the variant's: another variant's files are never evaluated and credited to this one."""
-    from replab.io import DataError, read_json
+    either is damaged, model.pt lacks one of `state_keys`, train.json's `axes` values (model, n_labeled, seed, …)
+    are not the variant's, or model.pt is not the file its train.json was written with (`model_sha256`, checked
+    where present: another variant's model.pt copied in, or an edited one): another variant's files are never
+    evaluated and credited to this one."""
+    from replab.io import DataError, read_json, sha256_file
 
     model_dir = Path(model_dir)
     path = model_dir / "model.pt"
@@ -425,6 +428,10 @@ def load_trained(model_dir, device, state_keys: tuple[str, ...] = (), axes: dict
         if not _same(record[axis], expected):
             raise DataError(f"{model_dir / 'train.json'}: {axis} = {record[axis]!r}, but this variant's is "
                             f"{expected!r} (another variant's files in {model_dir}?); {hint}")
+    if "model_sha256" in record and (digest := sha256_file(path)) != record["model_sha256"]:
+        raise DataError(f"{path}: not the model.pt its train.json was written with (sha256 {digest[:12]}…, "
+                        f"train.json's model_sha256 {str(record['model_sha256'])[:12]}…): another variant's or an "
+                        f"edited file; {hint}")
     return state, record
 
 
@@ -438,7 +445,7 @@ def model_error(path, paper: str, err: Exception):
 
     text = " ".join(str(err).split())
     text = text if len(text) <= 240 else text[:240] + "…"
-    return DataError(f"{path}: not a {paper} model of this config ({type(err).__name__}: {text}); rerun the "
+    return DataError(f"{path}: not a model of {paper} with this config ({type(err).__name__}: {text}); rerun the "
                      "training stage")
 
 

@@ -367,7 +367,7 @@ def _example_rows(records: dict[str, dict]) -> tuple[list[str], list[list[dict]]
     order = [METHOD_LABELS[m] for m in METHODS] + [METHOD_LABELS[m] + " (semi)" for m in SEMI_METHODS]
     labels = sorted(chosen, key=lambda x: order.index(x) if x in order else len(order))
     paths = [Path("plots") / PAPER / "variants" / chosen[label] / "examples.json" for label in labels]
-    rows = [read_json(path)["examples"] if path.exists() else [] for path in paths]
+    rows = [report.Record(read_json(path, expect=dict, stage="eval_attention_vat"), path)["examples"] for path in paths]
     return (labels, rows) if any(rows) else (None, None)
 
 
