@@ -147,8 +147,8 @@ def summarize(cfg: Config, params: dict):
         + (f" ({', '.join(f'Nl = {nl}: {report.num(m)}' for nl, m in margins.items())}; paper "
            f"{', '.join(f'{nl}: {m:.2f}' for nl, m in baseline_margins(PAPER_MEANS, cfg.models).items())})"
            if margins else "") + "."
-        + (f" Within the seeds' spread (the means differ by less than the larger standard deviation, so more seeds "
-           f"would be needed to settle it, and a float-rounding change of training can reverse it): "
+        + (f" Within the seeds' spread, so that more seeds would be needed to settle it and a float-rounding change "
+           f"of training can reverse it (the means differ by less than the larger standard deviation): "
            f"{'; '.join(_close_call_list(close_calls, failures))}." if close_calls else ""),
         "",
         f"![test error vs Nl]({error_png})",
