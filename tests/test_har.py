@@ -116,6 +116,11 @@ def test_prepare_names_missing_or_stale_raw_data(tmp_path):
     # windowing params do not need new raw data
     meta = har.prepare("har", dataclasses.replace(cfg, stride=30), tmp_path / "raw", Path(tmp_path / "out"), 0)
     assert meta["windowing"]["stride"] == 30
+    # a damaged raw file names the download stage that rewrites it
+    raw = tmp_path / "raw" / har.RAW_FILE
+    raw.write_bytes(raw.read_bytes()[:100])
+    with pytest.raises(DataError, match=rf"^{raw}: .*; run `dvc repro -f download@raw`$"):
+        har.prepare("har", cfg, tmp_path / "raw", tmp_path / "out", 0)
 
 
 def window_features(x: np.ndarray) -> np.ndarray:

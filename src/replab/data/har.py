@@ -255,8 +255,9 @@ def load_raw(raw_dir: Path) -> dict:
     if not path.is_file() or not (raw_dir / "meta.json").is_file():
         raise DataError(f"{path if not path.is_file() else raw_dir / 'meta.json'}: missing "
                         "(run the download stage first)")
-    arrays = read_npz(path)
-    meta = read_json(raw_dir / "meta.json", expect=dict, stage="download@har")
+    stage = f"download@{raw_dir.name}"  # the set's name in `datasets` is its raw folder's
+    arrays = read_npz(path, stage=stage)
+    meta = read_json(raw_dir / "meta.json", expect=dict, stage=stage)
     per = dict(row="recording", like="lengths")
     lengths = npz_array(path, arrays, "lengths", dtype="integer", shape=("R",), noun="recording lengths",
                         row="recording", values=(1, None), nonempty=True, of="samples per recording")
