@@ -521,10 +521,16 @@ DIVERGED = Path("models/attention_vat/rt_snippets-semi-attention-0/rt_snippets-a
 
 
 def _diverge(model_pt: Path) -> None:
-    """A NaN weight in a saved model, as a diverged training run leaves it."""
+    """A NaN weight in a saved model, as a diverged training run leaves it, with train.json's model_sha256 made to
+    match (`save_trained` refuses such weights, and `load_trained` an edited model.pt: the evaluation's own check
+    on the predictions is tested past both)."""
+    from replab.io import read_json, sha256_file, write_json
+
     state = torch.load(model_pt, weights_only=True)
     state["state_dict"]["decoder.weight"][0, 0] = float("nan")
     torch.save(state, model_pt)
+    record = model_pt.parent / "train.json"
+    write_json(record, {**read_json(record), "model_sha256": sha256_file(model_pt)})
 
 
 def test_a_failed_evaluation_leaves_every_old_output(in_tmp):

@@ -105,7 +105,10 @@ def trained(model_dir: Path) -> tuple[list, dict]:
         return [(path, value)]
 
     state = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
-    return rows(state), strip_volatile(json.loads((model_dir / "train.json").read_text()))
+    record = strip_volatile(json.loads((model_dir / "train.json").read_text()))
+    # model.pt's file hash: the same values can serialise to other bytes (a resumed censor run's checkpoint list)
+    record.pop("model_sha256")
+    return rows(state), record
 
 
 @contextlib.contextmanager
