@@ -99,8 +99,11 @@ def not_a_regular_file(path: str | os.PathLike) -> str | None:
         return None
     if stat.S_ISREG(mode):
         return None
-    return ("a directory" if stat.S_ISDIR(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-            else "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    return _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
+_FILE_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFCHR: "a device", stat.S_IFBLK: "a device",
+               stat.S_IFIFO: "a named pipe", stat.S_IFSOCK: "a socket"}
 
 
 @contextlib.contextmanager

@@ -371,8 +371,11 @@ def save_trained(model_dir, state: dict, record: dict) -> None:
         write_json(tmp / "train.json", {**record, "model_sha256": sha256_file(tmp / "model.pt")})
 
 
-def _read_model_file(path: Path, device):
-    """torch.load of a model.pt (weights only); a missing or damaged file is a one-line DataError naming it."""
+def _read_model_file(path: Path, device) -> tuple[object, str]:
+    """(torch.load of a model.pt (weights only), the file's sha256), from one read of it; a missing or damaged file
+    is a one-line DataError naming it."""
+    import hashlib
+    import io
     import zipfile
 
     import torch
@@ -380,7 +383,8 @@ def _read_model_file(path: Path, device):
     from replab.io import DataError
 
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        data = path.read_bytes()
+        return torch.load(io.BytesIO(data), map_location=device, weights_only=True), hashlib.sha256(data).hexdigest()
     except FileNotFoundError:
         raise DataError(f"{path}: missing (run the training stage first: `dvc repro`)") from None
     except Exception as err:  # torch raises several types, with multi-line advice, for damaged files
@@ -410,11 +414,11 @@ def load_trained(model_dir, device, state_keys: tuple[str, ...] = (), axes: dict
     are not the variant's, or model.pt is not the file its train.json was written with (`model_sha256`, checked
     where present: another variant's model.pt copied in, or an edited one): another variant's files are never
     evaluated and credited to this one."""
-    from replab.io import DataError, read_json, sha256_file
+    from replab.io import DataError, read_json
 
     model_dir = Path(model_dir)
     path = model_dir / "model.pt"
-    state = _read_model_file(path, device)
+    state, digest = _read_model_file(path, device)
     hint = "rerun the training stage"
     if not isinstance(state, dict):
         raise DataError(f"{path}: holds a {type(state).__name__}, not a model's dict; {hint}")
@@ -428,7 +432,7 @@ def load_trained(model_dir, device, state_keys: tuple[str, ...] = (), axes: dict
         if not _same(record[axis], expected):
             raise DataError(f"{model_dir / 'train.json'}: {axis} = {record[axis]!r}, but this variant's is "
                             f"{expected!r} (another variant's files in {model_dir}?); {hint}")
-    if "model_sha256" in record and (digest := sha256_file(path)) != record["model_sha256"]:
+    if "model_sha256" in record and digest != record["model_sha256"]:
         raise DataError(f"{path}: not the model.pt its train.json was written with (sha256 {digest[:12]}…, "
                         f"train.json's model_sha256 {str(record['model_sha256'])[:12]}…): another variant's or an "
                         f"edited file; {hint}")

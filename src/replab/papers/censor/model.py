@@ -99,7 +99,6 @@ class Config:
     probe: ProbeConfig = param(ProbeConfig())
 
 
-
 AXES = {"method": "methods", "lambda": "lambdas", "seed": "seeds"}
 
 

@@ -217,8 +217,8 @@ def _compare(a: np.ndarray, b: np.ndarray, first: str, second: str) -> tuple[np.
     reached = np.isfinite(a) | np.isfinite(b)
     d = a[reached] - b[reached]
     finite = d[np.isfinite(d)]
-    words = [f"{finite.mean():+.1f} points on average over {len(finite)} threshold{'s' * (len(finite) != 1)}"
-             if len(finite) else
+    plural = "" if len(finite) == 1 else "s"
+    words = [f"{finite.mean():+.1f} points on average over {len(finite)} threshold{plural}" if len(finite) else
              "no threshold both reach"]
     words += [f"{n} reached by {who} only" for n, who in ((int((d == -np.inf).sum()), first),
                                                          (int((d == np.inf).sum()), second)) if n]
