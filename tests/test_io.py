@@ -217,3 +217,37 @@ def test_write_torch_gives_the_same_bytes_for_the_same_object(tmp_path):
     first = (tmp_path / "a" / "model.pt").read_bytes()
     assert first == (tmp_path / "b" / "model.pt").read_bytes() == (tmp_path / "other.pt").read_bytes()
     assert torch.equal(torch.load(tmp_path / "other.pt")["weight"], state["weight"])
+
+
+def test_write_torch_gives_equal_values_equal_bytes_however_they_were_built(tmp_path):
+    """A resumed censor run's model.pt held the uninterrupted run's weights in other bytes (another DVC hash): its
+    snapshot list mixed state-dict keys unpickled from the checkpoint with fresh ones, and pickle writes an object
+    it has seen as a reference. Equal strings, shared containers and views are all written as their values."""
+    from replab.io import write_torch
+
+    def snapshot(module):
+        return {"encoder": {k: v.detach().clone() for k, v in module.state_dict().items()}}
+
+    module = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    uninterrupted = [snapshot(module), snapshot(module)]
+    write_torch(tmp_path / "checkpoint.pt", [snapshot(module)])
+    resumed = torch.load(tmp_path / "checkpoint.pt", weights_only=True) + [snapshot(module)]
+    write_torch(tmp_path / "a.pt", {"checkpoints": uninterrupted})
+    write_torch(tmp_path / "b.pt", {"checkpoints": resumed})
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+    # one dict object twice against two equal dicts; a view into a larger tensor against the tensor itself
+    config, big = {"hidden": "five hundred"}, torch.arange(10.0)
+    write_torch(tmp_path / "c.pt", {"a": config, "b": config, "w": big[2:5]})
+    write_torch(tmp_path / "d.pt", {"a": {"hidden": "five " + "hundred"}, "b": dict(config),
+                                    "w": torch.arange(2.0, 5.0)})
+    assert (tmp_path / "c.pt").read_bytes() == (tmp_path / "d.pt").read_bytes()
+
+    # a state_dict keeps its type and _metadata, and loads as before
+    loaded = torch.load(tmp_path / "a.pt", weights_only=True)["checkpoints"][1]["encoder"]
+    assert torch.equal(loaded["0.weight"], module[0].weight)
+    state = module.state_dict()
+    write_torch(tmp_path / "state.pt", state)
+    again = torch.load(tmp_path / "state.pt", weights_only=True)
+    assert type(again) is type(state) and again._metadata == state._metadata
+    module.load_state_dict(again)

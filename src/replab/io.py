@@ -7,6 +7,7 @@ NaN / ±inf become null (missing). `require_finite` stops an evaluation on NaN s
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import glob
 import hashlib
@@ -392,13 +393,44 @@ def npz_array(path: str | os.PathLike, arrays: dict[str, np.ndarray], key: str, 
 
 
 def write_torch(path: str | os.PathLike, obj: Any) -> None:
-    """torch.save `obj` to `path` atomically; the same `obj` gives the same bytes wherever it is written (saved
-    through a file object: given a path, torch.save names the archive's folder after it, and here that is the
-    temporary file's random name, so equal weights got a new md5 in dvc.lock on every run)."""
+    """torch.save `obj` to `path` atomically; equal values give equal bytes wherever and however they were made
+    (`canonical`; and saved through a file object: given a path, torch.save names the archive's folder after it,
+    and here that is the temporary file's random name, so equal weights got a new md5 in dvc.lock on every run)."""
     import torch
 
     with atomic_path(path, suffix=".pt") as tmp, open(tmp, "wb") as fh:
-        torch.save(obj, fh)
+        torch.save(canonical(obj), fh)
+
+
+def canonical(obj: Any, _storages: set | None = None) -> Any:
+    """`obj` (dicts, lists, tuples, tensors, scalars) rebuilt so that its pickle depends on its values alone. Pickle
+    writes an object seen before as a reference to it, so equal values that were or were not one object serialised
+    differently: a resumed censor run's model.pt (state dict keys unpickled from its checkpoint beside the keys of
+    fresh `state_dict()` calls) had the uninterrupted run's weights in other bytes, hence another DVC hash. Here
+    every string is interned (equal strings: one object), every container is a new one (a container never shared),
+    and a tensor whose storage is another's or larger than itself (a view) is cloned; a dict subclass keeps its type
+    and attributes (`state_dict()`'s OrderedDict and its `_metadata`); other objects are left as they are."""
+    import sys
+
+    import torch
+
+    seen = set() if _storages is None else _storages
+    if isinstance(obj, str):
+        return sys.intern(str(obj))
+    if isinstance(obj, torch.Tensor):
+        storage = obj.untyped_storage()
+        key = (obj.device, storage.data_ptr())
+        shared = key in seen or storage.nbytes() != obj.numel() * obj.element_size()
+        seen.add(key)
+        return obj.detach().clone() if shared else obj.detach()
+    if type(obj) in (dict, collections.OrderedDict):
+        new = type(obj)((canonical(k, seen), canonical(v, seen)) for k, v in obj.items())
+        for name, value in getattr(obj, "__dict__", {}).items():
+            setattr(new, name, canonical(value, seen))
+        return new
+    if type(obj) in (list, tuple):
+        return type(obj)(canonical(v, seen) for v in obj)
+    return obj
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
