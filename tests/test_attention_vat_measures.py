@@ -318,11 +318,15 @@ def test_a_constant_classifier_is_marked_in_the_f1_column():
     for rec in recs.values():
         if "curves" not in rec:
             rec["predicted_positive"] = 100.0 if rec["method"] == "word_at" else 55.0
+            rec["f1"] = 81.0 if rec["method"] == "word_at" else rec["f1"]  # the best of the others: cited
     per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
     md = "\n".join(rp.tables_markdown("rt_snippets", per_ds["rt_snippets"])).splitlines()
     word_at = next(line for line in md if line.startswith("| Word AT |"))
-    assert word_at.startswith("| Word AT | 80.00 (all positive†) |")
+    assert word_at.startswith("| Word AT | 81.00 (all positive†) |")
     assert sum("(all positive†)" in line for line in md) == 1 and rp.CONSTANT_NOTE in md
+    # a verdict that cites it names it too (claim 1 failed on Word AT's constant F1, unmarked)
+    words, _ = rp.claims(per_ds)
+    assert "Word AT (all positive†) 81.00" in words["attention_f1_supervised"]
     recs["word_at-sup-1"] = {**recs["word_at-sup"], "seed": 1, "predicted_positive": 97.0}  # one seed learned
     per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
     assert not any("†" in line for line in rp.tables_markdown("rt_snippets", per_ds["rt_snippets"]))

@@ -83,12 +83,15 @@ def test_a_file_not_in_dvclive_format_is_an_error_naming_it(in_tmp):
 
 
 @pytest.mark.parametrize("text, where, message", [
-    ("step\tloss\n0\t1\nnan\t0.5\n", 3, "step 'nan' is not a finite number"),
-    ("step\tloss\n0\t1\ninf\t0.5\n", 3, "step 'inf' is not a finite number"),
+    ("step\tloss\n0\t1\nnan\t0.5\n", 3, "step 'nan' is not a DVCLive step"),
+    ("step\tloss\n0\t1\ninf\t0.5\n", 3, "step 'inf' is not a DVCLive step"),
     ("step\tloss\n0\t1\textra\n", 2, "expected 2 columns (step loss), got 3"),
-    ("timestamp\tstep\tloss\n1\t-inf\t0.5\n", 2, "step '-inf' is not a finite number"),
-], ids=["nan-step", "inf-step", "extra-column", "timestamped-inf-step"])
-def test_a_non_finite_step_or_an_extra_column_is_an_error_naming_file_and_line(in_tmp, text, where, message):
+    ("timestamp\tstep\tloss\n1\t-inf\t0.5\n", 2, "step '-inf' is not a DVCLive step"),
+    ("step\tloss\n0\t1\n-5\t0.5\n", 3, "step '-5' is not a DVCLive step (allowed: a whole number from 0 to 2^53)"),
+    ("step\tloss\n1e30\t0.5\n", 2, "step '1e30' is not a DVCLive step"),
+    ("step\tloss\n2.5\t0.5\n", 2, "step '2.5' is not a DVCLive step"),
+], ids=["nan-step", "inf-step", "extra-column", "timestamped-inf-step", "negative-step", "huge-step", "fraction-step"])
+def test_a_step_that_is_no_counter_or_an_extra_column_is_an_error_naming_file_and_line(in_tmp, text, where, message):
     path = in_tmp / "m.tsv"
     path.write_text(text)
     with pytest.raises(DataError) as err:

@@ -81,10 +81,13 @@ def current_variants(paper: str, outputs: list[Path] | None = None) -> list[str]
     return variant_paths(live_root(paper), [p.name for p in paths if p.parent == root])
 
 
+MAX_STEP = 2.0 ** 53  # DVCLive's steps are counters (`Live.step`, ints ≥ 0); beyond this a float cannot hold one
+
+
 def read_live_tsv(path: Path) -> tuple[str, list[tuple[float, float]]]:
     """A DVCLive metric file → (value column name, [(step, value), ...]). Raises DataError naming the file (and
-    line) when it is not DVCLive's format: a row with other columns than the header's, a step that is not a finite
-    number. Values may be NaN or ±inf (a diverged run: `gather` leaves them out and counts them)."""
+    line) when it is not DVCLive's format: a row with other columns than the header's, a step that is not a whole
+    number from 0 to 2^53. Values may be NaN or ±inf (a diverged run: `gather` leaves them out and counts them)."""
     if path.is_dir():
         raise DataError(f"{path}: a directory, not a DVCLive metric file (expected a TSV `[timestamp] step <name>`)")
     try:
@@ -106,8 +109,9 @@ def read_live_tsv(path: Path) -> tuple[str, list[tuple[float, float]]]:
             point = float(row[step]), float(row[step + 1])
         except ValueError:
             raise DataError(f"{path}:{line}: expected a step and a number, got {row!r}") from None
-        if not math.isfinite(point[0]):
-            raise DataError(f"{path}:{line}: step {row[step]!r} is not a finite number")
+        if not (0 <= point[0] <= MAX_STEP and point[0].is_integer()):  # (NaN fails every comparison)
+            raise DataError(f"{path}:{line}: step {row[step]!r} is not a DVCLive step (allowed: a whole number from 0 "
+                            f"to 2^53)")
         points.append(point)
     return rows[0][-1], points
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from replab import report
 from replab.io import read_json
-from replab.papers.attention_vat.model import METHOD_LABELS, METHODS, PAPER, SEMI_METHODS
+from replab.papers.attention_vat.model import METHOD_LABELS, METHODS, PAPER, SEMI_METHODS, sweep_variants
 
 WORD_LEVEL = ("word_at", "word_iat", "word_vat", "word_ivat")
 OURS = ("attention_vat", "attention_ivat")  # the seed's proposals
@@ -122,7 +122,9 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
     checks: dict[str, list[tuple[bool | None, str]]] = {c: [] for c in PAPER_CLAIMS}
 
     def stats(table: dict, methods, measure: str) -> dict[str, dict | None]:
-        return {METHOD_LABELS.get(m, m): table[m][measure] for m in methods if m in table}
+        # an F1 that is the constant classifier's is named so where a verdict cites it
+        return {METHOD_LABELS.get(m, m) + (_constant_mark(table[m]) if measure == "f1" else ""): table[m][measure]
+                for m in methods if m in table}
 
     for ds, s in summary.items():
         t1a, t1b, t2 = s["table1a"], s["table1b"], s["table2"]
@@ -161,11 +163,11 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
             for c, results in checks.items()}, flags
 
 
-def _f1_cell(t: dict) -> str:
-    """Test F1, marked when every seed's classifier predicts one class for every test sentence."""
-    share = t.get("predicted_positive")
-    constant = share is not None and not share.get("missing") and share["std"] == 0 and share["mean"] in (0.0, 100.0)
-    return report.fmt(t["f1"], 2) + (f" (all {'positive' if share['mean'] else 'negative'}†)" if constant else "")
+def _constant_mark(t: dict) -> str:
+    """" (all positive†)" (or negative) when every seed's classifier predicts one class for every test sentence."""
+    s = t.get("predicted_positive")
+    constant = s is not None and not s.get("missing") and s["std"] == 0 and s["mean"] in (0.0, 100.0)
+    return f" (all {'positive' if s['mean'] else 'negative'}†)" if constant else ""
 
 
 CONSTANT_NOTE = ("† every test sentence falls on one side of the 0.5 threshold (in every seed): the F1 is the "
@@ -179,7 +181,7 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
     md = [f"#### {ds}", ""]
 
     def row(m: str, t: dict, ref: tuple, *n_ul: str) -> list[str]:
-        return [METHOD_LABELS.get(m, m), *n_ul, _f1_cell(t), report.num(ref[0], 2),
+        return [METHOD_LABELS.get(m, m), *n_ul, report.fmt(t["f1"], 2) + _constant_mark(t), report.num(ref[0], 2),
                 report.fmt(t["corr_pearson"], 3), report.num(ref[1], 3), report.fmt(t["corr_kendall"], 3)]
 
     head = ["F1 ours", f"F1 {paper_label}", "Corr. (Pearson) ours", f"Corr. {paper_label}", "Kendall τ ours"]
@@ -269,8 +271,6 @@ def settings_markdown(cfg, records: dict[str, dict]) -> list[str]:
 
 def sweep_keys(cfg) -> list[str]:
     """The metrics files of the sweep in params.yaml, relative to metrics/attention_vat/: <dataset>/<key>."""
-    from replab.papers.attention_vat.model import sweep_variants
-
     return [f"{axes['dataset']}/{key}" for key, axes in sweep_variants(cfg)]
 
 
