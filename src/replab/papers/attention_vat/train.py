@@ -353,10 +353,11 @@ def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
     run_cfg = replace(cfg, epochs=cfg.fig2.epochs or cfg.epochs)
     curves: dict[str, dict] = ckpt.resumed_context.get("curves", {})  # the points finished before a kill
     ckpt.context["curves"] = curves
-    with ckpt.open_live() as live:
-        for method in cfg.fig2.methods:
-            curves.setdefault(method, {"n_unlabeled": [], "dev_f1": [], "dev_accuracy": [], "dev_auc": [],
-                                       "best_epoch": [], "seconds_per_step": []})
+    for method in cfg.fig2.methods:
+        curves.setdefault(method, {"n_unlabeled": [], "dev_f1": [], "dev_accuracy": [], "dev_auc": [],
+                                   "best_epoch": [], "seconds_per_step": []})
+        # one DVCLive folder per method, step = N_ul: the curves stage overlays them in one Fig. 2 chart
+        with ckpt.open_live(f"fig2-{dataset}-{method}-{seed}", resume=bool(curves[method]["n_unlabeled"])) as live:
             for n_ul in points:
                 if n_ul in curves[method]["n_unlabeled"]:
                     continue
@@ -366,8 +367,8 @@ def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
                 for name in curves[method]:
                     curves[method][name].append(record[name])
                 live.step = n_ul
-                live.log_metric(f"{method}/dev_f1", record["dev_f1"])
-        live.make_summary()
+                live.log_metric("fig2_dev_f1", record["dev_f1"])
+            live.make_summary()
     record = {"dataset": dataset, "seed": seed, "n_labeled": n_labeled, "epochs": run_cfg.epochs,
               "ratios": cfg.fig2.ratios, "curves": curves,
               "run": rt.run_metadata(device, seed, f"{data.name} ({data.source})", clock)}
