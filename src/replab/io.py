@@ -417,7 +417,7 @@ def canonical(obj: Any, _storages: set | None = None) -> Any:
     seen = set() if _storages is None else _storages
     if isinstance(obj, str):
         return sys.intern(str(obj))
-    if isinstance(obj, torch.Tensor):
+    if isinstance(obj, torch.Tensor) and obj.layout == torch.strided:  # (a sparse tensor has no one storage)
         storage = obj.untyped_storage()
         key = (obj.device, storage.data_ptr())
         shared = key in seen or storage.nbytes() != obj.numel() * obj.element_size()
