@@ -8,6 +8,7 @@ import re
 import sys
 import types
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -206,6 +207,32 @@ def test_damaged_metrics_files_are_one_line_errors_naming_file_and_key(in_tmp, m
     assert str(err.value).startswith("metrics/toy/a-0.json: history: wrong type or range for the toy report "
                                      "(TypeError: 'int' object is not subscriptable)")
     assert "\n" not in str(err.value) and not (in_tmp / "plots/report.md").exists()
+
+
+@pytest.mark.parametrize(("record", "message"), [
+    ({"test_error": -40.0}, "test_error = -40.0: out of range (allowed: 0 … 100, a percentage, or null"),
+    ({"f1_seen": 250}, "f1_seen = 250: out of range (allowed: 0 … 100, a percentage"),
+    ({"history": [{"user_accuracy": 10.0}, {"user_accuracy": 100.5}]}, "history.1.user_accuracy = 100.5"),
+    ({"roc_auc": {"3": 1.2}}, "roc_auc.3 = 1.2: out of range (allowed: 0 … 1, a fraction"),
+    ({"rationale": {"auprc": -0.1}}, "rationale.auprc = -0.1"),
+    ({"test_kmeans_b_ari": -1.5}, "test_kmeans_b_ari = -1.5: out of range (allowed: -1 … 1"),
+    ({"slant_r2_from_a": 1.01}, "slant_r2_from_a = 1.01: out of range (allowed: ≤ 1"),
+], ids=["negative-error", "f1-over-100", "in-a-list", "per-class-auc", "nested", "ari", "r2"])
+def test_a_measure_out_of_its_range_is_a_one_line_error_naming_file_and_key(in_tmp, record, message):
+    """A hand-edited accuracy of -40 % entered the means and flipped a claim's verdict."""
+    write_json(in_tmp / "metrics/toy/a-0.json", record)
+    with pytest.raises(DataError) as err:
+        report.gather("toy", ["a-0"])
+    one_line = str(err.value)
+    assert one_line.startswith(f"metrics/toy/a-0.json: {message}") and "\n" not in one_line
+    assert "eval_toy" in one_line  # the stage that rewrites it
+
+
+def test_measures_at_the_edges_of_their_ranges_and_unbounded_ones_are_read():
+    record = report.Record({"test_error": 0, "dev_f1": 100.0, "roc_auc": {"0": 1.0}, "corr_pearson": -1.0,
+                            "slant_r2_from_b": -3.5, "censor_loss": -78.7, "test_psnr": 18.75, "seed": 7,
+                            "f1": None, "best_iteration": 600, "threads": 2}, Path("metrics/toy/a-0.json"))
+    assert record["roc_auc"]["0"] == 1.0 and record["slant_r2_from_b"] == -3.5 and record["f1"] is None
 
 
 def test_the_run_summary_names_the_thread_counts_the_variants_were_trained_with():

@@ -15,6 +15,7 @@ are noted, and the report adds one note per paper naming each variant and metric
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +47,8 @@ class Record(dict):
     """One metrics file's object (nested objects too): a missing key is a one-line DataError naming the file and
     the key, and every read is remembered, so that a value of the wrong type met later is named (`main`)."""
 
-    def __init__(self, data: dict, path: Path, prefix: str = ""):
-        super().__init__({k: _wrap(v, path, f"{prefix}{k}") for k, v in data.items()})
+    def __init__(self, data: dict, path: Path, prefix: str = "", name: str = ""):
+        super().__init__({k: _wrap(v, path, f"{prefix}{k}", name if k.isdigit() else k) for k, v in data.items()})
         self.path, self.prefix = path, prefix
 
     def __getitem__(self, key):
@@ -58,11 +59,30 @@ class Record(dict):
         return super().__getitem__(key)
 
 
-def _wrap(value: Any, path: Path, key: str) -> Any:
+# Measures with a known range, by name (a key, or for a list's or a per-class object's numbers the key holding them:
+# roc_auc.3): a value outside it is a damaged or hand-edited file, which would otherwise enter means and verdicts.
+BOUNDS = (
+    (re.compile(r"(^|_)(accuracy|error|f1|chance|predicted_positive)(_|$)|^probe_"), 0.0, 100.0, "a percentage"),
+    (re.compile(r"(^|_)(auc|auprc|average_precision|roc_auc|roc_auc_score|roc_auc_mean|purity)$"), 0.0, 1.0,
+     "a fraction"),
+    (re.compile(r"(_ari|_ami_max|_ami_arithmetic|^corr_pearson|^corr_kendall)$"), -1.0, 1.0, "a chance-adjusted "
+     "score or correlation"),
+    (re.compile(r"(^|_)r2(_|$)"), -math.inf, 1.0, "a coefficient of determination"),
+)
+
+
+def _wrap(value: Any, path: Path, key: str, name: str) -> Any:
+    """A metrics file's value as the report reads it (`key`: its dotted path; `name`: the measure it is)."""
     if isinstance(value, dict):
-        return Record(value, path, f"{key}.")
+        return Record(value, path, f"{key}.", name)
     if isinstance(value, list):
-        return [_wrap(v, path, f"{key}.{i}") for i, v in enumerate(value)]
+        return [_wrap(v, path, f"{key}.{i}", name) for i, v in enumerate(value)]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        for pattern, low, high, kind in BOUNDS:
+            if pattern.search(name) and not low <= value <= high:  # (NaN was read as null)
+                span = f"≤ {high:g}" if low == -math.inf else f"{low:g} … {high:g}"
+                raise DataError(f"{path}: {key} = {value!r}: out of range (allowed: {span}, {kind}, or null; "
+                                f"{_rerun(path)})")
     return value
 
 
