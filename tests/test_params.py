@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import yaml
 
 from conftest import REPO, compose
 from replab.cli import main, parse_variant
 from replab.papers import aae_ssl
-from replab.params import ParamError, parse
+from replab.params import BELOW_FLOAT64, BEYOND_FLOAT64, ParamError, parse
 
 
 def test_committed_params_equal_composition_of_conf():
@@ -221,7 +223,8 @@ def test_every_float_param_must_be_finite(profile):
             changed = yaml.safe_load(yaml.safe_dump(changed))  # as read back from YAML's .inf / .nan
             with pytest.raises(ParamError) as err:
                 validate(changed)
-            assert str(err.value) == f"params.yaml: {key} = {bad!r}: must be finite", key
+            hint = BEYOND_FLOAT64 if math.isinf(bad) else ""
+            assert str(err.value) == f"params.yaml: {key} = {bad!r}: must be finite{hint}", key
             checked.append(key)
     assert len(checked) > 20 and "aae_ssl.lr" in checked and any(k.startswith("data.") for k in checked)
 
@@ -231,7 +234,18 @@ def test_infinite_lr_is_one_line_naming_the_key(in_tmp, capsys):
     assert "lr: .inf" in text
     (in_tmp / "params.yaml").write_text(text)
     assert main(["check"]) == 2
-    assert capsys.readouterr().err == "error: params.yaml: aae_ssl.lr = inf: must be finite\n"
+    assert capsys.readouterr().err == f"error: params.yaml: aae_ssl.lr = inf: must be finite{BEYOND_FLOAT64}\n"
+
+
+@pytest.mark.parametrize(("literal", "message"), [
+    ("1e-400", f"aae_ssl.lr = 0.0: must be > 0.0{BELOW_FLOAT64}"),
+    ("1e400", f"aae_ssl.lr = inf: must be finite{BEYOND_FLOAT64}"),
+])
+def test_a_number_outside_float64_says_what_it_read_as(in_tmp, capsys, literal, message):
+    """YAML reads 1e-400 as 0.0 and 1e400 as inf: the error showed a value the user never wrote."""
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose()).replace("lr: 0.0001\n", f"lr: {literal}\n", 1))
+    assert main(["check"]) == 2
+    assert capsys.readouterr().err == f"error: params.yaml: {message}\n"
 
 
 def test_finite_check_is_generic():
@@ -252,7 +266,7 @@ def test_finite_check_is_generic():
                       ({"c": [1.0, float("nan")]}, "s.c[1] = nan"), ({"d": {"y": float("nan")}}, "s.d.y = nan")):
         with pytest.raises(ParamError) as err:
             parse(Section, data, "s")
-        assert str(err.value) == f"{key}: must be finite"
+        assert str(err.value) == f"{key}: must be finite" + (BEYOND_FLOAT64 if "inf" in key else "")
     with pytest.raises(ParamError, match=r"s\.n = inf: must be an integer"):
         parse(Section, {"n": float("inf")}, "s")
 

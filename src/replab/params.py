@@ -142,7 +142,7 @@ def _convert(tp: Any, value: Any, key: str, meta: typing.Mapping[str, Any]) -> A
             raise ParamError(f"{key} = {value!r}: must be a number")
         value = float(value)
         if not math.isfinite(value):  # YAML's .inf / .nan pass every range check (inf > 0) or none (nan)
-            raise ParamError(f"{key} = {value!r}: must be finite")
+            raise ParamError(f"{key} = {value!r}: must be finite{BEYOND_FLOAT64 if math.isinf(value) else ''}")
     elif tp is str:
         if not isinstance(value, str):
             raise ParamError(f"{key} = {value!r}: must be a string")
@@ -150,6 +150,11 @@ def _convert(tp: Any, value: Any, key: str, meta: typing.Mapping[str, Any]) -> A
             raise ParamError(f"{key} = {value!r}: empty; omit it or use null for none")
     _check_limits(value, key, meta)
     return value
+
+
+# YAML reads a number outside float64's range without a word: say so where the value it became is refused
+BEYOND_FLOAT64 = " (a number beyond ±1.8e308, e.g. 1e400, reads as inf)"
+BELOW_FLOAT64 = " (a number nearer 0 than 2.2e-308, e.g. 1e-400, reads as 0.0)"
 
 
 def _check_limits(value: Any, key: str, meta: typing.Mapping[str, Any]) -> None:
@@ -160,7 +165,8 @@ def _check_limits(value: Any, key: str, meta: typing.Mapping[str, Any]) -> None:
                            ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<")):
         bound = meta.get(name)
         if bound is not None and not ok(value, bound):
-            raise ParamError(f"{key} = {value!r}: must be {text} {bound}")
+            underflow = BELOW_FLOAT64 if isinstance(value, float) and value == 0.0 else ""
+            raise ParamError(f"{key} = {value!r}: must be {text} {bound}{underflow}")
 
 
 def missing_key(cls: type, data: Any, where: str) -> str | None:
