@@ -148,6 +148,43 @@ def test_atomic_writes_never_replace_a_device_pipe_or_socket_and_replace_a_link_
     assert target.read_text() == "{}"
 
 
+def test_a_commands_output_never_replaces_a_file_of_the_project(tmp_path, monkeypatch):
+    """`bench --json params.yaml` and `compare --out …` replaced params.yaml and dvc.yaml with their output (exit 0):
+    the pipeline's files, what Git tracks and DVC's folders are refused in one line, before any work."""
+    import subprocess
+
+    from replab.cli import main as cli
+    from replab.params import ParamError, check_writable
+
+    repo = tmp_path / "project"
+    (repo / "src").mkdir(parents=True)
+    (repo / "notes").mkdir()
+    for name in ("dvc.yaml", "params.yaml", "README.md", "notes/kept.md"):
+        (repo / name).write_text(f"{name}\n")
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "add", "README.md", "notes/kept.md"], check=True)
+    for path, why in (("params.yaml", "is a file of the pipeline"), ("dvc.lock", "is a file of the pipeline"),
+                      ("src/x.json", "lies in the project's src/, which the pipeline owns"),
+                      ("models/aae_ssl/ae-0/model.pt", "lies in the project's models/"),
+                      (".dvc/config", "lies in the project's .dvc/"), ("README.md", "is a file Git tracks"),
+                      ("notes/kept.md", "is a file Git tracks")):
+        with pytest.raises(ParamError) as err:
+            check_writable(str(repo / path), "bench --json")
+        assert str(err.value).startswith(f"bench --json {repo / path}: {why}") and "\n" not in str(err.value)
+    (repo / "link.json").symlink_to(repo / "params.yaml")  # through a link too
+    with pytest.raises(ParamError, match="is a file of the pipeline"):
+        check_writable(str(repo / "link.json"), "compare --out")
+    for path in ("bench-paper.json", "notes/new.md", "out/compare.csv"):  # new files outside the pipeline's
+        check_writable(str(repo / path), "compare --out")
+    check_writable(str(repo / "data/params.checked"), "check --marker", outputs_ok=True)  # a check stage's output
+    with pytest.raises(ParamError, match="is a file Git tracks"):
+        check_writable(str(repo / "README.md"), "check --marker", outputs_ok=True)
+    before = (repo / "params.yaml").read_text()
+    monkeypatch.chdir(repo)
+    assert cli(["bench", "autoencoder", "--steps", "1", "--json", "params.yaml"]) == 2
+    assert (repo / "params.yaml").read_text() == before
+
+
 def _dead_pid() -> int:
     import subprocess
     import sys

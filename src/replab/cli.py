@@ -77,7 +77,7 @@ def _check(args) -> None:
     if args.marker is not None:  # a marker that cannot be written fails before the check, as one line naming it
         from replab.params import check_writable
 
-        check_writable(args.marker, "check --marker")
+        check_writable(args.marker, "check --marker", outputs_ok=True)  # data/*.checked: the check stages' outputs
     params = read_params()
     check_params(params)
     if args.data:

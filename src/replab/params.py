@@ -185,15 +185,50 @@ def missing_key(cls: type, data: Any, where: str) -> str | None:
     return None
 
 
-def check_writable(path: str, option: str) -> None:
+# What a command's own output file (bench --json, compare --out) must not replace: the pipeline's files and folders
+# (check --marker, the check stages' output, writes into data/ by design: `outputs_ok`)
+PIPELINE_FILES = ("params.yaml", "dvc.yaml", "dvc.lock")
+PIPELINE_FOLDERS = ("data", "models", "metrics", "plots", "checkpoints", "conf", "src", "tests", ".dvc", ".git")
+
+
+def project_file(path: str | os.PathLike, outputs_ok: bool = False) -> str | None:
+    """Why `path` (links resolved) is a file of the project that an output written there would replace, or None: a
+    file Git tracks (code, params.yaml, dvc.yaml, dvc.lock, committed metrics), or unless `outputs_ok` one of
+    PIPELINE_FILES or a path in one of PIPELINE_FOLDERS of the project it lies in (the nearest folder above it with
+    a dvc.yaml): DVC's outputs and cache, which Git ignores."""
+    import subprocess
+
+    target = Path(os.path.realpath(path))
+    root = next((p for p in target.parents if (p / "dvc.yaml").is_file()), None)
+    if root is not None and not outputs_ok:
+        rel = target.relative_to(root)
+        if rel.as_posix() in PIPELINE_FILES:
+            return "is a file of the pipeline"
+        if len(rel.parts) > 1 and rel.parts[0] in PIPELINE_FOLDERS:
+            return f"lies in the project's {rel.parts[0]}/, which the pipeline owns"
+    if target.parent.is_dir():
+        try:
+            tracked = subprocess.run(["git", "-C", str(target.parent), "ls-files", "--error-unmatch", "--",
+                                      target.name], capture_output=True).returncode == 0
+        except OSError:  # no git
+            tracked = False
+        if tracked:
+            return "is a file Git tracks"
+    return None
+
+
+def check_writable(path: str, option: str, outputs_ok: bool = False) -> None:
     """ParamError unless a file can be written at `path`, the value of the command-line `option` (e.g. "bench
-    --json"), so that a bad path fails before the work whose result it is for."""
+    --json"), so that a bad path fails before the work whose result it is for: also when the file is one of the
+    project's (`project_file`; `outputs_ok` for an output of the pipeline's own stages)."""
     if not str(path).strip():
         raise ParamError(f"{option}: empty path (give a file path to write to)")
     target = Path(path)
     parent = next((p for p in target.absolute().parents if p.exists()), None)
     if (kind := not_a_regular_file(target)) is not None:
         problem = f"is {kind}"
+    elif (owned := project_file(target, outputs_ok)) is not None:
+        raise ParamError(f"{option} {path}: {owned} (give a new file's path, e.g. one in the project's top folder)")
     elif parent is not None and not parent.is_dir():
         problem = f"{parent} is not a directory"
     elif parent is None or not os.access(parent, os.W_OK | os.X_OK):
