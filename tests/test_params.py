@@ -10,7 +10,7 @@ import yaml
 from conftest import REPO, compose
 from replab.cli import main, parse_variant
 from replab.papers import aae_ssl
-from replab.params import BELOW_FLOAT64, BEYOND_FLOAT64, ParamError, parse
+from replab.params import BELOW_FLOAT64, BEYOND_FLOAT64, ParamError, load_section, parse
 
 
 def test_committed_params_equal_composition_of_conf():
@@ -237,15 +237,29 @@ def test_infinite_lr_is_one_line_naming_the_key(in_tmp, capsys):
     assert capsys.readouterr().err == f"error: params.yaml: aae_ssl.lr = inf: must be finite{BEYOND_FLOAT64}\n"
 
 
-@pytest.mark.parametrize(("literal", "message"), [
-    ("1e-400", f"aae_ssl.lr = 0.0: must be > 0.0{BELOW_FLOAT64}"),
-    ("1e400", f"aae_ssl.lr = inf: must be finite{BEYOND_FLOAT64}"),
-])
-def test_a_number_outside_float64_says_what_it_read_as(in_tmp, capsys, literal, message):
-    """YAML reads 1e-400 as 0.0 and 1e400 as inf: the error showed a value the user never wrote."""
-    (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose()).replace("lr: 0.0001\n", f"lr: {literal}\n", 1))
+@pytest.mark.parametrize(("literal", "read_as"), [("1e-400", "0.0"), ("-2.5E+999", "-inf")])
+def test_a_number_beyond_float64_is_refused_where_it_is_written(in_tmp, capsys, literal, read_as):
+    """YAML reads 1e-400 as 0.0 and 1e400 as inf: the error showed a value the user never wrote (or none at all:
+    `lambda_rec: 1e-400` turned the term off)."""
+    text = yaml.safe_dump(compose()).replace("lr: 0.0001\n", f"lr: {literal}\n", 1)
+    (in_tmp / "params.yaml").write_text(text)
+    line = text[:text.index(literal)].count("\n") + 1
     assert main(["check"]) == 2
-    assert capsys.readouterr().err == f"error: params.yaml: {message}\n"
+    assert capsys.readouterr().err == (f"error: params.yaml: not valid YAML (at line {line}: {literal} is beyond "
+                                       f"float64's range (it would read as {read_as}; allowed: 0 or magnitudes "
+                                       "2.2e-308 … 1.8e308))\n")
+
+
+def test_a_value_that_became_zero_or_inf_before_replab_read_it_says_how(in_tmp):
+    """`dvc exp run -S aae_ssl.lr=1e-400` composes params.yaml through Hydra, which writes 0.0: the literal is gone,
+    so the refusal says what such a number reads as."""
+    params = compose()
+    for value, message in ((0.0, f"aae_ssl.lr = 0.0: must be > 0.0{BELOW_FLOAT64}"),
+                           (float("inf"), f"aae_ssl.lr = inf: must be finite{BEYOND_FLOAT64}")):
+        params["aae_ssl"]["lr"] = value
+        with pytest.raises(ParamError) as err:
+            load_section(aae_ssl.Config, "aae_ssl", params=params)
+        assert str(err.value) == f"params.yaml: {message}"
 
 
 def test_finite_check_is_generic():

@@ -282,6 +282,23 @@ class YAMLSyntaxError(ValueError):
     """Text that is not valid YAML 1.2 (or repeats a key); the message is one line."""
 
 
+def _FloatRangeConstructor() -> type:
+    """ruamel's SafeConstructor, refusing a float literal beyond float64 (a subclass: DVC's own parser is untouched)."""
+    from ruamel.yaml.constructor import SafeConstructor
+
+    class FloatRangeConstructor(SafeConstructor):
+        def construct_yaml_float(self, node):
+            value = super().construct_yaml_float(node)
+            mantissa = re.split(r"[eE]", node.value)[0]
+            if value == 0 and re.search(r"[1-9]", mantissa) or math.isinf(value) and "inf" not in node.value.lower():
+                raise YAMLSyntaxError(f"at line {node.start_mark.line + 1}: {node.value} is beyond float64's range (it "
+                                      f"would read as {value}; allowed: 0 or magnitudes 2.2e-308 … 1.8e308)")
+            return value
+
+    FloatRangeConstructor.add_constructor("tag:yaml.org,2002:float", FloatRangeConstructor.construct_yaml_float)
+    return FloatRangeConstructor
+
+
 def parse_yaml(text: str) -> Any:
     """YAML text → Python values, read exactly as DVC reads params.yaml (ruamel.yaml's safe loader, YAML 1.2).
 
@@ -290,12 +307,15 @@ def parse_yaml(text: str) -> Any:
     `010` is 8 to PyYAML and 10 to DVC. Reading with DVC's parser makes the value a stage trains with the value
     `dvc exp show` and `dvc params diff` show. A repeated key is an error (PyYAML keeps the last silently).
 
-    Raises `YAMLSyntaxError` with the parser's message on one line.
+    Raises `YAMLSyntaxError` with the parser's message on one line, also for a number written beyond float64's range
+    (`1e-400`, `1e400`), which the parser would read as 0.0 or inf without a word.
     """
     from ruamel.yaml import YAML, YAMLError
 
+    yaml = YAML(typ="safe")
+    yaml.Constructor = _FloatRangeConstructor()
     try:
-        return YAML(typ="safe").load(text)
+        return yaml.load(text)
     except YAMLError as err:
         # ruamel's messages span lines and end with a pointer to its docs; a one-line error keeps the essentials
         message = " ".join(str(err).split("To suppress this check")[0].split())
