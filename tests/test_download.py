@@ -161,6 +161,23 @@ def test_unsupported_mirror_scheme(upstream, tmp_path):
         fetch(upstream, tmp_path, mirror="s3://bucket/data", progress=False)
 
 
+@pytest.mark.parametrize("name", ["mnist", "rt_snippets", "usc_had"])
+def test_an_unsupported_mirror_scheme_is_a_param_error_before_any_download(name):
+    """`-S data.rt_snippets.mirror=ftp://x/y` passed check_params; its download stage then failed, after DVC had
+    deleted data/raw/rt_snippets."""
+    from replab.data.registry import load_data_params
+    from replab.params import ParamError
+
+    params = {"data": {"split_seed": 0, name: {"mirror": "ftp://x/y"}}}
+    with pytest.raises(ParamError) as err:
+        load_data_params(name, params=params)
+    assert str(err.value) == (f"params.yaml: data.{name}.mirror = 'ftp://x/y': unsupported scheme (allowed: a "
+                              "directory, file:// or http(s)://)")
+    for fine in ("/srv/mirror", "file:///srv/mirror", "https://example.org/mirror"):
+        params["data"][name]["mirror"] = fine
+        assert load_data_params(name, params=params)[0].mirror == fine
+
+
 # ---------------------------------------------------------------------------------------------------------
 # A source that answers with the wrong bytes is skipped like an unreachable one
 
