@@ -140,6 +140,14 @@ def test_sweep_dry_run_prints_one_queued_run_per_point(in_tmp, capsys):
                      for v in (1, 2, 3)]
     assert main(["sweep", "nope", "x=1", "--dry-run"]) == 2
     assert "paper 'nope': unknown" in capsys.readouterr().err
+    # the grid after the options too (it was `unrecognized arguments: lambda_rec=1,2,3`), split around one as well
+    assert main(["sweep", "aae_ssl", "--dry-run", "--set", "runtime.threads=1", "lambda_rec=1,2,3"]) == 0
+    assert capsys.readouterr().out.strip().splitlines() == lines
+    assert main(["sweep", "aae_ssl", "lambda_rec=1,2", "--dry-run", "lambda_reg=1"]) == 0
+    assert capsys.readouterr().out.count("-S aae_ssl.lambda_reg=1") == 2
+    with pytest.raises(SystemExit):
+        main(["sweep", "aae_ssl", "lambda_rec=1,2", "--dry-run", "--no-such-option"])
+    assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err
 
 
 def test_sweep_shares_the_cpus_among_its_queue_workers(in_tmp, capsys, monkeypatch):

@@ -266,7 +266,12 @@ def main(argv: list[str] | None = None) -> int:
         except RuntimeError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "sweep" and all("=" in e and not e.startswith("-") for e in extra):
+        args.grid = [*args.grid, *extra]  # grid points after an option: argparse places a `*` positional once
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     started = time.perf_counter()
     try:
         args.run(args)
