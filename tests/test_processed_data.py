@@ -473,3 +473,58 @@ def test_train_stage_on_inf_pixel_exits_2_with_one_line(image_dir, tmp_path, mon
     rel = "data/processed/mnist5k/test.npz"
     assert err == ["error: " + non_finite(rel, "x", 1, 20 * 784, 5 * 784 + 3 * 28 + 3, "pixels")]
     assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# every layout: the files prepare wrote (its manifest.json), not a well-formed edit of them
+
+
+LOADERS = {
+    "image_dir": lambda d: images.load_image_splits(d),
+    "writer_dir": lambda d: writers.load_writer_splits(d),
+    "har_dir": lambda d: recordings.load_windows(d),
+    "text_dir": lambda d: load_text(d.name, torch.device("cpu"), root=d.parent),
+}
+
+
+@pytest.mark.parametrize("layout", LOADERS)
+def test_a_processed_file_edited_since_prepare_is_refused(layout, request):
+    """Half the test rows cut (np.savez, the format intact) and `replab evaluate` ran on them with exit 0, beside a
+    meta.json whose counts said otherwise: prepare records every file's sha256, the loaders check them."""
+    from replab.io import MANIFEST, write_manifest
+
+    folder = request.getfixturevalue(layout)
+    load = LOADERS[layout]
+    load(folder)  # no manifest (a folder written by hand): not checked
+    write_manifest(folder)
+    listed = json.loads((folder / MANIFEST).read_text())["sha256"]
+    assert "meta.json" in listed and MANIFEST not in listed
+    load(folder)
+    split = {"image_dir": "test", "writer_dir": "test", "har_dir": "unseen", "text_dir": "test"}[layout]
+    path = folder / f"{split}.npz"
+    arrays = arrays_of(path)
+    save(path, {k: v[: len(v) // 2] for k, v in arrays.items()})
+    stage = f"prepare@{folder.name}"
+    with pytest.raises(DataError) as err:
+        load(folder)
+    assert re.fullmatch(rf"{re.escape(str(path))}: not the file prepare wrote \(sha256 [0-9a-f]{{12}}…, manifest.json "
+                        rf"lists [0-9a-f]{{12}}…\): edited since; run `dvc repro -f {stage}`", str(err.value))
+    path.unlink()
+    refuses(lambda: load(folder), f"{path}: missing (prepare wrote it; run `dvc repro -f {stage}`)")
+
+
+def test_every_prepare_writes_the_manifest(in_tmp, monkeypatch):
+    from replab.data import registry
+    from replab.io import MANIFEST
+
+    class Source:  # a data set whose prepare writes two files
+        @staticmethod
+        def prepare(name, cfg, raw, out, split_seed):
+            (out / "sub").mkdir(parents=True)
+            (out / "meta.json").write_text("{}")
+            (out / "sub" / "train.npz").write_bytes(b"x")
+
+    monkeypatch.setattr(registry, "load_data_params", lambda name, path: (None, 0))
+    monkeypatch.setattr(registry, "get", lambda name: type("S", (), {"load": staticmethod(lambda: Source)}))
+    out = registry.prepare("toy")
+    assert sorted(json.loads((out / MANIFEST).read_text())["sha256"]) == ["meta.json", "sub/train.npz"]

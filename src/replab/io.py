@@ -453,6 +453,38 @@ def canonical(obj: Any, _storages: set | None = None) -> Any:
     return obj
 
 
+MANIFEST = "manifest.json"  # a processed data folder's {"sha256": {file: digest}}, written by `replab prepare`
+
+
+def write_manifest(folder: str | os.PathLike) -> None:
+    """Record the sha256 of every file under `folder` (a processed data set, once prepare has written it) in
+    folder/MANIFEST, which `check_manifest` verifies where the data are loaded."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+    write_json(folder / MANIFEST, {"sha256": {p.relative_to(folder).as_posix(): sha256_file(p) for p in files}})
+
+
+def check_manifest(folder: str | os.PathLike, stage: str) -> None:
+    """DataError naming the first file of a processed data folder that is not the one prepare wrote (its MANIFEST):
+    changed, truncated or deleted since (a hand edit that kept the format, e.g. half the test rows, or shuffled
+    labels, would otherwise be trained and evaluated on without a word). A folder without a manifest (written by
+    hand, or by an older replab) is not checked; files the manifest does not list are ignored."""
+    folder = Path(folder)
+    if not (folder / MANIFEST).exists():
+        return
+    listed = read_json(folder / MANIFEST, expect=dict, stage=stage).get("sha256")
+    if not isinstance(listed, dict) or not all(isinstance(v, str) for v in listed.values()):
+        raise DataError(f"{folder / MANIFEST}: sha256: expected an object of file names and digests; "
+                        f"{rerun_hint(stage)}")
+    for name, digest in listed.items():
+        path = folder / name
+        if not path.is_file():
+            raise DataError(f"{path}: missing (prepare wrote it; {rerun_hint(stage)})")
+        if (found := sha256_file(path)) != digest:
+            raise DataError(f"{path}: not the file prepare wrote (sha256 {found[:12]}…, {MANIFEST} lists "
+                            f"{digest[:12]}…): edited since; {rerun_hint(stage)}")
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -11,7 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.io import DataError, atomic_dir, npz_array, read_json, read_npz, rerun_hint, write_json, write_npz
+from replab.io import (
+    DataError,
+    atomic_dir,
+    check_manifest,
+    npz_array,
+    read_json,
+    read_npz,
+    rerun_hint,
+    write_json,
+    write_npz,
+)
 
 SPLITS = ("train", "val", "test")
 N_CLASSES = 10  # every image set here (mnist5k, mnist, fashion_mnist) has ten classes
@@ -97,6 +107,7 @@ def load_image_splits(data_dir: Path, dataset: str | None = None) -> tuple[Split
     meta.json by `check_image_meta` (its `dataset` against `dataset`, the set the caller loads, when given)."""
     data_dir = Path(data_dir)
     stage = f"prepare@{data_dir.name}"
+    check_manifest(data_dir, stage)
     meta = check_image_meta(read_json(data_dir / "meta.json", expect=dict, stage=stage), data_dir / "meta.json",
                             stage, dataset)
     splits = {name: check_image_split(data_dir / f"{name}.npz", read_npz(data_dir / f"{name}.npz", stage=stage),

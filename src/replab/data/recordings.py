@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.io import DataError, atomic_dir, npz_array, read_json, read_npz, write_json, write_npz
+from replab.io import DataError, atomic_dir, check_manifest, npz_array, read_json, read_npz, write_json, write_npz
 from replab.params import MAX_SIZE, fail, param
 
 ACTIVITIES = ("Walking Forward", "Walking Left", "Walking Right", "Walking Upstairs", "Walking Downstairs",
@@ -159,6 +159,7 @@ def load_windows(data_dir: Path) -> tuple[dict[str, dict[str, np.ndarray]], dict
     meta_path = data_dir / "meta.json"
     if not meta_path.exists():
         raise DataError(f"{meta_path}: missing (run `dvc repro` to prepare the data)")
+    check_manifest(data_dir, stage)
     meta = read_json(meta_path, expect=dict, stage=stage)
     splits = {name: read_npz(data_dir / f"{name}.npz", stage=stage) for name in SPLITS}
     check_windows(data_dir, splits)

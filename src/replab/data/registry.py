@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from replab.io import write_manifest
 from replab.params import PARAMS_FILE, SEED_MAX, ParamError, parse, read_params
 
 RAW_ROOT = Path("data/raw")
@@ -88,4 +89,5 @@ def prepare(name: str, params_path: str | Path = PARAMS_FILE) -> Path:
     cfg, split_seed = load_data_params(name, params_path)
     out_dir = PROCESSED_ROOT / name
     source.load().prepare(name, cfg, RAW_ROOT / name, out_dir, split_seed)
+    write_manifest(out_dir)  # what the loaders verify: an edit of the prepared files is never trained on silently
     return out_dir

@@ -50,6 +50,7 @@ from replab.data.images import check_image_split, shuffled_class_rank
 from replab.io import (
     DataError,
     atomic_dir,
+    check_manifest,
     npz_array,
     read_json,
     read_npz,
@@ -328,6 +329,7 @@ def load_writer_splits(data_dir: Path) -> tuple[dict[str, tuple[np.ndarray, np.n
     (`check_writer_split`, against meta.json's n_writers when it has one)."""
     data_dir = Path(data_dir)
     stage = f"prepare@{data_dir.name}"
+    check_manifest(data_dir, stage)
     meta = read_json(data_dir / "meta.json", expect=dict, stage=stage)
     n_writers = meta.get("n_writers")  # absent: the writer ids are only checked to be ≥ 0
     if "n_writers" in meta and (isinstance(n_writers, bool) or not isinstance(n_writers, int) or n_writers < 1):

@@ -11,7 +11,7 @@ import torch
 
 from replab.data.registry import PROCESSED_ROOT
 from replab.data.text import load_text_split, read_vocab
-from replab.io import DataError, read_json, read_npy, rerun_hint
+from replab.io import DataError, check_manifest, read_json, read_npy, rerun_hint
 
 SPECIAL_NAMES = ("pad", "unk", "sos", "eos")  # meta.json's special_ids (replab.data.text.special_ids)
 
@@ -44,6 +44,7 @@ def load_text(dataset: str, device: torch.device, unlabeled_max_length: int = 0,
     every sequence the model sees does) and embeddings.npy if the set was prepared with fastText rows; `splits`
     limits what is loaded (evaluation needs dev and test only). Malformed arrays raise DataError naming the file."""
     folder = (root or PROCESSED_ROOT) / dataset
+    check_manifest(folder, f"prepare@{dataset}")
     meta = read_json(folder / "meta.json", expect=dict, stage=f"prepare@{dataset}")
     vocab_size = len(read_vocab(folder))
     special_ids = check_special_ids(meta.get("special_ids", {"pad": 0, "unk": 1}), vocab_size,
