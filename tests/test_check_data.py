@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import one_line_naming
-from replab.io import DataError
+from replab.io import DataError, write_manifest
 from replab.papers import check_data
 from replab.params import ParamError
 
@@ -36,6 +36,7 @@ def edit_split(folder: str, split: str, edit) -> None:
         arrays = {k: npz[k] for k in npz.files}
     edit(arrays)
     np.savez_compressed(path, **arrays)
+    write_manifest(f"{PROCESSED}/{folder}")  # as that prepare would record it
 
 
 def test_the_smoke_profile_passes_on_its_own_data(prepared):

@@ -356,7 +356,7 @@ def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
     for method in cfg.fig2.methods:
         curves.setdefault(method, {"n_unlabeled": [], "dev_f1": [], "dev_accuracy": [], "dev_auc": [],
                                    "best_epoch": [], "seconds_per_step": []})
-        # one DVCLive folder per method, step = N_ul: the curves stage overlays them in one Fig. 2 chart
+        # one DVCLive folder per method, step = N_ul: the curves stage overlays them in one Fig. 2 chart, named so
         with ckpt.open_live(f"fig2-{dataset}-{method}-{seed}", resume=bool(curves[method]["n_unlabeled"])) as live:
             for n_ul in points:
                 if n_ul in curves[method]["n_unlabeled"]:
@@ -367,7 +367,7 @@ def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
                 for name in curves[method]:
                     curves[method][name].append(record[name])
                 live.step = n_ul
-                live.log_metric("fig2_dev_f1", record["dev_f1"])
+                live.log_metric("fig2_dev_f1_by_n_unlabeled", record["dev_f1"])
             live.make_summary()
     record = {"dataset": dataset, "seed": seed, "n_labeled": n_labeled, "epochs": run_cfg.epochs,
               "ratios": cfg.fig2.ratios, "curves": curves,
