@@ -63,15 +63,14 @@ def data_digest(variant, cfg) -> dict[str, str | None]:
     data sets a variant trains on (its `dataset` axis or its section's `dataset`). The data params alone would miss
     a changed download; a checkpoint trained on other data (`-S data.writers.shear=0.3`, then killed, then rerun
     without it) resumed as if it were this run's."""
-    from replab.io import sha256_file
+    from replab.io import file_digests
 
     names = {variant.axes.get("dataset"), getattr(cfg, "dataset", None)} - {None}
     digests: dict[str, str | None] = {}
     for name in sorted(names):
-        root = Path("data/processed") / str(name)
-        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
-        digests[name] = hashlib.sha256(json.dumps([[str(p.relative_to(root)), sha256_file(p)] for p in files])
-                                       .encode()).hexdigest() if files else None
+        files = file_digests(Path("data/processed") / str(name))
+        digests[name] = hashlib.sha256(json.dumps([list(item) for item in files.items()]).encode()).hexdigest() \
+            if files else None
     return digests
 
 

@@ -300,14 +300,21 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
+MIRROR_KINDS = "a directory, file:// or http(s)://"
+
+
+def unsupported_scheme(mirror: str) -> bool:
+    """Whether a `mirror` param is none of MIRROR_KINDS (ftp://, s3://, …): check_params refuses it before any
+    download stage runs."""
+    return urlparse(mirror).scheme not in ("http", "https") and local_root(mirror) is None
+
+
 def _mirror_source(mirror: str, name: str) -> str | Path:
+    if unsupported_scheme(mirror):
+        raise DataError(f"{name}: mirror {mirror!r} has an unsupported scheme (use {MIRROR_KINDS})")
     if urlparse(mirror).scheme in ("http", "https"):
         return f"{mirror.rstrip('/')}/{name}"
-    root = local_root(mirror)
-    if root is None:
-        raise DataError(f"{name}: mirror {mirror!r} has an unsupported scheme (use a directory, file:// "
-                        "or http(s)://)")
-    return root / name
+    return local_root(mirror) / name
 
 
 def _copy_local(src: Path, tmp: Path) -> None:

@@ -456,12 +456,19 @@ def canonical(obj: Any, _storages: set | None = None) -> Any:
 MANIFEST = "manifest.json"  # a processed data folder's {"sha256": {file: digest}}, written by `replab prepare`
 
 
+def file_digests(folder: str | os.PathLike) -> dict[str, str]:
+    """{path relative to `folder` (posix): sha256} of every file under it, in sorted path order; {} when `folder`
+    is not a directory."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in files}
+
+
 def write_manifest(folder: str | os.PathLike) -> None:
     """Record the sha256 of every file under `folder` (a processed data set, once prepare has written it) in
     folder/MANIFEST, which `check_manifest` verifies where the data are loaded."""
-    folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
-    write_json(folder / MANIFEST, {"sha256": {p.relative_to(folder).as_posix(): sha256_file(p) for p in files}})
+    digests = {name: digest for name, digest in file_digests(folder).items() if name != MANIFEST}
+    write_json(Path(folder) / MANIFEST, {"sha256": digests})
 
 
 def check_manifest(folder: str | os.PathLike, stage: str) -> None:

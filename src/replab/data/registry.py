@@ -66,13 +66,10 @@ def load_data_params(name: str, path: str | Path = PARAMS_FILE, params: dict | N
     source = get(name, f"{path}: dataset")
     cfg = parse(source.config_class(), data.get(name, {}), f"{path}: data.{name}")  # absent: the defaults
     if (mirror := getattr(cfg, "mirror", None)) is not None:  # found by check_params, before DVC deletes a download
-        from urllib.parse import urlparse
+        from replab.download import MIRROR_KINDS, unsupported_scheme
 
-        from replab.download import local_root
-
-        if urlparse(mirror).scheme not in ("http", "https") and local_root(mirror) is None:
-            raise ParamError(f"{path}: data.{name}.mirror = {mirror!r}: unsupported scheme (allowed: a directory, "
-                             "file:// or http(s)://)")
+        if unsupported_scheme(mirror):
+            raise ParamError(f"{path}: data.{name}.mirror = {mirror!r}: unsupported scheme (allowed: {MIRROR_KINDS})")
     return cfg, split_seed
 
 
