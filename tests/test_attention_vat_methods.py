@@ -542,6 +542,18 @@ def test_eps_grid_keeps_each_attention_method_best_on_dev_and_resumes_mid_grid(i
     for key, (record, weights) in with_grid.items():
         assert resumed[key][0] == record and all(torch.equal(resumed[key][1][k], weights[k]) for k in weights)
 
+def test_eps_grid_values_alike_to_six_digits_keep_a_run_and_a_score_each(in_tmp):
+    """ε's of the grid that `:g` printed alike (1 and 1.0000001) were one name: the second run's curves replaced the
+    first's and one dev score was recorded for two models. Names are now exact (`io.number_text`)."""
+    _write_text_set(in_tmp / "data/processed")
+    stage = _stage("supervised", "attention")
+    T.train(_cfg(epochs=1, batch_size=16, methods=["attention_at"], eps_attention_grid=[1.0, 1.0000001]),
+            Runtime(progress=False, threads=1, checkpoint_every=0), stage)
+    key = M.variant_key("rt_snippets", "attention_at", "supervised", 0)
+    assert sorted(p.name for p in stage.live_dir.iterdir()) == [f"{key}@eps=1", f"{key}@eps=1.0000001"]
+    assert set(read_json(stage.model_dir / key / "train.json")["eps_selection"]["dev"]) == {"1", "1.0000001"}
+
+
 def test_a_saved_state_of_another_shape_stops_the_group_with_one_line(in_tmp, monkeypatch):
     """A checkpoint of the per-method loop whose weights no longer fit the model (here: one tensor of another
     shape) is one DataError line naming the checkpoint, which is discarded so that the rerun starts over; the
@@ -705,7 +717,13 @@ def test_pretrained_rows_of_another_size_and_a_diverged_loss_name_the_params(in_
                                          r"rt_snippets/embeddings\.npy has 300-d pretrained rows \(allowed: 300\)$"):
         M.build_model(_cfg(), data, torch.device("cpu"))
     # λ = 1e308: the message named "attention_vat attention_vat …" and suggested the lr or ε only
-    cfg = _cfg(epochs=1, batch_size=16, lam=1e308, eps_attention=1e30)
+    cfg = _cfg(epochs=1, batch_size=16, lam=1e308, eps_attention=1e30, methods=["attention_at"])
     with pytest.raises(ParamError, match=r"^attention_vat rt_snippets-attention_at-supervised-0: loss is (nan|inf) at "
-                                         r"iteration \d+ \(lower attention_vat\.lr, an ε or lam\?\)$"):
+                                         r"iteration \d+ \(lower attention_vat\.lr, \.eps_attention, \.lam\?\)$"):
         T.train(cfg, Runtime(progress=False, threads=1), _stage("supervised", "attention"))
+    # ξ = 1e300 (VAT's finite-difference step): the hint named lr, an ε or lam, never ξ; the keys are the method's
+    cfg = _cfg(epochs=1, batch_size=16, xi=1e300, weight_decay=1e-5, methods=["word_vat"])
+    with pytest.raises(ParamError, match=r"^attention_vat rt_snippets-word_vat-supervised-0: loss is (nan|inf) at "
+                                         r"iteration \d+ \(lower attention_vat\.lr, \.weight_decay, \.eps_word, "
+                                         r"\.lam, \.xi\?\)$"):
+        T.train(cfg, Runtime(progress=False, threads=1), _stage("supervised", "word"))

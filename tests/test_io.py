@@ -288,3 +288,14 @@ def test_write_torch_gives_equal_values_equal_bytes_however_they_were_built(tmp_
     again = torch.load(tmp_path / "state.pt", weights_only=True)
     assert type(again) is type(state) and again._metadata == state._metadata
     module.load_state_dict(again)
+
+
+def test_number_text_is_short_and_reads_back_as_the_same_float():
+    from replab.io import number_text
+
+    assert [number_text(x) for x in (1.0, 4, 0.5, 1e-5, 5.0, 2.5e30)] == ["1", "4", "0.5", "1e-05", "5", "2.5e+30"]
+    # `:g` keeps 6 significant digits: these gave one name for two values
+    assert [number_text(x) for x in (1.0000001, 1.0000001e-7, 123456.7)] == ["1.0000001", "1.0000001e-07", "123456.7"]
+    values = [1.0, 1.0000001, 1 + 2 ** -52, 0.1, 0.1 + 2 ** -56, 1e-300, 1.0000000000000002e-300]
+    assert len({number_text(v) for v in values}) == len(values)
+    assert all(float(number_text(v)) == v for v in values)

@@ -227,6 +227,15 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
         tmp.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
+def number_text(x: float) -> str:
+    """`x` as the short text that reads back as the same float: `:g`'s (1, 0.5, 1e-05) where that is exact, else
+    `repr`'s (1.0000001, 1.2345678e-07). Names built from float params (attention_vat's `@eps=` runs and their dev
+    scores) so stay as distinct as the values: `:g` alone keeps 6 significant digits and gave 1 and 1.0000001 one
+    name, one of the two runs overwriting the other's curves and score."""
+    short = f"{x:g}"
+    return short if float(short) == x else repr(float(x))
+
+
 def rerun_hint(stage: str = "") -> str:
     """How to rewrite a damaged output: `dvc repro -f <stage>` when the stage is known."""
     return f"run `dvc repro -f {stage}`" if stage else "rerun the stage that writes it: `dvc repro -f <stage>`"

@@ -88,9 +88,12 @@ class Config:
     def families(self) -> list[str]:  # the family axis's values of a training stage (the CLI checks `family=`)
         return list(FAMILIES)
 
+    def eps_key(self, method: str) -> str:  # the param holding ‖r‖₂ of the method's perturbation
+        return ("eps_attention" if method.startswith("attention_") else
+                "eps_word_interpretable" if method in ("word_iat", "word_ivat") else "eps_word")
+
     def eps_for(self, method: str) -> float:  # ‖r‖₂ of the method's perturbation
-        return (self.eps_attention if method.startswith("attention_") else
-                self.eps_word_interpretable if method in ("word_iat", "word_ivat") else self.eps_word)
+        return getattr(self, self.eps_key(method))
 
 
 AXES = {"dataset": "datasets", "method": "methods", "setting": "settings", "seed": "seeds"}
@@ -376,13 +379,10 @@ def combine_directions(grad: torch.Tensor, directions: torch.Tensor, mask: torch
 
 def uniform_alpha_direction(directions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """iVAT's starting point: α_{t,k} = 1/K for every direction (Sato's code), normalised per sentence."""
-    scalar = directions.dim() == 3  # attention [B, T, T] vs words [B, T, K, d]
-    if scalar:
+    if directions.dim() == 3:  # attention [B, T, T]: the mean over each sentence's real tokens k
         k = mask.sum(1).clamp_min(1).to(directions.dtype).view(-1, 1)
-        r = directions.sum(2) / k
-    else:
-        r = directions.mean(2)
-    return normalize_per_sentence(r, mask)
+        return normalize_per_sentence(directions.sum(2) / k, mask)
+    return normalize_per_sentence(directions.mean(2), mask)  # words [B, T, K, d]
 
 
 def vat_perturbation(kl_at, start: torch.Tensor, mask: torch.Tensor, eps: float, xi: float, iterations: int,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from replab import report
-from replab.io import read_json
+from replab.io import number_text, read_json
 from replab.papers.attention_vat.model import METHOD_LABELS, METHODS, PAPER, SEMI_METHODS, sweep_variants
 
 WORD_LEVEL = ("word_at", "word_iat", "word_vat", "word_ivat")
@@ -258,12 +258,12 @@ def settings_markdown(cfg, records: dict[str, dict]) -> list[str]:
                           f"{np.nanmean([r['eps_share'] for r in rs]):.0%} of {of}"
                           for ds, rs in per_ds.items() if all(r.get("eps_share") is not None for r in rs))
         labels = ", ".join(dict.fromkeys(METHOD_LABELS[r["method"]] for r in recs))
-        parts.append(f"{e:g} for {labels}" + (f" ({sizes})" if sizes else ""))
+        parts.append(f"{number_text(e)} for {labels}" + (f" ({sizes})" if sizes else ""))
     alpha = ("per token (`alpha_norm: token`): on the attention scores a sign-gradient step, |r_t| = ε/√T"
              if cfg.alpha_norm == "token" else "over the sentence (`alpha_norm: sentence`): AT's/VAT's direction")
     grid = sorted({float(e) for r in records.values() for e in (r.get("eps_selection") or {}).get("dev", {})})
     chosen = (f"; the attention ε of each model: its best dev {cfg.selection} of "
-              f"{', '.join(map('{:g}'.format, grid))}") if grid else ""
+              f"{', '.join(map(number_text, grid))}") if grid else ""
     return [f"Perturbations (ε: the norm of r per sentence, over its real tokens): ε = {'; '.join(parts)}{chosen}; "
             f"ξ = {cfg.xi:g}, K = {cfg.power_iterations}, λ = {cfg.lam:g}; iAT/iVAT normalise α {alpha}.", ""] \
         if groups else []

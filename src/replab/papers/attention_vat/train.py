@@ -16,7 +16,7 @@ import torch
 from replab import runtime as rt
 from replab.batches import EndlessBatches, index_batches, take_batch
 from replab.checkpoint import Checkpoints
-from replab.io import atomic_dir, write_json
+from replab.io import atomic_dir, number_text, write_json
 from replab.loaders.text import TextData, load_text
 from replab.measures import binary_f1, percent
 from replab.papers.attention_vat.model import (
@@ -90,12 +90,9 @@ def perturbation_loss(model: AttentionClassifier, cfg: Config, method: str, toke
 
     if kind in ("at", "iat"):
         (grad,) = torch.autograd.grad(label_loss, base, retain_graph=True)  # ∂L/∂(embeddings or ã)
-        n = len(y)
-        if kind == "at":
-            r = at_perturbation(grad, mask, eps)
-        else:
-            r = eps * combine_directions(grad, directions, mask, cfg.alpha_norm)[0]
-        return nll(adversarial_logit(r.detach())[:n], y)
+        r = (at_perturbation(grad, mask, eps) if kind == "at"
+             else eps * combine_directions(grad, directions, mask, cfg.alpha_norm)[0])
+        return nll(adversarial_logit(r.detach())[:len(y)], y)
 
     kl_at = lambda r: kl_binary(reference, logit_at(r))
     start = (random_direction(base, mask, generator) if kind == "vat"
@@ -169,7 +166,9 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
     steps_per_epoch = math.ceil(len(y) / cfg.batch_size)
     best = {"score": -math.inf, "epoch": 0}
     best_state, history, train_seconds, steps, first = None, [], 0.0, 0, 0
-    guard = rt.LossGuard(desc or f"attention_vat {method}", device, hint="lower attention_vat.lr, an ε or lam?")
+    keys = ["lr", *(["weight_decay"] if cfg.weight_decay else []),  # the params a diverged run of `method` read
+            *([cfg.eps_key(method), "lam"] if method != "vanilla" else []), *(["xi"] if method.endswith("vat") else [])]
+    guard = rt.LossGuard(desc or f"attention_vat {method}", device, hint=f"lower attention_vat.{', .'.join(keys)}?")
     if ckpt is not None and (saved := ckpt.resume(loop)) is not None:
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["opt"])
@@ -317,11 +316,11 @@ def train_group(cfg: Config, runtime, variant, device, ckpt) -> None:
         if key in done:
             continue
         tried = search.setdefault(key, {"dev": {}, "best": None})  # the ε's trained so far, the best of them
-        for eps in [e for e in grid if f"{e:g}" not in tried["dev"]]:
-            trained = train_one(replace(cfg, eps_attention=eps), method, f"{key}@eps={eps:g}")
+        for eps in [e for e in grid if number_text(e) not in tried["dev"]]:
+            trained = train_one(replace(cfg, eps_attention=eps), method, f"{key}@eps={number_text(eps)}")
             score = -math.inf if math.isnan(s := trained["record"][f"dev_{cfg.selection}"]) else s
             tried["best"] = trained if tried["best"] is None or score > max(tried["dev"].values()) else tried["best"]
-            tried["dev"][f"{eps:g}"] = score
+            tried["dev"][number_text(eps)] = score
         best = search.pop(key)["best"]  # the best on dev; its record gives every ε's dev score
         done[key] = {**best, "record": {**best["record"], "eps_selection": {"dev": tried["dev"]}}}
     config = model_config(cfg, data)
