@@ -342,6 +342,21 @@ def test_envelope_claims_fail_when_the_curves_do_not():
     assert "+10.0 points" in detail["lsm_like_sct_on_fyv"]
 
 
+@pytest.mark.parametrize("lsm, afl, holds", [
+    ([30, 28, 25, 20, 18], [None, 45, 40, 35, 30], True),  # lower where both reach, and reaches more
+    ([31, 29, 26, 21, 68], [None, None, None, None, 30], False),  # reaches 4 more, but 38 above where both reach
+    ([30, 30, 30, 30, 30], [None, 30, 31, 29, 30], True),  # ≈ where both reach, reaches one more
+    ([10, 10, 10, 10, None], [40, 40, 40, 40, 30], False),  # far lower, but AFL alone reaches the last threshold
+    ([20, 20, 20, 20, 33], [30, 30, 30, 30, 30], True),  # 10 lower at four, 3 higher at one: lower on average
+    ([None] * 5, [None] * 5, False)])
+def test_better_envelope_is_not_decided_by_one_threshold_only_one_method_reaches(lsm, afl, holds):
+    """"LSM better than AFL on F_y^v": the mean of d read −inf, "better", when LSM alone reached one threshold,
+    however far above AFL it was where both reached (the quick profile's report: +38 points, "would read holds")."""
+    claims, _ = _claims(_envelopes(fyv_afl_mlp=afl, fyv_afl_dnn=afl, fyv_sct=lsm, fyv_lsm=lsm,
+                                   fyu_afl_mlp=afl, fyu_afl_dnn=afl, fyu_sct=lsm, fyu_lsm=lsm))
+    assert claims.get("lsm_beats_afl_on_fyv") is (holds if any(v is not None for v in lsm + afl) else None)
+
+
 def test_envelope_claims_are_judged_on_both_axes():
     """SCT lowest on F_y^v but not on F_y^t (LSM 5 points below it at one threshold): the claim does not hold."""
     same = [30, 28, 25, 20, 18]
