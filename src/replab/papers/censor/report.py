@@ -100,9 +100,9 @@ def summarize(cfg: Config, params: dict):
     summary["claims"] = claims
     md += [f"Claims (envelopes compared at the thresholds above; ≈ within {ENVELOPE_TOLERANCE:g} user-accuracy "
            f"points on average, better = lower by more than that on average where both reach (or reaching thresholds "
-           "the other does not, and not higher on average), none reached by the other only, at least as good = never "
-           "higher by more than that, lowest = at least as good as every other method; AFL = the lower of AFL-MLP "
-           "and AFL-DNN at each threshold):", ""]
+           "the other does not, and not higher by more than that), none reached by the other only, at least as good "
+           "= never higher by more than that, lowest = at least as good as every other method; AFL = the lower of "
+           "AFL-MLP and AFL-DNN at each threshold):", ""]
     md += [f"- {text}: **{claim_words(claims[c])}** ({detail[c]})" for c, text in _claim_texts().items()
            if c in claims] + [""]
     if summary["similarity_adversary"]:
