@@ -137,19 +137,19 @@ def summarize(cfg: Config, params: dict):
         report.md_table(headers, rows),
         "",
         f"Claim \"AAE(y,z) beats AE and AAE(z) at every Nl\": {claim_text}"
-        + (f", AAE(y,z) is not below: {'; '.join(failures)}" if failures else "")
-        + f". At the smallest Nl ({smallest}) "
-        f"AAE(y,z) {_BELOW[yz_beats_ae_smallest]} AE "
+        + (f", AAE(y,z) is not below: {'; '.join(failures)}" if failures else "") + "."
+        + (f" Within the seeds' spread, so that more seeds would be needed to settle it and a float-rounding change "
+           f"of training can reverse it (the means differ by less than the larger standard deviation): "
+           f"{'; '.join(_close_call_list(close_calls, failures))}." if close_calls else "")
+        + f" At the smallest Nl ({smallest}) AAE(y,z) {_BELOW[yz_beats_ae_smallest]} AE "
         f"({report.fmt(ours[smallest].get('aae_yz'))} vs {report.fmt(ours[smallest].get('ae'))}). "
-        f"Makhzani et al.'s AAE reaches {MAKHZANI_NL100} % at Nl = 100 on MNIST (anchor beyond the paper)."
-        + f" Claim \"… by more at smaller Nl\" (AAE(y,z)'s lead over the better baseline, in points, larger at "
+        f"Makhzani et al.'s AAE reaches {MAKHZANI_NL100} % at Nl = 100 on MNIST (anchor beyond the paper).",
+        "",
+        f"Claim \"… by more at smaller Nl\" (AAE(y,z)'s lead over the better baseline, in points, larger at "
         f"the smallest Nl than at the largest): {claim_words(trend_holds)}"
         + (f" ({', '.join(f'Nl = {nl}: {report.num(m)}' for nl, m in margins.items())}; paper "
            f"{', '.join(f'{nl}: {m:.2f}' for nl, m in baseline_margins(PAPER_MEANS, cfg.models).items())})"
-           if margins else "") + "."
-        + (f" Within the seeds' spread, so that more seeds would be needed to settle it and a float-rounding change "
-           f"of training can reverse it (the means differ by less than the larger standard deviation): "
-           f"{'; '.join(_close_call_list(close_calls, failures))}." if close_calls else ""),
+           if margins else "") + ".",
         "",
         f"![test error vs Nl]({error_png})",
         "",
