@@ -221,9 +221,9 @@ def test_claims_hold_on_a_sweep_built_to_match_the_seed(in_tmp):
     assert "**holds**" in table1 and fig3.endswith("**holds**.")
     assert s["aae_yz_lead_over_baselines"] == {"100": pytest.approx(21.0 - 8.5), "600": pytest.approx(9.25 - 6.5)}
     assert s["claims"]["lead_larger_at_smaller_nl"] is True
-    assert ('"… by more at smaller Nl" (AAE(y,z)\'s lead over the better baseline, in points, larger at the '
+    assert ('Claim "… by more at smaller Nl" (AAE(y,z)\'s lead over the better baseline, in points, larger at the '
             "smallest Nl than at the largest): **holds** (Nl = 100: 12.50, Nl = 600: 2.75; paper 100: 9.04, 600: "
-            "2.51, 1000: 1.79, 3000: 0.66)") in table1
+            "2.51, 1000: 1.79, 3000: 0.66).") in section.markdown.splitlines()  # a paragraph of its own
     assert not [k for k in s if k.startswith("paper")]  # Table 1's numbers are references, not metrics
     assert "16.11 ± 1.92" in section.markdown  # … shown beside ours in the report
 
