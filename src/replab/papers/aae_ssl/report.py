@@ -155,7 +155,8 @@ def summarize(cfg: Config, params: dict):
         "",
         "### Fig. 3: correlation of the latent variables (test set)",
         "",
-        "The paper's claim: the AAE(y,z) matrix has more components near 0 than the AE's (a count). Ours at "
+        "The paper's claim (it shows the two matrices, no numbers): the AAE(y,z) matrix has more components near 0 "
+        "than the AE's (a count). Ours at "
         f"Nl = {smallest}, test split (neither is stated in the seed), mean ± std over seeds: the fraction of "
         f"off-diagonal entries with \\|corr\\| < {cfg.corr_threshold:g} (the claim's measure), and beside it "
         "the mean \\|corr\\| off the diagonal and in the y–z block:",
