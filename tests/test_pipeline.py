@@ -208,17 +208,19 @@ def test_dvc_plots_show_every_papers_training_curves(repo, tmp_path):
     val_error = curves["plots/curves/aae_ssl/val_error.tsv"][0]["content"]
     assert {row["variant"] for row in val_error["data"]["values"]} == {"ae-100-0", "aae_yz-100-0", "style"}
     assert val_error["encoding"]["y"]["field"] == "val_error" and val_error["encoding"]["x"]["field"] == "step"
+    assert val_error["encoding"]["x"]["title"] == "iteration"  # the paper's dvc.yaml definition names the step
 
     diff = json.loads(sh(repo, "dvc", "plots", "diff", "HEAD", "--json").stdout)
     assert not diff.get("errors"), diff["errors"]
     assert {row["rev"] for row in diff["data"]["plots/curves/aae_ssl/val_error.tsv"][0]["content"]["data"]
             ["values"]} == {"workspace", "HEAD"}
-    # README's `dvc plots diff … --targets dvc.yaml::plots/curves`: each chart once, as the variants template draws
-    # it (a bare `--targets plots/curves` matches the TSV files too: every chart twice, the copy by revision)
-    target = "dvc.yaml::plots/curves"
+    # README's `dvc plots diff … --targets dvc.yaml::plots/curves/aae_ssl`: each chart of the paper once, as the
+    # variants template draws it (a bare `--targets plots/curves/aae_ssl` matches the TSV files too: every chart
+    # twice, the copy by revision)
+    target = "dvc.yaml::plots/curves/aae_ssl"
     assert f"--targets {target} " in (REPO / "README.md").read_text()
     targeted = json.loads(sh(repo, "dvc", "plots", "diff", "HEAD", "--targets", target, "--json").stdout)
-    assert sorted(targeted["data"]) == sorted(k for k in diff["data"] if k.startswith("plots/curves/"))
+    assert sorted(targeted["data"]) == sorted(k for k in diff["data"] if k.startswith("plots/curves/aae_ssl/"))
     assert all(v[0]["content"]["encoding"]["color"]["field"] == "variant" for v in targeted["data"].values())
 
     out = tmp_path / "page"
