@@ -42,7 +42,7 @@ def fit(cfg: Config, model_name: str, schedule: Schedule, x_in: torch.Tensor, ta
     n = len(x_in)
     steps_per_epoch = math.ceil(n / schedule.batch_size)
     guard = rt.LossGuard(f"autoencoder {name or model_name}", device, hint="lower autoencoder.lr?")
-    loop, first, last = f"fit/{prefix}", 1, {}
+    loop, first, last = f"fit/{name or model_name}", 1, {}
     if ckpt is not None and (saved := ckpt.resume(loop)) is not None:
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["opt"])
@@ -144,24 +144,27 @@ def train_anomaly(cfg: Config, runtime, variant) -> None:
     done = ckpt.resumed_context
     weights, final = done.get("weights", {}), done.get("final", {})
     ckpt.context = {"weights": weights, "final": final}
-    with ckpt.open_live() as live:
-        for k in classes:
-            if str(k) in weights:  # trained before the kill (every class starts from the seed: skipping is exact)
-                clock.add(len(data.x["train"][data.y["train"] != k]) * schedule.epochs)
-                continue
-            # Every class model starts from the same seed: its result does not depend on the held_out list.
-            torch.manual_seed(acfg.seed)
-            generator = rt.seeded_generator(acfg.seed)
-            normal = data.y["train"] != k
-            x_train = data.x["train"][normal]
-            val_normal = data.x["val"][data.y["val"] != k]
-            curves = {"val_normal": (val_normal, val_normal)}
+    interrupted = ckpt.loaded["loop"] if ckpt.resuming else None  # the class model a kill stopped mid-fit
+    for k in classes:
+        if str(k) in weights:  # trained before the kill (every class starts from the seed: skipping is exact)
+            clock.add(len(data.x["train"][data.y["train"] != k]) * schedule.epochs)
+            continue
+        # Every class model starts from the same seed: its result does not depend on the held_out list.
+        torch.manual_seed(acfg.seed)
+        generator = rt.seeded_generator(acfg.seed)
+        normal = data.y["train"] != k
+        x_train = data.x["train"][normal]
+        val_normal = data.x["val"][data.y["val"] != k]
+        curves = {"val_normal": (val_normal, val_normal)}
+        name = f"{ANOMALY} {k}"
+        # a DVCLive folder per class, the same metric names: the curves stage draws a line per held-out class
+        with ckpt.open_live(f"held_out_{k}", resume=interrupted == f"fit/{name}") as live:
             model, last, samples = fit(cfg, acfg.model, schedule, x_train, x_train, curves, generator, device,
-                                       runtime, live, prefix=f"held_out_{k}/",
-                                       desc=f"autoencoder anomaly: held out {k}", ckpt=ckpt, name=f"{ANOMALY} {k}")
-            clock.add(samples)
-            weights[str(k)] = model.state_dict()
-            final[str(k)] = last
+                                       runtime, live, prefix=f"{ANOMALY}/",
+                                       desc=f"autoencoder anomaly: held out {k}", ckpt=ckpt, name=name)
+        clock.add(samples)
+        weights[str(k)] = model.state_dict()
+        final[str(k)] = last
     state = {"arch": {"model": acfg.model}, "weights": weights}
     record = {"model": acfg.model, "seed": acfg.seed, "epochs": acfg.epochs, "batch_size": acfg.batch_size,
               "held_out": classes, "final_loss": final,
