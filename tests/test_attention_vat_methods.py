@@ -370,11 +370,19 @@ def test_end_to_end_every_method_is_deterministic(in_tmp):
     first = run()
     for key, rec in first.items():
         if key.startswith("fig2-"):
-            assert rec["curves"]["attention_vat"]["n_unlabeled"] == [0, 48, 96]
+            curve = rec["curves"]["attention_vat"]
+            assert curve["n_unlabeled"] == [0, 48, 96]
+            # 3 steps × 16 pool sentences an epoch: 48 by the first epoch's end, 96 by the second's
+            assert curve["unlabeled_seen"] == [0, 48, 48 * curve["best_epoch"][2]]
             continue
         assert rec["n_labeled"] == 48 and len(rec["history"]) == 2 and 0 <= rec["dev_f1"] <= 100
         assert rec["dev_auc"] == max(h["dev_auc"] for h in rec["history"])  # the selected epoch (dev AUC)
         assert rec["n_unlabeled"] == (64 if rec["setting"] == "semi" else 0)
+        if rec["setting"] == "semi":  # 48 of the 64 drawn in epoch 1; epoch 2 ends the first pass over the pool
+            assert [h["unlabeled_seen"] for h in rec["history"]] == [48, 64]
+            assert rec["unlabeled_seen"] == rec["history"][rec["best_epoch"] - 1]["unlabeled_seen"]
+        else:
+            assert rec["unlabeled_seen"] == 0 and "unlabeled_seen" not in rec["history"][0]
         assert math.isfinite(rec["history"][-1]["loss"])
         if rec["method"] != "vanilla":
             assert rec["history"][0]["adv"] > 0  # the second term of Eq. 10 is there

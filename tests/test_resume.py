@@ -5,6 +5,7 @@ diverging loss stops with one line. The kill tests run the smoke profile in a te
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import re
@@ -206,6 +207,24 @@ def test_endless_batches_resume_mid_epoch():
     again = EndlessBatches(10, 3, gen2, torch.device("cpu"))
     again.load_state_dict(state)
     assert [next(again).tolist() for _ in range(5)] == expected
+
+
+def test_endless_batches_count_the_distinct_examples_drawn_across_epochs_and_a_resume():
+    gen = torch.Generator().manual_seed(0)
+    batches = EndlessBatches(10, 4, gen, torch.device("cpu"), track_seen=True)
+    assert batches.n_seen == 0 and EndlessBatches(10, 4, gen, torch.device("cpu")).n_seen is None
+    drawn = [next(batches).tolist() for _ in range(2)]
+    assert batches.n_seen == 8  # an epoch is 2 full batches of 4: the 2 left over are not drawn yet
+    state, gen_state = copy.deepcopy(batches.state_dict()), gen.get_state()  # (a checkpoint saves it at once)
+    drawn += [next(batches).tolist() for _ in range(6)]  # 3 more epochs, each a fresh permutation
+    assert batches.n_seen == len({i for batch in drawn for i in batch})
+    again = EndlessBatches(10, 4, torch.Generator().manual_seed(1), torch.device("cpu"), track_seen=True)
+    again.generator.set_state(gen_state)
+    again.load_state_dict(state)
+    assert again.n_seen == 8
+    for _ in range(6):
+        next(again)
+    assert again.n_seen == batches.n_seen
 
 
 def test_checkpoint_of_other_params_or_code_is_discarded(in_tmp):

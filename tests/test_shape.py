@@ -18,7 +18,7 @@ SRC = REPO / "src"
 PACKAGE = SRC / "replab"
 PAPERS_DIR = PACKAGE / "papers"
 SHAPE = ("__init__.py", "model.py", "train.py", "evaluate.py", "report.py")
-MAX_LINES = 400
+MAX_LINES = 450  # a paper module that reads top to bottom against its paper in one sitting
 # Plumbing every stage goes through (parsing params, atomic writes, dataset lookup) and the tools that are no
 # stage's code: not listed as code deps, so that touching them does not rerun the whole DAG.
 NOT_DEPS = {"replab.io", "replab.params", "replab.data.registry", "replab.bench", "replab.report", "replab.papers"}

@@ -36,15 +36,24 @@ class EndlessBatches:
     unlabeled one. A `batch_size` above `n` draws all `n` each step (e.g. a Fig. 2 point whose N_ul is below
     the unlabeled batch: the paper's batch cannot be drawn without repeats). `state_dict()` / `load_state_dict()`
     hold the current epoch's permutation and position, so a resumed run draws the same batches (the generator's
-    state is saved by its owner)."""
+    state is saved by its owner). With `track_seen`, `n_seen` counts the distinct examples drawn so far: fewer
+    than `n` when the steps run out before an epoch of the pool does (a semi-supervised run whose N_ul exceeds
+    what its steps draw)."""
 
-    def __init__(self, n: int, batch_size: int, generator: torch.Generator, device: torch.device):
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator, device: torch.device,
+                 track_seen: bool = False):
         if n <= 0:
             raise ValueError("EndlessBatches needs at least one example")
         self.n, self.batch_size, self.generator, self.device = n, min(batch_size, n), generator, device
         self.stop = n - n % self.batch_size  # drop the last partial batch of every epoch
         self.perm: torch.Tensor | None = None
         self.pos = 0
+        self.seen = torch.zeros(n, dtype=torch.bool, device=device) if track_seen else None
+
+    @property
+    def n_seen(self) -> int | None:
+        """Distinct examples drawn so far (None without `track_seen`)."""
+        return None if self.seen is None else int(self.seen.sum())
 
     def __iter__(self) -> EndlessBatches:
         return self
@@ -56,14 +65,18 @@ class EndlessBatches:
             self.pos = 0
         batch = self.perm[self.pos:self.pos + self.batch_size]
         self.pos += self.batch_size
+        if self.seen is not None:
+            self.seen[batch] = True
         return batch
 
     def state_dict(self) -> dict:
-        return {"perm": self.perm, "pos": self.pos}
+        return {"perm": self.perm, "pos": self.pos, **({"seen": self.seen} if self.seen is not None else {})}
 
     def load_state_dict(self, state: dict) -> None:
         perm = state["perm"]
         self.perm, self.pos = (None if perm is None else perm.to(self.device)), int(state["pos"])
+        if self.seen is not None:
+            self.seen = state["seen"].to(self.device)
 
 
 @torch.no_grad()

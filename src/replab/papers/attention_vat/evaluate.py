@@ -1,25 +1,24 @@
-"""attention_vat evaluation: F1 on test (and dev, for Fig. 2), attention–gradient agreement (Pearson r, the
-seed's measure; Kendall τ, Jain & Wallace's), rationale agreement (ERASER's token-soft metrics) and the attention
-maps of a few test sentences for the report's figure.
+"""attention_vat evaluation: F1 on test (and dev, for Fig. 2), attention–gradient agreement (Pearson r, the seed's
+measure; Kendall τ, Jain & Wallace's), rationale agreement (ERASER's token-soft metrics) and the attention maps of a
+few test sentences for the report's figure.
 
-Gradient importance (Jain & Wallace 2019, §3.1, and their `gradient_mem`): backpropagate Σ σ(ŷ) of a batch to
-the embeddings e [B, T, d] with the graph cut at the attention (the weights held constant, as J&W do); a token's
+Gradient importance (Jain & Wallace 2019, §3.1, and their `gradient_mem`): backpropagate Σ σ(ŷ) of a batch to the
+embeddings e [B, T, d] with the graph cut at the attention (the weights held constant, as J&W do); a token's
 importance is |Σ_d ∂σ(ŷ)/∂e ⊙ e|, normalised to sum 1 over the tokens compared. The model runs in eval mode (no
 dropout; J&W's code switches to train mode because cuDNN's RNN backward needs it; we switch cuDNN off for this
 backward instead). Samples do not interact in the network, so one backward gives every sentence's gradient.
 
-Tokens compared: real tokens only, without `<SOS>`/`<EOS>` (J&W's [1:L−1]); a sentence with fewer than two
-such tokens, or a constant attention or importance, has no correlation (counted as undefined, not averaged).
-Rationale agreement: the attention weights as soft token scores against the evidence mask (ERASER movies: human
-evidence; rt_snippets: VADER-lexicon evidence, reported as "lexicon-evidence agreement").
+Tokens compared: real tokens only, without `<SOS>`/`<EOS>` (J&W's [1:L−1]); a sentence with fewer than two such
+tokens, or a constant attention or importance, has no correlation (counted as undefined, not averaged). Rationale
+agreement: the attention weights as soft token scores against the evidence mask (ERASER movies: human evidence;
+rt_snippets: VADER-lexicon evidence, reported as "lexicon-evidence agreement").
 
-F1 is the positive class's (the attention papers' AllenNLP `F1Measure(positive_label=1)`), predicting positive
-when σ(ŷ) > 0.5. (Their code feeds the raw logit into that metric, which moves the threshold to logit 0.5; we
-use the probability.)
+F1 is the positive class's (the attention papers' AllenNLP `F1Measure(positive_label=1)`), predicting positive when
+σ(ŷ) > 0.5 (their code feeds the raw logit into that metric, which moves the threshold to logit 0.5).
 
-`evaluate(cfg, runtime, variant)` measures one trained variant; `evaluate-<dataset>` every variant of that dataset
-in one process (dvc.yaml's eval stage: one start-up and data load, not one per model, each a few seconds of work),
-written into fresh copies of its folders that replace the old ones whole at the end.
+`evaluate(cfg, runtime, variant)` measures one trained variant; `evaluate-<dataset>` every variant of that dataset in
+one process (dvc.yaml's eval stage: one start-up and data load, not one per model, each a few seconds of work), into
+fresh copies of its folders that replace the old ones whole at the end.
 """
 
 from __future__ import annotations
@@ -85,9 +84,7 @@ def load_eval_data(dataset: str, device, root: Path | None = None) -> EvalData:
         tokens, lengths = text.tokens[name], text.lengths[name]
         real = (torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths[:, None]).cpu().numpy()
         compare = real & ~np.isin(tokens.cpu().numpy(), specials)
-        evidence = text.evidence.get(name)  # 0/1 of the tokens' shape
-        if evidence is not None:
-            evidence = evidence.astype(bool) & compare
+        evidence = None if (e := text.evidence.get(name)) is None else e.astype(bool) & compare  # 0/1 → mask
         splits[name] = TextSplit(tokens, lengths, text.labels[name].cpu().numpy().astype(np.int64), evidence, compare)
     kind = EVIDENCE_KIND.get(dataset, "evidence") if splits["test"].evidence is not None else None
     train_size = (read_json(folder / "meta.json", expect=dict).get("counts") or {}).get("train")
@@ -170,8 +167,8 @@ def run_split(model, split: TextSplit, with_gradients: bool, max_tokens: int = M
 
 def agreement(attention: np.ndarray, importance: np.ndarray, compare: np.ndarray) -> dict:
     """Attention–gradient agreement per sentence, averaged over the sentences where it is defined."""
-    pearson = nan_summary(masked_pearson(attention, np.nan_to_num(importance), compare))
-    kendall = nan_summary(masked_kendall_tau(attention, np.nan_to_num(importance), compare))
+    pearson, kendall = (nan_summary(f(attention, np.nan_to_num(importance), compare))
+                        for f in (masked_pearson, masked_kendall_tau))
     return {"corr_pearson": pearson["mean"], "corr_kendall": kendall["mean"], "corr_sentences": pearson["defined"],
             "corr_undefined": pearson["undefined"], "kendall_undefined": kendall["undefined"]}
 
@@ -273,7 +270,6 @@ def linear_baseline(dataset: str, root: Path | None = None) -> dict:
         prefix = "dev_" if split == "dev" else ""
         out |= {f"{prefix}f1": 100 * float(binary_f1(score > 0, y)),
                 f"{prefix}accuracy": percent((score > 0) == y), f"{prefix}auc": roc_auc(y, score)}
-    for split, (_, y) in zip(("dev", "test"), held):
         out[f"{split}_f1_all_positive"] = 100 * float(binary_f1(np.ones(len(y), dtype=bool), y))
     return out
 
@@ -300,6 +296,7 @@ class TrainRecord:
 
     n_labeled: int | None = param(None, ge=1)
     n_unlabeled: int = param(0, ge=0)
+    unlabeled_seen: int | None = param(None, ge=0)  # distinct pool sentences the kept model drew (≤ N_ul)
     best_epoch: int | None = param(None, ge=0)
     eps: float | None = param(None, gt=0.0)
     eps_selection: dict[str, Any] | None = None  # train_group with eps_attention_grid: {"dev": {ε: dev score}}
@@ -310,14 +307,16 @@ class TrainRecord:
 
 @dataclass
 class Fig2Curve:
-    """What the report reads of one method's Fig. 2 curve (train.train_fig2): the dev F1 at each N_ul."""
+    """What the report reads of one method's Fig. 2 curve (train.train_fig2): dev F1, sentences drawn at each N_ul."""
 
     n_unlabeled: list[int] = param(ge=0, nonempty=True)
     dev_f1: list[float] = param(ge=0.0, le=100.0, distinct=False)
+    unlabeled_seen: list[int] | None = param(None, ge=0, distinct=False)
 
     def check(self, where: str) -> None:
-        if len(self.dev_f1) != len(self.n_unlabeled):
-            fail(where, f"dev_f1: {len(self.dev_f1)} values for {len(self.n_unlabeled)} N_ul")
+        for name in ("dev_f1", "unlabeled_seen"):
+            if (values := getattr(self, name)) is not None and len(values) != len(self.n_unlabeled):
+                fail(where, f"{name}: {len(values)} values for {len(self.n_unlabeled)} N_ul")
 
 
 def load_variant(model_dir: Path, vocab_size: int, device):
@@ -351,8 +350,9 @@ def evaluate_variant(key: str, axes: dict, folder: Path, data: EvalData, device,
         measures["eps_share"] = measures["eps_per_token"] / scale if scale > 1e-12 else float("nan")  # constant ã
     write_json(plots / key / "examples.json", {"dataset": data.dataset, "examples": rows})
     write_json(metrics / f"{key}.json", {
-        **axes, "n_labeled": record.n_labeled or data.train_size, "n_unlabeled": record.n_unlabeled, "eps": eps,
-        "best_epoch": record.best_epoch, **measures, "eval_seconds": round(time.perf_counter() - started, 3),
+        **axes, "n_labeled": record.n_labeled or data.train_size, "n_unlabeled": record.n_unlabeled,
+        "unlabeled_seen": record.unlabeled_seen, "eps": eps, "best_epoch": record.best_epoch, **measures,
+        "eval_seconds": round(time.perf_counter() - started, 3),
         **{k: v for k, v in (("eps_selection", record.eps_selection), ("run", record.run)) if v}})
 
 

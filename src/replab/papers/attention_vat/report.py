@@ -69,19 +69,23 @@ def _get(record: dict, measure: str):
 
 
 def group(records: dict[str, dict]) -> dict:
-    """{dataset: {"supervised": {method: [records]}, "semi": {method: {n_ul: [records]}},
-    "fig2": {method: {n_ul: [dev F1 per seed]}}}}; Fig. 2 records (with `curves`) feed only "fig2"."""
+    """{dataset: {"supervised": {method: [records]}, "semi": {method: {n_ul: [records]}}, "fig2": {method: {n_ul:
+    [dev F1 per seed]}}, "seen": {n_ul: [unlabeled_seen per model]}}}; Fig. 2 records (`curves`) feed fig2, seen."""
     out: dict = defaultdict(lambda: {"supervised": defaultdict(list), "semi": defaultdict(lambda: defaultdict(list)),
-                                     "fig2": defaultdict(lambda: defaultdict(list)), "n_labeled": None})
+                                     "fig2": defaultdict(lambda: defaultdict(list)), "n_labeled": None,
+                                     "seen": defaultdict(list)})
     for rec in records.values():
         ds = out[rec["dataset"]]
         if "curves" in rec:
             ds["n_labeled"] = ds["n_labeled"] or rec.get("n_labeled")
             for method, curve in rec["curves"].items():
-                for n_ul, f1 in zip(curve["n_unlabeled"], curve["dev_f1"], strict=True):
+                seen = curve.get("unlabeled_seen") or [None] * len(curve["n_unlabeled"])
+                for n_ul, f1, k in zip(curve["n_unlabeled"], curve["dev_f1"], seen, strict=True):
                     ds["fig2"][method][int(n_ul)].append(f1)
+                    ds["seen"][int(n_ul)].append(k)
         elif rec.get("setting") == "semi":
             ds["semi"][rec["method"]][int(rec.get("n_unlabeled") or 0)].append(rec)
+            ds["seen"][int(rec.get("n_unlabeled") or 0)].append(rec.get("unlabeled_seen"))
         else:
             ds["supervised"][rec["method"]].append(rec)
             ds["n_labeled"] = ds["n_labeled"] or rec.get("n_labeled")
@@ -98,22 +102,24 @@ def dataset_summary(groups: dict) -> dict:
         return {m: stat(_get(r, m) for r in recs) for m in measures}
 
     table1a = {m: stats(recs) for m, recs in sup.items()}
-    table1b, n_ul_used = {}, {}
-    for m, by_nul in semi.items():
-        n_ul_used[m] = max(by_nul)
-        table1b[m] = stats(by_nul[n_ul_used[m]])
+    n_ul_used = {m: max(by_nul) for m, by_nul in semi.items()}
+    table1b = {m: stats(semi[m][n]) for m, n in n_ul_used.items()}
     fig2 = {m: {str(n): stat(values) for n, values in sorted(points.items())} for m, points in groups["fig2"].items()}
-    table2 = {}
-    if "vanilla" in table1a:
-        table2["vanilla"] = {k: table1a["vanilla"][k] for k, _ in RATIONALE_MEASURES}
-    for m in SEMI_METHODS:
-        if m in table1b:
-            table2[m] = {k: table1b[m][k] for k, _ in RATIONALE_MEASURES}
+    sources = {"vanilla": table1a.get("vanilla"), **{m: table1b.get(m) for m in SEMI_METHODS}}
+    table2 = {m: {k: t[k] for k, _ in RATIONALE_MEASURES} for m, t in sources.items() if t is not None}
     every = [r for recs in sup.values() for r in recs]
     every += [r for by in semi.values() for recs in by.values() for r in recs]
     evidence = next((r["rationale"].get("evidence") for r in every if r.get("rationale")), None)
+    seen = {str(n): min(ks) for n, v in sorted(groups["seen"].items()) if (ks := [k for k in v if k is not None])}
     return {"table1a": table1a, "table1b": table1b, "n_unlabeled": n_ul_used, "table2": table2 if evidence else {},
-            "evidence": evidence, "fig2": fig2, "n_labeled": groups["n_labeled"]}
+            "evidence": evidence, "fig2": fig2, "n_labeled": groups["n_labeled"], "unlabeled_seen": seen}
+
+
+def n_ul_text(s: dict, n: int, times: bool = False) -> str:
+    """N_ul as the tables give it (× N_l with `times`), and the fewest pool sentences a model at it drew if fewer."""
+    notes = [f"{n / s['n_labeled']:.1f}×"] if times and s.get("n_labeled") else []
+    notes += [f"{seen:,} seen"] if (seen := s["unlabeled_seen"].get(str(n))) is not None and seen < n else []
+    return f"{n:,}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
@@ -126,8 +132,9 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
         return {METHOD_LABELS.get(m, m) + (_constant_mark(table[m]) if measure == "f1" else ""): table[m][measure]
                 for m in methods if m in table}
 
-    for ds, s in summary.items():
-        t1a, t1b, t2 = s["table1a"], s["table1b"], s["table2"]
+    for ds, s in summary.items():  # Table 1's and Fig. 2's claims on their data sets (PAPER_COLUMN), Table 2's anywhere
+        t1a, t1b, fig2 = (s["table1a"], s["table1b"], s["fig2"]) if ds in PAPER_COLUMN else ({}, {}, {})
+        t2 = s["table2"]
         # supervised test F1 above vanilla and word AT/iAT; F1 and r on a par with attention AT/iAT (Sec. 4, 5.1)
         if (mine := stats(t1a, OURS, "f1")) and (others := stats(t1a, ("vanilla", "word_at", "word_iat"), "f1")):
             checks["attention_f1_supervised"].append(report.beats(ds, mine, others, 2))
@@ -152,12 +159,12 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
             if mine and others:
                 checks["attention_better_rationales"].append(report.beats(f"{ds} {label}", mine, others, 3))
         # dev F1 at the largest N_ul above the smallest (Fig. 2), every method
-        for m, points in s["fig2"].items():
-            n_uls = sorted(points, key=int)
+        for m, points in fig2.items():
+            n_uls = sorted(map(int, points))
             if len(n_uls) >= 2:
                 checks["f1_rises_with_unlabeled"].append(report.beats(
-                    ds, {f"{METHOD_LABELS.get(m, m)} at N_ul={n_uls[-1]}": points[n_uls[-1]]},
-                    {f"at N_ul={n_uls[0]}": points[n_uls[0]]}, 2))
+                    ds, {f"{METHOD_LABELS.get(m, m)} at N_ul={n_ul_text(s, n_uls[-1])}": points[str(n_uls[-1])]},
+                    {f"at N_ul={n_ul_text(s, n_uls[0])}": points[str(n_uls[0])]}, 2))
     flags = {c: report.all_hold(ok for ok, _ in results) for c, results in checks.items()}
     return {c: f"{report.verdict_words(flags[c], 'not measured')} ({report.claim_detail(results) or 'no runs for it'})"
             for c, results in checks.items()}, flags
@@ -170,6 +177,8 @@ def _constant_mark(t: dict) -> str:
     return f" (all {'positive' if s['mean'] else 'negative'}†)" if constant else ""
 
 
+SEEN_NOTE = ("seen: the distinct unlabeled sentences the kept epoch's model drew (its steps × `batch_unlabeled`; the "
+             "fewest over methods and seeds): N_ul beyond them adds no data, only another random subset.")
 CONSTANT_NOTE = ("† every test sentence falls on one side of the 0.5 threshold (in every seed): the F1 is the "
                  "constant classifier's, not a learned result (its ranking: dev ROC-AUC in the diagnosis below).")
 
@@ -191,13 +200,14 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
         md += ["Table 1a (supervised): test F1 (%) and attention–gradient agreement", "",
                report.md_table(["model", *head], rows), ""]
         md += [CONSTANT_NOTE, ""] if any("†" in r[1] for r in rows) else []
-    rows = [row(m, s["table1b"][m], ref_1b.get(m, (None, None)), f"{s['n_unlabeled'][m]:,}")
+    rows = [row(m, s["table1b"][m], ref_1b.get(m, (None, None)), n_ul_text(s, s["n_unlabeled"][m]))
             for m in SEMI_METHODS if m in s["table1b"]]
     if rows:
         paper_nul = f"{PAPER_N_UL[column]:,}" if column in PAPER_N_UL else "–"
         md += [f"Table 1b (semi-supervised, each method at its largest N_ul; the paper's N_ul: {paper_nul})", "",
                report.md_table(["model", "N_ul", *head], rows), ""]
         md += [CONSTANT_NOTE, ""] if any("†" in r[2] for r in rows) else []
+        md += [SEEN_NOTE, ""] if any("seen" in r[1] for r in rows) else []
     if s["table2"]:
         human = s["evidence"] == "human"
         name = "rationale agreement (ERASER token-soft metrics)" if human else ("lexicon-evidence agreement "
@@ -205,14 +215,12 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
         aucs = [a for t in s["table2"].values() if (a := (t.get("roc_auc_score") or {}).get("mean")) is not None]
         chance = (f" Ours rank the evidence tokens at chance (ROC-AUC {min(aucs):.3f}–{max(aucs):.3f} ≈ 0.5)."
                   if aucs and max(abs(a - 0.5) for a in aucs) < 0.05 else "")
-        rows = []
-        for m, t in s["table2"].items():
-            ref = PAPER_TABLE_2.get(m, (None, None, None))
-            rows.append([METHOD_LABELS.get(m, m) + (" (semi)" if m != "vanilla" else ""),
-                         *(f"{report.fmt(t[k], 3)} / {report.num(r, 3)}"
-                           for (k, _), r in zip(RATIONALE_MEASURES, ref, strict=True))])
+        rows = [[METHOD_LABELS.get(m, m) + (" (semi)" if m != "vanilla" else ""),
+                 *(f"{report.fmt(t[k], 3)} / {report.num(r, 3)}"
+                   for (k, _), r in zip(RATIONALE_MEASURES, PAPER_TABLE_2.get(m, (None,) * 3), strict=True))]
+                for m, t in s["table2"].items()]
         n_uls = sorted({s["n_unlabeled"][m] for m in s["table2"] if m in s["n_unlabeled"]})
-        semi = f"; the semi-supervised models at N_ul = {' / '.join(f'{n:,}' for n in n_uls)}" if n_uls else ""
+        semi = f"; the semi-supervised models at N_ul = {' / '.join(n_ul_text(s, n) for n in n_uls)}" if n_uls else ""
         semi += " (no unlabeled pool prepared: the VAT term on the labeled sentences alone)" if n_uls == [0] else ""
         md += [f"Table 2: {name}, ours / paper (ERASER movies){semi}", "",
                report.md_table(["model", *(label for _, label in RATIONALE_MEASURES)], rows), "",
@@ -307,16 +315,19 @@ def summarize(cfg, params: dict):
         for ds, s in per_ds.items():
             n_uls = sorted({int(n) for points in s["fig2"].values() for n in points})
             if n_uls:
-                head = [f"{n:,}" + (f" ({n / s['n_labeled']:.1f}×)" if s.get("n_labeled") else "") for n in n_uls]
+                head = [n_ul_text(s, n, times=True) for n in n_uls]
                 rows = [[METHOD_LABELS.get(m, m), *(report.fmt(points.get(str(n)), 2) for n in n_uls)]
                         for m, points in s["fig2"].items()]
                 md += [f"{ds}: dev F1 (%) at N_ul =", "", report.md_table(["model", *head], rows), ""]
+                md += [SEEN_NOTE, ""] if any("seen" in h for h in head) else []
         md += [f"![Fig. 2]({fig2})", ""]
     maps = attention_figure(records, summary_dir / "attention_examples.png")
     if maps:
         md += ["Attention weights over a few test sentences, one row per method (first seed; semi-supervised methods "
                "at their largest N_ul; * = evidence token):", "", f"![attention maps]({maps})", ""]
-    md += ["Claims (on our numbers, means over seeds):", ""]
+    outside = [ds for ds in per_ds if ds not in PAPER_COLUMN]  # e.g. eraser_movies: the paper's Table 2 only
+    md += ["Claims (on our numbers, means over seeds" + (f"; {', '.join(outside)} only in the rationale claim, as in "
+           "the paper: its Table 1 and Fig. 2 are SST's and IMDB's" if outside else "") + "):", ""]
     md += [f"- {PAPER_CLAIMS[c]}: **{words[c]}**" for c in PAPER_CLAIMS] + [""]
     summary = {"datasets": per_ds, "claims": {c: flags[c] for c in PAPER_CLAIMS}, "claim_verdicts": words,
                "run": report.run_summary(records.values())}

@@ -159,8 +159,8 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
                        weight_decay=cfg.weight_decay, fused=device.type in ("cpu", "cuda"))  # one kernel: all params
     generator = rt.seeded_generator(seed, device)
     tokens, lengths, y = data.tokens["train"], data.lengths["train"], data.labels["train"]
-    pool = unlabeled_subset(data, n_unlabeled, seed, device)
-    unlabeled = EndlessBatches(len(pool), cfg.batch_unlabeled, generator, device) if pool is not None else None
+    if (pool := unlabeled_subset(data, n_unlabeled, seed, device)) is not None:
+        unlabeled = EndlessBatches(len(pool), cfg.batch_unlabeled, generator, device, track_seen=True)
     epochs = epochs or cfg.epochs
     interpretable_words = method in ("word_iat", "word_ivat")
     steps_per_epoch = math.ceil(len(y) / cfg.batch_size)
@@ -173,14 +173,14 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["opt"])
         generator.set_state(saved["generator"])
-        if unlabeled is not None:
+        if pool is not None:
             unlabeled.load_state_dict(saved["unlabeled"])
         best, best_state, history = saved["best"], saved["best_state"], saved["history"]
         train_seconds, steps, first = saved["train_seconds"], saved["steps"], saved["epoch"] + 1
 
     def state() -> dict:
         return {"model": model.state_dict(), "opt": opt.state_dict(), "generator": generator.get_state(),
-                **({"unlabeled": unlabeled.state_dict()} if unlabeled is not None else {}), "best": best,
+                **({"unlabeled": unlabeled.state_dict()} if pool is not None else {}), "best": best,
                 "best_state": best_state, "history": history, "train_seconds": train_seconds, "steps": steps,
                 "epoch": epoch}
 
@@ -199,7 +199,7 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
             model.train()
             totals.zero_()
             started = time.perf_counter()
-        if unlabeled is not None:
+        if pool is not None:
             t, n = take_batch(tokens, lengths, idx, data.tokens["unlabeled"], data.lengths["unlabeled"],
                               pool[next(unlabeled)])
         else:
@@ -217,11 +217,12 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
         steps += steps_per_epoch
         guard.check()
         dev = dev_scores(model, data)
-        history.append({"epoch": epoch + 1, "loss": means[0], "nll": means[1], "adv": means[2], **dev})
+        seen = {"unlabeled_seen": unlabeled.n_seen} if pool is not None else {}  # N_ul only if steps allow
+        history.append({"epoch": epoch + 1, "loss": means[0], "nll": means[1], "adv": means[2], **dev, **seen})
         score = dev[f"dev_{cfg.selection}"]
         score = -math.inf if math.isnan(score) else score  # AUC is undefined on a single-class dev set
         if best_state is None or score > best["score"]:
-            best = {"score": score, "epoch": epoch + 1, **dev}
+            best = {"score": score, "epoch": epoch + 1, **dev, **seen}
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         bar.set_postfix(loss=f"{means[0]:.4f}", dev_f1=f"{dev['dev_f1']:.2f}", dev_auc=f"{dev['dev_auc']:.3f}",
                         best_epoch=best["epoch"])
@@ -236,7 +237,8 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
     rows = len(y) + (min(cfg.batch_unlabeled, len(pool)) * steps_per_epoch if pool is not None else 0)
     record = {"method": method, "n_labeled": len(y), "n_unlabeled": n_unlabeled, "epochs": epochs,
               "best_epoch": best["epoch"], "selection": cfg.selection, "dev_f1": best["dev_f1"],
-              "dev_accuracy": best["dev_accuracy"], "dev_auc": best["dev_auc"], "history": history,
+              "dev_accuracy": best["dev_accuracy"], "dev_auc": best["dev_auc"],
+              "unlabeled_seen": best.get("unlabeled_seen", 0), "history": history,
               "steps": steps, "seconds_per_step": train_seconds / max(steps, 1), "rows_per_epoch": rows}
     return model, record
 
@@ -353,8 +355,8 @@ def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
     curves: dict[str, dict] = ckpt.resumed_context.get("curves", {})  # the points finished before a kill
     ckpt.context["curves"] = curves
     for method in cfg.fig2.methods:
-        curves.setdefault(method, {"n_unlabeled": [], "dev_f1": [], "dev_accuracy": [], "dev_auc": [],
-                                   "best_epoch": [], "seconds_per_step": []})
+        curves.setdefault(method, {"n_unlabeled": [], "unlabeled_seen": [], "dev_f1": [], "dev_accuracy": [],
+                                   "dev_auc": [], "best_epoch": [], "seconds_per_step": []})
         # one DVCLive folder per method, step = N_ul: the curves stage overlays them in one Fig. 2 chart, named so
         with ckpt.open_live(f"fig2-{dataset}-{method}-{seed}", resume=bool(curves[method]["n_unlabeled"])) as live:
             for n_ul in points:
