@@ -329,21 +329,28 @@ def test_an_n_ul_beyond_what_training_drew_is_shown_with_the_sentences_seen():
     recs = _records(True)
     for rec in recs.values():
         if rec.get("setting") == "semi":
-            rec["unlabeled_seen"] = 512 if rec["method"] != "word_vat" else 480  # the fewest is shown
-    recs["fig2"]["curves"] = {m: {**c, "unlabeled_seen": [0, 300, 480]} for m, c in recs["fig2"]["curves"].items()}
+            rec["unlabeled_seen"] = 480 if rec["method"] == "word_vat" else 700
+    recs["word_vat-semi-1"] = {**recs["word_vat-semi"], "seed": 1, "unlabeled_seen": 512}  # the fewest is shown
+    recs["fig2"]["curves"] = {m: {**c, "unlabeled_seen": [0, 300, 480 if m == "attention_vat" else 700]}
+                              for m, c in recs["fig2"]["curves"].items()}
     per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
     s = per_ds["rt_snippets"]
-    assert s["unlabeled_seen"] == {"0": 0, "300": 300, "700": 480}
-    assert [rp.n_ul_text(s, n, times=True) for n in (0, 300, 700)] == ["0 (0.0×)", "300 (3.0×)", "700 (7.0×; 480 seen)"]
-    md = rp.tables_markdown("rt_snippets", s)
-    assert "| Word VAT | 700 (480 seen) |" in "\n".join(md) and rp.SEEN_NOTE in md
+    assert s["unlabeled_seen"]["table1b"] == {"word_vat": 480, "word_ivat": 700, "attention_vat": 700,
+                                              "attention_ivat": 700}
+    md = "\n".join(rp.tables_markdown("rt_snippets", s))
+    assert "| Word VAT | 700 (480 seen) |" in md and "| Word iVAT | 700 |" in md and rp.SEEN_NOTE in md
+    assert "N_ul = 700 (the sentences they drew: Table 1b)" in md
+    fig2 = "\n".join(rp.fig2_table("rt_snippets", s))
+    assert "| Attention VAT | 78.00 | 79.00 | 80.00 (480 seen) |" in fig2 and rp.SEEN_NOTE in fig2
     words, _ = rp.claims(per_ds)
-    assert "at N_ul=700 (480 seen)" in words["f1_rises_with_unlabeled"]
-    del recs["fig2"]  # records written before train.json had unlabeled_seen: N_ul alone, no note
+    assert "Attention VAT at N_ul=700 (480 seen)" in words["f1_rises_with_unlabeled"]
+    assert "Word iVAT at N_ul=700 " in words["f1_rises_with_unlabeled"]  # drew them all: no note
+    del recs["fig2"]  # records written before train.json counted them: N_ul alone, no note
     for rec in recs.values():
         rec.pop("unlabeled_seen", None)
     s = rp.dataset_summary(rp.group(recs)["rt_snippets"])
-    assert s["unlabeled_seen"] == {} and rp.SEEN_NOTE not in rp.tables_markdown("rt_snippets", s)
+    assert set(s["unlabeled_seen"]["table1b"].values()) == {None}
+    assert rp.SEEN_NOTE not in rp.tables_markdown("rt_snippets", s)
 
 
 def test_a_constant_classifier_is_marked_in_the_f1_column():

@@ -70,10 +70,11 @@ def _get(record: dict, measure: str):
 
 def group(records: dict[str, dict]) -> dict:
     """{dataset: {"supervised": {method: [records]}, "semi": {method: {n_ul: [records]}}, "fig2": {method: {n_ul:
-    [dev F1 per seed]}}, "seen": {n_ul: [unlabeled_seen per model]}}}; Fig. 2 records (`curves`) feed fig2, seen."""
+    [dev F1 per seed]}}, "fig2_seen": {method: {n_ul: [unlabeled_seen per seed]}}}}; Fig. 2 records (`curves`) feed
+    only fig2 and fig2_seen."""
     out: dict = defaultdict(lambda: {"supervised": defaultdict(list), "semi": defaultdict(lambda: defaultdict(list)),
                                      "fig2": defaultdict(lambda: defaultdict(list)), "n_labeled": None,
-                                     "seen": defaultdict(list)})
+                                     "fig2_seen": defaultdict(lambda: defaultdict(list))})
     for rec in records.values():
         ds = out[rec["dataset"]]
         if "curves" in rec:
@@ -82,10 +83,9 @@ def group(records: dict[str, dict]) -> dict:
                 seen = curve.get("unlabeled_seen") or [None] * len(curve["n_unlabeled"])
                 for n_ul, f1, k in zip(curve["n_unlabeled"], curve["dev_f1"], seen, strict=True):
                     ds["fig2"][method][int(n_ul)].append(f1)
-                    ds["seen"][int(n_ul)].append(k)
+                    ds["fig2_seen"][method][int(n_ul)].append(k)
         elif rec.get("setting") == "semi":
             ds["semi"][rec["method"]][int(rec.get("n_unlabeled") or 0)].append(rec)
-            ds["seen"][int(rec.get("n_unlabeled") or 0)].append(rec.get("unlabeled_seen"))
         else:
             ds["supervised"][rec["method"]].append(rec)
             ds["n_labeled"] = ds["n_labeled"] or rec.get("n_labeled")
@@ -110,16 +110,20 @@ def dataset_summary(groups: dict) -> dict:
     every = [r for recs in sup.values() for r in recs]
     every += [r for by in semi.values() for recs in by.values() for r in recs]
     evidence = next((r["rationale"].get("evidence") for r in every if r.get("rationale")), None)
-    seen = {str(n): min(ks) for n, v in sorted(groups["seen"].items()) if (ks := [k for k in v if k is not None])}
+    seen = {"table1b": {m: fewest(r.get("unlabeled_seen") for r in semi[m][n]) for m, n in n_ul_used.items()},
+            "fig2": {m: {str(n): fewest(v) for n, v in pts.items()} for m, pts in groups["fig2_seen"].items()}}
     return {"table1a": table1a, "table1b": table1b, "n_unlabeled": n_ul_used, "table2": table2 if evidence else {},
             "evidence": evidence, "fig2": fig2, "n_labeled": groups["n_labeled"], "unlabeled_seen": seen}
 
 
-def n_ul_text(s: dict, n: int, times: bool = False) -> str:
-    """N_ul as the tables give it (× N_l with `times`), and the fewest pool sentences a model at it drew if fewer."""
-    notes = [f"{n / s['n_labeled']:.1f}×"] if times and s.get("n_labeled") else []
-    notes += [f"{seen:,} seen"] if (seen := s["unlabeled_seen"].get(str(n))) is not None and seen < n else []
-    return f"{n:,}" + (f" ({'; '.join(notes)})" if notes else "")
+def fewest(values) -> int | None:
+    """The fewest unlabeled sentences drawn over seeds (None where no record counts them: written before it did)."""
+    return min(counted) if (counted := [v for v in values if v is not None]) else None
+
+
+def seen_text(n_ul: int, seen: int | None) -> str:
+    """" (k seen)" where the kept models drew fewer distinct pool sentences than N_ul, else ""."""
+    return f" ({seen:,} seen)" if seen is not None and seen < n_ul else ""
 
 
 def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
@@ -160,11 +164,12 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
                 checks["attention_better_rationales"].append(report.beats(f"{ds} {label}", mine, others, 3))
         # dev F1 at the largest N_ul above the smallest (Fig. 2), every method
         for m, points in fig2.items():
-            n_uls = sorted(map(int, points))
+            n_uls = [str(n) for n in sorted(map(int, points))]
+            seen = [seen_text(int(n), s["unlabeled_seen"]["fig2"].get(m, {}).get(n)) for n in n_uls]
             if len(n_uls) >= 2:
                 checks["f1_rises_with_unlabeled"].append(report.beats(
-                    ds, {f"{METHOD_LABELS.get(m, m)} at N_ul={n_ul_text(s, n_uls[-1])}": points[str(n_uls[-1])]},
-                    {f"at N_ul={n_ul_text(s, n_uls[0])}": points[str(n_uls[0])]}, 2))
+                    ds, {f"{METHOD_LABELS.get(m, m)} at N_ul={int(n_uls[-1]):,}{seen[-1]}": points[n_uls[-1]]},
+                    {f"at N_ul={int(n_uls[0]):,}{seen[0]}": points[n_uls[0]]}, 2))
     flags = {c: report.all_hold(ok for ok, _ in results) for c, results in checks.items()}
     return {c: f"{report.verdict_words(flags[c], 'not measured')} ({report.claim_detail(results) or 'no runs for it'})"
             for c, results in checks.items()}, flags
@@ -177,8 +182,8 @@ def _constant_mark(t: dict) -> str:
     return f" (all {'positive' if s['mean'] else 'negative'}†)" if constant else ""
 
 
-SEEN_NOTE = ("seen: the distinct unlabeled sentences the kept epoch's model drew (its steps × `batch_unlabeled`; the "
-             "fewest over methods and seeds): N_ul beyond them adds no data, only another random subset.")
+SEEN_NOTE = ("seen: the distinct unlabeled sentences the model drew by its kept epoch (`batch_unlabeled` a step; the "
+             "fewest over seeds), where fewer than N_ul: the rest of the N_ul never reached it.")
 CONSTANT_NOTE = ("† every test sentence falls on one side of the 0.5 threshold (in every seed): the F1 is the "
                  "constant classifier's, not a learned result (its ranking: dev ROC-AUC in the diagnosis below).")
 
@@ -200,7 +205,8 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
         md += ["Table 1a (supervised): test F1 (%) and attention–gradient agreement", "",
                report.md_table(["model", *head], rows), ""]
         md += [CONSTANT_NOTE, ""] if any("†" in r[1] for r in rows) else []
-    rows = [row(m, s["table1b"][m], ref_1b.get(m, (None, None)), n_ul_text(s, s["n_unlabeled"][m]))
+    rows = [row(m, s["table1b"][m], ref_1b.get(m, (None, None)),
+                f"{(n := s['n_unlabeled'][m]):,}" + seen_text(n, s["unlabeled_seen"]["table1b"][m]))
             for m in SEMI_METHODS if m in s["table1b"]]
     if rows:
         paper_nul = f"{PAPER_N_UL[column]:,}" if column in PAPER_N_UL else "–"
@@ -220,7 +226,9 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
                    for (k, _), r in zip(RATIONALE_MEASURES, PAPER_TABLE_2.get(m, (None,) * 3), strict=True))]
                 for m, t in s["table2"].items()]
         n_uls = sorted({s["n_unlabeled"][m] for m in s["table2"] if m in s["n_unlabeled"]})
-        semi = f"; the semi-supervised models at N_ul = {' / '.join(n_ul_text(s, n) for n in n_uls)}" if n_uls else ""
+        semi = f"; the semi-supervised models at N_ul = {' / '.join(f'{n:,}' for n in n_uls)}" if n_uls else ""
+        semi += " (the sentences they drew: Table 1b)" if any(seen_text(n, s["unlabeled_seen"]["table1b"][m])
+                                                              for m, n in s["n_unlabeled"].items()) else ""
         semi += " (no unlabeled pool prepared: the VAT term on the labeled sentences alone)" if n_uls == [0] else ""
         md += [f"Table 2: {name}, ours / paper (ERASER movies){semi}", "",
                report.md_table(["model", *(label for _, label in RATIONALE_MEASURES)], rows), "",
@@ -230,6 +238,19 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
                "precision and ROC-AUC skip such single-class documents, as ERASER's code does."
                + chance, ""]
     return md
+
+
+def fig2_table(ds: str, s: dict) -> list[str]:
+    """Fig. 2's points of one data set: dev F1 per method and N_ul, with the sentences seen where fewer."""
+    n_uls = sorted({int(n) for points in s["fig2"].values() for n in points})
+    if not n_uls:
+        return []
+    head = [f"{n:,}" + (f" ({n / s['n_labeled']:.1f}×)" if s.get("n_labeled") else "") for n in n_uls]
+    seen = s["unlabeled_seen"]["fig2"]
+    rows = [[METHOD_LABELS.get(m, m), *(report.fmt(points.get(str(n)), 2) + seen_text(n, seen.get(m, {}).get(str(n)))
+                                        for n in n_uls)] for m, points in s["fig2"].items()]
+    return [f"{ds}: dev F1 (%) at N_ul =", "", report.md_table(["model", *head], rows), "",
+            *([SEEN_NOTE, ""] if any("seen" in cell for r in rows for cell in r) else [])]
 
 
 def diagnosis_markdown(ds: str, s: dict, linear: dict) -> list[str]:
@@ -312,15 +333,7 @@ def summarize(cfg, params: dict):
         md += ["Fig. 2: dev F1 (the model-selection score) against the amount of unlabeled data N_ul for the "
                "semi-supervised methods. The paper draws it without numbers: F1 rises up to about 7× the labeled "
                "count (IMDB's 150,000 is 8.7×).", ""]
-        for ds, s in per_ds.items():
-            n_uls = sorted({int(n) for points in s["fig2"].values() for n in points})
-            if n_uls:
-                head = [n_ul_text(s, n, times=True) for n in n_uls]
-                rows = [[METHOD_LABELS.get(m, m), *(report.fmt(points.get(str(n)), 2) for n in n_uls)]
-                        for m, points in s["fig2"].items()]
-                md += [f"{ds}: dev F1 (%) at N_ul =", "", report.md_table(["model", *head], rows), ""]
-                md += [SEEN_NOTE, ""] if any("seen" in h for h in head) else []
-        md += [f"![Fig. 2]({fig2})", ""]
+        md += [line for ds, s in per_ds.items() for line in fig2_table(ds, s)] + [f"![Fig. 2]({fig2})", ""]
     maps = attention_figure(records, summary_dir / "attention_examples.png")
     if maps:
         md += ["Attention weights over a few test sentences, one row per method (first seed; semi-supervised methods "
