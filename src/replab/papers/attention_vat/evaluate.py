@@ -84,7 +84,9 @@ def load_eval_data(dataset: str, device, root: Path | None = None) -> EvalData:
         tokens, lengths = text.tokens[name], text.lengths[name]
         real = (torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths[:, None]).cpu().numpy()
         compare = real & ~np.isin(tokens.cpu().numpy(), specials)
-        evidence = None if (e := text.evidence.get(name)) is None else e.astype(bool) & compare  # 0/1 → mask
+        evidence = text.evidence.get(name)  # 0/1 of the tokens' shape
+        if evidence is not None:
+            evidence = evidence.astype(bool) & compare
         splits[name] = TextSplit(tokens, lengths, text.labels[name].cpu().numpy().astype(np.int64), evidence, compare)
     kind = EVIDENCE_KIND.get(dataset, "evidence") if splits["test"].evidence is not None else None
     train_size = (read_json(folder / "meta.json", expect=dict).get("counts") or {}).get("train")
@@ -167,8 +169,8 @@ def run_split(model, split: TextSplit, with_gradients: bool, max_tokens: int = M
 
 def agreement(attention: np.ndarray, importance: np.ndarray, compare: np.ndarray) -> dict:
     """Attention–gradient agreement per sentence, averaged over the sentences where it is defined."""
-    pearson, kendall = (nan_summary(f(attention, np.nan_to_num(importance), compare))
-                        for f in (masked_pearson, masked_kendall_tau))
+    pearson = nan_summary(masked_pearson(attention, np.nan_to_num(importance), compare))
+    kendall = nan_summary(masked_kendall_tau(attention, np.nan_to_num(importance), compare))
     return {"corr_pearson": pearson["mean"], "corr_kendall": kendall["mean"], "corr_sentences": pearson["defined"],
             "corr_undefined": pearson["undefined"], "kendall_undefined": kendall["undefined"]}
 
