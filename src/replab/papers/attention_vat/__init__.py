@@ -62,8 +62,9 @@ Our choices where the seed is silent (all params; no public code of the VAT pape
   paper profile: 1, 3, 10) trains every attention method of a stage at each ε and keeps the model with the best
   dev `selection` score, as the epoch is chosen; its record and metrics give every ε's dev score
   (`eps_selection`), the report each model's ε. Fig. 2 trains at `eps_attention` (a grid at each N_ul would
-  multiply its cost by the grid's size). A DVC-level sweep (`replab sweep attention_vat eps_attention=…`)
-  compares whole runs instead.
+  multiply its cost by the grid's size). The word-level ε's stay fixed (their papers tuned them), so with a grid
+  only the attention side is tuned on dev, which favours it in the attention-vs-word claims (the report says so).
+  A DVC-level sweep (`replab sweep attention_vat eps_attention=…`) compares whole runs instead.
 - Dropout: the AT code's classifier has none, so `dropout` defaults to 0. When set (on the embeddings), the
   perturbed passes run without it by default (`dropout_in_perturbed: false`) and the clean reference of the
   word-level KL is a dropout-free pass too, so the KL measures the perturbation, not two dropout masks (the

@@ -291,8 +291,9 @@ def settings_markdown(cfg, records: dict[str, dict]) -> list[str]:
     alpha = ("per token (`alpha_norm: token`): on the attention scores a sign-gradient step, |r_t| = ε/√T"
              if cfg.alpha_norm == "token" else "over the sentence (`alpha_norm: sentence`): AT's/VAT's direction")
     grid = sorted({float(e) for r in records.values() for e in (r.get("eps_selection") or {}).get("dev", {})})
-    chosen = (f"; the attention ε of each model: its best dev {cfg.selection} of "
-              f"{', '.join(map(number_text, grid))}") if grid else ""
+    chosen = (f"; the attention ε of each model: its best dev {cfg.selection} of {', '.join(map(number_text, grid))} "
+              "(the word-level ε's are fixed, Miyato's and Sato's scaled: only the attention side is tuned on dev, "
+              "which favours it in the attention-vs-word claims)") if grid else ""
     return [f"Perturbations (ε: the norm of r per sentence, over its real tokens): ε = {'; '.join(parts)}{chosen}; "
             f"ξ = {cfg.xi:g}, K = {cfg.power_iterations}, λ = {cfg.lam:g}; iAT/iVAT normalise α {alpha}.", ""] \
         if groups else []
