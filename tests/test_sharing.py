@@ -349,6 +349,14 @@ def test_compare_table_flattens_summary_params_and_run_block(in_tmp):
                                                        "123456 ± 7", " ± 1"]
     transposed = render(headers, table, fmt="md", transpose=True)
     assert "| field | workspace | again |" in transposed
+    params["split_vae"]["c2"], params["aae_ssl"]["lr"] = 39.0625, 1.0000001e-4  # params as given, not at 4 digits
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    for fmt in ("md", "csv"):
+        text = render(*compare_table("aae_ssl", rows[:1], fmt=fmt, all_params=True), fmt=fmt, transpose=True)
+        assert "aae_ssl.lr | 0.00010000001 |" in text if fmt == "md" else "aae_ssl.lr,0.00010000001" in text
+    (in_tmp / "metrics/split_vae.json").write_text(json.dumps(summary))
+    text = render(*compare_table("split_vae", rows[:1], fmt="md", all_params=True), fmt="md", transpose=True)
+    assert "| split_vae.c2 | 39.0625 |" in text
     assert "| run.devices | cpu (x86_64) | cpu (x86_64) |" in transposed
 
 

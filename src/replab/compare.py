@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from replab.io import DataError, is_leftover, read_json
+from replab.io import DataError, is_leftover, number_text, read_json
 from replab.params import PARAMS_FILE, ParamError, check_meta_profile, check_profile, check_writable, read_params
 
 QUEUE_DONE = {"Success", "Failed"}
@@ -670,6 +670,12 @@ def _mean_std(mean: Any, std: Any) -> str:
     return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
+def _exact(value: Any) -> Any:
+    """A float param as the short text that reads back as the same float (`io.number_text`); other values as they
+    are."""
+    return number_text(value) if isinstance(value, float) else value
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return "" if value is None else str(value).lower()
@@ -728,7 +734,8 @@ def compare_table(paper: str, chosen: list[dict[str, Any]], fmt: str = "md", met
     rows = []
     for row, profile, section, cells, missing, run in records:
         rev = row["rev"] if row["rev"] == "workspace" else row["rev"][:7]
-        rows.append([row["name"], rev, profile, *(section.get(k) for k in param_keys),
+        # a param as given (39.0625, not the metrics' 4 significant digits: 39.06), in both formats
+        rows.append([row["name"], rev, profile, *(_exact(section.get(k)) for k in param_keys),
                      *(cells.get(k) for k in metric_keys), *(run.get(k) for k in run_keys)])
         if notes is None:
             continue
