@@ -141,14 +141,56 @@ def load(out: Path, split: str) -> dict:
     return read_npz(out / f"{split}.npz")
 
 
-def sh(cwd: Path, *cmd: str, check: bool = True):
-    """Run a command in `cwd`; with `check`, a failure is an AssertionError carrying its output."""
+def sh(cwd: Path, *cmd: str, check: bool = True, detached: bool = False):
+    """Run a command in `cwd`; with `check`, a failure is an AssertionError carrying its output. `detached`: for a
+    command that leaves processes running (`dvc queue start`'s workers), its output goes through a temporary file,
+    not pipes the workers would inherit: waiting for the pipes' end waited for the workers to exit, forever when
+    one does not (DVC's worker after `shutting down due to empty queue`, treeverse/dvc#10398)."""
     import subprocess
+    import tempfile
 
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if detached:
+        with tempfile.TemporaryFile("w+") as out:
+            result = subprocess.run(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    text=True)
+            out.seek(0)
+            result.stdout, result.stderr = out.read(), ""
+    else:
+        result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if check and result.returncode:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def stop_queue(repo: Path) -> None:
+    """`dvc queue stop --kill`, then `kill_queue_workers`."""
+    sh(repo, "dvc", "queue", "stop", "--kill", check=False)
+    kill_queue_workers(repo)
+
+
+def kill_queue_workers(repo: Path, wait: float = 30.0) -> None:
+    """After `dvc queue stop`: wait up to `wait` s for this repo's DVC queue workers (by pid file) to end, then
+    SIGKILL those left. A worker can hang after its queue is empty (treeverse/dvc#10398) and would outlive the test;
+    only a process whose command line is still a DVC queue worker is killed (a pid file can outlive its process,
+    and the pid be reused)."""
+    import time
+
+    def alive(pid: int) -> bool:
+        try:
+            return b"queue-worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+
+    pids = []
+    for pid_file in (repo / ".dvc/tmp/exps/celery").glob("dvc-exp-worker-*.pid"):
+        with contextlib.suppress(ValueError, OSError, IndexError):
+            pids.append(int(pid_file.read_text().split()[0]))
+    deadline = time.monotonic() + wait
+    while (left := [pid for pid in pids if alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def isolated_env(home: Path) -> dict[str, str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, compose, sh, smoke_clone
+from conftest import REPO, compose, sh, smoke_clone, stop_queue
 
 PROBE = "import pathlib; pathlib.Path({marker!r}).write_text(__file__)\n"
 
@@ -191,7 +191,7 @@ def test_queued_experiment_runs_the_code_it_was_queued_with(project, tmp_path):
     sh(project, "dvc", "exp", "run", "--queue", "-n", "iso", "download@mnist5k")
     plant_probe(project / "src" / "replab", marker)
     try:
-        sh(project, "dvc", "queue", "start", "-j", "1")
+        sh(project, "dvc", "queue", "start", "-j", "1", detached=True)
         state = wait_done(project, "iso")
         logs = sh(project, "dvc", "queue", "logs", "iso", check=False)
         assert state == "Success", logs.stdout + logs.stderr
@@ -200,7 +200,7 @@ def test_queued_experiment_runs_the_code_it_was_queued_with(project, tmp_path):
         assert "src/replab/_probe.py" not in experiment_files(project, "iso")
         assert "_probe" not in show_at(project, "iso", "src/replab/__init__.py")  # the code that ran
     finally:
-        sh(project, "dvc", "queue", "stop", "--kill", check=False)
+        stop_queue(project)
         sh(project, "git", "checkout", "--", "src/replab/__init__.py")
         (project / "src/replab/_probe.py").unlink()
 

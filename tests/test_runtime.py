@@ -360,7 +360,7 @@ def test_stages_of_experiments_queued_by_hand_see_their_queues_n(tmp_path):
     stage finds the queue's 2; `dvc repro` in the workspace 0."""
     import json
 
-    from conftest import REPO, sh
+    from conftest import REPO, sh, stop_queue
 
     (tmp_path / "probe.py").write_text(f"import json, sys\nsys.path.insert(0, {str(REPO / 'src')!r})\n"
                                        "from replab.runtime import dvc_queue_jobs\n"
@@ -377,7 +377,7 @@ def test_stages_of_experiments_queued_by_hand_see_their_queues_n(tmp_path):
     for x in (2, 3):
         sh(tmp_path, "dvc", "exp", "run", "--queue", "-S", f"x={x}", "-n", f"q{x}")
     try:
-        sh(tmp_path, "dvc", "queue", "start", "-j", "2")
+        sh(tmp_path, "dvc", "queue", "start", "-j", "2", detached=True)
         from test_isolation import wait_done
 
         assert [wait_done(tmp_path, f"q{x}", timeout=300) for x in (2, 3)] == ["Success", "Success"]
@@ -386,4 +386,4 @@ def test_stages_of_experiments_queued_by_hand_see_their_queues_n(tmp_path):
                  for c in shown for e in c.get("experiments") or [] for r in e["revs"] if r.get("name")}
         assert found == {"q2": 2, "q3": 2}, found
     finally:
-        sh(tmp_path, "dvc", "queue", "stop", "--kill", check=False)
+        stop_queue(tmp_path)

@@ -14,7 +14,6 @@ import functools
 import io
 import json
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, compose, copy_repo, isolated_env
+from conftest import REPO, compose, copy_repo, isolated_env, kill_queue_workers
 from replab.cli import main
 from replab.compare import compare_table, expand_grid, qualify, queue_commands, render, share_cpus, split_values
 from replab.params import ParamError
@@ -89,27 +88,9 @@ def metric_files(repo: Path) -> dict[str, bytes]:
 
 
 def stop_workers(repo: Path, env: dict) -> None:
-    """Stop this repo's Celery queue workers and wait for their processes (by pid file) to end."""
+    """Stop this repo's Celery queue workers and wait for their processes to end (killed after 30 s)."""
     sh(repo, env, "dvc", "queue", "stop", "--kill", check=False)
-    pids = []
-    for pid_file in (repo / ".dvc/tmp/exps/celery").glob("dvc-exp-worker-*.pid"):
-        try:
-            pids.append(int(pid_file.read_text().strip()))
-        except (OSError, ValueError):
-            pass
-    deadline = time.monotonic() + 30
-    for pid in pids:
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.5)
-        else:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+    kill_queue_workers(repo)
 
 
 # ---------------------------------------------------------------- fast: sweep grid, compare table, device
