@@ -143,18 +143,14 @@ def load(out: Path, split: str) -> dict:
 
 def sh(cwd: Path, *cmd: str, check: bool = True, detached: bool = False):
     """Run a command in `cwd`; with `check`, a failure is an AssertionError carrying its output. `detached`: for a
-    command that leaves processes running (`dvc queue start`'s workers), its output goes through a temporary file,
-    not pipes the workers would inherit: waiting for the pipes' end waited for the workers to exit, forever when
-    one does not (DVC's worker after `shutting down due to empty queue`, treeverse/dvc#10398)."""
+    command that leaves processes running (`dvc queue start`'s workers), through `replab.compare.run_detached`
+    (no pipes for the workers to hold open)."""
     import subprocess
-    import tempfile
+
+    from replab.compare import run_detached
 
     if detached:
-        with tempfile.TemporaryFile("w+") as out:
-            result = subprocess.run(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    text=True)
-            out.seek(0)
-            result.stdout, result.stderr = out.read(), ""
+        result = run_detached(cmd, cwd=cwd)
     else:
         result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if check and result.returncode:

@@ -53,17 +53,23 @@ def _check_paper(paper: str) -> None:
         raise ParamError(f"paper {paper!r}: unknown (allowed: {', '.join(_papers())})")
 
 
+def run_detached(cmd: Sequence[str], cwd: str | Path | None = None) -> subprocess.CompletedProcess:
+    """`cmd` for a command that leaves processes running (`dvc queue start`'s workers), stdout and stderr together
+    in `.stdout`: its output goes through a temporary file, not pipes, which the workers would inherit and hold
+    open, so that waiting for the pipes' end waited for the whole queue (and `--run` said nothing until every
+    experiment had finished), forever when a worker does not exit (treeverse/dvc#10398)."""
+    with tempfile.TemporaryFile("w+") as out:
+        code = subprocess.run(list(cmd), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                              text=True).returncode
+        out.seek(0)
+        return subprocess.CompletedProcess(list(cmd), code, out.read(), "")
+
+
 def _dvc(*args: str, check: bool = True, detached: bool = False) -> subprocess.CompletedProcess:
-    """`dvc <args>`, its output captured; DataError with its last line if it fails (`check`). `detached`: for a
-    command that leaves processes running (`dvc queue start`'s workers): its output goes through a temporary file,
-    not pipes, which the workers would inherit and hold open, so that waiting for the pipes' end waited for the
-    whole queue (and `--run` said nothing until every experiment had finished)."""
+    """`dvc <args>`, its output captured; DataError with its last line if it fails (`check`). `detached`: through
+    `run_detached`."""
     if detached:
-        with tempfile.TemporaryFile("w+") as out:
-            code = subprocess.run(["dvc", *args], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                  text=True).returncode
-            out.seek(0)
-            result = subprocess.CompletedProcess(["dvc", *args], code, out.read(), "")
+        result = run_detached(["dvc", *args])
     else:
         result = subprocess.run(["dvc", *args], capture_output=True, text=True)
     if check and result.returncode:

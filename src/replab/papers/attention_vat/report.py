@@ -126,6 +126,11 @@ def seen_text(n_ul: int, seen: int | None) -> str:
     return f" ({seen:,} seen)" if seen is not None and seen < n_ul else ""
 
 
+def fig2_seen_text(s: dict, method: str, n_ul: int) -> str:
+    """`seen_text` of one Fig. 2 point of a dataset summary."""
+    return seen_text(n_ul, s["unlabeled_seen"]["fig2"].get(method, {}).get(str(n_ul)))
+
+
 def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
     """The seed's claims judged on our numbers (means over seeds): (verdict words, claim_* booleans; None =
     not measured: a method or measure missing or undefined)."""
@@ -164,12 +169,12 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
                 checks["attention_better_rationales"].append(report.beats(f"{ds} {label}", mine, others, 3))
         # dev F1 at the largest N_ul above the smallest (Fig. 2), every method
         for m, points in fig2.items():
-            n_uls = [str(n) for n in sorted(map(int, points))]
-            seen = [seen_text(int(n), s["unlabeled_seen"]["fig2"].get(m, {}).get(n)) for n in n_uls]
+            n_uls = sorted(map(int, points))
             if len(n_uls) >= 2:
+                low, high = n_uls[0], n_uls[-1]
                 checks["f1_rises_with_unlabeled"].append(report.beats(
-                    ds, {f"{METHOD_LABELS.get(m, m)} at N_ul={int(n_uls[-1]):,}{seen[-1]}": points[n_uls[-1]]},
-                    {f"at N_ul={int(n_uls[0]):,}{seen[0]}": points[n_uls[0]]}, 2))
+                    ds, {f"{METHOD_LABELS.get(m, m)} at N_ul={high:,}{fig2_seen_text(s, m, high)}": points[str(high)]},
+                    {f"at N_ul={low:,}{fig2_seen_text(s, m, low)}": points[str(low)]}, 2))
     flags = {c: report.all_hold(ok for ok, _ in results) for c, results in checks.items()}
     return {c: f"{report.verdict_words(flags[c], 'not measured')} ({report.claim_detail(results) or 'no runs for it'})"
             for c, results in checks.items()}, flags
@@ -246,9 +251,8 @@ def fig2_table(ds: str, s: dict) -> list[str]:
     if not n_uls:
         return []
     head = [f"{n:,}" + (f" ({n / s['n_labeled']:.1f}×)" if s.get("n_labeled") else "") for n in n_uls]
-    seen = s["unlabeled_seen"]["fig2"]
-    rows = [[METHOD_LABELS.get(m, m), *(report.fmt(points.get(str(n)), 2) + seen_text(n, seen.get(m, {}).get(str(n)))
-                                        for n in n_uls)] for m, points in s["fig2"].items()]
+    rows = [[METHOD_LABELS.get(m, m), *(report.fmt(points.get(str(n)), 2) + fig2_seen_text(s, m, n) for n in n_uls)]
+            for m, points in s["fig2"].items()]
     return [f"{ds}: dev F1 (%) at N_ul =", "", report.md_table(["model", *head], rows), "",
             *([SEEN_NOTE, ""] if any("seen" in cell for r in rows for cell in r) else [])]
 
