@@ -290,9 +290,9 @@ def _records(ours_better: bool) -> dict[str, dict]:
         mine = m in rp.OURS
         recs[f"{m}-sup"] = _record(m, 80 + (2 * up if mine else 0), 0.6 + (0.2 * up if mine else 0),
                                    rationale=0.4 + (0.1 * up if mine else 0))
-    for m in rp.SEMI_METHODS:
+    for m in rp.SEMI_METHODS:  # the unlabeled data help every method a little (F1 +1, r +0.1)
         mine = m in rp.OURS
-        recs[f"{m}-semi"] = _record(m, 81 + (2 * up if mine else 0), 0.6 + (0.2 * up if mine else 0), "semi", 700,
+        recs[f"{m}-semi"] = _record(m, 81 + (2 * up if mine else 0), 0.7 + (0.1 * up if mine else 0), "semi", 700,
                                     rationale=0.4 + (0.1 * up if mine else 0))
     recs["fig2"] = {"dataset": "rt_snippets", "seed": 0, "n_labeled": 100, "run": recs["vanilla-sup"]["run"],
                     "curves": {m: {"n_unlabeled": [0, 300, 700], "dev_f1": [78.0, 78 + up, 78 + 2 * up]}
@@ -309,6 +309,29 @@ def test_claims_follow_the_numbers(ours_better):
         assert flags[c] is ours_better
         assert words[c].startswith("holds" if ours_better else "does not hold")
     assert per_ds["rt_snippets"]["n_unlabeled"] == {m: 700 for m in rp.SEMI_METHODS}
+
+
+def test_the_papers_own_table_1_holds_its_semi_supervised_claims():
+    """Table 1 of the seed, one 'seed' per cell: semi-supervised VAT/iVAT above supervised AT/iAT of their level (Sec.
+    5.1's 有意な向上, e.g. SST Word VAT 83.04 vs Word AT 79.61, Attention VAT r 0.898 vs Attention iAT 0.876), and
+    attention ≥ word level semi-supervised. One flipped cell fails the first, naming it."""
+    def judged(table_1b):
+        recs = {f"{ds}-{m}-sup": _record(m, *rp.PAPER_TABLE_1A[ds][m], ds=ds) for ds in rp.PAPER_TABLE_1A
+                for m in rp.METHODS}
+        recs |= {f"{ds}-{m}-semi": _record(m, *table_1b[ds][m], "semi", rp.PAPER_N_UL[ds], ds=ds) for ds in table_1b
+                 for m in rp.SEMI_METHODS}
+        return rp.claims({ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()})
+
+    words, flags = judged(rp.PAPER_TABLE_1B)
+    assert flags["semi_vat_above_at"] is True and flags["attention_ge_word_semi"] is True
+    assert "sst F1 (semi vs supervised): Word VAT 83.04 vs Word AT 79.61" in words["semi_vat_above_at"]
+    assert "imdb r (semi vs supervised): Attention VAT 0.879 vs Attention iAT 0.861" in words["semi_vat_above_at"]
+    worse = {ds: dict(t) for ds, t in rp.PAPER_TABLE_1B.items()}
+    worse["imdb"]["attention_ivat"] = (90.10, 0.883)  # below Attention iAT's supervised 90.21
+    words, flags = judged(worse)
+    assert flags["semi_vat_above_at"] is False
+    assert words["semi_vat_above_at"].startswith("does not hold (fails: imdb F1 (semi vs supervised): Attention iVAT "
+                                                 "90.10 vs Attention iAT 90.21")
 
 
 def test_table_1_and_fig_2_claims_leave_out_a_data_set_of_table_2_only():

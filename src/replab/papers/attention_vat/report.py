@@ -48,6 +48,9 @@ PAPER_CLAIMS = {
                             "(the seed's 同等/同程度; not below the better of them by more than the noise)",
     "attention_ge_word_semi": "attention-level VAT ≥ word-level VAT in the semi-supervised setting (test F1: "
                               "Attention VAT ≥ Word VAT and Attention iVAT ≥ Word iVAT)",
+    "semi_vat_above_at": "semi-supervised VAT/iVAT above supervised AT/iAT of their level in test F1 and Pearson r "
+                         "(Word VAT/iVAT over Word AT/iAT, Attention VAT/iVAT over Attention AT/iAT; the seed's "
+                         "有意な向上: AT cannot use the unlabeled data)",
     "attention_higher_corr": "Attention VAT/iVAT give a higher attention–gradient correlation (Pearson r) than "
                              "vanilla and the word-level methods (supervised and semi-supervised)",
     "attention_better_rationales": "Attention VAT/iVAT agree better with the rationales than vanilla and word-level "
@@ -155,6 +158,12 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
             if ours in t1b and word in t1b:
                 checks["attention_ge_word_semi"].append(report.beats(ds, stats(t1b, [ours], "f1"),
                                                                  stats(t1b, [word], "f1"), 2, strict=False))
+        # semi-supervised VAT/iVAT (Table 1b) clearly above supervised AT/iAT (Table 1a) of the same level (Sec. 5.1)
+        for vat, at in ((("word_vat", "word_ivat"), ("word_at", "word_iat")), (OURS, ("attention_at", "attention_iat"))):
+            for measure, label, digits in (("f1", "F1", 2), ("corr_pearson", "r", 3)):
+                if (mine := stats(t1b, vat, measure)) and (others := stats(t1a, at, measure)):
+                    checks["semi_vat_above_at"].append(report.beats(f"{ds} {label} (semi vs supervised)", mine,
+                                                                    others, digits))
         # correlation above vanilla and the word-level methods, in each setting
         vanilla = stats(t1a, ["vanilla"], "corr_pearson")
         for setting, table, others in (("supervised", t1a, {**vanilla, **stats(t1a, WORD_LEVEL, "corr_pearson")}),
