@@ -159,7 +159,7 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
                 checks["attention_ge_word_semi"].append(report.beats(ds, stats(t1b, [ours], "f1"),
                                                                  stats(t1b, [word], "f1"), 2, strict=False))
         # semi-supervised VAT/iVAT (Table 1b) clearly above supervised AT/iAT (Table 1a) of the same level (Sec. 5.1)
-        for vat, at in ((("word_vat", "word_ivat"), ("word_at", "word_iat")), (OURS, ("attention_at", "attention_iat"))):
+        for vat, at in ((WORD_LEVEL[2:], WORD_LEVEL[:2]), (OURS, ("attention_at", "attention_iat"))):
             for measure, label, digits in (("f1", "F1", 2), ("corr_pearson", "r", 3)):
                 if (mine := stats(t1b, vat, measure)) and (others := stats(t1a, at, measure)):
                     checks["semi_vat_above_at"].append(report.beats(f"{ds} {label} (semi vs supervised)", mine,
