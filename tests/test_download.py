@@ -65,6 +65,17 @@ def test_wrong_checksum_names_file_and_leaves_nothing(upstream, tmp_path):
     assert not dest.exists() or list(dest.iterdir()) == []
 
 
+def test_a_mismatch_of_a_sized_pin_says_both_sizes(upstream, server, tmp_path):
+    """A truncated or repackaged copy (a mirror's re-tarred archive): the sizes tell which at a glance."""
+    raw = b"not the pinned bytes"
+    (server[0] / "blob.zip").write_bytes(raw)
+    pin = RemoteFile("blob.zip", (server[1] + "blob.zip",), "0" * 64, 789_539)
+    with pytest.raises(DataError) as err:
+        fetch(pin, tmp_path / "raw", progress=False)
+    assert str(err.value).endswith(f"(checksum mismatch: sha256 {sha(raw)}, expected {'0' * 64} (20 bytes, expected "
+                                   "789,539))")
+
+
 def test_corrupt_existing_copy_is_replaced(upstream, tmp_path):
     (tmp_path / "blob.gz").write_bytes(b"garbage")
     assert fetch(upstream, tmp_path, progress=False).read_bytes() != b"garbage"
@@ -455,10 +466,107 @@ def test_a_failed_download_leaves_no_directory_it_created(upstream, tmp_path):
         mnist.download("mnist", mnist.ImageSourceConfig(mirror=str(empty)), dest, progress=False)
     name = "train-images-idx3-ubyte.gz"
     assert str(err.value) == (f"{name}: download failed from {empty / name} (not found in mirror directory {empty}); "
-                              "the file is missing from the mirror: copy it there or set the `mirror` param to "
-                              "where it is")
+                              "the file is missing from the mirror: copy it there or set data.mnist.mirror to "
+                              "where it is")  # the param's own name (it said "the `mirror` param")
     assert not (tmp_path / "data").exists()
     dest.mkdir(parents=True)  # a directory that existed before stays
     with pytest.raises(DataError):
         fetch(upstream, dest, mirror=str(empty), progress=False)
     assert dest.is_dir() and list(dest.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What a download stage depends on: its data set's download params, not the preparation settings
+
+
+def _download_params_read(module) -> set[str]:
+    """The config fields `module.download` reads: attributes of its `cfg` argument, followed into the module's own
+    functions it passes `cfg` to (by position or keyword). A `cfg` handed whole to a function of another module is
+    an AssertionError: what that reads cannot be told here."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(module))
+    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    read, seen = set(), set()
+
+    def visit(name: str, param: str) -> None:
+        if (name, param) in seen:
+            return
+        seen.add((name, param))
+        def over_declared(comp) -> bool:  # … for k in DOWNLOAD_PARAMS
+            return any(isinstance(g.iter, ast.Name) and g.iter.id == "DOWNLOAD_PARAMS" for g in comp.generators)
+
+        declared_reads = {id(call) for comp in ast.walk(functions[name])  # getattr(cfg, k) for k in DOWNLOAD_PARAMS
+                          if isinstance(comp, ast.DictComp | ast.ListComp | ast.GeneratorExp | ast.SetComp)
+                          and over_declared(comp) for call in ast.walk(comp) if isinstance(call, ast.Call)
+                          and isinstance(call.func, ast.Name) and call.func.id == "getattr"}
+        for node in ast.walk(functions[name]):
+            if id(node) in declared_reads:
+                continue
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == param:
+                read.add(node.attr)
+            elif isinstance(node, ast.Call):
+                passed = [(i, a) for i, a in enumerate(node.args) if isinstance(a, ast.Name) and a.id == param]
+                passed += [(k.arg, k.value) for k in node.keywords
+                           if isinstance(k.value, ast.Name) and k.value.id == param]
+                if not passed:
+                    continue
+                callee = node.func.id if isinstance(node.func, ast.Name) else None
+                assert callee in functions, f"{module.__name__}: {ast.unparse(node)} hands the whole config on"
+                params = [a.arg for a in functions[callee].args.args]
+                for where, _ in passed:
+                    visit(callee, params[where] if isinstance(where, int) else where)
+
+    visit("download", [a.arg for a in functions["download"].args.args][1])
+    return read
+
+
+@pytest.mark.parametrize("name", sorted(__import__("replab.data.registry", fromlist=["SOURCES"]).SOURCES))
+def test_a_download_reads_only_the_params_its_stage_depends_on(name):
+    """download@<name> depends on DOWNLOAD_PARAMS alone (data/download-params/<name>.json): a field its download
+    read beyond them would leave data/raw/<name> stale when that field changed."""
+    from dataclasses import fields
+
+    from replab.data import registry
+
+    module = registry.get(name).load()
+    declared = set(module.DOWNLOAD_PARAMS)
+    assert declared <= {f.name for f in fields(registry.get(name).config_class())}
+    assert _download_params_read(module) <= declared
+
+
+def test_download_params_change_with_what_the_download_reads_only(tmp_path):
+    """data.imdb.min_df (a preparation setting) reran download@imdb, and DVC deleted the verified archive first:
+    offline, a lost data set. The files the download stages depend on change with the mirror, lm1b's sample or a
+    generator's param, and with nothing else."""
+    from conftest import compose
+    from replab.data.registry import write_download_params
+
+    def written(*overrides):
+        params = compose("profile=paper", *overrides)
+        folder = tmp_path / "-".join(overrides or ("base",))
+        paths = write_download_params(params, folder)
+        assert sorted(p.name for p in folder.iterdir()) == sorted(f"{n}.json" for n in params["datasets"])
+        return {p.stem: p.read_bytes() for p in paths}
+
+    base = written()
+    assert json_of(base["lm1b"]) == {"dataset": "lm1b", "params": {"mirror": None, "fraction": 0.01, "seed": 0,
+                                                                    "keep_archive": False, "expected_shards": 99}}
+    for prepare_only in ("data.imdb.min_df=3", "data.sst.n_unlabeled=100", "data.eraser_movies.embeddings=random",
+                         "data.split_seed=1", "aae_ssl.lr=0.01"):
+        assert written(prepare_only) == base, prepare_only
+    for override, changed in (("data.imdb.mirror=/srv/imdb", "imdb"), ("data.lm1b.fraction=0.02", "lm1b"),
+                              ("data.fasttext.sha256=" + "0" * 64, "fasttext")):
+        after = written(override)
+        assert {name for name in base if after[name] != base[name]} == {changed}, override
+    quick = written_quick = write_download_params(compose(), tmp_path / "quick")
+    assert [p.stem for p in quick] == ["mnist5k", "writers", "har", "rt_snippets"]
+    har = json_of(written_quick[2].read_bytes())["params"]
+    assert "seed" in har and "window" not in har and "train_users" not in har  # the generator's, not the windowing
+
+
+def json_of(raw: bytes):
+    import json
+
+    return json.loads(raw)

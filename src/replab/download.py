@@ -179,7 +179,7 @@ def fetch(file: RemoteFile, dest_dir: str | Path, mirror: str | None = None, *, 
                 print(f"{file.name}: skipped {source}: {err}; trying the next source", file=sys.stderr)
     listed = "; ".join(f"{f.source} ({f.reason})" for f in failures) or "no URL"
     if failures and all(f.missing for f in failures if f.unreachable) and any(f.missing for f in failures):
-        tail = "; the file is missing from the mirror: copy it there or set the `mirror` param to where it is"
+        tail = f"; the file is missing from the mirror: copy it there or set {key} to where it is"
     else:
         tail = f"; {offline_hint(key)}" if not failures or any(f.unreachable for f in failures) else ""
     _remove_empty(created)
@@ -250,9 +250,9 @@ def _rejection(file: RemoteFile, path: str | Path) -> str | None:
                     return (f"checksum mismatch: decompressed sha256 {content}, expected {file.content_sha256} "
                             f"(file sha256 {actual})")
             elif file.sha256 is not None:
-                return f"checksum mismatch: sha256 {actual}, expected {file.sha256}"
+                return _mismatch(file, actual, path)
         elif pinned:
-            return f"checksum mismatch: sha256 {actual}, expected {file.sha256}"
+            return _mismatch(file, actual, path)
         else:
             reason = _format_rejection(name, path)
             if reason is not None:
@@ -263,6 +263,14 @@ def _rejection(file: RemoteFile, path: str | Path) -> str | None:
         except DataError as err:
             return _one_line(err)
     return None
+
+
+def _mismatch(file: RemoteFile, actual: str, path: str | Path) -> str:
+    """The checksum-mismatch reason, with the sizes where the pin has one: a truncated or repackaged copy (another
+    mirror's re-tarred archive) reads at a glance."""
+    got = Path(path).stat().st_size
+    sizes = f" ({got:,} bytes, expected {file.size:,})" if file.size and got != file.size else ""
+    return f"checksum mismatch: sha256 {actual}, expected {file.sha256}{sizes}"
 
 
 def _format_rejection(name: str, path: str | Path) -> str | None:

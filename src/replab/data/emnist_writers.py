@@ -67,6 +67,9 @@ class EmnistWritersConfig:
 # DVC stages
 
 
+DOWNLOAD_PARAMS = ("mirror",)  # what download() reads of the config (registry.download_params)
+
+
 def download(name: str, cfg: EmnistWritersConfig, raw_dir: Path, progress: bool = True) -> Path:
     """Leave `raw_dir/emnist-digits.mat` and its record; fetch (and unpack) only if it is not there yet."""
     raw_dir = Path(raw_dir)

@@ -65,6 +65,9 @@ class EraserMoviesConfig:
     lm1b_seed: int = param(0, ge=0, le=SEED_MAX, doc="= data.lm1b.seed (checked against the sample's record)")
 
 
+DOWNLOAD_PARAMS = ("mirror",)  # what download() reads of the config (registry.download_params)
+
+
 def download(name: str, cfg: EraserMoviesConfig, raw_dir: Path, progress: bool = True) -> Path:
     return fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, key=f"data.{name}.mirror")
 

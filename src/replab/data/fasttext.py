@@ -39,6 +39,9 @@ class FasttextConfig:
     sha256: str | None = param(None, doc="pin for wiki.simple.vec (none is published; null: record at download)")
 
 
+DOWNLOAD_PARAMS = ("mirror", "sha256")  # what download() reads of the config (registry.download_params)
+
+
 def download(name: str, cfg: FasttextConfig, raw_dir: Path, progress: bool = True) -> Path:
     raw_dir = Path(raw_dir)
     path = fetch(dataclasses.replace(VEC, sha256=cfg.sha256), raw_dir, cfg.mirror, progress=progress,

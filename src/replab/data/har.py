@@ -74,7 +74,7 @@ generator params and every user's drawn values. `prepare` windows and splits the
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -212,6 +212,10 @@ class HarConfig(WindowingConfig):
                         f"length_jitter {self.length_jitter}) must hold one window of {self.window}")
 
 
+# The generator's params, what download() reads of the config (registry.download_params); the windowing is prepare's
+DOWNLOAD_PARAMS = tuple(f for f in HarConfig.__dataclass_fields__ if f not in WindowingConfig.__dataclass_fields__)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # DVC stages
 
@@ -244,8 +248,7 @@ def prepare(name: str, cfg: HarConfig, raw_dir: Path, out_dir: Path, split_seed:
 
 
 def generator_meta(cfg: HarConfig) -> dict:
-    windowing = set(WindowingConfig.__dataclass_fields__)
-    return {"module": __name__, "fs_hz": FS, **{k: v for k, v in asdict(cfg).items() if k not in windowing}}
+    return {"module": __name__, "fs_hz": FS, **{k: getattr(cfg, k) for k in DOWNLOAD_PARAMS}}
 
 
 def load_raw(raw_dir: Path) -> dict:

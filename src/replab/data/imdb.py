@@ -70,6 +70,9 @@ class ImdbConfig(JwTextConfig):
     n_unlabeled: int = param(150_000, ge=0, le=MAX_COUNT, doc="texts drawn from the pool (0 = all); paper: 150,000")
 
 
+DOWNLOAD_PARAMS = ("mirror",)  # what download() reads of the config (registry.download_params)
+
+
 def download(name: str, cfg: ImdbConfig, raw_dir: Path, progress: bool = True) -> Path:
     return fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, key=f"data.{name}.mirror")
 

@@ -55,6 +55,10 @@ class Lm1bConfig:
     expected_shards: int = param(TRAIN_SHARDS, ge=1, le=MAX_COUNT, doc="training shards the tarball must hold")
 
 
+# what download() reads of the config (registry.download_params): the sample and where the tarball comes from
+DOWNLOAD_PARAMS = ("mirror", "fraction", "seed", "keep_archive", "expected_shards")
+
+
 def download(name: str, cfg: Lm1bConfig, raw_dir: Path, progress: bool = True) -> Path:
     """Leave `raw_dir/lm1b_sample.txt` (+ record); fetch and sample the tarball unless the record matches."""
     raw_dir = Path(raw_dir)

@@ -106,6 +106,9 @@ def read_idx(path: str | Path) -> np.ndarray:
     return arr.astype(dtype.newbyteorder("="))  # a writable native-endian copy
 
 
+DOWNLOAD_PARAMS = ("mirror",)  # what download() reads of the config (registry.download_params)
+
+
 def download(name: str, cfg: ImageSourceConfig, raw_dir: Path, progress: bool = True) -> list[Path]:
     key = f"data.{name}.mirror"
     check_mirror(cfg.mirror, key, _NAMES)

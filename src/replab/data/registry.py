@@ -73,6 +73,27 @@ def load_data_params(name: str, path: str | Path = PARAMS_FILE, params: dict | N
     return cfg, split_seed
 
 
+def download_params(name: str, params: dict) -> dict:
+    """The `data.<name>` params (validated, defaults filled in) that decide what its download writes: the fields
+    its source module lists in DOWNLOAD_PARAMS (mirror, lm1b's sample, a generator's), never prepare's settings.
+    The download stage depends on these alone (`write_download_params`): DVC deletes data/raw/<name> before a
+    stage reruns, so a stage that listed the whole section threw away a verified archive, and offline could not
+    get it back, whenever a preparation setting such as data.imdb.min_df changed."""
+    cfg, _ = load_data_params(name, params=params)
+    return {field: getattr(cfg, field) for field in get(name).load().DOWNLOAD_PARAMS}
+
+
+def write_download_params(params: dict, folder: str | Path) -> list[Path]:
+    """`folder`/<name>.json (the JSON of `download_params`) for every data set in `datasets`, each written
+    atomically, and no other file (dvc.yaml: check_params writes them, download@<name> depends on its file)."""
+    from replab.io import atomic_dir, write_json
+
+    with atomic_dir(Path(folder)) as tmp:
+        for name in params["datasets"]:
+            write_json(tmp / f"{name}.json", {"dataset": name, "params": download_params(name, params)})
+    return [Path(folder) / f"{name}.json" for name in params["datasets"]]
+
+
 def download(name: str, progress: bool = True, params_path: str | Path = PARAMS_FILE) -> Path:
     source = get(name)
     cfg, _ = load_data_params(name, params_path)

@@ -66,6 +66,9 @@ class RtSnippetsConfig:
                         "training movies (< 0.9)")
 
 
+DOWNLOAD_PARAMS = ("mirror",)  # what download() reads of the config (registry.download_params)
+
+
 def download(name: str, cfg: RtSnippetsConfig, raw_dir: Path, progress: bool = False) -> None:
     """Leave the verified corpus csv.bz2 and the VADER lexicon in `raw_dir` (wheels fetched and deleted)."""
     for spec in (CORPUS, LEXICON):

@@ -66,6 +66,9 @@ class SstConfig(JwTextConfig):
     """`data.sst`: the shared J&W text params (replab.data.text.JwTextConfig); N_ul 50,000 in the paper."""
 
 
+DOWNLOAD_PARAMS = ("mirror",)  # what download() reads of the config (registry.download_params)
+
+
 def download(name: str, cfg: SstConfig, raw_dir: Path, progress: bool = True) -> Path:
     return fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, key=f"data.{name}.mirror")
 

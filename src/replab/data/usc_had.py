@@ -146,6 +146,9 @@ def _mismatch(label: str, actual: str, key: str, table: dict[str, str]) -> DataE
 # DVC stages
 
 
+DOWNLOAD_PARAMS = ("mirror",)  # what download() reads of the config (registry.download_params)
+
+
 def download(name: str, cfg: UscHadConfig, raw_dir: Path, progress: bool = True) -> Path:
     """Leave the verified tree in `raw_dir/USC-HAD`; fetch (and unpack) only if it is not complete yet."""
     raw_dir = Path(raw_dir)

