@@ -109,6 +109,12 @@ def test_sweep_grid_expansion():
                          "-S", "runtime.threads=1", "-S", "aae_ssl.lambda_rec=1", "-S", "aae_ssl.lambda_reg=0.5"]]
     with pytest.raises(ParamError, match=r"aae_ssl.lambda_typo: no such key"):
         expand_grid("aae_ssl", ["lambda_typo=1,2"], params)
+    with pytest.raises(ParamError) as err:  # it queued aae_ssl's sweep under attention_vat's name
+        expand_grid("attention_vat", ["aae_ssl.lr=1,2"], params)
+    assert str(err.value) == ("sweep attention_vat aae_ssl.lr=1,2: aae_ssl.lr is aae_ssl's (allowed: attention_vat's "
+                              "keys and the shared sections runtime, data, images, datasets; sweep that paper for its "
+                              "keys)")
+    assert expand_grid("attention_vat", ["data.rt_snippets.n_labeled=100,200"], params)  # a shared section
     with pytest.raises(ParamError, match="expected v1,v2"):
         split_values("1,,2")
 

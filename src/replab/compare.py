@@ -129,6 +129,10 @@ def full_key(paper: str, item: str, params: dict | None = None) -> tuple[str, st
         raise ParamError(f"sweep {item!r}: expected key=value (grid: key=v1,v2,...)")
     top_level = [k for k in (params or {}) if k != paper] or ["runtime", "data", "images", "meta", "datasets"]
     full = qualify(paper, key.strip(), top_level)
+    section = full.partition(".")[0]
+    if section != paper and section in _papers():  # `sweep attention_vat aae_ssl.lr=…` queued aae_ssl's sweep
+        raise ParamError(f"sweep {paper} {item}: {full} is {section}'s (allowed: {paper}'s keys and the shared "
+                         "sections runtime, data, images, datasets; sweep that paper for its keys)")
     if params and not _lookup(params, full):
         raise ParamError(f"{PARAMS_FILE}: {full}: no such key (sweep keys are relative to `{paper}:` "
                          "or full dotted keys)")
