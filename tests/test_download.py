@@ -570,3 +570,30 @@ def json_of(raw: bytes):
     import json
 
     return json.loads(raw)
+
+
+def test_a_local_lm1b_mirror_is_sampled_in_place_not_copied(tmp_path, monkeypatch):
+    """A local mirror's 1.7 GB tarball was copied into data/raw/lm1b only to be sampled and deleted: it is now
+    verified and read where it lies, and left there; keep_archive still copies it; a wrong tarball is one line."""
+    import dataclasses
+
+    from replab.data import lm1b
+    from test_text_data import lm1b_mirror
+
+    cfg, raw = lm1b_mirror(tmp_path, monkeypatch)
+    mirrored = tmp_path / "srv" / lm1b.ARCHIVE.name
+    copies = []
+    monkeypatch.setattr(download, "_copy_local", lambda src, tmp: copies.append(src))
+    lm1b.download("lm1b", cfg, raw, progress=False)
+    assert copies == [] and mirrored.is_file()
+    assert sorted(p.name for p in raw.iterdir()) == [lm1b.RECORD, lm1b.SAMPLE]
+    monkeypatch.undo()
+    (tmp_path / "kept").mkdir()
+    cfg, raw = lm1b_mirror(tmp_path / "kept", monkeypatch)
+    lm1b.download("lm1b", dataclasses.replace(cfg, keep_archive=True), raw, progress=False)
+    assert (raw / lm1b.ARCHIVE.name).read_bytes() == (tmp_path / "kept/srv" / lm1b.ARCHIVE.name).read_bytes()
+    monkeypatch.setattr(lm1b, "ARCHIVE", dataclasses.replace(lm1b.ARCHIVE, sha256="0" * 64))
+    with pytest.raises(DataError) as err:
+        lm1b.download("lm1b", cfg, tmp_path / "other", progress=False)
+    assert str(err.value).startswith(f"{tmp_path / 'kept/srv' / lm1b.ARCHIVE.name}: checksum mismatch")
+    assert "\n" not in str(err.value) and not (tmp_path / "other").exists()

@@ -5,13 +5,13 @@ shared/reference/datasets.md §G) holds 99 training shards
 `…/training-monolingual.tokenized.shuffled/news.en-000NN-of-00100`, one Moses-tokenised sentence per line,
 plus the held-out shards (never used here).
 
-download: fetch the tarball, then read it as a stream (`tarfile` mode "r|gz": no unpacking, one shard in
-memory at a time, so memory is bounded by the largest shard, about 40 MB) and keep each training sentence
-with probability `fraction` (1 % in the paper: "a random 1 % of the One Billion Word benchmark"), drawn from
-a generator seeded by `seed` and the shard's name, so the sample does not depend on member order. The sample
-(`lm1b_sample.txt`, about 300k sentences) is written atomically with a record of its counts; the 1.7 GB
-tarball is deleted unless `keep_archive`. prepare: counts and mean length of the sample (meta.json); the text
-sets' prepare stages draw their pools from the sample (replab.data.text.pool_docs). The record
+download: fetch the tarball (a local mirror's is verified and read where it lies), then read it as a stream
+(`tarfile` mode "r|gz": no unpacking, one shard in memory at a time, so memory is bounded by the largest shard,
+about 40 MB) and keep each training sentence with probability `fraction` (1 % in the paper: "a random 1 % of the
+One Billion Word benchmark"), drawn from a generator seeded by `seed` and the shard's name, so the sample does not
+depend on member order. The sample (`lm1b_sample.txt`, about 300k sentences) is written atomically with a record
+of its counts; the 1.7 GB tarball is deleted unless `keep_archive`. prepare: counts and mean length of the sample
+(meta.json); the text sets' prepare stages draw their pools from the sample (replab.data.text.pool_docs). The record
 (`lm1b_sample.json`) is a JSON object {"fraction", "seed", "shards", "sentences", "sampled", "archive_sha256",
 "sha256"}; one of another shape, or a key missing, is a one-line DataError naming it (download resamples).
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from replab.data.text import read_lines, read_text, record_fields, utf8
-from replab.download import RemoteFile, fetch
+from replab.download import RemoteFile, check_mirror, fetch, local_root, verify
 from replab.io import DataError, atomic_dir, atomic_path, read_json, sha256_file, write_json
 from replab.params import MAX_COUNT, SEED_MAX, param
 
@@ -71,10 +71,18 @@ def download(name: str, cfg: Lm1bConfig, raw_dir: Path, progress: bool = True) -
             rec = {}
         if {k: rec.get(k) for k in wanted} == wanted and rec.get("sha256") == sha256_file(target):
             return target
-    archive = fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, key=f"data.{name}.mirror")
+    key = f"data.{name}.mirror"
+    check_mirror(cfg.mirror, key, (ARCHIVE.name,))
+    local = local_root(cfg.mirror) / ARCHIVE.name if cfg.mirror and local_root(cfg.mirror) else None
+    if local is not None and local.is_file() and not cfg.keep_archive:
+        # a local mirror's tarball is verified and sampled where it lies: copying it would write 1.7 GB to delete
+        verify(ARCHIVE, local)
+        archive = local
+    else:
+        archive = fetch(ARCHIVE, raw_dir, cfg.mirror, progress=progress, key=key)
     stats = sample_tarball(archive, target, cfg.fraction, cfg.seed, cfg.expected_shards, progress=progress)
     write_json(record, {**wanted, **stats, "archive_sha256": ARCHIVE.sha256, "sha256": sha256_file(target)})
-    if not cfg.keep_archive:
+    if not cfg.keep_archive and archive != local:
         archive.unlink()
     return target
 
