@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -272,10 +273,13 @@ def test_length_batches_cover_every_index_once():
 
 
 def _record(method, f1, corr, setting="supervised", n_ul=0, seed=0, dev_f1=None, rationale=None, ds="rt_snippets"):
-    rec = {"dataset": ds, "method": method, "setting": setting, "seed": seed, "n_unlabeled": n_ul, "n_labeled": 100,
-           "f1": f1, "dev_f1": f1 if dev_f1 is None else dev_f1, "corr_pearson": corr, "corr_kendall": corr / 2,
-           "corr_undefined": 0, "run": {"device": "cpu", "device_name": "x", "torch": "t", "python": "p",
-                                        "data_source": "d", "seconds": 1.0, "samples_per_s": 1.0}}
+    """A variant's metrics file with every key evaluate_variant writes (the report refuses one without)."""
+    rec = {"dataset": ds, "method": method, "setting": setting, "seed": seed, "n_labeled": 100, "n_unlabeled": n_ul,
+           "unlabeled_seen": n_ul, "eps": None, "best_epoch": 3, "f1": f1, "dev_f1": f1 if dev_f1 is None else dev_f1,
+           "accuracy": 70.0, "predicted_positive": 55.0, "auc": 0.7, "dev_auc": 0.7, "corr_pearson": corr,
+           "corr_kendall": corr / 2, "corr_sentences": 50, "corr_undefined": 0, "kendall_undefined": 0,
+           "run": {"device": "cpu", "device_name": "x", "torch": "t", "python": "p", "data_source": "d",
+                   "seconds": 1.0, "samples_per_s": 1.0}}
     if rationale is not None:
         rec["rationale"] = {"evidence": "lexicon", "auprc": rationale, "average_precision": rationale,
                             "roc_auc_score": rationale}
@@ -368,9 +372,9 @@ def test_an_n_ul_beyond_what_training_drew_is_shown_with_the_sentences_seen():
     words, _ = rp.claims(per_ds)
     assert "Attention VAT at N_ul=700 (480 seen)" in words["f1_rises_with_unlabeled"]
     assert "Word iVAT at N_ul=700 " in words["f1_rises_with_unlabeled"]  # drew them all: no note
-    del recs["fig2"]  # records written before train.json counted them: N_ul alone, no note
+    del recs["fig2"]  # records written before train.json counted them (null): N_ul alone, no note
     for rec in recs.values():
-        rec.pop("unlabeled_seen", None)
+        rec["unlabeled_seen"] = None
     s = rp.dataset_summary(rp.group(recs)["rt_snippets"])
     assert set(s["unlabeled_seen"]["table1b"].values()) == {None}
     assert rp.SEEN_NOTE not in rp.tables_markdown("rt_snippets", s)
@@ -513,6 +517,133 @@ def test_summarize_writes_tables_figures_and_claims(in_tmp, monkeypatch, ours_be
     examples.unlink()
     with pytest.raises(DataError, match=rf"^{examples}: missing \(run the stage"):
         rp.summarize(Config(), {})
+
+
+def _write_report_inputs(recs: dict, linear: dict | None = None) -> None:
+    """The constructed sweep as the eval stage leaves it: metrics files (NaN / inf written as the tokens, as a hand
+    edit leaves them: write_json would write null), each variant's examples.json, and the linear baseline's file."""
+    for key, rec in recs.items():
+        path = Path("metrics/attention_vat") / f"{key}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rec))
+        if "curves" not in rec:
+            (folder := Path("plots/attention_vat/variants") / key).mkdir(parents=True, exist_ok=True)
+            (folder / "examples.json").write_text(json.dumps({"examples": [
+                {"index": 3, "label": 1, "probability": 0.7, "words": ["a", "fine", "film"],
+                 "attention": [0.2, 0.5, 0.3], "importance": [0.1, 0.8, 0.1], "evidence": [0, 1, 0]}]}))
+    if linear is not None:
+        Path("metrics/attention_vat/rt_snippets/linear_baseline.json").parent.mkdir(parents=True, exist_ok=True)
+        Path("metrics/attention_vat/rt_snippets/linear_baseline.json").write_text(json.dumps(linear))
+
+
+LINEAR = {"model": "TF-IDF logistic regression (ours)", "n_labeled": 100, "dev_f1": 72.0, "dev_accuracy": 62.8,
+          "dev_auc": 0.76, "dev_f1_all_positive": 68.2, "f1": 78.4, "accuracy": 68.4, "auc": 0.77,
+          "test_f1_all_positive": 76.6}  # what evaluate.linear_baseline writes
+
+
+def _set(*path_and_value):
+    """An edit of a record: set the value at the (nested) key; `DELETE` removes the key."""
+    *path, value = path_and_value
+
+    def edit(rec):
+        node = rec
+        for key in path[:-1]:
+            node = node[key]
+        if value is DELETE:
+            del node[path[-1]]
+        else:
+            node[path[-1]] = value
+    return edit
+
+
+DELETE = object()
+VAT = "metrics/attention_vat/attention_vat-sup.json"
+FIG2 = "metrics/attention_vat/fig2.json"
+BASELINE = "metrics/attention_vat/rt_snippets/linear_baseline.json"
+
+
+@pytest.mark.parametrize(("file", "edit", "message"), [
+    # a variant's record: a missing or null measure that evaluate.py always writes, NaN / inf (never written)
+    (VAT, _set("f1", DELETE), r"record\.f1: missing \(required\)"),
+    (VAT, _set("f1", float("nan")), r"f1 = NaN: not a finite number \(allowed: a number, or null where the measure"),
+    (VAT, _set("f1", None), r"record\.f1 = (None|null): must be a number"),
+    (VAT, _set("dev_auc", float("inf")), r"dev_auc = Infinity: not a finite number"),
+    (VAT, _set("corr_pearson", 1.5), r"corr_pearson = 1\.5: out of range \(allowed: -1 … 1"),
+    (VAT, _set("f1", 180.0), r"f1 = 180\.0: out of range \(allowed: 0 … 100"),
+    # its settings and counts: a sign, a type, a name
+    (VAT, _set("eps", -3), r"record\.eps = -3(\.0)?: must be > 0"),
+    (VAT, _set("eps", "abc"), r"record\.eps = 'abc': must be a number"),
+    (VAT, _set("unlabeled_seen", -5), r"record\.unlabeled_seen = -5: must be >= 0"),
+    (VAT, _set("n_unlabeled", 1e300), r"record\.n_unlabeled = 1e\+300: must be an integer"),
+    (VAT, _set("method", "bogus"), r"record\.method = 'bogus': not allowed \(allowed: vanilla, word_at"),
+    (VAT, _set("rationale", DELETE), r"rationale: missing"),  # the others have evidence: this one must too
+    (VAT, _set("rationale", "auprc", DELETE), r"rationale\.auprc: missing"),
+    # the Fig. 2 record: N_ul out of range, an unknown method, a NaN or a missing point
+    (FIG2, _set("curves", "attention_vat", "n_unlabeled", [0, 300, -6000]),
+     r"record\.curves\.attention_vat\.n_unlabeled\[2\] = -6000: must be >= 0"),
+    (FIG2, _set("curves", "attention_vat", "n_unlabeled", [0, 300, 1e300]), r"n_unlabeled\[2\] = 1e\+300: must be an"),
+    (FIG2, _set("curves", "attention_vat", "n_unlabeled", [0, 300, 10**12]), r"n_unlabeled\[2\] = 10+: must be <="),
+    (FIG2, _set("curves", "bogus", {"n_unlabeled": [0, 700], "dev_f1": [78.0, 90.0]}),
+     r"record\.curves\.bogus: not a method of Fig\. 2 \(allowed: word_vat, word_ivat, attention_vat, attention_iv"),
+    (FIG2, _set("curves", "attention_vat", "dev_f1", [78.0, float("nan"), 80.0]),
+     r"curves\.attention_vat\.dev_f1\.1 = NaN: not a finite number"),
+    (FIG2, _set("curves", "attention_vat", "dev_f1", [78.0, 80.0]), r"curves\.attention_vat\.dev_f1: 2 values for 3"),
+    (FIG2, _set("n_labeled", DELETE), r"record\.n_labeled: missing"),
+    # the linear baseline beside them
+    (BASELINE, _set("dev_auc", DELETE), r"record\.dev_auc: missing"),
+    (BASELINE, _set("dev_auc", 7.5), r"dev_auc = 7\.5: out of range \(allowed: 0 … 1"),
+    (BASELINE, lambda rec: rec.clear(), r"record\.n_labeled: missing"),
+    (BASELINE, "[]", r"top level is an array, expected an object"),
+    (BASELINE, _set("n_labeled", -100), r"record\.n_labeled = -100: must be >= 1"),
+], ids=["no-f1", "f1-nan", "f1-null", "auc-inf", "r-out", "f1-out", "eps-neg", "eps-str", "seen-neg", "n-ul-float",
+        "method", "no-rationale", "no-auprc", "fig2-n-neg", "fig2-n-huge", "fig2-n-int", "fig2-method", "fig2-nan",
+        "fig2-short", "fig2-no-nl", "linear-no-auc", "linear-auc-out", "linear-empty", "linear-array",
+        "linear-n-neg"])
+def test_a_damaged_metrics_file_stops_the_report_in_one_line_naming_file_and_key(in_tmp, monkeypatch, file, edit,
+                                                                                  message):
+    """Each value the report reads is checked as evaluate.py writes it: a missing key, a wrong type, a value out of
+    range, null where a measure is always defined, NaN or infinity (strict JSON is written: an edited file) stop it
+    naming the file and key. Before, f1 deleted or NaN showed "–" and made two claims "not measured" silently, ε = -3
+    was printed, an unknown Fig. 2 method added a row and entered a claim, and a bad ε was blamed on another file."""
+    from replab.io import DataError
+
+    recs = _records(True)
+    _write_report_inputs(recs, LINEAR)
+    monkeypatch.setattr(rp, "sweep_keys", lambda cfg: list(recs))
+    if isinstance(edit, str):
+        Path(file).write_text(edit)
+    else:
+        edit(rec := json.loads(Path(file).read_text()))
+        Path(file).write_text(json.dumps(rec))
+    with pytest.raises(DataError) as err:
+        rp.summarize(Config(), {})
+    text = str(err.value)
+    assert re.match(rf"{re.escape(file)}: ", text) and re.search(message, text), text
+    assert "\n" not in text and ("rerun the stage" in text or "dvc repro -f eval_attention_vat" in text)
+
+
+def test_an_undefined_measure_shows_as_a_dash_with_the_note_of_missing_values(in_tmp, monkeypatch):
+    """null as evaluate.py writes it (no sentence with a defined correlation, no two-class document for ROC-AUC, a
+    single-class dev split for the linear model's AUC) is no error: "–", the claims needing it not measured, and the
+    report's note naming each file and measure."""
+    from replab import report
+
+    recs = _records(True)
+    recs["vanilla-sup"]["corr_pearson"] = None
+    recs["attention_vat-semi"]["rationale"]["roc_auc_score"] = None
+    _write_report_inputs(recs, {**LINEAR, "dev_auc": None})
+    monkeypatch.setattr(rp, "sweep_keys", lambda cfg: list(recs))
+    monkeypatch.setattr(report, "_GATHERED", {})
+    section = rp.summarize(Config(), {})
+    assert "| Vanilla | 80.00 | 79.27 | – | 0.852 |" in section.markdown
+    assert "| Attention VAT (semi) | 0.500 / 0.403 | 0.500 / 0.477 | – / 0.646 |" in section.markdown
+    assert section.summary["claims"]["attention_higher_corr"] is None  # not measured: vanilla's r is undefined
+    assert section.summary["claims"]["attention_better_rationales"] is None
+    assert "Diagnosis" not in section.markdown  # the linear model's dev AUC is undefined: nothing to compare
+    assert report.missing_note(rp.PAPER) == (
+        "Missing values (3; NaN or infinite in the run, written as null, shown as – and left out of means): "
+        "`vanilla-sup`: corr_pearson; `attention_vat-semi`: rationale.roc_auc_score; `rt_snippets/linear_baseline`: "
+        "dev_auc.")
 
 
 TINY_CONFIG = {"vocab_size": 12, "embedding_dim": 6, "hidden": 5, "attention_dim": 4}  # _tiny_model's
@@ -684,7 +815,8 @@ def test_a_corrupt_model_folder_is_a_one_line_error_naming_the_file(tmp_path, ch
 
 
 @pytest.mark.parametrize("curve, message", [
-    ({"n_unlabeled": [0, 20], "dev_f1": [60.0, None]}, r"curves\.attention_vat\.dev_f1\[1\] = None: must be a number"),
+    ({"n_unlabeled": [0, 20], "dev_f1": [60.0, None]},
+     r"curves\.attention_vat\.dev_f1\[1\] = (None|null): must be a number"),
     ({"n_unlabeled": [0, 20], "dev_f1": [60.0, 165.0]}, r"curves\.attention_vat\.dev_f1\[1\] = 165\.0: must be <= 100"),
     ({"n_unlabeled": [0, 20], "dev_f1": [60.0]}, r"curves\.attention_vat\.dev_f1: 1 values for 2 N_ul"),
     ({"dev_f1": [60.0]}, r"curves\.attention_vat\.n_unlabeled: missing"),
@@ -703,7 +835,7 @@ def test_a_fig2_curve_with_a_null_or_bad_value_is_refused_naming_the_file(in_tmp
     with pytest.raises(DataError, match=r"train\.json: holds the number NaN, which replab never writes"):
         ev.collect_fig2(key, axes, folder, in_tmp / "metrics")
     (folder / "train.json").write_text('{"curves": {"attention_vat": {"n_unlabeled": [0], "dev_f1": [null]}}}')
-    with pytest.raises(DataError, match=r"dev_f1\[0\] = None: must be a number"):
+    with pytest.raises(DataError, match=r"dev_f1\[0\] = (None|null): must be a number"):
         ev.collect_fig2(key, axes, folder, in_tmp / "metrics")
 
 

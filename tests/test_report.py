@@ -275,3 +275,44 @@ def test_a_later_papers_bad_metrics_leave_every_summary_as_it_was(in_tmp, monkey
     monkeypatch.setattr(modules["two"], "summarize", good)
     report.main()
     assert json.loads((in_tmp / "metrics/one.json").read_text()) == {"value": 2.0}
+
+
+def test_strict_gather_names_the_key_of_a_nan_or_infinite_number(in_tmp):
+    """A paper whose evaluation writes strict JSON (an undefined measure as null) takes a NaN or infinity in its
+    metrics file for a hand edit: one line naming the file and the key, however deep (attention_vat's f1 set to NaN
+    showed "–" and made claims "not measured" silently). By default it still reads as missing."""
+    path = in_tmp / "metrics/toy/sub/a-0.json"  # a paper's metrics in a folder per data set: same stage
+    path.parent.mkdir(parents=True)
+    path.write_text('{"f1": 50.0, "curves": {"m": {"dev_f1": [1.0, NaN]}}, "auc": null}')
+    with pytest.raises(DataError) as err:
+        report.gather("toy", ["sub/a-0"], non_finite="error")
+    assert str(err.value).startswith("metrics/toy/sub/a-0.json: curves.m.dev_f1.1 = NaN: not a finite number (allowed: "
+                                     "a number, or null where the measure is undefined")
+    assert str(err.value).endswith("run `dvc repro -f eval_toy`)") and "\n" not in str(err.value)
+    for token, shown in (("Infinity", "Infinity"), ("-Infinity", "-Infinity"), ("1e999", "Infinity")):
+        path.write_text(f'{{"f1": {token}, "auc": null}}')
+        with pytest.raises(DataError, match=rf"^metrics/toy/sub/a-0.json: f1 = {shown}: not a finite number"):
+            report.gather("toy", ["sub/a-0"], non_finite="error")
+    path.write_text('{"f1": 50.0, "auc": null}')
+    assert report.gather("toy", ["sub/a-0"], non_finite="error")["sub/a-0"]["auc"] is None  # null: no error
+    path.write_text('{"f1": NaN}')
+    assert report.gather("toy", ["sub/a-0"])["sub/a-0"]["f1"] is None  # the default: missing, noted where read
+
+
+def test_records_are_checked_against_a_schema_naming_file_and_key(in_tmp):
+    """`schema` + `Records.check`: what a report reads beyond `Records.value` (counts, settings, names, null allowed
+    or not), through replab.params' checks, in one line naming the file and the key; other keys are ignored."""
+    toy = report.schema("Toy", {"n": (int, {"ge": 0, "le": 10}), "eps": (float | None, {"gt": 0.0}),
+                                "method": (str, {"choices": ("a", "b")}), "note": (str | None, {"default": None})})
+    for record, message in [({"eps": 1.0, "method": "a"}, "record.n: missing (required)"),
+                            ({"n": 11, "eps": 1.0, "method": "a"}, "record.n = 11: must be <= 10"),
+                            ({"n": 1.5, "eps": 1.0, "method": "a"}, "record.n = 1.5: must be an integer"),
+                            ({"n": 1, "eps": -3, "method": "a"}, "record.eps = -3.0: must be > 0"),
+                            ({"n": 1, "eps": 1.0, "method": "c"}, "record.method = 'c': not allowed (allowed: a, b)")]:
+        write_json(in_tmp / "metrics/toy/a-0.json", record)
+        with pytest.raises(DataError) as err:
+            report.gather("toy", ["a-0"]).check(toy)
+        assert str(err.value).startswith(f"metrics/toy/a-0.json: {message}") and "\n" not in str(err.value)
+    write_json(in_tmp / "metrics/toy/a-0.json", {"n": 0, "eps": None, "method": "b", "other": [1, "x"]})
+    records = report.gather("toy", ["a-0"])
+    assert records.check(toy) is records and records.check(lambda record: toy) is records

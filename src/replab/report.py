@@ -14,16 +14,17 @@ are noted, and the report adds one note per paper naming each variant and metric
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any
 
 from replab.io import DataError, atomic_path, read_json, rerun_hint, write_json
-from replab.papers import PAPERS, paper_module
-from replab.params import PARAMS_FILE, load_section, read_params
+from replab.papers import PAPERS, paper_module, parse_record
+from replab.params import PARAMS_FILE, load_section, param, read_params
 from replab.runtime import device_label
 
 REPORT_PATH = Path("plots/report.md")
@@ -87,8 +88,9 @@ def _wrap(value: Any, path: Path, key: str, name: str) -> Any:
 
 
 def _rerun(path: Path) -> str:
-    """The hint of a damaged metrics/<paper>/<key>.json: its paper's evaluation stage."""
-    return rerun_hint(f"eval_{path.parent.name}") if path.parent.parent.name == "metrics" else rerun_hint()
+    """The hint of a damaged metrics/<paper>/[<folder>/]<key>.json: its paper's evaluation stage."""
+    paper = next((p.name for p in Path(path).parents if p.parent.name == "metrics"), None)
+    return rerun_hint(f"eval_{paper}") if paper else rerun_hint()
 
 
 MAX_MAGNITUDE = 1e100  # a metric beyond this cannot be averaged (overflow): a damaged file, not a measure
@@ -133,6 +135,22 @@ class Records(dict):
         """mean_std of `metric` over the variants `keys` (seeds); missing values are skipped and noted."""
         return mean_std([self.value(k, metric) for k in keys])
 
+    def check(self, schema: type | Callable[[dict], type]) -> Records:
+        """Each record against `schema` (made by `schema`; or a function of the record giving it) through
+        replab.papers.parse_record, other keys ignored: a missing key, a value of the wrong type or out of range, or
+        null where a number must be, is a one-line DataError naming the file and the key. Returns the records."""
+        for key, record in self.items():
+            path = getattr(record, "path", Path("metrics") / self.paper / f"{key}.json")
+            parse_record(schema if isinstance(schema, type) else schema(record), record, f"{path}: record")
+        return self
+
+
+def schema(name: str, fields: dict[str, tuple[Any, dict]], check: Callable | None = None) -> type:
+    """A metrics file's schema for `Records.check`: a dataclass of `replab.params.param` fields {key: (type, limits)}
+    (a "default" among the limits: the key may be absent) with an optional `check(self, where)` across fields."""
+    return make_dataclass(name, [(k, t, param(**limits)) for k, (t, limits) in fields.items()],
+                          namespace={"check": check} if check else {})
+
 
 def _kind(value: Any) -> str:
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
@@ -147,13 +165,19 @@ def _short(value: Any) -> str:
 _GATHERED: dict[str, list[Records]] = {}  # per paper, what `gather` returned during this report
 
 
-def gather(paper: str, keys: Iterable[str]) -> Records:
-    """metrics/<paper>/<key>.json for exactly these keys (the current sweep); each must hold an object."""
+def gather(paper: str, keys: Iterable[str], non_finite: str = "missing") -> Records:
+    """metrics/<paper>/<key>.json for exactly these keys (the current sweep); each must hold an object. A NaN or
+    infinite number in a file reads as null (missing), or with `non_finite="error"` (a paper whose evaluation writes
+    strict JSON, an undefined measure as null: such a number is a hand edit) is a DataError naming file and key."""
     found, missing = {}, []
     for key in keys:
         path = Path("metrics") / paper / f"{key}.json"
         if path.exists():
             found[key] = Record(read_json(path, expect=dict, stage=f"eval_{paper}", non_finite="missing"), path)
+            if non_finite == "error" and (bad := _non_finite(json.loads(path.read_text()))):  # Python's parser
+                raise DataError(f"{path}: {bad[0]} = {json.dumps(bad[1])}: not a finite number (allowed: a number, "
+                                f"or null where the measure is undefined; its evaluation writes no NaN or infinity; "
+                                f"{_rerun(path)})")
         else:
             missing.append(str(path))
     if missing:
@@ -162,6 +186,14 @@ def gather(paper: str, keys: Iterable[str]) -> Records:
     records = Records(paper, found)
     _GATHERED.setdefault(paper, []).append(records)
     return records
+
+
+def _non_finite(value: Any, key: str = "") -> tuple[str, float] | None:
+    """(dotted key, number) of the first NaN or infinite number in a parsed JSON value; None if there is none."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (key, value)
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    return next((bad for k, v in items if (bad := _non_finite(v, f"{key}.{k}" if key else str(k)))), None)
 
 
 def missing_note(paper: str) -> str:

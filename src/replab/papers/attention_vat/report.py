@@ -5,7 +5,6 @@ note and makes the claims needing it "not measured"; "better" needs a margin bey
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -13,7 +12,9 @@ import numpy as np
 
 from replab import report
 from replab.io import number_text, read_json
-from replab.papers.attention_vat.model import METHOD_LABELS, METHODS, PAPER, SEMI_METHODS, sweep_variants
+from replab.papers import parse_record
+from replab.papers.attention_vat.model import METHOD_LABELS, METHODS, PAPER, SEMI_METHODS, SETTINGS, sweep_variants
+from replab.params import MAX_COUNT, fail
 
 WORD_LEVEL = ("word_at", "word_iat", "word_vat", "word_ivat")
 OURS = ("attention_vat", "attention_ivat")  # the seed's proposals
@@ -62,61 +63,84 @@ PAPER_CLAIMS = {
 
 def stat(values) -> dict | None:
     """mean ± std (ddof 1) over the seeds with a defined value; None when none is; `missing` counts the rest."""
-    values = list(values)
-    ok = [float(v) for v in values if isinstance(v, int | float) and math.isfinite(v)]
-    return {**report.mean_std(ok), "missing": len(values) - len(ok)} if ok else None
+    return {**s, "missing": s.get("missing", 0)} if (s := report.mean_std(list(values)))["n"] else None
 
 
-def _get(record: dict, measure: str):
-    return (record.get("rationale") or {} if measure in dict(RATIONALE_MEASURES) else record).get(measure)
+# What the report reads of the metrics files evaluate.py writes, checked (report.Records.check) before any value is
+# used. Null only where evaluate.py writes it: an undefined measure (shown as –, noted), no ε (vanilla), no count;
+# eps_* only with an ε, rationale only with evidence (its measures are read, and checked, through report.Records).
+PCT, FRACTION, CORR, COUNT, OPTIONAL = ({"ge": 0.0, "le": 100.0}, {"ge": 0.0, "le": 1.0}, {"ge": -1.0, "le": 1.0},
+                                        {"ge": 0, "le": MAX_COUNT}, {"default": None})
+NAME, N_LABELED = (str, {"nonempty": True}), (int | None, {"ge": 1, "le": MAX_COUNT})
+
+
+def _check_curves(self, where: str) -> None:  # FIG2's: curves of its methods, one dev F1 (and count seen) per N_ul
+    for method, curve in self.curves.items():
+        if method not in SEMI_METHODS:
+            fail(where, f"curves.{method}: not a method of Fig. 2 (allowed: {', '.join(SEMI_METHODS)})")
+        c = parse_record(CURVE, curve, f"{where}.curves.{method}")
+        for k, values in (("dev_f1", c.dev_f1), ("unlabeled_seen", c.unlabeled_seen or c.n_unlabeled)):
+            if len(values) != len(c.n_unlabeled):
+                fail(where, f"curves.{method}.{k}: {len(values)} values for {len(c.n_unlabeled)} N_ul")
+
+
+VARIANT = report.schema("Variant", {  # <dataset>/<key>.json of a trained model (evaluate_variant)
+    "dataset": NAME, "method": (str, {"choices": METHODS}), "setting": (str, {"choices": SETTINGS}),
+    "seed": (int, COUNT), "n_labeled": N_LABELED, "n_unlabeled": (int, COUNT), "unlabeled_seen": (int | None, COUNT),
+    "eps": (float | None, {"gt": 0.0}), "corr_undefined": (int, COUNT), "dev_auc": (float | None, FRACTION),
+    **dict.fromkeys(("f1", "dev_f1", "predicted_positive"), (float, PCT)),
+    **dict.fromkeys(("corr_pearson", "corr_kendall"), (float | None, CORR)),
+    **dict.fromkeys(("eps_per_token", "eps_share"), (float | None, {**OPTIONAL, "ge": 0.0})),
+    "eps_selection": (dict[str, dict[str, float]] | None, OPTIONAL), "rationale": (dict[str, object] | None, OPTIONAL)})
+CURVE = report.schema("Curve", {"n_unlabeled": (list[int], {**COUNT, "nonempty": True}),
+                                "dev_f1": (list[float], {**PCT, "distinct": False}),
+                                "unlabeled_seen": (list[int] | None, {**COUNT, **OPTIONAL, "distinct": False})})
+FIG2 = report.schema("Fig2", {"dataset": NAME, "seed": (int, COUNT), "n_labeled": N_LABELED,  # fig2-<dataset>-<seed>
+                              "curves": (dict[str, dict], {})}, _check_curves)  # (evaluate.collect_fig2)
+LINEAR = report.schema("Linear", {"n_labeled": (int, {"ge": 1, "le": MAX_COUNT}), "dev_auc": (float | None, FRACTION),
+                                  **dict.fromkeys(("f1", "dev_f1_all_positive", "test_f1_all_positive"), (float, PCT))})
 
 
 def group(records: dict[str, dict]) -> dict:
-    """{dataset: {"supervised": {method: [records]}, "semi": {method: {n_ul: [records]}}, "fig2": {method: {n_ul:
-    [dev F1 per seed]}}, "fig2_seen": {method: {n_ul: [unlabeled_seen per seed]}}}}; Fig. 2 records (`curves`) feed
-    only fig2 and fig2_seen."""
-    out: dict = defaultdict(lambda: {"supervised": defaultdict(list), "semi": defaultdict(lambda: defaultdict(list)),
-                                     "fig2": defaultdict(lambda: defaultdict(list)), "n_labeled": None,
-                                     "fig2_seen": defaultdict(lambda: defaultdict(list))})
-    for rec in records.values():
+    """{dataset: {"supervised": {method: [keys]}, "semi": {method: {n_ul: [keys]}}, "fig2": {method: {n_ul: [dev F1
+    per seed]}}, "fig2_seen": {method: {n_ul: [unlabeled_seen per seed]}}, "records"}} of the records, checked first."""
+    records = (records if isinstance(records, report.Records) else report.Records(PAPER, records)).check(
+        lambda rec: FIG2 if "curves" in rec else VARIANT)
+    by_n = lambda: defaultdict(lambda: defaultdict(list))
+    out: dict = defaultdict(lambda: {"supervised": defaultdict(list), "semi": by_n(), "fig2": by_n(),
+                                     "fig2_seen": by_n(), "n_labeled": None, "evidence": None, "records": records})
+    for key, rec in records.items():
         ds = out[rec["dataset"]]
-        if "curves" in rec:
-            ds["n_labeled"] = ds["n_labeled"] or rec.get("n_labeled")
-            for method, curve in rec["curves"].items():
-                seen = curve.get("unlabeled_seen") or [None] * len(curve["n_unlabeled"])
-                for n_ul, f1, k in zip(curve["n_unlabeled"], curve["dev_f1"], seen, strict=True):
-                    ds["fig2"][method][int(n_ul)].append(f1)
-                    ds["fig2_seen"][method][int(n_ul)].append(k)
-        elif rec.get("setting") == "semi":
-            ds["semi"][rec["method"]][int(rec.get("n_unlabeled") or 0)].append(rec)
-        else:
-            ds["supervised"][rec["method"]].append(rec)
-            ds["n_labeled"] = ds["n_labeled"] or rec.get("n_labeled")
+        ds["n_labeled"] = ds["n_labeled"] or (rec["n_labeled"] if rec.get("setting") != "semi" else None)
+        ds["evidence"] = ds["evidence"] or (rec["rationale"]["evidence"] if rec.get("rationale") else None)
+        for method, curve in rec.get("curves", {}).items():
+            seen = curve.get("unlabeled_seen") or [None] * len(curve["n_unlabeled"])
+            for n_ul, f1, k in zip(curve["n_unlabeled"], curve["dev_f1"], seen, strict=True):
+                ds["fig2"][method][n_ul].append(f1)
+                ds["fig2_seen"][method][n_ul].append(k)
+        if "curves" not in rec:
+            (ds["semi"][rec["method"]][rec["n_unlabeled"]] if rec["setting"] == "semi"
+             else ds["supervised"][rec["method"]]).append(key)
     return out
 
 
 def dataset_summary(groups: dict) -> dict:
     """Per-method statistics of a dataset: table1a, table1b (largest N_ul), table2, fig2 ({method: {N_ul: F1}})."""
-    sup, semi = groups["supervised"], groups["semi"]
-    measures = ("f1", "dev_f1", "dev_auc", "corr_pearson", "corr_kendall", "predicted_positive",
-                *(k for k, _ in RATIONALE_MEASURES))
-
-    def stats(recs):
-        return {m: stat(_get(r, m) for r in recs) for m in measures}
-
-    table1a = {m: stats(recs) for m, recs in sup.items()}
+    sup, semi, records, evidence = (groups[k] for k in ("supervised", "semi", "records", "evidence"))
     n_ul_used = {m: max(by_nul) for m, by_nul in semi.items()}
+    measures = {m: m for m in ("f1", "dev_f1", "dev_auc", "corr_pearson", "corr_kendall", "predicted_positive")}
+    measures |= {k: f"rationale.{k}" for k, _ in RATIONALE_MEASURES if evidence}  # (every record has it then)
+    # read through report.Records: a null measure is in the report's note of missing values
+    stats = lambda keys: {m: stat(records.value(k, read) for k in keys) for m, read in measures.items()}
+    table1a = {m: stats(keys) for m, keys in sup.items()}
     table1b = {m: stats(semi[m][n]) for m, n in n_ul_used.items()}
     fig2 = {m: {str(n): stat(values) for n, values in sorted(points.items())} for m, points in groups["fig2"].items()}
     sources = {"vanilla": table1a.get("vanilla"), **{m: table1b.get(m) for m in SEMI_METHODS}}
-    table2 = {m: {k: t[k] for k, _ in RATIONALE_MEASURES} for m, t in sources.items() if t is not None}
-    every = [r for recs in sup.values() for r in recs]
-    every += [r for by in semi.values() for recs in by.values() for r in recs]
-    evidence = next((r["rationale"].get("evidence") for r in every if r.get("rationale")), None)
-    seen = {"table1b": {m: fewest(r.get("unlabeled_seen") for r in semi[m][n]) for m, n in n_ul_used.items()},
+    table2 = {m: {k: t[k] for k, _ in RATIONALE_MEASURES} for m, t in sources.items() if t is not None and evidence}
+    seen = {"table1b": {m: fewest(records[k]["unlabeled_seen"] for k in semi[m][n]) for m, n in n_ul_used.items()},
             "fig2": {m: {str(n): fewest(v) for n, v in pts.items()} for m, pts in groups["fig2_seen"].items()}}
-    return {"table1a": table1a, "table1b": table1b, "n_unlabeled": n_ul_used, "table2": table2 if evidence else {},
-            "evidence": evidence, "fig2": fig2, "n_labeled": groups["n_labeled"], "unlabeled_seen": seen}
+    return {"table1a": table1a, "table1b": table1b, "n_unlabeled": n_ul_used, "table2": table2, "evidence": evidence,
+            "fig2": fig2, "n_labeled": groups["n_labeled"], "unlabeled_seen": seen}
 
 
 def fewest(values) -> int | None:
@@ -155,9 +179,8 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
                 checks["vat_as_at_supervised"].append(report.beats(f"{ds} {label}", mine, at, digits, strict=False))
         # semi-supervised test F1: Attention VAT ≥ Word VAT, Attention iVAT ≥ Word iVAT
         for ours, word in (("attention_vat", "word_vat"), ("attention_ivat", "word_ivat")):
-            if ours in t1b and word in t1b:
-                checks["attention_ge_word_semi"].append(report.beats(ds, stats(t1b, [ours], "f1"),
-                                                                 stats(t1b, [word], "f1"), 2, strict=False))
+            if (mine := stats(t1b, [ours], "f1")) and (others := stats(t1b, [word], "f1")):
+                checks["attention_ge_word_semi"].append(report.beats(ds, mine, others, 2, strict=False))
         # semi-supervised VAT/iVAT (Table 1b) clearly above supervised AT/iAT (Table 1a) of the same level (Sec. 5.1)
         for vat, at in ((WORD_LEVEL[2:], WORD_LEVEL[:2]), (OURS, ("attention_at", "attention_iat"))):
             for measure, label, digits in (("f1", "F1", 2), ("corr_pearson", "r", 3)):
@@ -165,21 +188,17 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
                     checks["semi_vat_above_at"].append(report.beats(f"{ds} {label} (semi vs supervised)", mine,
                                                                     others, digits))
         # correlation above vanilla and the word-level methods, in each setting
-        vanilla = stats(t1a, ["vanilla"], "corr_pearson")
-        for setting, table, others in (("supervised", t1a, {**vanilla, **stats(t1a, WORD_LEVEL, "corr_pearson")}),
-                                       ("semi", t1b, {**vanilla, **stats(t1b, WORD_LEVEL, "corr_pearson")})):
-            mine = stats(table, OURS, "corr_pearson")
-            if mine and others:
+        for setting, table in (("supervised", t1a), ("semi", t1b)):
+            others = {**stats(t1a, ["vanilla"], "corr_pearson"), **stats(table, WORD_LEVEL, "corr_pearson")}
+            if (mine := stats(table, OURS, "corr_pearson")) and others:
                 checks["attention_higher_corr"].append(report.beats(f"{ds} {setting}", mine, others, 3))
         # rationale agreement above vanilla and word-level VAT/iVAT on every measure
         for key, label in RATIONALE_MEASURES if t2 else ():
-            mine, others = stats(t2, OURS, key), stats(t2, ("vanilla", "word_vat", "word_ivat"), key)
-            if mine and others:
+            if (mine := stats(t2, OURS, key)) and (others := stats(t2, ("vanilla", "word_vat", "word_ivat"), key)):
                 checks["attention_better_rationales"].append(report.beats(f"{ds} {label}", mine, others, 3))
         # dev F1 at the largest N_ul above the smallest (Fig. 2), every method
         for m, points in fig2.items():
-            n_uls = sorted(map(int, points))
-            if len(n_uls) >= 2:
+            if len(n_uls := sorted(map(int, points))) >= 2:
                 low, high = n_uls[0], n_uls[-1]
                 checks["f1_rises_with_unlabeled"].append(report.beats(
                     ds, {f"{METHOD_LABELS.get(m, m)} at N_ul={high:,}{fig2_seen_text(s, m, high)}": points[str(high)]},
@@ -191,8 +210,7 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
 
 def _constant_mark(t: dict) -> str:
     """" (all positive†)" (or negative) when every seed's classifier predicts one class for every test sentence."""
-    s = t.get("predicted_positive")
-    constant = s is not None and not s.get("missing") and s["std"] == 0 and s["mean"] in (0.0, 100.0)
+    constant = (s := t["predicted_positive"]) and not s["missing"] and s["std"] == 0 and s["mean"] in (0.0, 100.0)
     return f" (all {'positive' if s['mean'] else 'negative'}†)" if constant else ""
 
 
@@ -213,8 +231,7 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
                 report.fmt(t["corr_pearson"], 3), report.num(ref[1], 3), report.fmt(t["corr_kendall"], 3)]
 
     head = ["F1 ours", f"F1 {paper_label}", "Corr. (Pearson) ours", f"Corr. {paper_label}", "Kendall τ ours"]
-    supervised = [m for m in METHODS if m in s["table1a"]] + sorted(set(s["table1a"]) - set(METHODS))
-    rows = [row(m, s["table1a"][m], ref_1a.get(m, (None, None))) for m in supervised]
+    rows = [row(m, s["table1a"][m], ref_1a.get(m, (None, None))) for m in METHODS if m in s["table1a"]]
     if rows:
         md += ["Table 1a (supervised): test F1 (%) and attention–gradient agreement", "",
                report.md_table(["model", *head], rows), ""]
@@ -229,9 +246,8 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
         md += [CONSTANT_NOTE, ""] if any("†" in r[2] for r in rows) else []
         md += [SEEN_NOTE, ""] if any("seen" in r[1] for r in rows) else []
     if s["table2"]:
-        human = s["evidence"] == "human"
-        name = "rationale agreement (ERASER token-soft metrics)" if human else ("lexicon-evidence agreement "
-                "(VADER-lexicon tokens as the evidence; ERASER's token-soft formulas, not ERASER's data)")
+        name = ("rationale agreement (ERASER token-soft metrics)" if s["evidence"] == "human" else "lexicon-evidence "
+                "agreement (VADER-lexicon tokens as the evidence; ERASER's token-soft formulas, not ERASER's data)")
         aucs = [a for t in s["table2"].values() if (a := (t.get("roc_auc_score") or {}).get("mean")) is not None]
         chance = (f" Ours rank the evidence tokens at chance (ROC-AUC {min(aucs):.3f}–{max(aucs):.3f} ≈ 0.5)."
                   if aucs and max(abs(a - 0.5) for a in aucs) < 0.05 else "")
@@ -270,7 +286,7 @@ def diagnosis_markdown(ds: str, s: dict, linear: dict) -> list[str]:
     """Our networks beside a linear model on the same labeled sentences (evaluate.linear_baseline): whether the
     weak results come from the code or from what the labeled data allow (the checks: package docstring)."""
     rows = [t for tab in (s["table1a"], s["table1b"]) for t in tab.values() if t.get("dev_auc") and t.get("f1")]
-    if not rows:
+    if not rows or linear["dev_auc"] is None:  # (a null one is in the note of missing values)
         return []
     auc, f1 = ([t[k]["mean"] for t in rows] for k in ("dev_auc", "f1"))
     gap = linear["dev_auc"] - max(auc)
@@ -318,38 +334,36 @@ def sweep_keys(cfg) -> list[str]:
 
 
 def summarize(cfg, params: dict):
-    records = report.gather(PAPER, sweep_keys(cfg))
+    records = report.gather(PAPER, sweep_keys(cfg), non_finite="error")
     summary_dir = Path("plots") / PAPER / "summary"
     per_ds = {ds: dataset_summary(g) for ds, g in sorted(group(records).items())}
     words, flags = claims(per_ds)
-    seeds = sorted({r.get("seed") for r in records.values()}, key=str)
-    md = [f"Attention VAT / iVAT against word- and attention-level AT/VAT on "
-          f"{', '.join(f'**{d}**' for d in per_ds)}; " + (f"{len(seeds)} seeds (mean ± std over seeds), " if len(
-              seeds) > 1 else "1 seed, ") + f"{sum('method' in r for r in records.values())} trained models (and "
-          "Fig. 2's runs). Corr. = Pearson r between the attention weights and J&W's gradient "
-          "importance |∂ŷ/∂e·e| per sentence, averaged (the seed's measure); Kendall τ is J&W's.", ""]
+    seeds = len({r["seed"] for r in records.values()})
+    md = [f"Attention VAT / iVAT against word- and attention-level AT/VAT on {', '.join(f'**{d}**' for d in per_ds)}; "
+          + (f"{seeds} seeds (mean ± std over seeds), " if seeds > 1 else "1 seed, ")
+          + f"{sum('method' in r for r in records.values())} trained models (and Fig. 2's runs). Corr. = Pearson r "
+          "between the attention weights and J&W's gradient importance |∂ŷ/∂e·e| per sentence, averaged (the seed's "
+          "measure); Kendall τ is J&W's.", ""]
     md += settings_markdown(cfg, records)
     if "rt_snippets" in per_ds:
         md += ["rt_snippets (Rotten Tomatoes snippets, SST's kind of sentence) is the offline stand-in: its rows stand "
                "beside the paper's SST columns, but the numbers are not comparable (other data, smaller model, fewer "
                "epochs); the verdicts judge the seed's qualitative claims.", ""]
-    undefined = sum(int(r.get("corr_undefined") or 0) for r in records.values())
-    if undefined:
+    if undefined := sum(r.get("corr_undefined", 0) for r in records.values()):  # (none in Fig. 2's records)
         md += [f"Note: {undefined} test sentence(s) over all models have no defined correlation (fewer than two "
                "words, or constant attention or importance); they are left out of the averages. A value shown as "
                "\"–\" is undefined for every seed; \"(k of n)\" marks a mean over the k seeds where it is defined.", ""]
     for ds, s in per_ds.items():
         md += tables_markdown(ds, s)
-        if (linear := Path("metrics") / PAPER / ds / "linear_baseline.json").exists():
-            md += diagnosis_markdown(ds, s, read_json(linear))
-    fig2 = fig2_figure(per_ds, summary_dir / "fig2_unlabeled.png")
-    if fig2:
+        if (Path("metrics") / PAPER / ds / "linear_baseline.json").exists():  # ours: evaluate.linear_baseline
+            linear = report.gather(PAPER, [key := f"{ds}/linear_baseline"], non_finite="error").check(LINEAR)
+            md += diagnosis_markdown(ds, s, {**linear[key], "dev_auc": linear.value(key, "dev_auc")})
+    if fig2 := fig2_figure(per_ds, summary_dir / "fig2_unlabeled.png"):
         md += ["Fig. 2: dev F1 (the model-selection score) against the amount of unlabeled data N_ul for the "
                "semi-supervised methods. The paper draws it without numbers: F1 rises up to about 7× the labeled "
                "count (IMDB's 150,000 is 8.7×).", ""]
         md += [line for ds, s in per_ds.items() for line in fig2_table(ds, s)] + [f"![Fig. 2]({fig2})", ""]
-    maps = attention_figure(records, summary_dir / "attention_examples.png")
-    if maps:
+    if maps := attention_figure(records, summary_dir / "attention_examples.png"):
         md += ["Attention weights over a few test sentences, one row per method (first seed; semi-supervised methods "
                "at their largest N_ul; * = evidence token):", "", f"![attention maps]({maps})", ""]
     outside = [ds for ds in per_ds if ds not in PAPER_COLUMN]  # e.g. eraser_movies: the paper's Table 2 only
@@ -377,8 +391,7 @@ def fig2_figure(per_ds: dict, out_path: Path) -> str | None:
         for m, points in methods.items():
             if pts := sorted((int(n), s["mean"], s["std"]) for n, s in points.items() if s is not None):
                 x, y, e = np.array(pts).T
-                ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, color=COLORS.get(m),
-                            label=METHOD_LABELS.get(m, m))
+                ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, color=COLORS[m], label=METHOD_LABELS[m])
         if n_labeled := per_ds[ds].get("n_labeled"):
             ax.axvline(7 * n_labeled, color="gray", ls=":", lw=0.8)
             ax.text(7 * n_labeled, ax.get_ylim()[0], "7×N_l ", fontsize=7, color="gray", va="bottom", ha="right")
@@ -396,14 +409,13 @@ def _example_rows(records: dict[str, dict]) -> tuple[list[str], list[list[dict]]
     records = {k: r for k, r in records.items() if "method" in r}  # not the Fig. 2 curves
     if not records:
         return None, None
-    first = min(records.values(), key=lambda r: (str(r["dataset"]), str(r.get("seed"))))
+    first = min(records.values(), key=lambda r: (r["dataset"], r["seed"]))
     chosen: dict[str, str] = {}  # label → key
-    for key, rec in sorted(records.items(), key=lambda kv: int(kv[1].get("n_unlabeled") or 0)):  # largest last
-        if (rec["dataset"], rec.get("seed")) == (first["dataset"], first.get("seed")):
-            semi = " (semi)" if rec.get("setting") == "semi" else ""
-            chosen[METHOD_LABELS.get(rec["method"], rec["method"]) + semi] = key
+    for key, rec in sorted(records.items(), key=lambda kv: kv[1]["n_unlabeled"]):  # largest last
+        if (rec["dataset"], rec["seed"]) == (first["dataset"], first["seed"]):
+            chosen[METHOD_LABELS[rec["method"]] + (" (semi)" if rec["setting"] == "semi" else "")] = key
     order = [METHOD_LABELS[m] for m in METHODS] + [METHOD_LABELS[m] + " (semi)" for m in SEMI_METHODS]
-    labels = sorted(chosen, key=lambda x: order.index(x) if x in order else len(order))
+    labels = sorted(chosen, key=order.index)
     paths = [Path("plots") / PAPER / "variants" / chosen[label] / "examples.json" for label in labels]
     rows = [report.Record(read_json(path, expect=dict, stage="eval_attention_vat"), path)["examples"] for path in paths]
     return (labels, rows) if any(rows) else (None, None)
@@ -416,12 +428,11 @@ def attention_figure(records: dict[str, dict], out_path: Path) -> str | None:
         return None
     import matplotlib.pyplot as plt
 
-    n_examples = max(len(r) for r in rows)
-    reference = next(r for r in rows if len(r) == n_examples)
+    reference = max(rows, key=len)  # the first with the most examples
+    n_examples = len(reference)
     fig, axes = plt.subplots(n_examples, 1, figsize=(9, 0.32 * len(labels) * n_examples + 1.2 * n_examples),
                              squeeze=False)
-    for j, ax in enumerate(axes[:, 0]):
-        example = reference[j]
+    for j, (ax, example) in enumerate(zip(axes[:, 0], reference, strict=True)):
         words = example["words"]
         grid = np.full((len(labels), len(words)), np.nan)
         for i, r in enumerate(rows):
