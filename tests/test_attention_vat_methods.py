@@ -735,3 +735,83 @@ def test_pretrained_rows_of_another_size_and_a_diverged_loss_name_the_params(in_
                                          r"iteration \d+ \(lower attention_vat\.lr, \.weight_decay, \.eps_word, "
                                          r"\.lam, \.xi\?\)$"):
         T.train(cfg, Runtime(progress=False, threads=1), _stage("supervised", "word"))
+
+
+def _with_sos_eos(folder: Path) -> None:
+    """Make ids 2 and 3 of a `_write_text_set` set its <SOS> / <EOS> (vocab.json and meta.json's special_ids)."""
+    vocab = json.loads((folder / "vocab.json").read_text())
+    (folder / "vocab.json").write_text(json.dumps(["<pad>", "<unk>", "<SOS>", "<EOS>", *vocab[4:]]))
+    (folder / "meta.json").write_text(json.dumps({"source": "test",
+                                                  "special_ids": {"pad": 0, "unk": 1, "sos": 2, "eos": 3}}))
+
+
+@pytest.mark.parametrize("row, length", [([2, 3], 2), ([2], 1), ([2, 3, 3], 3)])
+def test_a_text_of_sos_and_eos_alone_is_refused_naming_file_and_row(in_tmp, row, length):
+    """A test sentence of <SOS> <EOS> only (lengths ≤ 2) reached the rationale measures and died in a ValueError
+    traceback ("document 0: no tokens under the mask"): loading refuses it, naming the file, the row and the
+    minimum, before the linear baseline or any model runs; the evaluation writes nothing."""
+    from replab.loaders.text import load_text
+    ev = importlib.import_module("replab.papers.attention_vat.evaluate")
+
+    _write_text_set(in_tmp / "data/processed")
+    folder = in_tmp / "data/processed/rt_snippets"
+    _with_sos_eos(folder)
+    test = dict(np.load(folder / "test.npz"))
+    test["tokens"][1] = 0
+    test["tokens"][1, :len(row)] = row
+    test["lengths"][1] = length
+    np.savez(folder / "test.npz", **test)
+    message = (r"rt_snippets/test\.npz: text row 1 holds no word \(lengths\[1\] = \d: <SOS> / <EOS> only; allowed: "
+               r"at least 1 word between <SOS> and <EOS>, lengths ≥ 3\)$")
+    with pytest.raises(DataError, match=message):
+        load_text("rt_snippets", torch.device("cpu"), root=in_tmp / "data/processed")
+    with pytest.raises(DataError, match=message):
+        ev.load_eval_data("rt_snippets", torch.device("cpu"), root=in_tmp / "data/processed")
+    with pytest.raises(DataError, match=message):  # the eval stage: the linear baseline reads test.npz first
+        ev.evaluate(_cfg(), Runtime(progress=False, threads=1),
+                    Variant("attention_vat", "evaluate-rt_snippets", {"dataset": "rt_snippets"}))
+    assert not (in_tmp / "metrics").exists() and not (in_tmp / "plots").exists()
+    # the same ids without SOS/EOS in meta.json are words: the row is a text of two (or one) words
+    (folder / "meta.json").write_text(json.dumps({"source": "test", "special_ids": {"pad": 0, "unk": 1}}))
+    assert load_text("rt_snippets", torch.device("cpu"), root=in_tmp / "data/processed").lengths["test"][1] == length
+
+
+def _saved_variant(data, cfg, key: str, axes: dict, record: dict) -> Path:
+    folder = _folder(key, axes)
+    M.save_model(M.build_model(cfg, data, "cpu"), M.model_config(cfg, data), folder, record)
+    return folder
+
+
+def test_another_variants_folder_copied_in_is_refused_naming_its_train_json(in_tmp):
+    """word_at's model.pt and train.json copied into the vanilla variant's folder passed the sha256 check (the
+    record travels with its model) and the vanilla metrics carried word_at's F1: train.json's dataset, method,
+    setting and seed must be the variant's own."""
+    from replab.loaders.text import load_text
+    ev = importlib.import_module("replab.papers.attention_vat.evaluate")
+
+    _write_text_set(in_tmp / "data/processed")
+    cfg = _cfg()
+    text = load_text("rt_snippets", torch.device("cpu"))
+    data = ev.load_eval_data("rt_snippets", torch.device("cpu"))
+    own = {"dataset": "rt_snippets", "method": "vanilla", "setting": "supervised", "seed": 0}
+    vanilla = "rt_snippets-vanilla-supervised-0"
+    for axis, value in (("method", "word_at"), ("seed", 1), ("setting", "semi"), ("dataset", "sst"),
+                        ("seed", "0"), ("seed", True)):
+        folder = _saved_variant(text, cfg, vanilla, own, {**own, axis: value, "n_labeled": 48})
+        with pytest.raises(DataError) as err:
+            ev.evaluate_variant(vanilla, own, folder, data, torch.device("cpu"), in_tmp / "metrics", in_tmp / "plots")
+        assert str(err.value) == (f"{folder / 'train.json'}: {axis} = {value!r}, but this variant's is "
+                                  f"{own[axis]!r} (another variant's files in {folder}?); rerun the training stage")
+        assert not (in_tmp / "metrics").exists()
+    folder = _saved_variant(text, cfg, vanilla, own, {**own, "seed": 0.0, "n_labeled": 48})  # 0.0 is 0
+    ev.evaluate_variant(vanilla, own, folder, data, torch.device("cpu"), in_tmp / "metrics", in_tmp / "plots")
+    assert read_json(in_tmp / "metrics" / f"{vanilla}.json")["method"] == "vanilla"
+    # the Fig. 2 record of another seed copied in
+    fig2 = {"dataset": "rt_snippets", "seed": 0}
+    (in_tmp / "models/attention_vat/fig2-rt_snippets-0").mkdir(parents=True)
+    path = in_tmp / "models/attention_vat/fig2-rt_snippets-0/train.json"
+    path.write_text(json.dumps({"dataset": "rt_snippets", "seed": 3, "n_labeled": 48,
+                                "curves": {"attention_vat": {"n_unlabeled": [0], "dev_f1": [50.0]}}}))
+    with pytest.raises(DataError, match=r"fig2-rt_snippets-0/train\.json: seed = 3, but this variant's is 0 "
+                                        r"\(another variant's files in .*\?\); rerun the training stage$"):
+        ev.collect_fig2("fig2-rt_snippets-0", fig2, path.parent, in_tmp / "metrics")

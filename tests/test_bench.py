@@ -636,3 +636,42 @@ def test_bench_help_describes_every_option_with_its_default(capsys):
     steps = next(a for a in options if a.dest == "steps")
     assert steps.default == 30 and "(default: 30)" in text
     assert f"after {bench.WARMUP_STEPS} warm-up steps" in text and f"{bench.ROUNDS} rounds" in text
+
+
+def test_out_of_memory_in_a_papers_bench_is_one_line_naming_its_section(tmp_path, monkeypatch, capsys):
+    """attention_vat.batch_size = 1048576 printed the allocator's traceback and "tracebacks above": running out of
+    memory is the params' sizes, said in one line naming the section (as the training stage does); a bug in another
+    paper still gets its traceback, and the JSON lists both."""
+    from replab.cli import main as cli
+    from replab.io import read_json
+
+    def run_bench(paper, *args):
+        if paper == "attention_vat":
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                               "you tried to allocate 4398046511104 bytes. Error code 12 (Cannot allocate memory)")
+        if paper == "censor":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        if paper == "split_vae":
+            raise KeyError("a bug")
+        return {"paper": paper, "x": 1.0}
+
+    monkeypatch.setattr(bench, "run_bench", run_bench)
+    monkeypatch.setattr(bench, "format_table", lambda results: "table of " + " ".join(r["paper"] for r in results))
+    assert cli(["bench", "attention_vat", "aae_ssl", "censor"]) == 1
+    err = capsys.readouterr().err
+    oom = ("(batch sizes, hidden and embedding sizes, data set sizes) are too large for this device's memory; going "
+           "on with the others")
+    assert err.splitlines() == [
+        f"bench attention_vat: out of memory (tried to allocate 4398046511104 bytes): params.yaml's attention_vat "
+        f"sizes {oom}",
+        f"bench censor: out of memory: params.yaml's censor sizes {oom}",
+        "error: bench: 2 paper(s) failed: attention_vat (out of memory), censor (out of memory)"]
+    out = tmp_path / "bench.json"
+    assert cli(["bench", "attention_vat", "split_vae", "--json", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("Traceback") == 1 and "KeyError: 'a bug'" in err and "bench attention_vat: out of memory" in err
+    assert err.strip().splitlines()[-1] == ("error: bench: 2 paper(s) failed: attention_vat (out of memory), "
+                                            "split_vae (tracebacks above; the JSON lists them)")
+    assert [f["paper"] for f in read_json(out)["failed"]] == ["attention_vat", "split_vae"]
+    assert read_json(out)["failed"][0]["error"].startswith("out of memory (tried to allocate 4398046511104 bytes): "
+                                                           "params.yaml's attention_vat sizes")

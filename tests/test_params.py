@@ -262,6 +262,40 @@ def test_a_value_that_became_zero_or_inf_before_replab_read_it_says_how(in_tmp):
         assert str(err.value) == f"params.yaml: {message}"
 
 
+@pytest.mark.parametrize("written, message", [
+    ("0", "attention_vat.eps_attention = 0.0: must be > 0.0"),  # written 0: no number that underflowed
+    ("0.0", f"attention_vat.eps_attention = 0.0: must be > 0.0{BELOW_FLOAT64}"),  # maybe Hydra's 0.0 for 1e-400
+    ("null", "attention_vat.eps_attention = null: must be a number"),
+])
+def test_a_zero_written_as_such_gets_no_underflow_hint_and_none_reads_null(written, message, in_tmp, capsys):
+    """`attention_vat.eps_attention=0` was told that a number nearer 0 than 2.2e-308 reads as 0.0, which nobody
+    wrote; YAML's null was shown as Python's None."""
+    text = yaml.safe_dump(compose()).replace("eps_attention: 1.0\n", f"eps_attention: {written}\n", 1)
+    assert f"eps_attention: {written}\n" in text
+    (in_tmp / "params.yaml").write_text(text)
+    assert main(["check"]) == 2
+    assert capsys.readouterr().err == f"error: params.yaml: {message}\n"
+
+
+def test_null_in_a_message_is_written_as_yaml_writes_it():
+    from dataclasses import dataclass
+
+    from replab.params import param, shown
+
+    @dataclass(frozen=True)
+    class Section:
+        methods: list[str] = param(["a"])
+        sizes: dict[str, int] = param({"x": 1})
+
+    for data, message in (({"methods": None}, "s.methods = null: must be a list"),
+                          ({"methods": ["a", None]}, "s.methods[1] = null: must be a string"),
+                          ({"sizes": [None]}, "s.sizes = [null]: must be a mapping")):
+        with pytest.raises(ParamError) as err:
+            parse(Section, data, "s")
+        assert str(err.value) == message
+    assert shown({"a": [None, "b"], "c": 1.5}) == "{'a': [null, 'b'], 'c': 1.5}" and shown("") == "''"
+
+
 def test_finite_check_is_generic():
     from dataclasses import dataclass
 
@@ -386,7 +420,7 @@ def _without(params: dict, key: str) -> dict:
     (lambda p: _without(p, "datasets"), "params.yaml: section `datasets` is missing (`replab compose` writes every "
                                         "section)"),
     (lambda p: {**p, "meta": []}, "params.yaml: meta = []: must be a mapping (meta.profile: the profile composed)"),
-    (lambda p: {**p, "meta": None}, "params.yaml: meta = None: must be a mapping (meta.profile: the profile composed)"),
+    (lambda p: {**p, "meta": None}, "params.yaml: meta = null: must be a mapping (meta.profile: the profile composed)"),
     (lambda p: {**p, "datasets": "mnist5k"}, "params.yaml: datasets = 'mnist5k': must be a non-empty list of data "
                                              "set names"),
     (lambda p: {**p, "datasets": ["mnist5k", "writers", "mnist5k"]}, "params.yaml: datasets = ['mnist5k', 'writers', "

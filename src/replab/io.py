@@ -37,6 +37,20 @@ class PartialFailure(RuntimeError):
     printed and written. Exit status 1 (bad input is a ParamError or DataError instead, exit status 2)."""
 
 
+def out_of_memory(err: BaseException, section: str = "") -> str | None:
+    """One line for an allocation that failed (Python's MemoryError, PyTorch's CPU allocator, CUDA/MPS out of
+    memory: usually sizes in params.yaml too large for the device); None for any other error. `section`: the
+    params.yaml section whose sizes the command read (`data.writers`, `aae_ssl`), named in the line."""
+    text = " ".join(str(err).split())
+    if not (isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in text or "out of memory" in text.lower()):
+        return None
+    tried = re.search(r"(?:you )?tried to allocate ([\d.]+ ?[KMGTP]?i?B|\d+ bytes)", text)
+    where = f"params.yaml's {section} sizes" if section else "the sizes in params.yaml"
+    return (f"out of memory{f' (tried to allocate {tried.group(1)})' if tried else ''}: {where} "
+            "(batch sizes, hidden and embedding sizes, data set sizes) are too large for this device's memory")
+
+
 class NonFiniteError(DataError):
     """Values that must be finite (scores, losses, latents of a trained model) hold NaN or ±inf. A DataError,
     so the command line reports it as one line (`error: …`, exit 2) instead of a traceback."""

@@ -107,7 +107,20 @@ def parse(cls: type[T], data: Any, where: str) -> T:
     return obj
 
 
+def shown(value: Any) -> str:
+    """A value in a ParamError message as params.yaml writes it where Python's repr differs: None as `null` (in a
+    list or mapping too); else its repr (strings quoted, so that '' and ' 1' stay visible)."""
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(shown, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {shown(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
 def _convert(tp: Any, value: Any, key: str, meta: typing.Mapping[str, Any]) -> Any:
+    written = value  # as read from YAML: an integer 0 was written so, a float 0.0 may be an underflowed literal
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -119,36 +132,36 @@ def _convert(tp: Any, value: Any, key: str, meta: typing.Mapping[str, Any]) -> A
         return parse(tp, value, key)
     if origin is list:
         if not isinstance(value, list):
-            raise ParamError(f"{key} = {value!r}: must be a list")
+            raise ParamError(f"{key} = {shown(value)}: must be a list")
         if meta.get("nonempty") and not value:
             raise ParamError(f"{key}: must list at least one value")
         elem_meta = dict(meta, choices=meta.get("each_choices") or meta.get("choices"))
         items = [_convert(args[0], v, f"{key}[{i}]", elem_meta) for i, v in enumerate(value)]
         if meta.get("distinct", True) and len(set(map(repr, items))) != len(items):
-            raise ParamError(f"{key} = {value!r}: values must be distinct")
+            raise ParamError(f"{key} = {shown(value)}: values must be distinct")
         return items
     if origin is dict:
         if not isinstance(value, dict):
-            raise ParamError(f"{key} = {value!r}: must be a mapping")
+            raise ParamError(f"{key} = {shown(value)}: must be a mapping")
         return {k: _convert(args[1], v, f"{key}.{k}", {}) for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
-            raise ParamError(f"{key} = {value!r}: must be true or false")
+            raise ParamError(f"{key} = {shown(value)}: must be true or false")
     elif tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ParamError(f"{key} = {value!r}: must be an integer")
+            raise ParamError(f"{key} = {shown(value)}: must be an integer")
     elif tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ParamError(f"{key} = {value!r}: must be a number")
+            raise ParamError(f"{key} = {shown(value)}: must be a number")
         value = float(value)
         if not math.isfinite(value):  # YAML's .inf / .nan pass every range check (inf > 0) or none (nan)
-            raise ParamError(f"{key} = {value!r}: must be finite{BEYOND_FLOAT64 if math.isinf(value) else ''}")
+            raise ParamError(f"{key} = {shown(value)}: must be finite{BEYOND_FLOAT64 if math.isinf(value) else ''}")
     elif tp is str:
         if not isinstance(value, str):
-            raise ParamError(f"{key} = {value!r}: must be a string")
+            raise ParamError(f"{key} = {shown(value)}: must be a string")
         if meta.get("nonempty") and not value.strip():  # '' would read as "none" (e.g. no mirror) without a word
-            raise ParamError(f"{key} = {value!r}: empty; omit it or use null for none")
-    _check_limits(value, key, meta)
+            raise ParamError(f"{key} = {shown(value)}: empty; omit it or use null for none")
+    _check_limits(value, key, meta, written)
     return value
 
 
@@ -157,16 +170,19 @@ BEYOND_FLOAT64 = " (a number beyond ±1.8e308, e.g. 1e400, reads as inf)"
 BELOW_FLOAT64 = " (a number nearer 0 than 2.2e-308, e.g. 1e-400, reads as 0.0)"
 
 
-def _check_limits(value: Any, key: str, meta: typing.Mapping[str, Any]) -> None:
+def _check_limits(value: Any, key: str, meta: typing.Mapping[str, Any], written: Any = None) -> None:
+    """ParamError unless `value` is one of meta's `choices` and within its bounds. `written`: the value as read from
+    YAML, before an integer became a float: the hint that a tiny number reads as 0.0 is only given for a float
+    0.0 (what Hydra writes for `-S key=1e-400`), never for a 0 written as such."""
     choices = meta.get("choices")
     if choices is not None and value not in choices:
-        raise ParamError(f"{key} = {value!r}: not allowed (allowed: {', '.join(map(str, choices))})")
+        raise ParamError(f"{key} = {shown(value)}: not allowed (allowed: {', '.join(map(str, choices))})")
     for name, ok, text in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
                            ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<")):
         bound = meta.get(name)
         if bound is not None and not ok(value, bound):
-            underflow = BELOW_FLOAT64 if isinstance(value, float) and value == 0.0 else ""
-            raise ParamError(f"{key} = {value!r}: must be {text} {bound}{underflow}")
+            underflow = BELOW_FLOAT64 if isinstance(written, float) and written == 0.0 else ""
+            raise ParamError(f"{key} = {shown(value)}: must be {text} {bound}{underflow}")
 
 
 def missing_key(cls: type, data: Any, where: str) -> str | None:
@@ -266,9 +282,9 @@ def check_meta_profile(params: dict[str, Any]) -> None:
     """`check_profile` of params.yaml's meta.profile, when it names one and the directory has conf/profile/."""
     meta = params.get("meta", {})
     if not isinstance(meta, dict):
-        raise ParamError(f"{PARAMS_FILE}: meta = {meta!r}: must be a mapping (meta.profile: the profile composed)")
+        raise ParamError(f"{PARAMS_FILE}: meta = {shown(meta)}: must be a mapping (meta.profile: the profile composed)")
     if (profile := meta.get("profile")) is not None:
-        check_profile(str(profile), f"{PARAMS_FILE}: meta.profile = {profile!r}", no_conf_ok=True)
+        check_profile(str(profile), f"{PARAMS_FILE}: meta.profile = {shown(profile)}", no_conf_ok=True)
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")

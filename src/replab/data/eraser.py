@@ -180,7 +180,7 @@ def prepare(name: str, cfg: EraserMoviesConfig, raw_dir: Path, out_dir: Path, sp
         require_both_classes(labels, split, where, noun="annotations")  # before train's longest is taken
         splits[split] = {"docs": tokens, "labels": labels, "evidence": masks, "names": names}
         rationale_rate[split] = round(float(np.concatenate(masks).mean()), 4) if masks else 0.0
-    vocab = fit_vocab(splits["train"]["docs"], cfg.min_df, sos_eos=False)
+    vocab = fit_vocab(splits["train"]["docs"], cfg.min_df, sos_eos=False, key=f"data.{name}.min_df")
     unlabeled, pool_meta = unlabeled_pool(cfg.unlabeled, raw_dir.parent, f"data.{name}.unlabeled",
                                           {"fraction": cfg.lm1b_fraction, "seed": cfg.lm1b_seed}, cfg.n_unlabeled,
                                           cfg.pool_seed, max(len(d) for d in splits["train"]["docs"]))

@@ -174,7 +174,7 @@ def prepare(name: str, cfg: ImdbConfig, raw_dir: Path, out_dir: Path, split_seed
         splits[split] = {"docs": [d for d, k in zip(chosen, kept, strict=True) if k], "labels": y[idx][kept],
                          "names": [names[i] for i, k in zip(idx, kept, strict=True) if k]}
     # J&W fit the vocabulary on the whole train split when preprocessing; the length filter runs later, at load time
-    vocab = fit_vocab(unfiltered["train"], cfg.min_df, sos_eos=True)
+    vocab = fit_vocab(unfiltered["train"], cfg.min_df, sos_eos=True, key=f"data.{name}.min_df")
     unlabeled, pool_meta = unlabeled_pool(cfg.unlabeled, raw_dir.parent, f"data.{name}.unlabeled",
                                           {"fraction": cfg.lm1b_fraction, "seed": cfg.lm1b_seed}, cfg.n_unlabeled,
                                           cfg.pool_seed, max(len(d) for d in splits["train"]["docs"]))

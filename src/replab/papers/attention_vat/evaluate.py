@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from replab import runtime as rt
-from replab.data.text import read_vocab
+from replab.data.text import read_vocab, special_ids, text_specials
 from replab.io import DataError, atomic_dir, read_json, require_finite, write_json
 from replab.measures import binary_f1, masked_kendall_tau, masked_pearson, nan_summary, percent, token_soft_metrics
 from replab.papers import parse_record
@@ -77,7 +77,7 @@ def load_eval_data(dataset: str, device, root: Path | None = None) -> EvalData:
 
     folder = (root or PROCESSED_ROOT) / dataset
     text = load_text(dataset, device, root=root, splits=("dev", "test"))
-    specials = [int(text.special_ids[k]) for k in ("sos", "eos") if text.special_ids.get(k) is not None]
+    specials = text_specials(text.special_ids)
     vocab = read_vocab(folder)
     splits = {}
     for name in ("dev", "test"):
@@ -260,8 +260,10 @@ def linear_baseline(dataset: str, root: Path | None = None) -> dict:
     from replab.loaders.text import bag_of_words
 
     folder = (root or PROCESSED_ROOT) / dataset
-    vocab_size = len(read_vocab(folder))
-    (x_train, y_train), *held = (bag_of_words(folder / f"{s}.npz", vocab_size) for s in ("train", "dev", "test"))
+    vocab = read_vocab(folder)
+    specials = text_specials(special_ids(vocab))  # vocab.json's <SOS> / <EOS>: a text of those alone is refused
+    splits = ("train", "dev", "test")
+    (x_train, y_train), *held = (bag_of_words(folder / f"{s}.npz", len(vocab), specials) for s in splits)
     if len(np.unique(y_train)) < 2:
         raise DataError(f"{folder / 'train.npz'}: one class only; the linear baseline needs both")
     tfidf = TfidfTransformer(sublinear_tf=True).fit(x_train)
@@ -321,12 +323,22 @@ class Fig2Curve:
                 fail(where, f"{name}: {len(values)} values for {len(self.n_unlabeled)} N_ul")
 
 
-def load_variant(model_dir: Path, vocab_size: int, device):
-    """(the network in eval mode, its TrainRecord) of a variant's folder: model.pt's config is checked (SavedConfig,
-    and against the vocabulary it is evaluated on) before the network is built."""
+def recorded_axes(record: Any, axes: dict | None) -> dict:
+    """The variant's `axes` (dataset, method, setting, seed) that its train.json `record` holds (train.train_group
+    and train_fig2 write them all), to compare (`runtime.load_trained`): another variant's folder copied in under
+    this variant's name carries its own train.json (and a model.pt of matching sha256), so only these tell."""
+    return {k: v for k, v in (axes or {}).items() if k in record} if isinstance(record, dict) else {}
+
+
+def load_variant(model_dir: Path, vocab_size: int, device, axes: dict | None = None):
+    """(the network in eval mode, its TrainRecord) of a variant's folder: train.json's dataset, method, setting and
+    seed must be `axes` (the variant's own; `recorded_axes`), and model.pt's config is checked (SavedConfig, and
+    against the vocabulary it is evaluated on) before the network is built."""
     from replab.papers.attention_vat.model import AttentionClassifier
 
-    path, (state, record) = model_dir / "model.pt", rt.load_trained(model_dir, device)
+    path = model_dir / "model.pt"
+    recorded = recorded_axes(read_json(model_dir / "train.json", expect=dict), axes) if axes else None
+    state, record = rt.load_trained(model_dir, device, axes=recorded)
     config = parse_record(SavedConfig, state.get("config") if isinstance(state, dict) else state, f"{path}: config",
                           partial=False)
     if config.vocab_size != vocab_size:
@@ -344,7 +356,7 @@ def evaluate_variant(key: str, axes: dict, folder: Path, data: EvalData, device,
     """Every measure of one trained variant (its model in `folder`) → `metrics`/<key>.json and
     `plots`/<key>/examples.json (the report's attention maps)."""
     started = time.perf_counter()
-    model, record = load_variant(folder, len(data.vocab), device)
+    model, record = load_variant(folder, len(data.vocab), device, axes)
     measures, rows = measure(model, data, f"{folder / 'model.pt'} ({key})")
     if eps := record.eps:  # ε per token in RMS, against this model's own embedding rows or score spread
         measures["eps_per_token"] = eps / measures["mean_length"] ** 0.5
@@ -363,7 +375,12 @@ def collect_fig2(key: str, axes: dict, folder: Path, metrics: Path) -> None:
     every N_ul) are copied into `metrics`/<key>.json, so the report reads metrics only. A null, NaN or out-of-range
     value there is an error naming the file (the report would show a silent "–")."""
     path = folder / "train.json"
-    record = parse_record(TrainRecord, read_json(path), f"{path}: record")
+    written = read_json(path)
+    for axis, expected in recorded_axes(written, axes).items():  # another seed's or dataset's curves copied in
+        if not rt._same(written[axis], expected):
+            raise DataError(f"{path}: {axis} = {written[axis]!r}, but this variant's is {expected!r} (another "
+                            f"variant's files in {folder}?); rerun the training stage")
+    record = parse_record(TrainRecord, written, f"{path}: record")
     if record.curves is None:
         raise DataError(f"{path}: no `curves` (not a Fig. 2 training record)")
     for method, curve in record.curves.items():
