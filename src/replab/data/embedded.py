@@ -83,7 +83,7 @@ def read_mnist5k(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def pinned_mnist5k(path: Path) -> Path:
     """`path`, the raw mnist5k CSV, if it matches the pin meta.json records; else a one-line DataError."""
     if not path.is_file():
-        raise DataError(f"{path}: missing (run `replab download mnist5k` first)")
+        raise DataError(f"{path}: missing (run `dvc repro download@mnist5k` first)")
     if (actual := sha256_file(path)) != MNIST5K_SHA256:
         raise DataError(f"{path}: sha256 {actual}, expected the pinned {MNIST5K_SHA256} (download it again)")
     return path

@@ -57,7 +57,7 @@ def _header(path: Path) -> tuple[int, int]:
         with open(path, "rb") as fh:
             return _parse_header(fh.readline(), path)
     except OSError as err:
-        raise DataError(f"{path}: unreadable ({err}); run `replab download fasttext`") from None
+        raise DataError(f"{path}: unreadable ({err}); run `dvc repro download@fasttext`") from None
 
 
 def _parse_header(raw: bytes, path: Path) -> tuple[int, int]:
@@ -76,7 +76,7 @@ def prepare(name: str, cfg: FasttextConfig, raw_dir: Path, out_dir: Path, split_
     """meta.json (header, sha256); the rows are taken per vocabulary by the text sets' prepare stages."""
     path = Path(raw_dir) / VEC.name
     if not path.is_file():
-        raise DataError(f"{path}: missing (run `replab download {name}` first)")
+        raise DataError(f"{path}: missing (run `dvc repro download@{name}` first)")
     record = Path(raw_dir) / RECORD
     stage = f"download@{name}"
     recorded = record_fields(record, read_json(record, expect=dict, stage=stage), {"sha256": str}, stage)["sha256"]
@@ -97,7 +97,7 @@ def embeddings_for(kind: str, raw_root: Path, vocab: Sequence[str], seed: int) -
         return None, {"kind": "random (initialised by the model)"}
     path = raw_root / "fasttext" / VEC.name
     if not path.is_file():
-        raise DataError(f"{path}: missing; embeddings = fasttext needs `replab download fasttext` first")
+        raise DataError(f"{path}: missing; embeddings = fasttext needs `dvc repro download@fasttext` first")
     rows, meta = vocab_rows(path, vocab, seed)
     return rows, {"kind": "fasttext", **meta}
 
@@ -110,7 +110,7 @@ def vocab_rows(path: Path, vocab: Sequence[str], seed: int = 0) -> tuple[np.ndar
     try:
         fh = open(path, "rb")  # decoded line by line, so that an error names its own line
     except OSError as err:
-        raise DataError(f"{path}: unreadable ({err}); run `replab download fasttext`") from None
+        raise DataError(f"{path}: unreadable ({err}); run `dvc repro download@fasttext`") from None
     with fh:
         count, dim = _parse_header(fh.readline(), path)
         out = np.zeros((len(vocab), dim), dtype=np.float32)

@@ -114,7 +114,7 @@ def unlabeled_pool(pool: str, raw_root: Path, where: str, lm1b_expect: dict, n: 
     else:
         path = raw_root / "imdb" / ARCHIVE.name
         if not path.is_file():
-            raise DataError(f"{path}: missing; {where} = imdb_unsup needs `replab download imdb` first")
+            raise DataError(f"{path}: missing; {where} = imdb_unsup needs `dvc repro download@imdb` first")
         texts = [t for t, *_ in read_reviews(path, ("train/unsup",)).values()]
     docs, meta = pool_docs(pool, texts, path, n, seed, max_tokens)
     if n and len(docs) < n:  # fewer than asked would be a smaller N_ul than the run's params say

@@ -133,7 +133,7 @@ def read_sample(raw_root: Path, expect: dict, where: str) -> tuple[list[str], Pa
     sample changes) must match the sample's record, else a one-line DataError says to re-run lm1b."""
     path = raw_root / "lm1b" / SAMPLE
     if not path.is_file():
-        raise DataError(f"{path}: missing; {where} = lm1b needs `replab download lm1b` first "
+        raise DataError(f"{path}: missing; {where} = lm1b needs `dvc repro download@lm1b` first "
                         "(lm1b must be listed in `datasets`)")
     record_path = raw_root / "lm1b" / RECORD
     record = record_fields(record_path, read_json(record_path, expect=dict, stage=STAGE),
@@ -149,7 +149,7 @@ def prepare(name: str, cfg: Lm1bConfig, raw_dir: Path, out_dir: Path, split_seed
     raw_dir = Path(raw_dir)
     path = raw_dir / SAMPLE
     if not path.is_file():
-        raise DataError(f"{path}: missing (run `replab download {name}` first)")
+        raise DataError(f"{path}: missing (run `dvc repro download@{name}` first)")
     rec = record_fields(raw_dir / RECORD, read_json(raw_dir / RECORD, expect=dict, stage=STAGE), FIELDS, STAGE)
     if rec["sha256"] != (actual := sha256_file(path)):
         raise DataError(f"{path}: sha256 {actual} differs from its record {raw_dir / RECORD}; download again")

@@ -327,7 +327,7 @@ def pinned_raw(path: Path, sha256: str, name: str) -> Path:
     """`path` (a raw file of data set `name`), checked against its pinned sha256 before parsing; a one-line
     DataError naming it if it is missing or changed since the download stage."""
     if not path.is_file():
-        raise DataError(f"{path}: missing (run `replab download {name}` first)")
+        raise DataError(f"{path}: missing (run `dvc repro download@{name}` first)")
     if (actual := sha256_file(path)) != sha256:
         raise DataError(f"{path}: sha256 {actual}, expected {sha256} (download it again)")
     return path
