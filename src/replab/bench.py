@@ -730,7 +730,7 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
     if json_path is not None:
         check_writable(json_path, "bench --json")
     params = profile_params(profile)
-    results, failed, out_of_memory_papers = [], [], set()
+    results, failed = [], []
     for paper in papers:
         try:
             results.append(run_bench(paper, steps, params, profile, process_defaults, compile_mode, seeds))
@@ -741,7 +741,6 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
         except Exception as err:  # one paper's failure (e.g. on a device its loop was never run on) stops no other
             if (message := out_of_memory(err, paper)) is not None:  # sizes in params.yaml: one line, as train says
                 failed.append({"paper": paper, "error": message})
-                out_of_memory_papers.add(paper)
                 print(f"bench {paper}: {message}; going on with the others", file=sys.stderr, flush=True)
             else:  # a bug: its traceback
                 traceback.print_exc()
@@ -762,10 +761,9 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
             print(f"replab's loop through torch.compile, mode {compile_mode} (the peer's eager)")
         print(format_table(results))
     if failed:
-        names = [f"{f['paper']} (out of memory)" if f["paper"] in out_of_memory_papers else f["paper"]
-                 for f in failed]
-        notes = [*(["tracebacks above"] if any(f["paper"] not in out_of_memory_papers for f in failed) else []),
-                 *(["the JSON lists them"] if json_path else [])]
+        memory = [f["error"].startswith("out of memory") for f in failed]  # the rest printed a traceback
+        names = [f"{f['paper']} (out of memory)" if oom else f["paper"] for f, oom in zip(failed, memory, strict=True)]
+        notes = ["tracebacks above"] * (not all(memory)) + ["the JSON lists them"] * (json_path is not None)
         raise PartialFailure(f"bench: {len(failed)} paper(s) failed: {', '.join(names)}"
                              + (f" ({'; '.join(notes)})" if notes else ""))
     return results

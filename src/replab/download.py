@@ -180,11 +180,13 @@ def fetch(file: RemoteFile, dest_dir: str | Path, mirror: str | None = None, *, 
     listed = "; ".join(f"{f.source} ({f.reason})" for f in failures) or "no URL"
     if failures and all(f.missing for f in failures if f.unreachable) and any(f.missing for f in failures):
         tail = f"; the file is missing from the mirror: copy it there or set {key} to where it is"
+    elif mirror and failures and all(f.unreachable for f in failures):  # not "no network? set the mirror": it is set
+        tail = (f"; {key} = {mirror} is unreachable: give a folder or URL that holds the files, or set it back "
+                "to null (then `dvc checkout` restores the copy DVC last recorded)")
+    elif not failures or any(f.unreachable for f in failures):
+        tail = f"; {offline_hint(key)}"
     else:
-        tail = f"; {offline_hint(key)}" if not failures or any(f.unreachable for f in failures) else ""
-        if mirror and failures and all(f.unreachable for f in failures):  # not "no network? set the mirror": it is set
-            tail = (f"; {key} = {mirror} is unreachable: give a folder or URL that holds the files, or set it back "
-                    "to null (then `dvc checkout` restores the copy DVC last recorded)")
+        tail = ""
     remove_empty(created)
     raise FetchError(f"{file.name}: download failed from {listed}{tail}", tuple(failures))
 

@@ -173,11 +173,14 @@ def gather(paper: str, keys: Iterable[str], non_finite: str = "missing") -> Reco
     for key in keys:
         path = Path("metrics") / paper / f"{key}.json"
         if path.exists():
-            found[key] = Record(read_json(path, expect=dict, stage=f"eval_{paper}", non_finite="missing"), path)
-            if non_finite == "error" and (bad := _non_finite(json.loads(path.read_text()))):  # Python's parser
-                raise DataError(f"{path}: {bad[0]} = {json.dumps(bad[1])}: not a finite number (allowed: a number, "
-                                f"or null where the measure is undefined; its evaluation writes no NaN or infinity; "
-                                f"{_rerun(path)})")
+            try:
+                found[key] = Record(read_json(path, expect=dict, stage=f"eval_{paper}", non_finite=non_finite), path)
+            except DataError:  # read_json names the file; the key, found again by Python's lenient parser, too
+                if non_finite == "error" and (bad := _non_finite_in(path)):
+                    raise DataError(f"{path}: {bad[0]} = {json.dumps(bad[1])}: not a finite number (allowed: a "
+                                    "number, or null where the measure is undefined; its evaluation writes no NaN or "
+                                    f"infinity; {_rerun(path)})") from None
+                raise
         else:
             missing.append(str(path))
     if missing:
@@ -186,6 +189,14 @@ def gather(paper: str, keys: Iterable[str], non_finite: str = "missing") -> Reco
     records = Records(paper, found)
     _GATHERED.setdefault(paper, []).append(records)
     return records
+
+
+def _non_finite_in(path: Path) -> tuple[str, float] | None:
+    """`_non_finite` of a JSON file that Python's lenient parser reads (NaN, Infinity); None if it does not parse."""
+    try:
+        return _non_finite(json.loads(path.read_text()))
+    except (ValueError, OSError):
+        return None
 
 
 def _non_finite(value: Any, key: str = "") -> tuple[str, float] | None:

@@ -73,7 +73,8 @@ def download(name: str, cfg: Lm1bConfig, raw_dir: Path, progress: bool = True) -
             return target
     key = f"data.{name}.mirror"
     check_mirror(cfg.mirror, key, (ARCHIVE.name,))
-    local = local_root(cfg.mirror) / ARCHIVE.name if cfg.mirror and local_root(cfg.mirror) else None
+    root = local_root(cfg.mirror) if cfg.mirror else None
+    local = root / ARCHIVE.name if root is not None else None
     if local is not None and local.is_file() and not cfg.keep_archive:
         # a local mirror's tarball is verified and sampled where it lies: copying it would write 1.7 GB to delete
         verify(ARCHIVE, local)
