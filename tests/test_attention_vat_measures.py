@@ -315,10 +315,12 @@ def test_claims_follow_the_numbers(ours_better):
     assert per_ds["rt_snippets"]["n_unlabeled"] == {m: 700 for m in rp.SEMI_METHODS}
 
 
-def test_the_papers_own_table_1_holds_its_semi_supervised_claims():
-    """Table 1 of the seed, one 'seed' per cell: semi-supervised VAT/iVAT above supervised AT/iAT of their level (Sec.
-    5.1's 有意な向上, e.g. SST Word VAT 83.04 vs Word AT 79.61, Attention VAT r 0.898 vs Attention iAT 0.876), and
-    attention ≥ word level semi-supervised. One flipped cell fails the first, naming it."""
+def test_the_papers_own_table_1_holds_its_claims():
+    """Table 1 of the seed, one 'seed' per cell, holds every claim drawn from it: semi-supervised VAT/iVAT above
+    supervised AT/iAT of their level (Sec. 5.1's 有意な向上, e.g. SST Word VAT 83.04 vs Word AT 79.61, Attention VAT r
+    0.898 vs Attention iAT 0.876), attention ≥ word level semi-supervised, and supervised Attention VAT/iVAT on a par
+    with Attention AT/iAT (同等: IMDB 90.18 vs 90.21, r 0.857 vs 0.861, which half the printed precision as the only
+    margin called a loss). One flipped cell fails the first, naming it."""
     def judged(table_1b):
         recs = {f"{ds}-{m}-sup": _record(m, *rp.PAPER_TABLE_1A[ds][m], ds=ds) for ds in rp.PAPER_TABLE_1A
                 for m in rp.METHODS}
@@ -327,7 +329,13 @@ def test_the_papers_own_table_1_holds_its_semi_supervised_claims():
         return rp.claims({ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()})
 
     words, flags = judged(rp.PAPER_TABLE_1B)
-    assert flags["semi_vat_above_at"] is True and flags["attention_ge_word_semi"] is True
+    table_1 = ("attention_f1_supervised", "vat_as_at_supervised", "attention_ge_word_semi", "semi_vat_above_at",
+               "attention_higher_corr")
+    assert {c: flags[c] for c in table_1} == dict.fromkeys(table_1, True), words
+    assert ("imdb F1: Attention iVAT 90.18 vs Attention iAT 90.21, within the margin of a par ±0.25"
+            in words["vat_as_at_supervised"])
+    assert "imdb r: Attention iVAT 0.857 vs Attention iAT 0.861, within the margin of a par ±0.010" \
+        in words["vat_as_at_supervised"]
     assert "sst F1 (semi vs supervised): Word VAT 83.04 vs Word AT 79.61" in words["semi_vat_above_at"]
     assert "imdb r (semi vs supervised): Attention VAT 0.879 vs Attention iAT 0.861" in words["semi_vat_above_at"]
     worse = {ds: dict(t) for ds, t in rp.PAPER_TABLE_1B.items()}
@@ -446,8 +454,13 @@ def test_on_a_par_with_attention_at_allows_the_noise_but_not_a_clear_loss():
     assert flags["vat_as_at_supervised"] is True and flags["attention_f1_supervised"] is True
     assert "rt_snippets F1: Attention VAT 81.50 vs Attention AT 82.00, a difference within the noise ±0.707" \
         in words["vat_as_at_supervised"]
-    # two points below with no spread: a clear loss (and 0.790 vs 0.800 with no spread is one too)
-    assert judged((82.0, 82.0), (0.79, 0.79))[1]["vat_as_at_supervised"] is False
+    # below by less than the margin of a par (0.25 F1 points, 0.01 in r) with no spread: on a par; beyond it a loss
+    words, flags = judged((81.8, 81.8), (0.795, 0.795))
+    assert flags["vat_as_at_supervised"] is True
+    assert "rt_snippets r: Attention VAT 0.795 vs Attention AT 0.800, within the margin of a par ±0.010" \
+        in words["vat_as_at_supervised"]
+    assert judged((81.7, 81.7), (0.8, 0.8))[1]["vat_as_at_supervised"] is False
+    assert judged((82.0, 82.0), (0.785, 0.785))[1]["vat_as_at_supervised"] is False
     words, flags = judged((80.0, 80.0), (0.8, 0.8))
     assert flags["vat_as_at_supervised"] is False
     assert words["vat_as_at_supervised"].startswith("does not hold (fails: rt_snippets F1: Attention VAT 80.00 vs")

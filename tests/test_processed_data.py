@@ -18,6 +18,7 @@ from conftest import one_line_naming
 from replab.data import images, recordings, text, writers
 from replab.io import DataError, read_npy, read_npz
 from replab.loaders.text import load_text
+from replab.params import ParamError
 
 # ---------------------------------------------------------------------------------------------------------
 # helpers
@@ -343,6 +344,13 @@ def test_a_cut_pool_sequence_ends_in_eos_again(tmp_path):
     assert data.tokens["unlabeled"].tolist() == [[2, 4, 5, 3], [2, 6, 3, 0]]  # <SOS> good bad <EOS>; untouched
     assert data.lengths["unlabeled"].tolist() == [4, 3]
     assert data.tokens["train"].tolist() == [[2, 4, 6, 3], [2, 5, 6, 3]]  # labeled splits are never cut
+    assert load_text("rt_snippets", torch.device("cpu"), unlabeled_max_length=3, root=tmp_path).tokens[
+        "unlabeled"].tolist() == [[2, 4, 3], [2, 6, 3]]  # the shortest cut: one word
+    for too_short in (1, 2):  # <EOS> alone, <SOS> <EOS>: no word left, so the pool's VAT term would be zero
+        with pytest.raises(ParamError) as err:
+            load_text("rt_snippets", torch.device("cpu"), unlabeled_max_length=too_short, root=tmp_path)
+        assert str(err.value) == (f"attention_vat.unlabeled_max_length = {too_short}: keeps no word of rt_snippets's "
+                                  "pool sequences, which are wrapped in <SOS> … <EOS>; allowed: 0 (no cut) or ≥ 3")
 
 
 def load_all(folder):

@@ -282,18 +282,20 @@ def within_spread(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
 
 
 def beats(where: str, mine: dict[str, dict | None], others: dict[str, dict | None], digits: int,
-          strict: bool = True) -> tuple[bool | None, str]:
+          strict: bool = True, tolerance: float = 0.0) -> tuple[bool | None, str]:
     """The lowest mean of `mine` against the highest of `others` (label → mean ± std stat): strict, above them by
     more than the noise (the larger std over seeds, at least half the printed precision); not strict, not below
-    by more than the noise. None if a value is undefined. Returns (verdict, detail)."""
+    by more than the noise or `tolerance` (an equivalence margin: the largest loss a paper still calls "on a par").
+    None if a value is undefined. Returns (verdict, detail)."""
     if any(v is None for v in (*mine.values(), *others.values())):
         return None, f"{where}: undefined ({', '.join(m for m, v in {**mine, **others}.items() if v is None)})"
     low = min(mine, key=lambda m: mine[m]["mean"])
     high = max(others, key=lambda m: others[m]["mean"])
     margin = mine[low]["mean"] - others[high]["mean"]
     noise = max(mine[low]["std"], others[high]["std"], 0.5 * 10 ** -digits)
-    ok = margin > noise if strict else margin >= -noise
-    note = f", a difference within the noise ±{noise:.{digits + 1}f}" if abs(margin) <= noise else ""
+    ok = margin > noise if strict else margin >= -max(noise, tolerance)
+    note = (f", a difference within the noise ±{noise:.{digits + 1}f}" if abs(margin) <= noise else
+            f", within the margin of a par ±{tolerance:.{digits}f}" if not strict and abs(margin) <= tolerance else "")
     return ok, f"{where}: {low} {mine[low]['mean']:.{digits}f} vs {high} {others[high]['mean']:.{digits}f}{note}"
 
 

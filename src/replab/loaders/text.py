@@ -12,6 +12,7 @@ import torch
 from replab.data.registry import PROCESSED_ROOT
 from replab.data.text import load_text_split, read_vocab, text_specials
 from replab.io import DataError, check_manifest, read_json, read_npy, rerun_hint
+from replab.params import ParamError
 
 SPECIAL_NAMES = ("pad", "unk", "sos", "eos")  # meta.json's special_ids (replab.data.text.special_ids)
 
@@ -38,25 +39,32 @@ class TextData:
 
 
 def load_text(dataset: str, device: torch.device, unlabeled_max_length: int = 0, root: Path | None = None,
-              splits: tuple[str, ...] = ("train", "dev", "test", "unlabeled")) -> TextData:
+              splits: tuple[str, ...] = ("train", "dev", "test", "unlabeled"),
+              max_length_key: str = "attention_vat.unlabeled_max_length") -> TextData:
     """data/processed/<dataset>/ → tensors on `device`: train/dev/test, the unlabeled pool (cut to
     `unlabeled_max_length` tokens if > 0; a cut sequence of a set wrapped in <SOS> … <EOS> ends in <EOS> again, as
     every sequence the model sees does) and embeddings.npy if the set was prepared with fastText rows; `splits`
-    limits what is loaded (evaluation needs dev and test only). Malformed arrays raise DataError naming the file."""
+    limits what is loaded (evaluation needs dev and test only). Malformed arrays raise DataError naming the file; a
+    cut that keeps no word (≤ the <SOS>/<EOS> count) a ParamError naming `max_length_key`."""
     folder = (root or PROCESSED_ROOT) / dataset
     check_manifest(folder, f"prepare@{dataset}")
     meta = read_json(folder / "meta.json", expect=dict, stage=f"prepare@{dataset}")
     vocab_size = len(read_vocab(folder))
     special_ids = check_special_ids(meta.get("special_ids", {"pad": 0, "unk": 1}), vocab_size,
                                     folder / "meta.json", f"prepare@{dataset}")
+    specials = text_specials(special_ids)
     tokens, lengths, labels, evidence = {}, {}, {}, {}
     for split in splits:
         if split == "unlabeled" and not (folder / "unlabeled.npz").exists():
             continue
         # ids within the vocabulary, 1 <= length <= T, a word in every text, 0/1 labels
-        arrays = load_text_split(folder, split, vocab_size, text_specials(special_ids))
+        arrays = load_text_split(folder, split, vocab_size, specials)
         t, n = arrays["tokens"].astype(np.int64), arrays["lengths"].astype(np.int64)
         if split == "unlabeled" and unlabeled_max_length:
+            if unlabeled_max_length <= len(specials):
+                raise ParamError(f"{max_length_key} = {unlabeled_max_length}: keeps no word of {dataset}'s pool "
+                                 f"sequences, which are wrapped in <SOS> … <EOS>; allowed: 0 (no cut) or "
+                                 f"≥ {len(specials) + 1}")
             cut = n > unlabeled_max_length
             t, n = t[:, :unlabeled_max_length].copy(), np.minimum(n, unlabeled_max_length)
             if special_ids.get("eos") is not None:

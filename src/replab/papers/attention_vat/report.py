@@ -35,6 +35,8 @@ PAPER_TABLE_1B = {  # semi-supervised; SST N_ul = 50,000, IMDB N_ul = 150,000
              "attention_ivat": (92.56, 0.883)},
 }
 PAPER_N_UL = {"sst": 50_000, "imdb": 150_000}
+# "On a par" (同等): losses up to 0.03 F1 points and 0.004 in r are so in Table 1a, gains from 0.53 and 0.014 clear
+PAR_MARGIN = {"f1": 0.25, "corr_pearson": 0.01}
 PAPER_TABLE_2 = {"vanilla": (0.326, 0.395, 0.563), "word_vat": (0.349, 0.413, 0.581),  # Table 2 (ERASER movies):
                  "word_ivat": (0.350, 0.414, 0.582), "attention_vat": (0.403, 0.477, 0.646),  # AUPRC, avg. precision,
                  "attention_ivat": (0.417, 0.489, 0.651)}  # ROC-AUC
@@ -46,7 +48,8 @@ RATIONALE_MEASURES = (("auprc", "AUPRC"), ("average_precision", "Avg. Prec."), (
 PAPER_CLAIMS = {
     "attention_f1_supervised": "supervised test F1: Attention VAT/iVAT above vanilla and Word AT/iAT",
     "vat_as_at_supervised": "supervised: Attention VAT/iVAT on a par with Attention AT/iAT in test F1 and Pearson r "
-                            "(the seed's 同等/同程度; not below the better of them by more than the noise)",
+                            "(the seed's 同等/同程度: not below the better of them by more than the seeds' noise, "
+                            "0.25 F1 points or 0.01 in r)",
     "attention_ge_word_semi": "attention-level VAT ≥ word-level VAT in the semi-supervised setting (test F1: "
                               "Attention VAT ≥ Word VAT and Attention iVAT ≥ Word iVAT)",
     "semi_vat_above_at": "semi-supervised VAT/iVAT above supervised AT/iAT of their level in test F1 and Pearson r "
@@ -176,7 +179,8 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
             checks["attention_f1_supervised"].append(report.beats(ds, mine, others, 2))
         for measure, label, digits in (("f1", "F1", 2), ("corr_pearson", "r", 3)):
             if (mine := stats(t1a, OURS, measure)) and (at := stats(t1a, ("attention_at", "attention_iat"), measure)):
-                checks["vat_as_at_supervised"].append(report.beats(f"{ds} {label}", mine, at, digits, strict=False))
+                checks["vat_as_at_supervised"].append(report.beats(f"{ds} {label}", mine, at, digits, False,
+                                                                   PAR_MARGIN[measure]))
         # semi-supervised test F1: Attention VAT ≥ Word VAT, Attention iVAT ≥ Word iVAT
         for ours, word in (("attention_vat", "word_vat"), ("attention_ivat", "word_ivat")):
             if (mine := stats(t1b, [ours], "f1")) and (others := stats(t1b, [word], "f1")):
@@ -187,17 +191,14 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
                 if (mine := stats(t1b, vat, measure)) and (others := stats(t1a, at, measure)):
                     checks["semi_vat_above_at"].append(report.beats(f"{ds} {label} (semi vs supervised)", mine,
                                                                     others, digits))
-        # correlation above vanilla and the word-level methods, in each setting
-        for setting, table in (("supervised", t1a), ("semi", t1b)):
+        for setting, table in (("supervised", t1a), ("semi", t1b)):  # r above vanilla and word level, each setting
             others = {**stats(t1a, ["vanilla"], "corr_pearson"), **stats(table, WORD_LEVEL, "corr_pearson")}
             if (mine := stats(table, OURS, "corr_pearson")) and others:
                 checks["attention_higher_corr"].append(report.beats(f"{ds} {setting}", mine, others, 3))
-        # rationale agreement above vanilla and word-level VAT/iVAT on every measure
-        for key, label in RATIONALE_MEASURES if t2 else ():
+        for key, label in RATIONALE_MEASURES if t2 else ():  # above vanilla and word-level VAT/iVAT, each measure
             if (mine := stats(t2, OURS, key)) and (others := stats(t2, ("vanilla", "word_vat", "word_ivat"), key)):
                 checks["attention_better_rationales"].append(report.beats(f"{ds} {label}", mine, others, 3))
-        # dev F1 at the largest N_ul above the smallest (Fig. 2), every method
-        for m, points in fig2.items():
+        for m, points in fig2.items():  # dev F1 at the largest N_ul above the smallest (Fig. 2), every method
             if len(n_uls := sorted(map(int, points))) >= 2:
                 low, high = n_uls[0], n_uls[-1]
                 checks["f1_rises_with_unlabeled"].append(report.beats(
