@@ -615,6 +615,49 @@ def test_a_download_stage_reruns_with_the_code_its_download_runs_and_no_other(tm
     assert {name for name in SOURCES if after[name] != before[name]} == changes
 
 
+def test_the_code_a_function_reaches(tmp_path):
+    """code_closure on a small package: the function, what it names in its module (a table a loop fills, a pin)
+    and in other replab modules (imported by name, as a module, or inside the function); not what it leaves
+    uncalled, nor its annotations. A comment or docstring leaves the fingerprint alone; a loop's edit does not."""
+    from replab.code_closure import closure, fingerprint
+
+    package = tmp_path / "replab"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    a = ('''"""Module doc."""
+from replab.b import helper as h
+from replab import c
+
+TABLE = {}
+for k in ("x", "y"):
+    TABLE[k] = k.upper()
+PIN = "abc"
+
+
+def used(x: Annotated) -> int:
+    """Function doc."""
+    from replab.b import lazy
+
+    return h(x) + c.value() + lazy() + len(TABLE) + len(PIN)  # a comment
+
+
+def unused():
+    return c.not_called()
+''')
+    (package / "a.py").write_text(a)
+    (package / "b.py").write_text("class Annotated:\n    pass\n\n\ndef helper(x):\n    return x\n\n\n"
+                                  "def lazy():\n    return 1\n\n\ndef other():\n    return 3\n")
+    (package / "c.py").write_text("def value():\n    return 0\n\n\ndef not_called():\n    return 4\n")
+    assert sorted(closure("replab.a", "used", tmp_path)) == [
+        "replab.a:<top level>", "replab.a:PIN", "replab.a:TABLE", "replab.a:used", "replab.b:helper", "replab.b:lazy",
+        "replab.c:value"]
+    before = fingerprint("replab.a", "used", tmp_path)
+    (package / "a.py").write_text(a.replace("# a comment", "# another").replace("Function doc.", "Changed."))
+    assert fingerprint("replab.a", "used", tmp_path) == before
+    (package / "a.py").write_text(a.replace("k.upper()", "k.lower()"))
+    assert fingerprint("replab.a", "used", tmp_path) != before
+
+
 def test_a_download_fingerprint_holds_the_package_files_it_reads(tmp_path):
     """usc_had's download checks the 840 .mat files against usc_had_sha256.txt beside its module: an edited table
     is an edited download."""

@@ -7,7 +7,8 @@ recordings.py), and offline could not fetch it again. `closure(module, name)` fo
 function's source uses to the top-level definition it resolves to (a function, class or assignment of its own
 module, or one imported from another replab module, imports inside functions included) and on from there;
 names outside replab (the standard library, numpy, pooch: pinned by requirements.txt) end the walk, and so do
-annotations (a config class's fields are params, fingerprinted as such). A string constant naming a file beside the
+annotations (a config class's fields are params, fingerprinted as such). A module's top-level statements that bind
+no one name (a loop filling a table) count wherever the module does; a string constant naming a file beside the
 module (usc_had's checksum table) adds that file. The source is compared as `ast.unparse` without docstrings,
 so an edited comment, docstring or layout changes nothing.
 
@@ -23,6 +24,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1]  # the folder holding the replab package this process runs
 PACKAGE = "replab"
+TOP_LEVEL = "<top level>"  # the key of a module's statements that bind no one name
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ def _load(name: str, src: Path, cache: dict[str, Module | None]) -> Module | Non
         return cache.setdefault(name, None)
     tree = ast.parse(path.read_text(), str(path))
     definitions: dict[str, ast.AST] = {}
+    other: list[ast.stmt] = []  # statements that bind no one name (a loop filling a table): part of every closure
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             definitions[node.name] = node
@@ -57,6 +60,10 @@ def _load(name: str, src: Path, cache: dict[str, Module | None]) -> Module | Non
                 for leaf in ast.walk(target):
                     if isinstance(leaf, ast.Name):
                         definitions[leaf.id] = node
+        elif not isinstance(node, ast.Import | ast.ImportFrom) and not _docstring(node) and not _main_guard(node):
+            other.append(node)
+    if other:
+        definitions[TOP_LEVEL] = ast.If(ast.Constant(True), other, [])
     imports: dict[str, tuple[str, str | None]] = {}
     for node in ast.walk(tree):  # top level and inside functions (lazy imports) alike
         if isinstance(node, ast.ImportFrom) and node.module and _ours(node.module):
@@ -69,6 +76,14 @@ def _load(name: str, src: Path, cache: dict[str, Module | None]) -> Module | Non
     return cache.setdefault(name, Module(name, path, definitions, imports))
 
 
+def _docstring(node: ast.AST) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def _main_guard(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "__name__" in ast.unparse(node.test)
+
+
 def _ours(module: str) -> bool:
     return module == PACKAGE or module.startswith(PACKAGE + ".")
 
@@ -77,9 +92,7 @@ def _without_docstrings_and_annotations(node: ast.AST) -> ast.AST:
     node = ast.parse(ast.unparse(node)).body[0]  # a copy
     for inner in ast.walk(node):
         body = getattr(inner, "body", None)
-        if (isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and body
-                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)):
+        if isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and body and _docstring(body[0]):
             inner.body = body[1:] or [ast.Pass()]
         if isinstance(inner, ast.arg):
             inner.annotation = None
@@ -129,6 +142,8 @@ def closure(module: str, name: str, src: Path = SRC) -> dict[str, str]:
             continue
         node = _without_docstrings_and_annotations(mod.definitions[symbol])
         found[key] = ast.unparse(node)
+        if TOP_LEVEL in mod.definitions:
+            stack.append((mod_name, TOP_LEVEL))
         for inner in ast.walk(node):
             if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Load):
                 target = _target(mod, inner.id, src)
