@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import http.server
 import io
+import os
 import threading
 import zipfile
 from pathlib import Path
@@ -591,6 +592,10 @@ CODE_EDITS = {
                                                           "rt_snippets", "sst", "imdb", "eraser_movies", "lm1b",
                                                           "fasttext"}),
     "the har generator": ("replab.data.har", "def _smooth(", "def _smooth_(", {"har"}),
+    "har's windowing default": ("replab.data.recordings", "window: int = param(30", "window: int = param(32", set()),
+    "the call of every download": ("replab.data.registry", "raw_dir = RAW_ROOT / name\n",
+                                   "raw_dir = RAW_ROOT / name / 'x'\n", set(__import__(
+                                       "replab.data.registry", fromlist=["SOURCES"]).SOURCES)),
 }
 
 
@@ -602,60 +607,142 @@ def test_a_download_stage_reruns_with_the_code_its_download_runs_and_no_other(tm
     comment or a docstring changes none; a pin changes its data set's, the fetch code every fetched one's."""
     import shutil
 
-    from replab.code_closure import SRC, fingerprint
-    from replab.data.registry import SOURCES
+    from replab.code_closure import SRC
+    from replab.data.registry import SOURCES, download_code
 
     src = tmp_path / "src"
     shutil.copytree(SRC / "replab", src / "replab", ignore=shutil.ignore_patterns("__pycache__"))
-    before = {name: fingerprint(s.module, "download", src) for name, s in SOURCES.items()}
-    assert before == {name: fingerprint(s.module, "download") for name, s in SOURCES.items()}  # the copy: the same
+    before = {name: download_code(name, src) for name in SOURCES}
+    assert before == {name: download_code(name) for name in SOURCES}  # the copy: the same
     module, old, new, changes = CODE_EDITS[edit]
     _edited(src, module, old, new)
-    after = {name: fingerprint(s.module, "download", src) for name, s in SOURCES.items()}
+    after = {name: download_code(name, src) for name in SOURCES}
     assert {name for name in SOURCES if after[name] != before[name]} == changes
 
 
 def test_the_code_a_function_reaches(tmp_path):
-    """code_closure on a small package: the function, what it names in its module (a table a loop fills, a pin)
-    and in other replab modules (imported by name, as a module, or inside the function); not what it leaves
-    uncalled, nor its annotations. A comment or docstring leaves the fingerprint alone; a loop's edit does not."""
+    """code_closure on a small package: the function, every statement that binds or changes what it names in its
+    module (a table filled by a later line and by a loop), in other replab modules imported by name, as a module
+    chain, relatively, with `*` or inside the function, and a name both imported and rebound; not what it leaves
+    uncalled, its annotations, nor `if TYPE_CHECKING:` imports. Comments and docstrings leave the fingerprint
+    alone, which hashes the source text itself (not `ast.unparse`, which differs between Python versions)."""
     from replab.code_closure import closure, fingerprint
 
     package = tmp_path / "replab"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
+    (package / "sub").mkdir(parents=True)
+    for init in (package / "__init__.py", package / "sub/__init__.py"):
+        init.write_text("")
     a = ('''"""Module doc."""
-from replab.b import helper as h
-from replab import c
+import functools
+import replab.c
+from typing import TYPE_CHECKING
 
-TABLE = {}
+from replab.b import helper as h
+from replab.d import *
+from .sub.e import relative
+
+if TYPE_CHECKING:
+    from replab.b import Annotated
+
+TABLE = {"x": 1}
+TABLE["y"] = 2
 for k in ("x", "y"):
-    TABLE[k] = k.upper()
-PIN = "abc"
+    TABLE[k] += 1
+h = functools.partial(h, 0)
 
 
 def used(x: Annotated) -> int:
     """Function doc."""
     from replab.b import lazy
 
-    return h(x) + c.value() + lazy() + len(TABLE) + len(PIN)  # a comment
+    return h(x) + replab.c.value() + lazy() + starred() + relative() + len(TABLE)  # a comment
 
 
 def unused():
-    return c.not_called()
+    return replab.c.not_called()
 ''')
     (package / "a.py").write_text(a)
-    (package / "b.py").write_text("class Annotated:\n    pass\n\n\ndef helper(x):\n    return x\n\n\n"
+    (package / "b.py").write_text("class Annotated:\n    pass\n\n\ndef helper(x, y):\n    return x\n\n\n"
                                   "def lazy():\n    return 1\n\n\ndef other():\n    return 3\n")
     (package / "c.py").write_text("def value():\n    return 0\n\n\ndef not_called():\n    return 4\n")
-    assert sorted(closure("replab.a", "used", tmp_path)) == [
-        "replab.a:<top level>", "replab.a:PIN", "replab.a:TABLE", "replab.a:used", "replab.b:helper", "replab.b:lazy",
-        "replab.c:value"]
+    (package / "d.py").write_text("def starred():\n    return 5\n")
+    (package / "sub/e.py").write_text("def relative():\n    return 6\n")
+    reached = closure("replab.a", "used", tmp_path)
+    assert sorted(reached) == [
+        "replab.a:<top level>", "replab.a:TABLE", "replab.a:h", "replab.a:used", "replab.b:helper", "replab.b:lazy",
+        "replab.c:value", "replab.d:starred", "replab.sub.e:relative"]
+    assert reached["replab.a:TABLE"] == 'TABLE = {"x": 1}\nTABLE["y"] = 2'  # every statement that binds it
+    assert reached["replab.a:used"] == (
+        "def used(x: Annotated) -> int:\n    from replab.b import lazy\n    return h(x) + replab.c.value() + lazy() + "
+        "starred() + relative() + len(TABLE)")  # the source's own text: comment, docstring and blank line out
     before = fingerprint("replab.a", "used", tmp_path)
     (package / "a.py").write_text(a.replace("# a comment", "# another").replace("Function doc.", "Changed."))
     assert fingerprint("replab.a", "used", tmp_path) == before
-    (package / "a.py").write_text(a.replace("k.upper()", "k.lower()"))
-    assert fingerprint("replab.a", "used", tmp_path) != before
+    for edit in (("{\"x\": 1}", "{\"x\": 0}"), ("+= 1", "+= 2"), ("partial(h, 0)", "partial(h, 1)")):
+        (package / "a.py").write_text(a.replace(*edit))
+        assert fingerprint("replab.a", "used", tmp_path) != before, edit
+    (package / "a.py").write_text(a)
+    for module, old, new in (("d", "5", "7"), ("sub/e", "6", "8"), ("b", "return x", "return y")):
+        text = (package / f"{module}.py").read_text()
+        (package / f"{module}.py").write_text(text.replace(old, new))
+        assert fingerprint("replab.a", "used", tmp_path) != before, module
+        (package / f"{module}.py").write_text(text)
+    assert fingerprint("replab.a", "used", tmp_path) == before
+
+
+@pytest.mark.parametrize("name", ["mnist5k", "writers", "har", "imdb"])
+def test_every_function_a_download_runs_is_in_its_fingerprint(tmp_path, name, monkeypatch):
+    """The static closure against a traced run: every replab function (or method, by its class) that executes
+    while an offline download runs (a copy, a generator, a fetch from a local mirror) belongs to the code its
+    fingerprint holds."""
+    import dataclasses
+    import sys
+
+    from replab.code_closure import SRC
+    from replab.data import imdb, registry
+
+    monkeypatch.chdir(tmp_path)
+    cfg, _ = registry.load_data_params(name, params=__import__("conftest").compose())
+    if name == "imdb":  # a local mirror holding a stand-in archive, pinned as the real one is
+        blob, mirror = b"a stand-in for aclImdb_v1.tar.gz", tmp_path / "mirror"
+        mirror.mkdir()
+        (mirror / imdb.ARCHIVE.name).write_bytes(blob)
+        monkeypatch.setattr(imdb, "ARCHIVE", dataclasses.replace(
+            imdb.ARCHIVE, sha256=hashlib.sha256(blob).hexdigest(), size=len(blob)))
+        cfg = dataclasses.replace(cfg, mirror=str(mirror))
+    ran = set()
+
+    def profile(frame, event, arg):
+        code = frame.f_code
+        if event == "call" and code.co_filename.startswith(str(SRC / "replab")) and not code.co_qualname[0] == "<":
+            module = ".".join(Path(code.co_filename).relative_to(SRC).with_suffix("").parts).removesuffix(
+                ".__init__")
+            ran.add(f"{module}:{code.co_qualname.split('.')[0]}")
+
+    download = registry.get(name).load().download
+    sys.setprofile(profile)
+    try:
+        download(name, cfg, tmp_path / "raw", progress=False)
+    finally:
+        sys.setprofile(None)
+    reached = set(__import__("replab.code_closure", fromlist=["closure"]).closure(
+        registry.get(name).module, "download"))
+    assert f"{registry.get(name).module}:download" in ran and (name != "imdb" or "replab.download:fetch" in ran)
+    assert ran <= reached, sorted(ran - reached)
+
+
+def test_download_fingerprints_do_not_depend_on_the_locale(tmp_path):
+    """The sources hold non-ASCII text (…, ×, →): read in the locale's encoding, a C locale made check_params fail
+    and another one would have written other fingerprints."""
+    import subprocess
+    import sys
+
+    from replab.data.registry import SOURCES, download_code
+
+    script = "from replab.data.registry import SOURCES, download_code; print([download_code(n) for n in SOURCES])"
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str([download_code(n) for n in SOURCES])
 
 
 def test_a_download_fingerprint_holds_the_package_files_it_reads(tmp_path):

@@ -212,8 +212,10 @@ class HarConfig(WindowingConfig):
                         f"length_jitter {self.length_jitter}) must hold one window of {self.window}")
 
 
-# The generator's params, what download() reads of the config (registry.download_params); the windowing is prepare's
-DOWNLOAD_PARAMS = tuple(f for f in HarConfig.__dataclass_fields__ if f not in WindowingConfig.__dataclass_fields__)
+# The generator's params, what download() reads of the config (registry.download_params); the windowing is prepare's.
+# Written out, so that the download's code fingerprint (code_closure) does not hold the config classes
+DOWNLOAD_PARAMS = ("seed", "trials", "seconds", "length_jitter", "tempo", "harmonics", "orientation", "user_noise",
+                   "noise", "trial_tempo", "wander", "static", "elevator")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -83,14 +83,16 @@ def download_params(name: str, params: dict) -> dict:
     return {field: getattr(cfg, field) for field in get(name).load().DOWNLOAD_PARAMS}
 
 
-def download_code(name: str) -> str:
+def download_code(name: str, src: Path | None = None) -> str:
     """The fingerprint of the code `name`'s download runs (`code_closure.fingerprint` of its source module's
-    `download`: that function and all it reaches inside replab, the pinned files' URLs and checksums included).
+    `download`: that function and all it reaches inside replab, the pinned files' URLs and checksums included, and
+    the text of `download` here, which calls it).
     The download stage depends on it instead of on src/replab/data, for download_params' reason: an edit of
-    preparation code (a tokenizer in text.py, imdb's prepare) must not delete and refetch the archives."""
-    from replab.code_closure import fingerprint
+    preparation code (a tokenizer in text.py, imdb's prepare) must not delete and refetch the archives. `src`: the
+    folder holding the replab package to read (default: this process's)."""
+    from replab.code_closure import SRC, fingerprint
 
-    return fingerprint(get(name).module, "download")
+    return fingerprint(get(name).module, "download", src or SRC, call_sites=[("replab.data.registry", "download")])
 
 
 def write_download_params(params: dict, folder: str | Path) -> list[Path]:
