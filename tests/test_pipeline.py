@@ -146,6 +146,29 @@ def test_a_preparation_setting_reruns_prepare_not_the_download_whose_data_dvc_wo
         sh(repo, "dvc", "repro", "prepare@rt_snippets")  # back as it was (the run cache has it)
 
 
+def test_a_value_that_python_calls_equal_to_the_last_one_is_still_checked(repo):
+    """DVC compares params with Python's ==: `-S aae_ssl.batchnorm=1` (1 == True) or `hidden=128.0` (== 128) ran no
+    stage at all, not even check_params, and left params.yaml holding a value that `replab check` refuses. The
+    check_params stage depends on the file as well: it runs and names the key."""
+    original = (repo / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    hidden = float(params["aae_ssl"]["hidden"])
+    for key, value, message in (("batchnorm", 1, "aae_ssl.batchnorm = 1: must be true or false"),
+                                ("hidden", hidden, f"aae_ssl.hidden = {hidden}: must be an integer")):
+        assert params["aae_ssl"][key] == value  # the same value to DVC
+        try:
+            (repo / "params.yaml").write_text(yaml.safe_dump({**params, "aae_ssl": {**params["aae_ssl"], key: value}},
+                                                             sort_keys=False))
+            bad = sh(repo, "dvc", "repro", check=False)
+            assert bad.returncode != 0 and message in bad.stdout + bad.stderr, bad.stdout + bad.stderr
+            assert re.findall(r"Running stage '([^']+)'", bad.stdout) == ["check_params"]
+        finally:
+            (repo / "params.yaml").write_text(original)
+    again = sh(repo, "dvc", "repro")
+    assert set(re.findall(r"Running stage '([^']+)'", again.stdout)) <= {"check_params"}
+    assert "Data and pipelines are up to date" in sh(repo, "dvc", "status").stdout
+
+
 def test_a_limit_of_the_prepared_data_stops_dvc_repro_before_any_training_output_is_deleted(repo):
     """`split_vae.exp2.n_writers` above the prepared writers passes check_params (it depends on the data), so the
     Experiment II stage found it only after DVC had deleted its model and curves. The check_data stage stops
