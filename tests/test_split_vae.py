@@ -234,6 +234,9 @@ def test_train_evaluate_summarize_end_to_end(tmp_path, monkeypatch):
     for name in ("exp1_latents", "exp2_tsne"):
         assert (tmp_path / f"plots/split_vae/summary/{name}.png").stat().st_size > 1000
     assert "| 3 | K-Means | latent B (3) |" in section.markdown and "0.0736" in section.markdown
+    # the headings give the sizes trained (a variant's 3-D; they said 10-D whatever exp2.latent_dim was)
+    assert "### Experiment I: 1-D A and B (1 epochs)" in section.markdown
+    assert "### Experiment II: 3-D (the article: 10-D) A and B, 6 writers" in section.markdown
 
     # the same records read as real EMNIST: band verdicts against the article, Δ against the notebook
     real = sv.summarize(parse(sv.Config, {**cfg_dict, "dataset": "emnist_writers"}, "test"), {})

@@ -133,7 +133,7 @@ def summarize(cfg: Config, params: dict):
                 ref = NOTEBOOK_EXP1[split][t]
                 delta = f"{100 * (ours['mean'] - ref) / ref:+.1f} %" if ours else "–"
                 loss_rows.append([split, t, report.fmt(ours, 2), ref, *([delta] if real else [])])
-        md += [f"### Experiment I: 1-D A and 1-D B ({cfg.exp1.epochs} epochs)", "",
+        md += [f"### Experiment I: {_dims(cfg.exp1.latent_dim, 1)} A and B ({cfg.exp1.epochs} epochs)", "",
                "The article shows this experiment as a figure (the latents, decoded images), no numbers: its claims "
                "are judged below on these measures of ours.", "", report.md_table(["measure", "A", "B", ""], rows), "",
                "Losses per image (test: k = " f"{cfg.eval_samples} samples) beside the notebook's model1 at epoch "
@@ -175,7 +175,8 @@ def summarize(cfg: Config, params: dict):
                               report.band_verdict(cl[row][m], (ref, 0.0), lower_is_better=False)
                               for m, ref in ARTICLE_TABLE[row].items()} for row in ARTICLE_ROWS}
             summary["verdicts_vs_article"] = verdicts
-        md += [f"### Experiment II: 10-D A and B, {e2['n_writers']} writers ({e2['n_train']} train / "
+        md += [f"### Experiment II: {_dims(cfg.exp2.latent_dim, 10)} A and B, {e2['n_writers']} writers "
+               f"({e2['n_train']} train / "
                f"{e2['n_test']} test images; article: 100 writers, 8,670 / 1,030), {cfg.exp2.epochs} epochs", "",
                f"Digit accuracy of the classifier on A (test): {report.fmt(e2['digit_accuracy'])} %.", ""]
         for split in cfg.clustering.splits:
@@ -218,8 +219,8 @@ def summarize(cfg: Config, params: dict):
                in skipped.items()] + ([""] if skipped else [])
 
     claim_text = {
-        "exp1_a_separates_digits": "Exp I: A is discriminative for the digit (classifier accuracy on 1-D A > a "
-                                   "linear probe on 1-D B)",
+        "exp1_a_separates_digits": f"Exp I: A is discriminative for the digit (classifier accuracy on "
+                                   f"{cfg.exp1.latent_dim}-D A > a linear probe on {cfg.exp1.latent_dim}-D B)",
         "exp1_b_holds_more_slant_than_a": "Exp I: B holds the slant (R² of the slant from B > from A)",
         "exp2_digit_accuracy_from_a_ge_90": f"Exp II: digit accuracy from A ≥ {DIGIT_ACCURACY_CLAIM:g} %",
         "exp2_writer_probe_b_gt_a": "Exp II: writer probe accuracy from B > from A",
@@ -233,3 +234,8 @@ def summarize(cfg: Config, params: dict):
     summary["run"] = report.run_summary(records.values())
     return report.Section(PAPER, "split_vae — VAE with two bottlenecks, digit vs writer (seed 001)",
                           "\n".join(md), summary)
+
+
+def _dims(ours: int, article: int) -> str:
+    """"10-D" (the size of A and of B each), with the article's where a variant changed it."""
+    return f"{ours}-D" + (f" (the article: {article}-D)" if ours != article else "")
