@@ -473,7 +473,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(in_tmp, monkeypatch, c
     uninterrupted = results()
     assert len(uninterrupted["records"]) == (1 if key.startswith("fig2") else 2)
     if key.startswith("fig2"):  # a DVCLive folder per method, a row per N_ul: the curves stage's Fig. 2 chart
-        tsv = uninterrupted["curves"]["fig2-rt_snippets-attention_vat-0/plots/metrics/fig2_dev_f1_by_n_unlabeled.tsv"]
+        tsv = uninterrupted["curves"]["fig2-rt_snippets-attention_vat-0/plots/metrics/fig2/dev_f1_by_n_unlabeled.tsv"]
         assert [row.split("\t")[0] for row in tsv.splitlines()] == ["step", "0", "48"]
 
     calls, real = {"n": 0}, T.dev_scores

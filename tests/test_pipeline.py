@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -259,6 +260,14 @@ def test_dvc_plots_show_every_papers_training_curves(repo, tmp_path):
     assert {row["variant"] for row in val_error["data"]["values"]} == {"ae-100-0", "aae_yz-100-0", "style"}
     assert val_error["encoding"]["y"]["field"] == "val_error" and val_error["encoding"]["x"]["field"] == "step"
     assert val_error["encoding"]["x"]["title"] == "iteration"  # the paper's dvc.yaml definition names the step
+    # censor's phases and attention_vat's Fig. 2 have their own definitions: one axis name each, not a merged one
+    titles = defaultdict(set)
+    for k, v in curves.items():
+        titles[k.rsplit("/", 1)[0].removeprefix("plots/curves/")].add(v[0]["content"]["encoding"]["x"]["title"])
+    expected = {"censor/pretrain": {"epoch"}, "censor/adversarial": {"repetition"}, "attention_vat": {"epoch"},
+                "attention_vat/fig2": {"N_ul (unlabeled sentences)"}}
+    assert {k: titles[k] for k in expected if k in titles} == {k: v for k, v in expected.items() if k in titles}
+    assert {"censor/pretrain", "censor/adversarial"} <= set(titles), sorted(titles)
 
     diff = json.loads(sh(repo, "dvc", "plots", "diff", "HEAD", "--json").stdout)
     assert not diff.get("errors"), diff["errors"]

@@ -368,7 +368,7 @@ def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
                 for name in curves[method]:
                     curves[method][name].append(record[name])
                 live.step = n_ul
-                live.log_metric("fig2_dev_f1_by_n_unlabeled", record["dev_f1"])
+                live.log_metric("fig2/dev_f1_by_n_unlabeled", record["dev_f1"])  # a folder: dvc.yaml's N_ul axis
             live.make_summary()
     record = {"dataset": dataset, "seed": seed, "n_labeled": n_labeled, "epochs": run_cfg.epochs,
               "ratios": cfg.fig2.ratios, "curves": curves,
