@@ -107,8 +107,14 @@ def test_sweep_grid_expansion():
     commands = queue_commands(grid[:1], "smoke", ["runtime.threads=1"], name="rec")
     assert commands == [["dvc", "exp", "run", "--queue", "-n", "rec-1", "-S", "profile=smoke",
                          "-S", "runtime.threads=1", "-S", "aae_ssl.lambda_rec=1", "-S", "aae_ssl.lambda_reg=0.5"]]
-    with pytest.raises(ParamError, match=r"aae_ssl.lambda_typo: no such key"):
-        expand_grid("aae_ssl", ["lambda_typo=1,2"], params)
+    with pytest.raises(ParamError) as err:  # a misspelt key names the ones there are
+        expand_grid("aae_ssl", ["lamda_rec=1,2"], params)
+    assert str(err.value).startswith("params.yaml: aae_ssl.lamda_rec: no such key (sweep keys are relative to "
+                                     "`aae_ssl:` or full dotted keys; allowed under aae_ssl: batch_labeled, ")
+    assert "lambda_rec" in str(err.value)
+    with pytest.raises(ParamError, match=r"split_vae.exp2.epoch: no such key .*; allowed under split_vae.exp2: .*"
+                                         r"epochs"):
+        expand_grid("split_vae", ["exp2.epoch=1,2"], params)
     with pytest.raises(ParamError) as err:  # it queued aae_ssl's sweep under attention_vat's name
         expand_grid("attention_vat", ["aae_ssl.lr=1,2"], params)
     assert str(err.value) == ("sweep attention_vat aae_ssl.lr=1,2: aae_ssl.lr is aae_ssl's (allowed: attention_vat's "

@@ -113,13 +113,15 @@ def qualify(paper: str, key: str, top_level: Sequence[str]) -> str:
     return f"{paper}.{key}"
 
 
-def _lookup(params: dict, key: str) -> bool:
+def _missing(params: dict, key: str) -> tuple[str, list[str]] | None:
+    """None when the dotted `key` is in `params`; else (the part of it that is, the keys allowed after that)."""
     node: Any = params
-    for part in key.split("."):
+    parts = key.split(".")
+    for i, part in enumerate(parts):
         if not isinstance(node, dict) or part not in node:
-            return False
+            return ".".join(parts[:i]), sorted(node) if isinstance(node, dict) else []
         node = node[part]
-    return True
+    return None
 
 
 def full_key(paper: str, item: str, params: dict | None = None) -> tuple[str, str]:
@@ -133,9 +135,12 @@ def full_key(paper: str, item: str, params: dict | None = None) -> tuple[str, st
     if section != paper and section in _papers():  # `sweep attention_vat aae_ssl.lr=…` queued aae_ssl's sweep
         raise ParamError(f"sweep {paper} {item}: {full} is {section}'s (allowed: {paper}'s keys and the shared "
                          "sections runtime, data, images, datasets; sweep that paper for its keys)")
-    if params and not _lookup(params, full):
+    if params and (missing := _missing(params, full)):
+        where, allowed = missing
+        within = f" under {where}" if where else ""
+        listed = f"; allowed{within}: {', '.join(allowed)}" if allowed else f"; {where} holds no keys"
         raise ParamError(f"{PARAMS_FILE}: {full}: no such key (sweep keys are relative to `{paper}:` "
-                         "or full dotted keys)")
+                         f"or full dotted keys{listed})")
     return full, raw
 
 
