@@ -123,6 +123,9 @@ def test_sweep_refuses_untracked_files_and_names_them(sweep_repo, capsys):
 
     assert main(["sweep", "aae_ssl", "lambda_rec=1,2", "--allow-dirty"]) == 0
     assert len(calls.read_text().splitlines()) == 2
+    # the tracked change travels with every run: said, not refused (a previous run's dvc.lock reran its stages)
+    assert capsys.readouterr().err == ("note: each queued run starts from HEAD plus the workspace's uncommitted "
+                                       "changes to params.yaml (commit them, or `git stash` to run HEAD as it is)\n")
 
     sh(repo, "git", "add", "notes.txt", "src/new_module.py")  # staged files travel with the queued runs
     assert main(["sweep", "aae_ssl", "lambda_rec=3"]) == 0

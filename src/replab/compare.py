@@ -485,6 +485,17 @@ def check_clean(cwd: str | Path | None = None, shown: int = 8, committed: bool =
         raise UnseenFiles(f"sweep: {what}: {', '.join(paths[:shown])}{more} ({hint}, or rerun with --allow-dirty)")
 
 
+def note_tracked_changes(cwd: str | Path | None = None, shown: int = 8) -> None:
+    """A note (stderr) naming the tracked files changed since HEAD, which every queued run takes with it: a
+    previous experiment's dvc.lock and metrics left in the workspace reran its stages in each run of the sweep."""
+    result = subprocess.run(["git", "diff", "HEAD", "--name-only", "-z"], cwd=cwd, capture_output=True, text=True)
+    if changed := [p for p in result.stdout.split("\0") if p] if not result.returncode else []:
+        more = f" and {len(changed) - shown} more" if len(changed) > shown else ""
+        print(f"note: each queued run starts from HEAD plus the workspace's uncommitted changes to "
+              f"{', '.join(changed[:shown])}{more} (commit them, or `git stash` to run HEAD as it is)",
+              file=sys.stderr, flush=True)
+
+
 def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Sequence[str] = (),
           name: str | None = None, run: bool = False, jobs: int = 1, dry_run: bool = False,
           timeout: float | None = None, allow_dirty: bool = False) -> list[str]:
@@ -509,6 +520,7 @@ def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Se
                 raise
             if isinstance(err, UnseenFiles):
                 print(f"note: a real run would stop here: {err}", file=sys.stderr, flush=True)
+    note_tracked_changes()
     queued = workspace_state() if run and not dry_run else ("", "")
     names = []
     for cmd in commands:
