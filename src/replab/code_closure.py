@@ -102,12 +102,18 @@ def _blanked(text: str, tree: ast.Module) -> list[str]:
     return lines
 
 
+_PARSED: dict[tuple[str, int, int], Module] = {}  # (path, mtime_ns, size) → Module: an edited file is read again
+
+
 def _load(name: str, src: Path, cache: dict[str, Module | None]) -> Module | None:
     if name in cache:
         return cache[name]
     path = _module_path(name, src)
     if path is None:
         return cache.setdefault(name, None)
+    stat = path.stat()
+    if (key := (str(path), stat.st_mtime_ns, stat.st_size)) in _PARSED:
+        return cache.setdefault(name, _PARSED[key])
     with tokenize.open(path) as f:  # the file's declared encoding (UTF-8 by default), never the locale's
         text = f.read()
     tree = ast.parse(text, str(path))
@@ -131,7 +137,8 @@ def _load(name: str, src: Path, cache: dict[str, Module | None]) -> Module | Non
         elif isinstance(node, ast.Import):
             for alias in (a for a in node.names if _ours(a.name)):
                 imports[alias.asname or PACKAGE].append((alias.name if alias.asname else PACKAGE, None))
-    return cache.setdefault(name, Module(name, path, dict(bindings), dict(imports), star, _blanked(text, tree)))
+    _PARSED[key] = Module(name, path, dict(bindings), dict(imports), star, _blanked(text, tree))
+    return cache.setdefault(name, _PARSED[key])
 
 
 def _targets(mod: Module, chain: list[str], src: Path) -> list[tuple[str, str]]:
@@ -198,7 +205,7 @@ def closure(module: str, name: str, src: Path = SRC, call_sites: Iterable[tuple[
     can change what it writes). KeyError when `name` is not a top-level definition of `module`."""
     src = Path(src).resolve()
     found: dict[str, str] = {}
-    modules: dict[str, Module | None] = {}  # parsed once per call: a file edited between calls is read again
+    modules: dict[str, Module | None] = {}  # this call's view: one version of each file throughout
     root = _load(module, src, modules)
     if root is None or name not in root.bindings:
         raise KeyError(f"{module}.{name}: not a top-level definition of {root.path if root else module}")
