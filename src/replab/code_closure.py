@@ -168,6 +168,11 @@ def _text(mod: Module, node: ast.stmt) -> str:
     return "\n".join(line for line in kept if line.strip())
 
 
+def _source(mod: Module, symbol: str) -> str:
+    """The text of every statement binding `symbol` in `mod`, in file order."""
+    return "\n".join(_text(mod, node) for node in mod.bindings[symbol])
+
+
 def _references(node: ast.stmt) -> Iterable[list[str]]:
     """Each name the statement reads, as the dotted chain it starts (`fetch`, `download.fetch`), annotations left
     out."""
@@ -211,7 +216,7 @@ def closure(module: str, name: str, src: Path = SRC, call_sites: Iterable[tuple[
         raise KeyError(f"{module}.{name}: not a top-level definition of {root.path if root else module}")
     for site_module, site in call_sites:
         site_mod = _load(site_module, src, modules)
-        found[f"{site_module}:{site}"] = "\n".join(_text(site_mod, node) for node in site_mod.bindings[site])
+        found[f"{site_module}:{site}"] = _source(site_mod, site)
     stack, seen = [(module, name)], set()
     while stack:
         item = stack.pop()
@@ -228,7 +233,7 @@ def closure(module: str, name: str, src: Path = SRC, call_sites: Iterable[tuple[
         if symbol not in mod.bindings:  # imported into this module (a re-export) or from a `*`
             stack += _targets(mod, [symbol], src) if symbol != TOP_LEVEL else []
             continue
-        found[f"{mod_name}:{symbol}"] = "\n".join(_text(mod, node) for node in mod.bindings[symbol])
+        found[f"{mod_name}:{symbol}"] = _source(mod, symbol)
         for node in mod.bindings[symbol]:
             for chain in _references(node):
                 stack += _targets(mod, chain, src)

@@ -451,16 +451,26 @@ def unseen_paths(cwd: str | Path | None = None, committed: bool = False) -> list
     run the commit plus the workspace's tracked and staged changes, recorded in the experiment's commit; untracked
     files stay behind, and the run executes its own copy's code, src/replab/__main__.py.) With `committed`
     (runs that clone the commit, as SLURM tasks do), also tracked files changed or staged since HEAD."""
-    commands = [["ls-files", "--others", "--exclude-standard", "-z"]]
+    paths = set(_git_paths(["ls-files", "--others", "--exclude-standard", "-z"], cwd))
     if committed:
-        commands.append(["diff", "HEAD", "--name-only", "-z"])
-    paths = set()
-    for args in commands:
-        result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-        if result.returncode:
-            raise DataError(f"sweep: `git {args[0]}` failed: {result.stderr.strip() or 'not a Git repository?'}")
-        paths.update(p for p in result.stdout.split("\0") if p)
+        paths.update(_git_paths(TRACKED_CHANGES, cwd))
     return sorted(paths)
+
+
+TRACKED_CHANGES = ["diff", "HEAD", "--name-only", "-z"]  # tracked files changed or staged since HEAD
+
+
+def _git_paths(args: list[str], cwd: str | Path | None) -> list[str]:
+    """The NUL-separated paths `git <args>` prints; DataError when git fails."""
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if result.returncode:
+        raise DataError(f"sweep: `git {args[0]}` failed: {result.stderr.strip() or 'not a Git repository?'}")
+    return [p for p in result.stdout.split("\0") if p]
+
+
+def _first(paths: Sequence[str], shown: int) -> str:
+    """"a, b and 3 more": the first `shown` of `paths`, the rest counted."""
+    return ", ".join(paths[:shown]) + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
 
 
 class UnseenFiles(DataError):
@@ -473,27 +483,27 @@ def check_clean(cwd: str | Path | None = None, shown: int = 8, committed: bool =
     paths = unseen_paths(cwd, committed)
     leftovers = [p for p in paths if is_leftover(p)]
     if leftovers:
-        more = f" and {len(leftovers) - shown} more" if len(leftovers) > shown else ""
         raise UnseenFiles(f"sweep: leftovers of a killed write (or of one on another host): "
-                          f"{', '.join(leftovers[:shown])}{more} (delete them; on this host the next write of the "
+                          f"{_first(leftovers, shown)} (delete them; on this host the next write of the "
                           "same file also removes them)")
     if paths:
-        more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
         what = "runs of the commit would not see these uncommitted changes" if committed else \
             "queued runs would not see these untracked files"
         hint = "commit them" if committed else "`git add` or commit them"
-        raise UnseenFiles(f"sweep: {what}: {', '.join(paths[:shown])}{more} ({hint}, or rerun with --allow-dirty)")
+        raise UnseenFiles(f"sweep: {what}: {_first(paths, shown)} ({hint}, or rerun with --allow-dirty)")
 
 
 def note_tracked_changes(cwd: str | Path | None = None, shown: int = 8) -> None:
     """A note (stderr) naming the tracked files changed since HEAD, which every queued run takes with it: a
     previous experiment's dvc.lock and metrics left in the workspace reran its stages in each run of the sweep."""
-    result = subprocess.run(["git", "diff", "HEAD", "--name-only", "-z"], cwd=cwd, capture_output=True, text=True)
-    if changed := [p for p in result.stdout.split("\0") if p] if not result.returncode else []:
-        more = f" and {len(changed) - shown} more" if len(changed) > shown else ""
+    try:
+        changed = _git_paths(TRACKED_CHANGES, cwd)
+    except DataError:  # not a Git repository (a dry run may be planned anywhere): nothing to name
+        return
+    if changed:
         print(f"note: each queued run starts from HEAD plus the workspace's uncommitted changes to "
-              f"{', '.join(changed[:shown])}{more} (commit them, or `git stash` to run HEAD as it is)",
-              file=sys.stderr, flush=True)
+              f"{_first(changed, shown)} (commit them, or `git stash` to run HEAD as it is)", file=sys.stderr,
+              flush=True)
 
 
 def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Sequence[str] = (),

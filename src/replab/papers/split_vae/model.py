@@ -18,6 +18,7 @@ from replab.params import MAX_COUNT, MAX_SIZE, SEED_MAX, ParamError, fail, param
 
 PAPER = "split_vae"
 EXPERIMENTS = ("exp1", "exp2")
+ARTICLE_LATENT_DIM = {"exp1": 1, "exp2": 10}  # the size of A and of B each in the article's experiments
 WRITER_DATASETS = ("writers", "emnist_writers")
 SPLITS = ("train", "test")
 COVARIANCES = ("full", "diag", "tied", "spherical")
@@ -100,8 +101,8 @@ class Config:
     c2: float = param(39.0625, ge=0.0, doc="weight of the batch-mean digit CE (notebook: 10000 / 256)")
     lr: float = param(1e-3, gt=0.0, doc="Adam α (Chainer defaults otherwise)")
     batch_size: int = param(256, ge=1, le=MAX_SIZE)
-    exp1: ExperimentConfig = param(ExperimentConfig(latent_dim=1))
-    exp2: Exp2Config = param(Exp2Config(latent_dim=10))
+    exp1: ExperimentConfig = param(ExperimentConfig(latent_dim=ARTICLE_LATENT_DIM["exp1"]))
+    exp2: Exp2Config = param(Exp2Config(latent_dim=ARTICLE_LATENT_DIM["exp2"]))
     eval_samples: int = param(10, ge=1, le=MAX_SIZE, doc="MC samples per image for the test losses (notebook: 10)")
     grid: GridConfig = param(GridConfig())
     clustering: ClusteringConfig = param(ClusteringConfig())

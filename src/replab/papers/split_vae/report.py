@@ -9,6 +9,7 @@ import numpy as np
 
 from replab.io import read_npz
 from replab.papers.split_vae.model import (
+    ARTICLE_LATENT_DIM,
     ARTICLE_ROWS,
     ARTICLE_TABLE,
     DIGIT_ACCURACY_CLAIM,
@@ -133,7 +134,7 @@ def summarize(cfg: Config, params: dict):
                 ref = NOTEBOOK_EXP1[split][t]
                 delta = f"{100 * (ours['mean'] - ref) / ref:+.1f} %" if ours else "–"
                 loss_rows.append([split, t, report.fmt(ours, 2), ref, *([delta] if real else [])])
-        md += [f"### Experiment I: {_dims(cfg.exp1.latent_dim, 1)} A and B ({cfg.exp1.epochs} epochs)", "",
+        md += [f"### Experiment I: {_dims(cfg, 'exp1')} A and B ({cfg.exp1.epochs} epochs)", "",
                "The article shows this experiment as a figure (the latents, decoded images), no numbers: its claims "
                "are judged below on these measures of ours.", "", report.md_table(["measure", "A", "B", ""], rows), "",
                "Losses per image (test: k = " f"{cfg.eval_samples} samples) beside the notebook's model1 at epoch "
@@ -175,7 +176,7 @@ def summarize(cfg: Config, params: dict):
                               report.band_verdict(cl[row][m], (ref, 0.0), lower_is_better=False)
                               for m, ref in ARTICLE_TABLE[row].items()} for row in ARTICLE_ROWS}
             summary["verdicts_vs_article"] = verdicts
-        md += [f"### Experiment II: {_dims(cfg.exp2.latent_dim, 10)} A and B, {e2['n_writers']} writers "
+        md += [f"### Experiment II: {_dims(cfg, 'exp2')} A and B, {e2['n_writers']} writers "
                f"({e2['n_train']} train / "
                f"{e2['n_test']} test images; article: 100 writers, 8,670 / 1,030), {cfg.exp2.epochs} epochs", "",
                f"Digit accuracy of the classifier on A (test): {report.fmt(e2['digit_accuracy'])} %.", ""]
@@ -236,6 +237,7 @@ def summarize(cfg: Config, params: dict):
                           "\n".join(md), summary)
 
 
-def _dims(ours: int, article: int) -> str:
-    """"10-D" (the size of A and of B each), with the article's where a variant changed it."""
+def _dims(cfg: Config, experiment: str) -> str:
+    """"10-D": the size of A and of B each in `experiment`, with the article's where a variant changed it."""
+    ours, article = getattr(cfg, experiment).latent_dim, ARTICLE_LATENT_DIM[experiment]
     return f"{ours}-D" + (f" (the article: {article}-D)" if ours != article else "")
