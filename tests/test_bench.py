@@ -299,6 +299,20 @@ def test_peer_networks_use_pytorchs_own_layers_with_the_same_parameters():
         assert torch.allclose(ours, plain, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("measured", [(37.0, 67.0), (67.0, 37.0)], ids=["slow before", "slow after"])
+def test_the_matmul_reference_is_the_faster_of_its_measurements_before_and_after_the_steps(in_repo, monkeypatch,
+                                                                                         measured):
+    """A product that ran slow once (another process, the clock) must not set the reference: on an idle machine a
+    first measurement of 37 against 67 GFLOP/s read a fraction of matmul of 1.45."""
+    readings = iter(measured)
+    monkeypatch.setattr(bench, "matmul_gflops", lambda device: (1024, {"torch.mm": next(readings)}))
+    result = bench.run_bench("split_vae", steps=1)
+    assert next(readings, None) is None  # measured twice
+    assert result["matmul_gflops_per_s"] == 67.0 and result["matmul_kernels_gflops_per_s"] == {"torch.mm": 67.0}
+    assert result["fraction_of_matmul"] == pytest.approx(result["gflops_per_s"] / 67.0)
+    assert "best of 5 before and 5 after the steps" in bench.format_table([result])
+
+
 def test_bench_process_defaults_runs_without_replabs_process_settings(in_repo, monkeypatch):
     """`--process-defaults` measures what rt.setup's malloc and NaN-fill settings are worth: neither may apply."""
     calls = []

@@ -183,6 +183,10 @@ def test_the_plots_template_is_valid_vega_lite_with_dvc_anchors():
     assert template["encoding"]["color"]["scale"]["scheme"] == "category20"
     dash = template["encoding"]["strokeDash"]
     assert dash["field"] == "rev" and dash["legend"]["symbolType"] == "stroke"
+    # one revision solid, the others patterns that differ in kind (dash, dot, dash-dot), not only in length:
+    # Vega-Lite's defaults for 4 revisions (4-2, 2-1, 1-1) read alike at a 1.5 px stroke
+    patterns = dash["scale"]["range"]
+    assert patterns[0] == [1, 0] and len({tuple(p) for p in patterns}) == len(patterns) >= 4
 
 
 def test_curves_of_an_unknown_paper_name_the_known_ones(capsys):
