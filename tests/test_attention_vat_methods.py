@@ -735,6 +735,19 @@ def test_pretrained_rows_of_another_size_and_a_diverged_loss_name_the_params(in_
                                          r"iteration \d+ \(lower attention_vat\.lr, \.weight_decay, \.eps_word, "
                                          r"\.lam, \.xi\?\)$"):
         T.train(cfg, Runtime(progress=False, threads=1), _stage("supervised", "word"))
+    # an ε of eps_attention_grid: the hint named eps_attention, which that run did not read
+    cfg = _cfg(epochs=1, batch_size=16, lam=1e308, eps_attention=1.0, eps_attention_grid=[1e30],
+               methods=["attention_at"])
+    with pytest.raises(ParamError, match=r"^attention_vat rt_snippets-attention_at-supervised-0@eps=1e\+30: loss is "
+                                         r"(nan|inf) at iteration \d+ \(lower attention_vat\.lr, "
+                                         r"\.eps_attention_grid, \.lam\?\)$"):
+        T.train(cfg, Runtime(progress=False, threads=1), _stage("supervised", "attention"))
+    # lr = 1e38 and one step an epoch: that step's loss is finite, the weights after it are not, and the dev
+    # evaluation that follows failed inside scikit-learn (ValueError: Input contains NaN) before the guard spoke
+    cfg = _cfg(epochs=1, batch_size=1024, lr=1e38, methods=["vanilla"])
+    with pytest.raises(ParamError, match=r"^attention_vat rt_snippets-vanilla-supervised-0: weight model\.\S+ is not "
+                                         r"finite after iteration 1 \(lower attention_vat\.lr\?\)$"):
+        T.train(cfg, Runtime(progress=False, threads=1), _stage("supervised", "vanilla"))
 
 
 def _with_sos_eos(folder: Path) -> None:

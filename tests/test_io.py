@@ -67,6 +67,18 @@ def test_a_non_finite_number_is_an_error_or_for_metrics_missing(tmp_path):
     assert read_json(tmp_path / "ok.json") == {"val_error": 12.5, "n": 3, "none": None}
 
 
+@pytest.mark.parametrize("text, why", [("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+                                       ('{"seed": ' + "1" * 5000 + "}", "an integer of more than 4,300 digits")])
+def test_valid_json_that_python_cannot_hold_is_a_data_error(tmp_path, text, why):
+    """json.loads raised RecursionError or ValueError (int() refuses over 4,300 digits) past the DataError handling:
+    a traceback for a damaged lm1b_sample.json."""
+    (tmp_path / "j.json").write_text(text)
+    with pytest.raises(DataError) as err:
+        read_json(tmp_path / "j.json", stage="prepare@lm1b")
+    assert str(err.value) == (f"{tmp_path / 'j.json'}: valid JSON that Python cannot read ({why}); "
+                              "run `dvc repro -f prepare@lm1b`")
+
+
 @pytest.mark.parametrize("make", [np.asarray, lambda a: torch.tensor(a)], ids=["numpy", "torch"])
 def test_require_finite_names_what_and_counts(make):
     ok = make([[0.1, 2.0], [3.0, -4.0]])

@@ -250,6 +250,26 @@ def test_a_number_beyond_float64_is_refused_where_it_is_written(in_tmp, capsys, 
                                        "2.2e-308 … 1.8e308))\n")
 
 
+def test_integers_beyond_float64_or_pythons_digit_limit_are_one_line(in_tmp, capsys):
+    """`lr: 1` and 400 zeros (a YAML integer) raised OverflowError in float(); 5,000 digits, ValueError inside the
+    YAML parser: tracebacks. The refusal shows the number by its ends and length."""
+    params = compose()
+    params["aae_ssl"]["lr"] = 10**400
+    with pytest.raises(ParamError) as err:
+        load_section(aae_ssl.Config, "aae_ssl", params=params)
+    assert str(err.value) == f"params.yaml: aae_ssl.lr = 1000…00 (401 digits): must be finite{BEYOND_FLOAT64}"
+    params["aae_ssl"]["lr"], params["aae_ssl"]["iterations"] = 1e-4, -(10**30)
+    with pytest.raises(ParamError) as err:
+        load_section(aae_ssl.Config, "aae_ssl", params=params)
+    assert str(err.value).startswith("params.yaml: aae_ssl.iterations = -1000…00 (31 digits): must be >= ")
+    text = yaml.safe_dump(compose()).replace("lr: 0.0001\n", f"lr: {'9' * 5000}\n", 1)
+    (in_tmp / "params.yaml").write_text(text)
+    line = text[:text.index("9" * 5000)].count("\n") + 1
+    assert main(["check"]) == 2
+    assert capsys.readouterr().err == (f"error: params.yaml: not valid YAML (at line {line}: an integer of 5,000 "
+                                       "characters (Python reads at most 4,300 digits))\n")
+
+
 def test_a_value_that_became_zero_or_inf_before_replab_read_it_says_how(in_tmp):
     """`dvc exp run -S aae_ssl.lr=1e-400` composes params.yaml through Hydra, which writes 0.0: the literal is gone,
     so the refusal says what such a number reads as."""

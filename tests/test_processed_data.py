@@ -346,6 +346,10 @@ def test_a_cut_pool_sequence_ends_in_eos_again(tmp_path):
     assert data.tokens["train"].tolist() == [[2, 4, 6, 3], [2, 5, 6, 3]]  # labeled splits are never cut
     assert load_text("rt_snippets", torch.device("cpu"), unlabeled_max_length=3, root=tmp_path).tokens[
         "unlabeled"].tolist() == [[2, 4, 3], [2, 6, 3]]  # the shortest cut: one word
+    whole = load_all(tmp_path / "rt_snippets")().tokens["unlabeled"].tolist()
+    for wide in (7, 8, 40):  # the pool's longest is 7 tokens (<SOS> + 5 words + <EOS>): nothing to cut
+        uncut = load_text("rt_snippets", torch.device("cpu"), unlabeled_max_length=wide, root=tmp_path)
+        assert uncut.tokens["unlabeled"].tolist() == whole
     for too_short in (1, 2):  # <EOS> alone, <SOS> <EOS>: no word left, so the pool's VAT term would be zero
         with pytest.raises(ParamError) as err:
             load_text("rt_snippets", torch.device("cpu"), unlabeled_max_length=too_short, root=tmp_path)

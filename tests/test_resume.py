@@ -250,6 +250,30 @@ def test_diverging_loss_stops_with_one_line_naming_variant_and_iteration(in_tmp)
     assert str(err.value) == "aae_ssl aae_yz-100-0: loss is nan at iteration 3 (lower aae_ssl.lr?)"
 
 
+def test_weights_a_step_of_finite_loss_made_non_finite_stop_the_run_naming_the_tensor():
+    """The loss of the last step before an evaluation is finite, its update is not (attention_vat at lr = 1e38):
+    the evaluation failed inside scikit-learn or logged NaN, and save_trained refused the model without a hint."""
+    from replab.ensemble import Stacked
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    stacked = Stacked([net, copy.deepcopy(net)])
+    guard = rt.LossGuard("split_vae exp1-0", torch.device("cpu"), hint="lower split_vae.lr?",
+                         watch={"model": net, "disc": None, "seeds": stacked})  # None: a network a model lacks
+    guard.update(1, torch.tensor(1.0))
+    guard.check()
+    for weights, name in ((net[1].bias, "model.1.bias"), (stacked.params["0.weight"], "seeds.0.weight")):
+        with torch.no_grad():
+            weights.view(-1)[-1] = float("inf")
+        guard.update(2, torch.tensor(0.5))
+        with pytest.raises(ParamError) as err:
+            guard.check()
+        assert str(err.value) == (f"split_vae exp1-0: weight {name} is not finite after iteration 2 "
+                                  "(lower split_vae.lr?)")
+        with torch.no_grad():
+            weights.view(-1)[-1] = 0.0
+    guard.check()
+
+
 # ---------------------------------------------------------------------------------------------------------
 # fast: what a checkpoint's fingerprint covers
 

@@ -40,6 +40,10 @@ def test_vocab_fit_on_train_and_encode_pads_with_unk_and_sos_eos():
     tokens, lengths = text.encode([["b", "zzz"], ["b"]], vocab, sos_eos=True)
     assert lengths.tolist() == [4, 3]
     assert tokens.tolist() == [[2, 4, 1, 3], [2, 4, 3, 0]]
+    # a text token spelt like a special is an unknown word (an ERASER document of "<pad> <pad>" became an
+    # all-padding row of length 2)
+    assert text.encode([["<pad>", "b", "<SOS>", "<EOS>", "<unk>"]], vocab)[0].tolist() == [[1, 4, 1, 1, 1]]
+    assert text.encode([["<pad>", "<unk>", "b"]], ["<pad>", "<unk>", "b"])[0].tolist() == [[1, 1, 2]]
     masks = text.pad_masks([np.array([True, False]), np.array([True])], sos_eos=True)
     assert masks.dtype == np.uint8 and masks.tolist() == [[0, 1, 0, 0], [0, 1, 0, 0]]
 
@@ -375,6 +379,35 @@ def test_sst_download_and_prepare_jw_recipe(sst_zip, tmp_path):
     assert not (tmp_path / "o4").exists()
 
 
+def _stored_zip_with(members: dict[str, bytes], path: Path, flag: int = 0, method: int = 0) -> Path:
+    """A zip of stored members whose headers then claim general-purpose `flag` bits (1: encrypted) or compression
+    `method` (99: AES, which zipfile does not implement)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    raw = bytearray(path.read_bytes())
+    for signature, at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # local headers, central directory
+        start = 0
+        while (start := raw.find(signature, start)) >= 0:
+            raw[start + at:start + at + 2] = flag.to_bytes(2, "little")
+            raw[start + at + 2:start + at + 4] = method.to_bytes(2, "little")
+            start += 4
+    path.write_bytes(bytes(raw))
+    return path
+
+
+@pytest.mark.parametrize("flag, method, why", [(1, 0, "is encrypted"), (0, 99, "compression method")])
+def test_a_zip_member_that_zipfile_cannot_decode_is_a_data_error(sst_zip, tmp_path, flag, method, why):
+    """An encrypted member (RuntimeError) or an unimplemented compression method (NotImplementedError) escaped the
+    handling of damaged zips as tracebacks; the rt_snippets wheels go through the same handling."""
+    with zipfile.ZipFile(sst_zip) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    odd = _stored_zip_with(members, tmp_path / "odd.zip", flag, method)
+    with pytest.raises(DataError) as err:
+        sst.read_trees(odd)
+    assert why in one_line_naming(err, f"{odd}: not a readable zip (")
+
+
 def test_sst_wrong_checksum_truncated_zip_and_missing_pool(sst_zip, tmp_path, monkeypatch):
     raw = tmp_path / "raw" / "sst"
     monkeypatch.setattr(sst, "ARCHIVE", dataclasses.replace(sst.ARCHIVE, sha256="0" * 64))
@@ -538,6 +571,13 @@ def test_eraser_bad_span_truncated_archive_and_bad_json(tmp_path):
     with pytest.raises(DataError) as err:
         eraser.read_archive(targz(tmp_path / "json.tar.gz", files))
     one_line_naming(err, "val.jsonl")
+    # valid JSON beyond Python: a RecursionError and a ValueError left the parser as tracebacks
+    for line, why in ((b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+                      (b'{"annotation_id": ' + b"1" * 5000 + b"}", "an integer of more than 4,300 digits")):
+        files["movies/val.jsonl"] = line + b"\n"
+        with pytest.raises(DataError) as err:
+            eraser.read_archive(targz(tmp_path / "deep.tar.gz", files))
+        assert one_line_naming(err, "val.jsonl").endswith(f"val.jsonl: line 1: JSON that Python cannot read ({why})")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -763,7 +803,11 @@ def test_fasttext_header_encoding_and_values_name_the_line(tmp_path):
     vec.write_text("3 -4\nthe 1 2 3 4\n")
     with pytest.raises(DataError) as err:
         fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the"])
-    assert "header '3 -4' (allowed: count >= 0, dim >= 1)" in one_line_naming(err, f"{vec}: line 1")
+    assert "header '3 -4' (allowed: count >= 0, 1 <= dim <= 1,048,576)" in one_line_naming(err, f"{vec}: line 1")
+    vec.write_text("1 1000000000000\nthe 1\n")  # read as is, the rows would have been 10.9 TiB: a MemoryError
+    with pytest.raises(DataError) as err:
+        fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the"])
+    assert "header '1 1000000000000' (allowed: " in one_line_naming(err, f"{vec}: line 1")
     with pytest.raises(DataError) as err:
         fasttext._header(vec)
     one_line_naming(err, f"{vec}: line 1")

@@ -34,6 +34,10 @@ class Stacked:
     def parameters(self) -> list[torch.Tensor]:
         return list(self.params.values())
 
+    def named_parameters(self):
+        """(name, [S, ...] tensor) pairs, as nn.Module's."""
+        return self.params.items()
+
     def train(self, mode: bool = True) -> Stacked:
         self.base.train(mode)
         return self

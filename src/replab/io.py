@@ -18,6 +18,7 @@ import re
 import shutil
 import socket
 import stat
+import sys
 import tempfile
 import zipfile
 import zlib
@@ -293,6 +294,9 @@ def read_json(path: str | os.PathLike, expect: type | None = None, stage: str = 
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})"
                         + (f"; {rerun_hint(stage)}" if stage else "")) from None
+    except BEYOND_PYTHON as err:
+        raise DataError(f"{path}: valid JSON that Python cannot read ({beyond_python(err)})"
+                        + (f"; {rerun_hint(stage)}" if stage else "")) from None
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: unreadable ({err}); {rerun_hint(stage)}") from None
     if expect is not None and not isinstance(value, expect):
@@ -303,6 +307,20 @@ def read_json(path: str | os.PathLike, expect: type | None = None, stage: str = 
 
 class YAMLSyntaxError(ValueError):
     """Text that is not valid YAML 1.2 (or repeats a key); the message is one line."""
+
+
+# Valid JSON or YAML that Python cannot hold: an integer of more digits than int() converts (ValueError; 4,300 by
+# default, sys.get_int_max_str_digits) or brackets nested deeper than the recursion limit (RecursionError). Catch
+# after json.JSONDecodeError and YAMLSyntaxError, which are ValueErrors too.
+BEYOND_PYTHON = (ValueError, RecursionError)
+
+
+def beyond_python(err: BaseException) -> str:
+    """What a BEYOND_PYTHON error of a JSON or YAML parser means, in a few words (its own message advises a
+    Python setting)."""
+    if isinstance(err, RecursionError):
+        return "nested too deeply"
+    return f"an integer of more than {sys.get_int_max_str_digits():,} digits"
 
 
 def _FloatRangeConstructor() -> type:
@@ -318,7 +336,16 @@ def _FloatRangeConstructor() -> type:
                                       f"would read as {value}; allowed: 0 or magnitudes 2.2e-308 … 1.8e308)")
             return value
 
+        def construct_yaml_int(self, node):
+            try:
+                return super().construct_yaml_int(node)
+            except ValueError:  # int() refuses more than sys.get_int_max_str_digits() digits
+                raise YAMLSyntaxError(f"at line {node.start_mark.line + 1}: an integer of {len(node.value):,} "
+                                      f"characters (Python reads at most {sys.get_int_max_str_digits():,} digits)"
+                                      ) from None
+
     FloatRangeConstructor.add_constructor("tag:yaml.org,2002:float", FloatRangeConstructor.construct_yaml_float)
+    FloatRangeConstructor.add_constructor("tag:yaml.org,2002:int", FloatRangeConstructor.construct_yaml_int)
     return FloatRangeConstructor
 
 
@@ -351,6 +378,11 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)
 
+
+# what zipfile raises on an archive it cannot read: cut or overwritten (BadZipFile, EOFError), a corrupt deflate stream
+# (zlib.error), a directory or no permission (OSError), an encrypted member (RuntimeError) or one of a compression
+# method it does not implement (NotImplementedError)
+UNREADABLE_ZIP = (zipfile.BadZipFile, EOFError, OSError, zlib.error, RuntimeError, NotImplementedError)
 
 # what np.load raises on a damaged file: a cut or overwritten zip (BadZipFile, EOFError), a corrupt deflate
 # stream (zlib.error), a bad header or pickled objects (ValueError), a directory or no permission (OSError)

@@ -116,6 +116,9 @@ def shown(value: Any) -> str:
         return "[" + ", ".join(map(shown, value)) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k!r}: {shown(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**24:
+        text = str(abs(value))  # (a message holds its first and last digits, not hundreds)
+        return f"{'-' if value < 0 else ''}{text[:4]}…{text[-2:]} ({len(text)} digits)"
     return repr(value)
 
 
@@ -153,7 +156,10 @@ def _convert(tp: Any, value: Any, key: str, meta: typing.Mapping[str, Any]) -> A
     elif tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ParamError(f"{key} = {shown(value)}: must be a number")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond float64 (1 and 400 zeros): YAML's float literal would read as inf
+            raise ParamError(f"{key} = {shown(value)}: must be finite{BEYOND_FLOAT64}") from None
         if not math.isfinite(value):  # YAML's .inf / .nan pass every range check (inf > 0) or none (nan)
             raise ParamError(f"{key} = {shown(value)}: must be finite{BEYOND_FLOAT64 if math.isinf(value) else ''}")
     elif tp is str:

@@ -534,16 +534,21 @@ def clip_grad_norm_(parameters, max_norm: float):
 
 class LossGuard:
     """Stops a diverged run: `update(step, loss)` after every step records, on the device and without a sync, the
-    first step whose loss is not finite; `check()` (at logging and checkpoint points, and before saving) reads
-    that flag once and raises ParamError naming the variant, the step and the param to look at, e.g.
-    `aae_ssl aae_yz-100-0: loss is nan at iteration 37 (lower aae_ssl.lr?)`."""
+    first step whose loss is not finite; `check()` (at logging, evaluation and checkpoint points, and before
+    saving) reads that flag once and raises ParamError naming the variant, the step and the param to look at, e.g.
+    `aae_ssl aae_yz-100-0: loss is nan at iteration 37 (lower aae_ssl.lr?)`. The `watch`ed networks ({name: module,
+    anything with `named_parameters()`}) are checked too: a step whose loss was finite can still make the weights
+    NaN or infinite, and the evaluation that follows would fail inside its measure (scikit-learn's ValueError) or
+    log NaN: `attention_vat … : weight classifier.weight is not finite after iteration 32 (lower …?)`."""
 
-    def __init__(self, what: str, device, hint: str = ""):
+    def __init__(self, what: str, device, hint: str = "", watch: dict | None = None):
         import torch
 
         self.what, self.hint = what, hint
+        self.watch = {name: net for name, net in (watch or {}).items() if net is not None}
         self.first = torch.full((), -1, dtype=torch.long, device=device)  # first non-finite step (−1: none)
         self.value = torch.zeros((), device=device)  # the loss at that step
+        self.step = 0  # the last step recorded
 
     def update(self, step: int, *losses) -> None:
         import torch
@@ -552,9 +557,18 @@ class LossGuard:
         new = ~torch.isfinite(loss) & (self.first < 0)
         self.first = torch.where(new, step, self.first)
         self.value = torch.where(new, loss, self.value)
+        self.step = step
 
     def check(self) -> None:
+        import torch
+
+        hint = f" ({self.hint})" if self.hint else ""
         first = int(self.first.item())
         if first >= 0:
-            hint = f" ({self.hint})" if self.hint else ""
             raise ParamError(f"{self.what}: loss is {float(self.value.item())} at iteration {first}{hint}")
+        weights = [(f"{name}.{key}", w) for name, net in self.watch.items() for key, w in net.named_parameters()]
+        if weights:
+            finite = torch.stack([torch.isfinite(w).all() for _, w in weights])  # one sync for all of them
+            if not bool(finite.all()):
+                bad = weights[int((~finite).nonzero()[0, 0])][0]
+                raise ParamError(f"{self.what}: weight {bad} is not finite after iteration {self.step}{hint}")

@@ -36,7 +36,7 @@ from replab.data.fasttext import embeddings_for
 from replab.data.imdb import unlabeled_pool
 from replab.data.text import EMBEDDINGS, POOLS, fit_vocab, pinned_raw, require_both_classes, utf8, write_text_splits
 from replab.download import RemoteFile, fetch
-from replab.io import DataError
+from replab.io import BEYOND_PYTHON, DataError, beyond_python
 from replab.params import MAX_COUNT, SEED_MAX, param
 
 ARCHIVE = RemoteFile(
@@ -104,6 +104,8 @@ def _jsonl(data: str, where: str) -> list[dict]:
             row = json.loads(line)
         except json.JSONDecodeError as err:
             raise DataError(f"{where}: line {i}: not JSON ({err.msg})") from None
+        except BEYOND_PYTHON as err:
+            raise DataError(f"{where}: line {i}: JSON that Python cannot read ({beyond_python(err)})") from None
         rows.append(_annotation(row, f"{where}: line {i}"))
     return rows
 

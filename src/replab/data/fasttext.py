@@ -22,7 +22,7 @@ import numpy as np
 from replab.data.text import record_fields, utf8
 from replab.download import RemoteFile, fetch
 from replab.io import DataError, atomic_dir, read_json, sha256_file, write_json
-from replab.params import param
+from replab.params import MAX_SIZE, param
 
 VEC = RemoteFile(
     "wiki.simple.vec",
@@ -61,14 +61,15 @@ def _header(path: Path) -> tuple[int, int]:
 
 
 def _parse_header(raw: bytes, path: Path) -> tuple[int, int]:
-    """(count >= 0, dim >= 1) of the header line `raw` (bytes: a later line's encoding is that line's fault)."""
+    """(count >= 0, 1 <= dim <= MAX_SIZE) of the header line `raw` (bytes: a later line's encoding is that line's
+    fault)."""
     line = utf8(raw, str(path))
     try:
         count, dim = (int(v) for v in line.split())
     except ValueError:  # not two fields, or not integers
         raise DataError(f"{path}: line 1: expected the fastText header '<count> <dim>', got {line[:40]!r}") from None
-    if count < 0 or dim < 1:
-        raise DataError(f"{path}: line 1: header '{count} {dim}' (allowed: count >= 0, dim >= 1)")
+    if count < 0 or not 1 <= dim <= MAX_SIZE:  # (attention_vat.embedding_dim's bounds, which must equal dim)
+        raise DataError(f"{path}: line 1: header '{count} {dim}' (allowed: count >= 0, 1 <= dim <= {MAX_SIZE:,})")
     return count, dim
 
 

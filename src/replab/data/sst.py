@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import re
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +43,7 @@ from replab.data.text import (
     write_text_splits,
 )
 from replab.download import RemoteFile, fetch
-from replab.io import DataError
+from replab.io import UNREADABLE_ZIP, DataError
 
 ARCHIVE = RemoteFile(
     "trainDevTestTrees_PTB.zip",
@@ -141,7 +140,7 @@ def read_trees(archive: Path) -> dict[str, tuple[np.ndarray, list[str], list[str
                         texts.append(" ".join(leaves))
                         sources.append(f"{archive}:{member}:{i}")
                 out[split] = (np.array(labels, dtype=np.int64), texts, sources)
-    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as err:
+    except UNREADABLE_ZIP as err:
         raise DataError(f"{archive}: not a readable zip ({err})") from None
     return out
 

@@ -118,8 +118,10 @@ def special_ids(vocab: Sequence[str]) -> dict[str, int | None]:
 def encode(docs: Sequence[Sequence[str]], vocab: Sequence[str], sos_eos: bool = False,
            where: str = "text", names: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(tokens int64 [N, T] 0-padded, lengths int64 [N]); unknown tokens → 1, `<SOS>`/`<EOS>` added when
-    `sos_eos`. Vectorised: one pandas index lookup over all tokens. An empty document is an error naming
-    `where` and, if given, its source in `names` (one per document: file, archive member, line)."""
+    `sos_eos`. A text token spelt like a special (`<pad>` in an ERASER document) is a word the vocabulary does not
+    hold (`fit_vocab` leaves specials out of its words): 1 too, never the special's id (a <pad> within the length).
+    Vectorised: one pandas index lookup over all tokens. An empty document is an error naming `where` and, if
+    given, its source in `names` (one per document: file, archive member, line)."""
     import pandas as pd
 
     lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
@@ -129,7 +131,7 @@ def encode(docs: Sequence[Sequence[str]], vocab: Sequence[str], sos_eos: bool = 
                         else f"{where}: document {i} has no tokens after cleaning")
     flat = [tok for doc in docs for tok in doc]
     ids = pd.Index(list(vocab)).get_indexer(flat).astype(np.int64) if flat else np.zeros(0, np.int64)
-    ids[ids < 0] = 1
+    ids[ids < (4 if list(vocab[2:4]) == [SOS, EOS] else 2)] = 1  # not found (−1), or one of fit_vocab's specials
     if sos_eos:
         sos, eos = vocab.index(SOS), vocab.index(EOS)
         starts = np.cumsum(lengths) - lengths

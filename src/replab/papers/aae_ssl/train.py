@@ -63,7 +63,8 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
     clock = rt.RunClock() if ckpt is None else ckpt.track(rt.RunClock())
     best = {"val_error": float("inf"), "iteration": 0}
     best_state = None
-    guard = rt.LossGuard(f"aae_ssl {name or model}", device, hint="lower aae_ssl.lr?")
+    guard = rt.LossGuard(f"aae_ssl {name or model}", device, hint="lower aae_ssl.lr?",
+                         watch={"encoder": encoder, "decoder": decoder, "disc": disc})
     modules = {"encoder": encoder, "decoder": decoder, "disc": disc, "opt_ae": opt_ae, "opt_d": opt_d,
                "labeled_batches": labeled_batches, "unlabeled_batches": unlabeled_batches}
     start = 1
@@ -173,7 +174,8 @@ def fit_seeds(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: i
     clock = rt.RunClock()
     best = [{"val_error": float("inf"), "iteration": 0} for _ in seeds]
     best_state: list = [None] * len(seeds)
-    guard = rt.LossGuard(f"aae_ssl {model} Nl={n_labeled} seeds {seeds}", device, hint="lower aae_ssl.lr?")
+    guard = rt.LossGuard(f"aae_ssl {model} Nl={n_labeled} seeds {seeds}", device, hint="lower aae_ssl.lr?",
+                         watch={"encoder": encoder, "decoder": decoder, "disc": disc})
 
     def objective(critic: dict, x, y_logits, z, x_rec, yl):  # one seed's Eq. 3, vmapped over the seeds
         return iteration_objective(cfg, lambda_reg, x, y_logits, z, x_rec, yl,

@@ -146,10 +146,12 @@ def unlabeled_subset(data: TextData, n_unlabeled: int, seed: int, device) -> tor
 
 
 def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, device, runtime,
-        epochs: int | None = None, live=None, prefix: str = "", desc: str = "", ckpt=None, loop: str = "fit"):
+        epochs: int | None = None, live=None, prefix: str = "", desc: str = "", ckpt=None, loop: str = "fit",
+        eps_key: str | None = None):
     """Train one model; keep the epoch with the best dev `selection` score (AUC or F1). Returns (model, record).
     With `ckpt` (replab.checkpoint.Checkpoints) it resumes from and saves its state at epoch ends under `loop`;
-    a non-finite loss stops the run (ParamError naming the variant and the step)."""
+    a non-finite loss stops the run (ParamError naming the variant, the step and the params it read: `eps_key`
+    where the ε came from elsewhere than `cfg.eps_key(method)`, e.g. eps_attention_grid)."""
     if runtime.compile:  # said once per process (Python's default warning filter), never silently ignored
         warnings.warn("attention_vat trains eagerly, without runtime.compile (its oneDNN BiLSTM and VAT's inner "
                       "autograd.grad break the graph; each batch's length would recompile it)", stacklevel=2)
@@ -167,8 +169,10 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
     best = {"score": -math.inf, "epoch": 0}
     best_state, history, train_seconds, steps, first = None, [], 0.0, 0, 0
     keys = ["lr", *(["weight_decay"] if cfg.weight_decay else []),  # the params a diverged run of `method` read
-            *([cfg.eps_key(method), "lam"] if method != "vanilla" else []), *(["xi"] if method.endswith("vat") else [])]
-    guard = rt.LossGuard(desc or f"attention_vat {method}", device, hint=f"lower attention_vat.{', .'.join(keys)}?")
+            *([eps_key or cfg.eps_key(method), "lam"] if method != "vanilla" else []),
+            *(["xi"] if method.endswith("vat") else [])]
+    guard = rt.LossGuard(desc or f"attention_vat {method}", device, hint=f"lower attention_vat.{', .'.join(keys)}?",
+                         watch={"model": model})
     if ckpt is not None and (saved := ckpt.resume(loop)) is not None:
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["opt"])
@@ -297,12 +301,12 @@ def train_group(cfg: Config, runtime, variant, device, ckpt) -> None:
     ckpt.context.update(done=done, eps_search=search)
     interrupted = ckpt.loaded["loop"] if ckpt.resuming else None  # the method (@ε) a kill stopped mid-fit
 
-    def train_one(run_cfg: Config, method: str, name: str) -> dict:  # its curves and checkpoint loop: `name`
+    def train_one(run_cfg: Config, method: str, name: str, eps_key: str | None = None) -> dict:  # loop: `name`
         clock = ckpt.track(rt.RunClock()) if name == interrupted else rt.RunClock()  # + its time before the kill
         ckpt.clock = clock
         with ckpt.open_live(name, resume=name == interrupted) as live:
             model, record = fit(run_cfg, method, data, n_unlabeled, seed, device, runtime, live=live,
-                                desc=f"attention_vat {name}", ckpt=ckpt, loop=name)
+                                desc=f"attention_vat {name}", ckpt=ckpt, loop=name, eps_key=eps_key)
         clock.add(record["rows_per_epoch"] * record["epochs"])
         record = {"dataset": dataset, "setting": setting, "seed": seed, **record,
                   "eps": run_cfg.eps_for(method) if method != "vanilla" else None,
@@ -319,7 +323,8 @@ def train_group(cfg: Config, runtime, variant, device, ckpt) -> None:
             continue
         tried = search.setdefault(key, {"dev": {}, "best": None})  # the ε's trained so far, the best of them
         for eps in [e for e in grid if number_text(e) not in tried["dev"]]:
-            trained = train_one(replace(cfg, eps_attention=eps), method, f"{key}@eps={number_text(eps)}")
+            trained = train_one(replace(cfg, eps_attention=eps), method, f"{key}@eps={number_text(eps)}",
+                                "eps_attention_grid")
             score = -math.inf if math.isnan(s := trained["record"][f"dev_{cfg.selection}"]) else s
             tried["best"] = trained if tried["best"] is None or score > max(tried["dev"].values()) else tried["best"]
             tried["dev"][number_text(eps)] = score

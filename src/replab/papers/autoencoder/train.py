@@ -41,7 +41,8 @@ def fit(cfg: Config, model_name: str, schedule: Schedule, x_in: torch.Tensor, ta
                        fused=device.type in ("cpu", "cuda"))
     n = len(x_in)
     steps_per_epoch = math.ceil(n / schedule.batch_size)
-    guard = rt.LossGuard(f"autoencoder {name or model_name}", device, hint="lower autoencoder.lr?")
+    guard = rt.LossGuard(f"autoencoder {name or model_name}", device, hint="lower autoencoder.lr?",
+                         watch={"model": model})
     loop, first, last = f"fit/{name or model_name}", 1, {}
     if ckpt is not None and (saved := ckpt.resume(loop)) is not None:
         model.load_state_dict(saved["model"])

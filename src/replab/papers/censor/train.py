@@ -48,7 +48,8 @@ def pretrain(cfg: Config, data: Windows, device, runtime, generator, live=None, 
     x, y = data.x["train"], data.y["train"]
     n, pc = len(x), cfg.pretrain
     steps = math.ceil(n / pc.batch_size)
-    guard = rt.LossGuard(f"censor {name or desc}", device, hint="lower censor.pretrain.lr?")
+    guard = rt.LossGuard(f"censor {name or desc}", device, hint="lower censor.pretrain.lr?",
+                         watch={"encoder": encoder, "classifier": classifier})
     first = 0
     if ckpt is not None and (saved := ckpt.resume("pretrain")) is not None:
         for key, module in (("encoder", encoder), ("classifier", classifier), ("opt", opt)):
@@ -127,7 +128,8 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
         pairs.check(lsm=method == "lsm", dataset=data.name)
     checkpoints, samples = [snapshot(encoder, classifier)], 0
     history: dict[str, list[float]] = {"adversary_loss": [], "adversary_accuracy": []}
-    guard = rt.LossGuard(f"censor {name or method}", device, hint="lower censor.adversarial.lr?")
+    guard = rt.LossGuard(f"censor {name or method}", device, hint="lower censor.adversarial.lr?",
+                         watch={"encoder": encoder, "classifier": classifier, "adversary": adversary})
     modules = {"encoder": encoder, "classifier": classifier, "adversary": adversary, "opt_adv": opt_adv,
                "opt_em": opt_em, "singles": singles}
     first = 0

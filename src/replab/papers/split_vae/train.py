@@ -37,7 +37,7 @@ def fit(cfg: Config, latent_dim: int, epochs: int, x: torch.Tensor, y: torch.Ten
     opt = rt.optimizer(torch.optim.Adam, model.parameters(), lr=cfg.lr, fused=device.type in ("cpu", "cuda"))
     n = len(x)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
-    guard = rt.LossGuard(f"split_vae {name or desc}", device, hint="lower split_vae.lr?")
+    guard = rt.LossGuard(f"split_vae {name or desc}", device, hint="lower split_vae.lr?", watch={"model": model})
     first, last = 1, {}
     if ckpt is not None and (saved := ckpt.resume("fit")) is not None:
         model.load_state_dict(saved["model"])
