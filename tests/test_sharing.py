@@ -9,6 +9,7 @@ the session's smoke baseline (conftest.py: one smoke-profile `dvc repro`), commi
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import io
@@ -351,6 +352,33 @@ def test_compare_table_flattens_summary_params_and_run_block(in_tmp):
     text = render(*compare_table("split_vae", rows[:1], fmt="md", all_params=True), fmt="md", transpose=True)
     assert "| split_vae.c2 | 39.0625 |" in text
     assert "| run.devices | cpu (x86_64) | cpu (x86_64) |" in transposed
+
+
+def test_compare_only_changed_keeps_the_metrics_and_run_fields_that_differ(in_tmp, monkeypatch):
+    """`replab compare attention_vat eps2 --baseline` was one table of about 130 metric columns, the unchanged ones
+    included: `--only-changed` keeps those that differ between the rows, as `dvc exp show --only-changed` does."""
+    import replab.compare as compare_module
+
+    params = compose("profile=smoke")
+    summaries = {"a": {"f1": {"mean": 70.0, "std": 1.0, "n": 2}, "dataset": "rt_snippets", "verdict": "holds",
+                       "run": {"devices": "cpu", "train_seconds_total": 60.0}},
+                 "b": {"f1": {"mean": 70.0, "std": 1.0, "n": 2}, "dataset": "rt_snippets", "verdict": "does not hold",
+                       "run": {"devices": "cpu", "train_seconds_total": 61.5}}}
+    monkeypatch.setattr(compare_module, "read_at",
+                        lambda row, path: params if path == "params.yaml" else summaries[row["name"]])
+    rows = [{"name": "a", "rev": "a" * 40}, {"name": "b", "rev": "b" * 40}]
+    everything = compare_table("aae_ssl", rows, fmt="csv")[0]
+    assert everything[3:] == ["f1.mean", "f1.std", "dataset", "verdict", "run.devices", "run.train_seconds_total"]
+    headers, table = compare_table("aae_ssl", rows, fmt="csv", only_changed=True)
+    assert headers == ["experiment", "rev", "profile", "verdict", "run.train_seconds_total"]
+    assert [r[3:] for r in table] == [["holds", 60.0], ["does not hold", 61.5]]
+    assert "only the metrics and run fields that differ" in " ".join(capture_help("compare").split())
+
+
+def capture_help(command: str) -> str:
+    with pytest.raises(SystemExit), contextlib.redirect_stdout(io.StringIO()) as out:
+        main([command, "--help"])
+    return out.getvalue()
 
 
 def test_compare_metrics_filter_is_checked_before_any_experiment_is_read(in_tmp, capsys):

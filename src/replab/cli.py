@@ -157,8 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=f"{name} one dvc matrix item of a paper: one variant"
                            + (", or every variant (`all`; attention_vat: `evaluate-<dataset>`)" if evaluate else
                               " (attention_vat: every method of one family, `<dataset>-<setting>-<family>-<seed>`)"))
-        p.add_argument("paper")
-        p.add_argument("key", help="variant key, as dvc.yaml's ${key}" + (" (or `all`)" if evaluate else ""))
+        p.add_argument("paper", help=f"one of: {', '.join(PAPERS)}")
+        p.add_argument("key", help="variant key, as dvc.yaml's ${key}: e.g. ae-100-0 (aae_ssl), "
+                       + ("evaluate-rt_snippets (attention_vat's one evaluation per dataset), or `all`" if evaluate
+                          else "rt_snippets-supervised-attention-0 (attention_vat's families)"))
         p.add_argument("axes", nargs="*", default=[], help="axis=value for each sweep axis of the paper (default: read "
                        "off the key, e.g. ae-100-0 → model=ae n_labeled=100 seed=0)")
         p.set_defaults(run=lambda a, e=evaluate: _variant_command(a, e))
@@ -239,18 +241,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_sweep)
 
     p = sub.add_parser("compare", help="chosen experiments of one paper side by side (Markdown or CSV)")
-    p.add_argument("paper")
+    p.add_argument("paper", help=f"whose params and summary metrics (metrics/<paper>.json) to set side by side: "
+                   f"one of {', '.join(PAPERS)}")
     p.add_argument("exps", nargs="*", default=[],
                    help="experiment names or revs, `workspace`, `HEAD` (default: all of HEAD)")
     p.add_argument("--baseline", action="store_true", help="add the HEAD commit as the first row")
     p.add_argument("-A", "--all-commits", action="store_true", help="look for experiments of every commit")
-    p.add_argument("--format", default="md", choices=["md", "csv"])
+    p.add_argument("--format", default="md", choices=["md", "csv"], help="Markdown table or CSV (default: md)")
     p.add_argument("--out", help="write the table to this file instead of stdout")
     p.add_argument("--metrics", help="regex: only the summary metrics whose dotted name matches")
     p.add_argument("--all-params", action="store_true", help="every param of the paper, not just the differing")
     p.add_argument("--transpose", action="store_true", help="one column per experiment")
+    p.add_argument("--only-changed", action="store_true",
+                   help="only the metrics and run fields that differ between the experiments")
     p.set_defaults(run=lambda a: importlib.import_module("replab.compare").compare(
-        a.paper, a.exps, a.format, a.out, a.baseline, a.all_commits, a.metrics, a.all_params, a.transpose))
+        a.paper, a.exps, a.format, a.out, a.baseline, a.all_commits, a.metrics, a.all_params, a.transpose,
+        a.only_changed))
     return parser
 
 

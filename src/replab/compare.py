@@ -732,9 +732,12 @@ def metrics_pattern(metrics: str | None) -> re.Pattern | None:
 
 
 def compare_table(paper: str, chosen: list[dict[str, Any]], fmt: str = "md", metrics: str | None = None,
-                  all_params: bool = False, notes: list[str] | None = None) -> tuple[list[str], list[list[Any]]]:
+                  all_params: bool = False, notes: list[str] | None = None,
+                  only_changed: bool = False) -> tuple[list[str], list[list[Any]]]:
     """Headers and rows: experiment, rev, profile, the paper's (and runtime) params that differ between the
-    chosen rows (all of them with all_params), the summary metrics of metrics/<paper>.json, and its run block.
+    chosen rows (all of them with all_params), the summary metrics of metrics/<paper>.json, and its run block
+    (with `only_changed`, of those two only the fields that differ between the rows, as `dvc exp show
+    --only-changed`: a paper's summary holds over a hundred).
 
     A row without metrics/<paper>.json has empty metric cells (– in Markdown), and so has a missing value (null,
     NaN or ±inf in the file): one line per row says which, appended to `notes` (`compare` prints them). DataError
@@ -755,10 +758,13 @@ def compare_table(paper: str, chosen: list[dict[str, Any]], fmt: str = "md", met
         raise DataError(f"{summary_file}: missing in every chosen experiment ({', '.join(absent)}) "
                         "(run `dvc repro report`)")
 
+    def varying(keys: list[str], field: int) -> list[str]:  # the keys whose values differ between the rows
+        return [k for k in keys if len({json.dumps(rec[field].get(k), sort_keys=True, default=str)
+                                        for rec in records}) > 1]
+
     param_keys = list(dict.fromkeys(k for rec in records for k in rec[2]))
     if not all_params:
-        param_keys = [k for k in param_keys if len({json.dumps(rec[2].get(k), sort_keys=True)
-                                                    for rec in records}) > 1]
+        param_keys = varying(param_keys, 2)
     metric_keys = list(dict.fromkeys(k for rec in records for k in rec[3]))
     if pattern is not None:
         matched = [k for k in metric_keys if pattern.search(k)]
@@ -767,6 +773,8 @@ def compare_table(paper: str, chosen: list[dict[str, Any]], fmt: str = "md", met
                              f"(its names: {', '.join(metric_keys[:3])}, …)")
         metric_keys = matched
     run_keys = list(dict.fromkeys(k for rec in records for k in rec[5]))
+    if only_changed:
+        metric_keys, run_keys = varying(metric_keys, 3), varying(run_keys, 5)
     headers = ["experiment", "rev", "profile", *param_keys, *metric_keys, *run_keys]
     rows = []
     for row, profile, section, cells, missing, run in records:
@@ -808,7 +816,7 @@ def render(headers: list[str], rows: list[list[Any]], fmt: str = "md", transpose
 
 def compare(paper: str, specs: Sequence[str], fmt: str = "md", out: str | None = None, baseline: bool = False,
             all_commits: bool = False, metrics: str | None = None, all_params: bool = False,
-            transpose: bool = False) -> str:
+            transpose: bool = False, only_changed: bool = False) -> str:
     _check_paper(paper)
     if fmt not in ("md", "csv"):
         raise ParamError(f"compare --format {fmt!r}: allowed: md, csv")
@@ -819,7 +827,7 @@ def compare(paper: str, specs: Sequence[str], fmt: str = "md", out: str | None =
     if not chosen:
         raise DataError("compare: no experiments here (run some, or `dvc exp pull <git remote>`)")
     notes: list[str] = []
-    headers, rows = compare_table(paper, chosen, fmt, metrics, all_params, notes)
+    headers, rows = compare_table(paper, chosen, fmt, metrics, all_params, notes, only_changed)
     text = render(headers, rows, fmt=fmt, transpose=transpose, notes=notes)
     if fmt == "csv" or out:  # not in the printed table: say them here
         for note in notes:
