@@ -560,15 +560,11 @@ class LossGuard:
         self.step = step
 
     def check(self) -> None:
-        import torch
+        from replab.io import first_non_finite
 
         hint = f" ({self.hint})" if self.hint else ""
         first = int(self.first.item())
         if first >= 0:
             raise ParamError(f"{self.what}: loss is {float(self.value.item())} at iteration {first}{hint}")
-        weights = [(f"{name}.{key}", w) for name, net in self.watch.items() for key, w in net.named_parameters()]
-        if weights:
-            finite = torch.stack([torch.isfinite(w).all() for _, w in weights])  # one sync for all of them
-            if not bool(finite.all()):
-                bad = weights[int((~finite).nonzero()[0, 0])][0]
-                raise ParamError(f"{self.what}: weight {bad} is not finite after iteration {self.step}{hint}")
+        if bad := first_non_finite({name: dict(net.named_parameters()) for name, net in self.watch.items()}):
+            raise ParamError(f"{self.what}: weight {bad[0]} is not finite after iteration {self.step}{hint}")
