@@ -298,9 +298,11 @@ def _records(ours_better: bool) -> dict[str, dict]:
         mine = m in rp.OURS
         recs[f"{m}-semi"] = _record(m, 81 + (2 * up if mine else 0), 0.7 + (0.1 * up if mine else 0), "semi", 700,
                                     rationale=0.4 + (0.1 * up if mine else 0))
-    recs["fig2"] = {"dataset": "rt_snippets", "seed": 0, "n_labeled": 100, "run": recs["vanilla-sup"]["run"],
-                    "curves": {m: {"n_unlabeled": [0, 300, 700], "dev_f1": [78.0, 78 + up, 78 + 2 * up]}
-                               for m in rp.SEMI_METHODS}}
+    for family in ("word", "attention"):  # the Fig. 2 stage of each family
+        recs[f"fig2-{family}"] = {
+            "dataset": "rt_snippets", "family": family, "seed": 0, "n_labeled": 100, "run": recs["vanilla-sup"]["run"],
+            "curves": {m: {"n_unlabeled": [0, 300, 700], "dev_f1": [78.0, 78 + up, 78 + 2 * up]}
+                       for m in rp.SEMI_METHODS if m.startswith(family)}}
     return recs
 
 
@@ -366,8 +368,9 @@ def test_an_n_ul_beyond_what_training_drew_is_shown_with_the_sentences_seen():
         if rec.get("setting") == "semi":
             rec["unlabeled_seen"] = 480 if rec["method"] == "word_vat" else 700
     recs["word_vat-semi-1"] = {**recs["word_vat-semi"], "seed": 1, "unlabeled_seen": 512}  # the fewest is shown
-    recs["fig2"]["curves"] = {m: {**c, "unlabeled_seen": [0, 300, 480 if m == "attention_vat" else 700]}
-                              for m, c in recs["fig2"]["curves"].items()}
+    for fig2 in (recs["fig2-word"], recs["fig2-attention"]):
+        fig2["curves"] = {m: {**c, "unlabeled_seen": [0, 300, 480 if m == "attention_vat" else 700]}
+                          for m, c in fig2["curves"].items()}
     per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
     s = per_ds["rt_snippets"]
     assert s["unlabeled_seen"]["table1b"] == {"word_vat": 480, "word_ivat": 700, "attention_vat": 700,
@@ -380,7 +383,8 @@ def test_an_n_ul_beyond_what_training_drew_is_shown_with_the_sentences_seen():
     words, _ = rp.claims(per_ds)
     assert "Attention VAT at N_ul=700 (480 seen)" in words["f1_rises_with_unlabeled"]
     assert "Word iVAT at N_ul=700 " in words["f1_rises_with_unlabeled"]  # drew them all: no note
-    del recs["fig2"]  # records written before train.json counted them (null): N_ul alone, no note
+    del recs["fig2-word"], recs["fig2-attention"]  # records written before train.json counted them (null): N_ul
+    # alone, no note
     for rec in recs.values():
         rec["unlabeled_seen"] = None
     s = rp.dataset_summary(rp.group(recs)["rt_snippets"])
@@ -413,7 +417,7 @@ def test_a_failed_claim_lists_the_comparisons_that_fail_it_apart_from_those_that
     """Fig. 2's claim failed on Word VAT alone, and the report listed Attention VAT's rise beside it as if both
     were against the claim."""
     recs = _records(True)
-    recs["fig2"]["curves"]["word_vat"]["dev_f1"] = [78.0, 76.0, 74.0]
+    recs["fig2-word"]["curves"]["word_vat"]["dev_f1"] = [78.0, 76.0, 74.0]
     per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
     words, flags = rp.claims(per_ds)
     assert flags["f1_rises_with_unlabeled"] is False
@@ -504,7 +508,7 @@ def test_summarize_writes_tables_figures_and_claims(in_tmp, monkeypatch, ours_be
     recs["vanilla-sup-1"] = {**recs["vanilla-sup"], "seed": 1, "f1": 80.5}
     for key, rec in recs.items():
         write_json(Path("metrics/attention_vat") / f"{key}.json", rec)
-        if key == "fig2":
+        if "curves" in rec:  # Fig. 2: no examples
             continue
         write_json(Path("plots/attention_vat/variants") / key / "examples.json", {"examples": [
             {"index": 3, "label": 1, "probability": 0.7, "words": ["a", "fine", "film"],
@@ -571,7 +575,7 @@ def _set(*path_and_value):
 
 DELETE = object()
 VAT = "metrics/attention_vat/attention_vat-sup.json"
-FIG2 = "metrics/attention_vat/fig2.json"
+FIG2 = "metrics/attention_vat/fig2-attention.json"
 BASELINE = "metrics/attention_vat/rt_snippets/linear_baseline.json"
 
 
@@ -597,7 +601,10 @@ BASELINE = "metrics/attention_vat/rt_snippets/linear_baseline.json"
     (FIG2, _set("curves", "attention_vat", "n_unlabeled", [0, 300, 1e300]), r"n_unlabeled\[2\] = 1e\+300: must be an"),
     (FIG2, _set("curves", "attention_vat", "n_unlabeled", [0, 300, 10**12]), r"n_unlabeled\[2\] = 10+: must be <="),
     (FIG2, _set("curves", "bogus", {"n_unlabeled": [0, 700], "dev_f1": [78.0, 90.0]}),
-     r"record\.curves\.bogus: not a method of Fig\. 2 \(allowed: word_vat, word_ivat, attention_vat, attention_iv"),
+     r"record\.curves\.bogus: not one of Fig\. 2's attention methods \(allowed: attention_vat, attention_ivat\)"),
+    (FIG2, _set("curves", "word_vat", {"n_unlabeled": [0, 700], "dev_f1": [78.0, 90.0]}),  # another stage's method
+     r"record\.curves\.word_vat: not one of Fig\. 2's attention methods"),
+    (FIG2, _set("family", "vanilla"), r"record\.family = 'vanilla': not allowed \(allowed: word, attention\)"),
     (FIG2, _set("curves", "attention_vat", "dev_f1", [78.0, float("nan"), 80.0]),
      r"curves\.attention_vat\.dev_f1\.1 = NaN: not a finite number"),
     (FIG2, _set("curves", "attention_vat", "dev_f1", [78.0, 80.0]), r"curves\.attention_vat\.dev_f1: 2 values for 3"),
@@ -609,7 +616,8 @@ BASELINE = "metrics/attention_vat/rt_snippets/linear_baseline.json"
     (BASELINE, "[]", r"top level is an array, expected an object"),
     (BASELINE, _set("n_labeled", -100), r"record\.n_labeled = -100: must be >= 1"),
 ], ids=["no-f1", "f1-nan", "f1-null", "auc-inf", "r-out", "f1-out", "eps-neg", "eps-str", "seen-neg", "n-ul-float",
-        "method", "no-rationale", "no-auprc", "fig2-n-neg", "fig2-n-huge", "fig2-n-int", "fig2-method", "fig2-nan",
+        "method", "no-rationale", "no-auprc", "fig2-n-neg", "fig2-n-huge", "fig2-n-int", "fig2-method",
+        "fig2-other-family", "fig2-family", "fig2-nan",
         "fig2-short", "fig2-no-nl", "linear-no-auc", "linear-auc-out", "linear-empty", "linear-array",
         "linear-n-neg"])
 def test_a_damaged_metrics_file_stops_the_report_in_one_line_naming_file_and_key(in_tmp, monkeypatch, file, edit,
@@ -666,18 +674,18 @@ def _write_trained(root: Path):
     """A scratch tree of the eval stage's inputs: data/processed/rt_snippets and, for the sweep of two supervised
     methods and one semi-supervised one (seed 0), a trained model per variant and the Fig. 2 record. → its cfg."""
     from replab.io import write_json
-    from replab.papers.attention_vat.model import Config, save_model, sweep_variants, variant_dir
+    from replab.papers.attention_vat.model import Config, Fig2Config, save_model, sweep_variants, variant_dir
 
     _write_processed(root / "data/processed")
     cfg = Config(datasets=["rt_snippets"], methods=["vanilla", "attention_vat"], semi_methods=["attention_vat"],
-                 seeds=[0])
+                 seeds=[0], fig2=Fig2Config(methods=["attention_vat"]))
     model = _tiny_model()
     run = _record("vanilla", 0, 0)["run"]
     for key, axes in sweep_variants(cfg):
         folder = root / "models/attention_vat" / variant_dir(key, axes)  # <dataset>-<setting>-<seed>/<key>/
         if key.startswith("fig2-"):
             write_json(folder / "train.json", {
-                "dataset": "rt_snippets", "seed": 0, "n_labeled": 20, "ratios": [0.0, 1.0],
+                "dataset": "rt_snippets", "family": "attention", "seed": 0, "n_labeled": 20, "ratios": [0.0, 1.0],
                 "curves": {"attention_vat": {"n_unlabeled": [0, 20], "dev_f1": [60.0, 65.0]}}, "run": run})
         else:
             eps = None if axes["method"] == "vanilla" else cfg.eps_for(axes["method"])
@@ -710,7 +718,7 @@ def test_evaluate_every_variant_of_a_dataset_then_report(in_tmp):
     assert vat["eps_per_token"] == pytest.approx(cfg.eps_attention / vat["mean_length"] ** 0.5)
     assert vat["eps_share"] == pytest.approx(vat["eps_per_token"] / vat["score_spread"])  # the scores it moves
     assert Path("plots/attention_vat/variants/rt_snippets/rt_snippets-vanilla-supervised-0/examples.json").exists()
-    assert read_json("metrics/attention_vat/rt_snippets/fig2-rt_snippets-0.json")["curves"]["attention_vat"][
+    assert read_json("metrics/attention_vat/rt_snippets/fig2-rt_snippets-attention-0.json")["curves"]["attention_vat"][
         "dev_f1"] == [60.0, 65.0]
     section = rp.summarize(cfg, {})
     assert section.summary["claims"]["f1_rises_with_unlabeled"] is True  # 60 → 65 on the curve written above
@@ -788,8 +796,8 @@ def test_evaluating_fewer_variants_leaves_no_file_of_the_dropped_ones(in_tmp):
     Path(OUTS[0], "stray.json").write_text("{}")
     _evaluate_dataset(replace(cfg, methods=["vanilla"]))
     names = sorted(Path(f).name for f in _files(OUTS[0]))
-    assert names == ["fig2-rt_snippets-0.json", "linear_baseline.json", "rt_snippets-attention_vat-semi-0.json",
-                     "rt_snippets-vanilla-supervised-0.json"]
+    assert names == ["fig2-rt_snippets-attention-0.json", "linear_baseline.json",
+                     "rt_snippets-attention_vat-semi-0.json", "rt_snippets-vanilla-supervised-0.json"]
     assert sorted(p.name for p in Path(OUTS[1]).iterdir()) == ["rt_snippets-attention_vat-semi-0",
                                                                 "rt_snippets-vanilla-supervised-0"]
 
@@ -838,7 +846,7 @@ def test_a_fig2_curve_with_a_null_or_bad_value_is_refused_naming_the_file(in_tmp
     """A null dev F1 (or NaN, which reads as null) would reach the report's Fig. 2 as a silent "–"."""
     from replab.io import DataError, write_json
 
-    key, axes = "fig2-rt_snippets-0", {"dataset": "rt_snippets", "seed": 0}
+    key, axes = "fig2-rt_snippets-attention-0", {"dataset": "rt_snippets", "family": "attention", "seed": 0}
     folder = in_tmp / "models/attention_vat" / key
     write_json(folder / "train.json", {"n_labeled": 20, "curves": {"attention_vat": curve}})
     with pytest.raises(DataError, match=rf"{key}/train\.json: {message}") as err:

@@ -7,6 +7,7 @@ import importlib
 import json
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -275,9 +276,18 @@ def test_variant_axes_and_keys():
         parse_variant("attention_vat", "rt_snippets-word_at-semi-0",
                       ["dataset=rt_snippets", "method=word_at", "setting=semi", "seed=0"], cfg,
                       M.axes_for("rt_snippets-word_at-semi-0"))
-    assert M.axes_for("fig2-rt_snippets-0") == {"dataset": "datasets", "seed": "seeds"}
+    assert M.axes_for("fig2-rt_snippets-word-0") == {"dataset": "datasets", "family": "fig2_families", "seed": "seeds"}
     keys = [k for k, _ in M.sweep_variants(cfg)]
-    assert len(keys) == 9 + 1 + 1 and keys[-1] == "fig2-rt_snippets-0"
+    assert len(keys) == 9 + 1 + 2 and keys[-2:] == ["fig2-rt_snippets-word-0", "fig2-rt_snippets-attention-0"]
+    # a Fig. 2 stage whose family has no method in fig2.methods trains nothing: no variant to evaluate
+    one = [k for k, _ in M.sweep_variants(replace(cfg, fig2=M.Fig2Config(methods=["attention_ivat"])))]
+    assert one == keys[:-2] + ["fig2-rt_snippets-attention-0"]
+    # the Fig. 2 families are those of the semi-supervised methods (vanilla has none)
+    assert M.FIG2_FAMILIES == tuple(dict.fromkeys(M.method_family(m) for m in M.SEMI_METHODS))
+    with pytest.raises(ParamError, match=r"^attention_vat variant fig2-rt_snippets-vanilla-0: family='vanilla' is not "
+                                         r"in the sweep \(allowed: word, attention\)$"):
+        parse_variant("attention_vat", "fig2-rt_snippets-vanilla-0", ["dataset=rt_snippets", "family=vanilla",
+                      "seed=0"], cfg, M.axes_for("fig2-rt_snippets-vanilla-0"))
     # a training stage: every method of one family in one setting, each in its own subfolder named by the variant
     stage = M.group_key("rt_snippets", "semi", "attention", 0)
     assert stage == "rt_snippets-semi-attention-0"
@@ -300,7 +310,8 @@ def test_variant_axes_and_keys():
     assert M.variant_dir(key, v.axes).as_posix() == "rt_snippets-semi-attention-0/rt_snippets-attention_vat-semi-0"
     assert [M.method_family(m) for m in M.METHODS] == ["vanilla"] + ["word"] * 4 + ["attention"] * 4
     assert M.setting_methods(_cfg(), "supervised", "word") == ["word_at", "word_iat", "word_vat", "word_ivat"]
-    assert M.variant_dir("fig2-rt_snippets-0", {"dataset": "rt_snippets", "seed": 0}).as_posix() == "fig2-rt_snippets-0"
+    assert M.variant_dir("fig2-rt_snippets-word-0", {"dataset": "rt_snippets", "family": "word", "seed": 0}
+                         ).as_posix() == "fig2-rt_snippets-word-0"
     with pytest.raises(ParamError, match=r"every method of one family \(vanilla, word, attention\) in a setting; "
                                              r"its key is <dataset>-<setting>-<family>-<seed> dataset=…"):
         T.train(cfg, Runtime(progress=False, threads=1), v)  # one method alone is no training stage
@@ -344,7 +355,12 @@ GROUPS = [("supervised", "vanilla"), ("supervised", "word"), ("supervised", "att
           ("semi", "attention")]
 
 
-FIG2_STAGE = Variant("attention_vat", "fig2-rt_snippets-0", {"dataset": "rt_snippets", "seed": 0})
+def _fig2_stage(family: str) -> Variant:
+    return Variant("attention_vat", f"fig2-rt_snippets-{family}-0", {"dataset": "rt_snippets", "family": family,
+                                                                     "seed": 0})
+
+
+FIG2_STAGE = _fig2_stage("attention")
 
 
 def _folder(key: str, axes: dict) -> Path:
@@ -360,11 +376,15 @@ def test_end_to_end_every_method_is_deterministic(in_tmp):
     assert len(variants) == 9 + 4 + 1
 
     def run():
-        for stage in [_stage(*group) for group in GROUPS] + [FIG2_STAGE]:
+        for stage in [_stage(*group) for group in GROUPS] + [_fig2_stage("word"), FIG2_STAGE]:
             T.train(cfg, runtime, stage)
         assert sorted(p.name for p in (in_tmp / "models/attention_vat").iterdir()) == [
-            "fig2-rt_snippets-0", "rt_snippets-semi-attention-0", "rt_snippets-semi-word-0",
-            "rt_snippets-supervised-attention-0", "rt_snippets-supervised-vanilla-0", "rt_snippets-supervised-word-0"]
+            "fig2-rt_snippets-attention-0", "fig2-rt_snippets-word-0", "rt_snippets-semi-attention-0",
+            "rt_snippets-semi-word-0", "rt_snippets-supervised-attention-0", "rt_snippets-supervised-vanilla-0",
+            "rt_snippets-supervised-word-0"]
+        # fig2.methods has no word method: that stage trains nothing, and its record and curves folder say so
+        assert read_json(_fig2_stage("word").model_dir / "train.json")["curves"] == {}
+        assert (in_tmp / _fig2_stage("word").live_dir).is_dir()
         return {key: read_json(_folder(key, axes) / "train.json") for key, axes in variants}
 
     first = run()
@@ -449,7 +469,7 @@ def _untimed(record: dict) -> dict:
     return record
 
 
-@pytest.mark.parametrize("key", ["rt_snippets-semi-word-0", "fig2-rt_snippets-0"])
+@pytest.mark.parametrize("key", ["rt_snippets-semi-word-0", "fig2-rt_snippets-attention-0"])
 def test_a_killed_run_resumes_to_the_uninterrupted_result(in_tmp, monkeypatch, capsys, key):
     """Checkpoints at every epoch (runtime.checkpoint_every = 0); a stage killed in the second epoch of its second
     fit (method, or Fig. 2 point) resumes from the last checkpoint to the records and DVCLive curves of an
@@ -680,7 +700,7 @@ def test_a_bad_key_names_the_keys_train_and_evaluate_take(key, assignments):
         parse_variant("attention_vat", key, assignments, _cfg(), M.axes_for(key))
     message = str(err.value)
     assert "attention_vat's keys: `train <dataset>-<setting>-<family>-<seed> dataset=… setting=… family=… seed=…`, " \
-           "`train fig2-<dataset>-<seed> dataset=… seed=…`" in message
+           "`train fig2-<dataset>-<family>-<seed> dataset=… family=… seed=…`" in message
     assert "`evaluate evaluate-<dataset> dataset=…`" in message and "\n" not in message
 
 
@@ -820,11 +840,13 @@ def test_another_variants_folder_copied_in_is_refused_naming_its_train_json(in_t
     ev.evaluate_variant(vanilla, own, folder, data, torch.device("cpu"), in_tmp / "metrics", in_tmp / "plots")
     assert read_json(in_tmp / "metrics" / f"{vanilla}.json")["method"] == "vanilla"
     # the Fig. 2 record of another seed copied in
-    fig2 = {"dataset": "rt_snippets", "seed": 0}
-    (in_tmp / "models/attention_vat/fig2-rt_snippets-0").mkdir(parents=True)
-    path = in_tmp / "models/attention_vat/fig2-rt_snippets-0/train.json"
-    path.write_text(json.dumps({"dataset": "rt_snippets", "seed": 3, "n_labeled": 48,
-                                "curves": {"attention_vat": {"n_unlabeled": [0], "dev_f1": [50.0]}}}))
-    with pytest.raises(DataError, match=r"fig2-rt_snippets-0/train\.json: seed = 3, but this variant's is 0 "
-                                        r"\(another variant's files in .*\?\); rerun the training stage$"):
-        ev.collect_fig2("fig2-rt_snippets-0", fig2, path.parent, in_tmp / "metrics")
+    fig2 = {"dataset": "rt_snippets", "family": "attention", "seed": 0}
+    (in_tmp / "models/attention_vat/fig2-rt_snippets-attention-0").mkdir(parents=True)
+    path = in_tmp / "models/attention_vat/fig2-rt_snippets-attention-0/train.json"
+    for axis, value in (("seed", 3), ("family", "word")):
+        path.write_text(json.dumps({**fig2, axis: value, "n_labeled": 48,
+                                    "curves": {"attention_vat": {"n_unlabeled": [0], "dev_f1": [50.0]}}}))
+        with pytest.raises(DataError, match=rf"fig2-rt_snippets-attention-0/train\.json: {axis} = {value!r}, but this "
+                                            r"variant's is .* \(another variant's files in .*\?\); rerun the training "
+                                            "stage$"):
+            ev.collect_fig2("fig2-rt_snippets-attention-0", fig2, path.parent, in_tmp / "metrics")

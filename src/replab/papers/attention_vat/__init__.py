@@ -80,7 +80,8 @@ Our choices where the seed is silent (all params; no public code of the VAT pape
   score" (the seed does not name the metric); dev accuracy and AUC are recorded beside it.
 - N_ul: the whole prepared pool by default (`data.sst.n_unlabeled` = 50,000, `data.imdb.n_unlabeled` = 150,000:
   the paper's values); `n_unlabeled` caps it. Fig. 2 trains each method of `fig2.methods` at N_ul = ratio × N_l
-  for `fig2.ratios` (0 … 7) in one stage per dataset and seed (no weights kept; dev F1 per point in train.json).
+  for `fig2.ratios` (0 … 7) in one stage per dataset, family and seed (no weights kept; dev F1 per point in
+  train.json).
 - Table 2 (rationales) is the seed's unnamed "semi-supervised" model: the paper profile trains every method on
   eraser_movies as well, and the evaluation scores them all. Its pool: `data.eraser_movies.unlabeled` (the seed
   names none; the paper profile takes SST's, lm1b at N_ul = 50,000); without one the semi-supervised methods
@@ -111,11 +112,12 @@ Why its results are weak, measured in-process (one thread, dev ROC-AUC; seed 0 u
   random ‖r‖ = 1 (30) on ã gives a KL of 2e-4 (0.04): the attention-level term regularises weakly at this size,
   whatever ε (the word-level VAT term is about 0.1).
 
-Variants: `<dataset>-<method>-supervised-<seed>`, `<dataset>-<method>-semi-<seed>`, `fig2-<dataset>-<seed>`
-(the names of metrics, curves and report rows). Stages (dvc.yaml matrix keys): `<dataset>-<setting>-<family>-
+Variants: `<dataset>-<method>-supervised-<seed>`, `<dataset>-<method>-semi-<seed>`,
+`fig2-<dataset>-<family>-<seed>` (the names of metrics, curves and report rows). Stages (dvc.yaml matrix keys): `<dataset>-<setting>-<family>-
 <seed>` trains every method of one family (vanilla, word, attention: what it perturbs, which decides the params
 its stage lists) in the setting in one process (one start-up, not one per method), one subfolder per variant in
-models/attention_vat/<stage key>/; `fig2-<dataset>-<seed>`; evaluation: `evaluate-<dataset>` (every variant of
+models/attention_vat/<stage key>/; `fig2-<dataset>-<family>-<seed>` (word or attention: Fig. 2's points of the
+family's methods); evaluation: `evaluate-<dataset>` (every variant of
 a dataset in one process).
 
 Read in order: model.py (configuration, data, the network, Eq. 1–12 and the perturbations), train.py (one step

@@ -43,8 +43,9 @@ EXAMPLES = 4  # test sentences whose attention maps the report draws
 EXAMPLE_LENGTH = (6, 16)  # their number of words (short enough to label every token)
 MAX_BATCH_TOKENS = 1 << 15  # padded tokens per evaluation batch (memory bound for long documents)
 EVIDENCE_KIND = {"eraser_movies": "human", "rt_snippets": "lexicon"}
-KEYS = ("<dataset>-<method>-<setting>-<seed> dataset=… method=… setting=… seed=…", "fig2-<dataset>-<seed> dataset=… "
-        "seed=…", "evaluate-<dataset> dataset=…")  # the keys it takes, named on a bad one (papers.parse_variant)
+# the keys it takes, named on a bad one (papers.parse_variant)
+KEYS = ("<dataset>-<method>-<setting>-<seed> dataset=… method=… setting=… seed=…", "fig2-<dataset>-<family>-<seed> "
+        "dataset=… family=… seed=…", "evaluate-<dataset> dataset=…")
 
 
 @dataclass
@@ -397,7 +398,7 @@ def evaluate(cfg, runtime, variant) -> None:
     file of a variant no longer in params.yaml survives."""
     from replab.papers.attention_vat.model import EVALUATE_ALL, FIG2, PAPER, sweep_variants, variant_dir
 
-    if "family" in variant.axes:
+    if "setting" in variant.axes and "family" in variant.axes:
         raise ParamError(f"attention_vat {variant.key}: a training stage's key, not a variant; evaluate "
                          + ", ".join(KEYS))
     dataset, every = variant.axes["dataset"], variant.key.startswith(f"{EVALUATE_ALL}-")
@@ -410,7 +411,7 @@ def evaluate(cfg, runtime, variant) -> None:
         if every:
             write_json(metrics / "linear_baseline.json", linear)
         for key, axes in rt.progress(variants, enabled=runtime.progress, desc="evaluate attention_vat"):
-            # models/attention_vat/<dataset>-<setting>-<family>-<seed>/<key>/ (its stage's folder), fig2: <key>/
+            # models/attention_vat/<dataset>-<setting>-<family>-<seed>/<key>/ (its stage's folder), Fig. 2: <key>/
             folder = Path("models") / PAPER / variant_dir(key, axes)
             if key.startswith(f"{FIG2}-"):
                 collect_fig2(key, axes, folder, metrics)

@@ -27,7 +27,8 @@ FAMILIES = ("vanilla", "word", "attention")
 METHOD_LABELS = {"vanilla": "Vanilla", "word_at": "Word AT", "word_iat": "Word iAT", "word_vat": "Word VAT",
                  "word_ivat": "Word iVAT", "attention_at": "Attention AT", "attention_iat": "Attention iAT",
                  "attention_vat": "Attention VAT", "attention_ivat": "Attention iVAT"}
-FIG2 = "fig2"  # key prefix of the Fig. 2 stage: fig2-<dataset>-<seed>
+FIG2 = "fig2"  # key prefix of the Fig. 2 stages: fig2-<dataset>-<family>-<seed>
+FIG2_FAMILIES = ("word", "attention")  # the families of SEMI_METHODS: one Fig. 2 stage each
 EVALUATE_ALL = "evaluate"  # key prefix of the evaluation stage: evaluate-<dataset> (every variant of a dataset)
 ALPHA_NORMS = ("token", "sentence")
 TINY = 1e-12  # guards the L2 normalisations against all-zero gradients
@@ -88,6 +89,10 @@ class Config:
     def families(self) -> list[str]:  # the family axis's values of a training stage (the CLI checks `family=`)
         return list(FAMILIES)
 
+    @property
+    def fig2_families(self) -> list[str]:  # the family axis's values of a Fig. 2 stage
+        return list(FIG2_FAMILIES)
+
     def eps_key(self, method: str) -> str:  # the param holding ‖r‖₂ of the method's perturbation
         return ("eps_attention" if method.startswith("attention_") else
                 "eps_word_interpretable" if method in ("word_iat", "word_ivat") else "eps_word")
@@ -102,10 +107,11 @@ GROUP_AXES = {"dataset": "datasets", "setting": "settings", "family": "families"
 
 def axes_for(key: str) -> dict[str, str]:
     """Keys: `<dataset>-<method>-supervised|semi-<seed>` (method from `methods` | `semi_methods`), a training stage
-    `<dataset>-<setting>-<family>-<seed>`, `fig2-<dataset>-<seed>` (every Fig. 2 point of one dataset and seed),
+    `<dataset>-<setting>-<family>-<seed>`, `fig2-<dataset>-<family>-<seed>` (every Fig. 2 point of one family's
+    methods, dataset and seed),
     `evaluate-<dataset>` (every variant of one dataset). Names have no `-`; stage keys have no method there."""
     if key.startswith(f"{FIG2}-"):
-        return {"dataset": "datasets", "seed": "seeds"}
+        return {"dataset": "datasets", "family": "fig2_families", "seed": "seeds"}
     if key.startswith(f"{EVALUATE_ALL}-"):
         return {"dataset": "datasets"}
     if key.count("-") == 3 and key.split("-")[1] in SETTINGS:
@@ -141,18 +147,24 @@ def variant_dir(key: str, axes: dict) -> Path:
     return Path(group_key(axes["dataset"], axes["setting"], method_family(axes["method"]), axes["seed"])) / key
 
 
-def fig2_key(dataset: str, seed: int) -> str:  # the Fig. 2 stage and variant of one dataset and seed
-    return f"{FIG2}-{dataset}-{seed}"
+def fig2_key(dataset: str, family: str, seed: int) -> str:  # the Fig. 2 stage and variant of one family's methods
+    return f"{FIG2}-{dataset}-{family}-{seed}"
+
+
+def fig2_methods(cfg: Config, family: str) -> list[str]:  # the methods of `fig2.methods` a Fig. 2 stage trains
+    return [m for m in cfg.fig2.methods if method_family(m) == family]
 
 
 def sweep_variants(cfg: Config) -> list[tuple[str, dict]]:
     """(key, axes) of every trained variant in params.yaml: datasets × methods × seeds supervised, × semi_methods
-    × seeds semi-supervised, Fig. 2 datasets × seeds. Models in models/attention_vat/<variant_dir>, evaluations in
+    × seeds semi-supervised, Fig. 2 datasets × families of `fig2.methods` × seeds. Models in
+    models/attention_vat/<variant_dir>, evaluations in
     metrics/attention_vat/<dataset>/<key>.json."""
     out = [(variant_key(d, m, setting, s), {"dataset": d, "method": m, "setting": setting, "seed": s})
            for d in cfg.datasets for setting in ("supervised", "semi") for m in setting_methods(cfg, setting)
            for s in cfg.seeds]
-    return out + [(fig2_key(d, s), {"dataset": d, "seed": s}) for d in cfg.datasets for s in cfg.seeds]
+    return out + [(fig2_key(d, f, s), {"dataset": d, "family": f, "seed": s}) for d in cfg.datasets
+                  for f in FIG2_FAMILIES if fig2_methods(cfg, f) for s in cfg.seeds]
 
 
 def real_mask(lengths: torch.Tensor, length: int) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """attention_vat training: one step of each of the nine methods (Eq. 10 with the perturbations of model.py),
 the epoch loop with model selection on dev (AUC by default), the stage that trains every method of a setting
-(one process per dataset × setting × seed) and the Fig. 2 stage (dev F1 against N_ul)."""
+(one process per dataset × setting × family × seed) and the Fig. 2 stages (dev F1 against N_ul)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from replab.papers.attention_vat.model import (
     attention_differences,
     build_model,
     combine_directions,
+    fig2_methods,
     kl_binary,
     method_family,
     model_config,
@@ -48,7 +49,7 @@ from replab.params import ParamError
 EVAL_BATCH = 512
 # the keys `replab train attention_vat` takes (replab.papers.parse_variant names them on a bad one)
 KEYS = ("<dataset>-<setting>-<family>-<seed> dataset=… setting=… family=… seed=…",
-        "fig2-<dataset>-<seed> dataset=… seed=…")
+        "fig2-<dataset>-<family>-<seed> dataset=… family=… seed=…")
 
 
 def perturbation_loss(model: AttentionClassifier, cfg: Config, method: str, tokens: torch.Tensor,
@@ -260,7 +261,7 @@ def check_data(cfg: Config) -> None:
 
 def train(cfg: Config, runtime, variant) -> None:
     """One training stage: `<dataset>-<setting>-<family>-<seed>` (every method of one family in the setting,
-    `train_group`) or `fig2-<dataset>-<seed>` (`train_fig2`)."""
+    `train_group`) or `fig2-<dataset>-<family>-<seed>` (`train_fig2`: Fig. 2 of the family's methods)."""
     if "method" in variant.axes or "seed" not in variant.axes:  # a method's or the evaluation's key
         raise ParamError(f"attention_vat {variant.key}: a training stage trains every method of one family "
                          f"({', '.join(FAMILIES)}) in a setting; its key is {' or '.join(KEYS)}")
@@ -349,17 +350,23 @@ def fig2_points(cfg: Config, n_labeled: int, pool: int) -> list[int]:
 
 
 def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
-    """Fig. 2 of one dataset and seed: every semi-supervised method of `fig2.methods` trained at each N_ul;
+    """Fig. 2 of one dataset, family and seed: every method of `fig2.methods` in the family trained at each N_ul;
     the model-selection dev F1 of each is the figure's y value (the seed's 'validation score'). Writes
-    train.json (no weights) into the variant's model directory."""
-    seed, dataset = variant.axes["seed"], variant.axes["dataset"]
+    train.json (no weights) into the variant's model directory. One stage per family, like the training stages,
+    so that an ε sweep retrains the points of the methods it perturbs only."""
+    seed, dataset, family = variant.axes["seed"], variant.axes["dataset"], variant.axes["family"]
+    methods = fig2_methods(cfg, family)
+    if not methods:  # its (empty) curves record and folder say that nothing was trained
+        print(f"attention_vat {variant.key}: no {family} method in attention_vat.fig2.methods; nothing to train",
+              file=sys.stderr)
+        ckpt.live_dir.mkdir(parents=True, exist_ok=True)  # a declared output, like the model folder
     data = load_text(dataset, device, cfg.unlabeled_max_length)
     n_labeled = len(data.labels["train"])
     points = fig2_points(cfg, n_labeled, data.n_unlabeled)
     run_cfg = replace(cfg, epochs=cfg.fig2.epochs or cfg.epochs)
     curves: dict[str, dict] = ckpt.resumed_context.get("curves", {})  # the points finished before a kill
     ckpt.context["curves"] = curves
-    for method in cfg.fig2.methods:
+    for method in methods:
         curves.setdefault(method, {"n_unlabeled": [], "unlabeled_seen": [], "dev_f1": [], "dev_accuracy": [],
                                    "dev_auc": [], "best_epoch": [], "seconds_per_step": []})
         # one DVCLive folder per method, step = N_ul: the curves stage overlays them in one Fig. 2 chart, named so
@@ -375,7 +382,7 @@ def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
                 live.step = n_ul
                 live.log_metric("fig2/dev_f1_by_n_unlabeled", record["dev_f1"])  # a folder: dvc.yaml's N_ul axis
             live.make_summary()
-    record = {"dataset": dataset, "seed": seed, "n_labeled": n_labeled, "epochs": run_cfg.epochs,
+    record = {"dataset": dataset, "family": family, "seed": seed, "n_labeled": n_labeled, "epochs": run_cfg.epochs,
               "ratios": cfg.fig2.ratios, "curves": curves,
               "run": rt.run_metadata(device, seed, f"{data.name} ({data.source})", clock)}
     with atomic_dir(variant.model_dir) as tmp:
