@@ -714,6 +714,22 @@ def test_papers_whose_keys_are_their_axes_keep_their_message():
     assert str(err.value) == "aae_ssl variant all: missing model=…, n_labeled=…, seed=…"
 
 
+def test_selection_on_auc_with_a_dev_split_of_one_class_is_refused_before_training(in_tmp):
+    """A hand-edited prepared set whose dev split held one class trained silently: dev ROC-AUC was NaN at every
+    epoch, so model selection kept the first. check_data (before any training stage) names the param and the
+    value that works; selection on F1 passes."""
+    _write_text_set(in_tmp / "data/processed")
+    path = in_tmp / "data/processed/rt_snippets/dev.npz"
+    with np.load(path) as npz:
+        arrays = dict(npz)
+    np.savez(path, **{**arrays, "labels": np.ones_like(arrays["labels"])})
+    with pytest.raises(ParamError) as err:
+        T.check_data(_cfg())
+    assert str(err.value) == ("params.yaml: attention_vat.selection = auc: the dev split of data/processed/rt_snippets "
+                              "holds class 1 only, where ROC-AUC is undefined (allowed: f1)")
+    T.check_data(_cfg(selection="f1"))
+
+
 def test_more_neighbours_than_the_vocabulary_holds_is_a_param_error():
     """neighbours = 10⁶ was clamped to the vocabulary without a word, and one epoch ran for minutes."""
     weight = torch.randn(VOCAB, 8)

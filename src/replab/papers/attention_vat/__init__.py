@@ -113,12 +113,12 @@ Why its results are weak, measured in-process (one thread, dev ROC-AUC; seed 0 u
   whatever ε (the word-level VAT term is about 0.1).
 
 Variants: `<dataset>-<method>-supervised-<seed>`, `<dataset>-<method>-semi-<seed>`,
-`fig2-<dataset>-<family>-<seed>` (the names of metrics, curves and report rows). Stages (dvc.yaml matrix keys): `<dataset>-<setting>-<family>-
-<seed>` trains every method of one family (vanilla, word, attention: what it perturbs, which decides the params
-its stage lists) in the setting in one process (one start-up, not one per method), one subfolder per variant in
-models/attention_vat/<stage key>/; `fig2-<dataset>-<family>-<seed>` (word or attention: Fig. 2's points of the
-family's methods); evaluation: `evaluate-<dataset>` (every variant of
-a dataset in one process).
+`fig2-<dataset>-<family>-<seed>` (the names of metrics, curves and report rows). Stages (dvc.yaml matrix keys):
+`<dataset>-<setting>-<family>-<seed>` trains every method of one family (vanilla, word, attention: what it
+perturbs, which decides the params its stage lists) in the setting in one process (one start-up, not one per
+method), one subfolder per variant in models/attention_vat/<stage key>/; `fig2-<dataset>-<family>-<seed>` (word
+or attention: Fig. 2's points of the family's methods); evaluation: `evaluate-<dataset>` (every variant of a
+dataset in one process).
 
 Read in order: model.py (configuration, data, the network, Eq. 1–12 and the perturbations), train.py (one step
 of each method, the epoch loop with model selection, Fig. 2), evaluate.py (F1, attention–gradient agreement,
