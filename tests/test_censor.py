@@ -618,3 +618,60 @@ def test_another_variants_model_is_not_credited_to_this_one(tmp_path):
                                         r"\(sha256 [0-9a-f]{12}…, train.json's model_sha256 [0-9a-f]{12}…\)"):
         rt.load_trained(folder, "cpu", ("checkpoints",), {"method": "afl_mlp", "lambda": 0.2, "seed": 0})
     assert rt.load_trained(other, "cpu", ("checkpoints",))[0] == {"checkpoints": [1]}
+
+
+def _write_censor_metrics() -> tuple[cs.Config, dict]:
+    """metrics/censor/ of a sweep of the CNN and SCT at λ = 1, seed 0, as evaluate.py writes them (two repetitions)."""
+    from replab.io import write_json
+
+    run = {"device": "cpu", "device_name": "cpu", "torch": "2", "python": "3", "threads": 1, "seed": 0,
+           "data_source": "har (test)", "seconds": 1.0, "samples_per_s": 10.0}
+    history = {"f1_seen": [80.0, 78.0, 77.0], "f1_unseen": [60.0, 59.0, 58.0], "user_accuracy": [70.0, 50.0, 40.0]}
+    common = {"chance_user_accuracy": 25.0, "dataset": "har", "counts": {"train": 10, "seen": 2, "unseen": 4},
+              "run": run}
+    write_json("metrics/censor/cnn-0.json", {"method": "cnn", "lambda": None, "seed": 0, "f1_seen": 80.0,
+                                             "f1_unseen": 60.0, "user_accuracy": 70.0, **common, "history": {
+                                                 k: v[:1] for k, v in history.items()}})
+    write_json("metrics/censor/sct-1.0-0.json", {
+        "method": "sct", "lambda": 1.0, "seed": 0, **{k: v[-1] for k, v in history.items()}, **common,
+        "history": history, "step1": {"adversary_loss": [0.6, 0.65], "adversary_accuracy": [66.0, 60.0]}})
+    return parse(cs.Config, {"methods": ["sct"], "lambdas": [1.0], "seeds": [0]}, "censor"), {
+        "censor": {"lambdas": [1.0]}}
+
+
+CNN, SCT = "metrics/censor/cnn-0.json", "metrics/censor/sct-1.0-0.json"
+
+
+@pytest.mark.parametrize("file, key, value, message", [
+    (CNN, ["user_accuracy"], None, r"record\.user_accuracy = (None|null): must be a number"),
+    (CNN, ["user_accuracy"], "NaN", r"user_accuracy = NaN: not a finite number"),
+    (CNN, ["chance_user_accuracy"], "x", r"record\.chance_user_accuracy = 'x': must be a number"),
+    (SCT, ["f1_seen"], 180.0, r"f1_seen = 180\.0: out of range \(allowed: 0 … 100"),
+    (SCT, ["history", "user_accuracy", 1], None, r"record\.history\.user_accuracy\[1\] = (None|null): must be a "),
+    (SCT, ["history", "f1_unseen"], [60.0], r"record\.history\.f1_unseen: 1 values for 3 in f1_seen"),
+    (SCT, ["step1", "adversary_loss", 0], "0.6", r"record\.step1\.adversary_loss\[0\] = '0\.6': must be a number"),
+    (SCT, ["method"], "bogus", r"record\.method = 'bogus': not allowed \(allowed: cnn, afl_mlp, afl_dnn, sct, lsm"),
+    (SCT, ["run", "seconds"], 10**400, r"run\.seconds = 1000+…: not a number \(allowed: \|value\| ≤ 1e\+100"),
+], ids=["null", "nan", "string", "out-of-range", "history-null", "history-short", "step1-string", "method",
+        "huge-seconds"])
+def test_a_damaged_metrics_file_stops_the_censor_report_naming_file_and_key(in_tmp, file, key, value, message):
+    """A null user accuracy in cnn-0.json crashed a comparison inside the report, and the one-line error named
+    another file (the last value read: lsm-2.5-0.json's step1); a string passed into the means. Every value the
+    report reads is checked first (evaluate.py always defines them: null is a damaged file, not a "–")."""
+    import json
+    import re
+    from pathlib import Path
+
+    cfg, params = _write_censor_metrics()
+    cs.summarize(cfg, params)  # the undamaged files report
+    record = json.loads(Path(file).read_text())
+    node = record
+    for part in key[:-1]:
+        node = node[part]
+    node[key[-1]] = value
+    text = json.dumps(record).replace('"NaN"', "NaN")  # NaN as a hand edit writes it
+    Path(file).write_text(text)
+    with pytest.raises(DataError) as err:
+        cs.summarize(cfg, params)
+    assert str(err.value).startswith(f"{file}: ") and re.search(message, str(err.value)), str(err.value)
+    assert "\n" not in str(err.value) and ("rerun the stage" in str(err.value) or "eval_censor" in str(err.value))

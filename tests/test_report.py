@@ -15,6 +15,7 @@ import pytest
 
 from replab import report
 from replab.io import DataError, write_json
+from replab.params import ParamError
 
 
 def test_mean_std_by_hand():
@@ -207,6 +208,32 @@ def test_damaged_metrics_files_are_one_line_errors_naming_file_and_key(in_tmp, m
     assert str(err.value).startswith("metrics/toy/a-0.json: history: wrong type or range for the toy report "
                                      "(TypeError: 'int' object is not subscriptable)")
     assert "\n" not in str(err.value) and not (in_tmp / "plots/report.md").exists()
+
+
+def test_numbers_beyond_a_floats_range_are_one_line_errors_naming_file_and_key(in_tmp, monkeypatch):
+    """A 400-digit integer is valid JSON: it raised OverflowError inside the report's run summary (named as another
+    file's key); a params.yaml whose `meta` is no mapping raised AttributeError after every summary was written."""
+    write_json(in_tmp / "metrics/toy/a-0.json", {"big": 10**400, "run": {"device": "cpu", "seconds": 10**400}})
+    records = report.gather("toy", ["a-0"])
+    with pytest.raises(DataError, match=r"^metrics/toy/a-0.json: big = 10{39}…: out of range \(allowed: \|value\| ≤ "):
+        records.stats(["a-0"], "big")
+    with pytest.raises(DataError, match=r"^metrics/toy/a-0.json: run.seconds = 10{39}…: not a number \(allowed: "):
+        report.run_summary(records.values())
+    assert report.finite(10**400) is None and report.finite(-(10**400)) is None and report.finite(7) == 7.0
+
+    @dataclass(frozen=True)
+    class Config:
+        seeds: list[int]
+
+    module = types.ModuleType("replab.papers.toy")
+    module.Config, module.summarize = Config, lambda cfg, params: report.Section("toy", "toy", "text", {"v": 1.0})
+    monkeypatch.setattr(report, "PAPERS", ("toy",))
+    monkeypatch.setattr(report, "paper_module", lambda name: module)
+    monkeypatch.setattr(report, "REPORT_PATH", in_tmp / "plots/report.md")
+    (in_tmp / "params.yaml").write_text("toy:\n  seeds: [0]\nmeta: quick\n")
+    with pytest.raises(ParamError, match=r"^params\.yaml: meta = 'quick': must be a mapping \(meta\.profile"):
+        report.main()
+    assert not (in_tmp / "metrics/toy.json").exists() and not (in_tmp / "plots/report.md").exists()
 
 
 @pytest.mark.parametrize(("record", "message"), [

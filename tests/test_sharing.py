@@ -341,6 +341,8 @@ def test_compare_table_flattens_summary_params_and_run_block(in_tmp):
     assert [_mean_std(*v) for v in ((12.1, 0.28284271), (0.84312, 0.0123), (0.0, 0.5), (123456.0, 7.0),
                                      (None, 1.0))] == ["12.10 ± 0.28", "0.8431 ± 0.0123", "0.0000 ± 0.5000",
                                                        "123456 ± 7", " ± 1"]
+    # beyond a float's range (valid JSON: an OverflowError before) and below 4 significant decimals (323 of them)
+    assert _mean_std(10**400, 1.0) == "1000…00 (401 digits) ± 1" and _mean_std(5e-320, 0.0) == "5e-320 ± 0"
     transposed = render(headers, table, fmt="md", transpose=True)
     assert "| field | workspace | again |" in transposed
     params["split_vae"]["c2"], params["aae_ssl"]["lr"] = 39.0625, 1.0000001e-4  # params as given, not at 4 digits
@@ -352,6 +354,10 @@ def test_compare_table_flattens_summary_params_and_run_block(in_tmp):
     text = render(*compare_table("split_vae", rows[:1], fmt="md", all_params=True), fmt="md", transpose=True)
     assert "| split_vae.c2 | 39.0625 |" in text
     assert "| run.devices | cpu (x86_64) | cpu (x86_64) |" in transposed
+    # an experiment's params.yaml whose meta is no mapping (a traceback before): one line naming the experiment
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump({**params, "meta": "quick"}))
+    with pytest.raises(ParamError, match=r"^workspace: params\.yaml: meta = 'quick': must be a mapping \(meta\."):
+        compare_table("split_vae", rows[:1])
 
 
 def test_compare_only_changed_keeps_the_metrics_and_run_fields_that_differ(in_tmp, monkeypatch):

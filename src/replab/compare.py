@@ -34,8 +34,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from replab.io import DataError, is_leftover, number_text, read_json
-from replab.params import PARAMS_FILE, ParamError, check_meta_profile, check_profile, check_writable, read_params
+from replab.io import DataError, finite, is_leftover, number_text, read_json
+from replab.params import (
+    PARAMS_FILE,
+    ParamError,
+    check_meta_profile,
+    check_profile,
+    check_writable,
+    meta_profile,
+    read_params,
+    shown,
+)
 
 QUEUE_DONE = {"Success", "Failed"}
 WORKER_LOGS = ".dvc/tmp/exps/celery/dvc-exp-worker-*.out"
@@ -168,7 +177,7 @@ def plan_grid(paper: str, grid: Sequence[str], profile: str | None = None,
         check_profile(profile, f"sweep --profile {profile}")
     else:
         check_meta_profile(params)
-    profile = profile or params.get("meta", {}).get("profile") or "quick"
+    profile = profile or meta_profile(params) or "quick"
     fixed = ["=".join(full_key(paper, item, params)) for item in fixed]
     keys = [o.partition("=")[0] for o in fixed] + [full_key(paper, item, params)[0] for item in grid]
     repeated = sorted({k for k in keys if keys.count(k) > 1})
@@ -700,9 +709,8 @@ def _metric_cells(summary: dict, fmt: str) -> tuple[dict[str, Any], list[str]]:
 def _mean_std(mean: Any, std: Any) -> str:
     """'mean ± std', the mean at 4 significant digits and the std at the same decimals (12.10 ± 0.28, not
     12.1 ± 0.2828); as `_fmt` each where either is not a finite number."""
-    finite = all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in (mean, std))
-    if not finite or abs(mean) >= 1e4:
-        return f"{_fmt(mean)} ± {_fmt(std)}"
+    if finite(mean) is None or finite(std) is None or not (1e-4 <= abs(mean) < 1e4 or mean == 0):
+        return f"{_fmt(mean)} ± {_fmt(std)}"  # (4 significant digits of 5e-320 are 323 decimals)
     decimals = max(0, 3 - math.floor(math.log10(abs(mean)))) if mean else 4
     return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
@@ -718,7 +726,7 @@ def _fmt(value: Any) -> str:
         return "" if value is None else str(value).lower()
     if isinstance(value, float):
         return f"{value:.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
-    return str(value)
+    return shown(value) if isinstance(value, int) else str(value)  # (an int of hundreds of digits abbreviated)
 
 
 def metrics_pattern(metrics: str | None) -> re.Pattern | None:
@@ -752,7 +760,7 @@ def compare_table(paper: str, chosen: list[dict[str, Any]], fmt: str = "md", met
             absent.append(_where(row))
         summary = summary or {}
         section = flatten({paper: params.get(paper, {}), "runtime": params.get("runtime", {})})
-        records.append((row, params.get("meta", {}).get("profile", ""), section,
+        records.append((row, meta_profile(params, "", f"{_where(row)}: {PARAMS_FILE}"), section,
                         *_metric_cells(summary, fmt), flatten(summary.get("run", {}), "run")))
     if len(absent) == len(chosen):  # a table of – alone: say so instead
         raise DataError(f"{summary_file}: missing in every chosen experiment ({', '.join(absent)}) "

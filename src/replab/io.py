@@ -84,6 +84,18 @@ def require_finite(values: Any, what: str, hint: str = "a diverged model? see it
     return values
 
 
+def finite(value: Any) -> float | None:
+    """`value` as a float if it is a finite number, else None (None, NaN, ±inf, an integer beyond a float's range,
+    which JSON allows, or a non-number)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # (math.isfinite raises it too)
+        return None
+    return number if math.isfinite(number) else None
+
+
 def first_non_finite(value: Any, where: str = "") -> tuple[str, Any] | None:
     """(its place, e.g. "state.encoder.w", the tensor) of the first floating-point or complex tensor in nested
     dicts/lists/tuples `value` (a state dict, a checkpoint) holding NaN or ±inf; None when there is none. Python

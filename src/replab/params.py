@@ -284,12 +284,18 @@ def check_profile(name: str, where: str, conf: str | Path = "conf", *, no_conf_o
         raise ParamError(f"{where}: no {profiles}/{name}.yaml (known: {known})")
 
 
-def check_meta_profile(params: dict[str, Any]) -> None:
-    """`check_profile` of params.yaml's meta.profile, when it names one and the directory has conf/profile/."""
+def meta_profile(params: dict[str, Any], default: Any = None, where: str = PARAMS_FILE) -> Any:
+    """params.yaml's meta.profile (the profile composed), `default` without one; ParamError naming `where` (the file,
+    or an experiment's) when `meta` is no mapping."""
     meta = params.get("meta", {})
     if not isinstance(meta, dict):
-        raise ParamError(f"{PARAMS_FILE}: meta = {shown(meta)}: must be a mapping (meta.profile: the profile composed)")
-    if (profile := meta.get("profile")) is not None:
+        raise ParamError(f"{where}: meta = {shown(meta)}: must be a mapping (meta.profile: the profile composed)")
+    return meta.get("profile", default)
+
+
+def check_meta_profile(params: dict[str, Any]) -> None:
+    """`check_profile` of params.yaml's meta.profile, when it names one and the directory has conf/profile/."""
+    if (profile := meta_profile(params)) is not None:
         check_profile(str(profile), f"{PARAMS_FILE}: meta.profile = {shown(profile)}", no_conf_ok=True)
 
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any
 
-from replab.io import DataError, atomic_path, read_json, rerun_hint, write_json
+from replab.io import DataError, atomic_path, finite, read_json, rerun_hint, write_json
 from replab.papers import PAPERS, paper_module, parse_record
-from replab.params import PARAMS_FILE, load_section, param, read_params
+from replab.params import PARAMS_FILE, load_section, meta_profile, param, read_params
 from replab.runtime import device_label
 
 REPORT_PATH = Path("plots/report.md")
@@ -123,10 +123,10 @@ class Records(dict):
         if node is not None and (isinstance(node, bool) or not isinstance(node, int | float)):
             raise DataError(f"{path}: {metric} = {_short(node)}: not a number (allowed: a number, or null when "
                             f"missing; {_rerun(path)})")
+        if node is not None and abs(node) > MAX_MAGNITUDE:  # (an integer beyond a float's range too)
+            raise DataError(f"{path}: {metric} = {_short(node)}: out of range (allowed: |value| ≤ "
+                            f"{MAX_MAGNITUDE:g}, or null; {_rerun(path)})")
         number = finite(node)
-        if number is not None and abs(number) > MAX_MAGNITUDE:
-            raise DataError(f"{path}: {metric} = {node!r}: out of range (allowed: |value| ≤ {MAX_MAGNITUDE:g}, or "
-                            f"null; {_rerun(path)})")
         if number is None and (key, metric) not in self.missing:
             self.missing.append((key, metric))
         return number
@@ -215,13 +215,6 @@ def missing_note(paper: str) -> str:
     listed = "; ".join(f"`{key}`: {metric}" for key, metric in items)
     return (f"Missing values ({len(items)}; NaN or infinite in the run, written as null, shown as {MISSING} and "
             f"left out of means): {listed}.")
-
-
-def finite(value: Any) -> float | None:
-    """`value` as a float if it is a finite number, else None (None, NaN, ±inf, a non-number: missing)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def mean_std(values: Sequence[float | None]) -> dict[str, Any]:
@@ -392,9 +385,10 @@ def run_summary(records: Iterable[dict]) -> dict[str, Any]:
             run, path = r["run"], getattr(r, "path", "a metrics file")
             if not isinstance(run, dict):
                 raise DataError(f"{path}: run: {_kind(run)}, expected an object ({_rerun(Path(path))})")
-            for name in ("seconds", "samples_per_s"):
-                if not isinstance(run.get(name, 0.0), int | float) or isinstance(run.get(name), bool):
-                    raise DataError(f"{path}: run.{name} = {_short(run[name])}: not a number ({_rerun(Path(path))})")
+            for name in ("seconds", "samples_per_s"):  # summed: a float's range at most
+                if finite(value := run.get(name, 0.0)) is None or abs(value) > MAX_MAGNITUDE:
+                    raise DataError(f"{path}: run.{name} = {_short(value)}: not a number (allowed: |value| ≤ "
+                                    f"{MAX_MAGNITUDE:g}; {_rerun(Path(path))})")
             runs.append(run)
     if not runs:
         return {}
@@ -412,6 +406,7 @@ BAD_VALUE_ERRORS = (TypeError, ValueError, KeyError, IndexError, AttributeError,
 
 def main() -> None:
     params = read_params()
+    profile = meta_profile(params, "?")  # (checked before any summary is written)
     _GATHERED.clear()
     sections, summaries = [], {}
     for paper in PAPERS:
@@ -437,7 +432,6 @@ def main() -> None:
     # the summaries once every paper's is built: a later paper's bad metrics file leaves all of them as they were
     for paper, summary in summaries.items():
         write_json(Path("metrics") / f"{paper}.json", summary)
-    profile = params.get("meta", {}).get("profile", "?")
     header = [
         "# replab report: paper vs reproduced",
         "",

@@ -13,16 +13,7 @@ import numpy as np
 from replab import report
 from replab.io import number_text, read_json
 from replab.papers import parse_record
-from replab.papers.attention_vat.model import (
-    FIG2_FAMILIES,
-    METHOD_LABELS,
-    METHODS,
-    PAPER,
-    SEMI_METHODS,
-    SETTINGS,
-    method_family,
-    sweep_variants,
-)
+from replab.papers.attention_vat.model import METHOD_LABELS, METHODS, PAPER, SEMI_METHODS, SETTINGS, sweep_variants
 from replab.params import MAX_COUNT, fail
 
 WORD_LEVEL = ("word_at", "word_iat", "word_vat", "word_ivat")
@@ -86,11 +77,10 @@ PCT, FRACTION, CORR, COUNT, OPTIONAL = ({"ge": 0.0, "le": 100.0}, {"ge": 0.0, "l
 NAME, N_LABELED = (str, {"nonempty": True}), (int | None, {"ge": 1, "le": MAX_COUNT})
 
 
-def _check_curves(self, where: str) -> None:  # FIG2's: curves of its family's methods, one dev F1 (and count seen)
-    allowed = [m for m in SEMI_METHODS if method_family(m) == self.family]  # per N_ul
+def _check_curves(self, where: str) -> None:  # FIG2's: curves of its methods, one dev F1 (and count seen) per N_ul
     for method, curve in self.curves.items():
-        if method not in allowed:
-            fail(where, f"curves.{method}: not one of Fig. 2's {self.family} methods (allowed: {', '.join(allowed)})")
+        if method not in SEMI_METHODS:
+            fail(where, f"curves.{method}: not a method of Fig. 2 (allowed: {', '.join(SEMI_METHODS)})")
         c = parse_record(CURVE, curve, f"{where}.curves.{method}")
         for k, values in (("dev_f1", c.dev_f1), ("unlabeled_seen", c.unlabeled_seen or c.n_unlabeled)):
             if len(values) != len(c.n_unlabeled):
@@ -108,9 +98,8 @@ VARIANT = report.schema("Variant", {  # <dataset>/<key>.json of a trained model 
 CURVE = report.schema("Curve", {"n_unlabeled": (list[int], {**COUNT, "nonempty": True}),
                                 "dev_f1": (list[float], {**PCT, "distinct": False}),
                                 "unlabeled_seen": (list[int] | None, {**COUNT, **OPTIONAL, "distinct": False})})
-FIG2 = report.schema("Fig2", {  # fig2-<dataset>-<family>-<seed>.json (evaluate.collect_fig2)
-    "dataset": NAME, "family": (str, {"choices": FIG2_FAMILIES}), "seed": (int, COUNT), "n_labeled": N_LABELED,
-    "curves": (dict[str, dict], {})}, _check_curves)
+FIG2 = report.schema("Fig2", {"dataset": NAME, "seed": (int, COUNT), "n_labeled": N_LABELED,  # fig2-<ds>-<fam>-<seed>
+                              "curves": (dict[str, dict], {})}, _check_curves)  # (evaluate.collect_fig2)
 LINEAR = report.schema("Linear", {"n_labeled": (int, {"ge": 1, "le": MAX_COUNT}), "dev_auc": (float | None, FRACTION),
                                   **dict.fromkeys(("f1", "dev_f1_all_positive", "test_f1_all_positive"), (float, PCT))})
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from replab import report
+from replab.papers import parse_record
 from replab.papers.censor.model import (
     BASELINE,
     ENVELOPE_DROPS,
     ENVELOPE_TOLERANCE,
     METHOD_LABELS,
+    METHODS,
     PAPER,
     PAPER_CLAIMS,
     SEED_WINDOWS,
@@ -21,6 +25,37 @@ from replab.papers.censor.model import (
     Config,
     variant_key,
 )
+from replab.params import fail
+
+# What the report reads of each metrics file evaluate.py writes, checked before any value is used (Records.check):
+# every measure is always defined there, so a null, NaN, string or out-of-range value is a damaged file, named with
+# its key, not a "–" (before, it crashed a comparison and the message named another file).
+PCT = {"ge": 0.0, "le": 100.0}
+PCTS = (list[float], {**PCT, "nonempty": True, "distinct": False})  # one per repetition (history: and the pretrained)
+
+
+def _same_lengths(self, where: str) -> None:  # one value per repetition in every curve
+    (first, n), *others = ((name, len(values)) for name, values in vars(self).items())
+    for name, count in others:
+        if count != n:
+            fail(where, f"{name}: {count} values for {n} in {first}")
+
+
+HISTORY = report.schema("History", dict.fromkeys(("f1_seen", "f1_unseen", "user_accuracy"), PCTS), _same_lengths)
+STEP1 = report.schema("Step1", {"adversary_loss": (list[float], {"ge": 0.0, "nonempty": True, "distinct": False}),
+                                "adversary_accuracy": PCTS}, _same_lengths)  # D_sim's, nats and % (SCT, LSM)
+
+
+def _check_variant(self, where: str) -> None:
+    parse_record(HISTORY, self.history, f"{where}.history")
+    if self.step1 is not None:
+        parse_record(STEP1, self.step1, f"{where}.step1")
+
+
+VARIANT = report.schema("Variant", {  # <key>.json (evaluate.py)
+    "method": (str, {"choices": (BASELINE, *METHODS)}), **dict.fromkeys(("f1_seen", "f1_unseen", "user_accuracy",
+                                                                          "chance_user_accuracy"), (float, PCT)),
+    "history": (dict[str, Any], {}), "step1": (dict[str, Any] | None, {"default": None})}, _check_variant)
 
 
 def lower_envelope(f1: np.ndarray, user: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -38,15 +73,14 @@ def _points(records: list[dict], x: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def summarize(cfg: Config, params: dict):
-    from replab import report
-
     cnn_keys = [variant_key(BASELINE, None, s) for s in cfg.seeds]
     # keys as DVC spells them: from the raw params values (`1` and `1.0` name different matrix items)
     raw_lambdas = params[PAPER]["lambdas"]
     keys = {m: {lam: [variant_key(m, raw, s) for s in cfg.seeds] for lam, raw in zip(cfg.lambdas, raw_lambdas,
                                                                                     strict=True)}
             for m in cfg.methods}
-    records = report.gather(PAPER, cnn_keys + [k for m in keys.values() for ks in m.values() for k in ks])
+    records = report.gather(PAPER, cnn_keys + [k for m in keys.values() for ks in m.values() for k in ks],
+                            non_finite="error").check(VARIANT)
     summary_dir = Path("plots") / PAPER / "summary"
     measures = ("f1_seen", "f1_unseen", "user_accuracy")
     cnn = {m: report.mean_std([records[k][m] for k in cnn_keys]) for m in measures}
