@@ -157,6 +157,14 @@ def test_style_grid_matches_the_seed_grid():
     _, dec, _ = aae_ssl.build("aae_yz", 8, 2, False, 0.0)
     grid = aae_ssl.style_grid(dec, 2, digit=1, grid_range=30.0, step=6.0, device=torch.device("cpu"))
     assert grid.shape == (11, 11, 28, 28)  # −30 … 30 step 6
+    # the largest grid the params allow is what style_grid decodes; one step finer is refused, naming the key
+    edge = tiny_cfg(style={"grid_range": 30.0, "grid_step": 0.6}).style
+    side = len(aae_ssl.style_grid(dec, 2, 0, edge.grid_range, edge.grid_step, torch.device("cpu")))
+    assert side == aae_ssl.model.MAX_GRID_SIDE == 101
+    with pytest.raises(ParamError) as err:
+        tiny_cfg(style={"grid_range": 30.0, "grid_step": 0.01})
+    assert str(err.value) == ("aae_ssl.style.grid_step = 0.01: 6,001 images a side at grid_range = 30 (allowed: at "
+                              "most 101, grid_step ≥ 0.6)")
 
 
 def test_offdiag_fraction_below_counts_components_near_zero():

@@ -94,6 +94,8 @@ def test_deterministic_and_user_draws_stable():
 
 def test_config_checks():
     assert parse(har.HarConfig, {}, WHERE) == har.HarConfig()
+    loud = har.generate(har.HarConfig(trials=1, seconds=1.0, noise=100.0, static=100.0, elevator=100.0))
+    assert np.isfinite(loud["signal"]).all()  # the largest amplitudes allowed stay finite
     with pytest.raises(ParamError) as err:
         parse(har.HarConfig, {"seconds": 0.3}, WHERE)
     message = str(err.value)
@@ -101,7 +103,11 @@ def test_config_checks():
     parse(har.HarConfig, {"seconds": 0.34, "length_jitter": 0.0}, WHERE)  # 34 samples hold one window
     for bad, match in (({"train_users": [1, 2], "unseen_users": [2, 3]}, "unseen_users: subject 2"),
                        ({"tempo": 0.6}, "tempo = 0.6: must be < 0.5"),
-                       ({"noise_level": 1}, "noise_level: unknown key")):
+                       ({"noise_level": 1}, "noise_level: unknown key"),
+                       # 1e300 g of noise made every generated value infinite in float32 (har.npz written so)
+                       ({"noise": 1e300}, r"noise = 1e\+300: must be <= 100"),
+                       ({"static": 101.0}, "static = 101.0: must be <= 100"),
+                       ({"elevator": 1e30}, r"elevator = 1e\+30: must be <= 100")):
         with pytest.raises(ParamError, match=match):
             parse(har.HarConfig, bad, WHERE)
 

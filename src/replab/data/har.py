@@ -196,13 +196,14 @@ class HarConfig(WindowingConfig):
     orientation: float = param(20.0, ge=0.0, le=180.0, doc="per-user sensor rotation in degrees, "
                                                           "U(0, orientation) about a random axis")
     user_noise: float = param(0.5, ge=0.0, le=2.0, doc="per-user, per-channel noise factor exp(U(−n, n))")
-    noise: float = param(0.004, ge=0.0, doc="sensor noise std in g (gyro: 100× in dps), before the activity "
-                                            "and user factors")
+    # amplitudes in g at most 100 (a sensor's range is ±16 g): 1e300 made every generated value infinite in float32
+    noise: float = param(0.004, ge=0.0, le=100.0, doc="sensor noise std in g (gyro: 100× in dps), before the "
+                                                      "activity and user factors")
     trial_tempo: float = param(0.03, ge=0.0, lt=0.5, doc="per-trial tempo jitter std and max drift")
     wander: float = param(0.3, ge=0.0, le=2.0, doc="within-recording phase wobble (rad); amplitude "
                                                    "modulation is half of it")
-    static: float = param(0.01, ge=0.0, doc="postures' sway amplitude in g (gyro: 100× in dps)")
-    elevator: float = param(0.06, ge=0.0, doc="elevator's sharp acceleration bump in g")
+    static: float = param(0.01, ge=0.0, le=100.0, doc="postures' sway amplitude in g (gyro: 100× in dps)")
+    elevator: float = param(0.06, ge=0.0, le=100.0, doc="elevator's sharp acceleration bump in g")
 
     def check(self, where: str) -> None:
         super().check(where)

@@ -34,6 +34,7 @@ PAPER_TABLE1 = {
     3000: {"ae": (4.88, 0.24), "aae_z": (5.17, 0.61), "aae_yz": (4.22, 0.75)},
 }
 MAKHZANI_NL100 = 1.90  # Makhzani et al. AAE, test error % at 100 labels (anchor beyond the seed)
+MAX_GRID_SIDE = 101  # Fig. 4's images a side at most: 101² decoded 28 × 28 images (32 MB) per digit
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,16 @@ class StyleConfig:
     iterations: int = param(2000, ge=1, le=MAX_COUNT)
     seed: int = param(0, ge=0, le=SEED_MAX)
     grid_range: float = param(30.0, gt=0, le=1000.0, doc="z1, z2 swept over −range … +range (seed: 30)")
-    grid_step: float = param(6.0, ge=0.01, doc="grid spacing (seed: 6 → 11 × 11 images); the limits keep a "
-                             "side, 2 · grid_range / grid_step + 1 images, ≤ 200,001")
+    grid_step: float = param(6.0, ge=0.01, doc="grid spacing (seed: 6 → 11 × 11 images); a side, "
+                             "2 · grid_range / grid_step + 1 images, holds at most MAX_GRID_SIDE")
     digits: list[int] = param([0, 1], ge=0, lt=10, nonempty=True, doc="fixed y = one-hot(digit)")
+
+    def check(self, where: str) -> None:  # 0.01 at range 30 passed: 6,001² images asked for 18 GB at evaluation
+        side = int(2 * self.grid_range / self.grid_step + 0.5) + 1  # evaluate.style_grid's ticks
+        if side > MAX_GRID_SIDE:
+            finest = 2 * self.grid_range / (MAX_GRID_SIDE - 1)
+            fail(where, f"grid_step = {self.grid_step:g}: {side:,} images a side at grid_range = {self.grid_range:g} "
+                        f"(allowed: at most {MAX_GRID_SIDE}, grid_step ≥ {finest:g})")
 
 
 @dataclass(frozen=True)
