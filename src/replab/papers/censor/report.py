@@ -43,7 +43,7 @@ def _same_lengths(self, where: str) -> None:  # one value per repetition in ever
 
 HISTORY = report.schema("History", dict.fromkeys(("f1_seen", "f1_unseen", "user_accuracy"), PCTS), _same_lengths)
 STEP1 = report.schema("Step1", {"adversary_loss": (list[float], {"ge": 0.0, "nonempty": True, "distinct": False}),
-                                "adversary_accuracy": PCTS}, _same_lengths)  # D_sim's, nats and % (SCT, LSM)
+                                "adversary_accuracy": PCTS}, _same_lengths)  # step 1: the adversary D or D_sim, nats, %
 
 
 def _check_variant(self, where: str) -> None:
