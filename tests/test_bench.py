@@ -388,6 +388,13 @@ def test_json_path_is_written_to_before_the_run_and_a_paper_named_twice_runs_onc
         bench.check_writable("/proc/x.json", "bench --json")
     bench.check_writable(str(tmp_path / "out.json"), "bench --json")
     assert list(tmp_path.iterdir()) == []  # the probe file is gone
+    # paths os.stat cannot look up raised OSError (a traceback) from the check itself
+    (tmp_path / "loop").symlink_to("loop")
+    for path, why in ((tmp_path / "loop", "Too many levels of symbolic links"),
+                      (tmp_path / ("a" * 300 + ".json"), "File name too long")):
+        with pytest.raises(bench.ParamError, match=rf"is a path the system cannot look up \({why}\) \(give a file"):
+            bench.check_writable(str(path), "bench --json")
+    (tmp_path / "loop").unlink()
     ran = []
     monkeypatch.setattr(bench, "run_bench", lambda paper, *a: ran.append(paper) or {"paper": paper})
     monkeypatch.setattr(bench, "format_table", lambda results: "")

@@ -217,8 +217,14 @@ def test_numbers_beyond_a_floats_range_are_one_line_errors_naming_file_and_key(i
     records = report.gather("toy", ["a-0"])
     with pytest.raises(DataError, match=r"^metrics/toy/a-0.json: big = 10{39}…: out of range \(allowed: \|value\| ≤ "):
         records.stats(["a-0"], "big")
-    with pytest.raises(DataError, match=r"^metrics/toy/a-0.json: run.seconds = 10{39}…: not a number \(allowed: "):
+    with pytest.raises(DataError, match=r"^metrics/toy/a-0.json: run.seconds = 10{39}…: not a number in 0 … 1e\+100"):
         report.run_summary(records.values())
+    for name, value, message in (("seconds", -1e99, r"run.seconds = -1e\+99: not a number in 0"),  # a duration
+                                 ("samples_per_s", "x", r"run.samples_per_s = 'x': not a number in 0"),
+                                 ("device", ["cpu"], r"run.device = \['cpu'\]: not a string")):
+        write_json(in_tmp / "metrics/toy/b-0.json", {"run": {"device": "cpu", name: value}})
+        with pytest.raises(DataError, match=rf"^metrics/toy/b-0.json: {message}"):
+            report.run_summary(report.gather("toy", ["b-0"]).values())
     assert report.finite(10**400) is None and report.finite(-(10**400)) is None and report.finite(7) == 7.0
 
     @dataclass(frozen=True)
@@ -270,6 +276,7 @@ def test_the_run_summary_names_the_thread_counts_the_variants_were_trained_with(
     assert report.run_summary([{"run": {**run, "threads": 2}}, {"run": {**run, "threads": 2}}])["threads"] == "2"
     assert report.run_summary([{"run": {**run, "threads": 2}}, {"run": {**run, "threads": 1}}])["threads"] == "1, 2"
     assert report.run_summary([{"run": run}])["threads"] == "?"  # a record without the count
+    assert report.run_summary([{"run": {**run, "threads": True}}])["threads"] == "?"  # a bool is no count
 
 
 def test_a_later_papers_bad_metrics_leave_every_summary_as_it_was(in_tmp, monkeypatch):
@@ -280,7 +287,10 @@ def test_a_later_papers_bad_metrics_leave_every_summary_as_it_was(in_tmp, monkey
     class Config:
         seeds: list[int]
 
-    def good(cfg, params):
+    def good(cfg, params):  # draws its figure, as every paper's summarize does
+        import matplotlib.pyplot as plt
+
+        report.save_figure(plt.figure(), in_tmp / "plots/one/summary/fig.png")
         return report.Section("one", "one", "text", {"value": 2.0})
 
     def bad(cfg, params):
@@ -299,9 +309,12 @@ def test_a_later_papers_bad_metrics_leave_every_summary_as_it_was(in_tmp, monkey
         report.main()
     assert json.loads((in_tmp / "metrics/one.json").read_text()) == {"value": 1.0}
     assert not (in_tmp / "plots/report.md").exists()
+    # the first paper's figure too (it was rewritten, showing new data beside the old summary), and no temp file
+    assert list((in_tmp / "plots/one/summary").iterdir()) == [] and report._HELD is None
     monkeypatch.setattr(modules["two"], "summarize", good)
     report.main()
     assert json.loads((in_tmp / "metrics/one.json").read_text()) == {"value": 2.0}
+    assert [p.name for p in (in_tmp / "plots/one/summary").iterdir()] == ["fig.png"]
 
 
 def test_strict_gather_names_the_key_of_a_nan_or_infinite_number(in_tmp):

@@ -404,6 +404,11 @@ def test_compare_metrics_filter_is_checked_before_any_experiment_is_read(in_tmp,
     assert main(["compare", "aae_ssl", "no-such-exp", "--metrics", "["]) == 2  # not a DVC repository either
     assert capsys.readouterr().err == ("error: compare --metrics '[': not a regular expression (unterminated "
                                        "character set at position 0)\n")
+    # patterns re.compile refuses with other errors than re.error (tracebacks before)
+    for pattern, why in (("x{99999999999}", "the repetition number is too large"),
+                         ("(" * 1000 + ")" * 1000, "maximum recursion depth exceeded")):
+        with pytest.raises(ParamError, match=rf"^compare --metrics '.{{,60}}'…?: not a regular expression \({why}"):
+            compare_table("aae_ssl", rows, metrics=pattern)
 
 
 def test_compare_shows_a_metric_missing_in_every_seed_as_the_report_does(in_tmp):

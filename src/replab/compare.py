@@ -735,8 +735,9 @@ def metrics_pattern(metrics: str | None) -> re.Pattern | None:
         return None
     try:
         return re.compile(metrics)
-    except re.error as err:
-        raise ParamError(f"compare --metrics {metrics!r}: not a regular expression ({err})") from None
+    except (re.error, OverflowError, RecursionError) as err:  # (x{99999999999}; a thousand nested groups)
+        shown_pattern = repr(metrics) if len(metrics) <= 60 else f"{metrics[:60]!r}…"
+        raise ParamError(f"compare --metrics {shown_pattern}: not a regular expression ({err})") from None
 
 
 def compare_table(paper: str, chosen: list[dict[str, Any]], fmt: str = "md", metrics: str | None = None,

@@ -120,11 +120,14 @@ def _umask() -> int:
 def not_a_regular_file(path: str | os.PathLike) -> str | None:
     """What `path` is when it exists and is not a regular file, or a link to one (a directory, a device such as
     /dev/null, a named pipe, a socket): an atomic write would replace it with a plain file. None otherwise
-    (a regular file, a link to one, a dangling link, nothing)."""
+    (a regular file, a link to one, a dangling link, nothing); a path the system cannot look up (a name too long, a
+    loop of links, no permission) says why."""
     try:
         mode = os.stat(path).st_mode  # follows links: /dev/stdout → /proc/self/fd/1 → a pipe or terminal
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as err:
+        return f"a path the system cannot look up ({err.strerror})"
     if stat.S_ISREG(mode):
         return None
     return _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")

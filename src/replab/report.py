@@ -14,6 +14,7 @@ are noted, and the report adds one note per paper naming each variant and metric
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -364,13 +365,18 @@ def band_verdict(ours: dict[str, Any], paper: tuple[float, float], lower_is_bett
     return "better" if (diff < 0) == lower_is_better else "worse"
 
 
+_HELD: contextlib.ExitStack | None = None  # while `main` builds the summaries: the figures saved, not yet renamed
+
+
 def save_figure(fig, path: str | Path) -> str:
-    """Save a matplotlib figure atomically; returns the path relative to plots/ for Markdown links."""
+    """Save a matplotlib figure atomically (during `main`, renamed into place only once every paper's summary is
+    built); returns the path relative to plots/ for Markdown links."""
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    with contextlib.ExitStack() as own:
+        fig.savefig((_HELD or own).enter_context(atomic_path(path, suffix=".png")), format="png", dpi=110,
+                    bbox_inches="tight")
     plt.close(fig)
     return str(path.relative_to(REPORT_PATH.parent))
 
@@ -385,15 +391,17 @@ def run_summary(records: Iterable[dict]) -> dict[str, Any]:
             run, path = r["run"], getattr(r, "path", "a metrics file")
             if not isinstance(run, dict):
                 raise DataError(f"{path}: run: {_kind(run)}, expected an object ({_rerun(Path(path))})")
-            for name in ("seconds", "samples_per_s"):  # summed: a float's range at most
-                if finite(value := run.get(name, 0.0)) is None or abs(value) > MAX_MAGNITUDE:
-                    raise DataError(f"{path}: run.{name} = {_short(value)}: not a number (allowed: |value| ≤ "
-                                    f"{MAX_MAGNITUDE:g}; {_rerun(Path(path))})")
+            for name in ("seconds", "samples_per_s"):  # summed: a float's range at most; a duration, a rate
+                if finite(value := run.get(name, 0.0)) is None or not 0 <= value <= MAX_MAGNITUDE:
+                    raise DataError(f"{path}: run.{name} = {_short(value)}: not a number in 0 … {MAX_MAGNITUDE:g} "
+                                    f"({_rerun(Path(path))})")
+            if not isinstance(run["device"], str):
+                raise DataError(f"{path}: run.device = {_short(run['device'])}: not a string ({_rerun(Path(path))})")
             runs.append(run)
     if not runs:
         return {}
     devices = sorted({f"{r['device']} ({device_label(r)})" for r in runs})
-    threads = sorted({r["threads"] for r in runs if isinstance(r.get("threads"), int)})
+    threads = sorted({r["threads"] for r in runs if type(r.get("threads")) is int})  # (not a bool)
     return {"devices": "; ".join(devices), "threads": ", ".join(map(str, threads)) or "?",
             "torch": runs[0]["torch"], "data_source": runs[0]["data_source"],
             "train_seconds_total": round(sum(r.get("seconds", 0.0) for r in runs), 1),
@@ -404,9 +412,8 @@ def run_summary(records: Iterable[dict]) -> dict[str, Any]:
 BAD_VALUE_ERRORS = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError, ZeroDivisionError)
 
 
-def main() -> None:
-    params = read_params()
-    profile = meta_profile(params, "?")  # (checked before any summary is written)
+def _build_sections(params: dict) -> tuple[list[Section], dict[str, dict]]:
+    """Every paper's report section and summary (its `summarize`), the missing-values note appended."""
     _GATHERED.clear()
     sections, summaries = [], {}
     for paper in PAPERS:
@@ -429,7 +436,18 @@ def main() -> None:
             section.markdown = f"{section.markdown.rstrip()}\n\n{note}\n"
         sections.append(section)
         summaries[paper] = section.summary
-    # the summaries once every paper's is built: a later paper's bad metrics file leaves all of them as they were
+    return sections, summaries
+
+
+def main() -> None:
+    global _HELD
+    params = read_params()
+    profile = meta_profile(params, "?")  # (checked before any summary is written)
+    try:  # a later paper's bad metrics file leaves every summary, figure included, as it was
+        with contextlib.ExitStack() as _HELD:
+            sections, summaries = _build_sections(params)
+    finally:
+        _HELD = None
     for paper, summary in summaries.items():
         write_json(Path("metrics") / f"{paper}.json", summary)
     header = [
