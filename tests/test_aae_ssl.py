@@ -344,10 +344,11 @@ def test_a_diverged_run_shows_as_missing_and_is_named(in_tmp):
     table1, _ = _claim_lines(section.markdown)
     assert "not testable (models or values missing)" in table1
     assert "AAE(y,z) is below AE (8.00 (1 of 2) vs" in table1
+    # the style model's too (shown as – but left out of the note before)
     assert report.missing_note("aae_ssl") == (
-        "Missing values (3; NaN or infinite in the run, written as null, shown as – and left out of means): "
+        "Missing values (4; NaN or infinite in the run, written as null, shown as – and left out of means): "
         f"`{aae_ssl.variant_key('aae_yz', 100, 1)}`: test_error; `{aae_ssl.variant_key('ae', 600, 0)}`: test_error; "
-        f"`{aae_ssl.variant_key('ae', 600, 1)}`: test_error.")
+        f"`{aae_ssl.variant_key('ae', 600, 1)}`: test_error; `style`: test_error.")
 
 
 def test_nan_latent_codes_are_not_shown_as_uncorrelated():

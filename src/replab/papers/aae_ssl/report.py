@@ -250,10 +250,7 @@ def claim_words(holds: bool | None) -> str:
 
 
 def style_model_test_error() -> float | None:
-    """The style model's test error (%); None when missing (NaN in its run)."""
+    """The style model's test error (%); None when missing (NaN in its run), then named in the report's note."""
     from replab import report
-    from replab.io import read_json
 
-    path = Path("metrics/aae_ssl/style.json")
-    record = report.Record(read_json(path, expect=dict, stage="eval_aae_ssl", non_finite="missing"), path)
-    return report.Records("aae_ssl", {"style": record}).value("style", "test_error")
+    return report.gather("aae_ssl", ["style"]).value("style", "test_error")
