@@ -343,6 +343,7 @@ def test_compare_table_flattens_summary_params_and_run_block(in_tmp):
                                                        "123456 ± 7", " ± 1"]
     # beyond a float's range (valid JSON: an OverflowError before) and below 4 significant decimals (323 of them)
     assert _mean_std(10**400, 1.0) == "1000…00 (401 digits) ± 1" and _mean_std(5e-320, 0.0) == "5e-320 ± 0"
+    assert _mean_std(-1e300, 2e16) == "-1e+300 ± 2e+16" and _mean_std(123456789012345.0, 1.0) == "123456789012345 ± 1"
     transposed = render(headers, table, fmt="md", transpose=True)
     assert "| field | workspace | again |" in transposed
     params["split_vae"]["c2"], params["aae_ssl"]["lr"] = 39.0625, 1.0000001e-4  # params as given, not at 4 digits

@@ -725,7 +725,7 @@ def _fmt(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return "" if value is None else str(value).lower()
     if isinstance(value, float):
-        return f"{value:.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
+        return f"{value:.0f}" if 1e4 <= abs(value) < 1e15 else f"{value:.4g}"  # (1e300: 301 digits with .0f)
     return shown(value) if isinstance(value, int) else str(value)  # (an int of hundreds of digits abbreviated)
 
 
