@@ -651,7 +651,7 @@ CNN, SCT = "metrics/censor/cnn-0.json", "metrics/censor/sct-1.0-0.json"
     (SCT, ["history", "f1_unseen"], [60.0], r"record\.history\.f1_unseen: 1 values for 3 in f1_seen"),
     (SCT, ["step1", "adversary_loss", 0], "0.6", r"record\.step1\.adversary_loss\[0\] = '0\.6': must be a number"),
     (SCT, ["method"], "bogus", r"record\.method = 'bogus': not allowed \(allowed: cnn, afl_mlp, afl_dnn, sct, lsm"),
-    (SCT, ["run", "seconds"], 10**400, r"run\.seconds = 1000+…: not a number \(allowed: \|value\| ≤ 1e\+100"),
+    (SCT, ["run", "seconds"], 10**400, r"run\.seconds = 1000+…: not a number in 0 … 1e\+100"),
 ], ids=["null", "nan", "string", "out-of-range", "history-null", "history-short", "step1-string", "method",
         "huge-seconds"])
 def test_a_damaged_metrics_file_stops_the_censor_report_naming_file_and_key(in_tmp, file, key, value, message):
