@@ -220,6 +220,31 @@ def test_train_evaluate_summarize_end_to_end(tmp_path, monkeypatch):
     assert "not testable (missing values)" in section.markdown
     assert report.missing_note("autoencoder").endswith(
         "`simple-0`: test_loss; `simple-0`: test_psnr; `anomaly`: roc_auc.3.")
+    write_json(tmp_path / "metrics/autoencoder/simple-0.json", simple)
+    _damaged_descriptions_are_named(tmp_path, cfg, first)
+
+
+def _damaged_descriptions_are_named(root, cfg, first):
+    """What the report prints besides the measures is checked too: a code size of NaN printed "None" in the loss
+    table, and a class deleted from roc_auc silently left the anomaly table."""
+    from replab.io import DataError, write_json
+
+    anomaly = first["anomaly"]
+    cases = [
+        ("simple-0", {"code_size": float("nan")}, "simple-0.json: record.code_size = null: must be an integer"),
+        ("conv-0", {"epochs": "many"}, "conv-0.json: record.epochs = 'many': must be an integer"),
+        ("deep-0", {"model": "wide"}, "deep-0.json: record.model = 'wide': not allowed (allowed: simple, deep"),
+        ("anomaly", {"roc_auc": {"0": anomaly["roc_auc"]["0"]}},
+         "anomaly.json: record.roc_auc: classes 0 for held_out 0, 3 (one per held-out class)"),
+        ("anomaly", {"held_out": [0], "roc_auc": {"0": 0.5}},
+         "anomaly.json: held_out = [0], but params.yaml's autoencoder.anomaly.held_out is [0, 3] (run `dvc repro`)"),
+    ]
+    for key, change, message in cases:
+        write_json(root / f"metrics/autoencoder/{key}.json", {**first[key], **change})
+        with pytest.raises(DataError) as err:
+            ae.summarize(cfg, {})
+        assert str(err.value).startswith(f"metrics/autoencoder/{message}") and "\n" not in str(err.value), key
+        write_json(root / f"metrics/autoencoder/{key}.json", first[key])
 
 
 def _claims_follow_constructed_metrics(root, cfg, first):

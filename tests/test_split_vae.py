@@ -250,6 +250,18 @@ def test_train_evaluate_summarize_end_to_end(tmp_path, monkeypatch):
     assert "no Δ: writers is not EMNIST" in section.markdown
     _claims_follow_constructed_metrics(tmp_path, cfg, first)
 
+    # what the report prints besides the measures is checked too (a count of NaN printed "None writers")
+    from replab.io import DataError, write_json
+
+    for key, change, message in [("exp2-0", {"n_writers": None}, "record.n_writers = null: must be an integer"),
+                                 ("exp1-0", {"latent_dim": "1"}, "record.latent_dim = '1': must be an integer"),
+                                 ("exp2-0", {"experiment": "exp3"}, "record.experiment = 'exp3': not allowed")]:
+        write_json(tmp_path / f"metrics/split_vae/{key}.json", {**first[key], **change})
+        with pytest.raises(DataError) as err:
+            sv.summarize(cfg, {})
+        assert str(err.value).startswith(f"metrics/split_vae/{key}.json: {message}") and "\n" not in str(err.value)
+        write_json(tmp_path / f"metrics/split_vae/{key}.json", first[key])
+
 
 def _claims_follow_constructed_metrics(root, cfg, first):
     """Each claim both ways on per-variant metrics set by hand; the report's words follow the claim values. The

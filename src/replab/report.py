@@ -70,6 +70,11 @@ BOUNDS = (
     (re.compile(r"(_ari|_ami_max|_ami_arithmetic|^corr_pearson|^corr_kendall)$"), -1.0, 1.0, "a chance-adjusted "
      "score or correlation"),
     (re.compile(r"(^|_)r2(_|$)"), -math.inf, 1.0, "a coefficient of determination"),
+    (re.compile(r"_mean_abs$"), 0.0, 1.0, "a mean absolute correlation"),
+    # losses that are sums of cross-entropies, squared errors and Gaussian KLs (censor's AFL censor_loss, log q_D(s|z),
+    # is negative: not one)
+    (re.compile(r"^(train|val|test)_(loss|rec|kl_a|kl_b|ce|clf|mse)$|^adversary_loss$"), 0.0, math.inf,
+     "a loss or squared error"),
 )
 
 
@@ -82,7 +87,8 @@ def _wrap(value: Any, path: Path, key: str, name: str) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         for pattern, low, high, kind in BOUNDS:
             if pattern.search(name) and not low <= value <= high:  # (NaN was read as null)
-                span = f"≤ {high:g}" if low == -math.inf else f"{low:g} … {high:g}"
+                span = (f"≤ {high:g}" if low == -math.inf else f"≥ {low:g}" if high == math.inf else
+                        f"{low:g} … {high:g}")
                 raise DataError(f"{path}: {key} = {value!r}: out of range (allowed: {span}, {kind}, or null; "
                                 f"{_rerun(path)})")
     return value

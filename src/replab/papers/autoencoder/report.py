@@ -5,20 +5,45 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from replab import report
+from replab.io import DataError
 from replab.papers.autoencoder.model import (
     ANOMALY,
+    ANOMALY_MODELS,
     BLOG_LOSS,
     BLOG_LOSS_TOLERANCE,
     MODEL_LABELS,
+    MODELS,
+    N_CLASSES,
     PAPER,
+    SCORES,
     Config,
     variant_key,
 )
+from replab.params import MAX_COUNT, MAX_SIZE, fail
+
+# What the report prints of each metrics file evaluate.py writes besides its measures (those are read through
+# Records.value): checked before any value is used, so that a damaged file is named with its key instead of a
+# "None" in a table or a class silently missing from the anomaly table.
+RUN = {"seed": (int, {"ge": 0}), "epochs": (int, {"ge": 1, "le": MAX_COUNT}),
+       "batch_size": (int, {"ge": 1, "le": MAX_SIZE})}
+VARIANT = report.schema("Variant", {"model": (str, {"choices": MODELS}), **RUN,
+                                    "code_size": (int, {"ge": 1, "le": MAX_SIZE})})
+
+
+def _roc_auc_per_held_out_class(self, where: str) -> None:  # one ROC-AUC (or null) per held-out class, no other
+    if set(self.roc_auc) != {str(k) for k in self.held_out}:
+        fail(where, f"roc_auc: classes {', '.join(self.roc_auc) or 'none'} for held_out "
+                    f"{', '.join(map(str, self.held_out))} (one per held-out class)")
+
+
+ANOMALY_RECORD = report.schema("Anomaly", {"model": (str, {"choices": ANOMALY_MODELS}), **RUN,
+                                           "score": (str, {"choices": SCORES}),
+                                           "held_out": (list[int], {"ge": 0, "lt": N_CLASSES, "nonempty": True}),
+                                           "roc_auc": (dict[str, float | None], {})}, _roc_auc_per_held_out_class)
 
 
 def _holds(ok: bool | None) -> str:
-    from replab import report
-
     return report.verdict_words(ok, "not testable (missing values)")
 
 
@@ -26,7 +51,6 @@ def _reconstruction_figure(npz_path: Path, model: str, out_path: Path) -> str:
     """The article's screenshot: 10 test digits on the top row, the model's output below."""
     import matplotlib.pyplot as plt
 
-    from replab import report
     from replab.io import read_npz
 
     arrays = read_npz(npz_path)
@@ -48,8 +72,6 @@ def _anomaly_figure(aucs: dict[str, float | None], mean: float | None, out_path:
     """Bars of the per-class ROC-AUC (a missing class has no bar) and the mean line (absent if missing)."""
     import matplotlib.pyplot as plt
 
-    from replab import report
-
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.bar(list(aucs), [float("nan") if v is None else v for v in aucs.values()], color="tab:blue")
     ax.axhline(0.5, color="gray", ls="--", lw=1, label="chance")
@@ -63,10 +85,12 @@ def _anomaly_figure(aucs: dict[str, float | None], mean: float | None, out_path:
 
 
 def summarize(cfg: Config, params: dict):
-    from replab import report
-
     keys = {m: [variant_key(m, s) for s in cfg.seeds] for m in cfg.models}
-    records = report.gather(PAPER, [k for ks in keys.values() for k in ks] + [ANOMALY])
+    records = report.gather(PAPER, [k for ks in keys.values() for k in ks] + [ANOMALY]).check(
+        lambda record: ANOMALY_RECORD if record.path.stem == ANOMALY else VARIANT)
+    if (held_out := records[ANOMALY]["held_out"]) != cfg.anomaly.held_out:  # (DVC reruns it when the param changes)
+        raise DataError(f"{records[ANOMALY].path}: held_out = {held_out}, but params.yaml's "
+                        f"autoencoder.anomaly.held_out is {cfg.anomaly.held_out} (run `dvc repro`)")
     summary_dir = Path("plots") / PAPER / "summary"
     real = cfg.dataset == "mnist"
     summary: dict = {"dataset": cfg.dataset, "test_loss": {}, "test_mse": {}, "test_psnr": {}}

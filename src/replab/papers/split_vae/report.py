@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
+from replab import report
 from replab.io import read_npz
 from replab.papers.split_vae.model import (
     ARTICLE_LATENT_DIM,
     ARTICLE_ROWS,
     ARTICLE_TABLE,
     DIGIT_ACCURACY_CLAIM,
+    EXPERIMENTS,
     FEATURE_LABELS,
     MEASURES,
     NOTEBOOK_EXP1,
@@ -23,11 +25,18 @@ from replab.papers.split_vae.model import (
     Config,
     variant_key,
 )
+from replab.params import MAX_COUNT, MAX_SIZE
+
+# What the report prints of each metrics file evaluate.py writes besides its measures (those are read through
+# Records.value): checked before any value is used, so that a damaged count is named with its key instead of
+# printed ("None writers").
+COUNT = (int, {"ge": 1, "le": MAX_COUNT})
+VARIANT = report.schema("Variant", {"experiment": (str, {"choices": EXPERIMENTS}), "seed": (int, {"ge": 0}),
+                                    "epochs": COUNT, "latent_dim": (int, {"ge": 1, "le": MAX_SIZE}),
+                                    **dict.fromkeys(("n_writers", "n_train", "n_test"), COUNT)})
 
 
 def _holds(ok: bool | None) -> str:
-    from replab import report
-
     return report.verdict_words(ok, "not testable (experiment not run)", bold=True)
 
 
@@ -38,8 +47,6 @@ def _exp1_figure(variant_dir: Path, out_path: Path, seed: int) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from replab import report
 
     lat, grid = read_npz(variant_dir / "latents.npz"), read_npz(variant_dir / "grid.npz")
     a, b, digit = lat["a"][:, 0], lat["b"][:, 0], lat["digit"]
@@ -67,8 +74,6 @@ def _tsne_figure(variant_dir: Path, out_path: Path) -> tuple[str, dict[str, str]
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from replab import report
-
     t = read_npz(variant_dir / "tsne.npz")
     writer_codes = np.unique(t["writer"], return_inverse=True)[1]
     fig, axes = plt.subplots(2, 2, figsize=(10, 9.5))
@@ -90,10 +95,8 @@ def _tsne_figure(variant_dir: Path, out_path: Path) -> tuple[str, dict[str, str]
 
 
 def summarize(cfg: Config, params: dict):
-    from replab import report
-
     keys = {e: [variant_key(e, s) for s in cfg.seeds] for e in cfg.experiments}
-    records = report.gather(PAPER, [k for ks in keys.values() for k in ks])
+    records = report.gather(PAPER, [k for ks in keys.values() for k in ks]).check(VARIANT)
     summary_dir = Path("plots") / PAPER / "summary"
     variants_dir = Path("plots") / PAPER / "variants"
     real = cfg.dataset == "emnist_writers"
