@@ -99,6 +99,24 @@ def test_nan_and_infinity_in_the_summary_show_as_missing_with_a_note(repo, capsy
                    "cells): test_error.100.ae.mean, test_error.100.aae_yz.std, ratio\n")
 
 
+def test_a_mean_or_std_that_is_not_a_number_shows_as_missing_with_its_own_note(repo, capsys):
+    """A hand-edited summary's string mean printed as it was (`lots ± 0.92`), a list as `1; 2 ± 2.33`, no word."""
+    summary = json.loads(json.dumps(SUMMARY))
+    summary["test_error"]["100"]["ae"]["mean"] = "lots"
+    summary["test_error"]["100"]["aae_yz"]["std"] = [1, 2]
+    Path("metrics/aae_ssl.json").write_text(json.dumps(summary))
+    assert main(["compare", "aae_ssl", "workspace"]) == 0
+    out = capsys.readouterr().out
+    assert "| workspace | workspace | smoke | – | 23.05 ± – | mnist5k | cpu |" in out and "lots" not in out
+    assert out.endswith("\n\n- workspace: 2 mean ± std in metrics/aae_ssl.json not numbers (a hand edit? the report "
+                        "writes numbers or null there: rerun `dvc repro report`; shown as –): test_error.100.ae, "
+                        "test_error.100.aae_yz\n")
+    assert main(["compare", "aae_ssl", "workspace", "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    assert "\nworkspace,workspace,smoke,,0.92,23.05,,mnist5k,cpu\n" in out
+    assert err.startswith("note: workspace: 2 mean ± std in metrics/aae_ssl.json not numbers") and err.count("\n") == 1
+
+
 def test_a_missing_summary_is_noted_under_its_column_or_one_line_when_none_has_one(repo, capsys):
     """A deleted metrics/aae_ssl.json gave a row of – and exit status 0, with nothing saying why."""
     Path("metrics/aae_ssl.json").write_text(json.dumps(SUMMARY))

@@ -671,16 +671,22 @@ def flatten(value: Any, prefix: str = "", sep: str = ".") -> dict[str, Any]:
     return {prefix: value}
 
 
-def _metric_cells(summary: dict, fmt: str) -> tuple[dict[str, Any], list[str]]:
+def _metric_cells(summary: dict, fmt: str) -> tuple[dict[str, Any], list[str], list[str]]:
     """Flattened summary metrics; {mean, std, n} → one `mean ± std` cell (md) or .mean/.std columns (csv). Also the
     cells (their keys) holding a missing value: null in the file, or NaN / ±inf, which `_read_summary` reads as null;
-    shown as – (md) or empty (csv)."""
+    shown as – (md) or empty (csv); and the cells whose mean or std is not a number at all (a hand edit: the report
+    writes numbers or null there), shown as missing too and listed apart."""
     cells: dict[str, Any] = {}
     missing: list[str] = []
+    damaged: list[str] = []
 
     def walk(node: Any, path: str) -> None:
         if isinstance(node, dict) and {"mean", "std"} <= set(node):
             mean, std = node["mean"], node["std"]
+            if any(v is not None and (isinstance(v, bool) or not isinstance(v, int | float)) for v in (mean, std)):
+                damaged.append(path)
+                mean, std = (v if isinstance(v, int | float) and not isinstance(v, bool) else None
+                             for v in (mean, std))
             if fmt == "md":
                 # as in the report: a metric missing in every seed (NaN written as null) reads "–", and one seed
                 # shows its value alone (a std of 0 would read as no spread)
@@ -703,7 +709,7 @@ def _metric_cells(summary: dict, fmt: str) -> tuple[dict[str, Any], list[str]]:
     for key, value in summary.items():
         if key != "run" and not REFERENCE_KEYS.match(key):
             walk(value, key)
-    return cells, missing
+    return cells, [k for k in missing if k.removesuffix(".mean").removesuffix(".std") not in damaged], damaged
 
 
 def _mean_std(mean: Any, std: Any) -> str:
@@ -761,8 +767,9 @@ def compare_table(paper: str, chosen: list[dict[str, Any]], fmt: str = "md", met
             absent.append(_where(row))
         summary = summary or {}
         section = flatten({paper: params.get(paper, {}), "runtime": params.get("runtime", {})})
-        records.append((row, meta_profile(params, "", f"{_where(row)}: {PARAMS_FILE}"), section,
-                        *_metric_cells(summary, fmt), flatten(summary.get("run", {}), "run")))
+        cells, missing, damaged = _metric_cells(summary, fmt)
+        records.append((row, meta_profile(params, "", f"{_where(row)}: {PARAMS_FILE}"), section, cells, missing,
+                        flatten(summary.get("run", {}), "run"), damaged))
     if len(absent) == len(chosen):  # a table of – alone: say so instead
         raise DataError(f"{summary_file}: missing in every chosen experiment ({', '.join(absent)}) "
                         "(run `dvc repro report`)")
@@ -786,7 +793,7 @@ def compare_table(paper: str, chosen: list[dict[str, Any]], fmt: str = "md", met
         metric_keys, run_keys = varying(metric_keys, 3), varying(run_keys, 5)
     headers = ["experiment", "rev", "profile", *param_keys, *metric_keys, *run_keys]
     rows = []
-    for row, profile, section, cells, missing, run in records:
+    for row, profile, section, cells, missing, run, damaged in records:
         rev = row["rev"] if row["rev"] == "workspace" else row["rev"][:7]
         # a param as given (39.0625, not the metrics' 4 significant digits: 39.06), in both formats
         rows.append([row["name"], rev, profile, *(_exact(section.get(k)) for k in param_keys),
@@ -795,11 +802,20 @@ def compare_table(paper: str, chosen: list[dict[str, Any]], fmt: str = "md", met
             continue
         if _where(row) in absent:
             notes.append(f"{_where(row)}: {summary_file} missing (run `dvc repro report`)")
-        elif shown := [k for k in missing if k in metric_keys]:
-            listed = ", ".join(shown[:5]) + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")
+            continue
+        as_missing = "shown as –" if fmt == "md" else "empty cells"
+        if shown := [k for k in missing if k in metric_keys]:
             notes.append(f"{_where(row)}: {len(shown)} value{'s' * (len(shown) > 1)} missing in {summary_file} "
-                         f"(null or not finite there; {'shown as –' if fmt == 'md' else 'empty cells'}): {listed}")
+                         f"(null or not finite there; {as_missing}): {_listed(shown)}")
+        if shown := [k for k in damaged if k in metric_keys or f"{k}.mean" in metric_keys]:
+            notes.append(f"{_where(row)}: {len(shown)} mean ± std in {summary_file} not numbers (a hand edit? the "
+                         f"report writes numbers or null there: rerun `dvc repro report`; {as_missing}): "
+                         f"{_listed(shown)}")
     return headers, rows
+
+
+def _listed(keys: Sequence[str]) -> str:
+    return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
 
 
 def render(headers: list[str], rows: list[list[Any]], fmt: str = "md", transpose: bool = False,
