@@ -282,7 +282,8 @@ def _record(method, f1, corr, setting="supervised", n_ul=0, seed=0, dev_f1=None,
                    "seconds": 1.0, "samples_per_s": 1.0}}
     if rationale is not None:
         rec["rationale"] = {"evidence": "lexicon", "auprc": rationale, "average_precision": rationale,
-                            "roc_auc_score": rationale}
+                            "roc_auc_score": rationale, "documents": 40, "single_class_documents": 10,
+                            "documents_without_evidence": 10}
     return rec
 
 
@@ -595,6 +596,9 @@ BASELINE = "metrics/attention_vat/rt_snippets/linear_baseline.json"
     (VAT, _set("method", "bogus"), r"record\.method = 'bogus': not allowed \(allowed: vanilla, word_at"),
     (VAT, _set("rationale", DELETE), r"rationale: missing"),  # the others have evidence: this one must too
     (VAT, _set("rationale", "auprc", DELETE), r"rationale\.auprc: missing"),
+    (VAT, _set("rationale", "evidence", 5), r"record\.rationale\.evidence = 5: must be a string"),
+    (VAT, _set("rationale", "evidence", "crowd"), r"rationale\.evidence = 'crowd': not allowed \(allowed: human, lex"),
+    (VAT, _set("rationale", "documents", 2.5), r"record\.rationale\.documents = 2\.5: must be an integer"),
     # the Fig. 2 record: N_ul out of range, an unknown method, a NaN or a missing point
     (FIG2, _set("curves", "attention_vat", "n_unlabeled", [0, 300, -6000]),
      r"record\.curves\.attention_vat\.n_unlabeled\[2\] = -6000: must be >= 0"),
@@ -613,7 +617,8 @@ BASELINE = "metrics/attention_vat/rt_snippets/linear_baseline.json"
     (BASELINE, "[]", r"top level is an array, expected an object"),
     (BASELINE, _set("n_labeled", -100), r"record\.n_labeled = -100: must be >= 1"),
 ], ids=["no-f1", "f1-nan", "f1-null", "auc-inf", "r-out", "f1-out", "eps-neg", "eps-str", "seen-neg", "n-ul-float",
-        "method", "no-rationale", "no-auprc", "fig2-n-neg", "fig2-n-huge", "fig2-n-int", "fig2-method", "fig2-nan",
+        "method", "no-rationale", "no-auprc", "evidence-type", "evidence-kind", "documents",
+        "fig2-n-neg", "fig2-n-huge", "fig2-n-int", "fig2-method", "fig2-nan",
         "fig2-short", "fig2-no-nl", "linear-no-auc", "linear-auc-out", "linear-empty", "linear-array",
         "linear-n-neg"])
 def test_a_damaged_metrics_file_stops_the_report_in_one_line_naming_file_and_key(in_tmp, monkeypatch, file, edit,

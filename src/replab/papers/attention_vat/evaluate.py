@@ -37,12 +37,12 @@ from replab.data.text import read_vocab, special_ids, text_specials
 from replab.io import DataError, atomic_dir, read_json, require_finite, write_json
 from replab.measures import binary_f1, masked_kendall_tau, masked_pearson, nan_summary, percent, token_soft_metrics
 from replab.papers import parse_record
+from replab.papers.attention_vat.model import EVIDENCE_KIND, EVIDENCE_KINDS
 from replab.params import ParamError, fail, param
 
 EXAMPLES = 4  # test sentences whose attention maps the report draws
 EXAMPLE_LENGTH = (6, 16)  # their number of words (short enough to label every token)
 MAX_BATCH_TOKENS = 1 << 15  # padded tokens per evaluation batch (memory bound for long documents)
-EVIDENCE_KIND = {"eraser_movies": "human", "rt_snippets": "lexicon"}
 # the keys it takes, named on a bad one (papers.parse_variant)
 KEYS = ("<dataset>-<method>-<setting>-<seed> dataset=… method=… setting=… seed=…", "fig2-<dataset>-<family>-<seed> "
         "dataset=… family=… seed=…", "evaluate-<dataset> dataset=…")
@@ -89,7 +89,7 @@ def load_eval_data(dataset: str, device, root: Path | None = None) -> EvalData:
         if evidence is not None:
             evidence = evidence.astype(bool) & compare
         splits[name] = TextSplit(tokens, lengths, text.labels[name].cpu().numpy().astype(np.int64), evidence, compare)
-    kind = EVIDENCE_KIND.get(dataset, "evidence") if splits["test"].evidence is not None else None
+    kind = EVIDENCE_KIND.get(dataset, EVIDENCE_KINDS[-1]) if splits["test"].evidence is not None else None
     train_size = (read_json(folder / "meta.json", expect=dict).get("counts") or {}).get("train")
     return EvalData(dataset, splits["dev"], splits["test"], vocab, kind, train_size)
 

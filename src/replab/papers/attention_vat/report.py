@@ -13,36 +13,27 @@ import numpy as np
 from replab import report
 from replab.io import number_text, read_json
 from replab.papers import parse_record
-from replab.papers.attention_vat.model import METHOD_LABELS, METHODS, PAPER, SEMI_METHODS, SETTINGS, sweep_variants
+from replab.papers.attention_vat.model import (
+    EVIDENCE_KINDS,
+    METHOD_LABELS,
+    METHODS,
+    PAPER,
+    PAPER_COLUMN,
+    PAPER_N_UL,
+    PAPER_TABLE_1A,
+    PAPER_TABLE_1B,
+    PAPER_TABLE_2,
+    PAPER_TABLE_2_RATIONALE_MODEL,
+    PAR_MARGIN,
+    SEMI_METHODS,
+    SETTINGS,
+    sweep_variants,
+)
 from replab.params import MAX_COUNT, fail
 
 WORD_LEVEL = ("word_at", "word_iat", "word_vat", "word_ivat")
 OURS = ("attention_vat", "attention_ivat")  # the seed's proposals
 
-# The seed's numbers (references for the report, never our results). Table 1: (F1 %, Pearson r).
-PAPER_TABLE_1A = {
-    "sst": {"vanilla": (79.27, 0.852), "word_at": (79.61, 0.647), "word_iat": (79.57, 0.643),
-            "word_vat": (81.90, 0.651), "word_ivat": (81.98, 0.648), "attention_at": (81.72, 0.852),
-            "attention_iat": (82.20, 0.876), "attention_vat": (82.19, 0.878), "attention_ivat": (82.21, 0.881)},
-    "imdb": {"vanilla": (88.77, 0.788), "word_at": (89.65, 0.838), "word_iat": (89.64, 0.839),
-             "word_vat": (89.79, 0.841), "word_ivat": (89.78, 0.843), "attention_at": (90.00, 0.819),
-             "attention_iat": (90.21, 0.861), "attention_vat": (90.20, 0.859), "attention_ivat": (90.18, 0.857)},
-}
-PAPER_TABLE_1B = {  # semi-supervised; SST N_ul = 50,000, IMDB N_ul = 150,000
-    "sst": {"word_vat": (83.04, 0.779), "word_ivat": (83.07, 0.781), "attention_vat": (83.18, 0.898),
-            "attention_ivat": (83.22, 0.901)},
-    "imdb": {"word_vat": (92.21, 0.853), "word_ivat": (92.30, 0.859), "attention_vat": (92.48, 0.879),
-             "attention_ivat": (92.56, 0.883)},
-}
-PAPER_N_UL = {"sst": 50_000, "imdb": 150_000}
-# "On a par" (同等): losses up to 0.03 F1 points and 0.004 in r are so in Table 1a, gains from 0.53 and 0.014 clear
-PAR_MARGIN = {"f1": 0.25, "corr_pearson": 0.01}
-PAPER_TABLE_2 = {"vanilla": (0.326, 0.395, 0.563), "word_vat": (0.349, 0.413, 0.581),  # Table 2 (ERASER movies):
-                 "word_ivat": (0.350, 0.414, 0.582), "attention_vat": (0.403, 0.477, 0.646),  # AUPRC, avg. precision,
-                 "attention_ivat": (0.417, 0.489, 0.651)}  # ROC-AUC
-PAPER_TABLE_2_RATIONALE_MODEL = 0.502  # DeYoung et al.'s model optimised for rationales (AUPRC)
-# rt_snippets holds SST's kind of sentence (Rotten Tomatoes snippets): its rows stand beside the SST columns
-PAPER_COLUMN = {"sst": "sst", "imdb": "imdb", "rt_snippets": "sst"}
 RATIONALE_MEASURES = (("auprc", "AUPRC"), ("average_precision", "Avg. Prec."), ("roc_auc_score", "ROC-AUC"))
 
 PAPER_CLAIMS = {
@@ -71,7 +62,7 @@ def stat(values) -> dict | None:
 
 # What the report reads of the metrics files evaluate.py writes, checked (report.Records.check) before any value is
 # used. Null only where evaluate.py writes it: an undefined measure (shown as –, noted), no ε (vanilla), no count;
-# eps_* only with an ε, rationale only with evidence (its measures are read, and checked, through report.Records).
+# eps_* only with an ε, rationale only with evidence (its kind names Table 2: human rationales or a lexicon).
 PCT, FRACTION, CORR, COUNT, OPTIONAL = ({"ge": 0.0, "le": 100.0}, {"ge": 0.0, "le": 1.0}, {"ge": -1.0, "le": 1.0},
                                         {"ge": 0, "le": MAX_COUNT}, {"default": None})
 NAME, N_LABELED = (str, {"nonempty": True}), (int | None, {"ge": 1, "le": MAX_COUNT})
@@ -87,6 +78,11 @@ def _check_curves(self, where: str) -> None:  # FIG2's: curves of its methods, o
                 fail(where, f"curves.{method}.{k}: {len(values)} values for {len(c.n_unlabeled)} N_ul")
 
 
+RATIONALE = report.schema("Rationale", {"evidence": (str, {"choices": EVIDENCE_KINDS}),  # (measures.token_soft_metrics)
+                                        **dict.fromkeys(("auprc", "average_precision", "roc_auc_score"),
+                                                        (float | None, FRACTION)),
+                                        **dict.fromkeys(("documents", "single_class_documents",
+                                                         "documents_without_evidence"), (int, COUNT))})
 VARIANT = report.schema("Variant", {  # <dataset>/<key>.json of a trained model (evaluate_variant)
     "dataset": NAME, "method": (str, {"choices": METHODS}), "setting": (str, {"choices": SETTINGS}),
     "seed": (int, COUNT), "n_labeled": N_LABELED, "n_unlabeled": (int, COUNT), "unlabeled_seen": (int | None, COUNT),
@@ -94,7 +90,7 @@ VARIANT = report.schema("Variant", {  # <dataset>/<key>.json of a trained model 
     **dict.fromkeys(("f1", "dev_f1", "predicted_positive"), (float, PCT)),
     **dict.fromkeys(("corr_pearson", "corr_kendall"), (float | None, CORR)),
     **dict.fromkeys(("eps_per_token", "eps_share"), (float | None, {**OPTIONAL, "ge": 0.0})),
-    "eps_selection": (dict[str, dict[str, float]] | None, OPTIONAL), "rationale": (dict[str, object] | None, OPTIONAL)})
+    "eps_selection": (dict[str, dict[str, float]] | None, OPTIONAL), "rationale": (RATIONALE | None, OPTIONAL)})
 CURVE = report.schema("Curve", {"n_unlabeled": (list[int], {**COUNT, "nonempty": True}),
                                 "dev_f1": (list[float], {**PCT, "distinct": False}),
                                 "unlabeled_seen": (list[int] | None, {**COUNT, **OPTIONAL, "distinct": False})})
