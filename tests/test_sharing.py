@@ -205,6 +205,30 @@ def test_waiting_for_the_queue_says_where_it_stands(monkeypatch, capsys):
                      "sweep: 1 of 2 finished (1 Success), 1 Running", "sweep: 2 of 2 finished (1 Failed, 1 Success)"]
 
 
+def test_a_run_left_out_of_one_queue_status_is_waited_for(monkeypatch, capsys):
+    """DVC's status left out, for one poll, a run a worker was taking from the queue (Queued → Running): the sweep
+    stopped with "rec-3 not in `dvc queue status` (removed from the queue?)" although the run went on, because the
+    grace counted from the start of the wait. Only a name left out for `grace` seconds in a row is an error."""
+    from replab import compare
+    from replab.io import DataError
+
+    clock = [0.0]
+    monkeypatch.setattr(compare.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(compare.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    polls = iter([{"a": "Running", "b": "Queued"}] * 30 + [{"a": "Success"}, {"a": "Success", "b": "Running"},
+                                                             {"a": "Success"}, {"a": "Success", "b": "Success"}])
+    monkeypatch.setattr(compare, "queue_status", lambda: next(polls))
+    assert compare.wait_for_queue(["a", "b"], poll=5, grace=60) == {"a": "Success", "b": "Success"}
+    assert "1 Success), 1 not listed, after 150 s" in capsys.readouterr().err
+
+    polls = iter([{"a": "Running", "b": "Queued"}] + [{"a": "Running"}] * 20)  # gone for good: named after the grace
+    monkeypatch.setattr(compare, "queue_status", lambda: next(polls))
+    start = clock[0]
+    with pytest.raises(DataError, match=r"^sweep: b not in `dvc queue status` for 60 s \(removed from the queue\?\)$"):
+        compare.wait_for_queue(["a", "b"], poll=5, grace=60)
+    assert clock[0] - start == 5 + 65  # (its first poll without b at 5 s, the error at the first poll past 60 s later)
+
+
 def test_sweep_reruns_an_experiment_the_queue_reported_but_lost(in_tmp, monkeypatch, capsys):
     """DVC's queue can report Success for an experiment whose collection failed in its worker (no Git ref, absent
     from `dvc exp show`: seen with two workers). The sweep runs exactly the lost one again, `--temp` under the same

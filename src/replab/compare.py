@@ -47,6 +47,7 @@ from replab.params import (
 )
 
 QUEUE_DONE = {"Success", "Failed"}
+NOT_LISTED = "not listed"  # a name `dvc queue status` leaves out
 WORKER_LOGS = ".dvc/tmp/exps/celery/dvc-exp-worker-*.out"
 REFERENCE_KEYS = re.compile(r"^(paper_|article_)")  # the papers' own numbers, the same in every experiment
 
@@ -318,11 +319,15 @@ def wait_for_queue(names: Sequence[str], timeout: float | None = None, poll: flo
     """Poll `dvc queue status` (each poll is a dvc process: keep it sparse) until every named experiment has
     finished; returns their states. A line on stderr whenever the counts change, and every `say_every` seconds
     (`sweep: 1 of 3 finished (1 Success), 2 Running, after 95 s`): the queue's runs print nothing here. A name
-    missing from the queue for `grace` seconds is an error."""
+    missing from the queue for `grace` seconds in a row is an error: DVC's status can leave out, for a poll, a run
+    that a worker is taking from the queue (Queued → Running), so one poll without it is no error."""
     started, said, last = time.monotonic(), None, -math.inf
+    missing_since: dict[str, float] = {}  # name → when the polls began to leave it out
     while True:
         status = queue_status()
-        states = {n: status.get(n, "?") for n in names}
+        states = {n: status.get(n, NOT_LISTED) for n in names}
+        now = time.monotonic()
+        missing_since = {n: missing_since.get(n, now) for n, s in states.items() if s == NOT_LISTED}
         counts = dict(sorted(Counter(states.values()).items()))
         if counts != said or time.monotonic() - last >= say_every:
             done = {k: v for k, v in counts.items() if k in QUEUE_DONE}
@@ -333,9 +338,9 @@ def wait_for_queue(names: Sequence[str], timeout: float | None = None, poll: flo
             said, last = counts, time.monotonic()
         if all(s in QUEUE_DONE for s in states.values()):
             return states
-        gone = [n for n, s in states.items() if s == "?"]
-        if gone and time.monotonic() - started > grace:
-            raise DataError(f"sweep: {', '.join(gone)} not in `dvc queue status` (removed from the queue?)")
+        if gone := [n for n, since in missing_since.items() if now - since > grace]:
+            raise DataError(f"sweep: {', '.join(gone)} not in `dvc queue status` for {grace:.0f} s (removed from the "
+                            "queue?)")
         if timeout is not None and time.monotonic() - started > timeout:
             pending = ", ".join(f"{n} ({s})" for n, s in states.items() if s not in QUEUE_DONE)
             raise DataError(f"sweep: still pending after {timeout:.0f} s: {pending} "
