@@ -354,8 +354,8 @@ def test_table_1_and_fig_2_claims_leave_out_a_data_set_of_table_2_only():
     decide those claims, while its rationale scores (where ours win) still count."""
     recs = _records(True)
     for key, rec in _records(False).items():
-        recs[f"eraser-{key}"] = {**rec, "dataset": "eraser_movies", **({"rationale": recs[key]["rationale"]}
-                                                                         if "rationale" in rec else {})}
+        recs[f"eraser-{key}"] = {**rec, "dataset": "eraser_movies", **(
+            {"rationale": {**recs[key]["rationale"], "evidence": "human"}} if "rationale" in rec else {})}
     per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
     words, flags = rp.claims(per_ds)
     assert all(flags.values()), words
@@ -580,6 +580,14 @@ FIG2 = "metrics/attention_vat/fig2-attention.json"
 BASELINE = "metrics/attention_vat/rt_snippets/linear_baseline.json"
 
 
+def test_every_kind_of_evidence_has_its_table_2_name():
+    """The kind a metrics file's rationale names (evaluate.py: its data set's, or "evidence" for one of no known
+    kind) heads Table 2: human rationales, VADER-lexicon words, or an evidence mask of no known kind (all three were
+    called "lexicon-evidence agreement" but the first)."""
+    assert set(rp.TABLE_2_NAMES) == set(rp.EVIDENCE_KINDS) >= set(rp.EVIDENCE_KIND.values())
+    assert "VADER" in rp.TABLE_2_NAMES["lexicon"] and "VADER" not in rp.TABLE_2_NAMES["evidence"]
+
+
 @pytest.mark.parametrize(("file", "edit", "message"), [
     # a variant's record: a missing or null measure that evaluate.py always writes, NaN / inf (never written)
     (VAT, _set("f1", DELETE), r"record\.f1: missing \(required\)"),
@@ -599,6 +607,7 @@ BASELINE = "metrics/attention_vat/rt_snippets/linear_baseline.json"
     (VAT, _set("rationale", "evidence", 5), r"record\.rationale\.evidence = 5: must be a string"),
     (VAT, _set("rationale", "evidence", "crowd"), r"rationale\.evidence = 'crowd': not allowed \(allowed: human, lex"),
     (VAT, _set("rationale", "documents", 2.5), r"record\.rationale\.documents = 2\.5: must be an integer"),
+    (VAT, _set("rationale", "evidence", "human"), r"rationale\.evidence = 'human', but rt_snippets's evidence is 'lex"),
     # the Fig. 2 record: N_ul out of range, an unknown method, a NaN or a missing point
     (FIG2, _set("curves", "attention_vat", "n_unlabeled", [0, 300, -6000]),
      r"record\.curves\.attention_vat\.n_unlabeled\[2\] = -6000: must be >= 0"),
@@ -617,7 +626,7 @@ BASELINE = "metrics/attention_vat/rt_snippets/linear_baseline.json"
     (BASELINE, "[]", r"top level is an array, expected an object"),
     (BASELINE, _set("n_labeled", -100), r"record\.n_labeled = -100: must be >= 1"),
 ], ids=["no-f1", "f1-nan", "f1-null", "auc-inf", "r-out", "f1-out", "eps-neg", "eps-str", "seen-neg", "n-ul-float",
-        "method", "no-rationale", "no-auprc", "evidence-type", "evidence-kind", "documents",
+        "method", "no-rationale", "no-auprc", "evidence-type", "evidence-kind", "documents", "evidence-of-another",
         "fig2-n-neg", "fig2-n-huge", "fig2-n-int", "fig2-method", "fig2-nan",
         "fig2-short", "fig2-no-nl", "linear-no-auc", "linear-auc-out", "linear-empty", "linear-array",
         "linear-n-neg"])
@@ -641,7 +650,7 @@ def test_a_damaged_metrics_file_stops_the_report_in_one_line_naming_file_and_key
         rp.summarize(Config(), {})
     text = str(err.value)
     assert re.match(rf"{re.escape(file)}: ", text) and re.search(message, text), text
-    assert "\n" not in text and ("rerun the stage" in text or "dvc repro -f eval_attention_vat" in text)
+    assert "\n" not in text and "dvc repro -f eval_attention_vat" in text
 
 
 def test_an_undefined_measure_shows_as_a_dash_with_the_note_of_missing_values(in_tmp, monkeypatch):

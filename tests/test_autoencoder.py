@@ -226,7 +226,8 @@ def test_train_evaluate_summarize_end_to_end(tmp_path, monkeypatch):
 
 def _damaged_descriptions_are_named(root, cfg, first):
     """What the report prints besides the measures is checked too: a code size of NaN printed "None" in the loss
-    table, and a class deleted from roc_auc silently left the anomaly table."""
+    table, a class deleted from roc_auc silently left the anomaly table, and an anomaly.json of another run (another
+    model, score or held-out classes) was described as this run's."""
     from replab.io import DataError, write_json
 
     anomaly = first["anomaly"]
@@ -237,10 +238,23 @@ def _damaged_descriptions_are_named(root, cfg, first):
         ("anomaly", {"roc_auc": {"0": anomaly["roc_auc"]["0"]}},
          "anomaly.json: record.roc_auc: classes 0 for held_out 0, 3 (one per held-out class)"),
         ("anomaly", {"held_out": [0], "roc_auc": {"0": 0.5}},
-         "anomaly.json: held_out = [0], but params.yaml's autoencoder.anomaly.held_out is [0, 3] (run `dvc repro`)"),
+         "anomaly.json: held_out = [0], but params.yaml's autoencoder.anomaly says [0, 3] (a file of another run; "
+         "run `dvc repro -f eval_autoencoder`)"),
+        ("anomaly", {"model": "deep"}, "anomaly.json: model = 'deep', but params.yaml's autoencoder.anomaly says "
+                                       "'simple'"),
+        ("anomaly", {"score": "bce"}, "anomaly.json: score = 'bce', but params.yaml's autoencoder.anomaly says 'mse'"),
+        ("simple-0", {"model": "conv"}, "simple-0.json: model = 'conv', but its key or params.yaml's "
+                                        "autoencoder.simple says 'simple'"),
+        ("conv-0", {"epochs": 7}, "conv-0.json: epochs = 7, but its key or params.yaml's autoencoder.conv says 1"),
+        ("simple-0", {"seed": 10**400}, "simple-0.json: record.seed = 1000"),
+        ("simple-0", "NaN", "simple-0.json: test_loss = NaN: not a finite number"),  # its evaluate.py writes null
     ]
     for key, change, message in cases:
-        write_json(root / f"metrics/autoencoder/{key}.json", {**first[key], **change})
+        write_json(root / f"metrics/autoencoder/{key}.json", {**first[key], **change} if isinstance(change, dict)
+                   else first[key])
+        if change == "NaN":  # a hand edit (write_json writes NaN as null)
+            path = root / f"metrics/autoencoder/{key}.json"
+            path.write_text(path.read_text().replace('"test_loss": ', '"test_loss": NaN, "was": '))
         with pytest.raises(DataError) as err:
             ae.summarize(cfg, {})
         assert str(err.value).startswith(f"metrics/autoencoder/{message}") and "\n" not in str(err.value), key

@@ -674,4 +674,4 @@ def test_a_damaged_metrics_file_stops_the_censor_report_naming_file_and_key(in_t
     with pytest.raises(DataError) as err:
         cs.summarize(cfg, params)
     assert str(err.value).startswith(f"{file}: ") and re.search(message, str(err.value)), str(err.value)
-    assert "\n" not in str(err.value) and ("rerun the stage" in str(err.value) or "eval_censor" in str(err.value))
+    assert "\n" not in str(err.value) and "dvc repro -f eval_censor" in str(err.value)

@@ -108,13 +108,24 @@ def test_a_mean_or_std_that_is_not_a_number_shows_as_missing_with_its_own_note(r
     assert main(["compare", "aae_ssl", "workspace"]) == 0
     out = capsys.readouterr().out
     assert "| workspace | workspace | smoke | – | 23.05 ± – | mnist5k | cpu |" in out and "lots" not in out
-    assert out.endswith("\n\n- workspace: 2 mean ± std in metrics/aae_ssl.json not numbers (a hand edit? the report "
-                        "writes numbers or null there: rerun `dvc repro report`; shown as –): test_error.100.ae, "
-                        "test_error.100.aae_yz\n")
+    assert out.endswith("\n\n- workspace: 2 mean ± std in metrics/aae_ssl.json not numbers or a negative std (a hand "
+                        "edit? the report writes numbers or null there: rerun `dvc repro report`; not shown): "
+                        "test_error.100.ae, test_error.100.aae_yz\n")
     assert main(["compare", "aae_ssl", "workspace", "--format", "csv"]) == 0
     out, err = capsys.readouterr()
     assert "\nworkspace,workspace,smoke,,0.92,23.05,,mnist5k,cpu\n" in out
     assert err.startswith("note: workspace: 2 mean ± std in metrics/aae_ssl.json not numbers") and err.count("\n") == 1
+
+    # a negative std is no spread; an integer mean beyond a float's range (valid JSON) is not finite: missing
+    summary["test_error"]["100"]["ae"]["mean"] = 10**400
+    summary["test_error"]["100"]["aae_yz"]["std"] = -3.0
+    Path("metrics/aae_ssl.json").write_text(json.dumps(summary))
+    assert main(["compare", "aae_ssl", "workspace"]) == 0
+    out = capsys.readouterr().out
+    assert "| workspace | workspace | smoke | – | 23.05 ± – | mnist5k | cpu |" in out and "digits" not in out
+    assert "\n- workspace: 1 value missing in metrics/aae_ssl.json (null or not finite there; shown as –): " \
+           "test_error.100.ae\n" in out
+    assert out.endswith("not shown): test_error.100.aae_yz\n")
 
 
 def test_a_missing_summary_is_noted_under_its_column_or_one_line_when_none_has_one(repo, capsys):

@@ -250,8 +250,9 @@ def test_numbers_beyond_a_floats_range_are_one_line_errors_naming_file_and_key(i
     ({"rationale": {"auprc": -0.1}}, "rationale.auprc = -0.1"),
     ({"test_kmeans_b_ari": -1.5}, "test_kmeans_b_ari = -1.5: out of range (allowed: -1 … 1"),
     ({"slant_r2_from_a": 1.01}, "slant_r2_from_a = 1.01: out of range (allowed: ≤ 1"),
-    ({"test_kl_a": -0.5}, "test_kl_a = -0.5: out of range (allowed: ≥ 0, a loss or squared error"),
-    ({"test_mse": -1e-3}, "test_mse = -0.001: out of range (allowed: ≥ 0"),
+    ({"test_kl_a": -0.5}, "test_kl_a = -0.5: out of range (allowed: ≥ -0.0001, a loss or squared error: ≥ 0 up to "
+                          "float32 rounding"),
+    ({"test_mse": -1e-3}, "test_mse = -0.001: out of range (allowed: ≥ -0.0001"),
     ({"latent_corr_yz_mean_abs": 1.5}, "latent_corr_yz_mean_abs = 1.5: out of range (allowed: 0 … 1, a mean absolute"),
 ], ids=["negative-error", "f1-over-100", "in-a-list", "per-class-auc", "nested", "ari", "r2", "kl", "mse",
         "mean-abs-corr"])
@@ -269,8 +270,20 @@ def test_measures_at_the_edges_of_their_ranges_and_unbounded_ones_are_read():
     record = report.Record({"test_error": 0, "dev_f1": 100.0, "roc_auc": {"0": 1.0}, "corr_pearson": -1.0,
                             "slant_r2_from_b": -3.5, "censor_loss": -78.7, "test_psnr": 18.75, "seed": 7,
                             "f1": None, "best_iteration": 600, "threads": 2, "test_kl_b": 0.0, "train_loss": 246.5,
-                            "latent_corr_offdiag_mean_abs": 1.0}, Path("metrics/toy/a-0.json"))
+                            "latent_corr_offdiag_mean_abs": 1.0, "test_kl_a": -3.7e-8},  # (a collapsed latent's KL
+                           Path("metrics/toy/a-0.json"))                                    # in float32)
     assert record["roc_auc"]["0"] == 1.0 and record["slant_r2_from_b"] == -3.5 and record["f1"] is None
+
+
+def test_a_file_that_disagrees_with_its_key_or_params_is_named_with_both_values(in_tmp):
+    """Records.expect: autoencoder's anomaly.json of another run (model deep, score bce) was printed as this run's."""
+    write_json(in_tmp / "metrics/toy/anomaly.json", {"model": "deep", "seed": 0, "held_out": [0, 3]})
+    records = report.gather("toy", ["anomaly"])
+    records.expect("anomaly", "params.yaml's toy.anomaly", seed=0, held_out=[0, 3])  # equal: nothing to say
+    with pytest.raises(DataError) as err:
+        records.expect("anomaly", "params.yaml's toy.anomaly", seed=0, model="simple")
+    assert str(err.value) == ("metrics/toy/anomaly.json: model = 'deep', but params.yaml's toy.anomaly says 'simple' "
+                              "(a file of another run; run `dvc repro -f eval_toy`)")
 
 
 def test_the_run_summary_names_the_thread_counts_the_variants_were_trained_with():
@@ -323,25 +336,27 @@ def test_a_later_papers_bad_metrics_leave_every_summary_as_it_was(in_tmp, monkey
 
 
 def test_strict_gather_names_the_key_of_a_nan_or_infinite_number(in_tmp):
-    """A paper whose evaluation writes strict JSON (an undefined measure as null) takes a NaN or infinity in its
-    metrics file for a hand edit: one line naming the file and the key, however deep (attention_vat's f1 set to NaN
-    showed "–" and made claims "not measured" silently). By default it still reads as missing."""
+    """Every paper's evaluation writes strict JSON (an undefined measure as null), so a NaN or infinity in a metrics
+    file is a hand edit: one line naming the file and the key, however deep (attention_vat's f1 set to NaN showed
+    "–" and made claims "not measured" silently; so did autoencoder's test_loss, read as missing until the default
+    was strict). `non_finite="missing"` still reads it as missing."""
     path = in_tmp / "metrics/toy/sub/a-0.json"  # a paper's metrics in a folder per data set: same stage
     path.parent.mkdir(parents=True)
     path.write_text('{"f1": 50.0, "curves": {"m": {"dev_f1": [1.0, NaN]}}, "auc": null}')
+    assert report.gather("toy", ["sub/a-0"], non_finite="missing")["sub/a-0"]["curves"]["m"]["dev_f1"][1] is None
     with pytest.raises(DataError) as err:
-        report.gather("toy", ["sub/a-0"], non_finite="error")
+        report.gather("toy", ["sub/a-0"])
     assert str(err.value).startswith("metrics/toy/sub/a-0.json: curves.m.dev_f1.1 = NaN: not a finite number (allowed: "
                                      "a number, or null where the measure is undefined")
     assert str(err.value).endswith("run `dvc repro -f eval_toy`)") and "\n" not in str(err.value)
     for token, shown in (("Infinity", "Infinity"), ("-Infinity", "-Infinity"), ("1e999", "Infinity")):
         path.write_text(f'{{"f1": {token}, "auc": null}}')
         with pytest.raises(DataError, match=rf"^metrics/toy/sub/a-0.json: f1 = {shown}: not a finite number"):
-            report.gather("toy", ["sub/a-0"], non_finite="error")
+            report.gather("toy", ["sub/a-0"])
     path.write_text('{"f1": 50.0, "auc": null}')
-    assert report.gather("toy", ["sub/a-0"], non_finite="error")["sub/a-0"]["auc"] is None  # null: no error
+    assert report.gather("toy", ["sub/a-0"])["sub/a-0"]["auc"] is None  # null: no error
     path.write_text('{"f1": NaN}')
-    assert report.gather("toy", ["sub/a-0"])["sub/a-0"]["f1"] is None  # the default: missing, noted where read
+    assert report.gather("toy", ["sub/a-0"], non_finite="missing")["sub/a-0"]["f1"] is None  # noted where read
 
 
 def test_records_are_checked_against_a_schema_naming_file_and_key(in_tmp):

@@ -255,7 +255,10 @@ def test_train_evaluate_summarize_end_to_end(tmp_path, monkeypatch):
 
     for key, change, message in [("exp2-0", {"n_writers": None}, "record.n_writers = null: must be an integer"),
                                  ("exp1-0", {"latent_dim": "1"}, "record.latent_dim = '1': must be an integer"),
-                                 ("exp2-0", {"experiment": "exp3"}, "record.experiment = 'exp3': not allowed")]:
+                                 ("exp2-0", {"experiment": "exp3"}, "record.experiment = 'exp3': not allowed"),
+                                 ("exp2-0", {"experiment": "exp1"}, "experiment = 'exp1', but its key or params.yaml's "
+                                                                    "split_vae.exp2 says 'exp2'"),
+                                 ("exp1-0", {"seed": 2**31}, "record.seed = 2147483648: must be <= 2147483647")]:
         write_json(tmp_path / f"metrics/split_vae/{key}.json", {**first[key], **change})
         with pytest.raises(DataError) as err:
             sv.summarize(cfg, {})

@@ -679,19 +679,20 @@ def flatten(value: Any, prefix: str = "", sep: str = ".") -> dict[str, Any]:
 def _metric_cells(summary: dict, fmt: str) -> tuple[dict[str, Any], list[str], list[str]]:
     """Flattened summary metrics; {mean, std, n} → one `mean ± std` cell (md) or .mean/.std columns (csv). Also the
     cells (their keys) holding a missing value: null in the file, or NaN / ±inf, which `_read_summary` reads as null;
-    shown as – (md) or empty (csv); and the cells whose mean or std is not a number at all (a hand edit: the report
-    writes numbers or null there), shown as missing too and listed apart."""
+    shown as – (md) or empty (csv); and the cells whose mean or std is not a number at all or whose std is negative
+    (a hand edit: the report writes numbers or null there), not shown either and listed apart."""
     cells: dict[str, Any] = {}
     missing: list[str] = []
     damaged: list[str] = []
 
     def walk(node: Any, path: str) -> None:
         if isinstance(node, dict) and {"mean", "std"} <= set(node):
-            mean, std = node["mean"], node["std"]
-            if any(v is not None and (isinstance(v, bool) or not isinstance(v, int | float)) for v in (mean, std)):
+            raw = node["mean"], node["std"]
+            numbers = [v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in raw]
+            mean, std = map(finite, raw)  # None for null, NaN, ±inf and an integer beyond a float's range
+            if not all(numbers) or (std is not None and std < 0):  # not a number, or a negative spread
                 damaged.append(path)
-                mean, std = (v if isinstance(v, int | float) and not isinstance(v, bool) else None
-                             for v in (mean, std))
+                std = None if std is not None and std < 0 else std
             if fmt == "md":
                 # as in the report: a metric missing in every seed (NaN written as null) reads "–", and one seed
                 # shows its value alone (a std of 0 would read as no spread)
@@ -813,9 +814,9 @@ def compare_table(paper: str, chosen: list[dict[str, Any]], fmt: str = "md", met
             notes.append(f"{_where(row)}: {len(shown)} value{'s' * (len(shown) > 1)} missing in {summary_file} "
                          f"(null or not finite there; {as_missing}): {_listed(shown)}")
         if shown := [k for k in damaged if k in metric_keys or f"{k}.mean" in metric_keys]:
-            notes.append(f"{_where(row)}: {len(shown)} mean ± std in {summary_file} not numbers (a hand edit? the "
-                         f"report writes numbers or null there: rerun `dvc repro report`; {as_missing}): "
-                         f"{_listed(shown)}")
+            notes.append(f"{_where(row)}: {len(shown)} mean ± std in {summary_file} not numbers or a negative std "
+                         "(a hand edit? the report writes numbers or null there: rerun `dvc repro report`; "
+                         f"{'not shown' if fmt == 'md' else 'empty cells'}): {_listed(shown)}")
     return headers, rows
 
 

@@ -61,6 +61,7 @@ class Record(dict):
         return super().__getitem__(key)
 
 
+LOSS_ROUNDING = 1e-4  # how far below 0 float32 rounding can take a loss that is ≥ 0 in exact arithmetic
 # Measures with a known range, by name (a key, or for a list's or a per-class object's numbers the key holding them:
 # roc_auc.3): a value outside it is a damaged or hand-edited file, which would otherwise enter means and verdicts.
 BOUNDS = (
@@ -72,9 +73,9 @@ BOUNDS = (
     (re.compile(r"(^|_)r2(_|$)"), -math.inf, 1.0, "a coefficient of determination"),
     (re.compile(r"_mean_abs$"), 0.0, 1.0, "a mean absolute correlation"),
     # losses that are sums of cross-entropies, squared errors and Gaussian KLs (censor's AFL censor_loss, log q_D(s|z),
-    # is negative: not one)
-    (re.compile(r"^(train|val|test)_(loss|rec|kl_a|kl_b|ce|clf|mse)$|^adversary_loss$"), 0.0, math.inf,
-     "a loss or squared error"),
+    # is negative: not one); ≥ 0 up to float32 rounding (a collapsed latent's KL, exp(log σ²) − 1 − log σ², is −1e-8)
+    (re.compile(r"^(train|val|test)_(loss|rec|kl_a|kl_b|ce|clf|mse)$|^adversary_loss$"), -LOSS_ROUNDING, math.inf,
+     "a loss or squared error: ≥ 0 up to float32 rounding"),
 )
 
 
@@ -148,8 +149,22 @@ class Records(dict):
         null where a number must be, is a one-line DataError naming the file and the key. Returns the records."""
         for key, record in self.items():
             path = getattr(record, "path", Path("metrics") / self.paper / f"{key}.json")
-            parse_record(schema if isinstance(schema, type) else schema(record), record, f"{path}: record")
+            try:
+                parse_record(schema if isinstance(schema, type) else schema(record), record, f"{path}: record")
+            except DataError as err:  # the stage that rewrites it, by name
+                message = str(err).removesuffix("; rerun the stage that wrote it")
+                raise DataError(f"{message} ({_rerun(path)})") from None
         return self
+
+    def expect(self, key: str, where: str, **values: Any) -> None:
+        """Each field of records[key] equal to its value in `values` (what its key or params.yaml's `where` section
+        says): a DataError naming the file, the field and both values otherwise (a file of another run, copied or
+        edited in; DVC reruns the stage that writes it when they differ)."""
+        record = self[key]
+        for name, value in values.items():
+            if record[name] != value:
+                raise DataError(f"{record.path}: {name} = {_short(record[name])}, but {where} says {_short(value)} "
+                                f"(a file of another run; {_rerun(record.path)})")
 
 
 def schema(name: str, fields: dict[str, tuple[Any, dict]], check: Callable | None = None) -> type:
@@ -172,10 +187,11 @@ def _short(value: Any) -> str:
 _GATHERED: dict[str, list[Records]] = {}  # per paper, what `gather` returned during this report
 
 
-def gather(paper: str, keys: Iterable[str], non_finite: str = "missing") -> Records:
-    """metrics/<paper>/<key>.json for exactly these keys (the current sweep); each must hold an object. A NaN or
-    infinite number in a file reads as null (missing), or with `non_finite="error"` (a paper whose evaluation writes
-    strict JSON, an undefined measure as null: such a number is a hand edit) is a DataError naming file and key."""
+def gather(paper: str, keys: Iterable[str], non_finite: str = "error") -> Records:
+    """metrics/<paper>/<key>.json for exactly these keys (the current sweep); each must hold an object. Every paper's
+    evaluation writes strict JSON (replab.io.write_json: an undefined or diverged measure as null), so a NaN or
+    infinite number in a file is a hand edit: a DataError naming file and key; with `non_finite="missing"` it reads as
+    null (missing) instead."""
     found, missing = {}, []
     for key in keys:
         path = Path("metrics") / paper / f"{key}.json"

@@ -14,6 +14,7 @@ from replab import report
 from replab.io import number_text, read_json
 from replab.papers import parse_record
 from replab.papers.attention_vat.model import (
+    EVIDENCE_KIND,
     EVIDENCE_KINDS,
     METHOD_LABELS,
     METHODS,
@@ -34,6 +35,9 @@ from replab.params import MAX_COUNT, fail
 WORD_LEVEL = ("word_at", "word_iat", "word_vat", "word_ivat")
 OURS = ("attention_vat", "attention_ivat")  # the seed's proposals
 
+TABLE_2_NAMES = {"human": "rationale agreement (ERASER token-soft metrics)", "lexicon": "lexicon-evidence agreement "
+                 "(VADER-lexicon tokens as the evidence; ERASER's token-soft formulas, not ERASER's data)",
+                 "evidence": "evidence agreement (the data set's evidence tokens; ERASER's token-soft formulas)"}
 RATIONALE_MEASURES = (("auprc", "AUPRC"), ("average_precision", "Avg. Prec."), ("roc_auc_score", "ROC-AUC"))
 
 PAPER_CLAIMS = {
@@ -83,14 +87,19 @@ RATIONALE = report.schema("Rationale", {"evidence": (str, {"choices": EVIDENCE_K
                                                         (float | None, FRACTION)),
                                         **dict.fromkeys(("documents", "single_class_documents",
                                                          "documents_without_evidence"), (int, COUNT))})
+def _evidence_of_its_dataset(self, where: str) -> None:  # the kind names Table 2: its data set's (evaluate.py)
+    if self.rationale and self.rationale.evidence != (kind := EVIDENCE_KIND.get(self.dataset, EVIDENCE_KINDS[-1])):
+        fail(where, f"rationale.evidence = {self.rationale.evidence!r}, but {self.dataset}'s evidence is {kind!r}")
+
+
 VARIANT = report.schema("Variant", {  # <dataset>/<key>.json of a trained model (evaluate_variant)
     "dataset": NAME, "method": (str, {"choices": METHODS}), "setting": (str, {"choices": SETTINGS}),
     "seed": (int, COUNT), "n_labeled": N_LABELED, "n_unlabeled": (int, COUNT), "unlabeled_seen": (int | None, COUNT),
     "eps": (float | None, {"gt": 0.0}), "corr_undefined": (int, COUNT), "dev_auc": (float | None, FRACTION),
     **dict.fromkeys(("f1", "dev_f1", "predicted_positive"), (float, PCT)),
-    **dict.fromkeys(("corr_pearson", "corr_kendall"), (float | None, CORR)),
+    **dict.fromkeys(("corr_pearson", "corr_kendall"), (float | None, CORR)), "rationale": (RATIONALE | None, OPTIONAL),
     **dict.fromkeys(("eps_per_token", "eps_share"), (float | None, {**OPTIONAL, "ge": 0.0})),
-    "eps_selection": (dict[str, dict[str, float]] | None, OPTIONAL), "rationale": (RATIONALE | None, OPTIONAL)})
+    "eps_selection": (dict[str, dict[str, float]] | None, OPTIONAL)}, _evidence_of_its_dataset)
 CURVE = report.schema("Curve", {"n_unlabeled": (list[int], {**COUNT, "nonempty": True}),
                                 "dev_f1": (list[float], {**PCT, "distinct": False}),
                                 "unlabeled_seen": (list[int] | None, {**COUNT, **OPTIONAL, "distinct": False})})
@@ -243,8 +252,6 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
         md += [CONSTANT_NOTE, ""] if any("†" in r[2] for r in rows) else []
         md += [SEEN_NOTE, ""] if any("seen" in r[1] for r in rows) else []
     if s["table2"]:
-        name = ("rationale agreement (ERASER token-soft metrics)" if s["evidence"] == "human" else "lexicon-evidence "
-                "agreement (VADER-lexicon tokens as the evidence; ERASER's token-soft formulas, not ERASER's data)")
         aucs = [a for t in s["table2"].values() if (a := (t.get("roc_auc_score") or {}).get("mean")) is not None]
         chance = (f" Ours rank the evidence tokens at chance (ROC-AUC {min(aucs):.3f}–{max(aucs):.3f} ≈ 0.5)."
                   if aucs and max(abs(a - 0.5) for a in aucs) < 0.05 else "")
@@ -257,7 +264,7 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
         semi += " (the sentences they drew: Table 1b)" if any(seen_text(n, s["unlabeled_seen"]["table1b"][m])
                                                               for m, n in s["n_unlabeled"].items()) else ""
         semi += " (no unlabeled pool prepared: the VAT term on the labeled sentences alone)" if n_uls == [0] else ""
-        md += [f"Table 2: {name}, ours / paper (ERASER movies){semi}", "",
+        md += [f"Table 2: {TABLE_2_NAMES[s['evidence']]}, ours / paper (ERASER movies){semi}", "",
                report.md_table(["model", *(label for _, label in RATIONALE_MEASURES)], rows), "",
                f"Paper: a model optimised for rationales reaches {PAPER_TABLE_2_RATIONALE_MODEL} AUPRC. AUPRC averages "
                "every document, as ERASER's score_soft_tokens does (sklearn's precision_recall_curve + auc: one "
@@ -331,7 +338,7 @@ def sweep_keys(cfg) -> list[str]:
 
 
 def summarize(cfg, params: dict):
-    records = report.gather(PAPER, sweep_keys(cfg), non_finite="error")
+    records = report.gather(PAPER, sweep_keys(cfg))
     summary_dir = Path("plots") / PAPER / "summary"
     per_ds = {ds: dataset_summary(g) for ds, g in sorted(group(records).items())}
     words, flags = claims(per_ds)
@@ -353,7 +360,7 @@ def summarize(cfg, params: dict):
     for ds, s in per_ds.items():
         md += tables_markdown(ds, s)
         if (Path("metrics") / PAPER / ds / "linear_baseline.json").exists():  # ours: evaluate.linear_baseline
-            linear = report.gather(PAPER, [key := f"{ds}/linear_baseline"], non_finite="error").check(LINEAR)
+            linear = report.gather(PAPER, [key := f"{ds}/linear_baseline"]).check(LINEAR)
             md += diagnosis_markdown(ds, s, {**linear[key], "dev_auc": linear.value(key, "dev_auc")})
     if fig2 := fig2_figure(per_ds, summary_dir / "fig2_unlabeled.png"):
         md += ["Fig. 2: dev F1 (the model-selection score) against the amount of unlabeled data N_ul for the "
@@ -392,11 +399,8 @@ def fig2_figure(per_ds: dict, out_path: Path) -> str | None:
         if n_labeled := per_ds[ds].get("n_labeled"):
             ax.axvline(7 * n_labeled, color="gray", ls=":", lw=0.8)
             ax.text(7 * n_labeled, ax.get_ylim()[0], "7×N_l ", fontsize=7, color="gray", va="bottom", ha="right")
-        ax.set_title(ds, fontsize=9)
-        ax.set_xlabel("N_ul (unlabeled sentences)")
-        ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("dev F1 (%)")
-    axes[0, -1].legend(fontsize=7)
+        ax.set_title(ds, fontsize=9), ax.set_xlabel("N_ul (unlabeled sentences)"), ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("dev F1 (%)"), axes[0, -1].legend(fontsize=7)
     fig.suptitle("Fig. 2: dev F1 vs amount of unlabeled data", fontsize=10)
     return report.save_figure(fig, out_path)
 

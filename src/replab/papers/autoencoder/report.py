@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from replab import report
-from replab.io import DataError
 from replab.papers.autoencoder.model import (
     ANOMALY,
     ANOMALY_MODELS,
@@ -20,12 +19,12 @@ from replab.papers.autoencoder.model import (
     Config,
     variant_key,
 )
-from replab.params import MAX_COUNT, MAX_SIZE, fail
+from replab.params import MAX_COUNT, MAX_SIZE, SEED_MAX, fail
 
 # What the report prints of each metrics file evaluate.py writes besides its measures (those are read through
 # Records.value): checked before any value is used, so that a damaged file is named with its key instead of a
 # "None" in a table or a class silently missing from the anomaly table.
-RUN = {"seed": (int, {"ge": 0}), "epochs": (int, {"ge": 1, "le": MAX_COUNT}),
+RUN = {"seed": (int, {"ge": 0, "le": SEED_MAX}), "epochs": (int, {"ge": 1, "le": MAX_COUNT}),
        "batch_size": (int, {"ge": 1, "le": MAX_SIZE})}
 VARIANT = report.schema("Variant", {"model": (str, {"choices": MODELS}), **RUN,
                                     "code_size": (int, {"ge": 1, "le": MAX_SIZE})})
@@ -88,9 +87,12 @@ def summarize(cfg: Config, params: dict):
     keys = {m: [variant_key(m, s) for s in cfg.seeds] for m in cfg.models}
     records = report.gather(PAPER, [k for ks in keys.values() for k in ks] + [ANOMALY]).check(
         lambda record: ANOMALY_RECORD if record.path.stem == ANOMALY else VARIANT)
-    if (held_out := records[ANOMALY]["held_out"]) != cfg.anomaly.held_out:  # (DVC reruns it when the param changes)
-        raise DataError(f"{records[ANOMALY].path}: held_out = {held_out}, but params.yaml's "
-                        f"autoencoder.anomaly.held_out is {cfg.anomaly.held_out} (run `dvc repro`)")
+    for m, seed in ((m, s) for m in cfg.models for s in cfg.seeds):  # each file the run of its key and params
+        records.expect(variant_key(m, seed), f"its key or params.yaml's {PAPER}.{m}", model=m, seed=seed,
+                       epochs=cfg.schedule(m).epochs, batch_size=cfg.schedule(m).batch_size)
+    a = cfg.anomaly
+    records.expect(ANOMALY, f"params.yaml's {PAPER}.anomaly", model=a.model, epochs=a.epochs, batch_size=a.batch_size,
+                   held_out=a.held_out, seed=a.seed, score=a.score)
     summary_dir = Path("plots") / PAPER / "summary"
     real = cfg.dataset == "mnist"
     summary: dict = {"dataset": cfg.dataset, "test_loss": {}, "test_mse": {}, "test_psnr": {}}

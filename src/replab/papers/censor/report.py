@@ -79,8 +79,8 @@ def summarize(cfg: Config, params: dict):
     keys = {m: {lam: [variant_key(m, raw, s) for s in cfg.seeds] for lam, raw in zip(cfg.lambdas, raw_lambdas,
                                                                                     strict=True)}
             for m in cfg.methods}
-    records = report.gather(PAPER, cnn_keys + [k for m in keys.values() for ks in m.values() for k in ks],
-                            non_finite="error").check(VARIANT)
+    records = report.gather(PAPER, cnn_keys + [k for m in keys.values() for ks in m.values() for k in ks]).check(
+        VARIANT)
     summary_dir = Path("plots") / PAPER / "summary"
     measures = ("f1_seen", "f1_unseen", "user_accuracy")
     cnn = {m: report.mean_std([records[k][m] for k in cnn_keys]) for m in measures}

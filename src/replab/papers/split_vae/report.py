@@ -25,13 +25,14 @@ from replab.papers.split_vae.model import (
     Config,
     variant_key,
 )
-from replab.params import MAX_COUNT, MAX_SIZE
+from replab.params import MAX_COUNT, MAX_SIZE, SEED_MAX
 
 # What the report prints of each metrics file evaluate.py writes besides its measures (those are read through
 # Records.value): checked before any value is used, so that a damaged count is named with its key instead of
 # printed ("None writers").
 COUNT = (int, {"ge": 1, "le": MAX_COUNT})
-VARIANT = report.schema("Variant", {"experiment": (str, {"choices": EXPERIMENTS}), "seed": (int, {"ge": 0}),
+VARIANT = report.schema("Variant", {"experiment": (str, {"choices": EXPERIMENTS}),
+                                    "seed": (int, {"ge": 0, "le": SEED_MAX}),
                                     "epochs": COUNT, "latent_dim": (int, {"ge": 1, "le": MAX_SIZE}),
                                     **dict.fromkeys(("n_writers", "n_train", "n_test"), COUNT)})
 
@@ -97,6 +98,9 @@ def _tsne_figure(variant_dir: Path, out_path: Path) -> tuple[str, dict[str, str]
 def summarize(cfg: Config, params: dict):
     keys = {e: [variant_key(e, s) for s in cfg.seeds] for e in cfg.experiments}
     records = report.gather(PAPER, [k for ks in keys.values() for k in ks]).check(VARIANT)
+    for e, seed in ((e, s) for e in cfg.experiments for s in cfg.seeds):  # each file the run of its key and params
+        records.expect(variant_key(e, seed), f"its key or params.yaml's {PAPER}.{e}", experiment=e, seed=seed,
+                       epochs=getattr(cfg, e).epochs, latent_dim=getattr(cfg, e).latent_dim)
     summary_dir = Path("plots") / PAPER / "summary"
     variants_dir = Path("plots") / PAPER / "variants"
     real = cfg.dataset == "emnist_writers"
