@@ -188,7 +188,7 @@ def _constructed_sweep(root, errors: dict, corr_of: dict, dataset: str = "mnist5
                 key = aae_ssl.variant_key(m, nl, s)
                 corr = corr_of[m]
                 write_json(root / f"metrics/aae_ssl/{key}.json", {
-                    "model": m, "n_labeled": nl, "seed": s, "test_error": errors[m][nl][s],
+                    "model": m, "n_labeled": nl, "seed": s, "dataset": dataset, "test_error": errors[m][nl][s],
                     "latent_corr_yz_mean_abs": aae_ssl.yz_block_mean_abs(corr),
                     "latent_corr_offdiag_mean_abs": aae_ssl.offdiag_mean_abs(corr)})
                 write_npz(root / f"plots/aae_ssl/variants/{key}/latent_corr.npz", corr=corr)

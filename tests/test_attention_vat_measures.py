@@ -580,6 +580,22 @@ FIG2 = "metrics/attention_vat/fig2-attention.json"
 BASELINE = "metrics/attention_vat/rt_snippets/linear_baseline.json"
 
 
+def test_a_file_whose_axes_are_not_its_keys_is_refused(in_tmp, monkeypatch):
+    """The report files each record by the method, setting and data set it holds: a file of another variant copied
+    under a key (word AT's results as vanilla's) was counted twice for word AT and never for vanilla, silently."""
+    from replab.io import DataError
+
+    recs = _records(True)
+    _write_report_inputs(recs, LINEAR)
+    monkeypatch.setattr(rp, "sweep_keys", lambda cfg: {k: {a: r[a] for a in ("dataset", "method", "setting", "seed")
+                                                           if a in r} for k, r in recs.items()})
+    rp.summarize(Config(), {})  # every file its key's
+    Path(VAT).write_text(json.dumps({**recs["attention_vat-sup"], "method": "word_at"}))
+    with pytest.raises(DataError, match=rf"^{re.escape(VAT)}: method = 'word_at', expected 'attention_vat' from its "
+                                        r"key and params\.yaml \(a file of another run; run `dvc repro -f eval_att"):
+        rp.summarize(Config(), {})
+
+
 def test_every_kind_of_evidence_has_its_table_2_name():
     """The kind a metrics file's rationale names (evaluate.py: its data set's, or "evidence" for one of no known
     kind) heads Table 2: human rationales, VADER-lexicon words, or an evidence mask of no known kind (all three were

@@ -238,15 +238,14 @@ def _damaged_descriptions_are_named(root, cfg, first):
         ("anomaly", {"roc_auc": {"0": anomaly["roc_auc"]["0"]}},
          "anomaly.json: record.roc_auc: classes 0 for held_out 0, 3 (one per held-out class)"),
         ("anomaly", {"held_out": [0], "roc_auc": {"0": 0.5}},
-         "anomaly.json: held_out = [0], but params.yaml's autoencoder.anomaly says [0, 3] (a file of another run; "
-         "run `dvc repro -f eval_autoencoder`)"),
-        ("anomaly", {"model": "deep"}, "anomaly.json: model = 'deep', but params.yaml's autoencoder.anomaly says "
-                                       "'simple'"),
-        ("anomaly", {"score": "bce"}, "anomaly.json: score = 'bce', but params.yaml's autoencoder.anomaly says 'mse'"),
-        ("simple-0", {"model": "conv"}, "simple-0.json: model = 'conv', but its key or params.yaml's "
-                                        "autoencoder.simple says 'simple'"),
-        ("conv-0", {"epochs": 7}, "conv-0.json: epochs = 7, but its key or params.yaml's autoencoder.conv says 1"),
+         "anomaly.json: held_out = [0], expected [0, 3] from its key and params.yaml (a file of another run; run "
+         "`dvc repro -f eval_autoencoder`)"),
+        ("anomaly", {"model": "deep"}, "anomaly.json: model = 'deep', expected 'simple' from its key"),
+        ("anomaly", {"score": "bce"}, "anomaly.json: score = 'bce', expected 'mse'"),
+        ("simple-0", {"model": "conv"}, "simple-0.json: model = 'conv', expected 'simple' from its key"),
+        ("conv-0", {"epochs": 7}, "conv-0.json: epochs = 7, expected 1 from its key and params.yaml"),
         ("simple-0", {"seed": 10**400}, "simple-0.json: record.seed = 1000"),
+        ("anomaly", {"dataset": "mnist"}, "anomaly.json: dataset = 'mnist', expected 'mnist5k' from its key and"),
         ("simple-0", "NaN", "simple-0.json: test_loss = NaN: not a finite number"),  # its evaluate.py writes null
     ]
     for key, change, message in cases:
@@ -287,8 +286,9 @@ def _claims_follow_constructed_metrics(root, cfg, first):
     # read as real MNIST: each loss is judged against the blog's rounded number (± 0.005, one seed: no std)
     import dataclasses
 
-    for m, loss in {"simple": 0.095, "deep": 0.12, "conv": 0.07}.items():
-        write_json(root / f"metrics/autoencoder/{m}-0.json", {**first[f"{m}-0"], "test_loss": loss})
+    for key, change in {"simple-0": {"test_loss": 0.095}, "deep-0": {"test_loss": 0.12}, "conv-0": {"test_loss": 0.07},
+                        "denoising-0": {}, "anomaly": {}}.items():  # (the files of an MNIST run)
+        write_json(root / f"metrics/autoencoder/{key}.json", {**first[key], **change, "dataset": "mnist"})
     report._GATHERED.clear()
     real = ae.summarize(dataclasses.replace(cfg, dataset="mnist"), {})
     assert {m: real.summary["test_loss"][m]["verdict"] for m in ("simple", "deep", "conv", "denoising")} == {

@@ -635,7 +635,7 @@ def _write_censor_metrics() -> tuple[cs.Config, dict]:
     write_json("metrics/censor/sct-1.0-0.json", {
         "method": "sct", "lambda": 1.0, "seed": 0, **{k: v[-1] for k, v in history.items()}, **common,
         "history": history, "step1": {"adversary_loss": [0.6, 0.65], "adversary_accuracy": [66.0, 60.0]}})
-    return parse(cs.Config, {"methods": ["sct"], "lambdas": [1.0], "seeds": [0]}, "censor"), {
+    return parse(cs.Config, {"dataset": "har", "methods": ["sct"], "lambdas": [1.0], "seeds": [0]}, "censor"), {
         "censor": {"lambdas": [1.0]}}
 
 

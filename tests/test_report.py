@@ -282,8 +282,10 @@ def test_a_file_that_disagrees_with_its_key_or_params_is_named_with_both_values(
     records.expect("anomaly", "params.yaml's toy.anomaly", seed=0, held_out=[0, 3])  # equal: nothing to say
     with pytest.raises(DataError) as err:
         records.expect("anomaly", "params.yaml's toy.anomaly", seed=0, model="simple")
-    assert str(err.value) == ("metrics/toy/anomaly.json: model = 'deep', but params.yaml's toy.anomaly says 'simple' "
-                              "(a file of another run; run `dvc repro -f eval_toy`)")
+    assert str(err.value) == ("metrics/toy/anomaly.json: model = 'deep', expected 'simple' from params.yaml's "
+                              "toy.anomaly (a file of another run; run `dvc repro -f eval_toy`)")
+    with pytest.raises(DataError, match=r"^metrics/toy/anomaly.json: seed = 0, expected 1 from its key and params"):
+        report.gather("toy", {"anomaly": {"model": "deep", "seed": 1}})  # gather's: the axes of the key
 
 
 def test_the_run_summary_names_the_thread_counts_the_variants_were_trained_with():

@@ -12,7 +12,7 @@ import torch
 
 from conftest import run_variants, without_timing
 from replab.cli import Variant
-from replab.io import read_npz
+from replab.io import read_npz, write_json
 from replab.papers import split_vae as sv
 from replab.params import ParamError, Runtime, parse
 
@@ -239,7 +239,11 @@ def test_train_evaluate_summarize_end_to_end(tmp_path, monkeypatch):
     assert "### Experiment II: 3-D (the article: 10-D) A and B, 6 writers" in section.markdown
 
     # the same records read as real EMNIST: band verdicts against the article, Δ against the notebook
+    for key in ("exp1-0", "exp2-0"):  # the files of an EMNIST run
+        write_json(tmp_path / f"metrics/split_vae/{key}.json", {**first[key], "dataset": "emnist_writers"})
     real = sv.summarize(parse(sv.Config, {**cfg_dict, "dataset": "emnist_writers"}, "test"), {})
+    for key in ("exp1-0", "exp2-0"):
+        write_json(tmp_path / f"metrics/split_vae/{key}.json", first[key])
     verdicts = real.summary["verdicts_vs_article"]
     assert set(verdicts) == set(sv.ARTICLE_ROWS)
     assert verdicts["kmeans_b"]["ami_max"] in ("within band", "better", "worse")
@@ -251,14 +255,18 @@ def test_train_evaluate_summarize_end_to_end(tmp_path, monkeypatch):
     _claims_follow_constructed_metrics(tmp_path, cfg, first)
 
     # what the report prints besides the measures is checked too (a count of NaN printed "None writers")
-    from replab.io import DataError, write_json
+    from replab.io import DataError
 
-    for key, change, message in [("exp2-0", {"n_writers": None}, "record.n_writers = null: must be an integer"),
-                                 ("exp1-0", {"latent_dim": "1"}, "record.latent_dim = '1': must be an integer"),
-                                 ("exp2-0", {"experiment": "exp3"}, "record.experiment = 'exp3': not allowed"),
-                                 ("exp2-0", {"experiment": "exp1"}, "experiment = 'exp1', but its key or params.yaml's "
-                                                                    "split_vae.exp2 says 'exp2'"),
-                                 ("exp1-0", {"seed": 2**31}, "record.seed = 2147483648: must be <= 2147483647")]:
+    for key, change, message in [
+        ("exp2-0", {"n_writers": None}, "record.n_writers = null: must be an integer"),
+        ("exp2-0", {"n_test": "400"}, "record.n_test = '400': must be an integer"),
+        ("exp1-0", {"latent_dim": "1"}, "record.latent_dim = '1': must be an integer"),
+        ("exp1-0", {"latent_dim": 2}, "latent_dim = 2, expected 1 from its key and params.yaml"),
+        ("exp2-0", {"experiment": "exp1"}, "experiment = 'exp1', expected 'exp2' from its key"),
+        ("exp1-0", {"seed": 2**31}, "record.seed = 2147483648: must be <= 2147483647 (run `dvc repro -f eval_split"),
+        ("exp1-0", {"seed": 1}, "seed = 1, expected 0 from its key"),
+        ("exp1-0", {"dataset": "emnist_writers"}, "dataset = 'emnist_writers', expected 'writers' from its key"),
+    ]:
         write_json(tmp_path / f"metrics/split_vae/{key}.json", {**first[key], **change})
         with pytest.raises(DataError) as err:
             sv.summarize(cfg, {})

@@ -18,7 +18,7 @@ import contextlib
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any
@@ -157,14 +157,14 @@ class Records(dict):
         return self
 
     def expect(self, key: str, where: str, **values: Any) -> None:
-        """Each field of records[key] equal to its value in `values` (what its key or params.yaml's `where` section
-        says): a DataError naming the file, the field and both values otherwise (a file of another run, copied or
-        edited in; DVC reruns the stage that writes it when they differ)."""
+        """Each field of records[key] equal to its value in `values` (what `where`, its key or params.yaml, gives):
+        a DataError naming the file, the field and both values otherwise (a file of another run, copied or edited
+        in; DVC reruns the stage that writes it when they differ)."""
         record = self[key]
         for name, value in values.items():
             if record[name] != value:
-                raise DataError(f"{record.path}: {name} = {_short(record[name])}, but {where} says {_short(value)} "
-                                f"(a file of another run; {_rerun(record.path)})")
+                raise DataError(f"{record.path}: {name} = {_short(record[name])}, expected {_short(value)} from "
+                                f"{where} (a file of another run; {_rerun(record.path)})")
 
 
 def schema(name: str, fields: dict[str, tuple[Any, dict]], check: Callable | None = None) -> type:
@@ -187,11 +187,14 @@ def _short(value: Any) -> str:
 _GATHERED: dict[str, list[Records]] = {}  # per paper, what `gather` returned during this report
 
 
-def gather(paper: str, keys: Iterable[str], non_finite: str = "error") -> Records:
-    """metrics/<paper>/<key>.json for exactly these keys (the current sweep); each must hold an object. Every paper's
-    evaluation writes strict JSON (replab.io.write_json: an undefined or diverged measure as null), so a NaN or
-    infinite number in a file is a hand edit: a DataError naming file and key; with `non_finite="missing"` it reads as
-    null (missing) instead."""
+def gather(paper: str, keys: Iterable[str] | Mapping[str, dict], non_finite: str = "error",
+           schema: type | Callable[[dict], type] | None = None) -> Records:
+    """metrics/<paper>/<key>.json for exactly these keys (the current sweep); each must hold an object, match
+    `schema` (`Records.check`), and where `keys` maps each key to fields ({"model": "ae", "seed": 0, "dataset":
+    "mnist5k"}: its axes and data set), hold those values (`Records.expect`: a file of another run is not read as
+    this one's). Every paper's evaluation writes
+    strict JSON (replab.io.write_json: an undefined or diverged measure as null), so a NaN or infinite number in a
+    file is a hand edit: a DataError naming file and key; with `non_finite="missing"` it reads as null instead."""
     found, missing = {}, []
     for key in keys:
         path = Path("metrics") / paper / f"{key}.json"
@@ -209,7 +212,9 @@ def gather(paper: str, keys: Iterable[str], non_finite: str = "error") -> Record
     if missing:
         raise DataError(f"{missing[0]}: missing ({len(missing)} variant(s) of the current sweep not evaluated; "
                         "run `dvc repro`)")
-    records = Records(paper, found)
+    records = Records(paper, found) if schema is None else Records(paper, found).check(schema)
+    for key, fields in keys.items() if isinstance(keys, Mapping) else ():
+        records.expect(key, "its key and params.yaml", **fields)
     _GATHERED.setdefault(paper, []).append(records)
     return records
 

@@ -31,8 +31,9 @@ def summarize(cfg: Config, params: dict):
 
     from replab import report
 
-    keys = [variant_key(m, nl, s) for m in cfg.models for nl in cfg.n_labeled for s in cfg.seeds]
-    records = report.gather("aae_ssl", keys)
+    records = report.gather("aae_ssl", {  # each file the run of its key (not a copy of another run's)
+        variant_key(m, nl, s): {"model": m, "n_labeled": nl, "seed": s, "dataset": cfg.dataset}
+        for m in cfg.models for nl in cfg.n_labeled for s in cfg.seeds})
     real = cfg.dataset == "mnist"
     summary_dir = Path("plots/aae_ssl/summary")
 

@@ -107,13 +107,13 @@ FIG2 = report.schema("Fig2", {"dataset": NAME, "seed": (int, COUNT), "n_labeled"
                               "curves": (dict[str, dict], {})}, _check_curves)  # (evaluate.collect_fig2)
 LINEAR = report.schema("Linear", {"n_labeled": (int, {"ge": 1, "le": MAX_COUNT}), "dev_auc": (float | None, FRACTION),
                                   **dict.fromkeys(("f1", "dev_f1_all_positive", "test_f1_all_positive"), (float, PCT))})
+SCHEMA = lambda record: FIG2 if "curves" in record else VARIANT  # a metrics file's, by its kind
 
 
 def group(records: dict[str, dict]) -> dict:
     """{dataset: {"supervised": {method: [keys]}, "semi": {method: {n_ul: [keys]}}, "fig2": {method: {n_ul: [dev F1
     per seed]}}, "fig2_seen": {method: {n_ul: [unlabeled_seen per seed]}}, "records"}} of the records, checked first."""
-    records = (records if isinstance(records, report.Records) else report.Records(PAPER, records)).check(
-        lambda rec: FIG2 if "curves" in rec else VARIANT)
+    records = (records if isinstance(records, report.Records) else report.Records(PAPER, records)).check(SCHEMA)
     by_n = lambda: defaultdict(lambda: defaultdict(list))
     out: dict = defaultdict(lambda: {"supervised": defaultdict(list), "semi": by_n(), "fig2": by_n(),
                                      "fig2_seen": by_n(), "n_labeled": None, "evidence": None, "records": records})
@@ -332,13 +332,13 @@ def settings_markdown(cfg, records: dict[str, dict]) -> list[str]:
         if groups else []
 
 
-def sweep_keys(cfg) -> list[str]:
-    """The metrics files of the sweep in params.yaml, relative to metrics/attention_vat/: <dataset>/<key>."""
-    return [f"{axes['dataset']}/{key}" for key, axes in sweep_variants(cfg)]
+def sweep_keys(cfg) -> dict[str, dict]:
+    """The sweep's metrics files (<dataset>/<key> in metrics/attention_vat/), each with the axes it must hold."""
+    return {f"{axes['dataset']}/{key}": axes for key, axes in sweep_variants(cfg)}
 
 
 def summarize(cfg, params: dict):
-    records = report.gather(PAPER, sweep_keys(cfg))
+    records = report.gather(PAPER, sweep_keys(cfg), schema=SCHEMA)
     summary_dir = Path("plots") / PAPER / "summary"
     per_ds = {ds: dataset_summary(g) for ds, g in sorted(group(records).items())}
     words, flags = claims(per_ds)

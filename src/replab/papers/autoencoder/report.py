@@ -85,14 +85,13 @@ def _anomaly_figure(aucs: dict[str, float | None], mean: float | None, out_path:
 
 def summarize(cfg: Config, params: dict):
     keys = {m: [variant_key(m, s) for s in cfg.seeds] for m in cfg.models}
-    records = report.gather(PAPER, [k for ks in keys.values() for k in ks] + [ANOMALY]).check(
-        lambda record: ANOMALY_RECORD if record.path.stem == ANOMALY else VARIANT)
-    for m, seed in ((m, s) for m in cfg.models for s in cfg.seeds):  # each file the run of its key and params
-        records.expect(variant_key(m, seed), f"its key or params.yaml's {PAPER}.{m}", model=m, seed=seed,
-                       epochs=cfg.schedule(m).epochs, batch_size=cfg.schedule(m).batch_size)
-    a = cfg.anomaly
-    records.expect(ANOMALY, f"params.yaml's {PAPER}.anomaly", model=a.model, epochs=a.epochs, batch_size=a.batch_size,
-                   held_out=a.held_out, seed=a.seed, score=a.score)
+    a = cfg.anomaly  # each file must be the run of its key and params (not a copy of another run's)
+    expected = {variant_key(m, s): {"model": m, "seed": s, "epochs": cfg.schedule(m).epochs,
+                                    "batch_size": cfg.schedule(m).batch_size} for m in cfg.models for s in cfg.seeds}
+    expected[ANOMALY] = {"model": a.model, "seed": a.seed, "epochs": a.epochs, "batch_size": a.batch_size,
+                         "held_out": a.held_out, "score": a.score}
+    records = report.gather(PAPER, {k: {**v, "dataset": cfg.dataset} for k, v in expected.items()},
+                            schema=lambda record: ANOMALY_RECORD if record.path.stem == ANOMALY else VARIANT)
     summary_dir = Path("plots") / PAPER / "summary"
     real = cfg.dataset == "mnist"
     summary: dict = {"dataset": cfg.dataset, "test_loss": {}, "test_mse": {}, "test_psnr": {}}

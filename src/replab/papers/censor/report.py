@@ -79,8 +79,10 @@ def summarize(cfg: Config, params: dict):
     keys = {m: {lam: [variant_key(m, raw, s) for s in cfg.seeds] for lam, raw in zip(cfg.lambdas, raw_lambdas,
                                                                                     strict=True)}
             for m in cfg.methods}
-    records = report.gather(PAPER, cnn_keys + [k for m in keys.values() for ks in m.values() for k in ks]).check(
-        VARIANT)
+    expected = {k: {"method": BASELINE, "seed": s} for k, s in zip(cnn_keys, cfg.seeds, strict=True)} | {
+        k: {"method": m, "lambda": lam, "seed": s} for m in cfg.methods for lam, ks in keys[m].items()
+        for k, s in zip(ks, cfg.seeds, strict=True)}  # each file the run of its key (not a copy of another run's)
+    records = report.gather(PAPER, {k: {**v, "dataset": cfg.dataset} for k, v in expected.items()}, schema=VARIANT)
     summary_dir = Path("plots") / PAPER / "summary"
     measures = ("f1_seen", "f1_unseen", "user_accuracy")
     cnn = {m: report.mean_std([records[k][m] for k in cnn_keys]) for m in measures}

@@ -97,10 +97,10 @@ def _tsne_figure(variant_dir: Path, out_path: Path) -> tuple[str, dict[str, str]
 
 def summarize(cfg: Config, params: dict):
     keys = {e: [variant_key(e, s) for s in cfg.seeds] for e in cfg.experiments}
-    records = report.gather(PAPER, [k for ks in keys.values() for k in ks]).check(VARIANT)
-    for e, seed in ((e, s) for e in cfg.experiments for s in cfg.seeds):  # each file the run of its key and params
-        records.expect(variant_key(e, seed), f"its key or params.yaml's {PAPER}.{e}", experiment=e, seed=seed,
-                       epochs=getattr(cfg, e).epochs, latent_dim=getattr(cfg, e).latent_dim)
+    records = report.gather(PAPER, {  # each file the run of its key and params (not a copy of another run's)
+        variant_key(e, s): {"experiment": e, "seed": s, "epochs": getattr(cfg, e).epochs,
+                            "latent_dim": getattr(cfg, e).latent_dim, "dataset": cfg.dataset}
+        for e in cfg.experiments for s in cfg.seeds}, schema=VARIANT)
     summary_dir = Path("plots") / PAPER / "summary"
     variants_dir = Path("plots") / PAPER / "variants"
     real = cfg.dataset == "emnist_writers"
