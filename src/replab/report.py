@@ -192,9 +192,9 @@ def gather(paper: str, keys: Iterable[str] | Mapping[str, dict], non_finite: str
     """metrics/<paper>/<key>.json for exactly these keys (the current sweep); each must hold an object, match
     `schema` (`Records.check`), and where `keys` maps each key to fields ({"model": "ae", "seed": 0, "dataset":
     "mnist5k"}: its axes and data set), hold those values (`Records.expect`: a file of another run is not read as
-    this one's). Every paper's evaluation writes
-    strict JSON (replab.io.write_json: an undefined or diverged measure as null), so a NaN or infinite number in a
-    file is a hand edit: a DataError naming file and key; with `non_finite="missing"` it reads as null instead."""
+    this one's). Every paper's evaluation writes strict JSON (replab.io.write_json: an undefined or diverged measure
+    as null), so a NaN or infinite number in a file is a hand edit: a DataError naming file and key; with
+    `non_finite="missing"` it reads as null instead."""
     found, missing = {}, []
     for key in keys:
         path = Path("metrics") / paper / f"{key}.json"

@@ -82,16 +82,16 @@ def _check_curves(self, where: str) -> None:  # FIG2's: curves of its methods, o
                 fail(where, f"curves.{method}.{k}: {len(values)} values for {len(c.n_unlabeled)} N_ul")
 
 
-RATIONALE = report.schema("Rationale", {"evidence": (str, {"choices": EVIDENCE_KINDS}),  # (measures.token_soft_metrics)
-                                        **dict.fromkeys(("auprc", "average_precision", "roc_auc_score"),
-                                                        (float | None, FRACTION)),
-                                        **dict.fromkeys(("documents", "single_class_documents",
-                                                         "documents_without_evidence"), (int, COUNT))})
 def _evidence_of_its_dataset(self, where: str) -> None:  # the kind names Table 2: its data set's (evaluate.py)
     if self.rationale and self.rationale.evidence != (kind := EVIDENCE_KIND.get(self.dataset, EVIDENCE_KINDS[-1])):
         fail(where, f"rationale.evidence = {self.rationale.evidence!r}, but {self.dataset}'s evidence is {kind!r}")
 
 
+RATIONALE = report.schema("Rationale", {"evidence": (str, {"choices": EVIDENCE_KINDS}),  # (measures.token_soft_metrics)
+                                        **dict.fromkeys(("auprc", "average_precision", "roc_auc_score"),
+                                                        (float | None, FRACTION)),
+                                        **dict.fromkeys(("documents", "single_class_documents",
+                                                         "documents_without_evidence"), (int, COUNT))})
 VARIANT = report.schema("Variant", {  # <dataset>/<key>.json of a trained model (evaluate_variant)
     "dataset": NAME, "method": (str, {"choices": METHODS}), "setting": (str, {"choices": SETTINGS}),
     "seed": (int, COUNT), "n_labeled": N_LABELED, "n_unlabeled": (int, COUNT), "unlabeled_seen": (int | None, COUNT),
