@@ -175,6 +175,9 @@ def test_offdiag_fraction_below_counts_components_near_zero():
     assert offdiag_fraction_below(corr, 0.3) == pytest.approx(4 / 6)
 
 
+STYLE = {"model": "aae_yz", "n_labeled": 1000, "seed": 0}  # the style model's file at the defaults (style.json)
+
+
 def _constructed_sweep(root, errors: dict, corr_of: dict, dataset: str = "mnist5k") -> aae_ssl.Config:
     """metrics/aae_ssl/*.json and plots/aae_ssl/variants/* of a sweep whose numbers are set by hand:
     errors[model][nl] = test error of seeds 0 and 1; corr_of[model] = the latent correlation matrix (60 × 60)."""
@@ -192,7 +195,7 @@ def _constructed_sweep(root, errors: dict, corr_of: dict, dataset: str = "mnist5
                     "latent_corr_yz_mean_abs": aae_ssl.yz_block_mean_abs(corr),
                     "latent_corr_offdiag_mean_abs": aae_ssl.offdiag_mean_abs(corr)})
                 write_npz(root / f"plots/aae_ssl/variants/{key}/latent_corr.npz", corr=corr)
-    write_json(root / "metrics/aae_ssl/style.json", {"test_error": 9.0})
+    write_json(root / "metrics/aae_ssl/style.json", {**STYLE, "dataset": dataset, "test_error": 9.0})
     write_npz(root / "plots/aae_ssl/variants/style/style_grid.npz",
               **{f"digit_{d}": np.zeros((11, 11, 28, 28), np.float32) for d in cfg.style.digits})
     return cfg
@@ -320,6 +323,28 @@ def test_real_mnist_cells_carry_band_verdicts_both_ways(in_tmp):
     assert cells["600"][3] == "1.10 ± 0.14 (better)" and cells["600"][0] == "9.46 ± 0.23"  # paper | ours pairs
 
 
+@pytest.mark.parametrize(("key", "change", "message"), [
+    ("style", {"n_labeled": 100}, "style.json: n_labeled = 100, expected 1000 from its key and params.yaml"),
+    ("style", {"dataset": "mnist"}, "style.json: dataset = 'mnist', expected 'mnist5k'"),
+    ("ae-100-1", {"seed": True}, "ae-100-1.json: record.seed = True: must be an integer"),
+    ("ae-100-0", {"n_labeled": "100"}, "ae-100-0.json: record.n_labeled = '100': must be an integer"),
+    ("ae-100-0", {"model": "aae_z"}, "ae-100-0.json: model = 'aae_z', expected 'ae' from its key"),
+], ids=["style-nl", "style-dataset", "seed-bool", "nl-string", "model"])
+def test_a_metrics_file_damaged_or_of_another_run_is_named(in_tmp, key, change, message):
+    """The style model's file was read whatever run it came from (another N_l, seed, data set), and a variant's seed
+    `true` passed as seed 1: each is one line naming the file and the field."""
+    from replab.io import DataError, read_json, write_json
+
+    errors = {m: {100: [20.0, 22.0], 600: [9.0, 9.5]} for m in ("ae", "aae_z", "aae_yz")}
+    cfg = _constructed_sweep(in_tmp, errors, {m: _corr(np.full((60, 60), 0.05)) for m in errors})
+    aae_ssl.summarize(cfg, {})  # as written
+    path = in_tmp / f"metrics/aae_ssl/{key}.json"
+    write_json(path, {**read_json(path), **change})
+    with pytest.raises(DataError) as err:
+        aae_ssl.summarize(cfg, {})
+    assert str(err.value).startswith(f"metrics/aae_ssl/{message}") and "\n" not in str(err.value)
+
+
 def test_a_diverged_run_shows_as_missing_and_is_named(in_tmp):
     """NaN test errors (null in the JSON) used to end the report stage with a TypeError in mean_std."""
     from replab import report
@@ -330,7 +355,7 @@ def test_a_diverged_run_shows_as_missing_and_is_named(in_tmp):
               "aae_yz": {100: [8.0, float("nan")], 600: [6.0, 7.0]}}
     flat = _corr(np.full((60, 60), 0.05))
     cfg = _constructed_sweep(in_tmp, errors, {m: flat for m in errors})
-    write_json(in_tmp / "metrics/aae_ssl/style.json", {"test_error": float("inf")})
+    write_json(in_tmp / "metrics/aae_ssl/style.json", {**STYLE, "dataset": "mnist5k", "test_error": float("inf")})
     report._GATHERED.clear()
     section = aae_ssl.summarize(cfg, {})
     s = section.summary

@@ -592,7 +592,8 @@ def test_a_file_whose_axes_are_not_its_keys_is_refused(in_tmp, monkeypatch):
     rp.summarize(Config(), {})  # every file its key's
     Path(VAT).write_text(json.dumps({**recs["attention_vat-sup"], "method": "word_at"}))
     with pytest.raises(DataError, match=rf"^{re.escape(VAT)}: method = 'word_at', expected 'attention_vat' from its "
-                                        r"key and params\.yaml \(a file of another run; run `dvc repro -f eval_att"):
+                                        r"key and params\.yaml \(params\.yaml changed since its run, or a file of "
+                                        r"another run: run `dvc repro`, which reruns what either changed\)$"):
         rp.summarize(Config(), {})
 
 
@@ -623,6 +624,7 @@ def test_every_kind_of_evidence_has_its_table_2_name():
     (VAT, _set("rationale", "evidence", 5), r"record\.rationale\.evidence = 5: must be a string"),
     (VAT, _set("rationale", "evidence", "crowd"), r"rationale\.evidence = 'crowd': not allowed \(allowed: human, lex"),
     (VAT, _set("rationale", "documents", 2.5), r"record\.rationale\.documents = 2\.5: must be an integer"),
+    (VAT, _set("seed", 2**31), r"record\.seed = 2147483648: must be <= 2147483647"),  # (seeds up to SEED_MAX)
     (VAT, _set("rationale", "evidence", "human"), r"rationale\.evidence = 'human', but rt_snippets's evidence is 'lex"),
     # the Fig. 2 record: N_ul out of range, an unknown method, a NaN or a missing point
     (FIG2, _set("curves", "attention_vat", "n_unlabeled", [0, 300, -6000]),
@@ -642,7 +644,8 @@ def test_every_kind_of_evidence_has_its_table_2_name():
     (BASELINE, "[]", r"top level is an array, expected an object"),
     (BASELINE, _set("n_labeled", -100), r"record\.n_labeled = -100: must be >= 1"),
 ], ids=["no-f1", "f1-nan", "f1-null", "auc-inf", "r-out", "f1-out", "eps-neg", "eps-str", "seen-neg", "n-ul-float",
-        "method", "no-rationale", "no-auprc", "evidence-type", "evidence-kind", "documents", "evidence-of-another",
+        "method", "no-rationale", "no-auprc", "evidence-type", "evidence-kind", "documents", "seed-max",
+        "evidence-of-another",
         "fig2-n-neg", "fig2-n-huge", "fig2-n-int", "fig2-method", "fig2-nan",
         "fig2-short", "fig2-no-nl", "linear-no-auc", "linear-auc-out", "linear-empty", "linear-array",
         "linear-n-neg"])
@@ -666,7 +669,7 @@ def test_a_damaged_metrics_file_stops_the_report_in_one_line_naming_file_and_key
         rp.summarize(Config(), {})
     text = str(err.value)
     assert re.match(rf"{re.escape(file)}: ", text) and re.search(message, text), text
-    assert "\n" not in text and "dvc repro -f eval_attention_vat" in text
+    assert "\n" not in text and "dvc repro -s -f eval_attention_vat" in text
 
 
 def test_an_undefined_measure_shows_as_a_dash_with_the_note_of_missing_values(in_tmp, monkeypatch):

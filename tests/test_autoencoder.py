@@ -238,8 +238,8 @@ def _damaged_descriptions_are_named(root, cfg, first):
         ("anomaly", {"roc_auc": {"0": anomaly["roc_auc"]["0"]}},
          "anomaly.json: record.roc_auc: classes 0 for held_out 0, 3 (one per held-out class)"),
         ("anomaly", {"held_out": [0], "roc_auc": {"0": 0.5}},
-         "anomaly.json: held_out = [0], expected [0, 3] from its key and params.yaml (a file of another run; run "
-         "`dvc repro -f eval_autoencoder`)"),
+         "anomaly.json: held_out = [0], expected [0, 3] from its key and params.yaml (params.yaml changed since its "
+         "run, or a file of another run: run `dvc repro`, which reruns what either changed)"),
         ("anomaly", {"model": "deep"}, "anomaly.json: model = 'deep', expected 'simple' from its key"),
         ("anomaly", {"score": "bce"}, "anomaly.json: score = 'bce', expected 'mse'"),
         ("simple-0", {"model": "conv"}, "simple-0.json: model = 'conv', expected 'simple' from its key"),

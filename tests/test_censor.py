@@ -635,7 +635,8 @@ def _write_censor_metrics() -> tuple[cs.Config, dict]:
     write_json("metrics/censor/sct-1.0-0.json", {
         "method": "sct", "lambda": 1.0, "seed": 0, **{k: v[-1] for k, v in history.items()}, **common,
         "history": history, "step1": {"adversary_loss": [0.6, 0.65], "adversary_accuracy": [66.0, 60.0]}})
-    return parse(cs.Config, {"dataset": "har", "methods": ["sct"], "lambdas": [1.0], "seeds": [0]}, "censor"), {
+    return parse(cs.Config, {"dataset": "har", "methods": ["sct"], "lambdas": [1.0], "seeds": [0],
+                             "adversarial": {"repetitions": 2}}, "censor"), {
         "censor": {"lambdas": [1.0]}}
 
 
@@ -652,8 +653,14 @@ CNN, SCT = "metrics/censor/cnn-0.json", "metrics/censor/sct-1.0-0.json"
     (SCT, ["step1", "adversary_loss", 0], "0.6", r"record\.step1\.adversary_loss\[0\] = '0\.6': must be a number"),
     (SCT, ["method"], "bogus", r"record\.method = 'bogus': not allowed \(allowed: cnn, afl_mlp, afl_dnn, sct, lsm"),
     (SCT, ["run", "seconds"], 10**400, r"run\.seconds = 1000+…: not a number in 0 … 1e\+100"),
+    # a file of another run: its key's axes, params.yaml's data set and repetitions
+    (SCT, ["lambda"], 2.5, r"lambda = 2\.5, expected 1\.0 from its key and params\.yaml \(params\.yaml changed since "),
+    (CNN, ["method"], "sct", r"method = 'sct', expected 'cnn' from its key"),
+    (SCT, ["dataset"], "usc_had", r"dataset = 'usc_had', expected 'har' from its key and params\.yaml"),
+    (SCT, ["history"], {k: [50.0] * 4 for k in ("f1_seen", "f1_unseen", "user_accuracy")},
+     r"history = 4 values, expected 3 values from params\.yaml's censor\.adversarial\.repetitions \(params"),
 ], ids=["null", "nan", "string", "out-of-range", "history-null", "history-short", "step1-string", "method",
-        "huge-seconds"])
+        "huge-seconds", "lambda", "cnn-method", "dataset", "repetitions"])
 def test_a_damaged_metrics_file_stops_the_censor_report_naming_file_and_key(in_tmp, file, key, value, message):
     """A null user accuracy in cnn-0.json crashed a comparison inside the report, and the one-line error named
     another file (the last value read: lsm-2.5-0.json's step1); a string passed into the means. Every value the
@@ -674,4 +681,5 @@ def test_a_damaged_metrics_file_stops_the_censor_report_naming_file_and_key(in_t
     with pytest.raises(DataError) as err:
         cs.summarize(cfg, params)
     assert str(err.value).startswith(f"{file}: ") and re.search(message, str(err.value)), str(err.value)
-    assert "\n" not in str(err.value) and "dvc repro -f eval_censor" in str(err.value)
+    hint = "run `dvc repro`, which reruns what" if "expected" in message else "run `dvc repro -s -f eval_censor`"
+    assert "\n" not in str(err.value) and hint in str(err.value)

@@ -57,11 +57,11 @@ def test_malformed_summary_in_the_workspace_is_one_line_naming_it(repo, capsys):
     summary.write_text("{bad")
     assert main(["compare", "aae_ssl", "workspace"]) == 2
     assert capsys.readouterr() == ("", "error: metrics/aae_ssl.json: not valid JSON (Expecting property name enclosed "
-                                       "in double quotes at line 1); run `dvc repro -f report`\n")
+                                       "in double quotes at line 1); run `dvc repro -s -f report`\n")
     summary.write_text("[1, 2]")  # valid JSON, but not a summary
     assert main(["compare", "aae_ssl", "workspace"]) == 2
     assert capsys.readouterr().err == ("error: metrics/aae_ssl.json: top level is an array, expected an object; run "
-                                       "`dvc repro -f report`\n")
+                                       "`dvc repro -s -f report`\n")
 
 
 def test_malformed_files_at_a_commit_name_the_experiment_and_rev(repo, capsys):
@@ -74,7 +74,7 @@ def test_malformed_files_at_a_commit_name_the_experiment_and_rev(repo, capsys):
     assert main(["compare", "aae_ssl", "rec-1"]) == 2
     assert capsys.readouterr() == ("", f"error: metrics/aae_ssl.json at rec-1 ({bad['rev'][:7]}): not valid JSON "
                                        "(Expecting property name enclosed in double quotes at line 1); run "
-                                       "`dvc repro -f report`\n")
+                                       "`dvc repro -s -f report`\n")
     assert main(["compare", "aae_ssl", "rec-2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: params.yaml at rec-2 ({bad_params['rev'][:7]}): not valid YAML (") and \
@@ -109,8 +109,8 @@ def test_a_mean_or_std_that_is_not_a_number_shows_as_missing_with_its_own_note(r
     out = capsys.readouterr().out
     assert "| workspace | workspace | smoke | – | 23.05 ± – | mnist5k | cpu |" in out and "lots" not in out
     assert out.endswith("\n\n- workspace: 2 mean ± std in metrics/aae_ssl.json not numbers or a negative std (a hand "
-                        "edit? the report writes numbers or null there: rerun `dvc repro report`; not shown): "
-                        "test_error.100.ae, test_error.100.aae_yz\n")
+                        "edit? the report writes numbers or null there: rerun `dvc repro report`; the damaged values "
+                        "not shown): test_error.100.ae, test_error.100.aae_yz\n")
     assert main(["compare", "aae_ssl", "workspace", "--format", "csv"]) == 0
     out, err = capsys.readouterr()
     assert "\nworkspace,workspace,smoke,,0.92,23.05,,mnist5k,cpu\n" in out
@@ -125,7 +125,7 @@ def test_a_mean_or_std_that_is_not_a_number_shows_as_missing_with_its_own_note(r
     assert "| workspace | workspace | smoke | – | 23.05 ± – | mnist5k | cpu |" in out and "digits" not in out
     assert "\n- workspace: 1 value missing in metrics/aae_ssl.json (null or not finite there; shown as –): " \
            "test_error.100.ae\n" in out
-    assert out.endswith("not shown): test_error.100.aae_yz\n")
+    assert out.endswith("the damaged values not shown): test_error.100.aae_yz\n")
 
 
 def test_a_missing_summary_is_noted_under_its_column_or_one_line_when_none_has_one(repo, capsys):

@@ -125,7 +125,7 @@ def test_prepare_names_missing_or_stale_raw_data(tmp_path):
     # a damaged raw file names the download stage that rewrites it
     raw = tmp_path / "raw" / har.RAW_FILE
     raw.write_bytes(raw.read_bytes()[:100])
-    with pytest.raises(DataError, match=rf"^{raw}: .*; run `dvc repro -f download@raw`$"):
+    with pytest.raises(DataError, match=rf"^{raw}: .*; run `dvc repro -s -f download@raw`$"):
         har.prepare("har", cfg, tmp_path / "raw", tmp_path / "out", 0)
 
 

@@ -59,7 +59,7 @@ def test_a_non_finite_number_is_an_error_or_for_metrics_missing(tmp_path):
     with pytest.raises(DataError) as err:
         read_json(tmp_path / "m.json", stage="train_x")
     assert str(err.value) == (f"{tmp_path / 'm.json'}: holds the number NaN, which replab never writes (a missing "
-                              "value is null); run `dvc repro -f train_x`")
+                              "value is null); run `dvc repro -s -f train_x`")
     (tmp_path / "big.json").write_text('{"val_error": 1e999}')
     with pytest.raises(DataError, match=r"big.json: holds the number 1e999, "):
         read_json(tmp_path / "big.json")
@@ -76,7 +76,7 @@ def test_valid_json_that_python_cannot_hold_is_a_data_error(tmp_path, text, why)
     with pytest.raises(DataError) as err:
         read_json(tmp_path / "j.json", stage="prepare@lm1b")
     assert str(err.value) == (f"{tmp_path / 'j.json'}: valid JSON that Python cannot read ({why}); "
-                              "run `dvc repro -f prepare@lm1b`")
+                              "run `dvc repro -s -f prepare@lm1b`")
 
 
 @pytest.mark.parametrize("make", [np.asarray, lambda a: torch.tensor(a)], ids=["numpy", "torch"])

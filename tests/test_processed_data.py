@@ -150,11 +150,11 @@ def test_truncated_npz_and_non_object_meta_are_refused(image_dir):
     truncate(image_dir / "val.npz")
     refuses(lambda: images.load_image_splits(image_dir),
             f"{image_dir / 'val.npz'}: truncated or not an .npz archive (File is not a zip file); "
-            "run `dvc repro -f prepare@mnist5k`")
+            "run `dvc repro -s -f prepare@mnist5k`")
     (image_dir / "meta.json").write_text("[]")
     refuses(lambda: images.load_image_splits(image_dir),
             f"{image_dir / 'meta.json'}: top level is an array, expected an object; "
-            "run `dvc repro -f prepare@mnist5k`")
+            "run `dvc repro -s -f prepare@mnist5k`")
 
 
 def test_a_meta_json_of_another_set_or_with_one_class_is_named(image_dir):
@@ -163,11 +163,11 @@ def test_a_meta_json_of_another_set_or_with_one_class_is_named(image_dir):
     (image_dir / "meta.json").write_text(json.dumps({**meta, "dataset": "har"}))
     refuses(lambda: images.load_image_splits(image_dir, "mnist5k"),  # the loader names the set it loads
             f"{image_dir / 'meta.json'}: dataset = 'har', but the folder is mnist5k's (a meta.json of another set); "
-            "run `dvc repro -f prepare@mnist5k`")
+            "run `dvc repro -s -f prepare@mnist5k`")
     (image_dir / "meta.json").write_text(json.dumps({**meta, "class_names": ["0"]}))
     refuses(lambda: images.load_image_splits(image_dir),
             f"{image_dir / 'meta.json'}: class_names = ['0']: expected a list of two or more names; "
-            "run `dvc repro -f prepare@mnist5k`")
+            "run `dvc repro -s -f prepare@mnist5k`")
     (image_dir / "meta.json").write_text(json.dumps(meta))
     assert images.load_image_splits(image_dir)[1] == meta
 
@@ -224,17 +224,17 @@ def test_writer_truncated_npz_and_bad_meta(writer_dir):
     for bad in ("four", None):  # null (or NaN, read as null) was let through and failed later in int()
         (writer_dir / "meta.json").write_text(json.dumps({**meta, "n_writers": bad}))
         refuses(lambda: writers.load_writer_splits(writer_dir),
-                f"{writer_dir / 'meta.json'}: n_writers = {bad!r} (expected an integer ≥ 1); run `dvc repro -f "
+                f"{writer_dir / 'meta.json'}: n_writers = {bad!r} (expected an integer ≥ 1); run `dvc repro -s -f "
                 "prepare@writers`")
     (writer_dir / "meta.json").write_text('"writers"')
     refuses(lambda: writers.load_writer_splits(writer_dir),
-            f"{writer_dir / 'meta.json'}: top level is a string, expected an object; run `dvc repro -f "
+            f"{writer_dir / 'meta.json'}: top level is a string, expected an object; run `dvc repro -s -f "
             "prepare@writers`")
     (writer_dir / "meta.json").write_text(json.dumps(meta))
     truncate(writer_dir / "test.npz")
     refuses(lambda: writers.load_writer_splits(writer_dir),
             f"{writer_dir / 'test.npz'}: truncated or not an .npz archive (File is not a zip file); "
-            "run `dvc repro -f prepare@writers`")
+            "run `dvc repro -s -f prepare@writers`")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -297,12 +297,12 @@ def test_bad_window_split_is_refused_on_load(har_dir, case):
 def test_har_truncated_npz_and_list_meta(har_dir):
     (har_dir / "meta.json").write_text("[]")
     refuses(lambda: recordings.load_windows(har_dir),
-            f"{har_dir / 'meta.json'}: top level is an array, expected an object; run `dvc repro -f prepare@har`")
+            f"{har_dir / 'meta.json'}: top level is an array, expected an object; run `dvc repro -s -f prepare@har`")
     (har_dir / "meta.json").write_text("{}")
     truncate(har_dir / "unseen.npz")
     refuses(lambda: recordings.load_windows(har_dir),
             f"{har_dir / 'unseen.npz'}: truncated or not an .npz archive (File is not a zip file); "
-            "run `dvc repro -f prepare@har`")
+            "run `dvc repro -s -f prepare@har`")
 
 
 def test_prepare_refuses_non_finite_windows_and_writes_nothing(tmp_path):
@@ -408,21 +408,21 @@ def test_text_truncated_files_and_wrong_json_kinds(text_dir):
     np.save(text_dir / "embeddings.npy", np.ones((len(VOCAB), 3), np.float32))
     truncate(text_dir / "embeddings.npy", keep=len((text_dir / "embeddings.npy").read_bytes()) - 8)
     with pytest.raises(DataError, match=re.escape(f"{text_dir / 'embeddings.npy'}: truncated or not an .npy array (")
-                       + r".*\); run `dvc repro -f prepare@rt_snippets`$") as err:  # numpy's reason, in its words
+                       + r".*\); run `dvc repro -s -f prepare@rt_snippets`$") as err:  # numpy's reason, in its words
         load_all(text_dir)()
     one_line_naming(err, "embeddings.npy")
     (text_dir / "embeddings.npy").unlink()
     (text_dir / "vocab.json").write_text(json.dumps({str(i): t for i, t in enumerate(VOCAB)}))
     refuses(load_all(text_dir), f"{text_dir / 'vocab.json'}: top level is an object, expected an array; "
-                                "run `dvc repro -f prepare@rt_snippets`")
+                                "run `dvc repro -s -f prepare@rt_snippets`")
     (text_dir / "vocab.json").write_text(json.dumps(VOCAB))
     (text_dir / "meta.json").write_text("[]")
     refuses(load_all(text_dir), f"{text_dir / 'meta.json'}: top level is an array, expected an object; "
-                                "run `dvc repro -f prepare@rt_snippets`")
+                                "run `dvc repro -s -f prepare@rt_snippets`")
     (text_dir / "meta.json").write_text("{}")
     truncate(text_dir / "unlabeled.npz")
     refuses(load_all(text_dir), f"{text_dir / 'unlabeled.npz'}: truncated or not an .npz archive (File is not a "
-                                "zip file); run `dvc repro -f prepare@rt_snippets`")
+                                "zip file); run `dvc repro -s -f prepare@rt_snippets`")
 
 
 def test_attention_vat_evaluation_reads_through_the_same_checks(text_dir):
@@ -447,7 +447,7 @@ def test_read_npz_names_a_damaged_file(tmp_path, content, reason):
     path = tmp_path / "train.npz"
     path.write_bytes(content)
     refuses(lambda: read_npz(path), f"{path}: truncated or not an .npz archive ({reason}); rerun the stage that "
-                                    "writes it: `dvc repro -f <stage>`")
+                                    "writes it alone: `dvc repro -s -f <stage>`")
 
 
 def test_read_npz_refuses_a_directory_and_pickled_objects(tmp_path):
@@ -520,9 +520,9 @@ def test_a_processed_file_edited_since_prepare_is_refused(layout, request):
     with pytest.raises(DataError) as err:
         load(folder)
     assert re.fullmatch(rf"{re.escape(str(path))}: not the file prepare wrote \(sha256 [0-9a-f]{{12}}…, manifest.json "
-                        rf"lists [0-9a-f]{{12}}…\): edited since; run `dvc repro -f {stage}`", str(err.value))
+                        rf"lists [0-9a-f]{{12}}…\): edited since; run `dvc repro -s -f {stage}`", str(err.value))
     path.unlink()
-    refuses(lambda: load(folder), f"{path}: missing (prepare wrote it; run `dvc repro -f {stage}`)")
+    refuses(lambda: load(folder), f"{path}: missing (prepare wrote it; run `dvc repro -s -f {stage}`)")
 
 
 def test_every_prepare_writes_the_manifest(in_tmp, monkeypatch):

@@ -283,7 +283,8 @@ def test_a_file_that_disagrees_with_its_key_or_params_is_named_with_both_values(
     with pytest.raises(DataError) as err:
         records.expect("anomaly", "params.yaml's toy.anomaly", seed=0, model="simple")
     assert str(err.value) == ("metrics/toy/anomaly.json: model = 'deep', expected 'simple' from params.yaml's "
-                              "toy.anomaly (a file of another run; run `dvc repro -f eval_toy`)")
+                              "toy.anomaly (params.yaml changed since its run, or a file of another run: run `dvc "
+                              "repro`, which reruns what either changed)")
     with pytest.raises(DataError, match=r"^metrics/toy/anomaly.json: seed = 0, expected 1 from its key and params"):
         report.gather("toy", {"anomaly": {"model": "deep", "seed": 1}})  # gather's: the axes of the key
 
@@ -350,7 +351,7 @@ def test_strict_gather_names_the_key_of_a_nan_or_infinite_number(in_tmp):
         report.gather("toy", ["sub/a-0"])
     assert str(err.value).startswith("metrics/toy/sub/a-0.json: curves.m.dev_f1.1 = NaN: not a finite number (allowed: "
                                      "a number, or null where the measure is undefined")
-    assert str(err.value).endswith("run `dvc repro -f eval_toy`)") and "\n" not in str(err.value)
+    assert str(err.value).endswith("run `dvc repro -s -f eval_toy`)") and "\n" not in str(err.value)
     for token, shown in (("Infinity", "Infinity"), ("-Infinity", "-Infinity"), ("1e999", "Infinity")):
         path.write_text(f'{{"f1": {token}, "auc": null}}')
         with pytest.raises(DataError, match=rf"^metrics/toy/sub/a-0.json: f1 = {shown}: not a finite number"):

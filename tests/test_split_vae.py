@@ -263,7 +263,7 @@ def test_train_evaluate_summarize_end_to_end(tmp_path, monkeypatch):
         ("exp1-0", {"latent_dim": "1"}, "record.latent_dim = '1': must be an integer"),
         ("exp1-0", {"latent_dim": 2}, "latent_dim = 2, expected 1 from its key and params.yaml"),
         ("exp2-0", {"experiment": "exp1"}, "experiment = 'exp1', expected 'exp2' from its key"),
-        ("exp1-0", {"seed": 2**31}, "record.seed = 2147483648: must be <= 2147483647 (run `dvc repro -f eval_split"),
+        ("exp1-0", {"seed": 2**31}, "record.seed = 2147483648: must be <= 2147483647 (run `dvc repro -s -f eval_split"),
         ("exp1-0", {"seed": 1}, "seed = 1, expected 0 from its key"),
         ("exp1-0", {"dataset": "emnist_writers"}, "dataset = 'emnist_writers', expected 'writers' from its key"),
     ]:

@@ -816,7 +816,7 @@ def compare_table(paper: str, chosen: list[dict[str, Any]], fmt: str = "md", met
         if shown := [k for k in damaged if k in metric_keys or f"{k}.mean" in metric_keys]:
             notes.append(f"{_where(row)}: {len(shown)} mean ± std in {summary_file} not numbers or a negative std "
                          "(a hand edit? the report writes numbers or null there: rerun `dvc repro report`; "
-                         f"{'not shown' if fmt == 'md' else 'empty cells'}): {_listed(shown)}")
+                         f"{'the damaged values not shown' if fmt == 'md' else 'empty cells'}): {_listed(shown)}")
     return headers, rows
 
 

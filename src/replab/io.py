@@ -267,8 +267,11 @@ def number_text(x: float) -> str:
 
 
 def rerun_hint(stage: str = "") -> str:
-    """How to rewrite a damaged output: `dvc repro -f <stage>` when the stage is known."""
-    return f"run `dvc repro -f {stage}`" if stage else "rerun the stage that writes it: `dvc repro -f <stage>`"
+    """How to rewrite a damaged output: `dvc repro -s -f <stage>`, that stage alone (`-s`: a forced `dvc repro
+    <stage>` forces every stage upstream of it too, DVC's download stages among them, which delete the archive they
+    verified before fetching it again)."""
+    return (f"run `dvc repro -s -f {stage}`" if stage else
+            "rerun the stage that writes it alone: `dvc repro -s -f <stage>`")
 
 
 _JSON_KINDS = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",

@@ -163,8 +163,13 @@ class Records(dict):
         record = self[key]
         for name, value in values.items():
             if record[name] != value:
-                raise DataError(f"{record.path}: {name} = {_short(record[name])}, expected {_short(value)} from "
-                                f"{where} (a file of another run; {_rerun(record.path)})")
+                raise mismatch(record.path, name, _short(record[name]), _short(value), where)
+
+
+def mismatch(path: Path, name: str, found: str, expected: str, where: str) -> DataError:
+    """The error of a metrics file whose `name` disagrees with what its key or params.yaml (`where`) gives."""
+    return DataError(f"{path}: {name} = {found}, expected {expected} from {where} (params.yaml changed since its run, "
+                     "or a file of another run: run `dvc repro`, which reruns what either changed)")
 
 
 def schema(name: str, fields: dict[str, tuple[Any, dict]], check: Callable | None = None) -> type:

@@ -7,8 +7,23 @@ from pathlib import Path
 
 import numpy as np
 
+from replab import report
 from replab.io import read_npz
-from replab.papers.aae_ssl.model import MAKHZANI_NL100, MODEL_LABELS, N_CLASSES, PAPER_TABLE1, Config, variant_key
+from replab.papers.aae_ssl.model import (
+    MAKHZANI_NL100,
+    MODEL_LABELS,
+    MODELS,
+    N_CLASSES,
+    PAPER_TABLE1,
+    Config,
+    variant_key,
+)
+from replab.params import MAX_COUNT, SEED_MAX
+
+# What the report takes from each metrics file evaluate.py writes besides its measures (those are read through
+# Records.value), checked before it is compared with the file's key and params.yaml: a damaged value named as such.
+VARIANT = report.schema("Variant", {"model": (str, {"choices": MODELS}), "n_labeled": (int, {"ge": 1, "le": MAX_COUNT}),
+                                    "seed": (int, {"ge": 0, "le": SEED_MAX}), "dataset": (str, {"nonempty": True})})
 
 
 def _close_call_list(close_calls: list[str], failures: list[str]) -> list[str]:
@@ -29,11 +44,9 @@ def summarize(cfg: Config, params: dict):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from replab import report
-
     records = report.gather("aae_ssl", {  # each file the run of its key (not a copy of another run's)
         variant_key(m, nl, s): {"model": m, "n_labeled": nl, "seed": s, "dataset": cfg.dataset}
-        for m in cfg.models for nl in cfg.n_labeled for s in cfg.seeds})
+        for m in cfg.models for nl in cfg.n_labeled for s in cfg.seeds}, schema=VARIANT)
     real = cfg.dataset == "mnist"
     summary_dir = Path("plots/aae_ssl/summary")
 
@@ -175,7 +188,7 @@ def summarize(cfg: Config, params: dict):
         "",
         "Paper: with the digit (y) fixed, the typeface changes as z moves, and the same z gives a similar change "
         "for both digits (e.g. both slanted at the lower-right z). "
-        f"Test error of this model: {report.num(style_model_test_error())} %.",
+        f"Test error of this model: {report.num(style_model_test_error(cfg))} %.",
         "",
         f"![style grid]({style_png})",
     ])
@@ -198,8 +211,6 @@ def summarize(cfg: Config, params: dict):
 def baseline_margins(means: dict, models: list[str]) -> dict[int, float | None]:
     """{Nl: the better baseline's test error − AAE(y,z)'s} in points (positive = AAE(y,z) leads), from
     {Nl: {model: mean_std dict or a mean}}; {} without AAE(y,z) or a baseline, None where a mean is missing."""
-    from replab import report
-
     baselines = [b for b in ("ae", "aae_z") if b in models]
     if "aae_yz" not in models or not baselines:
         return {}
@@ -237,21 +248,16 @@ def offdiag_fraction_below(corr: np.ndarray, threshold: float) -> float:
 def fig3_more_near_zero(near_zero: dict[str, dict]) -> bool | None:
     """The seed's Fig. 3 claim: AAE(y,z)'s matrix has more components near 0 than AE's (mean over seeds of the
     fraction below the threshold); None when either model is missing."""
-    from replab import report
-
     if not {"ae", "aae_yz"} <= set(near_zero):
         return None
     return report.greater(near_zero["aae_yz"], near_zero["ae"])
 
 
 def claim_words(holds: bool | None) -> str:
-    from replab import report
-
     return report.verdict_words(holds, "not testable (models or values missing)", bold=True)
 
 
-def style_model_test_error() -> float | None:
+def style_model_test_error(cfg: Config) -> float | None:
     """The style model's test error (%); None when missing (NaN in its run), then named in the report's note."""
-    from replab import report
-
-    return report.gather("aae_ssl", ["style"]).value("style", "test_error")
+    style = {"model": "aae_yz", "n_labeled": cfg.style.n_labeled, "seed": cfg.style.seed, "dataset": cfg.dataset}
+    return report.gather("aae_ssl", {"style": style}, schema=VARIANT).value("style", "test_error")

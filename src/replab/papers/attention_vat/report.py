@@ -30,7 +30,7 @@ from replab.papers.attention_vat.model import (
     SETTINGS,
     sweep_variants,
 )
-from replab.params import MAX_COUNT, fail
+from replab.params import MAX_COUNT, SEED_MAX, fail
 
 WORD_LEVEL = ("word_at", "word_iat", "word_vat", "word_ivat")
 OURS = ("attention_vat", "attention_ivat")  # the seed's proposals
@@ -69,7 +69,8 @@ def stat(values) -> dict | None:
 # eps_* only with an ε, rationale only with evidence (its kind names Table 2: human rationales or a lexicon).
 PCT, FRACTION, CORR, COUNT, OPTIONAL = ({"ge": 0.0, "le": 100.0}, {"ge": 0.0, "le": 1.0}, {"ge": -1.0, "le": 1.0},
                                         {"ge": 0, "le": MAX_COUNT}, {"default": None})
-NAME, N_LABELED = (str, {"nonempty": True}), (int | None, {"ge": 1, "le": MAX_COUNT})
+NAME, N_LABELED, SEED = ((str, {"nonempty": True}), (int | None, {"ge": 1, "le": MAX_COUNT}),
+                         (int, {"ge": 0, "le": SEED_MAX}))
 
 
 def _check_curves(self, where: str) -> None:  # FIG2's: curves of its methods, one dev F1 (and count seen) per N_ul
@@ -94,7 +95,7 @@ RATIONALE = report.schema("Rationale", {"evidence": (str, {"choices": EVIDENCE_K
                                                          "documents_without_evidence"), (int, COUNT))})
 VARIANT = report.schema("Variant", {  # <dataset>/<key>.json of a trained model (evaluate_variant)
     "dataset": NAME, "method": (str, {"choices": METHODS}), "setting": (str, {"choices": SETTINGS}),
-    "seed": (int, COUNT), "n_labeled": N_LABELED, "n_unlabeled": (int, COUNT), "unlabeled_seen": (int | None, COUNT),
+    "seed": SEED, "n_labeled": N_LABELED, "n_unlabeled": (int, COUNT), "unlabeled_seen": (int | None, COUNT),
     "eps": (float | None, {"gt": 0.0}), "corr_undefined": (int, COUNT), "dev_auc": (float | None, FRACTION),
     **dict.fromkeys(("f1", "dev_f1", "predicted_positive"), (float, PCT)),
     **dict.fromkeys(("corr_pearson", "corr_kendall"), (float | None, CORR)), "rationale": (RATIONALE | None, OPTIONAL),
@@ -103,7 +104,7 @@ VARIANT = report.schema("Variant", {  # <dataset>/<key>.json of a trained model 
 CURVE = report.schema("Curve", {"n_unlabeled": (list[int], {**COUNT, "nonempty": True}),
                                 "dev_f1": (list[float], {**PCT, "distinct": False}),
                                 "unlabeled_seen": (list[int] | None, {**COUNT, **OPTIONAL, "distinct": False})})
-FIG2 = report.schema("Fig2", {"dataset": NAME, "seed": (int, COUNT), "n_labeled": N_LABELED,  # fig2-<ds>-<fam>-<seed>
+FIG2 = report.schema("Fig2", {"dataset": NAME, "seed": SEED, "n_labeled": N_LABELED,  # fig2-<ds>-<fam>-<seed>
                               "curves": (dict[str, dict], {})}, _check_curves)  # (evaluate.collect_fig2)
 LINEAR = report.schema("Linear", {"n_labeled": (int, {"ge": 1, "le": MAX_COUNT}), "dev_auc": (float | None, FRACTION),
                                   **dict.fromkeys(("f1", "dev_f1_all_positive", "test_f1_all_positive"), (float, PCT))})
@@ -178,7 +179,6 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
 
     for ds, s in summary.items():  # Table 1's and Fig. 2's claims on their data sets (PAPER_COLUMN), Table 2's anywhere
         t1a, t1b, fig2 = (s["table1a"], s["table1b"], s["fig2"]) if ds in PAPER_COLUMN else ({}, {}, {})
-        t2 = s["table2"]
         # supervised test F1 above vanilla and word AT/iAT; F1 and r on a par with attention AT/iAT (Sec. 4, 5.1)
         if (mine := stats(t1a, OURS, "f1")) and (others := stats(t1a, ("vanilla", "word_at", "word_iat"), "f1")):
             checks["attention_f1_supervised"].append(report.beats(ds, mine, others, 2))
@@ -200,7 +200,7 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
             others = {**stats(t1a, ["vanilla"], "corr_pearson"), **stats(table, WORD_LEVEL, "corr_pearson")}
             if (mine := stats(table, OURS, "corr_pearson")) and others:
                 checks["attention_higher_corr"].append(report.beats(f"{ds} {setting}", mine, others, 3))
-        for key, label in RATIONALE_MEASURES if t2 else ():  # above vanilla and word-level VAT/iVAT, each measure
+        for key, label in RATIONALE_MEASURES if (t2 := s["table2"]) else ():  # above vanilla, word VAT/iVAT, each
             if (mine := stats(t2, OURS, key)) and (others := stats(t2, ("vanilla", "word_vat", "word_ivat"), key)):
                 checks["attention_better_rationales"].append(report.beats(f"{ds} {label}", mine, others, 3))
         for m, points in fig2.items():  # dev F1 at the largest N_ul above the smallest (Fig. 2), every method

@@ -25,7 +25,7 @@ from replab.papers.censor.model import (
     Config,
     variant_key,
 )
-from replab.params import fail
+from replab.params import SEED_MAX, fail
 
 # What the report reads of each metrics file evaluate.py writes, checked before any value is used (Records.check):
 # every measure is always defined there, so a null, NaN, string or out-of-range value is a damaged file, named with
@@ -53,8 +53,8 @@ def _check_variant(self, where: str) -> None:
 
 
 VARIANT = report.schema("Variant", {  # <key>.json (evaluate.py)
-    "method": (str, {"choices": (BASELINE, *METHODS)}), **dict.fromkeys(("f1_seen", "f1_unseen", "user_accuracy",
-                                                                          "chance_user_accuracy"), (float, PCT)),
+    "method": (str, {"choices": (BASELINE, *METHODS)}), "seed": (int, {"ge": 0, "le": SEED_MAX}),  # (λ: by key)
+    **dict.fromkeys(("f1_seen", "f1_unseen", "user_accuracy", "chance_user_accuracy"), (float, PCT)),
     "history": (dict[str, Any], {}), "step1": (dict[str, Any] | None, {"default": None})}, _check_variant)
 
 
@@ -83,6 +83,11 @@ def summarize(cfg: Config, params: dict):
         k: {"method": m, "lambda": lam, "seed": s} for m in cfg.methods for lam, ks in keys[m].items()
         for k, s in zip(ks, cfg.seeds, strict=True)}  # each file the run of its key (not a copy of another run's)
     records = report.gather(PAPER, {k: {**v, "dataset": cfg.dataset} for k, v in expected.items()}, schema=VARIANT)
+    for key in expected:  # the pretrained CNN's measures, then one per repetition (evaluate.py)
+        want = 1 + (key not in cnn_keys) * cfg.adversarial.repetitions
+        if (n := len(records[key]["history"]["f1_seen"])) != want:
+            raise report.mismatch(records[key].path, "history", f"{n} values", f"{want} values",
+                                  f"params.yaml's {PAPER}.adversarial.repetitions")
     summary_dir = Path("plots") / PAPER / "summary"
     measures = ("f1_seen", "f1_unseen", "user_accuracy")
     cnn = {m: report.mean_std([records[k][m] for k in cnn_keys]) for m in measures}
