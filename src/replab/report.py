@@ -151,7 +151,8 @@ class Records(dict):
             path = getattr(record, "path", Path("metrics") / self.paper / f"{key}.json")
             try:
                 parse_record(schema if isinstance(schema, type) else schema(record), record, f"{path}: record")
-            except DataError as err:  # the stage that rewrites it, by name
+            except DataError as err:  # the stage that rewrites it, by name (here, not through a parse_record argument:
+                # a schema's own checks call parse_record on nested blocks, whose errors pass through this one)
                 message = str(err).removesuffix("; rerun the stage that wrote it")
                 raise DataError(f"{message} ({_rerun(path)})") from None
         return self

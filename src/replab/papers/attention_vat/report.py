@@ -113,8 +113,8 @@ SCHEMA = lambda record: FIG2 if "curves" in record else VARIANT  # a metrics fil
 
 def group(records: dict[str, dict]) -> dict:
     """{dataset: {"supervised": {method: [keys]}, "semi": {method: {n_ul: [keys]}}, "fig2": {method: {n_ul: [dev F1
-    per seed]}}, "fig2_seen": {method: {n_ul: [unlabeled_seen per seed]}}, "records"}} of the records, checked first."""
-    records = (records if isinstance(records, report.Records) else report.Records(PAPER, records)).check(SCHEMA)
+    per seed]}}, "fig2_seen": {method: {n_ul: [unlabeled_seen per seed]}}, "records"}}; plain dicts checked first."""
+    records = records if isinstance(records, report.Records) else report.Records(PAPER, records).check(SCHEMA)
     by_n = lambda: defaultdict(lambda: defaultdict(list))
     out: dict = defaultdict(lambda: {"supervised": defaultdict(list), "semi": by_n(), "fig2": by_n(),
                                      "fig2_seen": by_n(), "n_labeled": None, "evidence": None, "records": records})
