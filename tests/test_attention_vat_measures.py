@@ -514,8 +514,8 @@ def test_summarize_writes_tables_figures_and_claims(in_tmp, monkeypatch, ours_be
         write_json(Path("plots/attention_vat/variants") / key / "examples.json", {"examples": [
             {"index": 3, "label": 1, "probability": 0.7, "words": ["a", "fine", "film"],
              "attention": [0.2, 0.5, 0.3], "importance": [0.1, 0.8, 0.1], "evidence": [0, 1, 0]}]})
-    monkeypatch.setattr(rp, "sweep_keys", lambda cfg: list(recs))
-    section = rp.summarize(Config(), {})  # the defaults; sweep_keys is the constructed sweep above
+    monkeypatch.setattr(rp, "metrics_files", lambda cfg: dict.fromkeys(recs, {}))
+    section = rp.summarize(Config(), {})  # the defaults; metrics_files: the constructed sweep above
     summary, md = section.summary, section.markdown
     for c in rp.PAPER_CLAIMS:
         assert summary["claims"][c] is ours_better
@@ -587,7 +587,7 @@ def test_a_file_whose_axes_are_not_its_keys_is_refused(in_tmp, monkeypatch):
 
     recs = _records(True)
     _write_report_inputs(recs, LINEAR)
-    monkeypatch.setattr(rp, "sweep_keys", lambda cfg: {k: {a: r[a] for a in ("dataset", "method", "setting", "seed")
+    monkeypatch.setattr(rp, "metrics_files", lambda cfg: {k: {a: r[a] for a in ("dataset", "method", "setting", "seed")
                                                            if a in r} for k, r in recs.items()})
     rp.summarize(Config(), {})  # every file its key's
     Path(VAT).write_text(json.dumps({**recs["attention_vat-sup"], "method": "word_at"}))
@@ -659,7 +659,7 @@ def test_a_damaged_metrics_file_stops_the_report_in_one_line_naming_file_and_key
 
     recs = _records(True)
     _write_report_inputs(recs, LINEAR)
-    monkeypatch.setattr(rp, "sweep_keys", lambda cfg: list(recs))
+    monkeypatch.setattr(rp, "metrics_files", lambda cfg: dict.fromkeys(recs, {}))
     if isinstance(edit, str):
         Path(file).write_text(edit)
     else:
@@ -682,7 +682,7 @@ def test_an_undefined_measure_shows_as_a_dash_with_the_note_of_missing_values(in
     recs["vanilla-sup"]["corr_pearson"] = None
     recs["attention_vat-semi"]["rationale"]["roc_auc_score"] = None
     _write_report_inputs(recs, {**LINEAR, "dev_auc": None})
-    monkeypatch.setattr(rp, "sweep_keys", lambda cfg: list(recs))
+    monkeypatch.setattr(rp, "metrics_files", lambda cfg: dict.fromkeys(recs, {}))
     monkeypatch.setattr(report, "_GATHERED", {})
     section = rp.summarize(Config(), {})
     assert "| Vanilla | 80.00 | 79.27 | – | 0.852 |" in section.markdown
@@ -707,7 +707,7 @@ def _write_trained(root: Path):
 
     _write_processed(root / "data/processed")
     cfg = Config(datasets=["rt_snippets"], methods=["vanilla", "attention_vat"], semi_methods=["attention_vat"],
-                 seeds=[0], fig2=Fig2Config(methods=["attention_vat"]))
+                 seeds=[0], n_unlabeled=20, fig2=Fig2Config(methods=["attention_vat"], ratios=[0.0, 1.0]))
     model = _tiny_model()
     run = _record("vanilla", 0, 0)["run"]
     for key, axes in sweep_variants(cfg):
@@ -757,6 +757,33 @@ def test_evaluate_every_variant_of_a_dataset_then_report(in_tmp):
     assert linear["n_labeled"] == 20 and 0 <= linear["dev_auc"] <= 1
     assert "Diagnosis (rt_snippets, ours)" in section.markdown
     assert 0 <= metrics["dev_auc"] <= 1 and 0 <= metrics["auc"] <= 1
+
+
+def test_a_file_of_other_params_than_params_yamls_is_refused(in_tmp):
+    """A Fig. 2 file holds the N_ul ratios and the methods of `fig2.methods` its family has, a semi-supervised
+    model's file the N_ul params.yaml sets: a file of other params (copied in, or params.yaml edited since) is named
+    with both values, never drawn as this run's."""
+    from dataclasses import replace
+
+    from replab.io import DataError
+
+    cfg = _write_trained(in_tmp)
+    _evaluate_dataset(cfg)
+    rp.summarize(cfg, {})  # every file its params'
+    fig2 = "metrics/attention_vat/rt_snippets/fig2-rt_snippets-attention-0.json"
+    semi = "metrics/attention_vat/rt_snippets/rt_snippets-attention_vat-semi-0.json"
+    for changed, message in [
+            (replace(cfg, fig2=replace(cfg.fig2, ratios=[0.0, 3.0])), rf"^{fig2}: ratios = \[0\.0, 1\.0\], expected "
+                                                                       r"\[0\.0, 3\.0\] from its key and params\.yaml"),
+            (replace(cfg, n_unlabeled=30), rf"^{semi}: n_unlabeled = 20, expected 30 from its key and params\.yaml"),
+            (replace(cfg, fig2=replace(cfg.fig2, methods=["attention_vat", "attention_ivat"])),
+             rf"^{fig2}: curves = attention_vat, expected attention_vat, attention_ivat from params\.yaml's "
+             r"attention_vat\.fig2\.methods \(attention family\) \(params\.yaml changed since its run, or a file of "
+             r"another run: run `dvc repro`")]:
+        with pytest.raises(DataError, match=message):
+            rp.summarize(changed, {})
+    assert rp.metrics_files(replace(cfg, n_unlabeled=0))["rt_snippets/rt_snippets-attention_vat-semi-0"] == {
+        "dataset": "rt_snippets", "method": "attention_vat", "setting": "semi", "seed": 0}  # 0: the pool, any size
 
 
 def _files(*folders: str) -> dict[str, bytes]:

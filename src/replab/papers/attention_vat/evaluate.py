@@ -418,3 +418,13 @@ def evaluate(cfg, runtime, variant) -> None:
                 continue
             data = data or load_eval_data(dataset, device)  # one dataset: loaded once
             evaluate_variant(key, axes, folder, data, device, metrics, plots)
+
+
+def metrics_files(cfg) -> dict[str, dict]:
+    """The sweep's metrics files (<dataset>/<key> in metrics/attention_vat/), each with the fields it must hold: its
+    axes, a Fig. 2 file its N_ul ratios, a semi-supervised one its N_ul where params.yaml sets it (0: the pool's)."""
+    from replab.papers.attention_vat.model import sweep_variants
+
+    fields = lambda a: ({"ratios": cfg.fig2.ratios} if "family" in a else
+                        {"n_unlabeled": cfg.n_unlabeled} if a["setting"] == "semi" and cfg.n_unlabeled else {})
+    return {f"{axes['dataset']}/{key}": {**axes, **fields(axes)} for key, axes in sweep_variants(cfg)}

@@ -13,6 +13,7 @@ import numpy as np
 from replab import report
 from replab.io import number_text, read_json
 from replab.papers import parse_record
+from replab.papers.attention_vat.evaluate import metrics_files
 from replab.papers.attention_vat.model import (
     EVIDENCE_KIND,
     EVIDENCE_KINDS,
@@ -28,7 +29,7 @@ from replab.papers.attention_vat.model import (
     PAR_MARGIN,
     SEMI_METHODS,
     SETTINGS,
-    sweep_variants,
+    fig2_methods,
 )
 from replab.params import MAX_COUNT, SEED_MAX, fail
 
@@ -59,8 +60,7 @@ PAPER_CLAIMS = {
 }
 
 
-def stat(values) -> dict | None:
-    """mean ± std (ddof 1) over the seeds with a defined value; None when none is; `missing` counts the rest."""
+def stat(values) -> dict | None:  # mean ± std (ddof 1) over the seeds where defined (None: none); `missing` the rest
     return {**s, "missing": s.get("missing", 0)} if (s := report.mean_std(list(values)))["n"] else None
 
 
@@ -152,18 +152,15 @@ def dataset_summary(groups: dict) -> dict:
             "fig2": fig2, "n_labeled": groups["n_labeled"], "unlabeled_seen": seen}
 
 
-def fewest(values) -> int | None:
-    """The fewest unlabeled sentences drawn over seeds (None where no record counts them: written before it did)."""
+def fewest(values) -> int | None:  # the fewest unlabeled sentences drawn over seeds (None: no record counts them)
     return min(counted) if (counted := [v for v in values if v is not None]) else None
 
 
-def seen_text(n_ul: int, seen: int | None) -> str:
-    """" (k seen)" where the kept models drew fewer distinct pool sentences than N_ul, else ""."""
+def seen_text(n_ul: int, seen: int | None) -> str:  # " (k seen)" where the kept models drew fewer than N_ul
     return f" ({seen:,} seen)" if seen is not None and seen < n_ul else ""
 
 
-def fig2_seen_text(s: dict, method: str, n_ul: int) -> str:
-    """`seen_text` of one Fig. 2 point of a dataset summary."""
+def fig2_seen_text(s: dict, method: str, n_ul: int) -> str:  # `seen_text` of one Fig. 2 point of a data set
     return seen_text(n_ul, s["unlabeled_seen"]["fig2"].get(method, {}).get(str(n_ul)))
 
 
@@ -332,13 +329,12 @@ def settings_markdown(cfg, records: dict[str, dict]) -> list[str]:
         if groups else []
 
 
-def sweep_keys(cfg) -> dict[str, dict]:
-    """The sweep's metrics files (<dataset>/<key> in metrics/attention_vat/), each with the axes it must hold."""
-    return {f"{axes['dataset']}/{key}": axes for key, axes in sweep_variants(cfg)}
-
-
 def summarize(cfg, params: dict):
-    records = report.gather(PAPER, sweep_keys(cfg), schema=SCHEMA)
+    records = report.gather(PAPER, keys := metrics_files(cfg), schema=SCHEMA)
+    for key, family in ((k, a["family"]) for k, a in keys.items() if "family" in a):  # Fig. 2: its family's methods
+        if sorted(found := records[key]["curves"]) != sorted(methods := fig2_methods(cfg, family)):
+            raise report.mismatch(records[key].path, "curves", ", ".join(found) or "none", ", ".join(methods),
+                                  f"params.yaml's attention_vat.fig2.methods ({family} family)")
     summary_dir = Path("plots") / PAPER / "summary"
     per_ds = {ds: dataset_summary(g) for ds, g in sorted(group(records).items())}
     words, flags = claims(per_ds)
