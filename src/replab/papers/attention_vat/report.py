@@ -60,7 +60,8 @@ PAPER_CLAIMS = {
 }
 
 
-def stat(values) -> dict | None:  # mean ± std (ddof 1) over the seeds where defined (None: none); `missing` the rest
+def stat(values) -> dict | None:
+    """mean ± std (ddof 1) over the seeds with a defined value; None when none is; `missing` counts the rest."""
     return {**s, "missing": s.get("missing", 0)} if (s := report.mean_std(list(values)))["n"] else None
 
 
@@ -152,15 +153,18 @@ def dataset_summary(groups: dict) -> dict:
             "fig2": fig2, "n_labeled": groups["n_labeled"], "unlabeled_seen": seen}
 
 
-def fewest(values) -> int | None:  # the fewest unlabeled sentences drawn over seeds (None: no record counts them)
+def fewest(values) -> int | None:
+    """The fewest unlabeled sentences drawn over seeds (None where no record counts them: written before it did)."""
     return min(counted) if (counted := [v for v in values if v is not None]) else None
 
 
-def seen_text(n_ul: int, seen: int | None) -> str:  # " (k seen)" where the kept models drew fewer than N_ul
+def seen_text(n_ul: int, seen: int | None) -> str:
+    """" (k seen)" where the kept models drew fewer distinct pool sentences than N_ul, else ""."""
     return f" ({seen:,} seen)" if seen is not None and seen < n_ul else ""
 
 
-def fig2_seen_text(s: dict, method: str, n_ul: int) -> str:  # `seen_text` of one Fig. 2 point of a data set
+def fig2_seen_text(s: dict, method: str, n_ul: int) -> str:
+    """`seen_text` of one Fig. 2 point of a dataset summary."""
     return seen_text(n_ul, s["unlabeled_seen"]["fig2"].get(method, {}).get(str(n_ul)))
 
 
