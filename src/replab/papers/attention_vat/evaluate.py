@@ -425,6 +425,12 @@ def metrics_files(cfg) -> dict[str, dict]:
     axes, a Fig. 2 file its N_ul ratios, a semi-supervised one its N_ul where params.yaml sets it (0: the pool's)."""
     from replab.papers.attention_vat.model import sweep_variants
 
-    fields = lambda a: ({"ratios": cfg.fig2.ratios} if "family" in a else
-                        {"n_unlabeled": cfg.n_unlabeled} if a["setting"] == "semi" and cfg.n_unlabeled else {})
-    return {f"{axes['dataset']}/{key}": {**axes, **fields(axes)} for key, axes in sweep_variants(cfg)}
+    files = {}
+    for key, axes in sweep_variants(cfg):
+        fields = dict(axes)
+        if "family" in axes:  # a Fig. 2 stage's
+            fields["ratios"] = cfg.fig2.ratios
+        elif axes["setting"] == "semi" and cfg.n_unlabeled:  # (0: the whole pool, whose size only the data know)
+            fields["n_unlabeled"] = cfg.n_unlabeled
+        files[f"{axes['dataset']}/{key}"] = fields
+    return files
