@@ -117,6 +117,37 @@ def test_keep_freed_memory_leaves_a_users_malloc_settings_alone(monkeypatch, nam
     assert libc.calls == []
 
 
+THREADS_PROBE = """
+import json
+from threadpoolctl import threadpool_info
+import torch
+from replab import runtime as rt
+from replab.params import Runtime
+before = [i["num_threads"] for i in threadpool_info()]
+rt.setup(Runtime(device="cpu", progress=False, threads=1), 0)
+import scipy.linalg, sklearn.cluster, sklearn.mixture  # pools loaded after setup, as an evaluation loads them
+after = [(i["user_api"], i["filepath"], i["num_threads"]) for i in threadpool_info()]
+print(json.dumps({"before": before, "after": after, "torch": torch.get_num_threads()}))
+"""
+
+
+def test_runtime_threads_hold_for_every_cpu_thread_pool_also_those_loaded_later():
+    """`runtime.threads` (and a queued run's share of the CPUs) limited torch's pool alone: numpy's and scipy's
+    OpenBLAS and scikit-learn's OpenMP still started a thread per CPU, beside the queue's other runs."""
+    import json
+
+    if rt.available_cpus() < 2:
+        pytest.skip("one CPU: every pool has one thread anyway, the check could not fail")
+    env = {k: v for k, v in os.environ.items() if k not in rt.THREAD_POOL_ENV}
+    probe = subprocess.run([sys.executable, "-c", THREADS_PROBE], env=env, capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr
+    result = json.loads(probe.stdout)
+    assert max(result["before"]) > 1  # numpy's OpenBLAS before setup: a thread per CPU
+    assert result["torch"] == 1
+    assert {api for api, _, _ in result["after"]} >= {"blas", "openmp"}
+    assert [path for _, path, n in result["after"] if n != 1] == []
+
+
 @pytest.mark.parametrize("compile_", [False, True])
 def test_setup_keeps_deterministic_algorithms_without_the_nan_fill_of_new_tensors(compile_):
     from replab.params import Runtime

@@ -103,6 +103,28 @@ def default_threads() -> int:
     return max(1, available_cpus() // max(1, dvc_queue_jobs()))
 
 
+# The CPU thread pools besides torch's: the BLAS of numpy and scipy (OpenBLAS in their wheels; MKL or BLIS in some
+# builds) and the OpenMP runtime of scikit-learn's compiled estimators. Each reads its variable when it loads.
+THREAD_POOL_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
+def set_threads(n: int) -> None:
+    """Give every CPU thread pool of this process `n` threads: torch's (`torch.set_num_threads`) and the BLAS and
+    OpenMP pools of numpy, scipy and scikit-learn, both those loaded already (threadpoolctl) and those a later
+    import loads (their environment variables, which a library reads when it loads; a stage's own subprocesses
+    inherit them). `runtime.threads` and the queue's share of the CPUs (`default_threads`) are meant for the whole
+    process: with torch's pool alone limited, the evaluations' scikit-learn clustering, t-SNE and probes ran each
+    BLAS call on every core beside the other queued runs (the smoke profile's eval_split_vae beside a second busy
+    process on 2 cores: 14.8 s with two BLAS threads, 6.2 s with one)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(n)
+    for name in THREAD_POOL_ENV:
+        os.environ[name] = str(n)
+    threadpool_limits(limits=n)
+
+
 def setup(runtime: Runtime, seed: int, process_settings: bool = True):
     """Seed everything, pick the device, set threads and determinism. Returns the torch.device. With
     `process_settings` (always, but in `replab bench --process-defaults`, which measures them) also glibc's malloc
@@ -115,7 +137,7 @@ def setup(runtime: Runtime, seed: int, process_settings: bool = True):
     device = choose_device(runtime.device)
     if process_settings:
         keep_freed_memory()
-    torch.set_num_threads(runtime.threads or default_threads())
+    set_threads(runtime.threads or default_threads())
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
