@@ -308,7 +308,8 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 class Runtime:
     device: str = param("auto", choices=DEVICES, doc="auto picks cuda → mps → cpu")
     threads: int = param(0, ge=0, le=MAX_THREADS,
-                         doc="torch CPU threads; 0 = the CPUs ÷ DVC queue workers (default_threads)")
+                         doc="CPU threads of torch, BLAS and OpenMP; 0 = the CPUs ÷ DVC queue workers "
+                         "(default_threads)")
     deterministic: bool = param(True, doc="torch deterministic algorithms (same seed → same metrics)")
     tf32: bool = param(True, doc="allow TF32 matmuls on Ampere+ GPUs")
     compile: bool = param(False, doc="train through torch.compile'd models (aae_ssl, split_vae, censor, autoencoder; "
