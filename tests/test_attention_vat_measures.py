@@ -406,12 +406,46 @@ def test_a_constant_classifier_is_marked_in_the_f1_column():
     word_at = next(line for line in md if line.startswith("| Word AT |"))
     assert word_at.startswith("| Word AT | 81.00 (all positive†) |")
     assert sum("(all positive†)" in line for line in md) == 1 and rp.CONSTANT_NOTE in md
-    # a verdict that cites it names it too (claim 1 failed on Word AT's constant F1, unmarked)
-    words, _ = rp.claims(per_ds)
-    assert "Word AT (all positive†) 81.00" in words["attention_f1_supervised"]
+    # no verdict weighs it: claim 1 failed on Word AT's constant F1 alone, and quoted it rather than the learned
+    # models' numbers; it is judged on those, the constant one named as left out
+    words, flags = rp.claims(per_ds)
+    assert flags["attention_f1_supervised"] is True
+    assert words["attention_f1_supervised"] == ("holds (rt_snippets: Attention VAT 82.00 vs Vanilla 80.00 (Word AT "
+                                                "(all positive†) left out))")
     recs["word_at-sup-1"] = {**recs["word_at-sup"], "seed": 1, "predicted_positive": 97.0}  # one seed learned
     per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
     assert not any("†" in line for line in rp.tables_markdown("rt_snippets", per_ds["rt_snippets"]))
+
+
+def test_fig2_names_the_ratios_that_asked_for_more_than_the_pool():
+    """`fig2.ratios=[0,1,50]` trained its 50× point on the whole pool, and the report's column read "13,237 (6.6×)"
+    without a word that 50× was asked for (the note went to the training log alone)."""
+    s = rp.dataset_summary(rp.group(_records(True))["rt_snippets"])  # N_l = 100, points at N_ul 0, 300, 700
+    md = rp.fig2_table("rt_snippets", s, [0.0, 3.0, 7.0, 50.0])
+    assert ("fig2.ratios 50 × N_l ask for more than the 700 unlabeled sentences of rt_snippets's pool: trained at all "
+            "700 (7.0×).") in md
+    assert not any("ask for more" in line for line in rp.fig2_table("rt_snippets", s, [0.0, 3.0, 7.0]))
+
+
+def test_a_comparison_with_no_learned_f1_on_one_side_is_not_checkable():
+    """Semi-supervised Word iVAT predicted every test sentence positive: "Attention iVAT ≥ Word iVAT" failed on its
+    constant F1 while Attention VAT ≥ Word VAT held. Such a comparison is not checkable, named as such, and a
+    failure elsewhere is still listed first."""
+    recs = _records(True)
+    recs["word_ivat-semi"] |= {"predicted_positive": 100.0, "f1": 90.0}
+    per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
+    words, flags = rp.claims(per_ds)
+    assert flags["attention_ge_word_semi"] is None
+    assert words["attention_ge_word_semi"] == ("not checkable (rt_snippets: Attention VAT 83.00 vs Word VAT 81.00; "
+                                               "rt_snippets: not checkable: Word iVAT (all positive†))")
+    recs["attention_vat-semi"]["f1"] = 79.0  # a real loss besides: it fails, and the unjudged pair stays listed
+    words, flags = rp.claims({ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()})
+    assert flags["attention_ge_word_semi"] is False
+    assert words["attention_ge_word_semi"] == ("does not hold (fails: rt_snippets: Attention VAT 79.00 vs Word VAT "
+                                               "81.00; rt_snippets: not checkable: Word iVAT (all positive†))")
+    recs["attention_ivat-sup"] |= {"predicted_positive": 0.0}  # one of ours constant: judged on the other
+    words, _ = rp.claims({ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()})
+    assert words["attention_f1_supervised"].endswith("(Attention iVAT (all negative†) left out))")
 
 
 def test_a_failed_claim_lists_the_comparisons_that_fail_it_apart_from_those_that_hold():

@@ -328,11 +328,13 @@ def beats(where: str, mine: dict[str, dict | None], others: dict[str, dict | Non
 
 def claim_detail(results: Sequence[tuple[bool | None, str]]) -> str:
     """The details of a claim's comparisons ((verdict, detail) each, as `beats` gives them): when one fails, the
-    failing ones first and the holding ones apart, so that a comparison that holds never reads as evidence against."""
+    failing ones first and the holding ones apart, so that a comparison that holds never reads as evidence against,
+    then those that could not be judged (undefined, not checkable)."""
     if not any(ok is False for ok, _ in results):
         return "; ".join(d for _, d in results)
-    failing, holding = ([d for ok, d in results if ok is want] for want in (False, True))
-    return f"fails: {'; '.join(failing)}" + (f"; holds: {'; '.join(holding)}" if holding else "")
+    failing, holding, unjudged = ([d for ok, d in results if ok is want] for want in (False, True, None))
+    return (f"fails: {'; '.join(failing)}" + (f"; holds: {'; '.join(holding)}" if holding else "")
+            + (f"; {'; '.join(unjudged)}" if unjudged else ""))
 
 
 def verdict_words(holds: bool | None, missing: str, bold: bool = False) -> str:

@@ -1,7 +1,7 @@
-"""attention_vat report: Tables 1a, 1b, 2 and Fig. 2 beside the paper's numbers, the seed's claims, attention maps
-of a few test sentences per method; the tables group the metrics files (evaluate.py) by their axes. Table 2: the
-vanilla and semi-supervised models ("vanilla モデルと半教師ありモデル"). An undefined measure shows as "–" with a
-note and makes the claims needing it "not measured"; "better" needs a margin beyond the seeds' std."""
+"""attention_vat report: Tables 1a, 1b, 2 and Fig. 2 beside the paper's numbers, its claims, attention maps of a
+few test sentences per method; the tables group the metrics files (evaluate.py) by their axes. Table 2: the vanilla
+and semi-supervised models. An undefined measure shows as "–" with a note and makes the claims needing it "not
+measured", a constant classifier's F1 (†) "not checkable"; "better" needs a margin beyond the seeds' std."""
 
 from __future__ import annotations
 
@@ -43,14 +43,14 @@ RATIONALE_MEASURES = (("auprc", "AUPRC"), ("average_precision", "Avg. Prec."), (
 
 PAPER_CLAIMS = {
     "attention_f1_supervised": "supervised test F1: Attention VAT/iVAT above vanilla and Word AT/iAT",
-    "vat_as_at_supervised": "supervised: Attention VAT/iVAT on a par with Attention AT/iAT in test F1 and Pearson r "
-                            "(the seed's 同等/同程度: not below the better of them by more than the seeds' noise, "
-                            "0.25 F1 points or 0.01 in r)",
+    "vat_as_at_supervised": "supervised: Attention VAT/iVAT on a par (同等) with Attention AT/iAT in test F1 and "
+                            "Pearson r: not below the better by more than the noise over seeds or 0.25 F1 / 0.01 r "
+                            "(Table 1a's losses on a par: ≤ 0.03 / 0.004; its clear gains: ≥ 0.53 / 0.014)",
     "attention_ge_word_semi": "attention-level VAT ≥ word-level VAT in the semi-supervised setting (test F1: "
                               "Attention VAT ≥ Word VAT and Attention iVAT ≥ Word iVAT)",
     "semi_vat_above_at": "semi-supervised VAT/iVAT above supervised AT/iAT of their level in test F1 and Pearson r "
-                         "(Word VAT/iVAT over Word AT/iAT, Attention VAT/iVAT over Attention AT/iAT; the seed's "
-                         "有意な向上: AT cannot use the unlabeled data)",
+                         "(Word VAT/iVAT over Word AT/iAT, Attention VAT/iVAT over Attention AT/iAT; a significant "
+                         "gain, 有意な向上: AT cannot use the unlabeled data)",
     "attention_higher_corr": "Attention VAT/iVAT give a higher attention–gradient correlation (Pearson r) than "
                              "vanilla and the word-level methods (supervised and semi-supervised)",
     "attention_better_rationales": "Attention VAT/iVAT agree better with the rationales than vanilla and word-level "
@@ -153,50 +153,50 @@ def dataset_summary(groups: dict) -> dict:
             "fig2": fig2, "n_labeled": groups["n_labeled"], "unlabeled_seen": seen}
 
 
-def fewest(values) -> int | None:
-    """The fewest unlabeled sentences drawn over seeds (None where no record counts them: written before it did)."""
+def fewest(values) -> int | None:  # the fewest unlabeled sentences drawn over seeds (None: no record counts them)
     return min(counted) if (counted := [v for v in values if v is not None]) else None
 
 
-def seen_text(n_ul: int, seen: int | None) -> str:
-    """" (k seen)" where the kept models drew fewer distinct pool sentences than N_ul, else ""."""
+def seen_text(n_ul: int, seen: int | None) -> str:  # " (k seen)" where the kept models drew fewer than N_ul
     return f" ({seen:,} seen)" if seen is not None and seen < n_ul else ""
 
 
-def fig2_seen_text(s: dict, method: str, n_ul: int) -> str:
-    """`seen_text` of one Fig. 2 point of a dataset summary."""
+def fig2_seen_text(s: dict, method: str, n_ul: int) -> str:  # `seen_text` of one Fig. 2 point
     return seen_text(n_ul, s["unlabeled_seen"]["fig2"].get(method, {}).get(str(n_ul)))
 
 
 def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
-    """The seed's claims judged on our numbers (means over seeds): (verdict words, claim_* booleans; None =
-    not measured: a method or measure missing or undefined)."""
+    """The paper's claims judged on our numbers (means over seeds): (verdict words, claim_* booleans; None = not
+    measured, a method or measure missing or undefined, or not checkable, an F1 that no model learned: †)."""
     checks: dict[str, list[tuple[bool | None, str]]] = {c: [] for c in PAPER_CLAIMS}
 
-    def stats(table: dict, methods, measure: str) -> dict[str, dict | None]:
-        # an F1 that is the constant classifier's is named so where a verdict cites it
+    def stats(table: dict, methods, measure: str) -> dict[str, dict | None]:  # a constant classifier's F1 marked †
         return {METHOD_LABELS.get(m, m) + (_constant_mark(table[m]) if measure == "f1" else ""): table[m][measure]
                 for m in methods if m in table}
+
+    def compare(claim: str, where: str, mine: dict, others: dict, *args) -> None:  # `report.beats`; † no learned F1
+        learned, left = [{k: v for k, v in x.items() if "†" not in k} for x in (mine, others)], [*mine, *others]
+        left = ", ".join(label for label in left if "†" in label)
+        ok, detail = report.beats(where, *learned, *args) if all(learned) else (None, f"{where}: not checkable: {left}")
+        checks[claim].append((ok, detail + (f" ({left} left out)" if left and all(learned) else "")))
 
     for ds, s in summary.items():  # Table 1's and Fig. 2's claims on their data sets (PAPER_COLUMN), Table 2's anywhere
         t1a, t1b, fig2 = (s["table1a"], s["table1b"], s["fig2"]) if ds in PAPER_COLUMN else ({}, {}, {})
         # supervised test F1 above vanilla and word AT/iAT; F1 and r on a par with attention AT/iAT (Sec. 4, 5.1)
         if (mine := stats(t1a, OURS, "f1")) and (others := stats(t1a, ("vanilla", "word_at", "word_iat"), "f1")):
-            checks["attention_f1_supervised"].append(report.beats(ds, mine, others, 2))
+            compare("attention_f1_supervised", ds, mine, others, 2)
         for measure, label, digits in (("f1", "F1", 2), ("corr_pearson", "r", 3)):
             if (mine := stats(t1a, OURS, measure)) and (at := stats(t1a, ("attention_at", "attention_iat"), measure)):
-                checks["vat_as_at_supervised"].append(report.beats(f"{ds} {label}", mine, at, digits, False,
-                                                                   PAR_MARGIN[measure]))
+                compare("vat_as_at_supervised", f"{ds} {label}", mine, at, digits, False, PAR_MARGIN[measure])
         # semi-supervised test F1: Attention VAT ≥ Word VAT, Attention iVAT ≥ Word iVAT
         for ours, word in (("attention_vat", "word_vat"), ("attention_ivat", "word_ivat")):
             if (mine := stats(t1b, [ours], "f1")) and (others := stats(t1b, [word], "f1")):
-                checks["attention_ge_word_semi"].append(report.beats(ds, mine, others, 2, strict=False))
+                compare("attention_ge_word_semi", ds, mine, others, 2, False)
         # semi-supervised VAT/iVAT (Table 1b) clearly above supervised AT/iAT (Table 1a) of the same level (Sec. 5.1)
         for vat, at in ((WORD_LEVEL[2:], WORD_LEVEL[:2]), (OURS, ("attention_at", "attention_iat"))):
             for measure, label, digits in (("f1", "F1", 2), ("corr_pearson", "r", 3)):
                 if (mine := stats(t1b, vat, measure)) and (others := stats(t1a, at, measure)):
-                    checks["semi_vat_above_at"].append(report.beats(f"{ds} {label} (semi vs supervised)", mine,
-                                                                    others, digits))
+                    compare("semi_vat_above_at", f"{ds} {label} (semi vs supervised)", mine, others, digits)
         for setting, table in (("supervised", t1a), ("semi", t1b)):  # r above vanilla and word level, each setting
             others = {**stats(t1a, ["vanilla"], "corr_pearson"), **stats(table, WORD_LEVEL, "corr_pearson")}
             if (mine := stats(table, OURS, "corr_pearson")) and others:
@@ -205,14 +205,14 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
             if (mine := stats(t2, OURS, key)) and (others := stats(t2, ("vanilla", "word_vat", "word_ivat"), key)):
                 checks["attention_better_rationales"].append(report.beats(f"{ds} {label}", mine, others, 3))
         for m, points in fig2.items():  # dev F1 at the largest N_ul above the smallest (Fig. 2), every method
-            if len(n_uls := sorted(map(int, points))) >= 2:
-                low, high = n_uls[0], n_uls[-1]
-                checks["f1_rises_with_unlabeled"].append(report.beats(
-                    ds, {f"{METHOD_LABELS.get(m, m)} at N_ul={high:,}{fig2_seen_text(s, m, high)}": points[str(high)]},
-                    {f"at N_ul={low:,}{fig2_seen_text(s, m, low)}": points[str(low)]}, 2))
+            if len(n := sorted(map(int, points))) >= 2:
+                (hi, high), (lo, low) = ((k, f"at N_ul={k:,}{fig2_seen_text(s, m, k)}") for k in (n[-1], n[0]))
+                checks["f1_rises_with_unlabeled"].append(
+                    report.beats(ds, {f"{METHOD_LABELS.get(m, m)} {high}": points[str(hi)]}, {low: points[str(lo)]}, 2))
     flags = {c: report.all_hold(ok for ok, _ in results) for c, results in checks.items()}
-    return {c: f"{report.verdict_words(flags[c], 'not measured')} ({report.claim_detail(results) or 'no runs for it'})"
-            for c, results in checks.items()}, flags
+    unjudged = lambda r: "not checkable" if any(": not checkable" in d for _, d in r) else "not measured"  # † or –
+    return {c: f"{report.verdict_words(flags[c], unjudged(r))} ({report.claim_detail(r) or 'no runs for it'})"
+            for c, r in checks.items()}, flags
 
 
 def _constant_mark(t: dict) -> str:
@@ -275,16 +275,20 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
     return md
 
 
-def fig2_table(ds: str, s: dict) -> list[str]:
-    """Fig. 2's points of one data set: dev F1 per method and N_ul, with the sentences seen where fewer."""
+def fig2_table(ds: str, s: dict, ratios=()) -> list[str]:
+    """Fig. 2's points of one data set: dev F1 per method and N_ul, with the sentences seen where fewer, and which
+    of `ratios` (fig2.ratios) asked for more than the unlabeled pool (train.fig2_points trained those at all of it)."""
     n_uls = sorted({int(n) for points in s["fig2"].values() for n in points})
     if not n_uls:
         return []
+    capped = ", ".join(f"{r:g}" for r in ratios if s.get("n_labeled") and round(r * s["n_labeled"]) > n_uls[-1])
     head = [f"{n:,}" + (f" ({n / s['n_labeled']:.1f}×)" if s.get("n_labeled") else "") for n in n_uls]
     rows = [[METHOD_LABELS.get(m, m), *(report.fmt(points.get(str(n)), 2) + fig2_seen_text(s, m, n) for n in n_uls)]
             for m, points in s["fig2"].items()]
     return [f"{ds}: dev F1 (%) at N_ul =", "", report.md_table(["model", *head], rows), "",
-            *([SEEN_NOTE, ""] if any("seen" in cell for r in rows for cell in r) else [])]
+            *([SEEN_NOTE, ""] if any("seen" in cell for r in rows for cell in r) else []),
+            *([f"fig2.ratios {capped} × N_l ask for more than the {n_uls[-1]:,} unlabeled sentences of {ds}'s pool: "
+               f"trained at all {n_uls[-1]:,} ({n_uls[-1] / s['n_labeled']:.1f}×).", ""] if capped else [])]
 
 
 def diagnosis_markdown(ds: str, s: dict, linear: dict) -> list[str]:
@@ -342,17 +346,16 @@ def summarize(cfg, params: dict):
     summary_dir = Path("plots") / PAPER / "summary"
     per_ds = {ds: dataset_summary(g) for ds, g in sorted(group(records).items())}
     words, flags = claims(per_ds)
-    seeds = len({r["seed"] for r in records.values()})
     md = [f"Attention VAT / iVAT against word- and attention-level AT/VAT on {', '.join(f'**{d}**' for d in per_ds)}; "
-          + (f"{seeds} seeds (mean ± std over seeds), " if seeds > 1 else "1 seed, ")
+          + (f"{n} seeds (mean ± std), " if (n := len({r["seed"] for r in records.values()})) > 1 else "1 seed, ")
           + f"{sum('method' in r for r in records.values())} trained models (and Fig. 2's runs). Corr. = Pearson r "
-          "between the attention weights and J&W's gradient importance |∂ŷ/∂e·e| per sentence, averaged (the seed's "
-          "measure); Kendall τ is J&W's.", ""]
+          "between the attention weights and J&W's gradient importance |∂ŷ/∂e·e| per sentence, averaged (Pearson as "
+          "in the source summary, seed 004); Kendall τ is J&W's.", ""]
     md += settings_markdown(cfg, records)
     if "rt_snippets" in per_ds:
         md += ["rt_snippets (Rotten Tomatoes snippets, SST's kind of sentence) is the offline stand-in: its rows stand "
                "beside the paper's SST columns, but the numbers are not comparable (other data, smaller model, fewer "
-               "epochs); the verdicts judge the seed's qualitative claims.", ""]
+               "epochs); the verdicts judge the paper's qualitative claims.", ""]
     if undefined := sum(r.get("corr_undefined", 0) for r in records.values()):  # (none in Fig. 2's records)
         md += [f"Note: {undefined} test sentence(s) over all models have no defined correlation (fewer than two "
                "words, or constant attention or importance); they are left out of the averages. A value shown as "
@@ -363,10 +366,10 @@ def summarize(cfg, params: dict):
             linear = report.gather(PAPER, [key := f"{ds}/linear_baseline"]).check(LINEAR)
             md += diagnosis_markdown(ds, s, {**linear[key], "dev_auc": linear.value(key, "dev_auc")})
     if fig2 := fig2_figure(per_ds, summary_dir / "fig2_unlabeled.png"):
-        md += ["Fig. 2: dev F1 (the model-selection score) against the amount of unlabeled data N_ul for the "
-               "semi-supervised methods. The paper draws it without numbers: F1 rises up to about 7× the labeled "
-               "count (IMDB's 150,000 is 8.7×).", ""]
-        md += [line for ds, s in per_ds.items() for line in fig2_table(ds, s)] + [f"![Fig. 2]({fig2})", ""]
+        md += ["Fig. 2: dev F1 (the model-selection score) against the amount of unlabeled data N_ul, semi-supervised "
+               "methods. The paper draws it without numbers: F1 rises up to about 7× the labeled count (IMDB's "
+               "150,000 is 8.7×).", "", *(x for d, s in per_ds.items() for x in fig2_table(d, s, cfg.fig2.ratios))]
+        md += [f"![Fig. 2]({fig2})", ""]
     if maps := attention_figure(records, summary_dir / "attention_examples.png"):
         md += ["Attention weights over a few test sentences, one row per method (first seed; semi-supervised methods "
                "at their largest N_ul; * = evidence token):", "", f"![attention maps]({maps})", ""]
@@ -389,7 +392,6 @@ def fig2_figure(per_ds: dict, out_path: Path) -> str | None:
     if not panels:
         return None
     import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
     for ax, (ds, methods) in zip(axes[0], panels.items(), strict=True):
         for m, points in methods.items():
@@ -428,9 +430,7 @@ def attention_figure(records: dict[str, dict], out_path: Path) -> str | None:
     if labels is None:
         return None
     import matplotlib.pyplot as plt
-
-    reference = max(rows, key=len)  # the first with the most examples
-    n_examples = len(reference)
+    n_examples = len(reference := max(rows, key=len))  # the first with the most examples
     fig, axes = plt.subplots(n_examples, 1, figsize=(9, 0.32 * len(labels) * n_examples + 1.2 * n_examples),
                              squeeze=False)
     for j, (ax, example) in enumerate(zip(axes[:, 0], reference, strict=True)):
