@@ -284,6 +284,17 @@ def test_every_stage_runs_after_the_params_check():
     assert not orphans and len(stages) > 40, orphans
 
 
+def test_the_committed_lock_holds_the_stages_of_dvc_yaml_only():
+    """DVC keeps the dvc.lock entry of a stage removed from dvc.yaml (a renamed train_attention_vat_fig2 stayed), and
+    every stage a repro runs then parses and rewrites it with the rest of the lock."""
+    from dvc.repo import Repo
+
+    with Repo(str(REPO)) as repo:
+        stages = {stage.addressing for stage in repo.index.stages}
+    locked = set(yaml.safe_load((REPO / "dvc.lock").read_text())["stages"])
+    assert sorted(locked - stages) == []
+
+
 @pytest.mark.slow
 def test_a_bad_value_stops_the_pipeline_before_any_stage_deletes_its_outputs(smoke_baseline, tmp_path):
     repo = copy_repo(smoke_baseline, tmp_path / "clone")
