@@ -141,7 +141,8 @@ def test_sweep_dry_run_prints_one_queued_run_per_point(in_tmp, capsys):
     assert capsys.readouterr().out.count("-S aae_ssl.lambda_reg=1") == 2
     with pytest.raises(SystemExit):
         main(["sweep", "aae_ssl", "lambda_rec=1,2", "--dry-run", "--no-such-option"])
-    assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err
+    assert capsys.readouterr().err == ("error: replab sweep: unrecognized arguments: --no-such-option (see replab "
+                                       "sweep -h)\n")  # its command's help, not the top level's
 
 
 def test_sweep_shares_the_cpus_among_its_queue_workers(in_tmp, capsys, monkeypatch):

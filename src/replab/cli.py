@@ -257,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=lambda a: importlib.import_module("replab.compare").compare(
         a.paper, a.exps, a.format, a.out, a.baseline, a.all_commits, a.metrics, a.all_params, a.transpose,
         a.only_changed))
+    parser.set_defaults(command_parsers=sub.choices)  # a stray argument is named with its command's -h
     return parser
 
 
@@ -276,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra and args.command == "sweep" and all("=" in e and not e.startswith("-") for e in extra):
         args.grid = [*args.grid, *extra]  # grid points after an option: argparse places a `*` positional once
     elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.command_parsers[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     started = time.perf_counter()
     try:
         args.run(args)
