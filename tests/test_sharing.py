@@ -405,6 +405,11 @@ def test_compare_only_changed_keeps_the_metrics_and_run_fields_that_differ(in_tm
     assert headers == ["experiment", "rev", "profile", "verdict", "run.train_seconds_total"]
     assert [r[3:] for r in table] == [["holds", 60.0], ["does not hold", 61.5]]
     assert "only the metrics and run fields that differ" in " ".join(capture_help("compare").split())
+    summaries["b"] = summaries["a"]  # nothing differs: an empty table used to say nothing more
+    notes: list[str] = []
+    headers, _ = compare_table("aae_ssl", rows, fmt="md", notes=notes, only_changed=True)
+    assert headers == ["experiment", "rev", "profile"]
+    assert notes == ["--only-changed: these experiments differ in no param, summary metric or run field"]
 
 
 def capture_help(command: str) -> str:

@@ -797,6 +797,8 @@ def compare_table(paper: str, chosen: list[dict[str, Any]], fmt: str = "md", met
     run_keys = list(dict.fromkeys(k for rec in records for k in rec[5]))
     if only_changed:
         metric_keys, run_keys = varying(metric_keys, 3), varying(run_keys, 5)
+        if notes is not None and not (varying(param_keys, 2) or metric_keys or run_keys) and len(records) > 1:
+            notes.append("--only-changed: these experiments differ in no param, summary metric or run field")
     headers = ["experiment", "rev", "profile", *param_keys, *metric_keys, *run_keys]
     rows = []
     for row, profile, section, cells, missing, run, damaged in records:
