@@ -175,8 +175,8 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
                 for m in methods if m in table}
 
     def compare(claim: str, where: str, mine: dict, others: dict, *args) -> None:  # `report.beats`; † no learned F1
-        learned, left = [{k: v for k, v in x.items() if "†" not in k} for x in (mine, others)], [*mine, *others]
-        left = ", ".join(label for label in left if "†" in label)
+        left = ", ".join(label for label in (*mine, *others) if "†" in label)
+        learned = [{k: v for k, v in side.items() if "†" not in k} for side in (mine, others)]
         ok, detail = report.beats(where, *learned, *args) if all(learned) else (None, f"{where}: not checkable: {left}")
         checks[claim].append((ok, detail + (f" ({left} left out)" if left and all(learned) else "")))
 
@@ -275,7 +275,7 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
     return md
 
 
-def fig2_table(ds: str, s: dict, ratios=()) -> list[str]:
+def fig2_table(ds: str, s: dict, ratios: list[float] | tuple = ()) -> list[str]:
     """Fig. 2's points of one data set: dev F1 per method and N_ul, with the sentences seen where fewer, and which
     of `ratios` (fig2.ratios) asked for more than the unlabeled pool (train.fig2_points trained those at all of it)."""
     n_uls = sorted({int(n) for points in s["fig2"].values() for n in points})
