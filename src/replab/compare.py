@@ -785,8 +785,9 @@ def compare_table(paper: str, chosen: list[dict[str, Any]], fmt: str = "md", met
                                         for rec in records}) > 1]
 
     param_keys = list(dict.fromkeys(k for rec in records for k in rec[2]))
+    changed_params = varying(param_keys, 2)
     if not all_params:
-        param_keys = varying(param_keys, 2)
+        param_keys = changed_params
     metric_keys = list(dict.fromkeys(k for rec in records for k in rec[3]))
     if pattern is not None:
         matched = [k for k in metric_keys if pattern.search(k)]
@@ -797,7 +798,7 @@ def compare_table(paper: str, chosen: list[dict[str, Any]], fmt: str = "md", met
     run_keys = list(dict.fromkeys(k for rec in records for k in rec[5]))
     if only_changed:
         metric_keys, run_keys = varying(metric_keys, 3), varying(run_keys, 5)
-        if notes is not None and not (varying(param_keys, 2) or metric_keys or run_keys) and len(records) > 1:
+        if notes is not None and not (changed_params or metric_keys or run_keys) and len(records) > 1:
             notes.append("--only-changed: these experiments differ in no param, summary metric or run field")
     headers = ["experiment", "rev", "profile", *param_keys, *metric_keys, *run_keys]
     rows = []
