@@ -186,9 +186,46 @@ def test_an_unsupported_mirror_scheme_is_a_param_error_before_any_download(name)
         load_data_params(name, params=params)
     assert str(err.value) == (f"params.yaml: data.{name}.mirror = 'ftp://x/y': unsupported scheme (allowed: a "
                               "directory, file:// or http(s)://)")
-    for fine in ("/srv/mirror", "file:///srv/mirror", "https://example.org/mirror"):
+    for fine in ("/srv/mirror", "file:///srv/mirror", "file://localhost/srv/mirror", "https://example.org/mirror",
+                 "http://127.0.0.1:8000/x", "http://[::1]:8000/x", "relative/dir with space"):
         params["data"][name]["mirror"] = fine
         assert load_data_params(name, params=params)[0].mirror == fine
+
+
+@pytest.mark.parametrize("mirror, problem", [
+    # these passed check_params; the download then raised requests' InvalidURL as a traceback
+    ("http://", "has no valid host (expected http(s)://host[:port]/path)"),
+    ("https://exa mple.com/", "has no valid host (expected http(s)://host[:port]/path)"),
+    ("http://.example.org/x", "has no valid host (expected http(s)://host[:port]/path)"),
+    ("http://example.org:99999/x", "has an invalid port (expected http(s)://host[:port]/path)"),
+    ("http://example.org:http/x", "has an invalid port (expected http(s)://host[:port]/path)"),
+    # read as the host `relative` and the path /x: "mirror directory /x does not exist"
+    ("file://relative/x", "names the host 'relative' (a file:// URL takes an absolute path, file:///abs/path; or give "
+                          "the directory's path alone)"),
+    ("/srv/mirror\n", "contains a control character (allowed: a directory, file:// or http(s)://, on one line)"),
+])
+def test_a_malformed_mirror_is_a_param_error_before_any_download(mirror, problem, upstream, tmp_path):
+    from replab.data.registry import load_data_params
+    from replab.params import ParamError
+
+    params = {"data": {"split_seed": 0, "mnist": {"mirror": mirror}}}
+    with pytest.raises(ParamError) as err:
+        load_data_params("mnist", params=params)
+    assert str(err.value) == f"params.yaml: data.mnist.mirror = {mirror!r}: {problem}"
+    with pytest.raises(DataError) as err:  # fetch refuses it too, and creates nothing
+        fetch(upstream, tmp_path / "raw" / "mnist", mirror=mirror, progress=False, key="data.mnist.mirror")
+    assert str(err.value) == f"data.mnist.mirror: mirror {mirror!r}: {problem}"
+    assert not (tmp_path / "raw").exists()
+
+
+def test_a_url_requests_cannot_send_is_a_failed_source_not_a_traceback(tmp_path, network_attempts):
+    """Any error of requests' is one source's failure: InvalidURL escaped fetch and left an empty folder."""
+    f = RemoteFile("blob.gz", ("http://exa mple.com/blob.gz",), "0" * 64)
+    with pytest.raises(DataError) as err:
+        fetch(f, tmp_path / "raw" / "blob", progress=False)
+    assert str(err.value).startswith("blob.gz: download failed from http://exa mple.com/blob.gz (")
+    assert "\n" not in str(err.value) and network_attempts.sleeps == []  # no retry
+    assert not (tmp_path / "raw").exists()
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -148,6 +148,12 @@ def test_read_idx_rejects_malformed(tmp_path, mutate, message):
     assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
+def test_read_idx_of_a_directory_is_unreadable_not_a_corrupt_gzip(tmp_path):
+    with pytest.raises(DataError) as err:
+        mnist.read_idx(tmp_path)
+    assert str(err.value) == f"{tmp_path}: unreadable (Is a directory)"
+
+
 def test_prepare_rejects_swapped_files(served, tmp_path):
     """Labels where images belong: parsed fine as IDX, but caught by the shape check, naming the file."""
     root, arrays = served

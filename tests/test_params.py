@@ -176,6 +176,13 @@ def test_check_and_sweep_name_an_unknown_profile_in_one_line(in_tmp, capsys):
         "error: params.yaml: meta.profile = 'nosuch': no conf/profile/nosuch.yaml (known: quick)")
     with pytest.raises(ParamError, match=r"^sweep --profile big: no conf/profile/big.yaml \(known: quick\)$"):
         plan_grid("aae_ssl", ["lambda_rec=1,2"], profile="big")
+    # `../config` names conf/config.yaml: it passed, and the sweep blamed its grid point for Hydra's failure
+    (in_tmp / "conf" / "config.yaml").write_text("meta: {}\n")
+    params["meta"]["profile"] = "../config"
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["check"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: params.yaml: meta.profile = '../config': no conf/profile/../config.yaml (known: quick)")
 
 
 def _float_leaves(node, path: str):
@@ -370,6 +377,14 @@ def test_every_scalar_reads_as_dvc_reads_it(scalar):
     assert type(ours) is type(dvcs) and (ours == dvcs or (math.isnan(ours) and math.isnan(dvcs))), scalar
 
 
+def test_a_tab_in_the_indentation_is_named(in_tmp, capsys):
+    (in_tmp / "params.yaml").write_text("meta:\n\tprofile: quick\n")
+    assert main(["check"]) == 2
+    assert capsys.readouterr().err == ("error: params.yaml: not valid YAML (while scanning for the next token found "
+                                       "character that cannot start any token at line 2, column 1: a tab (YAML "
+                                       "indents with spaces only))\n")
+
+
 def test_a_repeated_key_is_one_line_naming_the_file(in_tmp, capsys):
     """PyYAML kept the last of two `lr:` keys silently; DVC refuses the file, and so does replab."""
     text = (REPO / "params.yaml").read_text().replace("  lr: 0.0001\n", "  lr: 0.0001\n  lr: 0.1\n", 1)
@@ -445,6 +460,26 @@ def _without(params: dict, key: str) -> dict:
                                              "set names"),
     (lambda p: {**p, "datasets": ["mnist5k", "writers", "mnist5k"]}, "params.yaml: datasets = ['mnist5k', 'writers', "
                                                                     "'mnist5k']: values must be distinct"),
+    # a list in `datasets` (`replab compose 'images=[mnist5k]'`) raised TypeError; null read "dataset = None"
+    (lambda p: {**p, "datasets": [["mnist5k"], "writers"]}, "params.yaml: datasets[0] = ['mnist5k']: unknown data "
+     "set (allowed: mnist5k, mnist, fashion_mnist, writers, emnist_writers, har, usc_had, rt_snippets, sst, imdb, "
+     "eraser_movies, lm1b, fasttext)"),
+    (lambda p: {**p, "datasets": ["mnist5k", None]}, "params.yaml: datasets[1] = null: unknown data set (allowed: "
+     "mnist5k, mnist, fashion_mnist, writers, emnist_writers, har, usc_had, rt_snippets, sst, imdb, eraser_movies, "
+     "lm1b, fasttext)"),
+    # `images` passed whatever it held, and `dvc exp show` / `replab compare` showed it beside the sets used
+    (lambda p: {**p, "images": "har"}, "params.yaml: images = 'har': must be an image data set (allowed: mnist5k, "
+     "mnist, fashion_mnist)"),
+    (lambda p: {**p, "images": ["mnist5k"]}, "params.yaml: images = ['mnist5k']: must be an image data set (allowed: "
+     "mnist5k, mnist, fashion_mnist)"),
+    # a pin that can never match passed, to fail as a mismatch after the download
+    (lambda p: {**p, "data": {**p["data"], "fasttext": {**p["data"]["fasttext"], "sha256": "abc"}}},
+     "params.yaml: data.fasttext.sha256 = 'abc': must be a sha256 in 64 lowercase hex digits (as sha256sum prints "
+     "it), or null"),
+    # a one-image "grid" whose second tick lies far outside the range
+    (lambda p: {**p, "aae_ssl": {**p["aae_ssl"], "style": {**p["aae_ssl"]["style"], "grid_step": 100.0}}},
+     "params.yaml: aae_ssl.style.grid_step = 100: wider than the grid, 2 · grid_range = 60 (allowed: at most that, "
+     "for at least 2 images a side)"),
     (lambda p: {**p, "data": {**p["data"], "mnist5k": []}}, "params.yaml: data.mnist5k must be a mapping, got list"),
     (lambda p: {**p, "data": {**p["data"], "mnist5k": 0}}, "params.yaml: data.mnist5k must be a mapping, got int"),
     # sets the quick profile does not prepare are checked too: a typo there passed until a profile used them

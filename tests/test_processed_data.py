@@ -463,6 +463,20 @@ def test_read_npz_refuses_a_directory_and_pickled_objects(tmp_path):
         read_npy(tmp_path / "two.npz")
 
 
+def test_read_npz_refuses_a_header_that_asks_for_a_petabyte(tmp_path):
+    """np.load allocates the array its header describes before reading: a MemoryError escaped as a traceback."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    # a petabyte, beyond any address space, so that no overcommitting kernel grants it
+    np.lib.format.write_array_header_1_0(buf, {"descr": "|u1", "fortran_order": False, "shape": (10**15,)})
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w") as zf:
+        zf.writestr("x.npy", buf.getvalue() + bytes(100))
+    with pytest.raises(DataError, match=r"bomb\.npz: truncated or not an \.npz archive \(Unable to allocate .*\); "):
+        read_npz(tmp_path / "bomb.npz")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # through the command line: exit 2, one `error:` line, nothing written
 

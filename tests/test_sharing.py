@@ -15,6 +15,7 @@ import functools
 import io
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -668,6 +669,19 @@ def test_sweep_checks_every_value_before_queueing_anything(grid, message, with_c
     (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose("profile=smoke")))
     assert main(["sweep", "autoencoder", grid, "--dry-run"]) == 2
     assert capsys.readouterr() == (("", message))
+
+
+def test_a_bad_set_value_is_named_as_the_set_not_as_a_grid_point(in_tmp, capsys):
+    """`--set lr=inf` was reported as `sweep aae_ssl.lambda_rec=1: …`, blaming the grid's first point; a fault that
+    needs the grid's value is still pinned on its point."""
+    shutil.copytree(REPO / "conf", in_tmp / "conf")
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose("profile=smoke")))
+    assert main(["sweep", "aae_ssl", "lambda_rec=1,2", "--set", "lr=inf", "--dry-run"]) == 2
+    assert capsys.readouterr().err == ("error: sweep --set aae_ssl.lr=inf: params.yaml: aae_ssl.lr = inf: must be "
+                                       "finite (a number beyond ±1.8e308, e.g. 1e400, reads as inf)\n")
+    assert main(["sweep", "aae_ssl", "eval_every=5,30", "--set", "iterations=20", "--dry-run"]) == 2
+    assert capsys.readouterr().err.startswith("error: sweep aae_ssl.eval_every=30: params.yaml: aae_ssl.eval_every = "
+                                              "30: more than iterations = 20")
 
 
 def test_sweep_refuses_a_key_given_twice(in_tmp, capsys):

@@ -251,6 +251,12 @@ def test_rt_snippets_bad_csv_and_lexicon_name_the_file(fake_wheels, tmp_path):
     with pytest.raises(DataError) as err:
         rt_snippets.read_lexicon(bad_lex)
     one_line_naming(err, str(bad_lex))
+    bad_lex.write_text("great\t1.5\t0.5\t[]\n\t2.0\t0.5\t[]\n")  # an empty token was kept as ""
+    with pytest.raises(DataError) as err:
+        rt_snippets.read_lexicon(bad_lex)
+    assert "empty token" in one_line_naming(err, f"{bad_lex}: line 2")
+    bad_lex.write_text("ok\t1.5\t0.5\t[]\nok\t0.9\t0.5\t[]\n")  # as VADER reads its file: the last row wins
+    assert rt_snippets.read_lexicon(bad_lex) == {"ok": 0.9}
     # prepare on a raw file that is not the pinned one: one line, nothing written
     raw, out = tmp_path / "raw", tmp_path / "out"
     rt_snippets.download("rt_snippets", dataclasses.replace(CFG, mirror=str(wheels)), raw)
@@ -824,6 +830,24 @@ def test_fasttext_header_encoding_and_values_name_the_line(tmp_path):
     with pytest.raises(DataError) as err:
         fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the"])
     assert "'the' has 4 values, the header says 3" in one_line_naming(err, f"{vec}: line 2")
+    # float32 overflow was called "a NaN or infinite value", with numpy's RuntimeWarning on stderr
+    vec.write_text("2 3\nthe 1 1e39 3\nfilm 4 5 6\n")
+    with pytest.raises(DataError) as err:
+        fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the"])
+    assert "'the' has a value beyond float32's range (±3.4e38)" in one_line_naming(err, f"{vec}: line 2")
+    # a trailing blank line passed for the second vector the header announced
+    vec.write_text("2 3\nthe 1 2 3\n\n")
+    with pytest.raises(DataError) as err:
+        fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the"])
+    assert "no word (expected '<word> <3 floats>')" in one_line_naming(err, f"{vec}: line 3")
+
+
+def test_fasttext_pad_stays_zero_and_a_repeated_word_keeps_its_first_row(tmp_path):
+    vec = tmp_path / "wiki.simple.vec"
+    vec.write_text("3 2\n<pad> 5 5\nthe 1 2\nthe 3 4\n")
+    rows, info = fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the"])
+    assert rows[0].tolist() == [0, 0] and rows[2].tolist() == [1, 2]
+    assert info["repeated_rows_ignored"] == 1 and info["vocab_found"] == 1
 
 
 @pytest.mark.parametrize("record", ["[]", "{}", '{"sha256": null}'])

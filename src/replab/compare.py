@@ -239,10 +239,23 @@ def check_points(profile: str, fixed: Sequence[str], points: list[list[str]]) ->
             try:
                 check_params(params)
             except ParamError as err:
+                if fixed and _fails_alone(Path(tmp) / "fixed.yaml", profile, fixed, err):
+                    where = f"sweep --set {' '.join(fixed)}"  # the grid's values are not at fault
                 raise ParamError(f"{where}: {err}") from None
             same = seen.setdefault(json.dumps(_numbers_as_floats(params), sort_keys=True), point)
             if same is not point:  # `1,1.0` or `[100],[ 100]`: different text, one run
                 raise ParamError(f"{where}: the same params.yaml as {' '.join(same)} (one run queued twice)")
+
+
+def _fails_alone(out: Path, profile: str, fixed: Sequence[str], err: ParamError) -> bool:
+    """Whether the `fixed` (--set) overrides alone, on the profile, fail the check as a grid point did (`err`)."""
+    from replab.papers import check_params
+
+    try:
+        check_params(point_params(out, profile, list(fixed)))
+    except ParamError as alone:
+        return str(alone) == str(err)
+    return False
 
 
 def _numbers_as_floats(value: Any) -> Any:

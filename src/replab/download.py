@@ -193,7 +193,10 @@ def fetch(file: RemoteFile, dest_dir: str | Path, mirror: str | None = None, *, 
 
 def check_mirror(mirror: str | None, key: str, names: tuple[str, ...]) -> None:
     """A local mirror (a directory or file:// URL) must be an existing directory: else DataError, one line naming
-    `key` (the param's path) and, for a file, the `names` it should hold. No mirror or an http(s) one: no check."""
+    `key` (the param's path) and, for a file, the `names` it should hold; any mirror must pass `mirror_problem`.
+    No mirror: no check."""
+    if mirror and (problem := mirror_problem(mirror)) is not None:
+        raise DataError(f"{key}: mirror {mirror!r}: {problem}")
     root = local_root(mirror) if mirror else None
     if root is None or root.is_dir():
         return
@@ -316,15 +319,32 @@ def _one_line(err: BaseException) -> str:
 MIRROR_KINDS = "a directory, file:// or http(s)://"
 
 
-def unsupported_scheme(mirror: str) -> bool:
-    """Whether a `mirror` param is none of MIRROR_KINDS (ftp://, s3://, …): check_params refuses it before any
-    download stage runs."""
-    return urlparse(mirror).scheme not in ("http", "https") and local_root(mirror) is None
+def mirror_problem(mirror: str) -> str | None:
+    """Why a `mirror` param names no usable source, as the end of a one-line message (None: it does): a scheme
+    other than MIRROR_KINDS (ftp://, s3://, …), a control character (a pasted newline), an http(s) URL without a
+    valid host or port, a file:// URL with a host (`file://data/x` is the host `data`, not a relative path).
+    check_params refuses such a mirror before any download stage runs, instead of the download failing on it."""
+    if any(not c.isprintable() for c in mirror):
+        return f"contains a control character (allowed: {MIRROR_KINDS}, on one line)"
+    parsed = urlparse(mirror)
+    if parsed.scheme in ("http", "https"):
+        try:
+            parsed.port  # noqa: B018 (raises ValueError for a port that is no number or out of range)
+        except ValueError:
+            return "has an invalid port (expected http(s)://host[:port]/path)"
+        host = parsed.hostname or ""
+        if not host or host.startswith((".", "*")) or any(c.isspace() for c in host):
+            return "has no valid host (expected http(s)://host[:port]/path)"
+    elif parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            return (f"names the host {parsed.netloc!r} (a file:// URL takes an absolute path, file:///abs/path; "
+                    "or give the directory's path alone)")
+    elif local_root(mirror) is None:
+        return f"unsupported scheme (allowed: {MIRROR_KINDS})"
+    return None
 
 
-def _mirror_source(mirror: str, name: str) -> str | Path:
-    if unsupported_scheme(mirror):
-        raise DataError(f"{name}: mirror {mirror!r} has an unsupported scheme (use {MIRROR_KINDS})")
+def _mirror_source(mirror: str, name: str) -> str | Path:  # (a mirror that passed check_mirror)
     if urlparse(mirror).scheme in ("http", "https"):
         return f"{mirror.rstrip('/')}/{name}"
     return local_root(mirror) / name
@@ -411,6 +431,8 @@ def _http_get(url: str, tmp: Path, *, progress: bool, retries: int, timeout: flo
         except (requests.Timeout, requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError) as err:
             reason = type(err).__name__
+        except requests.RequestException as err:  # no request could be made (InvalidURL, …): no retry helps
+            raise _Unavailable(_one_line(err)) from None
         if watchdog.expired:
             done = tmp.stat().st_size if tmp.is_file() else 0
             raise _Rejected(f"not complete within the {deadline:g} s deadline ({done} bytes received; a stalled "

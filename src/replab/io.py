@@ -388,6 +388,9 @@ def parse_yaml(text: str) -> Any:
         # ruamel's messages span lines and end with a pointer to its docs; a one-line error keeps the essentials
         message = " ".join(str(err).split("To suppress this check")[0].split())
         message = message.replace('in "<unicode string>", line', "at line")
+        mark = getattr(err, "problem_mark", None)
+        if mark is not None and text[mark.index:mark.index + 1] == "\t":  # ruamel names no character
+            message += ": a tab (YAML indents with spaces only)"
         raise YAMLSyntaxError(message) from None
 
 
@@ -403,8 +406,9 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 UNREADABLE_ZIP = (zipfile.BadZipFile, EOFError, OSError, zlib.error, RuntimeError, NotImplementedError)
 
 # what np.load raises on a damaged file: a cut or overwritten zip (BadZipFile, EOFError), a corrupt deflate
-# stream (zlib.error), a bad header or pickled objects (ValueError), a directory or no permission (OSError)
-_UNREADABLE = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError)
+# stream (zlib.error), a bad header or pickled objects (ValueError), a directory or no permission (OSError), a
+# header whose shape asks for terabytes (MemoryError: np.load allocates the array before it reads the data)
+_UNREADABLE = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, MemoryError)
 
 
 def read_npz(path: str | os.PathLike, stage: str = "") -> dict[str, np.ndarray]:

@@ -279,7 +279,8 @@ def check_profile(name: str, where: str, conf: str | Path = "conf", *, no_conf_o
     profiles = Path(conf) / "profile"
     if no_conf_ok and not profiles.is_dir():
         return
-    if not (profiles / f"{name}.yaml").is_file():
+    # a plain file name: `../config` names conf/config.yaml, which is no profile (Hydra then fails on the sweep)
+    if Path(name).name != name or name.startswith(".") or not (profiles / f"{name}.yaml").is_file():
         known = ", ".join(sorted(p.stem for p in profiles.glob("*.yaml"))) or "none"
         raise ParamError(f"{where}: no {profiles}/{name}.yaml (known: {known})")
 

@@ -13,6 +13,7 @@ naming the file and line (or key).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 from replab.data.text import record_fields, utf8
 from replab.download import RemoteFile, fetch
 from replab.io import DataError, atomic_dir, read_json, sha256_file, write_json
-from replab.params import MAX_SIZE, param
+from replab.params import MAX_SIZE, fail, param
 
 VEC = RemoteFile(
     "wiki.simple.vec",
@@ -37,6 +38,12 @@ RECORD = "fasttext.json"
 class FasttextConfig:
     mirror: str | None = param(None, nonempty=True, doc="directory, file:// or http(s):// URL holding wiki.simple.vec")
     sha256: str | None = param(None, doc="pin for wiki.simple.vec (none is published; null: record at download)")
+
+    def check(self, where: str) -> None:
+        # a bad pin found now, not as a mismatch after a 100 MB download
+        if self.sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            fail(where, f"sha256 = {self.sha256!r}: must be a sha256 in 64 lowercase hex digits (as sha256sum prints "
+                 "it), or null")
 
 
 DOWNLOAD_PARAMS = ("mirror", "sha256")  # what download() reads of the config (registry.download_params)
@@ -106,7 +113,8 @@ def embeddings_for(kind: str, raw_root: Path, vocab: Sequence[str], seed: int) -
 def vocab_rows(path: Path, vocab: Sequence[str], seed: int = 0) -> tuple[np.ndarray, dict]:
     """float32 [V, d] rows of a fastText `.vec` (header "<count> <dim>", then "<word> <d floats>") for the
     words of `vocab` only, streamed line by line; words without a vector get N(0, std of the found rows)
-    (seeded), `<pad>` gets zeros. DataError naming the file on a malformed header or row."""
+    (seeded), `<pad>` (vocab[0]) gets zeros, a word's second row is ignored (counted in the meta). DataError
+    naming the file and line on a malformed header or row (a blank one too)."""
     index = {tok: i for i, tok in enumerate(vocab)}
     try:
         fh = open(path, "rb")  # decoded line by line, so that an error names its own line
@@ -116,22 +124,29 @@ def vocab_rows(path: Path, vocab: Sequence[str], seed: int = 0) -> tuple[np.ndar
         count, dim = _parse_header(fh.readline(), path)
         out = np.zeros((len(vocab), dim), dtype=np.float32)
         found = np.zeros(len(vocab), dtype=bool)
-        lineno = 1
+        lineno, repeated = 1, 0
         for lineno, raw in enumerate(fh, 2):
             word, _, rest = utf8(raw, str(path), lineno).rstrip("\n").rstrip(" ").partition(" ")
+            if not word:  # a blank line would pass for a vector in the count check below
+                raise DataError(f"{path}: line {lineno}: no word (expected '<word> <{dim} floats>')")
             i = index.get(word)
-            if i is None:
+            if i is None or i == 0:  # not in the vocabulary, or <pad> (zeros whatever the file says)
+                continue
+            if found[i]:  # fastText writes each word once; a second row is ignored as gensim's reader does
+                repeated += 1
                 continue
             values = rest.split(" ")
             if len(values) != dim:
                 raise DataError(f"{path}: line {lineno}: {word!r} has {len(values)} values, the header says {dim}")
             try:
-                row = np.array(values, dtype=np.float32)
+                row = np.array(values, dtype=np.float64)
             except ValueError as err:
                 raise DataError(f"{path}: line {lineno}: not '<word> <{dim} floats>' ({err})") from None
             if not np.isfinite(row).all():
                 raise DataError(f"{path}: line {lineno}: {word!r} has a NaN or infinite value (vectors must be "
                                 "finite)")
+            if np.abs(row).max() > np.finfo(np.float32).max:
+                raise DataError(f"{path}: line {lineno}: {word!r} has a value beyond float32's range (±3.4e38)")
             out[i], found[i] = row, True
     if lineno - 1 != count:
         raise DataError(f"{path}: header announces {count} vectors, file has {lineno - 1} (truncated?)")
@@ -140,4 +155,4 @@ def vocab_rows(path: Path, vocab: Sequence[str], seed: int = 0) -> tuple[np.ndar
     std = float(out[found].std()) if found.any() else 1.0
     out[missing] = np.random.default_rng(seed).normal(0.0, std, size=(int(missing.sum()), dim))
     return out, {"file": str(path), "sha256": sha256_file(path), "dim": dim, "vectors_in_file": count,
-                 "vocab_found": int(found.sum()), "vocab_random": int(missing.sum())}
+                 "vocab_found": int(found.sum()), "vocab_random": int(missing.sum()), "repeated_rows_ignored": repeated}

@@ -86,10 +86,13 @@ def read_idx(path: str | Path) -> np.ndarray:
     path = Path(path)
     try:
         raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
     except FileNotFoundError:
         raise DataError(f"{path}: missing (run the download stage first)") from None
+    except OSError as err:  # a directory, no permission: not the gzip's fault
+        raise DataError(f"{path}: unreadable ({err.strerror})") from None
+    try:
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
     except (EOFError, OSError, zlib.error) as err:
         raise DataError(f"{path}: truncated or corrupt gzip ({err})") from None
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES or raw[3] == 0:

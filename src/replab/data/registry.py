@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from replab.io import write_manifest
-from replab.params import PARAMS_FILE, SEED_MAX, ParamError, parse, read_params
+from replab.params import PARAMS_FILE, SEED_MAX, ParamError, parse, read_params, shown
 
 RAW_ROOT = Path("data/raw")
 PROCESSED_ROOT = Path("data/processed")
@@ -48,9 +48,10 @@ SOURCES = {s.name: s for s in (
 )}
 
 
-def get(name: str, where: str = "dataset") -> Source:
-    if name not in SOURCES:
-        raise ParamError(f"{where} = {name!r}: unknown dataset (allowed: {', '.join(SOURCES)})")
+def get(name: Any, where: str = "dataset") -> Source:
+    """The Source of data set `name`; ParamError naming `where` (the param key or option) for any other value."""
+    if not isinstance(name, str) or name not in SOURCES:
+        raise ParamError(f"{where} = {shown(name)}: unknown data set (allowed: {', '.join(SOURCES)})")
     return SOURCES[name]
 
 
@@ -66,10 +67,10 @@ def load_data_params(name: str, path: str | Path = PARAMS_FILE, params: dict | N
     source = get(name, f"{path}: dataset")
     cfg = parse(source.config_class(), data.get(name, {}), f"{path}: data.{name}")  # absent: the defaults
     if (mirror := getattr(cfg, "mirror", None)) is not None:  # found by check_params, before DVC deletes a download
-        from replab.download import MIRROR_KINDS, unsupported_scheme
+        from replab.download import mirror_problem
 
-        if unsupported_scheme(mirror):
-            raise ParamError(f"{path}: data.{name}.mirror = {mirror!r}: unsupported scheme (allowed: {MIRROR_KINDS})")
+        if (problem := mirror_problem(mirror)) is not None:
+            raise ParamError(f"{path}: data.{name}.mirror = {mirror!r}: {problem}")
     return cfg, split_seed
 
 

@@ -95,7 +95,9 @@ def read_corpus(path: Path):
 
 
 def read_lexicon(path: Path) -> dict[str, float]:
-    """VADER lexicon: token → mean valence. DataError naming the file on a malformed line."""
+    """VADER lexicon: token → mean valence. DataError naming the file on a malformed line (an empty token too). A
+    repeated token keeps its last valence, as VADER's own reader (`make_lex_dict`) does: the shipped file repeats
+    14 (`:-p`, `lol`, …)."""
     if not path.exists():
         raise DataError(f"{path}: missing (run the download stage first)")
     lines = read_text(path).splitlines()
@@ -108,6 +110,8 @@ def read_lexicon(path: Path) -> dict[str, float]:
             value = float(fields[1])
         except (IndexError, ValueError):
             raise DataError(f"{path}: line {i}: expected token<TAB>mean valence<TAB>…, got {line[:40]!r}") from None
+        if not fields[0].strip():
+            raise DataError(f"{path}: line {i}: empty token (expected token<TAB>mean valence<TAB>…)")
         if not np.isfinite(value) or abs(value) > 4:
             raise DataError(f"{path}: line {i}: mean valence {fields[1]} outside [-4, 4]")
         lexicon[fields[0]] = value

@@ -54,7 +54,7 @@ def check_params(params: dict) -> None:
     section): ParamError, one line naming the key, on the first fault. What `replab check` and the check_params
     stage run, and what `replab sweep` runs on each grid point before queueing it."""
     from replab.data import registry
-    from replab.params import Runtime, check_meta_profile, load_runtime, load_section, missing_key
+    from replab.params import Runtime, check_meta_profile, load_runtime, load_section, missing_key, shown
 
     allowed = (*SHARED_SECTIONS, *PAPERS)
     unknown = [key for key in params if key not in allowed]
@@ -65,11 +65,20 @@ def check_params(params: dict) -> None:
         raise ParamError(f"{PARAMS_FILE}: section `{missing[0]}` is missing (`replab compose` writes every section)")
     load_runtime(params=params)
     check_meta_profile(params)
+    # `images` only feeds conf/'s interpolations (aae_ssl.dataset, autoencoder.dataset, `datasets`), but it is shown
+    # beside them in `dvc exp show` and `replab compare`: a value no stage could use would mislead there
+    images = params["images"]
+    image_sets = paper_module("aae_ssl").model.IMAGE_DATASETS
+    if not isinstance(images, str) or images not in image_sets:
+        raise ParamError(f"{PARAMS_FILE}: images = {shown(images)}: must be an image data set (allowed: "
+                         f"{', '.join(image_sets)})")
     datasets = params["datasets"]
     if not isinstance(datasets, list) or not datasets:
-        raise ParamError(f"{PARAMS_FILE}: datasets = {datasets!r}: must be a non-empty list of data set names")
-    if len(set(map(str, datasets))) != len(datasets):  # dvc.yaml's foreach would name two stages alike
-        raise ParamError(f"{PARAMS_FILE}: datasets = {datasets!r}: values must be distinct")
+        raise ParamError(f"{PARAMS_FILE}: datasets = {shown(datasets)}: must be a non-empty list of data set names")
+    for i, name in enumerate(datasets):
+        registry.get(name, f"{PARAMS_FILE}: datasets[{i}]")
+    if len(set(datasets)) != len(datasets):  # dvc.yaml's foreach would name two stages alike
+        raise ParamError(f"{PARAMS_FILE}: datasets = {shown(datasets)}: values must be distinct")
     for name in datasets:
         registry.load_data_params(name, params=params)
     data = params.get("data") if isinstance(params.get("data"), dict) else {}

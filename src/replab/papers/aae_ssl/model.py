@@ -52,6 +52,9 @@ class StyleConfig:
 
     def check(self, where: str) -> None:  # 0.01 at range 30 passed: 6,001² images asked for 18 GB at evaluation
         side = int(2 * self.grid_range / self.grid_step + 0.5) + 1  # evaluate.style_grid's ticks
+        if self.grid_step > 2 * self.grid_range:  # ticks −range and −range + step: the second far outside the range
+            fail(where, f"grid_step = {self.grid_step:g}: wider than the grid, 2 · grid_range = "
+                        f"{2 * self.grid_range:g} (allowed: at most that, for at least 2 images a side)")
         if side > MAX_GRID_SIDE:
             finest = 2 * self.grid_range / (MAX_GRID_SIDE - 1)
             fail(where, f"grid_step = {self.grid_step:g}: {side:,} images a side at grid_range = {self.grid_range:g} "
