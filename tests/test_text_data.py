@@ -821,25 +821,19 @@ def test_fasttext_header_encoding_and_values_name_the_line(tmp_path):
     with pytest.raises(DataError) as err:
         fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the"])
     assert "not UTF-8 text (byte 0xff)" in one_line_naming(err, f"{vec}: line 3")
-    for bad in ("nan", "inf"):
-        vec.write_text(f"2 3\nthe 1 {bad} 3\nfilm 4 5 6\n")
+    for content, line, message in [
+        ("2 3\nthe 1 nan 3\nfilm 4 5 6\n", 2, "NaN or infinite"),
+        ("2 3\nthe 1 inf 3\nfilm 4 5 6\n", 2, "NaN or infinite"),
+        ("2 3\nthe 1 2 3 4\nfilm 4 5 6\n", 2, "'the' has 4 values, the header says 3"),
+        # float32 overflow was called "a NaN or infinite value", with numpy's RuntimeWarning on stderr
+        ("2 3\nthe 1 1e39 3\nfilm 4 5 6\n", 2, "'the' has a value beyond float32's range (±3.4e38)"),
+        # a trailing blank line passed for the second vector the header announced
+        ("2 3\nthe 1 2 3\n\n", 3, "no word (expected '<word> <3 floats>')"),
+    ]:
+        vec.write_text(content)
         with pytest.raises(DataError) as err:
             fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the"])
-        assert "NaN or infinite" in one_line_naming(err, f"{vec}: line 2")
-    vec.write_text("2 3\nthe 1 2 3 4\nfilm 4 5 6\n")
-    with pytest.raises(DataError) as err:
-        fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the"])
-    assert "'the' has 4 values, the header says 3" in one_line_naming(err, f"{vec}: line 2")
-    # float32 overflow was called "a NaN or infinite value", with numpy's RuntimeWarning on stderr
-    vec.write_text("2 3\nthe 1 1e39 3\nfilm 4 5 6\n")
-    with pytest.raises(DataError) as err:
-        fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the"])
-    assert "'the' has a value beyond float32's range (±3.4e38)" in one_line_naming(err, f"{vec}: line 2")
-    # a trailing blank line passed for the second vector the header announced
-    vec.write_text("2 3\nthe 1 2 3\n\n")
-    with pytest.raises(DataError) as err:
-        fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the"])
-    assert "no word (expected '<word> <3 floats>')" in one_line_naming(err, f"{vec}: line 3")
+        assert message in one_line_naming(err, f"{vec}: line {line}")
 
 
 def test_fasttext_pad_stays_zero_and_a_repeated_word_keeps_its_first_row(tmp_path):
