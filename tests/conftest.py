@@ -236,11 +236,12 @@ def copy_repo(src: Path, dst: Path) -> Path:
 # The smoke baseline: one `dvc repro` of the smoke profile (33 stages, about 140 s of one core), shared by the
 # end-to-end tests. It is built in the background from the session's start, while the workers run the other
 # files, and those end-to-end files run last, heaviest first (seconds of one worker on a 2-core machine in
-# brackets), so that no worker sits waiting for the baseline and the longest files do not start last.
-BASELINE_FILES_HEAVIEST_FIRST = ("test_sharing.py",  # (290: a queued sweep of 3 experiments, S3 and Git remotes)
-                                 "test_resume.py",  # (175: kill and resume a stage of every kind of loop)
-                                 "test_slurm.py",  # (115: a 3-point sweep on a one-node SLURM cluster)
-                                 "test_pipeline.py",  # (70)
+# brackets, summed `--durations` of an idle run on a machine at 67–70 GFLOP/s of matmul), so that no worker sits
+# waiting for the baseline and the longest files do not start last.
+BASELINE_FILES_HEAVIEST_FIRST = ("test_sharing.py",  # (495: a queued sweep of 3 experiments, S3 and Git remotes)
+                                 "test_resume.py",  # (282: kill and resume a stage of every kind of loop)
+                                 "test_slurm.py",  # (199: a 3-point sweep on a one-node SLURM cluster)
+                                 "test_pipeline.py",  # (200)
                                  "test_shape.py")  # (10)
 
 
