@@ -167,6 +167,31 @@ def test_style_grid_matches_the_seed_grid():
                               "most 101, grid_step ≥ 0.6)")
 
 
+def test_fig3_verdict_names_a_count_within_the_seeds_spread_and_side_measures_that_disagree():
+    """The committed quick profile: "holds" on 0.224 ± 0.001 vs 0.194 ± 0.060, with no word that the seeds' spread
+    covers it or that the y–z block's mean |corr| is higher for AAE(y,z) (0.257 vs 0.213)."""
+    from replab.papers.aae_ssl.report import fig3_caveats
+
+    def st(mean, std):
+        return {"mean": mean, "std": std, "n": 2}
+
+    near_zero = {"ae": st(0.194, 0.060), "aae_yz": st(0.224, 0.001)}
+    side = {"off the diagonal": {"ae": st(0.281, 0.067), "aae_yz": st(0.264, 0.003)},
+            "in the y–z block": {"ae": st(0.213, 0.007), "aae_yz": st(0.257, 0.003)}}
+    assert fig3_caveats(near_zero, side) == (
+        " The count differs within the seeds' spread (by less than the larger standard deviation): more seeds would "
+        "be needed to settle it. The mean \\|corr\\| in the y–z block points the other way (AAE(y,z) 0.257 ± 0.003, "
+        "AE 0.213 ± 0.007).")
+    near_zero["ae"] = st(0.100, 0.010)  # clearly apart, and every side measure agreeing: nothing to add
+    side["in the y–z block"]["aae_yz"] = st(0.150, 0.003)
+    assert fig3_caveats(near_zero, side) == ""
+    near_zero["ae"] = st(0.300, 0.010)  # a verdict of "does not hold": weaker correlations of AAE(y,z) disagree
+    assert fig3_caveats(near_zero, side) == (" The mean \\|corr\\| off the diagonal points the other way (AAE(y,z) "
+                                             "0.264 ± 0.003, AE 0.281 ± 0.067). The mean \\|corr\\| in the y–z "
+                                             "block points the other way (AAE(y,z) 0.150 ± 0.003, AE 0.213 ± 0.007).")
+    assert fig3_caveats({"aae_yz": st(0.2, 0.1)}, side) == ""  # no AE: no claim to qualify
+
+
 def test_offdiag_fraction_below_counts_components_near_zero():
     from replab.papers.aae_ssl.report import offdiag_fraction_below
 
@@ -229,7 +254,8 @@ def test_claims_hold_on_a_sweep_built_to_match_the_seed(in_tmp):
     assert near["ae"]["mean"] == 0.0 and near["aae_yz"]["mean"] == pytest.approx(np.mean(sparse[i != j] == 0))
     assert s["latent_corr_offdiag_mean_abs"]["aae_yz"]["mean"] > s["latent_corr_offdiag_mean_abs"]["ae"]["mean"]
     table1, fig3 = _claim_lines(section.markdown)
-    assert "**holds**" in table1 and fig3.endswith("**holds**.")
+    assert "**holds**" in table1 and fig3.startswith("AAE(y,z) has more components near 0 than AE: **holds**. The "
+                                                     "mean \\|corr\\| off the diagonal points the other way")
     assert s["aae_yz_lead_over_baselines"] == {"100": pytest.approx(21.0 - 8.5), "600": pytest.approx(9.25 - 6.5)}
     assert s["claims"]["lead_larger_at_smaller_nl"] is True
     assert ('Claim "… by more at smaller Nl" (AAE(y,z)\'s lead over the better baseline, in points, larger at the '
@@ -250,7 +276,7 @@ def test_claims_fail_on_a_sweep_built_against_the_seed(in_tmp):
     assert s["claims"]["aae_yz_beats_baselines"] is False and s["aae_yz_beats_ae_at_smallest_nl"] is True
     assert s["claims"]["fig3_aae_yz_more_near_zero_than_ae"] is False
     table1, fig3 = _claim_lines(section.markdown)
-    assert "**does not hold**" in table1 and fig3.endswith("**does not hold**.")
+    assert "**does not hold**" in table1 and fig3.endswith("**does not hold**.")  # its mean |corr| agrees
     # the sentence names where it fails (Nl = 600), not only the smallest Nl, where it holds
     assert table1.startswith('Claim "AAE(y,z) beats AE and AAE(z) at every Nl": **does not hold**, AAE(y,z) is not '
                              "below: at Nl = 600 AAE(y,z) 7.00 ± 0.00 vs AAE(z) 6.25 ± 0.35. At the smallest Nl (100)")

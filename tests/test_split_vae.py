@@ -237,6 +237,9 @@ def test_train_evaluate_summarize_end_to_end(tmp_path, monkeypatch):
     # the headings give the sizes trained (a variant's 3-D; they said 10-D whatever exp2.latent_dim was)
     assert "### Experiment I: 1-D A and B (1 epochs)" in section.markdown
     assert "### Experiment II: 3-D (the article: 10-D) A and B, 6 writers" in section.markdown
+    # Exp II's slant R² was measured and left out of the report
+    r2 = {lat: f"{exp2[f'slant_r2_from_{lat}']:.3f}" for lat in ("a", "b")}
+    assert f"Slant (R² of a linear fit from μ, test): from A {r2['a']}, from B {r2['b']}" in section.markdown
 
     # the same records read as real EMNIST: band verdicts against the article, Δ against the notebook
     for key in ("exp1-0", "exp2-0"):  # the files of an EMNIST run
@@ -369,3 +372,12 @@ def test_load_model_refuses_a_wrong_shape_or_arch_with_one_line(tmp_path):
         with pytest.raises(DataError, match=r"model.pt: not a model of split_vae with this config") as err:
             load_model(bad, "cpu", tmp_path / "model.pt")
         assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("a, b, about_equal", [(0.660, 0.663, True), (0.70, 0.66, True), (0.60, 0.66, False),
+                                               (None, 0.66, False)])
+def test_exp2_slant_of_a_about_equal_to_b_within_five_hundredths(a, b, about_equal):
+    from replab.papers.split_vae.report import _about_equal
+
+    stats = {"a": None if a is None else {"mean": a}, "b": {"mean": b}}
+    assert _about_equal(stats) is about_equal

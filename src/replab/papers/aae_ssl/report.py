@@ -180,7 +180,8 @@ def summarize(cfg: Config, params: dict):
                         [[MODEL_LABELS[m], report.fmt(near_zero[m], 3), report.fmt(offdiag_corr[m], 3),
                           report.fmt(yz_corr[m], 3)] for m in cfg.models]),
         "",
-        f"AAE(y,z) has more components near 0 than AE: {claim_words(fig3_claim)}.",
+        f"AAE(y,z) has more components near 0 than AE: {claim_words(fig3_claim)}."
+        + fig3_caveats(near_zero, {"off the diagonal": offdiag_corr, "in the y–z block": yz_corr}),
         "",
         f"![latent correlation]({corr_png})",
         "",
@@ -251,6 +252,25 @@ def fig3_more_near_zero(near_zero: dict[str, dict]) -> bool | None:
     if not {"ae", "aae_yz"} <= set(near_zero):
         return None
     return report.greater(near_zero["aae_yz"], near_zero["ae"])
+
+
+def fig3_caveats(near_zero: dict[str, dict], mean_abs: dict[str, dict[str, dict | None]]) -> str:
+    """What qualifies the Fig. 3 verdict (`fig3_more_near_zero`), as sentences ("" if nothing): a difference of the
+    count within the seeds' spread, and each mean |corr| beside it (`mean_abs`: {where: {model: stats}}) that points
+    the other way (AAE(y,z)'s correlations weaker where the count says not, or the reverse)."""
+    verdict = fig3_more_near_zero(near_zero)
+    if verdict is None:
+        return ""
+    notes = []
+    if report.within_spread(near_zero["aae_yz"], near_zero["ae"]):
+        notes.append("The count differs within the seeds' spread (by less than the larger standard deviation): more "
+                     "seeds would be needed to settle it")
+    for where, stats in mean_abs.items():
+        weaker = report.greater(stats["ae"], stats["aae_yz"])  # AAE(y,z)'s correlations the weaker: the claim's way
+        if weaker is not None and weaker != verdict:
+            notes.append(f"The mean \\|corr\\| {where} points the other way (AAE(y,z) "
+                         f"{report.fmt(stats['aae_yz'], 3)}, AE {report.fmt(stats['ae'], 3)})")
+    return "".join(f" {note}." for note in notes)
 
 
 def claim_words(holds: bool | None) -> str:

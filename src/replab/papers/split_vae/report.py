@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from replab import report
-from replab.io import read_npz
+from replab.io import finite, read_npz
 from replab.papers.split_vae.model import (
     ARTICLE_LATENT_DIM,
     ARTICLE_ROWS,
@@ -209,7 +209,8 @@ def summarize(cfg: Config, params: dict):
             headers = ["#", "model", "features", "Purity", "ARI", "AMI (max)", "AMI (arithmetic)",
                        *(["article Purity", "article ARI", "article AMI"] if split == primary else [])]
             md += [f"Writer clustering, K = {e2['n_writers']}, **{split}** split"
-                   + (" (primary)" if split == primary else " (the article's numbers: beside the primary split)")
+                   + (" (primary)" if split == primary else f" (no article columns: they stand in the {primary} "
+                                                              "split's table)")
                    + ":", "", report.md_table(headers, table_rows), ""]
         if real:
             md += ["Band verdicts: ours (mean ± std over seeds) against the article's single run, tolerance "
@@ -220,7 +221,11 @@ def summarize(cfg: Config, params: dict):
                                [["writer", report.fmt(p["writer_from_a"]), report.fmt(p["writer_from_b"]),
                                  report.fmt(p["writer_chance"])],
                                 ["digit", report.fmt(p["digit_from_a"]), report.fmt(p["digit_from_b"]),
-                                 report.fmt(p["digit_chance"])]]), ""]
+                                 report.fmt(p["digit_chance"])]]), "",
+               # Exp I's slant claim, measured here too: with 10-D latents A may carry the style as well
+               f"Slant (R² of a linear fit from μ, test): from A {report.fmt(e2['slant_r2']['a'], 3)}, from B "
+               f"{report.fmt(e2['slant_r2']['b'], 3)}" + ("; A holds about as much of it as B, unlike Exp I's 1-D A"
+                                                           if _about_equal(e2["slant_r2"]) else "") + ".", ""]
         figure, skipped = _tsne_figure(variants_dir / variant_key("exp2", first), summary_dir / "exp2_tsne.png")
         md += [f"![t-SNE of A and B]({figure})", ""]
         md += [f"t-SNE of latent {latent} (`{variant_key('exp2', first)}`) skipped: {why}." for latent, why
@@ -242,6 +247,12 @@ def summarize(cfg: Config, params: dict):
     summary["run"] = report.run_summary(records.values())
     return report.Section(PAPER, "split_vae — VAE with two bottlenecks, digit vs writer (seed 001)",
                           "\n".join(md), summary)
+
+
+def _about_equal(r2: dict[str, dict | None]) -> bool:
+    """Whether the slant R² from A reaches within 0.05 of B's (or above it)."""
+    a, b = (finite((r2[lat] or {}).get("mean")) for lat in ("a", "b"))
+    return a is not None and b is not None and a >= b - 0.05
 
 
 def _dims(cfg: Config, experiment: str) -> str:
