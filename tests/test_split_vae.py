@@ -377,7 +377,7 @@ def test_load_model_refuses_a_wrong_shape_or_arch_with_one_line(tmp_path):
 @pytest.mark.parametrize("a, b, about_equal", [(0.660, 0.663, True), (0.70, 0.66, True), (0.60, 0.66, False),
                                                (None, 0.66, False)])
 def test_exp2_slant_of_a_about_equal_to_b_within_five_hundredths(a, b, about_equal):
-    from replab.papers.split_vae.report import _about_equal
+    from replab.papers.split_vae.report import _slant_in_a_about_as_in_b
 
     stats = {"a": None if a is None else {"mean": a}, "b": {"mean": b}}
-    assert _about_equal(stats) is about_equal
+    assert _slant_in_a_about_as_in_b(stats) is about_equal
