@@ -425,6 +425,38 @@ def test_end_to_end_every_method_is_deterministic(in_tmp):
     assert strip(run()) == strip(first)
 
 
+def test_fig2_takes_the_runs_of_the_training_stages_and_they_equal_its_own(in_tmp, capsys):
+    """Fig. 2's N_ul = 0 point is the supervised model's run and its N_ul = n_unlabeled point the semi-supervised one's
+    (same params, seed, data and code: the same `fit_signature`): the stage takes their records instead of training
+    them again, and only the point between is trained. The records taken equal what the stage trains itself with no
+    such runs beside it; with other epochs for Fig. 2 (another run) nothing is taken."""
+    _write_text_set(in_tmp / "data/processed")
+    runtime = Runtime(progress=False, threads=1)
+    cfg = _cfg(epochs=2, batch_size=16, batch_unlabeled=16, n_unlabeled=48, methods=["attention_vat"],
+               semi_methods=["attention_vat"], fig2={"methods": ["attention_vat"], "ratios": [0.0, 0.5, 1.0]})
+
+    def fig2_curve(cfg) -> dict:
+        T.train(cfg, runtime, FIG2_STAGE)
+        return _untimed(read_json(FIG2_STAGE.model_dir / "train.json"))["curves"]["attention_vat"]
+
+    alone = fig2_curve(cfg)  # no training stage has run: every point trained here
+    assert alone["n_unlabeled"] == [0, 24, 48] and "not trained again" not in capsys.readouterr().err
+    for setting in ("supervised", "semi"):
+        T.train(cfg, runtime, _stage(setting, "attention"))
+    records = [read_json(_folder(key, axes) / "train.json") for key, axes in M.sweep_variants(cfg)
+               if axes.get("method") == "attention_vat"]
+    assert [r["n_unlabeled"] for r in records] == [0, 48]
+    taken = fig2_curve(cfg)
+    said = capsys.readouterr().err
+    assert "attention_vat at N_ul = 0 is the run of rt_snippets-attention_vat-supervised-0" in said
+    assert "attention_vat at N_ul = 48 is the run of rt_snippets-attention_vat-semi-0" in said
+    assert "N_ul = 24" not in said
+    assert taken == alone  # bit for bit: dev F1, AUC, accuracy, best epoch, sentences seen
+    assert [taken["dev_f1"][0], taken["dev_f1"][2]] == [r["dev_f1"] for r in records]
+    other = fig2_curve(replace(cfg, fig2=replace(cfg.fig2, epochs=1)))
+    assert "not trained again" not in capsys.readouterr().err and other["best_epoch"] == [1, 1, 1]
+
+
 def test_semi_setting_without_a_pool_trains_with_n_ul_zero(in_tmp, capsys):
     """A data set prepared without a pool (eraser_movies): the VAT term on the labeled rows, recorded N_ul = 0."""
     _write_text_set(in_tmp / "data/processed")

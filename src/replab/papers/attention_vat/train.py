@@ -4,6 +4,7 @@ the epoch loop with model selection on dev (AUC by default), the stage that trai
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -16,7 +17,7 @@ import torch
 from replab import runtime as rt
 from replab.batches import EndlessBatches, index_batches, take_batch
 from replab.checkpoint import Checkpoints
-from replab.io import atomic_dir, number_text, write_json
+from replab.io import DataError, atomic_dir, number_text, read_json, write_json
 from replab.loaders.text import TextData, load_text
 from replab.measures import binary_f1, percent
 from replab.papers.attention_vat.model import (
@@ -314,6 +315,7 @@ def train_group(cfg: Config, runtime, variant, device, ckpt) -> None:
                                 desc=f"attention_vat {name}", ckpt=ckpt, loop=name, eps_key=eps_key)
         clock.add(record["rows_per_epoch"] * record["epochs"])
         record = {"dataset": dataset, "setting": setting, "seed": seed, **record,
+                  "fit_signature": fit_signature(run_cfg, variant, runtime, method, n_unlabeled),
                   "eps": run_cfg.eps_for(method) if method != "vanilla" else None,
                   "run": rt.run_metadata(device, seed, f"{data.name} ({data.source})", clock)}
         return {"weights": {k: v.detach().clone() for k, v in model.state_dict().items()},
@@ -343,6 +345,28 @@ def train_group(cfg: Config, runtime, variant, device, ckpt) -> None:
     ckpt.finish()
 
 
+# Config fields `fit` never reads (a run's N_ul, ε and epochs reach it as arguments or in the Config it is given)
+NOT_READ_BY_FIT = ("dataset", "datasets", "methods", "semi_methods", "seeds", "eps_attention_grid", "n_unlabeled",
+                   "fig2")
+
+
+def fit_signature(cfg: Config, variant, runtime, method: str, n_unlabeled: int) -> str:
+    """sha256 of what a `fit` run of `variant`'s data set and seed depends on: the Config fields it reads, the method,
+    N_ul, the processed data's files, the training code (model.py, train.py), the runtime params that change results
+    and the CPU thread count (float rounding). `fit` seeds everything afresh, so two runs of one signature give the
+    same record and weights bit for bit (test_a_method_trained_after_others_in_one_process_equals_it_trained_alone)."""
+    import hashlib
+    from dataclasses import asdict
+
+    from replab.checkpoint import code_files, data_digest
+
+    what = [{k: v for k, v in asdict(cfg).items() if k not in NOT_READ_BY_FIT}, method, n_unlabeled,
+            variant.axes["dataset"], variant.axes["seed"], data_digest(variant, cfg),
+            [hashlib.sha256(path.read_bytes()).hexdigest() for path in code_files("attention_vat")],
+            [getattr(runtime, k) for k in ("device", "deterministic", "tf32")], torch.get_num_threads()]
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def fig2_points(cfg: Config, n_labeled: int, pool: int) -> list[int]:
     """N_ul of each Fig. 2 point: ratio × N_l, capped by the pool (duplicates after capping dropped; said on
     stderr, and the report gives each point's N_ul and its ratio)."""
@@ -357,7 +381,9 @@ def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
     """Fig. 2 of one dataset, family and seed: every method of `fig2.methods` in the family trained at each N_ul;
     the model-selection dev F1 of each is the figure's y value (the seed's 'validation score'). Writes
     train.json (no weights) into the variant's model directory. One stage per family, like the training stages,
-    so that an ε sweep retrains the points of the methods it perturbs only."""
+    so that an ε sweep retrains the points of the methods it perturbs only. A point that is a run the family's
+    training stages made (the same `fit_signature`: N_ul = 0 is a supervised model, N_ul = n_unlabeled a
+    semi-supervised one, when the epochs agree; their folders are this stage's deps) takes that run's record."""
     seed, dataset, family = variant.axes["seed"], variant.axes["dataset"], variant.axes["family"]
     methods = fig2_methods(cfg, family)
     if not methods:  # its (empty) curves record and folder say that nothing was trained
@@ -368,6 +394,10 @@ def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
     n_labeled = len(data.labels["train"])
     points = fig2_points(cfg, n_labeled, data.n_unlabeled)
     run_cfg = replace(cfg, epochs=cfg.fig2.epochs or cfg.epochs)
+    runs = {}  # {fit_signature: record} of the family's supervised and semi-supervised models (unreadable: left out)
+    for path in sorted(variant.model_dir.parent.glob(f"{dataset}-*-{family}-{seed}/*/train.json")):
+        with contextlib.suppress(DataError):
+            runs.update({(record := read_json(path, dict)).get("fit_signature"): {**record, "key": path.parent.name}})
     curves: dict[str, dict] = ckpt.resumed_context.get("curves", {})  # the points finished before a kill
     ckpt.context["curves"] = curves
     for method in methods:
@@ -378,9 +408,13 @@ def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
             for n_ul in points:
                 if n_ul in curves[method]["n_unlabeled"]:
                     continue
-                _, record = fit(run_cfg, method, data, n_ul, seed, device, runtime, ckpt=ckpt,
-                                loop=f"{method} N_ul={n_ul}", desc=f"attention_vat fig2 {dataset} {method} N_ul={n_ul}")
-                clock.add(record["rows_per_epoch"] * record["epochs"])
+                if (record := runs.get(fit_signature(run_cfg, variant, runtime, method, n_ul))) is not None:
+                    print(f"attention_vat {variant.key}: {method} at N_ul = {n_ul:,} is the run of {record['key']}: "
+                          "its record, not trained again", file=sys.stderr)
+                else:
+                    _, record = fit(run_cfg, method, data, n_ul, seed, device, runtime, ckpt=ckpt, loop=f"{method} "
+                                    f"N_ul={n_ul}", desc=f"attention_vat fig2 {dataset} {method} N_ul={n_ul}")
+                    clock.add(record["rows_per_epoch"] * record["epochs"])
                 for name in curves[method]:
                     curves[method][name].append(record[name])
                 live.step = n_ul
