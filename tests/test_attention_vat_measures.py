@@ -417,6 +417,30 @@ def test_a_constant_classifier_is_marked_in_the_f1_column():
     assert not any("†" in line for line in rp.tables_markdown("rt_snippets", per_ds["rt_snippets"]))
 
 
+def test_a_constant_classifiers_r_and_rationale_agreement_are_left_out_of_the_claims():
+    """The quick profile's Word iVAT (semi) and Word iAT called every test sentence positive; "semi-supervised VAT/iVAT
+    above supervised AT/iAT" failed on their Pearson r (−0.096 vs 0.161) while their F1 was "not checkable". No
+    claim weighs a constant classifier: it is left out of that comparison (not checkable once no learned model is left
+    on a side), and a constant Word VAT with the highest r is left out of "Attention VAT/iVAT give a higher
+    correlation", a constant Word iVAT with the highest rationale agreement out of Table 2's claim."""
+    recs = _records(True)
+    for key, r, rationale in (("word_ivat-semi", -0.096, 0.99), ("word_iat-sup", 0.161, None),
+                              ("word_vat-sup", 0.99, None)):
+        recs[key]["predicted_positive"], recs[key]["corr_pearson"] = 100.0, r
+        if rationale:
+            recs[key]["rationale"] = {**recs[key]["rationale"], "auprc": rationale, "average_precision": rationale}
+    judged = lambda: rp.claims({ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()})
+    words, flags = judged()
+    assert ("rt_snippets r (semi vs supervised): Word VAT 0.700 vs Word AT 0.600 (Word iVAT (all positive†), Word iAT "
+            "(all positive†) left out)") in words["semi_vat_above_at"] and flags["semi_vat_above_at"] is True
+    for claim, constant in (("attention_higher_corr", "Word VAT"), ("attention_better_rationales", "Word iVAT")):
+        assert flags[claim] is True and f"{constant} (all positive†) left out" in words[claim], words[claim]
+    recs["word_at-sup"]["predicted_positive"] = 100.0  # no supervised word-level model learned: nothing to compare
+    words, flags = judged()
+    assert ("rt_snippets r (semi vs supervised): not checkable: Word iVAT (all positive†), Word AT (all positive†), "
+            "Word iAT (all positive†)") in words["semi_vat_above_at"] and flags["semi_vat_above_at"] is None
+
+
 def test_fig2_names_the_ratios_that_asked_for_more_than_the_pool():
     """`fig2.ratios=[0,1,50]` trained its 50× point on the whole pool, and the report's column read "13,237 (6.6×)"
     without a word that 50× was asked for (the note went to the training log alone)."""

@@ -146,7 +146,8 @@ def dataset_summary(groups: dict) -> dict:
     table1b = {m: stats(semi[m][n]) for m, n in n_ul_used.items()}
     fig2 = {m: {str(n): stat(values) for n, values in sorted(points.items())} for m, points in groups["fig2"].items()}
     sources = {"vanilla": table1a.get("vanilla"), **{m: table1b.get(m) for m in SEMI_METHODS}}
-    table2 = {m: {k: t[k] for k, _ in RATIONALE_MEASURES} for m, t in sources.items() if t is not None and evidence}
+    table2 = {m: {k: t[k] for k in (*dict(RATIONALE_MEASURES), "predicted_positive")}  # (the claims' †)
+              for m, t in sources.items() if t is not None and evidence}
     seen = {"table1b": {m: fewest(records[k]["unlabeled_seen"] for k in semi[m][n]) for m, n in n_ul_used.items()},
             "fig2": {m: {str(n): fewest(v) for n, v in pts.items()} for m, pts in groups["fig2_seen"].items()}}
     return {"table1a": table1a, "table1b": table1b, "n_unlabeled": n_ul_used, "table2": table2, "evidence": evidence,
@@ -167,14 +168,13 @@ def fig2_seen_text(s: dict, method: str, n_ul: int) -> str:  # `seen_text` of on
 
 def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
     """The paper's claims judged on our numbers (means over seeds): (verdict words, claim_* booleans; None = not
-    measured, a method or measure missing or undefined, or not checkable, an F1 that no model learned: †)."""
+    measured, a method or measure missing or undefined, or not checkable, only a constant classifier's (†) left)."""
     checks: dict[str, list[tuple[bool | None, str]]] = {c: [] for c in PAPER_CLAIMS}
 
-    def stats(table: dict, methods, measure: str) -> dict[str, dict | None]:  # a constant classifier's F1 marked †
-        return {METHOD_LABELS.get(m, m) + (_constant_mark(table[m]) if measure == "f1" else ""): table[m][measure]
-                for m in methods if m in table}
+    def stats(table: dict, methods, measure: str) -> dict[str, dict | None]:  # † a constant classifier, any measure
+        return {METHOD_LABELS.get(m, m) + _constant_mark(table[m]): table[m][measure] for m in methods if m in table}
 
-    def compare(claim: str, where: str, mine: dict, others: dict, *args) -> None:  # `report.beats`; † no learned F1
+    def compare(claim: str, where: str, mine: dict, others: dict, *args) -> None:  # `report.beats`, † left out
         left = ", ".join(label for label in (*mine, *others) if "†" in label)
         learned = [{k: v for k, v in side.items() if "†" not in k} for side in (mine, others)]
         ok, detail = report.beats(where, *learned, *args) if all(learned) else (None, f"{where}: not checkable: {left}")
@@ -200,10 +200,10 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
         for setting, table in (("supervised", t1a), ("semi", t1b)):  # r above vanilla and word level, each setting
             others = {**stats(t1a, ["vanilla"], "corr_pearson"), **stats(table, WORD_LEVEL, "corr_pearson")}
             if (mine := stats(table, OURS, "corr_pearson")) and others:
-                checks["attention_higher_corr"].append(report.beats(f"{ds} {setting}", mine, others, 3))
+                compare("attention_higher_corr", f"{ds} {setting}", mine, others, 3)
         for key, label in RATIONALE_MEASURES if (t2 := s["table2"]) else ():  # above vanilla, word VAT/iVAT, each
             if (mine := stats(t2, OURS, key)) and (others := stats(t2, ("vanilla", "word_vat", "word_ivat"), key)):
-                checks["attention_better_rationales"].append(report.beats(f"{ds} {label}", mine, others, 3))
+                compare("attention_better_rationales", f"{ds} {label}", mine, others, 3)
         for m, points in fig2.items():  # dev F1 at the largest N_ul above the smallest (Fig. 2), every method
             if len(n := sorted(map(int, points))) >= 2:
                 (hi, high), (lo, low) = ((k, f"at N_ul={k:,}{fig2_seen_text(s, m, k)}") for k in (n[-1], n[0]))
@@ -223,8 +223,8 @@ def _constant_mark(t: dict) -> str:
 
 SEEN_NOTE = ("seen: the distinct unlabeled sentences the model drew by its kept epoch (`batch_unlabeled` a step; the "
              "fewest over seeds), where fewer than N_ul: the rest of the N_ul never reached it.")
-CONSTANT_NOTE = ("† every test sentence falls on one side of the 0.5 threshold (in every seed): the F1 is the "
-                 "constant classifier's, not a learned result (its ranking: dev ROC-AUC in the diagnosis below).")
+CONSTANT_NOTE = ("† every test sentence falls on one side of 0.5 (every seed): a constant classifier's F1, not learned "
+                 "result (its ranking: dev ROC-AUC, diagnosis below); the claims leave it out, its r and agreement too")
 
 
 def tables_markdown(ds: str, s: dict) -> list[str]:
