@@ -223,8 +223,8 @@ def _constant_mark(t: dict) -> str:
 
 SEEN_NOTE = ("seen: the distinct unlabeled sentences the model drew by its kept epoch (`batch_unlabeled` a step; the "
              "fewest over seeds), where fewer than N_ul: the rest of the N_ul never reached it.")
-CONSTANT_NOTE = ("† every test sentence falls on one side of 0.5 (every seed): a constant classifier's F1, not learned "
-                 "result (its ranking: dev ROC-AUC, diagnosis below); the claims leave it out, its r and agreement too")
+CONSTANT_NOTE = ("† every test sentence falls on one side of 0.5 (every seed): the constant classifier's F1, not a "
+                 "learned result (its ranking: dev ROC-AUC, diagnosis below); no claim weighs its F1, r or agreement.")
 
 
 def tables_markdown(ds: str, s: dict) -> list[str]:
