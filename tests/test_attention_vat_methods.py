@@ -425,7 +425,7 @@ def test_end_to_end_every_method_is_deterministic(in_tmp):
     assert strip(run()) == strip(first)
 
 
-def test_fig2_takes_the_runs_of_the_training_stages_and_they_equal_its_own(in_tmp, capsys):
+def test_fig2_takes_the_runs_of_the_training_stages_and_they_equal_its_own(in_tmp, capsys, monkeypatch):
     """Fig. 2's N_ul = 0 point is the supervised model's run and its N_ul = n_unlabeled point the semi-supervised one's
     (same params, seed, data and code: the same `fit_signature`): the stage takes their records instead of training
     them again, and only the point between is trained. The records taken equal what the stage trains itself with no
@@ -455,6 +455,20 @@ def test_fig2_takes_the_runs_of_the_training_stages_and_they_equal_its_own(in_tm
     assert [taken["dev_f1"][0], taken["dev_f1"][2]] == [r["dev_f1"] for r in records]
     other = fig2_curve(replace(cfg, fig2=replace(cfg.fig2, epochs=1)))
     assert "not trained again" not in capsys.readouterr().err and other["best_epoch"] == [1, 1, 1]
+    # another machine's rounding (here: another SIMD level) is another run: trained, not taken
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "another SIMD level")
+    assert fig2_curve(cfg) == alone and "not trained again" not in capsys.readouterr().err
+
+
+def test_fit_signature_covers_the_shared_code_fit_runs():
+    """The signature holds the code `fit` reaches outside this paper's files (an edit of the optimizer wrapper, the
+    batches or the oneDNN layers changes what it trains), not only model.py and train.py."""
+    from replab.code_closure import closure
+
+    reached = closure("replab.papers.attention_vat.train", "fit")
+    for name in ("replab.runtime:optimizer", "replab.runtime:LossGuard", "replab.batches:index_batches",
+                 "replab.batches:take_batch", "replab.functional:linear", "replab.papers.attention_vat.model:build_model"):
+        assert name in reached, name
 
 
 def test_semi_setting_without_a_pool_trains_with_n_ul_zero(in_tmp, capsys):

@@ -1,7 +1,7 @@
 """attention_vat report: Tables 1a, 1b, 2 and Fig. 2 beside the paper's numbers, its claims, attention maps of a
 few test sentences per method; the tables group the metrics files (evaluate.py) by their axes. Table 2: the vanilla
-and semi-supervised models. An undefined measure shows as "–" with a note and makes the claims needing it "not
-measured", a constant classifier's F1 (†) "not checkable"; "better" needs a margin beyond the seeds' std."""
+and semi-supervised models. An undefined measure shows as "–" with a note, its claims "not measured"; a constant
+classifier (†) is left out of every claim ("not checkable" if nothing learned is left); "better" needs a margin."""
 
 from __future__ import annotations
 
@@ -223,8 +223,8 @@ def _constant_mark(t: dict) -> str:
 
 SEEN_NOTE = ("seen: the distinct unlabeled sentences the model drew by its kept epoch (`batch_unlabeled` a step; the "
              "fewest over seeds), where fewer than N_ul: the rest of the N_ul never reached it.")
-CONSTANT_NOTE = ("† every test sentence falls on one side of 0.5 (every seed): the constant classifier's F1, not a "
-                 "learned result (its ranking: dev ROC-AUC, diagnosis below); no claim weighs its F1, r or agreement.")
+CONSTANT_NOTE = ("† every test sentence falls on one side of 0.5 (every seed): a constant classifier's F1, no "
+                 "learned result (its ranking: dev ROC-AUC, diagnosis below); claims leave out its F1, r, agreement.")
 
 
 def tables_markdown(ds: str, s: dict) -> list[str]:

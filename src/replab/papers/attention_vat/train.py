@@ -5,19 +5,22 @@ the epoch loop with model selection on dev (AUC by default), the stage that trai
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import sys
 import time
 import warnings
-from dataclasses import replace
+from dataclasses import asdict, replace
+from importlib.metadata import version
 
 import torch
 
 from replab import runtime as rt
 from replab.batches import EndlessBatches, index_batches, take_batch
-from replab.checkpoint import Checkpoints
-from replab.io import DataError, atomic_dir, number_text, read_json, write_json
+from replab.checkpoint import Checkpoints, code_files, data_digest
+from replab.code_closure import fingerprint
+from replab.io import DataError, atomic_dir, number_text, read_json, sha256_file, write_json
 from replab.loaders.text import TextData, load_text
 from replab.measures import binary_f1, percent
 from replab.papers.attention_vat.model import (
@@ -296,7 +299,7 @@ def train_group(cfg: Config, runtime, variant, device, ckpt) -> None:
         print(f"attention_vat {variant.key}: no {family} method in attention_vat."
               f"{'semi_methods' if setting == 'semi' else 'methods'}; nothing to train", file=sys.stderr)
         ckpt.live_dir.mkdir(parents=True, exist_ok=True)  # a declared output, like the model folder
-    data = load_text(dataset, device, cfg.unlabeled_max_length)
+    data, context = load_text(dataset, device, cfg.unlabeled_max_length), fit_context(variant, cfg, runtime, device)
     if setting == "semi" and data.n_unlabeled == 0:
         # e.g. eraser_movies, prepared without a pool: the VAT term on the labeled data only, recorded as N_ul = 0
         print(f"attention_vat {variant.key}: data/processed/{dataset} has no unlabeled pool; semi-supervised "
@@ -315,7 +318,7 @@ def train_group(cfg: Config, runtime, variant, device, ckpt) -> None:
                                 desc=f"attention_vat {name}", ckpt=ckpt, loop=name, eps_key=eps_key)
         clock.add(record["rows_per_epoch"] * record["epochs"])
         record = {"dataset": dataset, "setting": setting, "seed": seed, **record,
-                  "fit_signature": fit_signature(run_cfg, variant, runtime, method, n_unlabeled),
+                  "fit_signature": fit_signature(context, run_cfg, method, n_unlabeled),
                   "eps": run_cfg.eps_for(method) if method != "vanilla" else None,
                   "run": rt.run_metadata(device, seed, f"{data.name} ({data.source})", clock)}
         return {"weights": {k: v.detach().clone() for k, v in model.state_dict().items()},
@@ -350,20 +353,18 @@ NOT_READ_BY_FIT = ("dataset", "datasets", "methods", "semi_methods", "seeds", "e
                    "fig2")
 
 
-def fit_signature(cfg: Config, variant, runtime, method: str, n_unlabeled: int) -> str:
-    """sha256 of what a `fit` run of `variant`'s data set and seed depends on: the Config fields it reads, the method,
-    N_ul, the processed data's files, the training code (model.py, train.py), the runtime params that change results
-    and the CPU thread count (float rounding). `fit` seeds everything afresh, so two runs of one signature give the
-    same record and weights bit for bit (test_a_method_trained_after_others_in_one_process_equals_it_trained_alone)."""
-    import hashlib
-    from dataclasses import asdict
+def fit_context(variant, cfg: Config, runtime, device) -> list:
+    """What a stage's `fit` runs share, for `fit_signature`: data set, seed, the processed data's files, the code `fit`
+    reaches (`code_closure`; model.py and train.py whole: Config methods), runtime params and machine facts."""
+    return [variant.axes["dataset"], variant.axes["seed"], data_digest(variant, cfg), fingerprint(__name__, "fit"),
+            [sha256_file(path) for path in code_files("attention_vat")], rt.run_metadata(device, 0, ""),
+            [getattr(runtime, k) for k in ("deterministic", "tf32")], *map(version, ("numpy", "scikit-learn"))]
 
-    from replab.checkpoint import code_files, data_digest
 
-    what = [{k: v for k, v in asdict(cfg).items() if k not in NOT_READ_BY_FIT}, method, n_unlabeled,
-            variant.axes["dataset"], variant.axes["seed"], data_digest(variant, cfg),
-            [hashlib.sha256(path.read_bytes()).hexdigest() for path in code_files("attention_vat")],
-            [getattr(runtime, k) for k in ("device", "deterministic", "tf32")], torch.get_num_threads()]
+def fit_signature(context: list, cfg: Config, method: str, n_unlabeled: int) -> str:
+    """sha256 of a `fit` run's `fit_context`, the Config fields it reads, method and N_ul. `fit` seeds afresh: runs of
+    one signature give one record and weights bit for bit (test_a_method_trained_after_others_in_one_process_…)."""
+    what = [context, {k: v for k, v in asdict(cfg).items() if k not in NOT_READ_BY_FIT}, method, n_unlabeled]
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -378,12 +379,11 @@ def fig2_points(cfg: Config, n_labeled: int, pool: int) -> list[int]:
 
 
 def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
-    """Fig. 2 of one dataset, family and seed: every method of `fig2.methods` in the family trained at each N_ul;
-    the model-selection dev F1 of each is the figure's y value (the seed's 'validation score'). Writes
-    train.json (no weights) into the variant's model directory. One stage per family, like the training stages,
-    so that an ε sweep retrains the points of the methods it perturbs only. A point that is a run the family's
-    training stages made (the same `fit_signature`: N_ul = 0 is a supervised model, N_ul = n_unlabeled a
-    semi-supervised one, when the epochs agree; their folders are this stage's deps) takes that run's record."""
+    """Fig. 2 of one dataset, family and seed: every method of `fig2.methods` in the family trained at each N_ul; the
+    model-selection dev F1 of each is the figure's y value (the seed's 'validation score'). Writes train.json (no
+    weights) into the variant's folder. One stage per family, so that an ε sweep retrains only the points it perturbs.
+    A point that a training stage ran (N_ul 0: supervised; the semi N_ul: semi-supervised) takes that record if its
+    `fit_signature` matches, the very record its training would give: no dvc.yaml dep (those stages come first)."""
     seed, dataset, family = variant.axes["seed"], variant.axes["dataset"], variant.axes["family"]
     methods = fig2_methods(cfg, family)
     if not methods:  # its (empty) curves record and folder say that nothing was trained
@@ -393,7 +393,7 @@ def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
     data = load_text(dataset, device, cfg.unlabeled_max_length)
     n_labeled = len(data.labels["train"])
     points = fig2_points(cfg, n_labeled, data.n_unlabeled)
-    run_cfg = replace(cfg, epochs=cfg.fig2.epochs or cfg.epochs)
+    run_cfg, context = replace(cfg, epochs=cfg.fig2.epochs or cfg.epochs), fit_context(variant, cfg, runtime, device)
     runs = {}  # {fit_signature: record} of the family's supervised and semi-supervised models (unreadable: left out)
     for path in sorted(variant.model_dir.parent.glob(f"{dataset}-*-{family}-{seed}/*/train.json")):
         with contextlib.suppress(DataError):
@@ -408,7 +408,7 @@ def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
             for n_ul in points:
                 if n_ul in curves[method]["n_unlabeled"]:
                     continue
-                if (record := runs.get(fit_signature(run_cfg, variant, runtime, method, n_ul))) is not None:
+                if (record := runs.get(fit_signature(context, run_cfg, method, n_ul))) is not None:
                     print(f"attention_vat {variant.key}: {method} at N_ul = {n_ul:,} is the run of {record['key']}: "
                           "its record, not trained again", file=sys.stderr)
                 else:
