@@ -435,6 +435,8 @@ def test_a_constant_classifiers_r_and_rationale_agreement_are_left_out_of_the_cl
             "(all positive†) left out)") in words["semi_vat_above_at"] and flags["semi_vat_above_at"] is True
     for claim, constant in (("attention_higher_corr", "Word VAT"), ("attention_better_rationales", "Word iVAT")):
         assert flags[claim] is True and f"{constant} (all positive†) left out" in words[claim], words[claim]
+    table2 = "\n".join(rp.tables_markdown("rt_snippets", rp.dataset_summary(rp.group(recs)["rt_snippets"])))
+    assert "| Word iVAT (semi) (all positive†) |" in table2  # marked in Table 2 too, as its claim names it
     recs["word_at-sup"]["predicted_positive"] = 100.0  # no supervised word-level model learned: nothing to compare
     words, flags = judged()
     assert ("rt_snippets r (semi vs supervised): not checkable: Word iVAT (all positive†), Word AT (all positive†), "

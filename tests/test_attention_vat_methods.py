@@ -467,7 +467,8 @@ def test_fit_signature_covers_the_shared_code_fit_runs():
 
     reached = closure("replab.papers.attention_vat.train", "fit")
     for name in ("replab.runtime:optimizer", "replab.runtime:LossGuard", "replab.batches:index_batches",
-                 "replab.batches:take_batch", "replab.functional:linear", "replab.papers.attention_vat.model:build_model"):
+                 "replab.batches:take_batch", "replab.functional:linear",
+                 "replab.papers.attention_vat.model:build_model"):
         assert name in reached, name
 
 

@@ -256,7 +256,7 @@ def tables_markdown(ds: str, s: dict) -> list[str]:
         aucs = [a for t in s["table2"].values() if (a := (t.get("roc_auc_score") or {}).get("mean")) is not None]
         chance = (f" Ours rank the evidence tokens at chance (ROC-AUC {min(aucs):.3f}–{max(aucs):.3f} ≈ 0.5)."
                   if aucs and max(abs(a - 0.5) for a in aucs) < 0.05 else "")
-        rows = [[METHOD_LABELS.get(m, m) + (" (semi)" if m != "vanilla" else ""),
+        rows = [[METHOD_LABELS.get(m, m) + (" (semi)" if m != "vanilla" else "") + _constant_mark(t),
                  *(f"{report.fmt(t[k], 3)} / {report.num(r, 3)}"
                    for (k, _), r in zip(RATIONALE_MEASURES, PAPER_TABLE_2.get(m, (None,) * 3), strict=True))]
                 for m, t in s["table2"].items()]

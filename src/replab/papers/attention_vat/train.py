@@ -397,7 +397,7 @@ def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
     runs = {}  # {fit_signature: record} of the family's supervised and semi-supervised models (unreadable: left out)
     for path in sorted(variant.model_dir.parent.glob(f"{dataset}-*-{family}-{seed}/*/train.json")):
         with contextlib.suppress(DataError):
-            runs.update({(record := read_json(path, dict)).get("fit_signature"): {**record, "key": path.parent.name}})
+            runs.update({str((rec := read_json(path, dict)).get("fit_signature")): {**rec, "key": path.parent.name}})
     curves: dict[str, dict] = ckpt.resumed_context.get("curves", {})  # the points finished before a kill
     ckpt.context["curves"] = curves
     for method in methods:
