@@ -278,6 +278,27 @@ def test_weights_a_step_of_finite_loss_made_non_finite_stop_the_run_naming_the_t
 # fast: what a checkpoint's fingerprint covers
 
 
+@pytest.mark.parametrize("paper", ["aae_ssl", "split_vae", "censor", "autoencoder", "attention_vat"])
+def test_a_checkpoint_of_other_shared_code_or_kernels_is_not_resumed(paper, in_tmp, monkeypatch):
+    """The fingerprint hashed the paper's model.py and train.py only: an edit of runtime.py's optimizer wrapper or of
+    the batches, or a rerun under ATEN_CPU_CAPABILITY=avx2 on an AVX-512 machine (other kernels, other rounding),
+    resumed a checkpoint of the other code or kernels and mixed two runs. It now covers the replab code `train`
+    reaches and the machine facts."""
+    import torch
+
+    from replab.checkpoint import fingerprint
+    from replab.code_closure import closure
+    from replab.papers import paper_module
+
+    reached = closure(f"replab.papers.{paper}.train", "train")
+    assert {"replab.runtime:optimizer", "replab.runtime:LossGuard"} <= set(reached)
+    cfg, runtime = paper_module(paper).Config(), Runtime()
+    variant = Variant(paper, "k", {"seed": 0})
+    before = fingerprint(variant, cfg, runtime)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "another SIMD level")
+    assert fingerprint(variant, cfg, runtime) != before
+
+
 def test_a_checkpoint_of_other_data_is_not_resumed(in_tmp):
     """The fingerprint covered params, runtime and code but not the data: a run killed with `-S
     data.writers.shear=0.3` resumed, rerun at the default shear, 274 of its 300 epochs trained on the other data."""

@@ -6,8 +6,9 @@ counters and bookkeeping, the torch.Generators it draws from, the global RNGs (p
 CUDA) and a copy of the variant's DVCLive files. Rerun with the same params (`dvc repro` after the kill), the
 stage resumes from the last checkpoint — on the same machine with deterministic algorithms, to the same final
 metrics as an uninterrupted run — and DVCLive continues its curves (`resume=True`). A checkpoint written for
-other params or other training code is discarded: its fingerprint is the sha256 of the paper's params section,
-the variant, the runtime settings that change results, the paper's model.py + train.py and the processed data.
+other params, other training code or other kernels is discarded: its fingerprint is the sha256 of the paper's params
+section, the variant, the runtime settings that change results, the paper's model.py + train.py and the replab code
+its `train` reaches (an edit of runtime.py's optimizer), the processed data and `machine_facts` (the SIMD level).
 
     checkpoints/<paper>/<key>/checkpoint.pt    (git-ignored, not a dvc.yaml output; deleted once the trained
                                                model is saved)
@@ -74,15 +75,31 @@ def data_digest(variant, cfg) -> dict[str, str | None]:
     return digests
 
 
+def machine_facts() -> dict[str, Any]:
+    """What changes a run's float results on one machine besides params and code: the SIMD level PyTorch dispatches
+    to (ATEN_CPU_CAPABILITY can lower it), replab's CPU kernel choice (`functional.ONEDNN_LINEAR`), the thread count
+    and the torch and numpy versions. A checkpoint written under other facts is another run's."""
+    import torch
+
+    from replab.functional import ONEDNN_LINEAR
+
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "onednn_linear": ONEDNN_LINEAR,
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "numpy": np.__version__}
+
+
 def fingerprint(variant, cfg, runtime) -> str:
-    """sha256 of what determines a training run: params section, variant, result-relevant runtime, code, data."""
+    """sha256 of what determines a training run: params section, variant, result-relevant runtime, code (model.py and
+    train.py whole, and every statement of replab the paper's `train` reaches: `code_closure`), data, machine facts."""
+    from replab.code_closure import fingerprint as code_fingerprint
+
     code = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in code_files(variant.paper) if p.exists()}
     what = {
         "paper": variant.paper, "key": variant.key, "axes": variant.axes,
         "cfg": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else cfg,
         "runtime": {k: getattr(runtime, k) for k in ("device", "deterministic", "tf32", "compile", "compile_mode")},
-        "code": code,
+        "code": code, "reached": code_fingerprint(f"replab.papers.{variant.paper}.train", "train"),
         "data": data_digest(variant, cfg),
+        "machine": machine_facts(),
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 

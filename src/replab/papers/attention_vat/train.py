@@ -18,7 +18,7 @@ import torch
 
 from replab import runtime as rt
 from replab.batches import EndlessBatches, index_batches, take_batch
-from replab.checkpoint import Checkpoints, code_files, data_digest
+from replab.checkpoint import Checkpoints, code_files, data_digest, machine_facts
 from replab.code_closure import fingerprint
 from replab.io import DataError, atomic_dir, number_text, read_json, sha256_file, write_json
 from replab.loaders.text import TextData, load_text
@@ -358,7 +358,7 @@ def fit_context(variant, cfg: Config, runtime, device) -> list:
     reaches (`code_closure`; model.py and train.py whole: Config methods), runtime params and machine facts."""
     return [variant.axes["dataset"], variant.axes["seed"], data_digest(variant, cfg), fingerprint(__name__, "fit"),
             [sha256_file(path) for path in code_files("attention_vat")], rt.run_metadata(device, 0, ""),
-            [getattr(runtime, k) for k in ("deterministic", "tf32")], *map(version, ("numpy", "scikit-learn"))]
+            [getattr(runtime, k) for k in ("deterministic", "tf32")], machine_facts(), version("scikit-learn")]
 
 
 def fit_signature(context: list, cfg: Config, method: str, n_unlabeled: int) -> str:
