@@ -87,20 +87,23 @@ def machine_facts() -> dict[str, Any]:
             "threads": torch.get_num_threads(), "torch": torch.__version__, "numpy": np.__version__}
 
 
-def fingerprint(variant, cfg, runtime) -> str:
-    """sha256 of what determines a training run: params section, variant, result-relevant runtime, code (model.py and
-    train.py whole, and every statement of replab the paper's `train` reaches: `code_closure`), data, machine facts."""
+def run_facts(variant, cfg, runtime) -> dict[str, Any]:
+    """What determines a paper's training runs besides its params and variant: the result-relevant runtime, the code
+    (model.py and train.py whole, and every statement of replab the paper's `train` reaches: `code_closure`), the
+    processed data and `machine_facts`. Shared by `fingerprint` and attention_vat's Fig. 2 reuse (`fit_context`)."""
     from replab.code_closure import fingerprint as code_fingerprint
 
     code = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in code_files(variant.paper) if p.exists()}
-    what = {
-        "paper": variant.paper, "key": variant.key, "axes": variant.axes,
-        "cfg": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else cfg,
-        "runtime": {k: getattr(runtime, k) for k in ("device", "deterministic", "tf32", "compile", "compile_mode")},
-        "code": code, "reached": code_fingerprint(f"replab.papers.{variant.paper}.train", "train"),
-        "data": data_digest(variant, cfg),
-        "machine": machine_facts(),
-    }
+    return {"runtime": {k: getattr(runtime, k) for k in ("device", "deterministic", "tf32", "compile", "compile_mode")},
+            "code": code, "reached": code_fingerprint(f"replab.papers.{variant.paper}.train", "train"),
+            "data": data_digest(variant, cfg), "machine": machine_facts()}
+
+
+def fingerprint(variant, cfg, runtime, facts: dict[str, Any] | None = None) -> str:
+    """sha256 of what determines a training run: params section, variant and its `run_facts` (given or computed)."""
+    what = {"paper": variant.paper, "key": variant.key, "axes": variant.axes,
+            "cfg": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else cfg,
+            **(facts if facts is not None else run_facts(variant, cfg, runtime))}
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -234,7 +237,8 @@ class Checkpoints:
         self.path = self.dir / FILE
         self.live_dir = Path(variant.live_dir)
         self.every = float(runtime.checkpoint_every)
-        self.fingerprint = fingerprint(variant, cfg, runtime)
+        self.facts = run_facts(variant, cfg, runtime)  # (attention_vat's Fig. 2 matches runs on them too)
+        self.fingerprint = fingerprint(variant, cfg, runtime, self.facts)
         self.name = f"{variant.paper} {variant.key}"
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self.context: dict[str, Any] = {}

@@ -18,9 +18,8 @@ import torch
 
 from replab import runtime as rt
 from replab.batches import EndlessBatches, index_batches, take_batch
-from replab.checkpoint import Checkpoints, code_files, data_digest, machine_facts
-from replab.code_closure import fingerprint
-from replab.io import DataError, atomic_dir, number_text, read_json, sha256_file, write_json
+from replab.checkpoint import Checkpoints
+from replab.io import DataError, atomic_dir, number_text, read_json, write_json
 from replab.loaders.text import TextData, load_text
 from replab.measures import binary_f1, percent
 from replab.papers.attention_vat.model import (
@@ -299,7 +298,7 @@ def train_group(cfg: Config, runtime, variant, device, ckpt) -> None:
         print(f"attention_vat {variant.key}: no {family} method in attention_vat."
               f"{'semi_methods' if setting == 'semi' else 'methods'}; nothing to train", file=sys.stderr)
         ckpt.live_dir.mkdir(parents=True, exist_ok=True)  # a declared output, like the model folder
-    data, context = load_text(dataset, device, cfg.unlabeled_max_length), fit_context(variant, cfg, runtime, device)
+    data, context = load_text(dataset, device, cfg.unlabeled_max_length), fit_context(variant, ckpt, device)
     if setting == "semi" and data.n_unlabeled == 0:
         # e.g. eraser_movies, prepared without a pool: the VAT term on the labeled data only, recorded as N_ul = 0
         print(f"attention_vat {variant.key}: data/processed/{dataset} has no unlabeled pool; semi-supervised "
@@ -353,12 +352,11 @@ NOT_READ_BY_FIT = ("dataset", "datasets", "methods", "semi_methods", "seeds", "e
                    "fig2")
 
 
-def fit_context(variant, cfg: Config, runtime, device) -> list:
-    """What a stage's `fit` runs share, for `fit_signature`: data set, seed, the processed data's files, the code `fit`
-    reaches (`code_closure`; model.py and train.py whole: Config methods), runtime params and machine facts."""
-    return [variant.axes["dataset"], variant.axes["seed"], data_digest(variant, cfg), fingerprint(__name__, "fit"),
-            [sha256_file(path) for path in code_files("attention_vat")], rt.run_metadata(device, 0, ""),
-            [getattr(runtime, k) for k in ("deterministic", "tf32")], machine_facts(), version("scikit-learn")]
+def fit_context(variant, ckpt, device) -> list:
+    """What a stage's `fit` runs share, for `fit_signature`: data set, seed, the stage's `run_facts` (code `train`
+    reaches, which holds `fit`, model.py and train.py whole, data files, runtime, machine), the run block, sklearn."""
+    return [variant.axes["dataset"], variant.axes["seed"], ckpt.facts, rt.run_metadata(device, 0, ""),
+            version("scikit-learn")]
 
 
 def fit_signature(context: list, cfg: Config, method: str, n_unlabeled: int) -> str:
@@ -393,7 +391,7 @@ def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
     data = load_text(dataset, device, cfg.unlabeled_max_length)
     n_labeled = len(data.labels["train"])
     points = fig2_points(cfg, n_labeled, data.n_unlabeled)
-    run_cfg, context = replace(cfg, epochs=cfg.fig2.epochs or cfg.epochs), fit_context(variant, cfg, runtime, device)
+    run_cfg, context = replace(cfg, epochs=cfg.fig2.epochs or cfg.epochs), fit_context(variant, ckpt, device)
     runs = {}  # {fit_signature: record} of the family's supervised and semi-supervised models (unreadable: left out)
     for path in sorted(variant.model_dir.parent.glob(f"{dataset}-*-{family}-{seed}/*/train.json")):
         with contextlib.suppress(DataError):
