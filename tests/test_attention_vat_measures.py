@@ -417,6 +417,28 @@ def test_a_constant_classifier_is_marked_in_the_f1_column():
     assert not any("†" in line for line in rp.tables_markdown("rt_snippets", per_ds["rt_snippets"]))
 
 
+def test_a_constant_fig2_point_is_marked_and_left_out_of_its_claim():
+    """A Fig. 2 point whose model called every dev sentence positive (the quick profile's Word AT did: dev F1 68.18
+    at 51.72 % accuracy) has the constant classifier's F1, which can beat a learned model's: "dev F1 rises with
+    unlabeled data" judged it as learned. It is marked † in Fig. 2's table and left out of the claim."""
+    recs = _records(False)  # every curve falls: 78 → 76
+    for family in ("word", "attention"):
+        for curve in recs[f"fig2-{family}"]["curves"].values():
+            curve["dev_predicted_positive"] = [100.0, 40.0, 55.0]  # N_ul = 0: all positive (every seed: one)
+    per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
+    words, flags = rp.claims(per_ds)
+    assert flags["f1_rises_with_unlabeled"] is None and words["f1_rises_with_unlabeled"].startswith(
+        "not checkable (rt_snippets: not checkable: Word VAT at N_ul=0 (all positive†); ")
+    table = rp.fig2_table("rt_snippets", per_ds["rt_snippets"])
+    assert "| Word VAT | 78.00 (all positive†) | 77.00 | 76.00 |" in table[2] and rp.FIG2_CONSTANT_NOTE in table
+    for family in ("word", "attention"):  # learned at both ends: judged, and it fails on the numbers
+        for curve in recs[f"fig2-{family}"]["curves"].values():
+            curve["dev_predicted_positive"] = [45.0, 40.0, 55.0]
+    per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
+    assert rp.claims(per_ds)[1]["f1_rises_with_unlabeled"] is False
+    assert not any("†" in line for line in rp.fig2_table("rt_snippets", per_ds["rt_snippets"]))
+
+
 def test_a_constant_classifiers_r_and_rationale_agreement_are_left_out_of_the_claims():
     """The quick profile's Word iVAT (semi) and Word iAT called every test sentence positive; "semi-supervised VAT/iVAT
     above supervised AT/iAT" failed on their Pearson r (−0.096 vs 0.161) while their F1 was "not checkable". No
@@ -483,8 +505,8 @@ def test_a_failed_claim_lists_the_comparisons_that_fail_it_apart_from_those_that
     words, flags = rp.claims(per_ds)
     assert flags["f1_rises_with_unlabeled"] is False
     fails, holds = words["f1_rises_with_unlabeled"].split("; holds: ")
-    assert fails == "does not hold (fails: rt_snippets: Word VAT at N_ul=700 74.00 vs at N_ul=0 78.00"
-    assert "Attention VAT at N_ul=700 80.00 vs at N_ul=0 78.00" in holds and "Word VAT" not in holds
+    assert fails == "does not hold (fails: rt_snippets: Word VAT at N_ul=700 74.00 vs Word VAT at N_ul=0 78.00"
+    assert "Attention VAT at N_ul=700 80.00 vs Attention VAT at N_ul=0 78.00" in holds and "Word VAT" not in holds
 
 
 def test_a_margin_within_the_seed_noise_is_no_win():

@@ -472,6 +472,31 @@ def test_fit_signature_covers_the_shared_code_fit_runs():
         assert name in reached, name
 
 
+def test_fit_signature_holds_the_params_its_run_reads_and_no_other():
+    """A run's signature changes with every param its `fit` reads and with none it does not: the supervised runs
+    (N_ul = 0, which Fig. 2 takes) read no pool param, no method reads another family's ε, vanilla no ε, λ, ξ."""
+    cfg, context = _cfg(), ["context"]
+    sig = lambda method, n_ul=0, **changed: T.fit_signature(context, replace(cfg, **changed), method, n_ul)
+    for method in ("vanilla", "word_at", "word_ivat", "attention_vat"):
+        assert sig(method) == sig(method, batch_unlabeled=cfg.batch_unlabeled + 1, unlabeled_max_length=7,
+                                  n_unlabeled=3, seeds=[5], eps_attention_grid=[0.5])
+        assert sig(method) != sig(method, lr=cfg.lr * 2) != sig(method, hidden=cfg.hidden + 1)
+    assert sig("word_vat", 20) != sig("word_vat", 20, batch_unlabeled=cfg.batch_unlabeled + 1) != sig("word_vat", 20)
+    assert sig("word_vat", 20) != sig("word_vat", 20, unlabeled_max_length=7)
+    for method, read, unread in (("vanilla", [], ["eps_word", "eps_attention", "lam", "xi", "neighbours"]),
+                                 ("word_at", ["eps_word", "lam", "dropout_in_perturbed"],
+                                  ["eps_attention", "eps_word_interpretable", "xi", "neighbours", "alpha_norm"]),
+                                 ("word_ivat", ["eps_word_interpretable", "xi", "power_iterations", "neighbours",
+                                                "alpha_norm"], ["eps_word", "eps_attention"]),
+                                 ("attention_iat", ["eps_attention", "alpha_norm"],
+                                  ["eps_word", "xi", "neighbours", "dropout_in_perturbed"])):
+        for field in read + unread:
+            value = getattr(cfg, field)
+            other = (not value if isinstance(value, bool) else "sentence" if value == "token" else
+                     "token" if isinstance(value, str) else value + 1)
+            assert (sig(method) != sig(method, **{field: other})) is (field in read), (method, field)
+
+
 def test_semi_setting_without_a_pool_trains_with_n_ul_zero(in_tmp, capsys):
     """A data set prepared without a pool (eraser_movies): the VAT term on the labeled rows, recorded N_ul = 0."""
     _write_text_set(in_tmp / "data/processed")

@@ -312,14 +312,16 @@ class TrainRecord:
 
 @dataclass
 class Fig2Curve:
-    """What the report reads of one method's Fig. 2 curve (train.train_fig2): dev F1, sentences drawn at each N_ul."""
+    """What the report reads of one method's Fig. 2 curve (train.train_fig2): dev F1, sentences drawn and % of dev
+    predicted positive (0 or 100: a constant classifier) at each N_ul."""
 
     n_unlabeled: list[int] = param(ge=0, nonempty=True)
     dev_f1: list[float] = param(ge=0.0, le=100.0, distinct=False)
     unlabeled_seen: list[int] | None = param(None, ge=0, distinct=False)
+    dev_predicted_positive: list[float] | None = param(None, ge=0.0, le=100.0, distinct=False)
 
     def check(self, where: str) -> None:
-        for name in ("dev_f1", "unlabeled_seen"):
+        for name in ("dev_f1", "unlabeled_seen", "dev_predicted_positive"):
             if (values := getattr(self, name)) is not None and len(values) != len(self.n_unlabeled):
                 fail(where, f"{name}: {len(values)} values for {len(self.n_unlabeled)} N_ul")
 

@@ -128,6 +128,16 @@ class Config:
     def eps_for(self, method: str) -> float:  # ‖r‖₂ of the method's perturbation
         return getattr(self, self.eps_key(method))
 
+    def reads(self, method: str, n_unlabeled: int) -> dict[str, bool]:  # (train.fit_signature; other fields: all do)
+        """Whether a run of `method` at N_ul reads each method-dependent field: the pool's only with N_ul > 0, λ and
+        its own ε all but vanilla, ξ and K VAT/iVAT, α's norm the i-methods, k and dropout_in_perturbed word-level."""
+        level, kind = method.split("_") if method != "vanilla" else ("", "")
+        vat, interpretable, own_eps = kind.endswith("vat"), kind.startswith("i"), self.eps_key(method)
+        eps = {k: bool(kind) and k == own_eps for k in ("eps_word", "eps_word_interpretable", "eps_attention")}
+        return {"batch_unlabeled": n_unlabeled > 0, "unlabeled_max_length": n_unlabeled > 0, "lam": bool(kind), **eps,
+                "xi": vat, "power_iterations": vat, "alpha_norm": interpretable,
+                "neighbours": level == "word" and interpretable, "dropout_in_perturbed": level == "word"}
+
 
 AXES = {"dataset": "datasets", "method": "methods", "setting": "settings", "seed": "seeds"}
 GROUP_AXES = {"dataset": "datasets", "setting": "settings", "family": "families", "seed": "seeds"}

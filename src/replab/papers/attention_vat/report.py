@@ -74,12 +74,13 @@ NAME, N_LABELED, SEED = ((str, {"nonempty": True}), (int | None, {"ge": 1, "le":
                          (int, {"ge": 0, "le": SEED_MAX}))
 
 
-def _check_curves(self, where: str) -> None:  # FIG2's: curves of its methods, one dev F1 (and count seen) per N_ul
+def _check_curves(self, where: str) -> None:  # FIG2's: curves of its methods, one dev F1 (count seen, %) per N_ul
     for method, curve in self.curves.items():
         if method not in SEMI_METHODS:
             fail(where, f"curves.{method}: not a method of Fig. 2 (allowed: {', '.join(SEMI_METHODS)})")
         c = parse_record(CURVE, curve, f"{where}.curves.{method}")
-        for k, values in (("dev_f1", c.dev_f1), ("unlabeled_seen", c.unlabeled_seen or c.n_unlabeled)):
+        for k, values in (("dev_f1", c.dev_f1), ("unlabeled_seen", c.unlabeled_seen or c.n_unlabeled),
+                          ("dev_predicted_positive", c.dev_predicted_positive or c.n_unlabeled)):
             if len(values) != len(c.n_unlabeled):
                 fail(where, f"curves.{method}.{k}: {len(values)} values for {len(c.n_unlabeled)} N_ul")
 
@@ -90,10 +91,8 @@ def _evidence_of_its_dataset(self, where: str) -> None:  # the kind names Table 
 
 
 RATIONALE = report.schema("Rationale", {"evidence": (str, {"choices": EVIDENCE_KINDS}),  # (measures.token_soft_metrics)
-                                        **dict.fromkeys(("auprc", "average_precision", "roc_auc_score"),
-                                                        (float | None, FRACTION)),
-                                        **dict.fromkeys(("documents", "single_class_documents",
-                                                         "documents_without_evidence"), (int, COUNT))})
+    **dict.fromkeys(("auprc", "average_precision", "roc_auc_score"), (float | None, FRACTION)),
+    **dict.fromkeys(("documents", "single_class_documents", "documents_without_evidence"), (int, COUNT))})
 VARIANT = report.schema("Variant", {  # <dataset>/<key>.json of a trained model (evaluate_variant)
     "dataset": NAME, "method": (str, {"choices": METHODS}), "setting": (str, {"choices": SETTINGS}),
     "seed": SEED, "n_labeled": N_LABELED, "n_unlabeled": (int, COUNT), "unlabeled_seen": (int | None, COUNT),
@@ -104,7 +103,8 @@ VARIANT = report.schema("Variant", {  # <dataset>/<key>.json of a trained model 
     "eps_selection": (dict[str, dict[str, float]] | None, OPTIONAL)}, _evidence_of_its_dataset)
 CURVE = report.schema("Curve", {"n_unlabeled": (list[int], {**COUNT, "nonempty": True}),
                                 "dev_f1": (list[float], {**PCT, "distinct": False}),
-                                "unlabeled_seen": (list[int] | None, {**COUNT, **OPTIONAL, "distinct": False})})
+                                "unlabeled_seen": (list[int] | None, {**COUNT, **OPTIONAL, "distinct": False}),
+                                "dev_predicted_positive": (list[float] | None, {**PCT, **OPTIONAL, "distinct": False})})
 FIG2 = report.schema("Fig2", {"dataset": NAME, "seed": SEED, "n_labeled": N_LABELED,  # fig2-<ds>-<fam>-<seed>
                               "curves": (dict[str, dict], {})}, _check_curves)  # (evaluate.collect_fig2)
 LINEAR = report.schema("Linear", {"n_labeled": (int, {"ge": 1, "le": MAX_COUNT}), "dev_auc": (float | None, FRACTION),
@@ -113,21 +113,20 @@ SCHEMA = lambda record: FIG2 if "curves" in record else VARIANT  # a metrics fil
 
 
 def group(records: dict[str, dict]) -> dict:
-    """{dataset: {"supervised": {method: [keys]}, "semi": {method: {n_ul: [keys]}}, "fig2": {method: {n_ul: [dev F1
-    per seed]}}, "fig2_seen": {method: {n_ul: [unlabeled_seen per seed]}}, "records"}}; plain dicts checked first."""
+    """{dataset: {"supervised": {method: [keys]}, "semi": {method: {n_ul: [keys]}}, "fig2": {method: {n_ul: [(dev F1,
+    unlabeled_seen, % dev predicted positive) per seed]}}, "records"}}; plain dicts checked first."""
     records = records if isinstance(records, report.Records) else report.Records(PAPER, records).check(SCHEMA)
     by_n = lambda: defaultdict(lambda: defaultdict(list))
     out: dict = defaultdict(lambda: {"supervised": defaultdict(list), "semi": by_n(), "fig2": by_n(),
-                                     "fig2_seen": by_n(), "n_labeled": None, "evidence": None, "records": records})
+                                     "n_labeled": None, "evidence": None, "records": records})
     for key, rec in records.items():
         ds = out[rec["dataset"]]
         ds["n_labeled"] = ds["n_labeled"] or (rec["n_labeled"] if rec.get("setting") != "semi" else None)
         ds["evidence"] = ds["evidence"] or (rec["rationale"]["evidence"] if rec.get("rationale") else None)
         for method, curve in rec.get("curves", {}).items():
-            seen = curve.get("unlabeled_seen") or [None] * len(curve["n_unlabeled"])
-            for n_ul, f1, k in zip(curve["n_unlabeled"], curve["dev_f1"], seen, strict=True):
-                ds["fig2"][method][n_ul].append(f1)
-                ds["fig2_seen"][method][n_ul].append(k)
+            for n_ul, *point in zip(curve["n_unlabeled"], curve["dev_f1"], *(curve.get(k) or [None] * len(
+                    curve["n_unlabeled"]) for k in ("unlabeled_seen", "dev_predicted_positive")), strict=True):
+                ds["fig2"][method][n_ul].append(point)
         if "curves" not in rec:
             (ds["semi"][rec["method"]][rec["n_unlabeled"]] if rec["setting"] == "semi"
              else ds["supervised"][rec["method"]]).append(key)
@@ -144,12 +143,13 @@ def dataset_summary(groups: dict) -> dict:
     stats = lambda keys: {m: stat(records.value(k, read) for k in keys) for m, read in measures.items()}
     table1a = {m: stats(keys) for m, keys in sup.items()}
     table1b = {m: stats(semi[m][n]) for m, n in n_ul_used.items()}
-    fig2 = {m: {str(n): stat(values) for n, values in sorted(points.items())} for m, points in groups["fig2"].items()}
+    fig2 = {m: {str(n): (f1 := stat(p[0] for p in pts)) and {**f1, "seen": fewest(p[1] for p in pts),  # † of dev:
+                                                             "predicted_positive": stat(p[2] for p in pts)}
+                for n, pts in sorted(points.items())} for m, points in groups["fig2"].items()}
     sources = {"vanilla": table1a.get("vanilla"), **{m: table1b.get(m) for m in SEMI_METHODS}}
     table2 = {m: {k: t[k] for k in (*dict(RATIONALE_MEASURES), "predicted_positive")}  # (the claims' †)
               for m, t in sources.items() if t is not None and evidence}
-    seen = {"table1b": {m: fewest(records[k]["unlabeled_seen"] for k in semi[m][n]) for m, n in n_ul_used.items()},
-            "fig2": {m: {str(n): fewest(v) for n, v in pts.items()} for m, pts in groups["fig2_seen"].items()}}
+    seen = {"table1b": {m: fewest(records[k]["unlabeled_seen"] for k in semi[m][n]) for m, n in n_ul_used.items()}}
     return {"table1a": table1a, "table1b": table1b, "n_unlabeled": n_ul_used, "table2": table2, "evidence": evidence,
             "fig2": fig2, "n_labeled": groups["n_labeled"], "unlabeled_seen": seen}
 
@@ -162,8 +162,7 @@ def seen_text(n_ul: int, seen: int | None) -> str:  # " (k seen)" where the kept
     return f" ({seen:,} seen)" if seen is not None and seen < n_ul else ""
 
 
-def fig2_seen_text(s: dict, method: str, n_ul: int) -> str:  # `seen_text` of one Fig. 2 point
-    return seen_text(n_ul, s["unlabeled_seen"]["fig2"].get(method, {}).get(str(n_ul)))
+fig2_marks = lambda point, n_ul: seen_text(n_ul, (point or {}).get("seen")) + _constant_mark(point or {})  # (†)
 
 
 def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
@@ -206,9 +205,8 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
                 compare("attention_better_rationales", f"{ds} {label}", mine, others, 3)
         for m, points in fig2.items():  # dev F1 at the largest N_ul above the smallest (Fig. 2), every method
             if len(n := sorted(map(int, points))) >= 2:
-                (hi, high), (lo, low) = ((k, f"at N_ul={k:,}{fig2_seen_text(s, m, k)}") for k in (n[-1], n[0]))
-                checks["f1_rises_with_unlabeled"].append(
-                    report.beats(ds, {f"{METHOD_LABELS.get(m, m)} {high}": points[str(hi)]}, {low: points[str(lo)]}, 2))
+                at = lambda k, p=points, m=m: {f"{METHOD_LABELS[m]} at N_ul={k:,}{fig2_marks(p[str(k)], k)}": p[str(k)]}
+                compare("f1_rises_with_unlabeled", ds, at(n[-1]), at(n[0]), 2)
     flags = {c: report.all_hold(ok for ok, _ in results) for c, results in checks.items()}
     unjudged = lambda r: "not checkable" if any(": not checkable" in d for _, d in r) else "not measured"  # † or –
     return {c: f"{report.verdict_words(flags[c], unjudged(r))} ({report.claim_detail(r) or 'no runs for it'})"
@@ -216,13 +214,14 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
 
 
 def _constant_mark(t: dict) -> str:
-    """" (all positive†)" (or negative) when every seed's classifier predicts one class for every test sentence."""
-    constant = (s := t["predicted_positive"]) and not s["missing"] and s["std"] == 0 and s["mean"] in (0.0, 100.0)
+    """" (all positive†)" (or negative): every seed predicts one class for every sentence (test; Fig. 2: dev)."""
+    constant = (s := t.get("predicted_positive")) and not s["missing"] and s["std"] == 0 and s["mean"] in (0.0, 100.0)
     return f" (all {'positive' if s['mean'] else 'negative'}†)" if constant else ""
 
 
 SEEN_NOTE = ("seen: the distinct unlabeled sentences the model drew by its kept epoch (`batch_unlabeled` a step; the "
              "fewest over seeds), where fewer than N_ul: the rest of the N_ul never reached it.")
+FIG2_CONSTANT_NOTE = "† every dev sentence on one side of 0.5 (every seed): a constant classifier; claims leave it out."
 CONSTANT_NOTE = ("† every test sentence falls on one side of 0.5 (every seed): a constant classifier's F1, no "
                  "learned result (its ranking: dev ROC-AUC, diagnosis below); claims leave out its F1, r, agreement.")
 
@@ -283,10 +282,11 @@ def fig2_table(ds: str, s: dict, ratios: list[float] | tuple = ()) -> list[str]:
         return []
     capped = ", ".join(f"{r:g}" for r in ratios if s.get("n_labeled") and round(r * s["n_labeled"]) > n_uls[-1])
     head = [f"{n:,}" + (f" ({n / s['n_labeled']:.1f}×)" if s.get("n_labeled") else "") for n in n_uls]
-    rows = [[METHOD_LABELS.get(m, m), *(report.fmt(points.get(str(n)), 2) + fig2_seen_text(s, m, n) for n in n_uls)]
+    rows = [[METHOD_LABELS.get(m, m), *(report.fmt(p := points.get(str(n)), 2) + fig2_marks(p, n) for n in n_uls)]
             for m, points in s["fig2"].items()]
     return [f"{ds}: dev F1 (%) at N_ul =", "", report.md_table(["model", *head], rows), "",
-            *([SEEN_NOTE, ""] if any("seen" in cell for r in rows for cell in r) else []),
+            *(x for note, mark in ((SEEN_NOTE, "seen"), (FIG2_CONSTANT_NOTE, "†"))
+              if any(mark in cell for r in rows for cell in r) for x in (note, "")),
             *([f"fig2.ratios {capped} × N_l ask for more than the {n_uls[-1]:,} unlabeled sentences of {ds}'s pool: "
                f"trained at all {n_uls[-1]:,} ({n_uls[-1] / s['n_labeled']:.1f}×).", ""] if capped else [])]
 
@@ -368,8 +368,8 @@ def summarize(cfg, params: dict):
     if fig2 := fig2_figure(per_ds, summary_dir / "fig2_unlabeled.png"):
         md += ["Fig. 2: dev F1 (the model-selection score) against the amount of unlabeled data N_ul, semi-supervised "
                "methods. The paper draws it without numbers: F1 rises up to about 7× the labeled count (IMDB's "
-               "150,000 is 8.7×).", "", *(x for d, s in per_ds.items() for x in fig2_table(d, s, cfg.fig2.ratios))]
-        md += [f"![Fig. 2]({fig2})", ""]
+               "150,000 is 8.7×).", "", *(x for d, s in per_ds.items() for x in fig2_table(d, s, cfg.fig2.ratios)),
+               f"![Fig. 2]({fig2})", ""]
     if maps := attention_figure(records, summary_dir / "attention_examples.png"):
         md += ["Attention weights over a few test sentences, one row per method (first seed; semi-supervised methods "
                "at their largest N_ul; * = evidence token):", "", f"![attention maps]({maps})", ""]

@@ -128,14 +128,15 @@ def predict_logits(model: AttentionClassifier, tokens: torch.Tensor, lengths: to
 
 
 def dev_scores(model: AttentionClassifier, data: TextData) -> dict[str, float]:
-    """On dev: F1 (%) of the positive class (AllenNLP's F1Measure, which the attention papers report), accuracy (%)
-    and ROC-AUC (the AT code's model-selection metric, `+auc`)."""
+    """On dev: F1 (%) of the positive class (AllenNLP's F1Measure, as the attention papers), accuracy (%), ROC-AUC (the
+    AT code's model selection, `+auc`), % predicted positive (0 or 100: a constant classifier, Fig. 2's †)."""
     from sklearn.metrics import roc_auc_score  # (slow to import: only the training stages need it)
 
     logit = predict_logits(model, data.tokens["dev"], data.lengths["dev"]).double().cpu().numpy()
     y = data.labels["dev"].cpu().numpy()
     return {"dev_f1": 100.0 * float(binary_f1(logit > 0, y)), "dev_accuracy": percent((logit > 0) == y),
-            "dev_auc": float(roc_auc_score(y, logit)) if 0 < y.sum() < len(y) else float("nan")}
+            "dev_auc": float(roc_auc_score(y, logit)) if 0 < y.sum() < len(y) else float("nan"),
+            "dev_predicted_positive": percent(logit > 0)}
 
 
 def unlabeled_subset(data: TextData, n_unlabeled: int, seed: int, device) -> torch.Tensor | None:
@@ -236,16 +237,15 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
                         best_epoch=best["epoch"])
         if live is not None:
             live.step = epoch + 1
-            for name, value in (("loss", means[0]), ("nll", means[1]), ("adv", means[2]), *dev.items()):
-                live.log_metric(f"{prefix}{name}", value)
+            for name in ("loss", "nll", "adv", "dev_f1", "dev_accuracy", "dev_auc"):  # (the % positive: in train.json)
+                live.log_metric(f"{prefix}{name}", history[-1][name])
             live.make_summary()
         if ckpt is not None:
             ckpt.maybe_save(loop, state, guard, where=f"epoch {epoch + 1}")
     model.load_state_dict(best_state)
     rows = len(y) + (min(cfg.batch_unlabeled, len(pool)) * steps_per_epoch if pool is not None else 0)
     record = {"method": method, "n_labeled": len(y), "n_unlabeled": n_unlabeled, "epochs": epochs,
-              "best_epoch": best["epoch"], "selection": cfg.selection, "dev_f1": best["dev_f1"],
-              "dev_accuracy": best["dev_accuracy"], "dev_auc": best["dev_auc"],
+              "best_epoch": best["epoch"], "selection": cfg.selection, **{k: v for k, v in best.items() if "dev_" in k},
               "unlabeled_seen": best.get("unlabeled_seen", 0), "history": history,
               "steps": steps, "seconds_per_step": train_seconds / max(steps, 1), "rows_per_epoch": rows}
     return model, record
@@ -360,9 +360,11 @@ def fit_context(variant, ckpt, device) -> list:
 
 
 def fit_signature(context: list, cfg: Config, method: str, n_unlabeled: int) -> str:
-    """sha256 of a `fit` run's `fit_context`, the Config fields it reads, method and N_ul. `fit` seeds afresh: runs of
-    one signature give one record and weights bit for bit (test_a_method_trained_after_others_in_one_process_…)."""
-    what = [context, {k: v for k, v in asdict(cfg).items() if k not in NOT_READ_BY_FIT}, method, n_unlabeled]
+    """sha256 of a `fit` run's `fit_context`, the Config fields it reads (`Config.reads`), method and N_ul. `fit` seeds
+    afresh: runs of one signature give one record and weights bit for bit (test_a_method_trained_after_others_…)."""
+    reads = cfg.reads(method, n_unlabeled)
+    what = [context, {k: v for k, v in asdict(cfg).items() if k not in NOT_READ_BY_FIT and reads.get(k, True)},
+            method, n_unlabeled]
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -399,8 +401,8 @@ def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
     curves: dict[str, dict] = ckpt.resumed_context.get("curves", {})  # the points finished before a kill
     ckpt.context["curves"] = curves
     for method in methods:
-        curves.setdefault(method, {"n_unlabeled": [], "unlabeled_seen": [], "dev_f1": [], "dev_accuracy": [],
-                                   "dev_auc": [], "best_epoch": [], "seconds_per_step": []})
+        curves.setdefault(method, {k: [] for k in ("n_unlabeled", "unlabeled_seen", "dev_f1", "dev_accuracy", "dev_auc",
+                                                   "dev_predicted_positive", "best_epoch", "seconds_per_step")})
         # one DVCLive folder per method, step = N_ul: the curves stage overlays them in one Fig. 2 chart, named so
         with ckpt.open_live(f"fig2-{dataset}-{method}-{seed}", resume=bool(curves[method]["n_unlabeled"])) as live:
             for n_ul in points:
