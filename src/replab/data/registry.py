@@ -31,6 +31,8 @@ class Source:
         return getattr(self.load(), self.config)
 
 
+# the digit-image sets (replab.data.images' processed layout): aae_ssl's and autoencoder's `dataset`, params' `images`
+IMAGE_DATASETS = ("mnist5k", "mnist", "fashion_mnist")
 SOURCES = {s.name: s for s in (
     Source("mnist5k", "embedded", "replab.data.embedded", "Mnist5kConfig"),
     Source("mnist", "real", "replab.data.mnist", "ImageSourceConfig"),

@@ -68,7 +68,7 @@ def check_params(params: dict) -> None:
     # `images` only feeds conf/'s interpolations (aae_ssl.dataset, autoencoder.dataset, `datasets`), but it is shown
     # beside them in `dvc exp show` and `replab compare`: a value no stage could use would mislead there
     images = params["images"]
-    image_sets = paper_module("aae_ssl").model.IMAGE_DATASETS
+    image_sets = registry.IMAGE_DATASETS
     if not isinstance(images, str) or images not in image_sets:
         raise ParamError(f"{PARAMS_FILE}: images = {shown(images)}: must be an image data set (allowed: "
                          f"{', '.join(image_sets)})")

@@ -16,6 +16,7 @@ from torch import nn
 from replab import runtime as rt
 from replab.batches import map_batches
 from replab.data.images import stratified_holdout
+from replab.data.registry import IMAGE_DATASETS
 from replab.functional import Linear
 from replab.measures import percent
 from replab.params import MAX_COUNT, MAX_SIZE, SEED_MAX, ParamError, fail, param
@@ -23,7 +24,6 @@ from replab.params import MAX_COUNT, MAX_SIZE, SEED_MAX, ParamError, fail, param
 PAPER = "aae_ssl"
 MODELS = ("ae", "aae_z", "aae_yz")
 MODEL_LABELS = {"ae": "AE", "aae_z": "AAE(z)", "aae_yz": "AAE(y,z)"}
-IMAGE_DATASETS = ("mnist5k", "mnist", "fashion_mnist")
 N_CLASSES = 10
 
 # Table 1 of the paper: test error (%) mean ± std. A reference, never written as our result.

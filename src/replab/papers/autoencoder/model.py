@@ -11,6 +11,7 @@ from torch import nn
 
 from replab import runtime as rt
 from replab.batches import map_batches
+from replab.data.registry import IMAGE_DATASETS
 from replab.functional import Linear, bce_with_logits
 from replab.params import MAX_COUNT, MAX_SIZE, SEED_MAX, param
 
@@ -18,7 +19,6 @@ PAPER = "autoencoder"
 MODELS = ("simple", "deep", "conv", "denoising")
 MODEL_LABELS = {"simple": "simple (784-32-784)", "deep": "deep (784-128-64-32-…-784)",
                 "conv": "convolutional (4×4×8 code)", "denoising": "denoising conv (7×7×32 code)"}
-IMAGE_DATASETS = ("mnist5k", "mnist", "fashion_mnist")
 N_CLASSES = 10
 ANOMALY = "anomaly"
 SCORES = ("mse", "bce")
