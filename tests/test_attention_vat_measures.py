@@ -415,6 +415,10 @@ def test_a_constant_classifier_is_marked_in_the_f1_column():
     recs["word_at-sup-1"] = {**recs["word_at-sup"], "seed": 1, "predicted_positive": 97.0}  # one seed learned
     per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
     assert not any("†" in line for line in rp.tables_markdown("rt_snippets", per_ds["rt_snippets"]))
+    recs["word_at-sup-1"]["predicted_positive"] = 0.0  # the other seed calls every sentence negative: no mean of 50
+    per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}  # (with its std) reads as learned
+    assert "\n| Word AT | 81.00 ± 0.00 (one class a seed†) |" in "\n".join(rp.tables_markdown("rt_snippets",
+                                                                                            per_ds["rt_snippets"]))
 
 
 def test_a_constant_fig2_point_is_marked_and_left_out_of_its_claim():
@@ -437,6 +441,15 @@ def test_a_constant_fig2_point_is_marked_and_left_out_of_its_claim():
     per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
     assert rp.claims(per_ds)[1]["f1_rises_with_unlabeled"] is False
     assert not any("†" in line for line in rp.fig2_table("rt_snippets", per_ds["rt_snippets"]))
+    recs["fig2-word"]["curves"]["word_vat"]["dev_predicted_positive"] = [45.0, 40.0, 0.0]  # the last: all negative
+    recs["fig2-word-1"] = {**recs["fig2-word"], "seed": 1, "curves": {m: {k: v for k, v in c.items() if k.startswith(
+        ("n_", "dev_f1"))} for m, c in recs["fig2-word"]["curves"].items()}}  # an older seed's file: no % recorded
+    per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
+    assert "†" not in "".join(rp.fig2_table("rt_snippets", per_ds["rt_snippets"]))  # not known for every seed
+    del recs["fig2-word-1"]
+    words, flags = rp.claims({ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()})
+    assert "not checkable: Word VAT at N_ul=700 (all negative†)" in words["f1_rises_with_unlabeled"]
+    assert "Word iVAT at N_ul=700 76.00 vs Word iVAT at N_ul=0 78.00" in words["f1_rises_with_unlabeled"]
 
 
 def test_a_constant_classifiers_r_and_rationale_agreement_are_left_out_of_the_claims():

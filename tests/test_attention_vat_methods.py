@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from conftest import without_timing
-from replab.io import DataError, read_json
+from replab.io import DataError, read_json, write_json
 from replab.papers import Variant, parse_variant
 from replab.params import ParamError, Runtime, parse
 
@@ -455,6 +455,15 @@ def test_fig2_takes_the_runs_of_the_training_stages_and_they_equal_its_own(in_tm
     assert [taken["dev_f1"][0], taken["dev_f1"][2]] == [r["dev_f1"] for r in records]
     other = fig2_curve(replace(cfg, fig2=replace(cfg.fig2, epochs=1)))
     assert "not trained again" not in capsys.readouterr().err and other["best_epoch"] == [1, 1, 1]
+    # under the very signature, a record of another N_ul (a train.json copied or edited by hand) or one short of a
+    # number the curve keeps (here the % predicted positive) is no point's run: each point trained, no KeyError
+    paths = [_folder(key, axes) / "train.json" for key, axes in M.sweep_variants(cfg)
+             if axes.get("method") == "attention_vat"]
+    for path, edit in zip(paths, (lambda r: r.pop("dev_predicted_positive"), lambda r: r.update(n_unlabeled=24)),
+                          strict=True):
+        edit(record := read_json(path))
+        write_json(path, record)
+    assert fig2_curve(cfg) == alone and "not trained again" not in capsys.readouterr().err
     # another machine's rounding (here: another SIMD level) is another run: trained, not taken
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "another SIMD level")
     assert fig2_curve(cfg) == alone and "not trained again" not in capsys.readouterr().err
@@ -481,7 +490,7 @@ def test_fit_signature_holds_the_params_its_run_reads_and_no_other():
         assert sig(method) == sig(method, batch_unlabeled=cfg.batch_unlabeled + 1, unlabeled_max_length=7,
                                   n_unlabeled=3, seeds=[5], eps_attention_grid=[0.5])
         assert sig(method) != sig(method, lr=cfg.lr * 2) != sig(method, hidden=cfg.hidden + 1)
-    assert sig("word_vat", 20) != sig("word_vat", 20, batch_unlabeled=cfg.batch_unlabeled + 1) != sig("word_vat", 20)
+    assert sig("word_vat", 20) != sig("word_vat", 20, batch_unlabeled=cfg.batch_unlabeled + 1)
     assert sig("word_vat", 20) != sig("word_vat", 20, unlabeled_max_length=7)
     for method, read, unread in (("vanilla", [], ["eps_word", "eps_attention", "lam", "xi", "neighbours"]),
                                  ("word_at", ["eps_word", "lam", "dropout_in_perturbed"],
@@ -495,6 +504,35 @@ def test_fit_signature_holds_the_params_its_run_reads_and_no_other():
             other = (not value if isinstance(value, bool) else "sentence" if value == "token" else
                      "token" if isinstance(value, str) else value + 1)
             assert (sig(method) != sig(method, **{field: other})) is (field in read), (method, field)
+
+
+def test_the_params_a_run_does_not_read_leave_its_record_and_weights_unchanged():
+    """What `Config.reads` calls unread is unread: every method, at N_ul = 0 and > 0, trained with all of those
+    params changed at once (dropout on, so that dropout_in_perturbed could matter) gives the same history and
+    weights. A wrong entry would let Fig. 2 take another run's record as its own."""
+    from replab.bench import synthetic_sentences
+    from replab.loaders.text import TextData
+
+    cpu = torch.device("cpu")
+    (tok, ln, y), (ut, ul, _), (dt, dl, dy) = (synthetic_sentences(n, 40, length, cpu, seed=s)
+                                               for n, length, s in ((48, 10, 1), (40, 12, 2), (16, 10, 3)))
+    data = TextData({"train": tok, "dev": dt, "unlabeled": ut}, {"train": ln, "dev": dl, "unlabeled": ul},
+                    {"train": y, "dev": dy}, 40, {"pad": 0, "unk": 1}, None, "synthetic", "bench")
+    cfg = _cfg(dropout=0.3, epochs=2, batch_size=16, batch_unlabeled=8, neighbours=3)
+    changed = {"batch_unlabeled": 5, "unlabeled_max_length": 7, "lam": 3.0, "eps_word": 9.0, "xi": 0.7,
+               "eps_word_interpretable": 9.0, "eps_attention": 9.0, "power_iterations": 2, "alpha_norm": "sentence",
+               "neighbours": 5, "dropout_in_perturbed": True}
+
+    def run(c, method, n_ul):
+        model, record = T.fit(c, method, data, n_ul, 0, cpu, Runtime(progress=False, threads=1))
+        return record["history"], model.state_dict()
+
+    for method in M.METHODS:
+        for n_ul in (0, 24):
+            unread = {k: v for k, v in changed.items() if not cfg.reads(method, n_ul)[k]}
+            (h0, w0), (h1, w1) = run(cfg, method, n_ul), run(replace(cfg, **unread), method, n_ul)
+            assert h0 == h1 and all(torch.equal(w0[k], w1[k]) for k in w0), (method, n_ul, sorted(unread))
+            assert set(cfg.reads(method, n_ul)) == set(changed)
 
 
 def test_semi_setting_without_a_pool_trains_with_n_ul_zero(in_tmp, capsys):

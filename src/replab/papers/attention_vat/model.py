@@ -130,7 +130,7 @@ class Config:
 
     def reads(self, method: str, n_unlabeled: int) -> dict[str, bool]:  # (train.fit_signature; other fields: all do)
         """Whether a run of `method` at N_ul reads each method-dependent field: the pool's only with N_ul > 0, λ and
-        its own ε all but vanilla, ξ and K VAT/iVAT, α's norm the i-methods, k and dropout_in_perturbed word-level."""
+        its own ε all but vanilla, ξ, K VAT/iVAT, α's norm i-methods, k Word iAT/iVAT, dropout_in_perturbed words."""
         level, kind = method.split("_") if method != "vanilla" else ("", "")
         vat, interpretable, own_eps = kind.endswith("vat"), kind.startswith("i"), self.eps_key(method)
         eps = {k: bool(kind) and k == own_eps for k in ("eps_word", "eps_word_interpretable", "eps_attention")}

@@ -79,9 +79,8 @@ def _check_curves(self, where: str) -> None:  # FIG2's: curves of its methods, o
         if method not in SEMI_METHODS:
             fail(where, f"curves.{method}: not a method of Fig. 2 (allowed: {', '.join(SEMI_METHODS)})")
         c = parse_record(CURVE, curve, f"{where}.curves.{method}")
-        for k, values in (("dev_f1", c.dev_f1), ("unlabeled_seen", c.unlabeled_seen or c.n_unlabeled),
-                          ("dev_predicted_positive", c.dev_predicted_positive or c.n_unlabeled)):
-            if len(values) != len(c.n_unlabeled):
+        for k in ("dev_f1", "unlabeled_seen", "dev_predicted_positive"):
+            if (values := getattr(c, k)) is not None and len(values) != len(c.n_unlabeled):
                 fail(where, f"curves.{method}.{k}: {len(values)} values for {len(c.n_unlabeled)} N_ul")
 
 
@@ -134,7 +133,7 @@ def group(records: dict[str, dict]) -> dict:
 
 
 def dataset_summary(groups: dict) -> dict:
-    """Per-method statistics of a dataset: table1a, table1b (largest N_ul), table2, fig2 ({method: {N_ul: F1}})."""
+    """Per-method stats: table1a, table1b (largest N_ul), table2, fig2 ({method: {N_ul: dev F1, seen, % positive}})."""
     sup, semi, records, evidence = (groups[k] for k in ("supervised", "semi", "records", "evidence"))
     n_ul_used = {m: max(by_nul) for m, by_nul in semi.items()}
     measures = {m: m for m in ("f1", "dev_f1", "dev_auc", "corr_pearson", "corr_kendall", "predicted_positive")}
@@ -214,9 +213,10 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
 
 
 def _constant_mark(t: dict) -> str:
-    """" (all positive†)" (or negative): every seed predicts one class for every sentence (test; Fig. 2: dev)."""
-    constant = (s := t.get("predicted_positive")) and not s["missing"] and s["std"] == 0 and s["mean"] in (0.0, 100.0)
-    return f" (all {'positive' if s['mean'] else 'negative'}†)" if constant else ""
+    """" (all positive†)" (negative, one class a seed): every seed's % predicted positive 0 or 100, σ² = μ(100 − μ)."""
+    constant = (s := t.get("predicted_positive")) and s["n"] and not s["missing"] and abs(
+        s["std"] ** 2 * (s["n"] - 1) / s["n"] - s["mean"] * (100 - s["mean"])) < 1e-6
+    return f" ({({100: 'all positive', 0: 'all negative'}).get(s['mean'], 'one class a seed')}†)" if constant else ""
 
 
 SEEN_NOTE = ("seen: the distinct unlabeled sentences the model drew by its kept epoch (`batch_unlabeled` a step; the "

@@ -50,9 +50,10 @@ from replab.papers.attention_vat.model import (
 from replab.params import ParamError
 
 EVAL_BATCH = 512
-# the keys `replab train attention_vat` takes (replab.papers.parse_variant names them on a bad one)
-KEYS = ("<dataset>-<setting>-<family>-<seed> dataset=… setting=… family=… seed=…",
-        "fig2-<dataset>-<family>-<seed> dataset=… family=… seed=…")
+FIG2_CURVE = ("n_unlabeled", "unlabeled_seen", "dev_f1", "dev_accuracy", "dev_auc", "dev_predicted_positive",
+              "best_epoch", "seconds_per_step")  # what a Fig. 2 point keeps of its run's record
+KEYS = ("<dataset>-<setting>-<family>-<seed> dataset=… setting=… family=… seed=…",  # `replab train attention_vat`'s
+        "fig2-<dataset>-<family>-<seed> dataset=… family=… seed=…")  # (replab.papers.parse_variant names them)
 
 
 def perturbation_loss(model: AttentionClassifier, cfg: Config, method: str, tokens: torch.Tensor,
@@ -245,8 +246,8 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
     model.load_state_dict(best_state)
     rows = len(y) + (min(cfg.batch_unlabeled, len(pool)) * steps_per_epoch if pool is not None else 0)
     record = {"method": method, "n_labeled": len(y), "n_unlabeled": n_unlabeled, "epochs": epochs,
-              "best_epoch": best["epoch"], "selection": cfg.selection, **{k: v for k, v in best.items() if "dev_" in k},
-              "unlabeled_seen": best.get("unlabeled_seen", 0), "history": history,
+              "best_epoch": best["epoch"], "selection": cfg.selection, "unlabeled_seen": best.get("unlabeled_seen", 0),
+              **{k: v for k, v in best.items() if k.startswith("dev_")}, "history": history,
               "steps": steps, "seconds_per_step": train_seconds / max(steps, 1), "rows_per_epoch": rows}
     return model, record
 
@@ -379,11 +380,10 @@ def fig2_points(cfg: Config, n_labeled: int, pool: int) -> list[int]:
 
 
 def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
-    """Fig. 2 of one dataset, family and seed: every method of `fig2.methods` in the family trained at each N_ul; the
-    model-selection dev F1 of each is the figure's y value (the seed's 'validation score'). Writes train.json (no
-    weights) into the variant's folder. One stage per family, so that an ε sweep retrains only the points it perturbs.
-    A point that a training stage ran (N_ul 0: supervised; the semi N_ul: semi-supervised) takes that record if its
-    `fit_signature` matches, the very record its training would give: no dvc.yaml dep (those stages come first)."""
+    """Fig. 2 of one dataset, family and seed: each method of `fig2.methods` in the family trained at each N_ul, its
+    model-selection dev F1 the y value (the seed's 'validation score'); train.json, no weights. One stage per family (an
+    ε sweep retrains only the points it perturbs). A point a training stage ran (N_ul 0; the semi N_ul) takes its record
+    where `fit_signature`, method and N_ul match (what its training would give); no dvc.yaml dep: they run first."""
     seed, dataset, family = variant.axes["seed"], variant.axes["dataset"], variant.axes["family"]
     methods = fig2_methods(cfg, family)
     if not methods:  # its (empty) curves record and folder say that nothing was trained
@@ -394,21 +394,21 @@ def train_fig2(cfg: Config, runtime, variant, device, clock, ckpt) -> None:
     n_labeled = len(data.labels["train"])
     points = fig2_points(cfg, n_labeled, data.n_unlabeled)
     run_cfg, context = replace(cfg, epochs=cfg.fig2.epochs or cfg.epochs), fit_context(variant, ckpt, device)
-    runs = {}  # {fit_signature: record} of the family's supervised and semi-supervised models (unreadable: left out)
-    for path in sorted(variant.model_dir.parent.glob(f"{dataset}-*-{family}-{seed}/*/train.json")):
-        with contextlib.suppress(DataError):
-            runs.update({str((rec := read_json(path, dict)).get("fit_signature")): {**rec, "key": path.parent.name}})
+    runs = {}  # {(fit_signature, method, N_ul): record} of the family's trained models, but those unreadable or short
+    for path in sorted(variant.model_dir.parent.glob(f"{dataset}-*-{family}-{seed}/*/train.json")):  # of a number
+        with contextlib.suppress(DataError):  # of FIG2_CURVE (trained again)
+            if all(isinstance((r := read_json(path, dict)).get(k), int | float) for k in FIG2_CURVE):
+                runs[str(r.get("fit_signature")), r.get("method"), r["n_unlabeled"]] = {**r, "key": path.parent.name}
     curves: dict[str, dict] = ckpt.resumed_context.get("curves", {})  # the points finished before a kill
     ckpt.context["curves"] = curves
     for method in methods:
-        curves.setdefault(method, {k: [] for k in ("n_unlabeled", "unlabeled_seen", "dev_f1", "dev_accuracy", "dev_auc",
-                                                   "dev_predicted_positive", "best_epoch", "seconds_per_step")})
+        curves.setdefault(method, {k: [] for k in FIG2_CURVE})
         # one DVCLive folder per method, step = N_ul: the curves stage overlays them in one Fig. 2 chart, named so
         with ckpt.open_live(f"fig2-{dataset}-{method}-{seed}", resume=bool(curves[method]["n_unlabeled"])) as live:
             for n_ul in points:
                 if n_ul in curves[method]["n_unlabeled"]:
                     continue
-                if (record := runs.get(fit_signature(context, run_cfg, method, n_ul))) is not None:
+                if (record := runs.get((fit_signature(context, run_cfg, method, n_ul), method, n_ul))) is not None:
                     print(f"attention_vat {variant.key}: {method} at N_ul = {n_ul:,} is the run of {record['key']}: "
                           "its record, not trained again", file=sys.stderr)
                 else:
