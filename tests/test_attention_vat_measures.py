@@ -731,6 +731,10 @@ def test_every_kind_of_evidence_has_its_table_2_name():
     (FIG2, _set("curves", "attention_vat", "dev_f1", [78.0, float("nan"), 80.0]),
      r"curves\.attention_vat\.dev_f1\.1 = NaN: not a finite number"),
     (FIG2, _set("curves", "attention_vat", "dev_f1", [78.0, 80.0]), r"curves\.attention_vat\.dev_f1: 2 values for 3"),
+    (FIG2, _set("curves", "attention_vat", "dev_predicted_positive", []),
+     r"curves\.attention_vat\.dev_predicted_positive: 0 values for 3"),
+    (FIG2, _set("curves", "attention_vat", "dev_predicted_positive", [40.0, 150.0, 0.0]),
+     r"dev_predicted_positive\.1 = 150(\.0)?: out of range"),
     (FIG2, _set("n_labeled", DELETE), r"record\.n_labeled: missing"),
     # the linear baseline beside them
     (BASELINE, _set("dev_auc", DELETE), r"record\.dev_auc: missing"),
@@ -742,7 +746,8 @@ def test_every_kind_of_evidence_has_its_table_2_name():
         "method", "no-rationale", "no-auprc", "evidence-type", "evidence-kind", "documents", "seed-max",
         "evidence-of-another",
         "fig2-n-neg", "fig2-n-huge", "fig2-n-int", "fig2-method", "fig2-nan",
-        "fig2-short", "fig2-no-nl", "linear-no-auc", "linear-auc-out", "linear-empty", "linear-array",
+        "fig2-short", "fig2-positive-empty", "fig2-positive-out", "fig2-no-nl",
+        "linear-no-auc", "linear-auc-out", "linear-empty", "linear-array",
         "linear-n-neg"])
 def test_a_damaged_metrics_file_stops_the_report_in_one_line_naming_file_and_key(in_tmp, monkeypatch, file, edit,
                                                                                   message):
