@@ -421,7 +421,7 @@ def test_a_constant_classifier_is_marked_in_the_f1_column():
                                                                                             per_ds["rt_snippets"]))
 
 
-def test_a_constant_fig2_point_is_marked_and_left_out_of_its_claim():
+def test_a_constant_fig2_point_is_marked_and_left_out_of_its_claim(monkeypatch):
     """A Fig. 2 point whose model called every dev sentence positive (the quick profile's Word AT did: dev F1 68.18
     at 51.72 % accuracy) has the constant classifier's F1, which can beat a learned model's: "dev F1 rises with
     unlabeled data" judged it as learned. It is marked † in Fig. 2's table and left out of the claim."""
@@ -435,6 +435,12 @@ def test_a_constant_fig2_point_is_marked_and_left_out_of_its_claim():
         "not checkable (rt_snippets: not checkable: Word VAT at N_ul=0 (all positive†); ")
     table = rp.fig2_table("rt_snippets", per_ds["rt_snippets"])
     assert "| Word VAT | 78.00 (all positive†) | 77.00 | 76.00 |" in table[2] and rp.FIG2_CONSTANT_NOTE in table
+    figures = []  # the figure rings each † point (N_ul = 0 only), labelled with its method
+    monkeypatch.setattr(rp.report, "save_figure", lambda fig, path: figures.append(fig) or str(path))
+    rp.fig2_figure(per_ds, Path("fig2.png"))
+    rings = {line.get_label(): line.get_xdata().tolist() for line in figures[0].axes[0].get_lines()
+             if "†" in line.get_label()}
+    assert rings == {f"{rp.METHOD_LABELS[m]} †": [0] for m in rp.SEMI_METHODS}
     for family in ("word", "attention"):  # learned at both ends: judged, and it fails on the numbers
         for curve in recs[f"fig2-{family}"]["curves"].values():
             curve["dev_predicted_positive"] = [45.0, 40.0, 55.0]

@@ -383,11 +383,9 @@ def summarize(cfg, params: dict):
                           "\n".join(md), summary)
 
 
-COLORS = {"word_vat": "tab:blue", "word_ivat": "tab:cyan", "attention_vat": "tab:red", "attention_ivat": "tab:orange"}
-
-
 def fig2_figure(per_ds: dict, out_path: Path) -> str | None:
-    """dev F1 (mean ± std over seeds) against N_ul, one panel per data set; None when no method has 2 points."""
+    """dev F1 (mean ± std over seeds) against N_ul, a panel per data set, † points ringed; None if no method has 2."""
+    colors = dict(word_vat="tab:blue", word_ivat="tab:cyan", attention_vat="tab:red", attention_ivat="tab:orange")
     panels = {ds: s["fig2"] for ds, s in per_ds.items() if any(len(p) >= 2 for p in s["fig2"].values())}
     if not panels:
         return None
@@ -397,7 +395,9 @@ def fig2_figure(per_ds: dict, out_path: Path) -> str | None:
         for m, points in methods.items():
             if pts := sorted((int(n), s["mean"], s["std"]) for n, s in points.items() if s is not None):
                 x, y, e = np.array(pts).T
-                ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, color=COLORS[m], label=METHOD_LABELS[m])
+                ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, color=colors[m], label=METHOD_LABELS[m])
+            if constant := [(int(n), s["mean"]) for n, s in points.items() if s and "†" in fig2_marks(s, int(n))]:
+                ax.plot(*zip(*constant, strict=True), "o", ms=9, mfc="none", mec="k", label=f"{METHOD_LABELS[m]} †")
         if n_labeled := per_ds[ds].get("n_labeled"):
             ax.axvline(7 * n_labeled, color="gray", ls=":", lw=0.8)
             ax.text(7 * n_labeled, ax.get_ylim()[0], "7×N_l ", fontsize=7, color="gray", va="bottom", ha="right")
