@@ -396,7 +396,7 @@ def fig2_figure(per_ds: dict, out_path: Path) -> str | None:
             if pts := sorted((int(n), s["mean"], s["std"]) for n, s in points.items() if s is not None):
                 x, y, e = np.array(pts).T
                 ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, color=colors[m], label=METHOD_LABELS[m])
-            if constant := [(int(n), s["mean"]) for n, s in points.items() if s and "†" in fig2_marks(s, int(n))]:
+            if constant := [(int(n), s["mean"]) for n, s in points.items() if s and _constant_mark(s)]:
                 ax.plot(*zip(*constant, strict=True), "o", ms=9, mfc="none", mec="k", label=f"{METHOD_LABELS[m]} †")
         if n_labeled := per_ds[ds].get("n_labeled"):
             ax.axvline(7 * n_labeled, color="gray", ls=":", lw=0.8)
