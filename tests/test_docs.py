@@ -1,0 +1,51 @@
+"""README.md and docs/*.md: every relative link reaches a file of the repository and, with a #fragment, one of
+that file's headings (GitHub's anchors), so that moving a section between the two cannot leave a dead link."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def github_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives the headings of `markdown` (outside code fences): lower case, punctuation but
+    hyphens and underscores dropped, spaces as hyphens, a repeated heading's anchor suffixed -1, -2, …"""
+    anchors: set[str] = set()
+    seen: dict[str, int] = {}
+    fenced = False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        if fenced or not (m := re.match(r"#{1,6} (.+)", line)):
+            continue
+        slug = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower().replace("`", "")).replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        anchors.add(slug if n == 0 else f"{slug}-{n}")
+    return anchors
+
+
+def test_github_anchors_follow_githubs_rules():
+    text = "# Performance, measured\n## The quick profile, stage by stage\n```\n# not a heading\n```\n## GPU\n### GPU\n"
+    assert github_anchors(text) == {"performance-measured", "the-quick-profile-stage-by-stage", "gpu", "gpu-1"}
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_relative_link_reaches_a_file_and_heading(doc: Path):
+    dead = []
+    for target in LINK.findall(doc.read_text()):
+        if re.match(r"[a-z]+:", target):  # http(s):, mailto: …
+            continue
+        path, _, fragment = target.partition("#")
+        file = (doc.parent / path).resolve() if path else doc
+        if not file.exists() or REPO not in file.parents:
+            dead.append(f"{target} (no file {path})")
+        elif fragment and file.suffix == ".md" and fragment not in github_anchors(file.read_text()):
+            dead.append(f"{target} (no heading #{fragment} in {file.relative_to(REPO)})")
+    assert not dead, f"{doc.relative_to(REPO)}: dead links: {dead}"
