@@ -165,14 +165,15 @@ def test_bench_censor_runs_the_sct_loop(in_repo):
     assert result["ms_per_step"] > 0 and result["flops_per_step"] > 0
 
 
-def test_bench_numbers_from_a_toy_case_and_a_fake_clock(in_repo, monkeypatch):
-    """A loop of one (8 × 16) @ (16 × 4) matmul per step (2·8·16·4 = 1,024 FLOPs) and a clock that advances 1 ms
-    per reading: every number bench derives is known by hand, independent of the machine's speed."""
+def toy_bench(monkeypatch, peer_ticks=lambda: 3) -> tuple[list, list]:
+    """bench on a loop of one (8 × 16) @ (16 × 4) matmul per step (2·8·16·4 = 1,024 FLOPs) and a clock that
+    advances 1 ms per reading, with a peer whose step takes `peer_ticks()` ticks (read at the step's start);
+    returns the lists that count replab's and the peer's steps."""
     from types import SimpleNamespace
 
     from replab.papers import censor
 
-    steps_run = []
+    steps_run, peer_steps = [], []
 
     def toy_setup(cfg, device):
         a, b = torch.ones(8, 16), torch.ones(16, 4)
@@ -185,19 +186,24 @@ def test_bench_numbers_from_a_toy_case_and_a_fake_clock(in_repo, monkeypatch):
         return bench.BenchCase(label="toy", samples_per_step=8, train=train, x=torch.zeros(64, 3),
                                y=torch.zeros(64), batch_size=8, sweep=("toy sweep", 2, 3, 1000))
 
-    peer_steps = []
-
     def toy_peer(cfg, case, device):
         while True:
             peer_steps.append(1)
-            bench.time.perf_counter()  # the peer's step reads the clock twice more: 3 ticks per step
-            bench.time.perf_counter()
+            for _ in range(peer_ticks() - 1):  # the peer's step reads the clock this many times more
+                bench.time.perf_counter()
             yield
 
-    ticks = iter(range(10_000))
+    ticks = iter(range(100_000))
     monkeypatch.setattr(bench, "time", SimpleNamespace(perf_counter=lambda: next(ticks) * 1e-3))
     monkeypatch.setattr(bench, "find_case", lambda paper: (censor, toy_setup))
     monkeypatch.setattr(bench, "find_peer", lambda paper: toy_peer)
+    return steps_run, peer_steps
+
+
+def test_bench_numbers_from_a_toy_case_and_a_fake_clock(in_repo, monkeypatch):
+    """Every number bench derives from `toy_bench` (a 1 ms replab step, a 3 ms peer step) is known by hand,
+    independent of the machine's speed."""
+    steps_run, peer_steps = toy_bench(monkeypatch)
     result = bench.run_bench("censor", steps=4)
     # per round: warm-up, timed steps, the untimed final step
     assert len(steps_run) == bench.ROUNDS * (bench.WARMUP_STEPS + 4 + 1)
@@ -231,9 +237,28 @@ def test_bench_numbers_from_a_toy_case_and_a_fake_clock(in_repo, monkeypatch):
     assert result["peer_ms_per_step"] == pytest.approx(3.0)
     assert result["peer_samples_per_s"] == pytest.approx(8 / 3e-3)
     assert result["peer_ratio"] == pytest.approx(3.0)  # replab's samples/s over the peer's
+    assert result["peer_ratio_rounds"] == pytest.approx([3.0] * bench.ROUNDS)  # each round's own medians
+    row = next(r for r in bench.format_table([result]).splitlines() if r.startswith("  … each round alone"))
+    assert row.endswith("  " + ", ".join(["3.00×"] * bench.ROUNDS))
     assert result["peer_fraction_of_matmul"] == pytest.approx((1024 / 3e-3) / (2 * 1024**3 / 1e-3))
     n = result["fetch_batches"]
     assert n == bench.FETCH_MIN_BATCHES and result["fetch_index_us"] == pytest.approx(1e3 / n)
+
+
+def test_bench_gives_the_ratio_of_each_round_beside_the_runs(in_repo, monkeypatch):
+    """A peer whose steps take 3 ms in the first round and 6 ms in the second (a machine that slowed for the
+    peer alone): the run's ratio is that of the medians over both rounds, and each round's own ratio shows the
+    spread."""
+    steps_run, peer_steps = toy_bench(monkeypatch, peer_ticks=lambda: 3 if len(peer_steps) <= per_round else 6)
+    per_round = bench.WARMUP_STEPS + 4
+    result = bench.run_bench("censor", steps=4)
+    assert bench.ROUNDS == 2 and len(peer_steps) == 2 * per_round
+    assert result["peer_ratio_rounds"] == pytest.approx([3.0, 6.0])
+    assert result["peer_ratio"] == pytest.approx(4.5)  # the median of 4 steps of 3 ms and 4 of 6 ms
+    row = next(r for r in bench.format_table([result]).splitlines() if r.startswith("  … each round alone"))
+    assert row.endswith("  3.00×, 6.00× (‡)")  # 2× apart: the note below the table says the load changed
+    assert bench.format_table([result]).endswith("\n" + bench.ROUNDS_APART_NOTE)
+    assert "(‡)" not in bench.format_table([{**result, "peer_ratio_rounds": [3.0, 3.3]}])  # 10 % apart: noise
 
 
 def test_split_vae_peer_forward_is_the_models_with_torch_tanh():

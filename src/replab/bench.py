@@ -18,7 +18,9 @@ Per paper, on SYNTHETIC data of the paper's real shapes placed on the device (no
 
 4. the same step written as a plain PyTorch peer loop (`replab.peers`: DataLoader over TensorDataset, default
    optimiser settings) run in the same process on the same data: its samples/s, fraction of matmul, and
-   replab's speed-up over it (`peer_ratio`, samples/s of replab ÷ the peer's). The process's settings from
+   replab's speed-up over it (`peer_ratio`, samples/s of replab ÷ the peer's; `peer_ratio_rounds`, the same
+   ratio within each of the ROUNDS alternating rounds: how far it moves between them in one run, the noise a
+   goal's margin has to exceed). The process's settings from
    `rt.setup` (threads, deterministic mode, glibc keeping freed blocks: `rt.keep_freed_memory`) hold for both
    loops, so the ratio measures the loops, not those settings. `--process-defaults` runs without the last two
    (glibc's malloc defaults, deterministic mode's NaN fill): its step times beside a plain run's measure them.
@@ -72,6 +74,12 @@ MAX_STEPS = 100_000
 ABOVE_ONE_MARK = "(†)"
 ABOVE_ONE_NOTE = ("(†) above 1: the square product ran slower than these kernels (e.g. under load); rerun when idle "
                   "for a ceiling")
+# The alternating rounds' ratios further apart than this (largest ÷ smallest): the machine's load changed between
+# them, and the run's ratio is not a measure of the loops alone
+ROUNDS_APART = 1.15
+ROUNDS_APART_MARK = "(‡)"
+ROUNDS_APART_NOTE = (f"(‡) the rounds' ratios differ by more than {ROUNDS_APART - 1:.0%}: the load changed during "
+                     "the run; rerun when idle")
 PHASES = 5  # run_bench's phase bar: matmul, synthetic data, training steps, kernels alone, batch fetch
 
 
@@ -500,6 +508,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
                          "(runtime.device)")
     seconds = peer_seconds = 0.0
     step_times, peer_times, together_times = [], [], []
+    round_ratios = []  # each round's median peer step ÷ median replab step: the ratio's spread within this run
     flops = kernel_calls = None
     for r in range(ROUNDS):  # replab and the peer alternate, so a change in the machine's load hits both
         timing = f"round {r + 1}/{ROUNDS}: {steps} timed training steps (synthetic data)"
@@ -508,7 +517,8 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         with probe.attached():
             case.train(probe.iterations, runtime)
         seconds += probe.seconds()
-        step_times += probe.step_times()
+        round_steps = probe.step_times()
+        step_times += round_steps
         flops = probe.flops if flops is None else flops
         kernel_calls = probe.kernel_calls if kernel_calls is None else kernel_calls
         if peer_loop is not None:
@@ -517,6 +527,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
             total, times = time_peer(peer_loop(cfg, case, device), WARMUP_STEPS, steps, device)
             peer_seconds += total
             peer_times += times
+            round_ratios.append(statistics.median(times) / statistics.median(round_steps))
         if together is not None:  # eager, like the single-seed loop without --compile
             phases.set_postfix_str(f"{timing}, {together} seeds together")
             probe = StepProbe(WARMUP_STEPS, steps, device, count_flops=False)
@@ -552,12 +563,13 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
     step_s = statistics.median(step_times)
     achieved = flops / step_s / 1e9
     peer = dict.fromkeys(("peer_ms_per_step", "peer_ms_per_step_mean", "peer_samples_per_s",
-                          "peer_fraction_of_matmul", "peer_ratio"))
+                          "peer_fraction_of_matmul", "peer_ratio", "peer_ratio_rounds"))
     if peer_times:
         peer_s = statistics.median(peer_times)
         peer = {"peer_ms_per_step": peer_s * 1e3, "peer_ms_per_step_mean": peer_seconds / len(peer_times) * 1e3,
                 "peer_samples_per_s": case.samples_per_step / peer_s,
-                "peer_fraction_of_matmul": flops / peer_s / 1e9 / mm_gflops, "peer_ratio": peer_s / step_s}
+                "peer_fraction_of_matmul": flops / peer_s / 1e9 / mm_gflops, "peer_ratio": peer_s / step_s,
+                "peer_ratio_rounds": round_ratios}
     seeds_result = dict.fromkeys(("seeds_ms_per_step", "seeds_samples_per_s", "seeds_speedup"))
     together_s = statistics.median(together_times) if together_times else None
     if together_s is not None:
@@ -640,6 +652,7 @@ ROWS = (  # (label, format) per result key
     ("peer loop samples / s", "peer_samples_per_s", "{:,.0f}"),
     ("peer fraction of matmul", "peer_fraction_of_matmul", "{:.3g}"),
     ("replab ÷ peer (samples/s)", "peer_ratio", "{:.2f}×"),
+    ("  … each round alone", "peer_ratio_rounds", None),
     ("seeds together ms / step", "seeds_ms_per_step",
      "{:.2f} ({seeds_together} seeds, {seeds_samples_per_s:,.0f} samples/s)"),
     ("  … speed-up over one seed after another", "seeds_speedup", "{:.2f}× (samples/s)"),
@@ -686,6 +699,10 @@ def _cell(result: dict, key: str, fmt: str | None) -> str:
         return "–"
     if key == "compile_counters":
         return fmt.format(**result[key])
+    if key == "peer_ratio_rounds":  # how far the ratio moved between the alternating rounds of this one run
+        ratios = result[key]
+        apart = len(ratios) > 1 and max(ratios) > ROUNDS_APART * min(ratios)
+        return ", ".join(f"{ratio:.2f}×" for ratio in ratios) + (f" {ROUNDS_APART_MARK}" if apart else "")
     text = fmt.format(result[key], **result)
     if key == "kernels_alone_fraction_of_matmul" and result[key] > 1:  # no ceiling: the reference is off
         text += f" {ABOVE_ONE_MARK}"  # explained below the table (`format_table`), not in a column-wide cell
@@ -708,7 +725,8 @@ def format_table(results: list[dict]) -> str:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
     top = [f"device: {devices[0]}"] if one_device else []
-    notes = [ABOVE_ONE_NOTE] if any(ABOVE_ONE_MARK in cell for row in rows for cell in row[1:]) else []
+    notes = [note for mark, note in ((ABOVE_ONE_MARK, ABOVE_ONE_NOTE), (ROUNDS_APART_MARK, ROUNDS_APART_NOTE))
+             if any(mark in cell for row in rows for cell in row[1:])]
     return "\n".join([*top, line(header), line(["-" * w for w in widths]), *map(line, rows), *notes])
 
 
