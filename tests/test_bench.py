@@ -100,8 +100,8 @@ def test_bench_profile_and_json(in_repo, tmp_path, monkeypatch, capsys):
     bench.main(["aae_ssl"], 2, "paper", str(out))
     assert captured == {"paper": "aae_ssl", "hidden": 1000, "profile": "paper", "process_defaults": False,
                         "compile_mode": None, "seeds": None}
-    assert read_json(out) == {"profile": "paper", "steps": 2, "results": [{"paper": "aae_ssl", "x": 1.5}],
-                              "failed": []}
+    assert read_json(out) == {"profile": "paper", "steps": 2, "complete": True, "not_run": [],
+                              "results": [{"paper": "aae_ssl", "x": 1.5}], "failed": []}
     with pytest.raises(ParamError, match="no conf/profile/nonesuch.yaml"):
         bench.profile_params("nonesuch")
 
@@ -428,20 +428,70 @@ def test_json_path_is_written_to_before_the_run_and_a_paper_named_twice_runs_onc
 
 
 def test_a_json_write_that_fails_mid_run_keeps_the_table_of_what_ran(tmp_path, monkeypatch, capsys):
-    """A full disk after the first paper: the run stops, the measured table is still printed, exit status 1."""
+    """A full disk after the first paper: the run stops, the measured table is still printed, and the one error
+    line names the JSON's path, the cause and the papers not run (not a failed paper "(JSON)"); exit status 1."""
     from replab.cli import main as cli
+    from replab.io import read_json, write_json
 
     monkeypatch.setattr(bench, "run_bench", lambda paper, *a: {"paper": paper})
     monkeypatch.setattr(bench, "format_table", lambda results: "table of " + " ".join(r["paper"] for r in results))
+    writes = []
 
-    def full_disk(path, payload):
-        raise OSError(28, "No space left on device")
+    def full_disk_after_two(path, payload):  # the file at the start and after aae_ssl fit, then the disk is full
+        writes.append(payload["not_run"])
+        if len(writes) > 2:
+            raise OSError(28, "No space left on device")
+        write_json(path, payload)
 
-    monkeypatch.setattr(bench, "write_json", full_disk)
-    assert cli(["bench", "aae_ssl", "censor", "--json", str(tmp_path / "b.json")]) == 1
+    monkeypatch.setattr(bench, "write_json", full_disk_after_two)
+    out = tmp_path / "b.json"
+    assert cli(["bench", "aae_ssl", "censor", "autoencoder", "--json", str(out)]) == 1
     captured = capsys.readouterr()
-    assert "table of aae_ssl" in captured.out and "censor" not in captured.out
-    assert f"bench --json {tmp_path / 'b.json'}: cannot be written (No space left on device); stopping" in captured.err
+    assert "table of aae_ssl censor" in captured.out and "autoencoder" not in captured.out
+    assert captured.err == (f"error: bench --json {out}: cannot be written (No space left on device); stopped "
+                            "before autoencoder\n")
+    assert writes == [["aae_ssl", "censor", "autoencoder"], ["censor", "autoencoder"], ["autoencoder"]]
+    assert read_json(out)["not_run"] == ["censor", "autoencoder"] and not read_json(out)["complete"]
+
+
+def test_the_json_says_which_papers_a_killed_run_left_out(tmp_path, monkeypatch):
+    """Written at the start (an older run's file is replaced at once) and after each paper, the JSON names the
+    papers not run yet: a run killed midway (here: censor's bench interrupted) leaves a file that says so."""
+    from replab.io import read_json, write_json
+
+    out = tmp_path / "bench.json"
+    write_json(out, {"results": [{"paper": "an older run"}], "complete": True})
+
+    def run_bench(paper, *args):
+        if paper == "censor":
+            raise KeyboardInterrupt  # (a kill that Python sees; SIGKILL leaves the same file)
+        return {"paper": paper}
+
+    monkeypatch.setattr(bench, "run_bench", run_bench)
+    with pytest.raises(KeyboardInterrupt):
+        bench.main(["aae_ssl", "censor", "autoencoder"], 1, json_path=str(out))
+    assert read_json(out) == {"profile": None, "steps": 1, "complete": False, "not_run": ["censor", "autoencoder"],
+                              "results": [{"paper": "aae_ssl"}], "failed": []}
+
+
+def test_every_named_papers_params_and_seeds_are_checked_before_any_runs(in_repo, tmp_path, monkeypatch):
+    """A bad key in the last paper's section, or --seeds for papers none of which trains seeds together, stopped
+    the command only after the others had run (or ran them and ignored --seeds): now a one-line error first."""
+    import yaml
+
+    from replab.params import ParamError
+
+    ran = []
+    monkeypatch.setattr(bench, "run_bench", lambda paper, *a: ran.append(paper) or {"paper": paper})
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["split_vae"]["bogus"] = 1
+    monkeypatch.setattr(bench, "profile_params", lambda profile: params)
+    with pytest.raises(ParamError, match=r"split_vae\.bogus"):
+        bench.main(["aae_ssl", "split_vae"], 1, json_path=str(tmp_path / "b.json"))
+    with pytest.raises(ParamError, match=r"^bench --seeds 2: none of split_vae, censor trains seeds together "
+                                         r"\(allowed with: aae_ssl\)$"):
+        bench.main(["split_vae", "censor"], 1, seeds=2)
+    assert ran == [] and not (tmp_path / "b.json").exists()
 
 
 def test_a_loop_that_raises_mid_step_leaves_no_flop_counter_or_warning_filter_behind():
@@ -497,8 +547,8 @@ def test_a_failing_paper_stops_no_other_and_the_json_keeps_what_ran(tmp_path, mo
     assert "Traceback" in captured.err and "bench censor: failed (RuntimeError: accessing" in captured.err
     assert captured.err.strip().splitlines()[-1] == ("error: bench: 1 paper(s) failed: censor (tracebacks above; "
                                                      "the JSON lists them)")
-    assert read_json(out) == {"profile": None, "steps": 30, "results": [{"paper": "aae_ssl", "x": 1.0},
-                                                                       {"paper": "autoencoder", "x": 1.0}],
+    assert read_json(out) == {"profile": None, "steps": 30, "complete": True, "not_run": [],
+                              "results": [{"paper": "aae_ssl", "x": 1.0}, {"paper": "autoencoder", "x": 1.0}],
                               "failed": [{"paper": "censor", "error": "RuntimeError: accessing tensor output of "
                                           "CUDAGraphs that has been overwritten by a subsequent run"}]}
 
@@ -527,11 +577,12 @@ def test_bench_checks_the_json_path_before_running(tmp_path, monkeypatch):
     ran = []
     monkeypatch.setattr(bench, "run_bench", lambda *a, **k: ran.append(a) or {})
     (tmp_path / "file").write_text("x")
-    for bad, why in ((tmp_path, "is a directory"), (tmp_path / "file" / "out.json", "is not a directory")):
+    for bad, why in ((tmp_path, "is a directory"), (tmp_path / "file" / "out.json", "is not a directory"),
+                     (f"{tmp_path}/new/", "a folder's path")):  # (it became a file named new)
         with pytest.raises(bench.ParamError, match=why) as err:
             bench.main(["aae_ssl"], 1, json_path=str(bad))
         assert "\n" not in str(err.value) and f"--json {bad}" in str(err.value)
-    assert ran == []
+    assert ran == [] and not (tmp_path / "new").exists()
     # missing folders are created later
     bench.check_writable(str(tmp_path / "new" / "dir" / "out.json"), "bench --json")
 

@@ -80,6 +80,7 @@ ROUNDS_APART = 1.15
 ROUNDS_APART_MARK = "(‡)"
 ROUNDS_APART_NOTE = (f"(‡) the rounds' ratios differ by more than {ROUNDS_APART - 1:.0%}: the load changed during "
                      "the run; rerun when idle")
+SEEDS_TOGETHER = ("aae_ssl",)  # the papers whose BenchCase has `train_seeds` (`--seeds`)
 PHASES = 5  # run_bench's phase bar: matmul, synthetic data, training steps, kernels alone, batch fetch
 
 
@@ -502,7 +503,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
     peer_loop = find_peer(paper)
     together = seeds if seeds is not None and case.train_seeds is not None else None
     if seeds is not None and together is None:
-        print(f"bench {paper}: no loop of seeds trained together (--seeds: aae_ssl)", flush=True)
+        print(f"bench {paper}: no loop of seeds trained together (--seeds: {', '.join(SEEDS_TOGETHER)})", flush=True)
     if together is not None and device.type not in ("cpu", "cuda"):
         raise ParamError(f"bench --seeds {seeds}: seeds trained together run on cpu or cuda, not {device.type} "
                          "(runtime.device)")
@@ -733,8 +734,11 @@ def format_table(results: list[dict]) -> str:
 def main(papers: list[str], steps: int, profile: str | None = None, json_path: str | None = None,
          process_defaults: bool = False, compile_mode: str | None = None, seeds: int | None = None) -> list[dict]:
     """Benchmark each paper in turn; one line for a paper without a benchmark; then one table on stdout (and
-    the results as JSON at `json_path`). An unknown paper, `steps` outside 1 … MAX_STEPS, `seeds` outside 2 …
-    MAX_SEEDS or a `json_path` that cannot be written is a ParamError before anything runs."""
+    the results as JSON at `json_path`, written at the start and after every paper: `complete` false and the papers
+    `not_run` until the last). An unknown paper, `steps` outside 1 … MAX_STEPS, `seeds` outside 2 … MAX_SEEDS or
+    for none of the papers, a bad key or value in any named paper's params, or a `json_path` that cannot be
+    written is a ParamError before anything runs. A paper that fails, or a JSON write that fails midway (the
+    papers after it are not run), is a PartialFailure after the table of what ran."""
     from replab.papers import PAPERS
 
     papers = list(dict.fromkeys(papers))  # a paper named twice is benchmarked once
@@ -750,11 +754,35 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
                          "their step would be compared with a compiled one; give one of the two")
     if compile_mode is not None and compile_mode not in COMPILE_MODES:
         raise ParamError(f"bench --compile {compile_mode}: unknown mode (allowed: {', '.join(COMPILE_MODES)})")
+    if seeds is not None and not set(papers) & set(SEEDS_TOGETHER):
+        raise ParamError(f"bench --seeds {seeds}: none of {', '.join(papers)} trains seeds together (allowed with: "
+                         f"{', '.join(SEEDS_TOGETHER)})")
     if json_path is not None:
         check_writable(json_path, "bench --json")
     params = profile_params(profile)
+    load_runtime(params=params)  # every named paper's params are checked before any runs: a bad key in the last
+    for paper in papers:         # paper's section stopped the command only after the others had run
+        try:
+            load_section(find_case(paper)[0].Config, paper, params=params)
+        except NoBenchmark:
+            pass  # said when its turn comes
     results, failed = [], []
-    for paper in papers:
+
+    def save(not_run: list[str]) -> str | None:
+        """The JSON of what ran so far, naming the papers not run yet (`complete` once none is left), so that a
+        run killed midway leaves a file that says so; the reason it could not be written, or None."""
+        try:
+            write_json(json_path, {"profile": profile, "steps": steps, "complete": not not_run, "not_run": not_run,
+                                   "results": results, "failed": failed})
+        except OSError as err:  # e.g. a full disk mid-run: the table of what ran still comes below
+            return f"{json_path}: cannot be written ({err.strerror or err})"
+        return None
+
+    json_error = save(papers) if json_path is not None else None  # (replaces an older run's file at once)
+    for i, paper in enumerate(papers):
+        if json_error is not None:
+            json_error += f"; stopped before {', '.join(papers[i:])}"
+            break
         try:
             results.append(run_bench(paper, steps, params, profile, process_defaults, compile_mode, seeds))
         except NoBenchmark as err:
@@ -771,22 +799,21 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
                 print(f"bench {paper}: failed ({failed[-1]['error'][:300]}); going on with the others",
                       file=sys.stderr, flush=True)
         if json_path is not None:  # after every paper: a later failure or a kill loses none of these
-            try:
-                write_json(json_path, {"profile": profile, "steps": steps, "results": results, "failed": failed})
-            except OSError as err:  # e.g. a full disk mid-run: the table of what ran still comes below
-                failed.append({"paper": "(JSON)", "error": f"{json_path}: cannot be written ({err.strerror or err})"})
-                print(f"bench --json {failed[-1]['error']}; stopping", file=sys.stderr)
-                break
+            json_error = save(papers[i + 1:])
     if results:
         if profile is not None:
             print(f"profile: {profile}")
         if compile_mode is not None:
             print(f"replab's loop through torch.compile, mode {compile_mode} (the peer's eager)")
         print(format_table(results))
+    problems = [f"bench --json {json_error}"] if json_error is not None else []
     if failed:
         memory = [f["error"].startswith("out of memory") for f in failed]  # the rest printed a traceback
         names = [f"{f['paper']} (out of memory)" if oom else f["paper"] for f, oom in zip(failed, memory, strict=True)]
-        notes = ["tracebacks above"] * (not all(memory)) + ["the JSON lists them"] * (json_path is not None)
-        raise PartialFailure(f"bench: {len(failed)} paper(s) failed: {', '.join(names)}"
-                             + (f" ({'; '.join(notes)})" if notes else ""))
+        notes = (["tracebacks above"] * (not all(memory))
+                 + ["the JSON lists them"] * (json_path is not None and json_error is None))
+        problems.append(f"bench: {len(failed)} paper(s) failed: {', '.join(names)}"
+                        + (f" ({'; '.join(notes)})" if notes else ""))
+    if problems:
+        raise PartialFailure("; ".join(problems))
     return results

@@ -245,6 +245,8 @@ def check_writable(path: str, option: str, outputs_ok: bool = False) -> None:
     project's (`project_file`; `outputs_ok` for an output of the pipeline's own stages)."""
     if not str(path).strip():
         raise ParamError(f"{option}: empty path (give a file path to write to)")
+    if str(path).endswith(("/", os.sep)):  # Path() drops the slash: a folder that does not exist yet became a file
+        raise ParamError(f"{option} {path}: a folder's path (give a file path to write to)")
     target = Path(path)
     parent = next((p for p in target.absolute().parents if p.exists()), None)
     if (kind := not_a_regular_file(target)) is not None:

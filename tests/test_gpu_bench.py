@@ -1,0 +1,60 @@
+""".ci/gpu-bench, the GPU measurements in one run: its variables are checked once, before anything runs, and a run
+that reaches BENCH_TIMEOUT says so (its JSON names the papers it left out: tests/test_bench.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+SCRIPT = REPO / ".ci" / "gpu-bench"
+
+
+def gpu_bench(tmp_path, out, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(SCRIPT), str(out)], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, "PYTHON": sys.executable, **env})
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"PROFILE": "nonesuch"}, "gpu-bench: PROFILE=nonesuch (allowed: paper, quick, smoke: conf/profile/)"),
+    ({"PROFILE": "../quick"}, "gpu-bench: PROFILE=../quick (allowed: paper, quick, smoke: conf/profile/)"),
+    ({"STEPS": "0"}, "gpu-bench: STEPS=0 (allowed: a whole number ≥ 1)"),
+    ({"STEPS": "abc"}, "gpu-bench: STEPS=abc (allowed: a whole number ≥ 1)"),
+    ({"BENCH_TIMEOUT": "0"}, "gpu-bench: BENCH_TIMEOUT=0 (allowed: whole seconds ≥ 1)"),  # timeout 0: no limit
+    ({"BENCH_TIMEOUT": "1.5"}, "gpu-bench: BENCH_TIMEOUT=1.5 (allowed: whole seconds ≥ 1)"),
+    ({"PYTHON": "/nonexistent/python"}, "gpu-bench: PYTHON=/nonexistent/python: not found (give an interpreter "
+                                        "with PyTorch)"),
+])
+def test_a_bad_variable_is_one_line_before_anything_runs(tmp_path, env, message):
+    done = gpu_bench(tmp_path, tmp_path / "out", **env)
+    assert (done.returncode, done.stdout + done.stderr) == (1, message + "\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_path_that_is_a_file_is_named(tmp_path):
+    (tmp_path / "results").write_text("kept")
+    done = gpu_bench(tmp_path, tmp_path / "results")
+    assert (done.returncode, done.stdout + done.stderr) == (
+        1, f"gpu-bench: {tmp_path / 'results'}: not a directory (give a folder for the results)\n")
+    assert (tmp_path / "results").read_text() == "kept"
+
+
+def test_a_run_past_bench_timeout_says_it_timed_out(tmp_path):
+    """An interpreter whose bench never finishes (it runs the script's import check, then sleeps): each of the four
+    runs is stopped at BENCH_TIMEOUT and named as timed out, not as failed; exit status 1."""
+    slow = tmp_path / "python"
+    slow.write_text(f'#!/bin/sh\n[ "$1" = - ] && exec {sys.executable} "$@"\nsleep 30\n')
+    slow.chmod(0o755)
+    done = gpu_bench(tmp_path, tmp_path / "out", PYTHON=str(slow), BENCH_TIMEOUT="1", PROFILE="smoke")
+    out = tmp_path / "out"
+    timed_out = [line for line in done.stdout.splitlines() if "timed out" in line]
+    assert done.returncode == 1 and timed_out == [
+        f"== {name} timed out after 1 s (BENCH_TIMEOUT; log: {out}/smoke-{name}.log)"
+        for name in ("eager", "aae_ssl-seeds2", "aae_ssl-seeds5", "cuda-graphs")]
+    assert "failed" not in done.stdout
+    assert (out / "smoke-eager.log").read_text().endswith("timed out after 1 s (BENCH_TIMEOUT; "
+                                                          f"log: {out}/smoke-eager.log)\n")
