@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import warnings
 
@@ -259,6 +260,10 @@ def test_bench_gives_the_ratio_of_each_round_beside_the_runs(in_repo, monkeypatc
     assert row.endswith("  3.00×, 6.00× (‡)")  # 2× apart: the note below the table says the load changed
     assert bench.format_table([result]).endswith("\n" + bench.ROUNDS_APART_NOTE)
     assert "(‡)" not in bench.format_table([{**result, "peer_ratio_rounds": [3.0, 3.3]}])  # 10 % apart: noise
+    cores = os.cpu_count()
+    busy, idle = ({**result, "run": {**result["run"], "load_avg_1m": load}} for load in (cores + 0.5, cores - 0.5))
+    assert bench._cell(busy, "load", None) == f"{cores + 0.5:.1f} on {cores} cores (incl. bench) (!)"
+    assert bench.BUSY_NOTE in bench.format_table([busy]) and "(!)" not in bench.format_table([idle])
 
 
 def test_split_vae_peer_forward_is_the_models_with_torch_tanh():

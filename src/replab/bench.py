@@ -81,6 +81,10 @@ ROUNDS_APART_MARK = "(‡)"
 ROUNDS_APART_NOTE = (f"(‡) the rounds' ratios differ by more than {ROUNDS_APART - 1:.0%}: the load changed during "
                      "the run; rerun when idle")
 SEEDS_TOGETHER = ("aae_ssl",)  # the papers whose BenchCase has `train_seeds` (`--seeds`)
+# A 1-minute load average above the core count (bench's own threads included): other work shared the CPUs
+BUSY_MARK = "(!)"
+BUSY_NOTE = ("(!) more runnable threads than cores: other work shared the CPUs, so every time above is stretched; "
+             "rerun when idle")
 PHASES = 5  # run_bench's phase bar: matmul, synthetic data, training steps, kernels alone, batch fetch
 
 
@@ -693,7 +697,8 @@ def _device(result: dict) -> str:
 def _cell(result: dict, key: str, fmt: str | None) -> str:
     if key == "load":
         load = result["run"]["load_avg_1m"]
-        return "–" if load is None else f"{load:.1f} on {os.cpu_count()} cores (incl. bench)"
+        busy = load is not None and load > (os.cpu_count() or 1)
+        return "–" if load is None else f"{load:.1f} on {os.cpu_count()} cores (incl. bench)" + f" {BUSY_MARK}" * busy
     if key == "flops_per_step":
         return f"{result[key] / 1e9:.4f}"
     if result.get(key, 0) is None:
@@ -726,8 +731,8 @@ def format_table(results: list[dict]) -> str:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
     top = [f"device: {devices[0]}"] if one_device else []
-    notes = [note for mark, note in ((ABOVE_ONE_MARK, ABOVE_ONE_NOTE), (ROUNDS_APART_MARK, ROUNDS_APART_NOTE))
-             if any(mark in cell for row in rows for cell in row[1:])]
+    marks = ((BUSY_MARK, BUSY_NOTE), (ABOVE_ONE_MARK, ABOVE_ONE_NOTE), (ROUNDS_APART_MARK, ROUNDS_APART_NOTE))
+    notes = [note for mark, note in marks if any(mark in cell for row in rows for cell in row[1:])]
     return "\n".join([*top, line(header), line(["-" * w for w in widths]), *map(line, rows), *notes])
 
 
