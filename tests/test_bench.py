@@ -777,3 +777,46 @@ def test_out_of_memory_in_a_papers_bench_is_one_line_naming_its_section(tmp_path
     assert [f["paper"] for f in read_json(out)["failed"]] == ["attention_vat", "split_vae"]
     assert read_json(out)["failed"][0]["error"].startswith("out of memory (tried to allocate 4398046511104 bytes): "
                                                            "params.yaml's attention_vat sizes")
+
+
+def test_show_sets_earlier_runs_side_by_side_and_names_a_damaged_value(in_repo, tmp_path, monkeypatch, capsys):
+    """`replab bench [paper …] --show A.json B.json`: the results of two --json runs (here the toy case's, the
+    second as if from another machine) in one table, a column per paper and file with each device named; a
+    damaged value, a file of another kind or a run that stopped early is said, naming the file."""
+    from replab.cli import main as cli
+    from replab.io import read_json, write_json
+
+    toy_bench(monkeypatch)
+    cpu, gpu = tmp_path / "cpu.json", tmp_path / "gpu.json"
+    bench.main(["censor"], 4, json_path=str(cpu))
+    data = read_json(cpu)
+    data["results"][0]["run"] = {**data["results"][0]["run"], "device": "cuda", "device_name": "NVIDIA H100"}
+    data["results"][0]["ms_per_step"] = 0.5
+    write_json(gpu, data)
+    capsys.readouterr()
+    assert cli(["bench", "censor", "--show", str(cpu), str(gpu)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["metric", "censor", "·", "cpu.json", "censor", "·", "gpu.json"]
+    device = next(line for line in table if line.startswith("device "))
+    assert "cpu " in device and "cuda NVIDIA H100, 1 threads" in device
+    ms = next(line for line in table if line.startswith("ms / step (median)"))
+    assert ms.split()[4:] == ["1.00", "(mean", "1.00)", "0.50", "(mean", "1.00)"]  # each file's own numbers
+    assert cli(["bench", "aae_ssl", "--show", str(cpu)]) == 2  # no column to show
+    assert capsys.readouterr().err == f"error: bench --show: no results of aae_ssl in {cpu}\n"
+    data["results"][0]["ms_per_step"] = "fast"
+    write_json(gpu, data)
+    for path, error in ((gpu, f"{gpu}: results[0].ms_per_step = \"fast\": not a value bench writes (a hand edit, "
+                              "or a file of another program)"),
+                        (tmp_path / "none.json", f"bench --show {tmp_path / 'none.json'}: no such file (give JSON "
+                                                 "files written by `replab bench --json`)")):
+        assert cli(["bench", "--show", str(cpu), str(path)]) == 2
+        assert capsys.readouterr().err == f"error: {error}\n"
+    write_json(gpu, {"results": []})
+    assert cli(["bench", "--show", str(gpu)]) == 2
+    assert "not a `replab bench --json` file with results" in capsys.readouterr().err
+    write_json(gpu, {**read_json(cpu), "complete": False, "not_run": ["autoencoder"]})
+    assert cli(["bench", "--show", str(gpu)]) == 0
+    assert capsys.readouterr().err == f"bench --show: {gpu}: the run stopped before autoencoder\n"
+    assert cli(["bench", "--show", str(cpu), "--steps", "5", "--json", str(gpu)]) == 2  # it measures nothing
+    assert capsys.readouterr().err == ("error: bench --show prints earlier results and measures nothing: give it "
+                                       "without --steps, --json\n")

@@ -31,15 +31,17 @@ one batched model (`replab.ensemble`) against N single-seed steps one after anot
 
 `--profile quick|paper` benchmarks the sizes of that profile (conf/ composed in memory with `profile=<name>`;
 params.yaml is not touched); without it, params.yaml's. `--json PATH` writes the results for comparison across
-machines. A paper opts in with `bench_setup(cfg, device) -> BenchCase` in its train.py (exported by its package).
-The training loop of a case must iterate `rt.progress(...)` once
-per step: bench wraps that iterable to time steps and count FLOPs on the real step, nothing else.
+machines, and `--show A.json B.json …` prints such files side by side as one table (`show`). A paper opts in
+with `bench_setup(cfg, device) -> BenchCase` in its train.py (exported by its package). The training loop of a
+case must iterate `rt.progress(...)` once per step: bench wraps that iterable to time steps and count FLOPs on
+the real step, nothing else.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import statistics
@@ -58,7 +60,7 @@ from torch.utils._pytree import tree_map_only
 
 from replab import runtime as rt
 from replab.batches import EndlessBatches
-from replab.io import DataError, PartialFailure, out_of_memory, write_json
+from replab.io import DataError, PartialFailure, out_of_memory, read_json, write_json
 from replab.params import COMPILE_MODES, ParamError, Runtime, check_writable, load_runtime, load_section
 
 WARMUP_STEPS = 3
@@ -632,7 +634,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
                 "compile": runtime.compile_mode if runtime.compile else False,  # replab's loop (attention_vat: eager)
                 "keep_freed_memory": not process_defaults and rt.keep_freed_memory(),  # (idempotent)
                 "fill_uninitialized_memory": torch.utils.deterministic.fill_uninitialized_memory,
-                "load_avg_1m": _load_average()},
+                "load_avg_1m": _load_average(), "cpus": os.cpu_count()},
     }
 
 
@@ -695,14 +697,16 @@ def _device(result: dict) -> str:
 
 
 def _cell(result: dict, key: str, fmt: str | None) -> str:
-    if key == "load":
-        load = result["run"]["load_avg_1m"]
-        busy = load is not None and load > (os.cpu_count() or 1)
-        return "–" if load is None else f"{load:.1f} on {os.cpu_count()} cores (incl. bench)" + f" {BUSY_MARK}" * busy
+    if key == "load":  # the run's machine's cores (`--show` reads other machines' files)
+        load, cores = result["run"].get("load_avg_1m"), result["run"].get("cpus")
+        if load is None:
+            return "–"
+        busy = cores is not None and load > cores
+        return f"{load:.1f}" + (f" on {cores} cores" if cores else "") + " (incl. bench)" + f" {BUSY_MARK}" * busy
+    if result.get(key) is None:  # not measured (no peer, no --seeds), or a file of an older bench without it
+        return "–"
     if key == "flops_per_step":
         return f"{result[key] / 1e9:.4f}"
-    if result.get(key, 0) is None:
-        return "–"
     if key == "compile_counters":
         return fmt.format(**result[key])
     if key == "peer_ratio_rounds":  # how far the ratio moved between the alternating rounds of this one run
@@ -734,6 +738,52 @@ def format_table(results: list[dict]) -> str:
     marks = ((BUSY_MARK, BUSY_NOTE), (ABOVE_ONE_MARK, ABOVE_ONE_NOTE), (ROUNDS_APART_MARK, ROUNDS_APART_NOTE))
     notes = [note for mark, note in marks if any(mark in cell for row in rows for cell in row[1:])]
     return "\n".join([*top, line(header), line(["-" * w for w in widths]), *map(line, rows), *notes])
+
+
+def show(paths: list[str], papers: list[str] | None = None) -> list[dict]:
+    """`replab bench [paper …] --show A.json B.json …`: the results of earlier `--json` runs (other machines, other
+    days: a CPU's and a GPU's, say) as one table, one column per paper (of `papers`, default all) and file
+    ("aae_ssl · gpu.json"), each column's device named. A file that is not such a result, or holds a value the
+    table cannot show, is a DataError naming the file and the key; a run that stopped before its last paper is
+    said on stderr; none of `papers` in any file is a ParamError."""
+    from replab.papers import PAPERS
+
+    if unknown := sorted(set(papers or ()) - set(PAPERS)):
+        raise ParamError(f"bench: unknown paper {', '.join(map(repr, unknown))} (allowed: {', '.join(PAPERS)})")
+    wanted = set(papers or PAPERS)
+    results = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise DataError(f"bench --show {path}: no such file (give JSON files written by `replab bench --json`)")
+        data = read_json(path, expect=dict)
+        found = data.get("results")
+        if not isinstance(found, list) or not found or not all(
+                isinstance(r, dict) and isinstance(r.get("paper"), str) and isinstance(r.get("run"), dict)
+                for r in found):
+            raise DataError(f"{path}: not a `replab bench --json` file with results (a list of them, each with its "
+                            "paper and run)")
+        if data.get("complete") is False:
+            print(f"bench --show: {path}: the run stopped before {', '.join(map(str, data.get('not_run') or []))}",
+                  file=sys.stderr)
+        for i, result in enumerate(found):
+            result = {**result, "paper": f"{result['paper']} · {Path(path).name}"}
+            for _, key, fmt in ROWS:  # every cell this file gives, so that a damaged value names itself
+                try:
+                    _device(result), _cell(result, key, fmt)
+                except (KeyError, ValueError, TypeError, AttributeError, IndexError):
+                    raise DataError(f"{path}: results[{i}].{key} = {_short(result.get(key))}: not a value bench "
+                                    "writes (a hand edit, or a file of another program)") from None
+            if found[i]["paper"] in wanted:
+                results.append(result)
+    if not results:
+        raise ParamError(f"bench --show: no results of {', '.join(sorted(wanted))} in {', '.join(paths)}")
+    print(format_table(results))
+    return results
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:40] + "…"
 
 
 def main(papers: list[str], steps: int, profile: str | None = None, json_path: str | None = None,

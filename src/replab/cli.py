@@ -69,8 +69,24 @@ def _compose(args) -> None:
     print(f"{PARAMS_FILE}: rewritten from conf/ ({' '.join(args.overrides) or 'no overrides'}) and checked")
 
 
+BENCH_STEPS = 30  # `replab bench --steps`' default: timed steps per round
 CHECKED = "params.yaml passed `replab check`\n"  # constant: a passing check changes no downstream stage's deps
 CHECKED_DATA = "params.yaml passed `replab check --data` on data/processed/\n"
+
+
+def _bench(args) -> None:
+    bench = importlib.import_module("replab.bench")
+    if args.show is None:
+        bench.main(args.papers, args.steps, args.profile, args.json_path, args.process_defaults, args.compile_mode,
+                   args.seeds)
+        return
+    measuring = {"--steps": args.steps != BENCH_STEPS,
+                 "--profile": args.profile, "--json": args.json_path, "--process-defaults": args.process_defaults,
+                 "--compile": args.compile_mode, "--seeds": args.seeds}
+    if given := [name for name, value in measuring.items() if value]:
+        raise ParamError(f"bench --show prints earlier results and measures nothing: give it without "
+                         f"{', '.join(given)}")
+    bench.show(args.show, args.papers)  # (paper names choose the columns)
 
 
 def _check(args) -> None:
@@ -191,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="training-step throughput per paper")
     p.add_argument("papers", nargs="*", default=list(PAPERS), metavar="paper",
                    help=f"papers to benchmark, one after another (default: all: {', '.join(PAPERS)})")
-    p.add_argument("--steps", type=int, default=30, metavar="N",
+    p.add_argument("--steps", type=int, default=BENCH_STEPS, metavar="N",
                    help="timed training steps per round, after 3 warm-up steps; each paper runs 2 rounds of its "
                         "loop and its peer loop (default: %(default)s)")
     p.add_argument("--profile", help="sizes of conf/profile/<name>.yaml, e.g. quick or paper (default: params.yaml)")
@@ -206,8 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, metavar="N",
                    help="also time N ≥ 2 seeds trained together as one vmap-batched model (aae_ssl) against N "
                         "single-seed steps (default: off)")
-    p.set_defaults(run=lambda a: importlib.import_module("replab.bench").main(
-        a.papers, a.steps, a.profile, a.json_path, a.process_defaults, a.compile_mode, a.seeds))
+    p.add_argument("--show", nargs="+", metavar="JSON",
+                   help="print the results of earlier --json runs (other machines: a CPU's beside a GPU's) as one "
+                        "table instead of measuring; paper names choose its columns")
+    p.set_defaults(run=lambda a: _bench(a))
 
     p = sub.add_parser("sweep", help="queue a param grid of one paper as DVC experiments (dvc exp run --queue)")
     p.add_argument("paper")
