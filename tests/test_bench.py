@@ -260,9 +260,10 @@ def test_bench_gives_the_ratio_of_each_round_beside_the_runs(in_repo, monkeypatc
     assert row.endswith("  3.00×, 6.00× (‡)")  # 2× apart: the note below the table says the load changed
     assert bench.format_table([result]).endswith("\n" + bench.ROUNDS_APART_NOTE)
     assert "(‡)" not in bench.format_table([{**result, "peer_ratio_rounds": [3.0, 3.3]}])  # 10 % apart: noise
-    cores = os.cpu_count()
-    busy, idle = ({**result, "run": {**result["run"], "load_avg_1m": load}} for load in (cores + 0.5, cores - 0.5))
-    assert bench._cell(busy, "load", None) == f"{cores + 0.5:.1f} on {cores} cores (incl. bench) (!)"
+    assert result["run"]["cpus"] == os.cpu_count()  # the host's, as the load average is
+    # a 2-core host: bench's own 2 threads make a load of about 2; 2.6 means other work beside them, 2.4 noise
+    busy, idle = ({**result, "run": {**result["run"], "load_avg_1m": load, "cpus": 2}} for load in (2.6, 2.4))
+    assert bench._cell(busy, "load", None) == "2.6 on 2 cores (incl. bench) (!)"
     assert bench.BUSY_NOTE in bench.format_table([busy]) and "(!)" not in bench.format_table([idle])
 
 
@@ -480,8 +481,8 @@ def test_the_json_says_which_papers_a_killed_run_left_out(tmp_path, monkeypatch)
 
 
 def test_every_named_papers_params_and_seeds_are_checked_before_any_runs(in_repo, tmp_path, monkeypatch):
-    """A bad key in the last paper's section, or --seeds for papers none of which trains seeds together, stopped
-    the command only after the others had run (or ran them and ignored --seeds): now a one-line error first."""
+    """A bad key in any named paper's section, or --seeds for papers none of which trains seeds together, is a
+    one-line error before any paper runs (and before the JSON is written)."""
     import yaml
 
     from replab.params import ParamError
@@ -736,7 +737,10 @@ def test_bench_help_describes_every_option_with_its_default(capsys):
         sub.parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     steps = next(a for a in options if a.dest == "steps")
-    assert steps.default == 30 and "(default: 30)" in text
+    from replab.cli import BENCH_STEPS
+
+    # (no argparse default: --show refuses any --steps given, also 30; measuring takes BENCH_STEPS)
+    assert steps.default is None and BENCH_STEPS == 30 and "(default: 30)" in text
     assert f"after {bench.WARMUP_STEPS} warm-up steps" in text and f"{bench.ROUNDS} rounds" in text
 
 
@@ -796,7 +800,7 @@ def test_show_sets_earlier_runs_side_by_side_and_names_a_damaged_value(in_repo, 
     capsys.readouterr()
     assert cli(["bench", "censor", "--show", str(cpu), str(gpu)]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["metric", "censor", "·", "cpu.json", "censor", "·", "gpu.json"]
+    assert table[0].split() == ["metric", "censor", "·", str(cpu), "censor", "·", str(gpu)]  # the paths as given
     device = next(line for line in table if line.startswith("device "))
     assert "cpu " in device and "cuda NVIDIA H100, 1 threads" in device
     ms = next(line for line in table if line.startswith("ms / step (median)"))
@@ -814,9 +818,69 @@ def test_show_sets_earlier_runs_side_by_side_and_names_a_damaged_value(in_repo, 
     write_json(gpu, {"results": []})
     assert cli(["bench", "--show", str(gpu)]) == 2
     assert "not a `replab bench --json` file with results" in capsys.readouterr().err
-    write_json(gpu, {**read_json(cpu), "complete": False, "not_run": ["autoencoder"]})
+    write_json(gpu, {**read_json(cpu), "complete": False, "not_run": ["autoencoder"],
+                     "failed": [{"paper": "split_vae", "error": "RuntimeError: …"}]})
     assert cli(["bench", "--show", str(gpu)]) == 0
-    assert capsys.readouterr().err == f"bench --show: {gpu}: the run stopped before autoencoder\n"
-    assert cli(["bench", "--show", str(cpu), "--steps", "5", "--json", str(gpu)]) == 2  # it measures nothing
-    assert capsys.readouterr().err == ("error: bench --show prints earlier results and measures nothing: give it "
-                                       "without --steps, --json\n")
+    assert capsys.readouterr().err == (f"bench --show: {gpu}: the run stopped before autoencoder\n"
+                                       f"bench --show: {gpu}: failed in that run: split_vae\n")
+    for given in (["--steps", "5", "--json", str(gpu)], ["--steps", "30"], ["--seeds", "0"], ["--profile", ""]):
+        assert cli(["bench", "--show", str(cpu), *given]) == 2  # it measures nothing: also the default's value
+        flags = ", ".join(flag for flag in given if flag.startswith("--"))
+        assert capsys.readouterr().err == ("error: bench --show prints earlier results and measures nothing: give "
+                                           f"it without {flags}\n")
+
+
+def test_show_reads_the_json_of_an_older_bench(in_repo, tmp_path, capsys):
+    """A file of the first `--json` bench: no matmul_kernel, fraction_of_torch_mm, peer_ratio_rounds, cpus or
+    compile fields. Its cells show what it has, "?" for a field a cell's text names but the file lacks."""
+    from replab.io import write_json
+
+    old = {"paper": "split_vae", "case": "exp2 hidden=500", "steps": 10, "rounds": 2, "warmup_steps": 3,
+           "ms_per_step": 14.6, "ms_per_step_mean": 15.0, "samples_per_s": 17534.0, "flops_per_step": 1049800000,
+           "gflops_per_s": 71.9, "matmul_size": 1024, "matmul_gflops_per_s": 148.0, "fraction_of_matmul": 0.486,
+           "peer_ms_per_step": 17.6, "peer_ratio": 1.21,
+           "run": {"device": "cpu", "device_name": "AMD EPYC", "cpu_capability": "AVX2", "threads": 2,
+                   "load_avg_1m": 1.1}}
+    write_json(tmp_path / "old.json", {"profile": "paper", "steps": 10, "results": [old], "failed": []})
+    (result,) = bench.show([str(tmp_path / "old.json")])
+    lines = capsys.readouterr().out.splitlines()
+    width = lines[2].index(" ") + 2  # the label column: its dashes and the two spaces after them
+    table = {line[:width].rstrip(): line[width:] for line in lines[3:]}
+    assert table["fp32 matmul GFLOP/s"] == "148.0 (? 1024², best of ? before and ? after the steps)"
+    assert table["replab ÷ peer (samples/s)"] == "1.21×" and table["  … each round alone"] == "–"
+    assert table["load (1 min average)"] == "1.1 (incl. bench)"  # (no core count in the file)
+    assert table["peer loop ms / step (median)"] == "17.60 (mean ?)"
+
+
+def test_bad_input_found_while_a_paper_runs_keeps_what_ran_before_it(tmp_path, monkeypatch, capsys):
+    """--seeds beyond the memory shows only when that paper runs: the papers measured before it keep their table
+    and JSON (it and those after it not run), then the one-line error, exit status 2."""
+    from replab.cli import main as cli
+    from replab.io import read_json
+
+    def run_bench(paper, *args):
+        if paper == "aae_ssl":
+            raise bench.ParamError("bench --seeds 90: aae_ssl's 90 seeds do not fit in cpu memory (give fewer)")
+        return {"paper": paper}
+
+    monkeypatch.setattr(bench, "run_bench", run_bench)
+    monkeypatch.setattr(bench, "format_table", lambda results: "table of " + " ".join(r["paper"] for r in results))
+    out = tmp_path / "bench.json"
+    assert cli(["bench", "censor", "aae_ssl", "split_vae", "--seeds", "90", "--json", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "table of censor\n"
+    assert captured.err == "error: bench --seeds 90: aae_ssl's 90 seeds do not fit in cpu memory (give fewer)\n"
+    assert read_json(out) == {"profile": None, "steps": 30, "complete": False, "not_run": ["aae_ssl", "split_vae"],
+                              "results": [{"paper": "censor"}], "failed": []}
+
+
+def test_seeds_together_names_the_papers_whose_case_trains_seeds_together(in_repo):
+    """`--seeds` is refused up front for papers outside SEEDS_TOGETHER: it must list exactly the papers whose
+    bench case has a loop of seeds trained together."""
+    from replab.papers import PAPERS
+    from replab.params import load_section
+
+    for paper in PAPERS:
+        module, setup = bench.find_case(paper)
+        case = setup(load_section(module.Config, paper), torch.device("cpu"))
+        assert (case.train_seeds is not None) == (paper in bench.SEEDS_TOGETHER), paper

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from conftest import REPO
+from replab import bench
 
 SCRIPT = REPO / ".ci" / "gpu-bench"
 
@@ -22,8 +23,8 @@ def gpu_bench(tmp_path, out, **env) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(("env", "message"), [
     ({"PROFILE": "nonesuch"}, "gpu-bench: PROFILE=nonesuch (allowed: paper, quick, smoke: conf/profile/)"),
     ({"PROFILE": "../quick"}, "gpu-bench: PROFILE=../quick (allowed: paper, quick, smoke: conf/profile/)"),
-    ({"STEPS": "0"}, "gpu-bench: STEPS=0 (allowed: a whole number ≥ 1)"),
-    ({"STEPS": "abc"}, "gpu-bench: STEPS=abc (allowed: a whole number ≥ 1)"),
+    *[({"STEPS": steps}, f"gpu-bench: STEPS={steps} (allowed: a whole number 1 … {bench.MAX_STEPS}, replab bench "
+                         "--steps)") for steps in ("0", "abc", str(bench.MAX_STEPS + 1))],
     ({"BENCH_TIMEOUT": "0"}, "gpu-bench: BENCH_TIMEOUT=0 (allowed: whole seconds ≥ 1)"),  # timeout 0: no limit
     ({"BENCH_TIMEOUT": "1.5"}, "gpu-bench: BENCH_TIMEOUT=1.5 (allowed: whole seconds ≥ 1)"),
     ({"PYTHON": "/nonexistent/python"}, "gpu-bench: PYTHON=/nonexistent/python: not found (give an interpreter "
@@ -41,6 +42,12 @@ def test_an_output_path_that_is_a_file_is_named(tmp_path):
     assert (done.returncode, done.stdout + done.stderr) == (
         1, f"gpu-bench: {tmp_path / 'results'}: not a directory (give a folder for the results)\n")
     assert (tmp_path / "results").read_text() == "kept"
+
+
+def test_an_output_folder_that_cannot_be_made_is_named(tmp_path):
+    done = gpu_bench(tmp_path, "/proc/replab-results")
+    assert (done.returncode, done.stdout + done.stderr) == (
+        1, "gpu-bench: /proc/replab-results: cannot be created or written\n")
 
 
 def test_a_run_past_bench_timeout_says_it_timed_out(tmp_path):

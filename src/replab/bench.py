@@ -45,6 +45,7 @@ import json
 import math
 import os
 import statistics
+import string
 import sys
 import time
 import traceback
@@ -83,9 +84,11 @@ ROUNDS_APART_MARK = "(‡)"
 ROUNDS_APART_NOTE = (f"(‡) the rounds' ratios differ by more than {ROUNDS_APART - 1:.0%}: the load changed during "
                      "the run; rerun when idle")
 SEEDS_TOGETHER = ("aae_ssl",)  # the papers whose BenchCase has `train_seeds` (`--seeds`)
-# A 1-minute load average above the core count (bench's own threads included): other work shared the CPUs
+# The host's 1-minute load average (bench's own threads included, a thread per core by default) above its cores by
+# more than this: other work shared the CPUs
+BUSY_MARGIN = 0.5
 BUSY_MARK = "(!)"
-BUSY_NOTE = ("(!) more runnable threads than cores: other work shared the CPUs, so every time above is stretched; "
+BUSY_NOTE = ("(!) the load average exceeded the cores: other work shared the CPUs and may have stretched the times; "
              "rerun when idle")
 PHASES = 5  # run_bench's phase bar: matmul, synthetic data, training steps, kernels alone, batch fetch
 
@@ -692,31 +695,44 @@ def _load_average() -> float | None:
 
 
 def _device(result: dict) -> str:
-    run = result["run"]
+    run = {"device": "?", "device_name": "?", "threads": "?", **result["run"]}  # (an older or damaged file: "?")
     return f"{run['device']} {rt.device_label(run)}, {run['threads']} threads"
 
 
+class _Unknown:
+    """A field an older bench's JSON lacks, in a cell's format ("{matmul_kernel}"): shown as "?"."""
+
+    def __format__(self, spec: str) -> str:
+        return "?"
+
+
+class _Fields(dict):
+    def __missing__(self, key: str) -> _Unknown:
+        return _Unknown()
+
+
 def _cell(result: dict, key: str, fmt: str | None) -> str:
-    if key == "load":  # the run's machine's cores (`--show` reads other machines' files)
+    if key == "load":  # host-wide, so against the host's cores (`cpus`: also another machine's, under --show)
         load, cores = result["run"].get("load_avg_1m"), result["run"].get("cpus")
         if load is None:
             return "–"
-        busy = cores is not None and load > cores
+        busy = cores is not None and load > cores + BUSY_MARGIN
         return f"{load:.1f}" + (f" on {cores} cores" if cores else "") + " (incl. bench)" + f" {BUSY_MARK}" * busy
     if result.get(key) is None:  # not measured (no peer, no --seeds), or a file of an older bench without it
         return "–"
     if key == "flops_per_step":
         return f"{result[key] / 1e9:.4f}"
     if key == "compile_counters":
-        return fmt.format(**result[key])
+        return string.Formatter().vformat(fmt, (), _Fields(result[key]))
     if key == "peer_ratio_rounds":  # how far the ratio moved between the alternating rounds of this one run
         ratios = result[key]
         apart = len(ratios) > 1 and max(ratios) > ROUNDS_APART * min(ratios)
         return ", ".join(f"{ratio:.2f}×" for ratio in ratios) + (f" {ROUNDS_APART_MARK}" if apart else "")
-    text = fmt.format(result[key], **result)
+    text = string.Formatter().vformat(fmt, (result[key],), _Fields(result))
     if key == "kernels_alone_fraction_of_matmul" and result[key] > 1:  # no ceiling: the reference is off
         text += f" {ABOVE_ONE_MARK}"  # explained below the table (`format_table`), not in a column-wide cell
-    if key == "fraction_of_matmul" and result.get("matmul_kernel", "torch.mm") != "torch.mm":
+    if (key == "fraction_of_matmul" and result.get("matmul_kernel", "torch.mm") != "torch.mm"
+            and result.get("fraction_of_torch_mm") is not None):
         text += f" ({result['fraction_of_torch_mm']:.3g} of torch.mm)"  # where the BLAS is not the fastest
     return text
 
@@ -740,17 +756,25 @@ def format_table(results: list[dict]) -> str:
     return "\n".join([*top, line(header), line(["-" * w for w in widths]), *map(line, rows), *notes])
 
 
-def show(paths: list[str], papers: list[str] | None = None) -> list[dict]:
-    """`replab bench [paper …] --show A.json B.json …`: the results of earlier `--json` runs (other machines, other
-    days: a CPU's and a GPU's, say) as one table, one column per paper (of `papers`, default all) and file
-    ("aae_ssl · gpu.json"), each column's device named. A file that is not such a result, or holds a value the
-    table cannot show, is a DataError naming the file and the key; a run that stopped before its last paper is
-    said on stderr; none of `papers` in any file is a ParamError."""
+def known_papers(papers: list[str]) -> list[str]:
+    """`papers` once each, in order; a ParamError naming any that is not a paper."""
     from replab.papers import PAPERS
 
-    if unknown := sorted(set(papers or ()) - set(PAPERS)):
+    if unknown := [p for p in papers if p not in PAPERS]:
         raise ParamError(f"bench: unknown paper {', '.join(map(repr, unknown))} (allowed: {', '.join(PAPERS)})")
-    wanted = set(papers or PAPERS)
+    return list(dict.fromkeys(papers))  # a paper named twice is benchmarked once
+
+
+def show(paths: list[str], papers: list[str] | None = None) -> list[dict]:
+    """`replab bench [paper …] --show A.json B.json …`: the results of earlier `--json` runs (other machines, other
+    days: a CPU's and a GPU's, say) as one table, one column per paper (of `papers`, default all) and file, named
+    by the path as given ("aae_ssl · bench-gpu/paper-eager.json"), each column's device named; a field an older
+    bench did not write shows as "–" or "?". A file that is not such a result, or holds a value the table cannot
+    show, is a DataError naming the file and the key; a run that stopped before its last paper, or in which
+    papers failed, is said on stderr; none of `papers` in any file is a ParamError."""
+    from replab.papers import PAPERS
+
+    wanted = set(known_papers(papers or list(PAPERS)))
     results = []
     for path in paths:
         if not Path(path).is_file():
@@ -763,18 +787,22 @@ def show(paths: list[str], papers: list[str] | None = None) -> list[dict]:
             raise DataError(f"{path}: not a `replab bench --json` file with results (a list of them, each with its "
                             "paper and run)")
         if data.get("complete") is False:
-            print(f"bench --show: {path}: the run stopped before {', '.join(map(str, data.get('not_run') or []))}",
-                  file=sys.stderr)
+            left = ", ".join(map(str, data.get("not_run") or [])) or "its last paper"
+            print(f"bench --show: {path}: the run stopped before {left}", file=sys.stderr)
+        if failed := [str(f.get("paper")) for f in data.get("failed") or [] if isinstance(f, dict)]:
+            print(f"bench --show: {path}: failed in that run: {', '.join(failed)}", file=sys.stderr)
         for i, result in enumerate(found):
-            result = {**result, "paper": f"{result['paper']} · {Path(path).name}"}
+            if result["paper"] not in wanted:
+                continue
+            # the path as given: two machines' .ci/gpu-bench folders hold files of the same names
+            result = {**result, "paper": f"{result['paper']} · {path}"}
             for _, key, fmt in ROWS:  # every cell this file gives, so that a damaged value names itself
                 try:
-                    _device(result), _cell(result, key, fmt)
+                    _cell(result, key, fmt)
                 except (KeyError, ValueError, TypeError, AttributeError, IndexError):
                     raise DataError(f"{path}: results[{i}].{key} = {_short(result.get(key))}: not a value bench "
                                     "writes (a hand edit, or a file of another program)") from None
-            if found[i]["paper"] in wanted:
-                results.append(result)
+            results.append(result)
     if not results:
         raise ParamError(f"bench --show: no results of {', '.join(sorted(wanted))} in {', '.join(paths)}")
     print(format_table(results))
@@ -791,15 +819,12 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
     """Benchmark each paper in turn; one line for a paper without a benchmark; then one table on stdout (and
     the results as JSON at `json_path`, written at the start and after every paper: `complete` false and the papers
     `not_run` until the last). An unknown paper, `steps` outside 1 … MAX_STEPS, `seeds` outside 2 … MAX_SEEDS or
-    for none of the papers, a bad key or value in any named paper's params, or a `json_path` that cannot be
-    written is a ParamError before anything runs. A paper that fails, or a JSON write that fails midway (the
-    papers after it are not run), is a PartialFailure after the table of what ran."""
-    from replab.papers import PAPERS
-
-    papers = list(dict.fromkeys(papers))  # a paper named twice is benchmarked once
-    unknown = [p for p in papers if p not in PAPERS]
-    if unknown:
-        raise ParamError(f"bench: unknown paper {', '.join(map(repr, unknown))} (allowed: {', '.join(PAPERS)})")
+    for none of the papers, a bad key or value in any named paper's params, an absent `runtime.device`, or a
+    `json_path` that cannot be written is a ParamError before anything runs; bad input that shows only while a
+    paper runs (its `--seeds` beyond the device's memory) is one after the table and JSON of what ran before it.
+    A paper that fails, or a JSON write that fails midway (the papers after it are not run), is a PartialFailure
+    after the table of what ran."""
+    papers = known_papers(papers)
     if not 1 <= steps <= MAX_STEPS:
         raise ParamError(f"bench --steps {steps}: allowed: 1 … {MAX_STEPS} (timed steps per round)")
     if seeds is not None and not 2 <= seeds <= MAX_SEEDS:
@@ -815,8 +840,12 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
     if json_path is not None:
         check_writable(json_path, "bench --json")
     params = profile_params(profile)
-    load_runtime(params=params)  # every named paper's params are checked before any runs: a bad key in the last
-    for paper in papers:         # paper's section stopped the command only after the others had run
+    # every named paper's params, the device and --seeds' device before any paper runs
+    device = rt.choose_device(load_runtime(params=params).device)
+    if seeds is not None and device.type not in ("cpu", "cuda"):
+        raise ParamError(f"bench --seeds {seeds}: seeds trained together run on cpu or cuda, not {device.type} "
+                         "(runtime.device)")
+    for paper in papers:
         try:
             load_section(find_case(paper)[0].Config, paper, params=params)
         except NoBenchmark:
@@ -842,7 +871,11 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
             results.append(run_bench(paper, steps, params, profile, process_defaults, compile_mode, seeds))
         except NoBenchmark as err:
             print(err, flush=True)
-        except (ParamError, DataError):  # bad input (params, --seeds): the one-line error, as before any run
+        except (ParamError, DataError):  # bad input found only now (--seeds beyond the memory): the one-line error,
+            if results:                     # after the table of what ran and a JSON that keeps it
+                print(format_table(results), flush=True)
+            if json_path is not None:
+                save(papers[i:])
             raise
         except Exception as err:  # one paper's failure (e.g. on a device its loop was never run on) stops no other
             if (message := out_of_memory(err, paper)) is not None:  # sizes in params.yaml: one line, as train says

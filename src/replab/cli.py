@@ -77,13 +77,13 @@ CHECKED_DATA = "params.yaml passed `replab check --data` on data/processed/\n"
 def _bench(args) -> None:
     bench = importlib.import_module("replab.bench")
     if args.show is None:
-        bench.main(args.papers, args.steps, args.profile, args.json_path, args.process_defaults, args.compile_mode,
-                   args.seeds)
+        bench.main(args.papers, BENCH_STEPS if args.steps is None else args.steps, args.profile, args.json_path,
+                   args.process_defaults, args.compile_mode, args.seeds)
         return
-    measuring = {"--steps": args.steps != BENCH_STEPS,
-                 "--profile": args.profile, "--json": args.json_path, "--process-defaults": args.process_defaults,
-                 "--compile": args.compile_mode, "--seeds": args.seeds}
-    if given := [name for name, value in measuring.items() if value]:
+    measuring = {"--steps": args.steps, "--profile": args.profile, "--json": args.json_path,
+                 "--process-defaults": args.process_defaults or None, "--compile": args.compile_mode,
+                 "--seeds": args.seeds}
+    if given := [name for name, value in measuring.items() if value is not None]:  # (given at all, also 0 or "")
         raise ParamError(f"bench --show prints earlier results and measures nothing: give it without "
                          f"{', '.join(given)}")
     bench.show(args.show, args.papers)  # (paper names choose the columns)
@@ -207,9 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="training-step throughput per paper")
     p.add_argument("papers", nargs="*", default=list(PAPERS), metavar="paper",
                    help=f"papers to benchmark, one after another (default: all: {', '.join(PAPERS)})")
-    p.add_argument("--steps", type=int, default=BENCH_STEPS, metavar="N",
+    p.add_argument("--steps", type=int, metavar="N",
                    help="timed training steps per round, after 3 warm-up steps; each paper runs 2 rounds of its "
-                        "loop and its peer loop (default: %(default)s)")
+                        f"loop and its peer loop (default: {BENCH_STEPS})")
     p.add_argument("--profile", help="sizes of conf/profile/<name>.yaml, e.g. quick or paper (default: params.yaml)")
     p.add_argument("--json", dest="json_path", metavar="PATH",
                    help="also write the results as JSON, after every paper (default: none)")
@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", nargs="+", metavar="JSON",
                    help="print the results of earlier --json runs (other machines: a CPU's beside a GPU's) as one "
                         "table instead of measuring; paper names choose its columns")
-    p.set_defaults(run=lambda a: _bench(a))
+    p.set_defaults(run=_bench)
 
     p = sub.add_parser("sweep", help="queue a param grid of one paper as DVC experiments (dvc exp run --queue)")
     p.add_argument("paper")
