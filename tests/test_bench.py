@@ -166,7 +166,7 @@ def test_bench_censor_runs_the_sct_loop(in_repo):
     assert result["ms_per_step"] > 0 and result["flops_per_step"] > 0
 
 
-def toy_bench(monkeypatch, peer_ticks=lambda: 3) -> tuple[list, list]:
+def toy_bench(monkeypatch, peer_ticks=lambda: 3, step_reads: int = 0) -> tuple[list, list]:
     """bench on a loop of one (8 × 16) @ (16 × 4) matmul per step (2·8·16·4 = 1,024 FLOPs) and a clock that
     advances 1 ms per reading, with a peer whose step takes `peer_ticks()` ticks (read at the step's start);
     returns the lists that count replab's and the peer's steps."""
@@ -182,6 +182,8 @@ def toy_bench(monkeypatch, peer_ticks=lambda: 3) -> tuple[list, list]:
         def train(iterations, runtime):
             for _ in rt.progress(range(iterations)):
                 torch.mm(a, b)
+                for _ in range(step_reads):  # a value read into Python (a GPU sync), no FLOPs counted
+                    a.sum().item()
                 steps_run.append(1)
 
         return bench.BenchCase(label="toy", samples_per_step=8, train=train, x=torch.zeros(64, 3),
@@ -231,6 +233,7 @@ def test_bench_numbers_from_a_toy_case_and_a_fake_clock(in_repo, monkeypatch):
         "ceiling")
     assert "(†)" not in bench.format_table([result])
     assert result["step_over_kernels_alone"] == pytest.approx(1.0)
+    assert result["host_reads_per_step"] == 0 and bench._cell(result, "host_reads_per_step", None) == "0"
     # the sweep projected from the 1 ms step: 6 runs × 1,000 steps = 6 s of training steps
     assert result["sweep_hours"] == pytest.approx(6 / 3600) and result["sweep_hours_seeds_together"] is None
     row = next(r for r in bench.format_table([result]).splitlines() if r.startswith("sweep's training steps"))
@@ -244,6 +247,21 @@ def test_bench_numbers_from_a_toy_case_and_a_fake_clock(in_repo, monkeypatch):
     assert result["peer_fraction_of_matmul"] == pytest.approx((1024 / 3e-3) / (2 * 1024**3 / 1e-3))
     n = result["fetch_batches"]
     assert n == bench.FETCH_MIN_BATCHES and result["fetch_index_us"] == pytest.approx(1e3 / n)
+
+
+def test_bench_counts_the_values_a_step_reads_into_python(in_repo, monkeypatch):
+    """Each `.item()` (or bool(t), float(t), .tolist(), …) in a step is a synchronisation on a GPU: bench counts
+    them in one step and names the line that read."""
+    toy_bench(monkeypatch, step_reads=2)
+    result = bench.run_bench("censor", steps=2)
+    line = next(n for n, text in enumerate(open(__file__).read().splitlines(), 1) if "a.sum().item()" in text)
+    assert result["host_reads_per_step"] == 2 and result["host_reads_where"] == {f"test_bench.py:{line}": 2}
+    assert bench._cell(result, "host_reads_per_step", None) == f"2 (2 test_bench.py:{line})"
+    counter = bench.HostReadCounter()
+    with counter:
+        t = torch.arange(3.0)
+        bool(t.any()), float(t[0]), int(t[1]), t.tolist(), t.numpy(), t.cpu(), t + 1, len(t)
+    assert counter.reads == 5  # all but .cpu() of a CPU tensor (no copy), arithmetic and len
 
 
 def test_bench_gives_the_ratio_of_each_round_beside_the_runs(in_repo, monkeypatch):
@@ -606,6 +624,7 @@ def test_bench_compile_runs_replabs_loop_through_torch_compile(in_repo, tmp_path
     out = tmp_path / "bench.json"
     (result,) = bench.main(["split_vae"], 1, json_path=str(out), compile_mode="reduce-overhead")
     assert counters["stats"]["unique_graphs"] > 0
+    assert result["host_reads_per_step"] is None  # not counted under torch.compile (a function mode recompiles)
     assert result["compile_counters"] == {"graphs": counters["stats"]["unique_graphs"],
                                           "cudagraph_skips": counters["inductor"]["cudagraph_skips"]}
     assert "torch.compile graphs" in bench.format_table([result])

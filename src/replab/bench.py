@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map_only
 
@@ -248,6 +249,41 @@ class TensorSpec:
         return base.as_strided(self.shape, self.stride)
 
 
+class HostReadCounter(TorchFunctionMode):
+    """Counts the reads of tensor values into Python during one training step: `.item()`, `.tolist()`, `.numpy()`,
+    `bool(t)`, `float(t)`, `int(t)`, and `.cpu()` of a tensor on another device. On a GPU each one synchronises:
+    the host waits for every kernel queued so far, and the GPU then idles while the host launches the next ones,
+    which is what bounds the small models' steps there. `where` counts them by the line of replab's code that
+    read (a read on the CPU path alone, e.g. `runtime.clip_grad_norm_`'s, shows here too)."""
+
+    READS = frozenset({"item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__"})
+
+    def __init__(self):
+        super().__init__()
+        self.reads = 0
+        self.where: dict[str, int] = {}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in self.READS or (name == "cpu" and args and getattr(args[0], "device", None) is not None
+                                  and args[0].device.type != "cpu"):
+            self.reads += 1
+            at = _reading_line(traceback.extract_stack(limit=16)[:-1])
+            self.where[at] = self.where.get(at, 0) + 1
+        return func(*args, **(kwargs or {}))
+
+
+def _reading_line(stack: list) -> str:
+    """The innermost frame of `stack` outside PyTorch and bench.py, as "papers/censor/model.py:328" (relative to
+    replab's package) or "file.py:12" elsewhere."""
+    package, skip = Path(__file__).resolve().parent, (str(Path(torch.__file__).resolve().parent), __file__)
+    for frame in reversed(stack):
+        path = Path(frame.filename).resolve()
+        if not str(path).startswith(skip[0]) and str(path) != str(Path(skip[1]).resolve()):
+            return f"{path.relative_to(package) if path.is_relative_to(package) else path.name}:{frame.lineno}"
+    return "?"
+
+
 class KernelRecorder(TorchDispatchMode):
     """Records each call of an op in `ops` (the OpOverloadPackets FlopCounterMode counts: matrix products,
     convolutions, oneDNN's linear and LSTM layers) with its arguments' layouts, for `kernels_alone_seconds`:
@@ -292,13 +328,15 @@ class StepProbe:
     steps after the warm-up (start of step warmup+1 → start of the extra final step, which holds the loop's
     end-of-run evaluation and is not timed)."""
 
-    def __init__(self, warmup: int, steps: int, device, count_flops: bool = True):
+    def __init__(self, warmup: int, steps: int, device, count_flops: bool = True, compiled: bool = False):
         self.warmup, self.steps, self.device, self.count_flops = warmup, steps, device, count_flops
+        self.compiled = compiled
         self.seen = 0  # steps the loop has started
         self.hooked = False
         self.wrapped: Iterator | None = None  # the loop's step iterable, once `attached` routed it through `wrap`
         self.flops: int | None = None
         self.kernel_calls: list = []  # the FLOP-counted step's kernels (KernelRecorder.calls)
+        self.host_reads: HostReadCounter | None = None  # that step's reads into Python (eager loops only)
         self.t0 = self.t1 = None
         self.stamps: list[float] = []  # start of each timed step and of the step after the last
 
@@ -320,13 +358,16 @@ class StepProbe:
             if i == self.warmup - 1 and self.count_flops:  # warmed up by the earlier steps, not itself timed
                 counter = FlopCounterMode(display=False, custom_mapping=ONEDNN_FLOPS)
                 recorder = KernelRecorder(counter.flop_registry)
-                with counter, recorder, warnings.catch_warnings():
+                # (not under torch.compile: a function mode would make the compiled loop recompile)
+                reads = HostReadCounter() if not self.compiled else contextlib.nullcontext()
+                with counter, recorder, reads, warnings.catch_warnings():
                     # the counter's global module hooks make torch.compile warn that hooks fire an extra time:
                     # harmless for one counted step (no recompile), alarming in a log
                     warnings.filterwarnings("ignore", message=r"Using `torch.compile\(module\)` when there are global")
                     yield item
                 self.flops = counter.get_total_flops()
                 self.kernel_calls = recorder.calls
+                self.host_reads = reads if isinstance(reads, HostReadCounter) else None
             else:
                 yield item
 
@@ -519,11 +560,11 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
     seconds = peer_seconds = 0.0
     step_times, peer_times, together_times = [], [], []
     round_ratios = []  # each round's median peer step ÷ median replab step: the ratio's spread within this run
-    flops = kernel_calls = None
+    flops = kernel_calls = host_reads = None
     for r in range(ROUNDS):  # replab and the peer alternate, so a change in the machine's load hits both
         timing = f"round {r + 1}/{ROUNDS}: {steps} timed training steps (synthetic data)"
         phases.set_postfix_str(f"{timing}, replab's loop")
-        probe = StepProbe(WARMUP_STEPS, steps, device)
+        probe = StepProbe(WARMUP_STEPS, steps, device, compiled=runtime.compile)
         with probe.attached():
             case.train(probe.iterations, runtime)
         seconds += probe.seconds()
@@ -531,6 +572,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         step_times += round_steps
         flops = probe.flops if flops is None else flops
         kernel_calls = probe.kernel_calls if kernel_calls is None else kernel_calls
+        host_reads = probe.host_reads if host_reads is None else host_reads
         if peer_loop is not None:
             phases.set_postfix_str(f"{timing}, peer loop")
             torch.manual_seed(0)
@@ -620,6 +662,9 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         "kernels_alone_ms": kernels_s * 1e3 if kernels_s is not None else None,
         "kernels_alone_fraction_of_matmul": flops / kernels_s / 1e9 / mm_gflops if kernels_s else None,
         "step_over_kernels_alone": step_s / kernels_s if kernels_s else None,
+        # reads of tensor values into Python in one step (each a synchronisation on a GPU); None when compiled
+        "host_reads_per_step": None if host_reads is None else host_reads.reads,
+        "host_reads_where": None if host_reads is None else host_reads.where,
         "fetch_batches": n_fetch,
         "fetch_batch_size": case.batch_size,
         "fetch_index_us": index_us,
@@ -658,6 +703,7 @@ ROWS = (  # (label, format) per result key
      "{:.2f} ({kernel_calls} calls, best of {kernel_repeats})"),
     ("  … fraction of matmul (ceiling)", "kernels_alone_fraction_of_matmul", "{:.3g}"),
     ("  … step ÷ kernels alone", "step_over_kernels_alone", "{:.2f}×"),
+    ("host reads / step (GPU syncs)", "host_reads_per_step", None),
     ("peer loop ms / step (median)", "peer_ms_per_step", "{:.2f} (mean {peer_ms_per_step_mean:.2f})"),
     ("peer loop samples / s", "peer_samples_per_s", "{:,.0f}"),
     ("peer fraction of matmul", "peer_fraction_of_matmul", "{:.3g}"),
@@ -724,6 +770,9 @@ def _cell(result: dict, key: str, fmt: str | None) -> str:
         return f"{result[key] / 1e9:.4f}"
     if key == "compile_counters":
         return string.Formatter().vformat(fmt, (), _Fields(result[key]))
+    if key == "host_reads_per_step":  # with the lines that read, most first
+        where = sorted((result.get("host_reads_where") or {}).items(), key=lambda kv: -kv[1])
+        return str(result[key]) + (f" ({', '.join(f'{n} {at}' for at, n in where)})" if where else "")
     if key == "peer_ratio_rounds":  # how far the ratio moved between the alternating rounds of this one run
         ratios = result[key]
         apart = len(ratios) > 1 and max(ratios) > ROUNDS_APART * min(ratios)
