@@ -290,3 +290,18 @@ def test_rescale_underflowing_rows_touches_only_rows_too_small_to_square():
     assert torch.equal(out[2], v[2])  # zero stays zero
     assert torch.allclose(out[3], torch.tensor([0.75, 1.0]))  # below the 1e-12 guard of the normalisation after it
     assert torch.equal(rescale_underflowing_rows(v[3:], tiny=1e-14), v[3:])  # the threshold is the caller's guard
+
+
+def test_rescale_underflowing_rows_without_the_host_check_gives_the_same_bits():
+    """Off the CPU the check that skips the rescale would synchronise every call, so there the rescale always runs
+    (`sync_free`): for ordinary, underflowing, zero, −0, infinite and NaN rows the very same values."""
+    from replab.functional import rescale_underflowing_rows
+
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(64, 7, 5, generator=g) * torch.logspace(-30, 3, 64).view(-1, 1, 1)
+    v[3], v[4], v[50, 0, 0], v[51, 1, 1], v[52, 2, 2] = 0.0, -0.0, float("inf"), float("nan"), -0.0
+    for rows in (v, v[40:]):  # with underflowing rows, and without (rows 40 on are above 1e-10)
+        checked, always = (rescale_underflowing_rows(rows, sync_free=flag) for flag in (False, True))
+        assert torch.equal(checked.view(torch.int32), always.view(torch.int32))  # bit for bit, NaN and −0 too
+    plain = v[40:].clone()
+    assert rescale_underflowing_rows(plain) is plain  # on the CPU the check returns v itself when no row is small

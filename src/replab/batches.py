@@ -91,6 +91,6 @@ def take_batch(tokens: torch.Tensor, lengths: torch.Tensor, idx: torch.Tensor, *
     parts = [(tokens[idx], lengths[idx])]
     for t, n, i in zip(more[0::3], more[1::3], more[2::3], strict=True):
         parts.append((t[i], n[i]))
-    length = int(max(int(n.max()) for _, n in parts if len(n)))
+    length = int(torch.stack([n.max() for _, n in parts if len(n)]).max())  # one read (a GPU sync) for all parts
     toks = torch.cat([torch.nn.functional.pad(t[:, :length], (0, max(0, length - t.shape[1]))) for t, _ in parts])
     return toks, torch.cat([n for _, n in parts])

@@ -217,16 +217,18 @@ def bce_with_logits(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
 
 
-def rescale_underflowing_rows(v: torch.Tensor, tiny: float = 1e-12, norm: torch.Tensor | None = None) -> torch.Tensor:
+def rescale_underflowing_rows(v: torch.Tensor, tiny: float = 1e-12, norm: torch.Tensor | None = None,
+                              sync_free: bool | None = None) -> torch.Tensor:
     """v [N, ...] with each row whose L2 norm (`norm` [N], if the caller has it) is below `tiny` scaled by 1 / its
     max |v| (Miyato et al.'s `_scale_l2` step): a row of gradients so small that their squares underflow (‖v‖
     reads 0 in float32 below about 1e-19 per element) keeps its direction through a later
-    `v / ‖v‖.clamp_min(tiny)`; other rows are returned as they are, bit for bit, and an all-zero row stays zero.
-    Such rows are rare, so one host-side check skips every further pass over v when there is none (on a GPU, one
-    synchronisation)."""
+    `v / ‖v‖.clamp_min(tiny)`; other rows keep their values bit for bit (× 1), and an all-zero row stays zero.
+    Such rows are rare: on the CPU one host-side check returns v itself when there is none, skipping every further
+    pass. Elsewhere (`sync_free`, default: v not on the CPU) that check would synchronise the device each call, so
+    the rescale always runs, giving the same values."""
     flat = v.flatten(1)
     small = (flat.norm(dim=1) if norm is None else norm) < tiny
-    if not bool(small.any()):
+    if not (v.device.type != "cpu" if sync_free is None else sync_free) and not bool(small.any()):
         return v
     scale = torch.where(small, 1 / flat.abs().amax(dim=1).clamp_min(torch.finfo(v.dtype).tiny), 1.0)
     return v * scale.view(-1, *([1] * (v.dim() - 1)))
