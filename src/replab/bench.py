@@ -273,13 +273,17 @@ class HostReadCounter(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
+_BENCH_FILE = Path(__file__).resolve()
+_TORCH_DIR = Path(torch.__file__).resolve().parent
+
+
 def _reading_line(stack: list) -> str:
     """The innermost frame of `stack` outside PyTorch and bench.py, as "papers/censor/model.py:328" (relative to
     replab's package) or "file.py:12" elsewhere."""
-    package, skip = Path(__file__).resolve().parent, (str(Path(torch.__file__).resolve().parent), __file__)
     for frame in reversed(stack):
         path = Path(frame.filename).resolve()
-        if not str(path).startswith(skip[0]) and str(path) != str(Path(skip[1]).resolve()):
+        if path != _BENCH_FILE and not path.is_relative_to(_TORCH_DIR):
+            package = _BENCH_FILE.parent
             return f"{path.relative_to(package) if path.is_relative_to(package) else path.name}:{frame.lineno}"
     return "?"
 
@@ -554,9 +558,8 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
     together = seeds if seeds is not None and case.train_seeds is not None else None
     if seeds is not None and together is None:
         print(f"bench {paper}: no loop of seeds trained together (--seeds: {', '.join(SEEDS_TOGETHER)})", flush=True)
-    if together is not None and device.type not in ("cpu", "cuda"):
-        raise ParamError(f"bench --seeds {seeds}: seeds trained together run on cpu or cuda, not {device.type} "
-                         "(runtime.device)")
+    if together is not None:
+        check_seeds_device(seeds, device)
     seconds = peer_seconds = 0.0
     step_times, peer_times, together_times = [], [], []
     round_ratios = []  # each round's median peer step ÷ median replab step: the ratio's spread within this run
@@ -805,6 +808,13 @@ def format_table(results: list[dict]) -> str:
     return "\n".join([*top, line(header), line(["-" * w for w in widths]), *map(line, rows), *notes])
 
 
+def check_seeds_device(seeds: int, device) -> None:
+    """ParamError unless `device` can train `seeds` seeds together (`replab.ensemble`: cpu or cuda)."""
+    if device.type not in ("cpu", "cuda"):
+        raise ParamError(f"bench --seeds {seeds}: seeds trained together run on cpu or cuda, not {device.type} "
+                         "(runtime.device)")
+
+
 def known_papers(papers: list[str]) -> list[str]:
     """`papers` once each, in order; a ParamError naming any that is not a paper."""
     from replab.papers import PAPERS
@@ -891,9 +901,8 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
     params = profile_params(profile)
     # every named paper's params, the device and --seeds' device before any paper runs
     device = rt.choose_device(load_runtime(params=params).device)
-    if seeds is not None and device.type not in ("cpu", "cuda"):
-        raise ParamError(f"bench --seeds {seeds}: seeds trained together run on cpu or cuda, not {device.type} "
-                         "(runtime.device)")
+    if seeds is not None:
+        check_seeds_device(seeds, device)
     for paper in papers:
         try:
             load_section(find_case(paper)[0].Config, paper, params=params)

@@ -226,9 +226,11 @@ def rescale_underflowing_rows(v: torch.Tensor, tiny: float = 1e-12, norm: torch.
     Such rows are rare: on the CPU one host-side check returns v itself when there is none, skipping every further
     pass. Elsewhere (`sync_free`, default: v not on the CPU) that check would synchronise the device each call, so
     the rescale always runs, giving the same values."""
+    if sync_free is None:
+        sync_free = v.device.type != "cpu"
     flat = v.flatten(1)
     small = (flat.norm(dim=1) if norm is None else norm) < tiny
-    if not (v.device.type != "cpu" if sync_free is None else sync_free) and not bool(small.any()):
+    if not sync_free and not bool(small.any()):
         return v
     scale = torch.where(small, 1 / flat.abs().amax(dim=1).clamp_min(torch.finfo(v.dtype).tiny), 1.0)
     return v * scale.view(-1, *([1] * (v.dim() - 1)))
