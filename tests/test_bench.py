@@ -92,7 +92,7 @@ def test_bench_profile_and_json(in_repo, tmp_path, monkeypatch, capsys):
     assert params["meta"]["profile"] == "paper" and params["aae_ssl"]["hidden"] == 1000
     captured = {}
     monkeypatch.setattr(bench, "run_bench",
-                        lambda paper, steps, params, profile, process_defaults, compile_mode, seeds:
+                        lambda paper, steps, params, profile, process_defaults, compile_mode, seeds, cuda_graph:
                         captured.update(paper=paper, hidden=params["aae_ssl"]["hidden"], profile=profile,
                                         process_defaults=process_defaults, compile_mode=compile_mode, seeds=seeds)
                         or {"paper": paper, "x": 1.5})
@@ -130,6 +130,17 @@ def test_unknown_paper_or_bad_steps_is_one_line_error_before_anything_runs(in_re
     assert capsys.readouterr().err.strip() == ("error: bench --seeds with --compile default: seeds trained together "
                                                "run eagerly, so their step would be compared with a compiled one; "
                                                "give one of the two")
+    assert cli(["bench", "aae_ssl", "--seeds", "2", "--cuda-graph"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: bench --seeds with --cuda-graph: seeds trained together run "
+                                               "eagerly, so their step would be compared with a replayed one; give "
+                                               "one of the two")
+    assert cli(["bench", "aae_ssl", "--cuda-graph", "--compile", "reduce-overhead"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: bench --cuda-graph with --compile reduce-overhead: both capture "
+                                               "CUDA graphs and one cannot hold the other (allowed with --cuda-graph: "
+                                               "--compile default, max-autotune-no-cudagraphs, or none)")
+    assert cli(["bench", "split_vae", "censor", "--cuda-graph"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: bench --cuda-graph: none of split_vae, censor replays its "
+                                               "training step as a CUDA graph (allowed with: aae_ssl)")
     assert ran == [] and not out.exists()  # split_vae did not run first; no JSON of nothing
     with pytest.raises(bench.NoBenchmark, match="no benchmark for no_such_paper"):
         bench.find_case("no_such_paper")
@@ -516,6 +527,48 @@ def test_every_named_papers_params_and_seeds_are_checked_before_any_runs(in_repo
                                          r"\(allowed with: aae_ssl\)$"):
         bench.main(["split_vae", "censor"], 1, seeds=2)
     assert ran == [] and not (tmp_path / "b.json").exists()
+
+
+def test_cuda_graph_runs_only_the_papers_that_replay_their_step_and_says_so_on_a_cpu(in_repo, monkeypatch, capsys):
+    """`--cuda-graph` sets runtime.cuda_graph for aae_ssl's loop; the other named papers are left out with a line,
+    a params.yaml whose runtime compiles to CUDA graphs too is refused before anything runs, and on a CPU the table
+    says the flag changed nothing."""
+    import yaml
+
+    from replab.params import ParamError
+
+    runtimes, real_run_bench = [], bench.run_bench
+
+    def run_bench(paper, steps, params, profile, process_defaults, compile_mode, seeds, cuda_graph):
+        if paper != "aae_ssl":  # refused before anything runs
+            return real_run_bench(paper, steps, params, profile, process_defaults, compile_mode, seeds, cuda_graph)
+        runtimes.append(bench.bench_runtime(params, compile_mode, cuda_graph))
+        return {"paper": paper, "run": {"device": "cpu", "compile": False,
+                                        "cuda_graph": rt.cuda_graph_on(runtimes[-1], torch.device("cpu"))}}
+
+    monkeypatch.setattr(bench, "run_bench", run_bench)
+    bench.main(["split_vae", "aae_ssl"], 1, cuda_graph=True)
+    out = capsys.readouterr().out
+    assert out.startswith("bench split_vae: its loop replays no whole-step CUDA graph (--cuda-graph: aae_ssl)\n")
+    assert "--cuda-graph: no effect on cpu (CUDA graphs need a CUDA device): replab's loop was eager" in out
+    assert [r.cuda_graph for r in runtimes] == [True]
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["runtime"].update(cuda_graph=True)
+    monkeypatch.setattr(bench, "profile_params", lambda profile: params)
+    with pytest.raises(ParamError, match=r"^runtime.cuda_graph = true with compile_mode = 'reduce-overhead': "):
+        bench.main(["aae_ssl"], 1, compile_mode="reduce-overhead")
+    assert len(runtimes) == 1  # refused before any paper ran
+
+
+def test_the_table_names_how_replabs_loop_ran_when_any_was_not_eager():
+    eager = {"paper": "aae_ssl", "run": {"device": "cuda", "compile": False}}
+    assert "replab's loop" not in bench.format_table([eager])
+    graph = {"paper": "aae_ssl", "run": {"device": "cuda", "compile": "default", "cuda_graph": True}}
+    old = {"paper": "censor", "run": {"device": "cuda", "compile": "reduce-overhead"}}  # a file without cuda_graph
+    row = next(line for line in bench.format_table([eager, graph, old]).splitlines()
+               if line.startswith("replab's loop"))
+    cells = [c.strip() for c in row[len("replab's loop"):].split("  ") if c.strip()]
+    assert cells == ["eager", "torch.compile default + one CUDA graph per iteration", "torch.compile reduce-overhead"]
 
 
 def test_a_loop_that_raises_mid_step_leaves_no_flop_counter_or_warning_filter_behind():

@@ -27,6 +27,10 @@ def gpu_bench(tmp_path, out, **env) -> subprocess.CompletedProcess:
                          "--steps)") for steps in ("0", "abc", str(bench.MAX_STEPS + 1))],
     ({"BENCH_TIMEOUT": "0"}, "gpu-bench: BENCH_TIMEOUT=0 (allowed: whole seconds ≥ 1)"),  # timeout 0: no limit
     ({"BENCH_TIMEOUT": "1.5"}, "gpu-bench: BENCH_TIMEOUT=1.5 (allowed: whole seconds ≥ 1)"),
+    ({"RUNS": "eager seeds3"}, "gpu-bench: RUNS=eager seeds3: seeds3 (allowed: eager, seeds2, seeds5, step-graph, "
+                               "step-graph-compiled, cuda-graphs)"),
+    ({"RUNS": " "}, "gpu-bench: RUNS is empty (allowed: eager, seeds2, seeds5, step-graph, step-graph-compiled, "
+                    "cuda-graphs)"),
     ({"PYTHON": "/nonexistent/python"}, "gpu-bench: PYTHON=/nonexistent/python: not found (give an interpreter "
                                         "with PyTorch)"),
 ])
@@ -51,7 +55,7 @@ def test_an_output_folder_that_cannot_be_made_is_named(tmp_path):
 
 
 def test_a_run_past_bench_timeout_says_it_timed_out(tmp_path):
-    """An interpreter whose bench never finishes (it runs the script's import check, then sleeps): each of the four
+    """An interpreter whose bench never finishes (it runs the script's import check, then sleeps): each of the six
     runs is stopped at BENCH_TIMEOUT and named as timed out, not as failed; exit status 1."""
     slow = tmp_path / "python"
     slow.write_text(f'#!/bin/sh\n[ "$1" = - ] && exec {sys.executable} "$@"\nsleep 30\n')
@@ -61,7 +65,19 @@ def test_a_run_past_bench_timeout_says_it_timed_out(tmp_path):
     timed_out = [line for line in done.stdout.splitlines() if "timed out" in line]
     assert done.returncode == 1 and timed_out == [
         f"== {name} timed out after 1 s (BENCH_TIMEOUT; log: {out}/smoke-{name}.log)"
-        for name in ("eager", "aae_ssl-seeds2", "aae_ssl-seeds5", "cuda-graphs")]
+        for name in ("eager", "aae_ssl-seeds2", "aae_ssl-seeds5", "aae_ssl-step-graph", "aae_ssl-step-graph-compiled",
+                     "cuda-graphs")]
     assert "failed" not in done.stdout
     assert (out / "smoke-eager.log").read_text().endswith("timed out after 1 s (BENCH_TIMEOUT; "
                                                           f"log: {out}/smoke-eager.log)\n")
+
+
+def test_runs_picks_the_runs_and_their_order(tmp_path):
+    slow = tmp_path / "python"
+    slow.write_text(f'#!/bin/sh\n[ "$1" = - ] && exec {sys.executable} "$@"\nsleep 30\n')
+    slow.chmod(0o755)
+    done = gpu_bench(tmp_path, tmp_path / "out", PYTHON=str(slow), BENCH_TIMEOUT="1", PROFILE="smoke",
+                     RUNS="step-graph  eager")
+    started = [line for line in done.stdout.splitlines() if line.startswith("== ") and "timed out" not in line]
+    assert started == ["== aae_ssl-step-graph: replab bench --profile smoke --steps 50 aae_ssl --cuda-graph",
+                       "== eager: replab bench --profile smoke --steps 50 "]

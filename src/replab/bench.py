@@ -63,7 +63,15 @@ from torch.utils._pytree import tree_map_only
 from replab import runtime as rt
 from replab.batches import EndlessBatches
 from replab.io import DataError, PartialFailure, out_of_memory, read_json, write_json
-from replab.params import COMPILE_MODES, ParamError, Runtime, check_writable, load_runtime, load_section
+from replab.params import (
+    COMPILE_MODES,
+    GRAPH_COMPILE_MODES,
+    ParamError,
+    Runtime,
+    check_writable,
+    load_runtime,
+    load_section,
+)
 
 WARMUP_STEPS = 3
 FETCH_MIN_BATCHES = 200  # batch-fetch comparison: max(steps, this) batches per method
@@ -85,6 +93,7 @@ ROUNDS_APART_MARK = "(‡)"
 ROUNDS_APART_NOTE = (f"(‡) the rounds' ratios differ by more than {ROUNDS_APART - 1:.0%}: the load changed during "
                      "the run; rerun when idle")
 SEEDS_TOGETHER = ("aae_ssl",)  # the papers whose BenchCase has `train_seeds` (`--seeds`)
+CUDA_GRAPH_PAPERS = ("aae_ssl",)  # the papers whose loop honours runtime.cuda_graph (`--cuda-graph`)
 # The host's 1-minute load average (bench's own threads included, a thread per core by default) above its cores by
 # more than this: other work shared the CPUs
 BUSY_MARGIN = 0.5
@@ -113,6 +122,7 @@ class BenchCase:
     # the profile's sweep this step stands for, to project its training time: (name, variants, seeds of each,
     # steps per run)
     sweep: tuple[str, int, int, int] | None = None
+    cuda_graph: bool = False  # `train` replays its iterations as CUDA graphs under runtime.cuda_graph (rt.StepGraph)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -530,17 +540,31 @@ def find_peer(paper: str) -> Callable | None:
     return PEERS.get(paper)
 
 
-def run_bench(paper: str, steps: int, params: dict | None = None, profile: str | None = None,
-              process_defaults: bool = False, compile_mode: str | None = None, seeds: int | None = None) -> dict:
-    """Benchmark one paper (raises NoBenchmark when it has no case) for `steps` ≥ 1 (`main` checks it). Reads
-    `params` (default: params.yaml in the working dir); `compile_mode` sets runtime.compile (true) and
-    runtime.compile_mode for replab's loop (the peer stays eager; compiling happens in the warm-up steps);
-    `seeds` ≥ 2 also times that many seeds trained together where the case can (`BenchCase.train_seeds`)."""
-    module, setup = find_case(paper)
-    cfg = load_section(module.Config, paper, params=params)
+def bench_runtime(params: dict | None, compile_mode: str | None, cuda_graph: bool) -> Runtime:
+    """params' runtime with bench's --compile and --cuda-graph; ParamError for a combination params.yaml could not
+    hold either (CUDA graphs inside torch.compile's)."""
     runtime = load_runtime(params=params)
     if compile_mode is not None:
         runtime = dataclasses.replace(runtime, compile=True, compile_mode=compile_mode)
+    runtime = dataclasses.replace(runtime, cuda_graph=runtime.cuda_graph or cuda_graph)
+    runtime.check("runtime")
+    return runtime
+
+
+def run_bench(paper: str, steps: int, params: dict | None = None, profile: str | None = None,
+              process_defaults: bool = False, compile_mode: str | None = None, seeds: int | None = None,
+              cuda_graph: bool = False) -> dict:
+    """Benchmark one paper (raises NoBenchmark when it has no case) for `steps` ≥ 1 (`main` checks it). Reads
+    `params` (default: params.yaml in the working dir); `compile_mode` sets runtime.compile (true) and
+    runtime.compile_mode for replab's loop (the peer stays eager; compiling happens in the warm-up steps);
+    `seeds` ≥ 2 also times that many seeds trained together where the case can (`BenchCase.train_seeds`);
+    `cuda_graph` sets runtime.cuda_graph for a case whose loop honours it (NoBenchmark for the others)."""
+    module, setup = find_case(paper)
+    if cuda_graph and paper not in CUDA_GRAPH_PAPERS:
+        raise NoBenchmark(f"bench {paper}: its loop replays no whole-step CUDA graph (--cuda-graph: "
+                          f"{', '.join(CUDA_GRAPH_PAPERS)})")
+    cfg = load_section(module.Config, paper, params=params)
+    runtime = bench_runtime(params, compile_mode, cuda_graph)
     device = rt.setup(runtime, 0, process_settings=not process_defaults)
     compiled_before = compile_counters() if runtime.compile else None
 
@@ -683,6 +707,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         "run": {**rt.run_metadata(device, 0, "synthetic"), "tf32": runtime.tf32,
                 "deterministic": runtime.deterministic,
                 "compile": runtime.compile_mode if runtime.compile else False,  # replab's loop (attention_vat: eager)
+                "cuda_graph": rt.cuda_graph_on(runtime, device),  # replab's loop replayed as CUDA graphs
                 "keep_freed_memory": not process_defaults and rt.keep_freed_memory(),  # (idempotent)
                 "fill_uninitialized_memory": torch.utils.deterministic.fill_uninitialized_memory,
                 "load_avg_1m": _load_average(), "cpus": os.cpu_count()},
@@ -691,6 +716,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
 
 ROWS = (  # (label, format) per result key
     ("case", "case", "{}"),
+    ("replab's loop", "loop", None),
     ("replab's CPU kernels", "cpu_kernels", "{}"),
     ("load (1 min average)", "load", None),
     ("steps timed", "steps", "{rounds} × {} (+{warmup_steps} warm-up), replab's loop and the peer's each"),
@@ -760,7 +786,17 @@ class _Fields(dict):
         return _Unknown()
 
 
+def _loop(result: dict) -> str:
+    """How replab's loop ran: eager, through torch.compile, replayed as CUDA graphs (older files: eager or ?)."""
+    run = result.get("run", {})
+    parts = [f"torch.compile {run['compile']}"] if run.get("compile") else []
+    parts += ["one CUDA graph per iteration"] if run.get("cuda_graph") else []
+    return " + ".join(parts) or "eager"
+
+
 def _cell(result: dict, key: str, fmt: str | None) -> str:
+    if key == "loop":
+        return _loop(result)
     if key == "load":  # host-wide, so against the host's cores (`cpus`: also another machine's, under --show)
         load, cores = result["run"].get("load_avg_1m"), result["run"].get("cpus")
         if load is None:
@@ -797,7 +833,8 @@ def format_table(results: list[dict]) -> str:
     shown = {"seeds_": "seeds_together", "compile_": "compile_counters",  # rows of an option: only when it ran
              "sweep_": "sweep", "sweep_hours_seeds": "sweep_hours_seeds_together"}
     rows = [[label, *(_cell(r, key, fmt) for r in results)] for label, key, fmt in ROWS
-            if not any(key.startswith(p) and not any(r.get(k) for r in results) for p, k in shown.items())]
+            if not any(key.startswith(p) and not any(r.get(k) for r in results) for p, k in shown.items())
+            and (key != "loop" or any(_loop(r) != "eager" for r in results))]
     if not one_device:
         rows.insert(1, ["device", *devices])
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -874,7 +911,8 @@ def _short(value: Any) -> str:
 
 
 def main(papers: list[str], steps: int, profile: str | None = None, json_path: str | None = None,
-         process_defaults: bool = False, compile_mode: str | None = None, seeds: int | None = None) -> list[dict]:
+         process_defaults: bool = False, compile_mode: str | None = None, seeds: int | None = None,
+         cuda_graph: bool = False) -> list[dict]:
     """Benchmark each paper in turn; one line for a paper without a benchmark; then one table on stdout (and
     the results as JSON at `json_path`, written at the start and after every paper: `complete` false and the papers
     `not_run` until the last). An unknown paper, `steps` outside 1 … MAX_STEPS, `seeds` outside 2 … MAX_SEEDS or
@@ -893,6 +931,16 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
                          "their step would be compared with a compiled one; give one of the two")
     if compile_mode is not None and compile_mode not in COMPILE_MODES:
         raise ParamError(f"bench --compile {compile_mode}: unknown mode (allowed: {', '.join(COMPILE_MODES)})")
+    if cuda_graph and seeds is not None:
+        raise ParamError("bench --seeds with --cuda-graph: seeds trained together run eagerly, so their step would "
+                         "be compared with a replayed one; give one of the two")
+    if cuda_graph and compile_mode in GRAPH_COMPILE_MODES:
+        raise ParamError(f"bench --cuda-graph with --compile {compile_mode}: both capture CUDA graphs and one "
+                         "cannot hold the other (allowed with --cuda-graph: --compile "
+                         f"{', '.join(m for m in COMPILE_MODES if m not in GRAPH_COMPILE_MODES)}, or none)")
+    if cuda_graph and not set(papers) & set(CUDA_GRAPH_PAPERS):
+        raise ParamError(f"bench --cuda-graph: none of {', '.join(papers)} replays its training step as a CUDA graph "
+                         f"(allowed with: {', '.join(CUDA_GRAPH_PAPERS)})")
     if seeds is not None and not set(papers) & set(SEEDS_TOGETHER):
         raise ParamError(f"bench --seeds {seeds}: none of {', '.join(papers)} trains seeds together (allowed with: "
                          f"{', '.join(SEEDS_TOGETHER)})")
@@ -900,7 +948,8 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
         check_writable(json_path, "bench --json")
     params = profile_params(profile)
     # every named paper's params, the device and --seeds' device before any paper runs
-    device = rt.choose_device(load_runtime(params=params).device)
+    runtime = bench_runtime(params, compile_mode, cuda_graph)
+    device = rt.choose_device(runtime.device)
     if seeds is not None:
         check_seeds_device(seeds, device)
     for paper in papers:
@@ -926,7 +975,8 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
             json_error += f"; stopped before {', '.join(papers[i:])}"
             break
         try:
-            results.append(run_bench(paper, steps, params, profile, process_defaults, compile_mode, seeds))
+            results.append(run_bench(paper, steps, params, profile, process_defaults, compile_mode, seeds,
+                                     cuda_graph))
         except NoBenchmark as err:
             print(err, flush=True)
         except (ParamError, DataError):  # bad input found only now (--seeds beyond the memory): the one-line error,
@@ -951,6 +1001,10 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
             print(f"profile: {profile}")
         if compile_mode is not None:
             print(f"replab's loop through torch.compile, mode {compile_mode} (the peer's eager)")
+        if cuda_graph:
+            print("replab's loop replayed as one CUDA graph per iteration (the peer's eager)"
+                  if rt.cuda_graph_on(runtime, device) else
+                  f"--cuda-graph: no effect on {device.type} (CUDA graphs need a CUDA device): replab's loop was eager")
         print(format_table(results))
     problems = [f"bench --json {json_error}"] if json_error is not None else []
     if failed:

@@ -78,11 +78,11 @@ def _bench(args) -> None:
     bench = importlib.import_module("replab.bench")
     if args.show is None:
         bench.main(args.papers, BENCH_STEPS if args.steps is None else args.steps, args.profile, args.json_path,
-                   args.process_defaults, args.compile_mode, args.seeds)
+                   args.process_defaults, args.compile_mode, args.seeds, args.cuda_graph)
         return
     measuring = {"--steps": args.steps, "--profile": args.profile, "--json": args.json_path,
                  "--process-defaults": args.process_defaults or None, "--compile": args.compile_mode,
-                 "--seeds": args.seeds}
+                 "--seeds": args.seeds, "--cuda-graph": args.cuda_graph or None}
     if given := [name for name, value in measuring.items() if value is not None]:  # (given at all, also 0 or "")
         raise ParamError(f"bench --show prints earlier results and measures nothing: give it without "
                          f"{', '.join(given)}")
@@ -219,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", dest="compile_mode", metavar="MODE", choices=COMPILE_MODES,
                    help="replab's loop through torch.compile in this mode (runtime.compile / compile_mode; "
                         f"{', '.join(COMPILE_MODES)}; reduce-overhead = CUDA graphs on a GPU; without it: eager)")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="replab's loop with runtime.cuda_graph: each training iteration replayed as one CUDA graph "
+                        "(aae_ssl; on a CUDA device; without it: eager)")
     p.add_argument("--seeds", type=int, metavar="N",
                    help="also time N ≥ 2 seeds trained together as one vmap-batched model (aae_ssl) against N "
                         "single-seed steps (default: off)")

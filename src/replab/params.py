@@ -305,6 +305,7 @@ def check_meta_profile(params: dict[str, Any]) -> None:
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # torch.compile's modes; reduce-overhead also captures the compiled graphs as CUDA graphs on a GPU
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+GRAPH_COMPILE_MODES = ("reduce-overhead", "max-autotune")  # torch.compile modes that replay CUDA graphs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -319,9 +320,17 @@ class Runtime:
                           "attention_vat trains eagerly): fewer kernel launches for GPU runs")
     compile_mode: str = param("default", choices=COMPILE_MODES,
                               doc="torch.compile mode; reduce-overhead replays CUDA graphs on GPUs (no effect on CPUs)")
+    cuda_graph: bool = param(False, doc="replay each training iteration (forward, backward, optimizer step) as one "
+                             "CUDA graph (aae_ssl; CUDA only, no effect elsewhere): launch-bound GPU steps")
     progress: bool = param(True, doc="tqdm progress bars")
     checkpoint_every: float = param(300.0, ge=0.0, doc="seconds between training checkpoints (taken at the next "
                                     "iteration / epoch boundary; 0 = at every one); a killed stage resumes there")
+
+    def check(self, where: str) -> None:
+        if self.cuda_graph and self.compile and self.compile_mode in GRAPH_COMPILE_MODES:
+            raise ParamError(f"{where}.cuda_graph = true with compile_mode = {self.compile_mode!r}: both capture CUDA "
+                             "graphs and one cannot hold the other (allowed with cuda_graph: compile false, or "
+                             f"compile_mode {', '.join(m for m in COMPILE_MODES if m not in GRAPH_COMPILE_MODES)})")
 
 
 def load_runtime(path: str | Path = PARAMS_FILE, params: dict[str, Any] | None = None) -> Runtime:

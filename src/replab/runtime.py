@@ -506,6 +506,70 @@ def new_iteration(runtime: Runtime) -> None:
         torch.compiler.cudagraph_mark_step_begin()
 
 
+def cuda_graph_on(runtime: Runtime, device) -> bool:
+    """Whether a training loop replays its iterations as CUDA graphs (`runtime.cuda_graph` on a CUDA device; on
+    other devices the flag changes nothing). Optimizers of such a loop need `capturable=True`: their step counts
+    and bias corrections then stay on the device, which a graph can replay."""
+    return runtime.cuda_graph and device.type == "cuda"
+
+
+class StepGraph:
+    """One training iteration replayed as a CUDA graph (`runtime.cuda_graph`): `step(*inputs)` runs the whole
+    iteration (forward passes, backward passes, gradient clipping, optimizer steps) on fixed-shape tensor inputs
+    (index batches) and returns its losses (tensors, or tuples and dicts of them). Small models on a GPU are bound
+    by kernel launches (5–10 µs each, hundreds a step) and Python; a replay launches every kernel of the iteration
+    at once (PyTorch's "whole network capture", torch.cuda.graphs).
+
+    The first `WARMUP` calls run eagerly on a side stream, PyTorch's recipe: what the first steps make lazily (the
+    optimizers' moments, cuBLAS workspaces) must exist before capture. Two, so that `replab bench`'s FLOP-counted
+    step (its third warm-up step) is the capture, whose operations pass through the counter, and every timed step
+    is a replay. The next call captures `step` on its inputs and replays it; each later call copies its inputs
+    into the captured ones and replays. The outputs are the captured tensors, overwritten by the next call: read
+    or copy them first. `step` must keep its input shapes, step optimizers built with `capturable=True`
+    (`cuda_graph_on`), draw random numbers from PyTorch's default generator (dropout, `torch.randn` without
+    `generator=`; replays advance it as eager calls do) and read nothing into Python. Without `cuda_graph_on`, a
+    plain call. Raises ParamError when the capture fails (a step that syncs, e.g.)."""
+
+    WARMUP = 2
+
+    def __init__(self, step, runtime: Runtime, device, what: str):
+        self.step, self.what = step, what
+        self.enabled = cuda_graph_on(runtime, device)
+        self.calls = 0
+        self.graph = self.side = None
+        self.inputs: list = []
+        self.outputs = None
+
+    def __call__(self, *inputs):
+        if not self.enabled:
+            return self.step(*inputs)
+        import torch
+
+        self.calls += 1
+        if self.calls <= self.WARMUP:
+            self.side = self.side or torch.cuda.Stream()
+            self.side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.side):
+                outputs = self.step(*inputs)
+            torch.cuda.current_stream().wait_stream(self.side)
+            return outputs
+        if self.graph is None:
+            self.inputs = [x.clone() for x in inputs]
+            self.graph = torch.cuda.CUDAGraph()
+            try:
+                with torch.cuda.graph(self.graph):
+                    self.outputs = self.step(*self.inputs)
+            except RuntimeError as err:
+                text = " ".join(str(err).split())[:240]
+                raise ParamError(f"{self.what}: runtime.cuda_graph: the training iteration cannot be captured as a "
+                                 f"CUDA graph ({type(err).__name__}: {text}); set runtime.cuda_graph: false") from err
+        else:
+            for captured, x in zip(self.inputs, inputs, strict=True):
+                captured.copy_(x)
+        self.graph.replay()
+        return self.outputs
+
+
 def optimizer(optimizer_class, params, **kwargs):
     """`optimizer_class(params, **kwargs)` for a `torch.optim` optimizer (Adam, RMSprop, …): the same update
     kernels, state_dict and hooks, without the torch.compile guards PyTorch wraps around `step`,

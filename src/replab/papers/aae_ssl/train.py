@@ -28,10 +28,12 @@ from replab.papers.aae_ssl.model import (
 )
 
 
-def adam_optimizers(cfg: Config, autoencoder_params: list, disc, device):
+def adam_optimizers(cfg: Config, autoencoder_params: list, disc, device, capturable: bool = False):
     """(Adam over the encoder and decoder, Adam over D or None without one), with cfg's lr and β's. Fused: one
-    kernel for all parameters (the same update rule; the unfused update was 9 % of a paper-size step)."""
-    kwargs = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2), "fused": device.type in ("cpu", "cuda")}
+    kernel for all parameters (the same update rule; the unfused update was 9 % of a paper-size step).
+    `capturable`: step counts kept on the device, for a step replayed as a CUDA graph (`rt.StepGraph`)."""
+    kwargs = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2), "fused": device.type in ("cpu", "cuda"),
+              **({"capturable": True} if capturable else {})}
     opt_ae = rt.optimizer(torch.optim.Adam, autoencoder_params, **kwargs)
     opt_d = rt.optimizer(torch.optim.Adam, disc.parameters(), **kwargs) if disc is not None else None
     return opt_ae, opt_d
@@ -53,7 +55,7 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
                               for m in build(model, cfg.hidden, z_dim, cfg.batchnorm, cfg.dropout))
     lambda_reg = 0.0 if model == "ae" else cfg.lambda_reg
     autoencoder_params = [*encoder.parameters(), *decoder.parameters()]
-    opt_ae, opt_d = adam_optimizers(cfg, autoencoder_params, disc, device)
+    opt_ae, opt_d = adam_optimizers(cfg, autoencoder_params, disc, device, rt.cuda_graph_on(runtime, device))
 
     # Training calls go through (optionally) compiled wrappers; weights are shared with the originals.
     enc_step, dec_step, disc_step = (rt.maybe_compile(m, runtime) for m in (encoder, decoder, disc))
@@ -80,20 +82,15 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
         return {**{k: m.state_dict() for k, m in modules.items() if m is not None}, "generator": gen.get_state(),
                 "best": best, "best_state": best_state, "iteration": it, "samples": clock.samples}
 
-    bar = rt.progress(range(start, iterations + 1), initial=start - 1, total=iterations, enabled=runtime.progress,
-                      desc=f"aae_ssl {model} Nl={n_labeled}")
-    for it in bar:
-        rt.new_iteration(runtime)  # D's backward runs between the encoder's outputs and their use
-        il, iu = next(labeled_batches), next(unlabeled_batches)
+    def iteration(il, iu):  # one training iteration on index batches il, iu → (loss, D's loss, Eq. 3's terms)
         xl, yl, xu = x_lab[il], y_lab[il], x_unl[iu]
         x = torch.cat([xl, xu])  # one pass so BatchNorm sees labeled and unlabeled images together
-        encoder.train(), decoder.train()
-
         # One encoder pass per iteration (BatchNorm statistics and dropout masks are drawn once).
         y_logits, z = enc_step(x)
         y_soft = F.softmax(y_logits, 1)
 
         # Discriminator step: prior samples vs the (detached) encoder outputs, in one pass through D.
+        d_loss = None
         if disc is not None:
             y_prior, z_prior = prior_sample(len(x), z_dim, device)
             d = disc_step(torch.cat([y_prior, y_soft.detach()]), torch.cat([z_prior, z.detach()]))
@@ -115,9 +112,18 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
         opt_ae.step()
         if disc is not None:
             disc.requires_grad_(True)
-        clock.add(len(x))
-        guard.update(it, loss, *([d_loss] if disc is not None else []))
+        return loss, d_loss, terms_l, terms_u
 
+    step = rt.StepGraph(iteration, runtime, device, f"aae_ssl {name or model}")
+    bar = rt.progress(range(start, iterations + 1), initial=start - 1, total=iterations, enabled=runtime.progress,
+                      desc=f"aae_ssl {model} Nl={n_labeled}")
+    for it in bar:
+        rt.new_iteration(runtime)  # D's backward runs between the encoder's outputs and their use
+        encoder.train(), decoder.train()
+        il, iu = next(labeled_batches), next(unlabeled_batches)
+        loss, d_loss, terms_l, terms_u = step(il, iu)
+        clock.add(len(il) + len(iu))
+        guard.update(it, loss, *([d_loss] if disc is not None else []))
 
         if it % cfg.eval_every == 0 or it == iterations:
             guard.check()
