@@ -27,10 +27,10 @@ def gpu_bench(tmp_path, out, **env) -> subprocess.CompletedProcess:
                          "--steps)") for steps in ("0", "abc", str(bench.MAX_STEPS + 1))],
     ({"BENCH_TIMEOUT": "0"}, "gpu-bench: BENCH_TIMEOUT=0 (allowed: whole seconds ≥ 1)"),  # timeout 0: no limit
     ({"BENCH_TIMEOUT": "1.5"}, "gpu-bench: BENCH_TIMEOUT=1.5 (allowed: whole seconds ≥ 1)"),
-    ({"RUNS": "eager seeds3"}, "gpu-bench: RUNS=eager seeds3: seeds3 (allowed: eager, seeds2, seeds5, step-graph, "
-                               "step-graph-compiled, cuda-graphs)"),
-    ({"RUNS": " "}, "gpu-bench: RUNS is empty (allowed: eager, seeds2, seeds5, step-graph, step-graph-compiled, "
-                    "cuda-graphs)"),
+    ({"RUNS": "eager seeds3"}, "gpu-bench: RUNS=eager seeds3: seeds3 (allowed: tests, eager, seeds2, seeds5, "
+                               "step-graph, step-graph-compiled, cuda-graphs)"),
+    ({"RUNS": " "}, "gpu-bench: RUNS is empty (allowed: tests, eager, seeds2, seeds5, step-graph, "
+                    "step-graph-compiled, cuda-graphs)"),
     ({"PYTHON": "/nonexistent/python"}, "gpu-bench: PYTHON=/nonexistent/python: not found (give an interpreter "
                                         "with PyTorch)"),
 ])
@@ -55,8 +55,8 @@ def test_an_output_folder_that_cannot_be_made_is_named(tmp_path):
 
 
 def test_a_run_past_bench_timeout_says_it_timed_out(tmp_path):
-    """An interpreter whose bench never finishes (it runs the script's import check, then sleeps): each of the six
-    runs is stopped at BENCH_TIMEOUT and named as timed out, not as failed; exit status 1."""
+    """An interpreter whose bench never finishes (it runs the script's import check, then sleeps): each of the seven
+    runs (the CUDA tests first) is stopped at BENCH_TIMEOUT and named as timed out, not as failed; exit status 1."""
     slow = tmp_path / "python"
     slow.write_text(f'#!/bin/sh\n[ "$1" = - ] && exec {sys.executable} "$@"\nsleep 30\n')
     slow.chmod(0o755)
@@ -64,6 +64,7 @@ def test_a_run_past_bench_timeout_says_it_timed_out(tmp_path):
     out = tmp_path / "out"
     timed_out = [line for line in done.stdout.splitlines() if "timed out" in line]
     assert done.returncode == 1 and timed_out == [
+        f"== tests timed out after 1 s (BENCH_TIMEOUT; log: {out}/tests.log)"] + [
         f"== {name} timed out after 1 s (BENCH_TIMEOUT; log: {out}/smoke-{name}.log)"
         for name in ("eager", "aae_ssl-seeds2", "aae_ssl-seeds5", "aae_ssl-step-graph", "aae_ssl-step-graph-compiled",
                      "cuda-graphs")]
