@@ -102,7 +102,7 @@ def test_bench_profile_and_json(in_repo, tmp_path, monkeypatch, capsys):
     assert captured == {"paper": "aae_ssl", "hidden": 1000, "profile": "paper", "process_defaults": False,
                         "compile_mode": None, "seeds": None}
     assert read_json(out) == {"profile": "paper", "steps": 2, "complete": True, "not_run": [],
-                              "results": [{"paper": "aae_ssl", "x": 1.5}], "failed": []}
+                              "results": [{"paper": "aae_ssl", "x": 1.5}], "failed": [], "skipped": []}
     with pytest.raises(ParamError, match="no conf/profile/nonesuch.yaml"):
         bench.profile_params("nonesuch")
 
@@ -506,7 +506,7 @@ def test_the_json_says_which_papers_a_killed_run_left_out(tmp_path, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         bench.main(["aae_ssl", "censor", "autoencoder"], 1, json_path=str(out))
     assert read_json(out) == {"profile": None, "steps": 1, "complete": False, "not_run": ["censor", "autoencoder"],
-                              "results": [{"paper": "aae_ssl"}], "failed": []}
+                              "results": [{"paper": "aae_ssl"}], "failed": [], "skipped": []}
 
 
 def test_every_named_papers_params_and_seeds_are_checked_before_any_runs(in_repo, tmp_path, monkeypatch):
@@ -529,12 +529,14 @@ def test_every_named_papers_params_and_seeds_are_checked_before_any_runs(in_repo
     assert ran == [] and not (tmp_path / "b.json").exists()
 
 
-def test_cuda_graph_runs_only_the_papers_that_replay_their_step_and_says_so_on_a_cpu(in_repo, monkeypatch, capsys):
+def test_cuda_graph_runs_only_the_papers_that_replay_their_step_and_says_so_on_a_cpu(in_repo, tmp_path, monkeypatch,
+                                                                                     capsys):
     """`--cuda-graph` sets runtime.cuda_graph for aae_ssl's loop; the other named papers are left out with a line,
     a params.yaml whose runtime compiles to CUDA graphs too is refused before anything runs, and on a CPU the table
     says the flag changed nothing."""
     import yaml
 
+    from replab.io import read_json
     from replab.params import ParamError
 
     runtimes, real_run_bench = [], bench.run_bench
@@ -547,16 +549,27 @@ def test_cuda_graph_runs_only_the_papers_that_replay_their_step_and_says_so_on_a
                                         "cuda_graph": rt.cuda_graph_on(runtimes[-1], torch.device("cpu"))}}
 
     monkeypatch.setattr(bench, "run_bench", run_bench)
-    bench.main(["split_vae", "aae_ssl"], 1, cuda_graph=True)
+    bench.main(["split_vae", "aae_ssl"], 1, json_path=str(tmp_path / "b.json"), cuda_graph=True)
     out = capsys.readouterr().out
-    assert out.startswith("bench split_vae: its loop replays no whole-step CUDA graph (--cuda-graph: aae_ssl)\n")
-    assert "--cuda-graph: no effect on cpu (CUDA graphs need a CUDA device): replab's loop was eager" in out
+    skip = "bench split_vae: its loop replays no whole-step CUDA graph (--cuda-graph: aae_ssl)"
+    assert out.startswith(skip + "\n")
+    assert "runtime.cuda_graph: no effect on cpu (CUDA graphs need a CUDA device)\n" in out
+    assert read_json(tmp_path / "b.json")["skipped"] == [{"paper": "split_vae", "reason": skip}]
     assert [r.cuda_graph for r in runtimes] == [True]
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["runtime"].update(cuda_graph=True)
     monkeypatch.setattr(bench, "profile_params", lambda profile: params)
-    with pytest.raises(ParamError, match=r"^runtime.cuda_graph = true with compile_mode = 'reduce-overhead': "):
+    with pytest.raises(ParamError) as err:
         bench.main(["aae_ssl"], 1, compile_mode="reduce-overhead")
+    assert str(err.value) == ("bench --compile reduce-overhead: with params' runtime (cuda_graph: true, compile: "
+                              "false, compile_mode: default) the loop would capture CUDA graphs inside torch.compile's "
+                              "own (allowed with CUDA graphs per iteration: --compile default, "
+                              "max-autotune-no-cudagraphs)")
+    with pytest.raises(ParamError) as err:  # the single-seed loop would be replayed, the seeds together eager
+        bench.main(["aae_ssl"], 1, seeds=2)
+    assert str(err.value) == ("bench --seeds 2: params' runtime makes the single-seed loop run through one CUDA graph "
+                              "per iteration, but seeds trained together run eagerly, so the speed-up would compare "
+                              "two kinds of loop (set runtime.compile and runtime.cuda_graph to false for --seeds)")
     assert len(runtimes) == 1  # refused before any paper ran
 
 
@@ -627,7 +640,8 @@ def test_a_failing_paper_stops_no_other_and_the_json_keeps_what_ran(tmp_path, mo
     assert read_json(out) == {"profile": None, "steps": 30, "complete": True, "not_run": [],
                               "results": [{"paper": "aae_ssl", "x": 1.0}, {"paper": "autoencoder", "x": 1.0}],
                               "failed": [{"paper": "censor", "error": "RuntimeError: accessing tensor output of "
-                                          "CUDAGraphs that has been overwritten by a subsequent run"}]}
+                                          "CUDAGraphs that has been overwritten by a subsequent run"}],
+                              "skipped": []}
 
 
 def test_flop_count_includes_replabs_onednn_linear_layers(monkeypatch):
@@ -943,7 +957,7 @@ def test_bad_input_found_while_a_paper_runs_keeps_what_ran_before_it(tmp_path, m
     assert captured.out == "table of censor\n"
     assert captured.err == "error: bench --seeds 90: aae_ssl's 90 seeds do not fit in cpu memory (give fewer)\n"
     assert read_json(out) == {"profile": None, "steps": 30, "complete": False, "not_run": ["aae_ssl", "split_vae"],
-                              "results": [{"paper": "censor"}], "failed": []}
+                              "results": [{"paper": "censor"}], "failed": [], "skipped": []}
 
 
 def test_seeds_together_names_the_papers_whose_case_trains_seeds_together(in_repo):

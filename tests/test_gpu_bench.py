@@ -13,6 +13,7 @@ from conftest import REPO
 from replab import bench
 
 SCRIPT = REPO / ".ci" / "gpu-bench"
+ALL_RUNS = "tests, eager, seeds2, seeds5, step-graph, step-graph-compiled, cuda-graphs"
 
 
 def gpu_bench(tmp_path, out, **env) -> subprocess.CompletedProcess:
@@ -27,10 +28,10 @@ def gpu_bench(tmp_path, out, **env) -> subprocess.CompletedProcess:
                          "--steps)") for steps in ("0", "abc", str(bench.MAX_STEPS + 1))],
     ({"BENCH_TIMEOUT": "0"}, "gpu-bench: BENCH_TIMEOUT=0 (allowed: whole seconds ≥ 1)"),  # timeout 0: no limit
     ({"BENCH_TIMEOUT": "1.5"}, "gpu-bench: BENCH_TIMEOUT=1.5 (allowed: whole seconds ≥ 1)"),
-    ({"RUNS": "eager seeds3"}, "gpu-bench: RUNS=eager seeds3: seeds3 (allowed: tests, eager, seeds2, seeds5, "
-                               "step-graph, step-graph-compiled, cuda-graphs)"),
-    ({"RUNS": " "}, "gpu-bench: RUNS is empty (allowed: tests, eager, seeds2, seeds5, step-graph, "
-                    "step-graph-compiled, cuda-graphs)"),
+    *[({"RUNS": runs}, f"gpu-bench: RUNS={runs}: {bad} (allowed, separated by spaces: {ALL_RUNS})")
+      for runs, bad in (("eager seeds3", "seeds3"), ("eager,seeds2", "eager,seeds2"), ("*", "*"), ("t*", "t*"))],
+    *[({"RUNS": runs}, f"gpu-bench: RUNS is empty (allowed, separated by spaces: {ALL_RUNS})")
+      for runs in ("", " ", "\t", "\n")],
     ({"PYTHON": "/nonexistent/python"}, "gpu-bench: PYTHON=/nonexistent/python: not found (give an interpreter "
                                         "with PyTorch)"),
 ])

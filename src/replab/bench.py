@@ -540,14 +540,30 @@ def find_peer(paper: str) -> Callable | None:
     return PEERS.get(paper)
 
 
-def bench_runtime(params: dict | None, compile_mode: str | None, cuda_graph: bool) -> Runtime:
-    """params' runtime with bench's --compile and --cuda-graph; ParamError for a combination params.yaml could not
-    hold either (CUDA graphs inside torch.compile's)."""
-    runtime = load_runtime(params=params)
+def bench_runtime(params: dict | None, compile_mode: str | None = None, cuda_graph: bool = False,
+                  seeds: int | None = None) -> Runtime:
+    """params' runtime with bench's --compile and --cuda-graph. ParamError, naming the options and the params they
+    meet, for a combination params.yaml could not hold either (CUDA graphs inside torch.compile's), and for --seeds
+    beside a single-seed loop that is not eager (seeds trained together run eagerly: the speed-up would compare
+    two kinds of loop)."""
+    base = load_runtime(params=params)
+    runtime = base
     if compile_mode is not None:
         runtime = dataclasses.replace(runtime, compile=True, compile_mode=compile_mode)
     runtime = dataclasses.replace(runtime, cuda_graph=runtime.cuda_graph or cuda_graph)
-    runtime.check("runtime")
+    given = " ".join([*([f"--compile {compile_mode}"] if compile_mode else []), *(["--cuda-graph"] * cuda_graph)])
+    try:
+        runtime.check("runtime")
+    except ParamError:
+        raise ParamError(f"bench {given}: with params' runtime (cuda_graph: {str(base.cuda_graph).lower()}, compile: "
+                         f"{str(base.compile).lower()}, compile_mode: {base.compile_mode}) the loop would capture CUDA "
+                         "graphs inside torch.compile's own (allowed with CUDA graphs per iteration: --compile "
+                         f"{', '.join(m for m in COMPILE_MODES if m not in GRAPH_COMPILE_MODES)})") from None
+    if seeds is not None and (runtime.compile or runtime.cuda_graph):
+        how = "torch.compile" if runtime.compile else "one CUDA graph per iteration"
+        raise ParamError(f"bench --seeds {seeds}: params' runtime makes the single-seed loop run through {how}, but "
+                         "seeds trained together run eagerly, so the speed-up would compare two kinds of loop (set "
+                         "runtime.compile and runtime.cuda_graph to false for --seeds)")
     return runtime
 
 
@@ -948,7 +964,7 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
         check_writable(json_path, "bench --json")
     params = profile_params(profile)
     # every named paper's params, the device and --seeds' device before any paper runs
-    runtime = bench_runtime(params, compile_mode, cuda_graph)
+    runtime = bench_runtime(params, compile_mode, cuda_graph, seeds)
     device = rt.choose_device(runtime.device)
     if seeds is not None:
         check_seeds_device(seeds, device)
@@ -957,14 +973,14 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
             load_section(find_case(paper)[0].Config, paper, params=params)
         except NoBenchmark:
             pass  # said when its turn comes
-    results, failed = [], []
+    results, failed, skipped = [], [], []
 
     def save(not_run: list[str]) -> str | None:
         """The JSON of what ran so far, naming the papers not run yet (`complete` once none is left), so that a
         run killed midway leaves a file that says so; the reason it could not be written, or None."""
         try:
             write_json(json_path, {"profile": profile, "steps": steps, "complete": not not_run, "not_run": not_run,
-                                   "results": results, "failed": failed})
+                                   "results": results, "failed": failed, "skipped": skipped})
         except OSError as err:  # e.g. a full disk mid-run: the table of what ran still comes below
             return f"{json_path}: cannot be written ({err.strerror or err})"
         return None
@@ -977,8 +993,9 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
         try:
             results.append(run_bench(paper, steps, params, profile, process_defaults, compile_mode, seeds,
                                      cuda_graph))
-        except NoBenchmark as err:
+        except NoBenchmark as err:  # (no case, or none for this option): said, and named in the JSON
             print(err, flush=True)
+            skipped.append({"paper": paper, "reason": str(err)})
         except (ParamError, DataError):  # bad input found only now (--seeds beyond the memory): the one-line error,
             if results:                     # after the table of what ran and a JSON that keeps it
                 print(format_table(results), flush=True)
@@ -1001,10 +1018,10 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
             print(f"profile: {profile}")
         if compile_mode is not None:
             print(f"replab's loop through torch.compile, mode {compile_mode} (the peer's eager)")
-        if cuda_graph:
+        if runtime.cuda_graph:
             print("replab's loop replayed as one CUDA graph per iteration (the peer's eager)"
                   if rt.cuda_graph_on(runtime, device) else
-                  f"--cuda-graph: no effect on {device.type} (CUDA graphs need a CUDA device): replab's loop was eager")
+                  f"runtime.cuda_graph: no effect on {device.type} (CUDA graphs need a CUDA device)")
         print(format_table(results))
     problems = [f"bench --json {json_error}"] if json_error is not None else []
     if failed:
