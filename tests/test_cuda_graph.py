@@ -67,3 +67,70 @@ def test_replayed_aae_ssl_iterations_give_the_eager_numbers(model, monkeypatch):
     assert len(eager) == len(replayed) > 0
     for a, b in zip(eager, replayed, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+
+
+def test_step_graph_plumbing_with_the_capture_emulated_on_a_cpu(monkeypatch):
+    """aae_ssl's loop through rt.StepGraph with PyTorch's capture emulated (no CUDA here): a fake graph whose
+    replay reruns the captured step on the captured inputs and writes its results into the captured outputs, as a
+    real replay overwrites them. The loop must then give the eager numbers bit for bit: each call's index batch
+    copied into the captured inputs, the losses read from the captured outputs after every replay, 2 eager
+    warm-up iterations and one capture before the replays (a capture runs nothing on a GPU: here it runs the
+    iteration, and the replay that follows it is skipped)."""
+    import contextlib
+
+    from torch.utils._pytree import tree_leaves
+
+    from replab.papers import aae_ssl
+    from test_aae_ssl import synthetic_images, tiny_cfg
+    from test_runtime import tensors_of
+
+    made, replays = [], []
+
+    class Recorded(rt.StepGraph):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    class FakeGraph:
+        just_captured = False
+
+        def replay(self):
+            replays.append(1)
+            owner = made[-1]
+            if self.just_captured:  # the emulated capture ran this call's iteration
+                self.just_captured = False
+                return
+            outputs = owner.step(*owner.inputs)
+            with torch.no_grad():
+                for captured, new in zip(tree_leaves(owner.outputs), tree_leaves(outputs), strict=True):
+                    captured.copy_(new)
+
+    @contextlib.contextmanager
+    def capture(graph):
+        yield
+        graph.just_captured = True
+
+    class FakeStream:
+        def wait_stream(self, other):
+            pass
+
+    cfg = tiny_cfg(iterations=12, eval_every=4)
+    results = {}
+    for cuda_graph in (False, True):
+        with monkeypatch.context() as m:
+            if cuda_graph:
+                m.setattr(rt, "StepGraph", Recorded)
+                m.setattr(rt, "cuda_graph_on", lambda runtime, device: runtime.cuda_graph)
+                m.setattr(torch.cuda, "CUDAGraph", FakeGraph)
+                m.setattr(torch.cuda, "graph", capture)
+                m.setattr(torch.cuda, "Stream", FakeStream)
+                m.setattr(torch.cuda, "current_stream", FakeStream)
+                m.setattr(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
+            runtime = Runtime(device="cpu", progress=False, cuda_graph=cuda_graph)
+            device = rt.setup(runtime, 0)
+            encoder, decoder, best, _ = aae_ssl.fit(cfg, "aae_yz", cfg.z_dim, 100, 12, 0, synthetic_images(), device,
+                                                    runtime)
+            results[cuda_graph] = (best, tensors_of((encoder, decoder)))
+    assert len(made) == 1 and made[0].calls == 12 and len(replays) == 12 - rt.StepGraph.WARMUP
+    assert results[True][0] == results[False][0]
+    assert all(torch.equal(a, b) for a, b in zip(results[True][1], results[False][1], strict=True))
