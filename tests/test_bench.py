@@ -138,9 +138,10 @@ def test_unknown_paper_or_bad_steps_is_one_line_error_before_anything_runs(in_re
     assert capsys.readouterr().err.strip() == ("error: bench --cuda-graph with --compile reduce-overhead: both capture "
                                                "CUDA graphs and one cannot hold the other (allowed with --cuda-graph: "
                                                "--compile default, max-autotune-no-cudagraphs, or none)")
-    assert cli(["bench", "split_vae", "censor", "--cuda-graph"]) == 2
-    assert capsys.readouterr().err.strip() == ("error: bench --cuda-graph: none of split_vae, censor replays its "
-                                               "training step as a CUDA graph (allowed with: aae_ssl)")
+    assert cli(["bench", "censor", "attention_vat", "--cuda-graph"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: bench --cuda-graph: none of censor, attention_vat replays its "
+                                               "training step as a CUDA graph (allowed with: aae_ssl, split_vae, "
+                                               "autoencoder)")
     assert ran == [] and not out.exists()  # split_vae did not run first; no JSON of nothing
     with pytest.raises(bench.NoBenchmark, match="no benchmark for no_such_paper"):
         bench.find_case("no_such_paper")
@@ -531,9 +532,9 @@ def test_every_named_papers_params_and_seeds_are_checked_before_any_runs(in_repo
 
 def test_cuda_graph_runs_only_the_papers_that_replay_their_step_and_says_so_on_a_cpu(in_repo, tmp_path, monkeypatch,
                                                                                      capsys):
-    """`--cuda-graph` sets runtime.cuda_graph for aae_ssl's loop; the other named papers are left out with a line,
-    a params.yaml whose runtime compiles to CUDA graphs too is refused before anything runs, and on a CPU the table
-    says the flag changed nothing."""
+    """`--cuda-graph` sets runtime.cuda_graph for aae_ssl's loop; a paper without a whole-step graph (censor) is left
+    out with a line and named in the JSON, a params.yaml whose runtime compiles to CUDA graphs too is refused before
+    anything runs, and on a CPU the table says the flag changed nothing."""
     import yaml
 
     from replab.io import read_json
@@ -542,19 +543,19 @@ def test_cuda_graph_runs_only_the_papers_that_replay_their_step_and_says_so_on_a
     runtimes, real_run_bench = [], bench.run_bench
 
     def run_bench(paper, steps, params, profile, process_defaults, compile_mode, seeds, cuda_graph):
-        if paper != "aae_ssl":  # refused before anything runs
+        if paper != "aae_ssl":  # (censor) refused before anything runs
             return real_run_bench(paper, steps, params, profile, process_defaults, compile_mode, seeds, cuda_graph)
         runtimes.append(bench.bench_runtime(params, compile_mode, cuda_graph))
         return {"paper": paper, "run": {"device": "cpu", "compile": False,
                                         "cuda_graph": rt.cuda_graph_on(runtimes[-1], torch.device("cpu"))}}
 
     monkeypatch.setattr(bench, "run_bench", run_bench)
-    bench.main(["split_vae", "aae_ssl"], 1, json_path=str(tmp_path / "b.json"), cuda_graph=True)
+    bench.main(["censor", "aae_ssl"], 1, json_path=str(tmp_path / "b.json"), cuda_graph=True)
     out = capsys.readouterr().out
-    skip = "bench split_vae: its loop replays no whole-step CUDA graph (--cuda-graph: aae_ssl)"
+    skip = "bench censor: its loop replays no whole-step CUDA graph (--cuda-graph: aae_ssl, split_vae, autoencoder)"
     assert out.startswith(skip + "\n")
     assert "runtime.cuda_graph: no effect on cpu (CUDA graphs need a CUDA device)\n" in out
-    assert read_json(tmp_path / "b.json")["skipped"] == [{"paper": "split_vae", "reason": skip}]
+    assert read_json(tmp_path / "b.json")["skipped"] == [{"paper": "censor", "reason": skip}]
     assert [r.cuda_graph for r in runtimes] == [True]
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["runtime"].update(cuda_graph=True)

@@ -93,7 +93,7 @@ ROUNDS_APART_MARK = "(‡)"
 ROUNDS_APART_NOTE = (f"(‡) the rounds' ratios differ by more than {ROUNDS_APART - 1:.0%}: the load changed during "
                      "the run; rerun when idle")
 SEEDS_TOGETHER = ("aae_ssl",)  # the papers whose BenchCase has `train_seeds` (`--seeds`)
-CUDA_GRAPH_PAPERS = ("aae_ssl",)  # the papers whose loop honours runtime.cuda_graph (`--cuda-graph`)
+CUDA_GRAPH_PAPERS = ("aae_ssl", "split_vae", "autoencoder")  # loops that honour runtime.cuda_graph (`--cuda-graph`)
 # The host's 1-minute load average (bench's own threads included, a thread per core by default) above its cores by
 # more than this: other work shared the CPUs
 BUSY_MARGIN = 0.5
@@ -122,7 +122,6 @@ class BenchCase:
     # the profile's sweep this step stands for, to project its training time: (name, variants, seeds of each,
     # steps per run)
     sweep: tuple[str, int, int, int] | None = None
-    cuda_graph: bool = False  # `train` replays its iterations as CUDA graphs under runtime.cuda_graph (rt.StepGraph)
 
 
 # ---------------------------------------------------------------------------------------------------------

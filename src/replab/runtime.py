@@ -515,47 +515,61 @@ def cuda_graph_on(runtime: Runtime, device) -> bool:
 
 class StepGraph:
     """One training iteration replayed as a CUDA graph (`runtime.cuda_graph`): `step(*inputs)` runs the whole
-    iteration (forward passes, backward passes, gradient clipping, optimizer steps) on fixed-shape tensor inputs
-    (index batches) and returns its losses (tensors, or tuples and dicts of them). Small models on a GPU are bound
-    by kernel launches (5–10 µs each, hundreds a step) and Python; a replay launches every kernel of the iteration
-    at once (PyTorch's "whole network capture", torch.cuda.graphs).
+    iteration (forward passes, backward passes, gradient clipping, optimizer steps) on tensor inputs (index
+    batches) and returns its losses (tensors, or tuples and dicts of them). Small models on a GPU are bound by kernel
+    launches (5–10 µs each, hundreds a step) and Python; a replay launches every kernel of the iteration at once
+    (PyTorch's "whole network capture", torch.cuda.graphs).
 
     The first `WARMUP` calls run eagerly on a side stream, PyTorch's recipe: what the first steps make lazily (the
     optimizers' moments, cuBLAS workspaces) must exist before capture. Two, so that `replab bench`'s FLOP-counted
     step (its third warm-up step) is the capture, whose operations pass through the counter, and every timed step
     is a replay. The next call captures `step` on its inputs and replays it; each later call copies its inputs
-    into the captured ones and replays. The outputs are the captured tensors, overwritten by the next call: read
-    or copy them first. `step` must keep its input shapes, step optimizers built with `capturable=True`
-    (`cuda_graph_on`), draw random numbers from PyTorch's default generator (dropout, `torch.randn` without
-    `generator=`; replays advance it as eager calls do) and read nothing into Python. Without `cuda_graph_on`, a
-    plain call. Raises ParamError when the capture fails (a step that syncs, e.g.)."""
+    into the captured ones and replays. A call whose inputs have other shapes than the first call's (an epoch's
+    last, partial batch) runs eagerly, as the warm-up does. The outputs are the captured tensors, overwritten by the
+    next call: read or copy them first. `step` must step optimizers built with `capturable=True` (`cuda_graph_on`),
+    draw random numbers from PyTorch's default generator (dropout, `torch.randn` without `generator=`) or from
+    `generators`, which the capture registers (replays advance each as eager calls do), and read nothing into
+    Python. Without `cuda_graph_on`, a plain call. Raises ParamError when the capture fails (a step that syncs)."""
 
     WARMUP = 2
 
-    def __init__(self, step, runtime: Runtime, device, what: str):
-        self.step, self.what = step, what
+    def __init__(self, step, runtime: Runtime, device, what: str, generators: tuple = ()):
+        self.step, self.what, self.generators = step, what, tuple(generators)
         self.enabled = cuda_graph_on(runtime, device)
-        self.calls = 0
+        self.calls = 0  # calls with the first call's shapes
+        self.shapes: list | None = None
         self.graph = self.side = None
         self.inputs: list = []
         self.outputs = None
+
+    def _eager(self, inputs):
+        import torch
+
+        if self.side is None:
+            self.side = torch.cuda.Stream()
+        self.side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.side):
+            outputs = self.step(*inputs)
+        torch.cuda.current_stream().wait_stream(self.side)
+        return outputs
 
     def __call__(self, *inputs):
         if not self.enabled:
             return self.step(*inputs)
         import torch
 
+        shapes = [x.shape for x in inputs]
+        self.shapes = shapes if self.shapes is None else self.shapes
+        if shapes != self.shapes:
+            return self._eager(inputs)
         self.calls += 1
         if self.calls <= self.WARMUP:
-            self.side = self.side or torch.cuda.Stream()
-            self.side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(self.side):
-                outputs = self.step(*inputs)
-            torch.cuda.current_stream().wait_stream(self.side)
-            return outputs
+            return self._eager(inputs)
         if self.graph is None:
             self.inputs = [x.clone() for x in inputs]
             self.graph = torch.cuda.CUDAGraph()
+            for generator in self.generators:
+                self.graph.register_generator_state(generator)
             try:
                 with torch.cuda.graph(self.graph):
                     self.outputs = self.step(*self.inputs)

@@ -33,7 +33,7 @@ def adam_optimizers(cfg: Config, autoencoder_params: list, disc, device, captura
     kernel for all parameters (the same update rule; the unfused update was 9 % of a paper-size step).
     `capturable`: step counts kept on the device, for a step replayed as a CUDA graph (`rt.StepGraph`)."""
     kwargs = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2), "fused": device.type in ("cpu", "cuda"),
-              **({"capturable": True} if capturable else {})}
+              "capturable": capturable}
     opt_ae = rt.optimizer(torch.optim.Adam, autoencoder_params, **kwargs)
     opt_d = rt.optimizer(torch.optim.Adam, disc.parameters(), **kwargs) if disc is not None else None
     return opt_ae, opt_d

@@ -34,7 +34,8 @@ def fit(cfg: Config, latent_dim: int, epochs: int, x: torch.Tensor, y: torch.Ten
     from and saves the loop's state at epoch ends; a non-finite loss stops the run (ParamError naming `name`)."""
     model = SplitVAE(cfg.hidden, latent_dim).to(device)
     objective = rt.maybe_compile(batch_objective, runtime)  # the terms after the noise draws (a graph takes no RNG)
-    opt = rt.optimizer(torch.optim.Adam, model.parameters(), lr=cfg.lr, fused=device.type in ("cpu", "cuda"))
+    opt = rt.optimizer(torch.optim.Adam, model.parameters(), lr=cfg.lr, fused=device.type in ("cpu", "cuda"),
+                       capturable=rt.cuda_graph_on(runtime, device))  # (for iterations replayed as CUDA graphs)
     n = len(x)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     guard = rt.LossGuard(f"split_vae {name or desc}", device, hint="lower split_vae.lr?", watch={"model": model})
@@ -54,16 +55,21 @@ def fit(cfg: Config, latent_dim: int, epochs: int, x: torch.Tensor, y: torch.Ten
             for idx in index_batches(n, cfg.batch_size, generator, device):
                 yield epoch, idx
 
+    def iteration(idx):  # one Adam step on the rows idx → the batch's terms (ε_A, ε_B drawn from `generator`)
+        terms = loss_terms(model, x[idx], y[idx], cfg.c1, cfg.c2, generator, objective)
+        opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        opt.step()
+        return terms
+
+    step_graph = rt.StepGraph(iteration, runtime, device, f"split_vae {name or desc}", generators=(generator,))
     done = (first - 1) * steps_per_epoch
     bar = rt.progress(batches(), initial=done, total=epochs * steps_per_epoch, enabled=runtime.progress, desc=desc)
     sums = torch.zeros(len(TERMS), device=device)
     model.train()
     for step, (epoch, idx) in enumerate(bar, done + 1):
         rt.new_iteration(runtime)
-        terms = loss_terms(model, x[idx], y[idx], cfg.c1, cfg.c2, generator, objective)
-        opt.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        opt.step()
+        terms = step_graph(idx)
         guard.update(step, terms["loss"])
         sums += torch.stack([terms[t].detach() for t in TERMS]) * len(idx)
         if step % steps_per_epoch:
