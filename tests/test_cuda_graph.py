@@ -1,5 +1,6 @@
-"""runtime.cuda_graph: each training iteration replayed as one CUDA graph (`rt.StepGraph`, aae_ssl's loop). The
-replays need a CUDA device and are skipped without one; the params and the plain-call path are checked anywhere."""
+"""runtime.cuda_graph: each training iteration replayed as one CUDA graph (`rt.StepGraph`: the loops of aae_ssl,
+split_vae and autoencoder). Real replays need a CUDA device and are skipped without one; the params, the plain-call
+path and the loops' plumbing (with the capture emulated) are checked anywhere."""
 
 from __future__ import annotations
 
