@@ -50,43 +50,60 @@ def bench_case(paper: str, device):
     from replab.params import load_section
 
     module, setup = find_case(paper)
-    cfg = load_section(module.Config, paper, params=yaml.safe_load((REPO / "params.yaml").read_text()))
-    if paper == "aae_ssl":  # (see test_runtime's note on BatchNorm and Adam)
-        cfg = dataclasses.replace(cfg, batchnorm=False)
-    return setup(cfg, device)
+    return setup(load_section(module.Config, paper, params=yaml.safe_load((REPO / "params.yaml").read_text())), device)
 
 
-def partial_batch_fit(device, runtime):
-    """autoencoder's loop on 250 images in batches of 64: every epoch ends on a batch of 58, another shape."""
-    from replab.papers import autoencoder
+def partial_batch_fit(paper: str, device, runtime):
+    """The trained model of `paper`'s loop (split_vae, autoencoder) on 250 images in batches of 64: every epoch ends
+    on a batch of 58, another shape; split_vae also draws its epochs' permutations and that batch's noise eagerly
+    from the generator its replays draw from."""
+    from replab.papers import autoencoder, split_vae
     from replab.papers.autoencoder.model import Schedule
     from replab.params import load_section
     from test_aae_ssl import synthetic_images
 
-    cfg = load_section(autoencoder.Config, "autoencoder", params=yaml.safe_load((REPO / "params.yaml").read_text()))
-    x = synthetic_images(250).x["train"].to(device)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    data = synthetic_images(250)
+    x, y = data.x["train"].to(device), data.y["train"].to(device)
+    if paper == "split_vae":
+        cfg = dataclasses.replace(load_section(split_vae.Config, paper, params=params), batch_size=64)
+        return split_vae.fit(cfg, 4, 3, x, y, rt.seeded_generator(0, device), device, runtime)[0]
+    cfg = load_section(autoencoder.Config, paper, params=params)
     return autoencoder.fit(cfg, "simple", Schedule(epochs=3, batch_size=64), x, x, {}, rt.seeded_generator(0), device,
-                           runtime)
+                           runtime)[0]
+
+
+class Recorded(rt.StepGraph):
+    """rt.StepGraph, keeping every one made (in `made`)."""
+
+    made: list = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        Recorded.made.append(self)
 
 
 @needs_cuda
 @pytest.mark.parametrize("paper", GRAPH_PAPERS)
 def test_replayed_iterations_give_the_eager_numbers(paper, monkeypatch):
-    """20 iterations of each graph paper's loop at the quick sizes with and without runtime.cuda_graph: 18 replays
-    after the 2 eager warm-up iterations, and the weights of the eager loop to float rounding (dropout masks, prior
-    samples and split_vae's VAE noise drawn alike: a replay advances the default and the registered generators as
-    the eager iteration does)."""
+    """20 or more iterations (whole epochs) of each graph paper's loop at the quick sizes, params.yaml's config
+    (aae_ssl's BatchNorm on), with and without runtime.cuda_graph: every iteration after the eager warm-up ones a
+    replay, and the weights of the eager loop to float rounding (dropout masks, prior samples and split_vae's VAE
+    noise drawn alike: a replay advances the default and the registered generators as the eager iteration does)."""
     from test_runtime import tensors_of
 
     replays = []
     replay = torch.cuda.CUDAGraph.replay
     monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda graph: replays.append(1) or replay(graph))
+    monkeypatch.setattr(rt, "StepGraph", Recorded)
+    monkeypatch.setattr(Recorded, "made", [])
     results = {}
     for cuda_graph in (False, True):
         runtime = Runtime(device="cuda", progress=False, cuda_graph=cuda_graph)
         device = rt.setup(runtime, 0)
         results[cuda_graph] = tensors_of(bench_case(paper, device).train(20, runtime))
-    assert len(replays) == 20 - rt.StepGraph.WARMUP
+    graph = Recorded.made[-1]
+    assert graph.calls >= 20 and len(replays) == graph.calls - rt.StepGraph.WARMUP
     eager, replayed = results[False], results[True]
     assert len(eager) == len(replayed) > 0
     for a, b in zip(eager, replayed, strict=True):
@@ -94,13 +111,14 @@ def test_replayed_iterations_give_the_eager_numbers(paper, monkeypatch):
 
 
 @needs_cuda
-def test_a_partial_batch_between_replays_runs_eagerly_with_the_eager_numbers():
+@pytest.mark.parametrize("paper", ["split_vae", "autoencoder"])
+def test_a_partial_batch_between_replays_runs_eagerly_with_the_eager_numbers(paper):
     from test_runtime import tensors_of
 
     results = {}
     for cuda_graph in (False, True):
         runtime = Runtime(device="cuda", progress=False, cuda_graph=cuda_graph)
-        results[cuda_graph] = tensors_of(partial_batch_fit(rt.setup(runtime, 0), runtime)[0])
+        results[cuda_graph] = tensors_of(partial_batch_fit(paper, rt.setup(runtime, 0), runtime))
     for a, b in zip(results[False], results[True], strict=True):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
 
@@ -110,17 +128,14 @@ def emulated_capture(monkeypatch):
     """PyTorch's CUDA-graph capture emulated on the CPU: `cuda_graph_on` follows the param alone, a capture runs
     the step once (on a GPU it runs nothing) and the replay that follows it is skipped, and every later replay reruns
     the captured step on the captured inputs and writes its results into the captured outputs, as a real replay
-    overwrites them. Yields (StepGraphs made, replays)."""
+    overwrites them. Yields (StepGraphs made, replays). A real replay reruns no Python: state the step changes in
+    Python (a flag, a counter) would change once, at capture, which this emulation cannot show."""
     import contextlib
 
     from torch.utils._pytree import tree_leaves
 
     made, replays = [], []
-
-    class Recorded(rt.StepGraph):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
+    monkeypatch.setattr(Recorded, "made", made)
 
     class FakeGraph:
         just_captured = False
@@ -140,7 +155,7 @@ def emulated_capture(monkeypatch):
                     captured.copy_(new)
 
     @contextlib.contextmanager
-    def capture(graph):
+    def capture(graph, stream=None):
         yield
         graph.just_captured = True
 
@@ -186,15 +201,45 @@ def test_step_graph_plumbing_with_the_capture_emulated_on_a_cpu(paper, emulated_
     assert all(torch.equal(a, b) for a, b in zip(results[True], results[False], strict=True))
 
 
-def test_a_partial_batch_runs_eagerly_between_emulated_replays(emulated_capture):
-    """autoencoder on 250 images in batches of 64, 3 epochs: the 3 batches of 58 run eagerly (no replay), the 9 full
-    ones are 2 warm-ups, a capture and 6 more replays, and the weights equal the eager loop's bit for bit."""
+@pytest.mark.parametrize("paper", ["split_vae", "autoencoder"])
+def test_a_partial_batch_runs_eagerly_between_emulated_replays(paper, emulated_capture):
+    """250 images in batches of 64, 3 epochs: the 3 batches of 58 run eagerly (no replay), the 9 full ones are 3
+    warm-ups, a capture and 5 more replays, and the weights equal the eager loop's bit for bit."""
     from test_runtime import tensors_of
 
     made, replays = emulated_capture
     results = {}
     for cuda_graph in (False, True):
         runtime = Runtime(device="cpu", progress=False, cuda_graph=cuda_graph)
-        results[cuda_graph] = tensors_of(partial_batch_fit(rt.setup(runtime, 0), runtime)[0])
-    assert made[1].calls == 9 and len(replays) == 7
+        results[cuda_graph] = tensors_of(partial_batch_fit(paper, rt.setup(runtime, 0), runtime))
+    assert made[1].calls == 9 and len(replays) == 9 - rt.StepGraph.WARMUP
     assert all(torch.equal(a, b) for a, b in zip(results[True], results[False], strict=True))
+
+
+def test_bench_names_a_loop_replayed_only_for_the_graph_papers_on_cuda(monkeypatch):
+    """runtime.cuda_graph from params.yaml reaches every paper's bench; only the graph papers' loops replay (censor
+    and attention_vat train eagerly under it), and nothing replays off CUDA."""
+    from replab.bench import replays_iterations
+
+    on = Runtime(cuda_graph=True)
+    assert not any(replays_iterations(paper, on, torch.device("cpu")) for paper in GRAPH_PAPERS)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    cuda = torch.device("cuda")
+    assert [p for p in ("aae_ssl", "split_vae", "censor", "autoencoder", "attention_vat")
+            if replays_iterations(p, on, cuda)] == list(GRAPH_PAPERS)
+    assert not replays_iterations("aae_ssl", Runtime(), cuda)
+
+
+def test_a_checkpoint_without_cuda_graph_resumes_with_capturable_optimizers(monkeypatch):
+    """Optimizer.load_state_dict restores the saved groups' `capturable`; keep_capturable sets this run's back (a
+    checkpoint of a run without runtime.cuda_graph, resumed with it, would otherwise fail its capture)."""
+    params = [torch.nn.Parameter(torch.ones(3))]
+    saved = torch.optim.Adam(params, fused=True).state_dict()
+    monkeypatch.setattr(rt, "cuda_graph_on", lambda runtime, device: runtime.cuda_graph)
+    opt = rt.optimizer(torch.optim.Adam, params, fused=True, capturable=True)
+    opt.load_state_dict(saved)
+    assert opt.param_groups[0]["capturable"] is False  # (PyTorch's behaviour this guards against)
+    rt.keep_capturable(Runtime(cuda_graph=True), torch.device("cpu"), opt, None)
+    assert opt.param_groups[0]["capturable"] is True
+    rt.keep_capturable(Runtime(), torch.device("cpu"), opt)
+    assert opt.param_groups[0]["capturable"] is False

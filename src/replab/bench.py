@@ -337,12 +337,15 @@ def kernels_alone_seconds(calls: list[tuple[Any, tuple, dict]], device,
 
 
 class StepProbe:
-    """Wraps a training loop's step iterable: counts FLOPs on the last warm-up step, and times the `steps`
-    steps after the warm-up (start of step warmup+1 → start of the extra final step, which holds the loop's
-    end-of-run evaluation and is not timed)."""
+    """Wraps a training loop's step iterable: counts FLOPs on the last warm-up step (or step `count_at`, 0-based: an
+    eager one where later warm-up steps are a CUDA graph's capture), and times the `steps` steps after the warm-up
+    (start of step warmup+1 → start of the extra final step, which holds the loop's end-of-run evaluation and is not
+    timed)."""
 
-    def __init__(self, warmup: int, steps: int, device, count_flops: bool = True, compiled: bool = False):
+    def __init__(self, warmup: int, steps: int, device, count_flops: bool = True, compiled: bool = False,
+                 count_at: int | None = None):
         self.warmup, self.steps, self.device, self.count_flops = warmup, steps, device, count_flops
+        self.count_at = warmup - 1 if count_at is None else count_at
         self.compiled = compiled
         self.seen = 0  # steps the loop has started
         self.hooked = False
@@ -368,7 +371,7 @@ class StepProbe:
                 self.t0 = self.stamps[0]
                 if i == self.warmup + self.steps:
                     self.t1 = self.stamps[-1]
-            if i == self.warmup - 1 and self.count_flops:  # warmed up by the earlier steps, not itself timed
+            if i == self.count_at and self.count_flops:  # warmed up by the earlier steps, not itself timed
                 counter = FlopCounterMode(display=False, custom_mapping=ONEDNN_FLOPS)
                 recorder = KernelRecorder(counter.flop_registry)
                 # (not under torch.compile: a function mode would make the compiled loop recompile)
@@ -566,6 +569,12 @@ def bench_runtime(params: dict | None, compile_mode: str | None = None, cuda_gra
     return runtime
 
 
+def replays_iterations(paper: str, runtime: Runtime, device) -> bool:
+    """Whether `paper`'s loop replays its iterations as CUDA graphs: runtime.cuda_graph on a CUDA device, for a
+    paper whose loop is built on rt.StepGraph (the others train eagerly under the param)."""
+    return rt.cuda_graph_on(runtime, device) and paper in CUDA_GRAPH_PAPERS
+
+
 def run_bench(paper: str, steps: int, params: dict | None = None, profile: str | None = None,
               process_defaults: bool = False, compile_mode: str | None = None, seeds: int | None = None,
               cuda_graph: bool = False) -> dict:
@@ -581,6 +590,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
     cfg = load_section(module.Config, paper, params=params)
     runtime = bench_runtime(params, compile_mode, cuda_graph)
     device = rt.setup(runtime, 0, process_settings=not process_defaults)
+    replayed = replays_iterations(paper, runtime, device)
     compiled_before = compile_counters() if runtime.compile else None
 
     # one update per phase below, so the bar ends at PHASES/PHASES (in a log, also its last line)
@@ -606,7 +616,9 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
     for r in range(ROUNDS):  # replab and the peer alternate, so a change in the machine's load hits both
         timing = f"round {r + 1}/{ROUNDS}: {steps} timed training steps (synthetic data)"
         phases.set_postfix_str(f"{timing}, replab's loop")
-        probe = StepProbe(WARMUP_STEPS, steps, device, compiled=runtime.compile)
+        # a replayed loop: its FLOPs counted on an eager warm-up step, its capture an untimed warm-up step too
+        probe = (StepProbe(rt.StepGraph.WARMUP + 1, steps, device, compiled=runtime.compile, count_at=WARMUP_STEPS - 1)
+                 if replayed else StepProbe(WARMUP_STEPS, steps, device, compiled=runtime.compile))
         with probe.attached():
             case.train(probe.iterations, runtime)
         seconds += probe.seconds()
@@ -684,7 +696,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         "data": "synthetic",
         "steps": steps,
         "rounds": ROUNDS,
-        "warmup_steps": WARMUP_STEPS,
+        "warmup_steps": WARMUP_STEPS,  # (a replayed loop: one more, its capture)
         "samples_per_step": case.samples_per_step,
         "ms_per_step": step_s * 1e3,
         "ms_per_step_mean": seconds / len(step_times) * 1e3,
@@ -722,7 +734,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         "run": {**rt.run_metadata(device, 0, "synthetic"), "tf32": runtime.tf32,
                 "deterministic": runtime.deterministic,
                 "compile": runtime.compile_mode if runtime.compile else False,  # replab's loop (attention_vat: eager)
-                "cuda_graph": rt.cuda_graph_on(runtime, device),  # replab's loop replayed as CUDA graphs
+                "cuda_graph": replayed,  # replab's loop replayed as CUDA graphs
                 "keep_freed_memory": not process_defaults and rt.keep_freed_memory(),  # (idempotent)
                 "fill_uninitialized_memory": torch.utils.deterministic.fill_uninitialized_memory,
                 "load_avg_1m": _load_average(), "cpus": os.cpu_count()},
@@ -1017,10 +1029,12 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
             print(f"profile: {profile}")
         if compile_mode is not None:
             print(f"replab's loop through torch.compile, mode {compile_mode} (the peer's eager)")
-        if runtime.cuda_graph:
-            print("replab's loop replayed as one CUDA graph per iteration (the peer's eager)"
-                  if rt.cuda_graph_on(runtime, device) else
-                  f"runtime.cuda_graph: no effect on {device.type} (CUDA graphs need a CUDA device)")
+        if runtime.cuda_graph and rt.cuda_graph_on(runtime, device):
+            replayed = [r["paper"] for r in results if r["run"].get("cuda_graph")] or ["none of these papers"]
+            print(f"replab's loop replayed as one CUDA graph per iteration: {', '.join(replayed)} (the others' and the "
+                  "peers' eager)")
+        elif runtime.cuda_graph:
+            print(f"runtime.cuda_graph: no effect on {device.type} (CUDA graphs need a CUDA device)")
         print(format_table(results))
     problems = [f"bench --json {json_error}"] if json_error is not None else []
     if failed:

@@ -514,24 +514,25 @@ def cuda_graph_on(runtime: Runtime, device) -> bool:
 
 
 class StepGraph:
-    """One training iteration replayed as a CUDA graph (`runtime.cuda_graph`): `step(*inputs)` runs the whole
-    iteration (forward passes, backward passes, gradient clipping, optimizer steps) on tensor inputs (index
-    batches) and returns its losses (tensors, or tuples and dicts of them). Small models on a GPU are bound by kernel
-    launches (5–10 µs each, hundreds a step) and Python; a replay launches every kernel of the iteration at once
+    """One training iteration replayed as a CUDA graph (`runtime.cuda_graph`): `step(*inputs)` runs the whole iteration
+    (forward passes, backward passes, gradient clipping, optimizer steps) on tensor inputs (index batches) and returns
+    its losses (tensors, or tuples and dicts of them). Small models on a GPU are bound by kernel launches (each some
+    microseconds of CPU time, hundreds a step) and Python; a replay launches every kernel of the iteration at once
     (PyTorch's "whole network capture", torch.cuda.graphs).
 
     The first `WARMUP` calls run eagerly on a side stream, PyTorch's recipe: what the first steps make lazily (the
-    optimizers' moments, cuBLAS workspaces) must exist before capture. Two, so that `replab bench`'s FLOP-counted
-    step (its third warm-up step) is the capture, whose operations pass through the counter, and every timed step
-    is a replay. The next call captures `step` on its inputs and replays it; each later call copies its inputs
-    into the captured ones and replays. A call whose inputs have other shapes than the first call's (an epoch's
-    last, partial batch) runs eagerly, as the warm-up does. The outputs are the captured tensors, overwritten by the
-    next call: read or copy them first. `step` must step optimizers built with `capturable=True` (`cuda_graph_on`),
-    draw random numbers from PyTorch's default generator (dropout, `torch.randn` without `generator=`) or from
-    `generators`, which the capture registers (replays advance each as eager calls do), and read nothing into
-    Python. Without `cuda_graph_on`, a plain call. Raises ParamError when the capture fails (a step that syncs)."""
+    optimizers' moments, cuBLAS's handles and workspaces for that stream) must exist before capture, which then runs on
+    the same stream (as `torch.cuda.make_graphed_callables` does). Three, so that `replab bench`'s FLOP-counted step
+    (its third warm-up step) runs eagerly under the counter. The next call captures `step` on its inputs and replays it;
+    each later call copies its inputs into the captured ones and replays. A call whose inputs have other shapes than the
+    first call's (an epoch's last, partial batch) runs eagerly, as the warm-up does. The outputs are the captured
+    tensors, overwritten by the next call: read or copy them first. `step` must step optimizers built with
+    `capturable=True` (`cuda_graph_on`), draw random numbers from PyTorch's default generator (dropout, `torch.randn`
+    without `generator=`) or from `generators`, which the capture registers (replays advance each as eager calls do),
+    and read nothing into Python. Without `cuda_graph_on`, a plain call. Raises ParamError when the capture fails (a
+    step that syncs)."""
 
-    WARMUP = 2
+    WARMUP = 3
 
     def __init__(self, step, runtime: Runtime, device, what: str, generators: tuple = ()):
         self.step, self.what, self.generators = step, what, tuple(generators)
@@ -571,9 +572,11 @@ class StepGraph:
             for generator in self.generators:
                 self.graph.register_generator_state(generator)
             try:
-                with torch.cuda.graph(self.graph):
+                with torch.cuda.graph(self.graph, stream=self.side):
                     self.outputs = self.step(*self.inputs)
             except RuntimeError as err:
+                while err.__context__ is not None:  # the step's own error, not capture_end's "a previous error"
+                    err = err.__context__
                 text = " ".join(str(err).split())[:240]
                 raise ParamError(f"{self.what}: runtime.cuda_graph: the training iteration cannot be captured as a "
                                  f"CUDA graph ({type(err).__name__}: {text}); set runtime.cuda_graph: false") from err
@@ -582,6 +585,15 @@ class StepGraph:
                 captured.copy_(x)
         self.graph.replay()
         return self.outputs
+
+
+def keep_capturable(runtime: Runtime, device, *optimizers) -> None:
+    """After `load_state_dict` of a checkpoint: each param group's `capturable` as this run needs it. PyTorch restores
+    the saved groups' settings, so a run resumed with runtime.cuda_graph from a checkpoint taken without it would
+    fail its capture ("capturable is False"). Fused Adam keeps its step counts on the device either way."""
+    for opt in optimizers:
+        for group in opt.param_groups if opt is not None else ():
+            group["capturable"] = cuda_graph_on(runtime, device)
 
 
 def optimizer(optimizer_class, params, **kwargs):

@@ -74,6 +74,7 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
         for key, module in modules.items():
             if module is not None:
                 module.load_state_dict(saved[key])
+        rt.keep_capturable(runtime, device, opt_ae, opt_d)
         gen.set_state(saved["generator"])
         best, best_state, start = saved["best"], saved["best_state"], saved["iteration"] + 1
         clock.samples = saved["samples"]

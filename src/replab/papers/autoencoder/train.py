@@ -48,6 +48,7 @@ def fit(cfg: Config, model_name: str, schedule: Schedule, x_in: torch.Tensor, ta
     if ckpt is not None and (saved := ckpt.resume(loop)) is not None:
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["opt"])
+        rt.keep_capturable(runtime, device, opt)
         generator.set_state(saved["generator"])
         first, last = saved["epoch"] + 1, saved["last"]
 

@@ -43,6 +43,7 @@ def fit(cfg: Config, latent_dim: int, epochs: int, x: torch.Tensor, y: torch.Ten
     if ckpt is not None and (saved := ckpt.resume("fit")) is not None:
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["opt"])
+        rt.keep_capturable(runtime, device, opt)
         generator.set_state(saved["generator"])
         first, last = saved["epoch"] + 1, saved["last"]
 
