@@ -66,6 +66,7 @@ from replab.io import DataError, PartialFailure, out_of_memory, read_json, write
 from replab.params import (
     COMPILE_MODES,
     GRAPH_COMPILE_MODES,
+    GRAPHLESS_COMPILE_MODES,
     ParamError,
     Runtime,
     check_writable,
@@ -560,7 +561,7 @@ def bench_runtime(params: dict | None, compile_mode: str | None = None, cuda_gra
         raise ParamError(f"bench {given}: with params' runtime (cuda_graph: {str(base.cuda_graph).lower()}, compile: "
                          f"{str(base.compile).lower()}, compile_mode: {base.compile_mode}) the loop would capture CUDA "
                          "graphs inside torch.compile's own (allowed with CUDA graphs per iteration: --compile "
-                         f"{', '.join(m for m in COMPILE_MODES if m not in GRAPH_COMPILE_MODES)})") from None
+                         f"{', '.join(GRAPHLESS_COMPILE_MODES)})") from None
     if seeds is not None and (runtime.compile or runtime.cuda_graph):
         how = "torch.compile" if runtime.compile else "one CUDA graph per iteration"
         raise ParamError(f"bench --seeds {seeds}: params' runtime makes the single-seed loop run through {how}, but "
@@ -617,8 +618,8 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         timing = f"round {r + 1}/{ROUNDS}: {steps} timed training steps (synthetic data)"
         phases.set_postfix_str(f"{timing}, replab's loop")
         # a replayed loop: its FLOPs counted on an eager warm-up step, its capture an untimed warm-up step too
-        probe = (StepProbe(rt.StepGraph.WARMUP + 1, steps, device, compiled=runtime.compile, count_at=WARMUP_STEPS - 1)
-                 if replayed else StepProbe(WARMUP_STEPS, steps, device, compiled=runtime.compile))
+        warmup = rt.StepGraph.WARMUP + 1 if replayed else WARMUP_STEPS
+        probe = StepProbe(warmup, steps, device, compiled=runtime.compile, count_at=WARMUP_STEPS - 1)
         with probe.attached():
             case.train(probe.iterations, runtime)
         seconds += probe.seconds()
@@ -964,7 +965,7 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
     if cuda_graph and compile_mode in GRAPH_COMPILE_MODES:
         raise ParamError(f"bench --cuda-graph with --compile {compile_mode}: both capture CUDA graphs and one "
                          "cannot hold the other (allowed with --cuda-graph: --compile "
-                         f"{', '.join(m for m in COMPILE_MODES if m not in GRAPH_COMPILE_MODES)}, or none)")
+                         f"{', '.join(GRAPHLESS_COMPILE_MODES)}, or none)")
     if cuda_graph and not set(papers) & set(CUDA_GRAPH_PAPERS):
         raise ParamError(f"bench --cuda-graph: none of {', '.join(papers)} replays its training step as a CUDA graph "
                          f"(allowed with: {', '.join(CUDA_GRAPH_PAPERS)})")

@@ -306,6 +306,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 # torch.compile's modes; reduce-overhead also captures the compiled graphs as CUDA graphs on a GPU
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 GRAPH_COMPILE_MODES = ("reduce-overhead", "max-autotune")  # torch.compile modes that replay CUDA graphs
+GRAPHLESS_COMPILE_MODES = tuple(m for m in COMPILE_MODES if m not in GRAPH_COMPILE_MODES)  # (runtime.cuda_graph's)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -331,7 +332,7 @@ class Runtime:
         if self.cuda_graph and self.compile and self.compile_mode in GRAPH_COMPILE_MODES:
             raise ParamError(f"{where}.cuda_graph = true with compile_mode = {self.compile_mode!r}: both capture CUDA "
                              "graphs and one cannot hold the other (allowed with cuda_graph: compile false, or "
-                             f"compile_mode {', '.join(m for m in COMPILE_MODES if m not in GRAPH_COMPILE_MODES)})")
+                             f"compile_mode {', '.join(GRAPHLESS_COMPILE_MODES)})")
 
 
 def load_runtime(path: str | Path = PARAMS_FILE, params: dict[str, Any] | None = None) -> Runtime:
