@@ -128,20 +128,18 @@ def test_unknown_paper_or_bad_steps_is_one_line_error_before_anything_runs(in_re
                                                    "trained together)")
     assert cli(["bench", "aae_ssl", "--seeds", "2", "--compile", "default"]) == 2
     assert capsys.readouterr().err.strip() == ("error: bench --seeds with --compile default: seeds trained together "
-                                               "run eagerly, so their step would be compared with a compiled one; "
-                                               "give one of the two")
-    assert cli(["bench", "aae_ssl", "--seeds", "2", "--cuda-graph"]) == 2
-    assert capsys.readouterr().err.strip() == ("error: bench --seeds with --cuda-graph: seeds trained together run "
-                                               "eagerly, so their step would be compared with a replayed one; give "
-                                               "one of the two")
+                                               "are never compiled, so their step would be compared with a compiled "
+                                               "one; give one of the two")
     assert cli(["bench", "aae_ssl", "--cuda-graph", "--compile", "reduce-overhead"]) == 2
     assert capsys.readouterr().err.strip() == ("error: bench --cuda-graph with --compile reduce-overhead: both capture "
                                                "CUDA graphs and one cannot hold the other (allowed with --cuda-graph: "
                                                "--compile default, max-autotune-no-cudagraphs, or none)")
-    assert cli(["bench", "censor", "attention_vat", "--cuda-graph"]) == 2
-    assert capsys.readouterr().err.strip() == ("error: bench --cuda-graph: none of censor, attention_vat replays its "
+    # (every paper's loop replays its step; a paper whose loop would not is refused alone)
+    monkeypatch.setattr(bench, "CUDA_GRAPH_PAPERS", ("aae_ssl", "split_vae", "censor", "autoencoder"))
+    assert cli(["bench", "attention_vat", "--cuda-graph"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: bench --cuda-graph: none of attention_vat replays its "
                                                "training step as a CUDA graph (allowed with: aae_ssl, split_vae, "
-                                               "autoencoder)")
+                                               "censor, autoencoder)")
     assert ran == [] and not out.exists()  # split_vae did not run first; no JSON of nothing
     with pytest.raises(bench.NoBenchmark, match="no benchmark for no_such_paper"):
         bench.find_case("no_such_paper")
@@ -532,30 +530,33 @@ def test_every_named_papers_params_and_seeds_are_checked_before_any_runs(in_repo
 
 def test_cuda_graph_runs_only_the_papers_that_replay_their_step_and_says_so_on_a_cpu(in_repo, tmp_path, monkeypatch,
                                                                                      capsys):
-    """`--cuda-graph` sets runtime.cuda_graph for aae_ssl's loop; a paper without a whole-step graph (censor) is left
-    out with a line and named in the JSON, a params.yaml whose runtime compiles to CUDA graphs too is refused before
-    anything runs, and on a CPU the table says the flag changed nothing."""
+    """`--cuda-graph` sets runtime.cuda_graph for aae_ssl's loop; a paper without a whole-step graph (attention_vat's
+    loop taken to be one) is left out with a line and named in the JSON, a params.yaml whose runtime compiles to CUDA
+    graphs too is refused before anything runs (and one that compiles, beside --seeds), and on a CPU the table says
+    the flag changed nothing."""
     import yaml
 
     from replab.io import read_json
     from replab.params import ParamError
 
     runtimes, real_run_bench = [], bench.run_bench
+    monkeypatch.setattr(bench, "CUDA_GRAPH_PAPERS", ("aae_ssl", "split_vae", "censor", "autoencoder"))
 
     def run_bench(paper, steps, params, profile, process_defaults, compile_mode, seeds, cuda_graph):
-        if paper != "aae_ssl":  # (censor) refused before anything runs
+        if paper != "aae_ssl":  # (attention_vat) refused before anything runs
             return real_run_bench(paper, steps, params, profile, process_defaults, compile_mode, seeds, cuda_graph)
         runtimes.append(bench.bench_runtime(params, compile_mode, cuda_graph))
         return {"paper": paper, "run": {"device": "cpu", "compile": False,
                                         "cuda_graph": rt.cuda_graph_on(runtimes[-1], torch.device("cpu"))}}
 
     monkeypatch.setattr(bench, "run_bench", run_bench)
-    bench.main(["censor", "aae_ssl"], 1, json_path=str(tmp_path / "b.json"), cuda_graph=True)
+    bench.main(["attention_vat", "aae_ssl"], 1, json_path=str(tmp_path / "b.json"), cuda_graph=True)
     out = capsys.readouterr().out
-    skip = "bench censor: its loop replays no whole-step CUDA graph (--cuda-graph: aae_ssl, split_vae, autoencoder)"
+    skip = ("bench attention_vat: its loop replays no whole-step CUDA graph (--cuda-graph: aae_ssl, split_vae, censor, "
+            "autoencoder)")
     assert out.startswith(skip + "\n")
     assert "runtime.cuda_graph: no effect on cpu (CUDA graphs need a CUDA device)\n" in out
-    assert read_json(tmp_path / "b.json")["skipped"] == [{"paper": "censor", "reason": skip}]
+    assert read_json(tmp_path / "b.json")["skipped"] == [{"paper": "attention_vat", "reason": skip}]
     assert [r.cuda_graph for r in runtimes] == [True]
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["runtime"].update(cuda_graph=True)
@@ -566,11 +567,12 @@ def test_cuda_graph_runs_only_the_papers_that_replay_their_step_and_says_so_on_a
                               "false, compile_mode: default) the loop would capture CUDA graphs inside torch.compile's "
                               "own (allowed with CUDA graphs per iteration: --compile default, "
                               "max-autotune-no-cudagraphs)")
-    with pytest.raises(ParamError) as err:  # the single-seed loop would be replayed, the seeds together eager
+    params["runtime"].update(cuda_graph=False, compile=True)
+    with pytest.raises(ParamError) as err:  # the single-seed loop would be compiled, the seeds together not
         bench.main(["aae_ssl"], 1, seeds=2)
-    assert str(err.value) == ("bench --seeds 2: params' runtime makes the single-seed loop run through one CUDA graph "
-                              "per iteration, but seeds trained together run eagerly, so the speed-up would compare "
-                              "two kinds of loop (set runtime.compile and runtime.cuda_graph to false for --seeds)")
+    assert str(err.value) == ("bench --seeds 2: params' runtime makes the single-seed loop run through torch.compile, "
+                              "but seeds trained together are never compiled, so the speed-up would compare two "
+                              "kinds of loop (set runtime.compile to false for --seeds)")
     assert len(runtimes) == 1  # refused before any paper ran
 
 

@@ -1,6 +1,7 @@
-"""runtime.cuda_graph: each training iteration replayed as one CUDA graph (`rt.StepGraph`: the loops of aae_ssl,
-split_vae and autoencoder). Real replays need a CUDA device and are skipped without one; the params, the plain-call
-path and the loops' plumbing (with the capture emulated) are checked anywhere."""
+"""runtime.cuda_graph: each training iteration replayed as one CUDA graph (`rt.StepGraph`: every paper's training
+loop, one graph per batch shape for attention_vat, and aae_ssl's seeds trained together). Real replays need a CUDA
+device and are skipped without one; the params, the plain-call path and the loops' plumbing (with the capture
+emulated) are checked anywhere."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def test_cuda_graph_is_off_in_params_yaml_and_a_plain_call_off_cuda():
     seen = []
     step = rt.StepGraph(lambda x: seen.append(int(x)) or x * 2, on, torch.device("cpu"), "test")
     assert [int(step(torch.tensor(i))) for i in range(5)] == [0, 2, 4, 6, 8]
-    assert seen == [0, 1, 2, 3, 4] and step.graph is None
+    assert seen == [0, 1, 2, 3, 4] and step.captures == {}
 
 
 @pytest.mark.parametrize("mode", ["reduce-overhead", "max-autotune"])
@@ -41,7 +42,8 @@ def test_cuda_graph_refuses_compile_modes_that_make_cuda_graphs_too(mode):
     assert parse(Runtime, {**section, "compile_mode": "default"}, "runtime").cuda_graph
 
 
-GRAPH_PAPERS = ("aae_ssl", "split_vae", "autoencoder")  # the loops built on rt.StepGraph (bench.CUDA_GRAPH_PAPERS)
+GRAPH_PAPERS = ("aae_ssl", "split_vae", "censor", "autoencoder", "attention_vat")  # loops on rt.StepGraph
+STEP_GRAPHS = {"censor": 2}  # StepGraphs a bench case's loop makes (censor: its step 1 and its step 2), else 1
 
 
 def bench_case(paper: str, device):
@@ -102,8 +104,9 @@ def test_replayed_iterations_give_the_eager_numbers(paper, monkeypatch):
         runtime = Runtime(device="cuda", progress=False, cuda_graph=cuda_graph)
         device = rt.setup(runtime, 0)
         results[cuda_graph] = tensors_of(bench_case(paper, device).train(20, runtime))
-    graph = Recorded.made[-1]
-    assert graph.calls >= 20 and len(replays) == graph.calls - rt.StepGraph.WARMUP
+    graphs = Recorded.made[-STEP_GRAPHS.get(paper, 1):]
+    assert all(g.calls >= 20 for g in graphs)
+    assert len(replays) == sum(max(0, c.calls - rt.StepGraph.WARMUP) for g in graphs for c in g.captures.values()) > 0
     eager, replayed = results[False], results[True]
     assert len(eager) == len(replayed) > 0
     for a, b in zip(eager, replayed, strict=True):
@@ -123,12 +126,56 @@ def test_a_partial_batch_between_replays_runs_eagerly_with_the_eager_numbers(pap
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
 
 
+@needs_cuda
+def test_seeds_trained_together_replay_with_the_eager_numbers_on_cuda():
+    """aae_ssl's 2 seeds trained together for 20 iterations, eager and replayed (each seed's stream registered)."""
+    from test_runtime import tensors_of
+
+    results = {}
+    for cuda_graph in (False, True):
+        runtime = Runtime(device="cuda", progress=False, cuda_graph=cuda_graph)
+        results[cuda_graph] = tensors_of(bench_case("aae_ssl", rt.setup(runtime, 0)).train_seeds(20, 2, runtime))
+    for a, b in zip(results[False], results[True], strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+
+
+@needs_cuda
+@pytest.mark.parametrize("method", ["afl_mlp", "sct", "lsm"])
+def test_censor_steps_replay_with_the_eager_numbers_on_cuda(method):
+    """censor's pretraining (partial batches between replays) and both post-processing steps, eager and replayed."""
+    from test_runtime import tensors_of
+
+    results = {}
+    for cuda_graph in (False, True):
+        runtime = Runtime(device="cuda", progress=False, cuda_graph=cuda_graph)
+        results[cuda_graph] = tensors_of(censor_training(method, runtime, rt.setup(runtime, 0)))
+    for a, b in zip(results[False], results[True], strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+
+
+@needs_cuda
+@pytest.mark.parametrize("method", ["word_ivat", "attention_vat", "attention_iat"])
+def test_attention_vat_graphs_per_batch_shape_give_the_eager_numbers_on_cuda(method):
+    """attention_vat's iterations replayed, one graph per batch shape (cuDNN's LSTM, VAT's inner autograd.grad and its
+    random start from the registered generator inside), eager and replayed."""
+    from test_runtime import tensors_of
+
+    results = {}
+    for cuda_graph in (False, True):
+        runtime = Runtime(device="cuda", progress=False, cuda_graph=cuda_graph)
+        results[cuda_graph] = tensors_of(attention_vat_training(method, runtime, rt.setup(runtime, 0)))
+    for a, b in zip(results[False], results[True], strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+
+
 @pytest.fixture
 def emulated_capture(monkeypatch):
     """PyTorch's CUDA-graph capture emulated on the CPU: `cuda_graph_on` follows the param alone, a capture runs
     the step once (on a GPU it runs nothing) and the replay that follows it is skipped, and every later replay reruns
     the captured step on the captured inputs and writes its results into the captured outputs, as a real replay
-    overwrites them. Yields (StepGraphs made, replays). A real replay reruns no Python: state the step changes in
+    overwrites them. A replay reads the tensors the capture read: the step's closure variables are set back to what
+    they held at capture while it reruns (a loop that rebinds one to a new tensor would train on the captured one,
+    as on a GPU). Yields (StepGraphs made, replays). A real replay reruns no Python: state the step changes in
     Python (a flag, a counter) would change once, at capture, which this emulation cannot show."""
     import contextlib
 
@@ -140,18 +187,30 @@ def emulated_capture(monkeypatch):
     class FakeGraph:
         just_captured = False
 
+        def __init__(self):
+            self.registered = []
+
         def register_generator_state(self, generator):
-            pass
+            self.registered.append(generator)
 
         def replay(self):
             replays.append(1)
-            owner = next(m for m in made if m.graph is self)
+            owner, capture = next((m, c) for m in made for c in m.captures.values() if c.graph is self)
+            cells = [c for c in owner.step.__closure__ or () if c.cell_contents is not None]
             if self.just_captured:  # the emulated capture ran this call's iteration
                 self.just_captured = False
+                self.captured = [c.cell_contents for c in cells]
                 return
-            outputs = owner.step(*owner.inputs)
+            now = [c.cell_contents for c in cells]
+            for cell, value in zip(cells, self.captured, strict=True):
+                cell.cell_contents = value
+            try:
+                outputs = owner.step(*capture.inputs)
+            finally:
+                for cell, value in zip(cells, now, strict=True):
+                    cell.cell_contents = value
             with torch.no_grad():
-                for captured, new in zip(tree_leaves(owner.outputs), tree_leaves(outputs), strict=True):
+                for captured, new in zip(tree_leaves(capture.outputs), tree_leaves(outputs), strict=True):
                     captured.copy_(new)
 
     @contextlib.contextmanager
@@ -163,8 +222,15 @@ def emulated_capture(monkeypatch):
         def wait_stream(self, other):
             pass
 
+    optimizer = rt.optimizer
+
+    def cpu_optimizer(optimizer_class, params, **kwargs):  # capturable unfused optimizers need CUDA tensors
+        return optimizer(optimizer_class, params, **{**kwargs, "capturable": kwargs.get("capturable", False)
+                                                     and bool(kwargs.get("fused"))})
+
     monkeypatch.setattr(rt, "StepGraph", Recorded)
     monkeypatch.setattr(rt, "cuda_graph_on", lambda runtime, device: runtime.cuda_graph)
+    monkeypatch.setattr(rt, "optimizer", cpu_optimizer)
     monkeypatch.setattr(torch.cuda, "CUDAGraph", FakeGraph)
     monkeypatch.setattr(torch.cuda, "graph", capture)
     monkeypatch.setattr(torch.cuda, "Stream", FakeStream)
@@ -173,14 +239,13 @@ def emulated_capture(monkeypatch):
     return made, replays
 
 
-@pytest.mark.parametrize("paper", ["aae_ssl", "split_vae", "censor", "autoencoder", "attention_vat"])
+@pytest.mark.parametrize("paper", GRAPH_PAPERS)
 def test_step_graph_plumbing_with_the_capture_emulated_on_a_cpu(paper, emulated_capture):
-    """Each paper's loop (its bench case, quick sizes) with runtime.cuda_graph and the capture emulated: the graph
-    papers make one StepGraph whose replays (all but the first 2 of 12 or more iterations) give the eager numbers
-    bit for bit (each call's
-    index batch copied into the captured inputs, the losses read from the captured outputs after every replay, 2
-    eager warm-up iterations and one capture first; it fails when the inputs are not copied), and exactly they do
-    (bench.CUDA_GRAPH_PAPERS lists them); the others train as without the param."""
+    """Each paper's loop (its bench case, quick sizes) with runtime.cuda_graph and the capture emulated: it makes its
+    StepGraphs (censor: one for step 1, one for step 2) whose replays (all but the first 3 calls of a shape, of 12 or
+    more iterations) give the eager numbers bit for bit (each call's index batch copied into the captured inputs,
+    the losses read from the captured outputs after every replay; it fails when the inputs are not copied). Every
+    paper's loop does (bench.CUDA_GRAPH_PAPERS)."""
     from replab.bench import CUDA_GRAPH_PAPERS
     from test_runtime import tensors_of
 
@@ -190,13 +255,11 @@ def test_step_graph_plumbing_with_the_capture_emulated_on_a_cpu(paper, emulated_
         runtime = Runtime(device="cpu", progress=False, cuda_graph=cuda_graph)
         device = rt.setup(runtime, 0)
         results[cuda_graph] = tensors_of(bench_case(paper, device).train(12, runtime))
-    assert set(CUDA_GRAPH_PAPERS) == set(GRAPH_PAPERS)
-    if paper in GRAPH_PAPERS:
-        # (the eager run's, then the emulated one's; split_vae and autoencoder run whole epochs: 12 steps or more)
-        assert len(made) == 2 and not made[0].enabled and made[1].calls >= 12
-        assert len(replays) == made[1].calls - rt.StepGraph.WARMUP
-    else:
-        assert made == [] and replays == []
+    assert CUDA_GRAPH_PAPERS == GRAPH_PAPERS
+    # (the eager run's, then the emulated one's; split_vae and autoencoder run whole epochs: 12 steps or more)
+    n = STEP_GRAPHS.get(paper, 1)
+    assert len(made) == 2 * n and not any(g.enabled for g in made[:n]) and all(g.calls >= 12 for g in made[n:])
+    assert len(replays) == sum(max(0, c.calls - rt.StepGraph.WARMUP) for g in made[n:] for c in g.captures.values())
     assert len(results[True]) == len(results[False]) > 0
     assert all(torch.equal(a, b) for a, b in zip(results[True], results[False], strict=True))
 
@@ -216,9 +279,110 @@ def test_a_partial_batch_runs_eagerly_between_emulated_replays(paper, emulated_c
     assert all(torch.equal(a, b) for a, b in zip(results[True], results[False], strict=True))
 
 
+def test_seeds_trained_together_replay_with_the_eager_numbers(emulated_capture):
+    """aae_ssl's seeds trained together (`fit_seeds`, bench's `--seeds`; quick sizes, 2 seeds, 12 iterations): one
+    StepGraph for all seeds' iteration, each seed's noise stream registered with it, the weights of the eager loop
+    bit for bit."""
+    from test_runtime import tensors_of
+
+    made, replays = emulated_capture
+    results = {}
+    for cuda_graph in (False, True):
+        runtime = Runtime(device="cpu", progress=False, cuda_graph=cuda_graph)
+        results[cuda_graph] = tensors_of(bench_case("aae_ssl", rt.setup(runtime, 0)).train_seeds(12, 2, runtime))
+    assert len(made) == 2 and made[1].calls == 12 and len(replays) == 12 - rt.StepGraph.WARMUP
+    (capture,) = made[1].captures.values()
+    registered = capture.graph.registered
+    assert len(registered) == 2 and all(isinstance(g, torch.Generator) for g in registered)
+    assert len(results[True]) == len(results[False]) > 0
+    assert all(torch.equal(a, b) for a, b in zip(results[True], results[False], strict=True))
+
+
+def censor_training(method: str, runtime, device=None) -> list:
+    """censor's pretraining (3 epochs of 45 windows in batches of 10: each ends on a batch of 5) and 5 repetitions
+    of `method`'s post-processing (2 step-1 and 3 step-2 batches each) on tiny windows: the checkpoints after each
+    repetition and step 1's history."""
+    from replab.papers import censor as cs
+
+    device = device or torch.device("cpu")
+    x = torch.randn(45, 1, 2, 8, generator=torch.Generator().manual_seed(0)).to(device)
+    y, s = (torch.arange(45) % 3).to(device), ((torch.arange(45) // 3) % 4).to(device)
+    data = cs.Windows({"train": x}, {"train": y}, {"train": s}, 3, 4, "test", "tiny")
+    gen = rt.seeded_generator(0, device)
+    cfg = parse(cs.Config, {"encoder": {"filters": [2], "fc": 8}, "pretrain": {"epochs": 3, "batch_size": 10},
+                            "adversarial": {"lr": 1e-3, "batch_size": 10, "adversary_samples": 20,
+                                            "encoder_samples": 30, "repetitions": 5, "adversary_hidden": [16],
+                                            "adversary_hidden_dnn": [16, 8], "similarity_hidden": [16, 8]}}, "censor")
+    torch.manual_seed(0)
+    encoder, classifier, _ = cs.pretrain(cfg, data, device, runtime, gen)
+    checkpoints, _, history = cs.adversarial_postprocess(cfg, method, 1.0, encoder, classifier, data, device, runtime,
+                                                         gen)
+    return [checkpoints, torch.tensor([history["adversary_loss"], history["adversary_accuracy"]])]
+
+
+@pytest.mark.parametrize("method", ["afl_mlp", "afl_dnn", "sct", "lsm"])
+def test_censor_pretraining_and_both_steps_replay_with_the_eager_numbers(method, emulated_capture):
+    """Each method's step 1 and step 2 as two StepGraphs: pairs drawn outside them and copied in, z of the fixed E
+    refilled into the tensor the step-1 capture read, every repetition's checkpoint and step-1 history (losses and
+    correct guesses, read from the captured outputs) as eager bit for bit; pretraining's graph runs its partial
+    batches eagerly."""
+    from test_runtime import tensors_of
+
+    made, replays = emulated_capture
+    results = {}
+    for cuda_graph in (False, True):
+        results[cuda_graph] = tensors_of(censor_training(method, Runtime(progress=False, cuda_graph=cuda_graph)))
+    pretrain, step1, step2 = made[3:]  # (after the eager run's three)
+    assert (pretrain.calls, step1.calls, step2.calls) == (12, 10, 15)  # full batches; 5 repetitions × 2 and × 3
+    assert len(replays) == 12 + 10 + 15 - 3 * rt.StepGraph.WARMUP
+    assert len(results[True]) == len(results[False]) == 6 * 6 + 1  # 6 checkpoints of E (4 tensors) + M (2), history
+    assert all(torch.equal(a, b) for a, b in zip(results[True], results[False], strict=True))
+
+
+def attention_vat_training(method: str, runtime, device=None) -> list:
+    """`method` trained for 4 epochs of 6 batches (4 labeled sentences of 5 … 12 tokens each, and for the VAT methods 4
+    of a 24-sentence pool): batches cut to their longest sentence take several shapes, each its own graph. Returns
+    the model and its record's history."""
+    from replab.bench import synthetic_sentences
+    from replab.loaders.text import TextData
+    from replab.papers import attention_vat as av
+    from replab.papers.attention_vat.train import fit
+
+    device = device or torch.device("cpu")
+    (tok, ln, y), (ut, ul, _), (dt, dl, dy) = (synthetic_sentences(n, 40, length, device, seed=s)
+                                               for n, length, s in ((24, 12, 1), (24, 12, 2), (8, 12, 3)))
+    data = TextData({"train": tok, "dev": dt, "unlabeled": ut}, {"train": ln, "dev": dl, "unlabeled": ul},
+                    {"train": y, "dev": dy}, 40, {"pad": 0, "unk": 1}, None, "synthetic", "tiny")
+    # (lr 0.05: the embeddings move enough for Word iAT's neighbours to change every epoch)
+    cfg = parse(av.Config, {"dataset": "rt_snippets", "datasets": ["rt_snippets"], "embedding_dim": 8, "hidden": 6,
+                            "attention_dim": 5, "dropout": 0.2, "lr": 0.05, "epochs": 4, "batch_size": 4,
+                            "batch_unlabeled": 4, "neighbours": 3}, "attention_vat")
+    model, record = fit(cfg, method, data, 24 if method.endswith("vat") else 0, 0, device, runtime)
+    return [model, torch.tensor([[h[k] for k in ("loss", "nll", "adv", "dev_auc")] for h in record["history"]])]
+
+
+@pytest.mark.parametrize("method", ["vanilla", "word_at", "word_iat", "word_vat", "word_ivat", "attention_at",
+                                    "attention_iat", "attention_vat", "attention_ivat"])
+def test_attention_vat_replays_one_graph_per_batch_shape_with_the_eager_numbers(method, emulated_capture):
+    """Every method: a graph for each batch shape (lengths differ from batch to batch), each shape's first 3 calls
+    eager, the rest replays; the dropout masks, VAT's random start and the neighbours of Word iAT / iVAT (recomputed
+    each epoch into the tensor the capture read) as in the eager loop: its weights and history bit for bit."""
+    from test_runtime import tensors_of
+
+    made, replays = emulated_capture
+    results = {}
+    for cuda_graph in (False, True):
+        results[cuda_graph] = tensors_of(attention_vat_training(method, Runtime(progress=False, cuda_graph=cuda_graph)))
+    graph = made[-1]
+    assert len(graph.captures) >= 2 and len(replays) == sum(max(0, c.calls - rt.StepGraph.WARMUP)
+                                                            for c in graph.captures.values()) > 0
+    assert len(results[True]) == len(results[False]) > 0
+    assert all(torch.equal(a, b) for a, b in zip(results[True], results[False], strict=True))
+
+
 def test_bench_names_a_loop_replayed_only_for_the_graph_papers_on_cuda():
-    """runtime.cuda_graph from params.yaml reaches every paper's bench; only the graph papers' loops replay (censor
-    and attention_vat train eagerly under it), and nothing replays off CUDA."""
+    """runtime.cuda_graph from params.yaml reaches every paper's bench; the graph papers' loops (every paper's) replay
+    on CUDA, and nothing replays off CUDA or without the param."""
     from replab.bench import replays_iterations
 
     on = Runtime(cuda_graph=True)

@@ -13,7 +13,7 @@ from conftest import REPO
 from replab import bench
 
 SCRIPT = REPO / ".ci" / "gpu-bench"
-ALL_RUNS = "tests, eager, seeds2, seeds5, step-graph, step-graph-compiled, cuda-graphs"
+ALL_RUNS = "tests, eager, seeds2, seeds5, step-graph, step-graph-papers, step-graph-compiled, cuda-graphs"
 
 
 def gpu_bench(tmp_path, out, **env) -> subprocess.CompletedProcess:
@@ -67,8 +67,8 @@ def test_a_run_past_bench_timeout_says_it_timed_out(tmp_path):
     assert done.returncode == 1 and timed_out == [
         f"== tests timed out after 1 s (BENCH_TIMEOUT; log: {out}/tests.log)"] + [
         f"== {name} timed out after 1 s (BENCH_TIMEOUT; log: {out}/smoke-{name}.log)"
-        for name in ("eager", "aae_ssl-seeds2", "aae_ssl-seeds5", "aae_ssl-step-graph", "aae_ssl-step-graph-compiled",
-                     "cuda-graphs")]
+        for name in ("eager", "aae_ssl-seeds2", "aae_ssl-seeds5", "aae_ssl-step-graph", "step-graph-papers",
+                     "aae_ssl-step-graph-compiled", "cuda-graphs")]
     assert "failed" not in done.stdout
     assert (out / "smoke-eager.log").read_text().endswith("timed out after 1 s (BENCH_TIMEOUT; "
                                                           f"log: {out}/smoke-eager.log)\n")
@@ -79,7 +79,9 @@ def test_runs_picks_the_runs_and_their_order(tmp_path):
     slow.write_text(f'#!/bin/sh\n[ "$1" = - ] && exec {sys.executable} "$@"\nsleep 30\n')
     slow.chmod(0o755)
     done = gpu_bench(tmp_path, tmp_path / "out", PYTHON=str(slow), BENCH_TIMEOUT="1", PROFILE="smoke",
-                     RUNS="step-graph  eager")
+                     RUNS="step-graph  eager step-graph-papers")
     started = [line for line in done.stdout.splitlines() if line.startswith("== ") and "timed out" not in line]
-    assert started == ["== aae_ssl-step-graph: replab bench --profile smoke --steps 50 aae_ssl --cuda-graph",
-                       "== eager: replab bench --profile smoke --steps 50 "]
+    assert started == ["== aae_ssl-step-graph: replab bench --profile smoke --steps 50 aae_ssl --cuda-graph --seeds 5",
+                       "== eager: replab bench --profile smoke --steps 50 ",
+                       "== step-graph-papers: replab bench --profile smoke --steps 50 split_vae censor autoencoder "
+                       "--cuda-graph"]

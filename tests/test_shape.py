@@ -246,6 +246,15 @@ def test_training_stages_rerun_when_runtime_compile_changes_where_it_applies():
             assert listed == (set() if "attention_vat" in name else {"runtime.compile", "runtime.compile_mode"}), name
 
 
+def test_every_training_stage_reruns_when_runtime_cuda_graph_changes():
+    """Every paper's loop replays its iterations under runtime.cuda_graph (rt.StepGraph), so `dvc exp run -S
+    runtime.cuda_graph=true` on a GPU machine retrains every training stage (the eager runs' records are not taken
+    for the replayed ones)."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    training = [name for name in stages if name.startswith("train_")]
+    assert len(training) >= 12 and [n for n in training if "runtime.cuda_graph" not in stages[n]["params"]] == []
+
+
 def test_an_attention_vat_stage_lists_the_perturbation_params_of_its_family_only():
     """An ε sweep retrains only the methods it perturbs: ε_attention reruns the attention stages and the attention
     methods' Fig. 2 points, ε_word the word ones, neither the vanilla stage. Before, Fig. 2 was one stage for both

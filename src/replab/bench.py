@@ -94,7 +94,7 @@ ROUNDS_APART_MARK = "(‡)"
 ROUNDS_APART_NOTE = (f"(‡) the rounds' ratios differ by more than {ROUNDS_APART - 1:.0%}: the load changed during "
                      "the run; rerun when idle")
 SEEDS_TOGETHER = ("aae_ssl",)  # the papers whose BenchCase has `train_seeds` (`--seeds`)
-CUDA_GRAPH_PAPERS = ("aae_ssl", "split_vae", "autoencoder")  # loops that honour runtime.cuda_graph (`--cuda-graph`)
+CUDA_GRAPH_PAPERS = ("aae_ssl", "split_vae", "censor", "autoencoder", "attention_vat")  # honour runtime.cuda_graph
 # The host's 1-minute load average (bench's own threads included, a thread per core by default) above its cores by
 # more than this: other work shared the CPUs
 BUSY_MARGIN = 0.5
@@ -547,8 +547,8 @@ def bench_runtime(params: dict | None, compile_mode: str | None = None, cuda_gra
                   seeds: int | None = None) -> Runtime:
     """params' runtime with bench's --compile and --cuda-graph. ParamError, naming the options and the params they
     meet, for a combination params.yaml could not hold either (CUDA graphs inside torch.compile's), and for --seeds
-    beside a single-seed loop that is not eager (seeds trained together run eagerly: the speed-up would compare
-    two kinds of loop)."""
+    beside a compiled single-seed loop (seeds trained together are never compiled: the speed-up would compare two
+    kinds of loop; runtime.cuda_graph replays both loops)."""
     base = load_runtime(params=params)
     runtime = base
     if compile_mode is not None:
@@ -562,11 +562,10 @@ def bench_runtime(params: dict | None, compile_mode: str | None = None, cuda_gra
                          f"{str(base.compile).lower()}, compile_mode: {base.compile_mode}) the loop would capture CUDA "
                          "graphs inside torch.compile's own (allowed with CUDA graphs per iteration: --compile "
                          f"{', '.join(GRAPHLESS_COMPILE_MODES)})") from None
-    if seeds is not None and (runtime.compile or runtime.cuda_graph):
-        how = "torch.compile" if runtime.compile else "one CUDA graph per iteration"
-        raise ParamError(f"bench --seeds {seeds}: params' runtime makes the single-seed loop run through {how}, but "
-                         "seeds trained together run eagerly, so the speed-up would compare two kinds of loop (set "
-                         "runtime.compile and runtime.cuda_graph to false for --seeds)")
+    if seeds is not None and runtime.compile:
+        raise ParamError(f"bench --seeds {seeds}: params' runtime makes the single-seed loop run through "
+                         "torch.compile, but seeds trained together are never compiled, so the speed-up would compare "
+                         "two kinds of loop (set runtime.compile to false for --seeds)")
     return runtime
 
 
@@ -635,9 +634,9 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
             peer_seconds += total
             peer_times += times
             round_ratios.append(statistics.median(times) / statistics.median(round_steps))
-        if together is not None:  # eager, like the single-seed loop without --compile
+        if together is not None:  # never compiled; replayed as CUDA graphs when the single-seed loop is
             phases.set_postfix_str(f"{timing}, {together} seeds together")
-            probe = StepProbe(WARMUP_STEPS, steps, device, count_flops=False)
+            probe = StepProbe(warmup, steps, device, count_flops=False)
             try:
                 with probe.attached():
                     case.train_seeds(probe.iterations, together, runtime)
@@ -955,13 +954,10 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
     if seeds is not None and not 2 <= seeds <= MAX_SEEDS:
         raise ParamError(f"bench --seeds {seeds}: allowed: 2 … {MAX_SEEDS} (seeds of one variant trained together)")
     if seeds is not None and compile_mode is not None:
-        raise ParamError(f"bench --seeds with --compile {compile_mode}: seeds trained together run eagerly, so "
-                         "their step would be compared with a compiled one; give one of the two")
+        raise ParamError(f"bench --seeds with --compile {compile_mode}: seeds trained together are never compiled, "
+                         "so their step would be compared with a compiled one; give one of the two")
     if compile_mode is not None and compile_mode not in COMPILE_MODES:
         raise ParamError(f"bench --compile {compile_mode}: unknown mode (allowed: {', '.join(COMPILE_MODES)})")
-    if cuda_graph and seeds is not None:
-        raise ParamError("bench --seeds with --cuda-graph: seeds trained together run eagerly, so their step would "
-                         "be compared with a replayed one; give one of the two")
     if cuda_graph and compile_mode in GRAPH_COMPILE_MODES:
         raise ParamError(f"bench --cuda-graph with --compile {compile_mode}: both capture CUDA graphs and one "
                          "cannot hold the other (allowed with --cuda-graph: --compile "

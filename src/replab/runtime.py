@@ -520,28 +520,38 @@ class StepGraph:
     microseconds of CPU time, hundreds a step) and Python; a replay launches every kernel of the iteration at once
     (PyTorch's "whole network capture", torch.cuda.graphs).
 
-    The first `WARMUP` calls run eagerly on a side stream, PyTorch's recipe: what the first steps make lazily (the
-    optimizers' moments, cuBLAS's handles and workspaces for that stream) must exist before capture, which then runs on
-    the same stream (as `torch.cuda.make_graphed_callables` does). Three, so that `replab bench`'s FLOP-counted step
-    (its third warm-up step) runs eagerly under the counter. The next call captures `step` on its inputs and replays it;
-    each later call copies its inputs into the captured ones and replays. A call whose inputs have other shapes than the
-    first call's (an epoch's last, partial batch) runs eagerly, as the warm-up does. The outputs are the captured
-    tensors, overwritten by the next call: read or copy them first. `step` must step optimizers built with
-    `capturable=True` (`cuda_graph_on`), draw random numbers from PyTorch's default generator (dropout, `torch.randn`
-    without `generator=`) or from `generators`, which the capture registers (replays advance each as eager calls do),
-    and read nothing into Python. Without `cuda_graph_on`, a plain call. Raises ParamError when the capture fails (a
-    step that syncs)."""
+    A graph holds fixed shapes: each of the first `max_graphs` shapes of the inputs gets its own (`captures`, each
+    with its own memory pool, as they replay in any order); calls of any other shape (an epoch's last, partial batch)
+    run eagerly. The first `WARMUP` calls of a shape run eagerly on a side stream, PyTorch's recipe: what the first
+    steps make lazily (the optimizers' moments, cuBLAS's handles and workspaces for that stream) must exist before
+    capture, which then runs on the same stream (as `torch.cuda.make_graphed_callables` does). Three, so that
+    `replab bench`'s FLOP-counted step (its third warm-up step) runs eagerly under the counter. The next call of the
+    shape captures `step` on its inputs and replays it; each later call copies its inputs into the captured ones and
+    replays. The outputs are the captured tensors, overwritten by the next call of that shape: read or copy them
+    first. `step` must step optimizers built with `capturable=True` (`cuda_graph_on`), draw random numbers from
+    PyTorch's default generator (dropout, `torch.randn` without `generator=`) or from `generators`, which each capture
+    registers (replays advance them as eager calls do), read tensors that stay the same objects between calls (refill
+    one with `copy_` rather than binding a new one), and read nothing into Python. Without `cuda_graph_on`, a plain
+    call. Raises ParamError when a capture fails (a step that syncs)."""
 
     WARMUP = 3
 
-    def __init__(self, step, runtime: Runtime, device, what: str, generators: tuple = ()):
-        self.step, self.what, self.generators = step, what, tuple(generators)
+    class Capture:
+        """One input shape's graph: its calls so far, the graph (None until captured), its inputs and outputs."""
+
+        def __init__(self):
+            self.calls, self.graph, self.inputs, self.outputs = 0, None, [], None
+
+    def __init__(self, step, runtime: Runtime, device, what: str, generators: tuple = (), max_graphs: int = 1):
+        self.step, self.what, self.generators, self.max_graphs = step, what, tuple(generators), max_graphs
         self.enabled = cuda_graph_on(runtime, device)
-        self.calls = 0  # calls with the first call's shapes
-        self.shapes: list | None = None
-        self.graph = self.side = None
-        self.inputs: list = []
-        self.outputs = None
+        self.captures: dict[tuple, StepGraph.Capture] = {}  # input shapes → their graph
+        self.side = None
+
+    @property
+    def calls(self) -> int:
+        """Calls of the shapes that have a graph (warm-up, capture and replays)."""
+        return sum(c.calls for c in self.captures.values())
 
     def _eager(self, inputs):
         import torch
@@ -554,37 +564,42 @@ class StepGraph:
         torch.cuda.current_stream().wait_stream(self.side)
         return outputs
 
+    def _capture(self, capture: StepGraph.Capture, inputs) -> None:
+        import torch
+
+        capture.inputs = [x.clone() for x in inputs]
+        capture.graph = torch.cuda.CUDAGraph()
+        for generator in self.generators:
+            capture.graph.register_generator_state(generator)
+        try:
+            with torch.cuda.graph(capture.graph, stream=self.side):
+                capture.outputs = self.step(*capture.inputs)
+        except RuntimeError as err:
+            while err.__context__ is not None:  # the step's own error, not capture_end's "a previous error"
+                err = err.__context__
+            text = " ".join(str(err).split())[:240]
+            raise ParamError(f"{self.what}: runtime.cuda_graph: the training iteration cannot be captured as a "
+                             f"CUDA graph ({type(err).__name__}: {text}); set runtime.cuda_graph: false") from err
+
     def __call__(self, *inputs):
         if not self.enabled:
             return self.step(*inputs)
-        import torch
-
-        shapes = [x.shape for x in inputs]
-        self.shapes = shapes if self.shapes is None else self.shapes
-        if shapes != self.shapes:
+        shapes = tuple(x.shape for x in inputs)
+        capture = self.captures.get(shapes)
+        if capture is None:
+            if len(self.captures) >= self.max_graphs:
+                return self._eager(inputs)
+            capture = self.captures[shapes] = StepGraph.Capture()
+        capture.calls += 1
+        if capture.calls <= self.WARMUP:
             return self._eager(inputs)
-        self.calls += 1
-        if self.calls <= self.WARMUP:
-            return self._eager(inputs)
-        if self.graph is None:
-            self.inputs = [x.clone() for x in inputs]
-            self.graph = torch.cuda.CUDAGraph()
-            for generator in self.generators:
-                self.graph.register_generator_state(generator)
-            try:
-                with torch.cuda.graph(self.graph, stream=self.side):
-                    self.outputs = self.step(*self.inputs)
-            except RuntimeError as err:
-                while err.__context__ is not None:  # the step's own error, not capture_end's "a previous error"
-                    err = err.__context__
-                text = " ".join(str(err).split())[:240]
-                raise ParamError(f"{self.what}: runtime.cuda_graph: the training iteration cannot be captured as a "
-                                 f"CUDA graph ({type(err).__name__}: {text}); set runtime.cuda_graph: false") from err
+        if capture.graph is None:
+            self._capture(capture, inputs)
         else:
-            for captured, x in zip(self.inputs, inputs, strict=True):
+            for captured, x in zip(capture.inputs, inputs, strict=True):
                 captured.copy_(x)
-        self.graph.replay()
-        return self.outputs
+        capture.graph.replay()
+        return capture.outputs
 
 
 def keep_capturable(runtime: Runtime, device, *optimizers) -> None:

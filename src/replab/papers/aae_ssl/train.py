@@ -156,7 +156,9 @@ def fit_seeds(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: i
     the labeled subset, batches, initial weights, dropout masks and prior samples that `fit` gets in a process
     seeded with `torch.manual_seed(seed)` (`rt.setup`), so the results equal `fit`'s up to the rounding of batched
     matrix products. Returns ([(encoder, decoder, best validation record)] in `seeds` order, clock over all
-    seeds' samples). Eager only, without checkpoints or DVCLive (those are `fit`'s); CPU or CUDA."""
+    seeds' samples). Without torch.compile, checkpoints or DVCLive (those are `fit`'s); CPU or CUDA. With
+    runtime.cuda_graph on CUDA each iteration of all seeds is replayed as one CUDA graph (rt.StepGraph, each seed's
+    stream registered with it)."""
     labels = data.y["train"].cpu().numpy()
     subsets = [labeled_subset(labels, n_labeled, seed) for seed in seeds]
     rows_lab = torch.stack([torch.from_numpy(np.flatnonzero(m)) for m in subsets]).to(device)  # [S, Nl]
@@ -173,7 +175,7 @@ def fit_seeds(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: i
     disc = Stacked([n[2] for n in nets]) if model != "ae" else None
     lambda_reg = 0.0 if model == "ae" else cfg.lambda_reg
     autoencoder_params = [*encoder.parameters(), *decoder.parameters()]
-    opt_ae, opt_d = adam_optimizers(cfg, autoencoder_params, disc, device)
+    opt_ae, opt_d = adam_optimizers(cfg, autoencoder_params, disc, device, rt.cuda_graph_on(runtime, device))
     gens = [rt.seeded_generator(seed, device) for seed in seeds]
     labeled_batches = [EndlessBatches(rows_lab.shape[1], cfg.batch_labeled, g, device) for g in gens]
     unlabeled_batches = [EndlessBatches(rows_unl.shape[1], cfg.batch_unlabeled, g, device) for g in gens]
@@ -191,19 +193,14 @@ def fit_seeds(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: i
     def uniform(shape) -> torch.Tensor:  # [S, *shape]: each seed's draw from its own stream
         return torch.stack([torch.rand(shape, generator=g, device=device) for g in streams])
 
-    bar = rt.progress(range(1, iterations + 1), total=iterations, enabled=runtime.progress,
-                      desc=f"aae_ssl {model} Nl={n_labeled} {len(seeds)} seeds together")
-    for it in bar:
-        # each seed's batches, as rows of the training set: [S, B]
-        rl = rows_lab.gather(1, torch.stack([next(b) for b in labeled_batches]))
-        ru = rows_unl.gather(1, torch.stack([next(b) for b in unlabeled_batches]))
+    def iteration(rl, ru):  # one training iteration of every seed on rows rl, ru [S, B] → (losses [S], D's [S])
         x = torch.cat([data.x["train"][rl], data.x["train"][ru]], 1)
         yl, b2 = data.y["train"][rl], x.shape[1]
         dropout_noise = tuple(uniform((b2, hidden)) for _ in range(n_noise))
-        encoder.train(), decoder.train()
         y_logits, z = encoder(x, dropout_noise)
         y_soft = F.softmax(y_logits, -1)
 
+        d_loss = None
         if disc is not None:
             y_prior, z_prior = (torch.stack(t) for t in zip(*(prior_sample(b2, z_dim, device, g) for g in streams)))
             d = disc(torch.cat([y_prior, y_soft.detach()], 1), torch.cat([z_prior, z.detach()], 1))
@@ -220,7 +217,18 @@ def fit_seeds(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: i
         loss.sum().backward()
         clip_grad_norm_per_seed(autoencoder_params, cfg.grad_clip)
         opt_ae.step()
-        clock.add(b2 * len(seeds))
+        return loss, d_loss
+
+    step = rt.StepGraph(iteration, runtime, device, f"aae_ssl {model} Nl={n_labeled} seeds {seeds}", streams)
+    bar = rt.progress(range(1, iterations + 1), total=iterations, enabled=runtime.progress,
+                      desc=f"aae_ssl {model} Nl={n_labeled} {len(seeds)} seeds together")
+    for it in bar:
+        # each seed's batches, as rows of the training set: [S, B]
+        rl = rows_lab.gather(1, torch.stack([next(b) for b in labeled_batches]))
+        ru = rows_unl.gather(1, torch.stack([next(b) for b in unlabeled_batches]))
+        encoder.train(), decoder.train()
+        loss, d_loss = step(rl, ru)
+        clock.add((rl.shape[1] + ru.shape[1]) * len(seeds))
         guard.update(it, loss.sum(), *([d_loss.sum()] if disc is not None else []))
 
         if it % cfg.eval_every == 0 or it == iterations:

@@ -50,6 +50,7 @@ from replab.papers.attention_vat.model import (
 from replab.params import ParamError
 
 EVAL_BATCH = 512
+MAX_GRAPHS = 64  # CUDA graphs of a run with runtime.cuda_graph, one per batch shape (other shapes train eagerly)
 FIG2_CURVE = ("n_unlabeled", "unlabeled_seen", "dev_f1", "dev_accuracy", "dev_auc", "dev_predicted_positive",
               "best_epoch", "seconds_per_step")  # what a Fig. 2 point keeps of its run's record
 KEYS = ("<dataset>-<setting>-<family>-<seed> dataset=… setting=… family=… seed=…",  # `replab train attention_vat`'s
@@ -157,14 +158,19 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
     """Train one model; keep the epoch with the best dev `selection` score (AUC or F1). Returns (model, record).
     With `ckpt` (replab.checkpoint.Checkpoints) it resumes from and saves its state at epoch ends under `loop`;
     a non-finite loss stops the run (ParamError naming the variant, the step and the params it read: `eps_key`
-    where the ε came from elsewhere than `cfg.eps_key(method)`, e.g. eps_attention_grid)."""
+    where the ε came from elsewhere than `cfg.eps_key(method)`, e.g. eps_attention_grid). With runtime.cuda_graph on
+    CUDA each iteration is replayed as a CUDA graph (rt.StepGraph), one for each of the first MAX_GRAPHS batch shapes
+    (a batch is cut to its longest sentence; padding it further would change its dropout masks and VAT's random
+    start)."""
     if runtime.compile:  # said once per process (Python's default warning filter), never silently ignored
         warnings.warn("attention_vat trains eagerly, without runtime.compile (its oneDNN BiLSTM and VAT's inner "
                       "autograd.grad break the graph; each batch's length would recompile it)", stacklevel=2)
     torch.manual_seed(seed)
     model = build_model(cfg, data, device)
+    graphs = rt.cuda_graph_on(runtime, device)
     opt = rt.optimizer(torch.optim.Adam, model.parameters(), lr=cfg.lr, amsgrad=cfg.amsgrad,
-                       weight_decay=cfg.weight_decay, fused=device.type in ("cpu", "cuda"))  # one kernel: all params
+                       weight_decay=cfg.weight_decay, fused=device.type in ("cpu", "cuda"),  # one kernel: all params
+                       capturable=graphs)
     generator = rt.seeded_generator(seed, device)
     tokens, lengths, y = data.tokens["train"], data.lengths["train"], data.labels["train"]
     if (pool := unlabeled_subset(data, n_unlabeled, seed, device)) is not None:
@@ -182,6 +188,7 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
     if ckpt is not None and (saved := ckpt.resume(loop)) is not None:
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["opt"])
+        rt.keep_capturable(runtime, device, opt)
         generator.set_state(saved["generator"])
         if pool is not None:
             unlabeled.load_state_dict(saved["unlabeled"])
@@ -199,13 +206,24 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
             for idx in index_batches(len(y), cfg.batch_size, generator, device):
                 yield epoch, idx
 
+    def iteration(t, n, yb):  # one training iteration on a batch (tokens, lengths, labels) → Eq. 10's terms
+        loss, label_loss, adv = training_loss(model, cfg, method, t, n, yb, generator, neighbours)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss, label_loss, adv
+
+    step_graph = rt.StepGraph(iteration, runtime, device, desc or f"attention_vat {method}", (generator,), MAX_GRAPHS)
     bar = rt.progress(batches(), initial=steps, total=epochs * steps_per_epoch, enabled=runtime.progress,
                       desc=desc or method)
     neighbours, totals, started = None, torch.zeros(3, device=device), time.perf_counter()
     for step, (epoch, idx) in enumerate(bar, steps + 1):
         if (step - 1) % steps_per_epoch == 0:  # the epoch's first step
-            # Sato et al.: the k nearest words are recomputed from the current embeddings every epoch
-            neighbours = nearest_neighbours(model.embedding.weight, cfg.neighbours) if interpretable_words else None
+            # Sato et al.: the k nearest words are recomputed from the current embeddings every epoch (into the
+            # tensor a replayed iteration reads)
+            if interpretable_words:
+                nearest = nearest_neighbours(model.embedding.weight, cfg.neighbours)
+                neighbours = nearest if neighbours is None else neighbours.copy_(nearest)
             model.train()
             totals.zero_()
             started = time.perf_counter()
@@ -214,10 +232,7 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
                               pool[next(unlabeled)])
         else:
             t, n = take_batch(tokens, lengths, idx)
-        loss, label_loss, adv = training_loss(model, cfg, method, t, n, y[idx], generator, neighbours)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss, label_loss, adv = step_graph(t, n, y[idx])
         totals += torch.stack([loss.detach(), label_loss.detach(), adv.detach()])
         guard.update(step, loss)
         if step % steps_per_epoch:

@@ -39,12 +39,13 @@ def pretrain(cfg: Config, data: Windows, device, runtime, generator, live=None, 
              name: str = ""):
     """E + M for label accuracy (Adam). Returns (encoder, classifier, samples seen). With `ckpt`
     (replab.checkpoint.Checkpoints) it resumes from and saves its state at epoch ends; a non-finite loss stops
-    the run (ParamError naming `name` and the iteration)."""
+    the run (ParamError naming `name` and the iteration). With runtime.cuda_graph on CUDA each iteration is replayed
+    as one CUDA graph (rt.StepGraph; an epoch's last, partial batch runs eagerly)."""
     encoder, classifier = build_model(cfg, data, device)
     # training calls go through (optionally) compiled wrappers that share the originals' weights
     enc_step, cls_step = rt.maybe_compile(encoder, runtime), rt.maybe_compile(classifier, runtime)
     params = [*encoder.parameters(), *classifier.parameters()]
-    opt = rt.optimizer(torch.optim.Adam, params, lr=cfg.pretrain.lr)
+    opt = rt.optimizer(torch.optim.Adam, params, lr=cfg.pretrain.lr, capturable=rt.cuda_graph_on(runtime, device))
     x, y = data.x["train"], data.y["train"]
     n, pc = len(x), cfg.pretrain
     steps = math.ceil(n / pc.batch_size)
@@ -54,6 +55,7 @@ def pretrain(cfg: Config, data: Windows, device, runtime, generator, live=None, 
     if ckpt is not None and (saved := ckpt.resume("pretrain")) is not None:
         for key, module in (("encoder", encoder), ("classifier", classifier), ("opt", opt)):
             module.load_state_dict(saved[key])
+        rt.keep_capturable(runtime, device, opt)
         generator.set_state(saved["generator"])
         first = saved["epoch"] + 1
 
@@ -61,16 +63,21 @@ def pretrain(cfg: Config, data: Windows, device, runtime, generator, live=None, 
         return {"encoder": encoder.state_dict(), "classifier": classifier.state_dict(), "opt": opt.state_dict(),
                 "generator": generator.get_state(), "epoch": epoch}
 
+    def iteration(idx):  # one training iteration on index batch idx → the label loss
+        loss = F.cross_entropy(cls_step(enc_step(x[idx])), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    step_graph = rt.StepGraph(iteration, runtime, device, f"censor {name or desc}")
     bar = rt.progress(range(first, pc.epochs), initial=first, total=pc.epochs, enabled=runtime.progress, desc=desc)
     for epoch in bar:
         encoder.train(), classifier.train()
         total = torch.zeros((), device=device)
         for step, idx in enumerate(index_batches(n, pc.batch_size, generator, device), epoch * steps + 1):
             rt.new_iteration(runtime)
-            loss = F.cross_entropy(cls_step(enc_step(x[idx])), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            loss = step_graph(idx)
             guard.update(step, loss)
             total += loss.detach()
         guard.check()
@@ -112,12 +119,15 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
     the user CE for AFL's D) and `adversary_accuracy` (% of step-1 pairs / windows D got right, on its
     training batches before each update; 50 % is chance for D_sim). With
     `ckpt` (replab.checkpoint.Checkpoints) it resumes from and saves its state after a repetition; a non-finite
-    loss stops the run (ParamError naming `name` and the iteration)."""
+    loss stops the run (ParamError naming `name` and the iteration). With runtime.cuda_graph on CUDA each step-1 and
+    each step-2 iteration is replayed as one CUDA graph (rt.StepGraph, one per step; pairs are drawn outside it)."""
     ac = cfg.adversarial
     adversary = build_adversary(method, cfg, data.n_users).to(device)
     enc_step, cls_step, adv_step = (rt.maybe_compile(m, runtime) for m in (encoder, classifier, adversary))
-    opt_adv = rt.optimizer(torch.optim.RMSprop, adversary.parameters(), lr=ac.lr)
-    opt_em = rt.optimizer(torch.optim.RMSprop, [*encoder.parameters(), *classifier.parameters()], lr=ac.lr)
+    capturable = rt.cuda_graph_on(runtime, device)  # (for iterations replayed as CUDA graphs)
+    opt_adv = rt.optimizer(torch.optim.RMSprop, adversary.parameters(), lr=ac.lr, capturable=capturable)
+    opt_em = rt.optimizer(torch.optim.RMSprop, [*encoder.parameters(), *classifier.parameters()], lr=ac.lr,
+                          capturable=capturable)
     x, y, s = data.x["train"], data.y["train"], data.s["train"]
     pairs = PairSampler(y, s, generator)
     singles = EndlessBatches(len(x), ac.batch_size, generator, device)
@@ -136,6 +146,7 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
     if ckpt is not None and (saved := ckpt.resume("adversarial")) is not None:
         for key, module in modules.items():
             module.load_state_dict(saved[key])
+        rt.keep_capturable(runtime, device, opt_adv, opt_em)
         generator.set_state(saved["generator"])
         checkpoints, samples, first = saved["checkpoints"], saved["samples"], saved["repetition"] + 1
         history = saved["history"]
@@ -144,6 +155,35 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
         return {**{k: m.state_dict() for k, m in modules.items()}, "generator": generator.get_state(),
                 "checkpoints": checkpoints, "samples": samples, "history": history, "repetition": rep}
 
+    z_fixed = None  # z of every training window under the fixed E of step 1 (one tensor, refilled each repetition)
+
+    def adversary_iteration(*batch):  # step 1 on (i, j, g) pairs or an index batch → (loss, correct guesses)
+        if similarity:
+            i, j, g = batch
+            logits = adv_step(torch.cat([z_fixed[i], z_fixed[j]], 1)).squeeze(1)
+            loss = similarity_loss(logits, g)  # Eq. 2
+            correct = ((logits > 0) == (g > 0.5)).sum()
+        else:
+            (idx,) = batch
+            logits = adv_step(z_fixed[idx])
+            loss = F.cross_entropy(logits, s[idx])  # max_D log q_D(s|z)
+            correct = (logits.argmax(1) == s[idx]).sum()
+        opt_adv.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_adv.step()
+        return loss, correct
+
+    def encoder_iteration(*batch):  # step 2 on pairs or an index batch → its Objective
+        objective = step2_objective(method, lam, enc_step, cls_step, adv_step, x, y, s,
+                                    batch if similarity else batch[0])
+        opt_em.zero_grad(set_to_none=True)
+        objective.total.backward()
+        opt_em.step()
+        return objective
+
+    what = f"censor {name or method}"
+    adversary_graph = rt.StepGraph(adversary_iteration, runtime, device, f"{what} step 1")
+    encoder_graph = rt.StepGraph(encoder_iteration, runtime, device, f"{what} step 2")
     steps_per_rep = adversary_steps + encoder_steps
     bar = rt.progress(range(first, ac.repetitions), initial=first, total=ac.repetitions, enabled=runtime.progress,
                       desc=desc or f"{method} λ={lam}")
@@ -152,23 +192,13 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
         # every training window is computed once per repetition instead of once per batch.
         encoder.eval()
         adversary.train()
-        z_fixed = map_batches(encoder, x)
+        z = map_batches(encoder, x)
+        z_fixed = z if z_fixed is None else z_fixed.copy_(z)  # (a replayed step 1 reads the captured tensor)
         adv_total, adv_correct = torch.zeros((), device=device), torch.zeros((), device=device)
         for step in range(rep * steps_per_rep + 1, rep * steps_per_rep + adversary_steps + 1):
             rt.new_iteration(runtime)
-            if similarity:
-                i, j, g = pairs.user_pairs(ac.batch_size)
-                logits = adv_step(torch.cat([z_fixed[i], z_fixed[j]], 1)).squeeze(1)
-                loss = similarity_loss(logits, g)  # Eq. 2
-                adv_correct += ((logits > 0) == (g > 0.5)).sum()
-            else:
-                idx = next(singles)
-                logits = adv_step(z_fixed[idx])
-                loss = F.cross_entropy(logits, s[idx])  # max_D log q_D(s|z)
-                adv_correct += (logits.argmax(1) == s[idx]).sum()
-            opt_adv.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_adv.step()
+            loss, correct = adversary_graph(*(pairs.user_pairs(ac.batch_size) if similarity else (next(singles),)))
+            adv_correct += correct
             guard.update(step, loss)
             adv_total += loss.detach()
         # step 2: E and M minimise the label loss plus λ times the method's censoring term. E stays without
@@ -183,11 +213,8 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
             elif method == "lsm":
                 batch = pairs.lsm_pairs(ac.batch_size)
             else:
-                batch = next(singles)
-            objective = step2_objective(method, lam, enc_step, cls_step, adv_step, x, y, s, batch)
-            opt_em.zero_grad(set_to_none=True)
-            objective.total.backward()
-            opt_em.step()
+                batch = (next(singles),)
+            objective = encoder_graph(*batch)
             guard.update(step, objective.total)
             label_total += objective.label.detach()
             censor_total += objective.censor.detach()
