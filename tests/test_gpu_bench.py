@@ -84,4 +84,4 @@ def test_runs_picks_the_runs_and_their_order(tmp_path):
     assert started == ["== aae_ssl-step-graph: replab bench --profile smoke --steps 50 aae_ssl --cuda-graph --seeds 5",
                        "== eager: replab bench --profile smoke --steps 50 ",
                        "== step-graph-papers: replab bench --profile smoke --steps 50 split_vae censor autoencoder "
-                       "--cuda-graph"]
+                       "attention_vat --cuda-graph"]
