@@ -85,13 +85,11 @@ class Recorded(rt.StepGraph):
         Recorded.made.append(self)
 
 
-@needs_cuda
-@pytest.mark.parametrize("paper", GRAPH_PAPERS)
-def test_replayed_iterations_give_the_eager_numbers(paper, monkeypatch):
-    """20 or more iterations (whole epochs) of each graph paper's loop at the quick sizes, params.yaml's config
-    (aae_ssl's BatchNorm on), with and without runtime.cuda_graph: every iteration after the eager warm-up ones a
-    replay, and the weights of the eager loop to float rounding (dropout masks, prior samples and split_vae's VAE
-    noise drawn alike: a replay advances the default and the registered generators as the eager iteration does)."""
+@pytest.fixture
+def eager_and_replayed(monkeypatch):
+    """`run(train)`: `train(runtime, device)` on CUDA without and with runtime.cuda_graph → (eager, replayed) tensors,
+    after checking that the replayed run made StepGraphs and replayed exactly their graphed calls past the warm-ups
+    (CUDAGraph.replay counted), at least once."""
     from test_runtime import tensors_of
 
     replays = []
@@ -99,73 +97,63 @@ def test_replayed_iterations_give_the_eager_numbers(paper, monkeypatch):
     monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda graph: replays.append(1) or replay(graph))
     monkeypatch.setattr(rt, "StepGraph", Recorded)
     monkeypatch.setattr(Recorded, "made", [])
-    results = {}
-    for cuda_graph in (False, True):
-        runtime = Runtime(device="cuda", progress=False, cuda_graph=cuda_graph)
-        device = rt.setup(runtime, 0)
-        results[cuda_graph] = tensors_of(bench_case(paper, device).train(20, runtime))
-    graphs = Recorded.made[-STEP_GRAPHS.get(paper, 1):]
-    assert all(g.calls >= 20 for g in graphs)
-    assert len(replays) == sum(max(0, c.calls - rt.StepGraph.WARMUP) for g in graphs for c in g.captures.values()) > 0
-    eager, replayed = results[False], results[True]
-    assert len(eager) == len(replayed) > 0
+
+    def run(train):
+        results = {}
+        for cuda_graph in (False, True):
+            Recorded.made.clear()
+            runtime = Runtime(device="cuda", progress=False, cuda_graph=cuda_graph)
+            results[cuda_graph] = tensors_of(train(runtime, rt.setup(runtime, 0)))
+        assert Recorded.made and all(g.enabled for g in Recorded.made)
+        assert len(replays) == sum(g.replays for g in Recorded.made) > 0
+        assert len(results[False]) == len(results[True]) > 0
+        return results[False], results[True]
+
+    return run
+
+
+def assert_close_all(eager: list, replayed: list) -> None:
     for a, b in zip(eager, replayed, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
 
 
 @needs_cuda
-@pytest.mark.parametrize("paper", ["split_vae", "autoencoder"])
-def test_a_partial_batch_between_replays_runs_eagerly_with_the_eager_numbers(paper):
-    from test_runtime import tensors_of
-
-    results = {}
-    for cuda_graph in (False, True):
-        runtime = Runtime(device="cuda", progress=False, cuda_graph=cuda_graph)
-        results[cuda_graph] = tensors_of(partial_batch_fit(paper, rt.setup(runtime, 0), runtime))
-    for a, b in zip(results[False], results[True], strict=True):
-        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+@pytest.mark.parametrize("paper", GRAPH_PAPERS)
+def test_replayed_iterations_give_the_eager_numbers(paper, eager_and_replayed):
+    """20 or more iterations (whole epochs) of each paper's loop at the quick sizes, params.yaml's config (aae_ssl's
+    BatchNorm on), with and without runtime.cuda_graph: every iteration after the eager warm-up ones a replay, and the
+    weights of the eager loop to float rounding (dropout masks, prior samples and split_vae's VAE noise drawn alike: a
+    replay advances the default and the registered generators as the eager iteration does)."""
+    assert_close_all(*eager_and_replayed(lambda runtime, device: bench_case(paper, device).train(20, runtime)))
+    assert all(g.calls >= 20 for g in Recorded.made)
 
 
 @needs_cuda
-def test_seeds_trained_together_replay_with_the_eager_numbers_on_cuda():
-    """aae_ssl's 2 seeds trained together for 20 iterations, eager and replayed (each seed's stream registered)."""
-    from test_runtime import tensors_of
+@pytest.mark.parametrize("paper", ["split_vae", "autoencoder"])
+def test_a_partial_batch_between_replays_runs_eagerly_with_the_eager_numbers(paper, eager_and_replayed):
+    assert_close_all(*eager_and_replayed(lambda runtime, device: partial_batch_fit(paper, device, runtime)))
 
-    results = {}
-    for cuda_graph in (False, True):
-        runtime = Runtime(device="cuda", progress=False, cuda_graph=cuda_graph)
-        results[cuda_graph] = tensors_of(bench_case("aae_ssl", rt.setup(runtime, 0)).train_seeds(20, 2, runtime))
-    for a, b in zip(results[False], results[True], strict=True):
-        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+
+@needs_cuda
+def test_seeds_trained_together_replay_with_the_eager_numbers_on_cuda(eager_and_replayed):
+    """aae_ssl's 2 seeds trained together for 20 iterations, eager and replayed (each seed's stream registered)."""
+    assert_close_all(*eager_and_replayed(
+        lambda runtime, device: bench_case("aae_ssl", device).train_seeds(20, 2, runtime)))
 
 
 @needs_cuda
 @pytest.mark.parametrize("method", ["afl_mlp", "sct", "lsm"])
-def test_censor_steps_replay_with_the_eager_numbers_on_cuda(method):
+def test_censor_steps_replay_with_the_eager_numbers_on_cuda(method, eager_and_replayed):
     """censor's pretraining (partial batches between replays) and both post-processing steps, eager and replayed."""
-    from test_runtime import tensors_of
-
-    results = {}
-    for cuda_graph in (False, True):
-        runtime = Runtime(device="cuda", progress=False, cuda_graph=cuda_graph)
-        results[cuda_graph] = tensors_of(censor_training(method, runtime, rt.setup(runtime, 0)))
-    for a, b in zip(results[False], results[True], strict=True):
-        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+    assert_close_all(*eager_and_replayed(lambda runtime, device: censor_training(method, runtime, device)))
 
 
 @needs_cuda
 @pytest.mark.parametrize("method", ["word_ivat", "attention_vat", "attention_iat"])
-def test_attention_vat_graphs_per_batch_shape_give_the_eager_numbers_on_cuda(method):
+def test_attention_vat_graphs_per_batch_shape_give_the_eager_numbers_on_cuda(method, eager_and_replayed):
     """attention_vat's iterations replayed, one graph per batch shape (cuDNN's LSTM, VAT's inner autograd.grad and its
     random start from the registered generator inside), eager and replayed."""
-    from test_runtime import tensors_of
-
-    results = {}
-    for cuda_graph in (False, True):
-        runtime = Runtime(device="cuda", progress=False, cuda_graph=cuda_graph)
-        results[cuda_graph] = tensors_of(attention_vat_training(method, runtime, rt.setup(runtime, 0)))
-    for a, b in zip(results[False], results[True], strict=True):
-        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+    assert_close_all(*eager_and_replayed(lambda runtime, device: attention_vat_training(method, runtime, device)))
 
 
 @pytest.fixture
@@ -175,8 +163,10 @@ def emulated_capture(monkeypatch):
     the captured step on the captured inputs and writes its results into the captured outputs, as a real replay
     overwrites them. A replay reads the tensors the capture read: the step's closure variables are set back to what
     they held at capture while it reruns (a loop that rebinds one to a new tensor would train on the captured one,
-    as on a GPU). Yields (StepGraphs made, replays). A real replay reruns no Python: state the step changes in
-    Python (a flag, a counter) would change once, at capture, which this emulation cannot show."""
+    as on a GPU). Yields (StepGraphs made, replays). Beyond its reach: tensors the step reaches through other objects
+    than its own closure variables; state the step changes or reads in Python (a flag, a counter, a host read), which
+    a real replay does not rerun; and capturable unfused optimizers (built without `capturable` here: the CPU has no
+    capturable path for them)."""
     import contextlib
 
     from torch.utils._pytree import tree_leaves
@@ -259,7 +249,7 @@ def test_step_graph_plumbing_with_the_capture_emulated_on_a_cpu(paper, emulated_
     # (the eager run's, then the emulated one's; split_vae and autoencoder run whole epochs: 12 steps or more)
     n = STEP_GRAPHS.get(paper, 1)
     assert len(made) == 2 * n and not any(g.enabled for g in made[:n]) and all(g.calls >= 12 for g in made[n:])
-    assert len(replays) == sum(max(0, c.calls - rt.StepGraph.WARMUP) for g in made[n:] for c in g.captures.values())
+    assert len(replays) == sum(g.replays for g in made[n:])
     assert len(results[True]) == len(results[False]) > 0
     assert all(torch.equal(a, b) for a, b in zip(results[True], results[False], strict=True))
 
@@ -340,9 +330,9 @@ def test_censor_pretraining_and_both_steps_replay_with_the_eager_numbers(method,
 
 
 def attention_vat_training(method: str, runtime, device=None) -> list:
-    """`method` trained for 4 epochs of 6 batches (4 labeled sentences of 5 … 12 tokens each, and for the VAT methods 4
-    of a 24-sentence pool): batches cut to their longest sentence take several shapes, each its own graph. Returns
-    the model and its record's history."""
+    """`method` trained for 6 epochs of 6 batches (4 labeled sentences of 5 … 12 tokens each, and for the VAT methods 4
+    of a 24-sentence pool of 5 … 9): batches cut to their longest sentence take several shapes, each called often
+    enough for a graph of its own. Returns the model and its record's history."""
     from replab.bench import synthetic_sentences
     from replab.loaders.text import TextData
     from replab.papers import attention_vat as av
@@ -350,12 +340,12 @@ def attention_vat_training(method: str, runtime, device=None) -> list:
 
     device = device or torch.device("cpu")
     (tok, ln, y), (ut, ul, _), (dt, dl, dy) = (synthetic_sentences(n, 40, length, device, seed=s)
-                                               for n, length, s in ((24, 12, 1), (24, 12, 2), (8, 12, 3)))
+                                               for n, length, s in ((24, 12, 1), (24, 9, 2), (8, 12, 3)))
     data = TextData({"train": tok, "dev": dt, "unlabeled": ut}, {"train": ln, "dev": dl, "unlabeled": ul},
                     {"train": y, "dev": dy}, 40, {"pad": 0, "unk": 1}, None, "synthetic", "tiny")
     # (lr 0.05: the embeddings move enough for Word iAT's neighbours to change every epoch)
     cfg = parse(av.Config, {"dataset": "rt_snippets", "datasets": ["rt_snippets"], "embedding_dim": 8, "hidden": 6,
-                            "attention_dim": 5, "dropout": 0.2, "lr": 0.05, "epochs": 4, "batch_size": 4,
+                            "attention_dim": 5, "dropout": 0.2, "lr": 0.05, "epochs": 6, "batch_size": 4,
                             "batch_unlabeled": 4, "neighbours": 3}, "attention_vat")
     model, record = fit(cfg, method, data, 24 if method.endswith("vat") else 0, 0, device, runtime)
     return [model, torch.tensor([[h[k] for k in ("loss", "nll", "adv", "dev_auc")] for h in record["history"]])]
@@ -374,8 +364,7 @@ def test_attention_vat_replays_one_graph_per_batch_shape_with_the_eager_numbers(
     for cuda_graph in (False, True):
         results[cuda_graph] = tensors_of(attention_vat_training(method, Runtime(progress=False, cuda_graph=cuda_graph)))
     graph = made[-1]
-    assert len(graph.captures) >= 2 and len(replays) == sum(max(0, c.calls - rt.StepGraph.WARMUP)
-                                                            for c in graph.captures.values()) > 0
+    assert len(graph.captures) >= 2 and len(replays) == graph.replays > 0
     assert len(results[True]) == len(results[False]) > 0
     assert all(torch.equal(a, b) for a, b in zip(results[True], results[False], strict=True))
 
@@ -393,16 +382,31 @@ def test_bench_names_a_loop_replayed_only_for_the_graph_papers_on_cuda():
     assert not replays_iterations("aae_ssl", Runtime(), cuda)
 
 
-def test_a_checkpoint_without_cuda_graph_resumes_with_capturable_optimizers(monkeypatch):
-    """Optimizer.load_state_dict restores the saved groups' `capturable`; keep_capturable sets this run's back (a
-    checkpoint of a run without runtime.cuda_graph, resumed with it, would otherwise fail its capture)."""
-    params = [torch.nn.Parameter(torch.ones(3))]
-    saved = torch.optim.Adam(params, fused=True).state_dict()
+@pytest.mark.parametrize("optimizer_class, kwargs", [(torch.optim.Adam, {"fused": True}), (torch.optim.Adam, {}),
+                                                     (torch.optim.RMSprop, {})])
+def test_a_checkpoint_without_cuda_graph_resumes_with_capturable_optimizers(optimizer_class, kwargs, monkeypatch):
+    """Optimizer.load_state_dict restores the saved groups' `capturable`, and an unfused optimizer's step counts where
+    the saved setting kept them (a checkpoint of an eager run: on the CPU); keep_capturable sets this run's setting
+    and puts the counts on the parameters' device (a "meta" device stands in for CUDA), and a run without the flag
+    keeps them on the CPU. Without it a resumed run's first step fails ("state_steps must be on supported
+    devices")."""
+    cpu = [torch.nn.Parameter(torch.ones(3))]
+    eager = optimizer_class(cpu, **kwargs)
+    cpu[0].grad = torch.ones(3)
+    eager.step()
+    saved = eager.state_dict()
     monkeypatch.setattr(rt, "cuda_graph_on", lambda runtime, device: runtime.cuda_graph)
-    opt = rt.optimizer(torch.optim.Adam, params, fused=True, capturable=True)
+    params = [torch.nn.Parameter(torch.ones(3, device="meta"))]
+    opt = rt.optimizer(optimizer_class, params, **{**kwargs, "capturable": True})
     opt.load_state_dict(saved)
+    step = lambda: opt.state[params[0]]["step"]  # noqa: E731
     assert opt.param_groups[0]["capturable"] is False  # (PyTorch's behaviour this guards against)
+    assert step().device.type == ("meta" if kwargs.get("fused") else "cpu")
     rt.keep_capturable(Runtime(cuda_graph=True), torch.device("cpu"), opt, None)
     assert opt.param_groups[0]["capturable"] is True
-    rt.keep_capturable(Runtime(), torch.device("cpu"), opt)
-    assert opt.param_groups[0]["capturable"] is False
+    assert (step().device.type, step().dtype, float(step().to("cpu") if step().device.type != "meta" else 1)) == (
+        "meta", torch.float32, 1.0)
+    again = rt.optimizer(optimizer_class, cpu, **kwargs)  # a run without the flag resuming a run with it
+    again.load_state_dict({**saved, "param_groups": [{**g, "capturable": True} for g in saved["param_groups"]]})
+    rt.keep_capturable(Runtime(), torch.device("cpu"), again)
+    assert again.param_groups[0]["capturable"] is False and again.state[cpu[0]]["step"].device.type == "cpu"

@@ -221,8 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{', '.join(COMPILE_MODES)}; reduce-overhead = CUDA graphs on a GPU; without it: eager)")
     p.add_argument("--cuda-graph", action="store_true",
                    help="replab's loop with runtime.cuda_graph: each training iteration replayed as one CUDA graph "
-                        "(aae_ssl, split_vae, censor, autoencoder, and aae_ssl's --seeds; on a CUDA device; without "
-                        "it: eager)")
+                        "(every paper, and aae_ssl's --seeds; on a CUDA device; without it: eager)")
     p.add_argument("--seeds", type=int, metavar="N",
                    help="also time N ≥ 2 seeds trained together as one vmap-batched model (aae_ssl) against N "
                         "single-seed steps (default: off)")

@@ -322,8 +322,8 @@ class Runtime:
     compile_mode: str = param("default", choices=COMPILE_MODES,
                               doc="torch.compile mode; reduce-overhead replays CUDA graphs on GPUs (no effect on CPUs)")
     cuda_graph: bool = param(False, doc="replay each training iteration (forward, backward, optimizer step) as one "
-                             "CUDA graph (aae_ssl, split_vae, censor, autoencoder; CUDA only, no effect elsewhere): "
-                             "launch-bound GPU steps")
+                             "CUDA graph (every paper; attention_vat: one per batch shape; CUDA only, no effect "
+                             "elsewhere): launch-bound GPU steps")
     progress: bool = param(True, doc="tqdm progress bars")
     checkpoint_every: float = param(300.0, ge=0.0, doc="seconds between training checkpoints (taken at the next "
                                     "iteration / epoch boundary; 0 = at every one); a killed stage resumes there")

@@ -520,38 +520,45 @@ class StepGraph:
     microseconds of CPU time, hundreds a step) and Python; a replay launches every kernel of the iteration at once
     (PyTorch's "whole network capture", torch.cuda.graphs).
 
-    A graph holds fixed shapes: each of the first `max_graphs` shapes of the inputs gets its own (`captures`, each
-    with its own memory pool, as they replay in any order); calls of any other shape (an epoch's last, partial batch)
-    run eagerly. The first `WARMUP` calls of a shape run eagerly on a side stream, PyTorch's recipe: what the first
-    steps make lazily (the optimizers' moments, cuBLAS's handles and workspaces for that stream) must exist before
-    capture, which then runs on the same stream (as `torch.cuda.make_graphed_callables` does). Three, so that
-    `replab bench`'s FLOP-counted step (its third warm-up step) runs eagerly under the counter. The next call of the
-    shape captures `step` on its inputs and replays it; each later call copies its inputs into the captured ones and
-    replays. The outputs are the captured tensors, overwritten by the next call of that shape: read or copy them
-    first. `step` must step optimizers built with `capturable=True` (`cuda_graph_on`), draw random numbers from
-    PyTorch's default generator (dropout, `torch.randn` without `generator=`) or from `generators`, which each capture
-    registers (replays advance them as eager calls do), read tensors that stay the same objects between calls (refill
-    one with `copy_` rather than binding a new one), and read nothing into Python. Without `cuda_graph_on`, a plain
-    call. Raises ParamError when a capture fails (a step that syncs)."""
+    A graph holds fixed shapes: each shape of the inputs gets its own (`captures`, each with its own memory pool, as
+    they replay in any order), up to `max_graphs`; calls of any other shape run eagerly. The first `WARMUP` calls of a
+    shape run eagerly on a side stream, PyTorch's recipe: what the first steps make lazily (the optimizers' moments,
+    cuBLAS's handles and workspaces for that stream) must exist before capture, which then runs on the same stream (as
+    `torch.cuda.make_graphed_callables` does). Three, so that `replab bench`'s FLOP-counted step (its third warm-up
+    step) runs eagerly under the counter. The next call of the shape captures `step` on its inputs, while fewer than
+    `max_graphs` shapes have a graph (a shape called fewer than four times takes none), and replays it; each later call
+    copies its inputs into the captured ones and replays. The outputs are the captured tensors, overwritten by the next
+    call of that shape: read or copy them first. `step` must step optimizers built with `capturable=True`
+    (`cuda_graph_on`), draw random numbers from PyTorch's default generator (dropout, `torch.randn` without
+    `generator=`) or from `generators`, which each capture registers (replays advance them as eager calls do), read
+    tensors that stay the same objects between calls (refill one with `copy_` rather than binding a new one), and read
+    nothing into Python. Without `cuda_graph_on`, a plain call. Raises ParamError when a capture fails (a step that
+    syncs)."""
 
     WARMUP = 3
 
     class Capture:
-        """One input shape's graph: its calls so far, the graph (None until captured), its inputs and outputs."""
+        """One input shape's graph, its inputs and its outputs."""
 
         def __init__(self):
-            self.calls, self.graph, self.inputs, self.outputs = 0, None, [], None
+            self.graph, self.inputs, self.outputs = None, [], None
 
     def __init__(self, step, runtime: Runtime, device, what: str, generators: tuple = (), max_graphs: int = 1):
         self.step, self.what, self.generators, self.max_graphs = step, what, tuple(generators), max_graphs
         self.enabled = cuda_graph_on(runtime, device)
+        self.shape_calls: dict[tuple, int] = {}  # input shapes → their calls so far
         self.captures: dict[tuple, StepGraph.Capture] = {}  # input shapes → their graph
         self.side = None
 
     @property
     def calls(self) -> int:
         """Calls of the shapes that have a graph (warm-up, capture and replays)."""
-        return sum(c.calls for c in self.captures.values())
+        return sum(self.shape_calls[shapes] for shapes in self.captures)
+
+    @property
+    def replays(self) -> int:
+        """Calls replayed (each capture's own call included)."""
+        return self.calls - self.WARMUP * len(self.captures)
 
     def _eager(self, inputs):
         import torch
@@ -567,8 +574,7 @@ class StepGraph:
     def _capture(self, capture: StepGraph.Capture, inputs) -> None:
         import torch
 
-        capture.inputs = [x.clone() for x in inputs]
-        capture.graph = torch.cuda.CUDAGraph()
+        capture.inputs, capture.graph = [x.clone() for x in inputs], torch.cuda.CUDAGraph()
         for generator in self.generators:
             capture.graph.register_generator_state(generator)
         try:
@@ -585,15 +591,12 @@ class StepGraph:
         if not self.enabled:
             return self.step(*inputs)
         shapes = tuple(x.shape for x in inputs)
+        calls = self.shape_calls[shapes] = self.shape_calls.get(shapes, 0) + 1
         capture = self.captures.get(shapes)
         if capture is None:
-            if len(self.captures) >= self.max_graphs:
+            if calls <= self.WARMUP or len(self.captures) >= self.max_graphs:
                 return self._eager(inputs)
             capture = self.captures[shapes] = StepGraph.Capture()
-        capture.calls += 1
-        if capture.calls <= self.WARMUP:
-            return self._eager(inputs)
-        if capture.graph is None:
             self._capture(capture, inputs)
         else:
             for captured, x in zip(capture.inputs, inputs, strict=True):
@@ -603,12 +606,22 @@ class StepGraph:
 
 
 def keep_capturable(runtime: Runtime, device, *optimizers) -> None:
-    """After `load_state_dict` of a checkpoint: each param group's `capturable` as this run needs it. PyTorch restores
-    the saved groups' settings, so a run resumed with runtime.cuda_graph from a checkpoint taken without it would
-    fail its capture ("capturable is False"). Fused Adam keeps its step counts on the device either way."""
+    """After `load_state_dict` of a checkpoint: each param group's `capturable`, and where its step counts live, as this
+    run needs them. PyTorch restores the saved groups' settings and puts an unfused optimizer's step counts where the
+    saved setting kept them, so a run resumed with runtime.cuda_graph from a checkpoint taken without it would fail
+    its first step ("params and state_steps must be on supported devices") or its capture ("capturable is False"),
+    and one resumed without it would read a device step count every step. Capturable: on the parameter's device;
+    otherwise on the CPU, as a fresh optimizer keeps them (fused ones: on the device either way)."""
+    import torch
+
+    capturable = cuda_graph_on(runtime, device)
     for opt in optimizers:
         for group in opt.param_groups if opt is not None else ():
-            group["capturable"] = cuda_graph_on(runtime, device)
+            group["capturable"] = capturable
+            for p in group["params"]:
+                state = opt.state.get(p, {})
+                if torch.is_tensor(step := state.get("step")) and not group.get("fused"):
+                    state["step"] = step.to(p.device if capturable else "cpu", torch.float32)
 
 
 def optimizer(optimizer_class, params, **kwargs):
