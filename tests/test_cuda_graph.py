@@ -163,13 +163,19 @@ def emulated_capture(monkeypatch):
     the captured step on the captured inputs and writes its results into the captured outputs, as a real replay
     overwrites them. A replay reads the tensors the capture read: the step's closure variables are set back to what
     they held at capture while it reruns (a loop that rebinds one to a new tensor would train on the captured one,
-    as on a GPU). Yields (StepGraphs made, replays). Beyond its reach: tensors the step reaches through other objects
-    than its own closure variables; state the step changes or reads in Python (a flag, a counter, a host read), which
-    a real replay does not rerun; and capturable unfused optimizers (built without `capturable` here: the CPU has no
-    capturable path for them)."""
+    as on a GPU). A host read inside the capture (`.item()`, `bool(t)`, `.cpu()`, … of a tensor: a sync on CUDA,
+    which a capture refuses) fails it, the steps taking their CUDA branches there. Yields (StepGraphs made, replays).
+    Beyond its reach: tensors the step reaches through other objects than its own closure variables; state the step
+    changes in Python (a flag, a counter), which a real replay does not rerun; and capturable unfused optimizers
+    (built without `capturable` here: the CPU has no capturable path for them)."""
     import contextlib
+    import functools
+    import sys
 
     from torch.utils._pytree import tree_leaves
+
+    from replab.functional import rescale_underflowing_rows
+    from replab.papers.attention_vat import model as attention_vat_model
 
     made, replays = [], []
     monkeypatch.setattr(Recorded, "made", made)
@@ -203,9 +209,28 @@ def emulated_capture(monkeypatch):
                 for captured, new in zip(tree_leaves(capture.outputs), tree_leaves(outputs), strict=True):
                     captured.copy_(new)
 
+    def host_read(name):  # a Tensor method that copies a value to the host: on CUDA a sync, refused in a capture
+        real = getattr(torch.Tensor, name)
+
+        def refused(self, *args, **kwargs):
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if caller.startswith("torch.optim"):  # unfused optimizers built here without `capturable`, which they
+                return real(self, *args, **kwargs)  # have on CUDA (their capturable path reads nothing)
+            raise RuntimeError(f"operation not permitted when stream is capturing (emulated: Tensor.{name} reads a "
+                               f"value into Python, called from {caller})")
+        return refused
+
     @contextlib.contextmanager
     def capture(graph, stream=None):
-        yield
+        # the CUDA branches of replab's device-dependent steps: the library's clip_grad_norm_, the unconditional
+        # rescale of underflowing rows (the same values as their CPU branches, which read a value to skip work)
+        with pytest.MonkeyPatch.context() as capturing:
+            capturing.setattr(rt, "clip_grad_norm_", torch.nn.utils.clip_grad_norm_)
+            capturing.setattr(attention_vat_model, "rescale_underflowing_rows",
+                              functools.partial(rescale_underflowing_rows, sync_free=True))
+            for name in ("item", "tolist", "numpy", "cpu", "__bool__", "__int__", "__float__", "__index__"):
+                capturing.setattr(torch.Tensor, name, host_read(name))
+            yield
         graph.just_captured = True
 
     class FakeStream:
