@@ -50,7 +50,6 @@ from replab.papers.attention_vat.model import (
 from replab.params import ParamError
 
 EVAL_BATCH = 512
-MAX_GRAPHS = 64  # CUDA graphs of a run with runtime.cuda_graph, one per batch shape (other shapes train eagerly)
 FIG2_CURVE = ("n_unlabeled", "unlabeled_seen", "dev_f1", "dev_accuracy", "dev_auc", "dev_predicted_positive",
               "best_epoch", "seconds_per_step")  # what a Fig. 2 point keeps of its run's record
 KEYS = ("<dataset>-<setting>-<family>-<seed> dataset=… setting=… family=… seed=…",  # `replab train attention_vat`'s
@@ -159,27 +158,22 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
     With `ckpt` (replab.checkpoint.Checkpoints) it resumes from and saves its state at epoch ends under `loop`;
     a non-finite loss stops the run (ParamError naming the variant, the step and the params it read: `eps_key`
     where the ε came from elsewhere than `cfg.eps_key(method)`, e.g. eps_attention_grid). With runtime.cuda_graph on
-    CUDA each iteration is replayed as a CUDA graph (rt.StepGraph), one for each of the first MAX_GRAPHS batch shapes
-    (a batch is cut to its longest sentence; padding it further would change its dropout masks and VAT's random
-    start)."""
+    CUDA each iteration is replayed as a CUDA graph, one per batch shape (up to 64; rt.StepGraph)."""
     if runtime.compile:  # said once per process (Python's default warning filter), never silently ignored
         warnings.warn("attention_vat trains eagerly, without runtime.compile (its oneDNN BiLSTM and VAT's inner "
                       "autograd.grad break the graph; each batch's length would recompile it)", stacklevel=2)
     torch.manual_seed(seed)
     model = build_model(cfg, data, device)
-    graphs = rt.cuda_graph_on(runtime, device)
     opt = rt.optimizer(torch.optim.Adam, model.parameters(), lr=cfg.lr, amsgrad=cfg.amsgrad,
                        weight_decay=cfg.weight_decay, fused=device.type in ("cpu", "cuda"),  # one kernel: all params
-                       capturable=graphs)
+                       capturable=rt.cuda_graph_on(runtime, device))
     generator = rt.seeded_generator(seed, device)
     tokens, lengths, y = data.tokens["train"], data.lengths["train"], data.labels["train"]
     if (pool := unlabeled_subset(data, n_unlabeled, seed, device)) is not None:
         unlabeled = EndlessBatches(len(pool), cfg.batch_unlabeled, generator, device, track_seen=True)
     epochs = epochs or cfg.epochs
-    interpretable_words = method in ("word_iat", "word_ivat")
     steps_per_epoch = math.ceil(len(y) / cfg.batch_size)
-    best = {"score": -math.inf, "epoch": 0}
-    best_state, history, train_seconds, steps, first = None, [], 0.0, 0, 0
+    best, best_state, history, train_seconds, steps, first = {"score": -math.inf, "epoch": 0}, None, [], 0.0, 0, 0
     keys = ["lr", *(["weight_decay"] if cfg.weight_decay else []),  # the params a diverged run of `method` read
             *([eps_key or cfg.eps_key(method), "lam"] if method != "vanilla" else []),
             *(["xi"] if method.endswith("vat") else [])]
@@ -196,15 +190,9 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
         train_seconds, steps, first = saved["train_seconds"], saved["steps"], saved["epoch"] + 1
 
     def state() -> dict:
-        return {"model": model.state_dict(), "opt": opt.state_dict(), "generator": generator.get_state(),
-                **({"unlabeled": unlabeled.state_dict()} if pool is not None else {}), "best": best,
-                "best_state": best_state, "history": history, "train_seconds": train_seconds, "steps": steps,
-                "epoch": epoch}
-
-    def batches():
-        for epoch in range(first, epochs):
-            for idx in index_batches(len(y), cfg.batch_size, generator, device):
-                yield epoch, idx
+        return {"model": model.state_dict(), "opt": opt.state_dict(), "generator": generator.get_state(), "best": best,
+                **({"unlabeled": unlabeled.state_dict()} if pool is not None else {}), "best_state": best_state,
+                "history": history, "train_seconds": train_seconds, "steps": steps, "epoch": epoch}
 
     def iteration(t, n, yb):  # one training iteration on a batch (tokens, lengths, labels) → Eq. 10's terms
         loss, label_loss, adv = training_loss(model, cfg, method, t, n, yb, generator, neighbours)
@@ -213,25 +201,22 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
         opt.step()
         return loss, label_loss, adv
 
-    step_graph = rt.StepGraph(iteration, runtime, device, desc or f"attention_vat {method}", (generator,), MAX_GRAPHS)
-    bar = rt.progress(batches(), initial=steps, total=epochs * steps_per_epoch, enabled=runtime.progress,
+    step_graph = rt.StepGraph(iteration, runtime, device, desc or f"attention_vat {method}", (generator,), 64)
+    batches = ((epoch, idx) for epoch in range(first, epochs)
+               for idx in index_batches(len(y), cfg.batch_size, generator, device))
+    bar = rt.progress(batches, initial=steps, total=epochs * steps_per_epoch, enabled=runtime.progress,
                       desc=desc or method)
     neighbours, totals, started = None, torch.zeros(3, device=device), time.perf_counter()
     for step, (epoch, idx) in enumerate(bar, steps + 1):
         if (step - 1) % steps_per_epoch == 0:  # the epoch's first step
-            # Sato et al.: the k nearest words are recomputed from the current embeddings every epoch (into the
-            # tensor a replayed iteration reads)
-            if interpretable_words:
-                nearest = nearest_neighbours(model.embedding.weight, cfg.neighbours)
+            if method in ("word_iat", "word_ivat"):  # Sato et al.: the k nearest words, recomputed every epoch
+                nearest = nearest_neighbours(model.embedding.weight, cfg.neighbours)  # (into the captured tensor)
                 neighbours = nearest if neighbours is None else neighbours.copy_(nearest)
             model.train()
             totals.zero_()
             started = time.perf_counter()
-        if pool is not None:
-            t, n = take_batch(tokens, lengths, idx, data.tokens["unlabeled"], data.lengths["unlabeled"],
-                              pool[next(unlabeled)])
-        else:
-            t, n = take_batch(tokens, lengths, idx)
+        more = (data.tokens["unlabeled"], data.lengths["unlabeled"], pool[next(unlabeled)]) if pool is not None else ()
+        t, n = take_batch(tokens, lengths, idx, *more)
         loss, label_loss, adv = step_graph(t, n, y[idx])
         totals += torch.stack([loss.detach(), label_loss.detach(), adv.detach()])
         guard.update(step, loss)
