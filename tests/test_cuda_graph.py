@@ -254,6 +254,30 @@ def emulated_capture(monkeypatch):
     return made, replays
 
 
+def test_eager_calls_hide_only_pytorchs_advice_against_capturable_optimizers(emulated_capture):
+    """A capturable optimizer's first uncaptured step warns "If you never intend to graph-capture this instance …
+    set capturable=False" (torch.optim.Optimizer, on CUDA): StepGraph's warm-up steps are uncaptured on purpose, so
+    that advice is dropped there; any other warning of the step still shows."""
+    import warnings
+
+    advice = ("This instance was constructed with capturable=True or some of all the param_groups came with "
+              "capturable=True, but step() is running without CUDA graph capture. If you never intend to graph-capture "
+              "this instance, capturable=True can impair performance, and you should set capturable=False.")
+
+    def step(x):
+        warnings.warn(advice, UserWarning, stacklevel=2)
+        warnings.warn("the step's own warning", UserWarning, stacklevel=2)
+        return x * 2
+
+    graph = rt.StepGraph(step, Runtime(cuda_graph=True), torch.device("cpu"), "test")
+    with pytest.warns(UserWarning) as seen:
+        graph(torch.ones(2))
+    assert [str(w.message) for w in seen] == ["the step's own warning"]
+    with pytest.warns(UserWarning) as seen:  # outside StepGraph's eager calls it still shows
+        step(torch.ones(2))
+    assert [str(w.message) for w in seen] == [advice, "the step's own warning"]
+
+
 @pytest.mark.parametrize("paper", GRAPH_PAPERS)
 def test_step_graph_plumbing_with_the_capture_emulated_on_a_cpu(paper, emulated_capture):
     """Each paper's loop (its bench case, quick sizes) with runtime.cuda_graph and the capture emulated: it makes its

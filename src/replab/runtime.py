@@ -561,12 +561,17 @@ class StepGraph:
         return self.calls - self.WARMUP * len(self.captures)
 
     def _eager(self, inputs):
+        import warnings
+
         import torch
 
         if self.side is None:
             self.side = torch.cuda.Stream()
         self.side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(self.side):
+        with torch.cuda.stream(self.side), warnings.catch_warnings():
+            # eager on purpose (warm-up, another shape): PyTorch's advice to build the optimizers without capturable,
+            # said once per optimizer at its first uncaptured step, does not apply
+            warnings.filterwarnings("ignore", "This instance was constructed with capturable=True", UserWarning)
             outputs = self.step(*inputs)
         torch.cuda.current_stream().wait_stream(self.side)
         return outputs
