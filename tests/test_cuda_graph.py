@@ -254,6 +254,35 @@ def emulated_capture(monkeypatch):
     return made, replays
 
 
+def test_the_emulated_capture_shows_a_rebound_tensor_and_refuses_a_host_read(emulated_capture):
+    """What the emulation is there to catch, on toy steps: a loop that binds a new tensor to a name its step reads
+    trains, from the capture on, on the captured one (as a GPU would), unlike one that refills it in place; and a step
+    that reads a value into Python cannot be captured (one line naming the run and the read)."""
+    scale = torch.zeros(())
+
+    def step(x):
+        return x * scale
+
+    rebound, seen = rt.StepGraph(step, Runtime(cuda_graph=True), torch.device("cpu"), "rebound"), []
+    for i in range(6):
+        scale = torch.full((), float(i))
+        seen.append(float(rebound(torch.ones(()))))
+    assert seen == [0.0, 1.0, 2.0, 3.0, 3.0, 3.0]  # 3 warm-ups, the capture (i = 3), 2 replays of it
+    scale = torch.zeros(())
+    refill, refilled = rt.StepGraph(step, Runtime(cuda_graph=True), torch.device("cpu"), "refilled"), []
+    for i in range(6):
+        scale.copy_(torch.full((), float(i)))
+        refilled.append(float(refill(torch.ones(()))))
+    assert refilled == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    reads = rt.StepGraph(lambda x: x * float(x.sum()), Runtime(cuda_graph=True), torch.device("cpu"), "toy run")
+    for _ in range(rt.StepGraph.WARMUP):
+        reads(torch.ones(2))
+    with pytest.raises(ParamError, match=r"^toy run: runtime.cuda_graph: the training iteration cannot be captured as "
+                                         r"a CUDA graph \(RuntimeError: operation not permitted when stream is "
+                                         r"capturing \(emulated: Tensor.__float__ reads"):
+        reads(torch.ones(2))
+
+
 def test_eager_calls_hide_only_pytorchs_advice_against_capturable_optimizers(emulated_capture):
     """A capturable optimizer's first uncaptured step warns "If you never intend to graph-capture this instance …
     set capturable=False" (torch.optim.Optimizer, on CUDA): StepGraph's warm-up steps are uncaptured on purpose, so
@@ -419,8 +448,8 @@ def test_attention_vat_replays_one_graph_per_batch_shape_with_the_eager_numbers(
 
 
 def test_bench_names_a_loop_replayed_only_for_the_graph_papers_on_cuda():
-    """runtime.cuda_graph from params.yaml reaches every paper's bench; the graph papers' loops (every paper's) replay
-    on CUDA, and nothing replays off CUDA or without the param."""
+    """bench.replays_iterations (what bench's table and JSON say of a loop): every paper's loop replays with
+    runtime.cuda_graph on a CUDA device, none off CUDA or without the param."""
     from replab.bench import replays_iterations
 
     on = Runtime(cuda_graph=True)
@@ -437,8 +466,8 @@ def test_a_checkpoint_without_cuda_graph_resumes_with_capturable_optimizers(opti
     """Optimizer.load_state_dict restores the saved groups' `capturable`, and an unfused optimizer's step counts where
     the saved setting kept them (a checkpoint of an eager run: on the CPU); keep_capturable sets this run's setting
     and puts the counts on the parameters' device (a "meta" device stands in for CUDA), and a run without the flag
-    keeps them on the CPU. Without it a resumed run's first step fails ("state_steps must be on supported
-    devices")."""
+    keeps them on the CPU. (A capturable step refuses step counts off the parameters' device: "params and
+    state_steps must be on supported devices", which this CPU cannot show.)"""
     cpu = [torch.nn.Parameter(torch.ones(3))]
     eager = optimizer_class(cpu, **kwargs)
     cpu[0].grad = torch.ones(3)

@@ -24,6 +24,9 @@ def gpu_bench(tmp_path, out, **env) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(("env", "message"), [
     ({"PROFILE": "nonesuch"}, "gpu-bench: PROFILE=nonesuch (allowed: paper, quick, smoke: conf/profile/)"),
     ({"PROFILE": "../quick"}, "gpu-bench: PROFILE=../quick (allowed: paper, quick, smoke: conf/profile/)"),
+    ({"PROFILE": ""}, "gpu-bench: PROFILE= (allowed: paper, quick, smoke: conf/profile/)"),  # not paper by default
+    ({"STEPS": ""}, f"gpu-bench: STEPS= (allowed: a whole number 1 … {bench.MAX_STEPS}, replab bench --steps)"),
+    ({"BENCH_TIMEOUT": ""}, "gpu-bench: BENCH_TIMEOUT= (allowed: whole seconds ≥ 1)"),
     *[({"STEPS": steps}, f"gpu-bench: STEPS={steps} (allowed: a whole number 1 … {bench.MAX_STEPS}, replab bench "
                          "--steps)") for steps in ("0", "abc", str(bench.MAX_STEPS + 1))],
     ({"BENCH_TIMEOUT": "0"}, "gpu-bench: BENCH_TIMEOUT=0 (allowed: whole seconds ≥ 1)"),  # timeout 0: no limit

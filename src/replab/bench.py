@@ -696,7 +696,7 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
         "data": "synthetic",
         "steps": steps,
         "rounds": ROUNDS,
-        "warmup_steps": WARMUP_STEPS,  # (a replayed loop: one more, its capture)
+        "warmup_steps": warmup,  # (a replayed loop: one more than WARMUP_STEPS, its capture)
         "samples_per_step": case.samples_per_step,
         "ms_per_step": step_s * 1e3,
         "ms_per_step_mean": seconds / len(step_times) * 1e3,

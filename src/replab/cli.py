@@ -208,9 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("papers", nargs="*", default=list(PAPERS), metavar="paper",
                    help=f"papers to benchmark, one after another (default: all: {', '.join(PAPERS)})")
     p.add_argument("--steps", type=int, metavar="N",
-                   help="timed training steps per round, after 3 warm-up steps; each paper runs 2 rounds of its "
-                        f"loop and its peer loop (default: {BENCH_STEPS})")
-    p.add_argument("--profile", help="sizes of conf/profile/<name>.yaml, e.g. quick or paper (default: params.yaml)")
+                   help="timed training steps per round, after 3 warm-up steps (4 for a loop replayed as CUDA "
+                        f"graphs); each paper runs 2 rounds of its loop and its peer loop (default: {BENCH_STEPS})")
+    p.add_argument("--profile", help="sizes of conf/profile/<name>.yaml, e.g. quick or paper, with conf/'s runtime "
+                                     "section (params.yaml is neither read nor changed; default: params.yaml)")
     p.add_argument("--json", dest="json_path", metavar="PATH",
                    help="also write the results as JSON, after every paper (default: none)")
     p.add_argument("--process-defaults", action="store_true",
@@ -218,10 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "tensors), to measure them")
     p.add_argument("--compile", dest="compile_mode", metavar="MODE", choices=COMPILE_MODES,
                    help="replab's loop through torch.compile in this mode (runtime.compile / compile_mode; "
-                        f"{', '.join(COMPILE_MODES)}; reduce-overhead = CUDA graphs on a GPU; without it: eager)")
+                        f"{', '.join(COMPILE_MODES)}; reduce-overhead = CUDA graphs on a GPU; without it: params' "
+                        "runtime.compile)")
     p.add_argument("--cuda-graph", action="store_true",
                    help="replab's loop with runtime.cuda_graph: each training iteration replayed as one CUDA graph "
-                        "(every paper, and aae_ssl's --seeds; on a CUDA device; without it: eager)")
+                        "(every paper, and aae_ssl's --seeds; on a CUDA device; without it: params' "
+                        "runtime.cuda_graph)")
     p.add_argument("--seeds", type=int, metavar="N",
                    help="also time N ≥ 2 seeds trained together as one vmap-batched model (aae_ssl) against N "
                         "single-seed steps (default: off)")
