@@ -77,6 +77,38 @@ def test_a_run_past_bench_timeout_says_it_timed_out(tmp_path):
                                                           f"log: {out}/smoke-eager.log)\n")
 
 
+def test_a_stopped_script_stops_the_run_in_progress(tmp_path):
+    """`timeout` runs each measurement in a process group of its own: a TERM to the script's group (Ctrl-C, a
+    cancelled job) used to leave it running, on a GPU for up to BENCH_TIMEOUT. Now the script's trap stops it."""
+    import signal
+    import time
+
+    started = tmp_path / "started"
+    slow = tmp_path / "python"
+    slow.write_text(f'#!/bin/sh\n[ "$1" = - ] && exec {sys.executable} "$@"\necho $$ > {started}\nexec sleep 60\n')
+    slow.chmod(0o755)
+    script = subprocess.Popen(["bash", str(SCRIPT), str(tmp_path / "out")], stdout=subprocess.PIPE, text=True,
+                              cwd=tmp_path, start_new_session=True,
+                              env={**os.environ, "PYTHON": str(slow), "PROFILE": "smoke", "RUNS": "eager seeds2"})
+    deadline = time.monotonic() + 60
+    while not (started.exists() and started.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    run = int(started.read_text())
+    os.killpg(script.pid, signal.SIGTERM)  # the script's group, as a terminal's Ctrl-C or a job runner does
+    out, _ = script.communicate(timeout=30)
+    while time.monotonic() < deadline:
+        try:
+            os.kill(run, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(run, signal.SIGKILL)
+        pytest.fail("the run in progress outlived the stopped script")
+    assert script.returncode == 143 and out.rstrip().endswith("gpu-bench: stopped")
+    assert "aae_ssl-seeds2" not in out  # the runs after it never started
+
+
 def test_runs_picks_the_runs_and_their_order(tmp_path):
     slow = tmp_path / "python"
     slow.write_text(f'#!/bin/sh\n[ "$1" = - ] && exec {sys.executable} "$@"\nsleep 30\n')
