@@ -85,29 +85,38 @@ class Recorded(rt.StepGraph):
         Recorded.made.append(self)
 
 
+def train_both_ways(train, device: str) -> tuple[list, list]:
+    """`train(runtime, device)` without and with runtime.cuda_graph, each after rt.setup (seed 0) → (eager, with the
+    param) tensors (`test_runtime.tensors_of`)."""
+    from test_runtime import tensors_of
+
+    results = []
+    for cuda_graph in (False, True):
+        runtime = Runtime(device=device, progress=False, cuda_graph=cuda_graph)
+        results.append(tensors_of(train(runtime, rt.setup(runtime, 0))))
+    return results[0], results[1]
+
+
 @pytest.fixture
 def eager_and_replayed(monkeypatch):
     """`run(train)`: `train(runtime, device)` on CUDA without and with runtime.cuda_graph → (eager, replayed) tensors,
     after checking that the replayed run made StepGraphs and replayed exactly their graphed calls past the warm-ups
     (CUDAGraph.replay counted), at least once."""
-    from test_runtime import tensors_of
-
     replays = []
     replay = torch.cuda.CUDAGraph.replay
     monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda graph: replays.append(1) or replay(graph))
     monkeypatch.setattr(rt, "StepGraph", Recorded)
     monkeypatch.setattr(Recorded, "made", [])
 
+    def fresh(train):  # the replayed run's StepGraphs only
+        return lambda runtime, device: Recorded.made.clear() or train(runtime, device)
+
     def run(train):
-        results = {}
-        for cuda_graph in (False, True):
-            Recorded.made.clear()
-            runtime = Runtime(device="cuda", progress=False, cuda_graph=cuda_graph)
-            results[cuda_graph] = tensors_of(train(runtime, rt.setup(runtime, 0)))
+        eager, replayed = train_both_ways(fresh(train), "cuda")
         assert Recorded.made and all(g.enabled for g in Recorded.made)
         assert len(replays) == sum(g.replays for g in Recorded.made) > 0
-        assert len(results[False]) == len(results[True]) > 0
-        return results[False], results[True]
+        assert len(eager) == len(replayed) > 0
+        return eager, replayed
 
     return run
 
@@ -315,14 +324,10 @@ def test_step_graph_plumbing_with_the_capture_emulated_on_a_cpu(paper, emulated_
     the losses read from the captured outputs after every replay; it fails when the inputs are not copied). Every
     paper's loop does (bench.CUDA_GRAPH_PAPERS)."""
     from replab.bench import CUDA_GRAPH_PAPERS
-    from test_runtime import tensors_of
 
     made, replays = emulated_capture
-    results = {}
-    for cuda_graph in (False, True):
-        runtime = Runtime(device="cpu", progress=False, cuda_graph=cuda_graph)
-        device = rt.setup(runtime, 0)
-        results[cuda_graph] = tensors_of(bench_case(paper, device).train(12, runtime))
+    results = dict(zip((False, True), train_both_ways(
+        lambda runtime, device: bench_case(paper, device).train(12, runtime), "cpu"), strict=True))
     assert CUDA_GRAPH_PAPERS == GRAPH_PAPERS
     # (the eager run's, then the emulated one's; split_vae and autoencoder run whole epochs: 12 steps or more)
     n = STEP_GRAPHS.get(paper, 1)
@@ -336,13 +341,10 @@ def test_step_graph_plumbing_with_the_capture_emulated_on_a_cpu(paper, emulated_
 def test_a_partial_batch_runs_eagerly_between_emulated_replays(paper, emulated_capture):
     """250 images in batches of 64, 3 epochs: the 3 batches of 58 run eagerly (no replay), the 9 full ones are 3
     warm-ups, a capture and 5 more replays, and the weights equal the eager loop's bit for bit."""
-    from test_runtime import tensors_of
 
     made, replays = emulated_capture
-    results = {}
-    for cuda_graph in (False, True):
-        runtime = Runtime(device="cpu", progress=False, cuda_graph=cuda_graph)
-        results[cuda_graph] = tensors_of(partial_batch_fit(paper, rt.setup(runtime, 0), runtime))
+    results = dict(zip((False, True), train_both_ways(
+        lambda runtime, device: partial_batch_fit(paper, device, runtime), "cpu"), strict=True))
     assert made[1].calls == 9 and len(replays) == 9 - rt.StepGraph.WARMUP
     assert all(torch.equal(a, b) for a, b in zip(results[True], results[False], strict=True))
 
@@ -351,13 +353,10 @@ def test_seeds_trained_together_replay_with_the_eager_numbers(emulated_capture):
     """aae_ssl's seeds trained together (`fit_seeds`, bench's `--seeds`; quick sizes, 2 seeds, 12 iterations): one
     StepGraph for all seeds' iteration, each seed's noise stream registered with it, the weights of the eager loop
     bit for bit."""
-    from test_runtime import tensors_of
 
     made, replays = emulated_capture
-    results = {}
-    for cuda_graph in (False, True):
-        runtime = Runtime(device="cpu", progress=False, cuda_graph=cuda_graph)
-        results[cuda_graph] = tensors_of(bench_case("aae_ssl", rt.setup(runtime, 0)).train_seeds(12, 2, runtime))
+    results = dict(zip((False, True), train_both_ways(
+        lambda runtime, device: bench_case("aae_ssl", device).train_seeds(12, 2, runtime), "cpu"), strict=True))
     assert len(made) == 2 and made[1].calls == 12 and len(replays) == 12 - rt.StepGraph.WARMUP
     (capture,) = made[1].captures.values()
     registered = capture.graph.registered
@@ -394,12 +393,10 @@ def test_censor_pretraining_and_both_steps_replay_with_the_eager_numbers(method,
     refilled into the tensor the step-1 capture read, every repetition's checkpoint and step-1 history (losses and
     correct guesses, read from the captured outputs) as eager bit for bit; pretraining's graph runs its partial
     batches eagerly."""
-    from test_runtime import tensors_of
 
     made, replays = emulated_capture
-    results = {}
-    for cuda_graph in (False, True):
-        results[cuda_graph] = tensors_of(censor_training(method, Runtime(progress=False, cuda_graph=cuda_graph)))
+    results = dict(zip((False, True), train_both_ways(
+        lambda runtime, device: censor_training(method, runtime, device), "cpu"), strict=True))
     pretrain, step1, step2 = made[3:]  # (after the eager run's three)
     assert (pretrain.calls, step1.calls, step2.calls) == (12, 10, 15)  # full batches; 5 repetitions × 2 and × 3
     assert len(replays) == 12 + 10 + 15 - 3 * rt.StepGraph.WARMUP
@@ -435,12 +432,10 @@ def test_attention_vat_replays_one_graph_per_batch_shape_with_the_eager_numbers(
     """Every method: a graph for each batch shape (lengths differ from batch to batch), each shape's first 3 calls
     eager, the rest replays; the dropout masks, VAT's random start and the neighbours of Word iAT / iVAT (recomputed
     each epoch into the tensor the capture read) as in the eager loop: its weights and history bit for bit."""
-    from test_runtime import tensors_of
 
     made, replays = emulated_capture
-    results = {}
-    for cuda_graph in (False, True):
-        results[cuda_graph] = tensors_of(attention_vat_training(method, Runtime(progress=False, cuda_graph=cuda_graph)))
+    results = dict(zip((False, True), train_both_ways(
+        lambda runtime, device: attention_vat_training(method, runtime, device), "cpu"), strict=True))
     graph = made[-1]
     assert len(graph.captures) >= 2 and len(replays) == graph.replays > 0
     assert len(results[True]) == len(results[False]) > 0

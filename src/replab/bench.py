@@ -571,7 +571,7 @@ def bench_runtime(params: dict | None, compile_mode: str | None = None, cuda_gra
 
 def replays_iterations(paper: str, runtime: Runtime, device) -> bool:
     """Whether `paper`'s loop replays its iterations as CUDA graphs: runtime.cuda_graph on a CUDA device, for a
-    paper whose loop is built on rt.StepGraph (the others train eagerly under the param)."""
+    paper whose loop is built on rt.StepGraph (CUDA_GRAPH_PAPERS: today every paper's)."""
     return rt.cuda_graph_on(runtime, device) and paper in CUDA_GRAPH_PAPERS
 
 
@@ -613,11 +613,11 @@ def run_bench(paper: str, steps: int, params: dict | None = None, profile: str |
     step_times, peer_times, together_times = [], [], []
     round_ratios = []  # each round's median peer step ÷ median replab step: the ratio's spread within this run
     flops = kernel_calls = host_reads = None
+    # a replayed loop: its FLOPs counted on an eager warm-up step, its capture an untimed warm-up step too
+    warmup = rt.StepGraph.WARMUP + 1 if replayed else WARMUP_STEPS
     for r in range(ROUNDS):  # replab and the peer alternate, so a change in the machine's load hits both
         timing = f"round {r + 1}/{ROUNDS}: {steps} timed training steps (synthetic data)"
         phases.set_postfix_str(f"{timing}, replab's loop")
-        # a replayed loop: its FLOPs counted on an eager warm-up step, its capture an untimed warm-up step too
-        warmup = rt.StepGraph.WARMUP + 1 if replayed else WARMUP_STEPS
         probe = StepProbe(warmup, steps, device, compiled=runtime.compile, count_at=WARMUP_STEPS - 1)
         with probe.attached():
             case.train(probe.iterations, runtime)
@@ -1026,7 +1026,7 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
             print(f"profile: {profile}")
         if compile_mode is not None:
             print(f"replab's loop through torch.compile, mode {compile_mode} (the peer's eager)")
-        if runtime.cuda_graph and rt.cuda_graph_on(runtime, device):
+        if rt.cuda_graph_on(runtime, device):
             replayed = [r["paper"] for r in results if r["run"].get("cuda_graph")] or ["none of these papers"]
             print(f"replab's loop replayed as one CUDA graph per iteration: {', '.join(replayed)} (the others' and the "
                   "peers' eager)")

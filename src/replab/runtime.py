@@ -538,10 +538,10 @@ class StepGraph:
     WARMUP = 3
 
     class Capture:
-        """One input shape's graph, its inputs and its outputs."""
+        """One input shape's graph, the inputs it reads (refilled before each replay) and the outputs it writes."""
 
-        def __init__(self):
-            self.graph, self.inputs, self.outputs = None, [], None
+        def __init__(self, graph, inputs: list):
+            self.graph, self.inputs, self.outputs = graph, inputs, None
 
     def __init__(self, step, runtime: Runtime, device, what: str, generators: tuple = (), max_graphs: int = 1):
         self.step, self.what, self.generators, self.max_graphs = step, what, tuple(generators), max_graphs
@@ -576,10 +576,10 @@ class StepGraph:
         torch.cuda.current_stream().wait_stream(self.side)
         return outputs
 
-    def _capture(self, capture: StepGraph.Capture, inputs) -> None:
+    def _capture(self, inputs) -> StepGraph.Capture:
         import torch
 
-        capture.inputs, capture.graph = [x.clone() for x in inputs], torch.cuda.CUDAGraph()
+        capture = StepGraph.Capture(torch.cuda.CUDAGraph(), [x.clone() for x in inputs])
         for generator in self.generators:
             capture.graph.register_generator_state(generator)
         try:
@@ -591,6 +591,7 @@ class StepGraph:
             text = " ".join(str(err).split())[:240]
             raise ParamError(f"{self.what}: runtime.cuda_graph: the training iteration cannot be captured as a "
                              f"CUDA graph ({type(err).__name__}: {text}); set runtime.cuda_graph: false") from err
+        return capture
 
     def __call__(self, *inputs):
         if not self.enabled:
@@ -601,8 +602,7 @@ class StepGraph:
         if capture is None:
             if calls <= self.WARMUP or len(self.captures) >= self.max_graphs:
                 return self._eager(inputs)
-            capture = self.captures[shapes] = StepGraph.Capture()
-            self._capture(capture, inputs)
+            capture = self.captures[shapes] = self._capture(inputs)
         else:
             for captured, x in zip(capture.inputs, inputs, strict=True):
                 captured.copy_(x)
