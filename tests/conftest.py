@@ -351,6 +351,7 @@ def smoke_baseline(tmp_path_factory) -> Path:
     return paths["repo"]
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: without the plugin (a CUDA image) pytest would refuse it
 def pytest_xdist_auto_num_workers(config) -> int:
     """`-n auto`: one worker per CPU this process may use (SLURM allocation, affinity mask), not per core of the
     host as pytest-xdist counts them."""

@@ -4,6 +4,7 @@ that reaches BENCH_TIMEOUT says so (its JSON names the papers it left out: tests
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -120,3 +121,50 @@ def test_runs_picks_the_runs_and_their_order(tmp_path):
                        "== eager: replab bench --profile smoke --steps 50 ",
                        "== step-graph-papers: replab bench --profile smoke --steps 50 split_vae censor autoencoder "
                        "attention_vat --cuda-graph"]
+
+
+# What a CUDA image with PyTorch is assumed to hold (.ci/gpu-wheels' header); everything else pytest and its plugin
+# need at run time must be among the wheels the script fetches.
+IMAGE_HOLDS = {"packaging", "numpy", "pyyaml", "attrs"}
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()  # PEP 503's normalised distribution name
+
+
+def gpu_wheels_packages() -> set[str]:
+    """The distributions .ci/gpu-wheels downloads: `name==version` and `$(pin name …)` entries of its list."""
+    text = (REPO / ".ci" / "gpu-wheels").read_text()
+    listed = text[text.index("pure=("):text.index(")\nmkdir")]
+    names = re.findall(r"([A-Za-z0-9_.-]+)==", listed) + re.findall(r"\$\(pin ([A-Za-z0-9_.-]+)", listed)
+    return {canonical(n) for n in names}
+
+
+@pytest.mark.parametrize("distribution", ["pytest", "pytest-timeout"])
+def test_gpu_wheels_bring_what_the_cuda_tests_import(distribution):
+    """The `tests` run on a bare CUDA image: each run-time requirement of pytest and pytest-timeout (this environment's
+    versions, as pinned) is fetched or held by the image. pytest 9's pygments was not, and the run stopped before any
+    test."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    wheels = gpu_wheels_packages()
+    assert distribution in wheels
+    for spec in requires(distribution) or []:
+        req = Requirement(spec)
+        if req.marker is not None and not req.marker.evaluate({"extra": "", "python_version": "3.12",
+                                                               "sys_platform": "linux"}):
+            continue
+        name = canonical(req.name)
+        assert name in wheels | IMAGE_HOLDS, f".ci/gpu-wheels: {distribution} needs {name}, which it does not fetch"
+
+
+def test_the_suite_runs_without_pytest_xdist(tmp_path):
+    """A CUDA image's pytest has no xdist: conftest's xdist hook is optional, so collection does not stop at
+    "unknown hook 'pytest_xdist_auto_num_workers'"."""
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
+                          "-o", "addopts=", "--collect-only", "tests/test_gpu_bench.py"],
+                         capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "test_the_suite_runs_without_pytest_xdist" in run.stdout
