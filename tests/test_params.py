@@ -695,3 +695,33 @@ def test_profiles_sit_well_inside_the_size_and_count_bounds(profile):
                 assert v is None or v * 100 <= f.metadata["le"], f"{profile}: {key} = {v}"
                 checked += v is not None
     assert checked > 50
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["runtime.cuda_graph=maybe"], "error: compose runtime.cuda_graph=maybe: runtime.cuda_graph = 'maybe': must be "
+                                   "true or false"),
+    (["runtime.progress=false", "aae_ssl.seeds=[-1]"],
+     "error: compose aae_ssl.seeds=[-1]: aae_ssl.seeds[0] = -1: must be >= 0"),
+    (["aae_ssl=null"], "error: compose aae_ssl=null: aae_ssl must be a mapping, got NoneType"),  # a whole section
+])
+def test_compose_names_the_override_that_set_a_bad_value(overrides, message, in_tmp, capsys):
+    """The value came from the command line, not from params.yaml (which is left as it was)."""
+    import shutil
+
+    shutil.copytree(REPO / "conf", in_tmp / "conf")
+    before = (REPO / "params.yaml").read_text()
+    (in_tmp / "params.yaml").write_text(before)
+    assert main(["compose", *overrides]) == 2
+    assert capsys.readouterr().err == message + "\n"
+    assert (in_tmp / "params.yaml").read_text() == before
+
+
+def test_compose_names_conf_for_a_bad_value_no_override_set(in_tmp, capsys):
+    import shutil
+
+    shutil.copytree(REPO / "conf", in_tmp / "conf")
+    quick = in_tmp / "conf" / "profile" / "quick.yaml"
+    quick.write_text(quick.read_text() + "\nruntime:\n  threads: -3\n")
+    assert main(["compose", "runtime.progress=false"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: compose runtime.progress=false: from conf/: runtime.threads = -3: "), err

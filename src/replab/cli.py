@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 import time
 import typing
@@ -65,8 +66,27 @@ def _compose(args) -> None:
 
     with atomic_path(PARAMS_FILE, suffix=".yaml") as tmp:
         compose(tmp, args.overrides, f"compose {' '.join(args.overrides)}".rstrip())
-        check_params(read_params(tmp))  # a bad override leaves params.yaml as it was
+        try:
+            check_params(read_params(tmp))  # a bad override leaves params.yaml as it was
+        except ParamError as err:
+            raise ParamError(composed_value_error(str(err), args.overrides)) from None
     print(f"{PARAMS_FILE}: rewritten from conf/ ({' '.join(args.overrides) or 'no overrides'}) and checked")
+
+
+def composed_value_error(message: str, overrides: list[str]) -> str:
+    """A check's `params.yaml: key = value: …` about a freshly composed file, named by where the value came from: the
+    override that set the key (or a section above it), `compose runtime.cuda_graph=maybe: runtime.cuda_graph =
+    'maybe': must be true or false`; otherwise conf/ (params.yaml is not written either way)."""
+    prefix = f"{PARAMS_FILE}: "
+    if not message.startswith(prefix):
+        return message
+    detail = message[len(prefix):]
+    key = re.match(r"[\w.-]*", detail).group()  # `key = …`, `key[0] = …`, `key must be …`
+    for override in overrides:
+        name = override.split("=", 1)[0].lstrip("+~")
+        if key == name or key.startswith(f"{name}."):
+            return f"compose {override}: {detail}"
+    return f"compose {' '.join(overrides)}".rstrip() + f": from conf/: {detail}"
 
 
 BENCH_STEPS = 30  # `replab bench --steps`' default: timed steps per round
