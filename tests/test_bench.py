@@ -919,6 +919,39 @@ def test_show_sets_earlier_runs_side_by_side_and_names_a_damaged_value(in_repo, 
                                            f"it without {flags}\n")
 
 
+def test_show_markdown_gives_the_step_time_table_of_each_file(in_repo, tmp_path, monkeypatch, capsys):
+    """`--show A.json B.json --markdown`: README's step times, a row per paper and a column per file (its device,
+    profile and loop), each cell the file's own step, ratio and seeds-together step; the projected sweep below.
+    --markdown alone measures nothing and says so."""
+    from replab.cli import main as cli
+    from replab.io import read_json, write_json
+
+    toy_bench(monkeypatch)
+    cpu, gpu = tmp_path / "cpu.json", tmp_path / "gpu.json"
+    bench.main(["censor"], 4, json_path=str(cpu))
+    data = read_json(cpu)
+    result = data["results"][0]
+    result["run"] = {**result["run"], "device": "cuda", "device_name": "NVIDIA H200", "threads": 16,
+                     "cuda_graph": True}
+    result.update(ms_per_step=0.25, peer_ratio=8.0, seeds_together=5, seeds_ms_per_step=0.5, seeds_speedup=2.5,
+                  seeds_samples_per_s=80000.0, sweep_hours=0.02,
+                  sweep_hours_seeds_together=0.004, case="toy, other sizes")
+    write_json(gpu, data)
+    capsys.readouterr()
+    assert cli(["bench", "--show", str(cpu), str(gpu), "--markdown"]) == 0
+    device = bench._device(read_json(cpu)["results"][0])
+    assert capsys.readouterr().out.splitlines() == [
+        f"| paper (case) | {device}, params.yaml's sizes, eager (`{cpu}`) | cuda NVIDIA H200, 16 threads, "
+        f"params.yaml's sizes, one CUDA graph per iteration (`{gpu}`) |",
+        "|---|---|---|",
+        "| censor (toy) | 1.00 ms, 3.00× the peer | 0.25 ms, 8.00× the peer; 5 seeds together 0.50 ms (toy, other "
+        "sizes) |",
+        "| censor, toy sweep: training steps projected (6 × 1,000) | 0.00 h | 0.02 h, 0.00 h seeds together |"]
+    assert cli(["bench", "censor", "--markdown"]) == 2
+    assert capsys.readouterr().err == ("error: bench --markdown: only with --show (it formats earlier results; "
+                                       "measure with --json first)\n")
+
+
 def test_show_reads_the_json_of_an_older_bench(in_repo, tmp_path, capsys):
     """A file of the first `--json` bench: no matmul_kernel, fraction_of_torch_mm, peer_ratio_rounds, cpus or
     compile fields. Its cells show what it has, "?" for a field a cell's text names but the file lacks."""

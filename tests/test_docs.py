@@ -54,3 +54,16 @@ def test_every_relative_link_reaches_a_file_and_heading(doc: Path):
         elif fragment and file.suffix == ".md" and fragment not in github_anchors(file.read_text()):
             dead.append(f"{target} (no heading #{fragment} in {file.relative_to(REPO)})")
     assert not dead, f"{doc.relative_to(REPO)}: dead links: {dead}"
+
+
+def test_readmes_step_time_table_is_the_committed_cpu_run(monkeypatch, capsys):
+    """README's step times per paper are `replab bench --show docs/bench/paper-cpu.json --markdown`, row for row: a
+    new CPU run committed there, or a hand edit of either, cannot leave the two apart."""
+    from replab import bench
+
+    monkeypatch.chdir(REPO)
+    bench.show(["docs/bench/paper-cpu.json"], markdown=True)
+    table = capsys.readouterr().out.strip().splitlines()
+    readme = (REPO / "README.md").read_text().splitlines()
+    start = readme.index(table[0])
+    assert readme[start:start + len(table)] == table

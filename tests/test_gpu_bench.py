@@ -123,6 +123,31 @@ def test_runs_picks_the_runs_and_their_order(tmp_path):
                        "attention_vat --cuda-graph"]
 
 
+def test_the_runs_end_in_readmes_step_time_table(tmp_path):
+    """step-times.md: the committed CPU run (docs/bench/paper-cpu.json) beside the runs that wrote their JSON, as
+    `replab bench --show … --markdown` sets them. The runs here are a stand-in interpreter that writes a copy of
+    the CPU file as its JSON, as if from a GPU."""
+    fake = tmp_path / "python"
+    fake.write_text(f"""#!/bin/sh
+case "$*" in
+  *--json*) for a; do [ "$prev" = --json ] && cp {REPO / 'docs/bench/paper-cpu.json'} "$a"; prev="$a"; done ;;
+  *) exec {sys.executable} "$@" ;;
+esac
+""")
+    fake.chmod(0o755)
+    out = tmp_path / "out"
+    done = gpu_bench(tmp_path, out, PYTHON=str(fake), RUNS="eager step-graph-papers")
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = (out / "step-times.md").read_text().splitlines()
+    assert table[0].count("(`") == 3 and "(`docs/bench/paper-cpu.json`)" in table[0]
+    assert f"(`{out / 'paper-eager.json'}`)" in table[0] and f"(`{out / 'paper-step-graph-papers.json'}`)" in table[0]
+    assert [row.split(" | ")[0] for row in table[2:]] == [f"| {paper} ({case})" for paper, case in (
+        ("aae_ssl", "aae_yz Nl=100 hidden=1000 z=50"), ("split_vae", "exp2 hidden=500 d=10 batch=256"),
+        ("censor", "SCT batch=100"), ("autoencoder", "denoising batch=128"),
+        ("attention_vat", "Attention VAT semi batch=32+32 d=300 h=128"))] + [
+        "| aae_ssl, Table 1: training steps projected (60 × 50,000)"]
+
+
 # What a CUDA image with PyTorch is assumed to hold (.ci/gpu-wheels' header); everything else pytest and its plugin
 # need at run time must be among the wheels the script fetches.
 IMAGE_HOLDS = {"packaging", "numpy", "pyyaml", "attrs"}

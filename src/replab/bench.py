@@ -888,17 +888,18 @@ def known_papers(papers: list[str]) -> list[str]:
     return list(dict.fromkeys(papers))  # a paper named twice is benchmarked once
 
 
-def show(paths: list[str], papers: list[str] | None = None) -> list[dict]:
+def show(paths: list[str], papers: list[str] | None = None, markdown: bool = False) -> list[dict]:
     """`replab bench [paper …] --show A.json B.json …`: the results of earlier `--json` runs (other machines, other
     days: a CPU's and a GPU's, say) as one table, one column per paper (of `papers`, default all) and file, named
     by the path as given ("aae_ssl · bench-gpu/paper-eager.json"), each column's device named; a field an older
-    bench did not write shows as "–" or "?". A file that is not such a result, or holds a value the table cannot
-    show, is a DataError naming the file and the key; a run that stopped before its last paper, or in which
-    papers failed, is said on stderr; none of `papers` in any file is a ParamError."""
+    bench did not write shows as "–" or "?". With `markdown`, README's table of step times instead
+    (`format_step_times`). A file that is not such a result, or holds a value the table cannot show, is a DataError
+    naming the file and the key; a run that stopped before its last paper, or in which papers failed, is said on
+    stderr; none of `papers` in any file is a ParamError."""
     from replab.papers import PAPERS
 
     wanted = set(known_papers(papers or list(PAPERS)))
-    results = []
+    results, by_file = [], []
     for path in paths:
         if not Path(path).is_file():
             raise DataError(f"bench --show {path}: no such file (give JSON files written by `replab bench --json`)")
@@ -926,10 +927,54 @@ def show(paths: list[str], papers: list[str] | None = None) -> list[dict]:
                     raise DataError(f"{path}: results[{i}].{key} = {_short(result.get(key))}: not a value bench "
                                     "writes (a hand edit, or a file of another program)") from None
             results.append(result)
+            by_file.append((path, found[i]))
     if not results:
         raise ParamError(f"bench --show: no results of {', '.join(sorted(wanted))} in {', '.join(paths)}")
-    print(format_table(results))
+    print(format_step_times(by_file) if markdown else format_table(results))
     return results
+
+
+def format_step_times(entries: list[tuple[str, dict]]) -> str:
+    """README's table of measured step times, in Markdown, from (file, result) pairs: a row per paper, a column per
+    file (its device and how replab's loop ran: eager, replayed as CUDA graphs, compiled), each cell the median
+    training step in ms, its samples/s over the peer loop's where the run had one, and the step of the seeds
+    trained together where it timed them; a case other than the row's first is named in its cell. Below, aae_ssl's
+    projected sweep where a file has it: the training steps' hours, one seed after another and seeds together."""
+    files = list(dict.fromkeys(path for path, _ in entries))
+    papers = list(dict.fromkeys(result["paper"] for _, result in entries))
+    found = {(path, result["paper"]): result for path, result in entries}
+    def head(r: dict) -> str:
+        sizes = f"{r['profile']} sizes" if r.get("profile") else "params.yaml's sizes"
+        return f"{_device(r)}, {sizes}, {_loop(r)}"
+
+    heads = {path: next(head(r) for p, r in entries if p == path) for path in files}
+
+    def cell(result: dict | None, case: str) -> str:
+        if result is None:
+            return "–"
+        text = f"{result['ms_per_step']:.2f} ms"
+        if result.get("peer_ratio") is not None:
+            text += f", {result['peer_ratio']:.2f}× the peer"
+        if result.get("seeds_ms_per_step") is not None:
+            text += f"; {result['seeds_together']} seeds together {result['seeds_ms_per_step']:.2f} ms"
+        return text + (f" ({result.get('case')})" if result.get("case") != case else "")
+
+    lines = ["| paper (case) | " + " | ".join(f"{heads[f]} (`{f}`)" for f in files) + " |",
+             "|---|" + "---|" * len(files)]
+    for paper in papers:
+        case = next(found[f, paper].get("case") for f in files if (f, paper) in found)
+        lines.append(f"| {paper} ({case}) | " + " | ".join(cell(found.get((f, paper)), case) for f in files) + " |")
+    sweeps = {f: r for (f, paper), r in found.items() if r.get("sweep_hours") is not None}
+    if sweeps:
+        def hours(r: dict) -> str:
+            together = r.get("sweep_hours_seeds_together")
+            return f"{r['sweep_hours']:.2f} h" + (f", {together:.2f} h seeds together" if together is not None else "")
+
+        sweep = next(iter(sweeps.values()))
+        lines.append(f"| {sweep['paper']}, {sweep['sweep']}: training steps projected "
+                     f"({sweep['sweep_runs']} × {sweep['sweep_steps_per_run']:,}) | "
+                     + " | ".join(hours(sweeps[f]) if f in sweeps else "–" for f in files) + " |")
+    return "\n".join(lines)
 
 
 def _short(value: Any) -> str:

@@ -96,6 +96,8 @@ CHECKED_DATA = "params.yaml passed `replab check --data` on data/processed/\n"
 
 def _bench(args) -> None:
     bench = importlib.import_module("replab.bench")
+    if args.markdown and args.show is None:
+        raise ParamError("bench --markdown: only with --show (it formats earlier results; measure with --json first)")
     if args.show is None:
         bench.main(args.papers, BENCH_STEPS if args.steps is None else args.steps, args.profile, args.json_path,
                    args.process_defaults, args.compile_mode, args.seeds, args.cuda_graph)
@@ -106,7 +108,7 @@ def _bench(args) -> None:
     if given := [name for name, value in measuring.items() if value is not None]:  # (given at all, also 0 or "")
         raise ParamError(f"bench --show prints earlier results and measures nothing: give it without "
                          f"{', '.join(given)}")
-    bench.show(args.show, args.papers)  # (paper names choose the columns)
+    bench.show(args.show, args.papers, args.markdown)  # (paper names choose the columns)
 
 
 def _check(args) -> None:
@@ -251,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", nargs="+", metavar="JSON",
                    help="print the results of earlier --json runs (other machines: a CPU's beside a GPU's) as one "
                         "table instead of measuring; paper names choose its columns")
+    p.add_argument("--markdown", action="store_true",
+                   help="with --show: README's step-time table in Markdown instead (a row per paper, a column per "
+                        "file: ms per step, × the peer, seeds together; aae_ssl's projected sweep)")
     p.set_defaults(run=_bench)
 
     p = sub.add_parser("sweep", help="queue a param grid of one paper as DVC experiments (dvc exp run --queue)")
