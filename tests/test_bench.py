@@ -952,6 +952,57 @@ def test_show_markdown_gives_the_step_time_table_of_each_file(in_repo, tmp_path,
                                        "measure with --json first)\n")
 
 
+@pytest.mark.parametrize(("edit", "key", "shown"), [
+    ({"ms_per_step": None}, "ms_per_step", "null"),
+    ({"ms_per_step": "fast"}, "ms_per_step", '"fast"'),
+    ({"peer_ratio": [1.2]}, "peer_ratio", "[1.2]"),
+    ({"seeds_ms_per_step": 0.5, "seeds_together": None, "seeds_samples_per_s": 1.0, "seeds_speedup": 1.0},
+     "seeds_together", "null"),
+    ({"sweep": None}, "sweep", "null"),
+    ({"sweep_steps_per_run": "many"}, "sweep_steps_per_run", '"many"'),
+])
+def test_show_markdown_names_a_damaged_value_it_reads(edit, key, shown, in_repo, tmp_path, monkeypatch, capsys):
+    """--markdown reads fields the wide table shows as "–" when absent: each damaged one is a one-line DataError
+    naming the file and key, never a traceback."""
+    from replab.cli import main as cli
+    from replab.io import read_json, write_json
+
+    toy_bench(monkeypatch)
+    path = tmp_path / "cpu.json"
+    bench.main(["censor"], 4, json_path=str(path))
+    data = read_json(path)
+    data["results"][0].update(edit)
+    write_json(path, data)
+    capsys.readouterr()
+    assert cli(["bench", "--show", str(path), "--markdown"]) == 2
+    assert capsys.readouterr().err == (f"error: {path}: results[0].{key} = {shown}: not a value bench writes (a "
+                                       "hand edit, or a file of another program)\n")
+
+
+def test_show_markdown_leaves_out_a_run_that_stopped_before_its_first_paper(in_repo, tmp_path, monkeypatch, capsys):
+    """bench writes its JSON at the start: a run that timed out in its first paper leaves `results: []`, which the
+    table leaves out with a line on stderr (the other files' columns stay); sweeps of other sizes get rows of their
+    own; a paper a hand edit repeats shows its first result."""
+    from replab.io import read_json, write_json
+
+    toy_bench(monkeypatch)
+    cpu, quick, stopped = tmp_path / "cpu.json", tmp_path / "quick.json", tmp_path / "stopped.json"
+    bench.main(["censor"], 4, json_path=str(cpu))
+    data = read_json(cpu)
+    first = {**data["results"][0], "ms_per_step": 2.0, "sweep_runs": 12, "sweep_steps_per_run": 600}
+    write_json(quick, {**data, "results": [first, {**first, "ms_per_step": 9.0}]})
+    write_json(stopped, {**data, "results": [], "complete": False, "not_run": ["censor"]})
+    capsys.readouterr()
+    bench.show([str(cpu), str(stopped), str(quick)], markdown=True)
+    out, err = capsys.readouterr()
+    assert err == f"bench --show: {stopped}: no results (the run stopped before its first paper); left out\n"
+    rows = out.splitlines()
+    assert rows[0].count("(`") == 2 and str(stopped) not in rows[0]
+    assert rows[2:] == ["| censor (toy) | 1.00 ms, 3.00× the peer | 2.00 ms, 3.00× the peer |",
+                        "| censor, toy sweep: training steps projected (6 × 1,000) | 0.00 h | – |",
+                        "| censor, toy sweep: training steps projected (12 × 600) | – | 0.00 h |"]
+
+
 def test_show_reads_the_json_of_an_older_bench(in_repo, tmp_path, capsys):
     """A file of the first `--json` bench: no matmul_kernel, fraction_of_torch_mm, peer_ratio_rounds, cpus or
     compile fields. Its cells show what it has, "?" for a field a cell's text names but the file lacks."""

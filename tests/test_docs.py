@@ -65,5 +65,7 @@ def test_readmes_step_time_table_is_the_committed_cpu_run(monkeypatch, capsys):
     bench.show(["docs/bench/paper-cpu.json"], markdown=True)
     table = capsys.readouterr().out.strip().splitlines()
     readme = (REPO / "README.md").read_text().splitlines()
+    assert table[0] in readme, "README.md has no step-time table of docs/bench/paper-cpu.json (its header line)"
     start = readme.index(table[0])
     assert readme[start:start + len(table)] == table
+    assert not readme[start + len(table)].startswith("|")  # no row of README's own after the printed ones

@@ -124,32 +124,46 @@ def test_runs_picks_the_runs_and_their_order(tmp_path):
 
 
 def test_the_runs_end_in_readmes_step_time_table(tmp_path):
-    """step-times.md: the committed CPU run (docs/bench/paper-cpu.json) beside the runs that wrote their JSON, as
-    `replab bench --show … --markdown` sets them. The runs here are a stand-in interpreter that writes a copy of
-    the CPU file as its JSON, as if from a GPU."""
+    """step-times.md: the committed CPU run (docs/bench/paper-cpu.json) beside the runs that wrote results, as
+    `replab bench --show … --markdown` sets them; a run that stopped before its first paper (bench wrote its JSON,
+    empty, at the start) is left out and the others' columns stay. The runs here are a stand-in interpreter that
+    writes, as a run's JSON, the CPU file's results of the papers the run names (all when it names none), and for
+    aae_ssl's replayed step an empty, incomplete file and exit status 1, as a run that timed out."""
+    from replab.papers import PAPERS
+
     fake = tmp_path / "python"
-    fake.write_text(f"""#!/bin/sh
-case "$*" in
-  *--json*) for a; do [ "$prev" = --json ] && cp {REPO / 'docs/bench/paper-cpu.json'} "$a"; prev="$a"; done ;;
-  *) exec {sys.executable} "$@" ;;
-esac
+    fake.write_text(f"""#!{sys.executable}
+import json, subprocess, sys
+args = sys.argv[1:]
+if "--json" not in args:
+    sys.exit(subprocess.call([{sys.executable!r}, *args]))
+data = json.load(open({str(REPO / "docs" / "bench" / "paper-cpu.json")!r}))
+named = [a for a in args if a in {list(PAPERS)!r}] or {list(PAPERS)!r}
+stopped = "--cuda-graph" in args and named == ["aae_ssl"]
+data["results"] = [] if stopped else [r for r in data["results"] if r["paper"] in named]
+data["complete"] = not stopped
+json.dump(data, open(args[args.index("--json") + 1], "w"))
+sys.exit(1 if stopped else 0)
 """)
     fake.chmod(0o755)
-    out = tmp_path / "out"
-    done = gpu_bench(tmp_path, out, PYTHON=str(fake), RUNS="eager step-graph-papers")
-    assert done.returncode == 0, done.stdout + done.stderr
+    out = tmp_path / "out dir"
+    done = gpu_bench(tmp_path, out, PYTHON=str(fake), RUNS="eager step-graph step-graph-papers")
+    assert done.returncode == 1 and "== aae_ssl-step-graph failed, exit status 1" in done.stdout, done.stdout
+    assert "paper-aae_ssl-step-graph.json: no results (the run stopped before its first paper); left out" in (
+        done.stderr)
     table = (out / "step-times.md").read_text().splitlines()
-    assert table[0].count("(`") == 3 and "(`docs/bench/paper-cpu.json`)" in table[0]
-    assert f"(`{out / 'paper-eager.json'}`)" in table[0] and f"(`{out / 'paper-step-graph-papers.json'}`)" in table[0]
-    assert [row.split(" | ")[0] for row in table[2:]] == [f"| {paper} ({case})" for paper, case in (
-        ("aae_ssl", "aae_yz Nl=100 hidden=1000 z=50"), ("split_vae", "exp2 hidden=500 d=10 batch=256"),
-        ("censor", "SCT batch=100"), ("autoencoder", "denoising batch=128"),
-        ("attention_vat", "Attention VAT semi batch=32+32 d=300 h=128"))] + [
-        "| aae_ssl, Table 1: training steps projected (60 × 50,000)"]
+    columns = ["docs/bench/paper-cpu.json", str(out / "paper-eager.json"), str(out / "paper-step-graph-papers.json")]
+    assert [cell.rsplit("(`", 1)[1].rstrip("`)") for cell in table[0].strip("| ").split(" | ")[1:]] == columns
+    rows = {row.split(" | ")[0]: row.split(" | ")[1:] for row in table[2:]}
+    aae = rows["| aae_ssl (aae_yz Nl=100 hidden=1000 z=50)"]
+    assert aae[0] == aae[1] != "–" and aae[2] == "– |"  # step-graph-papers has no aae_ssl
+    split_vae = rows["| split_vae (exp2 hidden=500 d=10 batch=256)"]
+    assert split_vae[0] == split_vae[1] == split_vae[2][:-2] == "9.47 ms, 1.27× the peer"
+    assert len(rows) == 6 and not list(out.glob("*.part"))
 
 
-# What a CUDA image with PyTorch is assumed to hold (.ci/gpu-wheels' header); everything else pytest and its plugin
-# need at run time must be among the wheels the script fetches.
+# What a CUDA image with PyTorch is assumed to hold (.ci/gpu-wheels' header; packaging comes with its matplotlib);
+# everything else pytest and its plugin need at run time must be among the wheels the script fetches.
 IMAGE_HOLDS = {"packaging", "numpy", "pyyaml", "attrs"}
 
 

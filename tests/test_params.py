@@ -703,6 +703,10 @@ def test_profiles_sit_well_inside_the_size_and_count_bounds(profile):
     (["runtime.progress=false", "aae_ssl.seeds=[-1]"],
      "error: compose aae_ssl.seeds=[-1]: aae_ssl.seeds[0] = -1: must be >= 0"),
     (["aae_ssl=null"], "error: compose aae_ssl=null: aae_ssl must be a mapping, got NoneType"),  # a whole section
+    (["~aae_ssl"], "error: compose ~aae_ssl: section `aae_ssl` is missing (`replab compose` writes every section)"),
+    (["datasets=[mnist]"], "error: compose datasets=[mnist]: aae_ssl.dataset = 'mnist5k': mnist5k is not in "
+                           "`datasets` (no stage prepares it; add it there: now mnist)"),  # the key named second
+    (["aae_ssl={lr: 1}", "aae_ssl.lr=-1"], "error: compose aae_ssl.lr=-1: aae_ssl.lr = -1.0: must be > 0.0"),
 ])
 def test_compose_names_the_override_that_set_a_bad_value(overrides, message, in_tmp, capsys):
     """The value came from the command line, not from params.yaml (which is left as it was)."""
@@ -717,11 +721,15 @@ def test_compose_names_the_override_that_set_a_bad_value(overrides, message, in_
 
 
 def test_compose_names_conf_for_a_bad_value_no_override_set(in_tmp, capsys):
+    """Without overrides the value is conf/'s; with overrides none of which names the key, the message names them
+    all and claims no source (an override can reach the key through an interpolation)."""
     import shutil
 
     shutil.copytree(REPO / "conf", in_tmp / "conf")
     quick = in_tmp / "conf" / "profile" / "quick.yaml"
     quick.write_text(quick.read_text() + "\nruntime:\n  threads: -3\n")
-    assert main(["compose", "runtime.progress=false"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: compose runtime.progress=false: from conf/: runtime.threads = -3: "), err
+    assert main(["compose"]) == 2
+    assert capsys.readouterr().err.startswith("error: compose: from conf/: runtime.threads = -3: ")
+    assert main(["compose", "runtime.progress=false", "aae_ssl.lr=0.5"]) == 2
+    assert capsys.readouterr().err.startswith("error: compose runtime.progress=false aae_ssl.lr=0.5: "
+                                              "runtime.threads = -3: ")

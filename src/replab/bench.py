@@ -893,9 +893,10 @@ def show(paths: list[str], papers: list[str] | None = None, markdown: bool = Fal
     days: a CPU's and a GPU's, say) as one table, one column per paper (of `papers`, default all) and file, named
     by the path as given ("aae_ssl · bench-gpu/paper-eager.json"), each column's device named; a field an older
     bench did not write shows as "–" or "?". With `markdown`, README's table of step times instead
-    (`format_step_times`). A file that is not such a result, or holds a value the table cannot show, is a DataError
-    naming the file and the key; a run that stopped before its last paper, or in which papers failed, is said on
-    stderr; none of `papers` in any file is a ParamError."""
+    (`format_step_times`: `papers` choose its rows). A file that is not such a result, or holds a value the table
+    cannot show, is a DataError naming the file and the key; a run that stopped before its last paper, or in which
+    papers failed, is said on stderr, and one that stopped before its first (bench writes its JSON at the start) is
+    left out with a line there; none of `papers` in any file is a ParamError."""
     from replab.papers import PAPERS
 
     wanted = set(known_papers(papers or list(PAPERS)))
@@ -905,6 +906,10 @@ def show(paths: list[str], papers: list[str] | None = None, markdown: bool = Fal
             raise DataError(f"bench --show {path}: no such file (give JSON files written by `replab bench --json`)")
         data = read_json(path, expect=dict)
         found = data.get("results")
+        if found == [] and data.get("complete") is False:  # a run stopped (timed out, failed) before its first paper
+            print(f"bench --show: {path}: no results (the run stopped before its first paper); left out",
+                  file=sys.stderr)
+            continue
         if not isinstance(found, list) or not found or not all(
                 isinstance(r, dict) and isinstance(r.get("paper"), str) and isinstance(r.get("run"), dict)
                 for r in found):
@@ -920,12 +925,18 @@ def show(paths: list[str], papers: list[str] | None = None, markdown: bool = Fal
                 continue
             # the path as given: two machines' .ci/gpu-bench folders hold files of the same names
             result = {**result, "paper": f"{result['paper']} · {path}"}
-            for _, key, fmt in ROWS:  # every cell this file gives, so that a damaged value names itself
+            # every field the step-time table reads, then every cell this file gives: a damaged value names itself
+            bad = _step_time_fault(result) if markdown else None
+            for _, key, fmt in ROWS:
+                if bad is not None:
+                    break
                 try:
                     _cell(result, key, fmt)
                 except (KeyError, ValueError, TypeError, AttributeError, IndexError):
-                    raise DataError(f"{path}: results[{i}].{key} = {_short(result.get(key))}: not a value bench "
-                                    "writes (a hand edit, or a file of another program)") from None
+                    bad = key
+            if bad is not None:
+                raise DataError(f"{path}: results[{i}].{bad} = {_short(result.get(bad))}: not a value bench writes "
+                                "(a hand edit, or a file of another program)")
             results.append(result)
             by_file.append((path, found[i]))
     if not results:
@@ -934,20 +945,46 @@ def show(paths: list[str], papers: list[str] | None = None, markdown: bool = Fal
     return results
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _step_time_fault(result: dict) -> str | None:
+    """The first key `format_step_times` reads from `result` that holds no value bench writes, or None: the step
+    always, the optional ratio, seeds and sweep fields as a group where present."""
+    if not _is_number(result.get("ms_per_step")):
+        return "ms_per_step"
+    for key in ("peer_ratio", "seeds_ms_per_step", "sweep_hours", "sweep_hours_seeds_together"):
+        if result.get(key) is not None and not _is_number(result[key]):
+            return key
+    if result.get("seeds_ms_per_step") is not None and not _is_number(result.get("seeds_together")):
+        return "seeds_together"
+    if result.get("sweep_hours") is not None:
+        if not isinstance(result.get("sweep"), str):
+            return "sweep"
+        for key in ("sweep_runs", "sweep_steps_per_run"):
+            if not _is_number(result.get(key)):
+                return key
+    return None
+
+
 def format_step_times(entries: list[tuple[str, dict]]) -> str:
-    """README's table of measured step times, in Markdown, from (file, result) pairs: a row per paper, a column per
-    file (its device and how replab's loop ran: eager, replayed as CUDA graphs, compiled), each cell the median
-    training step in ms, its samples/s over the peer loop's where the run had one, and the step of the seeds
-    trained together where it timed them; a case other than the row's first is named in its cell. Below, aae_ssl's
-    projected sweep where a file has it: the training steps' hours, one seed after another and seeds together."""
+    """README's table of measured step times, in Markdown, from (file, result) pairs whose fields passed
+    `_step_time_fault`: a row per paper (its case as in the first file that has it: "?" if none says), a column
+    per file (its device, sizes and how replab's loop ran: eager, replayed as CUDA graphs, compiled), each cell the
+    median training step in ms, its samples/s over the peer loop's where the run had one, and the step of the seeds
+    trained together where it timed them; a case other than the row's is named in its cell; a paper a file
+    holds twice (a hand edit) shows its first result. Below, a row per projected sweep (paper, sweep, runs × steps
+    per run): the training steps' hours, one seed after another and seeds together."""
     files = list(dict.fromkeys(path for path, _ in entries))
     papers = list(dict.fromkeys(result["paper"] for _, result in entries))
-    found = {(path, result["paper"]): result for path, result in entries}
+    found: dict[tuple[str, str], dict] = {}
+    for path, result in entries:
+        found.setdefault((path, result["paper"]), result)
+
     def head(r: dict) -> str:
         sizes = f"{r['profile']} sizes" if r.get("profile") else "params.yaml's sizes"
         return f"{_device(r)}, {sizes}, {_loop(r)}"
-
-    heads = {path: next(head(r) for p, r in entries if p == path) for path in files}
 
     def cell(result: dict | None, case: str) -> str:
         if result is None:
@@ -957,23 +994,26 @@ def format_step_times(entries: list[tuple[str, dict]]) -> str:
             text += f", {result['peer_ratio']:.2f}× the peer"
         if result.get("seeds_ms_per_step") is not None:
             text += f"; {result['seeds_together']} seeds together {result['seeds_ms_per_step']:.2f} ms"
-        return text + (f" ({result.get('case')})" if result.get("case") != case else "")
+        return text + (f" ({result.get('case', '?')})" if result.get("case", "?") != case else "")
 
+    def hours(r: dict) -> str:
+        together = r.get("sweep_hours_seeds_together")
+        return f"{r['sweep_hours']:.2f} h" + (f", {together:.2f} h seeds together" if together is not None else "")
+
+    heads = {path: next(head(r) for p, r in entries if p == path) for path in files}
     lines = ["| paper (case) | " + " | ".join(f"{heads[f]} (`{f}`)" for f in files) + " |",
              "|---|" + "---|" * len(files)]
     for paper in papers:
-        case = next(found[f, paper].get("case") for f in files if (f, paper) in found)
+        case = next(found[f, paper].get("case", "?") for f in files if (f, paper) in found)
         lines.append(f"| {paper} ({case}) | " + " | ".join(cell(found.get((f, paper)), case) for f in files) + " |")
-    sweeps = {f: r for (f, paper), r in found.items() if r.get("sweep_hours") is not None}
-    if sweeps:
-        def hours(r: dict) -> str:
-            together = r.get("sweep_hours_seeds_together")
-            return f"{r['sweep_hours']:.2f} h" + (f", {together:.2f} h seeds together" if together is not None else "")
-
-        sweep = next(iter(sweeps.values()))
-        lines.append(f"| {sweep['paper']}, {sweep['sweep']}: training steps projected "
-                     f"({sweep['sweep_runs']} × {sweep['sweep_steps_per_run']:,}) | "
-                     + " | ".join(hours(sweeps[f]) if f in sweeps else "–" for f in files) + " |")
+    sweeps: dict[tuple, dict[str, dict]] = {}  # (paper, sweep, runs, steps per run) → {file: result}
+    for (path, paper), result in found.items():
+        if result.get("sweep_hours") is not None:
+            what = (paper, result["sweep"], result["sweep_runs"], result["sweep_steps_per_run"])
+            sweeps.setdefault(what, {})[path] = result
+    for (paper, sweep, runs, steps), by_path in sweeps.items():
+        lines.append(f"| {paper}, {sweep}: training steps projected ({runs:,} × {steps:,}) | "
+                     + " | ".join(hours(by_path[f]) if f in by_path else "–" for f in files) + " |")
     return "\n".join(lines)
 
 

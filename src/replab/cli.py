@@ -74,19 +74,23 @@ def _compose(args) -> None:
 
 
 def composed_value_error(message: str, overrides: list[str]) -> str:
-    """A check's `params.yaml: key = value: …` about a freshly composed file, named by where the value came from: the
-    override that set the key (or a section above it), `compose runtime.cuda_graph=maybe: runtime.cuda_graph =
-    'maybe': must be true or false`; otherwise conf/ (params.yaml is not written either way)."""
+    """A check's `params.yaml: …` about a freshly composed file, named by the command that composed it rather than
+    by params.yaml (which it leaves unwritten): with the override that set a key the message names (its leading key
+    or a `backticked` one, or a section above either; the most specific override first), `compose
+    runtime.cuda_graph=maybe: runtime.cuda_graph = 'maybe': must be true or false`; with no overrides, `compose:
+    from conf/: …`; otherwise all the overrides (the value may come from conf/ or through an interpolation)."""
     prefix = f"{PARAMS_FILE}: "
     if not message.startswith(prefix):
         return message
     detail = message[len(prefix):]
-    key = re.match(r"[\w.-]*", detail).group()  # `key = …`, `key[0] = …`, `key must be …`
-    for override in overrides:
-        name = override.split("=", 1)[0].lstrip("+~")
-        if key == name or key.startswith(f"{name}."):
-            return f"compose {override}: {detail}"
-    return f"compose {' '.join(overrides)}".rstrip() + f": from conf/: {detail}"
+    keys = {re.match(r"[\w.-]*", detail).group(), *re.findall(r"`([\w.-]+)`", detail)} - {""}
+    named = [o for o in overrides
+             if any(k == (name := o.split("=", 1)[0].lstrip("+~")) or k.startswith(f"{name}.") for k in keys)]
+    if named:
+        return f"compose {max(named, key=lambda o: len(o.split('=', 1)[0]))}: {detail}"
+    if not overrides:
+        return f"compose: from conf/: {detail}"
+    return f"compose {' '.join(overrides)}: {detail}"
 
 
 BENCH_STEPS = 30  # `replab bench --steps`' default: timed steps per round
