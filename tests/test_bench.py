@@ -946,7 +946,7 @@ def test_show_markdown_gives_the_step_time_table_of_each_file(in_repo, tmp_path,
         "|---|---|---|",
         "| censor (toy) | 1.00 ms, 3.00× the peer | 0.25 ms, 8.00× the peer; 5 seeds together 0.50 ms (toy, other "
         "sizes) |",
-        "| censor, toy sweep: training steps projected (6 × 1,000) | 0.00 h | 0.02 h, 0.00 h seeds together |"]
+        "| censor, toy sweep: training steps projected (6 × 1,000) | 0.0017 h | 0.02 h, 0.004 h seeds together |"]
     assert cli(["bench", "censor", "--markdown"]) == 2
     assert capsys.readouterr().err == ("error: bench --markdown: only with --show (it formats earlier results; "
                                        "measure with --json first)\n")
@@ -960,6 +960,10 @@ def test_show_markdown_gives_the_step_time_table_of_each_file(in_repo, tmp_path,
      "seeds_together", "null"),
     ({"sweep": None}, "sweep", "null"),
     ({"sweep_steps_per_run": "many"}, "sweep_steps_per_run", '"many"'),
+    ({"ms_per_step": 10 ** 400}, "ms_per_step", "1" + "0" * 39 + "…"),  # beyond a float
+    ({"ms_per_step": True}, "ms_per_step", "true"),
+    ({"ms_per_step": -1.0}, "ms_per_step", "-1.0"),
+    ({"case": ["toy"]}, "case", '["toy"]'),
 ])
 def test_show_markdown_names_a_damaged_value_it_reads(edit, key, shown, in_repo, tmp_path, monkeypatch, capsys):
     """--markdown reads fields the wide table shows as "–" when absent: each damaged one is a one-line DataError
@@ -999,8 +1003,49 @@ def test_show_markdown_leaves_out_a_run_that_stopped_before_its_first_paper(in_r
     rows = out.splitlines()
     assert rows[0].count("(`") == 2 and str(stopped) not in rows[0]
     assert rows[2:] == ["| censor (toy) | 1.00 ms, 3.00× the peer | 2.00 ms, 3.00× the peer |",
-                        "| censor, toy sweep: training steps projected (6 × 1,000) | 0.00 h | – |",
-                        "| censor, toy sweep: training steps projected (12 × 600) | – | 0.00 h |"]
+                        "| censor, toy sweep: training steps projected (6 × 1,000) | 0.0017 h | – |",
+                        "| censor, toy sweep: training steps projected (12 × 600) | – | 0.0017 h |",
+                        "", f"- {stopped}: no results (the run stopped before its first paper); left out"]
+
+
+def test_show_names_what_is_wrong_with_a_file_in_one_line(in_repo, tmp_path, monkeypatch, capsys):
+    """A folder, a binary file, a NaN token, lists bench writes given as other values, a step beyond a float in the
+    wide table: one line each naming the file, advice for a bench file (not a DVC stage's); text with Markdown's
+    column separator or a line break stays in its cell; two --show options add up."""
+    from replab.cli import main as cli
+    from replab.io import read_json, write_json
+
+    toy_bench(monkeypatch)
+    good = tmp_path / "good.json"
+    bench.main(["censor"], 4, json_path=str(good))
+    data = read_json(good)
+    (tmp_path / "binary.json").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    (tmp_path / "nan.json").write_text('{"results": NaN}')
+    write_json(tmp_path / "not_run.json", {**data, "complete": False, "not_run": "censor"})
+    write_json(tmp_path / "failed.json", {**data, "failed": 5})
+    write_json(tmp_path / "huge.json", {**data, "results": [{**data["results"][0], "ms_per_step": 10 ** 400}]})
+    capsys.readouterr()
+    remedy = "write it with `replab bench --json`"
+    for name, message in (
+            (".", f"bench --show {tmp_path}/.: not a file (give JSON files written by `replab bench --json`)"),
+            ("binary.json", f"{tmp_path}/binary.json: not UTF-8 text, as JSON is (an undecodable byte at offset 0); "
+                            f"{remedy}"),
+            ("nan.json", f"{tmp_path}/nan.json: holds the number NaN, which replab never writes (a missing value is "
+                         f"null); {remedy}"),
+            ("not_run.json", f'{tmp_path}/not_run.json: not_run = "censor": not a value bench writes (a list; a hand '
+                             "edit, or a file of another program)"),
+            ("failed.json", f"{tmp_path}/failed.json: failed = 5: not a value bench writes (a list; a hand edit, or a "
+                            "file of another program)"),
+            ("huge.json", f"{tmp_path}/huge.json: results[0].ms_per_step = 1{'0' * 39}…: not a value bench writes (a "
+                          "hand edit, or a file of another program)")):
+        assert cli(["bench", "--show", f"{tmp_path}/{name}"]) == 2, name
+        assert capsys.readouterr().err == f"error: {message}\n"
+    odd = tmp_path / "odd|name.json"
+    write_json(odd, {**data, "results": [{**data["results"][0], "case": "a | b\nc"}]})
+    assert cli(["bench", "--show", str(good), "--show", str(odd), "--markdown"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].endswith(f"(`{str(odd).replace('|', chr(92) + '|')}`) |") and table[0].count("(`") == 2
+    assert table[2] == "| censor (toy) | 1.00 ms, 3.00× the peer | 1.00 ms, 3.00× the peer (a \\| b c) |"
 
 
 def test_show_reads_the_json_of_an_older_bench(in_repo, tmp_path, capsys):

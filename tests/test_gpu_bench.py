@@ -128,7 +128,8 @@ def test_the_runs_end_in_readmes_step_time_table(tmp_path):
     `replab bench --show … --markdown` sets them; a run that stopped before its first paper (bench wrote its JSON,
     empty, at the start) is left out and the others' columns stay. The runs here are a stand-in interpreter that
     writes, as a run's JSON, the CPU file's results of the papers the run names (all when it names none), and for
-    aae_ssl's replayed step an empty, incomplete file and exit status 1, as a run that timed out."""
+    aae_ssl's replayed step an empty, incomplete file and exit status 1, as a run that timed out. A later call
+    tables its own runs, not the files an earlier one left."""
     from replab.papers import PAPERS
 
     fake = tmp_path / "python"
@@ -154,12 +155,17 @@ sys.exit(1 if stopped else 0)
     table = (out / "step-times.md").read_text().splitlines()
     columns = ["docs/bench/paper-cpu.json", str(out / "paper-eager.json"), str(out / "paper-step-graph-papers.json")]
     assert [cell.rsplit("(`", 1)[1].rstrip("`)") for cell in table[0].strip("| ").split(" | ")[1:]] == columns
-    rows = {row.split(" | ")[0]: row.split(" | ")[1:] for row in table[2:]}
+    rows = {row.split(" | ")[0]: row.split(" | ")[1:] for row in table[2:table.index("")]}
+    assert table[table.index("") + 1:] == [f"- {out / 'paper-aae_ssl-step-graph.json'}: no results (the run stopped "
+                                           "before its first paper); left out"]
     aae = rows["| aae_ssl (aae_yz Nl=100 hidden=1000 z=50)"]
     assert aae[0] == aae[1] != "–" and aae[2] == "– |"  # step-graph-papers has no aae_ssl
     split_vae = rows["| split_vae (exp2 hidden=500 d=10 batch=256)"]
     assert split_vae[0] == split_vae[1] == split_vae[2][:-2] == "9.47 ms, 1.27× the peer"
     assert len(rows) == 6 and not list(out.glob("*.part"))
+    # a later call with fewer runs tables its own runs only, not the files the first left in the folder
+    assert gpu_bench(tmp_path, out, PYTHON=str(fake), RUNS="eager").returncode == 0
+    assert (out / "step-times.md").read_text().splitlines()[0].count("(`") == 2
 
 
 # What a CUDA image with PyTorch is assumed to hold (.ci/gpu-wheels' header; packaging comes with its matplotlib);

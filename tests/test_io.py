@@ -79,6 +79,16 @@ def test_valid_json_that_python_cannot_hold_is_a_data_error(tmp_path, text, why)
                               "run `dvc repro -s -f prepare@lm1b`")
 
 
+
+def test_bytes_that_are_not_utf8_text_are_named_as_such(tmp_path):
+    """A binary file read as JSON: UnicodeDecodeError is a ValueError, and was reported as "valid JSON that Python
+    cannot read (an integer of more than 4,300 digits)"."""
+    (tmp_path / "j.json").write_bytes(b'{"a": "\xff"}')
+    with pytest.raises(DataError) as err:
+        read_json(tmp_path / "j.json", stage="prepare@lm1b")
+    assert str(err.value) == (f"{tmp_path / 'j.json'}: not UTF-8 text, as JSON is (an undecodable byte at offset 7); "
+                              "run `dvc repro -s -f prepare@lm1b`")
+
 @pytest.mark.parametrize("make", [np.asarray, lambda a: torch.tensor(a)], ids=["numpy", "torch"])
 def test_require_finite_names_what_and_counts(make):
     ok = make([[0.1, 2.0], [3.0, -4.0]])

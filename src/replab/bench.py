@@ -900,15 +900,20 @@ def show(paths: list[str], papers: list[str] | None = None, markdown: bool = Fal
     from replab.papers import PAPERS
 
     wanted = set(known_papers(papers or list(PAPERS)))
-    results, by_file = [], []
+    results, by_file, notes = [], [], []
     for path in paths:
         if not Path(path).is_file():
-            raise DataError(f"bench --show {path}: no such file (give JSON files written by `replab bench --json`)")
-        data = read_json(path, expect=dict)
+            what = "not a file" if Path(path).exists() else "no such file"
+            raise DataError(f"bench --show {path}: {what} (give JSON files written by `replab bench --json`)")
+        data = read_json(path, expect=dict, remedy="write it with `replab bench --json`")
+        for key in ("not_run", "failed"):  # lists where bench writes them (their items are shown as text)
+            if data.get(key) is not None and not isinstance(data[key], list):
+                raise DataError(f"{path}: {key} = {_short(data[key])}: not a value bench writes (a list; a hand "
+                                "edit, or a file of another program)")
         found = data.get("results")
         if found == [] and data.get("complete") is False:  # a run stopped (timed out, failed) before its first paper
-            print(f"bench --show: {path}: no results (the run stopped before its first paper); left out",
-                  file=sys.stderr)
+            notes.append(f"{path}: no results (the run stopped before its first paper); left out")
+            print(f"bench --show: {notes[-1]}", file=sys.stderr)
             continue
         if not isinstance(found, list) or not found or not all(
                 isinstance(r, dict) and isinstance(r.get("paper"), str) and isinstance(r.get("run"), dict)
@@ -917,9 +922,11 @@ def show(paths: list[str], papers: list[str] | None = None, markdown: bool = Fal
                             "paper and run)")
         if data.get("complete") is False:
             left = ", ".join(map(str, data.get("not_run") or [])) or "its last paper"
-            print(f"bench --show: {path}: the run stopped before {left}", file=sys.stderr)
+            notes.append(f"{path}: the run stopped before {left}")
+            print(f"bench --show: {notes[-1]}", file=sys.stderr)
         if failed := [str(f.get("paper")) for f in data.get("failed") or [] if isinstance(f, dict)]:
-            print(f"bench --show: {path}: failed in that run: {', '.join(failed)}", file=sys.stderr)
+            notes.append(f"{path}: failed in that run: {', '.join(failed)}")
+            print(f"bench --show: {notes[-1]}", file=sys.stderr)
         for i, result in enumerate(found):
             if result["paper"] not in wanted:
                 continue
@@ -932,7 +939,7 @@ def show(paths: list[str], papers: list[str] | None = None, markdown: bool = Fal
                     break
                 try:
                     _cell(result, key, fmt)
-                except (KeyError, ValueError, TypeError, AttributeError, IndexError):
+                except (KeyError, ValueError, TypeError, AttributeError, IndexError, OverflowError):
                     bad = key
             if bad is not None:
                 raise DataError(f"{path}: results[{i}].{bad} = {_short(result.get(bad))}: not a value bench writes "
@@ -941,46 +948,57 @@ def show(paths: list[str], papers: list[str] | None = None, markdown: bool = Fal
             by_file.append((path, found[i]))
     if not results:
         raise ParamError(f"bench --show: no results of {', '.join(sorted(wanted))} in {', '.join(paths)}")
-    print(format_step_times(by_file) if markdown else format_table(results))
+    print(format_step_times(by_file, notes) if markdown else format_table(results))
     return results
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _is_number(value: Any, positive: bool = False) -> bool:
+    """A finite JSON number (not a boolean; an integer too large for a float is not), > 0 if `positive`."""
+    try:
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    except OverflowError:
+        return False
+    return math.isfinite(number) and (number > 0 or not positive)
 
 
 def _step_time_fault(result: dict) -> str | None:
     """The first key `format_step_times` reads from `result` that holds no value bench writes, or None: the step
     always, the optional ratio, seeds and sweep fields as a group where present."""
-    if not _is_number(result.get("ms_per_step")):
+    if not _is_number(result.get("ms_per_step"), positive=True):
         return "ms_per_step"
     for key in ("peer_ratio", "seeds_ms_per_step", "sweep_hours", "sweep_hours_seeds_together"):
-        if result.get(key) is not None and not _is_number(result[key]):
+        if result.get(key) is not None and not _is_number(result[key], positive=True):
             return key
-    if result.get("seeds_ms_per_step") is not None and not _is_number(result.get("seeds_together")):
+    if result.get("seeds_ms_per_step") is not None and not _is_number(result.get("seeds_together"), positive=True):
         return "seeds_together"
     if result.get("sweep_hours") is not None:
         if not isinstance(result.get("sweep"), str):
             return "sweep"
         for key in ("sweep_runs", "sweep_steps_per_run"):
-            if not _is_number(result.get(key)):
+            if not _is_number(result.get(key), positive=True):
                 return key
+    if result.get("case") is not None and not isinstance(result["case"], str):
+        return "case"
     return None
 
 
-def format_step_times(entries: list[tuple[str, dict]]) -> str:
+def format_step_times(entries: list[tuple[str, dict]], notes: list[str] = ()) -> str:
     """README's table of measured step times, in Markdown, from (file, result) pairs whose fields passed
     `_step_time_fault`: a row per paper (its case as in the first file that has it: "?" if none says), a column
     per file (its device, sizes and how replab's loop ran: eager, replayed as CUDA graphs, compiled), each cell the
     median training step in ms, its samples/s over the peer loop's where the run had one, and the step of the seeds
     trained together where it timed them; a case other than the row's is named in its cell; a paper a file
     holds twice (a hand edit) shows its first result. Below, a row per projected sweep (paper, sweep, runs × steps
-    per run): the training steps' hours, one seed after another and seeds together."""
+    per run): the training steps' hours, one seed after another and seeds together; then `notes` (runs that stopped
+    early or whose papers failed), a line each. Text from the files is escaped for Markdown's table cells."""
     files = list(dict.fromkeys(path for path, _ in entries))
     papers = list(dict.fromkeys(result["paper"] for _, result in entries))
     found: dict[tuple[str, str], dict] = {}
     for path, result in entries:
         found.setdefault((path, result["paper"]), result)
+
+    def text(value: Any) -> str:  # a cell's text: one line, no column separator
+        return " ".join(str(value).split()).replace("|", "\\|")
 
     def head(r: dict) -> str:
         sizes = f"{r['profile']} sizes" if r.get("profile") else "params.yaml's sizes"
@@ -989,32 +1007,35 @@ def format_step_times(entries: list[tuple[str, dict]]) -> str:
     def cell(result: dict | None, case: str) -> str:
         if result is None:
             return "–"
-        text = f"{result['ms_per_step']:.2f} ms"
+        line = f"{result['ms_per_step']:.2f} ms"
         if result.get("peer_ratio") is not None:
-            text += f", {result['peer_ratio']:.2f}× the peer"
+            line += f", {result['peer_ratio']:.2f}× the peer"
         if result.get("seeds_ms_per_step") is not None:
-            text += f"; {result['seeds_together']} seeds together {result['seeds_ms_per_step']:.2f} ms"
-        return text + (f" ({result.get('case', '?')})" if result.get("case", "?") != case else "")
+            line += f"; {result['seeds_together']} seeds together {result['seeds_ms_per_step']:.2f} ms"
+        return line + (f" ({text(result.get('case') or '?')})" if (result.get("case") or "?") != case else "")
 
-    def hours(r: dict) -> str:
+    def hours(h: float) -> str:  # hundredths, or two significant digits below them (a smoke profile's sweep)
+        return f"{h:.2f} h" if h >= 0.01 else f"{h:.2g} h"
+
+    def sweep_cell(r: dict) -> str:
         together = r.get("sweep_hours_seeds_together")
-        return f"{r['sweep_hours']:.2f} h" + (f", {together:.2f} h seeds together" if together is not None else "")
+        return hours(r["sweep_hours"]) + (f", {hours(together)} seeds together" if together is not None else "")
 
     heads = {path: next(head(r) for p, r in entries if p == path) for path in files}
-    lines = ["| paper (case) | " + " | ".join(f"{heads[f]} (`{f}`)" for f in files) + " |",
+    lines = ["| paper (case) | " + " | ".join(f"{text(heads[f])} (`{text(f)}`)" for f in files) + " |",
              "|---|" + "---|" * len(files)]
     for paper in papers:
-        case = next(found[f, paper].get("case", "?") for f in files if (f, paper) in found)
+        case = text(next(found[f, paper].get("case") or "?" for f in files if (f, paper) in found))
         lines.append(f"| {paper} ({case}) | " + " | ".join(cell(found.get((f, paper)), case) for f in files) + " |")
     sweeps: dict[tuple, dict[str, dict]] = {}  # (paper, sweep, runs, steps per run) → {file: result}
     for (path, paper), result in found.items():
         if result.get("sweep_hours") is not None:
-            what = (paper, result["sweep"], result["sweep_runs"], result["sweep_steps_per_run"])
+            what = (paper, text(result["sweep"]), result["sweep_runs"], result["sweep_steps_per_run"])
             sweeps.setdefault(what, {})[path] = result
     for (paper, sweep, runs, steps), by_path in sweeps.items():
         lines.append(f"| {paper}, {sweep}: training steps projected ({runs:,} × {steps:,}) | "
-                     + " | ".join(hours(by_path[f]) if f in by_path else "–" for f in files) + " |")
-    return "\n".join(lines)
+                     + " | ".join(sweep_cell(by_path[f]) if f in by_path else "–" for f in files) + " |")
+    return "\n".join([*lines, *(["", *(f"- {text(note)}" for note in notes)] if notes else [])])
 
 
 def _short(value: Any) -> str:

@@ -76,17 +76,20 @@ def _compose(args) -> None:
 def composed_value_error(message: str, overrides: list[str]) -> str:
     """A check's `params.yaml: …` about a freshly composed file, named by the command that composed it rather than
     by params.yaml (which it leaves unwritten): with the override that set a key the message names (its leading key
-    or a `backticked` one, or a section above either; the most specific override first), `compose
-    runtime.cuda_graph=maybe: runtime.cuda_graph = 'maybe': must be true or false`; with no overrides, `compose:
-    from conf/: …`; otherwise all the overrides (the value may come from conf/ or through an interpolation)."""
+    or a `backticked` one, a section above either or a key below; the most specific override, the last of equals),
+    `compose runtime.cuda_graph=maybe: runtime.cuda_graph = 'maybe': must be true or false`; with no overrides,
+    `compose: from conf/: …`; otherwise all the overrides (the value may come from conf/ or an interpolation)."""
     prefix = f"{PARAMS_FILE}: "
     if not message.startswith(prefix):
         return message
     detail = message[len(prefix):]
     keys = {re.match(r"[\w.-]*", detail).group(), *re.findall(r"`([\w.-]+)`", detail)} - {""}
-    named = [o for o in overrides
-             if any(k == (name := o.split("=", 1)[0].lstrip("+~")) or k.startswith(f"{name}.") for k in keys)]
-    if named:
+
+    def sets(override: str) -> bool:  # the override's key is a named key, a section above one, or a key below one
+        name = override.split("=", 1)[0].lstrip("+~")  # (Hydra's list item `seeds.1` is below `seeds`)
+        return any(k == name or k.startswith(f"{name}.") or name.startswith(f"{k}.") for k in keys)
+
+    if named := [o for o in reversed(overrides) if sets(o)]:  # the last override of a key is the one Hydra keeps
         return f"compose {max(named, key=lambda o: len(o.split('=', 1)[0]))}: {detail}"
     if not overrides:
         return f"compose: from conf/: {detail}"
@@ -254,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, metavar="N",
                    help="also time N ≥ 2 seeds trained together as one vmap-batched model (aae_ssl) against N "
                         "single-seed steps (default: off)")
-    p.add_argument("--show", nargs="+", metavar="JSON",
+    p.add_argument("--show", nargs="+", action="extend", metavar="JSON",
                    help="print the results of earlier --json runs (other machines: a CPU's beside a GPU's) as one "
                         "table instead of measuring; paper names choose its columns")
     p.add_argument("--markdown", action="store_true",

@@ -293,33 +293,39 @@ def _finite_float(text: str, missing: bool) -> float | None:
 
 
 def read_json(path: str | os.PathLike, expect: type | None = None, stage: str = "",
-              non_finite: str = "error") -> Any:
+              non_finite: str = "error", remedy: str = "") -> Any:
     """Parse a JSON file. A non-finite number (the non-standard NaN / Infinity tokens, or 1e999) is a DataError
     naming the file (`non_finite="error"`: replab writes a missing value as null, so such a number in a record or
     meta.json is damage, never a value to carry on), or reads as None (`"missing"`: metrics files, whose readers
     show and count missing values). With `expect` (dict or list), any other top-level value is a DataError naming
-    the file; `stage` (the DVC stage that writes it, e.g. "prepare@mnist5k") goes into the hint of that error."""
+    the file; `stage` (the DVC stage that writes it, e.g. "prepare@mnist5k") goes into the hint of that error, or
+    `remedy` in its place for a file no stage writes (`replab bench --json`'s). Bytes that are not UTF-8 text (a
+    binary file) are a DataError saying so."""
     path = Path(path)
     missing = non_finite == "missing"
+    hint = remedy or rerun_hint(stage)
     try:
-        value = json.loads(path.read_text(), parse_constant=lambda token: _non_finite(token, missing),
+        value = json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda token: _non_finite(token, missing),
                            parse_float=lambda text: _finite_float(text, missing))
     except _NonFiniteToken as err:
         raise DataError(f"{path}: holds the number {err}, which replab never writes (a missing value is null); "
-                        f"{rerun_hint(stage)}") from None
+                        f"{hint}") from None
     except FileNotFoundError:
         raise DataError(f"{path}: missing (run the stage that produces it: `dvc repro`)") from None
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})"
-                        + (f"; {rerun_hint(stage)}" if stage else "")) from None
+                        + (f"; {hint}" if stage or remedy else "")) from None
+    except UnicodeDecodeError as err:  # (a ValueError: before BEYOND_PYTHON)
+        raise DataError(f"{path}: not UTF-8 text, as JSON is (an undecodable byte at offset {err.start}); "
+                        f"{hint}") from None
     except BEYOND_PYTHON as err:
         raise DataError(f"{path}: valid JSON that Python cannot read ({beyond_python(err)})"
-                        + (f"; {rerun_hint(stage)}" if stage else "")) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: unreadable ({err}); {rerun_hint(stage)}") from None
+                        + (f"; {hint}" if stage or remedy else "")) from None
+    except OSError as err:
+        raise DataError(f"{path}: unreadable ({err}); {hint}") from None
     if expect is not None and not isinstance(value, expect):
         raise DataError(f"{path}: top level is {_JSON_KINDS.get(type(value), type(value).__name__)}, expected "
-                        f"{_JSON_KINDS.get(expect, expect.__name__)}; {rerun_hint(stage)}")
+                        f"{_JSON_KINDS.get(expect, expect.__name__)}; {hint}")
     return value
 
 
