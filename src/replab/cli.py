@@ -115,7 +115,7 @@ def _bench(args) -> None:
     if given := [name for name, value in measuring.items() if value is not None]:  # (given at all, also 0 or "")
         raise ParamError(f"bench --show prints earlier results and measures nothing: give it without "
                          f"{', '.join(given)}")
-    bench.show(args.show, args.papers, args.markdown)  # (paper names choose the columns)
+    bench.show(args.show, args.papers, args.markdown)  # (paper names choose the papers shown)
 
 
 def _check(args) -> None:
@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "single-seed steps (default: off)")
     p.add_argument("--show", nargs="+", action="extend", metavar="JSON",
                    help="print the results of earlier --json runs (other machines: a CPU's beside a GPU's) as one "
-                        "table instead of measuring; paper names choose its columns")
+                        "table instead of measuring; paper names choose its papers")
     p.add_argument("--markdown", action="store_true",
                    help="with --show: README's step-time table in Markdown instead (a row per paper, a column per "
                         "file: ms per step, × the peer, seeds together; aae_ssl's projected sweep)")
