@@ -49,9 +49,14 @@ def test_repro_writes_metrics_report_and_figures(repo):
     assert list((repo / "plots/aae_ssl/curves/aae_yz-100-0/plots/metrics").glob("val_error.tsv"))
     # every paper's summary gives its claims in one form, `claims.<name>`: true, false or null (not testable),
     # so that `dvc exp show` / `replab compare` line them up across papers
+    glance = report[report.index("## Claims at a glance"):report.index('<a id="aae_ssl">')]
+    rows = [line for line in glance.splitlines() if line.startswith("| [")]
     for paper in ("aae_ssl", "split_vae", "censor", "autoencoder", "attention_vat"):
         claims = json.loads((repo / f"metrics/{paper}.json").read_text())["claims"]
         assert claims and all(v is None or isinstance(v, bool) for v in claims.values()), paper
+        # the report's first table gives each claim in words (a key in backticks: its paper gave no text)
+        mine = [row for row in rows if row.startswith(f"| [{paper}](#{paper}) |")]
+        assert len(mine) == len(claims) and not any(f"`{key}`" in row for row in mine for key in claims), paper
 
 
 def test_status_clean_and_second_repro_runs_nothing(repo):

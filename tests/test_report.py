@@ -123,6 +123,25 @@ def test_the_report_stage_survives_a_diverged_run_and_names_it(in_tmp, monkeypat
                        "claim": None}
 
 
+
+def test_claims_at_a_glance_gives_every_claim_in_words_with_its_verdict():
+    """The report's first table: each section's claims in order, in its words (the key where it gave none), each
+    verdict, the counts, and the devices trained on; a claim text's '|' cannot split its row."""
+    sections = [
+        report.Section("a", "A", "", {"claims": {"x": True, "y": None}, "run": {"devices": "cpu (AMD EPYC, AVX2)"}},
+                       {"x": "x beats y | z"}),
+        report.Section("b", "B", "", {"claims": {"z": False}, "run": {"devices": "cpu (AMD EPYC, AVX2); cuda (H200)"}}),
+        report.Section("c", "C", "", {}),  # no claims: no rows
+    ]
+    assert report.claims_at_a_glance(sections) == [
+        "## Claims at a glance", "",
+        "1 hold, 1 do not, 1 not checkable; each paper's section gives the numbers and says where a verdict lies "
+        "within the seeds' spread. Trained on cpu (AMD EPYC, AVX2); cuda (H200): such a verdict can read otherwise "
+        "on another CPU or GPU (README, Quick start).", "",
+        "| paper | claim | verdict |\n|---|---|---|\n| [a](#a) | x beats y \\| z | **holds** |\n"
+        "| [a](#a) | `y` | not checkable |\n| [b](#b) | `z` | **does not hold** |", ""]
+    assert report.claims_at_a_glance([sections[2]]) == []
+
 @pytest.mark.parametrize("x, reason", [
     (np.ones((50, 8)), "all 50 points are identical"),  # constant latents: TSNE segfaults on these
     (np.full((40, 3), 0.25) + np.random.default_rng(0).normal(size=(40, 3)) * 1e-150, "identical up to rounding"),

@@ -40,6 +40,7 @@ class Section:
     title: str
     markdown: str
     summary: dict[str, Any] = field(default_factory=dict)
+    claim_texts: dict[str, str] = field(default_factory=dict)  # summary["claims"]' keys in words (the report's table)
 
 
 _LAST_READ: list[str] = []  # "<file>: <key>" of the last metrics value a report read (named when it breaks)
@@ -416,6 +417,29 @@ def save_figure(fig, path: str | Path) -> str:
     return str(path.relative_to(REPORT_PATH.parent))
 
 
+def claims_at_a_glance(sections: Sequence[Section]) -> list[str]:
+    """The report's first table: every paper's claims (its summary's `claims`, in order) in words (its section's
+    `claim_texts`; the key where a text is missing), each verdict (holds / does not hold / not checkable) with a
+    link to the section that gives its numbers, the verdicts counted, and the devices the variants ran on: a
+    verdict whose margin lies within the seeds' spread can read otherwise on another CPU or GPU."""
+    rows, counts = [], {"holds": 0, "does not hold": 0, "not checkable": 0}
+    for s in sections:
+        for key, holds in s.summary.get("claims", {}).items():
+            verdict = verdict_words(holds, "not checkable")
+            counts[verdict] += 1
+            text = s.claim_texts.get(key, f"`{key}`").replace("|", "\\|")
+            rows.append([f"[{s.paper}](#{s.paper})", text, f"**{verdict}**" if holds is not None else verdict])
+    if not rows:
+        return []
+    devices = sorted({d for s in sections for d in s.summary.get("run", {}).get("devices", "").split("; ") if d})
+    return ["## Claims at a glance", "",
+            f"{counts['holds']} hold, {counts['does not hold']} do not, {counts['not checkable']} not checkable; "
+            "each paper's section gives the numbers and says where a verdict lies within the seeds' spread. "
+            f"Trained on {'; '.join(devices) or 'an unrecorded device'}: such a verdict can read otherwise on "
+            "another CPU or GPU (README, Quick start).", "",
+            md_table(["paper", "claim", "verdict"], rows), ""]
+
+
 def run_summary(records: Iterable[dict]) -> dict[str, Any]:
     """Where and how fast the variants ran (from the `run` block every metrics file carries). `threads`: the torch
     CPU thread counts they were trained with, e.g. "2" or "1, 2", which can differ from params.yaml's
@@ -495,6 +519,7 @@ def main() -> None:
         "",
         "Contents: " + ", ".join(f"[{s.paper}](#{s.paper})" for s in sections),
         "",
+        *claims_at_a_glance(sections),
     ]
     body = [f'<a id="{s.paper}"></a>\n\n## {s.title}\n\n{s.markdown.strip()}\n' for s in sections]
     with atomic_path(REPORT_PATH, suffix=".md") as tmp:

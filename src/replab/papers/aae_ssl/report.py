@@ -25,6 +25,13 @@ from replab.params import MAX_COUNT, SEED_MAX
 VARIANT = report.schema("Variant", {"model": (str, {"choices": MODELS}), "n_labeled": (int, {"ge": 1, "le": MAX_COUNT}),
                                     "seed": (int, {"ge": 0, "le": SEED_MAX}), "dataset": (str, {"nonempty": True})})
 
+CLAIM_TEXTS = {  # summary["claims"] in words, as Table 1's and Fig. 3's paragraphs state them
+    "aae_yz_beats_baselines": "AAE(y,z) has a lower test error than AE and AAE(z) at every Nl (Table 1)",
+    "lead_larger_at_smaller_nl": "AAE(y,z)'s lead over the better baseline is larger at smaller Nl (Table 1)",
+    "fig3_aae_yz_more_near_zero_than_ae": "AAE(y,z)'s latent correlation matrix has more components near 0 than the "
+                                          "AE's (Fig. 3)",
+}
+
 
 def _close_call_list(close_calls: list[str], failures: list[str]) -> list[str]:
     """The comparisons within the seeds' spread, those already quoted as failures named by reference (not twice)."""
@@ -206,7 +213,9 @@ def summarize(cfg: Config, params: dict):
         "dataset": cfg.dataset,
         "run": report.run_summary(records.values()),
     }
-    return report.Section("aae_ssl", "aae_ssl — semi-supervised AAE with content/style split (seed 000)", md, summary)
+    return report.Section("aae_ssl", "aae_ssl — semi-supervised AAE with content/style split (seed 000)", md, summary,
+                          CLAIM_TEXTS)
+
 
 
 def baseline_margins(means: dict, models: list[str]) -> dict[int, float | None]:

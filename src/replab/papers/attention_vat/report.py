@@ -380,7 +380,7 @@ def summarize(cfg, params: dict):
     summary = {"datasets": per_ds, "claims": {c: flags[c] for c in PAPER_CLAIMS}, "claim_verdicts": words,
                "run": report.run_summary(records.values())}
     return report.Section(PAPER, "attention_vat — virtual adversarial training on attention (seed 004)",
-                          "\n".join(md), summary)
+                          "\n".join(md), summary, PAPER_CLAIMS)
 
 
 def fig2_figure(per_ds: dict, out_path: Path) -> str | None:

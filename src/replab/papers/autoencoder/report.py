@@ -160,4 +160,4 @@ def summarize(cfg: Config, params: dict):
         md += [f"![{m}]({rel})", ""]
     summary["run"] = report.run_summary(records.values())
     return report.Section(PAPER, "autoencoder — the basic autoencoder (seed 003, Keras blog)", "\n".join(md),
-                          summary)
+                          summary, claim_text)

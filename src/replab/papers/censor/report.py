@@ -169,7 +169,7 @@ def summarize(cfg: Config, params: dict):
     md += [f"![Fig. 2 trade-off]({fig2})", "", f"![Fig. 3 learning curves]({fig3})", ""]
     summary["run"] = report.run_summary(records.values())
     return report.Section(PAPER, "censor — AFL vs SCT vs LSM: remove the user, keep the activity (seed 002)",
-                          "\n".join(md), summary)
+                          "\n".join(md), summary, _claim_texts())
 
 
 def windows_check(counts: dict) -> str:

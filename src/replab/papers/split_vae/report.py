@@ -247,7 +247,7 @@ def summarize(cfg: Config, params: dict):
     summary["claims"] = claims
     summary["run"] = report.run_summary(records.values())
     return report.Section(PAPER, "split_vae — VAE with two bottlenecks, digit vs writer (seed 001)",
-                          "\n".join(md), summary)
+                          "\n".join(md), summary, claim_text)
 
 
 def _slant_in_a_about_as_in_b(r2: dict[str, dict | None], margin: float = 0.05) -> bool:
