@@ -1040,6 +1040,10 @@ def test_show_names_what_is_wrong_with_a_file_in_one_line(in_repo, tmp_path, mon
                           "hand edit, or a file of another program)")):
         assert cli(["bench", "--show", f"{tmp_path}/{name}"]) == 2, name
         assert capsys.readouterr().err == f"error: {message}\n"
+    write_json(tmp_path / "other.json", {**data, "results": [*data["results"], {**data["results"][0], "paper": "gan"}]})
+    assert cli(["bench", "--show", f"{tmp_path}/other.json"]) == 0
+    assert capsys.readouterr().err == (f"bench --show: {tmp_path}/other.json: results[1] is of 'gan', not a paper of "
+                                       "replab; left out\n")
     odd = tmp_path / "odd|name.json"
     write_json(odd, {**data, "results": [{**data["results"][0], "case": "a | b\nc"}]})
     assert cli(["bench", "--show", str(good), "--show", str(odd), "--markdown"]) == 0

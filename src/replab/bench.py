@@ -928,6 +928,9 @@ def show(paths: list[str], papers: list[str] | None = None, markdown: bool = Fal
             notes.append(f"{path}: failed in that run: {', '.join(failed)}")
             print(f"bench --show: {notes[-1]}", file=sys.stderr)
         for i, result in enumerate(found):
+            if result["paper"] not in PAPERS:  # (a hand edit, or a paper this checkout does not have)
+                print(f"bench --show: {path}: results[{i}] is of {result['paper']!r}, not a paper of replab; left out",
+                      file=sys.stderr)
             if result["paper"] not in wanted:
                 continue
             # the path as given: two machines' .ci/gpu-bench folders hold files of the same names
