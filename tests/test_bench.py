@@ -1050,6 +1050,8 @@ def test_show_names_what_is_wrong_with_a_file_in_one_line(in_repo, tmp_path, mon
     table = capsys.readouterr().out.splitlines()
     assert table[0].endswith(f"(`{str(odd).replace('|', chr(92) + '|')}`) |") and table[0].count("(`") == 2
     assert table[2] == "| censor (toy) | 1.00 ms, 3.00× the peer | 1.00 ms, 3.00× the peer (a \\| b c) |"
+    assert cli(["bench", "--show", str(odd), "--markdown"]) == 0  # its own row: the case not repeated in its cell
+    assert capsys.readouterr().out.splitlines()[2] == "| censor (a \\| b c) | 1.00 ms, 3.00× the peer |"
 
 
 def test_show_reads_the_json_of_an_older_bench(in_repo, tmp_path, capsys):

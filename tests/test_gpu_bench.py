@@ -166,6 +166,14 @@ sys.exit(1 if stopped else 0)
     # a later call with fewer runs tables its own runs only, not the files the first left in the folder
     assert gpu_bench(tmp_path, out, PYTHON=str(fake), RUNS="eager").returncode == 0
     assert (out / "step-times.md").read_text().splitlines()[0].count("(`") == 2
+    # a run that fails before bench writes its JSON leaves no earlier call's file to be tabled as its own
+    assert (out / "paper-step-graph-papers.json").exists()
+    broken = tmp_path / "broken"
+    broken.write_text(f"#!/bin/sh\ncase \"$*\" in *--json*) exit 3 ;; *) exec {fake} \"$@\" ;; esac\n")
+    broken.chmod(0o755)
+    assert gpu_bench(tmp_path, out, PYTHON=str(broken), RUNS="eager step-graph-papers").returncode == 1
+    assert not (out / "paper-step-graph-papers.json").exists() and not (out / "paper-eager.json").exists()
+    assert (out / "step-times.md").read_text().splitlines()[0].count("(`") == 2  # the earlier table stays
 
 
 # What a CUDA image with PyTorch is assumed to hold (.ci/gpu-wheels' header; packaging comes with its matplotlib);

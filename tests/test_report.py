@@ -135,9 +135,10 @@ def test_claims_at_a_glance_gives_every_claim_in_words_with_its_verdict():
     ]
     assert report.claims_at_a_glance(sections) == [
         "## Claims at a glance", "",
-        "1 hold, 1 do not, 1 not checkable; each paper's section gives the numbers and says where a verdict lies "
-        "within the seeds' spread. Trained on cpu (AMD EPYC, AVX2); cuda (H200): such a verdict can read otherwise "
-        "on another CPU or GPU (README, Quick start).", "",
+        "1 holds, 1 does not, 1 not checkable. Each paper's section gives the numbers; where it trains several seeds "
+        "it says which verdicts lie within their spread (with one seed, no verdict is flagged). Trained on cpu (AMD "
+        "EPYC, AVX2); cuda (H200): a verdict by a narrow margin can read otherwise on another CPU or GPU (README, "
+        "Quick start).", "",
         "| paper | claim | verdict |\n|---|---|---|\n| [a](#a) | x beats y \\| z | **holds** |\n"
         "| [a](#a) | `y` | not checkable |\n| [b](#b) | `z` | **does not hold** |", ""]
     assert report.claims_at_a_glance([sections[2]]) == []

@@ -895,8 +895,9 @@ def show(paths: list[str], papers: list[str] | None = None, markdown: bool = Fal
     bench did not write shows as "–" or "?". With `markdown`, README's table of step times instead
     (`format_step_times`: `papers` choose its rows). A file that is not such a result, or holds a value the table
     cannot show, is a DataError naming the file and the key; a run that stopped before its last paper, or in which
-    papers failed, is said on stderr, and one that stopped before its first (bench writes its JSON at the start) is
-    left out with a line there; none of `papers` in any file is a ParamError."""
+    papers failed, is said on stderr, and one that stopped before its first (bench writes its JSON at the start), or a
+    result of a paper replab does not have, is left out with a line there (and below the Markdown table); none of
+    `papers` in any file is a ParamError."""
     from replab.papers import PAPERS
 
     wanted = set(known_papers(papers or list(PAPERS)))
@@ -929,8 +930,8 @@ def show(paths: list[str], papers: list[str] | None = None, markdown: bool = Fal
             print(f"bench --show: {notes[-1]}", file=sys.stderr)
         for i, result in enumerate(found):
             if result["paper"] not in PAPERS:  # (a hand edit, or a paper this checkout does not have)
-                print(f"bench --show: {path}: results[{i}] is of {result['paper']!r}, not a paper of replab; left out",
-                      file=sys.stderr)
+                notes.append(f"{path}: results[{i}] is of {result['paper']!r}, not a paper of replab; left out")
+                print(f"bench --show: {notes[-1]}", file=sys.stderr)
             if result["paper"] not in wanted:
                 continue
             # the path as given: two machines' .ci/gpu-bench folders hold files of the same names
@@ -966,7 +967,8 @@ def _is_number(value: Any, positive: bool = False) -> bool:
 
 def _step_time_fault(result: dict) -> str | None:
     """The first key `format_step_times` reads from `result` that holds no value bench writes, or None: the step
-    always, the optional ratio, seeds and sweep fields as a group where present."""
+    always, the optional ratio, seeds and sweep fields as a group where present (each a finite number > 0, counts
+    and the sweep's name as such), and the case (a string) where present."""
     if not _is_number(result.get("ms_per_step"), positive=True):
         return "ms_per_step"
     for key in ("peer_ratio", "seeds_ms_per_step", "sweep_hours", "sweep_hours_seeds_together"):
@@ -1015,7 +1017,8 @@ def format_step_times(entries: list[tuple[str, dict]], notes: list[str] = ()) ->
             line += f", {result['peer_ratio']:.2f}× the peer"
         if result.get("seeds_ms_per_step") is not None:
             line += f"; {result['seeds_together']} seeds together {result['seeds_ms_per_step']:.2f} ms"
-        return line + (f" ({text(result.get('case') or '?')})" if (result.get("case") or "?") != case else "")
+        own = text(result.get("case") or "?")  # (compared as the row shows it)
+        return line + (f" ({own})" if own != case else "")
 
     def hours(h: float) -> str:  # hundredths, or two significant digits below them (a smoke profile's sweep)
         return f"{h:.2f} h" if h >= 0.01 else f"{h:.2g} h"

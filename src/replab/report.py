@@ -432,11 +432,14 @@ def claims_at_a_glance(sections: Sequence[Section]) -> list[str]:
     if not rows:
         return []
     devices = sorted({d for s in sections for d in s.summary.get("run", {}).get("devices", "").split("; ") if d})
+    n = counts
     return ["## Claims at a glance", "",
-            f"{counts['holds']} hold, {counts['does not hold']} do not, {counts['not checkable']} not checkable; "
-            "each paper's section gives the numbers and says where a verdict lies within the seeds' spread. "
-            f"Trained on {'; '.join(devices) or 'an unrecorded device'}: such a verdict can read otherwise on "
-            "another CPU or GPU (README, Quick start).", "",
+            f"{n['holds']} {'holds' if n['holds'] == 1 else 'hold'}, {n['does not hold']} "
+            f"{'does' if n['does not hold'] == 1 else 'do'} not, {n['not checkable']} not checkable. Each paper's "
+            "section gives the numbers; where it trains several seeds it says which verdicts lie within their spread "
+            "(with one seed, no verdict is flagged). "
+            f"Trained on {'; '.join(devices) or 'an unrecorded device'}: a verdict by a narrow margin can read "
+            "otherwise on another CPU or GPU (README, Quick start).", "",
             md_table(["paper", "claim", "verdict"], rows), ""]
 
 
