@@ -62,7 +62,7 @@ from torch.utils._pytree import tree_map_only
 
 from replab import runtime as rt
 from replab.batches import EndlessBatches
-from replab.io import DataError, PartialFailure, out_of_memory, read_json, write_json
+from replab.io import DataError, PartialFailure, finite, out_of_memory, read_json, write_json
 from replab.params import (
     COMPILE_MODES,
     GRAPH_COMPILE_MODES,
@@ -902,6 +902,11 @@ def show(paths: list[str], papers: list[str] | None = None, markdown: bool = Fal
 
     wanted = set(known_papers(papers or list(PAPERS)))
     results, by_file, notes = [], [], []
+
+    def note(text: str) -> None:  # on stderr now, and below the Markdown table
+        notes.append(text)
+        print(f"bench --show: {text}", file=sys.stderr)
+
     for path in paths:
         if not Path(path).is_file():
             what = "not a file" if Path(path).exists() else "no such file"
@@ -913,8 +918,7 @@ def show(paths: list[str], papers: list[str] | None = None, markdown: bool = Fal
                                 "edit, or a file of another program)")
         found = data.get("results")
         if found == [] and data.get("complete") is False:  # a run stopped (timed out, failed) before its first paper
-            notes.append(f"{path}: no results (the run stopped before its first paper); left out")
-            print(f"bench --show: {notes[-1]}", file=sys.stderr)
+            note(f"{path}: no results (the run stopped before its first paper); left out")
             continue
         if not isinstance(found, list) or not found or not all(
                 isinstance(r, dict) and isinstance(r.get("paper"), str) and isinstance(r.get("run"), dict)
@@ -923,29 +927,18 @@ def show(paths: list[str], papers: list[str] | None = None, markdown: bool = Fal
                             "paper and run)")
         if data.get("complete") is False:
             left = ", ".join(map(str, data.get("not_run") or [])) or "its last paper"
-            notes.append(f"{path}: the run stopped before {left}")
-            print(f"bench --show: {notes[-1]}", file=sys.stderr)
+            note(f"{path}: the run stopped before {left}")
         if failed := [str(f.get("paper")) for f in data.get("failed") or [] if isinstance(f, dict)]:
-            notes.append(f"{path}: failed in that run: {', '.join(failed)}")
-            print(f"bench --show: {notes[-1]}", file=sys.stderr)
+            note(f"{path}: failed in that run: {', '.join(failed)}")
         for i, result in enumerate(found):
             if result["paper"] not in PAPERS:  # (a hand edit, or a paper this checkout does not have)
-                notes.append(f"{path}: results[{i}] is of {result['paper']!r}, not a paper of replab; left out")
-                print(f"bench --show: {notes[-1]}", file=sys.stderr)
+                note(f"{path}: results[{i}] is of {result['paper']!r}, not a paper of replab; left out")
             if result["paper"] not in wanted:
                 continue
             # the path as given: two machines' .ci/gpu-bench folders hold files of the same names
             result = {**result, "paper": f"{result['paper']} · {path}"}
             # every field the step-time table reads, then every cell this file gives: a damaged value names itself
-            bad = _step_time_fault(result) if markdown else None
-            for _, key, fmt in ROWS:
-                if bad is not None:
-                    break
-                try:
-                    _cell(result, key, fmt)
-                except (KeyError, ValueError, TypeError, AttributeError, IndexError, OverflowError):
-                    bad = key
-            if bad is not None:
+            if (bad := (_step_time_fault(result) if markdown else None) or _cell_fault(result)) is not None:
                 raise DataError(f"{path}: results[{i}].{bad} = {_short(result.get(bad))}: not a value bench writes "
                                 "(a hand edit, or a file of another program)")
             results.append(result)
@@ -956,31 +949,37 @@ def show(paths: list[str], papers: list[str] | None = None, markdown: bool = Fal
     return results
 
 
-def _is_number(value: Any, positive: bool = False) -> bool:
-    """A finite JSON number (not a boolean; an integer too large for a float is not), > 0 if `positive`."""
-    try:
-        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
-    except OverflowError:
-        return False
-    return math.isfinite(number) and (number > 0 or not positive)
+def _positive(value: Any) -> bool:
+    """A finite JSON number > 0 (`io.finite`: not a boolean, nor an integer beyond a float)."""
+    return (number := finite(value)) is not None and number > 0
+
+
+def _cell_fault(result: dict) -> str | None:
+    """The key of the first row of the wide table (ROWS) whose cell `result` cannot give, or None."""
+    for _, key, fmt in ROWS:
+        try:
+            _cell(result, key, fmt)
+        except (KeyError, ValueError, TypeError, AttributeError, IndexError, OverflowError):
+            return key
+    return None
 
 
 def _step_time_fault(result: dict) -> str | None:
     """The first key `format_step_times` reads from `result` that holds no value bench writes, or None: the step
     always, the optional ratio, seeds and sweep fields as a group where present (each a finite number > 0, counts
     and the sweep's name as such), and the case (a string) where present."""
-    if not _is_number(result.get("ms_per_step"), positive=True):
+    if not _positive(result.get("ms_per_step")):
         return "ms_per_step"
     for key in ("peer_ratio", "seeds_ms_per_step", "sweep_hours", "sweep_hours_seeds_together"):
-        if result.get(key) is not None and not _is_number(result[key], positive=True):
+        if result.get(key) is not None and not _positive(result[key]):
             return key
-    if result.get("seeds_ms_per_step") is not None and not _is_number(result.get("seeds_together"), positive=True):
+    if result.get("seeds_ms_per_step") is not None and not _positive(result.get("seeds_together")):
         return "seeds_together"
     if result.get("sweep_hours") is not None:
         if not isinstance(result.get("sweep"), str):
             return "sweep"
         for key in ("sweep_runs", "sweep_steps_per_run"):
-            if not _is_number(result.get(key), positive=True):
+            if not _positive(result.get(key)):
                 return key
     if result.get("case") is not None and not isinstance(result["case"], str):
         return "case"
@@ -1002,8 +1001,7 @@ def format_step_times(entries: list[tuple[str, dict]], notes: list[str] = ()) ->
     for path, result in entries:
         found.setdefault((path, result["paper"]), result)
 
-    def text(value: Any) -> str:  # a cell's text: one line, no column separator
-        return " ".join(str(value).split()).replace("|", "\\|")
+    from replab.report import md_cell  # (a cell's text: one line, no column separator)
 
     def head(r: dict) -> str:
         sizes = f"{r['profile']} sizes" if r.get("profile") else "params.yaml's sizes"
@@ -1017,7 +1015,7 @@ def format_step_times(entries: list[tuple[str, dict]], notes: list[str] = ()) ->
             line += f", {result['peer_ratio']:.2f}× the peer"
         if result.get("seeds_ms_per_step") is not None:
             line += f"; {result['seeds_together']} seeds together {result['seeds_ms_per_step']:.2f} ms"
-        own = text(result.get("case") or "?")  # (compared as the row shows it)
+        own = md_cell(result.get("case") or "?")  # (compared as the row shows it)
         return line + (f" ({own})" if own != case else "")
 
     def hours(h: float) -> str:  # hundredths, or two significant digits below them (a smoke profile's sweep)
@@ -1028,20 +1026,20 @@ def format_step_times(entries: list[tuple[str, dict]], notes: list[str] = ()) ->
         return hours(r["sweep_hours"]) + (f", {hours(together)} seeds together" if together is not None else "")
 
     heads = {path: next(head(r) for p, r in entries if p == path) for path in files}
-    lines = ["| paper (case) | " + " | ".join(f"{text(heads[f])} (`{text(f)}`)" for f in files) + " |",
+    lines = ["| paper (case) | " + " | ".join(f"{md_cell(heads[f])} (`{md_cell(f)}`)" for f in files) + " |",
              "|---|" + "---|" * len(files)]
     for paper in papers:
-        case = text(next(found[f, paper].get("case") or "?" for f in files if (f, paper) in found))
+        case = md_cell(next(found[f, paper].get("case") or "?" for f in files if (f, paper) in found))
         lines.append(f"| {paper} ({case}) | " + " | ".join(cell(found.get((f, paper)), case) for f in files) + " |")
     sweeps: dict[tuple, dict[str, dict]] = {}  # (paper, sweep, runs, steps per run) → {file: result}
     for (path, paper), result in found.items():
         if result.get("sweep_hours") is not None:
-            what = (paper, text(result["sweep"]), result["sweep_runs"], result["sweep_steps_per_run"])
+            what = (paper, md_cell(result["sweep"]), result["sweep_runs"], result["sweep_steps_per_run"])
             sweeps.setdefault(what, {})[path] = result
     for (paper, sweep, runs, steps), by_path in sweeps.items():
         lines.append(f"| {paper}, {sweep}: training steps projected ({runs:,} × {steps:,}) | "
                      + " | ".join(sweep_cell(by_path[f]) if f in by_path else "–" for f in files) + " |")
-    return "\n".join([*lines, *(["", *(f"- {text(note)}" for note in notes)] if notes else [])])
+    return "\n".join([*lines, *(["", *(f"- {md_cell(note)}" for note in notes)] if notes else [])])
 
 
 def _short(value: Any) -> str:

@@ -417,6 +417,11 @@ def save_figure(fig, path: str | Path) -> str:
     return str(path.relative_to(REPORT_PATH.parent))
 
 
+def md_cell(value: Any) -> str:
+    """`value` as the text of one Markdown table cell: on one line, its '|' escaped (a column separator otherwise)."""
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
 def claims_at_a_glance(sections: Sequence[Section]) -> list[str]:
     """The report's first table: every paper's claims (its summary's `claims`, in order) in words (its section's
     `claim_texts`; the key where a text is missing), each verdict (holds / does not hold / not checkable) with a
@@ -427,15 +432,15 @@ def claims_at_a_glance(sections: Sequence[Section]) -> list[str]:
         for key, holds in s.summary.get("claims", {}).items():
             verdict = verdict_words(holds, "not checkable")
             counts[verdict] += 1
-            text = s.claim_texts.get(key, f"`{key}`").replace("|", "\\|")
-            rows.append([f"[{s.paper}](#{s.paper})", text, f"**{verdict}**" if holds is not None else verdict])
+            rows.append([f"[{s.paper}](#{s.paper})", md_cell(s.claim_texts.get(key, f"`{key}`")),
+                         f"**{verdict}**" if holds is not None else verdict])
     if not rows:
         return []
     devices = sorted({d for s in sections for d in s.summary.get("run", {}).get("devices", "").split("; ") if d})
-    n = counts
+    holds, fails = counts["holds"], counts["does not hold"]
     return ["## Claims at a glance", "",
-            f"{n['holds']} {'holds' if n['holds'] == 1 else 'hold'}, {n['does not hold']} "
-            f"{'does' if n['does not hold'] == 1 else 'do'} not, {n['not checkable']} not checkable. Each paper's "
+            f"{holds} {'holds' if holds == 1 else 'hold'}, {fails} {'does' if fails == 1 else 'do'} not, "
+            f"{counts['not checkable']} not checkable. Each paper's "
             "section gives the numbers; where it trains several seeds it says which verdicts lie within their spread "
             "(with one seed, no verdict is flagged). "
             f"Trained on {'; '.join(devices) or 'an unrecorded device'}: a verdict by a narrow margin can read "
