@@ -7,10 +7,14 @@ CPUs of other vendors: 190–220 GFLOP/s here for the papers' layer shapes and f
 CPU's instruction set, not its vendor: 430–480 GFLOP/s for the same products. So on such CPUs with AVX-512
 (`ONEDNN_LINEAR`: MKL is PyTorch's BLAS, the x86 CPU is not Intel's and has AVX-512; on an AVX2-only AMD EPYC both
 run AVX2 code and oneDNN gains nothing: `onednn_outruns_mkl`) every fully connected layer of the papers
-computes y = x·Wᵀ + b, ∂x = ∂y·W and ∂W = ∂yᵀ·x with oneDNN's inner product (PyTorch's `mkldnn._linear_pointwise`,
-the kernel its own compiler emits for CPU linear layers) when oneDNN is usable (`torch.backends.mkldnn`), for
-float32 on the CPU, and the product is large enough to pay for oneDNN's ≈ 30 µs more per call
-(`ONEDNN_MIN_MACS`); a paper-size aae_ssl step went from 66 to 40 ms. On an Intel Xeon (AVX-512, 2 threads) MKL
+computes y = x·Wᵀ + b and ∂x = ∂y·W with oneDNN's inner product (PyTorch's `mkldnn._linear_pointwise`, the kernel
+its own compiler emits for CPU linear layers) when oneDNN is usable (`torch.backends.mkldnn`), for float32 on the
+CPU, and the product is large enough to pay for oneDNN's ≈ 30 µs more per call (`ONEDNN_MIN_MACS`); a
+paper-size aae_ssl step went from 66 to 40 ms. The weight gradient ∂W = ∂yᵀ·x stays MKL's `torch.mm`, which reads
+the transposed ∂y in place: oneDNN's inner product needs it copied and was slower for every layer of the papers
+with fewer inputs than outputs (400 rows, 50 → 1000: 0.96 against 0.28 ms; 200 rows, 60 → 1000: 0.49 against
+0.17; 200 × 500 → 1000: 1.32 against 1.08) and within 8 % of it for the rest; a paper-size aae_ssl step 1 % faster
+(eight alternating rounds, medians). On an Intel Xeon (AVX-512, 2 threads) MKL
 is the faster of the two for every layer shape of the papers (forward + backward 10–45 % less time than oneDNN's:
 256 × 500 → 500 2.4 against 3.1 ms), so there, and wherever MKL is not PyTorch's BLAS or the vendor is unknown,
 the layers keep `F.linear`.
@@ -99,6 +103,27 @@ def _onednn_mm_t(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = N
     return torch.ops.mkldnn._linear_pointwise(a, b, bias, "none", [], "")
 
 
+def _ctx_first(function: type[torch.autograd.Function]) -> type[torch.autograd.Function]:
+    """The same Function (forward, saved tensors, backward; named alike) written ctx-first. `apply` of a Function
+    with `setup_context` binds its arguments to forward's signature with `inspect` on every call: 25–35 µs against
+    3.4 µs for a ctx-first one (2 threads, AMD EPYC), 0.5–0.8 ms of a paper-size aae_ssl step's 23 oneDNN layers.
+    The ctx-first form has no torch.func rules (`vmap`, `grad`): callers use it outside those transforms only."""
+
+    def forward(ctx, *args):
+        output = function.forward(*args)
+        function.setup_context(ctx, args, output)
+        return output
+
+    return type(function.__name__, (torch.autograd.Function,),
+                {"forward": staticmethod(forward), "backward": staticmethod(function.backward),
+                 "__doc__": function.__doc__, "__module__": function.__module__})
+
+
+def _in_transform() -> bool:
+    """Inside torch.func transforms or torch.compile's tracing: there only Functions with `setup_context` apply."""
+    return torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active()
+
+
 class _OneDNNLinear(torch.autograd.Function):
     @staticmethod
     def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -120,23 +145,26 @@ class _OneDNNLinear(torch.autograd.Function):
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:  # ∂x = ∂y·W = ∂y·(Wᵀ)ᵀ
             grad_x = _onednn_mm_t(grad2, weight.t()).view(ctx.x_shape)
-        if ctx.needs_input_grad[1]:  # ∂W = ∂yᵀ·x = ∂yᵀ·(xᵀ)ᵀ
-            grad_weight = _onednn_mm_t(grad2.t(), x.reshape(-1, x.shape[-1]).t())
+        if ctx.needs_input_grad[1]:  # ∂W = ∂yᵀ·x, by MKL (the module's docstring says why)
+            grad_weight = torch.mm(grad2.t(), x.reshape(-1, x.shape[-1]))
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_bias = grad2.sum(0)
         return grad_x, grad_weight, grad_bias
 
 
+_OneDNNLinearCtxFirst = _ctx_first(_OneDNNLinear)  # `uses_onednn` is false inside torch.func transforms
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """`F.linear`: x [..., in] · weight [out, in]ᵀ + bias [out] → [..., out]. Where `uses_onednn` (CPUs where
-    MKL runs its generic code; float32 CPU layers of at least ONEDNN_MIN_MACS multiply-adds) oneDNN computes the
-    products of the forward and backward passes: to float rounding the same values as PyTorch's, deterministic for
-    a fixed thread count, once differentiable (a double backward raises). Its backward computes ∂W whenever W
+    MKL runs its generic code; float32 CPU layers of at least ONEDNN_MIN_MACS multiply-adds) oneDNN computes y and
+    ∂x, MKL ∂W: to float rounding the same values as PyTorch's, deterministic for a fixed thread count, once
+    differentiable (a double backward raises). Its backward computes ∂W whenever W
     requires a gradient, also under `torch.autograd.grad(..., inputs)` for other inputs (PyTorch's own linear skips
     it there): freeze the parameters for such passes. Otherwise, and for every shape or dtype error, `F.linear`."""
     if torch.compiler.is_compiling() or not uses_onednn(x, weight, bias):
         return F.linear(x, weight, bias)
-    return _OneDNNLinear.apply(x, weight, bias)
+    return _OneDNNLinearCtxFirst.apply(x, weight, bias)
 
 
 class Linear(nn.Linear):
@@ -189,12 +217,17 @@ class _Tanh(torch.autograd.Function):
         return torch.ops.aten.tanh_backward(grad, out)
 
 
+_BCEWithLogitsCtxFirst, _TanhCtxFirst = _ctx_first(_BCEWithLogits), _ctx_first(_Tanh)
+
+
 def tanh(a: torch.Tensor) -> torch.Tensor:
     """Elementwise hyperbolic tangent, any shape. For float32/float64 on the CPU where `SIGMOID_FORMS` computed as
     2σ(2a) − 1: within 2 ulp of 1 (2.4e-7 in float32) of `torch.tanh` in absolute terms, not relative: near a = 0
     the result is a difference of two numbers near 1 (tanh(1e-8) gives 0, and tanh(−a) = −tanh(a) only to that
     2.4e-7); the gradient is 1 − tanh²(a) of that value. Otherwise `torch.tanh`."""
-    return _Tanh.apply(a) if _ours_here(a) else torch.tanh(a)
+    if not _ours_here(a):
+        return torch.tanh(a)
+    return (_Tanh if _in_transform() else _TanhCtxFirst).apply(a)
 
 
 def bce_with_logits(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -213,7 +246,7 @@ def bce_with_logits(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if target.shape != logits.shape:
         raise ValueError(f"bce_with_logits: target shape {tuple(target.shape)} != logits shape {tuple(logits.shape)}")
     if _ours_here(logits) and target.dtype == logits.dtype:
-        return _BCEWithLogits.apply(logits, target)
+        return (_BCEWithLogits if _in_transform() else _BCEWithLogitsCtxFirst).apply(logits, target)
     return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
 
 
