@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import one_line_naming
-from replab.io import DataError, NonFiniteError, read_json, require_finite, write_json
+from replab.io import DataError, NonFiniteError, one_line, read_json, require_finite, write_json
 
 
 def strict_loads(text: str):
@@ -25,6 +25,11 @@ NON_FINITE = {
     "neg_inf": -np.inf, "array": np.array([1.0, np.nan, np.inf]), "nested": {"roc_auc": [0.5, np.float32("nan")]},
     "tuple": (np.float16("-inf"), 2), "fine": np.float64(0.25), "count": np.int64(3), "flag": np.bool_(True),
 }
+
+
+def test_one_line_escapes_control_characters_and_keeps_the_rest():
+    assert one_line("a\nb\r\tc\x1b[31m ∂x ≥ 1 × 2 | é") == "a\\nb\\r\\tc\\x1b[31m ∂x ≥ 1 × 2 | é"
+    assert one_line(ValueError("line\u2028sep")) == "line\\u2028sep"
 
 
 def test_non_finite_values_are_written_as_strict_json_null(tmp_path):

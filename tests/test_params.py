@@ -443,6 +443,18 @@ def test_compose_reports_hydras_errors_in_one_line(override, message, in_tmp, ca
     assert (in_tmp / "params.yaml").read_text() == before
 
 
+def test_an_override_with_a_line_break_is_named_in_one_line(in_tmp, capsys):
+    """A value pasted with its line break printed the error over two lines; it is shown as its escape."""
+    import shutil
+
+    shutil.copytree(REPO / "conf", in_tmp / "conf")
+    (in_tmp / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    assert main(["compose", "runtime.cuda_graph=may\nbe"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: compose runtime.cuda_graph=may\\nbe: conf/ does not compose: ")
+    assert err.count("\n") == 1 and err.endswith("\n")
+
+
 def _without(params: dict, key: str) -> dict:
     return {k: v for k, v in params.items() if k != key}
 

@@ -28,7 +28,7 @@ import time
 import typing
 from pathlib import Path
 
-from replab.io import DataError, PartialFailure, out_of_memory
+from replab.io import DataError, PartialFailure, one_line, out_of_memory
 from replab.papers import EVALUATE_ALL, PAPERS, Variant, check_params, paper_module, parse_variant
 from replab.params import COMPILE_MODES, PARAMS_FILE, ParamError, read_params
 
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             run_own_code(sys.argv[1:])
         except RuntimeError as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {one_line(err)}", file=sys.stderr)
             return 2
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -338,10 +338,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args)
     except (ParamError, DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
     except PartialFailure as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
                    getattr(args, "paper", "") if args.command in ("train", "evaluate") else "")
         if (message := out_of_memory(err, section)) is None:
             raise
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {one_line(message)}", file=sys.stderr)
         return 2
     if args.command in ("train", "evaluate", "report"):
         print(f"{args.command} finished in {time.perf_counter() - started:.1f} s", file=sys.stderr)

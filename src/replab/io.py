@@ -38,6 +38,13 @@ class PartialFailure(RuntimeError):
     printed and written. Exit status 1 (bad input is a ParamError or DataError instead, exit status 2)."""
 
 
+def one_line(message: Any) -> str:
+    """`message` as one printable line: a line break, tab or other control character (from a user's argument, a
+    file name or a YAML value) shown as its escape, `\\n`, so an error still names the input exactly and stays one
+    line in a terminal and in DVC's logs."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message))
+
+
 def out_of_memory(err: BaseException, section: str = "") -> str | None:
     """One line for an allocation that failed (Python's MemoryError, PyTorch's CPU allocator, CUDA/MPS out of
     memory: usually sizes in params.yaml too large for the device); None for any other error. `section`: the
