@@ -61,7 +61,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map_only
 
 from replab import runtime as rt
-from replab.batches import EndlessBatches
+from replab.batches import EndlessBatches, rows
 from replab.io import DataError, PartialFailure, finite, out_of_memory, read_json, write_json
 from replab.params import (
     COMPILE_MODES,
@@ -467,7 +467,7 @@ def fetch_index(x: torch.Tensor, y: torch.Tensor, batch_size: int, n_batches: in
     def draw(k: int):
         for _ in range(k):
             i = next(batches)
-            batch = x[i], y[i]
+            batch = rows(x, i), rows(y, i)
         _sync(device)
         return batch
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from replab import runtime as rt
-from replab.batches import EndlessBatches
+from replab.batches import EndlessBatches, rows
 from replab.checkpoint import Checkpoints
 from replab.ensemble import Stacked, clip_grad_norm_per_seed, global_stream
 from replab.loaders.images import Images, load_images
@@ -84,7 +84,7 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
                 "best": best, "best_state": best_state, "iteration": it, "samples": clock.samples}
 
     def iteration(il, iu):  # one training iteration on index batches il, iu → (loss, D's loss, Eq. 3's terms)
-        xl, yl, xu = x_lab[il], y_lab[il], x_unl[iu]
+        xl, yl, xu = rows(x_lab, il), rows(y_lab, il), rows(x_unl, iu)
         x = torch.cat([xl, xu])  # one pass so BatchNorm sees labeled and unlabeled images together
         # One encoder pass per iteration (BatchNorm statistics and dropout masks are drawn once).
         y_logits, z = enc_step(x)

@@ -8,7 +8,7 @@ import math
 import torch
 
 from replab import runtime as rt
-from replab.batches import index_batches
+from replab.batches import index_batches, rows
 from replab.checkpoint import Checkpoints
 from replab.io import DataError
 from replab.loaders.images import Images, load_images
@@ -62,7 +62,7 @@ def fit(cfg: Config, model_name: str, schedule: Schedule, x_in: torch.Tensor, ta
                 "epoch": epoch, "last": last}
 
     def iteration(idx):  # one Adam step on the rows idx → the batch's loss
-        loss = bce_loss(step_model(x_in[idx]), target[idx])
+        loss = bce_loss(step_model(rows(x_in, idx)), rows(target, idx))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

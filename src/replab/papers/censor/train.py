@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from replab import runtime as rt
-from replab.batches import EndlessBatches, index_batches, map_batches
+from replab.batches import EndlessBatches, index_batches, map_batches, rows
 from replab.checkpoint import Checkpoints
 from replab.papers.censor.model import (
     BASELINE,
@@ -64,7 +64,7 @@ def pretrain(cfg: Config, data: Windows, device, runtime, generator, live=None, 
                 "generator": generator.get_state(), "epoch": epoch}
 
     def iteration(idx):  # one training iteration on index batch idx → the label loss
-        loss = F.cross_entropy(cls_step(enc_step(x[idx])), y[idx])
+        loss = F.cross_entropy(cls_step(enc_step(rows(x, idx))), rows(y, idx))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -100,14 +100,14 @@ def step2_objective(method: str, lam: float, encoder: nn.Module, classifier: nn.
         i, j, t = batch
         # both windows of every pair in one pass through E and M (E runs without dropout in step 2, so rows are
         # independent: the same z as two passes, with half the operator launches)
-        z = encoder(x[torch.cat([i, j])])
+        z = encoder(rows(x, torch.cat([i, j])))
         z1, z2 = z.chunk(2)
         logits1, logits2 = classifier(z).chunk(2)
         sim_logits = adversary(torch.cat([z1, z2], 1)).squeeze(1)
         loss = sct_encoder_loss if method == "sct" else lsm_encoder_loss
-        return loss(logits1, y[i], logits2, y[j], sim_logits, t, lam)
-    z = encoder(x[batch])
-    return afl_encoder_loss(classifier(z), y[batch], adversary(z), s[batch], lam)
+        return loss(logits1, rows(y, i), logits2, rows(y, j), sim_logits, t, lam)
+    z = encoder(rows(x, batch))
+    return afl_encoder_loss(classifier(z), rows(y, batch), adversary(z), rows(s, batch), lam)
 
 
 def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encoder, classifier: nn.Module,
@@ -160,14 +160,14 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
     def adversary_iteration(*batch):  # step 1 on (i, j, g) pairs or an index batch → (loss, correct guesses)
         if similarity:
             i, j, g = batch
-            logits = adv_step(torch.cat([z_fixed[i], z_fixed[j]], 1)).squeeze(1)
+            logits = adv_step(torch.cat([rows(z_fixed, i), rows(z_fixed, j)], 1)).squeeze(1)
             loss = similarity_loss(logits, g)  # Eq. 2
             correct = ((logits > 0) == (g > 0.5)).sum()
         else:
             (idx,) = batch
-            logits = adv_step(z_fixed[idx])
-            loss = F.cross_entropy(logits, s[idx])  # max_D log q_D(s|z)
-            correct = (logits.argmax(1) == s[idx]).sum()
+            logits = adv_step(rows(z_fixed, idx))
+            loss = F.cross_entropy(logits, rows(s, idx))  # max_D log q_D(s|z)
+            correct = (logits.argmax(1) == rows(s, idx)).sum()
         opt_adv.zero_grad(set_to_none=True)
         loss.backward()
         opt_adv.step()

@@ -8,7 +8,7 @@ import math
 import torch
 
 from replab import runtime as rt
-from replab.batches import index_batches
+from replab.batches import index_batches, rows
 from replab.checkpoint import Checkpoints
 from replab.papers.split_vae.model import (
     EVAL_NOISE_SEED,
@@ -57,7 +57,7 @@ def fit(cfg: Config, latent_dim: int, epochs: int, x: torch.Tensor, y: torch.Ten
                 yield epoch, idx
 
     def iteration(idx):  # one Adam step on the rows idx → the batch's terms (ε_A, ε_B drawn from `generator`)
-        terms = loss_terms(model, x[idx], y[idx], cfg.c1, cfg.c2, generator, objective)
+        terms = loss_terms(model, rows(x, idx), rows(y, idx), cfg.c1, cfg.c2, generator, objective)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         opt.step()
