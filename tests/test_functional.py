@@ -175,8 +175,10 @@ def test_linear_matches_pytorch_in_values_and_every_gradient(shape, bias, any_si
     assert type(ours.grad_fn).__name__ == "_OneDNNLinearBackward"  # the oneDNN path ran, not the fallback
     assert ours.shape == theirs.shape and torch.allclose(ours, theirs, rtol=1e-5, atol=1e-5)
     upstream = torch.randn(theirs.shape, generator=g)
-    for a, c in zip(torch.autograd.grad(ours, inputs, upstream), torch.autograd.grad(theirs, inputs, upstream)):
+    ours_grads, their_grads = torch.autograd.grad(ours, inputs, upstream), torch.autograd.grad(theirs, inputs, upstream)
+    for a, c in zip(ours_grads, their_grads):
         assert torch.allclose(a, c, rtol=1e-5, atol=1e-4)
+    assert torch.equal(ours_grads[1], their_grads[1])  # ∂W: MKL's product, as PyTorch's linear computes it
     # a loss whose upstream gradient is an expanded (stride-0) tensor, and a transposed input
     for a, c in zip(torch.autograd.grad(linear(x, weight, b).sum(), inputs),
                     torch.autograd.grad(F.linear(x, weight, b).sum(), inputs)):

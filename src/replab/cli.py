@@ -180,7 +180,7 @@ class Parser(argparse.ArgumentParser):
     Subcommand parsers are of the same class."""
 
     def error(self, message: str) -> typing.NoReturn:
-        self.exit(2, f"error: {self.prog}: {' '.join(message.split())} (see {self.prog} -h)\n")
+        self.exit(2, f"error: {self.prog}: {one_line(' '.join(message.split()))} (see {self.prog} -h)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

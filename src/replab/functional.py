@@ -10,11 +10,11 @@ run AVX2 code and oneDNN gains nothing: `onednn_outruns_mkl`) every fully connec
 computes y = x·Wᵀ + b and ∂x = ∂y·W with oneDNN's inner product (PyTorch's `mkldnn._linear_pointwise`, the kernel
 its own compiler emits for CPU linear layers) when oneDNN is usable (`torch.backends.mkldnn`), for float32 on the
 CPU, and the product is large enough to pay for oneDNN's ≈ 30 µs more per call (`ONEDNN_MIN_MACS`); a
-paper-size aae_ssl step went from 66 to 40 ms. The weight gradient ∂W = ∂yᵀ·x stays MKL's `torch.mm`, which reads
-the transposed ∂y in place: oneDNN's inner product needs it copied and was slower for every layer of the papers
-with fewer inputs than outputs (400 rows, 50 → 1000: 0.96 against 0.28 ms; 200 rows, 60 → 1000: 0.49 against
-0.17; 200 × 500 → 1000: 1.32 against 1.08) and within 8 % of it for the rest; a paper-size aae_ssl step 1 % faster
-(eight alternating rounds, medians). On an Intel Xeon (AVX-512, 2 threads) MKL
+paper-size aae_ssl step went from 66 to 40 ms. The weight gradient ∂W = ∂yᵀ·x is MKL's `torch.mm`, bit for bit
+`F.linear`'s own, which reads the transposed ∂y in place: oneDNN's inner product needs it copied and was slower for
+every layer of the papers with fewer inputs than outputs (400 rows, 50 → 1000: 0.96 against 0.28 ms; 200 rows,
+60 → 1000: 0.49 against 0.17; 200 × 500 → 1000: 1.32 against 1.08) and within 10 % of it for the rest; a
+paper-size aae_ssl step 1 % faster (eight alternating rounds, medians). On an Intel Xeon (AVX-512, 2 threads) MKL
 is the faster of the two for every layer shape of the papers (forward + backward 10–45 % less time than oneDNN's:
 256 × 500 → 500 2.4 against 3.1 ms), so there, and wherever MKL is not PyTorch's BLAS or the vendor is unknown,
 the layers keep `F.linear`.

@@ -40,8 +40,8 @@ class PartialFailure(RuntimeError):
 
 def one_line(message: Any) -> str:
     """`message` as one printable line: a line break, tab or other control character (from a user's argument, a
-    file name or a YAML value) shown as its escape, `\\n`, so an error still names the input exactly and stays one
-    line in a terminal and in DVC's logs."""
+    file name, a YAML value or a tool's output) shown as its Python escape, `\\n`, so an error stays one line in a
+    terminal and in DVC's logs and still shows where the input had such a character."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message))
 
 
