@@ -455,6 +455,14 @@ def test_an_override_with_a_line_break_is_named_in_one_line(in_tmp, capsys):
     assert err.count("\n") == 1 and err.endswith("\n")
 
 
+def test_a_usage_error_shows_control_characters_as_escapes(capsys):
+    """argparse's errors (an unknown argument) go through the same escape: a terminal never runs one."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", "x\x1b[31my"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "x\\x1b[31my" in err and "\x1b" not in err and err.count("\n") == 1
+
+
 def _without(params: dict, key: str) -> dict:
     return {k: v for k, v in params.items() if k != key}
 
