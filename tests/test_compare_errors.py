@@ -150,6 +150,23 @@ def test_a_missing_summary_is_noted_under_its_column_or_one_line_when_none_has_o
                                             "(run `dvc repro report`)\n")
 
 
+def test_the_baseline_alone_says_there_are_no_experiments_and_how_to_see_the_workspace(repo, capsys):
+    """Right after `dvc repro`, `replab compare aae_ssl --baseline` printed HEAD's committed row alone, without a
+    word that there were no experiments, and without the checkout's own results."""
+    Path("metrics/aae_ssl.json").write_text(json.dumps(SUMMARY))
+    repo.insert(0, commit("main", kind="baseline"))
+    assert main(["compare", "aae_ssl", "--baseline"]) == 0
+    out, err = capsys.readouterr()
+    assert "| main |" in out and "| workspace |" not in out and err == ""
+    assert out.endswith("\n\n- no experiments of HEAD besides the baseline (run some, or `dvc exp pull <git remote>`); "
+                        "the results of `dvc repro` in this checkout: `replab compare aae_ssl workspace HEAD`\n")
+    Path("metrics/aae_ssl.json").write_text(json.dumps({**SUMMARY, "dataset": "mnist"}))
+    repo.append(commit("rec-1"))
+    assert main(["compare", "aae_ssl", "--baseline"]) == 0
+    out = capsys.readouterr().out
+    assert "| rec-1 |" in out and "no experiments" not in out
+
+
 @pytest.mark.parametrize("code", [0, 3])
 def test_starting_the_queue_returns_while_its_workers_run(tmp_path, monkeypatch, code):
     """`dvc queue start` leaves workers running that inherit its stdout: read through pipes, the call waited for

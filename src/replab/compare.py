@@ -874,6 +874,9 @@ def compare(paper: str, specs: Sequence[str], fmt: str = "md", out: str | None =
     if not chosen:
         raise DataError("compare: no experiments here (run some, or `dvc exp pull <git remote>`)")
     notes: list[str] = []
+    if not specs and all(row["kind"] == "baseline" for row in chosen):  # --baseline alone, and no experiment yet
+        notes.append(f"no experiments of HEAD besides the baseline (run some, or `dvc exp pull <git remote>`); the "
+                     f"results of `dvc repro` in this checkout: `replab compare {paper} workspace HEAD`")
     headers, rows = compare_table(paper, chosen, fmt, metrics, all_params, notes, only_changed)
     text = render(headers, rows, fmt=fmt, transpose=transpose, notes=notes)
     if fmt == "csv" or out:  # not in the printed table: say them here
