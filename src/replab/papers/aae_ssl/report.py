@@ -219,7 +219,6 @@ def summarize(cfg: Config, params: dict):
                           CLAIM_TEXTS)
 
 
-
 def baseline_margins(means: dict, models: list[str]) -> dict[int, float | None]:
     """{Nl: the better baseline's test error − AAE(y,z)'s} in points (positive = AAE(y,z) leads), from
     {Nl: {model: mean_std dict or a mean}}; {} without AAE(y,z) or a baseline, None where a mean is missing."""

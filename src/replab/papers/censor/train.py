@@ -165,9 +165,9 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
             correct = ((logits > 0) == (g > 0.5)).sum()
         else:
             (idx,) = batch
-            logits = adv_step(rows(z_fixed, idx))
-            loss = F.cross_entropy(logits, rows(s, idx))  # max_D log q_D(s|z)
-            correct = (logits.argmax(1) == rows(s, idx)).sum()
+            logits, users = adv_step(rows(z_fixed, idx)), rows(s, idx)
+            loss = F.cross_entropy(logits, users)  # max_D log q_D(s|z)
+            correct = (logits.argmax(1) == users).sum()
         opt_adv.zero_grad(set_to_none=True)
         loss.backward()
         opt_adv.step()
