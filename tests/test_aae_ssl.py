@@ -335,6 +335,33 @@ def test_lead_over_the_baselines_by_nl():
     assert margin_shrinks({100: 3.0}) is None and baseline_margins(growing, ["ae", "aae_z"]) == {}
 
 
+def test_table1_verdicts_within_the_seeds_spread():
+    """A Table 1 verdict that more seeds could turn is marked: "beats the baselines" when one of its comparisons lies
+    within the seeds' spread (holding) or every failing one does (not holding); "by more at smaller Nl" when the two
+    leads differ by less than the largest std of the test errors they are made of; never with one seed."""
+    from replab.papers.aae_ssl.report import baseline_margins, beats_within_spread, trend_within_spread
+
+    st = lambda mean, std, n=3: {"mean": mean, "std": std, "n": n}
+    ours = {100: {"ae": st(10.0, 0.2), "aae_z": st(12.0, 0.2), "aae_yz": st(9.0, 0.2)},  # lead 1.0
+            1000: {"ae": st(6.0, 0.2), "aae_z": st(5.0, 0.7), "aae_yz": st(4.5, 0.2)}}  # lead 0.5, within 0.7
+    verdicts = {"100": {"ae": True, "aae_z": True}, "1000": {"ae": True, "aae_z": True}}
+    assert beats_within_spread(ours, verdicts) is True  # AAE(z) at 1000: 0.5 < 0.7
+    assert beats_within_spread(ours, {"100": verdicts["100"]}) is False  # 1.0 and 3.0 clear of 0.2
+    # not holding: AAE(y,z) 5.3 below AE 6.0 but ≥ AAE(z) 5.0 at 1000, by 0.3 < 0.7 (AAE(z)'s std): can turn;
+    # at 7.5 it also fails against AE by 1.5, far beyond their std 0.2: settled
+    worse = {**ours, 1000: {**ours[1000], "aae_yz": st(5.3, 0.2)}}
+    assert beats_within_spread(worse, {"1000": {"ae": True, "aae_z": False}}) is True
+    worse[1000]["aae_yz"] = st(7.5, 0.2)
+    assert beats_within_spread(worse, {"1000": {"ae": False, "aae_z": False}}) is False
+    assert beats_within_spread(ours, {"100": {"ae": None}}) is False  # not testable
+    margins = baseline_margins(ours, ["ae", "aae_z", "aae_yz"])  # {100: 1.0, 1000: 0.5}: differ by 0.5 < 0.7
+    assert trend_within_spread(ours, margins) is True
+    ours[1000]["aae_z"] = st(5.0, 0.2)
+    assert trend_within_spread(ours, margins) is False  # 0.5 clear of every std 0.2
+    one_seed = {nl: {m: st(v["mean"], 0.0, 1) for m, v in row.items()} for nl, row in ours.items()}
+    assert trend_within_spread(one_seed, margins) is False and beats_within_spread(one_seed, verdicts) is False
+
+
 def test_real_mnist_cells_carry_band_verdicts_both_ways(in_tmp):
     """On real MNIST each Table 1 cell is judged against the paper's mean ± std: AE at Nl = 100 lands inside
     16.11 ± 1.92, AAE(y,z) at 100 far above 7.07 ± 2.02, AAE(z) at 600 far below 8.28 ± 1.78."""

@@ -280,9 +280,33 @@ def _claims_follow_constructed_metrics(root, cfg, first):
         report._GATHERED.clear()
         section = ae.summarize(cfg, {})
         assert section.summary["claims"] == dict.fromkeys(texts, holds)
+        assert section.summary["claims_within_spread"] == dict.fromkeys(texts, False)  # one seed: nothing marked
         words = "**holds**" if holds else "**does not hold**"
         for text in texts.values():
             assert next(ln for ln in section.markdown.splitlines() if text in ln).endswith(words)
+    # two seeds: deep 0.094 and 0.104 (0.099 ± 0.0071) below simple's 0.100 by 0.001, within deep's spread: marked;
+    # PSNR 18 ± 0 against 11 ± 0 is not
+    import dataclasses
+
+    two = dataclasses.replace(cfg, seeds=[0, 1])
+    for m, losses in {"simple": (0.10, 0.10), "deep": (0.094, 0.104)}.items():
+        for seed, loss in enumerate(losses):
+            write_json(root / f"metrics/autoencoder/{m}-{seed}.json",
+                       {**first[f"{m}-0"], "seed": seed, "test_loss": loss})
+    write_json(root / "metrics/autoencoder/conv-1.json", {**first["conv-0"], "seed": 1})
+    for seed in (0, 1):
+        write_json(root / f"metrics/autoencoder/denoising-{seed}.json",
+                   {**first["denoising-0"], "seed": seed, "psnr_noisy": 11.0, "psnr_denoised": 18.0})
+    write_json(root / "metrics/autoencoder/anomaly.json", {**first["anomaly"], "roc_auc": {"0": 0.9, "3": 0.7},
+                                                           "roc_auc_mean": 0.8})
+    report._GATHERED.clear()
+    section = ae.summarize(two, {})
+    assert section.summary["claims"] == dict.fromkeys(texts, True)
+    assert section.summary["claims_within_spread"] == {"deep_le_simple_loss": True, "denoised_psnr_gt_noisy": False,
+                                                       "anomaly_auc_gt_chance": False}
+    assert next(ln for ln in section.markdown.splitlines() if texts["deep_le_simple_loss"] in ln).endswith(
+        "**holds** (within the seeds' spread)")
+    report._GATHERED.clear()
     # read as real MNIST: each loss is judged against the blog's rounded number (± 0.005, one seed: no std)
     import dataclasses
 

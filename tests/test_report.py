@@ -128,18 +128,20 @@ def test_claims_at_a_glance_gives_every_claim_in_words_with_its_verdict():
     """The report's first table: each section's claims in order, in its words (the key where it gave none), each
     verdict, the counts, and the devices trained on; a claim text's '|' cannot split its row."""
     sections = [
-        report.Section("a", "A", "", {"claims": {"x": True, "y": None}, "run": {"devices": "cpu (AMD EPYC, AVX2)"}},
-                       {"x": "x beats y | z"}),
+        report.Section("a", "A", "", {"claims": {"x": True, "y": None}, "run": {"devices": "cpu (AMD EPYC, AVX2)"},
+                                      "claims_within_spread": {"x": True, "y": False}}, {"x": "x beats y | z"}),
         report.Section("b", "B", "", {"claims": {"z": False}, "run": {"devices": "cpu (AMD EPYC, AVX2); cuda (H200)"}}),
         report.Section("c", "C", "", {}),  # no claims: no rows
     ]
     assert report.claims_at_a_glance(sections) == [
         "## Claims at a glance", "",
-        "1 holds, 1 does not, 1 not checkable. Each paper's section gives the numbers; where it trains several seeds "
-        "it says which verdicts lie within their spread (with one seed, no verdict is flagged). Trained on cpu (AMD "
-        "EPYC, AVX2); cuda (H200): a verdict by a narrow margin can read otherwise on another CPU or GPU (README, "
-        "Quick start).", "",
-        "| paper | claim | verdict |\n|---|---|---|\n| [a](#a) | x beats y \\| z | **holds** |\n"
+        "1 holds, 1 does not, 1 not checkable; 1 marked (within the seeds' spread): a difference the verdict rests on "
+        "is smaller than the seeds' (or runs') standard deviation, so that more seeds, another CPU or a GPU can turn "
+        "it (with one seed nothing is marked). Each paper's section gives the numbers. Trained on cpu (AMD EPYC, "
+        "AVX2); cuda (H200): a verdict by a narrow margin can read otherwise on another CPU or GPU (README, Quick "
+        "start).", "",
+        "| paper | claim | verdict |\n|---|---|---|\n"
+        "| [a](#a) | x beats y \\| z | **holds** (within the seeds' spread) |\n"
         "| [a](#a) | `y` | not checkable |\n| [b](#b) | `z` | **does not hold** |", ""]
     assert report.claims_at_a_glance([sections[2]]) == []
 
@@ -190,6 +192,41 @@ def test_within_spread_flags_differences_the_seeds_spread_covers():
     assert not report.within_spread({"mean": 23.2, "std": 2.12, "n": 3}, {"mean": 28.95, "std": 0.78, "n": 3})
     assert not report.within_spread({**close, "n": 1}, far)  # one seed: no spread to compare against
     assert not report.within_spread(None, far) and not report.within_spread({**close, "mean": None}, far)
+    # against a fixed threshold (no spread of its own): 90.4 ± 0.5 vs 90 is within, 91 ± 0.5 is not
+    assert report.within_spread({"mean": 90.4, "std": 0.5, "n": 3}, 90.0)
+    assert not report.within_spread({"mean": 91.0, "std": 0.5, "n": 3}, 90)
+    assert not report.within_spread({"mean": 90.4, "std": 0.5, "n": 1}, 90.0)
+
+
+@pytest.mark.parametrize(("checks", "within"), [
+    ([(True, False), (True, True)], True),  # holds, but one comparison within the spread can fail
+    ([(True, False), (True, False)], False),
+    ([(False, True), (True, False)], True),  # fails only within the spread: it can turn
+    ([(False, True), (False, False)], False),  # one failure outside the spread settles it
+    ([(True, True), (None, False)], False),  # not testable: nothing to turn
+    ([], False),
+    ([(False, "detail", True)], True),  # (verdict, …, within): the first and the last of each tuple
+])
+def test_verdict_within_spread_asks_whether_the_deciding_comparisons_could_turn(checks, within):
+    assert report.verdict_within_spread(checks) is within
+
+
+@pytest.mark.parametrize(("mine", "others", "args", "verdict", "within"), [
+    # strict: edge = noise = the larger std; margin 10 − 8 = 2 > 1 holds, |2 − 1| = 1 not < 1; with std 1.2,
+    # 2 > 1.2 holds and |2 − 1.2| = 0.8 < 1.2
+    ({"mean": 10.0, "std": 1.0}, {"mean": 8.0, "std": 0.5}, (2,), True, False),
+    ({"mean": 10.0, "std": 1.2}, {"mean": 8.0, "std": 0.5}, (2,), True, True),
+    # on a par (not strict, tolerance 0.25): edge −max(0.4, 0.25) = −0.4; margin −0.5 fails, |−0.5 + 0.4| = 0.1 < 0.4
+    ({"mean": 70.0, "std": 0.4}, {"mean": 70.5, "std": 0.3}, (2, False, 0.25), False, True),
+    ({"mean": 70.0, "std": 0.4}, {"mean": 71.5, "std": 0.3}, (2, False, 0.25), False, False),  # |−1.5 + 0.4| = 1.1
+])
+def test_beats_within_spread_measures_the_margin_from_beats_edge(mine, others, args, verdict, within):
+    mine, others = {"A": {**mine, "n": 3}}, {"B": {**others, "n": 3}}
+    assert report.beats("x", mine, others, *args)[0] is verdict
+    assert report.beats_within_spread(mine, others, *args) is within
+    assert report.beats_within_spread({"A": {**mine["A"], "n": 1}}, others, *args) is False  # one seed: no spread
+    assert report.beats_within_spread({}, others, *args) is False and report.beats_within_spread(
+        {"A": None}, others, *args) is False
 
 
 def test_damaged_metrics_files_are_one_line_errors_naming_file_and_key(in_tmp, monkeypatch):

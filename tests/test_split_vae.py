@@ -305,6 +305,7 @@ def _claims_follow_constructed_metrics(root, cfg, first):
         write_json(root / "metrics/split_vae/exp2-0.json", {**first["exp2-0"], **e2})
         section = sv.summarize(cfg, {})
         claims = section.summary["claims"]
+        assert section.summary["claims_within_spread"] == dict.fromkeys(claims, False)  # one seed: nothing marked
         if holds is None:
             assert claims["exp2_kmeans_b_beats_pixels_ami"] is True
             assert claims["exp2_kmeans_b_best_on_all_measures"] is False

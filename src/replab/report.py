@@ -32,6 +32,12 @@ REPORT_PATH = Path("plots/report.md")
 
 
 MISSING = "–"
+WITHIN_SPREAD = "(within the seeds' spread)"  # a verdict's mark: a difference it rests on is within the seeds' std
+
+
+def spread_mark(within: bool) -> str:
+    """What follows a verdict in the report's text: " (within the seeds' spread)" when `within`, else ""."""
+    return f" {WITHIN_SPREAD}" if within else ""
 
 
 @dataclass
@@ -297,16 +303,30 @@ def greater(a: dict[str, Any] | float | None, b: dict[str, Any] | float | None) 
     return x > y and not math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-12)
 
 
-def within_spread(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
-    """True when two stats dicts (≥ 2 seeds each) differ in mean by less than the larger of their standard
-    deviations: a difference the seeds' own spread covers, which a float-rounding change of training (another
-    matmul kernel, another machine) can reverse. False when either is missing or has one seed."""
+def within_spread(a: dict[str, Any] | None, b: dict[str, Any] | float | None) -> bool:
+    """True when two stats dicts (≥ 2 seeds each), or a stats dict and a fixed threshold `b` (a number: no spread
+    of its own), differ in mean by less than the larger of their standard deviations: a difference the seeds' own
+    spread covers, which a float-rounding change of training (another matmul kernel, another machine) can
+    reverse. False when either is missing, not finite or has one seed."""
+    if isinstance(b, (int, float)) and not isinstance(b, bool):
+        b = {"mean": b, "std": 0.0, "n": 2}
     if not a or not b or a.get("n", 0) < 2 or b.get("n", 0) < 2:
         return False
     values = [finite(v) for v in (a["mean"], b["mean"], a["std"], b["std"])]
     if None in values:
         return False
     return abs(values[0] - values[1]) < max(values[2], values[3])
+
+
+def verdict_within_spread(checks: Iterable[tuple[Any, ...]]) -> bool:
+    """Whether a claim judged by several comparisons (`all_hold` of their verdicts) could turn within the seeds'
+    spread, from (verdict, …, within the spread) per comparison (the first and the last of each tuple): when it
+    holds, one comparison within the spread can fail; when it does not, it turns only if every failing one is
+    within it (one failure outside settles it). False when a comparison is not testable (None) or there are none."""
+    pairs = [(ok, within) for ok, *_, within in checks]
+    if not pairs or None in (ok for ok, _ in pairs):
+        return False
+    return any(w for _, w in pairs) if all(ok for ok, _ in pairs) else all(w for ok, w in pairs if ok is False)
 
 
 def beats(where: str, mine: dict[str, dict | None], others: dict[str, dict | None], digits: int,
@@ -317,23 +337,41 @@ def beats(where: str, mine: dict[str, dict | None], others: dict[str, dict | Non
     None if a value is undefined. Returns (verdict, detail)."""
     if any(v is None for v in (*mine.values(), *others.values())):
         return None, f"{where}: undefined ({', '.join(m for m, v in {**mine, **others}.items() if v is None)})"
-    low = min(mine, key=lambda m: mine[m]["mean"])
-    high = max(others, key=lambda m: others[m]["mean"])
-    margin = mine[low]["mean"] - others[high]["mean"]
-    noise = max(mine[low]["std"], others[high]["std"], 0.5 * 10 ** -digits)
-    ok = margin > noise if strict else margin >= -max(noise, tolerance)
+    low, high, margin, noise, edge = _beats_edge(mine, others, digits, strict, tolerance)
+    ok = margin > edge if strict else margin >= edge
     note = (f", a difference within the noise ±{noise:.{digits + 1}f}" if abs(margin) <= noise else
             f", within the margin of a par ±{tolerance:.{digits}f}" if not strict and abs(margin) <= tolerance else "")
     return ok, f"{where}: {low} {mine[low]['mean']:.{digits}f} vs {high} {others[high]['mean']:.{digits}f}{note}"
 
 
-def claim_detail(results: Sequence[tuple[bool | None, str]]) -> str:
-    """The details of a claim's comparisons ((verdict, detail) each, as `beats` gives them): when one fails, the
-    failing ones first and the holding ones apart, so that a comparison that holds never reads as evidence against,
-    then those that could not be judged (undefined, not checkable)."""
-    if not any(ok is False for ok, _ in results):
-        return "; ".join(d for _, d in results)
-    failing, holding, unjudged = ([d for ok, d in results if ok is want] for want in (False, True, None))
+def _beats_edge(mine: dict[str, dict], others: dict[str, dict], digits: int, strict: bool,
+                tolerance: float) -> tuple[str, str, float, float, float]:
+    """`beats`' deciding pair and rule: (mine's lowest, others' highest, the margin between their means, the noise,
+    the edge the margin must pass: the noise when strict, −max(noise, tolerance) when not)."""
+    low = min(mine, key=lambda m: mine[m]["mean"])
+    high = max(others, key=lambda m: others[m]["mean"])
+    noise = max(mine[low]["std"], others[high]["std"], 0.5 * 10 ** -digits)
+    return low, high, mine[low]["mean"] - others[high]["mean"], noise, noise if strict else -max(noise, tolerance)
+
+
+def beats_within_spread(mine: dict[str, dict | None], others: dict[str, dict | None], digits: int,
+                        strict: bool = True, tolerance: float = 0.0) -> bool:
+    """Whether `beats`' verdict (same arguments) lies within the seeds' spread: its margin is nearer its edge than
+    the larger standard deviation (≥ 2 seeds each) of the deciding pair, so more seeds can turn it. False when a
+    value is missing or has one seed."""
+    if not mine or not others or any(v is None or v.get("n", 0) < 2 for v in (*mine.values(), *others.values())):
+        return False
+    low, high, margin, _, edge = _beats_edge(mine, others, digits, strict, tolerance)
+    return abs(margin - edge) < max(mine[low]["std"], others[high]["std"])
+
+
+def claim_detail(results: Sequence[tuple[Any, ...]]) -> str:
+    """The details of a claim's comparisons ((verdict, detail, …) each, as `beats` gives them; what follows is
+    ignored): when one fails, the failing ones first and the holding ones apart, so that a comparison that holds
+    never reads as evidence against, then those that could not be judged (undefined, not checkable)."""
+    if not any(ok is False for ok, *_ in results):
+        return "; ".join(d for _, d, *_ in results)
+    failing, holding, unjudged = ([d for ok, d, *_ in results if ok is want] for want in (False, True, None))
     return (f"fails: {'; '.join(failing)}" + (f"; holds: {'; '.join(holding)}" if holding else "")
             + (f"; {'; '.join(unjudged)}" if unjudged else ""))
 
@@ -426,23 +464,26 @@ def claims_at_a_glance(sections: Sequence[Section]) -> list[str]:
     """The report's first table: every paper's claims (its summary's `claims`, in order) in words (its section's
     `claim_texts`; the key where a text is missing), each verdict (holds / does not hold / not checkable) with a
     link to the section that gives its numbers, the verdicts counted, and the devices the variants ran on: a
-    verdict whose margin lies within the seeds' spread can read otherwise on another CPU or GPU."""
-    rows, counts = [], {"holds": 0, "does not hold": 0, "not checkable": 0}
+    verdict whose margin lies within the seeds' spread can read otherwise on another CPU or GPU; those the
+    section's summary lists in `claims_within_spread` ({key: bool}) are marked so."""
+    rows, counts, close = [], {"holds": 0, "does not hold": 0, "not checkable": 0}, 0
     for s in sections:
         for key, holds in s.summary.get("claims", {}).items():
             verdict = verdict_words(holds, "not checkable")
             counts[verdict] += 1
+            within = bool(s.summary.get("claims_within_spread", {}).get(key))
+            close += within
             rows.append([f"[{s.paper}](#{s.paper})", md_cell(s.claim_texts.get(key, f"`{key}`")),
-                         f"**{verdict}**" if holds is not None else verdict])
+                         (f"**{verdict}**" if holds is not None else verdict) + spread_mark(within)])
     if not rows:
         return []
     devices = sorted({d for s in sections for d in s.summary.get("run", {}).get("devices", "").split("; ") if d})
     holds, fails = counts["holds"], counts["does not hold"]
     return ["## Claims at a glance", "",
             f"{holds} {'holds' if holds == 1 else 'hold'}, {fails} {'does' if fails == 1 else 'do'} not, "
-            f"{counts['not checkable']} not checkable. Each paper's "
-            "section gives the numbers; where it trains several seeds it says which verdicts lie within their spread "
-            "(with one seed, no verdict is flagged). "
+            f"{counts['not checkable']} not checkable; {close} marked {WITHIN_SPREAD}: a difference the verdict rests "
+            "on is smaller than the seeds' (or runs') standard deviation, so that more seeds, another CPU or a GPU "
+            "can turn it (with one seed nothing is marked). Each paper's section gives the numbers. "
             f"Trained on {'; '.join(devices) or 'an unrecorded device'}: a verdict by a narrow margin can read "
             "otherwise on another CPU or GPU (README, Quick start).", "",
             md_table(["paper", "claim", "verdict"], rows), ""]

@@ -92,6 +92,7 @@ def summarize(cfg: Config, params: dict):
     yz_beats_ae_smallest = verdicts.get(str(smallest), {}).get("ae")
     margins = baseline_margins(ours, cfg.models)
     trend_holds = margin_shrinks(margins)
+    trend_close = trend_within_spread(ours, margins)
 
     # Test error vs Nl, ours beside the paper
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
@@ -172,7 +173,9 @@ def summarize(cfg: Config, params: dict):
         f"the smallest Nl than at the largest): {claim_words(trend_holds)}"
         + (f" ({', '.join(f'Nl = {nl}: {report.num(m)}' for nl, m in margins.items())}; paper "
            f"{', '.join(f'{nl}: {m:.2f}' for nl, m in baseline_margins(PAPER_MEANS, cfg.models).items())})"
-           if margins else "") + ".",
+           if margins else "")
+        + (" — within the seeds' spread: the two leads differ by less than the largest standard deviation of the "
+           "test errors they are made of" if trend_close else "") + ".",
         "",
         f"![test error vs Nl]({error_png})",
         "",
@@ -212,6 +215,10 @@ def summarize(cfg: Config, params: dict):
         "latent_corr_offdiag_mean_abs": offdiag_corr,
         "claims": {"aae_yz_beats_baselines": claim_holds, "lead_larger_at_smaller_nl": trend_holds,
                    "fig3_aae_yz_more_near_zero_than_ae": fig3_claim},  # True / False / None (not testable)
+        "claims_within_spread": {"aae_yz_beats_baselines": beats_within_spread(ours, verdicts),
+                                 "lead_larger_at_smaller_nl": trend_close,
+                                 "fig3_aae_yz_more_near_zero_than_ae": report.within_spread(near_zero.get("aae_yz"),
+                                                                                            near_zero.get("ae"))},
         "dataset": cfg.dataset,
         "run": report.run_summary(records.values()),
     }
@@ -241,6 +248,27 @@ def margin_shrinks(margins: dict[int, float | None]) -> bool | None:
         return None
     first, last = margins[min(margins)], margins[max(margins)]
     return None if first is None or last is None else first > last
+
+
+def beats_within_spread(ours: dict, verdicts: dict[str, dict[str, bool | None]]) -> bool:
+    """Whether the Table 1 claim's verdict could turn within the seeds' spread (`report.verdict_within_spread` over
+    AAE(y,z)'s test error against each baseline's). `verdicts`: {str(Nl): {baseline: AAE(y,z) below}}."""
+    return report.verdict_within_spread((ok, report.within_spread(ours[int(nl)]["aae_yz"], ours[int(nl)][b]))
+                                        for nl, v in verdicts.items() for b, ok in v.items())
+
+
+def trend_within_spread(ours: dict, margins: dict[int, float | None]) -> bool:
+    """Whether `margin_shrinks`' verdict rests on a difference the seeds' spread covers: the leads at the smallest
+    and the largest Nl (`margins`) differ by less than the largest standard deviation (≥ 2 seeds) of the test
+    errors they are made of (`ours`: {Nl: {model: stats}}); False with one seed or a missing value."""
+    if margin_shrinks(margins) is None:
+        return False
+    ends = (min(margins), max(margins))
+    stats = [v for nl in ends for v in ours[nl].values() if v and v.get("n", 0) >= 2]
+    stds = [report.finite(v["std"]) for v in stats]
+    if not stats or None in stds:
+        return False
+    return abs(margins[ends[0]] - margins[ends[1]]) < max(stds)
 
 
 # Table 1's means, {Nl: {model: test error %}}

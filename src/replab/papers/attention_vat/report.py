@@ -164,10 +164,10 @@ def seen_text(n_ul: int, seen: int | None) -> str:  # " (k seen)" where the kept
 fig2_marks = lambda point, n_ul: seen_text(n_ul, (point or {}).get("seen")) + _constant_mark(point or {})  # (†)
 
 
-def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
-    """The paper's claims judged on our numbers (means over seeds): (verdict words, claim_* booleans; None = not
-    measured, a method or measure missing or undefined, or not checkable, only a constant classifier's (†) left)."""
-    checks: dict[str, list[tuple[bool | None, str]]] = {c: [] for c in PAPER_CLAIMS}
+def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None], dict[str, bool]]:
+    """The paper's claims judged on our numbers (means over seeds): (verdict words, claim_* booleans: None = not
+    measured, a value missing or undefined, or not checkable, only a constant classifier's (†) left; within spread)."""
+    checks: dict[str, list[tuple[bool | None, str, bool]]] = {c: [] for c in PAPER_CLAIMS}  # verdict, detail, close
 
     def stats(table: dict, methods, measure: str) -> dict[str, dict | None]:  # † a constant classifier, any measure
         return {METHOD_LABELS.get(m, m) + _constant_mark(table[m]): table[m][measure] for m in methods if m in table}
@@ -176,7 +176,8 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
         left = ", ".join(label for label in (*mine, *others) if "†" in label)
         learned = [{k: v for k, v in side.items() if "†" not in k} for side in (mine, others)]
         ok, detail = report.beats(where, *learned, *args) if all(learned) else (None, f"{where}: not checkable: {left}")
-        checks[claim].append((ok, detail + (f" ({left} left out)" if left and all(learned) else "")))
+        checks[claim].append((ok, detail + (f" ({left} left out)" if left and all(learned) else ""),
+                              ok is not None and report.beats_within_spread(*learned, *args)))
 
     for ds, s in summary.items():  # Table 1's and Fig. 2's claims on their data sets (PAPER_COLUMN), Table 2's anywhere
         t1a, t1b, fig2 = (s["table1a"], s["table1b"], s["fig2"]) if ds in PAPER_COLUMN else ({}, {}, {})
@@ -206,10 +207,10 @@ def claims(summary: dict) -> tuple[dict[str, str], dict[str, bool | None]]:
             if len(n := sorted(map(int, points))) >= 2:
                 at = lambda k, p=points, m=m: {f"{METHOD_LABELS[m]} at N_ul={k:,}{fig2_marks(p[str(k)], k)}": p[str(k)]}
                 compare("f1_rises_with_unlabeled", ds, at(n[-1]), at(n[0]), 2)
-    flags = {c: report.all_hold(ok for ok, _ in results) for c, results in checks.items()}
-    unjudged = lambda r: "not checkable" if any(": not checkable" in d for _, d in r) else "not measured"  # † or –
-    return {c: f"{report.verdict_words(flags[c], unjudged(r))} ({report.claim_detail(r) or 'no runs for it'})"
-            for c, r in checks.items()}, flags
+    flags = {c: report.all_hold(ok for ok, *_ in results) for c, results in checks.items()}
+    unjudged = lambda r: "not checkable" if any(": not checkable" in d for _, d, _ in r) else "not measured"  # † or –
+    return ({c: f"{report.verdict_words(flags[c], unjudged(r))} ({report.claim_detail(r) or 'no runs for it'})"
+             for c, r in checks.items()}, flags, {c: report.verdict_within_spread(r) for c, r in checks.items()})
 
 
 def _constant_mark(t: dict) -> str:
@@ -227,8 +228,7 @@ CONSTANT_NOTE = ("† every test sentence falls on one side of 0.5 (every seed):
 
 
 def tables_markdown(ds: str, s: dict) -> list[str]:
-    column = PAPER_COLUMN.get(ds)
-    ref_1a, ref_1b = PAPER_TABLE_1A.get(column, {}), PAPER_TABLE_1B.get(column, {})
+    ref_1a, ref_1b = PAPER_TABLE_1A.get(column := PAPER_COLUMN.get(ds), {}), PAPER_TABLE_1B.get(column, {})
     paper_label = f"paper ({column.upper()})" if column else "paper"
     md = [f"#### {ds}", ""]
 
@@ -345,7 +345,7 @@ def summarize(cfg, params: dict):
                                   f"params.yaml's attention_vat.fig2.methods ({family} family)")
     summary_dir = Path("plots") / PAPER / "summary"
     per_ds = {ds: dataset_summary(g) for ds, g in sorted(group(records).items())}
-    words, flags = claims(per_ds)
+    words, flags, close = claims(per_ds)
     md = [f"Attention VAT / iVAT against word- and attention-level AT/VAT on {', '.join(f'**{d}**' for d in per_ds)}; "
           + (f"{n} seeds (mean ± std), " if (n := len({r["seed"] for r in records.values()})) > 1 else "1 seed, ")
           + f"{sum('method' in r for r in records.values())} trained models (and Fig. 2's runs). Corr. = Pearson r "
@@ -376,9 +376,9 @@ def summarize(cfg, params: dict):
     outside = [ds for ds in per_ds if ds not in PAPER_COLUMN]  # e.g. eraser_movies: the paper's Table 2 only
     md += ["Claims (on our numbers, means over seeds" + (f"; {', '.join(outside)} only in the rationale claim, as in "
            "the paper: its Table 1 and Fig. 2 are SST's and IMDB's" if outside else "") + "):", ""]
-    md += [f"- {PAPER_CLAIMS[c]}: **{words[c]}**" for c in PAPER_CLAIMS] + [""]
+    md += [f"- {PAPER_CLAIMS[c]}: **{words[c]}**{report.spread_mark(close[c])}" for c in PAPER_CLAIMS] + [""]
     summary = {"datasets": per_ds, "claims": {c: flags[c] for c in PAPER_CLAIMS}, "claim_verdicts": words,
-               "run": report.run_summary(records.values())}
+               "claims_within_spread": close, "run": report.run_summary(records.values())}
     return report.Section(PAPER, "attention_vat — virtual adversarial training on attention (seed 004)",
                           "\n".join(md), summary, PAPER_CLAIMS)
 

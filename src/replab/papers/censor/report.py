@@ -128,7 +128,7 @@ def summarize(cfg: Config, params: dict):
            "at least the CNN's minus the given points:", "",
            report.md_table(["x", "method", *(f"≥ CNN − {d:g}" for d in ENVELOPE_DROPS)], env_rows), ""]
 
-    claims, detail = _claims(cfg, cnn, summary)
+    claims, detail, close = _claims(cfg, cnn, summary)
     summary["similarity_adversary"], why = similarity_adversary(
         {m: [records[k] for ks in keys[m].values() for k in ks] for m in cfg.methods}, cfg)
     for c in claims:  # a claim on a method whose D_sim never learned tests the failed adversary, not the method
@@ -138,14 +138,17 @@ def summarize(cfg: Config, params: dict):
             was = "" if claims[c] is None else f"would read {claim_words(claims[c])}, but "
             detail[c] += f"; {was}D_sim of {' and '.join(failed)} did not learn (below)"
             claims[c] = None
+        close[c] = close.get(c, False) or any(v["learned_within_spread"] for m, v in
+                                              summary["similarity_adversary"].items() if m in c.split("_"))
     summary["claims"] = claims
+    summary["claims_within_spread"] = close
     md += [f"Claims (envelopes compared at the thresholds above; ≈ within {ENVELOPE_TOLERANCE:g} user-accuracy "
            f"points on average, better = lower by more than that on average where both reach (or reaching thresholds "
            "the other does not, and not higher by more than that), none reached by the other only, at least as good "
            "= never higher by more than that, lowest = at least as good as every other method; AFL = the lower of "
            "AFL-MLP and AFL-DNN at each threshold):", ""]
-    md += [f"- {text}: **{claim_words(claims[c])}** ({detail[c]})" for c, text in _claim_texts().items()
-           if c in claims] + [""]
+    md += [f"- {text}: **{claim_words(claims[c])}**{report.spread_mark(close[c])} ({detail[c]})"
+           for c, text in _claim_texts().items() if c in claims] + [""]
     if summary["similarity_adversary"]:
         md += [adversary_margins(summary["similarity_adversary"]), ""]
     if why:
@@ -189,7 +192,9 @@ def adversary_margins(stats: dict) -> str:
     threshold = math.log(2) - SIMILARITY_CHANCE_MARGIN
     words = [f"{METHOD_LABELS[m]} {v['adversary_loss']:.4f} ("
              + (f"learned, {threshold - v['adversary_loss']:.4f} below" if v["learned"] else
-                f"did not learn, {v['adversary_loss'] - threshold:.4f} above") + ")" for m, v in stats.items()]
+                f"did not learn, {v['adversary_loss'] - threshold:.4f} above")
+             + (f"; within the runs' spread, ± {v['adversary_loss_std']:.4f}" if v.get("learned_within_spread") else "")
+             + ")" for m, v in stats.items()]
     return (f"D_sim's mean step-1 loss in its best repetition, averaged over the method's runs (learned = below "
             f"ln 2 − {SIMILARITY_CHANCE_MARGIN:g} = {threshold:.4f} nats): {', '.join(words)}.")
 
@@ -197,22 +202,28 @@ def adversary_margins(stats: dict) -> str:
 def similarity_adversary(records: dict[str, list[dict]], cfg: Config) -> tuple[dict, str | None]:
     """D_sim's step-1 loss (Eq. 2, nats) and pair accuracy (%) in the repetition where the loss was lowest, mean
     over each similarity method's variants (`records`: method → metrics records with `step1`, as evaluate.py
-    writes them). Returns ({method: {"adversary_loss", "adversary_accuracy", "learned"}}, one sentence when D_sim
-    did not learn for some method, else None). Not learned = loss within SIMILARITY_CHANCE_MARGIN of ln 2 (a
-    constant guess on pairs that are half same-user) in every repetition: then SCT's / LSM's step 2 had next to
-    nothing to confuse, so their claims here test an adversary that failed rather than the method. The lowest
-    repetition, not the last: a censor that works drives D_sim back to ln 2 in the later repetitions (step 2
-    trains E to defeat it), which the last repetition's loss would read as an adversary that never learned;
-    the first repetition sees the pretrained encoder's z, where the user is readable."""
+    writes them). Returns ({method: {"adversary_loss", "adversary_accuracy", "learned", "adversary_loss_std",
+    "learned_within_spread"}}, one sentence when D_sim did not learn for some method, else None). Not learned =
+    loss within SIMILARITY_CHANCE_MARGIN of ln 2 (a constant guess on pairs that are half same-user) in every
+    repetition: then SCT's / LSM's step 2 had next to nothing to confuse, so their claims here test an adversary
+    that failed rather than the method. The lowest repetition, not the last: a censor that works drives D_sim back
+    to ln 2 in the later repetitions (step 2 trains E to defeat it), which the last repetition's loss would read
+    as an adversary that never learned; the first repetition sees the pretrained encoder's z, where the user is
+    readable. Within spread: the runs' standard deviation of that loss covers its distance to the threshold."""
     stats: dict[str, dict] = {}
     for m, recs in records.items():
         if m not in SIMILARITY_METHODS or not recs or any("step1" not in r for r in recs):
             continue
         lowest = [int(np.argmin(r["step1"]["adversary_loss"])) for r in recs]
-        loss = float(np.mean([r["step1"]["adversary_loss"][i] for r, i in zip(recs, lowest, strict=True)]))
+        losses = [r["step1"]["adversary_loss"][i] for r, i in zip(recs, lowest, strict=True)]
+        loss = float(np.mean(losses))
         accuracy = float(np.mean([r["step1"]["adversary_accuracy"][i] for r, i in zip(recs, lowest, strict=True)]))
-        stats[m] = {"adversary_loss": loss, "adversary_accuracy": accuracy,
-                    "learned": bool(loss < math.log(2) - SIMILARITY_CHANCE_MARGIN)}
+        threshold = math.log(2) - SIMILARITY_CHANCE_MARGIN
+        spread = report.mean_std(losses)  # over the method's runs (seeds × λ); a NaN run leaves nothing to judge
+        stats[m] = {"adversary_loss": loss, "adversary_accuracy": accuracy, "learned": bool(loss < threshold),
+                    "adversary_loss_std": spread["std"] if np.isfinite(loss) else None,
+                    # the runs' spread covers the distance to the threshold: the verdict can turn either way
+                    "learned_within_spread": bool(np.isfinite(loss)) and report.within_spread(spread, threshold)}
     failed = [m for m, v in stats.items() if not v["learned"]]
     if not failed:
         return stats, None
@@ -332,20 +343,26 @@ def envelope_claims(methods: list[str], env: dict, tol: float = ENVELOPE_TOLERAN
     return claims, detail
 
 
-def _claims(cfg: Config, cnn: dict, summary: dict) -> tuple[dict[str, bool | None], dict[str, str]]:
+def _claims(cfg: Config, cnn: dict, summary: dict) -> tuple[dict[str, bool | None], dict[str, str], dict[str, bool]]:
+    """The claims' verdicts, their details, and whether each verdict's deciding difference lies within the seeds'
+    spread (`report.within_spread`; the envelopes pool every seed's points and have no spread: False there)."""
     claims, detail = envelope_claims(list(cfg.methods), summary["envelope"])
+    close = dict.fromkeys(claims, False)
     final = summary["final"]
     if "sct" in final:
-        best_fyt = max(v["f1_unseen"]["mean"] for v in final["sct"].values())
+        best = max(final["sct"].values(), key=lambda v: v["f1_unseen"]["mean"])["f1_unseen"]
+        best_fyt = best["mean"]
         claims["sct_keeps_fyt"] = best_fyt >= cnn["f1_unseen"]["mean"] - 1.0
+        close["sct_keeps_fyt"] = report.within_spread(best, {**cnn["f1_unseen"], "mean": cnn["f1_unseen"]["mean"] - 1})
         detail["sct_keeps_fyt"] = (f"best SCT F_y^t {best_fyt:.1f} vs CNN {cnn['f1_unseen']['mean']:.1f}, "
                                    "tolerance 1 point")
         hits = [lam for lam, v in final["sct"].items()
                 if v["user_accuracy"]["mean"] <= cnn["user_accuracy"]["mean"] - 20
                 and v["f1_seen"]["mean"] >= cnn["f1_seen"]["mean"] - 5]
         claims["sct_minus_20_within_5"] = bool(hits)
+        close["sct_minus_20_within_5"] = False  # two thresholds per λ: not judged for closeness
         detail["sct_minus_20_within_5"] = f"λ = {', '.join(hits)}" if hits else "no λ"
-    return claims, detail
+    return claims, detail, close
 
 
 def claim_words(holds: bool | None) -> str:
