@@ -840,6 +840,21 @@ def test_selection_on_auc_with_a_dev_split_of_one_class_is_refused_before_traini
     T.check_data(_cfg(selection="f1"))
 
 
+def test_a_pool_cut_that_keeps_no_word_is_refused_by_check_data(in_tmp):
+    """unlabeled_max_length = 2 on a set wrapped in <SOS> … <EOS> passed check_data (it loaded the pool uncut) and
+    failed only in the training stages, after DVC had deleted the semi-supervised and Fig. 2 outputs: check_data
+    now loads the pool as training does."""
+    from replab.data import text
+
+    vocab = ["<pad>", "<unk>", "<SOS>", "<EOS>", "good", "bad", "film"]
+    splits = {name: {"docs": [["good", "film"], ["bad", "film"]], "labels": [1, 0]} for name in text.SPLITS}
+    text.write_text_splits(in_tmp / "data/processed/rt_snippets", splits, vocab,
+                           {"dataset": "rt_snippets", "source": "test"}, sos_eos=True, unlabeled=[["good", "film"]])
+    with pytest.raises(ParamError) as err:
+        T.check_data(_cfg(unlabeled_max_length=2))
+    assert str(err.value).startswith("attention_vat.unlabeled_max_length = 2: keeps no word of rt_snippets's pool")
+
+
 def test_more_neighbours_than_the_vocabulary_holds_is_a_param_error():
     """neighbours = 10⁶ was clamped to the vocabulary without a word, and one epoch ran for minutes."""
     weight = torch.randn(VOCAB, 8)

@@ -857,6 +857,44 @@ def test_the_check_params_stage_refuses_a_local_mirror_that_is_not_there(in_tmp,
         "har.json", "mnist5k.json", "rt_snippets.json", "writers.json"]
 
 
+def test_download_params_never_replaces_a_folder_of_other_files(in_tmp, capsys):
+    """`replab check --download-params DIR` replaces DIR as a whole: given src, tests or the project itself it used to
+    delete every file there and say "ok". Now a folder holding anything but <data set>.json files, the folder the
+    command runs in or one above it, and an empty path are one-line errors, checked before anything is written;
+    the stage's own folder (its JSON files only) and a new or empty folder are written as before."""
+    import yaml
+
+    from conftest import compose
+    from replab.cli import main
+
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose()))
+    (in_tmp / "src/replab").mkdir(parents=True)
+    (in_tmp / "src/replab/cli.py").write_text("code")
+    (in_tmp / "notes").mkdir()
+    (in_tmp / "notes/mnist5k.json").write_text("{}")  # a data set's name, but beside a file of the user's
+    (in_tmp / "notes/todo.txt").write_text("mine")
+    (in_tmp / "sub").mkdir()
+    cases = {"src": "check --download-params src: holds replab, which writing replaces with the folder as a whole "
+                    "(give a new or an empty folder's path)",
+             "notes": "check --download-params notes: holds todo.txt, which writing replaces",
+             ".": "check --download-params .: is the folder this command runs in, or one above it",
+             "sub/..": "check --download-params sub/..: is the folder this command runs in",
+             "..": "check --download-params ..: is the folder this command runs in, or one above it",
+             " ": "check --download-params: empty path (give a folder path to write to)",
+             "params.yaml": "check --download-params params.yaml: is not a folder"}
+    for folder, message in cases.items():
+        capsys.readouterr()
+        assert main(["check", "--download-params", folder]) == 2, folder
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {message}") and err.count("\n") == 1, (folder, err)
+    assert (in_tmp / "src/replab/cli.py").read_text() == "code" and (in_tmp / "notes/todo.txt").read_text() == "mine"
+    for folder in ("download-params", "download-params", "empty"):  # new, then its own files again; an empty one
+        (in_tmp / "empty").mkdir(exist_ok=True)
+        assert main(["check", "--download-params", folder]) == 0
+        assert sorted(p.name for p in (in_tmp / folder).iterdir()) == [
+            "har.json", "mnist5k.json", "rt_snippets.json", "writers.json"]
+
+
 def test_a_failed_wheel_download_leaves_no_folder(tmp_path):
     """README: a failed download leaves no empty data/raw/<name>/ behind; the wheel sources (rt_snippets) did."""
     from replab.data import rt_snippets

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -254,6 +255,32 @@ def test_the_next_write_removes_a_killed_writers_leftovers(tmp_path):
     assert running.exists() and elsewhere.exists() and other_target.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [running.name, elsewhere.name, other_target.name, "train.json", "metrics"])
+
+
+def test_dvc_ignores_a_killed_writers_leftovers(tmp_path):
+    """A `replab prepare` killed mid-write left `.rt_snippets.<host>-<pid>.<8>.tmp/` in data/processed, and
+    `dvc status` called check_data (which depends on all of data/processed) changed until the next prepare:
+    .dvcignore covers the temp names `atomic_path` and `atomic_dir` give, nothing else."""
+    import shutil
+    import subprocess
+
+    from conftest import REPO
+    from replab.io import _temp_prefix
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(REPO / ".dvcignore", repo)
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["dvc", "init", "-q"], cwd=repo, check=True)
+    temp = [f"data/processed/{_temp_prefix(Path('rt_snippets'))}ab_cd123.tmp/train.npz",
+            f"models/aae_ssl/{_temp_prefix(Path('train.json'))}abcd1234.tmp.json", "data/raw/.DS_Store"]
+    kept = ["data/processed/rt_snippets/train.npz", "data/processed/.notes", "models/aae_ssl/tmp.json"]
+    for path in temp + kept:
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text("x")
+    for path in temp + kept:
+        ignored = subprocess.run(["dvc", "check-ignore", "-q", path], cwd=repo).returncode == 0
+        assert ignored is (path in temp), path
 
 
 def test_sweep_names_leftovers_of_a_killed_write_as_such(tmp_path, monkeypatch):

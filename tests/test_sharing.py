@@ -159,7 +159,10 @@ def test_sweep_shares_the_cpus_among_its_queue_workers(in_tmp, capsys, monkeypat
         *(f"dvc exp run --queue -S profile=smoke -S runtime.threads=2 -S aae_ssl.lambda_rec={v}" for v in (1, 2))]
 
     assert main(["sweep", "aae_ssl", "lambda_rec=1,2", "-j", "0", "--dry-run"]) == 2
-    assert "sweep -j 0: allowed: an integer >= 1" in capsys.readouterr().err
+    assert capsys.readouterr().err == "error: sweep -j 0: allowed: 1 … 8 queue workers (this machine's CPUs)\n"
+    # -j 999 started 190 DVC workers on 2 cores (load 295): more workers than CPUs is refused before any queueing
+    assert main(["sweep", "aae_ssl", "lambda_rec=1,2", "-j", "9", "--dry-run"]) == 2
+    assert capsys.readouterr().err == "error: sweep -j 9: allowed: 1 … 8 queue workers (this machine's CPUs)\n"
 
     points = [["aae_ssl.lambda_rec=1"]]
     assert share_cpus([], points, 2, params, cpus=2) == ["runtime.threads=1"]

@@ -26,7 +26,6 @@ import re
 import sys
 import time
 import typing
-from pathlib import Path
 
 from replab.io import DataError, PartialFailure, one_line, out_of_memory
 from replab.papers import EVALUATE_ALL, PAPERS, Variant, check_params, paper_module, parse_variant
@@ -123,9 +122,12 @@ def _check(args) -> None:
         from replab.params import check_writable
 
         check_writable(args.marker, "check --marker", outputs_ok=True)  # data/*.checked: the check stages' outputs
-    folder = args.download_params
-    if folder is not None and Path(folder).exists() and not Path(folder).is_dir():  # (a Git-tracked output folder)
-        raise ParamError(f"check --download-params {folder}: is not a folder (give a folder path to write to)")
+    if args.download_params is not None:  # replaced as a whole: a folder of other files is refused, not emptied
+        from replab.data.registry import SOURCES
+        from replab.params import check_replaceable_folder
+
+        check_replaceable_folder(args.download_params, "check --download-params",
+                                 lambda entry: entry.suffix == ".json" and entry.stem in SOURCES)
     params = read_params()
     check_params(params)
     if args.data:

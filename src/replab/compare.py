@@ -538,8 +538,11 @@ def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Se
           timeout: float | None = None, allow_dirty: bool = False) -> list[str]:
     """Queue the grid (print each command), optionally run the queue and wait. Returns experiment names.
     Refuses (DataError) when untracked files would be missing from the queued runs, unless `allow_dirty`."""
-    if jobs < 1:
-        raise ParamError(f"sweep -j {jobs}: allowed: an integer >= 1 (queue workers)")
+    from replab.runtime import available_cpus
+
+    cpus = available_cpus()
+    if not 1 <= jobs <= cpus:  # each worker is a DVC process with a training stage in it
+        raise ParamError(f"sweep -j {jobs}: allowed: 1 … {cpus} queue workers (this machine's CPUs)")
     if name is not None:
         check_name(name)
     check_timeout(timeout)

@@ -266,6 +266,29 @@ def check_writable(path: str, option: str, outputs_ok: bool = False) -> None:
     raise ParamError(f"{option} {path}: {problem} (give a file path to write to)")
 
 
+def check_replaceable_folder(path: str, option: str, keeps: typing.Callable[[Path], bool]) -> None:
+    """ParamError unless the folder `path` (the value of the command-line `option`) may be replaced as a whole, as
+    `io.atomic_dir` does: a new path, or a folder that holds only entries `keeps` accepts (the files the option
+    writes there), none of them a file Git tracks; never the folder the command runs in or one above it. A new
+    path loses nothing. Checked before any work."""
+    if not str(path).strip():
+        raise ParamError(f"{option}: empty path (give a folder path to write to)")
+    target = Path(os.path.realpath(path))
+    if target == Path.cwd().resolve() or target in Path.cwd().resolve().parents:
+        raise ParamError(f"{option} {path}: is the folder this command runs in, or one above it, whose every file "
+                         "would be replaced (give a new folder's path)")
+    if (kind := not_a_regular_file(target)) not in (None, "a directory"):
+        raise ParamError(f"{option} {path}: is {kind}, not a folder (give a folder path to write to)")
+    if target.exists() and not target.is_dir():
+        raise ParamError(f"{option} {path}: is not a folder (give a folder path to write to)")
+    if target.is_dir():
+        foreign = sorted(e.name for e in target.iterdir() if not (e.is_file() and keeps(e)) or project_file(e, True))
+        if foreign:
+            more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+            raise ParamError(f"{option} {path}: holds {foreign[0]}{more}, which writing replaces with the folder as a "
+                             "whole (give a new or an empty folder's path)")
+
+
 def fail(where: str, message: str) -> typing.NoReturn:
     """Raise a ParamError for a cross-field check (used by sections' `check` methods)."""
     raise ParamError(f"{where}.{message}")

@@ -253,11 +253,11 @@ def fit(cfg: Config, method: str, data: TextData, n_unlabeled: int, seed: int, d
 
 
 def check_data(cfg: Config) -> None:
-    """The check_data stage's part (`replab.papers.check_data`), per set of `datasets`: `embedding_dim` against its
-    pretrained rows, `neighbours` within its vocabulary (Word iAT / iVAT), `n_unlabeled` within its pool, and
+    """The check_data stage's part (`replab.papers.check_data`), per set of `datasets` as training loads it (its pool
+    cut to `unlabeled_max_length`): `embedding_dim`, `neighbours` (Word iAT / iVAT) and `n_unlabeled` within its data,
     `selection: auc` against a dev split of one class (ROC-AUC undefined: every epoch would tie, the first kept)."""
     for dataset in cfg.datasets:
-        data = load_text(dataset, torch.device("cpu"), splits=("train", "dev", "unlabeled"))
+        data = load_text(dataset, torch.device("cpu"), cfg.unlabeled_max_length, splits=("train", "dev", "unlabeled"))
         if cfg.selection == "auc" and len(classes := data.labels["dev"].unique()) < 2:
             raise ParamError(f"params.yaml: attention_vat.selection = auc: the dev split of data/processed/{dataset} "
                              f"holds class {int(classes[0])} only, where ROC-AUC is undefined (allowed: f1)")
