@@ -57,15 +57,16 @@ def test_every_relative_link_reaches_a_file_and_heading(doc: Path):
 
 
 def test_readmes_step_time_table_is_the_committed_cpu_run(monkeypatch, capsys):
-    """README's step times per paper are `replab bench --show docs/bench/paper-cpu.json --markdown`, row for row: a
-    new CPU run committed there, or a hand edit of either, cannot leave the two apart."""
+    """README's step times per paper are `replab bench --show docs/bench/paper-cpu.json
+    docs/bench/paper-cpu-intel.json --markdown` (the two CPUs' committed runs), row for row: a new CPU run committed
+    there, or a hand edit of either, cannot leave the two apart."""
     from replab import bench
 
     monkeypatch.chdir(REPO)
-    bench.show(["docs/bench/paper-cpu.json"], markdown=True)
+    bench.show(["docs/bench/paper-cpu.json", "docs/bench/paper-cpu-intel.json"], markdown=True)
     table = capsys.readouterr().out.strip().splitlines()
     readme = (REPO / "README.md").read_text().splitlines()
-    assert table[0] in readme, "README.md has no step-time table of docs/bench/paper-cpu.json (its header line)"
+    assert table[0] in readme, "README.md has no step-time table of docs/bench/paper-cpu*.json (its header line)"
     start = readme.index(table[0])
     assert readme[start:start + len(table)] == table
     assert not readme[start + len(table)].startswith("|")  # no row of README's own after the printed ones
