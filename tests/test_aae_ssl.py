@@ -362,6 +362,23 @@ def test_table1_verdicts_within_the_seeds_spread():
     assert trend_within_spread(one_seed, margins) is False and beats_within_spread(one_seed, verdicts) is False
 
 
+def test_fig4_measures_how_much_y_and_z_move_the_images():
+    """Fig. 4's grids of the quick profile looked alike for y = 0 and y = 1 (0.002 per pixel apart, 0.087 across z)
+    and the report said nothing: it now measures both and says when y moves the images less than a quarter as
+    much as z. Hand-computed: z points whose 2 × 2 images are all 0, 0.2, 0.4 or 0.6 (0.2 from their mean 0.3)."""
+    from replab.papers.aae_ssl.report import style_effects, style_words
+
+    zero = np.array([0.0, 0.2, 0.4, 0.6]).reshape(2, 2, 1, 1) * np.ones((2, 2, 2, 2))
+    for shift, barely in ((0.04, True), (0.1, False)):
+        by_y, by_z = style_effects([zero, zero + shift])
+        assert by_y == pytest.approx(shift) and by_z == pytest.approx(0.2)
+        words = style_words(by_y, by_z, [0, 1])
+        assert words.startswith(f"Measured: changing y (0 vs 1) at the same z changes an image by {shift:.3f} per "
+                                "pixel on average, against 0.200 between an image and the mean of its y's grid")
+        assert ("y barely changes the digit at this scale" in words) is barely
+    assert style_effects([zero]) == (None, pytest.approx(0.2)) and style_words(None, 0.2, [0]) == ""
+
+
 def test_real_mnist_cells_carry_band_verdicts_both_ways(in_tmp):
     """On real MNIST each Table 1 cell is judged against the paper's mean ± std: AE at Nl = 100 lands inside
     16.11 ± 1.92, AAE(y,z) at 100 far above 7.07 ± 2.02, AAE(z) at 600 far below 8.28 ± 1.78."""

@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {one_line(message)}", file=sys.stderr)
         return 2
-    if args.command in ("train", "evaluate", "report"):
+    if args.command in ("download", "prepare", "train", "evaluate", "curves", "report"):  # the stages that take time
         print(f"{args.command} finished in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return 0
 

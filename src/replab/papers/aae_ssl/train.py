@@ -116,8 +116,9 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
         return loss, d_loss, terms_l, terms_u
 
     step = rt.StepGraph(iteration, runtime, device, f"aae_ssl {name or model}")
+    label = f"{name} ({model}, Nl={n_labeled}, z {z_dim})" if name else f"{model} Nl={n_labeled}"  # style: its own
     bar = rt.progress(range(start, iterations + 1), initial=start - 1, total=iterations, enabled=runtime.progress,
-                      desc=f"aae_ssl {model} Nl={n_labeled}")
+                      desc=f"aae_ssl {label}")
     for it in bar:
         rt.new_iteration(runtime)  # D's backward runs between the encoder's outputs and their use
         encoder.train(), decoder.train()
