@@ -358,6 +358,10 @@ def test_table1_verdicts_within_the_seeds_spread():
     assert trend_within_spread(ours, margins) is True
     ours[1000]["aae_z"] = st(5.0, 0.2)
     assert trend_within_spread(ours, margins) is False  # 0.5 clear of every std 0.2
+    # only the test errors the leads are made of count: AAE(z)'s 3.0 at Nl = 100 is no part of a lead AE sets there
+    apart = {100: {"ae": st(10.0, 0.1), "aae_z": st(20.0, 3.0), "aae_yz": st(8.0, 0.1)},
+             1000: {"ae": st(6.0, 0.1), "aae_z": st(7.0, 0.1), "aae_yz": st(5.0, 0.1)}}  # leads 2.0 and 1.0
+    assert trend_within_spread(apart, baseline_margins(apart, ["ae", "aae_z", "aae_yz"])) is False
     one_seed = {nl: {m: st(v["mean"], 0.0, 1) for m, v in row.items()} for nl, row in ours.items()}
     assert trend_within_spread(one_seed, margins) is False and beats_within_spread(one_seed, verdicts) is False
 

@@ -210,28 +210,37 @@ def test_report_says_why_when_dsim_did_not_learn():
     stats, why = similarity_adversary({"sct": [succeeded, rec(0.60, 66.0)]}, cfg)
     assert stats["sct"] == {"adversary_loss": pytest.approx((0.55 + 0.60) / 2),
                             "adversary_accuracy": pytest.approx((72.0 + 66.0) / 2), "learned": True,
-                            "adversary_loss_std": pytest.approx(0.05 / 2 ** 0.5), "learned_within_spread": False}
+                            "adversary_loss_std": 0.0, "learned_within_spread": False}  # (records of one seed)
     assert why is None
 
 
 def test_a_dsim_verdict_within_its_runs_spread_marks_the_claims_on_its_method():
     """D_sim's "learned" (mean loss below ln 2 − 0.01 = 0.68315) decided by less than its runs' standard deviation can
     turn on another machine (an LSM critic passed by 0.0008 nats off AVX2): the verdict is marked (the report marks
-    every claim on that method then), never one whose runs sit clear of the threshold."""
+    the claims on that method then), never one whose seeds sit clear of the threshold."""
     from replab.papers.censor.report import adversary_margins, similarity_adversary
 
     cfg = parse(cs.Config, {}, "censor")
-    rec = lambda loss: {"step1": {"adversary_loss": [0.70, loss], "adversary_accuracy": [50.0, 55.0]}}
-    # LSM: mean 0.68275 (printed 0.6827), 0.0004 below the threshold, std 0.0074 ≥ the distance; SCT 0.60 ± 0.0014
-    stats, _ = similarity_adversary({"lsm": [rec(0.6775), rec(0.688)], "sct": [rec(0.599), rec(0.601)]}, cfg)
+    rec = lambda loss, seed=0: {"seed": seed, "step1": {"adversary_loss": [0.70, loss],
+                                                        "adversary_accuracy": [50.0, 55.0]}}
+    # LSM: mean 0.68275 (printed 0.6827), 0.0004 below the threshold, std over its 2 seeds 0.0074 ≥ the distance;
+    # SCT 0.60 ± 0.0014
+    stats, _ = similarity_adversary({"lsm": [rec(0.6775, 0), rec(0.688, 1)], "sct": [rec(0.599, 0), rec(0.601, 1)]},
+                                    cfg)
     assert stats["lsm"]["learned"] and stats["lsm"]["learned_within_spread"]
     assert stats["lsm"]["adversary_loss_std"] == pytest.approx(0.0105 / 2 ** 0.5)
     assert stats["sct"]["learned"] and not stats["sct"]["learned_within_spread"]
-    assert "LSM 0.6827 (learned, 0.0004 below; within the runs' spread, ± 0.0074)" in adversary_margins(stats)
+    assert "LSM 0.6827 (learned, 0.0004 below; within the seeds' spread, ± 0.0074)" in adversary_margins(stats)
     assert adversary_margins(stats).endswith("SCT 0.6000 (learned, 0.0831 below).")
-    one_run, _ = similarity_adversary({"lsm": [rec(0.6828)]}, cfg)  # one run: no spread to judge by
-    assert not one_run["lsm"]["learned_within_spread"]
-    broken, _ = similarity_adversary({"lsm": [rec(float("nan")), rec(0.5)]}, cfg)  # NaN: not learned, not judged
+    # one seed at two λ: λ moves the loss on purpose, which is no seed noise: nothing to judge by
+    one_seed, _ = similarity_adversary({"lsm": [rec(0.6775), rec(0.688)]}, cfg)
+    assert not one_seed["lsm"]["learned_within_spread"] and one_seed["lsm"]["adversary_loss_std"] == 0.0
+    # two seeds at two λ each: the spread of the seeds' means 0.68275 and 0.68475 (0.002 / √2), whose mean 0.68375
+    # lies 0.0006 above the threshold: not learned, within the spread
+    two, _ = similarity_adversary({"lsm": [rec(0.6775, 0), rec(0.688, 0), rec(0.6795, 1), rec(0.690, 1)]}, cfg)
+    assert two["lsm"]["adversary_loss_std"] == pytest.approx(0.002 / 2 ** 0.5)
+    assert not two["lsm"]["learned"] and two["lsm"]["learned_within_spread"]
+    broken, _ = similarity_adversary({"lsm": [rec(float("nan"), 0), rec(0.5, 1)]}, cfg)  # NaN: not judged
     assert not broken["lsm"]["learned"] and not broken["lsm"]["learned_within_spread"]
 
 

@@ -881,7 +881,12 @@ def test_download_params_never_replaces_a_folder_of_other_files(in_tmp, capsys):
              "sub/..": "check --download-params sub/..: is the folder this command runs in",
              "..": "check --download-params ..: is the folder this command runs in, or one above it",
              " ": "check --download-params: empty path (give a folder path to write to)",
-             "params.yaml": "check --download-params params.yaml: is not a folder"}
+             "params.yaml": "check --download-params params.yaml: is not a folder",
+             "params.yaml/sub": "check --download-params params.yaml/sub:",  # under a file
+             "link": "check --download-params link: is a symbolic link (give the folder's own path)",
+             "dangling": "check --download-params dangling: is a symbolic link"}
+    (in_tmp / "link").symlink_to(in_tmp / "sub")
+    (in_tmp / "dangling").symlink_to(in_tmp / "nowhere")
     for folder, message in cases.items():
         capsys.readouterr()
         assert main(["check", "--download-params", folder]) == 2, folder

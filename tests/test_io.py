@@ -257,6 +257,22 @@ def test_the_next_write_removes_a_killed_writers_leftovers(tmp_path):
         [running.name, elsewhere.name, other_target.name, "train.json", "metrics"])
 
 
+def test_replacing_a_folder_leaves_a_users_dot_old_folder_alone(tmp_path):
+    """atomic_dir moved the folder it replaces to `.<name>.old`, deleting whatever a user kept under that name:
+    the old folder now moves aside under a temp name of its own, and nothing beside it is touched."""
+    from replab.io import atomic_dir
+
+    folder, mine = tmp_path / "keep", tmp_path / ".keep.old"
+    (folder / "a.json").parent.mkdir()
+    (folder / "a.json").write_text("old")
+    mine.mkdir()
+    (mine / "precious").write_text("mine")
+    with atomic_dir(folder) as tmp:
+        (tmp / "b.json").write_text("new")
+    assert [p.name for p in folder.iterdir()] == ["b.json"] and (mine / "precious").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".keep.old", "keep"]
+
+
 def test_dvc_ignores_a_killed_writers_leftovers(tmp_path):
     """A `replab prepare` killed mid-write left `.rt_snippets.<host>-<pid>.<8>.tmp/` in data/processed, and
     `dvc status` called check_data (which depends on all of data/processed) changed until the next prepare:

@@ -136,10 +136,10 @@ def test_claims_at_a_glance_gives_every_claim_in_words_with_its_verdict():
     assert report.claims_at_a_glance(sections) == [
         "## Claims at a glance", "",
         "1 holds, 1 does not, 1 not checkable; 1 marked (within the seeds' spread): a difference the verdict rests on "
-        "is smaller than the seeds' (or runs') standard deviation, so that more seeds, another CPU or a GPU can turn "
-        "it (with one seed nothing is marked). Each paper's section gives the numbers. Trained on cpu (AMD EPYC, "
-        "AVX2); cuda (H200): a verdict by a narrow margin can read otherwise on another CPU or GPU (README, Quick "
-        "start).", "",
+        "(or, for a rule with a margin, its distance from the margin) is smaller than the seeds' standard deviation, "
+        "so that more seeds, another CPU or a GPU can turn it (with one seed nothing is marked). Each paper's section "
+        "gives the numbers. Trained on cpu (AMD EPYC, AVX2); cuda (H200): a verdict by a narrow margin can read "
+        "otherwise on another CPU or GPU (README, Quick start).", "",
         "| paper | claim | verdict |\n|---|---|---|\n"
         "| [a](#a) | x beats y \\| z | **holds** (within the seeds' spread) |\n"
         "| [a](#a) | `y` | not checkable |\n| [b](#b) | `z` | **does not hold** |", ""]
@@ -196,6 +196,7 @@ def test_within_spread_flags_differences_the_seeds_spread_covers():
     assert report.within_spread({"mean": 90.4, "std": 0.5, "n": 3}, 90.0)
     assert not report.within_spread({"mean": 91.0, "std": 0.5, "n": 3}, 90)
     assert not report.within_spread({"mean": 90.4, "std": 0.5, "n": 1}, 90.0)
+    assert report.within_spread({"mean": 90.4, "std": 0.5, "n": 3}, np.float32(90.0))  # a numpy threshold too
 
 
 @pytest.mark.parametrize(("checks", "within"), [
@@ -225,6 +226,8 @@ def test_beats_within_spread_measures_the_margin_from_beats_edge(mine, others, a
     assert report.beats("x", mine, others, *args)[0] is verdict
     assert report.beats_within_spread(mine, others, *args) is within
     assert report.beats_within_spread({"A": {**mine["A"], "n": 1}}, others, *args) is False  # one seed: no spread
+    # a member that does not decide (mine's lowest and others' highest do) may have one seed: the mark stands
+    assert report.beats_within_spread({**mine, "A2": {"mean": 99.0, "std": 0.0, "n": 1}}, others, *args) is within
     assert report.beats_within_spread({}, others, *args) is False and report.beats_within_spread(
         {"A": None}, others, *args) is False
 

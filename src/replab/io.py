@@ -180,10 +180,9 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 → the mode mkdir would have given
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
+        if path.exists():  # the old folder moves aside under a temp name of its own (a killed swap's is a leftover)
+            old = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp.old", dir=path.parent))
+            os.replace(path, old)  # (onto the empty folder just made)
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
         else:

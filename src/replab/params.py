@@ -273,7 +273,11 @@ def check_replaceable_folder(path: str, option: str, keeps: typing.Callable[[Pat
     path loses nothing. Checked before any work."""
     if not str(path).strip():
         raise ParamError(f"{option}: empty path (give a folder path to write to)")
+    if os.path.islink(path):  # the write would replace the link itself (with a folder), not what it points to
+        raise ParamError(f"{option} {path}: is a symbolic link (give the folder's own path)")
     target = Path(os.path.realpath(path))
+    if (above := next((p for p in target.parents if p.exists()), None)) is not None and not above.is_dir():
+        raise ParamError(f"{option} {path}: {above} is not a folder (give a folder path to write to)")
     if target == Path.cwd().resolve() or target in Path.cwd().resolve().parents:
         raise ParamError(f"{option} {path}: is the folder this command runs in, or one above it, whose every file "
                          "would be replaced (give a new folder's path)")
@@ -282,7 +286,11 @@ def check_replaceable_folder(path: str, option: str, keeps: typing.Callable[[Pat
     if target.exists() and not target.is_dir():
         raise ParamError(f"{option} {path}: is not a folder (give a folder path to write to)")
     if target.is_dir():
-        foreign = sorted(e.name for e in target.iterdir() if not (e.is_file() and keeps(e)) or project_file(e, True))
+        try:
+            entries = list(target.iterdir())
+        except OSError as err:
+            raise ParamError(f"{option} {path}: unreadable ({err.strerror}; give a folder path to write to)") from None
+        foreign = sorted(e.name for e in entries if not (e.is_file() and keeps(e)) or project_file(e, True))
         if foreign:
             more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
             raise ParamError(f"{option} {path}: holds {foreign[0]}{more}, which writing replaces with the folder as a "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import numbers
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, make_dataclass
@@ -308,8 +309,8 @@ def within_spread(a: dict[str, Any] | None, b: dict[str, Any] | float | None) ->
     of its own), differ in mean by less than the larger of their standard deviations: a difference the seeds' own
     spread covers, which a float-rounding change of training (another matmul kernel, another machine) can
     reverse. False when either is missing, not finite or has one seed."""
-    if isinstance(b, (int, float)) and not isinstance(b, bool):
-        b = {"mean": b, "std": 0.0, "n": 2}
+    if isinstance(b, numbers.Real) and not isinstance(b, bool):
+        b = {"mean": float(b), "std": 0.0, "n": 2}
     if not a or not b or a.get("n", 0) < 2 or b.get("n", 0) < 2:
         return False
     values = [finite(v) for v in (a["mean"], b["mean"], a["std"], b["std"])]
@@ -358,10 +359,12 @@ def beats_within_spread(mine: dict[str, dict | None], others: dict[str, dict | N
                         strict: bool = True, tolerance: float = 0.0) -> bool:
     """Whether `beats`' verdict (same arguments) lies within the seeds' spread: its margin is nearer its edge than
     the larger standard deviation (≥ 2 seeds each) of the deciding pair, so more seeds can turn it. False when a
-    value is missing or has one seed."""
-    if not mine or not others or any(v is None or v.get("n", 0) < 2 for v in (*mine.values(), *others.values())):
+    value is missing or the deciding pair has one seed."""
+    if not mine or not others or any(v is None for v in (*mine.values(), *others.values())):
         return False
     low, high, margin, _, edge = _beats_edge(mine, others, digits, strict, tolerance)
+    if mine[low].get("n", 0) < 2 or others[high].get("n", 0) < 2:  # the deciding pair's spread, not the others'
+        return False
     return abs(margin - edge) < max(mine[low]["std"], others[high]["std"])
 
 
@@ -482,8 +485,9 @@ def claims_at_a_glance(sections: Sequence[Section]) -> list[str]:
     return ["## Claims at a glance", "",
             f"{holds} {'holds' if holds == 1 else 'hold'}, {fails} {'does' if fails == 1 else 'do'} not, "
             f"{counts['not checkable']} not checkable; {close} marked {WITHIN_SPREAD}: a difference the verdict rests "
-            "on is smaller than the seeds' (or runs') standard deviation, so that more seeds, another CPU or a GPU "
-            "can turn it (with one seed nothing is marked). Each paper's section gives the numbers. "
+            "on (or, for a rule with a margin, its distance from the margin) is smaller than the seeds' standard "
+            "deviation, so that more seeds, another CPU or a GPU can turn it (with one seed nothing is marked). Each "
+            "paper's section gives the numbers. "
             f"Trained on {'; '.join(devices) or 'an unrecorded device'}: a verdict by a narrow margin can read "
             "otherwise on another CPU or GPU (README, Quick start).", "",
             md_table(["paper", "claim", "verdict"], rows), ""]

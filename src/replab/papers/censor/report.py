@@ -134,12 +134,14 @@ def summarize(cfg: Config, params: dict):
     for c in claims:  # a claim on a method whose D_sim never learned tests the failed adversary, not the method
         failed = [METHOD_LABELS[m] for m, v in summary["similarity_adversary"].items()
                   if not v["learned"] and m in c.split("_")]
+        adversaries = {m: v for m, v in summary["similarity_adversary"].items() if m in c.split("_")}
         if failed:
             was = "" if claims[c] is None else f"would read {claim_words(claims[c])}, but "
             detail[c] += f"; {was}D_sim of {' and '.join(failed)} did not learn (below)"
-            claims[c] = None
-        close[c] = close.get(c, False) or any(v["learned_within_spread"] for m, v in
-                                              summary["similarity_adversary"].items() if m in c.split("_"))
+            claims[c] = None  # checkable again only if every failed D_sim's verdict can turn
+            close[c] = all(v["learned_within_spread"] for v in adversaries.values() if not v["learned"])
+        else:
+            close[c] = close.get(c, False) or any(v["learned_within_spread"] for v in adversaries.values())
     summary["claims"] = claims
     summary["claims_within_spread"] = close
     md += [f"Claims (envelopes compared at the thresholds above; ≈ within {ENVELOPE_TOLERANCE:g} user-accuracy "
@@ -193,7 +195,8 @@ def adversary_margins(stats: dict) -> str:
     words = [f"{METHOD_LABELS[m]} {v['adversary_loss']:.4f} ("
              + (f"learned, {threshold - v['adversary_loss']:.4f} below" if v["learned"] else
                 f"did not learn, {v['adversary_loss'] - threshold:.4f} above")
-             + (f"; within the runs' spread, ± {v['adversary_loss_std']:.4f}" if v.get("learned_within_spread") else "")
+             + (f"; within the seeds' spread, ± {v['adversary_loss_std']:.4f}" if v.get("learned_within_spread")
+                else "")
              + ")" for m, v in stats.items()]
     return (f"D_sim's mean step-1 loss in its best repetition, averaged over the method's runs (learned = below "
             f"ln 2 − {SIMILARITY_CHANCE_MARGIN:g} = {threshold:.4f} nats): {', '.join(words)}.")
@@ -209,7 +212,8 @@ def similarity_adversary(records: dict[str, list[dict]], cfg: Config) -> tuple[d
     that failed rather than the method. The lowest repetition, not the last: a censor that works drives D_sim back
     to ln 2 in the later repetitions (step 2 trains E to defeat it), which the last repetition's loss would read
     as an adversary that never learned; the first repetition sees the pretrained encoder's z, where the user is
-    readable. Within spread: the runs' standard deviation of that loss covers its distance to the threshold."""
+    readable. Within spread: the standard deviation over seeds of that loss (each seed's mean over its λ runs)
+    covers its distance to the threshold."""
     stats: dict[str, dict] = {}
     for m, recs in records.items():
         if m not in SIMILARITY_METHODS or not recs or any("step1" not in r for r in recs):
@@ -219,10 +223,14 @@ def similarity_adversary(records: dict[str, list[dict]], cfg: Config) -> tuple[d
         loss = float(np.mean(losses))
         accuracy = float(np.mean([r["step1"]["adversary_accuracy"][i] for r, i in zip(recs, lowest, strict=True)]))
         threshold = math.log(2) - SIMILARITY_CHANCE_MARGIN
-        spread = report.mean_std(losses)  # over the method's runs (seeds × λ); a NaN run leaves nothing to judge
+        # the seeds' spread of that loss (each seed's mean over its λ runs: λ changes it on purpose, not by noise);
+        # a NaN run leaves nothing to judge
+        seeds = sorted({r.get("seed") for r in recs}, key=str)
+        spread = report.mean_std([np.mean([v for r, v in zip(recs, losses, strict=True) if r.get("seed") == s])
+                                  for s in seeds])
         stats[m] = {"adversary_loss": loss, "adversary_accuracy": accuracy, "learned": bool(loss < threshold),
                     "adversary_loss_std": spread["std"] if np.isfinite(loss) else None,
-                    # the runs' spread covers the distance to the threshold: the verdict can turn either way
+                    # the seeds' spread covers the distance to the threshold: the verdict can turn either way
                     "learned_within_spread": bool(np.isfinite(loss)) and report.within_spread(spread, threshold)}
     failed = [m for m, v in stats.items() if not v["learned"]]
     if not failed:
