@@ -196,3 +196,21 @@ def test_starting_the_queue_returns_while_its_workers_run(tmp_path, monkeypatch,
     finally:
         if alive.exists() and alive.read_text().strip():
             subprocess.run(["kill", alive.read_text().strip()], check=False)
+
+
+def test_compare_all_commits_says_what_it_reads_before_the_long_wait(in_tmp, monkeypatch, capsys):
+    """`replab compare <paper> -A` over 604 commits printed nothing for minutes (busy in `dvc exp show -A`): it says
+    first how many commits DVC reads; without -A nothing is said."""
+    import os
+
+    env = {**os.environ, **isolated_env(in_tmp)}
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "commit", "-q", "--allow-empty", "-m", "one"],
+                ["git", "commit", "-q", "--allow-empty", "-m", "two"]):
+        subprocess.run(cmd, check=True, env=env)
+    calls = []
+    monkeypatch.setattr(compare, "_dvc", lambda *args, **kw: calls.append(args) or subprocess.CompletedProcess(
+        args, 0, "[]", ""))
+    assert compare.list_experiments(all_commits=True) == [] and calls == [("exp", "show", "--json", "-A")]
+    assert capsys.readouterr().err == ("compare -A: reading the experiments of 2 commit(s) with `dvc exp show -A` "
+                                       "(over hundreds this takes minutes)\n")
+    assert compare.list_experiments() == [] and capsys.readouterr().err == ""

@@ -601,7 +601,12 @@ def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Se
 
 
 def list_experiments(all_commits: bool = False) -> list[dict[str, Any]]:
-    """Rows of `dvc exp show --json`: {'name', 'rev', 'kind': workspace | baseline | experiment, 'baseline'}."""
+    """Rows of `dvc exp show --json`: {'name', 'rev', 'kind': workspace | baseline | experiment, 'baseline'}. With
+    `all_commits` (-A) it first says on stderr how many commits DVC reads: over hundreds that takes minutes."""
+    if all_commits:
+        commits = subprocess.run(["git", "rev-list", "--count", "--all"], capture_output=True, text=True).stdout.strip()
+        print(f"compare -A: reading the experiments of {commits or 'every'} commit(s) with `dvc exp show -A` (over "
+              "hundreds this takes minutes)", file=sys.stderr, flush=True)
     shown = json.loads(_dvc("exp", "show", "--json", *(["-A"] if all_commits else [])).stdout or "[]")
     rows = []
     for commit in shown:
