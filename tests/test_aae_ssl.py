@@ -339,21 +339,21 @@ def test_table1_verdicts_within_the_seeds_spread():
     """A Table 1 verdict that more seeds could turn is marked: "beats the baselines" when one of its comparisons lies
     within the seeds' spread (holding) or every failing one does (not holding); "by more at smaller Nl" when the two
     leads differ by less than the largest std of the test errors they are made of; never with one seed."""
-    from replab.papers.aae_ssl.report import baseline_margins, beats_within_spread, trend_within_spread
+    from replab.papers.aae_ssl.report import baseline_margins, table1_within_spread, trend_within_spread
 
     st = lambda mean, std, n=3: {"mean": mean, "std": std, "n": n}
     ours = {100: {"ae": st(10.0, 0.2), "aae_z": st(12.0, 0.2), "aae_yz": st(9.0, 0.2)},  # lead 1.0
             1000: {"ae": st(6.0, 0.2), "aae_z": st(5.0, 0.7), "aae_yz": st(4.5, 0.2)}}  # lead 0.5, within 0.7
     verdicts = {"100": {"ae": True, "aae_z": True}, "1000": {"ae": True, "aae_z": True}}
-    assert beats_within_spread(ours, verdicts) is True  # AAE(z) at 1000: 0.5 < 0.7
-    assert beats_within_spread(ours, {"100": verdicts["100"]}) is False  # 1.0 and 3.0 clear of 0.2
+    assert table1_within_spread(ours, verdicts) is True  # AAE(z) at 1000: 0.5 < 0.7
+    assert table1_within_spread(ours, {"100": verdicts["100"]}) is False  # 1.0 and 3.0 clear of 0.2
     # not holding: AAE(y,z) 5.3 below AE 6.0 but ≥ AAE(z) 5.0 at 1000, by 0.3 < 0.7 (AAE(z)'s std): can turn;
     # at 7.5 it also fails against AE by 1.5, far beyond their std 0.2: settled
     worse = {**ours, 1000: {**ours[1000], "aae_yz": st(5.3, 0.2)}}
-    assert beats_within_spread(worse, {"1000": {"ae": True, "aae_z": False}}) is True
+    assert table1_within_spread(worse, {"1000": {"ae": True, "aae_z": False}}) is True
     worse[1000]["aae_yz"] = st(7.5, 0.2)
-    assert beats_within_spread(worse, {"1000": {"ae": False, "aae_z": False}}) is False
-    assert beats_within_spread(ours, {"100": {"ae": None}}) is False  # not testable
+    assert table1_within_spread(worse, {"1000": {"ae": False, "aae_z": False}}) is False
+    assert table1_within_spread(ours, {"100": {"ae": None}}) is False  # not testable
     margins = baseline_margins(ours, ["ae", "aae_z", "aae_yz"])  # {100: 1.0, 1000: 0.5}: differ by 0.5 < 0.7
     assert trend_within_spread(ours, margins) is True
     ours[1000]["aae_z"] = st(5.0, 0.2)
@@ -363,7 +363,7 @@ def test_table1_verdicts_within_the_seeds_spread():
              1000: {"ae": st(6.0, 0.1), "aae_z": st(7.0, 0.1), "aae_yz": st(5.0, 0.1)}}  # leads 2.0 and 1.0
     assert trend_within_spread(apart, baseline_margins(apart, ["ae", "aae_z", "aae_yz"])) is False
     one_seed = {nl: {m: st(v["mean"], 0.0, 1) for m, v in row.items()} for nl, row in ours.items()}
-    assert trend_within_spread(one_seed, margins) is False and beats_within_spread(one_seed, verdicts) is False
+    assert trend_within_spread(one_seed, margins) is False and table1_within_spread(one_seed, verdicts) is False
 
 
 def test_fig4_measures_how_much_y_and_z_move_the_images():

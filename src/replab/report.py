@@ -319,6 +319,11 @@ def within_spread(a: dict[str, Any] | None, b: dict[str, Any] | float | None) ->
     return abs(values[0] - values[1]) < max(values[2], values[3])
 
 
+def greater_with_spread(a: dict[str, Any] | None, b: dict[str, Any] | float | None) -> tuple[bool | None, bool]:
+    """(`greater(a, b)`, `within_spread(a, b)`): a comparison's verdict and whether the seeds' spread covers it."""
+    return greater(a, b), within_spread(a, b)
+
+
 def verdict_within_spread(checks: Iterable[tuple[Any, ...]]) -> bool:
     """Whether a claim judged by several comparisons (`all_hold` of their verdicts) could turn within the seeds'
     spread, from (verdict, …, within the spread) per comparison (the first and the last of each tuple): when it

@@ -93,7 +93,8 @@ def summarize(cfg: Config, params: dict):
     margins = baseline_margins(ours, cfg.models)
     trend_holds = margin_shrinks(margins)
     trend_close = trend_within_spread(ours, margins)
-    beats_close = beats_within_spread(ours, verdicts)
+    beats_close = table1_within_spread(ours, verdicts)
+    close_list = "; ".join(_close_call_list(close_calls, failures))
 
     # Test error vs Nl, ours beside the paper
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
@@ -166,8 +167,7 @@ def summarize(cfg: Config, params: dict):
         + (f", AAE(y,z) is not below: {'; '.join(failures)}" if failures else "") + "."
         + (f" Within the seeds' spread, so that more seeds would be needed to settle it and a float-rounding change "
            f"of training can reverse it (the means differ by less than the larger standard deviation): "
-           f"{'; '.join(_close_call_list(close_calls, failures))}." if beats_close else
-           f" Close, but the failures above settle it: {'; '.join(_close_call_list(close_calls, failures))}."
+           f"{close_list}." if beats_close else f" Close, but the failures above settle it: {close_list}."
            if close_calls else "")
         + f" At the smallest Nl ({smallest}) AAE(y,z) {_BELOW[yz_beats_ae_smallest]} AE "
         f"({report.fmt(ours[smallest].get('aae_yz'))} vs {report.fmt(ours[smallest].get('ae'))}). "
@@ -256,7 +256,7 @@ def margin_shrinks(margins: dict[int, float | None]) -> bool | None:
     return None if first is None or last is None else first > last
 
 
-def beats_within_spread(ours: dict, verdicts: dict[str, dict[str, bool | None]]) -> bool:
+def table1_within_spread(ours: dict, verdicts: dict[str, dict[str, bool | None]]) -> bool:
     """Whether the Table 1 claim's verdict could turn within the seeds' spread (`report.verdict_within_spread` over
     AAE(y,z)'s test error against each baseline's). `verdicts`: {str(Nl): {baseline: AAE(y,z) below}}."""
     return report.verdict_within_spread((ok, report.within_spread(ours[int(nl)]["aae_yz"], ours[int(nl)][b]))

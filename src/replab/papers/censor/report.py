@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -132,16 +133,14 @@ def summarize(cfg: Config, params: dict):
     summary["similarity_adversary"], why = similarity_adversary(
         {m: [records[k] for ks in keys[m].values() for k in ks] for m in cfg.methods}, cfg)
     for c in claims:  # a claim on a method whose D_sim never learned tests the failed adversary, not the method
-        failed = [METHOD_LABELS[m] for m, v in summary["similarity_adversary"].items()
-                  if not v["learned"] and m in c.split("_")]
         adversaries = {m: v for m, v in summary["similarity_adversary"].items() if m in c.split("_")}
-        if failed:
+        if failed := [m for m, v in adversaries.items() if not v["learned"]]:
             was = "" if claims[c] is None else f"would read {claim_words(claims[c])}, but "
-            detail[c] += f"; {was}D_sim of {' and '.join(failed)} did not learn (below)"
+            detail[c] += f"; {was}D_sim of {' and '.join(METHOD_LABELS[m] for m in failed)} did not learn (below)"
             claims[c] = None  # checkable again only if every failed D_sim's verdict can turn
-            close[c] = all(v["learned_within_spread"] for v in adversaries.values() if not v["learned"])
+            close[c] = all(adversaries[m]["learned_within_spread"] for m in failed)
         else:
-            close[c] = close.get(c, False) or any(v["learned_within_spread"] for v in adversaries.values())
+            close[c] = close[c] or any(v["learned_within_spread"] for v in adversaries.values())
     summary["claims"] = claims
     summary["claims_within_spread"] = close
     md += [f"Claims (envelopes compared at the thresholds above; ≈ within {ENVELOPE_TOLERANCE:g} user-accuracy "
@@ -215,6 +214,7 @@ def similarity_adversary(records: dict[str, list[dict]], cfg: Config) -> tuple[d
     readable. Within spread: the standard deviation over seeds of that loss (each seed's mean over its λ runs)
     covers its distance to the threshold."""
     stats: dict[str, dict] = {}
+    threshold = math.log(2) - SIMILARITY_CHANCE_MARGIN
     for m, recs in records.items():
         if m not in SIMILARITY_METHODS or not recs or any("step1" not in r for r in recs):
             continue
@@ -222,12 +222,12 @@ def similarity_adversary(records: dict[str, list[dict]], cfg: Config) -> tuple[d
         losses = [r["step1"]["adversary_loss"][i] for r, i in zip(recs, lowest, strict=True)]
         loss = float(np.mean(losses))
         accuracy = float(np.mean([r["step1"]["adversary_accuracy"][i] for r, i in zip(recs, lowest, strict=True)]))
-        threshold = math.log(2) - SIMILARITY_CHANCE_MARGIN
         # the seeds' spread of that loss (each seed's mean over its λ runs: λ changes it on purpose, not by noise);
         # a NaN run leaves nothing to judge
-        seeds = sorted({r.get("seed") for r in recs}, key=str)
-        spread = report.mean_std([np.mean([v for r, v in zip(recs, losses, strict=True) if r.get("seed") == s])
-                                  for s in seeds])
+        by_seed = defaultdict(list)
+        for r, v in zip(recs, losses, strict=True):
+            by_seed[r.get("seed")].append(v)
+        spread = report.mean_std([np.mean(v) for v in by_seed.values()])
         stats[m] = {"adversary_loss": loss, "adversary_accuracy": accuracy, "learned": bool(loss < threshold),
                     "adversary_loss_std": spread["std"] if np.isfinite(loss) else None,
                     # the seeds' spread covers the distance to the threshold: the verdict can turn either way
