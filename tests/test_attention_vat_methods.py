@@ -1,4 +1,4 @@
-"""attention_vat (seed 004): the network's padding handling, the perturbations of the nine methods (Eq. 1–10)
+"""attention_vat (source 004): the network's padding handling, the perturbations of the nine methods (Eq. 1–10)
 against hand computations, and a tiny deterministic end-to-end run of every method."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""autoencoder (seed 003): the Keras blog models, losses and measures, and a tiny end-to-end run."""
+"""autoencoder (source 003): the Keras blog models, losses and measures, and a tiny end-to-end run."""
 
 from __future__ import annotations
 

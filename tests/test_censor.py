@@ -1,4 +1,4 @@
-"""censor (seed 002): losses and step-2 objectives by hand, user re-indexing, pair sampling, envelopes and
+"""censor (source 002): losses and step-2 objectives by hand, user re-indexing, pair sampling, envelopes and
 the claims on them, F1 measures, a tiny end-to-end run."""
 
 from __future__ import annotations
@@ -249,7 +249,7 @@ def test_windows_are_checked_against_the_seeds_count():
     from replab.papers.censor.report import windows_check
 
     assert windows_check({"train": 140_000, "seen": 15_569, "unseen": 16_600}) == (
-        "Windows over every split: 172,169; the seed counts 172,169 (the same), the check of our reading of its "
+        "Windows over every split: 172,169; the source counts 172,169 (the same), the check of our reading of its "
         "windowing.")
     assert "1,000 fewer, -0.58 %" in windows_check({"train": 171_169})
     assert "831 more, +0.48 %" in windows_check({"train": 173_000})

@@ -97,6 +97,8 @@ def test_nan_and_infinity_in_the_summary_show_as_missing_with_a_note(repo, capsy
     assert "\nworkspace,workspace,smoke,,0.92,23.05,,,mnist5k,cpu\n" in out and not re.search("nan|inf", out, re.I)
     assert err == ("note: workspace: 3 values missing in metrics/aae_ssl.json (null or not finite there; empty "
                    "cells): test_error.100.ae.mean, test_error.100.aae_yz.std, ratio\n")
+    assert main(["compare", "aae_ssl", "workspace", "--format", "csv", "--out", "one.csv"]) == 0
+    assert capsys.readouterr().err.endswith("wrote one.csv (1 experiment)\n")  # (was "1 experiments")
 
 
 def test_a_mean_or_std_that_is_not_a_number_shows_as_missing_with_its_own_note(repo, capsys):

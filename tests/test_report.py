@@ -128,17 +128,19 @@ def test_claims_at_a_glance_gives_every_claim_in_words_with_its_verdict():
     """The report's first table: each section's claims in order, in its words (the key where it gave none), each
     verdict, the counts, and the devices trained on; a claim text's '|' cannot split its row."""
     sections = [
-        report.Section("a", "A", "", {"claims": {"x": True, "y": None}, "run": {"devices": "cpu (AMD EPYC, AVX2)"},
+        report.Section("a", "A", "", {"claims": {"x": True, "y": None},
+                                      "run": {"devices": "cpu (AMD EPYC, AVX2)", "seeds": 3},
                                       "claims_within_spread": {"x": True, "y": False}}, {"x": "x beats y | z"}),
-        report.Section("b", "B", "", {"claims": {"z": False}, "run": {"devices": "cpu (AMD EPYC, AVX2); cuda (H200)"}}),
+        report.Section("b", "B", "", {"claims": {"z": False},
+                                      "run": {"devices": "cpu (AMD EPYC, AVX2); cuda (H200)", "seeds": 1}}),
         report.Section("c", "C", "", {}),  # no claims: no rows
     ]
     assert report.claims_at_a_glance(sections) == [
         "## Claims at a glance", "",
         "1 holds, 1 does not, 1 not checkable; 1 marked (within the seeds' spread): a difference the verdict rests on "
         "(or, for a rule with a margin, its distance from the margin) is smaller than the seeds' standard deviation, "
-        "so that more seeds, another CPU or a GPU can turn it (with one seed nothing is marked). Each paper's section "
-        "gives the numbers. Trained on cpu (AMD EPYC, AVX2); cuda (H200): a verdict by a narrow margin can read "
+        "so that more seeds, another CPU or a GPU can turn it (with one seed nothing is marked: b trained one, so its "
+        "close verdicts go unmarked). Each paper's section gives the numbers. Trained on cpu (AMD EPYC, AVX2); cuda (H200): a verdict by a narrow margin can read "
         "otherwise on another CPU or GPU (README, Quick start).", "",
         "| paper | claim | verdict |\n|---|---|---|\n"
         "| [a](#a) | x beats y \\| z | **holds** (within the seeds' spread) |\n"
@@ -358,6 +360,9 @@ def test_the_run_summary_names_the_thread_counts_the_variants_were_trained_with(
     assert report.run_summary([{"run": {**run, "threads": 2}}, {"run": {**run, "threads": 1}}])["threads"] == "1, 2"
     assert report.run_summary([{"run": run}])["threads"] == "?"  # a record without the count
     assert report.run_summary([{"run": {**run, "threads": True}}])["threads"] == "?"  # a bool is no count
+    # the distinct training seeds (the report's first table names the papers trained with one: nothing marked)
+    assert report.run_summary([{"run": {**run, "seed": s}} for s in (0, 1, 1)])["seeds"] == 2
+    assert report.run_summary([{"run": run}])["seeds"] == 0  # a record without its seed
 
 
 def test_a_later_papers_bad_metrics_leave_every_summary_as_it_was(in_tmp, monkeypatch):

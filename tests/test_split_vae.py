@@ -1,4 +1,4 @@
-"""split_vae (seed 001): loss terms by hand, clustering measures, the writer subset, a tiny end-to-end run."""
+"""split_vae (source 001): loss terms by hand, clustering measures, the writer subset, a tiny end-to-end run."""
 
 from __future__ import annotations
 

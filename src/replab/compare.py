@@ -895,7 +895,7 @@ def compare(paper: str, specs: Sequence[str], fmt: str = "md", out: str | None =
 
         with atomic_path(out, suffix=Path(out).suffix) as tmp:
             tmp.write_text(text)
-        print(f"wrote {out} ({len(chosen)} experiments)", file=sys.stderr)
+        print(f"wrote {out} ({len(chosen)} experiment{'' if len(chosen) == 1 else 's'})", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return text

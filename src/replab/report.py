@@ -486,21 +486,24 @@ def claims_at_a_glance(sections: Sequence[Section]) -> list[str]:
     if not rows:
         return []
     devices = sorted({d for s in sections for d in s.summary.get("run", {}).get("devices", "").split("; ") if d})
+    one_seed = [s.paper for s in sections if s.summary.get("run", {}).get("seeds") == 1]
     holds, fails = counts["holds"], counts["does not hold"]
     return ["## Claims at a glance", "",
             f"{holds} {'holds' if holds == 1 else 'hold'}, {fails} {'does' if fails == 1 else 'do'} not, "
             f"{counts['not checkable']} not checkable; {close} marked {WITHIN_SPREAD}: a difference the verdict rests "
             "on (or, for a rule with a margin, its distance from the margin) is smaller than the seeds' standard "
-            "deviation, so that more seeds, another CPU or a GPU can turn it (with one seed nothing is marked). Each "
-            "paper's section gives the numbers. "
+            "deviation, so that more seeds, another CPU or a GPU can turn it (with one seed nothing is marked"
+            + (f": {', '.join(one_seed)} trained one, so {'its' if len(one_seed) == 1 else 'their'} close verdicts go "
+               "unmarked" if one_seed else "")
+            + "). Each paper's section gives the numbers. "
             f"Trained on {'; '.join(devices) or 'an unrecorded device'}: a verdict by a narrow margin can read "
             "otherwise on another CPU or GPU (README, Quick start).", "",
             md_table(["paper", "claim", "verdict"], rows), ""]
 
 
 def run_summary(records: Iterable[dict]) -> dict[str, Any]:
-    """Where and how fast the variants ran (from the `run` block every metrics file carries). `threads`: the torch
-    CPU thread counts they were trained with, e.g. "2" or "1, 2", which can differ from params.yaml's
+    """Where and how fast the variants ran (from the `run` block every metrics file carries). `seeds`: how many
+    distinct training seeds (0 when no record names one). `threads`: the torch CPU thread counts they were trained with, e.g. "2" or "1, 2", which can differ from params.yaml's
     `runtime.threads`: it is no training stage's param, so DVC's run cache restores a stage trained with another."""
     runs = []
     for r in records:
@@ -519,7 +522,8 @@ def run_summary(records: Iterable[dict]) -> dict[str, Any]:
         return {}
     devices = sorted({f"{r['device']} ({device_label(r)})" for r in runs})
     threads = sorted({r["threads"] for r in runs if type(r.get("threads")) is int})  # (not a bool)
-    return {"devices": "; ".join(devices), "threads": ", ".join(map(str, threads)) or "?",
+    seeds = {r["seed"] for r in runs if type(r.get("seed")) is int}
+    return {"devices": "; ".join(devices), "seeds": len(seeds), "threads": ", ".join(map(str, threads)) or "?",
             "torch": runs[0]["torch"], "data_source": runs[0]["data_source"],
             "train_seconds_total": round(sum(r.get("seconds", 0.0) for r in runs), 1),
             "samples_per_s_mean": round(sum(r.get("samples_per_s", 0.0) for r in runs) / len(runs), 1)}

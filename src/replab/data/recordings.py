@@ -1,6 +1,6 @@
 """Wearable-sensor recordings → standardised sliding windows split by user (shared by usc_had and har).
 
-censor (seed 002) protocol: every recording (one subject, one activity, one trial; (T, 6) samples at 100 Hz,
+censor (source 002) protocol: every recording (one subject, one activity, one trial; (T, 6) samples at 100 Hz,
 acc xyz in g then gyro xyz in dps) is standardised per channel over the whole recording, then cut into
 windows of `window` samples every `stride` samples (30 / 15 in the seed): a recording of T samples gives
 floor((T − window) / stride) + 1 windows, none when T < window. Users in `train_users` are split 90 / 10

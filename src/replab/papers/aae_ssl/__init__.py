@@ -1,4 +1,4 @@
-"""aae_ssl (seed 000): semi-supervised adversarial autoencoder with a content (y) / style (z) split latent.
+"""aae_ssl (source 000): semi-supervised adversarial autoencoder with a content (y) / style (z) split latent.
 
 The encoder q(y, z | x) splits its code into a 10-way softmax y (content, the class) and a linear z (style).
 ONE discriminator D(y, z) sees both parts and pushes q(y, z) towards p(y)·p(z) — y one-hot of a uniformly

@@ -84,7 +84,7 @@ class Config:
     iterations: int = param(3000, ge=1, le=MAX_COUNT, doc="one labeled + one unlabeled batch each")
     eval_every: int = param(250, ge=1, le=MAX_COUNT, doc="validation error for model selection every N iterations")
     corr_threshold: float = param(0.1, gt=0.0, lt=1.0, doc="Fig. 3: an off-diagonal |corr| below this counts as "
-                                  "'near 0' (ours; the seed counts components near 0 without a number)")
+                                  "'near 0' (ours; the source counts components near 0 without a number)")
     style: StyleConfig = param(StyleConfig())
 
     def check(self, where: str) -> None:

@@ -153,7 +153,7 @@ def summarize(cfg: Config, params: dict):
                      "paper's claim that AAE(y,z) has a lower test error than both baselines at every Nl.")
     claim_text = claim_words(claim_holds)
     md = "\n".join([
-        f"Seed 000. Data: {cfg.dataset}; {len(cfg.seeds)} seed(s); {cfg.iterations} iterations; hidden "
+        f"Source 000. Data: {cfg.dataset}; {len(cfg.seeds)} seed(s); {cfg.iterations} iterations; hidden "
         f"{cfg.hidden}, z {cfg.z_dim}; Eq. 3's λ_nll, λ_rec, λ_reg = {cfg.lambda_nll:g}, {cfg.lambda_rec:g}, "
         f"{cfg.lambda_reg:g}.",
         "",
@@ -187,7 +187,7 @@ def summarize(cfg: Config, params: dict):
         "",
         "The paper's claim (it shows the two matrices, no numbers): the AAE(y,z) matrix has more components near 0 "
         "than the AE's (a count). Ours at "
-        f"Nl = {smallest}, test split (neither is stated in the seed), mean ± std over seeds: the fraction of "
+        f"Nl = {smallest}, test split (neither is stated in the source), mean ± std over seeds: the fraction of "
         f"off-diagonal entries with \\|corr\\| < {cfg.corr_threshold:g} (the claim's measure), and beside it "
         "the mean \\|corr\\| off the diagonal and in the y–z block:",
         "",
@@ -228,7 +228,7 @@ def summarize(cfg: Config, params: dict):
         "dataset": cfg.dataset,
         "run": report.run_summary(records.values()),
     }
-    return report.Section("aae_ssl", "aae_ssl — semi-supervised AAE with content/style split (seed 000)", md, summary,
+    return report.Section("aae_ssl", "aae_ssl — semi-supervised AAE with content/style split (source 000)", md, summary,
                           CLAIM_TEXTS)
 
 

@@ -1,4 +1,4 @@
-"""attention_vat (seed 004): virtual adversarial training on attention (Attention VAT / iVAT) against word- and
+"""attention_vat (source 004): virtual adversarial training on attention (Attention VAT / iVAT) against word- and
 attention-level AT/VAT.
 
 The seed (Kitada & Iyatomi, Japanese; the English version is arXiv 2104.08763) applies VAT to the attention

@@ -350,7 +350,7 @@ def summarize(cfg, params: dict):
           + (f"{n} seeds (mean ± std), " if (n := len({r["seed"] for r in records.values()})) > 1 else "1 seed, ")
           + f"{sum('method' in r for r in records.values())} trained models (and Fig. 2's runs). Corr. = Pearson r "
           "between the attention weights and J&W's gradient importance |∂ŷ/∂e·e| per sentence, averaged (Pearson as "
-          "in the source summary, seed 004); Kendall τ is J&W's.", ""]
+          "in the source summary 004); Kendall τ is J&W's.", ""]
     md += settings_markdown(cfg, records)
     if "rt_snippets" in per_ds:
         md += ["rt_snippets (Rotten Tomatoes snippets, SST's kind of sentence) is the offline stand-in: its rows stand "
@@ -379,7 +379,7 @@ def summarize(cfg, params: dict):
     md += [f"- {PAPER_CLAIMS[c]}: **{words[c]}**{report.spread_mark(close[c])}" for c in PAPER_CLAIMS] + [""]
     summary = {"datasets": per_ds, "claims": {c: flags[c] for c in PAPER_CLAIMS}, "claim_verdicts": words,
                "claims_within_spread": close, "run": report.run_summary(records.values())}
-    return report.Section(PAPER, "attention_vat — virtual adversarial training on attention (seed 004)",
+    return report.Section(PAPER, "attention_vat — virtual adversarial training on attention (source 004)",
                           "\n".join(md), summary, PAPER_CLAIMS)
 
 

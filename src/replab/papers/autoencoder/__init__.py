@@ -1,4 +1,4 @@
-"""autoencoder (seed 003): the basic autoencoder of the Keras blog, its uses, and the article's figure.
+"""autoencoder (source 003): the basic autoencoder of the Keras blog, its uses, and the article's figure.
 
 The seed (a Qiita note, 2020-12-07) runs the Keras page's simple autoencoder — read as F. Chollet's "Building
 Autoencoders in Keras" blog; the note names only "the Keras page" — on MNIST (784 → 32 → 784, 50 epochs, its

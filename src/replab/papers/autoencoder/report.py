@@ -165,5 +165,5 @@ def summarize(cfg: Config, params: dict):
                                      summary_dir / f"reconstructions_{m}.png")
         md += [f"![{m}]({rel})", ""]
     summary["run"] = report.run_summary(records.values())
-    return report.Section(PAPER, "autoencoder — the basic autoencoder (seed 003, Keras blog)", "\n".join(md),
+    return report.Section(PAPER, "autoencoder — the basic autoencoder (source 003, Keras blog)", "\n".join(md),
                           summary, claim_text)

@@ -1,4 +1,4 @@
-"""censor (seed 002): remove user identity from activity features — AFL vs SCT vs LSM.
+"""censor (source 002): remove user identity from activity features — AFL vs SCT vs LSM.
 
 The seed (Iwasawa et al.'s line of work on wearables) learns an encoder E: x → z that keeps the activity y
 and hides the user s. A label classifier M (logistic regression on z) is trained with E; an adversary tries

@@ -172,7 +172,7 @@ def summarize(cfg: Config, params: dict):
     fig3 = _curves_figure(cfg, records, keys, cnn, summary_dir / "fig3_curves.png")
     md += [f"![Fig. 2 trade-off]({fig2})", "", f"![Fig. 3 learning curves]({fig3})", ""]
     summary["run"] = report.run_summary(records.values())
-    return report.Section(PAPER, "censor — AFL vs SCT vs LSM: remove the user, keep the activity (seed 002)",
+    return report.Section(PAPER, "censor — AFL vs SCT vs LSM: remove the user, keep the activity (source 002)",
                           "\n".join(md), summary, _claim_texts())
 
 
@@ -183,7 +183,7 @@ def windows_check(counts: dict) -> str:
     gap = total - SEED_WINDOWS
     words = ("the same" if gap == 0 else
              f"{abs(gap):,} {'more' if gap > 0 else 'fewer'}, {100 * gap / SEED_WINDOWS:+.2f} %")
-    return (f"Windows over every split: {total:,}; the seed counts {SEED_WINDOWS:,} ({words}), the check of our "
+    return (f"Windows over every split: {total:,}; the source counts {SEED_WINDOWS:,} ({words}), the check of our "
             "reading of its windowing.")
 
 
@@ -242,14 +242,14 @@ def similarity_adversary(records: dict[str, list[dict]], cfg: Config) -> tuple[d
     numbers = "; ".join(f"{METHOD_LABELS[m]} {stats[m]['adversary_loss']:.3f} nats, pair accuracy "
                         f"{stats[m]['adversary_accuracy']:.1f} %" for m in failed)
     names = " and ".join(METHOD_LABELS[m] for m in failed)
-    verb = "censors" if len(failed) == 1 else "censor"
+    verb, them = ("censors", "it") if len(failed) == 1 else ("censor", "them")
     return stats, (f"Why {names} barely {verb} here: D_sim did not learn. Its step-1 loss stayed, in every "
                    f"repetition, within {SIMILARITY_CHANCE_MARGIN:g} of ln 2 = {math.log(2):.3f} (a constant guess; "
                    f"chance = 50 % of the half same-user pairs) — {numbers} — after {batches(ac):,} step-1 batches of "
                    f"{ac.batch_size} pairs at RMSprop lr {ac.lr:g}, so {names}'s step 2 had next to "
-                   "nothing to confuse and the verdicts above on them test an adversary that failed, not the "
+                   f"nothing to confuse and the verdicts above on {them} test an adversary that failed, not the "
                    "method: the scale, not the code (on the har stand-in's CNN features D_sim alone needs ≈ 1,000 "
-                   "such batches to pass 60 % pair accuracy; the seed gives it "
+                   "such batches to pass 60 % pair accuracy; the paper's settings give it "
                    f"{batches(AdversarialConfig()):,}; censor module docstring).")
 
 

@@ -1,4 +1,4 @@
-"""split_vae (seed 001): a VAE with two bottlenecks, A (digit, supervised) and B (the rest: writer, style).
+"""split_vae (source 001): a VAE with two bottlenecks, A (digit, supervised) and B (the rest: writer, style).
 
 The seed (a Qiita article by @29Takuya, Japanese, undated; it links its notebook as github.com/29Takuya/wvae,
 read here as takuya29/wvae, reference/peers.md §2) splits the latent code of a VAE on EMNIST digits into A, which

@@ -116,7 +116,7 @@ def summarize(cfg: Config, params: dict):
     close: dict[str, bool] = {}  # claims whose deciding difference the seeds' spread covers
     details: dict[str, str] = {}  # what a claim that does not hold failed on
     first = cfg.seeds[0]
-    md = [f"Seed 001 (Qiita, takuya29/wvae). Data: **{cfg.dataset}**; {len(cfg.seeds)} seed(s); hidden "
+    md = [f"Source 001 (Qiita, takuya29/wvae). Data: **{cfg.dataset}**; {len(cfg.seeds)} seed(s); hidden "
           f"{cfg.hidden}, C1 = {cfg.c1:g}, C2 = {cfg.c2:g}, batch {cfg.batch_size}, Adam {cfg.lr:g}.", ""]
     if not real:
         md += [f"Embedded **{cfg.dataset}** (not comparable with the article's EMNIST numbers): the verdicts judge "
@@ -252,7 +252,7 @@ def summarize(cfg: Config, params: dict):
     summary["claims"] = claims
     summary["claims_within_spread"] = close  # (set beside every claim)
     summary["run"] = report.run_summary(records.values())
-    return report.Section(PAPER, "split_vae — VAE with two bottlenecks, digit vs writer (seed 001)",
+    return report.Section(PAPER, "split_vae — VAE with two bottlenecks, digit vs writer (source 001)",
                           "\n".join(md), summary, claim_text)
 
 
