@@ -140,8 +140,8 @@ def test_claims_at_a_glance_gives_every_claim_in_words_with_its_verdict():
         "1 holds, 1 does not, 1 not checkable; 1 marked (within the seeds' spread): a difference the verdict rests on "
         "(or, for a rule with a margin, its distance from the margin) is smaller than the seeds' standard deviation, "
         "so that more seeds, another CPU or a GPU can turn it (with one seed nothing is marked: b trained one, so its "
-        "close verdicts go unmarked). Each paper's section gives the numbers. Trained on cpu (AMD EPYC, AVX2); cuda (H200): a verdict by a narrow margin can read "
-        "otherwise on another CPU or GPU (README, Quick start).", "",
+        "close verdicts go unmarked). Each paper's section gives the numbers. Trained on cpu (AMD EPYC, AVX2); "
+        "cuda (H200): a verdict by a narrow margin can read otherwise on another CPU or GPU (README, Quick start).", "",
         "| paper | claim | verdict |\n|---|---|---|\n"
         "| [a](#a) | x beats y \\| z | **holds** (within the seeds' spread) |\n"
         "| [a](#a) | `y` | not checkable |\n| [b](#b) | `z` | **does not hold** |", ""]

@@ -503,8 +503,9 @@ def claims_at_a_glance(sections: Sequence[Section]) -> list[str]:
 
 def run_summary(records: Iterable[dict]) -> dict[str, Any]:
     """Where and how fast the variants ran (from the `run` block every metrics file carries). `seeds`: how many
-    distinct training seeds (0 when no record names one). `threads`: the torch CPU thread counts they were trained with, e.g. "2" or "1, 2", which can differ from params.yaml's
-    `runtime.threads`: it is no training stage's param, so DVC's run cache restores a stage trained with another."""
+    distinct training seeds (0 when no record names one). `threads`: the torch CPU thread counts they were trained
+    with, e.g. "2" or "1, 2", which can differ from params.yaml's `runtime.threads`: it is no training stage's param,
+    so DVC's run cache restores a stage trained with another."""
     runs = []
     for r in records:
         if "run" in r:
