@@ -489,8 +489,10 @@ def test_a_json_write_that_fails_mid_run_keeps_the_table_of_what_ran(tmp_path, m
 
 
 def test_the_json_says_which_papers_a_killed_run_left_out(tmp_path, monkeypatch):
-    """Written at the start (an older run's file is replaced at once) and after each paper, the JSON names the
-    papers not run yet: a run killed midway (here: censor's bench interrupted) leaves a file that says so."""
+    """Written at the start and after each paper, the JSON names the papers not run yet: a run killed midway
+    (here: censor's bench interrupted) leaves a file that says so. Never over an earlier run's results with none:
+    killed or failed before any paper was measured, a run keeps such a file as it was (it wrote an empty one at the
+    start, and five papers' results were lost)."""
     from replab.io import read_json, write_json
 
     out = tmp_path / "bench.json"
@@ -506,6 +508,22 @@ def test_the_json_says_which_papers_a_killed_run_left_out(tmp_path, monkeypatch)
         bench.main(["aae_ssl", "censor", "autoencoder"], 1, json_path=str(out))
     assert read_json(out) == {"profile": None, "steps": 1, "complete": False, "not_run": ["censor", "autoencoder"],
                               "results": [{"paper": "aae_ssl"}], "failed": [], "skipped": []}
+
+    older = {"results": [{"paper": "an older run"}], "complete": True}
+    write_json(out, older)
+    with pytest.raises(KeyboardInterrupt):
+        bench.main(["censor", "autoencoder"], 1, json_path=str(out))
+    assert read_json(out) == older
+
+    def failing(paper, *args):
+        raise RuntimeError("value cannot be converted to type float without overflow")
+
+    monkeypatch.setattr(bench, "run_bench", failing)
+    with pytest.raises(bench.PartialFailure) as err:
+        bench.main(["censor"], 1, json_path=str(out))
+    assert str(err.value) == (f"bench: 1 paper(s) failed: censor (tracebacks above; {out} kept: it holds an earlier "
+                              "run's results, this run measured none)")
+    assert read_json(out) == older
 
 
 def test_every_named_papers_params_and_seeds_are_checked_before_any_runs(in_repo, tmp_path, monkeypatch):

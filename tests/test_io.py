@@ -204,9 +204,24 @@ def test_a_commands_output_never_replaces_a_file_of_the_project(tmp_path, monkey
         check_writable(str(repo / "link.json"), "compare --out")
     for path in ("bench-paper.json", "notes/new.md", "out/compare.csv"):  # new files outside the pipeline's
         check_writable(str(repo / path), "compare --out")
-    check_writable(str(repo / "data/params.checked"), "check --marker", outputs_ok=True)  # a check stage's output
-    with pytest.raises(ParamError, match="is a file Git tracks"):
-        check_writable(str(repo / "README.md"), "check --marker", outputs_ok=True)
+    # `replab check --marker`: a check stage's output in data/, new or a marker already; nothing else of the project
+    # (it wrote over models, prepared data, the DVC cache and any untracked file, and said "ok")
+    markers = ("params.yaml passed `replab check`\n", "passed --data\n")
+    check_writable(str(repo / "data/params.checked"), "check --marker", markers)  # new
+    (repo / "data").mkdir()
+    (repo / "data/params.checked").write_text(markers[1])
+    check_writable(str(repo / "data/params.checked"), "check --marker", markers)  # a marker: replaced
+    (repo / "data/train.npz").write_text("prepared data")
+    (repo / "notes.txt").write_text("a user's notes")
+    for path, why in (("README.md", "is a file Git tracks"), ("data/train.npz", "holds something other than a marker"),
+                      ("notes.txt", "holds something other than a marker"),
+                      ("models/aae_ssl/ae-0/model.pt", "lies in the project's models/"),
+                      (".dvc/cache/files/md5/00/x", "lies in the project's .dvc/")):
+        with pytest.raises(ParamError) as err:
+            check_writable(str(repo / path), "check --marker", markers)
+        assert str(err.value).startswith(f"check --marker {repo / path}: {why}") and "\n" not in str(err.value)
+    with pytest.raises(ParamError, match="lies in the project's data/"):  # other commands' outputs: not in data/
+        check_writable(str(repo / "data/new.json"), "bench --json")
     before = (repo / "params.yaml").read_text()
     monkeypatch.chdir(repo)
     assert cli(["bench", "autoencoder", "--steps", "1", "--json", "params.yaml"]) == 2

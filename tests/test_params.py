@@ -213,9 +213,10 @@ def _validated_sections(params: dict) -> list[tuple[str, list, object]]:
 
 @pytest.mark.parametrize("profile", ["quick", "paper"])
 def test_every_float_param_must_be_finite(profile):
-    """`.inf` passes `> 0` and `.nan` fails no comparison: every float key of every section rejects both."""
+    """`.inf` passes `> 0` and `.nan` fails no comparison: every float key of every section rejects both, and a
+    value finite in float64 but beyond float32's range (1e39), with its own bound where it has one."""
     params = compose(f"profile={profile}")
-    checked = []
+    checked, float32 = [], []
     for dotted, keys, validate in _validated_sections(params):
         node = params
         for k in keys:
@@ -232,8 +233,20 @@ def test_every_float_param_must_be_finite(profile):
                 validate(changed)
             hint = BEYOND_FLOAT64 if math.isinf(bad) else ""
             assert str(err.value) == f"params.yaml: {key} = {bad!r}: must be finite{hint}", key
+            big = 1e39 if i % 2 == 0 else 3.5e38  # finite in float64, not in float32: refused too (it passed)
+            changed = yaml.safe_load(yaml.safe_dump(params))
+            target = changed
+            for k in (keys + rest)[:-1]:
+                target = target[k]
+            target[(keys + rest)[-1]] = big
+            with pytest.raises(ParamError) as err:
+                validate(yaml.safe_load(yaml.safe_dump(changed)))
+            assert str(err.value).startswith(f"params.yaml: {key} = {big!r}: must be ") and "\n" not in str(err.value)
+            if str(err.value).endswith("must be within ±3.403e+38 (float32's range, the tensors' precision)"):
+                float32.append(key)  # (the others name their own tighter bound: dropout < 1.0)
             checked.append(key)
     assert len(checked) > 20 and "aae_ssl.lr" in checked and any(k.startswith("data.") for k in checked)
+    assert {"aae_ssl.lr", "censor.adversarial.lr", "split_vae.c2", "aae_ssl.lambda_rec"} <= set(float32)
 
 
 def test_infinite_lr_is_one_line_naming_the_key(in_tmp, capsys):
@@ -336,7 +349,9 @@ def test_finite_check_is_generic():
         d: dict[str, float] = param({"x": 1.0})
         n: int = param(1)
 
-    assert parse(Section, {"a": 2, "b": None, "c": [0.5, 2], "d": {"y": -1e300}}, "s").c == [0.5, 2.0]
+    assert parse(Section, {"a": 2, "b": None, "c": [0.5, 2], "d": {"y": -3.4e38}}, "s").c == [0.5, 2.0]
+    with pytest.raises(ParamError, match=r"^s\.d\.y = -1e\+300: must be within ±3\.403e\+38 \(float32's range"):
+        parse(Section, {"d": {"y": -1e300}}, "s")  # finite, but not in the float32 tensors it would scale
     for data, key in (({"a": float("inf")}, "s.a = inf"), ({"b": float("-inf")}, "s.b = -inf"),
                       ({"c": [1.0, float("nan")]}, "s.c[1] = nan"), ({"d": {"y": float("nan")}}, "s.d.y = nan")):
         with pytest.raises(ParamError) as err:
@@ -760,3 +775,26 @@ def test_compose_names_conf_for_a_bad_value_no_override_set(in_tmp, capsys):
     assert main(["compose", "runtime.progress=false", "aae_ssl.lr=0.5"]) == 2
     assert capsys.readouterr().err.startswith("error: compose runtime.progress=false aae_ssl.lr=0.5: "
                                               "runtime.threads = -3: ")
+
+
+def test_check_data_out_of_memory_names_the_papers_section(monkeypatch):
+    """`dvc exp run -S attention_vat.embedding_dim=1048576`: check_data's allocation failed and its one line named
+    no section ("the sizes in params.yaml"), where the training stage names the paper's."""
+    from replab import papers
+
+    def too_large(cfg):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 32258392064 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(papers.paper_module("attention_vat"), "check_data", too_large)
+    for paper in papers.PAPERS:  # (the others' checks need prepared data: not what this is about)
+        if paper != "attention_vat":
+            monkeypatch.setattr(papers.paper_module(paper), "check_data", lambda cfg: None)
+    with pytest.raises(ParamError) as err:
+        papers.check_data(compose())
+    assert str(err.value) == ("out of memory (tried to allocate 32258392064 bytes): params.yaml's attention_vat sizes "
+                              "(batch sizes, hidden and embedding sizes, data set sizes) are too large for this "
+                              "device's memory")
+    monkeypatch.setattr(papers.paper_module("attention_vat"), "check_data", lambda cfg: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # any other error is no memory matter: its traceback
+        papers.check_data(compose())

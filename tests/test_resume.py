@@ -176,8 +176,8 @@ def test_diverging_run_stops_with_one_line_and_writes_no_model(repo):
                  check=False)
     assert bad.returncode == 2
     last = bad.stderr.strip().splitlines()[-1]
-    assert re.fullmatch(r"error: aae_ssl aae_yz-100-0: loss is (nan|inf|-inf) at iteration \d+ \(lower aae_ssl\.lr\?\)",
-                        last), bad.stderr
+    assert re.fullmatch(r"error: aae_ssl aae_yz-100-0: loss is (nan|inf|-inf) at iteration \d+ "
+                        r"\(lower aae_ssl\.lr, \.lambda_nll, \.lambda_rec, \.lambda_reg\?\)", last), bad.stderr
     assert not model_dir.exists()
 
 
@@ -385,6 +385,22 @@ def test_a_checkpoint_that_is_a_directory_is_discarded_with_one_line(in_tmp):
     again = _checkpoints(logs)
     assert not again.resuming and not path.exists()
     assert logs == [f"{path}: unusable checkpoint: not a file, discarded; starting over"]
+
+
+@pytest.mark.parametrize("level", [0, 1, 2], ids=["variant", "paper", "checkpoints"])
+def test_a_file_where_a_checkpoint_folder_goes_is_discarded_with_one_line(in_tmp, level):
+    """A file at checkpoints/<paper>/<variant> (or above): training ran to the end, then discarding the checkpoint
+    failed with a NotADirectoryError traceback (with checkpoint_every: 0, the first save, FileExistsError)."""
+    logs = []
+    folder = _checkpoints(logs).path.parents[level]
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_text("x")
+    again = _checkpoints(logs)
+    assert not again.resuming and logs == [f"{folder}: not a folder (where checkpoints go), discarded; starting over"]
+    again.save("fit", {"iteration": 1}, where="iteration 1")
+    assert again.path.is_file()
+    again.finish()
+    assert not again.path.exists()
 
 
 @pytest.mark.parametrize("changes, why", [

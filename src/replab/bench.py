@@ -1047,17 +1047,26 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:40] + "…"
 
 
+def _holds_results(path: str) -> bool:
+    """Whether the file at `path` is a bench JSON holding measured results (which a run measuring none keeps)."""
+    try:
+        return bool(read_json(path).get("results"))
+    except Exception:  # missing, unreadable, not JSON or not an object: nothing measured to keep
+        return False
+
+
 def main(papers: list[str], steps: int, profile: str | None = None, json_path: str | None = None,
          process_defaults: bool = False, compile_mode: str | None = None, seeds: int | None = None,
          cuda_graph: bool = False) -> list[dict]:
     """Benchmark each paper in turn; one line for a paper without a benchmark; then one table on stdout (and
     the results as JSON at `json_path`, written at the start and after every paper: `complete` false and the papers
-    `not_run` until the last). An unknown paper, `steps` outside 1 … MAX_STEPS, `seeds` outside 2 … MAX_SEEDS or
-    for none of the papers, a bad key or value in any named paper's params, an absent `runtime.device`, or a
-    `json_path` that cannot be written is a ParamError before anything runs; bad input that shows only while a
-    paper runs (its `--seeds` beyond the device's memory) is one after the table and JSON of what ran before it.
-    A paper that fails, or a JSON write that fails midway (the papers after it are not run), is a PartialFailure
-    after the table of what ran."""
+    `not_run` until the last; never over an earlier run's results with none, so a run that measures nothing, killed
+    or failed, keeps such a file as it was). An unknown paper, `steps` outside 1 … MAX_STEPS, `seeds` outside
+    2 … MAX_SEEDS or for none of the papers, a bad key or value in any named paper's params, an absent
+    `runtime.device`, or a `json_path` that cannot be written is a ParamError before anything runs; bad input that
+    shows only while a paper runs (its `--seeds` beyond the device's memory) is one after the table and JSON of
+    what ran before it. A paper that fails, or a JSON write that fails midway (the papers after it are not run), is
+    a PartialFailure after the table of what ran."""
     papers = known_papers(papers)
     if not 1 <= steps <= MAX_STEPS:
         raise ParamError(f"bench --steps {steps}: allowed: 1 … {MAX_STEPS} (timed steps per round)")
@@ -1092,10 +1101,13 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
         except NoBenchmark:
             pass  # said when its turn comes
     results, failed, skipped = [], [], []
+    kept = json_path is not None and _holds_results(json_path)  # an earlier run's: replaced only by measurements
 
     def save(not_run: list[str]) -> str | None:
         """The JSON of what ran so far, naming the papers not run yet (`complete` once none is left), so that a
         run killed midway leaves a file that says so; the reason it could not be written, or None."""
+        if kept and not results:
+            return None
         try:
             write_json(json_path, {"profile": profile, "steps": steps, "complete": not not_run, "not_run": not_run,
                                    "results": results, "failed": failed, "skipped": skipped})
@@ -1147,8 +1159,10 @@ def main(papers: list[str], steps: int, profile: str | None = None, json_path: s
     if failed:
         memory = [f["error"].startswith("out of memory") for f in failed]  # the rest printed a traceback
         names = [f"{f['paper']} (out of memory)" if oom else f["paper"] for f, oom in zip(failed, memory, strict=True)]
+        unwritten = kept and not results
         notes = (["tracebacks above"] * (not all(memory))
-                 + ["the JSON lists them"] * (json_path is not None and json_error is None))
+                 + ["the JSON lists them"] * (json_path is not None and json_error is None and not unwritten)
+                 + [f"{json_path} kept: it holds an earlier run's results, this run measured none"] * unwritten)
         problems.append(f"bench: {len(failed)} paper(s) failed: {', '.join(names)}"
                         + (f" ({'; '.join(notes)})" if notes else ""))
     if problems:

@@ -253,6 +253,11 @@ class Checkpoints:
     def _load(self) -> dict | None:
         import torch
 
+        for folder in (self.dir.parent.parent, self.dir.parent, self.dir):  # checkpoints/, the paper's, the variant's
+            if (folder.exists() or folder.is_symlink()) and not folder.is_dir():  # a file in the way: writing the
+                self.log(f"{folder}: not a folder (where checkpoints go), discarded; starting over")  # first
+                folder.unlink()  # checkpoint, or discarding it after training, failed with a traceback
+                return None
         if not self.path.exists() and not self.path.is_symlink():
             return None
         if not self.path.is_file():

@@ -121,7 +121,7 @@ def _check(args) -> None:
     if args.marker is not None:  # a marker that cannot be written fails before the check, as one line naming it
         from replab.params import check_writable
 
-        check_writable(args.marker, "check --marker", outputs_ok=True)  # data/*.checked: the check stages' outputs
+        check_writable(args.marker, "check --marker", markers=(CHECKED, CHECKED_DATA))  # data/*.checked
     if args.download_params is not None:  # replaced as a whole: a folder of other files is refused, not emptied
         from replab.data.registry import SOURCES
         from replab.params import check_replaceable_folder

@@ -168,9 +168,14 @@ def _convert(tp: Any, value: Any, key: str, meta: typing.Mapping[str, Any]) -> A
         if meta.get("nonempty") and not value.strip():  # '' would read as "none" (e.g. no mirror) without a word
             raise ParamError(f"{key} = {shown(value)}: empty; omit it or use null for none")
     _check_limits(value, key, meta, written)
+    if tp is float and abs(value) > FLOAT32_MAX:  # finite in float64, infinite in the float32 tensors it scales:
+        # `check` passed censor.adversarial.lr = 1e39, and training died in RMSprop with a traceback
+        raise ParamError(f"{key} = {shown(value)}: must be within ±{FLOAT32_MAX:.4g} (float32's range, the "
+                         "tensors' precision)")
     return value
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # torch.finfo(torch.float32).max, without importing torch
 # YAML reads a number outside float64's range without a word: say so where the value it became is refused
 BEYOND_FLOAT64 = " (a number beyond ±1.8e308, e.g. 1e400, reads as inf)"
 BELOW_FLOAT64 = " (a number nearer 0 than 2.2e-308, e.g. 1e-400, reads as 0.0)"
@@ -208,25 +213,25 @@ def missing_key(cls: type, data: Any, where: str) -> str | None:
 
 
 # What a command's own output file (bench --json, compare --out) must not replace: the pipeline's files and folders
-# (check --marker, the check stages' output, writes into data/ by design: `outputs_ok`)
+# (check --marker, the check stages' output, writes into data/ by design: `data_ok`)
 PIPELINE_FILES = ("params.yaml", "dvc.yaml", "dvc.lock")
 PIPELINE_FOLDERS = ("data", "models", "metrics", "plots", "checkpoints", "conf", "src", "tests", ".dvc", ".git")
 
 
-def project_file(path: str | os.PathLike, outputs_ok: bool = False) -> str | None:
+def project_file(path: str | os.PathLike, data_ok: bool = False) -> str | None:
     """Why `path` (links resolved) is a file of the project that an output written there would replace, or None: a
-    file Git tracks (code, params.yaml, dvc.yaml, dvc.lock, committed metrics), or unless `outputs_ok` one of
-    PIPELINE_FILES or a path in one of PIPELINE_FOLDERS of the project it lies in (the nearest folder above it with
-    a dvc.yaml): DVC's outputs and cache, which Git ignores."""
+    file Git tracks (code, params.yaml, dvc.yaml, dvc.lock, committed metrics), one of PIPELINE_FILES or a path in
+    one of PIPELINE_FOLDERS of the project it lies in (the nearest folder above it with a dvc.yaml): DVC's outputs
+    and cache, which Git ignores; with `data_ok`, data/ is allowed (the check stages' markers)."""
     import subprocess
 
     target = Path(os.path.realpath(path))
     root = next((p for p in target.parents if (p / "dvc.yaml").is_file()), None)
-    if root is not None and not outputs_ok:
+    if root is not None:
         rel = target.relative_to(root)
         if rel.as_posix() in PIPELINE_FILES:
             return "is a file of the pipeline"
-        if len(rel.parts) > 1 and rel.parts[0] in PIPELINE_FOLDERS:
+        if len(rel.parts) > 1 and rel.parts[0] in PIPELINE_FOLDERS and not (data_ok and rel.parts[0] == "data"):
             return f"lies in the project's {rel.parts[0]}/, which the pipeline owns"
     if target.parent.is_dir():
         try:
@@ -239,10 +244,11 @@ def project_file(path: str | os.PathLike, outputs_ok: bool = False) -> str | Non
     return None
 
 
-def check_writable(path: str, option: str, outputs_ok: bool = False) -> None:
+def check_writable(path: str, option: str, markers: tuple[str, ...] = ()) -> None:
     """ParamError unless a file can be written at `path`, the value of the command-line `option` (e.g. "bench
     --json"), so that a bad path fails before the work whose result it is for: also when the file is one of the
-    project's (`project_file`; `outputs_ok` for an output of the pipeline's own stages)."""
+    project's (`project_file`). `markers`: the path is for one of these texts (`replab check --marker`, the check
+    stages' output): it may lie in data/, and a file already there must hold one of them."""
     if not str(path).strip():
         raise ParamError(f"{option}: empty path (give a file path to write to)")
     if str(path).endswith(("/", os.sep)):  # Path() drops the slash: a folder that does not exist yet became a file
@@ -251,8 +257,11 @@ def check_writable(path: str, option: str, outputs_ok: bool = False) -> None:
     parent = next((p for p in target.absolute().parents if p.exists()), None)
     if (kind := not_a_regular_file(target)) is not None:
         problem = f"is {kind}"
-    elif (owned := project_file(target, outputs_ok)) is not None:
+    elif (owned := project_file(target, data_ok=bool(markers))) is not None:
         raise ParamError(f"{option} {path}: {owned} (give a new file's path, e.g. one in the project's top folder)")
+    elif markers and target.is_file() and not _holds_one_of(target, markers):
+        raise ParamError(f"{option} {path}: holds something other than a marker of `replab check`, which writing "
+                         "would replace (give a new file's path)")
     elif parent is not None and not parent.is_dir():
         problem = f"{parent} is not a directory"
     elif parent is None or not os.access(parent, os.W_OK | os.X_OK):
@@ -264,6 +273,16 @@ def check_writable(path: str, option: str, outputs_ok: bool = False) -> None:
         except OSError as err:
             problem = f"{parent} is not writable ({err.strerror})"
     raise ParamError(f"{option} {path}: {problem} (give a file path to write to)")
+
+
+def _holds_one_of(path: Path, texts: tuple[str, ...]) -> bool:
+    """Whether the file `path` holds exactly one of `texts` (read only when no larger than the longest)."""
+    try:
+        if path.stat().st_size > max(len(x.encode()) for x in texts):
+            return False
+        return path.read_bytes().decode("utf-8", "replace") in texts
+    except OSError:
+        return False
 
 
 def check_replaceable_folder(path: str, option: str, keeps: typing.Callable[[Path], bool]) -> None:

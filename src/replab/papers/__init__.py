@@ -114,11 +114,18 @@ def check_data(params: dict) -> None:
     the CPU, and runs the checks its training runs on it. What `replab check --data` and the check_data stage run,
     after `prepare` and before any training stage: DVC deletes a stage's outputs before its command starts, so a
     limit found by the training stage would cost that stage's results. ParamError or DataError, one line."""
-    from replab.params import load_section
+    from replab.io import out_of_memory
+    from replab.params import ParamError, load_section
 
     for paper in PAPERS:
         module = paper_module(paper)
-        module.check_data(load_section(module.Config, paper, params=params))
+        cfg = load_section(module.Config, paper, params=params)
+        try:
+            module.check_data(cfg)
+        except (MemoryError, RuntimeError) as err:  # sizes that do not fit (torch.OutOfMemoryError too): name the
+            if (message := out_of_memory(err, paper)) is None:  # paper's section, as its training stage would
+                raise
+            raise ParamError(message) from None
 
 
 @dataclass(frozen=True)

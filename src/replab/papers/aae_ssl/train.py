@@ -27,6 +27,7 @@ from replab.papers.aae_ssl.model import (
     prior_sample,
 )
 
+LOSS_HINT = "lower aae_ssl.lr, .lambda_nll, .lambda_rec, .lambda_reg?"  # a non-finite loss's error names its knobs
 
 def adam_optimizers(cfg: Config, autoencoder_params: list, disc, device, capturable: bool = False):
     """(Adam over the encoder and decoder, Adam over D or None without one), with cfg's lr and β's. Fused: one
@@ -65,7 +66,7 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
     clock = rt.RunClock() if ckpt is None else ckpt.track(rt.RunClock())
     best = {"val_error": float("inf"), "iteration": 0}
     best_state = None
-    guard = rt.LossGuard(f"aae_ssl {name or model}", device, hint="lower aae_ssl.lr?",
+    guard = rt.LossGuard(f"aae_ssl {name or model}", device, hint=LOSS_HINT,
                          watch={"encoder": encoder, "decoder": decoder, "disc": disc})
     modules = {"encoder": encoder, "decoder": decoder, "disc": disc, "opt_ae": opt_ae, "opt_d": opt_d,
                "labeled_batches": labeled_batches, "unlabeled_batches": unlabeled_batches}
@@ -184,7 +185,7 @@ def fit_seeds(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: i
     clock = rt.RunClock()
     best = [{"val_error": float("inf"), "iteration": 0} for _ in seeds]
     best_state: list = [None] * len(seeds)
-    guard = rt.LossGuard(f"aae_ssl {model} Nl={n_labeled} seeds {seeds}", device, hint="lower aae_ssl.lr?",
+    guard = rt.LossGuard(f"aae_ssl {model} Nl={n_labeled} seeds {seeds}", device, hint=LOSS_HINT,
                          watch={"encoder": encoder, "decoder": decoder, "disc": disc})
 
     def objective(critic: dict, x, y_logits, z, x_rec, yl):  # one seed's Eq. 3, vmapped over the seeds

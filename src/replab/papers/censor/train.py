@@ -138,7 +138,7 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
         pairs.check(lsm=method == "lsm", dataset=data.name)
     checkpoints, samples = [snapshot(encoder, classifier)], 0
     history: dict[str, list[float]] = {"adversary_loss": [], "adversary_accuracy": []}
-    guard = rt.LossGuard(f"censor {name or method}", device, hint="lower censor.adversarial.lr?",
+    guard = rt.LossGuard(f"censor {name or method}", device, hint="lower censor.adversarial.lr, censor.lambdas?",
                          watch={"encoder": encoder, "classifier": classifier, "adversary": adversary})
     modules = {"encoder": encoder, "classifier": classifier, "adversary": adversary, "opt_adv": opt_adv,
                "opt_em": opt_em, "singles": singles}

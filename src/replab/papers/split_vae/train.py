@@ -38,7 +38,8 @@ def fit(cfg: Config, latent_dim: int, epochs: int, x: torch.Tensor, y: torch.Ten
                        capturable=rt.cuda_graph_on(runtime, device))  # (for iterations replayed as CUDA graphs)
     n = len(x)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
-    guard = rt.LossGuard(f"split_vae {name or desc}", device, hint="lower split_vae.lr?", watch={"model": model})
+    guard = rt.LossGuard(f"split_vae {name or desc}", device, hint="lower split_vae.lr, .c1, .c2?",
+                         watch={"model": model})
     first, last = 1, {}
     if ckpt is not None and (saved := ckpt.resume("fit")) is not None:
         model.load_state_dict(saved["model"])
