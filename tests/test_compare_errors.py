@@ -150,6 +150,9 @@ def test_a_missing_summary_is_noted_under_its_column_or_one_line_when_none_has_o
     assert main(["compare", "aae_ssl", "rec-1", "--baseline"]) == 0
     assert capsys.readouterr().out.endswith(f"\n\n- rec-1 ({repo[-1]['rev'][:7]}): metrics/aae_ssl.json missing "
                                             "(run `dvc repro report`)\n")
+    assert main(["compare", "aae_ssl", "--baseline", "rec-1"]) == 0  # names after an option: "unrecognized
+    assert capsys.readouterr().out.endswith(f"\n\n- rec-1 ({repo[-1]['rev'][:7]}): metrics/aae_ssl.json missing "
+                                            "(run `dvc repro report`)\n")  # arguments: rec-1", as if not a name
 
 
 def test_the_baseline_alone_says_there_are_no_experiments_and_how_to_see_the_workspace(repo, capsys):

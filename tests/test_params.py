@@ -185,6 +185,35 @@ def test_check_and_sweep_name_an_unknown_profile_in_one_line(in_tmp, capsys):
         "error: params.yaml: meta.profile = '../config': no conf/profile/../config.yaml (known: quick)")
 
 
+def test_meta_profile_must_be_the_profile_composed(in_tmp, capsys):
+    """`dvc exp run -S meta.profile=paper` (or `replab compose meta.profile=paper`) relabelled the quick profile's
+    values as paper: the report and `replab compare` said paper, and `replab sweep` queued paper-scale runs on real
+    data. The profile file sets meta.profile_file too; a meta.profile that is not its profile is refused, as are
+    keys under meta other than these two."""
+    import shutil
+
+    shutil.copytree(REPO / "conf", in_tmp / "conf")
+    params = compose()
+    assert params["meta"] == {"profile": "quick", "profile_file": "conf/profile/quick.yaml"}
+    for profile in ("paper", "smoke"):
+        assert compose(f"profile={profile}")["meta"] == {"profile": profile,
+                                                         "profile_file": f"conf/profile/{profile}.yaml"}
+    for meta, message in (
+            ({"profile": "paper", "profile_file": "conf/profile/quick.yaml"},
+             "meta.profile = 'paper': the profile composed is meta.profile_file = 'conf/profile/quick.yaml' (choose a "
+             "profile with `-S profile=paper` or `replab compose profile=paper`, which set both; meta.profile alone "
+             "changes no value)"),
+            ({"profile": "quick", "profile_file": "conf/profile/quick.yaml", "extra": 1},
+             "meta.extra: unknown key (allowed: profile, profile_file)")):
+        (in_tmp / "params.yaml").write_text(yaml.safe_dump({**params, "meta": meta}))
+        assert main(["check"]) == 2
+        assert capsys.readouterr().err == f"error: params.yaml: {message}\n"
+    assert main(["compose", "meta.profile=paper"]) == 2  # refused, params.yaml as it was
+    assert capsys.readouterr().err.startswith("error: compose meta.profile=paper: meta.profile = 'paper': the profile ")
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump({**params, "meta": {"profile": "quick"}}))  # an older run's
+    assert main(["check"]) == 0
+
+
 def _float_leaves(node, path: str):
     """(dotted key as errors name it, path of keys/indices) of every float in a params subtree."""
     if isinstance(node, dict):

@@ -334,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command == "sweep" and all("=" in e and not e.startswith("-") for e in extra):
         args.grid = [*args.grid, *extra]  # grid points after an option: argparse places a `*` positional once
+    elif extra and args.command == "compare" and not any(e.startswith("-") for e in extra):
+        args.exps = [*args.exps, *extra]  # experiment names after an option (`compare aae_ssl -A rec-1`), likewise
     elif extra:
         args.command_parsers[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     started = time.perf_counter()

@@ -346,10 +346,26 @@ def meta_profile(params: dict[str, Any], default: Any = None, where: str = PARAM
     return meta.get("profile", default)
 
 
+META_KEYS = ("profile", "profile_file")  # both set by the profile file (conf/profile/<name>.yaml)
+
+
 def check_meta_profile(params: dict[str, Any]) -> None:
-    """`check_profile` of params.yaml's meta.profile, when it names one and the directory has conf/profile/."""
-    if (profile := meta_profile(params)) is not None:
-        check_profile(str(profile), f"{PARAMS_FILE}: meta.profile = {shown(profile)}", no_conf_ok=True)
+    """params.yaml's `meta`: only META_KEYS; `check_profile` of meta.profile, when it names one and the directory has
+    conf/profile/; and meta.profile is the profile composed, whose file `meta.profile_file` names (a params.yaml
+    without it, an older experiment's, is not checked for that). `-S meta.profile=paper` alone composed the quick
+    profile's values labelled paper: its report and `replab compare` said paper, and `replab sweep` queued
+    paper-scale runs."""
+    meta = params.get("meta", {})
+    profile = meta_profile(params)
+    if unknown := sorted(str(k) for k in meta if k not in META_KEYS):
+        raise ParamError(f"{PARAMS_FILE}: meta.{unknown[0]}: unknown key (allowed: {', '.join(META_KEYS)})")
+    if profile is None:
+        return
+    check_profile(str(profile), f"{PARAMS_FILE}: meta.profile = {shown(profile)}", no_conf_ok=True)
+    if (composed := meta.get("profile_file")) is not None and composed != f"conf/profile/{profile}.yaml":
+        raise ParamError(f"{PARAMS_FILE}: meta.profile = {shown(profile)}: the profile composed is "
+                         f"meta.profile_file = {shown(composed)} (choose a profile with `-S profile={profile}` or "
+                         f"`replab compose profile={profile}`, which set both; meta.profile alone changes no value)")
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
