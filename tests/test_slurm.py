@@ -39,10 +39,10 @@ from replab.slurm import (
 
 DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol")
 SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-# split_vae.c2 of the 3-point sweep (more points than the node has CPUs). The last, 1e300, passes every param check
-# (sweep validates each point before submitting) and makes the float32 loss infinite at the first step: that
-# point fails in its task, as a diverging run would, beside two that succeed
-GRID = [10, 20, "1e300"]
+# split_vae.c2 of the 3-point sweep (more points than the node has CPUs). The last, 3e38, passes every param check
+# (sweep validates each point before submitting; within float32's range) and makes the loss (≈ 2.3 · c2) infinite
+# at the first step: that point fails in its task, as a diverging run would, beside two that succeed
+GRID = [10, 20, "3e38"]
 GOOD = GRID[:2]
 # every point: Experiment I only (the cheapest split_vae run), one thread per task, and writers data that
 # differs from the committed baseline's, so the data job has to prepare it (once)
@@ -450,9 +450,9 @@ def test_slurm_sweep_names_the_failed_point_and_its_log(repo, env, swept):
     log = repo / f".dvc/tmp/slurm/c2/logs/3-{array_job}.log"
     assert result.returncode == 2, result.stdout + result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"error: sweep c2: 1 of 3 grid points failed: c2-3 (split_vae.c2=1e300) log {log} "), last
+    assert last.startswith(f"error: sweep c2: 1 of 3 grid points failed: c2-3 (split_vae.c2=3e38) log {log} "), last
     assert "--only-failed" in last
-    assert re.search(rf"^--- c2-3 \(split_vae.c2=1e300\): exit status [1-9][0-9]*; log: {re.escape(str(log))}$",
+    assert re.search(rf"^--- c2-3 \(split_vae.c2=3e38\): exit status [1-9][0-9]*; log: {re.escape(str(log))}$",
                      result.stderr, re.M), result.stderr
     assert (repo / f".dvc/tmp/slurm/c2/status/3-{array_job}").read_text().strip() not in ("", "0")
     cause = "loss is inf at iteration"
