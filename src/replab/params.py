@@ -223,8 +223,6 @@ def project_file(path: str | os.PathLike, data_ok: bool = False) -> str | None:
     file Git tracks (code, params.yaml, dvc.yaml, dvc.lock, committed metrics), one of PIPELINE_FILES or a path in
     one of PIPELINE_FOLDERS of the project it lies in (the nearest folder above it with a dvc.yaml): DVC's outputs
     and cache, which Git ignores; with `data_ok`, data/ is allowed (the check stages' markers)."""
-    import subprocess
-
     target = Path(os.path.realpath(path))
     root = next((p for p in target.parents if (p / "dvc.yaml").is_file()), None)
     if root is not None:
@@ -233,15 +231,20 @@ def project_file(path: str | os.PathLike, data_ok: bool = False) -> str | None:
             return "is a file of the pipeline"
         if len(rel.parts) > 1 and rel.parts[0] in PIPELINE_FOLDERS and not (data_ok and rel.parts[0] == "data"):
             return f"lies in the project's {rel.parts[0]}/, which the pipeline owns"
-    if target.parent.is_dir():
-        try:
-            tracked = subprocess.run(["git", "-C", str(target.parent), "ls-files", "--error-unmatch", "--",
-                                      target.name], capture_output=True).returncode == 0
-        except OSError:  # no git
-            tracked = False
-        if tracked:
-            return "is a file Git tracks"
-    return None
+    return "is a file Git tracks" if git_tracked(target) else None
+
+
+def git_tracked(path: Path) -> bool:
+    """Whether Git tracks the file `path` (False outside a repository or without git)."""
+    import subprocess
+
+    if not path.parent.is_dir():
+        return False
+    try:
+        return subprocess.run(["git", "-C", str(path.parent), "ls-files", "--error-unmatch", "--", path.name],
+                              capture_output=True).returncode == 0
+    except OSError:  # no git
+        return False
 
 
 def check_writable(path: str, option: str, markers: tuple[str, ...] = ()) -> None:
@@ -309,7 +312,7 @@ def check_replaceable_folder(path: str, option: str, keeps: typing.Callable[[Pat
             entries = list(target.iterdir())
         except OSError as err:
             raise ParamError(f"{option} {path}: unreadable ({err.strerror}; give a folder path to write to)") from None
-        foreign = sorted(e.name for e in entries if not (e.is_file() and keeps(e)) or project_file(e, True))
+        foreign = sorted(e.name for e in entries if not (e.is_file() and keeps(e)) or git_tracked(e))
         if foreign:
             more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
             raise ParamError(f"{option} {path}: holds {foreign[0]}{more}, which writing replaces with the folder as a "

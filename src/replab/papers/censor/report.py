@@ -28,6 +28,9 @@ from replab.papers.censor.model import (
 )
 from replab.params import SEED_MAX, fail
 
+# D_sim learned: its step-1 loss below this (nats), a constant guess on half same-user pairs being ln 2
+LEARNED_BELOW = math.log(2) - SIMILARITY_CHANCE_MARGIN
+
 # What the report reads of each metrics file evaluate.py writes, checked before any value is used (Records.check):
 # every measure is always defined there, so a null, NaN, string or out-of-range value is a damaged file, named with
 # its key, not a "–" (before, it crashed a comparison and the message named another file).
@@ -190,15 +193,14 @@ def windows_check(counts: dict) -> str:
 def adversary_margins(stats: dict) -> str:
     """How far each similarity method's D_sim loss is from the "learned" threshold, so that a verdict decided by
     less than float rounding across machines (a thousandth of a nat) reads as the coin flip it is."""
-    threshold = math.log(2) - SIMILARITY_CHANCE_MARGIN
     words = [f"{METHOD_LABELS[m]} {v['adversary_loss']:.4f} ("
-             + (f"learned, {threshold - v['adversary_loss']:.4f} below" if v["learned"] else
-                f"did not learn, {v['adversary_loss'] - threshold:.4f} above")
+             + (f"learned, {LEARNED_BELOW - v['adversary_loss']:.4f} below" if v["learned"] else
+                f"did not learn, {v['adversary_loss'] - LEARNED_BELOW:.4f} above")
              + (f"; within the seeds' spread, ± {v['adversary_loss_std']:.4f}" if v.get("learned_within_spread")
                 else "")
              + ")" for m, v in stats.items()]
     return (f"D_sim's mean step-1 loss in its best repetition, averaged over the method's runs (learned = below "
-            f"ln 2 − {SIMILARITY_CHANCE_MARGIN:g} = {threshold:.4f} nats): {', '.join(words)}.")
+            f"ln 2 − {SIMILARITY_CHANCE_MARGIN:g} = {LEARNED_BELOW:.4f} nats): {', '.join(words)}.")
 
 
 def similarity_adversary(records: dict[str, list[dict]], cfg: Config) -> tuple[dict, str | None]:
@@ -214,7 +216,6 @@ def similarity_adversary(records: dict[str, list[dict]], cfg: Config) -> tuple[d
     readable. Within spread: the standard deviation over seeds of that loss (each seed's mean over its λ runs)
     covers its distance to the threshold."""
     stats: dict[str, dict] = {}
-    threshold = math.log(2) - SIMILARITY_CHANCE_MARGIN
     for m, recs in records.items():
         if m not in SIMILARITY_METHODS or not recs or any("step1" not in r for r in recs):
             continue
@@ -228,10 +229,10 @@ def similarity_adversary(records: dict[str, list[dict]], cfg: Config) -> tuple[d
         for r, v in zip(recs, losses, strict=True):
             by_seed[r.get("seed")].append(v)
         spread = report.mean_std([np.mean(v) for v in by_seed.values()])
-        stats[m] = {"adversary_loss": loss, "adversary_accuracy": accuracy, "learned": bool(loss < threshold),
+        stats[m] = {"adversary_loss": loss, "adversary_accuracy": accuracy, "learned": bool(loss < LEARNED_BELOW),
                     "adversary_loss_std": spread["std"] if np.isfinite(loss) else None,
                     # the seeds' spread covers the distance to the threshold: the verdict can turn either way
-                    "learned_within_spread": bool(np.isfinite(loss)) and report.within_spread(spread, threshold)}
+                    "learned_within_spread": bool(np.isfinite(loss)) and report.within_spread(spread, LEARNED_BELOW)}
     failed = [m for m, v in stats.items() if not v["learned"]]
     if not failed:
         return stats, None
