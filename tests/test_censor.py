@@ -430,6 +430,22 @@ def test_variant_keys_and_axes():
         parse_variant("censor", "sct-3-0", ["method=sct", "lambda=3", "seed=0"], cfg, cs.AXES)
 
 
+def test_a_key_whose_values_hold_a_dash_is_read_off_by_the_sweep():
+    """DVC's matrix key for λ = 1e-05 is `afl_mlp-1e-05-0` (dvc.parsing's to_str is str): read off the key's last
+    three parts it gave method=1e, λ=05, an error naming neither the key nor how it was read."""
+    from replab.cli import command_variant
+
+    cfg = parse(cs.Config, {"lambdas": [1e-05, 0.2], "seeds": [0, 1]}, "censor")
+    assert command_variant("censor", "afl_mlp-1e-05-1", [], cfg, True).axes == {
+        "method": "afl_mlp", "lambda": 1e-05, "seed": 1}
+    assert command_variant("censor", "sct-0.2-0", [], cfg, False).axes == {"method": "sct", "lambda": 0.2, "seed": 0}
+    with pytest.raises(ParamError, match=r"censor.lambdas: variant lambda='0.3' .*\(read off `lsm-0.3-0` as "
+                                         r"method=lsm lambda=0.3 seed=0; or give each axis as axis=value\)"):
+        command_variant("censor", "lsm-0.3-0", [], cfg, True)
+    with pytest.raises(ParamError, match=r"method='1e' .*read off `lsm-1e-06-0` as method=1e lambda=06 seed=0"):
+        command_variant("censor", "lsm-1e-06-0", [], cfg, True)
+
+
 def test_an_encoder_that_leaves_no_time_steps_names_the_shortest_window():
     """5 blocks of kernel 3 and pool 2 take 94 samples to 1 and 93 to none. Checked against the prepared windows
     (build_model, the check_data stage), not in the config: a hard-coded 30-sample window refused deep encoders

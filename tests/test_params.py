@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 import yaml
@@ -606,6 +607,8 @@ def test_the_check_params_stage_stops_a_device_this_machine_lacks(in_tmp, capsys
     (lambda path: path.write_bytes(b"runtime: {}\n\xff\xfe"), "params.yaml: not UTF-8 text (byte 12: invalid "
                                                                  "start byte)"),
     (lambda path: path.mkdir(), "params.yaml: cannot be read (Is a directory)"),
+    # a FIFO with no writer blocked `check` (and every stage) for ever
+    (lambda path: os.mkfifo(path), "params.yaml: not a regular file (a FIFO, socket or device); allowed: a YAML file"),
 ])
 def test_an_unreadable_params_yaml_is_one_line(make, message, in_tmp, capsys):
     make(in_tmp / "params.yaml")

@@ -713,6 +713,15 @@ def test_sweep_refuses_a_bad_timeout_or_name_before_queueing(argv, message, in_t
     assert capsys.readouterr() == ("", message)
 
 
+@pytest.mark.parametrize("executor, waits", [([], "--run"), (["--executor", "slurm"], "--collect")])
+def test_sweep_refuses_a_timeout_with_nothing_to_wait_for(executor, waits, in_tmp, capsys):
+    """`sweep --timeout 60` without --run queued the grid and returned: the timeout was accepted and never used."""
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose("profile=smoke")))
+    assert main(["sweep", "aae_ssl", "lambda_rec=1,2", "--timeout", "60", *executor, "--dry-run"]) == 2
+    assert capsys.readouterr() == ("", f"error: sweep --timeout: only with {waits} (it bounds the wait for the "
+                                       "results)\n")
+
+
 @pytest.mark.parametrize("out, problem", [(".", "is a directory"), ("/proc/x.md", "/proc is not writable (")])
 def test_compare_out_is_checked_before_any_experiment_is_read(out, problem, in_tmp, capsys, monkeypatch):
     """`compare --out /proc/x.md` or `--out plots` read every experiment and then ended in a traceback."""

@@ -28,7 +28,7 @@ import time
 import typing
 
 from replab.io import DataError, PartialFailure, one_line, out_of_memory
-from replab.papers import EVALUATE_ALL, PAPERS, Variant, check_params, paper_module, parse_variant
+from replab.papers import EVALUATE_ALL, PAPERS, Variant, check_params, paper_module, parse_variant, read_off_axes
 from replab.params import COMPILE_MODES, PARAMS_FILE, ParamError, read_params
 
 
@@ -45,7 +45,8 @@ def _variant_command(args, evaluate: bool) -> None:
 def command_variant(paper: str, key: str, assignments: list[str], cfg, evaluate: bool) -> Variant:
     """The variant of `replab train|evaluate <paper> <key> axis=value …`: a special key (or `all` to evaluate)
     without axes, else `parse_variant` against the key's axes. Without axis=value arguments the axes are read off
-    the key's last `-`-separated parts (`ae-100-0` → model=ae n_labeled=100 seed=0), and checked as given ones."""
+    the key's last `-`-separated parts (`ae-100-0` → model=ae n_labeled=100 seed=0; `afl_mlp-1e-05-0` → λ = 1e-05,
+    `read_off_axes`), and checked as given ones."""
     module = paper_module(paper)
     if key == EVALUATE_ALL and not evaluate and hasattr(module, "all_variants"):
         raise ParamError(f"train {paper} {key}: `{key}` is for `replab evaluate`; training is one stage per variant "
@@ -54,9 +55,15 @@ def command_variant(paper: str, key: str, assignments: list[str], cfg, evaluate:
     if (every or key in getattr(module, "SPECIAL_KEYS", ())) and not assignments:
         return Variant(paper, key, {})
     axes = module.axes_for(key) if hasattr(module, "axes_for") else module.AXES
-    if not assignments and len(parts := key.split("-")) >= len(axes):
-        assignments = [f"{axis}={value}" for axis, value in zip(axes, parts[len(parts) - len(axes):])]
-    return parse_variant(paper, key, assignments, cfg, axes)
+    if assignments or len(parts := key.split("-")) < len(axes):
+        return parse_variant(paper, key, assignments, cfg, axes)
+    if (read := read_off_axes(key, axes, cfg)) is not None:
+        return parse_variant(paper, key, read, cfg, axes)
+    guess = [f"{axis}={value}" for axis, value in zip(axes, parts[len(parts) - len(axes):])]
+    try:  # no reading fits: the last parts, one per axis, for parse_variant to name the value not in the sweep
+        return parse_variant(paper, key, guess, cfg, axes)
+    except ParamError as err:
+        raise ParamError(f"{err} (read off `{key}` as {' '.join(guess)}; or give each axis as axis=value)") from None
 
 
 def _compose(args) -> None:
@@ -158,6 +165,12 @@ def _check(args) -> None:
 
 
 def _sweep(a) -> None:
+    from replab.compare import check_timeout
+
+    waits = a.run_queue if a.executor == "queue" else a.collect
+    if check_timeout(a.timeout) is not None and not waits:  # else accepted and never used
+        raise ParamError(f"sweep --timeout: only with {'--run' if a.executor == 'queue' else '--collect'} "
+                         "(it bounds the wait for the results)")
     if a.executor == "queue":
         if a.collect or a.only_failed:
             raise ParamError("sweep --collect / --only-failed: only with --executor slurm (queue: --run)")
@@ -278,8 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", dest="run_queue", action="store_true",
                    help="then `dvc queue start -j N` and wait for the results")
     p.add_argument("-j", "--jobs", type=int, help="queue workers (at most the CPU cores / GPUs; default 1)")
-    p.add_argument("--timeout", type=float, help="with --run: give up after this many seconds (the queue and any "
-                   "reruns of lost experiments together)")
+    p.add_argument("--timeout", type=float, help="with --run (slurm: --collect): give up after this many seconds "
+                   "(the queue and any reruns of lost experiments together)")
     p.add_argument("--dry-run", action="store_true", help="print the dvc commands only")
     p.add_argument("--allow-dirty", action="store_true",
                    help="queue even though untracked files (which the queued runs would not see) exist")

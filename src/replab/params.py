@@ -61,6 +61,8 @@ def param(default: Any = dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=N
 def read_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     path = Path(path)
     try:
+        if not path.is_dir() and path.exists() and not path.is_file():  # a FIFO or device: reading it would block
+            raise ParamError(f"{path}: not a regular file (a FIFO, socket or device); allowed: a YAML file")
         data = parse_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ParamError(f"{path}: not found (run from the repository root)") from None

@@ -214,6 +214,29 @@ def _as_float(text: str) -> float | None:
         return None
 
 
+def read_off_axes(key: str, axes: dict[str, str], cfg: Any) -> list[str] | None:
+    """`axis=value` for each axis, read off the end of `key` (dvc.yaml's matrix ${key}: the values joined by `-`
+    in the axes' order, after any prefix), each value one of its sweep list's; a value may hold `-` itself
+    (a λ of 1e-05, a negative number). None when no reading fits, for `parse_variant` to name the fault."""
+    parts = key.split("-")
+
+    def fits(name: str, raw: str) -> bool:
+        sweep = getattr(cfg, axes[name], None)
+        allowed = sweep if isinstance(sweep, list) else [sweep]
+        return any(str(v) == raw or (isinstance(v, float) and _as_float(raw) == v) for v in allowed)
+
+    def read(end: int, names: list[str]) -> list[str] | None:  # the last names' values, ending before parts[end]
+        if not names:
+            return []
+        for start in range(end - 1, len(names) - 2, -1):  # each earlier axis keeps at least one part
+            raw = "-".join(parts[start:end])
+            if fits(names[-1], raw) and (before := read(start, names[:-1])) is not None:
+                return [*before, f"{names[-1]}={raw}"]
+        return None
+
+    return read(len(parts), list(axes))
+
+
 def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: dict[str, str]) -> Variant:
     """`model=ae n_labeled=100 seed=0` → typed values, each checked against its sweep list in params. Each axis
     once; the key must be the values joined by `-` in the axes' order (dvc.yaml's matrix ${key}), or end with
