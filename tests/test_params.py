@@ -168,7 +168,8 @@ def test_check_and_sweep_name_an_unknown_profile_in_one_line(in_tmp, capsys):
     from replab.compare import plan_grid
 
     (in_tmp / "conf" / "profile").mkdir(parents=True)
-    (in_tmp / "conf" / "profile" / "quick.yaml").write_text("# @package _global_\n")
+    (in_tmp / "conf" / "profile" / "quick.yaml").write_text(
+        "# @package _global_\nmeta: {profile: quick, profile_file: conf/profile/quick.yaml}\n")
     params = compose()
     params["meta"]["profile"] = "nosuch"
     (in_tmp / "params.yaml").write_text(yaml.safe_dump(params))
@@ -608,7 +609,7 @@ def test_the_check_params_stage_stops_a_device_this_machine_lacks(in_tmp, capsys
                                                                  "start byte)"),
     (lambda path: path.mkdir(), "params.yaml: cannot be read (Is a directory)"),
     # a FIFO with no writer blocked `check` (and every stage) for ever
-    (lambda path: os.mkfifo(path), "params.yaml: not a regular file (a FIFO, socket or device); allowed: a YAML file"),
+    (lambda path: os.mkfifo(path), "params.yaml: is a named pipe; allowed: a YAML file"),
 ])
 def test_an_unreadable_params_yaml_is_one_line(make, message, in_tmp, capsys):
     make(in_tmp / "params.yaml")
@@ -792,6 +793,34 @@ def test_compose_names_the_override_that_set_a_bad_value(overrides, message, in_
     else:
         assert err == message + "\n"
     assert (in_tmp / "params.yaml").read_text() == before
+
+
+def test_a_profile_file_must_name_itself(in_tmp, capsys):
+    """quick.yaml copied to mine.yaml and edited composed mine's values labelled quick: `replab compose profile=mine`
+    and `check` said ok, and `replab sweep --profile mine` queued `-S profile=quick`, whose runs trained quick's
+    values. Every profile file is checked, by check (the check_params stage) and by compose, before Hydra reads it."""
+    import shutil
+
+    shutil.copytree(REPO / "conf", in_tmp / "conf")
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose()))
+    quick = (in_tmp / "conf" / "profile" / "quick.yaml").read_text()
+    mine = in_tmp / "conf" / "profile" / "mine.yaml"
+    for text, message in (
+            (quick, "meta.profile = 'quick': must be 'mine', the file's own"),
+            (quick.replace("profile: quick", "profile: mine"),
+             "meta.profile_file = 'conf/profile/quick.yaml': must be 'conf/profile/mine.yaml', the file's own"),
+            (quick.partition("\n")[2], "its first line must be `# @package _global_` (without it Hydra puts the "
+                                        "file's keys under `profile:`)"),
+            ("# @package _global_\n", "meta.profile = null: must be 'mine', the file's own")):
+        mine.write_text(text)
+        for argv in (["check"], ["compose", "profile=mine"], ["compose"]):
+            assert main(argv) == 2
+            assert capsys.readouterr().err.startswith(f"error: conf/profile/mine.yaml: {message}")
+        assert yaml.safe_load((in_tmp / "params.yaml").read_text()) == compose()  # as it was
+    mine.write_text(quick.replace("quick", "mine"))
+    assert main(["compose", "profile=mine"]) == 0
+    assert yaml.safe_load((in_tmp / "params.yaml").read_text())["meta"] == {
+        "profile": "mine", "profile_file": "conf/profile/mine.yaml"}
 
 
 def test_compose_names_conf_for_a_bad_value_no_override_set(in_tmp, capsys):

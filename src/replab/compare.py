@@ -40,6 +40,7 @@ from replab.params import (
     ParamError,
     check_meta_profile,
     check_profile,
+    check_profile_files,
     check_writable,
     meta_profile,
     read_params,
@@ -218,6 +219,7 @@ def compose(out: str | Path, overrides: Sequence[str], where: str) -> None:
     for override in overrides:
         if override.startswith("profile="):
             check_profile(override.partition("=")[2], where)
+    check_profile_files()  # a profile file's own faults, named by the file, before Hydra's reading of them
     try:
         compose_and_dump(out, str(Path("conf").resolve()), None, "config", "", list(overrides))
     except Exception as err:  # Hydra's errors name the override; keep them on one line

@@ -21,7 +21,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from replab.io import YAMLSyntaxError, not_a_regular_file, parse_yaml
+from replab.io import YAMLSyntaxError, not_a_regular_file, one_line, parse_yaml
 
 PARAMS_FILE = "params.yaml"
 T = TypeVar("T")
@@ -61,8 +61,8 @@ def param(default: Any = dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=N
 def read_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     path = Path(path)
     try:
-        if not path.is_dir() and path.exists() and not path.is_file():  # a FIFO or device: reading it would block
-            raise ParamError(f"{path}: not a regular file (a FIFO, socket or device); allowed: a YAML file")
+        if (kind := not_a_regular_file(path)) not in (None, "a directory"):  # a named pipe would block the read
+            raise ParamError(f"{path}: is {kind}; allowed: a YAML file")
         data = parse_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ParamError(f"{path}: not found (run from the repository root)") from None
@@ -342,6 +342,33 @@ def check_profile(name: str, where: str, conf: str | Path = "conf", *, no_conf_o
         raise ParamError(f"{where}: no {profiles}/{name}.yaml (known: {known})")
 
 
+PROFILE_PACKAGE = "# @package _global_"  # a profile file's first line: its keys are params.yaml's, not under profile:
+
+
+def check_profile_files(conf: str | Path = "conf") -> None:
+    """ParamError unless every conf/profile/<name>.yaml starts with PROFILE_PACKAGE and sets meta.profile: <name> and
+    meta.profile_file: conf/profile/<name>.yaml. A copy of quick.yaml saved as mine.yaml composed mine's values
+    labelled quick: its report and `replab compare` said quick, and `replab sweep` queued `-S profile=quick`, whose
+    runs trained quick's values. No conf/profile/ (params.yaml alone): nothing to check."""
+    for path in sorted((Path(conf) / "profile").glob("*.yaml")):
+        name, where = path.stem, f"{conf}/profile/{path.name}"
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = parse_yaml(text)
+        except (OSError, UnicodeDecodeError, YAMLSyntaxError) as err:
+            raise ParamError(f"{where}: cannot be read as YAML ({one_line(str(err))})") from None
+        if text.partition("\n")[0].strip() != PROFILE_PACKAGE:
+            raise ParamError(f"{where}: its first line must be `{PROFILE_PACKAGE}` (without it Hydra puts the "
+                             "file's keys under `profile:`)")
+        meta = data.get("meta") if isinstance(data, dict) else None
+        expected = {"profile": name, "profile_file": f"conf/profile/{path.name}"}
+        for key, value in expected.items():
+            got = meta.get(key) if isinstance(meta, dict) else None
+            if got != value:
+                raise ParamError(f"{where}: meta.{key} = {shown(got)}: must be {value!r}, the file's own "
+                                 f"(a run composed from it is labelled, compared and re-queued by meta.profile)")
+
+
 def meta_profile(params: dict[str, Any], default: Any = None, where: str = PARAMS_FILE) -> Any:
     """params.yaml's meta.profile (the profile composed), `default` without one; ParamError naming `where` (the file,
     or an experiment's) when `meta` is no mapping."""
@@ -364,6 +391,7 @@ def check_meta_profile(params: dict[str, Any]) -> None:
     profile = meta_profile(params)
     if unknown := sorted(str(k) for k in meta if k not in META_KEYS):
         raise ParamError(f"{PARAMS_FILE}: meta.{unknown[0]}: unknown key (allowed: {', '.join(META_KEYS)})")
+    check_profile_files()
     if profile is None:
         return
     check_profile(str(profile), f"{PARAMS_FILE}: meta.profile = {shown(profile)}", no_conf_ok=True)
