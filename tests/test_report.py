@@ -316,8 +316,11 @@ def test_numbers_beyond_a_floats_range_are_one_line_errors_naming_file_and_key(i
                           "float32 rounding"),
     ({"test_mse": -1e-3}, "test_mse = -0.001: out of range (allowed: ≥ -0.0001"),
     ({"latent_corr_yz_mean_abs": 1.5}, "latent_corr_yz_mean_abs = 1.5: out of range (allowed: 0 … 1, a mean absolute"),
+    # a hand-edited 1e6 dB flipped "the denoising autoencoder raises PSNR over the noisy input" to does not hold
+    ({"psnr_noisy": 1e6}, "psnr_noisy = 1000000.0: out of range (allowed: 0 … 100, a PSNR in dB of images in [0, 1]"),
+    ({"test_psnr": -50.0}, "test_psnr = -50.0: out of range (allowed: 0 … 100"),
 ], ids=["negative-error", "f1-over-100", "in-a-list", "per-class-auc", "nested", "ari", "r2", "kl", "mse",
-        "mean-abs-corr"])
+        "mean-abs-corr", "psnr-huge", "psnr-negative"])
 def test_a_measure_out_of_its_range_is_a_one_line_error_naming_file_and_key(in_tmp, record, message):
     """A hand-edited accuracy of -40 % entered the means and flipped a claim's verdict."""
     write_json(in_tmp / "metrics/toy/a-0.json", record)
@@ -330,7 +333,7 @@ def test_a_measure_out_of_its_range_is_a_one_line_error_naming_file_and_key(in_t
 
 def test_measures_at_the_edges_of_their_ranges_and_unbounded_ones_are_read():
     record = report.Record({"test_error": 0, "dev_f1": 100.0, "roc_auc": {"0": 1.0}, "corr_pearson": -1.0,
-                            "slant_r2_from_b": -3.5, "censor_loss": -78.7, "test_psnr": 18.75, "seed": 7,
+                            "slant_r2_from_b": -3.5, "censor_loss": -78.7, "test_psnr": 100.0, "seed": 7,
                             "f1": None, "best_iteration": 600, "threads": 2, "test_kl_b": 0.0, "train_loss": 246.5,
                             "latent_corr_offdiag_mean_abs": 1.0, "test_kl_a": -3.7e-8},  # (a collapsed latent's KL
                            Path("metrics/toy/a-0.json"))                                    # in float32)

@@ -80,6 +80,8 @@ BOUNDS = (
      "score or correlation"),
     (re.compile(r"(^|_)r2(_|$)"), -math.inf, 1.0, "a coefficient of determination"),
     (re.compile(r"_mean_abs$"), 0.0, 1.0, "a mean absolute correlation"),
+    # images and sigmoid outputs in [0, 1]: MSE ≤ 1, floored at 1e-10 (autoencoder.model.psnr)
+    (re.compile(r"(^|_)psnr(_|$)"), 0.0, 100.0, "a PSNR in dB of images in [0, 1]"),
     # losses that are sums of cross-entropies, squared errors and Gaussian KLs (censor's AFL censor_loss, log q_D(s|z),
     # is negative: not one); ≥ 0 up to float32 rounding (a collapsed latent's KL, exp(log σ²) − 1 − log σ², is −1e-8)
     (re.compile(r"^(train|val|test)_(loss|rec|kl_a|kl_b|ce|clf|mse)$|^adversary_loss$"), -LOSS_ROUNDING, math.inf,
