@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -281,3 +282,24 @@ def test_a_variant_key_that_does_not_match_its_axes_names_the_expected_key(key, 
         parse_variant("p", key, assignments, cfg, axes)
     assert str(err.value) == f"p variant {key}: the key does not match its axes {expected}"
     assert parse_variant("p", expected.rsplit(" ", 1)[1][:-1], assignments, cfg, axes).axes["seed"] == 0
+
+
+@pytest.mark.parametrize("argv", [["curves", "autoencoder"], ["compare", "autoencoder", "workspace"],
+                                  ["sweep", "autoencoder", "lr=0.1,0.2", "--dry-run"], ["check"]])
+def test_a_command_in_a_subdirectory_of_the_project_names_the_root(argv, tmp_path, monkeypatch, capsys):
+    """From metrics/, `replab curves` said no curves existed, `replab compare` that metrics/<paper>.json was missing
+    and `replab sweep` printed a bare `[Errno 2] … 'params.yaml'`: every path is relative to the repository root."""
+    from replab.cli import main
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "metrics").mkdir()
+    monkeypatch.chdir(tmp_path / "metrics")
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (f"error: replab {argv[0]}: run from the repository root, {tmp_path.resolve()} "
+                                       f"(not {tmp_path / 'metrics'}): the paths it reads and writes are relative "
+                                       "to it\n")
+    monkeypatch.chdir(tmp_path)  # at the root the command goes on to its own checks
+    main(argv)
+    assert "run from the repository root, " not in capsys.readouterr().err

@@ -332,6 +332,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_working_dir(command: str) -> None:
+    """ParamError when run in a subdirectory of a DVC repository holding dvc.yaml: every path replab reads and writes
+    (params.yaml, conf/, data/, metrics/, plots/, models/) is relative to the repository root. From `metrics/`,
+    `replab curves` said no curves existed and `replab compare` said metrics/<paper>.json was missing."""
+    from pathlib import Path
+
+    from replab.isolation import dvc_root
+
+    root = dvc_root()
+    if root is not None and root != Path.cwd().resolve() and (root / "dvc.yaml").is_file():
+        raise ParamError(f"replab {command}: run from the repository root, {root} (not {Path.cwd()}): the paths it "
+                         "reads and writes are relative to it")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; `argv=None` (a process entry point: console script, `python src/replab`, `python -m
     replab`) first makes sure the code running is the enclosing repository's (replab.isolation)."""
@@ -353,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         args.command_parsers[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     started = time.perf_counter()
     try:
+        if not (args.command == "bench" and args.show):  # (bench --show reads the files it is given, from anywhere)
+            check_working_dir(args.command)
         args.run(args)
     except (ParamError, DataError) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
