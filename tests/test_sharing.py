@@ -713,6 +713,16 @@ def test_sweep_refuses_a_bad_timeout_or_name_before_queueing(argv, message, in_t
     assert capsys.readouterr() == ("", message)
 
 
+@pytest.mark.parametrize("argv", [["lr=0.001", "--set", "profile=paper"], ["profile=paper,quick"]])
+def test_sweep_names_the_option_for_a_profile_given_as_a_key(argv, in_tmp, capsys):
+    """`sweep autoencoder lr=0.001 --set profile=paper` said `autoencoder.profile: no such key`."""
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose("profile=smoke")))
+    for executor in ([], ["--executor", "slurm"]):
+        assert main(["sweep", "autoencoder", *argv, *executor, "--dry-run"]) == 2
+        assert capsys.readouterr().err == (f"error: sweep {argv[-1]}: the profile is chosen with --profile (one per "
+                                           "sweep; default: params.yaml's meta.profile), not as a grid or --set key\n")
+
+
 @pytest.mark.parametrize("executor, waits", [([], "--run"), (["--executor", "slurm"], "--collect")])
 def test_sweep_refuses_a_timeout_with_nothing_to_wait_for(executor, waits, in_tmp, capsys):
     """`sweep --timeout 60` without --run queued the grid and returned: the timeout was accepted and never used."""

@@ -141,6 +141,9 @@ def full_key(paper: str, item: str, params: dict | None = None) -> tuple[str, st
     if not sep or not key.strip():
         raise ParamError(f"sweep {item!r}: expected key=value (grid: key=v1,v2,...)")
     top_level = [k for k in (params or {}) if k != paper] or ["runtime", "data", "images", "meta", "datasets"]
+    if key.strip() == "profile":  # Hydra's group, no params.yaml key: every point of a sweep composes one profile
+        raise ParamError(f"sweep {item}: the profile is chosen with --profile (one per sweep; default: params.yaml's "
+                         "meta.profile), not as a grid or --set key")
     full = qualify(paper, key.strip(), top_level)
     section = full.partition(".")[0]
     if section != paper and section in _papers():  # `sweep attention_vat aae_ssl.lr=…` queued aae_ssl's sweep
