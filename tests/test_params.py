@@ -546,8 +546,9 @@ def _without(params: dict, key: str) -> dict:
     (lambda p: {**p, "aae_ssl": {**p["aae_ssl"], "style": {**p["aae_ssl"]["style"], "grid_step": 100.0}}},
      "params.yaml: aae_ssl.style.grid_step = 100: wider than the grid, 2 · grid_range = 60 (allowed: at most that, "
      "for at least 2 images a side)"),
-    (lambda p: {**p, "data": {**p["data"], "mnist5k": []}}, "params.yaml: data.mnist5k must be a mapping, got list"),
-    (lambda p: {**p, "data": {**p["data"], "mnist5k": 0}}, "params.yaml: data.mnist5k must be a mapping, got int"),
+    (lambda p: {**p, "data": {**p["data"], "mnist5k": []}}, "params.yaml: data.mnist5k must be a mapping, got a list"),
+    (lambda p: {**p, "data": {**p["data"], "mnist5k": 0}},
+     "params.yaml: data.mnist5k must be a mapping, got an integer"),
     # sets the quick profile does not prepare are checked too: a typo there passed until a profile used them
     (lambda p: {**p, "data": {**p["data"], "eraser_movies": {**p["data"]["eraser_movies"], "unlabeled": "bogus"}}},
      "params.yaml: data.eraser_movies.unlabeled = 'bogus': not allowed (allowed: none, lm1b, imdb_unsup)"),
@@ -770,7 +771,7 @@ def test_profiles_sit_well_inside_the_size_and_count_bounds(profile):
                                    "true or false"),
     (["runtime.progress=false", "aae_ssl.seeds=[-1]"],
      "error: compose aae_ssl.seeds=[-1]: aae_ssl.seeds[0] = -1: must be >= 0"),
-    (["aae_ssl=null"], "error: compose aae_ssl=null: aae_ssl must be a mapping, got NoneType"),  # a whole section
+    (["aae_ssl=null"], "error: compose aae_ssl=null: aae_ssl must be a mapping, got null"),  # a whole section
     (["~aae_ssl"], "error: compose ~aae_ssl: section `aae_ssl` is missing (`replab compose` writes every section)"),
     (["datasets=[mnist]"], "error: compose datasets=[mnist]: aae_ssl.dataset = 'mnist5k': mnist5k is not in "
                            "`datasets` (no stage prepares it; add it there: now mnist)"),  # the key named second

@@ -86,9 +86,16 @@ def load_section(cls: type[T], section: str, path: str | Path = PARAMS_FILE,
     return parse(cls, params[section], f"{path}: {section}")
 
 
+def yaml_kind(value: Any) -> str:
+    """What a YAML value is, in YAML's words (a message's `got null`, not Python's NoneType)."""
+    kinds = {type(None): "null", bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+             list: "a list", dict: "a mapping"}
+    return next((kind for cls, kind in kinds.items() if type(value) is cls), type(value).__name__)
+
+
 def parse(cls: type[T], data: Any, where: str) -> T:
     if not isinstance(data, dict):
-        raise ParamError(f"{where} must be a mapping, got {type(data).__name__}")
+        raise ParamError(f"{where} must be a mapping, got {yaml_kind(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
