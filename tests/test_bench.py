@@ -914,6 +914,12 @@ def test_show_sets_earlier_runs_side_by_side_and_names_a_damaged_value(in_repo, 
     assert ms.split()[4:] == ["1.00", "(mean", "1.00)", "0.50", "(mean", "1.00)"]  # each file's own numbers
     assert cli(["bench", "aae_ssl", "--show", str(cpu)]) == 2  # no column to show
     assert capsys.readouterr().err == f"error: bench --show: no results of aae_ssl in {cpu}\n"
+    # a paper after the files: argparse gave it to --show, which read it as a file ("--show censor: no such file")
+    assert cli(["bench", "--show", str(cpu), str(gpu), "censor"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split() == table[0].split()
+    assert cli(["bench", "--show", "censor"]) == 2
+    assert capsys.readouterr().err == ("error: bench --show censor: no JSON file given, only papers (give the files "
+                                       "written by `replab bench --json`)\n")
     data["results"][0]["ms_per_step"] = "fast"
     write_json(gpu, data)
     for path, error in ((gpu, f"{gpu}: results[0].ms_per_step = \"fast\": not a value bench writes (a hand edit, "

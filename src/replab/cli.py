@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
 import time
@@ -121,7 +122,14 @@ def _bench(args) -> None:
     if given := [name for name, value in measuring.items() if value is not None]:  # (given at all, also 0 or "")
         raise ParamError(f"bench --show prints earlier results and measures nothing: give it without "
                          f"{', '.join(given)}")
-    bench.show(args.show, args.papers, args.markdown)  # (paper names choose the papers shown)
+    # `--show a.json aae_ssl`: argparse gives the paper to --show; a paper's name that is no file is a paper
+    moved = [p for p in args.show if p in PAPERS and not os.path.exists(p)]
+    chosen = [p for p in args.papers if args.papers != list(PAPERS)]  # (the default: every paper)
+    files = [p for p in args.show if p not in moved]
+    if not files:
+        raise ParamError(f"bench --show {' '.join(args.show)}: no JSON file given, only papers (give the files "
+                         "written by `replab bench --json`)")
+    bench.show(files, [*chosen, *moved] or args.papers, args.markdown)  # (paper names choose the papers shown)
 
 
 def _check(args) -> None:
@@ -274,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "single-seed steps (default: off)")
     p.add_argument("--show", nargs="+", action="extend", metavar="JSON",
                    help="print the results of earlier --json runs (other machines: a CPU's beside a GPU's) as one "
-                        "table instead of measuring; paper names choose its papers")
+                        "table instead of measuring; paper names (before or after the files) choose its papers")
     p.add_argument("--markdown", action="store_true",
                    help="with --show: README's step-time table in Markdown instead (a row per paper, a column per "
                         "file: ms per step, × the peer, seeds together; aae_ssl's projected sweep)")
