@@ -579,6 +579,9 @@ def _without(params: dict, key: str) -> dict:
     # 100,000 passed and every training stage died in a segfault (OpenMP), with no message
     (lambda p: {**p, "runtime": {**p["runtime"], "threads": 100_000}},
      "params.yaml: runtime.threads = 100000: must be <= 1024"),
+    # Adam's ε of 1e30 (or 1e7 for 1e-7) trained every autoencoder at chance, without a word
+    (lambda p: {**p, "autoencoder": {**p["autoencoder"], "eps": 1e7}},
+     "params.yaml: autoencoder.eps = 10000000.0: must be <= 1.0"),
 ])
 def test_check_refuses_a_malformed_section(edit, message, in_tmp, capsys):
     """These passed `replab check` (or raised AttributeError) and failed later, at DVC's render or in a stage."""

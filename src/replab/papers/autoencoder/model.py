@@ -73,7 +73,8 @@ class Config:
     lr: float = param(1e-3, gt=0.0)
     beta1: float = param(0.9, ge=0.0, lt=1.0)
     beta2: float = param(0.999, ge=0.0, lt=1.0)
-    eps: float = param(1e-7, gt=0.0, doc="tf.keras Adam default (torch: 1e-8)")
+    # ≤ 1: tf.keras's Adam docs give 1.0 as the largest useful value; 1e30 (or a sign typo, 1e7) trained at chance
+    eps: float = param(1e-7, gt=0.0, le=1.0, doc="tf.keras Adam default (torch: 1e-8)")
     anomaly: AnomalyConfig = param(AnomalyConfig())
 
     def schedule(self, model: str) -> Schedule:
