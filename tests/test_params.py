@@ -582,6 +582,8 @@ def _without(params: dict, key: str) -> dict:
     # Adam's ε of 1e30 (or 1e7 for 1e-7) trained every autoencoder at chance, without a word
     (lambda p: {**p, "autoencoder": {**p["autoencoder"], "eps": 1e7}},
      "params.yaml: autoencoder.eps = 10000000.0: must be <= 1.0"),
+    # `data: null` was called missing
+    (lambda p: {**p, "data": None}, "params.yaml: data must be a mapping, got null"),
 ])
 def test_check_refuses_a_malformed_section(edit, message, in_tmp, capsys):
     """These passed `replab check` (or raised AttributeError) and failed later, at DVC's render or in a stage."""

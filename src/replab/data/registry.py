@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from replab.io import write_manifest
-from replab.params import PARAMS_FILE, SEED_MAX, ParamError, parse, read_params, shown
+from replab.params import PARAMS_FILE, SEED_MAX, ParamError, parse, read_params, shown, yaml_kind
 
 RAW_ROOT = Path("data/raw")
 PROCESSED_ROOT = Path("data/processed")
@@ -62,7 +62,8 @@ def load_data_params(name: str, path: str | Path = PARAMS_FILE, params: dict | N
     params = read_params(path) if params is None else params
     data = params.get("data")
     if not isinstance(data, dict):
-        raise ParamError(f"{path}: section `data` is missing")
+        raise ParamError(f"{path}: section `data` is missing" if "data" not in params else
+                         f"{path}: data must be a mapping, got {yaml_kind(data)}")
     split_seed = data.get("split_seed", 0)
     if isinstance(split_seed, bool) or not isinstance(split_seed, int) or not 0 <= split_seed <= SEED_MAX:
         raise ParamError(f"{path}: data.split_seed = {split_seed!r}: must be an integer from 0 to {SEED_MAX}")
