@@ -132,19 +132,22 @@ def test_claims_at_a_glance_gives_every_claim_in_words_with_its_verdict():
                                       "run": {"devices": "cpu (AMD EPYC, AVX2)", "seeds": 3},
                                       "claims_within_spread": {"x": True, "y": False}}, {"x": "x beats y | z"}),
         report.Section("b", "B", "", {"claims": {"z": False},
-                                      "run": {"devices": "cpu (AMD EPYC, AVX2); cuda (H200)", "seeds": 1}}),
+                                      "run": {"devices": "cpu (AMD EPYC, AVX2); cuda (H200)", "seeds": 1},
+                                      "claims_near_margin": {"z": True}}),
         report.Section("c", "C", "", {}),  # no claims: no rows
     ]
     assert report.claims_at_a_glance(sections) == [
         "## Claims at a glance", "",
         "1 holds, 1 does not, 1 not checkable; 1 marked (within the seeds' spread): a difference the verdict rests on "
         "(or, for a rule with a margin, its distance from the margin) is smaller than the seeds' standard deviation, "
-        "so that more seeds, another CPU or a GPU can turn it (with one seed nothing is marked: b trained one, so its "
-        "close verdicts go unmarked). Each paper's section gives the numbers. Trained on cpu (AMD EPYC, AVX2); "
+        "so that more seeds, another CPU or a GPU can turn it (with one seed nothing is marked so: b trained one, so "
+        "its close verdicts go unmarked); 1 marked (near its margin): a rule's fixed margin is met, or missed, by "
+        "less than the same code's run moved between two CPUs, so that another machine can turn it, one seed or "
+        "many. Each paper's section gives the numbers. Trained on cpu (AMD EPYC, AVX2); "
         "cuda (H200): a verdict by a narrow margin can read otherwise on another CPU or GPU (README, Quick start).", "",
         "| paper | claim | verdict |\n|---|---|---|\n"
         "| [a](#a) | x beats y \\| z | **holds** (within the seeds' spread) |\n"
-        "| [a](#a) | `y` | not checkable |\n| [b](#b) | `z` | **does not hold** |", ""]
+        "| [a](#a) | `y` | not checkable |\n| [b](#b) | `z` | **does not hold** (near its margin) |", ""]
     assert report.claims_at_a_glance([sections[2]]) == []
 
 @pytest.mark.parametrize("x, reason", [

@@ -36,9 +36,15 @@ MISSING = "–"
 WITHIN_SPREAD = "(within the seeds' spread)"  # a verdict's mark: a difference it rests on is within the seeds' std
 
 
-def spread_mark(within: bool) -> str:
-    """What follows a verdict in the report's text: " (within the seeds' spread)" when `within`, else ""."""
-    return f" {WITHIN_SPREAD}" if within else ""
+# a verdict's mark: it rests on a rule's fixed margin (censor's "D_sim learned" threshold) met by less than the same
+# code's run moved across CPUs; unlike WITHIN_SPREAD it needs no second seed
+NEAR_MARGIN = "(near its margin)"
+
+
+def spread_mark(within: bool, near: bool = False) -> str:
+    """What follows a verdict in the report's text: " (within the seeds' spread)" when `within`, " (near its
+    margin)" when `near`, both, or ""."""
+    return "".join(f" {mark}" for mark, on in ((WITHIN_SPREAD, within), (NEAR_MARGIN, near)) if on)
 
 
 @dataclass
@@ -475,16 +481,18 @@ def claims_at_a_glance(sections: Sequence[Section]) -> list[str]:
     `claim_texts`; the key where a text is missing), each verdict (holds / does not hold / not checkable) with a
     link to the section that gives its numbers, the verdicts counted, and the devices the variants ran on: a
     verdict whose margin lies within the seeds' spread can read otherwise on another CPU or GPU; those the
-    section's summary lists in `claims_within_spread` ({key: bool}) are marked so."""
-    rows, counts, close = [], {"holds": 0, "does not hold": 0, "not checkable": 0}, 0
+    section's summary lists in `claims_within_spread` ({key: bool}) are marked so, and those it lists in
+    `claims_near_margin` (a fixed margin met by less than a run moves across CPUs; one seed suffices) too."""
+    rows, counts, close, near = [], {"holds": 0, "does not hold": 0, "not checkable": 0}, 0, 0
     for s in sections:
         for key, holds in s.summary.get("claims", {}).items():
             verdict = verdict_words(holds, "not checkable")
             counts[verdict] += 1
             within = bool(s.summary.get("claims_within_spread", {}).get(key))
-            close += within
+            at_margin = bool(s.summary.get("claims_near_margin", {}).get(key))
+            close, near = close + within, near + at_margin
             rows.append([f"[{s.paper}](#{s.paper})", md_cell(s.claim_texts.get(key, f"`{key}`")),
-                         (f"**{verdict}**" if holds is not None else verdict) + spread_mark(within)])
+                         (f"**{verdict}**" if holds is not None else verdict) + spread_mark(within, at_margin)])
     if not rows:
         return []
     devices = sorted({d for s in sections for d in s.summary.get("run", {}).get("devices", "").split("; ") if d})
@@ -494,10 +502,13 @@ def claims_at_a_glance(sections: Sequence[Section]) -> list[str]:
             f"{holds} {'holds' if holds == 1 else 'hold'}, {fails} {'does' if fails == 1 else 'do'} not, "
             f"{counts['not checkable']} not checkable; {close} marked {WITHIN_SPREAD}: a difference the verdict rests "
             "on (or, for a rule with a margin, its distance from the margin) is smaller than the seeds' standard "
-            "deviation, so that more seeds, another CPU or a GPU can turn it (with one seed nothing is marked"
+            "deviation, so that more seeds, another CPU or a GPU can turn it (with one seed nothing is marked so"
             + (f": {', '.join(one_seed)} trained one, so {'its' if len(one_seed) == 1 else 'their'} close verdicts go "
                "unmarked" if one_seed else "")
-            + "). Each paper's section gives the numbers. "
+            + ")" + (f"; {near} marked {NEAR_MARGIN}: a rule's fixed margin is met, or missed, by less than the "
+                     "same code's run moved between two CPUs, so that another machine can turn it, one seed or many"
+                     if near else "")
+            + ". Each paper's section gives the numbers. "
             f"Trained on {'; '.join(devices) or 'an unrecorded device'}: a verdict by a narrow margin can read "
             "otherwise on another CPU or GPU (README, Quick start).", "",
             md_table(["paper", "claim", "verdict"], rows), ""]
