@@ -503,8 +503,9 @@ def test_a_comparison_with_no_learned_f1_on_one_side_is_not_checkable():
     per_ds = {ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()}
     words, flags, _ = rp.claims(per_ds)
     assert flags["attention_ge_word_semi"] is None
-    assert words["attention_ge_word_semi"] == ("not checkable (rt_snippets: Attention VAT 83.00 vs Word VAT 81.00; "
-                                               "rt_snippets: not checkable: Word iVAT (all positive†))")
+    # the judged half is named as holding (it read as numbers without a verdict beside the unjudged one)
+    assert words["attention_ge_word_semi"] == ("not checkable (holds: rt_snippets: Attention VAT 83.00 vs Word VAT "
+                                               "81.00; rt_snippets: not checkable: Word iVAT (all positive†))")
     recs["attention_vat-semi"]["f1"] = 79.0  # a real loss besides: it fails, and the unjudged pair stays listed
     words, flags, _ = rp.claims({ds: rp.dataset_summary(g) for ds, g in rp.group(recs).items()})
     assert flags["attention_ge_word_semi"] is False

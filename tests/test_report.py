@@ -450,3 +450,13 @@ def test_records_are_checked_against_a_schema_naming_file_and_key(in_tmp):
     write_json(in_tmp / "metrics/toy/a-0.json", {"n": 0, "eps": None, "method": "b", "other": [1, "x"]})
     records = report.gather("toy", ["a-0"])
     assert records.check(toy) is records and records.check(lambda record: toy) is records
+
+
+def test_claim_detail_names_the_holding_part_of_a_claim_that_is_not_checkable_as_a_whole():
+    """attention_vat's "semi VAT/iVAT above supervised AT/iAT": its Word half not checkable (constant models), its
+    Attention half judged and holding, which read as numbers without a verdict."""
+    assert report.claim_detail([(True, "a"), (True, "b")]) == "a; b"
+    assert report.claim_detail([(None, "u"), (True, "a")]) == "holds: a; u"
+    assert report.claim_detail([(None, "u"), (None, "v")]) == "u; v"
+    assert report.claim_detail([(True, "a"), (False, "x"), (None, "u")]) == "fails: x; holds: a; u"
+    assert report.claim_detail([(False, "x"), (None, "u")]) == "fails: x; u"

@@ -384,12 +384,15 @@ def beats_within_spread(mine: dict[str, dict | None], others: dict[str, dict | N
 def claim_detail(results: Sequence[tuple[Any, ...]]) -> str:
     """The details of a claim's comparisons ((verdict, detail, …) each, as `beats` gives them; what follows is
     ignored): when one fails, the failing ones first and the holding ones apart, so that a comparison that holds
-    never reads as evidence against, then those that could not be judged (undefined, not checkable)."""
-    if not any(ok is False for ok, *_ in results):
-        return "; ".join(d for _, d, *_ in results)
+    never reads as evidence against, then those that could not be judged (undefined, not checkable). When none
+    fails but some could not be judged, the holding ones are named so too: the claim as a whole is not checkable,
+    and its judged part (attention_vat's Attention level beside its constant Word models) would otherwise read
+    as numbers without a verdict."""
     failing, holding, unjudged = ([d for ok, d, *_ in results if ok is want] for want in (False, True, None))
-    return (f"fails: {'; '.join(failing)}" + (f"; holds: {'; '.join(holding)}" if holding else "")
-            + (f"; {'; '.join(unjudged)}" if unjudged else ""))
+    if not failing and not (holding and unjudged):
+        return "; ".join(d for _, d, *_ in results)
+    return "; ".join([*([f"fails: {'; '.join(failing)}"] if failing else []),
+                      *([f"holds: {'; '.join(holding)}"] if holding else []), *unjudged])
 
 
 def verdict_words(holds: bool | None, missing: str, bold: bool = False) -> str:

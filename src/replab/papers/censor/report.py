@@ -401,8 +401,8 @@ def _tradeoff_figure(cfg, records, keys, cnn, out_path: Path) -> str:
     from replab import report
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for ax, (x, label) in zip(axes, (("f1_seen", "F_y^v (seen users, macro-F1 %)"),
-                                     ("f1_unseen", "F_y^t (unseen users, macro-F1 %)")), strict=True):
+    for ax, (x, label) in zip(axes, (("f1_seen", r"$F_y^v$ (seen users, macro-F1 %)"),
+                                     ("f1_unseen", r"$F_y^t$ (unseen users, macro-F1 %)")), strict=True):
         for m in cfg.methods:
             f1, user = _points([records[k] for ks in keys[m].values() for k in ks], x)
             ax.scatter(f1, user, s=10, alpha=0.45, color=COLORS[m], label=METHOD_LABELS[m])
@@ -439,7 +439,7 @@ def _curves_figure(cfg, records, keys, cnn, out_path: Path) -> str:
         for row, measure in enumerate(("f1_seen", "user_accuracy")):
             axes[row, col].axhline(cnn[measure]["mean"], color="gray", ls="--", lw=0.8)
             axes[row, col].grid(alpha=0.3)
-    axes[0, 0].set_ylabel("F_y^v (%)")
+    axes[0, 0].set_ylabel(r"$F_y^v$ (%)")
     axes[1, 0].set_ylabel("user accuracy (%)")
     axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle("Fig. 3: learning curves per method (dashed: CNN)", fontsize=10)
