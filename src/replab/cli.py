@@ -237,7 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("papers", nargs="+", metavar="paper")
     p.set_defaults(run=lambda a: importlib.import_module("replab.curves").main(a.papers))
 
-    p = sub.add_parser("report", help="summaries per paper and plots/report.md")
+    p = sub.add_parser("report", help="summaries per paper and plots/report.md",
+                       description="Read every paper's metrics/<paper>/*.json (written by its evaluation stage) and "
+                                   "params.yaml; write metrics/<paper>.json (each summary: tables, claims, marks), "
+                                   "the figures under plots/<paper>/summary/ and plots/report.md, every paper's "
+                                   "numbers beside the paper's with a verdict per claim. The report stage of "
+                                   "`dvc repro`; a damaged or missing metrics file stops it with one line naming the "
+                                   "file and key, leaving every earlier output as it was.")
     p.set_defaults(run=lambda a: importlib.import_module("replab.report").main())
 
     p = sub.add_parser("compose", help="rewrite params.yaml from conf/ (as `dvc exp run` does), with overrides")
@@ -289,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_bench)
 
     p = sub.add_parser("sweep", help="queue a param grid of one paper as DVC experiments (dvc exp run --queue)")
-    p.add_argument("paper")
+    p.add_argument("paper", help=f"whose section the grid's short keys are in: one of {', '.join(PAPERS)}")
     p.add_argument("grid", nargs="*", default=[], metavar="key=v1,v2,...",
                    help="values per key (cartesian product); keys relative to the paper's section or full dotted")
     p.add_argument("--profile", help="profile named in every run (default: params.yaml's meta.profile)")
