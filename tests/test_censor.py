@@ -415,6 +415,30 @@ def test_better_envelope_is_not_decided_by_one_threshold_only_one_method_reaches
     assert claims.get("lsm_beats_afl_on_fyv") is (holds if any(v is not None for v in lsm + afl) else None)
 
 
+@pytest.mark.parametrize("lsm, holds", [
+    ([59, 58.5, 58, 60, 59], False),  # alone at every threshold, within 2 points of the CNN's 60 %: no win
+    ([59, 58.5, 58, 60, 50], True),  # censors at one of them (10 below the CNN): a win there
+    ([61, 62, 63, 64, 65], False)])  # above the CNN everywhere
+def test_reaching_thresholds_the_other_misses_wins_only_where_it_censors(lsm, holds):
+    """The committed quick report's "LSM better than AFL on F_y^v": no threshold both reach, 5 reached by LSM only,
+    "would read holds", while LSM's user accuracy there (47–50 %) stayed at the CNN's (46.8 %): LSM offered no more
+    privacy than AFL, which offers none at those F1s either. Such a threshold counts for neither."""
+    afl = [None] * 5
+    claims, detail = _claims(_envelopes(fyv_afl_mlp=afl, fyv_afl_dnn=afl, fyv_sct=lsm, fyv_lsm=lsm,
+                                        fyu_afl_mlp=afl, fyu_afl_dnn=afl, fyu_sct=lsm, fyu_lsm=lsm))
+    assert claims["lsm_beats_afl_on_fyv"] is holds
+    censoring = sum(v < 60 - 2 for v in lsm)
+    no_win = [v for v in lsm if v >= 58]
+    assert detail["lsm_beats_afl_on_fyv"] == (
+        "LSM − AFL on F_y^v: no threshold both reach, 5 reached by LSM only"
+        + (f"; at {5 - censoring} of those LSM does not censor (user accuracy {min(no_win):.1f} – {max(no_win):.1f} % "
+           "vs the CNN's 60.0 %): no win"))
+    one, words = _claims(_envelopes(**{f"{a}_{m}": [None] * 4 + [v] for a in ("fyv", "fyu") for m, v in (
+        ("afl_mlp", None), ("afl_dnn", None), ("sct", 59.0), ("lsm", 59.0))}))
+    assert not one["lsm_beats_afl_on_fyv"]
+    assert words["lsm_beats_afl_on_fyv"].endswith("(user accuracy 59.0 % vs the CNN's 60.0 %): no win")  # not 59.0–59.0
+
+
 def test_envelope_claims_are_judged_on_both_axes():
     """SCT lowest on F_y^v but not on F_y^t (LSM 5 points below it at one threshold): the claim does not hold."""
     same = [30, 28, 25, 20, 18]

@@ -154,7 +154,8 @@ def summarize(cfg: Config, params: dict):
     summary["claims_near_margin"] = near
     md += [f"Claims (envelopes compared at the thresholds above; ≈ within {ENVELOPE_TOLERANCE:g} user-accuracy "
            f"points on average, better = lower by more than that on average where both reach (or reaching thresholds "
-           "the other does not, and not higher by more than that), none reached by the other only, at least as good "
+           "the other does not while censoring there, below the CNN's user accuracy by more than that, and not higher "
+           "by more than that where both reach), none reached by the other only, at least as good "
            "= never higher by more than that, lowest = at least as good as every other method; AFL = the lower of "
            "AFL-MLP and AFL-DNN at each threshold):", ""]
     md += [f"- {text}: **{claim_words(claims[c])}**{report.spread_mark(close[c], near[c])} ({detail[c]})"
@@ -299,18 +300,28 @@ def _compare(a: np.ndarray, b: np.ndarray, first: str, second: str) -> tuple[np.
     return d, ", ".join(words)
 
 
-def better(d: np.ndarray, tol: float) -> bool:
+def better(d: np.ndarray, tol: float, censors: np.ndarray | None = None) -> bool:
     """Whether envelope a is better (lower) than b from d = a − b at the thresholds either reaches (`_compare`):
     b reaches no threshold that a misses (no +inf), and a is lower than b by more than tol on average where both
     reach, or a reaches thresholds that b misses (−inf) and is not higher by more than tol on average where both
     reach. (The mean of d itself read −inf, "better", whenever a alone reached a threshold: +38 points where both
-    reach counted as better.)"""
+    reach counted as better.) `censors`: for each −inf of d, in order, whether a censors there (`censoring`); a
+    threshold a alone reaches counts for it only where it does (None: each counts). LSM "beat" AFL at five F_y^v
+    thresholds AFL never reaches while its user accuracy there stayed at the CNN's: neither offered privacy."""
     finite = d[np.isfinite(d)]
     mean = finite.mean() if len(finite) else 0.0
-    return bool(len(d) and not (d == np.inf).any() and (mean < -tol or ((d == -np.inf).any() and mean <= tol)))
+    alone = (d == -np.inf).any() if censors is None else bool(np.any(censors))
+    return bool(len(d) and not (d == np.inf).any() and (mean < -tol or (alone and mean <= tol)))
 
 
-def envelope_claims(methods: list[str], env: dict, tol: float = ENVELOPE_TOLERANCE
+def censoring(a: np.ndarray, b: np.ndarray, baseline: float, tol: float) -> np.ndarray:
+    """At each threshold envelope a reaches and b does not (the −inf of `_compare`'s d, in order): whether a's user
+    accuracy there is below `baseline` (the CNN's, no adversary) by more than tol, i.e. a removes some of the user."""
+    alone = np.isfinite(a) & ~np.isfinite(b)
+    return a[alone] < baseline - tol
+
+
+def envelope_claims(methods: list[str], env: dict, tol: float = ENVELOPE_TOLERANCE, baseline: float | None = None
                     ) -> tuple[dict[str, bool | None], dict[str, str]]:
     """The seed's Fig. 2 claims on the lower envelopes (`summary["envelope"]`: axis → method → threshold → user
     accuracy, None where no point reaches the threshold). Returns ({claim: holds, or None when no threshold is
@@ -360,14 +371,20 @@ def envelope_claims(methods: list[str], env: dict, tol: float = ENVELOPE_TOLERAN
         elif kind == "≈":
             claims[key] = bool(np.isfinite(d).all() and abs(d.mean()) <= tol)
         else:
-            claims[key] = better(d, tol)
+            censors = None if baseline is None else censoring(curves[x][m], curves[x][other], baseline, tol)
+            claims[key] = better(d, tol, censors)
+            if censors is not None and not censors.all():
+                users = curves[x][m][np.isfinite(curves[x][m]) & ~np.isfinite(curves[x][other])][~censors]
+                span = " – ".join(dict.fromkeys(f"{v:.1f}" for v in (users.min(), users.max())))  # (one value once)
+                detail[key] += (f"; at {len(users)} of those {name[m]} does not censor (user accuracy {span} % vs the "
+                                f"CNN's {baseline:.1f} %): no win")
     return claims, detail
 
 
 def _claims(cfg: Config, cnn: dict, summary: dict) -> tuple[dict[str, bool | None], dict[str, str], dict[str, bool]]:
     """The claims' verdicts, their details, and whether each verdict's deciding difference lies within the seeds'
     spread (`report.within_spread`; the envelopes pool every seed's points and have no spread: False there)."""
-    claims, detail = envelope_claims(list(cfg.methods), summary["envelope"])
+    claims, detail = envelope_claims(list(cfg.methods), summary["envelope"], baseline=cnn["user_accuracy"]["mean"])
     close = dict.fromkeys(claims, False)
     final = summary["final"]
     if "sct" in final:
