@@ -246,7 +246,8 @@ def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: 
     for item in assignments:
         name, sep, raw = item.partition("=")
         if not sep or name not in axes:
-            raise ParamError(f"{paper} variant {item!r}: expected axis=value with axis in {', '.join(axes)}"
+            raise ParamError(f"{paper} variant {item!r}: expected axis=value with axis in {', '.join(axes)} (a key "
+                             f"like `{key}` has these)"
                              + key_forms(paper))
         if name in raws:
             raise ParamError(f"{paper} variant {key}: {name}= given twice ({name}={raws[name]}, {item})")
