@@ -260,9 +260,33 @@ def test_claims_hold_on_a_sweep_built_to_match_the_seed(in_tmp):
     assert s["claims"]["lead_larger_at_smaller_nl"] is True
     assert ('Claim "… by more at smaller Nl" (AAE(y,z)\'s lead over the better baseline, in points, larger at the '
             "smallest Nl than at the largest): **holds** (Nl = 100: 12.50, Nl = 600: 2.75; paper 100: 9.04, 600: "
-            "2.51, 1000: 1.79, 3000: 0.66).") in section.markdown.splitlines()  # a paragraph of its own
+            "2.51, 1000: 1.79, 3000: 0.66). Note: 2 of the paper's 4 Nl trained.") in section.markdown.splitlines()
+    # the y–z block: AAE(y,z)'s 20 % of 0.9 entries outweigh the AE's 0.15 everywhere: the paper's reading fails
+    assert s["claims"]["fig3_yz_block_nearer_zero_than_ae"] is False
     assert not [k for k in s if k.startswith("paper")]  # Table 1's numbers are references, not metrics
     assert "16.11 ± 1.92" in section.markdown  # … shown beside ours in the report
+
+
+def test_the_y_z_block_claim_and_a_lead_that_is_a_deficit(in_tmp):
+    """Seed 000 reads Fig. 3 twice: more components near 0, and the AE's darker right and bottom edges (its y–z
+    block) as y and z not independent. The report showed the y–z block's mean |corr| against the claim only as a
+    side remark; it is a claim of its own. A "larger lead at smaller Nl" made of a lead and a deficit says so."""
+    i, j = np.indices((60, 60))
+    yz = (i >= 50) != (j >= 50)  # the y–z block (z: the first 50, y: the last 10)
+    errors = {"ae": {100: [20.0, 22.0], 600: [6.0, 6.5]}, "aae_z": {100: [25.0, 23.0], 600: [6.5, 7.0]},
+              "aae_yz": {100: [8.0, 9.0], 600: [7.0, 7.5]}}
+    cfg = _constructed_sweep(in_tmp, errors, {"ae": _corr(np.where(yz, 0.4, 0.05)),
+                                              "aae_z": _corr(np.full((60, 60), 0.1)),
+                                              "aae_yz": _corr(np.where(yz, 0.1, 0.05))})
+    section = aae_ssl.summarize(cfg, {})
+    assert section.summary["claims"]["fig3_yz_block_nearer_zero_than_ae"] is True
+    assert section.summary["claims_within_spread"]["fig3_yz_block_nearer_zero_than_ae"] is False
+    assert ("AAE(y,z)'s y–z block nearer 0 than the AE's: **holds** (mean \\|corr\\| AAE(y,z) 0.100 ± 0.000, AE "
+            "0.400 ± 0.000).") in section.markdown
+    assert section.claim_texts["fig3_yz_block_nearer_zero_than_ae"].endswith("not independent (Fig. 3)")
+    assert section.summary["aae_yz_lead_over_baselines"]["600"] == pytest.approx(6.25 - 7.25)
+    assert ("Note: at Nl = 600 AAE(y,z) trails the better baseline, so the comparison is of a lead with a deficit; 2 "
+            "of the paper's 4 Nl trained.") in section.markdown
 
 
 def test_claims_fail_on_a_sweep_built_against_the_seed(in_tmp):

@@ -198,7 +198,9 @@ def test_report_says_why_when_dsim_did_not_learn():
                                       cfg)
     assert set(stats) == {"sct", "lsm"} and not stats["sct"]["learned"] and stats["lsm"]["learned"]
     assert why.startswith("Why SCT barely censor") and "SCT 0.690 nats, pair accuracy 54.0 %" in why
-    assert "LSM" not in why and "300 step-1 batches of 100 pairs" in why
+    assert "LSM" not in why and "300 step-1 batches in all (3 repetitions of 100) of 100 pairs" in why
+    # the paper's lr beside ours (the quick profile's is 10× the paper's), and the paper's batches at its lr
+    assert f"at RMSprop lr {cfg.adversarial.lr:g} (the paper's)" in why and "60,000 at lr 2.5e-05" in why
     assert adversary_margins(stats) == ("D_sim's mean step-1 loss in its best repetition, averaged over the method's "
                                         "runs (learned = below ln 2 − 0.01 = 0.6831 nats): SCT 0.6900 (did not "
                                         "learn, 0.0069 above), LSM 0.6700 (learned, 0.0131 below).")

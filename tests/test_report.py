@@ -142,8 +142,9 @@ def test_claims_at_a_glance_gives_every_claim_in_words_with_its_verdict():
         "(or, for a rule with a margin, its distance from the margin) is smaller than the seeds' standard deviation, "
         "so that more seeds, another CPU or a GPU can turn it (with one seed nothing is marked so: b trained one, so "
         "its close verdicts go unmarked); 1 marked (near its margin): a rule's fixed margin is met, or missed, by "
-        "less than the same code's run moved between two CPUs, so that another machine can turn it, one seed or "
-        "many. Each paper's section gives the numbers. Trained on cpu (AMD EPYC, AVX2); "
+        "less than a bound set from how far the same code's run moved between two CPUs (the section gives both), so "
+        "that another machine can turn it, one seed or many. Each paper's section gives the numbers. Trained on cpu "
+        "(AMD EPYC, AVX2); "
         "cuda (H200): a verdict by a narrow margin can read otherwise on another CPU or GPU (README, Quick start).", "",
         "| paper | claim | verdict |\n|---|---|---|\n"
         "| [a](#a) | x beats y \\| z | **holds** (within the seeds' spread) |\n"

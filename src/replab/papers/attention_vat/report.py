@@ -65,9 +65,8 @@ def stat(values) -> dict | None:
     return {**s, "missing": s.get("missing", 0)} if (s := report.mean_std(list(values)))["n"] else None
 
 
-# What the report reads of the metrics files evaluate.py writes, checked (report.Records.check) before any value is
-# used. Null only where evaluate.py writes it: an undefined measure (shown as –, noted), no ε (vanilla), no count;
-# eps_* only with an ε, rationale only with evidence (its kind names Table 2: human rationales or a lexicon).
+# What the report reads of evaluate.py's metrics files, checked (report.Records.check) before use. Null only where
+# evaluate.py writes it (an undefined measure, no ε, no count); eps_* with an ε only; rationale with evidence only.
 PCT, FRACTION, CORR, COUNT, OPTIONAL = ({"ge": 0.0, "le": 100.0}, {"ge": 0.0, "le": 1.0}, {"ge": -1.0, "le": 1.0},
                                         {"ge": 0, "le": MAX_COUNT}, {"default": None})
 NAME, N_LABELED, SEED = ((str, {"nonempty": True}), (int | None, {"ge": 1, "le": MAX_COUNT}),
@@ -292,19 +291,20 @@ def fig2_table(ds: str, s: dict, ratios: list[float] | tuple = ()) -> list[str]:
 
 
 def diagnosis_markdown(ds: str, s: dict, linear: dict) -> list[str]:
-    """Our networks beside a linear model on the same labeled sentences (evaluate.linear_baseline): whether the
-    weak results come from the code or from what the labeled data allow (the checks: package docstring)."""
+    """Our networks beside a linear model on the same labeled sentences (evaluate.linear_baseline): whether weak
+    results come from the code or the labeled data (package docstring). Test F1: of the learned ones (no †) only."""
     rows = [t for tab in (s["table1a"], s["table1b"]) for t in tab.values() if t.get("dev_auc") and t.get("f1")]
     if not rows or linear["dev_auc"] is None:  # (a null one is in the note of missing values)
         return []
-    auc, f1 = ([t[k]["mean"] for t in rows] for k in ("dev_auc", "f1"))
+    auc, f1 = [t["dev_auc"]["mean"] for t in rows], [t["f1"]["mean"] for t in rows if not _constant_mark(t)]
     gap = linear["dev_auc"] - max(auc)
     all_positive = ", ".join(f"{k.removesuffix('_f1_all_positive')} F1 {v:.2f}" for k, v in linear.items()
                              if k.endswith("_f1_all_positive"))
     return [f"Diagnosis ({ds}, ours): on the same {linear['n_labeled']:,} labeled sentences and vocabulary a TF-IDF "
             f"logistic regression (untuned) reaches dev ROC-AUC {linear['dev_auc']:.3f} and test F1 {linear['f1']:.2f} "
             f"(for scale, the constant classifier that calls every sentence positive: {all_positive}); our "
-            f"networks reach dev AUC {min(auc):.3f}–{max(auc):.3f} and test F1 {min(f1):.2f}–{max(f1):.2f}. " + (
+            f"networks reach dev AUC {min(auc):.3f}–{max(auc):.3f} and test F1 " + (f"{min(f1):.2f}–{max(f1):.2f} "
+            "(constant classifiers † aside). " if f1 else "– (each a constant classifier †). ") + (
                 f"Every network stays at least {gap:.3f} AUC below the linear model: the amount of labeled data, "
                 "not the code, limits this run (the network learns a synthetic keyword task to 100 % and fits "
                 "its training set; its dev AUC and the linear model's rise with the labeled count: package docstring)."
@@ -349,8 +349,8 @@ def summarize(cfg, params: dict):
     md = [f"Attention VAT / iVAT against word- and attention-level AT/VAT on {', '.join(f'**{d}**' for d in per_ds)}; "
           + (f"{n} seeds (mean ± std), " if (n := len({r["seed"] for r in records.values()})) > 1 else "1 seed, ")
           + f"{sum('method' in r for r in records.values())} trained models (and Fig. 2's runs). Corr. = Pearson r "
-          "between the attention weights and J&W's gradient importance |∂ŷ/∂e·e| per sentence, averaged (Pearson as "
-          "in the source summary 004); Kendall τ is J&W's.", ""]
+          "between the attention weights and Jain & Wallace's (J&W) gradient importance |∂ŷ/∂e·e| per sentence, "
+          "averaged (Pearson as in the source summary 004); Kendall τ is J&W's.", ""]
     md += settings_markdown(cfg, records)
     if "rt_snippets" in per_ds:
         md += ["rt_snippets (Rotten Tomatoes snippets, SST's kind of sentence) is the offline stand-in: its rows stand "
@@ -366,9 +366,9 @@ def summarize(cfg, params: dict):
             linear = report.gather(PAPER, [key := f"{ds}/linear_baseline"]).check(LINEAR)
             md += diagnosis_markdown(ds, s, {**linear[key], "dev_auc": linear.value(key, "dev_auc")})
     if fig2 := fig2_figure(per_ds, summary_dir / "fig2_unlabeled.png"):
-        md += ["Fig. 2: dev F1 (the model-selection score) against the amount of unlabeled data N_ul, semi-supervised "
-               "methods. The paper draws it without numbers: F1 rises up to about 7× the labeled count (IMDB's "
-               "150,000 is 8.7×).", "", *(x for d, s in per_ds.items() for x in fig2_table(d, s, cfg.fig2.ratios)),
+        md += ["Fig. 2: dev F1 (our model-selection score) against the amount of unlabeled data N_ul, fig2.methods. "
+               "The paper plots, without numbers, its dev score (metric unnamed) rising up to about 7× the labeled "
+               "count.", "", *(x for d, s in per_ds.items() for x in fig2_table(d, s, cfg.fig2.ratios)),
                f"![Fig. 2]({fig2})", ""]
     if maps := attention_figure(records, summary_dir / "attention_examples.png"):
         md += ["Attention weights over a few test sentences, one row per method (first seed; semi-supervised methods "

@@ -114,7 +114,8 @@ def summarize(cfg: Config, params: dict):
                      report.fmt(loss, 4), "–" if blog is None else f"≈ {blog}",
                      report.fmt(summary["test_mse"][m], 4), report.fmt(summary["test_psnr"][m], 2), verdict])
     md = [f"Keras blog models on **{cfg.dataset}**, {len(cfg.seeds)} seed(s) each; test loss = per-pixel mean "
-          "BCE on the test set (the blog's validation loss).", "",
+          "BCE on the test set (the blog's validation loss); test MSE its per-pixel mean squared error; PSNR the mean "
+          "over test images of each image's 10·log10(1 / MSE) (so not 10·log10(1 / test MSE)).", "",
           report.md_table(["model", "code", "epochs", "batch", "test loss (ours)", "blog", "test MSE",
                            "PSNR dB", "verdict"], rows), ""]
 
@@ -158,12 +159,14 @@ def summarize(cfg: Config, params: dict):
     summary["claims"] = claims
     summary["claims_within_spread"] = close
 
-    md += ["Reconstructions (seed " f"{cfg.seeds[0]}; the article's screenshot layout):", ""]
+    md += [f"Reconstructions (seed {cfg.seeds[0]}; the article's screenshot layout, with the first test image of "
+           "each class 0–9, our choice: the blog's code shows its first ten test images):", ""]
     for m in cfg.models:
         key = variant_key(m, cfg.seeds[0])
         rel = _reconstruction_figure(Path("plots") / PAPER / "variants" / key / "reconstructions.npz", m,
                                      summary_dir / f"reconstructions_{m}.png")
         md += [f"![{m}]({rel})", ""]
     summary["run"] = report.run_summary(records.values())
-    return report.Section(PAPER, "autoencoder — the basic autoencoder (source 003, Keras blog)", "\n".join(md),
+    return report.Section(PAPER, "autoencoder — the basic autoencoder (source 003, which runs the Keras blog's "
+                                 "models)", "\n".join(md),
                           summary, claim_text)

@@ -36,6 +36,8 @@ VARIANT = report.schema("Variant", {"experiment": (str, {"choices": EXPERIMENTS}
                                     "epochs": COUNT, "latent_dim": (int, {"ge": 1, "le": MAX_SIZE}),
                                     **dict.fromkeys(("n_writers", "n_train", "n_test"), COUNT)})
 
+OURS_TARGET = "a target of ours, not the article's"  # a claim's tag where the article makes none
+
 
 def _holds(ok: bool | None) -> str:
     return report.verdict_words(ok, "not testable (experiment not run)", bold=True)
@@ -214,8 +216,8 @@ def summarize(cfg: Config, params: dict):
             headers = ["#", "model", "features", "Purity", "ARI", "AMI (max)", "AMI (arithmetic)",
                        *(["article Purity", "article ARI", "article AMI"] if split == primary else [])]
             md += [f"Writer clustering, K = {e2['n_writers']}, **{split}** split"
-                   + (" (primary)" if split == primary else f" (no article columns: they stand in the {primary} "
-                                                              "split's table)")
+                   + (" (primary; the article does not say which split it clustered: its columns stand here)"
+                      if split == primary else f" (the article's columns stand in the {primary} split's table)")
                    + ":", "", report.md_table(headers, table_rows), ""]
         if real:
             md += ["Band verdicts: ours (mean ± std over seeds) against the article's single run, tolerance "
@@ -241,9 +243,13 @@ def summarize(cfg: Config, params: dict):
         "exp1_a_separates_digits": f"Exp I: A is discriminative for the digit (classifier accuracy on "
                                    f"{cfg.exp1.latent_dim}-D A > a linear probe on {cfg.exp1.latent_dim}-D B)",
         "exp1_b_holds_more_slant_than_a": "Exp I: B holds the slant (R² of the slant from B > from A)",
-        "exp2_digit_accuracy_from_a_ge_90": f"Exp II: digit accuracy from A ≥ {DIGIT_ACCURACY_CLAIM:g} %",
-        "exp2_writer_probe_b_gt_a": "Exp II: writer probe accuracy from B > from A",
-        "exp2_kmeans_b_beats_pixels_ami": "Exp II: K-Means on B beats K-Means on raw pixels on AMI (max)",
+        # the article claims only row 3's lead (below) and hedges on writers (B's t-SNE does not split by writer):
+        # these three are targets of ours, named so as censor's is
+        "exp2_digit_accuracy_from_a_ge_90": f"Exp II: digit accuracy from A ≥ {DIGIT_ACCURACY_CLAIM:g} % "
+                                            f"({OURS_TARGET})",
+        "exp2_writer_probe_b_gt_a": f"Exp II: writer probe accuracy from B > from A ({OURS_TARGET})",
+        "exp2_kmeans_b_beats_pixels_ami": f"Exp II: K-Means on B beats K-Means on raw pixels on AMI (max) "
+                                          f"({OURS_TARGET})",
         "exp2_kmeans_b_best_on_all_measures": "Exp II (the article's claim): K-Means on B (row 3) is the best of "
                                               "rows 1–4 on Purity, ARI and AMI",
     }
