@@ -121,7 +121,7 @@ def summarize(cfg: Config, params: dict):
         image = ax.imshow(corr["corr"], cmap="RdBu_r", vmin=-1, vmax=1)
         n_z = corr["corr"].shape[0] - N_CLASSES
         ax.axhline(n_z - 0.5, color="k", lw=0.6), ax.axvline(n_z - 0.5, color="k", lw=0.6)
-        ax.set_title(f"{MODEL_LABELS[m]} (Nl={smallest}): z1..z{n_z}, y0..y9", fontsize=9)
+        ax.set_title(f"{MODEL_LABELS[m]} (Nl={smallest}, seed {cfg.seeds[0]}): z1..z{n_z}, y0..y9", fontsize=9)
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
     corr_png = report.save_figure(fig, summary_dir / "fig3_latent_correlation.png")
     # the seed's measure is a count ("more components near 0"): the fraction of off-diagonal entries with
@@ -195,7 +195,7 @@ def summarize(cfg: Config, params: dict):
         "than the AE's (a count). Ours at "
         f"Nl = {smallest}, test split (neither is stated in the source), mean ± std over seeds: the fraction of "
         f"off-diagonal entries with \\|corr\\| < {cfg.corr_threshold:g} (the claim's measure), and beside it "
-        "the mean \\|corr\\| off the diagonal and in the y–z block:",
+        f"the mean \\|corr\\| off the diagonal and in the y–z block (the heat maps below: seed {cfg.seeds[0]}):",
         "",
         report.md_table(["model", f"fraction \\|corr\\| < {cfg.corr_threshold:g}", "mean \\|corr\\| off-diagonal",
                          "mean \\|corr\\| y–z block"],

@@ -90,8 +90,9 @@ def _tsne_figure(variant_dir: Path, out_path: Path) -> tuple[str, dict[str, str]
                 ax.set(xticks=[], yticks=[])
             continue
         xy = t[latent]
-        axes[i, 0].scatter(xy[:, 0], xy[:, 1], c=t["digit"], cmap="tab10", vmin=-0.5, vmax=9.5, s=5)
-        axes[i, 1].scatter(xy[:, 0], xy[:, 1], c=writer_codes, cmap="nipy_spectral", s=5)
+        digits = axes[i, 0].scatter(xy[:, 0], xy[:, 1], c=t["digit"], cmap="tab10", vmin=-0.5, vmax=9.5, s=5)
+        fig.colorbar(digits, ax=axes[i, 0], ticks=range(10), label="digit", fraction=0.046, pad=0.02)
+        axes[i, 1].scatter(xy[:, 0], xy[:, 1], c=writer_codes, cmap="nipy_spectral", s=5)  # (100 writers: no key)
         for j, by in enumerate(("digit", "writer")):
             axes[i, j].set(title=f"t-SNE of latent {latent.upper()}, coloured by {by}", xticks=[], yticks=[])
     return report.save_figure(fig, out_path), skipped
