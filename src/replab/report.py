@@ -88,6 +88,7 @@ BOUNDS = (
     (re.compile(r"_mean_abs$"), 0.0, 1.0, "a mean absolute correlation"),
     # images and sigmoid outputs in [0, 1]: MSE ≤ 1, floored at 1e-10 (autoencoder.model.psnr)
     (re.compile(r"(^|_)psnr(_|$)"), 0.0, 100.0, "a PSNR in dB of images in [0, 1]"),
+    (re.compile(r"(^|_)mse$"), -LOSS_ROUNDING, 1.0, "a mean squared error of images in [0, 1]"),
     # losses that are sums of cross-entropies, squared errors and Gaussian KLs (censor's AFL censor_loss, log q_D(s|z),
     # is negative: not one); ≥ 0 up to float32 rounding (a collapsed latent's KL, exp(log σ²) − 1 − log σ², is −1e-8)
     (re.compile(r"^(train|val|test)_(loss|rec|kl_a|kl_b|ce|clf|mse)$|^adversary_loss$"), -LOSS_ROUNDING, math.inf,
@@ -154,6 +155,18 @@ class Records(dict):
         if number is None and (key, metric) not in self.missing:
             self.missing.append((key, metric))
         return number
+
+    def derived(self, key: str, metric: str, expected: float | None, how: str) -> float | None:
+        """`value(key, metric)` of a measure evaluate.py derives from others (`how` says from what, e.g. "its
+        test_psnr"): a DataError naming the file when it is not `expected`, the value so derived (a hand edit
+        within range: a verdict would rest on one number while the table shows another)."""
+        value = self.value(key, metric)
+        if value is not None and expected is not None and not math.isclose(value, expected, rel_tol=1e-9,
+                                                                             abs_tol=1e-12):
+            path = getattr(self[key], "path", Path("metrics") / self.paper / f"{key}.json")
+            raise DataError(f"{path}: {metric} = {value!r}: not {how}, {expected!r}, as evaluate.py writes it "
+                            f"({_rerun(path)})")
+        return value
 
     def stats(self, keys: Iterable[str], metric: str) -> dict[str, Any]:
         """mean_std of `metric` over the variants `keys` (seeds); missing values are skipped and noted."""
