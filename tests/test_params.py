@@ -801,6 +801,41 @@ def test_compose_names_the_override_that_set_a_bad_value(overrides, message, in_
     assert (in_tmp / "params.yaml").read_text() == before
 
 
+def test_a_profile_or_params_yaml_that_is_no_file_is_refused_before_anything_reads_it(in_tmp, capsys):
+    """A named pipe as conf/profile/mine.yaml hung check, compose and sweep; one as params.yaml hung `replab compare`
+    inside DVC's read; a directory as mine.yaml was "no conf/profile/mine.yaml (known: mine, …)"."""
+    import shutil
+
+    shutil.copytree(REPO / "conf", in_tmp / "conf")
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose()))
+    mine = in_tmp / "conf" / "profile" / "mine.yaml"
+    for make, kind in ((os.mkfifo, "a named pipe"), (os.mkdir, "a directory")):
+        make(mine)
+        for argv in (["check"], ["compose", "profile=mine"], ["sweep", "aae_ssl", "lambda_rec=1,2", "--dry-run"]):
+            assert main(argv) == 2
+            assert capsys.readouterr().err == (f"error: conf/profile/mine.yaml: is {kind}; allowed: a profile's YAML "
+                                               "file\n"), argv
+        os.rmdir(mine) if mine.is_dir() else mine.unlink()
+    (in_tmp / "params.yaml").unlink()
+    os.mkfifo(in_tmp / "params.yaml")
+    assert main(["compare", "aae_ssl"]) == 2
+    assert capsys.readouterr().err == "error: params.yaml: is a named pipe; allowed: a YAML file\n"
+
+
+def test_compose_writes_through_a_linked_params_yaml(in_tmp, capsys):
+    """params.yaml a link to a file elsewhere: compose said "rewritten" but replaced the link with a plain file and
+    left the file it named unchanged."""
+    import shutil
+
+    shutil.copytree(REPO / "conf", in_tmp / "conf")
+    (in_tmp / "shared").mkdir()
+    (in_tmp / "shared" / "params.yaml").write_text(yaml.safe_dump(compose()))
+    (in_tmp / "params.yaml").symlink_to(in_tmp / "shared" / "params.yaml")
+    assert main(["compose", "aae_ssl.lambda_rec=5"]) == 0
+    assert (in_tmp / "params.yaml").is_symlink()
+    assert yaml.safe_load((in_tmp / "shared" / "params.yaml").read_text())["aae_ssl"]["lambda_rec"] == 5
+
+
 def test_a_profile_file_must_name_itself(in_tmp, capsys):
     """quick.yaml copied to mine.yaml and edited composed mine's values labelled quick: `replab compose profile=mine`
     and `check` said ok, and `replab sweep --profile mine` queued `-S profile=quick`, whose runs trained quick's

@@ -28,7 +28,7 @@ import sys
 import time
 import typing
 
-from replab.io import DataError, PartialFailure, one_line, out_of_memory
+from replab.io import DataError, PartialFailure, not_a_regular_file, one_line, out_of_memory
 from replab.papers import EVALUATE_ALL, PAPERS, Variant, check_params, paper_module, parse_variant, read_off_axes
 from replab.params import COMPILE_MODES, PARAMS_FILE, ParamError, read_params
 
@@ -71,7 +71,8 @@ def _compose(args) -> None:
     from replab.compare import compose
     from replab.io import atomic_path
 
-    with atomic_path(PARAMS_FILE, suffix=".yaml") as tmp:
+    # through a link to the file it names (else the write would replace the link by a file, the target unchanged)
+    with atomic_path(os.path.realpath(PARAMS_FILE), suffix=".yaml") as tmp:
         compose(tmp, args.overrides, f"compose {' '.join(args.overrides)}".rstrip())
         try:
             check_params(read_params(tmp))  # a bad override leaves params.yaml as it was
@@ -123,7 +124,7 @@ def _bench(args) -> None:
         raise ParamError(f"bench --show prints earlier results and measures nothing: give it without "
                          f"{', '.join(given)}")
     # `--show a.json aae_ssl`: argparse gives the paper to --show; a paper's name that is no file is a paper
-    moved = [p for p in args.show if p in PAPERS and not os.path.exists(p)]
+    moved = [p for p in args.show if p in PAPERS and not os.path.isfile(p)]  # (metrics/ holds an aae_ssl/ folder)
     chosen = [p for p in args.papers if args.papers != list(PAPERS)]  # (the default: every paper)
     files = [p for p in args.show if p not in moved]
     if not files:
@@ -383,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not (args.command == "bench" and args.show):  # (bench --show reads the files it is given, from anywhere)
             check_working_dir(args.command)
+            if (kind := not_a_regular_file(PARAMS_FILE)) not in (None, "a directory"):  # a pipe: reads would block
+                raise ParamError(f"{PARAMS_FILE}: is {kind}; allowed: a YAML file")
         args.run(args)
     except (ParamError, DataError) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)

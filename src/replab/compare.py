@@ -219,10 +219,10 @@ def compose(out: str | Path, overrides: Sequence[str], where: str) -> None:
     errors (an unknown key or profile, a bad interpolation) are one ParamError line starting with `where`."""
     from dvc.utils.hydra import compose_and_dump
 
+    check_profile_files()  # a profile file's own faults, named by the file, before Hydra's reading of them
     for override in overrides:
         if override.startswith("profile="):
             check_profile(override.partition("=")[2], where)
-    check_profile_files()  # a profile file's own faults, named by the file, before Hydra's reading of them
     try:
         compose_and_dump(out, str(Path("conf").resolve()), None, "config", "", list(overrides))
     except Exception as err:  # Hydra's errors name the override; keep them on one line

@@ -345,7 +345,7 @@ def check_profile(name: str, where: str, conf: str | Path = "conf", *, no_conf_o
         return
     # a plain file name: `../config` names conf/config.yaml, which is no profile (Hydra then fails on the sweep)
     if Path(name).name != name or name.startswith(".") or not (profiles / f"{name}.yaml").is_file():
-        known = ", ".join(sorted(p.stem for p in profiles.glob("*.yaml"))) or "none"
+        known = ", ".join(sorted(p.stem for p in profiles.glob("*.yaml") if p.is_file())) or "none"
         raise ParamError(f"{where}: no {profiles}/{name}.yaml (known: {known})")
 
 
@@ -359,6 +359,8 @@ def check_profile_files(conf: str | Path = "conf") -> None:
     runs trained quick's values. No conf/profile/ (params.yaml alone): nothing to check."""
     for path in sorted((Path(conf) / "profile").glob("*.yaml")):
         name, where = path.stem, f"{conf}/profile/{path.name}"
+        if (kind := not_a_regular_file(path)) is not None:  # a named pipe would block the read
+            raise ParamError(f"{where}: is {kind}; allowed: a profile's YAML file")
         try:
             text = path.read_text(encoding="utf-8")
             data = parse_yaml(text)
