@@ -146,6 +146,23 @@ def test_sweep_dry_run_prints_one_queued_run_per_point(in_tmp, capsys):
                                        "sweep -h)\n")  # its command's help, not the top level's
 
 
+def test_sweep_shares_the_cpus_by_the_runs_params_not_the_workspaces(in_tmp, capsys, monkeypatch):
+    """After `replab compose runtime.threads=4` the sweep gave no share (the workspace chose), but its runs recompose
+    params.yaml from conf/ (threads 0: every CPU each) and oversubscribed the cores; `runtime: cpu` in the workspace
+    ended in an AttributeError traceback."""
+    import shutil
+
+    from replab import runtime
+
+    shutil.copytree(REPO / "conf", in_tmp / "conf")
+    monkeypatch.setattr(runtime, "available_cpus", lambda: 8)
+    for workspace_runtime in ({**compose()["runtime"], "threads": 4}, "cpu"):
+        (in_tmp / "params.yaml").write_text(yaml.safe_dump({**compose(), "runtime": workspace_runtime}))
+        assert main(["sweep", "aae_ssl", "lambda_rec=1,2", "-j", "2", "--dry-run"]) == 0
+        assert capsys.readouterr().out.splitlines()[0] == ("runtime.threads=4: 2 queue workers share this machine's "
+                                                           "CPUs (--set runtime.threads=N to choose)")
+
+
 def test_sweep_shares_the_cpus_among_its_queue_workers(in_tmp, capsys, monkeypatch):
     """-j N workers on one machine: each run gets CPUs ÷ N threads unless the sweep or params.yaml chose."""
     from replab import runtime

@@ -205,6 +205,7 @@ def point_params(out: Path, profile: str, overrides: Sequence[str]) -> dict:
         if Path("conf").is_dir():
             compose(out, [f"profile={profile}", *overrides], f"sweep {' '.join(overrides)}")
         else:
+            read_params()  # (one line where there is none: not found, run from the repository root)
             shutil.copyfile(PARAMS_FILE, out)
             apply_overrides(out, list(overrides))
     except ParamError:
@@ -291,13 +292,15 @@ def check_timeout(timeout: float | None) -> float | None:
 def share_cpus(fixed: Sequence[str], points: list[list[str]], jobs: int, params: dict,
                cpus: int | None = None) -> list[str]:
     """`fixed`, plus `runtime.threads=<cpus ÷ jobs>` (at least 1) when `jobs` > 1 queue workers will share this
-    machine's `cpus` (default: runtime.available_cpus) and neither the sweep (--set or grid) nor params.yaml
-    chose a thread count (a stage at runtime.threads: 0 would take the same share: runtime.default_threads; the
+    machine's `cpus` (default: runtime.available_cpus) and neither the sweep (--set or grid) nor `params` (the
+    runs' own, composed from the profile and --set: the workspace's params.yaml is not what they run) chose a thread
+    count (a stage at runtime.threads: 0 would take the same share: runtime.default_threads; the
     explicit value shows in every `dvc exp run --queue` line the sweep prints). N workers with a thread per CPU each
     oversubscribe the cores, and GNU OpenMP's barriers spin while a sibling thread waits for its core: two
     smoke-profile `dvc repro -f` side by side on 2 cores took 588 s each with 2 threads, 145 s with 1."""
     keys = {o.partition("=")[0] for o in [*fixed, *itertools.chain.from_iterable(points)]}
-    chosen = params.get("runtime", {}).get("threads", 0)
+    runtime = params.get("runtime")
+    chosen = runtime.get("threads", 0) if isinstance(runtime, dict) else 0  # (a malformed one: `check` names it)
     if jobs <= 1 or "runtime.threads" in keys or chosen:
         return list(fixed)
     if cpus is None:
@@ -552,7 +555,8 @@ def sweep(paper: str, grid: Sequence[str], profile: str | None = None, fixed: Se
         check_name(name)
     check_timeout(timeout)
     profile, fixed, points = plan_grid(paper, grid, profile, fixed)
-    shared = share_cpus(fixed, points, jobs, _read_params())
+    with tempfile.TemporaryDirectory() as tmp:  # the runs' params (recomposed from conf/ by `-S`), not the workspace's
+        shared = share_cpus(fixed, points, jobs, point_params(Path(tmp) / PARAMS_FILE, profile, list(fixed)))
     if shared != fixed:
         print(f"{shared[-1]}: {jobs} queue workers share this machine's CPUs (--set runtime.threads=N to choose)",
               flush=True)
