@@ -494,8 +494,11 @@ def test_a_key_whose_values_hold_a_dash_is_read_off_by_the_sweep():
     with pytest.raises(ParamError, match=r"censor.lambdas: variant lambda='0.3' .*\(read off `lsm-0.3-0` as "
                                          r"method=lsm lambda=0.3 seed=0; or give each axis as axis=value\)"):
         command_variant("censor", "lsm-0.3-0", [], cfg, True)
-    with pytest.raises(ParamError, match=r"method='1e' .*read off `lsm-1e-06-0` as method=1e lambda=06 seed=0"):
+    with pytest.raises(ParamError, match=r"lambda='1e-06' .*read off `lsm-1e-06-0` as method=lsm lambda=1e-06 seed=0"):
         command_variant("censor", "lsm-1e-06-0", [], cfg, True)
+    # the reading with the most values in their sweeps names the one that is not (it blamed method=1e)
+    with pytest.raises(ParamError, match=r"censor.seeds: variant seed='2' .*as method=afl_mlp lambda=1e-05 seed=2;"):
+        command_variant("censor", "afl_mlp-1e-05-2", [], cfg, True)
 
 
 def test_an_encoder_that_leaves_no_time_steps_names_the_shortest_window():

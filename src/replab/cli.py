@@ -56,15 +56,15 @@ def command_variant(paper: str, key: str, assignments: list[str], cfg, evaluate:
     if (every or key in getattr(module, "SPECIAL_KEYS", ())) and not assignments:
         return Variant(paper, key, {})
     axes = module.axes_for(key) if hasattr(module, "axes_for") else module.AXES
-    if assignments or len(parts := key.split("-")) < len(axes):
+    if assignments or len(key.split("-")) < len(axes):
         return parse_variant(paper, key, assignments, cfg, axes)
-    if (read := read_off_axes(key, axes, cfg)) is not None:
+    read, complete = read_off_axes(key, axes, cfg)
+    try:  # (an incomplete reading: parse_variant names the value that is not in its sweep)
         return parse_variant(paper, key, read, cfg, axes)
-    guess = [f"{axis}={value}" for axis, value in zip(axes, parts[len(parts) - len(axes):])]
-    try:  # no reading fits: the last parts, one per axis, for parse_variant to name the value not in the sweep
-        return parse_variant(paper, key, guess, cfg, axes)
     except ParamError as err:
-        raise ParamError(f"{err} (read off `{key}` as {' '.join(guess)}; or give each axis as axis=value)") from None
+        if complete:
+            raise
+        raise ParamError(f"{err} (read off `{key}` as {' '.join(read)}; or give each axis as axis=value)") from None
 
 
 def _compose(args) -> None:

@@ -214,27 +214,32 @@ def _as_float(text: str) -> float | None:
         return None
 
 
-def read_off_axes(key: str, axes: dict[str, str], cfg: Any) -> list[str] | None:
-    """`axis=value` for each axis, read off the end of `key` (dvc.yaml's matrix ${key}: the values joined by `-`
-    in the axes' order, after any prefix), each value one of its sweep list's; a value may hold `-` itself
-    (a λ of 1e-05, a negative number). None when no reading fits, for `parse_variant` to name the fault."""
-    parts = key.split("-")
+def read_off_axes(key: str, axes: dict[str, str], cfg: Any) -> tuple[list[str], bool]:
+    """(`axis=value` for each axis, whether each value is in its sweep list), read off the end of `key` (dvc.yaml's
+    matrix ${key}: the values joined by `-` in the axes' order, after any prefix). A value may hold `-` itself (a λ
+    of 1e-05, a negative number), so every split of the key's last parts is tried: the one with the most values in
+    their sweeps (then the one leaving the least prefix), for `parse_variant` to accept or to name the value that is
+    not (`afl_mlp-1e-05-1` with seeds [0]: seed=1, not method=1e). The key has at least one part per axis."""
+    parts, names = key.split("-"), list(axes)
 
     def fits(name: str, raw: str) -> bool:
         sweep = getattr(cfg, axes[name], None)
         allowed = sweep if isinstance(sweep, list) else [sweep]
         return any(str(v) == raw or (isinstance(v, float) and _as_float(raw) == v) for v in allowed)
 
-    def read(end: int, names: list[str]) -> list[str] | None:  # the last names' values, ending before parts[end]
-        if not names:
-            return []
-        for start in range(end - 1, len(names) - 2, -1):  # each earlier axis keeps at least one part
-            raw = "-".join(parts[start:end])
-            if fits(names[-1], raw) and (before := read(start, names[:-1])) is not None:
-                return [*before, f"{names[-1]}={raw}"]
-        return None
+    def readings(end: int, count: int):  # each split of parts[:end] into `count` last groups of ≥ 1 part
+        if count == 0:
+            yield []
+            return
+        for start in range(end - 1, count - 2, -1):
+            for before in readings(start, count - 1):
+                yield [*before, "-".join(parts[start:end])]
 
-    return read(len(parts), list(axes))
+    def score(raws: list[str]) -> tuple[int, int]:
+        return sum(fits(n, r) for n, r in zip(names, raws, strict=True)), len("-".join(raws))
+
+    best = max(readings(len(parts), len(names)), key=score)
+    return [f"{n}={r}" for n, r in zip(names, best, strict=True)], score(best)[0] == len(names)
 
 
 def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: dict[str, str]) -> Variant:
