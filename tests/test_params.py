@@ -846,22 +846,48 @@ def test_a_profile_file_must_name_itself(in_tmp, capsys):
     (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose()))
     quick = (in_tmp / "conf" / "profile" / "quick.yaml").read_text()
     mine = in_tmp / "conf" / "profile" / "mine.yaml"
+    header = ("its header must be `# @package _global_` (only blank lines before it), so that its keys are "
+              "params.yaml's; Hydra reads")
     for text, message in (
             (quick, "meta.profile = 'quick': must be 'mine', the file's own"),
             (quick.replace("profile: quick", "profile: mine"),
              "meta.profile_file = 'conf/profile/quick.yaml': must be 'conf/profile/mine.yaml', the file's own"),
-            (quick.partition("\n")[2], "its first line must be `# @package _global_` (without it Hydra puts the "
-                                        "file's keys under `profile:`)"),
+            (quick.partition("\n")[2], f"{header} no @package there"),
+            # a comment first ends Hydra's header; a byte-order mark hides the line; Hydra refuses a bare @package
+            ("# mine\n" + quick, f"{header} no @package there"),
+            ("\ufeff" + quick, f"{header} no @package there; the file starts with a byte-order mark: save it as UTF-8 "
+                               "without one"),
+            ("# @package\n" + quick.partition("\n")[2],
+             f"{header} a malformed header (Expected header format: KEY VALUE, got '@package') there"),
             ("# @package _global_\n", "meta.profile = null: must be 'mine', the file's own")):
         mine.write_text(text)
         for argv in (["check"], ["compose", "profile=mine"], ["compose"]):
             assert main(argv) == 2
             assert capsys.readouterr().err.startswith(f"error: conf/profile/mine.yaml: {message}")
         assert yaml.safe_load((in_tmp / "params.yaml").read_text()) == compose()  # as it was
+    for header in ("\n\n#@package _global_", "#   @package   _global_"):  # Hydra reads these as _global_ too
+        mine.write_text(header + "\n" + quick.replace("quick", "mine").partition("\n")[2])
+        assert main(["check"]) == 0, header
     mine.write_text(quick.replace("quick", "mine"))
     assert main(["compose", "profile=mine"]) == 0
     assert yaml.safe_load((in_tmp / "params.yaml").read_text())["meta"] == {
         "profile": "mine", "profile_file": "conf/profile/mine.yaml"}
+
+
+@pytest.mark.parametrize("name", ["1", "null", "a,b", "true"])
+def test_a_profile_named_what_hydra_cannot_read_as_a_name_is_refused(name, in_tmp, capsys):
+    """conf/profile/1.yaml (or null, a,b) passed check; compose then failed in Hydra's words ("Config group override
+    must be a string or a list. Got int")."""
+    import shutil
+
+    shutil.copytree(REPO / "conf", in_tmp / "conf")
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose()))
+    quick = (in_tmp / "conf" / "profile" / "quick.yaml").read_text()
+    (in_tmp / "conf" / "profile" / f"{name}.yaml").write_text(quick.replace("quick", name))
+    assert main(["check"]) == 2
+    assert capsys.readouterr().err == (f"error: conf/profile/{name}.yaml: `{name}` cannot name a profile "
+                                       f"(`profile={name}` would not read as a name); allowed: a name such as mine or "
+                                       "paper_gpu\n")
 
 
 def test_compose_names_conf_for_a_bad_value_no_override_set(in_tmp, capsys):

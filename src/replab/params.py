@@ -352,6 +352,25 @@ def check_profile(name: str, where: str, conf: str | Path = "conf", *, no_conf_o
 PROFILE_PACKAGE = "# @package _global_"  # a profile file's first line: its keys are params.yaml's, not under profile:
 
 
+def _yaml_scalar(text: str) -> Any:
+    """`text` as a YAML value (1 → int, null → None, mine → 'mine'); a text YAML cannot read stays a string."""
+    try:
+        return parse_yaml(text)
+    except YAMLSyntaxError:
+        return text
+
+
+def hydra_package(text: str) -> str | None:
+    """The `# @package` a config file's header gives, read as Hydra reads it (blank lines skipped, the header ends at
+    the first other line); None without one, or "a malformed header (…)" where Hydra would refuse it."""
+    from hydra.plugins.config_source import ConfigSource  # (Hydra's own reading: a private helper, pinned Hydra)
+
+    try:
+        return ConfigSource._get_header_dict(text)["package"]
+    except ValueError as err:
+        return f"a malformed header ({err})"
+
+
 def check_profile_files(conf: str | Path = "conf") -> None:
     """ParamError unless every conf/profile/<name>.yaml starts with PROFILE_PACKAGE and sets meta.profile: <name> and
     meta.profile_file: conf/profile/<name>.yaml. A copy of quick.yaml saved as mine.yaml composed mine's values
@@ -361,14 +380,20 @@ def check_profile_files(conf: str | Path = "conf") -> None:
         name, where = path.stem, f"{conf}/profile/{path.name}"
         if (kind := not_a_regular_file(path)) is not None:  # a named pipe would block the read
             raise ParamError(f"{where}: is {kind}; allowed: a profile's YAML file")
+        # `profile=<name>` as Hydra's override grammar reads it: 1, null or a,b are no name (passed check, failed
+        # compose in Hydra's words: "Config group override must be a string or a list. Got int")
+        if not isinstance(_yaml_scalar(name), str) or any(c in name for c in ",[]{}()='\"\\"):
+            raise ParamError(f"{where}: `{name}` cannot name a profile (`profile={name}` would not read as a name); "
+                             "allowed: a name such as mine or paper_gpu")
         try:
             text = path.read_text(encoding="utf-8")
             data = parse_yaml(text)
         except (OSError, UnicodeDecodeError, YAMLSyntaxError) as err:
             raise ParamError(f"{where}: cannot be read as YAML ({one_line(str(err))})") from None
-        if text.partition("\n")[0].strip() != PROFILE_PACKAGE:
-            raise ParamError(f"{where}: its first line must be `{PROFILE_PACKAGE}` (without it Hydra puts the "
-                             "file's keys under `profile:`)")
+        if (package := hydra_package(text)) != "_global_":  # else Hydra puts the file's keys under `profile:`
+            bom = "; the file starts with a byte-order mark: save it as UTF-8 without one" * text.startswith("\ufeff")
+            raise ParamError(f"{where}: its header must be `{PROFILE_PACKAGE}` (only blank lines before it), so that "
+                             f"its keys are params.yaml's; Hydra reads {package or 'no @package'} there{bom}")
         meta = data.get("meta") if isinstance(data, dict) else None
         expected = {"profile": name, "profile_file": f"conf/profile/{path.name}"}
         for key, value in expected.items():
