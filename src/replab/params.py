@@ -372,8 +372,9 @@ def hydra_package(text: str) -> str | None:
 
 
 def check_profile_files(conf: str | Path = "conf") -> None:
-    """ParamError unless every conf/profile/<name>.yaml starts with PROFILE_PACKAGE and sets meta.profile: <name> and
-    meta.profile_file: conf/profile/<name>.yaml. A copy of quick.yaml saved as mine.yaml composed mine's values
+    """ParamError unless every conf/profile/<name>.yaml is a regular file whose <name> `profile=` can give, whose
+    Hydra header is PROFILE_PACKAGE (`hydra_package`), and which sets meta.profile: <name> and meta.profile_file:
+    conf/profile/<name>.yaml. A copy of quick.yaml saved as mine.yaml composed mine's values
     labelled quick: its report and `replab compare` said quick, and `replab sweep` queued `-S profile=quick`, whose
     runs trained quick's values. No conf/profile/ (params.yaml alone): nothing to check."""
     for path in sorted((Path(conf) / "profile").glob("*.yaml")):
