@@ -318,7 +318,7 @@ def test_numbers_beyond_a_floats_range_are_one_line_errors_naming_file_and_key(i
     ({"slant_r2_from_a": 1.01}, "slant_r2_from_a = 1.01: out of range (allowed: ≤ 1"),
     ({"test_kl_a": -0.5}, "test_kl_a = -0.5: out of range (allowed: ≥ -0.0001, a loss or squared error: ≥ 0 up to "
                           "float32 rounding"),
-    ({"test_mse": -1e-3}, "test_mse = -0.001: out of range (allowed: ≥ -0.0001"),
+    ({"test_mse": -1e-3}, "test_mse = -0.001: out of range (allowed: -0.0001 … 1, a mean squared error of images"),
     ({"latent_corr_yz_mean_abs": 1.5}, "latent_corr_yz_mean_abs = 1.5: out of range (allowed: 0 … 1, a mean absolute"),
     # a hand-edited 1e6 dB flipped "the denoising autoencoder raises PSNR over the noisy input" to does not hold
     ({"psnr_noisy": 1e6}, "psnr_noisy = 1000000.0: out of range (allowed: 0 … 100, a PSNR in dB of images in [0, 1]"),

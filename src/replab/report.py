@@ -22,12 +22,15 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from replab.io import DataError, atomic_path, finite, read_json, rerun_hint, write_json
 from replab.papers import PAPERS, paper_module, parse_record
 from replab.params import PARAMS_FILE, load_section, meta_profile, param, read_params
 from replab.runtime import device_label
+
+if TYPE_CHECKING:
+    import numpy as np
 
 REPORT_PATH = Path("plots/report.md")
 
@@ -617,3 +620,47 @@ def main() -> None:
     with atomic_path(REPORT_PATH, suffix=".md") as tmp:
         tmp.write_text("\n".join(header) + "\n" + "\n".join(body))
     print(f"wrote {REPORT_PATH} ({len(sections)} papers)")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Trade-off curves (censor's Fig. 2): lower envelopes and their comparison at thresholds
+
+def lower_envelope(x: np.ndarray, y: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """For each threshold t: the lowest y among the points with x ≥ t (NaN if none); censor's Fig. 2: x = label F1,
+    y = user accuracy, both in %."""
+    import numpy as np
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = x[None, :] >= np.asarray(thresholds, float)[:, None]
+    return np.where(ok.any(1), np.where(ok, y[None, :], np.inf).min(1), np.nan)
+
+
+def envelope_difference(a: np.ndarray, b: np.ndarray, first: str, second: str) -> tuple[np.ndarray, str]:
+    """a − b at the thresholds that envelope a or b reaches (each +inf where it reaches none; ±inf where only one
+    does), and those numbers in words (a's and b's names: `first`, `second`)."""
+    import numpy as np
+
+    reached = np.isfinite(a) | np.isfinite(b)
+    d = a[reached] - b[reached]
+    finite = d[np.isfinite(d)]
+    plural = "" if len(finite) == 1 else "s"
+    words = [f"{finite.mean():+.1f} points on average over {len(finite)} threshold{plural}" if len(finite) else
+             "no threshold both reach"]
+    words += [f"{n} reached by {who} only" for n, who in ((int((d == -np.inf).sum()), first),
+                                                         (int((d == np.inf).sum()), second)) if n]
+    return d, ", ".join(words)
+
+
+def envelope_better(d: np.ndarray, tol: float, counted: np.ndarray | None = None) -> bool:
+    """Whether envelope a is better (lower) than b from d = a − b (`envelope_difference`): b reaches no threshold
+    that a misses (no +inf), and a is lower than b by more than tol on average where both reach, or a reaches
+    thresholds that b misses (−inf) and is not higher by more than tol on average where both reach. (The mean of d
+    itself read −inf, "better", whenever a alone reached a threshold: +38 points where both reach counted as
+    better.) `counted`: for each −inf of d, in order, whether it counts for a (censor: only where a censors; LSM
+    "beat" AFL at five F_y^v thresholds AFL never reaches, its user accuracy there the CNN's: no privacy)."""
+    import numpy as np
+
+    finite = d[np.isfinite(d)]
+    mean = finite.mean() if len(finite) else 0.0
+    alone = (d == -np.inf).any() if counted is None else bool(np.any(counted))
+    return bool(len(d) and not (d == np.inf).any() and (mean < -tol or (alone and mean <= tol)))

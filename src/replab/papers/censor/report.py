@@ -34,9 +34,8 @@ LEARNED_BELOW = math.log(2) - SIMILARITY_CHANCE_MARGIN
 # seed gave LSM 0.6840 on an Intel Xeon held to AVX2 and 0.6816 unheld (0.0024 apart); twice that
 NEAR_LEARNED = 0.005
 
-# What the report reads of each metrics file evaluate.py writes, checked before any value is used (Records.check):
-# every measure is always defined there, so a null, NaN, string or out-of-range value is a damaged file, named with
-# its key, not a "–" (before, it crashed a comparison and the message named another file).
+# What the report reads of evaluate.py's metrics files, checked before any value is used (Records.check): every
+# measure is always defined there, so a null, NaN, string or out-of-range value is a damaged file named by its key.
 PCT = {"ge": 0.0, "le": 100.0}
 PCTS = (list[float], {**PCT, "nonempty": True, "distinct": False})  # one per repetition (history: and the pretrained)
 
@@ -63,13 +62,6 @@ VARIANT = report.schema("Variant", {  # <key>.json (evaluate.py)
     "method": (str, {"choices": (BASELINE, *METHODS)}), "seed": (int, {"ge": 0, "le": SEED_MAX}),  # (λ: by key)
     **dict.fromkeys(("f1_seen", "f1_unseen", "user_accuracy", "chance_user_accuracy"), (float, PCT)),
     "history": (dict[str, Any], {}), "step1": (dict[str, Any] | None, {"default": None})}, _check_variant)
-
-
-def lower_envelope(f1: np.ndarray, user: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """For each threshold t: the lowest user accuracy among points with label F1 ≥ t (NaN if none)."""
-    f1, user = np.asarray(f1, float), np.asarray(user, float)
-    ok = f1[None, :] >= np.asarray(thresholds, float)[:, None]
-    return np.where(ok.any(1), np.where(ok, user[None, :], np.inf).min(1), np.nan)
 
 
 def _points(records: list[dict], x: str) -> tuple[np.ndarray, np.ndarray]:
@@ -111,16 +103,13 @@ def summarize(cfg: Config, params: dict):
     ac = cfg.adversarial
     md = [f"Encoder censoring on **{cfg.dataset}** ({data_note}); {len(cfg.seeds)} seed(s), {ac.repetitions} "
           f"repetitions of {ac.adversary_samples:,} (step 1) + {ac.encoder_samples:,} (step 2) samples. "
-          "An encoder E (z = E(x)) and the activity classifier M on z are trained to keep the activity y and remove "
-          "the user s, against an adversary: AFL (adversarial feature learning: a user classifier D on z, MLP or "
-          "DNN), SCT (similarity confusion: D_sim judges whether two windows' z come from one user, step 1, and E "
-          "is trained to confuse it, step 2) or LSM (learned similarity maximisation: in step 2 E is trained so "
-          "that D_sim calls two users with the same activity one user, and pairs differing in both not); the CNN "
-          "is E and M pretrained without an adversary. "
-          "F_y^v = activity macro-F1 (%) on held-out windows of the users trained on, F_y^t on users never seen; "
-          "user accuracy of a "
-          f"fresh {'-'.join(map(str, cfg.probe.hidden))} "
-          f"MLP on frozen z (chance {summary['chance_user_accuracy']:.1f} %). The source gives no numbers.", "",
+          "Encoder E (z = E(x)) and activity classifier M keep the activity y and remove the user s against AFL (a "
+          "user classifier D on z, MLP or DNN), SCT (step 1: D_sim judges whether two windows' z are one user's; step "
+          "2: E confuses it) or LSM (step 2: D_sim should call two users with one activity one user, pairs differing "
+          "in both not); the CNN: E and M pretrained, no adversary. F_y^v = activity macro-F1 (%) on held-out windows "
+          f"of the users trained on, F_y^t on users never seen; user accuracy of a fresh "
+          f"{'-'.join(map(str, cfg.probe.hidden))} MLP on frozen z (chance {summary['chance_user_accuracy']:.1f} %). "
+          "The source gives no numbers.", "",
           *([windows_check(records[cnn_keys[0]]["counts"]), ""] if cfg.dataset == "usc_had" else []),
           "After the last repetition, " + (f"mean ± std over {len(cfg.seeds)} seeds:" if len(cfg.seeds) > 1 else
                                            "one seed (no ±):"), "",
@@ -134,7 +123,7 @@ def summarize(cfg: Config, params: dict):
                                                                                          strict=True)}}
         for m in cfg.methods:
             f1, user = _points([records[k] for ks in keys[m].values() for k in ks], x)
-            env = lower_envelope(f1, user, thresholds)
+            env = report.lower_envelope(f1, user, thresholds)
             summary["envelope"][x][m] = {f"cnn-{d:g}": (None if np.isnan(e) else float(e))
                                          for d, e in zip(ENVELOPE_DROPS, env, strict=True)}
             env_rows.append([label, METHOD_LABELS[m], *("–" if np.isnan(e) else f"{e:.1f}" for e in env)])
@@ -159,12 +148,12 @@ def summarize(cfg: Config, params: dict):
     summary["claims"] = claims
     summary["claims_within_spread"] = close
     summary["claims_near_margin"] = near
-    md += [f"Claims (envelopes compared at the thresholds above; ≈ within {ENVELOPE_TOLERANCE:g} user-accuracy "
-           f"points on average, better = lower by more than that on average where both reach (or reaching thresholds "
-           "the other does not while censoring there, below the CNN's user accuracy by more than that, and not higher "
-           "by more than that where both reach), none reached by the other only, at least as good "
-           "= never higher by more than that, lowest = at least as good as every other method; AFL = the lower of "
-           "AFL-MLP and AFL-DNN at each threshold):", ""]
+    md += [f"Claims (envelopes compared at the thresholds above; ≈ = within {ENVELOPE_TOLERANCE:g} user-accuracy "
+           "points on average; better = lower by more than that on average where both reach, or reaching thresholds "
+           "the other does not, censoring there (below the CNN's user accuracy by more than that), and not higher by "
+           "more than that where both reach; and none reached by the other only; at least as good = never higher by "
+           "more than that; lowest = at least as good as every other method; AFL = the lower of AFL-MLP and AFL-DNN "
+           "at each threshold):", ""]
     md += [f"- {text}: **{claim_words(claims[c])}**{report.spread_mark(close[c], near[c])} ({detail[c]})"
            for c, text in _claim_texts().items() if c in claims] + [""]
     if summary["similarity_adversary"]:
@@ -182,10 +171,9 @@ def summarize(cfg: Config, params: dict):
     reductions = ", ".join(f"{METHOD_LABELS[m]} {_reduction_words(r)}"
                            for m, r in summary["user_reduction_within_5"].items())
     md += [f"What happened: the largest user-accuracy reduction (points, vs the CNN's "
-           f"{cnn['user_accuracy']['mean']:.1f} %) at a λ whose F_y^v is at most 5 points below the CNN's, per method: "
-           f"{reductions} "
-           "(– = every λ costs more than 5 F1 points). Step 2 keeps training M on the label loss, so F1 can rise "
-           "above the pretrained CNN's.", ""]
+           f"{cnn['user_accuracy']['mean']:.1f} %) at a λ whose F_y^v is at most 5 points below the CNN's, per "
+           f"method: {reductions} (– = every λ costs more than 5 F1 points). Step 2 keeps training M on the label "
+           "loss, so F1 can rise above the pretrained CNN's.", ""]
     fig2 = _tradeoff_figure(cfg, records, keys, cnn, summary_dir / "fig2_tradeoff.png")
     fig3 = _curves_figure(cfg, records, keys, cnn, summary_dir / "fig3_curves.png")
     md += [f"![Fig. 2 trade-off]({fig2})", "", f"![Fig. 3 learning curves]({fig3})", ""]
@@ -298,41 +286,6 @@ def _envelope(env_axis: dict, method: str) -> np.ndarray:
     return np.array([np.inf if v is None else v for v in env_axis[method].values()], float)
 
 
-def _compare(a: np.ndarray, b: np.ndarray, first: str, second: str) -> tuple[np.ndarray, str]:
-    """a − b at the thresholds that a or b reaches (±inf where only one does), and those numbers in words (a's and
-    b's names: `first`, `second`)."""
-    reached = np.isfinite(a) | np.isfinite(b)
-    d = a[reached] - b[reached]
-    finite = d[np.isfinite(d)]
-    plural = "" if len(finite) == 1 else "s"
-    words = [f"{finite.mean():+.1f} points on average over {len(finite)} threshold{plural}" if len(finite) else
-             "no threshold both reach"]
-    words += [f"{n} reached by {who} only" for n, who in ((int((d == -np.inf).sum()), first),
-                                                         (int((d == np.inf).sum()), second)) if n]
-    return d, ", ".join(words)
-
-
-def better(d: np.ndarray, tol: float, censors: np.ndarray | None = None) -> bool:
-    """Whether envelope a is better (lower) than b from d = a − b at the thresholds either reaches (`_compare`):
-    b reaches no threshold that a misses (no +inf), and a is lower than b by more than tol on average where both
-    reach, or a reaches thresholds that b misses (−inf) and is not higher by more than tol on average where both
-    reach. (The mean of d itself read −inf, "better", whenever a alone reached a threshold: +38 points where both
-    reach counted as better.) `censors`: for each −inf of d, in order, whether a censors there (`censoring`); a
-    threshold a alone reaches counts for it only where it does (None: each counts). LSM "beat" AFL at five F_y^v
-    thresholds AFL never reaches while its user accuracy there stayed at the CNN's: neither offered privacy."""
-    finite = d[np.isfinite(d)]
-    mean = finite.mean() if len(finite) else 0.0
-    alone = (d == -np.inf).any() if censors is None else bool(np.any(censors))
-    return bool(len(d) and not (d == np.inf).any() and (mean < -tol or (alone and mean <= tol)))
-
-
-def censoring(a: np.ndarray, b: np.ndarray, baseline: float, tol: float) -> np.ndarray:
-    """At each threshold envelope a reaches and b does not (the −inf of `_compare`'s d, in order): whether a's user
-    accuracy there is below `baseline` (the CNN's, no adversary) by more than tol, i.e. a removes some of the user."""
-    alone = np.isfinite(a) & ~np.isfinite(b)
-    return a[alone] < baseline - tol
-
-
 def envelope_claims(methods: list[str], env: dict, tol: float = ENVELOPE_TOLERANCE, baseline: float | None = None
                     ) -> tuple[dict[str, bool | None], dict[str, str]]:
     """The seed's Fig. 2 claims on the lower envelopes (`summary["envelope"]`: axis → method → threshold → user
@@ -353,7 +306,7 @@ def envelope_claims(methods: list[str], env: dict, tol: float = ENVELOPE_TOLERAN
     name = {**METHOD_LABELS, "afl": "AFL"}
 
     def at_least_as_good(x: str, m: str, other: str) -> tuple[bool | None, str]:
-        d, words = _compare(curves[x][m], curves[x][other], name[m], name[other])
+        d, words = report.envelope_difference(curves[x][m], curves[x][other], name[m], name[other])
         return (None if not len(d) else bool((d <= tol).all())), f"{name[m]} − {name[other]} on {axes[x]}: {words}"
 
     if "sct" in methods and len(methods) > 1:
@@ -361,7 +314,7 @@ def envelope_claims(methods: list[str], env: dict, tol: float = ENVELOPE_TOLERAN
         for x in axes:
             for other in methods:
                 if other != "sct":
-                    d, w = _compare(curves[x]["sct"], curves[x][other], name["sct"], name[other])
+                    d, w = report.envelope_difference(curves[x]["sct"], curves[x][other], name["sct"], name[other])
                     verdicts.append(None if not len(d) else bool((d <= tol).all()))
                     if len(d) and not (d <= tol).all():
                         words.append(f"above {name[other]} by more than {tol:g} on {axes[x]} ({w})")
@@ -376,17 +329,18 @@ def envelope_claims(methods: list[str], env: dict, tol: float = ENVELOPE_TOLERAN
                                      "lsm_like_sct_on_fyv": ("lsm", "sct", "f1_seen", "≈")}.items():
         if m not in methods or other not in curves[x]:
             continue
-        d, words = _compare(curves[x][m], curves[x][other], name[m], name[other])
+        d, words = report.envelope_difference(curves[x][m], curves[x][other], name[m], name[other])
         detail[key] = f"{name[m]} − {name[other]} on {axes[x]}: {words}"
         if not len(d):
             claims[key] = None
         elif kind == "≈":
             claims[key] = bool(np.isfinite(d).all() and abs(d.mean()) <= tol)
         else:
-            censors = None if baseline is None else censoring(curves[x][m], curves[x][other], baseline, tol)
-            claims[key] = better(d, tol, censors)
+            alone = curves[x][m][np.isfinite(curves[x][m]) & ~np.isfinite(curves[x][other])]  # (d's −inf, in order)
+            censors = None if baseline is None else alone < baseline - tol  # m removes some of the user there
+            claims[key] = report.envelope_better(d, tol, censors)
             if censors is not None and not censors.all():
-                users = curves[x][m][np.isfinite(curves[x][m]) & ~np.isfinite(curves[x][other])][~censors]
+                users = alone[~censors]
                 span = " – ".join(dict.fromkeys(f"{v:.1f}" for v in (users.min(), users.max())))  # (one value once)
                 detail[key] += (f"; at {len(users)} of those {name[m]} does not censor (user accuracy {span} % vs the "
                                 f"CNN's {baseline:.1f} %): no win")
@@ -436,7 +390,7 @@ def _tradeoff_figure(cfg, records, keys, cnn, out_path: Path) -> str:
             f1, user = _points([records[k] for ks in keys[m].values() for k in ks], x)
             ax.scatter(f1, user, s=10, alpha=0.45, color=COLORS[m], label=METHOD_LABELS[m])
             grid = np.sort(np.unique(f1))
-            env = lower_envelope(f1, user, grid)
+            env = report.lower_envelope(f1, user, grid)
             ax.step(grid, env, where="post", color=COLORS[m], lw=1.5)
         ax.errorbar(cnn[x]["mean"], cnn["user_accuracy"]["mean"], xerr=cnn[x]["std"], yerr=cnn["user_accuracy"]["std"],
                     fmt="*", ms=12, color="black", label=METHOD_LABELS[BASELINE])
