@@ -523,10 +523,10 @@ def claims_at_a_glance(sections: Sequence[Section]) -> list[str]:
             "on (or, for a rule with a margin, its distance from the margin) is smaller than the seeds' standard "
             "deviation, so that more seeds, another CPU or a GPU can turn it (with one seed nothing is marked so"
             + (f": {', '.join(one_seed)} trained one, so {'its' if len(one_seed) == 1 else 'their'} close verdicts go "
-               "unmarked" if one_seed else "")
-            + ")" + (f"; {near} marked {NEAR_MARGIN}: a rule's fixed margin is met, or missed, by less than a "
-                     "bound set from how far the same code's run moved between two CPUs (the section gives both), so "
-                     "that another machine can turn it, one seed or many" if near else "")
+               "without this mark" if one_seed else "")
+            + ")" + (f"; {near} marked {NEAR_MARGIN}: a rule's fixed margin (censor's D_sim threshold) is met, or "
+                     "missed, by less than a bound set from how far the same code's run moved between two CPUs (the "
+                     "section gives both), so that another machine can turn it, one seed or many" if near else "")
             + ". Each paper's section gives the numbers. "
             f"Trained on {'; '.join(devices) or 'an unrecorded device'}: a verdict by a narrow margin can read "
             "otherwise on another CPU or GPU (README, Quick start).", "",

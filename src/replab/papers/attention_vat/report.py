@@ -366,7 +366,7 @@ def summarize(cfg, params: dict):
             linear = report.gather(PAPER, [key := f"{ds}/linear_baseline"]).check(LINEAR)
             md += diagnosis_markdown(ds, s, {**linear[key], "dev_auc": linear.value(key, "dev_auc")})
     if fig2 := fig2_figure(per_ds, summary_dir / "fig2_unlabeled.png"):
-        md += ["Fig. 2: dev F1 (our model-selection score) against the amount of unlabeled data N_ul, fig2.methods. "
+        md += ["Fig. 2: dev F1 (our selection score) vs the unlabeled count N_ul, for attention_vat.fig2.methods. "
                "The paper plots, without numbers, its dev score (metric unnamed) rising up to about 7× the labeled "
                "count.", "", *(x for d, s in per_ds.items() for x in fig2_table(d, s, cfg.fig2.ratios)),
                f"![Fig. 2]({fig2})", ""]

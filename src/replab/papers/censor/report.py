@@ -103,10 +103,11 @@ def summarize(cfg: Config, params: dict):
     ac = cfg.adversarial
     md = [f"Encoder censoring on **{cfg.dataset}** ({data_note}); {len(cfg.seeds)} seed(s), {ac.repetitions} "
           f"repetitions of {ac.adversary_samples:,} (step 1) + {ac.encoder_samples:,} (step 2) samples. "
-          "Encoder E (z = E(x)) and activity classifier M keep the activity y and remove the user s against AFL (a "
-          "user classifier D on z, MLP or DNN), SCT (step 1: D_sim judges whether two windows' z are one user's; step "
-          "2: E confuses it) or LSM (step 2: D_sim should call two users with one activity one user, pairs differing "
-          "in both not); the CNN: E and M pretrained, no adversary. F_y^v = activity macro-F1 (%) on held-out windows "
+          "Encoder E (z = E(x)) and activity classifier M are trained to keep the activity y and remove the user s "
+          "against an adversary: AFL (a user classifier D on z, MLP or DNN), SCT (step 1: D_sim learns whether two "
+          "windows' z are one user's; step 2: E is trained to confuse it) or LSM (step 2: E is trained so that D_sim "
+          "calls two windows of one activity from different users one user, and pairs differing in both not); the "
+          "CNN: E and M pretrained, no adversary. F_y^v = activity macro-F1 (%) on held-out windows "
           f"of the users trained on, F_y^t on users never seen; user accuracy of a fresh "
           f"{'-'.join(map(str, cfg.probe.hidden))} MLP on frozen z (chance {summary['chance_user_accuracy']:.1f} %). "
           "The source gives no numbers.", "",
@@ -254,17 +255,17 @@ def similarity_adversary(records: dict[str, list[dict]], cfg: Config) -> tuple[d
     names = " and ".join(METHOD_LABELS[m] for m in failed)
     verb, them = ("censors", "it") if len(failed) == 1 else ("censor", "them")
     paper = AdversarialConfig()
-    lr_words = "the paper's" if ac.lr == paper.lr else f"{ac.lr / paper.lr:g}× the paper's {paper.lr:g}"
+    lr_words = "the paper's" if ac.lr == paper.lr else f"{ac.lr / paper.lr:g}× the paper's {paper.lr:.1e}"
     return stats, (f"Why {names} barely {verb} here: D_sim did not learn. Its step-1 loss stayed, in every "
                    f"repetition, within {SIMILARITY_CHANCE_MARGIN:g} of ln 2 = {math.log(2):.3f} (a constant guess: "
                    f"half the pairs are same-user, so chance pair accuracy is 50 %) — {numbers} — after "
-                   f"{batches(ac):,} step-1 batches in all ({ac.repetitions} repetitions of "
-                   f"{batches(ac) // ac.repetitions:,}) of {ac.batch_size} pairs at RMSprop lr {ac.lr:g} ({lr_words}), "
+                   f"{batches(ac):,} step-1 batches of {ac.batch_size} pairs ({ac.repetitions} repetitions × "
+                   f"{batches(ac) // ac.repetitions:,}) at RMSprop lr {ac.lr:.1e} ({lr_words}), "
                    f"so {names}'s step 2 had next to "
                    f"nothing to confuse and the verdicts above on {them} test an adversary that failed, not the "
                    "method: the scale, not the code (on the har stand-in's CNN features D_sim alone needs ≈ 1,000 "
                    "such batches to pass 60 % pair accuracy; the paper's settings give it "
-                   f"{batches(paper):,} at lr {paper.lr:g}; censor module docstring).")
+                   f"{batches(paper):,} at lr {paper.lr:.1e}; censor module docstring).")
 
 
 def _reduction_words(points: float | None) -> str:
@@ -342,8 +343,9 @@ def envelope_claims(methods: list[str], env: dict, tol: float = ENVELOPE_TOLERAN
             if censors is not None and not censors.all():
                 users = alone[~censors]
                 span = " – ".join(dict.fromkeys(f"{v:.1f}" for v in (users.min(), users.max())))  # (one value once)
-                detail[key] += (f"; at {len(users)} of those {name[m]} does not censor (user accuracy {span} % vs the "
-                                f"CNN's {baseline:.1f} %): no win")
+                at = f"all {len(users)}" if len(users) == len(alone) else len(users)
+                detail[key] += (f"; at {at} of those {name[m]} does not censor (user accuracy {span} % vs the CNN's "
+                                f"{baseline:.1f} %): no win")
     return claims, detail
 
 
