@@ -502,6 +502,30 @@ def test_a_key_whose_values_hold_a_dash_is_read_off_by_the_sweep():
         command_variant("censor", "afl_mlp-1e-05-2", [], cfg, True)
 
 
+def test_a_variant_spelled_otherwise_than_dvc_yaml_is_refused():
+    """`replab train censor afl_mlp-1e-5-0` (or lambda=0.20, .2) trained into models/censor/afl_mlp-1e-5-0, a folder
+    no stage reads: dvc.yaml's key for λ = 1e-05 is afl_mlp-1e-05-0. Spellings come from params.yaml's items as
+    written (an integer λ written 1 is spelled 1, as DVC's to_str spells it)."""
+    from dvc.parsing.interpolate import to_str
+
+    from replab.cli import command_variant
+    from replab.papers import dvc_spelling
+
+    for value in (1e-05, 1, 0.2, 2.5, True, "afl_mlp", 100000.0):
+        assert dvc_spelling(value) == to_str(value)
+    section = {"lambdas": [1e-05, 1], "seeds": [0]}
+    cfg = parse(cs.Config, section, "censor")
+    assert command_variant("censor", "afl_mlp-1e-05-0", [], cfg, True, section).axes["lambda"] == 1e-05
+    assert command_variant("censor", "sct-1-0", [], cfg, True, section).axes["lambda"] == 1.0
+    for key, axes, wrong, right in (("afl_mlp-1e-5-0", [], "1e-5", "1e-05"), ("sct-1.0-0", [], "1.0", "1"),
+                                    ("afl_mlp-1e-05-0", ["method=afl_mlp", "lambda=0.00001", "seed=0"], "0.00001",
+                                     "1e-05")):
+        with pytest.raises(ParamError) as err:
+            command_variant("censor", key, axes, cfg, True, section)
+        assert str(err.value) == (f"censor variant {key}: lambda={wrong} is spelled {right} in dvc.yaml's keys and "
+                                  "folders (a variant spelled otherwise would train where no stage reads)")
+
+
 def test_an_encoder_that_leaves_no_time_steps_names_the_shortest_window():
     """5 blocks of kernel 3 and pool 2 take 94 samples to 1 and 93 to none. Checked against the prepared windows
     (build_model, the check_data stage), not in the config: a hard-coded 30-sample window refused deep encoders

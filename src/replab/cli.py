@@ -37,17 +37,20 @@ def _variant_command(args, evaluate: bool) -> None:
     from replab.params import load_runtime, load_section
 
     module = paper_module(args.paper)
-    cfg = load_section(module.Config, args.paper)
-    runtime = load_runtime()
-    variant = command_variant(args.paper, args.key, args.axes, cfg, evaluate)
+    params = read_params()
+    cfg = load_section(module.Config, args.paper, params=params)
+    runtime = load_runtime(params=params)
+    variant = command_variant(args.paper, args.key, args.axes, cfg, evaluate, params[args.paper])
     (module.evaluate if evaluate else module.train)(cfg, runtime, variant)
 
 
-def command_variant(paper: str, key: str, assignments: list[str], cfg, evaluate: bool) -> Variant:
+def command_variant(paper: str, key: str, assignments: list[str], cfg, evaluate: bool,
+                    section: dict | None = None) -> Variant:
     """The variant of `replab train|evaluate <paper> <key> axis=value …`: a special key (or `all` to evaluate)
     without axes, else `parse_variant` against the key's axes. Without axis=value arguments the axes are read off
     the key's last `-`-separated parts (`ae-100-0` → model=ae n_labeled=100 seed=0; `afl_mlp-1e-05-0` → λ = 1e-05,
-    `read_off_axes`), and checked as given ones."""
+    `read_off_axes`), and checked as given ones; with `section` (the paper's params.yaml section as written) also
+    spelled as dvc.yaml spells them (`parse_variant`)."""
     module = paper_module(paper)
     if key == EVALUATE_ALL and not evaluate and hasattr(module, "all_variants"):
         raise ParamError(f"train {paper} {key}: `{key}` is for `replab evaluate`; training is one stage per variant "
@@ -57,10 +60,10 @@ def command_variant(paper: str, key: str, assignments: list[str], cfg, evaluate:
         return Variant(paper, key, {})
     axes = module.axes_for(key) if hasattr(module, "axes_for") else module.AXES
     if assignments or len(key.split("-")) < len(axes):
-        return parse_variant(paper, key, assignments, cfg, axes)
+        return parse_variant(paper, key, assignments, cfg, axes, section)
     read, complete = read_off_axes(key, axes, cfg)
     try:  # (an incomplete reading: parse_variant names the value that is not in its sweep)
-        return parse_variant(paper, key, read, cfg, axes)
+        return parse_variant(paper, key, read, cfg, axes, section)
     except ParamError as err:
         if complete:
             raise

@@ -242,10 +242,20 @@ def read_off_axes(key: str, axes: dict[str, str], cfg: Any) -> tuple[list[str], 
     return [f"{n}={r}" for n, r in zip(names, best, strict=True)], score(best)[0] == len(names)
 
 
-def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: dict[str, str]) -> Variant:
+def dvc_spelling(value: Any) -> str:
+    """A params.yaml value as dvc.yaml's ${key} and ${item.…} spell it (dvc.parsing.interpolate.to_str: str(),
+    booleans lowercase; tests/test_isolation.py checks them alike): 1e-05, 1 (an integer λ), 0.2."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: dict[str, str],
+                  section: dict | None = None) -> Variant:
     """`model=ae n_labeled=100 seed=0` → typed values, each checked against its sweep list in params. Each axis
     once; the key must be the values joined by `-` in the axes' order (dvc.yaml's matrix ${key}), or end with
-    them after a prefix (`fig2-<dataset>-<seed>`), so that a variant never trains into another's folder."""
+    them after a prefix (`fig2-<dataset>-<seed>`), so that a variant never trains into another's folder. With
+    `section` (the paper's params.yaml section as read, before parsing) each value must also be spelled as dvc.yaml
+    spells that list item (`dvc_spelling`): `afl_mlp-1e-5-0 lambda=1e-5` trained into a folder no stage reads
+    (dvc.yaml's is afl_mlp-1e-05-0)."""
     values: dict[str, Any] = {}
     raws: dict[str, str] = {}
     for item in assignments:
@@ -269,6 +279,13 @@ def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: 
     missing = [a for a in axes if a not in values]
     if missing:
         raise ParamError(f"{paper} variant {key}: missing {', '.join(f'{a}=…' for a in missing)}" + key_forms(paper))
+    for name, raw in raws.items():
+        items = (section or {}).get(axes[name])
+        spelled = [dvc_spelling(i) for i in (items if isinstance(items, list) else [items])
+                   if i is not None and not isinstance(i, dict | list) and i == values[name]]
+        if spelled and raw not in spelled:
+            raise ParamError(f"{paper} variant {key}: {name}={raw} is spelled {spelled[0]} in dvc.yaml's keys and "
+                             "folders (a variant spelled otherwise would train where no stage reads)")
     joined = "-".join(raws[a] for a in axes)
     if joined and key != joined and not key.endswith(f"-{joined}"):
         parts, count = key.split("-"), joined.count("-") + 1  # a key longer than the axes' values has a prefix
