@@ -431,15 +431,15 @@ def attention_figure(records: dict[str, dict], out_path: Path) -> str | None:
         return None
     import matplotlib.pyplot as plt
     n_examples = len(reference := max(rows, key=len))  # the first with the most examples
-    fig, axes = plt.subplots(n_examples, 1, figsize=(9, 0.32 * len(labels) * n_examples + 1.2 * n_examples),
-                             squeeze=False)
+    fig, axes = plt.subplots(n_examples, 1, figsize=(9, (0.32 * len(labels) + 1.2) * n_examples), squeeze=False)
     for j, (ax, example) in enumerate(zip(axes[:, 0], reference, strict=True)):
         words = example["words"]
         grid = np.full((len(labels), len(words)), np.nan)
         for i, r in enumerate(rows):
             if j < len(r) and len(r[j]["attention"]) == len(words):
                 grid[i] = r[j]["attention"]
-        ax.imshow(grid, aspect="auto", cmap="Reds", vmin=0, vmax=np.nanmax(grid) if np.isfinite(grid).any() else 1)
+        image = ax.imshow(grid, aspect="auto", cmap="Reds", vmin=0, vmax=np.nanmax(grid, initial=0.0) or 1)  # (1: none)
+        fig.colorbar(image, ax=ax, fraction=0.025, pad=0.01, label="attention")  # (each sentence its own scale)
         evidence = example.get("evidence") or [0] * len(words)
         ax.set_xticks(range(len(words)), [w + ("*" if e else "") for w, e in zip(words, evidence, strict=True)],
                       rotation=45, ha="right", fontsize=7)
