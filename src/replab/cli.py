@@ -28,9 +28,9 @@ import sys
 import time
 import typing
 
-from replab.io import DataError, PartialFailure, not_a_regular_file, one_line, out_of_memory
+from replab.io import DataError, PartialFailure, one_line, out_of_memory
 from replab.papers import EVALUATE_ALL, PAPERS, Variant, check_params, paper_module, parse_variant, read_off_axes
-from replab.params import COMPILE_MODES, PARAMS_FILE, ParamError, read_params
+from replab.params import COMPILE_MODES, PARAMS_FILE, ParamError, read_params, refuse_special_file
 
 
 def _variant_command(args, evaluate: bool) -> None:
@@ -387,8 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not (args.command == "bench" and args.show):  # (bench --show reads the files it is given, from anywhere)
             check_working_dir(args.command)
-            if (kind := not_a_regular_file(PARAMS_FILE)) not in (None, "a directory"):  # a pipe: reads would block
-                raise ParamError(f"{PARAMS_FILE}: is {kind}; allowed: a YAML file")
+            refuse_special_file(PARAMS_FILE)  # (compare reads it through DVC alone, which would block)
         args.run(args)
     except (ParamError, DataError) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)

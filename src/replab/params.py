@@ -58,11 +58,17 @@ def param(default: Any = dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=N
     return dataclasses.field(default=default, metadata=meta)
 
 
+def refuse_special_file(path: str | Path = PARAMS_FILE) -> None:
+    """ParamError when `path` is a named pipe, socket or device: a read (ours or DVC's) would block or never end. A
+    directory or a missing file is left to the read's own one-line error."""
+    if (kind := not_a_regular_file(path)) not in (None, "a directory"):
+        raise ParamError(f"{path}: is {kind}; allowed: a YAML file")
+
+
 def read_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     path = Path(path)
+    refuse_special_file(path)
     try:
-        if (kind := not_a_regular_file(path)) not in (None, "a directory"):  # a named pipe would block the read
-            raise ParamError(f"{path}: is {kind}; allowed: a YAML file")
         data = parse_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ParamError(f"{path}: not found (run from the repository root)") from None

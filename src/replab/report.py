@@ -136,10 +136,14 @@ class Records(dict):
         self.paper = paper
         self.missing: list[tuple[str, str]] = []  # (variant key, metric), in the order met
 
+    def path(self, key: str) -> Path:
+        """The metrics file records[key] was read from (metrics/<paper>/<key>.json for a record built in memory)."""
+        return getattr(self[key], "path", Path("metrics") / self.paper / f"{key}.json")
+
     def value(self, key: str, metric: str) -> float | None:
         """records[key][metric] as a float (`metric` may be dotted: "roc_auc.3"); None, noted, if missing."""
         node: Any = self[key]
-        path = getattr(node, "path", Path("metrics") / self.paper / f"{key}.json")
+        path = self.path(key)
         _LAST_READ[:] = [f"{path}: {metric}"]
         parts = metric.split(".")
         for i, part in enumerate(parts):
@@ -166,7 +170,7 @@ class Records(dict):
         value = self.value(key, metric)
         if value is not None and expected is not None and not math.isclose(value, expected, rel_tol=1e-9,
                                                                              abs_tol=1e-12):
-            path = getattr(self[key], "path", Path("metrics") / self.paper / f"{key}.json")
+            path = self.path(key)
             raise DataError(f"{path}: {metric} = {value!r}: not {how}, {expected!r}, as evaluate.py writes it "
                             f"({_rerun(path)})")
         return value
@@ -180,7 +184,7 @@ class Records(dict):
         replab.papers.parse_record, other keys ignored: a missing key, a value of the wrong type or out of range, or
         null where a number must be, is a one-line DataError naming the file and the key. Returns the records."""
         for key, record in self.items():
-            path = getattr(record, "path", Path("metrics") / self.paper / f"{key}.json")
+            path = self.path(key)
             try:
                 parse_record(schema if isinstance(schema, type) else schema(record), record, f"{path}: record")
             except DataError as err:  # the stage that rewrites it, by name (here, not through a parse_record argument:

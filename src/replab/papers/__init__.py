@@ -214,6 +214,14 @@ def _as_float(text: str) -> float | None:
         return None
 
 
+def sweep_matches(cfg: Any, attr: str, raw: str) -> list:
+    """The values of the sweep list cfg.<attr> (or its one value) that the text `raw` names: by its text, or a float
+    by its number (DVC spells an integer λ `1`)."""
+    sweep = getattr(cfg, attr, None)
+    return [v for v in (sweep if isinstance(sweep, list) else [sweep])
+            if str(v) == raw or (isinstance(v, float) and _as_float(raw) == v)]
+
+
 def read_off_axes(key: str, axes: dict[str, str], cfg: Any) -> tuple[list[str], bool]:
     """(`axis=value` for each axis, whether each value is in its sweep list), read off the end of `key` (dvc.yaml's
     matrix ${key}: the values joined by `-` in the axes' order, after any prefix). A value may hold `-` itself (a λ
@@ -221,11 +229,6 @@ def read_off_axes(key: str, axes: dict[str, str], cfg: Any) -> tuple[list[str], 
     their sweeps (then the one leaving the least prefix), for `parse_variant` to accept or to name the value that is
     not (`afl_mlp-1e-05-1` with seeds [0]: seed=1, not method=1e). The key has at least one part per axis."""
     parts, names = key.split("-"), list(axes)
-
-    def fits(name: str, raw: str) -> bool:
-        sweep = getattr(cfg, axes[name], None)
-        allowed = sweep if isinstance(sweep, list) else [sweep]
-        return any(str(v) == raw or (isinstance(v, float) and _as_float(raw) == v) for v in allowed)
 
     def readings(end: int, count: int):  # each split of parts[:end] into `count` last groups of ≥ 1 part
         if count == 0:
@@ -236,7 +239,7 @@ def read_off_axes(key: str, axes: dict[str, str], cfg: Any) -> tuple[list[str], 
                 yield [*before, "-".join(parts[start:end])]
 
     def score(raws: list[str]) -> tuple[int, int]:
-        return sum(fits(n, r) for n, r in zip(names, raws, strict=True)), len("-".join(raws))
+        return sum(bool(sweep_matches(cfg, axes[n], r)) for n, r in zip(names, raws, strict=True)), len("-".join(raws))
 
     best = max(readings(len(parts), len(names)), key=score)
     return [f"{n}={r}" for n, r in zip(names, best, strict=True)], score(best)[0] == len(names)
@@ -244,7 +247,7 @@ def read_off_axes(key: str, axes: dict[str, str], cfg: Any) -> tuple[list[str], 
 
 def dvc_spelling(value: Any) -> str:
     """A params.yaml value as dvc.yaml's ${key} and ${item.…} spell it (dvc.parsing.interpolate.to_str: str(),
-    booleans lowercase; tests/test_isolation.py checks them alike): 1e-05, 1 (an integer λ), 0.2."""
+    booleans lowercase; tests/test_censor.py holds them alike): 1e-05, 1 (an integer λ), 0.2."""
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
@@ -267,10 +270,9 @@ def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: 
         if name in raws:
             raise ParamError(f"{paper} variant {key}: {name}= given twice ({name}={raws[name]}, {item})")
         raws[name] = raw
-        sweep = getattr(cfg, axes[name])
-        allowed = sweep if isinstance(sweep, list) else [sweep]
-        matches = [v for v in allowed if str(v) == raw or (isinstance(v, float) and _as_float(raw) == v)]
-        if not matches:
+        if not (matches := sweep_matches(cfg, axes[name], raw)):
+            sweep = getattr(cfg, axes[name])
+            allowed = sweep if isinstance(sweep, list) else [sweep]
             # a sweep list of params.yaml, or an axis the code fixes (attention_vat's settings and families)
             where = (f"{PARAMS_FILE}: {paper}.{axes[name]}: variant" if axes[name] in _field_names(cfg)
                      else f"{paper} variant {key}:")
