@@ -586,11 +586,12 @@ def _save_aae(folder, model="ae", hidden=8, record=None):
 def test_load_model_refuses_another_variants_or_damaged_files_with_one_line(in_tmp):
     """model.pt / train.json of another variant, a wrong shape, a missing arch, a record of the wrong type or a
     damaged model.pt: a one-line DataError naming the file (runtime.load_trained, aae_ssl.model.load_model)."""
-    from replab.io import DataError, write_json
+    from replab.io import DataError, read_json, sha256_file, write_json
     from replab.papers.aae_ssl.model import load_model
 
     folder, axes = in_tmp / "models/aae_ssl/ae-100-0", {"model": "ae", "n_labeled": 100, "seed": 0}
     state = _save_aae(folder)
+    written = read_json(folder / "train.json")
     assert load_model(folder, "cpu", axes)[2]["model"] == "ae"
 
     def fails(pattern: str) -> None:
@@ -604,12 +605,22 @@ def test_load_model_refuses_another_variants_or_damaged_files_with_one_line(in_t
     write_json(folder / "train.json", [])
     fails(rf"^{folder}/train.json: top level is an array, expected an object")
     write_json(folder / "train.json", {"model": "ae", "n_labeled": 100, "seed": 0})
+    fails(rf"^{folder}/train.json: model_sha256: missing")
+
+    def matched_record() -> None:  # train.json naming model.pt's bytes, so the checks after the sha256's are reached
+        write_json(folder / "train.json", {"model": "ae", "n_labeled": 100, "seed": 0,
+                                           "model_sha256": sha256_file(folder / "model.pt")})
     _save_aae(in_tmp / "other", "aae_yz", record={"model": "aae_yz", "n_labeled": 1000, "seed": 0})
+    write_json(folder / "train.json", written)
     (folder / "model.pt").write_bytes((in_tmp / "other/model.pt").read_bytes())  # another variant's weights
+    fails(rf"^{folder}/model.pt: not the model.pt its train.json was written with")
+    matched_record()
     fails(rf"^{folder}/model.pt: not a model of aae_ssl with this config \(ValueError: arch.model = 'aae_yz', but")
     torch.save({**state, "arch": {**state["arch"], "hidden": 9}}, folder / "model.pt")
+    matched_record()
     fails(rf"^{folder}/model.pt: not a model of aae_ssl with this config \(RuntimeError: Error\(s\) in loading")
     torch.save({k: v for k, v in state.items() if k != "arch"}, folder / "model.pt")
+    matched_record()
     fails(rf"^{folder}/model.pt: arch: missing")
     torch.save([1, 2], folder / "model.pt")
     fails(rf"^{folder}/model.pt: holds a list, not a model's dict")

@@ -972,6 +972,8 @@ def _saved(folder: Path, config: dict | None = None, weights: dict | None = None
     from replab.papers.attention_vat.model import save_model
 
     save_model(weights or _tiny_model(), config or TINY_CONFIG, folder, {"n_labeled": 20})
+    if isinstance(record, dict):  # the model's sha256 kept, so the check of the record's value is reached
+        record = {**record, "model_sha256": json.loads((folder / "train.json").read_text())["model_sha256"]}
     if record is not None:
         (folder / "train.json").write_text(json.dumps(record))
     return folder

@@ -750,6 +750,11 @@ def test_another_variants_model_is_not_credited_to_this_one(tmp_path):
                                         r"\(sha256 [0-9a-f]{12}…, train.json's model_sha256 [0-9a-f]{12}…\)"):
         rt.load_trained(folder, "cpu", ("checkpoints",), {"method": "afl_mlp", "lambda": 0.2, "seed": 0})
     assert rt.load_trained(other, "cpu", ("checkpoints",))[0] == {"checkpoints": [1]}
+    # train.json without its model_sha256 (edited by hand) had turned the check off
+    from replab.io import read_json, write_json
+    write_json(other / "train.json", {k: v for k, v in read_json(other / "train.json").items() if k != "model_sha256"})
+    with pytest.raises(DataError, match=rf"^{other}/train.json: model_sha256: missing \(model.pt's sha256"):
+        rt.load_trained(other, "cpu", ("checkpoints",))
 
 
 def _write_censor_metrics() -> tuple[cs.Config, dict]:

@@ -90,7 +90,11 @@ def test_a_file_not_in_dvclive_format_is_an_error_naming_it(in_tmp):
     ("step\tloss\n0\t1\n-5\t0.5\n", 3, "step '-5' is not a DVCLive step (allowed: a whole number from 0 to 2^53)"),
     ("step\tloss\n1e30\t0.5\n", 2, "step '1e30' is not a DVCLive step"),
     ("step\tloss\n2.5\t0.5\n", 2, "step '2.5' is not a DVCLive step"),
-], ids=["nan-step", "inf-step", "extra-column", "timestamped-inf-step", "negative-step", "huge-step", "fraction-step"])
+    # a file cut off while written: `0\t0.12` cut to `0\t0.1` would parse, so the missing line end is what tells
+    ("step\tloss\n0\t1\n1\t0.1", 3, "the last line has no line end: a half-written file"),
+    ("step\tloss", 1, "the last line has no line end"),
+], ids=["nan-step", "inf-step", "extra-column", "timestamped-inf-step", "negative-step", "huge-step", "fraction-step",
+        "cut-off-row", "cut-off-header"])
 def test_a_step_that_is_no_counter_or_an_extra_column_is_an_error_naming_file_and_line(in_tmp, text, where, message):
     path = in_tmp / "m.tsv"
     path.write_text(text)

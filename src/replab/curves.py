@@ -20,6 +20,7 @@ Non-finite values (a diverged run) are left out of the lines and counted on stde
 from __future__ import annotations
 
 import csv
+import io
 import math
 import sys
 from collections import defaultdict
@@ -91,12 +92,15 @@ def read_live_tsv(path: Path) -> tuple[str, list[tuple[float, float]]]:
     if path.is_dir():
         raise DataError(f"{path}: a directory, not a DVCLive metric file (expected a TSV `[timestamp] step <name>`)")
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle, delimiter="\t"))
+        text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not a DVCLive metric file (not UTF-8 text at byte {err.start})") from None
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror or type(err).__name__})") from None
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter="\t"))
+    if text and not text.endswith("\n"):  # DVCLive ends every row with a line end: a file cut off while written
+        raise DataError(f"{path}:{len(rows)}: the last line has no line end: a half-written file (rerun the stage "
+                        "that writes it)")
     if not rows or rows[0][:-1] not in (["step"], ["timestamp", "step"]):
         raise DataError(f"{path}: not a DVCLive metric file (expected the header `[timestamp] step <name>`)")
     step = len(rows[0]) - 2

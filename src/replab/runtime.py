@@ -433,8 +433,8 @@ def _same(value, expected) -> bool:
 def load_trained(model_dir, device, state_keys: tuple[str, ...] = (), axes: dict | None = None) -> tuple[dict, dict]:
     """(model.pt's dict, train.json's dict) of a trained variant's folder. One-line DataError naming the file when
     either is damaged, model.pt lacks one of `state_keys`, train.json's `axes` values (model, n_labeled, seed, …)
-    are not the variant's, or model.pt is not the file its train.json was written with (`model_sha256`, checked
-    where present: another variant's model.pt copied in, or an edited one): another variant's files are never
+    are not the variant's, or model.pt is not the file its train.json was written with (`model_sha256`, required:
+    another variant's model.pt copied in, or an edited one): another variant's files are never
     evaluated and credited to this one."""
     from replab.io import DataError, read_json
 
@@ -454,7 +454,10 @@ def load_trained(model_dir, device, state_keys: tuple[str, ...] = (), axes: dict
         if not _same(record[axis], expected):
             raise DataError(f"{model_dir / 'train.json'}: {axis} = {record[axis]!r}, but this variant's is "
                             f"{expected!r} (another variant's files in {model_dir}?); {hint}")
-    if "model_sha256" in record and digest != record["model_sha256"]:
+    if "model_sha256" not in record:  # every train.json is written with it: without it, no check could be made
+        raise DataError(f"{model_dir / 'train.json'}: model_sha256: missing (model.pt's sha256, written with it by "
+                        f"training); {hint}")
+    if digest != record["model_sha256"]:
         raise DataError(f"{path}: not the model.pt its train.json was written with (sha256 {digest[:12]}…, "
                         f"train.json's model_sha256 {str(record['model_sha256'])[:12]}…): another variant's or an "
                         f"edited file; {hint}")
