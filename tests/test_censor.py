@@ -526,6 +526,24 @@ def test_a_variant_spelled_otherwise_than_dvc_yaml_is_refused():
                                   "folders (a variant spelled otherwise would train where no stage reads)")
 
 
+def test_a_key_prefix_the_paper_does_not_declare_is_refused():
+    """`replab train censor junk-afl_mlp-0.2-0` trained into models/censor/junk-afl_mlp-0.2-0, a folder no stage
+    reads: censor's keys take one prefix, `cnn-` (the baseline's, whose only axis is the seed: KEY_PREFIXES)."""
+    from replab.cli import command_variant
+
+    cfg = parse(cs.Config, {"lambdas": [0.2], "seeds": [0]}, "censor")
+    assert command_variant("censor", "cnn-0", [], cfg, False).axes == {"seed": 0}
+    for key, axes, prefix, right in (("junk-afl_mlp-0.2-0", [], "junk", "afl_mlp-0.2-0"),
+                                     ("junk-afl_mlp-0.2-0", ["method=afl_mlp", "lambda=0.2", "seed=0"], "junk",
+                                      "afl_mlp-0.2-0"),
+                                     ("cnn-afl_mlp-0.2-0", ["seed=0"], "cnn-afl_mlp-0.2", "0")):
+        with pytest.raises(ParamError) as err:
+            command_variant("censor", key, axes, cfg, False)
+        assert str(err.value).startswith(f"censor variant {key}: {prefix}- is not a key prefix of censor (allowed: "
+                                         f"cnn- or none; ")
+        assert f" give {right})" in str(err.value) and "\n" not in str(err.value)
+
+
 def test_an_encoder_that_leaves_no_time_steps_names_the_shortest_window():
     """5 blocks of kernel 3 and pool 2 take 94 samples to 1 and 93 to none. Checked against the prepared windows
     (build_model, the check_data stage), not in the config: a hard-coded 30-sample window refused deep encoders

@@ -268,6 +268,7 @@ def test_check_refuses_an_unwritable_marker_in_one_line(tmp_path, monkeypatch, c
     ("fig2-x-0", ["dataset=rt", "seed=0"], "(dataset=rt seed=0 give fig2-rt-0)"),
     ("x", ["dataset=rt", "seed=0"], "(dataset=rt seed=0 give rt-0)"),
     ("a-b-c-d", ["dataset=rt", "seed=0"], "(dataset=rt seed=0 give a-b-rt-0)"),
+    ("junk-c-d", ["dataset=rt", "seed=0"], "(dataset=rt seed=0 give rt-0)"),  # a prefix not declared is dropped
 ])
 def test_a_variant_key_that_does_not_match_its_axes_names_the_expected_key(key, assignments, expected):
     from types import SimpleNamespace
@@ -278,10 +279,12 @@ def test_a_variant_key_that_does_not_match_its_axes_names_the_expected_key(key, 
     cfg, axes = SimpleNamespace(datasets=["rt"], seeds=[0, 1]), {"dataset": "datasets", "seed": "seeds"}
     if len(assignments) == 1:
         axes = {"seed": "seeds"}
+    prefixes = ("cnn", "fig2", "a-b")
     with pytest.raises(ParamError) as err:
-        parse_variant("p", key, assignments, cfg, axes)
+        parse_variant("p", key, assignments, cfg, axes, prefixes=prefixes)
     assert str(err.value) == f"p variant {key}: the key does not match its axes {expected}"
-    assert parse_variant("p", expected.rsplit(" ", 1)[1][:-1], assignments, cfg, axes).axes["seed"] == 0
+    assert parse_variant("p", expected.rsplit(" ", 1)[1][:-1], assignments, cfg, axes, prefixes=prefixes
+                         ).axes["seed"] == 0
 
 
 @pytest.mark.parametrize("argv", [["curves", "autoencoder"], ["compare", "autoencoder", "workspace"],

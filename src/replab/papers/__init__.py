@@ -252,10 +252,11 @@ def dvc_spelling(value: Any) -> str:
 
 
 def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: dict[str, str],
-                  section: dict | None = None) -> Variant:
+                  section: dict | None = None, prefixes: tuple[str, ...] | None = None) -> Variant:
     """`model=ae n_labeled=100 seed=0` → typed values, each checked against its sweep list in params. Each axis
-    once; the key must be the values joined by `-` in the axes' order (dvc.yaml's matrix ${key}), or end with
-    them after a prefix (`fig2-<dataset>-<seed>`), so that a variant never trains into another's folder. With
+    once; the key must be the values joined by `-` in the axes' order (dvc.yaml's matrix ${key}), or those after
+    one of `prefixes` (default: the paper's KEY_PREFIXES, e.g. attention_vat's `fig2-<dataset>-<family>-<seed>`),
+    so that a variant never trains into another's folder (`junk-afl_mlp-0.2-0` had trained where no stage reads). With
     `section` (the paper's params.yaml section as read, before parsing) each value must also be spelled as dvc.yaml
     spells that list item (`dvc_spelling`): `afl_mlp-1e-5-0 lambda=1e-5` trained into a folder no stage reads
     (dvc.yaml's is afl_mlp-1e-05-0)."""
@@ -288,10 +289,16 @@ def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: 
         if spelled and raw not in spelled:
             raise ParamError(f"{paper} variant {key}: {name}={raw} is spelled {spelled[0]} in dvc.yaml's keys and "
                              "folders (a variant spelled otherwise would train where no stage reads)")
+    if prefixes is None:
+        prefixes = getattr(paper_module(paper), "KEY_PREFIXES", ()) if paper in PAPERS else ()
     joined = "-".join(raws[a] for a in axes)
+    given = " ".join(f"{a}={raws[a]}" for a in axes)
     if joined and key != joined and not key.endswith(f"-{joined}"):
-        parts, count = key.split("-"), joined.count("-") + 1  # a key longer than the axes' values has a prefix
-        expected = "-".join([*parts[:-count], joined]) if len(parts) > count else joined
-        raise ParamError(f"{paper} variant {key}: the key does not match its axes "
-                         f"({' '.join(f'{a}={raws[a]}' for a in axes)} give {expected})" + key_forms(paper))
+        prefix = next((p for p in prefixes if key.startswith(f"{p}-")), None)
+        raise ParamError(f"{paper} variant {key}: the key does not match its axes ({given} give "
+                         f"{f'{prefix}-' if prefix else ''}{joined})" + key_forms(paper))
+    if joined and key != joined and (prefix := key[:-len(joined) - 1]) not in prefixes:
+        allowed = f"{', '.join(f'{p}-' for p in prefixes)} or none" if prefixes else "none"
+        raise ParamError(f"{paper} variant {key}: {prefix}- is not a key prefix of {paper} (allowed: {allowed}; "
+                         f"{given} give {joined})" + key_forms(paper))
     return Variant(paper, key, values)

@@ -131,6 +131,7 @@ from replab.papers.attention_vat.model import (
     AXES,
     EVALUATE_ALL,
     FIG2,
+    KEY_PREFIXES,
     METHOD_LABELS,
     METHODS,
     PAPER,
@@ -155,7 +156,7 @@ from replab.papers.attention_vat.report import summarize
 from replab.papers.attention_vat.train import bench_setup, check_data, fit, train, training_loss
 
 __all__ = [
-    "AXES", "EVALUATE_ALL", "FIG2", "METHODS", "METHOD_LABELS", "PAPER", "SEMI_METHODS", "SETTINGS",
+    "AXES", "EVALUATE_ALL", "FIG2", "KEY_PREFIXES", "METHODS", "METHOD_LABELS", "PAPER", "SEMI_METHODS", "SETTINGS",
     "AttentionClassifier", "Config", "Fig2Config", "Output", "axes_for", "bench_setup", "check_data", "evaluate",
     "fig2_key", "fit", "group_key", "kl_binary", "load_model", "nll", "save_model", "summarize", "sweep_variants",
     "train", "training_loss", "variant_dir", "variant_key",

@@ -30,6 +30,7 @@ METHOD_LABELS = {"vanilla": "Vanilla", "word_at": "Word AT", "word_iat": "Word i
 FIG2 = "fig2"  # key prefix of the Fig. 2 stages: fig2-<dataset>-<family>-<seed>
 FIG2_FAMILIES = ("word", "attention")  # the families of SEMI_METHODS: one Fig. 2 stage each
 EVALUATE_ALL = "evaluate"  # key prefix of the evaluation stage: evaluate-<dataset> (every variant of a dataset)
+KEY_PREFIXES = (FIG2, EVALUATE_ALL)  # the prefixes a key may carry before its axes' values (papers.parse_variant)
 ALPHA_NORMS = ("token", "sentence")
 TINY = 1e-12  # guards the L2 normalisations against all-zero gradients
 
@@ -145,9 +146,8 @@ GROUP_AXES = {"dataset": "datasets", "setting": "settings", "family": "families"
 
 def axes_for(key: str) -> dict[str, str]:
     """Keys: `<dataset>-<method>-supervised|semi-<seed>` (method from `methods` | `semi_methods`), a training stage
-    `<dataset>-<setting>-<family>-<seed>`, `fig2-<dataset>-<family>-<seed>` (every Fig. 2 point of one family's
-    methods, dataset and seed),
-    `evaluate-<dataset>` (every variant of one dataset). Names have no `-`; stage keys have no method there."""
+    `<dataset>-<setting>-<family>-<seed>`, `fig2-<dataset>-<family>-<seed>` (every Fig. 2 point of a family, dataset
+    and seed), `evaluate-<dataset>` (every variant of a dataset). Names have no `-`; stage keys have no method."""
     if key.startswith(f"{FIG2}-"):
         return {"dataset": "datasets", "family": "fig2_families", "seed": "seeds"}
     if key.startswith(f"{EVALUATE_ALL}-"):

@@ -89,6 +89,7 @@ from replab.papers.censor.evaluate import all_variants, evaluate, macro_f1, meas
 from replab.papers.censor.model import (
     AXES,
     BASELINE,
+    KEY_PREFIXES,
     METHODS,
     PAPER,
     AdversarialConfig,
@@ -124,10 +125,10 @@ from replab.papers.censor.train import (
 from replab.report import lower_envelope  # (Fig. 2's envelopes)
 
 __all__ = [
-    "AXES", "BASELINE", "METHODS", "PAPER", "AdversarialConfig", "Config", "Encoder", "EncoderConfig", "Objective",
-    "PairSampler", "ProbeConfig", "Windows", "adversarial_postprocess", "afl_encoder_loss", "all_variants", "axes_for",
-    "bench_setup", "build_adversary", "build_model", "check_data", "confusion_loss", "evaluate", "load_windows",
-    "lower_envelope", "lsm_encoder_loss", "macro_f1", "measure", "pair_label_loss", "pretrain", "probe_init_seed",
-    "sct_encoder_loss", "similarity_loss", "similarity_maximisation_loss", "step2_objective", "summarize", "train",
-    "train_probe", "variant_key",
+    "AXES", "BASELINE", "KEY_PREFIXES", "METHODS", "PAPER", "AdversarialConfig", "Config", "Encoder", "EncoderConfig",
+    "Objective", "PairSampler", "ProbeConfig", "Windows", "adversarial_postprocess", "afl_encoder_loss", "all_variants",
+    "axes_for", "bench_setup", "build_adversary", "build_model", "check_data", "confusion_loss", "evaluate",
+    "load_windows", "lower_envelope", "lsm_encoder_loss", "macro_f1", "measure", "pair_label_loss", "pretrain",
+    "probe_init_seed", "sct_encoder_loss", "similarity_loss", "similarity_maximisation_loss", "step2_objective",
+    "summarize", "train", "train_probe", "variant_key",
 ]

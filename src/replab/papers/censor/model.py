@@ -102,6 +102,9 @@ class Config:
 AXES = {"method": "methods", "lambda": "lambdas", "seed": "seeds"}
 
 
+KEY_PREFIXES = (BASELINE,)  # the one prefix a key may carry before its axes' values (papers.parse_variant)
+
+
 def axes_for(key: str) -> dict[str, str]:
     """The CNN baseline (`cnn-<seed>`) has only a seed axis; every other variant is method × λ × seed."""
     return {"seed": "seeds"} if key.startswith(f"{BASELINE}-") else AXES
