@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from replab.io import write_manifest
 from replab.measures import (
     binary_f1,
     masked_kendall_tau,
@@ -219,6 +220,7 @@ def _write_processed(root: Path, name="rt_snippets", vocab_size=12, sos_eos=True
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "meta.json").write_text(json.dumps({"counts": {"train": 20, "dev": 10, "test": 12},
                                                   "special_ids": {"pad": 0, "unk": 1, "sos": 2, "eos": 3}}))
+    write_manifest(folder)  # as prepare records it
     return folder
 
 
@@ -251,12 +253,14 @@ def test_load_eval_data_names_the_bad_file(tmp_path):
     folder = _write_processed(tmp_path)
     np.savez(folder / "test.npz", tokens=np.zeros((2, 3), np.int64), lengths=np.array([1, 5]),
              labels=np.array([0, 1]))
+    write_manifest(folder)  # as prepare would record such a set
     from replab.io import DataError
 
     with pytest.raises(DataError, match=r"test\.npz: lengths holds 5 at row 1 \(allowed: 1 … 3, the tokens' width T\)"):
         ev.load_eval_data("rt_snippets", torch.device("cpu"), root=tmp_path)
     np.savez(folder / "test.npz", tokens=np.full((2, 3), 4), lengths=np.array([1, 3]), labels=np.array([0, 1]),
              evidence=np.zeros((2, 4), np.uint8))
+    write_manifest(folder)
     with pytest.raises(DataError, match=r"test\.npz: evidence has shape \(2, 4\) \(expected \(N, 3\)\)"):
         ev.load_eval_data("rt_snippets", torch.device("cpu"), root=tmp_path)
 
@@ -907,9 +911,8 @@ DIVERGED = Path("models/attention_vat/rt_snippets-semi-attention-0/rt_snippets-a
 
 
 def _diverge(model_pt: Path) -> None:
-    """A NaN weight in a saved model, as a diverged training run leaves it, with train.json's model_sha256 made to
-    match (`save_trained` refuses such weights, and `load_trained` an edited model.pt: the evaluation's own check
-    on the predictions is tested past both)."""
+    """A NaN weight in a saved model, as a diverged training run would leave it, with train.json's model_sha256
+    made to match (`save_trained` refuses such weights, and `load_trained` an edited model.pt or NaN weights)."""
     from replab.io import read_json, sha256_file, write_json
 
     state = torch.load(model_pt, weights_only=True)
@@ -936,7 +939,8 @@ def test_a_failed_evaluation_leaves_every_old_output(in_tmp):
     assert sorted(p.name for p in Path("plots/attention_vat/variants").iterdir()) == ["rt_snippets"]
 
 
-def test_a_diverged_model_is_named_by_its_file_and_variant(in_tmp):
+def test_a_diverged_model_is_named_by_its_file_and_variant(in_tmp, monkeypatch):
+    from replab import runtime as rt
     from replab.io import DataError
     from replab.papers import Variant
     from replab.params import Runtime
@@ -944,9 +948,18 @@ def test_a_diverged_model_is_named_by_its_file_and_variant(in_tmp):
     cfg = _write_trained(in_tmp)
     _diverge(DIVERGED)
     key = "rt_snippets-attention_vat-semi-0"
+    variant = Variant("attention_vat", key, {"dataset": "rt_snippets", "method": "attention_vat", "setting": "semi",
+                                             "seed": 0})
     with pytest.raises(DataError) as err:  # one variant alone: `replab evaluate attention_vat <key> axis=…`
-        ev.evaluate(cfg, Runtime(progress=False, threads=1), Variant("attention_vat", key, {
-            "dataset": "rt_snippets", "method": "attention_vat", "setting": "semi", "seed": 0}))
+        ev.evaluate(cfg, Runtime(progress=False, threads=1), variant)
+    assert str(err.value) == (f"{DIVERGED}: state_dict.decoder.weight: 1 of 10 values are NaN or infinite (first at "
+                              "flat index 0); a diverged model's weights; rerun the training stage")
+    assert not Path("metrics").exists()
+    # past the weights' check (finite weights can still overflow), the predictions' own check names the variant
+    monkeypatch.setattr("replab.io.first_non_finite", lambda state: None)
+    assert rt.load_trained(DIVERGED.parent, "cpu")  # (the check is off now)
+    with pytest.raises(DataError) as err:
+        ev.evaluate(cfg, Runtime(progress=False, threads=1), variant)
     assert str(err.value).startswith(f"{DIVERGED} ({key}), test split: predictions: 12 of 12 values are NaN")
     assert "\n" not in str(err.value) and not Path("metrics").exists()
 
@@ -1043,6 +1056,7 @@ def _write_keyword_set(root: Path) -> Path:
             tokens[i, 0], tokens[i, 1:w + 1], tokens[i, w + 1] = 2, body, 3
         np.savez(folder / f"{split}.npz", tokens=tokens, lengths=words + 2, labels=labels)
     (folder / "vocab.json").write_text(json.dumps(vocab))
+    write_manifest(folder)  # as prepare records it
     return folder
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from conftest import without_timing
-from replab.io import DataError, read_json, write_json
+from replab.io import DataError, read_json, write_json, write_manifest
 from replab.papers import Variant, parse_variant
 from replab.params import ParamError, Runtime, parse
 
@@ -343,6 +343,7 @@ def _write_text_set(root, name="rt_snippets", vocab=40):
     np.savez(folder / "unlabeled.npz", **split(150, labeled=False))
     (folder / "vocab.json").write_text(json.dumps(["<pad>", "<unk>"] + [f"w{i}" for i in range(2, vocab)]))
     (folder / "meta.json").write_text(json.dumps({"source": "test", "special_ids": {"pad": 0, "unk": 1}}))
+    write_manifest(folder)  # as prepare records it
 
 
 def _stage(setting: str, family: str) -> Variant:
@@ -539,6 +540,7 @@ def test_semi_setting_without_a_pool_trains_with_n_ul_zero(in_tmp, capsys):
     """A data set prepared without a pool (eraser_movies): the VAT term on the labeled rows, recorded N_ul = 0."""
     _write_text_set(in_tmp / "data/processed")
     (in_tmp / "data/processed/rt_snippets/unlabeled.npz").unlink()
+    write_manifest(in_tmp / "data/processed/rt_snippets")  # as prepare records a set without a pool
     cfg = _cfg(epochs=1, semi_methods=["word_vat"])
     T.train(cfg, Runtime(progress=False, threads=1), _stage("semi", "word"))
     assert read_json(_stage("semi", "word").model_dir / "rt_snippets-word_vat-semi-0/train.json")["n_unlabeled"] == 0
@@ -793,12 +795,14 @@ def test_bad_special_ids_in_meta_json_are_a_one_line_error_naming_it(in_tmp, spe
     _write_text_set(in_tmp / "data/processed")
     meta = in_tmp / "data/processed/rt_snippets/meta.json"
     meta.write_text(json.dumps({"source": "test", "special_ids": special_ids}))
+    write_manifest(meta.parent)  # a meta.json that prepare wrote so (not an edit the manifest refuses)
     with pytest.raises(DataError, match=r"rt_snippets/meta\.json: " + message) as err:
         load_text("rt_snippets", torch.device("cpu"), root=in_tmp / "data/processed")
     assert "\n" not in str(err.value) and "prepare@rt_snippets" in str(err.value)
     with pytest.raises(DataError, match=r"meta\.json: special_ids"):  # the training stage stops on it too
         T.train(_cfg(epochs=1), Runtime(progress=False, threads=1), _stage("supervised", "vanilla"))
     meta.write_text(json.dumps({"special_ids": {"pad": 0, "unk": 1, "sos": None, "eos": None}}))  # no SOS/EOS
+    write_manifest(meta.parent)
     assert load_text("rt_snippets", torch.device("cpu"), root=in_tmp / "data/processed").special_ids["eos"] is None
 
 
@@ -833,6 +837,7 @@ def test_selection_on_auc_with_a_dev_split_of_one_class_is_refused_before_traini
     with np.load(path) as npz:
         arrays = dict(npz)
     np.savez(path, **{**arrays, "labels": np.ones_like(arrays["labels"])})
+    write_manifest(path.parent)  # as prepare would record such a set
     with pytest.raises(ParamError) as err:
         T.check_data(_cfg())
     assert str(err.value) == ("params.yaml: attention_vat.selection = auc: the dev split of data/processed/rt_snippets "
@@ -850,6 +855,7 @@ def test_a_pool_cut_that_keeps_no_word_is_refused_by_check_data(in_tmp):
     splits = {name: {"docs": [["good", "film"], ["bad", "film"]], "labels": [1, 0]} for name in text.SPLITS}
     text.write_text_splits(in_tmp / "data/processed/rt_snippets", splits, vocab,
                            {"dataset": "rt_snippets", "source": "test"}, sos_eos=True, unlabeled=[["good", "film"]])
+    write_manifest(in_tmp / "data/processed/rt_snippets")
     with pytest.raises(ParamError) as err:
         T.check_data(_cfg(unlabeled_max_length=2))
     assert str(err.value).startswith("attention_vat.unlabeled_max_length = 2: keeps no word of rt_snippets's pool")
@@ -919,6 +925,7 @@ def _with_sos_eos(folder: Path) -> None:
     (folder / "vocab.json").write_text(json.dumps(["<pad>", "<unk>", "<SOS>", "<EOS>", *vocab[4:]]))
     (folder / "meta.json").write_text(json.dumps({"source": "test",
                                                   "special_ids": {"pad": 0, "unk": 1, "sos": 2, "eos": 3}}))
+    write_manifest(folder)  # as prepare records such a set
 
 
 @pytest.mark.parametrize("row, length", [([2, 3], 2), ([2], 1), ([2, 3, 3], 3)])
@@ -937,6 +944,7 @@ def test_a_text_of_sos_and_eos_alone_is_refused_naming_file_and_row(in_tmp, row,
     test["tokens"][1, :len(row)] = row
     test["lengths"][1] = length
     np.savez(folder / "test.npz", **test)
+    write_manifest(folder)  # as prepare would record such a set
     message = (r"rt_snippets/test\.npz: text row 1 holds no word \(lengths\[1\] = \d: <SOS> / <EOS> only; allowed: "
                r"at least 1 word between <SOS> and <EOS>, lengths ≥ 3\)$")
     with pytest.raises(DataError, match=message):
@@ -949,6 +957,7 @@ def test_a_text_of_sos_and_eos_alone_is_refused_naming_file_and_row(in_tmp, row,
     assert not (in_tmp / "metrics").exists() and not (in_tmp / "plots").exists()
     # the same ids without SOS/EOS in meta.json are words: the row is a text of two (or one) words
     (folder / "meta.json").write_text(json.dumps({"source": "test", "special_ids": {"pad": 0, "unk": 1}}))
+    write_manifest(folder)
     assert load_text("rt_snippets", torch.device("cpu"), root=in_tmp / "data/processed").lengths["test"][1] == length
 
 

@@ -12,7 +12,7 @@ import torch
 from conftest import run_variants, without_timing
 from replab.cli import Variant
 from replab.data.images import write_image_splits
-from replab.io import read_npz
+from replab.io import read_npz, write_manifest
 from replab.papers import autoencoder as ae
 from replab.params import ParamError, Runtime, parse
 
@@ -150,6 +150,7 @@ def _tiny_images(tmp_path):
 
     write_image_splits(tmp_path / "data/processed/mnist5k", {"train": split(6), "val": split(2), "test": split(2)},
                        {"dataset": "mnist5k", "source": "test"})
+    write_manifest(tmp_path / "data/processed/mnist5k")  # as `replab prepare` records it
 
 
 def _run_all(cfg):
@@ -373,3 +374,22 @@ def test_load_model_refuses_an_unknown_arch_or_wrong_weights_with_one_line(tmp_p
         with pytest.raises(DataError, match=r"model.pt: not a model of autoencoder with this config") as err:
             load_model(name, bad, "cpu", tmp_path / "model.pt")
         assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("value, message", [
+    (True, "final_loss.train = True: must be a number"), (-5, "final_loss.train = -5.0: must be >= 0"),
+    (1e308, "final_loss.train = 1e+308: must be within ±3.403e+38")])
+def test_a_train_loss_that_is_no_loss_is_refused_naming_the_record(value, message):
+    """train.json's final_loss.train is copied into the metrics as train_loss: `true`, −5 or 1e308 had been."""
+    from replab.io import DataError
+    from replab.papers import parse_record
+    from replab.papers.autoencoder.evaluate import TrainRecord
+
+    good = {"model": "simple", "seed": 0, "epochs": 1, "batch_size": 2, "run": {},
+            "final_loss": {"train": 0.25, "test": None}}
+    assert parse_record(TrainRecord, good, "t/train.json").final_loss["train"] == 0.25
+    with pytest.raises(DataError) as err:
+        parse_record(TrainRecord, {**good, "final_loss": {"train": value}}, "t/train.json")
+    assert str(err.value).startswith(f"t/train.json.{message}") and "\n" not in str(err.value)
+    # the anomaly record holds one final_loss per held-out class, read as it is
+    assert parse_record(TrainRecord, {**good, "held_out": [3], "final_loss": {"3": {"train": 0.5}}}, "t").held_out

@@ -13,7 +13,7 @@ import torch
 from conftest import run_variants, without_timing
 from replab.cli import Variant, parse_variant
 from replab.data.recordings import WindowingConfig, split_windows, write_windows
-from replab.io import DataError
+from replab.io import DataError, write_manifest
 from replab.papers import censor as cs
 from replab.params import ParamError, parse
 
@@ -322,6 +322,7 @@ def test_load_windows_reindexes_the_train_users(in_tmp):
     splits = {"train": split([7, 2, 4, 2, 7, 4], [0, 1, 2, 3, 4, 5]), "seen": split([4, 7, 2], [0, 1, 2]),
               "unseen": split([10, 12], [3, 4])}
     write_windows(in_tmp / "data/processed/har", splits, {"dataset": "har", "source": "test"})
+    write_manifest(in_tmp / "data/processed/har")  # as prepare records it
     data = cs.load_windows("har", torch.device("cpu"))
     assert data.s["train"].tolist() == [2, 0, 1, 0, 2, 1]
     assert data.s["seen"].tolist() == [1, 2, 0]
@@ -576,6 +577,7 @@ def _tiny_windows(root):
     cfg = WindowingConfig(train_users=[1, 2, 3, 4], unseen_users=[5, 6])
     splits = split_windows(cfg, recordings, np.array(act), np.array(usr), np.array(tri), 0)
     write_windows(root / "data/processed/har", splits, {"dataset": "har", "source": "test"})
+    write_manifest(root / "data/processed/har")  # as prepare records it
 
 
 def test_end_to_end_every_method_is_deterministic(in_tmp):
@@ -769,9 +771,15 @@ def test_another_variants_model_is_not_credited_to_this_one(tmp_path):
         rt.load_trained(folder, "cpu", ("checkpoints",), {"method": "afl_mlp", "lambda": 0.2, "seed": 0})
     assert rt.load_trained(other, "cpu", ("checkpoints",))[0] == {"checkpoints": [1]}
     # train.json without its model_sha256 (edited by hand) had turned the check off
-    from replab.io import read_json, write_json
+    from replab.io import NonFiniteError, read_json, sha256_file, write_json
     write_json(other / "train.json", {k: v for k, v in read_json(other / "train.json").items() if k != "model_sha256"})
     with pytest.raises(DataError, match=rf"^{other}/train.json: model_sha256: missing \(model.pt's sha256"):
+        rt.load_trained(other, "cpu", ("checkpoints",))
+    # a NaN weight, its sha256 recorded (save_trained refuses one): evaluated, every measure had been null, exit 0
+    torch.save({"checkpoints": [torch.tensor([0.5, float("nan")])]}, other / "model.pt")
+    write_json(other / "train.json", {"model_sha256": sha256_file(other / "model.pt")})
+    with pytest.raises(NonFiniteError, match=rf"^{other}/model.pt: checkpoints.0: 1 of 2 values are NaN or infinite "
+                                             r"\(first at flat index 1\); a diverged model's weights; rerun the"):
         rt.load_trained(other, "cpu", ("checkpoints",))
 
 

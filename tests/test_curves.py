@@ -63,7 +63,7 @@ def test_a_variant_without_curves_is_an_error_naming_its_folder(two_variants):
 
 
 def test_a_file_not_in_dvclive_format_is_an_error_naming_it(in_tmp):
-    path = in_tmp / "m.tsv"
+    path = in_tmp / "loss.tsv"
     path.write_text("step,loss\n0,1\n")
     with pytest.raises(DataError) as err:
         read_live_tsv(path)
@@ -96,7 +96,7 @@ def test_a_file_not_in_dvclive_format_is_an_error_naming_it(in_tmp):
 ], ids=["nan-step", "inf-step", "extra-column", "timestamped-inf-step", "negative-step", "huge-step", "fraction-step",
         "cut-off-row", "cut-off-header"])
 def test_a_step_that_is_no_counter_or_an_extra_column_is_an_error_naming_file_and_line(in_tmp, text, where, message):
-    path = in_tmp / "m.tsv"
+    path = in_tmp / "loss.tsv"
     path.write_text(text)
     with pytest.raises(DataError) as err:
         read_live_tsv(path)
@@ -199,3 +199,46 @@ def test_curves_of_an_unknown_paper_name_the_known_ones(capsys):
     assert main(["curves", "nosuch"]) == 2
     assert capsys.readouterr().err == ("error: paper 'nosuch': unknown (allowed: aae_ssl, split_vae, censor, "
                                        "autoencoder, attention_vat)\n")
+
+
+def test_a_curve_of_another_metric_or_with_rows_out_of_order_is_an_error_naming_it(in_tmp):
+    """`train.tsv` copied over `test.tsv` drew the train curve as the test one; rows appended twice or reversed
+    drew a line back and forth: DVCLive heads a file's values with its name, and its steps increase."""
+    path = in_tmp / "test.tsv"
+    path.write_text("step\ttrain\n0\t1\n1\t0.5\n")
+    with pytest.raises(DataError) as err:
+        read_live_tsv(path)
+    one_line_naming(err, str(path))
+    assert "its values are headed 'train', not 'test' as DVCLive heads a test.tsv" in str(err.value)
+    for text, line, message in (("step\ttest\n0\t1\n1\t0.5\n0\t1\n1\t0.5\n", 4, "step 0 after step 1"),
+                                ("step\ttest\n1\t0.5\n0\t1\n", 3, "step 0 after step 1"),
+                                ("step\ttest\n0\t1\n0\t1\n", 3, "step 0 after step 0")):
+        path.write_text(text)
+        with pytest.raises(DataError) as err:
+            read_live_tsv(path)
+        one_line_naming(err, f"{path}:{line}")
+        assert message in str(err.value) and "rows appended twice, or reordered?" in str(err.value)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "plots/metrics/val_error.tsv").unlink(),
+     "plots/metrics/val_error.tsv: missing (plots/p/curves/ae-0/metrics.json lists val_error)"),
+    (lambda d: (d / "plots/metrics/val_error.tsv").write_text("step\tval_error\n"),
+     "plots/metrics/val_error.tsv: no rows, but plots/p/curves/ae-0/metrics.json ends it at 0.1"),
+    (lambda d: (d / "plots/metrics/val_error.tsv").write_text("step\tval_error\n0\t0.25\n1\t0.125\n"),
+     "plots/metrics/val_error.tsv: ends at 0.125 (step 1), but plots/p/curves/ae-0/metrics.json ends it at 0.1"),
+    (lambda d: (d / "plots/metrics/extra.tsv").write_text("step\textra\n0\t1\n"),
+     "plots/metrics/extra.tsv: not a metric of plots/p/curves/ae-0/metrics.json"),
+    (lambda d: (d / "metrics.json").unlink(),
+     "plots/p/curves/ae-0/metrics.json: missing (DVCLive writes it beside the curves)"),
+    (lambda d: (d / "metrics.json").write_text('{"loss": {"rec": "x"}, "step": 2}'),
+     "plots/p/curves/ae-0/metrics.json: loss/rec = 'x': expected a number"),
+], ids=["deleted", "header-only", "rows-cut", "stray-file", "no-summary", "summary-not-numbers"])
+def test_a_curve_that_is_not_what_dvclive_summarised_is_an_error_naming_it(two_variants, damage, message):
+    """A variant's deleted, emptied or cut curve vanished from the plots or ended early without a word: DVCLive's
+    metrics.json beside the curves holds every metric's last value, and each curve must end there."""
+    damage(two_variants / "plots/p/curves/ae-0")
+    with pytest.raises(DataError) as err:
+        gather("p")
+    assert message in str(err.value) and "rerun the variant's training stage" in str(err.value)
+    assert "\n" not in str(err.value)

@@ -12,7 +12,7 @@ import pytest
 
 from replab.data import har
 from replab.data import recordings as rec
-from replab.io import DataError
+from replab.io import DataError, write_manifest
 from replab.params import ParamError, parse
 
 WHERE = "params.yaml: data.har"
@@ -25,6 +25,7 @@ def prepared(tmp_path_factory):
     cfg = har.HarConfig()
     har.download("har", cfg, root / "raw")
     meta = har.prepare("har", cfg, root / "raw", root / "processed", split_seed=0)
+    write_manifest(root / "processed")  # as `replab prepare` records it (data.registry.prepare)
     splits, on_disk = rec.load_windows(root / "processed")
     assert on_disk == json.loads(json.dumps(on_disk)) and on_disk["counts"] == meta["counts"]
     return har.load_raw(root / "raw"), splits, on_disk

@@ -16,7 +16,7 @@ import yaml
 
 from conftest import one_line_naming
 from replab.data import images, recordings, text, writers
-from replab.io import DataError, read_npy, read_npz
+from replab.io import DataError, read_npy, read_npz, write_manifest
 from replab.loaders.text import load_text
 from replab.params import ParamError
 
@@ -29,8 +29,22 @@ def arrays_of(path) -> dict[str, np.ndarray]:
         return {k: npz[k] for k in npz.files}
 
 
+def recorded(folder) -> None:
+    """Record the folder's files in its manifest.json as prepare does: these tests hold the loaders' checks of
+    the bytes themselves (a prepare of another version, a bug), which stand behind the manifest's."""
+    write_manifest(folder)
+
+
 def save(path, arrays: dict[str, np.ndarray]) -> None:
+    """Write path as prepare would have written these arrays (manifest included)."""
     np.savez_compressed(path, **arrays)
+    recorded(path.parent)
+
+
+def rewrite(path, content: str) -> None:
+    """Write a JSON file of a processed folder as prepare would have written it (manifest included)."""
+    path.write_text(content)
+    recorded(path.parent)
 
 
 def refuses(load, message: str) -> None:
@@ -55,9 +69,10 @@ def non_finite(path, key: str, n_bad: int, total: int, first: int, noun: str) ->
 
 
 def truncate(path, keep: int | None = None) -> None:
-    """Cut the file to its first `keep` bytes (default: half of it)."""
+    """Cut the file to its first `keep` bytes (default: half of it), as a prepare killed mid-write would."""
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2 if keep is None else keep])
+    recorded(path.parent)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -74,6 +89,7 @@ def image_dir(tmp_path):
     out = tmp_path / "mnist5k"
     images.write_image_splits(out, {"train": split(30), "val": split(10), "test": split(20)},
                               {"dataset": "mnist5k", "source": "test", "class_names": [str(d) for d in range(10)]})
+    recorded(out)
     return out
 
 
@@ -151,7 +167,7 @@ def test_truncated_npz_and_non_object_meta_are_refused(image_dir):
     refuses(lambda: images.load_image_splits(image_dir),
             f"{image_dir / 'val.npz'}: truncated or not an .npz archive (File is not a zip file); "
             "run `dvc repro -s -f prepare@mnist5k`")
-    (image_dir / "meta.json").write_text("[]")
+    rewrite(image_dir / "meta.json", "[]")
     refuses(lambda: images.load_image_splits(image_dir),
             f"{image_dir / 'meta.json'}: top level is an array, expected an object; "
             "run `dvc repro -s -f prepare@mnist5k`")
@@ -160,15 +176,15 @@ def test_truncated_npz_and_non_object_meta_are_refused(image_dir):
 def test_a_meta_json_of_another_set_or_with_one_class_is_named(image_dir):
     """A meta.json copied from another set passed; one listing a single class was blamed on train.npz's y."""
     meta = json.loads((image_dir / "meta.json").read_text())
-    (image_dir / "meta.json").write_text(json.dumps({**meta, "dataset": "har"}))
+    rewrite(image_dir / "meta.json", json.dumps({**meta, "dataset": "har"}))
     refuses(lambda: images.load_image_splits(image_dir, "mnist5k"),  # the loader names the set it loads
             f"{image_dir / 'meta.json'}: dataset = 'har', but the folder is mnist5k's (a meta.json of another set); "
             "run `dvc repro -s -f prepare@mnist5k`")
-    (image_dir / "meta.json").write_text(json.dumps({**meta, "class_names": ["0"]}))
+    rewrite(image_dir / "meta.json", json.dumps({**meta, "class_names": ["0"]}))
     refuses(lambda: images.load_image_splits(image_dir),
             f"{image_dir / 'meta.json'}: class_names = ['0']: expected a list of two or more names; "
             "run `dvc repro -s -f prepare@mnist5k`")
-    (image_dir / "meta.json").write_text(json.dumps(meta))
+    rewrite(image_dir / "meta.json", json.dumps(meta))
     assert images.load_image_splits(image_dir)[1] == meta
 
 
@@ -193,6 +209,7 @@ def writer_dir(tmp_path):
 
     out = tmp_path / "writers"
     writers.write_writer_splits(out, {"train": split(16), "test": split(8)}, {"dataset": "writers", "source": "test"})
+    recorded(out)
     return out
 
 
@@ -222,15 +239,15 @@ def test_bad_writer_split_is_refused_on_load(writer_dir, case):
 def test_writer_truncated_npz_and_bad_meta(writer_dir):
     meta = json.loads((writer_dir / "meta.json").read_text())
     for bad in ("four", None):  # null (or NaN, read as null) was let through and failed later in int()
-        (writer_dir / "meta.json").write_text(json.dumps({**meta, "n_writers": bad}))
+        rewrite(writer_dir / "meta.json", json.dumps({**meta, "n_writers": bad}))
         refuses(lambda: writers.load_writer_splits(writer_dir),
                 f"{writer_dir / 'meta.json'}: n_writers = {bad!r} (expected an integer ≥ 1); run `dvc repro -s -f "
                 "prepare@writers`")
-    (writer_dir / "meta.json").write_text('"writers"')
+    rewrite(writer_dir / "meta.json", '"writers"')
     refuses(lambda: writers.load_writer_splits(writer_dir),
             f"{writer_dir / 'meta.json'}: top level is a string, expected an object; run `dvc repro -s -f "
             "prepare@writers`")
-    (writer_dir / "meta.json").write_text(json.dumps(meta))
+    rewrite(writer_dir / "meta.json", json.dumps(meta))
     truncate(writer_dir / "test.npz")
     refuses(lambda: writers.load_writer_splits(writer_dir),
             f"{writer_dir / 'test.npz'}: truncated or not an .npz archive (File is not a zip file); "
@@ -253,6 +270,7 @@ def har_dir(tmp_path):
     out = tmp_path / "har"
     recordings.write_windows(out, {"train": split([0, 1, 2, 0, 1, 2]), "seen": split([0, 1, 2]),
                                    "unseen": split([12, 13])}, {"dataset": "har", "source": "test"})
+    recorded(out)
     return out
 
 
@@ -295,10 +313,10 @@ def test_bad_window_split_is_refused_on_load(har_dir, case):
 
 
 def test_har_truncated_npz_and_list_meta(har_dir):
-    (har_dir / "meta.json").write_text("[]")
+    rewrite(har_dir / "meta.json", "[]")
     refuses(lambda: recordings.load_windows(har_dir),
             f"{har_dir / 'meta.json'}: top level is an array, expected an object; run `dvc repro -s -f prepare@har`")
-    (har_dir / "meta.json").write_text("{}")
+    rewrite(har_dir / "meta.json", "{}")
     truncate(har_dir / "unseen.npz")
     refuses(lambda: recordings.load_windows(har_dir),
             f"{har_dir / 'unseen.npz'}: truncated or not an .npz archive (File is not a zip file); "
@@ -329,6 +347,7 @@ def text_dir(tmp_path):
     out = tmp_path / "rt_snippets"
     text.write_text_splits(out, splits, VOCAB, {"dataset": "rt_snippets", "source": "test"}, sos_eos=False,
                            unlabeled=[["film"], ["plot", "good"]])
+    recorded(out)
     return out
 
 
@@ -340,6 +359,7 @@ def test_a_cut_pool_sequence_ends_in_eos_again(tmp_path):
     splits = {name: {"docs": docs, "labels": [1, 0]} for name in text.SPLITS}
     text.write_text_splits(tmp_path / "rt_snippets", splits, vocab, {"dataset": "rt_snippets", "source": "test"},
                            sos_eos=True, unlabeled=[["good", "bad", "film", "film", "bad"], ["film"]])
+    recorded(tmp_path / "rt_snippets")
     data = load_text("rt_snippets", torch.device("cpu"), unlabeled_max_length=4, root=tmp_path)
     assert data.tokens["unlabeled"].tolist() == [[2, 4, 5, 3], [2, 6, 3, 0]]  # <SOS> good bad <EOS>; untouched
     assert data.lengths["unlabeled"].tolist() == [4, 3]
@@ -412,14 +432,15 @@ def test_text_truncated_files_and_wrong_json_kinds(text_dir):
         load_all(text_dir)()
     one_line_naming(err, "embeddings.npy")
     (text_dir / "embeddings.npy").unlink()
-    (text_dir / "vocab.json").write_text(json.dumps({str(i): t for i, t in enumerate(VOCAB)}))
+    recorded(text_dir)
+    rewrite(text_dir / "vocab.json", json.dumps({str(i): t for i, t in enumerate(VOCAB)}))
     refuses(load_all(text_dir), f"{text_dir / 'vocab.json'}: top level is an object, expected an array; "
                                 "run `dvc repro -s -f prepare@rt_snippets`")
-    (text_dir / "vocab.json").write_text(json.dumps(VOCAB))
-    (text_dir / "meta.json").write_text("[]")
+    rewrite(text_dir / "vocab.json", json.dumps(VOCAB))
+    rewrite(text_dir / "meta.json", "[]")
     refuses(load_all(text_dir), f"{text_dir / 'meta.json'}: top level is an array, expected an object; "
                                 "run `dvc repro -s -f prepare@rt_snippets`")
-    (text_dir / "meta.json").write_text("{}")
+    rewrite(text_dir / "meta.json", "{}")
     truncate(text_dir / "unlabeled.npz")
     refuses(load_all(text_dir), f"{text_dir / 'unlabeled.npz'}: truncated or not an .npz archive (File is not a "
                                 "zip file); run `dvc repro -s -f prepare@rt_snippets`")
@@ -517,11 +538,17 @@ LOADERS = {
 def test_a_processed_file_edited_since_prepare_is_refused(layout, request):
     """Half the test rows cut (np.savez, the format intact) and `replab evaluate` ran on them with exit 0, beside a
     meta.json whose counts said otherwise: prepare records every file's sha256, the loaders check them."""
-    from replab.io import MANIFEST, write_manifest
+    from replab.io import MANIFEST
 
     folder = request.getfixturevalue(layout)
     load = LOADERS[layout]
-    load(folder)  # no manifest (a folder written by hand): not checked
+    stage = f"prepare@{folder.name}"
+    (folder / MANIFEST).unlink()  # deleted, or emptied: the check had been off then
+    refuses(lambda: load(folder), f"{folder / MANIFEST}: missing (prepare writes it beside the files it lists; run "
+                                  f"`dvc repro -s -f {stage}`)")
+    (folder / MANIFEST).write_text(json.dumps({"sha256": {}}))
+    refuses(lambda: load(folder), f"{folder / MANIFEST}: sha256: expected a non-empty object of file names and "
+                                  f"digests; run `dvc repro -s -f {stage}`")
     write_manifest(folder)
     listed = json.loads((folder / MANIFEST).read_text())["sha256"]
     assert "meta.json" in listed and MANIFEST not in listed
@@ -529,14 +556,17 @@ def test_a_processed_file_edited_since_prepare_is_refused(layout, request):
     split = {"image_dir": "test", "writer_dir": "test", "har_dir": "unseen", "text_dir": "test"}[layout]
     path = folder / f"{split}.npz"
     arrays = arrays_of(path)
-    save(path, {k: v[: len(v) // 2] for k, v in arrays.items()})
-    stage = f"prepare@{folder.name}"
+    np.savez_compressed(path, **{k: v[: len(v) // 2] for k, v in arrays.items()})  # an edit: not recorded
     with pytest.raises(DataError) as err:
         load(folder)
     assert re.fullmatch(rf"{re.escape(str(path))}: not the file prepare wrote \(sha256 [0-9a-f]{{12}}…, manifest.json "
                         rf"lists [0-9a-f]{{12}}…\): edited since; run `dvc repro -s -f {stage}`", str(err.value))
     path.unlink()
     refuses(lambda: load(folder), f"{path}: missing (prepare wrote it; run `dvc repro -s -f {stage}`)")
+    write_manifest(folder)
+    (folder / "extra.npz").write_bytes(b"")  # a file prepare did not write
+    refuses(lambda: load(folder), f"{folder / 'extra.npz'}: not written by prepare (manifest.json does not list it); "
+                                  f"run `dvc repro -s -f {stage}`")
 
 
 def test_every_prepare_writes_the_manifest(in_tmp, monkeypatch):

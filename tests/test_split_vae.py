@@ -12,7 +12,7 @@ import torch
 
 from conftest import run_variants, without_timing
 from replab.cli import Variant
-from replab.io import read_npz, write_json
+from replab.io import read_npz, write_json, write_manifest
 from replab.papers import split_vae as sv
 from replab.params import ParamError, Runtime, parse
 
@@ -177,6 +177,7 @@ def _tiny_writers(root, n_writers=6, per_writer=(14, 4)):
         x = (x * rng.integers(120, 256, x.shape)).astype(np.uint8)
         np.savez(out / f"{split}.npz", x=x, y=y.astype(np.int64), writer=writer.astype(np.int64))
     (out / "meta.json").write_text(json.dumps({"source": "test", "n_writers": n_writers}))
+    write_manifest(out)  # as `replab prepare` records it
 
 
 def _run_all(cfg):
@@ -382,3 +383,23 @@ def test_exp2_slant_of_a_about_equal_to_b_within_five_hundredths(a, b, about_equ
 
     stats = {"a": None if a is None else {"mean": a}, "b": {"mean": b}}
     assert _slant_in_a_about_as_in_b(stats) is about_equal
+
+
+def test_a_final_loss_term_that_is_no_loss_is_refused_naming_it():
+    """train.json's final.train terms are copied into the metrics (train_<term>): `true`, −5 or 1e308 had been,
+    and each term of model.TERMS must be there."""
+    from replab.io import DataError
+    from replab.papers import parse_record
+    from replab.papers.split_vae.evaluate import TrainRecord
+    from replab.papers.split_vae.model import TERMS
+
+    good = {"epochs": 1, "latent_dim": 2, "run": {}, "final": {"train": dict.fromkeys(TERMS, 1.5), "test": {}}}
+    assert parse_record(TrainRecord, good, "t/train.json").final["train"]["ce"] == 1.5
+    for value, message in ((True, "ce = True: must be a number"), (-5, "ce = -5.0: must be >= 0"),
+                           (1e308, "ce = 1e+308: must be within")):
+        with pytest.raises(DataError) as err:
+            parse_record(TrainRecord, {**good, "final": {"train": {**good["final"]["train"], "ce": value}}},
+                         "t/train.json")
+        assert str(err.value).startswith(f"t/train.json.final.train.{message}")
+    with pytest.raises(DataError, match=r"^t/train.json.final.train.kl_a: missing"):
+        parse_record(TrainRecord, {**good, "final": {"train": {"loss": 1.0, "rec": 1.0}}}, "t/train.json")

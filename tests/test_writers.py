@@ -12,7 +12,7 @@ import pytest
 
 from replab.data import writers as wr
 from replab.data.embedded import MNIST5K_FILE
-from replab.io import DataError
+from replab.io import DataError, write_manifest
 from replab.params import ParamError, parse
 
 ROWS = np.arange(28, dtype=np.float64)
@@ -35,6 +35,7 @@ def prepared(raw, tmp_path_factory):
     """The default set, prepared once: (splits, meta, out_dir)."""
     out = tmp_path_factory.mktemp("processed") / "writers"
     meta = wr.prepare("writers", wr.WritersConfig(), raw, out, split_seed=0)
+    write_manifest(out)  # as `replab prepare` records it (data.registry.prepare)
     splits, on_disk = wr.load_writer_splits(out)
     assert on_disk == json.loads(json.dumps(on_disk)) and on_disk["counts"] == meta["counts"]
     return splits, on_disk, out
@@ -55,8 +56,8 @@ def test_layout_counts_and_balance(prepared):
     splits, meta, out = prepared
     cfg = wr.WritersConfig()
     n_test = wr.n_test_per_writer(cfg)
-    assert n_test == 8 and sorted(p.name for p in out.iterdir()) == ["meta.json", "style.npz", "test.npz",
-                                                                       "train.npz"]
+    assert n_test == 8 and sorted(p.name for p in out.iterdir()) == ["manifest.json", "meta.json", "style.npz",
+                                                                       "test.npz", "train.npz"]
     for split, per in (("train", cfg.images_per_writer - n_test), ("test", n_test)):
         x, y, w = splits[split]
         n = cfg.n_writers * per

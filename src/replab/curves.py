@@ -88,7 +88,9 @@ MAX_STEP = 2.0 ** 53  # DVCLive's steps are counters (`Live.step`, ints ≥ 0); 
 def read_live_tsv(path: Path) -> tuple[str, list[tuple[float, float]]]:
     """A DVCLive metric file → (value column name, [(step, value), ...]). Raises DataError naming the file (and
     line) when it is not DVCLive's format: a row with other columns than the header's, a step that is not a whole
-    number from 0 to 2^53. Values may be NaN or ±inf (a diverged run: `gather` leaves them out and counts them)."""
+    number from 0 to 2^53 or not above the row before's (rows appended twice, reordered), a value column not named
+    as the file is (DVCLive names it so: another metric's file copied in), a last line cut off. Values may be NaN or
+    ±inf (a diverged run: `gather` leaves them out and counts them)."""
     if path.is_dir():
         raise DataError(f"{path}: a directory, not a DVCLive metric file (expected a TSV `[timestamp] step <name>`)")
     try:
@@ -103,8 +105,11 @@ def read_live_tsv(path: Path) -> tuple[str, list[tuple[float, float]]]:
                         "that writes it)")
     if not rows or rows[0][:-1] not in (["step"], ["timestamp", "step"]):
         raise DataError(f"{path}: not a DVCLive metric file (expected the header `[timestamp] step <name>`)")
+    if rows[0][-1] != path.stem:
+        raise DataError(f"{path}: its values are headed {rows[0][-1]!r}, not {path.stem!r} as DVCLive heads a "
+                        f"{path.name} (another metric's file?)")
     step = len(rows[0]) - 2
-    points = []
+    points: list[tuple[float, float]] = []
     for line, row in enumerate(rows[1:], 2):
         if len(row) != len(rows[0]):
             raise DataError(f"{path}:{line}: expected {len(rows[0])} columns ({' '.join(rows[0])}), got {len(row)}: "
@@ -116,8 +121,51 @@ def read_live_tsv(path: Path) -> tuple[str, list[tuple[float, float]]]:
         if not (0 <= point[0] <= MAX_STEP and point[0].is_integer()):  # (NaN fails every comparison)
             raise DataError(f"{path}:{line}: step {row[step]!r} is not a DVCLive step (allowed: a whole number from 0 "
                             f"to 2^53)")
+        if points and point[0] <= points[-1][0]:
+            raise DataError(f"{path}:{line}: step {row[step]} after step {points[-1][0]:.0f} (DVCLive's steps "
+                            "increase: rows appended twice, or reordered?)")
         points.append(point)
     return rows[0][-1], points
+
+
+SUMMARY = "metrics.json"  # DVCLive's summary beside the curves: each metric's last value, and the last step
+
+
+def last_values(path: Path) -> dict[str, float]:
+    """{metric name (as the curve files are named, `loss/train`): its last value} of a DVCLive summary. DataError
+    when it is missing or not a summary of numbers: without it a deleted or cut curve would pass unnoticed."""
+    from replab.io import read_json
+
+    leaves: dict[str, float] = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}/")
+            elif isinstance(value, bool) or not isinstance(value, int | float):
+                raise DataError(f"{path}: {prefix}{key} = {value!r}: expected a number (DVCLive's summary); rerun the "
+                                "variant's training stage")
+            elif prefix or key != "step":
+                leaves[f"{prefix}{key}"] = float(value)
+
+    if not path.is_file():
+        raise DataError(f"{path}: missing (DVCLive writes it beside the curves); rerun the variant's training stage")
+    walk(read_json(path, expect=dict), "")
+    return leaves
+
+
+def check_last_value(path: Path, points: list[tuple[float, float]], summary: float | None, where: Path) -> None:
+    """DataError when a curve is not the one DVCLive's summary `where` ends with: no rows, a metric the summary does
+    not list, or another last value (rows cut off, another variant's or metric's file)."""
+    hint = "rerun the variant's training stage"
+    if summary is None:
+        raise DataError(f"{path}: not a metric of {where} (a curve DVCLive did not write); {hint}")
+    if not points:
+        raise DataError(f"{path}: no rows, but {where} ends it at {summary!r}; {hint}")
+    last = points[-1][1]
+    if not (last == summary or math.isnan(last) and math.isnan(summary)):
+        raise DataError(f"{path}: ends at {last!r} (step {points[-1][0]:.0f}), but {where} ends it at {summary!r} "
+                        f"(rows cut off, or another run's file?); {hint}")
 
 
 def gather(paper: str, variants: list[str] | None = None) -> dict[str, list[tuple[str, float, float]]]:
@@ -136,9 +184,14 @@ def gather(paper: str, variants: list[str] | None = None) -> dict[str, list[tupl
         files = sorted(metrics_dir.rglob("*.tsv")) if metrics_dir.is_dir() else []
         if not files:
             raise DataError(f"{metrics_dir}: no DVCLive curves (*.tsv) for variant {variant!r} of {paper}")
-        for file in files:
-            name = file.relative_to(metrics_dir).with_suffix("").as_posix()
+        summary = last_values(base / path / SUMMARY)
+        names = {file.relative_to(metrics_dir).with_suffix("").as_posix(): file for file in files}
+        if missing := sorted(set(summary) - set(names)):
+            raise DataError(f"{metrics_dir / missing[0]}.tsv: missing ({base / path / SUMMARY} lists {missing[0]}); "
+                            "rerun the variant's training stage")
+        for name, file in names.items():
             _, points = read_live_tsv(file)
+            check_last_value(file, points, summary.get(name), base / path / SUMMARY)
             for step, value in points:
                 if math.isfinite(value):
                     curves[name].append((variant, step, value))

@@ -562,15 +562,16 @@ def write_manifest(folder: str | os.PathLike) -> None:
 
 def check_manifest(folder: str | os.PathLike, stage: str) -> None:
     """DataError naming the first file of a processed data folder that is not the one prepare wrote (its MANIFEST):
-    changed, truncated or deleted since (a hand edit that kept the format, e.g. half the test rows, or shuffled
-    labels, would otherwise be trained and evaluated on without a word). A folder without a manifest (written by
-    hand, or by an older replab) is not checked; files the manifest does not list are ignored."""
+    changed, truncated, deleted or added since (a hand edit that kept the format, e.g. half the test rows, or
+    shuffled labels, would otherwise be trained and evaluated on without a word). The manifest itself is required:
+    deleting it, or emptying its listing, had turned the check off."""
     folder = Path(folder)
-    if not (folder / MANIFEST).exists():
-        return
+    if not (folder / MANIFEST).is_file():
+        raise DataError(f"{folder / MANIFEST}: missing (prepare writes it beside the files it lists; "
+                        f"{rerun_hint(stage)})")
     listed = read_json(folder / MANIFEST, expect=dict, stage=stage).get("sha256")
-    if not isinstance(listed, dict) or not all(isinstance(v, str) for v in listed.values()):
-        raise DataError(f"{folder / MANIFEST}: sha256: expected an object of file names and digests; "
+    if not isinstance(listed, dict) or not listed or not all(isinstance(v, str) for v in listed.values()):
+        raise DataError(f"{folder / MANIFEST}: sha256: expected a non-empty object of file names and digests; "
                         f"{rerun_hint(stage)}")
     for name, digest in listed.items():
         path = folder / name
@@ -579,6 +580,11 @@ def check_manifest(folder: str | os.PathLike, stage: str) -> None:
         if (found := sha256_file(path)) != digest:
             raise DataError(f"{path}: not the file prepare wrote (sha256 {found[:12]}…, {MANIFEST} lists "
                             f"{digest[:12]}…): edited since; {rerun_hint(stage)}")
+    added = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
+                   and p.relative_to(folder).as_posix() not in listed and p.name != MANIFEST)
+    if added:
+        raise DataError(f"{folder / added[0]}: not written by prepare ({MANIFEST} does not list it); "
+                        f"{rerun_hint(stage)}")
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -435,8 +435,9 @@ def load_trained(model_dir, device, state_keys: tuple[str, ...] = (), axes: dict
     either is damaged, model.pt lacks one of `state_keys`, train.json's `axes` values (model, n_labeled, seed, …)
     are not the variant's, or model.pt is not the file its train.json was written with (`model_sha256`, required:
     another variant's model.pt copied in, or an edited one): another variant's files are never
-    evaluated and credited to this one."""
-    from replab.io import DataError, read_json
+    evaluated and credited to this one. A NaN or ±inf weight is a NonFiniteError naming the file and tensor (as
+    `save_trained` refuses to write one): its measures would otherwise be NaN, written as null."""
+    from replab.io import DataError, first_non_finite, read_json, require_finite
 
     model_dir = Path(model_dir)
     path = model_dir / "model.pt"
@@ -461,6 +462,9 @@ def load_trained(model_dir, device, state_keys: tuple[str, ...] = (), axes: dict
         raise DataError(f"{path}: not the model.pt its train.json was written with (sha256 {digest[:12]}…, "
                         f"train.json's model_sha256 {str(record['model_sha256'])[:12]}…): another variant's or an "
                         f"edited file; {hint}")
+    if (bad := first_non_finite(state)) is not None:
+        place, tensor = bad
+        require_finite(tensor, f"{path}: {place}", f"a diverged model's weights; {hint}")
     return state, record
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, make_dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ from replab.papers.split_vae.model import (
     load_writers,
     variant_key,
 )
-from replab.params import fail, param
+from replab.params import param, parse
 
 # ---------------------------------------------------------------------------------------------------------
 # Measures
@@ -152,6 +152,10 @@ def decoded_grid(model: SplitVAE, a_ticks: np.ndarray, b_ticks: np.ndarray, devi
     return images.reshape(len(b_ticks), len(a_ticks), 28, 28).cpu().numpy()
 
 
+# train.json's final.train: the last epoch's mean of each loss term of model.TERMS (each ≥ 0), or null
+FinalTerms = make_dataclass("FinalTerms", [(term, float | None, param(ge=0)) for term in TERMS])
+
+
 @dataclass
 class TrainRecord:
     """What evaluation reads of a train.json (train.train); its other keys are not read."""
@@ -162,13 +166,8 @@ class TrainRecord:
     run: dict[str, Any] = param()
     writers: list[int] | None = param(None, ge=0)
 
-    def check(self, where: str) -> None:
-        train = self.final.get("train")
-        bad = next((t for t in TERMS if not isinstance(train, dict) or t not in train
-                    or not (train[t] is None or isinstance(train[t], int | float) and not isinstance(train[t], bool))),
-                   None)
-        if bad is not None:
-            fail(where, f"final.train.{bad}: missing or not a number (allowed: a number or null)")
+    def check(self, where: str) -> None:  # (true, −5 or 1e308 had been copied into the metrics)
+        parse(FinalTerms, self.final.get("train"), f"{where}.final.train")
 
 
 def tsne_embed(z: np.ndarray, cfg: TsneConfig, seed: int) -> tuple[np.ndarray | None, str | None]:
