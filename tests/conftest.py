@@ -76,6 +76,42 @@ def server(tmp_path, monkeypatch):
     httpd.server_close()
 
 
+class CutHandler(QuietHandler):
+    """Serves the files named in `cut` as a dropped connection does: status 200, the first half of the body, then
+    the connection closed; cut[name] = True announces the whole file's Content-Length, False none (so only the
+    file's own format can tell). Other files are served whole."""
+
+    cut: dict[str, bool] = {}
+
+    def do_GET(self):
+        name = self.path.lstrip("/")
+        if name not in self.cut:
+            return super().do_GET()
+        data = (Path(self.directory) / name).read_bytes()
+        self.send_response(200)
+        if self.cut[name]:
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.close_connection = True
+
+
+@pytest.fixture
+def cut_server(tmp_path, monkeypatch):
+    """(served directory, base URL, cut) of a loopback HTTP server that cuts the transfers of the files named in
+    `cut` (a dict the test fills, see CutHandler)."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    root = tmp_path / "cut-srv"
+    root.mkdir()
+    cut: dict[str, bool] = {}
+    handler = type("Cut", (CutHandler,), {"cut": cut})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/", cut
+    httpd.shutdown()
+    httpd.server_close()
+
+
 def closed_port_url() -> str:
     """A loopback URL nobody listens on: what an unreachable dataset host looks like."""
     with socket.socket() as s:

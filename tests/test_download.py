@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import QuietHandler, closed_port_url
+from conftest import QuietHandler, closed_port_url, one_line_naming
 from replab import download
 from replab.download import RemoteFile, fetch, offline_hint
 from replab.io import DataError
@@ -74,8 +74,29 @@ def test_a_mismatch_of_a_sized_pin_says_both_sizes(upstream, server, tmp_path):
     pin = RemoteFile("blob.zip", (server[1] + "blob.zip",), "0" * 64, 789_539)
     with pytest.raises(DataError) as err:
         fetch(pin, tmp_path / "raw", progress=False)
-    assert str(err.value).endswith(f"(checksum mismatch: sha256 {sha(raw)}, expected {'0' * 64} (20 bytes, expected "
-                                   "789,539))")
+    assert str(err.value).endswith(f"(not a zip archive, or truncated (File is not a zip file); checksum mismatch: "
+                                   f"sha256 {sha(raw)}, expected {'0' * 64} (20 bytes, expected 789,539))")
+
+
+@pytest.mark.parametrize("name", ["blob.gz", "blob.zip", "blob.bin"])
+@pytest.mark.parametrize("bad, what", [
+    (b"\xef\xbb\xbf<!DOCTYPE html><html><body>Not Found</body></html>", "an HTML page, not the file"),
+    (b"", "empty file"),
+], ids=["html-with-bom", "empty"])
+def test_every_pinned_kind_says_what_the_bytes_are_with_pins_and_sizes(server, tmp_path, name, bad, what):
+    """A pinned .gz's HTML page read `truncated or corrupt gzip (Not a gzipped file (b'<!'))`, an empty one
+    `decompressed sha256 e3b0…` (gzip reads 0 bytes as empty content): neither said what it was, nor the pins or
+    sizes a .zip's mismatch gives."""
+    (server[0] / name).write_bytes(bad)
+    pin = RemoteFile(name, (server[1] + name,), "a" * 64, 9_912_422,
+                     content_sha256="c" * 64 if name.endswith(".gz") else None)
+    with pytest.raises(DataError) as err:
+        fetch(pin, tmp_path / "raw", progress=False)
+    msg = str(err.value)
+    pins = f"{'a' * 64} or decompressed sha256 {'c' * 64}" if name.endswith(".gz") else "a" * 64
+    assert msg.endswith(f"({what}{' (an error or login page?)' if bad else ''}; checksum mismatch: sha256 {sha(bad)}, "
+                        f"expected {pins} ({len(bad):,} bytes, expected 9,912,422))"), msg
+    assert "\n" not in msg and (not (tmp_path / "raw").exists() or not any((tmp_path / "raw").iterdir()))
 
 
 def test_corrupt_existing_copy_is_replaced(upstream, tmp_path):
@@ -250,7 +271,7 @@ def two_mirrors(server):
 
 @pytest.mark.parametrize("bad, reason", [
     (gz(PAYLOAD[::-1]), "checksum mismatch: decompressed sha256"),  # other bytes, a valid gzip
-    (HTML, "truncated or corrupt gzip"),  # an error page answered with status 200
+    (HTML, "an HTML page, not the file"),  # an error page answered with status 200
     (gz(PAYLOAD, filename="train-images-idx3-ubyte", mtime=1_000_000)[:300], "truncated or corrupt gzip"),
 ], ids=["other-bytes", "html-page", "truncated"])
 def test_a_source_with_wrong_bytes_is_skipped_for_the_next(two_mirrors, tmp_path, capsys, bad, reason):
@@ -283,7 +304,7 @@ def test_every_source_failing_lists_each_with_its_reason(two_mirrors, tmp_path):
         fetch(f, dest, progress=False, key="data.mnist.mirror")
     msg = str(err.value)
     assert "\n" not in msg and msg.startswith(f"{IDX}: download failed from {closed} (unreachable); ")
-    assert f"{f.urls[1]} (truncated or corrupt gzip" in msg
+    assert f"{f.urls[1]} (an HTML page, not the file" in msg
     assert f"{f.urls[2]} (checksum mismatch: decompressed sha256 {sha(PAYLOAD[::-1])}" in msg
     assert "data.mnist.mirror" in msg  # one source was unreachable: the offline hint applies
     assert [(x.source, x.unreachable) for x in err.value.failures] == [(closed, True), (f.urls[1], False),
@@ -316,6 +337,8 @@ def test_an_existing_copy_that_fails_is_removed_and_listed(upstream, tmp_path):
     ("data.mat", b"\x00" * 200, "not a MATLAB .mat file"),
     ("data.gz", b"Service Unavailable", "truncated or corrupt gzip"),
     ("data.txt", b"", "empty file"),
+    # an error page behind a UTF-8 byte order mark passed for the file
+    ("data.txt", b"\xef\xbb\xbf" + HTML, "an HTML page, not the file"),
 ])
 def test_unpinned_files_are_checked_for_their_format(server, tmp_path, capsys, name, bad, reason):
     root, base = server
@@ -399,6 +422,35 @@ def test_a_trickling_host_fails_at_the_deadline_in_one_line(tmp_path):
         httpd.server_close()
     assert download.default_deadline(None) == download.DEADLINE_UNSIZED_S
     assert download.default_deadline(64 * 1024 * 100) == download.DEADLINE_BASE_S + 100
+
+
+@pytest.mark.parametrize("pin", [True, False], ids=["pinned", "unpinned"])
+def test_a_body_shorter_than_its_content_length_is_refused(cut_server, tmp_path, network_attempts, pin):
+    """A dropped connection: half the body after a Content-Length of the whole. urllib3 2 refuses it (reported as
+    ChunkedEncodingError, with the offline hint); an older one would not: the size is compared here too."""
+    root, base, cut = cut_server
+    data = _zip_bytes({"a.txt": PAYLOAD})
+    (root / "data.zip").write_bytes(data)
+    cut["data.zip"] = True
+    f = RemoteFile("data.zip", (base + "data.zip",), sha(data) if pin else None)
+    with pytest.raises(download.FetchError) as err:
+        fetch(f, tmp_path / "raw", progress=False, retries=1)
+    msg = one_line_naming(err, "data.zip")
+    assert f"of the {len(data):,} bytes its Content-Length announced) after 2 attempts" in msg, msg
+    assert "no network?" not in msg and not err.value.unreachable  # bytes came: not an offline host
+    assert not (tmp_path / "raw").exists()
+    assert len(network_attempts.urls) == 2  # a dropped connection is worth a retry
+    del cut["data.zip"]
+    assert fetch(f, tmp_path / "raw", progress=False).read_bytes() == data
+    # the check holds whatever urllib3 does: a response whose body on disk is short of its Content-Length
+    from types import SimpleNamespace
+    short = tmp_path / "short"
+    short.write_bytes(b"x" * 10)
+    assert download._incomplete(SimpleNamespace(headers={"Content-Length": "20"}), short) == \
+        "incomplete transfer (10 of the 20 bytes its Content-Length announced)"
+    assert download._incomplete(SimpleNamespace(headers={"Content-Length": "20", "Content-Encoding": "gzip"}),
+                                short) is None  # requests decoded it: the sizes are not comparable
+    assert download._incomplete(SimpleNamespace(headers={}), short) is None
 
 
 def test_a_local_mirror_without_the_file_says_so_not_no_network(upstream, tmp_path):

@@ -62,7 +62,10 @@ class RemoteFile:
     `check(path)`, if given, runs after the pins and the format check on every copy (a downloaded one
     before it is renamed into place, an existing one before it is reused); it raises DataError whose message
     says what is wrong with the bytes (e.g. an unpinned archive's members against their own pins). Without
-    any pin, the format implied by the name is still checked (.gz, .zip, .mat) and an HTML page is rejected."""
+    any pin, the format implied by the name is still checked (.gz, .zip, .mat) and an HTML page is rejected;
+    but only a .gz and a .zip are thereby known complete (a transfer cut short without a Content-Length
+    passes the .mat header test and any text file), so an unpinned file of another kind needs a `check` that
+    reads it whole (fasttext.check_vec, emnist_writers' parse of the .mat)."""
 
     name: str
     urls: tuple[str, ...]
@@ -169,8 +172,8 @@ def fetch(file: RemoteFile, dest_dir: str | Path, mirror: str | None = None, *, 
                 else:
                     _http_get(source, tmp, progress=progress, retries=retries, timeout=timeout, deadline=deadline)
                 reason = _rejection(file, tmp)
-                if reason is not None:
-                    raise _Rejected(reason)
+                if reason is not None:  # a check names the temp file, gone by the time the reason is read
+                    raise _Rejected(reason.replace(str(tmp), file.name))
             return target
         except (_Unavailable, _Rejected) as err:
             failures.append(SourceFailure(str(source), str(err), isinstance(err, _Unavailable),
@@ -245,26 +248,10 @@ def verify(file: RemoteFile, path: str | Path, origin: str | Path | None = None)
 def _rejection(file: RemoteFile, path: str | Path) -> str | None:
     """Why the bytes at `path` are not `file` (one line), or None when they verify."""
     actual = sha256_file(path)
-    name = file.name.lower()
     if actual != file.sha256:
-        pinned = file.sha256 is not None or file.content_sha256 is not None
-        if name.endswith(".gz"):
-            try:
-                content = _gunzip_sha256(path)  # also catches a truncated archive with a clear message
-            except _Rejected as err:
-                return str(err)
-            if file.content_sha256 is not None:
-                if content != file.content_sha256:
-                    return (f"checksum mismatch: decompressed sha256 {content}, expected {file.content_sha256} "
-                            f"(file sha256 {actual})")
-            elif file.sha256 is not None:
-                return _mismatch(file, actual, path)
-        elif pinned:
-            return _mismatch(file, actual, path)
-        else:
-            reason = _format_rejection(name, path)
-            if reason is not None:
-                return reason
+        reason = _bytes_rejection(file, actual, path)
+        if reason is not None:
+            return reason
     if file.check is not None:
         try:
             file.check(Path(path))
@@ -273,21 +260,54 @@ def _rejection(file: RemoteFile, path: str | Path) -> str | None:
     return None
 
 
-def _mismatch(file: RemoteFile, actual: str, path: str | Path) -> str:
-    """The checksum-mismatch reason, with the sizes where the pin has one: a truncated or repackaged copy (another
-    mirror's re-tarred archive) reads at a glance."""
+def _bytes_rejection(file: RemoteFile, actual: str, path: str | Path) -> str | None:
+    """Why bytes whose sha256 `actual` is not the file pin fail (None: a .gz whose content pin matches, or an
+    unpinned file of the right format). What the bytes are (empty, an HTML page, a truncated gzip) comes first
+    where it is plain; for a pinned file the pins and sizes always follow, whatever its kind."""
+    name = file.name.lower()
+    what = _format_rejection(name, path)
+    content = None
+    if what is None and name.endswith(".gz"):
+        try:
+            content = _gunzip_sha256(path)  # also catches a truncated archive with a clear message
+        except _Rejected as err:
+            what = str(err)
+    if file.sha256 is None and file.content_sha256 is None:
+        return what
+    if content is not None and content == file.content_sha256:
+        return None  # a recompressed copy of the pinned content
+    return _mismatch(file, actual, path, what, content if file.content_sha256 is not None else None)
+
+
+def _mismatch(file: RemoteFile, actual: str, path: str | Path, what: str | None = None,
+              content: str | None = None) -> str:
+    """The checksum-mismatch reason, after `what` the bytes are (if known), with the sizes where the pin has one: a
+    truncated or repackaged copy (another mirror's re-tarred archive) reads at a glance. `content`: the decompressed
+    sha256 of a .gz with a content pin."""
     got = Path(path).stat().st_size
-    sizes = f" ({got:,} bytes, expected {file.size:,})" if file.size and got != file.size else ""
-    return f"checksum mismatch: sha256 {actual}, expected {file.sha256}{sizes}"
+    sizes = f"{got:,} bytes, expected {file.size:,}" if file.size and got != file.size else ""
+    if content is not None:
+        reason = (f"checksum mismatch: decompressed sha256 {content}, expected {file.content_sha256} "
+                  f"(file sha256 {actual}{'; ' + sizes if sizes else ''})")
+    else:
+        pins = " or ".join([p for p in (file.sha256,) if p] +
+                           [f"decompressed sha256 {file.content_sha256}"] * (file.content_sha256 is not None))
+        reason = f"checksum mismatch: sha256 {actual}, expected {pins}{f' ({sizes})' if sizes else ''}"
+    return f"{what}; {reason}" if what else reason
+
+
+# A UTF-8 byte order mark: some servers' error pages start with one, before `<!DOCTYPE html>`.
+_BOM = b"\xef\xbb\xbf"
 
 
 def _format_rejection(name: str, path: str | Path) -> str | None:
-    """For an unpinned file: is it what its name says (a zip, a MATLAB file), and not an HTML error page?"""
+    """Is the file what its name says (a gzip, a zip, a MATLAB file), and not empty or an HTML error page?"""
     with open(path, "rb") as fh:
         head = fh.read(512)
     if not head:
         return "empty file"
-    if not name.endswith((".html", ".htm")) and head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
+    text = head.removeprefix(_BOM).lstrip()
+    if not name.endswith((".html", ".htm")) and text[:15].lower().startswith((b"<!doctype html", b"<html")):
         return "an HTML page, not the file (an error or login page?)"
     if name.endswith(".zip"):
         try:
@@ -407,30 +427,38 @@ def _http_get(url: str, tmp: Path, *, progress: bool, retries: int, timeout: flo
     watchdog = _Watchdog(time.monotonic() + deadline)
     downloader = pooch.HTTPDownloader(progressbar=progress, timeout=(min(CONNECT_TIMEOUT, timeout), timeout),
                                       hooks={"response": watchdog.hook})
+    cut = False  # the last attempt delivered part of the body: a dropped transfer, not an unreachable host
     for attempt in range(retries + 1):
         if progress:
             print(f"fetching {url}", file=sys.stderr)
+        watchdog.response = None
         try:
             with watchdog.armed():
                 downloader(url, str(tmp), None)
             if watchdog.expired:  # the shut connection may end the stream without an error
                 raise requests.Timeout()
-            return
+            # urllib3 2 refuses a short body itself (ChunkedEncodingError below); this holds whatever its version
+            if (reason := _incomplete(watchdog.response, tmp)) is None:
+                return
+            cut = True
         except requests.HTTPError as err:
             status = err.response.status_code
             # Only server-side hiccups are worth a retry; 403/404 will not change in seconds.
             if status < 500 and status != 429:
                 raise _Unavailable(f"HTTP {status}") from None
-            reason = f"HTTP {status}"
+            reason, cut = f"HTTP {status}", False
         except requests.ConnectionError as err:
             # No byte arrived (refused, unresolvable, connect timeout, TLS failure): the host is unreachable,
             # so move on to the next URL at once; this is what keeps an offline run failing in seconds.
             if not watchdog.expired and (not tmp.is_file() or tmp.stat().st_size == 0):
                 raise _Unavailable(_REASONS.get(type(err).__name__, "unreachable")) from None
-            reason = "connection lost"  # requests reports a stalled stream as ConnectionError too
+            # requests reports a stalled stream as ConnectionError too
+            reason = _incomplete(watchdog.response, tmp) or "connection lost"
+            cut = True
         except (requests.Timeout, requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError) as err:
-            reason = type(err).__name__
+            reason = _incomplete(watchdog.response, tmp) or type(err).__name__
+            cut = reason != type(err).__name__
         except requests.RequestException as err:  # no request could be made (InvalidURL, …): no retry helps
             raise _Unavailable(_one_line(err)) from None
         if watchdog.expired:
@@ -439,4 +467,18 @@ def _http_get(url: str, tmp: Path, *, progress: bool, retries: int, timeout: flo
                             "or very slow host)") from None
         if attempt < retries:
             time.sleep(min(2.0**attempt, 8.0))
-    raise _Unavailable(f"{reason} after {retries + 1} attempts")
+    raise (_Rejected if cut else _Unavailable)(f"{reason} after {retries + 1} attempts")
+
+
+def _incomplete(response, tmp: Path) -> str | None:
+    """Why the body written to `tmp` is not the one the response's Content-Length announced (a connection dropped
+    mid-transfer), or None: it matches, or cannot be compared (no Content-Length; a Content-Encoding that requests
+    decoded, so the bytes on disk are not the bytes counted)."""
+    headers = getattr(response, "headers", None) or {}
+    announced = str(headers.get("Content-Length", "")).strip()
+    if not announced.isdigit() or headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+        return None
+    got = tmp.stat().st_size if tmp.is_file() else 0
+    if got == int(announced):
+        return None
+    return f"incomplete transfer ({got:,} of the {int(announced):,} bytes its Content-Length announced)"
