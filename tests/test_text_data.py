@@ -815,7 +815,7 @@ def test_fasttext_header_encoding_and_values_name_the_line(tmp_path):
         fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the"])
     assert "header '1 1000000000000' (allowed: " in one_line_naming(err, f"{vec}: line 1")
     with pytest.raises(DataError) as err:
-        fasttext._header(vec)
+        fasttext.check_vec(vec)
     one_line_naming(err, f"{vec}: line 1")
     vec.write_bytes(b"3 2\nthe 1 2\nfilm\xff 3 4\nzebra 5 6\n")
     with pytest.raises(DataError) as err:
@@ -834,6 +834,81 @@ def test_fasttext_header_encoding_and_values_name_the_line(tmp_path):
         with pytest.raises(DataError) as err:
             fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the"])
         assert message in one_line_naming(err, f"{vec}: line {line}")
+
+
+def vec_bytes(rows: int = 3008, dim: int = 4, crlf: bool = False) -> bytes:
+    """A .vec as fastText writes it: the header, then "<word> <dim values> " (a trailing space) per line."""
+    end = "\r\n" if crlf else "\n"
+    lines = [f"{rows} {dim}"] + [f"w{i} " + " ".join(f"{(i * dim + j) % 7 / 10:.4f}" for j in range(dim)) + " "
+                                 for i in range(rows)]
+    return (end.join(lines) + end).encode()
+
+
+def test_fasttext_a_cut_transfer_or_an_error_page_is_never_placed_nor_recorded(cut_server, tmp_path, capsys):
+    """Half a .vec (a dropped connection, no Content-Length) was recorded and prepared as 3,008 vectors; an error
+    page with a byte order mark stayed in data/raw/fasttext/ and every rerun, even from a good mirror, reused it."""
+    root, base, cut = cut_server
+    good = vec_bytes()
+    for folder, data in (("cut", good), ("bom", b"\xef\xbb\xbf<!DOCTYPE html><html>502</html>\n"),
+                         ("good", good)):
+        (root / folder).mkdir()
+        (root / folder / fasttext.VEC.name).write_bytes(data)
+    cut[f"cut/{fasttext.VEC.name}"] = False
+    raw = tmp_path / "raw" / "fasttext"
+    for folder, reason in (("cut", "wiki.simple.vec: line 1521: cut off ('w1519' has 3 of 4 values and no line end; "
+                                   "truncated?)"),
+                           ("bom", "an HTML page, not the file")):
+        with pytest.raises(DataError) as err:
+            fasttext.download("fasttext", fasttext.FasttextConfig(mirror=base + folder), raw, progress=False)
+        msg = one_line_naming(err, fasttext.VEC.name)
+        assert reason in msg and ".tmp" not in msg, msg  # the file named, not the temp file it was checked in
+        assert not raw.exists()  # nothing placed, nothing recorded
+    fasttext.download("fasttext", fasttext.FasttextConfig(mirror=base + "good"), raw, progress=False)
+    assert (raw / fasttext.VEC.name).read_bytes() == good
+    assert fasttext.prepare("fasttext", fasttext.FasttextConfig(), raw, tmp_path / "out", 0)["vectors"] == 3008
+
+
+def test_fasttext_a_recorded_copy_that_no_longer_verifies_is_fetched_again(tmp_path, capsys):
+    """A truncated copy recorded by a download that checked only the header: its sha256 matched the record, so
+    prepare accepted it and a rerun of download kept it."""
+    good = vec_bytes(rows=40)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / fasttext.VEC.name).write_bytes(good)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    vec = raw / fasttext.VEC.name
+    vec.write_bytes(b"".join(good.splitlines(keepends=True)[:21]))  # cut at a line end: only the count tells
+    (raw / fasttext.RECORD).write_text(json.dumps({"sha256": sha(vec.read_bytes()), "pinned": False}))
+    with pytest.raises(DataError) as err:
+        fasttext.prepare("fasttext", fasttext.FasttextConfig(), raw, tmp_path / "out", 0)
+    msg = one_line_naming(err, str(vec))
+    assert msg.endswith("header announces 40 vectors, file has 20 (truncated?); run `dvc repro -s -f "
+                        "download@fasttext`"), msg
+    assert not (tmp_path / "out").exists()
+    fasttext.download("fasttext", fasttext.FasttextConfig(mirror=str(mirror)), raw, progress=False)
+    assert vec.read_bytes() == good and json.loads((raw / fasttext.RECORD).read_text())["sha256"] == sha(good)
+    assert "existing copy" in capsys.readouterr().err
+
+
+def test_fasttext_rows_of_another_layout_are_refused_or_read_alike(tmp_path):
+    vec = tmp_path / "wiki.simple.vec"
+    # CRLF line ends: the CR was read as a value ("'the' has 4 values, the header says 3")
+    vec.write_bytes(b"2 3\r\nthe 1 2 3 \r\nfilm 4 5 6\r\n")
+    rows, info = fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the", "film"])
+    assert rows[2].tolist() == [1, 2, 3] and rows[3].tolist() == [4, 5, 6] and info["vocab_found"] == 2
+    assert fasttext.check_vec(vec) == (2, 3)
+    # a tab-separated row was read as the unknown word "the\t1" and skipped
+    vec.write_text("2 3\nthe\t1 2 3\nfilm 4 5 6\n")
+    for read in (lambda: fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the"]), lambda: fasttext.check_vec(vec)):
+        with pytest.raises(DataError) as err:
+            read()
+        assert "a tab (expected '<word> <3 floats>' separated by spaces)" in one_line_naming(err, f"{vec}: line 2")
+    # no word of the vocabulary in the file: every row would have been random, silently
+    vec.write_text("2 3\nzebra 1 2 3\nokapi 4 5 6\n")
+    with pytest.raises(DataError) as err:
+        fasttext.vocab_rows(vec, ["<pad>", "<unk>", "the", "film"])
+    assert "none of the vocabulary's 3 words" in one_line_naming(err, str(vec))
 
 
 def test_fasttext_pad_stays_zero_and_a_repeated_word_keeps_its_first_row(tmp_path):

@@ -4,10 +4,13 @@ Pinned URL: Facebook's `dl.fbaipublicfiles.com/fasttext/vectors-wiki/wiki.simple
 older loaders name is listed second). No published checksum was found (datasets.md has none; the public
 loaders pin only the URL), so the first verified download records its sha256 in `fasttext.json` and every
 later use checks the file against that record; set `sha256` to pin a known copy. Format: a header
-"<count> <dim>" (count >= 0, dim >= 1), then "<word> <dim floats>" per line, UTF-8. The text sets keep only the
-rows of their own vocabulary (`embeddings: fasttext`; `vocab_rows`); a row of theirs with another number of
-values or a NaN / inf, a non-UTF-8 line anywhere, or a record that is not {"sha256": …} is a one-line DataError
-naming the file and line (or key).
+"<count> <dim>" (count >= 0, dim >= 1), then "<word> <dim floats>" per line, separated by single spaces, UTF-8
+(a trailing space and CRLF line ends are accepted). Unpinned, the file is only known complete by its own header:
+`check_vec` (all `count` rows there, each a word and `dim` values) runs on every copy before it is moved into
+place or reused (a transfer cut short without a Content-Length would otherwise be recorded), and again in
+prepare. The text sets keep only the rows of their own vocabulary (`embeddings: fasttext`; `vocab_rows`); a row
+of another shape, a NaN / inf in a row they keep, a non-UTF-8 line anywhere, a file with no word of their
+vocabulary, or a record that is not {"sha256": …} is a one-line DataError naming the file and line (or key).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 
 from replab.data.text import record_fields, utf8
 from replab.download import RemoteFile, fetch
-from replab.io import DataError, atomic_dir, read_json, sha256_file, write_json
+from replab.io import DataError, atomic_dir, read_json, rerun_hint, sha256_file, write_json
 from replab.params import MAX_SIZE, fail, param
 
 VEC = RemoteFile(
@@ -51,20 +54,48 @@ DOWNLOAD_PARAMS = ("mirror", "sha256")  # what download() reads of the config (r
 
 def download(name: str, cfg: FasttextConfig, raw_dir: Path, progress: bool = True) -> Path:
     raw_dir = Path(raw_dir)
-    path = fetch(dataclasses.replace(VEC, sha256=cfg.sha256), raw_dir, cfg.mirror, progress=progress,
-                 key=f"data.{name}.mirror")
-    _header(path)
+    # check_vec runs inside fetch: on the temp file before it is renamed into place, and on an existing copy
+    path = fetch(dataclasses.replace(VEC, sha256=cfg.sha256, check=check_vec), raw_dir, cfg.mirror,
+                 progress=progress, key=f"data.{name}.mirror")
     write_json(raw_dir / RECORD, {"sha256": sha256_file(path), "pinned": cfg.sha256 is not None})
     return path
 
 
-def _header(path: Path) -> tuple[int, int]:
-    """(count, dim) of the header of the .vec file `path`."""
+def check_vec(path: Path) -> tuple[int, int]:
+    """(count, dim) of the .vec file `path` once every row its header announces is there, each a word and `dim`
+    values (`_rows`); else a one-line DataError naming the file and line. Values are parsed by `vocab_rows`, for the
+    rows a vocabulary keeps."""
+    with _open_vec(path) as fh:
+        count, dim = _parse_header(fh.readline(), path)
+        rows = sum(1 for _ in _rows(fh, path, dim))
+    if rows != count:
+        raise DataError(f"{path}: header announces {count} vectors, file has {rows} (truncated?)")
+    return count, dim
+
+
+def _open_vec(path: Path):
     try:
-        with open(path, "rb") as fh:
-            return _parse_header(fh.readline(), path)
+        return open(path, "rb")  # decoded line by line, so that an error names its own line
     except OSError as err:
-        raise DataError(f"{path}: unreadable ({err}); run `dvc repro download@fasttext`") from None
+        raise DataError(f"{path}: unreadable ({err}); run `dvc repro -s -f download@fasttext`") from None
+
+
+def _rows(fh, path: Path, dim: int):
+    """(line number, word, its `dim` values as text) of every row after the header of the open .vec `fh`."""
+    for lineno, raw in enumerate(fh, 2):
+        line = utf8(raw, str(path), lineno).removesuffix("\n").removesuffix("\r").rstrip(" ")
+        if "\t" in line:  # a word never holds whitespace: a tab-separated row would pass for an unknown word
+            raise DataError(f"{path}: line {lineno}: a tab (expected '<word> <{dim} floats>' separated by spaces)")
+        word, _, rest = line.partition(" ")
+        if not word:  # a blank line would pass for a vector in the count check
+            raise DataError(f"{path}: line {lineno}: no word (expected '<word> <{dim} floats>')")
+        values = rest.split(" ")
+        if len(values) != dim and not raw.endswith(b"\n"):  # the last line, cut off mid-row
+            raise DataError(f"{path}: line {lineno}: cut off ({word!r} has {len(values)} of {dim} values and no line "
+                            "end; truncated?)")
+        if len(values) != dim:
+            raise DataError(f"{path}: line {lineno}: {word!r} has {len(values)} values, the header says {dim}")
+        yield lineno, word, values
 
 
 def _parse_header(raw: bytes, path: Path) -> tuple[int, int]:
@@ -89,8 +120,11 @@ def prepare(name: str, cfg: FasttextConfig, raw_dir: Path, out_dir: Path, split_
     stage = f"download@{name}"
     recorded = record_fields(record, read_json(record, expect=dict, stage=stage), {"sha256": str}, stage)["sha256"]
     if (actual := sha256_file(path)) != recorded:
-        raise DataError(f"{path}: sha256 {actual} differs from {recorded} recorded at download; download again")
-    count, dim = _header(path)
+        raise DataError(f"{path}: sha256 {actual} differs from {recorded} recorded at download; {rerun_hint(stage)}")
+    try:  # recorded by a version that checked the header only, a truncated copy would pass the sha256
+        count, dim = check_vec(path)
+    except DataError as err:
+        raise DataError(f"{err}; {rerun_hint(stage)}") from None
     meta = {"dataset": name, "source": "real: fastText wiki.simple.vec", "sha256": {VEC.name: actual},
             "pinned": cfg.sha256 is not None, "vectors": count, "dim": dim}
     with atomic_dir(out_dir) as tmp:
@@ -114,30 +148,22 @@ def vocab_rows(path: Path, vocab: Sequence[str], seed: int = 0) -> tuple[np.ndar
     """float32 [V, d] rows of a fastText `.vec` (header "<count> <dim>", then "<word> <d floats>") for the
     words of `vocab` only, streamed line by line; words without a vector get N(0, std of the found rows)
     (seeded), `<pad>` (vocab[0]) gets zeros, a word's second row is ignored (counted in the meta). DataError
-    naming the file and line on a malformed header or row (a blank one too)."""
+    naming the file and line on a malformed header or row (a blank one too), or when no word of `vocab` has a
+    row."""
     index = {tok: i for i, tok in enumerate(vocab)}
-    try:
-        fh = open(path, "rb")  # decoded line by line, so that an error names its own line
-    except OSError as err:
-        raise DataError(f"{path}: unreadable ({err}); run `dvc repro download@fasttext`") from None
-    with fh:
+    with _open_vec(path) as fh:
         count, dim = _parse_header(fh.readline(), path)
         out = np.zeros((len(vocab), dim), dtype=np.float32)
         found = np.zeros(len(vocab), dtype=bool)
-        lineno, repeated = 1, 0
-        for lineno, raw in enumerate(fh, 2):
-            word, _, rest = utf8(raw, str(path), lineno).rstrip("\n").rstrip(" ").partition(" ")
-            if not word:  # a blank line would pass for a vector in the count check below
-                raise DataError(f"{path}: line {lineno}: no word (expected '<word> <{dim} floats>')")
+        rows, repeated = 0, 0
+        for lineno, word, values in _rows(fh, path, dim):
+            rows += 1
             i = index.get(word)
             if i is None or i == 0:  # not in the vocabulary, or <pad> (zeros whatever the file says)
                 continue
             if found[i]:  # fastText writes each word once; a second row is ignored as gensim's reader does
                 repeated += 1
                 continue
-            values = rest.split(" ")
-            if len(values) != dim:
-                raise DataError(f"{path}: line {lineno}: {word!r} has {len(values)} values, the header says {dim}")
             try:
                 row = np.array(values, dtype=np.float64)
             except ValueError as err:
@@ -148,8 +174,11 @@ def vocab_rows(path: Path, vocab: Sequence[str], seed: int = 0) -> tuple[np.ndar
             if np.abs(row).max() > np.finfo(np.float32).max:
                 raise DataError(f"{path}: line {lineno}: {word!r} has a value beyond float32's range (±3.4e38)")
             out[i], found[i] = row, True
-    if lineno - 1 != count:
-        raise DataError(f"{path}: header announces {count} vectors, file has {lineno - 1} (truncated?)")
+    if rows != count:
+        raise DataError(f"{path}: header announces {count} vectors, file has {rows} (truncated?)")
+    if len(vocab) > 1 and not found.any():  # every row random: not the embeddings asked for
+        raise DataError(f"{path}: none of the vocabulary's {len(vocab) - 1:,} words (besides {vocab[0]!r}) has a "
+                        f"vector among its {count:,} rows (not a word-vector file of this language?)")
     missing = ~found
     missing[0] = False  # <pad> stays zero
     std = float(out[found].std()) if found.any() else 1.0
