@@ -304,7 +304,7 @@ def test_prepare_rejects_missing_or_changed_file(release, pinned, tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "out"
     with pytest.raises(DataError) as err:
         ew.prepare("emnist_writers", ew.EmnistWritersConfig(), raw, out, 0)
-    assert "download stage" in one_line_naming(err, ew.MAT_FILE)
+    assert "run `dvc repro download@emnist_writers` first" in one_line_naming(err, ew.MAT_FILE)
     ew.download("emnist_writers", ew.EmnistWritersConfig(mirror=str(release[0].parent)), raw, progress=False)
     release_mat(raw / ew.MAT_FILE, extra=np.zeros(3))  # same structure, other bytes
     with pytest.raises(DataError) as err:
@@ -365,3 +365,70 @@ def test_prepare_refuses_a_test_split_without_train_writers(tmp_path):
         ew.prepare("emnist_writers", ew.EmnistWritersConfig(), raw, out, 0)
     assert "test split would be empty" in one_line_naming(err, str(raw / ew.MAT_FILE))
     assert not out.exists()
+
+
+def test_an_unpacked_file_cut_short_is_never_placed_nor_trusted(release, pinned, cut_server, tmp_path, capsys):
+    """An http mirror of the unpacked release (404 for matlab.zip) whose .mat transfer dropped halfway, with no
+    Content-Length: it kept its `MATLAB` header, so it was recorded; prepare refused it without naming the fix, and
+    a rerun of download, even from a good mirror, reused it since its sha256 matched the record."""
+    pinned(closed_port_url() + "matlab.zip")
+    mat = release[0].read_bytes()
+    root, base, cut = cut_server
+    for folder in ("cut", "good"):
+        (root / folder).mkdir()
+        (root / folder / ew.MAT_FILE).write_bytes(mat)
+    cut[f"cut/{ew.MAT_FILE}"] = False
+    raw = tmp_path / "raw"
+    with pytest.raises(DataError) as err:
+        ew.download("emnist_writers", ew.EmnistWritersConfig(mirror=base + "cut"), raw, progress=False)
+    assert "truncated or not a MATLAB v5 .mat file" in one_line_naming(err, f"{base}cut/{ew.MAT_FILE}")
+    assert not raw.exists() or not any(raw.iterdir())  # nothing placed, nothing recorded
+    # a local mirror's copy is checked as well before it is placed
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / ew.MAT_FILE).write_bytes(mat[: len(mat) // 2])
+    with pytest.raises(DataError) as err:
+        ew.download("emnist_writers", ew.EmnistWritersConfig(mirror=str(local)), raw, progress=False)
+    assert "truncated or not a MATLAB v5 .mat file" in one_line_naming(err, ew.MAT_FILE)
+    assert ".tmp" not in str(err.value) and (not raw.exists() or not any(raw.iterdir()))
+    # as an older download left it: the truncated file and a record of its sha256
+    raw.mkdir(exist_ok=True)
+    (raw / ew.MAT_FILE).write_bytes(mat[: len(mat) // 2])
+    (raw / ew.RECORD).write_text(json.dumps({"file": ew.MAT_FILE, "sha256": sha(raw / ew.MAT_FILE)}))
+    with pytest.raises(DataError) as err:
+        ew.prepare("emnist_writers", ew.EmnistWritersConfig(), raw, tmp_path / "out", 0)
+    assert one_line_naming(err, str(raw / ew.MAT_FILE)).endswith("run `dvc repro -s -f download@emnist_writers`")
+    ew.download("emnist_writers", ew.EmnistWritersConfig(mirror=base + "good"), raw, progress=False)
+    assert (raw / ew.MAT_FILE).read_bytes() == mat
+    assert json.loads((raw / ew.RECORD).read_text())["sha256"] == sha(release[0])
+    assert f"existing copy {raw / ew.MAT_FILE} removed" in capsys.readouterr().err
+    check_prepared(tmp_path / "out", ew.prepare("emnist_writers", ew.EmnistWritersConfig(), raw, tmp_path / "out", 0))
+
+
+def test_prepare_refuses_a_train_split_lacking_classes_as_mnist_does(tmp_path):
+    """Train labels all 0 (test 0–9): prepared with exit 0, and split_vae trained a 10-class model on one class."""
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    train = split_struct(upright_images(len(TRAIN_WRITERS), 0), TRAIN_WRITERS)
+    train["labels"] = np.zeros_like(train["labels"])
+    test = split_struct(upright_images(len(TEST_WRITERS), 100), TEST_WRITERS)
+    scipy.io.savemat(raw / ew.MAT_FILE, {"dataset": {"train": train, "test": test}})
+    with pytest.raises(DataError) as err:
+        ew.prepare("emnist_writers", ew.EmnistWritersConfig(), raw, out, 0)
+    msg = one_line_naming(err, f"{raw / ew.MAT_FILE}: `dataset.train.labels`: no image of class 1, 2, 3, 4, 5, 6, 7, "
+                               "8, 9 (expected every class 0..9)")
+    assert msg.endswith("run `dvc repro -s -f download@emnist_writers`")
+    assert not out.exists()
+
+
+def test_negative_writer_ids_are_refused_naming_the_array(tmp_path):
+    n = len(TRAIN_WRITERS)
+    writers = TRAIN_WRITERS.copy()
+    writers[4] = -107
+    train = split_struct(upright_images(n, 0), writers)
+    test = split_struct(upright_images(len(TEST_WRITERS), 100), TEST_WRITERS)
+    path = tmp_path / "negative.mat"
+    scipy.io.savemat(path, {"dataset": {"train": train, "test": test}})
+    with pytest.raises(DataError) as err:
+        ew.read_emnist_mat(path)
+    assert "`dataset.train.writers` holds -107 at row 4 (NIST writer ids are >= 0)" in one_line_naming(err, str(path))

@@ -16,9 +16,10 @@ stable_datasets use now) and www.itl.nist.gov (the original); the FSDL S3 copy i
 `mirror` may hold either `matlab.zip` or, unpacked, `emnist-digits.mat` (also as `matlab/emnist-digits.mat`
 for a local directory). Only the digits file is kept: it is extracted atomically into `raw_dir` and the
 archive (all six EMNIST splits, several hundred MB) is deleted; `emnist-digits.json` records both checksums
-and where the file came from. An unpacked .mat cannot be checked against a pin (none is published); its
-sha256 is recorded and reported in meta.json. A digits file in `raw_dir` without a matching record is
-replaced on download.
+and where the file came from. An unpacked .mat cannot be checked against a pin (none is published): it is
+parsed whole (`read_emnist_mat`) before it is moved into place, then its sha256 is recorded and reported in
+meta.json. A digits file in `raw_dir` without a matching record, or one that no longer parses, is replaced on
+download.
 
 Processed layout: see replab.data.writers. Writers are re-indexed 0..W-1 on the train split (sorted ids); test
 images of writers absent from train are dropped and counted in meta["dropped_test"], as the notebook's NaN
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import shutil
 import struct
+import sys
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -37,9 +39,10 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from replab.data.images import check_every_class
 from replab.data.writers import CLASS_NAMES, WRITER_SPLITS, write_writer_splits
 from replab.download import FetchError, RemoteFile, check_mirror, fetch, local_root, offline_hint
-from replab.io import DataError, atomic_path, read_json, sha256_file, write_json
+from replab.io import DataError, atomic_path, read_json, rerun_hint, sha256_file, write_json
 from replab.params import param
 
 ARCHIVE = RemoteFile(
@@ -53,8 +56,9 @@ ARCHIVE = RemoteFile(
 MAT_FILE = "emnist-digits.mat"
 MEMBER = f"matlab/{MAT_FILE}"
 RECORD = "emnist-digits.json"
-# an unpacked release has no published checksum: accepted as is, its sha256 recorded
-UNPACKED = RemoteFile(MAT_FILE, (), None)
+# an unpacked release has no published checksum: accepted once it parses whole (a transfer cut short without a
+# Content-Length still has the `MATLAB` header), its sha256 recorded
+UNPACKED = RemoteFile(MAT_FILE, (), None, check=lambda path: check_mat(path))
 
 
 @dataclass(frozen=True)
@@ -77,15 +81,19 @@ def download(name: str, cfg: EmnistWritersConfig, raw_dir: Path, progress: bool 
     if target.is_file():
         recorded = _recorded_sha256(raw_dir)
         if recorded is not None and recorded == sha256_file(target):
-            return target  # extracted earlier and unchanged since
-        target.unlink()  # unknown provenance (no or stale record): obtain it again
+            try:  # the record says where it came from, not that it is whole (an older download may not have checked)
+                check_mat(target)
+                return target  # extracted earlier, unchanged since and whole
+            except DataError as err:
+                print(f"{MAT_FILE}: existing copy {target} removed: {err}", file=sys.stderr)
+        target.unlink()  # unknown provenance (no or stale record) or damaged: obtain it again
+        (raw_dir / RECORD).unlink(missing_ok=True)
     key = f"data.{name}.mirror"
     hint = offline_hint(key)
     check_mirror(cfg.mirror, key, (ARCHIVE.name, MAT_FILE))
     local = _local_mirror(cfg.mirror)
-    if local is not None and local.name == MAT_FILE:  # a local mirror of the unpacked release: just copy
-        with atomic_path(target, suffix=".part") as tmp:
-            shutil.copyfile(local, tmp)
+    if local is not None and local.name == MAT_FILE:  # a local mirror of the unpacked release: checked, copied
+        fetch(UNPACKED, raw_dir, str(local.parent), progress=progress, key=key)
         _write_record(raw_dir, origin=str(local), archive_sha256=None)
         return target
     if local is None and cfg.mirror and urlparse(cfg.mirror).scheme in ("", "file"):
@@ -99,7 +107,9 @@ def download(name: str, cfg: EmnistWritersConfig, raw_dir: Path, progress: bool 
             raise
         try:
             fetch(UNPACKED, raw_dir, cfg.mirror, progress=progress, key=key)
-        except DataError:
+        except DataError as unpacked:
+            if isinstance(unpacked, FetchError) and not unpacked.unreachable:
+                raise  # it served a .mat that fails its check: say why, not "serves neither"
             raise DataError(f"{MAT_FILE}: mirror {cfg.mirror} serves neither {ARCHIVE.name} nor {MAT_FILE} "
                             f"(or is unreachable); {hint}") from None
         _write_record(raw_dir, origin=f"{cfg.mirror.rstrip('/')}/{MAT_FILE}", archive_sha256=None)
@@ -118,13 +128,17 @@ def prepare(name: str, cfg: EmnistWritersConfig, raw_dir: Path, out_dir: Path, s
     raw_dir = Path(raw_dir)
     path = raw_dir / MAT_FILE
     if not path.is_file():
-        raise DataError(f"{path}: missing (run the download stage first)")
+        raise DataError(f"{path}: missing (run `dvc repro download@{name}` first)")
     actual = sha256_file(path)
     recorded = _recorded_sha256(raw_dir)
     if recorded is not None and recorded != actual:
         raise DataError(f"{path}: sha256 {actual} differs from {recorded} recorded at download "
-                        f"({raw_dir / RECORD}); run the download stage again")
-    data = read_emnist_mat(path)
+                        f"({raw_dir / RECORD}); {rerun_hint(f'download@{name}')}")
+    try:
+        data = read_emnist_mat(path)
+        check_every_class(f"{path}: `dataset.train.labels`", data["train"][1], len(CLASS_NAMES))
+    except DataError as err:  # the file is at fault: only a new download mends it (a plain repro would not rerun it)
+        raise DataError(f"{err}; {rerun_hint(f'download@{name}')}") from None
     (x_tr, y_tr, w_tr), (x_te, y_te, w_te) = data["train"], data["test"]
     w_tr, w_te, keep = reindex_writers(w_tr, w_te)
     if not keep.any():  # an empty test split would be written and only refused at training
@@ -142,6 +156,12 @@ def prepare(name: str, cfg: EmnistWritersConfig, raw_dir: Path, out_dir: Path, s
 
 # ---------------------------------------------------------------------------------------------------------
 # Parsing
+
+
+def check_mat(path: Path) -> None:
+    """A one-line DataError naming `path` unless scipy reads from it every array `prepare` needs (`read_emnist_mat`):
+    the check of an unpacked .mat, which has no pin."""
+    read_emnist_mat(path)
 
 
 def read_emnist_mat(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -199,6 +219,9 @@ def _split(value, path: Path, where: str) -> tuple[np.ndarray, np.ndarray, np.nd
     if n and (labels.min() < 0 or labels.max() > 9):
         raise DataError(f"{path}: `{where}.labels` outside 0..9 (min {labels.min()}, max {labels.max()}); "
                         "not the digits split?")
+    if n and writers.min() < 0:  # NIST writer ids are >= 0; a negative one is a corrupt or foreign file
+        first = int(np.argmax(writers < 0))
+        raise DataError(f"{path}: `{where}.writers` holds {writers[first]} at row {first} (NIST writer ids are >= 0)")
     # rows are column-major 28×28 images: reshape row-major, then swap axes to get them upright
     x = np.ascontiguousarray(images.astype(np.uint8).reshape(n, 28, 28).transpose(0, 2, 1))
     return x, labels, writers

@@ -64,6 +64,16 @@ def check_image_split(path: Path, arrays: dict[str, np.ndarray], n_classes: int 
     return x, y.astype(np.int64, copy=False)  # in range, so the conversion is exact
 
 
+def check_every_class(where: str, y: np.ndarray, n_classes: int) -> None:
+    """A one-line DataError naming `where` (a labels file or array) unless `y` holds every class 0 … n_classes - 1:
+    a split lacking a class would be written and trained on (a classifier of fewer classes), not refused."""
+    if not len(y):
+        raise DataError(f"{where}: 0 labels (expected images of every class 0..{n_classes - 1})")
+    if missing := sorted(set(range(n_classes)) - set(np.unique(y).tolist())):
+        raise DataError(f"{where}: no image of class {', '.join(map(str, missing))} "
+                        f"(expected every class 0..{n_classes - 1})")
+
+
 def meta_classes(meta: dict) -> int:
     """Classes of a processed image set: the length of meta.json's class_names (ten if it has none)."""
     names = meta.get("class_names")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.data.images import stratified_split, write_image_splits
+from replab.data.images import check_every_class, stratified_split, write_image_splits
 from replab.download import RemoteFile, check_mirror, fetch, verify
 from replab.io import DataError
 from replab.params import MAX_COUNT, ParamError, param
@@ -131,11 +131,7 @@ def prepare(name: str, cfg: ImageSourceConfig, raw_dir: Path, out_dir: Path, spl
     x_test, y_test = _images_labels(paths["test_images"], paths["test_labels"], len(CLASS_NAMES[name]))
     n_classes = len(CLASS_NAMES[name])
     for role, y in (("train_labels", y_train), ("test_labels", y_test)):
-        if not len(y):  # an empty split would be written and only refused when a paper trains on it
-            raise DataError(f"{paths[role]}: 0 labels (expected images of every class 0..{n_classes - 1})")
-        if missing := sorted(set(range(n_classes)) - set(np.unique(y).tolist())):
-            raise DataError(f"{paths[role]}: no image of class {', '.join(map(str, missing))} "
-                            f"(expected every class 0..{n_classes - 1})")
+        check_every_class(str(paths[role]), y, n_classes)
     if cfg.val_size >= len(y_train):
         raise ParamError(f"data.{name}.val_size = {cfg.val_size}: must be < {len(y_train)} "
                          "(the number of training images)")
