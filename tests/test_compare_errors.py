@@ -219,3 +219,25 @@ def test_compare_all_commits_says_what_it_reads_before_the_long_wait(in_tmp, mon
     assert capsys.readouterr().err == ("compare -A: reading the experiments of 2 commit(s) with `dvc exp show -A` "
                                        "(over hundreds this takes minutes)\n")
     assert compare.list_experiments() == [] and capsys.readouterr().err == ""
+
+
+def test_a_name_reused_on_two_commits_is_refused_and_the_baseline_is_each_experiments_own():
+    """`compare autoencoder sw-1 -A` with an sw-1 on two commits showed one of them without a word; `--baseline`
+    put HEAD beside an experiment run on an older commit, so the table's differences were not what it changed."""
+    old, head = "a" * 40, "b" * 40
+    rows = [WORKSPACE,
+            {"name": "main", "rev": head, "kind": "baseline", "baseline": head},
+            {"name": "sw-1", "rev": "c" * 40, "kind": "experiment", "baseline": head},
+            {"name": "bbbb000", "rev": old, "kind": "baseline", "baseline": old},
+            {"name": "sw-1", "rev": "d" * 40, "kind": "experiment", "baseline": old},
+            {"name": "q10", "rev": "e" * 40, "kind": "experiment", "baseline": old}]
+    with pytest.raises(DataError) as err:
+        compare.resolve(["sw-1"], rows)
+    assert str(err.value) == ("experiment 'sw-1': names 2 runs (sw-1 (ccccccc) on bbbbbbb, sw-1 (ddddddd) on "
+                              "aaaaaaa); name one by its rev")
+    assert [r["rev"] for r in compare.resolve(["dddd"], rows)] == ["d" * 40]
+    # each chosen experiment's own commit first (HEAD's only where it is theirs, or where none is an experiment)
+    assert [r["name"] for r in compare.resolve(["q10"], rows, baseline=True)] == ["bbbb000", "q10"]
+    assert [r["name"] for r in compare.resolve(["cccc", "q10"], rows, baseline=True)] == ["main", "bbbb000", "sw-1",
+                                                                                          "q10"]
+    assert [r["name"] for r in compare.resolve(["workspace"], rows, baseline=True)] == ["main", "workspace"]

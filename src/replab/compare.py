@@ -634,11 +634,12 @@ def list_experiments(all_commits: bool = False) -> list[dict[str, Any]]:
 
 def resolve(specs: Sequence[str], rows: list[dict[str, Any]], baseline: bool = False) -> list[dict[str, Any]]:
     """Experiment names, (short) revs, `workspace`, `HEAD` or the branch name → rows of list_experiments.
-    No specs: every experiment of the shown baselines. `baseline`: HEAD's commit first."""
+    No specs: every experiment of the shown baselines. `baseline`: first the commit each chosen experiment was run
+    on (with -A not always HEAD's), or HEAD's when none is an experiment. A name or short rev that fits rows of
+    several revs (an experiment name reused on another commit) is a DataError listing them: one is never picked
+    silently."""
     chosen: list[dict[str, Any]] = []
     base = [r for r in rows if r["kind"] == "baseline"]
-    if baseline and base:
-        chosen.append(base[0])
     if not specs:
         chosen += [r for r in rows if r["kind"] == "experiment"]
     for spec in specs:
@@ -651,7 +652,14 @@ def resolve(specs: Sequence[str], rows: list[dict[str, Any]], baseline: bool = F
             known = ", ".join(r["name"] for r in rows if r["kind"] == "experiment") or "none"
             raise DataError(f"experiment {spec!r}: not found in `dvc exp show` (experiments: {known}; "
                             "pulled from elsewhere? `dvc exp pull <git remote> <name>`; other commits: -A)")
+        if len({r["rev"] for r in hits}) > 1:
+            fits = ", ".join(_where(r) + (f" on {r['baseline'][:7]}" if r["kind"] == "experiment" else "")
+                             for r in hits)
+            raise DataError(f"experiment {spec!r}: names {len(hits)} runs ({fits}); name one by its rev")
         chosen.append(hits[0])
+    if baseline:
+        own = [r for row in chosen for r in base if row["kind"] == "experiment" and r["rev"] == row["baseline"]]
+        chosen = (own or base[:1]) + chosen
     unique, seen = [], set()
     for row in chosen:
         if row["rev"] not in seen:
