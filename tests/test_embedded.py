@@ -7,6 +7,7 @@ import pytest
 
 from replab.data import embedded
 from replab.data.images import load_image_splits
+from replab.io import write_manifest
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +19,7 @@ def raw(tmp_path_factory):
 
 def _split(raw, root, seed, **cfg):
     embedded.prepare("mnist5k", embedded.Mnist5kConfig(**cfg), raw, root / f"out{seed}", split_seed=seed)
+    write_manifest(root / f"out{seed}")  # as `replab prepare` records it (data.registry.prepare)
     return load_image_splits(root / f"out{seed}")
 
 
