@@ -818,6 +818,18 @@ def test_a_bad_key_names_the_keys_train_and_evaluate_take(key, assignments):
     assert "`evaluate evaluate-<dataset> dataset=…`" in message and "\n" not in message
 
 
+def test_evaluate_all_says_the_paper_has_no_such_evaluation():
+    """`replab evaluate attention_vat all` read `all` as a broken key (missing dataset=…, method=…): attention_vat
+    is evaluated per dataset, and the message says so before naming its keys."""
+    from replab.cli import command_variant
+
+    with pytest.raises(ParamError) as err:
+        command_variant("attention_vat", "all", [], _cfg(), True)
+    assert str(err.value).startswith("evaluate attention_vat all: attention_vat has no `all` evaluation; "
+                                     "attention_vat's keys: ")
+    assert "`evaluate evaluate-<dataset> dataset=…`" in str(err.value)
+
+
 def test_papers_whose_keys_are_their_axes_keep_their_message():
     from replab.papers import paper_module
     from replab.params import parse as parse_section

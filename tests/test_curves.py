@@ -242,3 +242,16 @@ def test_a_curve_that_is_not_what_dvclive_summarised_is_an_error_naming_it(two_v
         gather("p")
     assert message in str(err.value) and "rerun the variant's training stage" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_a_curve_ending_in_nan_or_inf_matches_dvclives_summary_of_it(in_tmp, capsys):
+    """DVCLive writes a last value of NaN or ±inf into metrics.json as the string "nan" / "inf" / "-inf" (an
+    undefined dev AUC on a one-class dev split, a diverged run): its curve is drawn without them, not refused."""
+    log_variant(in_tmp, "p", "v-0", {"dev_auc": [0.5, float("nan")], "loss/a": [1.0, float("inf")],
+                                     "loss/b": [1.0, float("-inf")]})
+    assert json.loads((in_tmp / "plots/p/curves/v-0/metrics.json").read_text())["dev_auc"] == "nan"
+    assert gather("p") == {"dev_auc": [("v-0", 0, 0.5)], "loss/a": [("v-0", 0, 1.0)], "loss/b": [("v-0", 0, 1.0)]}
+    assert "v-0: dev_auc: 1 non-finite value(s) left out" in capsys.readouterr().err
+    (in_tmp / "plots/p/curves/v-0/plots/metrics/dev_auc.tsv").write_text("step\tdev_auc\n0\t0.5\n")  # cut
+    with pytest.raises(DataError, match=r"dev_auc.tsv: ends at 0.5 \(step 0\), but .*metrics.json ends it at nan"):
+        gather("p")

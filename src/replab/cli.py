@@ -29,7 +29,16 @@ import time
 import typing
 
 from replab.io import DataError, PartialFailure, one_line, out_of_memory
-from replab.papers import EVALUATE_ALL, PAPERS, Variant, check_params, paper_module, parse_variant, read_off_axes
+from replab.papers import (
+    EVALUATE_ALL,
+    PAPERS,
+    Variant,
+    check_params,
+    key_forms,
+    paper_module,
+    parse_variant,
+    read_off_axes,
+)
 from replab.params import COMPILE_MODES, PARAMS_FILE, ParamError, read_params, refuse_special_file
 
 
@@ -55,6 +64,8 @@ def command_variant(paper: str, key: str, assignments: list[str], cfg, evaluate:
     if key == EVALUATE_ALL and not evaluate and hasattr(module, "all_variants"):
         raise ParamError(f"train {paper} {key}: `{key}` is for `replab evaluate`; training is one stage per variant "
                          f"(`dvc repro --glob 'train_{paper}*'`, or one of `dvc stage list`)")
+    if key == EVALUATE_ALL and evaluate and not hasattr(module, "all_variants"):  # (else read as a broken key)
+        raise ParamError(f"evaluate {paper} {key}: {paper} has no `{key}` evaluation" + key_forms(paper))
     every = evaluate and key == EVALUATE_ALL and hasattr(module, "all_variants")
     if (every or key in getattr(module, "SPECIAL_KEYS", ())) and not assignments:
         return Variant(paper, key, {})

@@ -129,11 +129,13 @@ def read_live_tsv(path: Path) -> tuple[str, list[tuple[float, float]]]:
 
 
 SUMMARY = "metrics.json"  # DVCLive's summary beside the curves: each metric's last value, and the last step
+NON_FINITE = ("nan", "inf", "-inf")  # how DVCLive writes a non-finite last value there (diverged; undefined AUC)
 
 
 def last_values(path: Path) -> dict[str, float]:
-    """{metric name (as the curve files are named, `loss/train`): its last value} of a DVCLive summary. DataError
-    when it is missing or not a summary of numbers: without it a deleted or cut curve would pass unnoticed."""
+    """{metric name (as the curve files are named, `loss/train`): its last value} of a DVCLive summary (NaN and ±inf
+    as DVCLive writes them, "nan", "inf", "-inf"). DataError when it is missing or not a summary of numbers:
+    without it a deleted or cut curve would pass unnoticed."""
     from replab.io import read_json
 
     leaves: dict[str, float] = {}
@@ -142,6 +144,8 @@ def last_values(path: Path) -> dict[str, float]:
         for key, value in node.items():
             if isinstance(value, dict):
                 walk(value, f"{prefix}{key}/")
+            elif value in NON_FINITE:
+                leaves[f"{prefix}{key}"] = float(value)
             elif isinstance(value, bool) or not isinstance(value, int | float):
                 raise DataError(f"{path}: {prefix}{key} = {value!r}: expected a number (DVCLive's summary); rerun the "
                                 "variant's training stage")
