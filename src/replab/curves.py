@@ -82,6 +82,7 @@ def current_variants(paper: str, outputs: list[Path] | None = None) -> list[str]
     return variant_paths(live_root(paper), [p.name for p in paths if p.parent == root])
 
 
+RERUN = "rerun the variant's training stage"  # what rewrites a damaged curve or summary
 MAX_STEP = 2.0 ** 53  # DVCLive's steps are counters (`Live.step`, ints ≥ 0); beyond this a float cannot hold one
 
 
@@ -101,8 +102,7 @@ def read_live_tsv(path: Path) -> tuple[str, list[tuple[float, float]]]:
         raise DataError(f"{path}: cannot read ({err.strerror or type(err).__name__})") from None
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter="\t"))
     if text and not text.endswith("\n"):  # DVCLive ends every row with a line end: a file cut off while written
-        raise DataError(f"{path}:{len(rows)}: the last line has no line end: a half-written file (rerun the stage "
-                        "that writes it)")
+        raise DataError(f"{path}:{len(rows)}: the last line has no line end: a half-written file; {RERUN}")
     if not rows or rows[0][:-1] not in (["step"], ["timestamp", "step"]):
         raise DataError(f"{path}: not a DVCLive metric file (expected the header `[timestamp] step <name>`)")
     if rows[0][-1] != path.stem:
@@ -147,13 +147,12 @@ def last_values(path: Path) -> dict[str, float]:
             elif value in NON_FINITE:
                 leaves[f"{prefix}{key}"] = float(value)
             elif isinstance(value, bool) or not isinstance(value, int | float):
-                raise DataError(f"{path}: {prefix}{key} = {value!r}: expected a number (DVCLive's summary); rerun the "
-                                "variant's training stage")
+                raise DataError(f"{path}: {prefix}{key} = {value!r}: expected a number (DVCLive's summary); {RERUN}")
             elif prefix or key != "step":
                 leaves[f"{prefix}{key}"] = float(value)
 
     if not path.is_file():
-        raise DataError(f"{path}: missing (DVCLive writes it beside the curves); rerun the variant's training stage")
+        raise DataError(f"{path}: missing (DVCLive writes it beside the curves); {RERUN}")
     walk(read_json(path, expect=dict), "")
     return leaves
 
@@ -161,15 +160,14 @@ def last_values(path: Path) -> dict[str, float]:
 def check_last_value(path: Path, points: list[tuple[float, float]], summary: float | None, where: Path) -> None:
     """DataError when a curve is not the one DVCLive's summary `where` ends with: no rows, a metric the summary does
     not list, or another last value (rows cut off, another variant's or metric's file)."""
-    hint = "rerun the variant's training stage"
     if summary is None:
-        raise DataError(f"{path}: not a metric of {where} (a curve DVCLive did not write); {hint}")
+        raise DataError(f"{path}: not a metric of {where} (a curve DVCLive did not write); {RERUN}")
     if not points:
-        raise DataError(f"{path}: no rows, but {where} ends it at {summary!r}; {hint}")
+        raise DataError(f"{path}: no rows, but {where} ends it at {summary!r}; {RERUN}")
     last = points[-1][1]
     if not (last == summary or math.isnan(last) and math.isnan(summary)):
         raise DataError(f"{path}: ends at {last!r} (step {points[-1][0]:.0f}), but {where} ends it at {summary!r} "
-                        f"(rows cut off, or another run's file?); {hint}")
+                        f"(rows cut off, or another run's file?); {RERUN}")
 
 
 def gather(paper: str, variants: list[str] | None = None) -> dict[str, list[tuple[str, float, float]]]:
@@ -192,7 +190,7 @@ def gather(paper: str, variants: list[str] | None = None) -> dict[str, list[tupl
         names = {file.relative_to(metrics_dir).with_suffix("").as_posix(): file for file in files}
         if missing := sorted(set(summary) - set(names)):
             raise DataError(f"{metrics_dir / missing[0]}.tsv: missing ({base / path / SUMMARY} lists {missing[0]}); "
-                            "rerun the variant's training stage")
+                            f"{RERUN}")
         for name, file in names.items():
             _, points = read_live_tsv(file)
             check_last_value(file, points, summary.get(name), base / path / SUMMARY)
