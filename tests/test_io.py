@@ -384,3 +384,23 @@ def test_number_text_is_short_and_reads_back_as_the_same_float():
     values = [1.0, 1.0000001, 1 + 2 ** -52, 0.1, 0.1 + 2 ** -56, 1e-300, 1.0000000000000002e-300]
     assert len({number_text(v) for v in values}) == len(values)
     assert all(float(number_text(v)) == v for v in values)
+
+
+@pytest.mark.parametrize("writer", ["atomic_path", "atomic_dir"])
+def test_a_sigterm_mid_write_leaves_the_target_and_no_temp(tmp_path, writer):
+    """`replab compose` stopped by SIGTERM left an empty `.params.yaml.*.tmp.yaml` (and a stage stopped by a job
+    runner its temp folder) until the next write: SIGTERM now leaves through the writer's cleanup, exit status 143."""
+    import os
+    import signal
+
+    from replab import io
+
+    target = tmp_path / ("params.yaml" if writer == "atomic_path" else "model")
+    (target.write_text("old") if writer == "atomic_path" else target.mkdir())
+    with pytest.raises(SystemExit) as err:
+        with getattr(io, writer)(target) as tmp:
+            (tmp.write_text("half") if writer == "atomic_path" else (tmp / "model.pt").write_text("half"))
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert err.value.code == 143 and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+    assert (target.read_text() == "old") if writer == "atomic_path" else not any(target.iterdir())

@@ -16,7 +16,7 @@ time out. Each source therefore also gets an overall deadline (`fetch(deadline=â
 `default_deadline(file.size)`: DEADLINE_BASE_S plus the pinned size at DEADLINE_MIN_RATE bytes/s, or
 DEADLINE_UNSIZED_S for an unsized file); past it the connection is shut and the source fails with one line.
 A SIGTERM while a file is being written (in the main thread, with no handler of the caller's) exits through
-the same cleanup as an error, so no `.part` temp file is left behind.
+the same cleanup as an error (`io.atomic_path`), so no `.part` temp file is left behind.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import shutil
-import signal
 import socket
 import sys
 import threading
@@ -119,24 +118,6 @@ class _Missing(_Unavailable):
     """A local mirror directory does not hold the file."""
 
 
-@contextmanager
-def _terminate_cleanly() -> Iterator[None]:
-    """While a file is written: SIGTERM raises SystemExit (status 143) so that `atomic_path` deletes its temp
-    file. Only in the main thread and only when SIGTERM still has its default action (a caller's handler wins)."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
-        yield
-        return
-
-    def terminate(signum, frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 def fetch(file: RemoteFile, dest_dir: str | Path, mirror: str | None = None, *, progress: bool = True,
           retries: int = 2, timeout: float = 10.0, deadline: float | None = None,
           key: str = "the dataset's `mirror` param") -> Path:
@@ -166,7 +147,7 @@ def fetch(file: RemoteFile, dest_dir: str | Path, mirror: str | None = None, *, 
     sources = [_mirror_source(mirror, file.name)] if mirror else list(file.urls)
     for i, source in enumerate(sources):
         try:
-            with _terminate_cleanly(), atomic_path(target, suffix=".part") as tmp:
+            with atomic_path(target, suffix=".part") as tmp:  # (deleted on SIGTERM too)
                 if isinstance(source, Path):
                     _copy_local(source, tmp)
                 else:

@@ -16,10 +16,12 @@ import math
 import os
 import re
 import shutil
+import signal
 import socket
 import stat
 import sys
 import tempfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -145,6 +147,25 @@ _FILE_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFCHR: "a device", stat.S_IFB
 
 
 @contextlib.contextmanager
+def terminate_cleanly() -> Iterator[None]:
+    """While a file or folder is written: SIGTERM (a job runner's stop, `kill`, `dvc queue kill`) raises SystemExit
+    (status 143), so the writer's cleanup deletes its temp file or folder, which the default action would leave
+    behind. Only in the main thread and only while SIGTERM has its default action (a caller's handler wins)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temp path beside `path`; on success rename it onto `path`, on error delete it. A process killed
     in between (kill -9, a lost node) cannot delete its temp file: the next successful write of `path` on this
@@ -159,7 +180,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp)
     try:
-        yield tmp
+        with terminate_cleanly():
+            yield tmp
         if tmp.exists():
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 → the mode open() would have given
         os.replace(tmp, path)
@@ -171,14 +193,16 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temp directory beside `path`; on success it replaces `path` as a whole (and removes a killed
-    writer's leftovers, as `atomic_path` does). A device, pipe or socket at `path` is a DataError, as there."""
+    writer's leftovers, as `atomic_path` does). A device, pipe or socket at `path` is a DataError, as there. Both
+    delete their temp file or folder on SIGTERM too (`terminate_cleanly`)."""
     path = Path(path)
     if (kind := not_a_regular_file(path)) not in (None, "a directory"):
         raise DataError(f"{path}: is {kind}, not a folder; replab writes folders of files only (give a folder path)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
     try:
-        yield tmp
+        with terminate_cleanly():
+            yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 → the mode mkdir would have given
         if path.exists():  # the old folder moves aside under a temp name of its own (a killed swap's is a leftover)
             old = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp.old", dir=path.parent))
