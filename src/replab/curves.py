@@ -186,14 +186,14 @@ def gather(paper: str, variants: list[str] | None = None) -> dict[str, list[tupl
         files = sorted(metrics_dir.rglob("*.tsv")) if metrics_dir.is_dir() else []
         if not files:
             raise DataError(f"{metrics_dir}: no DVCLive curves (*.tsv) for variant {variant!r} of {paper}")
-        summary = last_values(base / path / SUMMARY)
+        summary_path = base / path / SUMMARY
+        summary = last_values(summary_path)
         names = {file.relative_to(metrics_dir).with_suffix("").as_posix(): file for file in files}
         if missing := sorted(set(summary) - set(names)):
-            raise DataError(f"{metrics_dir / missing[0]}.tsv: missing ({base / path / SUMMARY} lists {missing[0]}); "
-                            f"{RERUN}")
+            raise DataError(f"{metrics_dir / missing[0]}.tsv: missing ({summary_path} lists {missing[0]}); {RERUN}")
         for name, file in names.items():
             _, points = read_live_tsv(file)
-            check_last_value(file, points, summary.get(name), base / path / SUMMARY)
+            check_last_value(file, points, summary.get(name), summary_path)
             for step, value in points:
                 if math.isfinite(value):
                     curves[name].append((variant, step, value))

@@ -604,9 +604,8 @@ def check_manifest(folder: str | os.PathLike, stage: str) -> None:
         if (found := sha256_file(path)) != digest:
             raise DataError(f"{path}: not the file prepare wrote (sha256 {found[:12]}…, {MANIFEST} lists "
                             f"{digest[:12]}…): edited since; {rerun_hint(stage)}")
-    added = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
-                   and p.relative_to(folder).as_posix() not in listed and p.name != MANIFEST)
-    if added:
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    if added := sorted(present - set(listed) - {MANIFEST}):
         raise DataError(f"{folder / added[0]}: not written by prepare ({MANIFEST} does not list it); "
                         f"{rerun_hint(stage)}")
 

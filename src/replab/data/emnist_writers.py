@@ -58,7 +58,7 @@ MEMBER = f"matlab/{MAT_FILE}"
 RECORD = "emnist-digits.json"
 # an unpacked release has no published checksum: accepted once it parses whole (a transfer cut short without a
 # Content-Length still has the `MATLAB` header), its sha256 recorded
-UNPACKED = RemoteFile(MAT_FILE, (), None, check=lambda path: check_mat(path))
+UNPACKED = RemoteFile(MAT_FILE, (), None, check=lambda path: read_emnist_mat(path))
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def download(name: str, cfg: EmnistWritersConfig, raw_dir: Path, progress: bool 
         recorded = _recorded_sha256(raw_dir)
         if recorded is not None and recorded == sha256_file(target):
             try:  # the record says where it came from, not that it is whole (an older download may not have checked)
-                check_mat(target)
+                read_emnist_mat(target)
                 return target  # extracted earlier, unchanged since and whole
             except DataError as err:
                 print(f"{MAT_FILE}: existing copy {target} removed: {err}", file=sys.stderr)
@@ -156,12 +156,6 @@ def prepare(name: str, cfg: EmnistWritersConfig, raw_dir: Path, out_dir: Path, s
 
 # ---------------------------------------------------------------------------------------------------------
 # Parsing
-
-
-def check_mat(path: Path) -> None:
-    """A one-line DataError naming `path` unless scipy reads from it every array `prepare` needs (`read_emnist_mat`):
-    the check of an unpacked .mat, which has no pin."""
-    read_emnist_mat(path)
 
 
 def read_emnist_mat(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:

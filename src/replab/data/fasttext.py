@@ -67,9 +67,8 @@ def check_vec(path: Path) -> tuple[int, int]:
     rows a vocabulary keeps."""
     with _open_vec(path) as fh:
         count, dim = _parse_header(fh.readline(), path)
-        rows = sum(1 for _ in _rows(fh, path, dim))
-    if rows != count:
-        raise DataError(f"{path}: header announces {count} vectors, file has {rows} (truncated?)")
+        for _ in _rows(fh, path, count, dim):
+            pass
     return count, dim
 
 
@@ -80,8 +79,10 @@ def _open_vec(path: Path):
         raise DataError(f"{path}: unreadable ({err}); run `dvc repro -s -f download@fasttext`") from None
 
 
-def _rows(fh, path: Path, dim: int):
-    """(line number, word, its `dim` values as text) of every row after the header of the open .vec `fh`."""
+def _rows(fh, path: Path, count: int, dim: int):
+    """(line number, word, its `dim` values as text) of every row after the header of the open .vec `fh`; at the
+    end a DataError unless there were the `count` rows the header announces."""
+    lineno = 1
     for lineno, raw in enumerate(fh, 2):
         line = utf8(raw, str(path), lineno).removesuffix("\n").removesuffix("\r").rstrip(" ")
         if "\t" in line:  # a word never holds whitespace: a tab-separated row would pass for an unknown word
@@ -96,6 +97,8 @@ def _rows(fh, path: Path, dim: int):
         if len(values) != dim:
             raise DataError(f"{path}: line {lineno}: {word!r} has {len(values)} values, the header says {dim}")
         yield lineno, word, values
+    if lineno - 1 != count:
+        raise DataError(f"{path}: header announces {count} vectors, file has {lineno - 1} (truncated?)")
 
 
 def _parse_header(raw: bytes, path: Path) -> tuple[int, int]:
@@ -155,9 +158,8 @@ def vocab_rows(path: Path, vocab: Sequence[str], seed: int = 0) -> tuple[np.ndar
         count, dim = _parse_header(fh.readline(), path)
         out = np.zeros((len(vocab), dim), dtype=np.float32)
         found = np.zeros(len(vocab), dtype=bool)
-        rows, repeated = 0, 0
-        for lineno, word, values in _rows(fh, path, dim):
-            rows += 1
+        repeated = 0
+        for lineno, word, values in _rows(fh, path, count, dim):
             i = index.get(word)
             if i is None or i == 0:  # not in the vocabulary, or <pad> (zeros whatever the file says)
                 continue
@@ -174,8 +176,6 @@ def vocab_rows(path: Path, vocab: Sequence[str], seed: int = 0) -> tuple[np.ndar
             if np.abs(row).max() > np.finfo(np.float32).max:
                 raise DataError(f"{path}: line {lineno}: {word!r} has a value beyond float32's range (±3.4e38)")
             out[i], found[i] = row, True
-    if rows != count:
-        raise DataError(f"{path}: header announces {count} vectors, file has {rows} (truncated?)")
     if len(vocab) > 1 and not found.any():  # every row random: not the embeddings asked for
         raise DataError(f"{path}: none of the vocabulary's {len(vocab) - 1:,} words (besides {vocab[0]!r}) has a "
                         f"vector among its {count:,} rows (not a word-vector file of this language?)")

@@ -297,7 +297,7 @@ def parse_variant(paper: str, key: str, assignments: list[str], cfg: Any, axes: 
         prefix = next((p for p in prefixes if key.startswith(f"{p}-")), None)
         raise ParamError(f"{paper} variant {key}: the key does not match its axes ({given} give "
                          f"{f'{prefix}-' if prefix else ''}{joined})" + key_forms(paper))
-    if joined and key != joined and (prefix := key[:-len(joined) - 1]) not in prefixes:
+    if joined and key != joined and (prefix := key.removesuffix(f"-{joined}")) not in prefixes:
         allowed = f"{', '.join(f'{p}-' for p in prefixes)} or none" if prefixes else "none"
         raise ParamError(f"{paper} variant {key}: {prefix}- is not a key prefix of {paper} (allowed: {allowed}; "
                          f"{given} give {joined})" + key_forms(paper))
