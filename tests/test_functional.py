@@ -76,6 +76,61 @@ def test_bce_with_logits_gradient_is_sigmoid_minus_target_in_float64():
     assert torch.allclose(grad, torch.sigmoid(logits) - target)
 
 
+@pytest.mark.parametrize("sigmoid_forms", [False, True])
+def test_bce_with_logits_sum_and_mean_hand_computed_values_and_gradient(monkeypatch, sigmoid_forms):
+    """The reductions are one autograd node (Σ softplus(l) − Σ x·l) on either CPU's kernels, never PyTorch's loss."""
+    monkeypatch.setattr(functional, "SIGMOID_FORMS", sigmoid_forms)
+    logits = torch.tensor([[0.0, 0.0, 2.0], [-3.0, 100.0, -100.0]], requires_grad=True)
+    target = torch.tensor([[0.5, 1.0, 1.0], [0.0, 0.0, 1.0]])
+    expected = [math.log(2), math.log(2), math.log(1 + math.exp(-2)), math.log(1 + math.exp(-3)), 100.0, 100.0]
+    total = bce_with_logits(logits, target, reduction="sum")
+    mean = bce_with_logits(logits, target, reduction="mean")
+    assert total.shape == mean.shape == () and type(total.grad_fn).__name__ == "_BCEWithLogitsSumBackward"
+    assert total.item() == pytest.approx(sum(expected), rel=1e-6)
+    assert mean.item() == pytest.approx(sum(expected) / 6, rel=1e-6)
+    (grad,) = torch.autograd.grad(mean, logits)
+    assert torch.allclose(grad, (torch.sigmoid(logits) - target) / 6, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("sigmoid_forms", [False, True])
+def test_bce_with_logits_sum_matches_pytorch_on_a_batch_of_pixels(monkeypatch, sigmoid_forms):
+    """split_vae's reconstruction term: Σ over pixels, mean over the batch (256 × 784, soft targets)."""
+    monkeypatch.setattr(functional, "SIGMOID_FORMS", sigmoid_forms)
+    g = torch.Generator().manual_seed(2)
+    logits = (torch.randn(256, 784, generator=g) * 6).requires_grad_()
+    target = torch.rand(256, 784, generator=g)
+    ours = bce_with_logits(logits, target, reduction="sum") / 256
+    theirs = F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(1).mean()
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-6)
+    (grad_ours,) = torch.autograd.grad(ours, logits)
+    (grad_theirs,) = torch.autograd.grad(theirs, logits)
+    assert torch.allclose(grad_ours, grad_theirs, rtol=0, atol=1e-9)
+    mean = F.binary_cross_entropy_with_logits(logits, target, reduction="mean")
+    assert bce_with_logits(logits, target, reduction="mean").item() == pytest.approx(mean.item(), rel=1e-6)
+
+
+def test_bce_with_logits_sum_gradcheck_and_under_torch_func():
+    logits = torch.tensor([[-4.0, -0.5, 0.0, 0.7, 9.0]], dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([[0.0, 1.0, 0.3, 0.0, 1.0]], dtype=torch.float64)
+    for reduction in ("sum", "mean"):
+        assert torch.autograd.gradcheck(lambda z, r=reduction: bce_with_logits(z, target, reduction=r), (logits,))
+    g = torch.Generator().manual_seed(1)
+    rows, soft = torch.randn(3, 5, generator=g), torch.rand(3, 5, generator=g)
+    per_row = torch.func.vmap(torch.func.grad(lambda z, x: bce_with_logits(z, x, reduction="sum")))(rows, soft)
+    assert torch.allclose(per_row, torch.sigmoid(rows) - soft)
+
+
+def test_bce_with_logits_reductions_of_half_precision_or_two_dtypes_are_pytorchs_own():
+    g = torch.Generator().manual_seed(6)
+    logits, target = torch.randn(4, 6, generator=g), torch.rand(4, 6, generator=g)
+    for z, x in ((logits.half(), target.half()), (logits.double(), target)):
+        for reduction in ("sum", "mean"):
+            assert torch.equal(bce_with_logits(z, x, reduction=reduction),
+                               F.binary_cross_entropy_with_logits(z, x, reduction=reduction))
+    with pytest.raises(ValueError, match=r"reduction 'batchmean' \(allowed: none, sum, mean\)"):
+        bce_with_logits(logits, target, reduction="batchmean")
+
+
 def test_bce_with_logits_refuses_a_target_that_needs_a_gradient_or_another_shape():
     logits = torch.zeros(2, 3, requires_grad=True)
     with pytest.raises(ValueError, match="target requires a gradient"):
@@ -198,6 +253,7 @@ def test_eager_calls_skip_autograd_functions_signature_binding_with_identical_nu
     a, target = torch.randn(8, 30, generator=g).requires_grad_(), torch.rand(8, 30, generator=g)
     weight = torch.randn(20, 30, generator=g).requires_grad_()
     cases = [(tanh, functional._Tanh, (a,)), (bce_with_logits, functional._BCEWithLogits, (a, target)),
+             (lambda z, x: bce_with_logits(z, x, reduction="sum"), functional._BCEWithLogitsSum, (a, target)),
              (linear, functional._OneDNNLinear, (a, weight, None))]
     expected = {}
     for call, function, args in cases:

@@ -241,13 +241,20 @@ def test_checkpoint_of_other_params_or_code_is_discarded(in_tmp):
     assert not changed.resuming and "discarded" in logs[-1] and not first.path.exists()
 
 
-def test_diverging_loss_stops_with_one_line_naming_variant_and_iteration(in_tmp):
-    guard = rt.LossGuard("aae_ssl aae_yz-100-0", torch.device("cpu"), hint="lower aae_ssl.lr?")
+@pytest.mark.parametrize("sync_free", [False, True])  # the host read of the CPU, the device flag of a GPU
+def test_diverging_loss_stops_with_one_line_naming_variant_and_iteration(in_tmp, sync_free):
+    guard = rt.LossGuard("aae_ssl aae_yz-100-0", torch.device("cpu"), hint="lower aae_ssl.lr?", sync_free=sync_free)
     for step, value in enumerate([1.0, 2.0, float("nan"), float("inf")], 1):
-        guard.update(step, torch.tensor(value))
+        guard.update(step, torch.tensor(value, requires_grad=True) * 1)  # a loss of the graph, as loops pass it
+        if step == 2:
+            guard.check()  # finite so far
     with pytest.raises(ParamError) as err:
         guard.check()
     assert str(err.value) == "aae_ssl aae_yz-100-0: loss is nan at iteration 3 (lower aae_ssl.lr?)"
+    several = rt.LossGuard("aae_ssl aae_yz-100-0", torch.device("cpu"), sync_free=sync_free)
+    several.update(1, torch.tensor(1.0), torch.tensor(float("-inf")))  # the D and the AE loss of a step
+    with pytest.raises(ParamError, match="loss is -inf at iteration 1$"):
+        several.check()
 
 
 def test_weights_a_step_of_finite_loss_made_non_finite_stop_the_run_naming_the_tensor():

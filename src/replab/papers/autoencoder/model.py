@@ -171,7 +171,7 @@ def build(model: str) -> AutoEncoder:
 
 def bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Keras `binary_crossentropy` on a sigmoid output: per-pixel mean BCE (targets in [0, 1])."""
-    return bce_with_logits(logits, target).mean()
+    return bce_with_logits(logits, target, reduction="mean")
 
 
 def per_image_error(logits: torch.Tensor, target: torch.Tensor, score: str) -> torch.Tensor:

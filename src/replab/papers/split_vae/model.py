@@ -264,7 +264,7 @@ def batch_objective(model: SplitVAE, x: torch.Tensor, y: torch.Tensor, eps_a: to
     """`loss_terms` for given noise ε_A, ε_B [B, latent]."""
     mu_a, lv_a, mu_b, lv_b = model.encode(x)
     z_a, z_b = reparameterize(mu_a, lv_a, eps_a), reparameterize(mu_b, lv_b, eps_b)
-    rec = bernoulli_nll(model.decode(z_a, z_b), x).mean()
+    rec = bce_with_logits(model.decode(z_a, z_b), x, reduction="sum") / len(x)  # the batch mean of bernoulli_nll
     kl_a, kl_b = gaussian_kl(mu_a, lv_a).mean(), gaussian_kl(mu_b, lv_b).mean()
     ce = F.cross_entropy(model.classifier(z_a), y)
     loss = rec + c1 * (kl_a + kl_b) + c2 * ce
