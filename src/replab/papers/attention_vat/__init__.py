@@ -39,6 +39,8 @@ How each equation is computed here (model.py, train.py):
   −ε·g/‖g‖ over the tokens: Attention AT's direction reversed, the loss-decreasing one; we follow the seed's
   within-sentence Eq. 5 and the ascent of Eq. 8). ∂L/∂α_{t,k} = ⟨dir_{t,k}, g_t⟩;
   α is that gradient L2-normalised per token over k (Sato's code; param `alpha_norm: token`), r = ε·r(α)/‖r(α)‖.
+  That gradient is the paper's, of r linear in α; in Sato's code it also passes back through the normalisations of α
+  and of r(α), which at iVAT's uniform start take out its component along α: Word iVAT's direction is the paper's.
   iAT takes g at r = 0 from the label loss; iVAT starts its power iteration at α = 1/k (Sato's code), i.e. at
   the mean direction, and takes g from the KL. Note for attention: with one scalar per token, per-token
   normalisation makes every token's share equal in size, r_t ∝ sign(g_t) (a sign-gradient step in the scores);
@@ -49,7 +51,10 @@ How each equation is computed here (model.py, train.py):
 - Semi-supervised batches: each step draws `batch_size` labeled sentences (one epoch = one pass over the
   labeled set) and `batch_unlabeled` sentences from the first N_ul of a seeded permutation of the pool (Miyato's
   separate unlabeled stream of the same batch size; the subsets are nested across N_ul for one seed). The NLL
-  uses the labeled rows; L_VAT averages over all rows of the batch (Eq. 1 over D′).
+  uses the labeled rows; L_VAT averages over all rows of the batch, an estimate of Eq. 1's mean over D′ in which
+  the labeled sentences weigh batch_size / (batch_size + batch_unlabeled) (a half at our defaults), where a uniform
+  draw from D′ would give them N_l / (N_l + N_ul) (SST at the paper's N_ul: 12 %); Miyato's code takes the KL on
+  the unlabeled stream alone.
 - Padding: sequences are right-padded; the forward LSTM reads them as they are and the backward LSTM reads each
   sentence reversed within its length, so padding never reaches a real token's state; the softmax is masked
   (attention exactly 0 on padding), and perturbations are zeroed there. Changing padding ids changes nothing.
