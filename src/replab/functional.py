@@ -203,6 +203,20 @@ class _BCEWithLogits(torch.autograd.Function):
         return (torch.sigmoid(logits) - target) * grad, None
 
 
+class _BCEWithLogitsSum(_BCEWithLogits):
+    """Σ over every element of the loss as one autograd node: Σ softplus(l) − Σ x·l, never the per-element loss
+    tensor, and one backward pass, _BCEWithLogits's (σ(l) − x)·∂ with a 0-d ∂, for the chain of PyTorch's loss, sum
+    and mean backwards."""
+
+    @staticmethod
+    def forward(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        # softplus(l) = max(l, 0) − log σ(|l|) (the sigmoid form, where SIGMOID_FORMS) or PyTorch's softplus, whose
+        # threshold (l > 20: l itself) is within 2.1e-9 of it
+        softplus = (logits.clamp_min(0).sub_(torch.log(torch.sigmoid(logits.abs()))) if _ours_here(logits)
+                    else F.softplus(logits))
+        return softplus.sum() - (logits * target).sum()
+
+
 class _Tanh(torch.autograd.Function):
     generate_vmap_rule = True
 
@@ -218,30 +232,6 @@ class _Tanh(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (out,) = ctx.saved_tensors
         return torch.ops.aten.tanh_backward(grad, out)
-
-
-class _BCEWithLogitsSum(torch.autograd.Function):
-    """Σ over every element of the loss as one autograd node: Σ softplus(l) − Σ x·l, never the per-element loss
-    tensor, and one backward pass (σ(l) − x)·∂ for the chain of PyTorch's loss, sum and mean backwards."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        # softplus(l) = max(l, 0) − log σ(|l|) (the sigmoid form, where SIGMOID_FORMS) or PyTorch's softplus, whose
-        # threshold (l > 20: l itself) is within 2.1e-9 of it
-        softplus = (logits.clamp_min(0).sub_(torch.log(torch.sigmoid(logits.abs()))) if _ours_here(logits)
-                    else F.softplus(logits))
-        return softplus.sum() - (logits * target).sum()
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(*inputs)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        logits, target = ctx.saved_tensors
-        return torch.sigmoid(logits).sub_(target).mul_(grad), None
 
 
 _bce_with_logits, _bce_with_logits_sum, _tanh = (_fast_apply(_BCEWithLogits), _fast_apply(_BCEWithLogitsSum),
