@@ -846,3 +846,23 @@ def test_a_damaged_metrics_file_stops_the_censor_report_naming_file_and_key(in_t
     assert str(err.value).startswith(f"{file}: ") and re.search(message, str(err.value)), str(err.value)
     hint = "run `dvc repro`, which reruns what" if "expected" in message else "run `dvc repro -s -f eval_censor`"
     assert "\n" not in str(err.value) and hint in str(err.value)
+
+
+def test_fig2_envelope_line_holds_the_next_points_value_between_two_points():
+    """Between two points, (F1 80, user 30 %) and (F1 90, user 60 %), the lowest user accuracy with F1 ≥ 85 is the
+    second point's 60 %: the line had held the first's 30 % (steps-post), drawing the envelope too low there."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.cbook import STEP_LOOKUP_MAP
+
+    from replab.papers.censor.report import draw_envelope
+
+    fig, ax = plt.subplots()
+    line = draw_envelope(ax, np.array([90.0, 80.0]), np.array([60.0, 30.0]), color="tab:red")
+    xs, ys = STEP_LOOKUP_MAP[line.get_drawstyle()](line.get_xdata(), line.get_ydata())
+    plt.close(fig)
+    level = [y0 for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:]) if x0 < 85 < x1 and y0 == y1]  # horizontal runs
+    assert level == [60.0]
+    assert list(zip(xs, ys))[-1] == (90.0, 60.0)  # ends at the last point: no F1 above it

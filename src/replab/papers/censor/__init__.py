@@ -28,8 +28,9 @@ unpadded as in Chainer (30 → 28 → 14 → 12 → 6 → 4 → 2, so 20 × 6 ×
 400 → 12. D: 400 → 800 (→ 200) → users; D_sim: 800 → 800 → 200 → 1; ReLU, no dropout in adversaries.
 
 Optimisation: pretrain E + M with Adam (lr 1e-4, batch 100) for label accuracy; then adversarial post-processing
-with RMSprop (lr 2.5e-5, batch 100): step 1 (adversary, E fixed) and step 2 (E and M) alternate, each on
-200,000 samples (pairs for SCT/LSM), 30 repetitions, for every λ in {0.1, 0.2, 0.5, 1, 1.5, 2, 2.5}.
+with RMSprop (lr 2.5e-5, batch 100; the seed gives the lr only, and α 0.99, ε 1e-8 are Chainer's and PyTorch's
+defaults): step 1 (adversary, E fixed) and step 2 (E and M) alternate, each on 200,000 samples (pairs for
+SCT/LSM), 30 repetitions, for every λ in {0.1, 0.2, 0.5, 1, 1.5, 2, 2.5}.
 
 Measures, after every repetition (the `eval` stage reads the checkpoint of each repetition):
 F_y^v = macro-F1 of M∘E on the seen-user test split, F_y^t = macro-F1 on the unseen users, and the user

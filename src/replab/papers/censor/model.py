@@ -41,7 +41,7 @@ PAPER_CLAIMS = {
     "lsm_like_afl_on_fyt": "LSM ≈ AFL on F_y^t (envelopes)",
     "lsm_beats_afl_on_fyv": "LSM better than AFL on F_y^v (envelopes)",
     "lsm_like_sct_on_fyv": "LSM ≈ SCT on F_y^v (envelopes)",
-    "sct_keeps_fyt": "SCT keeps or improves F_y^t (unseen users) relative to the CNN",
+    "sct_keeps_fyt": "SCT keeps or improves F_y^t (unseen users) relative to the CNN at its best λ",
 }
 
 
@@ -322,6 +322,8 @@ class PairSampler:
         return order[pos]
 
     def same_user(self, i: torch.Tensor) -> torch.Tensor:
+        """A partner of each anchor drawn uniformly from its user's windows, the anchor itself included (a pair of
+        one window: 1 in the user's window count, e.g. 1 in 12,000 on USC-HAD; an Eq. 2 target all the same)."""
         return self._from_block(self.by_user, self.user_start, self.user_count, self.s[i])
 
     def _resample(self, i: torch.Tensor, draw, bad) -> torch.Tensor:

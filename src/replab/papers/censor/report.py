@@ -380,6 +380,17 @@ def claim_words(holds: bool | None) -> str:
 COLORS = {"cnn": "black", "afl_mlp": "tab:blue", "afl_dnn": "tab:green", "sct": "tab:red", "lsm": "tab:purple"}
 
 
+def draw_envelope(ax, f1: np.ndarray, user: np.ndarray, color: str):
+    """A method's lower envelope on `ax`: at each label F1 x the lowest user accuracy of the points with F1 ≥ x, a
+    step through the points' own F1 values. Between two of them the next one's value holds (steps-pre): the points
+    at or above such an x are those at or above the next F1. Returns the Line2D."""
+    from replab import report
+
+    grid = np.sort(np.unique(f1))
+    (line,) = ax.step(grid, report.lower_envelope(f1, user, grid), where="pre", color=color, lw=1.5)
+    return line
+
+
 def _tradeoff_figure(cfg, records, keys, cnn, out_path: Path) -> str:
     import matplotlib.pyplot as plt
 
@@ -391,9 +402,7 @@ def _tradeoff_figure(cfg, records, keys, cnn, out_path: Path) -> str:
         for m in cfg.methods:
             f1, user = _points([records[k] for ks in keys[m].values() for k in ks], x)
             ax.scatter(f1, user, s=10, alpha=0.45, color=COLORS[m], label=METHOD_LABELS[m])
-            grid = np.sort(np.unique(f1))
-            env = report.lower_envelope(f1, user, grid)
-            ax.step(grid, env, where="post", color=COLORS[m], lw=1.5)
+            draw_envelope(ax, f1, user, color=COLORS[m])
         ax.errorbar(cnn[x]["mean"], cnn["user_accuracy"]["mean"], xerr=cnn[x]["std"], yerr=cnn["user_accuracy"]["std"],
                     fmt="*", ms=12, color="black", label=METHOD_LABELS[BASELINE])
         ax.set_xlabel(label)
