@@ -13,7 +13,11 @@ drawn class, z ~ N(0, I) — which makes y and z independent so that y keeps onl
 Baselines from the same code: AE (λ_reg = 0, no discriminator), AAE(z) (discriminator on z alone).
 
 Our choices where the seed is silent (all params; public evidence in reference/peers.md, musyoku's
-Chainer AAE that the seed's lab is closest to): Adam lr 1e-4, betas (0.1, 0.999); grad-norm clip 5;
+Chainer AAE that the seed's lab is closest to): Adam lr 1e-4, betas (0.1, 0.999); grad-norm clip 5, per optimizer
+as there, but Eq. 3 is one loss of encoder and decoder with one Adam, so their gradients are clipped together (the
+encoder's norm, about 8–16 in a paper-size run's first 300 steps, scales the decoder's, under 0.5: musyoku's
+optimizer per module never clips a decoder); PyTorch's layer initialisation (uniform ±1/√fan_in; musyoku's
+N(0, 0.01));
 100 labeled + 100 unlabeled images per iteration; one D step per encoder/decoder step; the encoder is
 trained with the non-saturating form −log D(enc); the decoder receives softmax(y); model selection by
 validation error; L_rec is the per-pixel mean (Chainer's mean_squared_error), `rec_reduction: sum` available;
