@@ -511,12 +511,34 @@ def max_differences(a: torch.nn.Module, b: torch.nn.Module) -> dict[str, float]:
     return {k: (sa[k].double() - sb[k].double()).abs().max().item() for k in sa}
 
 
-@pytest.mark.parametrize("model", ["aae_yz", "aae_z", "ae"])
-def test_seeds_trained_together_equal_each_seed_trained_alone(model):
+def test_grad_clip_per_module_clips_encoder_and_decoder_each_by_its_own_norm():
+    """musyoku's code clips each module's optimizer, so a decoder's small gradient (under 0.5 at paper size, against
+    the encoder's 8–16) is never scaled by the encoder's norm, as one clip over both (their one Adam) scales it."""
+    from replab import runtime as rt
+
+    encoder, decoder = torch.nn.Linear(2, 1, bias=False), torch.nn.Linear(1, 1, bias=False)
+    joint = 5 / math.hypot(6, 8, 0.4)  # the one clip's factor: 5 over the norm of every gradient
+    for per, enc_grad, dec_grad in (("optimizer", [6 * joint, 8 * joint], 0.4 * joint), ("module", [3.0, 4.0], 0.4)):
+        encoder.weight.grad, decoder.weight.grad = torch.tensor([[6.0, 8.0]]), torch.tensor([[0.4]])
+        groups = aae_ssl.clip_groups(tiny_cfg(grad_clip_per=per), encoder, decoder)
+        assert len(groups) == {"optimizer": 1, "module": 2}[per]
+        for group in groups:
+            rt.clip_grad_norm_(group, 5.0)
+        assert encoder.weight.grad.tolist() == [pytest.approx(enc_grad, rel=1e-6)]
+        assert decoder.weight.grad.item() == pytest.approx(dec_grad, rel=1e-6)
+    with pytest.raises(ParamError, match="grad_clip_per"):
+        tiny_cfg(grad_clip_per="layer")
+
+
+@pytest.mark.parametrize("model, grad_clip_per", [("aae_yz", "optimizer"), ("aae_z", "optimizer"), ("ae", "optimizer"),
+                                                  ("aae_yz", "module")])
+def test_seeds_trained_together_equal_each_seed_trained_alone(model, grad_clip_per):
     """Each seed in fit_seeds gets fit's labeled subset, batches, initial weights, dropout masks and prior samples:
     without BatchNorm every weight agrees up to the rounding of batched against single matrix products, and the
-    model selection picks the same iteration with the same validation error."""
-    cfg = tiny_cfg(iterations=12, eval_every=4, batchnorm=False, dropout=0.5)
+    model selection picks the same iteration with the same validation error. Per module, a clip at 0.05 bounds
+    each seed's encoder and decoder apart, every step."""
+    clip = {"grad_clip": 0.05} if grad_clip_per == "module" else {}
+    cfg = tiny_cfg(iterations=12, eval_every=4, batchnorm=False, dropout=0.5, grad_clip_per=grad_clip_per, **clip)
     alone, together = train_alone_and_together(cfg, model, [0, 3])
     for (enc_a, dec_a, best_a), (enc_t, dec_t, best_t) in zip(alone, together):
         assert best_t == best_a

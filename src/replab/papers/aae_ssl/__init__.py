@@ -16,8 +16,8 @@ Our choices where the seed is silent (all params; public evidence in reference/p
 Chainer AAE that the seed's lab is closest to): Adam lr 1e-4, betas (0.1, 0.999); grad-norm clip 5, per optimizer
 as there, but Eq. 3 is one loss of encoder and decoder with one Adam, so their gradients are clipped together (the
 encoder's norm, about 8–16 in a paper-size run's first 300 steps, scales the decoder's, under 0.5: musyoku's
-optimizer per module never clips a decoder); PyTorch's layer initialisation (uniform ±1/√fan_in; musyoku's
-N(0, 0.01));
+optimizer per module never clips a decoder; `grad_clip_per: module` clips each alone); PyTorch's layer
+initialisation (uniform ±1/√fan_in; musyoku's N(0, 0.01));
 100 labeled + 100 unlabeled images per iteration; one D step per encoder/decoder step; the encoder is
 trained with the non-saturating form −log D(enc); the decoder receives softmax(y); model selection by
 validation error; L_rec is the per-pixel mean (Chainer's mean_squared_error), `rec_reduction: sum` available;
@@ -83,12 +83,12 @@ from replab.papers.aae_ssl.model import (
     variant_key,
 )
 from replab.papers.aae_ssl.report import summarize
-from replab.papers.aae_ssl.train import bench_setup, check_data, fit, fit_seeds, train
+from replab.papers.aae_ssl.train import bench_setup, check_data, clip_groups, fit, fit_seeds, train
 
 __all__ = [
     "AXES", "MODELS", "MODEL_LABELS", "N_CLASSES", "PAPER", "PAPER_TABLE1", "SPECIAL_KEYS", "Config", "Decoder",
     "Discriminator", "Encoder", "StyleConfig", "all_variants", "batch_objective", "bench_setup", "build", "check_data",
-    "discriminator_loss", "error_rate", "evaluate", "fit", "fit_seeds", "generator_loss", "iteration_objective",
-    "labeled_subset", "latent_correlation", "load_model", "offdiag_mean_abs", "prior_sample", "reconstruction_loss",
-    "style_grid", "summarize", "train", "variant_key", "yz_block_mean_abs",
+    "clip_groups", "discriminator_loss", "error_rate", "evaluate", "fit", "fit_seeds", "generator_loss",
+    "iteration_objective", "labeled_subset", "latent_correlation", "load_model", "offdiag_mean_abs", "prior_sample",
+    "reconstruction_loss", "style_grid", "summarize", "train", "variant_key", "yz_block_mean_abs",
 ]

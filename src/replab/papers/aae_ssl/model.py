@@ -37,6 +37,9 @@ MAKHZANI_NL100 = 1.90  # Makhzani et al. AAE, test error % at 100 labels (anchor
 MAX_GRID_SIDE = 101  # Fig. 4's images a side at most: 101² decoded 28 × 28 images (32 MB) per digit
 
 
+GRAD_CLIP_GROUPS = ("optimizer", "module")
+
+
 @dataclass(frozen=True)
 class StyleConfig:
     """Fig. 4: an AAE(y,z) with a 2-D z; decode a grid over (z1, z2) with y fixed."""
@@ -78,7 +81,10 @@ class Config:
     lr: float = param(1e-4, gt=0.0)
     beta1: float = param(0.1, ge=0.0, lt=1.0)
     beta2: float = param(0.999, ge=0.0, lt=1.0)
-    grad_clip: float = param(5.0, gt=0.0)
+    grad_clip: float = param(5.0, gt=0.0, doc="the L2 norm the gradients are clipped to, per grad_clip_per group")
+    grad_clip_per: str = param("optimizer", choices=GRAD_CLIP_GROUPS,
+                               doc="optimizer: encoder + decoder together, their one Adam (and D alone) | module: "
+                                   "encoder and decoder each alone (musyoku's optimizer per module)")
     batch_labeled: int = param(100, ge=1, le=MAX_SIZE)
     batch_unlabeled: int = param(100, ge=1, le=MAX_SIZE)
     iterations: int = param(3000, ge=1, le=MAX_COUNT, doc="one labeled + one unlabeled batch each")

@@ -40,6 +40,15 @@ def adam_optimizers(cfg: Config, autoencoder_params: list, disc, device, captura
     return opt_ae, opt_d
 
 
+def clip_groups(cfg: Config, encoder, decoder) -> list[list]:
+    """The parameter lists whose gradients are each clipped to the L2 norm `grad_clip` after the encoder/decoder
+    step: both networks together, the Adam of Eq. 3's one loss (`grad_clip_per: optimizer`), or each alone
+    (`module`, as musyoku's code with an optimizer per module). Either way D's own step clips D alone."""
+    if cfg.grad_clip_per == "module":
+        return [list(encoder.parameters()), list(decoder.parameters())]
+    return [[*encoder.parameters(), *decoder.parameters()]]
+
+
 def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, seed: int,
         data: Images, device, runtime, live=None, ckpt=None, name: str = ""):
     """Train one model; returns (encoder, decoder, best validation record, clock). With `ckpt`
@@ -57,6 +66,7 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
     lambda_reg = 0.0 if model == "ae" else cfg.lambda_reg
     autoencoder_params = [*encoder.parameters(), *decoder.parameters()]
     opt_ae, opt_d = adam_optimizers(cfg, autoencoder_params, disc, device, rt.cuda_graph_on(runtime, device))
+    clipped = clip_groups(cfg, encoder, decoder)
 
     # Training calls go through (optionally) compiled wrappers; weights are shared with the originals.
     enc_step, dec_step, disc_step = (rt.maybe_compile(m, runtime) for m in (encoder, decoder, disc))
@@ -110,7 +120,8 @@ def fit(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: int, se
         loss, terms_l, terms_u = iteration_objective(cfg, lambda_reg, x, y_logits, z, x_rec, yl, disc_step)
         opt_ae.zero_grad(set_to_none=True)
         loss.backward()
-        rt.clip_grad_norm_(autoencoder_params, cfg.grad_clip)
+        for group in clipped:
+            rt.clip_grad_norm_(group, cfg.grad_clip)
         opt_ae.step()
         if disc is not None:
             disc.requires_grad_(True)
@@ -178,6 +189,7 @@ def fit_seeds(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: i
     lambda_reg = 0.0 if model == "ae" else cfg.lambda_reg
     autoencoder_params = [*encoder.parameters(), *decoder.parameters()]
     opt_ae, opt_d = adam_optimizers(cfg, autoencoder_params, disc, device, rt.cuda_graph_on(runtime, device))
+    clipped = clip_groups(cfg, encoder, decoder)
     gens = [rt.seeded_generator(seed, device) for seed in seeds]
     labeled_batches = [EndlessBatches(rows_lab.shape[1], cfg.batch_labeled, g, device) for g in gens]
     unlabeled_batches = [EndlessBatches(rows_unl.shape[1], cfg.batch_unlabeled, g, device) for g in gens]
@@ -217,7 +229,8 @@ def fit_seeds(cfg: Config, model: str, z_dim: int, n_labeled: int, iterations: i
         loss = torch.func.vmap(objective)(critic, x, y_logits, z, x_rec, yl)  # [S]
         opt_ae.zero_grad(set_to_none=True)
         loss.sum().backward()
-        clip_grad_norm_per_seed(autoencoder_params, cfg.grad_clip)
+        for group in clipped:
+            clip_grad_norm_per_seed(group, cfg.grad_clip)
         opt_ae.step()
         return loss, d_loss
 
