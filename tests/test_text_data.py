@@ -560,6 +560,31 @@ def test_eraser_evidence_union_and_quirks(server, tmp_path, monkeypatch):
     assert words == ["<unk> <unk>", "a <unk> <unk>", "the film too <unk> <unk>"]
 
 
+def test_file_lines_end_lines_where_text_files_do():
+    """Universal newlines (\\n, \\r\\n, \\r) end a line; form feeds, vertical tabs, \\x1c–\\x1e, \\x85 and U+2028/9
+    inside a line stay in it, as Python's file iteration and the corpora's own readers keep them."""
+    assert text.file_lines("a\x0cb\r\nc\rd\n") == ["a\x0cb", "c", "d"]
+    assert text.file_lines("x\x0by\x1cz\x85w\u2028v\u2029u") == ["x\x0by\x1cz\x85w\u2028v\u2029u"]
+    assert text.file_lines("") == [] and text.file_lines("x") == ["x"] and text.file_lines("x\n\n") == ["x", ""]
+
+
+def test_eraser_documents_flatten_as_erasers_loader_does(tmp_path):
+    """ERASER's load_documents strips each line and splits it at spaces: a form feed or tab inside a line is part
+    of a token or stripped, never a line end. str.splitlines had ended a line at the form feed, so the tab after it
+    became a token and every later token sat one place off its evidence offsets. A raw U+2028 inside a JSON string
+    (valid JSON) had cut its annotation line in two."""
+    files = eraser_files()
+    files["movies/docs/negR_002.txt"] = b"this film \t\nit\x0cis dead on arrival .\n"
+    line = json.loads(ann("negR_002.txt", "NEG", [[(3, 6)]]))
+    line["evidences"][0][0]["text"] = "dead on\u2028arrival"
+    files["movies/test.jsonl"] = (json.dumps(line, ensure_ascii=False) + "\n").encode()
+    annotations, docs = eraser.read_archive(targz(tmp_path / "ctl.tar.gz", files))
+    assert docs["negR_002.txt"] == ["this", "film", "it\x0cis", "dead", "on", "arrival", "."]
+    assert annotations["test"][0]["evidences"][0][0]["text"] == "dead on\u2028arrival"
+    mask = eraser.evidence_mask(annotations["test"][0], len(docs["negR_002.txt"]), "ctl")
+    assert [t for t, m in zip(docs["negR_002.txt"], mask, strict=True) if m] == ["dead", "on", "arrival"]
+
+
 def test_eraser_bad_span_truncated_archive_and_bad_json(tmp_path):
     files = eraser_files()
     files["movies/test.jsonl"] = (ann("negR_002.txt", "NEG", [[(5, 40)]]) + "\n").encode()

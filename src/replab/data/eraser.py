@@ -34,7 +34,16 @@ import numpy as np
 
 from replab.data.fasttext import embeddings_for
 from replab.data.imdb import unlabeled_pool
-from replab.data.text import EMBEDDINGS, POOLS, fit_vocab, pinned_raw, require_both_classes, utf8, write_text_splits
+from replab.data.text import (
+    EMBEDDINGS,
+    POOLS,
+    file_lines,
+    fit_vocab,
+    pinned_raw,
+    require_both_classes,
+    utf8,
+    write_text_splits,
+)
 from replab.download import RemoteFile, fetch
 from replab.io import BEYOND_PYTHON, DataError, beyond_python
 from replab.params import MAX_COUNT, SEED_MAX, param
@@ -84,7 +93,7 @@ def read_archive(archive: Path) -> tuple[dict[str, list[dict]], dict[str, list[s
                 data = utf8(tar.extractfile(member).read(), f"{archive}:{member.name}")
                 key = match.group(1)
                 if key.startswith("docs/"):
-                    docs[key[5:]] = [tok for line in data.splitlines() for tok in line.split(" ") if tok]
+                    docs[key[5:]] = [tok for line in file_lines(data) for tok in line.strip().split(" ") if tok]
                 else:
                     annotations[key] = _jsonl(data, f"{archive}:{member.name}")
     except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
@@ -97,7 +106,7 @@ def read_archive(archive: Path) -> tuple[dict[str, list[dict]], dict[str, list[s
 
 def _jsonl(data: str, where: str) -> list[dict]:
     rows = []
-    for i, line in enumerate(data.splitlines(), 1):
+    for i, line in enumerate(file_lines(data), 1):
         if not line.strip():
             continue
         try:

@@ -11,8 +11,9 @@ train_size=0.8, random_state=1378)`; test → the 20 % `train_test_split(…, tr
 vocabulary min_df 10 on train, `<SOS> … <EOS>`; at load time their `filterbylength` (min_length 6, and the
 longest review of every split dropped under `filter: faithful`). The paper reports 17,186 / 4,294 / 4,353.
 Our counts differ because J&W started from Keras' `imdb_full.pkl` (rank-indexed words in its own document
-order and tokenisation: apostrophes kept, so "don't" is one token where `\\W` splits it), which is not
-reachable here: the < 400 cut and the seeded split then select other documents. Documents are ordered by
+order and tokenisation: apostrophes kept, so "don't" is one token where `\\W` splits it; each `<br />` kept as
+the word `br`, its 7th most frequent, where ours are spaces, so its reviews count a token more per break), which
+is not reachable here: the < 400 cut and the seeded split then select other documents. Documents are ordered by
 (pos before neg, numeric id) before splitting; meta.json reports our counts beside the paper's. Every split
 must keep both classes after the cut, the split and the length filter (else a one-line error naming the params
 that emptied it, or the archive).

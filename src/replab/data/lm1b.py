@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.data.text import read_lines, read_text, record_fields, utf8
+from replab.data.text import file_lines, read_lines, read_text, record_fields, utf8
 from replab.download import RemoteFile, check_mirror, fetch, local_root, verify
 from replab.io import DataError, atomic_dir, atomic_path, read_json, sha256_file, write_json
 from replab.params import MAX_COUNT, SEED_MAX, param
@@ -111,7 +111,7 @@ def sample_tarball(archive: Path, target: Path, fraction: float, seed: int, expe
                 if not member.isfile() or match is None:
                     continue
                 shard = match.group(1)
-                lines = utf8(tar.extractfile(member).read(), f"{archive}:{member.name}").splitlines()
+                lines = file_lines(utf8(tar.extractfile(member).read(), f"{archive}:{member.name}"))
                 keep = _shard_rng(seed, shard).random(len(lines)) < fraction
                 chosen = np.asarray(lines, dtype=object)[keep]
                 out.write("\n".join(chosen) + "\n" if len(chosen) else "")
@@ -154,7 +154,7 @@ def prepare(name: str, cfg: Lm1bConfig, raw_dir: Path, out_dir: Path, split_seed
     rec = record_fields(raw_dir / RECORD, read_json(raw_dir / RECORD, expect=dict, stage=STAGE), FIELDS, STAGE)
     if rec["sha256"] != (actual := sha256_file(path)):
         raise DataError(f"{path}: sha256 {actual} differs from its record {raw_dir / RECORD}; download again")
-    lengths = np.array([len(line.split()) for line in read_text(path).splitlines()])
+    lengths = np.array([len(line.split()) for line in file_lines(read_text(path))])
     meta = {"dataset": name, "source": "real: One Billion Word benchmark, training shards", "sha256":
             {ARCHIVE.name: ARCHIVE.sha256, SAMPLE: actual}, "fraction": rec["fraction"], "seed": rec["seed"],
             "counts": {"shards": rec["shards"], "sentences": rec["sentences"], "sampled": rec["sampled"]},

@@ -29,7 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.data.text import fit_vocab, jw_tokenize, pinned_raw, read_text, require_both_classes, write_text_splits
+from replab.data.text import (
+    file_lines,
+    fit_vocab,
+    jw_tokenize,
+    pinned_raw,
+    read_text,
+    require_both_classes,
+    write_text_splits,
+)
 from replab.data.wheels import WheelMember, fetch_member
 from replab.io import DataError
 from replab.params import MAX_COUNT, SEED_MAX, fail, param
@@ -100,7 +108,7 @@ def read_lexicon(path: Path) -> dict[str, float]:
     14 (`:-p`, `lol`, …)."""
     if not path.exists():
         raise DataError(f"{path}: missing (run the download stage first)")
-    lines = read_text(path).splitlines()
+    lines = file_lines(read_text(path))
     lexicon = {}
     for i, line in enumerate(lines, 1):
         if not line.strip():

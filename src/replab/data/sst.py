@@ -34,6 +34,7 @@ from replab.data.fasttext import embeddings_for
 from replab.data.imdb import unlabeled_pool
 from replab.data.text import (
     JwTextConfig,
+    file_lines,
     fit_vocab,
     jw_length_filter,
     jw_tokenize,
@@ -129,7 +130,7 @@ def read_trees(archive: Path) -> dict[str, tuple[np.ndarray, list[str], list[str
         with zipfile.ZipFile(archive) as zf:
             for split, member in MEMBERS.items():
                 try:
-                    lines = utf8(zf.read(member), f"{archive}:{member}").splitlines()
+                    lines = file_lines(utf8(zf.read(member), f"{archive}:{member}"))
                 except KeyError:
                     raise DataError(f"{archive}: has no member {member}") from None
                 labels, texts, sources = [], [], []

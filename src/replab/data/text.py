@@ -395,6 +395,17 @@ def read_text(path: Path) -> str:
     return utf8(data, str(path))
 
 
+def file_lines(text: str) -> list[str]:
+    """The lines of a file's `text` as Python's text files and the corpora's own readers yield them (universal
+    newlines: \\n, \\r\\n or \\r ends a line), without their ends. Not `str.splitlines`, which also ends a line
+    at \\v, \\f, \\x1c–\\x1e, \\x85, U+2028 and U+2029: characters a corpus can hold inside a line (a form feed
+    inside an ERASER document's line would shift every later token against the evidence offsets)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines[-1] == "":  # the end of the last line, or an empty text
+        lines.pop()
+    return lines
+
+
 def read_lines(path: Path) -> list[str]:
-    """Non-empty lines of a UTF-8 text file; one-line DataError naming it otherwise."""
-    return [line for line in read_text(path).splitlines() if line.strip()]
+    """Non-empty lines (`file_lines`) of a UTF-8 text file; one-line DataError naming it otherwise."""
+    return [line for line in file_lines(read_text(path)) if line.strip()]
