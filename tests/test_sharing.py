@@ -251,6 +251,36 @@ def test_a_run_left_out_of_one_queue_status_is_waited_for(monkeypatch, capsys):
     assert clock[0] - start == 5 + 65  # (its first poll without b at 5 s, the error at the first poll past 60 s later)
 
 
+def test_queue_status_runs_dvcs_status_again_after_a_transient_failure(monkeypatch):
+    """As its workers stopped, `dvc queue status` printed every run's Success and then failed (exit 255, `unexpected
+    error - Expecting value: line 1 column 1 (char 0)`): a sweep whose runs had all succeeded would have stopped on
+    it. It is run again; a failure every time is the sweep's, with DVC's last line."""
+    from replab import compare
+    from replab.io import DataError
+
+    table = "Task     Name    Created    Status\n6c8eedc  rec-1   05:13 PM   Success\n"
+    failed = subprocess.CompletedProcess([], 255, table, "ERROR: unexpected error - Expecting value: line 1 column 1")
+    calls, slept = [], []
+    monkeypatch.setattr(compare.time, "sleep", slept.append)
+
+    def dvc(*args, check=True):
+        calls.append(check)
+        if len(calls) == 1 or always_failing:
+            if check:
+                raise DataError(f"`dvc {' '.join(args)}` failed: {failed.stderr}")
+            return failed
+        return subprocess.CompletedProcess([], 0, table, "")
+
+    monkeypatch.setattr(compare, "_dvc", dvc)
+    always_failing = False
+    assert compare.queue_status() == {"rec-1": "Success"}
+    assert calls == [False, False] and slept == [compare.STATUS_RETRY_S]
+    always_failing, calls[:] = True, []
+    with pytest.raises(DataError, match="Expecting value"):
+        compare.queue_status()
+    assert calls == [False] * (compare.STATUS_TRIES - 1) + [True]
+
+
 def test_sweep_reruns_an_experiment_the_queue_reported_but_lost(in_tmp, monkeypatch, capsys):
     """DVC's queue can report Success for an experiment whose collection failed in its worker (no Git ref, absent
     from `dvc exp show`: seen with two workers). The sweep runs exactly the lost one again, `--temp` under the same
@@ -580,6 +610,18 @@ def exp_show(repo: Path, env: dict) -> dict[str, dict]:
     return found
 
 
+def queue_status_of(repo: Path, env: dict) -> str:
+    """`dvc queue status`'s table, run again after a failure as `compare.queue_status` does (DVC's status can fail
+    as its workers stop); the last try's failure fails the test."""
+    from replab.compare import STATUS_RETRY_S, STATUS_TRIES
+
+    for attempt in range(1, STATUS_TRIES + 1):
+        result = sh(repo, env, "dvc", "queue", "status", check=attempt == STATUS_TRIES)
+        if not result.returncode:
+            return result.stdout
+        time.sleep(STATUS_RETRY_S)
+
+
 @pytest.mark.slow
 def test_queued_sweep_of_three_runs_two_at_a_time(swept, env):
     repo, _, result, seconds = swept
@@ -593,7 +635,7 @@ def test_queued_sweep_of_three_runs_two_at_a_time(swept, env):
         f"dvc exp run --queue -n {name} -S profile=smoke -S runtime.threads=1 -S aae_ssl.lambda_rec={v}"
         for name, v in zip(names, SWEEP)]
     assert "dvc queue start -j 2" in result.stdout
-    status = sh(repo, env, "dvc", "queue", "status").stdout
+    status = queue_status_of(repo, env)
     assert all(any(line.split()[1:2] == [n] and line.endswith("Success") for line in status.splitlines())
                for n in names), status
     # two Celery workers served the queue; every experiment has its own metrics

@@ -325,10 +325,22 @@ def queue_commands(points: list[list[str]], profile: str, fixed: Sequence[str] =
     return commands
 
 
+STATUS_TRIES = 3  # `dvc queue status` runs, STATUS_RETRY_S apart, before its failure is the sweep's
+STATUS_RETRY_S = 2.0
+
+
 def queue_status() -> dict[str, str]:
-    """{experiment name: Queued | Running | Success | Failed} from `dvc queue status`."""
+    """{experiment name: Queued | Running | Success | Failed} from `dvc queue status`. A failed status is run again,
+    up to STATUS_TRIES times: as its workers stop, DVC 3.67's status printed every run's Success and then failed
+    reading a message file a stopping worker was writing (`unexpected error - Expecting value: line 1 column 1`),
+    which had failed a sweep whose runs had all succeeded. DataError with its last line when every try fails."""
+    for attempt in range(1, STATUS_TRIES + 1):
+        result = _dvc("queue", "status", check=attempt == STATUS_TRIES)
+        if not result.returncode:
+            break
+        time.sleep(STATUS_RETRY_S)
     status = {}
-    for line in _dvc("queue", "status").stdout.splitlines():
+    for line in result.stdout.splitlines():
         parts = line.split()
         if len(parts) >= 4 and re.fullmatch(r"[0-9a-f]{7,}", parts[0]):
             status[parts[1]] = parts[-1]
