@@ -517,7 +517,8 @@ def ann(docid: str, label: str, spans: list[list[tuple[int, int]]]) -> str:
 
 
 def eraser_files() -> dict[str, bytes]:
-    train = [ann("negR_000.txt", "NEG", [[(3, 4)], [(7, 9), (8, 10)]]), ann("posR_000.txt", "POS", [[(1, 2)]]),
+    train = [ann("negR_000.txt", "NEG", [[(3, 4)], [(7, 9), (8, 10), (5, 5)]]),  # (5, 5): an empty span
+             ann("posR_000.txt", "POS", [[(1, 2)]]),
              ann("posR_000.txt", "POS", [[(1, 2)]]),  # the duplicate row
              ann("negR_001.txt", "NEG", [])]  # the empty-evidence row
     dev = [ann("posR_001.txt", "POS", [[(0, 3)]]), ann("negR_003.txt", "NEG", [[(1, 2)]])]
@@ -540,6 +541,7 @@ def test_eraser_evidence_union_and_quirks(server, tmp_path, monkeypatch):
     meta = eraser.prepare("eraser_movies", eraser.EraserMoviesConfig(), raw, tmp_path / "out", 0)
     assert meta["raw_counts"] == {"train": 4, "dev": 2, "test": 2}
     assert meta["quirks"] == {"empty_evidence": {"train": 1, "dev": 0, "test": 0},
+                              "empty_spans": {"train": 1, "dev": 0, "test": 0},  # marks no token, as ERASER's
                               "duplicate_rows_dropped": {"train": 1, "dev": 0, "test": 0}}
     tr = load(tmp_path / "out", "train")
     assert tr["labels"].tolist() == [0, 1, 0] and tr["lengths"].tolist() == [13, 10, 13]
@@ -593,6 +595,11 @@ def test_eraser_bad_span_truncated_archive_and_bad_json(tmp_path):
     with pytest.raises(DataError) as err:
         eraser.evidence_mask(annotations["test"][0], len(docs["negR_002.txt"]), str(bad))
     one_line_naming(err, "negR_002.txt")
+    reversed_span = json.loads(ann("negR_002.txt", "NEG", [[(4, 3)]]))  # empty spans pass (ERASER's), reversed not
+    with pytest.raises(DataError) as err:
+        eraser.evidence_mask(reversed_span, 13, "test.jsonl")
+    assert str(err.value).endswith("negR_002.txt: evidence [4, 3) is no span of the document's 13 tokens "
+                                   "(allowed: 0 ≤ start ≤ end ≤ 13)")
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(bad.read_bytes()[:300])
     with pytest.raises(DataError) as err:

@@ -150,14 +150,16 @@ def _annotation(row, where: str) -> dict:
 
 
 def evidence_mask(row: dict, n_tokens: int, where: str) -> np.ndarray:
-    """Union of every evidence span [start_token, end_token) of every group, as a bool [n_tokens] mask."""
+    """Union of every evidence span [start_token, end_token) of every group, as a bool [n_tokens] mask. An empty
+    span (start = end) marks no token, as in ERASER's token-level metrics (`range(start, end)`); a span outside the
+    document, reversed or not of integers is a DataError naming the annotation."""
     mask = np.zeros(n_tokens, dtype=bool)
     for group in row["evidences"]:
         for ev in group:
             start, end = ev.get("start_token"), ev.get("end_token")
-            if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= n_tokens):
-                raise DataError(f"{where}: {row['annotation_id']}: evidence [{start}, {end}) outside the "
-                                f"document's {n_tokens} tokens")
+            if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= n_tokens):
+                raise DataError(f"{where}: {row['annotation_id']}: evidence [{start}, {end}) is no span of the "
+                                f"document's {n_tokens} tokens (allowed: 0 ≤ start ≤ end ≤ {n_tokens})")
             mask[start:end] = True
     return mask
 
@@ -167,7 +169,7 @@ def prepare(name: str, cfg: EraserMoviesConfig, raw_dir: Path, out_dir: Path, sp
     raw_dir = Path(raw_dir)
     archive = pinned_raw(raw_dir / ARCHIVE.name, ARCHIVE.sha256, name)
     annotations, docs = read_archive(archive)
-    splits, quirks, rationale_rate = {}, {"empty_evidence": {}, "duplicate_rows_dropped": {}}, {}
+    splits, quirks, rationale_rate = {}, {"empty_evidence": {}, "empty_spans": {}, "duplicate_rows_dropped": {}}, {}
     for split, rows in annotations.items():
         where = f"{archive}:movies/{SPLIT_FILES[split]}"
         seen, kept = set(), []
@@ -187,6 +189,8 @@ def prepare(name: str, cfg: EraserMoviesConfig, raw_dir: Path, out_dir: Path, sp
             tokens.append([t.lower() for t in doc] if cfg.lowercase else list(doc))
             masks.append(evidence_mask(row, len(doc), where))
             names.append(f"{archive}:movies/docs/{docid}")
+        quirks["empty_spans"][split] = sum(ev["start_token"] == ev["end_token"]  # (checked by evidence_mask)
+                                           for r in kept for group in r["evidences"] for ev in group)
         labels = np.array([LABELS[r["classification"]] for r in kept], dtype=np.int64)
         require_both_classes(labels, split, where, noun="annotations")  # before train's longest is taken
         splits[split] = {"docs": tokens, "labels": labels, "evidence": masks, "names": names}
