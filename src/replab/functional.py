@@ -177,10 +177,16 @@ class Linear(nn.Linear):
         return linear(x, self.weight, self.bias)
 
 
+def _cpu_float(x: torch.Tensor) -> bool:
+    """A float32/float64 tensor on the CPU: where replab's own forms of PyTorch's functions can pay (on other devices
+    one fused launch matters more than the arithmetic; half precision stays PyTorch's)."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+
+
 def _ours_here(x: torch.Tensor) -> bool:
     """Our sigmoid forms for float32/float64 on a CPU where `SIGMOID_FORMS`; PyTorch's elsewhere (its VML kernels on
     Intel CPUs, one fused launch on GPUs, half precision)."""
-    return SIGMOID_FORMS and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+    return SIGMOID_FORMS and _cpu_float(x)
 
 
 class _BCEWithLogits(torch.autograd.Function):
@@ -273,12 +279,12 @@ def bce_with_logits(logits: torch.Tensor, target: torch.Tensor, reduction: str =
         raise ValueError(f"bce_with_logits: target dtype {target.dtype} (allowed: a floating-point dtype)")
     if target.shape != logits.shape:
         raise ValueError(f"bce_with_logits: target shape {tuple(target.shape)} != logits shape {tuple(logits.shape)}")
-    if (reduction != "none" and logits.device.type == "cpu" and logits.dtype in (torch.float32, torch.float64)
-            and target.dtype == logits.dtype):
-        total = _bce_with_logits_sum(logits, target)
-        return total / logits.numel() if reduction == "mean" else total
-    if reduction == "none" and _ours_here(logits) and target.dtype == logits.dtype:
-        return _bce_with_logits(logits, target)
+    if target.dtype == logits.dtype and _cpu_float(logits):
+        if reduction != "none":
+            total = _bce_with_logits_sum(logits, target)
+            return total / logits.numel() if reduction == "mean" else total
+        if SIGMOID_FORMS:
+            return _bce_with_logits(logits, target)
     return F.binary_cross_entropy_with_logits(logits, target, reduction=reduction)
 
 

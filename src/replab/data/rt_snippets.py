@@ -222,7 +222,7 @@ def prepare(name: str, cfg: RtSnippetsConfig, raw_dir: Path, out_dir: Path, spli
                            "movies_with_snippets": raw_movies,
                            "lexicon_tokens": len(lexicon)},
             "quirks": {"duplicate_snippets_dropped": int(dup.sum()), "duplicate_texts_in_several_movies": across,
-                       "movies_whose_snippets_all_dropped": raw_movies - int(labeled["movie_name"].nunique()),
+                       "movies_whose_snippets_all_dropped": raw_movies - n_movies,
                        "empty_plot_summaries": empty_plots, "snippets_without_tokens_dropped": empty},
             "movies": {"train": int(len(set(labeled["movie_name"].to_numpy(dtype=str)[code == 0]))),
                        "dev": int(len(set(labeled["movie_name"].to_numpy(dtype=str)[code == 1]))),
