@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from conftest import one_line_naming
-from replab.io import DataError, NonFiniteError, one_line, read_json, require_finite, write_json
+from replab.bench import HostReadCounter
+from replab.io import DataError, NonFiniteError, first_non_finite, one_line, read_json, require_finite, write_json
 
 
 def strict_loads(text: str):
@@ -404,3 +405,25 @@ def test_a_sigterm_mid_write_leaves_the_target_and_no_temp(tmp_path, writer):
     assert err.value.code == 143 and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
     assert (target.read_text() == "old") if writer == "atomic_path" else not any(target.iterdir())
+
+
+def test_first_non_finite_names_the_first_bad_tensor_depth_first_and_reads_once_per_device():
+    """Python floats (an initial best of inf) and integer tensors are not checked; complex ones are. The flags of a
+    device's tensors are read together: on a GPU each read is a sync, and censor's checkpoint holds 16 tensors."""
+    state = {"best": float("inf"), "step": torch.tensor([3]),
+             "encoder": {"w": torch.ones(2, 2), "b": torch.tensor([1.0, float("nan")])},
+             "history": [torch.zeros(3), torch.tensor([float("-inf")])], "z": torch.tensor([1 + 0j])}
+    with HostReadCounter() as counter:
+        place, tensor = first_non_finite(state, "state")
+    assert place == "state.encoder.b" and tensor is state["encoder"]["b"]
+    assert counter.reads == 1
+    state["encoder"]["b"] = torch.ones(2)
+    assert first_non_finite(state)[0] == "history.1"
+    state["history"][1] = torch.zeros(1)
+    assert first_non_finite(state) is None
+    state["z"] = torch.tensor([complex(0, float("inf"))])
+    assert first_non_finite(state)[0] == "z"
+    with HostReadCounter() as counter:
+        assert first_non_finite({f"w{i}": torch.ones(4) for i in range(16)}) is None
+    assert counter.reads == 1
+    assert first_non_finite({"best": float("nan"), "n": [1, 2]}) is None
