@@ -222,11 +222,14 @@ def adversarial_postprocess(cfg: Config, method: str, lam: float, encoder: Encod
         samples += (adversary_steps + encoder_steps) * ac.batch_size * (2 if similarity else 1)
         checkpoints.append(snapshot(encoder, classifier))
         guard.check()
-        history["adversary_loss"].append(adv_total.item() / adversary_steps)
-        history["adversary_accuracy"].append(100 * adv_correct.item() / (adversary_steps * ac.batch_size))
+        # the repetition's sums, read together (one GPU sync)
+        adv_sum, adv_right, label_sum, censor_sum = torch.stack([adv_total, adv_correct, label_total,
+                                                                 censor_total]).tolist()
+        history["adversary_loss"].append(adv_sum / adversary_steps)
+        history["adversary_accuracy"].append(100 * adv_right / (adversary_steps * ac.batch_size))
         logged = {"adversary_loss": history["adversary_loss"][-1],
                   "adversary_accuracy": history["adversary_accuracy"][-1],
-                  "label_loss": label_total.item() / encoder_steps, "censor_loss": censor_total.item() / encoder_steps}
+                  "label_loss": label_sum / encoder_steps, "censor_loss": censor_sum / encoder_steps}
         bar.set_postfix({k: f"{v:.3f}" for k, v in logged.items()})
         if live is not None:
             live.step = rep + 1
