@@ -936,7 +936,9 @@ def test_download_params_never_replaces_a_folder_of_other_files(in_tmp, capsys):
              "params.yaml": "check --download-params params.yaml: is not a folder",
              "params.yaml/sub": "check --download-params params.yaml/sub:",  # under a file
              "link": "check --download-params link: is a symbolic link (give the folder's own path)",
-             "dangling": "check --download-params dangling: is a symbolic link"}
+             "dangling": "check --download-params dangling: is a symbolic link",
+             # a folder that cannot be written in: a traceback from mkdtemp, after the check said nothing
+             "/proc/replab-dp": "check --download-params /proc/replab-dp: /proc is not writable"}
     (in_tmp / "link").symlink_to(in_tmp / "sub")
     (in_tmp / "dangling").symlink_to(in_tmp / "nowhere")
     for folder, message in cases.items():

@@ -427,3 +427,96 @@ def test_first_non_finite_names_the_first_bad_tensor_depth_first_and_reads_once_
         assert first_non_finite({f"w{i}": torch.ones(4) for i in range(16)}) is None
     assert counter.reads == 1
     assert first_non_finite({"best": float("nan"), "n": [1, 2]}) is None
+
+
+@pytest.mark.parametrize("failing", [1, 2], ids=["moving the old folder aside", "moving the new one in"])
+def test_a_failed_folder_swap_leaves_the_old_folder_in_place_and_no_temp_folder(tmp_path, monkeypatch, failing):
+    """A folder that refuses the rename (an immutable folder: EPERM) left an empty `.model.….tmp.old` beside it;
+    failing the second rename would have left the old folder under that temp name and none at its own."""
+    import errno
+    import os
+
+    from replab.io import atomic_dir
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.pt").write_text("old")
+    calls = []
+
+    def replace(src, dst):
+        calls.append(src)
+        if len(calls) == failing:
+            raise PermissionError(errno.EPERM, "Operation not permitted", str(src), None, str(dst))
+        return real_replace(src, dst)
+
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(PermissionError), atomic_dir(tmp_path / "model") as tmp:
+        (tmp / "model.pt").write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert (tmp_path / "model" / "model.pt").read_text() == "old"
+
+
+def test_a_write_the_file_system_refuses_is_one_line_naming_the_path_and_other_os_errors_still_raise(
+        in_tmp, monkeypatch, capsys):
+    import errno
+
+    import yaml
+
+    from conftest import compose
+    from replab import cli
+    from replab.io import unwritable
+
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose()))
+    denied = PermissionError(errno.EPERM, "Operation not permitted", "models/autoencoder/simple-0", None,
+                             "models/autoencoder/.simple-0.x.tmp.old")
+
+    def refuse(args):
+        raise denied
+
+    monkeypatch.setattr(cli, "_check", refuse)
+    assert cli.main(["check"]) == 2
+    assert capsys.readouterr().err == (
+        "error: models/autoencoder/simple-0 -> models/autoencoder/.simple-0.x.tmp.old: not permitted (an immutable or "
+        "protected file?) (Operation not permitted); replab must write there (check the folder's permissions and "
+        "free space)\n")
+    assert unwritable(OSError(errno.ENOSPC, "No space left on device", "metrics/x.json")) == (
+        "metrics/x.json: no space left on the device (No space left on device); replab must write there (check the "
+        "folder's permissions and free space)")
+
+    def missing(args):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", "a bug's path")
+
+    monkeypatch.setattr(cli, "_check", missing)
+    with pytest.raises(FileNotFoundError):
+        cli.main(["check"])
+
+
+def test_train_refuses_a_folder_it_cannot_write_before_any_work(in_tmp, monkeypatch, capsys):
+    """DVCLive emptied an immutable curves folder's TSVs and then failed on its metrics.json with a traceback,
+    leaving the curves half-cleared. Now every folder training writes (the model's, the curves' and those inside
+    it, the checkpoints') is tried first; a nearest existing parent stands for one not made yet."""
+    import yaml
+
+    from conftest import compose
+    from replab import io as rio
+    from replab.cli import main
+
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(compose()))
+    tsv = in_tmp / "plots/autoencoder/curves/simple-0/plots/metrics/train/loss.tsv"
+    tsv.parent.mkdir(parents=True)
+    tsv.write_text("step\tloss\n0\t0.5\n")
+    real = rio.not_writable
+
+    def not_writable(folder):
+        return f"{folder} is not writable (Operation not permitted)" if Path(folder).name == "metrics" else real(folder)
+
+    monkeypatch.setattr(rio, "not_writable", not_writable)
+    monkeypatch.setattr("replab.papers.autoencoder.train", lambda *a: pytest.fail("trained"))
+    assert main(["train", "autoencoder", "simple-0", "model=simple", "seed=0"]) == 2
+    assert capsys.readouterr().err == (
+        "error: plots/autoencoder/curves/simple-0/plots/metrics is not writable (Operation not permitted): train "
+        "autoencoder simple-0 writes there (check the folder's permissions)\n")
+    assert tsv.read_text() == "step\tloss\n0\t0.5\n"
+    monkeypatch.setattr(rio, "not_writable", real)
+    rio.require_writable("models/autoencoder/simple-0", "checkpoints/autoencoder/simple-0", what="train")
+    assert not (in_tmp / "models").exists() and not (in_tmp / "checkpoints").exists()

@@ -529,6 +529,9 @@ def _without(params: dict, key: str) -> dict:
                                              "set names"),
     (lambda p: {**p, "datasets": ["mnist5k", "writers", "mnist5k"]}, "params.yaml: datasets = ['mnist5k', 'writers', "
                                                                     "'mnist5k']: values must be distinct"),
+    # -0.0 is 0.0: two matrix items (train_censor@afl_mlp-0.0-0 and …--0.0-0) training one model twice
+    (lambda p: {**p, "censor": {**p["censor"], "lambdas": [0.0, -0.0]}}, "params.yaml: censor.lambdas = [0.0, -0.0]: "
+                                                                        "values must be distinct"),
     # a list in `datasets` (`replab compose 'images=[mnist5k]'`) raised TypeError; null read "dataset = None"
     (lambda p: {**p, "datasets": [["mnist5k"], "writers"]}, "params.yaml: datasets[0] = ['mnist5k']: unknown data "
      "set (allowed: mnist5k, mnist, fashion_mnist, writers, emnist_writers, har, usc_had, rt_snippets, sst, imdb, "

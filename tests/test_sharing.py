@@ -713,6 +713,8 @@ def test_exp_push_pull_between_two_clones(swept, env, tmp_path):
      "twice)\n"),
     ("lr=1,1.0", "error: sweep autoencoder.lr=1.0: the same params.yaml as autoencoder.lr=1 (one run queued "
      "twice)\n"),
+    ("beta1=0,-0.0", "error: sweep autoencoder.beta1=-0.0: the same params.yaml as autoencoder.beta1=0 (one run "
+     "queued twice)\n"),
     # malformed lists name their key (they used to quote the values alone)
     ("simple.epochs=1,,3", "error: sweep autoencoder.simple.epochs=1,,3: expected autoencoder.simple.epochs=v1,v2,... "
      "(no empty value; lists in brackets, closed)\n"),

@@ -233,7 +233,7 @@ class Checkpoints:
     """Periodic, resumable training state of one variant (see the module docstring)."""
 
     def __init__(self, variant, cfg, runtime, log: Callable[[str], None] | None = None):
-        self.dir = Path("checkpoints") / variant.paper / variant.key
+        self.dir = variant.checkpoint_dir
         self.path = self.dir / FILE
         self.live_dir = Path(variant.live_dir)
         self.every = float(runtime.checkpoint_every)

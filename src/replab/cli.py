@@ -28,7 +28,7 @@ import sys
 import time
 import typing
 
-from replab.io import DataError, PartialFailure, one_line, out_of_memory
+from replab.io import DataError, PartialFailure, one_line, out_of_memory, require_writable, unwritable
 from replab.papers import (
     EVALUATE_ALL,
     PAPERS,
@@ -50,6 +50,9 @@ def _variant_command(args, evaluate: bool) -> None:
     cfg = load_section(module.Config, args.paper, params=params)
     runtime = load_runtime(params=params)
     variant = command_variant(args.paper, args.key, args.axes, cfg, evaluate, params[args.paper])
+    if not evaluate:
+        require_writable(variant.model_dir, variant.live_dir, variant.checkpoint_dir,
+                         what=f"train {args.paper} {args.key}")
     (module.evaluate if evaluate else module.train)(cfg, runtime, variant)
 
 
@@ -409,6 +412,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as err:
+        if (message := unwritable(err)) is None:
+            raise
+        print(f"error: {one_line(message)}", file=sys.stderr)
+        return 2
     except (MemoryError, RuntimeError) as err:  # torch.OutOfMemoryError is a RuntimeError
         section = (f"data.{args.dataset}" if args.command in ("download", "prepare") else
                    getattr(args, "paper", "") if args.command in ("train", "evaluate") else "")

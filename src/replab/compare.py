@@ -265,13 +265,13 @@ def _fails_alone(out: Path, profile: str, fixed: Sequence[str], err: ParamError)
 
 
 def _numbers_as_floats(value: Any) -> Any:
-    """`value` with every int as a float: a float param's `1` and `1.0` are the same run (an int param refuses
-    1.0, so no two distinct valid params.yaml files meet here)."""
+    """`value` with every int as a float and -0.0 as 0.0: a float param's `1` and `1.0`, or `0` and `-0.0`, are the
+    same run (an int param refuses 1.0, so no two distinct valid params.yaml files meet here)."""
     if isinstance(value, dict):
         return {k: _numbers_as_floats(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_numbers_as_floats(v) for v in value]
-    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    return float(value) + 0.0 if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
 def check_name(name: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import glob
 import hashlib
 import json
@@ -59,6 +60,50 @@ def out_of_memory(err: BaseException, section: str = "") -> str | None:
     where = f"params.yaml's {section} sizes" if section else "the sizes in params.yaml"
     return (f"out of memory{f' (tried to allocate {tried.group(1)})' if tried else ''}: {where} "
             "(batch sizes, hidden and embedding sizes, data set sizes) are too large for this device's memory")
+
+
+def not_writable(folder: str | os.PathLike | None) -> str | None:
+    """Why a file cannot be made in the existing `folder` ("/x is not writable (Read-only file system)"), or None.
+    A file is written there to be sure: os.access says yes for root, on special filesystems (/proc) and past an
+    immutable attribute."""
+    if folder is None or not os.access(folder, os.W_OK | os.X_OK):
+        return f"{folder} is not writable"
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".replab-"):
+            return None
+    except OSError as err:
+        return f"{folder} is not writable ({err.strerror})"
+
+
+def require_writable(*folders: str | os.PathLike, what: str) -> None:
+    """DataError unless files can be made and removed in each of `folders`, the folders inside it and its parent
+    (where `atomic_dir` makes the new folder and swaps it in), or, for one that does not exist yet, in its nearest
+    existing parent: checked before `what` (e.g. "train autoencoder simple-0") starts, so that a folder it cannot
+    write stops it before any work, and before DVCLive empties a curves folder it then cannot refill."""
+    for folder in map(Path, folders):
+        if folder.is_dir():
+            places = [folder.parent, folder, *(p for p in folder.rglob("*") if p.is_dir())]
+        else:
+            places = [next((p for p in folder.absolute().parents if p.is_dir()), None)]
+        for place in places:
+            if (problem := not_writable(place)) is not None:
+                raise DataError(f"{problem}: {what} writes there (check the folder's permissions)")
+
+
+# The file system refused a write for a reason outside replab's code: permissions, a read-only mount, a full disk
+_UNWRITABLE = {errno.EACCES: "no permission", errno.EPERM: "not permitted (an immutable or protected file?)",
+               errno.EROFS: "a read-only file system", errno.ENOSPC: "no space left on the device",
+               errno.EDQUOT: "the disk quota is used up"}
+
+
+def unwritable(err: OSError) -> str | None:
+    """One line for an OSError of the file system refusing a write (`_UNWRITABLE`), naming the path, e.g.
+    "models/autoencoder/simple-0: not permitted (an immutable or protected file?) …"; None for any other error,
+    which is a fault to show in full."""
+    if (why := _UNWRITABLE.get(err.errno)) is None:
+        return None
+    where = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None) or "a file"
+    return f"{where}: {why} ({err.strerror}); replab must write there (check the folder's permissions and free space)"
 
 
 class NonFiniteError(DataError):
@@ -219,8 +264,16 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 → the mode mkdir would have given
         if path.exists():  # the old folder moves aside under a temp name of its own (a killed swap's is a leftover)
             old = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp.old", dir=path.parent))
-            os.replace(path, old)  # (onto the empty folder just made)
-            os.replace(tmp, path)
+            try:
+                os.replace(path, old)  # (onto the empty folder just made)
+            except BaseException:
+                old.rmdir()
+                raise
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old, path)  # the old folder back in its place: a failed write loses nothing
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)

@@ -15,13 +15,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tempfile
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from replab.io import YAMLSyntaxError, not_a_regular_file, one_line, parse_yaml
+from replab.io import YAMLSyntaxError, not_a_regular_file, not_writable, one_line, parse_yaml
 
 PARAMS_FILE = "params.yaml"
 T = TypeVar("T")
@@ -172,7 +171,7 @@ def _convert(tp: Any, value: Any, key: str, meta: typing.Mapping[str, Any]) -> A
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ParamError(f"{key} = {shown(value)}: must be a number")
         try:
-            value = float(value)
+            value = float(value) + 0.0  # (+ 0.0: -0.0 is 0.0, one value, not a second sweep point or matrix item)
         except OverflowError:  # an integer beyond float64 (1 and 400 zeros): YAML's float literal would read as inf
             raise ParamError(f"{key} = {shown(value)}: must be finite{BEYOND_FLOAT64}") from None
         if not math.isfinite(value):  # YAML's .inf / .nan pass every range check (inf > 0) or none (nan)
@@ -282,14 +281,8 @@ def check_writable(path: str, option: str, markers: tuple[str, ...] = ()) -> Non
                          "would replace (give a new file's path)")
     elif parent is not None and not parent.is_dir():
         problem = f"{parent} is not a directory"
-    elif parent is None or not os.access(parent, os.W_OK | os.X_OK):
-        problem = f"{parent} is not writable"
-    else:
-        try:  # os.access says yes for root, and on special filesystems (/proc): write one to be sure
-            with tempfile.NamedTemporaryFile(dir=parent, prefix=".replab-"):
-                return
-        except OSError as err:
-            problem = f"{parent} is not writable ({err.strerror})"
+    elif (problem := not_writable(parent)) is None:
+        return
     raise ParamError(f"{option} {path}: {problem} (give a file path to write to)")
 
 
@@ -322,6 +315,8 @@ def check_replaceable_folder(path: str, option: str, keeps: typing.Callable[[Pat
         raise ParamError(f"{option} {path}: is {kind}, not a folder (give a folder path to write to)")
     if target.exists() and not target.is_dir():
         raise ParamError(f"{option} {path}: is not a folder (give a folder path to write to)")
+    if (problem := not_writable(above)) is not None:  # the new folder is made beside the old, in this one
+        raise ParamError(f"{option} {path}: {problem} (give a folder path to write to)")
     if target.is_dir():
         try:
             entries = list(target.iterdir())

@@ -147,6 +147,10 @@ class Variant:
         return Path("plots") / self.paper / "curves" / self.key
 
     @property
+    def checkpoint_dir(self) -> Path:
+        return Path("checkpoints") / self.paper / self.key
+
+    @property
     def metrics_path(self) -> Path:
         return (self.metrics_dir or Path("metrics") / self.paper) / f"{self.key}.json"
 
