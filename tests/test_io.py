@@ -482,6 +482,7 @@ def test_a_write_the_file_system_refuses_is_one_line_naming_the_path_and_other_o
     assert unwritable(OSError(errno.ENOSPC, "No space left on device", "metrics/x.json")) == (
         "metrics/x.json: no space left on the device (No space left on device); replab must write there (check the "
         "folder's permissions and free space)")
+    assert unwritable(PermissionError(errno.EPERM, "Operation not permitted")) is None  # os.kill's: no path
 
     def missing(args):
         raise FileNotFoundError(errno.ENOENT, "No such file or directory", "a bug's path")

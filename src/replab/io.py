@@ -99,10 +99,10 @@ _UNWRITABLE = {errno.EACCES: "no permission", errno.EPERM: "not permitted (an im
 def unwritable(err: OSError) -> str | None:
     """One line for an OSError of the file system refusing a write (`_UNWRITABLE`), naming the path, e.g.
     "models/autoencoder/simple-0: not permitted (an immutable or protected file?) …"; None for any other error,
-    which is a fault to show in full."""
-    if (why := _UNWRITABLE.get(err.errno)) is None:
+    which is a fault to show in full, and for one naming no path (not a file's: a signal's or a thread's EPERM)."""
+    if (why := _UNWRITABLE.get(err.errno)) is None or err.filename is None:
         return None
-    where = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None) or "a file"
+    where = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
     return f"{where}: {why} ({err.strerror}); replab must write there (check the folder's permissions and free space)"
 
 
