@@ -170,6 +170,23 @@ def one_line_naming(err: pytest.ExceptionInfo, name: str) -> str:
     return msg
 
 
+def zip_claiming(path: Path, flag: int | None = None, method: int | None = None, version: int | None = None) -> Path:
+    """Rewrite the zip `path` in place so that every header claims general-purpose `flag` bits (1: encrypted: a
+    RuntimeError on read), compression `method` (99: AES, which zipfile does not implement: NotImplementedError)
+    or the central directory's `version` needed to extract (99: "zip file version 9.9", NotImplementedError on
+    open); None leaves a field as written."""
+    raw = bytearray(path.read_bytes())
+    for signature, at in ((b"PK\x03\x04", 4), (b"PK\x01\x02", 6)):  # local headers, central directory entries
+        start = 0
+        while (start := raw.find(signature, start)) >= 0:
+            for offset, value in ((2, flag), (4, method), (0, version if signature == b"PK\x01\x02" else None)):
+                if value is not None:
+                    raw[start + at + offset:start + at + offset + 2] = value.to_bytes(2, "little")
+            start += 4
+    path.write_bytes(bytes(raw))
+    return path
+
+
 def load(out: Path, split: str) -> dict:
     """One split of a processed data set (`<out>/<split>.npz`)."""
     from replab.io import read_npz

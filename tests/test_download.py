@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import QuietHandler, closed_port_url, one_line_naming
+from conftest import QuietHandler, closed_port_url, one_line_naming, zip_claiming
 from replab import download
 from replab.download import RemoteFile, fetch, offline_hint
 from replab.io import DataError
@@ -975,3 +975,16 @@ def test_an_unreachable_mirror_is_named_with_the_way_back(upstream, tmp_path):
     assert "no network?" not in msg and "\n" not in msg
     assert msg.endswith(f"; data.rt_snippets.mirror = {mirror} is unreachable: give a folder or URL that holds the "
                         "files, or set it back to null (then `dvc checkout` restores the copy DVC last recorded)")
+
+
+def test_a_zip_of_a_version_zipfile_does_not_implement_is_a_format_rejection(tmp_path):
+    """Any downloaded .zip is opened to tell a wrong file from a damaged one; a central directory claiming version
+    9.9 raised NotImplementedError there, a traceback instead of the checksum mismatch (sst, EMNIST, USC-HAD)."""
+    from replab.download import _format_rejection
+
+    path = tmp_path / "trainDevTestTrees_PTB.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("trees/train.txt", "(3 (2 a))")
+    assert _format_rejection(path.name, path) is None
+    zip_claiming(path, version=99)
+    assert _format_rejection(path.name, path) == "not a zip archive, or truncated (zip file version 9.9)"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from conftest import closed_port_url, load, one_line_naming
+from conftest import closed_port_url, load, one_line_naming, zip_claiming
 from replab.data import emnist_writers as ew
 from replab.download import RemoteFile
 from replab.io import DataError
@@ -291,7 +291,11 @@ def test_broken_archives_fail_naming_the_zip(release, tmp_path):
     start = buf.index(b"MATLAB")  # zero bytes inside the stored member: its CRC fails on read
     buf[start + 200: start + 260] = bytes(60)
     corrupt.write_bytes(bytes(buf))
-    for path in (truncated, without, corrupt):
+    encrypted, newer = tmp_path / "encrypted.zip", tmp_path / "newer.zip"  # a RuntimeError, a NotImplementedError:
+    for path, claim in ((encrypted, {"flag": 1}), (newer, {"version": 99})):  # tracebacks, once
+        path.write_bytes(raw)
+        zip_claiming(path, **claim)
+    for path in (truncated, without, corrupt, encrypted, newer):
         target = tmp_path / "out" / ew.MAT_FILE
         with pytest.raises(DataError) as err:
             ew.extract_digits(path, target)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import load, one_line_naming
+from conftest import load, one_line_naming, zip_claiming
 from replab.data import eraser, fasttext, imdb, lm1b, rt_snippets, sst, text
 from replab.io import DataError
 from replab.params import ParamError
@@ -389,20 +389,11 @@ def test_sst_download_and_prepare_jw_recipe(sst_zip, tmp_path):
 
 
 def _stored_zip_with(members: dict[str, bytes], path: Path, flag: int = 0, method: int = 0) -> Path:
-    """A zip of stored members whose headers then claim general-purpose `flag` bits (1: encrypted) or compression
-    `method` (99: AES, which zipfile does not implement)."""
+    """A zip of stored members whose headers then claim `flag` and `method` (conftest.zip_claiming)."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
         for name, data in members.items():
             zf.writestr(name, data)
-    raw = bytearray(path.read_bytes())
-    for signature, at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # local headers, central directory
-        start = 0
-        while (start := raw.find(signature, start)) >= 0:
-            raw[start + at:start + at + 2] = flag.to_bytes(2, "little")
-            raw[start + at + 2:start + at + 4] = method.to_bytes(2, "little")
-            start += 4
-    path.write_bytes(bytes(raw))
-    return path
+    return zip_claiming(path, flag, method)
 
 
 @pytest.mark.parametrize("flag, method, why", [(1, 0, "is encrypted"), (0, 99, "compression method")])

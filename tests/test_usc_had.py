@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from conftest import closed_port_url, load, one_line_naming
+from conftest import closed_port_url, load, one_line_naming, zip_claiming
 from replab.data import recordings
 from replab.data import usc_had as uh
 from replab.io import DataError
@@ -486,6 +486,20 @@ def test_zip_slip_members_are_rejected(release, tmp_path, evil):
     assert "zip-slip" in one_line_naming(err, repr(evil))
     assert empty(raw) and not list(tmp_path.rglob("evil.mat"))
     assert archive.is_file()  # the mirror's own copy is untouched
+
+
+@pytest.mark.parametrize("claim, why", [({"flag": 1}, "is encrypted"), ({"method": 99}, "compression method"),
+                                        ({"version": 99}, "zip file version")])
+def test_a_zip_that_zipfile_cannot_decode_is_one_line_and_leaves_nothing(release, tmp_path, claim, why):
+    """An encrypted member (RuntimeError), an unimplemented compression method or zip version (NotImplementedError)
+    escaped check_archive as tracebacks, past fetch's next URL, leaving an empty data/raw/usc_had/."""
+    (tmp_path / "mirror").mkdir()
+    zip_claiming(release_zip(tmp_path / "mirror" / uh.ARCHIVE.name, release.tree), **claim)
+    raw = tmp_path / "raw"
+    with pytest.raises(DataError) as err:
+        uh.download("usc_had", uh.UscHadConfig(mirror=str(tmp_path / "mirror")), raw, progress=False)
+    assert why in one_line_naming(err, uh.ARCHIVE.name)
+    assert empty(raw)
 
 
 def test_offline_fails_fast_naming_the_mirror_param(release, tmp_path, monkeypatch, network_attempts):

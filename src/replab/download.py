@@ -37,7 +37,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from replab.io import DataError, atomic_path, sha256_file
+from replab.io import UNREADABLE_ZIP, DataError, atomic_path, sha256_file
 
 # Short connect timeout: with no network every pinned host must fail within seconds, not minutes.
 CONNECT_TIMEOUT = 3.0
@@ -295,7 +295,7 @@ def _format_rejection(name: str, path: str | Path) -> str | None:
             with zipfile.ZipFile(path) as zf:
                 if not zf.namelist():
                     return "an empty zip archive"
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as err:
+        except UNREADABLE_ZIP as err:
             return f"not a zip archive, or truncated ({_one_line(err)})"
     if name.endswith(".mat") and not head.startswith(b"MATLAB"):
         return "not a MATLAB .mat file (no `MATLAB` header)"

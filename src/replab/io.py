@@ -503,9 +503,10 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 
 
 # what zipfile raises on an archive it cannot read: cut or overwritten (BadZipFile, EOFError), a corrupt deflate stream
-# (zlib.error), a directory or no permission (OSError), an encrypted member (RuntimeError) or one of a compression
-# method it does not implement (NotImplementedError)
-UNREADABLE_ZIP = (zipfile.BadZipFile, EOFError, OSError, zlib.error, RuntimeError, NotImplementedError)
+# (zlib.error), a directory or no permission (OSError), an encrypted member (RuntimeError), one of a compression
+# method or zip version it does not implement (NotImplementedError) or a ZIP64 archive it refuses (LargeZipFile)
+UNREADABLE_ZIP = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, zlib.error, RuntimeError,
+                  NotImplementedError)
 
 # what np.load raises on a damaged file: a cut or overwritten zip (BadZipFile, EOFError), a corrupt deflate
 # stream (zlib.error), a bad header or pickled objects (ValueError), a directory or no permission (OSError), a

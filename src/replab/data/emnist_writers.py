@@ -42,7 +42,7 @@ import numpy as np
 from replab.data.images import check_every_class
 from replab.data.writers import CLASS_NAMES, WRITER_SPLITS, write_writer_splits
 from replab.download import FetchError, RemoteFile, check_mirror, fetch, local_root, offline_hint
-from replab.io import DataError, atomic_path, read_json, rerun_hint, sha256_file, write_json
+from replab.io import UNREADABLE_ZIP, DataError, atomic_path, read_json, rerun_hint, sha256_file, write_json
 from replab.params import param
 
 ARCHIVE = RemoteFile(
@@ -266,7 +266,7 @@ def extract_digits(archive: Path, target: Path) -> Path:
             with zf.open(member) as src, atomic_path(target, suffix=".part") as tmp:
                 with open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, OSError) as err:
+    except UNREADABLE_ZIP as err:
         raise DataError(f"{archive}: truncated or corrupt zip ({_one_line(err)})") from None
     return target
 

@@ -57,7 +57,7 @@ from replab.data.recordings import (
     write_windows,
 )
 from replab.download import RemoteFile, check_mirror, fetch, local_root, offline_hint
-from replab.io import DataError, atomic_dir, read_json, sha256_file, write_json
+from replab.io import UNREADABLE_ZIP, DataError, atomic_dir, read_json, sha256_file, write_json
 from replab.params import param
 
 ARCHIVE = RemoteFile(
@@ -384,7 +384,7 @@ def check_archive(archive: Path, expected: dict[str, str] | None = None, label: 
                     actual = _copy_hashed(src)
                 if actual != table[key]:
                     raise _mismatch(f"{label}: member {members[key]}", actual, key, table)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, OSError) as err:
+    except UNREADABLE_ZIP as err:
         raise DataError(f"{label}: truncated or corrupt zip ({_one_line(err)})") from None
 
 
@@ -405,7 +405,7 @@ def extract_tree(archive: Path, tree: Path, expected: dict[str, str] | None = No
                         actual = _copy_hashed(src, target)
                     if actual != table[key]:
                         raise _mismatch(f"{archive}: member {members[key]}", actual, key, table)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, OSError) as err:
+    except UNREADABLE_ZIP as err:
         raise DataError(f"{archive}: truncated or corrupt zip ({_one_line(err)})") from None
     return tree
 
