@@ -343,13 +343,18 @@ def sst_zip(server, monkeypatch):
     return path
 
 
-def write_pool_and_vectors(raw_root: Path) -> None:
+def write_pool_and_vectors(raw_root: Path, sample: str = "The film , too , was fine .\nA man walks .\n\nNo way !\n"
+                           ) -> None:
+    """An LM1B sample and fastText vectors as their downloads leave them, each beside its record."""
     (raw_root / "lm1b").mkdir(parents=True)
-    (raw_root / "lm1b" / lm1b.SAMPLE).write_text("The film , too , was fine .\nA man walks .\n\nNo way !\n")
-    (raw_root / "lm1b" / lm1b.RECORD).write_text(json.dumps({"fraction": 0.01, "seed": 0}))
+    (raw_root / "lm1b" / lm1b.SAMPLE).write_text(sample)
+    (raw_root / "lm1b" / lm1b.RECORD).write_text(json.dumps({
+        "fraction": 0.01, "seed": 0, "sha256": sha((raw_root / "lm1b" / lm1b.SAMPLE).read_bytes())}))
     (raw_root / "fasttext").mkdir(parents=True)
     (raw_root / "fasttext" / "wiki.simple.vec").write_text(
         "3 4\nfilm 0.1 0.2 0.3 0.4\nzebra 1 1 1 1\ngreat -0.5 0.5 -0.5 0.5\n")
+    (raw_root / "fasttext" / fasttext.RECORD).write_text(json.dumps({
+        "sha256": sha((raw_root / "fasttext" / "wiki.simple.vec").read_bytes()), "pinned": False}))
 
 
 def test_sst_download_and_prepare_jw_recipe(sst_zip, tmp_path):
@@ -685,8 +690,7 @@ def test_fasttext_rows_of_the_vocabulary_only_and_bad_files(tmp_path):
 
 
 def test_pool_draws_seeded_texts_within_the_labeled_length(tmp_path):
-    write_pool_and_vectors(tmp_path)
-    (tmp_path / "lm1b" / lm1b.SAMPLE).write_text("A man walks .\n" + "very " * 30 + "long .\nNo way !\n")
+    write_pool_and_vectors(tmp_path, sample="A man walks .\n" + "very " * 30 + "long .\nNo way !\n")
     expect = {"fraction": 0.01, "seed": 0}
     docs, meta = imdb.unlabeled_pool("lm1b", tmp_path, "data.sst.unlabeled", expect, 0, 0, max_tokens=5)
     assert sorted(docs) == [["a", "man", "walks"], ["no", "way"]] and meta["available"] == 3 and meta["used"] == 2
@@ -1115,3 +1119,37 @@ def test_sst_bad_tree_in_the_archive_names_member_and_line(tmp_path, monkeypatch
         sst.prepare("sst", sst.SstConfig(unlabeled="none"), raw, tmp_path / "out", 0)
     assert "label '8' is not 0–4" in one_line_naming(err, f"{sst.ARCHIVE.name}:trees/dev.txt:2")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_downloaded_file_edited_since_its_record_is_refused_where_a_text_set_reads_it(tmp_path):
+    """The fastText vectors and the LM1B sample are read by sst / imdb / eraser_movies' prepare stages; their
+    docstrings promised a check against the download's record there, which only their own prepare made."""
+    write_pool_and_vectors(tmp_path)
+    vocab = ["<pad>", "<unk>", "film", "great"]
+    rows, meta = fasttext.embeddings_for("fasttext", tmp_path, vocab, 0)
+    assert meta["sha256"] == sha((tmp_path / "fasttext" / "wiki.simple.vec").read_bytes()) and rows.shape == (4, 4)
+    assert lm1b.read_sample(tmp_path, {"fraction": 0.01, "seed": 0}, "data.sst.unlabeled")[0][:2] == [
+        "The film , too , was fine .", "A man walks ."]
+    with open(tmp_path / "fasttext" / "wiki.simple.vec", "a") as fh:
+        fh.write("edited 1 1 1 1\n")
+    with pytest.raises(DataError) as err:
+        fasttext.embeddings_for("fasttext", tmp_path, vocab, 0)
+    assert "recorded at download (fasttext.json); run `dvc repro -s -f download@fasttext`" in one_line_naming(
+        err, str(tmp_path / "fasttext" / "wiki.simple.vec"))
+    (tmp_path / "lm1b" / lm1b.SAMPLE).write_text("edited by hand .\n")
+    with pytest.raises(DataError) as err:
+        lm1b.read_sample(tmp_path, {"fraction": 0.01, "seed": 0}, "data.sst.unlabeled")
+    assert "recorded at download (lm1b_sample.json)" in one_line_naming(err, str(tmp_path / "lm1b" / lm1b.SAMPLE))
+
+
+def test_rows_drawn_for_words_without_a_vector_stay_finite_or_the_file_is_refused(tmp_path):
+    """The std of the found rows was taken in float32, whose squares overflow past 1.8e19: a row of 1e20 made it
+    inf and every drawn row NaN or inf, written into embeddings.npy without a word."""
+    vec = tmp_path / "wiki.simple.vec"
+    vec.write_text("2 2\nthe 1e20 -1e20\nfilm 0.1 0.2\n")
+    rows, _ = fasttext.vocab_rows(vec, ["<pad>", "the", "film", "unseen"], 0)
+    assert np.isfinite(rows).all() and rows[3].std() > 1e18  # the std of the found rows, 7.1e19, in float64
+    vec.write_text("2 2\nthe 3e38 -3e38\nfilm 0.1 0.2\n")
+    with pytest.raises(DataError) as err:
+        fasttext.vocab_rows(vec, ["<pad>", "the", "film", *(f"w{i}" for i in range(50))], 0)  # std 2.1e38: 100 draws
+    assert "overflow float32" in one_line_naming(err, str(vec))

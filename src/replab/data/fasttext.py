@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.data.text import record_fields, utf8
+from replab.data.text import check_recorded_sha256, utf8
 from replab.download import RemoteFile, fetch
-from replab.io import DataError, atomic_dir, read_json, rerun_hint, sha256_file, write_json
+from replab.io import DataError, atomic_dir, rerun_hint, sha256_file, write_json
 from replab.params import MAX_SIZE, fail, param
 
 VEC = RemoteFile(
@@ -119,11 +119,8 @@ def prepare(name: str, cfg: FasttextConfig, raw_dir: Path, out_dir: Path, split_
     path = Path(raw_dir) / VEC.name
     if not path.is_file():
         raise DataError(f"{path}: missing (run `dvc repro download@{name}` first)")
-    record = Path(raw_dir) / RECORD
     stage = f"download@{name}"
-    recorded = record_fields(record, read_json(record, expect=dict, stage=stage), {"sha256": str}, stage)["sha256"]
-    if (actual := sha256_file(path)) != recorded:
-        raise DataError(f"{path}: sha256 {actual} differs from {recorded} recorded at download; {rerun_hint(stage)}")
+    actual = check_recorded_sha256(path, Path(raw_dir) / RECORD, stage)
     try:  # recorded by a version that checked the header only, a truncated copy would pass the sha256
         count, dim = check_vec(path)
     except DataError as err:
@@ -143,16 +140,18 @@ def embeddings_for(kind: str, raw_root: Path, vocab: Sequence[str], seed: int) -
     path = raw_root / "fasttext" / VEC.name
     if not path.is_file():
         raise DataError(f"{path}: missing; embeddings = fasttext needs `dvc repro download@fasttext` first")
-    rows, meta = vocab_rows(path, vocab, seed)
+    sha256 = check_recorded_sha256(path, path.parent / RECORD, "download@fasttext")
+    rows, meta = vocab_rows(path, vocab, seed, sha256)
     return rows, {"kind": "fasttext", **meta}
 
 
-def vocab_rows(path: Path, vocab: Sequence[str], seed: int = 0) -> tuple[np.ndarray, dict]:
+def vocab_rows(path: Path, vocab: Sequence[str], seed: int = 0, sha256: str | None = None) -> tuple[np.ndarray, dict]:
     """float32 [V, d] rows of a fastText `.vec` (header "<count> <dim>", then "<word> <d floats>") for the
     words of `vocab` only, streamed line by line; words without a vector get N(0, std of the found rows)
     (seeded), `<pad>` (vocab[0]) gets zeros, a word's second row is ignored (counted in the meta). DataError
-    naming the file and line on a malformed header or row (a blank one too), or when no word of `vocab` has a
-    row."""
+    naming the file and line on a malformed header or row (a blank one too), when no word of `vocab` has a
+    row, or when the found rows' values are so large that a drawn row is not finite in float32. `sha256`: the
+    file's, when the caller has it."""
     index = {tok: i for i, tok in enumerate(vocab)}
     with _open_vec(path) as fh:
         count, dim = _parse_header(fh.readline(), path)
@@ -181,7 +180,11 @@ def vocab_rows(path: Path, vocab: Sequence[str], seed: int = 0) -> tuple[np.ndar
                         f"vector among its {count:,} rows (not a word-vector file of this language?)")
     missing = ~found
     missing[0] = False  # <pad> stays zero
-    std = float(out[found].std()) if found.any() else 1.0
-    out[missing] = np.random.default_rng(seed).normal(0.0, std, size=(int(missing.sum()), dim))
-    return out, {"file": str(path), "sha256": sha256_file(path), "dim": dim, "vectors_in_file": count,
+    std = float(out[found].std(dtype=np.float64)) if found.any() else 1.0  # (float32 squares overflow past 1.8e19)
+    drawn = np.random.default_rng(seed).normal(0.0, std, size=(int(missing.sum()), dim))
+    if np.abs(drawn).max(initial=0.0) > np.finfo(np.float32).max:
+        raise DataError(f"{path}: its vectors' values (std {std:.3g}) make rows drawn for the vocabulary's other words "
+                        "overflow float32 (word vectors are of order 1: not a word-vector file?)")
+    out[missing] = drawn
+    return out, {"file": str(path), "sha256": sha256 or sha256_file(path), "dim": dim, "vectors_in_file": count,
                  "vocab_found": int(found.sum()), "vocab_random": int(missing.sum()), "repeated_rows_ignored": repeated}

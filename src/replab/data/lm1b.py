@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.data.text import file_lines, read_lines, read_text, record_fields, utf8
+from replab.data.text import check_recorded_sha256, file_lines, read_lines, read_text, record_fields, utf8
 from replab.download import RemoteFile, check_mirror, fetch, local_root, verify
 from replab.io import DataError, atomic_dir, atomic_path, read_json, sha256_file, write_json
 from replab.params import MAX_COUNT, SEED_MAX, param
@@ -131,7 +131,8 @@ def sample_tarball(archive: Path, target: Path, fraction: float, seed: int, expe
 def read_sample(raw_root: Path, expect: dict, where: str) -> tuple[list[str], Path]:
     """(sentences, path) of the sample under `raw_root/lm1b` as a text set's unlabeled pool. `expect`
     ({"fraction", "seed"}: the text set's mirror of `data.lm1b`, so that DVC reruns its prepare stage when the
-    sample changes) must match the sample's record, else a one-line DataError says to re-run lm1b."""
+    sample changes) must match the sample's record, and the sample its recorded sha256, else a one-line DataError
+    says to re-run lm1b."""
     path = raw_root / "lm1b" / SAMPLE
     if not path.is_file():
         raise DataError(f"{path}: missing; {where} = lm1b needs `dvc repro download@lm1b` first "
@@ -142,6 +143,7 @@ def read_sample(raw_root: Path, expect: dict, where: str) -> tuple[list[str], Pa
     got = {k: record[k] for k in expect}
     if got != expect:
         raise DataError(f"{path}: sampled with {got}, {where} expects {expect}; run `dvc repro download@lm1b`")
+    check_recorded_sha256(path, record_path, STAGE)
     return read_lines(path), path
 
 
@@ -152,8 +154,7 @@ def prepare(name: str, cfg: Lm1bConfig, raw_dir: Path, out_dir: Path, split_seed
     if not path.is_file():
         raise DataError(f"{path}: missing (run `dvc repro download@{name}` first)")
     rec = record_fields(raw_dir / RECORD, read_json(raw_dir / RECORD, expect=dict, stage=STAGE), FIELDS, STAGE)
-    if rec["sha256"] != (actual := sha256_file(path)):
-        raise DataError(f"{path}: sha256 {actual} differs from its record {raw_dir / RECORD}; download again")
+    actual = check_recorded_sha256(path, raw_dir / RECORD, STAGE)
     lengths = np.array([len(line.split()) for line in file_lines(read_text(path))])
     meta = {"dataset": name, "source": "real: One Billion Word benchmark, training shards", "sha256":
             {ARCHIVE.name: ARCHIVE.sha256, SAMPLE: actual}, "fraction": rec["fraction"], "seed": rec["seed"],

@@ -308,6 +308,18 @@ def require_both_classes(labels: Sequence[int] | np.ndarray, split: str, source:
 _FIELD_KINDS = {str: "a string", int: "an integer", float: "a finite number"}
 
 
+def check_recorded_sha256(path: Path, record_path: Path, stage: str) -> str:
+    """The sha256 of the downloaded file `path` once it equals the `sha256` its download recorded in the JSON
+    `record_path` (written by the DVC stage `stage`); else a one-line DataError naming the file (replaced or edited
+    since, e.g. by hand) and saying to rerun the download."""
+    recorded = record_fields(record_path, read_json(record_path, expect=dict, stage=stage), {"sha256": str},
+                             stage)["sha256"]
+    if (actual := sha256_file(path)) != recorded:
+        raise DataError(f"{path}: sha256 {actual} differs from {recorded} recorded at download ({record_path.name}); "
+                        f"{rerun_hint(stage)}")
+    return actual
+
+
 def record_fields(path: Path, record: dict, fields: dict[str, type], stage: str) -> dict:
     """`record` (a JSON object read from `path`, written by the DVC stage `stage`) if every key of `fields` is
     present with a value of its kind (str, int, or float = any finite number; a boolean is neither), else a
