@@ -521,3 +521,16 @@ def test_train_refuses_a_folder_it_cannot_write_before_any_work(in_tmp, monkeypa
     monkeypatch.setattr(rio, "not_writable", real)
     rio.require_writable("models/autoencoder/simple-0", "checkpoints/autoencoder/simple-0", what="train")
     assert not (in_tmp / "models").exists() and not (in_tmp / "checkpoints").exists()
+
+
+def test_a_key_given_twice_in_a_json_object_is_a_data_error(tmp_path):
+    """json keeps the last of two equal keys in silence: a hand-edited metrics file's second "test_error" replaced
+    the first. Nested objects are checked too; equal keys in different objects are fine."""
+    (tmp_path / "m.json").write_text('{"a": {"x": 1}, "b": {"x": 2}}')
+    assert read_json(tmp_path / "m.json") == {"a": {"x": 1}, "b": {"x": 2}}
+    for text in ('{"test_error": 99.0, "test_error": 1.0}', '{"run": {"seed": 0, "lr": 1, "seed": 1}}'):
+        (tmp_path / "m.json").write_text(text)
+        with pytest.raises(DataError) as err:
+            read_json(tmp_path / "m.json", stage="eval_aae_ssl")
+        assert "appears twice in one object" in one_line_naming(err, str(tmp_path / "m.json"))
+        assert str(err.value).endswith("run `dvc repro -s -f eval_aae_ssl`")

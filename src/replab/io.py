@@ -378,6 +378,20 @@ class _NonFiniteToken(ValueError):
     pass
 
 
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object's dict, refusing a key given twice (json keeps the last in silence: a hand edit's second
+    `"test_error"` would replace the first)."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        raise _RepeatedKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return value
+
+
 def _non_finite(token: str, missing: bool) -> None:
     if not missing:
         raise _NonFiniteToken(token)
@@ -401,8 +415,12 @@ def read_json(path: str | os.PathLike, expect: type | None = None, stage: str = 
     missing = non_finite == "missing"
     hint = remedy or rerun_hint(stage)
     try:
-        value = json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda token: _non_finite(token, missing),
+        value = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys,
+                           parse_constant=lambda token: _non_finite(token, missing),
                            parse_float=lambda text: _finite_float(text, missing))
+    except _RepeatedKey as err:
+        raise DataError(f"{path}: the key {json.dumps(str(err))} appears twice in one object, which replab never "
+                        f"writes (JSON would keep the last in silence); {hint}") from None
     except _NonFiniteToken as err:
         raise DataError(f"{path}: holds the number {err}, which replab never writes (a missing value is null); "
                         f"{hint}") from None
