@@ -387,8 +387,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
     `"test_error"` would replace the first)."""
     value = dict(pairs)
     if len(value) != len(pairs):
-        seen: set[str] = set()
-        raise _RepeatedKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+        counts = collections.Counter(key for key, _ in pairs)
+        raise _RepeatedKey(next(key for key, _ in pairs if counts[key] > 1))
     return value
 
 
