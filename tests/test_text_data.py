@@ -859,6 +859,12 @@ def test_fasttext_header_encoding_and_values_name_the_line(tmp_path):
         ("2 3\nthe 1 1e39 3\nfilm 4 5 6\n", 2, "'the' has a value beyond float32's range (±3.4e38)"),
         # a trailing blank line passed for the second vector the header announced
         ("2 3\nthe 1 2 3\n\n", 3, "no word (expected '<word> <3 floats>')"),
+        # Python's int() and float() read 1_000 as 1000 and Arabic-Indic digits as digits: silent misreads
+        ("2 3\nthe 1 2_0 3\nfilm 4 5 6\n", 2, "'the''s values hold '_' or a non-ASCII character"),
+        ("2 3\nthe 1 \u0662 3\nfilm 4 5 6\n", 2, "'the''s values hold '_' or a non-ASCII character"),
+        ("1_0 3\nthe 1 2 3\n", 1, "expected the fastText header '<count> <dim>', got '1_0 3"),
+        ("+2 3\nthe 1 2 3\nfilm 4 5 6\n", 1, "expected the fastText header"),
+        ("\u0662 3\nthe 1 2 3\nfilm 4 5 6\n", 1, "expected the fastText header"),
     ]:
         vec.write_text(content)
         with pytest.raises(DataError) as err:

@@ -90,6 +90,9 @@ def _rows(fh, path: Path, count: int, dim: int):
         word, _, rest = line.partition(" ")
         if not word:  # a blank line would pass for a vector in the count check
             raise DataError(f"{path}: line {lineno}: no word (expected '<word> <{dim} floats>')")
+        if "_" in rest or not rest.isascii():  # Python's float() reads 1_0 as 10 and other scripts' digits as digits
+            raise DataError(f"{path}: line {lineno}: {word!r}'s values hold '_' or a non-ASCII character (expected "
+                            f"{dim} decimal floats)")
         values = rest.split(" ")
         if len(values) != dim and not raw.endswith(b"\n"):  # the last line, cut off mid-row
             raise DataError(f"{path}: line {lineno}: cut off ({word!r} has {len(values)} of {dim} values and no line "
@@ -106,7 +109,10 @@ def _parse_header(raw: bytes, path: Path) -> tuple[int, int]:
     fault)."""
     line = utf8(raw, str(path))
     try:
-        count, dim = (int(v) for v in line.split())
+        fields = line.split()
+        if not all(re.fullmatch(r"-?[0-9]+", v) for v in fields):  # int() reads 1_000, +5 and other scripts' digits
+            raise ValueError  # (a negative one is named by the range check below)
+        count, dim = (int(v) for v in fields)
     except ValueError:  # not two fields, or not integers
         raise DataError(f"{path}: line 1: expected the fastText header '<count> <dim>', got {line[:40]!r}") from None
     if count < 0 or not 1 <= dim <= MAX_SIZE:  # (attention_vat.embedding_dim's bounds, which must equal dim)
