@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.data.text import check_recorded_sha256, utf8
+from replab.data.text import utf8, verified_download
 from replab.download import RemoteFile, fetch
 from replab.io import DataError, atomic_dir, rerun_hint, sha256_file, write_json
 from replab.params import MAX_SIZE, fail, param
@@ -126,7 +126,7 @@ def prepare(name: str, cfg: FasttextConfig, raw_dir: Path, out_dir: Path, split_
     if not path.is_file():
         raise DataError(f"{path}: missing (run `dvc repro download@{name}` first)")
     stage = f"download@{name}"
-    actual = check_recorded_sha256(path, Path(raw_dir) / RECORD, stage)
+    _, actual = verified_download(path, Path(raw_dir) / RECORD, stage)
     try:  # recorded by a version that checked the header only, a truncated copy would pass the sha256
         count, dim = check_vec(path)
     except DataError as err:
@@ -146,7 +146,7 @@ def embeddings_for(kind: str, raw_root: Path, vocab: Sequence[str], seed: int) -
     path = raw_root / "fasttext" / VEC.name
     if not path.is_file():
         raise DataError(f"{path}: missing; embeddings = fasttext needs `dvc repro download@fasttext` first")
-    sha256 = check_recorded_sha256(path, path.parent / RECORD, "download@fasttext")
+    _, sha256 = verified_download(path, path.parent / RECORD, "download@fasttext")
     rows, meta = vocab_rows(path, vocab, seed, sha256)
     return rows, {"kind": "fasttext", **meta}
 

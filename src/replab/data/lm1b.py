@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replab.data.text import check_recorded_sha256, file_lines, read_lines, read_text, record_fields, utf8
+from replab.data.text import file_lines, read_lines, read_text, utf8, verified_download
 from replab.download import RemoteFile, check_mirror, fetch, local_root, verify
 from replab.io import DataError, atomic_dir, atomic_path, read_json, sha256_file, write_json
 from replab.params import MAX_COUNT, SEED_MAX, param
@@ -137,13 +137,10 @@ def read_sample(raw_root: Path, expect: dict, where: str) -> tuple[list[str], Pa
     if not path.is_file():
         raise DataError(f"{path}: missing; {where} = lm1b needs `dvc repro download@lm1b` first "
                         "(lm1b must be listed in `datasets`)")
-    record_path = raw_root / "lm1b" / RECORD
-    record = record_fields(record_path, read_json(record_path, expect=dict, stage=STAGE),
-                           {k: FIELDS[k] for k in expect}, STAGE)
+    record, _ = verified_download(path, raw_root / "lm1b" / RECORD, STAGE, {k: FIELDS[k] for k in expect})
     got = {k: record[k] for k in expect}
     if got != expect:
         raise DataError(f"{path}: sampled with {got}, {where} expects {expect}; run `dvc repro download@lm1b`")
-    check_recorded_sha256(path, record_path, STAGE)
     return read_lines(path), path
 
 
@@ -153,8 +150,7 @@ def prepare(name: str, cfg: Lm1bConfig, raw_dir: Path, out_dir: Path, split_seed
     path = raw_dir / SAMPLE
     if not path.is_file():
         raise DataError(f"{path}: missing (run `dvc repro download@{name}` first)")
-    rec = record_fields(raw_dir / RECORD, read_json(raw_dir / RECORD, expect=dict, stage=STAGE), FIELDS, STAGE)
-    actual = check_recorded_sha256(path, raw_dir / RECORD, STAGE)
+    rec, actual = verified_download(path, raw_dir / RECORD, STAGE, FIELDS)
     lengths = np.array([len(line.split()) for line in file_lines(read_text(path))])
     meta = {"dataset": name, "source": "real: One Billion Word benchmark, training shards", "sha256":
             {ARCHIVE.name: ARCHIVE.sha256, SAMPLE: actual}, "fraction": rec["fraction"], "seed": rec["seed"],

@@ -308,16 +308,18 @@ def require_both_classes(labels: Sequence[int] | np.ndarray, split: str, source:
 _FIELD_KINDS = {str: "a string", int: "an integer", float: "a finite number"}
 
 
-def check_recorded_sha256(path: Path, record_path: Path, stage: str) -> str:
-    """The sha256 of the downloaded file `path` once it equals the `sha256` its download recorded in the JSON
-    `record_path` (written by the DVC stage `stage`); else a one-line DataError naming the file (replaced or edited
-    since, e.g. by hand) and saying to rerun the download."""
-    recorded = record_fields(record_path, read_json(record_path, expect=dict, stage=stage), {"sha256": str},
-                             stage)["sha256"]
-    if (actual := sha256_file(path)) != recorded:
-        raise DataError(f"{path}: sha256 {actual} differs from {recorded} recorded at download ({record_path.name}); "
-                        f"{rerun_hint(stage)}")
-    return actual
+def verified_download(path: Path, record_path: Path, stage: str,
+                      fields: dict[str, type] | None = None) -> tuple[dict, str]:
+    """(the record, the file's sha256) of the downloaded file `path`: the JSON `record_path` written by the DVC
+    stage `stage`, holding `fields` and `sha256` of their kinds (`record_fields`), once `path`'s sha256 equals the
+    recorded one; else a one-line DataError naming the file (replaced or edited since, e.g. by hand) and saying to
+    rerun the download."""
+    record = record_fields(record_path, read_json(record_path, expect=dict, stage=stage),
+                           {**(fields or {}), "sha256": str}, stage)
+    if (actual := sha256_file(path)) != record["sha256"]:
+        raise DataError(f"{path}: sha256 {actual} differs from {record['sha256']} recorded at download "
+                        f"({record_path.name}); {rerun_hint(stage)}")
+    return record, actual
 
 
 def record_fields(path: Path, record: dict, fields: dict[str, type], stage: str) -> dict:
